@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""Benchmark the core library on this machine: training throughput, forward latency, detection.
+
+Run: ``.venv/bin/python scripts/benchmark.py [--quick]``. Prints a Markdown table (paste it in
+the README with the machine it came from) and writes ``benchmark.json`` next to it if asked.
+
+1. Training images/s: this project's loop (``ssd.training.train``) against a faithful copy of
+   the seed's plain d2l loop (seed 001: ``ImageDetIter`` with random crop, the imperative
+   TinySSD, ``MultiBoxTarget``, softmax CE + L1, two ``asscalar`` metrics per batch), on the
+   same synthetic RecordIO files, batch 32, after warm-up batches.
+2. Forward latency of TinySSD at 256×256, batch 1 (the hybridized network the Detector runs).
+3. End-to-end detection of a 1920×1080 JPEG on disk: decode, resize, forward, MultiBoxDetection,
+   boxes in original pixels.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# A faithful copy of the seed's d2l loop (001): nn.Block TinySSD, imperative, ImageDetIter.
+# Kept verbatim in spirit so the comparison is honest; do not "improve" it.
+# --------------------------------------------------------------------------------------------
+def seed_loop_images_per_s(rec_dir: str, batches: int, warmup: int) -> float:
+    import mxnet as mx
+    from mxnet import autograd, contrib, gluon, image, init, nd
+    from mxnet.gluon import loss as gloss, nn
+
+    def cls_predictor(num_anchors, num_classes):
+        return nn.Conv2D(num_anchors * (num_classes + 1), kernel_size=3, padding=1)
+
+    def bbox_predictor(num_anchors):
+        return nn.Conv2D(num_anchors * 4, kernel_size=3, padding=1)
+
+    def flatten_pred(pred):
+        return pred.transpose((0, 2, 3, 1)).flatten()
+
+    def concat_preds(preds):
+        return nd.concat(*[flatten_pred(p) for p in preds], dim=1)
+
+    def down_sample_blk(num_channels):
+        blk = nn.Sequential()
+        for _ in range(2):
+            blk.add(nn.Conv2D(num_channels, kernel_size=3, padding=1),
+                    nn.BatchNorm(in_channels=num_channels), nn.Activation('relu'))
+        blk.add(nn.MaxPool2D(2))
+        return blk
+
+    def base_net():
+        blk = nn.Sequential()
+        for num_filters in [16, 32, 64]:
+            blk.add(down_sample_blk(num_filters))
+        return blk
+
+    def get_blk(i):
+        if i == 0:
+            return base_net()
+        if i == 4:
+            return nn.GlobalMaxPool2D()
+        return down_sample_blk(128)
+
+    def blk_forward(X, blk, size, ratio, cls_predictor, bbox_predictor):
+        Y = blk(X)
+        anchors = contrib.ndarray.MultiBoxPrior(Y, sizes=size, ratios=ratio)
+        return Y, anchors, cls_predictor(Y), bbox_predictor(Y)
+
+    sizes = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
+    ratios = [[1, 2, 0.5]] * 5
+    num_anchors = len(sizes[0]) + len(ratios[0]) - 1
+
+    class TinySSD(nn.Block):
+        def __init__(self, num_classes, **kwargs):
+            super().__init__(**kwargs)
+            self.num_classes = num_classes
+            for i in range(5):
+                setattr(self, 'blk_%d' % i, get_blk(i))
+                setattr(self, 'cls_%d' % i, cls_predictor(num_anchors, num_classes))
+                setattr(self, 'bbox_%d' % i, bbox_predictor(num_anchors))
+
+        def forward(self, X):
+            anchors, cls_preds, bbox_preds = [None] * 5, [None] * 5, [None] * 5
+            for i in range(5):
+                X, anchors[i], cls_preds[i], bbox_preds[i] = blk_forward(
+                    X, getattr(self, 'blk_%d' % i), sizes[i], ratios[i],
+                    getattr(self, 'cls_%d' % i), getattr(self, 'bbox_%d' % i))
+            return (nd.concat(*anchors, dim=1),
+                    concat_preds(cls_preds).reshape((0, -1, self.num_classes + 1)),
+                    concat_preds(bbox_preds))
+
+    batch_size = 32
+    train_iter = image.ImageDetIter(
+        path_imgrec=os.path.join(rec_dir, 'train.rec'), path_imgidx=os.path.join(rec_dir, 'train.idx'),
+        batch_size=batch_size, data_shape=(3, 256, 256), shuffle=True, rand_crop=1,
+        min_object_covered=0.95, max_attempts=200)
+    train_iter.reshape(label_shape=(3, 5))
+    ctx, net = mx.cpu(), TinySSD(num_classes=1)
+    net.initialize(init=init.Xavier(), ctx=ctx)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.2, 'wd': 5e-4})
+    cls_loss, bbox_loss = gloss.SoftmaxCrossEntropyLoss(), gloss.L1Loss()
+
+    def calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks):
+        return cls_loss(cls_preds, cls_labels) + bbox_loss(bbox_preds * bbox_masks, bbox_labels * bbox_masks)
+
+    def cls_eval(cls_preds, cls_labels):
+        return (cls_preds.argmax(axis=-1) == cls_labels).mean().asscalar()
+
+    def bbox_eval(bbox_preds, bbox_labels, bbox_masks):
+        return ((bbox_labels - bbox_preds) * bbox_masks).abs().mean().asscalar()
+
+    train_iter.reset()
+    acc = mae = 0.0
+    start = None
+    n = 0
+    for i, batch in enumerate(train_iter):
+        if i == warmup:
+            start = time.perf_counter()
+        X = batch.data[0].as_in_context(ctx)
+        Y = batch.label[0].as_in_context(ctx)
+        with autograd.record():
+            anchors, cls_preds, bbox_preds = net(X)
+            bbox_labels, bbox_masks, cls_labels = contrib.nd.MultiBoxTarget(
+                anchors, Y, cls_preds.transpose((0, 2, 1)))
+            l = calc_loss(cls_preds, cls_labels, bbox_preds, bbox_labels, bbox_masks)
+        l.backward()
+        trainer.step(batch_size)
+        acc += cls_eval(cls_preds, cls_labels)
+        mae += bbox_eval(bbox_preds, bbox_labels, bbox_masks)
+        if i >= warmup:
+            n += batch_size
+        if i + 1 >= warmup + batches:
+            break
+    return n / (time.perf_counter() - start)
+
+
+def project_loop_images_per_s(rec_dir: str, batches: int, warmup: int, out_dir: str) -> float:
+    """Throughput of ``ssd.training.train`` between the end of warm-up and the last batch."""
+    from ssd.training import TrainConfig, train
+
+    stamps = []
+
+    def on_event(ev):
+        if ev["type"] == "progress":
+            stamps.append((ev["iter"], time.perf_counter()))
+
+    cfg = TrainConfig(data=rec_dir, out=out_dir, epochs=1, batch_size=32, limit_train=32 * (batches + warmup),
+                      limit_val=0, max_iters_per_epoch=batches + warmup, device="cpu")
+    train(cfg, on_event=on_event, install_signal_handlers=False)
+    (i0, t0), (i1, t1) = [s for s in stamps if s[0] == warmup][0], stamps[-1]
+    return 32 * (i1 - i0) / (t1 - t0)
+
+
+def forward_latency_ms(runs: int) -> float:
+    import mxnet as mx
+
+    from ssd.model import TinySSD
+
+    net = TinySSD(1)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.random.uniform(shape=(1, 3, 256, 256))
+    for _ in range(5):
+        net(x)[1].wait_to_read()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = net(x)
+        for o in out:
+            o.wait_to_read()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def detection_latency_ms(model_dir: str, runs: int, tmp: str) -> float:
+    from PIL import Image
+
+    from ssd.detection import Detector
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((1080, 1920, 3)) * 60 + np.linspace(0, 180, 1920)[None, :, None]).astype(np.uint8)
+    path = os.path.join(tmp, "photo_1920x1080.jpg")
+    Image.fromarray(img).save(path, quality=90)
+    det = Detector.load(model_dir)
+    for _ in range(3):
+        det.detect(path)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        raw = det.detect(path)
+        times.append((time.perf_counter() - t) * 1000)
+    assert raw.image_size == (1920, 1080)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=8, help="timed training batches of 32")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=50, help="timed forward / detection runs")
+    ap.add_argument("--model", default=None, help="model folder for the detection figure (default: the shipped one)")
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+
+    from ssd.store import default_model
+    from ssd.synth import generate
+
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"Python {platform.python_version()}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "synth")
+        generate(data, num_train=32 * (args.batches + args.warmup), num_val=8, seed=123)
+        print("timing the seed's d2l loop …", file=sys.stderr)
+        results["seed_train_img_s"] = seed_loop_images_per_s(data, args.batches, args.warmup)
+        print("timing this project's loop …", file=sys.stderr)
+        results["train_img_s"] = project_loop_images_per_s(data, args.batches, args.warmup,
+                                                           os.path.join(tmp, "run"))
+        results["train_speedup"] = results["train_img_s"] / results["seed_train_img_s"]
+        results["forward_ms"] = forward_latency_ms(args.runs)
+        model = args.model or (default_model().path if default_model() else os.path.join(tmp, "run"))
+        results["detect_1080p_ms"] = detection_latency_ms(model, args.runs, tmp)
+
+    print(f"\nMachine: {results['machine']}\n")
+    print("| measure | result | target |")
+    print("| --- | --- | --- |")
+    print(f"| training, seed's d2l loop (batch 32) | {results['seed_train_img_s']:.1f} img/s | |")
+    print(f"| training, this project's loop (batch 32) | {results['train_img_s']:.1f} img/s "
+          f"({results['train_speedup']:.2f}×) | ≥ 1.5× |")
+    print(f"| TinySSD forward, 256×256, batch 1 | {results['forward_ms']:.1f} ms | ≤ 25 ms |")
+    print(f"| detect a 1920×1080 JPEG, decode to boxes | {results['detect_1080p_ms']:.1f} ms | ≤ 60 ms |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

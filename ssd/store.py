@@ -1,0 +1,168 @@
+"""Saved models: ``models/<name>/`` with ``model.params`` and ``meta.json``.
+
+``meta.json`` says everything needed to rebuild and trust the network without the code that
+trained it: architecture, classes, input size, anchors, normalization, dataset, training
+arguments and command, metrics and library versions. Parameters are read only with MXNet's
+own loader (no pickle), so a model folder from elsewhere cannot run code on load.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from .errors import ModelError
+from .fsutil import atomic_path, atomic_write_json
+
+META_FILE = "meta.json"
+PARAMS_FILE = "model.params"
+FORMAT_VERSION = 1
+DEFAULT_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+
+
+def library_versions() -> Dict[str, str]:
+    import mxnet
+    import numpy
+
+    from . import __version__
+
+    try:
+        import gluoncv
+        gcv = gluoncv.__version__
+    except Exception:  # pragma: no cover - gluoncv is a requirement
+        gcv = "missing"
+    return {"ssd": __version__, "mxnet": mxnet.__version__, "gluoncv": gcv, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def save_params(net, path: str) -> None:
+    """``net.save_parameters`` through a temp file, so a kill never leaves half a file."""
+    with atomic_path(path) as tmp:
+        net.save_parameters(tmp)
+
+
+def save_model(model_dir: str, net, meta: Dict[str, Any], params_from: Optional[str] = None) -> None:
+    """Write params (from ``net`` or by copying ``params_from``) then metadata, both atomically."""
+    os.makedirs(model_dir, exist_ok=True)
+    dest = os.path.join(model_dir, PARAMS_FILE)
+    if params_from is not None:
+        import shutil
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(params_from, tmp)
+    elif net is not None:
+        save_params(net, dest)
+    meta = dict(meta)
+    meta.setdefault("format_version", FORMAT_VERSION)
+    meta.setdefault("name", os.path.basename(os.path.normpath(model_dir)))
+    meta.setdefault("versions", library_versions())
+    meta["saved"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_meta(model_dir, meta)
+
+
+def write_meta(model_dir: str, meta: Dict[str, Any]) -> None:
+    atomic_write_json(os.path.join(model_dir, META_FILE), meta)
+
+
+def read_meta(model_dir: str) -> Dict[str, Any]:
+    path = os.path.join(model_dir, META_FILE)
+    if not os.path.isdir(model_dir):
+        raise ModelError(f"model folder {model_dir!r} does not exist")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except FileNotFoundError:
+        raise ModelError(f"{model_dir}: no {META_FILE} (not a saved model folder)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: metadata is not valid JSON ({err})") from None
+    missing = [k for k in ("arch", "classes", "input_size") if k not in meta]
+    if missing:
+        raise ModelError(f"{path}: metadata lacks {', '.join(missing)}")
+    if not isinstance(meta["classes"], list) or not meta["classes"]:
+        raise ModelError(f"{path}: 'classes' must be a non-empty list")
+    return meta
+
+
+def build_from_meta(meta: Dict[str, Any]):
+    """An uninitialized network of the saved architecture and configuration."""
+    from .model import build_model
+
+    anchors = meta.get("anchors") or {}
+    return build_model(meta["arch"], len(meta["classes"]), int(meta["input_size"]),
+                       sizes=anchors.get("sizes"), ratios=anchors.get("ratios"))
+
+
+def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
+    """Rebuild the network from metadata and load its parameters; ``ModelError`` on any failure."""
+    import mxnet as mx
+
+    meta = read_meta(model_dir)
+    params = os.path.join(model_dir, PARAMS_FILE)
+    if not os.path.isfile(params):
+        raise ModelError(f"{model_dir}: no {PARAMS_FILE}")
+    try:
+        net = build_from_meta(meta)
+    except Exception as err:
+        raise ModelError(f"{model_dir}: cannot build architecture {meta.get('arch')!r}: {err}") from None
+    try:
+        net.load_parameters(params, ctx=ctx or mx.cpu())
+    except Exception as err:  # MXNetError, AssertionError on shape/name mismatch, truncated file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{params}: parameters do not load into {meta['arch']!r} "
+                         f"({first[:300]})") from None
+    return net, meta
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    meta: Dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        m = self.meta.get("metrics", {}).get("best", {})
+        score = f", mAP {m['val_map']:.3f}" if isinstance(m.get("val_map"), (int, float)) else ""
+        return f"{self.name} ({self.meta['arch']}, {len(self.meta['classes'])} class(es){score})"
+
+
+@dataclass
+class BrokenModel:
+    name: str
+    path: str
+    error: str
+
+
+def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[BrokenModel]]:
+    """Usable models (sorted by name) and the folders that are not, each with its reason.
+
+    A folder still being trained (no params yet) is reported as broken with that reason,
+    not hidden, so a user knows why it is missing from the picker.
+    """
+    ok: List[ModelInfo] = []
+    broken: List[BrokenModel] = []
+    if not os.path.isdir(root):
+        return ok, broken
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if not os.path.isdir(path) or name.startswith("."):
+            continue
+        try:
+            meta = read_meta(path)
+            if not os.path.isfile(os.path.join(path, PARAMS_FILE)):
+                raise ModelError(f"{path}: no {PARAMS_FILE} yet")
+            ok.append(ModelInfo(name, path, meta))
+        except ModelError as err:
+            broken.append(BrokenModel(name, path, str(err)))
+    return ok, broken
+
+
+def default_model(root: str = DEFAULT_MODELS_DIR) -> Optional[ModelInfo]:
+    """The model marked ``default`` in its metadata, else the first one."""
+    ok, _ = list_models(root)
+    for m in ok:
+        if m.meta.get("default"):
+            return m
+    return ok[0] if ok else None
