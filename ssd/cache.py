@@ -196,9 +196,12 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    with Image.open(path) as im:
+    from .images import strict_decoding
+
+    with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
+        im.load()
         rgb = im.convert("RGB")
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.BILINEAR)

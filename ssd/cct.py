@@ -139,8 +139,10 @@ def _decode_rgb(path: str) -> np.ndarray:
     """Fully decode ``path`` to an (H, W, 3) uint8 RGB array, or raise ``ImageError``."""
     from PIL import Image
 
+    from .images import strict_decoding
+
     try:
-        with Image.open(path) as im:
+        with strict_decoding(), Image.open(path) as im:  # GluonCV turns truncation tolerance on globally
             im.load()
             rgb = im.convert("RGB")
         return np.asarray(rgb, dtype=np.uint8)

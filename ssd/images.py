@@ -280,7 +280,7 @@ _strict_saved: bool = False
 
 
 @contextmanager
-def _strict_decoding() -> Iterator[None]:
+def strict_decoding() -> Iterator[None]:
     """Make Pillow raise on truncated data while at least one of our decodes runs.
 
     ``ImageFile.LOAD_TRUNCATED_IMAGES`` is a module global with no per-image override, and
@@ -372,7 +372,7 @@ def _decode(fh: IO[bytes], head: bytes, label: str, draft_to: Optional[int],
             except Exception:
                 pass  # draft is an optimisation only; a full decode is still correct
         try:
-            with _strict_decoding():
+            with strict_decoding():
                 im.load()  # the full decode: truncation and corrupt data surface here
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"'{label}' ({width}×{height}) was refused as a possible "

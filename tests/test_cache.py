@@ -188,3 +188,20 @@ def test_single_file_dataset_keyed_on_its_file(tmp_path):
     k1 = cache.dataset_fingerprint(ds, 32, "train")
     rec.write_bytes(b"y" * 11)
     assert cache.dataset_fingerprint(ds, 32, "train") != k1
+
+
+def test_truncated_jpeg_is_counted_even_after_gluoncv_import(tmp_path):
+    """GluonCV sets PIL's LOAD_TRUNCATED_IMAGES globally; the cache must still refuse cut files."""
+    import gluoncv  # noqa: F401  (the import is the point)
+    from PIL import Image, ImageFile
+
+    from ssd.cache import _decode_resized
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    path = tmp_path / "cut.jpg"
+    buf = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(buf).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Exception):
+        _decode_resized(str(path), 64)

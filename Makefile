@@ -1,0 +1,31 @@
+# Front door: `make app` (set up and run the app) and `make test` (set up and run the tests).
+# Both create .venv on first use; later runs reuse it until a requirements file changes.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: app test setup setup-dev bench data-synth
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.app-installed
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.app-installed
+setup-dev: $(VENV)/.dev-installed
+
+app: setup
+	$(BIN)/streamlit run app.py
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python scripts/benchmark.py

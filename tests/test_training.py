@@ -1,0 +1,119 @@
+"""Training: the loss goes down, checkpoints are atomic, resume continues, a kill loses nothing saved."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ssd.errors import SSDError
+from ssd.events import read_events
+from ssd.store import list_models, read_meta
+from ssd.synth import generate
+from ssd.training import TrainConfig, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("synth"))
+    generate(root, num_train=32, num_val=8, seed=5)
+    return root
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=data, out=str(out), epochs=3, batch_size=16, lr=0.2, augment=False, seed=1,
+                lr_schedule="constant")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_training_lowers_the_loss_and_saves_a_complete_model(data, tmp_path):
+    res = train(_cfg(data, tmp_path / "m"), install_signal_handlers=False)
+    losses = [h["loss"] for h in res.history]
+    assert res.status == "done" and len(losses) == 3
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(0 <= h["val_map"] <= 1 for h in res.history)
+    meta = read_meta(str(tmp_path / "m"))
+    assert meta["status"] == "done" and meta["classes"] == ["pikachu"]
+    assert meta["anchors"]["total"] == 5444 and meta["versions"]["mxnet"] == "1.9.1"
+    assert len(meta["metrics"]["history"]) == 3
+    ok, broken = list_models(str(tmp_path))
+    assert [m.name for m in ok] == ["m"] and not broken
+    types = [e["type"] for e in read_events(str(tmp_path / "m"))]
+    assert types[0] == "start" and types.count("epoch") == 3 and types[-1] == "done"
+
+
+def test_same_seed_gives_the_same_run(data, tmp_path):
+    a = train(_cfg(data, tmp_path / "a", epochs=1, augment=True), install_signal_handlers=False)
+    b = train(_cfg(data, tmp_path / "b", epochs=1, augment=True), install_signal_handlers=False)
+    assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-5)
+
+
+def test_resume_continues_from_the_last_checkpoint(data, tmp_path):
+    out = tmp_path / "r"
+    train(_cfg(data, out, epochs=1), install_signal_handlers=False)
+    with pytest.raises(SSDError, match="--resume"):
+        train(_cfg(data, out, epochs=2), install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
+    assert ck["epoch"] == 2
+    starts = [e for e in read_events(str(out)) if e["type"] == "start"]
+    assert starts[-1]["resumed_from"] == 1
+
+
+def test_stop_request_ends_cleanly_and_keeps_the_checkpoint(data, tmp_path):
+    out = tmp_path / "s"
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 3  # epoch 1 has 2 iterations; stop early in epoch 2
+
+    res = train(_cfg(data, out, epochs=3), stop=stop, install_signal_handlers=False)
+    assert res.status == "stopped" and len(res.history) == 1
+    assert read_meta(str(out))["status"] == "stopped"
+    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+
+
+def test_kill_mid_epoch_then_resume(data, tmp_path):
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "ssd", "train", "--data", data, "--out", str(out), "--epochs", "4",
+           "--batch-size", "8", "--no-augment", "--limit-val", "4"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            evs = read_events(str(out))
+            if any(e["type"] == "progress" and e["epoch"] == 2 for e in evs):
+                break
+            assert proc.poll() is None, "training ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("training never reached epoch 2")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
+    assert ck["epoch"] == 1
+    assert read_meta(str(out))["arch"] == "tiny"  # the model saved after epoch 1 is intact
+    r = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "resuming after epoch 1" in r.stderr
+    ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
+    assert ck["epoch"] == 4 and [h["epoch"] for h in ck["history"]] == [1, 2, 3, 4]
+
+
+def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
+    with pytest.raises(SSDError, match="epochs"):
+        train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "x"), epochs=0), install_signal_handlers=False)
+    with pytest.raises(SSDError, match="does not exist"):
+        train(TrainConfig(data=str(tmp_path / "nope"), out=str(tmp_path / "x")), install_signal_handlers=False)
