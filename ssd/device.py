@@ -12,6 +12,8 @@ from typing import List
 
 import mxnet as mx
 
+from .errors import error_gist
+
 
 @dataclass
 class DeviceInfo:
@@ -44,7 +46,7 @@ def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
         n = mx.context.num_gpus()
     except Exception as err:  # CPU builds may raise instead of returning 0
         n = 0
-        cpu.gpu_errors.append(str(err).splitlines()[0])
+        cpu.gpu_errors.append(error_gist(err))
     if n == 0:
         cpu.reason = ("no GPU visible to MXNet (this mxnet build is CPU-only, or no NVIDIA GPU; "
                       "install requirements-gpu.txt on a machine with one)")
@@ -55,7 +57,7 @@ def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
             _probe_gpu(i)
             usable.append(mx.gpu(i))
         except Exception as err:  # MXNetError: no kernel image, missing CUDA libs, OOM...
-            errors.append(f"gpu({i}): {str(err).strip().splitlines()[0][:200]}")
+            errors.append(f"gpu({i}): {error_gist(err, 200)}")
     if not usable:
         cpu.reason = (f"{n} GPU(s) found but none can run MXNet kernels (mxnet-cu112 supports compute "
                       f"capability 5.0-8.6 only): " + "; ".join(errors))

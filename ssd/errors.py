@@ -27,3 +27,21 @@ class DownloadError(SSDError):
 
 class JobError(SSDError):
     """A training job could not be started or controlled (e.g. one is already running)."""
+
+
+def error_gist(err: BaseException, limit: int = 300) -> str:
+    """The informative line of an exception message.
+
+    MXNet errors embed a C++ stack ("Traceback (most recent call last): ... File ...") before the
+    actual reason; showing a person that first line says nothing. Prefer the line that states the
+    failed check, else the last non-empty line that is not a stack frame.
+    """
+    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    if not lines:
+        return type(err).__name__
+    for line in reversed(lines):
+        if "Check failed" in line or "Error" in line.split(":")[0]:
+            return line[:limit]
+    frames = ("Traceback", "File ", "[bt]", "Stack trace")
+    meaningful = [l for l in lines if not l.startswith(frames) and not l[:1].isdigit()]
+    return (meaningful[-1] if meaningful else lines[-1])[:limit]

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import ModelError
+from .errors import ModelError, error_gist
 from .fsutil import atomic_path, atomic_write_json
 
 META_FILE = "meta.json"
@@ -109,9 +109,8 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     try:
         net.load_parameters(params, ctx=ctx or mx.cpu())
     except Exception as err:  # MXNetError, AssertionError on shape/name mismatch, truncated file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"{params}: parameters do not load into {meta['arch']!r} "
-                         f"({first[:300]})") from None
+                         f"({error_gist(err)})") from None
     return net, meta
 
 
