@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cls-loss", choices=["ce", "focal"], default="ce")
     t.add_argument("--box-loss", choices=["l1", "smooth_l1"], default="l1")
     t.add_argument("--hard-negative-ratio", type=float, default=0.0, help="0 = off; 3 = SSD paper")
+    t.add_argument("--loss-norm", choices=["d2l", "positives"], default="d2l",
+                   help="d2l: mean over anchors (seed); positives: SSD paper, divide by positive anchors")
     t.add_argument("--no-augment", dest="augment", action="store_false")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -89,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", metavar="OUT", help="write the result as JSON")
     e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")
     e.set_defaults(func=cmd_eval)
+
+    # [export hook] `python -m ssd export --model models/NAME --out models/NAME-export` (ssd/export.py)
+    from .export import register_cli as _register_export
+    _register_export(sub)
 
     m = sub.add_parser("models", help="list saved models (and broken folders, with reasons)")
     m.add_argument("--root", default=None)

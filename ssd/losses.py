@@ -1,8 +1,14 @@
 """SSD's loss: class loss over anchors plus box-offset loss over positive anchors.
 
-Kept in the d2l normalization (per-image mean over anchors for the class loss, mean over
-the 4N offsets for the box loss) so the d2l hyper-parameters (SGD, lr 0.2) carry over.
-With hard negative mining the class loss averages over the anchors that kept a label.
+Two normalizations:
+
+- ``"d2l"``: per-image mean over anchors for the class loss and over the 4N offsets for the
+  box loss — the seed's choice, so its hyper-parameters (SGD, lr 0.2) carry over. Positives
+  are ~0.1 % of anchors, so their gradient is tiny and localization learns slowly.
+- ``"positives"``: the SSD paper's ``(L_conf + L_loc) / N_pos``, summed over positives and the
+  mined negatives. Each object then weighs the same whatever the anchor count; with hard
+  negative mining this trains localization several times faster (measured on the synthetic
+  set; see the README).
 
 ``SSDTrainLoss`` computes targets, losses and the two training metrics (class error and
 box MAE) in one hybridized graph: the training loop then makes one call per batch and
@@ -16,6 +22,7 @@ from .targets import VARIANCES, multibox_targets
 
 CLASS_LOSSES = ("ce", "focal")
 BOX_LOSSES = ("l1", "smooth_l1")
+NORMALIZATIONS = ("d2l", "positives")
 
 
 def class_loss(F, cls_preds, cls_target, kind: str = "ce", alpha: float = 0.25, gamma: float = 2.0):
@@ -54,8 +61,11 @@ class SSDTrainLoss(HybridBlock):
 
     def __init__(self, cls_kind: str = "ce", box_kind: str = "l1", negative_mining_ratio: float = -1.0,
                  box_weight: float = 1.0, overlap_threshold: float = 0.5, focal_alpha: float = 0.25,
-                 focal_gamma: float = 2.0, **kwargs) -> None:
+                 focal_gamma: float = 2.0, normalization: str = "d2l", **kwargs) -> None:
         super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}")
+        self.normalization = normalization
         if cls_kind not in CLASS_LOSSES:
             raise ValueError(f"unknown class loss {cls_kind!r}; use one of {CLASS_LOSSES}")
         if box_kind not in BOX_LOSSES:
@@ -71,8 +81,13 @@ class SSDTrainLoss(HybridBlock):
                                                self.negative_mining_ratio, variances=VARIANCES)
         cls_l, valid = class_loss(F, cls_preds, cls_t, self.cls_kind, self.focal_alpha, self.focal_gamma)
         count = F.sum(valid, axis=1)
-        cls_l = F.sum(cls_l, axis=1) / F.maximum(count, 1)
-        box_l = F.mean(box_loss(F, box_preds, box_t, box_m, self.box_kind), axis=1)
+        if self.normalization == "positives":
+            num_pos = F.maximum(F.sum(cls_t > 0, axis=1), 1)
+            cls_l = F.sum(cls_l, axis=1) / num_pos
+            box_l = F.sum(box_loss(F, box_preds, box_t, box_m, self.box_kind), axis=1) / num_pos
+        else:
+            cls_l = F.sum(cls_l, axis=1) / F.maximum(count, 1)
+            box_l = F.mean(box_loss(F, box_preds, box_t, box_m, self.box_kind), axis=1)
         total = cls_l + self.box_weight * box_l
         correct = F.sum((F.argmax(cls_preds, axis=-1) == cls_t) * valid, axis=1)
         abs_err = F.mean(F.abs((box_t - box_preds) * box_m), axis=1)

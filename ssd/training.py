@@ -48,6 +48,7 @@ class TrainConfig:
     cls_loss: str = "ce"                 # ce | focal
     box_loss: str = "l1"                 # l1 | smooth_l1
     hard_negative_ratio: float = 0.0     # 0 = off; 3 = SSD paper
+    loss_norm: str = "d2l"               # d2l | positives (SSD paper)
     augment: bool = True
     seed: int = 0
     resume: bool = False
@@ -70,7 +71,9 @@ class TrainConfig:
             raise SSDError("learning rate must be positive")
         if self.lr_schedule not in ("constant", "cosine", "step"):
             raise SSDError(f"unknown lr schedule {self.lr_schedule!r} (constant, cosine, step)")
-        if self.input_size < 64 or self.input_size % 8:
+        from .zoo import is_zoo_arch
+        # [zoo hook] zoo nets take any size their layers accept (ssd_300_vgg16_atrous: 300)
+        if self.input_size < 64 or (self.input_size % 8 and not is_zoo_arch(self.arch)):
             raise SSDError("input size must be a multiple of 8 and at least 64")
 
 
@@ -124,6 +127,49 @@ class _Subset:
 
     def labels(self):
         return [self.ds[i][1] for i in range(self.n)] if not hasattr(self.ds, "labels") else self.ds.labels()[:self.n]
+
+
+def recalibrate_batchnorm(net, batches) -> int:
+    """Re-estimate every BatchNorm's running statistics at the current weights ("precise BN").
+
+    MXNet updates running mean/variance only in the backward pass, as an exponential average
+    with momentum 0.9, i.e. over the last ~10 iterations. While SGD still moves the weights
+    fast, those statistics describe older weights and predict-mode outputs drift far from
+    train-mode ones — measured here: mAP 0.0 on the very images a model had overfit, 0.79
+    after recalibration. So before each validation and checkpoint we run forward+backward on
+    a batch of training images with momentum 0 (statistics = this batch's), then restore it.
+    No optimizer step is taken; the gradients written are overwritten by the next iteration.
+    Returns the number of BatchNorm layers recalibrated.
+    """
+    from mxnet import autograd
+    from mxnet.gluon import nn
+
+    bns = []
+
+    def walk(block) -> None:
+        if isinstance(block, nn.BatchNorm):
+            bns.append(block)
+        for child in block._children.values():
+            walk(child)
+
+    walk(net)
+    if not bns:
+        return 0
+    saved = [b._kwargs["momentum"] for b in bns]
+    try:
+        for b in bns:
+            b._kwargs["momentum"] = 0.0
+        net.hybridize(static_alloc=True)  # rebuild the cached graph with the new momentum
+        for x in batches:
+            with autograd.record():
+                outs = net(x)
+                total = sum(o.sum() for o in outs[1:])
+            total.backward()
+    finally:
+        for b, m in zip(bns, saved):
+            b._kwargs["momentum"] = m
+        net.hybridize(static_alloc=True)
+    return len(bns)
 
 
 def _lr_scheduler(cfg: TrainConfig, iters_per_epoch: int):
@@ -183,6 +229,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     from .store import PARAMS_FILE, library_versions, save_model, write_meta
     from .transforms import AugmentConfig, BatchLoader
 
+    from .zoo import apply_zoo_defaults, is_zoo_arch
+
+    # [zoo hook] options left at TinySSD's defaults take GluonCV's reference values (ssd/zoo.py)
+    zoo_notes = apply_zoo_defaults(cfg) if is_zoo_arch(cfg.arch) else []
     cfg.validate()
     os.makedirs(cfg.out, exist_ok=True)
     ckpt_dir = os.path.join(cfg.out, CHECKPOINT_DIR)
@@ -233,21 +283,30 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
              num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
              resumed_from=resume_state["epoch"] if resume_state else None)
         _print(f"training on {device.summary()}")
+        if zoo_notes:  # [zoo hook]
+            _print(f"{cfg.arch}: GluonCV reference settings {', '.join(zoo_notes)}")
 
         train_ds = _prepare_split(splits.train, cfg.input_size, splits.kind, cfg.data, "train", cfg.limit_train)
         val_ds = _prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val)
 
         from .model import build_model
-        net = build_model(cfg.arch, len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios)
-        net.initialize(init=mx.init.Xavier(), ctx=ctxs)
-        net.hybridize(static_alloc=True)
-        loss_fn = SSDTrainLoss(cfg.cls_loss, cfg.box_loss,
-                               negative_mining_ratio=cfg.hard_negative_ratio if cfg.hard_negative_ratio > 0 else -1)
-        loss_fn.hybridize(static_alloc=True)
+        zoo_run = None
+        if is_zoo_arch(cfg.arch):  # [zoo hook] GluonCV model-zoo SSD: net, data loader and loss from ssd/zoo.py
+            from .zoo import ZooTraining
+            zoo_run = ZooTraining(cfg, classes, train_ds, ctxs, emit, resuming=resume_state is not None)
+            net, iters = zoo_run.net, zoo_run.iters
+        else:
+            net = build_model(cfg.arch, len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios)
+            net.initialize(init=mx.init.Xavier(), ctx=ctxs)
+            net.hybridize(static_alloc=True)
+            loss_fn = SSDTrainLoss(cfg.cls_loss, cfg.box_loss,
+                                   negative_mining_ratio=cfg.hard_negative_ratio if cfg.hard_negative_ratio > 0 else -1,
+                                   normalization=cfg.loss_norm)
+            loss_fn.hybridize(static_alloc=True)
 
-        loader = BatchLoader(train_ds, cfg.batch_size, cfg.input_size,
-                             AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed)
-        iters = len(loader) if cfg.max_iters_per_epoch is None else min(len(loader), cfg.max_iters_per_epoch)
+            loader = BatchLoader(train_ds, cfg.batch_size, cfg.input_size,
+                                 AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed)
+            iters = len(loader) if cfg.max_iters_per_epoch is None else min(len(loader), cfg.max_iters_per_epoch)
         opt_params = {"learning_rate": cfg.lr, "wd": cfg.wd}
         if cfg.momentum:
             opt_params["momentum"] = cfg.momentum
@@ -260,6 +319,8 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
         meta = build_meta(cfg, net, classes, splits, device.summary(),
                           class_mapping=getattr(splits, "class_mapping", None))
         meta["versions"] = library_versions()
+        if zoo_run is not None:  # [zoo hook] anchors (GluonCV layout) and the zoo section
+            meta.update(zoo_run.meta_fields())
         history: List[Dict[str, Any]] = []
         best: Dict[str, Any] = {}
         start_epoch = 0
@@ -287,26 +348,35 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
             bar = _bar(iters, f"epoch {epoch + 1}/{cfg.epochs}")
             last_report = 0.0
             stopped = False
-            for it, (xb, yb) in enumerate(loader.epoch(epoch)):
+            # [zoo hook] zoo runs bring their own batches and step (forward, loss, backward, trainer.step)
+            batches = zoo_run.epoch(epoch) if zoo_run is not None else loader.epoch(epoch)
+            for it, batch in enumerate(batches):
                 if it >= iters:
                     break
                 if should_stop():
                     stopped = True
                     break
-                xs = gluon.utils.split_and_load(mx.nd.array(xb), ctxs, even_split=False)
-                ys = gluon.utils.split_and_load(mx.nd.array(yb), ctxs, even_split=False)
-                outs = []
-                with autograd.record():
-                    for x, y in zip(xs, ys):
-                        anchors, cls_preds, box_preds = net(x)
-                        outs.append(loss_fn(anchors, cls_preds, box_preds, y))
-                autograd.backward([o[0] for o in outs])
-                trainer.step(xb.shape[0])
-                for o in outs:
-                    vals = [float(v.sum().asscalar()) for v in o]
-                    sums += np.array(vals[:5])
-                    abs_err += vals[5]
-                seen += xb.shape[0]
+                if zoo_run is not None:  # [zoo hook]
+                    n, zoo_sums, zoo_abs_err = zoo_run.step(batch, trainer)
+                    sums += zoo_sums
+                    abs_err += zoo_abs_err
+                    seen += n
+                else:
+                    xb, yb = batch
+                    xs = gluon.utils.split_and_load(mx.nd.array(xb), ctxs, even_split=False)
+                    ys = gluon.utils.split_and_load(mx.nd.array(yb), ctxs, even_split=False)
+                    outs = []
+                    with autograd.record():
+                        for x, y in zip(xs, ys):
+                            anchors, cls_preds, box_preds = net(x)
+                            outs.append(loss_fn(anchors, cls_preds, box_preds, y))
+                    autograd.backward([o[0] for o in outs])
+                    trainer.step(xb.shape[0])
+                    for o in outs:
+                        vals = [float(v.sum().asscalar()) for v in o]
+                        sums += np.array(vals[:5])
+                        abs_err += vals[5]
+                    seen += xb.shape[0]
                 global_iter += 1
                 if bar is not None:
                     bar.update(1)
@@ -330,6 +400,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
                    "box_loss": sums[2] / max(seen, 1), "class_err": 1.0 - sums[3] / max(sums[4], 1),
                    "bbox_mae": abs_err / max(seen, 1), "samples_per_s": seen / max(train_time, 1e-9),
                    "lr": float(trainer.learning_rate), "train_time_s": train_time}
+            calib = BatchLoader(train_ds, min(64, len(train_ds)), cfg.input_size, None, shuffle=True,
+                                seed=cfg.seed + 7919)
+            xb_cal, _ = next(iter(calib.epoch(epoch)))
+            recalibrate_batchnorm(net, [mx.nd.array(xb_cal, ctx=c) for c in ctxs])  # every device: saving averages them
             if val_ds is not None and len(val_ds):
                 det = Detector(net, meta, ctx=ctxs[0], hybridize=False, warm=False)
                 res = evaluate(det, val_ds)
