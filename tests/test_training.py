@@ -117,3 +117,27 @@ def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
         train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "x"), epochs=0), install_signal_handlers=False)
     with pytest.raises(SSDError, match="does not exist"):
         train(TrainConfig(data=str(tmp_path / "nope"), out=str(tmp_path / "x")), install_signal_handlers=False)
+
+
+def test_batchnorm_recalibration_makes_predict_mode_match_the_weights():
+    """MXNet's BN statistics lag fast-moving weights; recalibration re-estimates them."""
+    import mxnet as mx
+    from mxnet import autograd
+
+    from ssd.model import TinySSD
+    from ssd.training import recalibrate_batchnorm
+
+    net = TinySSD(1)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    x = mx.nd.random.normal(2, 3, shape=(8, 3, 64 * 4, 64 * 4))
+    with autograd.train_mode():
+        want = net(x)[1].asnumpy()
+    before = net(x)[1].asnumpy()  # running stats still at their initial 0/1
+    assert np.abs(before - want).max() > 0.1
+    assert recalibrate_batchnorm(net, [x]) == 12
+    after = net(x)[1].asnumpy()
+    np.testing.assert_allclose(after, want, rtol=1e-2, atol=1e-2)
+    # momentum is restored for training
+    assert all(b._kwargs["momentum"] == 0.9 for b in net.blocks[0][0]._children.values()
+               if hasattr(b, "_kwargs") and "momentum" in b._kwargs)
