@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
     t.add_argument("--val-fraction", type=float, default=0.2, help="validation share when the dataset has none")
+    t.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="decode large photos every epoch instead of once into a cache")
     t.add_argument("--limit-train", type=int, help="use only the first N training images")
     t.add_argument("--limit-val", type=int, help="use only the first N validation images")
     t.add_argument("--max-iters", type=int, dest="max_iters_per_epoch", help="cap iterations per epoch")

@@ -54,6 +54,7 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"                 # auto | cpu | gpu
     val_fraction: float = 0.2            # for datasets without a validation split
+    cache: bool = True                   # decode large photos once into an on-disk cache
     limit_train: Optional[int] = None    # use only the first N training images (smoke runs)
     limit_val: Optional[int] = None
     max_iters_per_epoch: Optional[int] = None
@@ -97,15 +98,22 @@ class _StopFlag:
         self.set_ = True
 
 
-def _prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: Optional[int]):
-    """Decode a split once: in memory for small images, the on-disk cache for large photos."""
+def _prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: Optional[int],
+                   cache: bool = True):
+    """Decode a split once: in memory for small images, the on-disk cache for large photos.
+
+    With ``cache=False`` large photos are decoded from disk every epoch (the baseline the
+    cache benchmark compares against).
+    """
     from .datasets import InMemoryDataset
 
-    if ds is None:
+    if ds is None or limit == 0:
         return None
     if limit is not None and limit < len(ds):
         ds = _Subset(ds, limit)
     if kind == "coco-camera-traps":
+        if not cache:
+            return ds
         from .cache import cached_dataset
 
         return cached_dataset(ds, size, os.path.join(data_root, ".ssd_cache"), split)
@@ -286,8 +294,9 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
         if zoo_notes:  # [zoo hook]
             _print(f"{cfg.arch}: GluonCV reference settings {', '.join(zoo_notes)}")
 
-        train_ds = _prepare_split(splits.train, cfg.input_size, splits.kind, cfg.data, "train", cfg.limit_train)
-        val_ds = _prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val)
+        train_ds = _prepare_split(splits.train, cfg.input_size, splits.kind, cfg.data, "train", cfg.limit_train,
+                              cfg.cache)
+        val_ds = _prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val, cfg.cache)
 
         from .model import build_model
         zoo_run = None
