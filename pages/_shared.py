@@ -1,0 +1,106 @@
+"""Streamlit-side caches shared by the pages (not a page itself: st.navigation lists the pages).
+
+Only caching and small layout helpers live here; every computation is in ``ssd``.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import streamlit as st
+
+from ssd import viz
+
+
+@st.cache_resource(show_spinner="Looking for a usable GPU…")
+def devices():
+    """``select_devices()`` once per server: it probes each GPU with a real convolution."""
+    from ssd.device import select_devices
+
+    return select_devices()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def detector(path: str, stamp: float):
+    """A loaded, hybridized and warmed Detector per model folder and meta/params mtime.
+
+    ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
+    serializes its forward calls with its own lock, so sessions can share it.
+    """
+    from ssd.detection import Detector
+
+    return Detector.load(path, ctx=devices().contexts[0])
+
+
+def get_detector(path: str):
+    return detector(*viz.model_key(path))
+
+
+@st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)
+def _model_anchors(path: str, stamp: float, meta_json: str):
+    import json
+
+    return viz.anchors_for_meta(json.loads(meta_json))
+
+
+def model_anchors(path: str, meta) -> "viz.AnchorSet":
+    """Every anchor of a saved model (TinySSD or GluonCV zoo), cached per folder and mtime."""
+    import json
+
+    return _model_anchors(*viz.model_key(path), json.dumps(meta, sort_keys=True, default=str))
+
+
+@st.cache_resource
+def detection_cache() -> viz.DetectionCache:
+    """Raw detections per (model, image bytes, NMS), shared by every session of this server."""
+    return viz.DetectionCache()
+
+
+@st.cache_resource(show_spinner="Rendering sample images…")
+def samples(n: int, seed: int, root: str) -> List[viz.Sample]:
+    return viz.sample_images(n, seed, root)
+
+
+def list_models():
+    """Usable and broken models of the models folder: listed on every rerun (cheap), so a model
+    trained a minute ago appears without restarting the app."""
+    from ssd.store import default_model, list_models as _list
+
+    root = viz.models_dir()
+    ok, broken = _list(root)
+    default = default_model(root)
+    return root, ok, broken, (default.path if default else None)
+
+
+def model_picker(label: str, ok, default_path: Optional[str], key: str, container=st) -> Optional[str]:
+    """A selectbox over model folders (paths), the default pre-selected."""
+    if not ok:
+        return None
+    paths = [m.path for m in ok]
+    labels = {m.path: m.label + ("  ★ default" if m.path == default_path else "") for m in ok}
+    index = paths.index(default_path) if default_path in paths else 0
+    if key in st.session_state and st.session_state[key] not in paths:
+        del st.session_state[key]          # the model was deleted or renamed
+    return container.selectbox(label, paths, index=index, format_func=lambda p: labels.get(p, p), key=key)
+
+
+def show_broken(broken, container=st) -> None:
+    if broken:
+        with container.expander(f"{len(broken)} model folder(s) cannot be used"):
+            for b in broken:
+                st.markdown(f"- **{b.name}**: {b.error}")
+
+
+def no_model_help() -> None:
+    st.warning(
+        f"No trained model in `{viz.models_dir()}` yet. Train one on the **Train** page, or from a "
+        "terminal:\n\n```\npython -m ssd data synth --out data/synthetic-pikachu\n"
+        "python -m ssd train --data data/synthetic-pikachu --out models/tiny-pikachu --default\n```")
+
+
+def figure(fig, **kwargs) -> None:
+    """Show a matplotlib Figure (built without pyplot) and let it go."""
+    st.pyplot(fig, clear_figure=False, **kwargs)
+
+
+def image_bytes_name(uploaded) -> Tuple[str, bytes]:
+    return uploaded.name, uploaded.getvalue()

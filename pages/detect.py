@@ -1,0 +1,129 @@
+"""Detect: pick a model, drop images, move sliders. The network runs once per image and NMS setting;
+the confidence slider, class filter and count limit only filter cached results."""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as sh
+from ssd import viz
+from ssd.detection import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.errors import SSDError
+from ssd.images import SUPPORTED_EXTENSIONS
+from ssd.results import detections_csv, megadetector_json
+
+st.title("Detect")
+root, ok, broken, default_path = sh.list_models()
+if not ok:
+    sh.no_model_help()
+    sh.show_broken(broken)
+    st.stop()
+
+with st.sidebar:
+    st.header("Settings")
+    model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
+    try:
+        det = sh.get_detector(model_path)
+    except SSDError as err:
+        st.error(str(err))
+        st.stop()
+    threshold = st.slider("Confidence threshold", 0.01, 1.0, DEFAULT_THRESHOLD, 0.01, key="detect_threshold",
+                          help="Boxes scoring below this are hidden. Moving it does not run the network again.")
+    nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
+                    help="Of two boxes of the same class overlapping more than this, only the better stays. "
+                         "Changing it runs the network again (once per image and value).")
+    classes = st.multiselect("Classes", det.classes, default=det.classes, key=f"detect_classes::{model_path}")
+    max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
+    sh.show_broken(broken)
+
+uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
+                           key="detect_upload", help="JPEG, PNG, BMP, WebP or TIFF; several at once are fine.")
+if uploads:
+    items = [(u.name, u.getvalue()) for u in uploads]
+else:
+    pool = sh.samples(12, 0, viz.data_dir())
+    items = [(pool[i].name, pool[i].data) for i in sorted(viz.demo_sample_order(pool)[:6])]
+    st.info("No upload yet, so here are six images from the synthetic Pikachu validation set. "
+            "Drop your own images above.", icon=":material/photo_library:")
+
+calls_before = det.forward_calls
+with st.spinner(f"Detecting in {len(items)} image(s)…"):
+    results = viz.detect_images(det, items, nms, sh.detection_cache(), key=viz.model_key(model_path))
+rendered, render_ms = viz.timed(viz.render_batch, results, threshold, classes, int(max_det))
+st.session_state["detect_stats"] = {
+    "forward_calls": det.forward_calls, "new_forward_calls": det.forward_calls - calls_before,
+    "network_images": sum(r.ran_network for r in results), "render_ms": render_ms,
+    "shown": sum(len(r.shown) for r in rendered)}
+
+for r in results:
+    if not r.ok:
+        st.error(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}", icon=":material/broken_image:")
+
+if rendered:
+    counts = viz.class_counts(rendered, det.classes)
+    net_ms = [r.item.raw.timings_ms.get("total", 0.0) for r in rendered]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Images", f"{len(rendered)} of {len(results)}")
+    m2.metric("Detections shown", sum(counts.values()))
+    m3.metric("Detection time per image", f"{sum(net_ms) / len(net_ms):.0f} ms",
+              help="Decode + resize + network + NMS, measured when the image was first detected.")
+    new = st.session_state["detect_stats"]["network_images"]
+    m4.metric("This update", f"{render_ms:.0f} ms",
+              help=f"{new} image(s) went through the network now; the rest came from the cache.")
+
+    tab_images, tab_table, tab_export = st.tabs(["Images", "Table", "Download"])
+    with tab_images:
+        cols = st.columns(2 if len(rendered) > 1 else 1)
+        for i, r in enumerate(rendered):
+            w, h = r.item.raw.image_size
+            note = "cached" if not r.item.ran_network else "new"
+            cols[i % len(cols)].image(
+                r.picture, output_format="JPEG" if max(w, h) > 600 else "PNG",
+                caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                        f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
+    with tab_table:
+        rows = viz.detection_rows(rendered)
+        c1, c2 = st.columns([3, 1])
+        with c1:
+            st.markdown("**Detections** (boxes in original image pixels)")
+            if rows:
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            else:
+                st.caption("Nothing above the threshold; lower the confidence slider.")
+        with c2:
+            st.markdown("**Per class, whole batch**")
+            st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
+                         hide_index=True, width="stretch")
+    with tab_export:
+        export = viz.results_for_export(results, rendered)
+        model_name = os.path.basename(model_path)
+        e1, e2, e3 = st.columns(3)
+        originals = {name: data for name, data in items}
+
+        def make_png(r=rendered[0]) -> bytes:
+            from ssd.images import load_image
+            return viz.annotated_png(load_image(originals[r.item.name], r.item.name).image, r.shown)
+
+        def make_zip() -> bytes:
+            from ssd.images import load_image
+            return viz.annotated_zip([(r.item.name, load_image(originals[r.item.name], r.item.name).image, r.shown)
+                                      for r in rendered])
+
+        if len(rendered) == 1:
+            e1.download_button("Annotated image (PNG)", make_png, viz.annotated_name(rendered[0].item.name),
+                               "image/png", key="dl_png", on_click="ignore")
+        else:
+            e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_zip, "detections.zip",
+                               "application/zip", key="dl_zip", on_click="ignore")
+        e2.download_button("Detections (MegaDetector JSON)",
+                           json.dumps(megadetector_json(export, det.classes, model_name, threshold), indent=1),
+                           "detections.json", "application/json", key="dl_json", on_click="ignore")
+        e3.download_button("Detections (CSV)", detections_csv(export), "detections.csv", "text/csv",
+                           key="dl_csv", on_click="ignore")
+        st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
+                   "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read.")
+elif results:
+    st.warning("None of the files could be used; see the messages above.")

@@ -1,0 +1,304 @@
+"""Train: choose data and settings, start a background training process, watch it, stop or resume it,
+and inspect every saved model. The job is a separate process (ssd.jobs), so reruns, page switches and
+browser refreshes neither stop nor duplicate it."""
+from __future__ import annotations
+
+import os
+import time
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as sh
+from ssd import jobs, viz
+from ssd.errors import SSDError
+from ssd.model import ARCHITECTURES
+from ssd.training import TrainConfig
+
+SYNTH_NAME = "synthetic-pikachu"
+
+st.title("Train")
+root = viz.models_dir()
+data_root = viz.data_dir()
+job = jobs.current_job(root)
+if job is None:
+    st.session_state.pop("train_stopping", None)
+
+
+@st.cache_data(show_spinner="Reading the dataset…", max_entries=32)
+def dataset_summary(path: str, stamp: float):
+    from ssd.datasets import open_dataset
+    from ssd.summary import summarize
+
+    splits = open_dataset(path)
+    return splits.describe(), summarize(splits)
+
+
+@st.cache_resource(show_spinner="Plotting box statistics…", max_entries=8)
+def box_stats_figure(path: str, stamp: float):
+    from ssd.datasets import open_dataset
+    from ssd.summary import plot_box_stats
+
+    return plot_box_stats(open_dataset(path))
+
+
+def _start() -> None:
+    """Form callback (runs before the script, so the page it then draws already sees the job)."""
+    ss = st.session_state
+    data = ss.get("train_data_path", "") if ss.get("train_dataset") == OTHER else ss.get("train_dataset")
+    name = (ss.get("train_name") or "").strip()
+    problem = viz.valid_model_name(name)
+    out = os.path.join(root, name)
+    if problem:
+        ss["train_start_error"] = f"Model name: {problem}"
+        return
+    if os.path.exists(os.path.join(out, "meta.json")) or viz.can_resume(out):
+        ss["train_start_error"] = f"`{out}` already holds a model or a run: choose another name, or resume it below."
+        return
+    cfg = TrainConfig(data=os.path.abspath(data or ""), out=out, arch=ss["train_arch"], epochs=int(ss["train_epochs"]),
+                      batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]), input_size=int(ss["train_input"]),
+                      seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
+                      default=bool(ss["train_default"]), limit_train=int(ss["train_limit"]) or None,
+                      limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
+    if ss.get("train_pretrained", "scratch") != "scratch" and ss["train_arch"] != "tiny":
+        cfg.pretrained = ss["train_pretrained"]
+    try:
+        cfg.validate()
+        info = jobs.start_job(root, cfg)
+    except (SSDError, OSError) as err:
+        ss["train_start_error"] = str(err)
+        return
+    ss["train_run"] = info.out
+    ss["train_name"] = f"ssd-{time.strftime('%Y%m%d-%H%M%S')}"
+    ss["train_started"] = f"Training {info.name} started (pid {info.pid})."
+
+
+# ------------------------------------------------------------------------------------ dataset
+st.header("1 · Data")
+folders = viz.dataset_folders(data_root)
+with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per image)", expanded=not folders):
+    with st.form("synth_form", border=False):
+        g1, g2, g3, g4 = st.columns(4)
+        synth_name = g1.text_input("Folder name", SYNTH_NAME, key="synth_name")
+        n_train = g2.number_input("Training images", 1, 100_000, 1000, 100, key="synth_train")
+        n_val = g3.number_input("Validation images", 0, 20_000, 100, 50, key="synth_val")
+        synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, key="synth_seed")
+        make = st.form_submit_button("Generate")
+    if make:
+        problem = viz.valid_model_name(synth_name)
+        if problem:
+            st.error(f"Folder name: {problem}")
+        else:
+            from ssd.synth import generate
+
+            target = os.path.join(data_root, synth_name)
+            bar = st.progress(0.0, text="Drawing images…")
+
+            def _progress(done: int, total: int) -> None:
+                if done % 25 == 0 or done == total:
+                    bar.progress(done / total, text=f"Drawing images… {done}/{total}")
+
+            try:
+                t0 = time.perf_counter()
+                info = generate(target, int(n_train), int(n_val), int(synth_seed), progress=_progress)
+                st.session_state["train_dataset"] = target
+                st.success(f"Wrote {info['num_train']} training and {info['num_val']} validation images to "
+                           f"`{target}` in {time.perf_counter() - t0:.1f} s.")
+                folders = viz.dataset_folders(data_root)
+            except (SSDError, OSError) as err:
+                st.error(f"Could not generate the dataset: {err}")
+
+OTHER = "__other__"
+options = folders + [OTHER]
+if st.session_state.get("train_dataset") not in options:
+    st.session_state.pop("train_dataset", None)
+choice = st.selectbox("Dataset", options, key="train_dataset",
+                      format_func=lambda p: "Another folder (type its path)…" if p == OTHER else os.path.basename(p),
+                      help=f"Folders found in the data folder `{data_root}` (set SSD_DATA_DIR to change it).")
+data_path = choice
+if choice == OTHER:
+    data_path = st.text_input("Dataset folder", key="train_data_path",
+                              placeholder="/path/to/dataset (train.rec + val.rec, or a COCO Camera Traps folder)")
+dataset_ok = False
+classes = []
+if data_path:
+    try:
+        described, summary = dataset_summary(os.path.abspath(data_path), viz.folder_stamp(data_path))
+        dataset_ok = True
+        classes = summary["classes"]
+        st.success(described, icon=":material/check_circle:")
+        with st.expander("Dataset summary"):
+            s1, s2 = st.columns(2)
+            splits = [s for s in ("train", "val") if s in summary["images"]]
+            s1.dataframe(pd.DataFrame({
+                "": ["images", "without boxes", "boxes"],
+                **{s: [summary["images"][s], summary["images_without_boxes"][s], summary["boxes"][s]] for s in splits},
+            }), hide_index=True, width="stretch")
+            s2.dataframe(pd.DataFrame([{"class": c, **summary["boxes_per_class"][c]} for c in summary["classes"]]),
+                         hide_index=True, width="stretch")
+            if summary.get("skipped"):
+                st.warning("Skipped or adjusted by the loader: " +
+                           ", ".join(f"{k}: {v}" for k, v in summary["skipped"].items()))
+            if st.checkbox("Show box sizes and aspect ratios", key="train_boxstats"):
+                sh.figure(box_stats_figure(os.path.abspath(data_path), viz.folder_stamp(data_path)))
+    except SSDError as err:
+        st.error(str(err))
+else:
+    st.info("Choose or generate a dataset to train on.")
+
+# ------------------------------------------------------------------------------------ settings
+st.header("2 · Model and settings")
+dev = sh.devices()
+st.caption(f"Device (auto): **{dev.summary()}**")
+st.session_state.setdefault("train_name", f"ssd-{time.strftime('%Y%m%d-%H%M%S')}")
+with st.form("train_form"):
+    a1, a2, a3, a4 = st.columns(4)
+    name = a1.text_input("Model name (folder in models/)", key="train_name")
+    arch = a2.selectbox("Architecture", ARCHITECTURES, key="train_arch")
+    input_size = a3.selectbox("Input size", [128, 192, 256, 300, 320, 384, 512], index=2, key="train_input",
+                              help="TinySSD: a multiple of 8. GluonCV zoo models left at 256 use their native size "
+                                   "(300 or 512).")
+    device = a4.selectbox("Device", ["auto", "cpu", "gpu"], key="train_device",
+                          help="auto: every GPU that really runs MXNet kernels, else the CPU.")
+    b1, b2, b3, b4 = st.columns(4)
+    epochs = b1.number_input("Epochs", 1, 1000, 20, key="train_epochs")
+    batch_size = b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
+    lr = b3.number_input("Learning rate", 0.0001, 10.0, 0.2, 0.01, format="%.4f", key="train_lr")
+    seed = b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    with st.expander("Quick-run limits and options"):
+        q1, q2, q3, q4 = st.columns(4)
+        limit_train = q1.number_input("Use only N training images (0 = all)", 0, 10_000_000, 0, key="train_limit")
+        limit_val = q2.number_input("Use only N validation images (0 = all)", 0, 10_000_000, 0, key="train_limit_val")
+        max_iters = q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
+        augment = q4.checkbox("Augmentation", True, key="train_augment")
+        make_default = q4.checkbox("Make it the app's default model", False, key="train_default")
+        st.selectbox("Start from (GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco"],
+                     key="train_pretrained",
+                     help="Pretrained weights come from GluonCV's model store (~/.mxnet/models); offline, put the "
+                          "file there first. Settings left at TinySSD's defaults take GluonCV's reference values.")
+    st.form_submit_button("Start training", type="primary", on_click=_start, disabled=job is not None or not dataset_ok)
+    if job is not None:
+        st.caption(f"A job is running ({job.name}); one at a time per models folder.")
+
+for kind, icon in (("train_start_error", "error"), ("train_started", "toast")):
+    msg = st.session_state.pop(kind, None)
+    if msg and icon == "error":
+        st.error(msg)
+    elif msg:
+        st.toast(msg, icon=":material/rocket_launch:")
+
+
+# ------------------------------------------------------------------------------------ the run
+def _resume(run_dir: str) -> None:
+    try:
+        info = jobs.start_job(root, viz.resume_config(run_dir))
+        st.session_state["train_run"] = info.out
+    except (SSDError, OSError) as err:
+        st.session_state["train_flash"] = str(err)
+
+
+def _stop() -> None:
+    jobs.stop_job(root)
+    st.session_state["train_stopping"] = True
+
+
+st.header("3 · Run")
+
+
+# The fragment polls only while a job runs. Whenever what it finds differs from what this full run
+# saw (a job ended, or Resume started one from inside the fragment), it reruns the whole page so
+# polling starts or stops and the model lists refresh.
+st.session_state["train_polling"] = job is not None
+
+
+@st.fragment(run_every=2.0 if job is not None else None)
+def monitor() -> None:
+    current = jobs.current_job(root)
+    running = current is not None
+    if running != st.session_state.get("train_polling"):
+        if not running:
+            st.session_state.pop("train_stopping", None)
+        st.rerun()
+    if st.session_state.get("train_flash"):
+        st.error(st.session_state.pop("train_flash"))
+    run_dir = current.out if running else st.session_state.get("train_run")
+    if not run_dir:
+        runs = viz.run_folders(root)
+        run_dir = runs[0] if runs else None
+    if not run_dir:
+        st.caption("No training run yet. Start one above.")
+        return
+    status = jobs.run_status(run_dir, running=running)
+    name = os.path.basename(run_dir)
+    p = status.progress
+    if running:
+        stopping = st.session_state.get("train_stopping")
+        head = f"**{name}** — {'stopping after the current iteration…' if stopping else 'training'} (pid {current.pid})"
+        st.markdown(head)
+        if p:
+            st.progress(viz.progress_fraction(p),
+                        text=f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
+                             f"ETA {viz.format_duration(p.get('eta_s'))}")
+        else:
+            st.progress(0.0, text="starting (loading MXNet and the dataset)…")
+        st.button("Stop", on_click=_stop, key="train_stop", disabled=bool(stopping),
+                  help="Ends after the current iteration; the last finished epoch is kept and can be resumed.")
+    else:
+        msg = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
+               "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
+               "new": ("info", "has not started")}[status.state]
+        getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {status.message}" if status.message else ""))
+        if status.state in ("stopped", "interrupted") and viz.can_resume(run_dir):
+            st.button("Resume", on_click=_resume, args=(run_dir,), key="train_resume",
+                      help="Continue from the last finished epoch with the same settings.")
+        if status.state == "done":
+            st.caption("The model is in the Detect page's list now.")
+    m1, m2, m3, m4 = st.columns(4)
+    last = status.history[-1] if status.history else {}
+    m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")
+    m2.metric("Loss", f"{(p or last).get('loss', float('nan')):.4f}" if (p or last) else "–")
+    m3.metric("Samples/s", f"{(p or last).get('samples_per_s', 0):.1f}" if (p or last) else "–")
+    maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
+    m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
+    if status.history:
+        from ssd.plots import training_curves_figure
+
+        sh.figure(training_curves_figure(status.history))
+    with st.expander("Log"):
+        st.code(jobs.read_log_tail(run_dir, 30) or "(empty)")
+
+
+monitor()
+
+# ------------------------------------------------------------------------------------ saved models
+st.header("4 · Saved models")
+_, ok, broken, default_path = sh.list_models()
+if ok:
+    path = sh.model_picker("Model", ok, default_path, key="train_inspect")
+    meta = next(m.meta for m in ok if m.path == path)
+    i1, i2 = st.columns([2, 3])
+    with i1:
+        st.markdown("\n".join(
+            f"- **{r['field']}**: " + (f"`{r['value']}`" if r["field"] == "command" else
+                                       r["value"].replace("_", "\\_").replace("*", "\\*"))
+            for r in viz.model_overview(meta)))
+        best = (meta.get("metrics") or {}).get("best") or {}
+        if best.get("val_ap"):
+            st.markdown("**Per-class AP (best epoch, VOC07)**")
+            st.dataframe(pd.DataFrame({"class": list(best["val_ap"]),
+                                       "AP": [round(v, 4) if v == v else None for v in best["val_ap"].values()]}),
+                         hide_index=True, width="stretch")
+        if (meta.get("status") in ("stopped", "training") and viz.can_resume(path)
+                and job is None and path != st.session_state.get("train_run")):
+            st.button("Resume this run", on_click=_resume, args=(path,), key="train_resume_saved")
+    with i2:
+        hist = (meta.get("metrics") or {}).get("history") or []
+        if hist:
+            from ssd.plots import training_curves_figure
+
+            sh.figure(training_curves_figure(hist))
+        with st.expander("Full metadata (meta.json)"):
+            st.json(meta, expanded=False)
+else:
+    st.caption("No saved model yet.")
+sh.show_broken(broken)

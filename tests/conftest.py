@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny synthetic dataset and a tiny trained model, made once per test session.
+
+Nothing here depends on the shipped default model or on the network. Fixtures are generic so
+any test module can use them:
+
+* ``data_root``      – a data folder (what ``SSD_DATA_DIR`` points at) holding ``synthetic-pikachu``
+* ``synth_dir``      – that synthetic Pikachu set: 64 train / 16 val images, seed 0
+* ``tiny_model_dir`` – a model trained on it (2 epochs, batch 16) in its own models folder
+* ``models_root``    – the models folder holding ``tiny_model_dir`` (what ``SSD_MODELS_DIR`` points at)
+* ``app_env``        – points ``SSD_MODELS_DIR`` / ``SSD_DATA_DIR`` at the two folders above
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+TINY_TRAIN, TINY_VAL = 64, 16
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def synth_dir(data_root) -> str:
+    from ssd.synth import generate
+
+    path = os.path.join(data_root, "synthetic-pikachu")
+    generate(path, num_train=TINY_TRAIN, num_val=TINY_VAL, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(models_root, synth_dir) -> str:
+    """A real (if weak) model: 2 epochs of batch 16 over 64 synthetic images, on the CPU."""
+    from ssd.training import TrainConfig, train
+
+    out = os.path.join(models_root, "tiny-test")
+    cfg = TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=16, lr=0.2, warmup_iters=2, device="cpu",
+                      seed=0, default=True, limit_val=8)
+    train(cfg, install_signal_handlers=False)
+    return out
+
+
+@pytest.fixture
+def app_env(monkeypatch, models_root, tiny_model_dir, data_root):
+    monkeypatch.setenv("SSD_MODELS_DIR", models_root)
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    return {"models": models_root, "data": data_root, "model": tiny_model_dir}

@@ -1,0 +1,241 @@
+"""AppTest tests of every page: renders, detection with uploads, the no-network slider, bad files,
+anchor counts, and a tiny training job that ends as a selectable model in Detect."""
+from __future__ import annotations
+
+import io
+import os
+import time
+
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+
+APP = os.path.join(REPO_ROOT, "app.py")
+TIMEOUT = 120
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def _page(path: str) -> AppTest:
+    at = _app().run()
+    _ok(at)
+    return at.switch_page(path).run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _png(index: int = 3, size=None) -> bytes:
+    from ssd.synth import render_example
+
+    img = Image.fromarray(render_example(0, index, "val")[0])
+    if size:
+        img = img.resize(size)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _detections(at: AppTest):
+    tables = [d.value for d in at.dataframe if "score" in d.value.columns]
+    return tables[0] if tables else None
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_home_renders_with_environment(app_env):
+    at = _app().run()
+    _ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "MXNet" in text and "Device" in text
+    assert "tiny-test" in text                      # the fixture model is listed
+    assert at.title[0].value == "SSD Studio"
+
+
+def test_detect_shows_samples_without_upload(app_env):
+    at = _page("pages/detect.py")
+    _ok(at)
+    assert not at.error
+    assert _metric(at, "Images") == "6 of 6"
+    assert len(at.image) == 6
+
+
+def test_detect_upload_and_slider_without_network(app_env):
+    at = _page("pages/detect.py")
+    at.file_uploader(key="detect_upload").set_value([("photo.png", _png(3, (640, 480)), "image/png")])
+    at.slider(key="detect_threshold").set_value(0.02).run()
+    _ok(at)
+    rows = _detections(at)
+    assert rows is not None and len(rows) > 0
+    assert set(rows["image"]) == {"photo.png"}
+    # boxes are in the original (640×480) pixels
+    assert rows["xmax"].max() <= 640 and rows["ymax"].max() <= 480 and rows["xmax"].max() > 256
+    stats = dict(at.session_state["detect_stats"])
+    assert stats["new_forward_calls"] == 1
+
+    cut = float(rows["score"].median())
+    at.slider(key="detect_threshold").set_value(round(min(0.99, cut + 0.005), 2)).run()
+    _ok(at)
+    after = at.session_state["detect_stats"]
+    fewer = _detections(at)
+    assert (0 if fewer is None else len(fewer)) < len(rows)
+    assert after["forward_calls"] == stats["forward_calls"]   # no new forward pass
+    assert after["new_forward_calls"] == 0 and after["network_images"] == 0
+
+    # the class filter and the count limit are free too
+    at.number_input(key="detect_max").set_value(1).run()
+    at.multiselect[0].set_value([]).run()
+    _ok(at)
+    assert at.session_state["detect_stats"]["forward_calls"] == stats["forward_calls"]
+    # downloads: one annotated PNG (a single image), MegaDetector JSON and CSV
+    labels = [b.label for b in at.download_button]
+    assert any("PNG" in l for l in labels) and any("JSON" in l for l in labels) and any("CSV" in l for l in labels)
+
+
+def test_detect_bad_files_show_errors_and_others_still_run(app_env):
+    at = _page("pages/detect.py")
+    at.file_uploader(key="detect_upload").set_value([
+        ("broken.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "image/jpeg"),
+        ("empty.png", b"", "image/png"),
+        ("notes.png", b"hello, this is text and not a picture\n" * 4, "image/png"),
+        ("good.png", _png(5), "image/png"),
+    ])
+    at.slider(key="detect_threshold").set_value(0.02).run()
+    _ok(at)
+    errors = " ".join(e.value for e in at.error)
+    for name in ("broken.jpg", "empty.png", "notes.png"):
+        assert name in errors
+    assert "good.png" not in errors
+    assert _metric(at, "Images") == "1 of 4"
+    rows = _detections(at)
+    assert rows is not None and set(rows["image"]) == {"good.png"}
+
+
+def test_anchors_counts(app_env):
+    at = _page("pages/anchors.py")
+    _ok(at)
+    assert _metric(at, "Total anchors") == "5444"
+    assert _metric(at, "Anchors in this cell") == "4"
+    at.selectbox(key="anchors_scale").set_value(4).run()      # the 1×1 map
+    _ok(at)
+    assert _metric(at, "Anchors in this cell") == "4"
+    assert int(_metric(at, "Positive anchors")) >= 1
+
+    # a custom configuration: 2 sizes + 4 ratios = 5 anchors per cell
+    at.radio(key="anchors_source").set_value("Custom").run()
+    at.text_input(key="anchors_ratios").set_value("1, 2, 0.5, 3").run()
+    _ok(at)
+    assert _metric(at, "Anchors in this cell") == "5"
+    assert _metric(at, "Total anchors") == str((32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 1) * 5)
+    at.text_input(key="anchors_ratios").set_value("1, two").run()
+    _ok(at)
+    assert any("not a number" in e.value for e in at.error)
+
+
+def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_dir, data_root):
+    from ssd import jobs
+
+    root = str(tmp_path / "models")
+    monkeypatch.setenv("SSD_MODELS_DIR", root)
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("pages/train.py")
+    _ok(at)
+    at.selectbox(key="train_dataset").set_value(synth_dir)
+    at.text_input(key="train_name").set_value("from-app")
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_batch").set_value(8)
+    at.number_input(key="train_limit").set_value(16)
+    at.number_input(key="train_limit_val").set_value(8)
+    at.number_input(key="train_max_iters").set_value(2)
+    at.selectbox(key="train_device").set_value("cpu")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    job = jobs.current_job(root)
+    assert job is not None and job.name == "from-app"
+
+    at.run()                                 # a rerun neither stops nor duplicates the job
+    assert jobs.current_job(root).pid == job.pid
+    deadline = time.time() + 150
+    while jobs.current_job(root) is not None and time.time() < deadline:
+        time.sleep(0.5)
+    assert jobs.current_job(root) is None, "the tiny training job did not finish in time"
+    at.run()
+    _ok(at)
+    assert any("from-app" in s.value and "finished" in s.value for s in at.success), \
+        [s.value for s in at.success] + [e.value for e in at.error] + [jobs.read_log_tail(os.path.join(root, "from-app"))]
+
+    at.switch_page("pages/detect.py").run()
+    _ok(at)
+    picker = at.selectbox(key="detect_model")
+    assert any(o.startswith("from-app") for o in picker.options), picker.options
+
+
+# ---------------------------------------------------------------- the library calls behind the pages
+
+
+def test_viz_cache_render_and_export(tiny_model_dir):
+    import numpy as np
+
+    from ssd import viz
+    from ssd.detection import Detector
+    from ssd.results import megadetector_json
+
+    det = Detector.load(tiny_model_dir)
+    big = _png(3, (2000, 1500))
+    cache = viz.DetectionCache()
+    items = [("big.png", big), ("bad.jpg", b"not an image")]
+    first = viz.detect_images(det, items, 0.45, cache, key="k")
+    assert [r.ok for r in first] == [True, False] and "bad.jpg" in first[1].error
+    assert first[0].raw.image_size == (2000, 1500)
+    assert max(first[0].preview.size) == viz.PREVIEW_SIDE
+    calls = det.forward_calls
+    again = viz.detect_images(det, items, 0.45, cache, key="k")
+    assert det.forward_calls == calls and not again[0].ran_network
+    rendered = viz.render_batch(again, 0.0, None, 5)
+    assert len(rendered) == 1 and len(rendered[0].shown) == 5
+    assert rendered[0].picture.size == first[0].preview.size
+    rows = viz.detection_rows(rendered)
+    assert len(rows) == 5 and max(r["xmax"] for r in rows) <= 2000
+    md = megadetector_json(viz.results_for_export(again, rendered), det.classes, "tiny", 0.0)
+    assert md["images"][1]["failure"] and len(md["images"][0]["detections"]) == 5
+    # the full-resolution annotated image keeps the original size
+    from PIL import Image
+    png = viz.annotated_png(Image.open(io.BytesIO(big)).convert("RGB"), rendered[0].shown)
+    assert Image.open(io.BytesIO(png)).size == (2000, 1500)
+    # the cache is bounded in bytes
+    small = viz.DetectionCache(max_bytes=first[0].nbytes + 10)
+    small.put(("a",), first[0])
+    small.put(("b",), first[0])
+    assert len(small) == 1 and small.get(("a",)) is None
+    assert np.all(np.diff(first[0].raw.scores) <= 0)
+
+
+def test_viz_samples_and_positive_anchors(tmp_path):
+    import numpy as np
+
+    from ssd import viz
+    from ssd.anchors import all_anchors, box_iou
+    from ssd.synth import render_example
+
+    samples = viz.sample_images(3, 0, str(tmp_path))
+    again = viz.sample_images(3, 0, str(tmp_path))          # read back from the cache folder
+    assert [s.data for s in samples] == [s.data for s in again]
+    img, lab = render_example(0, 1, "val")
+    assert np.array_equal(samples[1].array(), img) and np.allclose(samples[1].label, lab)
+
+    cfg = viz.anchor_config()
+    assert cfg.total() == 5444
+    pos = viz.positive_anchors(cfg, lab, 0.5)
+    ious = box_iou(all_anchors(cfg), lab[:, 1:5])[:, 0]
+    assert int(np.argmax(ious)) in set(pos.tolist())                # each box claims its best anchor
+    assert set(np.flatnonzero(ious >= 0.5).tolist()) <= set(pos.tolist())
+    s, r, c = viz.best_anchor_cell(cfg, lab[0, 1:5])
+    assert 0 <= s < cfg.num_scales

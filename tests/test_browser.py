@@ -1,0 +1,172 @@
+"""End to end in a real browser: ``streamlit run app.py`` on a free localhost port, driven by
+Playwright with Debian's /usr/bin/chromium (no browser is downloaded). Opens every page, uploads
+an image on Detect, moves the confidence slider, and saves a screenshot of each page under the
+test's tmp_path (and under ``$SSD_SCREENSHOT_DIR`` when set, to keep them)."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"{CHROMIUM} is absent (install Debian's chromium: apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(app_env, tmp_path):
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", os.path.join(REPO_ROOT, "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://localhost:{port}"
+    deadline = time.time() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("streamlit did not start:\n" + log_path.read_text(errors="replace"))
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def _settle(page, timeout_ms: int = 90_000) -> None:
+    """Wait until the script run has finished (the 'Running…' status widget is gone)."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout_ms)
+    page.wait_for_timeout(300)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, \
+        page.locator('[data-testid="stException"]').first.inner_text()
+
+
+def _png(index: int = 3) -> bytes:
+    from PIL import Image
+
+    from ssd.synth import render_example
+
+    buf = io.BytesIO()
+    Image.fromarray(render_example(0, index, "val")[0]).resize((640, 480)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_pages_in_chromium(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = []
+
+    def shot(page, name: str) -> None:
+        # Streamlit scrolls inside its own container, so a full-page shot needs a tall viewport
+        path = tmp_path / f"{name}.png"
+        measure = ("() => Math.max(...[...document.querySelectorAll("
+                   "'[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight), 0)")
+        for _ in range(3):     # images and figures load lazily: grow until the height settles
+            height = int(min(max(page.evaluate(measure) + 80, 1000), 8000))
+            if page.viewport_size["height"] >= height:
+                break
+            page.set_viewport_size({"width": 1400, "height": height})
+            page.wait_for_timeout(800)
+        page.screenshot(path=str(path), full_page=True)
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        shots.append(path)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(90_000)
+
+            page.goto(server)
+            expect(page.get_by_text("How SSD sees an image")).to_be_visible()
+            expect(page.get_by_text("Models available")).to_be_visible()
+            _settle(page)
+            _no_exception(page)
+            shot(page, "home")
+
+            page.goto(server + "/detect")
+            expect(page.get_by_text("Detections shown")).to_be_visible()
+            _settle(page)
+            _no_exception(page)
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+                files=[{"name": "photo.png", "mimeType": "image/png", "buffer": _png()}])
+            expect(page.get_by_text("photo.png").first).to_be_visible()
+            expect(page.get_by_text("1 of 1")).to_be_visible()
+            _settle(page)
+            shown = page.locator('[data-testid="stMetric"]').filter(has_text="Detections shown")
+            count_before = int(shown.locator('[data-testid="stMetricValue"]').inner_text())
+            slider = page.get_by_role("slider", name="Confidence threshold")
+            before = float(slider.input_value())
+            slider.focus()
+            for _ in range(30):
+                page.keyboard.press("ArrowLeft")
+            _settle(page)
+            assert float(page.get_by_role("slider", name="Confidence threshold").input_value()) < before
+            page.wait_for_function(
+                "n => { const m = [...document.querySelectorAll('[data-testid=stMetric]')]"
+                ".find(e => e.innerText.includes('Detections shown'));"
+                " return m && parseInt(m.querySelector('[data-testid=stMetricValue]').innerText) > n; }",
+                arg=count_before, timeout=30_000)
+            expect(page.get_by_text("photo.png").first).to_be_visible()
+            _no_exception(page)
+            shot(page, "detect")
+
+            page.goto(server + "/train")
+            expect(page.get_by_text("Model and settings")).to_be_visible()
+            _settle(page)
+            _no_exception(page)
+            shot(page, "train")
+
+            page.goto(server + "/anchors")
+            expect(page.get_by_text("Anchors in this cell")).to_be_visible()
+            _settle(page)
+            _no_exception(page)
+            shot(page, "anchors")
+        finally:
+            browser.close()
+
+    keep = os.environ.get("SSD_SCREENSHOT_DIR")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for s in shots:
+            shutil.copy(s, os.path.join(keep, s.name))
+    assert all(s.stat().st_size > 10_000 for s in shots)
