@@ -97,6 +97,10 @@ class Detector:
         self.std = tuple(norm.get("std", STD))
         self._lock = threading.Lock()
         self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
+        # [zoo hook] GluonCV zoo nets (live or exported) return decoded (ids, scores, boxes px):
+        # ssd/zoo.py decodes them; None means TinySSD's (anchors, cls, box) + decode_ssd_output.
+        from .zoo import output_decoder
+        self._decode = output_decoder(net, meta)
         if hybridize:
             net.hybridize(static_alloc=True)
         if warm:
@@ -119,6 +123,8 @@ class Detector:
         x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)
         with self._lock:
             self.forward_calls += 1
+            if self._decode is not None:  # [zoo hook]
+                return self._decode(self.net, x, nms, floor)
             anchors, cls_preds, box_preds = self.net(x)
             return decode_ssd_output(anchors, cls_preds, box_preds, floor, nms)
 

@@ -106,7 +106,11 @@ class TinySSD(nn.HybridBlock):
         return anchors, cls_preds, box_preds
 
 
-ARCHITECTURES = ("tiny",)
+# [zoo hook] GluonCV model-zoo SSDs (ssd_512_mobilenet1.0, ssd_300_vgg16_atrous,
+# ssd_512_resnet50_v1) are built, trained and decoded by ssd/zoo.py.
+from .zoo import ZOO_ARCHS  # noqa: E402 - zoo.py imports nothing heavy at module level
+
+ARCHITECTURES = ("tiny",) + ZOO_ARCHS
 
 
 def build_model(arch: str, num_classes: int, input_size: int = 256,
@@ -115,4 +119,7 @@ def build_model(arch: str, num_classes: int, input_size: int = 256,
     """Build an uninitialized network by architecture name (the model store calls this)."""
     if arch == "tiny":
         return TinySSD(num_classes, input_size=input_size, sizes=sizes, ratios=ratios)
+    if arch in ZOO_ARCHS:  # [zoo hook] placeholder class names; store.build_from_meta passes the real ones
+        from .zoo import build_zoo_net
+        return build_zoo_net(arch, [f"class{i}" for i in range(num_classes)])
     raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")

@@ -88,7 +88,11 @@ def read_meta(model_dir: str) -> Dict[str, Any]:
 def build_from_meta(meta: Dict[str, Any]):
     """An uninitialized network of the saved architecture and configuration."""
     from .model import build_model
+    from .zoo import is_zoo_arch
 
+    if is_zoo_arch(meta["arch"]):  # [zoo hook] GluonCV model-zoo SSD, rebuilt with its classes and preset
+        from .zoo import build_from_meta as build_zoo_from_meta
+        return build_zoo_from_meta(meta)
     anchors = meta.get("anchors") or {}
     return build_model(meta["arch"], len(meta["classes"]), int(meta["input_size"]),
                        sizes=anchors.get("sizes"), ratios=anchors.get("ratios"))
@@ -99,6 +103,9 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     import mxnet as mx
 
     meta = read_meta(model_dir)
+    if meta.get("format") == "symbol":  # [export hook] exported graph + params: no Python class needed
+        from .export import load_symbol_model
+        return load_symbol_model(model_dir, meta, ctx=ctx)
     params = os.path.join(model_dir, PARAMS_FILE)
     if not os.path.isfile(params):
         raise ModelError(f"{model_dir}: no {PARAMS_FILE}")
@@ -150,8 +157,12 @@ def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[B
             continue
         try:
             meta = read_meta(path)
-            if not os.path.isfile(os.path.join(path, PARAMS_FILE)):
-                raise ModelError(f"{path}: no {PARAMS_FILE} yet")
+            params_name = PARAMS_FILE
+            if meta.get("format") == "symbol":  # [export hook] exported folders hold model-0000.params
+                from .export import params_file
+                params_name = params_file(meta)
+            if not os.path.isfile(os.path.join(path, params_name)):
+                raise ModelError(f"{path}: no {params_name} yet")
             ok.append(ModelInfo(name, path, meta))
         except ModelError as err:
             broken.append(BrokenModel(name, path, str(err)))

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Inference latency of the GluonCV model-zoo SSDs on this machine's CPU.
+
+Run: ``OMP_NUM_THREADS=<cores> .venv/bin/python scripts/bench_zoo.py [--repeat 10] [--arch …]``.
+
+For each architecture at its native input size, batch 1, float32: build it offline (random
+weights, 20 VOC classes: latency does not depend on the weights), hybridize with static
+allocation, warm up, then time ``net(x)`` plus copying the detections to numpy (NMS included,
+as the Detector runs it) ``--repeat`` times and report the median. Printed next to GluonCV's
+published accuracy and the seconds per image measured on the 2-core development machine
+(REFERENCE.md). GluonCV publishes no CPU latency for a 2-core machine, so none is shown.
+
+Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def bench(arch: str, repeat: int, warmup: int) -> dict:
+    import mxnet as mx
+
+    from ssd import zoo
+
+    spec = zoo.spec_of(arch)
+    t0 = time.perf_counter()
+    net, meta = zoo.new_zoo_model(arch, [f"c{i}" for i in range(20)])
+    build_s = time.perf_counter() - t0
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.random.uniform(shape=(1, 3, spec.base_size, spec.base_size))
+    for _ in range(warmup):
+        [o.asnumpy() for o in net(x)]
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        [o.asnumpy() for o in net(x)]
+        times.append(time.perf_counter() - t)
+    params = sum(p.data().size for p in net.collect_params().values())
+    return {"arch": arch, "input": spec.base_size, "anchors": meta["anchors"]["total"],
+            "params_m": params / 1e6, "median_s": statistics.median(times), "min_s": min(times),
+            "max_s": max(times), "repeat": repeat, "build_s": build_s,
+            "reference_s": spec.reference_cpu_s, "published": spec.published}
+
+
+def main(argv=None) -> int:
+    from ssd.zoo import ZOO_ARCHS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", action="append", choices=ZOO_ARCHS, help="default: all three")
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    rows = [bench(a, args.repeat, args.warmup) for a in (args.arch or ZOO_ARCHS)]
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"OMP_NUM_THREADS={threads}; batch 1, float32, hybridized, median of {args.repeat}\n")
+    print("| model | input | anchors | params (M) | median s/image | min–max s | REFERENCE.md s/image "
+          "(2-core dev machine) | GluonCV published accuracy |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pub = ", ".join(f"{'VOC07 mAP' if k == 'voc_map' else 'COCO AP'} {v}" for k, v in r["published"].items())
+        ref = f"{r['reference_s']:.2f}" if r["reference_s"] else "—"
+        print(f"| {r['arch']} | {r['input']} | {r['anchors']} | {r['params_m']:.1f} | {r['median_s']:.3f} | "
+              f"{r['min_s']:.3f}–{r['max_s']:.3f} | {ref} | {pub} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"machine": platform.platform(), "cores": os.cpu_count(), "omp_threads": threads,
+                       "results": rows}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

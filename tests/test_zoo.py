@@ -1,0 +1,372 @@
+"""GluonCV model-zoo SSDs: offline builds, one CPU training step each, fine-tuning with
+reset_class, the weight store (local file, sha1, a 127.0.0.1 server), anchors, decoding and the
+full training run (events, meta, resume, evaluation report). No network beyond 127.0.0.1.
+
+Sizes are tiny so the file stays around a minute on two busy cores: 128 px inputs (the VGG-300
+extras need at least 260 px, so it gets 260), batch 1-2, one step.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd
+
+from ssd import zoo
+from ssd.errors import DownloadError, SSDError
+
+pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
+
+SMALL = {"ssd_512_mobilenet1.0": 128, "ssd_300_vgg16_atrous": 260, "ssd_512_resnet50_v1": 128}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """Every test: an empty model store and a weights repo nobody serves (connection refused)."""
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxnet_home"))
+    monkeypatch.setenv("MXNET_GLUON_REPO", f"http://127.0.0.1:{_free_port()}/")
+    monkeypatch.setenv("SSD_NUM_WORKERS", "0")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dataset(n=2, size=96, seed=0, empty_last=False):
+    from ssd.datasets import InMemoryDataset
+
+    rng = np.random.default_rng(seed)
+    imgs = [rng.integers(0, 255, (size, size + 16, 3), dtype=np.uint8) for _ in range(n)]
+    labs = [np.array([[0, 0.2, 0.25, 0.6, 0.7], [1, 0.5, 0.1, 0.9, 0.5]], np.float32) for _ in range(n)]
+    if empty_last:
+        labs[-1] = np.zeros((0, 5), np.float32)
+    return InMemoryDataset(imgs, labs, ["bird", "dog"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Builds
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", zoo.ZOO_ARCHS)
+def test_presets_match_gluoncv_and_build_offline(arch):
+    """Our preset table equals GluonCV's: same anchor maps for custom/voc/coco, same parameters."""
+    from gluoncv.model_zoo import get_model
+
+    for variant in zoo.VARIANTS:
+        kw = {"classes": ["a", "b"]} if variant == "custom" else {}
+        theirs = get_model(zoo.gluoncv_name(arch, variant), pretrained=False, pretrained_base=False, **kw)
+        ours = zoo.build_zoo_net(arch, theirs.classes, variant)
+        assert sorted(ours._collect_params_with_prefix()) == sorted(theirs._collect_params_with_prefix())
+        for a, b in zip(ours.anchor_generators, theirs.anchor_generators):
+            np.testing.assert_allclose(zoo._anchor_map(a), zoo._anchor_map(b))
+
+
+def test_native_anchor_counts_and_info_match_a_forward_pass():
+    info = zoo.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"], "input_size": 300})
+    assert [l["feature_hw"] for l in info] == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    assert sum(l["count"] for l in info) == 8732  # SSD300's published prior count
+    assert [l["steps"] for l in info] == [8, 16, 32, 64, 100, 300]
+    assert sum(l["count"] for l in zoo.zoo_anchor_info({"arch": "ssd_512_mobilenet1.0", "classes": ["x"],
+                                                        "input_size": 512})) == 6132
+    net = zoo.build_zoo_net("ssd_512_mobilenet1.0", ["a"])
+    fwd = zoo.initialize(net, input_size=128)[0].asnumpy()   # (N, 4) cx, cy, w, h in pixels
+    corners = np.concatenate([fwd[:, :2] - fwd[:, 2:] / 2, fwd[:, :2] + fwd[:, 2:] / 2], 1) / 128
+    ours = zoo.zoo_anchors(net, 128)
+    assert ours.shape == corners.shape == (sum(l["count"] for l in zoo.zoo_anchor_info(net, 128)), 4)
+    np.testing.assert_allclose(ours, corners, atol=1e-5)
+    info = zoo.zoo_anchor_info(net, 128)[0]
+    assert info["sizes_px"][0] == pytest.approx(51.2) and info["anchors_per_cell"] == 4
+    assert set(info) >= {"feature_hw", "sizes_px", "ratios", "steps", "anchors_per_cell", "count"}
+    with pytest.raises(SSDError, match="too small"):
+        zoo.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"]}, 128)
+
+
+# ---------------------------------------------------------------------------------------------
+# One training step per architecture, then detection
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", zoo.ZOO_ARCHS)
+def test_each_arch_takes_a_training_step_on_the_cpu_and_detects(arch):
+    from mxnet import gluon
+
+    from ssd.detection import Detector
+    from ssd.training import TrainConfig
+
+    size = SMALL[arch]
+    cfg = TrainConfig(data="", out="", arch=arch, batch_size=2, input_size=size, augment=True, seed=1)
+    zoo.apply_zoo_defaults(cfg)
+    assert cfg.input_size == size and cfg.momentum == 0.9 and cfg.hard_negative_ratio == 3
+    events = []
+    run = zoo.ZooTraining(cfg, ["bird", "dog"], _dataset(2, empty_last=True), [mx.cpu()],
+                          lambda *a, **k: events.append((a, k)))
+    assert run.iters == 1 and run.num_anchors == sum(l["count"] for l in zoo.zoo_anchor_info(run.net, size))
+    trainer = gluon.Trainer(run.net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
+    weights = [cp.predictor.weight for cp in run.net.class_predictors]
+    before = [w.data().asnumpy().copy() for w in weights]
+    batch = next(run.epoch(0))
+    assert batch[0].shape == (2, 3, size, size) and batch[1].shape == (2, run.num_anchors)
+    n, sums, abs_err = run.step(batch, trainer)
+    assert n == 2 and np.all(np.isfinite(sums)) and sums[0] > 0 and np.isfinite(abs_err)
+    assert 0 < sums[3] <= sums[4] == 2 * run.num_anchors
+    assert any(not np.allclose(b, w.data().asnumpy()) for b, w in zip(before, weights))
+    meta = {"arch": arch, "classes": ["bird", "dog"], "input_size": size, **run.meta_fields()}
+    det = Detector(run.net, meta)  # switches the cached train graph to prediction
+    (ids, scores, boxes), = det.predict_arrays(np.zeros((1, size, size, 3), np.uint8))
+    assert len(ids) <= zoo.POST_NMS and np.all(np.diff(scores) <= 0) and np.all((boxes >= 0) & (boxes <= 1))
+    assert set(np.unique(ids)) <= {0, 1}
+    assert meta["anchors"]["total"] == run.num_anchors and meta["zoo"]["variant"] == "custom"
+
+
+def test_detector_nms_setting_and_train_graph_switches():
+    from ssd.detection import Detector
+
+    net, meta = zoo.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b"], input_size=128)
+    det = Detector(net, meta)
+    img = np.random.default_rng(0).integers(0, 255, (1, 128, 128, 3), dtype=np.uint8)
+    loose = det.predict_arrays(img, nms=0.9)[0]
+    tight = det.predict_arrays(img, nms=0.2)[0]
+    again = det.predict_arrays(img, nms=0.9)[0]
+    assert len(tight[0]) <= len(loose[0]) and net.nms_thresh == 0.9
+    np.testing.assert_allclose(loose[1], again[1])
+    # a training epoch in between (as ZooTraining.epoch starts one) caches the train-mode graph …
+    net.hybridize(static_alloc=True, static_shape=True)
+    net._ssd_mode = "train"
+    with autograd.record():
+        cls_preds, box_preds, anchors = net(mx.nd.zeros((1, 3, 128, 128)))
+    assert cls_preds.shape == (1, anchors.shape[1], 3)
+    # … and the Detector must not reuse it
+    np.testing.assert_allclose(det.predict_arrays(img, nms=0.9)[0][1], loose[1], rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning: reset_class and the weight store
+# ---------------------------------------------------------------------------------------------
+
+def test_class_reuse_map_for_camera_trap_names():
+    from gluoncv.data import COCODetection, VOCDetection
+
+    ena = ["Bird", "Eastern Gray Squirrel", "Domestic Cat", "Dog", "Horse", "American Black Bear", "Human",
+           "Vehicle", "White_Tailed_Deer"]
+    m = zoo.class_reuse_map(ena, COCODetection.CLASSES)
+    assert m == {"Bird": "bird", "Domestic Cat": "cat", "Dog": "dog", "Horse": "horse",
+                 "American Black Bear": "bear", "Human": "person"}
+    assert zoo.class_reuse_map(["pikachu"], VOCDetection.CLASSES) == {}
+
+
+def _voc_weights_file(arch="ssd_512_mobilenet1.0"):
+    """A GluonCV-layout VOC detector file (random weights) and its SHA-1."""
+    from gluoncv.data import VOCDetection
+
+    net = zoo.build_zoo_net(arch, VOCDetection.CLASSES, "voc")
+    zoo.initialize(net, input_size=128)
+    os.makedirs(zoo.model_store_root(), exist_ok=True)
+    tmp = os.path.join(zoo.model_store_root(), "src.params")
+    net.save_parameters(tmp)
+    with open(tmp, "rb") as fh:
+        sha1 = hashlib.sha1(fh.read()).hexdigest()
+    return net, tmp, sha1
+
+
+def test_voc_start_reuses_matching_classes_and_mismatch_errors(monkeypatch):
+    """The store file with GluonCV's SHA-1 loads and reset_class keeps 'bird'; a wrong file is refused
+    with a message naming the file, its folder and the SHA-1 (the fetch hits a closed port)."""
+    from gluoncv.model_zoo import model_store
+
+    name = "ssd_512_mobilenet1.0_voc"
+    src, tmp, sha1 = _voc_weights_file()
+    monkeypatch.setitem(model_store._model_sha1, name, sha1)
+    path = zoo.weights_path(name)
+    assert os.path.basename(path) == f"{name}-{sha1[:8]}.params"
+    assert path.startswith(os.environ["MXNET_HOME"])
+    os.replace(tmp, path)
+    assert zoo.ensure_weights(name, download=False) == path
+
+    net, anchors, info = zoo.create_for_training("ssd_512_mobilenet1.0", ["pikachu", "Bird"], "voc",
+                                                 input_size=128)
+    assert info["variant"] == "voc" and info["reused_classes"] == {"Bird": "bird"} and info["weights"] == path
+    old = src.class_predictors[0].predictor.weight.data().asnumpy()
+    new = net.class_predictors[0].predictor.weight.data().asnumpy()
+    n_old, n_new = 21, 3                                  # classes + background
+    bird = 1 + src.classes.index("bird")
+    np.testing.assert_allclose(new[2::n_new], old[bird::n_old])   # Bird is our class 1 → channel 2
+    np.testing.assert_allclose(new[0::n_new], old[0::n_old])       # background reused
+    ids, scores, boxes = net(mx.nd.zeros((1, 3, 128, 128)))       # survives reset_class
+    assert ids.shape == (1, 100, 1)
+
+    with open(path, "wb") as fh:
+        fh.write(b"not the weights")
+    with pytest.raises(DownloadError) as err:
+        zoo.ensure_weights(name)
+    msg = str(err.value)
+    assert os.path.basename(path) in msg and sha1 in msg and zoo.model_store_root() in msg
+    assert "refused" in msg and "MXNET_HOME" in msg
+    with pytest.raises(DownloadError, match="does not exist"):
+        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "coco", input_size=128)
+
+
+class _ZipServer:
+    def __init__(self, files):
+        self.files, self.hits = files, []
+        server = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                server.hits.append(self.path)
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _zip(member: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(member, data)
+    return buf.getvalue()
+
+
+def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
+    from gluoncv.model_zoo import model_store
+
+    good, bad = b"weights v1" * 100, b"tampered" * 100
+    sha1 = hashlib.sha1(good).hexdigest()
+    monkeypatch.setitem(model_store._model_sha1, "toy_net", sha1)
+    fname = f"toy_net-{sha1[:8]}"
+    srv = _ZipServer({f"/gluon/models/{fname}.zip": _zip(f"{fname}.params", good)})
+    try:
+        monkeypatch.setenv("MXNET_GLUON_REPO", srv.url)
+        path = zoo.ensure_weights("toy_net", progress=lambda *a: None)
+        assert open(path, "rb").read() == good and srv.hits == [f"/gluon/models/{fname}.zip"]
+        assert zoo.ensure_weights("toy_net") == path and len(srv.hits) == 1   # present: no request
+        assert sorted(os.listdir(os.path.dirname(path))) == [f"{fname}.params"]  # no zip, no staging
+        os.remove(path)
+        srv.files[f"/gluon/models/{fname}.zip"] = _zip(f"{fname}.params", bad)
+        with pytest.raises(DownloadError, match="has SHA-1 .* not GluonCV's"):
+            zoo.ensure_weights("toy_net", progress=lambda *a: None)
+        assert not os.path.exists(path)
+    finally:
+        srv.close()
+
+
+def test_imagenet_start_offline_names_the_backbone_file():
+    with pytest.raises(DownloadError) as err:
+        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "imagenet", input_size=128)
+    assert "mobilenet1.0-efbb2ca3.params" in str(err.value)
+    with pytest.raises(SSDError, match="--pretrained"):
+        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "/no/such/file.params", input_size=128)
+
+
+def test_local_params_file_loads_what_matches(tmp_path):
+    src, meta = zoo.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b", "c"], input_size=128)
+    path = str(tmp_path / "other.params")
+    src.save_parameters(path)
+    net, _, info = zoo.create_for_training("ssd_512_mobilenet1.0", ["x"], path, input_size=128)
+    assert info["loaded"] > 0 and any(k.startswith("class_predictors") for k in info["skipped"])
+    np.testing.assert_allclose(net.box_predictors[0].predictor.weight.data().asnumpy(),
+                               src.box_predictors[0].predictor.weight.data().asnumpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run through ssd.training.train: events, meta, checkpoints, resume, report
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from ssd.synth import generate
+
+    root = str(tmp_path_factory.mktemp("zoo_synth"))
+    generate(root, num_train=4, num_val=2, seed=2, size=128)
+    return root
+
+
+def test_zoo_training_run_resume_and_report(synth, tmp_path, monkeypatch):
+    from ssd.cli import main
+    from ssd.detection import Detector
+    from ssd.evaluation import evaluate
+    from ssd.events import read_events
+    from ssd.plots import pr_curve_figure, training_curves_figure
+    from ssd.store import list_models, read_meta
+    from ssd.training import TrainConfig, train
+
+    monkeypatch.setenv("SSD_NUM_WORKERS", "0")
+    out = tmp_path / "models" / "zoo"
+    cfg = dict(data=synth, out=str(out), arch="ssd_512_mobilenet1.0", batch_size=2, input_size=128,
+               max_iters_per_epoch=1, device="cpu", augment=False)
+    res = train(TrainConfig(epochs=1, **cfg), install_signal_handlers=False)
+    assert res.status == "done" and len(res.history) == 1
+    rec = res.history[0]
+    for k in ("loss", "cls_loss", "box_loss", "class_err", "bbox_mae", "samples_per_s", "val_map", "lr"):
+        assert rec[k] is not None and np.isfinite(rec[k]), k
+    meta = read_meta(str(out))
+    assert meta["arch"] == "ssd_512_mobilenet1.0" and meta["zoo"]["variant"] == "custom"
+    assert meta["training"]["args"]["momentum"] == 0.9 and meta["training"]["args"]["lr"] == pytest.approx(0.001 * 2 / 32)
+    assert meta["anchors"]["total"] == 390 and meta["status"] == "done"
+    types = [e["type"] for e in read_events(str(out))]
+    assert types[0] == "start" and "epoch" in types and types[-1] == "done"
+
+    res = train(TrainConfig(epochs=2, resume=True, **cfg), install_signal_handlers=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert json.load(open(out / "checkpoints" / "checkpoint.json"))["epoch"] == 2
+
+    ok, broken = list_models(str(tmp_path / "models"))
+    assert [m.name for m in ok] == ["zoo"] and not broken
+    det = Detector.load(str(out))
+    from ssd.datasets import open_dataset
+    ev = evaluate(det, open_dataset(synth).val)
+    assert set(ev.per_class_ap) == {"pikachu"} and "pikachu" in ev.pr_curves
+    pr_curve_figure(ev)
+    training_curves_figure(res.history)
+    plot = tmp_path / "pr.png"
+    assert main(["eval", "--model", str(out), "--data", synth, "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 0
+
+
+def test_data_parallel_over_two_contexts_passes_the_kvstore(synth, tmp_path, monkeypatch):
+    """Two CPU contexts stand in for two GPUs: the batch is split, SSDMultiBoxLoss normalizes over
+    the whole batch, and --kvstore reaches gluon.Trainer as for TinySSD."""
+    import ssd.device
+    from mxnet import gluon
+
+    from ssd.training import TrainConfig, train
+
+    monkeypatch.setattr(ssd.device, "select_devices", lambda prefer_gpu=True: ssd.device.DeviceInfo(
+        [mx.cpu(0), mx.cpu(1)], "cpu", "2 CPU contexts (test)"))
+    seen = {}
+    real = gluon.Trainer
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gluon, "Trainer", spy)
+    res = train(TrainConfig(data=synth, out=str(tmp_path / "dp"), arch="ssd_512_mobilenet1.0", epochs=1,
+                            batch_size=2, input_size=128, max_iters_per_epoch=1, augment=False,
+                            kvstore="local", limit_val=1), install_signal_handlers=False)
+    assert res.status == "done" and np.isfinite(res.history[0]["loss"]) and seen["kvstore"] == "local"
+    assert res.device == "2 CPU contexts (test)"
