@@ -413,38 +413,26 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
     return net, anchors.as_in_context(mx.cpu()), info
 
 
-def apply_zoo_defaults(cfg) -> List[str]:
-    """Give options left at TinySSD's defaults GluonCV's reference values; return what changed.
+def zoo_defaults(arch: str, batch_size: int) -> Dict[str, Any]:
+    """GluonCV's reference settings (train_ssd.py) for options a user left unset.
 
-    ``input_size`` 256 → the native size; ``lr`` 0.2 → 0.001 × batch / 32; ``momentum`` 0 → 0.9;
-    ``lr_schedule`` cosine → step; ``hard_negative_ratio`` 0 → 3. A value a person set to
-    something else is kept. Raises ``SSDError`` for inputs the layers cannot take.
+    Native input size, lr 0.001 × batch / 32, SGD momentum 0.9, step schedule, 3:1 hard
+    negatives (``SSDMultiBoxLoss``). ``ssd.training.resolve_defaults`` applies them, so an
+    explicit ``--lr`` or ``--input-size`` is always kept.
     """
-    from dataclasses import fields
+    return {"input_size": spec_of(arch).base_size, "lr": 0.001 * batch_size / 32, "momentum": 0.9,
+            "lr_schedule": "step", "hard_negative_ratio": 3.0}
 
+
+def check_zoo_config(cfg) -> None:
+    """Refuse inputs the zoo layers cannot take, with the reason; ``SSDError``."""
     spec = spec_of(cfg.arch)
-    defaults = {f.name: f.default for f in fields(type(cfg))}
-    notes: List[str] = []
-
-    def swap(name: str, value: Any) -> None:
-        if getattr(cfg, name) == defaults.get(name):
-            setattr(cfg, name, value)
-            notes.append(f"{name}={value!r}")
-
-    swap("input_size", spec.base_size)
-    swap("lr", 0.001 * cfg.batch_size / 32)
-    swap("momentum", 0.9)
-    swap("lr_schedule", "step")
-    if cfg.hard_negative_ratio <= 0:
-        cfg.hard_negative_ratio = 3.0
-        notes.append("hard_negative_ratio=3.0")
     if cfg.input_size < spec.min_input:
         raise SSDError(f"{cfg.arch} needs an input of at least {spec.min_input} px (native {spec.base_size}); "
                        f"got {cfg.input_size}")
     p = (cfg.pretrained or "").strip()
     if p and p.lower() not in PRETRAINED_CHOICES + ("none", "scratch") and not os.path.exists(p):
         raise SSDError(f"--pretrained {p!r}: use imagenet, voc, coco or the path of a .params file")
-    return notes
 
 
 # ---------------------------------------------------------------------------------------------

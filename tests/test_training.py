@@ -26,8 +26,7 @@ def data(tmp_path_factory):
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=data, out=str(out), epochs=3, batch_size=16, lr=0.2, augment=False, seed=1,
-                lr_schedule="constant")
+    base = dict(data=data, out=str(out), epochs=3, batch_size=16, augment=False, seed=1)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -141,3 +140,15 @@ def test_batchnorm_recalibration_makes_predict_mode_match_the_weights():
     # momentum is restored for training
     assert all(b._kwargs["momentum"] == 0.9 for b in net.blocks[0][0]._children.values()
                if hasattr(b, "_kwargs") and "momentum" in b._kwargs)
+
+
+def test_explicit_options_win_over_architecture_defaults():
+    from ssd.training import ARCH_DEFAULTS, resolve_defaults
+
+    cfg = TrainConfig(data="", out="", lr=0.2, momentum=0.0)
+    filled = resolve_defaults(cfg)
+    assert cfg.lr == 0.2 and cfg.momentum == 0.0
+    assert cfg.input_size == ARCH_DEFAULTS["input_size"] and "lr=0.01" not in filled
+    zoo_cfg = TrainConfig(data="", out="", arch="ssd_512_mobilenet1.0", lr=0.2, input_size=256)
+    resolve_defaults(zoo_cfg)
+    assert zoo_cfg.lr == 0.2 and zoo_cfg.input_size == 256 and zoo_cfg.lr_schedule == "step"

@@ -101,12 +101,14 @@ def test_each_arch_takes_a_training_step_on_the_cpu_and_detects(arch):
     from mxnet import gluon
 
     from ssd.detection import Detector
-    from ssd.training import TrainConfig
+    from ssd.training import TrainConfig, resolve_defaults
 
     size = SMALL[arch]
     cfg = TrainConfig(data="", out="", arch=arch, batch_size=2, input_size=size, augment=True, seed=1)
-    zoo.apply_zoo_defaults(cfg)
+    resolve_defaults(cfg)
+    # the explicit input size is kept; unset options take GluonCV's reference values
     assert cfg.input_size == size and cfg.momentum == 0.9 and cfg.hard_negative_ratio == 3
+    assert cfg.lr == pytest.approx(0.001 * 2 / 32) and cfg.lr_schedule == "step"
     events = []
     run = zoo.ZooTraining(cfg, ["bird", "dog"], _dataset(2, empty_last=True), [mx.cpu()],
                           lambda *a, **k: events.append((a, k)))
