@@ -36,6 +36,36 @@ def _probe_gpu(i: int) -> None:
     float(y.sum().asscalar())
 
 
+def gpu_names() -> List[str]:
+    """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
+
+    MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
+    """
+    import glob
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
+            if names:
+                return names
+        except (OSError, subprocess.SubprocessError):
+            pass
+    names = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        try:
+            with open(info, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Model:"):
+                        names.append(line.split(":", 1)[1].strip())
+        except OSError:
+            continue
+    return names
+
+
 def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
     """Every GPU that can really run a convolution, else the CPU (never raises)."""
     cpu = DeviceInfo([mx.cpu()], "cpu", f"CPU ({os.cpu_count() or 1} cores)")
@@ -59,9 +89,11 @@ def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
         except Exception as err:  # MXNetError: no kernel image, missing CUDA libs, OOM...
             errors.append(f"gpu({i}): {error_gist(err, 200)}")
     if not usable:
-        cpu.reason = (f"{n} GPU(s) found but none can run MXNet kernels (mxnet-cu112 supports compute "
+        found = ", ".join(gpu_names()) or f"{n} GPU(s)"
+        cpu.reason = (f"{found} found but none can run MXNet kernels (mxnet-cu112 supports compute "
                       f"capability 5.0-8.6 only): " + "; ".join(errors))
         cpu.gpu_errors = errors
         return cpu
-    names = ", ".join(str(c) for c in usable)
+    models = gpu_names()
+    names = ", ".join(f"{c} {models[c.device_id]}" if c.device_id < len(models) else str(c) for c in usable)
     return DeviceInfo(usable, "gpu", f"{len(usable)} GPU(s): {names}", gpu_errors=errors)

@@ -29,10 +29,11 @@ def library_versions() -> Dict[str, str]:
 
     from . import __version__
 
-    try:
-        import gluoncv
-        gcv = gluoncv.__version__
-    except Exception:  # pragma: no cover - gluoncv is a requirement
+    from importlib import metadata
+
+    try:  # gluoncv 0.10.5.post0 reports "0.11.0" in __version__; the installed distribution is the truth
+        gcv = metadata.version("gluoncv")
+    except metadata.PackageNotFoundError:  # pragma: no cover - gluoncv is a requirement
         gcv = "missing"
     return {"ssd": __version__, "mxnet": mxnet.__version__, "gluoncv": gcv, "numpy": numpy.__version__,
             "python": platform.python_version()}

@@ -467,8 +467,9 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
                 write_meta(cfg.out, {**meta, "metrics": {"history": history, "best": best}})
             emit("epoch", **rec)
             _print(_epoch_line(rec, cfg.epochs))
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         final = {**meta, "metrics": {"history": history, "best": best}, "status": status,
-                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                 "finished": now, "saved": now}
         if os.path.isfile(os.path.join(cfg.out, PARAMS_FILE)):
             write_meta(cfg.out, final)
         emit(status, best=best, epochs_done=len(history))
