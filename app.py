@@ -21,7 +21,10 @@ def home() -> None:
     import mxnet
 
     from pages import _shared as sh
-    from ssd import viz
+    from ssd.anchors import anchor_config, anchor_set
+    from ssd.batch import detect_images
+    from ssd.plots import demo_detection_figure, ssd_diagram_figure
+    from ssd.samples import data_dir, demo_sample_order, model_key
 
     st.title("SSD Studio")
     st.markdown(
@@ -38,11 +41,11 @@ def home() -> None:
     st.subheader("How SSD sees an image")
     meta = next((m.meta for m in ok if m.path == default_path), None)
     try:
-        cfg = sh.model_anchors(default_path, meta) if meta else viz.anchor_set(viz.anchor_config(), 256)
+        cfg = sh.model_anchors(default_path, meta) if meta else anchor_set(anchor_config(), 256)
     except Exception:  # an odd saved model must not break the home page: explain with TinySSD's
-        cfg = viz.anchor_set(viz.anchor_config(), 256)
+        cfg = anchor_set(anchor_config(), 256)
     input_size = cfg.input_size
-    sh.figure(viz.ssd_diagram_figure(cfg, input_size, len((meta or {}).get("classes", ["pikachu"]))))
+    sh.figure(ssd_diagram_figure(cfg, input_size, len((meta or {}).get("classes", ["pikachu"]))))
     st.markdown(
         f"""
 1. **Backbone.** Convolution blocks turn the {input_size}×{input_size} image into feature maps, halving
@@ -57,17 +60,17 @@ def home() -> None:
    what remains above your confidence threshold is the detection.
 """)
 
-    pool = sh.samples(8, 0, viz.data_dir())
-    samples = [pool[i] for i in viz.demo_sample_order(pool)[:3]]
+    pool = sh.samples(8, 0, data_dir())
+    samples = [pool[i] for i in demo_sample_order(pool)[:3]]
     if default_path:
         try:
             det = sh.get_detector(default_path)
-            results = viz.detect_images(det, [(s.name, s.data) for s in samples], 0.45, sh.detection_cache(),
-                                        key=viz.model_key(default_path))
+            results = detect_images(det, [(s.name, s.data) for s in samples], 0.45, sh.detection_cache(),
+                                    key=model_key(default_path))
             shown = [r.raw.filter(0.5, max_detections=5) if r.ok else None for r in results]
             st.caption(f"The default model **{os.path.basename(default_path)}** on three synthetic samples "
                        "(confidence ≥ 0.5):")
-            sh.figure(viz.demo_detection_figure(samples, shown))
+            sh.figure(demo_detection_figure(samples, shown))
         except Exception as err:  # shown, not raised: the environment panel below still helps
             st.error(f"The default model could not run: {err}")
 
@@ -75,11 +78,12 @@ def home() -> None:
     dev = sh.devices()
     e1, e2 = st.columns(2)
     with e1:
-        import gluoncv
+        from ssd.store import library_versions
 
-        st.markdown(f"- **MXNet** {mxnet.__version__}, GluonCV {gluoncv.__version__}, Streamlit {st.__version__}\n"
+        versions = library_versions()
+        st.markdown(f"- **MXNet** {versions['mxnet']}, GluonCV {versions['gluoncv']}, Streamlit {st.__version__}\n"
                     f"- **Device**: {dev.summary()}\n"
-                    f"- **Models folder**: `{root}`\n- **Data folder**: `{viz.data_dir()}`")
+                    f"- **Models folder**: `{root}`\n- **Data folder**: `{data_dir()}`")
         if dev.gpu_errors:
             with st.expander("GPU probe errors"):
                 st.code("\n".join(dev.gpu_errors))

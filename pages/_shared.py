@@ -8,7 +8,9 @@ from typing import List, Optional, Tuple
 
 import streamlit as st
 
-from ssd import viz
+from ssd.anchors import AnchorSet, anchors_for_meta
+from ssd.batch import DetectionCache
+from ssd.samples import Sample, model_key, models_dir, sample_images
 
 
 @st.cache_resource(show_spinner="Looking for a usable GPU…")
@@ -32,32 +34,32 @@ def detector(path: str, stamp: float):
 
 
 def get_detector(path: str):
-    return detector(*viz.model_key(path))
+    return detector(*model_key(path))
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)
 def _model_anchors(path: str, stamp: float, meta_json: str):
     import json
 
-    return viz.anchors_for_meta(json.loads(meta_json))
+    return anchors_for_meta(json.loads(meta_json))
 
 
-def model_anchors(path: str, meta) -> "viz.AnchorSet":
+def model_anchors(path: str, meta) -> "AnchorSet":
     """Every anchor of a saved model (TinySSD or GluonCV zoo), cached per folder and mtime."""
     import json
 
-    return _model_anchors(*viz.model_key(path), json.dumps(meta, sort_keys=True, default=str))
+    return _model_anchors(*model_key(path), json.dumps(meta, sort_keys=True, default=str))
 
 
 @st.cache_resource
-def detection_cache() -> viz.DetectionCache:
+def detection_cache() -> DetectionCache:
     """Raw detections per (model, image bytes, NMS), shared by every session of this server."""
-    return viz.DetectionCache()
+    return DetectionCache()
 
 
 @st.cache_resource(show_spinner="Rendering sample images…")
-def samples(n: int, seed: int, root: str) -> List[viz.Sample]:
-    return viz.sample_images(n, seed, root)
+def samples(n: int, seed: int, root: str) -> List[Sample]:
+    return sample_images(n, seed, root)
 
 
 def list_models():
@@ -65,7 +67,7 @@ def list_models():
     trained a minute ago appears without restarting the app."""
     from ssd.store import default_model, list_models as _list
 
-    root = viz.models_dir()
+    root = models_dir()
     ok, broken = _list(root)
     default = default_model(root)
     return root, ok, broken, (default.path if default else None)
@@ -92,7 +94,7 @@ def show_broken(broken, container=st) -> None:
 
 def no_model_help() -> None:
     st.warning(
-        f"No trained model in `{viz.models_dir()}` yet. Train one on the **Train** page, or from a "
+        f"No trained model in `{models_dir()}` yet. Train one on the **Train** page, or from a "
         "terminal:\n\n```\npython -m ssd data synth --out data/synthetic-pikachu\n"
         "python -m ssd train --data data/synthetic-pikachu --out models/tiny-pikachu --default\n```")
 

@@ -8,10 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as sh
-from ssd import viz
-from ssd.anchors import TINY_RATIOS, TINY_SIZES
+from ssd.anchors import (TINY_RATIOS, TINY_SIZES, anchor_config, anchor_coverage, anchor_set, best_anchor_cell,
+                         cell_anchor_rows, format_groups, parse_groups, positive_rows)
 from ssd.errors import SSDError
 from ssd.images import SUPPORTED_EXTENSIONS, load_image
+from ssd.plots import cell_anchors_figure, coverage_figure, positives_figure
+from ssd.samples import data_dir, dataset_folders, dataset_labels, demo_sample_index, gt_boxes_of
+from ssd.targets import positive_anchors
 
 st.title("Anchors")
 st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes and "
@@ -41,13 +44,13 @@ with st.sidebar:
         st.caption("TinySSD with your own anchor sizes and ratios.")
         input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, key="anchors_input"))
         sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
-                                   viz.format_groups(TINY_SIZES), key="anchors_sizes",
+                                   format_groups(TINY_SIZES), key="anchors_sizes",
                                    help="Fractions of the image side; one group per feature map.")
         ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                    viz.format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
+                                    format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
         try:
-            sizes, ratios = viz.parse_groups(sizes_text), viz.parse_groups(ratios_text)
-            aset = viz.anchor_set(viz.anchor_config("tiny", input_size, sizes, ratios), input_size)
+            sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
+            aset = anchor_set(anchor_config("tiny", input_size, sizes, ratios), input_size)
         except (ValueError, SSDError) as err:
             st.error(f"This anchor configuration cannot be used: {err}")
             st.stop()
@@ -64,11 +67,11 @@ with st.expander("Anchors per feature map", expanded=True):
                "A map's cell is its stride in input pixels.")
 
 # ---------------------------------------------------------------- image
-samples = sh.samples(8, 0, viz.data_dir())
+samples = sh.samples(8, 0, data_dir())
 st.subheader("Anchors of one cell")
 pick_col, upload_col = st.columns([1, 2])
 names = [s.name for s in samples]
-demo = viz.demo_sample_index(samples)
+demo = demo_sample_index(samples)
 sample_name = pick_col.selectbox("Sample image (synthetic, with its ground-truth box)", names, index=demo,
                                  key="anchors_sample")
 upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
@@ -87,7 +90,7 @@ gt_boxes = gt_label[gt_label[:, 0] >= 0][:, 1:5] if gt_label is not None else No
 
 # default cell: the one holding the anchor that fits the ground truth best
 _mid = 1 if aset.num_scales > 1 else 0
-best = viz.best_anchor_cell(aset, gt_boxes[0]) if gt_boxes is not None and len(gt_boxes) else (
+best = best_anchor_cell(aset, gt_boxes[0]) if gt_boxes is not None and len(gt_boxes) else (
     _mid, *(v // 2 for v in aset.feature_maps[_mid]))
 
 
@@ -116,11 +119,11 @@ show_centres = c4.checkbox("All cell centres", key="anchors_centres")
 if gt_boxes is not None:
     c4.button("Best cell for the box", on_click=_jump_to_best, key="anchors_best")
 
-rows = viz.cell_anchor_rows(aset, scale, row, col, gt_boxes)
+rows = cell_anchor_rows(aset, scale, row, col, gt_boxes)
 ious = [r["IoU"] for r in rows] if gt_boxes is not None and len(gt_boxes) else None
 f1, f2 = st.columns([3, 2])
 with f1:
-    sh.figure(viz.cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
+    sh.figure(cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
 with f2:
     st.metric("Anchors in this cell", len(rows))
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -135,13 +138,13 @@ if gt_boxes is None or not len(gt_boxes):
     st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
 else:
     thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05, key="anchors_thr")
-    positives = viz.positive_anchors(aset, gt_label, thr)
+    positives = positive_anchors(aset, gt_label, thr)
     g1, g2 = st.columns([3, 2])
     with g1:
-        sh.figure(viz.positives_figure(image, aset, positives, gt_boxes))
+        sh.figure(positives_figure(image, aset, positives, gt_boxes))
     with g2:
         st.metric("Positive anchors", len(positives))
-        st.dataframe(pd.DataFrame(viz.positive_rows(aset, positives, gt_boxes)), hide_index=True,
+        st.dataframe(pd.DataFrame(positive_rows(aset, positives, gt_boxes)), hide_index=True,
                      width="stretch", height=300)
         st.caption("MXNet's MultiBoxTarget (the training target assignment): an anchor is positive when its IoU "
                    "with a box reaches the threshold, and each box also claims its single best anchor. All other "
@@ -153,23 +156,23 @@ choices = {}
 ds_path = ((meta or {}).get("dataset") or {}).get("path")
 if ds_path and os.path.isdir(ds_path):
     choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path
-for p in viz.dataset_folders():
+for p in dataset_folders():
     choices.setdefault(os.path.basename(p), p)
 choices["synthetic Pikachu samples (32 rendered)"] = None
 which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source")
 cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
 try:
     if choices[which] is None:
-        labels, split = [s.label for s in sh.samples(32, 0, viz.data_dir())], "val"
+        labels, split = [s.label for s in sh.samples(32, 0, data_dir())], "val"
     else:
-        labels, split = viz.dataset_labels(choices[which])
-    gts = viz.gt_boxes_of(labels)
-    share, best_ious = viz.anchor_coverage(aset, gts, cov_thr)
+        labels, split = dataset_labels(choices[which])
+    gts = gt_boxes_of(labels)
+    share, best_ious = anchor_coverage(aset, gts, cov_thr)
     k1, k2 = st.columns([1, 2])
     k1.metric("Boxes covered", f"{share:.0%}", help=f"{len(gts)} boxes of the {split} split")
     k1.caption("A box no anchor overlaps well is only matched through the best-anchor rule and is hard to "
                "learn: adjust sizes and ratios (Custom) until most boxes are covered.")
     with k2:
-        sh.figure(viz.coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
+        sh.figure(coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
 except SSDError as err:
     st.error(str(err))

@@ -9,11 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as sh
-from ssd import viz
+from ssd.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.detection import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.errors import SSDError
 from ssd.images import SUPPORTED_EXTENSIONS
 from ssd.results import detections_csv, megadetector_json
+from ssd.samples import data_dir, demo_sample_order, model_key
 
 st.title("Detect")
 root, ok, broken, default_path = sh.list_models()
@@ -44,15 +46,15 @@ uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_mul
 if uploads:
     items = [(u.name, u.getvalue()) for u in uploads]
 else:
-    pool = sh.samples(12, 0, viz.data_dir())
-    items = [(pool[i].name, pool[i].data) for i in sorted(viz.demo_sample_order(pool)[:6])]
+    pool = sh.samples(12, 0, data_dir())
+    items = [(pool[i].name, pool[i].data) for i in sorted(demo_sample_order(pool)[:6])]
     st.info("No upload yet, so here are six images from the synthetic Pikachu validation set. "
             "Drop your own images above.", icon=":material/photo_library:")
 
 calls_before = det.forward_calls
 with st.spinner(f"Detecting in {len(items)} image(s)…"):
-    results = viz.detect_images(det, items, nms, sh.detection_cache(), key=viz.model_key(model_path))
-rendered, render_ms = viz.timed(viz.render_batch, results, threshold, classes, int(max_det))
+    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path))
+rendered, render_ms = timed(render_batch, results, threshold, classes, int(max_det))
 st.session_state["detect_stats"] = {
     "forward_calls": det.forward_calls, "new_forward_calls": det.forward_calls - calls_before,
     "network_images": sum(r.ran_network for r in results), "render_ms": render_ms,
@@ -63,7 +65,7 @@ for r in results:
         st.error(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}", icon=":material/broken_image:")
 
 if rendered:
-    counts = viz.class_counts(rendered, det.classes)
+    counts = class_counts(rendered, det.classes)
     net_ms = [r.item.raw.timings_ms.get("total", 0.0) for r in rendered]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Images", f"{len(rendered)} of {len(results)}")
@@ -85,7 +87,7 @@ if rendered:
                 caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
     with tab_table:
-        rows = viz.detection_rows(rendered)
+        rows = detection_rows(rendered)
         c1, c2 = st.columns([3, 1])
         with c1:
             st.markdown("**Detections** (boxes in original image pixels)")
@@ -98,22 +100,22 @@ if rendered:
             st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
                          hide_index=True, width="stretch")
     with tab_export:
-        export = viz.results_for_export(results, rendered)
+        export = results_for_export(results, rendered)
         model_name = os.path.basename(model_path)
         e1, e2, e3 = st.columns(3)
         originals = {name: data for name, data in items}
 
         def make_png(r=rendered[0]) -> bytes:
             from ssd.images import load_image
-            return viz.annotated_png(load_image(originals[r.item.name], r.item.name).image, r.shown)
+            return annotated_png(load_image(originals[r.item.name], r.item.name).image, r.shown)
 
         def make_zip() -> bytes:
             from ssd.images import load_image
-            return viz.annotated_zip([(r.item.name, load_image(originals[r.item.name], r.item.name).image, r.shown)
+            return annotated_zip([(r.item.name, load_image(originals[r.item.name], r.item.name).image, r.shown)
                                       for r in rendered])
 
         if len(rendered) == 1:
-            e1.download_button("Annotated image (PNG)", make_png, viz.annotated_name(rendered[0].item.name),
+            e1.download_button("Annotated image (PNG)", make_png, annotated_name(rendered[0].item.name),
                                "image/png", key="dl_png", on_click="ignore")
         else:
             e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_zip, "detections.zip",

@@ -3,6 +3,7 @@ and inspect every saved model. The job is a separate process (ssd.jobs), so reru
 browser refreshes neither stop nor duplicate it."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -10,16 +11,19 @@ import pandas as pd
 import streamlit as st
 
 from pages import _shared as sh
-from ssd import jobs, viz
+from ssd import jobs
 from ssd.errors import SSDError
 from ssd.model import ARCHITECTURES
-from ssd.training import TrainConfig
+from ssd.samples import data_dir, dataset_folders, folder_stamp, models_dir
+from ssd.training import ARCH_DEFAULTS, TrainConfig, resolve_defaults
+
+AUTO = "auto"
 
 SYNTH_NAME = "synthetic-pikachu"
 
 st.title("Train")
-root = viz.models_dir()
-data_root = viz.data_dir()
+root = models_dir()
+data_root = data_dir()
 job = jobs.current_job(root)
 if job is None:
     st.session_state.pop("train_stopping", None)
@@ -47,23 +51,26 @@ def _start() -> None:
     ss = st.session_state
     data = ss.get("train_data_path", "") if ss.get("train_dataset") == OTHER else ss.get("train_dataset")
     name = (ss.get("train_name") or "").strip()
-    problem = viz.valid_model_name(name)
+    problem = jobs.valid_model_name(name)
     out = os.path.join(root, name)
     if problem:
         ss["train_start_error"] = f"Model name: {problem}"
         return
-    if os.path.exists(os.path.join(out, "meta.json")) or viz.can_resume(out):
+    if os.path.exists(os.path.join(out, "meta.json")) or jobs.can_resume(out):
         ss["train_start_error"] = f"`{out}` already holds a model or a run: choose another name, or resume it below."
         return
     cfg = TrainConfig(data=os.path.abspath(data or ""), out=out, arch=ss["train_arch"], epochs=int(ss["train_epochs"]),
-                      batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]), input_size=int(ss["train_input"]),
+                      batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]) or None,
+                      input_size=None if ss["train_input"] == AUTO else int(ss["train_input"]),
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
                       default=bool(ss["train_default"]), limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
     if ss.get("train_pretrained", "scratch") != "scratch" and ss["train_arch"] != "tiny":
         cfg.pretrained = ss["train_pretrained"]
     try:
-        cfg.validate()
+        resolved = dataclasses.replace(cfg)  # check early; the job itself resolves and records the defaults
+        resolve_defaults(resolved)
+        resolved.validate()
         info = jobs.start_job(root, cfg)
     except (SSDError, OSError) as err:
         ss["train_start_error"] = str(err)
@@ -75,7 +82,7 @@ def _start() -> None:
 
 # ------------------------------------------------------------------------------------ dataset
 st.header("1 · Data")
-folders = viz.dataset_folders(data_root)
+folders = dataset_folders(data_root)
 with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per image)", expanded=not folders):
     with st.form("synth_form", border=False):
         g1, g2, g3, g4 = st.columns(4)
@@ -85,7 +92,7 @@ with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per ima
         synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, key="synth_seed")
         make = st.form_submit_button("Generate")
     if make:
-        problem = viz.valid_model_name(synth_name)
+        problem = jobs.valid_model_name(synth_name)
         if problem:
             st.error(f"Folder name: {problem}")
         else:
@@ -104,7 +111,7 @@ with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per ima
                 st.session_state["train_dataset"] = target
                 st.success(f"Wrote {info['num_train']} training and {info['num_val']} validation images to "
                            f"`{target}` in {time.perf_counter() - t0:.1f} s.")
-                folders = viz.dataset_folders(data_root)
+                folders = dataset_folders(data_root)
             except (SSDError, OSError) as err:
                 st.error(f"Could not generate the dataset: {err}")
 
@@ -123,7 +130,7 @@ dataset_ok = False
 classes = []
 if data_path:
     try:
-        described, summary = dataset_summary(os.path.abspath(data_path), viz.folder_stamp(data_path))
+        described, summary = dataset_summary(os.path.abspath(data_path), folder_stamp(data_path))
         dataset_ok = True
         classes = summary["classes"]
         st.success(described, icon=":material/check_circle:")
@@ -140,7 +147,7 @@ if data_path:
                 st.warning("Skipped or adjusted by the loader: " +
                            ", ".join(f"{k}: {v}" for k, v in summary["skipped"].items()))
             if st.checkbox("Show box sizes and aspect ratios", key="train_boxstats"):
-                sh.figure(box_stats_figure(os.path.abspath(data_path), viz.folder_stamp(data_path)))
+                sh.figure(box_stats_figure(os.path.abspath(data_path), folder_stamp(data_path)))
     except SSDError as err:
         st.error(str(err))
 else:
@@ -155,15 +162,17 @@ with st.form("train_form"):
     a1, a2, a3, a4 = st.columns(4)
     name = a1.text_input("Model name (folder in models/)", key="train_name")
     arch = a2.selectbox("Architecture", ARCHITECTURES, key="train_arch")
-    input_size = a3.selectbox("Input size", [128, 192, 256, 300, 320, 384, 512], index=2, key="train_input",
-                              help="TinySSD: a multiple of 8. GluonCV zoo models left at 256 use their native size "
-                                   "(300 or 512).")
+    input_size = a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0, key="train_input",
+                              help="auto: 256 for TinySSD, the native size (300 or 512) for GluonCV zoo models. "
+                                   "TinySSD needs a multiple of 8.")
     device = a4.selectbox("Device", ["auto", "cpu", "gpu"], key="train_device",
                           help="auto: every GPU that really runs MXNet kernels, else the CPU.")
     b1, b2, b3, b4 = st.columns(4)
     epochs = b1.number_input("Epochs", 1, 1000, 20, key="train_epochs")
     batch_size = b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
-    lr = b3.number_input("Learning rate", 0.0001, 10.0, 0.2, 0.01, format="%.4f", key="train_lr")
+    lr = b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="train_lr",
+                         help=f"auto: {ARCH_DEFAULTS['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
+                              "0.001 × batch / 32 for GluonCV zoo models (their reference schedule).")
     seed = b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     with st.expander("Quick-run limits and options"):
         q1, q2, q3, q4 = st.columns(4)
@@ -191,7 +200,7 @@ for kind, icon in (("train_start_error", "error"), ("train_started", "toast")):
 # ------------------------------------------------------------------------------------ the run
 def _resume(run_dir: str) -> None:
     try:
-        info = jobs.start_job(root, viz.resume_config(run_dir))
+        info = jobs.start_job(root, jobs.resume_config(run_dir))
         st.session_state["train_run"] = info.out
     except (SSDError, OSError) as err:
         st.session_state["train_flash"] = str(err)
@@ -223,7 +232,7 @@ def monitor() -> None:
         st.error(st.session_state.pop("train_flash"))
     run_dir = current.out if running else st.session_state.get("train_run")
     if not run_dir:
-        runs = viz.run_folders(root)
+        runs = jobs.run_folders(root)
         run_dir = runs[0] if runs else None
     if not run_dir:
         st.caption("No training run yet. Start one above.")
@@ -236,9 +245,9 @@ def monitor() -> None:
         head = f"**{name}** — {'stopping after the current iteration…' if stopping else 'training'} (pid {current.pid})"
         st.markdown(head)
         if p:
-            st.progress(viz.progress_fraction(p),
+            st.progress(jobs.progress_fraction(p),
                         text=f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
-                             f"ETA {viz.format_duration(p.get('eta_s'))}")
+                             f"ETA {jobs.format_duration(p.get('eta_s'))}")
         else:
             st.progress(0.0, text="starting (loading MXNet and the dataset)…")
         st.button("Stop", on_click=_stop, key="train_stop", disabled=bool(stopping),
@@ -248,7 +257,7 @@ def monitor() -> None:
                "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                "new": ("info", "has not started")}[status.state]
         getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {status.message}" if status.message else ""))
-        if status.state in ("stopped", "interrupted") and viz.can_resume(run_dir):
+        if status.state in ("stopped", "interrupted") and jobs.can_resume(run_dir):
             st.button("Resume", on_click=_resume, args=(run_dir,), key="train_resume",
                       help="Continue from the last finished epoch with the same settings.")
         if status.state == "done":
@@ -281,14 +290,14 @@ if ok:
         st.markdown("\n".join(
             f"- **{r['field']}**: " + (f"`{r['value']}`" if r["field"] == "command" else
                                        r["value"].replace("_", "\\_").replace("*", "\\*"))
-            for r in viz.model_overview(meta)))
+            for r in jobs.model_overview(meta)))
         best = (meta.get("metrics") or {}).get("best") or {}
         if best.get("val_ap"):
             st.markdown("**Per-class AP (best epoch, VOC07)**")
             st.dataframe(pd.DataFrame({"class": list(best["val_ap"]),
                                        "AP": [round(v, 4) if v == v else None for v in best["val_ap"].values()]}),
                          hide_index=True, width="stretch")
-        if (meta.get("status") in ("stopped", "training") and viz.can_resume(path)
+        if (meta.get("status") in ("stopped", "training") and jobs.can_resume(path)
                 and job is None and path != st.session_state.get("train_run")):
             st.button("Resume this run", on_click=_resume, args=(path,), key="train_resume_saved")
     with i2:

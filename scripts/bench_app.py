@@ -1,7 +1,7 @@
 """Benchmark the app's hot paths; prints figures (not a test).
 
 1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + drawing
-   on the cached previews (``ssd.viz.render_batch``), no network. Target: <= 150 ms for 10 images.
+   on the cached previews (``ssd.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
    Also reported: the same plus the JPEG encoding ``st.image`` does, and the first (network) pass.
 2. Resident memory (VmRSS / VmHWM) of a running ``streamlit run app.py`` with the default model
    loaded: the server is started on a free localhost port and the Detect page is opened in
@@ -36,7 +36,7 @@ def _pct(values, p):
 def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     from PIL import Image
 
-    from ssd import viz
+    from ssd.batch import DetectionCache, detect_images, render_batch
     from ssd.detection import Detector
     from ssd.synth import render_example
 
@@ -47,9 +47,9 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=90)
         items.append((f"val_{i:03d}.jpg", buf.getvalue()))
-    cache = viz.DetectionCache()
+    cache = DetectionCache()
     t0 = time.perf_counter()
-    results = viz.detect_images(det, items, 0.45, cache, key="bench")
+    results = detect_images(det, items, 0.45, cache, key="bench")
     first = (time.perf_counter() - t0) * 1000
     calls = det.forward_calls
 
@@ -58,9 +58,9 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     shown = []
     for thr in thresholds:
         t0 = time.perf_counter()
-        again = viz.detect_images(det, items, 0.45, cache, key="bench")   # the page's cache lookup (hashing)
+        again = detect_images(det, items, 0.45, cache, key="bench")       # the page's cache lookup (hashing)
         t1 = time.perf_counter()
-        rendered = viz.render_batch(again, thr, None, 100)
+        rendered = render_batch(again, thr, None, 100)
         t2 = time.perf_counter()
         for r in rendered:                                                # what st.image does with a PIL image
             r.picture.save(io.BytesIO(), format="JPEG", quality=90)
@@ -74,7 +74,7 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     print(f"batch: {n} JPEG images of {size[0]}x{size[1]} px, {repeat} slider moves (thresholds 0.2-0.8), "
           f"{min(shown)}-{max(shown)} boxes shown")
     print(f"first pass (decode + network + NMS, batched): {first:.0f} ms total, {first / n:.1f} ms/image")
-    print(f"slider move, filter + draw (viz.render_batch):  median {statistics.median(render_ms):.1f} ms, "
+    print(f"slider move, filter + draw (render_batch):      median {statistics.median(render_ms):.1f} ms, "
           f"p95 {_pct(render_ms, 95):.1f} ms   [target <= 150 ms]")
     print(f"  + cache lookup (hash of the uploads' bytes):  median {statistics.median(with_cache_ms):.1f} ms, "
           f"p95 {_pct(with_cache_ms, 95):.1f} ms")
@@ -159,11 +159,11 @@ def bench_rss(models_dir: str, data_dir: str) -> None:
 
 
 def main() -> int:
-    from ssd import viz
+    from ssd.samples import models_dir
     from ssd.store import default_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models-dir", default=viz.models_dir())
+    ap.add_argument("--models-dir", default=models_dir())
     ap.add_argument("--data-dir", default=None, help="SSD_DATA_DIR for the server (default: a temp folder)")
     ap.add_argument("--model", help="model folder for the render benchmark (default: the default model)")
     ap.add_argument("--images", type=int, default=10)

@@ -8,11 +8,16 @@ Coordinates here are normalized corners ``[xmin, ymin, xmax, ymax]`` in ``[0, 1]
 A cell with ``n`` sizes and ``m`` ratios gets ``n + m - 1`` anchors: every size with the
 first ratio, then the first size with every other ratio (the SSD/d2l convention, which
 keeps the count linear instead of ``n * m``).
+
+``AnchorSet`` is every anchor of a network with its layout (feature maps × cells × anchors per
+cell), one shape for TinySSD and GluonCV zoo SSDs; the helpers after it (cell tables, positive
+rows, coverage, the network's ``anchor_config``) serve the Anchors page and the home page.
+MXNet and the model are imported inside functions only, so importing this module stays cheap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -122,15 +127,240 @@ def box_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def coverage(config: AnchorConfig, gt_boxes: np.ndarray, iou_threshold: float = 0.5) -> Tuple[float, np.ndarray]:
+def coverage(config, gt_boxes: np.ndarray, iou_threshold: float = 0.5) -> Tuple[float, np.ndarray]:
     """Share of ground-truth boxes whose best anchor reaches ``iou_threshold``.
 
     Tells a user whether their sizes and ratios fit their data before they train:
     a box no anchor overlaps well can only be matched by the forced best-anchor rule.
+    ``config``: an ``AnchorConfig``, an ``AnchorSet`` or an ``(N, 4)`` array of anchors.
     Returns (share, best IoU per box).
     """
     gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     if len(gt) == 0:
         return 0.0, np.zeros(0)
-    best = box_iou(gt, all_anchors(config)).max(axis=1)
+    anchors = anchor_boxes(config)
+    best = np.zeros(len(gt))
+    for start in range(0, len(gt), 256):           # bounded memory for large datasets
+        best[start:start + 256] = box_iou(gt[start:start + 256], anchors).max(axis=1)
     return float(np.mean(best >= iou_threshold)), best
+
+
+# --------------------------------------------------------------------------------------------
+# anchor sets: every anchor of a network (TinySSD or GluonCV zoo) with its layout
+# --------------------------------------------------------------------------------------------
+
+
+def parse_groups(text: str) -> List[List[float]]:
+    """'0.2, 0.272; 0.37, 0.447' → [[0.2, 0.272], [0.37, 0.447]]; ``ValueError`` with the culprit."""
+    groups = []
+    for grp in str(text).split(";"):
+        if not grp.strip():
+            continue
+        vals = []
+        for v in grp.replace(" ", ",").split(","):
+            if not v.strip():
+                continue
+            try:
+                vals.append(float(v))
+            except ValueError:
+                raise ValueError(f"{v.strip()!r} is not a number (write groups like '0.2, 0.272; 0.37, 0.447')") from None
+        groups.append(vals)
+    if not groups:
+        raise ValueError("no values given")
+    return groups
+
+
+def format_groups(groups: Sequence[Sequence[float]]) -> str:
+    return "; ".join(", ".join(f"{v:g}" for v in g) for g in groups)
+
+
+def anchor_config(arch: str = "tiny", input_size: int = 256, sizes: Optional[Sequence[Sequence[float]]] = None,
+                  ratios: Optional[Sequence[Sequence[float]]] = None) -> AnchorConfig:
+    """The network's anchor configuration with its feature maps (block built, not initialized).
+
+    One ratio group is applied to every scale, as the CLI does. Raises ``ValueError`` for a
+    configuration the network cannot have (counts differ, non-positive values, input too small).
+    """
+    from .model import build_model
+
+    if ratios is not None and sizes is not None and len(ratios) == 1 and len(sizes) > 1:
+        ratios = [list(ratios[0]) for _ in sizes]
+    if sizes is not None and ratios is not None and len(sizes) != len(ratios):
+        raise ValueError(f"{len(sizes)} size groups but {len(ratios)} ratio groups: give one ratio group per "
+                         "scale, or a single group for all")
+    if int(input_size) < 64 or int(input_size) % 8:
+        raise ValueError("input size must be a multiple of 8 and at least 64")
+    net = build_model(arch, 1, int(input_size), sizes=sizes, ratios=ratios)
+    cfg = net.anchor_config
+    return AnchorConfig(sizes=[list(s) for s in cfg.sizes], ratios=[list(r) for r in cfg.ratios],
+                        feature_maps=list(cfg.feature_maps))
+
+
+def anchor_table(config: AnchorConfig, input_size: int) -> List[Dict[str, Any]]:
+    """One row per scale: feature map, cell size in input pixels, sizes, ratios, anchors."""
+    rows = []
+    for i, ((h, w), n) in enumerate(zip(config.feature_maps, config.counts())):
+        rows.append({"scale": i, "feature map": f"{h}×{w}", "cell (px)": round(input_size / max(h, 1), 1),
+                     "sizes": format_groups([config.sizes[i]]), "ratios": format_groups([config.ratios[i]]),
+                     "anchors per cell": config.anchors_per_cell(i), "anchors": int(n)})
+    return rows
+
+
+@dataclass
+class AnchorSet:
+    """Every anchor of a network and its layout: feature maps × cells × anchors per cell.
+
+    One shape for TinySSD (``MultiBoxPrior``, described by sizes and ratios) and GluonCV zoo
+    SSDs (their own anchor generators), so the Anchors page draws either the same way.
+    ``anchors`` are normalized corners in the order the heads predict them: feature map by
+    feature map, row-major over cells, then the cell's anchors.
+    """
+
+    feature_maps: List[Tuple[int, int]]
+    per_cell: List[int]
+    cell_labels: List[List[str]]          # per feature map: a label per anchor of a cell
+    anchors: np.ndarray                   # (N, 4)
+    input_size: int
+    rows: List[Dict[str, Any]]            # per feature map, for the page's table
+    kind: str = "tiny"
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.feature_maps)
+
+    def anchors_per_cell(self, scale: int) -> int:
+        return int(self.per_cell[scale])
+
+    def counts(self) -> List[int]:
+        return [int(h * w * a) for (h, w), a in zip(self.feature_maps, self.per_cell)]
+
+    def total(self) -> int:
+        return int(sum(self.counts()))
+
+    def cell(self, scale: int, row: int, col: int) -> np.ndarray:
+        """The ``(A, 4)`` anchors of cell (row, col) of feature map ``scale``."""
+        h, w = self.feature_maps[scale]
+        if not (0 <= row < h and 0 <= col < w):
+            raise IndexError(f"cell ({row}, {col}) is outside the {h}x{w} feature map")
+        a = self.per_cell[scale]
+        start = sum(self.counts()[:scale]) + (row * w + col) * a
+        return self.anchors[start:start + a]
+
+
+def anchor_set(config: AnchorConfig, input_size: int) -> AnchorSet:
+    """TinySSD's anchors (MultiBoxPrior, exactly what the network makes) as an ``AnchorSet``."""
+    labels = [[f"s={s:g}, r={r:g}" for s, r in anchor_labels(sz, rt)] for sz, rt in zip(config.sizes, config.ratios)]
+    return AnchorSet(list(config.feature_maps), [config.anchors_per_cell(i) for i in range(config.num_scales)],
+                     labels, all_anchors(config), int(input_size), anchor_table(config, input_size), "tiny")
+
+
+def zoo_anchor_set(meta: Dict[str, Any]) -> AnchorSet:
+    """A GluonCV zoo SSD's anchors (from its anchor generators, no forward pass)."""
+    from .zoo import zoo_anchor_info, zoo_anchors
+
+    size = int(meta.get("input_size") or 0) or None
+    info = zoo_anchor_info(meta, size)
+    size = int(size or round(info[0]["steps"] * info[0]["feature_hw"][0]))
+    anchors = zoo_anchors(meta, size)
+    labels, rows = [], []
+    for i, layer in enumerate(info):
+        sz, rt, d = layer["sizes_px"], layer["ratios"], int(layer["anchors_per_cell"])
+        if len(sz) == 2 and len(rt) + 1 == d:   # GluonCV's order: s_k, sqrt(s_k s_k+1), then s_k at each other ratio
+            lab = [f"{sz[0]:.0f}px, r=1", f"{sz[1]:.0f}px, r=1"] + [f"{sz[0]:.0f}px, r={r:.3g}" for r in rt[1:]]
+        else:
+            lab = [f"{w:.0f}×{h:.0f}px" for w, h in layer["cell_wh_px"]]
+        labels.append(lab)
+        h, w = layer["feature_hw"]
+        rows.append({"scale": i, "feature map": f"{h}×{w}", "cell (px)": round(float(layer["steps"]), 1),
+                     "sizes": ", ".join(f"{v:.1f}px" for v in sz), "ratios": format_groups([rt]),
+                     "anchors per cell": d, "anchors": int(layer["count"])})
+    return AnchorSet([tuple(l["feature_hw"]) for l in info], [int(l["anchors_per_cell"]) for l in info], labels,
+                     np.asarray(anchors, dtype=np.float64), size, rows, "gluoncv")
+
+
+def anchors_for_meta(meta: Dict[str, Any]) -> AnchorSet:
+    """The anchors of a saved model (TinySSD or a GluonCV zoo SSD)."""
+    from .zoo import is_zoo_arch
+
+    if is_zoo_arch(meta.get("arch")):
+        return zoo_anchor_set(meta)
+    anchors = meta.get("anchors") or {}
+    size = int(meta.get("input_size", 256))
+    return anchor_set(anchor_config(meta.get("arch", "tiny"), size, anchors.get("sizes"), anchors.get("ratios")), size)
+
+
+def as_anchor_set(obj, input_size: int = 256) -> AnchorSet:
+    if isinstance(obj, AnchorSet):
+        return obj
+    if isinstance(obj, AnchorConfig):
+        return anchor_set(obj, input_size)
+    raise TypeError(f"expected an AnchorSet or AnchorConfig, got {type(obj).__name__}")
+
+
+def anchor_boxes(anchors) -> np.ndarray:
+    """The ``(N, 4)`` anchors of an ``AnchorSet``, an ``AnchorConfig`` (via ``MultiBoxPrior``) or an array."""
+    if isinstance(anchors, AnchorConfig):
+        return all_anchors(anchors)
+    if isinstance(anchors, AnchorSet):
+        return anchors.anchors
+    return np.asarray(anchors).reshape(-1, 4)
+
+
+def anchor_index(anchors, index: int) -> Tuple[int, int, int, int]:
+    """Global anchor index (the heads' order) → (scale, row, col, k within the cell)."""
+    index = int(index)
+    if isinstance(anchors, AnchorConfig):
+        maps, per_cell = anchors.feature_maps, [anchors.anchors_per_cell(i) for i in range(anchors.num_scales)]
+    else:
+        maps, per_cell = anchors.feature_maps, anchors.per_cell
+    for s, ((h, w), a) in enumerate(zip(maps, per_cell)):
+        n = h * w * a
+        if index < n:
+            cell, k = divmod(index, a)
+            r, c = divmod(cell, w)
+            return s, r, c, k
+        index -= n
+    raise IndexError("anchor index out of range")
+
+
+def cell_anchor_rows(anchors: AnchorSet, scale: int, row: int, col: int,
+                     gt_boxes: Optional[np.ndarray] = None) -> List[Dict[str, Any]]:
+    """The cell's anchors: label, width/height in input pixels and best IoU with ``gt_boxes``."""
+    boxes = anchors.cell(scale, row, col)
+    ious = None
+    if gt_boxes is not None and len(gt_boxes):
+        ious = box_iou(boxes, np.asarray(gt_boxes).reshape(-1, 4)).max(axis=1)
+    rows = []
+    for k, (b, label) in enumerate(zip(boxes, anchors.cell_labels[scale])):
+        row_ = {"#": k, "anchor": label, "w px": round(float(b[2] - b[0]) * anchors.input_size, 1),
+                "h px": round(float(b[3] - b[1]) * anchors.input_size, 1)}
+        if ious is not None:
+            row_["IoU"] = round(float(ious[k]), 3)
+        rows.append(row_)
+    return rows
+
+
+def positive_rows(anchors: AnchorSet, positives: Sequence[int], gt_boxes: np.ndarray) -> List[Dict[str, Any]]:
+    """Where each positive anchor sits (map, row, col, k) and its best IoU with the boxes."""
+    idx = np.asarray(positives, dtype=np.int64)
+    if not len(idx):
+        return []
+    ious = box_iou(anchors.anchors[idx], np.asarray(gt_boxes).reshape(-1, 4)).max(axis=1)
+    rows = []
+    for i, iou in zip(idx, ious):
+        s, r, c, k = anchor_index(anchors, int(i))
+        rows.append({"map": s, "row": r, "col": c, "anchor": anchors.cell_labels[s][k], "IoU": round(float(iou), 3)})
+    return rows
+
+
+def anchor_coverage(anchors: AnchorSet, gt_boxes: np.ndarray, iou_threshold: float = 0.5) -> Tuple[float, np.ndarray]:
+    """``coverage`` for any ``AnchorSet``: (share of boxes reaching the IoU, best IoU per box)."""
+    return coverage(anchors, gt_boxes, iou_threshold)
+
+
+def best_anchor_cell(anchors, gt_box: Sequence[float]) -> Tuple[int, int, int]:
+    """(scale, row, col) of the anchor that overlaps ``gt_box`` (normalized corners) the most."""
+    aset = as_anchor_set(anchors)
+    ious = box_iou(np.asarray(gt_box, dtype=np.float64).reshape(1, 4), aset.anchors)[0]
+    s, r, c, _ = anchor_index(aset, int(np.argmax(ious)))
+    return s, r, c

@@ -8,11 +8,16 @@ One job at a time per models folder, enforced by ``<models>/.train.lock`` (creat
 O_EXCL, holding the pid). A lock whose process is gone (or a zombie) is stale and removed.
 Stopping sends SIGTERM to the job's process group; training then ends after the current
 iteration and keeps its last checkpoint, so the run can be resumed.
+
+The Train page's view of runs (which folders hold one, whether it can resume, its progress
+and overview) is here too, so the page only lays out what these helpers return.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,12 +25,12 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
-from .errors import JobError
-from .events import read_events
+from .errors import JobError, SSDError
+from .events import EVENTS_FILE, read_events
+from .samples import REPO_ROOT, models_dir
 
 LOCK_FILE = ".train.lock"
 LOG_FILE = "train.log"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CHILDREN: Dict[int, subprocess.Popen] = {}   # reaped on poll so finished jobs leave no zombie
 
 
@@ -202,3 +207,95 @@ def read_log_tail(run_dir: str, lines: int = 20) -> str:
             return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])
     except FileNotFoundError:
         return ""
+
+
+# --------------------------------------------------------------------------------------------
+# runs as the Train page lists them
+# --------------------------------------------------------------------------------------------
+
+
+def run_folders(models_root: Optional[str] = None) -> List[str]:
+    """Model folders that hold a training run (an event log), newest activity first."""
+    root = models_root or models_dir()
+    found = []
+    if os.path.isdir(root):
+        for d in os.listdir(root):
+            p = os.path.join(root, d, EVENTS_FILE)
+            if not d.startswith(".") and os.path.isfile(p):
+                found.append((os.stat(p).st_mtime, os.path.join(root, d)))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def can_resume(run_dir: str) -> bool:
+    from .training import CHECKPOINT_DIR
+
+    return os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint.json"))
+
+
+def resume_config(run_dir: str):
+    """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
+    from .store import META_FILE
+    from .training import TrainConfig
+
+    try:
+        with open(os.path.join(run_dir, META_FILE), encoding="utf-8") as fh:
+            args = json.load(fh)["training"]["args"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SSDError(f"{run_dir}: cannot read the run's training arguments ({err})") from None
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in args.items() if k in known})
+    cfg.resume = True
+    cfg.out = run_dir
+    return cfg
+
+
+def valid_model_name(name: str) -> Optional[str]:
+    """None when ``name`` can be a model folder name, else the reason it cannot."""
+    if not name:
+        return "give the model a name"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        return "use letters, digits, '.', '_' or '-' (at most 64 characters, not starting with a symbol)"
+    return None
+
+
+def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
+    if not progress:
+        return 0.0
+    total = progress.get("total_iters") or 0
+    return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    s = int(round(max(0.0, seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
+    """Key facts of a saved model as (field, value) rows."""
+    anchors = meta.get("anchors") or {}
+    ds = meta.get("dataset") or {}
+    tr = meta.get("training") or {}
+    best = (meta.get("metrics") or {}).get("best") or {}
+    hist = (meta.get("metrics") or {}).get("history") or []
+    args = tr.get("args") or {}
+    rows = [
+        ("architecture", meta.get("arch", "?")),
+        ("classes", ", ".join(map(str, meta.get("classes", [])))),
+        ("input size", f"{meta.get('input_size')}×{meta.get('input_size')}"),
+        ("anchors", str(anchors.get("total", "?"))),
+        ("status", str(meta.get("status", "?"))),
+        ("epochs done", f"{len(hist)} of {args.get('epochs', '?')}"),
+        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f})" if isinstance(
+            best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
+        ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
+                    f"{ds.get('num_val', '?')} val)"),
+        ("trained on", str(tr.get("device", "?"))),
+        ("saved", str(meta.get("finished") or meta.get("saved") or "?")),
+        ("default model", "yes" if meta.get("default") else "no"),
+        ("command", tr.get("command") or "(started from the app)"),
+    ]
+    return [{"field": k, "value": v} for k, v in rows]

@@ -181,61 +181,63 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
 # ---------------------------------------------------------------- the library calls behind the pages
 
 
-def test_viz_cache_render_and_export(tiny_model_dir):
+def test_batch_cache_render_and_export(tiny_model_dir):
     import numpy as np
 
-    from ssd import viz
+    from ssd.batch import DetectionCache, detect_images, detection_rows, render_batch, results_for_export
     from ssd.detection import Detector
+    from ssd.drawing import PREVIEW_SIDE, annotated_png
     from ssd.results import megadetector_json
 
     det = Detector.load(tiny_model_dir)
     big = _png(3, (2000, 1500))
-    cache = viz.DetectionCache()
+    cache = DetectionCache()
     items = [("big.png", big), ("bad.jpg", b"not an image")]
-    first = viz.detect_images(det, items, 0.45, cache, key="k")
+    first = detect_images(det, items, 0.45, cache, key="k")
     assert [r.ok for r in first] == [True, False] and "bad.jpg" in first[1].error
     assert first[0].raw.image_size == (2000, 1500)
-    assert max(first[0].preview.size) == viz.PREVIEW_SIDE
+    assert max(first[0].preview.size) == PREVIEW_SIDE
     calls = det.forward_calls
-    again = viz.detect_images(det, items, 0.45, cache, key="k")
+    again = detect_images(det, items, 0.45, cache, key="k")
     assert det.forward_calls == calls and not again[0].ran_network
-    rendered = viz.render_batch(again, 0.0, None, 5)
+    rendered = render_batch(again, 0.0, None, 5)
     assert len(rendered) == 1 and len(rendered[0].shown) == 5
     assert rendered[0].picture.size == first[0].preview.size
-    rows = viz.detection_rows(rendered)
+    rows = detection_rows(rendered)
     assert len(rows) == 5 and max(r["xmax"] for r in rows) <= 2000
-    md = megadetector_json(viz.results_for_export(again, rendered), det.classes, "tiny", 0.0)
+    md = megadetector_json(results_for_export(again, rendered), det.classes, "tiny", 0.0)
     assert md["images"][1]["failure"] and len(md["images"][0]["detections"]) == 5
     # the full-resolution annotated image keeps the original size
     from PIL import Image
-    png = viz.annotated_png(Image.open(io.BytesIO(big)).convert("RGB"), rendered[0].shown)
+    png = annotated_png(Image.open(io.BytesIO(big)).convert("RGB"), rendered[0].shown)
     assert Image.open(io.BytesIO(png)).size == (2000, 1500)
     # the cache is bounded in bytes
-    small = viz.DetectionCache(max_bytes=first[0].nbytes + 10)
+    small = DetectionCache(max_bytes=first[0].nbytes + 10)
     small.put(("a",), first[0])
     small.put(("b",), first[0])
     assert len(small) == 1 and small.get(("a",)) is None
     assert np.all(np.diff(first[0].raw.scores) <= 0)
 
 
-def test_viz_samples_and_positive_anchors(tmp_path):
+def test_samples_and_positive_anchors(tmp_path):
     import numpy as np
 
-    from ssd import viz
-    from ssd.anchors import all_anchors, box_iou
+    from ssd.anchors import all_anchors, anchor_config, best_anchor_cell, box_iou
+    from ssd.samples import sample_images
     from ssd.synth import render_example
+    from ssd.targets import positive_anchors
 
-    samples = viz.sample_images(3, 0, str(tmp_path))
-    again = viz.sample_images(3, 0, str(tmp_path))          # read back from the cache folder
+    samples = sample_images(3, 0, str(tmp_path))
+    again = sample_images(3, 0, str(tmp_path))              # read back from the cache folder
     assert [s.data for s in samples] == [s.data for s in again]
     img, lab = render_example(0, 1, "val")
     assert np.array_equal(samples[1].array(), img) and np.allclose(samples[1].label, lab)
 
-    cfg = viz.anchor_config()
+    cfg = anchor_config()
     assert cfg.total() == 5444
-    pos = viz.positive_anchors(cfg, lab, 0.5)
+    pos = positive_anchors(cfg, lab, 0.5)
     ious = box_iou(all_anchors(cfg), lab[:, 1:5])[:, 0]
     assert int(np.argmax(ious)) in set(pos.tolist())                # each box claims its best anchor
     assert set(np.flatnonzero(ious >= 0.5).tolist()) <= set(pos.tolist())
-    s, r, c = viz.best_anchor_cell(cfg, lab[0, 1:5])
+    s, r, c = best_anchor_cell(cfg, lab[0, 1:5])
     assert 0 <= s < cfg.num_scales

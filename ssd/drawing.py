@@ -1,0 +1,158 @@
+"""Rendering detections onto images: class colours, labelled boxes, previews, annotated downloads.
+
+Why it exists: the Detect page, the home page's demo and the downloads draw boxes the same way,
+so colours and label placement live in one place. Knows nothing of Streamlit.
+
+* **Draw on a preview, in original coordinates.** Detection boxes are in the original image's
+  pixels. The app keeps a preview (at most ``PREVIEW_SIDE`` px) of each decoded image and draws
+  boxes scaled by ``preview_scale``, so a slider move costs a copy and a few rectangles instead
+  of decoding a 24-megapixel photo again. Full-resolution annotation (``annotated_png``) is only
+  made when a person downloads it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from PIL import Image, ImageDraw, ImageFont
+
+PREVIEW_SIDE = 1024          # longest side of the cached preview of an uploaded image
+DISPLAY_MIN_SIDE = 512       # small images (the 256 px samples) are enlarged to this for display
+
+
+# --------------------------------------------------------------------------------------------
+# colours and fonts
+# --------------------------------------------------------------------------------------------
+
+# Distinct, saturated colours (Tableau 10 + a second set); class i always gets PALETTE[i % n].
+PALETTE: List[Tuple[int, int, int]] = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (0, 82, 204), (255, 196, 0), (0, 150, 100), (204, 0, 102), (102, 51, 0),
+    (0, 204, 255), (153, 0, 255), (255, 80, 80), (80, 200, 80), (0, 0, 0),
+]
+
+
+def class_colour(class_id: int) -> Tuple[int, int, int]:
+    """Stable colour of a class (its index in the model's class list)."""
+    return PALETTE[int(class_id) % len(PALETTE)]
+
+
+def class_colour_hex(class_id: int) -> str:
+    return "#%02x%02x%02x" % class_colour(class_id)
+
+
+def _text_colour(bg: Tuple[int, int, int]) -> Tuple[int, int, int]:
+    r, g, b = bg
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+
+
+@lru_cache(maxsize=64)
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=max(8, int(size)))
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+# --------------------------------------------------------------------------------------------
+# drawing detections
+# --------------------------------------------------------------------------------------------
+
+
+def draw_detections(image: Image.Image, det, scale: float = 1.0, line_width: Optional[int] = None,
+                    font_size: Optional[int] = None) -> Image.Image:
+    """A copy of ``image`` with ``det``'s boxes: one colour per class, label and score on top.
+
+    ``det.boxes`` are in original pixels; ``scale`` maps them onto ``image`` (a preview of the
+    original has ``scale = preview.width / original width``). Lower scores are drawn first so
+    the most confident box ends on top.
+    """
+    img = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    if det is None or len(det) == 0:
+        return img
+    w, h = img.size
+    side = max(w, h)
+    lw = line_width or max(2, int(round(side / 320)))
+    font = _font(font_size or max(11, int(round(side / 42))))
+    draw = ImageDraw.Draw(img)
+    for i in range(len(det) - 1, -1, -1):
+        cid = int(det.class_ids[i])
+        x0, y0, x1, y1 = (float(v) * scale for v in det.boxes[i])
+        x0, x1 = max(0.0, min(x0, w - 1)), max(0.0, min(x1, w - 1))
+        y0, y1 = max(0.0, min(y0, h - 1)), max(0.0, min(y1, h - 1))
+        colour = class_colour(cid)
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=lw)
+        name = det.classes[cid] if 0 <= cid < len(det.classes) else str(cid)
+        text = f"{name} {float(det.scores[i]):.2f}"
+        l, t, r, b = draw.textbbox((0, 0), text, font=font)
+        tw, th = r - l, b - t
+        pad = max(1, lw // 2 + 1)
+        ty = y0 - th - 2 * pad if y0 - th - 2 * pad >= 0 else y0 + lw   # above the box, else inside
+        tx = min(x0, max(0.0, w - tw - 2 * pad))
+        draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=colour)
+        draw.text((tx + pad - l, ty + pad - t), text, fill=_text_colour(colour), font=font)
+    return img
+
+
+def display_scale(size: Tuple[int, int], max_side: int = PREVIEW_SIDE, min_side: int = DISPLAY_MIN_SIDE) -> float:
+    """Factor that brings an image's longest side within ``[min_side, max_side]``."""
+    side = max(size)
+    if side > max_side:
+        return max_side / side
+    if side < min_side:
+        return min(min_side / side, 4.0)
+    return 1.0
+
+
+def make_preview(image: Image.Image, original_size: Tuple[int, int], max_side: int = PREVIEW_SIDE
+                 ) -> Tuple[Image.Image, float]:
+    """A copy of ``image`` at most ``max_side`` px, and its scale relative to ``original_size``."""
+    s = min(1.0, max_side / max(image.size))
+    img = image if s >= 1.0 else image.resize((max(1, round(image.width * s)), max(1, round(image.height * s))),
+                                               Image.BILINEAR)
+    if img is image:
+        img = image.copy()
+    return img, img.width / float(original_size[0])
+
+
+def render_detections(preview: Image.Image, preview_scale: float, det, min_side: int = DISPLAY_MIN_SIDE
+                      ) -> Image.Image:
+    """What the Detect page shows: the preview (small ones enlarged) with ``det`` drawn on it."""
+    up = display_scale(preview.size, max_side=max(preview.size), min_side=min_side)
+    img = preview
+    if up > 1.0:
+        img = preview.resize((round(preview.width * up), round(preview.height * up)), Image.BILINEAR)
+    return draw_detections(img, det, scale=preview_scale * up)
+
+
+def annotated_png(image: Image.Image, det) -> bytes:
+    """The original-resolution image with boxes, as PNG bytes (for downloads)."""
+    buf = io.BytesIO()
+    draw_detections(image, det).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def annotated_name(name: str) -> str:
+    stem = os.path.splitext(os.path.basename(name))[0] or "image"
+    return f"{stem}_detections.png"
+
+
+def annotated_zip(items: Sequence[Tuple[str, Image.Image, Any]]) -> bytes:
+    """ZIP of ``annotated_png`` for each ``(name, full image, detections)``; names made unique."""
+    buf = io.BytesIO()
+    used: Dict[str, int] = {}
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, image, det in items:
+            arc = annotated_name(name)
+            if arc in used:
+                used[arc] += 1
+                stem, ext = os.path.splitext(arc)
+                arc = f"{stem}_{used[arc]}{ext}"
+            else:
+                used[arc] = 0
+            zf.writestr(arc, annotated_png(image, det))
+    return buf.getvalue()
