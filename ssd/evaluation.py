@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .detection import DEFAULT_FLOOR, DEFAULT_NMS
+from .errors import ImageError
 from .transforms import resize
 
 
@@ -21,13 +22,15 @@ class EvalResult:
     num_images: int
     num_boxes: int
     pr_curves: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
+    skipped: int = 0                 # images that could not be decoded (counted, not fatal)
 
     def table(self) -> str:
         width = max([len("class")] + [len(c) for c in self.per_class_ap])
         lines = [f"{'class':<{width}}  AP"]
         for c, ap in self.per_class_ap.items():
             lines.append(f"{c:<{width}}  {'  n/a' if ap != ap else f'{ap:.4f}'}")
-        lines.append(f"{'mAP':<{width}}  {self.map:.4f}   ({self.num_images} images, {self.num_boxes} boxes)")
+        lines.append(f"{'mAP':<{width}}  {self.map:.4f}   ({self.num_images} images, {self.num_boxes} boxes"
+                     + (f"; {self.skipped} undecodable image(s) skipped" if self.skipped else "") + ")")
         return "\n".join(lines)
 
 
@@ -40,9 +43,17 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     metric = VOC07MApMetric(iou_thresh=iou_thresh, class_names=classes)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     num_boxes = 0
+    skipped = 0
     size = detector.input_size
     for start in range(0, n, batch_size):
-        items = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        items = []
+        for i in range(start, min(n, start + batch_size)):
+            try:
+                items.append(dataset[i])
+            except ImageError:
+                skipped += 1
+        if not items:
+            continue
         batch = np.stack([resize(img, size) for img, _ in items])
         preds = detector.predict_arrays(batch, nms=nms, floor=floor)
         for (img, lab), (ids, scores, boxes) in zip(items, preds):
@@ -61,7 +72,8 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
         prec, rec = _pr_curve(metric, ci)
         if prec is not None:
             curves[nm] = {"precision": prec, "recall": rec}
-    return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n, num_boxes, curves)
+    return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - skipped, num_boxes,
+                      curves, skipped)
 
 
 def _pr_curve(metric, class_index: int):

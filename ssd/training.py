@@ -435,6 +435,9 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
                 status = "stopped"
                 break
             train_time = time.time() - t_epoch
+            if zoo_run is None and loader.skipped:
+                emit("warning", message=f"{len(loader.skipped)} training image(s) could not be decoded and "
+                                        "were skipped")
             rec = {"epoch": epoch + 1, "loss": sums[0] / max(seen, 1), "cls_loss": sums[1] / max(seen, 1),
                    "box_loss": sums[2] / max(seen, 1), "class_err": 1.0 - sums[3] / max(sums[4], 1),
                    "bbox_mae": abs_err / max(seen, 1), "samples_per_s": seen / max(train_time, 1e-9),

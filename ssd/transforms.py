@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .anchors import box_iou
+from .errors import ImageError
 
 # ImageNet statistics: TinySSD does not need them, but GluonCV's pretrained bases do, and one
 # convention for every architecture keeps the Detector simple.
@@ -150,6 +151,7 @@ class BatchLoader:
         self.augment_cfg, self.shuffle, self.seed = augment_cfg, shuffle, seed
         self.drop_last, self.prefetch = drop_last, prefetch
         self.mean, self.std = mean, std
+        self.skipped: dict = {}  # dataset index -> times it failed to decode
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -162,11 +164,18 @@ class BatchLoader:
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             imgs, labs = [], []
             for i in idx:
-                img, lab = self.dataset[int(i)]
+                try:
+                    img, lab = self.dataset[int(i)]
+                except ImageError:
+                    # a photo that no longer decodes (truncated on disk, say) is skipped and
+                    # counted, never fatal: one bad file must not end a long training run
+                    self.skipped[int(i)] = self.skipped.get(int(i), 0) + 1
+                    continue
                 img, lab = augment(img, lab, self.size, rng, self.augment_cfg)
                 imgs.append(img)
                 labs.append(lab)
-            yield normalize_batch(np.stack(imgs), self.mean, self.std), pad_labels(labs)
+            if imgs:
+                yield normalize_batch(np.stack(imgs), self.mean, self.std), pad_labels(labs)
 
     def epoch(self, epoch: int = 0) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """Iterate one epoch with a producer thread ``prefetch`` batches ahead."""

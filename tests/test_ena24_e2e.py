@@ -62,3 +62,16 @@ def test_detect_reports_species_names(ena, tmp_path):
     assert dets, "threshold 0 keeps every candidate"
     names = {md["detection_categories"][d["category"]] for d in dets}
     assert names <= set(ENA24_CLASSES)
+
+
+def test_training_without_the_cache_skips_undecodable_photos(ena, tmp_path):
+    """Decoding every epoch meets the truncated JPEG each time; it is skipped and reported, not fatal."""
+    from ssd.events import read_events
+
+    info, _, _ = ena
+    out = str(tmp_path / "nocache")
+    res = train(TrainConfig(data=info["root"], out=out, epochs=1, batch_size=8, cache=False, seed=3),
+                install_signal_handlers=False)
+    assert res.status == "done"
+    warnings = [e["message"] for e in read_events(out) if e["type"] == "warning"]
+    assert any("could not be decoded" in w for w in warnings)
