@@ -115,6 +115,42 @@ with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per ima
             except (SSDError, OSError) as err:
                 st.error(f"Could not generate the dataset: {err}")
 
+DATA_LABELS = {"pikachu": "official Pikachu (RecordIO, ~90 MB)", "banana": "d2l bananas (~15 MB)",
+               "ena24": "ENA24 camera traps (LILA: 3.6 MB metadata + 3.6 GB images)"}
+
+
+@st.fragment(run_every=2.0)
+def _download_status() -> None:
+    """Follows a background download (``python -m ssd data KIND``); reruns only this fragment."""
+    dl = jobs.current_data_job(data_root)
+    if dl is not None:
+        st.info(f"Downloading **{dl.name}** in the background (pid {dl.pid}); you can leave this page.")
+        st.code(jobs.read_log_tail(dl.out, 6, jobs.DATA_LOG_FILE) or "starting…")
+        return
+    last = st.session_state.get("dl_last")
+    if last:
+        try:
+            from ssd.datasets import open_dataset
+
+            st.success(f"Ready: {open_dataset(last).describe()}")
+        except SSDError:
+            st.error("The download did not finish. Its log:")
+            st.code(jobs.read_log_tail(last, 12, jobs.DATA_LOG_FILE))
+
+
+with st.expander("Download a real dataset (needs the internet; checksums verified, resumable)"):
+    k1, k2 = st.columns([2, 2])
+    dl_kind = k1.selectbox("Dataset", jobs.DATA_KINDS, format_func=DATA_LABELS.get, key="dl_kind")
+    meta_only = dl_kind == "ena24" and k2.checkbox("Metadata only (no images)", key="dl_meta_only")
+    if st.button("Download", key="dl_start", disabled=jobs.current_data_job(data_root) is not None):
+        target = os.path.join(data_root, dl_kind)
+        try:
+            jobs.start_data_job(data_root, dl_kind, target, ["--metadata-only"] if meta_only else [])
+            st.session_state["dl_last"] = target
+        except (SSDError, OSError) as err:
+            st.error(str(err))
+    _download_status()
+
 OTHER = "__other__"
 options = folders + [OTHER]
 if st.session_state.get("train_dataset") not in options:
@@ -306,6 +342,12 @@ if ok:
             from ssd.plots import training_curves_figure
 
             sh.figure(training_curves_figure(hist))
+        pr = (meta.get("metrics") or {}).get("pr_curves") or {}
+        if pr and best.get("val_ap"):
+            from ssd.evaluation import EvalResult
+            from ssd.plots import pr_curve_figure
+
+            sh.figure(pr_curve_figure(EvalResult(best.get("val_map", 0.0), best["val_ap"], 0, 0, pr)))
         with st.expander("Full metadata (meta.json)"):
             st.json(meta, expanded=False)
 else:

@@ -31,6 +31,8 @@ from .samples import REPO_ROOT, models_dir
 
 LOCK_FILE = ".train.lock"
 LOG_FILE = "train.log"
+DATA_LOCK_FILE = ".download.lock"
+DATA_LOG_FILE = "download.log"
 _CHILDREN: Dict[int, subprocess.Popen] = {}   # reaped on poll so finished jobs leave no zombie
 
 
@@ -104,8 +106,16 @@ def _alive(pid: int) -> bool:
 
 
 def current_job(models_root: str) -> Optional[JobInfo]:
-    """The running job of this models folder, clearing a stale lock."""
-    path = os.path.join(models_root, LOCK_FILE)
+    """The running training job of this models folder, clearing a stale lock."""
+    return _current(os.path.join(models_root, LOCK_FILE))
+
+
+def current_data_job(data_root: str) -> Optional[JobInfo]:
+    """The running dataset download of this data folder, clearing a stale lock."""
+    return _current(os.path.join(data_root, DATA_LOCK_FILE))
+
+
+def _current(path: str) -> Optional[JobInfo]:
     try:
         with open(path, encoding="utf-8") as fh:
             info = JobInfo(**json.load(fh))
@@ -134,15 +144,37 @@ def start_job(models_root: str, cfg) -> JobInfo:
     if running is not None:
         raise JobError(f"a training job is already running: {running.name} (pid {running.pid}); "
                        "stop it or wait for it to finish")
-    argv = config_to_argv(cfg)
-    os.makedirs(cfg.out, exist_ok=True)
-    lock = os.path.join(models_root, LOCK_FILE)
+    return _launch(os.path.join(models_root, LOCK_FILE), config_to_argv(cfg), cfg.out, LOG_FILE, "training job")
+
+
+DATA_KINDS = ("pikachu", "banana", "ena24")
+
+
+def start_data_job(data_root: str, kind: str, out: str, extra: Optional[List[str]] = None) -> JobInfo:
+    """Launch ``python -m ssd data KIND --out OUT`` in the background (downloads can take hours).
+
+    The same command a user could type; its progress goes to ``OUT/download.log`` and whether it
+    worked is read back by opening the dataset (``open_dataset``) once the process has ended.
+    """
+    if kind not in DATA_KINDS:
+        raise JobError(f"unknown dataset {kind!r}; one of {', '.join(DATA_KINDS)}")
+    os.makedirs(data_root, exist_ok=True)
+    running = current_data_job(data_root)
+    if running is not None:
+        raise JobError(f"a download is already running: {running.name} (pid {running.pid})")
+    return _launch(os.path.join(data_root, DATA_LOCK_FILE), ["data", kind, "--out", out] + list(extra or []),
+                   out, DATA_LOG_FILE, "download")
+
+
+def _launch(lock: str, argv: List[str], out: str, log_name: str, what: str) -> JobInfo:
+    """Start ``python -m ssd ARGV`` in its own session, logging to ``out/log_name``, under ``lock``."""
+    os.makedirs(out, exist_ok=True)
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
-        raise JobError("another training job is starting right now; try again in a moment") from None
+        raise JobError(f"another {what} is starting right now; try again in a moment") from None
     try:
-        log = open(os.path.join(cfg.out, LOG_FILE), "ab")
+        log = open(os.path.join(out, log_name), "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         proc = subprocess.Popen([sys.executable, "-m", "ssd"] + argv, cwd=REPO_ROOT, stdout=log,
@@ -150,8 +182,7 @@ def start_job(models_root: str, cfg) -> JobInfo:
                                 start_new_session=True)
         log.close()
         _CHILDREN[proc.pid] = proc
-        info = JobInfo(proc.pid, os.path.basename(os.path.normpath(cfg.out)), os.path.abspath(cfg.out),
-                       argv, time.time())
+        info = JobInfo(proc.pid, os.path.basename(os.path.normpath(out)), os.path.abspath(out), argv, time.time())
         os.write(fd, json.dumps(asdict(info)).encode())
     except BaseException:
         os.close(fd)
@@ -199,9 +230,9 @@ def run_status(run_dir: str, running: bool = False) -> RunStatus:
     return st
 
 
-def read_log_tail(run_dir: str, lines: int = 20) -> str:
+def read_log_tail(run_dir: str, lines: int = 20, log_name: str = LOG_FILE) -> str:
     try:
-        with open(os.path.join(run_dir, LOG_FILE), "rb") as fh:
+        with open(os.path.join(run_dir, log_name), "rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 8192))
             return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])

@@ -362,6 +362,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
             meta.update(zoo_run.meta_fields())
         history: List[Dict[str, Any]] = []
         best: Dict[str, Any] = {}
+        best_pr: Dict[str, Any] = {}
+
+        def metrics() -> Dict[str, Any]:
+            return {"history": history, "best": best, "pr_curves": best_pr}
         start_epoch = 0
         if resume_state is not None:
             if resume_state.get("classes") != classes or resume_state.get("arch") != cfg.arch:
@@ -371,9 +375,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
             trainer.load_states(os.path.join(ckpt_dir, "checkpoint.states"))
             history = resume_state["history"]
             best = resume_state.get("best", {})
+            best_pr = resume_state.get("pr_curves", {})
             start_epoch = int(resume_state["epoch"])
             _print(f"resuming after epoch {start_epoch}")
-        write_meta(cfg.out, {**meta, "metrics": {"history": history, "best": best}})
+        write_meta(cfg.out, {**meta, "metrics": metrics()})
 
         status = "done"
         global_iter = start_epoch * iters
@@ -451,6 +456,9 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
                 res = evaluate(det, val_ds)
                 rec["val_map"] = res.map
                 rec["val_ap"] = res.per_class_ap
+                epoch_pr = res.pr_curves
+            else:
+                epoch_pr = {}
             history.append(rec)
             improved = (not best or rec.get("val_map", -1) >= best.get("val_map", -1)
                         if "val_map" in rec else True)
@@ -461,17 +469,18 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
             _atomic_save_states(trainer, os.path.join(ckpt_dir, "checkpoint.states"))
             if improved:
                 best = dict(rec)
-            atomic_write_json(ckpt_json, {"epoch": epoch + 1, "history": history, "best": best,
+                best_pr = epoch_pr  # the model report's precision-recall curves, for the saved epoch
+            atomic_write_json(ckpt_json, {"epoch": epoch + 1, "history": history, "best": best, "pr_curves": best_pr,
                                           "classes": classes, "arch": cfg.arch})
             if improved:
-                save_model(cfg.out, None, {**meta, "metrics": {"history": history, "best": best}},
+                save_model(cfg.out, None, {**meta, "metrics": metrics()},
                            params_from=os.path.join(ckpt_dir, "checkpoint.params"))
             else:
-                write_meta(cfg.out, {**meta, "metrics": {"history": history, "best": best}})
+                write_meta(cfg.out, {**meta, "metrics": metrics()})
             emit("epoch", **rec)
             _print(_epoch_line(rec, cfg.epochs))
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        final = {**meta, "metrics": {"history": history, "best": best}, "status": status,
+        final = {**meta, "metrics": metrics(), "status": status,
                  "finished": now, "saved": now}
         if os.path.isfile(os.path.join(cfg.out, PARAMS_FILE)):
             write_meta(cfg.out, final)
