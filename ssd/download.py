@@ -504,29 +504,19 @@ def _cmd_ena24(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``pikachu``, ``banana`` and ``ena24`` to the ``data`` sub-commands."""
-    p = subparsers.add_parser("pikachu", help="download the official Pikachu RecordIO dataset",
-                              description=fetch_pikachu.__doc__)
-    p.add_argument("--out", metavar="DIR", default=os.path.join("data", "pikachu"),
-                   help="destination folder (default: %(default)s)")
-    p.add_argument("--base-url", metavar="URL", default=None,
-                   help=f"mirror to download from (default: {PIKACHU_BASE_URL})")
-    p.set_defaults(func=_cmd_pikachu)
-
-    b = subparsers.add_parser("banana", help="download the d2l banana-detection dataset",
-                              description=fetch_banana.__doc__)
-    b.add_argument("--out", metavar="DIR", default=os.path.join("data", "banana"),
-                   help="destination folder (default: %(default)s)")
-    b.add_argument("--base-url", metavar="URL", default=None,
-                   help=f"mirror folder holding {BANANA_ZIP} (default: {BANANA_BASE_URL})")
-    b.set_defaults(func=_cmd_banana)
-
-    e = subparsers.add_parser("ena24", help="download ENA24-detection camera-trap images (LILA, 3.6 GB)",
-                              description=fetch_ena24.__doc__)
-    e.add_argument("--out", metavar="DIR", default=os.path.join("data", "ena24"),
-                   help="destination folder (default: %(default)s)")
-    e.add_argument("--metadata-only", action="store_true",
-                   help="fetch only ena24.json (3.6 MB), not the 3.6 GB of images")
-    e.add_argument("--keep-zip", action="store_true", help="keep ena24.zip after extracting it")
-    e.add_argument("--base-url", metavar="URL", default=None,
-                   help=f"mirror folder (default: {ENA24_BASE_URL})")
-    e.set_defaults(func=_cmd_ena24)
+    specs = [("pikachu", "download the official Pikachu RecordIO dataset", fetch_pikachu, _cmd_pikachu,
+              f"mirror to download from (default: {PIKACHU_BASE_URL})"),
+             ("banana", "download the d2l banana-detection dataset", fetch_banana, _cmd_banana,
+              f"mirror folder holding {BANANA_ZIP} (default: {BANANA_BASE_URL})"),
+             ("ena24", "download ENA24-detection camera-trap images (LILA, 3.6 GB)", fetch_ena24, _cmd_ena24,
+              f"mirror folder (default: {ENA24_BASE_URL})")]
+    for name, help_, fetcher, handler, base_help in specs:
+        p = subparsers.add_parser(name, help=help_, description=fetcher.__doc__)
+        p.add_argument("--out", metavar="DIR", default=os.path.join("data", name),
+                       help="destination folder (default: %(default)s)")
+        p.add_argument("--base-url", metavar="URL", default=None, help=base_help)
+        if name == "ena24":
+            p.add_argument("--metadata-only", action="store_true",
+                           help="fetch only ena24.json (3.6 MB), not the 3.6 GB of images")
+            p.add_argument("--keep-zip", action="store_true", help="keep ena24.zip after extracting it")
+        p.set_defaults(func=handler)

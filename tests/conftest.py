@@ -61,3 +61,15 @@ def app_env(monkeypatch, models_root, tiny_model_dir, data_root):
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     return {"models": models_root, "data": data_root, "model": tiny_model_dir}
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on: an 'unreachable host' without touching the network."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

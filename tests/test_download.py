@@ -109,14 +109,6 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ------------------------------------------------------------------ download()
 
 def test_download_with_matching_checksum_and_progress(server: FileServer, tmp_path: Path) -> None:
@@ -224,8 +216,8 @@ def test_dropped_connection_keeps_part_and_next_run_resumes(server: FileServer, 
     assert dest.read_bytes() == data
 
 
-def test_unreachable_host_says_where_to_put_the_file(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/pikachu/train.rec"
+def test_unreachable_host_says_where_to_put_the_file(tmp_path: Path, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/pikachu/train.rec"
     dest = tmp_path / "data" / "train.rec"
     with pytest.raises(DownloadError) as info:
         dl.download(url, str(dest), sha1="a" * 40, timeout=5)
@@ -277,9 +269,9 @@ def test_fetch_pikachu(server: FileServer, tmp_path: Path, monkeypatch: pytest.M
     assert len(server.requests) == n
 
 
-def test_fetch_pikachu_offline_points_to_synth(tmp_path: Path) -> None:
+def test_fetch_pikachu_offline_points_to_synth(tmp_path: Path, closed_port: int) -> None:
     with pytest.raises(DownloadError) as info:
-        dl.fetch_pikachu(str(tmp_path / "p"), base_url=f"http://127.0.0.1:{_closed_port()}/")
+        dl.fetch_pikachu(str(tmp_path / "p"), base_url=f"http://127.0.0.1:{closed_port}/")
     msg = str(info.value)
     assert "train.rec" in msg and "data synth" in msg
     assert str((tmp_path / "p" / "train.rec").resolve()) in msg

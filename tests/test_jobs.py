@@ -1,5 +1,4 @@
 """Background jobs: the app's training and download processes are the CLI, one at a time."""
-import socket
 import time
 
 import pytest
@@ -7,14 +6,6 @@ import pytest
 from ssd import jobs
 from ssd.errors import JobError
 from ssd.training import TrainConfig
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_config_to_argv_passes_only_what_was_set(tmp_path):
@@ -28,10 +19,10 @@ def test_config_to_argv_passes_only_what_was_set(tmp_path):
     assert args.lr == 0.2 and args.sizes == [[0.1, 0.2], [0.4]] and args.augment is False and args.momentum is None
 
 
-def test_download_job_runs_the_cli_in_the_background_and_reports_offline(tmp_path):
+def test_download_job_runs_the_cli_in_the_background_and_reports_offline(tmp_path, closed_port):
     out = tmp_path / "data" / "pikachu"
     info = jobs.start_data_job(str(tmp_path / "data"), "pikachu", str(out),
-                               ["--base-url", f"http://127.0.0.1:{_closed_port()}/"])
+                               ["--base-url", f"http://127.0.0.1:{closed_port}/"])
     assert info.argv[:3] == ["data", "pikachu", "--out"]
     with pytest.raises(JobError, match="already running"):
         if jobs.current_data_job(str(tmp_path / "data")) is None:
