@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
