@@ -49,7 +49,7 @@ def tiny_model_dir(models_root, synth_dir) -> str:
     from ssd.training import TrainConfig, train
 
     out = os.path.join(models_root, "tiny-test")
-    cfg = TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=16, lr=0.2, warmup_iters=2, device="cpu",
+    cfg = TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=16, warmup_iters=2, device="cpu",
                       seed=0, default=True, limit_val=8)
     train(cfg, install_signal_handlers=False)
     return out

@@ -15,6 +15,8 @@ import urllib.request
 
 import pytest
 
+from ssd.detection import Detector
+
 from conftest import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -90,7 +92,7 @@ def _png(index: int = 3) -> bytes:
     return buf.getvalue()
 
 
-def test_pages_in_chromium(server, tmp_path):
+def test_pages_in_chromium(server, app_env, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     shots = []
@@ -140,12 +142,17 @@ def test_pages_in_chromium(server, tmp_path):
             for _ in range(30):
                 page.keyboard.press("ArrowLeft")
             _settle(page)
-            assert float(page.get_by_role("slider", name="Confidence threshold").input_value()) < before
+            after = float(page.get_by_role("slider", name="Confidence threshold").input_value())
+            assert after < before
+            # what the page must show, straight from the library: the same image, model and settings
+            raw = Detector.load(app_env["model"]).detect(_png(), name="photo.png")
+            assert count_before == len(raw.filter(before, max_detections=100))
+            expected = len(raw.filter(after, max_detections=100))
             page.wait_for_function(
                 "n => { const m = [...document.querySelectorAll('[data-testid=stMetric]')]"
                 ".find(e => e.innerText.includes('Detections shown'));"
-                " return m && parseInt(m.querySelector('[data-testid=stMetricValue]').innerText) > n; }",
-                arg=count_before, timeout=30_000)
+                " return m && parseInt(m.querySelector('[data-testid=stMetricValue]').innerText) === n; }",
+                arg=expected, timeout=30_000)
             expect(page.get_by_text("photo.png").first).to_be_visible()
             _no_exception(page)
             shot(page, "detect")
