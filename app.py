@@ -20,7 +20,7 @@ st.set_page_config(page_title="SSD Studio", page_icon=":material/center_focus_st
 def home() -> None:
     import mxnet
 
-    from pages import _shared as sh
+    from app_pages import _shared as sh
     from ssd.anchors import anchor_config, anchor_set
     from ssd.batch import detect_images
     from ssd.plots import demo_detection_figure, ssd_diagram_figure
@@ -34,9 +34,9 @@ def home() -> None:
 
     root, ok, broken, default_path = sh.list_models()
     c1, c2, c3 = st.columns(3)
-    c1.page_link("pages/detect.py", label="**Detect** objects in your images", icon=":material/image_search:")
-    c2.page_link("pages/train.py", label="**Train** a model on a dataset", icon=":material/model_training:")
-    c3.page_link("pages/anchors.py", label="**Anchors**: see what the network matches", icon=":material/anchor:")
+    c1.page_link("app_pages/detect.py", label="**Detect** objects in your images", icon=":material/image_search:")
+    c2.page_link("app_pages/train.py", label="**Train** a model on a dataset", icon=":material/model_training:")
+    c3.page_link("app_pages/anchors.py", label="**Anchors**: see what the network matches", icon=":material/anchor:")
 
     st.subheader("How SSD sees an image")
     meta = next((m.meta for m in ok if m.path == default_path), None)
@@ -98,8 +98,8 @@ def home() -> None:
 
 pg = st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/detect.py", title="Detect", icon=":material/image_search:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/anchors.py", title="Anchors", icon=":material/anchor:"),
+    st.Page("app_pages/detect.py", title="Detect", icon=":material/image_search:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/anchors.py", title="Anchors", icon=":material/anchor:"),
 ])
 pg.run()

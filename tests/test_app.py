@@ -59,7 +59,7 @@ def test_home_renders_with_environment(app_env):
 
 
 def test_detect_shows_samples_without_upload(app_env):
-    at = _page("pages/detect.py")
+    at = _page("app_pages/detect.py")
     _ok(at)
     assert not at.error
     assert _metric(at, "Images") == "6 of 6"
@@ -67,7 +67,7 @@ def test_detect_shows_samples_without_upload(app_env):
 
 
 def test_detect_upload_and_slider_without_network(app_env):
-    at = _page("pages/detect.py")
+    at = _page("app_pages/detect.py")
     at.file_uploader(key="detect_upload").set_value([("photo.png", _png(3, (640, 480)), "image/png")])
     at.slider(key="detect_threshold").set_value(0.02).run()
     _ok(at)
@@ -99,7 +99,7 @@ def test_detect_upload_and_slider_without_network(app_env):
 
 
 def test_detect_bad_files_show_errors_and_others_still_run(app_env):
-    at = _page("pages/detect.py")
+    at = _page("app_pages/detect.py")
     at.file_uploader(key="detect_upload").set_value([
         ("broken.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "image/jpeg"),
         ("empty.png", b"", "image/png"),
@@ -118,7 +118,7 @@ def test_detect_bad_files_show_errors_and_others_still_run(app_env):
 
 
 def test_anchors_counts(app_env):
-    at = _page("pages/anchors.py")
+    at = _page("app_pages/anchors.py")
     _ok(at)
     assert _metric(at, "Total anchors") == "5444"
     assert _metric(at, "Anchors in this cell") == "4"
@@ -145,7 +145,7 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
     monkeypatch.setenv("SSD_MODELS_DIR", root)
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    at = _page("pages/train.py")
+    at = _page("app_pages/train.py")
     _ok(at)
     at.selectbox(key="train_dataset").set_value(synth_dir)
     at.text_input(key="train_name").set_value("from-app")
@@ -172,7 +172,7 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
     assert any("from-app" in s.value and "finished" in s.value for s in at.success), \
         [s.value for s in at.success] + [e.value for e in at.error] + [jobs.read_log_tail(os.path.join(root, "from-app"))]
 
-    at.switch_page("pages/detect.py").run()
+    at.switch_page("app_pages/detect.py").run()
     _ok(at)
     picker = at.selectbox(key="detect_model")
     assert any(o.startswith("from-app") for o in picker.options), picker.options
@@ -241,3 +241,11 @@ def test_samples_and_positive_anchors(tmp_path):
     assert set(np.flatnonzero(ious >= 0.5).tolist()) <= set(pos.tolist())
     s, r, c = best_anchor_cell(cfg, lab[0, 1:5])
     assert 0 <= s < cfg.num_scales
+
+
+def test_no_v1_pages_folder_next_to_app():
+    """A folder named pages/ beside app.py switches Streamlit into v1 multipage mode whenever the first
+    visit to a fresh server is a deep link (it then runs the page file without app.py and lists every
+    file, helpers included, as a page). The UI lives in app_pages/ and app.py's st.navigation."""
+    assert not os.path.exists(os.path.join(REPO_ROOT, "pages"))
+    assert os.path.isfile(os.path.join(REPO_ROOT, "app_pages", "detect.py"))

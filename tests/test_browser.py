@@ -118,6 +118,14 @@ def test_pages_in_chromium(server, app_env, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(90_000)
 
+            # A bookmark opened on a fresh server must get the app's navigation, not a file listing
+            # (Streamlit's v1 multipage mode kicks in when a folder named pages/ exists).
+            page.goto(server + "/detect")
+            expect(page.get_by_text("Detections shown")).to_be_visible()
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            expect(nav.get_by_text("Home", exact=True)).to_be_visible()
+            expect(nav.get_by_text("shared", exact=True)).to_have_count(0)
+
             page.goto(server)
             expect(page.get_by_text("How SSD sees an image")).to_be_visible()
             expect(page.get_by_text("Models available")).to_be_visible()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as sh
+from app_pages import _shared as sh
 from ssd.anchors import (TINY_RATIOS, TINY_SIZES, anchor_config, anchor_coverage, anchor_set, best_anchor_cell,
                          cell_anchor_rows, format_groups, parse_groups, positive_rows)
 from ssd.errors import SSDError

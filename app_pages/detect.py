@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as sh
+from app_pages import _shared as sh
 from ssd.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.detection import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.drawing import annotated_name, annotated_png, annotated_zip

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as sh
+from app_pages import _shared as sh
 from ssd import jobs
 from ssd.errors import SSDError
 from ssd.model import ARCHITECTURES
