@@ -166,6 +166,22 @@ class _Subset:
         return [self.ds[i][1] for i in range(self.n)] if not hasattr(self.ds, "labels") else self.ds.labels()[:self.n]
 
 
+def batchnorm_layers(net) -> list:
+    """Every Gluon ``BatchNorm`` block inside ``net`` (none for the zoo nets' symbol backbones)."""
+    from mxnet.gluon import nn
+
+    found = []
+
+    def walk(block) -> None:
+        if isinstance(block, nn.BatchNorm):
+            found.append(block)
+        for child in block._children.values():
+            walk(child)
+
+    walk(net)
+    return found
+
+
 def recalibrate_batchnorm(net, batches) -> int:
     """Re-estimate every BatchNorm's running statistics at the current weights ("precise BN").
 
@@ -179,17 +195,8 @@ def recalibrate_batchnorm(net, batches) -> int:
     Returns the number of BatchNorm layers recalibrated.
     """
     from mxnet import autograd
-    from mxnet.gluon import nn
 
-    bns = []
-
-    def walk(block) -> None:
-        if isinstance(block, nn.BatchNorm):
-            bns.append(block)
-        for child in block._children.values():
-            walk(child)
-
-    walk(net)
+    bns = batchnorm_layers(net)
     if not bns:
         return 0
     saved = [b._kwargs["momentum"] for b in bns]
@@ -447,10 +454,12 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
                    "box_loss": sums[2] / max(seen, 1), "class_err": 1.0 - sums[3] / max(sums[4], 1),
                    "bbox_mae": abs_err / max(seen, 1), "samples_per_s": seen / max(train_time, 1e-9),
                    "lr": float(trainer.learning_rate), "train_time_s": train_time}
-            calib = BatchLoader(train_ds, min(64, len(train_ds)), cfg.input_size, None, shuffle=True,
-                                seed=cfg.seed + 7919)
-            xb_cal, _ = next(iter(calib.epoch(epoch)))
-            recalibrate_batchnorm(net, [mx.nd.array(xb_cal, ctx=c) for c in ctxs])  # every device: saving averages them
+            if batchnorm_layers(net):  # zoo nets expose none: don't build a batch for nothing
+                calib = BatchLoader(train_ds, min(64, len(train_ds)), cfg.input_size, None, shuffle=True,
+                                    seed=cfg.seed + 7919)
+                xb_cal, _ = next(iter(calib.epoch(epoch)))
+                # every device: saving the parameters averages them across devices
+                recalibrate_batchnorm(net, [mx.nd.array(xb_cal, ctx=c) for c in ctxs])
             if val_ds is not None and len(val_ds):
                 det = Detector(net, meta, ctx=ctxs[0], hybridize=False, warm=False)
                 res = evaluate(det, val_ds)
