@@ -118,6 +118,14 @@ def test_pages_in_chromium(server, app_env, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(90_000)
 
+            def visit(path: str, *texts: str) -> None:
+                """Open a page, wait for its landmarks and the end of its script run, check no exception."""
+                page.goto(server + path)
+                for text in texts:
+                    expect(page.get_by_text(text)).to_be_visible()
+                _settle(page)
+                _no_exception(page)
+
             # A bookmark opened on a fresh server must get the app's navigation, not a file listing
             # (Streamlit's v1 multipage mode kicks in when a folder named pages/ exists).
             page.goto(server + "/detect")
@@ -126,17 +134,10 @@ def test_pages_in_chromium(server, app_env, tmp_path):
             expect(nav.get_by_text("Home", exact=True)).to_be_visible()
             expect(nav.get_by_text("shared", exact=True)).to_have_count(0)
 
-            page.goto(server)
-            expect(page.get_by_text("How SSD sees an image")).to_be_visible()
-            expect(page.get_by_text("Models available")).to_be_visible()
-            _settle(page)
-            _no_exception(page)
+            visit("", "How SSD sees an image", "Models available")
             shot(page, "home")
 
-            page.goto(server + "/detect")
-            expect(page.get_by_text("Detections shown")).to_be_visible()
-            _settle(page)
-            _no_exception(page)
+            visit("/detect", "Detections shown")
             page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
                 files=[{"name": "photo.png", "mimeType": "image/png", "buffer": _png()}])
             expect(page.get_by_text("photo.png").first).to_be_visible()
@@ -165,16 +166,10 @@ def test_pages_in_chromium(server, app_env, tmp_path):
             _no_exception(page)
             shot(page, "detect")
 
-            page.goto(server + "/train")
-            expect(page.get_by_text("Model and settings")).to_be_visible()
-            _settle(page)
-            _no_exception(page)
+            visit("/train", "Model and settings")
             shot(page, "train")
 
-            page.goto(server + "/anchors")
-            expect(page.get_by_text("Anchors in this cell")).to_be_visible()
-            _settle(page)
-            _no_exception(page)
+            visit("/anchors", "Anchors in this cell")
             shot(page, "anchors")
         finally:
             browser.close()
