@@ -25,6 +25,7 @@ app: setup
 	$(BIN)/streamlit run app.py
 
 test: setup-dev
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -18,13 +18,13 @@ st.set_page_config(page_title="SSD Studio", page_icon=":material/center_focus_st
 
 
 def home() -> None:
-    import mxnet
 
     from app_pages import _shared as sh
-    from ssd.anchors import anchor_config, anchor_set
-    from ssd.batch import detect_images
-    from ssd.plots import demo_detection_figure, ssd_diagram_figure
-    from ssd.samples import data_dir, demo_sample_order, model_key
+    from ssd.models.tiny import tiny_anchor_config
+    from ssd.models.anchor_set import anchor_set
+    from ssd.inference.batch import detect_images
+    from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure
+    from ssd.workspace import data_dir, demo_sample_order, model_key
 
     st.title("SSD Studio")
     st.markdown(
@@ -41,9 +41,9 @@ def home() -> None:
     st.subheader("How SSD sees an image")
     meta = next((m.meta for m in ok if m.path == default_path), None)
     try:
-        cfg = sh.model_anchors(default_path, meta) if meta else anchor_set(anchor_config(), 256)
+        cfg = sh.model_anchors(default_path, meta) if meta else anchor_set(tiny_anchor_config(), 256)
     except Exception:  # an odd saved model must not break the home page: explain with TinySSD's
-        cfg = anchor_set(anchor_config(), 256)
+        cfg = anchor_set(tiny_anchor_config(), 256)
     input_size = cfg.input_size
     sh.figure(ssd_diagram_figure(cfg, input_size, len((meta or {}).get("classes", ["pikachu"]))))
     st.markdown(

@@ -8,15 +8,16 @@ from typing import List, Optional, Tuple
 
 import streamlit as st
 
-from ssd.anchors import AnchorSet, anchors_for_meta
-from ssd.batch import DetectionCache
-from ssd.samples import Sample, model_key, models_dir, sample_images
+from ssd.models.anchor_set import AnchorSet
+from ssd.models.registry import anchors_for_meta
+from ssd.inference.batch import DetectionCache
+from ssd.workspace import Sample, model_key, models_dir, sample_images
 
 
 @st.cache_resource(show_spinner="Looking for a usable GPU…")
 def devices():
     """``select_devices()`` once per server: it probes each GPU with a real convolution."""
-    from ssd.device import select_devices
+    from ssd.base.device import select_devices
 
     return select_devices()
 
@@ -28,7 +29,7 @@ def detector(path: str, stamp: float):
     ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
     serializes its forward calls with its own lock, so sessions can share it.
     """
-    from ssd.detection import Detector
+    from ssd.inference.detector import Detector
 
     return Detector.load(path, ctx=devices().contexts[0])
 

@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.anchors import (TINY_RATIOS, TINY_SIZES, anchor_config, anchor_coverage, anchor_set, best_anchor_cell,
-                         cell_anchor_rows, format_groups, parse_groups, positive_rows)
-from ssd.errors import SSDError
-from ssd.images import SUPPORTED_EXTENSIONS, load_image
-from ssd.plots import cell_anchors_figure, coverage_figure, positives_figure
-from ssd.samples import data_dir, dataset_folders, dataset_labels, demo_sample_index, gt_boxes_of
-from ssd.targets import positive_anchors
+from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, format_groups, parse_groups
+from ssd.models.tiny import tiny_anchor_config
+from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell, cell_anchor_rows, positive_rows
+from ssd.base.errors import SSDError
+from ssd.data.images import SUPPORTED_EXTENSIONS, load_image
+from ssd.viz.plots import cell_anchors_figure, coverage_figure, positives_figure
+from ssd.workspace import data_dir, dataset_folders, dataset_labels, demo_sample_index, gt_boxes_of
+from ssd.models.targets import positive_anchors
 
 st.title("Anchors")
 st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes and "
@@ -50,7 +51,7 @@ with st.sidebar:
                                     format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
         try:
             sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
-            aset = anchor_set(anchor_config("tiny", input_size, sizes, ratios), input_size)
+            aset = anchor_set(tiny_anchor_config(input_size, sizes, ratios), input_size)
         except (ValueError, SSDError) as err:
             st.error(f"This anchor configuration cannot be used: {err}")
             st.stop()

@@ -9,13 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
-from ssd.detection import DEFAULT_NMS, DEFAULT_THRESHOLD
-from ssd.drawing import annotated_name, annotated_png, annotated_zip
-from ssd.errors import SSDError
-from ssd.images import SUPPORTED_EXTENSIONS
-from ssd.results import detections_csv, megadetector_json
-from ssd.samples import data_dir, demo_sample_order, model_key
+from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
+from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
+from ssd.base.errors import SSDError
+from ssd.data.images import SUPPORTED_EXTENSIONS
+from ssd.inference.results import detections_csv, megadetector_json
+from ssd.workspace import data_dir, demo_sample_order, model_key
 
 st.title("Detect")
 root, ok, broken, default_path = sh.list_models()
@@ -106,11 +106,11 @@ if rendered:
         originals = {name: data for name, data in items}
 
         def make_png(r=rendered[0]) -> bytes:
-            from ssd.images import load_image
+            from ssd.data.images import load_image
             return annotated_png(load_image(originals[r.item.name], r.item.name).image, r.shown)
 
         def make_zip() -> bytes:
-            from ssd.images import load_image
+            from ssd.data.images import load_image
             return annotated_zip([(r.item.name, load_image(originals[r.item.name], r.item.name).image, r.shown)
                                       for r in rendered])
 

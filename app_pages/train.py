@@ -12,10 +12,10 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from ssd import jobs
-from ssd.errors import SSDError
-from ssd.model import ARCHITECTURES
-from ssd.samples import data_dir, dataset_folders, folder_stamp, models_dir
-from ssd.training import ARCH_DEFAULTS, TrainConfig, resolve_defaults
+from ssd.base.errors import SSDError
+from ssd.models.registry import architectures, recipe_for
+from ssd.workspace import data_dir, dataset_folders, folder_stamp, models_dir
+from ssd.training.config import TrainConfig, resolve_defaults
 
 AUTO = "auto"
 
@@ -31,8 +31,8 @@ if job is None:
 
 @st.cache_data(show_spinner="Reading the dataset…", max_entries=32)
 def dataset_summary(path: str, stamp: float):
-    from ssd.datasets import open_dataset
-    from ssd.summary import summarize
+    from ssd.data.dataset import open_dataset
+    from ssd.data.summary import summarize
 
     splits = open_dataset(path)
     return splits.describe(), summarize(splits)
@@ -40,8 +40,8 @@ def dataset_summary(path: str, stamp: float):
 
 @st.cache_resource(show_spinner="Plotting box statistics…", max_entries=8)
 def box_stats_figure(path: str, stamp: float):
-    from ssd.datasets import open_dataset
-    from ssd.summary import plot_box_stats
+    from ssd.data.dataset import open_dataset
+    from ssd.data.summary import plot_box_stats
 
     return plot_box_stats(open_dataset(path))
 
@@ -65,7 +65,7 @@ def _start() -> None:
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
                       default=bool(ss["train_default"]), limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
-    if ss.get("train_pretrained", "scratch") != "scratch" and ss["train_arch"] != "tiny":
+    if ss.get("train_pretrained", "scratch") in recipe_for(ss["train_arch"]).pretrained_choices:
         cfg.pretrained = ss["train_pretrained"]
     try:
         resolved = dataclasses.replace(cfg)  # check early; the job itself resolves and records the defaults
@@ -96,7 +96,7 @@ with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per ima
         if problem:
             st.error(f"Folder name: {problem}")
         else:
-            from ssd.synth import generate
+            from ssd.data.synthetic import generate
 
             target = os.path.join(data_root, synth_name)
             bar = st.progress(0.0, text="Drawing images…")
@@ -130,7 +130,7 @@ def _download_status() -> None:
     last = st.session_state.get("dl_last")
     if last:
         try:
-            from ssd.datasets import open_dataset
+            from ssd.data.dataset import open_dataset
 
             st.success(f"Ready: {open_dataset(last).describe()}")
         except SSDError:
@@ -197,7 +197,7 @@ st.session_state.setdefault("train_name", f"ssd-{time.strftime('%Y%m%d-%H%M%S')}
 with st.form("train_form"):
     a1, a2, a3, a4 = st.columns(4)
     name = a1.text_input("Model name (folder in models/)", key="train_name")
-    arch = a2.selectbox("Architecture", ARCHITECTURES, key="train_arch")
+    arch = a2.selectbox("Architecture", architectures(), key="train_arch")
     input_size = a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0, key="train_input",
                               help="auto: 256 for TinySSD, the native size (300 or 512) for GluonCV zoo models. "
                                    "TinySSD needs a multiple of 8.")
@@ -207,7 +207,7 @@ with st.form("train_form"):
     epochs = b1.number_input("Epochs", 1, 1000, 20, key="train_epochs")
     batch_size = b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
     lr = b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="train_lr",
-                         help=f"auto: {ARCH_DEFAULTS['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
+                         help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
                               "0.001 × batch / 32 for GluonCV zoo models (their reference schedule).")
     seed = b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     with st.expander("Quick-run limits and options"):
@@ -306,7 +306,7 @@ def monitor() -> None:
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
     m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
     if status.history:
-        from ssd.plots import training_curves_figure
+        from ssd.viz.plots import training_curves_figure
 
         sh.figure(training_curves_figure(status.history))
     with st.expander("Log"):
@@ -339,13 +339,13 @@ if ok:
     with i2:
         hist = (meta.get("metrics") or {}).get("history") or []
         if hist:
-            from ssd.plots import training_curves_figure
+            from ssd.viz.plots import training_curves_figure
 
             sh.figure(training_curves_figure(hist))
         pr = (meta.get("metrics") or {}).get("pr_curves") or {}
         if pr and best.get("val_ap"):
-            from ssd.evaluation import EvalResult
-            from ssd.plots import pr_curve_figure
+            from ssd.inference.evaluation import EvalResult
+            from ssd.viz.plots import pr_curve_figure
 
             sh.figure(pr_curve_figure(EvalResult(best.get("val_map", 0.0), best["val_ap"], 0, 0, pr)))
         with st.expander("Full metadata (meta.json)"):

@@ -1,7 +1,7 @@
 """Benchmark the app's hot paths; prints figures (not a test).
 
 1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + drawing
-   on the cached previews (``ssd.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
+   on the cached previews (``ssd.inference.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
    Also reported: the same plus the JPEG encoding ``st.image`` does, and the first (network) pass.
 2. Resident memory (VmRSS / VmHWM) of a running ``streamlit run app.py`` with the default model
    loaded: the server is started on a free localhost port and the Detect page is opened in
@@ -36,9 +36,9 @@ def _pct(values, p):
 def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     from PIL import Image
 
-    from ssd.batch import DetectionCache, detect_images, render_batch
-    from ssd.detection import Detector
-    from ssd.synth import render_example
+    from ssd.inference.batch import DetectionCache, detect_images, render_batch
+    from ssd.inference.detector import Detector
+    from ssd.data.synthetic import render_example
 
     det = Detector.load(model_dir)
     items = []
@@ -159,7 +159,7 @@ def bench_rss(models_dir: str, data_dir: str) -> None:
 
 
 def main() -> int:
-    from ssd.samples import models_dir
+    from ssd.workspace import models_dir
     from ssd.store import default_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,7 +2,7 @@
 """Epoch time on an ENA24-shaped set (1920×1080 JPEGs): decode-once cache vs decoding every epoch.
 
 Run: ``.venv/bin/python scripts/bench_cache.py [--images 64] [--epochs 2]``. Both runs go through
-``ssd.training.train`` (the code the CLI and the app use); only ``cache`` differs. The second
+``ssd.training.loop.train`` (the code the CLI and the app use); only ``cache`` differs. The second
 epoch is the one that matters: the cache is built during the first.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ def main() -> int:
 
     from cct_fixture import make_ena24_like
 
-    from ssd.training import TrainConfig, train
+    from ssd.training.config import TrainConfig
+    from ssd.training.loop import train
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

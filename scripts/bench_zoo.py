@@ -28,11 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def bench(arch: str, repeat: int, warmup: int) -> dict:
     import mxnet as mx
 
-    from ssd import zoo
 
-    spec = zoo.spec_of(arch)
+    spec = spec_of(arch)
     t0 = time.perf_counter()
-    net, meta = zoo.new_zoo_model(arch, [f"c{i}" for i in range(20)])
+    net, meta = new_zoo_model(arch, [f"c{i}" for i in range(20)])
     build_s = time.perf_counter() - t0
     net.hybridize(static_alloc=True, static_shape=True)
     x = mx.nd.random.uniform(shape=(1, 3, spec.base_size, spec.base_size))
@@ -51,7 +50,7 @@ def bench(arch: str, repeat: int, warmup: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from ssd.zoo import ZOO_ARCHS
+    from ssd.models.gluoncv.presets import ZOO_ARCHS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", action="append", choices=ZOO_ARCHS, help="default: all three")

@@ -4,7 +4,7 @@
 Run: ``.venv/bin/python scripts/benchmark.py [--quick]``. Prints a Markdown table (paste it in
 the README with the machine it came from) and writes ``benchmark.json`` next to it if asked.
 
-1. Training images/s: this project's loop (``ssd.training.train``) against a faithful copy of
+1. Training images/s: this project's loop (``ssd.training.loop.train``) against a faithful copy of
    the seed's plain d2l loop (seed 001: ``ImageDetIter`` with random crop, the imperative
    TinySSD, ``MultiBoxTarget``, softmax CE + L1, two ``asscalar`` metrics per batch), on the
    same synthetic RecordIO files, batch 32, after warm-up batches.
@@ -144,8 +144,9 @@ def seed_loop_images_per_s(rec_dir: str, batches: int, warmup: int) -> float:
 
 
 def project_loop_images_per_s(rec_dir: str, batches: int, warmup: int, out_dir: str) -> float:
-    """Throughput of ``ssd.training.train`` between the end of warm-up and the last batch."""
-    from ssd.training import TrainConfig, train
+    """Throughput of ``ssd.training.loop.train`` between the end of warm-up and the last batch."""
+    from ssd.training.config import TrainConfig
+    from ssd.training.loop import train
 
     stamps = []
 
@@ -163,7 +164,7 @@ def project_loop_images_per_s(rec_dir: str, batches: int, warmup: int, out_dir: 
 def forward_latency_ms(runs: int) -> float:
     import mxnet as mx
 
-    from ssd.model import TinySSD
+    from ssd.models.tiny import TinySSD
 
     net = TinySSD(1)
     net.initialize(mx.init.Xavier())
@@ -184,7 +185,7 @@ def forward_latency_ms(runs: int) -> float:
 def detection_latency_ms(model_dir: str, runs: int, tmp: str) -> float:
     from PIL import Image
 
-    from ssd.detection import Detector
+    from ssd.inference.detector import Detector
 
     rng = np.random.default_rng(0)
     img = (rng.random((1080, 1920, 3)) * 60 + np.linspace(0, 180, 1920)[None, :, None]).astype(np.uint8)
@@ -212,7 +213,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from ssd.store import default_model
-    from ssd.synth import generate
+    from ssd.data.synthetic import generate
 
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"Python {platform.python_version()}"}

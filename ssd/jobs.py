@@ -25,9 +25,9 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
-from .errors import JobError, SSDError
-from .events import EVENTS_FILE, read_events
-from .samples import REPO_ROOT, models_dir
+from ssd.base.errors import JobError, SSDError
+from ssd.training.events import EVENTS_FILE, read_events
+from ssd.workspace import REPO_ROOT, models_dir
 
 LOCK_FILE = ".train.lock"
 LOG_FILE = "train.log"
@@ -58,7 +58,7 @@ class RunStatus:
 
 def config_to_argv(cfg) -> List[str]:
     """A ``TrainConfig`` as ``train`` CLI arguments (only the fields that differ from defaults)."""
-    from .training import TrainConfig
+    from ssd.training.config import TrainConfig
 
     flags = {"arch": "--model", "max_iters_per_epoch": "--max-iters"}
     argv = ["train"]
@@ -258,15 +258,15 @@ def run_folders(models_root: Optional[str] = None) -> List[str]:
 
 
 def can_resume(run_dir: str) -> bool:
-    from .training import CHECKPOINT_DIR
+    from ssd.training.checkpoint import CHECKPOINT_DIR
 
     return os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint.json"))
 
 
 def resume_config(run_dir: str):
     """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
-    from .store import META_FILE
-    from .training import TrainConfig
+    from ssd.store import META_FILE
+    from ssd.training.config import TrainConfig
 
     try:
         with open(os.path.join(run_dir, META_FILE), encoding="utf-8") as fh:

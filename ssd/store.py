@@ -11,11 +11,13 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import ModelError, error_gist
-from .fsutil import atomic_path, atomic_write_json
+from ssd.base.errors import ModelError, error_gist
+from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.models.registry import build_from_meta
 
 META_FILE = "meta.json"
 PARAMS_FILE = "model.params"
@@ -23,11 +25,35 @@ FORMAT_VERSION = 1
 DEFAULT_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 
 
+# Exported graphs (``ssd.inference.export``): MXNet's symbol + params pair and our meta.json.
+FORMAT = "symbol"
+PREFIX = "model"
+SYMBOL_FILE = f"{PREFIX}-symbol.json"
+SYMBOL_PARAMS = f"{PREFIX}-0000.params"
+INPUT_NAME = "data"
+
+
+def is_exported(meta: Dict[str, Any]) -> bool:
+    return meta.get("format") == FORMAT
+
+
+def symbol_files(meta: Dict[str, Any]) -> Tuple[str, str]:
+    """(symbol, params) file names of an exported model (base names only: no path tricks)."""
+    exp = meta.get("export") or {}
+    return (os.path.basename(str(exp.get("symbol") or SYMBOL_FILE)),
+            os.path.basename(str(exp.get("params") or SYMBOL_PARAMS)))
+
+
+def params_file(meta: Dict[str, Any]) -> str:
+    """The parameter file a model folder must hold (used by ``store.list_models``)."""
+    return symbol_files(meta)[1]
+
+
 def library_versions() -> Dict[str, str]:
     import mxnet
     import numpy
 
-    from . import __version__
+    from ssd import __version__
 
     from importlib import metadata
 
@@ -86,17 +112,25 @@ def read_meta(model_dir: str) -> Dict[str, Any]:
     return meta
 
 
-def build_from_meta(meta: Dict[str, Any]):
-    """An uninitialized network of the saved architecture and configuration."""
-    from .model import build_model
-    from .zoo import is_zoo_arch
+def load_symbol_model(model_dir: str, meta: Optional[Dict[str, Any]] = None, ctx=None):
+    """``(SymbolBlock, meta)`` of an exported folder; ``ModelError`` on any failure."""
+    import mxnet as mx
+    from mxnet import gluon
 
-    if is_zoo_arch(meta["arch"]):  # [zoo hook] GluonCV model-zoo SSD, rebuilt with its classes and preset
-        from .zoo import build_from_meta as build_zoo_from_meta
-        return build_zoo_from_meta(meta)
-    anchors = meta.get("anchors") or {}
-    return build_model(meta["arch"], len(meta["classes"]), int(meta["input_size"]),
-                       sizes=anchors.get("sizes"), ratios=anchors.get("ratios"))
+    meta = meta or read_meta(model_dir)
+    sym_name, params_name = symbol_files(meta)
+    sym, params = os.path.join(model_dir, sym_name), os.path.join(model_dir, params_name)
+    for path in (sym, params):
+        if not os.path.isfile(path):
+            raise ModelError(f"{model_dir}: exported model lacks {os.path.basename(path)}")
+    input_name = str((meta.get("export") or {}).get("input") or INPUT_NAME)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = gluon.SymbolBlock.imports(sym, [input_name], params, ctx=ctx or mx.cpu())
+    except Exception as err:
+        raise ModelError(f"{model_dir}: the exported graph does not load ({error_gist(err)})") from None
+    return net, meta
 
 
 def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
@@ -104,8 +138,7 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     import mxnet as mx
 
     meta = read_meta(model_dir)
-    if meta.get("format") == "symbol":  # [export hook] exported graph + params: no Python class needed
-        from .export import load_symbol_model
+    if is_exported(meta):  # exported graph + params: no Python class needed
         return load_symbol_model(model_dir, meta, ctx=ctx)
     params = os.path.join(model_dir, PARAMS_FILE)
     if not os.path.isfile(params):
@@ -159,8 +192,7 @@ def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[B
         try:
             meta = read_meta(path)
             params_name = PARAMS_FILE
-            if meta.get("format") == "symbol":  # [export hook] exported folders hold model-0000.params
-                from .export import params_file
+            if is_exported(meta):  # exported folders hold model-0000.params
                 params_name = params_file(meta)
             if not os.path.isfile(os.path.join(path, params_name)):
                 raise ModelError(f"{path}: no {params_name} yet")

@@ -31,7 +31,7 @@ def data_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def synth_dir(data_root) -> str:
-    from ssd.synth import generate
+    from ssd.data.synthetic import generate
 
     path = os.path.join(data_root, "synthetic-pikachu")
     generate(path, num_train=TINY_TRAIN, num_val=TINY_VAL, seed=0)
@@ -46,7 +46,8 @@ def models_root(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(models_root, synth_dir) -> str:
     """A real (if weak) model: 2 epochs of batch 16 over 64 synthetic images, on the CPU."""
-    from ssd.training import TrainConfig, train
+    from ssd.training.config import TrainConfig
+    from ssd.training.loop import train
 
     out = os.path.join(models_root, "tiny-test")
     cfg = TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=16, warmup_iters=2, device="cpu",

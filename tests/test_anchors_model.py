@@ -3,9 +3,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from ssd.anchors import (AnchorConfig, anchor_labels, all_anchors, box_iou, cell_anchors, cell_centres,
-                         coverage, multibox_prior)
-from ssd.model import TinySSD, build_model
+from ssd.models.anchors import AnchorConfig, anchor_labels, all_anchors, cell_anchors, cell_centres, multibox_prior
+from ssd.models.anchor_set import coverage
+from ssd.base.boxes import box_iou
+from ssd.base.errors import SSDError
+from ssd.models.registry import recipe_for
+from ssd.models.tiny import TinySSD
 
 
 def test_multibox_prior_matches_seed_first_anchor_of_cell_20_20():
@@ -50,14 +53,14 @@ def test_hybridized_network_gives_same_output_and_anchor_helper_agrees():
 
 
 def test_feature_maps_follow_input_size_and_custom_anchors():
-    net = build_model("tiny", 2, input_size=512, sizes=[[0.1], [0.3], [0.6]], ratios=[[1, 2]])
+    net = TinySSD(2, input_size=512, sizes=[[0.1], [0.3], [0.6]], ratios=[[1, 2]])
     assert net.feature_map_shapes() == [(64, 64), (32, 32), (1, 1)]
     assert net.anchor_config.anchors_per_cell(0) == 2
     net.initialize()
     anchors, cls_preds, _ = net(mx.nd.zeros((1, 3, 512, 512)))
     assert anchors.shape[1] == net.num_anchors == (64 * 64 + 32 * 32 + 1) * 2
-    with pytest.raises(ValueError):
-        build_model("nope", 1)
+    with pytest.raises(SSDError, match="unknown architecture"):
+        recipe_for("nope")
 
 
 def test_cell_anchors_centres_iou_and_coverage():

@@ -30,7 +30,7 @@ def _ok(at: AppTest) -> None:
 
 
 def _png(index: int = 3, size=None) -> bytes:
-    from ssd.synth import render_example
+    from ssd.data.synthetic import render_example
 
     img = Image.fromarray(render_example(0, index, "val")[0])
     if size:
@@ -184,10 +184,10 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
 def test_batch_cache_render_and_export(tiny_model_dir):
     import numpy as np
 
-    from ssd.batch import DetectionCache, detect_images, detection_rows, render_batch, results_for_export
-    from ssd.detection import Detector
-    from ssd.drawing import PREVIEW_SIDE, annotated_png
-    from ssd.results import megadetector_json
+    from ssd.inference.batch import DetectionCache, detect_images, detection_rows, render_batch, results_for_export
+    from ssd.inference.detector import Detector
+    from ssd.viz.drawing import PREVIEW_SIDE, annotated_png
+    from ssd.inference.results import megadetector_json
 
     det = Detector.load(tiny_model_dir)
     big = _png(3, (2000, 1500))
@@ -222,10 +222,13 @@ def test_batch_cache_render_and_export(tiny_model_dir):
 def test_samples_and_positive_anchors(tmp_path):
     import numpy as np
 
-    from ssd.anchors import all_anchors, anchor_config, best_anchor_cell, box_iou
-    from ssd.samples import sample_images
-    from ssd.synth import render_example
-    from ssd.targets import positive_anchors
+    from ssd.models.anchors import all_anchors
+    from ssd.models.tiny import tiny_anchor_config
+    from ssd.models.anchor_set import best_anchor_cell
+    from ssd.base.boxes import box_iou
+    from ssd.workspace import sample_images
+    from ssd.data.synthetic import render_example
+    from ssd.models.targets import positive_anchors
 
     samples = sample_images(3, 0, str(tmp_path))
     again = sample_images(3, 0, str(tmp_path))              # read back from the cache folder
@@ -233,7 +236,7 @@ def test_samples_and_positive_anchors(tmp_path):
     img, lab = render_example(0, 1, "val")
     assert np.array_equal(samples[1].array(), img) and np.allclose(samples[1].label, lab)
 
-    cfg = anchor_config()
+    cfg = tiny_anchor_config()
     assert cfg.total() == 5444
     pos = positive_anchors(cfg, lab, 0.5)
     ious = box_iou(all_anchors(cfg), lab[:, 1:5])[:, 0]

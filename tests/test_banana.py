@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.datasets import open_dataset
-from ssd.errors import DatasetError
+from ssd.data.dataset import open_dataset
+from ssd.base.errors import DatasetError
 
 
 def _make(root, n=3, header="img_name,label,xmin,ymin,xmax,ymax"):

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from ssd.detection import Detector
+from ssd.inference.detector import Detector
 
 from conftest import REPO_ROOT
 
@@ -85,7 +85,7 @@ def _no_exception(page) -> None:
 def _png(index: int = 3) -> bytes:
     from PIL import Image
 
-    from ssd.synth import render_example
+    from ssd.data.synthetic import render_example
 
     buf = io.BytesIO()
     Image.fromarray(render_example(0, index, "val")[0]).resize((640, 480)).save(buf, format="PNG")

@@ -13,8 +13,9 @@ try:
 except ImportError:  # tests/ became a package
     from tests.cct_fixture import make_ena24_like
 
-from ssd import cache, cct
-from ssd.datasets import InMemoryDataset
+from ssd.data import cache
+from ssd.data import cct
+from ssd.data.dataset import InMemoryDataset
 
 SIZE = 64
 
@@ -195,7 +196,7 @@ def test_truncated_jpeg_is_counted_even_after_gluoncv_import(tmp_path):
     import gluoncv  # noqa: F401  (the import is the point)
     from PIL import Image, ImageFile
 
-    from ssd.cache import _decode_resized
+    from ssd.data.cache import _decode_resized
 
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     path = tmp_path / "cut.jpg"

@@ -13,9 +13,9 @@ try:
 except ImportError:  # tests/ became a package
     from tests.cct_fixture import ENA24_CLASSES, make_ena24_like
 
-from ssd import cct
-from ssd.datasets import DatasetSplits, DetectionDataset, open_dataset
-from ssd.errors import DatasetError, ImageError
+from ssd.data import cct
+from ssd.data.dataset import DatasetSplits, DetectionDataset, open_dataset
+from ssd.base.errors import DatasetError, ImageError
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_class_mapping_drops_human(ena, splits):
 
 
 def test_class_mapping_fallback_for_other_datasets():
-    from ssd.datasets import InMemoryDataset
+    from ssd.data.dataset import InMemoryDataset
 
     ds = InMemoryDataset([], [], ["pikachu"])
     assert cct.class_mapping(ds) == [{"index": 0, "id": 0, "name": "pikachu"}]

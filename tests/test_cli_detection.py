@@ -1,5 +1,4 @@
 """The CLI and the Detector: bad input is reported per file, filtering never re-runs the network."""
-import io
 import json
 import os
 import subprocess
@@ -10,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.detection import Detector
-from ssd.errors import ModelError
-from ssd.store import load_model, read_meta
-from ssd.synth import generate, render_example
-from ssd.training import TrainConfig, train
+from ssd.inference.detector import Detector
+from ssd.base.errors import ModelError
+from ssd.store import load_model
+from ssd.data.synthetic import generate, render_example
+from ssd.training.config import TrainConfig
+from ssd.training.loop import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,7 +122,7 @@ def test_filter_needs_no_forward_pass_and_boxes_are_in_original_pixels(model_dir
     assert len(raw.filter(0.0, classes=[])) == 0
     assert det.forward_calls == 1
     # same picture at half the size: its strongest box, scaled up, is one of the big image's boxes
-    from ssd.anchors import box_iou
+    from ssd.base.boxes import box_iou
     raw2 = det.detect(Image.fromarray(img).resize((512, 384)))
     assert raw2.image_size == (512, 384)
     assert box_iou(raw2.boxes[:1] * 2, raw.boxes).max() > 0.9

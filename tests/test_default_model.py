@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-from ssd.anchors import box_iou
-from ssd.detection import Detector
+from ssd.base.boxes import box_iou
+from ssd.inference.detector import Detector
 from ssd.store import DEFAULT_MODELS_DIR, default_model, read_meta
-from ssd.synth import generate, render_example
+from ssd.data.synthetic import generate, render_example
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(DEFAULT_MODELS_DIR, "tiny-pikachu")

@@ -1,7 +1,7 @@
 """GPU selection never crashes: no GPU, or a GPU MXNet cannot use, falls back to the CPU with a reason."""
 import mxnet as mx
 
-from ssd import device
+from ssd.base import device
 
 
 def test_no_gpu_means_cpu_with_a_reason():

@@ -15,8 +15,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from ssd import download as dl
-from ssd.errors import DownloadError
+from ssd.cli import data as cli_data
+from ssd.data import download as dl
+from ssd.base.errors import DownloadError
 
 
 class FileServer:
@@ -377,7 +378,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssd")
     top = parser.add_subparsers(dest="cmd")
     data = top.add_parser("data").add_subparsers(dest="data_cmd")
-    dl.register_cli(data)
+    cli_data.register_downloads(data)
     return parser
 
 

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from ssd.store import read_meta
-from ssd.training import TrainConfig, train
+from ssd.training.config import TrainConfig
+from ssd.training.loop import train
 
 try:
     from cct_fixture import ENA24_CLASSES, make_ena24_like
@@ -66,7 +67,7 @@ def test_detect_reports_species_names(ena, tmp_path):
 
 def test_training_without_the_cache_skips_undecodable_photos(ena, tmp_path):
     """Decoding every epoch meets the truncated JPEG each time; it is skipped and reported, not fatal."""
-    from ssd.events import read_events
+    from ssd.training.events import read_events
 
     info, _, _ = ena
     out = str(tmp_path / "nocache")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.detection import Detector
-from ssd.errors import SSDError
-from ssd.export import SYMBOL_FILE, SYMBOL_PARAMS, export_model
+from ssd.inference.detector import Detector
+from ssd.base.errors import SSDError
+from ssd.inference.export import SYMBOL_FILE, SYMBOL_PARAMS, export_model
 from ssd.store import list_models, load_model, read_meta, save_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
@@ -23,10 +23,10 @@ def _image(seed=0, size=(150, 110)):
 
 
 def _tiny_folder(root) -> str:
-    from ssd.model import build_model
-    from ssd.transforms import MEAN, STD
+    from ssd.models.tiny import TinySSD
+    from ssd.data.preprocess import MEAN, STD
 
-    net = build_model("tiny", 2, 64)
+    net = TinySSD(2, 64)
     net.initialize(init=mx.init.Xavier())
     net(mx.nd.zeros((1, 3, 64, 64)))
     anchors = net.anchor_config.to_dict()
@@ -38,7 +38,7 @@ def _tiny_folder(root) -> str:
 
 
 def _zoo_folder(root) -> str:
-    from ssd.zoo import new_zoo_model
+    from ssd.models.gluoncv.recipe import new_zoo_model
 
     net, meta = new_zoo_model("ssd_512_mobilenet1.0", ["cat", "dog"], input_size=128)
     path = os.path.join(root, "mobilenet")
@@ -78,7 +78,7 @@ def test_export_then_import_gives_the_same_detections(kind, tmp_path):
 
 
 def test_cli_export_and_refusals(tmp_path, capsys):
-    from ssd.cli import main
+    from ssd.cli.main import main
 
     src = _tiny_folder(str(tmp_path))
     assert main(["export", "--model", src]) == 0

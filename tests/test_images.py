@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from ssd import images
-from ssd.errors import ImageError
-from ssd.images import LoadedImage, load_image, resize_for_network
+from ssd.data import images
+from ssd.base.errors import ImageError
+from ssd.data.images import LoadedImage, load_image, resize_for_network
 
 
 def _png_header_only(w: int, h: int) -> bytes:

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from ssd import jobs
-from ssd.errors import JobError
-from ssd.training import TrainConfig
+from ssd.base.errors import JobError
+from ssd.training.config import TrainConfig
 
 
 def test_config_to_argv_passes_only_what_was_set(tmp_path):
@@ -14,7 +14,7 @@ def test_config_to_argv_passes_only_what_was_set(tmp_path):
     assert argv[:1] == ["train"] and "--no-augment" in argv
     assert argv[argv.index("--lr") + 1] == "0.2" and argv[argv.index("--sizes") + 1] == "0.1,0.2;0.4"
     assert "--momentum" not in argv and "--input-size" not in argv  # left to the architecture's defaults
-    from ssd.cli import build_parser
+    from ssd.cli.main import build_parser
     args = build_parser().parse_args(argv)
     assert args.lr == 0.2 and args.sizes == [[0.1, 0.2], [0.4]] and args.augment is False and args.momentum is None
 

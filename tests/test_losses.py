@@ -3,9 +3,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from ssd.losses import SSDTrainLoss, class_loss
-from ssd.model import TinySSD
-from ssd.targets import multibox_targets
+from ssd.models.losses import SSDTrainLoss, class_loss
+from ssd.models.tiny import TinySSD
+from ssd.models.targets import multibox_targets
 
 
 def _setup(num_classes=1):

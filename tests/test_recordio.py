@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from ssd.datasets import DatasetSplits, open_dataset
-from ssd.errors import DatasetError
-from ssd.recordio import RecordDetectionDataset, default_class_names, write_detection_rec
+from ssd.data.dataset import DatasetSplits, open_dataset
+from ssd.base.errors import DatasetError
+from ssd.data.recordio import RecordDetectionDataset, default_class_names, write_detection_rec
 
 SIZE = 256
 

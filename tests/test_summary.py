@@ -13,8 +13,10 @@ try:
 except ImportError:  # tests/ became a package
     from tests.cct_fixture import make_ena24_like
 
-from ssd import cct, summary
-from ssd.datasets import DatasetSplits, InMemoryDataset
+from ssd.cli import data as cli_data
+from ssd.data import cct
+from ssd.data import summary
+from ssd.data.dataset import DatasetSplits, InMemoryDataset
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_empty_dataset_plot_and_summary():
 def test_cli_info(ena, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="ssd")
     data = parser.add_subparsers(dest="cmd").add_parser("data").add_subparsers(dest="data_cmd")
-    summary.register_cli(data)
+    cli_data.register_info(data)
     out = tmp_path / "boxes.png"
     args = parser.parse_args(["data", "info", ena["root"], "--plot", str(out)])
     assert args.func(args) == 0

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd import synth
-from ssd.datasets import open_dataset
-from ssd.errors import DatasetError
-from ssd.recordio import RecordDetectionDataset
+from ssd.cli import data as cli_data
+from ssd.data import synthetic as synth
+from ssd.data.dataset import open_dataset
+from ssd.base.errors import DatasetError
+from ssd.data.recordio import RecordDetectionDataset
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_no_validation_split_and_bad_arguments(tmp_path):
 
 def test_cli_synth_command(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="ssd data")
-    synth.register_cli(parser.add_subparsers(dest="cmd"))
+    cli_data.register_synth(parser.add_subparsers(dest="cmd"))
     out = tmp_path / "cli"
     args = parser.parse_args(["synth", "--out", str(out), "--num-train", "4", "--num-val", "2",
                               "--seed", "7", "--size", "128"])

@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from ssd.errors import SSDError
-from ssd.events import read_events
+from ssd.base.errors import SSDError
+from ssd.training.events import read_events
 from ssd.store import list_models, read_meta
-from ssd.synth import generate
-from ssd.training import TrainConfig, train
+from ssd.data.synthetic import generate
+from ssd.training.config import TrainConfig
+from ssd.training.loop import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,8 +124,8 @@ def test_batchnorm_recalibration_makes_predict_mode_match_the_weights():
     import mxnet as mx
     from mxnet import autograd
 
-    from ssd.model import TinySSD
-    from ssd.training import recalibrate_batchnorm
+    from ssd.models.tiny import TinySSD
+    from ssd.training.batchnorm import recalibrate_batchnorm
 
     net = TinySSD(1)
     net.initialize(mx.init.Xavier())
@@ -143,12 +144,13 @@ def test_batchnorm_recalibration_makes_predict_mode_match_the_weights():
 
 
 def test_explicit_options_win_over_architecture_defaults():
-    from ssd.training import ARCH_DEFAULTS, resolve_defaults
+    from ssd.models.registry import recipe_for
+    from ssd.training.config import resolve_defaults
 
     cfg = TrainConfig(data="", out="", lr=0.2, momentum=0.0)
     filled = resolve_defaults(cfg)
     assert cfg.lr == 0.2 and cfg.momentum == 0.0
-    assert cfg.input_size == ARCH_DEFAULTS["input_size"] and "lr=0.01" not in filled
+    assert cfg.input_size == recipe_for("tiny").defaults(32)["input_size"] and "lr=0.01" not in filled
     zoo_cfg = TrainConfig(data="", out="", arch="ssd_512_mobilenet1.0", lr=0.2, input_size=256)
     resolve_defaults(zoo_cfg)
     assert zoo_cfg.lr == 0.2 and zoo_cfg.input_size == 256 and zoo_cfg.lr_schedule == "step"

@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from ssd import zoo
-from ssd.errors import DownloadError, SSDError
+from ssd.models.gluoncv import anchors as gcv_anchors, build as gcv_build, decode as gcv_decode
+from ssd.models.gluoncv import finetune as gcv_finetune, presets as gcv_presets, recipe as gcv_recipe
+from ssd.models.gluoncv import training as gcv_training, weights as gcv_weights
+from ssd.base.errors import DownloadError, SSDError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 
@@ -44,7 +46,7 @@ def _free_port() -> int:
 
 
 def _dataset(n=2, size=96, seed=0, empty_last=False):
-    from ssd.datasets import InMemoryDataset
+    from ssd.data.dataset import InMemoryDataset
 
     rng = np.random.default_rng(seed)
     imgs = [rng.integers(0, 255, (size, size + 16, 3), dtype=np.uint8) for _ in range(n)]
@@ -58,50 +60,50 @@ def _dataset(n=2, size=96, seed=0, empty_last=False):
 # Builds
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch", zoo.ZOO_ARCHS)
+@pytest.mark.parametrize("arch", gcv_presets.ZOO_ARCHS)
 def test_presets_match_gluoncv_and_build_offline(arch):
     """Our preset table equals GluonCV's: same anchor maps for custom/voc/coco, same parameters."""
     from gluoncv.model_zoo import get_model
 
-    for variant in zoo.VARIANTS:
+    for variant in gcv_presets.VARIANTS:
         kw = {"classes": ["a", "b"]} if variant == "custom" else {}
-        theirs = get_model(zoo.gluoncv_name(arch, variant), pretrained=False, pretrained_base=False, **kw)
-        ours = zoo.build_zoo_net(arch, theirs.classes, variant)
+        theirs = get_model(gcv_presets.gluoncv_name(arch, variant), pretrained=False, pretrained_base=False, **kw)
+        ours = gcv_build.build_zoo_net(arch, theirs.classes, variant)
         assert sorted(ours._collect_params_with_prefix()) == sorted(theirs._collect_params_with_prefix())
         for a, b in zip(ours.anchor_generators, theirs.anchor_generators):
-            np.testing.assert_allclose(zoo._anchor_map(a), zoo._anchor_map(b))
+            np.testing.assert_allclose(gcv_anchors._anchor_map(a), gcv_anchors._anchor_map(b))
 
 
 def test_native_anchor_counts_and_info_match_a_forward_pass():
-    info = zoo.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"], "input_size": 300})
+    info = gcv_anchors.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"], "input_size": 300})
     assert [l["feature_hw"] for l in info] == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
     assert sum(l["count"] for l in info) == 8732  # SSD300's published prior count
     assert [l["steps"] for l in info] == [8, 16, 32, 64, 100, 300]
-    assert sum(l["count"] for l in zoo.zoo_anchor_info({"arch": "ssd_512_mobilenet1.0", "classes": ["x"],
+    assert sum(l["count"] for l in gcv_anchors.zoo_anchor_info({"arch": "ssd_512_mobilenet1.0", "classes": ["x"],
                                                         "input_size": 512})) == 6132
-    net = zoo.build_zoo_net("ssd_512_mobilenet1.0", ["a"])
-    fwd = zoo.initialize(net, input_size=128)[0].asnumpy()   # (N, 4) cx, cy, w, h in pixels
+    net = gcv_build.build_zoo_net("ssd_512_mobilenet1.0", ["a"])
+    fwd = gcv_build.initialize(net, input_size=128)[0].asnumpy()   # (N, 4) cx, cy, w, h in pixels
     corners = np.concatenate([fwd[:, :2] - fwd[:, 2:] / 2, fwd[:, :2] + fwd[:, 2:] / 2], 1) / 128
-    ours = zoo.zoo_anchors(net, 128)
-    assert ours.shape == corners.shape == (sum(l["count"] for l in zoo.zoo_anchor_info(net, 128)), 4)
+    ours = gcv_anchors.zoo_anchors(net, 128)
+    assert ours.shape == corners.shape == (sum(l["count"] for l in gcv_anchors.zoo_anchor_info(net, 128)), 4)
     np.testing.assert_allclose(ours, corners, atol=1e-5)
-    info = zoo.zoo_anchor_info(net, 128)[0]
+    info = gcv_anchors.zoo_anchor_info(net, 128)[0]
     assert info["sizes_px"][0] == pytest.approx(51.2) and info["anchors_per_cell"] == 4
     assert set(info) >= {"feature_hw", "sizes_px", "ratios", "steps", "anchors_per_cell", "count"}
     with pytest.raises(SSDError, match="too small"):
-        zoo.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"]}, 128)
+        gcv_anchors.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"]}, 128)
 
 
 # ---------------------------------------------------------------------------------------------
 # One training step per architecture, then detection
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch", zoo.ZOO_ARCHS)
+@pytest.mark.parametrize("arch", gcv_presets.ZOO_ARCHS)
 def test_each_arch_takes_a_training_step_on_the_cpu_and_detects(arch):
     from mxnet import gluon
 
-    from ssd.detection import Detector
-    from ssd.training import TrainConfig, resolve_defaults
+    from ssd.inference.detector import Detector
+    from ssd.training.config import TrainConfig, resolve_defaults
 
     size = SMALL[arch]
     cfg = TrainConfig(data="", out="", arch=arch, batch_size=2, input_size=size, augment=True, seed=1)
@@ -110,30 +112,31 @@ def test_each_arch_takes_a_training_step_on_the_cpu_and_detects(arch):
     assert cfg.input_size == size and cfg.momentum == 0.9 and cfg.hard_negative_ratio == 3
     assert cfg.lr == pytest.approx(0.001 * 2 / 32) and cfg.lr_schedule == "step"
     events = []
-    run = zoo.ZooTraining(cfg, ["bird", "dog"], _dataset(2, empty_last=True), [mx.cpu()],
+    run = gcv_training.ZooTraining(cfg, ["bird", "dog"], _dataset(2, empty_last=True), [mx.cpu()],
                           lambda *a, **k: events.append((a, k)))
-    assert run.iters == 1 and run.num_anchors == sum(l["count"] for l in zoo.zoo_anchor_info(run.net, size))
+    assert run.iters == 1 and run.num_anchors == sum(l["count"] for l in gcv_anchors.zoo_anchor_info(run.net, size))
     trainer = gluon.Trainer(run.net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
     weights = [cp.predictor.weight for cp in run.net.class_predictors]
     before = [w.data().asnumpy().copy() for w in weights]
     batch = next(run.epoch(0))
     assert batch[0].shape == (2, 3, size, size) and batch[1].shape == (2, run.num_anchors)
-    n, sums, abs_err = run.step(batch, trainer)
+    stats = run.step(batch, trainer)
+    n, sums, abs_err = stats.samples, stats.sums, stats.abs_err
     assert n == 2 and np.all(np.isfinite(sums)) and sums[0] > 0 and np.isfinite(abs_err)
     assert 0 < sums[3] <= sums[4] == 2 * run.num_anchors
     assert any(not np.allclose(b, w.data().asnumpy()) for b, w in zip(before, weights))
     meta = {"arch": arch, "classes": ["bird", "dog"], "input_size": size, **run.meta_fields()}
     det = Detector(run.net, meta)  # switches the cached train graph to prediction
     (ids, scores, boxes), = det.predict_arrays(np.zeros((1, size, size, 3), np.uint8))
-    assert len(ids) <= zoo.POST_NMS and np.all(np.diff(scores) <= 0) and np.all((boxes >= 0) & (boxes <= 1))
+    assert len(ids) <= gcv_decode.POST_NMS and np.all(np.diff(scores) <= 0) and np.all((boxes >= 0) & (boxes <= 1))
     assert set(np.unique(ids)) <= {0, 1}
     assert meta["anchors"]["total"] == run.num_anchors and meta["zoo"]["variant"] == "custom"
 
 
 def test_detector_nms_setting_and_train_graph_switches():
-    from ssd.detection import Detector
+    from ssd.inference.detector import Detector
 
-    net, meta = zoo.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b"], input_size=128)
+    net, meta = gcv_recipe.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b"], input_size=128)
     det = Detector(net, meta)
     img = np.random.default_rng(0).integers(0, 255, (1, 128, 128, 3), dtype=np.uint8)
     loose = det.predict_arrays(img, nms=0.9)[0]
@@ -160,20 +163,20 @@ def test_class_reuse_map_for_camera_trap_names():
 
     ena = ["Bird", "Eastern Gray Squirrel", "Domestic Cat", "Dog", "Horse", "American Black Bear", "Human",
            "Vehicle", "White_Tailed_Deer"]
-    m = zoo.class_reuse_map(ena, COCODetection.CLASSES)
+    m = gcv_finetune.class_reuse_map(ena, COCODetection.CLASSES)
     assert m == {"Bird": "bird", "Domestic Cat": "cat", "Dog": "dog", "Horse": "horse",
                  "American Black Bear": "bear", "Human": "person"}
-    assert zoo.class_reuse_map(["pikachu"], VOCDetection.CLASSES) == {}
+    assert gcv_finetune.class_reuse_map(["pikachu"], VOCDetection.CLASSES) == {}
 
 
 def _voc_weights_file(arch="ssd_512_mobilenet1.0"):
     """A GluonCV-layout VOC detector file (random weights) and its SHA-1."""
     from gluoncv.data import VOCDetection
 
-    net = zoo.build_zoo_net(arch, VOCDetection.CLASSES, "voc")
-    zoo.initialize(net, input_size=128)
-    os.makedirs(zoo.model_store_root(), exist_ok=True)
-    tmp = os.path.join(zoo.model_store_root(), "src.params")
+    net = gcv_build.build_zoo_net(arch, VOCDetection.CLASSES, "voc")
+    gcv_build.initialize(net, input_size=128)
+    os.makedirs(gcv_weights.model_store_root(), exist_ok=True)
+    tmp = os.path.join(gcv_weights.model_store_root(), "src.params")
     net.save_parameters(tmp)
     with open(tmp, "rb") as fh:
         sha1 = hashlib.sha1(fh.read()).hexdigest()
@@ -188,13 +191,13 @@ def test_voc_start_reuses_matching_classes_and_mismatch_errors(monkeypatch):
     name = "ssd_512_mobilenet1.0_voc"
     src, tmp, sha1 = _voc_weights_file()
     monkeypatch.setitem(model_store._model_sha1, name, sha1)
-    path = zoo.weights_path(name)
+    path = gcv_weights.weights_path(name)
     assert os.path.basename(path) == f"{name}-{sha1[:8]}.params"
     assert path.startswith(os.environ["MXNET_HOME"])
     os.replace(tmp, path)
-    assert zoo.ensure_weights(name, download=False) == path
+    assert gcv_weights.ensure_weights(name, download=False) == path
 
-    net, anchors, info = zoo.create_for_training("ssd_512_mobilenet1.0", ["pikachu", "Bird"], "voc",
+    net, anchors, info = gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["pikachu", "Bird"], "voc",
                                                  input_size=128)
     assert info["variant"] == "voc" and info["reused_classes"] == {"Bird": "bird"} and info["weights"] == path
     old = src.class_predictors[0].predictor.weight.data().asnumpy()
@@ -209,12 +212,12 @@ def test_voc_start_reuses_matching_classes_and_mismatch_errors(monkeypatch):
     with open(path, "wb") as fh:
         fh.write(b"not the weights")
     with pytest.raises(DownloadError) as err:
-        zoo.ensure_weights(name)
+        gcv_weights.ensure_weights(name)
     msg = str(err.value)
-    assert os.path.basename(path) in msg and sha1 in msg and zoo.model_store_root() in msg
+    assert os.path.basename(path) in msg and sha1 in msg and gcv_weights.model_store_root() in msg
     assert "refused" in msg and "MXNET_HOME" in msg
     with pytest.raises(DownloadError, match="does not exist"):
-        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "coco", input_size=128)
+        gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["a"], "coco", input_size=128)
 
 
 class _ZipServer:
@@ -263,14 +266,14 @@ def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
     srv = _ZipServer({f"/gluon/models/{fname}.zip": _zip(f"{fname}.params", good)})
     try:
         monkeypatch.setenv("MXNET_GLUON_REPO", srv.url)
-        path = zoo.ensure_weights("toy_net", progress=lambda *a: None)
+        path = gcv_weights.ensure_weights("toy_net", progress=lambda *a: None)
         assert open(path, "rb").read() == good and srv.hits == [f"/gluon/models/{fname}.zip"]
-        assert zoo.ensure_weights("toy_net") == path and len(srv.hits) == 1   # present: no request
+        assert gcv_weights.ensure_weights("toy_net") == path and len(srv.hits) == 1   # present: no request
         assert sorted(os.listdir(os.path.dirname(path))) == [f"{fname}.params"]  # no zip, no staging
         os.remove(path)
         srv.files[f"/gluon/models/{fname}.zip"] = _zip(f"{fname}.params", bad)
         with pytest.raises(DownloadError, match="has SHA-1 .* not GluonCV's"):
-            zoo.ensure_weights("toy_net", progress=lambda *a: None)
+            gcv_weights.ensure_weights("toy_net", progress=lambda *a: None)
         assert not os.path.exists(path)
     finally:
         srv.close()
@@ -278,29 +281,29 @@ def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
 
 def test_imagenet_start_offline_names_the_backbone_file():
     with pytest.raises(DownloadError) as err:
-        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "imagenet", input_size=128)
+        gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["a"], "imagenet", input_size=128)
     assert "mobilenet1.0-efbb2ca3.params" in str(err.value)
     with pytest.raises(SSDError, match="--pretrained"):
-        zoo.create_for_training("ssd_512_mobilenet1.0", ["a"], "/no/such/file.params", input_size=128)
+        gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["a"], "/no/such/file.params", input_size=128)
 
 
 def test_local_params_file_loads_what_matches(tmp_path):
-    src, meta = zoo.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b", "c"], input_size=128)
+    src, meta = gcv_recipe.new_zoo_model("ssd_512_mobilenet1.0", ["a", "b", "c"], input_size=128)
     path = str(tmp_path / "other.params")
     src.save_parameters(path)
-    net, _, info = zoo.create_for_training("ssd_512_mobilenet1.0", ["x"], path, input_size=128)
+    net, _, info = gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["x"], path, input_size=128)
     assert info["loaded"] > 0 and any(k.startswith("class_predictors") for k in info["skipped"])
     np.testing.assert_allclose(net.box_predictors[0].predictor.weight.data().asnumpy(),
                                src.box_predictors[0].predictor.weight.data().asnumpy())
 
 
 # ---------------------------------------------------------------------------------------------
-# The whole run through ssd.training.train: events, meta, checkpoints, resume, report
+# The whole run through ssd.training.loop.train: events, meta, checkpoints, resume, report
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from ssd.synth import generate
+    from ssd.data.synthetic import generate
 
     root = str(tmp_path_factory.mktemp("zoo_synth"))
     generate(root, num_train=4, num_val=2, seed=2, size=128)
@@ -308,13 +311,14 @@ def synth(tmp_path_factory):
 
 
 def test_zoo_training_run_resume_and_report(synth, tmp_path, monkeypatch):
-    from ssd.cli import main
-    from ssd.detection import Detector
-    from ssd.evaluation import evaluate
-    from ssd.events import read_events
-    from ssd.plots import pr_curve_figure, training_curves_figure
+    from ssd.cli.main import main
+    from ssd.inference.detector import Detector
+    from ssd.inference.evaluation import evaluate
+    from ssd.training.events import read_events
+    from ssd.viz.plots import pr_curve_figure, training_curves_figure
     from ssd.store import list_models, read_meta
-    from ssd.training import TrainConfig, train
+    from ssd.training.config import TrainConfig
+    from ssd.training.loop import train
 
     monkeypatch.setenv("SSD_NUM_WORKERS", "0")
     out = tmp_path / "models" / "zoo"
@@ -339,7 +343,7 @@ def test_zoo_training_run_resume_and_report(synth, tmp_path, monkeypatch):
     ok, broken = list_models(str(tmp_path / "models"))
     assert [m.name for m in ok] == ["zoo"] and not broken
     det = Detector.load(str(out))
-    from ssd.datasets import open_dataset
+    from ssd.data.dataset import open_dataset
     ev = evaluate(det, open_dataset(synth).val)
     assert set(ev.per_class_ap) == {"pikachu"} and "pikachu" in ev.pr_curves
     pr_curve_figure(ev)
@@ -352,12 +356,13 @@ def test_zoo_training_run_resume_and_report(synth, tmp_path, monkeypatch):
 def test_data_parallel_over_two_contexts_passes_the_kvstore(synth, tmp_path, monkeypatch):
     """Two CPU contexts stand in for two GPUs: the batch is split, SSDMultiBoxLoss normalizes over
     the whole batch, and --kvstore reaches gluon.Trainer as for TinySSD."""
-    import ssd.device
+    import ssd.base.device
     from mxnet import gluon
 
-    from ssd.training import TrainConfig, train
+    from ssd.training.config import TrainConfig
+    from ssd.training.loop import train
 
-    monkeypatch.setattr(ssd.device, "select_devices", lambda prefer_gpu=True: ssd.device.DeviceInfo(
+    monkeypatch.setattr(ssd.base.device, "select_devices", lambda prefer_gpu=True: ssd.base.device.DeviceInfo(
         [mx.cpu(0), mx.cpu(1)], "cpu", "2 CPU contexts (test)"))
     seen = {}
     real = gluon.Trainer

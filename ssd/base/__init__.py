@@ -1,0 +1,1 @@
+"""Base layer: errors, atomic writes, device selection and box geometry; imports nothing of SSD."""

@@ -1,0 +1,99 @@
+"""Pick where to compute: every usable GPU, else the CPU, always with a reason a person can read.
+
+"Usable" is tested, not assumed: the mxnet-cu112 build has kernels for compute capability
+5.0-8.6 only, so on a Hopper card (H100/H200) ``num_gpus()`` is 1 but the first convolution
+fails. We run one tiny convolution per GPU and fall back to the CPU with the error's gist.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List
+
+import mxnet as mx
+
+from ssd.base.errors import error_gist
+
+
+@dataclass
+class DeviceInfo:
+    contexts: List[mx.Context]
+    kind: str                      # "gpu" or "cpu"
+    description: str               # e.g. "2 GPU(s): gpu(0), gpu(1)" or "CPU (2 cores)"
+    reason: str = ""               # why not GPU, when on the CPU
+    gpu_errors: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return self.description + (f" — {self.reason}" if self.reason else "")
+
+
+def _probe_gpu(i: int) -> None:
+    ctx = mx.gpu(i)
+    x = mx.nd.ones((1, 3, 8, 8), ctx=ctx)
+    w = mx.nd.ones((4, 3, 3, 3), ctx=ctx)
+    y = mx.nd.Convolution(x, w, no_bias=True, kernel=(3, 3), num_filter=4)
+    y.wait_to_read()
+    float(y.sum().asscalar())
+
+
+def gpu_names() -> List[str]:
+    """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
+
+    MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
+    """
+    import glob
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
+            if names:
+                return names
+        except (OSError, subprocess.SubprocessError):
+            pass
+    names = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        try:
+            with open(info, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Model:"):
+                        names.append(line.split(":", 1)[1].strip())
+        except OSError:
+            continue
+    return names
+
+
+def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
+    """Every GPU that can really run a convolution, else the CPU (never raises)."""
+    cpu = DeviceInfo([mx.cpu()], "cpu", f"CPU ({os.cpu_count() or 1} cores)")
+    if not prefer_gpu or os.environ.get("SSD_FORCE_CPU") == "1":
+        cpu.reason = "the CPU was requested"
+        return cpu
+    try:
+        n = mx.context.num_gpus()
+    except Exception as err:  # CPU builds may raise instead of returning 0
+        n = 0
+        cpu.gpu_errors.append(error_gist(err))
+    if n == 0:
+        cpu.reason = ("no GPU visible to MXNet (this mxnet build is CPU-only, or no NVIDIA GPU; "
+                      "install requirements-gpu.txt on a machine with one)")
+        return cpu
+    usable, errors = [], []
+    for i in range(n):
+        try:
+            _probe_gpu(i)
+            usable.append(mx.gpu(i))
+        except Exception as err:  # MXNetError: no kernel image, missing CUDA libs, OOM...
+            errors.append(f"gpu({i}): {error_gist(err, 200)}")
+    if not usable:
+        found = ", ".join(gpu_names()) or f"{n} GPU(s)"
+        cpu.reason = (f"{found} found but none can run MXNet kernels (mxnet-cu112 supports compute "
+                      f"capability 5.0-8.6 only): " + "; ".join(errors))
+        cpu.gpu_errors = errors
+        return cpu
+    models = gpu_names()
+    names = ", ".join(f"{c} {models[c.device_id]}" if c.device_id < len(models) else str(c) for c in usable)
+    return DeviceInfo(usable, "gpu", f"{len(usable)} GPU(s): {names}", gpu_errors=errors)

@@ -1,0 +1,46 @@
+"""``python -m ssd eval``: VOC07 mAP and per-class AP of a model on a dataset split."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ssd.base.errors import SSDError
+from ssd.inference.detector import DEFAULT_NMS
+
+
+def register(sub) -> None:
+    e = sub.add_parser("eval", help="VOC07 mAP and per-class AP on a dataset split")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", choices=["val", "train"], default="val")
+    e.add_argument("--nms", type=float, default=DEFAULT_NMS)
+    e.add_argument("--limit", type=int, help="evaluate only the first N images")
+    e.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ssd.data.dataset import open_dataset
+    from ssd.inference.detector import Detector
+    from ssd.inference.evaluation import evaluate
+
+    det = Detector.load(args.model)
+    splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
+    ds = splits.val if args.split == "val" else splits.train
+    if ds is None or len(ds) == 0:
+        raise SSDError(f"{args.data} has no {args.split} split to evaluate")
+    if [c for c in splits.classes] != det.classes:
+        print(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
+              "class ids are compared as they are", file=sys.stderr)
+    res = evaluate(det, ds, nms=args.nms, limit=args.limit)
+    print(res.table())
+    if args.json:
+        from ssd.base.atomic import atomic_write_json
+        atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
+                                      "num_images": res.num_images, "num_boxes": res.num_boxes})
+    if args.plot:
+        from ssd.viz.plots import pr_curve_figure
+        pr_curve_figure(res).savefig(args.plot, dpi=100)
+        print(f"precision-recall curves: {args.plot}", file=sys.stderr)
+    return 0

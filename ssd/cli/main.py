@@ -1,0 +1,39 @@
+"""``python -m ssd``: make data, train, detect, evaluate, export, list models.
+
+Each command lives in its own module of this package and registers its sub-parser; the
+commands call the same library functions as the app. User errors (``SSDError``) print one
+line on stderr and exit with status 2; nothing a person can cause should end in a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ssd.base.errors import SSDError
+from ssd.cli import data, detect, evaluate, export, models, train
+
+COMMANDS = (data, train, detect, evaluate, export, models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ssd", description="SSD object detection: data, training, "
+                                "detection and evaluation (MXNet + GluonCV).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for command in COMMANDS:
+        command.register(sub)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SSDError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

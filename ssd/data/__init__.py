@@ -1,0 +1,1 @@
+"""Data: dataset formats, safe image decoding, downloads, caches, augmentation and batches."""

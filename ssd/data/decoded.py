@@ -1,0 +1,48 @@
+"""A split ready for many epochs: decoded once, in memory for small images, on disk for photos.
+
+Training reads every image once per epoch; decoding a 1920×1080 JPEG costs more than TinySSD's
+forward pass on it, so small images are decoded into memory and large camera-trap photos into
+the decode-once cache (``ssd.data.cache``), resized to the network's input.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ssd.data.cache import cached_dataset
+from ssd.data.dataset import InMemoryDataset
+
+
+def prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: Optional[int],
+                   cache: bool = True):
+    """Decode a split once: in memory for small images, the on-disk cache for large photos.
+
+    With ``cache=False`` large photos are decoded from disk every epoch (the baseline the
+    cache benchmark compares against).
+    """
+    if ds is None or limit == 0:
+        return None
+    if limit is not None and limit < len(ds):
+        ds = _Subset(ds, limit)
+    if kind == "coco-camera-traps":
+        if not cache:
+            return ds
+        return cached_dataset(ds, size, os.path.join(data_root, ".ssd_cache"), split)
+    return InMemoryDataset.from_dataset(ds)
+
+
+class _Subset:
+    def __init__(self, ds, n: int) -> None:
+        self.ds, self.n = ds, n
+        self.classes, self.name = ds.classes, getattr(ds, "name", "")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if i >= self.n:
+            raise IndexError(i)
+        return self.ds[i]
+
+    def labels(self):
+        return [self.ds[i][1] for i in range(self.n)] if not hasattr(self.ds, "labels") else self.ds.labels()[:self.n]

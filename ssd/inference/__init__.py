@@ -1,0 +1,1 @@
+"""Inference: the Detector, interactive batches, result formats, VOC07 evaluation and export."""

@@ -1,0 +1,191 @@
+"""Batch detection for interactive use: detect once, then filter and redraw on every slider move.
+
+Why it exists: a person tunes a confidence threshold, NMS or class filter on a batch of
+uploads, and each change must answer in milliseconds. Knows nothing of Streamlit.
+
+* **One network pass per (model, image bytes, NMS).** ``detect_images`` looks each image up in a
+  ``DetectionCache`` (LRU, bounded in bytes, thread-safe: a Streamlit server shares it between
+  sessions) and runs the network only for the misses, batched. A confidence slider or class
+  filter then goes through ``RawDetections.filter`` alone (``render_batch``).
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from PIL import Image
+
+from ssd.viz.drawing import PREVIEW_SIDE, make_preview, render_detections
+from ssd.base.errors import SSDError
+
+
+@dataclass
+class DetectedImage:
+    """One input's outcome: raw detections (unfiltered) and a preview, or an error message."""
+
+    name: str
+    digest: str
+    raw: Any = None                      # RawDetections or None
+    error: Optional[str] = None
+    preview: Optional[Image.Image] = None
+    preview_scale: float = 1.0
+    ran_network: bool = False            # True when this call ran the network for it
+    nbytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.raw is not None
+
+
+def image_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class DetectionCache:
+    """LRU of ``DetectedImage`` keyed by (model key, image digest, NMS), bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 384 * 1024 * 1024, max_entries: int = 512) -> None:
+        self.max_bytes, self.max_entries = int(max_bytes), int(max_entries)
+        self._items: "OrderedDict[Tuple, DetectedImage]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Tuple) -> Optional[DetectedImage]:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: Tuple, item: DetectedImage) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = item
+            self._bytes += item.nbytes
+            while self._items and (self._bytes > self.max_bytes or len(self._items) > self.max_entries):
+                _, ev = self._items.popitem(last=False)
+                self._bytes -= ev.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+def _copy(item: DetectedImage, **changes: Any) -> DetectedImage:
+    vals = {f.name: getattr(item, f.name) for f in fields(item)}
+    vals.update(changes)
+    return DetectedImage(**vals)
+
+
+def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cache: Optional[DetectionCache] = None,
+                  key: Any = "", batch_size: int = 8, preview_side: int = PREVIEW_SIDE) -> List[DetectedImage]:
+    """Detect on ``(name, bytes)`` items, reusing ``cache``; one bad file never stops the others.
+
+    Every candidate above the detector's floor is kept (``raw``), so any display threshold,
+    class filter or count limit is a ``raw.filter(...)`` away. Errors (``ImageError`` and any
+    unexpected decoding failure) are cached too, so a corrupt upload is not decoded on every rerun.
+    """
+    from ssd.inference.detector import DEFAULT_FLOOR
+    from ssd.data.images import load_image
+
+    out: List[Optional[DetectedImage]] = [None] * len(items)
+    todo = []   # (index, cache key, loaded image, digest)
+    for i, (name, data) in enumerate(items):
+        digest = image_digest(data)
+        ck = (key, digest, round(float(nms), 4))
+        hit = cache.get(ck) if cache is not None else None
+        if hit is not None:
+            out[i] = _copy(hit, name=name, ran_network=False)
+            continue
+        try:
+            li = load_image(data, name, draft_to=max(int(detector.input_size), preview_side))
+        except SSDError as err:
+            out[i] = DetectedImage(name, digest, error=str(err))
+        except Exception as err:  # noqa: BLE001 - an upload must never crash the page
+            out[i] = DetectedImage(name, digest, error=f"'{name}' could not be read ({type(err).__name__}: {err})")
+        if out[i] is not None:
+            if cache is not None:
+                cache.put(ck, out[i])
+            continue
+        todo.append((i, ck, li, digest))
+    for start in range(0, len(todo), max(1, batch_size)):
+        chunk = todo[start:start + batch_size]
+        raws = detector.detect_many([li for _, _, li, _ in chunk], nms=nms, floor=DEFAULT_FLOOR)
+        for (i, ck, li, digest), raw in zip(chunk, raws):
+            preview, scale = make_preview(li.image, li.original_size, preview_side)
+            item = DetectedImage(li.name, digest, raw=raw, preview=preview, preview_scale=scale,
+                                 ran_network=True, nbytes=preview.width * preview.height * 3 + 64 * len(raw) + 1024)
+            if cache is not None:
+                cache.put(ck, item)
+            out[i] = item
+    return [o for o in out if o is not None]
+
+
+@dataclass
+class RenderedImage:
+    item: DetectedImage
+    shown: Any                       # filtered RawDetections
+    picture: Image.Image             # preview with boxes
+
+
+def render_batch(results: Sequence[DetectedImage], threshold: float, classes: Optional[Iterable[str]] = None,
+                 max_detections: Optional[int] = None) -> List[RenderedImage]:
+    """Filter every successful result and draw it: the whole cost of a slider move."""
+    out = []
+    for r in results:
+        if not r.ok:
+            continue
+        shown = r.raw.filter(threshold, classes=classes, max_detections=max_detections)
+        out.append(RenderedImage(r, shown, render_detections(r.preview, r.preview_scale, shown)))
+    return out
+
+
+def detection_rows(rendered: Sequence[RenderedImage]) -> List[Dict[str, Any]]:
+    """One table row per shown detection: image, class, score, box in original pixels."""
+    rows = []
+    for r in rendered:
+        for rec in r.shown.records():
+            b = rec["box"]
+            rows.append({"image": r.item.name, "class": rec["class"], "score": round(rec["score"], 4),
+                         "xmin": round(b[0], 1), "ymin": round(b[1], 1), "xmax": round(b[2], 1),
+                         "ymax": round(b[3], 1)})
+    return rows
+
+
+def class_counts(rendered: Sequence[RenderedImage], classes: Sequence[str]) -> Dict[str, int]:
+    """Shown detections per class over the batch (every class listed, zeros included)."""
+    counts = {c: 0 for c in classes}
+    for r in rendered:
+        for c, n in r.shown.counts().items():
+            counts[c] = counts.get(c, 0) + n
+    return counts
+
+
+def results_for_export(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage]):
+    """``(file, shown detections or None, failure or None)`` rows for ``ssd.results`` writers."""
+    shown = {id(r.item): r.shown for r in rendered}
+    by_name = {r.item.name: r.shown for r in rendered}
+    rows = []
+    for r in results:
+        if r.ok:
+            rows.append((r.name, shown.get(id(r), by_name.get(r.name)), None))
+        else:
+            rows.append((r.name, None, r.error))
+    return rows
+
+
+def timed(fn, *args, **kwargs) -> Tuple[Any, float]:
+    """``(fn(*args, **kwargs), elapsed milliseconds)``."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t0) * 1000.0

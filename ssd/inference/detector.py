@@ -1,0 +1,144 @@
+"""Detection: run the network once per image, decode with ``MultiBoxDetection``, filter for free.
+
+The expensive part (decode + resize + forward + NMS) happens once per (image, NMS setting) and
+returns every candidate above a low floor as ``RawDetections``. A display threshold, a class
+filter or a cap on the count are then pure numpy (``RawDetections.filter``), which is what
+lets the app's confidence slider move without touching the network.
+
+Gluon blocks are not safe to call from several threads at once (a Streamlit server is
+multi-threaded), so each ``Detector`` serializes its forward calls with a lock.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ssd.data.preprocess import MEAN, STD, normalize_batch
+from ssd.models.registry import recipe_for
+
+DEFAULT_FLOOR = 0.01     # candidates kept for later filtering (VOC evaluation floor)
+DEFAULT_NMS = 0.45
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class RawDetections:
+    """Detections of one image in its original pixels, sorted by descending score."""
+
+    class_ids: np.ndarray            # (N,) int
+    scores: np.ndarray               # (N,) float
+    boxes: np.ndarray                # (N, 4) float, xmin ymin xmax ymax, original pixels
+    image_size: Tuple[int, int]      # (width, height) of the original image
+    classes: List[str]
+    name: str = ""
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def filter(self, threshold: float = 0.0, classes: Optional[Iterable[str]] = None,
+               max_detections: Optional[int] = None) -> "RawDetections":
+        """Subset by score, class names and count — no network involved."""
+        keep = self.scores >= threshold
+        if classes is not None:
+            wanted = {self.classes.index(c) for c in classes if c in self.classes}
+            keep &= np.isin(self.class_ids, list(wanted))
+        idx = np.flatnonzero(keep)
+        if max_detections is not None:
+            idx = idx[:max(0, int(max_detections))]
+        return RawDetections(self.class_ids[idx], self.scores[idx], self.boxes[idx], self.image_size,
+                             self.classes, self.name, dict(self.timings_ms))
+
+    def records(self) -> List[Dict[str, Any]]:
+        """One dict per detection: class name, id, score, box in pixels."""
+        return [{"class": self.classes[int(c)], "class_id": int(c), "score": float(s),
+                 "box": [float(v) for v in b]}
+                for c, s, b in zip(self.class_ids, self.scores, self.boxes)]
+
+    def counts(self) -> Dict[str, int]:
+        out: Dict[str, int] = {}
+        for c in self.class_ids:
+            out[self.classes[int(c)]] = out.get(self.classes[int(c)], 0) + 1
+        return out
+
+
+class Detector:
+    """A trained network ready for inference on PIL images of any size and mode."""
+
+    def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True) -> None:
+        import mxnet as mx
+
+        self.net, self.meta = net, meta
+        self.ctx = ctx or mx.cpu()
+        self.classes: List[str] = list(meta["classes"])
+        self.input_size = int(meta["input_size"])
+        norm = meta.get("normalize") or {}
+        self.mean = tuple(norm.get("mean", MEAN))
+        self.std = tuple(norm.get("std", STD))
+        self._lock = threading.Lock()
+        self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
+        self._decode = recipe_for(meta["arch"]).decoder(meta)  # raw outputs → (ids, scores, boxes)
+        if hybridize:
+            net.hybridize(static_alloc=True)
+        if warm:
+            self.predict_arrays(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+            self.forward_calls = 0
+
+    @classmethod
+    def load(cls, model_dir: str, ctx=None) -> "Detector":
+        from ssd.store import load_model
+
+        net, meta = load_model(model_dir, ctx=ctx)
+        det = cls(net, meta, ctx=ctx)
+        det.model_dir = model_dir
+        return det
+
+    def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR):
+        """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``."""
+        from mxnet import nd
+
+        x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)
+        with self._lock:
+            self.forward_calls += 1
+            return self._decode(self.net, x, nms, floor)
+
+    def detect(self, image, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
+               name: Optional[str] = None) -> RawDetections:
+        """All candidates ≥ ``floor`` for one image (path, bytes, file-like, PIL or LoadedImage)."""
+        return self.detect_many([image], nms=nms, floor=floor, names=[name] if name else None)[0]
+
+    def detect_many(self, images: Sequence, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
+                    names: Optional[Sequence[str]] = None) -> List[RawDetections]:
+        """Batched detection; boxes come back in each original image's pixels."""
+        from ssd.data.images import LoadedImage, load_image, resize_for_network
+
+        t0 = time.perf_counter()
+        loaded: List[LoadedImage] = []
+        for i, im in enumerate(images):
+            nm = names[i] if names else None
+            if isinstance(im, LoadedImage):
+                loaded.append(im)
+            elif hasattr(im, "mode") and hasattr(im, "size") and hasattr(im, "convert"):  # PIL image
+                from PIL import ImageOps
+                im = ImageOps.exif_transpose(im).convert("RGB")
+                loaded.append(LoadedImage(im, im.size, nm or getattr(im, "filename", "") or "image", 1.0))
+            else:
+                loaded.append(load_image(im, nm, draft_to=self.input_size))
+        t1 = time.perf_counter()
+        batch = np.stack([resize_for_network(li.image, self.input_size) for li in loaded])
+        t2 = time.perf_counter()
+        decoded = self.predict_arrays(batch, nms=nms, floor=floor)
+        t3 = time.perf_counter()
+        out = []
+        for li, (ids, scores, boxes) in zip(loaded, decoded):
+            w, h = li.original_size
+            px = boxes * np.array([w, h, w, h], dtype=np.float32)
+            timings = {"load": (t1 - t0) * 1000 / len(loaded), "preprocess": (t2 - t1) * 1000 / len(loaded),
+                       "network": (t3 - t2) * 1000 / len(loaded)}
+            timings["total"] = sum(timings.values())
+            out.append(RawDetections(ids, scores, px, (w, h), self.classes, li.name, timings))
+        return out

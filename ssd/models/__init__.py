@@ -1,0 +1,1 @@
+"""Models: anchors, targets, losses, the recipe interface, the registry, TinySSD and the GluonCV SSDs."""

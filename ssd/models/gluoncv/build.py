@@ -1,0 +1,76 @@
+"""Build and initialize GluonCV SSD networks with our class names and a preset's anchors.
+
+Nets are built with ``gluoncv.model_zoo.ssd.get_ssd`` directly, so a saved model is rebuilt from
+its metadata with no forward pass and no ``reset_class``. Nothing imports GluonCV at module level.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from contextlib import contextmanager
+from typing import Optional, Sequence
+
+from ssd.base.errors import SSDError
+from ssd.models.gluoncv.presets import VARIANTS, spec_of
+
+
+@contextmanager
+def _quiet():
+    """GluonCV/MXNet warn about symbol inputs and re-initialization on every build."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pretrained_base: bool = False):
+    """An uninitialized GluonCV SSD with ``classes`` and the anchors of ``variant``'s preset.
+
+    Never downloads unless ``pretrained_base`` (then the backbone file must be present, see
+    :func:`ensure_weights`, or GluonCV fetches it).
+    """
+    from gluoncv.model_zoo.ssd.ssd import get_ssd
+    from gluoncv.model_zoo.ssd.vgg_atrous import vgg16_atrous_300
+
+    spec = spec_of(arch)
+    if variant not in VARIANTS:
+        raise SSDError(f"unknown zoo variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    if not classes:
+        raise SSDError("a detector needs at least one class")
+    features = vgg16_atrous_300 if spec.features == "vgg16_atrous_300" else list(spec.features)
+    with _quiet():
+        return get_ssd(spec.base_network, spec.base_size, features=features,
+                       filters=list(spec.filters) if spec.filters else None,
+                       sizes=list(spec.sizes[variant]), ratios=[list(r) for r in spec.ratios],
+                       steps=list(spec.steps), classes=list(classes),
+                       dataset=variant if variant != "custom" else "", pretrained=False,
+                       pretrained_base=pretrained_base)
+
+
+def initialize(net, ctxs=None, input_size: Optional[int] = None):
+    """Initialize what is not loaded yet (Xavier; BatchNorm gamma/var 1, beta/mean/bias 0),
+    finish deferred shapes with one forward in ``train_mode`` and return its anchors (1, N, 4).
+
+    GluonCV's backbones are SymbolBlocks whose parameters carry no initializer of their own, so a
+    plain ``net.initialize(Xavier())`` fails on BatchNorm vectors; we name their init first.
+    """
+    import mxnet as mx
+    from mxnet import autograd
+
+    ctxs = list(ctxs or [mx.cpu()])
+    for name, p in net.collect_params().items():
+        if p.init is None:
+            if re.search(r"(gamma|running_var|moving_var)$", name):
+                p.init = "ones"
+            elif re.search(r"(beta|bias|running_mean|moving_mean)$", name):
+                p.init = "zeros"
+    with _quiet():
+        net.initialize(init=mx.init.Xavier(), ctx=ctxs)
+        net.collect_params().reset_ctx(ctxs)
+    size = int(input_size or _base_size(net))
+    with autograd.train_mode():
+        _, _, anchors = net(mx.nd.zeros((1, 3, size, size), ctx=ctxs[0]))
+    return anchors
+
+
+def _base_size(net) -> int:
+    return int(net.anchor_generators[0]._im_size[0])

@@ -1,0 +1,57 @@
+"""Decoding GluonCV SSD outputs into per-image ``(ids, scores, boxes normalized)``.
+
+Live GluonCV nets decode and apply their own NMS (``set_nms`` when the setting changes); boxes
+come back in input pixels and are normalized here. A hybridized graph is cached regardless of
+train/predict mode, so the cache is cleared whenever the mode or the NMS setting changes.
+Exported graphs are saved without NMS so that it stays adjustable, and get the same ``box_nms``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+NMS_TOPK = 400          # candidates entering NMS (GluonCV's default)
+POST_NMS = 100          # detections kept per image after NMS (GluonCV's default)
+SCORE_FLOOR = 0.01      # GluonCV's decoders drop class scores below this, whatever we ask
+
+
+def prepare_inference(net, nms: float) -> None:
+    """Make the next call of ``net`` a prediction with NMS ``nms`` (clears stale cached graphs)."""
+    mode = getattr(net, "_ssd_mode", None)
+    if mode == "train" and getattr(net, "_active", False):
+        net.hybridize(static_alloc=True)  # training's graph was static_shape and train-mode
+    if mode != ("infer", float(nms)):
+        net.set_nms(nms_thresh=float(nms), nms_topk=NMS_TOPK, post_nms=POST_NMS)
+        net._ssd_mode = ("infer", float(nms))
+
+
+def decode_live(net, x, nms: float, floor: float):
+    prepare_inference(net, nms)
+    ids, scores, bboxes = net(x)
+    return _collect(ids, scores, bboxes, x.shape[3], x.shape[2], floor)
+
+
+def decode_exported(net, x, nms: float, floor: float):
+    from mxnet import nd
+
+    ids, scores, bboxes = net(x)
+    res = nd.concat(ids, scores, bboxes, dim=-1)
+    if 0 < nms < 1:
+        res = nd.contrib.box_nms(res, overlap_thresh=float(nms), topk=NMS_TOPK, valid_thresh=SCORE_FLOOR,
+                                 id_index=0, score_index=1, coord_start=2, force_suppress=False)
+        res = res.slice_axis(axis=1, begin=0, end=POST_NMS)
+    return _collect(res.slice_axis(axis=2, begin=0, end=1), res.slice_axis(axis=2, begin=1, end=2),
+                    res.slice_axis(axis=2, begin=2, end=6), x.shape[3], x.shape[2], floor)
+
+
+def _collect(ids, scores, bboxes, width: int, height: int, floor: float):
+    ids, scores, bboxes = ids.asnumpy(), scores.asnumpy(), bboxes.asnumpy()
+    scale = np.array([width, height, width, height], dtype=np.float32)
+    out = []
+    for i in range(ids.shape[0]):
+        c, s, b = ids[i, :, 0], scores[i, :, 0], bboxes[i]
+        keep = (c >= 0) & (s >= floor)
+        c, s, b = c[keep], s[keep], np.clip(b[keep] / scale, 0.0, 1.0)
+        order = np.argsort(-s, kind="stable")
+        out.append((c[order].astype(np.int64), s[order].astype(np.float32), b[order].astype(np.float32)))
+    return out

@@ -1,0 +1,146 @@
+"""Starting points for training a GluonCV SSD: scratch, ImageNet base, a zoo detector, a file.
+
+``None`` (from scratch), ``"imagenet"`` (pretrained base network), ``"voc"``/``"coco"`` (the zoo
+detector, its class predictors reset to our classes with ``reset_class``, reusing the weights of
+classes whose names match, e.g. COCO's bird/cat/dog/horse/bear for ENA24), or a local
+``.params`` file (every parameter whose name and shape match is loaded).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from ssd.base.errors import ModelError, SSDError
+from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize
+from ssd.models.gluoncv.presets import gluoncv_name, spec_of, variant_of
+from ssd.models.gluoncv.weights import ensure_weights
+
+
+_SYNONYMS = {"human": "person", "people": "person", "man": "person", "woman": "person",
+             "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "tvmonitor": "tv"}
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name)).strip().lower()
+
+
+def class_reuse_map(new_classes: Sequence[str], old_classes: Sequence[str]) -> Dict[str, str]:
+    """``{new: old}`` for classes the pretrained detector already knows.
+
+    A name matches when equal ignoring case, spaces/underscores; else when its last word is an
+    old class (``Domestic Cat`` → ``cat``, ``American Black Bear`` → ``bear``); else through a
+    few synonyms (``Human`` → ``person``). Two new classes may start from the same old one.
+    """
+    old = {_norm_name(o): o for o in old_classes}
+    out: Dict[str, str] = {}
+    for n in new_classes:
+        k = _norm_name(n)
+        hit = old.get(k)
+        if hit is None and " " in k:
+            hit = old.get(k.split(" ")[-1])
+        if hit is None:
+            syn = _SYNONYMS.get(k) or _SYNONYMS.get(k.split(" ")[-1] if k else "")
+            if syn:
+                hit = old.get(syn)
+        if hit is not None:
+            out[n] = hit
+    return out
+
+
+def _source_classes(variant: str) -> List[str]:
+    if variant == "voc":
+        from gluoncv.data import VOCDetection
+        return list(VOCDetection.CLASSES)
+    from gluoncv.data import COCODetection
+    return list(COCODetection.CLASSES)
+
+
+def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] = lambda k: False) -> Dict[str, Any]:
+    """Load every parameter of ``path`` whose structural name and shape match ``net``'s.
+
+    Returns ``{"loaded": n, "skipped": [names…], "total": n_net}``; ``ModelError`` if none match.
+    Uses MXNet's own loader (no pickle).
+    """
+    import mxnet as mx
+
+    try:
+        saved = mx.nd.load(path)
+    except Exception as err:
+        from ssd.base.errors import error_gist
+        raise ModelError(f"{path}: not an MXNet parameter file ({error_gist(err)})") from None
+    if not isinstance(saved, dict):
+        raise ModelError(f"{path}: holds a list of arrays, not named parameters")
+    saved = {k.split(":", 1)[1] if k.startswith(("arg:", "aux:")) else k: v for k, v in saved.items()}
+    params = net._collect_params_with_prefix()
+    loaded, skipped = 0, []
+    for name, p in params.items():
+        if skip(name):
+            continue
+        arr = saved.get(name)
+        shape = tuple(p.shape or ())
+        if arr is None or (shape and (len(shape) != arr.ndim
+                                      or any(s not in (0, a) for s, a in zip(shape, arr.shape)))):
+            skipped.append(name)
+            continue
+        p._load_init(arr.astype(p.dtype or arr.dtype, copy=False), ctx or [mx.cpu()])
+        loaded += 1
+    if loaded == 0:
+        raise ModelError(f"{path}: none of its parameters fit this network ({len(saved)} in the file, "
+                         f"{len(params)} in the network); is it a model of another architecture?")
+    return {"loaded": loaded, "skipped": skipped, "total": len(params)}
+
+
+def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[str], ctxs=None,
+                        input_size: Optional[int] = None, load_weights: bool = True):
+    """Network ready to train and what was loaded: ``(net, anchors (1,N,4) on CPU, info dict)``.
+
+    ``load_weights=False`` (resuming) builds the same variant without fetching any weights.
+    """
+    import mxnet as mx
+
+    ctxs = list(ctxs or [mx.cpu()])
+    spec = spec_of(arch)
+    p = (pretrained or "").strip()
+    kind = p.lower()
+    variant = variant_of(p)
+    info: Dict[str, Any] = {"pretrained": pretrained or None, "variant": variant}
+    if kind in ("", "none", "scratch"):
+        info["pretrained"] = None
+        net = build_zoo_net(arch, classes, "custom")
+    elif kind == "imagenet":
+        if load_weights:
+            info["weights"] = ensure_weights(spec.base_network)
+        net = build_zoo_net(arch, classes, "custom", pretrained_base=load_weights)
+    elif kind in ("voc", "coco"):
+        name = gluoncv_name(arch, variant)
+        if load_weights:
+            path = ensure_weights(name)
+            old = _source_classes(variant)
+            net = build_zoo_net(arch, old, variant)
+            try:
+                with _quiet():
+                    net.load_parameters(path, ctx=mx.cpu())
+            except Exception as err:
+                from ssd.base.errors import error_gist
+                raise ModelError(f"{path}: GluonCV weights do not load into {name} ({error_gist(err)}); "
+                                 "delete the file so that it is fetched again") from None
+            reuse = class_reuse_map(classes, old)
+            with _quiet():
+                net.reset_class(list(classes), reuse_weights=dict(reuse) if reuse else None)
+            info.update(weights=path, reused_classes=reuse)
+        else:
+            net = build_zoo_net(arch, classes, variant)
+    else:
+        path = p
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.params")):
+            path = os.path.join(path, "model.params")
+        if not os.path.isfile(path):
+            raise SSDError(f"--pretrained {pretrained!r}: not imagenet, voc, coco or an existing .params file")
+        net = build_zoo_net(arch, classes, "custom")
+        if load_weights:
+            # keep our own anchors: they follow this build's preset, not the file's
+            info.update(weights=os.path.abspath(path),
+                        **load_matching_params(net, path, skip=lambda k: k.startswith("anchor_generators.")))
+    anchors = initialize(net, ctxs, input_size)
+    return net, anchors.as_in_context(mx.cpu()), info

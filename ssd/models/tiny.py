@@ -1,0 +1,185 @@
+"""TinySSD (d2l, seed 001): the hybridizable Gluon block and its recipe.
+
+The network returns ``(anchors, cls_preds, bbox_preds)`` exactly as the d2l book does:
+anchors ``(1, N, 4)`` normalized corners, class scores ``(B, N, C+1)`` (index 0 is the
+background) and box offsets ``(B, N*4)``. Anchors are made inside the graph with
+``MultiBoxPrior`` so that any input size gets matching anchors without extra bookkeeping.
+Training and decoding are the generic multibox ones (``ssd.models.multibox``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from mxnet.gluon import nn
+
+from ssd.base.errors import SSDError
+from ssd.models.anchor_set import AnchorSet, anchor_set
+from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, AnchorConfig
+from ssd.models.multibox import MultiBoxPlan, decode_multibox
+from ssd.models.recipe import Decoder, Emit, Recipe
+
+
+def _down_sample_blk(num_channels: int) -> nn.HybridSequential:
+    """Two 3×3 conv+BN+ReLU then 2×2 max-pool: halves H and W, widens the receptive field."""
+    blk = nn.HybridSequential()
+    for _ in range(2):
+        blk.add(nn.Conv2D(num_channels, kernel_size=3, padding=1),
+                nn.BatchNorm(in_channels=num_channels),
+                nn.Activation("relu"))
+    blk.add(nn.MaxPool2D(2))
+    return blk
+
+
+def _base_net() -> nn.HybridSequential:
+    """Three down-sample blocks (16, 32, 64 channels): 256×256 in, 32×32 out."""
+    blk = nn.HybridSequential()
+    for num_filters in (16, 32, 64):
+        blk.add(_down_sample_blk(num_filters))
+    return blk
+
+
+class TinySSD(nn.HybridBlock):
+    """The d2l TinySSD with configurable classes, input size, anchor sizes and ratios.
+
+    Scale 0 is the base network, the middle scales are 128-channel down-sample blocks and
+    the last scale is a global max-pool (a 1×1 map for the largest objects).
+    """
+
+    def __init__(self, num_classes: int, input_size: int = 256,
+                 sizes: Optional[Sequence[Sequence[float]]] = None,
+                 ratios: Optional[Sequence[Sequence[float]]] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 1:
+            raise ValueError("num_classes must be at least 1")
+        sizes = [list(map(float, s)) for s in (sizes or TINY_SIZES)]
+        ratios = [list(map(float, r)) for r in (ratios or TINY_RATIOS)]
+        if len(ratios) == 1 and len(sizes) > 1:
+            ratios = ratios * len(sizes)
+        self.anchor_config = AnchorConfig(sizes=sizes, ratios=ratios)
+        if self.anchor_config.num_scales < 2:
+            raise ValueError("TinySSD needs at least two scales")
+        self.num_classes = int(num_classes)
+        self.input_size = int(input_size)
+        self.anchor_config.feature_maps = self.feature_map_shapes()
+        if min(min(hw) for hw in self.anchor_config.feature_maps) < 1:
+            raise ValueError(f"input size {input_size} is too small for {self.anchor_config.num_scales} scales")
+        n = self.anchor_config.num_scales
+        with self.name_scope():
+            self.blocks = nn.HybridSequential()
+            self.cls_heads = nn.HybridSequential()
+            self.box_heads = nn.HybridSequential()
+            for i in range(n):
+                if i == 0:
+                    blk = _base_net()
+                elif i == n - 1:
+                    blk = nn.GlobalMaxPool2D()
+                else:
+                    blk = _down_sample_blk(128)
+                a = self.anchor_config.anchors_per_cell(i)
+                self.blocks.add(blk)
+                self.cls_heads.add(nn.Conv2D(a * (num_classes + 1), kernel_size=3, padding=1))
+                self.box_heads.add(nn.Conv2D(a * 4, kernel_size=3, padding=1))
+
+    def feature_map_shapes(self) -> List[Tuple[int, int]]:
+        """(H, W) of each scale's feature map, from the input size (base /8, then /2, then 1)."""
+        s = self.input_size // 8
+        shapes = [(s, s)]
+        for _ in range(self.anchor_config.num_scales - 2):
+            s //= 2
+            shapes.append((s, s))
+        shapes.append((1, 1))
+        return shapes
+
+    def anchors_per_scale(self) -> List[int]:
+        return self.anchor_config.counts()
+
+    @property
+    def num_anchors(self) -> int:
+        return self.anchor_config.total()
+
+    def hybrid_forward(self, F, x):  # noqa: N802 - Gluon's signature
+        anchors, cls_preds, box_preds = [], [], []
+        cfg = self.anchor_config
+        for i in range(cfg.num_scales):
+            x = self.blocks[i](x)
+            anchors.append(F.contrib.MultiBoxPrior(x, sizes=cfg.sizes[i], ratios=cfg.ratios[i]))
+            cls_preds.append(F.flatten(F.transpose(self.cls_heads[i](x), axes=(0, 2, 3, 1))))
+            box_preds.append(F.flatten(F.transpose(self.box_heads[i](x), axes=(0, 2, 3, 1))))
+        anchors = F.concat(*anchors, dim=1)
+        cls_preds = F.concat(*cls_preds, dim=1).reshape((0, -1, self.num_classes + 1))
+        box_preds = F.concat(*box_preds, dim=1)
+        return anchors, cls_preds, box_preds
+
+
+def tiny_anchor_config(input_size: int = 256, sizes: Optional[Sequence[Sequence[float]]] = None,
+                       ratios: Optional[Sequence[Sequence[float]]] = None) -> AnchorConfig:
+    """TinySSD's anchor configuration with its feature maps (block built, not initialized).
+
+    One ratio group is applied to every scale, as the CLI does. Raises ``ValueError`` for a
+    configuration the network cannot have (counts differ, non-positive values, input too small).
+    """
+    if ratios is not None and sizes is not None and len(ratios) == 1 and len(sizes) > 1:
+        ratios = [list(ratios[0]) for _ in sizes]
+    if sizes is not None and ratios is not None and len(sizes) != len(ratios):
+        raise ValueError(f"{len(sizes)} size groups but {len(ratios)} ratio groups: give one ratio group per "
+                         "scale, or a single group for all")
+    if int(input_size) < 64 or int(input_size) % 8:
+        raise ValueError("input size must be a multiple of 8 and at least 64")
+    cfg = TinySSD(1, int(input_size), sizes=sizes, ratios=ratios).anchor_config
+    return AnchorConfig(sizes=[list(s) for s in cfg.sizes], ratios=[list(r) for r in cfg.ratios],
+                        feature_maps=list(cfg.feature_maps))
+
+
+def anchors_meta(net: TinySSD) -> Dict[str, Any]:
+    """The ``anchors`` section of meta.json: sizes, ratios, feature maps and counts."""
+    out = net.anchor_config.to_dict()
+    out["per_scale"] = net.anchor_config.counts()
+    out["total"] = net.anchor_config.total()
+    return out
+
+
+# TinySSD's defaults: the SSD paper's loss (normalized by positives, 3:1 hard negatives, smooth L1)
+# with SGD+momentum. On the synthetic set it reaches val mAP 0.87 after 3 epochs, where the
+# seed's d2l setup (lr 0.2, no momentum, mean over anchors, L1) is still below 0.01 — see the
+# README. The d2l setup remains one flag set away:
+#   --lr 0.2 --momentum 0 --loss-norm d2l --hard-negative-ratio 0 --box-loss l1
+TINY_DEFAULTS: Dict[str, Any] = {"lr": 0.01, "momentum": 0.9, "lr_schedule": "cosine", "input_size": 256,
+                                 "hard_negative_ratio": 3.0, "loss_norm": "positives", "box_loss": "smooth_l1"}
+
+
+class TinyRecipe(Recipe):
+    """d2l's TinySSD: our augmentation and loss, anchors from ``MultiBoxPrior`` in the graph."""
+
+    name = "tiny"
+    family = "tiny"
+    native_size = 256
+
+    def defaults(self, batch_size: int) -> Dict[str, Any]:
+        return dict(TINY_DEFAULTS)
+
+    def check_config(self, cfg) -> None:
+        if cfg.input_size < 64 or cfg.input_size % 8:
+            raise SSDError("input size must be a multiple of 8 and at least 64")
+
+    def build(self, meta: Dict[str, Any]) -> TinySSD:
+        anchors = meta.get("anchors") or {}
+        return TinySSD(len(meta["classes"]), int(meta["input_size"]), sizes=anchors.get("sizes"),
+                       ratios=anchors.get("ratios"))
+
+    def anchor_set(self, meta: Dict[str, Any]) -> AnchorSet:
+        anchors = meta.get("anchors") or {}
+        size = int(meta.get("input_size") or self.native_size)
+        return anchor_set(tiny_anchor_config(size, anchors.get("sizes"), anchors.get("ratios")), size)
+
+    def training_plan(self, cfg, classes: Sequence[str], train_ds, ctxs, emit: Emit,
+                      resuming: bool = False) -> MultiBoxPlan:
+        return MultiBoxPlan(cfg, train_ds, ctxs,
+                            lambda: TinySSD(len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios),
+                            anchors_meta)
+
+    def decoder(self, meta: Dict[str, Any]) -> Decoder:
+        return decode_multibox
+
+    def export_outputs(self, net) -> Dict[str, Any]:
+        return {"outputs": ["anchors", "cls_preds", "box_preds"], "nms_in_graph": None,
+                "decode": "MultiBoxDetection on softmax(cls_preds)"}

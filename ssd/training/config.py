@@ -1,0 +1,97 @@
+"""What a training run is asked to do: ``TrainConfig`` and the architecture defaults it fills.
+
+Options a person leaves unset are ``None`` and get the architecture's own defaults (its recipe's
+``defaults``): TinySSD trains best with the SSD paper's loss and SGD with momentum, a GluonCV SSD
+with GluonCV's reference settings. An explicit value always wins, and the defaults that were
+used are printed and stored with the model.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import List, Optional
+
+from ssd.base.errors import SSDError
+from ssd.models.recipe import Recipe
+from ssd.models.registry import recipe_for
+
+# Options whose default depends on the architecture (None until resolve_defaults fills them).
+DEFAULTED_FIELDS = ("lr", "momentum", "lr_schedule", "input_size", "hard_negative_ratio", "loss_norm", "box_loss")
+# What the multibox loss takes when an architecture leaves these open (GluonCV recipes do).
+_LOSS_FALLBACK = {"loss_norm": "positives", "box_loss": "smooth_l1"}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "tiny"
+    epochs: int = 20
+    batch_size: int = 32
+    # None = the architecture's default (its recipe's ``defaults``); an explicit value always
+    # wins. resolve_defaults() fills them before training.
+    lr: Optional[float] = None
+    wd: float = 5e-4
+    momentum: Optional[float] = None
+    lr_schedule: Optional[str] = None    # constant | cosine | step
+    warmup_iters: int = 50
+    input_size: Optional[int] = None
+    sizes: Optional[List[List[float]]] = None
+    ratios: Optional[List[List[float]]] = None
+    cls_loss: str = "ce"                 # ce | focal
+    box_loss: Optional[str] = None       # l1 | smooth_l1
+    hard_negative_ratio: Optional[float] = None  # 0 = off; 3 = SSD paper
+    loss_norm: Optional[str] = None      # d2l | positives (SSD paper)
+    augment: bool = True
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"                 # auto | cpu | gpu
+    val_fraction: float = 0.2            # for datasets without a validation split
+    cache: bool = True                   # decode large photos once into an on-disk cache
+    limit_train: Optional[int] = None    # use only the first N training images (smoke runs)
+    limit_val: Optional[int] = None
+    max_iters_per_epoch: Optional[int] = None
+    kvstore: str = "device"
+    pretrained: Optional[str] = None     # zoo models: "imagenet", "voc", "coco" or a .params path
+    command: str = ""
+    default: bool = False                # mark the saved model as the app's default
+
+    def validate(self) -> None:
+        missing = [k for k in DEFAULTED_FIELDS if getattr(self, k) is None]
+        if missing:
+            raise SSDError(f"unresolved options {missing}: call resolve_defaults(cfg) first")
+        if self.epochs < 1:
+            raise SSDError("epochs must be at least 1")
+        if self.batch_size < 1:
+            raise SSDError("batch size must be at least 1")
+        if self.lr <= 0:
+            raise SSDError("learning rate must be positive")
+        if self.lr_schedule not in ("constant", "cosine", "step"):
+            raise SSDError(f"unknown lr schedule {self.lr_schedule!r} (constant, cosine, step)")
+        recipe_for(self.arch).check_config(self)
+        if self.input_size < 64:
+            raise SSDError("input size must be at least 64")
+
+
+def resolve_defaults(cfg: TrainConfig) -> List[str]:
+    """Fill every option left at None with the architecture's default; return what was filled."""
+    defaults = {**_LOSS_FALLBACK, **recipe_for(cfg.arch).defaults(cfg.batch_size)}
+    filled = []
+    for name in DEFAULTED_FIELDS:
+        if getattr(cfg, name) is None and name in defaults:
+            setattr(cfg, name, defaults[name])
+            filled.append(f"{name}={defaults[name]!r}")
+    return filled
+
+
+def prepared(cfg: TrainConfig) -> tuple:
+    """Resolve and check ``cfg`` in place: ``(recipe, the defaults filled)``; ``SSDError`` if unusable."""
+    recipe: Recipe = recipe_for(cfg.arch)
+    filled = resolve_defaults(cfg)
+    cfg.validate()
+    return recipe, filled
+
+
+def command_line(argv: List[str]) -> str:
+    """The command as a person would retype it (stored in the model's metadata)."""
+    return "python -m ssd " + " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,291 @@
+"""Training: one loop for every architecture, for the CLI and the app's background jobs.
+
+The loop is SSD's algorithm with the architecture left out: for each epoch, step through the
+batches, then recalibrate BatchNorm, validate (VOC07 mAP), checkpoint, and keep the best epoch
+as the model. What differs between TinySSD and a GluonCV SSD (the net, its batches and targets,
+its loss, its metadata) comes from the architecture's recipe as a ``TrainingPlan``.
+
+Speed comes from the plans (decode once, augment in a producer thread, targets + losses +
+metrics in one hybridized graph; see ``scripts/benchmark.py``). Robustness: every epoch ends
+with an atomic checkpoint, the best epoch by validation mAP is copied to ``model.params``, and
+``resume`` continues from the last complete epoch. SIGTERM/SIGINT stop cleanly after the
+current iteration; a ``kill -9`` loses at most the epoch in progress.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from ssd.base import device as devices
+from ssd.base.errors import DatasetError, SSDError
+from ssd.data.dataset import open_dataset
+from ssd.data.decoded import prepare_split
+from ssd.inference.detector import Detector
+from ssd.inference.evaluation import evaluate
+from ssd.store import PARAMS_FILE, save_model, write_meta
+from ssd.training.batchnorm import recalibrate_batchnorm
+from ssd.training.checkpoint import Checkpoint
+from ssd.training.config import TrainConfig, prepared
+from ssd.training.events import EventLog
+from ssd.training.metadata import build_meta
+from ssd.training.metrics import EpochMeter, epoch_line
+from ssd.training.optimizer import make_trainer
+
+PROGRESS_EVERY_S = 1.0
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    history: List[Dict[str, Any]]
+    best: Dict[str, Any]
+    status: str                           # done | stopped
+    device: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """The run's history so far and its best epoch (with that epoch's precision-recall curves)."""
+
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    best: Dict[str, Any] = field(default_factory=dict)
+    best_pr: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_checkpoint(cls, state: Optional[Dict[str, Any]]) -> "RunRecord":
+        if not state:
+            return cls()
+        return cls(state["history"], state.get("best", {}), state.get("pr_curves", {}))
+
+    def add(self, rec: Dict[str, Any], pr_curves: Dict[str, Any]) -> bool:
+        """Append an epoch; True when it is the best so far (by val mAP; the last without validation)."""
+        self.history.append(rec)
+        improved = ("val_map" not in rec or not self.best
+                    or rec["val_map"] >= self.best.get("val_map", -1))
+        if improved:
+            self.best, self.best_pr = dict(rec), pr_curves
+        return improved
+
+    def metrics(self) -> Dict[str, Any]:
+        return {"history": self.history, "best": self.best, "pr_curves": self.best_pr}
+
+
+def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]] = None,
+          stop: Optional[Callable[[], bool]] = None, install_signal_handlers: bool = True) -> TrainResult:
+    """Train a model into ``cfg.out``; see the module docstring for the guarantees."""
+    recipe, defaults_used = prepared(cfg)
+    os.makedirs(cfg.out, exist_ok=True)
+    log = EventLog(cfg.out)
+
+    def emit(type_: str, **fields: Any) -> None:
+        ev = log.emit(type_, **fields)
+        if on_event is not None:
+            on_event(ev)
+
+    with _stop_signals(install_signal_handlers) as flag:
+        try:
+            return _run(cfg, recipe, defaults_used, log, emit,
+                        lambda: flag.set_ or (stop is not None and stop()))
+        except SSDError as err:
+            emit("error", message=str(err))
+            raise
+        except Exception as err:
+            emit("error", message=f"{type(err).__name__}: {err}")
+            raise
+
+
+def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit, should_stop) -> TrainResult:
+    """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish."""
+    import mxnet as mx
+
+    ckpt = Checkpoint(cfg.out)
+    resume_state = ckpt.state_for(cfg.resume, cfg.out)
+    if resume_state is None and os.path.exists(log.path):
+        os.unlink(log.path)  # a previous run that never checkpointed: start its log afresh
+    mx.random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    splits, train_ds, val_ds = _open_data(cfg)
+    device = _select_device(cfg, emit)
+    emit("start", config=asdict(cfg), device=device.summary(), classes=splits.classes,
+         num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
+         resumed_from=resume_state["epoch"] if resume_state else None)
+    _print(f"training on {device.summary()}")
+    if defaults_used:
+        _print(f"{cfg.arch} defaults: {', '.join(defaults_used)}")
+
+    plan = recipe.training_plan(cfg, splits.classes, train_ds, device.contexts, emit,
+                                resuming=resume_state is not None)
+    trainer = make_trainer(plan.net, cfg, plan.iters, len(device.contexts))
+    meta = build_meta(cfg, plan, splits.classes, splits, device.summary(),
+                      class_mapping=getattr(splits, "class_mapping", None))
+    record = RunRecord.from_checkpoint(resume_state)
+    start_epoch = 0
+    if resume_state is not None:
+        ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
+        start_epoch = int(resume_state["epoch"])
+        _print(f"resuming after epoch {start_epoch}")
+    write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+
+    status = "done"
+    clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
+    for epoch in range(start_epoch, cfg.epochs):
+        meter = _train_epoch(plan, trainer, epoch, cfg.epochs, clock, emit, should_stop)
+        if meter is None:
+            status = "stopped"
+            break
+        rec = meter.record(trainer.learning_rate)
+        if plan.skipped_images():
+            emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
+                                    "were skipped")
+        pr_curves = _validate(plan, epoch, val_ds, meta, device.contexts, rec)
+        improved = record.add(rec, pr_curves)
+        _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes)
+        emit("epoch", **rec)
+        _print(epoch_line(rec, cfg.epochs))
+    _finish(cfg, meta, record, status)
+    emit(status, best=record.best, epochs_done=len(record.history))
+    return TrainResult(cfg.out, record.history, record.best, status, device.summary())
+
+
+def _open_data(cfg: TrainConfig):
+    """The dataset's splits, and train/val decoded once for the many epochs ahead."""
+    splits = open_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if len(splits.train) == 0:
+        raise DatasetError(f"{cfg.data}: the training split has no images")
+    train_ds = prepare_split(splits.train, cfg.input_size, splits.kind, cfg.data, "train", cfg.limit_train,
+                             cfg.cache)
+    val_ds = prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val, cfg.cache)
+    return splits, train_ds, val_ds
+
+
+def _select_device(cfg: TrainConfig, emit):
+    device = devices.select_devices(prefer_gpu=cfg.device != "cpu")  # looked up late: tests patch it
+    if cfg.device == "gpu" and device.kind != "gpu":
+        emit("warning", message=f"GPU requested but not usable; training on the CPU: {device.reason}")
+    return device
+
+
+class _Clock:
+    """Iterations done and to do over the whole run, for progress and the ETA."""
+
+    def __init__(self, done: int, total: int) -> None:
+        self.first, self.done, self.total = done, done, total
+        self.start = time.time()
+        self.last_report = 0.0
+
+    def tick(self) -> None:
+        self.done += 1
+
+    def due(self, last_iter: bool) -> bool:
+        now = time.time()
+        if now - self.last_report >= PROGRESS_EVERY_S or last_iter:
+            self.last_report = now
+            return True
+        return False
+
+    def eta_s(self) -> float:
+        return (time.time() - self.start) / max(self.done - self.first, 1) * (self.total - self.done)
+
+
+def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, should_stop) -> Optional[EpochMeter]:
+    """One pass over the training batches; None when a stop was asked for mid-epoch."""
+    meter = EpochMeter(epoch)
+    bar = _bar(plan.iters, f"epoch {epoch + 1}/{epochs}")
+    try:
+        for it, batch in enumerate(plan.epoch(epoch)):
+            if it >= plan.iters:
+                break
+            if should_stop():
+                return None
+            meter.add(plan.step(batch, trainer))
+            clock.tick()
+            if bar is not None:
+                bar.update(1)
+            if clock.due(it == plan.iters - 1):
+                emit("progress", epoch=epoch + 1, epochs=epochs, iter=it + 1, iters=plan.iters,
+                     global_iter=clock.done, total_iters=clock.total, loss=meter.mean_loss,
+                     samples_per_s=meter.samples_per_s(), eta_s=clock.eta_s(), lr=trainer.learning_rate)
+    finally:
+        if bar is not None:
+            bar.close()
+    return meter
+
+
+def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[str, Any]) -> Dict[str, Any]:
+    """Recalibrate BatchNorm, then VOC07 mAP on the validation split into ``rec``; the PR curves."""
+    batches = plan.calibration_batches(epoch)
+    if batches:
+        recalibrate_batchnorm(plan.net, batches)
+    if val_ds is None or not len(val_ds):
+        return {}
+    det = Detector(plan.net, meta, ctx=ctxs[0], hybridize=False, warm=False)
+    res = evaluate(det, val_ds)
+    rec["val_map"], rec["val_ap"] = res.map, res.per_class_ap
+    return res.pr_curves
+
+
+def _save_epoch(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, meta: Dict[str, Any], record: RunRecord,
+                improved: bool, classes: List[str]) -> None:
+    """Checkpoint the epoch; copy it to the model when it is the best so far."""
+    ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
+                                  "best": record.best, "pr_curves": record.best_pr, "classes": classes,
+                                  "arch": cfg.arch})
+    if improved:
+        save_model(cfg.out, None, {**meta, "metrics": record.metrics()}, params_from=ckpt.params)
+    else:
+        write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+
+
+def _finish(cfg: TrainConfig, meta: Dict[str, Any], record: RunRecord, status: str) -> None:
+    """Final metadata: status and time stamps (only where a model was saved)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if os.path.isfile(os.path.join(cfg.out, PARAMS_FILE)):
+        write_meta(cfg.out, {**meta, "metrics": record.metrics(), "status": status, "finished": now, "saved": now})
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT (or by a caller) and polled once per iteration."""
+
+    def __init__(self) -> None:
+        self.set_ = False
+
+    def __call__(self, *_: Any) -> None:
+        self.set_ = True
+
+
+@contextmanager
+def _stop_signals(install: bool) -> Iterator[_StopFlag]:
+    """SIGTERM/SIGINT set a flag for the duration (main thread only); old handlers come back after."""
+    flag = _StopFlag()
+    old = {}
+    if install:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                old[sig] = signal.signal(sig, flag)
+            except ValueError:  # not the main thread
+                pass
+    try:
+        yield flag
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _print(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _bar(total: int, desc: str):
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)

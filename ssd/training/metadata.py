@@ -1,0 +1,32 @@
+"""The metadata a training run writes beside its weights (``meta.json``)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any, Dict, List, Optional
+
+from ssd.data.preprocess import MEAN, STD
+from ssd.store import library_versions
+
+
+def build_meta(cfg, plan, classes: List[str], splits, device: str,
+               class_mapping: Optional[list] = None) -> Dict[str, Any]:
+    """Everything a later reader needs to rebuild and judge the model.
+
+    The architecture's own sections (``anchors``, and e.g. ``zoo``) come from its training plan.
+    """
+    meta = {
+        "arch": cfg.arch, "classes": list(classes), "class_mapping": class_mapping,
+        "input_size": cfg.input_size, "anchors": {},
+        "normalize": {"mean": list(MEAN), "std": list(STD)},
+        "dataset": {"path": os.path.abspath(cfg.data), "kind": splits.kind,
+                    "num_train": len(splits.train), "num_val": len(splits.val) if splits.val is not None else 0,
+                    "skipped": dict(splits.skipped)},
+        "training": {"args": asdict(cfg), "command": cfg.command, "device": device},
+        "default": bool(cfg.default),
+        "status": "training",
+        "metrics": {"history": [], "best": {}},
+        "versions": library_versions(),
+    }
+    meta.update(plan.meta_fields())
+    return meta

@@ -1,0 +1,1 @@
+"""Figures: detections drawn on images and matplotlib figures, without pyplot state."""

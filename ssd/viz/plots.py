@@ -1,0 +1,269 @@
+"""Figures shared by the CLI and the app (matplotlib ``Figure`` objects, no pyplot state).
+
+Training curves and precision-recall for runs; anchors of a cell, positive anchors and anchor
+coverage for the Anchors page; the SSD diagram and a demo row of detections for the home page.
+Building ``Figure`` directly (not ``plt.figure``) keeps figures from piling up in pyplot's
+global registry inside a long-running Streamlit server.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from PIL import Image
+
+from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
+from ssd.models.anchors import cell_centres
+from ssd.viz.drawing import draw_detections
+
+if TYPE_CHECKING:
+    from ssd.workspace import Sample
+
+
+def pr_curve_figure(result) -> Figure:
+    """Precision-recall curve per class from an ``EvalResult``."""
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.add_subplot(111)
+    for name, curve in result.pr_curves.items():
+        ap = result.per_class_ap.get(name, float("nan"))
+        ax.plot(curve["recall"], curve["precision"], label=f"{name} (AP {ap:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(f"Precision-recall (mAP {result.map:.3f})")
+    if result.pr_curves:
+        ax.legend(fontsize="small", loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
+    """Losses, class error / bbox MAE and validation mAP per epoch."""
+    fig = Figure(figsize=(10, 3.2))
+    axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
+    ep = [h["epoch"] for h in history]
+    for key in ("loss", "cls_loss", "box_loss"):
+        axes[0].plot(ep, [h.get(key) for h in history], marker=".", label=key)
+    axes[0].set_title("losses")
+    axes[0].legend(fontsize="small")
+    axes[1].plot(ep, [h.get("class_err") for h in history], marker=".", label="class err")
+    axes[1].plot(ep, [h.get("bbox_mae") for h in history], marker=".", label="bbox MAE")
+    axes[1].set_yscale("log")
+    axes[1].set_title("class error / bbox MAE")
+    axes[1].legend(fontsize="small")
+    maps = [h.get("val_map") for h in history]
+    if any(m is not None for m in maps):
+        axes[2].plot(ep, maps, marker="o", color="tab:green")
+        axes[2].set_ylim(0, 1.02)
+    axes[2].set_title("validation mAP (VOC07)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# anchors (Anchors page)
+# --------------------------------------------------------------------------------------------
+
+
+def _image_axes(fig, image: np.ndarray):
+    ax = fig.add_subplot(111)
+    ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+_CORNERS = ("top-left", "bottom-right", "top-right", "bottom-left")
+
+
+def _rect(ax, box_px, colour, lw=2.0, ls="-", label=None, text_colour="white", fontsize=8, corner="top-left"):
+    """A box outline; its label sits just outside one corner (alternate corners keep labels apart)."""
+    x0, y0, x1, y1 = box_px
+    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=lw, linestyle=ls))
+    if label:
+        top = corner.startswith("top")
+        left = corner.endswith("left")
+        ax.text(x0 if left else x1, y0 if top else y1, label, va="bottom" if top else "top",
+                ha="left" if left else "right", fontsize=fontsize, color=text_colour,
+                bbox=dict(facecolor=colour, edgecolor="none", pad=1.5, alpha=0.9), clip_on=True)
+
+
+_ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                   "tab:olive", "tab:cyan", "black"]
+
+
+def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: int, col: int,
+                        show_centres: bool = False, gt_boxes: Optional[np.ndarray] = None,
+                        ious: Optional[Sequence[float]] = None, figsize=(6.0, 6.0)):
+    """The anchors of one cell over ``image`` (TinySSD: n+m-1), each labelled ``s=…, r=…`` as in d2l.
+
+    Anchors are normalized to the square network input, so on a non-square image they are
+    stretched exactly as the network stretches the image. ``gt_boxes`` (normalized) are drawn
+    dashed; ``ious`` (one per anchor) are added to the labels.
+    """
+    h, w = image.shape[:2]
+    scale_xy = np.array([w, h, w, h], dtype=np.float64)
+    anchors = as_anchor_set(anchors)
+    boxes = anchors.cell(scale, row, col) * scale_xy
+    labels = anchors.cell_labels[scale]
+    fig = Figure(figsize=figsize)
+    ax = _image_axes(fig, image)
+    fh, fw = anchors.feature_maps[scale]
+    if show_centres:
+        c = cell_centres((fh, fw)) * np.array([w, h])
+        ax.scatter(c[:, 0], c[:, 1], s=max(2, 600 / max(fh * fw, 1)), c="white", edgecolors="black",
+                   linewidths=0.3, zorder=3)
+    if gt_boxes is not None:
+        for g in np.asarray(gt_boxes).reshape(-1, 4):
+            _rect(ax, g * scale_xy, "white", lw=2.0, ls="--", label="ground truth", text_colour="black",
+                  corner="bottom-left")
+    for k, (b, label) in enumerate(zip(boxes, labels)):
+        text = label + (f", IoU {ious[k]:.2f}" if ious is not None else "")
+        _rect(ax, b, _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=2.0, label=text,
+              corner=_CORNERS[k % len(_CORNERS)])
+    cx, cy = (col + 0.5) / fw * w, (row + 0.5) / fh * h
+    ax.plot([cx], [cy], marker="o", color="red", markersize=5, zorder=4)
+    lo = np.minimum(boxes[:, :2].min(axis=0), 0)
+    hi = np.maximum(boxes[:, 2:].max(axis=0), [w, h])
+    ax.set_xlim(lo[0] - 2, hi[0] + 2)
+    ax.set_ylim(hi[1] + 2, lo[1] - 2)
+    ax.set_title(f"feature map {scale} ({fh}×{fw}), cell ({row}, {col}): {len(boxes)} anchors", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[int],
+                     gt_boxes: Optional[np.ndarray] = None, figsize=(6.0, 6.0)):
+    """The anchors marked positive, coloured by feature map, with the ground truth dashed."""
+    h, w = image.shape[:2]
+    scale_xy = np.array([w, h, w, h], dtype=np.float64)
+    aset = as_anchor_set(anchors)
+    fig = Figure(figsize=figsize)
+    ax = _image_axes(fig, image)
+    if gt_boxes is not None:
+        for g in np.asarray(gt_boxes).reshape(-1, 4):
+            _rect(ax, g * scale_xy, "white", lw=2.5, ls="--")
+    used = {}
+    for idx in positives:
+        s, _, _, _ = anchor_index(aset, int(idx))
+        colour = _ANCHOR_COLOURS[s % len(_ANCHOR_COLOURS)]
+        used[s] = used.get(s, 0) + 1
+        _rect(ax, aset.anchors[int(idx)] * scale_xy, colour, lw=1.5)
+    handles = [Line2D([0], [0], color=_ANCHOR_COLOURS[s % len(_ANCHOR_COLOURS)], lw=2,
+                      label=f"map {s} ({aset.feature_maps[s][0]}×{aset.feature_maps[s][1]}): {n}")
+               for s, n in sorted(used.items())]
+    handles.append(Line2D([0], [0], color="white", lw=2, ls="--", label="ground truth"))
+    leg = ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
+    leg.get_frame().set_facecolor("#dddddd")
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_title(f"{len(positives)} positive anchor(s) of {aset.total()}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = "", figsize=(6.0, 3.2)):
+    """Histogram of each box's best anchor IoU, with the matching threshold."""
+    best = np.asarray(best_ious, dtype=np.float64)
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    if best.size:
+        ax.hist(best, bins=np.linspace(0, 1, 41), color="tab:blue", alpha=0.8)
+        share = float(np.mean(best >= threshold))
+        ax.axvline(threshold, color="tab:red", ls="--", label=f"IoU {threshold:g}: {share:.0%} of boxes reach it")
+        ax.legend(fontsize=8, loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no boxes", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("best anchor IoU of each ground-truth box")
+    ax.set_ylabel("boxes")
+    ax.set_title(title or "anchor coverage", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the SSD diagram (home page)
+# --------------------------------------------------------------------------------------------
+
+
+def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
+                       figsize=(11.0, 4.2)):
+    """Backbone → multi-scale feature maps → anchors → class + offset predictions → NMS.
+
+    Numbers (map sizes, anchors per cell, totals) come from ``config`` (an ``AnchorSet`` or
+    ``AnchorConfig`` of the model shown).
+    """
+    if isinstance(config, AnchorSet):
+        input_size = config.input_size
+    fig = Figure(figsize=figsize)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.set_xlim(0, 110)
+    ax.set_ylim(0, 46)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour, fs=9):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="#333333",
+                                    linewidth=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fs, wrap=True)
+
+    def arrow(x0, y0, x1, y1):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, color="#444444",
+                                     linewidth=1.2))
+
+    # input image
+    ax.add_patch(Rectangle((1, 13), 14, 14, facecolor="#cfe8ff", edgecolor="#333333"))
+    ax.add_patch(Rectangle((5, 16), 6, 8, facecolor="#fad624", edgecolor="#4a2e14"))
+    ax.text(8, 10.5, f"image\n{input_size}×{input_size}", ha="center", va="top", fontsize=9)
+    arrow(15.5, 20, 19, 20)
+    box(19.5, 14, 12, 12, "backbone\n(conv blocks,\ndown-sampling)", "#e0e0e0")
+    prev_bottom = 0.0
+    # feature maps, shrinking
+    n = config.num_scales
+    ys = np.linspace(38, 4, n)
+    gap = (34.0 / max(n - 1, 1)) * 0.85
+    total = config.total()
+    for i, ((h, w), y) in enumerate(zip(config.feature_maps, ys)):
+        side = min(gap, 7.0 * (0.8 ** i) + 1.5)
+        x = 38
+        grid = min(h, 8)
+        ax.add_patch(Rectangle((x, y - side / 2), side, side, facecolor="#d9f2d9", edgecolor="#2c7a2c"))
+        for g in range(1, grid):
+            ax.plot([x + side * g / grid] * 2, [y - side / 2, y + side / 2], color="#2c7a2c", lw=0.4)
+            ax.plot([x, x + side], [y - side / 2 + side * g / grid] * 2, color="#2c7a2c", lw=0.4)
+        a = config.anchors_per_cell(i)
+        ax.text(x + side + 1.2, y, f"{h}×{w} map · {a} anchors/cell = {h * w * a}", va="center", fontsize=8)
+        if i == 0:
+            arrow(32, 20, x - 0.5, y)
+        else:
+            arrow(x + 1.5, prev_bottom, x + 1.5, y + side / 2)
+        prev_bottom = y - side / 2
+        arrow(68, y, 74, 20 + (y - 21) * 0.25)
+    ax.text(38, 44.5, "multi-scale feature maps: each smaller than the one above; big maps see small objects", fontsize=9, ha="left", va="top")
+    # predictions
+    box(74.5, 23, 15, 9, f"class scores\n({num_classes} class(es) + background)\nper anchor", "#ffe3c4", fs=8)
+    box(74.5, 8, 15, 9, "box offsets\n(Δx, Δy, Δw, Δh)\nper anchor", "#ffe3c4", fs=8)
+    ax.text(82, 3, f"{total} anchors in all", ha="center", fontsize=8)
+    arrow(90.5, 27, 94, 21)
+    arrow(90.5, 12, 94, 19)
+    box(94.5, 14, 13, 12, "decode +\nnon-maximum\nsuppression\n→ boxes", "#f2d0f2")
+    return fig
+
+
+def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], figsize=(11.0, 3.0)):
+    """A row of sample images with detections drawn (home page's 'what it does')."""
+    fig = Figure(figsize=figsize)
+    n = max(1, len(samples))
+    for i, (s, det) in enumerate(zip(samples, detections)):
+        ax = fig.add_subplot(1, n, i + 1)
+        ax.imshow(np.asarray(draw_detections(s.image().resize((512, 512), Image.BILINEAR), det, scale=2.0,
+                                             line_width=3, font_size=22)))
+        ax.axis("off")
+    fig.tight_layout(pad=0.3)
+    return fig
