@@ -9,16 +9,21 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from app_pages._pretrained import pretrained_panel
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
+from ssd.inference.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
 from ssd.inference.results import detections_csv, megadetector_json
+from ssd.store import is_pretrained_detector, model_knowledge
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
 st.title("Detect")
 root, ok, broken, default_path = sh.list_models()
+if not any(is_pretrained_detector(m.meta) for m in ok):
+    pretrained_panel(root, "detect_model", expanded=not ok)
 if not ok:
     sh.no_model_help()
     sh.show_broken(broken)
@@ -32,12 +37,18 @@ with st.sidebar:
     except SSDError as err:
         st.error(str(err))
         st.stop()
+    st.caption(f"Knows {model_knowledge(det.meta)}")
+    megadetector = supports_megadetector(det.classes) and st.toggle(
+        "MegaDetector categories", False, key="detect_megadetector",
+        help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
+             "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
+    labels = MEGADETECTOR_CLASSES if megadetector else det.classes
     threshold = st.slider("Confidence threshold", 0.01, 1.0, DEFAULT_THRESHOLD, 0.01, key="detect_threshold",
                           help="Boxes scoring below this are hidden. Moving it does not run the network again.")
     nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
-    classes = st.multiselect("Classes", det.classes, default=det.classes, key=f"detect_classes::{model_path}")
+    classes = st.multiselect("Classes", labels, default=labels, key=f"detect_classes::{model_path}::{megadetector}")
     max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
     sh.show_broken(broken)
 
@@ -54,6 +65,7 @@ else:
 calls_before = det.forward_calls
 with st.spinner(f"Detecting in {len(items)} image(s)…"):
     results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path))
+results = categorize_results(results, "megadetector" if megadetector else "none")
 rendered, render_ms = timed(render_batch, results, threshold, classes, int(max_det))
 st.session_state["detect_stats"] = {
     "forward_calls": det.forward_calls, "new_forward_calls": det.forward_calls - calls_before,
@@ -65,7 +77,7 @@ for r in results:
         st.error(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}", icon=":material/broken_image:")
 
 if rendered:
-    counts = class_counts(rendered, det.classes)
+    counts = class_counts(rendered, labels)
     net_ms = [r.item.raw.timings_ms.get("total", 0.0) for r in rendered]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Images", f"{len(rendered)} of {len(results)}")
@@ -121,7 +133,7 @@ if rendered:
             e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_zip, "detections.zip",
                                "application/zip", key="dl_zip", on_click="ignore")
         e2.download_button("Detections (MegaDetector JSON)",
-                           json.dumps(megadetector_json(export, det.classes, model_name, threshold), indent=1),
+                           json.dumps(megadetector_json(export, labels, model_name, threshold), indent=1),
                            "detections.json", "application/json", key="dl_json", on_click="ignore")
         e3.download_button("Detections (CSV)", detections_csv(export), "detections.csv", "text/csv",
                            key="dl_csv", on_click="ignore")

@@ -209,3 +209,84 @@ def default_model(root: str = DEFAULT_MODELS_DIR) -> Optional[ModelInfo]:
         if m.meta.get("default"):
             return m
     return ok[0] if ok else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Ready-made detectors (GluonCV's pretrained SSDs) installed as model folders, and what a model knows
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PullResult:
+    path: str
+    already: bool   # the folder was there before: nothing was downloaded or written
+
+
+def install_model(root: str, name: str, meta: Dict[str, Any], params_from: str) -> str:
+    """Write ``root/name`` as a whole: staged in a hidden folder beside it, renamed when complete.
+
+    A failure (disk full, a kill) leaves at most a hidden ``.install-*`` folder, which
+    ``list_models`` ignores, never a half-written model under its name.
+    """
+    import shutil
+    import tempfile
+
+    dest = os.path.join(root, name)
+    if os.path.exists(dest):
+        raise ModelError(f"{dest} already exists; delete it or choose another name")
+    os.makedirs(root, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".install-{name}-", dir=root)
+    try:
+        save_model(staging, None, dict(meta, name=name), params_from=params_from)
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> PullResult:
+    """Install GluonCV's pretrained detector ``name`` as ``root/name`` (see ``python -m ssd models pull``).
+
+    The weights are fetched (resumable, SHA-1 checked) into GluonCV's store first; ``root`` is
+    touched only once they are verified and load, so a failed or refused download leaves it as it was.
+    """
+    from ssd.models.pretrained import fetch_pretrained, pretrained_detector
+
+    entry = pretrained_detector(name)
+    dest = os.path.join(root, entry.name)
+    if os.path.isfile(os.path.join(dest, META_FILE)) and os.path.isfile(os.path.join(dest, PARAMS_FILE)):
+        return PullResult(dest, already=True)
+    params, meta = fetch_pretrained(entry.name, progress=progress)
+    return PullResult(install_model(root, entry.name, meta, params), already=False)
+
+
+def _trained_on(meta: Dict[str, Any]) -> str:
+    ds = meta.get("dataset") or {}
+    folder = os.path.basename(os.path.normpath(str(ds.get("path") or ""))) if ds.get("path") else ""
+    if not folder:
+        return ""
+    synthetic = " (synthetic images)" if "synth" in folder.lower() else ""
+    n = ds.get("num_train")
+    return f", trained on {n} images of {folder}{synthetic}" if n else f", trained on {folder}{synthetic}"
+
+
+def model_knowledge(meta: Dict[str, Any]) -> str:
+    """What a model can find, in one line, so nobody is surprised when a face is called a Pikachu.
+
+    ``80 COCO classes (GluonCV's ssd_512_mobilenet1.0_coco, COCO AP 21.7)`` for a pulled detector,
+    ``1 class: pikachu, trained on 1000 images of synth-pikachu (synthetic images)`` for a trained one.
+    """
+    classes = [str(c) for c in meta.get("classes") or []]
+    src = meta.get("source") or {}
+    if src.get("kind") == "gluoncv-model-zoo":
+        pub = src.get("published") or {}
+        score = f", {pub['metric']} {pub['value']}" if pub.get("metric") else ""
+        return f"{len(classes)} {src.get('dataset', '')} classes (GluonCV's {src.get('name')}{score})".replace("  ", " ")
+    shown = ", ".join(classes[:6]) + (f", … ({len(classes) - 6} more)" if len(classes) > 6 else "")
+    head = f"{len(classes)} class{'es' if len(classes) != 1 else ''}: {shown}"
+    return head + _trained_on(meta)
+
+
+def is_pretrained_detector(meta: Dict[str, Any]) -> bool:
+    """True for a folder installed by ``pull_model`` (a ready-made real-world detector)."""
+    return (meta.get("source") or {}).get("kind") == "gluoncv-model-zoo"

@@ -17,6 +17,9 @@ def register(sub) -> None:
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
     d.add_argument("--csv", metavar="OUT", help="write CSV here")
     d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--categories", choices=("none", "megadetector"), default="none",
+                   help="megadetector: map a COCO/VOC model's classes to animal/person/vehicle (ids 1/2/3), "
+                        "merging overlapping boxes across the classes of one category; others are dropped")
     d.set_defaults(func=cmd_detect)
 
 
@@ -25,8 +28,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.errors import ImageError
     from ssd.data.images import load_image
     from ssd.inference.results import detections_csv, megadetector_json, text_table
+    from ssd.inference.categories import MEGADETECTOR_CLASSES, apply_categories, category_map
 
     det = Detector.load(args.model)
+    classes = det.classes
+    if args.categories == "megadetector":
+        category_map(det.classes)  # refuse a model with no animal/person/vehicle class before any work
+        classes = MEGADETECTOR_CLASSES
     results = []
     pending = []
 
@@ -35,7 +43,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             return
         outs = det.detect_many([li for _, li in pending], nms=args.nms)
         for (path, _), raw in zip(pending, outs):
-            results.append((path, raw.filter(args.threshold), None))
+            results.append((path, apply_categories(raw, args.categories).filter(args.threshold), None))
         pending.clear()
 
     failures = 0
@@ -58,7 +66,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     name = os.path.basename(os.path.normpath(args.model))
     if args.json:
         from ssd.base.atomic import atomic_write_json
-        atomic_write_json(args.json, megadetector_json(results, det.classes, name, args.threshold))
+        atomic_write_json(args.json, megadetector_json(results, classes, name, args.threshold))
     if args.csv:
         from ssd.base.atomic import atomic_write_text
         atomic_write_text(args.csv, detections_csv(results))

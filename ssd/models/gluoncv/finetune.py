@@ -91,6 +91,55 @@ def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] =
     return {"loaded": loaded, "skipped": skipped, "total": len(params)}
 
 
+def _zoo_model_folder(path: str, arch: str) -> Optional[Dict[str, Any]]:
+    """The meta.json of a model folder of this zoo architecture (a pulled detector, or one we trained),
+    else None. Another architecture's folder is refused: its weights cannot start this one."""
+    import json
+
+    meta_path = os.path.join(path, "meta.json")
+    if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, "model.params"))):
+        return None
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
+        raise ModelError(f"--pretrained {path}: {meta_path} has no class list")
+    if meta.get("arch") != arch:
+        raise ModelError(f"--pretrained {path} is a {meta.get('arch')!r} model; it cannot start a {arch} "
+                         f"(train with --model {meta.get('arch')}, or choose another starting point)")
+    return meta
+
+
+def _from_model_folder(arch: str, classes: Sequence[str], path: str, meta: Dict[str, Any], load_weights: bool,
+                       info: Dict[str, Any]):
+    """A saved zoo model (e.g. ``models/ssd_512_mobilenet1.0_coco`` from ``models pull``) re-headed to
+    ``classes``: same anchors preset as the folder, weights of classes with matching names reused."""
+    import mxnet as mx
+
+    variant = str((meta.get("zoo") or {}).get("variant") or "custom")
+    info["variant"] = variant
+    if not load_weights:
+        return build_zoo_net(arch, classes, variant)
+    params = os.path.join(path, "model.params")
+    old = [str(c) for c in meta["classes"]]
+    net = build_zoo_net(arch, old, variant)
+    try:
+        with _quiet():
+            net.load_parameters(params, ctx=mx.cpu())
+    except Exception as err:
+        from ssd.base.errors import error_gist
+        raise ModelError(f"{params}: does not load into {arch} with the folder's {len(old)} classes "
+                         f"({error_gist(err)})") from None
+    reuse = class_reuse_map(classes, old)
+    if list(classes) != old:
+        with _quiet():
+            net.reset_class(list(classes), reuse_weights=dict(reuse) if reuse else None)
+    info.update(weights=os.path.abspath(params), reused_classes=reuse)
+    return net
+
+
 def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[str], ctxs=None,
                         input_size: Optional[int] = None, load_weights: bool = True):
     """Network ready to train and what was loaded: ``(net, anchors (1,N,4) on CPU, info dict)``.
@@ -131,6 +180,8 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
             info.update(weights=path, reused_classes=reuse)
         else:
             net = build_zoo_net(arch, classes, variant)
+    elif _zoo_model_folder(p, arch) is not None:
+        net = _from_model_folder(arch, classes, p, _zoo_model_folder(p, arch), load_weights, info)
     else:
         path = p
         if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.params")):

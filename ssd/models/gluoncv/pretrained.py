@@ -1,0 +1,144 @@
+"""GluonCV's pretrained SSD detectors, usable as they are: the catalogue and what a pull needs.
+
+GluonCV publishes SSDs trained on COCO (80 classes, animals, people and vehicles among them) and
+on Pascal VOC (20 classes). A wildlife researcher can point one at a camera-trap photo and get
+useful boxes without training anything. This module says which of them exist for our three
+architectures (their names are GluonCV's own, checked against ``model_store._model_sha1``), how
+big they are and how good GluonCV says they are, and turns one into the weights file and the
+``meta.json`` of a ready model folder. Writing that folder is ``ssd.store``'s job.
+
+Figures:
+* ``params_mb``: size of the ``.params`` file, computed from the architecture (float32 weights;
+  the zip GluonCV serves is a little smaller).
+* ``published``: GluonCV's model-zoo tables (VOC07 mAP, COCO box AP 0.5:0.95).
+* ``cpu_s``: seconds per image at the native size, batch 1, on the 2-core AMD EPYC development
+  machine (``scripts/bench_zoo.py``, see README.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ssd.base.errors import ModelError
+from ssd.models.gluoncv.presets import gluoncv_name, spec_of
+
+LICENSE = "Apache-2.0"
+LICENSE_NOTE = "GluonCV model zoo weights, Apache License 2.0 (https://github.com/dmlc/gluon-cv)"
+DATASET_TITLES = {"coco": "COCO", "voc": "Pascal VOC"}
+
+
+@dataclass(frozen=True)
+class PretrainedDetector:
+    """One pullable GluonCV detector: architecture × training set."""
+
+    arch: str
+    variant: str            # "voc" or "coco": the training set, and the preset of its anchors
+    params_mb: float
+    metric: str             # "VOC07 mAP" or "COCO AP"
+    published: float
+    cpu_s: float
+
+    @property
+    def name(self) -> str:
+        """GluonCV's name, also the model folder's name: ``ssd_512_mobilenet1.0_coco``."""
+        return gluoncv_name(self.arch, self.variant)
+
+    @property
+    def input_size(self) -> int:
+        return spec_of(self.arch).base_size
+
+    @property
+    def dataset(self) -> str:
+        return DATASET_TITLES[self.variant]
+
+    def classes(self) -> List[str]:
+        """The class names the detector was trained with, in its output order."""
+        return dataset_classes(self.variant)
+
+    def summary(self) -> str:
+        """One line for a listing: name, classes, size, accuracy, speed."""
+        return (f"{self.name:27s} {len(self.classes()):3d} {self.dataset + ' classes':18s} {self.input_size}px  "
+                f"{self.params_mb:6.1f} MB  {self.metric + ' ' + format(self.published, '.1f'):15s} ~{self.cpu_s:.2f} s/image")
+
+    def model_card(self) -> str:
+        """A one-line model card stored in meta.json."""
+        return (f"GluonCV {self.name}: SSD ({spec_of(self.arch).base_network} backbone, {self.input_size} px input) "
+                f"trained on {self.dataset} ({len(self.classes())} classes), {self.metric} {self.published} "
+                f"as published by GluonCV; weights under the {LICENSE} license.")
+
+
+PRETRAINED: Dict[str, PretrainedDetector] = {d.name: d for d in (
+    PretrainedDetector("ssd_512_mobilenet1.0", "coco", 92.2, "COCO AP", 21.7, 0.10),
+    PretrainedDetector("ssd_512_mobilenet1.0", "voc", 56.9, "VOC07 mAP", 75.4, 0.10),
+    PretrainedDetector("ssd_300_vgg16_atrous", "coco", 138.8, "COCO AP", 25.1, 0.41),
+    PretrainedDetector("ssd_300_vgg16_atrous", "voc", 106.7, "VOC07 mAP", 77.6, 0.41),
+    PretrainedDetector("ssd_512_resnet50_v1", "coco", 200.8, "COCO AP", 30.6, 0.33),
+    PretrainedDetector("ssd_512_resnet50_v1", "voc", 147.7, "VOC07 mAP", 80.1, 0.33),
+)}
+
+
+def dataset_classes(variant: str) -> List[str]:
+    """COCO's 80 or VOC's 20 class names, as GluonCV's datasets order them."""
+    if variant == "voc":
+        from gluoncv.data import VOCDetection
+        return list(VOCDetection.CLASSES)
+    if variant == "coco":
+        from gluoncv.data import COCODetection
+        return list(COCODetection.CLASSES)
+    raise ModelError(f"no pretrained class list for variant {variant!r}; use voc or coco")
+
+
+def pretrained_detectors() -> List[PretrainedDetector]:
+    """Every pullable detector, smallest architecture first, COCO before VOC."""
+    return list(PRETRAINED.values())
+
+
+def pretrained_detector(name: str) -> PretrainedDetector:
+    """The catalogue entry of ``name``; ``ModelError`` listing the pullable names otherwise."""
+    try:
+        return PRETRAINED[str(name).strip()]
+    except KeyError:
+        raise ModelError(f"{name!r} is not a pullable detector; choose one of: "
+                         f"{', '.join(PRETRAINED)} (python -m ssd models pull --list)") from None
+
+
+def fetch_pretrained(name: str, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                     download: bool = True) -> Tuple[str, Dict[str, Any]]:
+    """``(weights path, meta.json dict)`` of a pullable detector, downloading the weights if needed.
+
+    The weights land in GluonCV's store (``$MXNET_HOME/models``) through ``ensure_weights``:
+    resumable, SHA-1 checked, atomic, with an offline message naming the file. The file is then
+    loaded into the net that ``GluonCVRecipe.build`` makes from the returned metadata, so a
+    folder is only written for weights that really fit.
+    """
+    import mxnet as mx
+
+    from ssd.base.errors import error_gist
+    from ssd.data.preprocess import MEAN, STD
+    from ssd.models.gluoncv.build import _quiet, build_zoo_net
+    from ssd.models.gluoncv.metadata import zoo_meta_fields
+    from ssd.models.gluoncv.weights import ensure_weights, weights_url, _store_sha1
+
+    entry = pretrained_detector(name)
+    path = ensure_weights(entry.name, download=download, progress=progress)
+    classes = entry.classes()
+    net = build_zoo_net(entry.arch, classes, entry.variant)
+    try:
+        with _quiet():
+            net.load_parameters(path, ctx=mx.cpu())
+    except Exception as err:
+        raise ModelError(f"{path}: the weights do not load into {entry.name} ({error_gist(err)}); delete the "
+                         "file so that it is fetched again") from None
+    meta: Dict[str, Any] = {
+        "arch": entry.arch, "classes": classes, "input_size": entry.input_size,
+        "normalize": {"mean": list(MEAN), "std": list(STD)},
+        "default": False, "status": "pretrained",
+        "model_card": entry.model_card(),
+        "source": {"kind": "gluoncv-model-zoo", "name": entry.name, "dataset": entry.dataset,
+                   "url": weights_url(entry.name), "sha1": _store_sha1(entry.name),
+                   "license": LICENSE, "license_note": LICENSE_NOTE,
+                   "published": {"metric": entry.metric, "value": entry.published}},
+    }
+    meta.update(zoo_meta_fields(net, entry.arch, entry.input_size,
+                                {"variant": entry.variant, "pretrained": entry.variant, "weights": path}))
+    return path, meta
