@@ -14,6 +14,7 @@ from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
+from ssd.store import is_pretrained_detector
 from ssd.workspace import data_dir, dataset_folders, folder_stamp, models_dir
 from ssd.training.config import TrainConfig, resolve_defaults
 
@@ -65,8 +66,11 @@ def _start() -> None:
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
                       default=bool(ss["train_default"]), limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
-    if ss.get("train_pretrained", "scratch") in recipe_for(ss["train_arch"]).pretrained_choices:
-        cfg.pretrained = ss["train_pretrained"]
+    start = ss.get("train_pretrained", "scratch")
+    if start in recipe_for(ss["train_arch"]).pretrained_choices:
+        cfg.pretrained = start
+    elif start in pulled:  # a ready-made detector from `models pull`: its own architecture
+        cfg.pretrained, cfg.arch = pulled[start].path, pulled[start].meta["arch"]
     try:
         resolved = dataclasses.replace(cfg)  # check early; the job itself resolves and records the defaults
         resolve_defaults(resolved)
@@ -194,6 +198,8 @@ st.header("2 · Model and settings")
 dev = sh.devices()
 st.caption(f"Device (auto): **{dev.summary()}**")
 st.session_state.setdefault("train_name", f"ssd-{time.strftime('%Y%m%d-%H%M%S')}")
+pulled = {f"{m.name} (pulled detector, sets the architecture)": m for m in sh.list_models()[1]
+          if is_pretrained_detector(m.meta)}
 with st.form("train_form"):
     a1, a2, a3, a4 = st.columns(4)
     name = a1.text_input("Model name (folder in models/)", key="train_name")
@@ -217,9 +223,11 @@ with st.form("train_form"):
         max_iters = q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
         augment = q4.checkbox("Augmentation", True, key="train_augment")
         make_default = q4.checkbox("Make it the app's default model", False, key="train_default")
-        st.selectbox("Start from (GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco"],
+        st.selectbox("Start from (GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
                      key="train_pretrained",
-                     help="Pretrained weights come from GluonCV's model store (~/.mxnet/models); offline, put the "
+                     help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "
+                          "with its own architecture, re-headed to your classes. "
+                          "Pretrained weights come from GluonCV's model store (~/.mxnet/models); offline, put the "
                           "file there first. Settings left at TinySSD's defaults take GluonCV's reference values.")
     st.form_submit_button("Start training", type="primary", on_click=_start, disabled=job is not None or not dataset_ok)
     if job is not None:

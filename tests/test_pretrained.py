@@ -317,3 +317,8 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data
     at = toggle.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert set(at.sidebar.multiselect[0].options) == {"animal", "person", "vehicle"}
+
+    at = at.switch_page("app_pages/train.py").run()                 # and fine-tuning can start from it
+    assert not at.exception, [e.value for e in at.exception]
+    start = at.selectbox(key="train_pretrained")
+    assert f"{NAME} (pulled detector, sets the architecture)" in start.options
