@@ -37,7 +37,9 @@ with st.sidebar:
     except SSDError as err:
         st.error(str(err))
         st.stop()
-    st.caption(f"Knows {model_knowledge(det.meta)}")
+    st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
+            help="What this model can find. A detector only knows the classes it was trained on: anything "
+                 "else in a photo is either missed or called one of them.")
     megadetector = supports_megadetector(det.classes) and st.toggle(
         "MegaDetector categories", False, key="detect_megadetector",
         help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "

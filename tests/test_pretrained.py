@@ -302,7 +302,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data
     at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "1 class: pikachu" in " ".join(c.value for c in at.sidebar.caption)
+    assert "1 class: pikachu" in " ".join(c.value for c in at.sidebar.text)
     assert not [t for t in at.sidebar.toggle if t.label == "MegaDetector categories"]   # a Pikachu model: no switch
     buttons = {b.key: b for b in at.button if (b.key or "").startswith("pull::")}
     assert len(buttons) == 6
@@ -311,7 +311,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data
     assert sorted(os.listdir(root)) == sorted(["tiny-test", NAME])
     picker = at.sidebar.selectbox(key="detect_model")
     assert picker.value == str(root / NAME)                          # selected when it lands, no restart
-    assert "20 Pascal VOC classes" in " ".join(c.value for c in at.sidebar.caption)
+    assert "20 Pascal VOC classes" in " ".join(c.value for c in at.sidebar.text)
     assert not [b for b in at.button if (b.key or "").startswith("pull::")]   # the panel is gone
     toggle = next(t for t in at.sidebar.toggle if t.label == "MegaDetector categories")
     at = toggle.set_value(True).run()
@@ -322,3 +322,18 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data
     assert not at.exception, [e.value for e in at.exception]
     start = at.selectbox(key="train_pretrained")
     assert f"{NAME} (pulled detector, sets the architecture)" in start.options
+
+
+def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 6
+    assert "models pull --list" in at.warning[0].value
