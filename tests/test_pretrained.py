@@ -30,7 +30,7 @@ class _Store:
     """GluonCV's model store on 127.0.0.1: ``/gluon/models/NAME-SHORTSHA1.zip``; counts requests."""
 
     def __init__(self, files):
-        self.files, self.hits = files, []
+        self.files, self.hits, self.ranges = files, [], []
         store = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,10 +43,17 @@ class _Store:
                 if data is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
+                start = 0
+                rng = self.headers.get("Range", "")
+                if rng.startswith("bytes=") and rng.endswith("-"):
+                    start = int(rng[len("bytes="):-1])
+                    store.ranges.append(start)
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[start:])
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
@@ -153,6 +160,19 @@ def test_pull_reports_progress_and_reuses_the_weights_cache(store, weights, tmp_
     assert _cache_files() == [f"{store.fname}.params"]               # no zip, no staging
     pull_model(NAME, str(tmp_path / "b"))                             # another models folder: no download
     assert store.hits == [store.key]
+
+
+def test_an_interrupted_download_resumes(store, weights, tmp_path):
+    from ssd.store import pull_model
+
+    whole = store.files[store.key]
+    cache = os.path.join(os.environ["MXNET_HOME"], "models")
+    os.makedirs(cache)
+    with open(os.path.join(cache, f"{store.fname}.zip.part"), "wb") as fh:   # what a killed pull leaves
+        fh.write(whole[:len(whole) // 2])
+    path = pull_model(NAME, str(tmp_path / "models")).path
+    assert store.ranges == [len(whole) // 2]                          # only the second half was sent
+    assert os.path.isfile(os.path.join(path, "model.params")) and _cache_files() == [f"{store.fname}.params"]
 
 
 def test_a_wrong_file_is_refused_and_nothing_is_left(store, tmp_path, capsys):
@@ -317,6 +337,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data
     at = toggle.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert set(at.sidebar.multiselect[0].options) == {"animal", "person", "vehicle"}
+    assert at.session_state["detect_stats"]["new_forward_calls"] == 0  # mapping reuses the cached candidates
 
     at = at.switch_page("app_pages/train.py").run()                 # and fine-tuning can start from it
     assert not at.exception, [e.value for e in at.exception]
