@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import threading
 import time
 import zipfile
@@ -308,21 +307,39 @@ def test_cli_detect_with_megadetector_categories(store, tmp_path, capsys):
 # The Detect page
 # ---------------------------------------------------------------------------------------------
 
-def test_detect_page_pulls_a_detector_and_selects_it(store, tiny_model_dir, data_root, tmp_path, monkeypatch):
+def _untrained_pikachu_model(path: str) -> None:
+    """A TinySSD folder as training writes it (one class, the synthetic set), without training it."""
+    import mxnet as mx
+
+    from ssd.data.preprocess import MEAN, STD
+    from ssd.models.tiny import TinySSD
+    from ssd.store import save_model
+
+    net = TinySSD(1, 64)
+    net.initialize(init=mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    anchors = net.anchor_config.to_dict()
+    anchors.update(per_scale=net.anchor_config.counts(), total=net.anchor_config.total())
+    save_model(path, net, {"arch": "tiny", "classes": ["pikachu"], "input_size": 64, "anchors": anchors,
+                           "normalize": {"mean": list(MEAN), "std": list(STD)}, "default": True,
+                           "dataset": {"path": "/data/synthetic-pikachu", "num_train": 64}})
+
+
+def test_detect_page_pulls_a_detector_and_selects_it(store, data_root, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from conftest import REPO_ROOT
 
     root = tmp_path / "models"
-    root.mkdir()
-    shutil.copytree(tiny_model_dir, root / "tiny-test")
+    _untrained_pikachu_model(str(root / "tiny-test"))
     monkeypatch.setenv("SSD_MODELS_DIR", str(root))
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "1 class: pikachu" in " ".join(c.value for c in at.sidebar.text)
+    assert "1 class: pikachu, trained on 64 images of synthetic-pikachu (synthetic images)" in " ".join(
+        c.value for c in at.sidebar.text)
     assert not [t for t in at.sidebar.toggle if t.label == "MegaDetector categories"]   # a Pikachu model: no switch
     buttons = {b.key: b for b in at.button if (b.key or "").startswith("pull::")}
     assert len(buttons) == 6
