@@ -325,7 +325,7 @@ def _untrained_pikachu_model(path: str) -> None:
                            "dataset": {"path": "/data/synthetic-pikachu", "num_train": 64}})
 
 
-def test_detect_page_pulls_a_detector_and_selects_it(store, data_root, tmp_path, monkeypatch):
+def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from conftest import REPO_ROOT
@@ -359,7 +359,21 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, data_root, tmp_path,
     at = at.switch_page("app_pages/train.py").run()                 # and fine-tuning can start from it
     assert not at.exception, [e.value for e in at.exception]
     start = at.selectbox(key="train_pretrained")
-    assert f"{NAME} (pulled detector, sets the architecture)" in start.options
+    label = f"{NAME} (pulled detector, sets the architecture)"
+    assert label in start.options
+    from ssd import jobs
+
+    started = []
+
+    def fake_start(models_root, cfg):   # no real background job: record what would be trained
+        started.append(cfg)
+        raise SSDError("not started in this test")
+
+    monkeypatch.setattr(jobs, "start_job", fake_start)
+    start.set_value(label)
+    at.selectbox(key="train_dataset").set_value(synth_dir)
+    at = next(b for b in at.button if b.label == "Start training").click().run()
+    assert [(c.arch, c.pretrained) for c in started] == [(ARCH, str(root / NAME))]
 
 
 def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_root, monkeypatch):
