@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List
 
@@ -57,7 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ssd.training.loop import train
 
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
-    fields["command"] = command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    fields["command"] = (os.environ.get("SSD_LAUNCH_COMMAND")   # a worker of `python -m ssd launch`
+                         or (command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""))
     cfg = TrainConfig(**fields)
     res = train(cfg)
     best = res.best
