@@ -42,7 +42,7 @@ def _params(path: str):
     return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
 
 
-def _check_workers_agree(trace_dir: str, expected_steps: int):
+def _check_workers_agree(trace_dir: str, expected_steps: int, n_train: int = N_TRAIN):
     """Both workers took the same steps, read only their own disjoint shard, and end identical."""
     from ssd.training.distributed import trace_of
 
@@ -50,7 +50,7 @@ def _check_workers_agree(trace_dir: str, expected_steps: int):
     assert t0["workers"] == t1["workers"] == 2
     assert t0["steps"] == t1["steps"] == expected_steps
     assert set(t0["shard"]).isdisjoint(t1["shard"])
-    assert sorted(t0["shard"] + t1["shard"]) == list(range(N_TRAIN))
+    assert sorted(t0["shard"] + t1["shard"]) == list(range(n_train))
     for t in (t0, t1):
         assert set(t["seen"]) <= set(t["shard"]) and t["seen"], "a worker read images outside its shard"
     p0, p1 = _params(os.path.join(trace_dir, "rank0.params")), _params(os.path.join(trace_dir, "rank1.params"))
@@ -107,6 +107,26 @@ def test_two_workers_train_one_model_then_resume_over_ssh(small_set, tmp_path, m
     assert [h["epoch"] for h in read_meta(out)["metrics"]["history"]] == [1, 2]
     assert os.listdir(models) == ["dist-tiny"]
     print(f"first run {first:.1f} s")
+
+
+def test_a_zoo_model_trains_on_two_workers(tmp_path, monkeypatch):
+    """GluonCV's plan gets its shard too: ssd_512_mobilenet1.0 at 128 px, one step per worker."""
+    from ssd.cli.main import main
+    from ssd.data.synthetic import generate
+    from ssd.store import read_meta
+
+    monkeypatch.chdir(REPO_ROOT)
+    data = str(tmp_path / "synth8")
+    generate(data, num_train=8, num_val=2, seed=0, size=128)
+    out, trace = str(tmp_path / "models" / "zoo"), str(tmp_path / "trace")
+    monkeypatch.setenv("SSD_DIST_TRACE_DIR", trace)
+    assert main(["launch", "--workers", "2", "--timeout", "180", "--", "train", "--data", data, "--out", out,
+                 "--model", "ssd_512_mobilenet1.0", "--epochs", "1", "--batch-size", "2", "--input-size", "128",
+                 "--device", "cpu", "--no-augment", "--limit-val", "1", "--max-iters", "1"]) == 0
+    _check_workers_agree(trace, expected_steps=1, n_train=8)
+    dist = read_meta(out)["training"]["distributed"]
+    assert dist["lr"] == pytest.approx(2 * dist["lr_configured"]) and dist["shard_size"] == 4
+    assert os.listdir(tmp_path / "models") == ["zoo"]
 
 
 def _our_processes(port: int):
