@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from conftest import REPO_ROOT
 
 N_TRAIN = 16
 
@@ -107,6 +107,21 @@ def test_two_workers_train_one_model_then_resume_over_ssh(small_set, tmp_path, m
     assert [h["epoch"] for h in read_meta(out)["metrics"]["history"]] == [1, 2]
     assert os.listdir(models) == ["dist-tiny"]
     print(f"first run {first:.1f} s")
+    _train_page_shows(monkeypatch, str(models), str(tmp_path))
+
+
+def _train_page_shows(monkeypatch, models: str, data: str) -> None:
+    """The Train page follows a distributed run like any other: rank 0's event log."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSD_MODELS_DIR", models)
+    monkeypatch.setenv("SSD_DATA_DIR", data)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Run **dist-tiny** finished" in s.value for s in at.success)
+    assert next(m.value for m in at.metric if m.label == "Epochs done") == "2/2"
 
 
 def test_a_zoo_model_trains_on_two_workers(tmp_path, monkeypatch):
