@@ -189,6 +189,36 @@ def test_a_killed_worker_stops_the_run_with_an_error(small_set, tmp_path, monkey
     assert _our_processes(run.port) == [], "no orphan process may remain"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_the_launcher_stops_every_process(small_set, tmp_path):
+    import re
+    import subprocess
+    import threading
+
+    from ssd.training.events import read_events
+
+    out = str(tmp_path / "models" / "stopped")
+    launcher = subprocess.Popen([sys.executable, "-m", "ssd", "launch", "--workers", "2", "--timeout", "120", "--",
+                                 *_train_args(small_set, out, 200)], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    lines = []
+    threading.Thread(target=lambda: lines.extend(launcher.stderr), daemon=True).start()
+    try:
+        deadline = time.time() + 90
+        while not any(e["type"] == "progress" for e in read_events(out)):
+            assert time.time() < deadline and launcher.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        port = int(re.search(r"scheduler 127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
+        assert len(_our_processes(port)) == 4
+        launcher.send_signal(signal.SIGTERM)
+        rc = launcher.wait(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    time.sleep(0.5)
+    assert rc == 2 and "received SIGTERM" in "".join(lines)
+    assert _our_processes(port) == [], "no orphan process may remain"
+
+
 def test_shards_are_equal_disjoint_and_deterministic():
     from ssd.base.errors import SSDError
     from ssd.data.dataset import InMemoryDataset

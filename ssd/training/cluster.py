@@ -152,11 +152,8 @@ class Cluster:
         if role != "worker":
             env["OMP_NUM_THREADS"] = "1"   # scheduler and servers only move and sum arrays
         elif "OMP_NUM_THREADS" not in self.extra_env and "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self._workers_here()))
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.workers))  # they share the cores
         return env
-
-    def _workers_here(self) -> int:
-        return self.workers if self.hosts is None else max(1, -(-self.workers // len(self.hosts)))
 
     def _node_argv(self, role: str) -> List[str]:
         if role == "worker":
