@@ -63,6 +63,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**fields)
     res = train(cfg)
     best = res.best
+    dist = res.extra.get("distributed") or {}
+    if dist.get("rank", 0) != 0:   # a worker of `python -m ssd launch`; rank 0 reports the model
+        print(f"{res.status}: worker rank {dist['rank']} of {dist['workers']} (rank 0 writes {res.model_dir})")
+        return 0
     msg = f"{res.status}: model in {res.model_dir}"
     if best.get("val_map") is not None:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"

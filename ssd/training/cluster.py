@@ -132,6 +132,7 @@ class Cluster:
         self.echo = echo
         self.nodes: List[Node] = []
         self._lock = threading.Lock()
+        self._stopped = False
         self.root = ("127.0.0.1" if self.hosts is None
                      else host_ip or dmlc_tracker().tracker.get_host_ip("auto"))
         self.port = free_port("127.0.0.1" if self.hosts is None else "")
@@ -248,7 +249,10 @@ class Cluster:
             time.sleep(POLL_S)
 
     def stop(self, grace_s: float = GRACE_S) -> None:
-        """SIGTERM every live process group, SIGKILL what is left after ``grace_s``; reap all."""
+        """SIGTERM every live process group, SIGKILL what is left after ``grace_s``; reap all. Once."""
+        if self._stopped:
+            return
+        self._stopped = True
         live = [n for n in self.nodes if n.proc.poll() is None]
         for n in live:
             _signal_group(n.proc, signal.SIGTERM)

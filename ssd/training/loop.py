@@ -172,7 +172,8 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
         _finish(cfg, meta, record, status)
     distributed.write_trace(member, plan.net, shard, clock.done)
     emit(status, best=record.best, epochs_done=len(record.history))
-    return TrainResult(cfg.out, record.history, record.best, status, device.summary())
+    return TrainResult(cfg.out, record.history, record.best, status, device.summary(),
+                       extra={"distributed": dist_info} if dist_info else {})
 
 
 def _open_data(cfg: TrainConfig, member: Membership):
