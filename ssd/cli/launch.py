@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("--workers", "-n", type=int, required=True, help="number of workers")
     p.add_argument("--servers", "-s", type=int, default=1, help="number of parameter servers")
     p.add_argument("--hosts", "-H", help="hosts file (host[:ssh-port] per line): start the nodes over ssh")
-    p.add_argument("--host-ip", help="with --hosts: this machine's address the other hosts can reach; guessed when omitted")
+    p.add_argument("--host-ip",
+                   help="with --hosts: this machine's address the other hosts can reach; guessed when omitted")
     p.add_argument("--python", default=sys.executable, help="the Python (with ssd installed) to run on every host")
     p.add_argument("--timeout", type=float, help="stop the whole run after this many seconds")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- train --data … --out …")
