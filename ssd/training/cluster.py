@@ -103,16 +103,26 @@ def dmlc_tracker():
     return dmlc_tracker
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: its own process group, and SIGKILL if the launcher dies (Linux)."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+def _death_signal_setter():
+    """A function for the child (before exec) that asks Linux to SIGKILL it if the launcher dies.
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    libc is loaded here, in the launcher, so the child between fork and exec only calls into it
+    (loading a library there could deadlock on a lock another launcher thread held). The signal
+    comes when the launcher's thread that started the child ends: ``Cluster`` is meant for a
+    command's main thread. None where unsupported.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_death_signal() -> None:
+        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    return set_death_signal
 
 
 class Cluster:
@@ -133,6 +143,7 @@ class Cluster:
         self.nodes: List[Node] = []
         self._lock = threading.Lock()
         self._stopped = False
+        self._death_signal = _death_signal_setter()
         self.root = ("127.0.0.1" if self.hosts is None
                      else host_ip or dmlc_tracker().tracker.get_host_ip("auto"))
         self.port = free_port("127.0.0.1" if self.hosts is None else "")
@@ -173,7 +184,8 @@ class Cluster:
     def _spawn(self, role: str, index: int, argv: List[str], env: Dict[str, str], host: str) -> Node:
         try:
             proc = subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                    stderr=subprocess.STDOUT, start_new_session=True,   # its own group
+                                    preexec_fn=self._death_signal)
         except OSError as err:
             raise LaunchError(f"cannot start the {role} ({argv[0]}): {err.strerror}") from None
         node = Node(role, index, proc, host)
