@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List
 
@@ -57,10 +58,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ssd.training.loop import train
 
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
-    fields["command"] = command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    fields["command"] = (os.environ.get("SSD_LAUNCH_COMMAND")   # a worker of `python -m ssd launch`
+                         or (command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""))
     cfg = TrainConfig(**fields)
     res = train(cfg)
     best = res.best
+    dist = res.extra.get("distributed") or {}
+    if dist.get("rank", 0) != 0:   # a worker of `python -m ssd launch`; rank 0 reports the model
+        print(f"{res.status}: worker rank {dist['rank']} of {dist['workers']} (rank 0 writes {res.model_dir})")
+        return 0
     msg = f"{res.status}: model in {res.model_dir}"
     if best.get("val_map") is not None:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"

@@ -52,3 +52,15 @@ def _default(o: Any) -> Any:
         return o.item()
     except AttributeError:
         return str(o)
+
+
+class WorkerLog:
+    """The event log of a distributed run's other workers: events reach callbacks, not a file.
+
+    Only rank 0 writes ``events.jsonl``; the app and ``follow`` read that one log.
+    """
+
+    path = ""
+
+    def emit(self, type_: str, **fields: Any) -> Dict[str, Any]:
+        return {"type": type_, "time": time.time(), **fields}

@@ -27,13 +27,16 @@ from ssd.base import device as devices
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
+from ssd.data.shard import first_images
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
 from ssd.store import PARAMS_FILE, save_model, write_meta
 from ssd.training.batchnorm import recalibrate_batchnorm
 from ssd.training.checkpoint import Checkpoint
+from ssd.training import distributed
 from ssd.training.config import TrainConfig, prepared
-from ssd.training.events import EventLog
+from ssd.training.distributed import Membership
+from ssd.training.events import EventLog, WorkerLog
 from ssd.training.metadata import build_meta
 from ssd.training.metrics import EpochMeter, epoch_line
 from ssd.training.optimizer import make_trainer
@@ -82,8 +85,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
           stop: Optional[Callable[[], bool]] = None, install_signal_handlers: bool = True) -> TrainResult:
     """Train a model into ``cfg.out``; see the module docstring for the guarantees."""
     recipe, defaults_used = prepared(cfg)
-    os.makedirs(cfg.out, exist_ok=True)
-    log = EventLog(cfg.out)
+    member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
+    if member.writes:
+        os.makedirs(cfg.out, exist_ok=True)
+    log = EventLog(cfg.out) if member.writes else WorkerLog()
 
     def emit(type_: str, **fields: Any) -> None:
         ev = log.emit(type_, **fields)
@@ -93,7 +98,7 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     with _stop_signals(install_signal_handlers) as flag:
         try:
             return _run(cfg, recipe, defaults_used, log, emit,
-                        lambda: flag.set_ or (stop is not None and stop()))
+                        lambda: flag.set_ or (stop is not None and stop()), member)
         except SSDError as err:
             emit("error", message=str(err))
             raise
@@ -102,68 +107,93 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
             raise
 
 
-def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit, should_stop) -> TrainResult:
-    """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish."""
+def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit, should_stop,
+         member: Membership) -> TrainResult:
+    """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish.
+
+    In a distributed run every worker runs this on its own shard; only rank 0 (``member.writes``)
+    validates and writes the model folder (see ``ssd.training.distributed``).
+    """
     import mxnet as mx
 
     ckpt = Checkpoint(cfg.out)
     resume_state = ckpt.state_for(cfg.resume, cfg.out)
-    if resume_state is None and os.path.exists(log.path):
+    if resume_state is None and member.writes and os.path.exists(log.path):
         os.unlink(log.path)  # a previous run that never checkpointed: start its log afresh
     mx.random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    splits, train_ds, val_ds = _open_data(cfg)
+    splits, shard, train_ds, val_ds, dist_info = _open_data(cfg, member)
     device = _select_device(cfg, emit)
     emit("start", config=asdict(cfg), device=device.summary(), classes=splits.classes,
          num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
-         resumed_from=resume_state["epoch"] if resume_state else None)
-    _print(f"training on {device.summary()}")
-    if defaults_used:
+         resumed_from=resume_state["epoch"] if resume_state else None,
+         **({"distributed": dist_info} if dist_info else {}))
+    _print(f"training on {device.summary()}" + (f", worker {member.rank + 1} of {member.workers} "
+                                                 f"({len(train_ds)} images)" if member.distributed else ""))
+    if defaults_used and member.writes:
         _print(f"{cfg.arch} defaults: {', '.join(defaults_used)}")
 
     plan = recipe.training_plan(cfg, splits.classes, train_ds, device.contexts, emit,
                                 resuming=resume_state is not None)
-    trainer = make_trainer(plan.net, cfg, plan.iters, len(device.contexts))
+    trainer = make_trainer(plan.net, cfg, plan.iters, len(device.contexts), member)
     meta = build_meta(cfg, plan, splits.classes, splits, device.summary(),
                       class_mapping=getattr(splits, "class_mapping", None))
+    if dist_info:
+        meta["training"] = {**meta.get("training", {}), "distributed": dist_info}
     record = RunRecord.from_checkpoint(resume_state)
     start_epoch = 0
     if resume_state is not None:
         ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
         start_epoch = int(resume_state["epoch"])
         _print(f"resuming after epoch {start_epoch}")
-    write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+    if member.writes:
+        write_meta(cfg.out, {**meta, "metrics": record.metrics()})
 
     status = "done"
     clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
     for epoch in range(start_epoch, cfg.epochs):
-        meter = _train_epoch(plan, trainer, epoch, cfg.epochs, clock, emit, should_stop)
+        meter = _train_epoch(plan, trainer, epoch, cfg.epochs, clock, emit, should_stop, member.workers)
         if meter is None:
             status = "stopped"
             break
         rec = meter.record(trainer.learning_rate)
+        if member.distributed:
+            rec["samples_per_s"] = rec.get("samples_per_s", 0.0) * member.workers  # all workers together
         if plan.skipped_images():
             emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
                                     "were skipped")
-        pr_curves = _validate(plan, epoch, val_ds, meta, device.contexts, rec)
+        pr_curves = _validate(plan, epoch, val_ds, meta, device.contexts, rec) if member.writes else {}
         improved = record.add(rec, pr_curves)
-        _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes)
-        emit("epoch", **rec)
-        _print(epoch_line(rec, cfg.epochs))
-    _finish(cfg, meta, record, status)
+        if member.writes:
+            _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes)
+            emit("epoch", **rec)
+            _print(epoch_line(rec, cfg.epochs))
+    if member.writes:
+        _finish(cfg, meta, record, status)
+    distributed.write_trace(member, plan.net, shard, clock.done)
     emit(status, best=record.best, epochs_done=len(record.history))
-    return TrainResult(cfg.out, record.history, record.best, status, device.summary())
+    return TrainResult(cfg.out, record.history, record.best, status, device.summary(),
+                       extra={"distributed": dist_info} if dist_info else {})
 
 
-def _open_data(cfg: TrainConfig):
-    """The dataset's splits, and train/val decoded once for the many epochs ahead."""
+def _open_data(cfg: TrainConfig, member: Membership):
+    """The dataset's splits, train (this worker's shard of it) and val decoded once for the epochs ahead.
+
+    Returns ``(splits, shard, train, val, distributed layout or None)`` (``shard``: the images this
+    worker was given, before decoding); only rank 0 decodes val.
+    """
     splits = open_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
     if len(splits.train) == 0:
         raise DatasetError(f"{cfg.data}: the training split has no images")
-    train_ds = prepare_split(splits.train, cfg.input_size, splits.kind, cfg.data, "train", cfg.limit_train,
+    train, dropped = distributed.shard_of(first_images(splits.train, cfg.limit_train), member)
+    train_ds = prepare_split(train, cfg.input_size, splits.kind, cfg.data, distributed.split_name(member), None,
                              cfg.cache)
-    val_ds = prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val, cfg.cache)
-    return splits, train_ds, val_ds
+    val_ds = (prepare_split(splits.val, cfg.input_size, splits.kind, cfg.data, "val", cfg.limit_val, cfg.cache)
+              if member.writes else None)
+    info = member.summary(cfg.batch_size, cfg.lr, len(train), dropped) if member.distributed else None
+    if dropped and member.writes:
+        _print(f"{dropped} training image(s) left out so that the {member.workers} workers' shards are equal")
+    return splits, train, train_ds, val_ds, info
 
 
 def _select_device(cfg: TrainConfig, emit):
@@ -195,8 +225,12 @@ class _Clock:
         return (time.time() - self.start) / max(self.done - self.first, 1) * (self.total - self.done)
 
 
-def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, should_stop) -> Optional[EpochMeter]:
-    """One pass over the training batches; None when a stop was asked for mid-epoch."""
+def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, should_stop,
+                 workers: int = 1) -> Optional[EpochMeter]:
+    """One pass over the training batches; None when a stop was asked for mid-epoch.
+
+    ``samples_per_s`` in progress events counts all ``workers`` (they step in lockstep).
+    """
     meter = EpochMeter(epoch)
     bar = _bar(plan.iters, f"epoch {epoch + 1}/{epochs}")
     try:
@@ -212,7 +246,7 @@ def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, sh
             if clock.due(it == plan.iters - 1):
                 emit("progress", epoch=epoch + 1, epochs=epochs, iter=it + 1, iters=plan.iters,
                      global_iter=clock.done, total_iters=clock.total, loss=meter.mean_loss,
-                     samples_per_s=meter.samples_per_s(), eta_s=clock.eta_s(), lr=trainer.learning_rate)
+                     samples_per_s=meter.samples_per_s() * workers, eta_s=clock.eta_s(), lr=trainer.learning_rate)
     finally:
         if bar is not None:
             bar.close()

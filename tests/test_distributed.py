@@ -1,0 +1,274 @@
+"""Distributed training on MXNet's parameter server, on loopback (127.0.0.1) only.
+
+The run tests start real processes: 1 scheduler, 1 server and 2 workers training TinySSD on 16
+synthetic 64×64 images. Workers write a trace (``$SSD_DIST_TRACE_DIR``): their shard, the images
+they read and their trainable parameters after the last step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+N_TRAIN = 16
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> str:
+    from ssd.data.synthetic import generate
+
+    path = str(tmp_path_factory.mktemp("dist") / "synth16")
+    generate(path, num_train=N_TRAIN, num_val=4, seed=0, size=64)
+    return path
+
+
+def _train_args(data: str, out: str, epochs: int = 1, *extra: str):
+    return ["train", "--data", data, "--out", out, "--epochs", str(epochs), "--batch-size", "4",
+            "--input-size", "64", "--device", "cpu", "--lr", "0.01", "--lr-schedule", "constant",
+            "--limit-val", "2", *extra]
+
+
+def _params(path: str):
+    import mxnet as mx
+
+    return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
+
+
+def _check_workers_agree(trace_dir: str, expected_steps: int, n_train: int = N_TRAIN):
+    """Both workers took the same steps, read only their own disjoint shard, and end identical."""
+    from ssd.training.distributed import trace_of
+
+    t0, t1 = trace_of(trace_dir, 0), trace_of(trace_dir, 1)
+    assert t0["workers"] == t1["workers"] == 2
+    assert t0["steps"] == t1["steps"] == expected_steps
+    assert set(t0["shard"]).isdisjoint(t1["shard"])
+    assert sorted(t0["shard"] + t1["shard"]) == list(range(n_train))
+    for t in (t0, t1):
+        assert set(t["seen"]) <= set(t["shard"]) and t["seen"], "a worker read images outside its shard"
+    p0, p1 = _params(os.path.join(trace_dir, "rank0.params")), _params(os.path.join(trace_dir, "rank1.params"))
+    assert p0.keys() == p1.keys() and len(p0) > 10
+    for k in p0:
+        assert np.array_equal(p0[k], p1[k]), f"{k} differs between the workers"
+    return p0
+
+
+def _fake_ssh(folder: str) -> str:
+    """An ``ssh`` that runs the remote command here (its last argument), for the hosts-file mode."""
+    path = os.path.join(folder, "ssh")
+    with open(path, "w") as fh:
+        fh.write('#!/bin/bash\nfor last; do :; done\nexec bash -c "$last"\n')
+    os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+    return folder
+
+
+def test_two_workers_train_one_model_then_resume_over_ssh(small_set, tmp_path, monkeypatch):
+    """Loopback run, then ``--resume`` of the same run through the hosts-file (ssh) path."""
+    from ssd.cli.main import main
+    from ssd.store import read_meta
+    from ssd.training.events import read_events
+
+    monkeypatch.chdir(REPO_ROOT)
+    models = tmp_path / "models"
+    out, trace = str(models / "dist-tiny"), str(tmp_path / "trace")
+    monkeypatch.setenv("SSD_DIST_TRACE_DIR", trace)
+    t = time.time()
+    assert main(["launch", "--workers", "2", "--servers", "1", "--timeout", "120", "--",
+                 *_train_args(small_set, out, 1)]) == 0
+    first = time.time() - t
+    p_epoch1 = _check_workers_agree(trace, expected_steps=2)       # 8 images per shard, batch 4
+    assert os.listdir(models) == ["dist-tiny"], "exactly one model folder"
+    meta = read_meta(out)
+    dist = meta["training"]["distributed"]
+    assert dist["workers"] == 2 and dist["global_batch"] == 8 and dist["shard_size"] == N_TRAIN // 2
+    events = read_events(out)
+    assert [e["type"] for e in events].count("start") == 1, "only rank 0 writes the event log"
+    epoch = [e for e in events if e["type"] == "epoch"][0]
+    assert epoch["lr"] == pytest.approx(0.02), "the learning rate follows the global batch (2 × 0.01)"
+    assert "val_map" in epoch and os.path.isfile(os.path.join(out, "model.params"))
+
+    # --resume: both workers load rank 0's checkpoint; this time the nodes start through `ssh`
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\n# a comment\n")
+    monkeypatch.setenv("PATH", _fake_ssh(str(tmp_path)) + os.pathsep + os.environ["PATH"])
+    assert main(["launch", "--workers", "2", "--servers", "1", "--hosts", str(hosts), "--host-ip", "127.0.0.1",
+                 "--timeout", "120", "--", *_train_args(small_set, out, 2, "--resume")]) == 0
+    p_epoch2 = _check_workers_agree(trace, expected_steps=4)
+    assert any(not np.array_equal(p_epoch1[k], p_epoch2[k]) for k in p_epoch1), "epoch 2 trained"
+    starts = [e for e in read_events(out) if e["type"] == "start"]
+    assert len(starts) == 2 and starts[1]["resumed_from"] == 1
+    assert [h["epoch"] for h in read_meta(out)["metrics"]["history"]] == [1, 2]
+    assert os.listdir(models) == ["dist-tiny"]
+    print(f"first run {first:.1f} s")
+    _train_page_shows(monkeypatch, str(models), str(tmp_path))
+
+
+def _train_page_shows(monkeypatch, models: str, data: str) -> None:
+    """The Train page follows a distributed run like any other: rank 0's event log."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSD_MODELS_DIR", models)
+    monkeypatch.setenv("SSD_DATA_DIR", data)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Run **dist-tiny** finished" in s.value for s in at.success)
+    assert next(m.value for m in at.metric if m.label == "Epochs done") == "2/2"
+
+
+def test_a_zoo_model_trains_on_two_workers(tmp_path, monkeypatch):
+    """GluonCV's plan gets its shard too: ssd_512_mobilenet1.0 at 128 px, one step per worker."""
+    from ssd.cli.main import main
+    from ssd.data.synthetic import generate
+    from ssd.store import read_meta
+
+    monkeypatch.chdir(REPO_ROOT)
+    data = str(tmp_path / "synth8")
+    generate(data, num_train=8, num_val=2, seed=0, size=128)
+    out, trace = str(tmp_path / "models" / "zoo"), str(tmp_path / "trace")
+    monkeypatch.setenv("SSD_DIST_TRACE_DIR", trace)
+    assert main(["launch", "--workers", "2", "--timeout", "180", "--", "train", "--data", data, "--out", out,
+                 "--model", "ssd_512_mobilenet1.0", "--epochs", "1", "--batch-size", "2", "--input-size", "128",
+                 "--device", "cpu", "--no-augment", "--limit-val", "1", "--max-iters", "1"]) == 0
+    _check_workers_agree(trace, expected_steps=1, n_train=8)
+    dist = read_meta(out)["training"]["distributed"]
+    assert dist["lr"] == pytest.approx(2 * dist["lr_configured"]) and dist["shard_size"] == 4
+    assert os.listdir(tmp_path / "models") == ["zoo"]
+
+
+def _our_processes(port: int):
+    """Live processes (ours) whose environment names this run's scheduler port."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"DMLC_PS_ROOT_PORT={port}".encode() in env and state != "Z":
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_worker_stops_the_run_with_an_error(small_set, tmp_path, monkeypatch):
+    from ssd.training.cluster import Cluster, LaunchError
+    from ssd.training.events import read_events
+
+    monkeypatch.chdir(REPO_ROOT)
+    out = str(tmp_path / "models" / "doomed")
+    run = Cluster(2, 1, _train_args(small_set, out, 200) + ["--kvstore", "dist_sync"]).start()
+    try:
+        deadline = time.time() + 90
+        while not any(e["type"] == "progress" for e in read_events(out)):
+            assert time.time() < deadline, "the run never started training"
+            assert all(n.proc.poll() is None for n in run.nodes), [list(n.tail) for n in run.nodes]
+            time.sleep(0.2)
+        assert len(_our_processes(run.port)) == 4
+        victim = [n for n in run.nodes if n.role == "worker"][1]
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        t = time.time()
+        with pytest.raises(LaunchError) as err:
+            run.wait(timeout=60)
+        assert time.time() - t < 20, "the run should end promptly, not hang"
+    finally:
+        run.stop()
+    msg = str(err.value)
+    assert f"worker 1 (pid {victim.proc.pid}" in msg and "SIGKILL" in msg
+    assert all(n.proc.returncode is not None for n in run.nodes)
+    assert _our_processes(run.port) == [], "no orphan process may remain"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_the_launcher_stops_every_process(small_set, tmp_path):
+    import re
+    import subprocess
+    import threading
+
+    from ssd.training.events import read_events
+
+    out = str(tmp_path / "models" / "stopped")
+    launcher = subprocess.Popen([sys.executable, "-m", "ssd", "launch", "--workers", "2", "--timeout", "120", "--",
+                                 *_train_args(small_set, out, 200)], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    lines = []
+    threading.Thread(target=lambda: lines.extend(launcher.stderr), daemon=True).start()
+    try:
+        deadline = time.time() + 90
+        while not any(e["type"] == "progress" for e in read_events(out)):
+            assert time.time() < deadline and launcher.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        port = int(re.search(r"scheduler 127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
+        assert len(_our_processes(port)) == 4
+        launcher.send_signal(signal.SIGTERM)
+        rc = launcher.wait(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    time.sleep(0.5)
+    assert rc == 2 and "received SIGTERM" in "".join(lines)
+    assert _our_processes(port) == [], "no orphan process may remain"
+
+
+def test_shards_are_equal_disjoint_and_deterministic():
+    from ssd.base.errors import SSDError
+    from ssd.data.dataset import InMemoryDataset
+    from ssd.data.shard import Shard, shard_indices
+
+    shards = [shard_indices(10, r, 3) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]                 # the 10th image is left out
+    assert sorted(sum(shards, [])) == list(range(9))
+    assert shards == [shard_indices(10, r, 3) for r in range(3)]
+    with pytest.raises(SSDError, match="too few"):
+        shard_indices(1, 0, 2)
+    imgs = [np.full((4, 4, 3), i, np.uint8) for i in range(5)]
+    ds = InMemoryDataset(imgs, [np.array([[0, .1, .1, .5, .5]], np.float32)] * 5, ["a"])
+    shard = Shard(ds, [1, 3])
+    assert len(shard) == 2 and shard[1][0][0, 0, 0] == 3 and shard.seen == {3}
+    assert len(shard.labels()) == 2
+    with pytest.raises(IndexError):
+        shard[2]
+
+
+def test_launch_runs_train_with_a_distributed_kvstore():
+    from ssd.base.errors import SSDError
+    from ssd.cli.launch import worker_argv
+
+    assert worker_argv(["--", "train", "--data", "d"]) == ["train", "--data", "d", "--kvstore", "dist_sync"]
+    assert worker_argv(["train", "--kvstore=dist_sync_device"])[-1] == "--kvstore=dist_sync_device"
+    with pytest.raises(SSDError, match="not a distributed kvstore"):
+        worker_argv(["train", "--kvstore", "device"])
+    with pytest.raises(SSDError, match="runs a training command"):
+        worker_argv(["detect", "x.jpg"])
+
+
+def test_hosts_file_lines(tmp_path):
+    from ssd.training.cluster import LaunchError, read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1\n10.0.0.2:2222 slots=4\n\n# spare\n")
+    assert read_hosts(str(f)) == [("10.0.0.1", "22"), ("10.0.0.2", "2222")]
+    f.write_text("bad;host\n")
+    with pytest.raises(LaunchError, match="cannot read host line"):
+        read_hosts(str(f))
+
+
+def test_dist_kvstore_without_the_launcher_is_a_clear_error(small_set, tmp_path, monkeypatch):
+    from ssd.training.config import TrainConfig
+    from ssd.training.distributed import DistributedError
+    from ssd.training.loop import train
+
+    monkeypatch.delenv("DMLC_ROLE", raising=False)
+    cfg = TrainConfig(data=small_set, out=str(tmp_path / "m"), epochs=1, kvstore="dist_sync", device="cpu")
+    with pytest.raises(DistributedError, match="python -m ssd launch"):
+        train(cfg, install_signal_handlers=False)
+    assert not os.path.exists(cfg.out)
