@@ -171,6 +171,11 @@ def test_pages_in_chromium(server, app_env, tmp_path):
 
             visit("/anchors", "Anchors in this cell")
             shot(page, "anchors")
+
+            for path, landmark in (("/learn_anchors", "Anchors in all"), ("/learn_losses", "Mined negatives (kept)"),
+                                   ("/learn_nms", "Kept after NMS"), ("/learn_eval", "The whole split")):
+                visit(path, landmark)
+                shot(page, path.strip("/"))
         finally:
             browser.close()
 

@@ -75,14 +75,16 @@ def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: n
     return fig
 
 
-def anchor_roles_figure(image: np.ndarray, anchors: AnchorSet, roles, gt_boxes: Optional[np.ndarray] = None,
+def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np.ndarray] = None,
                         figsize=(6.5, 6.5)) -> Figure:
-    """Positive anchors (green), mined negatives (red) and the ignored rest (grey centre dots)."""
+    """Positive anchors (green), mined negatives (red) and the ignored rest (grey centre dots).
+
+    ``anchors``: an ``AnchorSet`` or the ``(N, 4)`` normalized anchors the roles index."""
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot(111)
     _image_ax(ax, image)
     scale_xy = _px(image)
-    boxes = anchors.anchors
+    boxes = anchors.anchors if isinstance(anchors, AnchorSet) else np.asarray(anchors).reshape(-1, 4)
     if len(roles.ignored):
         c = (boxes[roles.ignored, :2] + boxes[roles.ignored, 2:]) / 2 * scale_xy[:2]
         ax.scatter(c[:, 0], c[:, 1], s=1.5, c="#bbbbbb", alpha=0.5, zorder=2)
