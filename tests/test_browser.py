@@ -117,6 +117,7 @@ def test_pages_in_chromium(server, app_env, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)   # expect's own 5 s default fails on a loaded 2-core machine
 
             def visit(path: str, *texts: str) -> None:
                 """Open a page, wait for its landmarks and the end of its script run, check no exception."""
