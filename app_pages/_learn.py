@@ -116,3 +116,40 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
     det = sh.detector(path, stamp)
     return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
                     iou_thresh=iou, limit=limit)
+
+
+@st.cache_resource(show_spinner="Measuring the training metrics…", max_entries=8)
+def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
+    from ssd.inference.seed_metrics import measure_train_metrics
+
+    det = sh.detector(path, stamp)
+    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
+
+
+def measure_metrics_panel(path: str, meta: dict, history) -> None:
+    """For a history without the seeds' class err (saved before it existed): measure it now, on demand."""
+    import os
+
+    from ssd.models.metric_names import named_record
+    from ssd.workspace import folder_stamp
+
+    if not history or named_record(history[-1]).get("class_err") is not None:
+        return
+    choices = dataset_choices(meta)
+    label = next(iter(choices))
+    folder = choices[label]
+    key = f"train_measure::{path}"
+    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {label})", key=key) \
+            or st.session_state.get(key + "::done"):
+        st.session_state[key + "::done"] = True
+        try:
+            m = _measured(*model_key(path), folder, folder_stamp(folder) if folder else 0.0, 32)
+        except Exception as err:  # noqa: BLE001 - a GluonCV model or an unreadable dataset: say so, keep the page
+            st.info(f"Cannot measure: {err}")
+            return
+        cols = st.columns(3)
+        for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),
+                                         ("mined class err", "mined_class_err"))):
+            col.metric(f"{name} (measured)", f"{m[k]:.2e}")
+        st.caption(f"The model's outputs on {m['images']} images of {os.path.basename(label)}, through the "
+                   "training loss graph with 3:1 hard negative mining (no training step, no augmentation).")

@@ -23,7 +23,7 @@ if path is None:
 with c2:
     sample = _learn.sample_picker("learn_nms_sample")
 s1, s2 = st.columns(2)
-floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.2, 0.01, key="learn_nms_floor")
+floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01, key="learn_nms_floor")
 nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, key="learn_nms_iou")
 try:
     trace = _learn.trace(path, sample, nms, floor)
@@ -66,5 +66,5 @@ ref = sh.get_detector(path).predict_arrays(network_input, nms=nms, floor=floor)[
 same = len(ids) == len(ref[0]) and np.array_equal(ids, ref[0]) and np.array_equal(scores, ref[1]) \
     and np.array_equal(boxes, ref[2])
 (st.success if same else st.error)(
-    f"The {len(ids)} kept boxes are {'exactly' if same else 'NOT'} what the Detector returns for this image at "
-    f"floor {floor:g} and NMS {nms:g} ({len(ref[0])} detections).")
+    f"The kept boxes ({len(ids)}) are {'exactly' if same else 'NOT'} what the Detector returns for this image at "
+    f"floor {floor:g} and NMS {nms:g} ({len(ref[0])} detection(s)).")

@@ -344,6 +344,9 @@ if ok:
 
             sh.figure(training_curves_figure(hist))
             sh.training_metrics_explained(hist)
+            from app_pages._learn import measure_metrics_panel
+
+            measure_metrics_panel(path, meta, hist)
         pr = (meta.get("metrics") or {}).get("pr_curves") or {}
         if pr and best.get("val_ap"):
             from ssd.inference.evaluation import EvalResult

@@ -61,7 +61,7 @@ def test_learn_losses_roles_match_the_library(app_env):
 
 def test_learn_nms_steps_end_in_the_detectors_output(app_env):
     at = _page("app_pages/learn_nms.py")
-    at.slider(key="learn_nms_floor").set_value(0.05).run()
+    at.slider(key="learn_nms_floor").set_value(0.1).run()
     _ok(at)
     assert at.success and "exactly" in at.success[0].value
     kept = int(_metric(at, "Kept after NMS"))
@@ -94,3 +94,7 @@ def test_train_page_names_both_class_errors(app_env, monkeypatch):
     at = _page("app_pages/train.py")
     assert _metric(at, "class err") == "n/a"
     assert float(_metric(at, "mined class err")) > 0 and np.isfinite(float(_metric(at, "bbox MAE")))
+    next(b for b in at.button if b.label.startswith("Measure class err")).click().run()
+    _ok(at)
+    measured = float(_metric(at, "class err (measured)"))
+    assert 0 <= measured < float(_metric(at, "mined class err (measured)"))

@@ -4,6 +4,7 @@ import os
 
 import mxnet as mx
 import numpy as np
+import pytest
 
 from conftest import REPO_ROOT
 from ssd.models.losses import SSDTrainLoss
@@ -63,3 +64,24 @@ def test_old_histories_read_their_class_err_as_the_mined_one():
     assert named[0]["mined_class_err"] == history[0]["class_err"] and named[0]["class_err"] is None
     assert named_record({"class_err": 0.1, "mined_class_err": 0.3})["class_err"] == 0.1
     assert "n/a" in epoch_line(history[0], 16)
+
+
+def test_measured_metrics_of_a_saved_model_match_argmax_over_all_anchors(tiny_model_dir, synth_dir):
+    from ssd.data.dataset import open_dataset
+    from ssd.inference.detector import Detector
+    from ssd.inference.heads import multibox_heads
+    from ssd.inference.seed_metrics import measure_train_metrics
+    from ssd.models.mining import anchor_roles
+
+    det = Detector.load(tiny_model_dir)
+    val = open_dataset(synth_dir).val
+    m = measure_train_metrics(det, val, limit=4, batch_size=3)
+    wrong = total = 0
+    for i in range(4):
+        img, label = val[i]
+        heads = multibox_heads(det, img)
+        target = np.maximum(anchor_roles(heads.anchors, label, heads.cls_preds, ratio=0).cls_target, 0)
+        wrong += int((heads.cls_preds.argmax(axis=-1) != target).sum())
+        total += len(target)
+    assert m["images"] == 4 and m["class_err"] == pytest.approx(wrong / total, abs=1e-9)
+    assert m["class_err"] < m["mined_class_err"]

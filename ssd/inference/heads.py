@@ -43,13 +43,17 @@ def network_image(detector, image) -> np.ndarray:
     return resize_for_network(load_image(image, draft_to=detector.input_size).image, detector.input_size)
 
 
+def check_multibox_outputs(outs, arch: str) -> None:
+    """``SSDError`` unless ``outs`` are multibox heads: anchors (1, N, 4), cls (B, N, C+1), box (B, 4N)."""
+    if (len(outs) != 3 or outs[0].ndim != 3 or outs[0].shape[-1] != 4 or outs[1].ndim != 3
+            or outs[1].shape[1] != outs[0].shape[1] or outs[2].shape[-1] != 4 * outs[0].shape[1]):
+        raise SSDError(f"{arch} does not expose its anchors and head outputs (it decodes inside its graph); "
+                       "the step-by-step views need a TinySSD model: pick one, or train one on the Train page.")
+
+
 def multibox_heads(detector, image) -> HeadOutputs:
     """Run ``detector``'s network once on ``image`` and return its multibox head outputs."""
     x = network_image(detector, image)
     outs = detector.forward_raw(x[None])
-    if (len(outs) != 3 or outs[0].ndim != 3 or outs[0].shape[-1] != 4 or outs[1].ndim != 3
-            or outs[1].shape[1] != outs[0].shape[1] or outs[2].shape[-1] != 4 * outs[0].shape[1]):
-        arch = detector.meta.get("arch", "?")
-        raise SSDError(f"{arch} does not expose its anchors and head outputs (it decodes inside its graph); "
-                       "the step-by-step views need a TinySSD model: pick one, or train one on the Train page.")
+    check_multibox_outputs(outs, detector.meta.get("arch", "?"))
     return HeadOutputs(outs[0][0], outs[1][0], outs[2][0], x)
