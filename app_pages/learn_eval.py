@@ -41,7 +41,7 @@ if not split.detections:
     st.stop()
 index = int(s3.number_input("Image", 1, len(split.detections), 1, key="learn_eval_index")) - 1
 ds = _learn.split_of(folder, stamp, tuple(split.classes))
-image = ds[index][0]
+image = ds[split.indices[index]][0]
 ids, scores, boxes = split.detections[index]
 gcls, gboxes = split.ground_truth[index]
 keep = scores >= confidence

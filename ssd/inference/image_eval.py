@@ -92,29 +92,32 @@ class SplitDetections:
     detections: List[Tuple[np.ndarray, np.ndarray, np.ndarray]]   # per image: ids, scores, boxes
     ground_truth: List[Tuple[np.ndarray, np.ndarray]]            # per image: classes, boxes
     classes: List[str]
+    indices: List[int]                                           # per image: its index in the dataset
 
 
 def split_detections(detector, dataset, limit: int, nms: float, floor: float, batch_size: int = 16) -> SplitDetections:
     """Detect once on the first ``limit`` images (as ``evaluate`` does) so any confidence is free."""
     from ssd.data.preprocess import resize
 
-    dets, gts = [], []
+    dets, gts, indices = [], [], []
     n = min(int(limit), len(dataset))
     for start in range(0, n, batch_size):
-        items = []
+        items, idx = [], []
         for i in range(start, min(n, start + batch_size)):
             try:
                 items.append(dataset[i])
+                idx.append(i)
             except ImageError:          # counted as skipped by evaluate; nothing to match here
                 continue
         if not items:
             continue
+        indices.extend(idx)
         batch = np.stack([resize(img, detector.input_size) for img, _ in items])
         for (img, lab), (ids, scores, boxes) in zip(items, detector.predict_arrays(batch, nms=nms, floor=floor)):
             h, w = img.shape[:2]
             dets.append((ids, scores, boxes * np.array([w, h, w, h], np.float32)))
             gts.append(label_pixels(lab, w, h))
-    return SplitDetections(dets, gts, list(detector.classes))
+    return SplitDetections(dets, gts, list(detector.classes), indices)
 
 
 def operating_point(split: SplitDetections, confidence: float, iou_thresh: float = 0.5) -> Dict[str, Dict[str, float]]:
