@@ -1,7 +1,6 @@
 """Learn · Evaluation on one image: TP, FP and FN at a confidence and IoU, and where that sits on the PR curve."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
