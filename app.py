@@ -96,10 +96,15 @@ def home() -> None:
         sh.show_broken(broken)
 
 
-pg = st.navigation([
+pg = st.navigation({"": [
     st.Page(home, title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/detect.py", title="Detect", icon=":material/image_search:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/anchors.py", title="Anchors", icon=":material/anchor:"),
-])
+], "Learn": [
+    st.Page("app_pages/learn_anchors.py", title="Multiscale anchors", icon=":material/grid_on:"),
+    st.Page("app_pages/learn_losses.py", title="Losses", icon=":material/show_chart:"),
+    st.Page("app_pages/learn_nms.py", title="NMS step by step", icon=":material/filter_alt:"),
+    st.Page("app_pages/learn_eval.py", title="Evaluation on one image", icon=":material/fact_check:"),
+]})
 pg.run()

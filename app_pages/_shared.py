@@ -109,3 +109,19 @@ def figure(fig, **kwargs) -> None:
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:
     return uploaded.name, uploaded.getvalue()
+
+
+def training_metrics_explained(history, container=st) -> None:
+    """The last epoch's class err, bbox MAE (the seeds' definitions) and mined class err, each with
+    one line saying what it measures; old histories show their class err as the mined one."""
+    from ssd.models.metric_names import METRIC_NOTES, named_record
+
+    if not history:
+        return
+    last = named_record(history[-1])
+    values = {"class err": last.get("class_err"), "bbox MAE": last.get("bbox_mae"),
+              "mined class err": last.get("mined_class_err")}
+    cols = container.columns(len(values))
+    for col, (name, value) in zip(cols, values.items()):
+        col.metric(name, "n/a" if value is None else f"{value:.2e}", help=METRIC_NOTES[name])
+    container.caption("  \n".join(f"**{name}**: {note}" for name, note in METRIC_NOTES.items()))

@@ -317,6 +317,7 @@ def monitor() -> None:
         from ssd.viz.plots import training_curves_figure
 
         sh.figure(training_curves_figure(status.history))
+        sh.training_metrics_explained(status.history)
     with st.expander("Log"):
         st.code(jobs.read_log_tail(run_dir, 30) or "(empty)")
 
@@ -350,6 +351,10 @@ if ok:
             from ssd.viz.plots import training_curves_figure
 
             sh.figure(training_curves_figure(hist))
+            sh.training_metrics_explained(hist)
+            from app_pages._learn import measure_metrics_panel
+
+            measure_metrics_panel(path, meta, hist)
         pr = (meta.get("metrics") or {}).get("pr_curves") or {}
         if pr and best.get("val_ap"):
             from ssd.inference.evaluation import EvalResult

@@ -117,6 +117,7 @@ def test_pages_in_chromium(server, app_env, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)   # expect's own 5 s default fails on a loaded 2-core machine
 
             def visit(path: str, *texts: str) -> None:
                 """Open a page, wait for its landmarks and the end of its script run, check no exception."""
@@ -171,6 +172,11 @@ def test_pages_in_chromium(server, app_env, tmp_path):
 
             visit("/anchors", "Anchors in this cell")
             shot(page, "anchors")
+
+            for path, landmark in (("/learn_anchors", "Anchors in all"), ("/learn_losses", "Mined negatives (kept)"),
+                                   ("/learn_nms", "Kept after NMS"), ("/learn_eval", "The whole split")):
+                visit(path, landmark)
+                shot(page, path.strip("/"))
         finally:
             browser.close()
 

@@ -60,17 +60,18 @@ def test_train_loss_hybridized_matches_imperative(cls_kind, box_kind, ratio):
     hybrid = [o.asnumpy() for o in loss(anchors, cls_preds, box_preds, labels)]
     for a, b in zip(imperative, hybrid):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    total, cls_l, box_l, correct, count, _ = hybrid
+    total, cls_l, box_l, correct, count, _, seed_correct, seed_count = hybrid
     np.testing.assert_allclose(total, cls_l + box_l, rtol=1e-5)
     assert (correct <= count).all() and (count > 0).all()
+    assert (seed_correct <= seed_count).all() and (seed_count == 5444).all()
 
 
 def test_positive_normalization_divides_by_the_number_of_positives():
     anchors, cls_preds, box_preds, labels = _setup()
     d2l = SSDTrainLoss("ce", "l1", negative_mining_ratio=3)
     ssd_style = SSDTrainLoss("ce", "l1", negative_mining_ratio=3, normalization="positives")
-    _, c1, b1, _, count, _ = [o.asnumpy() for o in d2l(anchors, cls_preds, box_preds, labels)]
-    _, c2, b2, _, _, _ = [o.asnumpy() for o in ssd_style(anchors, cls_preds, box_preds, labels)]
+    _, c1, b1, _, count, _, _, _ = [o.asnumpy() for o in d2l(anchors, cls_preds, box_preds, labels)]
+    _, c2, b2, _, _, _, _, _ = [o.asnumpy() for o in ssd_style(anchors, cls_preds, box_preds, labels)]
     num_pos = count / 4  # 3:1 mining keeps 4 labelled anchors per positive
     np.testing.assert_allclose(c2, c1 * count / num_pos, rtol=1e-4)
     np.testing.assert_allclose(b2, b1 * 4 * 5444 / num_pos, rtol=1e-4)

@@ -106,6 +106,21 @@ class Detector:
             self.forward_calls += 1
             return self._decode(self.net, x, nms, floor)
 
+    def forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
+        """uint8 ``(B, S, S, 3)`` → the network's raw outputs as numpy, before any decoding.
+
+        For the Learn pages' step-by-step views (mining, NMS), which need what ``predict_arrays``
+        feeds its decoder; same normalization, same lock.
+        """
+        from mxnet import nd
+
+        x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)
+        with self._lock:
+            self.forward_calls += 1
+            outs = self.net(x)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            return [o.asnumpy() for o in outs]
+
     def detect(self, image, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
                name: Optional[str] = None) -> RawDetections:
         """All candidates ≥ ``floor`` for one image (path, bytes, file-like, PIL or LoadedImage)."""

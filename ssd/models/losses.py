@@ -10,9 +10,11 @@ Two normalizations:
   negative mining this trains localization several times faster (measured on the synthetic
   set; see the README).
 
-``SSDTrainLoss`` computes targets, losses and the two training metrics (class error and
-box MAE) in one hybridized graph: the training loop then makes one call per batch and
-never synchronizes on a metric until it reports.
+``SSDTrainLoss`` computes targets, losses and the training metrics in one hybridized graph: the
+training loop then makes one call per batch and never synchronizes on a metric until it reports.
+The metrics are the seeds' class error (arg-max over *all* anchors against the unmined targets,
+d2l's ``cls_eval``) and bbox MAE (d2l's ``bbox_eval``), plus the error over the anchors the
+mined loss counts (positives and kept negatives), which is what this code reported before.
 """
 from __future__ import annotations
 
@@ -42,21 +44,28 @@ def class_loss(F, cls_preds, cls_target, kind: str = "ce", alpha: float = 0.25, 
     return ce * valid, valid
 
 
-def box_loss(F, box_preds, box_target, box_mask, kind: str = "l1"):
-    """Per-entry box loss ``(B, 4N)``, zero outside positive anchors."""
+def box_loss(F, box_preds, box_target, box_mask, kind: str = "l1", sigma: float = 1.0):
+    """Per-entry box loss ``(B, 4N)``, zero outside positive anchors.
+
+    ``sigma`` is smooth L1's sharpness (d2l's σ): quadratic for ``|x| < 1/σ²``, L1 beyond;
+    training uses 1, the Learn page varies it.
+    """
     diff = (box_preds - box_target) * box_mask
     if kind == "l1":
         return F.abs(diff)
     if kind == "smooth_l1":
-        return F.smooth_l1(diff, scalar=1.0)
+        return F.smooth_l1(diff, scalar=float(sigma))
     raise ValueError(f"unknown box loss {kind!r}; use one of {BOX_LOSSES}")
 
 
 class SSDTrainLoss(HybridBlock):
     """Targets + losses + metrics for one batch.
 
-    Returns ``(total (B,), cls (B,), box (B,), cls_correct (B,), cls_count (B,), box_abs_err (B,))``;
-    the last three let the loop compute class error and box MAE exactly as d2l does.
+    Returns ``(total (B,), cls (B,), box (B,), mined_correct (B,), mined_count (B,), box_abs_err (B,),
+    seed_correct (B,), seed_count (B,))``. ``mined_*`` count the anchors the class loss counts
+    (all of them without hard negative mining); ``seed_*`` count every anchor against the unmined
+    target (background where mining ignored it), d2l's ``cls_eval``; ``box_abs_err`` is the
+    per-image mean of d2l's ``bbox_eval``.
     """
 
     def __init__(self, cls_kind: str = "ce", box_kind: str = "l1", negative_mining_ratio: float = -1.0,
@@ -91,5 +100,17 @@ class SSDTrainLoss(HybridBlock):
         total = cls_l + self.box_weight * box_l
         correct = F.sum((F.argmax(cls_preds, axis=-1) == cls_t) * valid, axis=1)
         abs_err = F.mean(F.abs((box_t - box_preds) * box_m), axis=1)
+        seed_correct, seed_count = seed_class_counts(F, cls_preds, cls_t)
         return (total, F.BlockGrad(cls_l), F.BlockGrad(box_l), F.BlockGrad(correct),
-                F.BlockGrad(count), F.BlockGrad(abs_err))
+                F.BlockGrad(count), F.BlockGrad(abs_err), F.BlockGrad(seed_correct), F.BlockGrad(seed_count))
+
+
+def seed_class_counts(F, cls_preds, cls_target):
+    """``(correct (B,), anchors (B,))`` of the seeds' class error: arg-max over every anchor.
+
+    d2l's ``cls_eval`` compares ``argmax`` with targets made without hard negative mining. Mining
+    only turns background targets into ``-1`` (ignored), so ``max(target, 0)`` restores them.
+    """
+    target = F.maximum(cls_target, 0)
+    hits = F.argmax(cls_preds, axis=-1) == target
+    return F.sum(hits, axis=1), F.sum(F.ones_like(target), axis=1)

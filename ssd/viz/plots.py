@@ -17,6 +17,7 @@ from PIL import Image
 
 from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
+from ssd.models.metric_names import named_history
 from ssd.viz.drawing import draw_detections
 
 if TYPE_CHECKING:
@@ -50,10 +51,13 @@ def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
         axes[0].plot(ep, [h.get(key) for h in history], marker=".", label=key)
     axes[0].set_title("losses")
     axes[0].legend(fontsize="small")
-    axes[1].plot(ep, [h.get("class_err") for h in history], marker=".", label="class err")
-    axes[1].plot(ep, [h.get("bbox_mae") for h in history], marker=".", label="bbox MAE")
+    named = named_history(history)
+    for key, label in (("class_err", "class err"), ("bbox_mae", "bbox MAE"), ("mined_class_err", "mined class err")):
+        values = [h.get(key) for h in named]
+        if any(v is not None for v in values):
+            axes[1].plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     axes[1].set_yscale("log")
-    axes[1].set_title("class error / bbox MAE")
+    axes[1].set_title("class err / bbox MAE (seeds') · mined")
     axes[1].legend(fontsize="small")
     maps = [h.get("val_map") for h in history]
     if any(m is not None for m in maps):

@@ -93,7 +93,8 @@ class ZooTraining(TrainingPlan):
     trainer)`` runs forward, loss, backward and ``trainer.step`` and returns the numbers the loop
     accumulates: ``(samples, [loss·n, cls·n, box·n, correct, count], abs_err)``, where the loss is
     ``SSDMultiBoxLoss``'s batch value (normalized by the batch's positive anchors, as GluonCV
-    prints it) and correct/count/abs_err give the same class error and box MAE as TinySSD's.
+    prints it). The loader's targets are unmined, so correct/count over every anchor is the seeds'
+    class error (``seed_counts``); the mined error is not computed (its mining is inside the loss).
     """
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, emit: Callable[..., None],
@@ -146,7 +147,7 @@ class ZooTraining(TrainingPlan):
             sum_loss, cls_loss, box_loss = self.loss(cps, bps, cts, bts)
             autograd.backward(sum_loss)
         trainer.step(1)  # SSDMultiBoxLoss already normalizes by the batch's positives
-        vals = np.zeros(5)
+        vals, seed = np.zeros(5), np.zeros(2)
         abs_err = 0.0
         for sl, cl, bl, cp, bp, ct, bt in zip(sum_loss, cls_loss, box_loss, cps, bps, cts, bts):
             mask = (ct > 0).expand_dims(-1)
@@ -154,9 +155,9 @@ class ZooTraining(TrainingPlan):
                      nd.mean(nd.abs((bt - bp.reshape(bt.shape)) * mask), axis=(1, 2)).sum())
             stats = nd.concat(*[v.reshape((1,)) for v in parts], dim=0).asnumpy()
             vals[:3] += stats[:3] * n
-            vals[3:5] += stats[3:5]
+            seed += stats[3:5]
             abs_err += float(stats[5])
-        return StepStats(n, vals, abs_err)
+        return StepStats(n, vals, abs_err, seed)
 
     def meta_fields(self) -> Dict[str, Any]:
         """``anchors`` and ``zoo`` sections for meta.json."""

@@ -1,0 +1,155 @@
+"""Caches and pickers shared by the Learn pages (not a page: st.navigation lists the pages).
+
+Heavy work (a forward pass, a split's detections, an evaluation) is cached on its parameters so
+the sliders that only redraw stay instant. Every computation is a library call.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+import streamlit as st
+
+from app_pages import _shared as sh
+from ssd.workspace import Sample, data_dir, demo_sample_index, model_key
+
+
+def samples() -> List[Sample]:
+    """The synthetic validation samples the Anchors page uses (with their ground truth)."""
+    return sh.samples(8, 0, data_dir())
+
+
+def sample_picker(key: str, container=st) -> Sample:
+    """A selectbox over the synthetic samples, the demo sample pre-selected."""
+    pool = samples()
+    names = [s.name for s in pool]
+    name = container.selectbox("Image (synthetic, with its ground truth)", names,
+                               index=demo_sample_index(pool), key=key)
+    return pool[names.index(name)]
+
+
+def model_choice(key: str, container=st) -> Tuple[Optional[str], Optional[dict]]:
+    """The model picker over the models folder; (None, None) with a hint when there is none."""
+    _, ok, broken, default_path = sh.list_models()
+    if not ok:
+        sh.no_model_help()
+        sh.show_broken(broken)
+        return None, None
+    path = sh.model_picker("Model", ok, default_path, key=key, container=container)
+    return path, next(m.meta for m in ok if m.path == path)
+
+
+@st.cache_resource(show_spinner="Running the network once…", max_entries=16)
+def _heads(path: str, stamp: float, sample_name: str, png: bytes):
+    from ssd.inference.heads import multibox_heads
+
+    return multibox_heads(sh.detector(path, stamp), np.asarray(_decode(png)))
+
+
+def _decode(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def heads(path: str, sample: Sample):
+    """The model's raw head outputs on a sample (``SSDError`` for nets without multibox heads)."""
+    return _heads(*model_key(path), sample.name, sample.data)
+
+
+@st.cache_resource(show_spinner="Tracing NMS…", max_entries=32)
+def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
+    from ssd.inference.nms_steps import nms_trace
+
+    h = _heads(path, stamp, sample_name, png)
+    return nms_trace(h.anchors, h.cls_preds, h.box_preds, nms, floor)
+
+
+def trace(path: str, sample: Sample, nms: float, floor: float):
+    return _trace(*model_key(path), sample.name, sample.data, float(nms), float(floor))
+
+
+def dataset_choices(meta: Optional[dict]) -> dict:
+    """Label → dataset folder (``None``: the synthetic samples), the model's own dataset first."""
+    import os
+
+    from ssd.workspace import dataset_folders
+
+    choices = {}
+    ds_path = ((meta or {}).get("dataset") or {}).get("path")
+    if ds_path and os.path.isdir(ds_path):
+        choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path
+    for p in dataset_folders():
+        choices.setdefault(os.path.basename(p), p)
+    choices["synthetic Pikachu samples (32 rendered)"] = None
+    return choices
+
+
+@st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
+def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
+    """The validation split (train when there is none) of a folder, or the synthetic samples."""
+    from ssd.data.dataset import InMemoryDataset, open_dataset
+
+    if folder is None:
+        pool = sh.samples(32, 0, data_dir())
+        return InMemoryDataset([s.array() for s in pool], [s.label for s in pool], list(classes), "synthetic")
+    splits = open_dataset(folder)
+    return splits.val if splits.val is not None and len(splits.val) else splits.train
+
+
+@st.cache_resource(show_spinner="Detecting on the split…", max_entries=8)
+def split_detections(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int,
+                     nms: float, floor: float):
+    from ssd.inference.image_eval import split_detections as detect_split
+
+    det = sh.detector(path, stamp)
+    return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
+
+
+@st.cache_resource(show_spinner="Evaluating the split (VOC07)…", max_entries=8)
+def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int,
+                     nms: float, floor: float, iou: float):
+    from ssd.inference.evaluation import evaluate
+
+    det = sh.detector(path, stamp)
+    return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
+                    iou_thresh=iou, limit=limit)
+
+
+@st.cache_resource(show_spinner="Measuring the training metrics…", max_entries=8)
+def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
+    from ssd.inference.seed_metrics import measure_train_metrics
+
+    det = sh.detector(path, stamp)
+    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
+
+
+def measure_metrics_panel(path: str, meta: dict, history) -> None:
+    """For a history without the seeds' class err (saved before it existed): measure it now, on demand."""
+    import os
+
+    from ssd.models.metric_names import named_record
+    from ssd.workspace import folder_stamp
+
+    if not history or named_record(history[-1]).get("class_err") is not None:
+        return
+    choices = dataset_choices(meta)
+    label = next(iter(choices))
+    folder = choices[label]
+    key = f"train_measure::{path}"
+    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {label})", key=key) \
+            or st.session_state.get(key + "::done"):
+        st.session_state[key + "::done"] = True
+        try:
+            m = _measured(*model_key(path), folder, folder_stamp(folder) if folder else 0.0, 32)
+        except Exception as err:  # noqa: BLE001 - a GluonCV model or an unreadable dataset: say so, keep the page
+            st.info(f"Cannot measure: {err}")
+            return
+        cols = st.columns(3)
+        for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),
+                                         ("mined class err", "mined_class_err"))):
+            col.metric(f"{name} (measured)", f"{m[k]:.2e}")
+        st.caption(f"The model's outputs on {m['images']} images of {os.path.basename(label)}, through the "
+                   "training loss graph with 3:1 hard negative mining (no training step, no augmentation).")

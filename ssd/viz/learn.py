@@ -1,0 +1,185 @@
+"""Figures of the Learn pages: what the seeds teach with static figures, drawn from live numbers.
+
+Every figure takes what the library computed (``MultiBoxPrior`` anchors, ``MultiBoxTarget`` roles,
+the training losses, an ``NMSTrace``, VOC matches, an ``EvalResult``) and only draws it. Figures
+are matplotlib ``Figure`` objects built without pyplot, as in ``ssd.viz.plots``.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ssd.models.anchor_set import AnchorSet
+from ssd.viz.plots import _ANCHOR_COLOURS, _rect
+
+
+def _image_ax(ax, image: np.ndarray) -> None:
+    ax.imshow(image)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    h, w = image.shape[:2]
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+
+
+def _px(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    return np.array([w, h, w, h], dtype=np.float64)
+
+
+def multiscale_figure(image: np.ndarray, scales: Sequence, figsize=(12.0, 4.2)) -> Figure:
+    """d2l's multiscale figure: every anchor of each small feature map (``ScaleAnchors``) over ``image``."""
+    fig = Figure(figsize=figsize)
+    scale_xy = _px(image)
+    for i, sc in enumerate(scales):
+        ax = fig.add_subplot(1, len(scales), i + 1)
+        _image_ax(ax, image)
+        for k in range(sc.per_cell):
+            for b in sc.boxes[:, :, k].reshape(-1, 4):
+                _rect(ax, b * scale_xy, _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=1.5)
+        n = sc.cells
+        centres = (np.arange(n) + 0.5) / n
+        cx, cy = np.meshgrid(centres * image.shape[1], centres * image.shape[0])
+        ax.scatter(cx.ravel(), cy.ravel(), s=12, c="red", zorder=3)
+        ax.set_title(f"{n}×{n} map, size {', '.join(f'{s:g}' for s in sc.sizes)}: "
+                     f"{sc.per_cell}/cell, {sc.total()} anchors", fontsize=9)
+    handles = [Line2D([0], [0], color=_ANCHOR_COLOURS[k], lw=2, label=f"ratio {r:g}")
+               for k, r in enumerate(scales[0].ratios)] if scales and len(scales[0].sizes) == 1 else []
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+    return fig
+
+
+def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: np.ndarray,
+                       cls_curves: Mapping[str, np.ndarray], figsize=(11.0, 3.8)) -> Figure:
+    """Box losses against the offset error and class losses against p(true class), as d2l plots them."""
+    fig = Figure(figsize=figsize)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for label, y in box_curves.items():
+        ax1.plot(x, y, label=label, ls="--" if label.startswith("L1") else "-")
+    ax1.set_xlabel("offset error x (prediction − target)")
+    ax1.set_ylabel("loss")
+    ax1.set_title("box loss: smooth L1 for several σ, and L1")
+    ax1.legend(fontsize=8)
+    for label, y in cls_curves.items():
+        ax2.plot(p, y, label=label, ls="--" if label.startswith("cross") else "-")
+    ax2.set_xlabel("p: probability given to the true class")
+    ax2.set_ylabel("loss")
+    ax2.set_title("class loss: focal for several γ, and cross-entropy")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np.ndarray] = None,
+                        figsize=(6.5, 6.5)) -> Figure:
+    """Positive anchors (green), mined negatives (red) and the ignored rest (grey centre dots).
+
+    ``anchors``: an ``AnchorSet`` or the ``(N, 4)`` normalized anchors the roles index."""
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    _image_ax(ax, image)
+    scale_xy = _px(image)
+    boxes = anchors.anchors if isinstance(anchors, AnchorSet) else np.asarray(anchors).reshape(-1, 4)
+    if len(roles.ignored):
+        c = (boxes[roles.ignored, :2] + boxes[roles.ignored, 2:]) / 2 * scale_xy[:2]
+        ax.scatter(c[:, 0], c[:, 1], s=1.5, c="#bbbbbb", alpha=0.5, zorder=2)
+    for i in roles.negatives:
+        _rect(ax, boxes[i] * scale_xy, "tab:red", lw=1.2)
+    for i in roles.positives:
+        _rect(ax, boxes[i] * scale_xy, "lime", lw=2.0)
+    if gt_boxes is not None:
+        for g in np.asarray(gt_boxes).reshape(-1, 4):
+            _rect(ax, g * scale_xy, "white", lw=2.0, ls="--")
+    handles = [Line2D([0], [0], color="lime", lw=2, label=f"positive: {len(roles.positives)}"),
+               Line2D([0], [0], color="tab:red", lw=2, label=f"mined negative: {len(roles.negatives)}"),
+               Line2D([0], [0], color="#bbbbbb", marker="o", lw=0, label=f"ignored: {len(roles.ignored)}"),
+               Line2D([0], [0], color="white", lw=2, ls="--", label="ground truth")]
+    leg = ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
+    leg.get_frame().set_facecolor("#dddddd")
+    ax.set_title(f"what the class loss sees: {len(roles.positives) + len(roles.negatives)} of "
+                 f"{roles.total} anchors", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str], class_id: Optional[int] = None,
+                    figsize=(6.5, 6.5)) -> Figure:
+    """NMS at ``step`` (index into the class's steps): boxes kept before it (green, thin), the box it
+    keeps (green, thick), the boxes it suppresses (red dashed, with IoU), the rest still waiting (grey)."""
+    steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    _image_ax(ax, image)
+    scale_xy = _px(image)
+    if not steps:
+        ax.set_title("no candidate above the floor", fontsize=10)
+        fig.tight_layout()
+        return fig
+    step = max(0, min(int(step), len(steps) - 1))
+    cur = steps[step]
+    done = {s.kept for s in steps[:step]} | {j for s in steps[:step] for j, _ in s.suppressed}
+    gone_now = {j for j, _ in cur.suppressed}
+    same = [i for i in range(len(trace.scores)) if class_id is None or trace.class_ids[i] == class_id]
+    for i in same:
+        if i not in done and i != cur.kept and i not in gone_now:
+            _rect(ax, trace.boxes[i] * scale_xy, "#999999", lw=0.6)
+    for s in steps[:step]:
+        _rect(ax, trace.boxes[s.kept] * scale_xy, "lime", lw=1.2)
+    for j, iou in cur.suppressed[:30]:
+        _rect(ax, trace.boxes[j] * scale_xy, "tab:red", lw=1.2, ls="--", label=f"IoU {iou:.2f}", fontsize=7,
+              corner="bottom-right")
+    k = cur.kept
+    _rect(ax, trace.boxes[k] * scale_xy, "lime", lw=3.0, text_colour="black",
+          label=f"kept: {classes[int(trace.class_ids[k])]} {trace.scores[k]:.2f}")
+    ax.set_title(f"step {step + 1}/{len(steps)}: keeps 1, suppresses {len(cur.suppressed)} "
+                 f"(IoU ≥ {trace.nms_threshold:g})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def image_eval_figure(image: np.ndarray, det_boxes: np.ndarray, det_labels: Sequence[str], match,
+                      gt_boxes: np.ndarray, figsize=(6.5, 6.5)) -> Figure:
+    """Ground truth (white dashed; orange when missed: FN) and detections (green TP, red FP); pixels."""
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    _image_ax(ax, image)
+    for g, found in zip(np.asarray(gt_boxes).reshape(-1, 4), match.gt_found):
+        _rect(ax, g, "white" if found else "tab:orange", lw=2.0, ls="--",
+              label=None if found else "FN (missed)", text_colour="black", corner="bottom-left")
+    for b, label, tp, iou in zip(np.asarray(det_boxes).reshape(-1, 4), det_labels, match.det_tp, match.det_iou):
+        _rect(ax, b, "lime" if tp else "tab:red", lw=2.0, text_colour="black" if tp else "white",
+              label=f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", fontsize=7)
+    ax.set_title(f"TP {match.tp} · FP {match.fp} · FN {match.fn}  ({len(match.gt_found)} objects)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pr_operating_figure(result, points: Dict[str, Dict[str, float]], confidence: float,
+                        figsize=(6.5, 4.5)) -> Figure:
+    """The split's PR curve per class (``EvalResult``) with the operating point at ``confidence``."""
+    fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    for k, (name, curve) in enumerate(result.pr_curves.items()):
+        colour = _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)]
+        ap = result.per_class_ap.get(name, float("nan"))
+        ax.plot(curve["recall"], curve["precision"], color=colour, label=f"{name} (AP {ap:.3f})")
+        pt = points.get(name)
+        if pt and pt["detections"]:
+            ax.plot([pt["recall"]], [pt["precision"]], marker="o", markersize=9, color=colour,
+                    markeredgecolor="black", zorder=4)
+            ax.annotate(f"conf ≥ {confidence:.2f}", (pt["recall"], pt["precision"]), textcoords="offset points",
+                        xytext=(6, -14), fontsize=8)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"precision-recall of the split (mAP {result.map:.3f}); dot: this confidence", fontsize=10)
+    if result.pr_curves:
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig

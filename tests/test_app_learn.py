@@ -1,0 +1,100 @@
+"""AppTest of the Learn pages and of the Train page's named metrics: each page renders, and what it
+shows is what the library computes for the same model, image and settings."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+
+APP = os.path.join(REPO_ROOT, "app.py")
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    _ok(at)
+    at = at.switch_page(path).run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_learn_anchors_shows_8732_for_ssd300_and_5444_for_tiny(app_env):
+    at = _page("app_pages/learn_anchors.py")
+    assert _metric(at, "Anchors in all") == "8732"
+    assert any("38²·4 + 19²·6" in c.value for c in at.caption)
+    at.selectbox(key="learn_ms_arch").set_value("tiny").run()
+    _ok(at)
+    assert _metric(at, "Anchors in all") == "5444"
+    at.slider(key="learn_ms_size4").set_value(0.3).run()
+    _ok(at)
+
+
+def test_learn_losses_roles_match_the_library(app_env):
+    from ssd.inference.detector import Detector
+    from ssd.inference.heads import multibox_heads
+    from ssd.models.mining import anchor_roles
+    from ssd.workspace import demo_sample_index, sample_images
+
+    at = _page("app_pages/learn_losses.py")
+    at.slider(key="learn_loss_sigma").set_value(0.5).run()
+    _ok(at)
+    pool = sample_images(8, 0, app_env["data"])
+    sample = pool[demo_sample_index(pool)]
+    heads = multibox_heads(Detector.load(app_env["model"]), sample.array())
+    roles = anchor_roles(heads.anchors, sample.label, heads.cls_preds, 3.0, 0.5)
+    assert int(_metric(at, "Positive anchors")) == len(roles.positives) > 0
+    assert int(_metric(at, "Mined negatives (kept)")) == 3 * len(roles.positives)
+    at.slider(key="learn_loss_ratio").set_value(0.0).run()
+    _ok(at)
+    assert _metric(at, "Ignored anchors") == "0"
+
+
+def test_learn_nms_steps_end_in_the_detectors_output(app_env):
+    at = _page("app_pages/learn_nms.py")
+    at.slider(key="learn_nms_floor").set_value(0.1).run()
+    _ok(at)
+    assert at.success and "exactly" in at.success[0].value
+    kept = int(_metric(at, "Kept after NMS"))
+    if kept > 1:
+        at.slider(key="learn_nms_step::None").set_value(kept).run()
+        _ok(at)
+    assert int(_metric(at, "Entering NMS")) <= 400
+
+
+def test_learn_eval_counts_add_up(app_env):
+    at = _page("app_pages/learn_eval.py")
+    at.number_input(key="learn_eval_limit").set_value(8).run()
+    at.slider(key="learn_eval_conf").set_value(0.2).run()
+    _ok(at)
+    tp, fp, fn = (int(_metric(at, k)) for k in ("TP", "FP", "FN"))
+    caption = next(c.value for c in at.caption if "detection(s) shown" in c.value)
+    shown, objects = (int(caption.split(" detection")[0]), int(caption.split("; ")[1].split(" object")[0]))
+    assert tp + fp == shown and tp + fn == objects > 0
+    assert float(_metric(at, "mAP (VOC07, 11-point)")) >= 0.0
+    assert any("AP" in d.value.columns for d in at.dataframe)
+
+
+def test_train_page_names_both_class_errors(app_env, monkeypatch):
+    at = _page("app_pages/train.py")
+    seeds, mined = _metric(at, "class err"), _metric(at, "mined class err")
+    assert seeds != "n/a" and mined != "n/a" and float(seeds) < float(mined)   # new history: both recorded
+    assert any("d2l's cls_eval" in c.value for c in at.caption)
+    # an old saved model (the shipped one): its class_err was the mined one
+    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+    at = _page("app_pages/train.py")
+    assert _metric(at, "class err") == "n/a"
+    assert float(_metric(at, "mined class err")) > 0 and np.isfinite(float(_metric(at, "bbox MAE")))
+    next(b for b in at.button if b.label.startswith("Measure class err")).click().run()
+    _ok(at)
+    measured = float(_metric(at, "class err (measured)"))
+    assert 0 <= measured < float(_metric(at, "mined class err (measured)"))

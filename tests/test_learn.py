@@ -1,0 +1,122 @@
+"""The Learn pages' numbers come from the library's own anchors, losses, targets, NMS and evaluation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssd.models.registry import anchors_for_meta
+
+
+@pytest.mark.parametrize("arch,size,total,formula", [
+    ("ssd_300_vgg16_atrous", 300, 8732, "38²·4 + 19²·6 + 10²·6 + 5²·6 + 3²·4 + 1²·4 = 8732"),
+    ("tiny", 256, 5444, "32²·4 + 16²·4 + 8²·4 + 4²·4 + 1²·4 = 5444"),
+])
+def test_per_layer_anchor_tables(arch, size, total, formula):
+    from ssd.models.multiscale import count_formula, layer_table
+
+    aset = anchors_for_meta({"arch": arch, "classes": ["x"], "input_size": size})
+    rows = layer_table(aset)
+    assert sum(r["anchors"] for r in rows) == total == len(aset.anchors)
+    assert all(r["anchors"] == int(r["feature map"].split("×")[0]) ** 2 * r["anchors per cell"] for r in rows)
+    assert count_formula(aset) == formula
+
+
+def test_multiscale_anchors_are_multibox_prior_on_4_2_1_maps():
+    from ssd.models.anchors import multibox_prior
+    from ssd.models.multiscale import multiscale_anchors
+
+    scales = multiscale_anchors()
+    assert [s.total() for s in scales] == [48, 12, 3]
+    np.testing.assert_array_equal(scales[0].boxes, multibox_prior((4, 4), [0.15], [1, 2, 0.5]))
+    np.testing.assert_allclose(scales[2].boxes[0, 0, 0], [0.1, 0.1, 0.9, 0.9], atol=1e-6)  # 1×1, size 0.8
+
+
+def test_loss_shapes_follow_the_d2l_formulas():
+    from ssd.models.loss_shapes import box_loss_curve, class_loss_curve
+
+    x = np.linspace(-2, 2, 41)
+    for sigma in (0.5, 1.0, 3.0):
+        expected = np.where(np.abs(x) < 1 / sigma ** 2, (sigma * x) ** 2 / 2, np.abs(x) - 0.5 / sigma ** 2)
+        np.testing.assert_allclose(box_loss_curve(x, "smooth_l1", sigma), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(box_loss_curve(x, "l1"), np.abs(x), atol=1e-6)
+    p = np.linspace(0.05, 0.95, 19)
+    np.testing.assert_allclose(class_loss_curve(p, "ce"), -np.log(p), rtol=1e-4)
+    for gamma in (0.0, 1.0, 5.0):
+        np.testing.assert_allclose(class_loss_curve(p, "focal", gamma), -(1 - p) ** gamma * np.log(p), rtol=1e-3)
+
+
+def test_anchor_roles_keep_three_negatives_per_positive(tiny_model_dir, synth_dir):
+    from ssd.data.dataset import open_dataset
+    from ssd.inference.detector import Detector
+    from ssd.inference.heads import multibox_heads
+    from ssd.models.mining import anchor_roles
+    from ssd.models.targets import positive_anchors
+
+    det = Detector.load(tiny_model_dir)
+    img, label = open_dataset(synth_dir).val[0]
+    heads = multibox_heads(det, img)
+    roles = anchor_roles(heads.anchors, label, heads.cls_preds, ratio=3)
+    assert len(roles.positives) > 0 and len(roles.negatives) == 3 * len(roles.positives)
+    assert len(roles.positives) + len(roles.negatives) + len(roles.ignored) == 5444
+    np.testing.assert_array_equal(roles.positives, positive_anchors(heads.anchors, label))
+    unmined = anchor_roles(heads.anchors, label, heads.cls_preds, ratio=0)
+    assert len(unmined.ignored) == 0 and len(unmined.negatives) == 5444 - len(roles.positives)
+
+
+@pytest.mark.parametrize("nms,floor", [(0.45, 0.01), (0.3, 0.2), (0.7, 0.001)])
+def test_nms_steps_end_in_exactly_the_detectors_output(tiny_model_dir, synth_dir, nms, floor):
+    from ssd.data.dataset import open_dataset
+    from ssd.inference.detector import Detector
+    from ssd.inference.heads import multibox_heads
+    from ssd.inference.nms_steps import nms_trace, overlaps
+
+    det = Detector.load(tiny_model_dir)
+    val = open_dataset(synth_dir).val
+    for i in range(3):
+        img, _ = val[i]
+        heads = multibox_heads(det, img)
+        trace = nms_trace(heads.anchors, heads.cls_preds, heads.box_preds, nms, floor)
+        ids, scores, boxes = trace.final()
+        ref_ids, ref_scores, ref_boxes = det.predict_arrays(heads.image[None], nms=nms, floor=floor)[0]
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_array_equal(scores, ref_scores)
+        np.testing.assert_array_equal(boxes, ref_boxes)
+        assert trace.num_entering == min(trace.num_candidates, 400)
+        assert (trace.scores[:-1] >= trace.scores[1:]).all()          # visited in descending score
+        for step in trace.steps:                                       # each suppression is justified
+            assert all(iou >= nms and trace.class_ids[j] == trace.class_ids[step.kept] for j, iou in step.suppressed)
+        kept = trace.kept_rows()
+        for a in range(len(kept)):                                     # and no two kept boxes collide
+            later = kept[a + 1:][trace.class_ids[kept[a + 1:]] == trace.class_ids[kept[a]]]
+            assert (overlaps(trace.boxes[kept[a]], trace.boxes[later]) < nms).all()
+    # a floor above every score leaves nothing to suppress
+    assert nms_trace(heads.anchors, heads.cls_preds, heads.box_preds, nms, 1.01).steps == []
+
+
+def test_one_image_evaluation_counts_and_agrees_with_voc_metric(tiny_model_dir, synth_dir):
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+
+    from ssd.data.dataset import open_dataset
+    from ssd.inference.detector import Detector
+    from ssd.inference.image_eval import match_detections, operating_point, split_detections
+
+    det = Detector.load(tiny_model_dir)
+    val = open_dataset(synth_dir).val
+    split = split_detections(det, val, 8, nms=0.45, floor=0.01)
+    metric = VOC07MApMetric(iou_thresh=0.5, class_names=det.classes)
+    flags = []
+    for (ids, scores, boxes), (gcls, gboxes) in zip(split.detections, split.ground_truth):
+        for conf in (0.01, 0.3, 0.6):
+            keep = scores >= conf
+            m = match_detections(ids[keep], scores[keep], boxes[keep], gcls, gboxes, 0.5)
+            assert m.tp + m.fn == len(gcls)                   # every object found or missed
+            assert m.tp + m.fp == int(keep.sum())             # every detection shown is TP or FP
+        m = match_detections(ids, scores, boxes, gcls, gboxes, 0.5)
+        order = scores.argsort()[::-1]                         # the metric's order (one class here)
+        flags.extend(m.det_tp[order].astype(int).tolist())
+        metric.update([boxes[None]], [ids[None].astype(np.float32)], [scores[None]], [gboxes[None]],
+                      [gcls[None].astype(np.float32)])
+    assert flags == list(metric._match[0])
+    point = operating_point(split, 0.01)["pikachu"]
+    assert point["tp"] == sum(flags) and point["objects"] == metric._n_pos[0]
+    assert point["recall"] == pytest.approx(sum(flags) / metric._n_pos[0])
