@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from ssd.base.errors import SSDError
-from ssd.cli import data, detect, evaluate, export, models, train
+from ssd.cli import data, detect, evaluate, export, models, results, train
 
-COMMANDS = (data, train, detect, evaluate, export, models)
+COMMANDS = (data, train, detect, evaluate, export, models, results)
 
 
 def build_parser() -> argparse.ArgumentParser:
