@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pandas as pd
 import streamlit as st
@@ -29,6 +30,11 @@ runs_root = jobs.camera_runs_dir()
 root, ok, broken, default_path = sh.list_models()
 job = jobs.current_batch_job(runs_root)
 st.session_state["ct_polling"] = job is not None
+
+
+def _plain(text: str) -> str:
+    """Escape Markdown in a message that quotes names from files (st.error renders Markdown)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
 def _start() -> None:
@@ -84,7 +90,7 @@ def monitor() -> None:
             st.session_state.pop("ct_stopping", None)
         st.rerun()
     if st.session_state.get("ct_flash"):
-        st.error(st.session_state.pop("ct_flash"))
+        st.error(_plain(st.session_state.pop("ct_flash")))
     run_dir = current.out if running else st.session_state.get("ct_run")
     if not run_dir:
         runs = jobs.batch_runs(runs_root)
@@ -133,7 +139,7 @@ if not results_path:
 try:
     doc = read_results(results_path)
 except SSDError as err:
-    st.error(str(err))
+    st.error(_plain(err))
     st.stop()
 names = doc["detection_categories"]
 typical = float(((doc.get("info") or {}).get("detector_metadata") or {}).get("typical_detection_threshold", 0.2))
@@ -166,7 +172,7 @@ for i, entry in enumerate(page_of(shown, page)):
             st.image(pic)
         else:
             st.text(entry.get("failure") or "(image not found)")
-        if st.button(entry["file"][-28:], key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
+        if st.button(_plain(entry["file"][-28:]), key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
             st.session_state["ct_large"] = entry["file"]
 large = next((e for e in shown if e["file"] == st.session_state.get("ct_large")), None)
 if large is not None:
@@ -193,4 +199,4 @@ with st.form("ct_sort"):
             counts = sort_into_folders(doc, image_root, target, threshold, mode, hide_suspect)
             st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
         except (SSDError, OSError) as err:
-            st.error(str(err))
+            st.error(_plain(err))
