@@ -89,6 +89,9 @@ def test_folder_run_passes_megadetector_validator(season, tmp_path):
     assert good["datetime"] == "2024:06:03 05:30:00"
     confs = [d["conf"] for im in doc["images"] for d in im["detections"] or []]
     assert confs and min(confs) >= 0.005 and all(round(c, 3) == c for c in confs)
+    assert max(len(im["detections"] or []) for im in doc["images"]) <= 100      # --max-detections
+    assert all(im["detections"] == sorted(im["detections"], key=lambda d: -d["conf"])
+               for im in doc["images"] if im["detections"])
     assert all(round(v, 4) == v for im in doc["images"] for d in im["detections"] or [] for v in d["bbox"])
     # CSV: a row per detection, plus one per image without any, plus one per failure
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
-from ssd.inference.megadetector import DEFAULT_FLOOR
+from ssd.inference.megadetector import DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS
 
 
 def register(sub) -> None:
@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help="score shown in the table; written as the typical threshold in the JSON")
     d.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
                    help="lowest score written to the JSON/CSV, so tools can re-threshold (default 0.005)")
+    d.add_argument("--max-detections", type=int, default=DEFAULT_MAX_DETECTIONS, metavar="N",
+                   help="most detections written per image, highest scores first (default 100)")
     d.add_argument("--nms", type=float, default=DEFAULT_NMS, help="NMS IoU threshold")
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
     d.add_argument("--csv", metavar="OUT", help="write CSV here (a row per detection, per empty image, per failure)")
@@ -61,7 +63,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     opts = BatchOptions(model=args.model, inputs=list(args.images), out_json=args.json, out_csv=args.csv,
                         recursive=args.recursive, absolute_paths=args.absolute_paths, threshold=args.threshold,
-                        floor=args.floor, nms=args.nms, batch_size=args.batch_size, workers=args.workers,
+                        floor=args.floor, max_detections=args.max_detections, nms=args.nms,
+                        batch_size=args.batch_size, workers=args.workers,
                         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                         previous_results=args.previous_results,
                         shard=parse_shard(args.shard) if args.shard else None,
@@ -71,9 +74,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
               "run the same command with --resume to continue", file=sys.stderr)
         return 130
-    for im in res.document["images"]:
-        if im.get("failure"):
-            print(f"error: {im['failure']}", file=sys.stderr)
+    for message in res.failure_messages:
+        print(f"error: {message}", file=sys.stderr)
     if not args.quiet:
         print(text_table(res.document, args.threshold))
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""

@@ -14,6 +14,10 @@ run. Its steps, and why:
    results are written in the file list's order.
 5. Repeated boxes are flagged over the whole list, the results written atomically, the
    checkpoint removed.
+
+Memory: each finished entry is kept as compact JSON text (about a tenth of the dicts it came
+from) and the files are written by streaming those texts, so a season's run grows by a few
+kilobytes per image at most (figures in the README), not by the decoded pictures.
 """
 from __future__ import annotations
 
@@ -24,14 +28,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
-from ssd.base.atomic import atomic_write_json, atomic_write_text
+import json
+import posixpath
+
+from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.inference.folders import FileList, list_inputs, shard
-from ssd.inference.megadetector import (DEFAULT_FLOOR, ResultsError, image_entry, read_results,
+from ssd.inference.megadetector import (DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS, ResultsError, image_entry, read_results,
                                         results_document)
 from ssd.inference.pipeline import run_pipeline
 from ssd.inference.repeats import flag_repeats
 from ssd.inference.results import results_csv
-from ssd.inference.run_checkpoint import default_checkpoint_path, load_checkpoint, save_checkpoint
+from ssd.inference.run_checkpoint import (compact, default_checkpoint_path, load_checkpoint, save_checkpoint,
+                                          write_json_with_images)
 
 PROGRESS_EVERY_S = 2.0
 
@@ -48,6 +56,7 @@ class BatchOptions:
     absolute_paths: bool = False
     threshold: float = 0.2
     floor: float = DEFAULT_FLOOR
+    max_detections: int = DEFAULT_MAX_DETECTIONS
     nms: float = 0.45
     batch_size: int = 8
     workers: int = 2
@@ -63,9 +72,10 @@ class BatchOptions:
 
 @dataclass
 class BatchResult:
-    """How a run ended: the document (None when stopped), counts, and where things were written."""
+    """How a run ended: counts, failures, where things were written; the results on demand."""
 
-    document: Optional[Dict[str, Any]]
+    texts: Optional[List[str]]                 # the images' entries as JSON text (None when stopped)
+    head: Dict[str, Any]
     total: int
     processed: int
     failures: int
@@ -73,7 +83,15 @@ class BatchResult:
     checkpoint: Optional[str] = None
     hidden_skipped: int = 0
     suspects: int = 0
+    failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def document(self) -> Optional[Dict[str, Any]]:
+        """The whole results document as dicts (parsed on each call: for small runs and tests)."""
+        if self.texts is None:
+            return None
+        return dict(self.head, images=[json.loads(t) for t in self.texts])
 
 
 def checkpoint_path(opts: BatchOptions) -> Optional[str]:
@@ -86,7 +104,8 @@ def checkpoint_path(opts: BatchOptions) -> Optional[str]:
 def _settings(opts: BatchOptions, det, files: FileList) -> Dict[str, Any]:
     """What decides the entries: a checkpoint made with other values cannot be resumed."""
     return {"model": os.path.abspath(opts.model), "classes": list(det.classes), "nms": float(opts.nms),
-            "floor": float(opts.floor), "shard": list(opts.shard) if opts.shard else None,
+            "floor": float(opts.floor), "max_detections": int(opts.max_detections),
+            "shard": list(opts.shard) if opts.shard else None,
             "base": files.base, "absolute_paths": bool(opts.absolute_paths), "count": len(files)}
 
 
@@ -146,13 +165,18 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
         files = shard(files, *opts.shard)
     settings = _settings(opts, det, files)
     wanted = set(files.names)
-    done: Dict[str, Dict[str, Any]] = {k: v for k, v in _previous_entries(opts.previous_results, det.classes).items()
-                                       if k in wanted}
+    done: Dict[str, str] = {k: compact(v) for k, v in _previous_entries(opts.previous_results, det.classes).items()
+                            if k in wanted}
+    failures: List[str] = [json.loads(t).get("failure") or "" for t in done.values() if '"detections":null' in t]
     if opts.resume and ckpt:
-        done.update({e["file"]: e for e in load_checkpoint(ckpt, settings) if e.get("file") in wanted})
+        for e in load_checkpoint(ckpt, settings):
+            if e.get("file") in wanted:
+                done[e["file"]] = compact(e)
+                if e.get("detections") is None:
+                    failures.append(e.get("failure") or "")
     todo = [i for i, n in enumerate(files.names) if n not in done]
     progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
-    progress.failures = sum(1 for e in done.values() if e.get("detections") is None)
+    progress.failures = len(failures)
     progress.report(force=True)
     since_ckpt, stopped = 0, False
     gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
@@ -160,9 +184,12 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     try:
         for out in gen:
             name = files.names[todo[out.index]]
-            done[name] = image_entry(name, out.raw, out.failure, opts.floor, out.datetime)
+            done[name] = compact(image_entry(name, out.raw, out.failure, opts.floor, out.datetime,
+                                             opts.max_detections))
             progress.done += 1
-            progress.failures += out.failure is not None
+            if out.failure is not None:
+                progress.failures += 1
+                failures.append(out.failure)
             since_ckpt += 1
             if ckpt and since_ckpt >= max(1, opts.checkpoint_every):
                 save_checkpoint(ckpt, settings, _ordered(files, done))
@@ -177,24 +204,44 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
         if ckpt:
             save_checkpoint(ckpt, settings, _ordered(files, done))
         progress.report("stopped", force=True)
-        return BatchResult(None, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped)
-    images = _ordered(files, done)
-    suspects = flag_repeats(images, opts.flag_repeats, opts.threshold) if opts.flag_repeats else 0
+        return BatchResult(None, {}, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped,
+                           failure_messages=failures)
+    texts = _ordered(files, done)
+    del done
+    suspects = _flag_repeats(texts, opts.flag_repeats, opts.threshold) if opts.flag_repeats else 0
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None}}
-    doc = results_document(images, det.classes, os.path.basename(os.path.normpath(opts.model)),
-                           opts.threshold, extra)
+    head = results_document([], det.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
+    head.pop("images")
     if opts.out_json:
-        atomic_write_json(opts.out_json, doc)
+        write_json_with_images(opts.out_json, head, texts)
     if opts.out_csv:
-        atomic_write_text(opts.out_csv, results_csv(doc))
+        with atomic_path(opts.out_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(results_csv({"detection_categories": head["detection_categories"],
+                                  "images": (json.loads(t) for t in texts)}))
     if ckpt and os.path.exists(ckpt):
         os.unlink(ckpt)
     progress.report("done", force=True)
-    return BatchResult(doc, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, {"seconds": time.time() - t_start})
+    return BatchResult(texts, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
+                       suspects, failures, {"seconds": time.time() - t_start})
 
 
-def _ordered(files: FileList, done: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The finished entries in the file list's order."""
+def _ordered(files: FileList, done: Dict[str, str]) -> List[str]:
+    """The finished entries (JSON text) in the file list's order."""
     return [done[n] for n in files.names if n in done]
+
+
+def _flag_repeats(texts: List[str], min_images: int, min_conf: float) -> int:
+    """``repeats.flag_repeats`` one camera folder at a time, so only one folder is ever parsed."""
+    by_folder: Dict[str, List[int]] = {}
+    for i, t in enumerate(texts):
+        file = json.loads(t)["file"] if '"detections":[{' in t else None
+        if file is not None:
+            by_folder.setdefault(posixpath.dirname(file), []).append(i)
+    marked = 0
+    for idx in by_folder.values():
+        entries = [json.loads(texts[i]) for i in idx]
+        marked += flag_repeats(entries, min_images, min_conf)
+        for i, e in zip(idx, entries):
+            texts[i] = compact(e)
+    return marked

@@ -31,6 +31,10 @@ DEFAULT_FLOOR = 0.005
 CONF_DIGITS = 3
 COORD_DIGITS = 4
 MEGADETECTOR_CLASSES = ("animal", "person", "vehicle")
+#: Most detections written per image (the highest scores): SSD-style decoders return up to
+#: hundreds of near-floor candidates per image, which would make a season's file (and the run's
+#: memory) grow by kilobytes per image for boxes nobody looks at; the SSD paper keeps 200.
+DEFAULT_MAX_DETECTIONS = 100
 
 
 class ResultsError(SSDError):
@@ -48,13 +52,16 @@ def conservative_threshold(threshold: float) -> float:
 
 
 def detections_list(class_ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray,
-                    image_size: Sequence[int], floor: float) -> List[Dict[str, Any]]:
-    """Detections ≥ ``floor`` as MegaDetector dicts (boxes in pixels → normalized x, y, w, h)."""
+                    image_size: Sequence[int], floor: float,
+                    max_detections: int = DEFAULT_MAX_DETECTIONS) -> List[Dict[str, Any]]:
+    """The best ``max_detections`` ≥ ``floor`` as MegaDetector dicts (pixels → normalized x, y, w, h)."""
     w, h = float(image_size[0]), float(image_size[1])
     out = []
-    for c, s, b in zip(class_ids, scores, boxes_px):
-        if float(s) < floor:
-            continue
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    for i in order:
+        c, s, b = class_ids[i], scores[i], boxes_px[i]
+        if float(s) < floor or len(out) >= max_detections:
+            break
         x1, y1 = min(max(float(b[0]) / w, 0.0), 1.0), min(max(float(b[1]) / h, 0.0), 1.0)
         x2, y2 = min(max(float(b[2]) / w, 0.0), 1.0), min(max(float(b[3]) / h, 0.0), 1.0)
         out.append({"category": str(int(c) + 1), "conf": float(round(float(s), CONF_DIGITS)),
@@ -64,7 +71,7 @@ def detections_list(class_ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndar
 
 
 def image_entry(file: str, raw=None, failure: Optional[str] = None, floor: float = DEFAULT_FLOOR,
-                datetime: Optional[str] = None) -> Dict[str, Any]:
+                datetime: Optional[str] = None, max_detections: int = DEFAULT_MAX_DETECTIONS) -> Dict[str, Any]:
     """One ``images`` entry from ``RawDetections`` (or a failure message when ``raw`` is None)."""
     entry: Dict[str, Any] = {"file": as_posix(file)}
     if raw is None:
@@ -74,7 +81,8 @@ def image_entry(file: str, raw=None, failure: Optional[str] = None, floor: float
     entry["width"], entry["height"] = int(raw.image_size[0]), int(raw.image_size[1])
     if datetime:
         entry["datetime"] = datetime
-    entry["detections"] = detections_list(raw.class_ids, raw.scores, raw.boxes, raw.image_size, floor)
+    entry["detections"] = detections_list(raw.class_ids, raw.scores, raw.boxes, raw.image_size, floor,
+                                          max_detections)
     entry["max_detection_conf"] = max((d["conf"] for d in entry["detections"]), default=0.0)
     entry["failure"] = None
     return entry

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List, Union
 
-from ssd.base.atomic import atomic_write_json
+from ssd.base.atomic import atomic_path
 from ssd.inference.megadetector import ResultsError
 
 CHECKPOINT_VERSION = 1
@@ -23,9 +23,26 @@ def default_checkpoint_path(out_json: str) -> str:
     return root + ".checkpoint.json"
 
 
-def save_checkpoint(path: str, settings: Dict[str, Any], images: List[Dict[str, Any]]) -> None:
-    """Rewrite the checkpoint atomically (a kill at any moment leaves the old or the new file)."""
-    atomic_write_json(path, {"ssd_batch_checkpoint": CHECKPOINT_VERSION, "settings": settings, "images": images})
+def save_checkpoint(path: str, settings: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
+    """Rewrite the checkpoint atomically (a kill at any moment leaves the old or the new file).
+
+    ``images``: entries, or entries already as compact JSON text (what a batch run keeps).
+    """
+    write_json_with_images(path, {"ssd_batch_checkpoint": CHECKPOINT_VERSION, "settings": settings}, images)
+
+
+def write_json_with_images(path: str, head: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
+    """Write ``head`` plus an ``images`` list atomically, streaming the entries (no giant string)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(head, indent=1)[:-1].rstrip() + (",\n" if head else "\n") + ' "images": [')
+        for i, im in enumerate(images):
+            fh.write(("\n  " if i == 0 else ",\n  ") + (im if isinstance(im, str) else compact(im)))
+        fh.write("\n ]\n}\n")
+
+
+def compact(entry: Dict[str, Any]) -> str:
+    """One entry as compact JSON text: a tenth of the memory of the dict it came from."""
+    return json.dumps(entry, separators=(",", ":"))
 
 
 def load_checkpoint(path: str, settings: Dict[str, Any]) -> List[Dict[str, Any]]:
