@@ -243,3 +243,20 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     assert r.returncode == 2 and "I/N" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("results", "summary", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_browser_filters_pages_and_never_opens_files_outside_the_folder(season, detector, tmp_path):
+    from ssd.inference.browse import filter_entries, image_path, page_count, page_of, picture
+
+    doc = run_batch(BatchOptions(MODEL, [season], recursive=True), detector, stream=None).document
+    names = doc["detection_categories"]
+    assert [e["file"] for e in filter_entries(doc, 0.0, state="failed")] == ["siteA/notes.txt", "siteB/cut.jpg"]
+    assert len(filter_entries(doc, 0.0, state="with detections")) == 5
+    assert len(filter_entries(doc, 1.01, state="empty")) == 5 and filter_entries(doc, 0.0, ["other"]) == []
+    assert page_count(49) == 3 and len(page_of(list(range(49)), 3)) == 1 and page_of([1], 9) == [1]
+    good = next(e for e in doc["images"] if e["file"] == "top.jpg")
+    pic = picture(good, names, season, 0.0, side=100)
+    assert pic is not None and max(pic.size) == 100
+    assert image_path({"file": "../../etc/passwd"}, season) is None
+    assert image_path({"file": "/etc/passwd"}, season) is None
+    assert image_path({"file": "siteB/d.jpg"}, None) is None

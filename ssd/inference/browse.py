@@ -59,12 +59,16 @@ def page_count(n: int, per_page: int = PAGE_SIZE) -> int:
 
 
 def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str]:
-    """Where an entry's image is on disk; None when a relative path would leave ``image_root``."""
+    """Where an entry's image is on disk; None when it would lie outside ``image_root``.
+
+    With a root, relative and absolute names alike must stay inside it (a results file from
+    elsewhere must not make the app show arbitrary files); without one, only absolute names open.
+    """
     file = entry["file"]
-    if os.path.isabs(file) or not image_root:
-        return file
-    root = os.path.abspath(image_root)
-    path = os.path.abspath(os.path.join(root, file))
+    if not image_root:
+        return file if os.path.isabs(file) else None
+    root = os.path.realpath(image_root)
+    path = os.path.realpath(os.path.join(root, file))
     return path if path.startswith(root + os.sep) else None
 
 
