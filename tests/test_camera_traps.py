@@ -260,3 +260,16 @@ def test_browser_filters_pages_and_never_opens_files_outside_the_folder(season, 
     assert image_path({"file": "../../etc/passwd"}, season) is None
     assert image_path({"file": "/etc/passwd"}, season) is None
     assert image_path({"file": "siteB/d.jpg"}, None) is None
+
+
+def test_suspect_repeats_are_drawn_as_such_when_shown():
+    from ssd.inference.browse import entry_detections
+
+    entry = {"file": "cam1/a.jpg", "failure": None,
+             "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "suspect": True},
+                            {"category": "1", "conf": 0.8, "bbox": [0.5, 0.5, 0.2, 0.2]}]}
+    hidden = entry_detections(entry, {"1": "animal"}, 0.2, True, (100, 50))
+    assert len(hidden) == 1 and hidden.classes[int(hidden.class_ids[0])] == "animal"
+    shown = entry_detections(entry, {"1": "animal"}, 0.2, False, (100, 50))
+    assert [shown.classes[int(c)] for c in shown.class_ids] == ["animal (suspect)", "animal"]
+    assert shown.boxes[0].tolist() == pytest.approx([10, 5, 30, 15])

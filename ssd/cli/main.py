@@ -1,4 +1,4 @@
-"""``python -m ssd``: make data, train, detect, evaluate, export, list models.
+"""``python -m ssd``: make data, train, detect, evaluate, export, list models, work with batch results.
 
 Each command lives in its own module of this package and registers its sub-parser; the
 commands call the same library functions as the app. User errors (``SSDError``) print one

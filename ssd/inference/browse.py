@@ -74,14 +74,19 @@ def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str
 
 def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: float, hide_suspect: bool,
                      size) -> RawDetections:
-    """An entry's shown detections as ``RawDetections`` in ``size`` pixels, for the drawing code."""
+    """An entry's shown detections as ``RawDetections`` in ``size`` pixels, for the drawing code.
+
+    Suspect repeats (when shown) get a class of their own, "<name> (suspect)", so they are drawn
+    in another colour and say what they are.
+    """
     order = list(names)
-    classes = [names[k] for k in order]
+    classes = [names[k] for k in order] + [f"{names[k]} (suspect)" for k in order]
     dets = shown_detections(entry, threshold, hide_suspect)
     w, h = size
     boxes = np.array([[d["bbox"][0] * w, d["bbox"][1] * h, (d["bbox"][0] + d["bbox"][2]) * w,
                        (d["bbox"][1] + d["bbox"][3]) * h] for d in dets], dtype=np.float32).reshape(-1, 4)
-    ids = np.array([order.index(d["category"]) if d["category"] in order else 0 for d in dets], dtype=np.int64)
+    ids = np.array([(order.index(d["category"]) if d["category"] in order else 0)
+                    + (len(order) if d.get("suspect") else 0) for d in dets], dtype=np.int64)
     scores = np.array([d["conf"] for d in dets], dtype=np.float32)
     return RawDetections(ids, scores, boxes, (w, h), classes or ["object"], entry["file"])
 
