@@ -106,7 +106,17 @@ def _settings(opts: BatchOptions, det, files: FileList) -> Dict[str, Any]:
     return {"model": os.path.abspath(opts.model), "classes": list(det.classes), "nms": float(opts.nms),
             "floor": float(opts.floor), "max_detections": int(opts.max_detections),
             "shard": list(opts.shard) if opts.shard else None,
-            "base": files.base, "absolute_paths": bool(opts.absolute_paths), "count": len(files)}
+            "base": files.base, "absolute_paths": bool(opts.absolute_paths)}
+
+
+def _already_done(opts: BatchOptions, det, files: FileList, settings: Dict[str, Any],
+                  ckpt: Optional[str]) -> Dict[str, str]:
+    """Entries (compact JSON by file name) not to redo: the previous results', then the checkpoint's."""
+    wanted = set(files.names)
+    done = {k: compact(v) for k, v in _previous_entries(opts.previous_results, det.classes).items() if k in wanted}
+    if opts.resume and ckpt:
+        done.update({e["file"]: compact(e) for e in load_checkpoint(ckpt, settings) if e.get("file") in wanted})
+    return done
 
 
 def _previous_entries(path: Optional[str], classes: List[str]) -> Dict[str, Dict[str, Any]]:
@@ -164,16 +174,8 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     if opts.shard:
         files = shard(files, *opts.shard)
     settings = _settings(opts, det, files)
-    wanted = set(files.names)
-    done: Dict[str, str] = {k: compact(v) for k, v in _previous_entries(opts.previous_results, det.classes).items()
-                            if k in wanted}
-    failures: List[str] = [json.loads(t).get("failure") or "" for t in done.values() if '"detections":null' in t]
-    if opts.resume and ckpt:
-        for e in load_checkpoint(ckpt, settings):
-            if e.get("file") in wanted:
-                done[e["file"]] = compact(e)
-                if e.get("detections") is None:
-                    failures.append(e.get("failure") or "")
+    done = _already_done(opts, det, files, settings, ckpt)
+    failures = [json.loads(t).get("failure") or "" for t in done.values() if '"detections":null' in t]
     todo = [i for i, n in enumerate(files.names) if n not in done]
     progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
     progress.failures = len(failures)
@@ -209,6 +211,16 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     texts = _ordered(files, done)
     del done
     suspects = _flag_repeats(texts, opts.flag_repeats, opts.threshold) if opts.flag_repeats else 0
+    head = _write_results(opts, det, texts)
+    if ckpt and os.path.exists(ckpt):
+        os.unlink(ckpt)
+    progress.report("done", force=True)
+    return BatchResult(texts, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
+                       suspects, failures, {"seconds": time.time() - t_start})
+
+
+def _write_results(opts: BatchOptions, det, texts: List[str]) -> Dict[str, Any]:
+    """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head."""
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None}}
     head = results_document([], det.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
@@ -219,11 +231,7 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
         with atomic_path(opts.out_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(results_csv({"detection_categories": head["detection_categories"],
                                   "images": (json.loads(t) for t in texts)}))
-    if ckpt and os.path.exists(ckpt):
-        os.unlink(ckpt)
-    progress.report("done", force=True)
-    return BatchResult(texts, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start})
+    return head
 
 
 def _ordered(files: FileList, done: Dict[str, str]) -> List[str]:
