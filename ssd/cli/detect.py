@@ -45,10 +45,12 @@ def register(sub) -> None:
 
 
 def _stop_on_signals() -> threading.Event:
-    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file."""
+    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file; a second one quits."""
     stop = threading.Event()
 
     def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
