@@ -163,7 +163,10 @@ st.dataframe(pd.DataFrame({"class": list(s["per_class_images"]), "images": list(
 
 shown = filter_entries(doc, threshold, None if len(classes) == len(names) else classes, state, hide_suspect)
 pages = page_count(len(shown))
-page = st.number_input(f"Page (of {pages}; {len(shown)} images)", 1, pages, 1, key="ct_page")
+if st.session_state.get("ct_page", 1) > pages:
+    st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
+page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
+st.caption(f"page {page} of {pages}, {len(shown)} image(s) match the filters")
 grid = st.columns(6)
 for i, entry in enumerate(page_of(shown, page)):
     with grid[i % 6]:

@@ -113,3 +113,30 @@ def test_batch_job_stops_with_a_checkpoint_and_resumes(env):
     status = jobs.batch_status(run_dir)
     assert status["state"] == "done" and status["done"] == 81 and status["failures"] == 1
     assert len(json.load(open(os.path.join(run_dir, jobs.BATCH_RESULTS)))["images"]) == 81
+
+
+def test_results_browser_pages_through_a_loaded_results_file(env):
+    """A results file from elsewhere: 30 images give two pages of 24; a filter leaving one page clamps it."""
+    from ssd.base.atomic import atomic_write_json
+
+    folder = _folder(env / "photos", 30)
+    images = [{"file": f"cam{i % 2}/{i:03d}.jpg", "failure": None, "width": 160, "height": 120,
+               "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.3, 0.3]}] if i % 3 else []}
+              for i in range(30)]
+    atomic_write_json(str(env / "r.json"), {"info": {"format_version": "1.6",
+                                                     "detector_metadata": {"typical_detection_threshold": 0.5}},
+                                            "detection_categories": {"1": "animal"}, "images": images})
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    _ok(at)
+    at.text_input(key="ct_results_path").set_value(str(env / "r.json"))
+    at.text_input(key="ct_image_root").set_value(folder).run()
+    _ok(at)
+    assert {m.label: m.value for m in at.metric}["Empty"] == "10" and len(at.image) == 24
+    at.number_input(key="ct_page").set_value(2).run()
+    _ok(at)
+    assert len(at.image) == 6
+    at.selectbox(key="ct_state").set_value("empty").run()      # 10 images: one page; page 2 is clamped to 1
+    _ok(at)
+    assert len(at.image) == 10 and at.number_input(key="ct_page").value == 1
+    assert not at.warning, [w.value for w in at.warning]
