@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -143,6 +143,3 @@ def sort_key(file: str) -> tuple:
     """The order of a recursive folder walk: by path components, so merged shards sort like one run."""
     return tuple(as_posix(file).split("/"))
 
-
-def categories_of(docs: Iterable[Dict[str, Any]]) -> List[Dict[str, str]]:
-    return [d.get("detection_categories") or {} for d in docs]
