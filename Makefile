@@ -15,7 +15,9 @@ $(VENV)/.app-installed: requirements.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.app-installed
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	grep -v -E '^(megadetector|jsonpickle)==' requirements-dev.txt > $(VENV)/requirements-dev-deps.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements-dev-deps.txt
+	$(BIN)/python -m pip install --quiet --no-deps $$(grep -E '^(megadetector|jsonpickle)==' requirements-dev.txt)
 	touch $@
 
 setup: $(VENV)/.app-installed

@@ -101,6 +101,7 @@ pg = st.navigation({"": [
     st.Page("app_pages/detect.py", title="Detect", icon=":material/image_search:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/anchors.py", title="Anchors", icon=":material/anchor:"),
+    st.Page("app_pages/camera_traps.py", title="Camera traps", icon=":material/photo_camera:"),
 ], "Learn": [
     st.Page("app_pages/learn_anchors.py", title="Multiscale anchors", icon=":material/grid_on:"),
     st.Page("app_pages/learn_losses.py", title="Losses", icon=":material/show_chart:"),

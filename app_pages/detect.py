@@ -16,7 +16,7 @@ from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
 from ssd.inference.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
-from ssd.inference.results import detections_csv, megadetector_json
+from ssd.inference.results import megadetector_json, results_csv
 from ssd.store import is_pretrained_detector, model_knowledge
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
@@ -114,8 +114,7 @@ if rendered:
             st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
                          hide_index=True, width="stretch")
     with tab_export:
-        export = results_for_export(results, rendered)
-        model_name = os.path.basename(model_path)
+        export = megadetector_json(results_for_export(results), labels, os.path.basename(model_path), threshold)
         e1, e2, e3 = st.columns(3)
         originals = {name: data for name, data in items}
 
@@ -135,11 +134,13 @@ if rendered:
             e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_zip, "detections.zip",
                                "application/zip", key="dl_zip", on_click="ignore")
         e2.download_button("Detections (MegaDetector JSON)",
-                           json.dumps(megadetector_json(export, labels, model_name, threshold), indent=1),
+                           json.dumps(export, indent=1),
                            "detections.json", "application/json", key="dl_json", on_click="ignore")
-        e3.download_button("Detections (CSV)", detections_csv(export), "detections.csv", "text/csv",
+        e3.download_button("Detections (CSV)", results_csv(export), "detections.csv", "text/csv",
                            key="dl_csv", on_click="ignore")
         st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
-                   "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read.")
+                   "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read. "
+                   "The JSON and CSV hold every image and every detection down to a score of 0.005, not only "
+                   "what the slider shows, so other tools can choose their own threshold.")
 elif results:
     st.warning("None of the files could be used; see the messages above.")

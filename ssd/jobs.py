@@ -330,3 +330,122 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
         ("command", tr.get("command") or "(started from the app)"),
     ]
     return [{"field": k, "value": v} for k, v in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# camera-trap batch runs (the Camera traps page): ``python -m ssd detect FOLDER --recursive``
+# --------------------------------------------------------------------------------------------
+
+BATCH_LOCK_FILE = ".camera.lock"
+BATCH_LOG_FILE = "detect.log"
+BATCH_RESULTS = "results.json"
+BATCH_CSV = "results.csv"
+BATCH_PROGRESS = "progress.json"
+BATCH_SETTINGS = "run.json"
+
+
+def camera_runs_dir() -> str:
+    """Where the app keeps batch runs: ``<data folder>/.camera-runs`` (hidden from dataset lists)."""
+    from ssd.workspace import data_dir
+
+    return os.path.join(data_dir(), ".camera-runs")
+
+
+def current_batch_job(runs_root: str) -> Optional[JobInfo]:
+    """The running camera-trap batch of this runs folder, clearing a stale lock."""
+    return _current(os.path.join(runs_root, BATCH_LOCK_FILE))
+
+
+def batch_argv(run_dir: str, settings: Dict[str, Any], resume: bool = False) -> List[str]:
+    """The ``detect`` command line of a batch run (results, CSV, checkpoint and progress in ``run_dir``)."""
+    argv = ["detect", "--model", settings["model"], settings["folder"], "--quiet",
+            "--json", os.path.join(run_dir, BATCH_RESULTS), "--csv", os.path.join(run_dir, BATCH_CSV),
+            "--progress-file", os.path.join(run_dir, BATCH_PROGRESS),
+            "--threshold", str(settings.get("threshold", 0.2)),
+            "--checkpoint-every", str(settings.get("checkpoint_every", 100))]
+    if settings.get("recursive", True):
+        argv.append("--recursive")
+    if settings.get("flag_repeats"):
+        argv += ["--flag-repeats", str(int(settings["flag_repeats"]))]
+    return argv + (["--resume"] if resume else [])
+
+
+def start_batch_job(runs_root: str, name: str, settings: Optional[Dict[str, Any]] = None,
+                    resume: bool = False) -> JobInfo:
+    """Start (or, with ``resume``, continue) the batch run ``runs_root/name`` in the background.
+
+    ``settings``: ``model``, ``folder``, ``recursive``, ``threshold``, ``flag_repeats``; saved in the
+    run's ``run.json`` so a reloaded page can resume it without asking again.
+    """
+    problem = valid_model_name(name)
+    if problem:
+        raise JobError(f"run name {name!r}: {problem}")
+    run_dir = os.path.join(runs_root, name)
+    if resume:
+        settings = batch_settings(run_dir)
+    if not settings or not os.path.isdir(str(settings.get("folder", ""))):
+        raise JobError(f"'{(settings or {}).get('folder', '')}' is not a folder on this machine")
+    os.makedirs(runs_root, exist_ok=True)
+    running = current_batch_job(runs_root)
+    if running is not None:
+        raise JobError(f"a camera-trap run is already going: {running.name} (pid {running.pid}); "
+                       "stop it or wait for it to finish")
+    from ssd.base.atomic import atomic_write_json
+
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_json(os.path.join(run_dir, BATCH_SETTINGS), settings)
+    if not resume:
+        for f in (BATCH_PROGRESS, BATCH_RESULTS):
+            _remove(os.path.join(run_dir, f))
+    return _launch(os.path.join(runs_root, BATCH_LOCK_FILE), batch_argv(run_dir, settings, resume), run_dir,
+                   BATCH_LOG_FILE, "camera-trap run")
+
+
+def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
+    """SIGTERM the running batch: it writes its checkpoint and exits, ready to resume."""
+    job = current_batch_job(runs_root)
+    if job is None:
+        return False
+    try:
+        os.killpg(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.time() + timeout
+    while timeout and time.time() < deadline and _alive(job.pid):
+        time.sleep(0.1)
+    return True
+
+
+def batch_settings(run_dir: str) -> Dict[str, Any]:
+    try:
+        with open(os.path.join(run_dir, BATCH_SETTINGS), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
+    """The run's last progress report; ``state`` is ``running``, ``done``, ``stopped`` or ``interrupted``."""
+    try:
+        with open(os.path.join(run_dir, BATCH_PROGRESS), encoding="utf-8") as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        st = {"state": "running" if running else "new", "done": 0, "total": 0}
+    if running:
+        st["state"] = "running"
+    elif st.get("state") == "running":
+        st["state"] = "interrupted"         # killed without its last report: resumable from the checkpoint
+    if os.path.isfile(os.path.join(run_dir, BATCH_RESULTS)) and not running:
+        st["state"] = "done"
+    return st
+
+
+def batch_runs(runs_root: str) -> List[str]:
+    """Batch run folders, newest first."""
+    found = []
+    if os.path.isdir(runs_root):
+        for d in os.listdir(runs_root):
+            p = os.path.join(runs_root, d, BATCH_SETTINGS)
+            if not d.startswith(".") and os.path.isfile(p):
+                found.append((os.stat(p).st_mtime, os.path.join(runs_root, d)))
+    return [p for _, p in sorted(found, reverse=True)]

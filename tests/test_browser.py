@@ -186,3 +186,43 @@ def test_pages_in_chromium(server, app_env, tmp_path):
         for s in shots:
             shutil.copy(s, os.path.join(keep, s.name))
     assert all(s.stat().st_size > 10_000 for s in shots)
+
+
+def test_camera_trap_run_in_chromium(server, app_env, tmp_path):
+    """The Camera traps page in a browser: start a run of a small folder, follow it, browse it."""
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from ssd.data.synthetic import render_example
+
+    folder = tmp_path / "photos" / "cam1"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        Image.fromarray(render_example(2, i, "val")[0]).resize((200, 150)).save(folder / f"{i}.jpg")
+    (folder / "notes.txt").write_text("not a photo")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(90_000)
+            page.goto(server + "/camera_traps")
+            expect(page.get_by_text("Run a folder")).to_be_visible()
+            _settle(page)
+            box = page.get_by_label("Folder of photos (on the machine running this app)")
+            box.fill(str(tmp_path / "photos"))
+            box.press("Enter")
+            _settle(page)
+            page.get_by_role("button", name="Start").click()
+            expect(page.get_by_text("Finished: 6 images, 1 failed")).to_be_visible(timeout=120_000)
+            _settle(page)
+            images = page.locator('[data-testid="stMetric"]').filter(has_text="Images")
+            expect(images.first.locator('[data-testid="stMetricValue"]')).to_have_text("6")
+            expect(page.locator('[data-testid="stImage"]')).to_have_count(5)    # the failure is text
+            _no_exception(page)
+            page.screenshot(path=str(tmp_path / "camera_traps.png"), full_page=True)
+        finally:
+            browser.close()
+    keep = os.environ.get("SSD_SCREENSHOT_DIR")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.copy(tmp_path / "camera_traps.png", os.path.join(keep, "camera_traps.png"))

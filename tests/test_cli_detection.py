@@ -64,10 +64,10 @@ def test_detect_reports_each_bad_file_and_processes_the_rest(model_dir, images, 
     assert "empty" in r.stderr and "not an image" in r.stderr
     assert "good0.jpg" in r.stdout and "good1.jpg" in r.stdout
     md = json.loads(out_json.read_text())
-    assert md["info"]["format_version"] == "1.4"
+    assert md["info"]["format_version"] == "1.6"
     assert md["detection_categories"] == {"1": "pikachu"}
     by_file = {e["file"]: e for e in md["images"]}
-    assert all(by_file[b]["failure"] for b in bad)
+    assert all(by_file[b]["failure"] and by_file[b]["detections"] is None for b in bad)
     entry = by_file[good[0]]
     assert entry["failure"] is None and entry["detections"]
     for d in entry["detections"]:

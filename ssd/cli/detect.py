@@ -1,75 +1,106 @@
-"""``python -m ssd detect``: detect objects in images; table, MegaDetector JSON, CSV."""
+"""``python -m ssd detect``: detect objects in images and folders; table, MegaDetector JSON, CSV.
+
+Arguments only: the run itself is ``ssd.inference.batch_run.run_batch``, shared with the app's
+camera-trap jobs.
+"""
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
+import threading
 
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.inference.megadetector import DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS
 
 
 def register(sub) -> None:
-    d = sub.add_parser("detect", help="detect objects in images")
+    d = sub.add_parser("detect", help="detect objects in images or folders (camera-trap batches)")
     d.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
-    d.add_argument("images", nargs="+", metavar="IMAGE")
-    d.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="minimum score shown")
+    d.add_argument("images", nargs="+", metavar="PATH", help="image files and/or folders")
+    d.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="score shown in the table; written as the typical threshold in the JSON")
+    d.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+                   help="lowest score written to the JSON/CSV, so tools can re-threshold (default 0.005)")
+    d.add_argument("--max-detections", type=int, default=DEFAULT_MAX_DETECTIONS, metavar="N",
+                   help="most detections written per image, highest scores first (default 100)")
     d.add_argument("--nms", type=float, default=DEFAULT_NMS, help="NMS IoU threshold")
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
-    d.add_argument("--csv", metavar="OUT", help="write CSV here")
+    d.add_argument("--csv", metavar="OUT", help="write CSV here (a row per detection, per empty image, per failure)")
     d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--workers", type=int, default=2, help="decode threads")
+    d.add_argument("--recursive", action="store_true", help="walk subfolders of the folders given")
+    d.add_argument("--absolute-paths", action="store_true",
+                   help="write absolute paths (default with one folder: paths relative to it)")
+    d.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: beside the --json output)")
+    d.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="images between checkpoints")
+    d.add_argument("--resume", action="store_true", help="skip the images the checkpoint has done")
+    d.add_argument("--previous-results", metavar="OLD.json", help="process only images not in this results file")
+    d.add_argument("--shard", metavar="I/N", help="process the I-th of N deterministic shares of the list")
+    d.add_argument("--flag-repeats", type=int, default=0, metavar="K",
+                   help="flag a box seen at the same place in ≥ K images of one folder as suspect")
+    d.add_argument("--progress-file", metavar="FILE", help=argparse.SUPPRESS)
     d.add_argument("--categories", choices=("none", "megadetector"), default="none",
                    help="megadetector: map a COCO/VOC model's classes to animal/person/vehicle (ids 1/2/3), "
                         "merging overlapping boxes across the classes of one category; others are dropped")
+    d.add_argument("--quiet", action="store_true", help="no table on stdout")
     d.set_defaults(func=cmd_detect)
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    from ssd.inference.detector import Detector
-    from ssd.base.errors import ImageError
-    from ssd.data.images import load_image
-    from ssd.inference.results import detections_csv, megadetector_json, text_table
+def _stop_on_signals() -> threading.Event:
+    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file; a second one quits."""
+    stop = threading.Event()
+
+    def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _categories(args: argparse.Namespace):
+    """``(transform, classes)`` for ``--categories``: None, None unless MegaDetector's are asked for.
+
+    The model's classes are checked before any image is read (a model with no animal, person or
+    vehicle class is refused).
+    """
+    if args.categories != "megadetector":
+        return None, None
     from ssd.inference.categories import MEGADETECTOR_CLASSES, apply_categories, category_map
+    from ssd.store import read_meta
 
-    det = Detector.load(args.model)
-    classes = det.classes
-    if args.categories == "megadetector":
-        category_map(det.classes)  # refuse a model with no animal/person/vehicle class before any work
-        classes = MEGADETECTOR_CLASSES
-    results = []
-    pending = []
+    category_map(read_meta(args.model)["classes"])
+    return (lambda raw: apply_categories(raw, "megadetector")), list(MEGADETECTOR_CLASSES)
 
-    def flush() -> None:
-        if not pending:
-            return
-        outs = det.detect_many([li for _, li in pending], nms=args.nms)
-        for (path, _), raw in zip(pending, outs):
-            results.append((path, apply_categories(raw, args.categories).filter(args.threshold), None))
-        pending.clear()
 
-    failures = 0
-    for path in args.images:
-        try:
-            li = load_image(path, draft_to=det.input_size)
-        except (ImageError, OSError) as err:
-            failures += 1
-            msg = str(err) if isinstance(err, ImageError) else f"{path}: cannot read ({err.strerror or err})"
-            print(f"error: {msg}", file=sys.stderr)
-            results.append((path, None, msg))
-            continue
-        pending.append((path, li))
-        if len(pending) >= args.batch_size:
-            flush()
-    flush()
-    order = {p: i for i, p in enumerate(args.images)}
-    results.sort(key=lambda r: order.get(r[0], 0))
-    print(text_table(results))
-    name = os.path.basename(os.path.normpath(args.model))
-    if args.json:
-        from ssd.base.atomic import atomic_write_json
-        atomic_write_json(args.json, megadetector_json(results, classes, name, args.threshold))
-    if args.csv:
-        from ssd.base.atomic import atomic_write_text
-        atomic_write_text(args.csv, detections_csv(results))
-    ok = len(args.images) - failures
-    print(f"{ok} image(s) processed, {failures} failed", file=sys.stderr)
-    return 0 if failures == 0 else 1
+def cmd_detect(args: argparse.Namespace) -> int:
+    from ssd.inference.batch_run import BatchOptions, run_batch
+    from ssd.inference.folders import parse_shard
+    from ssd.inference.results import text_table
+
+    transform, classes = _categories(args)
+    opts = BatchOptions(model=args.model, inputs=list(args.images), out_json=args.json, out_csv=args.csv,
+                        recursive=args.recursive, absolute_paths=args.absolute_paths, threshold=args.threshold,
+                        floor=args.floor, max_detections=args.max_detections, nms=args.nms,
+                        batch_size=args.batch_size, workers=args.workers,
+                        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                        previous_results=args.previous_results,
+                        shard=parse_shard(args.shard) if args.shard else None,
+                        flag_repeats=args.flag_repeats, progress_file=args.progress_file,
+                        transform=transform, classes=classes)
+    res = run_batch(opts, stop=_stop_on_signals())
+    if res.stopped:
+        print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
+              "run the same command with --resume to continue", file=sys.stderr)
+        return 130
+    for message in res.failure_messages:
+        print(f"error: {message}", file=sys.stderr)
+    if not args.quiet:
+        print(text_table(res.document, args.threshold))
+    hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
+    suspects = f", {res.suspects} repeated detection(s) flagged suspect" if res.suspects else ""
+    print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{hidden}{suspects}", file=sys.stderr)
+    return 0 if res.failures == 0 else 1

@@ -1,4 +1,4 @@
-"""``python -m ssd``: make data, train, detect, evaluate, export, list models.
+"""``python -m ssd``: make data, train, detect, evaluate, export, list models, work with batch results.
 
 Each command lives in its own module of this package and registers its sub-parser; the
 commands call the same library functions as the app. User errors (``SSDError``) print one
@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from ssd.base.errors import SSDError
-from ssd.cli import data, detect, evaluate, export, launch, models, train
+from ssd.cli import data, detect, evaluate, export, launch, models, results, train
 
-COMMANDS = (data, train, detect, evaluate, export, models, launch)
+COMMANDS = (data, train, detect, evaluate, export, models, results, launch)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,8 +95,8 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
     class filter or count limit is a ``raw.filter(...)`` away. Errors (``ImageError`` and any
     unexpected decoding failure) are cached too, so a corrupt upload is not decoded on every rerun.
     """
-    from ssd.inference.detector import DEFAULT_FLOOR
     from ssd.data.images import load_image
+    from ssd.inference.megadetector import DEFAULT_FLOOR
 
     out: List[Optional[DetectedImage]] = [None] * len(items)
     todo = []   # (index, cache key, loaded image, digest)
@@ -171,17 +171,14 @@ def class_counts(rendered: Sequence[RenderedImage], classes: Sequence[str]) -> D
     return counts
 
 
-def results_for_export(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage]):
-    """``(file, shown detections or None, failure or None)`` rows for ``ssd.results`` writers."""
-    shown = {id(r.item): r.shown for r in rendered}
-    by_name = {r.item.name: r.shown for r in rendered}
-    rows = []
-    for r in results:
-        if r.ok:
-            rows.append((r.name, shown.get(id(r), by_name.get(r.name)), None))
-        else:
-            rows.append((r.name, None, r.error))
-    return rows
+def results_for_export(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage] = ()):
+    """``(file, all detections or None, failure or None)`` rows for ``ssd.inference.results`` writers.
+
+    Every image of the batch, with every candidate down to the floor (the writers apply it):
+    downloads follow the MegaDetector rules, not what the slider shows, so another tool can
+    re-threshold. ``rendered`` is accepted for older callers and not used.
+    """
+    return [(r.name, r.raw, None) if r.ok else (r.name, None, r.error) for r in results]
 
 
 def timed(fn, *args, **kwargs) -> Tuple[Any, float]:

@@ -1,76 +1,68 @@
-"""Detection results in the formats people exchange: MegaDetector batch JSON and CSV.
+"""Detection results in the formats people exchange: MegaDetector batch JSON, CSV, a text table.
 
-The MegaDetector batch format (v1.4) is what camera-trap tools such as Timelapse read:
-boxes are ``[x_min, y_min, width, height]`` normalized to the image, categories are
-string ids starting at "1", and a file that could not be processed has ``failure`` set.
-Both the CLI and the app write through these functions.
+The CLI (files and folders), the camera-trap batch runs and the Detect page's downloads all
+write through these functions, so they follow one set of rules (``ssd.inference.megadetector``):
+every image once, failures with ``"detections": null``, every detection down to the floor (not
+what a slider shows), and in the CSV one row per detection plus one per image with none.
 """
 from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.inference.detector import RawDetections
+from ssd.inference.megadetector import DEFAULT_FLOOR, image_entry, results_document
 
-FORMAT_VERSION = "1.4"
+Row = Tuple[str, Optional[RawDetections], Optional[str]]
+
+CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height",
+               "datetime", "suspect", "error"]
 
 
-def megadetector_json(results: Sequence[Tuple[str, Optional[RawDetections], Optional[str]]],
-                      classes: Sequence[str], model_name: str, threshold: float) -> Dict[str, Any]:
+def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
+                      floor: float = DEFAULT_FLOOR) -> Dict[str, Any]:
     """``results`` is ``(file, detections or None, failure message or None)`` per image."""
-    images: List[Dict[str, Any]] = []
-    for file, det, failure in results:
-        entry: Dict[str, Any] = {"file": file}
-        if det is None:
-            entry["failure"] = failure or "unknown failure"
-            entry["detections"] = []
-        else:
-            w, h = det.image_size
-            entry["width"], entry["height"] = w, h
-            entry["detections"] = [
-                {"category": str(int(c) + 1), "conf": round(float(s), 4),
-                 "bbox": [round(float(b[0]) / w, 4), round(float(b[1]) / h, 4),
-                          round(float(b[2] - b[0]) / w, 4), round(float(b[3] - b[1]) / h, 4)]}
-                for c, s, b in zip(det.class_ids, det.scores, det.boxes)]
-            entry["max_detection_conf"] = round(float(det.scores.max()), 4) if len(det) else 0.0
-            entry["failure"] = None
-        images.append(entry)
-    return {
-        "info": {"format_version": FORMAT_VERSION, "detector": f"ssd-studio:{model_name}",
-                 "detection_completion_time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "detector_metadata": {"typical_detection_threshold": threshold}},
-        "detection_categories": {str(i + 1): name for i, name in enumerate(classes)},
-        "images": images,
-    }
+    images = [image_entry(file, det, failure, floor) for file, det, failure in results]
+    return results_document(images, classes, model_name, threshold)
 
 
-def detections_csv(results: Sequence[Tuple[str, Optional[RawDetections], Optional[str]]]) -> str:
-    """One row per detection (and one per failed file) with boxes in pixels."""
+def results_csv(doc: Dict[str, Any]) -> str:
+    """One row per detection, one per image without any, one per failure; boxes in pixels."""
+    names = doc.get("detection_categories") or {}
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height", "error"])
-    for file, det, failure in results:
-        if det is None:
-            w.writerow([file, "", "", "", "", "", "", "", "", failure or ""])
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for im in doc.get("images", []):
+        file = im["file"]
+        if im.get("detections") is None:
+            w.writerow([file] + [""] * (len(CSV_COLUMNS) - 2) + [im.get("failure") or "unknown failure"])
             continue
-        for r in det.records():
-            b = r["box"]
-            w.writerow([file, r["class"], f"{r['score']:.4f}", f"{b[0]:.1f}", f"{b[1]:.1f}", f"{b[2]:.1f}",
-                        f"{b[3]:.1f}", det.image_size[0], det.image_size[1], ""])
+        width, height = im.get("width"), im.get("height")
+        when = im.get("datetime") or ""
+        if not im["detections"]:
+            w.writerow([file, "", "", "", "", "", "", width or "", height or "", when, "", ""])
+        for d in im["detections"]:
+            x, y, bw, bh = d["bbox"]
+            sx, sy = (width or 1), (height or 1)
+            w.writerow([file, names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
+                        f"{x * sx:.1f}", f"{y * sy:.1f}", f"{(x + bw) * sx:.1f}", f"{(y + bh) * sy:.1f}",
+                        width or "", height or "", when, "yes" if d.get("suspect") else "", ""])
     return buf.getvalue()
 
 
-def text_table(results: Sequence[Tuple[str, Optional[RawDetections], Optional[str]]]) -> str:
-    """The CLI's stdout table."""
-    rows = [("file", "class", "score", "box (xmin, ymin, xmax, ymax) px")]
-    for file, det, _ in results:
-        if det is None:
+def text_table(doc: Dict[str, Any], threshold: float) -> str:
+    """The CLI's stdout table: detections at the display threshold, one line per empty image."""
+    names = doc.get("detection_categories") or {}
+    rows: List[Tuple[str, str, str, str]] = [("file", "class", "score", "box (x, y, w, h) normalized")]
+    for im in doc.get("images", []):
+        if im.get("detections") is None:
             continue
-        if not len(det):
-            rows.append((file, "-", "-", "no detection above threshold"))
-        for r in det.records():
-            rows.append((file, r["class"], f"{r['score']:.3f}", "(" + ", ".join(f"{v:.0f}" for v in r["box"]) + ")"))
+        shown = [d for d in im["detections"] if d["conf"] >= threshold]
+        if not shown:
+            rows.append((im["file"], "-", "-", "no detection above threshold"))
+        for d in shown:
+            rows.append((im["file"], names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
+                         "(" + ", ".join(f"{v:.3f}" for v in d["bbox"]) + ")"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows)

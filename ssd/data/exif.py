@@ -1,0 +1,36 @@
+"""When a camera-trap photo was taken: its EXIF date-time, read from the header only.
+
+Camera-trap analysis (activity patterns, independent events) runs on time stamps, so batch
+results carry each image's ``DateTimeOriginal`` in the form MegaDetector writes
+(``"YYYY:MM:DD HH:MM:SS"``). Reading it parses the header, never the pixels.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from PIL import Image
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 36867
+_DATETIME = 306
+
+
+def exif_datetime(path: str) -> Optional[str]:
+    """``DateTimeOriginal`` (else ``DateTime``) of ``path`` when present and well formed, else None."""
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+    except Exception:  # noqa: BLE001 - a missing or damaged EXIF block is simply "no time stamp"
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    value = value.strip().rstrip("\x00")
+    try:
+        time.strptime(value, "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    return value

@@ -1,0 +1,109 @@
+"""Browsing a batch's results: filter the images, page through them, draw their boxes.
+
+What the "Camera traps" page shows is computed here, so the page only lays it out: which
+images pass the filters (class, confidence, empty / non-empty / failed / suspect), one page of
+them, and a picture of one with its boxes. Pictures are decoded with ``load_image`` (safe,
+JPEG draft-scaled to the size shown), and a results file is untrusted: an image path that leaves
+its folder is not opened.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ssd.inference.detector import RawDetections
+from ssd.inference.megadetector import image_state, shown_detections
+
+STATES = ("all", "with detections", "empty", "failed", "suspect")
+PAGE_SIZE = 24
+
+
+def filter_entries(doc: Dict[str, Any], threshold: float, classes: Optional[Sequence[str]] = None,
+                   state: str = "all", hide_suspect: bool = True) -> List[Dict[str, Any]]:
+    """The images passing the filters, in file order.
+
+    ``classes``: keep images with a shown detection of one of these names (None: any).
+    ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``.
+    """
+    names = doc.get("detection_categories") or {}
+    wanted = None if classes is None else {k for k, v in names.items() if v in set(classes)}
+    out = []
+    for im in doc.get("images", []):
+        st = image_state(im, threshold, hide_suspect)
+        if state == "suspect":
+            if not any(d.get("suspect") and d.get("conf", 0) >= threshold for d in im.get("detections") or []):
+                continue
+        elif state == "with detections" and st != "detections":
+            continue
+        elif state in ("empty", "failed") and st != state:
+            continue
+        if wanted is not None and not any(d["category"] in wanted for d in shown_detections(im, threshold,
+                                                                                           hide_suspect)):
+            continue
+        out.append(im)
+    return out
+
+
+def page_of(items: Sequence[Any], page: int, per_page: int = PAGE_SIZE) -> List[Any]:
+    """Items of 1-based ``page`` (clamped to the pages there are)."""
+    pages = max(1, -(-len(items) // per_page))
+    page = min(max(1, int(page)), pages)
+    return list(items[(page - 1) * per_page: page * per_page])
+
+
+def page_count(n: int, per_page: int = PAGE_SIZE) -> int:
+    return max(1, -(-n // per_page))
+
+
+def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str]:
+    """Where an entry's image is on disk; None when it would lie outside ``image_root``.
+
+    With a root, relative and absolute names alike must stay inside it (a results file from
+    elsewhere must not make the app show arbitrary files); without one, only absolute names open.
+    """
+    file = entry["file"]
+    if not image_root:
+        return file if os.path.isabs(file) else None
+    root = os.path.realpath(image_root)
+    path = os.path.realpath(os.path.join(root, file))
+    return path if path.startswith(root + os.sep) else None
+
+
+def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: float, hide_suspect: bool,
+                     size) -> RawDetections:
+    """An entry's shown detections as ``RawDetections`` in ``size`` pixels, for the drawing code.
+
+    Suspect repeats (when shown) get a class of their own, "<name> (suspect)", so they are drawn
+    in another colour and say what they are.
+    """
+    order = list(names)
+    classes = [names[k] for k in order] + [f"{names[k]} (suspect)" for k in order]
+    dets = shown_detections(entry, threshold, hide_suspect)
+    w, h = size
+    boxes = np.array([[d["bbox"][0] * w, d["bbox"][1] * h, (d["bbox"][0] + d["bbox"][2]) * w,
+                       (d["bbox"][1] + d["bbox"][3]) * h] for d in dets], dtype=np.float32).reshape(-1, 4)
+    ids = np.array([(order.index(d["category"]) if d["category"] in order else 0)
+                    + (len(order) if d.get("suspect") else 0) for d in dets], dtype=np.int64)
+    scores = np.array([d["conf"] for d in dets], dtype=np.float32)
+    return RawDetections(ids, scores, boxes, (w, h), classes or ["object"], entry["file"])
+
+
+def picture(entry: Dict[str, Any], names: Dict[str, str], image_root: Optional[str], threshold: float,
+            hide_suspect: bool = True, side: int = 320) -> Optional[Image.Image]:
+    """The image at about ``side`` pixels with its shown boxes; None when it cannot be opened."""
+    from ssd.base.errors import ImageError
+    from ssd.data.images import load_image
+    from ssd.viz.drawing import draw_detections
+
+    path = image_path(entry, image_root)
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        img = load_image(path, entry["file"], draft_to=side).image
+    except ImageError:
+        return None
+    img.thumbnail((side, side))
+    return draw_detections(img, entry_detections(entry, names, threshold, hide_suspect, img.size))

@@ -1,0 +1,115 @@
+"""Which files a batch run covers: folders walked in a fixed order, paths as Timelapse wants them.
+
+Why: a camera-trap season is nested folders (site/camera/date). The walk must be deterministic
+(sorted, so shards and resumed runs agree on the list) and every file in the folder must be
+accounted for: a non-image is listed (and reported as a failure later), never skipped silently.
+Hidden files (``.DS_Store``, editor droppings) and hidden folders are left out and counted.
+With one folder given, each file's name in the results is relative to it: Timelapse opens the
+results file from that folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Set, Tuple
+
+from ssd.base.errors import SSDError
+from ssd.inference.megadetector import as_posix, sort_key
+
+
+class FolderError(SSDError):
+    """A path given to a batch run that does not exist or cannot be listed."""
+
+
+@dataclass
+class FileList:
+    """The run's inputs: absolute paths, the names written to the results, and what was left out."""
+
+    paths: List[str] = field(default_factory=list)
+    names: List[str] = field(default_factory=list)
+    base: Optional[str] = None           # the folder names are relative to (None: as given / absolute)
+    hidden_skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], int]:
+    """Files of ``folder`` (relative, ``/``-separated), sorted by path components."""
+    found: List[str] = []
+    hidden = 0
+    try:
+        if recursive:
+            for root, dirs, files in os.walk(folder, onerror=_raise):
+                hidden += sum(d.startswith(".") for d in dirs)
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for f in files:
+                    full = os.path.join(root, f)
+                    if f.startswith("."):
+                        hidden += 1
+                    elif os.path.abspath(full) not in exclude:
+                        found.append(as_posix(os.path.relpath(full, folder)))
+        else:
+            for f in os.listdir(folder):
+                full = os.path.join(folder, f)
+                if f.startswith("."):
+                    hidden += 1
+                elif os.path.isfile(full) and os.path.abspath(full) not in exclude:
+                    found.append(f)
+    except OSError as err:
+        raise FolderError(f"'{folder}' cannot be listed: {err.strerror or err}") from None
+    found.sort(key=sort_key)
+    return found, hidden
+
+
+def _raise(err: OSError) -> None:
+    raise err
+
+
+def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: bool = False,
+                exclude: Sequence[str] = ()) -> FileList:
+    """Expand files and folders into one list; names relative to a single given folder.
+
+    ``exclude``: files never listed (the run's own output and checkpoint, when they sit inside
+    the folder being processed).
+    """
+    if not inputs:
+        raise FolderError("give at least one image file or folder")
+    skip = {os.path.abspath(p) for p in exclude if p}
+    out = FileList()
+    single_folder = len(inputs) == 1 and os.path.isdir(inputs[0]) and not absolute_paths
+    if single_folder:
+        out.base = os.path.abspath(inputs[0])
+    for given in inputs:
+        if os.path.isdir(given):
+            rels, hidden = _walk(given, recursive, skip)
+            out.hidden_skipped += hidden
+            for rel in rels:
+                full = os.path.abspath(os.path.join(given, rel))
+                out.paths.append(full)
+                out.names.append(rel if single_folder else as_posix(full if absolute_paths
+                                                                      else os.path.join(given, rel)))
+        else:
+            # a missing file stays in the list: it becomes a failure entry, like any unreadable file
+            out.paths.append(os.path.abspath(given))
+            out.names.append(as_posix(os.path.abspath(given) if absolute_paths else given))
+    return out
+
+
+def shard(files: FileList, index: int, count: int) -> FileList:
+    """The deterministic ``index``-th of ``count`` shares (1-based): every ``count``-th file."""
+    if count < 1 or not 1 <= index <= count:
+        raise FolderError(f"--shard {index}/{count}: give I/N with 1 ≤ I ≤ N")
+    pick = range(index - 1, len(files), count)
+    return FileList([files.paths[i] for i in pick], [files.names[i] for i in pick], files.base, files.hidden_skipped)
+
+
+def parse_shard(text: str):
+    """``"2/4"`` → ``(2, 4)``, with a clear message for anything else."""
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise FolderError(f"--shard {text!r}: expected I/N, e.g. 1/4") from None
+    if n < 1 or not 1 <= i <= n:
+        raise FolderError(f"--shard {text}: give I/N with 1 ≤ I ≤ N")
+    return i, n

@@ -1,0 +1,145 @@
+"""The MegaDetector batch-results format: the file camera-trap tools (Timelapse, AddaxAI) read.
+
+Why these rules, each checked by MegaDetector's own validator
+(``megadetector.postprocessing.validate_batch_results``, pinned in requirements-dev.txt):
+
+* ``format_version`` is the string ``"1.6"``, the newest version that validator knows
+  (``run_detector_batch.current_format_version``); from 1.6 on it must be a string.
+* every image appears once, with ``/`` separators; a file that could not be processed has
+  ``"failure": "<reason>"`` **and** ``"detections": null`` (a list there is rejected).
+* detections go down to a low floor (0.005, as MegaDetector writes) so a tool can re-threshold
+  later; ``conf`` is rounded to 3 decimals and ``bbox`` (``[x_min, y_min, width, height]``,
+  normalized) to 4, as MegaDetector does; ``conf`` is always a float.
+* ``info.detector_metadata`` carries ``typical_detection_threshold`` and
+  ``conservative_detection_threshold``, which Timelapse uses as its default thresholds.
+* category ids: MegaDetector's "1" animal, "2" person, "3" vehicle when the classes are exactly
+  that list, else "1".."N" in class order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ssd.base.errors import SSDError
+
+FORMAT_VERSION = "1.6"
+DEFAULT_FLOOR = 0.005
+CONF_DIGITS = 3
+COORD_DIGITS = 4
+MEGADETECTOR_CLASSES = ("animal", "person", "vehicle")
+#: Most detections written per image (the highest scores): SSD-style decoders return up to
+#: hundreds of near-floor candidates per image, which would make a season's file (and the run's
+#: memory) grow by kilobytes per image for boxes nobody looks at; the SSD paper keeps 200.
+DEFAULT_MAX_DETECTIONS = 100
+
+
+class ResultsError(SSDError):
+    """A results file that cannot be read, merged or used as asked."""
+
+
+def category_map(classes: Sequence[str]) -> Dict[str, str]:
+    """``{id: name}``: MegaDetector's ids for its three classes, else "1".."N" in class order."""
+    return {str(i + 1): str(name) for i, name in enumerate(classes)}
+
+
+def conservative_threshold(threshold: float) -> float:
+    """A lower threshold for recall-minded review: MegaDetector advises 0.3 next to 0.8 (ratio ~0.4)."""
+    return round(max(DEFAULT_FLOOR, min(float(threshold), float(threshold) * 0.4)), 3)
+
+
+def detections_list(class_ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray,
+                    image_size: Sequence[int], floor: float,
+                    max_detections: int = DEFAULT_MAX_DETECTIONS) -> List[Dict[str, Any]]:
+    """The best ``max_detections`` ≥ ``floor`` as MegaDetector dicts (pixels → normalized x, y, w, h)."""
+    w, h = float(image_size[0]), float(image_size[1])
+    out = []
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    for i in order:
+        c, s, b = class_ids[i], scores[i], boxes_px[i]
+        if float(s) < floor or len(out) >= max_detections:
+            break
+        x1, y1 = min(max(float(b[0]) / w, 0.0), 1.0), min(max(float(b[1]) / h, 0.0), 1.0)
+        x2, y2 = min(max(float(b[2]) / w, 0.0), 1.0), min(max(float(b[3]) / h, 0.0), 1.0)
+        out.append({"category": str(int(c) + 1), "conf": float(round(float(s), CONF_DIGITS)),
+                    "bbox": [round(x1, COORD_DIGITS), round(y1, COORD_DIGITS),
+                             round(max(0.0, x2 - x1), COORD_DIGITS), round(max(0.0, y2 - y1), COORD_DIGITS)]})
+    return out
+
+
+def image_entry(file: str, raw=None, failure: Optional[str] = None, floor: float = DEFAULT_FLOOR,
+                datetime: Optional[str] = None, max_detections: int = DEFAULT_MAX_DETECTIONS) -> Dict[str, Any]:
+    """One ``images`` entry from ``RawDetections`` (or a failure message when ``raw`` is None)."""
+    entry: Dict[str, Any] = {"file": as_posix(file)}
+    if raw is None:
+        entry["failure"] = failure or "unknown failure"
+        entry["detections"] = None
+        return entry
+    entry["width"], entry["height"] = int(raw.image_size[0]), int(raw.image_size[1])
+    if datetime:
+        entry["datetime"] = datetime
+    entry["detections"] = detections_list(raw.class_ids, raw.scores, raw.boxes, raw.image_size, floor,
+                                          max_detections)
+    entry["max_detection_conf"] = max((d["conf"] for d in entry["detections"]), default=0.0)
+    entry["failure"] = None
+    return entry
+
+
+def as_posix(path: str) -> str:
+    """``/`` separators whatever the platform wrote."""
+    return str(path).replace(os.sep, "/") if os.sep != "/" else str(path)
+
+
+def results_document(images: List[Dict[str, Any]], classes: Sequence[str], model_name: str,
+                     threshold: float, extra_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The whole file: ``info`` (version, detector, thresholds), categories and images."""
+    info: Dict[str, Any] = {
+        "format_version": FORMAT_VERSION, "detector": f"ssd-studio:{model_name}",
+        "detection_completion_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "detector_metadata": {"typical_detection_threshold": float(threshold),
+                              "conservative_detection_threshold": conservative_threshold(threshold)}}
+    info.update(extra_info or {})
+    return {"info": info, "detection_categories": category_map(classes), "images": images}
+
+
+def read_results(path: str) -> Dict[str, Any]:
+    """Load a results file, checking the shape this code relies on (``ResultsError`` otherwise)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise ResultsError(f"'{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ResultsError(f"'{path}' is not a readable JSON results file ({err})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
+            or not isinstance(doc.get("detection_categories"), dict):
+        raise ResultsError(f"'{path}' is not a MegaDetector batch results file "
+                           "(it needs 'images' and 'detection_categories')")
+    for i, im in enumerate(doc["images"]):
+        if not isinstance(im, dict) or not isinstance(im.get("file"), str):
+            raise ResultsError(f"'{path}': images[{i}] has no 'file'")
+        if im.get("detections") is not None and not isinstance(im["detections"], list):
+            raise ResultsError(f"'{path}': images[{i}] ('{im['file']}') has invalid 'detections'")
+    return doc
+
+
+def image_state(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> str:
+    """``failed``, ``empty`` or ``detections`` for one entry at a display threshold."""
+    if entry.get("failure") is not None or entry.get("detections") is None:
+        return "failed"
+    return "detections" if shown_detections(entry, threshold, hide_suspect) else "empty"
+
+
+def shown_detections(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> List[Dict[str, Any]]:
+    """An entry's detections at or above ``threshold`` (suspect repeats left out when asked)."""
+    return [d for d in entry.get("detections") or []
+            if d.get("conf", 0.0) >= threshold and not (hide_suspect and d.get("suspect"))]
+
+
+def sort_key(file: str) -> tuple:
+    """The order of a recursive folder walk: by path components, so merged shards sort like one run."""
+    return tuple(as_posix(file).split("/"))
+

@@ -1,0 +1,50 @@
+"""Joining shards: N machines each ran ``--shard I/N``; one results file comes out.
+
+Refused, with the reason: files of different models or categories (their scores mean different
+things) and files that both contain an image (an overlap means the shards were not a partition,
+and silently keeping one of two answers would hide it). Images come out in the walk order
+(``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
+flagged again over the whole set, since a camera's images were split between shards.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from ssd.inference.megadetector import ResultsError, read_results, sort_key
+from ssd.inference.repeats import flag_repeats
+
+
+def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
+    """One document from several results files of the same detector (``ResultsError`` if not)."""
+    if len(paths) < 2:
+        raise ResultsError("give at least two results files to merge")
+    docs = [read_results(p) for p in paths]
+    first = docs[0]
+    for p, d in zip(paths[1:], docs[1:]):
+        if d["detection_categories"] != first["detection_categories"]:
+            raise ResultsError(f"'{p}' has categories {d['detection_categories']}, '{paths[0]}' has "
+                               f"{first['detection_categories']}: only results of the same model merge")
+        if (d.get("info") or {}).get("detector") != (first.get("info") or {}).get("detector"):
+            raise ResultsError(f"'{p}' comes from detector {(d.get('info') or {}).get('detector')!r}, "
+                               f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
+                               "only results of the same model merge")
+    seen: Dict[str, str] = {}
+    images: List[Dict[str, Any]] = []
+    for p, d in zip(paths, docs):
+        for im in d["images"]:
+            if im["file"] in seen:
+                raise ResultsError(f"'{im['file']}' is in both '{seen[im['file']]}' and '{p}': the shards "
+                                   "overlap; merge results of disjoint shards only")
+            seen[im["file"]] = p
+            images.append(im)
+    images.sort(key=lambda im: sort_key(im["file"]))
+    info = dict(first.get("info") or {})
+    batch = dict(info.get("ssd_batch") or {})
+    k = int(batch.get("flag_repeats") or 0)
+    if k:
+        threshold = float((info.get("detector_metadata") or {}).get("typical_detection_threshold", 0.2))
+        flag_repeats(images, k, threshold)
+    if "shard" in batch:
+        batch["shard"] = None
+        info["ssd_batch"] = batch
+    return {"info": info, "detection_categories": dict(first["detection_categories"]), "images": images}
