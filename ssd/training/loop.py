@@ -29,7 +29,7 @@ from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
-from ssd.store import PARAMS_FILE, save_model, write_meta
+from ssd.store import PARAMS_FILE, finish_interrupted_save, save_model, write_meta
 from ssd.training.batchnorm import recalibrate_batchnorm
 from ssd.training.checkpoint import Checkpoint
 from ssd.training.config import TrainConfig, prepared
@@ -128,11 +128,13 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
                       class_mapping=getattr(splits, "class_mapping", None))
     record = RunRecord.from_checkpoint(resume_state)
     start_epoch = 0
+    finish_interrupted_save(cfg.out)
     if resume_state is not None:
         ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
         start_epoch = int(resume_state["epoch"])
         _print(f"resuming after epoch {start_epoch}")
-    write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+    _publish(cfg, ckpt, resume_state, {**meta, "metrics": record.metrics()})
+    last_state = resume_state
 
     status = "done"
     clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
@@ -147,7 +149,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
                                     "were skipped")
         pr_curves = _validate(plan, epoch, val_ds, meta, device.contexts, rec)
         improved = record.add(rec, pr_curves)
-        _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes)
+        last_state = _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes, last_state)
         emit("epoch", **rec)
         _print(epoch_line(rec, cfg.epochs))
     _finish(cfg, meta, record, status)
@@ -233,15 +235,24 @@ def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[st
 
 
 def _save_epoch(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, meta: Dict[str, Any], record: RunRecord,
-                improved: bool, classes: List[str]) -> None:
-    """Checkpoint the epoch; copy it to the model when it is the best so far."""
-    ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
-                                  "best": record.best, "pr_curves": record.best_pr, "classes": classes,
-                                  "arch": cfg.arch})
-    if improved:
-        save_model(cfg.out, None, {**meta, "metrics": record.metrics()}, params_from=ckpt.params)
+                improved: bool, classes: List[str], previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Checkpoint the epoch (the commit point), then publish the model from it."""
+    state = ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
+                                          "best": record.best, "pr_curves": record.best_pr, "classes": classes,
+                                          "arch": cfg.arch}, best=improved, previous=previous)
+    _publish(cfg, ckpt, state if improved else None, {**meta, "metrics": record.metrics()})
+    return state
+
+
+def _publish(cfg: TrainConfig, ckpt: Checkpoint, state: Optional[Dict[str, Any]], meta: Dict[str, Any]) -> None:
+    """The model folder's weights and metadata as one step: the checkpoint's best weights when
+    ``state`` names them (a new best, or a resume that must repair what a kill left), else only
+    the metadata (its best epoch is unchanged, so it still describes ``model.params``)."""
+    best = ckpt.best_params(state) if state else None
+    if best is not None:
+        save_model(cfg.out, None, meta, params_from=best)
     else:
-        write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+        write_meta(cfg.out, meta)
 
 
 def _finish(cfg: TrainConfig, meta: Dict[str, Any], record: RunRecord, status: str) -> None:

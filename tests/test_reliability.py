@@ -1,0 +1,169 @@
+"""Reliability under faults and hostile input (issue 12): each test fails on the code before it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from ssd.base import faults
+from ssd.base.errors import SSDError
+from ssd.data.synthetic import generate
+from ssd.store import read_meta
+from ssd.training.config import TrainConfig
+from ssd.training.loop import train
+
+SAVE_STEPS = ["checkpoint: params", "checkpoint: optimizer", "checkpoint: best params", "checkpoint: json",
+              "model: weights pending", "model: metadata pending", "model: weights in place"]
+
+
+@pytest.fixture(scope="module")
+def no_val_data(tmp_path_factory) -> str:
+    """8 images, no validation split: every epoch is the best so far, so every save publishes a model."""
+    root = str(tmp_path_factory.mktemp("synth8"))
+    generate(root, num_train=8, num_val=0, seed=3, size=64)
+    return root
+
+
+@pytest.fixture(scope="module")
+def val_data(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("synth8v"))
+    generate(root, num_train=8, num_val=4, seed=3, size=64)
+    return root
+
+
+def _cfg(data: str, out, epochs: int, resume: bool = False) -> TrainConfig:
+    return TrainConfig(data=data, out=str(out), epochs=epochs, batch_size=8, input_size=64, augment=False,
+                       seed=1, device="cpu", warmup_iters=0, resume=resume)
+
+
+def _sha(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _best_epoch(out) -> int:
+    return int(read_meta(str(out))["metrics"]["best"]["epoch"])
+
+
+@pytest.fixture
+def hook():
+    yield
+    faults.HOOK = None
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(no_val_data, tmp_path_factory):
+    """A run after its first epoch, and the sha256 of each epoch's weights as the saver wrote them."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    weights = {}
+
+    def record(step: str) -> None:
+        if step == "checkpoint: params":
+            state_epoch = len(weights) + 1
+            weights[state_epoch] = _sha(os.path.join(out, "checkpoints", "checkpoint.params"))
+
+    faults.HOOK = record
+    try:
+        train(_cfg(no_val_data, out, 1), install_signal_handlers=False)
+    finally:
+        faults.HOOK = None
+    return out, weights
+
+
+@pytest.mark.parametrize("kill_at", SAVE_STEPS)
+def test_a_kill_at_any_step_of_the_save_keeps_weights_and_metadata_together(
+        no_val_data, one_epoch_run, tmp_path, hook, kill_at):
+    base, weights = one_epoch_run
+    out = tmp_path / "run"
+    shutil.copytree(base, out)
+    epoch2 = {}
+
+    def kill(step: str) -> None:
+        if step == "checkpoint: params":
+            epoch2["sha"] = _sha(os.path.join(out, "checkpoints", "checkpoint.params"))
+        if step == kill_at and "sha" in epoch2:    # during epoch 2's save (not the resume's republish)
+            raise faults.SimulatedKill(step)
+
+    faults.HOOK = kill
+    with pytest.raises(faults.SimulatedKill):
+        train(_cfg(no_val_data, out, 2, resume=True), install_signal_handlers=False)
+    faults.HOOK = None
+    known = {1: weights[1], 2: epoch2["sha"]}
+    best = _best_epoch(out)                        # what a reader (the app, `ssd models`) sees now
+    assert _sha(os.path.join(out, "model.params")) == known[best], f"killed at {kill_at!r}"
+    train(_cfg(no_val_data, out, 2, resume=True), install_signal_handlers=False)
+    assert _best_epoch(out) == 2
+    ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
+    assert ck["epoch"] == 2
+    assert _sha(os.path.join(out, "model.params")) == _sha(os.path.join(out, "checkpoints", ck["best_params"]))
+    assert not [f for f in os.listdir(out) if f.endswith((".pending", ".tmp"))]
+
+
+class _Boom:
+    """Unpickling this creates a marker file: proof that a pickle was loaded."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _plant_pickle(ckdir, marker: str) -> None:
+    _Boom.marker = marker
+    with open(os.path.join(ckdir, "checkpoint.states"), "wb") as fh:
+        pickle.dump(_Boom(), fh)
+
+
+def test_resume_never_unpickles_and_reproduces_an_uninterrupted_run(val_data, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(_cfg(val_data, straight, 2), install_signal_handlers=False)
+    first_epoch_saved = lambda: os.path.exists(split / "checkpoints" / "checkpoint.json")  # noqa: E731
+    assert train(_cfg(val_data, split, 2), stop=first_epoch_saved, install_signal_handlers=False).status == "stopped"
+    marker = str(tmp_path / "pwned")
+    _plant_pickle(split / "checkpoints", marker)
+    train(_cfg(val_data, split, 2, resume=True), install_signal_handlers=False)
+    assert not os.path.exists(marker)
+    import mxnet as mx
+
+    a = mx.nd.load(str(straight / "checkpoints" / "checkpoint.params"))
+    b = mx.nd.load(str(split / "checkpoints" / "checkpoint.params"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k].asnumpy(), b[k].asnumpy(), rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_a_pickled_optimizer_state_alone_is_refused_not_loaded(val_data, tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(val_data, out, 1), install_signal_handlers=False)
+    ck = out / "checkpoints"
+    os.unlink(ck / "optimizer.json")
+    os.unlink(ck / "optimizer.params")
+    marker = str(tmp_path / "pwned")
+    _plant_pickle(ck, marker)
+    with pytest.raises(SSDError, match="pickle"):
+        train(_cfg(val_data, out, 2, resume=True), install_signal_handlers=False)
+    assert not os.path.exists(marker)
+
+
+def test_one_bad_meta_is_listed_as_broken_and_the_rest_still_work(tiny_model_dir, tmp_path, capsys):
+    from ssd.cli.main import main
+    from ssd.store import list_models
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, root / "good")
+    shutil.copytree(tiny_model_dir, root / "bad")
+    meta = json.load(open(root / "bad" / "meta.json"))
+    meta["metrics"] = {"best": []}
+    json.dump(meta, open(root / "bad" / "meta.json", "w"))
+    ok, broken = list_models(str(root))
+    assert [m.name for m in ok] == ["good"] and "good" in ok[0].label
+    assert [b.name for b in broken] == ["bad"] and "metrics.best" in broken[0].error
+    assert main(["models", "--root", str(root)]) == 0
+    cap = capsys.readouterr()
+    out = cap.out + cap.err
+    assert "good" in out and "metrics.best" in out
