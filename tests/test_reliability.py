@@ -167,3 +167,68 @@ def test_one_bad_meta_is_listed_as_broken_and_the_rest_still_work(tiny_model_dir
     cap = capsys.readouterr()
     out = cap.out + cap.err
     assert "good" in out and "metrics.best" in out
+
+
+# ------------------------------------------------------------------ items 2-3: datasets complete or absent
+
+def test_a_killed_synth_leaves_the_previous_set_whole_and_nothing_listed(tmp_path):
+    from ssd.data.dataset import open_dataset
+    from ssd.workspace import dataset_folders
+
+    out = tmp_path / "data" / "synth"
+    generate(str(out), num_train=6, num_val=2, seed=1, size=64)
+
+    def kill_in_val(done: int, total: int) -> None:
+        if done == 22:                  # the new train split is written, the val split is not
+            raise faults.SimulatedKill("synth")
+
+    with pytest.raises(faults.SimulatedKill):
+        generate(str(out), num_train=20, num_val=4, seed=2, size=64, progress=kill_in_val)
+    splits = open_dataset(str(out))
+    assert (len(splits.train), len(splits.val)) == (6, 2)
+    assert json.load(open(out / "dataset.json"))["seed"] == 1
+    assert dataset_folders(str(tmp_path / "data")) == [str(out)]
+
+
+def test_a_synth_set_without_its_marker_or_with_missing_images_is_refused(tmp_path):
+    from ssd.base.errors import DatasetError
+    from ssd.data.dataset import open_dataset
+
+    out = tmp_path / "s"
+    generate(str(out), num_train=4, num_val=2, seed=1, size=64)
+    info = json.load(open(out / "dataset.json"))
+    json.dump({**info, "num_train": 9}, open(out / "dataset.json", "w"))
+    with pytest.raises(DatasetError, match="incomplete.*python -m ssd data synth"):
+        open_dataset(str(out))
+    json.dump({k: v for k, v in info.items() if k != "complete"}, open(out / "dataset.json", "w"))
+    with pytest.raises(DatasetError, match="completion marker.*python -m ssd data synth"):
+        open_dataset(str(out))
+
+
+def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, monkeypatch):
+    from ssd.base.errors import DatasetError, DownloadError
+    from ssd.data import download as dl
+    from ssd.data.dataset import open_dataset
+    from ssd.workspace import dataset_folders
+
+    real = tmp_path / "real"
+    generate(str(real), num_train=3, num_val=1, seed=1, size=64)
+
+    def fake_download(url, dest, **kw):
+        name = os.path.basename(dest)
+        if name == "val.rec":
+            raise DownloadError(f"{url}: connection reset")
+        shutil.copyfile(real / name, dest)
+        return dest
+
+    monkeypatch.setattr(dl, "download", fake_download)
+    root = tmp_path / "data"
+    out = root / "pikachu"
+    with pytest.raises(DownloadError):
+        dl.fetch_pikachu(str(out), base_url="http://127.0.0.1:9/")
+    assert (out / "train.rec").exists()          # the half that arrived is kept for the next try
+    (root / "only-a-log").mkdir()
+    (root / "only-a-log" / "download.log").write_text("Traceback ...")
+    assert dataset_folders(str(root)) == []
+    with pytest.raises(DatasetError, match="interrupted.*data pikachu"):
+        open_dataset(str(out))
