@@ -232,3 +232,49 @@ def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, m
     assert dataset_folders(str(root)) == []
     with pytest.raises(DatasetError, match="interrupted.*data pikachu"):
         open_dataset(str(out))
+
+
+# ------------------------------------------------------------------ item 6: CCT paths stay inside
+
+def test_cct_entries_that_leave_the_image_folder_are_refused_counted_and_named(tmp_path, capsys):
+    from PIL import Image
+
+    from ssd.cli.main import main
+    from ssd.data.dataset import open_dataset
+
+    root = tmp_path / "cct"
+    (root / "images").mkdir(parents=True)
+    outside = tmp_path / "secret.jpg"
+    Image.new("RGB", (64, 48), (200, 0, 0)).save(outside)
+    for i in range(3):
+        Image.new("RGB", (64, 48), (0, 60 * i, 0)).save(root / "images" / f"ok{i}.jpg")
+    os.symlink(outside, root / "images" / "link.jpg")
+    names = [f"ok{i}.jpg" for i in range(3)] + ["../../secret.jpg", str(outside), "link.jpg"]
+    doc = {"images": [{"id": i, "file_name": n, "width": 64, "height": 48} for i, n in enumerate(names)],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [4, 4, 20, 20]}
+                           for i in range(len(names))],
+           "categories": [{"id": 1, "name": "thing"}]}
+    (root / "camera_traps.json").write_text(json.dumps(doc))
+    opened = []
+    real_open = Image.open
+
+    def spy(fp, *a, **kw):
+        opened.append(os.path.realpath(str(fp)) if isinstance(fp, (str, os.PathLike)) else fp)
+        return real_open(fp, *a, **kw)
+
+    Image.open = spy
+    try:
+        splits = open_dataset(str(root), check_images=True)
+        n = len(splits.train) + (len(splits.val) if splits.val is not None else 0)
+        for ds in (splits.train, splits.val):
+            for i in range(len(ds) if ds is not None else 0):
+                ds[i]
+    finally:
+        Image.open = real_open
+    assert n == 3
+    assert str(outside) not in opened
+    reason = next(k for k in splits.skipped if k.startswith("file_name outside"))
+    assert splits.skipped[reason] == 3 and "../../secret.jpg" in reason and str(outside) in reason
+    assert main(["data", "info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "file_name outside the image folder" in out and "../../secret.jpg" in out
