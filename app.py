@@ -14,12 +14,15 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-st.set_page_config(page_title="SSD Studio", page_icon=":material/center_focus_strong:", layout="wide")
+# The icon ships with the app: a ":material/…:" page icon makes the browser fetch it from a font CDN.
+PAGE_ICON = os.path.join(_ROOT, "app_assets", "icon.png")
+st.set_page_config(page_title="SSD Studio", page_icon=PAGE_ICON, layout="wide")
 
 
 def home() -> None:
 
     from app_pages import _shared as sh
+    from ssd.base.text import md_escape
     from ssd.models.tiny import tiny_anchor_config
     from ssd.models.anchor_set import anchor_set
     from ssd.inference.batch import detect_images
@@ -90,7 +93,8 @@ def home() -> None:
     with e2:
         if ok:
             st.markdown("**Models available**")
-            st.markdown("\n".join(f"- {m.label}" + (" ★ default" if m.path == default_path else "") for m in ok))
+            st.markdown("\n".join(f"- {md_escape(m.label)}" + (" ★ default" if m.path == default_path else "")
+                                   for m in ok))
         else:
             sh.no_model_help()
         sh.show_broken(broken)

@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 import streamlit as st
 
+from ssd.base.text import md_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
 from ssd.inference.batch import DetectionCache
@@ -90,7 +91,7 @@ def show_broken(broken, container=st) -> None:
     if broken:
         with container.expander(f"{len(broken)} model folder(s) cannot be used"):
             for b in broken:
-                st.markdown(f"- **{b.name}**: {b.error}")
+                st.markdown(f"- **{md_escape(b.name)}**: {md_escape(b.error)}")
 
 
 def no_model_help() -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, format_groups, parse_groups
 from ssd.models.tiny import tiny_anchor_config
 from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell, cell_anchor_rows, positive_rows
@@ -38,7 +39,7 @@ with st.sidebar:
         except Exception as err:  # noqa: BLE001 - an odd saved model must not break the page
             st.error(f"The anchors of this model cannot be computed: {err}")
             st.stop()
-        st.caption(f"**{meta.get('arch')}** at {aset.input_size}×{aset.input_size}"
+        st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                    + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
         st.caption("Choose *Custom* to edit TinySSD anchors.")
     else:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
@@ -62,7 +63,8 @@ st.session_state["detect_stats"] = {
 
 for r in results:
     if not r.ok:
-        st.error(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}", icon=":material/broken_image:")
+        st.error(md_escape(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}"),
+                 icon=":material/broken_image:")
 
 if rendered:
     counts = class_counts(rendered, det.classes)

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
@@ -292,7 +293,7 @@ def monitor() -> None:
         msg = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                "new": ("info", "has not started")}[status.state]
-        getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {status.message}" if status.message else ""))
+        getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {md_escape(status.message)}" if status.message else ""))
         if status.state in ("stopped", "interrupted") and jobs.can_resume(run_dir):
             st.button("Resume", on_click=_resume, args=(run_dir,), key="train_resume",
                       help="Continue from the last finished epoch with the same settings.")
@@ -324,8 +325,7 @@ if ok:
     i1, i2 = st.columns([2, 3])
     with i1:
         st.markdown("\n".join(
-            f"- **{r['field']}**: " + (f"`{r['value']}`" if r["field"] == "command" else
-                                       r["value"].replace("_", "\\_").replace("*", "\\*"))
+            f"- **{r['field']}**: " + md_escape(r["value"])
             for r in jobs.model_overview(meta)))
         best = (meta.get("metrics") or {}).get("best") or {}
         if best.get("val_ap"):

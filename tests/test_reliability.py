@@ -278,3 +278,45 @@ def test_cct_entries_that_leave_the_image_folder_are_refused_counted_and_named(t
     assert main(["data", "info", str(root)]) == 0
     out = capsys.readouterr().out
     assert "file_name outside the image folder" in out and "../../secret.jpg" in out
+
+
+# ------------------------------------------------------------------ item 7: metadata is plain text
+
+EVIL = "![seen](http://198.51.100.7/pixel.png) [click](http://198.51.100.7/x) :red[alarm]"
+
+
+def _rendered_markdown(at) -> list:
+    return [e.value for kind in ("markdown", "caption", "error", "warning", "info", "success")
+            for e in getattr(at, kind)]
+
+
+def test_metadata_from_a_stranger_reaches_the_page_as_plain_text(tiny_model_dir, tmp_path, monkeypatch, data_root):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, root / "shared")
+    meta = json.load(open(root / "shared" / "meta.json"))
+    meta.update(classes=[EVIL], status=EVIL, default=True)
+    meta["training"]["command"] = EVIL
+    meta["dataset"]["path"] = EVIL
+    json.dump(meta, open(root / "shared" / "meta.json", "w"))
+    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    icons = []
+    import streamlit
+
+    real = streamlit.set_page_config
+    monkeypatch.setattr(streamlit, "set_page_config", lambda **kw: (icons.append(kw.get("page_icon")), real(**kw)))
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    seen = _rendered_markdown(at)
+    for page in ("app_pages/train.py", "app_pages/anchors.py"):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        seen += _rendered_markdown(at)
+    assert any("198.51.100.7" in v for v in seen)          # the metadata is shown...
+    assert not [v for v in seen if "](http" in v or "![" in v or ":red[" in v]  # ...never as Markdown
+    assert icons and all(os.path.isfile(str(i)) for i in icons)  # the favicon ships with the app
