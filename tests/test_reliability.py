@@ -320,3 +320,69 @@ def test_metadata_from_a_stranger_reaches_the_page_as_plain_text(tiny_model_dir,
     assert any("198.51.100.7" in v for v in seen)          # the metadata is shown...
     assert not [v for v in seen if "](http" in v or "![" in v or ":red[" in v]  # ...never as Markdown
     assert icons and all(os.path.isfile(str(i)) for i in icons)  # the favicon ships with the app
+
+
+# ------------------------------------------------------------------ item 11: only regular, whole images
+
+def _encoded(fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray((rng.random((96, 128, 3)) * 255).astype(np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _in_thread(fn, timeout: float = 30.0):
+    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) if it does not return."""
+    import threading
+
+    box = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed back to the test
+            box["error"] = err
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "hung"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_fifos_and_devices_named_jpg_are_refused_without_hanging(tmp_path, tiny_model_dir, capsys):
+    from ssd.base.errors import ImageError
+    from ssd.cli.main import main
+    from ssd.data.images import load_image
+
+    fifo, dev, good = tmp_path / "pipe.jpg", tmp_path / "zero.jpg", tmp_path / "good.png"
+    os.mkfifo(fifo)
+    os.symlink("/dev/zero", dev)
+    good.write_bytes(_encoded("PNG"))
+    for path, kind in ((fifo, "FIFO"), (dev, "device")):
+        with pytest.raises(ImageError, match=kind):
+            _in_thread(lambda: load_image(str(path)))
+    rc = _in_thread(lambda: main(["detect", "--model", tiny_model_dir, str(fifo), str(dev), str(good)]))
+    err = capsys.readouterr().err
+    assert rc == 1 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
+
+
+def test_damaged_images_are_reported_not_accepted():
+    from ssd.base.errors import ImageError
+    from ssd.data.images import load_image
+
+    png, jpg = _encoded("PNG"), _encoded("JPEG")
+    sos = jpg.find(b"\xff\xda")
+    mid = (sos + len(jpg)) // 2
+    damaged_jpg = jpg[:mid] + b"\xff\xd3" + jpg[mid + 2:]   # a restart marker the file never declared
+    for data, why in ((png[:-12], "IEND"), (damaged_jpg, "damaged")):
+        with pytest.raises(ImageError, match=why):
+            load_image(data, name="x")
+    assert load_image(png, name="ok").image.size == (128, 96)
+    assert load_image(jpg, name="ok").image.size == (128, 96)
