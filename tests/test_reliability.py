@@ -386,3 +386,55 @@ def test_damaged_images_are_reported_not_accepted():
             load_image(data, name="x")
     assert load_image(png, name="ok").image.size == (128, 96)
     assert load_image(jpg, name="ok").image.size == (128, 96)
+
+
+# ------------------------------------------------------------------ items 12-13: outputs and numbers checked first
+
+def test_output_targets_are_checked_before_the_work_and_never_replace_special_files(tmp_path, tiny_model_dir,
+                                                                                    capsys, monkeypatch):
+    from ssd.base.atomic import atomic_write_text
+    from ssd.base.errors import OutputError
+    from ssd.cli.main import main
+    from ssd.inference import detector
+
+    img = tmp_path / "a.png"
+    img.write_bytes(_encoded("PNG"))
+    loaded = []
+    monkeypatch.setattr(detector.Detector, "load", classmethod(lambda cls, *a, **k: loaded.append(a) or 1 / 0))
+    link = tmp_path / "link.json"
+    os.symlink(tmp_path / "elsewhere.json", link)
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    cases = [(["--json", str(tmp_path / "missing" / "x.json")], "does not exist"),
+             (["--json", str(link)], "symbolic link"), (["--csv", str(fifo)], "FIFO"),
+             (["--csv", str(tmp_path)], "folder")]
+    for extra, why in cases:
+        assert main(["detect", "--model", tiny_model_dir, str(img)] + extra) == 2
+        assert why in capsys.readouterr().err
+    assert main(["eval", "--model", tiny_model_dir, "--data", str(tmp_path), "--json", str(link)]) == 2
+    assert loaded == []                                 # refused before loading the model
+    with pytest.raises(OutputError, match="symbolic link"):
+        atomic_write_text(str(link), "x")
+    assert os.path.islink(link) and not os.path.exists(tmp_path / "elsewhere.json")
+
+
+@pytest.mark.parametrize("argv, flag, allowed", [
+    (["train", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size", "≥ 1"),
+    (["train", "--data", "d", "--out", "o", "--batch-size", "-4"], "--batch-size", "≥ 1"),
+    (["train", "--data", "d", "--out", "o", "--epochs", "0"], "--epochs", "≥ 1"),
+    (["train", "--data", "d", "--out", "o", "--lr", "-0.1"], "--lr", "> 0"),
+    (["train", "--data", "d", "--out", "o", "--lr", "nan"], "--lr", "> 0"),
+    (["detect", "--model", "m", "x.jpg", "--threshold", "1.5"], "--threshold", "0–1"),
+    (["detect", "--model", "m", "x.jpg", "--nms", "0"], "--nms", "(0, 1]"),
+    (["detect", "--model", "m", "x.jpg", "--batch-size", "0"], "--batch-size", "≥ 1"),
+    (["eval", "--model", "m", "--data", "d", "--nms", "1.2"], "--nms", "(0, 1]"),
+    (["data", "synth", "--out", "o", "--num-train", "0"], "--num-train", "≥ 1"),
+    (["data", "synth", "--out", "o", "--num-val", "-1"], "--num-val", "≥ 0"),
+])
+def test_numeric_arguments_outside_their_range_are_argparse_errors(argv, flag, allowed, capsys):
+    from ssd.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and flag in err and allowed in err

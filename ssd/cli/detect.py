@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from ssd.cli.args import nms_threshold, positive_int, probability
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 
 
@@ -12,20 +13,22 @@ def register(sub) -> None:
     d = sub.add_parser("detect", help="detect objects in images")
     d.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
     d.add_argument("images", nargs="+", metavar="IMAGE")
-    d.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="minimum score shown")
-    d.add_argument("--nms", type=float, default=DEFAULT_NMS, help="NMS IoU threshold")
+    d.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD, help="minimum score shown")
+    d.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS, help="NMS IoU threshold")
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
     d.add_argument("--csv", metavar="OUT", help="write CSV here")
-    d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--batch-size", type=positive_int, default=8)
     d.set_defaults(func=cmd_detect)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from ssd.base.atomic import check_output_targets
     from ssd.inference.detector import Detector
     from ssd.base.errors import ImageError
     from ssd.data.images import load_image
     from ssd.inference.results import detections_csv, megadetector_json, text_table
 
+    check_output_targets(args.json, args.csv)
     det = Detector.load(args.model)
     results = []
     pending = []
