@@ -102,8 +102,12 @@ def no_model_help() -> None:
 
 
 def figure(fig, **kwargs) -> None:
-    """Show a matplotlib Figure (built without pyplot) and let it go."""
-    st.pyplot(fig, clear_figure=False, **kwargs)
+    """Show a matplotlib Figure (built without pyplot) and let it go; rendered under the figure
+    lock, since matplotlib's text layout is not thread-safe across sessions."""
+    from ssd.base.figure_lock import FIGURE_LOCK
+
+    with FIGURE_LOCK:
+        st.pyplot(fig, clear_figure=False, **kwargs)
 
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:

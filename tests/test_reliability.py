@@ -438,3 +438,29 @@ def test_numeric_arguments_outside_their_range_are_argparse_errors(argv, flag, a
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and flag in err and allowed in err
+
+
+# ------------------------------------------------------------------ item 10: figures from many sessions at once
+
+def test_figures_built_and_rendered_from_many_threads_never_collide():
+    import threading
+
+    from ssd.viz.plots import figure_png, training_curves_figure
+
+    hist = [{"epoch": i + 1, "loss": 10.0 / (i + 1), "val_map": 0.1 * i, "lr": 0.01 / (i + 1),
+             "class_err": 0.5 / (i + 1), "bbox_mae": 0.01 / (i + 1)} for i in range(8)]
+    errors, pngs = [], []
+
+    def session() -> None:
+        for _ in range(3):
+            try:
+                pngs.append(figure_png(training_curves_figure(hist), dpi=40))
+            except Exception as err:  # noqa: BLE001 - collected for the assertion
+                errors.append(repr(err)[:200])
+
+    threads = [threading.Thread(target=session) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(pngs) == 12 and all(p.startswith(b"\x89PNG") for p in pngs)

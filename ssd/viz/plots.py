@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
+from ssd.base.figure_lock import under_figure_lock
 from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
 from ssd.viz.drawing import draw_detections
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ssd.workspace import Sample
 
 
+@under_figure_lock
 def pr_curve_figure(result) -> Figure:
     """Precision-recall curve per class from an ``EvalResult``."""
     fig = Figure(figsize=(6, 4.5))
@@ -41,6 +43,7 @@ def pr_curve_figure(result) -> Figure:
     return fig
 
 
+@under_figure_lock
 def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
     """Losses, class error / bbox MAE and validation mAP per epoch."""
     fig = Figure(figsize=(10, 3.2))
@@ -98,6 +101,7 @@ _ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple
                    "tab:olive", "tab:cyan", "black"]
 
 
+@under_figure_lock
 def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: int, col: int,
                         show_centres: bool = False, gt_boxes: Optional[np.ndarray] = None,
                         ious: Optional[Sequence[float]] = None, figsize=(6.0, 6.0)):
@@ -138,6 +142,7 @@ def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: 
     return fig
 
 
+@under_figure_lock
 def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[int],
                      gt_boxes: Optional[np.ndarray] = None, figsize=(6.0, 6.0)):
     """The anchors marked positive, coloured by feature map, with the ground truth dashed."""
@@ -168,6 +173,7 @@ def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[
     return fig
 
 
+@under_figure_lock
 def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = "", figsize=(6.0, 3.2)):
     """Histogram of each box's best anchor IoU, with the matching threshold."""
     best = np.asarray(best_ious, dtype=np.float64)
@@ -193,6 +199,7 @@ def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = 
 # --------------------------------------------------------------------------------------------
 
 
+@under_figure_lock
 def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
                        figsize=(11.0, 4.2)):
     """Backbone → multi-scale feature maps → anchors → class + offset predictions → NMS.
@@ -256,6 +263,7 @@ def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
     return fig
 
 
+@under_figure_lock
 def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], figsize=(11.0, 3.0)):
     """A row of sample images with detections drawn (home page's 'what it does')."""
     fig = Figure(figsize=figsize)
@@ -267,3 +275,13 @@ def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], 
         ax.axis("off")
     fig.tight_layout(pad=0.3)
     return fig
+
+
+@under_figure_lock
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes, rendered under the figure lock (safe from any thread)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
