@@ -32,7 +32,7 @@ def detector(path: str, stamp: float):
     """
     from ssd.inference.detector import Detector
 
-    return Detector.load(path, ctx=devices().contexts[0])
+    return Detector.load(path, ctx=devices().contexts[0], worker=True)  # one inference thread per server
 
 
 def get_detector(path: str):

@@ -464,3 +464,21 @@ def test_figures_built_and_rendered_from_many_threads_never_collide():
     for t in threads:
         t.join(120)
     assert errors == [] and len(pngs) == 12 and all(p.startswith(b"\x89PNG") for p in pngs)
+
+
+# ------------------------------------------------------------------ item 9: the app process stays flat
+
+def test_the_app_process_stays_flat_over_many_reruns_that_run_the_network(tiny_model_dir, monkeypatch, data_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_memory", os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "bench_memory.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    from ssd.inference.worker import worker_thread_ident
+
+    r = bench.measure(os.path.dirname(tiny_model_dir), runs=24)
+    assert r["forward_calls"] >= 24                  # the network really ran on every rerun
+    assert worker_thread_ident() is not None
+    assert r["growth_mib"] < 40, r                   # was ~6-15 MiB per rerun before the worker
