@@ -243,6 +243,15 @@ def _resume(run_dir: str) -> None:
         st.session_state["train_flash"] = str(err)
 
 
+def _delete(run_dir: str) -> None:
+    try:
+        jobs.delete_run(root, run_dir)
+        st.session_state.pop("train_run", None)
+        st.session_state["train_flash"] = f"Deleted {os.path.basename(run_dir)}."
+    except (SSDError, OSError) as err:
+        st.session_state["train_flash"] = str(err)
+
+
 def _stop() -> None:
     jobs.stop_job(root)
     st.session_state["train_stopping"] = True
@@ -299,6 +308,9 @@ def monitor() -> None:
                       help="Continue from the last finished epoch with the same settings.")
         if status.state == "done":
             st.caption("The model is in the Detect page's list now.")
+        if status.state in ("error", "interrupted", "stopped", "new"):
+            st.button("Delete this run", on_click=_delete, args=(run_dir,), key="train_delete",
+                      help="Removes the run's folder (log, checkpoints and any saved weights).")
     m1, m2, m3, m4 = st.columns(4)
     last = status.history[-1] if status.history else {}
     m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")

@@ -257,6 +257,27 @@ def run_folders(models_root: Optional[str] = None) -> List[str]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def delete_run(models_root: str, run_dir: str) -> None:
+    """Delete a run's folder (a failed or unwanted run), refusing anything that is not one.
+
+    Why: a run that failed before its first epoch leaves a folder the Train page lists and nothing
+    could remove. ``JobError`` when the folder is outside the models folder, is not a training run,
+    or belongs to the job running now.
+    """
+    import shutil
+
+    root = os.path.realpath(models_root)
+    path = os.path.realpath(run_dir)
+    if os.path.dirname(path) != root or os.path.basename(path).startswith("."):
+        raise JobError(f"{run_dir} is not a run folder of {models_root}; nothing was deleted")
+    if not os.path.isfile(os.path.join(path, EVENTS_FILE)):
+        raise JobError(f"{run_dir} holds no training run (no {EVENTS_FILE}); nothing was deleted")
+    running = current_job(models_root)
+    if running is not None and os.path.realpath(running.out) == path:
+        raise JobError(f"{run_dir} is being trained right now (pid {running.pid}); stop it first")
+    shutil.rmtree(path)
+
+
 def can_resume(run_dir: str) -> bool:
     from ssd.training.checkpoint import CHECKPOINT_DIR
 

@@ -482,3 +482,44 @@ def test_the_app_process_stays_flat_over_many_reruns_that_run_the_network(tiny_m
     assert r["forward_calls"] >= 24                  # the network really ran on every rerun
     assert worker_thread_ident() is not None
     assert r["growth_mib"] < 40, r                   # was ~6-15 MiB per rerun before the worker
+
+
+# ------------------------------------------------------------------ item 4: leftovers of interrupted work
+
+def test_leftover_temp_files_and_staging_are_removed_on_the_next_run(no_val_data, one_epoch_run, tmp_path):
+    base, _ = one_epoch_run
+    out = tmp_path / "run"
+    shutil.copytree(base, out)
+    stale = [out / ".model.params.k3j2.tmp", out / "checkpoints" / ".checkpoint.params.x9.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    train(_cfg(no_val_data, out, 2, resume=True), install_signal_handlers=False)
+    assert not [p for p in stale if p.exists()]
+    dead = tmp_path / "data" / ".synth.partial-999999999"        # a staging folder of a killed synth
+    (dead / ".partial").mkdir(parents=True)
+    generate(str(tmp_path / "data" / "synth"), num_train=2, num_val=0, seed=1, size=64)
+    assert sorted(os.listdir(tmp_path / "data")) == ["synth"]
+
+
+def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, data_root):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+    from ssd.base.errors import DatasetError, JobError
+    from ssd import jobs
+
+    root = tmp_path / "models"
+    with pytest.raises(DatasetError):
+        train(_cfg(str(tmp_path / "no-such-data"), root / "failed", 1), install_signal_handlers=False)
+    assert (root / "failed").is_dir()
+    with pytest.raises(JobError):
+        jobs.delete_run(str(root), str(tmp_path))                 # not a run folder of the models root
+    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.button(key="train_delete").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not (root / "failed").exists()

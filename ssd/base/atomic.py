@@ -10,7 +10,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 import stat
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional
 
 from ssd.base.errors import OutputError
 
@@ -29,6 +29,26 @@ def _refuse_special(dest: str) -> None:
                 "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                 else "not a regular file")
         raise OutputError(f"{dest} is {kind}; refusing to replace it: choose another output path")
+
+
+def remove_stale_temp_files(folder: str) -> List[str]:
+    """Delete the temporary files killed writers left in ``folder`` (``.NAME.XXXX.tmp`` from
+    ``atomic_path``); only for folders this process owns exclusively (a run's folder under its
+    lock). Returns the names removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(".") and name.endswith(".tmp") and os.path.isfile(path) and not os.path.islink(path):
+            try:
+                os.unlink(path)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def check_output_target(dest: Optional[str]) -> None:

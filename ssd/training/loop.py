@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from ssd.base import device as devices
+from ssd.base.atomic import remove_stale_temp_files
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
@@ -129,6 +130,8 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
     record = RunRecord.from_checkpoint(resume_state)
     start_epoch = 0
     finish_interrupted_save(cfg.out)
+    for folder in (cfg.out, ckpt.dir):     # what writers killed mid-file left behind
+        remove_stale_temp_files(folder)
     if resume_state is not None:
         ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
         start_epoch = int(resume_state["epoch"])
