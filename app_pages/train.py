@@ -283,7 +283,7 @@ def monitor() -> None:
     if not run_dir:
         st.caption("No training run yet. Start one above.")
         return
-    status = jobs.run_status(run_dir, running=running)
+    status = jobs.run_status(run_dir, running=running, started=current.started if current else None)
     name = os.path.basename(run_dir)
     p = status.progress
     if running:
@@ -291,9 +291,7 @@ def monitor() -> None:
         head = f"**{name}** — {'stopping after the current iteration…' if stopping else 'training'} (pid {current.pid})"
         st.markdown(head)
         if p:
-            st.progress(jobs.progress_fraction(p),
-                        text=f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
-                             f"ETA {jobs.format_duration(p.get('eta_s'))}")
+            st.progress(jobs.progress_fraction(p), text=jobs.progress_text(p))
         else:
             st.progress(0.0, text="starting (loading MXNet and the dataset)…")
         st.button("Stop", on_click=_stop, key="train_stop", disabled=bool(stopping),
@@ -313,9 +311,10 @@ def monitor() -> None:
                       help="Removes the run's folder (log, checkpoints and any saved weights).")
     m1, m2, m3, m4 = st.columns(4)
     last = status.history[-1] if status.history else {}
+    pt = p if p and p.get("phase") != "validate" else None   # validation events carry no loss or speed
     m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")
-    m2.metric("Loss", f"{(p or last).get('loss', float('nan')):.4f}" if (p or last) else "–")
-    m3.metric("Samples/s", f"{(p or last).get('samples_per_s', 0):.1f}" if (p or last) else "–")
+    m2.metric("Loss", f"{(pt or last).get('loss', float('nan')):.4f}" if (pt or last) else "–")
+    m3.metric("Samples/s", f"{(pt or last).get('samples_per_s', 0):.1f}" if (pt or last) else "–")
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
     m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
     if status.history:

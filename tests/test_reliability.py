@@ -523,3 +523,24 @@ def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, 
     at.button(key="train_delete").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not (root / "failed").exists()
+
+
+# ------------------------------------------------------------------ item 14: the Train page says what it does
+
+def test_validation_has_its_own_progress_and_a_resumed_job_hides_the_old_progress(val_data, tmp_path):
+    from ssd import jobs
+    from ssd.training.events import read_events
+
+    out = tmp_path / "run"
+    train(_cfg(val_data, out, 1), install_signal_handlers=False)
+    events = read_events(str(out))
+    val = [e for e in events if e["type"] == "progress" and e.get("phase") == "validate"]
+    assert val and val[-1]["val_done"] == val[-1]["val_total"] == 4
+    assert jobs.progress_text(val[0]).startswith("epoch 1/1: validating, image 0/4")
+    assert jobs.progress_fraction(val[-1]) == 1.0
+    assert jobs.run_status(str(out)).progress["phase"] == "validate"
+    import time
+
+    relaunched = time.time() + 5                     # Resume pressed: a new process, no event from it yet
+    status = jobs.run_status(str(out), running=True, started=relaunched)
+    assert status.progress is None and status.message == "starting" and len(status.history) == 1
