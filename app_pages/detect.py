@@ -73,7 +73,8 @@ if rendered:
     m1.metric("Images", f"{len(rendered)} of {len(results)}")
     m2.metric("Detections shown", sum(counts.values()))
     m3.metric("Detection time per image", f"{sum(net_ms) / len(net_ms):.0f} ms",
-              help="Decode + resize + network + NMS, measured when the image was first detected.")
+              help="This image's decode, plus resize + network + NMS (its share of the batch it ran in), "
+                   "measured when the image was first detected.")
     new = st.session_state["detect_stats"]["network_images"]
     m4.metric("This update", f"{render_ms:.0f} ms",
               help=f"{new} image(s) went through the network now; the rest came from the cache.")

@@ -544,3 +544,26 @@ def test_validation_has_its_own_progress_and_a_resumed_job_hides_the_old_progres
     relaunched = time.time() + 5                     # Resume pressed: a new process, no event from it yet
     status = jobs.run_status(str(out), running=True, started=relaunched)
     assert status.progress is None and status.message == "starting" and len(status.history) == 1
+
+
+# ------------------------------------------------------------------ item 17: the time per image includes decoding
+
+def test_detection_time_per_image_counts_that_images_decode(tiny_model_dir, monkeypatch):
+    import time
+
+    from ssd.data import images
+    from ssd.inference.batch import detect_images
+    from ssd.inference.detector import Detector
+
+    det = Detector.load(tiny_model_dir)
+    real = images.load_image
+
+    def slow_decode(*a, **kw):
+        time.sleep(0.08)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(images, "load_image", slow_decode)
+    out = detect_images(det, [("a.png", _encoded("PNG")), ("b.png", _encoded("JPEG"))], 0.45, None)
+    for item in out:
+        t = item.raw.timings_ms
+        assert t["load"] >= 80 and t["total"] >= t["load"] + t["network"] - 1e-6
