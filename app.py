@@ -26,7 +26,7 @@ def home() -> None:
     from ssd.models.tiny import tiny_anchor_config
     from ssd.models.anchor_set import anchor_set
     from ssd.inference.batch import detect_images
-    from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure
+    from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure, ssd_diagram_lines
     from ssd.workspace import data_dir, demo_sample_order, model_key
 
     st.title("SSD Studio")
@@ -48,7 +48,10 @@ def home() -> None:
     except Exception:  # an odd saved model must not break the home page: explain with TinySSD's
         cfg = anchor_set(tiny_anchor_config(), 256)
     input_size = cfg.input_size
-    sh.figure(ssd_diagram_figure(cfg, input_size, len((meta or {}).get("classes", ["pikachu"]))))
+    n_classes = len((meta or {}).get("classes", ["pikachu"]))
+    sh.figure(ssd_diagram_figure(cfg, input_size, n_classes))
+    with st.expander("The diagram as text (easier to read on a phone)"):
+        st.text("\n".join(ssd_diagram_lines(cfg, input_size, n_classes)))
     st.markdown(
         f"""
 1. **Backbone.** Convolution blocks turn the {input_size}×{input_size} image into feature maps, halving

@@ -567,3 +567,22 @@ def test_detection_time_per_image_counts_that_images_decode(tiny_model_dir, monk
     for item in out:
         t = item.raw.timings_ms
         assert t["load"] >= 80 and t["total"] >= t["load"] + t["network"] - 1e-6
+
+
+# ------------------------------------------------------------------ item 16: the diagram on a phone
+
+def test_home_page_offers_the_ssd_diagram_as_text_that_wraps_on_a_phone(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+    from ssd.models.registry import anchors_for_meta
+    from ssd.store import read_meta
+
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = "\n".join(t.value for t in at.text)
+    aset = anchors_for_meta(read_meta(app_env["model"]))
+    for i, (h, w) in enumerate(aset.feature_maps):
+        assert f"{h}×{w} · {aset.anchors_per_cell(i)} anchors/cell" in text
+    assert f"{aset.total()} anchors in all" in text
+    assert max(len(line) for line in text.splitlines()) <= 100   # short lines: they wrap, not shrink

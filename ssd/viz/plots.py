@@ -7,7 +7,7 @@ global registry inside a long-running Streamlit server.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -285,3 +285,20 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def ssd_diagram_lines(config, input_size: int = 256, num_classes: int = 1) -> List[str]:
+    """The SSD diagram as short lines of text, with the same numbers as ``ssd_diagram_figure``.
+
+    Why: on a phone (390 px) the wide figure shrinks until its labels cannot be read; lines of text
+    wrap to any width.
+    """
+    if isinstance(config, AnchorSet):
+        input_size = config.input_size
+    lines = [f"image {input_size}×{input_size} → backbone (conv blocks, down-sampling)"]
+    for i, (h, w) in enumerate(config.feature_maps):
+        a = config.anchors_per_cell(i)
+        lines.append(f"feature map {i}: {h}×{w} · {a} anchors/cell = {h * w * a}")
+    lines.append(f"per anchor: {num_classes} class score(s) + background, and 4 box offsets (Δx, Δy, Δw, Δh)")
+    lines.append(f"{config.total()} anchors in all → decode + non-maximum suppression → boxes")
+    return lines
