@@ -342,7 +342,8 @@ if ok:
         if best.get("val_ap"):
             st.markdown("**Per-class AP (best epoch, VOC07)**")
             st.dataframe(pd.DataFrame({"class": list(best["val_ap"]),
-                                       "AP": [round(v, 4) if v == v else None for v in best["val_ap"].values()]}),
+                                       "AP": [round(v, 4) if isinstance(v, (int, float)) and v == v else None
+                                              for v in best["val_ap"].values()]}),
                          hide_index=True, width="stretch")
         if (meta.get("status") in ("stopped", "training") and jobs.can_resume(path)
                 and job is None and path != st.session_state.get("train_run")):

@@ -51,7 +51,7 @@ _CHECKS: List[_Check] = [
     ("metrics.best", lambda v: isinstance(v, dict), "an object", False),
     ("metrics.best.val_map", _is_num, "a number", False),
     ("metrics.best.epoch", _is_int, "an integer", False),
-    ("metrics.best.val_ap", lambda v: isinstance(v, dict) and all(_is_num(x) for x in v.values()),
+    ("metrics.best.val_ap", lambda v: isinstance(v, dict) and all(x is None or _is_num(x) for x in v.values()),
      "an object of numbers", False),
     ("metrics.history", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
      "a list of objects", False),

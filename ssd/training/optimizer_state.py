@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
