@@ -586,3 +586,30 @@ def test_home_page_offers_the_ssd_diagram_as_text_that_wraps_on_a_phone(app_env)
         assert f"{h}×{w} · {aset.anchors_per_cell(i)} anchors/cell" in text
     assert f"{aset.total()} anchors in all" in text
     assert max(len(line) for line in text.splitlines()) <= 100   # short lines: they wrap, not shrink
+
+
+# ------------------------------------------------------------------ item 15: a zoo model's anchors per cell
+
+def test_anchors_page_counts_a_zoo_models_anchors_per_cell_from_its_generators(tmp_path, monkeypatch, data_root):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+    from ssd.models.registry import anchors_for_meta
+
+    meta = {"arch": "ssd_512_mobilenet1.0", "classes": ["deer"], "input_size": 512, "default": True,
+            "zoo": {"variant": "custom"}}
+    folder = tmp_path / "models" / "zoo"
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "model.params").write_bytes(b"")        # listed; the Anchors page never loads weights
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at.switch_page("app_pages/anchors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    per_cell = anchors_for_meta(meta).per_cell
+    assert per_cell == [4, 6, 6, 6, 4, 4]                # GluonCV: ratios (1, 2, .5) then (1, 2, .5, 3, 1/3)
+    labels = at.selectbox(key="anchors_scale").options
+    assert [int(l.split("(")[1].split()[0]) for l in labels] == per_cell
+    at.selectbox(key="anchors_scale").set_value(1).run()
+    assert next(m.value for m in at.metric if m.label == "Anchors in this cell") == "6"
