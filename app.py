@@ -14,16 +14,19 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-st.set_page_config(page_title="SSD Studio", page_icon=":material/center_focus_strong:", layout="wide")
+# The icon ships with the app: a ":material/…:" page icon makes the browser fetch it from a font CDN.
+PAGE_ICON = os.path.join(_ROOT, "app_assets", "icon.png")
+st.set_page_config(page_title="SSD Studio", page_icon=PAGE_ICON, layout="wide")
 
 
 def home() -> None:
 
     from app_pages import _shared as sh
+    from ssd.base.text import md_escape
     from ssd.models.tiny import tiny_anchor_config
     from ssd.models.anchor_set import anchor_set
     from ssd.inference.batch import detect_images
-    from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure
+    from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure, ssd_diagram_lines
     from ssd.workspace import data_dir, demo_sample_order, model_key
 
     st.title("SSD Studio")
@@ -45,7 +48,10 @@ def home() -> None:
     except Exception:  # an odd saved model must not break the home page: explain with TinySSD's
         cfg = anchor_set(tiny_anchor_config(), 256)
     input_size = cfg.input_size
-    sh.figure(ssd_diagram_figure(cfg, input_size, len((meta or {}).get("classes", ["pikachu"]))))
+    n_classes = len((meta or {}).get("classes", ["pikachu"]))
+    sh.figure(ssd_diagram_figure(cfg, input_size, n_classes))
+    with st.expander("The diagram as text (easier to read on a phone)"):
+        st.text("\n".join(ssd_diagram_lines(cfg, input_size, n_classes)))
     st.markdown(
         f"""
 1. **Backbone.** Convolution blocks turn the {input_size}×{input_size} image into feature maps, halving
@@ -90,7 +96,8 @@ def home() -> None:
     with e2:
         if ok:
             st.markdown("**Models available**")
-            st.markdown("\n".join(f"- {m.label}" + (" ★ default" if m.path == default_path else "") for m in ok))
+            st.markdown("\n".join(f"- {md_escape(m.label)}" + (" ★ default" if m.path == default_path else "")
+                                   for m in ok))
         else:
             sh.no_model_help()
         sh.show_broken(broken)

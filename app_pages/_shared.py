@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 import streamlit as st
 
+from ssd.base.text import md_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
 from ssd.inference.batch import DetectionCache
@@ -31,7 +32,7 @@ def detector(path: str, stamp: float):
     """
     from ssd.inference.detector import Detector
 
-    return Detector.load(path, ctx=devices().contexts[0])
+    return Detector.load(path, ctx=devices().contexts[0], worker=True)  # one inference thread per server
 
 
 def get_detector(path: str):
@@ -90,7 +91,7 @@ def show_broken(broken, container=st) -> None:
     if broken:
         with container.expander(f"{len(broken)} model folder(s) cannot be used"):
             for b in broken:
-                st.markdown(f"- **{b.name}**: {b.error}")
+                st.markdown(f"- **{md_escape(b.name)}**: {md_escape(b.error)}")
 
 
 def no_model_help() -> None:
@@ -103,8 +104,12 @@ def no_model_help() -> None:
 
 
 def figure(fig, **kwargs) -> None:
-    """Show a matplotlib Figure (built without pyplot) and let it go."""
-    st.pyplot(fig, clear_figure=False, **kwargs)
+    """Show a matplotlib Figure (built without pyplot) and let it go; rendered under the figure
+    lock, since matplotlib's text layout is not thread-safe across sessions."""
+    from ssd.base.figure_lock import FIGURE_LOCK
+
+    with FIGURE_LOCK:
+        st.pyplot(fig, clear_figure=False, **kwargs)
 
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, format_groups, parse_groups
 from ssd.models.tiny import tiny_anchor_config
 from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell, cell_anchor_rows, positive_rows
@@ -16,6 +17,7 @@ from ssd.data.images import SUPPORTED_EXTENSIONS, load_image
 from ssd.viz.plots import cell_anchors_figure, coverage_figure, positives_figure
 from ssd.workspace import data_dir, dataset_folders, dataset_labels, demo_sample_index, gt_boxes_of
 from ssd.models.targets import positive_anchors
+from ssd.inference.worker import on_worker
 
 st.title("Anchors")
 st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes and "
@@ -38,7 +40,7 @@ with st.sidebar:
         except Exception as err:  # noqa: BLE001 - an odd saved model must not break the page
             st.error(f"The anchors of this model cannot be computed: {err}")
             st.stop()
-        st.caption(f"**{meta.get('arch')}** at {aset.input_size}×{aset.input_size}"
+        st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                    + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
         st.caption("Choose *Custom* to edit TinySSD anchors.")
     else:
@@ -51,7 +53,7 @@ with st.sidebar:
                                     format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
         try:
             sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
-            aset = anchor_set(tiny_anchor_config(input_size, sizes, ratios), input_size)
+            aset = on_worker(anchor_set, tiny_anchor_config(input_size, sizes, ratios), input_size)  # MXNet op
         except (ValueError, SSDError) as err:
             st.error(f"This anchor configuration cannot be used: {err}")
             st.stop()
@@ -139,7 +141,7 @@ if gt_boxes is None or not len(gt_boxes):
     st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
 else:
     thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05, key="anchors_thr")
-    positives = positive_anchors(aset, gt_label, thr)
+    positives = on_worker(positive_anchors, aset, gt_label, thr)   # MXNet's MultiBoxTarget, on the one thread
     g1, g2 = st.columns([3, 2])
     with g1:
         sh.figure(positives_figure(image, aset, positives, gt_boxes))

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from app_pages._pretrained import pretrained_panel
+from ssd.base.text import md_escape
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
@@ -76,7 +77,8 @@ st.session_state["detect_stats"] = {
 
 for r in results:
     if not r.ok:
-        st.error(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}", icon=":material/broken_image:")
+        st.error(md_escape(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}"),
+                 icon=":material/broken_image:")
 
 if rendered:
     counts = class_counts(rendered, labels)
@@ -85,7 +87,8 @@ if rendered:
     m1.metric("Images", f"{len(rendered)} of {len(results)}")
     m2.metric("Detections shown", sum(counts.values()))
     m3.metric("Detection time per image", f"{sum(net_ms) / len(net_ms):.0f} ms",
-              help="Decode + resize + network + NMS, measured when the image was first detected.")
+              help="This image's decode, plus resize + network + NMS (its share of the batch it ran in), "
+                   "measured when the image was first detected.")
     new = st.session_state["detect_stats"]["network_images"]
     m4.metric("This update", f"{render_ms:.0f} ms",
               help=f"{new} image(s) went through the network now; the rest came from the cache.")

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
@@ -250,6 +251,15 @@ def _resume(run_dir: str) -> None:
         st.session_state["train_flash"] = str(err)
 
 
+def _delete(run_dir: str) -> None:
+    try:
+        jobs.delete_run(root, run_dir)
+        st.session_state.pop("train_run", None)
+        st.session_state["train_flash"] = f"Deleted {os.path.basename(run_dir)}."
+    except (SSDError, OSError) as err:
+        st.session_state["train_flash"] = str(err)
+
+
 def _stop() -> None:
     jobs.stop_job(root)
     st.session_state["train_stopping"] = True
@@ -281,7 +291,7 @@ def monitor() -> None:
     if not run_dir:
         st.caption("No training run yet. Start one above.")
         return
-    status = jobs.run_status(run_dir, running=running)
+    status = jobs.run_status(run_dir, running=running, started=current.started if current else None)
     name = os.path.basename(run_dir)
     p = status.progress
     if running:
@@ -289,9 +299,7 @@ def monitor() -> None:
         head = f"**{name}** — {'stopping after the current iteration…' if stopping else 'training'} (pid {current.pid})"
         st.markdown(head)
         if p:
-            st.progress(jobs.progress_fraction(p),
-                        text=f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
-                             f"ETA {jobs.format_duration(p.get('eta_s'))}")
+            st.progress(jobs.progress_fraction(p), text=jobs.progress_text(p))
         else:
             st.progress(0.0, text="starting (loading MXNet and the dataset)…")
         st.button("Stop", on_click=_stop, key="train_stop", disabled=bool(stopping),
@@ -300,17 +308,21 @@ def monitor() -> None:
         msg = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                "new": ("info", "has not started")}[status.state]
-        getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {status.message}" if status.message else ""))
+        getattr(st, msg[0])(f"Run **{name}** {msg[1]}." + (f" {md_escape(status.message)}" if status.message else ""))
         if status.state in ("stopped", "interrupted") and jobs.can_resume(run_dir):
             st.button("Resume", on_click=_resume, args=(run_dir,), key="train_resume",
                       help="Continue from the last finished epoch with the same settings.")
         if status.state == "done":
             st.caption("The model is in the Detect page's list now.")
+        if status.state in ("error", "interrupted", "stopped", "new"):
+            st.button("Delete this run", on_click=_delete, args=(run_dir,), key="train_delete",
+                      help="Removes the run's folder (log, checkpoints and any saved weights).")
     m1, m2, m3, m4 = st.columns(4)
     last = status.history[-1] if status.history else {}
+    pt = p if p and p.get("phase") != "validate" else None   # validation events carry no loss or speed
     m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")
-    m2.metric("Loss", f"{(p or last).get('loss', float('nan')):.4f}" if (p or last) else "–")
-    m3.metric("Samples/s", f"{(p or last).get('samples_per_s', 0):.1f}" if (p or last) else "–")
+    m2.metric("Loss", f"{(pt or last).get('loss', float('nan')):.4f}" if (pt or last) else "–")
+    m3.metric("Samples/s", f"{(pt or last).get('samples_per_s', 0):.1f}" if (pt or last) else "–")
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
     m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
     if status.history:
@@ -333,14 +345,14 @@ if ok:
     i1, i2 = st.columns([2, 3])
     with i1:
         st.markdown("\n".join(
-            f"- **{r['field']}**: " + (f"`{r['value']}`" if r["field"] == "command" else
-                                       r["value"].replace("_", "\\_").replace("*", "\\*"))
+            f"- **{r['field']}**: " + md_escape(r["value"])
             for r in jobs.model_overview(meta)))
         best = (meta.get("metrics") or {}).get("best") or {}
         if best.get("val_ap"):
             st.markdown("**Per-class AP (best epoch, VOC07)**")
             st.dataframe(pd.DataFrame({"class": list(best["val_ap"]),
-                                       "AP": [round(v, 4) if v == v else None for v in best["val_ap"].values()]}),
+                                       "AP": [round(v, 4) if isinstance(v, (int, float)) and v == v else None
+                                              for v in best["val_ap"].values()]}),
                          hide_index=True, width="stretch")
         if (meta.get("status") in ("stopped", "training") and jobs.can_resume(path)
                 and job is None and path != st.session_state.get("train_run")):

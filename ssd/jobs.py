@@ -207,8 +207,12 @@ def stop_job(models_root: str, timeout: float = 0.0) -> bool:
     return True
 
 
-def run_status(run_dir: str, running: bool = False) -> RunStatus:
-    """Summarize a run from its events; ``running`` says whether its process is alive."""
+def run_status(run_dir: str, running: bool = False, started: Optional[float] = None) -> RunStatus:
+    """Summarize a run from its events; ``running`` says whether its process is alive.
+
+    ``started``: when the running process was launched. Until it logs its own ``start`` event (MXNet
+    and the data take seconds to load) the previous process's progress is not shown as current.
+    """
     events = read_events(run_dir)
     if not events:
         return RunStatus("running" if running else "new")
@@ -217,6 +221,7 @@ def run_status(run_dir: str, running: bool = False) -> RunStatus:
         t = ev.get("type")
         if t == "start":
             st.start = ev
+            st.progress = None          # a new process: the last one's progress is over
             st.history = [h for h in st.history if h["epoch"] <= (ev.get("resumed_from") or 0)]
         elif t == "progress":
             st.progress = ev
@@ -227,7 +232,18 @@ def run_status(run_dir: str, running: bool = False) -> RunStatus:
             st.message = ev.get("message", "")
     if running:
         st.state = "running"
+        if started is not None and (st.start is None or float(st.start.get("time", 0)) < started - 1.0):
+            st.progress = None
+            st.message = "starting"
     return st
+
+
+def progress_text(p: Dict[str, Any]) -> str:
+    """The progress bar's label: the training iteration, or the validation pass with its own count."""
+    if p.get("phase") == "validate":
+        return f"epoch {p['epoch']}/{p['epochs']}: validating, image {p.get('val_done', 0)}/{p.get('val_total', '?')}"
+    return (f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
+            f"ETA {format_duration(p.get('eta_s'))}")
 
 
 def read_log_tail(run_dir: str, lines: int = 20, log_name: str = LOG_FILE) -> str:
@@ -255,6 +271,27 @@ def run_folders(models_root: Optional[str] = None) -> List[str]:
             if not d.startswith(".") and os.path.isfile(p):
                 found.append((os.stat(p).st_mtime, os.path.join(root, d)))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def delete_run(models_root: str, run_dir: str) -> None:
+    """Delete a run's folder (a failed or unwanted run), refusing anything that is not one.
+
+    Why: a run that failed before its first epoch leaves a folder the Train page lists and nothing
+    could remove. ``JobError`` when the folder is outside the models folder, is not a training run,
+    or belongs to the job running now.
+    """
+    import shutil
+
+    root = os.path.realpath(models_root)
+    path = os.path.realpath(run_dir)
+    if os.path.dirname(path) != root or os.path.basename(path).startswith("."):
+        raise JobError(f"{run_dir} is not a run folder of {models_root}; nothing was deleted")
+    if not os.path.isfile(os.path.join(path, EVENTS_FILE)):
+        raise JobError(f"{run_dir} holds no training run (no {EVENTS_FILE}); nothing was deleted")
+    running = current_job(models_root)
+    if running is not None and os.path.realpath(running.out) == path:
+        raise JobError(f"{run_dir} is being trained right now (pid {running.pid}); stop it first")
+    shutil.rmtree(path)
 
 
 def can_resume(run_dir: str) -> bool:
@@ -290,8 +327,12 @@ def valid_model_name(name: str) -> Optional[str]:
 
 
 def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
+    """The bar's fill: the run's iterations, or during validation the validation pass's own share."""
     if not progress:
         return 0.0
+    if progress.get("phase") == "validate":
+        total = progress.get("val_total") or 0
+        return float(min(1.0, progress.get("val_done", 0) / total)) if total else 0.0
     total = progress.get("total_iters") or 0
     return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
 

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from ssd.base import faults
 from ssd.base.errors import ModelError, error_gist
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.models.registry import build_from_meta
@@ -71,44 +72,105 @@ def save_params(net, path: str) -> None:
         net.save_parameters(tmp)
 
 
+def _pending(model_dir: str) -> Tuple[str, str]:
+    """The journal of a model save in progress: new weights and the metadata that describes them."""
+    return (os.path.join(model_dir, "." + PARAMS_FILE + ".pending"),
+            os.path.join(model_dir, "." + META_FILE + ".pending"))
+
+
+def finish_interrupted_save(model_dir: str) -> None:
+    """Complete or undo a model save that a kill cut short (called by the writer, never by readers).
+
+    ``save_model`` writes pending weights, then pending metadata, then moves the weights into place,
+    then the metadata. Pending metadata therefore means complete pending weights (or weights
+    already in place): roll forward. Pending weights alone may be partial: drop them.
+    """
+    p_pending, m_pending = _pending(model_dir)
+    if os.path.isfile(m_pending):
+        if os.path.isfile(p_pending):
+            os.replace(p_pending, os.path.join(model_dir, PARAMS_FILE))
+        os.replace(m_pending, os.path.join(model_dir, META_FILE))
+    elif os.path.exists(p_pending):
+        os.unlink(p_pending)
+
+
 def save_model(model_dir: str, net, meta: Dict[str, Any], params_from: Optional[str] = None) -> None:
-    """Write params (from ``net`` or by copying ``params_from``) then metadata, both atomically."""
+    """Write params (from ``net`` or by copying ``params_from``) and metadata as one step.
+
+    Both land first as pending files, then are moved into place weights first; a reader that finds
+    pending metadata with the weights already moved reads the pending metadata (``read_meta``), so
+    no reader, and no kill, ever pairs metadata with weights of another epoch.
+    """
     os.makedirs(model_dir, exist_ok=True)
-    dest = os.path.join(model_dir, PARAMS_FILE)
+    finish_interrupted_save(model_dir)
+    p_pending, m_pending = _pending(model_dir)
+    wrote = True
     if params_from is not None:
         import shutil
-        with atomic_path(dest) as tmp:
+        with atomic_path(p_pending) as tmp:
             shutil.copyfile(params_from, tmp)
     elif net is not None:
-        save_params(net, dest)
+        save_params(net, p_pending)
+    else:
+        wrote = False
+    faults.step("model: weights pending")
     meta = dict(meta)
     meta.setdefault("format_version", FORMAT_VERSION)
     meta.setdefault("name", os.path.basename(os.path.normpath(model_dir)))
     meta.setdefault("versions", library_versions())
     meta["saved"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_meta(model_dir, meta)
+    if not wrote:
+        write_meta(model_dir, meta)
+        return
+    atomic_write_json(m_pending, meta)
+    faults.step("model: metadata pending")
+    os.replace(p_pending, os.path.join(model_dir, PARAMS_FILE))
+    faults.step("model: weights in place")
+    os.replace(m_pending, os.path.join(model_dir, META_FILE))
 
 
 def write_meta(model_dir: str, meta: Dict[str, Any]) -> None:
     atomic_write_json(os.path.join(model_dir, META_FILE), meta)
 
 
+def _meta_path(model_dir: str) -> str:
+    """``meta.json``, or the pending one when a save moved its weights in and was cut short."""
+    p_pending, m_pending = _pending(model_dir)
+    if os.path.isfile(m_pending) and not os.path.exists(p_pending):
+        return m_pending
+    return os.path.join(model_dir, META_FILE)
+
+
 def read_meta(model_dir: str) -> Dict[str, Any]:
-    path = os.path.join(model_dir, META_FILE)
     if not os.path.isdir(model_dir):
         raise ModelError(f"model folder {model_dir!r} does not exist")
+    path = _meta_path(model_dir)
     try:
-        with open(path, encoding="utf-8") as fh:
+        try:
+            fh = open(path, encoding="utf-8")
+        except FileNotFoundError:
+            path = os.path.join(model_dir, META_FILE)  # the writer finished the save meanwhile
+            fh = open(path, encoding="utf-8")
+        with fh:
             meta = json.load(fh)
     except FileNotFoundError:
         raise ModelError(f"{model_dir}: no {META_FILE} (not a saved model folder)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelError(f"{path}: metadata is not valid JSON ({err})") from None
-    missing = [k for k in ("arch", "classes", "input_size") if k not in meta]
-    if missing:
-        raise ModelError(f"{path}: metadata lacks {', '.join(missing)}")
-    if not isinstance(meta["classes"], list) or not meta["classes"]:
-        raise ModelError(f"{path}: 'classes' must be a non-empty list")
+    return validate_meta(meta, path)
+
+
+def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
+    """Check metadata once, on load: every field the pages and the CLI read has the right type.
+
+    Why: ``meta.json`` comes from strangers (shared models) and from older versions; one bad field
+    used to raise deep inside a page. A bad folder is now listed as broken with this reason.
+    """
+    from ssd.base.meta_schema import meta_problems
+
+    problems = meta_problems(meta)
+    if problems:
+        raise ModelError(f"{path}: bad metadata: {'; '.join(problems[:3])}")
     return meta
 
 
@@ -163,7 +225,7 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        m = self.meta.get("metrics", {}).get("best", {})
+        m = (self.meta.get("metrics") or {}).get("best") or {}
         score = f", mAP {m['val_map']:.3f}" if isinstance(m.get("val_map"), (int, float)) else ""
         return f"{self.name} ({self.meta['arch']}, {len(self.meta['classes'])} class(es){score})"
 

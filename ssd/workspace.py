@@ -151,12 +151,19 @@ def demo_sample_index(samples: Sequence[Sample]) -> int:
 
 
 def dataset_folders(root: Optional[str] = None) -> List[str]:
-    """Sub-folders of the data folder that might be datasets (hidden ones skipped), sorted."""
+    """Complete dataset folders of the data folder, sorted.
+
+    Hidden folders, folders of a download or generation that has not finished (or failed), and
+    folders no dataset format recognises (e.g. only a download log) are left out, so none can
+    become the pages' default dataset.
+    """
+    from ssd.data.dataset import detect_format
+
     root = root or data_dir()
     if not os.path.isdir(root):
         return []
     return [os.path.join(root, d) for d in sorted(os.listdir(root))
-            if not d.startswith(".") and os.path.isdir(os.path.join(root, d))]
+            if not d.startswith(".") and detect_format(os.path.join(root, d)) is not None]
 
 
 def folder_stamp(path: str) -> float:

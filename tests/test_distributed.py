@@ -6,7 +6,6 @@ they read and their trainable parameters after the last step.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat

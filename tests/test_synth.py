@@ -30,7 +30,7 @@ def test_generate_writes_an_official_format_dataset(tmp_path):
     assert sorted(os.listdir(out)) == ["dataset.json", "train.idx", "train.rec", "val.idx", "val.rec"]
     meta = json.loads((out / "dataset.json").read_text())
     assert meta == info == {"name": "synthetic-pikachu", "classes": ["pikachu"], "num_train": 24, "num_val": 6,
-                            "seed": 3, "size": 256, "generator": "ssd.synth"}
+                            "seed": 3, "size": 256, "generator": "ssd.synth", "complete": True}
     assert calls[-1] == (30, 30) and len(calls) == 30
     splits = open_dataset(str(out))
     assert splits.kind == "recordio" and splits.classes == ["pikachu"]

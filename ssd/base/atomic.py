@@ -9,14 +9,81 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterator
+import stat
+from typing import Any, Iterator, List, Optional
+
+from ssd.base.errors import OutputError
+
+
+def _refuse_special(dest: str) -> None:
+    """``OutputError`` when ``dest`` exists and is not a regular file (a symlink, FIFO, device, folder).
+
+    Why: ``os.replace`` over a symlink or a device would silently swap it for a plain file.
+    """
+    try:
+        mode = os.lstat(dest).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else
+                "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise OutputError(f"{dest} is {kind}; refusing to replace it: choose another output path")
+
+
+def remove_stale_temp_files(folder: str) -> List[str]:
+    """Delete the temporary files killed writers left in ``folder`` (``.NAME.XXXX.tmp`` from
+    ``atomic_path``); only for folders this process owns exclusively (a run's folder under its
+    lock). Returns the names removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(".") and name.endswith(".tmp") and os.path.isfile(path) and not os.path.islink(path):
+            try:
+                os.unlink(path)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def check_output_target(dest: Optional[str]) -> None:
+    """Check before any work that ``dest`` can be written: its folder exists and takes a file, and
+    whatever is there now is a regular file. ``OutputError`` says which and why."""
+    if not dest:
+        return
+    folder = os.path.dirname(os.path.abspath(dest)) or "."
+    if not os.path.isdir(folder):
+        raise OutputError(f"cannot write {dest}: the folder {folder} does not exist; create it first")
+    _refuse_special(dest)
+    try:
+        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise OutputError(f"cannot write {dest}: {err.strerror or err} in {folder}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_targets(*dests: Optional[str]) -> None:
+    """``check_output_target`` for each output a command was asked to write."""
+    for dest in dests:
+        check_output_target(dest)
 
 
 @contextmanager
 def atomic_path(dest: str) -> Iterator[str]:
-    """Yield a temporary path next to ``dest``; on success move it over ``dest``."""
+    """Yield a temporary path next to ``dest``; on success move it over ``dest``.
+
+    Refuses (``OutputError``) to replace anything that is not a regular file, before and after the
+    write (a symlink could be planted meanwhile).
+    """
     folder = os.path.dirname(os.path.abspath(dest)) or "."
     os.makedirs(folder, exist_ok=True)
+    _refuse_special(dest)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
     umask = os.umask(0)
@@ -26,6 +93,7 @@ def atomic_path(dest: str) -> Iterator[str]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        _refuse_special(dest)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -45,3 +45,7 @@ def error_gist(err: BaseException, limit: int = 300) -> str:
     frames = ("Traceback", "File ", "[bt]", "Stack trace")
     meaningful = [l for l in lines if not l.startswith(frames) and not l[:1].isdigit()]
     return (meaningful[-1] if meaningful else lines[-1])[:limit]
+
+
+class OutputError(SSDError):
+    """An output file cannot be written where asked (missing folder, not a regular file...)."""

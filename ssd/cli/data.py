@@ -8,6 +8,7 @@ import sys
 import time
 
 from ssd.base.atomic import atomic_path
+from ssd.cli.args import nonnegative_int, positive_int
 from ssd.data.dataset import open_dataset
 from ssd.data.download import (BANANA_BASE_URL, BANANA_ZIP, ENA24_BASE_URL, PIKACHU_BASE_URL, fetch_banana,
                                fetch_ena24, fetch_pikachu)
@@ -53,10 +54,10 @@ def register_synth(subparsers: "argparse._SubParsersAction") -> None:
                               description="Draw a synthetic Pikachu dataset: train.rec/.idx, val.rec/.idx "
                                           "and dataset.json, in the official Pikachu RecordIO format.")
     p.add_argument("--out", required=True, help="folder to write into (created if missing)")
-    p.add_argument("--num-train", type=int, default=1000, help="training images (default 1000)")
-    p.add_argument("--num-val", type=int, default=100, help="validation images (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--num-train", type=positive_int, default=1000, help="training images (default 1000)")
+    p.add_argument("--num-val", type=nonnegative_int, default=100, help="validation images (default 100)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed; the same seed gives the same files")
+    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
     p.set_defaults(func=_cmd_synth)
 
 

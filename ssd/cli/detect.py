@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 
+from ssd.cli.args import nms_threshold, nonnegative_int, positive_int, probability
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.inference.megadetector import DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS
 
@@ -18,26 +19,26 @@ def register(sub) -> None:
     d = sub.add_parser("detect", help="detect objects in images or folders (camera-trap batches)")
     d.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
     d.add_argument("images", nargs="+", metavar="PATH", help="image files and/or folders")
-    d.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    d.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD,
                    help="score shown in the table; written as the typical threshold in the JSON")
-    d.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+    d.add_argument("--floor", type=probability, default=DEFAULT_FLOOR,
                    help="lowest score written to the JSON/CSV, so tools can re-threshold (default 0.005)")
-    d.add_argument("--max-detections", type=int, default=DEFAULT_MAX_DETECTIONS, metavar="N",
+    d.add_argument("--max-detections", type=positive_int, default=DEFAULT_MAX_DETECTIONS, metavar="N",
                    help="most detections written per image, highest scores first (default 100)")
-    d.add_argument("--nms", type=float, default=DEFAULT_NMS, help="NMS IoU threshold")
+    d.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS, help="NMS IoU threshold")
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
     d.add_argument("--csv", metavar="OUT", help="write CSV here (a row per detection, per empty image, per failure)")
-    d.add_argument("--batch-size", type=int, default=8)
-    d.add_argument("--workers", type=int, default=2, help="decode threads")
+    d.add_argument("--batch-size", type=positive_int, default=8)
+    d.add_argument("--workers", type=positive_int, default=2, help="decode threads")
     d.add_argument("--recursive", action="store_true", help="walk subfolders of the folders given")
     d.add_argument("--absolute-paths", action="store_true",
                    help="write absolute paths (default with one folder: paths relative to it)")
     d.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: beside the --json output)")
-    d.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="images between checkpoints")
+    d.add_argument("--checkpoint-every", type=positive_int, default=500, metavar="N", help="images between checkpoints")
     d.add_argument("--resume", action="store_true", help="skip the images the checkpoint has done")
     d.add_argument("--previous-results", metavar="OLD.json", help="process only images not in this results file")
     d.add_argument("--shard", metavar="I/N", help="process the I-th of N deterministic shares of the list")
-    d.add_argument("--flag-repeats", type=int, default=0, metavar="K",
+    d.add_argument("--flag-repeats", type=nonnegative_int, default=0, metavar="K",
                    help="flag a box seen at the same place in ≥ K images of one folder as suspect")
     d.add_argument("--progress-file", metavar="FILE", help=argparse.SUPPRESS)
     d.add_argument("--categories", choices=("none", "megadetector"), default="none",
@@ -77,10 +78,12 @@ def _categories(args: argparse.Namespace):
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from ssd.base.atomic import check_output_targets
     from ssd.inference.batch_run import BatchOptions, run_batch
     from ssd.inference.folders import parse_shard
     from ssd.inference.results import text_table
 
+    check_output_targets(args.json, args.csv)
     transform, classes = _categories(args)
     opts = BatchOptions(model=args.model, inputs=list(args.images), out_json=args.json, out_csv=args.csv,
                         recursive=args.recursive, absolute_paths=args.absolute_paths, threshold=args.threshold,

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ssd.base.errors import SSDError
+from ssd.cli.args import nms_threshold, positive_int
 from ssd.inference.detector import DEFAULT_NMS
 
 
@@ -13,18 +14,20 @@ def register(sub) -> None:
     e.add_argument("--model", required=True)
     e.add_argument("--data", required=True)
     e.add_argument("--split", choices=["val", "train"], default="val")
-    e.add_argument("--nms", type=float, default=DEFAULT_NMS)
-    e.add_argument("--limit", type=int, help="evaluate only the first N images")
+    e.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS)
+    e.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     e.add_argument("--json", metavar="OUT", help="write the result as JSON")
     e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")
     e.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ssd.base.atomic import check_output_targets
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
     from ssd.inference.evaluation import evaluate
 
+    check_output_targets(args.json, args.plot)
     det = Detector.load(args.model)
     splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
     ds = splits.val if args.split == "val" else splits.train
@@ -41,6 +44,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                       "num_images": res.num_images, "num_boxes": res.num_boxes})
     if args.plot:
         from ssd.viz.plots import pr_curve_figure
-        pr_curve_figure(res).savefig(args.plot, dpi=100)
+        from ssd.base.atomic import atomic_path
+        with atomic_path(args.plot) as tmp:
+            pr_curve_figure(res).savefig(tmp, dpi=100, format=(args.plot.rsplit(".", 1)[-1] if "." in args.plot else "png"))
         print(f"precision-recall curves: {args.plot}", file=sys.stderr)
     return 0

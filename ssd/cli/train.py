@@ -6,6 +6,7 @@ import os
 import sys
 from typing import List
 
+from ssd.cli.args import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 from ssd.models.registry import architectures
 
 
@@ -15,30 +16,30 @@ def register(sub) -> None:
     t.add_argument("--data", required=True, help="dataset folder (RecordIO Pikachu-style or COCO Camera Traps)")
     t.add_argument("--model", default="tiny", dest="arch", help="architecture: " + ", ".join(architectures()))
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, help="default: 0.01 for tiny, 0.001×batch/32 for zoo models")
-    t.add_argument("--wd", type=float, default=5e-4)
-    t.add_argument("--momentum", type=float, help="default: 0.9")
+    t.add_argument("--epochs", type=positive_int, default=20)
+    t.add_argument("--batch-size", type=positive_int, default=32)
+    t.add_argument("--lr", type=positive_float, help="default: 0.01 for tiny, 0.001×batch/32 for zoo models")
+    t.add_argument("--wd", type=nonnegative_float, default=5e-4)
+    t.add_argument("--momentum", type=nonnegative_float, help="default: 0.9")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="default: cosine (tiny), step (zoo)")
-    t.add_argument("--input-size", type=int, help="default: 256 (tiny), the native size (zoo)")
+    t.add_argument("--input-size", type=positive_int, help="default: 256 (tiny), the native size (zoo)")
     t.add_argument("--sizes", type=_parse_floats, help="anchor sizes per scale, e.g. '0.2,0.272;0.37,0.447;…'")
     t.add_argument("--ratios", type=_parse_floats, help="anchor ratios per scale (one group = all scales)")
     t.add_argument("--cls-loss", choices=["ce", "focal"], default="ce")
     t.add_argument("--box-loss", choices=["l1", "smooth_l1"], help="default: smooth_l1")
-    t.add_argument("--hard-negative-ratio", type=float, help="negatives kept per positive; 0 = off (default: 3, the SSD paper)")
+    t.add_argument("--hard-negative-ratio", type=nonnegative_float, help="negatives kept per positive; 0 = off (default: 3, the SSD paper)")
     t.add_argument("--loss-norm", choices=["d2l", "positives"],
                    help="positives (default): SSD paper, divide by positive anchors; d2l: mean over anchors")
     t.add_argument("--no-augment", dest="augment", action="store_false")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=nonnegative_int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
-    t.add_argument("--val-fraction", type=float, default=0.2, help="validation share when the dataset has none")
+    t.add_argument("--val-fraction", type=fraction, default=0.2, help="validation share when the dataset has none")
     t.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode large photos every epoch instead of once into a cache")
-    t.add_argument("--limit-train", type=int, help="use only the first N training images")
-    t.add_argument("--limit-val", type=int, help="use only the first N validation images")
-    t.add_argument("--max-iters", type=int, dest="max_iters_per_epoch", help="cap iterations per epoch")
+    t.add_argument("--limit-train", type=positive_int, help="use only the first N training images")
+    t.add_argument("--limit-val", type=positive_int, help="use only the first N validation images")
+    t.add_argument("--max-iters", type=positive_int, dest="max_iters_per_epoch", help="cap iterations per epoch")
     t.add_argument("--kvstore", default="device", help="gluon.Trainer kvstore (device, local, dist_sync…)")
     t.add_argument("--pretrained", help="zoo models: imagenet, voc, coco or a .params file")
     t.add_argument("--default", action="store_true", help="mark the model as the app's default")

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -54,6 +55,8 @@ SKIP_UNKNOWN_CATEGORY = "annotation with unknown category"
 SKIP_DUPLICATE_IMAGE = "duplicate image id"
 NOTE_SIZE_MISMATCH = "image size differs from JSON"
 SKIP_CATEGORY_PREFIX = "category without boxes: "
+SKIP_OUTSIDE_FOLDER = "file_name outside the image folder (refused)"
+_NAMED_ESCAPES = 5   # how many refused names the skip reason quotes
 
 # JSON names that clearly denote a CCT file when a folder holds several JSON files.
 _CLEAR_NAMES = ("ena24.json",)
@@ -314,10 +317,15 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     usable: Dict[Any, Dict[str, Any]] = {}     # image id -> {path, file_name, width, height, seq_id}
     order: List[Any] = []
     dropped_ids = set()
+    escapes: List[str] = []
     for im in images:
         iid = im["id"]
         if iid in usable or iid in dropped_ids:
             _bump(skipped, SKIP_DUPLICATE_IMAGE)
+            continue
+        if not _stays_inside(image_root, im["file_name"]):
+            escapes.append(im["file_name"])
+            dropped_ids.add(iid)
             continue
         path = _resolve(image_root, im["file_name"])
         if path is None:
@@ -343,6 +351,8 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
                        "seq_id": None if seq is None or seq == "" else str(seq)}
         order.append(iid)
 
+    if escapes:
+        _bump(skipped, _escape_reason(escapes), len(escapes))
     # Annotations -> boxes in pixels, clipped, still keyed by original category id.
     boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
     for i, ann in enumerate(data["annotations"]):
@@ -396,6 +406,29 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
            if val_idx else None)
     return CCTSplits(train=train, val=val, classes=classes, kind=KIND, root=os.path.dirname(json_path),
                      skipped=skipped, class_mapping=mapping, json_path=json_path, image_root=image_root)
+
+
+def _escape_reason(names: Sequence[str]) -> str:
+    """The skip reason for refused paths, quoting the first few (repr: no control characters)."""
+    quoted = ", ".join(repr(n[:80]) for n in names[:_NAMED_ESCAPES])
+    more = f" and {len(names) - _NAMED_ESCAPES} more" if len(names) > _NAMED_ESCAPES else ""
+    return f"{SKIP_OUTSIDE_FOLDER}: {quoted}{more}"
+
+
+def _stays_inside(image_root: str, file_name: str) -> bool:
+    """False for an absolute path, a ``..`` escape or a symlink leading out of ``image_root``.
+
+    Why: the JSON comes with the dataset, from anyone; ``../../etc/passwd`` must not be read.
+    """
+    if "\0" in file_name or os.path.isabs(file_name) or file_name.startswith(("\\", "/")) \
+            or re.match(r"^[A-Za-z]:", file_name):
+        return False
+    parts = file_name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return False
+    root = os.path.realpath(image_root)
+    real = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
+    return real == root or real.startswith(root + os.sep)
 
 
 def _resolve(image_root: str, file_name: str) -> Optional[str]:

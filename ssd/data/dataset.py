@@ -108,6 +108,9 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
                            "(make one with: python -m ssd data synth --out DIR)")
     if not os.path.isdir(path):
         raise DatasetError(f"{path!r} is a file; give the dataset's folder")
+    from ssd.data.staging import refuse_incomplete
+
+    refuse_incomplete(path)
     _load_builtin_formats()
     for kind, detect, opener in _OPENERS:
         if detect(path):
@@ -116,6 +119,22 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
     raise DatasetError(
         f"{path!r} is not a dataset this app knows: expected train.rec (+ val.rec) in RecordIO detection "
         f"format, or a COCO Camera Traps JSON with its images; found {listing}")
+
+
+def detect_format(path: str) -> Optional[str]:
+    """The layout of a complete dataset folder (None for anything else): what pickers list."""
+    from ssd.data.staging import is_incomplete
+
+    if not os.path.isdir(path) or is_incomplete(path):
+        return None
+    _load_builtin_formats()
+    for kind, detect, _ in _OPENERS:
+        try:
+            if detect(path):
+                return kind
+        except OSError:
+            return None
+    return None
 
 
 _BUILTINS_LOADED = False

@@ -32,6 +32,7 @@ from typing import Any, Callable, List, Optional
 
 import requests
 
+from ssd.data.staging import in_progress
 from ssd.base.errors import DownloadError
 from ssd.base.atomic import atomic_write_json
 
@@ -406,15 +407,16 @@ def fetch_pikachu(out_dir: str, *, base_url: Optional[str] = None,
     """
     base = base_url or PIKACHU_BASE_URL
     os.makedirs(out_dir, exist_ok=True)
-    for name, sha1 in PIKACHU_FILES.items():
-        try:
-            download(_join(base, name), os.path.join(out_dir, name), sha1=sha1, progress=progress)
-        except DownloadError as err:
-            raise DownloadError(
-                f"{err} The Pikachu dataset needs {', '.join(PIKACHU_FILES)} together in "
-                f"{os.path.abspath(out_dir)}. Without internet, a synthetic Pikachu set can be made "
-                "with: python -m ssd data synth --out DIR") from None
-    atomic_write_json(os.path.join(out_dir, "dataset.json"), {"name": "pikachu", "classes": ["pikachu"]})
+    with in_progress(out_dir):   # until every file is in place, loaders and pickers refuse the folder
+        for name, sha1 in PIKACHU_FILES.items():
+            try:
+                download(_join(base, name), os.path.join(out_dir, name), sha1=sha1, progress=progress)
+            except DownloadError as err:
+                raise DownloadError(
+                    f"{err} The Pikachu dataset needs {', '.join(PIKACHU_FILES)} together in "
+                    f"{os.path.abspath(out_dir)}. Without internet, a synthetic Pikachu set can be made "
+                    "with: python -m ssd data synth --out DIR") from None
+        atomic_write_json(os.path.join(out_dir, "dataset.json"), {"name": "pikachu", "classes": ["pikachu"]})
     return out_dir
 
 
@@ -428,8 +430,10 @@ def fetch_banana(out_dir: str, *, base_url: Optional[str] = None,
     """
     url = _join(base_url or BANANA_BASE_URL, BANANA_ZIP)
     zip_path = os.path.join(out_dir, BANANA_ZIP)
-    download(url, zip_path, sha1=BANANA_SHA1, progress=progress)
-    safe_extract(zip_path, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    with in_progress(out_dir):
+        download(url, zip_path, sha1=BANANA_SHA1, progress=progress)
+        safe_extract(zip_path, out_dir)
     inner = os.path.join(out_dir, "banana-detection")
     return inner if os.path.isdir(inner) else out_dir
 
@@ -447,6 +451,12 @@ def fetch_ena24(out_dir: str, images: bool = True, *, base_url: Optional[str] = 
     """
     base = base_url or ENA24_BASE_URL
     os.makedirs(out_dir, exist_ok=True)
+    with in_progress(out_dir):
+        return _fetch_ena24(out_dir, images, base, progress, keep_zip)
+
+
+def _fetch_ena24(out_dir: str, images: bool, base: str, progress: Optional[Progress], keep_zip: bool) -> str:
+    """``fetch_ena24`` inside its in-progress marker."""
     meta_url = _join(base, ENA24_METADATA)
     meta = os.path.join(out_dir, ENA24_METADATA)
     download(meta_url, meta, sha1=ENA24_SHA1, progress=progress)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 import struct
 import threading
 from contextlib import contextmanager
@@ -108,10 +110,7 @@ def _open_source(source: Source, label: str, max_bytes: int) -> Tuple[IO[bytes],
             raise ImageError(f"'{label}' does not exist")
         if os.path.isdir(path):
             raise ImageError(f"'{label}' is a folder, not an image file")
-        try:
-            fh: IO[bytes] = open(path, "rb")
-        except OSError as err:
-            raise ImageError(f"'{label}' could not be opened: {err.strerror or err}") from None
+        fh: IO[bytes] = _open_regular(path, label)
         try:
             size = os.fstat(fh.fileno()).st_size
             _check_byte_size(size, label, max_bytes)
@@ -145,6 +144,55 @@ def _open_source(source: Source, label: str, max_bytes: int) -> Tuple[IO[bytes],
                         f"got {type(source).__name__}")
     _check_byte_size(len(data), label, max_bytes)
     return io.BytesIO(data), data[:64]
+
+
+def _open_regular(path: str, label: str) -> IO[bytes]:
+    """Open ``path`` only if it is a regular file.
+
+    Why: opening a FIFO blocks until someone writes to it, and a device (``/dev/zero``) never
+    ends, so ``detect`` on a pipe named ``.jpg`` hung forever. The file is opened non-blocking
+    and checked with ``fstat`` on the descriptor itself, so swapping it after a check cannot help.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        raise ImageError(f"'{label}' could not be opened: {err.strerror or err}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+                    or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise ImageError(f"'{label}' is {kind}, not an image file; refused without reading it")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
+
+
+def _damage(fh: IO[bytes], fmt: Optional[str]) -> Optional[str]:
+    """Why a file Pillow decoded is still damaged (None when it looks whole).
+
+    Why: Pillow decodes a PNG cut after its image data, and a JPEG whose scan holds a restart
+    marker it never declared (a byte error libjpeg only prints a warning about), without
+    complaint, so such files used to pass silently.
+    """
+    fh.seek(0)
+    data = fh.read()
+    if fmt == "PNG" and not data.endswith(_PNG_END):
+        return "the PNG has no end chunk (IEND): the file was cut short"
+    if fmt in _JPEG_FORMATS:
+        sos = data.find(b"\xff\xda")
+        if sos >= 0 and data.find(b"\xff\xdd", 0, sos) < 0:   # no restart interval declared
+            bad = _JPEG_RESTART.search(data, sos + 2)
+            if bad is not None:
+                return f"the JPEG's compressed data is damaged (stray restart marker at byte {bad.start()})"
+    return None
 
 
 def _check_byte_size(size: int, label: str, max_bytes: int) -> None:
@@ -385,6 +433,9 @@ def _decode(fh: IO[bytes], head: bytes, label: str, draft_to: Optional[int],
                              f"({_reason(err)}); the file may be incomplete — copy or download "
                              "it again") from None
 
+        damage = _damage(fh, im.format)
+        if damage:
+            raise ImageError(f"'{label}' is damaged: {damage}; copy or download it again")
         decoded = im
         decoded_size = decoded.size
         try:

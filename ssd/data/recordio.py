@@ -437,6 +437,30 @@ def _classes_from_json(path: str) -> Optional[List[str]]:
     return classes
 
 
+def _check_generated_set(path: str, n_train: int, n_val: int) -> None:
+    """A set ``data synth`` made must carry its completion marker and every image it announces.
+
+    Why: a set cut short by a kill (or one half of an old run mixed with half of a new one) used
+    to load silently with fewer or different images.
+    """
+    meta = os.path.join(path, "dataset.json")
+    try:
+        with open(meta, "r", encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict) or info.get("generator") != "ssd.synth":
+        return
+    again = (f"regenerate it with: python -m ssd data synth --out {path} --num-train {info.get('num_train')} "
+             f"--num-val {info.get('num_val')} --seed {info.get('seed')}")
+    if info.get("complete") is not True:
+        raise DatasetError(f"{path} has no completion marker (\"complete\": true in dataset.json): it was "
+                           f"made by an interrupted or older `data synth`; {again}")
+    if (n_train, n_val) != (info.get("num_train"), info.get("num_val")):
+        raise DatasetError(f"{path} holds {n_train} train / {n_val} val images where dataset.json announces "
+                           f"{info.get('num_train')} / {info.get('num_val')}: the set is incomplete; {again}")
+
+
 def open_recordio(path: str, **kwargs) -> DatasetSplits:
     """Open a folder with ``train.rec`` (+ ``train.idx``) and optionally ``val.rec`` (+ ``val.idx``).
 
@@ -461,6 +485,7 @@ def open_recordio(path: str, **kwargs) -> DatasetSplits:
     val = open_split("val")
     if val is not None and len(val) == 0:
         val = None
+    _check_generated_set(path, len(train), len(val) if val is not None else 0)
     all_labels = train.labels() + (val.labels() if val is not None else [])
     names = classes if classes is not None else default_class_names(all_labels)
     for ds in (train, val):

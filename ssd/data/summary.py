@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ssd.base.figure_lock import under_figure_lock
 from ssd.data.dataset import DatasetSplits, DetectionDataset
 
 _PERCENTILES = (5, 25, 50, 75, 95)
@@ -163,6 +164,7 @@ def _table(head: Sequence[Any], rows: Sequence[Sequence[Any]]) -> List[str]:
     return out
 
 
+@under_figure_lock
 def plot_box_stats(splits: DatasetSplits, figsize: Tuple[float, float] = (13.0, 4.0)):
     """Figure with three panels for choosing anchors: width vs height, aspect ratio, scale.
 

@@ -32,6 +32,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ssd.base.errors import DatasetError
 from ssd.base.atomic import atomic_write_json
+from ssd.data.staging import staged_dir
+
+GENERATOR = "ssd.synth"
 
 __all__ = ["CLASSES", "render_example", "generate"]
 
@@ -374,7 +377,6 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
         raise DatasetError(f"seed must be 0 or positive, got {seed}")
     num_train, num_val, seed, size = int(num_train), int(num_val), int(seed), int(size)
     total, done = num_train + num_val, 0
-    os.makedirs(out_dir, exist_ok=True)
 
     def stream(split: str, n: int):
         nonlocal done
@@ -384,12 +386,14 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
             if progress is not None:
                 progress(done, total)
 
-    for split, n in (("train", num_train), ("val", num_val)):
-        write_detection_rec(os.path.join(out_dir, f"{split}.rec"), stream(split, n),
-                            os.path.join(out_dir, f"{split}.idx"))
     info: Dict[str, object] = {"name": "synthetic-pikachu", "classes": list(CLASSES), "num_train": num_train,
-                               "num_val": num_val, "seed": seed, "size": size, "generator": "ssd.synth"}
-    atomic_write_json(os.path.join(out_dir, "dataset.json"), info)
+                               "num_val": num_val, "seed": seed, "size": size, "generator": GENERATOR,
+                               "complete": True}
+    with staged_dir(out_dir, GENERATOR) as stage:   # the folder appears whole, or not at all
+        for split, n in (("train", num_train), ("val", num_val)):
+            write_detection_rec(os.path.join(stage, f"{split}.rec"), stream(split, n),
+                                os.path.join(stage, f"{split}.idx"))
+        atomic_write_json(os.path.join(stage, "dataset.json"), info)
     return info
 
 

@@ -107,6 +107,7 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
         if hit is not None:
             out[i] = _copy(hit, name=name, ran_network=False)
             continue
+        t0 = time.perf_counter()
         try:
             li = load_image(data, name, draft_to=max(int(detector.input_size), preview_side))
         except SSDError as err:
@@ -117,11 +118,14 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
             if cache is not None:
                 cache.put(ck, out[i])
             continue
-        todo.append((i, ck, li, digest))
+        todo.append((i, ck, li, digest, (time.perf_counter() - t0) * 1000))
     for start in range(0, len(todo), max(1, batch_size)):
         chunk = todo[start:start + batch_size]
-        raws = detector.detect_many([li for _, _, li, _ in chunk], nms=nms, floor=DEFAULT_FLOOR)
-        for (i, ck, li, digest), raw in zip(chunk, raws):
+        raws = detector.detect_many([li for _, _, li, _, _ in chunk], nms=nms, floor=DEFAULT_FLOOR)
+        for (i, ck, li, digest, decode_ms), raw in zip(chunk, raws):
+            # the image was decoded here, not in detect_many: count its own decode in its time
+            raw.timings_ms["load"] = decode_ms
+            raw.timings_ms["total"] = sum(v for k, v in raw.timings_ms.items() if k != "total")
             preview, scale = make_preview(li.image, li.original_size, preview_side)
             item = DetectedImage(li.name, digest, raw=raw, preview=preview, preview_scale=scale,
                                  ran_network=True, nbytes=preview.width * preview.height * 3 + 64 * len(raw) + 1024)

@@ -69,9 +69,11 @@ class RawDetections:
 class Detector:
     """A trained network ready for inference on PIL images of any size and mode."""
 
-    def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True) -> None:
+    def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True,
+                 worker: bool = False) -> None:
         import mxnet as mx
 
+        self.worker = worker     # run forwards on the process's one inference thread (servers)
         self.net, self.meta = net, meta
         self.ctx = ctx or mx.cpu()
         self.classes: List[str] = list(meta["classes"])
@@ -89,16 +91,33 @@ class Detector:
             self.forward_calls = 0
 
     @classmethod
-    def load(cls, model_dir: str, ctx=None) -> "Detector":
+    def load(cls, model_dir: str, ctx=None, worker: bool = False) -> "Detector":
+        """Load, hybridize and warm a saved model; with ``worker`` all of it (and every later
+        forward) happens on the one inference thread (``ssd.inference.worker``)."""
+        if worker:
+            from ssd.inference.worker import on_worker
+
+            return on_worker(cls._load, model_dir, ctx, True)
+        return cls._load(model_dir, ctx, False)
+
+    @classmethod
+    def _load(cls, model_dir: str, ctx, worker: bool) -> "Detector":
         from ssd.store import load_model
 
         net, meta = load_model(model_dir, ctx=ctx)
-        det = cls(net, meta, ctx=ctx)
+        det = cls(net, meta, ctx=ctx, worker=worker)
         det.model_dir = model_dir
         return det
 
     def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR):
         """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``."""
+        if self.worker:
+            from ssd.inference.worker import on_worker
+
+            return on_worker(self._predict, images, nms, floor)
+        return self._predict(images, nms, floor)
+
+    def _predict(self, images: np.ndarray, nms: float, floor: float):
         from mxnet import nd
 
         x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)

@@ -6,7 +6,7 @@ because AP integrates over all thresholds; a display threshold would truncate th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -35,8 +35,11 @@ class EvalResult:
 
 
 def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
-             iou_thresh: float = 0.5, limit: Optional[int] = None) -> EvalResult:
-    """Detect on every image of ``dataset`` and score against its labels (pixels of each image)."""
+             iou_thresh: float = 0.5, limit: Optional[int] = None,
+             progress: Optional[Callable[[int, int], None]] = None) -> EvalResult:
+    """Detect on every image of ``dataset`` and score against its labels (pixels of each image).
+
+    ``progress(done, total)`` is called after each batch (training shows validation progress)."""
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
 
     classes = list(detector.classes)
@@ -65,6 +68,8 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
             metric.update(pred_bboxes=[(boxes * scale)[None]], pred_labels=[ids[None].astype(np.float32)],
                           pred_scores=[scores[None]], gt_bboxes=[gt_boxes[None]],
                           gt_labels=[gt[:, 0][None]], gt_difficults=None)
+        if progress is not None:
+            progress(min(n, start + batch_size), n)
     names, values = metric.get()
     per_class = {nm: float(v) for nm, v in zip(names[:-1], values[:-1])}
     curves = {}

@@ -106,7 +106,9 @@ def cell_anchor_rows(anchors: AnchorSet, scale: int, row: int, col: int,
     if gt_boxes is not None and len(gt_boxes):
         ious = box_iou(boxes, np.asarray(gt_boxes).reshape(-1, 4)).max(axis=1)
     rows = []
-    for k, (b, label) in enumerate(zip(boxes, anchors.cell_labels[scale])):
+    labels = list(anchors.cell_labels[scale]) if scale < len(anchors.cell_labels) else []
+    for k, b in enumerate(boxes):      # every anchor of the cell, even one without a label
+        label = labels[k] if k < len(labels) else f"anchor {k}"
         row_ = {"#": k, "anchor": label, "w px": round(float(b[2] - b[0]) * anchors.input_size, 1),
                 "h px": round(float(b[3] - b[1]) * anchors.input_size, 1)}
         if ious is not None:

@@ -1,18 +1,24 @@
-"""A run's last complete epoch on disk: parameters, optimizer state and history.
+"""A run's last complete epoch on disk: parameters, optimizer state, best weights and history.
 
-Files land in ``checkpoints/`` in a fixed order, each atomically: parameters and optimizer state
-first, then ``checkpoint.json``, which names the epoch they belong to. A kill at any point leaves
-either the previous checkpoint or the new one, never a JSON that points at other weights.
+Files land in ``checkpoints/`` in a fixed order, each atomically: parameters, optimizer state
+(arrays + JSON, never pickle) and, when the epoch is the best so far, ``best.params``; then
+``checkpoint.json``, which names the epoch they belong to. ``checkpoint.json`` is the commit
+point: a kill at any step leaves either the previous checkpoint or the new one. The model
+(``model.params`` + ``meta.json``) is published from the checkpoint afterwards, and again on
+resume, so it always matches the checkpoint's best epoch.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Dict, Optional, Sequence
 
+from ssd.base import faults
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
 from ssd.store import save_params
+from ssd.training.optimizer_state import load_optimizer_state, save_optimizer_state
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -24,15 +30,24 @@ class Checkpoint:
         self.dir = os.path.join(run_dir, CHECKPOINT_DIR)
         self.json = os.path.join(self.dir, "checkpoint.json")
         self.params = os.path.join(self.dir, "checkpoint.params")
-        self.states = os.path.join(self.dir, "checkpoint.states")
+        self.opt_arrays = os.path.join(self.dir, "optimizer.params")
+        self.opt_json = os.path.join(self.dir, "optimizer.json")
+        self.legacy_states = os.path.join(self.dir, "checkpoint.states")   # pickle: never loaded
 
     def exists(self) -> bool:
         return os.path.isfile(self.json)
 
     def state(self) -> Dict[str, Any]:
         """What ``checkpoint.json`` records: epoch, history, best, pr_curves, classes, arch."""
-        with open(self.json, encoding="utf-8") as fh:
-            return json.load(fh)
+        try:
+            with open(self.json, encoding="utf-8") as fh:
+                state = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise SSDError(f"{self.json} is unreadable ({err}); the checkpoint is damaged") from None
+        if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) \
+                or not isinstance(state.get("history"), list):
+            raise SSDError(f"{self.json}: not a checkpoint this version writes (no epoch/history)")
+        return state
 
     def state_for(self, resume: bool, run_dir: str) -> Optional[Dict[str, Any]]:
         """The state to resume from, or None for a new run; refuses to overwrite a run silently."""
@@ -45,18 +60,65 @@ class Checkpoint:
                            "or choose another --out")
         return None
 
+    def best_params(self, state: Dict[str, Any]) -> Optional[str]:
+        """The best epoch's weights that ``state`` names (``best-EPOCH.params``), if present."""
+        name = state.get("best_params")
+        if not isinstance(name, str):
+            return None
+        path = os.path.join(self.dir, os.path.basename(name))
+        return path if os.path.isfile(path) else None
+
     def restore(self, net, trainer, ctxs: Sequence[Any], state: Dict[str, Any], arch: str, classes) -> None:
-        """Load parameters and optimizer state after checking they belong to this run."""
+        """Load parameters and optimizer state after checking they belong to this run.
+
+        The optimizer state is read only from its array + JSON pair; a pickled ``.states`` file
+        (older versions, or planted by someone) is refused, never opened.
+        """
         if state.get("classes") != list(classes) or state.get("arch") != arch:
             raise SSDError(f"cannot resume: the checkpoint in {self.dir} was trained on "
                            f"{state.get('arch')} with classes {state.get('classes')}")
-        net.load_parameters(self.params, ctx=list(ctxs))
-        trainer.load_states(self.states)
+        if not (os.path.isfile(self.opt_json) and os.path.isfile(self.opt_arrays)):
+            if os.path.exists(self.legacy_states):
+                raise SSDError(f"cannot resume: {self.dir} holds its optimizer state as a pickle "
+                               "(checkpoint.states), which could run code when loaded and is refused; "
+                               "start the run again in a new folder")
+            raise SSDError(f"cannot resume: {self.dir} lacks optimizer.json/optimizer.params")
+        try:
+            net.load_parameters(self.params, ctx=list(ctxs))
+        except Exception as err:  # truncated or foreign file
+            raise SSDError(f"cannot resume: {self.params} does not load ({type(err).__name__})") from None
+        load_optimizer_state(trainer, self.opt_arrays, self.opt_json)
 
-    def save(self, net, trainer, state: Dict[str, Any]) -> None:
-        """Parameters and optimizer state first, then the JSON that points at them."""
+    def save(self, net, trainer, state: Dict[str, Any], best: bool = False,
+             previous: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Parameters, optimizer state and (if ``best``) the best weights, then the JSON naming them.
+
+        The best weights get the epoch in their name, so a kill before the JSON never leaves the
+        previous JSON naming new weights. Returns the state written (with ``best_params``).
+        """
         os.makedirs(self.dir, exist_ok=True)
         save_params(net, self.params)
-        with atomic_path(self.states) as tmp:
-            trainer.save_states(tmp)
+        faults.step("checkpoint: params")
+        save_optimizer_state(trainer, self.opt_arrays, self.opt_json)
+        faults.step("checkpoint: optimizer")
+        state = dict(state)
+        state["best_params"] = (previous or {}).get("best_params")
+        if best:
+            state["best_params"] = f"best-{int(state['epoch']):04d}.params"
+            with atomic_path(os.path.join(self.dir, state["best_params"])) as tmp:
+                shutil.copyfile(self.params, tmp)
+            faults.step("checkpoint: best params")
         atomic_write_json(self.json, state)
+        faults.step("checkpoint: json")
+        self._drop_other_best(state.get("best_params"))
+        return state
+
+    def _drop_other_best(self, keep: Optional[str]) -> None:
+        """Remove best-weight files the committed JSON no longer names (and stale temp files)."""
+        for name in os.listdir(self.dir):
+            if (name.startswith("best-") and name.endswith(".params") and name != keep) \
+                    or (name.startswith(".") and name.endswith(".tmp")):
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except OSError:
+                    pass

@@ -24,13 +24,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from ssd.base import device as devices
+from ssd.base.atomic import remove_stale_temp_files
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
 from ssd.data.shard import first_images
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
-from ssd.store import PARAMS_FILE, save_model, write_meta
+from ssd.store import PARAMS_FILE, finish_interrupted_save, save_model, write_meta
 from ssd.training.batchnorm import recalibrate_batchnorm
 from ssd.training.checkpoint import Checkpoint
 from ssd.training import distributed
@@ -142,12 +143,17 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
         meta["training"] = {**meta.get("training", {}), "distributed": dist_info}
     record = RunRecord.from_checkpoint(resume_state)
     start_epoch = 0
+    if member.writes:                      # the model folder is rank 0's alone
+        finish_interrupted_save(cfg.out)
+        for folder in (cfg.out, ckpt.dir):     # what writers killed mid-file left behind
+            remove_stale_temp_files(folder)
     if resume_state is not None:
         ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
         start_epoch = int(resume_state["epoch"])
         _print(f"resuming after epoch {start_epoch}")
+    last_state = resume_state
     if member.writes:
-        write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+        _publish(cfg, ckpt, resume_state, {**meta, "metrics": record.metrics()})
 
     status = "done"
     clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
@@ -162,10 +168,11 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
         if plan.skipped_images():
             emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
                                     "were skipped")
-        pr_curves = _validate(plan, epoch, val_ds, meta, device.contexts, rec) if member.writes else {}
+        pr_curves = (_validate(plan, epoch, val_ds, meta, device.contexts, rec,
+                               _validation_progress(emit, epoch, cfg.epochs)) if member.writes else {})
         improved = record.add(rec, pr_curves)
         if member.writes:
-            _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes)
+            last_state = _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes, last_state)
             emit("epoch", **rec)
             _print(epoch_line(rec, cfg.epochs))
     if member.writes:
@@ -244,7 +251,7 @@ def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, sh
             if bar is not None:
                 bar.update(1)
             if clock.due(it == plan.iters - 1):
-                emit("progress", epoch=epoch + 1, epochs=epochs, iter=it + 1, iters=plan.iters,
+                emit("progress", phase="train", epoch=epoch + 1, epochs=epochs, iter=it + 1, iters=plan.iters,
                      global_iter=clock.done, total_iters=clock.total, loss=meter.mean_loss,
                      samples_per_s=meter.samples_per_s() * workers, eta_s=clock.eta_s(), lr=trainer.learning_rate)
     finally:
@@ -253,7 +260,23 @@ def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, sh
     return meter
 
 
-def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[str, Any]) -> Dict[str, Any]:
+def _validation_progress(emit, epoch: int, epochs: int) -> Callable[[int, int], None]:
+    """Progress events for the validation pass (phase "validate"), at most one a second and the last.
+
+    Why: without them the Train page sat at "iteration 25/25" for the whole validation."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.time()
+        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            last[0] = now
+            emit("progress", phase="validate", epoch=epoch + 1, epochs=epochs, val_done=done, val_total=total)
+
+    return report
+
+
+def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[str, Any],
+              progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
     """Recalibrate BatchNorm, then VOC07 mAP on the validation split into ``rec``; the PR curves."""
     batches = plan.calibration_batches(epoch)
     if batches:
@@ -261,21 +284,32 @@ def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[st
     if val_ds is None or not len(val_ds):
         return {}
     det = Detector(plan.net, meta, ctx=ctxs[0], hybridize=False, warm=False)
-    res = evaluate(det, val_ds)
+    if progress is not None:
+        progress(0, len(val_ds))
+    res = evaluate(det, val_ds, progress=progress)
     rec["val_map"], rec["val_ap"] = res.map, res.per_class_ap
     return res.pr_curves
 
 
 def _save_epoch(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, meta: Dict[str, Any], record: RunRecord,
-                improved: bool, classes: List[str]) -> None:
-    """Checkpoint the epoch; copy it to the model when it is the best so far."""
-    ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
-                                  "best": record.best, "pr_curves": record.best_pr, "classes": classes,
-                                  "arch": cfg.arch})
-    if improved:
-        save_model(cfg.out, None, {**meta, "metrics": record.metrics()}, params_from=ckpt.params)
+                improved: bool, classes: List[str], previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Checkpoint the epoch (the commit point), then publish the model from it."""
+    state = ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
+                                          "best": record.best, "pr_curves": record.best_pr, "classes": classes,
+                                          "arch": cfg.arch}, best=improved, previous=previous)
+    _publish(cfg, ckpt, state if improved else None, {**meta, "metrics": record.metrics()})
+    return state
+
+
+def _publish(cfg: TrainConfig, ckpt: Checkpoint, state: Optional[Dict[str, Any]], meta: Dict[str, Any]) -> None:
+    """The model folder's weights and metadata as one step: the checkpoint's best weights when
+    ``state`` names them (a new best, or a resume that must repair what a kill left), else only
+    the metadata (its best epoch is unchanged, so it still describes ``model.params``)."""
+    best = ckpt.best_params(state) if state else None
+    if best is not None:
+        save_model(cfg.out, None, meta, params_from=best)
     else:
-        write_meta(cfg.out, {**meta, "metrics": record.metrics()})
+        write_meta(cfg.out, meta)
 
 
 def _finish(cfg: TrainConfig, meta: Dict[str, Any], record: RunRecord, status: str) -> None:

@@ -7,7 +7,7 @@ global registry inside a long-running Streamlit server.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
+from ssd.base.figure_lock import under_figure_lock
 from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
 from ssd.models.metric_names import named_history
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ssd.workspace import Sample
 
 
+@under_figure_lock
 def pr_curve_figure(result) -> Figure:
     """Precision-recall curve per class from an ``EvalResult``."""
     fig = Figure(figsize=(6, 4.5))
@@ -42,6 +44,7 @@ def pr_curve_figure(result) -> Figure:
     return fig
 
 
+@under_figure_lock
 def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
     """Losses, class error / bbox MAE and validation mAP per epoch."""
     fig = Figure(figsize=(10, 3.2))
@@ -102,6 +105,7 @@ _ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple
                    "tab:olive", "tab:cyan", "black"]
 
 
+@under_figure_lock
 def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: int, col: int,
                         show_centres: bool = False, gt_boxes: Optional[np.ndarray] = None,
                         ious: Optional[Sequence[float]] = None, figsize=(6.0, 6.0)):
@@ -142,6 +146,7 @@ def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: 
     return fig
 
 
+@under_figure_lock
 def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[int],
                      gt_boxes: Optional[np.ndarray] = None, figsize=(6.0, 6.0)):
     """The anchors marked positive, coloured by feature map, with the ground truth dashed."""
@@ -172,6 +177,7 @@ def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[
     return fig
 
 
+@under_figure_lock
 def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = "", figsize=(6.0, 3.2)):
     """Histogram of each box's best anchor IoU, with the matching threshold."""
     best = np.asarray(best_ious, dtype=np.float64)
@@ -197,6 +203,7 @@ def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = 
 # --------------------------------------------------------------------------------------------
 
 
+@under_figure_lock
 def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
                        figsize=(11.0, 4.2)):
     """Backbone → multi-scale feature maps → anchors → class + offset predictions → NMS.
@@ -260,6 +267,7 @@ def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
     return fig
 
 
+@under_figure_lock
 def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], figsize=(11.0, 3.0)):
     """A row of sample images with detections drawn (home page's 'what it does')."""
     fig = Figure(figsize=figsize)
@@ -271,3 +279,30 @@ def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], 
         ax.axis("off")
     fig.tight_layout(pad=0.3)
     return fig
+
+
+@under_figure_lock
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes, rendered under the figure lock (safe from any thread)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def ssd_diagram_lines(config, input_size: int = 256, num_classes: int = 1) -> List[str]:
+    """The SSD diagram as short lines of text, with the same numbers as ``ssd_diagram_figure``.
+
+    Why: on a phone (390 px) the wide figure shrinks until its labels cannot be read; lines of text
+    wrap to any width.
+    """
+    if isinstance(config, AnchorSet):
+        input_size = config.input_size
+    lines = [f"image {input_size}×{input_size} → backbone (conv blocks, down-sampling)"]
+    for i, (h, w) in enumerate(config.feature_maps):
+        a = config.anchors_per_cell(i)
+        lines.append(f"feature map {i}: {h}×{w} · {a} anchors/cell = {h * w * a}")
+    lines.append(f"per anchor: {num_classes} class score(s) + background, and 4 box offsets (Δx, Δy, Δw, Δh)")
+    lines.append(f"{config.total()} anchors in all → decode + non-maximum suppression → boxes")
+    return lines

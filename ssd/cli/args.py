@@ -1,0 +1,77 @@
+"""argparse types that check numbers where they are typed, naming the allowed range.
+
+Why: batch size 0, a threshold of 7 or a negative learning rate used to be accepted and fail later
+(or never). ``type=positive_int`` makes argparse print "--batch-size: must be an integer ≥ 1,
+got 0" and exit with status 2 before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+
+def _number(text: str, kind: Callable[[str], float], what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer ≥ 1 (batch size, epochs, image counts)."""
+    value = int(_number(text, int, "an integer ≥ 1"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer ≥ 0 (seeds, validation image counts)."""
+    value = int(_number(text, int, "an integer ≥ 0"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rate)."""
+    value = _number(text, float, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number ≥ 0 (weight decay, momentum, hard-negative ratio)."""
+    value = _number(text, float, "a number ≥ 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A score threshold within [0, 1]."""
+    value = _number(text, float, "a number within 0–1")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number within 0–1, got {text!r}")
+    return value
+
+
+def nms_threshold(text: str) -> float:
+    """An NMS IoU threshold within (0, 1]: 0 would suppress every overlapping box, even touching ones."""
+    value = _number(text, float, "a number within (0, 1]")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number within (0, 1], got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share within [0, 1) (validation fraction)."""
+    value = _number(text, float, "a number within [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number within [0, 1), got {text!r}")
+    return value
