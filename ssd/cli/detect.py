@@ -9,6 +9,8 @@ import argparse
 import signal
 import sys
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from ssd.cli.args import nms_threshold, nonnegative_int, positive_int, probability
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
@@ -48,8 +50,13 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_detect)
 
 
-def _stop_on_signals() -> threading.Event:
-    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file; a second one quits."""
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file; a second one quits.
+
+    Handlers are installed only in the main thread (``main()`` may run in another one) and the
+    previous ones come back afterwards.
+    """
     stop = threading.Event()
 
     def handler(signum, frame) -> None:
@@ -57,9 +64,17 @@ def _stop_on_signals() -> threading.Event:
             raise KeyboardInterrupt
         stop.set()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield stop
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def _categories(args: argparse.Namespace):
@@ -94,7 +109,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                         shard=parse_shard(args.shard) if args.shard else None,
                         flag_repeats=args.flag_repeats, progress_file=args.progress_file,
                         transform=transform, classes=classes)
-    res = run_batch(opts, stop=_stop_on_signals())
+    with _stop_on_signals() as stop:
+        res = run_batch(opts, stop=stop)
     if res.stopped:
         print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
               "run the same command with --resume to continue", file=sys.stderr)
