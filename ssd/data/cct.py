@@ -291,29 +291,64 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     json_path = os.path.abspath(json_path)
     data = _read_json(json_path)
     skipped: Dict[str, int] = {}
+    cat_names = _categories(json_path, data["categories"])
+    images = _checked_images(json_path, data["images"])
+    image_root = _image_root(json_path, images, image_root)
+    usable, order, dropped_ids = _usable_images(images, image_root, check_images, skipped)
+    boxes = _boxes(json_path, data["annotations"], usable, order, dropped_ids, cat_names, skipped)
+    classes, index_of, mapping = _classes(cat_names, boxes, skipped)
+    if not order:
+        raise DatasetError(
+            f"no usable images in {json_path}: {len(images)} listed, none readable under {image_root} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items())) or 'nothing found'}); "
+            "check that the image archive is extracted there or pass image_root")
+    records = _records(order, usable, boxes, index_of)
+    train_idx, val_idx = split_indices(records, len(classes), val_fraction, seed)
+    stem = os.path.splitext(os.path.basename(json_path))[0]
+    train = CCTDataset([records[i] for i in train_idx], classes, f"{stem}/train", json_path, mapping)
+    val = (CCTDataset([records[i] for i in val_idx], classes, f"{stem}/val", json_path, mapping)
+           if val_idx else None)
+    return CCTSplits(train=train, val=val, classes=classes, kind=KIND, root=os.path.dirname(json_path),
+                     skipped=skipped, class_mapping=mapping, json_path=json_path, image_root=image_root)
 
-    # Categories: original id -> name.
+
+def _categories(json_path: str, categories: List[Dict[str, Any]]) -> Dict[Any, str]:
+    """Original category id → name; a repeated id is an error (boxes would be ambiguous)."""
     cat_names: Dict[Any, str] = {}
-    for i, c in enumerate(data["categories"]):
+    for i, c in enumerate(categories):
         _require(json_path, "categories", i, c, ("id", "name"))
         if c["id"] in cat_names:
             raise DatasetError(f"{json_path}: categories[{i}] repeats id {c['id']!r} "
                                f"({cat_names[c['id']]!r} and {c['name']!r})")
         cat_names[c["id"]] = str(c["name"])
+    return cat_names
 
-    images = data["images"]
+
+def _checked_images(json_path: str, images: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The ``images`` entries, each with an id and a non-empty string ``file_name``."""
     for i, im in enumerate(images):
         _require(json_path, "images", i, im, ("id", "file_name"))
         if not isinstance(im["file_name"], str) or not im["file_name"]:
             raise DatasetError(f"{json_path}: images[{i}] has a 'file_name' that is not a path: "
                                f"{_short(im['file_name'])}")
+    return images
+
+
+def _image_root(json_path: str, images: List[Dict[str, Any]], image_root: Optional[str]) -> str:
     if image_root is None:
         image_root = guess_image_root(json_path, [im["file_name"] for im in images])
     image_root = os.path.abspath(image_root)
     if not os.path.isdir(image_root):
         raise DatasetError(f"image folder {image_root} for {json_path} does not exist")
+    return image_root
 
-    # Images: check presence (always: a stat is cheap) and readability (check_images).
+
+def _usable_images(images: List[Dict[str, Any]], image_root: str, check_images: bool,
+                   skipped: Dict[str, int]):
+    """Images present (always: a stat is cheap), readable (``check_images``) and inside the folder.
+
+    Returns ``(usable by id, their order, dropped ids)``; what is dropped is counted in ``skipped``.
+    """
     usable: Dict[Any, Dict[str, Any]] = {}     # image id -> {path, file_name, width, height, seq_id}
     order: List[Any] = []
     dropped_ids = set()
@@ -327,35 +362,48 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
             escapes.append(im["file_name"])
             dropped_ids.add(iid)
             continue
-        path = _resolve(image_root, im["file_name"])
-        if path is None:
-            _bump(skipped, SKIP_MISSING)
+        entry = _usable_entry(im, image_root, check_images, skipped)
+        if entry is None:
             dropped_ids.add(iid)
             continue
-        w, h = _positive_int(im.get("width")), _positive_int(im.get("height"))
-        if check_images or w is None or h is None:
-            try:
-                hw, hh = _header(path, verify=check_images)
-            except _PIL_ERRORS:
-                _bump(skipped, SKIP_CORRUPT)
-                dropped_ids.add(iid)
-                continue
-            if w is None or h is None:
-                w, h = hw, hh
-            elif (hw, hh) != (w, h):
-                # Boxes were drawn in the JSON's frame; normalizing by it stays right for a
-                # uniformly resized copy. Counted so a rotated/cropped set is noticed.
-                _bump(skipped, NOTE_SIZE_MISMATCH)
-        seq = im.get("seq_id")
-        usable[iid] = {"path": path, "file_name": im["file_name"], "width": w, "height": h,
-                       "seq_id": None if seq is None or seq == "" else str(seq)}
+        usable[iid] = entry
         order.append(iid)
-
     if escapes:
         _bump(skipped, _escape_reason(escapes), len(escapes))
-    # Annotations -> boxes in pixels, clipped, still keyed by original category id.
+    return usable, order, dropped_ids
+
+
+def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
+                  skipped: Dict[str, int]) -> Optional[Dict[str, Any]]:
+    """One image's path, size and sequence, or None (missing or unreadable, counted)."""
+    path = _resolve(image_root, im["file_name"])
+    if path is None:
+        _bump(skipped, SKIP_MISSING)
+        return None
+    w, h = _positive_int(im.get("width")), _positive_int(im.get("height"))
+    if check_images or w is None or h is None:
+        try:
+            hw, hh = _header(path, verify=check_images)
+        except _PIL_ERRORS:
+            _bump(skipped, SKIP_CORRUPT)
+            return None
+        if w is None or h is None:
+            w, h = hw, hh
+        elif (hw, hh) != (w, h):
+            # Boxes were drawn in the JSON's frame; normalizing by it stays right for a
+            # uniformly resized copy. Counted so a rotated/cropped set is noticed.
+            _bump(skipped, NOTE_SIZE_MISMATCH)
+    seq = im.get("seq_id")
+    return {"path": path, "file_name": im["file_name"], "width": w, "height": h,
+            "seq_id": None if seq is None or seq == "" else str(seq)}
+
+
+def _boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[Any, Dict[str, Any]],
+           order: List[Any], dropped_ids: set, cat_names: Dict[Any, str],
+           skipped: Dict[str, int]) -> Dict[Any, List[Tuple[Any, float, float, float, float]]]:
+    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids."""
     boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
-    for i, ann in enumerate(data["annotations"]):
+    for i, ann in enumerate(annotations):
         _require(json_path, "annotations", i, ann, ("image_id", "category_id"))
         iid, cid = ann["image_id"], ann["category_id"]
         if iid in dropped_ids:
@@ -373,8 +421,11 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
         box = _clean_box(bbox, usable[iid]["width"], usable[iid]["height"], skipped)
         if box is not None:
             boxes[iid].append((cid,) + box)
+    return boxes
 
-    # Classes: categories with at least one usable box, ordered by original id.
+
+def _classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
+    """Categories with at least one usable box, ordered by original id: ``(names, index_of, mapping)``."""
     used = {b[0] for bl in boxes.values() for b in bl}
     kept_ids = sorted((cid for cid in cat_names if cid in used), key=_id_sort_key)
     for cid in sorted(cat_names, key=_id_sort_key):
@@ -383,13 +434,11 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     index_of = {cid: i for i, cid in enumerate(kept_ids)}
     classes = [cat_names[cid] for cid in kept_ids]
     mapping = [{"index": i, "id": cid, "name": cat_names[cid]} for i, cid in enumerate(kept_ids)]
+    return classes, index_of, mapping
 
-    if not order:
-        raise DatasetError(
-            f"no usable images in {json_path}: {len(images)} listed, none readable under {image_root} "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items())) or 'nothing found'}); "
-            "check that the image archive is extracted there or pass image_root")
 
+def _records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int]) -> List[CCTImage]:
+    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label."""
     records: List[CCTImage] = []
     for iid in order:
         u = usable[iid]
@@ -398,14 +447,7 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
         label = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
         records.append(CCTImage(iid, u["file_name"], u["path"], int(u["width"]), int(u["height"]),
                                 u["seq_id"], label))
-
-    train_idx, val_idx = split_indices(records, len(classes), val_fraction, seed)
-    stem = os.path.splitext(os.path.basename(json_path))[0]
-    train = CCTDataset([records[i] for i in train_idx], classes, f"{stem}/train", json_path, mapping)
-    val = (CCTDataset([records[i] for i in val_idx], classes, f"{stem}/val", json_path, mapping)
-           if val_idx else None)
-    return CCTSplits(train=train, val=val, classes=classes, kind=KIND, root=os.path.dirname(json_path),
-                     skipped=skipped, class_mapping=mapping, json_path=json_path, image_root=image_root)
+    return records
 
 
 def _escape_reason(names: Sequence[str]) -> str:
