@@ -17,6 +17,8 @@ def register(sub) -> None:
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
     d.add_argument("--csv", metavar="OUT", help="write CSV here")
     d.add_argument("--batch-size", type=int, default=8)
+    d.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="int8 needs `python -m ssd quantize` first; auto: the model's evaluated default")
     d.set_defaults(func=cmd_detect)
 
 
@@ -26,7 +28,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.data.images import load_image
     from ssd.inference.results import detections_csv, megadetector_json, text_table
 
-    det = Detector.load(args.model)
+    det = Detector.load(args.model, precision=args.precision)
     results = []
     pending = []
 

@@ -23,6 +23,7 @@ from ssd.models.registry import recipe_for
 DEFAULT_FLOOR = 0.01     # candidates kept for later filtering (VOC evaluation floor)
 DEFAULT_NMS = 0.45
 DEFAULT_THRESHOLD = 0.5
+_NAIVE_LOCK = threading.Lock()  # shared by every Detector under MXNet's NaiveEngine
 
 
 @dataclass
@@ -69,8 +70,11 @@ class RawDetections:
 class Detector:
     """A trained network ready for inference on PIL images of any size and mode."""
 
-    def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True) -> None:
+    def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True,
+                 decoder=None, precision: str = "fp32") -> None:
         import mxnet as mx
+
+        from ssd.base.engine import is_naive
 
         self.net, self.meta = net, meta
         self.ctx = ctx or mx.cpu()
@@ -79,9 +83,14 @@ class Detector:
         norm = meta.get("normalize") or {}
         self.mean = tuple(norm.get("mean", MEAN))
         self.std = tuple(norm.get("std", STD))
-        self._lock = threading.Lock()
+        # MXNet's naive engine runs operators in the calling thread: no two forwards may overlap
+        # anywhere in the process, so every Detector then shares one lock.
+        self._lock = _NAIVE_LOCK if is_naive() else threading.Lock()
         self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
-        self._decode = recipe_for(meta["arch"]).decoder(meta)  # raw outputs → (ids, scores, boxes)
+        self.precision = precision
+        self.precision_note = precision
+        # raw outputs → (ids, scores, boxes): the recipe's, or the graph form's (ssd.inference.precision)
+        self._decode = decoder or recipe_for(meta["arch"]).decoder(meta)
         if hybridize:
             net.hybridize(static_alloc=True)
         if warm:
@@ -89,11 +98,15 @@ class Detector:
             self.forward_calls = 0
 
     @classmethod
-    def load(cls, model_dir: str, ctx=None) -> "Detector":
-        from ssd.store import load_model
+    def load(cls, model_dir: str, ctx=None, precision: Optional[str] = None) -> "Detector":
+        """A model folder at ``precision``: ``fp32`` (oneDNN-fused), ``int8`` (its stored quantized
+        graph) or ``None`` for the model's default (``ssd.inference.precision.default_precision``)."""
+        from ssd.inference.precision import prepare
 
-        net, meta = load_model(model_dir, ctx=ctx)
-        det = cls(net, meta, ctx=ctx)
+        prepared, meta = prepare(model_dir, precision, ctx=ctx)
+        det = cls(prepared.net, meta, ctx=ctx, hybridize=False, decoder=prepared.decoder,
+                  precision=prepared.precision)
+        det.precision_note = prepared.note
         det.model_dir = model_dir
         return det
 
