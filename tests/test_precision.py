@@ -229,3 +229,31 @@ def test_engine_choice_per_command():
     assert engine.ENGINE_FOR_KIND["app"] == engine.THREADED
     rep = engine.configure("inference")   # MXNet is loaded in this process: nothing may change
     assert "already imported" in rep["note"] and rep["kind"] == "inference"
+
+
+def test_detect_page_offers_int8_once_quantized_and_runs_it(quantized, tmp_path, monkeypatch, data_root):
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(quantized, root / "quantized")
+    shutil.copytree(quantized, root / "plain", ignore=shutil.ignore_patterns("int8*"))
+    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    at.selectbox(key="detect_model").set_value(str(root / "plain")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="detect_precision").options == ["auto", "fp32"]
+    at.selectbox(key="detect_model").set_value(str(root / "quantized")).run()
+    assert at.selectbox(key="detect_precision").options == ["auto", "fp32", "int8"]
+    seen = {prec.default_precision(str(root / "quantized"))}   # what "auto" just ran
+    for p in ("fp32", "int8"):
+        at.selectbox(key="detect_precision").set_value(p).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(c.value.startswith(f"Running: {p}") for c in at.caption)
+        # results are cached per precision: a precision not run yet goes through the network
+        assert at.session_state["detect_stats"]["network_images"] == (0 if p in seen else 6)
+        assert at.session_state["detect_stats"]["shown"] > 0
+        seen.add(p)
