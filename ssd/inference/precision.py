@@ -89,6 +89,9 @@ def _example(meta: Dict[str, Any], ctx, batch: int = 1):
 def fuse_fp32(net, meta: Dict[str, Any], ctx=None) -> PreparedNet:
     """The oneDNN-fused fp32 graph of ``net`` (changes ``net`` in place)."""
     as_graph(net, meta)
+    if ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu":  # oneDNN is the CPU's library
+        net.hybridize(static_alloc=True, static_shape=True)
+        return PreparedNet(net, graph_decoder(meta), "fp32", "fp32, hybridized graph on the GPU")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -177,8 +180,12 @@ def prepare(model_dir: str, precision: Optional[str] = None, ctx=None) -> Tuple[
     """Load ``model_dir`` at ``precision`` (``None``: the model's default)."""
     precision = check_precision(precision)
     meta = read_meta(model_dir)
+    on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
+    if precision == "int8" and on_gpu:
+        raise ModelError("INT8 graphs run on the CPU only (MXNet's quantized operators are oneDNN's); "
+                         "use --precision fp32 on a GPU")
     if precision is None:
-        precision = default_precision(model_dir, meta)
+        precision = "fp32" if on_gpu else default_precision(model_dir, meta)
     if precision == "int8":
         return load_int8(model_dir, meta, ctx), meta
     net, meta = load_model(model_dir, ctx=ctx)
