@@ -28,7 +28,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     ev = rec["evaluation"]
     times = ev["forward_ms_batch1"]
     print(f"wrote {INT8_SYMBOL}, {INT8_PARAMS} and {INT8_RECORD} in {args.model}")
-    print(f"batch-1 forward + decode: fp32 {times['fp32']:.1f} ms, int8 {times['int8']:.1f} ms")
+    print(f"batch-1 forward + decode: fp32 {times['fp32']:.1f} ms, int8 {times['int8']:.1f} ms "
+          f"(MXNet {ev['engine']['engine']}, {ev['engine']['omp_threads']} OpenMP threads)")
     if "map_fp32" in ev:
         print(f"VOC07 mAP on {ev['images']} validation images: fp32 {ev['map_fp32']:.4f}, int8 {ev['map_int8']:.4f}")
     print(f"default precision for this model: {rec['recommended']}")

@@ -305,7 +305,9 @@ def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CAL
         "exclude_operators": list(EXCLUDED_OPERATORS), "build_s": round(build_s, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    evaluation: Dict[str, Any] = {"forward_ms_batch1": {}}
+    from ssd.base.engine import report
+
+    evaluation: Dict[str, Any] = {"forward_ms_batch1": {}, "engine": report()}
     for prep in (fp32, int8):
         evaluation["forward_ms_batch1"][prep.precision] = round(forward_ms(prep, meta), 2)
     val = splits.val if splits.val is not None and len(splits.val) else None
