@@ -257,3 +257,18 @@ def test_detect_page_offers_int8_once_quantized_and_runs_it(quantized, tmp_path,
         assert at.session_state["detect_stats"]["network_images"] == (0 if p in seen else 6)
         assert at.session_state["detect_stats"]["shown"] > 0
         seen.add(p)
+
+
+def test_train_with_quantize_leaves_an_int8_graph_and_the_app_job_passes_the_flag(tmp_path, synth_dir, capsys):
+    from ssd.jobs import config_to_argv
+    from ssd.training.config import TrainConfig
+
+    out = str(tmp_path / "trained")
+    argv = ["train", "--data", synth_dir, "--out", out, "--epochs", "1", "--batch-size", "8", "--input-size", "64",
+            "--limit-train", "16", "--limit-val", "4", "--device", "cpu", "--quantize"]
+    assert main(argv) == 0
+    assert "INT8 graph written" in capsys.readouterr().out
+    assert prec.int8_status(out)[0]
+    assert Detector.load(out, precision="int8").detect(_fresh_images(1)[0]).image_size == (256, 256)
+    assert "--quantize" in config_to_argv(TrainConfig(data=synth_dir, out=out, quantize=True))
+    assert "--quantize" not in config_to_argv(TrainConfig(data=synth_dir, out=out))
