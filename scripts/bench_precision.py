@@ -36,15 +36,19 @@ sys.path.insert(0, REPO)
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 
 
-def _median_ms(fn, runs: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _interleaved_ms(fns: dict, runs: int, warmup: int = 5) -> dict:
+    """Median ms of each function, timed in rotation so that a change in the machine's load
+    (other processes on a shared machine) hits every contender alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def section_forward(model: str, runs: int) -> dict:
@@ -62,8 +66,9 @@ def section_forward(model: str, runs: int) -> dict:
         hybrid.hybridize(static_alloc=True, static_shape=True)
         fp32 = prepare(model, "fp32")[0].net
         int8 = prepare(model, "int8")[0].net
-        for name, net in (("imperative", imperative), ("hybridized", hybrid), ("fp32", fp32), ("int8", int8)):
-            out[f"{name}_b{batch}_ms"] = _median_ms(lambda: [o.asnumpy() for o in net(x)], runs) / batch
+        nets = {"imperative": imperative, "hybridized": hybrid, "fp32": fp32, "int8": int8}
+        ms = _interleaved_ms({k: (lambda n=n: [o.asnumpy() for o in n(x)]) for k, n in nets.items()}, runs)
+        out.update({f"{k}_b{batch}_ms": v / batch for k, v in ms.items()})
     return out
 
 
@@ -153,7 +158,8 @@ def section_zoo(work: str, synth: str, runs: int) -> dict:
     img[:] = np.random.default_rng(0).integers(0, 255, img.shape, dtype=np.uint8)
     live = Detector(*load_model(path))
     dets = {"live": live, "fp32": Detector.load(path, precision="fp32"), "int8": Detector.load(path, precision="int8")}
-    return {f"{k}_ms": _median_ms(lambda: d.predict_arrays(img), runs, warmup=3) for k, d in dets.items()}
+    ms = _interleaved_ms({k: (lambda d=d: d.predict_arrays(img)) for k, d in dets.items()}, runs, warmup=3)
+    return {f"{k}_ms": v for k, v in ms.items()}
 
 
 def _section(name: str, engine: str, *args) -> dict:
@@ -188,6 +194,7 @@ def main() -> int:
     ap.add_argument("--val", type=int, default=500, help="fresh synthetic images for the mAP comparison")
     ap.add_argument("--folder", type=int, default=150, help="1920×1080 JPEGs for the folder figure")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--only", help="comma-separated sections to run: forward,accuracy,folder,zoo (default all)")
     ap.add_argument("--json")
     ap.add_argument("--section", help=argparse.SUPPRESS)
     ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -211,17 +218,22 @@ def main() -> int:
         shutil.copytree(SHIPPED, model, ignore=shutil.ignore_patterns("int8*"))
         print("quantizing the shipped model …", file=sys.stderr)
         res["quantize"] = quantize_model(model, data=synth, eval_images=0)["build_s"]
-        print("forward passes …", file=sys.stderr)
-        res["forward_threaded"] = _section("forward", "", model, a.runs)
-        res["forward_naive"] = _section("forward", "NaiveEngine", model, a.runs)
-        print("accuracy …", file=sys.stderr)
-        res["accuracy"] = _section("accuracy", "NaiveEngine", model, synth)
-        print("folder …", file=sys.stderr)
-        folder = os.path.join(tmp, "frames")
-        _make_folder(folder, a.folder)
-        res["folder"] = _section("folder", "", model, folder, a.batch_size)
-        print("zoo …", file=sys.stderr)
-        res["zoo"] = _section("zoo", "NaiveEngine", tmp, synth, max(5, a.runs // 5))
+        only = set((a.only or "forward,accuracy,folder,zoo").split(","))
+        if "forward" in only:
+            print("forward passes …", file=sys.stderr)
+            res["forward_threaded"] = _section("forward", "", model, a.runs)
+            res["forward_naive"] = _section("forward", "NaiveEngine", model, a.runs)
+        if "accuracy" in only:
+            print("accuracy …", file=sys.stderr)
+            res["accuracy"] = _section("accuracy", "NaiveEngine", model, synth)
+        if "folder" in only:
+            print("folder …", file=sys.stderr)
+            folder = os.path.join(tmp, "frames")
+            _make_folder(folder, a.folder)
+            res["folder"] = _section("folder", "", model, folder, a.batch_size)
+        if "zoo" in only:
+            print("zoo …", file=sys.stderr)
+            res["zoo"] = _section("zoo", "NaiveEngine", tmp, synth, max(5, a.runs // 5))
     print(table(res))
     if a.json:
         with open(a.json, "w") as fh:
@@ -231,31 +243,38 @@ def main() -> int:
 
 def table(r: dict) -> str:
     """The README table: every figure with its ratio to the baseline of the same run."""
-    fn, ft, acc, fo, zoo = r["forward_naive"], r["forward_threaded"], r["accuracy"], r["folder"], r["zoo"]
-    base = ft["imperative_b1_ms"]
     rows = [f"Machine: {r['machine']}", "", "| measure | result | ratio | target |", "| --- | --- | --- | --- |"]
-    for label, d in (("threaded engine", ft), ("NaiveEngine", fn)):
-        for k, name in (("imperative", "seeds' imperative net"), ("hybridized", "hybridized"),
-                        ("fp32", "fp32 oneDNN-fused"), ("int8", "INT8")):
-            tgt = {"int8": "≤ 10 ms, ≥ 3×", "fp32": "≤ 18 ms"}.get(k, "") if label == "NaiveEngine" else ""
-            rows.append(f"| TinySSD 256 batch 1, {name}, {label} | {d[k + '_b1_ms']:.1f} ms | "
-                        f"{base / d[k + '_b1_ms']:.2f}× | {tgt} |")
-    for k in ("fp32", "int8"):
-        rows.append(f"| TinySSD 256 batch 8, {k}, NaiveEngine | {fn[k + '_b8_ms']:.1f} ms/image | "
-                    f"{base / fn[k + '_b8_ms']:.2f}× | |")
-    rows.append(f"| VOC07 mAP on {acc['images']} fresh synthetic images, fp32 / INT8 | {acc['map_fp32']:.4f} / "
-                f"{acc['map_int8']:.4f} | Δ {acc['map_int8'] - acc['map_fp32']:+.4f} | within 0.01 |")
-    rows.append(f"| top box agrees (class, IoU ≥ 0.9), INT8 vs fp32 | {100 * acc['top_box_agree']:.0f} % | | |")
-    rows.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, seeds' naive loop | "
-                f"{fo['naive_img_s']:.1f} img/s | 1× | |")
-    for k, tgt in (("fp32", "≥ 2.5×"), ("int8", "≥ 4×")):
-        rows.append(f"| same, `python -m ssd detect --precision {k}` | {fo[f'detect_{k}_img_s']:.1f} img/s | "
-                    f"{fo[f'detect_{k}_img_s'] / fo['naive_img_s']:.2f}× | {tgt} |")
-    rows.append(f"| ssd_512_mobilenet1.0 at 512 batch 1, live (NMS in graph) | {zoo['live_ms']:.0f} ms | 1× | |")
-    rows.append(f"| same, fp32 oneDNN, NMS after the graph | {zoo['fp32_ms']:.0f} ms | "
-                f"{zoo['live_ms'] / zoo['fp32_ms']:.2f}× | |")
-    rows.append(f"| same, INT8, NMS after the graph | {zoo['int8_ms']:.0f} ms | "
-                f"{zoo['live_ms'] / zoo['int8_ms']:.2f}× | ≤ 70 ms |")
+    if "forward_naive" in r:
+        fn, ft = r["forward_naive"], r["forward_threaded"]
+        base = ft["imperative_b1_ms"]
+        for label, d in (("threaded engine", ft), ("NaiveEngine", fn)):
+            for k, name in (("imperative", "seeds' imperative net"), ("hybridized", "hybridized"),
+                            ("fp32", "fp32 oneDNN-fused"), ("int8", "INT8")):
+                tgt = {"int8": "≤ 10 ms, ≥ 3×", "fp32": "≤ 18 ms"}.get(k, "") if label == "NaiveEngine" else ""
+                rows.append(f"| TinySSD 256 batch 1, {name}, {label} | {d[k + '_b1_ms']:.1f} ms | "
+                            f"{base / d[k + '_b1_ms']:.2f}× | {tgt} |")
+        for k in ("fp32", "int8"):
+            rows.append(f"| TinySSD 256 batch 8, {k}, NaiveEngine | {fn[k + '_b8_ms']:.1f} ms/image | "
+                        f"{base / fn[k + '_b8_ms']:.2f}× | |")
+    if "accuracy" in r:
+        acc = r["accuracy"]
+        rows.append(f"| VOC07 mAP on {acc['images']} fresh synthetic images, fp32 / INT8 | {acc['map_fp32']:.4f} / "
+                    f"{acc['map_int8']:.4f} | Δ {acc['map_int8'] - acc['map_fp32']:+.4f} | within 0.01 |")
+        rows.append(f"| top box agrees (class, IoU ≥ 0.9), INT8 vs fp32 | {100 * acc['top_box_agree']:.0f} % | | |")
+    if "folder" in r:
+        fo = r["folder"]
+        rows.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, seeds' naive loop | "
+                    f"{fo['naive_img_s']:.1f} img/s | 1× | |")
+        for k, tgt in (("fp32", "≥ 2.5×"), ("int8", "≥ 4×")):
+            rows.append(f"| same, `python -m ssd detect --precision {k}` | {fo[f'detect_{k}_img_s']:.1f} img/s | "
+                        f"{fo[f'detect_{k}_img_s'] / fo['naive_img_s']:.2f}× | {tgt} |")
+    if "zoo" in r:
+        zoo = r["zoo"]
+        rows.append(f"| ssd_512_mobilenet1.0 at 512 batch 1, live (NMS in graph) | {zoo['live_ms']:.0f} ms | 1× | |")
+        rows.append(f"| same, fp32 oneDNN, NMS after the graph | {zoo['fp32_ms']:.0f} ms | "
+                    f"{zoo['live_ms'] / zoo['fp32_ms']:.2f}× | |")
+        rows.append(f"| same, INT8, NMS after the graph | {zoo['int8_ms']:.0f} ms | "
+                    f"{zoo['live_ms'] / zoo['int8_ms']:.2f}× | ≤ 70 ms |")
     return "\n".join(rows)
 
 
