@@ -6,15 +6,16 @@ they must be set before that; ``ssd/__init__.py`` sets the thread count and
 
 Why these choices (measured on the 2-core development machine, see README "Speed"):
 
-* **inference** (``python -m ssd detect|eval|quantize``): ``NaiveEngine``. A batch-1 TinySSD
-  forward is ~15 ms of small operators; the threaded engine's per-operator scheduling cost
-  was about a third of it (fp32 21 ms vs 28 ms, INT8 10 ms vs 15 ms). The naive engine runs
+* **inference** (``python -m ssd detect|eval|quantize``): ``NaiveEngine``. A Detector call is
+  a forward plus a decode of many small operators, where the threaded engine's per-operator
+  scheduling shows: TinySSD batch 1, forward + decode, fp32 11.1 vs 12.4 ms and INT8 4.2 vs
+  5.1 ms (``scripts/bench_precision.py``, README). The naive engine runs
   each operator synchronously in the calling thread, which is only safe when one thread at a
   time calls MXNet: these commands have one thread that touches MXNet (image decoding in
   helpers uses Pillow only).
 * **training** (``python -m ssd train``, the app's jobs): MXNet's default threaded engine. The
   batch producer thread builds arrays while the main thread runs the step, and large batches
-  gain nothing from the naive engine (batch 8: 16.5 ms/image either way).
+  gain nothing from the naive engine.
 * **app** (Streamlit): the default threaded engine. The server runs every session in its own
   thread and pages touch MXNet outside the ``Detector`` lock (anchors, previews); the threaded
   engine is the one MXNet documents as safe for that.
