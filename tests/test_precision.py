@@ -272,3 +272,17 @@ def test_train_with_quantize_leaves_an_int8_graph_and_the_app_job_passes_the_fla
     assert Detector.load(out, precision="int8").detect(_fresh_images(1)[0]).image_size == (256, 256)
     assert "--quantize" in config_to_argv(TrainConfig(data=synth_dir, out=out, quantize=True))
     assert "--quantize" not in config_to_argv(TrainConfig(data=synth_dir, out=out))
+
+
+def test_a_zoo_ssd_quantizes_with_nms_after_the_graph(tmp_path, synth_dir):
+    _, zoo = _tiny_and_zoo(str(tmp_path))
+    rec = prec.quantize_model(zoo, data=synth_dir, images=4, eval_images=0)
+    assert rec["recommended"] == "fp32"          # never evaluated: no evidence, stay exact
+    int8 = Detector.load(zoo, precision="int8")
+    fp32 = Detector.load(zoo, precision="fp32")
+    img = _fresh_images(1)[0]
+    a, b = fp32.detect(img, floor=0.0), int8.detect(img, floor=0.0)
+    assert len(b) > 0 and b.boxes.shape[1] == 4 and (b.boxes[:, 2] >= b.boxes[:, 0]).all()
+    assert len(b) <= 100 and len(a) <= 100       # box_nms after the graph keeps GluonCV's post-NMS cap
+    sym = open(os.path.join(zoo, prec.INT8_SYMBOL)).read()
+    assert "box_nms" not in sym                  # NMS stayed out of the quantized graph
