@@ -24,19 +24,19 @@ def devices():
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def detector(path: str, stamp: float):
-    """A loaded, hybridized and warmed Detector per model folder and meta/params mtime.
+def detector(path: str, stamp: float, precision: Optional[str] = None):
+    """A loaded, hybridized and warmed Detector per model folder, meta/params mtime and precision.
 
     ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
     serializes its forward calls with its own lock, so sessions can share it.
     """
     from ssd.inference.detector import Detector
 
-    return Detector.load(path, ctx=devices().contexts[0], worker=True)  # one inference thread per server
+    return Detector.load(path, ctx=devices().contexts[0], precision=precision, worker=True)  # one inference thread per server
 
 
-def get_detector(path: str):
-    return detector(*model_key(path))
+def get_detector(path: str, precision: Optional[str] = None):
+    return detector(*model_key(path), precision)
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)

@@ -13,6 +13,7 @@ from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.inference.precision import precision_choices
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
@@ -33,8 +34,12 @@ if not ok:
 with st.sidebar:
     st.header("Settings")
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
+    precision = st.selectbox("Precision", precision_choices(model_path), key="detect_precision",
+                             help="auto: INT8 when the model's own evaluation showed it as accurate (within "
+                                  "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
+                                  "has made it.")
     try:
-        det = sh.get_detector(model_path)
+        det = sh.get_detector(model_path, precision)
     except SSDError as err:
         st.error(str(err))
         st.stop()
@@ -51,6 +56,7 @@ with st.sidebar:
     nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
+    st.caption(f"Running: {det.precision_note}")
     classes = st.multiselect("Classes", labels, default=labels, key=f"detect_classes::{model_path}::{megadetector}")
     max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
     sh.show_broken(broken)
@@ -67,7 +73,7 @@ else:
 
 calls_before = det.forward_calls
 with st.spinner(f"Detecting in {len(items)} image(s)…"):
-    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path))
+    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path) + (det.precision,))
 results = categorize_results(results, "megadetector" if megadetector else "none")
 rendered, render_ms = timed(render_batch, results, threshold, classes, int(max_det))
 st.session_state["detect_stats"] = {

@@ -65,7 +65,8 @@ def _start() -> None:
                       batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]) or None,
                       input_size=None if ss["train_input"] == AUTO else int(ss["train_input"]),
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
-                      default=bool(ss["train_default"]), limit_train=int(ss["train_limit"]) or None,
+                      default=bool(ss["train_default"]), quantize=bool(ss.get("train_quantize", False)),
+                      limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
     start = ss.get("train_pretrained", "scratch")
     if start in recipe_for(ss["train_arch"]).pretrained_choices:
@@ -224,6 +225,9 @@ with st.form("train_form"):
         max_iters = q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
         augment = q4.checkbox("Augmentation", True, key="train_augment")
         make_default = q4.checkbox("Make it the app's default model", False, key="train_default")
+        q4.checkbox("Quantize to INT8 after training", False, key="train_quantize",
+                    help="Then writes an INT8 graph beside the model, calibrated on its own training images; "
+                         "Detect uses it when the model's evaluation shows it as accurate and faster.")
         st.selectbox("Start from (GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
                      key="train_pretrained",
                      help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "

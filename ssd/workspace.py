@@ -40,11 +40,12 @@ def data_dir() -> str:
 
 
 def model_key(model_path: str) -> Tuple[str, float]:
-    """(path, mtime of meta.json and params): changes when a model is retrained in place."""
+    """(path, mtime of meta.json, params and INT8 record): changes when a model is retrained or quantized."""
+    from ssd.inference.precision import INT8_RECORD
     from ssd.store import META_FILE, PARAMS_FILE
 
     stamps = []
-    for f in (META_FILE, PARAMS_FILE):
+    for f in (META_FILE, PARAMS_FILE, INT8_RECORD):
         try:
             stamps.append(os.stat(os.path.join(model_path, f)).st_mtime)
         except OSError:

@@ -46,6 +46,8 @@ def register(sub) -> None:
     d.add_argument("--categories", choices=("none", "megadetector"), default="none",
                    help="megadetector: map a COCO/VOC model's classes to animal/person/vehicle (ids 1/2/3), "
                         "merging overlapping boxes across the classes of one category; others are dropped")
+    d.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="int8 needs `python -m ssd quantize` first; auto: the model's evaluated default")
     d.add_argument("--quiet", action="store_true", help="no table on stdout")
     d.set_defaults(func=cmd_detect)
 
@@ -108,7 +110,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                         previous_results=args.previous_results,
                         shard=parse_shard(args.shard) if args.shard else None,
                         flag_repeats=args.flag_repeats, progress_file=args.progress_file,
-                        transform=transform, classes=classes)
+                        transform=transform, classes=classes,
+                        precision=None if args.precision == "auto" else args.precision)
     with _stop_on_signals() as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:

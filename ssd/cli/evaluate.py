@@ -15,6 +15,8 @@ def register(sub) -> None:
     e.add_argument("--data", required=True)
     e.add_argument("--split", choices=["val", "train"], default="val")
     e.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS)
+    e.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="int8 needs `python -m ssd quantize` first; auto: the model's evaluated default")
     e.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     e.add_argument("--json", metavar="OUT", help="write the result as JSON")
     e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")
@@ -28,7 +30,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ssd.inference.evaluation import evaluate
 
     check_output_targets(args.json, args.plot)
-    det = Detector.load(args.model)
+    det = Detector.load(args.model, precision=None if args.precision == "auto" else args.precision)
     splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
     ds = splits.val if args.split == "val" else splits.train
     if ds is None or len(ds) == 0:

@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from ssd.base.errors import SSDError
-from ssd.cli import data, detect, evaluate, export, launch, models, results, train
+from ssd.cli import data, detect, evaluate, export, launch, models, quantize, results, train
 
-COMMANDS = (data, train, detect, evaluate, export, models, results, launch)
+COMMANDS = (data, train, detect, evaluate, export, models, results, quantize, launch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ssd.base.engine import configure, kind_of_command
+    configure(kind_of_command(args.command))  # before any command imports MXNet
     try:
         return int(args.func(args) or 0)
     except SSDError as err:

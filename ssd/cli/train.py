@@ -43,6 +43,8 @@ def register(sub) -> None:
     t.add_argument("--kvstore", default="device", help="gluon.Trainer kvstore (device, local, dist_sync…)")
     t.add_argument("--pretrained", help="zoo models: imagenet, voc, coco or a .params file")
     t.add_argument("--default", action="store_true", help="mark the model as the app's default")
+    t.add_argument("--quantize", action="store_true",
+                   help="then quantize to INT8 on the same data (as python -m ssd quantize)")
     t.set_defaults(func=cmd_train)
 
 
@@ -72,4 +74,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if best.get("val_map") is not None:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"
     print(msg)
+    if cfg.quantize and res.status == "done":
+        from ssd.inference.precision import quantize_model
+
+        rec = quantize_model(res.model_dir, data=cfg.data, log=lambda line: print(line, flush=True))
+        print(f"INT8 graph written; default precision: {rec['recommended']}")
     return 0

@@ -69,6 +69,7 @@ class BatchOptions:
     progress_file: Optional[str] = None        # JSON status for the app (rewritten every few seconds)
     transform: Optional[Callable] = None       # RawDetections → RawDetections (e.g. MegaDetector classes)
     classes: Optional[List[str]] = None        # the classes ``transform`` produces (None: the model's)
+    precision: Optional[str] = None            # fp32 | int8 | None: the model's evaluated default
 
 
 @dataclass
@@ -173,7 +174,7 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     from ssd.inference.detector import Detector
 
     t_start = time.time()
-    det = detector or Detector.load(opts.model)
+    det = detector or Detector.load(opts.model, precision=opts.precision)
     ckpt = checkpoint_path(opts)
     files = list_inputs(opts.inputs, opts.recursive, opts.absolute_paths,
                         exclude=[opts.out_json, opts.out_csv, ckpt, opts.progress_file])

@@ -23,6 +23,7 @@ from ssd.models.registry import recipe_for
 DEFAULT_FLOOR = 0.01     # candidates kept for later filtering (VOC evaluation floor)
 DEFAULT_NMS = 0.45
 DEFAULT_THRESHOLD = 0.5
+_NAIVE_LOCK = threading.Lock()  # shared by every Detector under MXNet's NaiveEngine
 
 
 @dataclass
@@ -70,8 +71,10 @@ class Detector:
     """A trained network ready for inference on PIL images of any size and mode."""
 
     def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True,
-                 worker: bool = False) -> None:
+                 worker: bool = False, decoder=None, precision: str = "fp32") -> None:
         import mxnet as mx
+
+        from ssd.base.engine import is_naive
 
         self.worker = worker     # run forwards on the process's one inference thread (servers)
         self.net, self.meta = net, meta
@@ -81,9 +84,14 @@ class Detector:
         norm = meta.get("normalize") or {}
         self.mean = tuple(norm.get("mean", MEAN))
         self.std = tuple(norm.get("std", STD))
-        self._lock = threading.Lock()
+        # MXNet's naive engine runs operators in the calling thread: no two forwards may overlap
+        # anywhere in the process, so every Detector then shares one lock.
+        self._lock = _NAIVE_LOCK if is_naive() else threading.Lock()
         self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
-        self._decode = recipe_for(meta["arch"]).decoder(meta)  # raw outputs → (ids, scores, boxes)
+        self.precision = precision
+        self.precision_note = precision
+        # raw outputs → (ids, scores, boxes): the recipe's, or the graph form's (ssd.inference.precision)
+        self._decode = decoder or recipe_for(meta["arch"]).decoder(meta)
         if hybridize:
             net.hybridize(static_alloc=True)
         if warm:
@@ -91,21 +99,27 @@ class Detector:
             self.forward_calls = 0
 
     @classmethod
-    def load(cls, model_dir: str, ctx=None, worker: bool = False) -> "Detector":
-        """Load, hybridize and warm a saved model; with ``worker`` all of it (and every later
-        forward) happens on the one inference thread (``ssd.inference.worker``)."""
+    def load(cls, model_dir: str, ctx=None, precision: Optional[str] = None, worker: bool = False) -> "Detector":
+        """A model folder at ``precision``: ``fp32`` (oneDNN-fused), ``int8`` (its stored quantized
+        graph) or ``None`` for the model's default (``ssd.inference.precision.default_precision``).
+
+        With ``worker`` the load, the warm-up and every later forward happen on the process's one
+        inference thread (``ssd.inference.worker``).
+        """
         if worker:
             from ssd.inference.worker import on_worker
 
-            return on_worker(cls._load, model_dir, ctx, True)
-        return cls._load(model_dir, ctx, False)
+            return on_worker(cls._load, model_dir, ctx, precision, True)
+        return cls._load(model_dir, ctx, precision, False)
 
     @classmethod
-    def _load(cls, model_dir: str, ctx, worker: bool) -> "Detector":
-        from ssd.store import load_model
+    def _load(cls, model_dir: str, ctx, precision: Optional[str], worker: bool) -> "Detector":
+        from ssd.inference.precision import prepare
 
-        net, meta = load_model(model_dir, ctx=ctx)
-        det = cls(net, meta, ctx=ctx, worker=worker)
+        prepared, meta = prepare(model_dir, precision, ctx=ctx)
+        det = cls(prepared.net, meta, ctx=ctx, hybridize=False, decoder=prepared.decoder,
+                  precision=prepared.precision, worker=worker)
+        det.precision_note = prepared.note
         det.model_dir = model_dir
         return det
 
@@ -131,6 +145,13 @@ class Detector:
         For the Learn pages' step-by-step views (mining, NMS), which need what ``predict_arrays``
         feeds its decoder; same normalization, same lock.
         """
+        if self.worker:
+            from ssd.inference.worker import on_worker
+
+            return on_worker(self._forward_raw, images)
+        return self._forward_raw(images)
+
+    def _forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
         from mxnet import nd
 
         x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)

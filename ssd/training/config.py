@@ -55,6 +55,7 @@ class TrainConfig:
     pretrained: Optional[str] = None     # zoo models: "imagenet", "voc", "coco" or a .params path
     command: str = ""
     default: bool = False                # mark the saved model as the app's default
+    quantize: bool = False               # after training: python -m ssd quantize (INT8 beside the model)
 
     def validate(self) -> None:
         missing = [k for k in DEFAULTED_FIELDS if getattr(self, k) is None]

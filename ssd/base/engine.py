@@ -1,0 +1,72 @@
+"""MXNet engine settings per process kind, chosen in one place and reported.
+
+MXNet reads ``MXNET_ENGINE_TYPE`` and ``OMP_NUM_THREADS`` once, when it is first imported, so
+they must be set before that; ``ssd/__init__.py`` sets the thread count and
+``ssd.cli.main`` calls ``configure`` with the command's kind before any command imports MXNet.
+
+Why these choices (measured on the 2-core development machine, see README "Speed"):
+
+* **inference** (``python -m ssd detect|eval|quantize``): ``NaiveEngine``. A Detector call is
+  a forward plus a decode of many small operators, where the threaded engine's per-operator
+  scheduling shows: TinySSD batch 1, forward + decode, fp32 11.1 vs 12.4 ms and INT8 4.2 vs
+  5.1 ms (``scripts/bench_precision.py``, README). The naive engine runs
+  each operator synchronously in the calling thread, which is only safe when one thread at a
+  time calls MXNet: these commands have one thread that touches MXNet (image decoding in
+  helpers uses Pillow only).
+* **training** (``python -m ssd train``, the app's jobs): MXNet's default threaded engine. The
+  batch producer thread builds arrays while the main thread runs the step, and large batches
+  gain nothing from the naive engine.
+* **app** (Streamlit): the default threaded engine. The server runs every session in its own
+  thread and pages touch MXNet outside the ``Detector`` lock (anchors, previews); the threaded
+  engine is the one MXNet documents as safe for that.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, Optional
+
+NAIVE = "NaiveEngine"
+THREADED = "ThreadedEnginePerDevice"     # MXNet's default
+
+ENGINE_FOR_KIND: Dict[str, str] = {"inference": NAIVE, "training": THREADED, "app": THREADED}
+COMMAND_KIND: Dict[str, str] = {"detect": "inference", "eval": "inference", "quantize": "inference",
+                                "train": "training"}
+
+_applied: Dict[str, str] = {}
+
+
+def kind_of_command(command: Optional[str]) -> str:
+    """The process kind of a CLI command (anything not listed behaves like training)."""
+    return COMMAND_KIND.get(str(command), "training")
+
+
+def configure(kind: str) -> Dict[str, str]:
+    """Set the engine for this process kind if MXNet is not loaded yet; returns ``report()``.
+
+    A value the user already put in the environment wins (``MXNET_ENGINE_TYPE=... python -m
+    ssd detect``), and so does an MXNet that is already imported: its engine cannot change.
+    """
+    if kind not in ENGINE_FOR_KIND:
+        raise ValueError(f"unknown process kind {kind!r}; known: {', '.join(ENGINE_FOR_KIND)}")
+    _applied["kind"] = kind
+    if "mxnet" in sys.modules:
+        _applied["note"] = "MXNet was already imported: its engine was left as it was"
+    elif "MXNET_ENGINE_TYPE" in os.environ:
+        _applied["note"] = "MXNET_ENGINE_TYPE was set by the environment"
+    else:
+        os.environ["MXNET_ENGINE_TYPE"] = ENGINE_FOR_KIND[kind]
+        _applied["note"] = f"chosen for {kind}"
+    return report()
+
+
+def is_naive() -> bool:
+    """True when this process runs MXNet's synchronous engine (forwards must never overlap)."""
+    return os.environ.get("MXNET_ENGINE_TYPE", THREADED) == NAIVE
+
+
+def report() -> Dict[str, str]:
+    """What this process runs with: engine, OpenMP threads, kind and why."""
+    return {"engine": os.environ.get("MXNET_ENGINE_TYPE", THREADED),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+            "kind": _applied.get("kind", "unset"), "note": _applied.get("note", "MXNet defaults")}
