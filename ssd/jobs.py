@@ -194,7 +194,11 @@ def _launch(lock: str, argv: List[str], out: str, log_name: str, what: str) -> J
 
 def stop_job(models_root: str, timeout: float = 0.0) -> bool:
     """Ask the running job to stop (SIGTERM to its group); optionally wait up to ``timeout`` s."""
-    job = current_job(models_root)
+    return _terminate(current_job(models_root), timeout)
+
+
+def _terminate(job: Optional[JobInfo], timeout: float) -> bool:
+    """SIGTERM a job's process group (it checkpoints and exits); wait up to ``timeout`` s for it."""
     if job is None:
         return False
     try:
@@ -444,17 +448,7 @@ def start_batch_job(runs_root: str, name: str, settings: Optional[Dict[str, Any]
 
 def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
     """SIGTERM the running batch: it writes its checkpoint and exits, ready to resume."""
-    job = current_batch_job(runs_root)
-    if job is None:
-        return False
-    try:
-        os.killpg(job.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.time() + timeout
-    while timeout and time.time() < deadline and _alive(job.pid):
-        time.sleep(0.1)
-    return True
+    return _terminate(current_batch_job(runs_root), timeout)
 
 
 def batch_settings(run_dir: str) -> Dict[str, Any]:

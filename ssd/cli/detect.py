@@ -6,12 +6,9 @@ camera-trap jobs.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Iterator
 
+from ssd.base.signals import stop_requests
 from ssd.cli.args import nms_threshold, nonnegative_int, positive_int, probability
 from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
 from ssd.inference.megadetector import DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS
@@ -52,33 +49,6 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_detect)
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """Ctrl-C / SIGTERM ask the run to checkpoint and stop instead of dying mid-file; a second one quits.
-
-    Handlers are installed only in the main thread (``main()`` may run in another one) and the
-    previous ones come back afterwards.
-    """
-    stop = threading.Event()
-
-    def handler(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            old[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread
-            pass
-    try:
-        yield stop
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-
 def _categories(args: argparse.Namespace):
     """``(transform, classes)`` for ``--categories``: None, None unless MegaDetector's are asked for.
 
@@ -112,7 +82,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                         flag_repeats=args.flag_repeats, progress_file=args.progress_file,
                         transform=transform, classes=classes,
                         precision=None if args.precision == "auto" else args.precision)
-    with _stop_on_signals() as stop:
+    with stop_requests(second_interrupts=True) as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:
         print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "

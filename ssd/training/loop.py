@@ -14,17 +14,16 @@ current iteration; a ``kill -9`` loses at most the epoch in progress.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 from ssd.base import device as devices
 from ssd.base.atomic import remove_stale_temp_files
+from ssd.base.signals import stop_requests
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
@@ -96,10 +95,10 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
         if on_event is not None:
             on_event(ev)
 
-    with _stop_signals(install_signal_handlers) as flag:
+    with stop_requests(install_signal_handlers) as flag:
         try:
             return _run(cfg, recipe, defaults_used, log, emit,
-                        lambda: flag.set_ or (stop is not None and stop()), member)
+                        lambda: flag.is_set() or (stop is not None and stop()), member)
         except SSDError as err:
             emit("error", message=str(err))
             raise
@@ -317,34 +316,6 @@ def _finish(cfg: TrainConfig, meta: Dict[str, Any], record: RunRecord, status: s
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if os.path.isfile(os.path.join(cfg.out, PARAMS_FILE)):
         write_meta(cfg.out, {**meta, "metrics": record.metrics(), "status": status, "finished": now, "saved": now})
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT (or by a caller) and polled once per iteration."""
-
-    def __init__(self) -> None:
-        self.set_ = False
-
-    def __call__(self, *_: Any) -> None:
-        self.set_ = True
-
-
-@contextmanager
-def _stop_signals(install: bool) -> Iterator[_StopFlag]:
-    """SIGTERM/SIGINT set a flag for the duration (main thread only); old handlers come back after."""
-    flag = _StopFlag()
-    old = {}
-    if install:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                old[sig] = signal.signal(sig, flag)
-            except ValueError:  # not the main thread
-                pass
-    try:
-        yield flag
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 def _print(msg: str) -> None:
