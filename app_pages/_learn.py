@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.workspace import Sample, data_dir, demo_sample_index, model_key
+from ssd.workspace import Sample, data_dir, dataset_choices, demo_sample_index, model_key
 
 
 def samples() -> List[Sample]:
@@ -69,22 +69,6 @@ def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, fl
 
 def trace(path: str, sample: Sample, nms: float, floor: float):
     return _trace(*model_key(path), sample.name, sample.data, float(nms), float(floor))
-
-
-def dataset_choices(meta: Optional[dict]) -> dict:
-    """Label → dataset folder (``None``: the synthetic samples), the model's own dataset first."""
-    import os
-
-    from ssd.workspace import dataset_folders
-
-    choices = {}
-    ds_path = ((meta or {}).get("dataset") or {}).get("path")
-    if ds_path and os.path.isdir(ds_path):
-        choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path
-    for p in dataset_folders():
-        choices.setdefault(os.path.basename(p), p)
-    choices["synthetic Pikachu samples (32 rendered)"] = None
-    return choices
 
 
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)

@@ -1,7 +1,6 @@
 """Anchors: the boxes SSD predicts from, per feature map and cell, and which of them a box trains."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell,
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS, load_image
 from ssd.viz.plots import cell_anchors_figure, coverage_figure, positives_figure
-from ssd.workspace import data_dir, dataset_folders, dataset_labels, demo_sample_index, gt_boxes_of
+from ssd.workspace import data_dir, dataset_choices, dataset_labels, demo_sample_index, gt_boxes_of
 from ssd.models.targets import positive_anchors
 from ssd.inference.worker import on_worker
 
@@ -155,13 +154,7 @@ else:
 
 # ---------------------------------------------------------------- coverage
 st.subheader("Coverage of a validation set")
-choices = {}
-ds_path = ((meta or {}).get("dataset") or {}).get("path")
-if ds_path and os.path.isdir(ds_path):
-    choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path
-for p in dataset_folders():
-    choices.setdefault(os.path.basename(p), p)
-choices["synthetic Pikachu samples (32 rendered)"] = None
+choices = dataset_choices(meta)
 which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source")
 cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
 try:

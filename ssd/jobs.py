@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
+from ssd.base.processes import pid_alive
 from ssd.base.errors import JobError, SSDError
 from ssd.training.events import EVENTS_FILE, read_events
 from ssd.workspace import REPO_ROOT, models_dir
@@ -90,19 +91,7 @@ def _alive(pid: int) -> bool:
             _CHILDREN.pop(pid, None)
             return False
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            if fh.read().split(")")[-1].split()[0] == "Z":
-                return False
-    except OSError:
-        pass
-    return True
+    return pid_alive(pid)
 
 
 def current_job(models_root: str) -> Optional[JobInfo]:

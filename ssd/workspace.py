@@ -197,3 +197,15 @@ def gt_boxes_of(labels: Iterable[np.ndarray]) -> np.ndarray:
     parts = [np.asarray(l, dtype=np.float32).reshape(-1, 5) for l in labels]
     parts = [p[p[:, 0] >= 0][:, 1:5] for p in parts]
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, 4), np.float32)
+
+
+def dataset_choices(meta: Optional[dict]) -> dict:
+    """Label → dataset folder (``None``: the synthetic samples), the model's own dataset first."""
+    choices = {}
+    ds_path = ((meta or {}).get("dataset") or {}).get("path")
+    if ds_path and os.path.isdir(ds_path):
+        choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path
+    for p in dataset_folders():
+        choices.setdefault(os.path.basename(p), p)
+    choices["synthetic Pikachu samples (32 rendered)"] = None
+    return choices

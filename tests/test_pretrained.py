@@ -7,67 +7,19 @@ classes, saved and zipped as GluonCV's store serves it, its SHA-1 patched into G
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import threading
 import time
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from store_server import ModelStoreServer, store_zip
 from ssd.base.errors import DownloadError, ModelError, SSDError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 
 NAME = "ssd_512_mobilenet1.0_voc"
 ARCH = "ssd_512_mobilenet1.0"
-
-
-class _Store:
-    """GluonCV's model store on 127.0.0.1: ``/gluon/models/NAME-SHORTSHA1.zip``; counts requests."""
-
-    def __init__(self, files):
-        self.files, self.hits, self.ranges = files, [], []
-        store = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                store.hits.append(self.path)
-                data = store.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                rng = self.headers.get("Range", "")
-                if rng.startswith("bytes=") and rng.endswith("-"):
-                    start = int(rng[len("bytes="):-1])
-                    store.ranges.append(start)
-                self.send_response(206 if start else 200)
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                self.wfile.write(data[start:])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _zip(member: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:   # stored: 57 MB of floats, no time to deflate
-        zf.writestr(member, data)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +44,7 @@ def store(weights, monkeypatch, tmp_path):
     monkeypatch.setitem(model_store._model_sha1, NAME, sha1)
     monkeypatch.setenv("MXNET_HOME", str(tmp_path / "mxnet_home"))
     fname = f"{NAME}-{sha1[:8]}"
-    srv = _Store({f"/gluon/models/{fname}.zip": _zip(f"{fname}.params", data)})
+    srv = ModelStoreServer({f"/gluon/models/{fname}.zip": store_zip(f"{fname}.params", data)})
     monkeypatch.setenv("MXNET_GLUON_REPO", srv.url)
     srv.key, srv.fname = f"/gluon/models/{fname}.zip", fname
     yield srv
@@ -177,7 +129,7 @@ def test_an_interrupted_download_resumes(store, weights, tmp_path):
 def test_a_wrong_file_is_refused_and_nothing_is_left(store, tmp_path, capsys):
     from ssd.cli.main import main
 
-    store.files[store.key] = _zip(f"{store.fname}.params", b"not the published weights" * 1000)
+    store.files[store.key] = store_zip(f"{store.fname}.params", b"not the published weights" * 1000)
     root = tmp_path / "models"
     root.mkdir()
     (root / "mine").mkdir()

@@ -368,7 +368,7 @@ def test_fifos_and_devices_named_jpg_are_refused_without_hanging(tmp_path, tiny_
     for path, kind in ((fifo, "FIFO"), (dev, "device")):
         with pytest.raises(ImageError, match=kind):
             _in_thread(lambda: load_image(str(path)))
-    rc = _in_thread(lambda: main(["detect", "--model", tiny_model_dir, str(fifo), str(dev), str(good)]))
+    rc = _in_thread(lambda: main(["detect", "--model", tiny_model_dir, str(fifo), str(dev), str(good)]), timeout=120)
     err = capsys.readouterr().err
     assert rc == 1 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
 

@@ -8,13 +8,9 @@ extras need at least 260 px, so it gets 260), batch 1-2, one step.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import socket
-import threading
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import mxnet as mx
 import numpy as np
@@ -24,6 +20,7 @@ from mxnet import autograd
 from ssd.models.gluoncv import anchors as gcv_anchors, build as gcv_build, decode as gcv_decode
 from ssd.models.gluoncv import finetune as gcv_finetune, presets as gcv_presets, recipe as gcv_recipe
 from ssd.models.gluoncv import training as gcv_training, weights as gcv_weights
+from store_server import ModelStoreServer, store_zip
 from ssd.base.errors import DownloadError, SSDError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
@@ -222,42 +219,6 @@ def test_voc_start_reuses_matching_classes_and_mismatch_errors(monkeypatch):
         gcv_finetune.create_for_training("ssd_512_mobilenet1.0", ["a"], "coco", input_size=128)
 
 
-class _ZipServer:
-    def __init__(self, files):
-        self.files, self.hits = files, []
-        server = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                server.hits.append(self.path)
-                data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _zip(member: str, data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(member, data)
-    return buf.getvalue()
-
-
 def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
     from gluoncv.model_zoo import model_store
 
@@ -265,7 +226,7 @@ def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
     sha1 = hashlib.sha1(good).hexdigest()
     monkeypatch.setitem(model_store._model_sha1, "toy_net", sha1)
     fname = f"toy_net-{sha1[:8]}"
-    srv = _ZipServer({f"/gluon/models/{fname}.zip": _zip(f"{fname}.params", good)})
+    srv = ModelStoreServer({f"/gluon/models/{fname}.zip": store_zip(f"{fname}.params", good)})
     try:
         monkeypatch.setenv("MXNET_GLUON_REPO", srv.url)
         path = gcv_weights.ensure_weights("toy_net", progress=lambda *a: None)
@@ -273,7 +234,7 @@ def test_weights_download_from_the_store_url_with_sha1_check(monkeypatch):
         assert gcv_weights.ensure_weights("toy_net") == path and len(srv.hits) == 1   # present: no request
         assert sorted(os.listdir(os.path.dirname(path))) == [f"{fname}.params"]  # no zip, no staging
         os.remove(path)
-        srv.files[f"/gluon/models/{fname}.zip"] = _zip(f"{fname}.params", bad)
+        srv.files[f"/gluon/models/{fname}.zip"] = store_zip(f"{fname}.params", bad)
         with pytest.raises(DownloadError, match="has SHA-1 .* not GluonCV's"):
             gcv_weights.ensure_weights("toy_net", progress=lambda *a: None)
         assert not os.path.exists(path)

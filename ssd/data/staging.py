@@ -16,6 +16,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Iterator
 
+from ssd.base.processes import pid_alive
 from ssd.base.errors import DatasetError
 
 PARTIAL = ".partial"
@@ -97,15 +98,7 @@ def remove_stale_staging(parent: str, name: str) -> None:
             prefix = f".{name}{tag}"
             if entry.startswith(prefix) and entry[len(prefix):].isdigit():
                 pid = int(entry[len(prefix):])
-                if pid == os.getpid() or not _alive(pid):
+                if pid == os.getpid() or not pid_alive(pid):
                     shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
