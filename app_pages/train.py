@@ -278,7 +278,7 @@ st.header("3 · Run")
 st.session_state["train_polling"] = job is not None
 
 
-@st.fragment(run_every=2.0 if job is not None else None)
+@st.fragment(run_every=2.0 if job is not None or jobs.external_run(root) else None)
 def monitor() -> None:
     current = jobs.current_job(root)
     running = current is not None
@@ -308,6 +308,11 @@ def monitor() -> None:
             st.progress(0.0, text="starting (loading MXNet and the dataset)…")
         st.button("Stop", on_click=_stop, key="train_stop", disabled=bool(stopping),
                   help="Ends after the current iteration; the last finished epoch is kept and can be resumed.")
+    elif status.state == "external":
+        st.markdown(f"**{md_escape(name)}** — training outside the app (pid {(status.start or {}).get('pid')}); "
+                    "stop it where it was started (Ctrl-C, or stop the `launch` command).")
+        if p:
+            st.progress(jobs.progress_fraction(p), text=jobs.progress_text(p))
     else:
         msg = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,7 +51,7 @@ class JobInfo:
 class RunStatus:
     """What a UI shows about a run, reconstructed from its event log alone."""
 
-    state: str                                  # running | done | stopped | error | interrupted | new
+    state: str                                  # running | external | done | stopped | error | interrupted | new
     progress: Optional[Dict[str, Any]] = None   # the last 'progress' event
     history: List[Dict[str, Any]] = field(default_factory=list)
     message: str = ""
@@ -214,6 +215,7 @@ def run_status(run_dir: str, running: bool = False, started: Optional[float] = N
         t = ev.get("type")
         if t == "start":
             st.start = ev
+            st.state, st.message = ("running" if running else "interrupted"), ""   # a new process
             st.progress = None          # a new process: the last one's progress is over
             st.history = [h for h in st.history if h["epoch"] <= (ev.get("resumed_from") or 0)]
         elif t == "progress":
@@ -223,12 +225,33 @@ def run_status(run_dir: str, running: bool = False, started: Optional[float] = N
         elif t in ("done", "stopped", "error") and not running:
             st.state = t
             st.message = ev.get("message", "")
+    if not running and st.state == "interrupted" and _alive_elsewhere(st.start):
+        st.state = "external"               # the CLI or `launch` runs it, not the app: shown, not stopped
     if running:
         st.state = "running"
         if started is not None and (st.start is None or float(st.start.get("time", 0)) < started - 1.0):
             st.progress = None
             st.message = "starting"
     return st
+
+
+def external_run(models_root: Optional[str] = None) -> Optional[str]:
+    """The newest run folder whose training runs outside the app right now, if any."""
+    runs = run_folders(models_root)
+    if runs and run_status(runs[0]).state == "external":
+        return runs[0]
+    return None
+
+
+def _alive_elsewhere(start: Optional[Dict[str, Any]]) -> bool:
+    """Is the process that logged ``start`` (its pid, on this host) still running?
+
+    A run started outside the app (``python -m ssd train``, or rank 0 of ``python -m ssd launch``)
+    has no job lock; its own start event names its process, so the Train page can follow it.
+    """
+    if not start or not start.get("pid") or start.get("host") != socket.gethostname():
+        return False
+    return pid_alive(int(start["pid"]))
 
 
 def progress_text(p: Dict[str, Any]) -> str:

@@ -36,3 +36,55 @@ def test_download_job_runs_the_cli_in_the_background_and_reports_offline(tmp_pat
     assert "error:" in log and "train.rec" in log and "Traceback" not in log
     with pytest.raises(JobError, match="unknown dataset"):
         jobs.start_data_job(str(tmp_path / "data"), "imagenet", str(out))
+
+
+def _start_event(run_dir, pid):
+    import socket
+
+    from ssd.training.events import EventLog
+
+    log = EventLog(str(run_dir))
+    log.emit("start", pid=pid, host=socket.gethostname(), config={"epochs": 2})
+    log.emit("progress", epoch=1, epochs=2, iter=3, iters=10, global_iter=3, total_iters=20, loss=1.5,
+             samples_per_s=4.0, eta_s=30.0, lr=0.01)
+    return log
+
+
+def test_a_run_started_outside_the_app_is_followed_while_its_process_lives(tmp_path, monkeypatch):
+    """`python -m ssd train` or rank 0 of `launch`: no job lock, but its start event names its process."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "models"
+    log = _start_event(root / "cli-run", os.getpid())            # this process: alive
+    status = jobs.run_status(str(root / "cli-run"))
+    assert status.state == "external" and status.progress["iter"] == 3
+    assert jobs.external_run(str(root)) == str(root / "cli-run")
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    _start_event(root / "dead-run", gone.pid)                      # its process has ended: killed?
+    assert jobs.run_status(str(root / "dead-run")).state == "interrupted"
+
+    log.emit("done", best={}, epochs_done=2)
+    assert jobs.run_status(str(root / "cli-run")).state == "done" and jobs.external_run(str(root)) is None
+
+
+def test_train_page_shows_a_run_started_outside_the_app(app_env, tmp_path):
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    _start_event(os.path.join(app_env["models"], "zz-cli-run"), os.getpid())
+    try:
+        at = AppTest.from_file(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py"),
+                               default_timeout=120).run()
+        at.switch_page("app_pages/train.py").run()
+        assert not at.exception
+        shown = " ".join(m.value for m in at.markdown)
+        assert "training outside the app" in shown and "zz-cli-run" in shown
+    finally:
+        import shutil
+
+        shutil.rmtree(os.path.join(app_env["models"], "zz-cli-run"), ignore_errors=True)

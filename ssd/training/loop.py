@@ -14,6 +14,7 @@ current iteration; a ``kill -9`` loses at most the epoch in progress.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -126,7 +127,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
     device = _select_device(cfg, emit)
     emit("start", config=asdict(cfg), device=device.summary(), classes=splits.classes,
          num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
-         resumed_from=resume_state["epoch"] if resume_state else None,
+         resumed_from=resume_state["epoch"] if resume_state else None, pid=os.getpid(), host=socket.gethostname(),
          **({"distributed": dist_info} if dist_info else {}))
     _print(f"training on {device.summary()}" + (f", worker {member.rank + 1} of {member.workers} "
                                                  f"({len(train_ds)} images)" if member.distributed else ""))
