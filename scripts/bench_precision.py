@@ -149,7 +149,7 @@ def section_zoo(work: str, synth: str, runs: int) -> dict:
     import numpy as np
 
     from ssd.inference.detector import Detector
-    from ssd.inference.precision import quantize_model
+    from ssd.inference.quantize import quantize_model
     from ssd.models.gluoncv.recipe import new_zoo_model
     from ssd.store import load_model, save_model
 
@@ -211,7 +211,7 @@ def main() -> int:
         return 0
 
     from ssd.data.synthetic import generate
-    from ssd.inference.precision import quantize_model
+    from ssd.inference.quantize import quantize_model
 
     res = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                       f"Python {platform.python_version()}"}

@@ -20,6 +20,7 @@ from ssd.cli.main import main
 from ssd.data.dataset import open_dataset
 from ssd.data.synthetic import render_example
 from ssd.inference import precision as prec
+from ssd.inference import quantize as quant
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
 from ssd.store import PARAMS_FILE, load_model
@@ -36,7 +37,7 @@ def quantized(tmp_path_factory, synth_dir) -> str:
         pytest.skip("the shipped model is not in this checkout")
     path = str(tmp_path_factory.mktemp("precision") / "tiny-pikachu")
     shutil.copytree(SHIPPED, path)
-    prec.quantize_model(path, data=synth_dir, images=8, eval_images=16)
+    quant.quantize_model(path, data=synth_dir, images=8, eval_images=16)
     return path
 
 
@@ -76,7 +77,7 @@ def test_quantize_writes_a_record_and_loading_never_recalibrates(quantized, monk
     import mxnet.contrib.quantization as q
     monkeypatch.setattr(q, "quantize_net_v2", refuse)
     monkeypatch.setattr(q, "quantize_graph", refuse)
-    monkeypatch.setattr(prec, "build_int8", refuse)
+    monkeypatch.setattr(quant, "build_int8", refuse)
     again = Detector.load(quantized, precision="int8").detect_many(_fresh_images(3))
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a.scores, b.scores)
@@ -276,7 +277,7 @@ def test_train_with_quantize_leaves_an_int8_graph_and_the_app_job_passes_the_fla
 
 def test_a_zoo_ssd_quantizes_with_nms_after_the_graph(tmp_path, synth_dir):
     _, zoo = _tiny_and_zoo(str(tmp_path))
-    rec = prec.quantize_model(zoo, data=synth_dir, images=4, eval_images=0)
+    rec = quant.quantize_model(zoo, data=synth_dir, images=4, eval_images=0)
     assert rec["recommended"] == "fp32"          # never evaluated: no evidence, stay exact
     int8 = Detector.load(zoo, precision="int8")
     fp32 = Detector.load(zoo, precision="fp32")

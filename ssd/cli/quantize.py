@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     from ssd.base.errors import SSDError
-    from ssd.inference.precision import quantize_model
+    from ssd.inference.quantize import quantize_model
 
     if args.images < 1:
         raise SSDError("--images must be at least 1")

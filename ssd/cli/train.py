@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"
     print(msg)
     if cfg.quantize and res.status == "done":
-        from ssd.inference.precision import quantize_model
+        from ssd.inference.quantize import quantize_model
 
         rec = quantize_model(res.model_dir, data=cfg.data, log=lambda line: print(line, flush=True))
         print(f"INT8 graph written; default precision: {rec['recommended']}")
