@@ -49,7 +49,8 @@ def home() -> None:
         cfg = anchor_set(tiny_anchor_config(), 256)
     input_size = cfg.input_size
     n_classes = len((meta or {}).get("classes", ["pikachu"]))
-    sh.figure(ssd_diagram_figure(cfg, input_size, n_classes))
+    sh.responsive_figure(ssd_diagram_figure(cfg, input_size, n_classes), ssd_diagram_lines(cfg, input_size, n_classes),
+                         "ssd-diagram")
     with st.expander("The diagram as text (easier to read on a phone)"):
         st.text("\n".join(ssd_diagram_lines(cfg, input_size, n_classes)))
     st.markdown(

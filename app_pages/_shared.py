@@ -4,7 +4,7 @@ Only caching and small layout helpers live here; every computation is in ``ssd``
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import streamlit as st
 
@@ -110,6 +110,32 @@ def figure(fig, **kwargs) -> None:
 
     with FIGURE_LOCK:
         st.pyplot(fig, clear_figure=False, **kwargs)
+
+
+def responsive_figure(fig, lines: Sequence[str], name: str, narrow_px: int = 640) -> None:
+    """A wide figure on a wide screen, its text version on a narrow one (a 390 px phone).
+
+    CSS chooses (a media query, no script): the figure's PNG and the escaped lines are both in the
+    page and one of them is hidden, so nothing shrinks below reading size.
+    """
+    import base64
+    import html
+    import io
+
+    from ssd.base.figure_lock import FIGURE_LOCK
+
+    buf = io.BytesIO()
+    with FIGURE_LOCK:
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    text = html.escape("\n".join(lines))
+    st.html(f"""<style>
+.{name}-wide {{ display: block; width: 100%; height: auto; }}
+.{name}-narrow {{ display: none; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.85rem; }}
+@media (max-width: {int(narrow_px)}px) {{ .{name}-wide {{ display: none; }} .{name}-narrow {{ display: block; }} }}
+</style>
+<img class="{name}-wide" alt="{html.escape(lines[0] if lines else name)}" src="data:image/png;base64,{png}">
+<div class="{name}-narrow">{text}</div>""")
 
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:

@@ -226,3 +226,26 @@ def test_camera_trap_run_in_chromium(server, app_env, tmp_path):
     if keep:
         os.makedirs(keep, exist_ok=True)
         shutil.copy(tmp_path / "camera_traps.png", os.path.join(keep, "camera_traps.png"))
+
+
+def test_home_diagram_reads_on_a_phone(server):
+    """Issue 12 item 16: at 390 px the SSD diagram is its text (wrapping), not a shrunken figure."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for width, wide_shown in ((390, False), (1280, True)):
+                page = browser.new_page(viewport={"width": width, "height": 1400})
+                page.set_default_timeout(90_000)
+                page.goto(server)
+                expect(page.get_by_text("How SSD sees an image")).to_be_visible(timeout=90_000)
+                wide, narrow = page.locator(".ssd-diagram-wide"), page.locator(".ssd-diagram-narrow")
+                expect(wide).to_have_count(1, timeout=90_000)
+                assert wide.is_visible() is wide_shown and narrow.is_visible() is (not wide_shown)
+                if not wide_shown:   # the text fits the screen: it wraps instead of overflowing
+                    box = narrow.bounding_box()
+                    assert box["width"] <= width and "anchors in all" in narrow.inner_text()
+                page.close()
+        finally:
+            browser.close()
