@@ -10,7 +10,7 @@ from ssd.base.errors import SSDError
 from ssd.inference.detector import DEFAULT_FLOOR, DEFAULT_NMS
 from ssd.inference.image_eval import counts_table, match_detections, operating_point
 from ssd.viz.learn import image_eval_figure, pr_operating_figure
-from ssd.workspace import folder_stamp, model_key
+from ssd.workspace import dataset_choices, folder_stamp, model_key
 
 st.title("Evaluation on one image")
 st.markdown("A detection is a **true positive** when it overlaps a not-yet-claimed object of its class by at least "
@@ -22,7 +22,7 @@ with c1:
     path, meta = _learn.model_choice("learn_eval_model")
 if path is None:
     st.stop()
-choices = _learn.dataset_choices(meta)
+choices = dataset_choices(meta)
 which = c2.selectbox("Images from", list(choices), key="learn_eval_source")
 folder = choices[which]
 limit = int(c2.number_input("Images of the split to evaluate", 4, 500, 32, 4, key="learn_eval_limit"))

@@ -279,11 +279,15 @@ def read_log_tail(run_dir: str, lines: int = 20, log_name: str = LOG_FILE) -> st
 
 def run_folders(models_root: Optional[str] = None) -> List[str]:
     """Model folders that hold a training run (an event log), newest activity first."""
-    root = models_root or models_dir()
+    return _folders_holding(models_root or models_dir(), EVENTS_FILE)
+
+
+def _folders_holding(root: str, marker: str) -> List[str]:
+    """Visible subfolders of ``root`` that hold ``marker``, the most recently written marker first."""
     found = []
     if os.path.isdir(root):
         for d in os.listdir(root):
-            p = os.path.join(root, d, EVENTS_FILE)
+            p = os.path.join(root, d, marker)
             if not d.startswith(".") and os.path.isfile(p):
                 found.append((os.stat(p).st_mtime, os.path.join(root, d)))
     return [p for _, p in sorted(found, reverse=True)]
@@ -489,10 +493,4 @@ def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
 
 def batch_runs(runs_root: str) -> List[str]:
     """Batch run folders, newest first."""
-    found = []
-    if os.path.isdir(runs_root):
-        for d in os.listdir(runs_root):
-            p = os.path.join(runs_root, d, BATCH_SETTINGS)
-            if not d.startswith(".") and os.path.isfile(p):
-                found.append((os.stat(p).st_mtime, os.path.join(runs_root, d)))
-    return [p for _, p in sorted(found, reverse=True)]
+    return _folders_holding(runs_root, BATCH_SETTINGS)

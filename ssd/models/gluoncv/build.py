@@ -10,7 +10,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Optional, Sequence
 
-from ssd.base.errors import SSDError
+from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.presets import VARIANTS, spec_of
 
 
@@ -44,6 +44,26 @@ def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pr
                        steps=list(spec.steps), classes=list(classes),
                        dataset=variant if variant != "custom" else "", pretrained=False,
                        pretrained_base=pretrained_base)
+
+
+def load_zoo_detector(arch: str, classes: Sequence[str], variant: str, params_path: str, what: str,
+                      advice: str = ""):
+    """A zoo net with ``classes`` and ``variant``'s anchors, its weights loaded from ``params_path`` (CPU).
+
+    One place for the three ways a trained detector enters: GluonCV's VOC/COCO weights, a pulled
+    model, a saved model folder. ``ModelError`` ``"{params_path}: {what} (gist){advice}"`` when they
+    do not fit.
+    """
+    import mxnet as mx
+
+    net = build_zoo_net(arch, classes, variant)
+    try:
+        with _quiet():
+            net.load_parameters(params_path, ctx=mx.cpu())
+    except Exception as err:
+        from ssd.base.errors import error_gist
+        raise ModelError(f"{params_path}: {what} ({error_gist(err)}){advice}") from None
+    return net
 
 
 def initialize(net, ctxs=None, input_size: Optional[int] = None):

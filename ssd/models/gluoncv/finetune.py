@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
-from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize
+from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, load_zoo_detector
 from ssd.models.gluoncv.presets import gluoncv_name, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
 
@@ -116,7 +116,6 @@ def _from_model_folder(arch: str, classes: Sequence[str], path: str, meta: Dict[
                        info: Dict[str, Any]):
     """A saved zoo model (e.g. ``models/ssd_512_mobilenet1.0_coco`` from ``models pull``) re-headed to
     ``classes``: same anchors preset as the folder, weights of classes with matching names reused."""
-    import mxnet as mx
 
     variant = str((meta.get("zoo") or {}).get("variant") or "custom")
     info["variant"] = variant
@@ -124,20 +123,20 @@ def _from_model_folder(arch: str, classes: Sequence[str], path: str, meta: Dict[
         return build_zoo_net(arch, classes, variant)
     params = os.path.join(path, "model.params")
     old = [str(c) for c in meta["classes"]]
-    net = build_zoo_net(arch, old, variant)
-    try:
-        with _quiet():
-            net.load_parameters(params, ctx=mx.cpu())
-    except Exception as err:
-        from ssd.base.errors import error_gist
-        raise ModelError(f"{params}: does not load into {arch} with the folder's {len(old)} classes "
-                         f"({error_gist(err)})") from None
+    net = load_zoo_detector(arch, old, variant, params,
+                            f"does not load into {arch} with the folder's {len(old)} classes")
+    info.update(weights=os.path.abspath(params), reused_classes=rehead(net, classes, old))
+    return net
+
+
+def rehead(net, classes: Sequence[str], old: Sequence[str]) -> Dict[str, str]:
+    """Reset the class predictors to ``classes``, keeping the weights of the ones ``old`` already
+    knew (``class_reuse_map``); returns that map."""
     reuse = class_reuse_map(classes, old)
-    if list(classes) != old:
+    if list(classes) != list(old):
         with _quiet():
             net.reset_class(list(classes), reuse_weights=dict(reuse) if reuse else None)
-    info.update(weights=os.path.abspath(params), reused_classes=reuse)
-    return net
+    return reuse
 
 
 def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[str], ctxs=None,
@@ -166,18 +165,9 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
         if load_weights:
             path = ensure_weights(name)
             old = _source_classes(variant)
-            net = build_zoo_net(arch, old, variant)
-            try:
-                with _quiet():
-                    net.load_parameters(path, ctx=mx.cpu())
-            except Exception as err:
-                from ssd.base.errors import error_gist
-                raise ModelError(f"{path}: GluonCV weights do not load into {name} ({error_gist(err)}); "
-                                 "delete the file so that it is fetched again") from None
-            reuse = class_reuse_map(classes, old)
-            with _quiet():
-                net.reset_class(list(classes), reuse_weights=dict(reuse) if reuse else None)
-            info.update(weights=path, reused_classes=reuse)
+            net = load_zoo_detector(arch, old, variant, path, f"GluonCV weights do not load into {name}",
+                                    "; delete the file so that it is fetched again")
+            info.update(weights=path, reused_classes=rehead(net, classes, old))
         else:
             net = build_zoo_net(arch, classes, variant)
     elif _zoo_model_folder(p, arch) is not None:

@@ -113,24 +113,17 @@ def fetch_pretrained(name: str, progress: Optional[Callable[[int, Optional[int]]
     loaded into the net that ``GluonCVRecipe.build`` makes from the returned metadata, so a
     folder is only written for weights that really fit.
     """
-    import mxnet as mx
 
-    from ssd.base.errors import error_gist
     from ssd.data.preprocess import MEAN, STD
-    from ssd.models.gluoncv.build import _quiet, build_zoo_net
+    from ssd.models.gluoncv.build import load_zoo_detector
     from ssd.models.gluoncv.metadata import zoo_meta_fields
     from ssd.models.gluoncv.weights import ensure_weights, weights_url, _store_sha1
 
     entry = pretrained_detector(name)
     path = ensure_weights(entry.name, download=download, progress=progress)
     classes = entry.classes()
-    net = build_zoo_net(entry.arch, classes, entry.variant)
-    try:
-        with _quiet():
-            net.load_parameters(path, ctx=mx.cpu())
-    except Exception as err:
-        raise ModelError(f"{path}: the weights do not load into {entry.name} ({error_gist(err)}); delete the "
-                         "file so that it is fetched again") from None
+    net = load_zoo_detector(entry.arch, classes, entry.variant, path, f"the weights do not load into {entry.name}",
+                            "; delete the file so that it is fetched again")
     meta: Dict[str, Any] = {
         "arch": entry.arch, "classes": classes, "input_size": entry.input_size,
         "normalize": {"mean": list(MEAN), "std": list(STD)},
