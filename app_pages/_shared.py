@@ -23,6 +23,13 @@ def devices():
     return select_devices()
 
 
+def training_precision():
+    """``(precision, reason)`` that training's "auto" arithmetic picks on this server's devices."""
+    from ssd.models.training_graph import resolve_precision
+
+    return resolve_precision("auto", devices().contexts)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def detector(path: str, stamp: float, precision: Optional[str] = None):
     """A loaded, hybridized and warmed Detector per model folder, meta/params mtime and precision.

@@ -65,6 +65,7 @@ def _start() -> None:
                       batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]) or None,
                       input_size=None if ss["train_input"] == AUTO else int(ss["train_input"]),
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
+                      precision=ss.get("train_precision", "auto"),
                       default=bool(ss["train_default"]), quantize=bool(ss.get("train_quantize", False)),
                       limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
@@ -224,6 +225,10 @@ with st.form("train_form"):
         limit_val = q2.number_input("Use only N validation images (0 = all)", 0, 10_000_000, 0, key="train_limit_val")
         max_iters = q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
         augment = q4.checkbox("Augmentation", True, key="train_augment")
+        q3.selectbox("Training arithmetic", ["auto", "fp32", "bf16"], key="train_precision",
+                     help=f"auto here: {sh.training_precision()[0]} ({sh.training_precision()[1]}). bf16 runs "
+                          "the convolutions in bfloat16 with float32 master weights: about 1.5× faster on a CPU "
+                          "with native bfloat16. The saved model is float32 either way.")
         make_default = q4.checkbox("Make it the app's default model", False, key="train_default")
         q4.checkbox("Quantize to INT8 after training", False, key="train_quantize",
                     help="Then writes an INT8 graph beside the model, calibrated on its own training images; "

@@ -296,6 +296,8 @@ def test_zoo_training_run_resume_and_report(synth, tmp_path, monkeypatch):
     assert meta["arch"] == "ssd_512_mobilenet1.0" and meta["zoo"]["variant"] == "custom"
     assert meta["training"]["args"]["momentum"] == 0.9 and meta["training"]["args"]["lr"] == pytest.approx(0.001 * 2 / 32)
     assert meta["anchors"]["total"] == 390 and meta["status"] == "done"
+    # the step ran the traced training graph: MobileNet's BatchNorm+ReLU pairs fused
+    assert meta["training"]["arithmetic"]["batchnorm_relu_fused"] > 20
     types = [e["type"] for e in read_events(str(out))]
     assert types[0] == "start" and "epoch" in types and types[-1] == "done"
 

@@ -66,6 +66,31 @@ def gpu_names() -> List[str]:
     return names
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
+    """The instruction-set flags of this CPU (Linux ``/proc/cpuinfo``); empty where unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def cpu_bfloat16() -> str:
+    """The flag by which this CPU computes bfloat16 natively ("avx512_bf16"), or "" when it cannot.
+
+    Why a flag and not a try: oneDNN runs bfloat16 on any AVX-512 CPU, but without these
+    instructions it emulates them and is slower than fp32.
+    """
+    flags = set(cpu_flags())
+    return next((f for f in BF16_FLAGS if f in flags), "")
+
+
 def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
     """Every GPU that can really run a convolution, else the CPU (never raises)."""
     cpu = DeviceInfo([mx.cpu()], "cpu", f"CPU ({os.cpu_count() or 1} cores)")

@@ -34,6 +34,10 @@ def register(sub) -> None:
     t.add_argument("--seed", type=nonnegative_int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="training arithmetic. auto: bfloat16 convolutions with float32 master weights on a "
+                        "CPU with native bfloat16 (AVX512_BF16/AMX), else float32. The saved model is float32 "
+                        "either way")
     t.add_argument("--val-fraction", type=fraction, default=0.2, help="validation share when the dataset has none")
     t.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode large photos every epoch instead of once into a cache")

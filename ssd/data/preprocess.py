@@ -22,8 +22,18 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalize_batch(images: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> np.ndarray:
-    """uint8 ``(B, H, W, 3)`` → float32 ``(B, 3, H, W)`` normalized network input."""
-    x = images.astype(np.float32) * (1.0 / 255.0)
-    x -= np.asarray(mean, dtype=np.float32)
-    x *= 1.0 / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """uint8 ``(B, H, W, 3)`` → float32 ``(B, 3, H, W)`` normalized network input.
+
+    Written channel by channel into the output, in place: the same float32 arithmetic as
+    ``(x / 255 - mean) / std`` without the three batch-sized temporaries (it runs for every
+    training batch, beside the network, on the same cores)."""
+    images = np.asarray(images)
+    out = np.empty((images.shape[0], images.shape[3], images.shape[1], images.shape[2]), dtype=np.float32)
+    mean = np.asarray(mean, dtype=np.float32)
+    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)
+    for c in range(images.shape[3]):
+        ch = out[:, c]
+        np.multiply(images[..., c], np.float32(1.0 / 255.0), out=ch, casting="unsafe")
+        ch -= mean[c]
+        ch *= inv_std[c]
+    return out

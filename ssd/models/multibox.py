@@ -16,6 +16,7 @@ from ssd.data.augment import AugmentConfig
 from ssd.data.batches import BatchLoader
 from ssd.models.losses import SSDTrainLoss
 from ssd.models.recipe import Detections, StepStats, TrainingPlan
+from ssd.models.training_graph import training_graph
 
 NMS_TOPK = 400           # candidates per image entering NMS: bounds its cost, no effect on results
 CALIBRATION_BATCH = 64   # training images used to re-estimate BatchNorm statistics
@@ -68,6 +69,7 @@ class MultiBoxPlan(TrainingPlan):
         self.net = make_net()
         self.net.initialize(init=mx.init.Xavier(), ctx=self.ctxs)
         self.net.hybridize(static_alloc=True)
+        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, getattr(cfg, "precision", "auto"))
         self.loss = train_loss(cfg)
         self.loader = BatchLoader(train_ds, cfg.batch_size, cfg.input_size,
                                   AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed)
@@ -88,7 +90,7 @@ class MultiBoxPlan(TrainingPlan):
         outs = []
         with autograd.record():
             for x, y in zip(xs, ys):
-                anchors, cls_preds, box_preds = self.net(x)
+                anchors, cls_preds, box_preds = self.graph.block(x)
                 outs.append(self.loss(anchors, cls_preds, box_preds, y))
         autograd.backward([o[0] for o in outs])
         trainer.step(xb.shape[0])
@@ -114,4 +116,7 @@ class MultiBoxPlan(TrainingPlan):
 
     def meta_fields(self) -> Dict[str, Any]:
         return {"anchors": self._anchors_meta(self.net)}
+
+    def arithmetic(self) -> Dict[str, Any]:
+        return self.graph.meta()
 

@@ -80,6 +80,10 @@ class TrainingPlan(ABC):
     def meta_fields(self) -> Dict[str, Any]:
         """The ``anchors`` section (and any section of its own) for ``meta.json``."""
 
+    def arithmetic(self) -> Dict[str, Any]:
+        """How the training step computes (``ssd.models.training_graph``): precision and why."""
+        return {"precision": "fp32", "reason": "the network trains as written", "batchnorm_relu_fused": 0}
+
 
 class Recipe(ABC):
     """What one SSD architecture needs beyond the shared algorithm (see the module docstring)."""

@@ -38,6 +38,12 @@ def _base_net() -> nn.HybridSequential:
     return blk
 
 
+def _map_shape(F, x):
+    """A one-channel float32 stand-in for feature map ``x``: ``MultiBoxPrior`` reads only its
+    height and width, has no bfloat16 kernel, and needs no gradient."""
+    return F.Cast(F.BlockGrad(F.slice_axis(x, axis=1, begin=0, end=1)), dtype="float32")
+
+
 class TinySSD(nn.HybridBlock):
     """The d2l TinySSD with configurable classes, input size, anchor sizes and ratios.
 
@@ -102,7 +108,7 @@ class TinySSD(nn.HybridBlock):
         cfg = self.anchor_config
         for i in range(cfg.num_scales):
             x = self.blocks[i](x)
-            anchors.append(F.contrib.MultiBoxPrior(x, sizes=cfg.sizes[i], ratios=cfg.ratios[i]))
+            anchors.append(F.contrib.MultiBoxPrior(_map_shape(F, x), sizes=cfg.sizes[i], ratios=cfg.ratios[i]))
             cls_preds.append(F.flatten(F.transpose(self.cls_heads[i](x), axes=(0, 2, 3, 1))))
             box_preds.append(F.flatten(F.transpose(self.box_heads[i](x), axes=(0, 2, 3, 1))))
         anchors = F.concat(*anchors, dim=1)

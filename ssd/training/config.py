@@ -14,6 +14,7 @@ from typing import List, Optional
 from ssd.base.errors import SSDError
 from ssd.models.recipe import Recipe
 from ssd.models.registry import recipe_for
+from ssd.models.training_graph import PRECISIONS
 
 # Options whose default depends on the architecture (None until resolve_defaults fills them).
 DEFAULTED_FIELDS = ("lr", "momentum", "lr_schedule", "input_size", "hard_negative_ratio", "loss_norm", "box_loss")
@@ -46,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     device: str = "auto"                 # auto | cpu | gpu
+    precision: str = "auto"              # training arithmetic: auto | fp32 | bf16 (ssd.models.training_graph)
     val_fraction: float = 0.2            # for datasets without a validation split
     cache: bool = True                   # decode large photos once into an on-disk cache
     limit_train: Optional[int] = None    # use only the first N training images (smoke runs)
@@ -67,6 +69,8 @@ class TrainConfig:
             raise SSDError("batch size must be at least 1")
         if self.lr <= 0:
             raise SSDError("learning rate must be positive")
+        if self.precision not in PRECISIONS:
+            raise SSDError(f"unknown training precision {self.precision!r} ({', '.join(PRECISIONS)})")
         if self.lr_schedule not in ("constant", "cosine", "step"):
             raise SSDError(f"unknown lr schedule {self.lr_schedule!r} (constant, cosine, step)")
         recipe_for(self.arch).check_config(self)

@@ -136,6 +136,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
 
     plan = recipe.training_plan(cfg, splits.classes, train_ds, device.contexts, emit,
                                 resuming=resume_state is not None)
+    _report_arithmetic(cfg, plan.arithmetic(), emit, member.writes)
     trainer = make_trainer(plan.net, cfg, plan.iters, len(device.contexts), member)
     meta = build_meta(cfg, plan, splits.classes, splits, device.summary(),
                       class_mapping=getattr(splits, "class_mapping", None))
@@ -208,6 +209,17 @@ def _select_device(cfg: TrainConfig, emit):
     if cfg.device == "gpu" and device.kind != "gpu":
         emit("warning", message=f"GPU requested but not usable; training on the CPU: {device.reason}")
     return device
+
+
+def _report_arithmetic(cfg: TrainConfig, arith: Dict[str, Any], emit, writes: bool) -> None:
+    """Say how the step computes (an ``arithmetic`` event; a warning when bfloat16 was asked for
+    and cannot be had)."""
+    emit("arithmetic", **arith)
+    if cfg.precision == "bf16" and arith["precision"] != "bf16":
+        emit("warning", message=f"bfloat16 training requested but not used; float32 instead: {arith['reason']}")
+    if writes:
+        arith_name = "bfloat16 mixed precision" if arith["precision"] == "bf16" else "float32"
+        _print(f"training arithmetic: {arith_name} ({arith['reason']})")
 
 
 class _Clock:

@@ -16,6 +16,7 @@ from ssd.data.preprocess import MEAN, STD
 from ssd.models.gluoncv.finetune import create_for_training
 from ssd.models.gluoncv.metadata import zoo_meta_fields
 from ssd.models.recipe import StepStats, TrainingPlan
+from ssd.models.training_graph import training_graph
 
 
 def default_num_workers() -> int:
@@ -121,6 +122,9 @@ class ZooTraining(TrainingPlan):
         n_batches = len(self.loader)
         self.iters = n_batches if cfg.max_iters_per_epoch is None else min(n_batches, cfg.max_iters_per_epoch)
         self.loss = SSDMultiBoxLoss(negative_mining_ratio=cfg.hard_negative_ratio if cfg.hard_negative_ratio > 0 else 3)
+        # the step runs a traced copy sharing the weights (BatchNorm+ReLU fused, bfloat16 where the
+        # CPU has it); validation and saving use self.net as written
+        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision)
 
     def epoch(self, epoch: int):
         """Batches of one epoch; the order and augmentation follow ``(seed, epoch)`` when no
@@ -141,7 +145,7 @@ class ZooTraining(TrainingPlan):
         with autograd.record():
             cps, bps = [], []
             for x in xs:
-                cp, bp, _ = self.net(x)
+                cp, bp, _ = self.graph.block(x)
                 cps.append(cp)
                 bps.append(bp)
             sum_loss, cls_loss, box_loss = self.loss(cps, bps, cts, bts)
@@ -158,6 +162,9 @@ class ZooTraining(TrainingPlan):
             seed += stats[3:5]
             abs_err += float(stats[5])
         return StepStats(n, vals, abs_err, seed)
+
+    def arithmetic(self) -> Dict[str, Any]:
+        return self.graph.meta()
 
     def meta_fields(self) -> Dict[str, Any]:
         """``anchors`` and ``zoo`` sections for meta.json."""
