@@ -94,14 +94,14 @@ def _bf16_graph(net, monkeypatch):
     return graph
 
 
-def test_bf16_graph_keeps_odd_convolutions_fp32_and_follows_the_fp32_network(monkeypatch):
+def test_bf16_graph_keeps_the_input_layer_and_heads_fp32_and_follows_the_fp32_network(monkeypatch):
     net = _net()
     graph = _bf16_graph(net, monkeypatch)
     sym, params = tg._trace(net, SIZE, mx.cpu())
     kept = tg.convolutions_kept_fp32(sym, params)
     first = net.blocks[0][0][0].weight.name
     assert any(first.startswith(k.rsplit("_fwd", 1)[0]) for k in kept), kept   # RGB in: 3 channels
-    assert len(kept) == 1 + len(net.cls_heads)             # and every class head (4 × 2 = 8 channels)
+    assert len(kept) == 1 + len(net.cls_heads) + len(net.box_heads)   # and every prediction head
     x = _batch()
     with autograd.train_mode():                            # batch statistics, as in training
         want, got = net(x), graph.block(x)
