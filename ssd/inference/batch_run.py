@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
@@ -90,6 +91,10 @@ class BatchResult:
     suspects: int = 0
     failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.results is not None and not isinstance(self.results, str):
+            weakref.finalize(self, self.results.close)      # the temporary file lives as long as the result
 
     @property
     def document(self) -> Optional[Dict[str, Any]]:
