@@ -99,7 +99,7 @@ def test_batch_job_stops_with_a_checkpoint_and_resumes(env):
                 "threshold": 0.3, "flag_repeats": 0, "checkpoint_every": 5}
     jobs.start_batch_job(runs_root, "long", settings)
     run_dir = os.path.join(runs_root, "long")
-    checkpoint = os.path.join(run_dir, "results.checkpoint.json")
+    checkpoint = os.path.join(run_dir, "results.checkpoint.jsonl")
     deadline = time.time() + 120
     while not os.path.isfile(checkpoint) and time.time() < deadline:
         time.sleep(0.02)

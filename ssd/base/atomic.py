@@ -10,7 +10,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 import stat
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 from ssd.base.errors import OutputError
 
@@ -81,23 +81,38 @@ def atomic_path(dest: str) -> Iterator[str]:
     Refuses (``OutputError``) to replace anything that is not a regular file, before and after the
     write (a symlink could be planted meanwhile).
     """
-    folder = os.path.dirname(os.path.abspath(dest)) or "."
-    os.makedirs(folder, exist_ok=True)
-    _refuse_special(dest)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=folder)
+    fd, tmp = temp_beside(dest)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        _refuse_special(dest)
-        os.replace(tmp, dest)
+        replace_with(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def temp_beside(dest: str) -> Tuple[int, str]:
+    """``(fd, path)`` of a new ``.NAME.XXXX.tmp`` file in ``dest``'s folder, ordinary permissions.
+
+    For writers that keep a file open and publish it later (a batch run's journal), and for
+    ``atomic_path``; refuses (``OutputError``) when ``dest`` is not a regular file.
+    """
+    folder = os.path.dirname(os.path.abspath(dest)) or "."
+    os.makedirs(folder, exist_ok=True)
+    _refuse_special(dest)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+    return fd, tmp
+
+
+def replace_with(tmp: str, dest: str) -> None:
+    """Move an fsync'd ``tmp`` over ``dest`` atomically, refusing a ``dest`` planted as a symlink or device."""
+    _refuse_special(dest)
+    os.replace(tmp, dest)
 
 
 def atomic_write_bytes(dest: str, data: bytes) -> None:

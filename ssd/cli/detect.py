@@ -32,7 +32,8 @@ def register(sub) -> None:
     d.add_argument("--recursive", action="store_true", help="walk subfolders of the folders given")
     d.add_argument("--absolute-paths", action="store_true",
                    help="write absolute paths (default with one folder: paths relative to it)")
-    d.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: beside the --json output)")
+    d.add_argument("--checkpoint", metavar="FILE",
+                   help="the run's append-only journal (default: OUT.checkpoint.jsonl beside the --json output)")
     d.add_argument("--checkpoint-every", type=positive_int, default=500, metavar="N", help="images between checkpoints")
     d.add_argument("--resume", action="store_true", help="skip the images the checkpoint has done")
     d.add_argument("--previous-results", metavar="OLD.json", help="process only images not in this results file")

@@ -5,41 +5,45 @@ run. Its steps, and why:
 
 1. ``folders.list_inputs``: the deterministic file list (sorted walk, names relative to the one
    folder given), then ``folders.shard`` when N machines split the season.
-2. What is already done is not redone: entries of ``--previous-results`` (a season grows card by
-   card) and, with ``resume``, of the checkpoint.
+2. What is already done is not redone: with ``resume``, the entries of the run's journal
+   (``run_store``; an old-format checkpoint is converted once), and the entries of
+   ``--previous-results`` (a season grows card by card), appended to the journal.
 3. ``pipeline.run_pipeline`` decodes in threads while the network runs batches.
-4. Every ``checkpoint_every`` images, and when asked to stop (Ctrl-C / SIGTERM set ``stop``),
-   the checkpoint is rewritten atomically; a resumed run ends with the same file as an
-   uninterrupted one (timestamps aside), since entries are final when checkpointed and the
-   results are written in the file list's order.
-5. Repeated boxes are flagged over the whole list, the results written atomically, the
-   checkpoint removed.
+4. Each finished entry is appended to the journal; every ``checkpoint_every`` images, and when
+   asked to stop (Ctrl-C / SIGTERM set ``stop``), the journal is flushed and fsynced: a cost in
+   the entries since the last checkpoint, not in the run's length. A resumed run ends with the
+   same file as an uninterrupted one (timestamps aside), since entries are final when appended
+   and the results are written in the file list's order.
+5. Repeated boxes are flagged over the whole list, the results written atomically by streaming
+   the entries back from the journal, the journal removed.
 
-Memory: each finished entry is kept as compact JSON text (about a tenth of the dicts it came
-from) and the files are written by streaming those texts, so a season's run grows by a few
-kilobytes per image at most (figures in the README), not by the decoded pictures.
+Memory: the journal keeps the entries on disk; the run holds one byte offset per listed file,
+the failure messages, and (with ``flag_repeats``) the boxes that take part in repeat flagging,
+so a season's run does not grow with its entries (figures in the README), nor with the decoded
+pictures.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 import threading
 import time
+import weakref
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
-
-import json
-import posixpath
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.inference.folders import FileList, list_inputs, shard
 from ssd.inference.megadetector import (DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS, ResultsError, image_entry, read_results,
                                         results_document)
 from ssd.inference.pipeline import run_pipeline
-from ssd.inference.repeats import flag_repeats
-from ssd.inference.results import results_csv
-from ssd.inference.run_checkpoint import (compact, default_checkpoint_path, load_checkpoint, save_checkpoint,
-                                          write_json_with_images)
+from ssd.inference.repeats import RepeatFinder
+from ssd.inference.results import write_results_csv
+from ssd.inference.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
+from ssd.inference.run_store import RunStore, default_journal_path
 
 PROGRESS_EVERY_S = 2.0
 
@@ -76,7 +80,7 @@ class BatchOptions:
 class BatchResult:
     """How a run ended: counts, failures, where things were written; the results on demand."""
 
-    texts: Optional[List[str]]                 # the images' entries as JSON text (None when stopped)
+    results: Union[str, IO[str], None]        # the results JSON to read back (None when stopped)
     head: Dict[str, Any]
     total: int
     processed: int
@@ -88,19 +92,33 @@ class BatchResult:
     failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.results is not None and not isinstance(self.results, str):
+            weakref.finalize(self, self.results.close)      # the temporary file lives as long as the result
+
     @property
     def document(self) -> Optional[Dict[str, Any]]:
-        """The whole results document as dicts (parsed on each call: for small runs and tests)."""
-        if self.texts is None:
+        """The whole results document as dicts, read back from the file written (parsed on each
+        call: for small runs and tests; a run with no ``out_json`` wrote it to a temporary file)."""
+        if self.results is None:
             return None
-        return dict(self.head, images=[json.loads(t) for t in self.texts])
+        if isinstance(self.results, str):
+            with open(self.results, encoding="utf-8") as fh:
+                return json.load(fh)
+        self.results.seek(0)
+        return json.load(self.results)
 
 
 def checkpoint_path(opts: BatchOptions) -> Optional[str]:
-    """``--checkpoint`` as given, else beside the JSON output, else none."""
+    """The journal: ``--checkpoint`` as given, else beside the JSON output, else none."""
     if opts.checkpoint:
         return opts.checkpoint
-    return default_checkpoint_path(opts.out_json) if opts.out_json else None
+    return default_journal_path(opts.out_json) if opts.out_json else None
+
+
+def legacy_checkpoint_path(opts: BatchOptions) -> Optional[str]:
+    """Where a run before the journal kept its checkpoint by default (``--resume`` converts it)."""
+    return default_checkpoint_path(opts.out_json) if opts.out_json and not opts.checkpoint else None
 
 
 def _classes(opts: BatchOptions, det) -> List[str]:
@@ -116,14 +134,23 @@ def _settings(opts: BatchOptions, det, files: FileList) -> Dict[str, Any]:
             "base": files.base, "absolute_paths": bool(opts.absolute_paths)}
 
 
-def _already_done(opts: BatchOptions, det, files: FileList, settings: Dict[str, Any],
-                  ckpt: Optional[str]) -> Dict[str, str]:
-    """Entries (compact JSON by file name) not to redo: the previous results', then the checkpoint's."""
-    wanted = set(files.names)
-    done = {k: compact(v) for k, v in _previous_entries(opts.previous_results, _classes(opts, det)).items() if k in wanted}
-    if opts.resume and ckpt:
-        done.update({e["file"]: compact(e) for e in load_checkpoint(ckpt, settings) if e.get("file") in wanted})
-    return done
+def _open_store(opts: BatchOptions, det, files: FileList, settings: Dict[str, Any],
+                ckpt: Optional[str]) -> RunStore:
+    """The run's entry store: the journal (resumed, or new), else a temporary one; previous
+    results' entries not done yet are appended to it (read first: a bad file changes nothing)."""
+    previous = _previous_entries(opts.previous_results, _classes(opts, det))
+    if ckpt and opts.resume:
+        store = RunStore.resume(ckpt, settings, files.names, legacy_checkpoint_path(opts))
+    elif ckpt:
+        store = RunStore.create(ckpt, settings, files.names)
+    else:
+        store = RunStore.temporary(files.names, os.path.dirname(os.path.abspath(opts.out_csv)) if opts.out_csv else None)
+    try:
+        store.adopt(previous)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _previous_entries(path: Optional[str], classes: List[str]) -> Dict[str, Dict[str, Any]]:
@@ -177,13 +204,45 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     det = detector or Detector.load(opts.model, precision=opts.precision)
     ckpt = checkpoint_path(opts)
     files = list_inputs(opts.inputs, opts.recursive, opts.absolute_paths,
-                        exclude=[opts.out_json, opts.out_csv, ckpt, opts.progress_file])
+                        exclude=[opts.out_json, opts.out_csv, ckpt, legacy_checkpoint_path(opts), opts.progress_file])
     if opts.shard:
         files = shard(files, *opts.shard)
-    settings = _settings(opts, det, files)
-    done = _already_done(opts, det, files, settings, ckpt)
-    failures = [json.loads(t).get("failure") or "" for t in done.values() if '"detections":null' in t]
-    todo = [i for i, n in enumerate(files.names) if n not in done]
+    store = _open_store(opts, det, files, _settings(opts, det, files), ckpt)
+    try:
+        progress, failures, stopped = _process(opts, det, files, store, stop, stream)
+    except BaseException:
+        if store.published:                     # keep what was done; an unpublished journal is dropped
+            with suppress(OSError):             # (the error itself is what matters)
+                store.checkpoint()
+        store.close()
+        raise
+    if stopped:
+        store.checkpoint()
+        store.close()
+        progress.report("stopped", force=True)
+        return BatchResult(None, {}, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped,
+                           failure_messages=failures)
+    try:
+        store.checkpoint()                      # a kill while the results are written loses nothing
+        marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
+        head, results = _write_results(opts, det, lambda: _final_texts(store, marks, opts.flag_repeats > 0))
+    except BaseException:
+        store.close()
+        raise
+    store.discard()
+    legacy = legacy_checkpoint_path(opts)
+    if legacy and os.path.exists(legacy):       # a stale pre-journal checkpoint of this output
+        os.unlink(legacy)
+    progress.report("done", force=True)
+    return BatchResult(results, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
+                       suspects, failures, {"seconds": time.time() - t_start})
+
+
+def _process(opts: BatchOptions, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
+             stream: Optional[TextIO]) -> Tuple[_Progress, List[str], bool]:
+    """Run the files not done through the network, appending entries and checkpointing."""
+    failures = [store.prior_failures[i] for i in sorted(store.prior_failures)]
+    todo = [i for i in range(len(files)) if not store.is_done(i)]
     progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
     progress.failures = len(failures)
     progress.report(force=True)
@@ -192,16 +251,16 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
                        opts.floor, opts.batch_size, opts.workers, opts.transform)
     try:
         for out in gen:
-            name = files.names[todo[out.index]]
-            done[name] = compact(image_entry(name, out.raw, out.failure, opts.floor, out.datetime,
-                                             opts.max_detections))
+            i = todo[out.index]
+            store.add(i, compact(image_entry(files.names[i], out.raw, out.failure, opts.floor, out.datetime,
+                                             opts.max_detections)))
             progress.done += 1
             if out.failure is not None:
                 progress.failures += 1
                 failures.append(out.failure)
             since_ckpt += 1
-            if ckpt and since_ckpt >= max(1, opts.checkpoint_every):
-                save_checkpoint(ckpt, settings, _ordered(files, done))
+            if store.path and since_ckpt >= max(1, opts.checkpoint_every):
+                store.checkpoint()
                 since_ckpt = 0
             progress.report()
             if stop is not None and stop.is_set():
@@ -209,54 +268,53 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
                 break
     finally:
         gen.close()
-    if stopped:
-        if ckpt:
-            save_checkpoint(ckpt, settings, _ordered(files, done))
-        progress.report("stopped", force=True)
-        return BatchResult(None, {}, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped,
-                           failure_messages=failures)
-    texts = _ordered(files, done)
-    del done
-    suspects = _flag_repeats(texts, opts.flag_repeats, opts.threshold) if opts.flag_repeats else 0
-    head = _write_results(opts, det, texts)
-    if ckpt and os.path.exists(ckpt):
-        os.unlink(ckpt)
-    progress.report("done", force=True)
-    return BatchResult(texts, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start})
+    return progress, failures, stopped
 
 
-def _write_results(opts: BatchOptions, det, texts: List[str]) -> Dict[str, Any]:
-    """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head."""
+def _write_results(opts: BatchOptions, det, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
+    """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
+    where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None}}
     head = results_document([], _classes(opts, det), os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
     head.pop("images")
+    results: Union[str, IO[str]]
     if opts.out_json:
-        write_json_with_images(opts.out_json, head, texts)
+        write_json_with_images(opts.out_json, head, texts())
+        results = opts.out_json
+    else:
+        results = tempfile.TemporaryFile("w+", encoding="utf-8")
+        write_images_json(results, head, texts())
+        results.flush()
     if opts.out_csv:
         with atomic_path(opts.out_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(results_csv({"detection_categories": head["detection_categories"],
-                                  "images": (json.loads(t) for t in texts)}))
-    return head
+            write_results_csv(fh, head["detection_categories"], (json.loads(t) for t in texts()))
+    return head, results
 
 
-def _ordered(files: FileList, done: Dict[str, str]) -> List[str]:
-    """The finished entries (JSON text) in the file list's order."""
-    return [done[n] for n in files.names if n in done]
+def _repeats(store: RunStore, min_images: int, min_conf: float) -> Tuple[Dict[int, Set[int]], int]:
+    """Repeated boxes over the whole list, read from the store: entry number → detection indices.
+
+    Holds only the detections ≥ ``min_conf`` (``repeats.RepeatFinder``), never the entries.
+    """
+    finder = RepeatFinder(min_conf)
+    for k, t in enumerate(store.texts()):
+        if '"detections":[{' in t:
+            finder.add(k, json.loads(t))
+    marks = finder.repeats(min_images)
+    return marks, sum(len(m) for m in marks.values())
 
 
-def _flag_repeats(texts: List[str], min_images: int, min_conf: float) -> int:
-    """``repeats.flag_repeats`` one camera folder at a time, so only one folder is ever parsed."""
-    by_folder: Dict[str, List[int]] = {}
-    for i, t in enumerate(texts):
-        file = json.loads(t)["file"] if '"detections":[{' in t else None
-        if file is not None:
-            by_folder.setdefault(posixpath.dirname(file), []).append(i)
-    marked = 0
-    for idx in by_folder.values():
-        entries = [json.loads(texts[i]) for i in idx]
-        marked += flag_repeats(entries, min_images, min_conf)
-        for i, e in zip(idx, entries):
-            texts[i] = compact(e)
-    return marked
+def _final_texts(store: RunStore, marks: Dict[int, Set[int]], flagging: bool) -> Iterator[str]:
+    """The entries as written to the results: in list order, with this run's ``suspect`` marks
+    (old marks cleared when flagging, as ``repeats.flag_repeats`` does)."""
+    for k, t in enumerate(store.texts()):
+        if k in marks or (flagging and '"suspect"' in t):
+            entry = json.loads(t)
+            which = marks.get(k, ())
+            for j, d in enumerate(entry.get("detections") or []):
+                d.pop("suspect", None)
+                if j in which:
+                    d["suspect"] = True
+            t = compact(entry)
+        yield t

@@ -9,8 +9,10 @@ box at the same place (IoU ≥ 0.85) appears in at least ``min_images`` images o
 from __future__ import annotations
 
 import posixpath
+from array import array
 from collections import defaultdict
-from typing import Any, Dict, List, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Set
 
 DEFAULT_IOU = 0.85
 
@@ -32,26 +34,70 @@ def flag_repeats(images: List[Dict[str, Any]], min_images: int, min_conf: float,
     clustering per folder: each box joins the first cluster whose first box it overlaps by ≥
     ``iou``; a cluster seen in ≥ ``min_images`` distinct images is a repeat.
     """
-    by_folder: Dict[str, List[Tuple[Dict[str, Any], str]]] = defaultdict(list)
-    for im in images:
+    finder = RepeatFinder(min_conf, iou)
+    for k, im in enumerate(images):
         for d in im.get("detections") or []:
             d.pop("suspect", None)
-            if d.get("conf", 0.0) >= min_conf:
-                by_folder[posixpath.dirname(im["file"])].append((d, im["file"]))
-    marked = 0
-    for dets in by_folder.values():
-        clusters: List[Tuple[List[float], List[Dict[str, Any]], set]] = []
-        for d, file in dets:
-            for rep, members, files in clusters:
-                if iou_xywh(rep, d["bbox"]) >= iou:
-                    members.append(d)
-                    files.add(file)
-                    break
-            else:
-                clusters.append((list(d["bbox"]), [d], {file}))
-        for _, members, files in clusters:
-            if len(files) >= max(2, int(min_images)):
-                for d in members:
-                    d["suspect"] = True
-                marked += len(members)
-    return marked
+        finder.add(k, im)
+    marks = finder.repeats(min_images)
+    for k, which in marks.items():
+        dets = images[k]["detections"]
+        for j in which:
+            dets[j]["suspect"] = True
+    return sum(len(which) for which in marks.values())
+
+
+_STRIDE = 1 << 20          # a member is packed as image number * _STRIDE + detection index
+
+
+@dataclass
+class _Cluster:
+    box: List[float]                                        # the first box: what later ones match
+    members: "array[int]" = field(default_factory=lambda: array("q"))
+    files: Set[str] = field(default_factory=set)
+
+
+class RepeatFinder:
+    """``flag_repeats``' clustering fed one image at a time, so a run's entries can stay on disk.
+
+    Why: a season's entries are read back from the run's journal; holding them all to flag
+    repeats would undo that. What it holds is proportional to the detections that take part (≥
+    ``min_conf``): per folder, each cluster's first box, its members packed as integers (image
+    number, detection index) and the names of the distinct files it was seen in. Images must be
+    added in the order of the results (the clustering is greedy, so order decides it) and numbered
+    0, 1, 2... in that order.
+    """
+
+    def __init__(self, min_conf: float, iou: float = DEFAULT_IOU) -> None:
+        self.min_conf, self.iou = min_conf, iou
+        self._folders: Dict[str, List[_Cluster]] = defaultdict(list)
+
+    def add(self, number: int, image: Dict[str, Any]) -> None:
+        """Cluster the boxes of one entry (number: its position among the entries)."""
+        dets = image.get("detections") or []
+        if len(dets) >= _STRIDE:
+            raise ValueError(f"at most {_STRIDE - 1} detections per image take part in repeat flagging")
+        clusters = None
+        for j, d in enumerate(dets):
+            if d.get("conf", 0.0) >= self.min_conf:
+                if clusters is None:
+                    clusters = self._folders[posixpath.dirname(image["file"])]
+                self._join(clusters, d["bbox"], number * _STRIDE + j, image["file"])
+
+    def _join(self, clusters: List[_Cluster], box: Sequence[float], member: int, file: str) -> None:
+        for c in clusters:
+            if iou_xywh(c.box, box) >= self.iou:
+                c.members.append(member)
+                c.files.add(file)
+                return
+        clusters.append(_Cluster(list(box), array("q", [member]), {file}))
+
+    def repeats(self, min_images: int) -> Dict[int, Set[int]]:
+        """Image number → indices of its detections in a cluster seen in ≥ ``min_images`` files."""
+        out: Dict[int, Set[int]] = defaultdict(set)
+        for clusters in self._folders.values():
+            for c in clusters:
+                if len(c.files) >= max(2, int(min_images)):
+                    for m in c.members:
+                        out[m // _STRIDE].add(m % _STRIDE)
+        return dict(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ssd.inference.detector import RawDetections
 from ssd.inference.megadetector import DEFAULT_FLOOR, image_entry, results_document
@@ -29,26 +29,36 @@ def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name
 
 def results_csv(doc: Dict[str, Any]) -> str:
     """One row per detection, one per image without any, one per failure; boxes in pixels."""
-    names = doc.get("detection_categories") or {}
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for im in doc.get("images", []):
-        file = im["file"]
-        if im.get("detections") is None:
-            w.writerow([file] + [""] * (len(CSV_COLUMNS) - 2) + [im.get("failure") or "unknown failure"])
-            continue
-        width, height = im.get("width"), im.get("height")
-        when = im.get("datetime") or ""
-        if not im["detections"]:
-            w.writerow([file, "", "", "", "", "", "", width or "", height or "", when, "", ""])
-        for d in im["detections"]:
-            x, y, bw, bh = d["bbox"]
-            sx, sy = (width or 1), (height or 1)
-            w.writerow([file, names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
-                        f"{x * sx:.1f}", f"{y * sy:.1f}", f"{(x + bw) * sx:.1f}", f"{(y + bh) * sy:.1f}",
-                        width or "", height or "", when, "yes" if d.get("suspect") else "", ""])
+    write_results_csv(buf, doc.get("detection_categories") or {}, doc.get("images", []))
     return buf.getvalue()
+
+
+def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[Dict[str, Any]]) -> None:
+    """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk)."""
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for im in images:
+        w.writerows(_csv_rows(im, categories))
+
+
+def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
+    """The rows of one entry."""
+    file = im["file"]
+    if im.get("detections") is None:
+        return [[file] + [""] * (len(CSV_COLUMNS) - 2) + [im.get("failure") or "unknown failure"]]
+    width, height = im.get("width"), im.get("height")
+    when = im.get("datetime") or ""
+    if not im["detections"]:
+        return [[file, "", "", "", "", "", "", width or "", height or "", when, "", ""]]
+    rows = []
+    for d in im["detections"]:
+        x, y, bw, bh = d["bbox"]
+        sx, sy = (width or 1), (height or 1)
+        rows.append([file, names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
+                     f"{x * sx:.1f}", f"{y * sy:.1f}", f"{(x + bw) * sx:.1f}", f"{(y + bh) * sy:.1f}",
+                     width or "", height or "", when, "yes" if d.get("suspect") else "", ""])
+    return rows
 
 
 def text_table(doc: Dict[str, Any], threshold: float) -> str:

@@ -1,15 +1,16 @@
-"""A batch run's checkpoint: what is done so far, rewritten atomically, checked before resuming.
+"""The batch run's checkpoint of format 1 (one JSON document), read once to resume old runs.
 
-Why: a season takes hours; a power cut or Ctrl-C half-way must not cost the finished half. The
-file holds the finished ``images`` entries exactly as they will appear in the results, plus the
-settings that decide them (model, classes, NMS, floor, shard, path base), so ``--resume`` can
-refuse a checkpoint made with other settings instead of mixing two runs.
+Why it stays: a season started before the append-only journal (``run_store``) wrote
+``season.checkpoint.json``, a document holding the settings that decide the entries (model,
+classes, NMS, floor, shard, path base) and every finished ``images`` entry. ``--resume`` converts
+such a file into the journal once, refusing it when it was made with other settings. The
+streaming JSON writer and the settings check are shared with the journal and the results file.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, List, Union
+from typing import IO, Any, Dict, Iterable, List, Union
 
 from ssd.base.atomic import atomic_path
 from ssd.inference.megadetector import ResultsError
@@ -18,15 +19,15 @@ CHECKPOINT_VERSION = 1
 
 
 def default_checkpoint_path(out_json: str) -> str:
-    """Beside the output: ``season.json`` → ``season.checkpoint.json``."""
+    """Where format 1 was written by default: ``season.json`` → ``season.checkpoint.json``."""
     root, _ = os.path.splitext(out_json)
     return root + ".checkpoint.json"
 
 
 def save_checkpoint(path: str, settings: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
-    """Rewrite the checkpoint atomically (a kill at any moment leaves the old or the new file).
+    """Write a format-1 checkpoint atomically (what runs before the journal did at every checkpoint).
 
-    ``images``: entries, or entries already as compact JSON text (what a batch run keeps).
+    Kept for tests and the benchmark's baseline, and as the definition of what ``--resume`` reads.
     """
     write_json_with_images(path, {"ssd_batch_checkpoint": CHECKPOINT_VERSION, "settings": settings}, images)
 
@@ -34,10 +35,15 @@ def save_checkpoint(path: str, settings: Dict[str, Any], images: Iterable[Union[
 def write_json_with_images(path: str, head: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
     """Write ``head`` plus an ``images`` list atomically, streaming the entries (no giant string)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(head, indent=1)[:-1].rstrip() + (",\n" if head else "\n") + ' "images": [')
-        for i, im in enumerate(images):
-            fh.write(("\n  " if i == 0 else ",\n  ") + (im if isinstance(im, str) else compact(im)))
-        fh.write("\n ]\n}\n")
+        write_images_json(fh, head, images)
+
+
+def write_images_json(fh: IO[str], head: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
+    """``head`` plus an ``images`` list, one compact entry per line, to an open text file."""
+    fh.write(json.dumps(head, indent=1)[:-1].rstrip() + (",\n" if head else "\n") + ' "images": [')
+    for i, im in enumerate(images):
+        fh.write(("\n  " if i == 0 else ",\n  ") + (im if isinstance(im, str) else compact(im)))
+    fh.write("\n ]\n}\n")
 
 
 def compact(entry: Dict[str, Any]) -> str:
@@ -45,8 +51,17 @@ def compact(entry: Dict[str, Any]) -> str:
     return json.dumps(entry, separators=(",", ":"))
 
 
+def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
+    """``ResultsError`` naming each setting that differs between a checkpoint and this run."""
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if differ:
+        detail = "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in differ)
+        raise ResultsError(f"checkpoint '{path}' was made with other settings ({detail}); "
+                           "run with the same options, or delete it to start over")
+
+
 def load_checkpoint(path: str, settings: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The done entries of a checkpoint made with the same ``settings`` (``ResultsError`` if not)."""
+    """The done entries of a format-1 checkpoint made with the same ``settings`` (``ResultsError`` if not)."""
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
@@ -57,10 +72,5 @@ def load_checkpoint(path: str, settings: Dict[str, Any]) -> List[Dict[str, Any]]
     if not isinstance(doc, dict) or doc.get("ssd_batch_checkpoint") != CHECKPOINT_VERSION \
             or not isinstance(doc.get("images"), list):
         raise ResultsError(f"'{path}' is not a batch checkpoint of this version; delete it to start over")
-    old = doc.get("settings") or {}
-    differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-    if differ:
-        detail = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in differ)
-        raise ResultsError(f"checkpoint '{path}' was made with other settings ({detail}); "
-                           "run with the same options, or delete it to start over")
+    check_settings(path, doc.get("settings") or {}, settings)
     return doc["images"]
