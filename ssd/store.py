@@ -287,7 +287,9 @@ def install_model(root: str, name: str, meta: Dict[str, Any], params_from: str) 
     """Write ``root/name`` as a whole: staged in a hidden folder beside it, renamed when complete.
 
     A failure (disk full, a kill) leaves at most a hidden ``.install-*`` folder, which
-    ``list_models`` ignores, never a half-written model under its name.
+    ``list_models`` ignores, never a half-written model under its name; the next install of that
+    name removes such leftovers once they are an hour old (a younger one may be another process's
+    install in progress).
     """
     import shutil
     import tempfile
@@ -296,6 +298,7 @@ def install_model(root: str, name: str, meta: Dict[str, Any], params_from: str) 
     if os.path.exists(dest):
         raise ModelError(f"{dest} already exists; delete it or choose another name")
     os.makedirs(root, exist_ok=True)
+    remove_stale_installs(root, name)
     staging = tempfile.mkdtemp(prefix=f".install-{name}-", dir=root)
     try:
         save_model(staging, None, dict(meta, name=name), params_from=params_from)
@@ -304,6 +307,33 @@ def install_model(root: str, name: str, meta: Dict[str, Any], params_from: str) 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
+
+
+STALE_INSTALL_S = 3600.0
+
+
+def remove_stale_installs(root: str, name: str, max_age_s: float = STALE_INSTALL_S) -> List[str]:
+    """Delete ``root/.install-NAME-*`` staging folders not modified for ``max_age_s`` (what a
+    killed install left); returns the folder names removed."""
+    import shutil
+
+    removed = []
+    prefix = f".install-{name}-"
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < max_age_s:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
 
 
 def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> PullResult:

@@ -341,3 +341,21 @@ def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_ro
     assert not at.exception, [e.value for e in at.exception]
     assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 6
     assert "models pull --list" in at.warning[0].value
+
+
+def test_an_install_killed_between_staging_and_rename_is_cleaned_up_by_the_next_one(tiny_model_dir, tmp_path):
+    """A kill after staging leaves ``.install-NAME-*``; the next install of NAME removes it once it
+    is an hour old, and leaves a younger one (another process may be installing right now)."""
+    from ssd.store import PARAMS_FILE, STALE_INSTALL_S, install_model, list_models, read_meta
+
+    root = tmp_path / "models"
+    old, young = root / ".install-det-killed", root / ".install-det-running"
+    for folder in (old, young):
+        folder.mkdir(parents=True)
+        (folder / PARAMS_FILE).write_bytes(b"half a file")
+    past = time.time() - STALE_INSTALL_S - 60
+    os.utime(old, (past, past))
+    assert [m.name for m in list_models(str(root))[0]] == []           # leftovers are never listed
+    dest = install_model(str(root), "det", read_meta(tiny_model_dir), os.path.join(tiny_model_dir, PARAMS_FILE))
+    assert os.path.isfile(os.path.join(dest, PARAMS_FILE))
+    assert not old.exists() and young.exists()

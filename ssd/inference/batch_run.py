@@ -195,10 +195,21 @@ class _Progress:
                                                  "time": now, "pid": os.getpid()})
 
 
+STDERR = "stderr"   # run_batch's default stream: the sys.stderr of the call, not of the import
+
+
 def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event] = None,
-              stream: Optional[TextIO] = sys.stderr) -> BatchResult:
-    """Run (or resume) a batch; returns the results, or a stopped result after checkpointing."""
+              stream: Union[TextIO, str, None] = STDERR) -> BatchResult:
+    """Run (or resume) a batch; returns the results, or a stopped result after checkpointing.
+
+    Progress lines go to ``stream`` (None: nowhere). The default is looked up when called: a
+    default bound at import kept whatever ``sys.stderr`` was then, a closed file by the time a
+    later caller (a test harness that had captured it) ran a batch.
+    """
     from ssd.inference.detector import Detector
+
+    if stream == STDERR:
+        stream = sys.stderr
 
     t_start = time.time()
     det = detector or Detector.load(opts.model, precision=opts.precision)
