@@ -23,8 +23,10 @@ def devices():
     return select_devices()
 
 
+@st.cache_resource(show_spinner=False)
 def training_precision():
-    """``(precision, reason)`` that training's "auto" arithmetic picks on this server's devices."""
+    """``(precision, reason)`` that training's "auto" arithmetic picks on this server's devices
+    (once per server: it reads the CPU's flags)."""
     from ssd.models.training_graph import resolve_precision
 
     return resolve_precision("auto", devices().contexts)

@@ -225,8 +225,9 @@ with st.form("train_form"):
         limit_val = q2.number_input("Use only N validation images (0 = all)", 0, 10_000_000, 0, key="train_limit_val")
         max_iters = q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
         augment = q4.checkbox("Augmentation", True, key="train_augment")
+        auto_precision, auto_why = sh.training_precision()
         q3.selectbox("Training arithmetic", ["auto", "fp32", "bf16"], key="train_precision",
-                     help=f"auto here: {sh.training_precision()[0]} ({sh.training_precision()[1]}). bf16 runs "
+                     help=f"auto here: {auto_precision} ({auto_why}). bf16 runs "
                           "the convolutions in bfloat16 with float32 master weights: about 1.5× faster on a CPU "
                           "with native bfloat16. The saved model is float32 either way.")
         make_default = q4.checkbox("Make it the app's default model", False, key="train_default")

@@ -368,6 +368,8 @@ def format_duration(seconds: Optional[float]) -> str:
 
 def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
     """Key facts of a saved model as (field, value) rows."""
+    from ssd.models.training_graph import arithmetic_text   # here: it loads MXNet, the rest of jobs does not
+
     anchors = meta.get("anchors") or {}
     ds = meta.get("dataset") or {}
     tr = meta.get("training") or {}
@@ -386,20 +388,12 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
         ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
                     f"{ds.get('num_val', '?')} val)"),
         ("trained on", str(tr.get("device", "?"))),
-        ("training arithmetic", _arithmetic_text(tr.get("arithmetic"))),
+        ("training arithmetic", arithmetic_text(tr.get("arithmetic"))),
         ("saved", str(meta.get("finished") or meta.get("saved") or "?")),
         ("default model", "yes" if meta.get("default") else "no"),
         ("command", tr.get("command") or "(started from the app)"),
     ]
     return [{"field": k, "value": v} for k, v in rows]
-
-
-def _arithmetic_text(arith: Optional[Dict[str, Any]]) -> str:
-    """"bfloat16 mixed precision (this CPU computes bfloat16 natively (avx512_bf16))", or "float32"."""
-    if not isinstance(arith, dict):
-        return "float32"
-    name = "bfloat16 mixed precision" if arith.get("precision") == "bf16" else "float32"
-    return f"{name} ({arith['reason']})" if arith.get("reason") else name
 
 
 # --------------------------------------------------------------------------------------------

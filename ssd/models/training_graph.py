@@ -49,6 +49,15 @@ class TrainingGraph:
         return {"precision": self.precision, "reason": self.reason, "batchnorm_relu_fused": self.fused}
 
 
+def arithmetic_text(arith: Any) -> str:
+    """A run's ``arithmetic`` record in words: "bfloat16 mixed precision (why)", or "float32"
+    (also for models trained before the record existed)."""
+    if not isinstance(arith, dict):
+        return "float32"
+    name = "bfloat16 mixed precision" if arith.get("precision") == "bf16" else "float32"
+    return f"{name} ({arith['reason']})" if arith.get("reason") else name
+
+
 def resolve_precision(requested: str, contexts: Sequence[Any]) -> Tuple[str, str]:
     """``(precision, reason)`` for a requested ``auto|fp32|bf16`` on these devices."""
     if requested not in PRECISIONS:

@@ -40,6 +40,7 @@ from ssd.training.distributed import Membership
 from ssd.training.events import EventLog, WorkerLog
 from ssd.training.metadata import build_meta
 from ssd.training.metrics import EpochMeter, epoch_line
+from ssd.models.training_graph import arithmetic_text
 from ssd.training.optimizer import make_trainer
 
 PROGRESS_EVERY_S = 1.0
@@ -218,8 +219,7 @@ def _report_arithmetic(cfg: TrainConfig, arith: Dict[str, Any], emit, writes: bo
     if cfg.precision == "bf16" and arith["precision"] != "bf16":
         emit("warning", message=f"bfloat16 training requested but not used; float32 instead: {arith['reason']}")
     if writes:
-        arith_name = "bfloat16 mixed precision" if arith["precision"] == "bf16" else "float32"
-        _print(f"training arithmetic: {arith_name} ({arith['reason']})")
+        _print(f"training arithmetic: {arithmetic_text(arith)}")
 
 
 class _Clock:
