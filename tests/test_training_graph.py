@@ -164,3 +164,13 @@ def test_a_training_run_records_its_arithmetic_and_warns_when_bf16_is_unavailabl
         meta = json.load(fh)
     assert meta["training"]["arithmetic"]["precision"] == "fp32"
     assert meta["training"]["args"]["precision"] == "bf16"
+
+
+def test_a_distributed_run_trains_the_network_as_written(monkeypatch):
+    monkeypatch.setattr(tg, "cpu_bfloat16", lambda: "avx512_bf16")
+    mx.random.seed(0)
+    net = TinySSD(1, SIZE)
+    net.initialize(mx.init.Xavier())
+    graph = tg.training_graph(net, SIZE, [mx.cpu()], "auto", distributed=True)
+    assert graph.block is net and graph.precision == "fp32" and "distributed" in graph.reason
+    assert net.blocks[0][0][0].weight._deferred_init        # untouched until the trainer's first step

@@ -69,7 +69,8 @@ class MultiBoxPlan(TrainingPlan):
         self.net = make_net()
         self.net.initialize(init=mx.init.Xavier(), ctx=self.ctxs)
         self.net.hybridize(static_alloc=True)
-        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision)
+        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision,
+                                    distributed=cfg.kvstore.startswith("dist"))
         self.loss = train_loss(cfg)
         self.loader = BatchLoader(train_ds, cfg.batch_size, cfg.input_size,
                                   AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed)

@@ -124,7 +124,8 @@ class ZooTraining(TrainingPlan):
         self.loss = SSDMultiBoxLoss(negative_mining_ratio=cfg.hard_negative_ratio if cfg.hard_negative_ratio > 0 else 3)
         # the step runs a traced copy sharing the weights (BatchNorm+ReLU fused, bfloat16 where the
         # CPU has it); validation and saving use self.net as written
-        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision)
+        self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision,
+                                    distributed=cfg.kvstore.startswith("dist"))
 
     def epoch(self, epoch: int):
         """Batches of one epoch; the order and augmentation follow ``(seed, epoch)`` when no
