@@ -41,7 +41,7 @@ def _base_net() -> nn.HybridSequential:
 def _map_shape(F, x):
     """A one-channel float32 stand-in for feature map ``x``: ``MultiBoxPrior`` reads only its
     height and width, has no bfloat16 kernel, and needs no gradient."""
-    return F.Cast(F.BlockGrad(F.slice_axis(x, axis=1, begin=0, end=1)), dtype="float32")
+    return F.Cast(F.slice_axis(F.BlockGrad(x), axis=1, begin=0, end=1), dtype="float32")
 
 
 class TinySSD(nn.HybridBlock):
