@@ -9,7 +9,9 @@ Why these choices (measured on the 2-core development machine, see README "Speed
 * **inference** (``python -m ssd detect|eval|quantize``): ``NaiveEngine``. A Detector call is
   a forward plus a decode of many small operators, where the threaded engine's per-operator
   scheduling shows: TinySSD batch 1, forward + decode, fp32 11.1 vs 12.4 ms and INT8 4.2 vs
-  5.1 ms (``scripts/bench_precision.py``, README). The naive engine runs
+  5.1 ms (``scripts/bench_precision.py``, README; on an AVX2-only Zen 3 the same call was 7–8 %
+  slower under it, and a folder run's batched pipeline ran at the same speed under both, so
+  the choice is a small win on one CPU kind and a small loss on another). The naive engine runs
   each operator synchronously in the calling thread, which is only safe when one thread at a
   time calls MXNet: these commands have one thread that touches MXNet (image decoding in
   helpers uses Pillow only).
