@@ -24,6 +24,7 @@ multiply's peak, each as a multiple of the seeds' loop.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -70,7 +71,7 @@ def conv_gflop_per_image(net, size: int) -> dict:
         data_name = nodes[node["inputs"][0][0]]["name"]
         cin = shape_of.get(data_name + "_output", shape_of.get(data_name))[1]
         _, cout, h, w = shape_of[node["name"] + "_output"]
-        kh, kw = eval(node["attrs"]["kernel"])  # noqa: S307 - MXNet's own "(3, 3)" attribute
+        kh, kw = ast.literal_eval(node["attrs"]["kernel"])      # MXNet writes "(3, 3)"
         flops = 2.0 * cin * cout * h * w * kh * kw
         fwd += flops
         if data_name != "data":           # the input image needs no gradient
