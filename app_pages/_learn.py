@@ -41,7 +41,7 @@ def model_choice(key: str, container=st) -> Tuple[Optional[str], Optional[dict]]
 
 @st.cache_resource(show_spinner="Running the network once…", max_entries=16)
 def _heads(path: str, stamp: float, sample_name: str, png: bytes):
-    from ssd.inference.heads import multibox_heads
+    from ssd.viz.heads import multibox_heads
 
     return multibox_heads(sh.detector(path, stamp), np.asarray(_decode(png)))
 
@@ -61,7 +61,7 @@ def heads(path: str, sample: Sample):
 
 @st.cache_resource(show_spinner="Tracing NMS…", max_entries=32)
 def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
-    from ssd.inference.nms_steps import nms_trace
+    from ssd.viz.nms_steps import nms_trace
 
     h = _heads(path, stamp, sample_name, png)
     return nms_trace(h.anchors, h.cls_preds, h.box_preds, nms, floor)
@@ -86,7 +86,7 @@ def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
 @st.cache_resource(show_spinner="Detecting on the split…", max_entries=8)
 def split_detections(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int,
                      nms: float, floor: float):
-    from ssd.inference.image_eval import split_detections as detect_split
+    from ssd.viz.image_eval import split_detections as detect_split
 
     det = sh.detector(path, stamp)
     return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
@@ -104,7 +104,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
 
 @st.cache_resource(show_spinner="Measuring the training metrics…", max_entries=8)
 def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
-    from ssd.inference.seed_metrics import measure_train_metrics
+    from ssd.viz.seed_metrics import measure_train_metrics
 
     det = sh.detector(path, stamp)
     return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)

@@ -17,10 +17,11 @@ import streamlit as st
 from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
-from ssd.inference.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
-from ssd.inference.megadetector import read_results
-from ssd.inference.results import results_csv
-from ssd.inference.summary import summarize
+from ssd.camtrap.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
+from ssd.camtrap.megadetector import read_results, typical_threshold
+from ssd.camtrap.results import results_csv
+from ssd.camtrap.summary import summarize
+from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 st.title("Camera traps")
 st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
@@ -40,7 +41,7 @@ def _plain(text: str) -> str:
 def _start() -> None:
     s = st.session_state
     settings = {"model": s.get("ct_model"), "folder": os.path.abspath(os.path.expanduser(s.get("ct_folder", ""))),
-                "recursive": bool(s.get("ct_recursive", True)), "threshold": float(s.get("ct_threshold", 0.2)),
+                "recursive": bool(s.get("ct_recursive", True)), "threshold": float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                 "flag_repeats": int(s.get("ct_repeats", 0))}
     try:
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), settings)
@@ -72,8 +73,8 @@ else:
         sh.model_picker("Model", ok, default_path, key="ct_model")
     c3, c4, c5, c6 = st.columns(4)
     c3.text_input("Run name", value="season", key="ct_name")
-    c4.number_input("Typical threshold", 0.01, 1.0, 0.2, 0.05, key="ct_threshold",
-                    help="Written into the results for Timelapse; every detection ≥ 0.005 is kept.")
+    c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05, key="ct_threshold",
+                    help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
     c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
                     help="A box at the same place in many images of one camera folder (a rock, a branch).")
     c6.checkbox("Include subfolders", value=True, key="ct_recursive")
@@ -142,7 +143,7 @@ except SSDError as err:
     st.error(_plain(err))
     st.stop()
 names = doc["detection_categories"]
-typical = float(((doc.get("info") or {}).get("detector_metadata") or {}).get("typical_detection_threshold", 0.2))
+typical = typical_threshold(doc)
 
 f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
 threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical), 0.01, key="ct_conf")
@@ -196,7 +197,7 @@ with st.form("ct_sort"):
     target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
     mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode")
     if st.form_submit_button("Sort into folders") and target:
-        from ssd.inference.sorting import sort_into_folders
+        from ssd.camtrap.sorting import sort_into_folders
 
         try:
             counts = sort_into_folders(doc, image_root, target, threshold, mode, hide_suspect)

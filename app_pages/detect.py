@@ -12,13 +12,13 @@ from app_pages import _shared as sh
 from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
-from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
+from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
 from ssd.inference.precision import precision_choices
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
-from ssd.inference.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
-from ssd.inference.results import megadetector_json, results_csv
+from ssd.camtrap.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
+from ssd.camtrap.results import megadetector_json, results_csv
 from ssd.store import is_pretrained_detector, model_knowledge
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
@@ -51,7 +51,7 @@ with st.sidebar:
         help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
              "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
-    threshold = st.slider("Confidence threshold", 0.01, 1.0, DEFAULT_THRESHOLD, 0.01, key="detect_threshold",
+    threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
                           help="Boxes scoring below this are hidden. Moving it does not run the network again.")
     nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "

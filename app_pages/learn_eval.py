@@ -7,8 +7,8 @@ import streamlit as st
 from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
-from ssd.inference.detector import DEFAULT_FLOOR, DEFAULT_NMS
-from ssd.inference.image_eval import counts_table, match_detections, operating_point
+from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
+from ssd.viz.image_eval import counts_table, match_detections, operating_point
 from ssd.viz.learn import image_eval_figure, pr_operating_figure
 from ssd.workspace import dataset_choices, folder_stamp, model_key
 
@@ -31,7 +31,7 @@ confidence = s1.slider("Confidence", 0.01, 0.99, 0.5, 0.01, key="learn_eval_conf
 iou = s2.slider("IoU threshold", 0.1, 0.9, 0.5, 0.05, key="learn_eval_iou")
 stamp = folder_stamp(folder) if folder else 0.0
 try:
-    split = _learn.split_detections(*model_key(path), folder, stamp, limit, DEFAULT_NMS, DEFAULT_FLOOR)
+    split = _learn.split_detections(*model_key(path), folder, stamp, limit, DEFAULT_NMS, EVAL_FLOOR)
 except SSDError as err:
     st.error(str(err))
     st.stop()
@@ -60,7 +60,7 @@ with f2:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 st.subheader("The whole split")
-result = _learn.split_evaluation(*model_key(path), folder, stamp, limit, DEFAULT_NMS, DEFAULT_FLOOR, iou)
+result = _learn.split_evaluation(*model_key(path), folder, stamp, limit, DEFAULT_NMS, EVAL_FLOOR, iou)
 points = operating_point(split, confidence, iou)
 p1, p2 = st.columns([3, 2])
 with p1:
@@ -72,4 +72,4 @@ with p2:
                                 "recall @ conf": round(points[c]["recall"], 3)}
                                for c, ap in result.per_class_ap.items()]), hide_index=True, width="stretch")
     st.caption("AP integrates precision over recall for every confidence (candidates down to "
-               f"{DEFAULT_FLOOR:g}); the dot is the single point your confidence picks on that curve.")
+               f"{EVAL_FLOOR:g}); the dot is the single point your confidence picks on that curve.")

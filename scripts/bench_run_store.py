@@ -65,9 +65,9 @@ def wchar() -> int:
 
 def run_journal(folder: str, files: List[str], every: int, detections: int) -> Dict[str, float]:
     """This code: append, flush + fsync every ``every``, stream the results from the journal."""
-    from ssd.inference.batch_run import _final_texts
-    from ssd.inference.run_checkpoint import compact, write_json_with_images
-    from ssd.inference.run_store import RunStore
+    from ssd.camtrap.batch_run import _final_texts
+    from ssd.camtrap.run_checkpoint import compact, write_json_with_images
+    from ssd.camtrap.run_store import RunStore
 
     path = os.path.join(folder, "season.checkpoint.jsonl")
     store = RunStore.create(path, SETTINGS, files)
@@ -91,7 +91,7 @@ def run_journal(folder: str, files: List[str], every: int, detections: int) -> D
 
 def run_rewrite(folder: str, files: List[str], every: int, detections: int) -> Dict[str, float]:
     """The code before the journal: entries in memory, the whole checkpoint rewritten each time."""
-    from ssd.inference.run_checkpoint import compact, load_checkpoint, save_checkpoint, write_json_with_images
+    from ssd.camtrap.run_checkpoint import compact, load_checkpoint, save_checkpoint, write_json_with_images
 
     path = os.path.join(folder, "season.checkpoint.json")
     done: Dict[str, str] = {}
@@ -115,7 +115,7 @@ def run_rewrite(folder: str, files: List[str], every: int, detections: int) -> D
 
 def child(mode: str, n: int, every: int, detections: int) -> Dict[str, Any]:
     """One way, measured in this process: seconds, bytes written, peak RSS, file sizes."""
-    import ssd.inference.batch_run  # noqa: F401  (loaded before the baseline RSS is read)
+    import ssd.camtrap.batch_run  # noqa: F401  (loaded before the baseline RSS is read)
 
     files = names(n)
     rss_before = peak_rss_mb()

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 
 from ssd.base.processes import pid_alive
 from ssd.base.errors import JobError, SSDError
+from ssd.inference.thresholds import TYPICAL_THRESHOLD
 from ssd.training.events import EVENTS_FILE, read_events
 from ssd.workspace import REPO_ROOT, models_dir
 
@@ -425,7 +426,7 @@ def batch_argv(run_dir: str, settings: Dict[str, Any], resume: bool = False) -> 
     argv = ["detect", "--model", settings["model"], settings["folder"], "--quiet",
             "--json", os.path.join(run_dir, BATCH_RESULTS), "--csv", os.path.join(run_dir, BATCH_CSV),
             "--progress-file", os.path.join(run_dir, BATCH_PROGRESS),
-            "--threshold", str(settings.get("threshold", 0.2)),
+            "--threshold", str(settings.get("threshold", TYPICAL_THRESHOLD)),
             "--checkpoint-every", str(settings.get("checkpoint_every", 100))]
     if settings.get("recursive", True):
         argv.append("--recursive")

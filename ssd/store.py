@@ -22,7 +22,7 @@ from ssd.models.registry import build_from_meta
 
 META_FILE = "meta.json"
 PARAMS_FILE = "model.params"
-FORMAT_VERSION = 1
+META_FORMAT_VERSION = 1
 DEFAULT_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 
 
@@ -115,7 +115,7 @@ def save_model(model_dir: str, net, meta: Dict[str, Any], params_from: Optional[
         wrote = False
     faults.step("model: weights pending")
     meta = dict(meta)
-    meta.setdefault("format_version", FORMAT_VERSION)
+    meta.setdefault("format_version", META_FORMAT_VERSION)
     meta.setdefault("name", os.path.basename(os.path.normpath(model_dir)))
     meta.setdefault("versions", library_versions())
     meta["saved"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

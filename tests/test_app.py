@@ -187,7 +187,7 @@ def test_batch_cache_render_and_export(tiny_model_dir):
     from ssd.inference.batch import DetectionCache, detect_images, detection_rows, render_batch, results_for_export
     from ssd.inference.detector import Detector
     from ssd.viz.drawing import PREVIEW_SIDE, annotated_png
-    from ssd.inference.results import megadetector_json
+    from ssd.camtrap.results import megadetector_json
 
     det = Detector.load(tiny_model_dir)
     big = _png(3, (2000, 1500))

@@ -41,7 +41,7 @@ def test_learn_anchors_shows_8732_for_ssd300_and_5444_for_tiny(app_env):
 
 def test_learn_losses_roles_match_the_library(app_env):
     from ssd.inference.detector import Detector
-    from ssd.inference.heads import multibox_heads
+    from ssd.viz.heads import multibox_heads
     from ssd.models.mining import anchor_roles
     from ssd.workspace import demo_sample_index, sample_images
 

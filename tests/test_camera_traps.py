@@ -11,8 +11,8 @@ import time
 import pytest
 from PIL import Image
 
-from ssd.inference.batch_run import BatchOptions, run_batch
-from ssd.inference.megadetector import ResultsError
+from ssd.camtrap.batch_run import BatchOptions, run_batch
+from ssd.camtrap.megadetector import ResultsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "models", "tiny-pikachu")
@@ -133,7 +133,7 @@ def test_kill9_then_resume_gives_the_same_results(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(season, tmp_path, detector):
-    from ssd.inference.run_checkpoint import save_checkpoint
+    from ssd.camtrap.run_checkpoint import save_checkpoint
 
     opts = BatchOptions(MODEL, [season], out_json=str(tmp_path / "o.json"), recursive=True, resume=True, nms=0.3)
     save_checkpoint(str(tmp_path / "o.checkpoint.json"), {"nms": 0.45}, [])
@@ -142,7 +142,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(season, tmp_path, detecto
 
 
 def test_two_shards_merged_equal_one_run(season, tmp_path, detector):
-    from ssd.inference.merging import merge_results
+    from ssd.camtrap.merging import merge_results
     from ssd.base.atomic import atomic_write_json
 
     base = dict(recursive=True, flag_repeats=2, threshold=0.01)
@@ -184,7 +184,7 @@ def test_previous_results_are_not_processed_again(season, tmp_path, detector):
 
 
 def test_summary_and_sort_counts_match_the_json(season, tmp_path):
-    from ssd.inference.summary import summarize
+    from ssd.camtrap.summary import summarize
 
     out = tmp_path / "r.json"
     run_cli("detect", "--model", MODEL, season, "--recursive", "--json", str(out), "--quiet")
@@ -210,7 +210,7 @@ def test_summary_and_sort_counts_match_the_json(season, tmp_path):
 
 
 def test_sort_refuses_paths_that_escape_the_target(tmp_path):
-    from ssd.inference.sorting import sort_into_folders
+    from ssd.camtrap.sorting import sort_into_folders
 
     (tmp_path / "x.jpg").write_bytes(b"x")
     doc = {"detection_categories": {"1": "animal"},
@@ -220,8 +220,8 @@ def test_sort_refuses_paths_that_escape_the_target(tmp_path):
 
 
 def test_repeated_boxes_in_one_camera_are_flagged():
-    from ssd.inference.repeats import flag_repeats
-    from ssd.inference.summary import summarize
+    from ssd.camtrap.repeats import flag_repeats
+    from ssd.camtrap.summary import summarize
 
     rock = [0.5, 0.5, 0.1, 0.1]
     images = [{"file": f"cam1/{i}.jpg", "failure": None,
@@ -246,7 +246,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
 
 def test_browser_filters_pages_and_never_opens_files_outside_the_folder(season, detector, tmp_path):
-    from ssd.inference.browse import filter_entries, image_path, page_count, page_of, picture
+    from ssd.camtrap.browse import filter_entries, image_path, page_count, page_of, picture
 
     doc = run_batch(BatchOptions(MODEL, [season], recursive=True), detector, stream=None).document
     names = doc["detection_categories"]
@@ -263,7 +263,7 @@ def test_browser_filters_pages_and_never_opens_files_outside_the_folder(season, 
 
 
 def test_suspect_repeats_are_drawn_as_such_when_shown():
-    from ssd.inference.browse import entry_detections
+    from ssd.camtrap.browse import entry_detections
 
     entry = {"file": "cam1/a.jpg", "failure": None,
              "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "suspect": True},

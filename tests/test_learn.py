@@ -48,7 +48,7 @@ def test_loss_shapes_follow_the_d2l_formulas():
 def test_anchor_roles_keep_three_negatives_per_positive(tiny_model_dir, synth_dir):
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
-    from ssd.inference.heads import multibox_heads
+    from ssd.viz.heads import multibox_heads
     from ssd.models.mining import anchor_roles
     from ssd.models.targets import positive_anchors
 
@@ -67,8 +67,8 @@ def test_anchor_roles_keep_three_negatives_per_positive(tiny_model_dir, synth_di
 def test_nms_steps_end_in_exactly_the_detectors_output(tiny_model_dir, synth_dir, nms, floor):
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
-    from ssd.inference.heads import multibox_heads
-    from ssd.inference.nms_steps import nms_trace, overlaps
+    from ssd.viz.heads import multibox_heads
+    from ssd.viz.nms_steps import nms_trace, overlaps
 
     det = Detector.load(tiny_model_dir)
     val = open_dataset(synth_dir).val
@@ -98,7 +98,7 @@ def test_one_image_evaluation_counts_and_agrees_with_voc_metric(tiny_model_dir, 
 
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
-    from ssd.inference.image_eval import match_detections, operating_point, split_detections
+    from ssd.viz.image_eval import match_detections, operating_point, split_detections
 
     det = Detector.load(tiny_model_dir)
     val = open_dataset(synth_dir).val

@@ -198,8 +198,8 @@ def _raw(names, boxes, scores, classes):
 
 
 def test_megadetector_categories_map_merge_and_drop():
-    from ssd.inference.categories import apply_categories, to_megadetector
-    from ssd.inference.results import megadetector_json
+    from ssd.camtrap.categories import apply_categories, to_megadetector
+    from ssd.camtrap.results import megadetector_json
     from ssd.models.pretrained import dataset_classes
 
     coco = dataset_classes("coco")

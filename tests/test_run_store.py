@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.inference.batch_run import BatchOptions, run_batch
-from ssd.inference.megadetector import ResultsError
-from ssd.inference.run_store import RunStore
+from ssd.camtrap.batch_run import BatchOptions, run_batch
+from ssd.camtrap.megadetector import ResultsError
+from ssd.camtrap.run_store import RunStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "models", "tiny-pikachu")     # only named in the settings: never loaded here
@@ -122,7 +122,7 @@ def test_resume_after_a_torn_line_and_a_duplicated_entry_equals_an_uninterrupted
 
 
 def test_streamed_repeat_flags_equal_flag_repeats_over_the_whole_list(season, once, tmp_path):
-    from ssd.inference.repeats import flag_repeats
+    from ssd.camtrap.repeats import flag_repeats
 
     plain = run_batch(_opts(season, tmp_path / "p.json", flag_repeats=0), FakeDetector(), stream=None).document
     images = plain["images"]
@@ -133,9 +133,9 @@ def test_streamed_repeat_flags_equal_flag_repeats_over_the_whole_list(season, on
 
 
 def test_an_old_format_checkpoint_resumes_and_is_converted_once(season, once, tmp_path):
-    from ssd.inference.batch_run import _settings
-    from ssd.inference.folders import list_inputs
-    from ssd.inference.run_checkpoint import save_checkpoint
+    from ssd.camtrap.batch_run import _settings
+    from ssd.camtrap.folders import list_inputs
+    from ssd.camtrap.run_checkpoint import save_checkpoint
 
     out = tmp_path / "season.json"
     det = FakeDetector()

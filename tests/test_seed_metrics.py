@@ -69,8 +69,8 @@ def test_old_histories_read_their_class_err_as_the_mined_one():
 def test_measured_metrics_of_a_saved_model_match_argmax_over_all_anchors(tiny_model_dir, synth_dir):
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
-    from ssd.inference.heads import multibox_heads
-    from ssd.inference.seed_metrics import measure_train_metrics
+    from ssd.viz.heads import multibox_heads
+    from ssd.viz.seed_metrics import measure_train_metrics
     from ssd.models.mining import anchor_roles
 
     det = Detector.load(tiny_model_dir)

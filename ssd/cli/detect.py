@@ -1,6 +1,6 @@
 """``python -m ssd detect``: detect objects in images and folders; table, MegaDetector JSON, CSV.
 
-Arguments only: the run itself is ``ssd.inference.batch_run.run_batch``, shared with the app's
+Arguments only: the run itself is ``ssd.camtrap.batch_run.run_batch``, shared with the app's
 camera-trap jobs.
 """
 from __future__ import annotations
@@ -10,19 +10,18 @@ import sys
 
 from ssd.base.signals import stop_requests
 from ssd.cli.args import nms_threshold, nonnegative_int, positive_int, probability
-from ssd.inference.detector import DEFAULT_NMS, DEFAULT_THRESHOLD
-from ssd.inference.megadetector import DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS
+from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 
 def register(sub) -> None:
     d = sub.add_parser("detect", help="detect objects in images or folders (camera-trap batches)")
     d.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
     d.add_argument("images", nargs="+", metavar="PATH", help="image files and/or folders")
-    d.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD,
+    d.add_argument("--threshold", type=probability, default=TYPICAL_THRESHOLD,
                    help="score shown in the table; written as the typical threshold in the JSON")
-    d.add_argument("--floor", type=probability, default=DEFAULT_FLOOR,
+    d.add_argument("--floor", type=probability, default=RESULTS_FLOOR,
                    help="lowest score written to the JSON/CSV, so tools can re-threshold (default 0.005)")
-    d.add_argument("--max-detections", type=positive_int, default=DEFAULT_MAX_DETECTIONS, metavar="N",
+    d.add_argument("--max-detections", type=positive_int, default=MAX_DETECTIONS, metavar="N",
                    help="most detections written per image, highest scores first (default 100)")
     d.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS, help="NMS IoU threshold")
     d.add_argument("--json", metavar="OUT", help="write MegaDetector-format JSON here")
@@ -58,7 +57,7 @@ def _categories(args: argparse.Namespace):
     """
     if args.categories != "megadetector":
         return None, None
-    from ssd.inference.categories import MEGADETECTOR_CLASSES, apply_categories, category_map
+    from ssd.camtrap.categories import MEGADETECTOR_CLASSES, apply_categories, category_map
     from ssd.store import read_meta
 
     category_map(read_meta(args.model)["classes"])
@@ -67,9 +66,9 @@ def _categories(args: argparse.Namespace):
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
-    from ssd.inference.batch_run import BatchOptions, run_batch
-    from ssd.inference.folders import parse_shard
-    from ssd.inference.results import text_table
+    from ssd.camtrap.batch_run import BatchOptions, run_batch
+    from ssd.camtrap.folders import parse_shard
+    from ssd.camtrap.results import text_table
 
     check_output_targets(args.json, args.csv)
     transform, classes = _categories(args)

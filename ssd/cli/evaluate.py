@@ -6,7 +6,7 @@ import sys
 
 from ssd.base.errors import SSDError
 from ssd.cli.args import nms_threshold, positive_int
-from ssd.inference.detector import DEFAULT_NMS
+from ssd.inference.thresholds import DEFAULT_NMS
 
 
 def register(sub) -> None:

@@ -34,12 +34,13 @@ def register(sub) -> None:
 def _threshold(doc, given):
     if given is not None:
         return float(given)
-    return float(((doc.get("info") or {}).get("detector_metadata") or {}).get("typical_detection_threshold", 0.2))
+    from ssd.camtrap.megadetector import typical_threshold
+    return typical_threshold(doc)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from ssd.base.atomic import atomic_write_json
-    from ssd.inference.merging import merge_results
+    from ssd.camtrap.merging import merge_results
 
     doc = merge_results(args.inputs)
     atomic_write_json(args.out, doc)
@@ -48,8 +49,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from ssd.inference.megadetector import read_results
-    from ssd.inference.summary import summarize, summary_text
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.summary import summarize, summary_text
 
     doc = read_results(args.results)
     t = _threshold(doc, args.threshold)
@@ -59,8 +60,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
-    from ssd.inference.megadetector import read_results
-    from ssd.inference.sorting import sort_into_folders
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.sorting import sort_into_folders
 
     doc = read_results(args.results)
     root = args.images or os.path.dirname(os.path.abspath(args.results))

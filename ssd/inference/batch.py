@@ -96,7 +96,7 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
     unexpected decoding failure) are cached too, so a corrupt upload is not decoded on every rerun.
     """
     from ssd.data.images import load_image
-    from ssd.inference.megadetector import DEFAULT_FLOOR
+    from ssd.inference.thresholds import RESULTS_FLOOR
 
     out: List[Optional[DetectedImage]] = [None] * len(items)
     todo = []   # (index, cache key, loaded image, digest)
@@ -121,7 +121,7 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
         todo.append((i, ck, li, digest, (time.perf_counter() - t0) * 1000))
     for start in range(0, len(todo), max(1, batch_size)):
         chunk = todo[start:start + batch_size]
-        raws = detector.detect_many([li for _, _, li, _, _ in chunk], nms=nms, floor=DEFAULT_FLOOR)
+        raws = detector.detect_many([li for _, _, li, _, _ in chunk], nms=nms, floor=RESULTS_FLOOR)
         for (i, ck, li, digest, decode_ms), raw in zip(chunk, raws):
             # the image was decoded here, not in detect_many: count its own decode in its time
             raw.timings_ms["load"] = decode_ms
@@ -176,7 +176,7 @@ def class_counts(rendered: Sequence[RenderedImage], classes: Sequence[str]) -> D
 
 
 def results_for_export(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage] = ()):
-    """``(file, all detections or None, failure or None)`` rows for ``ssd.inference.results`` writers.
+    """``(file, all detections or None, failure or None)`` rows for ``ssd.camtrap.results`` writers.
 
     Every image of the batch, with every candidate down to the floor (the writers apply it):
     downloads follow the MegaDetector rules, not what the slider shows, so another tool can

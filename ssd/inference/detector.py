@@ -18,11 +18,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ssd.data.preprocess import MEAN, STD, normalize_batch
+from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.models.registry import recipe_for
 
-DEFAULT_FLOOR = 0.01     # candidates kept for later filtering (VOC evaluation floor)
-DEFAULT_NMS = 0.45
-DEFAULT_THRESHOLD = 0.5
 _NAIVE_LOCK = threading.Lock()  # shared by every Detector under MXNet's NaiveEngine
 
 
@@ -123,7 +121,7 @@ class Detector:
         det.model_dir = model_dir
         return det
 
-    def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR):
+    def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR):
         """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``."""
         if self.worker:
             from ssd.inference.worker import on_worker
@@ -161,12 +159,12 @@ class Detector:
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             return [o.asnumpy() for o in outs]
 
-    def detect(self, image, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
+    def detect(self, image, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
                name: Optional[str] = None) -> RawDetections:
         """All candidates ≥ ``floor`` for one image (path, bytes, file-like, PIL or LoadedImage)."""
         return self.detect_many([image], nms=nms, floor=floor, names=[name] if name else None)[0]
 
-    def detect_many(self, images: Sequence, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
+    def detect_many(self, images: Sequence, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
                     names: Optional[Sequence[str]] = None) -> List[RawDetections]:
         """Batched detection; boxes come back in each original image's pixels."""
         from ssd.data.images import LoadedImage, load_image, resize_for_network

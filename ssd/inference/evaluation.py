@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ssd.inference.detector import DEFAULT_FLOOR, DEFAULT_NMS
+from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.base.errors import ImageError
 from ssd.data.preprocess import resize
 
@@ -34,7 +34,7 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, floor: float = DEFAULT_FLOOR,
+def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
              iou_thresh: float = 0.5, limit: Optional[int] = None,
              progress: Optional[Callable[[int, int], None]] = None) -> EvalResult:
     """Detect on every image of ``dataset`` and score against its labels (pixels of each image).

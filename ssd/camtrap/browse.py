@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ssd.inference.detector import RawDetections
-from ssd.inference.megadetector import image_state, shown_detections
+from ssd.camtrap.megadetector import image_state, shown_detections
 
 STATES = ("all", "with detections", "empty", "failed", "suspect")
 PAGE_SIZE = 24

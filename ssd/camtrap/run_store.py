@@ -38,8 +38,8 @@ from json.decoder import scanstring
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from ssd.base.atomic import atomic_path, replace_with, temp_beside
-from ssd.inference.megadetector import ResultsError
-from ssd.inference.run_checkpoint import check_settings, compact, load_checkpoint
+from ssd.camtrap.megadetector import ResultsError
+from ssd.camtrap.run_checkpoint import check_settings, compact, load_checkpoint
 
 JOURNAL_VERSION = 1
 _HEADER_PREFIX = b'{"ssd_batch_journal":'

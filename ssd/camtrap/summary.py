@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ssd.inference.megadetector import image_state, shown_detections
+from ssd.camtrap.megadetector import image_state, shown_detections
 
 
 def summarize(doc: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> Dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
-from ssd.inference.megadetector import ResultsError, read_results, sort_key
-from ssd.inference.repeats import flag_repeats
+from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
+from ssd.camtrap.repeats import flag_repeats
 
 
 def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
@@ -42,7 +42,7 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
     batch = dict(info.get("ssd_batch") or {})
     k = int(batch.get("flag_repeats") or 0)
     if k:
-        threshold = float((info.get("detector_metadata") or {}).get("typical_detection_threshold", 0.2))
+        threshold = typical_threshold(first)
         flag_repeats(images, k, threshold)
     if "shard" in batch:
         batch["shard"] = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Set, Tuple
 
 from ssd.base.errors import SSDError
-from ssd.inference.megadetector import as_posix, sort_key
+from ssd.camtrap.megadetector import as_posix, sort_key
 
 
 class FolderError(SSDError):

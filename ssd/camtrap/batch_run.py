@@ -36,14 +36,15 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
 from ssd.base.atomic import atomic_path, atomic_write_json
-from ssd.inference.folders import FileList, list_inputs, shard
-from ssd.inference.megadetector import (DEFAULT_FLOOR, DEFAULT_MAX_DETECTIONS, ResultsError, image_entry, read_results,
+from ssd.camtrap.folders import FileList, list_inputs, shard
+from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
                                         results_document)
-from ssd.inference.pipeline import run_pipeline
-from ssd.inference.repeats import RepeatFinder
-from ssd.inference.results import write_results_csv
-from ssd.inference.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
-from ssd.inference.run_store import RunStore, default_journal_path
+from ssd.camtrap.pipeline import run_pipeline
+from ssd.camtrap.repeats import RepeatFinder
+from ssd.camtrap.results import write_results_csv
+from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
+from ssd.camtrap.run_store import RunStore, default_journal_path
+from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 PROGRESS_EVERY_S = 2.0
 
@@ -58,10 +59,10 @@ class BatchOptions:
     out_csv: Optional[str] = None
     recursive: bool = False
     absolute_paths: bool = False
-    threshold: float = 0.2
-    floor: float = DEFAULT_FLOOR
-    max_detections: int = DEFAULT_MAX_DETECTIONS
-    nms: float = 0.45
+    threshold: float = TYPICAL_THRESHOLD
+    floor: float = RESULTS_FLOOR
+    max_detections: int = MAX_DETECTIONS
+    nms: float = DEFAULT_NMS
     batch_size: int = 8
     workers: int = 2
     checkpoint: Optional[str] = None
@@ -157,7 +158,7 @@ def _previous_entries(path: Optional[str], classes: List[str]) -> Dict[str, Dict
     """Entries of an earlier results file, by file name; refused when its categories differ."""
     if not path:
         return {}
-    from ssd.inference.megadetector import category_map
+    from ssd.camtrap.megadetector import category_map
 
     doc = read_results(path)
     if doc["detection_categories"] != category_map(classes):

@@ -25,16 +25,12 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ssd.base.errors import SSDError
+from ssd.inference.thresholds import MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
-FORMAT_VERSION = "1.6"
-DEFAULT_FLOOR = 0.005
+MEGADETECTOR_FORMAT_VERSION = "1.6"
 CONF_DIGITS = 3
 COORD_DIGITS = 4
 MEGADETECTOR_CLASSES = ("animal", "person", "vehicle")
-#: Most detections written per image (the highest scores): SSD-style decoders return up to
-#: hundreds of near-floor candidates per image, which would make a season's file (and the run's
-#: memory) grow by kilobytes per image for boxes nobody looks at; the SSD paper keeps 200.
-DEFAULT_MAX_DETECTIONS = 100
 
 
 class ResultsError(SSDError):
@@ -48,12 +44,12 @@ def category_map(classes: Sequence[str]) -> Dict[str, str]:
 
 def conservative_threshold(threshold: float) -> float:
     """A lower threshold for recall-minded review: MegaDetector advises 0.3 next to 0.8 (ratio ~0.4)."""
-    return round(max(DEFAULT_FLOOR, min(float(threshold), float(threshold) * 0.4)), 3)
+    return round(max(RESULTS_FLOOR, min(float(threshold), float(threshold) * 0.4)), 3)
 
 
 def detections_list(class_ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray,
                     image_size: Sequence[int], floor: float,
-                    max_detections: int = DEFAULT_MAX_DETECTIONS) -> List[Dict[str, Any]]:
+                    max_detections: int = MAX_DETECTIONS) -> List[Dict[str, Any]]:
     """The best ``max_detections`` ≥ ``floor`` as MegaDetector dicts (pixels → normalized x, y, w, h)."""
     w, h = float(image_size[0]), float(image_size[1])
     out = []
@@ -70,8 +66,8 @@ def detections_list(class_ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndar
     return out
 
 
-def image_entry(file: str, raw=None, failure: Optional[str] = None, floor: float = DEFAULT_FLOOR,
-                datetime: Optional[str] = None, max_detections: int = DEFAULT_MAX_DETECTIONS) -> Dict[str, Any]:
+def image_entry(file: str, raw=None, failure: Optional[str] = None, floor: float = RESULTS_FLOOR,
+                datetime: Optional[str] = None, max_detections: int = MAX_DETECTIONS) -> Dict[str, Any]:
     """One ``images`` entry from ``RawDetections`` (or a failure message when ``raw`` is None)."""
     entry: Dict[str, Any] = {"file": as_posix(file)}
     if raw is None:
@@ -97,7 +93,7 @@ def results_document(images: List[Dict[str, Any]], classes: Sequence[str], model
                      threshold: float, extra_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The whole file: ``info`` (version, detector, thresholds), categories and images."""
     info: Dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "detector": f"ssd-studio:{model_name}",
+        "format_version": MEGADETECTOR_FORMAT_VERSION, "detector": f"ssd-studio:{model_name}",
         "detection_completion_time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "detector_metadata": {"typical_detection_threshold": float(threshold),
                               "conservative_detection_threshold": conservative_threshold(threshold)}}
@@ -124,6 +120,12 @@ def read_results(path: str) -> Dict[str, Any]:
         if im.get("detections") is not None and not isinstance(im["detections"], list):
             raise ResultsError(f"'{path}': images[{i}] ('{im['file']}') has invalid 'detections'")
     return doc
+
+
+def typical_threshold(doc: Dict[str, Any]) -> float:
+    """The threshold a results file suggests (``typical_detection_threshold``), else ours."""
+    meta = (doc.get("info") or {}).get("detector_metadata") or {}
+    return float(meta.get("typical_detection_threshold", TYPICAL_THRESHOLD))
 
 
 def image_state(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> str:

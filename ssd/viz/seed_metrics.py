@@ -13,7 +13,7 @@ import numpy as np
 
 from ssd.data.batches import pad_labels
 from ssd.data.preprocess import resize
-from ssd.inference.heads import check_multibox_outputs
+from ssd.viz.heads import check_multibox_outputs
 from ssd.models.losses import SSDTrainLoss
 
 

@@ -1,7 +1,7 @@
 """Detection results in the formats people exchange: MegaDetector batch JSON, CSV, a text table.
 
 The CLI (files and folders), the camera-trap batch runs and the Detect page's downloads all
-write through these functions, so they follow one set of rules (``ssd.inference.megadetector``):
+write through these functions, so they follow one set of rules (``ssd.camtrap.megadetector``):
 every image once, failures with ``"detections": null``, every detection down to the floor (not
 what a slider shows), and in the CSV one row per detection plus one per image with none.
 """
@@ -12,7 +12,7 @@ import io
 from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ssd.inference.detector import RawDetections
-from ssd.inference.megadetector import DEFAULT_FLOOR, image_entry, results_document
+from ssd.camtrap.megadetector import image_entry, results_document
 
 Row = Tuple[str, Optional[RawDetections], Optional[str]]
 
@@ -21,7 +21,7 @@ CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_
 
 
 def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
-                      floor: float = DEFAULT_FLOOR) -> Dict[str, Any]:
+                      floor: float = RESULTS_FLOOR) -> Dict[str, Any]:
     """``results`` is ``(file, detections or None, failure message or None)`` per image."""
     images = [image_entry(file, det, failure, floor) for file, det, failure in results]
     return results_document(images, classes, model_name, threshold)

@@ -13,7 +13,7 @@ import os
 from typing import IO, Any, Dict, Iterable, List, Union
 
 from ssd.base.atomic import atomic_path
-from ssd.inference.megadetector import ResultsError
+from ssd.camtrap.megadetector import ResultsError
 
 CHECKPOINT_VERSION = 1
 

@@ -14,7 +14,7 @@ import re
 import shutil
 from typing import Any, Dict, Optional
 
-from ssd.inference.megadetector import ResultsError, image_state, shown_detections
+from ssd.camtrap.megadetector import ResultsError, image_state, shown_detections
 
 MODES = ("symlink", "hardlink", "copy")
 
