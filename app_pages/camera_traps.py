@@ -11,26 +11,21 @@ import json
 import os
 import re
 
+from typing import Any, Dict, List, Tuple
+
 import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
+from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
+from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
-
-st.title("Camera traps")
-st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
-           "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
-           "and other camera-trap tools open.")
-runs_root = jobs.camera_runs_dir()
-root, ok, broken, default_path = sh.list_models()
-job = jobs.current_batch_job(runs_root)
-st.session_state["ct_polling"] = job is not None
 
 
 def _plain(text: str) -> str:
@@ -38,34 +33,45 @@ def _plain(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
-def _start() -> None:
+# ---- running a folder -------------------------------------------------------------------------
+
+def _form_settings() -> RunSettings:
+    """The run the form describes: the same settings object the CLI makes from its flags."""
     s = st.session_state
-    settings = {"model": s.get("ct_model"), "folder": os.path.abspath(os.path.expanduser(s.get("ct_folder", ""))),
-                "recursive": bool(s.get("ct_recursive", True)), "threshold": float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
-                "flag_repeats": int(s.get("ct_repeats", 0))}
+    return RunSettings(model=s.get("ct_model"), inputs=(os.path.abspath(os.path.expanduser(s.get("ct_folder", ""))),),
+                       recursive=bool(s.get("ct_recursive", True)),
+                       threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
+                       flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY)
+
+
+def _start(runs_root: str) -> None:
+    s = st.session_state
     try:
-        jobs.start_batch_job(runs_root, s.get("ct_name", ""), settings)
+        jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings())
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
     except SSDError as err:
         s["ct_flash"] = str(err)
 
 
-def _resume(run_dir: str) -> None:
+def _resume(runs_root: str, run_dir: str) -> None:
     try:
         jobs.start_batch_job(runs_root, os.path.basename(run_dir), resume=True)
     except SSDError as err:
         st.session_state["ct_flash"] = str(err)
 
 
-def _stop() -> None:
+def _stop(runs_root: str) -> None:
     jobs.stop_batch_job(runs_root)
     st.session_state["ct_stopping"] = True
 
 
-st.subheader("Run a folder")
-if not ok:
-    sh.no_model_help()
-else:
+def run_form_ui(runs_root: str, running: bool) -> None:
+    """Folder, model, run name, typical threshold, repeats, subfolders, and Start."""
+    st.subheader("Run a folder")
+    root, ok, broken, default_path = sh.list_models()
+    if not ok:
+        sh.no_model_help()
+        return
     c1, c2 = st.columns(2)
     c1.text_input("Folder of photos (on the machine running this app)", key="ct_folder",
                   placeholder="/data/season-2024")
@@ -78,27 +84,20 @@ else:
     c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
                     help="A box at the same place in many images of one camera folder (a rock, a branch).")
     c6.checkbox("Include subfolders", value=True, key="ct_recursive")
-    st.button("Start", on_click=_start, key="ct_start", type="primary", disabled=job is not None)
+    st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
 
 
-@st.fragment(run_every=2.0 if job is not None else None)
-def monitor() -> None:
-    """Follows the background run; reruns the page when it starts or ends."""
-    current = jobs.current_batch_job(runs_root)
-    running = current is not None
-    if running != st.session_state.get("ct_polling"):
-        if not running:
-            st.session_state.pop("ct_stopping", None)
-        st.rerun()
-    if st.session_state.get("ct_flash"):
-        st.error(_plain(st.session_state.pop("ct_flash")))
-    run_dir = current.out if running else st.session_state.get("ct_run")
+def _shown_run(runs_root: str, current) -> str:
+    """The run the monitor follows: the running one, else the one just started, else the newest."""
+    run_dir = current.out if current is not None else st.session_state.get("ct_run")
     if not run_dir:
         runs = jobs.batch_runs(runs_root)
         run_dir = runs[0] if runs else None
-    if not run_dir:
-        st.caption("No run yet.")
-        return
+    return run_dir
+
+
+def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
+    """Progress with Stop while running; Resume after a stop; the outcome when done; the log."""
     status = jobs.batch_status(run_dir, running=running)
     st.text(f"Run {os.path.basename(run_dir)}: {status['state']}")
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
@@ -107,100 +106,167 @@ def monitor() -> None:
         st.progress(done / total if total else 0.0,
                     text=f"{done}/{total} images, {status.get('rate', 0):.1f} images/s, ETA {eta}, "
                          f"{status.get('failures', 0)} failed" if total else "starting (loading the model)…")
-        st.button("Stop", on_click=_stop, key="ct_stop", disabled=bool(st.session_state.get("ct_stopping")),
+        st.button("Stop", on_click=_stop, args=(runs_root,), key="ct_stop",
+                  disabled=bool(st.session_state.get("ct_stopping")),
                   help="Writes a checkpoint and stops; Resume continues where it stopped.")
     elif status["state"] in ("stopped", "interrupted"):
         st.info(f"Stopped at {done}/{total} images.")
-        st.button("Resume", on_click=_resume, args=(run_dir,), key="ct_resume")
+        st.button("Resume", on_click=_resume, args=(runs_root, run_dir), key="ct_resume")
     elif status["state"] == "done":
         st.success(f"Finished: {total} images, {status.get('failures', 0)} failed.")
     with st.expander("Log"):
-        st.code(jobs.read_log_tail(run_dir, 12, jobs.BATCH_LOG_FILE) or "(empty)")
+        st.code(jobs.batch_log_tail(run_dir, 12) or "(empty)")
 
 
-monitor()
+def monitor_panel(runs_root: str, running: bool) -> None:
+    """Follows the background run every 2 s while one runs; reruns the page when it starts or ends."""
+    @st.fragment(run_every=2.0 if running else None)
+    def monitor() -> None:
+        current = jobs.current_batch_job(runs_root)
+        if (current is not None) != st.session_state.get("ct_polling"):
+            if current is None:
+                st.session_state.pop("ct_stopping", None)
+            st.rerun()
+        if st.session_state.get("ct_flash"):
+            st.error(_plain(st.session_state.pop("ct_flash")))
+        run_dir = _shown_run(runs_root, current)
+        if not run_dir:
+            st.caption("No run yet.")
+            return
+        _run_state_panel(runs_root, run_dir, current is not None)
 
-st.subheader("Results")
-finished = [r for r in jobs.batch_runs(runs_root) if os.path.isfile(os.path.join(r, jobs.BATCH_RESULTS))]
-choices = [os.path.join(r, jobs.BATCH_RESULTS) for r in finished] + ["another results file…"]
-if st.session_state.get("ct_finished_seen") != choices[:1]:
-    st.session_state.pop("ct_results", None)      # a run just finished: show it
-    st.session_state["ct_finished_seen"] = choices[:1]
-pick = st.selectbox("Results", choices, key="ct_results",
-                    format_func=lambda p: p if p.startswith("another") else os.path.basename(os.path.dirname(p)))
-if pick.startswith("another"):
-    b1, b2 = st.columns(2)
-    results_path = b1.text_input("Results JSON (path)", key="ct_results_path")
-    image_root = b2.text_input("Folder its paths start from", key="ct_image_root")
-else:
-    results_path = pick
-    image_root = jobs.batch_settings(os.path.dirname(pick)).get("folder", "")
-if not results_path:
-    st.stop()
-try:
-    doc = read_results(results_path)
-except SSDError as err:
-    st.error(_plain(err))
-    st.stop()
-names = doc["detection_categories"]
-typical = typical_threshold(doc)
+    monitor()
 
-f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
-threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical), 0.01, key="ct_conf")
-classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes")
-state = f3.selectbox("Show", STATES, key="ct_state")
-hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect",
-                           help="Hide detections flagged as repeated at the same place (rocks, branches).")
 
-s = summarize(doc, threshold, hide_suspect)
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Images", s["images"])
-m2.metric("With detections", s["with_detections"])
-m3.metric("Empty", s["empty"])
-m4.metric("Failed", s["failed"])
-st.dataframe(pd.DataFrame({"class": list(s["per_class_images"]), "images": list(s["per_class_images"].values()),
-                           "detections": [s["per_class_detections"].get(c, 0) for c in s["per_class_images"]]}),
-             hide_index=True)
+# ---- browsing results ---------------------------------------------------------------------------
 
-shown = filter_entries(doc, threshold, None if len(classes) == len(names) else classes, state, hide_suspect)
-pages = page_count(len(shown))
-if st.session_state.get("ct_page", 1) > pages:
-    st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
-page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
-st.caption(f"page {page} of {pages}, {len(shown)} image(s) match the filters")
-grid = st.columns(6)
-for i, entry in enumerate(page_of(shown, page)):
-    with grid[i % 6]:
-        pic = picture(entry, names, image_root, threshold, hide_suspect, side=240)
-        if pic is not None:
-            st.image(pic)
-        else:
-            st.text(entry.get("failure") or "(image not found)")
-        if st.button(_plain(entry["file"][-28:]), key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
-            st.session_state["ct_large"] = entry["file"]
-large = next((e for e in shown if e["file"] == st.session_state.get("ct_large")), None)
-if large is not None:
+def results_source_ui(runs_root: str) -> Tuple[str, str]:
+    """``(results path, folder its paths start from)``: a finished run of this page, or any file."""
+    st.subheader("Results")
+    finished = [r for r in jobs.batch_runs(runs_root) if os.path.isfile(os.path.join(r, jobs.BATCH_RESULTS))]
+    choices = [os.path.join(r, jobs.BATCH_RESULTS) for r in finished] + ["another results file…"]
+    if st.session_state.get("ct_finished_seen") != choices[:1]:
+        st.session_state.pop("ct_results", None)      # a run just finished: show it
+        st.session_state["ct_finished_seen"] = choices[:1]
+    pick = st.selectbox("Results", choices, key="ct_results",
+                        format_func=lambda p: p if p.startswith("another") else os.path.basename(os.path.dirname(p)))
+    if pick.startswith("another"):
+        b1, b2 = st.columns(2)
+        return b1.text_input("Results JSON (path)", key="ct_results_path"), b2.text_input(
+            "Folder its paths start from", key="ct_image_root")
+    saved = jobs.batch_settings(os.path.dirname(pick))
+    return pick, saved.inputs[0] if saved is not None and saved.inputs else ""
+
+
+def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
+    """Confidence, classes, which images, hide suspect: ``(the shown filter, the image state)``."""
+    names = doc["detection_categories"]
+    f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
+    threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
+    classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes")
+    state = f3.selectbox("Show", STATES, key="ct_state")
+    hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect",
+                               help="Hide detections flagged as repeated at the same place (rocks, branches).")
+    return ShownFilter.of(threshold, None if len(classes) == len(names) else classes, hide_suspect), state
+
+
+def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
+    """Images with detections, empty and failed, and a row per class."""
+    s = summarize(doc, shown.threshold, shown.hide_suspect)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Images", s["images"])
+    m2.metric("With detections", s["with_detections"])
+    m3.metric("Empty", s["empty"])
+    m4.metric("Failed", s["failed"])
+    st.dataframe(pd.DataFrame({"class": list(s["per_class_images"]), "images": list(s["per_class_images"].values()),
+                               "detections": [s["per_class_detections"].get(c, 0) for c in s["per_class_images"]]}),
+                 hide_index=True)
+
+
+def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
+    """One page of thumbnails; a click on a name shows that image large."""
+    pages = page_count(len(entries))
+    if st.session_state.get("ct_page", 1) > pages:
+        st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
+    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
+    st.caption(f"page {page} of {pages}, {len(entries)} image(s) match the filters")
+    grid = st.columns(6)
+    for i, entry in enumerate(page_of(entries, page)):
+        with grid[i % 6]:
+            pic = picture(entry, doc["detection_categories"], image_root, shown.threshold, shown.hide_suspect, side=240)
+            if pic is not None:
+                st.image(pic)
+            else:
+                st.text(entry.get("failure") or "(image not found)")
+            if st.button(_plain(entry["file"][-28:]), key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
+                st.session_state["ct_large"] = entry["file"]
+
+
+def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
+    """The image picked in the grid, large, with its detections as a table."""
+    names = doc["detection_categories"]
+    large = next((e for e in entries if e["file"] == st.session_state.get("ct_large")), None)
+    if large is None:
+        return
     st.text(large["file"])
-    pic = picture(large, names, image_root, threshold, hide_suspect, side=1280)
+    pic = picture(large, names, image_root, shown.threshold, shown.hide_suspect, side=1280)
     if pic is not None:
         st.image(pic)
     st.dataframe(pd.DataFrame([{"class": names.get(d["category"], d["category"]), "conf": d["conf"],
                                 "bbox": str(d["bbox"]), "suspect": bool(d.get("suspect"))}
                                for d in large.get("detections") or []]), hide_index=True)
 
-st.subheader("Download and sort")
-d1, d2 = st.columns(2)
-d1.download_button("Results (MegaDetector JSON)", json.dumps(doc, indent=1), "results.json", "application/json",
-                   key="ct_dl_json", on_click="ignore")
-d2.download_button("Results (CSV)", results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv", on_click="ignore")
-with st.form("ct_sort"):
-    target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
-    mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode")
-    if st.form_submit_button("Sort into folders") and target:
-        from ssd.camtrap.sorting import sort_into_folders
 
-        try:
-            counts = sort_into_folders(doc, image_root, target, threshold, mode, hide_suspect)
-            st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
-        except (SSDError, OSError) as err:
-            st.error(_plain(err))
+def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) -> None:
+    """The results as JSON and CSV, and sorting the photos into folders by what was seen."""
+    st.subheader("Download and sort")
+    d1, d2 = st.columns(2)
+    d1.download_button("Results (MegaDetector JSON)", json.dumps(doc, indent=1), "results.json", "application/json",
+                       key="ct_dl_json", on_click="ignore")
+    d2.download_button("Results (CSV)", results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
+                       on_click="ignore")
+    with st.form("ct_sort"):
+        target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
+        mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode")
+        if st.form_submit_button("Sort into folders") and target:
+            from ssd.camtrap.sorting import sort_into_folders
+
+            try:
+                counts = sort_into_folders(doc, image_root, target, shown.threshold, mode, shown.hide_suspect)
+                st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
+            except (SSDError, OSError) as err:
+                st.error(_plain(err))
+
+
+def browser(results_path: str, image_root: str) -> None:
+    """Filters, totals, the thumbnail grid, the large view and the downloads of one results file."""
+    try:
+        doc = read_results(results_path)
+    except SSDError as err:
+        st.error(_plain(err))
+        return
+    shown, state = filters_ui(doc)
+    totals_panel(doc, shown)
+    classes = None if shown.classes is None else sorted(shown.classes)
+    entries = filter_entries(doc, shown.threshold, classes, state, shown.hide_suspect)
+    grid_panel(doc, entries, image_root, shown)
+    large_view(doc, entries, image_root, shown)
+    downloads_panel(doc, image_root, shown)
+
+
+def main() -> None:
+    st.title("Camera traps")
+    st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
+               "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
+               "and other camera-trap tools open.")
+    runs_root = jobs.camera_runs_dir()
+    running = jobs.current_batch_job(runs_root) is not None
+    st.session_state["ct_polling"] = running
+    run_form_ui(runs_root, running)
+    monitor_panel(runs_root, running)
+    results_path, image_root = results_source_ui(runs_root)
+    if results_path:
+        browser(results_path, image_root)
+
+
+main()

@@ -346,7 +346,7 @@ def monitor() -> None:
         sh.figure(training_curves_figure(status.history))
         sh.training_metrics_explained(status.history)
     with st.expander("Log"):
-        st.code(jobs.read_log_tail(run_dir, 30) or "(empty)")
+        st.code(jobs.train_log_tail(run_dir, 30) or "(empty)")
 
 
 monitor()

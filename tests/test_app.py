@@ -170,7 +170,7 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
     at.run()
     _ok(at)
     assert any("from-app" in s.value and "finished" in s.value for s in at.success), \
-        [s.value for s in at.success] + [e.value for e in at.error] + [jobs.read_log_tail(os.path.join(root, "from-app"))]
+        [s.value for s in at.success] + [e.value for e in at.error] + [jobs.train_log_tail(os.path.join(root, "from-app"))]
 
     at.switch_page("app_pages/detect.py").run()
     _ok(at)

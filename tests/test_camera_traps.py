@@ -11,7 +11,8 @@ import time
 import pytest
 from PIL import Image
 
-from ssd.camtrap.batch_run import BatchOptions, run_batch
+from ssd.camtrap.batch_run import run_batch
+from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.megadetector import ResultsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,7 +136,7 @@ def test_kill9_then_resume_gives_the_same_results(tmp_path):
 def test_resume_refuses_a_checkpoint_of_other_settings(season, tmp_path, detector):
     from ssd.camtrap.run_checkpoint import save_checkpoint
 
-    opts = BatchOptions(MODEL, [season], out_json=str(tmp_path / "o.json"), recursive=True, resume=True, nms=0.3)
+    opts = RunSettings(MODEL, [season], out_json=str(tmp_path / "o.json"), recursive=True, resume=True, nms=0.3)
     save_checkpoint(str(tmp_path / "o.checkpoint.json"), {"nms": 0.45}, [])
     with pytest.raises(ResultsError, match="other settings.*nms"):
         run_batch(opts, detector, stream=None)
@@ -146,10 +147,10 @@ def test_two_shards_merged_equal_one_run(season, tmp_path, detector):
     from ssd.base.atomic import atomic_write_json
 
     base = dict(recursive=True, flag_repeats=2, threshold=0.01)
-    one = run_batch(BatchOptions(MODEL, [season], **base), detector, stream=None).document
+    one = run_batch(RunSettings(MODEL, [season], **base), detector, stream=None).document
     paths = []
     for i in (1, 2):
-        res = run_batch(BatchOptions(MODEL, [season], shard=(i, 2), out_json=str(tmp_path / f"s{i}.json"), **base),
+        res = run_batch(RunSettings(MODEL, [season], shard=(i, 2), out_json=str(tmp_path / f"s{i}.json"), **base),
                         detector, stream=None)
         assert 0 < res.total < 7
         paths.append(str(tmp_path / f"s{i}.json"))
@@ -168,14 +169,14 @@ def test_two_shards_merged_equal_one_run(season, tmp_path, detector):
 
 
 def test_previous_results_are_not_processed_again(season, tmp_path, detector):
-    first = run_batch(BatchOptions(MODEL, [os.path.join(season, "siteA")], recursive=True,
+    first = run_batch(RunSettings(MODEL, [os.path.join(season, "siteA")], recursive=True,
                                    out_json=str(tmp_path / "old.json")), detector, stream=None).document
     old = json.loads((tmp_path / "old.json").read_text())
     old["images"] = [im for im in old["images"] if im["file"] != "cam1/b.jpg"]
     old["images"][0]["detections"] = [{"category": "1", "conf": 0.777, "bbox": [0.1, 0.1, 0.2, 0.2]}]
     (tmp_path / "old.json").write_text(json.dumps(old))
     calls = detector.forward_calls
-    res = run_batch(BatchOptions(MODEL, [os.path.join(season, "siteA")], recursive=True, batch_size=8,
+    res = run_batch(RunSettings(MODEL, [os.path.join(season, "siteA")], recursive=True, batch_size=8,
                                  previous_results=str(tmp_path / "old.json")), detector, stream=None)
     assert detector.forward_calls - calls == 1               # only cam1/b.jpg went through the network
     by = {im["file"]: im for im in res.document["images"]}
@@ -248,7 +249,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 def test_browser_filters_pages_and_never_opens_files_outside_the_folder(season, detector, tmp_path):
     from ssd.camtrap.browse import filter_entries, image_path, page_count, page_of, picture
 
-    doc = run_batch(BatchOptions(MODEL, [season], recursive=True), detector, stream=None).document
+    doc = run_batch(RunSettings(MODEL, [season], recursive=True), detector, stream=None).document
     names = doc["detection_categories"]
     assert [e["file"] for e in filter_entries(doc, 0.0, state="failed")] == ["siteA/notes.txt", "siteB/cut.jpg"]
     assert len(filter_entries(doc, 0.0, state="with detections")) == 5

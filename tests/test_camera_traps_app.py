@@ -91,12 +91,13 @@ def test_camera_trap_page_runs_a_folder_and_browses_the_results(env):
 
 def test_batch_job_stops_with_a_checkpoint_and_resumes(env):
     from ssd import jobs
+    from ssd.camtrap.settings import RunSettings
 
     n = 400   # enough that the stop lands mid-run on a fast machine too (the first checkpoint is at 5)
     folder = _folder(env / "photos", n)
     runs_root = jobs.camera_runs_dir()
-    settings = {"model": os.path.join(MODELS, "tiny-pikachu"), "folder": folder, "recursive": True,
-                "threshold": 0.3, "flag_repeats": 0, "checkpoint_every": 5}
+    settings = RunSettings(os.path.join(MODELS, "tiny-pikachu"), (folder,), recursive=True, threshold=0.3,
+                           checkpoint_every=5)
     jobs.start_batch_job(runs_root, "long", settings)
     run_dir = os.path.join(runs_root, "long")
     checkpoint = os.path.join(run_dir, "results.checkpoint.jsonl")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssd.camtrap.batch_run import BatchOptions, run_batch
+from ssd.camtrap.batch_run import run_batch
+from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.megadetector import ResultsError
 from ssd.camtrap.run_store import RunStore
 
@@ -66,7 +67,7 @@ def _opts(folder, out, **kw):
     base = dict(recursive=True, out_json=str(out), checkpoint_every=5, batch_size=4, workers=1,
                 flag_repeats=3, threshold=0.2)
     base.update(kw)
-    return BatchOptions(MODEL, [folder], **base)
+    return RunSettings(MODEL, [folder], **base)
 
 
 def _strip(doc):
@@ -133,14 +134,13 @@ def test_streamed_repeat_flags_equal_flag_repeats_over_the_whole_list(season, on
 
 
 def test_an_old_format_checkpoint_resumes_and_is_converted_once(season, once, tmp_path):
-    from ssd.camtrap.batch_run import _settings
     from ssd.camtrap.folders import list_inputs
     from ssd.camtrap.run_checkpoint import save_checkpoint
 
     out = tmp_path / "season.json"
     det = FakeDetector()
     opts = _opts(season, out, resume=True)
-    settings = _settings(opts, det, list_inputs([season], recursive=True))
+    settings = opts.journal_settings(det.classes, list_inputs([season], recursive=True).base)
     legacy = tmp_path / "season.checkpoint.json"
     save_checkpoint(str(legacy), settings, once[0]["images"][:25])
     stop, check = _stop_after(8)

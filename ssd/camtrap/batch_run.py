@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
 from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.camtrap.categories import run_categories
 from ssd.camtrap.folders import FileList, list_inputs, shard
 from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
                                         results_document)
@@ -44,37 +45,9 @@ from ssd.camtrap.repeats import RepeatFinder
 from ssd.camtrap.results import write_results_csv
 from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
 from ssd.camtrap.run_store import RunStore, default_journal_path
-from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
+from ssd.camtrap.settings import RunSettings
 
 PROGRESS_EVERY_S = 2.0
-
-
-@dataclass
-class BatchOptions:
-    """Everything a batch run depends on (the CLI's flags, the app's form)."""
-
-    model: str
-    inputs: List[str]
-    out_json: Optional[str] = None
-    out_csv: Optional[str] = None
-    recursive: bool = False
-    absolute_paths: bool = False
-    threshold: float = TYPICAL_THRESHOLD
-    floor: float = RESULTS_FLOOR
-    max_detections: int = MAX_DETECTIONS
-    nms: float = DEFAULT_NMS
-    batch_size: int = 8
-    workers: int = 2
-    checkpoint: Optional[str] = None
-    checkpoint_every: int = 500
-    resume: bool = False
-    previous_results: Optional[str] = None
-    shard: Optional[Tuple[int, int]] = None
-    flag_repeats: int = 0                      # 0: off; K: a box in ≥ K images of a folder is suspect
-    progress_file: Optional[str] = None        # JSON status for the app (rewritten every few seconds)
-    transform: Optional[Callable] = None       # RawDetections → RawDetections (e.g. MegaDetector classes)
-    classes: Optional[List[str]] = None        # the classes ``transform`` produces (None: the model's)
-    precision: Optional[str] = None            # fp32 | int8 | None: the model's evaluated default
 
 
 @dataclass
@@ -110,38 +83,41 @@ class BatchResult:
         return json.load(self.results)
 
 
-def checkpoint_path(opts: BatchOptions) -> Optional[str]:
-    """The journal: ``--checkpoint`` as given, else beside the JSON output, else none."""
-    if opts.checkpoint:
-        return opts.checkpoint
-    return default_journal_path(opts.out_json) if opts.out_json else None
+@dataclass
+class _Run:
+    """A run's settings with what is derived from them once: the journal's path, the categories
+    written and the transform that makes them (MegaDetector's, say)."""
+
+    settings: RunSettings
+    classes: List[str]
+    transform: Optional[Callable] = None
+
+    @property
+    def journal(self) -> Optional[str]:
+        """``--checkpoint`` as given, else beside the JSON output, else none."""
+        s = self.settings
+        return s.checkpoint or (default_journal_path(s.out_json) if s.out_json else None)
+
+    @property
+    def legacy_checkpoint(self) -> Optional[str]:
+        """Where a run before the journal kept its checkpoint by default (``--resume`` converts it)."""
+        s = self.settings
+        return default_checkpoint_path(s.out_json) if s.out_json and not s.checkpoint else None
 
 
-def legacy_checkpoint_path(opts: BatchOptions) -> Optional[str]:
-    """Where a run before the journal kept its checkpoint by default (``--resume`` converts it)."""
-    return default_checkpoint_path(opts.out_json) if opts.out_json and not opts.checkpoint else None
+def _prepare(settings: RunSettings, det) -> _Run:
+    transform, classes = run_categories(settings.categories, det.classes)
+    return _Run(settings, list(classes or det.classes), transform)
 
 
-def _classes(opts: BatchOptions, det) -> List[str]:
-    """The categories written: the transform's (MegaDetector's, say) or the model's own."""
-    return list(opts.classes) if opts.classes else list(det.classes)
-
-
-def _settings(opts: BatchOptions, det, files: FileList) -> Dict[str, Any]:
-    """What decides the entries: a checkpoint made with other values cannot be resumed."""
-    return {"model": os.path.abspath(opts.model), "classes": _classes(opts, det), "nms": float(opts.nms),
-            "floor": float(opts.floor), "max_detections": int(opts.max_detections),
-            "shard": list(opts.shard) if opts.shard else None,
-            "base": files.base, "absolute_paths": bool(opts.absolute_paths)}
-
-
-def _open_store(opts: BatchOptions, det, files: FileList, settings: Dict[str, Any],
-                ckpt: Optional[str]) -> RunStore:
+def _open_store(run: _Run, files: FileList) -> RunStore:
     """The run's entry store: the journal (resumed, or new), else a temporary one; previous
     results' entries not done yet are appended to it (read first: a bad file changes nothing)."""
-    previous = _previous_entries(opts.previous_results, _classes(opts, det))
+    opts, ckpt = run.settings, run.journal
+    settings = opts.journal_settings(run.classes, files.base)
+    previous = _previous_entries(opts.previous_results, run.classes)
     if ckpt and opts.resume:
-        store = RunStore.resume(ckpt, settings, files.names, legacy_checkpoint_path(opts))
+        store = RunStore.resume(ckpt, settings, files.names, run.legacy_checkpoint)
     elif ckpt:
         store = RunStore.create(ckpt, settings, files.names)
     else:
@@ -199,7 +175,7 @@ class _Progress:
 STDERR = "stderr"   # run_batch's default stream: the sys.stderr of the call, not of the import
 
 
-def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event] = None,
+def run_batch(opts: RunSettings, detector=None, stop: Optional[threading.Event] = None,
               stream: Union[TextIO, str, None] = STDERR) -> BatchResult:
     """Run (or resume) a batch; returns the results, or a stopped result after checkpointing.
 
@@ -213,15 +189,16 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
         stream = sys.stderr
 
     t_start = time.time()
-    det = detector or Detector.load(opts.model, precision=opts.precision)
-    ckpt = checkpoint_path(opts)
-    files = list_inputs(opts.inputs, opts.recursive, opts.absolute_paths,
-                        exclude=[opts.out_json, opts.out_csv, ckpt, legacy_checkpoint_path(opts), opts.progress_file])
+    det = detector or Detector.load(opts.model, precision=None if opts.precision == "auto" else opts.precision)
+    run = _prepare(opts, det)
+    ckpt = run.journal
+    files = list_inputs(list(opts.inputs), opts.recursive, opts.absolute_paths,
+                        exclude=[opts.out_json, opts.out_csv, ckpt, run.legacy_checkpoint, opts.progress_file])
     if opts.shard:
         files = shard(files, *opts.shard)
-    store = _open_store(opts, det, files, _settings(opts, det, files), ckpt)
+    store = _open_store(run, files)
     try:
-        progress, failures, stopped = _process(opts, det, files, store, stop, stream)
+        progress, failures, stopped = _process(run, det, files, store, stop, stream)
     except BaseException:
         if store.published:                     # keep what was done; an unpublished journal is dropped
             with suppress(OSError):             # (the error itself is what matters)
@@ -237,12 +214,12 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
     try:
         store.checkpoint()                      # a kill while the results are written loses nothing
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
-        head, results = _write_results(opts, det, lambda: _final_texts(store, marks, opts.flag_repeats > 0))
+        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0))
     except BaseException:
         store.close()
         raise
     store.discard()
-    legacy = legacy_checkpoint_path(opts)
+    legacy = run.legacy_checkpoint
     if legacy and os.path.exists(legacy):       # a stale pre-journal checkpoint of this output
         os.unlink(legacy)
     progress.report("done", force=True)
@@ -250,9 +227,10 @@ def run_batch(opts: BatchOptions, detector=None, stop: Optional[threading.Event]
                        suspects, failures, {"seconds": time.time() - t_start})
 
 
-def _process(opts: BatchOptions, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
+def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
              stream: Optional[TextIO]) -> Tuple[_Progress, List[str], bool]:
     """Run the files not done through the network, appending entries and checkpointing."""
+    opts = run.settings
     failures = [store.prior_failures[i] for i in sorted(store.prior_failures)]
     todo = [i for i in range(len(files)) if not store.is_done(i)]
     progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
@@ -260,7 +238,7 @@ def _process(opts: BatchOptions, det, files: FileList, store: RunStore, stop: Op
     progress.report(force=True)
     since_ckpt, stopped = 0, False
     gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
-                       opts.floor, opts.batch_size, opts.workers, opts.transform)
+                       opts.floor, opts.batch_size, opts.workers, run.transform)
     try:
         for out in gen:
             i = todo[out.index]
@@ -283,12 +261,13 @@ def _process(opts: BatchOptions, det, files: FileList, store: RunStore, stop: Op
     return progress, failures, stopped
 
 
-def _write_results(opts: BatchOptions, det, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
+def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
     where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
+    opts = run.settings
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None}}
-    head = results_document([], _classes(opts, det), os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
+    head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]
     if opts.out_json:

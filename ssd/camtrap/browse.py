@@ -16,6 +16,7 @@ from PIL import Image
 
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import image_state, shown_detections
+from ssd.inference.filtering import ShownFilter
 
 STATES = ("all", "with detections", "empty", "failed", "suspect")
 PAGE_SIZE = 24
@@ -29,7 +30,7 @@ def filter_entries(doc: Dict[str, Any], threshold: float, classes: Optional[Sequ
     ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``.
     """
     names = doc.get("detection_categories") or {}
-    wanted = None if classes is None else {k for k, v in names.items() if v in set(classes)}
+    of_class = None if classes is None else ShownFilter.of(threshold, classes, hide_suspect)
     out = []
     for im in doc.get("images", []):
         st = image_state(im, threshold, hide_suspect)
@@ -40,8 +41,7 @@ def filter_entries(doc: Dict[str, Any], threshold: float, classes: Optional[Sequ
             continue
         elif state in ("empty", "failed") and st != state:
             continue
-        if wanted is not None and not any(d["category"] in wanted for d in shown_detections(im, threshold,
-                                                                                           hide_suspect)):
+        if of_class is not None and not of_class.entry_detections(im, names):
             continue
         out.append(im)
     return out

@@ -122,3 +122,13 @@ def categorize_results(results: Sequence, scheme: Optional[str]) -> List:
         return list(results)
     return [dataclasses.replace(r, raw=apply_categories(r.raw, scheme)) if r.raw is not None else r
             for r in results]
+
+
+def run_categories(scheme: str, model_classes: Sequence[str]):
+    """``(transform, classes)`` a batch run writes for ``--categories``: ``(None, None)`` (the
+    model's own) unless MegaDetector's are asked for. Checked before any image is read: a model
+    with no animal, person or vehicle class is refused here."""
+    if scheme != "megadetector":
+        return None, None
+    category_map(model_classes)
+    return (lambda raw: apply_categories(raw, "megadetector")), list(MEGADETECTOR_CLASSES)

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ssd.base.errors import SSDError
+from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 MEGADETECTOR_FORMAT_VERSION = "1.6"
@@ -137,8 +138,7 @@ def image_state(entry: Dict[str, Any], threshold: float, hide_suspect: bool = Tr
 
 def shown_detections(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> List[Dict[str, Any]]:
     """An entry's detections at or above ``threshold`` (suspect repeats left out when asked)."""
-    return [d for d in entry.get("detections") or []
-            if d.get("conf", 0.0) >= threshold and not (hide_suspect and d.get("suspect"))]
+    return ShownFilter(float(threshold), hide_suspect=hide_suspect).entry_detections(entry)
 
 
 def sort_key(file: str) -> tuple:

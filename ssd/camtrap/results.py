@@ -13,6 +13,7 @@ from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import image_entry, results_document
+from ssd.inference.thresholds import RESULTS_FLOOR
 
 Row = Tuple[str, Optional[RawDetections], Optional[str]]
 

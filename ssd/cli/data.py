@@ -8,7 +8,7 @@ import sys
 import time
 
 from ssd.base.atomic import atomic_path
-from ssd.cli.args import nonnegative_int, positive_int
+from ssd.base.argtypes import nonnegative_int, positive_int
 from ssd.data.dataset import open_dataset
 from ssd.data.download import (BANANA_BASE_URL, BANANA_ZIP, ENA24_BASE_URL, PIKACHU_BASE_URL, fetch_banana,
                                fetch_ena24, fetch_pikachu)

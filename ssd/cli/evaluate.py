@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ssd.base.errors import SSDError
-from ssd.cli.args import nms_threshold, positive_int
+from ssd.base.argtypes import nms_threshold, positive_int
 from ssd.inference.thresholds import DEFAULT_NMS
 
 

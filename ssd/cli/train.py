@@ -6,7 +6,7 @@ import os
 import sys
 from typing import List
 
-from ssd.cli.args import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 from ssd.models.registry import architectures
 
 

@@ -41,14 +41,12 @@ class RawDetections:
 
     def filter(self, threshold: float = 0.0, classes: Optional[Iterable[str]] = None,
                max_detections: Optional[int] = None) -> "RawDetections":
-        """Subset by score, class names and count — no network involved."""
-        keep = self.scores >= threshold
-        if classes is not None:
-            wanted = {self.classes.index(c) for c in classes if c in self.classes}
-            keep &= np.isin(self.class_ids, list(wanted))
-        idx = np.flatnonzero(keep)
-        if max_detections is not None:
-            idx = idx[:max(0, int(max_detections))]
+        """Subset by score, class names and count (``ShownFilter``, shared with the Camera traps
+        page) — no network involved."""
+        from ssd.inference.filtering import ShownFilter
+
+        shown = ShownFilter.of(threshold, classes, hide_suspect=False, max_detections=max_detections)
+        idx = shown.indices(self.scores, [self.classes[int(c)] for c in self.class_ids])
         return RawDetections(self.class_ids[idx], self.scores[idx], self.boxes[idx], self.image_size,
                              self.classes, self.name, dict(self.timings_ms))
 

@@ -1,0 +1,62 @@
+"""The one confidence filter of both pages: which detections are shown at a display setting.
+
+Why one: the Detect page filtered the detector's arrays (``RawDetections.filter``) and the
+Camera traps page filtered MegaDetector entries (``megadetector.shown_detections``) with two
+copies of the same rule, which could drift (one compared with ``>``, a suspect flag only one
+knew). Both now ask ``ShownFilter.indices``; neither runs the network again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ShownFilter:
+    """A display setting: score at least ``threshold``, class among ``classes`` (None: any),
+    repeats flagged suspect left out when ``hide_suspect``, at most ``max_detections`` (best first)."""
+
+    threshold: float = 0.0
+    classes: Optional[FrozenSet[str]] = None
+    hide_suspect: bool = True
+    max_detections: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.classes is not None and not isinstance(self.classes, frozenset):
+            object.__setattr__(self, "classes", frozenset(self.classes))
+
+    @classmethod
+    def of(cls, threshold: float = 0.0, classes: Optional[Iterable[str]] = None, hide_suspect: bool = True,
+           max_detections: Optional[int] = None) -> "ShownFilter":
+        return cls(float(threshold), None if classes is None else frozenset(classes), hide_suspect, max_detections)
+
+    def indices(self, scores: Sequence[float], class_names: Sequence[str],
+                suspect: Optional[Sequence[bool]] = None) -> np.ndarray:
+        """Positions of the detections shown, in the given (descending-score) order."""
+        keep = np.asarray(scores, dtype=np.float64) >= self.threshold
+        if self.classes is not None:
+            keep &= np.array([c in self.classes for c in class_names], dtype=bool).reshape(keep.shape)
+        if self.hide_suspect and suspect is not None:
+            keep &= ~np.asarray(suspect, dtype=bool).reshape(keep.shape)
+        idx = np.flatnonzero(keep)
+        if self.max_detections is not None:
+            idx = idx[:max(0, int(self.max_detections))]
+        return idx
+
+    def entry_detections(self, entry: Dict[str, Any],
+                         names: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
+        """A MegaDetector entry's detections shown (``names``: category id → class name)."""
+        dets = [d for d in entry.get("detections") or [] if isinstance(d, dict)]
+        if not dets:
+            return []
+        names = names or {}
+        idx = self.indices([_score(d) for d in dets], [names.get(str(d.get("category")), str(d.get("category")))
+                                                     for d in dets], [bool(d.get("suspect")) for d in dets])
+        return [dets[i] for i in idx]
+
+
+def _score(detection: Dict[str, Any]) -> float:
+    conf = detection.get("conf", 0.0)
+    return float(conf) if isinstance(conf, (int, float)) and not isinstance(conf, bool) else 0.0

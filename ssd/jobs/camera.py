@@ -1,0 +1,117 @@
+"""Camera-trap batch runs as background jobs (the Camera traps page): ``python -m ssd detect``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from ssd.base.errors import JobError
+from ssd.camtrap.settings import RunSettings, SettingsError
+from ssd.jobs.process import JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate, valid_model_name
+
+BATCH_LOCK_FILE = ".camera.lock"
+BATCH_LOG_FILE = "detect.log"
+BATCH_RESULTS = "results.json"
+BATCH_CSV = "results.csv"
+BATCH_PROGRESS = "progress.json"
+BATCH_SETTINGS = "run.json"
+
+
+def camera_runs_dir() -> str:
+    """Where the app keeps batch runs: ``<data folder>/.camera-runs`` (hidden from dataset lists)."""
+    from ssd.workspace import data_dir
+
+    return os.path.join(data_dir(), ".camera-runs")
+
+
+def current_batch_job(runs_root: str) -> Optional[JobInfo]:
+    """The running camera-trap batch of this runs folder, clearing a stale lock."""
+    return current(os.path.join(runs_root, BATCH_LOCK_FILE))
+
+
+#: Images between checkpoints of a run the page starts: a page user stops and resumes more often
+#: than a command-line run (whose default is ``RunSettings.checkpoint_every``).
+PAGE_CHECKPOINT_EVERY = 100
+
+
+def in_run_folder(settings: RunSettings, run_dir: str) -> RunSettings:
+    """The settings with the run folder's outputs: results, CSV and progress in ``run_dir``."""
+    return dataclasses.replace(settings, out_json=os.path.join(run_dir, BATCH_RESULTS),
+                               out_csv=os.path.join(run_dir, BATCH_CSV),
+                               progress_file=os.path.join(run_dir, BATCH_PROGRESS), checkpoint=None)
+
+
+def batch_argv(settings: RunSettings, resume: bool = False) -> List[str]:
+    """The ``detect`` command line of a batch run: derived from the settings, not rebuilt by hand."""
+    return ["detect", "--quiet"] + dataclasses.replace(settings, resume=resume).to_argv()
+
+
+def start_batch_job(runs_root: str, name: str, settings: Optional[RunSettings] = None,
+                    resume: bool = False) -> JobInfo:
+    """Start (or, with ``resume``, continue) the batch run ``runs_root/name`` in the background.
+
+    ``settings``: made by the page from its form; saved in the run's ``run.json`` (with the run
+    folder's outputs) so a reloaded page can resume it without asking again.
+    """
+    problem = valid_model_name(name)
+    if problem:
+        raise JobError(f"run name {name!r}: {problem}")
+    run_dir = os.path.join(runs_root, name)
+    if resume:
+        settings = batch_settings(run_dir)
+    folder = settings.inputs[0] if settings is not None and settings.inputs else ""
+    if not os.path.isdir(folder):
+        raise JobError(f"'{folder}' is not a folder on this machine")
+    os.makedirs(runs_root, exist_ok=True)
+    running = current_batch_job(runs_root)
+    if running is not None:
+        raise JobError(f"a camera-trap run is already going: {running.name} (pid {running.pid}); "
+                       "stop it or wait for it to finish")
+    settings = in_run_folder(settings, run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    settings.save(os.path.join(run_dir, BATCH_SETTINGS))
+    if not resume:
+        for f in (BATCH_PROGRESS, BATCH_RESULTS):
+            remove_file(os.path.join(run_dir, f))
+    return launch(os.path.join(runs_root, BATCH_LOCK_FILE), batch_argv(settings, resume), run_dir,
+                  BATCH_LOG_FILE, "camera-trap run")
+
+
+def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
+    """SIGTERM the running batch: it writes its checkpoint and exits, ready to resume."""
+    return terminate(current_batch_job(runs_root), timeout)
+
+
+def batch_settings(run_dir: str) -> Optional[RunSettings]:
+    """The run's saved settings; None when its run.json is missing or not a run's settings."""
+    try:
+        return RunSettings.load(os.path.join(run_dir, BATCH_SETTINGS))
+    except SettingsError:
+        return None
+
+
+def batch_log_tail(run_dir: str, lines: int = 20) -> str:
+    """The last lines of a batch run's log."""
+    return read_log_tail(run_dir, lines, BATCH_LOG_FILE)
+
+
+def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
+    """The run's last progress report; ``state`` is ``running``, ``done``, ``stopped`` or ``interrupted``."""
+    try:
+        with open(os.path.join(run_dir, BATCH_PROGRESS), encoding="utf-8") as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        st = {"state": "running" if running else "new", "done": 0, "total": 0}
+    if running:
+        st["state"] = "running"
+    elif st.get("state") == "running":
+        st["state"] = "interrupted"         # killed without its last report: resumable from the checkpoint
+    if os.path.isfile(os.path.join(run_dir, BATCH_RESULTS)) and not running:
+        st["state"] = "done"
+    return st
+
+
+def batch_runs(runs_root: str) -> List[str]:
+    """Batch run folders, newest first."""
+    return folders_holding(runs_root, BATCH_SETTINGS)

@@ -1,0 +1,140 @@
+"""Background jobs: the app starts ``python -m ssd …`` commands as processes of their own.
+
+Why a process and not a thread: a Streamlit rerun, a page switch or a browser refresh must
+neither stop nor duplicate a run, and MXNet would starve the server's threads. The job is the
+very CLI command a user could type, so the app and the CLI share one code path.
+
+One job of a kind at a time per folder, enforced by a lock file (created with O_EXCL, holding
+the pid). A lock whose process is gone (or a zombie) is stale and removed. Stopping sends SIGTERM
+to the job's process group; the command then checkpoints and exits, ready to resume.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional
+
+from ssd.base.errors import JobError
+from ssd.base.processes import pid_alive
+from ssd.workspace import REPO_ROOT
+
+_CHILDREN: Dict[int, subprocess.Popen] = {}   # reaped on poll so finished jobs leave no zombie
+
+
+@dataclass
+class JobInfo:
+    pid: int
+    name: str
+    out: str
+    argv: List[str]
+    started: float
+
+
+def alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:   # reaps our own finished child
+            _CHILDREN.pop(pid, None)
+            return False
+        return True
+    return pid_alive(pid)
+
+
+def current(path: str) -> Optional[JobInfo]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = JobInfo(**json.load(fh))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+        remove_file(path)
+        return None
+    if alive(info.pid):
+        return info
+    remove_file(path)
+    return None
+
+
+def remove_file(path: str) -> None:
+    """Remove ``path`` if it is there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def launch(lock: str, argv: List[str], out: str, log_name: str, what: str) -> JobInfo:
+    """Start ``python -m ssd ARGV`` in its own session, logging to ``out/log_name``, under ``lock``."""
+    os.makedirs(out, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        raise JobError(f"another {what} is starting right now; try again in a moment") from None
+    try:
+        log = open(os.path.join(out, log_name), "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        proc = subprocess.Popen([sys.executable, "-m", "ssd"] + argv, cwd=REPO_ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        log.close()
+        _CHILDREN[proc.pid] = proc
+        info = JobInfo(proc.pid, os.path.basename(os.path.normpath(out)), os.path.abspath(out), argv, time.time())
+        os.write(fd, json.dumps(asdict(info)).encode())
+    except BaseException:
+        os.close(fd)
+        remove_file(lock)
+        raise
+    os.close(fd)
+    return info
+
+
+def terminate(job: Optional[JobInfo], timeout: float) -> bool:
+    """SIGTERM a job's process group (it checkpoints and exits); wait up to ``timeout`` s for it."""
+    if job is None:
+        return False
+    try:
+        os.killpg(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.time() + timeout
+    while timeout and time.time() < deadline and alive(job.pid):
+        time.sleep(0.1)
+    return True
+
+
+def read_log_tail(run_dir: str, lines: int, log_name: str) -> str:
+    """The last ``lines`` lines of a job's log (its last 8 KiB at most: logs grow for hours)."""
+    try:
+        with open(os.path.join(run_dir, log_name), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def folders_holding(root: str, marker: str) -> List[str]:
+    """Visible subfolders of ``root`` that hold ``marker``, the most recently written marker first."""
+    found = []
+    if os.path.isdir(root):
+        for d in os.listdir(root):
+            p = os.path.join(root, d, marker)
+            if not d.startswith(".") and os.path.isfile(p):
+                found.append((os.stat(p).st_mtime, os.path.join(root, d)))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def valid_model_name(name: str) -> Optional[str]:
+    """None when ``name`` can be a model folder name, else the reason it cannot."""
+    if not name:
+        return "give the model a name"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        return "use letters, digits, '.', '_' or '-' (at most 64 characters, not starting with a symbol)"
+    return None

@@ -1,0 +1,243 @@
+"""Training jobs (``python -m ssd train`` in the background) and the Train page's view of runs:
+which folders hold one, whether it can resume, its progress and overview, so the page only lays
+out what these helpers return."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional
+
+from ssd.base.errors import JobError, SSDError
+from ssd.base.processes import pid_alive
+from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, read_log_tail, terminate
+from ssd.training.events import EVENTS_FILE, read_events
+from ssd.workspace import models_dir
+
+LOCK_FILE = ".train.lock"
+LOG_FILE = "train.log"
+
+
+@dataclass
+class RunStatus:
+    """What a UI shows about a run, reconstructed from its event log alone."""
+
+    state: str                                  # running | external | done | stopped | error | interrupted | new
+    progress: Optional[Dict[str, Any]] = None   # the last 'progress' event
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    start: Optional[Dict[str, Any]] = None
+
+
+def config_to_argv(cfg) -> List[str]:
+    """A ``TrainConfig`` as ``train`` CLI arguments (only the fields that differ from defaults)."""
+    from ssd.training.config import TrainConfig
+
+    flags = {"arch": "--model", "max_iters_per_epoch": "--max-iters"}
+    argv = ["train"]
+    default = TrainConfig(data="", out="")
+    for f in fields(TrainConfig):
+        if f.name == "command":
+            continue
+        value = getattr(cfg, f.name)
+        if f.name not in ("data", "out") and value == getattr(default, f.name):
+            continue
+        flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
+        if f.name == "augment":
+            if not value:
+                argv.append("--no-augment")
+        elif isinstance(value, bool):
+            if value:
+                argv.append(flag)
+        elif f.name in ("sizes", "ratios"):
+            argv += [flag, ";".join(",".join(str(v) for v in grp) for grp in value)]
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def current_job(models_root: str) -> Optional[JobInfo]:
+    """The running training job of this models folder, clearing a stale lock."""
+    return current(os.path.join(models_root, LOCK_FILE))
+
+
+def start_job(models_root: str, cfg) -> JobInfo:
+    """Launch ``python -m ssd train`` for ``cfg`` in the background; ``JobError`` if one runs."""
+    os.makedirs(models_root, exist_ok=True)
+    running = current_job(models_root)
+    if running is not None:
+        raise JobError(f"a training job is already running: {running.name} (pid {running.pid}); "
+                       "stop it or wait for it to finish")
+    return launch(os.path.join(models_root, LOCK_FILE), config_to_argv(cfg), cfg.out, LOG_FILE, "training job")
+
+
+def stop_job(models_root: str, timeout: float = 0.0) -> bool:
+    """Ask the running job to stop (SIGTERM to its group); optionally wait up to ``timeout`` s."""
+    return terminate(current_job(models_root), timeout)
+
+
+def run_status(run_dir: str, running: bool = False, started: Optional[float] = None) -> RunStatus:
+    """Summarize a run from its events; ``running`` says whether its process is alive.
+
+    ``started``: when the running process was launched. Until it logs its own ``start`` event (MXNet
+    and the data take seconds to load) the previous process's progress is not shown as current.
+    """
+    events = read_events(run_dir)
+    if not events:
+        return RunStatus("running" if running else "new")
+    st = RunStatus("running" if running else "interrupted")
+    for ev in events:
+        t = ev.get("type")
+        if t == "start":
+            st.start = ev
+            st.state, st.message = ("running" if running else "interrupted"), ""   # a new process
+            st.progress = None          # a new process: the last one's progress is over
+            st.history = [h for h in st.history if h["epoch"] <= (ev.get("resumed_from") or 0)]
+        elif t == "progress":
+            st.progress = ev
+        elif t == "epoch":
+            st.history.append({k: v for k, v in ev.items() if k not in ("type", "time")})
+        elif t in ("done", "stopped", "error") and not running:
+            st.state = t
+            st.message = ev.get("message", "")
+    if not running and st.state == "interrupted" and _alive_elsewhere(st.start):
+        st.state = "external"               # the CLI or `launch` runs it, not the app: shown, not stopped
+    if running:
+        st.state = "running"
+        if started is not None and (st.start is None or float(st.start.get("time", 0)) < started - 1.0):
+            st.progress = None
+            st.message = "starting"
+    return st
+
+
+def external_run(models_root: Optional[str] = None) -> Optional[str]:
+    """The newest run folder whose training runs outside the app right now, if any."""
+    runs = run_folders(models_root)
+    if runs and run_status(runs[0]).state == "external":
+        return runs[0]
+    return None
+
+
+def _alive_elsewhere(start: Optional[Dict[str, Any]]) -> bool:
+    """Is the process that logged ``start`` (its pid, on this host) still running?
+
+    A run started outside the app (``python -m ssd train``, or rank 0 of ``python -m ssd launch``)
+    has no job lock; its own start event names its process, so the Train page can follow it.
+    """
+    if not start or not start.get("pid") or start.get("host") != socket.gethostname():
+        return False
+    return pid_alive(int(start["pid"]))
+
+
+def progress_text(p: Dict[str, Any]) -> str:
+    """The progress bar's label: the training iteration, or the validation pass with its own count."""
+    if p.get("phase") == "validate":
+        return f"epoch {p['epoch']}/{p['epochs']}: validating, image {p.get('val_done', 0)}/{p.get('val_total', '?')}"
+    return (f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
+            f"ETA {format_duration(p.get('eta_s'))}")
+
+
+def train_log_tail(run_dir: str, lines: int = 20) -> str:
+    """The last lines of a training run's log."""
+    return read_log_tail(run_dir, lines, LOG_FILE)
+
+
+def run_folders(models_root: Optional[str] = None) -> List[str]:
+    """Model folders that hold a training run (an event log), newest activity first."""
+    return folders_holding(models_root or models_dir(), EVENTS_FILE)
+
+
+def delete_run(models_root: str, run_dir: str) -> None:
+    """Delete a run's folder (a failed or unwanted run), refusing anything that is not one.
+
+    Why: a run that failed before its first epoch leaves a folder the Train page lists and nothing
+    could remove. ``JobError`` when the folder is outside the models folder, is not a training run,
+    or belongs to the job running now.
+    """
+    import shutil
+
+    root = os.path.realpath(models_root)
+    path = os.path.realpath(run_dir)
+    if os.path.dirname(path) != root or os.path.basename(path).startswith("."):
+        raise JobError(f"{run_dir} is not a run folder of {models_root}; nothing was deleted")
+    if not os.path.isfile(os.path.join(path, EVENTS_FILE)):
+        raise JobError(f"{run_dir} holds no training run (no {EVENTS_FILE}); nothing was deleted")
+    running = current_job(models_root)
+    if running is not None and os.path.realpath(running.out) == path:
+        raise JobError(f"{run_dir} is being trained right now (pid {running.pid}); stop it first")
+    shutil.rmtree(path)
+
+
+def can_resume(run_dir: str) -> bool:
+    from ssd.training.checkpoint import CHECKPOINT_DIR
+
+    return os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint.json"))
+
+
+def resume_config(run_dir: str):
+    """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
+    from ssd.store import META_FILE
+    from ssd.training.config import TrainConfig
+
+    try:
+        with open(os.path.join(run_dir, META_FILE), encoding="utf-8") as fh:
+            args = json.load(fh)["training"]["args"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SSDError(f"{run_dir}: cannot read the run's training arguments ({err})") from None
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in args.items() if k in known})
+    cfg.resume = True
+    cfg.out = run_dir
+    return cfg
+
+
+def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
+    """The bar's fill: the run's iterations, or during validation the validation pass's own share."""
+    if not progress:
+        return 0.0
+    if progress.get("phase") == "validate":
+        total = progress.get("val_total") or 0
+        return float(min(1.0, progress.get("val_done", 0) / total)) if total else 0.0
+    total = progress.get("total_iters") or 0
+    return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    s = int(round(max(0.0, seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
+    """Key facts of a saved model as (field, value) rows."""
+    from ssd.models.training_graph import arithmetic_text   # here: it loads MXNet, the rest of jobs does not
+
+    anchors = meta.get("anchors") or {}
+    ds = meta.get("dataset") or {}
+    tr = meta.get("training") or {}
+    best = (meta.get("metrics") or {}).get("best") or {}
+    hist = (meta.get("metrics") or {}).get("history") or []
+    args = tr.get("args") or {}
+    rows = [
+        ("architecture", meta.get("arch", "?")),
+        ("classes", ", ".join(map(str, meta.get("classes", [])))),
+        ("input size", f"{meta.get('input_size')}×{meta.get('input_size')}"),
+        ("anchors", str(anchors.get("total", "?"))),
+        ("status", str(meta.get("status", "?"))),
+        ("epochs done", f"{len(hist)} of {args.get('epochs', '?')}"),
+        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f})" if isinstance(
+            best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
+        ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
+                    f"{ds.get('num_val', '?')} val)"),
+        ("trained on", str(tr.get("device", "?"))),
+        ("training arithmetic", arithmetic_text(tr.get("arithmetic"))),
+        ("saved", str(meta.get("finished") or meta.get("saved") or "?")),
+        ("default model", "yes" if meta.get("default") else "no"),
+        ("command", tr.get("command") or "(started from the app)"),
+    ]
+    return [{"field": k, "value": v} for k, v in rows]
