@@ -37,3 +37,49 @@ def test_detect_page_helpers(tiny_model_dir):
     with zipfile.ZipFile(io.BytesIO(annotated_download(rendered, originals))) as zf:
         assert zf.namelist() == ["a_detections.png", "b_detections.png"]
         assert Image.open(zf.open("b_detections.png")).size == (320, 240)
+
+
+def test_train_page_helpers(tmp_path):
+    import json
+
+    from ssd import jobs
+    from ssd.training.config import TrainConfig, start_from
+
+    run = tmp_path / "run"
+    assert not jobs.folder_taken(str(run))
+    run.mkdir()
+    assert not jobs.folder_taken(str(run))                   # an empty folder: a new run may use it
+    (run / "meta.json").write_text(json.dumps({"arch": "tiny"}))
+    assert jobs.folder_taken(str(run))
+    from ssd.training.checkpoint import CHECKPOINT_DIR
+
+    half = tmp_path / "half" / CHECKPOINT_DIR                # a resumable run without meta.json
+    half.mkdir(parents=True)
+    (half / "checkpoint.json").write_text("{}")
+    assert jobs.can_resume(str(tmp_path / "half")) and jobs.folder_taken(str(tmp_path / "half"))
+
+    cfg = TrainConfig(data="d", out="o", arch="ssd_300_vgg16_atrous")
+    start_from(cfg, "coco", ("models/x", "ssd_512_resnet50_v1"))
+    assert (cfg.pretrained, cfg.arch) == ("coco", "ssd_300_vgg16_atrous")   # a named starting point wins
+    cfg = TrainConfig(data="d", out="o")
+    start_from(cfg, "coco")
+    assert cfg.pretrained is None and cfg.arch == "tiny"                    # TinySSD has no pretrained weights
+    start_from(cfg, "voc-ssd (pulled detector, sets the architecture)", ("models/voc-ssd", "ssd_300_vgg16_atrous"))
+    assert (cfg.pretrained, cfg.arch) == ("models/voc-ssd", "ssd_300_vgg16_atrous")
+
+
+def test_run_figures_reads_training_not_validation_progress():
+    from ssd.jobs import RunStatus, run_figures
+
+    assert run_figures(RunStatus("new")) == {"Epochs done": "0/?", "Loss": "–", "Samples/s": "–",
+                                             "Best val mAP": "–"}
+    history = [{"epoch": 1, "loss": 2.5, "samples_per_s": 40.0, "val_map": 0.25},
+               {"epoch": 2, "loss": 1.25, "samples_per_s": 50.0, "val_map": 0.5},
+               {"epoch": 3, "loss": 1.0, "samples_per_s": 60.0, "val_map": None}]
+    start = {"config": {"epochs": 10}}
+    validating = RunStatus("running", {"phase": "validate", "epoch": 4, "epochs": 12}, history, "", start)
+    assert run_figures(validating) == {"Epochs done": "3/12", "Loss": "1.0000", "Samples/s": "60.0",
+                                       "Best val mAP": "0.5000"}
+    training = RunStatus("running", {"phase": "train", "loss": 0.75, "samples_per_s": 70.25}, history, "", start)
+    assert run_figures(training) == {"Epochs done": "3/10", "Loss": "0.7500", "Samples/s": "70.2",
+                                     "Best val mAP": "0.5000"}

@@ -176,6 +176,14 @@ def can_resume(run_dir: str) -> bool:
     return os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint.json"))
 
 
+def folder_taken(run_dir: str) -> bool:
+    """Whether ``run_dir`` already holds a saved model or a resumable run: a new run there would
+    overwrite it, so the Train page refuses the name (resuming is the way to continue it)."""
+    from ssd.store import META_FILE
+
+    return os.path.exists(os.path.join(run_dir, META_FILE)) or can_resume(run_dir)
+
+
 def resume_config(run_dir: str):
     """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
     from ssd.store import META_FILE
@@ -202,6 +210,24 @@ def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
         return float(min(1.0, progress.get("val_done", 0) / total)) if total else 0.0
     total = progress.get("total_iters") or 0
     return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
+
+
+def run_figures(status: RunStatus) -> Dict[str, str]:
+    """The four numbers the Train page shows under a run, formatted: epochs done of those planned,
+    the latest loss and speed, and the best validation mAP so far.
+
+    Loss and speed come from the latest training progress, else the last finished epoch:
+    a validation pass's progress events carry neither.
+    """
+    p = status.progress
+    last = status.history[-1] if status.history else {}
+    now = (p if p and p.get("phase") != "validate" else None) or last
+    planned = (p or {}).get("epochs") or (status.start or {}).get("config", {}).get("epochs", "?")
+    maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
+    return {"Epochs done": f"{len(status.history)}/{planned}",
+            "Loss": f"{now.get('loss', float('nan')):.4f}" if now else "–",
+            "Samples/s": f"{now.get('samples_per_s', 0):.1f}" if now else "–",
+            "Best val mAP": f"{max(maps):.4f}" if maps else "–"}
 
 
 def format_duration(seconds: Optional[float]) -> str:

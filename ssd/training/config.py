@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ssd.base.errors import SSDError
 from ssd.models.recipe import Recipe
@@ -76,6 +76,18 @@ class TrainConfig:
         recipe_for(self.arch).check_config(self)
         if self.input_size < 64:
             raise SSDError("input size must be at least 64")
+
+
+def start_from(cfg: TrainConfig, start: str, detector: Optional[Tuple[str, str]] = None) -> None:
+    """Set where ``cfg`` starts: ``start`` when it names one of the architecture's pretrained
+    starting points (``imagenet``, ``voc``, ``coco`` for GluonCV SSDs); else ``detector``, the
+    ``(folder, architecture)`` of a saved detector, whose weights and architecture it takes
+    (re-headed to the dataset's classes); else from scratch, as it was.
+    """
+    if start in recipe_for(cfg.arch).pretrained_choices:
+        cfg.pretrained = start
+    elif detector is not None:
+        cfg.pretrained, cfg.arch = detector
 
 
 def resolve_defaults(cfg: TrainConfig) -> List[str]:
