@@ -83,3 +83,19 @@ def test_run_figures_reads_training_not_validation_progress():
     training = RunStatus("running", {"phase": "train", "loss": 0.75, "samples_per_s": 70.25}, history, "", start)
     assert run_figures(training) == {"Epochs done": "3/10", "Loss": "0.7500", "Samples/s": "70.2",
                                      "Best val mAP": "0.5000"}
+
+
+def test_anchors_page_opens_on_the_cell_that_learns_the_box():
+    from ssd.data.synthetic import render_example
+    from ssd.models.anchor_set import anchor_set, best_anchor_cell, start_cell
+    from ssd.models.tiny import tiny_anchor_config
+
+    aset = anchor_set(tiny_anchor_config(), 256)
+    label = render_example(0, 1, "val")[1]
+    assert start_cell(aset, label[:, 1:5]) == best_anchor_cell(aset, label[0, 1:5])
+    h, w = aset.feature_maps[1]
+    assert start_cell(aset) == start_cell(aset, np.zeros((0, 4))) == (1, h // 2, w // 2)
+    from types import SimpleNamespace
+
+    one_map = SimpleNamespace(num_scales=1, feature_maps=[(5, 7)])      # only its layout is read
+    assert start_cell(one_map) == (0, 2, 3)
