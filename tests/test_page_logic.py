@@ -99,3 +99,45 @@ def test_anchors_page_opens_on_the_cell_that_learns_the_box():
 
     one_map = SimpleNamespace(num_scales=1, feature_maps=[(5, 7)])      # only its layout is read
     assert start_cell(one_map) == (0, 2, 3)
+
+
+def test_loss_curves_mark_the_chosen_parameters():
+    from ssd.models.loss_shapes import box_loss_curve, class_loss_curve
+    from ssd.viz.learn import loss_curves
+
+    x, box, p, cls = loss_curves(3.0, 2.0)
+    assert list(box) == ["smooth L1, σ=10", "smooth L1, σ=3 ◀", "smooth L1, σ=1", "smooth L1, σ=0.5", "L1"]
+    assert list(cls) == ["focal, γ=0", "focal, γ=1", "focal, γ=2 ◀", "focal, γ=5", "cross-entropy"]
+    assert np.array_equal(box["smooth L1, σ=3 ◀"], box_loss_curve(x, "smooth_l1", 3.0))
+    assert np.array_equal(cls["focal, γ=2 ◀"], class_loss_curve(p, "focal", 2.0))
+    _, box, _, cls = loss_curves(1.0, 0.0)                  # a chosen value already drawn: marked, not doubled
+    assert len(box) == 4 and "smooth L1, σ=1 ◀" in box and len(cls) == 4 and "focal, γ=0 ◀" in cls
+
+
+def test_same_detections():
+    from ssd.viz.nms_steps import same_detections
+
+    a = (np.array([0, 1]), np.array([0.9, 0.5], np.float32), np.zeros((2, 4), np.float32))
+    assert same_detections(a, tuple(v.copy() for v in a))
+    assert not same_detections(a, (a[0][:1], a[1][:1], a[2][:1]))
+    assert not same_detections(a, (a[0], np.array([0.9, 0.4], np.float32), a[2]))
+    assert not same_detections(a, (a[0], a[1], a[2] + 1))
+    assert same_detections((a[0][:0], a[1][:0], a[2][:0]), (a[0][:0], a[1][:0], a[2][:0]))
+
+
+def test_image_eval_keeps_what_reaches_the_confidence():
+    from ssd.viz.image_eval import SplitDetections, counts_table, image_eval, match_detections
+
+    ids = np.array([0, 1, 0])
+    scores = np.array([0.9, 0.6, 0.3])
+    boxes = np.array([[10, 10, 50, 50], [60, 60, 90, 90], [12, 12, 48, 48]], np.float32)
+    gcls, gboxes = np.array([0, 1]), np.array([[10, 10, 50, 50], [0, 0, 5, 5]], np.float32)
+    split = SplitDetections([(ids, scores, boxes)], [(gcls, gboxes)], ["cat", "dog"], [0])
+    ev = image_eval(split, 0, 0.5, 0.5)
+    assert ev.labels == ["cat 0.90", "dog 0.60"] and len(ev.boxes) == 2
+    assert (ev.match.tp, ev.match.fp, ev.match.fn) == (1, 1, 1)
+    want = match_detections(ids[:2], scores[:2], boxes[:2], gcls, gboxes, 0.5)
+    assert np.array_equal(ev.match.det_tp, want.det_tp) and np.array_equal(ev.gt_boxes, gboxes)
+    assert ev.counts(split.classes) == counts_table(want, ids[:2], split.classes)
+    low = image_eval(split, 0, 0.1, 0.5)
+    assert (low.match.tp, low.match.fp) == (1, 2)                # the lower duplicate is a false positive
