@@ -111,7 +111,7 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
 
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
-    """For a history without the seeds' class err (saved before it existed): measure it now, on demand."""
+    """For a history without the d2l book's class err (saved before it existed): measure it now, on demand."""
     import os
 
     from ssd.models.metric_names import named_record
