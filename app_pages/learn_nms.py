@@ -20,13 +20,7 @@ from ssd.workspace import Sample
 
 def settings_ui() -> Tuple[str, dict, Sample, float, float]:
     """``(model path, its meta, image, score floor, NMS threshold)``; stops the page without a model."""
-    c1, c2 = st.columns(2)
-    with c1:
-        path, meta = _learn.model_choice("learn_nms_model")
-    if path is None:
-        st.stop()
-    with c2:
-        sample = _learn.sample_picker("learn_nms_sample")
+    path, meta, sample = _learn.model_and_sample(*st.columns(2), "learn_nms")
     s1, s2 = st.columns(2)
     floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01, key="learn_nms_floor")
     nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, key="learn_nms_iou")
