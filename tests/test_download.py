@@ -1,4 +1,4 @@
-"""ssd.download against a real HTTP server on 127.0.0.1 (no other network, ever)."""
+"""ssd.data.download against a real HTTP server on 127.0.0.1 (no other network, ever)."""
 from __future__ import annotations
 
 import argparse

@@ -509,9 +509,9 @@ def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, 
     from ssd import jobs
 
     root = tmp_path / "models"
+    (root / "failed").mkdir(parents=True)       # the job launcher makes the run folder for its log
     with pytest.raises(DatasetError):
         train(_cfg(str(tmp_path / "no-such-data"), root / "failed", 1), install_signal_handlers=False)
-    assert (root / "failed").is_dir()
     with pytest.raises(JobError):
         jobs.delete_run(str(root), str(tmp_path))                 # not a run folder of the models root
     monkeypatch.setenv("SSD_MODELS_DIR", str(root))
