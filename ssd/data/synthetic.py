@@ -366,7 +366,7 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
     (read as "no validation split") so a stale one from an earlier run cannot linger.
     ``progress(done, total)`` is called after every image. Returns the ``dataset.json`` dict.
     """
-    from ssd.data.recordio import write_detection_rec
+    from ssd.data.recordio_write import write_detection_rec
 
     if int(num_train) < 1 or int(num_val) < 0:
         raise DatasetError(f"need at least 1 training image and 0 or more validation images, "
