@@ -207,7 +207,7 @@ def test_a_synth_set_without_its_marker_or_with_missing_images_is_refused(tmp_pa
 
 def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, monkeypatch):
     from ssd.base.errors import DatasetError, DownloadError
-    from ssd.data import download as dl
+    from ssd.data import fetchers
     from ssd.data.dataset import open_dataset
     from ssd.workspace import dataset_folders
 
@@ -221,11 +221,11 @@ def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, m
         shutil.copyfile(real / name, dest)
         return dest
 
-    monkeypatch.setattr(dl, "download", fake_download)
+    monkeypatch.setattr(fetchers, "download", fake_download)
     root = tmp_path / "data"
     out = root / "pikachu"
     with pytest.raises(DownloadError):
-        dl.fetch_pikachu(str(out), base_url="http://127.0.0.1:9/")
+        fetchers.fetch_pikachu(str(out), base_url="http://127.0.0.1:9/")
     assert (out / "train.rec").exists()          # the half that arrived is kept for the next try
     (root / "only-a-log").mkdir()
     (root / "only-a-log" / "download.log").write_text("Traceback ...")
