@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-# d2l TinySSD defaults (seed 001): sizes split 0.2..1.05 in five, with the geometric mean
+# d2l TinySSD defaults ("Single Shot Multibox Detection"): sizes split 0.2..1.05 in five, with the geometric mean
 # of neighbours as the second size of each scale.
 TINY_SIZES: List[List[float]] = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
 TINY_RATIOS: List[List[float]] = [[1.0, 2.0, 0.5]] * 5

@@ -1,4 +1,4 @@
-"""TinySSD (d2l, seed 001): the hybridizable Gluon block and its recipe.
+"""TinySSD (the d2l book's "Single Shot Multibox Detection"): the hybridizable Gluon block and its recipe.
 
 The network returns ``(anchors, cls_preds, bbox_preds)`` exactly as the d2l book does:
 anchors ``(1, N, 4)`` normalized corners, class scores ``(B, N, C+1)`` (index 0 is the
@@ -146,7 +146,7 @@ def anchors_meta(net: TinySSD) -> Dict[str, Any]:
 
 # TinySSD's defaults: the SSD paper's loss (normalized by positives, 3:1 hard negatives, smooth L1)
 # with SGD+momentum. On the synthetic set it reaches val mAP 0.87 after 3 epochs, where the
-# seed's d2l setup (lr 0.2, no momentum, mean over anchors, L1) is still below 0.01 — see the
+# d2l book's setup (lr 0.2, no momentum, mean over anchors, L1) is still below 0.01 — see the
 # README. The d2l setup remains one flag set away:
 #   --lr 0.2 --momentum 0 --loss-norm d2l --hard-negative-ratio 0 --box-loss l1
 TINY_DEFAULTS: Dict[str, Any] = {"lr": 0.01, "momentum": 0.9, "lr_schedule": "cosine", "input_size": 256,

@@ -60,7 +60,7 @@ def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
         if any(v is not None for v in values):
             axes[1].plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     axes[1].set_yscale("log")
-    axes[1].set_title("class err / bbox MAE (seeds') · mined")
+    axes[1].set_title("class err / bbox MAE (d2l) · mined")
     axes[1].legend(fontsize="small")
     maps = [h.get("val_map") for h in history]
     if any(m is not None for m in maps):

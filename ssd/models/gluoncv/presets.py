@@ -38,7 +38,7 @@ class ZooSpec:
     steps: Tuple[float, ...]
     min_input: int                         # smallest square input the layers accept
     published: Dict[str, float] = field(default_factory=dict)
-    reference_cpu_s: Optional[float] = None  # REFERENCE.md: s/image on the 2-core dev machine
+    reference_cpu_s: Optional[float] = None  # s/image measured on a 2-core CPU during development
 
 
 _MOBILENET_SIZES = (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492)
