@@ -18,6 +18,7 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 
 
 def display_name(source: object, name: Optional[str]) -> str:
+    """How messages name ``source``: the given name, else its path or file name, else "<image data>"."""
     if name:
         return str(name)
     if isinstance(source, (str, os.PathLike)):
