@@ -147,6 +147,46 @@ def responsive_figure(fig, lines: Sequence[str], name: str, narrow_px: int = 640
 <div class="{name}-narrow">{text}</div>""")
 
 
+def style(*css: str) -> None:
+    """Page CSS, all in one element (each element is one more message on every rerun)."""
+    st.html("<style>" + "\n".join(css) + "</style>")
+
+
+def sticky_css(key: str) -> str:
+    """Keeps the container ``key`` at the top of the screen (under Streamlit's header) while the
+    rest of its block scrolls by; opaque, in the theme's background. Streamlit may wrap the
+    container in a layout div: the sticky box must be the outermost one."""
+    dark = getattr(getattr(st.context, "theme", None), "type", None) == "dark"
+    return (f'[data-testid="stLayoutWrapper"]:has(> .st-key-{key}), .st-key-{key} {{ position: sticky; '
+            f'top: 3.75rem; z-index: 99; padding: 0.25rem 0; background-color: {"#0e1117" if dark else "#ffffff"}; }}')
+
+
+def overlay_css(picture_prefix: str) -> str:
+    """Lays the boxes (``picture_with_boxes``) over the picture at the top of each ``picture_prefix*``
+    container (Streamlit gives a keyed container the class ``st-key-KEY``), and hides the picture's
+    full-screen button (full screen would show it without its boxes)."""
+    scope = f'[class*="st-key-{picture_prefix}"]'
+    return (f'{scope} {{ position: relative; }}\n'
+            f'{scope} [data-testid="stElementContainer"]:has(img.ssd-boxes) {{ position: absolute; top: 0; '
+            f'left: 0; width: 100%; pointer-events: none; }}\n'
+            f'{scope} [data-testid="stElementToolbar"] {{ display: none; }}')
+
+
+def picture_with_boxes(jpeg: bytes, svg: str, key: str, caption: str) -> None:
+    """A picture and an SVG of boxes over it, in the container ``key`` (``overlay_css`` places them).
+
+    Why two elements: the picture is the same bytes on every rerun, so Streamlit serves the same
+    URL and the browser keeps the image; a slider move changes only the SVG, a few hundred bytes.
+    The SVG goes in as an image (st.html keeps HTML only), so nothing in it can run or fetch.
+    """
+    import base64
+
+    with st.container(key=key):
+        st.image(jpeg, caption=caption, width="stretch", output_format="JPEG")
+        st.html(f'<img class="ssd-boxes" alt="" style="display:block;width:100%" '
+                f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode("ascii")}">')
+
+
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:
     return uploaded.name, uploaded.getvalue()
 

@@ -1,8 +1,10 @@
 """Benchmark the app's hot paths; prints figures (not a test).
 
-1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + drawing
-   on the cached previews (``ssd.inference.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
-   Also reported: the same plus the JPEG encoding ``st.image`` does, and the first (network) pass.
+1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + the
+   boxes as SVG (``ssd.inference.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
+   Also reported: drawing the boxes into the pixels and encoding a JPEG instead (what the page did
+   before it laid SVG over an unchanging picture), and the first (network) pass. The browser's side
+   of a slider move is ``scripts/bench_slider.py``.
 2. Resident memory (VmRSS / VmHWM) of a running ``streamlit run app.py`` with the default model
    loaded: the server is started on a free localhost port and the Detect page is opened in
    Debian's /usr/bin/chromium (Playwright), which loads the model and detects on the samples.
@@ -62,8 +64,8 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
         t1 = time.perf_counter()
         rendered = render_batch(again, thr, None, 100)
         t2 = time.perf_counter()
-        for r in rendered:                                                # what st.image does with a PIL image
-            r.picture.save(io.BytesIO(), format="JPEG", quality=90)
+        for r in rendered:                                                # boxes in the pixels, as before
+            r.picture().save(io.BytesIO(), format="JPEG", quality=90)
         t3 = time.perf_counter()
         render_ms.append((t2 - t1) * 1000)
         with_cache_ms.append((t2 - t0) * 1000)
@@ -74,11 +76,11 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     print(f"batch: {n} JPEG images of {size[0]}x{size[1]} px, {repeat} slider moves (thresholds 0.2-0.8), "
           f"{min(shown)}-{max(shown)} boxes shown")
     print(f"first pass (decode + network + NMS, batched): {first:.0f} ms total, {first / n:.1f} ms/image")
-    print(f"slider move, filter + draw (render_batch):      median {statistics.median(render_ms):.1f} ms, "
+    print(f"slider move, filter + SVG (render_batch):       median {statistics.median(render_ms):.1f} ms, "
           f"p95 {_pct(render_ms, 95):.1f} ms   [target <= 150 ms]")
     print(f"  + cache lookup (hash of the uploads' bytes):  median {statistics.median(with_cache_ms):.1f} ms, "
           f"p95 {_pct(with_cache_ms, 95):.1f} ms")
-    print(f"  + JPEG encoding as st.image does:            median {statistics.median(encode_ms):.1f} ms, "
+    print(f"  + boxes drawn into pixels + JPEG (before):   median {statistics.median(encode_ms):.1f} ms, "
           f"p95 {_pct(encode_ms, 95):.1f} ms")
     print(f"network forward calls during slider moves: {det.forward_calls - calls}")
 
