@@ -7,6 +7,7 @@ fails. We run one tiny convolution per GPU and fall back to the CPU with the err
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import List
 
@@ -36,25 +37,31 @@ def _probe_gpu(i: int) -> None:
     float(y.sum().asscalar())
 
 
+def _nvidia_smi(field: str) -> List[str]:
+    """One ``nvidia-smi --query-gpu`` field per GPU; empty without the tool, a driver or an answer."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [l.strip() for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else []
+
+
 def gpu_names() -> List[str]:
     """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
 
     MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
     """
     import glob
-    import shutil
-    import subprocess
 
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
-            if names:
-                return names
-        except (OSError, subprocess.SubprocessError):
-            pass
-    names = []
+    names = _nvidia_smi("name")
+    if names:
+        return names
     for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
         try:
             with open(info, encoding="utf-8") as fh:
@@ -64,6 +71,46 @@ def gpu_names() -> List[str]:
         except OSError:
             continue
     return names
+
+
+def gpu_compute_capabilities() -> List[str]:
+    """Compute capability of each NVIDIA GPU ("8.6", "9.0"), as the driver reports it; may be empty."""
+    return [c for c in _nvidia_smi("compute_cap") if re.fullmatch(r"\d+\.\d+", c)]
+
+
+def mxnet_has_cuda() -> bool:
+    """Whether this MXNet was built with CUDA (``mxnet-cu112``) rather than for the CPU only (``mxnet``)."""
+    try:
+        return bool(mx.runtime.Features().is_enabled("CUDA"))
+    except Exception:  # noqa: BLE001 - a build without the feature list: say CPU-only, the common case
+        return False
+
+
+MXNET_CAPABILITY = (5.0, 8.6)   # compute capabilities mxnet-cu112 has kernels for
+
+
+def _capability_note(caps: List[str]) -> str:
+    """Why MXNet could not use these GPUs even with its CUDA build, or "" when it could."""
+    beyond = [c for c in caps if not MXNET_CAPABILITY[0] <= float(c) <= MXNET_CAPABILITY[1]]
+    if not beyond:
+        return ""
+    return (f"; MXNet's CUDA build runs on compute capability {MXNET_CAPABILITY[0]}-{MXNET_CAPABILITY[1]} "
+            f"only and this GPU has {', '.join(sorted(set(beyond)))}, so it cannot use it either")
+
+
+def no_gpu_reason() -> str:
+    """Why MXNet sees no GPU, naming which case it is: a CPU-only MXNet build (with or without an
+    NVIDIA GPU in the machine), or a CUDA build that finds no NVIDIA GPU or driver."""
+    names, cuda = gpu_names(), mxnet_has_cuda()
+    found = ", ".join(names)
+    if cuda:
+        return ("this MXNet has CUDA but sees no GPU: "
+                + (f"{found} is listed by the driver, yet not visible to this process (CUDA_VISIBLE_DEVICES?)"
+                   if names else "no NVIDIA GPU or driver on this machine"))
+    if names:
+        return (f"this MXNet build is CPU-only, and the machine has {found}: install requirements-gpu.txt "
+                f"(mxnet-cu112) to use it" + _capability_note(gpu_compute_capabilities()))
+    return "no NVIDIA GPU on this machine (and this MXNet build is CPU-only)"
 
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
@@ -103,8 +150,7 @@ def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
         n = 0
         cpu.gpu_errors.append(error_gist(err))
     if n == 0:
-        cpu.reason = ("no GPU visible to MXNet (this mxnet build is CPU-only, or no NVIDIA GPU; "
-                      "install requirements-gpu.txt on a machine with one)")
+        cpu.reason = no_gpu_reason()
         return cpu
     usable, errors = [], []
     for i in range(n):
