@@ -11,12 +11,22 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.workspace import Sample, data_dir, dataset_choices, demo_sample_index, model_key
+from ssd.workspace import SCENES, Sample, data_dir, dataset_choices, demo_sample_index, model_key, sample_scenes
 
 
 def samples() -> List[Sample]:
     """The synthetic validation samples the Anchors page uses (with their ground truth)."""
     return sh.samples(8, 0, data_dir())
+
+
+@st.cache_resource(show_spinner="Composing synthetic scenes…")
+def _scenes(root: str) -> List[Sample]:
+    return sample_scenes(16, 0, root)
+
+
+def scenes() -> List[Sample]:
+    """Sixteen scenes of four synthetic samples each (the Evaluation page's default images)."""
+    return _scenes(data_dir())
 
 
 def sample_picker(key: str, container=st) -> Sample:
@@ -85,11 +95,11 @@ def trace(path: str, sample: Sample, nms: float, floor: float):
 
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
 def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
-    """The validation split (train when there is none) of a folder, or the synthetic samples."""
+    """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""
     from ssd.data.dataset import InMemoryDataset, open_dataset
 
-    if folder is None:
-        pool = sh.samples(32, 0, data_dir())
+    if folder is None or folder == SCENES:
+        pool = sh.samples(32, 0, data_dir()) if folder is None else scenes()
         return InMemoryDataset([s.array() for s in pool], [s.label for s in pool], list(classes), "synthetic")
     splits = open_dataset(folder)
     return splits.val if splits.val is not None and len(splits.val) else splits.train

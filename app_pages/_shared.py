@@ -4,10 +4,11 @@ Only caching and small layout helpers live here; every computation is in ``ssd``
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import streamlit as st
 
+from ssd.base.lru import BytesLRU
 from ssd.base.text import md_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
@@ -64,7 +65,8 @@ def model_anchors(path: str, meta) -> "AnchorSet":
 
 @st.cache_resource
 def detection_cache() -> DetectionCache:
-    """Raw detections per (model, image bytes, NMS), shared by every session of this server."""
+    """Raw detections and display pictures per (model, image bytes, NMS), shared by every session of
+    this server; bounded in bytes and entries (DetectionCache's defaults)."""
     return DetectionCache()
 
 
@@ -112,13 +114,50 @@ def no_model_help() -> None:
         "`python -m ssd models pull --list`.")
 
 
-def figure(fig, **kwargs) -> None:
-    """Show a matplotlib Figure (built without pyplot) and let it go; rendered under the figure
-    lock, since matplotlib's text layout is not thread-safe across sessions."""
-    from ssd.base.figure_lock import FIGURE_LOCK
+FIGURE_DPI = 144       # 6-inch figures come out 864 px wide: sharp in a column, a quarter of st.pyplot's pixels
 
-    with FIGURE_LOCK:
-        st.pyplot(fig, clear_figure=False, **kwargs)
+
+FIGURE_CACHE_BYTES, FIGURE_CACHE_ENTRIES = 48 * 1024 * 1024, 128
+
+
+@st.cache_resource
+def _figure_cache() -> BytesLRU:
+    """Rendered figures (PNG bytes) of this server, by what they show; bounded in bytes and count."""
+    return BytesLRU(FIGURE_CACHE_BYTES, FIGURE_CACHE_ENTRIES)
+
+
+def cached_figure(key: tuple, build: Callable[[], Any]) -> None:
+    """Show the figure ``build()`` makes, built and rendered only the first time ``key`` is seen.
+
+    ``key`` must name everything the figure depends on; a rerun that changed something else (another
+    panel's slider) then shows the same PNG without drawing it again."""
+    from ssd.viz.plots import figure_png
+
+    cache = _figure_cache()
+    png = cache.get(key)
+    if png is None:
+        png = figure_png(build(), dpi=FIGURE_DPI)
+        cache.put(key, png, len(png))
+    st.image(png, width="stretch")
+
+
+def figure(fig) -> None:
+    """Show a matplotlib Figure (built without pyplot, laid out by its builder) and let it go.
+
+    Rendered once at ``FIGURE_DPI`` under the figure lock (matplotlib's text layout is not
+    thread-safe across sessions). Not st.pyplot: its 200 dpi and "tight" bounding box (a second
+    full draw) made a figure cost about five times as much to render and send."""
+    from ssd.viz.plots import figure_png
+
+    st.image(figure_png(fig, dpi=FIGURE_DPI), width="stretch")
+
+
+def figure_columns(figs: Sequence) -> None:
+    """Figures side by side on a wide screen, one under another on a phone (Streamlit stacks
+    columns below 640 px), each keeping a readable size instead of shrinking together."""
+    for col, fig in zip(st.columns(len(figs)), figs):
+        with col:
+            figure(fig)
 
 
 def responsive_figure(fig, lines: Sequence[str], name: str, narrow_px: int = 640) -> None:
@@ -185,6 +224,15 @@ def picture_with_boxes(jpeg: bytes, svg: str, key: str, caption: str) -> None:
         st.image(jpeg, caption=caption, width="stretch", output_format="JPEG")
         st.html(f'<img class="ssd-boxes" alt="" style="display:block;width:100%" '
                 f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode("ascii")}">')
+
+
+ROW_PX = 35        # st.dataframe's row (and header) height
+
+
+def table_height(rows: int, most: int = 10) -> int:
+    """A dataframe's height in pixels that fits ``rows`` rows (at most ``most``, then it scrolls) and
+    its header exactly: no blank or half row at the bottom."""
+    return (min(rows, most) + 1) * ROW_PX + 2
 
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:

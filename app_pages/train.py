@@ -229,9 +229,9 @@ def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     for col, (label, value) in zip(st.columns(4), jobs.run_figures(status).items()):
         col.metric(label, value)
     if status.history:
-        from ssd.viz.plots import training_curves_figure
+        from ssd.viz.plots import training_curve_figures
 
-        sh.figure(training_curves_figure(status.history))
+        sh.figure_columns(training_curve_figures(status.history))
         sh.training_metrics_explained(status.history)
     with st.expander("Log"):
         st.code(jobs.train_log_tail(run_dir, 30) or "(empty)")
@@ -285,12 +285,12 @@ def model_facts_panel(root: str, path: str, meta: dict, job) -> None:
 
 def model_curves_panel(path: str, meta: dict) -> None:
     """A saved model's training curves, its named metrics, its PR curves and meta.json."""
-    from ssd.viz.plots import training_curves_figure
+    from ssd.viz.plots import training_curve_figures
 
     hist = (meta.get("metrics") or {}).get("history") or []
     best = (meta.get("metrics") or {}).get("best") or {}
     if hist:
-        sh.figure(training_curves_figure(hist))
+        sh.figure_columns(training_curve_figures(hist))
         sh.training_metrics_explained(hist)
         measure_metrics_panel(path, meta, hist)
     pr = (meta.get("metrics") or {}).get("pr_curves") or {}

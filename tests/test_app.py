@@ -56,6 +56,9 @@ def test_home_renders_with_environment(app_env):
     assert "MXNet" in text and "Device" in text
     assert "tiny-test" in text                      # the fixture model is listed
     assert at.title[0].value == "SSD Studio"
+    assert not at.expander                          # the diagram's text is shown on a phone instead of it, not twice
+    links = [e.proto.label for e in at.get("page_link")]
+    assert [l.split("**")[1] for l in links] == ["Detect", "Camera traps", "Train", "Anchors"]
 
 
 def test_detect_shows_samples_without_upload(app_env):
@@ -136,6 +139,12 @@ def test_anchors_counts(app_env):
     at.radio(key="anchors_source").set_value("Custom").run()
     at.text_input(key="anchors_ratios").set_value("1, 2, 0.5, 3").run()
     _ok(at)
+    from app_pages._shared import _figure_cache
+
+    cached = len(_figure_cache())
+    at.slider(key="anchors_cov_thr").set_value(0.6).run()   # only the coverage figure depends on it
+    _ok(at)
+    assert len(_figure_cache()) == cached + 1
     assert _metric(at, "Anchors in this cell") == "5"
     assert _metric(at, "Total anchors") == str((32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 1) * 5)
     at.text_input(key="anchors_ratios").set_value("1, two").run()

@@ -14,9 +14,7 @@ uploads, and each change must answer in milliseconds. Knows nothing of Streamlit
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -25,6 +23,7 @@ from PIL import Image
 from ssd.viz.drawing import draw_detections
 from ssd.viz.overlay import DISPLAY_SIDE, detections_svg, display_jpeg
 from ssd.base.errors import SSDError
+from ssd.base.lru import BytesLRU
 
 
 @dataclass
@@ -56,39 +55,26 @@ def image_digest(data: bytes) -> str:
 
 
 class DetectionCache:
-    """LRU of ``DetectedImage`` keyed by (model key, image digest, NMS), bounded in bytes."""
+    """LRU of ``DetectedImage`` keyed by (model key, image digest, NMS), bounded in bytes and entries."""
 
     def __init__(self, max_bytes: int = 96 * 1024 * 1024, max_entries: int = 512) -> None:
-        self.max_bytes, self.max_entries = int(max_bytes), int(max_entries)
-        self._items: "OrderedDict[Tuple, DetectedImage]" = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._lru: BytesLRU[DetectedImage] = BytesLRU(max_bytes, max_entries)
+        self.max_bytes, self.max_entries = self._lru.max_bytes, self._lru.max_entries
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def get(self, key: Tuple) -> Optional[DetectedImage]:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+        return self._lru.get(key)
 
     def put(self, key: Tuple, item: DetectedImage) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = item
-            self._bytes += item.nbytes
-            while self._items and (self._bytes > self.max_bytes or len(self._items) > self.max_entries):
-                _, ev = self._items.popitem(last=False)
-                self._bytes -= ev.nbytes
+        self._lru.put(key, item, item.nbytes)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
+        self._lru.clear()
+
+    def stats(self) -> Dict[str, int]:
+        return self._lru.stats()
 
 
 def _copy(item: DetectedImage, **changes: Any) -> DetectedImage:
