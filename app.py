@@ -19,6 +19,18 @@ PAGE_ICON = os.path.join(_ROOT, "app_assets", "icon.png")
 st.set_page_config(page_title="SSD Studio", page_icon=PAGE_ICON, layout="wide")
 
 
+def _real_world_offer(ok) -> None:
+    """Real detectors the user can download, live sources first (shown until one is installed)."""
+    from app_pages._pretrained import offer_markdown
+    from ssd.store import is_pretrained_detector
+
+    if any(is_pretrained_detector(m.meta) for m in ok):
+        return
+    st.markdown("**Real-world detectors** (COCO's 80 classes: people, animals, vehicles), one download each "
+                "on the **Detect** page or with `python -m ssd models pull NAME`:")
+    st.markdown(offer_markdown())
+
+
 def home() -> None:
 
     from app_pages import _shared as sh
@@ -95,6 +107,7 @@ def home() -> None:
             with st.expander("GPU probe errors"):
                 st.code("\n".join(dev.gpu_errors))
     with e2:
+        _real_world_offer(ok)
         if ok:
             st.markdown("**Models available**")
             st.markdown("\n".join(f"- {md_escape(m.label)}" + (" ★ default" if m.path == default_path else "")
