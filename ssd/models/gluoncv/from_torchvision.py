@@ -99,7 +99,22 @@ def convert_ssd300_vgg16(state: Dict[str, np.ndarray]) -> Tuple[Any, Dict[str, A
     """
     import mxnet as mx
 
-    from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize
+    from ssd.models.gluoncv.build import _quiet
+
+    net, meta = new_converted_net()
+    params = net._collect_params_with_prefix()
+    with _quiet():
+        for name, arr in torchvision_to_gluoncv(state, params).items():
+            params[name].set_data(mx.nd.array(arr))
+    return net, meta
+
+
+def new_converted_net() -> Tuple[Any, Dict[str, Any]]:
+    """An initialized (random) network of a converted SSD300 and its meta.json fields: the
+    conversion's target, and what benchmarks time (speed does not depend on the weights)."""
+    import mxnet as mx
+
+    from ssd.models.gluoncv.build import build_zoo_net, initialize
     from ssd.models.gluoncv.metadata import zoo_meta_fields
     from ssd.models.gluoncv.pretrained import dataset_classes
     from ssd.models.per_class_nms import torchvision_postprocess
@@ -108,10 +123,6 @@ def convert_ssd300_vgg16(state: Dict[str, np.ndarray]) -> Tuple[Any, Dict[str, A
     layout = {"anchor_clip": True, "box_clip": BOX_CLIP}
     net = build_zoo_net(ARCH, classes, "coco", **layout)
     initialize(net, [mx.cpu()], INPUT_SIZE)
-    params = net._collect_params_with_prefix()
-    with _quiet():
-        for name, arr in torchvision_to_gluoncv(state, params).items():
-            params[name].set_data(mx.nd.array(arr))
     meta: Dict[str, Any] = {"arch": ARCH, "classes": classes, "input_size": INPUT_SIZE,
                             "normalize": {"mean": list(MEAN), "std": list(STD)},
                             "postprocess": torchvision_postprocess()}

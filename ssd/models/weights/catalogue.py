@@ -67,7 +67,6 @@ SSDLITE320_MOBILENET_V3_LARGE_COCO = LiveFile(
     "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
     "a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2", _TWO_RECORDS)
 VGG16_FEATURES = LiveFile("vgg16_features-amdegroot-88682ab5.pth", None, _PREFIX_ONLY)
-RESNET50 = LiveFile("resnet50-0676ba61.pth", None, _PREFIX_ONLY)
 
 
 @dataclass(frozen=True)
