@@ -337,12 +337,9 @@ def remove_stale_installs(root: str, name: str, max_age_s: float = STALE_INSTALL
 
 
 def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> PullResult:
-    """Install the pretrained detector ``name`` as ``root/name`` (see ``python -m ssd models pull``).
-
-    The weights are fetched (resumable, hash checked) into their source's cache first and, for a
-    live source, converted; ``root`` is touched only once they are verified and load, so a failed
-    or refused download leaves it as it was.
-    """
+    """Install the pretrained detector ``name`` as ``root/name`` (``python -m ssd models pull``): the
+    weights are fetched (resumable, hash checked) into their source's cache and, from a live source,
+    converted; ``root`` is touched only once they are verified and load."""
     from ssd.models.pretrained import prepared, pretrained_detector
 
     entry = pretrained_detector(name)
@@ -354,16 +351,11 @@ def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> Pull
 
 
 def import_model(path: str, name: str, out: str) -> str:
-    """Convert the file ``path`` (a copy of catalogue entry ``name``'s weights: ``.pth``,
-    ``.safetensors`` or GluonCV ``.params``) into the new model folder ``out``; returns ``out``.
-
-    Same conversion and checks as a pull; ``out`` must not exist yet and appears only when complete.
-    """
+    """Convert the file ``path`` (a copy of catalogue entry ``name``'s weights: ``.pth``, ``.safetensors``
+    or GluonCV ``.params``) into the new model folder ``out`` (as a pull would; it must not exist yet)."""
     from ssd.models.pretrained import imported
 
     out = os.path.abspath(out)
-    if os.path.exists(out):
-        raise ModelError(f"{out} already exists; delete it or choose another --out")
     with imported(name, path) as (params, meta):
         return install_model(os.path.dirname(out), os.path.basename(out), meta, params)
 

@@ -159,8 +159,7 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
       given: a file under its final name is complete by construction).
     * Streams into ``dest + '.part'``; with ``resume`` an existing part file is continued with
       an HTTP ``Range`` request (appended on 206, started over on 200).
-    * Verifies ``sha1`` (or ``sha256``, which wins) when given, then moves the part file into
-      place with ``os.replace``.
+    * Verifies ``sha1`` (or ``sha256``, which wins), then moves the part file in with ``os.replace``.
     * ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives; by default a
       tqdm bar is shown when stderr is a terminal.
 
@@ -188,7 +187,6 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
         raise _fail(url, dest, sha1, f"the folder for {dest} could not be created ({err})") from None
     if not resume and os.path.exists(part):
         remove_quietly(part)
-
     close: Callable[[], None] = lambda: None
     if progress is None:
         progress, close = _tqdm_progress(os.path.basename(dest))
