@@ -34,7 +34,7 @@ def cpu_kind() -> str:
     from ssd.base.device import cpu_flags
 
     info = open("/proc/cpuinfo").read().split("\n\n")[0]
-    field = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    field = {k.strip(): v for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
     name = field.get("model name", "?").strip()
     fam, model = field.get("cpu family", "").strip(), field.get("model", "").strip()
     zen = {("25", "17"): "Zen 4", ("25", "1"): "Zen 3"}.get((fam, model), f"family {fam} model {model}")
