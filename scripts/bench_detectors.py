@@ -37,7 +37,8 @@ def cpu_kind() -> str:
     field = {k.strip(): v for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
     name = field.get("model name", "?").strip()
     fam, model = field.get("cpu family", "").strip(), field.get("model", "").strip()
-    zen = {("25", "17"): "Zen 4", ("25", "1"): "Zen 3"}.get((fam, model), f"family {fam} model {model}")
+    zen = {("25", "17"): "Zen 4", ("25", "1"): "Zen 3"}.get((fam, model)) or (
+        f"Zen 5 (family {fam} model {model})" if fam == "26" else f"family {fam} model {model}")
     flags = set(cpu_flags())
     isa = ", ".join(f for f, k in (("AVX-512", "avx512f"), ("VNNI", "avx512_vnni"), ("BF16", "avx512_bf16"),
                                    ("AVX2", "avx2")) if k in flags)
