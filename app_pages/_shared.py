@@ -165,3 +165,9 @@ def training_metrics_explained(history, container=st) -> None:
     for col, (name, value) in zip(cols, values.items()):
         col.metric(name, "n/a" if value is None else f"{value:.2e}", help=METRIC_NOTES[name])
     container.caption("  \n".join(f"**{name}**: {note}" for name, note in METRIC_NOTES.items()))
+
+
+def anchor_metrics_text(record: dict) -> str:
+    """``0.88 / 0.9985``: an epoch's validation micro-F1 and accuracy (the ENA24 tutorial's), or "–"."""
+    f1, acc = record.get("val_micro_f1"), record.get("val_accuracy")
+    return f"{f1:.3f} / {acc:.4f}" if isinstance(f1, (int, float)) and isinstance(acc, (int, float)) else "–"

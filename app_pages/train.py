@@ -332,7 +332,7 @@ def monitor() -> None:
         if status.state in ("error", "interrupted", "stopped", "new"):
             st.button("Delete this run", on_click=_delete, args=(run_dir,), key="train_delete",
                       help="Removes the run's folder (log, checkpoints and any saved weights).")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4, m5 = st.columns(5)
     last = status.history[-1] if status.history else {}
     pt = p if p and p.get("phase") != "validate" else None   # validation events carry no loss or speed
     m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")
@@ -340,6 +340,8 @@ def monitor() -> None:
     m3.metric("Samples/s", f"{(pt or last).get('samples_per_s', 0):.1f}" if (pt or last) else "–")
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
     m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
+    m5.metric("Val micro-F1 / accuracy", sh.anchor_metrics_text(last),
+              help="Over anchors, as the ENA24 tutorial defines them (last validated epoch); see `python -m ssd eval`.")
     if status.history:
         from ssd.viz.plots import training_curves_figure
 

@@ -230,7 +230,9 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
         ("anchors", str(anchors.get("total", "?"))),
         ("status", str(meta.get("status", "?"))),
         ("epochs done", f"{len(hist)} of {args.get('epochs', '?')}"),
-        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f})" if isinstance(
+        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f}" + (
+            f", micro-F1 {best['val_micro_f1']:.3f}, accuracy {best['val_accuracy']:.4f}"
+            if isinstance(best.get("val_micro_f1"), (int, float)) else "") + ")" if isinstance(
             best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
         ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
                     f"{ds.get('num_val', '?')} val)"),
