@@ -17,11 +17,16 @@ TIMES = ["2024:06:01 10:00:00", "2024:06:01 10:00:02", "2024:06:01 10:00:04", "2
 
 @pytest.fixture
 def season(monkeypatch, tmp_path):
-    """cam1: six timed frames in three bursts, a rock flagged in four of them; cam2: two untimed
-    frames, one with a person at 0.4. Classes animal "1", person "2"."""
     monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    write_season(tmp_path)
+    return tmp_path
+
+
+def write_season(tmp_path) -> None:
+    """``photos/`` and ``season.json``: cam1 has six timed frames in three bursts, a rock flagged in
+    four of them; cam2 two untimed frames, one with a person at 0.4. Classes animal "1", person "2"."""
     photos = tmp_path / "photos"
     images = []
     for i, when in enumerate(TIMES):
@@ -44,7 +49,6 @@ def season(monkeypatch, tmp_path):
                     "ssd_batch": {"episode_gap": 120.0, "flag_repeats": 3}},
            "detection_categories": {"1": "animal", "2": "person"}, "images": images}
     (tmp_path / "season.json").write_text(json.dumps(doc))
-    return tmp_path
 
 
 def _open(season) -> AppTest:
