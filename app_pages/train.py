@@ -284,6 +284,14 @@ st.header("3 · Run")
 st.session_state["train_polling"] = job is not None
 
 
+def _validation_metrics(c_map, c_f1, history) -> None:
+    """Best val mAP, and the last epoch's val micro-F1 / accuracy (the ENA24 tutorial's, over anchors)."""
+    maps = [h["val_map"] for h in history if isinstance(h.get("val_map"), (int, float))]
+    c_map.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
+    c_f1.metric("Val micro-F1 / accuracy", sh.anchor_metrics_text(history[-1] if history else {}),
+                help="Over anchors, as the ENA24 tutorial defines them (last validated epoch); see `python -m ssd eval`.")
+
+
 @st.fragment(run_every=2.0 if job is not None or jobs.external_run(root) else None)
 def monitor() -> None:
     current = jobs.current_job(root)
@@ -338,10 +346,7 @@ def monitor() -> None:
     m1.metric("Epochs done", f"{len(status.history)}/{(p or {}).get('epochs') or (status.start or {}).get('config', {}).get('epochs', '?')}")
     m2.metric("Loss", f"{(pt or last).get('loss', float('nan')):.4f}" if (pt or last) else "–")
     m3.metric("Samples/s", f"{(pt or last).get('samples_per_s', 0):.1f}" if (pt or last) else "–")
-    maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
-    m4.metric("Best val mAP", f"{max(maps):.4f}" if maps else "–")
-    m5.metric("Val micro-F1 / accuracy", sh.anchor_metrics_text(last),
-              help="Over anchors, as the ENA24 tutorial defines them (last validated epoch); see `python -m ssd eval`.")
+    _validation_metrics(m4, m5, status.history)
     if status.history:
         from ssd.viz.plots import training_curves_figure
 
