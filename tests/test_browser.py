@@ -82,6 +82,15 @@ def _no_exception(page) -> None:
         page.locator('[data-testid="stException"]').first.inner_text()
 
 
+def _keep(*shots) -> None:
+    """Copy screenshots to ``$SSD_SCREENSHOT_DIR`` when it is set (to look at them after the run)."""
+    keep = os.environ.get("SSD_SCREENSHOT_DIR")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for s in shots:
+            shutil.copy(s, os.path.join(keep, os.path.basename(str(s))))
+
+
 def _png(index: int = 3) -> bytes:
     from PIL import Image
 
@@ -180,11 +189,7 @@ def test_pages_in_chromium(server, app_env, tmp_path):
         finally:
             browser.close()
 
-    keep = os.environ.get("SSD_SCREENSHOT_DIR")
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        for s in shots:
-            shutil.copy(s, os.path.join(keep, s.name))
+    _keep(*shots)
     assert all(s.stat().st_size > 10_000 for s in shots)
 
 
@@ -222,10 +227,7 @@ def test_camera_trap_run_in_chromium(server, app_env, tmp_path):
             page.screenshot(path=str(tmp_path / "camera_traps.png"), full_page=True)
         finally:
             browser.close()
-    keep = os.environ.get("SSD_SCREENSHOT_DIR")
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        shutil.copy(tmp_path / "camera_traps.png", os.path.join(keep, "camera_traps.png"))
+    _keep(tmp_path / "camera_traps.png")
 
 
 def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
@@ -274,10 +276,7 @@ def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
             page.screenshot(path=str(tmp_path / "camera_review.png"), full_page=True)
         finally:
             browser.close()
-    keep = os.environ.get("SSD_SCREENSHOT_DIR")
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        shutil.copy(tmp_path / "camera_review.png", os.path.join(keep, "camera_review.png"))
+    _keep(tmp_path / "camera_review.png")
 
 
 def test_home_diagram_reads_on_a_phone(server):

@@ -2,13 +2,13 @@
 and a killed run resumed video by video."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from kill_helpers import kill9_after_first_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "models", "tiny-pikachu")
@@ -95,15 +95,7 @@ def test_a_killed_video_run_resumes_video_by_video(tmp_path):
         write_video(folder / f"v{i:02d}.mp4", frames=4, fps=4.0, size=(64, 48), seed=i)
     args = ["--model", MODEL, str(folder), "--batch-size", "1", "--workers", "1", "--quiet", "--frame-every", "0.25"]
     ckpt, out = tmp_path / "run.checkpoint.jsonl", tmp_path / "run.json"
-    proc = subprocess.Popen([sys.executable, "-m", "ssd", "detect", *args, "--json", str(out),
-                             "--checkpoint-every", "2"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not out.exists(), "the run ended before it could be killed half-way"
+    kill9_after_first_checkpoint(REPO, ["detect", *args, "--json", out, "--checkpoint-every", "2"], ckpt, out)
     lines = ckpt.read_text().splitlines()[1:]
     done = [json.loads(t) for t in lines if t.endswith("}")]
     assert 0 < len(done) < 24 and all(e["frames_processed"] == [0, 1, 2, 3] for e in done)   # whole videos only
