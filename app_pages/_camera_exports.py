@@ -61,7 +61,7 @@ def _package_options(image_root: str):
 
 
 def _export_form() -> None:
-    s = st.session_state
+    """Where the cameras were, their clocks' offset, the title: what Camtrap DP needs beyond the results."""
     e1, e2, e3 = st.columns(3)
     e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f", key="ct_dp_lat")
     e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f", key="ct_dp_lon")
