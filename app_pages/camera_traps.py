@@ -22,7 +22,9 @@ from app_pages._camera_exports import explorer_panel, exports_panel
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
+from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
@@ -47,7 +49,9 @@ def _form_settings() -> RunSettings:
     return RunSettings(model=s.get("ct_model"), inputs=(os.path.abspath(os.path.expanduser(s.get("ct_folder", ""))),),
                        recursive=bool(s.get("ct_recursive", True)),
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
-                       flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY)
+                       flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
+                       episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
+                       frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)))
 
 
 def _start(runs_root: str) -> None:
@@ -90,6 +94,11 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
                     help="A box at the same place in many images of one camera folder (a rock, a branch).")
     c6.checkbox("Include subfolders", value=True, key="ct_recursive")
+    c7, c8, _ = st.columns([1, 1, 2])
+    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0, key="ct_episode_gap",
+                    help="Photos of one camera folder at most this far apart form one episode (a burst).")
+    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5, key="ct_frame_every",
+                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
 
 
