@@ -255,6 +255,10 @@ def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
                 box.press("Enter")
                 _settle(page)
 
+            if page.get_by_label("Results JSON (path)", exact=True).count() == 0:     # a finished run is shown
+                page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Results", exact=True)).click()
+                page.get_by_role("option", name="another results file…").click()
+                _settle(page)
             fill("Results JSON (path)", str(tmp_path / "season.json"))
             fill("Folder its paths start from", str(tmp_path / "photos"))
             expect(page.get_by_text("cam1 · place 1 · 4 detection(s) in 4 image(s)")).to_be_visible()
