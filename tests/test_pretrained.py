@@ -337,6 +337,8 @@ def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_ro
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    offer = next(m.value for m in at.markdown if "ssd_512_mobilenet1.0_coco" in m.value)   # Home offers them
+    assert offer.index("ssd300_vgg16_coco") < offer.index("ssd_512_mobilenet1.0_coco")  # the live one first
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 7
