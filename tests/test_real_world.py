@@ -51,7 +51,7 @@ def pseudo_labelled(ssd300_model_dir, tmp_path_factory):
     The labels are made on the images as the dataset decodes them (300 px, no resize), and written
     back at JPEG quality 100, so what eval sees is what was labelled, to a JPEG rounding."""
     from ssd.data.dataset import open_dataset
-    from ssd.data.recordio import write_detection_rec
+    from ssd.data.recordio_write import write_detection_rec
     from ssd.inference.detector import Detector
 
     det = Detector.load(ssd300_model_dir, precision="fp32")

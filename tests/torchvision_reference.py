@@ -13,9 +13,10 @@ layout of torchvision's published files), and writes ``DIR/reference.npz``: the 
 each image's final detections (``boxes_I``, ``scores_I``, ``labels_I``) from the model's own
 forward pass.
 
-Random weights are shaped like a trained checkpoint's in two ways, both stated in the npz:
+Random weights are shaped like a trained checkpoint's in three ways, all stated in the npz:
 BatchNorm statistics and affine parameters are randomized (zero mean / unit variance would hide a
-wrong mapping), and the class slots that COCO leaves unused (ids 12, 26, 29, 30, 45, 66, 68, 69, 71,
+wrong mapping), the heads' last convolutions are scaled by ``HEAD_GAINS`` where their initial
+scores would be near-uniform, and the class slots that COCO leaves unused (ids 12, 26, 29, 30, 45, 66, 68, 69, 71,
 83 — named "N/A" by torchvision) get a bias of ``NA_BIAS``: a trained detector never sees them as
 targets, so they keep a vanishing share of the softmax; our conversions drop them.
 """
@@ -31,6 +32,9 @@ from torchvision.models import detection
 
 NA_BIAS = -30.0
 SIZES = {"ssd300_vgg16": 300, "ssdlite320_mobilenet_v3_large": 320}
+#: (class head, box head) gains on the heads' last convolutions: SSDlite's heads start at std 0.03,
+#: whose near-uniform scores (all ≈ 1/81, just above the 0.01 floor) would compare ties, not detections.
+HEAD_GAINS = {"ssd300_vgg16": (1.0, 1.0), "ssdlite320_mobilenet_v3_large": (60.0, 10.0)}
 
 
 def images(count: int, size: int, seed: int) -> np.ndarray:
@@ -55,7 +59,13 @@ def na_slots() -> list:
     return [i for i, n in enumerate(names) if n == "N/A"]
 
 
-def randomize(model: torch.nn.Module, seed: int) -> None:
+def _last_convs(head) -> list:
+    return [conv if isinstance(conv, torch.nn.Conv2d) else [c for c in conv.modules()
+                                                            if isinstance(c, torch.nn.Conv2d)][-1]
+            for conv in head.module_list]
+
+
+def randomize(model: torch.nn.Module, seed: int, gains=(1.0, 1.0)) -> None:
     gen = torch.Generator().manual_seed(seed + 1)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -63,18 +73,19 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
             m.weight.data.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
             m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+    for head, gain in zip((model.head.classification_head, model.head.regression_head), gains):
+        for last in _last_convs(head):
+            last.weight.data *= gain
+            last.bias.data *= gain
     slots = na_slots()
-    for conv in model.head.classification_head.module_list:
-        last = conv if isinstance(conv, torch.nn.Conv2d) else [c for c in conv.modules()
-                                                               if isinstance(c, torch.nn.Conv2d)][-1]
-        bias = last.bias.data.view(-1, 91)
-        bias[:, slots] = NA_BIAS
+    for last in _last_convs(model.head.classification_head):
+        last.bias.data.view(-1, 91)[:, slots] = NA_BIAS
 
 
 def run(model_name: str, out: str, seed: int, count: int) -> None:
     torch.manual_seed(seed)
     model = getattr(detection, model_name)(weights=None, weights_backbone=None).eval()
-    randomize(model, seed)
+    randomize(model, seed, HEAD_GAINS[model_name])
     os.makedirs(out, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(out, "checkpoint.pth"))
     size = SIZES[model_name]
@@ -92,6 +103,7 @@ def run(model_name: str, out: str, seed: int, count: int) -> None:
     arrays = {"images": imgs, "cls_logits": head["cls_logits"].numpy(),
               "bbox_regression": head["bbox_regression"].numpy(), "anchors": anchors[0].numpy(),
               "na_slots": np.array(na_slots()), "na_bias": np.float32(NA_BIAS),
+              "head_gains": np.array(HEAD_GAINS[model_name], np.float32),
               "versions": np.array([torch.__version__, torchvision.__version__])}
     for i, (d, w) in enumerate(zip(dets, whole)):
         assert torch.equal(d["boxes"], w["boxes"]), "step-by-step and whole forward differ"
