@@ -54,10 +54,14 @@ def fetch_live(entry: LiveFile, progress: Optional[Progress] = None, download: b
     dest = os.path.join(weights_dir(), entry.file)
     if not download:
         raise DownloadError(f"{entry.file} is not in {weights_dir()}. {_by_hand(entry, dest)}")
-    if entry.sha256:
-        return fetch(entry.url, dest, sha256=entry.sha256, progress=progress)
-    unverified = dest + ".unverified"
-    fetch(entry.url, unverified, progress=progress)
+    try:
+        if entry.sha256:
+            return fetch(entry.url, dest, sha256=entry.sha256, progress=progress)
+        unverified = dest + ".unverified"
+        fetch(entry.url, unverified, progress=progress)
+    except DownloadError as err:
+        raise DownloadError(f"{err} A copy made elsewhere can also be converted with: python -m ssd models "
+                            f"import {entry.file} --as NAME (NAME from python -m ssd models pull --list)") from None
     if not verified(unverified, entry):
         os.remove(unverified)
         raise DownloadError(f"{entry.url} sent a file whose SHA-256 does not start with {entry.sha256_prefix} "
