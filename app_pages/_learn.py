@@ -65,7 +65,7 @@ def model_and_sample(model_col, sample_col, key: str) -> Tuple[str, dict, Sample
 def _heads(path: str, stamp: float, sample_name: str, png: bytes):
     from ssd.viz.heads import multibox_heads
 
-    return multibox_heads(sh.detector(path, stamp), np.asarray(_decode(png)))
+    return multibox_heads(sh.get_detector(path), np.asarray(_decode(png)))
 
 
 def _decode(png: bytes):
@@ -110,7 +110,7 @@ def split_detections(path: str, stamp: float, folder: Optional[str], folder_stam
                      nms: float, floor: float):
     from ssd.viz.image_eval import split_detections as detect_split
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
 
 
@@ -119,7 +119,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
                      nms: float, floor: float, iou: float):
     from ssd.inference.evaluation import evaluate
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
                     iou_thresh=iou, limit=limit)
 
@@ -128,7 +128,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
 def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
     from ssd.viz.tutorial_metrics import measure_train_metrics
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
 
 

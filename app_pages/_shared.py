@@ -33,20 +33,29 @@ def training_precision():
     return resolve_precision("auto", devices().contexts)
 
 
+SERVER_MAX_BATCH = 1    # images per forward in the app: the graph keeps memory for each batch size it ran
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def detector(path: str, stamp: float, precision: Optional[str] = None):
     """A loaded, hybridized and warmed Detector per model folder, meta/params mtime and precision.
 
     ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
-    serializes its forward calls with its own lock, so sessions can share it.
+    serializes its forward calls with its own lock, so sessions can share it. Its forwards run
+    on one inference thread per server, at most ``SERVER_MAX_BATCH`` images each.
     """
     from ssd.inference.detector import Detector
 
-    return Detector.load(path, ctx=devices().contexts[0], precision=precision, worker=True)  # one inference thread per server
+    det = Detector.load(path, ctx=devices().contexts[0], precision=precision, worker=True)
+    det.max_batch = SERVER_MAX_BATCH
+    return det
 
 
 def get_detector(path: str, precision: Optional[str] = None):
-    return detector(*model_key(path), precision)
+    """The server's Detector for a model folder; "auto" and the precision it picks are one Detector."""
+    from ssd.inference.precision import effective_precision
+
+    return detector(*model_key(path), effective_precision(path, precision, devices().contexts[0]))
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)
@@ -139,6 +148,13 @@ def cached_figure(key: tuple, build: Callable[[], Any]) -> None:
         png = figure_png(build(), dpi=FIGURE_DPI)
         cache.put(key, png, len(png))
     st.image(png, width="stretch")
+
+
+def cache_report(path: str) -> None:
+    """Write the server's bounded caches' sizes to ``path`` (JSON), for scripts/bench_memory.py."""
+    from ssd.base.atomic import atomic_write_json
+
+    atomic_write_json(path, {"detections and pictures": detection_cache().stats(), "figures": _figure_cache().stats()})
 
 
 def figure(fig) -> None:

@@ -313,11 +313,8 @@ def saved_models_section(root: str, job) -> None:
     if ok:
         path = sh.model_picker("Model", ok, default_path, key="train_inspect")
         meta = next(m.meta for m in ok if m.path == path)
-        i1, i2 = st.columns([2, 3])
-        with i1:
-            model_facts_panel(root, path, meta, job)
-        with i2:
-            model_curves_panel(path, meta)
+        model_facts_panel(root, path, meta, job)
+        model_curves_panel(path, meta)       # full width: its three curves side by side, stacked on a phone
     else:
         st.caption("No saved model yet.")
     sh.show_broken(broken)

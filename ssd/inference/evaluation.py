@@ -61,6 +61,7 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     skipped = 0
     size = detector.input_size
     tally = AnchorTally()
+    batch_size = min(batch_size, getattr(detector, "max_batch", None) or batch_size)   # one forward per batch
     for start in range(0, n, batch_size):
         items = []
         for i in range(start, min(n, start + batch_size)):

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
@@ -102,6 +103,7 @@ def training_curve_figures(history: Sequence[Dict[str, Any]], figsize=(4.0, 3.2)
         ax = fig.add_subplot(111)
         panel(ax, history, ep)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))      # epochs are whole numbers
         fig.tight_layout()
         figs.append(fig)
     return figs
