@@ -15,7 +15,7 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from ssd.base.memory import limit_malloc_arenas, release_free_memory  # noqa: E402
+from ssd.base.memory import freeze_after_imports, limit_malloc_arenas, release_free_memory  # noqa: E402
 
 limit_malloc_arenas(2)    # each rerun is a new thread: without this, each could keep its own arena resident
 
@@ -37,6 +37,7 @@ pg = st.navigation({"": [
     st.Page("app_pages/learn_eval.py", title="Evaluation on one image", icon=":material/fact_check:"),
 ]})
 pg.run()
+freeze_after_imports()    # the libraries out of the garbage collector's full passes (130-240 ms each)
 release_free_memory()     # what this run freed (decoded uploads, figures) leaves the process
 
 if os.environ.get("SSD_MEMORY_REPORT"):      # scripts/bench_memory.py: the bounded caches' sizes after each run

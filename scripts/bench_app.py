@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _pct(values, p):
@@ -85,79 +81,33 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     print(f"network forward calls during slider moves: {det.forward_calls - calls}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_kb(pid: int):
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                k, v = line.split(":", 1)
-                out[k] = int(v.split()[0])
-    return out
-
-
 def bench_rss(models_dir: str, data_dir: str) -> None:
-    port = _free_port()
+    """The server's memory after Home, Detect and Anchors (the whole walk: ``scripts/bench_memory.py``)."""
+    from scripts.chromium_app import CHROMIUM, app_server, launch
+
     env = dict(os.environ, SSD_MODELS_DIR=models_dir, SSD_DATA_DIR=data_dir)
-    log = tempfile.NamedTemporaryFile(prefix="bench_streamlit_", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", os.path.join(REPO, "app.py"),
-                             "--server.port", str(port), "--server.headless", "true",
-                             "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"streamlit did not start; see {log.name}")
-                time.sleep(0.3)
-        idle = _rss_kb(proc.pid)
-        print(f"streamlit server pid {proc.pid}: idle after start VmRSS {idle['VmRSS'] / 1024:.0f} MiB")
+    with app_server(env) as server:
+        print(f"streamlit server pid {server.pid}: idle after start VmRSS {server.rss_mib()['VmRSS']:.0f} MiB")
         if not os.path.exists(CHROMIUM):
             print(f"{CHROMIUM} is absent: cannot open a page to load the model (apt-get install chromium)")
             return
         from playwright.sync_api import sync_playwright
 
+        seen = {}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--headless", "--no-sandbox", "--disable-gpu",
-                                              "--disable-background-networking", "--disable-component-update",
-                                              "--no-first-run"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(url)
-            page.get_by_text("Environment").first.wait_for()
-            page.wait_for_timeout(1500)
-            home = _rss_kb(proc.pid)
-            page.goto(url + "/detect")
-            page.get_by_text("Detections shown").first.wait_for()
-            page.wait_for_timeout(1500)
-            detect = _rss_kb(proc.pid)
-            page.goto(url + "/anchors")
-            page.get_by_text("Anchors in this cell").first.wait_for()
-            page.wait_for_timeout(1500)
-            anchors = _rss_kb(proc.pid)
+            for path, landmark, name in (("", "Environment", "Home (model loaded, 3 samples detected)"),
+                                         ("/detect", "Detections shown", "Detect (6 samples detected)"),
+                                         ("/anchors", "Anchors in this cell", "Anchors")):
+                page.goto(server.url + path)
+                page.get_by_text(landmark).first.wait_for()
+                page.wait_for_timeout(1500)
+                seen[name] = server.rss_mib()
             browser.close()
-        print(f"after Home (model loaded, 3 samples detected): VmRSS {home['VmRSS'] / 1024:.0f} MiB")
-        print(f"after Detect (6 samples detected):              VmRSS {detect['VmRSS'] / 1024:.0f} MiB")
-        print(f"after Anchors:                                  VmRSS {anchors['VmRSS'] / 1024:.0f} MiB, "
-              f"peak (VmHWM) {anchors['VmHWM'] / 1024:.0f} MiB")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    for name, rss in seen.items():
+        print(f"after {name:40s} VmRSS {rss['VmRSS']:.0f} MiB, peak (VmHWM) {rss['VmHWM']:.0f} MiB")
 
 
 def main() -> int:

@@ -10,7 +10,10 @@ its figure here is a lower bound. ``--baseline-app`` times another checkout's ap
 alternating, for a side-by-side ratio.
 
     .venv/bin/python scripts/bench_slider.py [--moves 20] [--rounds 2] [--width 1280]
-        [--upload PHOTO ...] [--baseline-app /path/to/other/checkout/app.py]
+        [--upload PHOTO ...] [--baseline-app /path/to/other/checkout/app.py] [--anchors]
+
+``--anchors`` times the Anchors page instead: from the click on Custom, and from typing new aspect
+ratios, until the page has run to the end with every figure loaded.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts.chromium_app import REPO, app_server, launch, settle, slider_round_trips  # noqa: E402
+from scripts.chromium_app import REPO, app_server, launch, settle, slider_round_trips, timed_action  # noqa: E402
 
 
 def _count_bytes(page) -> Dict[str, int]:
@@ -67,6 +70,28 @@ def one_round(app: str, env: Dict[str, str], width: int, moves: int, uploads: Li
             browser.close()
 
 
+def anchors_round(app: str, env: Dict[str, str], width: int) -> Dict[str, float]:
+    """The Anchors page: milliseconds to switch to Custom anchors, then to type new aspect ratios."""
+    from playwright.sync_api import sync_playwright
+
+    with app_server(env, app=app) as server, sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(server.url + "/anchors")
+            page.get_by_text("Anchors in this cell").first.wait_for()
+            settle(page)
+            custom = timed_action(page, lambda: page.locator('[data-testid="stRadio"] label').filter(
+                has_text="Custom").first.click(), "Aspect ratios (one group for all maps")
+            box = page.get_by_label("Aspect ratios (one group for all maps, or one per map)")
+            box.fill("1, 2, 0.5, 3")
+            ratios = timed_action(page, lambda: box.press("Enter"), "= 6805 anchors")   # 5 per cell now
+            return {"custom": custom, "ratios": ratios}
+        finally:
+            browser.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default=os.path.join(REPO, "models"))
@@ -75,12 +100,15 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--upload", nargs="*", default=[], help="photos to upload (default: the six samples)")
     ap.add_argument("--baseline-app", help="another checkout's app.py, timed in the same run")
+    ap.add_argument("--anchors", action="store_true", help="time the Anchors page's Custom anchors instead")
     args = ap.parse_args()
     env = dict(os.environ, SSD_MODELS_DIR=os.path.abspath(args.models_dir), SSD_FORCE_CPU="1",
                SSD_DATA_DIR=os.environ.get("SSD_DATA_DIR") or tempfile.mkdtemp(prefix="bench_slider_"))
     apps = {"this app": os.path.join(REPO, "app.py")}
     if args.baseline_app:
         apps["baseline"] = os.path.abspath(args.baseline_app)
+    if args.anchors:
+        return anchors_main(apps, env, args.width, args.rounds)
     times: Dict[str, List[float]] = {name: [] for name in apps}
     kb: Dict[str, List[float]] = {name: [] for name in apps}
     for r in range(args.rounds):
@@ -100,6 +128,20 @@ def main() -> int:
     if args.baseline_app:
         ratio = statistics.median(times["baseline"]) / statistics.median(times["this app"])
         print(f"  baseline / this app: {ratio:.2f}x")
+    return 0
+
+
+def anchors_main(apps: Dict[str, str], env: Dict[str, str], width: int, rounds: int) -> int:
+    got: Dict[str, List[Dict[str, float]]] = {name: [] for name in apps}
+    for r in range(rounds):
+        for name, app in apps.items():
+            got[name].append(anchors_round(app, env, width))
+            print(f"round {r + 1}, {name}: Custom {got[name][-1]['custom']:.0f} ms, "
+                  f"new ratios {got[name][-1]['ratios']:.0f} ms", flush=True)
+    print(f"\nAnchors page in Chromium at {width} px, best of {rounds} rounds:")
+    for name in apps:
+        print(f"  {name:9s} switch to Custom {min(g['custom'] for g in got[name]):6.0f} ms, "
+              f"type new ratios {min(g['ratios'] for g in got[name]):6.0f} ms")
     return 0
 
 

@@ -117,6 +117,23 @@ _CLICK_CLOCK = """() => { window.__ssdClickAt = null;
   document.addEventListener('pointerup', () => { window.__ssdClickAt = performance.now(); }, {capture: true, once: true}); }"""
 
 
+# The page has run to the end: ``text`` is on it, no element is the previous run's, every image loaded.
+_DONE = """text => document.body.innerText.includes(text)
+  && !document.querySelector('[data-testid=stMain] [data-stale=true]')
+  && [...document.querySelectorAll('[data-testid=stMain] img')].every(i => i.complete && i.naturalWidth > 0)
+  && !(document.querySelector('[data-testid=stStatusWidget]')?.innerText || '').includes('Running')"""
+
+
+def timed_action(page, action, text: str) -> float:
+    """Milliseconds from ``action()`` until the page shows ``text`` and has run to the end (checked
+    on each animation frame after a short grace, so the previous run cannot pass for the new one)."""
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_timeout(50)
+    page.wait_for_function(_DONE, arg=text, polling="raf", timeout=120_000)
+    return (time.perf_counter() - t0) * 1000
+
+
 def metric_value(page, label: str) -> str:
     metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
