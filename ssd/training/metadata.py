@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
 from ssd.data.preprocess import MEAN, STD
+from ssd.data.synthetic import origin as synthetic_origin
 from ssd.store import library_versions
 
 
@@ -21,7 +22,7 @@ def build_meta(cfg, plan, classes: List[str], splits, device: str,
         "normalize": {"mean": list(MEAN), "std": list(STD)},
         "dataset": {"path": os.path.abspath(cfg.data), "kind": splits.kind,
                     "num_train": len(splits.train), "num_val": len(splits.val) if splits.val is not None else 0,
-                    "skipped": dict(splits.skipped)},
+                    "skipped": dict(splits.skipped), "synthetic": synthetic_origin(cfg.data)},
         "training": {"args": asdict(cfg), "command": cfg.command, "device": device,
                      "arithmetic": plan.arithmetic()},
         "default": bool(cfg.default),

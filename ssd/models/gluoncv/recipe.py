@@ -64,7 +64,8 @@ class GluonCVRecipe(Recipe):
     def export_outputs(self, net) -> Dict[str, Any]:
         net.set_nms(nms_thresh=-1)  # keep NMS out of the graph: the Detector applies it, adjustable
         return {"outputs": ["ids", "scores", "boxes_px"], "nms_in_graph": False,
-                "decode": "ssd.models.gluoncv.decode.decode_exported: box_nms(topk 400, post 100) on the outputs"}
+                "decode": "ssd.models.gluoncv.decode.decode_exported: box_nms(topk 400, post 100) on the outputs",
+                "array_decode": "box_nms"}
 
 
 def new_zoo_model(arch: str, classes: Sequence[str], variant: str = "custom", input_size: Optional[int] = None,
