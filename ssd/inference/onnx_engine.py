@@ -38,12 +38,12 @@ def onnxruntime_problem() -> Optional[str]:
                 "pip install -r requirements.txt")
     except Exception as err:  # noqa: BLE001 - a broken wheel raises anything on import
         return f"onnxruntime does not load ({type(err).__name__}: {error_gist(err, 160)})"
-    if not callable(getattr(ort, "InferenceSession", None)) or not hasattr(ort, "get_available_providers"):
-        return "onnxruntime is incomplete (no InferenceSession): reinstall it"
     try:
+        if not callable(getattr(ort, "InferenceSession", None)):
+            return "onnxruntime is incomplete (no InferenceSession): reinstall it"
         providers = ort.get_available_providers()
-    except Exception as err:  # noqa: BLE001
-        return f"onnxruntime does not work ({error_gist(err, 160)})"
+    except Exception as err:  # noqa: BLE001 - a half-installed package fails on first use
+        return f"onnxruntime does not work ({type(err).__name__}: {error_gist(err, 160)})"
     if CPU not in providers and CUDA not in providers:
         return f"onnxruntime offers neither the CPU nor the CUDA provider ({', '.join(providers)})"
     return None

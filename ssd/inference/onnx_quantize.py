@@ -55,7 +55,12 @@ def build_onnx_int8(fp32_path: str, dest: str, inputs: np.ndarray, input_name: s
         def get_next(self) -> Optional[Dict[str, np.ndarray]]:
             return next(self._feeds, None)
 
+    import logging
+
     t0 = time.perf_counter()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)    # the quantizer's generic "consider pre-processing" advice: done above
     staging = tempfile.mkdtemp(prefix=".onnx-int8-", dir=os.path.dirname(os.path.abspath(dest)))
     try:
         optimized = os.path.join(staging, "optimized.onnx")
@@ -69,6 +74,7 @@ def build_onnx_int8(fp32_path: str, dest: str, inputs: np.ndarray, input_name: s
     except Exception as err:  # noqa: BLE001 - an operator the quantizer cannot handle, a missing package
         raise ModelError(f"ONNX quantization failed ({error_gist(err)})") from None
     finally:
+        root.setLevel(level)
         shutil.rmtree(staging, ignore_errors=True)
     return time.perf_counter() - t0
 
