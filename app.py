@@ -69,6 +69,7 @@ def home() -> None:
 
     pool = sh.samples(8, 0, data_dir())
     samples = [pool[i] for i in demo_sample_order(pool)[:3]]
+    det = None
     if default_path:
         try:
             det = sh.get_detector(default_path)
@@ -89,7 +90,8 @@ def home() -> None:
 
         versions = library_versions()
         st.markdown(f"- **MXNet** {versions['mxnet']}, GluonCV {versions['gluoncv']}, Streamlit {st.__version__}\n"
-                    f"- **Device**: {dev.summary()}\n"
+                    f"- **Device** (training): {dev.summary()}\n"
+                    f"- **Detection**: {md_escape(det.describe()) if det is not None else 'no model loaded'}\n"
                     f"- **Models folder**: `{root}`\n- **Data folder**: `{data_dir()}`")
         if dev.gpu_errors:
             with st.expander("GPU probe errors"):

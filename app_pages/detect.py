@@ -38,8 +38,9 @@ with st.sidebar:
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
+    engine = sh.engine_select("detect_engine")
     try:
-        det = sh.get_detector(model_path, precision)
+        det = sh.get_detector(model_path, precision, engine)
     except SSDError as err:
         st.error(str(err))
         st.stop()
@@ -56,7 +57,7 @@ with st.sidebar:
     nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
-    st.caption(f"Running: {det.precision_note}")
+    st.caption(f"Running: {det.describe()}")
     classes = st.multiselect("Classes", labels, default=labels, key=f"detect_classes::{model_path}::{megadetector}")
     max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
     sh.show_broken(broken)
@@ -73,7 +74,7 @@ else:
 
 calls_before = det.forward_calls
 with st.spinner(f"Detecting in {len(items)} image(s)…"):
-    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path) + (det.precision,))
+    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path) + (det.precision, det.engine))
 results = categorize_results(results, "megadetector" if megadetector else "none")
 rendered, render_ms = timed(render_batch, results, threshold, classes, int(max_det))
 st.session_state["detect_stats"] = {

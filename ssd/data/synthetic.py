@@ -397,21 +397,6 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
     return info
 
 
-def origin(folder: str) -> Optional[Dict[str, object]]:
-    """How a synthetic set folder was drawn (generator, seed, size, counts), for a model's meta.json:
-    with it, the model's own images can be drawn again when the folder is gone (``quantize``)."""
-    import json
-
-    try:
-        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
-            info = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):
-        return None
-    return {k: info[k] for k in ("generator", "seed", "size", "num_train", "num_val") if k in info}
-
-
 # --------------------------------------------------------------------------------------------
 # CLI: python -m ssd data synth --out DIR
 # --------------------------------------------------------------------------------------------

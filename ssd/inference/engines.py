@@ -40,17 +40,21 @@ def check_engine(engine: Optional[str]) -> str:
 
 
 def load_detector(model_dir: str, engine: str = "auto", precision: Optional[str] = None, worker: bool = False,
-                  log: Callable[[str], None] = lambda s: None) -> Detector:
-    """A Detector of ``model_dir`` on ``engine`` at ``precision`` (``None``/"auto": the model's default)."""
+                  log: Callable[[str], None] = lambda s: None, ctx=None) -> Detector:
+    """A Detector of ``model_dir`` on ``engine`` at ``precision`` (``None``/"auto": the model's default).
+
+    ``ctx``: MXNet's device (the app passes the GPU that ``select_devices`` found usable); a GPU
+    there puts MXNet's fp32 ahead of ONNX Runtime on the CPU when ONNX Runtime has no GPU here.
+    """
     from ssd.inference.onnx_engine import load_onnx
     from ssd.inference.precision import check_precision
 
     engine, precision = check_engine(engine), check_precision(precision)
     if engine == "mxnet":
-        return _noted(Detector.load(model_dir, precision=precision, worker=worker), "asked for")
+        return _noted(Detector.load(model_dir, ctx=ctx, precision=precision, worker=worker), "asked for")
     if engine == "onnxruntime":
         return _noted(load_onnx(model_dir, precision, worker=worker, log=log), "asked for")
-    return _auto(model_dir, precision, worker, log)
+    return _auto(model_dir, precision, worker, log, ctx)
 
 
 def _noted(det: Detector, note: str) -> Detector:
@@ -69,7 +73,8 @@ def gpu_provider() -> bool:
     return CUDA in ort.get_available_providers()
 
 
-def candidates(model_dir: str, precision: Optional[str]) -> Tuple[List[Tuple[str, str]], List[str]]:
+def candidates(model_dir: str, precision: Optional[str],
+               mxnet_gpu: bool = False) -> Tuple[List[Tuple[str, str]], List[str]]:
     """What ``auto`` may try for this model, in order, and why the others are out."""
     from ssd.inference.onnx_engine import onnx_default_precision, onnxruntime_problem
     from ssd.inference.precision import default_precision
@@ -84,6 +89,8 @@ def candidates(model_dir: str, precision: Optional[str]) -> Tuple[List[Tuple[str
     order = list(AUTO_ORDER)
     if gpu_provider():     # a GPU: its fp32 first (INT8 graphs are CPU graphs)
         order.insert(0, ("onnxruntime", "fp32-gpu"))
+    elif mxnet_gpu:        # MXNet has a usable GPU (compute capability ≤ 8.6) and ONNX Runtime none
+        order.insert(0, ("mxnet", "fp32-gpu"))
     out, why = [], [f"onnxruntime: {problem}"] if problem else []
     for engine, prec in order:
         if engine == "onnxruntime" and problem:
@@ -99,16 +106,18 @@ def candidates(model_dir: str, precision: Optional[str]) -> Tuple[List[Tuple[str
     return out, why
 
 
-def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[[str], None]) -> Detector:
+def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[[str], None], ctx=None) -> Detector:
     from ssd.inference.onnx_engine import load_onnx
 
-    tries, why = candidates(model_dir, precision)
+    on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
+    tries, why = candidates(model_dir, precision, mxnet_gpu=on_gpu)
     for engine, prec in tries:
         try:
             if engine == "onnxruntime":
                 det = load_onnx(model_dir, prec.split("-")[0], worker=worker, log=log)
             else:
-                det = Detector.load(model_dir, precision=prec, worker=worker)
+                det = Detector.load(model_dir, ctx=ctx if prec == "fp32-gpu" else None, precision=prec.split("-")[0],
+                                    worker=worker)
         except (ModelError, SSDError) as err:
             if (engine, prec) == tries[-1]:
                 raise

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
 from ssd.data.preprocess import MEAN, STD
-from ssd.data.synthetic import origin as synthetic_origin
+from ssd.data.dataset import synthetic_origin
 from ssd.store import library_versions
 
 
