@@ -356,3 +356,27 @@ def test_quantize_makes_an_onnx_int8_graph_from_a_regenerated_synthetic_set(tmp_
     with open(os.path.join(path, "onnx-int8.json"), "w", encoding="utf-8") as fh:
         json.dump(rec, fh)
     assert ("onnxruntime", "int8") not in engines.candidates(path, None)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the app: the engine picker and what the pages say
+# ---------------------------------------------------------------------------------------------
+
+def test_detect_page_engine_picker_and_home_page_name_the_engine(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(os.path.join(REPO, "app.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    home = " ".join(m.value for m in at.markdown)
+    assert "**Detection**: onnxruntime" in home and "CPU" in home
+    at = at.switch_page("app_pages/detect.py").run()
+    captions = lambda: " ".join(c.value for c in at.caption)   # noqa: E731
+    assert "onnxruntime" in captions() and "auto" in captions()
+    at.selectbox(key="detect_engine").set_value("mxnet").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "mxnet 1.9.1" in captions() and len(at.image) == 6
+    at.selectbox(key="detect_engine").set_value("onnxruntime").run()
+    assert "onnxruntime" in captions() and "asked for" in captions()
+    at = at.switch_page("app_pages/camera_traps.py").run()
+    at.selectbox(key="ct_engine").set_value("onnxruntime").run()
+    assert not at.exception, [e.value for e in at.exception]
