@@ -13,7 +13,7 @@ from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape
 from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
-from ssd.inference.precision import precision_choices
+from ssd.inference.engines import precision_choices
 from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
@@ -34,11 +34,11 @@ if not ok:
 with st.sidebar:
     st.header("Settings")
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
-    precision = st.selectbox("Precision", precision_choices(model_path), key="detect_precision",
+    engine = sh.engine_select("detect_engine")
+    precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
-    engine = sh.engine_select("detect_engine")
     try:
         det = sh.get_detector(model_path, precision, engine)
     except SSDError as err:
@@ -57,7 +57,8 @@ with st.sidebar:
     nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
-    st.caption(f"Running: {det.describe()}")
+    st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
+               + (f" ({det.engine_note})" if det.engine_note else ""))
     classes = st.multiselect("Classes", labels, default=labels, key=f"detect_classes::{model_path}::{megadetector}")
     max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
     sh.show_broken(broken)

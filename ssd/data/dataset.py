@@ -154,20 +154,3 @@ def _load_builtin_formats() -> None:
         except ModuleNotFoundError as err:
             if err.name != mod:  # a real missing dependency inside the module
                 raise
-
-
-def synthetic_origin(folder: str) -> Optional[Dict[str, object]]:
-    """How a synthetic set folder was drawn (generator, seed, size, counts), for a model's meta.json:
-    with it, the model's own images can be drawn again when the folder is gone (``quantize``)."""
-    import json
-
-    from ssd.data.synthetic import GENERATOR
-
-    try:
-        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
-            info = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):
-        return None
-    return {k: info[k] for k in ("generator", "seed", "size", "num_train", "num_val") if k in info}

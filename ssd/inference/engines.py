@@ -57,6 +57,22 @@ def load_detector(model_dir: str, engine: str = "auto", precision: Optional[str]
     return _auto(model_dir, precision, worker, log, ctx)
 
 
+def precision_choices(model_dir: str, engine: str = "auto") -> List[str]:
+    """What a precision picker offers: auto and fp32 always, int8 when ``engine`` (any, for auto)
+    has a current INT8 graph of this model."""
+    from ssd.inference.onnx_engine import int8_graph
+    from ssd.inference.precision import int8_status
+    from ssd.store import read_meta
+
+    try:
+        meta = read_meta(model_dir)
+        usable = (engine in ("auto", "mxnet") and int8_status(model_dir, meta)[0]) or \
+            (engine in ("auto", "onnxruntime") and int8_graph(model_dir, meta)[0] is not None)
+    except (SSDError, OSError):
+        usable = False
+    return ["auto", "fp32"] + (["int8"] if usable else [])
+
+
 def _noted(det: Detector, note: str) -> Detector:
     det.engine_note = note
     return det

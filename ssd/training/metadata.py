@@ -6,7 +6,6 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
 from ssd.data.preprocess import MEAN, STD
-from ssd.data.dataset import synthetic_origin
 from ssd.store import library_versions
 
 
@@ -32,3 +31,20 @@ def build_meta(cfg, plan, classes: List[str], splits, device: str,
     }
     meta.update(plan.meta_fields())
     return meta
+
+
+def synthetic_origin(folder: str) -> Optional[Dict[str, object]]:
+    """How a synthetic set folder was drawn (generator, seed, size, counts), for a model's meta.json:
+    with it, the model's own images can be drawn again when the folder is gone (``quantize``)."""
+    import json
+
+    from ssd.data.synthetic import GENERATOR
+
+    try:
+        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):
+        return None
+    return {k: info[k] for k in ("generator", "seed", "size", "num_train", "num_val") if k in info}
