@@ -200,6 +200,21 @@ def test_missing_or_broken_onnxruntime_says_why_and_auto_falls_back(tiny, monkey
     assert load_detector(tiny, "auto", "fp32").engine == "mxnet"
 
 
+def test_a_model_folder_that_cannot_take_the_graph_falls_back_to_mxnet(tiny, tmp_path, monkeypatch):
+    from ssd.inference import onnx_export
+
+    path = str(tmp_path / "ro")
+    shutil.copytree(tiny, path, ignore=shutil.ignore_patterns("*.onnx", "onnx*.json"))
+
+    def refuse(dest, obj):
+        raise PermissionError(13, "Permission denied", dest)
+    monkeypatch.setattr(onnx_export, "atomic_write_json", refuse)
+    with pytest.raises(ModelError, match="cannot be written there"):
+        load_detector(path, "onnxruntime", "fp32")
+    det = load_detector(path, "auto", "fp32")
+    assert det.engine == "mxnet" and "cannot be written there" in det.engine_note
+
+
 def test_auto_prefers_onnxruntime_and_int8_only_where_the_evaluation_allows(tiny):
     order, why = engines.candidates(tiny, None)
     assert order[0] == ("onnxruntime", "fp32") and ("mxnet", "fp32") in order and not why

@@ -180,7 +180,7 @@ def onnx_status(model_dir: str, meta: Dict[str, Any], record: str = ONNX_RECORD)
     """(current, why not): is there a graph for this model's current weights?"""
     from ssd.inference.precision import params_digest
 
-    if is_onnx(meta):
+    if is_onnx(meta) and record == ONNX_RECORD:     # an exported folder: the graph is the model
         return os.path.isfile(os.path.join(model_dir, ONNX_FILE)), f"{model_dir} lacks {ONNX_FILE}"
     rec = read_onnx_record(model_dir, record)
     if rec is None:
@@ -203,14 +203,19 @@ def ensure_onnx(model_dir: str, log=lambda s: None) -> Dict[str, Any]:
         return read_onnx_record(model_dir) or {}
     log(f"converting {model_dir} to ONNX (once; cached as {ONNX_FILE})")
     record_path = os.path.join(model_dir, ONNX_RECORD)
-    if os.path.exists(record_path):           # until the new record lands, the cached graph is not current
-        os.remove(record_path)
     t0 = time.perf_counter()
-    net, meta = load_model(model_dir)
-    graph = convert(net, meta, os.path.join(model_dir, ONNX_FILE))
-    record = {"file": ONNX_FILE, "precision": "fp32", **graph, "source_params_sha1": params_digest(model_dir, meta),
-              "convert_s": round(time.perf_counter() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_json(record_path, record)
+    try:
+        if os.path.exists(record_path):       # until the new record lands, the cached graph is not current
+            os.remove(record_path)
+        net, meta = load_model(model_dir)
+        graph = convert(net, meta, os.path.join(model_dir, ONNX_FILE))
+        record = {"file": ONNX_FILE, "precision": "fp32", **graph,
+                  "source_params_sha1": params_digest(model_dir, meta),
+                  "convert_s": round(time.perf_counter() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write_json(record_path, record)
+    except OSError as err:   # a read-only model folder: the caller (auto) falls back to MXNet
+        raise ModelError(f"{model_dir}: the ONNX graph cannot be written there ({error_gist(err)}); export it "
+                         f"elsewhere with python -m ssd export --format onnx") from None
     return record
 
 
