@@ -125,7 +125,8 @@ if rendered:
             st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
                          hide_index=True, width="stretch")
     with tab_export:
-        export = megadetector_json(results_for_export(results), labels, os.path.basename(model_path), threshold)
+        export = megadetector_json(results_for_export(results), labels, os.path.basename(model_path), threshold,
+                                   inference=det.engine_info())
         e1, e2, e3 = st.columns(3)
         originals = {name: data for name, data in items}
 
