@@ -43,7 +43,8 @@ def model_choice(key: str, container=st) -> Tuple[Optional[str], Optional[dict]]
 def _heads(path: str, stamp: float, sample_name: str, png: bytes):
     from ssd.viz.heads import multibox_heads
 
-    return multibox_heads(sh.detector(path, stamp), np.asarray(_decode(png)))
+    # the Learn pages show MXNet's operators, as the tutorials run them
+    return multibox_heads(sh.detector(path, stamp, None, "mxnet"), np.asarray(_decode(png)))
 
 
 def _decode(png: bytes):

@@ -62,7 +62,7 @@ with f2:
 
 ids, scores, boxes = trace.final()
 network_input = _learn.heads(path, sample).image[None]
-ref = sh.get_detector(path).predict_arrays(network_input, nms=nms, floor=floor)[0]   # one forward, ~30 ms
+ref = sh.get_detector(path, None, "mxnet").predict_arrays(network_input, nms=nms, floor=floor)[0]  # one forward
 same = len(ids) == len(ref[0]) and np.array_equal(ids, ref[0]) and np.array_equal(scores, ref[1]) \
     and np.array_equal(boxes, ref[2])
 (st.success if same else st.error)(

@@ -40,8 +40,9 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray, areas: np.ndarray, area: np.float32) -> np.ndarray:
-    """IoU of one corner box with many, in float32 like MXNet's kernels."""
+def iou_one_to_many(box: np.ndarray, boxes: np.ndarray, areas: np.ndarray, area: np.float32) -> np.ndarray:
+    """IoU of one corner box with many, in float32, with MXNet's arithmetic (``CalculateOverlap``: the
+    same operations in the same order), so ties at an NMS threshold fall the same way."""
     w = np.maximum(_F(0), np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]))
     h = np.maximum(_F(0), np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]))
     inter = w * h
@@ -67,7 +68,7 @@ def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: boo
         if not alive[i]:
             continue
         rest = slice(i + 1, n)
-        iou = _iou_one_to_many(boxes[i], boxes[rest], areas[rest], areas[i])
+        iou = iou_one_to_many(boxes[i], boxes[rest], areas[rest], areas[i])
         hit = (iou > thr) if strict else (iou >= thr)
         alive[rest] &= ~(hit & (ids[rest] == ids[i]))
     return alive
