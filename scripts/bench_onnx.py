@@ -7,7 +7,7 @@ The shipped ``models/tiny-pikachu`` (copied; its INT8 graphs are made first if t
 them). Every figure is a ratio against the naive loop measured in the same run:
 
 1. **forward**: TinySSD at 256, batch 1 and batch 8 (per image), the tensors read back: the
-   seeds' imperative net (the tutorials' forward), MXNet's fused fp32 and INT8 graphs, ONNX
+   tutorials' imperative net (their forward), MXNet's fused fp32 and INT8 graphs, ONNX
    Runtime's fp32 and INT8 graphs; then the Detector's call (forward + decode + NMS) of each
    engine and precision. All timed in rotation in one process under ``NaiveEngine`` (what
    ``detect`` runs), median of ``--runs``.
@@ -54,12 +54,12 @@ def section_forward(model: str, runs: int) -> dict:
 
     dets = {f"{e}_{p}": load_detector(model, e, p) for e, p in PAIRS}
     out = {"devices": {k: d.describe() for k, d in dets.items()}}
-    seeds, _ = load_model(model)                                  # the tutorials' imperative forward
+    tutorials, _ = load_model(model)                              # the tutorials' imperative forward
     for batch in (1, 8):
         pixels = np.random.default_rng(0).integers(0, 255, (batch, 256, 256, 3), dtype=np.uint8)
         x = normalize_batch(pixels)
         xm = mx.nd.array(x)
-        fns = {"seeds_imperative": lambda: [o.asnumpy() for o in seeds(xm)]}
+        fns = {"tutorials_imperative": lambda: [o.asnumpy() for o in tutorials(xm)]}
         for k, d in dets.items():
             if d.engine == "mxnet":
                 fns[k] = lambda d=d: [o.asnumpy() for o in d.net(xm)]
@@ -124,7 +124,7 @@ def _prepare_model(work: str) -> str:
 
 def table(r: dict) -> str:
     f, fo = r["forward"], r["folder"]
-    base = f["seeds_imperative_b1_ms"]
+    base = f["tutorials_imperative_b1_ms"]
     lines = [f"CPU: {r['cpu']}; load average before/after {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f}",
              "| measure | result | vs the naive loop |", "| --- | ---: | ---: |",
              f"| TinySSD 256 batch 1, the tutorials' imperative net | {base:.1f} ms | 1.00× |"]
