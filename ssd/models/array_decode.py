@@ -57,20 +57,28 @@ def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: boo
     """Keep-mask of greedy per-class NMS over rows already in their processing order.
 
     A row suppresses the later rows of its class whose IoU with it is ≥ ``threshold``
-    (``strict``: > ``threshold``), unless it was suppressed itself.
+    (``strict``: > ``threshold``), unless it was suppressed itself. The IoUs of all pairs are
+    computed at once (at most a few hundred rows enter NMS), then one pass keeps and suppresses:
+    a row-by-row loop computing its IoUs cost ~10 ms per image at the results floor.
     """
     n = len(ids)
-    alive = np.ones(n, dtype=bool)
     if areas is None:
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    if n < 2:
+        return np.ones(n, dtype=bool)
+    b = boxes[:, None, :]
+    w = np.maximum(_F(0), np.minimum(b[..., 2], boxes[:, 2]) - np.maximum(b[..., 0], boxes[:, 0]))
+    h = np.maximum(_F(0), np.minimum(b[..., 3], boxes[:, 3]) - np.maximum(b[..., 1], boxes[:, 1]))
+    inter = w * h
+    union = areas[:, None] + areas - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union <= 0, _F(0), inter / union)
     thr = _F(threshold)
-    for i in range(n - 1):
-        if not alive[i]:
-            continue
-        rest = slice(i + 1, n)
-        iou = iou_one_to_many(boxes[i], boxes[rest], areas[rest], areas[i])
-        hit = (iou > thr) if strict else (iou >= thr)
-        alive[rest] &= ~(hit & (ids[rest] == ids[i]))
+    hit = ((iou > thr) if strict else (iou >= thr)) & (ids[:, None] == ids) & np.triu(np.ones((n, n), bool), 1)
+    alive = np.ones(n, dtype=bool)
+    for i in np.flatnonzero(hit.any(axis=1)):
+        if alive[i]:
+            alive &= ~hit[i]
     return alive
 
 
