@@ -25,11 +25,12 @@ from ssd.base.errors import ModelError, SSDError
 from ssd.inference.detector import Detector
 
 ENGINES = ("auto", "mxnet", "onnxruntime")
-# Fastest first, measured on the development machines' CPUs (AMD EPYC Zen 5 / Zen 4 with VNNI; the
-# batch-1 forward + decode and the whole-folder runs of scripts/bench_onnx.py): ONNX Runtime's
-# INT8 and fp32 graphs beat MXNet's at the same precision, and INT8 beats fp32 on either engine.
-AUTO_ORDER: Tuple[Tuple[str, str], ...] = (("onnxruntime", "int8"), ("mxnet", "int8"),
-                                           ("onnxruntime", "fp32"), ("mxnet", "fp32"))
+# Fastest first, as measured by scripts/bench_onnx.py on the development machine (AMD EPYC Zen 5, 2 cores,
+# docs/PERFORMANCE.md): Detector call at batch 8, ms per image, ONNX Runtime INT8 15.0, ONNX Runtime
+# fp32 25.9, MXNet INT8 33.9, MXNet fp32 70.2; a 640-JPEG folder, whole process, 19–22, 19.7, 11.1 and
+# 8.2 img/s. ONNX Runtime's fp32 is exact where MXNet's INT8 is not, so it also comes first on merit.
+AUTO_ORDER: Tuple[Tuple[str, str], ...] = (("onnxruntime", "int8"), ("onnxruntime", "fp32"),
+                                           ("mxnet", "int8"), ("mxnet", "fp32"))
 
 
 def check_engine(engine: Optional[str]) -> str:
