@@ -128,8 +128,11 @@ class OnnxDetector(Detector):
             self.forward_calls += 1
             return self.net.run(None, {self._input: x})
 
-    def _predict(self, images: np.ndarray, nms: float, floor: float):
-        return self._array_decode(self._run(images), self.input_size, floor, nms)
+    def _predict(self, images: np.ndarray, nms: float, floor: float, tap=None):
+        outs = self._run(images)
+        if tap is not None:       # evaluation's anchor metrics: this same forward's raw outputs
+            tap(list(outs))
+        return self._array_decode(outs, self.input_size, floor, nms)
 
     def _forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
         return list(self._run(images))
