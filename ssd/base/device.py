@@ -13,7 +13,7 @@ from typing import List
 import mxnet as mx
 
 from ssd.base.errors import error_gist
-from ssd.base.hardware import BF16_FLAGS, cpu_bfloat16, cpu_flags, gpu_names  # noqa: F401 (re-exported)
+from ssd.base.hardware import cpu_flags, gpu_names  # noqa: F401 (re-exported: read without MXNet there)
 
 
 @dataclass
@@ -35,6 +35,19 @@ def _probe_gpu(i: int) -> None:
     y = mx.nd.Convolution(x, w, no_bias=True, kernel=(3, 3), num_filter=4)
     y.wait_to_read()
     float(y.sum().asscalar())
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
+
+
+def cpu_bfloat16() -> str:
+    """The flag by which this CPU computes bfloat16 natively ("avx512_bf16"), or "" when it cannot.
+
+    Why a flag and not a try: oneDNN runs bfloat16 on any AVX-512 CPU, but without these
+    instructions it emulates them and is slower than fp32.
+    """
+    flags = set(cpu_flags())
+    return next((f for f in BF16_FLAGS if f in flags), "")
 
 
 def select_devices(prefer_gpu: bool = True) -> DeviceInfo:

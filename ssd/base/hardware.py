@@ -39,9 +39,6 @@ def gpu_names() -> List[str]:
     return names
 
 
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
-
-
 def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
     """The instruction-set flags of this CPU (Linux ``/proc/cpuinfo``); empty where unreadable."""
     try:
@@ -52,16 +49,6 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
     except OSError:
         pass
     return []
-
-
-def cpu_bfloat16() -> str:
-    """The flag by which this CPU computes bfloat16 natively ("avx512_bf16"), or "" when it cannot.
-
-    Why a flag and not a try: oneDNN runs bfloat16 on any AVX-512 CPU, but without these
-    instructions it emulates them and is slower than fp32.
-    """
-    flags = set(cpu_flags())
-    return next((f for f in BF16_FLAGS if f in flags), "")
 
 
 # (family, model range) → AMD's name for the core (the kinds seen on the development machines and
