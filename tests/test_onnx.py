@@ -136,8 +136,28 @@ def test_every_architecture_exports_and_runs_in_onnxruntime(arch, tmp_path):
         a = a.asnumpy()   # random weights send some boxes to 1e4 px: float32 error scales with them
         tol = 1e-4 * np.abs(a) + 2e-5 * np.abs(a).max() + 1e-4
         assert b.shape[1:] == a.shape[1:] and (np.abs(a - b) <= tol).all(), (np.abs(a - b) / tol).max()
-    decoded = array_decode.array_decoder(graph["array_decode"])(outs, size, 0.01, 0.45)
+    decoded = array_decode.array_decoder(graph["array_decode"])(outs, meta, 0.01, 0.45)
     assert len(decoded) == 2 and all(len(ids) == len(s) == len(b) for ids, s, b in decoded)
+
+
+def test_a_converted_torchvision_detector_keeps_its_per_class_nms_on_onnxruntime(tmp_path):
+    """A detector converted from torchvision (random weights) exports with the recipe's per-class
+    scheme, and the numpy decoder equals the MXNet Detector's on the same graph outputs."""
+    import onnxruntime as ort
+
+    from ssd.models.gluoncv.from_torchvision import new_converted_net
+
+    net, meta = new_converted_net()
+    graph = convert(net, meta, str(tmp_path / "tv.onnx"))
+    assert graph["array_decode"] == "torchvision"
+    size = meta["input_size"]
+    x = np.random.default_rng(3).normal(0, 1, (1, 3, size, size)).astype(np.float32)
+    outs = ort.InferenceSession(str(tmp_path / "tv.onnx"), providers=["CPUExecutionProvider"]).run(None, {"data": x})
+    decode = recipe_for(meta["arch"]).decoder({**meta, "format": "symbol"})
+    for nms, floor in ((0.45, 0.01), (0.5, 0.005)):
+        ref = decode(lambda _: [mx.nd.array(o) for o in outs], mx.nd.array(x), nms, floor)
+        got = array_decode.array_decoder("torchvision")(outs, meta, floor, nms)
+        assert assert_same_detections(ref, got, 1e-5, 1e-6) > 0
 
 
 def test_a_recipe_without_a_numpy_decoder_is_refused_clearly(tiny, tmp_path, monkeypatch):

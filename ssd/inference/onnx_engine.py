@@ -132,7 +132,7 @@ class OnnxDetector(Detector):
         outs = self._run(images)
         if tap is not None:       # evaluation's anchor metrics: this same forward's raw outputs
             tap(list(outs))
-        return self._array_decode(outs, self.input_size, floor, nms)
+        return self._array_decode(outs, self.meta, floor, nms)
 
     def _forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
         return list(self._run(images))

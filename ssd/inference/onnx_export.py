@@ -41,17 +41,20 @@ INT8_ONNX_FILE = "model-int8.onnx"      # ssd.inference.onnx_quantize writes the
 INT8_ONNX_RECORD = "onnx-int8.json"
 SIZE_ONLY_OPS = ("_contrib_MultiBoxPrior",)   # no ONNX operator; the value depends on the input size only
 BATCH_DIM = "batch"
+OPSET = 17          # ONNX Runtime 1.14+ (and onnxruntime-gpu 1.26) run it
 
 
 def graph_description(net, meta: Dict[str, Any]) -> Dict[str, Any]:
     """The recipe's description of the graph form (outputs, decoding scheme), ``net`` made into it."""
+    recipe = recipe_for(meta["arch"])
     if is_exported(meta):
         described = dict(meta.get("export") or {})
-        if described.get("array_decode"):
-            return described
-        recipe = recipe_for(meta["arch"])
-        return {**described, **recipe.export_outputs(recipe.build(meta))}   # an older export
-    return recipe_for(meta["arch"]).export_outputs(net)
+        if not described.get("array_decode"):
+            described.update(recipe.export_outputs(recipe.build(meta)))   # an older export
+    else:
+        described = dict(recipe.export_outputs(net))
+    scheme = recipe.array_decode(meta)
+    return {**described, "array_decode": scheme} if scheme else described
 
 
 def _mxnet_graph(net, size: int, staging: str):
@@ -119,10 +122,22 @@ def _tidy(model, output_names, described: Dict[str, Any], meta: Dict[str, Any]):
     return model
 
 
+def _to_onnx(sym, params: Dict[str, Any], size: int):
+    """MXNet's exporter at ``OPSET`` (its own default is the newest opset the onnx package knows,
+    where its Split conversion lacks the ``num_outputs`` that opset 18 made mandatory), batch free."""
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    from onnx import TensorProto, helper
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = MXNetGraph().create_onnx_graph_proto(sym, params, [(1, 3, size, size)], [TensorProto.FLOAT],
+                                                     opset_version=OPSET, dynamic=True,
+                                                     dynamic_input_shapes=[(None, 3, size, size)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
 def convert(net, meta: Dict[str, Any], dest: str) -> Dict[str, Any]:
     """Write ``net`` (of a model with ``meta``) to ``dest`` as ONNX; returns the graph's description."""
-    import mxnet as mx
-    import numpy as np
     import onnx
 
     size = int(meta["input_size"])
@@ -134,12 +149,7 @@ def convert(net, meta: Dict[str, Any], dest: str) -> Dict[str, Any]:
     try:
         sym, params = _mxnet_graph(net, size, staging)
         sym, params = fold_size_only_ops(sym, params, size)
-        raw = os.path.join(staging, "raw.onnx")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mx.onnx.export_model(sym, params, [(1, 3, size, size)], np.float32, raw, dynamic=True,
-                                 dynamic_input_shapes=[(None, 3, size, size)])
-        model = _tidy(onnx.load(raw), described["outputs"], described, meta)
+        model = _tidy(_to_onnx(sym, params, size), described["outputs"], described, meta)
         onnx.checker.check_model(model)
         with atomic_path(dest) as tmp:
             onnx.save(model, tmp)

@@ -19,7 +19,7 @@ against MXNet on thousands of candidates.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -145,24 +145,55 @@ def box_nms_detection(ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray,
     return out
 
 
-def _multibox(outputs: Sequence[np.ndarray], size: int, floor: float, nms: float) -> List[Detections]:
+def nms_each_class(rows: np.ndarray, nms: float) -> np.ndarray:
+    """``per_class_nms``'s step in numpy: ``(C, k, 6)`` rows per class → NMS within each class
+    (``box_nms`` with ``force_suppress``, valid score > 0, IoU > threshold suppresses), then every
+    survivor, best first."""
+    if 0 < nms < 1:
+        out = np.full_like(rows, -1)
+        for c, r in enumerate(rows):
+            valid = np.flatnonzero((r[:, 1] > 0) & (r[:, 0] >= 0))
+            order = valid[np.argsort(-r[valid, 1], kind="stable")]
+            alive = greedy_nms(np.zeros(len(order)), r[order, 2:6], nms, strict=True, areas=_box_areas(r[order, 2:6]))
+            kept = r[order[alive]]
+            out[c, :len(kept)] = kept
+        rows = out
+    flat = rows.reshape(-1, 6)
+    flat = flat[flat[:, 0] >= 0]
+    return flat[np.argsort(-flat[:, 1], kind="stable")]
+
+
+def _multibox(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
     anchors, cls_preds, box_preds = outputs
     return multibox_detection(anchors, cls_preds, box_preds, floor, nms)
 
 
-def _box_nms(outputs: Sequence[np.ndarray], size: int, floor: float, nms: float) -> List[Detections]:
+def _box_nms(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
     ids, scores, boxes = outputs
+    size = int(meta["input_size"])
     return box_nms_detection(ids, scores, boxes, size, size, floor, nms)
 
 
-# scheme name (a recipe's export_outputs()["array_decode"]) → (graph outputs, input size, floor, nms) → detections
-ARRAY_DECODERS: Dict[str, Callable[[Sequence[np.ndarray], int, float, float], List[Detections]]] = {
-    "multibox": _multibox,
-    "box_nms": _box_nms,
-}
+def _torchvision(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
+    """A converted torchvision detector: its graph's per-class scores and boxes for every anchor
+    (GluonCV's layout), NMS'd per class as ``gluoncv.decode.torchvision_decoder`` does."""
+    from ssd.models.per_class_nms import per_class_detections
+
+    _, scores, boxes = (np.asarray(o, dtype=_F) for o in outputs)
+    classes, batch = len(meta["classes"]), scores.shape[0]
+    anchors = scores.shape[1] // classes
+    s = scores.reshape(batch, classes, anchors).transpose(0, 2, 1)
+    b = boxes[:, :anchors] / _F(meta["input_size"])
+    return per_class_detections(s, b, nms, floor, dict(meta.get("postprocess") or {}), nms_rows=nms_each_class)
 
 
-def array_decoder(scheme: str) -> Callable[[Sequence[np.ndarray], int, float, float], List[Detections]]:
+# scheme name (a recipe's export_outputs()["array_decode"], or its array_decode(meta)) →
+# (graph outputs, model meta, floor, nms) → detections
+ArrayDecoder = Callable[[Sequence[np.ndarray], Dict[str, Any], float, float], List[Detections]]
+ARRAY_DECODERS: Dict[str, ArrayDecoder] = {"multibox": _multibox, "box_nms": _box_nms, "torchvision": _torchvision}
+
+
+def array_decoder(scheme: str) -> ArrayDecoder:
     """The numpy decoder of a decoding scheme; ``KeyError`` message names the known ones."""
     try:
         return ARRAY_DECODERS[scheme]

@@ -127,6 +127,11 @@ class Recipe(ABC):
         a graph without one cannot be run by ONNX Runtime).
         """
 
+    def array_decode(self, meta: Dict[str, Any]) -> Optional[str]:
+        """The numpy decoding scheme of this model's graph when its metadata decides it (a converted
+        detector's own post-processing, say); ``None``: the one ``export_outputs`` names."""
+        return None
+
     def knowledge(self, meta: Dict[str, Any]) -> str:
         """One line for people: what the model can find ("1 class: pikachu")."""
         classes = list(meta.get("classes") or [])

@@ -64,6 +64,10 @@ class GluonCVRecipe(Recipe):
             return torchvision_decoder(meta)
         return decode_exported if meta.get("format") == "symbol" else decode_live
 
+    def array_decode(self, meta: Dict[str, Any]) -> Optional[str]:
+        """Converted torchvision detectors keep torchvision's per-class NMS on ONNX Runtime too."""
+        return "torchvision" if is_torchvision(meta) else None
+
     def export_outputs(self, net) -> Dict[str, Any]:
         net.set_nms(nms_thresh=-1)  # keep NMS out of the graph: the Detector applies it, adjustable
         return {"outputs": ["ids", "scores", "boxes_px"], "nms_in_graph": False,
