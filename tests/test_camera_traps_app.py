@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 from conftest import REPO_ROOT
 
 APP = os.path.join(REPO_ROOT, "app.py")
-MODELS = os.path.join(REPO_ROOT, "models")
 
 
 def _ok(at: AppTest) -> None:
@@ -29,8 +28,8 @@ def _folder(root, n):
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("SSD_MODELS_DIR", MODELS)
+def env(monkeypatch, tmp_path, shipped_models_root):
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     return tmp_path
@@ -89,14 +88,14 @@ def test_camera_trap_page_runs_a_folder_and_browses_the_results(env):
     assert os.listdir(env / "sorted" / "failed") == ["readme.txt"]
 
 
-def test_batch_job_stops_with_a_checkpoint_and_resumes(env):
+def test_batch_job_stops_with_a_checkpoint_and_resumes(env, shipped_models_root):
     from ssd import jobs
     from ssd.camtrap.settings import RunSettings
 
     n = 400   # enough that the stop lands mid-run on a fast machine too (the first checkpoint is at 5)
     folder = _folder(env / "photos", n)
     runs_root = jobs.camera_runs_dir()
-    settings = RunSettings(os.path.join(MODELS, "tiny-pikachu"), (folder,), recursive=True, threshold=0.3,
+    settings = RunSettings(os.path.join(shipped_models_root, "tiny-pikachu"), (folder,), recursive=True, threshold=0.3,
                            checkpoint_every=5)
     jobs.start_batch_job(runs_root, "long", settings)
     run_dir = os.path.join(runs_root, "long")

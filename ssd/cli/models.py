@@ -11,7 +11,7 @@ def register(sub) -> None:
                        description="List saved models (and broken folders, with reasons). "
                                    "`models pull --list` shows GluonCV's pretrained detectors; "
                                    "`models pull NAME` installs one as models/NAME.")
-    m.add_argument("--root", default=None, help="models folder (default: models/)")
+    m.add_argument("--root", default=None, help="models folder (default: $SSD_MODELS_DIR, else models/)")
     m.set_defaults(func=cmd_models)
     actions = m.add_subparsers(dest="models_action", metavar="ACTION")
     p = actions.add_parser("pull", help="install a pretrained GluonCV detector (COCO or VOC) as models/NAME",
@@ -19,14 +19,15 @@ def register(sub) -> None:
                                        "base URL from MXNET_GLUON_REPO) and install it as a model folder.")
     p.add_argument("name", nargs="?", metavar="NAME", help="e.g. ssd_512_mobilenet1.0_coco")
     p.add_argument("--list", action="store_true", help="print the detectors that can be pulled")
-    p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: models/)")
+    p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: $SSD_MODELS_DIR, else models/)")
     p.set_defaults(func=cmd_pull)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ssd.store import DEFAULT_MODELS_DIR, list_models
+    from ssd.store import list_models
+    from ssd.workspace import models_dir
 
-    ok, broken = list_models(args.root or DEFAULT_MODELS_DIR)
+    ok, broken = list_models(args.root or models_dir())
     for m in ok:
         print(m.label)
     for b in broken:
@@ -39,7 +40,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ssd.models.pretrained import pretrained_detectors
-    from ssd.store import DEFAULT_MODELS_DIR, model_knowledge, pull_model, read_meta
+    from ssd.store import model_knowledge, pull_model, read_meta
+    from ssd.workspace import models_dir
 
     if args.list or not args.name:
         if not args.list:
@@ -48,7 +50,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         for d in pretrained_detectors():
             print(d.summary())
         return 0 if args.list else 2
-    root = args.root or DEFAULT_MODELS_DIR
+    root = args.root or models_dir()
     result = pull_model(args.name, root)
 
     meta = read_meta(result.path)
