@@ -31,6 +31,8 @@ AUTO = "auto"
 RUN_OUTCOMES = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                 "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                 "new": ("info", "has not started")}
+RUN_FIGURE_HELP = {"Val micro-F1 / accuracy": "Over anchors, as the ENA24 tutorial defines them (last validated "
+                                              "epoch); see `python -m ssd eval`."}
 
 
 # ------------------------------------------------------------------------------------ 2 · Settings
@@ -226,8 +228,9 @@ def run_state_panel(root: str, run_dir: str, status: jobs.RunStatus, current) ->
 
 def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     """Epochs, loss, speed and best mAP; the training curves and the log."""
-    for col, (label, value) in zip(st.columns(4), jobs.run_figures(status).items()):
-        col.metric(label, value)
+    figures = jobs.run_figures(status)
+    for col, (label, value) in zip(st.columns(len(figures)), figures.items()):
+        col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
     if status.history:
         from ssd.viz.plots import training_curves_figure
 

@@ -72,17 +72,18 @@ def test_run_figures_reads_training_not_validation_progress():
     from ssd.jobs import RunStatus, run_figures
 
     assert run_figures(RunStatus("new")) == {"Epochs done": "0/?", "Loss": "–", "Samples/s": "–",
-                                             "Best val mAP": "–"}
+                                             "Best val mAP": "–", "Val micro-F1 / accuracy": "–"}
     history = [{"epoch": 1, "loss": 2.5, "samples_per_s": 40.0, "val_map": 0.25},
                {"epoch": 2, "loss": 1.25, "samples_per_s": 50.0, "val_map": 0.5},
-               {"epoch": 3, "loss": 1.0, "samples_per_s": 60.0, "val_map": None}]
+               {"epoch": 3, "loss": 1.0, "samples_per_s": 60.0, "val_map": None, "val_micro_f1": 0.875,
+                "val_accuracy": 0.99875}]
     start = {"config": {"epochs": 10}}
     validating = RunStatus("running", {"phase": "validate", "epoch": 4, "epochs": 12}, history, "", start)
     assert run_figures(validating) == {"Epochs done": "3/12", "Loss": "1.0000", "Samples/s": "60.0",
-                                       "Best val mAP": "0.5000"}
+                                       "Best val mAP": "0.5000", "Val micro-F1 / accuracy": "0.875 / 0.9988"}
     training = RunStatus("running", {"phase": "train", "loss": 0.75, "samples_per_s": 70.25}, history, "", start)
     assert run_figures(training) == {"Epochs done": "3/10", "Loss": "0.7500", "Samples/s": "70.2",
-                                     "Best val mAP": "0.5000"}
+                                     "Best val mAP": "0.5000", "Val micro-F1 / accuracy": "0.875 / 0.9988"}
 
 
 def test_anchors_page_opens_on_the_cell_that_learns_the_box():

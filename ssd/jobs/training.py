@@ -213,8 +213,9 @@ def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
 
 
 def run_figures(status: RunStatus) -> Dict[str, str]:
-    """The four numbers the Train page shows under a run, formatted: epochs done of those planned,
-    the latest loss and speed, and the best validation mAP so far.
+    """The numbers the Train page shows under a run, formatted: epochs done of those planned, the
+    latest loss and speed, the best validation mAP so far, and the last validated epoch's micro-F1
+    and accuracy over anchors (the ENA24 tutorial's).
 
     Loss and speed come from the latest training progress, else the last finished epoch:
     a validation pass's progress events carry neither.
@@ -227,7 +228,14 @@ def run_figures(status: RunStatus) -> Dict[str, str]:
     return {"Epochs done": f"{len(status.history)}/{planned}",
             "Loss": f"{now.get('loss', float('nan')):.4f}" if now else "–",
             "Samples/s": f"{now.get('samples_per_s', 0):.1f}" if now else "–",
-            "Best val mAP": f"{max(maps):.4f}" if maps else "–"}
+            "Best val mAP": f"{max(maps):.4f}" if maps else "–",
+            "Val micro-F1 / accuracy": anchor_metrics_text(last)}
+
+
+def anchor_metrics_text(record: Dict[str, Any]) -> str:
+    """``0.880 / 0.9985``: an epoch's validation micro-F1 and accuracy, or "–" when it has none."""
+    f1, acc = record.get("val_micro_f1"), record.get("val_accuracy")
+    return f"{f1:.3f} / {acc:.4f}" if isinstance(f1, (int, float)) and isinstance(acc, (int, float)) else "–"
 
 
 def format_duration(seconds: Optional[float]) -> str:
@@ -256,7 +264,9 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
         ("anchors", str(anchors.get("total", "?"))),
         ("status", str(meta.get("status", "?"))),
         ("epochs done", f"{len(hist)} of {args.get('epochs', '?')}"),
-        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f})" if isinstance(
+        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f}" + (
+            f", micro-F1 {best['val_micro_f1']:.3f}, accuracy {best['val_accuracy']:.4f}"
+            if isinstance(best.get("val_micro_f1"), (int, float)) else "") + ")" if isinstance(
             best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
         ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
                     f"{ds.get('num_val', '?')} val)"),

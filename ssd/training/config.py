@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ssd.base.errors import SSDError
+from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.recipe import Recipe
 from ssd.models.registry import recipe_for
 from ssd.models.training_graph import PRECISIONS
@@ -48,7 +49,7 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"                 # auto | cpu | gpu
     precision: str = "auto"              # training arithmetic: auto | fp32 | bf16 (ssd.models.training_graph)
-    val_fraction: float = 0.2            # for datasets without a validation split
+    val_fraction: float = DEFAULT_VAL_FRACTION   # for datasets without a validation split
     cache: bool = True                   # decode large photos once into an on-disk cache
     limit_train: Optional[int] = None    # use only the first N training images (smoke runs)
     limit_val: Optional[int] = None
