@@ -69,3 +69,23 @@ def test_a_users_models_and_data_change_no_test_outcome(tmp_path, tiny_model_dir
                          cwd=clone, env={**env, "SSD_TEST_TINY_MODEL": tiny_model_dir}, capture_output=True,
                          text=True, timeout=900)
     assert run.returncode == 0 and f"{len(ONCE_AFFECTED)} passed" in run.stdout, run.stdout[-3000:]
+
+
+def test_no_test_points_the_app_at_the_projects_own_folders():
+    """A test that needs the shipped model takes ``shipped_models_root`` (a copy of it alone) or names
+    ``SHIPPED_MODEL``; none hands the project's models/ or data/ folder to the app or a listing."""
+    import re
+
+    setenv = re.compile(r"setenv\(\s*[\"']SSD_(MODELS|DATA)_DIR[\"']\s*,\s*([^)]*)")
+    listing = re.compile(r"\b(default_model|list_models)\(\s*\)")
+    found = []
+    folder = os.path.join(REPO_ROOT, "tests")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                m = setenv.search(line)
+                if (m and "REPO" in m.group(2)) or listing.search(line):
+                    found.append(f"{name}:{number}: {line.strip()}")
+    assert found == []
