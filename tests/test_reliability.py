@@ -370,7 +370,7 @@ def test_fifos_and_devices_named_jpg_are_refused_without_hanging(tmp_path, tiny_
             _in_thread(lambda: load_image(str(path)))
     rc = _in_thread(lambda: main(["detect", "--model", tiny_model_dir, str(fifo), str(dev), str(good)]), timeout=120)
     err = capsys.readouterr().err
-    assert rc == 1 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
+    assert rc == 0 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
 
 
 def test_damaged_images_are_reported_not_accepted():
