@@ -25,7 +25,8 @@ from ssd.base.errors import DownloadError, SSDError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 
-SMALL = {"ssd_512_mobilenet1.0": 128, "ssd_300_vgg16_atrous": 260, "ssd_512_resnet50_v1": 128}
+SMALL = {"ssd_512_mobilenet1.0": 128, "ssd_300_vgg16_atrous": 260, "ssd_512_resnet50_v1": 128,
+         "ssd_512_resnet50_v1b": 128}
 
 
 @pytest.fixture(autouse=True)
@@ -59,16 +60,44 @@ def _dataset(n=2, size=96, seed=0, empty_last=False):
 
 @pytest.mark.parametrize("arch", gcv_presets.ZOO_ARCHS)
 def test_presets_match_gluoncv_and_build_offline(arch):
-    """Our preset table equals GluonCV's: same anchor maps for custom/voc/coco, same parameters."""
-    from gluoncv.model_zoo import get_model
+    """Our preset table equals GluonCV's: same anchor maps for custom/voc/coco, same parameters.
 
+    An entry GluonCV does not publish (``ssd_512_resnet50_v1b``) must name the preset it copies
+    (``derived_from``) and equals that one in everything but the backbone, which is GluonCV's own
+    ``base_network`` with the same feature-map sizes (so the same anchors at any input size)."""
+    from gluoncv.model_zoo import get_model, get_model_list
+
+    spec = gcv_presets.spec_of(arch)
+    published = gcv_presets.gluoncv_name(arch, "custom") in get_model_list()
+    reference = arch if published else spec.derived_from
+    assert reference and (published or gcv_presets.gluoncv_name(reference, "custom") in get_model_list()), \
+        f"{arch} is neither a GluonCV preset nor derived from one"
     for variant in gcv_presets.VARIANTS:
         kw = {"classes": ["a", "b"]} if variant == "custom" else {}
-        theirs = get_model(gcv_presets.gluoncv_name(arch, variant), pretrained=False, pretrained_base=False, **kw)
+        theirs = get_model(gcv_presets.gluoncv_name(reference, variant), pretrained=False, pretrained_base=False, **kw)
         ours = gcv_build.build_zoo_net(arch, theirs.classes, variant)
-        assert sorted(ours._collect_params_with_prefix()) == sorted(theirs._collect_params_with_prefix())
+        mine, their_names = sorted(ours._collect_params_with_prefix()), sorted(theirs._collect_params_with_prefix())
+        if published:
+            assert mine == their_names
+        else:
+            assert _without_backbone(mine) == _without_backbone(their_names)
+            assert _backbone(mine) == sorted("features." + p.name for k, p in get_model(
+                spec.base_network, pretrained=False)._collect_params_with_prefix().items() if not k.startswith("fc."))
         for a, b in zip(ours.anchor_generators, theirs.anchor_generators):
             np.testing.assert_allclose(gcv_anchors._anchor_map(a), gcv_anchors._anchor_map(b))
+    if not published:
+        ours_fwd = gcv_build.initialize(ours, input_size=96)
+        theirs_fwd = gcv_build.initialize(theirs, input_size=96)
+        np.testing.assert_allclose(ours_fwd.asnumpy(), theirs_fwd.asnumpy())
+
+
+def _backbone(names):
+    """Parameters of the base network inside an SSD's ``features`` (not its extra ``expand_`` layers)."""
+    return [n for n in names if n.startswith("features.") and not n.startswith("features.expand_")]
+
+
+def _without_backbone(names):
+    return [n for n in names if n not in set(_backbone(names))]
 
 
 def test_a_new_gluoncv_ssd_is_one_preset_entry(monkeypatch):
