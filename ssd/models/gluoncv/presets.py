@@ -102,7 +102,7 @@ ZOO_SPECS: Dict[str, ZooSpec] = {
     "ssd_512_resnet50_v1b": ZooSpec(
         "ssd_512_resnet50_v1b", "resnet50_v1b", 512, ("layers3_relu17_fwd", "layers4_relu8_fwd"),
         (512, 512, 256, 256), _RESNET50_SIZES, _RATIOS_6, (16, 32, 64, 128, 256, 512), 32,
-        {}, 0.63, derived_from="ssd_512_resnet50_v1"),
+        {}, None, derived_from="ssd_512_resnet50_v1"),
 }
 ZOO_ARCHS: Tuple[str, ...] = tuple(ZOO_SPECS)
 
