@@ -16,7 +16,7 @@ from ssd.models.gluoncv.anchors import zoo_anchor_set
 from ssd.models.gluoncv.build import build_zoo_net, initialize, layout_options
 from ssd.models.gluoncv.decode import decode_exported, decode_live, torchvision_decoder
 from ssd.models.gluoncv.metadata import zoo_meta_fields
-from ssd.models.gluoncv.presets import PRETRAINED_CHOICES, ZooSpec, spec_of
+from ssd.models.gluoncv.presets import PRETRAINED_CHOICES, ZooSpec, require_published, spec_of
 from ssd.models.gluoncv.training import ZooTraining
 from ssd.models.per_class_nms import is_torchvision
 from ssd.models.recipe import Decoder, Emit, Recipe
@@ -47,6 +47,7 @@ class GluonCVRecipe(Recipe):
         p = (cfg.pretrained or "").strip()
         if p and p.lower() not in PRETRAINED_CHOICES + ("none", "scratch") and not os.path.exists(p):
             raise SSDError(f"--pretrained {p!r}: use imagenet, voc, coco or the path of a .params file")
+        require_published(cfg.arch, p.lower())
 
     def build(self, meta: Dict[str, Any]):
         variant = (meta.get("zoo") or {}).get("variant", "custom")
