@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from ssd.base.argtypes import probability
+
 
 def register(sub) -> None:
     r = sub.add_parser("results", help="merge, summarize or sort MegaDetector-format results")
@@ -17,7 +19,7 @@ def register(sub) -> None:
     m.set_defaults(func=cmd_merge)
     s = rs.add_parser("summary", help="images, empty, failed, per-class counts at a threshold")
     s.add_argument("results", metavar="RESULTS.json")
-    s.add_argument("--threshold", type=float, default=None, help="default: the file's typical threshold")
+    s.add_argument("--threshold", type=probability, default=None, help="default: the file's typical threshold")
     s.add_argument("--show-suspect", action="store_true", help="count detections flagged as repeats")
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
     s.set_defaults(func=cmd_summary)
@@ -25,7 +27,7 @@ def register(sub) -> None:
     o.add_argument("results", metavar="RESULTS.json")
     o.add_argument("--into", required=True, metavar="DIR")
     o.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
-    o.add_argument("--threshold", type=float, default=None, help="default: the file's typical threshold")
+    o.add_argument("--threshold", type=probability, default=None, help="default: the file's typical threshold")
     o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink")
     o.add_argument("--show-suspect", action="store_true", help="let repeats count as detections")
     o.set_defaults(func=cmd_sort)
@@ -39,11 +41,11 @@ def _threshold(doc, given):
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from ssd.base.atomic import atomic_write_json
+    from ssd.base.atomic import atomic_write_text
     from ssd.camtrap.merging import merge_results
 
     doc = merge_results(args.inputs)
-    atomic_write_json(args.out, doc)
+    atomic_write_text(args.out, json.dumps(doc, indent=2, allow_nan=False) + "\n")   # JSON: never NaN
     print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {args.out}", file=sys.stderr)
     return 0
 
