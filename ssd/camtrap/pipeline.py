@@ -43,7 +43,6 @@ class Outcome:
 def decode_for_network(index: int, path: str, name: str, size: int) -> Decoded:
     """Decode ``path`` (JPEG draft scale when possible) and resize it to the network square."""
     from ssd.base.errors import ImageError
-    from ssd.data.exif import exif_datetime
     from ssd.data.images import load_image, resize_for_network
 
     try:
@@ -53,7 +52,7 @@ def decode_for_network(index: int, path: str, name: str, size: int) -> Decoded:
         return Decoded(index, failure=str(err))
     except Exception as err:  # noqa: BLE001 - one odd file must never stop a season's run
         return Decoded(index, failure=f"'{name}' could not be read ({type(err).__name__}: {err})")
-    return Decoded(index, pixels, li.original_size, exif_datetime(path))
+    return Decoded(index, pixels, li.original_size, li.datetime)   # the time stamp from the same open
 
 
 def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: float, floor: float,
