@@ -146,3 +146,15 @@ def test_the_library_call_checks_the_same_rules(tmp_path):
                                str(tmp_path / "out"), 0.2, "hardlink")
     assert counts == {"empty": 1, "missing": 1}
     assert os.path.samefile(tmp_path / "out" / "empty" / "a.jpg", tmp_path / "imgs" / "a.jpg")
+
+
+def test_a_name_that_is_not_utf8_sorts_from_its_escaped_form(tmp_path):
+    from ssd.camtrap.sorting import sort_into_folders
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with open(os.path.join(os.fsencode(photos), b"bad\xff.jpg"), "wb") as fh:
+        fh.write(b"x")
+    counts = sort_into_folders(_doc(_empty("bad\\xff.jpg")), str(photos), str(tmp_path / "out"), 0.2)
+    assert counts == {"empty": 1}
+    assert os.listdir(os.fsencode(tmp_path / "out" / "empty")) == [b"bad\xff.jpg"]

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from ssd.base.text import name_on_disk
 from ssd.base.safe_paths import PathRefused, existing_link, is_inside, open_folder, place, relative_inside, same_placement
 from ssd.camtrap.megadetector import ResultsError, image_state, shown_detections
 
@@ -81,6 +82,8 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
         file = entry["file"]
         try:
             rel = relative_inside(root, file)
+            if not os.path.isfile(os.path.join(root, *rel)) and name_on_disk(file) != file:
+                rel = relative_inside(root, name_on_disk(file))     # a name that is not UTF-8, escaped
         except PathRefused as why:
             raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
                                "refusing to sort this file (nothing was sorted)") from None
