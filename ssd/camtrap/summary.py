@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import image_state, shown_detections
 
 
@@ -37,7 +38,7 @@ def summarize(doc: Dict[str, Any], threshold: float, hide_suspect: bool = True) 
 
 
 def summary_text(s: Dict[str, Any], threshold: float) -> str:
-    """The summary as lines for a terminal."""
+    """The summary as lines for a terminal (class names with control characters escaped)."""
     lines = [f"threshold {threshold:g}",
              f"images           {s['images']}",
              f"with detections  {s['with_detections']}",
@@ -47,5 +48,6 @@ def summary_text(s: Dict[str, Any], threshold: float) -> str:
         lines.append(f"suspect repeats  {s['suspect_detections']} detection(s), not counted below")
     lines.append("class            images  detections")
     for name in s["per_class_images"]:
-        lines.append(f"{name:<16} {s['per_class_images'][name]:>7}  {s['per_class_detections'].get(name, 0):>10}")
+        lines.append(f"{terminal_safe(name):<16} {s['per_class_images'][name]:>7}  "
+                     f"{s['per_class_detections'].get(name, 0):>10}")
     return "\n".join(lines)

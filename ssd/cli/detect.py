@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ssd.base.signals import stop_requests
+from ssd.base.text import terminal_safe
 
 
 def register(sub) -> None:
@@ -31,11 +32,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     with stop_requests(second_interrupts=True) as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:
-        print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
+        print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {terminal_safe(res.checkpoint)}: "
               "run the same command with --resume to continue", file=sys.stderr)
         return 130
     for message in res.failure_messages:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {terminal_safe(message)}", file=sys.stderr)
     if not args.quiet:
         print(text_table(res.document, args.threshold))
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""

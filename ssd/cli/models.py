@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ssd.base.text import terminal_safe
+
 
 def register(sub) -> None:
     m = sub.add_parser("models", help="list saved models; `models pull NAME` installs a pretrained detector",
@@ -28,9 +30,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     ok, broken = list_models(args.root or DEFAULT_MODELS_DIR)
     for m in ok:
-        print(m.label)
+        print(terminal_safe(m.label))
     for b in broken:
-        print(f"skipped {b.name}: {b.error}", file=sys.stderr)
+        print(f"skipped {terminal_safe(b.name)}: {terminal_safe(b.error)}", file=sys.stderr)
     if not ok:
         print("no usable model found; `python -m ssd models pull --list` shows ready-made detectors",
               file=sys.stderr)
@@ -53,6 +55,6 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     meta = read_meta(result.path)
     verb = "already installed" if result.already else "installed"
-    print(f"{verb}: {result.path} — {model_knowledge(meta)}")
+    print(terminal_safe(f"{verb}: {result.path} — {model_knowledge(meta)}"))
     print(f"try it: python -m ssd detect --model {result.path} IMAGE [--categories megadetector]")
     return 0

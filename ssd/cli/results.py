@@ -7,6 +7,7 @@ import os
 import sys
 
 from ssd.base.argtypes import probability
+from ssd.base.text import terminal_safe
 
 
 def register(sub) -> None:
@@ -46,7 +47,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     doc = merge_results(args.inputs)
     atomic_write_text(args.out, json.dumps(doc, indent=2, allow_nan=False) + "\n")   # JSON: never NaN
-    print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {args.out}", file=sys.stderr)
+    print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {terminal_safe(args.out)}",
+          file=sys.stderr)
     return 0
 
 
