@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd import jobs
@@ -23,6 +24,7 @@ AUTO = "auto"
 
 SYNTH_NAME = "synthetic-pikachu"
 
+_access.require_access("Train")
 st.title("Train")
 root = models_dir()
 data_root = data_dir()
@@ -171,6 +173,8 @@ if choice == OTHER:
                               placeholder="/path/to/dataset (train.rec + val.rec, or a COCO Camera Traps folder)")
 dataset_ok = False
 classes = []
+if data_path and choice == OTHER and not _access.allowed_path(data_path, "The dataset folder"):
+    data_path = ""                                       # outside the photo roots: the reason is shown
 if data_path:
     try:
         described, summary = dataset_summary(os.path.abspath(data_path), folder_stamp(data_path))

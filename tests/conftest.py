@@ -7,7 +7,8 @@ any test module can use them:
 * ``synth_dir``      – that synthetic Pikachu set: 64 train / 16 val images, seed 0
 * ``tiny_model_dir`` – a model trained on it (2 epochs, batch 16) in its own models folder
 * ``models_root``    – the models folder holding ``tiny_model_dir`` (what ``SSD_MODELS_DIR`` points at)
-* ``app_env``        – points ``SSD_MODELS_DIR`` / ``SSD_DATA_DIR`` at the two folders above
+* ``app_env``        – points ``SSD_MODELS_DIR`` / ``SSD_DATA_DIR`` at the two folders above, and
+                       ``SSD_PHOTO_ROOTS`` at the session's temporary folder (tests' photos live there)
 """
 from __future__ import annotations
 
@@ -57,10 +58,11 @@ def tiny_model_dir(models_root, synth_dir) -> str:
 
 
 @pytest.fixture
-def app_env(monkeypatch, models_root, tiny_model_dir, data_root):
+def app_env(monkeypatch, models_root, tiny_model_dir, data_root, tmp_path_factory):
     monkeypatch.setenv("SSD_MODELS_DIR", models_root)
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path_factory.getbasetemp()))
     return {"models": models_root, "data": data_root, "model": tiny_model_dir}
 
 
