@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import struct
-import threading
 import time
 import zipfile
 
@@ -15,25 +14,7 @@ import pytest
 from PIL import Image
 
 from ssd.cli.main import main
-
-
-def _in_thread(fn, timeout: float = 60.0):
-    """Run ``fn`` in a daemon thread; fail (instead of hanging the suite) if it does not return."""
-    box = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed back to the test
-            box["error"] = err
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), "hung"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+from test_reliability import _in_thread
 
 
 def _release(fifo) -> None:
