@@ -128,6 +128,8 @@ _DETECTION_KEYS = frozenset(("category", "conf", "bbox", "suspect"))
 
 
 def _check_detection(d: Any, at: str, cats: Dict[str, str], where: str) -> None:
+    if type(d) is dict and d.keys() <= _DETECTION_KEYS and _plain_detection(d, cats):
+        return                                  # the common case, checked in one expression
     if not isinstance(d, dict):
         raise _fail(where, at, d, "a detection object (category, conf, bbox)")
     if not isinstance(d.get("category"), str) or d["category"] not in cats:
@@ -143,6 +145,14 @@ def _check_detection(d: Any, at: str, cats: Dict[str, str], where: str) -> None:
     for key, value in d.items():
         if key not in _DETECTION_KEYS:
             _extra(value, f"{at}.{key}", where)
+
+
+def _plain_detection(d: Dict[str, Any], cats: Dict[str, str]) -> bool:
+    """A detection as this code writes it: float conf within 0–1, four finite float coordinates."""
+    conf, box = d.get("conf"), d.get("bbox")
+    return (type(conf) is float and 0.0 <= conf <= 1.0 and type(box) is list and len(box) == 4
+            and all(type(v) is float and math.isfinite(v) for v in box) and d.get("category") in cats
+            and type(d.get("category")) is str and type(d.get("suspect", False)) is bool)
 
 
 def _extra(value: Any, at: str, where: str) -> None:
