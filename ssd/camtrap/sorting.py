@@ -9,30 +9,59 @@ put there, so: every original is read inside the images folder (resolved, so nei
 absolute name nor a link leads out), ``DIR`` may not lie inside the images folder, nothing is
 written through a symbolic link, no existing file is replaced, and every entry is checked before
 the first file is written (a refusal sorts nothing). Class names are reduced to safe folder names.
+
+With ``by_episode`` a burst stays together: every frame of an episode (``ssd.camtrap.episodes``)
+goes to the folder of the classes seen in any of its frames, so the empty frames of a visit sit
+beside the ones showing the animal; a frame that could not be read still goes to ``failed``.
+Thresholds may differ per class (a ``ShownFilter`` with ``per_class``), as MegaDetector's
+"separate into folders" allows.
 """
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ssd.base.text import name_on_disk
 from ssd.base.safe_paths import PathRefused, existing_link, is_inside, open_folder, place, relative_inside, same_placement
-from ssd.camtrap.megadetector import ResultsError, image_state, shown_detections
+from ssd.base.text import name_on_disk
+from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
+from ssd.inference.filtering import ShownFilter
 
 MODES = ("symlink", "hardlink", "copy")
 
 
-def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: float, hide_suspect: bool = True) -> str:
-    """The folder an image belongs in at ``threshold``."""
-    state = image_state(entry, threshold, hide_suspect)
+def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold, hide_suspect: bool = True) -> str:
+    """The folder an image belongs in at ``threshold`` (a number or a ``ShownFilter``)."""
+    state = image_state(entry, threshold, hide_suspect, names)
     if state != "detections":
         return state
-    found = {d["category"] for d in shown_detections(entry, threshold, hide_suspect)}
-    order = list(names)
-    return "_".join(_safe(names.get(c, c)) for c in sorted(found, key=lambda c: (order.index(c) if c in order
-                                                                                  else len(order), c)))
+    found = {names.get(d["category"], d["category"]) for d in shown_detections(entry, threshold, hide_suspect, names)}
+    return class_folder(found, names)
+
+
+def class_folder(found: Iterable[str], names: Dict[str, str]) -> str:
+    """``animal_person``: the class names found, in category order, as one safe folder name."""
+    found = set(found)
+    if not found:
+        return "empty"
+    order = list(names.values())
+    return "_".join(_safe(c) for c in sorted(found, key=lambda c: (order.index(c) if c in order else len(order), c)))
+
+
+def episode_folders(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> List[str]:
+    """Per entry, the folder of its episode: the classes seen in any frame ("failed" frames stay apart)."""
+    from ssd.camtrap.episodes import episode_classes, episode_groups
+
+    names = doc.get("detection_categories") or {}
+    shown = ShownFilter.at(threshold, hide_suspect)
+    out = [""] * len(doc.get("images", []))
+    for members in episode_groups(doc).values():
+        folder = class_folder(episode_classes(doc, members, shown), names)
+        for k in members:
+            failed = image_state(doc["images"][k], shown, names=names) == "failed"
+            out[k] = "failed" if failed else folder
+    return out
 
 
 def _safe(name: str) -> str:
@@ -50,22 +79,23 @@ class _Placement:
     done: bool = False                   # already there from an earlier sort of the same kind
 
 
-def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: float,
-                      mode: str = "symlink", hide_suspect: bool = True) -> Dict[str, int]:
+def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
+                      mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> Dict[str, int]:
     """Link or copy every image into its class folder under ``into``; returns images per folder.
 
     ``image_root`` is the folder the results' paths start from; every original is read inside it
     (absolute names too, by resolved path). Every entry is checked before anything is written, so
     a refusal (``ResultsError``) sorts nothing. Missing originals are counted under ``missing``.
+    ``by_episode``: each image goes where its episode goes (see the module's docstring).
     """
     if mode not in MODES:
         raise ResultsError(f"unknown sort mode {mode!r}; one of {', '.join(MODES)}")
-    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect)
+    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode)
     return _carry_out(plan, os.path.realpath(into), mode)
 
 
-def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: float, mode: str = "symlink",
-              hide_suspect: bool = True) -> List[_Placement]:
+def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
+              mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> List[_Placement]:
     """Where each image goes, checked: originals inside ``image_root``, a target outside it, no link
     on the way, no file already there (``ResultsError`` naming the first problem; nothing written)."""
     if not image_root or not os.path.isdir(image_root):
@@ -76,9 +106,10 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
         raise ResultsError(f"'{into}' is inside the images folder '{image_root}': sort into a folder outside "
                            "it, so that no original can be touched (nothing was sorted)")
     names = doc.get("detection_categories") or {}
+    folders = episode_folders(doc, threshold, hide_suspect) if by_episode else None
     plan: List[_Placement] = []
     seen: Dict[Tuple[str, ...], str] = {}
-    for entry in doc.get("images", []):
+    for k, entry in enumerate(doc.get("images", [])):
         file = entry["file"]
         try:
             rel = relative_inside(root, file)
@@ -88,8 +119,8 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
             raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
                                "refusing to sort this file (nothing was sorted)") from None
         src = os.path.realpath(os.path.join(root, *rel))
-        p = _Placement(folder_for(entry, names, threshold, hide_suspect), src if os.path.isfile(src) else None,
-                       [], False)
+        folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect)
+        p = _Placement(folder, src if os.path.isfile(src) else None, [], False)
         p.parts = [p.folder] + rel
         if p.src is not None:
             _check_destination(p, target, into, mode, seen.setdefault(tuple(p.parts), file), file)
