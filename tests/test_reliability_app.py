@@ -90,6 +90,35 @@ def test_the_results_browser_shows_and_sorts_only_under_the_photo_roots(roots_en
     assert os.path.islink(roots_env / "sorted" / "empty" / "a.jpg")
 
 
+def test_exports_and_reviews_are_written_only_under_the_photo_roots(roots_env, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "where.csv").write_text("deploymentID,latitude,longitude\n.,46.5,7.25\n")
+    doc = {"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"},
+           "images": [{"file": "a.jpg", "failure": None, "datetime": "2024:06:01 10:00:00",
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "suspect": True}]}]}
+    (roots_env / "r.json").write_text(json.dumps(doc))
+    at = _camera_page()
+    at.selectbox(key="ct_results").set_value("another results file…").run()
+    at.text_input(key="ct_results_path").set_value(str(roots_env / "r.json"))
+    at.text_input(key="ct_image_root").set_value(str(roots_env / "photos")).run()
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_out").set_value(str(outside / "package")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    assert "outside the folders this app may use" in _texts(at) and not (outside / "package").exists()
+    at.text_input(key="ct_dp_out").set_value(str(roots_env / "package"))
+    at.text_input(key="ct_dp_locations").set_value(str(outside / "where.csv")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    assert "The locations CSV" in _texts(at) and not (roots_env / "package").exists()
+    at.text_input(key="ct_dp_locations").set_value("").run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    assert (roots_env / "package" / "datapackage.json").exists()
+
+
 def test_the_default_photo_roots_are_the_data_folder_and_home(monkeypatch, tmp_path):
     from ssd.workspace import OutsideRoots, check_photo_path, photo_roots
 
