@@ -320,15 +320,17 @@ def test_photo_roots_and_link_like_upload_names_in_chromium(server, app_env, tmp
             page.goto(server + "/camera_traps")
             expect(page.get_by_text("Run a folder")).to_be_visible()
             _settle(page)
-            box = page.get_by_label("Folder of photos (on the machine running this app)")
-            box.fill("/etc")
-            box.press("Enter")
-            _settle(page)
+            for label, value in (("Folder of photos (on the machine running this app)", "/etc"),
+                                 ("Run name", "roots-probe")):
+                box = page.get_by_label(label)
+                box.fill(value)
+                box.press("Enter")
+                _settle(page)
             page.get_by_role("button", name="Start").click()
             alert = page.locator('[data-testid="stAlert"]').filter(has_text="outside the folders this app may use")
             expect(alert).to_be_visible()
             expect(alert).to_contain_text(os.environ["SSD_PHOTO_ROOTS"])
-            expect(page.get_by_text("No run yet.")).to_be_visible()
+            assert not os.path.exists(os.path.join(app_env["data"], ".camera-runs", "roots-probe"))   # no run
             _no_exception(page)
 
             name = "see www.evil-example.com mail@evil-example.com https://127.0.0.1:9/p.jpg"
