@@ -9,6 +9,7 @@ outside, so they are printed with control characters escaped (``terminal_safe``)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -19,8 +20,13 @@ from ssd.cli import data, detect, evaluate, export, launch, models, password, qu
 COMMANDS = (data, train, detect, evaluate, export, models, results, quantize, launch, password)
 
 
+def program_name() -> str:
+    """How the user called us: ``ssd`` (the installed command) or ``python -m ssd``."""
+    return "ssd" if os.path.basename(sys.argv[0] or "") == "ssd" else "python -m ssd"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ssd", description="SSD object detection: data, training, "
+    p = argparse.ArgumentParser(prog=program_name(), description="SSD object detection: data, training, "
                                 "detection and evaluation (MXNet + GluonCV).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
