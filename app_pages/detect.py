@@ -19,7 +19,7 @@ from ssd.base.text import md_escape
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
-from ssd.inference.precision import precision_choices
+from ssd.inference.engines import precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
@@ -69,26 +69,28 @@ def models_ui() -> Tuple[list, list, str]:
 
 
 def model_ui(ok, default_path: str) -> Tuple[str, Any]:
-    """Model and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
+    """Model, engine and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
-    precision = st.selectbox("Precision", precision_choices(model_path), key="detect_precision",
+    engine = sh.engine_select("detect_engine")
+    precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
     try:
-        det = sh.get_detector(model_path, precision)
+        det = sh.get_detector(model_path, precision, engine)
     except SSDError as err:
         st.error(str(err))
         st.stop()
     st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
-    st.caption(f"Running: {det.precision_note}")
+    st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
+               + (f" ({det.engine_note})" if det.engine_note else ""))
     return model_path, det
 
 
 def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
-    """The sidebar: model, precision, MegaDetector categories, count limit."""
+    """The sidebar: model, engine, precision, MegaDetector categories, count limit."""
     with st.sidebar:
         st.header("Settings")
         model_path, det = model_ui(ok, default_path)
@@ -137,7 +139,7 @@ def detect(s: Settings, items: Items) -> Tuple[List[DetectedImage], List[Rendere
     calls_before = det.forward_calls
     with st.spinner(f"Detecting in {len(items)} image(s)…"):
         results = detect_images(det, items, s.nms, sh.detection_cache(),
-                                key=model_key(s.model_path) + (det.precision,))
+                                key=model_key(s.model_path) + (det.precision, det.engine))
     results = categorize_results(results, "megadetector" if s.megadetector else "none")
     rendered, render_ms = timed(render_batch, results, s.threshold, s.classes, s.max_detections)
     st.session_state["detect_stats"] = {
@@ -206,7 +208,8 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
         return annotated_download(rendered, originals)
 
     def export() -> dict:
-        return megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold)
+        return megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,
+                                 inference=s.detector.engine_info())
 
     if len(rendered) == 1:
         e1.download_button("Annotated image (PNG)", make_annotated, annotated_name(rendered[0].item.name),

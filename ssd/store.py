@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base import faults
 from ssd.base.errors import ModelError, error_gist
 from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.base.json_file import JSONFileError, read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.models.registry import build_from_meta
 
 META_FILE = "meta.json"
@@ -32,10 +34,18 @@ PREFIX = "model"
 SYMBOL_FILE = f"{PREFIX}-symbol.json"
 SYMBOL_PARAMS = f"{PREFIX}-0000.params"
 INPUT_NAME = "data"
+# ONNX graphs (``ssd.inference.onnx_export``): run by ONNX Runtime only.
+ONNX_FORMAT = "onnx"
+ONNX_FILE = "model.onnx"
 
 
 def is_exported(meta: Dict[str, Any]) -> bool:
     return meta.get("format") == FORMAT
+
+
+def is_onnx(meta: Dict[str, Any]) -> bool:
+    """A folder exported with ``--format onnx``: an ONNX graph and no MXNet weights."""
+    return meta.get("format") == ONNX_FORMAT
 
 
 def symbol_files(meta: Dict[str, Any]) -> Tuple[str, str]:
@@ -47,7 +57,7 @@ def symbol_files(meta: Dict[str, Any]) -> Tuple[str, str]:
 
 def params_file(meta: Dict[str, Any]) -> str:
     """The parameter file a model folder must hold (used by ``store.list_models``)."""
-    return symbol_files(meta)[1]
+    return ONNX_FILE if is_onnx(meta) else symbol_files(meta)[1]
 
 
 def library_versions() -> Dict[str, str]:
@@ -142,21 +152,21 @@ def _meta_path(model_dir: str) -> str:
 
 
 def read_meta(model_dir: str) -> Dict[str, Any]:
+    """A model folder's checked metadata; ``ModelError`` for a missing, special (FIFO, device),
+    oversized, too deeply nested or malformed ``meta.json`` (``ssd.base.json_file``)."""
     if not os.path.isdir(model_dir):
         raise ModelError(f"model folder {model_dir!r} does not exist")
     path = _meta_path(model_dir)
     try:
         try:
-            fh = open(path, encoding="utf-8")
+            meta = read_json_file(path, MAX_META_BYTES)
         except FileNotFoundError:
             path = os.path.join(model_dir, META_FILE)  # the writer finished the save meanwhile
-            fh = open(path, encoding="utf-8")
-        with fh:
-            meta = json.load(fh)
+            meta = read_json_file(path, MAX_META_BYTES)
     except FileNotFoundError:
         raise ModelError(f"{model_dir}: no {META_FILE} (not a saved model folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: metadata is not valid JSON ({err})") from None
+    except JSONFileError as err:
+        raise ModelError(f"bad metadata: {err}") from None
     return validate_meta(meta, path)
 
 
@@ -202,6 +212,9 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     meta = read_meta(model_dir)
     if is_exported(meta):  # exported graph + params: no Python class needed
         return load_symbol_model(model_dir, meta, ctx=ctx)
+    if is_onnx(meta):
+        raise ModelError(f"{model_dir} holds an ONNX graph, which MXNet cannot load: run it with "
+                         "--engine onnxruntime (or export the model it came from again)")
     params = os.path.join(model_dir, PARAMS_FILE)
     if not os.path.isfile(params):
         raise ModelError(f"{model_dir}: no {PARAMS_FILE}")
@@ -254,7 +267,7 @@ def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[B
         try:
             meta = read_meta(path)
             params_name = PARAMS_FILE
-            if is_exported(meta):  # exported folders hold model-0000.params
+            if is_exported(meta) or is_onnx(meta):  # exported folders hold model-0000.params / model.onnx
                 params_name = params_file(meta)
             if not os.path.isfile(os.path.join(path, params_name)):
                 raise ModelError(f"{path}: no {params_name} yet")

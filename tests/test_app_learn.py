@@ -88,14 +88,14 @@ def test_learn_eval_opens_on_the_image_that_shows_most_outcomes(app_env):
     """The default images are scenes of four characters; the page opens on the first that shows the
     most of TP, FP and FN (computed here by the library for the same model and split)."""
     from ssd.data.dataset import InMemoryDataset
-    from ssd.inference.detector import Detector
+    from ssd.inference.engines import load_detector
     from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
     from ssd.viz.image_eval import image_eval, split_detections, start_image
     from ssd.workspace import sample_scenes
 
     at = _page("app_pages/learn_eval.py")
     assert at.selectbox(key="learn_eval_source").value.startswith("synthetic Pikachu scenes")
-    det = Detector.load(app_env["model"])
+    det = load_detector(app_env["model"])                        # the engine the page picks ("auto")
     scenes = sample_scenes(16, 0, app_env["data"])
     ds = InMemoryDataset([s.array() for s in scenes], [s.label for s in scenes], det.classes, "synthetic")
     split = split_detections(det, ds, 32, DEFAULT_NMS, EVAL_FLOOR)
@@ -112,13 +112,13 @@ def test_learn_eval_opens_on_the_image_that_shows_most_outcomes(app_env):
     assert at.number_input(key="learn_eval_index").value == 1
 
 
-def test_train_page_names_both_class_errors(app_env, monkeypatch):
+def test_train_page_names_both_class_errors(app_env, shipped_models_root, monkeypatch):
     at = _page("app_pages/train.py")
     d2l, mined = _metric(at, "class err"), _metric(at, "mined class err")
     assert d2l != "n/a" and mined != "n/a" and float(d2l) < float(mined)   # new history: both recorded
     assert any("d2l's cls_eval" in c.value for c in at.caption)
     # an old saved model (the shipped one): its class_err was the mined one
-    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     at = _page("app_pages/train.py")
     assert _metric(at, "class err") == "n/a"
     assert float(_metric(at, "mined class err")) > 0 and np.isfinite(float(_metric(at, "bbox MAE")))

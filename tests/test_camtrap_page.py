@@ -16,10 +16,11 @@ TIMES = ["2024:06:01 10:00:00", "2024:06:01 10:00:02", "2024:06:01 10:00:04", "2
 
 
 @pytest.fixture
-def season(monkeypatch, tmp_path):
-    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+def season(monkeypatch, tmp_path, shipped_models_root):
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path))       # the season, its exports and reviews live here
     write_season(tmp_path)
     return tmp_path
 

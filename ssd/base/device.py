@@ -7,13 +7,14 @@ fails. We run one tiny convolution per GPU and fall back to the CPU with the err
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import List
 
 import mxnet as mx
 
 from ssd.base.errors import error_gist
+# re-exported: the same facts are read without MXNet there
+from ssd.base.hardware import cpu_flags, gpu_compute_capabilities, gpu_names  # noqa: F401
 
 
 @dataclass
@@ -35,47 +36,6 @@ def _probe_gpu(i: int) -> None:
     y = mx.nd.Convolution(x, w, no_bias=True, kernel=(3, 3), num_filter=4)
     y.wait_to_read()
     float(y.sum().asscalar())
-
-
-def _nvidia_smi(field: str) -> List[str]:
-    """One ``nvidia-smi --query-gpu`` field per GPU; empty without the tool, a driver or an answer."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [l.strip() for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else []
-
-
-def gpu_names() -> List[str]:
-    """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
-
-    MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
-    """
-    import glob
-
-    names = _nvidia_smi("name")
-    if names:
-        return names
-    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
-        try:
-            with open(info, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.startswith("Model:"):
-                        names.append(line.split(":", 1)[1].strip())
-        except OSError:
-            continue
-    return names
-
-
-def gpu_compute_capabilities() -> List[str]:
-    """Compute capability of each NVIDIA GPU ("8.6", "9.0"), as the driver reports it; may be empty."""
-    return [c for c in _nvidia_smi("compute_cap") if re.fullmatch(r"\d+\.\d+", c)]
 
 
 def mxnet_has_cuda() -> bool:
@@ -114,18 +74,6 @@ def no_gpu_reason() -> str:
 
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
-
-
-def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
-    """The instruction-set flags of this CPU (Linux ``/proc/cpuinfo``); empty where unreadable."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
 
 
 def cpu_bfloat16() -> str:

@@ -64,18 +64,21 @@ def _nms_each_class(rows: np.ndarray, nms: float) -> np.ndarray:
 
 
 def per_class_detections(scores: np.ndarray, boxes: np.ndarray, nms: float, floor: float,
-                         post: Dict[str, Any]) -> List[Detections]:
+                         post: Dict[str, Any], nms_rows=None) -> List[Detections]:
     """``scores`` (B, N, C) class probabilities without background, ``boxes`` (B, N, 4) normalized
     corners → one ``(ids, scores, boxes)`` per image, best first, as torchvision returns them.
 
     ``post`` is the model's ``postprocess`` section; ``nms`` the IoU threshold (outside (0, 1):
-    no NMS); ``floor`` drops what scores below it afterwards.
+    no NMS); ``floor`` drops what scores below it afterwards. ``nms_rows``: the per-class NMS
+    (default MXNet's ``box_nms``; the ONNX engine passes ``array_decode.nms_each_class``, the same
+    rule in numpy).
     """
+    nms_rows = nms_rows or _nms_each_class
     score, topk = float(post.get("score", SCORE)), int(post.get("topk_per_class", TOPK))
     keep_n = int(post.get("detections", DETECTIONS))
     out: List[Detections] = []
     for s, b in zip(scores, np.clip(boxes, 0.0, 1.0)):
-        rows = _nms_each_class(_candidates(s, b, score, topk), nms)[:keep_n]
+        rows = nms_rows(_candidates(s, b, score, topk), nms)[:keep_n]
         rows = rows[rows[:, 1] >= floor]
         out.append((rows[:, 0].astype(np.int64), rows[:, 1].astype(np.float32), rows[:, 2:].astype(np.float32)))
     return out

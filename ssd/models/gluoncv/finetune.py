@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
 from ssd.models.gluoncv.imagenet import imagenet_start
-from ssd.models.gluoncv.presets import gluoncv_name, spec_of, variant_of
+from ssd.models.gluoncv.presets import gluoncv_name, require_published, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
 
 
@@ -95,14 +95,14 @@ def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] =
 def _zoo_model_folder(path: str, arch: str) -> Optional[Dict[str, Any]]:
     """The meta.json of a model folder of this zoo architecture (a pulled detector, or one we trained),
     else None. Another architecture's folder is refused: its weights cannot start this one."""
-    import json
-
     meta_path = os.path.join(path, "meta.json")
     if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, "model.params"))):
         return None
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
     try:
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
+        meta = read_json_file(meta_path, MAX_META_BYTES)
     except (OSError, ValueError) as err:
         raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
@@ -166,6 +166,7 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
     elif kind == "imagenet":
         net = imagenet_start(arch, classes, load_weights, info)
     elif kind in ("voc", "coco"):
+        require_published(arch, variant)
         name = gluoncv_name(arch, variant)
         if load_weights:
             path = ensure_weights(name)

@@ -67,6 +67,9 @@ SSDLITE320_MOBILENET_V3_LARGE_COCO = LiveFile(
     "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
     "a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2", _TWO_RECORDS)
 VGG16_FEATURES = LiveFile("vgg16_features-amdegroot-88682ab5.pth", None, _PREFIX_ONLY)
+#: ResNet-50 v1.5, ImageNet (torchvision's IMAGENET1K_V1, 102,530,333 bytes): ssd_512_resnet50_v1b's backbone
+RESNET50_IMAGENET = LiveFile(
+    "resnet50-0676ba61.pth", "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", _TWO_RECORDS)
 
 
 @dataclass(frozen=True)
