@@ -1,8 +1,9 @@
 """Drive ``streamlit run app.py`` in Debian's /usr/bin/chromium (Playwright; no browser is downloaded).
 
-Shared by the browser test (``tests/test_browser.py``) and the scripts that measure the running app
-(``scripts/bench_slider.py``, ``scripts/bench_memory.py``, ``scripts/bench_app.py``), so what the
-test checks and what a script times is the same page driven the same way.
+Shared by the browser tests (``tests/test_browser.py``, ``tests/test_browser_layout.py``) and the
+scripts that measure the running app (``scripts/bench_slider.py``, ``scripts/bench_memory.py``,
+``scripts/bench_app.py``), so what a test checks and what a script times is the same page driven
+the same way.
 """
 from __future__ import annotations
 
