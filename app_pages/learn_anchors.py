@@ -9,7 +9,7 @@ from app_pages import _shared as sh
 from ssd.base.errors import SSDError
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.multiscale import D2L_MAPS, D2L_RATIOS, D2L_SIZES, count_formula, layer_table, multiscale_anchors
-from ssd.models.registry import anchors_for_meta, architectures
+from ssd.models.registry import anchors_for_meta, architectures, recipe_for
 from ssd.viz.learn import multiscale_figure
 
 st.title("Multiscale anchors")
@@ -46,7 +46,7 @@ names = list(architectures())
 a1, a2 = st.columns([2, 1])
 arch = a1.selectbox("Architecture", names, index=names.index("ssd_300_vgg16_atrous")
                     if "ssd_300_vgg16_atrous" in names else 0, key="learn_ms_arch")
-default_size = 300 if arch.startswith("ssd_300") else (512 if arch.startswith("ssd_512") else 256)
+default_size = recipe_for(arch).native_size
 size = int(a2.number_input("Input size (px)", 64, 1024, default_size, 8, key=f"learn_ms_input::{arch}"))
 try:
     aset = _anchors(arch, size)

@@ -208,8 +208,8 @@ with st.form("train_form"):
     name = a1.text_input("Model name (folder in models/)", key="train_name")
     arch = a2.selectbox("Architecture", architectures(), key="train_arch")
     input_size = a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0, key="train_input",
-                              help="auto: 256 for TinySSD, the native size (300 or 512) for GluonCV zoo models. "
-                                   "TinySSD needs a multiple of 8.")
+                              help="auto: the architecture's native size: 256 for TinySSD, 300 or 512 for GluonCV zoo "
+                                   "models, 320 for SSDlite. TinySSD needs a multiple of 8.")
     device = a4.selectbox("Device", ["auto", "cpu", "gpu"], key="train_device",
                           help="auto: every GPU that really runs MXNet kernels, else the CPU.")
     b1, b2, b3, b4 = st.columns(4)
@@ -217,7 +217,8 @@ with st.form("train_form"):
     batch_size = b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
     lr = b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="train_lr",
                          help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
-                              "0.001 × batch / 32 for GluonCV zoo models (their reference schedule).")
+                              "0.001 × batch / 32 for GluonCV zoo models, 0.15 × batch / 192 for SSDlite "
+                              "(their reference schedules).")
     seed = b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     with st.expander("Quick-run limits and options"):
         q1, q2, q3, q4 = st.columns(4)
