@@ -8,8 +8,8 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
-from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, format_groups, parse_groups
-from ssd.models.tiny import tiny_anchor_config
+from ssd.models.anchors import format_groups, parse_groups
+from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, tiny_anchor_config
 from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell, cell_anchor_rows, positive_rows
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS, load_image

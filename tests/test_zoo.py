@@ -72,6 +72,41 @@ def test_presets_match_gluoncv_and_build_offline(arch):
             np.testing.assert_allclose(gcv_anchors._anchor_map(a), gcv_anchors._anchor_map(b))
 
 
+def test_a_new_gluoncv_ssd_is_one_preset_entry(monkeypatch):
+    """Adding ``ssd_512_vgg16_atrous`` is one ``ZooSpec`` in ``ZOO_SPECS``: the registry, the native input
+    size, the anchors (GluonCV's own maps), the build, meta.json, the pullable catalogue and a Detector follow."""
+    from gluoncv.model_zoo import get_model
+
+    from ssd.inference.detector import Detector
+    from ssd.models import registry
+    from ssd.models.pretrained import pretrained_detector
+
+    sizes = (51.2, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6)
+    spec = gcv_presets.ZooSpec(
+        "ssd_512_vgg16_atrous", "vgg16_atrous", 512, "vgg16_atrous_512", None, {v: sizes for v in gcv_presets.VARIANTS},
+        ((1.0, 2.0, 0.5),) + ((1.0, 2.0, 0.5, 3.0, 1.0 / 3),) * 4 + ((1.0, 2.0, 0.5),) * 2,
+        (8, 16, 32, 64, 128, 256, 512), 512, {"voc": gcv_presets.Published(109.0, 79.4, 1.2)})
+    monkeypatch.setitem(gcv_presets.ZOO_SPECS, spec.arch, spec)
+    monkeypatch.setattr(registry, "_RECIPES", {})          # the registry as a fresh process builds it
+
+    recipe = registry.recipe_for("ssd_512_vgg16_atrous")
+    assert recipe.native_size == 512 and "ssd_512_vgg16_atrous" in registry.architectures()
+    assert pretrained_detector("ssd_512_vgg16_atrous_voc").published == 79.4
+    theirs = get_model("ssd_512_vgg16_atrous_custom", classes=["a", "b"], pretrained=False, pretrained_base=False)
+    net, meta = gcv_recipe.new_zoo_model("ssd_512_vgg16_atrous", ["a", "b"])
+    assert sorted(net._collect_params_with_prefix()) == sorted(theirs._collect_params_with_prefix())
+    for a, b in zip(net.anchor_generators, theirs.anchor_generators):
+        np.testing.assert_allclose(gcv_anchors._anchor_map(a), gcv_anchors._anchor_map(b))
+    assert registry.anchors_for_meta(meta).total() == meta["anchors"]["total"] == 24564
+    assert meta["zoo"]["published"] == {"voc_map": 79.4}
+    rebuilt = registry.build_from_meta(meta)
+    assert sorted(rebuilt._collect_params_with_prefix()) == sorted(net._collect_params_with_prefix())
+    from PIL import Image
+
+    raw = Detector(net, meta).detect(Image.new("RGB", (96, 64), (90, 120, 60)), floor=0.0)
+    assert len(raw) > 0 and raw.image_size == (96, 64) and set(np.unique(raw.class_ids)) <= {0, 1}
+
+
 def test_native_anchor_counts_and_info_match_a_forward_pass():
     info = gcv_anchors.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"], "input_size": 300})
     assert [l["feature_hw"] for l in info] == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]

@@ -17,12 +17,6 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-# d2l TinySSD defaults (seed 001): sizes split 0.2..1.05 in five, with the geometric mean
-# of neighbours as the second size of each scale.
-TINY_SIZES: List[List[float]] = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
-TINY_RATIOS: List[List[float]] = [[1.0, 2.0, 0.5]] * 5
-
-
 @dataclass
 class AnchorConfig:
     """Sizes and ratios per feature map, plus each map's spatial shape.
@@ -31,8 +25,8 @@ class AnchorConfig:
     same config can describe a 256×256 and a 512×512 TinySSD.
     """
 
-    sizes: List[List[float]] = field(default_factory=lambda: [list(s) for s in TINY_SIZES])
-    ratios: List[List[float]] = field(default_factory=lambda: [list(r) for r in TINY_RATIOS])
+    sizes: List[List[float]]
+    ratios: List[List[float]]
     feature_maps: List[Tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

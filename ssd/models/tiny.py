@@ -1,4 +1,4 @@
-"""TinySSD (d2l, seed 001): the hybridizable Gluon block and its recipe.
+"""TinySSD (the d2l book's "Single Shot Multibox Detection"): the Gluon block, its anchors and its recipe.
 
 The network returns ``(anchors, cls_preds, bbox_preds)`` exactly as the d2l book does:
 anchors ``(1, N, 4)`` normalized corners, class scores ``(B, N, C+1)`` (index 0 is the
@@ -14,9 +14,15 @@ from mxnet.gluon import nn
 
 from ssd.base.errors import SSDError
 from ssd.models.anchor_set import AnchorSet, anchor_set
-from ssd.models.anchors import TINY_RATIOS, TINY_SIZES, AnchorConfig
+from ssd.models.anchors import AnchorConfig
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
+
+# The book's anchors: five scales, sizes spread from 0.2 to 1.05 of the image side with the
+# geometric mean of neighbours as each scale's second size; ratios 1, 2 and 0.5 everywhere.
+# 4 anchors a cell; at 256×256 (maps 32, 16, 8, 4, 1) that is 5444 anchors.
+TINY_SIZES: List[List[float]] = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]
+TINY_RATIOS: List[List[float]] = [[1.0, 2.0, 0.5]] * 5
 
 
 def _down_sample_blk(num_channels: int) -> nn.HybridSequential:
@@ -146,7 +152,7 @@ def anchors_meta(net: TinySSD) -> Dict[str, Any]:
 
 # TinySSD's defaults: the SSD paper's loss (normalized by positives, 3:1 hard negatives, smooth L1)
 # with SGD+momentum. On the synthetic set it reaches val mAP 0.87 after 3 epochs, where the
-# seed's d2l setup (lr 0.2, no momentum, mean over anchors, L1) is still below 0.01 — see the
+# book's d2l setup (lr 0.2, no momentum, mean over anchors, L1) is still below 0.01 — see the
 # README. The d2l setup remains one flag set away:
 #   --lr 0.2 --momentum 0 --loss-norm d2l --hard-negative-ratio 0 --box-loss l1
 TINY_DEFAULTS: Dict[str, Any] = {"lr": 0.01, "momentum": 0.9, "lr_schedule": "cosine", "input_size": 256,

@@ -7,7 +7,7 @@ global registry inside a long-running Streamlit server.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -21,8 +21,12 @@ from ssd.models.anchors import cell_centres
 from ssd.models.metric_names import named_history
 from ssd.viz.drawing import draw_detections
 
-if TYPE_CHECKING:
-    from ssd.workspace import Sample
+
+
+class _Picture(Protocol):
+    """Anything with an ``image()`` (the app's sample images): the figure needs no more of it."""
+
+    def image(self) -> Image.Image: ...
 
 
 @under_figure_lock
@@ -268,7 +272,7 @@ def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
 
 
 @under_figure_lock
-def demo_detection_figure(samples: Sequence[Sample], detections: Sequence[Any], figsize=(11.0, 3.0)):
+def demo_detection_figure(samples: Sequence[_Picture], detections: Sequence[Any], figsize=(11.0, 3.0)):
     """A row of sample images with detections drawn (home page's 'what it does')."""
     fig = Figure(figsize=figsize)
     n = max(1, len(samples))

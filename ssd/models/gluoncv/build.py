@@ -29,14 +29,13 @@ def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pr
     :func:`ensure_weights`, or GluonCV fetches it).
     """
     from gluoncv.model_zoo.ssd.ssd import get_ssd
-    from gluoncv.model_zoo.ssd.vgg_atrous import vgg16_atrous_300
 
     spec = spec_of(arch)
     if variant not in VARIANTS:
         raise SSDError(f"unknown zoo variant {variant!r}; use one of {', '.join(VARIANTS)}")
     if not classes:
         raise SSDError("a detector needs at least one class")
-    features = vgg16_atrous_300 if spec.features == "vgg16_atrous_300" else list(spec.features)
+    features = _feature_extractor(spec.features)
     with _quiet():
         return get_ssd(spec.base_network, spec.base_size, features=features,
                        filters=list(spec.filters) if spec.filters else None,
@@ -44,6 +43,19 @@ def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pr
                        steps=list(spec.steps), classes=list(classes),
                        dataset=variant if variant != "custom" else "", pretrained=False,
                        pretrained_base=pretrained_base)
+
+
+def _feature_extractor(features):
+    """What ``get_ssd`` takes as ``features``: backbone output names (a list), or one of GluonCV's
+    VGG feature-extractor functions named by the preset (they bring their own extra layers)."""
+    if isinstance(features, str):
+        from gluoncv.model_zoo.ssd import vgg_atrous
+
+        try:
+            return getattr(vgg_atrous, features)
+        except AttributeError:
+            raise SSDError(f"GluonCV has no feature extractor {features!r} in gluoncv.model_zoo.ssd.vgg_atrous") from None
+    return list(features)
 
 
 def load_zoo_detector(arch: str, classes: Sequence[str], variant: str, params_path: str, what: str,

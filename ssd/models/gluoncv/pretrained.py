@@ -3,9 +3,9 @@
 GluonCV publishes SSDs trained on COCO (80 classes, animals, people and vehicles among them) and
 on Pascal VOC (20 classes). A wildlife researcher can point one at a camera-trap photo and get
 useful boxes without training anything. This module says which of them exist for our three
-architectures (their names are GluonCV's own, checked against ``model_store._model_sha1``), how
-big they are and how good GluonCV says they are, and turns one into the weights file and the
-``meta.json`` of a ready model folder. Writing that folder is ``ssd.store``'s job.
+architectures (their names are GluonCV's own, checked against ``model_store._model_sha1``; the
+figures are each preset's ``pretrained`` entries in ``presets``) and turns one into the weights
+file and the ``meta.json`` of a ready model folder. Writing that folder is ``ssd.store``'s job.
 
 Figures:
 * ``params_mb``: size of the ``.params`` file, computed from the architecture (float32 weights;
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ssd.base.errors import ModelError
-from ssd.models.gluoncv.presets import gluoncv_name, spec_of
+from ssd.models.gluoncv.presets import METRICS, ZOO_SPECS, gluoncv_name, spec_of
 
 LICENSE = "Apache-2.0"
 LICENSE_NOTE = "GluonCV model zoo weights, Apache License 2.0 (https://github.com/dmlc/gluon-cv)"
@@ -69,14 +69,11 @@ class PretrainedDetector:
                 f"as published by GluonCV; weights under the {LICENSE} license.")
 
 
-PRETRAINED: Dict[str, PretrainedDetector] = {d.name: d for d in (
-    PretrainedDetector("ssd_512_mobilenet1.0", "coco", 92.2, "COCO AP", 21.7, 0.16),
-    PretrainedDetector("ssd_512_mobilenet1.0", "voc", 56.9, "VOC07 mAP", 75.4, 0.10),
-    PretrainedDetector("ssd_300_vgg16_atrous", "coco", 138.8, "COCO AP", 25.1, 0.50),
-    PretrainedDetector("ssd_300_vgg16_atrous", "voc", 106.7, "VOC07 mAP", 77.6, 0.41),
-    PretrainedDetector("ssd_512_resnet50_v1", "coco", 200.8, "COCO AP", 30.6, 0.46),
-    PretrainedDetector("ssd_512_resnet50_v1", "voc", 147.7, "VOC07 mAP", 80.1, 0.33),
-)}
+def _catalogue() -> Dict[str, PretrainedDetector]:
+    """Every preset's published detectors, read from ``ZOO_SPECS`` when asked (a new preset appears)."""
+    return {gluoncv_name(spec.arch, variant): PretrainedDetector(spec.arch, variant, p.params_mb, METRICS[variant],
+                                                                  p.value, p.cpu_s)
+            for spec in ZOO_SPECS.values() for variant, p in spec.pretrained.items()}
 
 
 def dataset_classes(variant: str) -> List[str]:
@@ -92,16 +89,16 @@ def dataset_classes(variant: str) -> List[str]:
 
 def pretrained_detectors() -> List[PretrainedDetector]:
     """Every pullable detector, smallest architecture first, COCO before VOC."""
-    return list(PRETRAINED.values())
+    return list(_catalogue().values())
 
 
 def pretrained_detector(name: str) -> PretrainedDetector:
     """The catalogue entry of ``name``; ``ModelError`` listing the pullable names otherwise."""
     try:
-        return PRETRAINED[str(name).strip()]
+        return _catalogue()[str(name).strip()]
     except KeyError:
         raise ModelError(f"{name!r} is not a pullable detector; choose one of: "
-                         f"{', '.join(PRETRAINED)} (python -m ssd models pull --list)") from None
+                         f"{', '.join(_catalogue())} (python -m ssd models pull --list)") from None
 
 
 def fetch_pretrained(name: str, progress: Optional[Callable[[int, Optional[int]], None]] = None,
