@@ -83,27 +83,27 @@ def class_candidates(scores: np.ndarray, floor: float, topk: int) -> Tuple[np.nd
 def nms_per_class(boxes: np.ndarray, valid: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy NMS in each row at once: ``boxes`` ``(C, K, 4)`` sorted best first, ``valid`` ``(C, K)``.
 
-    IoU as torchvision's kernel computes it (a box is dropped when IoU > threshold); returns the kept mask.
+    Step j keeps box j of every row where no better box suppressed it, and suppresses the later
+    boxes of those rows that overlap it by IoU > threshold, computed as torchvision's kernel does
+    (same float32 operations in the same order). Returns the kept mask.
     """
-    x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[..., i]) for i in range(4))
     areas = (x2 - x1) * (y2 - y1)
-    keep = np.zeros_like(valid)
     suppressed = ~valid
-    later = np.arange(boxes.shape[1])
-    thr = np.float32(iou_threshold)
+    zero, thr = np.float32(0), np.float32(iou_threshold)
     with np.errstate(invalid="ignore", divide="ignore"):
-        for j in range(boxes.shape[1]):
-            rows = ~suppressed[:, j]
-            if not rows.any():
+        for j in range(boxes.shape[1] - 1):
+            rows = np.flatnonzero(~suppressed[:, j])
+            if not len(rows):
                 continue
-            keep[:, j] = rows
-            b, a = boxes[rows, j], areas[rows, j][:, None]
-            w = np.maximum(np.float32(0), np.minimum(b[:, 2:3], x2[rows]) - np.maximum(b[:, 0:1], x1[rows]))
-            h = np.maximum(np.float32(0), np.minimum(b[:, 3:4], y2[rows]) - np.maximum(b[:, 1:2], y1[rows]))
+            later = slice(j + 1, None)
+            bx1, by1, bx2, by2 = (v[rows, j, None] for v in (x1, y1, x2, y2))
+            w = np.maximum(zero, np.minimum(bx2, x2[rows, later]) - np.maximum(bx1, x1[rows, later]))
+            h = np.maximum(zero, np.minimum(by2, y2[rows, later]) - np.maximum(by1, y1[rows, later]))
             inter = w * h
-            drop = (inter / (a + areas[rows] - inter) > thr) & (later > j)
-            suppressed[rows] |= drop
-    return keep
+            over = inter / (areas[rows, j, None] + areas[rows, later] - inter) > thr
+            suppressed[rows, later] |= over
+    return ~suppressed
 
 
 def postprocess(logits: np.ndarray, offsets: np.ndarray, anchors: np.ndarray, pp: PostProcess,

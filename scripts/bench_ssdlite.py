@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""SSDlite320-MobileNetV3-Large's speed on this CPU, side by side with a baseline in the same run.
+
+Run: ``.venv/bin/python scripts/bench_ssdlite.py [--runs 40] [--rounds 2] [--folder 200] [--json OUT]``.
+
+The network has torchvision's COCO shape (80 classes + background, 3234 anchors) with random
+weights whose class head favours the background, as a trained detector's does, so that decoding
+sees a realistic number of candidates (no download: speed does not depend on the weight values
+beyond that). Each section runs in its own process under the engine ``python -m ssd detect`` uses
+(``NaiveEngine``), contenders timed in rotation, best of ``--rounds`` processes:
+
+1. **frame**: batch 1 at 320×320, what ``Detector.predict_arrays`` pays (forward + decode at the
+   results floor 0.005): the live hybridized net, the oneDNN-fused fp32 graph, the INT8 graph;
+   the baseline is GluonCV's ssd_512_mobilenet1.0 (80 classes, fused fp32) — the fastest real-world
+   detector the app had. Also the forward alone and the decode alone.
+2. **folder**: ``--folder`` 1920×1080 JPEGs, whole process (start-up included):
+   ``python -m ssd detect`` with SSDlite fp32 and INT8, against the shipped TinySSD (fp32).
+
+Targets (2-core AMD EPYC): ≤ 25 ms a frame fp32; a camera-trap folder at ≥ 20 img/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+import ssd  # noqa: E402,F401  (sets OMP_NUM_THREADS before any section imports MXNet)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from bench_precision import _interleaved_ms, _make_folder  # noqa: E402
+
+SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
+BACKGROUND_BIAS = 5.0        # class head's background bias: most anchors are background, as after training
+
+
+def cpu_name() -> str:
+    """The CPU as /proc/cpuinfo names it, with its family/model and vector extensions."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                k, _, v = line.partition(":")
+                info.setdefault(k.strip(), v.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    ext = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}), "
+            f"{os.cpu_count()} cores, {' '.join(ext)}")
+
+
+def make_models(work: str, synth: str) -> dict:
+    """SSDlite (COCO-shaped, random weights, INT8 quantized) and the GluonCV baseline, as model folders."""
+    import mxnet as mx
+
+    from ssd.inference.quantize import quantize_model
+    from ssd.models.coco_slots import coco_classes
+    from ssd.models.gluoncv.recipe import new_zoo_model
+    from ssd.models.ssdlite.network import SSDlite
+    from ssd.models.ssdlite.recipe import ssdlite_meta
+    from ssd.models.ssdlite.spec import ssdlite_spec
+    from ssd.store import save_model
+
+    spec = ssdlite_spec(num_classes=80)
+    net = SSDlite(spec)
+    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=1.7))
+    for i in range(len(spec.anchors_per_cell())):
+        bias = net.head.classification_head.module_list[i][1].bias
+        value = bias.data().asnumpy().reshape(spec.anchors_per_cell()[i], -1)
+        value[:, 0] += BACKGROUND_BIAS
+        bias.set_data(mx.nd.array(value.reshape(-1)))
+    paths = {"ssdlite": os.path.join(work, "ssdlite"), "zoo": os.path.join(work, "zoo")}
+    save_model(paths["ssdlite"], net, ssdlite_meta(spec, coco_classes()))
+    znet, zmeta = new_zoo_model("ssd_512_mobilenet1.0", coco_classes())
+    save_model(paths["zoo"], znet, zmeta)
+    quantize_model(paths["ssdlite"], data=synth, eval_images=0)
+    return paths
+
+
+def section_frame(ssdlite: str, zoo: str, runs: int) -> dict:
+    """Batch-1 Detector calls (forward + decode), the forward alone and the decode alone."""
+    import mxnet as mx
+    import numpy as np
+
+    from ssd.inference.detector import Detector
+    from ssd.inference.thresholds import DEFAULT_NMS, RESULTS_FLOOR
+    from ssd.store import load_model
+
+    rng = np.random.default_rng(0)
+    img = {s: rng.integers(0, 255, (1, s, s, 3), dtype=np.uint8) for s in (320, 512)}
+    dets = {"live": Detector(*load_model(ssdlite)), "fp32": Detector.load(ssdlite, precision="fp32"),
+            "int8": Detector.load(ssdlite, precision="int8"), "zoo_fp32": Detector.load(zoo, precision="fp32")}
+    fns = {k: (lambda d=d, x=img[d.input_size]: d.predict_arrays(x, nms=DEFAULT_NMS, floor=RESULTS_FLOOR))
+           for k, d in dets.items()}
+    x = mx.nd.array(np.random.default_rng(1).uniform(-1, 1, (1, 3, 320, 320)).astype("float32"))
+    for k in ("fp32", "int8"):
+        fns[f"{k}_forward"] = lambda d=dets[k]: [o.asnumpy() for o in d.net(x)]
+    outs = dets["fp32"].forward_raw(img[320])
+    decode = dets["fp32"]._decode
+    fns["decode"] = lambda: decode(lambda _: [mx.nd.array(o) for o in outs], None, DEFAULT_NMS, RESULTS_FLOOR)
+    ms = _interleaved_ms(fns, runs)
+    ms["candidates"] = float(sum(len(r[0]) for r in dets["fp32"].predict_arrays(img[320], DEFAULT_NMS, RESULTS_FLOOR)))
+    return ms
+
+
+def section_folder(models: dict, folder: str, batch: int) -> dict:
+    """Whole-process seconds of ``python -m ssd detect`` over the folder, per model and precision."""
+    import glob
+
+    n = len(glob.glob(os.path.join(folder, "*.jpg")))
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_ENGINE_TYPE"}
+    out = {"images": n}
+    for key, (model, precision) in models.items():
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", model, "--precision", precision,
+                        "--batch-size", str(batch), "--quiet", folder], check=True, cwd=REPO, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out[f"{key}_img_s"] = n / (time.perf_counter() - t)
+    return out
+
+
+def _section(name: str, *args) -> dict:
+    env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
+    res = subprocess.run([sys.executable, __file__, "--section", name, *map(str, args)], env=env, check=True,
+                         capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def table(r: dict) -> str:
+    f = r["frame"]
+    base = f["zoo_fp32"]
+    rows = [f"Machine: {r['machine']}", "", "| measure | result | ratio to the baseline | target |",
+            "| --- | --- | --- | --- |",
+            f"| ssd_512_mobilenet1.0 (GluonCV, 80 classes) batch 1, fp32 oneDNN, forward + decode | {base:.1f} ms | 1× | |"]
+    for k, label, tgt in (("live", "hybridized net", ""), ("fp32", "fp32 oneDNN-fused", "≤ 25 ms"),
+                          ("int8", "INT8", "")):
+        rows.append(f"| SSDlite320 batch 1, {label}, forward + decode | {f[k]:.1f} ms | {base / f[k]:.2f}× | {tgt} |")
+    rows.append(f"| SSDlite320 forward alone, fp32 / INT8 | {f['fp32_forward']:.1f} / {f['int8_forward']:.1f} ms | | |")
+    rows.append(f"| SSDlite320 decode alone (floor 0.005, {f['candidates']:.0f} detections kept) | "
+                f"{f['decode']:.1f} ms | | |")
+    if "folder" in r:
+        fo = r["folder"]
+        rows.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, TinySSD fp32 | "
+                    f"{fo['tiny_fp32_img_s']:.1f} img/s | 1× | |")
+        for k, tgt in (("fp32", "≥ 20 img/s"), ("int8", "")):
+            rows.append(f"| same, SSDlite320 {k} | {fo[f'ssdlite_{k}_img_s']:.1f} img/s | "
+                        f"{fo[f'ssdlite_{k}_img_s'] / fo['tiny_fp32_img_s']:.2f}× | {tgt} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=2, help="processes per section; each figure is the best")
+    ap.add_argument("--folder", type=int, default=200, help="1920×1080 JPEGs for the folder figure (0: skip)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--json")
+    ap.add_argument("--section", help=argparse.SUPPRESS)
+    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.section:
+        fn = {"frame": section_frame, "folder": section_folder}[a.section]
+        args = [json.loads(x) if x.startswith("{") else (int(x) if x.isdigit() else x) for x in a.args]
+        print(json.dumps(fn(*args)))
+        return 0
+
+    from ssd.data.synthetic import generate
+
+    res: dict = {"machine": cpu_name()}
+    with tempfile.TemporaryDirectory() as tmp:
+        synth = os.path.join(tmp, "calib")
+        generate(synth, num_train=16, num_val=4, seed=4242)
+        print("building and quantizing …", file=sys.stderr)
+        paths = make_models(tmp, synth)
+        for _ in range(a.rounds):
+            got = _section("frame", paths["ssdlite"], paths["zoo"], a.runs)
+            res["frame"] = {k: min(v, res.get("frame", {}).get(k, v)) for k, v in got.items()}
+        if a.folder:
+            print("folder …", file=sys.stderr)
+            folder = os.path.join(tmp, "frames")
+            _make_folder(folder, a.folder)
+            models = {"tiny_fp32": (SHIPPED, "fp32"), "ssdlite_fp32": (paths["ssdlite"], "fp32"),
+                      "ssdlite_int8": (paths["ssdlite"], "int8")}
+            res["folder"] = _section("folder", json.dumps(models), folder, a.batch_size)
+    print(table(res))
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
