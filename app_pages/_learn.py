@@ -104,7 +104,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
 
 @st.cache_resource(show_spinner="Measuring the training metrics…", max_entries=8)
 def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
-    from ssd.viz.seed_metrics import measure_train_metrics
+    from ssd.viz.tutorial_metrics import measure_train_metrics
 
     det = sh.detector(path, stamp)
     return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)

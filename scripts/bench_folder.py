@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Benchmark a camera-trap folder: ``python -m ssd detect FOLDER --recursive`` vs the seeds' naive loop.
+"""Benchmark a camera-trap folder: ``python -m ssd detect FOLDER --recursive`` vs the tutorials' naive loop.
 
 Run: ``.venv/bin/python scripts/bench_folder.py [--images 150] [--model models/tiny-pikachu]``.
 
 Both sides are whole processes started the same way (Python start-up, MXNet import and model
 load included), on the same model and the same folder, one after the other in this run:
 
-* **naive**: the seeds' loop, per image: Pillow full decode, resize, batch-1 forward,
+* **naive**: the tutorials' loop, per image: Pillow full decode, resize, batch-1 forward,
   ``MultiBoxDetection`` (the recipe's decoder on the network as loaded, not hybridized).
 * **folder**: ``python -m ssd detect --model M FOLDER --recursive --json OUT --quiet``
   (decode threads with JPEG draft decoding, batched forwards, MegaDetector JSON written).
@@ -117,7 +117,8 @@ def main() -> None:
         print(f"| run ({n} × 1920×1080 JPEG, whole process, best of {len(naive)}) | seconds | images/s | speed-up "
               "| CPU seconds | peak RSS MB |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        print(f"| seeds' naive loop | {naive_s:.1f} | {n / naive_s:.1f} | 1.00× | {naive_cpu:.1f} | {naive_rss:.0f} |")
+        print(f"| the tutorials' naive loop | {naive_s:.1f} | {n / naive_s:.1f} | 1.00× | {naive_cpu:.1f} "
+              f"| {naive_rss:.0f} |")
         print(f"| `detect FOLDER --recursive` | {ours_s:.1f} | {n / ours_s:.1f} | {naive_s / ours_s:.2f}× | "
               f"{ours_cpu:.1f} | {ours_rss:.0f} |")
         if not args.skip_rss:

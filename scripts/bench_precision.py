@@ -1,19 +1,19 @@
 #!/usr/bin/env python
-"""Inference speed by precision and engine, measured side by side in one run (issue 15).
+"""Inference speed by precision and engine, measured side by side in one run.
 
 Run: ``.venv/bin/python scripts/bench_precision.py [--runs 50] [--val 500] [--folder 150] [--json OUT]``.
 
 Every figure is a ratio against a baseline measured in the same run, each section in its own
 process so that MXNet's engine (read once, at import) can differ:
 
-1. **forward**: TinySSD at 256, batch 1 and batch 8, the shipped model's weights: the seeds'
-   imperative net (an ``nn.Block`` forward, as the tutorials run it), the hybridized net, the
+1. **forward**: TinySSD at 256, batch 1 and batch 8, the shipped model's weights: the
+   tutorials' imperative net (an ``nn.Block`` forward, as the tutorials run it), the hybridized net, the
    oneDNN-fused fp32 graph and the stored INT8 graph; under MXNet's default threaded engine
    and under ``NaiveEngine`` (what ``python -m ssd detect|eval`` now runs).
 2. **accuracy**: VOC07 mAP of fp32 and INT8 on ``--val`` freshly generated synthetic images,
    and how often the top boxes agree (same class, IoU ≥ 0.9).
-3. **folder**: ``--folder`` 1920×1080 JPEGs, whole process (start-up included): the seeds'
-   naive loop (``mx.image.imread`` full decode, ``imresize``, imperative forward,
+3. **folder**: ``--folder`` 1920×1080 JPEGs, whole process (start-up included): the
+   tutorials' naive loop (``mx.image.imread`` full decode, ``imresize``, imperative forward,
    ``MultiBoxDetection``, one image at a time) against ``python -m ssd detect`` at fp32 and int8.
 4. **zoo**: ssd_512_mobilenet1.0 at 512, batch 1 (random weights, no download): the live net
    with its in-graph NMS against the fused fp32 and INT8 graphs with NMS after the graph.
@@ -62,7 +62,7 @@ def section_forward(model: str, runs: int) -> dict:
     out = {}
     for batch in (1, 8):
         x = mx.nd.random.uniform(shape=(batch, 3, 256, 256))
-        imperative, _ = load_model(model)                       # the seeds: an imperative forward
+        imperative, _ = load_model(model)                       # the tutorials: an imperative forward
         hybrid, _ = load_model(model)
         hybrid.hybridize(static_alloc=True, static_shape=True)
         p32, p8 = prepare(model, "fp32")[0], prepare(model, "int8")[0]
@@ -105,7 +105,7 @@ sys.path.insert(0, sys.argv[1])
 import ssd, numpy as np, mxnet as mx
 from mxnet import contrib, image, nd
 from ssd.store import load_model
-net, meta = load_model(sys.argv[2])          # imperative, as the seeds run it
+net, meta = load_model(sys.argv[2])          # imperative, as the tutorials run it
 mean = nd.array(meta["normalize"]["mean"]).reshape((1, 3, 1, 1)) * 255
 std = nd.array(meta["normalize"]["std"]).reshape((1, 3, 1, 1)) * 255
 found = 0
@@ -122,7 +122,7 @@ print(found)
 
 
 def section_folder(model: str, folder: str, batch: int) -> dict:
-    """Whole-process seconds over the folder: the seeds' naive loop and ``python -m ssd detect``."""
+    """Whole-process seconds over the folder: the tutorials' naive loop and ``python -m ssd detect``."""
     import glob
 
     files = sorted(glob.glob(os.path.join(folder, "*.jpg")))
@@ -255,7 +255,7 @@ def table(r: dict) -> str:
         fn, ft = r["forward_naive"], r["forward_threaded"]
         base = ft["imperative_b1_ms"]
         for label, d in (("threaded engine", ft), ("NaiveEngine", fn)):
-            for k, name in (("imperative", "seeds' imperative net"), ("hybridized", "hybridized"),
+            for k, name in (("imperative", "the tutorials' imperative net"), ("hybridized", "hybridized"),
                             ("fp32", "fp32 oneDNN-fused"), ("int8", "INT8")):
                 tgt = {"int8": "≤ 10 ms, ≥ 3×", "fp32": "≤ 18 ms"}.get(k, "") if label == "NaiveEngine" else ""
                 rows.append(f"| TinySSD 256 batch 1, {name}, {label} | {d[k + '_b1_ms']:.1f} ms | "
@@ -274,7 +274,7 @@ def table(r: dict) -> str:
         rows.append(f"| top box agrees (class, IoU ≥ 0.9), INT8 vs fp32 | {100 * acc['top_box_agree']:.0f} % | | |")
     if "folder" in r:
         fo = r["folder"]
-        rows.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, seeds' naive loop | "
+        rows.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, the tutorials' naive loop | "
                     f"{fo['naive_img_s']:.1f} img/s | 1× | |")
         for k, tgt in (("fp32", "≥ 2.5×"), ("int8", "≥ 4×")):
             rows.append(f"| same, `python -m ssd detect --precision {k}` | {fo[f'detect_{k}_img_s']:.1f} img/s | "

@@ -3,8 +3,9 @@
 
 Run: ``.venv/bin/python scripts/bench_training_ceiling.py [--precision auto] [--batches 8] [--json OUT]``.
 
-Why: issue 15 asks for training at ≥ 3× the seeds' d2l loop. Whether that is a matter of code or
-of arithmetic depends on the CPU, and this script measures which, in one run:
+Why: training should run at ≥ 3× the d2l book's loop ("Single Shot Multibox Detection"). Whether
+that is a matter of code or of arithmetic depends on the CPU, and this script measures which, in
+one run:
 
 1. **the machine's peak**: float32 matrix multiply (NumPy, 2048², all cores): the most
    multiply-adds per second these cores deliver to a dense kernel;
@@ -15,11 +16,11 @@ of arithmetic depends on the CPU, and this script measures which, in one run:
    graph, loss, targets and optimizer of ``python -m ssd train``) on preloaded batches of 32,
    timed after warm-up, and MXNet's profiler's time in ``Convolution`` and
    ``_backward_Convolution`` over the same steps;
-4. **the seeds' loop** (``scripts/benchmark.py --section seed``, its own process).
+4. **the d2l book's loop** (``scripts/benchmark.py --section d2l``, its own process).
 
 It prints the images/s this step would reach if everything but the convolutions were free (the
 ceiling of any change to the code around them) and if the convolutions ran at the matrix
-multiply's peak, each as a multiple of the seeds' loop.
+multiply's peak, each as a multiple of the d2l book's loop.
 """
 from __future__ import annotations
 
@@ -124,8 +125,9 @@ def step_profile(data: str, precision: str, batches: int, warmup: int) -> dict:
             "precision": arith.get("precision"), "img_s": BATCH / step_s}
 
 
-def seed_img_s(data: str, batches: int, warmup: int) -> float:
-    cmd = [sys.executable, os.path.join(REPO, "scripts", "benchmark.py"), "--section", "seed", "--data", data,
+def d2l_img_s(data: str, batches: int, warmup: int) -> float:
+    """Images/s of the d2l book's training loop (``scripts/benchmark.py``), in its own process."""
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "benchmark.py"), "--section", "d2l", "--data", data,
            "--batches", str(batches), "--warmup", str(warmup), "--out", os.devnull]
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-1])
 
@@ -146,7 +148,7 @@ def main() -> int:
         data = os.path.join(tmp, "synth")
         generate(data, num_train=BATCH * (args.batches + args.warmup), num_val=8, seed=123)
         res["matmul_peak_gflops"] = matmul_peak_gflops()
-        res["seed_img_s"] = seed_img_s(data, args.batches, args.warmup)
+        res["d2l_img_s"] = d2l_img_s(data, args.batches, args.warmup)
         res.update(step_profile(data, args.precision, args.batches, args.warmup))
     f = res["flops"]
     per_image = f["forward"] + f["backward_data"] + f["backward_weights"]
@@ -154,23 +156,23 @@ def main() -> int:
     res["conv_gflops"] = per_image * BATCH / conv_s
     res["ceiling_img_s"] = BATCH / conv_s                          # everything but the convolutions free
     res["peak_img_s"] = res["matmul_peak_gflops"] / per_image      # …and the convolutions at GEMM peak
-    seed = res["seed_img_s"]
+    d2l = res["d2l_img_s"]
     print(f"\nMachine: {res['machine']}; training arithmetic: {res['precision']}\n")
-    print("| measure | result | × seeds' loop |")
+    print("| measure | result | × the d2l book's loop |")
     print("| --- | --- | --- |")
     print(f"| float32 matrix multiply, 2048², all cores | {res['matmul_peak_gflops']:.0f} GFLOP/s | |")
     print(f"| convolution work per training image ({f['layers']} layers: forward / backward-data / "
           f"backward-weights) | {per_image:.2f} GFLOP ({f['forward']:.2f} / {f['backward_data']:.2f} / "
           f"{f['backward_weights']:.2f}) | |")
-    print(f"| seeds' d2l loop, batch {BATCH} | {seed:.1f} img/s | 1.00× |")
+    print(f"| the d2l book's loop, batch {BATCH} | {d2l:.1f} img/s | 1.00× |")
     print(f"| this project's step, batch {BATCH} | {res['img_s']:.1f} img/s ({res['step_ms']:.0f} ms per step) "
-          f"| {res['img_s'] / seed:.2f}× |")
+          f"| {res['img_s'] / d2l:.2f}× |")
     print(f"| its convolutions | {res['conv_ms_per_step']:.0f} ms per step, {res['conv_gflops']:.0f} GFLOP/s "
           f"(profiler on) | |")
     print(f"| ceiling: everything but the convolutions free | {res['ceiling_img_s']:.1f} img/s | "
-          f"{res['ceiling_img_s'] / seed:.2f}× |")
+          f"{res['ceiling_img_s'] / d2l:.2f}× |")
     print(f"| ceiling: convolutions at the matrix multiply's peak, nothing else | {res['peak_img_s']:.1f} img/s | "
-          f"{res['peak_img_s'] / seed:.2f}× |")
+          f"{res['peak_img_s'] / d2l:.2f}× |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=2)

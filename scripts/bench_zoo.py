@@ -7,8 +7,8 @@ For each architecture at its native input size, batch 1, float32: build it offli
 weights, 20 VOC classes: latency does not depend on the weights), hybridize with static
 allocation, warm up, then time ``net(x)`` plus copying the detections to numpy (NMS included,
 as the Detector runs it) ``--repeat`` times and report the median. Printed next to GluonCV's
-published accuracy and the seconds per image measured on the 2-core development machine
-(REFERENCE.md). GluonCV publishes no CPU latency for a 2-core machine, so none is shown.
+published accuracy and the seconds per image measured on the 2-core development machine.
+GluonCV publishes no CPU latency for a 2-core machine, so none is shown.
 
 Nothing is downloaded.
 """
@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={threads}; batch 1, float32, hybridized, median of {args.repeat}\n")
-    print("| model | input | anchors | params (M) | median s/image | min–max s | REFERENCE.md s/image "
-          "(2-core dev machine) | GluonCV published accuracy |")
+    print("| model | input | anchors | params (M) | median s/image | min–max s | s/image measured "
+          "in development (2 cores) | GluonCV published accuracy |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         pub = ", ".join(f"{'VOC07 mAP' if k == 'voc_map' else 'COCO AP'} {v}" for k, v in r["published"].items())

@@ -69,7 +69,7 @@ def make_ena24_like(root: str, n_images: int = 40, seed: int = 0, size: tuple = 
     (images the loader keeps with ``check_images=True``), ``n_decodable`` (also decodable in
     full), ``classes`` (kept class names in index order), ``class_ids`` (their original ids),
     ``boxes_total``, ``boxes_per_class`` (name -> count), ``empty_images``, ``skipped``
-    (reason -> count, as ``ssd.cct`` spells them), ``missing_files``, ``corrupt_file``,
+    (reason -> count, as ``ssd.data.skip_reasons`` spells them), ``missing_files``, ``corrupt_file``,
     ``truncated_file``, ``known`` / ``clipped`` (``file_name`` and expected label row),
     ``seq_of`` (file_name -> seq_id or None), ``size``.
     """

@@ -1,4 +1,4 @@
-"""Anchors and TinySSD reproduce the numbers the seeds print."""
+"""Anchors and TinySSD reproduce the numbers the d2l book's "Single Shot Multibox Detection" prints."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from ssd.models.registry import recipe_for
 from ssd.models.tiny import TinySSD
 
 
-def test_multibox_prior_matches_seed_first_anchor_of_cell_20_20():
+def test_multibox_prior_matches_the_d2l_books_first_anchor_of_cell_20_20():
     a = multibox_prior((40, 40), sizes=[0.5, 0.25, 0.1], ratios=[1, 2, 0.5])
     assert a.shape == (40, 40, 5, 4)  # n + m - 1 = 3 + 3 - 1 anchors per cell
     np.testing.assert_allclose(a[20, 20, 0], [0.2625, 0.2625, 0.7625, 0.7625], atol=1e-6)

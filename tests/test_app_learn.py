@@ -90,8 +90,8 @@ def test_learn_eval_counts_add_up(app_env):
 
 def test_train_page_names_both_class_errors(app_env, monkeypatch):
     at = _page("app_pages/train.py")
-    seeds, mined = _metric(at, "class err"), _metric(at, "mined class err")
-    assert seeds != "n/a" and mined != "n/a" and float(seeds) < float(mined)   # new history: both recorded
+    d2l, mined = _metric(at, "class err"), _metric(at, "mined class err")
+    assert d2l != "n/a" and mined != "n/a" and float(d2l) < float(mined)   # new history: both recorded
     assert any("d2l's cls_eval" in c.value for c in at.caption)
     # an old saved model (the shipped one): its class_err was the mined one
     monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))

@@ -229,7 +229,7 @@ def test_camera_trap_run_in_chromium(server, app_env, tmp_path):
 
 
 def test_home_diagram_reads_on_a_phone(server):
-    """Issue 12 item 16: at 390 px the SSD diagram is its text (wrapping), not a shrunken figure."""
+    """At 390 px the SSD diagram is its text (wrapping), not a shrunken figure."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:

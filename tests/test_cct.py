@@ -105,7 +105,7 @@ def test_labels_do_not_decode(splits, monkeypatch):
     def boom(path):
         raise AssertionError("labels() decoded an image")
 
-    monkeypatch.setattr(cct, "_decode_rgb", boom)
+    monkeypatch.setattr(cct, "decode_rgb", boom)
     assert len(splits.train.labels()) == len(splits.train)
     labs = splits.train.labels()
     if labs[0].size:

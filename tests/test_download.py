@@ -1,4 +1,4 @@
-"""ssd.download against a real HTTP server on 127.0.0.1 (no other network, ever)."""
+"""ssd.data.download against a real HTTP server on 127.0.0.1 (no other network, ever)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from ssd.cli import data as cli_data
+from ssd.data import archive, fetchers
 from ssd.data import download as dl
 from ssd.base.errors import DownloadError
 
@@ -257,31 +258,31 @@ def test_fetch_pikachu(server: FileServer, tmp_path: Path, monkeypatch: pytest.M
     files = {"train.rec": b"rec-train" * 100, "train.idx": b"0\t0\n1\t900\n", "val.rec": b"rec-val" * 50}
     for name, data in files.items():
         server.files[f"/pikachu/{name}"] = data
-    monkeypatch.setattr(dl, "PIKACHU_FILES", {n: _sha1(d) for n, d in files.items()})
+    monkeypatch.setattr(fetchers, "PIKACHU_FILES", {n: _sha1(d) for n, d in files.items()})
     out = tmp_path / "pikachu"
-    assert dl.fetch_pikachu(str(out), base_url=f"{server.url}/pikachu/") == str(out)
+    assert fetchers.fetch_pikachu(str(out), base_url=f"{server.url}/pikachu/") == str(out)
     for name, data in files.items():
         assert (out / name).read_bytes() == data
     assert json.loads((out / "dataset.json").read_text()) == {"name": "pikachu", "classes": ["pikachu"]}
     # Second run: everything verified locally, nothing fetched.
     n = len(server.requests)
-    dl.fetch_pikachu(str(out), base_url=f"{server.url}/pikachu")
+    fetchers.fetch_pikachu(str(out), base_url=f"{server.url}/pikachu")
     assert len(server.requests) == n
 
 
 def test_fetch_pikachu_offline_points_to_synth(tmp_path: Path, closed_port: int) -> None:
     with pytest.raises(DownloadError) as info:
-        dl.fetch_pikachu(str(tmp_path / "p"), base_url=f"http://127.0.0.1:{closed_port}/")
+        fetchers.fetch_pikachu(str(tmp_path / "p"), base_url=f"http://127.0.0.1:{closed_port}/")
     msg = str(info.value)
     assert "train.rec" in msg and "data synth" in msg
     assert str((tmp_path / "p" / "train.rec").resolve()) in msg
 
 
 def test_real_pikachu_hashes_are_the_published_ones() -> None:
-    assert dl.PIKACHU_FILES["train.rec"] == "e6bcb6ffba1ac04ff8a9b1115e650af56ee969c8"
-    assert dl.PIKACHU_FILES["train.idx"] == "dcf7318b2602c06428b9988470c731621716c393"
-    assert dl.PIKACHU_FILES["val.rec"] == "d6c33f799b4d058e82f2cb5bd9a976f69d72d520"
-    assert dl.BANANA_SHA1 == "5de26c8fce5ccdea9f91267273464dc968d20d72"
+    assert fetchers.PIKACHU_FILES["train.rec"] == "e6bcb6ffba1ac04ff8a9b1115e650af56ee969c8"
+    assert fetchers.PIKACHU_FILES["train.idx"] == "dcf7318b2602c06428b9988470c731621716c393"
+    assert fetchers.PIKACHU_FILES["val.rec"] == "d6c33f799b4d058e82f2cb5bd9a976f69d72d520"
+    assert fetchers.BANANA_SHA1 == "5de26c8fce5ccdea9f91267273464dc968d20d72"
 
 
 def _zip(members: Dict[str, bytes]) -> bytes:
@@ -296,9 +297,9 @@ def test_fetch_banana_extracts(server: FileServer, tmp_path: Path, monkeypatch: 
     blob = _zip({"banana-detection/bananas_train/label.csv": b"img_name,label,xmin,ymin,xmax,ymax\n",
                  "banana-detection/bananas_train/images/0.png": b"png"})
     server.files["/d2l/banana-detection.zip"] = blob
-    monkeypatch.setattr(dl, "BANANA_SHA1", _sha1(blob))
+    monkeypatch.setattr(fetchers, "BANANA_SHA1", _sha1(blob))
     out = tmp_path / "banana"
-    root = dl.fetch_banana(str(out), base_url=f"{server.url}/d2l")
+    root = fetchers.fetch_banana(str(out), base_url=f"{server.url}/d2l")
     assert root == str(out / "banana-detection")
     assert (out / "banana-detection" / "bananas_train" / "label.csv").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".extract-")]
@@ -310,10 +311,10 @@ def test_fetch_banana_rejects_path_traversal(server: FileServer, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch, evil: str) -> None:
     blob = _zip({"banana-detection/ok.txt": b"ok", evil: b"pwned"})
     server.files["/banana-detection.zip"] = blob
-    monkeypatch.setattr(dl, "BANANA_SHA1", _sha1(blob))
+    monkeypatch.setattr(fetchers, "BANANA_SHA1", _sha1(blob))
     out = tmp_path / "inner" / "banana"
     with pytest.raises(DownloadError, match="refusing to extract"):
-        dl.fetch_banana(str(out), base_url=server.url)
+        fetchers.fetch_banana(str(out), base_url=server.url)
     assert not (tmp_path / "evil.txt").exists()
     assert not (tmp_path / "inner" / "evil.txt").exists()
     assert not Path("/tmp/evil-abs.txt").exists()
@@ -322,8 +323,8 @@ def test_fetch_banana_rejects_path_traversal(server: FileServer, tmp_path: Path,
 
 def test_fetch_banana_checksum_mismatch(server: FileServer, tmp_path: Path) -> None:
     server.files["/banana-detection.zip"] = _zip({"a.txt": b"a"})
-    with pytest.raises(DownloadError, match=dl.BANANA_SHA1):
-        dl.fetch_banana(str(tmp_path / "b"), base_url=server.url)
+    with pytest.raises(DownloadError, match=fetchers.BANANA_SHA1):
+        fetchers.fetch_banana(str(tmp_path / "b"), base_url=server.url)
     assert not (tmp_path / "b" / "banana-detection.zip").exists()
 
 
@@ -337,26 +338,26 @@ def test_fetch_ena24(server: FileServer, tmp_path: Path) -> None:
     server.files["/lila/ena24/ena24.zip"] = _zip({"images/1.jpg": b"jpeg!", "images/2.jpg": b"jpeg2"})
     out = tmp_path / "ena24"
     base = f"{server.url}/lila/ena24/"
-    assert dl.fetch_ena24(str(out), base_url=base) == str(out)
+    assert fetchers.fetch_ena24(str(out), base_url=base) == str(out)
     assert (out / "ena24.json").exists()
     assert (out / "images" / "1.jpg").read_bytes() == b"jpeg!"  # wrapping images/ folder dropped
     assert not (out / "ena24.zip").exists()  # 3.6 GB zip removed after extraction
     n = len(server.requests)
-    dl.fetch_ena24(str(out), base_url=base)  # rerun: json present, marker present -> no traffic
+    fetchers.fetch_ena24(str(out), base_url=base)  # rerun: json present, marker present -> no traffic
     assert len(server.requests) == n
 
 
 def test_fetch_ena24_metadata_only_and_bad_json(server: FileServer, tmp_path: Path) -> None:
     server.files["/ena24.json"] = _ena24_meta()
     out = tmp_path / "e"
-    dl.fetch_ena24(str(out), images=False, base_url=server.url)
+    fetchers.fetch_ena24(str(out), images=False, base_url=server.url)
     assert (out / "ena24.json").exists() and not (out / "images").exists()
     assert [p for p, _ in server.requests] == ["/ena24.json"]
 
     server.files["/ena24.json"] = b"<html>captive portal</html>"
     bad = tmp_path / "bad"
     with pytest.raises(DownloadError, match="not valid COCO Camera Traps JSON"):
-        dl.fetch_ena24(str(bad), images=False, base_url=server.url)
+        fetchers.fetch_ena24(str(bad), images=False, base_url=server.url)
     assert not (bad / "ena24.json").exists()
 
 
@@ -366,10 +367,10 @@ def test_damaged_zip_is_download_error(tmp_path: Path) -> None:
     path = tmp_path / "x.zip"
     path.write_bytes(bytes(blob))
     with pytest.raises(DownloadError, match="damaged|not a readable zip"):
-        dl.safe_extract(str(path), str(tmp_path / "out"))
+        archive.safe_extract(str(path), str(tmp_path / "out"))
     path.write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match="not a readable zip"):
-        dl.safe_extract(str(path), str(tmp_path / "out"))
+        archive.safe_extract(str(path), str(tmp_path / "out"))
 
 
 # ------------------------------------------------------------------ CLI
@@ -392,7 +393,7 @@ def test_register_cli(server: FileServer, tmp_path: Path, monkeypatch: pytest.Mo
     files = {"train.rec": b"a", "train.idx": b"b", "val.rec": b"c"}
     for name, data in files.items():
         server.files[f"/{name}"] = data
-    monkeypatch.setattr(dl, "PIKACHU_FILES", {n: _sha1(d) for n, d in files.items()})
+    monkeypatch.setattr(fetchers, "PIKACHU_FILES", {n: _sha1(d) for n, d in files.items()})
     args = parser.parse_args(["data", "pikachu", "--out", str(tmp_path / "p"), "--base-url", server.url])
     assert args.func(args) == 0
     assert "ready" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""ssd.images: every kind of bad file ends as one clear ImageError; every good one as RGB."""
+"""ssd.data.images: every kind of bad file ends as one clear ImageError; every good one as RGB."""
 from __future__ import annotations
 
 import io

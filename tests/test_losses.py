@@ -60,10 +60,10 @@ def test_train_loss_hybridized_matches_imperative(cls_kind, box_kind, ratio):
     hybrid = [o.asnumpy() for o in loss(anchors, cls_preds, box_preds, labels)]
     for a, b in zip(imperative, hybrid):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    total, cls_l, box_l, correct, count, _, seed_correct, seed_count = hybrid
+    total, cls_l, box_l, correct, count, _, all_correct, all_count = hybrid
     np.testing.assert_allclose(total, cls_l + box_l, rtol=1e-5)
     assert (correct <= count).all() and (count > 0).all()
-    assert (seed_correct <= seed_count).all() and (seed_count == 5444).all()
+    assert (all_correct <= all_count).all() and (all_count == 5444).all()
 
 
 def test_positive_normalization_divides_by_the_number_of_positives():

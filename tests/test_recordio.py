@@ -10,7 +10,9 @@ import pytest
 
 from ssd.data.dataset import DatasetSplits, open_dataset
 from ssd.base.errors import DatasetError
-from ssd.data.recordio import RecordDetectionDataset, default_class_names, write_detection_rec
+from ssd.data.recordio import RecordDetectionDataset
+from ssd.data.recordio_labels import default_class_names
+from ssd.data.recordio_write import write_detection_rec
 
 SIZE = 256
 

@@ -1,4 +1,4 @@
-"""Reliability under faults and hostile input (issue 12): each test fails on the code before it."""
+"""Reliability under faults and hostile input: each test failed on the code before its fix."""
 from __future__ import annotations
 
 import hashlib
@@ -169,7 +169,7 @@ def test_one_bad_meta_is_listed_as_broken_and_the_rest_still_work(tiny_model_dir
     assert "good" in out and "metrics.best" in out
 
 
-# ------------------------------------------------------------------ items 2-3: datasets complete or absent
+# ------------------------------------------------------------------ datasets complete or absent
 
 def test_a_killed_synth_leaves_the_previous_set_whole_and_nothing_listed(tmp_path):
     from ssd.data.dataset import open_dataset
@@ -207,7 +207,7 @@ def test_a_synth_set_without_its_marker_or_with_missing_images_is_refused(tmp_pa
 
 def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, monkeypatch):
     from ssd.base.errors import DatasetError, DownloadError
-    from ssd.data import download as dl
+    from ssd.data import fetchers
     from ssd.data.dataset import open_dataset
     from ssd.workspace import dataset_folders
 
@@ -221,11 +221,11 @@ def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, m
         shutil.copyfile(real / name, dest)
         return dest
 
-    monkeypatch.setattr(dl, "download", fake_download)
+    monkeypatch.setattr(fetchers, "download", fake_download)
     root = tmp_path / "data"
     out = root / "pikachu"
     with pytest.raises(DownloadError):
-        dl.fetch_pikachu(str(out), base_url="http://127.0.0.1:9/")
+        fetchers.fetch_pikachu(str(out), base_url="http://127.0.0.1:9/")
     assert (out / "train.rec").exists()          # the half that arrived is kept for the next try
     (root / "only-a-log").mkdir()
     (root / "only-a-log" / "download.log").write_text("Traceback ...")
@@ -234,7 +234,7 @@ def test_a_failed_download_leaves_nothing_a_loader_or_picker_accepts(tmp_path, m
         open_dataset(str(out))
 
 
-# ------------------------------------------------------------------ item 6: CCT paths stay inside
+# ------------------------------------------------------------------ CCT paths stay inside
 
 def test_cct_entries_that_leave_the_image_folder_are_refused_counted_and_named(tmp_path, capsys):
     from PIL import Image
@@ -280,7 +280,7 @@ def test_cct_entries_that_leave_the_image_folder_are_refused_counted_and_named(t
     assert "file_name outside the image folder" in out and "../../secret.jpg" in out
 
 
-# ------------------------------------------------------------------ item 7: metadata is plain text
+# ------------------------------------------------------------------ metadata is plain text
 
 EVIL = "![seen](http://198.51.100.7/pixel.png) [click](http://198.51.100.7/x) :red[alarm]"
 
@@ -322,7 +322,7 @@ def test_metadata_from_a_stranger_reaches_the_page_as_plain_text(tiny_model_dir,
     assert icons and all(os.path.isfile(str(i)) for i in icons)  # the favicon ships with the app
 
 
-# ------------------------------------------------------------------ item 11: only regular, whole images
+# ------------------------------------------------------------------ only regular, whole images
 
 def _encoded(fmt: str) -> bytes:
     import io
@@ -388,7 +388,7 @@ def test_damaged_images_are_reported_not_accepted():
     assert load_image(jpg, name="ok").image.size == (128, 96)
 
 
-# ------------------------------------------------------------------ items 12-13: outputs and numbers checked first
+# ------------------------------------------------------------------ outputs and numbers checked first
 
 def test_output_targets_are_checked_before_the_work_and_never_replace_special_files(tmp_path, tiny_model_dir,
                                                                                     capsys, monkeypatch):
@@ -440,7 +440,7 @@ def test_numeric_arguments_outside_their_range_are_argparse_errors(argv, flag, a
     assert exit_.value.code == 2 and flag in err and allowed in err
 
 
-# ------------------------------------------------------------------ item 10: figures from many sessions at once
+# ------------------------------------------------------------------ figures from many sessions at once
 
 def test_figures_built_and_rendered_from_many_threads_never_collide():
     import threading
@@ -466,7 +466,7 @@ def test_figures_built_and_rendered_from_many_threads_never_collide():
     assert errors == [] and len(pngs) == 12 and all(p.startswith(b"\x89PNG") for p in pngs)
 
 
-# ------------------------------------------------------------------ item 9: the app process stays flat
+# ------------------------------------------------------------------ the app process stays flat
 
 def test_the_app_process_stays_flat_over_many_reruns_that_run_the_network(tiny_model_dir, monkeypatch, data_root):
     import importlib.util
@@ -484,7 +484,7 @@ def test_the_app_process_stays_flat_over_many_reruns_that_run_the_network(tiny_m
     assert r["growth_mib"] < 40, r                   # was ~6-15 MiB per rerun before the worker
 
 
-# ------------------------------------------------------------------ item 4: leftovers of interrupted work
+# ------------------------------------------------------------------ leftovers of interrupted work
 
 def test_leftover_temp_files_and_staging_are_removed_on_the_next_run(no_val_data, one_epoch_run, tmp_path):
     base, _ = one_epoch_run
@@ -509,9 +509,9 @@ def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, 
     from ssd import jobs
 
     root = tmp_path / "models"
+    (root / "failed").mkdir(parents=True)       # the job launcher makes the run folder for its log
     with pytest.raises(DatasetError):
         train(_cfg(str(tmp_path / "no-such-data"), root / "failed", 1), install_signal_handlers=False)
-    assert (root / "failed").is_dir()
     with pytest.raises(JobError):
         jobs.delete_run(str(root), str(tmp_path))                 # not a run folder of the models root
     monkeypatch.setenv("SSD_MODELS_DIR", str(root))
@@ -525,7 +525,7 @@ def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, 
     assert not (root / "failed").exists()
 
 
-# ------------------------------------------------------------------ item 14: the Train page says what it does
+# ------------------------------------------------------------------ the Train page says what it does
 
 def test_validation_has_its_own_progress_and_a_resumed_job_hides_the_old_progress(val_data, tmp_path):
     from ssd import jobs
@@ -546,7 +546,7 @@ def test_validation_has_its_own_progress_and_a_resumed_job_hides_the_old_progres
     assert status.progress is None and status.message == "starting" and len(status.history) == 1
 
 
-# ------------------------------------------------------------------ item 17: the time per image includes decoding
+# ------------------------------------------------------------------ the time per image includes decoding
 
 def test_detection_time_per_image_counts_that_images_decode(tiny_model_dir, monkeypatch):
     import time
@@ -569,7 +569,7 @@ def test_detection_time_per_image_counts_that_images_decode(tiny_model_dir, monk
         assert t["load"] >= 80 and t["total"] >= t["load"] + t["network"] - 1e-6
 
 
-# ------------------------------------------------------------------ item 16: the diagram on a phone
+# ------------------------------------------------------------------ the diagram on a phone
 
 def test_home_page_offers_the_ssd_diagram_as_text_that_wraps_on_a_phone(app_env):
     from streamlit.testing.v1 import AppTest
@@ -588,7 +588,7 @@ def test_home_page_offers_the_ssd_diagram_as_text_that_wraps_on_a_phone(app_env)
     assert max(len(line) for line in text.splitlines()) <= 100   # short lines: they wrap, not shrink
 
 
-# ------------------------------------------------------------------ item 15: a zoo model's anchors per cell
+# ------------------------------------------------------------------ a zoo model's anchors per cell
 
 def test_anchors_page_counts_a_zoo_models_anchors_per_cell_from_its_generators(tmp_path, monkeypatch, data_root):
     from streamlit.testing.v1 import AppTest

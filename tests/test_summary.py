@@ -30,7 +30,7 @@ def splits(ena):
 
 
 def test_counts_match_fixture(ena, splits, monkeypatch):
-    monkeypatch.setattr(cct, "_decode_rgb", lambda p: pytest.fail("summary decoded an image"))
+    monkeypatch.setattr(cct, "decode_rgb", lambda p: pytest.fail("summary decoded an image"))
     s = summary.summarize(splits)
     assert s["images"]["total"] == ena["n_usable"]
     assert s["images"]["train"] == len(splits.train) and s["images"]["val"] == len(splits.val)

@@ -119,6 +119,31 @@ def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
         train(TrainConfig(data=str(tmp_path / "nope"), out=str(tmp_path / "x")), install_signal_handlers=False)
 
 
+def test_a_run_that_cannot_start_leaves_no_output_folder(data, tmp_path):
+    """No data, data that does not open, a bad option: refused before anything is created."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "run"
+    for kw, match in ((dict(data=str(tmp_path / "nope")), "does not exist"),
+                      (dict(data=str(empty)), "not a dataset"),
+                      (dict(data=data, epochs=0), "epochs")):
+        events = []
+        with pytest.raises(SSDError, match=match):
+            train(TrainConfig(out=str(out), **kw), on_event=events.append, install_signal_handlers=False)
+        assert not out.exists()
+        assert [e["type"] for e in events] == (["error"] if "epochs" not in kw else [])
+
+
+def test_a_run_folder_made_by_a_job_launcher_is_told_why_the_run_could_not_start(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()       # the background job's launcher made it to hold train.log
+    with pytest.raises(SSDError, match="does not exist"):
+        train(TrainConfig(data=str(tmp_path / "nope"), out=str(out)), install_signal_handlers=False)
+    last = read_events(str(out))[-1]
+    assert last["type"] == "error" and "does not exist" in last["message"]
+    assert os.listdir(out) == ["events.jsonl"]
+
+
 def test_batchnorm_recalibration_makes_predict_mode_match_the_weights():
     """MXNet's BN statistics lag fast-moving weights; recalibration re-estimates them."""
     import mxnet as mx

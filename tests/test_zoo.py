@@ -156,8 +156,8 @@ def test_each_arch_takes_a_training_step_on_the_cpu_and_detects(arch):
     stats = run.step(batch, trainer)
     n, sums, abs_err = stats.samples, stats.sums, stats.abs_err
     assert n == 2 and np.all(np.isfinite(sums)) and sums[0] > 0 and np.isfinite(abs_err)
-    # GluonCV mines inside SSDMultiBoxLoss: the step reports the seeds' counts over all anchors
-    correct, counted = stats.seed_counts
+    # GluonCV mines inside SSDMultiBoxLoss: the step reports the d2l book's counts over all anchors
+    correct, counted = stats.all_anchor_counts
     assert 0 < correct <= counted == 2 * run.num_anchors and sums[3] == sums[4] == 0
     assert any(not np.allclose(b, w.data().asnumpy()) for b, w in zip(before, weights))
     meta = {"arch": arch, "classes": ["bird", "dog"], "input_size": size, **run.meta_fields()}

@@ -30,7 +30,7 @@ def positive_int(text: str) -> int:
 
 
 def nonnegative_int(text: str) -> int:
-    """An integer ≥ 0 (seeds, validation image counts)."""
+    """An integer ≥ 0 (random seeds, validation image counts)."""
     value = int(_number(text, int, "an integer ≥ 0"))
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {text!r}")

@@ -10,7 +10,7 @@ import time
 from ssd.base.atomic import atomic_path
 from ssd.base.argtypes import nonnegative_int, positive_int
 from ssd.data.dataset import open_dataset
-from ssd.data.download import (BANANA_BASE_URL, BANANA_ZIP, ENA24_BASE_URL, PIKACHU_BASE_URL, fetch_banana,
+from ssd.data.fetchers import (BANANA_BASE_URL, BANANA_ZIP, ENA24_BASE_URL, PIKACHU_BASE_URL, fetch_banana,
                                fetch_ena24, fetch_pikachu)
 from ssd.data.summary import format_summary, plot_box_stats, summarize
 from ssd.data.synthetic import generate

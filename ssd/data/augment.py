@@ -1,8 +1,9 @@
 """Training augmentation in numpy/PIL, so that it runs in a background thread.
 
-SSD's accuracy leans on augmentation (seed 004): a random crop that must still overlap the
-objects by some minimum IoU (so the network sees objects at new scales and partly cut),
-horizontal flips, and photometric jitter. Labels follow the image exactly.
+SSD's accuracy leans on augmentation (as "a PyTorch Tutorial to Object Detection" stresses): a
+random crop that must still overlap the objects by some minimum IoU (so the network sees objects
+at new scales and partly cut), horizontal flips, and photometric jitter. Labels follow the image
+exactly.
 """
 from __future__ import annotations
 

@@ -27,29 +27,20 @@ import json
 import os
 import re
 import shutil
-import struct
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
-from ssd.base.errors import DatasetError, ImageError
 from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.base.errors import DatasetError, ImageError
+from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
+from ssd.data.decoding import PIL_ERRORS, strict_decoding
+from ssd.data.skip_reasons import SKIP_CORRUPT, SKIP_MISSING
 
 CACHE_VERSION = 1
-SKIP_CORRUPT = "corrupt image"          # same spelling as ssd.cct
-SKIP_MISSING = "image file missing"
 
 Progress = Callable[[int, int], None]   # progress(done, total)
-
-try:  # pragma: no cover - trivial import guard
-    from PIL import Image as _PILImage
-
-    _PIL_ERRORS: tuple = (OSError, _PILImage.DecompressionBombError, SyntaxError, ValueError, EOFError,
-                          struct.error)
-except ImportError:  # pragma: no cover
-    _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 _STALE_TMP_S = 3600.0   # a temp file untouched this long belongs to a killed build
 
@@ -136,7 +127,7 @@ def _labels_are_cheap(dataset: DetectionDataset) -> bool:
     return type(dataset).labels is not DetectionDataset.labels
 
 
-# Single-file datasets (e.g. ssd.recordio's ``rec_path``) name their file in one of these.
+# Single-file datasets (e.g. ssd.data.recordio's ``rec_path``) name their file in one of these.
 _PATH_ATTRS = ("json_path", "rec_path", "idx_path", "source_path", "path")
 
 
@@ -195,8 +186,6 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     square that ``InMemoryDataset.from_dataset`` does, so normalized boxes stay valid).
     """
     from PIL import Image
-
-    from ssd.data.images import strict_decoding
 
     with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
@@ -269,59 +258,77 @@ def build_cache(dataset: DetectionDataset, size: int, cache_dir: str, key: str,
         return hit
 
     npy, meta_path = _paths(cache_dir, key)
-    total = len(dataset)
-    row_bytes = size * size * 3
-    need = total * row_bytes + 1024 * 1024
-    free = shutil.disk_usage(cache_dir).free
-    if need > free:
-        raise DatasetError(f"not enough disk space for the training cache in {cache_dir}: it needs "
-                           f"{need / 1e9:.2f} GB ({total} images at {size}×{size}), {free / 1e9:.2f} GB is free; "
-                           "free some space, choose a smaller input size or another cache folder")
-
-    path_of = getattr(dataset, "image_path", None)
-    by_path = callable(path_of)
-    labels_src = dataset.labels() if by_path else None
-    indices: List[int] = []
-    labels: List[np.ndarray] = []
-    skipped: Dict[str, int] = {}
-    zero_row = bytes(row_bytes)
-    try:
-        with atomic_path(npy) as tmp:
-            with open(tmp, "wb") as fh:
-                np.lib.format.write_array_header_1_0(
-                    fh, {"descr": "|u1", "fortran_order": False, "shape": (total, size, size, 3)})
-                for i in range(total):
-                    try:
-                        if by_path:
-                            img, lab = _decode_resized(path_of(i), size), labels_src[i]
-                        else:
-                            raw, lab = dataset[i]
-                            img = _resize_array(raw, size)
-                    except FileNotFoundError:
-                        skipped[SKIP_MISSING] = skipped.get(SKIP_MISSING, 0) + 1
-                        img = None
-                    except (ImageError,) + _PIL_ERRORS:
-                        skipped[SKIP_CORRUPT] = skipped.get(SKIP_CORRUPT, 0) + 1
-                        img = None
-                    if img is None:
-                        fh.write(zero_row)  # keep row i at offset i; it is simply not indexed
-                    else:
-                        fh.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
-                        indices.append(i)
-                        labels.append(np.asarray(lab, dtype=np.float32).reshape(-1, 5))
-                    if progress is not None:
-                        progress(i + 1, total)
-    except OSError as err:
-        raise DatasetError(f"could not write the training cache {npy}: {err.strerror or err}") from err
-
+    _check_space(cache_dir, len(dataset), size)
+    indices, labels, skipped = _write_pixels(dataset, size, npy, progress)
     atomic_write_json(meta_path, {
-        "version": CACHE_VERSION, "key": key, "size": size, "total": total,
+        "version": CACHE_VERSION, "key": key, "size": size, "total": len(dataset),
         "name": getattr(dataset, "name", ""), "classes": list(dataset.classes),
         "indices": indices, "labels": [l.tolist() for l in labels], "skipped": skipped,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     _prune(cache_dir, key)
     return CachedDataset(npy, indices, labels, dataset.classes, getattr(dataset, "name", ""), key, size, skipped)
+
+
+def _check_space(cache_dir: str, total: int, size: int) -> None:
+    """Refuse a build the disk cannot hold, before writing a byte of it."""
+    need = total * size * size * 3 + 1024 * 1024
+    free = shutil.disk_usage(cache_dir).free
+    if need > free:
+        raise DatasetError(f"not enough disk space for the training cache in {cache_dir}: it needs "
+                           f"{need / 1e9:.2f} GB ({total} images at {size}×{size}), {free / 1e9:.2f} GB is free; "
+                           "free some space, choose a smaller input size or another cache folder")
+
+
+def _write_pixels(dataset: DetectionDataset, size: int, npy: str, progress: Optional[Progress]):
+    """Decode every image into the ``.npy`` file, row ``i`` at offset ``i``; ``(indices, labels, skipped)``.
+
+    An image that fails to decode keeps a zero row (so offsets stay put) and is simply not indexed.
+    """
+    total = len(dataset)
+    decode = _row_decoder(dataset, size)
+    zero_row = bytes(size * size * 3)
+    indices: List[int] = []
+    labels: List[np.ndarray] = []
+    skipped: Dict[str, int] = {}
+    try:
+        with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": "|u1", "fortran_order": False, "shape": (total, size, size, 3)})
+            for i in range(total):
+                try:
+                    img, lab = decode(i)
+                except FileNotFoundError:
+                    skipped[SKIP_MISSING] = skipped.get(SKIP_MISSING, 0) + 1
+                    img = None
+                except (ImageError,) + PIL_ERRORS:
+                    skipped[SKIP_CORRUPT] = skipped.get(SKIP_CORRUPT, 0) + 1
+                    img = None
+                if img is None:
+                    fh.write(zero_row)
+                else:
+                    fh.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
+                    indices.append(i)
+                    labels.append(np.asarray(lab, dtype=np.float32).reshape(-1, 5))
+                if progress is not None:
+                    progress(i + 1, total)
+    except OSError as err:
+        raise DatasetError(f"could not write the training cache {npy}: {err.strerror or err}") from err
+    return indices, labels, skipped
+
+
+def _row_decoder(dataset: DetectionDataset, size: int) -> Callable[[int], tuple]:
+    """``i -> (size×size RGB, label)``: JPEG draft from the file when the dataset names its paths."""
+    path_of = getattr(dataset, "image_path", None)
+    if callable(path_of):
+        labels_src = dataset.labels()
+        return lambda i: (_decode_resized(path_of(i), size), labels_src[i])
+
+    def from_dataset(i: int) -> tuple:
+        raw, lab = dataset[i]
+        return _resize_array(raw, size), lab
+
+    return from_dataset
 
 
 def _prune(cache_dir: str, keep_key: str) -> None:

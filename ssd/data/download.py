@@ -1,4 +1,4 @@
-"""Resumable, checksummed, atomic downloads, and the dataset fetchers built on them.
+"""Resumable, checksummed, atomic HTTP downloads (the dataset fetchers and model weights use them).
 
 Why it is built this way:
 
@@ -19,53 +19,24 @@ Why it is built this way:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import shutil
-import stat
 import sys
-import tempfile
-import zipfile
-import zlib
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 import requests
 
-from ssd.data.staging import in_progress
 from ssd.base.errors import DownloadError
-from ssd.base.atomic import atomic_write_json
 
 Progress = Callable[[int, Optional[int]], None]
 
 USER_AGENT = "ssd-studio-downloader/1.0 (+python-requests)"
 
-# ---- Dataset facts (see shared REFERENCE.md). Module-level so tests and mirrors can override.
-PIKACHU_BASE_URL = "https://apache-mxnet.s3-accelerate.amazonaws.com/gluon/dataset/pikachu/"
-#: file name -> sha1, as published with the MXNet Gluon tutorial's downloader.
-PIKACHU_FILES = {
-    "train.rec": "e6bcb6ffba1ac04ff8a9b1115e650af56ee969c8",
-    "train.idx": "dcf7318b2602c06428b9988470c731621716c393",
-    "val.rec": "d6c33f799b4d058e82f2cb5bd9a976f69d72d520",
-}
-BANANA_BASE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
-BANANA_ZIP = "banana-detection.zip"
-BANANA_SHA1 = "5de26c8fce5ccdea9f91267273464dc968d20d72"
-ENA24_BASE_URL = "https://storage.googleapis.com/public-datasets-lila/ena24/"
-ENA24_METADATA = "ena24.json"
-ENA24_ZIP = "ena24.zip"
-#: LILA publishes no checksums for ENA24; integrity is checked by parsing the JSON and by the
-#: CRC-32 of every zip member during extraction instead.
-ENA24_SHA1: Optional[str] = None
-
-_CHUNK_HASH = 1 << 20
+#: Bytes read at a time when hashing or copying a file (dataset files can be gigabytes).
+CHUNK = 1 << 20
 
 
-# --------------------------------------------------------------------------------------------
-# Generic download
-# --------------------------------------------------------------------------------------------
-
-def sha1_of_file(path: str, chunk_size: int = _CHUNK_HASH) -> str:
+def sha1_of_file(path: str, chunk_size: int = CHUNK) -> str:
     """Hex SHA-1 of a file, read in chunks (dataset files can be gigabytes)."""
     h = hashlib.sha1()
     with open(path, "rb") as fh:
@@ -74,7 +45,7 @@ def sha1_of_file(path: str, chunk_size: int = _CHUNK_HASH) -> str:
     return h.hexdigest()
 
 
-def _by_hand(url: str, dest: str, sha1: Optional[str]) -> str:
+def by_hand(url: str, dest: str, sha1: Optional[str]) -> str:
     check = f" (its SHA-1 must be {sha1})" if sha1 else ""
     return (f"To install it by hand, download {url} on a machine with internet access and save it "
             f"as {os.path.abspath(dest)}{check}, then run the same command again.")
@@ -85,7 +56,7 @@ def _fail(url: str, dest: str, sha1: Optional[str], what: str, part: Optional[st
     if part and os.path.isfile(part) and os.path.getsize(part) > 0:
         kept = (f" The {os.path.getsize(part)} bytes received so far are kept in "
                 f"{os.path.abspath(part)}; running again resumes from there.")
-    return DownloadError(f"Download of {url} failed: {what}.{kept} {_by_hand(url, dest, sha1)}")
+    return DownloadError(f"Download of {url} failed: {what}.{kept} {by_hand(url, dest, sha1)}")
 
 
 def _describe_request_error(err: requests.RequestException, url: str, timeout: float) -> str:
@@ -206,7 +177,7 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
     except OSError as err:
         raise _fail(url, dest, sha1, f"the folder for {dest} could not be created ({err})") from None
     if not resume and os.path.exists(part):
-        _remove(part)
+        remove_quietly(part)
 
     close: Callable[[], None] = lambda: None
     if progress is None:
@@ -215,17 +186,17 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
         try:
             digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, resume)
         except _Restart:
-            _remove(part)
+            remove_quietly(part)
             digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, False)
     finally:
         close()
 
     if want is not None and digest != want:
-        _remove(part)
+        remove_quietly(part)
         raise DownloadError(
             f"Download of {url} failed its checksum: expected SHA-1 {want}, got {digest}. The "
             "corrupt copy was deleted; run again, and if it keeps failing the file on the server "
-            f"has changed. {_by_hand(url, dest, sha1)}")
+            f"has changed. {by_hand(url, dest, sha1)}")
     try:
         os.replace(part, dest)
     except OSError as err:
@@ -256,7 +227,7 @@ def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Opt
                 mode = "ab"
                 try:
                     with open(part, "rb") as fh:
-                        for block in iter(lambda: fh.read(_CHUNK_HASH), b""):
+                        for block in iter(lambda: fh.read(CHUNK), b""):
                             hasher.update(block)
                 except OSError as err:
                     raise _fail(url, dest, sha1, f"the partial file {part} could not be read ({err})") from None
@@ -293,198 +264,9 @@ def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Opt
     return hasher.hexdigest()
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
     try:
         os.remove(path)
     except FileNotFoundError:
         pass
 
-
-# --------------------------------------------------------------------------------------------
-# Safe zip extraction
-# --------------------------------------------------------------------------------------------
-
-def _member_parts(name: str) -> List[str]:
-    """Path components of a zip member, or a DownloadError-worthy ValueError if it is unsafe."""
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        raise ValueError("is an absolute path")
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ValueError("climbs out of the folder with '..'")
-    return parts
-
-
-def safe_extract(zip_path: str, dest_dir: str, *, strip_top: bool = False) -> List[str]:
-    """Extract ``zip_path`` into ``dest_dir`` refusing any member that would land outside it.
-
-    The whole archive is checked before anything is written (a hostile zip is refused, not
-    half-extracted); absolute paths, ``..`` components and symlinks are rejected. Files are
-    written into a staging folder inside ``dest_dir`` and then moved into place one by one with
-    ``os.replace``, so an interrupted extraction never leaves a half-written file under its
-    final name. ``strip_top`` drops a single folder that wraps every member (``images/x.jpg``
-    extracted into ``…/images`` gives ``…/images/x.jpg``, not ``…/images/images/x.jpg``).
-    Returns the extracted files' paths relative to ``dest_dir``.
-    """
-    dest_dir = os.path.abspath(dest_dir)
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise DownloadError(f"{zip_path} is not a readable zip archive ({err}); delete it and run "
-                            "the command again to download it afresh") from None
-    with zf:
-        plan: List[tuple[zipfile.ZipInfo, List[str]]] = []
-        for info in zf.infolist():
-            try:
-                parts = _member_parts(info.filename)
-            except ValueError as why:
-                raise DownloadError(f"{zip_path} contains the entry {info.filename!r}, which {why}: "
-                                    "refusing to extract an archive that could write outside "
-                                    f"{dest_dir}") from None
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DownloadError(f"{zip_path} contains the symbolic link {info.filename!r}: "
-                                    "refusing to extract it")
-            if parts:
-                plan.append((info, parts))
-        if strip_top:
-            tops = {parts[0] for _, parts in plan}
-            if len(tops) == 1 and all(len(p) > 1 or i.is_dir() for i, p in plan):
-                plan = [(i, p[1:]) for i, p in plan if len(p) > 1]
-        needed = sum(i.file_size for i, _ in plan if not i.is_dir())
-        try:
-            os.makedirs(dest_dir, exist_ok=True)
-            free = shutil.disk_usage(dest_dir).free
-        except OSError as err:
-            raise DownloadError(f"cannot create {dest_dir} to extract {zip_path} ({err})") from None
-        if needed > free:
-            raise DownloadError(f"extracting {zip_path} needs {needed / 1e9:.2f} GB but only "
-                                f"{free / 1e9:.2f} GB is free under {dest_dir}")
-        staging = tempfile.mkdtemp(prefix=".extract-", dir=dest_dir)
-        written: List[str] = []
-        try:
-            for info, parts in plan:
-                target = os.path.join(staging, *parts)
-                if os.path.commonpath([staging, os.path.abspath(target)]) != staging:
-                    raise DownloadError(f"{zip_path} entry {info.filename!r} escapes the folder")
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK_HASH)
-                written.append("/".join(parts))
-            for rel in written:
-                final = os.path.join(dest_dir, *rel.split("/"))
-                if os.path.isdir(final):
-                    raise DownloadError(f"cannot extract {rel} from {zip_path}: {final} is a folder")
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.replace(os.path.join(staging, *rel.split("/")), final)
-        except (zipfile.BadZipFile, EOFError, zlib.error) as err:
-            raise DownloadError(f"{zip_path} is damaged ({err}); delete it and run the command "
-                                "again to download it afresh") from None
-        except OSError as err:
-            raise DownloadError(f"extracting {zip_path} into {dest_dir} failed ({err})") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return written
-
-
-# --------------------------------------------------------------------------------------------
-# Dataset fetchers
-# --------------------------------------------------------------------------------------------
-
-def _join(base_url: str, name: str) -> str:
-    return base_url.rstrip("/") + "/" + name
-
-
-def fetch_pikachu(out_dir: str, *, base_url: Optional[str] = None,
-                  progress: Optional[Progress] = None) -> str:
-    """Download the official Pikachu RecordIO set (train.rec, train.idx, val.rec) into ``out_dir``.
-
-    Writes ``dataset.json`` (name and class list) so the folder is self-describing. Returns
-    ``out_dir``. The MXNet S3 hosting may be gone; the error then names each file's destination,
-    and ``python -m ssd data synth`` makes an offline stand-in.
-    """
-    base = base_url or PIKACHU_BASE_URL
-    os.makedirs(out_dir, exist_ok=True)
-    with in_progress(out_dir):   # until every file is in place, loaders and pickers refuse the folder
-        for name, sha1 in PIKACHU_FILES.items():
-            try:
-                download(_join(base, name), os.path.join(out_dir, name), sha1=sha1, progress=progress)
-            except DownloadError as err:
-                raise DownloadError(
-                    f"{err} The Pikachu dataset needs {', '.join(PIKACHU_FILES)} together in "
-                    f"{os.path.abspath(out_dir)}. Without internet, a synthetic Pikachu set can be made "
-                    "with: python -m ssd data synth --out DIR") from None
-        atomic_write_json(os.path.join(out_dir, "dataset.json"), {"name": "pikachu", "classes": ["pikachu"]})
-    return out_dir
-
-
-def fetch_banana(out_dir: str, *, base_url: Optional[str] = None,
-                 progress: Optional[Progress] = None) -> str:
-    """Download d2l's banana-detection zip (SHA-1 checked) and extract it safely into ``out_dir``.
-
-    The zip is kept (it is small, and keeping it makes a rerun skip the download). Returns the
-    folder holding ``bananas_train``/``bananas_val`` (``out_dir/banana-detection`` for the
-    official archive, else ``out_dir``).
-    """
-    url = _join(base_url or BANANA_BASE_URL, BANANA_ZIP)
-    zip_path = os.path.join(out_dir, BANANA_ZIP)
-    os.makedirs(out_dir, exist_ok=True)
-    with in_progress(out_dir):
-        download(url, zip_path, sha1=BANANA_SHA1, progress=progress)
-        safe_extract(zip_path, out_dir)
-    inner = os.path.join(out_dir, "banana-detection")
-    return inner if os.path.isdir(inner) else out_dir
-
-
-def fetch_ena24(out_dir: str, images: bool = True, *, base_url: Optional[str] = None,
-                progress: Optional[Progress] = None, keep_zip: bool = False) -> str:
-    """Download ENA24-detection from LILA: ``ena24.json`` and (with ``images``) the images.
-
-    LILA publishes **no checksums** for these files, so integrity rests on the JSON parsing and
-    on zip's per-member CRC-32 during extraction. Images are extracted into ``out_dir/images``
-    (a single wrapping folder in the zip is dropped, so paths match the JSON's ``file_name``).
-    The 3.6 GB zip is deleted after a successful extraction unless ``keep_zip``; a marker file
-    ``.ena24.zip.extracted`` then makes a rerun skip both download and extraction. Returns
-    ``out_dir``.
-    """
-    base = base_url or ENA24_BASE_URL
-    os.makedirs(out_dir, exist_ok=True)
-    with in_progress(out_dir):
-        return _fetch_ena24(out_dir, images, base, progress, keep_zip)
-
-
-def _fetch_ena24(out_dir: str, images: bool, base: str, progress: Optional[Progress], keep_zip: bool) -> str:
-    """``fetch_ena24`` inside its in-progress marker."""
-    meta_url = _join(base, ENA24_METADATA)
-    meta = os.path.join(out_dir, ENA24_METADATA)
-    download(meta_url, meta, sha1=ENA24_SHA1, progress=progress)
-    try:
-        with open(meta, "r", encoding="utf-8") as fh:
-            doc = json.load(fh)
-        if not isinstance(doc, dict) or "images" not in doc or "annotations" not in doc:
-            raise ValueError("it has no 'images'/'annotations' lists (not COCO Camera Traps)")
-    except (ValueError, OSError) as err:
-        _remove(meta)
-        raise DownloadError(f"the downloaded {meta} is not valid COCO Camera Traps JSON ({err}); it "
-                            f"was deleted. {_by_hand(meta_url, meta, None)}") from None
-    if not images:
-        return out_dir
-    marker = os.path.join(out_dir, "." + ENA24_ZIP + ".extracted")
-    images_dir = os.path.join(out_dir, "images")
-    if os.path.isfile(marker) and os.path.isdir(images_dir):
-        return out_dir
-    zip_url = _join(base, ENA24_ZIP)
-    zip_path = os.path.join(out_dir, ENA24_ZIP)
-    download(zip_url, zip_path, sha1=ENA24_SHA1, progress=progress)
-    files = safe_extract(zip_path, images_dir, strip_top=True)
-    atomic_write_json(marker, {"files": len(files), "zip_bytes": os.path.getsize(zip_path)})
-    if not keep_zip:
-        _remove(zip_path)
-    return out_dir
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Procedural "synthetic Pikachu": a stand-in for the official Pikachu set, made offline.
 
 The official Pikachu RecordIO files may no longer be hosted, and tests and demos must not
-need the network, so this module draws a yellow cartoon character (head, pointed ears with
-black tips, red cheeks, eyes, body, arms, feet, lightning-bolt tail) with PIL onto varied
-backgrounds and writes the same RecordIO detection format as the official set.
+need the network, so this module pastes a yellow cartoon character (head, pointed ears with
+black tips, red cheeks, eyes, body, arms, feet, lightning-bolt tail, drawn with PIL by
+``ssd.data.synthetic_character``) onto varied backgrounds and writes the same RecordIO
+detection format as the official set.
 
 Design choices and why:
 
@@ -25,14 +26,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ssd.base.errors import DatasetError
 from ssd.base.atomic import atomic_write_json
+from ssd.base.errors import DatasetError
 from ssd.data.staging import staged_dir
+from ssd.data.synthetic_character import ALPHA_ON, Colour, jitter, sprite
 
 GENERATOR = "ssd.synth"
 
@@ -40,172 +42,7 @@ __all__ = ["CLASSES", "render_example", "generate"]
 
 CLASSES = ["pikachu"]
 _SPLITS = {"train": 0, "val": 1}
-_ALPHA_ON = 128          # a sprite pixel counts as "character" when at least half covered
 _MIN_SIZE = 64           # below this the smallest characters would be a few pixels wide
-
-Point = Tuple[float, float]
-Colour = Tuple[int, int, int]
-
-
-# --------------------------------------------------------------------------------------------
-# geometry helpers (unit coordinates: the character stands in the unit square, y down)
-# --------------------------------------------------------------------------------------------
-
-def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float = 0.0, n: int = 28) -> List[Point]:
-    """Polygon of a rotated ellipse (PIL's ellipse cannot rotate)."""
-    t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
-    ca, sa = math.cos(angle), math.sin(angle)
-    x, y = rx * np.cos(t), ry * np.sin(t)
-    return list(zip((cx + x * ca - y * sa).tolist(), (cy + x * sa + y * ca).tolist()))
-
-
-def _leaf(base: Point, angle: float, length: float, width: float, t0: float = 0.0, n: int = 14) -> List[Point]:
-    """A pointed ear: half-width ``width * (1 - t**1.6)`` along its axis, from ``t0`` to the tip.
-
-    ``angle`` is measured from straight up, clockwise positive. ``t0 > 0`` gives only the
-    end of the ear — used for the black tip so it matches the ear outline exactly.
-    """
-    ax, ay = math.sin(angle), -math.cos(angle)      # axis direction (up = -y)
-    nx, ny = -ay, ax                                  # normal
-    ts = np.linspace(t0, 1.0, n)
-    half = width * (1.0 - ts ** 1.6) * (0.75 + 0.25 * np.sin(np.pi * np.minimum(ts * 1.4, 1.0)))
-    px = base[0] + ax * ts * length
-    py = base[1] + ay * ts * length
-    left = list(zip((px + nx * half).tolist(), (py + ny * half).tolist()))
-    right = list(zip((px - nx * half).tolist(), (py - ny * half).tolist()))
-    return left + right[::-1]
-
-
-def _ribbon(points: Sequence[Point], widths: Sequence[float]) -> List[Point]:
-    """A thick polyline as one polygon (the zigzag tail), mitring the joints."""
-    pts = np.asarray(points, dtype=np.float64)
-    seg = np.diff(pts, axis=0)
-    seg /= np.linalg.norm(seg, axis=1, keepdims=True)
-    normals = np.stack([-seg[:, 1], seg[:, 0]], axis=1)
-    vn = np.empty_like(pts)
-    vn[0], vn[-1] = normals[0], normals[-1]
-    for i in range(1, len(pts) - 1):
-        m = normals[i - 1] + normals[i]
-        m /= np.linalg.norm(m)
-        vn[i] = m / max(0.35, float(np.dot(m, normals[i])))   # mitre, bounded at sharp turns
-    w = np.asarray(widths, dtype=np.float64)[:, None] / 2
-    left, right = pts + vn * w, pts - vn * w
-    return [tuple(p) for p in left.tolist()] + [tuple(p) for p in right[::-1].tolist()]
-
-
-def _jitter(rng: np.random.Generator, c: Colour, amount: int) -> Colour:
-    return tuple(int(v) for v in np.clip(np.asarray(c) + rng.integers(-amount, amount + 1, 3), 0, 255))
-
-
-# --------------------------------------------------------------------------------------------
-# the character
-# --------------------------------------------------------------------------------------------
-
-def _draw_character(rng: np.random.Generator, px: int) -> Image.Image:
-    """Draw the character on a transparent ``px``×``px`` RGBA canvas (unit square scaled by 0.8 + margin)."""
-    img = Image.new("RGBA", (px, px), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
-    s, off = px * 0.8, px * 0.1
-
-    def P(pts: Sequence[Point]) -> List[Point]:
-        return [(off + x * s, off + y * s) for x, y in pts]
-
-    yellow = _jitter(rng, (250, 214, 36), 14)
-    line = _jitter(rng, (74, 46, 20), 14)
-    brown = _jitter(rng, (128, 80, 38), 16)
-    black = (24, 20, 20)
-    red = _jitter(rng, (228, 52, 40), 16)
-    lw = max(1, int(round(s * 0.012)))
-
-    def shape(pts: Sequence[Point], fill: Colour, outline: bool = True) -> None:
-        d.polygon(P(pts), fill=fill + (255,), outline=(line + (255,)) if outline else None,
-                  width=lw if outline else 1)
-
-    # proportions vary per character
-    head_rx = rng.uniform(0.19, 0.24)
-    head_ry = head_rx * rng.uniform(0.78, 0.9)
-    head_cy = rng.uniform(0.36, 0.40)
-    body_rx = rng.uniform(0.17, 0.22)
-    body_ry = rng.uniform(0.2, 0.25)
-    body_cy = head_cy + head_ry + body_ry * 0.55
-    feet_y = min(0.985, body_cy + body_ry * 0.95)
-    ear_len = rng.uniform(0.27, 0.36)
-    ear_w = rng.uniform(0.045, 0.065)
-    ear_l_ang = -rng.uniform(0.30, 0.95)
-    ear_r_ang = rng.uniform(0.30, 0.95)
-
-    # tail: behind the body, from its lower right up to the right
-    bx, by = 0.5 + body_rx * 0.7, body_cy + body_ry * 0.35
-    tail_h = rng.uniform(0.35, 0.5)
-    zig = [(bx, by), (bx + 0.12, by - 0.08), (bx + 0.07, by - 0.14),
-           (bx + 0.22, by - tail_h * 0.6), (bx + 0.16, by - tail_h * 0.7), (bx + 0.3, by - tail_h)]
-    widths = [0.05, 0.06, 0.07, 0.1, 0.12, 0.14]
-    shape(_ribbon(zig, widths), yellow)
-    shape(_ribbon(zig[:2], widths[:2]), brown)
-
-    # feet, body, arms
-    for sx in (-1, 1):
-        shape(_ellipse(0.5 + sx * body_rx * 0.55, feet_y - 0.03, 0.075, 0.035, sx * 0.2), yellow)
-    shape(_ellipse(0.5, body_cy, body_rx, body_ry), yellow)
-    arm_y = body_cy - body_ry * rng.uniform(0.15, 0.45)
-    for sx in (-1, 1):
-        shape(_ellipse(0.5 + sx * body_rx * 0.55, arm_y, 0.065, 0.032, sx * rng.uniform(0.2, 0.9)), yellow)
-
-    # ears (black tips), then the head over their bases
-    for sx, ang in ((-1, ear_l_ang), (1, ear_r_ang)):
-        base = (0.5 + sx * head_rx * 0.5, head_cy - head_ry * 0.55)
-        shape(_leaf(base, ang, ear_len, ear_w), yellow)
-        shape(_leaf(base, ang, ear_len, ear_w, t0=rng.uniform(0.55, 0.7)), black, outline=False)
-    shape(_ellipse(0.5, head_cy, head_rx, head_ry, rng.uniform(-0.08, 0.08), n=36), yellow)
-
-    # face
-    ex, ey, er = head_rx * 0.42, head_cy - head_ry * 0.12, head_rx * 0.16
-    closed = rng.random() < 0.12
-    for sx in (-1, 1):
-        cx = 0.5 + sx * ex
-        if closed:
-            d.arc(P([(cx - er, ey - er), (cx + er, ey + er)]), 200, 340, fill=black + (255,), width=max(1, lw))
-        else:
-            d.ellipse(P([(cx - er, ey - er), (cx + er, ey + er)]), fill=black + (255,))
-            hr = er * 0.42
-            d.ellipse(P([(cx - er * 0.35 - hr, ey - er * 0.35 - hr), (cx - er * 0.35 + hr, ey - er * 0.35 + hr)]),
-                      fill=(255, 255, 255, 255))
-        ccx, ccy, cr = 0.5 + sx * head_rx * 0.72, head_cy + head_ry * 0.32, head_rx * 0.2
-        d.ellipse(P([(ccx - cr, ccy - cr), (ccx + cr, ccy + cr)]), fill=red + (255,))
-    ny = head_cy + head_ry * 0.08
-    shape(_ellipse(0.5, ny, head_rx * 0.04, head_rx * 0.028), black, outline=False)
-    my = head_cy + head_ry * 0.3
-    mw = head_rx * 0.13
-    if rng.random() < 0.3:   # open mouth: a dark half-disc with a pink tongue
-        d.chord(P([(0.5 - mw * 1.3, my - mw * 1.1), (0.5 + mw * 1.3, my + mw * 1.5)]), 0, 180,
-                fill=(120, 28, 30, 255))
-        d.ellipse(P([(0.5 - mw * 0.7, my + mw * 0.55), (0.5 + mw * 0.7, my + mw * 1.3)]),
-                  fill=(236, 120, 130, 255))
-    else:
-        d.line(P([(0.5 - 1.6 * mw, my), (0.5 - 0.8 * mw, my + 0.5 * mw), (0.5, my),
-                  (0.5 + 0.8 * mw, my + 0.5 * mw), (0.5 + 1.6 * mw, my)]), fill=black + (255,), width=lw)
-    return img
-
-
-def _sprite(rng: np.random.Generator, target: float) -> Image.Image:
-    """The posed character, cropped to its pixels, with its larger side about ``target`` px.
-
-    Drawn at twice the final resolution and reduced, which antialiases the edges.
-    """
-    draw_px = int(max(64, min(600, target * 2.4)))
-    img = _draw_character(rng, draw_px)
-    img = img.crop(img.getbbox())           # less area to rotate: rotation is the costly step
-    if rng.random() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    angle = float(rng.normal(0, 12)) if rng.random() < 0.8 else float(rng.uniform(-50, 50))
-    img = img.rotate(angle, resample=Image.BILINEAR, expand=True)
-    box = img.getchannel("A").point(lambda a: 255 if a >= _ALPHA_ON else 0).getbbox()
-    img = img.crop(box)
-    squash = math.exp(rng.uniform(-0.22, 0.22))
-    w, h = img.size
-    k = target / max(w * squash, h)
-    new = (max(3, int(round(w * squash * k))), max(3, int(round(h * k))))
-    return img.resize(new, Image.BILINEAR, reducing_gap=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,9 +88,9 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
     for i in range(n_shapes + n_yellow):
         distractor = i >= n_shapes
         if distractor:
-            colour = _jitter(rng, _YELLOWS[int(rng.integers(0, len(_YELLOWS)))], 12)
+            colour = jitter(rng, _YELLOWS[int(rng.integers(0, len(_YELLOWS)))], 12)
             if rng.random() < 0.25:
-                colour = _jitter(rng, (228, 52, 40), 20)  # red discs, like cheeks
+                colour = jitter(rng, (228, 52, 40), 20)  # red discs, like cheeks
         else:
             colour = _random_colour(rng)
         r = rng.uniform(0.04, 0.25) * size
@@ -286,7 +123,7 @@ def _place(rng: np.random.Generator, sprite: Image.Image, size: int) -> Tuple[in
     the image.
     """
     sw, sh = sprite.size
-    on = np.asarray(sprite.getchannel("A")) >= _ALPHA_ON
+    on = np.asarray(sprite.getchannel("A")) >= ALPHA_ON
     total = max(1, int(on.sum()))
 
     def visible(x: int, y: int) -> np.ndarray:
@@ -325,9 +162,9 @@ def render_example(seed: int = 0, index: int = 0, split: str = "train", size: in
     rng = np.random.default_rng([int(seed), _SPLITS[split], int(index)])
     bg = _background(rng, size)
     target = size * math.exp(rng.uniform(math.log(0.10), math.log(0.60)))
-    sprite = _sprite(rng, target)
-    x, y, vis = _place(rng, sprite, size)
-    bg.paste(sprite, (x, y), sprite)
+    character = sprite(rng, target)
+    x, y, vis = _place(rng, character, size)
+    bg.paste(character, (x, y), character)
 
     rows, cols = np.nonzero(vis.any(axis=1))[0], np.nonzero(vis.any(axis=0))[0]
     x0, y0 = max(0, x) + int(cols[0]), max(0, y) + int(rows[0])
@@ -366,7 +203,7 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
     (read as "no validation split") so a stale one from an earlier run cannot linger.
     ``progress(done, total)`` is called after every image. Returns the ``dataset.json`` dict.
     """
-    from ssd.data.recordio import write_detection_rec
+    from ssd.data.recordio_write import write_detection_rec
 
     if int(num_train) < 1 or int(num_val) < 0:
         raise DatasetError(f"need at least 1 training image and 0 or more validation images, "
@@ -396,7 +233,3 @@ def generate(out_dir: str, num_train: int = 1000, num_val: int = 100, seed: int 
         atomic_write_json(os.path.join(stage, "dataset.json"), info)
     return info
 
-
-# --------------------------------------------------------------------------------------------
-# CLI: python -m ssd data synth --out DIR
-# --------------------------------------------------------------------------------------------

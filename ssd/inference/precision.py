@@ -38,7 +38,7 @@ INT8_SYMBOL = f"{INT8_PREFIX}-symbol.json"
 INT8_PARAMS = f"{INT8_PREFIX}-0000.params"
 INT8_RECORD = "int8.json"
 MAP_TOLERANCE = 0.01             # INT8 may lose at most this much mAP to be the default
-CALIB_IMAGES = 8                 # enough for naive min/max calibration (REFERENCE.md)
+CALIB_IMAGES = 8                 # enough for naive min/max calibration (MXNet's quantization recipe)
 EXCLUDED_OPERATORS = ["Concat", "Flatten", "elemwise_mul"]   # see the docstring
 
 

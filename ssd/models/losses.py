@@ -3,7 +3,7 @@
 Two normalizations:
 
 - ``"d2l"``: per-image mean over anchors for the class loss and over the 4N offsets for the
-  box loss — the seed's choice, so its hyper-parameters (SGD, lr 0.2) carry over. Positives
+  box loss — the d2l book's choice, so its hyper-parameters (SGD, lr 0.2) carry over. Positives
   are ~0.1 % of anchors, so their gradient is tiny and localization learns slowly.
 - ``"positives"``: the SSD paper's ``(L_conf + L_loc) / N_pos``, summed over positives and the
   mined negatives. Each object then weighs the same whatever the anchor count; with hard
@@ -12,7 +12,7 @@ Two normalizations:
 
 ``SSDTrainLoss`` computes targets, losses and the training metrics in one hybridized graph: the
 training loop then makes one call per batch and never synchronizes on a metric until it reports.
-The metrics are the seeds' class error (arg-max over *all* anchors against the unmined targets,
+The metrics are the d2l book's class error (arg-max over *all* anchors against the unmined targets,
 d2l's ``cls_eval``) and bbox MAE (d2l's ``bbox_eval``), plus the error over the anchors the
 mined loss counts (positives and kept negatives), which is what this code reported before.
 """
@@ -30,7 +30,8 @@ NORMALIZATIONS = ("d2l", "positives")
 def class_loss(F, cls_preds, cls_target, kind: str = "ce", alpha: float = 0.25, gamma: float = 2.0):
     """Per-anchor class loss ``(B, N)`` and the mask of anchors that count (target >= 0).
 
-    Focal loss (Lin et al., seed 000) scales CE by ``alpha * (1 - p_t) ** gamma`` so the
+    Focal loss (Lin et al.; the MXNet Gluon tutorial "Object Detection Using Convolutional
+    Neural Networks" uses it) scales CE by ``alpha * (1 - p_t) ** gamma`` so the
     thousands of easy background anchors stop dominating the gradient.
     """
     valid = cls_target >= 0
@@ -62,8 +63,8 @@ class SSDTrainLoss(HybridBlock):
     """Targets + losses + metrics for one batch.
 
     Returns ``(total (B,), cls (B,), box (B,), mined_correct (B,), mined_count (B,), box_abs_err (B,),
-    seed_correct (B,), seed_count (B,))``. ``mined_*`` count the anchors the class loss counts
-    (all of them without hard negative mining); ``seed_*`` count every anchor against the unmined
+    all_correct (B,), all_count (B,))``. ``mined_*`` count the anchors the class loss counts
+    (all of them without hard negative mining); ``all_*`` count every anchor against the unmined
     target (background where mining ignored it), d2l's ``cls_eval``; ``box_abs_err`` is the
     per-image mean of d2l's ``bbox_eval``.
     """
@@ -100,13 +101,13 @@ class SSDTrainLoss(HybridBlock):
         total = cls_l + self.box_weight * box_l
         correct = F.sum((F.argmax(cls_preds, axis=-1) == cls_t) * valid, axis=1)
         abs_err = F.mean(F.abs((box_t - box_preds) * box_m), axis=1)
-        seed_correct, seed_count = seed_class_counts(F, cls_preds, cls_t)
+        all_correct, all_count = all_anchor_class_counts(F, cls_preds, cls_t)
         return (total, F.BlockGrad(cls_l), F.BlockGrad(box_l), F.BlockGrad(correct),
-                F.BlockGrad(count), F.BlockGrad(abs_err), F.BlockGrad(seed_correct), F.BlockGrad(seed_count))
+                F.BlockGrad(count), F.BlockGrad(abs_err), F.BlockGrad(all_correct), F.BlockGrad(all_count))
 
 
-def seed_class_counts(F, cls_preds, cls_target):
-    """``(correct (B,), anchors (B,))`` of the seeds' class error: arg-max over every anchor.
+def all_anchor_class_counts(F, cls_preds, cls_target):
+    """``(correct (B,), anchors (B,))`` of the d2l book's class error: arg-max over every anchor.
 
     d2l's ``cls_eval`` compares ``argmax`` with targets made without hard negative mining. Mining
     only turns background targets into ``-1`` (ignored), so ``max(target, 0)`` restores them.

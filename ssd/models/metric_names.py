@@ -1,6 +1,6 @@
 """The training metrics' names and meanings, and reading histories written before they were split.
 
-A history record's ``class_err`` is the seeds' class error (arg-max over every anchor, d2l's
+A history record's ``class_err`` is the d2l book's class error (arg-max over every anchor, d2l's
 ``cls_eval``) when the record also has ``mined_class_err``; older records have only ``class_err``
 and it meant the error over the anchors the hard-negative-mined loss counts. Plots, the CLI and the
 Train page read records through ``named_record`` so an old saved model's history shows under the
@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Sequence
 
 # The Train page prints these under each name: one line each, what is measured.
 METRIC_NOTES: Dict[str, str] = {
-    "class err": "the seeds' class error: arg-max class over every anchor vs its target (background "
+    "class err": "the d2l book's class error: arg-max class over every anchor vs its target (background "
                  "for unmatched anchors), as d2l's cls_eval; mostly easy background, so small.",
-    "bbox MAE": "the seeds' box error: mean |predicted − target offset| over all anchors' 4 offsets, "
+    "bbox MAE": "the d2l book's box error: mean |predicted − target offset| over all anchors' 4 offsets, "
                 "zero outside positive anchors, as d2l's bbox_eval.",
     "mined class err": "class error over only the anchors the hard-negative-mined loss counts "
                        "(positives + the hardest negatives, 3 per positive): the hard cases, so much larger.",
@@ -25,7 +25,7 @@ def named_record(rec: Dict[str, Any]) -> Dict[str, Any]:
     """A history record with its metrics under truthful names, old records included.
 
     A record without ``mined_class_err`` predates the distinction: its ``class_err`` was the mined
-    one, and the seeds' class error was not recorded.
+    one, and the d2l book's class error was not recorded.
     """
     out = dict(rec)
     if "mined_class_err" not in rec:

@@ -105,13 +105,13 @@ class MultiBoxPlan(TrainingPlan):
                 outs.append(self.loss(anchors, cls_preds, box_preds, y))
         autograd.backward([o[0] for o in outs])
         trainer.step(xb.shape[0])
-        sums, abs_err, seed = np.zeros(5), 0.0, np.zeros(2)
+        sums, abs_err, all_anchors = np.zeros(5), 0.0, np.zeros(2)
         for o in outs:
             vals = mx.nd.concat(*[v.sum().reshape((1,)) for v in o], dim=0).asnumpy()
             sums += vals[:5]
             abs_err += float(vals[5])
-            seed += vals[6:8]
-        return StepStats(int(xb.shape[0]), sums, abs_err, seed)
+            all_anchors += vals[6:8]
+        return StepStats(int(xb.shape[0]), sums, abs_err, all_anchors)
 
     def calibration_batches(self, epoch: int) -> List[Any]:
         import mxnet as mx

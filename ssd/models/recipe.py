@@ -40,14 +40,14 @@ class StepStats:
 
     ``sums`` is ``[loss·n, cls_loss·n, box_loss·n, correct anchors, counted anchors]`` over the
     anchors the (mined) class loss counts; ``abs_err`` the summed per-image box-offset MAE (d2l's
-    "bbox mae"); ``seed_counts`` ``[correct, anchors]`` over every anchor (d2l's "class err"), or
+    "bbox mae"); ``all_anchor_counts`` ``[correct, anchors]`` over every anchor (d2l's "class err"), or
     ``None`` when a plan does not compute it.
     """
 
     samples: int
     sums: np.ndarray
     abs_err: float
-    seed_counts: Optional[np.ndarray] = None
+    all_anchor_counts: Optional[np.ndarray] = None
 
 
 class TrainingPlan(ABC):

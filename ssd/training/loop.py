@@ -85,9 +85,18 @@ class RunRecord:
 
 def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]] = None,
           stop: Optional[Callable[[], bool]] = None, install_signal_handlers: bool = True) -> TrainResult:
-    """Train a model into ``cfg.out``; see the module docstring for the guarantees."""
+    """Train a model into ``cfg.out``; see the module docstring for the guarantees.
+
+    The options and the data are checked before anything is written, so a run that cannot start
+    leaves no output folder behind (a mistyped ``--data`` used to leave one holding only an error).
+    """
     recipe, defaults_used = prepared(cfg)
     member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
+    try:
+        splits = _open_splits(cfg)
+    except Exception as err:
+        _refused(cfg, member, err, on_event)
+        raise
     if member.writes:
         os.makedirs(cfg.out, exist_ok=True)
     log = EventLog(cfg.out) if member.writes else WorkerLog()
@@ -99,17 +108,40 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
 
     with stop_requests(install_signal_handlers) as flag:
         try:
-            return _run(cfg, recipe, defaults_used, log, emit,
+            return _run(cfg, recipe, defaults_used, splits, log, emit,
                         lambda: flag.is_set() or (stop is not None and stop()), member)
-        except SSDError as err:
-            emit("error", message=str(err))
-            raise
         except Exception as err:
-            emit("error", message=f"{type(err).__name__}: {err}")
+            emit("error", message=_error_text(err))
             raise
 
 
-def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit, should_stop,
+def _open_splits(cfg: TrainConfig):
+    """The dataset's splits, opened (labels read, images not decoded); ``DatasetError`` if unusable."""
+    splits = open_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if len(splits.train) == 0:
+        raise DatasetError(f"{cfg.data}: the training split has no images")
+    return splits
+
+
+def _refused(cfg: TrainConfig, member: Membership, err: BaseException,
+             on_event: Optional[Callable[[Dict[str, Any]], None]]) -> None:
+    """Say why a run could not start: to the caller, and in the event log of a folder that exists.
+
+    Why: a background job's launcher makes the run folder (for its output log) before training
+    starts; the Train page reads that folder's events to say why the run failed. No folder is made.
+    """
+    log = EventLog(cfg.out) if member.writes and os.path.isdir(cfg.out) else WorkerLog()
+    ev = log.emit("error", message=_error_text(err))
+    if on_event is not None:
+        on_event(ev)
+
+
+def _error_text(err: BaseException) -> str:
+    """An error as the event log records it: our own errors speak for themselves."""
+    return str(err) if isinstance(err, SSDError) else f"{type(err).__name__}: {err}"
+
+
+def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventLog, emit, should_stop,
          member: Membership) -> TrainResult:
     """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish.
 
@@ -124,17 +156,9 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
         os.unlink(log.path)  # a previous run that never checkpointed: start its log afresh
     mx.random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    splits, shard, train_ds, val_ds, dist_info = _open_data(cfg, member)
+    shard, train_ds, val_ds, dist_info = _decode_splits(cfg, splits, member)
     device = _select_device(cfg, emit)
-    emit("start", config=asdict(cfg), device=device.summary(), classes=splits.classes,
-         num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
-         resumed_from=resume_state["epoch"] if resume_state else None, pid=os.getpid(), host=socket.gethostname(),
-         **({"distributed": dist_info} if dist_info else {}))
-    _print(f"training on {device.summary()}" + (f", worker {member.rank + 1} of {member.workers} "
-                                                 f"({len(train_ds)} images)" if member.distributed else ""))
-    if defaults_used and member.writes:
-        _print(f"{cfg.arch} defaults: {', '.join(defaults_used)}")
-
+    _announce(cfg, splits, len(train_ds), device, resume_state, dist_info, defaults_used, member, emit)
     plan = recipe.training_plan(cfg, splits.classes, train_ds, device.contexts, emit,
                                 resuming=resume_state is not None)
     _report_arithmetic(cfg, plan.arithmetic(), emit, member.writes)
@@ -144,19 +168,9 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
     if dist_info:
         meta["training"] = {**meta.get("training", {}), "distributed": dist_info}
     record = RunRecord.from_checkpoint(resume_state)
-    start_epoch = 0
-    if member.writes:                      # the model folder is rank 0's alone
-        finish_interrupted_save(cfg.out)
-        for folder in (cfg.out, ckpt.dir):     # what writers killed mid-file left behind
-            remove_stale_temp_files(folder)
-    if resume_state is not None:
-        ckpt.restore(plan.net, trainer, device.contexts, resume_state, cfg.arch, splits.classes)
-        start_epoch = int(resume_state["epoch"])
-        _print(f"resuming after epoch {start_epoch}")
+    start_epoch = _start_or_resume(cfg, ckpt, plan, trainer, device.contexts, resume_state, splits.classes,
+                                   member, {**meta, "metrics": record.metrics()})
     last_state = resume_state
-    if member.writes:
-        _publish(cfg, ckpt, resume_state, {**meta, "metrics": record.metrics()})
-
     status = "done"
     clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
     for epoch in range(start_epoch, cfg.epochs):
@@ -164,12 +178,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
         if meter is None:
             status = "stopped"
             break
-        rec = meter.record(trainer.learning_rate)
-        if member.distributed:
-            rec["samples_per_s"] = rec.get("samples_per_s", 0.0) * member.workers  # all workers together
-        if plan.skipped_images():
-            emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
-                                    "were skipped")
+        rec = _epoch_record(meter, trainer, plan, member, emit)
         pr_curves = (_validate(plan, epoch, val_ds, meta, device.contexts, rec,
                                _validation_progress(emit, epoch, cfg.epochs)) if member.writes else {})
         improved = record.add(rec, pr_curves)
@@ -185,15 +194,12 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], log: EventLog, emit
                        extra={"distributed": dist_info} if dist_info else {})
 
 
-def _open_data(cfg: TrainConfig, member: Membership):
-    """The dataset's splits, train (this worker's shard of it) and val decoded once for the epochs ahead.
+def _decode_splits(cfg: TrainConfig, splits, member: Membership):
+    """Train (this worker's shard of it) and val decoded once for the epochs ahead.
 
-    Returns ``(splits, shard, train, val, distributed layout or None)`` (``shard``: the images this
-    worker was given, before decoding); only rank 0 decodes val.
+    Returns ``(shard, train, val, distributed layout or None)`` (``shard``: the images this worker
+    was given, before decoding); only rank 0 decodes val.
     """
-    splits = open_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    if len(splits.train) == 0:
-        raise DatasetError(f"{cfg.data}: the training split has no images")
     train, dropped = distributed.shard_of(first_images(splits.train, cfg.limit_train), member)
     train_ds = prepare_split(train, cfg.input_size, splits.kind, cfg.data, distributed.split_name(member), None,
                              cfg.cache)
@@ -202,7 +208,48 @@ def _open_data(cfg: TrainConfig, member: Membership):
     info = member.summary(cfg.batch_size, cfg.lr, len(train), dropped) if member.distributed else None
     if dropped and member.writes:
         _print(f"{dropped} training image(s) left out so that the {member.workers} workers' shards are equal")
-    return splits, train, train_ds, val_ds, info
+    return train, train_ds, val_ds, info
+
+
+def _announce(cfg: TrainConfig, splits, num_train_here: int, device, resume_state: Optional[Dict[str, Any]],
+              dist_info: Optional[Dict[str, Any]], defaults_used: List[str], member: Membership, emit) -> None:
+    """The ``start`` event (what the Train page and ``follow`` show first) and the console's first lines."""
+    emit("start", config=asdict(cfg), device=device.summary(), classes=splits.classes,
+         num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
+         resumed_from=resume_state["epoch"] if resume_state else None, pid=os.getpid(), host=socket.gethostname(),
+         **({"distributed": dist_info} if dist_info else {}))
+    _print(f"training on {device.summary()}" + (f", worker {member.rank + 1} of {member.workers} "
+                                                 f"({num_train_here} images)" if member.distributed else ""))
+    if defaults_used and member.writes:
+        _print(f"{cfg.arch} defaults: {', '.join(defaults_used)}")
+
+
+def _start_or_resume(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, ctxs, resume_state: Optional[Dict[str, Any]],
+                     classes: List[str], member: Membership, meta: Dict[str, Any]) -> int:
+    """Tidy the model folder, restore the checkpoint when resuming, publish; the first epoch to run."""
+    start_epoch = 0
+    if member.writes:                      # the model folder is rank 0's alone
+        finish_interrupted_save(cfg.out)
+        for folder in (cfg.out, ckpt.dir):     # what writers killed mid-file left behind
+            remove_stale_temp_files(folder)
+    if resume_state is not None:
+        ckpt.restore(plan.net, trainer, ctxs, resume_state, cfg.arch, classes)
+        start_epoch = int(resume_state["epoch"])
+        _print(f"resuming after epoch {start_epoch}")
+    if member.writes:
+        _publish(cfg, ckpt, resume_state, meta)
+    return start_epoch
+
+
+def _epoch_record(meter: EpochMeter, trainer, plan, member: Membership, emit) -> Dict[str, Any]:
+    """The epoch's history record (speed over all workers), warning about images that did not decode."""
+    rec = meter.record(trainer.learning_rate)
+    if member.distributed:
+        rec["samples_per_s"] = rec.get("samples_per_s", 0.0) * member.workers  # all workers together
+    if plan.skipped_images():
+        emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
+                                "were skipped")
+    return rec
 
 
 def _select_device(cfg: TrainConfig, emit):

@@ -1,8 +1,8 @@
-"""An epoch's training metrics, summed step by step: loss, the seeds' class err and bbox MAE, speed.
+"""An epoch's training metrics, summed step by step: loss, the d2l book's class err and bbox MAE, speed.
 
 Two class errors, named for what they measure:
 
-- ``class_err``: the seeds' (d2l's ``cls_eval``): arg-max class over *every* anchor against the
+- ``class_err``: the d2l book's (its ``cls_eval``): arg-max class over *every* anchor against the
   targets made without hard negative mining. Most anchors are easy background, so it is small
   (the d2l TinySSD prints 2.3e-3).
 - ``mined_class_err``: the error over the anchors the mined class loss counts (positives and the
@@ -10,7 +10,7 @@ Two class errors, named for what they measure:
   written before this distinction have only ``class_err``, and it meant this one; ``named_record``
   reads both kinds.
 
-``bbox_mae`` is the seeds' (d2l's ``bbox_eval``): mean absolute offset error over all 4N entries,
+``bbox_mae`` is the d2l book's (its ``bbox_eval``): mean absolute offset error over all 4N entries,
 zero outside positives. Steps add numbers the loss graph already computed, so reporting costs no
 extra forward pass.
 """
@@ -29,15 +29,15 @@ class EpochMeter:
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.sums = np.zeros(5)      # loss·n, cls·n, box·n, mined correct, mined count
-        self.seed = np.zeros(2)      # correct, anchors: over every anchor (the seeds' class err)
+        self.all_anchors = np.zeros(2)   # correct, anchors: over every anchor (the d2l book's class err)
         self.abs_err = 0.0
         self.seen = 0
         self.start = time.time()
 
     def add(self, stats) -> None:
         self.sums += stats.sums
-        if getattr(stats, "seed_counts", None) is not None:
-            self.seed += np.asarray(stats.seed_counts, dtype=np.float64)
+        if getattr(stats, "all_anchor_counts", None) is not None:
+            self.all_anchors += np.asarray(stats.all_anchor_counts, dtype=np.float64)
         self.abs_err += stats.abs_err
         self.seen += stats.samples
 
@@ -52,13 +52,13 @@ class EpochMeter:
         """The epoch's line of the history (validation adds ``val_map`` and ``val_ap``).
 
         ``mined_class_err`` is always present (``None`` where a plan does not compute it): its key
-        marks the record as one where ``class_err`` is the seeds' metric.
+        marks the record as one where ``class_err`` is the d2l book's metric.
         """
         n = max(self.seen, 1)
         elapsed = time.time() - self.start
         return {"epoch": self.epoch + 1, "loss": self.sums[0] / n, "cls_loss": self.sums[1] / n,
                 "box_loss": self.sums[2] / n,
-                "class_err": _error(self.seed[0], self.seed[1]),
+                "class_err": _error(self.all_anchors[0], self.all_anchors[1]),
                 "mined_class_err": _error(self.sums[3], self.sums[4]),
                 "bbox_mae": self.abs_err / n, "samples_per_s": self.seen / max(elapsed, 1e-9),
                 "lr": float(lr), "train_time_s": elapsed}

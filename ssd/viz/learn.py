@@ -1,4 +1,4 @@
-"""Figures of the Learn pages: what the seeds teach with static figures, drawn from live numbers.
+"""Figures of the Learn pages: what the tutorials teach with static figures, drawn from live numbers.
 
 Every figure takes what the library computed (``MultiBoxPrior`` anchors, ``MultiBoxTarget`` roles,
 the training losses, an ``NMSTrace``, VOC matches, an ``EvalResult``) and only draws it. Figures

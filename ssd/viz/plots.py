@@ -64,7 +64,7 @@ def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
         if any(v is not None for v in values):
             axes[1].plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     axes[1].set_yscale("log")
-    axes[1].set_title("class err / bbox MAE (seeds') · mined")
+    axes[1].set_title("class err / bbox MAE (d2l) · mined")
     axes[1].legend(fontsize="small")
     maps = [h.get("val_map") for h in history]
     if any(m is not None for m in maps):
@@ -222,28 +222,43 @@ def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
     ax.set_xlim(0, 110)
     ax.set_ylim(0, 46)
     ax.axis("off")
-
-    def box(x, y, w, h, text, colour, fs=9):
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="#333333",
-                                    linewidth=1))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fs, wrap=True)
-
-    def arrow(x0, y0, x1, y1):
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, color="#444444",
-                                     linewidth=1.2))
-
     # input image
     ax.add_patch(Rectangle((1, 13), 14, 14, facecolor="#cfe8ff", edgecolor="#333333"))
     ax.add_patch(Rectangle((5, 16), 6, 8, facecolor="#fad624", edgecolor="#4a2e14"))
     ax.text(8, 10.5, f"image\n{input_size}×{input_size}", ha="center", va="top", fontsize=9)
-    arrow(15.5, 20, 19, 20)
-    box(19.5, 14, 12, 12, "backbone\n(conv blocks,\ndown-sampling)", "#e0e0e0")
+    _diagram_arrow(ax, 15.5, 20, 19, 20)
+    _diagram_box(ax, 19.5, 14, 12, 12, "backbone\n(conv blocks,\ndown-sampling)", "#e0e0e0")
+    _diagram_feature_maps(ax, config)
+    ax.text(38, 44.5, "multi-scale feature maps: each smaller than the one above; big maps see small objects", fontsize=9, ha="left", va="top")
+    # predictions
+    _diagram_box(ax, 74.5, 23, 15, 9, f"class scores\n({num_classes} class(es) + background)\nper anchor", "#ffe3c4",
+                 fs=8)
+    _diagram_box(ax, 74.5, 8, 15, 9, "box offsets\n(Δx, Δy, Δw, Δh)\nper anchor", "#ffe3c4", fs=8)
+    ax.text(82, 3, f"{config.total()} anchors in all", ha="center", fontsize=8)
+    _diagram_arrow(ax, 90.5, 27, 94, 21)
+    _diagram_arrow(ax, 90.5, 12, 94, 19)
+    _diagram_box(ax, 94.5, 14, 13, 12, "decode +\nnon-maximum\nsuppression\n→ boxes", "#f2d0f2")
+    return fig
+
+
+def _diagram_box(ax, x, y, w, h, text, colour, fs=9) -> None:
+    """A rounded box of the SSD diagram with its text centred."""
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", facecolor=colour, edgecolor="#333333",
+                                linewidth=1))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fs, wrap=True)
+
+
+def _diagram_arrow(ax, x0, y0, x1, y1) -> None:
+    ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, color="#444444",
+                                 linewidth=1.2))
+
+
+def _diagram_feature_maps(ax, config) -> None:
+    """The multi-scale feature maps, shrinking down the page, each with its grid and anchor count."""
     prev_bottom = 0.0
-    # feature maps, shrinking
     n = config.num_scales
     ys = np.linspace(38, 4, n)
     gap = (34.0 / max(n - 1, 1)) * 0.85
-    total = config.total()
     for i, ((h, w), y) in enumerate(zip(config.feature_maps, ys)):
         side = min(gap, 7.0 * (0.8 ** i) + 1.5)
         x = 38
@@ -255,20 +270,11 @@ def ssd_diagram_figure(config, input_size: int = 256, num_classes: int = 1,
         a = config.anchors_per_cell(i)
         ax.text(x + side + 1.2, y, f"{h}×{w} map · {a} anchors/cell = {h * w * a}", va="center", fontsize=8)
         if i == 0:
-            arrow(32, 20, x - 0.5, y)
+            _diagram_arrow(ax, 32, 20, x - 0.5, y)
         else:
-            arrow(x + 1.5, prev_bottom, x + 1.5, y + side / 2)
+            _diagram_arrow(ax, x + 1.5, prev_bottom, x + 1.5, y + side / 2)
         prev_bottom = y - side / 2
-        arrow(68, y, 74, 20 + (y - 21) * 0.25)
-    ax.text(38, 44.5, "multi-scale feature maps: each smaller than the one above; big maps see small objects", fontsize=9, ha="left", va="top")
-    # predictions
-    box(74.5, 23, 15, 9, f"class scores\n({num_classes} class(es) + background)\nper anchor", "#ffe3c4", fs=8)
-    box(74.5, 8, 15, 9, "box offsets\n(Δx, Δy, Δw, Δh)\nper anchor", "#ffe3c4", fs=8)
-    ax.text(82, 3, f"{total} anchors in all", ha="center", fontsize=8)
-    arrow(90.5, 27, 94, 21)
-    arrow(90.5, 12, 94, 19)
-    box(94.5, 14, 13, 12, "decode +\nnon-maximum\nsuppression\n→ boxes", "#f2d0f2")
-    return fig
+        _diagram_arrow(ax, 68, y, 74, 20 + (y - 21) * 0.25)
 
 
 @under_figure_lock

@@ -94,8 +94,8 @@ class ZooTraining(TrainingPlan):
     trainer)`` runs forward, loss, backward and ``trainer.step`` and returns the numbers the loop
     accumulates: ``(samples, [loss·n, cls·n, box·n, correct, count], abs_err)``, where the loss is
     ``SSDMultiBoxLoss``'s batch value (normalized by the batch's positive anchors, as GluonCV
-    prints it). The loader's targets are unmined, so correct/count over every anchor is the seeds'
-    class error (``seed_counts``); the mined error is not computed (its mining is inside the loss).
+    prints it). The loader's targets are unmined, so correct/count over every anchor is the d2l
+    book's class error (``all_anchor_counts``); the mined error is not computed (its mining is inside the loss).
     """
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, emit: Callable[..., None],
@@ -152,7 +152,7 @@ class ZooTraining(TrainingPlan):
             sum_loss, cls_loss, box_loss = self.loss(cps, bps, cts, bts)
             autograd.backward(sum_loss)
         trainer.step(1)  # SSDMultiBoxLoss already normalizes by the batch's positives
-        vals, seed = np.zeros(5), np.zeros(2)
+        vals, all_anchors = np.zeros(5), np.zeros(2)
         abs_err = 0.0
         for sl, cl, bl, cp, bp, ct, bt in zip(sum_loss, cls_loss, box_loss, cps, bps, cts, bts):
             mask = (ct > 0).expand_dims(-1)
@@ -160,9 +160,9 @@ class ZooTraining(TrainingPlan):
                      nd.mean(nd.abs((bt - bp.reshape(bt.shape)) * mask), axis=(1, 2)).sum())
             stats = nd.concat(*[v.reshape((1,)) for v in parts], dim=0).asnumpy()
             vals[:3] += stats[:3] * n
-            seed += stats[3:5]
+            all_anchors += stats[3:5]
             abs_err += float(stats[5])
-        return StepStats(n, vals, abs_err, seed)
+        return StepStats(n, vals, abs_err, all_anchors)
 
     def arithmetic(self) -> Dict[str, Any]:
         return self.graph.meta()

@@ -53,7 +53,8 @@ def ensure_weights(name: str, download: bool = True, progress=None) -> str:
     ``DownloadError`` when it is missing/wrong and cannot be fetched: the message names the file,
     the folder to put it in, its SHA-1 and the URL of the zip that holds it.
     """
-    from ssd.data.download import DownloadError as _DE, download as fetch, safe_extract, sha1_of_file
+    from ssd.data.archive import safe_extract
+    from ssd.data.download import download as fetch, sha1_of_file
 
     sha1 = _store_sha1(name)
     path = weights_path(name)
@@ -80,7 +81,7 @@ def ensure_weights(name: str, download: bool = True, progress=None) -> str:
         try:
             fetch(url, zip_path, progress=progress)
             extracted = safe_extract(zip_path, staging)
-        except _DE as err:
+        except DownloadError as err:
             gist = str(err).split(" To install it by hand")[0]
             raise DownloadError(f"pretrained weights {name!r} are not available: {problem}, and fetching "
                                 f"them failed: {gist} {by_hand}") from None

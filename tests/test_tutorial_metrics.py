@@ -1,4 +1,4 @@
-"""The seeds' class err and bbox MAE, and the mined class err, on cases small enough to count by hand."""
+"""The d2l book's class err and bbox MAE, and the mined class err, on cases small enough to count by hand."""
 import json
 import os
 
@@ -28,12 +28,12 @@ def _hand_case():
     return mx.nd.array(anchors[None]), mx.nd.array(logits[None]), mx.nd.array(box_preds), mx.nd.array(labels)
 
 
-def test_seed_class_err_is_argmax_over_all_anchors_and_mined_err_over_counted_ones():
+def test_d2l_class_err_is_argmax_over_all_anchors_and_mined_err_over_counted_ones():
     anchors, cls_preds, box_preds, labels = _hand_case()
     out = [o.asnumpy()[0] for o in SSDTrainLoss(negative_mining_ratio=3)(anchors, cls_preds, box_preds, labels)]
-    _, _, _, correct, count, abs_err, seed_correct, seed_count = out
-    # seeds' class err: anchors 0, 2..7 right, anchor 1 wrong → 1/8
-    assert (seed_correct, seed_count) == (7, 8)
+    _, _, _, correct, count, abs_err, all_correct, all_count = out
+    # the d2l book's class err: anchors 0, 2..7 right, anchor 1 wrong → 1/8
+    assert (all_correct, all_count) == (7, 8)
     # mined: the positive + 3 hardest negatives (anchor 1 and the two least confident background) → 1/4
     assert (correct, count) == (3, 4)
     # bbox MAE: |1| + |-1| + |0.5| + 0 over 32 entries
@@ -52,9 +52,9 @@ def test_epoch_record_names_both_errors():
     rec = meter.record(0.1)
     assert rec["class_err"] == 1 - 7 / 8 and rec["mined_class_err"] == 1 - 3 / 4
     assert "class err 1.25e-01" in epoch_line(rec, 1) and "mined class err 2.50e-01" in epoch_line(rec, 1)
-    no_seed = EpochMeter(0)
-    no_seed.add(StepStats(1, np.array([1.0, 0.5, 0.5, 0, 0]), 0.01, np.array([7.0, 8.0])))
-    assert no_seed.record(0.1)["mined_class_err"] is None   # a plan that does not mine (GluonCV)
+    unmined = EpochMeter(0)
+    unmined.add(StepStats(1, np.array([1.0, 0.5, 0.5, 0, 0]), 0.01, np.array([7.0, 8.0])))
+    assert unmined.record(0.1)["mined_class_err"] is None   # a plan that does not mine (GluonCV)
 
 
 def test_old_histories_read_their_class_err_as_the_mined_one():
@@ -70,7 +70,7 @@ def test_measured_metrics_of_a_saved_model_match_argmax_over_all_anchors(tiny_mo
     from ssd.data.dataset import open_dataset
     from ssd.inference.detector import Detector
     from ssd.viz.heads import multibox_heads
-    from ssd.viz.seed_metrics import measure_train_metrics
+    from ssd.viz.tutorial_metrics import measure_train_metrics
     from ssd.models.mining import anchor_roles
 
     det = Detector.load(tiny_model_dir)

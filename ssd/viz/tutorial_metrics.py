@@ -1,4 +1,4 @@
-"""The training metrics of a saved model, measured now: the seeds' class err and bbox MAE, and ours.
+"""The training metrics of a saved model, measured now: the d2l book's class err and bbox MAE, and ours.
 
 Histories written before the metrics were split record only the mined class error. This runs the
 model (no training, no augmentation) over some labelled images and passes its raw outputs through
@@ -24,7 +24,7 @@ def measure_train_metrics(detector, dataset, limit: int = 32, negative_mining_ra
 
     loss = SSDTrainLoss(negative_mining_ratio=negative_mining_ratio)
     loss.hybridize()
-    sums = np.zeros(5)           # mined correct, mined count, abs err, seed correct, seed count
+    sums = np.zeros(5)           # mined correct, mined count, abs err, all-anchor correct, all anchors
     n = min(int(limit), len(dataset))
     for start in range(0, n, batch_size):
         items = [dataset[i] for i in range(start, min(n, start + batch_size))]

@@ -1,0 +1,249 @@
+"""COCO Camera Traps entries to clean labels: usable images, boxes in the image, kept classes.
+
+Real camera-trap metadata is messy, and this turns it into clean ``(K, 5)`` normalized labels
+while *counting* what it drops (``ssd.data.skip_reasons``) instead of failing or silently losing
+data: listed-but-missing files (ENA24 still lists the human images removed from its archive),
+unreadable files, paths that leave the image folder, image-level labels without a box, boxes of
+no size or outside the image, and categories left without any box.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from ssd.data.cct_json import require
+from ssd.data.decoding import PIL_ERRORS
+from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
+                                   SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
+                                   SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
+                                   SKIP_UNKNOWN_IMAGE)
+
+_NAMED_ESCAPES = 5   # how many refused names the skip reason quotes
+
+Box = Tuple[Any, float, float, float, float]   # original category id, x1, y1, x2, y2 in pixels
+
+
+@dataclass(frozen=True, eq=False)
+class CCTImage:
+    """One usable image: where it is, its size per the JSON, and its cleaned label."""
+
+    image_id: Any
+    file_name: str
+    path: str
+    width: int
+    height: int
+    seq_id: Optional[str]
+    label: np.ndarray          # float32 (K, 5) [class_index, xmin, ymin, xmax, ymax], normalized
+
+
+def read_header(path: str, verify: bool) -> Tuple[int, int]:
+    """Read (width, height) from the header without decoding pixels; ``verify`` adds PIL's check.
+
+    Raises one of ``PIL_ERRORS`` when the file is not a readable image.
+    """
+    if os.path.getsize(path) == 0:
+        raise OSError("file is empty")
+    with Image.open(path) as im:
+        size = im.size
+        if verify:
+            im.verify()
+    return int(size[0]), int(size[1])
+
+
+def usable_images(images: List[Dict[str, Any]], image_root: str, check_images: bool,
+                   skipped: Dict[str, int]):
+    """Images present (always: a stat is cheap), readable (``check_images``) and inside the folder.
+
+    Returns ``(usable by id, their order, dropped ids)``; what is dropped is counted in ``skipped``.
+    """
+    usable: Dict[Any, Dict[str, Any]] = {}     # image id -> {path, file_name, width, height, seq_id}
+    order: List[Any] = []
+    dropped_ids = set()
+    escapes: List[str] = []
+    for im in images:
+        iid = im["id"]
+        if iid in usable or iid in dropped_ids:
+            _bump(skipped, SKIP_DUPLICATE_IMAGE)
+            continue
+        if not _stays_inside(image_root, im["file_name"]):
+            escapes.append(im["file_name"])
+            dropped_ids.add(iid)
+            continue
+        entry = _usable_entry(im, image_root, check_images, skipped)
+        if entry is None:
+            dropped_ids.add(iid)
+            continue
+        usable[iid] = entry
+        order.append(iid)
+    if escapes:
+        _bump(skipped, _escape_reason(escapes), len(escapes))
+    return usable, order, dropped_ids
+
+
+def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
+                  skipped: Dict[str, int]) -> Optional[Dict[str, Any]]:
+    """One image's path, size and sequence, or None (missing or unreadable, counted)."""
+    path = _resolve(image_root, im["file_name"])
+    if path is None:
+        _bump(skipped, SKIP_MISSING)
+        return None
+    w, h = _positive_int(im.get("width")), _positive_int(im.get("height"))
+    if check_images or w is None or h is None:
+        try:
+            hw, hh = read_header(path, verify=check_images)
+        except PIL_ERRORS:
+            _bump(skipped, SKIP_CORRUPT)
+            return None
+        if w is None or h is None:
+            w, h = hw, hh
+        elif (hw, hh) != (w, h):
+            # Boxes were drawn in the JSON's frame; normalizing by it stays right for a
+            # uniformly resized copy. Counted so a rotated/cropped set is noticed.
+            _bump(skipped, NOTE_SIZE_MISMATCH)
+    seq = im.get("seq_id")
+    return {"path": path, "file_name": im["file_name"], "width": w, "height": h,
+            "seq_id": None if seq is None or seq == "" else str(seq)}
+
+
+def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[Any, Dict[str, Any]],
+           order: List[Any], dropped_ids: set, cat_names: Dict[Any, str],
+           skipped: Dict[str, int]) -> Dict[Any, List[Tuple[Any, float, float, float, float]]]:
+    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids."""
+    boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
+    for i, ann in enumerate(annotations):
+        require(json_path, "annotations", i, ann, ("image_id", "category_id"))
+        iid, cid = ann["image_id"], ann["category_id"]
+        if iid in dropped_ids:
+            continue  # its image was already counted as missing/corrupt
+        if iid not in usable:
+            _bump(skipped, SKIP_UNKNOWN_IMAGE)
+            continue
+        if cid not in cat_names:
+            _bump(skipped, SKIP_UNKNOWN_CATEGORY)
+            continue
+        bbox = ann.get("bbox")
+        if bbox is None:
+            _bump(skipped, SKIP_NO_BBOX)
+            continue
+        box = _clean_box(bbox, usable[iid]["width"], usable[iid]["height"], skipped)
+        if box is not None:
+            boxes[iid].append((cid,) + box)
+    return boxes
+
+
+def kept_classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
+    """Categories with at least one usable box, ordered by original id: ``(names, index_of, mapping)``."""
+    used = {b[0] for bl in boxes.values() for b in bl}
+    kept_ids = sorted((cid for cid in cat_names if cid in used), key=_id_sort_key)
+    for cid in sorted(cat_names, key=_id_sort_key):
+        if cid not in used:
+            _bump(skipped, SKIP_CATEGORY_PREFIX + cat_names[cid])
+    index_of = {cid: i for i, cid in enumerate(kept_ids)}
+    classes = [cat_names[cid] for cid in kept_ids]
+    mapping = [{"index": i, "id": cid, "name": cat_names[cid]} for i, cid in enumerate(kept_ids)]
+    return classes, index_of, mapping
+
+
+def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int]) -> List[CCTImage]:
+    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label."""
+    records: List[CCTImage] = []
+    for iid in order:
+        u = usable[iid]
+        w, h = float(u["width"]), float(u["height"])
+        rows = [[index_of[cid], x1 / w, y1 / h, x2 / w, y2 / h] for cid, x1, y1, x2, y2 in boxes[iid]]
+        label = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+        records.append(CCTImage(iid, u["file_name"], u["path"], int(u["width"]), int(u["height"]),
+                                u["seq_id"], label))
+    return records
+
+
+def _escape_reason(names: Sequence[str]) -> str:
+    """The skip reason for refused paths, quoting the first few (repr: no control characters)."""
+    quoted = ", ".join(repr(n[:80]) for n in names[:_NAMED_ESCAPES])
+    more = f" and {len(names) - _NAMED_ESCAPES} more" if len(names) > _NAMED_ESCAPES else ""
+    return f"{SKIP_OUTSIDE_FOLDER}: {quoted}{more}"
+
+
+def _stays_inside(image_root: str, file_name: str) -> bool:
+    """False for an absolute path, a ``..`` escape or a symlink leading out of ``image_root``.
+
+    Why: the JSON comes with the dataset, from anyone; ``../../etc/passwd`` must not be read.
+    """
+    if "\0" in file_name or os.path.isabs(file_name) or file_name.startswith(("\\", "/")) \
+            or re.match(r"^[A-Za-z]:", file_name):
+        return False
+    parts = file_name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return False
+    root = os.path.realpath(image_root)
+    real = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
+    return real == root or real.startswith(root + os.sep)
+
+
+def _resolve(image_root: str, file_name: str) -> Optional[str]:
+    """Path of a listed file if it exists; tolerates Windows separators written into the JSON."""
+    path = os.path.join(image_root, file_name)
+    if os.path.isfile(path):
+        return path
+    if "\\" in file_name:
+        alt = os.path.join(image_root, *file_name.split("\\"))
+        if os.path.isfile(alt):
+            return alt
+    return None
+
+
+def _clean_box(bbox: Any, width: int, height: int,
+               skipped: Dict[str, int]) -> Optional[Tuple[float, float, float, float]]:
+    """``[x, y, w, h]`` pixels -> clipped ``(x1, y1, x2, y2)`` pixels, or None (counted)."""
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        _bump(skipped, SKIP_MALFORMED_BOX)
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        _bump(skipped, SKIP_MALFORMED_BOX)
+        return None
+    if w <= 0 or h <= 0:
+        _bump(skipped, SKIP_BAD_BOX)
+        return None
+    x1, y1, x2, y2 = x, y, x + w, y + h
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        _bump(skipped, SKIP_OUTSIDE)
+        return None
+    cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+    # Sub-pixel overshoot is annotation rounding, not a problem worth reporting.
+    if max(cx1 - x1, cy1 - y1, x2 - cx2, y2 - cy2) > 0.5:
+        _bump(skipped, NOTE_CLIPPED)
+    return cx1, cy1, cx2, cy2
+
+
+def _id_sort_key(cid: Any) -> Tuple[int, Any]:
+    """Order category ids numerically when they are numbers (or numeric strings), else as text."""
+    if isinstance(cid, bool):
+        return (1, str(cid))
+    if isinstance(cid, (int, float)):
+        return (0, cid)
+    try:
+        return (0, int(str(cid)))
+    except ValueError:
+        return (1, str(cid))
+
+
+def _positive_int(v: Any) -> Optional[int]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(f) or f <= 0:
+        return None
+    return int(round(f))
+
+
+def _bump(counts: Dict[str, int], reason: str, n: int = 1) -> None:
+    counts[reason] = counts.get(reason, 0) + n

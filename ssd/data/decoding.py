@@ -1,0 +1,64 @@
+"""Pillow decodes that fail loudly: strict about truncation, with one list of Pillow's errors.
+
+GluonCV sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` globally when it is imported
+(``gluoncv/data/mhp.py``), which would make Pillow silently pad a cut-off JPEG with grey. Every
+decode of ours therefore runs inside :func:`strict_decoding`, which turns the setting off for the
+duration and puts back whatever the process had afterwards.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Tuple
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from ssd.base.errors import ImageError
+
+#: What Pillow raises on a file that is not a readable image. ``DecompressionBombError`` is not an
+#: ``OSError``; some plugins raise ``SyntaxError``/``ValueError``/``EOFError``/``struct.error`` on garbage.
+PIL_ERRORS: Tuple[type, ...] = (OSError, Image.DecompressionBombError, SyntaxError, ValueError, EOFError,
+                                struct.error)
+
+_strict_lock = threading.Lock()
+_strict_users = 0
+_strict_saved: bool = False
+
+
+@contextmanager
+def strict_decoding() -> Iterator[None]:
+    """Make Pillow raise on truncated data while at least one of our decodes runs.
+
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` is a module global with no per-image override, and
+    importing GluonCV sets it to True. A reference count lets several threads decode at once
+    (Pillow releases the GIL while decoding) while the value the process had is put back when the
+    last one finishes, so code outside this module sees no lasting change.
+    """
+    global _strict_users, _strict_saved
+    with _strict_lock:
+        if _strict_users == 0:
+            _strict_saved = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        _strict_users += 1
+    try:
+        yield
+    finally:
+        with _strict_lock:
+            _strict_users -= 1
+            if _strict_users == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = _strict_saved
+
+
+def decode_rgb(path: str) -> np.ndarray:
+    """Fully decode ``path`` to an (H, W, 3) uint8 RGB array, or raise ``ImageError``."""
+    try:
+        with strict_decoding(), Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGB")
+        return np.asarray(rgb, dtype=np.uint8)
+    except FileNotFoundError as err:
+        raise ImageError(f"image {path} is missing ({err.strerror})") from err
+    except PIL_ERRORS as err:
+        raise ImageError(f"image {path} could not be decoded: {err}") from err

@@ -1,0 +1,21 @@
+"""Why an image, annotation or box was left out of a dataset, as ``DatasetSplits.skipped`` spells it.
+
+``skipped`` maps a reason to a count; the loaders, the decode-once cache, the summary page and the
+tests all use these names, so they agree on the spelling. Reasons starting ``NOTE_`` count
+something kept (a box clipped to its image, a size that differs from the JSON) so it is visible.
+"""
+from __future__ import annotations
+
+SKIP_MISSING = "image file missing"
+SKIP_CORRUPT = "corrupt image"
+SKIP_NO_BBOX = "annotation without bbox (image-level label)"
+SKIP_BAD_BOX = "box with non-positive size"
+SKIP_MALFORMED_BOX = "malformed bbox"
+SKIP_OUTSIDE = "box outside image"
+NOTE_CLIPPED = "box clipped"   # the box is kept (clipped to the image); counted so it is visible
+SKIP_UNKNOWN_IMAGE = "annotation for unknown image"
+SKIP_UNKNOWN_CATEGORY = "annotation with unknown category"
+SKIP_DUPLICATE_IMAGE = "duplicate image id"
+NOTE_SIZE_MISMATCH = "image size differs from JSON"
+SKIP_CATEGORY_PREFIX = "category without boxes: "
+SKIP_OUTSIDE_FOLDER = "file_name outside the image folder (refused)"
