@@ -64,20 +64,30 @@ def decode_boxes(offsets: np.ndarray, anchors_px: np.ndarray, pp: PostProcess) -
 
 def class_candidates(scores: np.ndarray, floor: float, topk: int) -> Tuple[np.ndarray, np.ndarray]:
     """Per class (column of ``scores`` (N, C)) its best anchors above ``floor``, best first:
-    ``(classes (C',), anchor indices (C', K) padded with -1)``, only classes with a candidate."""
+    ``(classes (C',), anchor indices (C', K) padded with -1)``, only classes with a candidate.
+
+    Work follows the candidates, not the N × C scores: a class with more than ``topk`` keeps only
+    scores from its ``topk``-th best up (one partition of its column), then the survivors are
+    sorted by class and score in one pass.
+    """
     above = scores > np.float32(floor)
-    classes = np.flatnonzero(above.any(axis=0))
-    if not len(classes):
-        return classes, np.zeros((0, 0), dtype=np.int64)
-    cols = np.where(above[:, classes], scores[:, classes], -np.inf).T          # (C', N)
-    k = min(int(topk), cols.shape[1])
-    top = np.argpartition(-cols, k - 1, axis=1)[:, :k] if k < cols.shape[1] else np.tile(np.arange(k), (len(classes), 1))
-    top_scores = np.take_along_axis(cols, top, axis=1)
-    order = np.argsort(-top_scores, axis=1, kind="stable")
-    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
-    top[~np.isfinite(top_scores)] = -1
-    width = int((top >= 0).sum(axis=1).max())
-    return classes, top[:, :width]
+    heavy = np.flatnonzero(above.sum(axis=0) > topk)
+    if len(heavy):
+        n = scores.shape[0]
+        kth = np.partition(scores[:, heavy], n - topk, axis=0)[n - topk]
+        above[:, heavy] &= scores[:, heavy] >= kth
+    cls_of, anchor = np.nonzero(above.T)                               # class-major
+    if not len(cls_of):
+        return cls_of, np.zeros((0, 0), dtype=np.int64)
+    order = np.argsort(cls_of * 2.0 - scores[anchor, cls_of], kind="stable")   # by class, best first
+    cls_of, anchor = cls_of[order], anchor[order]
+    classes, start, counts = np.unique(cls_of, return_index=True, return_counts=True)
+    row = np.repeat(np.arange(len(classes)), counts)
+    rank = np.arange(len(cls_of)) - start[row]
+    keep = rank < topk                                                 # ties at a heavy class's cut
+    out = np.full((len(classes), min(int(counts.max()), int(topk))), -1, dtype=np.int64)
+    out[row[keep], rank[keep]] = anchor[keep]
+    return classes, out
 
 
 def nms_per_class(boxes: np.ndarray, valid: np.ndarray, iou_threshold: float) -> np.ndarray:
