@@ -39,6 +39,18 @@ def model_choice(key: str, container=st) -> Tuple[Optional[str], Optional[dict]]
     return path, next(m.meta for m in ok if m.path == path)
 
 
+def model_and_sample(model_col, sample_col, key: str) -> Tuple[str, dict, Sample]:
+    """The model picker (``KEY_model``) in one column, the sample picker (``KEY_sample``) in another;
+    stops the page, with the no-model help, when there is no model."""
+    with model_col:
+        path, meta = model_choice(f"{key}_model")
+    if path is None:
+        st.stop()
+    with sample_col:
+        sample = sample_picker(f"{key}_sample")
+    return path, meta, sample
+
+
 @st.cache_resource(show_spinner="Running the network once…", max_entries=16)
 def _heads(path: str, stamp: float, sample_name: str, png: bytes):
     from ssd.viz.heads import multibox_heads
@@ -111,7 +123,7 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
 
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
-    """For a history without the seeds' class err (saved before it existed): measure it now, on demand."""
+    """For a history without the d2l book's class err (saved before it existed): measure it now, on demand."""
     import os
 
     from ssd.models.metric_names import named_record

@@ -152,8 +152,9 @@ def image_bytes_name(uploaded) -> Tuple[str, bytes]:
 
 
 def training_metrics_explained(history, container=st) -> None:
-    """The last epoch's class err, bbox MAE (the seeds' definitions) and mined class err, each with
-    one line saying what it measures; old histories show their class err as the mined one."""
+    """The last epoch's class err, bbox MAE (as the d2l book's "Single Shot Multibox Detection"
+    defines them) and mined class err, each with one line saying what it measures; old histories
+    show their class err as the mined one."""
     from ssd.models.metric_names import METRIC_NOTES, named_record
 
     if not history:

@@ -1,6 +1,11 @@
-"""Anchors: the boxes SSD predicts from, per feature map and cell, and which of them a box trains."""
+"""Anchors: the boxes SSD predicts from, per feature map and cell, and which of them a box trains.
+
+Read from the bottom: ``main()`` takes the anchors from the sidebar, then shows their counts, one
+cell's anchors on an image, the matching of its box, and the coverage of a validation set.
+"""
 from __future__ import annotations
 
+from typing import Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -10,7 +15,8 @@ from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, tiny_anchor_config
-from ssd.models.anchor_set import anchor_coverage, anchor_set, best_anchor_cell, cell_anchor_rows, positive_rows
+from ssd.models.anchor_set import (AnchorSet, anchor_coverage, anchor_set, cell_anchor_rows, positive_rows,
+                                   start_cell)
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS, load_image
 from ssd.viz.plots import cell_anchors_figure, coverage_figure, positives_figure
@@ -18,127 +24,140 @@ from ssd.workspace import data_dir, dataset_choices, dataset_labels, demo_sample
 from ssd.models.targets import positive_anchors
 from ssd.inference.worker import on_worker
 
-st.title("Anchors")
-st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes and "
-            "m aspect ratios). "
-            "Training matches ground-truth boxes to anchors; detection shifts and scores them.")
+Cell = Tuple[int, int, int]     # (feature map, row, column)
 
-root, ok, broken, default_path = sh.list_models()
 
-with st.sidebar:
-    st.header("Anchor configuration")
-    sources = (["Selected model"] if ok else []) + ["Custom"]
-    source = st.radio("Anchors of", sources, key="anchors_source", horizontal=True)
-    meta = None
-    aset = None
-    if source == "Selected model":
-        path = sh.model_picker("Model", ok, default_path, key="anchors_model")
-        meta = next(m.meta for m in ok if m.path == path)
-        try:
-            aset = sh.model_anchors(path, meta)
-        except Exception as err:  # noqa: BLE001 - an odd saved model must not break the page
-            st.error(f"The anchors of this model cannot be computed: {err}")
-            st.stop()
-        st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
-                   + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
-        st.caption("Choose *Custom* to edit TinySSD anchors.")
-    else:
-        st.caption("TinySSD with your own anchor sizes and ratios.")
-        input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, key="anchors_input"))
-        sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
-                                   format_groups(TINY_SIZES), key="anchors_sizes",
-                                   help="Fractions of the image side; one group per feature map.")
-        ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                    format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
-        try:
-            sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
-            aset = on_worker(anchor_set, tiny_anchor_config(input_size, sizes, ratios), input_size)  # MXNet op
-        except (ValueError, SSDError) as err:
-            st.error(f"This anchor configuration cannot be used: {err}")
-            st.stop()
-input_size = aset.input_size
-
-# ---------------------------------------------------------------- counts
-m1, m2, m3 = st.columns(3)
-m1.metric("Total anchors", aset.total())
-m2.metric("Feature maps", aset.num_scales)
-m3.metric("Input size", f"{input_size}×{input_size}")
-with st.expander("Anchors per feature map", expanded=True):
-    st.dataframe(pd.DataFrame(aset.rows), hide_index=True, width="stretch")
-    st.caption(f"Total: {' + '.join(str(n) for n in aset.counts())} = **{aset.total()}** anchors. "
-               "A map's cell is its stride in input pixels.")
-
-# ---------------------------------------------------------------- image
-samples = sh.samples(8, 0, data_dir())
-st.subheader("Anchors of one cell")
-pick_col, upload_col = st.columns([1, 2])
-names = [s.name for s in samples]
-demo = demo_sample_index(samples)
-sample_name = pick_col.selectbox("Sample image (synthetic, with its ground-truth box)", names, index=demo,
-                                 key="anchors_sample")
-upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
-                                  key="anchors_upload")
-gt_label = None
-image = None
-if upload is not None:
+def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict]:
+    """A saved model's anchors and meta; stops the page if they cannot be computed."""
+    path = sh.model_picker("Model", ok, default_path, key="anchors_model")
+    meta = next(m.meta for m in ok if m.path == path)
     try:
-        image = np.asarray(load_image(upload.getvalue(), upload.name, draft_to=1024).image)
-    except SSDError as err:
-        st.error(str(err))
-if image is None:
+        aset = sh.model_anchors(path, meta)
+    except Exception as err:  # noqa: BLE001 - an odd saved model must not break the page
+        st.error(f"The anchors of this model cannot be computed: {err}")
+        st.stop()
+    st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
+               + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
+    st.caption("Choose *Custom* to edit TinySSD anchors.")
+    return aset, meta
+
+
+def custom_anchors_ui() -> AnchorSet:
+    """TinySSD with the sizes and ratios typed in; stops the page if they cannot be used."""
+    st.caption("TinySSD with your own anchor sizes and ratios.")
+    input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, key="anchors_input"))
+    sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
+                               format_groups(TINY_SIZES), key="anchors_sizes",
+                               help="Fractions of the image side; one group per feature map.")
+    ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
+                                format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
+    try:
+        sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
+        return on_worker(anchor_set, tiny_anchor_config(input_size, sizes, ratios), input_size)  # MXNet op
+    except (ValueError, SSDError) as err:
+        st.error(f"This anchor configuration cannot be used: {err}")
+        st.stop()
+
+
+def anchors_ui() -> Tuple[AnchorSet, Optional[dict]]:
+    """The sidebar: a saved model's anchors or custom TinySSD ones; ``(anchors, the model's meta or None)``."""
+    _, ok, _, default_path = sh.list_models()
+    with st.sidebar:
+        st.header("Anchor configuration")
+        sources = (["Selected model"] if ok else []) + ["Custom"]
+        source = st.radio("Anchors of", sources, key="anchors_source", horizontal=True)
+        if source == "Selected model":
+            return model_anchors_ui(ok, default_path)
+        return custom_anchors_ui(), None
+
+
+def counts_panel(aset: AnchorSet) -> None:
+    input_size = aset.input_size
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Total anchors", aset.total())
+    m2.metric("Feature maps", aset.num_scales)
+    m3.metric("Input size", f"{input_size}×{input_size}")
+    with st.expander("Anchors per feature map", expanded=True):
+        st.dataframe(pd.DataFrame(aset.rows), hide_index=True, width="stretch")
+        st.caption(f"Total: {' + '.join(str(n) for n in aset.counts())} = **{aset.total()}** anchors. "
+                   "A map's cell is its stride in input pixels.")
+
+
+def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(image, its label or None)``: a synthetic sample with its box, or an upload without one."""
+    samples = sh.samples(8, 0, data_dir())
+    pick_col, upload_col = st.columns([1, 2])
+    names = [s.name for s in samples]
+    sample_name = pick_col.selectbox("Sample image (synthetic, with its ground-truth box)", names,
+                                     index=demo_sample_index(samples), key="anchors_sample")
+    upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
+                                      key="anchors_upload")
+    if upload is not None:
+        try:
+            return np.asarray(load_image(upload.getvalue(), upload.name, draft_to=1024).image), None
+        except SSDError as err:
+            st.error(str(err))
     sample = samples[names.index(sample_name)]
-    image, gt_label = sample.array(), sample.label
-gt_boxes = gt_label[gt_label[:, 0] >= 0][:, 1:5] if gt_label is not None else None
-
-# default cell: the one holding the anchor that fits the ground truth best
-_mid = 1 if aset.num_scales > 1 else 0
-best = best_anchor_cell(aset, gt_boxes[0]) if gt_boxes is not None and len(gt_boxes) else (
-    _mid, *(v // 2 for v in aset.feature_maps[_mid]))
+    return sample.array(), sample.label
 
 
-def _jump_to_best() -> None:
+def _jump_to(best: Cell) -> None:
     st.session_state["anchors_scale"] = best[0]
     st.session_state[f"anchors_row::{best[0]}"] = best[1]
     st.session_state[f"anchors_col::{best[0]}"] = best[2]
 
 
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-scale_ids = list(range(aset.num_scales))
-if st.session_state.get("anchors_scale") not in scale_ids:
-    st.session_state["anchors_scale"] = best[0]
-scale = c1.selectbox("Feature map", scale_ids, key="anchors_scale",
-                     format_func=lambda i: f"{i}: {aset.feature_maps[i][0]}×{aset.feature_maps[i][1]} "
-                                           f"({aset.anchors_per_cell(i)} anchors per cell)")
-fh, fw = aset.feature_maps[scale]
-default_rc = (best[1], best[2]) if best[0] == scale else (fh // 2, fw // 2)
-row_key, col_key = f"anchors_row::{scale}", f"anchors_col::{scale}"
-for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
-    if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
-        st.session_state[k] = dflt
-row = int(c2.number_input("Row", 0, fh - 1, key=row_key))
-col = int(c3.number_input("Column", 0, fw - 1, key=col_key))
-show_centres = c4.checkbox("All cell centres", key="anchors_centres")
-if gt_boxes is not None:
-    c4.button("Best cell for the box", on_click=_jump_to_best, key="anchors_best")
+def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool]:
+    """Feature map, row and column (opening on the box's best cell), and the centres toggle."""
+    best = start_cell(aset, gt_boxes)
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    scale_ids = list(range(aset.num_scales))
+    if st.session_state.get("anchors_scale") not in scale_ids:
+        st.session_state["anchors_scale"] = best[0]
+    scale = c1.selectbox("Feature map", scale_ids, key="anchors_scale",
+                         format_func=lambda i: f"{i}: {aset.feature_maps[i][0]}×{aset.feature_maps[i][1]} "
+                                               f"({aset.anchors_per_cell(i)} anchors per cell)")
+    fh, fw = aset.feature_maps[scale]
+    default_rc = (best[1], best[2]) if best[0] == scale else (fh // 2, fw // 2)
+    row_key, col_key = f"anchors_row::{scale}", f"anchors_col::{scale}"
+    for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
+        if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
+            st.session_state[k] = dflt          # a new map, or one smaller than the cell shown before
+    row = int(c2.number_input("Row", 0, fh - 1, key=row_key))
+    col = int(c3.number_input("Column", 0, fw - 1, key=col_key))
+    show_centres = c4.checkbox("All cell centres", key="anchors_centres")
+    if gt_boxes is not None:
+        c4.button("Best cell for the box", on_click=_jump_to, args=(best,), key="anchors_best")
+    return (scale, row, col), show_centres
 
-rows = cell_anchor_rows(aset, scale, row, col, gt_boxes)
-ious = [r["IoU"] for r in rows] if gt_boxes is not None and len(gt_boxes) else None
-f1, f2 = st.columns([3, 2])
-with f1:
-    sh.figure(cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
-with f2:
-    st.metric("Anchors in this cell", len(rows))
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(f"Cell ({row}, {col}) of the {fh}×{fw} map covers {input_size / fw:.0f}×{input_size / fh:.0f} "
-               "input pixels around the red dot. A ratio r makes an anchor √r times wider and √r times shorter "
-               "than a square of its size (s: fraction of the image side). Anchors are normalized to the square "
-               "network input, so on a non-square image they stretch as the image does.")
 
-# ---------------------------------------------------------------- matching
-st.subheader("Matching: which anchors learn this box")
-if gt_boxes is None or not len(gt_boxes):
-    st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
-else:
+def cell_panel(aset: AnchorSet, image: np.ndarray, gt_boxes: Optional[np.ndarray], cell: Cell,
+               show_centres: bool) -> None:
+    """One cell's anchors drawn on the image, with their sizes and IoU with the box."""
+    scale, row, col = cell
+    fh, fw = aset.feature_maps[scale]
+    rows = cell_anchor_rows(aset, scale, row, col, gt_boxes)
+    ious = [r["IoU"] for r in rows] if gt_boxes is not None and len(gt_boxes) else None
+    f1, f2 = st.columns([3, 2])
+    with f1:
+        sh.figure(cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
+    with f2:
+        st.metric("Anchors in this cell", len(rows))
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(f"Cell ({row}, {col}) of the {fh}×{fw} map covers {aset.input_size / fw:.0f}×"
+                   f"{aset.input_size / fh:.0f} input pixels around the red dot. A ratio r makes an anchor √r "
+                   "times wider and √r times shorter than a square of its size (s: fraction of the image side). "
+                   "Anchors are normalized to the square network input, so on a non-square image they stretch "
+                   "as the image does.")
+
+
+def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.ndarray],
+                   gt_boxes: Optional[np.ndarray]) -> None:
+    """The anchors MultiBoxTarget makes positive for the box, at an IoU threshold."""
+    st.subheader("Matching: which anchors learn this box")
+    if gt_boxes is None or not len(gt_boxes):
+        st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
+        return
     thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05, key="anchors_thr")
     positives = on_worker(positive_anchors, aset, gt_label, thr)   # MXNet's MultiBoxTarget, on the one thread
     g1, g2 = st.columns([3, 2])
@@ -152,23 +171,44 @@ else:
                    "with a box reaches the threshold, and each box also claims its single best anchor. All other "
                    "anchors learn 'background'.")
 
-# ---------------------------------------------------------------- coverage
-st.subheader("Coverage of a validation set")
-choices = dataset_choices(meta)
-which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source")
-cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
-try:
-    if choices[which] is None:
-        labels, split = [s.label for s in sh.samples(32, 0, data_dir())], "val"
-    else:
-        labels, split = dataset_labels(choices[which])
-    gts = gt_boxes_of(labels)
-    share, best_ious = anchor_coverage(aset, gts, cov_thr)
-    k1, k2 = st.columns([1, 2])
-    k1.metric("Boxes covered", f"{share:.0%}", help=f"{len(gts)} boxes of the {split} split")
-    k1.caption("A box no anchor overlaps well is only matched through the best-anchor rule and is hard to "
-               "learn: adjust sizes and ratios (Custom) until most boxes are covered.")
-    with k2:
-        sh.figure(coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
-except SSDError as err:
-    st.error(str(err))
+
+def coverage_panel(aset: AnchorSet, meta: Optional[dict]) -> None:
+    """The share of a dataset's boxes some anchor overlaps well, and the spread of their best IoU."""
+    st.subheader("Coverage of a validation set")
+    choices = dataset_choices(meta)
+    which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source")
+    cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
+    try:
+        if choices[which] is None:
+            labels, split = [s.label for s in sh.samples(32, 0, data_dir())], "val"
+        else:
+            labels, split = dataset_labels(choices[which])
+        gts = gt_boxes_of(labels)
+        share, best_ious = anchor_coverage(aset, gts, cov_thr)
+        k1, k2 = st.columns([1, 2])
+        k1.metric("Boxes covered", f"{share:.0%}", help=f"{len(gts)} boxes of the {split} split")
+        k1.caption("A box no anchor overlaps well is only matched through the best-anchor rule and is hard to "
+                   "learn: adjust sizes and ratios (Custom) until most boxes are covered.")
+        with k2:
+            sh.figure(coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
+    except SSDError as err:
+        st.error(str(err))
+
+
+def main() -> None:
+    st.title("Anchors")
+    st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes "
+                "and m aspect ratios). "
+                "Training matches ground-truth boxes to anchors; detection shifts and scores them.")
+    aset, meta = anchors_ui()
+    counts_panel(aset)
+    st.subheader("Anchors of one cell")
+    image, gt_label = image_ui()
+    gt_boxes = gt_boxes_of([gt_label]) if gt_label is not None else None
+    cell, show_centres = cell_ui(aset, gt_boxes)
+    cell_panel(aset, image, gt_boxes, cell, show_centres)
+    matching_panel(aset, image, gt_label, gt_boxes)
+    coverage_panel(aset, meta)
+
+
+main()

@@ -7,6 +7,7 @@ from untrusted files: they are shown as plain text or in tables, never as Markdo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -17,15 +18,22 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from app_pages._camera_exports import explorer_panel, exports_panel
+from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
+from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
+
+EPISODES_PER_PAGE = 10
+FRAMES_PER_ROW = 8
 
 
 def _plain(text: str) -> str:
@@ -41,7 +49,9 @@ def _form_settings() -> RunSettings:
     return RunSettings(model=s.get("ct_model"), inputs=(os.path.abspath(os.path.expanduser(s.get("ct_folder", ""))),),
                        recursive=bool(s.get("ct_recursive", True)),
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
-                       flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY)
+                       flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
+                       episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
+                       frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)))
 
 
 def _start(runs_root: str) -> None:
@@ -84,6 +94,11 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
                     help="A box at the same place in many images of one camera folder (a rock, a branch).")
     c6.checkbox("Include subfolders", value=True, key="ct_recursive")
+    c7, c8, _ = st.columns([1, 1, 2])
+    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0, key="ct_episode_gap",
+                    help="Photos of one camera folder at most this far apart form one episode (a burst).")
+    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5, key="ct_frame_every",
+                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
 
 
@@ -158,27 +173,49 @@ def results_source_ui(runs_root: str) -> Tuple[str, str]:
     return pick, saved.inputs[0] if saved is not None and saved.inputs else ""
 
 
+def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
+    """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
+    if not st.checkbox("A threshold per class", key="ct_per_class",
+                       help="As MegaDetector's \"separate into folders\": each class its own confidence."):
+        return {}
+    cols = st.columns(min(4, max(1, len(names))))
+    out = {}
+    for k, (cid, name) in enumerate(names.items()):
+        out[name] = float(cols[k % len(cols)].number_input(name, 0.0, 1.0, float(threshold), 0.05,
+                                                           key=f"ct_thr_{cid}"))
+    return {n: v for n, v in out.items() if v != threshold}
+
+
 def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
-    """Confidence, classes, which images, hide suspect: ``(the shown filter, the image state)``."""
+    """Confidence (per class if asked), classes, which images, hide suspect, images or episodes:
+    ``(the shown filter, the image state)``."""
     names = doc["detection_categories"]
-    f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
+    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1, 1])
     threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
     classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes")
     state = f3.selectbox("Show", STATES, key="ct_state")
     hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect",
                                help="Hide detections flagged as repeated at the same place (rocks, branches).")
-    return ShownFilter.of(threshold, None if len(classes) == len(names) else classes, hide_suspect), state
+    f5.radio("Rows", ["images", "episodes"], key="ct_view", help="Episodes: the frames of one burst as one row.")
+    per_class = per_class_ui(names, threshold)
+    return ShownFilter.of(threshold, None if len(classes) == len(names) else classes, hide_suspect,
+                          per_class=per_class), state
 
 
 def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
-    """Images with detections, empty and failed, and a row per class."""
-    s = summarize(doc, shown.threshold, shown.hide_suspect)
-    m1, m2, m3, m4 = st.columns(4)
+    """Images and episodes with detections, empty and failed, and a row per class."""
+    s = summarize(doc, shown)
+    e = s["episodes"]
+    m1, m2, m3, m4, m5, m6 = st.columns(6)
     m1.metric("Images", s["images"])
     m2.metric("With detections", s["with_detections"])
     m3.metric("Empty", s["empty"])
     m4.metric("Failed", s["failed"])
+    m5.metric("Episodes", e["episodes"], help=f"Bursts: frames of one camera folder taken close together. "
+                                              f"{e['untimed']} image(s) without a time stamp stand alone.")
+    m6.metric("Episodes with detections", e["with_detections"])
     st.dataframe(pd.DataFrame({"class": list(s["per_class_images"]), "images": list(s["per_class_images"].values()),
+                               "episodes": [e["per_class"].get(c, 0) for c in s["per_class_images"]],
                                "detections": [s["per_class_detections"].get(c, 0) for c in s["per_class_images"]]}),
                  hide_index=True)
 
@@ -193,13 +230,38 @@ def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     grid = st.columns(6)
     for i, entry in enumerate(page_of(entries, page)):
         with grid[i % 6]:
-            pic = picture(entry, doc["detection_categories"], image_root, shown.threshold, shown.hide_suspect, side=240)
+            pic = picture(entry, doc["detection_categories"], image_root, shown, side=240)
             if pic is not None:
                 st.image(pic)
             else:
                 st.text(entry.get("failure") or "(image not found)")
             if st.button(_plain(entry["file"][-28:]), key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
                 st.session_state["ct_large"] = entry["file"]
+
+
+def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str,
+                       shown: ShownFilter) -> None:
+    """One row per episode (a burst): its frames side by side, a page of episodes at a time."""
+    from ssd.camtrap.episodes import episode_classes, episode_groups
+
+    wanted = {id(e) for e in entries}
+    groups = [(eid, m) for eid, m in episode_groups(doc).items() if any(id(doc["images"][k]) in wanted for k in m)]
+    pages = page_count(len(groups), EPISODES_PER_PAGE)
+    if st.session_state.get("ct_ep_page", 1) > pages:
+        st.session_state["ct_ep_page"] = pages
+    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_ep_page"))
+    st.caption(f"page {page} of {pages}, {len(groups)} episode(s) with an image matching the filters")
+    for eid, members in page_of(groups, page, EPISODES_PER_PAGE):
+        first = doc["images"][members[0]]
+        classes = ", ".join(episode_classes(doc, members, shown)) or "empty"
+        st.text(f"{eid} · {len(members)} frame(s) · {first.get('datetime') or 'no time stamp'} · {classes}")
+        cols = st.columns(FRAMES_PER_ROW)
+        for c, k in zip(cols, members[:FRAMES_PER_ROW]):
+            pic = picture(doc["images"][k], doc["detection_categories"], image_root, shown, side=200)
+            if pic is not None:
+                c.image(pic)
+            else:
+                c.text(doc["images"][k].get("failure") or "(image not found)")
 
 
 def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
@@ -209,7 +271,7 @@ def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     if large is None:
         return
     st.text(large["file"])
-    pic = picture(large, names, image_root, shown.threshold, shown.hide_suspect, side=1280)
+    pic = picture(large, names, image_root, shown, side=1280)
     if pic is not None:
         st.image(pic)
     st.dataframe(pd.DataFrame([{"class": names.get(d["category"], d["category"]), "conf": d["conf"],
@@ -228,30 +290,40 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
     with st.form("ct_sort"):
         target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
         mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode")
+        st.checkbox("Keep bursts together (a whole episode goes where its animal goes)", key="ct_sort_episodes")
         if st.form_submit_button("Sort into folders") and target:
             from ssd.camtrap.sorting import sort_into_folders
 
             try:
-                counts = sort_into_folders(doc, image_root, target, shown.threshold, mode, shown.hide_suspect)
+                counts = sort_into_folders(doc, image_root, target, shown, mode,
+                                           by_episode=bool(st.session_state.get("ct_sort_episodes")))
                 st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
             except (SSDError, OSError) as err:
                 st.error(_plain(err))
 
 
 def browser(results_path: str, image_root: str) -> None:
-    """Filters, totals, the thumbnail grid, the large view and the downloads of one results file."""
+    """Filters, totals, the thumbnail grid (or episode rows), the large view, the threshold explorer,
+    downloads and exports, and the repeat review of one results file."""
     try:
         doc = read_results(results_path)
     except SSDError as err:
         st.error(_plain(err))
         return
     shown, state = filters_ui(doc)
-    totals_panel(doc, shown)
     classes = None if shown.classes is None else sorted(shown.classes)
-    entries = filter_entries(doc, shown.threshold, classes, state, shown.hide_suspect)
-    grid_panel(doc, entries, image_root, shown)
-    large_view(doc, entries, image_root, shown)
+    shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
+    totals_panel(doc, shown)
+    entries = filter_entries(doc, shown, classes, state)
+    if st.session_state.get("ct_view") == "episodes":
+        episode_rows_panel(doc, entries, image_root, shown)
+    else:
+        grid_panel(doc, entries, image_root, shown)
+        large_view(doc, entries, image_root, shown)
+    explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)
+    exports_panel(doc, results_path, image_root, shown)
+    review_panel(doc, results_path, image_root)
 
 
 def main() -> None:

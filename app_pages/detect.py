@@ -1,9 +1,14 @@
 """Detect: pick a model, drop images, move sliders. The network runs once per image and NMS setting;
-the confidence slider, class filter and count limit only filter cached results."""
+the confidence slider, class filter and count limit only filter cached results.
+
+Read from the bottom: ``main()`` lays out the sidebar settings, the images, then the results
+(metrics, and the Images / Table / Download tabs); each group is one function.
+"""
 from __future__ import annotations
 
 import json
 import os
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 import pandas as pd
 import streamlit as st
@@ -11,10 +16,11 @@ import streamlit as st
 from app_pages import _shared as sh
 from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape
-from ssd.inference.batch import class_counts, detect_images, detection_rows, render_batch, results_for_export, timed
+from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
+                                 detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
 from ssd.inference.precision import precision_choices
-from ssd.viz.drawing import annotated_name, annotated_png, annotated_zip
+from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
 from ssd.camtrap.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
@@ -22,17 +28,37 @@ from ssd.camtrap.results import megadetector_json, results_csv
 from ssd.store import is_pretrained_detector, model_knowledge
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
-st.title("Detect")
-root, ok, broken, default_path = sh.list_models()
-if not any(is_pretrained_detector(m.meta) for m in ok):
-    pretrained_panel(root, "detect_model", expanded=not ok)
-if not ok:
-    sh.no_model_help()
-    sh.show_broken(broken)
-    st.stop()
+Items = List[Tuple[str, bytes]]
 
-with st.sidebar:
-    st.header("Settings")
+
+class Settings(NamedTuple):
+    """What the sidebar chose: the model (loaded) and how its detections are shown."""
+
+    model_path: str
+    detector: Any
+    megadetector: bool
+    labels: List[str]
+    threshold: float
+    nms: float
+    classes: List[str]
+    max_detections: int
+
+
+def models_ui() -> Tuple[list, list, str]:
+    """``(usable models, broken ones, the default's path)``; the ready-made detectors' panel when
+    none is pulled yet; stops the page with help when there is no model at all."""
+    root, ok, broken, default_path = sh.list_models()
+    if not any(is_pretrained_detector(m.meta) for m in ok):
+        pretrained_panel(root, "detect_model", expanded=not ok)
+    if not ok:
+        sh.no_model_help()
+        sh.show_broken(broken)
+        st.stop()
+    return ok, broken, default_path
+
+
+def model_ui(ok, default_path: str) -> Tuple[str, Any]:
+    """Model and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
     precision = st.selectbox("Precision", precision_choices(model_path), key="detect_precision",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
@@ -46,110 +72,160 @@ with st.sidebar:
     st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
-    megadetector = supports_megadetector(det.classes) and st.toggle(
-        "MegaDetector categories", False, key="detect_megadetector",
-        help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
-             "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-    labels = MEGADETECTOR_CLASSES if megadetector else det.classes
-    threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
-                          help="Boxes scoring below this are hidden. Moving it does not run the network again.")
-    nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
-                    help="Of two boxes of the same class overlapping more than this, only the better stays. "
-                         "Changing it runs the network again (once per image and value).")
-    st.caption(f"Running: {det.precision_note}")
-    classes = st.multiselect("Classes", labels, default=labels, key=f"detect_classes::{model_path}::{megadetector}")
-    max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
-    sh.show_broken(broken)
+    return model_path, det
 
-uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
-                           key="detect_upload", help="JPEG, PNG, BMP, WebP or TIFF; several at once are fine.")
-if uploads:
-    items = [(u.name, u.getvalue()) for u in uploads]
-else:
+
+def settings_ui(ok, broken, default_path: str) -> Settings:
+    """The sidebar: model, MegaDetector categories, confidence, NMS, classes, count limit."""
+    with st.sidebar:
+        st.header("Settings")
+        model_path, det = model_ui(ok, default_path)
+        megadetector = supports_megadetector(det.classes) and st.toggle(
+            "MegaDetector categories", False, key="detect_megadetector",
+            help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
+                 "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
+        labels = MEGADETECTOR_CLASSES if megadetector else det.classes
+        threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
+                              help="Boxes scoring below this are hidden. Moving it does not run the network again.")
+        nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
+                        help="Of two boxes of the same class overlapping more than this, only the better stays. "
+                             "Changing it runs the network again (once per image and value).")
+        st.caption(f"Running: {det.precision_note}")
+        classes = st.multiselect("Classes", labels, default=labels,
+                                 key=f"detect_classes::{model_path}::{megadetector}")
+        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
+        sh.show_broken(broken)
+    return Settings(model_path, det, megadetector, list(labels), threshold, nms, classes, int(max_det))
+
+
+def images_ui() -> Items:
+    """``(name, bytes)`` of the uploads, or six synthetic samples until there is one."""
+    uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
+                               key="detect_upload", help="JPEG, PNG, BMP, WebP or TIFF; several at once are fine.")
+    if uploads:
+        return [(u.name, u.getvalue()) for u in uploads]
     pool = sh.samples(12, 0, data_dir())
-    items = [(pool[i].name, pool[i].data) for i in sorted(demo_sample_order(pool)[:6])]
     st.info("No upload yet, so here are six images from the synthetic Pikachu validation set. "
             "Drop your own images above.", icon=":material/photo_library:")
+    return [(pool[i].name, pool[i].data) for i in sorted(demo_sample_order(pool)[:6])]
 
-calls_before = det.forward_calls
-with st.spinner(f"Detecting in {len(items)} image(s)…"):
-    results = detect_images(det, items, nms, sh.detection_cache(), key=model_key(model_path) + (det.precision,))
-results = categorize_results(results, "megadetector" if megadetector else "none")
-rendered, render_ms = timed(render_batch, results, threshold, classes, int(max_det))
-st.session_state["detect_stats"] = {
-    "forward_calls": det.forward_calls, "new_forward_calls": det.forward_calls - calls_before,
-    "network_images": sum(r.ran_network for r in results), "render_ms": render_ms,
-    "shown": sum(len(r.shown) for r in rendered)}
 
-for r in results:
-    if not r.ok:
-        st.error(md_escape(r.error if r.name in (r.error or "") else f"{r.name}: {r.error}"),
-                 icon=":material/broken_image:")
+def detect(s: Settings, items: Items) -> Tuple[List[DetectedImage], List[RenderedImage], float]:
+    """``(results, shown, ms to filter and draw)``: the network only for images not yet cached.
+    Records what ran in ``detect_stats`` (tests read it to prove a slider move runs no network)."""
+    det = s.detector
+    calls_before = det.forward_calls
+    with st.spinner(f"Detecting in {len(items)} image(s)…"):
+        results = detect_images(det, items, s.nms, sh.detection_cache(),
+                                key=model_key(s.model_path) + (det.precision,))
+    results = categorize_results(results, "megadetector" if s.megadetector else "none")
+    rendered, render_ms = timed(render_batch, results, s.threshold, s.classes, s.max_detections)
+    st.session_state["detect_stats"] = {
+        "forward_calls": det.forward_calls, "new_forward_calls": det.forward_calls - calls_before,
+        "network_images": sum(r.ran_network for r in results), "render_ms": render_ms,
+        "shown": sum(len(r.shown) for r in rendered)}
+    return results, rendered, render_ms
 
-if rendered:
-    counts = class_counts(rendered, labels)
-    net_ms = [r.item.raw.timings_ms.get("total", 0.0) for r in rendered]
+
+def errors_panel(results: Sequence[DetectedImage]) -> None:
+    for r in results:
+        if not r.ok:
+            st.error(md_escape(r.message), icon=":material/broken_image:")
+
+
+def metrics_panel(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage], counts: Dict[str, int],
+                  render_ms: float) -> None:
+    """Images used, detections shown, time per image, and what this rerun cost."""
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Images", f"{len(rendered)} of {len(results)}")
     m2.metric("Detections shown", sum(counts.values()))
-    m3.metric("Detection time per image", f"{sum(net_ms) / len(net_ms):.0f} ms",
+    m3.metric("Detection time per image", f"{mean_detection_ms(rendered):.0f} ms",
               help="This image's decode, plus resize + network + NMS (its share of the batch it ran in), "
                    "measured when the image was first detected.")
     new = st.session_state["detect_stats"]["network_images"]
     m4.metric("This update", f"{render_ms:.0f} ms",
               help=f"{new} image(s) went through the network now; the rest came from the cache.")
 
+
+def images_tab(rendered: Sequence[RenderedImage]) -> None:
+    cols = st.columns(2 if len(rendered) > 1 else 1)
+    for i, r in enumerate(rendered):
+        w, h = r.item.raw.image_size
+        note = "cached" if not r.item.ran_network else "new"
+        cols[i % len(cols)].image(
+            r.picture, output_format="JPEG" if max(w, h) > 600 else "PNG",
+            caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                    f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
+
+
+def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None:
+    """Every shown detection, and the count per class over the batch."""
+    rows = detection_rows(rendered)
+    c1, c2 = st.columns([3, 1])
+    with c1:
+        st.markdown("**Detections** (boxes in original image pixels)")
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        else:
+            st.caption("Nothing above the threshold; lower the confidence slider.")
+    with c2:
+        st.markdown("**Per class, whole batch**")
+        st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
+                     hide_index=True, width="stretch")
+
+
+def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
+                 rendered: Sequence[RenderedImage]) -> None:
+    """Annotated image(s), and every detection as MegaDetector JSON and CSV."""
+    export = megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold)
+    e1, e2, e3 = st.columns(3)
+    originals = {name: data for name, data in items}
+
+    def make_annotated() -> bytes:
+        return annotated_download(rendered, originals)
+
+    if len(rendered) == 1:
+        e1.download_button("Annotated image (PNG)", make_annotated, annotated_name(rendered[0].item.name),
+                           "image/png", key="dl_png", on_click="ignore")
+    else:
+        e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_annotated, "detections.zip",
+                           "application/zip", key="dl_zip", on_click="ignore")
+    e2.download_button("Detections (MegaDetector JSON)",
+                       json.dumps(export, indent=1),
+                       "detections.json", "application/json", key="dl_json", on_click="ignore")
+    e3.download_button("Detections (CSV)", results_csv(export), "detections.csv", "text/csv",
+                       key="dl_csv", on_click="ignore")
+    st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
+               "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read. "
+               "The JSON and CSV hold every image and every detection down to a score of 0.005, not only "
+               "what the slider shows, so other tools can choose their own threshold.")
+
+
+def results_panel(s: Settings, items: Items, results: Sequence[DetectedImage],
+                  rendered: Sequence[RenderedImage], render_ms: float) -> None:
+    """The metrics, then the Images, Table and Download tabs."""
+    counts = class_counts(rendered, s.labels)
+    metrics_panel(results, rendered, counts, render_ms)
     tab_images, tab_table, tab_export = st.tabs(["Images", "Table", "Download"])
     with tab_images:
-        cols = st.columns(2 if len(rendered) > 1 else 1)
-        for i, r in enumerate(rendered):
-            w, h = r.item.raw.image_size
-            note = "cached" if not r.item.ran_network else "new"
-            cols[i % len(cols)].image(
-                r.picture, output_format="JPEG" if max(w, h) > 600 else "PNG",
-                caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
-                        f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
+        images_tab(rendered)
     with tab_table:
-        rows = detection_rows(rendered)
-        c1, c2 = st.columns([3, 1])
-        with c1:
-            st.markdown("**Detections** (boxes in original image pixels)")
-            if rows:
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-            else:
-                st.caption("Nothing above the threshold; lower the confidence slider.")
-        with c2:
-            st.markdown("**Per class, whole batch**")
-            st.dataframe(pd.DataFrame({"class": list(counts), "count": list(counts.values())}),
-                         hide_index=True, width="stretch")
+        table_tab(rendered, counts)
     with tab_export:
-        export = megadetector_json(results_for_export(results), labels, os.path.basename(model_path), threshold)
-        e1, e2, e3 = st.columns(3)
-        originals = {name: data for name, data in items}
+        download_tab(s, items, results, rendered)
 
-        def make_png(r=rendered[0]) -> bytes:
-            from ssd.data.images import load_image
-            return annotated_png(load_image(originals[r.item.name], r.item.name).image, r.shown)
 
-        def make_zip() -> bytes:
-            from ssd.data.images import load_image
-            return annotated_zip([(r.item.name, load_image(originals[r.item.name], r.item.name).image, r.shown)
-                                      for r in rendered])
+def main() -> None:
+    st.title("Detect")
+    ok, broken, default_path = models_ui()
+    settings = settings_ui(ok, broken, default_path)
+    items = images_ui()
+    results, rendered, render_ms = detect(settings, items)
+    errors_panel(results)
+    if rendered:
+        results_panel(settings, items, results, rendered, render_ms)
+    elif results:
+        st.warning("None of the files could be used; see the messages above.")
 
-        if len(rendered) == 1:
-            e1.download_button("Annotated image (PNG)", make_png, annotated_name(rendered[0].item.name),
-                               "image/png", key="dl_png", on_click="ignore")
-        else:
-            e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_zip, "detections.zip",
-                               "application/zip", key="dl_zip", on_click="ignore")
-        e2.download_button("Detections (MegaDetector JSON)",
-                           json.dumps(export, indent=1),
-                           "detections.json", "application/json", key="dl_json", on_click="ignore")
-        e3.download_button("Detections (CSV)", results_csv(export), "detections.csv", "text/csv",
-                           key="dl_csv", on_click="ignore")
-        st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
-                   "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read. "
-                   "The JSON and CSV hold every image and every detection down to a score of 0.005, not only "
-                   "what the slider shows, so other tools can choose their own threshold.")
-elif results:
-    st.warning("None of the files could be used; see the messages above.")
+
+main()

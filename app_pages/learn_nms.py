@@ -1,7 +1,12 @@
-"""Learn · Non-maximum suppression step by step: the candidates, then each kept box and what it suppresses."""
+"""Learn · Non-maximum suppression step by step: the candidates, then each kept box and what it suppresses.
+
+Read from the bottom: ``main()`` takes the model, image and thresholds, traces NMS, then shows
+the counts, one step, and the check against the Detector's own output.
+"""
 from __future__ import annotations
 
-import numpy as np
+from typing import List, Optional, Tuple
+
 import pandas as pd
 import streamlit as st
 
@@ -9,62 +14,95 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
 from ssd.viz.learn import nms_step_figure
+from ssd.viz.nms_steps import NMSTrace, same_detections
+from ssd.workspace import Sample
 
-st.title("Non-maximum suppression, step by step")
-st.markdown("The network scores every anchor, so one object gets many overlapping candidate boxes. NMS visits "
-            "the candidates by descending score: each box not yet suppressed is kept and suppresses every later "
-            "box of the same class that overlaps it by at least the NMS threshold (IoU).")
 
-c1, c2 = st.columns(2)
-with c1:
-    path, meta = _learn.model_choice("learn_nms_model")
-if path is None:
-    st.stop()
-with c2:
-    sample = _learn.sample_picker("learn_nms_sample")
-s1, s2 = st.columns(2)
-floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01, key="learn_nms_floor")
-nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, key="learn_nms_iou")
-try:
-    trace = _learn.trace(path, sample, nms, floor)
-except SSDError as err:
-    st.info(str(err))
-    st.stop()
-classes = list(meta["classes"])
-present = sorted({int(c) for c in trace.class_ids})
-k1, k2, k3 = st.columns(3)
-k1.metric("Candidates above the floor", trace.num_candidates)
-k2.metric("Entering NMS", trace.num_entering, help="MultiBoxDetection keeps the 400 best-scoring candidates.")
-k3.metric("Kept after NMS", len(trace.steps))
-if not trace.steps:
-    st.info("No candidate reaches the floor: lower it.")
-    st.stop()
-class_id = None
-if len(classes) > 1:
-    pick = st.selectbox("Class (NMS runs per class)", present, format_func=lambda c: classes[c], key="learn_nms_class")
-    class_id = int(pick)
-steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
-step = 0
-if len(steps) > 1:
-    step = st.slider("Step", 1, len(steps), 1, key=f"learn_nms_step::{class_id}") - 1
-f1, f2 = st.columns([3, 2])
-with f1:
-    sh.figure(nms_step_figure(sample.array(), trace, step, classes, class_id))
-with f2:
-    cur = steps[step]
-    st.markdown(f"**Step {step + 1} of {len(steps)}**: keeps a **{classes[int(trace.class_ids[cur.kept])]}** box "
-                f"scoring {trace.scores[cur.kept]:.3f} and suppresses {len(cur.suppressed)}.")
-    if cur.suppressed:
-        st.dataframe(pd.DataFrame([{"suppressed box score": round(float(trace.scores[j]), 3), "IoU with kept": round(iou, 3)}
-                                   for j, iou in cur.suppressed]), hide_index=True, width="stretch", height=260)
-    st.caption("Green thick: the box kept at this step. Green thin: kept earlier. Red dashed: suppressed now, "
-               "with its IoU. Grey: candidates still waiting.")
+def settings_ui() -> Tuple[str, dict, Sample, float, float]:
+    """``(model path, its meta, image, score floor, NMS threshold)``; stops the page without a model."""
+    path, meta, sample = _learn.model_and_sample(*st.columns(2), "learn_nms")
+    s1, s2 = st.columns(2)
+    floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01, key="learn_nms_floor")
+    nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, key="learn_nms_iou")
+    return path, meta, sample, floor, nms
 
-ids, scores, boxes = trace.final()
-network_input = _learn.heads(path, sample).image[None]
-ref = sh.get_detector(path).predict_arrays(network_input, nms=nms, floor=floor)[0]   # one forward, ~30 ms
-same = len(ids) == len(ref[0]) and np.array_equal(ids, ref[0]) and np.array_equal(scores, ref[1]) \
-    and np.array_equal(boxes, ref[2])
-(st.success if same else st.error)(
-    f"The kept boxes ({len(ids)}) are {'exactly' if same else 'NOT'} what the Detector returns for this image at "
-    f"floor {floor:g} and NMS {nms:g} ({len(ref[0])} detection(s)).")
+
+def trace_of(path: str, sample: Sample, nms: float, floor: float) -> NMSTrace:
+    """The traced NMS (cached); stops the page for a network without multibox heads."""
+    try:
+        return _learn.trace(path, sample, nms, floor)
+    except SSDError as err:
+        st.info(str(err))
+        st.stop()
+
+
+def counts_panel(trace: NMSTrace) -> None:
+    """Candidates, those entering NMS, those kept; stops the page when no candidate is left."""
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Candidates above the floor", trace.num_candidates)
+    k2.metric("Entering NMS", trace.num_entering, help="MultiBoxDetection keeps the 400 best-scoring candidates.")
+    k3.metric("Kept after NMS", len(trace.steps))
+    if not trace.steps:
+        st.info("No candidate reaches the floor: lower it.")
+        st.stop()
+
+
+def step_ui(trace: NMSTrace, classes: List[str]) -> Tuple[Optional[int], int]:
+    """``(class or None for all, step index)``: NMS runs per class, so a class first when there are several."""
+    present = sorted({int(c) for c in trace.class_ids})
+    class_id = None
+    if len(classes) > 1:
+        pick = st.selectbox("Class (NMS runs per class)", present, format_func=lambda c: classes[c],
+                            key="learn_nms_class")
+        class_id = int(pick)
+    steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
+    step = 0
+    if len(steps) > 1:
+        step = st.slider("Step", 1, len(steps), 1, key=f"learn_nms_step::{class_id}") - 1
+    return class_id, step
+
+
+def step_panel(trace: NMSTrace, sample: Sample, classes: List[str], class_id: Optional[int], step: int) -> None:
+    """The step drawn, and the boxes it suppresses with their IoU."""
+    steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
+    f1, f2 = st.columns([3, 2])
+    with f1:
+        sh.figure(nms_step_figure(sample.array(), trace, step, classes, class_id))
+    with f2:
+        cur = steps[step]
+        st.markdown(f"**Step {step + 1} of {len(steps)}**: keeps a **{classes[int(trace.class_ids[cur.kept])]}** box "
+                    f"scoring {trace.scores[cur.kept]:.3f} and suppresses {len(cur.suppressed)}.")
+        if cur.suppressed:
+            st.dataframe(pd.DataFrame([{"suppressed box score": round(float(trace.scores[j]), 3),
+                                        "IoU with kept": round(iou, 3)} for j, iou in cur.suppressed]),
+                         hide_index=True, width="stretch", height=260)
+        st.caption("Green thick: the box kept at this step. Green thin: kept earlier. Red dashed: suppressed now, "
+                   "with its IoU. Grey: candidates still waiting.")
+
+
+def detector_check_panel(path: str, sample: Sample, trace: NMSTrace, nms: float, floor: float) -> None:
+    """Whether the kept boxes are exactly what the Detector returns for the same image and settings."""
+    final = trace.final()
+    network_input = _learn.heads(path, sample).image[None]
+    ref = sh.get_detector(path).predict_arrays(network_input, nms=nms, floor=floor)[0]   # one forward, ~30 ms
+    same = same_detections(final, ref)
+    (st.success if same else st.error)(
+        f"The kept boxes ({len(final[0])}) are {'exactly' if same else 'NOT'} what the Detector returns for this "
+        f"image at floor {floor:g} and NMS {nms:g} ({len(ref[0])} detection(s)).")
+
+
+def main() -> None:
+    st.title("Non-maximum suppression, step by step")
+    st.markdown("The network scores every anchor, so one object gets many overlapping candidate boxes. NMS visits "
+                "the candidates by descending score: each box not yet suppressed is kept and suppresses every later "
+                "box of the same class that overlaps it by at least the NMS threshold (IoU).")
+    path, meta, sample, floor, nms = settings_ui()
+    trace = trace_of(path, sample, nms, floor)
+    classes = list(meta["classes"])
+    counts_panel(trace)
+    class_id, step = step_ui(trace, classes)
+    step_panel(trace, sample, classes, class_id, step)
+    detector_check_panel(path, sample, trace, nms, floor)
+
+
+main()

@@ -171,6 +171,10 @@ def test_train_tiny_job_then_selectable_in_detect(monkeypatch, tmp_path, synth_d
     _ok(at)
     assert any("from-app" in s.value and "finished" in s.value for s in at.success), \
         [s.value for s in at.success] + [e.value for e in at.error] + [jobs.train_log_tail(os.path.join(root, "from-app"))]
+    # the ENA24 tutorial's validation metrics beside mAP, as "micro-F1 / accuracy" numbers
+    f1_acc = {m.label: m.value for m in at.metric}["Val micro-F1 / accuracy"]
+    f1, acc = (float(v) for v in f1_acc.split(" / "))
+    assert 0 <= f1 <= 1 and 0.5 < acc <= 1
 
     at.switch_page("app_pages/detect.py").run()
     _ok(at)

@@ -82,6 +82,15 @@ def _no_exception(page) -> None:
         page.locator('[data-testid="stException"]').first.inner_text()
 
 
+def _keep(*shots) -> None:
+    """Copy screenshots to ``$SSD_SCREENSHOT_DIR`` when it is set (to look at them after the run)."""
+    keep = os.environ.get("SSD_SCREENSHOT_DIR")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for s in shots:
+            shutil.copy(s, os.path.join(keep, os.path.basename(str(s))))
+
+
 def _png(index: int = 3) -> bytes:
     from PIL import Image
 
@@ -180,11 +189,7 @@ def test_pages_in_chromium(server, app_env, tmp_path):
         finally:
             browser.close()
 
-    keep = os.environ.get("SSD_SCREENSHOT_DIR")
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        for s in shots:
-            shutil.copy(s, os.path.join(keep, s.name))
+    _keep(*shots)
     assert all(s.stat().st_size > 10_000 for s in shots)
 
 
@@ -222,10 +227,60 @@ def test_camera_trap_run_in_chromium(server, app_env, tmp_path):
             page.screenshot(path=str(tmp_path / "camera_traps.png"), full_page=True)
         finally:
             browser.close()
-    keep = os.environ.get("SSD_SCREENSHOT_DIR")
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        shutil.copy(tmp_path / "camera_traps.png", os.path.join(keep, "camera_traps.png"))
+    _keep(tmp_path / "camera_traps.png")
+
+
+def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
+    """A loaded season in a browser: one repeat review written to a cleaned file, one Camtrap DP export."""
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from camtrap_dp_offline import validate_offline
+    from test_camtrap_page import write_season
+
+    write_season(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)
+            page.goto(server + "/camera_traps")
+            _settle(page)
+
+            def fill(label: str, value: str) -> None:
+                box = page.get_by_label(label, exact=True)
+                box.fill(value)
+                box.press("Enter")
+                _settle(page)
+
+            if page.get_by_label("Results JSON (path)", exact=True).count() == 0:     # a finished run is shown
+                page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Results", exact=True)).click()
+                page.get_by_role("option", name="another results file…").click()
+                _settle(page)
+            fill("Results JSON (path)", str(tmp_path / "season.json"))
+            fill("Folder its paths start from", str(tmp_path / "photos"))
+            expect(page.get_by_text("cam1 · place 1 · 4 detection(s) in 4 image(s)")).to_be_visible()
+            page.get_by_text("false positive", exact=True).click()
+            _settle(page)
+            fill("Cleaned results file", str(tmp_path / "clean.json"))
+            page.get_by_role("button", name="Write cleaned results").click()
+            expect(page.get_by_text("4 detection(s) removed")).to_be_visible()
+            clean = json.loads((tmp_path / "clean.json").read_text())
+            assert sum(len(im["detections"]) for im in clean["images"]) == 2
+            fill("Latitude (all cameras)", "46.5")
+            fill("Longitude (all cameras)", "7.25")
+            fill("Write the Camtrap DP package into this folder", str(tmp_path / "package"))
+            page.get_by_role("button", name="Write Camtrap DP package").click()
+            expect(page.get_by_text("Camtrap DP package in")).to_be_visible()
+            _no_exception(page)
+            report, _ = validate_offline(str(tmp_path / "package" / "datapackage.json"))
+            assert report.valid, report.flatten(["type", "note"])
+            page.screenshot(path=str(tmp_path / "camera_review.png"), full_page=True)
+        finally:
+            browser.close()
+    _keep(tmp_path / "camera_review.png")
 
 
 def test_home_diagram_reads_on_a_phone(server):

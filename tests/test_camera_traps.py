@@ -3,14 +3,13 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
 
+from kill_helpers import kill9_after_first_checkpoint
 from ssd.camtrap.batch_run import run_batch
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.megadetector import ResultsError
@@ -112,15 +111,7 @@ def test_kill9_then_resume_gives_the_same_results(tmp_path):
         _photo(sub / f"{i:03d}.jpg", i, size=(96, 64))
     args = ["--model", MODEL, str(folder), "--recursive", "--batch-size", "1", "--workers", "1", "--quiet"]
     ckpt, out = tmp_path / "run.checkpoint.jsonl", tmp_path / "run.json"
-    proc = subprocess.Popen([sys.executable, "-m", "ssd", "detect", *args, "--json", str(out),
-                             "--checkpoint-every", "3"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not out.exists(), "the run ended before it could be killed half-way"
+    kill9_after_first_checkpoint(REPO, ["detect", *args, "--json", out, "--checkpoint-every", "3"], ckpt, out)
     done_before = ckpt.read_bytes().count(b"\n") - 1       # whole entry lines after the settings line
     assert 0 < done_before < 90
     r = run_cli(*["detect", *args, "--json", str(out), "--resume"])

@@ -34,7 +34,8 @@ def test_the_cli_defaults_are_the_named_ones():
 
 def test_a_job_command_line_parses_back_to_the_same_settings():
     s = RunSettings("models/x", ("/data/a b", "-odd-name"), threshold=0.35, recursive=True, flag_repeats=3,
-                    shard=(2, 4), categories="megadetector", out_json="/r/results.json", checkpoint_every=100)
+                    shard=(2, 4), categories="megadetector", out_json="/r/results.json", checkpoint_every=100,
+                    episode_gap=30.0, frame_every=2.5)
     argv = s.to_argv()
     assert argv[-3:] == ["--", "/data/a b", "-odd-name"]     # inputs after "--": a name like a flag stays a name
     assert "--floor" not in argv                                # only what differs from the defaults

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from typing import Callable, Dict
 
 
 def _number(text: str, kind: Callable[[str], float], what: str) -> float:
@@ -75,3 +75,27 @@ def fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be a number within [0, 1), got {text!r}")
     return value
+
+
+def class_thresholds(text: str) -> Dict[str, float]:
+    """``"animal=0.2,person=0.5"`` → ``{"animal": 0.2, "person": 0.5}``, each value within [0, 1]."""
+    out: Dict[str, float] = {}
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.rpartition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected CLASS=THRESHOLD pairs separated by commas "
+                                             f"(e.g. animal=0.2,person=0.5), got {part.strip()!r}")
+        try:
+            out[name.strip()] = probability(value.strip())
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{name.strip()}: {err}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one CLASS=THRESHOLD pair")
+    return out
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds > 0 (episode gaps, video frame spacing)."""
+    return positive_float(text)

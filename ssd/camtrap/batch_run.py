@@ -37,6 +37,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextI
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.camtrap.categories import run_categories
+from ssd.camtrap.episodes import EpisodeFinder, with_episode
 from ssd.camtrap.folders import FileList, list_inputs, shard
 from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
                                         results_document)
@@ -46,6 +47,7 @@ from ssd.camtrap.results import write_results_csv
 from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
 from ssd.camtrap.run_store import RunStore, default_journal_path
 from ssd.camtrap.settings import RunSettings
+from ssd.camtrap.video import video_entry
 
 PROGRESS_EVERY_S = 2.0
 
@@ -214,7 +216,8 @@ def run_batch(opts: RunSettings, detector=None, stop: Optional[threading.Event] 
     try:
         store.checkpoint()                      # a kill while the results are written loses nothing
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
-        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0))
+        episodes = _episodes(store, opts.episode_gap)
+        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes))
     except BaseException:
         store.close()
         raise
@@ -238,12 +241,11 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
     progress.report(force=True)
     since_ckpt, stopped = 0, False
     gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
-                       opts.floor, opts.batch_size, opts.workers, run.transform)
+                       opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every)
     try:
         for out in gen:
             i = todo[out.index]
-            store.add(i, compact(image_entry(files.names[i], out.raw, out.failure, opts.floor, out.datetime,
-                                             opts.max_detections)))
+            store.add(i, compact(_entry(opts, files.names[i], out)))
             progress.done += 1
             if out.failure is not None:
                 progress.failures += 1
@@ -261,12 +263,20 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
     return progress, failures, stopped
 
 
+def _entry(opts: RunSettings, name: str, out) -> Dict[str, Any]:
+    """A pipeline outcome as a results entry: a photo's, or a video's (its best frame's detections)."""
+    if out.is_video:
+        return video_entry(name, out.frames, out.fps, out.failure, opts.floor, opts.max_detections)
+    return image_entry(name, out.raw, out.failure, opts.floor, out.datetime, opts.max_detections)
+
+
 def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
     where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
     opts = run.settings
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
-                           "shard": list(opts.shard) if opts.shard else None}}
+                           "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
+                           "frame_every": opts.frame_every}}
     head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]
@@ -296,9 +306,18 @@ def _repeats(store: RunStore, min_images: int, min_conf: float) -> Tuple[Dict[in
     return marks, sum(len(m) for m in marks.values())
 
 
-def _final_texts(store: RunStore, marks: Dict[int, Set[int]], flagging: bool) -> Iterator[str]:
-    """The entries as written to the results: in list order, with this run's ``suspect`` marks
-    (old marks cleared when flagging, as ``repeats.flag_repeats`` does)."""
+def _episodes(store: RunStore, gap: float) -> List[str]:
+    """Each entry's episode id (``episodes.EpisodeFinder``: 16 bytes per entry held, not the entries)."""
+    finder = EpisodeFinder()
+    for t in store.texts():
+        entry = json.loads(t)
+        finder.add(entry["file"], entry.get("datetime"))
+    return finder.ids(gap)
+
+
+def _final_texts(store: RunStore, marks: Dict[int, Set[int]], flagging: bool, episodes: List[str]) -> Iterator[str]:
+    """The entries as written to the results: in list order, with their episode ids and this run's
+    ``suspect`` marks (old marks cleared when flagging, as ``repeats.flag_repeats`` does)."""
     for k, t in enumerate(store.texts()):
         if k in marks or (flagging and '"suspect"' in t):
             entry = json.loads(t)
@@ -308,4 +327,4 @@ def _final_texts(store: RunStore, marks: Dict[int, Set[int]], flagging: bool) ->
                 if j in which:
                     d["suspect"] = True
             t = compact(entry)
-        yield t
+        yield with_episode(t, episodes[k])

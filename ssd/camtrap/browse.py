@@ -8,6 +8,7 @@ its folder is not opened.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -15,27 +16,30 @@ import numpy as np
 from PIL import Image
 
 from ssd.inference.detector import RawDetections
-from ssd.camtrap.megadetector import image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
 
 STATES = ("all", "with detections", "empty", "failed", "suspect")
 PAGE_SIZE = 24
 
 
-def filter_entries(doc: Dict[str, Any], threshold: float, classes: Optional[Sequence[str]] = None,
+def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[Sequence[str]] = None,
                    state: str = "all", hide_suspect: bool = True) -> List[Dict[str, Any]]:
     """The images passing the filters, in file order.
 
+    ``threshold``: a number or a ``ShownFilter`` (per-class thresholds).
     ``classes``: keep images with a shown detection of one of these names (None: any).
     ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``.
     """
     names = doc.get("detection_categories") or {}
-    of_class = None if classes is None else ShownFilter.of(threshold, classes, hide_suspect)
+    shown = ShownFilter.at(threshold, hide_suspect)
+    of_class = None if classes is None else dataclasses.replace(shown, classes=frozenset(classes))
     out = []
     for im in doc.get("images", []):
-        st = image_state(im, threshold, hide_suspect)
+        st = image_state(im, shown, names=names)
         if state == "suspect":
-            if not any(d.get("suspect") and d.get("conf", 0) >= threshold for d in im.get("detections") or []):
+            if not any(d.get("suspect") and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), ""))
+                       for d in im.get("detections") or []):
                 continue
         elif state == "with detections" and st != "detections":
             continue
@@ -72,7 +76,7 @@ def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str
     return path if path.startswith(root + os.sep) else None
 
 
-def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: float, hide_suspect: bool,
+def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold, hide_suspect: bool,
                      size) -> RawDetections:
     """An entry's shown detections as ``RawDetections`` in ``size`` pixels, for the drawing code.
 
@@ -81,7 +85,7 @@ def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: fl
     """
     order = list(names)
     classes = [names[k] for k in order] + [f"{names[k]} (suspect)" for k in order]
-    dets = shown_detections(entry, threshold, hide_suspect)
+    dets = shown_detections(entry, threshold, hide_suspect, names)
     w, h = size
     boxes = np.array([[d["bbox"][0] * w, d["bbox"][1] * h, (d["bbox"][0] + d["bbox"][2]) * w,
                        (d["bbox"][1] + d["bbox"][3]) * h] for d in dets], dtype=np.float32).reshape(-1, 4)
@@ -91,19 +95,50 @@ def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: fl
     return RawDetections(ids, scores, boxes, (w, h), classes or ["object"], entry["file"])
 
 
-def picture(entry: Dict[str, Any], names: Dict[str, str], image_root: Optional[str], threshold: float,
-            hide_suspect: bool = True, side: int = 320) -> Optional[Image.Image]:
-    """The image at about ``side`` pixels with its shown boxes; None when it cannot be opened."""
+def open_picture(entry: Dict[str, Any], image_root: Optional[str], side: int = 320) -> Optional[Image.Image]:
+    """The entry's image (a video's best frame: the one its detections come from) at about
+    ``side`` pixels; None when it cannot be opened or lies outside ``image_root``."""
     from ssd.base.errors import ImageError
+    from ssd.camtrap.video import is_video, read_frame, shown_frame
     from ssd.data.images import load_image
-    from ssd.viz.drawing import draw_detections
 
     path = image_path(entry, image_root)
     if path is None or not os.path.isfile(path):
         return None
-    try:
-        img = load_image(path, entry["file"], draft_to=side).image
-    except ImageError:
-        return None
+    if is_video(entry["file"]):
+        img = read_frame(path, shown_frame(entry))
+        if img is None:
+            return None
+    else:
+        try:
+            img = load_image(path, entry["file"], draft_to=side).image
+        except ImageError:
+            return None
     img.thumbnail((side, side))
+    return img
+
+
+def picture(entry: Dict[str, Any], names: Dict[str, str], image_root: Optional[str], threshold: Threshold,
+            hide_suspect: bool = True, side: int = 320) -> Optional[Image.Image]:
+    """The image at about ``side`` pixels with its shown boxes; None when it cannot be opened."""
+    from ssd.viz.drawing import draw_detections
+
+    img = open_picture(entry, image_root, side)
+    if img is None:
+        return None
     return draw_detections(img, entry_detections(entry, names, threshold, hide_suspect, img.size))
+
+
+def crop(entry: Dict[str, Any], detection: Dict[str, Any], image_root: Optional[str],
+         side: int = 160) -> Optional[Image.Image]:
+    """The region of one detection (with a margin of half its size) at about ``side`` pixels, for
+    the repeat review's grid; None when the image cannot be opened."""
+    img = open_picture(entry, image_root, 4 * side)
+    if img is None:
+        return None
+    w, h = img.size
+    x, y, bw, bh = (float(v) for v in detection["bbox"])
+    box = (max(0.0, x - bw / 2) * w, max(0.0, y - bh / 2) * h, min(1.0, x + 1.5 * bw) * w, min(1.0, y + 1.5 * bh) * h)
+    region = img.crop(tuple(int(round(v)) for v in box)) if box[2] - box[0] >= 1 and box[3] - box[1] >= 1 else img
+    region.thumbnail((side, side))
+    return region

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -129,16 +129,35 @@ def typical_threshold(doc: Dict[str, Any]) -> float:
     return float(meta.get("typical_detection_threshold", TYPICAL_THRESHOLD))
 
 
-def image_state(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> str:
-    """``failed``, ``empty`` or ``detections`` for one entry at a display threshold."""
+Threshold = Union[float, ShownFilter]
+
+
+def image_state(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
+                names: Optional[Dict[str, str]] = None) -> str:
+    """``failed``, ``empty`` or ``detections`` for one entry at a display threshold.
+
+    ``threshold`` is a number, or a ``ShownFilter`` (per-class thresholds; its own
+    ``hide_suspect`` then counts); ``names`` (category id → class name) lets per-class
+    thresholds find their classes.
+    """
     if entry.get("failure") is not None or entry.get("detections") is None:
         return "failed"
-    return "detections" if shown_detections(entry, threshold, hide_suspect) else "empty"
+    return "detections" if shown_detections(entry, threshold, hide_suspect, names) else "empty"
 
 
-def shown_detections(entry: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> List[Dict[str, Any]]:
+def shown_detections(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
+                     names: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     """An entry's detections at or above ``threshold`` (suspect repeats left out when asked)."""
-    return ShownFilter(float(threshold), hide_suspect=hide_suspect).entry_detections(entry)
+    return ShownFilter.at(threshold, hide_suspect).entry_detections(entry, names)
+
+
+def check_class_names(per_class: Dict[str, float], categories: Dict[str, str]) -> None:
+    """``ResultsError`` for a per-class threshold naming a class the results do not have (a typo
+    would otherwise silently leave that class at the general threshold)."""
+    unknown = sorted(set(per_class) - set(categories.values()))
+    if unknown:
+        raise ResultsError(f"no class {', '.join(map(repr, unknown))} in these results; their classes are "
+                           f"{', '.join(map(repr, categories.values()))}")
 
 
 def sort_key(file: str) -> tuple:

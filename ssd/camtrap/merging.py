@@ -4,13 +4,15 @@ Refused, with the reason: files of different models or categories (their scores 
 things) and files that both contain an image (an overlap means the shards were not a partition,
 and silently keeping one of two answers would hide it). Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
-flagged again over the whole set, since a camera's images were split between shards.
+flagged again over the whole set, since a camera's images were split between shards, and so are
+episodes (a burst's frames fall into different shards).
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
 from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
+from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
 
 
@@ -44,6 +46,8 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
     if k:
         threshold = typical_threshold(first)
         flag_repeats(images, k, threshold)
+    if batch.get("episode_gap"):
+        assign_episodes(images, float(batch["episode_gap"]))     # a burst may have been split between shards
     if "shard" in batch:
         batch["shard"] = None
         info["ssd_batch"] = batch

@@ -6,6 +6,10 @@ decode and resize in full but ~10 ms with libjpeg's scaled decoding (Pillow's ``
 forward. So decoding runs in a small thread pool a bounded window ahead of the network, which
 takes batches of ``batch_size`` ready images. Only the window's decoded images (each already
 resized to the network's square) are held, so memory stays flat however big the folder is.
+
+A video (``ssd.camtrap.video``) is one input whose worker returns its sampled frames; they join
+the batches like photos, and its outcome carries every frame's detections (the run keeps the
+best frame's).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ssd.camtrap.video import DEFAULT_FRAME_EVERY, is_video, sample_frames
 from ssd.inference.detector import RawDetections
 
 
@@ -24,10 +29,16 @@ class Decoded:
     """One input after the worker: the network-sized pixels, or why it could not be read."""
 
     index: int
-    pixels: Optional[np.ndarray] = None        # (S, S, 3) uint8
+    pixels: Optional[np.ndarray] = None        # (n, S, S, 3) uint8: one frame for a photo, n for a video
     size: Tuple[int, int] = (0, 0)             # original (width, height) after EXIF rotation
     datetime: Optional[str] = None
     failure: Optional[str] = None
+    frame_numbers: Optional[List[int]] = None  # a video's sampled frames (None: a photo)
+    fps: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return 0 if self.pixels is None else len(self.pixels)
 
 
 @dataclass
@@ -38,31 +49,44 @@ class Outcome:
     raw: Optional[RawDetections] = None
     datetime: Optional[str] = None
     failure: Optional[str] = None
+    frames: Optional[List[Tuple[int, RawDetections]]] = None   # a video: (frame number, detections) each
+    fps: float = 0.0
+
+    @property
+    def is_video(self) -> bool:
+        return self.frames is not None
 
 
-def decode_for_network(index: int, path: str, name: str, size: int) -> Decoded:
-    """Decode ``path`` (JPEG draft scale when possible) and resize it to the network square."""
+def decode_for_network(index: int, path: str, name: str, size: int,
+                       frame_every: float = DEFAULT_FRAME_EVERY) -> Decoded:
+    """Decode ``path`` (JPEG draft scale when possible; a video's sampled frames) at the network square."""
     from ssd.base.errors import ImageError
     from ssd.data.exif import exif_datetime
     from ssd.data.images import load_image, resize_for_network
 
     try:
+        if is_video(name):
+            v = sample_frames(path, name, size, frame_every)
+            return Decoded(index, v.pixels, v.size, frame_numbers=v.numbers, fps=v.fps)
         li = load_image(path, name, draft_to=size)
-        pixels = resize_for_network(li.image, size)
-    except ImageError as err:
-        return Decoded(index, failure=str(err))
+        pixels = resize_for_network(li.image, size)[None]
+    except (ImageError, ValueError) as err:
+        return Decoded(index, failure=str(err), frame_numbers=[] if is_video(name) else None)
     except Exception as err:  # noqa: BLE001 - one odd file must never stop a season's run
-        return Decoded(index, failure=f"'{name}' could not be read ({type(err).__name__}: {err})")
+        return Decoded(index, failure=f"'{name}' could not be read ({type(err).__name__}: {err})",
+                       frame_numbers=[] if is_video(name) else None)
     return Decoded(index, pixels, li.original_size, exif_datetime(path))
 
 
 def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: float, floor: float,
                  batch_size: int = 8, workers: int = 2,
-                 transform: Optional[Callable[[RawDetections], RawDetections]] = None) -> Iterator[Outcome]:
+                 transform: Optional[Callable[[RawDetections], RawDetections]] = None,
+                 frame_every: float = DEFAULT_FRAME_EVERY) -> Iterator[Outcome]:
     """Yield an ``Outcome`` per input, in input order, overlapping decoding with forwards.
 
     ``transform`` maps each image's ``RawDetections`` (e.g. onto MegaDetector's classes) before
     it is yielded. Stopping early (closing the generator) cancels the decodes not yet started.
+    Videos are sampled every ``frame_every`` seconds; their frames count towards ``batch_size``.
     """
     size = int(detector.input_size)
     batch_size = max(1, int(batch_size))
@@ -74,37 +98,50 @@ def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: floa
     try:
         while nxt < len(paths) or pending or ready:
             while nxt < len(paths) and len(pending) < window:
-                pending.append(pool.submit(decode_for_network, nxt, paths[nxt], names[nxt], size))
+                pending.append(pool.submit(decode_for_network, nxt, paths[nxt], names[nxt], size, frame_every))
                 nxt += 1
-            while pending and (pending[0].done() or len(ready) < batch_size):
+            while pending and (pending[0].done() or _frames(ready) < batch_size):
                 dec = pending.popleft().result()
                 if dec.failure is not None:
-                    yield from _flush(detector, ready, nms, floor, transform)
-                    yield Outcome(dec.index, failure=dec.failure)
+                    yield from _flush(detector, ready, nms, floor, transform, batch_size)
+                    yield Outcome(dec.index, failure=dec.failure, frames=None if dec.frame_numbers is None else [])
                     continue
                 ready.append(dec)
-                if len(ready) >= batch_size:
+                if _frames(ready) >= batch_size:
                     break
-            if len(ready) >= batch_size or (not pending and nxt >= len(paths)):
-                yield from _flush(detector, ready, nms, floor, transform)
+            if _frames(ready) >= batch_size or (not pending and nxt >= len(paths)):
+                yield from _flush(detector, ready, nms, floor, transform, batch_size)
     finally:
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=True)
 
 
+def _frames(ready: List[Decoded]) -> int:
+    return sum(d.count for d in ready)
+
+
 def _flush(detector, ready: List[Decoded], nms: float, floor: float,
-           transform: Optional[Callable[[RawDetections], RawDetections]]) -> Iterator[Outcome]:
-    """One batched forward over the decoded images waiting; outcomes in input order."""
+           transform: Optional[Callable[[RawDetections], RawDetections]], batch_size: int) -> Iterator[Outcome]:
+    """Batched forwards (``batch_size`` frames each) over the inputs waiting; outcomes in input order."""
     if not ready:
         return
     batch = list(ready)
     ready.clear()
-    decoded = detector.predict_arrays(np.stack([d.pixels for d in batch]), nms=nms, floor=floor)
-    for d, (ids, scores, boxes) in zip(batch, decoded):
+    pixels = np.concatenate([d.pixels for d in batch])
+    decoded: List = []
+    for start in range(0, len(pixels), max(1, batch_size)):
+        decoded += detector.predict_arrays(pixels[start:start + max(1, batch_size)], nms=nms, floor=floor)
+    at = 0
+    for d in batch:
         w, h = d.size
-        raw = RawDetections(ids, scores, boxes * np.array([w, h, w, h], dtype=np.float32), (w, h),
-                            detector.classes)
-        if transform is not None:
-            raw = transform(raw)
-        yield Outcome(d.index, raw, d.datetime)
+        raws = []
+        for ids, scores, boxes in decoded[at:at + d.count]:
+            raw = RawDetections(ids, scores, boxes * np.array([w, h, w, h], dtype=np.float32), (w, h),
+                                detector.classes)
+            raws.append(transform(raw) if transform is not None else raw)
+        at += d.count
+        if d.frame_numbers is None:
+            yield Outcome(d.index, raws[0], d.datetime)
+        else:
+            yield Outcome(d.index, datetime=d.datetime, frames=list(zip(d.frame_numbers, raws)), fps=d.fps)

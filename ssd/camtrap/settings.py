@@ -17,10 +17,12 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
-from ssd.base.argtypes import nms_threshold, nonnegative_int, positive_int, probability
+from ssd.base.argtypes import nms_threshold, nonnegative_int, positive_int, probability, seconds
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.folders import FolderError, parse_shard
+from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 CATEGORIES = ("none", "megadetector")
@@ -87,6 +89,12 @@ class RunSettings:
     categories: str = field(default="none", metadata=_flag(
         "--categories", "megadetector: map a COCO/VOC model's classes to animal/person/vehicle (ids 1/2/3), "
         "merging overlapping boxes across the classes of one category; others are dropped", choices=CATEGORIES))
+    episode_gap: float = field(default=DEFAULT_EPISODE_GAP, metadata=_flag(
+        "--episode-gap", "images of one camera folder at most this many seconds apart form one episode (a burst; "
+        f"default {DEFAULT_EPISODE_GAP:g}, Timelapse's 2 minutes)", type=seconds, metavar="SECONDS"))
+    frame_every: float = field(default=DEFAULT_FRAME_EVERY, metadata=_flag(
+        "--frame-every", f"videos (.mp4 .avi .mov .mkv): look at one frame every S seconds (default {DEFAULT_FRAME_EVERY:g})",
+        type=seconds, metavar="S"))
     precision: str = field(default="auto", metadata=_flag(
         "--precision", "int8 needs `python -m ssd quantize` first; auto: the model's evaluated default",
         choices=PRECISIONS))
@@ -178,7 +186,9 @@ class RunSettings:
         return {"model": os.path.abspath(self.model), "classes": list(classes), "nms": float(self.nms),
                 "floor": float(self.floor), "max_detections": int(self.max_detections),
                 "shard": list(self.shard) if self.shard else None,
-                "base": base, "absolute_paths": bool(self.absolute_paths)}
+                "base": base, "absolute_paths": bool(self.absolute_paths),
+                # only when not the default: journals from before videos were read resume as they are
+                **({"frame_every": float(self.frame_every)} if self.frame_every != DEFAULT_FRAME_EVERY else {})}
 
 
 def _checked(f: dataclasses.Field, value: Any, where: str) -> Any:

@@ -7,45 +7,59 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ssd.camtrap.megadetector import image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.inference.filtering import ShownFilter
 
 
-def summarize(doc: Dict[str, Any], threshold: float, hide_suspect: bool = True) -> Dict[str, Any]:
-    """Counts at ``threshold``: images, with detections, empty, failed, suspect; per class.
+def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> Dict[str, Any]:
+    """Counts at ``threshold``: images, with detections, empty, failed, suspect; per class; episodes.
 
+    ``threshold`` is a number or a ``ShownFilter`` (per-class thresholds).
     ``per_class_images`` counts images with at least one detection of the class,
     ``per_class_detections`` the detections themselves (suspect repeats left out when hidden).
+    ``episodes`` (``episodes.episode_counts``) counts bursts the same way.
     """
+    from ssd.camtrap.episodes import episode_counts
+
     names = doc.get("detection_categories") or {}
+    shown = ShownFilter.at(threshold, hide_suspect)
     out: Dict[str, Any] = {"images": 0, "with_detections": 0, "empty": 0, "failed": 0, "suspect_detections": 0,
                            "per_class_images": {n: 0 for n in names.values()},
                            "per_class_detections": {n: 0 for n in names.values()}}
     for im in doc.get("images", []):
         out["images"] += 1
-        state = image_state(im, threshold, hide_suspect)
+        state = image_state(im, shown, names=names)
         out[{"failed": "failed", "empty": "empty", "detections": "with_detections"}[state]] += 1
-        out["suspect_detections"] += sum(1 for d in im.get("detections") or []
-                                         if d.get("suspect") and d.get("conf", 0) >= threshold)
+        out["suspect_detections"] += sum(1 for d in im.get("detections") or [] if d.get("suspect")
+                                         and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), "")))
         seen = set()
-        for d in shown_detections(im, threshold, hide_suspect):
+        for d in shown_detections(im, shown, names=names):
             name = names.get(d["category"], d["category"])
             out["per_class_detections"][name] = out["per_class_detections"].get(name, 0) + 1
             seen.add(name)
         for name in seen:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
+    out["episodes"] = episode_counts(doc, shown)
     return out
 
 
-def summary_text(s: Dict[str, Any], threshold: float) -> str:
-    """The summary as lines for a terminal."""
-    lines = [f"threshold {threshold:g}",
-             f"images           {s['images']}",
-             f"with detections  {s['with_detections']}",
-             f"empty            {s['empty']}",
-             f"failed           {s['failed']}"]
+def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
+    """The summary as lines for a terminal: images and episodes side by side."""
+    shown = ShownFilter.at(threshold)
+    e = s.get("episodes") or {}
+    per = "".join(f", {k} {v:g}" for k, v in shown.per_class)
+    lines = [f"threshold {shown.threshold:g}{per}",
+             "                    images  episodes",
+             f"all               {s['images']:>8}  {e.get('episodes', 0):>8}",
+             f"with detections   {s['with_detections']:>8}  {e.get('with_detections', 0):>8}",
+             f"empty             {s['empty']:>8}  {e.get('empty', 0):>8}",
+             f"failed            {s['failed']:>8}  {e.get('failed', 0):>8}"]
+    if e.get("untimed"):
+        lines.append(f"{e['untimed']} image(s) without a time stamp: each is an episode of its own")
     if s["suspect_detections"]:
-        lines.append(f"suspect repeats  {s['suspect_detections']} detection(s), not counted below")
-    lines.append("class            images  detections")
+        lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), not counted below")
+    lines.append("class               images  episodes  detections")
     for name in s["per_class_images"]:
-        lines.append(f"{name:<16} {s['per_class_images'][name]:>7}  {s['per_class_detections'].get(name, 0):>10}")
+        lines.append(f"{name:<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "
+                     f"{s['per_class_detections'].get(name, 0):>10}")
     return "\n".join(lines)

@@ -10,7 +10,8 @@ from ssd.inference.thresholds import DEFAULT_NMS
 
 
 def register(sub) -> None:
-    e = sub.add_parser("eval", help="VOC07 mAP and per-class AP on a dataset split")
+    e = sub.add_parser("eval", help="VOC07 mAP and per-class AP on a dataset split, with the ENA24 tutorial's "
+                       "micro-F1 and accuracy over anchors")
     e.add_argument("--model", required=True)
     e.add_argument("--data", required=True)
     e.add_argument("--split", choices=["val", "train"], default="val")
@@ -43,7 +44,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         from ssd.base.atomic import atomic_write_json
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
-                                      "num_images": res.num_images, "num_boxes": res.num_boxes})
+                                      "num_images": res.num_images, "num_boxes": res.num_boxes,
+                                      "micro_f1": res.micro_f1, "accuracy": res.accuracy,
+                                      "anchor_counts": res.anchor_counts})
     if args.plot:
         from ssd.viz.plots import pr_curve_figure
         from ssd.base.atomic import atomic_path

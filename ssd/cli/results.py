@@ -1,10 +1,13 @@
-"""``python -m ssd results merge|summary|sort``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|repeats``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+
+from ssd.base.argtypes import seconds
+from ssd.cli.shown import shown_args as _shown_args, shown_filter
 
 
 def register(sub) -> None:
@@ -15,27 +18,28 @@ def register(sub) -> None:
     m.add_argument("inputs", nargs="+", metavar="RESULTS.json")
     m.add_argument("-o", "--out", required=True, metavar="ALL.json")
     m.set_defaults(func=cmd_merge)
-    s = rs.add_parser("summary", help="images, empty, failed, per-class counts at a threshold")
+    s = rs.add_parser("summary", help="images and episodes: empty, failed, per class, at a threshold")
     s.add_argument("results", metavar="RESULTS.json")
-    s.add_argument("--threshold", type=float, default=None, help="default: the file's typical threshold")
-    s.add_argument("--show-suspect", action="store_true", help="count detections flagged as repeats")
+    _shown_args(s)
+    s.add_argument("--episode-gap", type=seconds, default=None, metavar="SECONDS",
+                   help="regroup episodes with this gap (default: the file's episodes, else 120 s)")
+    s.add_argument("--sweep", action="store_true",
+                   help="images and episodes with detections at thresholds 0.05-0.95, and how many change state")
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
     s.set_defaults(func=cmd_summary)
     o = rs.add_parser("sort", help="link or copy images into animal/person/vehicle/empty folders")
     o.add_argument("results", metavar="RESULTS.json")
     o.add_argument("--into", required=True, metavar="DIR")
     o.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
-    o.add_argument("--threshold", type=float, default=None, help="default: the file's typical threshold")
+    _shown_args(o, "let repeats count as detections")
     o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink")
-    o.add_argument("--show-suspect", action="store_true", help="let repeats count as detections")
+    o.add_argument("--by-episode", action="store_true",
+                   help="keep bursts together: every frame of an episode goes where its detections go")
     o.set_defaults(func=cmd_sort)
+    from ssd.cli.results_export import register_export, register_repeats
 
-
-def _threshold(doc, given):
-    if given is not None:
-        return float(given)
-    from ssd.camtrap.megadetector import typical_threshold
-    return typical_threshold(doc)
+    register_export(rs, _shown_args)
+    register_repeats(rs)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -49,13 +53,21 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from ssd.camtrap.episodes import assign_episodes
     from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.summary import summarize, summary_text
+    from ssd.camtrap.sweep import sweep_text, threshold_sweep
 
     doc = read_results(args.results)
-    t = _threshold(doc, args.threshold)
-    s = summarize(doc, t, hide_suspect=not args.show_suspect)
-    print(json.dumps(s, indent=1) if args.json else summary_text(s, t))
+    shown = shown_filter(doc, args)
+    if args.episode_gap is not None:
+        assign_episodes(doc["images"], args.episode_gap)
+    if args.sweep:
+        s = threshold_sweep(doc, shown)
+        print(json.dumps(s, indent=1) if args.json else sweep_text(s))
+        return 0
+    s = summarize(doc, shown)
+    print(json.dumps(s, indent=1) if args.json else summary_text(s, shown))
     return 0
 
 
@@ -65,8 +77,8 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
     doc = read_results(args.results)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
-    counts = sort_into_folders(doc, root, args.into, _threshold(doc, args.threshold), args.mode,
-                               hide_suspect=not args.show_suspect)
+    counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
+                               hide_suspect=not args.show_suspect, by_episode=args.by_episode)
     for folder, n in sorted(counts.items()):
         print(f"{folder:<20} {n}")
     return 0

@@ -7,6 +7,7 @@ import sys
 from typing import List
 
 from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.registry import architectures
 
 
@@ -38,7 +39,8 @@ def register(sub) -> None:
                    help="training arithmetic. auto: bfloat16 convolutions with float32 master weights on a "
                         "CPU with native bfloat16 (AVX512_BF16/AMX), else float32. The saved model is float32 "
                         "either way")
-    t.add_argument("--val-fraction", type=fraction, default=0.2, help="validation share when the dataset has none")
+    t.add_argument("--val-fraction", type=fraction, default=DEFAULT_VAL_FRACTION,
+                   help="validation share when the dataset has none")
     t.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode large photos every epoch instead of once into a cache")
     t.add_argument("--limit-train", type=positive_int, help="use only the first N training images")

@@ -36,7 +36,7 @@ from ssd.base.errors import DatasetError
 from ssd.data.cct_json import category_names, checked_images, read_json
 from ssd.data.cct_labels import CCTImage, clean_boxes, kept_classes, labelled_records, usable_images
 from ssd.data.cct_split import split_indices
-from ssd.data.dataset import DatasetSplits, DetectionDataset, Sample, register_format
+from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, DetectionDataset, Sample, register_format
 from ssd.data.decoding import decode_rgb
 
 KIND = "coco-camera-traps"
@@ -117,7 +117,7 @@ def guess_image_root(json_path: str, file_names: Sequence[str] = ()) -> str:
     return images_dir if os.path.isdir(images_dir) else base
 
 
-def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: float = 0.2, seed: int = 0,
+def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
              check_images: bool = True) -> CCTSplits:
     """Load a COCO Camera Traps JSON and its images into train/val splits.
 

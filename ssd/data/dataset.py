@@ -21,6 +21,10 @@ from ssd.base.errors import DatasetError
 
 Sample = Tuple[np.ndarray, np.ndarray]
 
+#: Share of the images held out for validation when a dataset has no validation split of its own
+#: (COCO Camera Traps folders): a fifth, split by sequence so bursts never straddle the two.
+DEFAULT_VAL_FRACTION = 0.2
+
 
 class DetectionDataset:
     """Base class: subclasses implement ``__len__`` and ``__getitem__``."""

@@ -40,6 +40,11 @@ class DetectedImage:
     def ok(self) -> bool:
         return self.raw is not None
 
+    @property
+    def message(self) -> str:
+        """The error as a person reads it: naming the file once (most errors already quote it)."""
+        return self.error if self.name in (self.error or "") else f"{self.name}: {self.error}"
+
 
 def image_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -173,6 +178,27 @@ def class_counts(rendered: Sequence[RenderedImage], classes: Sequence[str]) -> D
         for c, n in r.shown.counts().items():
             counts[c] = counts.get(c, 0) + n
     return counts
+
+
+def mean_detection_ms(rendered: Sequence[RenderedImage]) -> float:
+    """Mean time per image (decode + its share of resize, network and NMS), measured when each
+    image was first detected; 0 for an empty batch."""
+    times = [r.item.raw.timings_ms.get("total", 0.0) for r in rendered]
+    return sum(times) / len(times) if times else 0.0
+
+
+def annotated_download(rendered: Sequence[RenderedImage], originals: Dict[str, bytes]) -> bytes:
+    """The shown detections drawn on the full-resolution originals: one PNG for one image, else a
+    ZIP of PNGs. Decoded only when called (a download), never on a slider move."""
+    from ssd.data.images import load_image
+    from ssd.viz.drawing import annotated_png, annotated_zip
+
+    def full(r: RenderedImage) -> Image.Image:
+        return load_image(originals[r.item.name], r.item.name).image
+
+    if len(rendered) == 1:
+        return annotated_png(full(rendered[0]), rendered[0].shown)
+    return annotated_zip([(r.item.name, full(r), r.shown) for r in rendered])
 
 
 def results_for_export(results: Sequence[DetectedImage], rendered: Sequence[RenderedImage] = ()):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,6 +61,28 @@ class RawDetections:
         for c in self.class_ids:
             out[self.classes[int(c)]] = out.get(self.classes[int(c)], 0) + 1
         return out
+
+
+class _Tapped:
+    """A network whose outputs are also handed to ``tap`` (decoders call ``net(x)`` once); every
+    other attribute, read or set (a decoder's NMS settings), is the network's own."""
+
+    __slots__ = ("_net", "_tap")
+
+    def __init__(self, net, tap: Callable[[Any], None]) -> None:
+        object.__setattr__(self, "_net", net)
+        object.__setattr__(self, "_tap", tap)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._net, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._net, name, value)
+
+    def __call__(self, x):
+        outs = self._net(x)
+        self._tap(outs if isinstance(outs, (list, tuple)) else [outs])
+        return outs
 
 
 class Detector:
@@ -119,21 +141,27 @@ class Detector:
         det.model_dir = model_dir
         return det
 
-    def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR):
-        """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``."""
+    def predict_arrays(self, images: np.ndarray, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
+                       tap: Optional[Callable[[Any], None]] = None):
+        """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``.
+
+        ``tap`` (evaluation's anchor metrics) is handed the network's raw outputs of this same
+        forward, before decoding: no second forward is run for them.
+        """
         if self.worker:
             from ssd.inference.worker import on_worker
 
-            return on_worker(self._predict, images, nms, floor)
-        return self._predict(images, nms, floor)
+            return on_worker(self._predict, images, nms, floor, tap)
+        return self._predict(images, nms, floor, tap)
 
-    def _predict(self, images: np.ndarray, nms: float, floor: float):
+    def _predict(self, images: np.ndarray, nms: float, floor: float, tap: Optional[Callable[[Any], None]] = None):
         from mxnet import nd
 
         x = nd.array(normalize_batch(images, self.mean, self.std), ctx=self.ctx)
+        net = self.net if tap is None else _Tapped(self.net, tap)
         with self._lock:
             self.forward_calls += 1
-            return self._decode(self.net, x, nms, floor)
+            return self._decode(net, x, nms, floor)
 
     def forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
         """uint8 ``(B, S, S, 3)`` → the network's raw outputs as numpy, before any decoding.

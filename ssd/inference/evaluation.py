@@ -1,7 +1,9 @@
-"""VOC07 11-point mAP with per-class AP, using GluonCV's ``VOC07MApMetric``.
+"""VOC07 11-point mAP with per-class AP, using GluonCV's ``VOC07MApMetric``, and beside it the
+ENA24 tutorial's micro-F1 and accuracy over anchors (``ssd.inference.anchor_metrics``).
 
 Evaluation keeps every candidate above a low floor (0.01, as the SSD paper's evaluation),
-because AP integrates over all thresholds; a display threshold would truncate the curve.
+because AP integrates over all thresholds; a display threshold would truncate the curve. The
+anchor metrics come from the same forward (the detector hands its raw outputs to a tap).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from ssd.inference.anchor_metrics import AnchorTally
 from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.base.errors import ImageError
 from ssd.data.preprocess import resize
@@ -23,6 +26,9 @@ class EvalResult:
     num_boxes: int
     pr_curves: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
     skipped: int = 0                 # images that could not be decoded (counted, not fatal)
+    micro_f1: Optional[float] = None  # over anchors, as the ENA24 tutorial (None: the net hides its anchors)
+    accuracy: Optional[float] = None
+    anchor_counts: Dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
         width = max([len("class")] + [len(c) for c in self.per_class_ap])
@@ -31,6 +37,12 @@ class EvalResult:
             lines.append(f"{c:<{width}}  {'  n/a' if ap != ap else f'{ap:.4f}'}")
         lines.append(f"{'mAP':<{width}}  {self.map:.4f}   ({self.num_images} images, {self.num_boxes} boxes"
                      + (f"; {self.skipped} undecodable image(s) skipped" if self.skipped else "") + ")")
+        if self.micro_f1 is not None:
+            c = self.anchor_counts
+            lines.append(f"micro-F1 {self.micro_f1:.4f}, accuracy {self.accuracy:.4f} over {c.get('anchors', 0)} anchors "
+                         f"(TP {c.get('tp', 0)}, FP {c.get('fp', 0)}, FN {c.get('fn', 0)}; the ENA24 tutorial's metrics)")
+        else:
+            lines.append("micro-F1 / accuracy: n/a (this network decodes inside its graph and hides its anchors)")
         return "\n".join(lines)
 
 
@@ -48,6 +60,7 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     num_boxes = 0
     skipped = 0
     size = detector.input_size
+    tally = AnchorTally()
     for start in range(0, n, batch_size):
         items = []
         for i in range(start, min(n, start + batch_size)):
@@ -58,7 +71,8 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
         if not items:
             continue
         batch = np.stack([resize(img, size) for img, _ in items])
-        preds = detector.predict_arrays(batch, nms=nms, floor=floor)
+        preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
+        tally.score([lab[lab[:, 0] >= 0] for _, lab in items])
         for (img, lab), (ids, scores, boxes) in zip(items, preds):
             h, w = img.shape[:2]
             scale = np.array([w, h, w, h], dtype=np.float32)
@@ -77,8 +91,10 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
         prec, rec = _pr_curve(metric, ci)
         if prec is not None:
             curves[nm] = {"precision": prec, "recall": rec}
+    anchors = tally.available and tally.counts.anchors > 0
     return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - skipped, num_boxes,
-                      curves, skipped)
+                      curves, skipped, tally.counts.micro_f1 if anchors else None,
+                      tally.counts.accuracy if anchors else None, tally.counts.as_dict() if anchors else {})
 
 
 def _pr_curve(metric, class_index: int):

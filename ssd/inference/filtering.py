@@ -8,7 +8,7 @@ knew). Both now ask ``ShownFilter.indices``; neither runs the network again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -16,26 +16,56 @@ import numpy as np
 @dataclass(frozen=True)
 class ShownFilter:
     """A display setting: score at least ``threshold``, class among ``classes`` (None: any),
-    repeats flagged suspect left out when ``hide_suspect``, at most ``max_detections`` (best first)."""
+    repeats flagged suspect left out when ``hide_suspect``, at most ``max_detections`` (best first).
+
+    ``per_class`` gives some classes a threshold of their own (MegaDetector's "separate into
+    folders" takes one per category: people are often wanted at 0.5 while animals are kept from
+    0.2); the classes not named there use ``threshold``. It is a sorted tuple of (name, value)
+    pairs so the filter stays hashable (the page caches on it).
+    """
 
     threshold: float = 0.0
     classes: Optional[FrozenSet[str]] = None
     hide_suspect: bool = True
     max_detections: Optional[int] = None
+    per_class: Tuple[Tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.classes is not None and not isinstance(self.classes, frozenset):
             object.__setattr__(self, "classes", frozenset(self.classes))
+        if isinstance(self.per_class, Mapping):
+            object.__setattr__(self, "per_class", tuple(sorted((str(k), float(v)) for k, v in self.per_class.items())))
 
     @classmethod
     def of(cls, threshold: float = 0.0, classes: Optional[Iterable[str]] = None, hide_suspect: bool = True,
-           max_detections: Optional[int] = None) -> "ShownFilter":
-        return cls(float(threshold), None if classes is None else frozenset(classes), hide_suspect, max_detections)
+           max_detections: Optional[int] = None, per_class: Optional[Mapping[str, float]] = None) -> "ShownFilter":
+        return cls(float(threshold), None if classes is None else frozenset(classes), hide_suspect, max_detections,
+                   tuple(sorted((str(k), float(v)) for k, v in (per_class or {}).items())))
+
+    @classmethod
+    def at(cls, threshold: Union[float, "ShownFilter"], hide_suspect: bool = True) -> "ShownFilter":
+        """``threshold`` itself when it is a filter already, else a filter at that one threshold."""
+        return threshold if isinstance(threshold, ShownFilter) else cls(float(threshold), hide_suspect=hide_suspect)
+
+    def threshold_of(self, class_name: str) -> float:
+        """The threshold detections of ``class_name`` must reach."""
+        for name, value in self.per_class:
+            if name == class_name:
+                return value
+        return self.threshold
+
+    def lowest(self) -> float:
+        """The lowest threshold any class has (what a score must reach to be shown at all)."""
+        return min([self.threshold] + [v for _, v in self.per_class])
 
     def indices(self, scores: Sequence[float], class_names: Sequence[str],
                 suspect: Optional[Sequence[bool]] = None) -> np.ndarray:
         """Positions of the detections shown, in the given (descending-score) order."""
-        keep = np.asarray(scores, dtype=np.float64) >= self.threshold
+        if self.per_class:
+            limits = np.array([self.threshold_of(c) for c in class_names], dtype=np.float64)
+        else:
+            limits = np.float64(self.threshold)
+        keep = np.asarray(scores, dtype=np.float64) >= limits
         if self.classes is not None:
             keep &= np.array([c in self.classes for c in class_names], dtype=bool).reshape(keep.shape)
         if self.hide_suspect and suspect is not None:

@@ -11,7 +11,8 @@ from ssd.jobs.camera import (BATCH_CSV, BATCH_LOCK_FILE, BATCH_LOG_FILE, BATCH_P
 from ssd.jobs.data import DATA_KINDS, DATA_LOCK_FILE, DATA_LOG_FILE, current_data_job, download_log_tail, start_data_job
 from ssd.jobs.process import JobInfo, read_log_tail, valid_model_name
 from ssd.jobs.training import (LOCK_FILE, LOG_FILE, RunStatus, can_resume, config_to_argv, current_job, delete_run,
-                               external_run, format_duration, model_overview, progress_fraction, progress_text,
-                               resume_config, run_folders, run_status, start_job, stop_job, train_log_tail)
+                               external_run, folder_taken, format_duration, model_overview, progress_fraction,
+                               progress_text, resume_config, run_figures, run_folders, run_status, start_job,
+                               stop_job, train_log_tail)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

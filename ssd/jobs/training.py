@@ -176,6 +176,14 @@ def can_resume(run_dir: str) -> bool:
     return os.path.isfile(os.path.join(run_dir, CHECKPOINT_DIR, "checkpoint.json"))
 
 
+def folder_taken(run_dir: str) -> bool:
+    """Whether ``run_dir`` already holds a saved model or a resumable run: a new run there would
+    overwrite it, so the Train page refuses the name (resuming is the way to continue it)."""
+    from ssd.store import META_FILE
+
+    return os.path.exists(os.path.join(run_dir, META_FILE)) or can_resume(run_dir)
+
+
 def resume_config(run_dir: str):
     """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
     from ssd.store import META_FILE
@@ -204,6 +212,32 @@ def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
     return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
 
 
+def run_figures(status: RunStatus) -> Dict[str, str]:
+    """The numbers the Train page shows under a run, formatted: epochs done of those planned, the
+    latest loss and speed, the best validation mAP so far, and the last validated epoch's micro-F1
+    and accuracy over anchors (the ENA24 tutorial's).
+
+    Loss and speed come from the latest training progress, else the last finished epoch:
+    a validation pass's progress events carry neither.
+    """
+    p = status.progress
+    last = status.history[-1] if status.history else {}
+    now = (p if p and p.get("phase") != "validate" else None) or last
+    planned = (p or {}).get("epochs") or (status.start or {}).get("config", {}).get("epochs", "?")
+    maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
+    return {"Epochs done": f"{len(status.history)}/{planned}",
+            "Loss": f"{now.get('loss', float('nan')):.4f}" if now else "–",
+            "Samples/s": f"{now.get('samples_per_s', 0):.1f}" if now else "–",
+            "Best val mAP": f"{max(maps):.4f}" if maps else "–",
+            "Val micro-F1 / accuracy": anchor_metrics_text(last)}
+
+
+def anchor_metrics_text(record: Dict[str, Any]) -> str:
+    """``0.880 / 0.9985``: an epoch's validation micro-F1 and accuracy, or "–" when it has none."""
+    f1, acc = record.get("val_micro_f1"), record.get("val_accuracy")
+    return f"{f1:.3f} / {acc:.4f}" if isinstance(f1, (int, float)) and isinstance(acc, (int, float)) else "–"
+
+
 def format_duration(seconds: Optional[float]) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "–"
@@ -230,7 +264,9 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
         ("anchors", str(anchors.get("total", "?"))),
         ("status", str(meta.get("status", "?"))),
         ("epochs done", f"{len(hist)} of {args.get('epochs', '?')}"),
-        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f})" if isinstance(
+        ("best epoch", f"{best.get('epoch', '–')} (val mAP {best['val_map']:.4f}" + (
+            f", micro-F1 {best['val_micro_f1']:.3f}, accuracy {best['val_accuracy']:.4f}"
+            if isinstance(best.get("val_micro_f1"), (int, float)) else "") + ")" if isinstance(
             best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
         ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
                     f"{ds.get('num_val', '?')} val)"),

@@ -143,6 +143,17 @@ def best_anchor_cell(anchors, gt_box: Sequence[float]) -> Tuple[int, int, int]:
     return s, r, c
 
 
+def start_cell(anchors: AnchorSet, gt_boxes: Optional[np.ndarray] = None) -> Tuple[int, int, int]:
+    """(scale, row, col) to show first: the cell holding the anchor that fits the first ground-truth
+    box best (the one that learns it), else the middle cell of the second feature map (the first
+    when there is one): a mid-sized map whose anchors are neither tiny nor the whole image."""
+    if gt_boxes is not None and len(gt_boxes):
+        return best_anchor_cell(anchors, gt_boxes[0])
+    scale = 1 if anchors.num_scales > 1 else 0
+    fh, fw = anchors.feature_maps[scale]
+    return scale, fh // 2, fw // 2
+
+
 def coverage(config, gt_boxes: np.ndarray, iou_threshold: float = 0.5) -> Tuple[float, np.ndarray]:
     """Share of ground-truth boxes whose best anchor reaches ``iou_threshold``.
 

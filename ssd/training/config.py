@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ssd.base.errors import SSDError
+from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.recipe import Recipe
 from ssd.models.registry import recipe_for
 from ssd.models.training_graph import PRECISIONS
@@ -48,7 +49,7 @@ class TrainConfig:
     resume: bool = False
     device: str = "auto"                 # auto | cpu | gpu
     precision: str = "auto"              # training arithmetic: auto | fp32 | bf16 (ssd.models.training_graph)
-    val_fraction: float = 0.2            # for datasets without a validation split
+    val_fraction: float = DEFAULT_VAL_FRACTION   # for datasets without a validation split
     cache: bool = True                   # decode large photos once into an on-disk cache
     limit_train: Optional[int] = None    # use only the first N training images (smoke runs)
     limit_val: Optional[int] = None
@@ -76,6 +77,18 @@ class TrainConfig:
         recipe_for(self.arch).check_config(self)
         if self.input_size < 64:
             raise SSDError("input size must be at least 64")
+
+
+def start_from(cfg: TrainConfig, start: str, detector: Optional[Tuple[str, str]] = None) -> None:
+    """Set where ``cfg`` starts: ``start`` when it names one of the architecture's pretrained
+    starting points (``imagenet``, ``voc``, ``coco`` for GluonCV SSDs); else ``detector``, the
+    ``(folder, architecture)`` of a saved detector, whose weights and architecture it takes
+    (re-headed to the dataset's classes); else from scratch, as it was.
+    """
+    if start in recipe_for(cfg.arch).pretrained_choices:
+        cfg.pretrained = start
+    elif detector is not None:
+        cfg.pretrained, cfg.arch = detector
 
 
 def resolve_defaults(cfg: TrainConfig) -> List[str]:

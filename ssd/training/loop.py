@@ -347,6 +347,7 @@ def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[st
         progress(0, len(val_ds))
     res = evaluate(det, val_ds, progress=progress)
     rec["val_map"], rec["val_ap"] = res.map, res.per_class_ap
+    rec["val_micro_f1"], rec["val_accuracy"] = res.micro_f1, res.accuracy
     return res.pr_curves
 
 

@@ -81,4 +81,6 @@ def epoch_line(rec: Dict[str, Any], epochs: int) -> str:
          f"{rec['samples_per_s']:.1f} img/s")
     if "val_map" in rec:
         s += f"  val mAP {rec['val_map']:.4f}"
+    if isinstance(rec.get("val_micro_f1"), (int, float)):
+        s += f"  val micro-F1 {rec['val_micro_f1']:.3f} accuracy {rec['val_accuracy']:.4f}"
     return s

@@ -120,6 +120,33 @@ def split_detections(detector, dataset, limit: int, nms: float, floor: float, ba
     return SplitDetections(dets, gts, list(detector.classes), indices)
 
 
+@dataclass
+class ImageEval:
+    """One image of a split at one confidence: its detections at or above it (pixels), their labels
+    ("class score"), and their VOC match against the image's ground truth."""
+
+    class_ids: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    labels: List[str]
+    match: ImageMatch
+    gt_boxes: np.ndarray
+
+    def counts(self, classes: Sequence[str]) -> List[Dict[str, int]]:
+        """Per class: TP, FP, FN and objects (``counts_table``)."""
+        return counts_table(self.match, self.class_ids, classes)
+
+
+def image_eval(split: SplitDetections, index: int, confidence: float, iou_thresh: float = 0.5) -> ImageEval:
+    """Image ``index`` of ``split``: the detections scoring ≥ ``confidence`` matched at ``iou_thresh``."""
+    ids, scores, boxes = split.detections[index]
+    gcls, gboxes = split.ground_truth[index]
+    keep = scores >= confidence
+    labels = [f"{split.classes[int(c)]} {s:.2f}" for c, s in zip(ids[keep], scores[keep])]
+    match = match_detections(ids[keep], scores[keep], boxes[keep], gcls, gboxes, iou_thresh)
+    return ImageEval(ids[keep], scores[keep], boxes[keep], labels, match, gboxes)
+
+
 def operating_point(split: SplitDetections, confidence: float, iou_thresh: float = 0.5) -> Dict[str, Dict[str, float]]:
     """Per class: precision and recall of the split's detections scoring ≥ ``confidence``."""
     tp = np.zeros(len(split.classes))

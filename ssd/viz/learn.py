@@ -6,7 +6,7 @@ are matplotlib ``Figure`` objects built without pyplot, as in ``ssd.viz.plots``.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -52,6 +52,25 @@ def multiscale_figure(image: np.ndarray, scales: Sequence, figsize=(12.0, 4.2)) 
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
     return fig
+
+
+def loss_curves(sigma: float, gamma: float) -> Tuple[np.ndarray, Dict[str, np.ndarray], np.ndarray,
+                                                      Dict[str, np.ndarray]]:
+    """``(x, box curves, p, class curves)`` for ``loss_shapes_figure``: smooth L1 for d2l's σ (10, 1,
+    0.5) and L1 against the offset error, focal loss for its γ (0, 1, 5) and cross-entropy against
+    p(true class), each the training code's own loss; the person's own σ and γ join them, marked ◀.
+    """
+    from ssd.models.loss_shapes import box_loss_curve, class_loss_curve
+
+    x = np.linspace(-2, 2, 201)
+    p = np.linspace(0.01, 0.99, 99)
+    sigmas = sorted({10.0, 1.0, 0.5, float(sigma)}, reverse=True)
+    gammas = sorted({0.0, 1.0, 5.0, float(gamma)})
+    box = {f"smooth L1, σ={s:g}" + (" ◀" if s == sigma else ""): box_loss_curve(x, "smooth_l1", s) for s in sigmas}
+    box["L1"] = box_loss_curve(x, "l1")
+    cls = {f"focal, γ={g:g}" + (" ◀" if g == gamma else ""): class_loss_curve(p, "focal", g) for g in gammas}
+    cls["cross-entropy"] = class_loss_curve(p, "ce")
+    return x, box, p, cls
 
 
 def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: np.ndarray,

@@ -59,6 +59,13 @@ class NMSTrace:
         return [s for s in self.steps if int(self.class_ids[s.kept]) == int(class_id)]
 
 
+def same_detections(a: Tuple[np.ndarray, np.ndarray, np.ndarray],
+                    b: Tuple[np.ndarray, np.ndarray, np.ndarray]) -> bool:
+    """Whether two ``(ids, scores, boxes)`` results are identical, element for element: how the NMS
+    page shows that its trace ends exactly in the Detector's own output."""
+    return len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
 def candidates(anchors: np.ndarray, cls_preds: np.ndarray, box_preds: np.ndarray,
                floor: float) -> np.ndarray:
     """``MultiBoxDetection`` with NMS off: candidate rows ``[id, score, x1, y1, x2, y2]`` in anchor order."""

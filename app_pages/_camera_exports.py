@@ -1,0 +1,116 @@
+"""The Camera traps page's threshold explorer and its Camtrap DP / XLSX exports.
+
+Only widgets here: the sweep, the workbook and the package are library calls
+(``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``). The sweep is
+cached per results file and filter, so moving another widget does not recount the season.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _shared as sh
+from ssd.base.errors import SSDError
+from ssd.inference.filtering import ShownFilter
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sweep(path: str, stamp: float, shown: ShownFilter) -> Dict[str, Any]:
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.sweep import threshold_sweep
+
+    return threshold_sweep(read_results(path), shown)
+
+
+def explorer_panel(results_path: str, shown: ShownFilter) -> None:
+    """What thresholds 0.05–0.95 would do: per-class images and episodes, and flips against now."""
+    st.subheader("Threshold explorer")
+    if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season", key="ct_explore"):
+        return
+    try:
+        sweep = _sweep(results_path, os.path.getmtime(results_path), shown)
+    except (SSDError, OSError) as err:
+        st.error(str(err))
+        return
+    from ssd.viz.sweep_plot import sweep_figure
+
+    sh.figure(sweep_figure(sweep))
+    st.caption(f"Now: {sweep['images_with_detections_now']} of {sweep['images_counted']} images and "
+               f"{sweep['episodes_with_detections_now']} of {sweep['episodes_counted']} episodes have "
+               "detections. 'changed' counts those that would flip between empty and detections.")
+    st.dataframe(pd.DataFrame({"threshold": sweep["thresholds"], "images": sweep["images_with_detections"],
+                               "images changed": sweep["images_changed"],
+                               "episodes": sweep["episodes_with_detections"],
+                               "episodes changed": sweep["episodes_changed"]}), hide_index=True)
+
+
+def _package_options(image_root: str):
+    """Camtrap DP's facts the results lack, from the form (positions, clock offset, title)."""
+    from ssd.camtrap.camtrap_dp import PackageOptions, read_locations
+
+    s = st.session_state
+    default = None
+    if s.get("ct_dp_lat") is not None and s.get("ct_dp_lon") is not None:
+        default = (float(s["ct_dp_lat"]), float(s["ct_dp_lon"]))
+    locations = read_locations(s["ct_dp_locations"]) if s.get("ct_dp_locations") else {}
+    return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
+                          locations=locations, default_location=default, image_root=image_root or None)
+
+
+def _export_form() -> None:
+    """Where the cameras were, their clocks' offset, the title: what Camtrap DP needs beyond the results."""
+    e1, e2, e3 = st.columns(3)
+    e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f", key="ct_dp_lat")
+    e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f", key="ct_dp_lon")
+    e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc")
+    f1, f2 = st.columns(2)
+    f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)", key="ct_dp_locations")
+    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title")
+
+
+def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter) -> None:
+    """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds."""
+    st.subheader("Export: Camtrap DP and Excel")
+    st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
+               "platforms ingest; it needs each camera's position.")
+    _export_form()
+    target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out")
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target):
+        from ssd.camtrap.camtrap_dp import write_camtrap_dp
+
+        try:
+            done = write_camtrap_dp(doc, target, shown, _package_options(image_root))
+            st.success(f"Camtrap DP package in {target}: {done['deployments']} deployment(s), {done['media']} media, "
+                       f"{done['observations']} observation(s)" + (f"; {len(done['left_out'])} file(s) without a "
+                                                                     "time stamp left out" if done["left_out"] else ""))
+        except (SSDError, OSError) as err:
+            st.error(str(err).replace("\n", " "))
+    if c2.button("Prepare downloads", key="ct_dp_prepare"):
+        _prepare_downloads(doc, results_path, image_root, shown)
+    ready = st.session_state.get("ct_dl_ready") or {}
+    if ready.get("key") == (results_path, shown):
+        if ready.get("zip"):
+            c3.download_button("Camtrap DP (zip)", ready["zip"], "camtrap-dp.zip", "application/zip",
+                               key="ct_dl_dp", on_click="ignore")
+        c3.download_button("Results (XLSX)", ready["xlsx"], "results.xlsx",
+                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="ct_dl_xlsx",
+                           on_click="ignore")
+        if ready.get("error"):
+            st.warning(ready["error"])
+
+
+def _prepare_downloads(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter) -> None:
+    """Build the workbook and the package once (not on every rerun); kept until the filter changes."""
+    from ssd.camtrap.camtrap_dp import camtrap_dp_zip
+    from ssd.camtrap.spreadsheet import xlsx_bytes
+
+    ready: Dict[str, Any] = {"key": (results_path, shown), "xlsx": xlsx_bytes(doc, shown)}
+    try:
+        ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))
+    except (SSDError, OSError) as err:
+        ready["error"] = f"Camtrap DP: {err}"
+    st.session_state["ct_dl_ready"] = ready

@@ -1,0 +1,86 @@
+"""The Camera traps page's repeat review: suspect boxes grouped by camera and place, a grid of
+crops per group, a decision per group, then a cleaned results file (``ssd.camtrap.review``).
+
+Only widgets here: grouping, cropping and cleaning are library calls. File and folder names come
+from an untrusted results file and are shown as plain text.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import streamlit as st
+
+from ssd.base.errors import SSDError
+from ssd.camtrap.browse import crop
+from ssd.camtrap.review import DECISIONS, apply_decisions, decisions_document, repeat_groups
+
+UNDECIDED = "undecided"
+CROPS_PER_GROUP = 8
+GROUPS_SHOWN = 12
+
+
+def _group_ui(doc: Dict[str, Any], k: int, group, image_root: str) -> None:
+    """One group: where it is, a row of crops, and the decision radio."""
+    files = group.files(doc)
+    st.text(f"{group.folder or '.'} · place {group.id.rsplit('@', 1)[-1]} · {len(group.members)} detection(s) "
+            f"in {len(files)} image(s) · box {[round(v, 3) for v in group.box]}")
+    cols = st.columns(CROPS_PER_GROUP)
+    for c, (i, j) in zip(cols, group.members[:CROPS_PER_GROUP]):
+        entry = doc["images"][i]
+        pic = crop(entry, entry["detections"][j], image_root, side=120)
+        if pic is not None:
+            c.image(pic, caption=f"{entry['detections'][j]['conf']:.2f}")
+        else:
+            c.text("(not found)")
+    st.radio("Decision", [UNDECIDED, *DECISIONS], key=f"ct_rv_{k}", horizontal=True,
+             format_func=lambda d: {"real": "these are real", "false positive": "false positive"}.get(d, d))
+
+
+def _decisions(groups: List) -> Dict[str, str]:
+    return {g.id: st.session_state.get(f"ct_rv_{k}", UNDECIDED) for k, g in enumerate(groups)}
+
+
+def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
+    """Where the cleaned file goes, the button that writes it, and the decisions as a download."""
+    decided = {k: v for k, v in _decisions(groups).items() if v != UNDECIDED}
+    default = os.path.splitext(results_path)[0] + ".reviewed.json" if results_path else "reviewed.json"
+    out = st.text_input("Cleaned results file", value=default, key="ct_rv_out")
+    decisions = decisions_document(doc, groups, decided, results=os.path.abspath(results_path) if results_path else None)
+    c1, c2 = st.columns(2)
+    if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided):
+        from ssd.base.atomic import atomic_write_json
+
+        try:
+            if os.path.abspath(out) == os.path.abspath(results_path):
+                raise SSDError("the cleaned file must not replace the original results; choose another name")
+            cleaned = apply_decisions(doc, decisions)
+            atomic_write_json(out, cleaned)
+            last = cleaned["info"]["repeat_review"][-1]["groups"]
+            st.success(f"Wrote {out}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed, "
+                       f"{sum(g.get('detections_confirmed', 0) for g in last)} confirmed.")
+        except (SSDError, OSError) as err:
+            st.error(str(err).replace("\n", " "))
+    c2.download_button("Decisions (JSON)", json.dumps(decisions, indent=1), "repeat-decisions.json",
+                       "application/json", key="ct_rv_dl", on_click="ignore", disabled=not decided,
+                       help="Apply them later with `python -m ssd results repeats apply`.")
+
+
+def review_panel(doc: Dict[str, Any], results_path: str, image_root: str) -> None:
+    """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged."""
+    st.subheader("Repeat review")
+    groups = repeat_groups(doc)
+    if not groups:
+        st.caption("No detection is flagged as a repeat in these results. Flag them when running a folder "
+                   "(\"Flag repeats in ≥ K images\") to review them here.")
+        return
+    st.caption(f"{len(groups)} group(s) of suspect boxes: the same place in many images of one camera. Mark each "
+               "group as real or as a false positive, then write a cleaned results file (false positives removed, "
+               "the decisions recorded in its info).")
+    for k, group in enumerate(groups[:GROUPS_SHOWN]):
+        with st.container(border=True):
+            _group_ui(doc, k, group, image_root)
+    if len(groups) > GROUPS_SHOWN:
+        st.caption(f"{len(groups) - GROUPS_SHOWN} smaller group(s) not shown; review the largest first.")
+    _write_ui(doc, groups[:GROUPS_SHOWN], results_path)

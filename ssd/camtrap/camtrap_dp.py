@@ -1,0 +1,308 @@
+"""Camtrap DP 1.0 (1.0.2): the TDWG camera-trap data package that GBIF and other data platforms ingest.
+
+A package is a folder: ``datapackage.json`` (who, what, where, when; the profile and table-schema
+URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
+
+* **deployments.csv**: one deployment per camera folder (``siteA/cam1``), from its first to its
+  last media time stamp. Camtrap DP requires each deployment's latitude and longitude; the results
+  do not know them, so they come from ``locations`` (a CSV per folder) or one default position,
+  and a deployment without any is refused with its name (never invented).
+* **media.csv**: every file that was processed (failures left out), its path relative to the
+  images folder, media type and time stamp: the EXIF time in the camera's UTC offset (given;
+  camera clocks keep none), else the file's modification time when the file can be found (noted
+  in ``mediaComments``), else the file is left out and counted.
+* **observations.csv**: one media-level observation per detection shown at the thresholds
+  (per-class thresholds count; suspect repeats are left out when hidden), with its box, score,
+  model (``classifiedBy``) and episode (``eventID``, ``eventStart``/``eventEnd``: the burst it
+  belongs to); a media file with no detection shown gets one ``blank`` observation. Class names
+  become ``observationType`` ``human`` or ``vehicle`` when they say so, else ``animal``; the class
+  name itself is kept in ``observationTags`` (``class:red fox``).
+
+The model, the thresholds and the episode gap are recorded in ``datapackage.json`` (``ssdStudio``).
+Every text cell goes through ``safe_cell`` (no formula when a table is opened in a spreadsheet).
+Column order follows the vendored table schemas (``schemas/camtrap-dp-1.0.2``: Camtrap DP 1.0's
+current patch release; its README says why not the ``1.0`` tag's profile, whose broken JSON pointer
+current validators cannot resolve).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import mimetypes
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.base.cells import safe_cell
+from ssd.camtrap.episodes import camera_of, episode_ids, file_gap, parse_time
+from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
+from ssd.inference.filtering import ShownFilter
+
+VERSION = "1.0.2"        # the current patch release of Camtrap DP 1.0 (schemas/camtrap-dp-1.0.2/README.md says why)
+BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
+PROFILE_URL = f"{BASE_URL}/camtrap-dp-profile.json"
+TABLES = ("deployments", "media", "observations")
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", f"camtrap-dp-{VERSION}")
+SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted",
+                    "opportunistic")
+_HUMAN = {"person", "people", "human", "humans"}
+_VEHICLE = {"vehicle", "vehicles", "car", "truck", "bus", "motorcycle", "motorbike", "bicycle", "train", "boat",
+            "airplane", "aeroplane"}
+
+
+@dataclass
+class PackageOptions:
+    """What the results cannot say: where the cameras were, their clocks' UTC offset, who and what."""
+
+    title: str = "Camera-trap detections"
+    contributor: str = "SSD Studio export"
+    utc_offset: str = "+00:00"
+    locations: Dict[str, Tuple[float, float]] = field(default_factory=dict)   # folder → (latitude, longitude)
+    default_location: Optional[Tuple[float, float]] = None
+    image_root: Optional[str] = None
+    sampling_design: str = "opportunistic"
+
+
+def columns(table: str) -> List[str]:
+    """A table's columns, in the order of its vendored Camtrap DP 1.0 schema."""
+    with open(os.path.join(SCHEMA_DIR, f"{table}-table-schema.json"), encoding="utf-8") as fh:
+        return [f["name"] for f in json.load(fh)["fields"]]
+
+
+def check_offset(text: str) -> dt.timezone:
+    """``+02:00`` / ``-0500`` / ``Z`` → a fixed time zone (``ResultsError`` otherwise)."""
+    m = re.fullmatch(r"([+-])(\d\d):?(\d\d)", text.strip()) if text.strip() not in ("Z", "z") else None
+    if text.strip() in ("Z", "z"):
+        return dt.timezone.utc
+    if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
+        raise ResultsError(f"UTC offset {text!r}: give it as +HH:MM or -HH:MM (e.g. +02:00), or Z")
+    sign = 1 if m.group(1) == "+" else -1
+    return dt.timezone(sign * dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+
+
+def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
+    """A locations CSV (``deploymentID`` or ``folder``, ``latitude``, ``longitude``) → folder → position."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ResultsError(f"locations file '{path}' cannot be read ({err})") from None
+    out: Dict[str, Tuple[float, float]] = {}
+    for k, row in enumerate(rows, start=2):
+        key = (row.get("deploymentID") or row.get("folder") or "").strip()
+        try:
+            lat, lon = float(row.get("latitude", "")), float(row.get("longitude", ""))
+        except ValueError:
+            raise ResultsError(f"{path}, line {k}: latitude and longitude must be numbers") from None
+        if not key or not -90 <= lat <= 90 or not -180 <= lon <= 180:
+            raise ResultsError(f"{path}, line {k}: needs a deploymentID (the camera folder), latitude within "
+                               "±90 and longitude within ±180")
+        out[key] = (lat, lon)
+    return out
+
+
+def deployment_of(file: str) -> str:
+    """The deployment (camera folder) of a file; ``.`` for files at the top of the images folder."""
+    return camera_of(file) or "."
+
+
+def observation_type(class_name: str) -> str:
+    """Camtrap DP's ``observationType`` for a detector class (see the module docstring)."""
+    name = str(class_name).strip().lower()
+    return "human" if name in _HUMAN else "vehicle" if name in _VEHICLE else "animal"
+
+
+def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]) -> Tuple[Optional[str], str]:
+    """(ISO time stamp with offset, comment): EXIF time, else the file's modification time, else None."""
+    t = parse_time(entry.get("datetime"))
+    if t is not None:
+        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), ""
+    path = entry["file"] if os.path.isabs(entry["file"]) or not image_root else os.path.join(image_root, entry["file"])
+    if os.path.isfile(path):
+        when = dt.datetime.fromtimestamp(int(os.path.getmtime(path)), tz)
+        return when.isoformat(), "timestamp from file modification time"
+    return None, ""
+
+
+def _media_path(file: str, image_root: Optional[str]) -> Optional[str]:
+    """A relative path Camtrap DP accepts (no leading ``/ . ~``, no ``..``), else None."""
+    rel = file
+    if os.path.isabs(file) and image_root:
+        rel = os.path.relpath(file, image_root)
+    rel = rel.replace("\\", "/")
+    return None if (not rel or rel[0] in "./~" or ".." in rel.split("/")) else rel
+
+
+@dataclass
+class _Tables:
+    media: List[Dict[str, Any]] = field(default_factory=list)
+    observations: List[Dict[str, Any]] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+    times: Dict[str, List[str]] = field(default_factory=dict)     # deployment → media time stamps
+
+
+def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
+                tz: dt.timezone) -> Tuple[_Tables, Dict[int, Tuple[str, str]]]:
+    """media.csv rows, and each kept entry's (time stamp, mediaID) by position."""
+    tables, stamps = _Tables(), {}
+    for k, im in enumerate(doc.get("images", [])):
+        if im.get("failure") is not None or im.get("detections") is None:
+            continue
+        stamp, comment = _timestamp(im, tz, opts.image_root)
+        path = _media_path(im["file"], opts.image_root)
+        if stamp is None or path is None:
+            tables.skipped.append(im["file"])
+            continue
+        stamps[k] = (stamp, path)
+        dep = deployment_of(im["file"])
+        tables.times.setdefault(dep, []).append(stamp)
+        kind = mimetypes.guess_type(path)[0] or "image/jpeg"
+        tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
+                             "timestamp": stamp, "filePath": path, "filePublic": "false",
+                             "fileName": os.path.basename(path), "fileMediatype": kind,
+                             "mediaComments": comment})
+    return tables, stamps
+
+
+def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[str, str]],
+                  shown: ShownFilter) -> None:
+    """observations.csv rows: one per shown detection, one ``blank`` per media file without any."""
+    names = doc.get("detection_categories") or {}
+    episodes = episode_ids(doc)
+    bounds: Dict[str, Tuple[str, str]] = {}
+    for k, (stamp, _) in kept.items():
+        lo, hi = bounds.get(episodes[k], (stamp, stamp))
+        bounds[episodes[k]] = (min(lo, stamp), max(hi, stamp))
+    model = str((doc.get("info") or {}).get("detector") or "detector")
+    for k, (stamp, media_id) in kept.items():
+        im = doc["images"][k]
+        start, end = bounds[episodes[k]]
+        base = {"deploymentID": deployment_of(im["file"]), "mediaID": media_id, "eventID": episodes[k],
+                "eventStart": start, "eventEnd": end, "observationLevel": "media"}
+        dets = shown_detections(im, shown, names=names)
+        if not dets:
+            tables.observations.append({**base, "observationID": f"{media_id}:blank", "observationType": "blank"})
+        for j, d in enumerate(dets):
+            tables.observations.append({**base, **_detection_fields(d, names, model),
+                                        "observationID": f"{media_id}:{j + 1}"})
+
+
+def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str) -> Dict[str, Any]:
+    name = names.get(str(d.get("category")), str(d.get("category")))
+    x, y, w, h = (float(v) for v in d["bbox"])
+    out = {"observationType": observation_type(name), "count": 1, "classificationMethod": "machine",
+           "classifiedBy": model, "classificationProbability": round(float(d["conf"]), 3),
+           "observationTags": f"class:{name}" + ("|suspect:true" if d.get("suspect") else "")}
+    if w > 0 and h > 0:
+        out.update(bboxX=round(min(max(x, 0.0), 1.0), 4), bboxY=round(min(max(y, 0.0), 1.0), 4),
+                   bboxWidth=round(min(w, 1.0), 4), bboxHeight=round(min(h, 1.0), 4))
+    return out
+
+
+def _deployments(tables: _Tables, opts: PackageOptions) -> List[Dict[str, Any]]:
+    """deployments.csv rows; ``ResultsError`` naming the deployments that have no position."""
+    missing = [d for d in tables.times if d not in opts.locations and opts.default_location is None]
+    if missing:
+        raise ResultsError("Camtrap DP needs each deployment's latitude and longitude; none given for "
+                           f"{', '.join(map(repr, missing[:10]))}{' …' if len(missing) > 10 else ''}: give a "
+                           "locations CSV (deploymentID,latitude,longitude; deploymentID is the camera folder) "
+                           "or one latitude/longitude for all")
+    rows = []
+    for dep, stamps in sorted(tables.times.items()):
+        lat, lon = opts.locations.get(dep, opts.default_location)
+        rows.append({"deploymentID": dep, "locationID": dep, "locationName": dep, "latitude": lat, "longitude": lon,
+                     "deploymentStart": min(stamps), "deploymentEnd": max(stamps)})
+    return rows
+
+
+def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str, Any]], opts: PackageOptions,
+                shown: ShownFilter) -> Dict[str, Any]:
+    """datapackage.json: Camtrap DP 1.0's required metadata, the resources, and what made them."""
+    lats = [d["latitude"] for d in deployments] or [0.0]
+    lons = [d["longitude"] for d in deployments] or [0.0]
+    stamps = sorted(s for v in tables.times.values() for s in v)
+    spatial = ({"type": "Point", "coordinates": [lons[0], lats[0]]} if len(set(zip(lats, lons))) <= 1 else
+               {"type": "Polygon", "coordinates": [[[min(lons), min(lats)], [max(lons), min(lats)],
+                                                     [max(lons), max(lats)], [min(lons), max(lats)],
+                                                     [min(lons), min(lats)]]]})
+    info = doc.get("info") or {}
+    return {
+        "profile": PROFILE_URL, "name": "camera-trap-detections",
+        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "title": opts.title, "contributors": [{"title": opts.contributor, "role": "contributor"}],
+        "description": "Machine detections of a camera-trap season (SSD Studio), one media-level observation "
+                       "per detection above the thresholds recorded under ssdStudio.",
+        "project": {"title": opts.title, "samplingDesign": opts.sampling_design,
+                    "captureMethod": ["activityDetection"], "individualAnimals": False, "observationLevel": ["media"]},
+        "spatial": spatial,
+        "temporal": {"start": stamps[0][:10] if stamps else "1970-01-01",
+                     "end": stamps[-1][:10] if stamps else "1970-01-01"},
+        "taxonomic": [],
+        "resources": [{"name": t, "path": f"{t}.csv", "profile": "tabular-data-resource", "format": "csv",
+                       "mediatype": "text/csv", "encoding": "utf-8", "schema": f"{BASE_URL}/{t}-table-schema.json"}
+                      for t in TABLES],
+        "ssdStudio": {"detector": info.get("detector"), "detection_categories": doc.get("detection_categories"),
+                      "threshold": shown.threshold, "class_thresholds": dict(shown.per_class),
+                      "hide_suspect": shown.hide_suspect, "episode_gap": file_gap(doc),
+                      "detection_completion_time": info.get("detection_completion_time"),
+                      "media_left_out": len(tables.skipped)},
+    }
+
+
+def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,
+                   hide_suspect: bool = True) -> Tuple[Dict[str, Any], Dict[str, List[Dict[str, Any]]], List[str]]:
+    """(datapackage.json, rows per table, files left out for want of a time stamp or a valid path)."""
+    if opts.sampling_design not in SAMPLING_DESIGNS:
+        raise ResultsError(f"sampling design {opts.sampling_design!r}: one of {', '.join(SAMPLING_DESIGNS)}")
+    shown = ShownFilter.at(threshold, hide_suspect)
+    tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
+    _observations(doc, tables, kept, shown)
+    deployments = _deployments(tables, opts)
+    rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
+    return _descriptor(doc, tables, deployments, opts, shown), rows, tables.skipped
+
+
+def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, opts: PackageOptions,
+                     hide_suspect: bool = True) -> Dict[str, Any]:
+    """Write the package into ``out_dir`` (each file atomically); returns counts and what was left out."""
+    descriptor, rows, skipped = camtrap_tables(doc, threshold, opts, hide_suspect)
+    os.makedirs(out_dir, exist_ok=True)
+    for table in TABLES:
+        with atomic_path(os.path.join(out_dir, f"{table}.csv")) as tmp, \
+                open(tmp, "w", encoding="utf-8", newline="") as fh:
+            write_table(fh, table, rows[table])
+    atomic_write_json(os.path.join(out_dir, "datapackage.json"), descriptor)
+    return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
+            "observations": len(rows["observations"]), "left_out": skipped}
+
+
+def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,
+                   hide_suspect: bool = True) -> bytes:
+    """The package as a zip file's bytes (the page's download): the same four files."""
+    descriptor, rows, _ = camtrap_tables(doc, threshold, opts, hide_suspect)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for table in TABLES:
+            text = io.StringIO(newline="")
+            write_table(text, table, rows[table])
+            zf.writestr(f"{table}.csv", text.getvalue())
+        zf.writestr("datapackage.json", json.dumps(descriptor, indent=1))
+    return buf.getvalue()
+
+
+def write_table(fh, table: str, rows: List[Dict[str, Any]]) -> None:
+    """One Camtrap DP table as CSV: the schema's columns, empty cells for the ones not known."""
+    cols = columns(table)
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow(cols)
+    for row in rows:
+        w.writerow([safe_cell(_cell(row.get(c))) for c in cols])
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value

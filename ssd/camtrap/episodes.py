@@ -1,0 +1,180 @@
+"""Episodes: the frames one trigger of a camera took, grouped by camera folder and time stamp.
+
+Why: a camera trap takes a burst of 3–10 frames per trigger, and often the animal is in only some
+of them. Counting, sorting and reviewing frame by frame splits one visit into many and sends the
+empty frames of a burst away from the animal they belong to. Timelapse groups such frames into
+"episodes" by time; here the same rule is applied when a run ends, and each results entry gets
+its episode id (``"episode": "siteA/cam1#3"``), so counts, sorting and the browser can work per
+visit.
+
+The rule (Timelapse's): within one folder (a camera), images sorted by their EXIF time belong to
+the same episode while each is at most ``gap`` seconds after the one before it (default 120 s,
+Timelapse's 2 minutes). An image without a time stamp (or that could not be read) stands alone,
+an episode of one, and is counted as such (``untimed``). Ids number a folder's episodes 1, 2, …
+in time order, the untimed ones after the timed ones in file order: they depend only on that
+folder's files, so adding another camera's card does not renumber this one's.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+import posixpath
+import time
+from array import array
+from typing import Any, Dict, Iterable, List, Optional
+
+from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.inference.filtering import ShownFilter
+
+DEFAULT_EPISODE_GAP = 120.0          # seconds; Timelapse's default (it allows 1 s to 30 min)
+_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+
+
+def parse_time(text: Any) -> Optional[float]:
+    """Seconds of an EXIF-style ``"YYYY:MM:DD HH:MM:SS"`` (or ISO) time stamp; None if there is none.
+
+    Camera clocks have no time zone: the value is only compared with other frames of the same camera.
+    """
+    if not isinstance(text, str):
+        return None
+    text = text.strip()[:19]
+    for fmt in _FORMATS:
+        try:
+            return float(calendar.timegm(time.strptime(text, fmt)))
+        except ValueError:
+            continue
+    return None
+
+
+def camera_of(file: str) -> str:
+    """The folder an image is in: the unit episodes (and repeats) are computed over."""
+    return posixpath.dirname(str(file).replace("\\", "/"))
+
+
+class EpisodeFinder:
+    """Episodes of a run's entries, fed one entry at a time (they stay on disk, in the journal).
+
+    Holds one folder number and one time per entry (16 bytes), never the entries.
+    """
+
+    def __init__(self) -> None:
+        self._folders: Dict[str, int] = {}
+        self._folder = array("q")
+        self._time = array("d")
+
+    def add(self, file: str, datetime: Any) -> None:
+        """The next entry's file and time stamp (None or unreadable: it stands alone)."""
+        f = camera_of(file)
+        self._folder.append(self._folders.setdefault(f, len(self._folders)))
+        t = parse_time(datetime)
+        self._time.append(float("nan") if t is None else t)
+
+    def ids(self, gap: float = DEFAULT_EPISODE_GAP) -> List[str]:
+        """One episode id per entry added, in the order they were added."""
+        names = {v: k for k, v in self._folders.items()}
+        by_folder: Dict[int, List[int]] = {}
+        for k, f in enumerate(self._folder):
+            by_folder.setdefault(f, []).append(k)
+        out: List[str] = [""] * len(self._folder)
+        for f, members in by_folder.items():
+            timed = sorted((k for k in members if self._time[k] == self._time[k]), key=lambda k: (self._time[k], k))
+            n, prev = 0, None
+            for k in timed:
+                if prev is None or self._time[k] - prev > gap:
+                    n += 1
+                out[k] = _episode_id(names[f], n)
+                prev = self._time[k]
+            for k in members:
+                if self._time[k] != self._time[k]:
+                    n += 1
+                    out[k] = _episode_id(names[f], n)
+        return out
+
+
+def _episode_id(folder: str, n: int) -> str:
+    return f"{folder or '.'}#{n}"
+
+
+def assign_episodes(images: List[Dict[str, Any]], gap: float = DEFAULT_EPISODE_GAP) -> None:
+    """Set every entry's ``episode`` (in place), from its folder and ``datetime``."""
+    finder = EpisodeFinder()
+    for im in images:
+        finder.add(im["file"], im.get("datetime"))
+    for im, eid in zip(images, finder.ids(gap)):
+        im["episode"] = eid
+
+
+def file_gap(doc: Dict[str, Any]) -> float:
+    """The gap a results file's episodes were made with (``info.ssd_batch.episode_gap``), else the default."""
+    gap = ((doc.get("info") or {}).get("ssd_batch") or {}).get("episode_gap")
+    return float(gap) if isinstance(gap, (int, float)) and not isinstance(gap, bool) and gap > 0 \
+        else DEFAULT_EPISODE_GAP
+
+
+def episode_ids(doc: Dict[str, Any], gap: Optional[float] = None) -> List[str]:
+    """One id per entry: the file's own ``episode`` fields, or computed (with ``gap``, else the
+    file's gap) when a gap is asked for or some entry has none (MegaDetector's own files)."""
+    images = doc.get("images", [])
+    if gap is None and all(isinstance(im.get("episode"), str) for im in images):
+        return [im["episode"] for im in images]
+    finder = EpisodeFinder()
+    for im in images:
+        finder.add(im["file"], im.get("datetime"))
+    return finder.ids(file_gap(doc) if gap is None else gap)
+
+
+def episode_groups(doc: Dict[str, Any], gap: Optional[float] = None) -> Dict[str, List[int]]:
+    """Episode id → positions of its entries in ``doc["images"]``, ordered by time then file.
+
+    Groups come in the order their first entry appears in the file.
+    """
+    images = doc.get("images", [])
+    groups: Dict[str, List[int]] = {}
+    for k, eid in enumerate(episode_ids(doc, gap)):
+        groups.setdefault(eid, []).append(k)
+    for members in groups.values():
+        members.sort(key=lambda k: (parse_time(images[k].get("datetime")) or 0.0, k))
+    return groups
+
+
+def episode_classes(doc: Dict[str, Any], members: Iterable[int], shown: ShownFilter) -> List[str]:
+    """The classes shown in any frame of an episode, in category order."""
+    names = doc.get("detection_categories") or {}
+    found = {d["category"] for k in members for d in shown_detections(doc["images"][k], shown, names=names)}
+    return [names[c] for c in names if c in found] + sorted(str(c) for c in found if c not in names)
+
+
+def episode_state(doc: Dict[str, Any], members: List[int], shown: ShownFilter) -> str:
+    """``detections`` if any frame shows one, ``failed`` if every frame failed, else ``empty``."""
+    names = doc.get("detection_categories") or {}
+    states = {image_state(doc["images"][k], shown, names=names) for k in members}
+    return "detections" if "detections" in states else ("failed" if states == {"failed"} else "empty")
+
+
+def episode_counts(doc: Dict[str, Any], threshold: Threshold, gap: Optional[float] = None) -> Dict[str, Any]:
+    """Episodes in all, with detections, empty, failed, untimed (single images without a time
+    stamp, each its own episode) and per class (episodes with that class in any frame)."""
+    shown = ShownFilter.at(threshold)
+    names = doc.get("detection_categories") or {}
+    out: Dict[str, Any] = {"episodes": 0, "with_detections": 0, "empty": 0, "failed": 0, "untimed": 0,
+                           "per_class": {n: 0 for n in names.values()}}
+    images = doc.get("images", [])
+    for members in episode_groups(doc, gap).values():
+        out["episodes"] += 1
+        state = episode_state(doc, members, shown)
+        out[{"failed": "failed", "empty": "empty", "detections": "with_detections"}[state]] += 1
+        if len(members) == 1 and parse_time(images[members[0]].get("datetime")) is None:
+            out["untimed"] += 1
+        for name in episode_classes(doc, members, shown):
+            out["per_class"][name] = out["per_class"].get(name, 0) + 1
+    return out
+
+
+def with_episode(text: str, episode: str) -> str:
+    """A compact JSON entry with its ``episode`` set: appended to the text when it has none (the
+    usual case: no parse), else parsed and replaced (entries adopted from older results)."""
+    if '"episode"' not in text:
+        return text[:-1] + ',"episode":' + json.dumps(episode) + "}"
+    entry = json.loads(text)
+    entry["episode"] = episode
+    return json.dumps(entry, separators=(",", ":"))

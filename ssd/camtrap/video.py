@@ -1,0 +1,135 @@
+"""Camera-trap videos: frames sampled every few seconds, one results entry per video.
+
+Why: many traps record clips instead of (or besides) bursts of photos. MegaDetector's
+``process_video`` samples a frame every N seconds and writes one entry per video in format 1.4+:
+``frame_rate``, ``frames_processed`` (the frame numbers looked at) and a ``frame_number`` on each
+detection; Timelapse reads that. Here the sampled frames go through the same batched network as
+photos, and the video's detections are those of its best frame (the one whose top detection
+scores highest; the first such frame on a tie), so the browser can show that one frame with its
+boxes.
+
+Decoding uses OpenCV (``opencv-python``, whose wheels carry FFmpeg): frames are read in order with
+``grab`` and only the sampled ones are decoded into pixels (``retrieve``), as MegaDetector does.
+Every ``int(every_s * fps)``-th frame is taken (at least every frame), starting with frame 0; at
+most ``MAX_FRAMES`` are held per video (about 190 MB at 256²), which covers 16 minutes at one
+frame a second; ``frames_processed`` says exactly which frames were looked at.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+# MegaDetector's validator treats these as videos (and wants video fields on them), so all are read as such.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpeg", ".mpg", ".flv")
+DEFAULT_FRAME_EVERY = 1.0          # seconds between the frames looked at
+MAX_FRAMES = 1000
+FAILED_FRAME_RATE = -1.0           # MegaDetector's frame rate for a video that could not be read
+
+
+def is_video(name: str) -> bool:
+    return os.path.splitext(str(name))[1].lower() in VIDEO_EXTENSIONS
+
+
+@dataclass
+class VideoFrames:
+    """The sampled frames of one video: numbers, network-sized RGB pixels, and what the clip is."""
+
+    numbers: List[int] = field(default_factory=list)
+    pixels: Optional[np.ndarray] = None           # (n, S, S, 3) uint8
+    fps: float = 0.0
+    size: Tuple[int, int] = (0, 0)                # (width, height)
+
+
+def frame_step(every_s: float, fps: float) -> int:
+    """Frames between two sampled ones: ``int(every_s * fps)``, at least 1 (MegaDetector's rule)."""
+    return max(1, int(float(every_s) * float(fps)))
+
+
+def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY) -> VideoFrames:
+    """Frames 0, k, 2k… of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"'{name}' could not be opened as a video")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
+        step = frame_step(every_s, fps)
+        out = VideoFrames(fps=round(fps, 3))
+        frames: List[np.ndarray] = []
+        n = 0
+        while len(frames) < MAX_FRAMES and cap.grab():
+            if n % step == 0:
+                ok, bgr = cap.retrieve()
+                if ok and bgr is not None:
+                    if not frames:
+                        out.size = (int(bgr.shape[1]), int(bgr.shape[0]))
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    frames.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
+                    out.numbers.append(n)
+            n += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise ValueError(f"'{name}' has no frame that could be decoded")
+    out.pixels = np.stack(frames)
+    return out
+
+
+def read_frame(path: str, number: int):
+    """Frame ``number`` of a video as a PIL image (for the browser), or None when it cannot be read."""
+    import cv2
+    from PIL import Image
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return None
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(number))
+        ok, bgr = cap.read()
+    finally:
+        cap.release()
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if ok and bgr is not None else None
+
+
+def shown_frame(entry: Dict[str, Any]) -> int:
+    """The frame a video entry's detections come from (its first processed frame when it has none)."""
+    for d in entry.get("detections") or []:
+        if isinstance(d.get("frame_number"), int):
+            return d["frame_number"]
+    frames = entry.get("frames_processed") or [0]
+    return int(frames[0]) if isinstance(frames[0], int) else 0
+
+
+def best_frame(frames: Sequence[Tuple[int, Any]]) -> int:
+    """Position in ``frames`` ((number, RawDetections) pairs) of the one whose top score is highest."""
+    best, top = 0, -1.0
+    for i, (_, raw) in enumerate(frames):
+        score = float(np.max(raw.scores)) if len(raw.scores) else 0.0
+        if score > top:
+            best, top = i, score
+    return best
+
+
+def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: float, failure: Optional[str],
+                floor: float, max_detections: int) -> Dict[str, Any]:
+    """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``."""
+    from ssd.camtrap.megadetector import image_entry
+
+    if not frames:
+        entry = image_entry(file, None, failure or "no frame could be decoded")
+        entry.update(frame_rate=FAILED_FRAME_RATE, frames_processed=[])
+        return entry
+    number, raw = frames[best_frame(frames)]
+    entry = image_entry(file, raw, None, floor, None, max_detections)
+    for d in entry["detections"]:
+        d["frame_number"] = int(number)
+    entry["frame_rate"] = float(fps)
+    entry["frames_processed"] = [int(n) for n, _ in frames]
+    return entry

@@ -1,0 +1,111 @@
+"""``python -m ssd results export`` (Camtrap DP, XLSX) and ``results repeats apply`` (arguments only)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+FORMATS = ("camtrap-dp", "xlsx")
+
+
+def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
+
+    x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms) or an XLSX workbook")
+    x.add_argument("results", metavar="RESULTS.json")
+    x.add_argument("--format", choices=FORMATS, required=True)
+    x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx", help="camtrap-dp: a folder; xlsx: a file")
+    shown_args(x)
+    x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
+                   "used for time stamps of files without EXIF time")
+    x.add_argument("--locations", metavar="LOCATIONS.csv",
+                   help="camtrap-dp: deploymentID (the camera folder), latitude, longitude per row")
+    x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
+    x.add_argument("--longitude", type=float)
+    x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
+                   help="camtrap-dp: the cameras' clock offset from UTC (EXIF times carry none; default +00:00)")
+    x.add_argument("--title", default="Camera-trap detections", help="camtrap-dp: the project's title")
+    x.add_argument("--contributor", default="SSD Studio export", help="camtrap-dp: who made the package")
+    x.add_argument("--sampling-design", choices=SAMPLING_DESIGNS, default="opportunistic")
+    x.set_defaults(func=cmd_export)
+
+
+def register_repeats(rs) -> None:
+    r = rs.add_parser("repeats", help="apply the decisions of a repeat review (made on the Camera traps page)")
+    rr = r.add_subparsers(dest="repeats_command", metavar="ACTION")
+    rr.required = True
+    a = rr.add_parser("apply", help="remove the false positives a review decided on; write a cleaned results file")
+    a.add_argument("decisions", metavar="DECISIONS.json")
+    a.add_argument("--results", metavar="RESULTS.json", help="default: the results file the decisions name")
+    a.add_argument("-o", "--out", metavar="CLEANED.json", help="default: RESULTS.reviewed.json beside the results")
+    a.set_defaults(func=cmd_repeats_apply)
+
+
+def package_options(args: argparse.Namespace, root: str):
+    """``PackageOptions`` from the export flags (positions checked)."""
+    from ssd.base.errors import SSDError
+    from ssd.camtrap.camtrap_dp import PackageOptions, check_offset, read_locations
+
+    if (args.latitude is None) != (args.longitude is None):
+        raise SSDError("give --latitude and --longitude together")
+    default = None
+    if args.latitude is not None:
+        if not -90 <= args.latitude <= 90 or not -180 <= args.longitude <= 180:
+            raise SSDError("--latitude must be within ±90 and --longitude within ±180")
+        default = (args.latitude, args.longitude)
+    check_offset(args.utc_offset)
+    return PackageOptions(title=args.title, contributor=args.contributor, utc_offset=args.utc_offset,
+                          locations=read_locations(args.locations) if args.locations else {},
+                          default_location=default, image_root=root, sampling_design=args.sampling_design)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ssd.camtrap.megadetector import read_results
+    from ssd.cli.shown import shown_filter
+
+    doc = read_results(args.results)
+    shown = shown_filter(doc, args)
+    root = args.images or os.path.dirname(os.path.abspath(args.results))
+    if args.format == "xlsx":
+        from ssd.camtrap.spreadsheet import write_xlsx
+
+        write_xlsx(doc, args.out, shown)
+        print(f"{len(doc['images'])} image(s) written to {args.out}", file=sys.stderr)
+        return 0
+    from ssd.camtrap.camtrap_dp import write_camtrap_dp
+
+    done = write_camtrap_dp(doc, args.out, shown, package_options(args, root))
+    print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
+          f"{done['observations']} observation(s)", file=sys.stderr)
+    if done["left_out"]:
+        print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
+              f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}", file=sys.stderr)
+    return 0
+
+
+def cmd_repeats_apply(args: argparse.Namespace) -> int:
+    from ssd.base.atomic import atomic_write_json
+    from ssd.base.errors import SSDError
+    from ssd.camtrap.megadetector import ResultsError, read_results
+    from ssd.camtrap.review import apply_decisions
+
+    try:
+        with open(args.decisions, encoding="utf-8") as fh:
+            decisions = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"'{args.decisions}' is not a readable decisions file ({err})") from None
+    results = args.results or (decisions.get("results") if isinstance(decisions, dict) else None)
+    if not isinstance(results, str) or not results:
+        raise SSDError("give --results RESULTS.json (the decisions file does not name one)")
+    out = args.out or os.path.splitext(results)[0] + ".reviewed.json"
+    if os.path.abspath(out) == os.path.abspath(results):
+        raise SSDError("the cleaned file must not replace the original results; give another --out")
+    cleaned = apply_decisions(read_results(results), decisions)
+    atomic_write_json(out, cleaned)
+    last = cleaned["info"]["repeat_review"][-1]["groups"]
+    removed = sum(g.get("detections_removed", 0) for g in last)
+    confirmed = sum(g.get("detections_confirmed", 0) for g in last)
+    print(f"{removed} detection(s) removed as false positives, {confirmed} confirmed as real: {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,135 @@
+"""The Camera traps page (AppTest) with a season's results: episodes as rows, per-class thresholds,
+the threshold explorer, a repeat review that writes a cleaned file, and the Camtrap DP / XLSX exports."""
+import io
+import json
+import os
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+
+APP = os.path.join(REPO_ROOT, "app.py")
+TIMES = ["2024:06:01 10:00:00", "2024:06:01 10:00:02", "2024:06:01 10:00:04", "2024:06:01 11:00:00",
+         "2024:06:01 11:00:01", "2024:06:01 12:00:00"]
+
+
+@pytest.fixture
+def season(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    write_season(tmp_path)
+    return tmp_path
+
+
+def write_season(tmp_path) -> None:
+    """``photos/`` and ``season.json``: cam1 has six timed frames in three bursts, a rock flagged in
+    four of them; cam2 two untimed frames, one with a person at 0.4. Classes animal "1", person "2"."""
+    photos = tmp_path / "photos"
+    images = []
+    for i, when in enumerate(TIMES):
+        (photos / "cam1").mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[306] = when
+        Image.new("RGB", (120, 90), (30 * i, 100, 60)).save(photos / "cam1" / f"{i}.jpg", exif=exif)
+        dets = [{"category": "1", "conf": 0.8, "bbox": [0.5, 0.5, 0.1, 0.1], "suspect": True}] if i < 4 else []
+        if i == 0:
+            dets.append({"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.3, 0.3]})
+        images.append({"file": f"cam1/{i}.jpg", "width": 120, "height": 90, "datetime": when, "detections": dets,
+                       "failure": None})
+    for i in range(2):
+        (photos / "cam2").mkdir(exist_ok=True)
+        Image.new("RGB", (120, 90), (200, 30 * i, 60)).save(photos / "cam2" / f"u{i}.jpg")
+        images.append({"file": f"cam2/u{i}.jpg", "width": 120, "height": 90, "failure": None,
+                       "detections": [{"category": "2", "conf": 0.4, "bbox": [0.2, 0.2, 0.2, 0.5]}] if i else []})
+    doc = {"info": {"format_version": "1.6", "detector": "ssd-studio:test",
+                    "detector_metadata": {"typical_detection_threshold": 0.3},
+                    "ssd_batch": {"episode_gap": 120.0, "flag_repeats": 3}},
+           "detection_categories": {"1": "animal", "2": "person"}, "images": images}
+    (tmp_path / "season.json").write_text(json.dumps(doc))
+
+
+def _open(season) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json"))
+    at.text_input(key="ct_image_root").set_value(str(season / "photos")).run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_episodes_per_class_thresholds_and_the_explorer_render(season):
+    at = _open(season)
+    m = _metrics(at)
+    # at 0.3 (suspects hidden): cam1/0 (animal .9) and cam2/u1 (person .4); bursts cam1 {0,1,2} {3,4} {5}, cam2 2 alone
+    assert (m["Images"], m["With detections"], m["Episodes"], m["Episodes with detections"]) == ("8", "2", "5", "2")
+    at.radio(key="ct_view").set_value("episodes").run()
+    _ok(at)
+    rows = [t.value for t in at.text if "frame(s)" in t.value]
+    assert rows[0].startswith("cam1#1 · 3 frame(s)") and len(rows) == 5
+    assert len(at.image) == 8 + 4                  # every frame once, and the review's four crops
+    at.checkbox(key="ct_per_class").check().run()
+    at.number_input(key="ct_thr_2").set_value(0.5).run()           # people only from 0.5: u1's 0.4 drops out
+    _ok(at)
+    assert _metrics(at)["With detections"] == "1" and _metrics(at)["Episodes with detections"] == "1"
+    images_before = len(at.image)
+    at.toggle(key="ct_explore").set_value(True).run()
+    _ok(at)
+    assert len(at.image) == images_before + 1                        # the sweep's figure
+    sweep = next(d.value for d in at.dataframe if "images changed" in d.value.columns)
+    assert list(sweep["threshold"])[0] == 0.05 and list(sweep["images"])[0] == 2
+
+
+def test_repeat_review_on_the_page_writes_a_cleaned_file_the_validator_accepts(season):
+    from megadetector.postprocessing.validate_batch_results import validate_batch_results
+
+    at = _open(season)
+    assert any("cam1 · place 1 · 4 detection(s) in 4 image(s)" in t.value for t in at.text)
+    at.radio(key="ct_rv_0").set_value("false positive").run()
+    at.text_input(key="ct_rv_out").set_value(str(season / "clean.json")).run()
+    next(b for b in at.button if b.key == "ct_rv_write").click().run()
+    _ok(at)
+    assert any("4 detection(s) removed" in s.value for s in at.success), [s.value for s in at.success]
+    clean = json.loads((season / "clean.json").read_text())
+    assert [len(im["detections"]) for im in clean["images"]] == [1, 0, 0, 0, 0, 0, 0, 1]
+    assert clean["info"]["repeat_review"][0]["groups"][0]["decision"] == "false positive"
+    assert validate_batch_results(str(season / "clean.json"))["validation_results"]["errors"] == []
+    assert len(json.loads((season / "season.json").read_text())["images"][1]["detections"]) == 1   # untouched
+
+
+def test_exports_from_the_page_write_a_valid_camtrap_dp_package_and_a_workbook(season):
+    from openpyxl import load_workbook
+
+    from camtrap_dp_offline import validate_offline
+
+    at = _open(season)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    assert any("latitude and longitude" in e.value for e in at.error)    # refused: no position given
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_utc").set_value("+01:00").run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    report, _ = validate_offline(str(season / "package" / "datapackage.json"))
+    assert report.valid, report.flatten(["type", "note"])
+    next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
+    _ok(at)
+    ready = at.session_state["ct_dl_ready"]
+    wb = load_workbook(io.BytesIO(ready["xlsx"]))
+    assert len(list(wb["images"].iter_rows())) == 1 + 8
+    import zipfile
+
+    assert sorted(zipfile.ZipFile(io.BytesIO(ready["zip"])).namelist()) == [
+        "datapackage.json", "deployments.csv", "media.csv", "observations.csv"]

@@ -1,0 +1,114 @@
+"""Camera-trap videos: sampled frames, MegaDetector's video fields (validated), the best frame shown,
+and a killed run resumed video by video."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kill_helpers import kill9_after_first_checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.join(REPO, "models", "tiny-pikachu")
+
+
+def write_video(path, frames=10, fps=5.0, size=(96, 64), fourcc="mp4v", seed=0):
+    """A short clip: a bright box moving over a darkening background (OpenCV's own writer)."""
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert w.isOpened(), f"OpenCV cannot write {fourcc} here"
+    rng = np.random.RandomState(seed)
+    for i in range(frames):
+        f = np.full((size[1], size[0], 3), 200 - 15 * i, np.uint8)
+        x = 5 + 4 * i + int(rng.randint(0, 3))
+        cv2.rectangle(f, (x, 10), (x + 30, 45), (30, 210, 250), -1)
+        w.write(f)
+    w.release()
+
+
+def _strip_times(doc):
+    doc = json.loads(json.dumps(doc))
+    doc["info"].pop("detection_completion_time", None)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    (root / "cam1").mkdir()
+    (root / "cam2").mkdir()
+    write_video(root / "cam1" / "walk.mp4")
+    write_video(root / "cam2" / "night.AVI", fourcc="MJPG", seed=1)
+    (root / "cam2" / "broken.mp4").write_bytes(b"not a video at all")
+    from PIL import Image
+    Image.new("RGB", (80, 60), (90, 120, 60)).save(root / "cam2" / "photo.jpg")
+    return root
+
+
+def test_videos_get_megadetector_video_fields_and_pass_its_validator(clips, tmp_path):
+    from megadetector.postprocessing.validate_batch_results import (ValidateBatchResultsOptions,
+                                                                    validate_batch_results)
+
+    from ssd.camtrap.video import sample_frames
+    from ssd.inference.detector import Detector
+
+    out = tmp_path / "clips.json"
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", MODEL, str(clips), "--recursive",
+                        "--frame-every", "0.4", "--json", str(out), "--quiet"], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 1 and "1 failed" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    opts = ValidateBatchResultsOptions()
+    opts.check_image_existence, opts.relative_path_base = True, str(clips)
+    assert validate_batch_results(str(out), opts)["validation_results"]["errors"] == []
+    doc = json.loads(out.read_text())
+    by = {im["file"]: im for im in doc["images"]}
+    assert set(by) == {"cam1/walk.mp4", "cam2/night.AVI", "cam2/broken.mp4", "cam2/photo.jpg"}
+    walk = by["cam1/walk.mp4"]
+    # 5 fps, a frame every 0.4 s → every int(0.4 * 5) = 2nd frame of 10
+    assert walk["frame_rate"] == 5.0 and walk["frames_processed"] == [0, 2, 4, 6, 8]
+    assert (walk["width"], walk["height"]) == (96, 64) and walk["failure"] is None
+    assert walk["detections"] and len({d["frame_number"] for d in walk["detections"]}) == 1
+    # the best frame is the one whose top detection scores highest (checked against the network directly)
+    det = Detector.load(MODEL)
+    frames = sample_frames(str(clips / "cam1" / "walk.mp4"), "walk.mp4", det.input_size, 0.4)
+    tops = [float(s.max()) if len(s) else 0.0 for _, s, _ in det.predict_arrays(frames.pixels, floor=0.005)]
+    best = frames.numbers[int(np.argmax(tops))]
+    assert walk["detections"][0]["frame_number"] == best
+    assert walk["max_detection_conf"] == pytest.approx(max(tops), abs=1e-3)
+    broken = by["cam2/broken.mp4"]
+    assert broken["detections"] is None and broken["failure"] and broken["frames_processed"] == []
+    assert "frame_rate" not in by["cam2/photo.jpg"]
+    # the browser shows the video's best frame with its boxes
+    from ssd.camtrap.browse import picture
+
+    pic = picture(walk, doc["detection_categories"], str(clips), 0.0, side=96)
+    assert pic is not None and pic.size == (96, 64)
+
+
+def test_a_killed_video_run_resumes_video_by_video(tmp_path):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for i in range(24):
+        write_video(folder / f"v{i:02d}.mp4", frames=4, fps=4.0, size=(64, 48), seed=i)
+    args = ["--model", MODEL, str(folder), "--batch-size", "1", "--workers", "1", "--quiet", "--frame-every", "0.25"]
+    ckpt, out = tmp_path / "run.checkpoint.jsonl", tmp_path / "run.json"
+    kill9_after_first_checkpoint(REPO, ["detect", *args, "--json", out, "--checkpoint-every", "2"], ckpt, out)
+    lines = ckpt.read_text().splitlines()[1:]
+    done = [json.loads(t) for t in lines if t.endswith("}")]
+    assert 0 < len(done) < 24 and all(e["frames_processed"] == [0, 1, 2, 3] for e in done)   # whole videos only
+    # a resume with another frame spacing would mix two samplings in one file: refused, nothing lost
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", *args[:-1], "0.5", "--json", str(out), "--resume"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "frame_every" in r.stderr and ckpt.exists(), r.stderr
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", *args, "--json", str(out), "--resume"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"running: {len(done)}/24" in r.stderr          # the journal's videos were not redone
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", *args, "--json", str(tmp_path / "once.json")],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    resumed, once = json.loads(out.read_text()), json.loads((tmp_path / "once.json").read_text())
+    assert _strip_times(resumed) == _strip_times(once)
