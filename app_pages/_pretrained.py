@@ -1,4 +1,4 @@
-"""The Detect page's "ready-made detectors" panel: GluonCV's pretrained SSDs, one button each.
+"""The Detect page's "ready-made detectors" panel: pretrained SSDs, live sources first, one button each.
 
 Not a page (``st.navigation`` lists the pages). The pull itself is ``ssd.store.pull_model``, the
 same call as ``python -m ssd models pull NAME``; this module only lays out the list, shows the
@@ -11,7 +11,7 @@ import time
 import streamlit as st
 
 from ssd.base.errors import SSDError
-from ssd.models.pretrained import pretrained_detectors
+from ssd.models.pretrained import LiveDetector, pretrained_detectors
 from ssd.store import pull_model
 
 
@@ -49,18 +49,40 @@ def _pull(root: str, name: str, select_key: str) -> None:
 
 
 def pretrained_panel(root: str, select_key: str, expanded: bool = True) -> None:
-    """A list of pullable detectors with a "Download" button each (needs internet, or the weights in
-    GluonCV's store, ``~/.mxnet/models``)."""
-    with st.expander("Real-world detectors: GluonCV's SSDs pretrained on COCO (80 classes) or Pascal VOC (20)",
+    """Pullable detectors with a "Download" button each: the live sources' first (torchvision's,
+    converted exactly), then GluonCV's, whose store is gone (they need a mirror or ~/.mxnet/models)."""
+    entries = pretrained_detectors()
+    live = [d for d in entries if isinstance(d, LiveDetector)]
+    with st.expander("Real-world detectors pretrained on COCO (80 classes) or Pascal VOC (20)",
                      expanded=expanded, icon=":material/download:"):
         st.caption("Animals (bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe), people and "
-                   "vehicles, ready to use. One download each (SHA-1 checked, Apache-2.0 weights); speed is "
-                   "per image on a 2-core CPU at the model's native size.")
-        for d in pretrained_detectors():
-            c1, c2, c3, c4, c5 = st.columns([3, 2, 1, 1, 1], vertical_alignment="center")
-            c1.text(d.name)
-            c2.text(f"{len(d.classes())} {d.dataset} classes · {d.metric} {d.published}")
-            c3.text(f"{d.params_mb:.0f} MB")
-            c4.text(f"~{d.cpu_s:.2f} s/image")
-            if c5.button("Download", key=f"pull::{d.name}"):
-                _pull(root, d.name, select_key)
+                   "vehicles, ready to use. One download each (hash checked); speed is per image on a 2-core "
+                   "CPU at the model's native size.")
+        st.markdown("**From torchvision** (download.pytorch.org, BSD-3-Clause), converted exactly:")
+        for d in live:
+            _row(root, d, select_key)
+        st.markdown("**From GluonCV's model store** (Apache-2.0): unreachable since February 2024; these "
+                    "work with a mirror (`MXNET_GLUON_REPO`) or the files already in `~/.mxnet/models`.")
+        for d in entries:
+            if d not in live:
+                _row(root, d, select_key)
+
+
+def _row(root: str, d, select_key: str) -> None:
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 1, 1, 1], vertical_alignment="center")
+    c1.text(d.name)
+    c2.text(f"{len(d.classes())} {d.dataset} classes · {d.metric} {d.published}")
+    c3.text(f"{d.params_mb:.0f} MB")
+    c4.text(f"~{d.cpu_s:.2f} s/image")
+    if c5.button("Download", key=f"pull::{d.name}"):
+        _pull(root, d.name, select_key)
+
+
+def offer_markdown() -> str:
+    """The pullable detectors in a few Markdown lines for the Home page: live sources first."""
+    lines = []
+    for d in pretrained_detectors():
+        live = isinstance(d, LiveDetector)
+        where = d.source if live else "GluonCV's store, gone since February 2024: needs a mirror or ~/.mxnet/models"
+        lines.append(f"- `{d.name}`: {d.dataset} {d.metric} {d.published}, ~{d.cpu_s:.2f} s/image ({where})")
+    return "\n".join(lines)

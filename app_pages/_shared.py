@@ -108,8 +108,8 @@ def no_model_help() -> None:
         f"No trained model in `{models_dir()}` yet. Train one on the **Train** page, or from a "
         "terminal:\n\n```\npython -m ssd data synth --out data/synthetic-pikachu\n"
         "python -m ssd train --data data/synthetic-pikachu --out models/tiny-pikachu --default\n```\n\n"
-        "Or download a ready-made detector (COCO or VOC classes) on the **Detect** page, or with "
-        "`python -m ssd models pull --list`.")
+        "Or download a real-world detector (COCO's 80 classes) on the **Detect** page, or with "
+        "`python -m ssd models pull ssd300_vgg16_coco` (`python -m ssd models pull --list` shows them all).")
 
 
 def figure(fig, **kwargs) -> None:

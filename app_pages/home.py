@@ -79,6 +79,18 @@ def demo_panel(default_path: Optional[str]) -> None:
         st.error(f"The default model could not run: {err}")
 
 
+def real_world_offer(ok) -> None:
+    """Real detectors the user can download, live sources first (shown until one is installed)."""
+    from app_pages._pretrained import offer_markdown
+    from ssd.store import is_pretrained_detector
+
+    if any(is_pretrained_detector(m.meta) for m in ok):
+        return
+    st.markdown("**Real-world detectors** (COCO's 80 classes: people, animals, vehicles), one download each "
+                "on the **Detect** page or with `python -m ssd models pull NAME`:")
+    st.markdown(offer_markdown())
+
+
 def environment_panel(root: str, ok, broken, default_path: Optional[str]) -> None:
     """Versions, device and folders; the models available (or how to get one)."""
     st.subheader("Environment")
@@ -93,6 +105,7 @@ def environment_panel(root: str, ok, broken, default_path: Optional[str]) -> Non
             with st.expander("GPU probe errors"):
                 st.code("\n".join(dev.gpu_errors))
     with e2:
+        real_world_offer(ok)
         if ok:
             st.markdown("**Models available**")
             st.markdown("\n".join(f"- {md_escape(m.label)}" + (" ★ default" if m.path == default_path else "")

@@ -337,19 +337,30 @@ def remove_stale_installs(root: str, name: str, max_age_s: float = STALE_INSTALL
 
 
 def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> PullResult:
-    """Install GluonCV's pretrained detector ``name`` as ``root/name`` (see ``python -m ssd models pull``).
-
-    The weights are fetched (resumable, SHA-1 checked) into GluonCV's store first; ``root`` is
-    touched only once they are verified and load, so a failed or refused download leaves it as it was.
-    """
-    from ssd.models.pretrained import fetch_pretrained, pretrained_detector
+    """Install the pretrained detector ``name`` as ``root/name`` (``python -m ssd models pull``): the
+    weights are fetched (resumable, hash checked) into their source's cache and, from a live source,
+    converted; ``root`` is touched only once they are verified and load."""
+    from ssd.models.pretrained import prepared, pretrained_detector
 
     entry = pretrained_detector(name)
     dest = os.path.join(root, entry.name)
     if os.path.isfile(os.path.join(dest, META_FILE)) and os.path.isfile(os.path.join(dest, PARAMS_FILE)):
         return PullResult(dest, already=True)
-    params, meta = fetch_pretrained(entry.name, progress=progress)
-    return PullResult(install_model(root, entry.name, meta, params), already=False)
+    with prepared(entry.name, progress=progress) as (params, meta):
+        return PullResult(install_model(root, entry.name, meta, params), already=False)
+
+
+def import_model(path: str, name: str, out: str) -> str:
+    """Convert the file ``path`` (a copy of catalogue entry ``name``'s weights: ``.pth``, ``.safetensors``
+    or GluonCV ``.params``) into the new model folder ``out`` (as a pull would; it must not exist yet)."""
+    from ssd.models.pretrained import imported
+
+    out = os.path.abspath(out)
+    with imported(name, path) as (params, meta):
+        return install_model(os.path.dirname(out), os.path.basename(out), meta, params)
+
+
+PRETRAINED_KINDS = ("gluoncv-model-zoo", "torchvision")
 
 
 def _trained_on(meta: Dict[str, Any]) -> str:
@@ -370,10 +381,11 @@ def model_knowledge(meta: Dict[str, Any]) -> str:
     """
     classes = [str(c) for c in meta.get("classes") or []]
     src = meta.get("source") or {}
-    if src.get("kind") == "gluoncv-model-zoo":
+    if src.get("kind") in PRETRAINED_KINDS:
         pub = src.get("published") or {}
         score = f", {pub['metric']} {pub['value']}" if pub.get("metric") else ""
-        return f"{len(classes)} {src.get('dataset', '')} classes (GluonCV's {src.get('name')}{score})".replace("  ", " ")
+        who = "GluonCV" if src["kind"] == "gluoncv-model-zoo" else "torchvision"
+        return f"{len(classes)} {src.get('dataset', '')} classes ({who}'s {src.get('name')}{score})".replace("  ", " ")
     shown = ", ".join(classes[:6]) + (f", … ({len(classes) - 6} more)" if len(classes) > 6 else "")
     head = f"{len(classes)} class{'es' if len(classes) != 1 else ''}: {shown}"
     return head + _trained_on(meta)
@@ -381,4 +393,4 @@ def model_knowledge(meta: Dict[str, Any]) -> str:
 
 def is_pretrained_detector(meta: Dict[str, Any]) -> bool:
     """True for a folder installed by ``pull_model`` (a ready-made real-world detector)."""
-    return (meta.get("source") or {}).get("kind") == "gluoncv-model-zoo"
+    return (meta.get("source") or {}).get("kind") in PRETRAINED_KINDS

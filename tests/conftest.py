@@ -74,3 +74,25 @@ def closed_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@pytest.fixture(scope="session")
+def ssd300_reference(tmp_path_factory) -> str:
+    """torchvision's ssd300_vgg16 with deterministic random weights: ``checkpoint.pth`` and
+    ``reference.npz`` (tests/torchvision_reference.py, run by /usr/bin/python3)."""
+    from exactness import make_reference, reference_unavailable
+
+    why = reference_unavailable()
+    if why:
+        pytest.skip(f"torchvision reference unavailable: {why}")
+    return make_reference("ssd300_vgg16", str(tmp_path_factory.mktemp("tv-ssd300")))
+
+
+@pytest.fixture(scope="session")
+def ssd300_model_dir(ssd300_reference, tmp_path_factory) -> str:
+    """That checkpoint converted into a model folder (``models import … --as ssd300_vgg16_coco``)."""
+    from ssd.store import import_model
+
+    root = tmp_path_factory.mktemp("tv-models")
+    return import_model(os.path.join(ssd300_reference, "checkpoint.pth"), "ssd300_vgg16_coco",
+                        str(root / "ssd300_vgg16_coco"))

@@ -274,8 +274,23 @@ def test_fetch_pikachu_offline_points_to_synth(tmp_path: Path, closed_port: int)
     with pytest.raises(DownloadError) as info:
         fetchers.fetch_pikachu(str(tmp_path / "p"), base_url=f"http://127.0.0.1:{closed_port}/")
     msg = str(info.value)
-    assert "train.rec" in msg and "data synth" in msg
+    assert "train.rec" in msg and "data synth" in msg and "data banana" in msg
+    assert "unreachable since February 2024" in msg
     assert str((tmp_path / "p" / "train.rec").resolve()) in msg
+
+
+def test_fetch_pikachu_from_the_official_bucket_fails_fast(tmp_path: Path, monkeypatch, closed_port: int) -> None:
+    """No base URL: the official bucket, with a short timeout (the host is gone, no one should wait)."""
+    seen = {}
+
+    def fake(url, dest, **kw):
+        seen.update(kw, url=url)
+        raise DownloadError("Download of x failed: offline.")
+
+    monkeypatch.setattr(fetchers, "download", fake)
+    with pytest.raises(DownloadError, match="data synth"):
+        fetchers.fetch_pikachu(str(tmp_path / "p"))
+    assert seen["url"].startswith(fetchers.PIKACHU_BASE_URL) and seen["timeout"] <= 10
 
 
 def test_real_pikachu_hashes_are_the_published_ones() -> None:

@@ -163,7 +163,7 @@ def test_unknown_names_and_the_list(capsys, tmp_path):
     with pytest.raises(ModelError, match="ssd_512_mobilenet1.0_coco"):
         pull_model("yolo3_darknet53_coco", str(tmp_path))
     assert main(["models", "pull", "--list"]) == 0
-    lines = capsys.readouterr().out.splitlines()[1:]
+    lines = [l for l in capsys.readouterr().out.splitlines()[1:] if "GluonCV model store" in l]
     assert len(lines) == 6 and {l.split()[0] for l in lines} == {
         f"{a}_{v}" for a in ("ssd_512_mobilenet1.0", "ssd_300_vgg16_atrous", "ssd_512_resnet50_v1")
         for v in ("coco", "voc")}
@@ -294,7 +294,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root
         c.value for c in at.sidebar.text)
     assert not [t for t in at.sidebar.toggle if t.label == "MegaDetector categories"]   # a Pikachu model: no switch
     buttons = {b.key: b for b in at.button if (b.key or "").startswith("pull::")}
-    assert len(buttons) == 6
+    assert len(buttons) == 7 and list(buttons)[0] == "pull::ssd300_vgg16_coco"     # the live source first
     at = buttons[f"pull::{NAME}"].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert sorted(os.listdir(root)) == sorted(["tiny-test", NAME])
@@ -337,10 +337,12 @@ def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_ro
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    offer = next(m.value for m in at.markdown if "ssd_512_mobilenet1.0_coco" in m.value)   # Home offers them
+    assert offer.index("ssd300_vgg16_coco") < offer.index("ssd_512_mobilenet1.0_coco")  # the live one first
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 6
-    assert "models pull --list" in at.warning[0].value
+    assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 7
+    assert "models pull ssd300_vgg16_coco" in at.warning[0].value and "models pull --list" in at.warning[0].value
 
 
 def test_an_install_killed_between_staging_and_rename_is_cleaned_up_by_the_next_one(tiny_model_dir, tmp_path):

@@ -1,5 +1,5 @@
 """``python -m ssd models``: list saved models (and unusable folders, with reasons); ``models pull``
-installs one of GluonCV's pretrained detectors as a ready model folder."""
+installs a pretrained detector as a ready model folder; ``models import`` converts a copy made by hand."""
 from __future__ import annotations
 
 import argparse
@@ -9,18 +9,28 @@ import sys
 def register(sub) -> None:
     m = sub.add_parser("models", help="list saved models; `models pull NAME` installs a pretrained detector",
                        description="List saved models (and broken folders, with reasons). "
-                                   "`models pull --list` shows GluonCV's pretrained detectors; "
-                                   "`models pull NAME` installs one as models/NAME.")
+                                   "`models pull --list` shows the pretrained detectors and their sources; "
+                                   "`models pull NAME` installs one as models/NAME; `models import FILE --as NAME` "
+                                   "converts a copy of its weights made by hand.")
     m.add_argument("--root", default=None, help="models folder (default: models/)")
     m.set_defaults(func=cmd_models)
     actions = m.add_subparsers(dest="models_action", metavar="ACTION")
-    p = actions.add_parser("pull", help="install a pretrained GluonCV detector (COCO or VOC) as models/NAME",
-                           description="Download GluonCV's pretrained SSD NAME (SHA-1 checked, resumable; "
-                                       "base URL from MXNET_GLUON_REPO) and install it as a model folder.")
-    p.add_argument("name", nargs="?", metavar="NAME", help="e.g. ssd_512_mobilenet1.0_coco")
-    p.add_argument("--list", action="store_true", help="print the detectors that can be pulled")
+    p = actions.add_parser("pull", help="install a pretrained detector (COCO or VOC) as models/NAME",
+                           description="Download a pretrained SSD (hash checked, resumable; torchvision's "
+                                       "converted exactly, GluonCV's from MXNET_GLUON_REPO or ~/.mxnet/models) "
+                                       "and install it as a model folder.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="e.g. ssd300_vgg16_coco")
+    p.add_argument("--list", action="store_true", help="print the detectors that can be pulled, with their source")
     p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: models/)")
     p.set_defaults(func=cmd_pull)
+    i = actions.add_parser("import", help="convert a weights file copied by hand into a model folder",
+                           description="Convert FILE (torchvision .pth, .safetensors, or GluonCV .params) into a "
+                                       "model folder, as `models pull NAME` would after downloading it.")
+    i.add_argument("file", metavar="FILE", help="the weights file, e.g. ssd300_vgg16_coco-b556d3b4.pth")
+    i.add_argument("--as", dest="as_name", required=True, metavar="NAME",
+                   help="which detector it is: an entry of `models pull --list`")
+    i.add_argument("--out", default=None, metavar="DIR", help="the new model folder (default: models/NAME)")
+    i.set_defaults(func=cmd_import)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -39,20 +49,37 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ssd.models.pretrained import pretrained_detectors
-    from ssd.store import DEFAULT_MODELS_DIR, model_knowledge, pull_model, read_meta
+    from ssd.store import DEFAULT_MODELS_DIR, pull_model
 
     if args.list or not args.name:
         if not args.list:
             print("which detector? name one of these (python -m ssd models pull NAME):", file=sys.stderr)
-        print("GluonCV's pretrained SSDs (Apache-2.0); speed: batch 1, native size, 2-core AMD EPYC CPU")
+        print("Pretrained SSDs, live sources first; speed: batch 1, native size, 2-core AMD EPYC CPU")
         for d in pretrained_detectors():
             print(d.summary())
         return 0 if args.list else 2
-    root = args.root or DEFAULT_MODELS_DIR
-    result = pull_model(args.name, root)
-
-    meta = read_meta(result.path)
-    verb = "already installed" if result.already else "installed"
-    print(f"{verb}: {result.path} — {model_knowledge(meta)}")
-    print(f"try it: python -m ssd detect --model {result.path} IMAGE [--categories megadetector]")
+    result = pull_model(args.name, args.root or DEFAULT_MODELS_DIR)
+    _installed(result.path, "already installed" if result.already else "installed")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import os
+
+    from ssd.store import DEFAULT_MODELS_DIR, import_model
+
+    out = args.out or os.path.join(DEFAULT_MODELS_DIR, args.as_name)
+    _installed(import_model(args.file, args.as_name, out), "imported")
+    return 0
+
+
+def _installed(path: str, verb: str) -> None:
+    from ssd.store import model_knowledge, read_meta
+
+    meta = read_meta(path)
+    print(f"{verb}: {path} — {model_knowledge(meta)}")
+    src = meta.get("source") or {}
+    if src.get("kind") == "torchvision" and not src.get("published_file"):
+        print(f"note: this file is not torchvision's published {src.get('file')} (SHA-256 {src.get('sha256')}); "
+              "it was converted as that architecture", file=sys.stderr)
+    print(f"try it: python -m ssd detect --model {path} IMAGE [--categories megadetector]")

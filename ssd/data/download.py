@@ -36,17 +36,23 @@ USER_AGENT = "ssd-studio-downloader/1.0 (+python-requests)"
 CHUNK = 1 << 20
 
 
-def sha1_of_file(path: str, chunk_size: int = CHUNK) -> str:
-    """Hex SHA-1 of a file, read in chunks (dataset files can be gigabytes)."""
-    h = hashlib.sha1()
+def file_digest(path: str, algo: str = "sha1", chunk_size: int = CHUNK) -> str:
+    """Hex digest (``sha1`` or ``sha256``) of a file, read in chunks (files can be gigabytes)."""
+    h = hashlib.new(algo)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk_size), b""):
             h.update(block)
     return h.hexdigest()
 
 
-def by_hand(url: str, dest: str, sha1: Optional[str]) -> str:
-    check = f" (its SHA-1 must be {sha1})" if sha1 else ""
+def sha1_of_file(path: str, chunk_size: int = CHUNK) -> str:
+    """Hex SHA-1 of a file, read in chunks (dataset files can be gigabytes)."""
+    return file_digest(path, "sha1", chunk_size)
+
+
+def by_hand(url: str, dest: str, check: Optional[str]) -> str:
+    """``check``: what the messages say about the hash ("SHA-1 must be …"), or None."""
+    check = f" (its {check})" if check else ""
     return (f"To install it by hand, download {url} on a machine with internet access and save it "
             f"as {os.path.abspath(dest)}{check}, then run the same command again.")
 
@@ -145,14 +151,15 @@ class _Restart(Exception):
 
 
 def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optional[Progress] = None,
-             resume: bool = True, timeout: float = 30, chunk_size: int = 1 << 20) -> str:
+             resume: bool = True, timeout: float = 30, chunk_size: int = 1 << 20,
+             sha256: Optional[str] = None) -> str:
     """Download ``url`` to ``dest`` and return ``dest``.
 
     * Skips the transfer when ``dest`` exists and matches ``sha1`` (or exists and no ``sha1`` is
       given: a file under its final name is complete by construction).
     * Streams into ``dest + '.part'``; with ``resume`` an existing part file is continued with
       an HTTP ``Range`` request (appended on 206, started over on 200).
-    * Verifies ``sha1`` when given, then moves the part file into place with ``os.replace``.
+    * Verifies ``sha1`` (or ``sha256``, which wins), then moves the part file in with ``os.replace``.
     * ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives; by default a
       tqdm bar is shown when stderr is a terminal.
 
@@ -160,12 +167,14 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
     put the file by hand.
     """
     dest = os.fspath(dest)
-    want = sha1.lower().strip() if sha1 else None
+    algo, label, want = ("sha256", "SHA-256", sha256) if sha256 else ("sha1", "SHA-1", sha1)
+    want = want.lower().strip() if want else None
+    sha1 = f"{label} must be {want}" if want else None   # what the messages say about the hash
     if os.path.isfile(dest):
         if want is None:
             return dest
         try:
-            if sha1_of_file(dest) == want:
+            if file_digest(dest, algo) == want:
                 return dest
         except OSError as err:
             raise _fail(url, dest, sha1, f"the existing {dest} could not be read ({err})") from None
@@ -178,23 +187,22 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
         raise _fail(url, dest, sha1, f"the folder for {dest} could not be created ({err})") from None
     if not resume and os.path.exists(part):
         remove_quietly(part)
-
     close: Callable[[], None] = lambda: None
     if progress is None:
         progress, close = _tqdm_progress(os.path.basename(dest))
     try:
         try:
-            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, resume)
+            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, resume, algo)
         except _Restart:
             remove_quietly(part)
-            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, False)
+            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, False, algo)
     finally:
         close()
 
     if want is not None and digest != want:
         remove_quietly(part)
         raise DownloadError(
-            f"Download of {url} failed its checksum: expected SHA-1 {want}, got {digest}. The "
+            f"Download of {url} failed its checksum: expected {label} {want}, got {digest}. The "
             "corrupt copy was deleted; run again, and if it keeps failing the file on the server "
             f"has changed. {by_hand(url, dest, sha1)}")
     try:
@@ -205,13 +213,13 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
 
 
 def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Optional[Progress],
-              timeout: float, chunk_size: int, resume: bool) -> str:
-    """One HTTP request that fills ``part``; returns the SHA-1 of the whole part file."""
+              timeout: float, chunk_size: int, resume: bool, algo: str = "sha1") -> str:
+    """One HTTP request that fills ``part``; returns the ``algo`` digest of the whole part file."""
     offset = os.path.getsize(part) if resume and os.path.isfile(part) else 0
     headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
-    hasher = hashlib.sha1()
+    hasher = hashlib.new(algo)
     done = 0
     total: Optional[int] = None
     try:

@@ -24,6 +24,11 @@ PIKACHU_FILES = {
     "train.idx": "dcf7318b2602c06428b9988470c731621716c393",
     "val.rec": "d6c33f799b4d058e82f2cb5bd9a976f69d72d520",
 }
+PIKACHU_TIMEOUT_S = 8
+PIKACHU_GONE = ("The official Pikachu files sit in MXNet's S3 bucket, which has been unreachable since February "
+                "2024 (MXNet was retired in September 2023). Make a synthetic Pikachu set offline with: python -m "
+                "ssd data synth --out DIR, or download d2l's banana set, its successor, with: python -m ssd data "
+                "banana --out DIR")
 BANANA_BASE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 BANANA_ZIP = "banana-detection.zip"
 BANANA_SHA1 = "5de26c8fce5ccdea9f91267273464dc968d20d72"
@@ -44,20 +49,21 @@ def fetch_pikachu(out_dir: str, *, base_url: Optional[str] = None,
     """Download the official Pikachu RecordIO set (train.rec, train.idx, val.rec) into ``out_dir``.
 
     Writes ``dataset.json`` (name and class list) so the folder is self-describing. Returns
-    ``out_dir``. The MXNet S3 hosting may be gone; the error then names each file's destination,
-    and ``python -m ssd data synth`` makes an offline stand-in.
+    ``out_dir``. The MXNet S3 hosting has been unreachable since February 2024; the error then names
+    each file's destination and points to ``data synth`` and ``data banana``.
     """
     base = base_url or PIKACHU_BASE_URL
     os.makedirs(out_dir, exist_ok=True)
     with in_progress(out_dir):   # until every file is in place, loaders and pickers refuse the folder
         for name, sha1 in PIKACHU_FILES.items():
             try:
-                download(_join(base, name), os.path.join(out_dir, name), sha1=sha1, progress=progress)
+                # the official bucket is gone: fail within seconds there, not after a long timeout
+                download(_join(base, name), os.path.join(out_dir, name), sha1=sha1, progress=progress,
+                         timeout=30 if base_url else PIKACHU_TIMEOUT_S)
             except DownloadError as err:
                 raise DownloadError(
                     f"{err} The Pikachu dataset needs {', '.join(PIKACHU_FILES)} together in "
-                    f"{os.path.abspath(out_dir)}. Without internet, a synthetic Pikachu set can be made "
-                    "with: python -m ssd data synth --out DIR") from None
+                    f"{os.path.abspath(out_dir)}. {PIKACHU_GONE}") from None
         atomic_write_json(os.path.join(out_dir, "dataset.json"), {"name": "pikachu", "classes": ["pikachu"]})
     return out_dir
 

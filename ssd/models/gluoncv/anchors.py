@@ -14,18 +14,19 @@ import numpy as np
 from ssd.base.errors import SSDError
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.anchors import format_groups
-from ssd.models.gluoncv.build import _base_size, _quiet, build_zoo_net
+from ssd.models.gluoncv.build import _base_size, _quiet, build_zoo_net, layout_options
 from ssd.models.gluoncv.presets import is_zoo_arch, spec_of
 
 
-def _meta_key(meta_or_net) -> Optional[Tuple[str, str]]:
-    """``(arch, variant)`` of a meta dict, or None for a network object."""
+def _meta_key(meta_or_net) -> Optional[Tuple[str, str, bool]]:
+    """``(arch, variant, anchor_clip)`` of a meta dict, or None for a network object."""
     if hasattr(meta_or_net, "anchor_generators"):
         return None
     meta = meta_or_net
     if not isinstance(meta, dict) or not is_zoo_arch(meta.get("arch")):
         raise SSDError(f"not a model-zoo SSD: arch {meta.get('arch') if isinstance(meta, dict) else meta!r}")
-    return meta["arch"], (meta.get("zoo") or {}).get("variant", "custom")
+    zoo = meta.get("zoo") or {}
+    return meta["arch"], zoo.get("variant", "custom"), layout_options(zoo)["anchor_clip"]
 
 
 def _size_of(meta_or_net, net, input_size: Optional[int]) -> int:
@@ -37,10 +38,10 @@ def _size_of(meta_or_net, net, input_size: Optional[int]) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_layout(arch: str, variant: str, size: int):
+def _cached_layout(arch: str, variant: str, clip: bool, size: int):
     """Anchor layout of a saved model's architecture (no classes involved); built once per key,
     on a private network, so concurrent callers (Streamlit threads) never share a block."""
-    net = build_zoo_net(arch, ["object"], variant)
+    net = build_zoo_net(arch, ["object"], variant, anchor_clip=clip)
     return _layout(net, size)
 
 
@@ -58,6 +59,9 @@ def _layout(net, size: int):
         if getattr(ag, "_clip", False):
             ih, iw = ag._im_size
             a = np.stack([a[:, 0].clip(0, iw), a[:, 1].clip(0, ih), a[:, 2].clip(0, iw), a[:, 3].clip(0, ih)], 1)
+        elif getattr(ag, "clips_sizes", False):
+            ih, iw = ag._im_size
+            a = np.stack([a[:, 0], a[:, 1], a[:, 2].clip(0, iw), a[:, 3].clip(0, ih)], 1)
         parts.append(a)
     a = np.concatenate(parts)
     corners = np.stack([a[:, 0] - a[:, 2] / 2, a[:, 1] - a[:, 3] / 2,
@@ -69,7 +73,7 @@ def _layout_of(meta_or_net, input_size: Optional[int]):
     key = _meta_key(meta_or_net)
     if key is None:
         return _layout(meta_or_net, _size_of(meta_or_net, meta_or_net, input_size))
-    return _cached_layout(key[0], key[1], _size_of(meta_or_net, None, input_size))
+    return _cached_layout(key[0], key[1], key[2], _size_of(meta_or_net, None, input_size))
 
 
 def _feature_shapes(net, size: int) -> List[Tuple[int, int]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import warnings
 from contextlib import contextmanager
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.presets import VARIANTS, spec_of
@@ -22,11 +22,42 @@ def _quiet():
         yield
 
 
-def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pretrained_base: bool = False):
+def layout_options(zoo: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The two departures from GluonCV's own SSD that a converted torchvision SSD300 keeps, read
+    from meta.json's ``zoo`` section: anchors clipped to the image (``anchor_clip``, torchvision's
+    ``DefaultBoxGenerator(clip=True)``) and box widths/heights capped before ``exp`` (``box_clip``,
+    torchvision's ``BoxCoder`` cap log(1000/16)). Absent for GluonCV's own models."""
+    zoo = zoo or {}
+    clip = zoo.get("box_clip")
+    return {"anchor_clip": bool(zoo.get("anchor_clip", False)),
+            "box_clip": float(clip) if isinstance(clip, (int, float)) and not isinstance(clip, bool) else None}
+
+
+def _size_clipped_generator():
+    """GluonCV's anchor generator with torchvision's clipping: widths and heights capped at the
+    image size, centres left alone. (GluonCV's own ``clip=True`` also moves the centres of the
+    10×10 map's last column, at 304 px, to 300.)"""
+    from gluoncv.model_zoo.ssd.anchor import SSDAnchorGenerator
+
+    class SizeClippedAnchorGenerator(SSDAnchorGenerator):
+        clips_sizes = True   # read by ssd.models.gluoncv.anchors
+
+        def hybrid_forward(self, F, x, anchors):
+            a = F.slice_like(anchors, x * 0, axes=(2, 3)).reshape((1, -1, 4))
+            cx, cy, cw, ch = a.split(axis=-1, num_outputs=4)
+            h, w = self._im_size
+            return F.concat(cx, cy, cw.clip(0, w), ch.clip(0, h), dim=-1).reshape((1, -1, 4))
+
+    return SizeClippedAnchorGenerator
+
+
+def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pretrained_base: bool = False,
+                  anchor_clip: bool = False, box_clip: Optional[float] = None):
     """An uninitialized GluonCV SSD with ``classes`` and the anchors of ``variant``'s preset.
 
     Never downloads unless ``pretrained_base`` (then the backbone file must be present, see
-    :func:`ensure_weights`, or GluonCV fetches it).
+    :func:`ensure_weights`, or GluonCV fetches it). ``anchor_clip`` / ``box_clip``: see
+    :func:`layout_options`.
     """
     from gluoncv.model_zoo.ssd.ssd import get_ssd
 
@@ -36,13 +67,17 @@ def build_zoo_net(arch: str, classes: Sequence[str], variant: str = "custom", pr
     if not classes:
         raise SSDError("a detector needs at least one class")
     features = _feature_extractor(spec.features)
+    extra = {"anchor_generator": _size_clipped_generator()} if anchor_clip else {}
     with _quiet():
-        return get_ssd(spec.base_network, spec.base_size, features=features,
-                       filters=list(spec.filters) if spec.filters else None,
-                       sizes=list(spec.sizes[variant]), ratios=[list(r) for r in spec.ratios],
-                       steps=list(spec.steps), classes=list(classes),
-                       dataset=variant if variant != "custom" else "", pretrained=False,
-                       pretrained_base=pretrained_base)
+        net = get_ssd(spec.base_network, spec.base_size, features=features,
+                      filters=list(spec.filters) if spec.filters else None,
+                      sizes=list(spec.sizes[variant]), ratios=[list(r) for r in spec.ratios],
+                      steps=list(spec.steps), classes=list(classes),
+                      dataset=variant if variant != "custom" else "", pretrained=False,
+                      pretrained_base=pretrained_base, **extra)
+    if box_clip is not None:
+        net.bbox_decoder._clip = float(box_clip)
+    return net
 
 
 def _feature_extractor(features):
@@ -59,7 +94,7 @@ def _feature_extractor(features):
 
 
 def load_zoo_detector(arch: str, classes: Sequence[str], variant: str, params_path: str, what: str,
-                      advice: str = ""):
+                      advice: str = "", **layout):
     """A zoo net with ``classes`` and ``variant``'s anchors, its weights loaded from ``params_path`` (CPU).
 
     One place for the three ways a trained detector enters: GluonCV's VOC/COCO weights, a pulled
@@ -68,7 +103,7 @@ def load_zoo_detector(arch: str, classes: Sequence[str], variant: str, params_pa
     """
     import mxnet as mx
 
-    net = build_zoo_net(arch, classes, variant)
+    net = build_zoo_net(arch, classes, variant, **layout)
     try:
         with _quiet():
             net.load_parameters(params_path, ctx=mx.cpu())

@@ -55,3 +55,25 @@ def _collect(ids, scores, bboxes, width: int, height: int, floor: float):
         order = np.argsort(-s, kind="stable")
         out.append((c[order].astype(np.int64), s[order].astype(np.float32), b[order].astype(np.float32)))
     return out
+
+
+def torchvision_decoder(meta):
+    """Decoder of a detector converted from torchvision (``ssd.models.per_class_nms``): the graph's
+    per-class scores and boxes for every anchor, NMS'd per class as torchvision does."""
+    from ssd.models.per_class_nms import per_class_detections
+
+    post = dict(meta.get("postprocess") or {})
+    num_classes = len(meta["classes"])
+    live = meta.get("format") != "symbol"
+
+    def decode(net, x, nms: float, floor: float):
+        if live:
+            prepare_inference(net, -1.0)   # NMS off in the graph: it happens below, per class
+        _, scores, bboxes = net(x)
+        batch, size = int(x.shape[0]), float(x.shape[2])
+        anchors = int(scores.shape[1]) // num_classes
+        s = scores.asnumpy().reshape(batch, num_classes, anchors).transpose(0, 2, 1)
+        b = bboxes.slice_axis(axis=1, begin=0, end=anchors).asnumpy() / size
+        return per_class_detections(s, b, nms, floor, post)
+
+    return decode

@@ -11,7 +11,8 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
-from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, load_zoo_detector
+from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
+from ssd.models.gluoncv.imagenet import imagenet_start
 from ssd.models.gluoncv.presets import gluoncv_name, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
 from ssd.models.starting_point import class_reuse_map, model_folder_meta
@@ -62,17 +63,23 @@ def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] =
 
 def _from_model_folder(arch: str, classes: Sequence[str], path: str, meta: Dict[str, Any], load_weights: bool,
                        info: Dict[str, Any]):
-    """A saved zoo model (e.g. ``models/ssd_512_mobilenet1.0_coco`` from ``models pull``) re-headed to
-    ``classes``: same anchors preset as the folder, weights of classes with matching names reused."""
+    """A saved zoo model (e.g. ``models/ssd300_vgg16_coco`` from ``models pull``) re-headed to
+    ``classes``: same anchors preset, anchor layout and input normalization as the folder, weights of
+    classes with matching names reused."""
 
-    variant = str((meta.get("zoo") or {}).get("variant") or "custom")
+    zoo = meta.get("zoo") or {}
+    variant = str(zoo.get("variant") or "custom")
+    layout = layout_options(zoo)
     info["variant"] = variant
+    info["layout"] = {k: v for k, v in layout.items() if v}
+    if isinstance(meta.get("normalize"), dict):
+        info["normalize"] = meta["normalize"]
     if not load_weights:
-        return build_zoo_net(arch, classes, variant)
+        return build_zoo_net(arch, classes, variant, **layout)
     params = os.path.join(path, "model.params")
     old = [str(c) for c in meta["classes"]]
     net = load_zoo_detector(arch, old, variant, params,
-                            f"does not load into {arch} with the folder's {len(old)} classes")
+                            f"does not load into {arch} with the folder's {len(old)} classes", **layout)
     info.update(weights=os.path.abspath(params), reused_classes=rehead(net, classes, old))
     return net
 
@@ -96,7 +103,7 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
     import mxnet as mx
 
     ctxs = list(ctxs or [mx.cpu()])
-    spec = spec_of(arch)
+    spec_of(arch)  # an unknown architecture fails here, by name
     p = (pretrained or "").strip()
     kind = p.lower()
     variant = variant_of(p)
@@ -105,9 +112,7 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
         info["pretrained"] = None
         net = build_zoo_net(arch, classes, "custom")
     elif kind == "imagenet":
-        if load_weights:
-            info["weights"] = ensure_weights(spec.base_network)
-        net = build_zoo_net(arch, classes, "custom", pretrained_base=load_weights)
+        net = imagenet_start(arch, classes, load_weights, info)
     elif kind in ("voc", "coco"):
         name = gluoncv_name(arch, variant)
         if load_weights:

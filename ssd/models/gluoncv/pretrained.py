@@ -27,6 +27,7 @@ from ssd.models.gluoncv.presets import METRICS, ZOO_SPECS, gluoncv_name, spec_of
 LICENSE = "Apache-2.0"
 LICENSE_NOTE = "GluonCV model zoo weights, Apache License 2.0 (https://github.com/dmlc/gluon-cv)"
 DATASET_TITLES = {"coco": "COCO", "voc": "Pascal VOC"}
+STORE_SOURCE = "GluonCV model store (unreachable since February 2024)"
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,15 @@ class PretrainedDetector:
         """The class names the detector was trained with, in its output order."""
         return dataset_classes(self.variant)
 
+    @property
+    def source(self) -> str:
+        return STORE_SOURCE
+
     def summary(self) -> str:
-        """One line for a listing: name, classes, size, accuracy, speed."""
-        return (f"{self.name:27s} {len(self.classes()):3d} {self.dataset + ' classes':18s} {self.input_size}px  "
-                f"{self.params_mb:6.1f} MB  {self.metric + ' ' + format(self.published, '.1f'):15s} ~{self.cpu_s:.2f} s/image")
+        """One line for a listing: name, classes, size, accuracy, speed, source."""
+        return (f"{self.name:34s} {len(self.classes()):3d} {self.dataset + ' classes':13s} {self.input_size}px  "
+                f"{self.params_mb:6.1f} MB  {self.metric} {self.published:4.1f}  ~{self.cpu_s:.2f} s/image  "
+                f"{self.source}")
 
     def model_card(self) -> str:
         """A one-line model card stored in meta.json."""
@@ -110,27 +116,35 @@ def fetch_pretrained(name: str, progress: Optional[Callable[[int, Optional[int]]
     loaded into the net that ``GluonCVRecipe.build`` makes from the returned metadata, so a
     folder is only written for weights that really fit.
     """
-
-    from ssd.data.preprocess import MEAN, STD
-    from ssd.models.gluoncv.build import load_zoo_detector
-    from ssd.models.gluoncv.metadata import zoo_meta_fields
     from ssd.models.gluoncv.weights import ensure_weights, weights_url, _store_sha1
 
     entry = pretrained_detector(name)
     path = ensure_weights(entry.name, download=download, progress=progress)
+    meta = params_meta(entry.name, path, "; delete the file so that it is fetched again")
+    meta["source"].update(url=weights_url(entry.name), sha1=_store_sha1(entry.name))
+    return path, meta
+
+
+def params_meta(name: str, path: str, advice: str = "") -> Dict[str, Any]:
+    """The meta.json of GluonCV detector ``name`` whose weights are the ``.params`` file ``path``;
+    ``ModelError`` when they do not load into its network."""
+    from ssd.data.preprocess import MEAN, STD
+    from ssd.models.gluoncv.build import load_zoo_detector
+    from ssd.models.gluoncv.metadata import zoo_meta_fields
+
+    entry = pretrained_detector(name)
     classes = entry.classes()
     net = load_zoo_detector(entry.arch, classes, entry.variant, path, f"the weights do not load into {entry.name}",
-                            "; delete the file so that it is fetched again")
+                            advice)
     meta: Dict[str, Any] = {
         "arch": entry.arch, "classes": classes, "input_size": entry.input_size,
         "normalize": {"mean": list(MEAN), "std": list(STD)},
         "default": False, "status": "pretrained",
         "model_card": entry.model_card(),
         "source": {"kind": "gluoncv-model-zoo", "name": entry.name, "dataset": entry.dataset,
-                   "url": weights_url(entry.name), "sha1": _store_sha1(entry.name),
                    "license": LICENSE, "license_note": LICENSE_NOTE,
                    "published": {"metric": entry.metric, "value": entry.published}},
     }
     meta.update(zoo_meta_fields(net, entry.arch, entry.input_size,
                                 {"variant": entry.variant, "pretrained": entry.variant, "weights": path}))
-    return path, meta
+    return meta

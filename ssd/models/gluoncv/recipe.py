@@ -13,11 +13,12 @@ from ssd.base.errors import SSDError
 from ssd.data.preprocess import MEAN, STD
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.gluoncv.anchors import zoo_anchor_set
-from ssd.models.gluoncv.build import build_zoo_net, initialize
-from ssd.models.gluoncv.decode import decode_exported, decode_live
+from ssd.models.gluoncv.build import build_zoo_net, initialize, layout_options
+from ssd.models.gluoncv.decode import decode_exported, decode_live, torchvision_decoder
 from ssd.models.gluoncv.metadata import zoo_meta_fields
 from ssd.models.gluoncv.presets import PRETRAINED_CHOICES, ZooSpec, spec_of
 from ssd.models.gluoncv.training import ZooTraining
+from ssd.models.per_class_nms import is_torchvision
 from ssd.models.recipe import Decoder, Emit, Recipe
 
 
@@ -49,7 +50,7 @@ class GluonCVRecipe(Recipe):
 
     def build(self, meta: Dict[str, Any]):
         variant = (meta.get("zoo") or {}).get("variant", "custom")
-        return build_zoo_net(meta["arch"], list(meta["classes"]), variant)
+        return build_zoo_net(meta["arch"], list(meta["classes"]), variant, **layout_options(meta.get("zoo")))
 
     def anchor_set(self, meta: Dict[str, Any]) -> AnchorSet:
         return zoo_anchor_set(meta)
@@ -59,6 +60,8 @@ class GluonCVRecipe(Recipe):
         return ZooTraining(cfg, classes, train_ds, ctxs, emit, resuming=resuming)
 
     def decoder(self, meta: Dict[str, Any]) -> Decoder:
+        if is_torchvision(meta):
+            return torchvision_decoder(meta)
         return decode_exported if meta.get("format") == "symbol" else decode_live
 
     def export_outputs(self, net) -> Dict[str, Any]:

@@ -110,7 +110,10 @@ class ZooTraining(TrainingPlan):
         self.net, anchors, self.info = create_for_training(cfg.arch, classes, cfg.pretrained, self.ctxs,
                                                            cfg.input_size, load_weights=not resuming)
         self.num_anchors = int(anchors.shape[1])
-        self.transform = ZooTrainTransform(cfg.input_size, anchors, augment=cfg.augment)
+        norm = self.info.get("normalize") or {}
+        self.normalize = {"mean": list(norm.get("mean", MEAN)), "std": list(norm.get("std", STD))}
+        self.transform = ZooTrainTransform(cfg.input_size, anchors, augment=cfg.augment,
+                                           mean=self.normalize["mean"], std=self.normalize["std"])
         self.num_workers = default_num_workers()
         ds = _TransformedDataset(train_ds, self.transform)
         bs = min(cfg.batch_size, len(train_ds))
@@ -168,9 +171,12 @@ class ZooTraining(TrainingPlan):
         return self.graph.meta()
 
     def meta_fields(self) -> Dict[str, Any]:
-        """``anchors`` and ``zoo`` sections for meta.json."""
-        return zoo_meta_fields(self.net, self.cfg.arch, self.cfg.input_size, self.info,
-                               extra={"loss": "gluoncv SSDMultiBoxLoss (softmax CE, hard negatives "
-                                              f"{self.loss._negative_mining_ratio:g}:1, smooth L1)",
-                                      "transform": "gluoncv SSDDefaultTrainTransform" if self.cfg.augment
-                                      else "resize only", "num_workers": self.num_workers})
+        """``anchors``, ``zoo`` and ``normalize`` (the starting point's) sections for meta.json."""
+        extra = {**self.info.get("layout", {}),
+                 "loss": f"gluoncv SSDMultiBoxLoss (softmax CE, hard negatives {self.loss._negative_mining_ratio:g}:1, "
+                         "smooth L1)",
+                 "transform": "gluoncv SSDDefaultTrainTransform" if self.cfg.augment else "resize only",
+                 "num_workers": self.num_workers}
+        fields = zoo_meta_fields(self.net, self.cfg.arch, self.cfg.input_size, self.info, extra=extra)
+        fields["normalize"] = dict(self.normalize)
+        return fields

@@ -47,6 +47,16 @@ def weights_url(name: str) -> str:
     return model_store._url_format.format(repo_url=repo, file_name=weights_file_name(name)[:-len(".params")])
 
 
+def store_gone() -> str:
+    """What to say when GluonCV's store fails: since when, and the detectors that can be had instead."""
+    from ssd.models.weights.catalogue import LIVE_DETECTORS
+
+    live = ", ".join(f"python -m ssd models pull {name}" for name in LIVE_DETECTORS)
+    return ("GluonCV's model store has been unreachable since February 2024 (MXNet was retired in September "
+            "2023); a mirror (MXNET_GLUON_REPO) or the file in ~/.mxnet/models still works. Real detectors "
+            f"from a live source, converted exactly: {live}.")
+
+
 def ensure_weights(name: str, download: bool = True, progress=None) -> str:
     """Path of GluonCV's pretrained file ``name`` with the right SHA-1, fetching it if needed.
 
@@ -72,7 +82,7 @@ def ensure_weights(name: str, download: bool = True, progress=None) -> str:
                "store folder: ~/.mxnet/models, or $MXNET_HOME/models when MXNET_HOME is set — and run "
                "the same command again.")
     if not download:
-        raise DownloadError(f"pretrained weights {name!r} are not available: {problem}. {by_hand}")
+        raise DownloadError(f"pretrained weights {name!r} are not available: {problem}. {store_gone()} {by_hand}")
     import shutil
 
     zip_path = path[:-len(".params")] + ".zip"
@@ -84,7 +94,7 @@ def ensure_weights(name: str, download: bool = True, progress=None) -> str:
         except DownloadError as err:
             gist = str(err).split(" To install it by hand")[0]
             raise DownloadError(f"pretrained weights {name!r} are not available: {problem}, and fetching "
-                                f"them failed: {gist} {by_hand}") from None
+                                f"them failed: {gist} {store_gone()} {by_hand}") from None
         member = next((m for m in extracted if os.path.basename(m) == fname), None)
         if member is None:
             raise DownloadError(f"{url} does not contain {fname} (it holds {', '.join(extracted) or 'nothing'}). "

@@ -1,0 +1,146 @@
+"""Reading PyTorch ``.pth`` files with numpy alone, executing nothing from the file.
+
+A ``.pth`` written by ``torch.save`` (PyTorch ≥ 1.6) is a zip: ``ROOT/data.pkl`` is a pickle of
+the state dict whose tensors point at raw storages ``ROOT/data/KEY``. A pickle can name any
+Python callable and have it run on load, so a downloaded checkpoint is untrusted code unless the
+unpickler refuses every name but the few that rebuild tensors. This one allows exactly:
+
+* ``collections.OrderedDict`` (the state dict itself);
+* ``torch._utils._rebuild_tensor_v2`` and ``torch._utils._rebuild_parameter`` (tensors and
+  ``nn.Parameter``), replaced by numpy functions of ours;
+* ``torch.<Type>Storage`` (``FloatStorage``, ``HalfStorage``, ``LongStorage``…), which only say
+  which numpy dtype a storage holds.
+
+Anything else (``os.system``, ``builtins.eval``, a class of the writer's) raises ``ModelError``
+before it is looked up: nothing from the file is imported or called. torch is not needed.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import zipfile
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from ssd.base.errors import ModelError
+
+_STORAGE_DTYPES = {
+    "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
+    "ByteStorage": np.uint8, "BoolStorage": np.bool_, "BFloat16Storage": "bfloat16",
+}
+
+
+class _Storage:
+    """A raw storage read from the zip: a flat numpy array of its dtype."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+def _rebuild_tensor_v2(storage: _Storage, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...],
+                       requires_grad: bool = False, hooks: Any = None, metadata: Any = None) -> np.ndarray:
+    """torch's tensor rebuild, in numpy: a strided view of the storage, copied to a plain array."""
+    flat = storage.array
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if not size:
+        return np.array(flat[int(offset)])
+    if any(s == 0 for s in size):
+        return np.zeros(size, dtype=flat.dtype)
+    last = int(offset) + sum((n - 1) * st for n, st in zip(size, stride))
+    if offset < 0 or any(st < 0 for st in stride) or last >= flat.size:
+        raise ModelError(f"a tensor of shape {size} reaches past its storage of {flat.size} values "
+                         "(a damaged or hostile file)")
+    item = flat.itemsize
+    view = np.lib.stride_tricks.as_strided(flat[int(offset):], shape=size,
+                                           strides=tuple(st * item for st in stride), writeable=False)
+    return np.ascontiguousarray(view)
+
+
+def _rebuild_parameter(data: np.ndarray, requires_grad: bool = False, hooks: Any = None) -> np.ndarray:
+    return data
+
+
+_ALLOWED = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Resolves only the names above; storages come from the zip through ``persistent_load``."""
+
+    def __init__(self, data: bytes, zf: zipfile.ZipFile, root: str, path: str) -> None:
+        super().__init__(io.BytesIO(data))
+        self.zf, self.root, self.path = zf, root, path
+        self.storages: Dict[str, _Storage] = {}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise ModelError(f"{self.path}: refused to load: its pickle asks for {module}.{name}, which a "
+                         "weights file never needs (only tensors and dictionaries are read; nothing in "
+                         "the file is run)")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise ModelError(f"{self.path}: unexpected persistent id {str(pid)[:80]!r}")
+        dtype, key, numel = pid[1], str(pid[2]), int(pid[4])
+        if key not in self.storages:
+            self.storages[key] = _Storage(self._read_storage(dtype, key, numel))
+        return self.storages[key]
+
+    def _read_storage(self, dtype, key: str, numel: int) -> np.ndarray:
+        if not key.isalnum():
+            raise ModelError(f"{self.path}: bad storage name {key!r}")
+        try:
+            raw = self.zf.read(f"{self.root}/data/{key}")
+        except KeyError:
+            raise ModelError(f"{self.path}: storage data/{key} is missing from the archive") from None
+        if isinstance(dtype, str) and dtype == "bfloat16":
+            bits = np.frombuffer(raw, dtype="<u2", count=numel)
+            return (bits.astype(np.uint32) << 16).view(np.float32)
+        dt = np.dtype(dtype).newbyteorder("<")
+        if len(raw) < numel * dt.itemsize:
+            raise ModelError(f"{self.path}: storage data/{key} holds {len(raw)} bytes, fewer than "
+                             f"{numel} values of {dt.name}")
+        return np.frombuffer(raw, dtype=dt, count=numel).astype(dt.newbyteorder("="), copy=False)
+
+
+def _root_of(zf: zipfile.ZipFile, path: str) -> str:
+    pickles = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        raise ModelError(f"{path}: not a PyTorch checkpoint (no single ROOT/data.pkl in the zip)")
+    return pickles[0].split("/")[0]
+
+
+def read_pth(path: str) -> Dict[str, Any]:
+    """The object a ``torch.save`` zip holds (a state dict: name → numpy array), safely.
+
+    ``ModelError`` for anything else: the legacy pre-1.6 format, a damaged zip, a pickle that asks
+    for a name outside the allowed few.
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ModelError(f"{path}: not a zip-format PyTorch checkpoint (files written by PyTorch before "
+                         "1.6 are not supported: load and re-save it with a current torch.save)") from None
+    except OSError as err:
+        raise ModelError(f"{path}: cannot be read ({err})") from None
+    with zf:
+        root = _root_of(zf, path)
+        byteorder = zf.read(f"{root}/byteorder").decode().strip() if f"{root}/byteorder" in zf.namelist() else "little"
+        if byteorder != "little":
+            raise ModelError(f"{path}: written on a big-endian machine; not supported")
+        unpickler = _Unpickler(zf.read(f"{root}/data.pkl"), zf, root, path)
+        try:
+            return unpickler.load()
+        except ModelError:
+            raise
+        except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ModelError(f"{path}: the checkpoint's pickle is damaged ({type(err).__name__}: {err})") from None

@@ -1,0 +1,78 @@
+"""Comparing a converted detector with torchvision's own forward pass (see torchvision_reference.py).
+
+``make_reference(model, out_dir)`` runs ``tests/torchvision_reference.py`` with Debian's
+``/usr/bin/python3`` (python3-torchvision; torch never enters our venv) and returns the folder with
+``checkpoint.pth`` and ``reference.npz``. ``reference_unavailable()`` is the skip reason where that
+Python lacks torchvision. The assertions take our outputs in our conventions: raw class logits for
+the kept class slots and box offsets per anchor; final detections as ``(ids, scores, boxes)`` with
+boxes normalized to the input side.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchvision_reference.py")
+RAW_ATOL = 1e-4          # raw class logits and box offsets
+SCORE_ATOL = 1e-4        # final scores
+BOX_ATOL = 1e-3          # final boxes, as a fraction of the image side (our unit)
+
+
+def reference_unavailable() -> Optional[str]:
+    """Why the torchvision reference cannot run here, or None when it can."""
+    if not os.path.exists(SYSTEM_PYTHON):
+        return f"{SYSTEM_PYTHON} does not exist (the reference is Debian's python3-torchvision)"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import torch, torchvision"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (f"{SYSTEM_PYTHON} cannot import torchvision (apt-get install python3-torchvision): "
+                f"{probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'unknown error'}")
+    return None
+
+
+def make_reference(model: str, out_dir: str, seed: int = 0, images: int = 3) -> str:
+    """torchvision's ``model`` with deterministic random weights: ``checkpoint.pth`` + ``reference.npz``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    subprocess.run([SYSTEM_PYTHON, SCRIPT, "--model", model, "--out", out_dir, "--seed", str(seed),
+                    "--images", str(images)], check=True, env=env, capture_output=True, timeout=600)
+    return out_dir
+
+
+def load_reference(out_dir: str) -> Dict[str, np.ndarray]:
+    with np.load(os.path.join(out_dir, "reference.npz")) as ref:
+        return {k: ref[k] for k in ref.files}
+
+
+def assert_raw_close(cls_logits: np.ndarray, box_offsets: np.ndarray, ref: Dict[str, np.ndarray],
+                     kept_slots: Sequence[int], atol: float = RAW_ATOL) -> Dict[str, float]:
+    """Our (B, N, len(kept_slots)) logits and (B, N, 4) offsets against torchvision's; returns the max errors."""
+    want_cls = ref["cls_logits"][:, :, list(kept_slots)]
+    assert cls_logits.shape == want_cls.shape, (cls_logits.shape, want_cls.shape)
+    assert box_offsets.shape == ref["bbox_regression"].shape
+    err = {"cls": float(np.abs(cls_logits - want_cls).max()),
+           "box": float(np.abs(box_offsets - ref["bbox_regression"]).max())}
+    assert err["cls"] <= atol and err["box"] <= atol, err
+    return err
+
+
+def assert_detections_match(ours: List, ref: Dict[str, np.ndarray], size: int, kept_slots: Sequence[int]) -> Dict[str, float]:
+    """Same classes in the same order, scores within ``SCORE_ATOL``, boxes within ``BOX_ATOL`` of the side.
+
+    ``ours[i]`` = ``(ids, scores, boxes normalized)``; our class id c is torchvision's slot
+    ``kept_slots[c + 1]`` (slot 0 is the background). Returns the max errors.
+    """
+    slot_to_ours = {s: i - 1 for i, s in enumerate(kept_slots)}
+    worst = {"score": 0.0, "box": 0.0, "detections": 0}
+    for i, (ids, scores, boxes) in enumerate(ours):
+        labels = np.array([slot_to_ours[int(l)] for l in ref[f"labels_{i}"]])
+        assert len(ids) == len(labels), f"image {i}: {len(ids)} detections, torchvision {len(labels)}"
+        assert (ids == labels).all(), f"image {i}: classes differ at {np.where(ids != labels)[0][:5]}"
+        ds = float(np.abs(scores - ref[f"scores_{i}"]).max()) if len(ids) else 0.0
+        db = float(np.abs(boxes - ref[f"boxes_{i}"] / size).max()) if len(ids) else 0.0
+        assert ds <= SCORE_ATOL and db <= BOX_ATOL, (i, ds, db)
+        worst = {"score": max(worst["score"], ds), "box": max(worst["box"], db),
+                 "detections": worst["detections"] + len(ids)}
+    return worst
