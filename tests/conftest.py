@@ -96,3 +96,25 @@ def ssd300_model_dir(ssd300_reference, tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("tv-models")
     return import_model(os.path.join(ssd300_reference, "checkpoint.pth"), "ssd300_vgg16_coco",
                         str(root / "ssd300_vgg16_coco"))
+
+
+@pytest.fixture(scope="session")
+def ssdlite_reference(tmp_path_factory) -> str:
+    """torchvision's ssdlite320_mobilenet_v3_large with deterministic random weights: ``checkpoint.pth``
+    and ``reference.npz`` (tests/torchvision_reference.py, run by /usr/bin/python3)."""
+    from exactness import make_reference, reference_unavailable
+
+    why = reference_unavailable()
+    if why:
+        pytest.skip(f"torchvision reference unavailable: {why}")
+    return make_reference("ssdlite320_mobilenet_v3_large", str(tmp_path_factory.mktemp("tv-ssdlite")))
+
+
+@pytest.fixture(scope="session")
+def ssdlite_model_dir(ssdlite_reference, tmp_path_factory) -> str:
+    """That checkpoint converted into a model folder (``models import … --as ssdlite320_mobilenet_v3_large_coco``)."""
+    from ssd.store import import_model
+
+    root = tmp_path_factory.mktemp("tv-ssdlite-models")
+    return import_model(os.path.join(ssdlite_reference, "checkpoint.pth"), "ssdlite320_mobilenet_v3_large_coco",
+                        str(root / "ssdlite320_mobilenet_v3_large_coco"))

@@ -24,10 +24,7 @@ from ssd.models.ssdlite.spec import ARCH, ssdlite_spec
 from ssd.models.ssdlite.training import slot_sources, transfer
 from ssd.store import load_model, save_model
 
-try:
-    from detection_match import unmatched
-except ImportError:  # pragma: no cover - run from the repository root
-    from tests.detection_match import unmatched
+from exactness import unmatched
 
 
 def torchvision_style_state(num_slots: int = 91, seed: int = 0):
