@@ -1,5 +1,6 @@
 # Front door: `make app` (set up and run the app) and `make test` (set up and run the tests).
-# Both create .venv on first use; later runs reuse it until a requirements file changes.
+# Both create .venv on first use; later runs reuse it until a requirements file or pyproject.toml
+# changes. The project itself is installed editable: .venv/bin/ssd is the command line.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -10,8 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+$(VENV)/.app-installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.app-installed

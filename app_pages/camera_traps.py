@@ -19,19 +19,21 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from app_pages._camera_exports import explorer_panel, exports_panel
+from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
-from ssd.camtrap.browse import PAGE_SIZE, STATES, filter_entries, page_count, page_of, picture
+from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 
+OTHER_RESULTS = "another results file…"
 EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
 
@@ -155,17 +157,24 @@ def monitor_panel(runs_root: str, running: bool) -> None:
 
 # ---- browsing results ---------------------------------------------------------------------------
 
+def _run_label(results_path: str) -> str:
+    return results_path if results_path == OTHER_RESULTS else os.path.basename(os.path.dirname(results_path))
+
+
 def results_source_ui(runs_root: str) -> Tuple[str, str]:
-    """``(results path, folder its paths start from)``: a finished run of this page, or any file."""
+    """``(results path, folder its paths start from)``: a finished run of this page, or any file.
+
+    The choice is set in the session state, never dropped: a dropped key leaves the browser's box
+    showing its old choice, which it sends back with the next filter change (the wrong run)."""
     st.subheader("Results")
-    finished = [r for r in jobs.batch_runs(runs_root) if os.path.isfile(os.path.join(r, jobs.BATCH_RESULTS))]
-    choices = [os.path.join(r, jobs.BATCH_RESULTS) for r in finished] + ["another results file…"]
-    if st.session_state.get("ct_finished_seen") != choices[:1]:
-        st.session_state.pop("ct_results", None)      # a run just finished: show it
-        st.session_state["ct_finished_seen"] = choices[:1]
-    pick = st.selectbox("Results", choices, key="ct_results",
-                        format_func=lambda p: p if p.startswith("another") else os.path.basename(os.path.dirname(p)))
-    if pick.startswith("another"):
+    ss = st.session_state
+    finished = jobs.finished_results(runs_root)
+    pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS)
+    ss["ct_finished_seen"] = finished
+    if ss.get("ct_results") != pick:
+        ss["ct_results"] = pick
+    pick = st.selectbox("Results", [*finished, OTHER_RESULTS], key="ct_results", format_func=_run_label)
+    if pick == OTHER_RESULTS:
         b1, b2 = st.columns(2)
         return b1.text_input("Results JSON (path)", key="ct_results_path"), b2.text_input(
             "Folder its paths start from", key="ct_image_root")
@@ -220,25 +229,6 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
                  hide_index=True)
 
 
-def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
-    """One page of thumbnails; a click on a name shows that image large."""
-    pages = page_count(len(entries))
-    if st.session_state.get("ct_page", 1) > pages:
-        st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
-    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
-    st.caption(f"page {page} of {pages}, {len(entries)} image(s) match the filters")
-    grid = st.columns(6)
-    for i, entry in enumerate(page_of(entries, page)):
-        with grid[i % 6]:
-            pic = picture(entry, doc["detection_categories"], image_root, shown, side=240)
-            if pic is not None:
-                st.image(pic)
-            else:
-                st.text(entry.get("failure") or "(image not found)")
-            if st.button(_plain(entry["file"][-28:]), key=f"ct_open_{(page - 1) * PAGE_SIZE + i}", help="Show large"):
-                st.session_state["ct_large"] = entry["file"]
-
-
 def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str,
                        shown: ShownFilter) -> None:
     """One row per episode (a burst): its frames side by side, a page of episodes at a time."""
@@ -261,22 +251,7 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
             if pic is not None:
                 c.image(pic)
             else:
-                c.text(doc["images"][k].get("failure") or "(image not found)")
-
-
-def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
-    """The image picked in the grid, large, with its detections as a table."""
-    names = doc["detection_categories"]
-    large = next((e for e in entries if e["file"] == st.session_state.get("ct_large")), None)
-    if large is None:
-        return
-    st.text(large["file"])
-    pic = picture(large, names, image_root, shown, side=1280)
-    if pic is not None:
-        st.image(pic)
-    st.dataframe(pd.DataFrame([{"class": names.get(d["category"], d["category"]), "conf": d["conf"],
-                                "bbox": str(d["bbox"]), "suspect": bool(d.get("suspect"))}
-                               for d in large.get("detections") or []]), hide_index=True)
+                c.caption("(could not be read)" if doc["images"][k].get("failure") else "(image not found)")
 
 
 def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) -> None:
@@ -315,10 +290,10 @@ def browser(results_path: str, image_root: str) -> None:
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
     totals_panel(doc, shown)
     entries = filter_entries(doc, shown, classes, state)
-    if st.session_state.get("ct_view") == "episodes":
-        episode_rows_panel(doc, entries, image_root, shown)
-    else:
-        grid_panel(doc, entries, image_root, shown)
+    episodes = st.session_state.get("ct_view") == "episodes"
+    (episode_rows_panel if episodes else grid_panel)(doc, entries, image_root, shown)
+    failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
+    if not episodes:
         large_view(doc, entries, image_root, shown)
     explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)

@@ -154,17 +154,17 @@ def project_loop_images_per_s(rec_dir: str, batches: int, warmup: int, out_dir: 
 
     ``precision``: the training arithmetic (``fp32``, or ``bf16`` where the CPU has it; see
     ``ssd.models.training_graph``)."""
-    from ssd.training import loop
+    from ssd.training import progress
     from ssd.training.config import TrainConfig
     from ssd.training.loop import train
 
     stamps = []
 
     def on_event(ev):
-        if ev["type"] == "progress":
+        if ev["type"] == "progress" and ev.get("phase") == "train":
             stamps.append((ev["iter"], time.perf_counter()))
 
-    loop.PROGRESS_EVERY_S = 0.0     # a progress event (a time stamp) after every iteration
+    progress.PROGRESS_EVERY_S = 0.0     # a progress event (a time stamp) after every iteration
     cfg = TrainConfig(data=rec_dir, out=out_dir, epochs=1, batch_size=32, limit_train=32 * (batches + warmup),
                       limit_val=0, max_iters_per_epoch=batches + warmup, device="cpu", precision=precision)
     train(cfg, on_event=on_event, install_signal_handlers=False)

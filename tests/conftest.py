@@ -8,6 +8,12 @@ any test module can use them:
 * ``tiny_model_dir`` – a model trained on it (2 epochs, batch 16) in its own models folder
 * ``models_root``    – the models folder holding ``tiny_model_dir`` (what ``SSD_MODELS_DIR`` points at)
 * ``app_env``        – points ``SSD_MODELS_DIR`` / ``SSD_DATA_DIR`` at the two folders above
+* ``shipped_models_root`` – a models folder holding a copy of the shipped default model, and nothing else
+
+No test sees the user's ``models/`` or ``data/``: ``own_folders`` (autouse) points ``SSD_MODELS_DIR``
+and ``SSD_DATA_DIR`` at empty temporary folders before every test, so a page, a job or a command that
+looks up "the models folder" finds the test's own. Tests that check the shipped default model name
+``SHIPPED_MODEL`` (that one folder) explicitly.
 """
 from __future__ import annotations
 
@@ -22,6 +28,15 @@ if REPO_ROOT not in sys.path:
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_TRAIN, TINY_VAL = 64, 16
+SHIPPED_MODEL = os.path.join(REPO_ROOT, "models", "tiny-pikachu")
+
+
+@pytest.fixture(autouse=True)
+def own_folders(monkeypatch, tmp_path_factory) -> None:
+    """Empty models and data folders of the test's own: a model the user trained in ``models/``
+    (or a dataset in ``data/``) never changes what a test sees."""
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path_factory.mktemp("own-models")))
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path_factory.mktemp("own-data")))
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +59,32 @@ def models_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def shipped_models_root(tmp_path_factory) -> str:
+    """A models folder holding a copy of the shipped ``tiny-pikachu`` alone (pages that need a
+    real, old-format model see it, never the user's other models)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("shipped-models")
+    shutil.copytree(SHIPPED_MODEL, os.path.join(root, "tiny-pikachu"),
+                    ignore=shutil.ignore_patterns("checkpoints", "events.jsonl", "train.log"))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(models_root, synth_dir) -> str:
-    """A real (if weak) model: 2 epochs of batch 16 over 64 synthetic images, on the CPU."""
+    """A real (if weak) model: 2 epochs of batch 16 over 64 synthetic images, on the CPU.
+
+    ``SSD_TEST_TINY_MODEL`` names one made so already (the isolation test's nested run hands over its
+    own): copied instead of trained again."""
     from ssd.training.config import TrainConfig
     from ssd.training.loop import train
 
     out = os.path.join(models_root, "tiny-test")
+    if os.environ.get("SSD_TEST_TINY_MODEL"):
+        import shutil
+
+        shutil.copytree(os.environ["SSD_TEST_TINY_MODEL"], out)
+        return out
     cfg = TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=16, warmup_iters=2, device="cpu",
                       seed=0, default=True, limit_val=8)
     train(cfg, install_signal_handlers=False)

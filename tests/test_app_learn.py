@@ -88,13 +88,13 @@ def test_learn_eval_counts_add_up(app_env):
     assert any("AP" in d.value.columns for d in at.dataframe)
 
 
-def test_train_page_names_both_class_errors(app_env, monkeypatch):
+def test_train_page_names_both_class_errors(app_env, shipped_models_root, monkeypatch):
     at = _page("app_pages/train.py")
     d2l, mined = _metric(at, "class err"), _metric(at, "mined class err")
     assert d2l != "n/a" and mined != "n/a" and float(d2l) < float(mined)   # new history: both recorded
     assert any("d2l's cls_eval" in c.value for c in at.caption)
     # an old saved model (the shipped one): its class_err was the mined one
-    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     at = _page("app_pages/train.py")
     assert _metric(at, "class err") == "n/a"
     assert float(_metric(at, "mined class err")) > 0 and np.isfinite(float(_metric(at, "bbox MAE")))

@@ -16,8 +16,8 @@ TIMES = ["2024:06:01 10:00:00", "2024:06:01 10:00:02", "2024:06:01 10:00:04", "2
 
 
 @pytest.fixture
-def season(monkeypatch, tmp_path):
-    monkeypatch.setenv("SSD_MODELS_DIR", os.path.join(REPO_ROOT, "models"))
+def season(monkeypatch, tmp_path, shipped_models_root):
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     write_season(tmp_path)

@@ -59,7 +59,7 @@ def test_videos_get_megadetector_video_fields_and_pass_its_validator(clips, tmp_
     r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", MODEL, str(clips), "--recursive",
                         "--frame-every", "0.4", "--json", str(out), "--quiet"], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
-    assert r.returncode == 1 and "1 failed" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "1 failed" in r.stderr and "Traceback" not in r.stderr, r.stderr
     opts = ValidateBatchResultsOptions()
     opts.check_image_existence, opts.relative_path_base = True, str(clips)
     assert validate_batch_results(str(out), opts)["validation_results"]["errors"] == []

@@ -81,6 +81,9 @@ def test_run_figures_reads_training_not_validation_progress():
     validating = RunStatus("running", {"phase": "validate", "epoch": 4, "epochs": 12}, history, "", start)
     assert run_figures(validating) == {"Epochs done": "3/12", "Loss": "1.0000", "Samples/s": "60.0",
                                        "Best val mAP": "0.5000", "Val micro-F1 / accuracy": "0.875 / 0.9988"}
+    validating_now = RunStatus("running", {"phase": "validate", "epoch": 4, "epochs": 12, "loss": 0.5,
+                                           "samples_per_s": 65.0}, history, "", start)
+    assert run_figures(validating_now)["Loss"] == "0.5000" and run_figures(validating_now)["Samples/s"] == "65.0"
     training = RunStatus("running", {"phase": "train", "loss": 0.75, "samples_per_s": 70.25}, history, "", start)
     assert run_figures(training) == {"Epochs done": "3/10", "Loss": "0.7500", "Samples/s": "70.2",
                                      "Best val mAP": "0.5000", "Val micro-F1 / accuracy": "0.875 / 0.9988"}

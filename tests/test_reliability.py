@@ -370,7 +370,7 @@ def test_fifos_and_devices_named_jpg_are_refused_without_hanging(tmp_path, tiny_
             _in_thread(lambda: load_image(str(path)))
     rc = _in_thread(lambda: main(["detect", "--model", tiny_model_dir, str(fifo), str(dev), str(good)]), timeout=120)
     err = capsys.readouterr().err
-    assert rc == 1 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
+    assert rc == 0 and "FIFO" in err and "device" in err and "1 image(s) processed, 2 failed" in err
 
 
 def test_damaged_images_are_reported_not_accepted():
@@ -536,8 +536,8 @@ def test_validation_has_its_own_progress_and_a_resumed_job_hides_the_old_progres
     events = read_events(str(out))
     val = [e for e in events if e["type"] == "progress" and e.get("phase") == "validate"]
     assert val and val[-1]["val_done"] == val[-1]["val_total"] == 4
-    assert jobs.progress_text(val[0]).startswith("epoch 1/1: validating, image 0/4")
-    assert jobs.progress_fraction(val[-1]) == 1.0
+    assert jobs.progress_text(val[0]).startswith("epoch 1/1 · validating, image 0/4 (getting ready")
+    assert 0.5 < jobs.progress_fraction(val[-1]) < 1.0      # the run's share: its checkpoint is still to come
     assert jobs.run_status(str(out)).progress["phase"] == "validate"
     import time
 

@@ -56,6 +56,8 @@ def configure(kind: str) -> Dict[str, str]:
         _applied["note"] = "MXNet was already imported: its engine was left as it was"
     elif "MXNET_ENGINE_TYPE" in os.environ:
         _applied["note"] = "MXNET_ENGINE_TYPE was set by the environment"
+    elif ENGINE_FOR_KIND[kind] == THREADED:
+        _applied["note"] = f"MXNet's default, right for {kind}"   # unset: MXNet then logs no banner
     else:
         os.environ["MXNET_ENGINE_TYPE"] = ENGINE_FOR_KIND[kind]
         _applied["note"] = f"chosen for {kind}"

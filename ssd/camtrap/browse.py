@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 from ssd.inference.detector import RawDetections
-from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, as_posix, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
 
 STATES = ("all", "with detections", "empty", "failed", "suspect")
@@ -49,6 +49,38 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
             continue
         out.append(im)
     return out
+
+
+def split_failures(entries: Sequence[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """``(entries with a picture to show, entries that could not be processed)``, each in order.
+
+    Why apart: a failure's reason is a sentence (a decoder's message), which in a thumbnail
+    grid's cell pushes the columns out of line; failures read better as a list of their own."""
+    readable, failed = [], []
+    for entry in entries:
+        (failed if entry.get("failure") else readable).append(entry)
+    return readable, failed
+
+
+def name_and_folder(file: str) -> Tuple[str, str]:
+    """A results entry's file name and the folder it is in (``""`` at the top): a grid labels a
+    thumbnail with the name and tells the folder on hover (``site/cam3/`` repeated on every
+    button hid the names)."""
+    folder, _, name = as_posix(file).rpartition("/")
+    return name, folder
+
+
+def failure_rows(failed: Sequence[Dict[str, Any]]) -> List[Dict[str, str]]:
+    """The failures as table rows: file name, folder, reason."""
+    return [dict(zip(("file", "folder"), name_and_folder(e["file"])), reason=str(e.get("failure"))) for e in failed]
+
+
+def detection_rows(entry: Dict[str, Any], names: Dict[str, str], shown: ShownFilter) -> List[Dict[str, Any]]:
+    """The large view's table: the detections ``shown`` keeps, the very boxes drawn on the picture
+    (a table listing every detection down to the results' floor contradicted the slider)."""
+    return [{"class": names.get(str(d.get("category")), str(d.get("category"))), "conf": d.get("conf"),
+             "bbox": str(d.get("bbox")), "suspect": bool(d.get("suspect"))}
+            for d in shown_detections(entry, shown, shown.hide_suspect, names)]
 
 
 def page_of(items: Sequence[Any], page: int, per_page: int = PAGE_SIZE) -> List[Any]:

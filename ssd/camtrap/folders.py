@@ -75,6 +75,9 @@ def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: 
     """
     if not inputs:
         raise FolderError("give at least one image file or folder")
+    if not any(os.path.exists(p) for p in inputs):     # a mistyped folder: no run, not a run of failures
+        missing = ", ".join(f"'{p}'" for p in inputs[:3]) + (" …" if len(inputs) > 3 else "")
+        raise FolderError(f"{missing} does not exist" if len(inputs) == 1 else f"none of {missing} exists")
     skip = {os.path.abspath(p) for p in exclude if p}
     out = FileList()
     single_folder = len(inputs) == 1 and os.path.isdir(inputs[0]) and not absolute_paths

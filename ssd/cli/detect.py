@@ -2,6 +2,11 @@
 
 Arguments only: the run itself is ``ssd.camtrap.batch_run.run_batch``, shared with the app's
 camera-trap jobs.
+
+Why a file that cannot be read does not fail the command: a season holds thousands of photos and a
+few are always truncated or not photos at all; each is an entry with its ``failure`` in the results
+(as MegaDetector writes it), so a script that checks the exit status must still go on to the
+results. Only a run that did not complete exits non-zero (``EXIT_CODES``).
 """
 from __future__ import annotations
 
@@ -10,11 +15,22 @@ import sys
 
 from ssd.base.signals import stop_requests
 
+#: What ``detect`` exits with (its ``--help`` prints them; the README and docs/CAMERA_TRAPS.md too).
+EXIT_COMPLETED, EXIT_STOPPED = 0, 130     # 2: an SSDError, as for every command (ssd.cli.main)
+EXIT_CODES = """exit status:
+  0    the run completed: every image is in the results; those that could not be read carry their
+       reason ("failure") there and are listed on stderr
+  2    the run did not complete: bad arguments, a model or folder that cannot be used, an output
+       that cannot be written (the message says which)
+  130  stopped by Ctrl-C or SIGTERM: the checkpoint is kept, --resume goes on from it
+  1    an unexpected error (a bug: the traceback says where)"""
+
 
 def register(sub) -> None:
     from ssd.camtrap.settings import RunSettings
 
-    d = sub.add_parser("detect", help="detect objects in images or folders (camera-trap batches)")
+    d = sub.add_parser("detect", help="detect objects in images or folders (camera-trap batches)",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     RunSettings.add_arguments(d)
     d.add_argument("--quiet", action="store_true", help="no table on stdout")
     d.set_defaults(func=cmd_detect)
@@ -33,7 +49,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if res.stopped:
         print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
               "run the same command with --resume to continue", file=sys.stderr)
-        return 130
+        return EXIT_STOPPED
     for message in res.failure_messages:
         print(f"error: {message}", file=sys.stderr)
     if not args.quiet:
@@ -41,4 +57,4 @@ def cmd_detect(args: argparse.Namespace) -> int:
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
     suspects = f", {res.suspects} repeated detection(s) flagged suspect" if res.suspects else ""
     print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{hidden}{suspects}", file=sys.stderr)
-    return 0 if res.failures == 0 else 1
+    return EXIT_COMPLETED

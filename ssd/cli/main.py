@@ -7,6 +7,7 @@ line on stderr and exit with status 2; nothing a person can cause should end in 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -16,8 +17,13 @@ from ssd.cli import data, detect, evaluate, export, launch, models, quantize, re
 COMMANDS = (data, train, detect, evaluate, export, models, results, quantize, launch)
 
 
+def program_name() -> str:
+    """How the user called us: ``ssd`` (the installed command) or ``python -m ssd``."""
+    return "ssd" if os.path.basename(sys.argv[0] or "") == "ssd" else "python -m ssd"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ssd", description="SSD object detection: data, training, "
+    p = argparse.ArgumentParser(prog=program_name(), description="SSD object detection: data, training, "
                                 "detection and evaluation (MXNet + GluonCV).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

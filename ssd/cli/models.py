@@ -12,7 +12,7 @@ def register(sub) -> None:
                                    "`models pull --list` shows the pretrained detectors and their sources; "
                                    "`models pull NAME` installs one as models/NAME; `models import FILE --as NAME` "
                                    "converts a copy of its weights made by hand.")
-    m.add_argument("--root", default=None, help="models folder (default: models/)")
+    m.add_argument("--root", default=None, help="models folder (default: $SSD_MODELS_DIR, else models/)")
     m.set_defaults(func=cmd_models)
     actions = m.add_subparsers(dest="models_action", metavar="ACTION")
     p = actions.add_parser("pull", help="install a pretrained detector (COCO or VOC) as models/NAME",
@@ -21,7 +21,7 @@ def register(sub) -> None:
                                        "and install it as a model folder.")
     p.add_argument("name", nargs="?", metavar="NAME", help="e.g. ssd300_vgg16_coco")
     p.add_argument("--list", action="store_true", help="print the detectors that can be pulled, with their source")
-    p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: models/)")
+    p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: $SSD_MODELS_DIR, else models/)")
     p.set_defaults(func=cmd_pull)
     i = actions.add_parser("import", help="convert a weights file copied by hand into a model folder",
                            description="Convert FILE (torchvision .pth, .safetensors, or GluonCV .params) into a "
@@ -29,14 +29,16 @@ def register(sub) -> None:
     i.add_argument("file", metavar="FILE", help="the weights file, e.g. ssd300_vgg16_coco-b556d3b4.pth")
     i.add_argument("--as", dest="as_name", required=True, metavar="NAME",
                    help="which detector it is: an entry of `models pull --list`")
-    i.add_argument("--out", default=None, metavar="DIR", help="the new model folder (default: models/NAME)")
+    i.add_argument("--out", default=None, metavar="DIR",
+                   help="the new model folder (default: NAME in $SSD_MODELS_DIR, else in models/)")
     i.set_defaults(func=cmd_import)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ssd.store import DEFAULT_MODELS_DIR, list_models
+    from ssd.store import list_models
+    from ssd.workspace import models_dir
 
-    ok, broken = list_models(args.root or DEFAULT_MODELS_DIR)
+    ok, broken = list_models(args.root or models_dir())
     for m in ok:
         print(m.label)
     for b in broken:
@@ -49,7 +51,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ssd.models.pretrained import pretrained_detectors
-    from ssd.store import DEFAULT_MODELS_DIR, pull_model
+    from ssd.store import pull_model
+    from ssd.workspace import models_dir
 
     if args.list or not args.name:
         if not args.list:
@@ -58,7 +61,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         for d in pretrained_detectors():
             print(d.summary())
         return 0 if args.list else 2
-    result = pull_model(args.name, args.root or DEFAULT_MODELS_DIR)
+    result = pull_model(args.name, args.root or models_dir())
     _installed(result.path, "already installed" if result.already else "installed")
     return 0
 
@@ -66,9 +69,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     import os
 
-    from ssd.store import DEFAULT_MODELS_DIR, import_model
+    from ssd.store import import_model
+    from ssd.workspace import models_dir
 
-    out = args.out or os.path.join(DEFAULT_MODELS_DIR, args.as_name)
+    out = args.out or os.path.join(models_dir(), args.as_name)
     _installed(import_model(args.file, args.as_name, out), "imported")
     return 0
 

@@ -8,14 +8,17 @@ from typing import List
 
 from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
-from ssd.models.registry import architectures
 
 
 def register(sub) -> None:
     t = sub.add_parser("train", help="train a model into models/NAME",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--data", required=True, help="dataset folder (RecordIO Pikachu-style or COCO Camera Traps)")
-    t.add_argument("--model", default="tiny", dest="arch", help="architecture: " + ", ".join(architectures()))
+    # the names are not listed here: the registry imports MXNet, and every command builds this parser
+    # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
+    t.add_argument("--model", default="tiny", dest="arch",
+                   help="architecture: tiny (TinySSD) or a GluonCV SSD such as ssd_512_mobilenet1.0; "
+                        "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
     t.add_argument("--epochs", type=positive_int, default=20)
     t.add_argument("--batch-size", type=positive_int, default=32)

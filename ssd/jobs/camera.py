@@ -115,3 +115,31 @@ def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
 def batch_runs(runs_root: str) -> List[str]:
     """Batch run folders, newest first."""
     return folders_holding(runs_root, BATCH_SETTINGS)
+
+
+def finished_results(runs_root: str) -> Dict[str, float]:
+    """The results file of each finished run and when it was written, the newest first."""
+    found = []
+    for run_dir in batch_runs(runs_root):
+        path = os.path.join(run_dir, BATCH_RESULTS)
+        try:
+            found.append((os.stat(path).st_mtime, path))
+        except OSError:
+            continue                            # running, stopped or failed: no results yet
+    return {path: stamp for stamp, path in sorted(found, reverse=True)}
+
+
+def results_to_show(finished: Dict[str, float], seen: Dict[str, float], current: Optional[str], other: str) -> str:
+    """Which results the Camera traps page shows; ``other`` is its "another results file" choice.
+
+    A run that finished since the page last looked (``seen``: ``finished`` then) is shown, the
+    newest such first: the page names that run as finished, so its results are the ones a user
+    expects. Otherwise the user's own pick stays while it is still there (a filter change must
+    never switch runs), else the newest finished run, else ``other``.
+    """
+    fresh = [path for path, stamp in finished.items() if seen.get(path) != stamp]
+    if fresh:
+        return fresh[0]
+    if current == other or current in finished:
+        return current
+    return next(iter(finished), other)

@@ -132,11 +132,14 @@ def _alive_elsewhere(start: Optional[Dict[str, Any]]) -> bool:
 
 
 def progress_text(p: Dict[str, Any]) -> str:
-    """The progress bar's label: the training iteration, or the validation pass with its own count."""
+    """The progress bar's label: the epoch, the phase by name with its own count, and the ETA of the
+    whole run (validation included)."""
+    eta = f" · ETA {format_duration(p['eta_s'])}" if p.get("eta_s") is not None else ""
     if p.get("phase") == "validate":
-        return f"epoch {p['epoch']}/{p['epochs']}: validating, image {p.get('val_done', 0)}/{p.get('val_total', '?')}"
-    return (f"epoch {p['epoch']}/{p['epochs']}, iteration {p['iter']}/{p['iters']} — "
-            f"ETA {format_duration(p.get('eta_s'))}")
+        ready = "" if p.get("val_done") else " (getting ready: BatchNorm statistics, the first batch)"
+        return (f"epoch {p['epoch']}/{p['epochs']} · validating, image {p.get('val_done', 0)}/"
+                f"{p.get('val_total', '?')}{ready}{eta}")
+    return f"epoch {p['epoch']}/{p['epochs']} · training, iteration {p['iter']}/{p['iters']}{eta}"
 
 
 def train_log_tail(run_dir: str, lines: int = 20) -> str:
@@ -202,12 +205,12 @@ def resume_config(run_dir: str):
 
 
 def progress_fraction(progress: Optional[Dict[str, Any]]) -> float:
-    """The bar's fill: the run's iterations, or during validation the validation pass's own share."""
+    """The bar's fill: the run's share done, training and validation together (``fraction``, which the
+    run keeps from going back). A log written before runs reported it: the iterations' share."""
     if not progress:
         return 0.0
-    if progress.get("phase") == "validate":
-        total = progress.get("val_total") or 0
-        return float(min(1.0, progress.get("val_done", 0) / total)) if total else 0.0
+    if isinstance(progress.get("fraction"), (int, float)):
+        return float(min(1.0, max(0.0, progress["fraction"])))
     total = progress.get("total_iters") or 0
     return float(min(1.0, max(0.0, progress.get("global_iter", 0) / total))) if total else 0.0
 
@@ -217,12 +220,12 @@ def run_figures(status: RunStatus) -> Dict[str, str]:
     latest loss and speed, the best validation mAP so far, and the last validated epoch's micro-F1
     and accuracy over anchors (the ENA24 tutorial's).
 
-    Loss and speed come from the latest training progress, else the last finished epoch:
-    a validation pass's progress events carry neither.
+    Loss and speed come from the latest progress event (a validation pass's carry the epoch it
+    validates), else the last finished epoch (a log written before validation events carried them).
     """
     p = status.progress
     last = status.history[-1] if status.history else {}
-    now = (p if p and p.get("phase") != "validate" else None) or last
+    now = (p if p and "loss" in p else None) or last
     planned = (p or {}).get("epochs") or (status.start or {}).get("config", {}).get("epochs", "?")
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
     return {"Epochs done": f"{len(status.history)}/{planned}",

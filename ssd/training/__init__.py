@@ -1,1 +1,1 @@
-"""Training: configuration, the loop, checkpoints, optimizer, precise BatchNorm, metrics, metadata, events."""
+"""Training: configuration, the loop, checkpoints, optimizer, precise BatchNorm, metrics, metadata, events, progress."""

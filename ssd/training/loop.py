@@ -42,8 +42,7 @@ from ssd.training.metadata import build_meta
 from ssd.training.metrics import EpochMeter, epoch_line
 from ssd.models.training_graph import arithmetic_text
 from ssd.training.optimizer import make_trainer
-
-PROGRESS_EVERY_S = 1.0
+from ssd.training.progress import RunProgress
 
 
 @dataclass
@@ -172,23 +171,27 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
                                    member, {**meta, "metrics": record.metrics()})
     last_state = resume_state
     status = "done"
-    clock = _Clock(start_epoch * plan.iters, cfg.epochs * plan.iters)
+    progress = RunProgress(cfg.epochs, start_epoch, plan.iters, cfg.batch_size, len(val_ds) if val_ds else 0,
+                           record.history)
     for epoch in range(start_epoch, cfg.epochs):
-        meter = _train_epoch(plan, trainer, epoch, cfg.epochs, clock, emit, should_stop, member.workers)
+        meter = _train_epoch(plan, trainer, epoch, progress, emit, should_stop, member.workers)
         if meter is None:
             status = "stopped"
             break
         rec = _epoch_record(meter, trainer, plan, member, emit)
+        progress.validation_starts()
         pr_curves = (_validate(plan, epoch, val_ds, meta, device.contexts, rec,
-                               _validation_progress(emit, epoch, cfg.epochs)) if member.writes else {})
+                               _validation_progress(emit, epoch, progress, rec)) if member.writes else {})
+        rec["val_time_s"] = progress.end_elapsed()
         improved = record.add(rec, pr_curves)
         if member.writes:
             last_state = _save_epoch(cfg, ckpt, plan, trainer, meta, record, improved, splits.classes, last_state)
             emit("epoch", **rec)
             _print(epoch_line(rec, cfg.epochs))
+        progress.epoch_ends()
     if member.writes:
         _finish(cfg, meta, record, status)
-    distributed.write_trace(member, plan.net, shard, clock.done)
+    distributed.write_trace(member, plan.net, shard, progress.done)
     emit(status, best=record.best, epochs_done=len(record.history))
     return TrainResult(cfg.out, record.history, record.best, status, device.summary(),
                        extra={"distributed": dist_info} if dist_info else {})
@@ -269,36 +272,15 @@ def _report_arithmetic(cfg: TrainConfig, arith: Dict[str, Any], emit, writes: bo
         _print(f"training arithmetic: {arithmetic_text(arith)}")
 
 
-class _Clock:
-    """Iterations done and to do over the whole run, for progress and the ETA."""
-
-    def __init__(self, done: int, total: int) -> None:
-        self.first, self.done, self.total = done, done, total
-        self.start = time.time()
-        self.last_report = 0.0
-
-    def tick(self) -> None:
-        self.done += 1
-
-    def due(self, last_iter: bool) -> bool:
-        now = time.time()
-        if now - self.last_report >= PROGRESS_EVERY_S or last_iter:
-            self.last_report = now
-            return True
-        return False
-
-    def eta_s(self) -> float:
-        return (time.time() - self.start) / max(self.done - self.first, 1) * (self.total - self.done)
-
-
-def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, should_stop,
+def _train_epoch(plan, trainer, epoch: int, progress: RunProgress, emit, should_stop,
                  workers: int = 1) -> Optional[EpochMeter]:
     """One pass over the training batches; None when a stop was asked for mid-epoch.
 
     ``samples_per_s`` in progress events counts all ``workers`` (they step in lockstep).
     """
     meter = EpochMeter(epoch)
-    bar = _bar(plan.iters, f"epoch {epoch + 1}/{epochs}")
+    bar = _bar(plan.iters, f"epoch {epoch + 1}/{progress.epochs}")
+    progress.epoch_starts()
     try:
         for it, batch in enumerate(plan.epoch(epoch)):
             if it >= plan.iters:
@@ -306,45 +288,45 @@ def _train_epoch(plan, trainer, epoch: int, epochs: int, clock: _Clock, emit, sh
             if should_stop():
                 return None
             meter.add(plan.step(batch, trainer))
-            clock.tick()
+            progress.step_done()
             if bar is not None:
                 bar.update(1)
-            if clock.due(it == plan.iters - 1):
-                emit("progress", phase="train", epoch=epoch + 1, epochs=epochs, iter=it + 1, iters=plan.iters,
-                     global_iter=clock.done, total_iters=clock.total, loss=meter.mean_loss,
-                     samples_per_s=meter.samples_per_s() * workers, eta_s=clock.eta_s(), lr=trainer.learning_rate)
+            if progress.due(it == plan.iters - 1):
+                emit("progress", **progress.training_fields(epoch, it + 1), loss=meter.mean_loss,
+                     samples_per_s=meter.samples_per_s() * workers, lr=trainer.learning_rate)
     finally:
         if bar is not None:
             bar.close()
     return meter
 
 
-def _validation_progress(emit, epoch: int, epochs: int) -> Callable[[int, int], None]:
-    """Progress events for the validation pass (phase "validate"), at most one a second and the last.
-
-    Why: without them the Train page sat at "iteration 25/25" for the whole validation."""
-    last = [0.0]
-
+def _validation_progress(emit, epoch: int, progress: RunProgress, rec: Dict[str, Any]) -> Callable[[int, int], None]:
+    """Progress events for the validation pass (phase "validate"): the first at once, then at most one
+    a second, and the last. They carry the epoch's own training loss and speed (the page showed the
+    previous epoch's while this one was validated)."""
     def report(done: int, total: int) -> None:
-        now = time.time()
-        if now - last[0] >= PROGRESS_EVERY_S or done == total:
-            last[0] = now
-            emit("progress", phase="validate", epoch=epoch + 1, epochs=epochs, val_done=done, val_total=total)
+        progress.validated(done)
+        if progress.due(done in (0, total)):
+            emit("progress", **progress.validation_fields(epoch), loss=rec["loss"],
+                 samples_per_s=rec["samples_per_s"])
 
     return report
 
 
 def _validate(plan, epoch: int, val_ds, meta: Dict[str, Any], ctxs, rec: Dict[str, Any],
               progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Any]:
-    """Recalibrate BatchNorm, then VOC07 mAP on the validation split into ``rec``; the PR curves."""
+    """Recalibrate BatchNorm, then VOC07 mAP on the validation split into ``rec``; the PR curves.
+
+    ``progress(0, n)`` comes first, so the phase is named while BatchNorm is recalibrated."""
+    has_val = val_ds is not None and len(val_ds) > 0
+    if progress is not None and has_val:
+        progress(0, len(val_ds))
     batches = plan.calibration_batches(epoch)
     if batches:
         recalibrate_batchnorm(plan.net, batches)
-    if val_ds is None or not len(val_ds):
+    if not has_val:
         return {}
     det = Detector(plan.net, meta, ctx=ctxs[0], hybridize=False, warm=False)
-    if progress is not None:
-        progress(0, len(val_ds))
     res = evaluate(det, val_ds, progress=progress)
     rec["val_map"], rec["val_ap"] = res.map, res.per_class_ap
     rec["val_micro_f1"], rec["val_accuracy"] = res.micro_f1, res.accuracy

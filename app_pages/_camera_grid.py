@@ -1,0 +1,83 @@
+"""The Camera traps page's results grid: a page of thumbnails named by their file (the folder on
+hover), the images that could not be read listed apart, and one image large with the table of the
+boxes drawn on it.
+
+Only widgets here: which images pass the filters, their pictures and table rows are
+``ssd.camtrap.browse`` calls. Names come from an untrusted results file: Markdown is escaped in
+button labels and their help, and tables and ``st.text`` show them as plain text.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pandas as pd
+import streamlit as st
+
+from ssd.base.text import md_escape
+from ssd.camtrap.browse import (PAGE_SIZE, detection_rows, failure_rows, name_and_folder, page_count, page_of,
+                                picture, split_failures)
+from ssd.inference.filtering import ShownFilter
+
+COLUMNS = 6
+LABEL_CHARS = 32          # a longer file name keeps its start and its end: "IMG_20240612…_0042.JPG"
+
+
+def _label(name: str) -> str:
+    if len(name) <= LABEL_CHARS:
+        return name
+    half = (LABEL_CHARS - 1) // 2
+    return f"{name[:half]}…{name[-half:]}"
+
+
+def _open_button(entry: Dict[str, Any], index: int) -> None:
+    """The thumbnail's button: its file name; the folder (and the full name) on hover."""
+    name, folder = name_and_folder(entry["file"])
+    hover = f"{name} in {folder + '/' if folder else 'the top folder'}: click to show it large"
+    if st.button(md_escape(_label(name)), key=f"ct_open_{index}", help=md_escape(hover)):
+        st.session_state["ct_large"] = entry["file"]
+
+
+def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
+    """One page of thumbnails of the images that were read; a click on a name shows that image large."""
+    readable, failed = split_failures(entries)
+    pages = page_count(len(readable))
+    if st.session_state.get("ct_page", 1) > pages:
+        st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
+    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
+    st.caption(f"page {page} of {pages}, {len(readable)} image(s) match the filters"
+               + (f"; {len(failed)} could not be read (listed below)" if failed else ""))
+    grid = st.columns(COLUMNS)
+    for i, entry in enumerate(page_of(readable, page)):
+        with grid[i % COLUMNS]:
+            pic = picture(entry, doc["detection_categories"], image_root, shown, side=240)
+            if pic is not None:
+                st.image(pic)
+            else:
+                st.caption("(image not found)")
+            _open_button(entry, (page - 1) * PAGE_SIZE + i)
+
+
+def failures_panel(entries: List[Dict[str, Any]]) -> None:
+    """The images among ``entries`` that could not be processed, with the reason, as a table."""
+    failed = split_failures(entries)[1]
+    if failed:
+        st.markdown(f"**Could not be read: {len(failed)} image(s)**")
+        st.dataframe(pd.DataFrame(failure_rows(failed)), hide_index=True)
+
+
+def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
+    """The image picked in the grid, large, with the detections drawn on it as a table."""
+    names = doc["detection_categories"]
+    large = next((e for e in entries if e["file"] == st.session_state.get("ct_large")), None)
+    if large is None:
+        return
+    st.text(large["file"])
+    pic = picture(large, names, image_root, shown, side=1280)
+    if pic is not None:
+        st.image(pic)
+    rows = detection_rows(large, names, shown)
+    hidden = len(large.get("detections") or []) - len(rows)
+    st.caption(f"{len(rows)} detection(s) at the filters above"
+               + (f"; {hidden} more below the confidence or hidden as suspect" if hidden else ""))
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -1,0 +1,93 @@
+"""The command line as a newcomer meets it: the installed ``ssd`` command works from any folder,
+commands that run no network start without MXNet, and ``detect``'s exit status says whether the run
+completed (a few unreadable photos are results, not a failed run)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+SSD = os.path.join(os.path.dirname(sys.executable), "ssd")      # the venv's console script
+
+NO_MXNET = """
+import sys
+from ssd.cli.main import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:      # --help
+    code = exit.code
+loaded = sorted(m for m in ("mxnet", "gluoncv") if m in sys.modules)
+print("LOADED:" + ",".join(loaded), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _results_file(folder, name: str = "season.json", camera: str = "cam1") -> str:
+    doc = {"info": {"format_version": "1.6", "detector_metadata": {"typical_detection_threshold": 0.2}},
+           "detection_categories": {"1": "animal"},
+           "images": [{"file": f"{camera}/a.jpg",
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}]},
+                      {"file": f"{camera}/b.jpg", "detections": []},
+                      {"file": f"{camera}/c.jpg", "failure": "truncated", "detections": None}]}
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    return path
+
+
+def test_the_installed_command_works_outside_the_project(tmp_path):
+    assert os.path.isfile(SSD), "make setup installs the project: .venv/bin/ssd"
+    r = subprocess.run([SSD, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: ssd ") and "detect" in r.stdout, r.stderr
+    r = subprocess.run([SSD, "results", "summary", _results_file(str(tmp_path))], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "3" in r.stdout and "animal" in r.stdout, r.stderr
+    r = subprocess.run([SSD, "models"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "no usable model found" in r.stderr      # the test's own empty folder
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["detect", "--help"], ["train", "--help"],
+    ["results", "summary", "{results}"], ["results", "summary", "{results}", "--json"],
+    ["results", "merge", "{results}", "{other}", "-o", "{tmp}/merged.json"],
+    ["results", "sort", "{results}", "--into", "{tmp}/sorted"],
+    ["models"], ["models", "--root", "{shipped}"], ["data", "info", "{synth}"],
+])
+def test_commands_that_run_no_network_import_no_mxnet(argv, tmp_path, synth_dir, shipped_models_root):
+    values = {"results": _results_file(str(tmp_path)), "other": _results_file(str(tmp_path), "b.json", "cam2"),
+              "tmp": str(tmp_path), "synth": synth_dir, "shipped": shipped_models_root}
+    r = subprocess.run([sys.executable, "-c", NO_MXNET, *[a.format(**values) for a in argv]], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.splitlines()[-1] == "LOADED:", r.stderr[-500:]
+
+
+def test_detect_exits_0_with_failures_recorded_and_writes_the_one_typical_threshold(tiny_model_dir, tmp_path):
+    from ssd.cli.detect import EXIT_CODES
+    from ssd.data.synthetic import render_example
+    from ssd.inference.thresholds import TYPICAL_THRESHOLD
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    Image.fromarray(render_example(1, 0, "val")[0]).save(folder / "good.jpg")
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8 not a photo")
+    out = tmp_path / "r.json"
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", tiny_model_dir, str(folder), "--json",
+                        str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "bad.jpg" in r.stderr and "1 failed" in r.stderr
+    doc = json.loads(out.read_text())
+    failed = [e for e in doc["images"] if e.get("failure")]
+    assert [e["file"] for e in failed] == ["bad.jpg"] and len(doc["images"]) == 2
+    assert doc["info"]["detector_metadata"]["typical_detection_threshold"] == TYPICAL_THRESHOLD
+    # a run that cannot complete exits 2 with one line, and --help documents every status
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", tiny_model_dir, str(tmp_path / "none"),
+                        "--json", str(tmp_path / "x.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len([line for line in r.stderr.splitlines() if line.startswith("error: ")]) == 1, r.stderr
+    h = subprocess.run([sys.executable, "-m", "ssd", "detect", "--help"], capture_output=True, text=True, timeout=120)
+    assert EXIT_CODES in h.stdout and all(f"\n  {c} " in h.stdout for c in ("0", "2", "130", "1"))
