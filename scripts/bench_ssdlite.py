@@ -59,21 +59,21 @@ def cpu_name() -> str:
             f"{os.cpu_count()} cores, {' '.join(ext)}")
 
 
-def make_models(work: str, synth: str) -> dict:
-    """SSDlite (COCO-shaped, random weights, INT8 quantized) and the GluonCV baseline, as model folders."""
+def random_coco_ssdlite(seed: int = 0):
+    """(net, meta.json fields) of an SSDlite with COCO's 80 classes and random weights whose class
+    head is scaled (``HEAD_GAIN``) and favours the background (``BACKGROUND_BIAS``): about 2,800
+    scores above 0.005 on a picture, a guess at a trained detector on a busy photo (decoding's cost
+    follows that count; the forward's does not depend on the weights). Also used by bench_detectors."""
     import mxnet as mx
 
-    from ssd.inference.quantize import quantize_model
     from ssd.models.coco_slots import coco_classes
-    from ssd.models.gluoncv.recipe import new_zoo_model
     from ssd.models.ssdlite.network import SSDlite
     from ssd.models.ssdlite.recipe import ssdlite_meta
     from ssd.models.ssdlite.spec import ssdlite_spec
-    from ssd.store import save_model
 
     spec = ssdlite_spec(num_classes=80)
     net = SSDlite(spec)
-    mx.random.seed(0)
+    mx.random.seed(seed)
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=1.7))
     for i, a in enumerate(spec.anchors_per_cell()):
         head = net.head.classification_head.module_list[i][1]
@@ -81,8 +81,18 @@ def make_models(work: str, synth: str) -> dict:
         value = head.bias.data().asnumpy().reshape(a, -1)
         value[:, 0] += BACKGROUND_BIAS
         head.bias.set_data(mx.nd.array(value.reshape(-1)))
+    return net, ssdlite_meta(spec, coco_classes())
+
+
+def make_models(work: str, synth: str) -> dict:
+    """SSDlite (INT8 quantized too) and the GluonCV baseline, as model folders."""
+    from ssd.inference.quantize import quantize_model
+    from ssd.models.coco_slots import coco_classes
+    from ssd.models.gluoncv.recipe import new_zoo_model
+    from ssd.store import save_model
+
     paths = {"ssdlite": os.path.join(work, "ssdlite"), "zoo": os.path.join(work, "zoo")}
-    save_model(paths["ssdlite"], net, ssdlite_meta(spec, coco_classes()))
+    save_model(paths["ssdlite"], *random_coco_ssdlite())
     znet, zmeta = new_zoo_model("ssd_512_mobilenet1.0", coco_classes())
     save_model(paths["zoo"], znet, zmeta)
     quantize_model(paths["ssdlite"], data=synth, eval_images=0)
