@@ -55,7 +55,8 @@ def model_and_sample(model_col, sample_col, key: str) -> Tuple[str, dict, Sample
 def _heads(path: str, stamp: float, sample_name: str, png: bytes):
     from ssd.viz.heads import multibox_heads
 
-    return multibox_heads(sh.detector(path, stamp), np.asarray(_decode(png)))
+    # the Learn pages show MXNet's operators, as the tutorials run them
+    return multibox_heads(sh.detector(path, stamp, None, "mxnet"), np.asarray(_decode(png)))
 
 
 def _decode(png: bytes):

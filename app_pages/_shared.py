@@ -33,19 +33,33 @@ def training_precision():
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def detector(path: str, stamp: float, precision: Optional[str] = None):
-    """A loaded, hybridized and warmed Detector per model folder, meta/params mtime and precision.
+def detector(path: str, stamp: float, precision: Optional[str] = None, engine: str = "auto"):
+    """A loaded, warmed Detector per model folder, meta/params mtime, precision and engine.
 
     ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
     serializes its forward calls with its own lock, so sessions can share it.
     """
-    from ssd.inference.detector import Detector
+    from ssd.inference.engines import load_detector
 
-    return Detector.load(path, ctx=devices().contexts[0], precision=precision, worker=True)  # one inference thread per server
+    return load_detector(path, engine, precision, worker=True,   # one inference thread per server
+                         ctx=devices().contexts[0] if engine != "onnxruntime" else None)
 
 
-def get_detector(path: str, precision: Optional[str] = None):
-    return detector(*model_key(path), precision)
+def get_detector(path: str, precision: Optional[str] = None, engine: str = "auto"):
+    return detector(*model_key(path), precision, engine)
+
+
+ENGINE_HELP = ("auto: the fastest engine this machine runs for this model (ONNX Runtime, on a GPU when "
+               "onnxruntime-gpu can use one, else MXNet), with the reason shown. onnxruntime converts the "
+               "model to ONNX once (kept in its folder). mxnet: MXNet on the CPU, or on a GPU of compute "
+               "capability 5.0–8.6.")
+
+
+def engine_select(key: str, container=st) -> str:
+    """The inference engine picker (Detect and Camera traps pages share its choices and help)."""
+    from ssd.inference.engines import ENGINES
+
+    return container.selectbox("Engine", ENGINES, key=key, help=ENGINE_HELP)
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)

@@ -53,7 +53,8 @@ def _form_settings() -> RunSettings:
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                        flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
                        episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
-                       frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)))
+                       frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)),
+                       engine=s.get("ct_engine", "auto"))
 
 
 def _start(runs_root: str) -> None:
@@ -89,6 +90,7 @@ def run_form_ui(runs_root: str, running: bool) -> None:
                   placeholder="/data/season-2024")
     with c2:
         sh.model_picker("Model", ok, default_path, key="ct_model")
+        sh.engine_select("ct_engine")
     c3, c4, c5, c6 = st.columns(4)
     c3.text_input("Run name", value="season", key="ct_name")
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05, key="ct_threshold",

@@ -19,7 +19,7 @@ from ssd.base.text import md_escape
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
-from ssd.inference.precision import precision_choices
+from ssd.inference.engines import precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
@@ -58,14 +58,15 @@ def models_ui() -> Tuple[list, list, str]:
 
 
 def model_ui(ok, default_path: str) -> Tuple[str, Any]:
-    """Model and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
+    """Model, engine and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
-    precision = st.selectbox("Precision", precision_choices(model_path), key="detect_precision",
+    engine = sh.engine_select("detect_engine")
+    precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
     try:
-        det = sh.get_detector(model_path, precision)
+        det = sh.get_detector(model_path, precision, engine)
     except SSDError as err:
         st.error(str(err))
         st.stop()
@@ -90,7 +91,8 @@ def settings_ui(ok, broken, default_path: str) -> Settings:
         nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                         help="Of two boxes of the same class overlapping more than this, only the better stays. "
                              "Changing it runs the network again (once per image and value).")
-        st.caption(f"Running: {det.precision_note}")
+        st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
+                   + (f" ({det.engine_note})" if det.engine_note else ""))
         classes = st.multiselect("Classes", labels, default=labels,
                                  key=f"detect_classes::{model_path}::{megadetector}")
         max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
@@ -117,7 +119,7 @@ def detect(s: Settings, items: Items) -> Tuple[List[DetectedImage], List[Rendere
     calls_before = det.forward_calls
     with st.spinner(f"Detecting in {len(items)} image(s)…"):
         results = detect_images(det, items, s.nms, sh.detection_cache(),
-                                key=model_key(s.model_path) + (det.precision,))
+                                key=model_key(s.model_path) + (det.precision, det.engine))
     results = categorize_results(results, "megadetector" if s.megadetector else "none")
     rendered, render_ms = timed(render_batch, results, s.threshold, s.classes, s.max_detections)
     st.session_state["detect_stats"] = {
@@ -177,7 +179,8 @@ def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None
 def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
                  rendered: Sequence[RenderedImage]) -> None:
     """Annotated image(s), and every detection as MegaDetector JSON and CSV."""
-    export = megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold)
+    export = megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,
+                               inference=s.detector.engine_info())
     e1, e2, e3 = st.columns(3)
     originals = {name: data for name, data in items}
 

@@ -79,6 +79,16 @@ def demo_panel(default_path: Optional[str]) -> None:
         st.error(f"The default model could not run: {err}")
 
 
+def detection_line(default_path: Optional[str]) -> str:
+    """Which engine, precision and device detect with the default model (the cached Detector)."""
+    if not default_path:
+        return "no model yet"
+    try:
+        return md_escape(sh.get_detector(default_path).describe())
+    except Exception as err:  # noqa: BLE001 - the demo panel above already shows the error
+        return md_escape(f"the default model does not load ({err})")
+
+
 def real_world_offer(ok) -> None:
     """Real detectors the user can download, live sources first (shown until one is installed)."""
     from app_pages._pretrained import offer_markdown
@@ -99,7 +109,8 @@ def environment_panel(root: str, ok, broken, default_path: Optional[str]) -> Non
     with e1:
         versions = library_versions()
         st.markdown(f"- **MXNet** {versions['mxnet']}, GluonCV {versions['gluoncv']}, Streamlit {st.__version__}\n"
-                    f"- **Device**: {dev.summary()}\n"
+                    f"- **Device** (training): {dev.summary()}\n"
+                    f"- **Detection**: {detection_line(default_path)}\n"
                     f"- **Models folder**: `{root}`\n- **Data folder**: `{data_dir()}`")
         if dev.gpu_errors:
             with st.expander("GPU probe errors"):

@@ -84,7 +84,7 @@ def detector_check_panel(path: str, sample: Sample, trace: NMSTrace, nms: float,
     """Whether the kept boxes are exactly what the Detector returns for the same image and settings."""
     final = trace.final()
     network_input = _learn.heads(path, sample).image[None]
-    ref = sh.get_detector(path).predict_arrays(network_input, nms=nms, floor=floor)[0]   # one forward, ~30 ms
+    ref = sh.get_detector(path, None, "mxnet").predict_arrays(network_input, nms=nms, floor=floor)[0]  # MXNet
     same = same_detections(final, ref)
     (st.success if same else st.error)(
         f"The kept boxes ({len(final[0])}) are {'exactly' if same else 'NOT'} what the Detector returns for this "

@@ -124,8 +124,10 @@ def options_ui(pulled: Dict[str, object]) -> None:
                      key="train_pretrained",
                      help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "
                           "with its own architecture, re-headed to your classes. "
-                          "Pretrained weights come from GluonCV's model store (~/.mxnet/models); offline, put the "
-                          "file there first. Settings left at TinySSD's defaults take GluonCV's reference values.")
+                          "imagenet: a live ImageNet backbone where one fits exactly (torchvision's VGG16 for "
+                          "ssd_300_vgg16_atrous, its ResNet-50 for ssd_512_resnet50_v1b). voc/coco: GluonCV's "
+                          "detectors, from files already in ~/.mxnet/models (its store has been unreachable since "
+                          "2024). Settings left at TinySSD's defaults take GluonCV's reference values.")
 
 
 def settings_section(root: str, job, dataset_ok: bool) -> None:

@@ -65,7 +65,8 @@ def main() -> None:
         from ssd.inference import detector
 
         real = detector.Detector.load.__func__
-        detector.Detector.load = classmethod(lambda cls, d, ctx=None, worker=False: real(cls, d, ctx, False))
+        detector.Detector.load = classmethod(lambda cls, d, ctx=None, precision=None, worker=False:
+                                             real(cls, d, ctx, precision, False))
     r = measure(root, args.runs)
     mode = "baseline (forward in each rerun's thread)" if args.baseline else "inference worker"
     print(f"{mode}: {r['runs']} detections in fresh reruns, RSS {r['start_mib']:.0f} MiB at start, "

@@ -11,12 +11,13 @@ guess at a busy photo for a trained detector (the table gives the detections kep
 (``NaiveEngine``), contenders timed in rotation, best of ``--rounds`` processes:
 
 1. **frame**: batch 1 at 320×320, what ``Detector.predict_arrays`` pays (forward + decode at the
-   results floor 0.005): the live hybridized net, the oneDNN-fused fp32 graph, the INT8 graph;
-   the baseline is GluonCV's ssd_512_mobilenet1.0 (80 classes, fused fp32) — the fastest real-world
-   detector the app had. Also the forward alone and the decode alone.
+   results floor 0.005): MXNet's live hybridized net, its oneDNN-fused fp32 graph, its INT8 graph,
+   and ONNX Runtime's fp32 graph (what ``detect``'s engine ``auto`` picks); the baseline is GluonCV's
+   ssd_512_mobilenet1.0 (80 classes, fused fp32) — the fastest real-world detector the app had. Also
+   the forward alone and the decode alone.
 2. **folder**: ``--folder`` 1920×1080 JPEGs, whole process (start-up included):
-   ``python -m ssd detect`` with SSDlite fp32 and INT8, against the shipped TinySSD (fp32); best of
-   ``--rounds`` (images/s and CPU time per image).
+   ``python -m ssd detect`` with SSDlite on ONNX Runtime (``auto``), on MXNet fp32 and MXNet INT8,
+   against the shipped TinySSD (``auto``); best of ``--rounds`` (images/s and CPU time per image).
 
 Targets (2-core AMD EPYC): ≤ 25 ms a frame fp32; a camera-trap folder at ≥ 20 img/s.
 """
@@ -129,8 +130,11 @@ def section_frame(ssdlite: str, zoo: str, runs: int) -> dict:
 
     rng = np.random.default_rng(0)
     img = {s: rng.integers(0, 255, (1, s, s, 3), dtype=np.uint8) for s in (320, 512)}
+    from ssd.inference.engines import load_detector
+
     dets = {"live": Detector(*load_model(ssdlite)), "fp32": Detector.load(ssdlite, precision="fp32"),
-            "int8": Detector.load(ssdlite, precision="int8"), "zoo_fp32": Detector.load(zoo, precision="fp32")}
+            "int8": Detector.load(ssdlite, precision="int8"), "zoo_fp32": Detector.load(zoo, precision="fp32"),
+            "onnx": load_detector(ssdlite, engine="onnxruntime", precision="fp32")}
     fns = {k: (lambda d=d, x=img[d.input_size]: d.predict_arrays(x, nms=DEFAULT_NMS, floor=RESULTS_FLOOR))
            for k, d in dets.items()}
     x = mx.nd.array(np.random.default_rng(1).uniform(-1, 1, (1, 3, 320, 320)).astype("float32"))
@@ -151,12 +155,12 @@ def section_folder(models: dict, folder: str, batch: int) -> dict:
     n = len(glob.glob(os.path.join(folder, "*.jpg")))
     env = {k: v for k, v in os.environ.items() if k != "MXNET_ENGINE_TYPE"}
     out = {"images": n}
-    for key, (model, precision) in models.items():
+    for key, (model, engine, precision) in models.items():
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", model, "--precision", precision,
-                        "--batch-size", str(batch), "--quiet", folder], check=True, cwd=REPO, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", model, "--engine", engine,
+                        "--precision", precision, "--batch-size", str(batch), "--quiet", folder], check=True,
+                       cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out[f"{key}_img_s"] = n / (time.perf_counter() - t)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -180,9 +184,11 @@ def _best(old: dict, new: dict) -> dict:
     return {k: ({m: min(v[m], old[k][m]) for m in v} if isinstance(v, dict) else v) for k, v in new.items()}
 
 
-FRAME_ROWS = (("live", "hybridized net, forward + decode", ""), ("fp32", "fp32 oneDNN-fused, forward + decode", "≤ 25 ms"),
-              ("int8", "INT8, forward + decode", ""), ("fp32_forward", "fp32 forward alone", ""),
-              ("int8_forward", "INT8 forward alone", ""), ("decode", "decode alone (floor 0.005)", ""))
+FRAME_ROWS = (("onnx", "ONNX Runtime fp32 (detect's auto), forward + decode", "≤ 25 ms"),
+              ("live", "MXNet hybridized net, forward + decode", ""),
+              ("fp32", "MXNet fp32 oneDNN-fused, forward + decode", "≤ 25 ms"),
+              ("int8", "MXNet INT8, forward + decode", ""), ("fp32_forward", "MXNet fp32 forward alone", ""),
+              ("int8_forward", "MXNet INT8 forward alone", ""), ("decode", "decode alone (floor 0.005)", ""))
 
 
 def table(r: dict) -> str:
@@ -201,11 +207,12 @@ def table(r: dict) -> str:
         fo = r["folder"]
         rows += ["", "| folder, whole process (`python -m ssd detect`) | img/s | ratio to TinySSD | CPU per image "
                      "(all threads, start-up included) | target |", "| --- | --- | --- | --- | --- |",
-                 f"| {fo['images']} 1920×1080 JPEGs, TinySSD fp32 | {fo['tiny_fp32_img_s']:.1f} | 1× | "
-                 f"{fo['tiny_fp32_cpu_ms']:.0f} ms | |"]
-        for k, tgt in (("fp32", "≥ 20 img/s"), ("int8", "")):
-            rows.append(f"| same, SSDlite320 {k} | {fo[f'ssdlite_{k}_img_s']:.1f} | "
-                        f"{fo[f'ssdlite_{k}_img_s'] / fo['tiny_fp32_img_s']:.2f}× | {fo[f'ssdlite_{k}_cpu_ms']:.0f} ms | {tgt} |")
+                 f"| {fo['images']} 1920×1080 JPEGs, TinySSD (engine auto) | {fo['tiny_auto_img_s']:.1f} | 1× | "
+                 f"{fo['tiny_auto_cpu_ms']:.0f} ms | |"]
+        for k, label, tgt in (("auto", "engine auto (ONNX Runtime) fp32", "≥ 20 img/s"), ("mxnet_fp32", "MXNet fp32", ""),
+                              ("mxnet_int8", "MXNet INT8", "")):
+            rows.append(f"| same, SSDlite320 {label} | {fo[f'ssdlite_{k}_img_s']:.1f} | "
+                        f"{fo[f'ssdlite_{k}_img_s'] / fo['tiny_auto_img_s']:.2f}× | {fo[f'ssdlite_{k}_cpu_ms']:.0f} ms | {tgt} |")
     return "\n".join(rows)
 
 
@@ -241,8 +248,9 @@ def main() -> int:
             print("folder …", file=sys.stderr)
             folder = os.path.join(tmp, "frames")
             _make_folder(folder, a.folder)
-            models = {"tiny_fp32": (SHIPPED, "fp32"), "ssdlite_fp32": (paths["ssdlite"], "fp32"),
-                      "ssdlite_int8": (paths["ssdlite"], "int8")}
+            models = {"tiny_auto": (SHIPPED, "auto", "auto"), "ssdlite_auto": (paths["ssdlite"], "auto", "fp32"),
+                      "ssdlite_mxnet_fp32": (paths["ssdlite"], "mxnet", "fp32"),
+                      "ssdlite_mxnet_int8": (paths["ssdlite"], "mxnet", "int8")}
             for _ in range(a.rounds):        # the best of the rounds: load from other builds only slows
                 got = _section("folder", json.dumps(models), folder, a.batch_size)
                 old = res.get("folder", got)

@@ -32,10 +32,18 @@ PREFIX = "model"
 SYMBOL_FILE = f"{PREFIX}-symbol.json"
 SYMBOL_PARAMS = f"{PREFIX}-0000.params"
 INPUT_NAME = "data"
+# ONNX graphs (``ssd.inference.onnx_export``): run by ONNX Runtime only.
+ONNX_FORMAT = "onnx"
+ONNX_FILE = "model.onnx"
 
 
 def is_exported(meta: Dict[str, Any]) -> bool:
     return meta.get("format") == FORMAT
+
+
+def is_onnx(meta: Dict[str, Any]) -> bool:
+    """A folder exported with ``--format onnx``: an ONNX graph and no MXNet weights."""
+    return meta.get("format") == ONNX_FORMAT
 
 
 def symbol_files(meta: Dict[str, Any]) -> Tuple[str, str]:
@@ -47,7 +55,7 @@ def symbol_files(meta: Dict[str, Any]) -> Tuple[str, str]:
 
 def params_file(meta: Dict[str, Any]) -> str:
     """The parameter file a model folder must hold (used by ``store.list_models``)."""
-    return symbol_files(meta)[1]
+    return ONNX_FILE if is_onnx(meta) else symbol_files(meta)[1]
 
 
 def library_versions() -> Dict[str, str]:
@@ -202,6 +210,9 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     meta = read_meta(model_dir)
     if is_exported(meta):  # exported graph + params: no Python class needed
         return load_symbol_model(model_dir, meta, ctx=ctx)
+    if is_onnx(meta):
+        raise ModelError(f"{model_dir} holds an ONNX graph, which MXNet cannot load: run it with "
+                         "--engine onnxruntime (or export the model it came from again)")
     params = os.path.join(model_dir, PARAMS_FILE)
     if not os.path.isfile(params):
         raise ModelError(f"{model_dir}: no {PARAMS_FILE}")
@@ -254,7 +265,7 @@ def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[B
         try:
             meta = read_meta(path)
             params_name = PARAMS_FILE
-            if is_exported(meta):  # exported folders hold model-0000.params
+            if is_exported(meta) or is_onnx(meta):  # exported folders hold model-0000.params / model.onnx
                 params_name = params_file(meta)
             if not os.path.isfile(os.path.join(path, params_name)):
                 raise ModelError(f"{path}: no {params_name} yet")

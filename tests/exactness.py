@@ -17,6 +17,7 @@ import numpy as np
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchvision_reference.py")
+BACKBONE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchvision_backbone_reference.py")
 RAW_ATOL = 1e-4          # raw class logits and box offsets
 SCORE_ATOL = 1e-4        # final scores
 BOX_ATOL = 1e-3          # final boxes, as a fraction of the image side (our unit)
@@ -38,6 +39,15 @@ def make_reference(model: str, out_dir: str, seed: int = 0, images: int = 3) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     subprocess.run([SYSTEM_PYTHON, SCRIPT, "--model", model, "--out", out_dir, "--seed", str(seed),
                     "--images", str(images)], check=True, env=env, capture_output=True, timeout=600)
+    return out_dir
+
+
+def make_backbone_reference(model: str, out_dir: str, constant: bool = False, seed: int = 0) -> str:
+    """torchvision's ImageNet ``model`` (``checkpoint.pth``; with ``reference.npz`` of its feature maps, or
+    a few-kB file of one value per tensor when ``constant``): tests/torchvision_backbone_reference.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    subprocess.run([SYSTEM_PYTHON, BACKBONE_SCRIPT, "--model", model, "--out", out_dir, "--seed", str(seed)]
+                   + (["--constant"] if constant else []), check=True, env=env, capture_output=True, timeout=600)
     return out_dir
 
 

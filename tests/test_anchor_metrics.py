@@ -68,7 +68,7 @@ def test_eval_reports_micro_f1_from_the_same_forward_as_map(synth_dir, tmp_path)
     assert 0 < res.micro_f1 <= 1 and "micro-F1" in res.table()
     out = tmp_path / "eval.json"
     r = subprocess.run([sys.executable, "-m", "ssd", "eval", "--model", MODEL, "--data", synth_dir, "--limit", "6",
-                        "--json", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                        "--engine", "mxnet", "--json", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "micro-F1" in r.stdout and "accuracy" in r.stdout
     saved = json.loads(out.read_text())

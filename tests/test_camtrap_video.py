@@ -53,7 +53,7 @@ def test_videos_get_megadetector_video_fields_and_pass_its_validator(clips, tmp_
                                                                     validate_batch_results)
 
     from ssd.camtrap.video import sample_frames
-    from ssd.inference.detector import Detector
+    from ssd.inference.engines import load_detector
 
     out = tmp_path / "clips.json"
     r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", MODEL, str(clips), "--recursive",
@@ -72,7 +72,7 @@ def test_videos_get_megadetector_video_fields_and_pass_its_validator(clips, tmp_
     assert (walk["width"], walk["height"]) == (96, 64) and walk["failure"] is None
     assert walk["detections"] and len({d["frame_number"] for d in walk["detections"]}) == 1
     # the best frame is the one whose top detection scores highest (checked against the network directly)
-    det = Detector.load(MODEL)
+    det = load_detector(MODEL)             # the engine and precision detect's default (auto) ran
     frames = sample_frames(str(clips / "cam1" / "walk.mp4"), "walk.mp4", det.input_size, 0.4)
     tops = [float(s.max()) if len(s) else 0.0 for _, s, _ in det.predict_arrays(frames.pixels, floor=0.005)]
     best = frames.numbers[int(np.argmax(tops))]

@@ -238,7 +238,7 @@ def test_detect_page_offers_int8_once_quantized_and_runs_it(quantized, tmp_path,
     root = tmp_path / "models"
     root.mkdir()
     shutil.copytree(quantized, root / "quantized")
-    shutil.copytree(quantized, root / "plain", ignore=shutil.ignore_patterns("int8*"))
+    shutil.copytree(quantized, root / "plain", ignore=shutil.ignore_patterns("int8*", "*-int8.onnx", "onnx-int8.json"))
     monkeypatch.setenv("SSD_MODELS_DIR", str(root))
     monkeypatch.setenv("SSD_DATA_DIR", data_root)
     monkeypatch.setenv("SSD_FORCE_CPU", "1")

@@ -35,7 +35,7 @@ def test_the_cli_defaults_are_the_named_ones():
 def test_a_job_command_line_parses_back_to_the_same_settings():
     s = RunSettings("models/x", ("/data/a b", "-odd-name"), threshold=0.35, recursive=True, flag_repeats=3,
                     shard=(2, 4), categories="megadetector", out_json="/r/results.json", checkpoint_every=100,
-                    episode_gap=30.0, frame_every=2.5)
+                    episode_gap=30.0, frame_every=2.5, engine="onnxruntime")
     argv = s.to_argv()
     assert argv[-3:] == ["--", "/data/a b", "-odd-name"]     # inputs after "--": a name like a flag stays a name
     assert "--floor" not in argv                                # only what differs from the defaults
@@ -53,7 +53,8 @@ def test_run_json_round_trip_and_the_older_form(tmp_path):
 @pytest.mark.parametrize("bad", [[], {"model": 3}, {"model": "m", "threshold": "high"},
                                  {"model": "m", "threshold": 7}, {"model": "m", "rm": "-rf"},
                                  {"model": "m", "inputs": "/p"}, {"model": "m", "shard": [3, 2]},
-                                 {"model": "m", "categories": "all"}, {"model": "m", "recursive": "yes"}])
+                                 {"model": "m", "categories": "all"}, {"model": "m", "recursive": "yes"},
+                                 {"model": "m", "engine": "tensorflow"}])
 def test_bad_settings_are_refused_with_the_reason(bad, tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(bad))

@@ -17,7 +17,7 @@ from ssd.models.coco_slots import TORCHVISION_COCO_SLOTS, coco_classes, kept_slo
 from ssd.models.registry import anchors_for_meta, architectures, recipe_for
 from ssd.models.ssdlite.anchors import default_boxes
 from ssd.models.ssdlite.convert import convert_state_dict, torchvision_key
-from ssd.models.ssdlite.decode import PostProcess, decode_boxes, postprocess
+from ssd.models.torchvision_decode import PostProcess, decode_boxes, postprocess
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.recipe import coco_detector
 from ssd.models.ssdlite.spec import ARCH, ssdlite_spec
@@ -117,6 +117,8 @@ def _iou(a, b):
 def test_postprocess_is_torchvisions_per_class_topk_and_nms():
     spec = ssdlite_spec(num_classes=4)
     pp = PostProcess(spec.input_size, spec.box_weights, spec.box_clamp, topk=20, detections=30)
+    assert PostProcess.from_meta({"input_size": 320, "postprocess": ssdlite_spec().postprocess()}) == PostProcess(
+        320, (10.0, 10.0, 5.0, 5.0), spec.box_clamp, 300, 300)
     anchors = default_boxes(spec)
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 2, (len(anchors), 5)).astype(np.float32)
@@ -132,7 +134,7 @@ def test_postprocess_is_torchvisions_per_class_topk_and_nms():
 
 def test_one_anchor_reports_several_classes_and_the_log_size_is_clamped():
     spec = ssdlite_spec(num_classes=3)
-    pp = PostProcess.of(spec)
+    pp = PostProcess.from_meta({"input_size": spec.input_size, "postprocess": spec.postprocess()})
     anchors = default_boxes(spec)
     logits = np.full((len(anchors), 4), -10.0, np.float32)
     logits[:, 0] = 5.0

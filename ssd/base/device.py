@@ -13,6 +13,7 @@ from typing import List
 import mxnet as mx
 
 from ssd.base.errors import error_gist
+from ssd.base.hardware import cpu_flags, gpu_names  # noqa: F401 (re-exported: read without MXNet there)
 
 
 @dataclass
@@ -36,49 +37,7 @@ def _probe_gpu(i: int) -> None:
     float(y.sum().asscalar())
 
 
-def gpu_names() -> List[str]:
-    """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
-
-    MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
-    """
-    import glob
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
-            if names:
-                return names
-        except (OSError, subprocess.SubprocessError):
-            pass
-    names = []
-    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
-        try:
-            with open(info, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.startswith("Model:"):
-                        names.append(line.split(":", 1)[1].strip())
-        except OSError:
-            continue
-    return names
-
-
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
-
-
-def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
-    """The instruction-set flags of this CPU (Linux ``/proc/cpuinfo``); empty where unreadable."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
 
 
 def cpu_bfloat16() -> str:

@@ -93,6 +93,8 @@ class _Run:
     settings: RunSettings
     classes: List[str]
     transform: Optional[Callable] = None
+    engine: str = "mxnet"                     # the engine that runs (``auto`` resolved): part of the journal
+    inference: Dict[str, Any] = field(default_factory=dict)   # engine, version, precision, device
 
     @property
     def journal(self) -> Optional[str]:
@@ -109,14 +111,15 @@ class _Run:
 
 def _prepare(settings: RunSettings, det) -> _Run:
     transform, classes = run_categories(settings.categories, det.classes)
-    return _Run(settings, list(classes or det.classes), transform)
+    return _Run(settings, list(classes or det.classes), transform, getattr(det, "engine", "mxnet"),
+                det.engine_info() if hasattr(det, "engine_info") else {})
 
 
 def _open_store(run: _Run, files: FileList) -> RunStore:
     """The run's entry store: the journal (resumed, or new), else a temporary one; previous
     results' entries not done yet are appended to it (read first: a bad file changes nothing)."""
     opts, ckpt = run.settings, run.journal
-    settings = opts.journal_settings(run.classes, files.base)
+    settings = opts.journal_settings(run.classes, files.base, run.engine)
     previous = _previous_entries(opts.previous_results, run.classes)
     if ckpt and opts.resume:
         store = RunStore.resume(ckpt, settings, files.names, run.legacy_checkpoint)
@@ -185,13 +188,16 @@ def run_batch(opts: RunSettings, detector=None, stop: Optional[threading.Event] 
     default bound at import kept whatever ``sys.stderr`` was then, a closed file by the time a
     later caller (a test harness that had captured it) ran a batch.
     """
-    from ssd.inference.detector import Detector
+    from ssd.inference.engines import load_detector
 
     if stream == STDERR:
         stream = sys.stderr
 
     t_start = time.time()
-    det = detector or Detector.load(opts.model, precision=None if opts.precision == "auto" else opts.precision)
+    det = detector or load_detector(opts.model, opts.engine, opts.precision,
+                                    log=(lambda s: print(s, file=stream)) if stream is not None else (lambda s: None))
+    if stream is not None and hasattr(det, "describe"):
+        print(f"engine: {det.describe()}", file=stream, flush=True)
     run = _prepare(opts, det)
     ckpt = run.journal
     files = list_inputs(list(opts.inputs), opts.recursive, opts.absolute_paths,
@@ -276,7 +282,7 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[
     opts = run.settings
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
-                           "frame_every": opts.frame_every}}
+                           "frame_every": opts.frame_every, "inference": run.inference}}
     head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]

@@ -22,10 +22,12 @@ CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_
 
 
 def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
-                      floor: float = RESULTS_FLOOR) -> Dict[str, Any]:
-    """``results`` is ``(file, detections or None, failure message or None)`` per image."""
+                      floor: float = RESULTS_FLOOR, inference: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``results`` is ``(file, detections or None, failure message or None)`` per image; ``inference``
+    (``Detector.engine_info()``: engine, precision, device) goes into ``info`` as a batch run's does."""
     images = [image_entry(file, det, failure, floor) for file, det, failure in results]
-    return results_document(images, classes, model_name, threshold)
+    return results_document(images, classes, model_name, threshold,
+                            {"ssd_batch": {"inference": inference}} if inference else None)
 
 
 def results_csv(doc: Dict[str, Any]) -> str:

@@ -51,12 +51,19 @@ def compact(entry: Dict[str, Any]) -> str:
     return json.dumps(entry, separators=(",", ":"))
 
 
+# settings added since journals were first written, with the value every older journal had
+LATER_SETTINGS = {"engine": "mxnet"}
+
+
 def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
     """``ResultsError`` naming each setting that differs between a checkpoint and this run."""
+    old = {**{k: v for k, v in LATER_SETTINGS.items() if k in new}, **old}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         detail = "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in differ)
-        raise ResultsError(f"checkpoint '{path}' was made with other settings ({detail}); "
+        hint = (f" (the run began on {old['engine']}: resume with --engine {old['engine']}, which must work here)"
+                if "engine" in differ else "")
+        raise ResultsError(f"checkpoint '{path}' was made with other settings ({detail}){hint}; "
                            "run with the same options, or delete it to start over")
 
 

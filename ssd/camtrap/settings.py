@@ -23,6 +23,7 @@ from ssd.base.errors import SSDError
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.folders import FolderError, parse_shard
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
+from ssd.inference.engines import ENGINES
 from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
 CATEGORIES = ("none", "megadetector")
@@ -98,6 +99,9 @@ class RunSettings:
     precision: str = field(default="auto", metadata=_flag(
         "--precision", "int8 needs `python -m ssd quantize` first; auto: the model's evaluated default",
         choices=PRECISIONS))
+    engine: str = field(default="auto", metadata=_flag(
+        "--engine", "inference engine: auto (the fastest this machine runs), mxnet, or onnxruntime (a GPU when "
+        "onnxruntime-gpu can use one); a resumed run must keep the engine it began with", choices=ENGINES))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(str(p) for p in self.inputs))
@@ -181,9 +185,11 @@ class RunSettings:
             raise SettingsError(f"cannot read the run's settings {path}: {err}") from None
         return cls.from_dict(data, os.path.basename(path))
 
-    def journal_settings(self, classes: List[str], base: Optional[str]) -> Dict[str, Any]:
-        """What decides the entries: a journal made with other values cannot be resumed."""
+    def journal_settings(self, classes: List[str], base: Optional[str], engine: str = "mxnet") -> Dict[str, Any]:
+        """What decides the entries: a journal made with other values cannot be resumed. ``engine``
+        is the one that runs (``auto`` resolved): a resumed run may not switch engines silently."""
         return {"model": os.path.abspath(self.model), "classes": list(classes), "nms": float(self.nms),
+                "engine": engine,
                 "floor": float(self.floor), "max_detections": int(self.max_detections),
                 "shard": list(self.shard) if self.shard else None,
                 "base": base, "absolute_paths": bool(self.absolute_paths),

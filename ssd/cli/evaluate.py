@@ -6,6 +6,7 @@ import sys
 
 from ssd.base.errors import SSDError
 from ssd.base.argtypes import nms_threshold, positive_int
+from ssd.inference.engines import ENGINES
 from ssd.inference.thresholds import DEFAULT_NMS
 
 
@@ -18,6 +19,8 @@ def register(sub) -> None:
     e.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS)
     e.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
                    help="int8 needs `python -m ssd quantize` first; auto: the model's evaluated default")
+    e.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="inference engine (auto: the fastest this machine runs; onnxruntime uses a GPU when it can)")
     e.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     e.add_argument("--json", metavar="OUT", help="write the result as JSON")
     e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")
@@ -27,11 +30,12 @@ def register(sub) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.data.dataset import open_dataset
-    from ssd.inference.detector import Detector
+    from ssd.inference.engines import load_detector
     from ssd.inference.evaluation import evaluate
 
     check_output_targets(args.json, args.plot)
-    det = Detector.load(args.model, precision=None if args.precision == "auto" else args.precision)
+    det = load_detector(args.model, args.engine, args.precision, log=lambda s: print(s, file=sys.stderr))
+    print(f"engine: {det.describe()}", file=sys.stderr)
     splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
     ds = splits.val if args.split == "val" else splits.train
     if ds is None or len(ds) == 0:
@@ -46,7 +50,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
                                       "num_images": res.num_images, "num_boxes": res.num_boxes,
                                       "micro_f1": res.micro_f1, "accuracy": res.accuracy,
-                                      "anchor_counts": res.anchor_counts})
+                                      "anchor_counts": res.anchor_counts, "info": {"inference": det.engine_info()}})
     if args.plot:
         from ssd.viz.plots import pr_curve_figure
         from ssd.base.atomic import atomic_path

@@ -84,8 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"
     print(msg)
     if cfg.quantize and res.status == "done":
-        from ssd.inference.quantize import quantize_model
+        from ssd.cli.quantize import engines_for
+        from ssd.inference.quantize import quantize_engines
 
-        rec = quantize_model(res.model_dir, data=cfg.data, log=lambda line: print(line, flush=True))
-        print(f"INT8 graph written; default precision: {rec['recommended']}")
+        recs = quantize_engines(res.model_dir, engines_for("auto"), data=cfg.data,
+                                log=lambda line: print(line, flush=True))
+        print("INT8 graph written for " + ", ".join(f"{engine} (default precision there: {rec['recommended']})"
+                                                    for engine, rec in recs.items()))
     return 0

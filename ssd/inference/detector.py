@@ -88,26 +88,22 @@ class _Tapped:
 class Detector:
     """A trained network ready for inference on PIL images of any size and mode."""
 
+    engine = "mxnet"         # which inference engine runs the network ("mxnet", "onnxruntime")
+
     def __init__(self, net, meta: Dict[str, Any], ctx=None, hybridize: bool = True, warm: bool = True,
                  worker: bool = False, decoder=None, precision: str = "fp32") -> None:
         import mxnet as mx
 
         from ssd.base.engine import is_naive
 
-        self.worker = worker     # run forwards on the process's one inference thread (servers)
-        self.net, self.meta = net, meta
+        self._setup(meta, worker, precision)
+        self.net = net
         self.ctx = ctx or mx.cpu()
-        self.classes: List[str] = list(meta["classes"])
-        self.input_size = int(meta["input_size"])
-        norm = meta.get("normalize") or {}
-        self.mean = tuple(norm.get("mean", MEAN))
-        self.std = tuple(norm.get("std", STD))
+        self.engine_version = mx.__version__
+        self.device = "CPU" if self.ctx.device_type == "cpu" else f"GPU {self.ctx.device_id} (MXNet)"
         # MXNet's naive engine runs operators in the calling thread: no two forwards may overlap
         # anywhere in the process, so every Detector then shares one lock.
         self._lock = _NAIVE_LOCK if is_naive() else threading.Lock()
-        self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
-        self.precision = precision
-        self.precision_note = precision
         # raw outputs → (ids, scores, boxes): the recipe's, or the graph form's (ssd.inference.precision)
         self._decode = decoder or recipe_for(meta["arch"]).decoder(meta)
         if hybridize:
@@ -115,6 +111,31 @@ class Detector:
         if warm:
             self.predict_arrays(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
             self.forward_calls = 0
+
+    def _setup(self, meta: Dict[str, Any], worker: bool, precision: str) -> None:
+        """What every engine's Detector holds: the model's classes, input and normalization."""
+        self.worker = worker     # run forwards on the process's one inference thread (servers)
+        self.meta = meta
+        self.classes: List[str] = list(meta["classes"])
+        self.input_size = int(meta["input_size"])
+        norm = meta.get("normalize") or {}
+        self.mean = tuple(norm.get("mean", MEAN))
+        self.std = tuple(norm.get("std", STD))
+        self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
+        self.precision = precision
+        self.precision_note = precision
+        self.engine_note = ""    # why this engine (a fallback's reason), set by ssd.inference.engines
+        self.device_note = ""    # why not a GPU, when on the CPU
+
+    def describe(self) -> str:
+        """Engine, precision and device in one line: what every output says produced it."""
+        line = f"{self.engine} {self.engine_version}, {self.precision_note}, on {self.device}"
+        return line + (f" ({self.engine_note})" if self.engine_note else "")
+
+    def engine_info(self) -> Dict[str, str]:
+        """The same as fields, for results files (``info``) and run records."""
+        return {"engine": self.engine, "engine_version": str(self.engine_version), "precision": self.precision,
+                "device": self.device, "device_note": self.device_note, "note": self.engine_note}
 
     @classmethod
     def load(cls, model_dir: str, ctx=None, precision: Optional[str] = None, worker: bool = False) -> "Detector":

@@ -140,15 +140,6 @@ def default_precision(model_dir: str, meta: Optional[Dict[str, Any]] = None) -> 
     return "int8" if rec and rec.get("recommended") == "int8" else "fp32"
 
 
-def precision_choices(model_dir: str) -> List[str]:
-    """What a picker offers for this model: auto and fp32 always, int8 when a current graph exists."""
-    try:
-        usable = int8_status(model_dir)[0]
-    except (SSDError, OSError):
-        usable = False
-    return ["auto", "fp32"] + (["int8"] if usable else [])
-
-
 def load_int8(model_dir: str, meta: Dict[str, Any], ctx=None) -> PreparedNet:
     """The stored INT8 graph (no calibration happens here); ``ModelError`` if absent or stale."""
     import mxnet as mx

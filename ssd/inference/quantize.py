@@ -14,13 +14,15 @@ import statistics
 import tempfile
 import time
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import DatasetError, ModelError, SSDError, error_gist
 from ssd.data.preprocess import MEAN, STD, normalize_batch, resize
+from ssd.data.synthetic import GENERATOR
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
 from ssd.inference.precision import (CALIB_IMAGES, EXCLUDED_OPERATORS, INT8_PARAMS, INT8_PREFIX, INT8_RECORD,
@@ -29,18 +31,43 @@ from ssd.inference.precision import (CALIB_IMAGES, EXCLUDED_OPERATORS, INT8_PARA
 from ssd.store import INPUT_NAME, load_model, read_meta
 
 
-def _dataset_of(meta: Dict[str, Any], data: Optional[str]):
+def synthetic_origin(meta: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """How the model's synthetic training set was drawn (generator, seed, size), if it was one."""
+    syn = (meta.get("dataset") or {}).get("synthetic")
+    if isinstance(syn, dict) and syn.get("generator") == GENERATOR and isinstance(syn.get("seed"), int):
+        return syn
+    return None
+
+
+@contextmanager
+def own_dataset(meta: Dict[str, Any], data: Optional[str], train: int, val: int) -> Iterator[Tuple[str, Any]]:
+    """``(where, splits)`` of the model's own images: ``data``, else its recorded dataset, else —
+    for a model trained on the synthetic set, when that folder is gone — the same images drawn
+    again from the recorded seed (image ``i`` depends on the seed and ``i`` alone) into a
+    temporary folder that is removed afterwards."""
     from ssd.data.dataset import open_dataset
+    from ssd.data.synthetic import generate
 
     path = data or (meta.get("dataset") or {}).get("path")
-    if not path:
-        raise SSDError("the model does not record its dataset; give one with --data DIR")
+    syn = synthetic_origin(meta)
     seed = ((meta.get("training") or {}).get("args") or {}).get("seed", 0)
+    if not path and syn is None:
+        raise SSDError("the model does not record its dataset; give one with --data DIR")
+    if path and (data or os.path.exists(path) or syn is None):
+        try:
+            yield path, open_dataset(path, seed=seed)
+            return
+        except DatasetError as err:
+            raise DatasetError(f"{err} — the model's calibration images come from its dataset; "
+                               "give another copy with --data DIR") from None
+    tmp = tempfile.mkdtemp(prefix="ssd-regenerated-")
     try:
-        return path, open_dataset(path, seed=seed)
-    except DatasetError as err:
-        raise DatasetError(f"{err} — the model's calibration images come from its dataset; "
-                           "give another copy with --data DIR") from None
+        folder = os.path.join(tmp, "synthetic")
+        generate(folder, num_train=max(1, train), num_val=max(0, val), seed=int(syn["seed"]),
+                 size=int(syn.get("size", 256)))
+        yield f"the synthetic set regenerated from seed {syn['seed']} ({path} is gone)", open_dataset(folder, seed=seed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def calibration_images(splits, size: int, count: int = CALIB_IMAGES) -> Tuple[np.ndarray, str]:
@@ -112,14 +139,44 @@ def _save_graph(qnet, meta: Dict[str, Any], model_dir: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CALIB_IMAGES,
-                   eval_images: int = 100, ctx=None, log: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
-    """Quantize ``model_dir`` to INT8, evaluate both precisions on its own data, write the record."""
+ENGINES = ("mxnet", "onnxruntime")
 
+
+def quantize_engines(model_dir: str, engines: Sequence[str] = ENGINES, data: Optional[str] = None,
+                     images: int = CALIB_IMAGES, eval_images: int = 100,
+                     log: Callable[[str], None] = lambda s: None) -> Dict[str, Dict[str, Any]]:
+    """INT8 graphs of ``model_dir`` for each engine, calibrated on the same images; records by engine."""
     meta = read_meta(model_dir)
-    path, splits = _dataset_of(meta, data)
+    out: Dict[str, Dict[str, Any]] = {}
+    with own_dataset(meta, data, images, eval_images) as (path, splits):
+        calib, split = calibration_images(splits, int(meta["input_size"]), images)
+        log(f"calibrating on {len(calib)} {split} images of {path}")
+        if "mxnet" in engines:
+            out["mxnet"] = quantize_model(model_dir, images=images, eval_images=eval_images, log=log,
+                                          source=(path, splits))
+        if "onnxruntime" in engines:
+            from ssd.inference.onnx_quantize import quantize_onnx
+
+            val = splits.val if splits.val is not None and len(splits.val) else None
+            out["onnxruntime"] = quantize_onnx(model_dir, calib, {"dataset": path, "split": split}, val,
+                                               eval_images, log)
+    return out
+
+
+def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CALIB_IMAGES,
+                   eval_images: int = 100, ctx=None, log: Callable[[str], None] = lambda s: None,
+                   source: Optional[Tuple[str, Any]] = None) -> Dict[str, Any]:
+    """Quantize ``model_dir`` to INT8 for MXNet, evaluate both precisions on its own data, write the record.
+
+    ``source``: ``(where, splits)`` already opened (``quantize_engines``); else ``own_dataset``.
+    """
+    if source is None:
+        with own_dataset(read_meta(model_dir), data, images, eval_images) as opened:
+            return quantize_model(model_dir, images=images, eval_images=eval_images, ctx=ctx, log=log, source=opened)
+    meta = read_meta(model_dir)
+    path, splits = source
     calib, split = calibration_images(splits, int(meta["input_size"]), images)
-    log(f"calibrating on {len(calib)} {split} images of {path}")
+    log(f"MXNet: calibrating on {len(calib)} {split} images")
     record_path = os.path.join(model_dir, INT8_RECORD)
     if os.path.exists(record_path):  # until the new record lands, the folder has no INT8 graph
         os.remove(record_path)
@@ -133,7 +190,8 @@ def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CAL
     record: Dict[str, Any] = {
         "precision": "int8", "format": "symbol", "symbol": INT8_SYMBOL, "params": INT8_PARAMS,
         "input": INPUT_NAME, "source_params_sha1": params_digest(model_dir, meta),
-        "calibration": {"mode": "naive", "dataset": os.path.abspath(path), "split": split, "images": len(calib)},
+        "calibration": {"mode": "naive", "dataset": path if not os.path.exists(path) else os.path.abspath(path),
+                        "split": split, "images": len(calib)},
         "exclude_operators": list(EXCLUDED_OPERATORS), "build_s": round(build_s, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -149,7 +207,7 @@ def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CAL
             res = evaluate(det, val, limit=eval_images)
             evaluation[f"map_{prep.precision}"] = round(res.map, 4)
             evaluation["images"] = res.num_images
-        log(f"mAP fp32 {evaluation['map_fp32']:.4f}, int8 {evaluation['map_int8']:.4f} "
+        log(f"MXNet: mAP fp32 {evaluation['map_fp32']:.4f}, int8 {evaluation['map_int8']:.4f} "
             f"on {evaluation['images']} validation images")
     record["evaluation"] = evaluation
     record["recommended"] = recommend(evaluation)

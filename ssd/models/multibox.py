@@ -15,11 +15,11 @@ import numpy as np
 from ssd.data.augment import AugmentConfig
 from ssd.data.batches import BatchLoader
 from ssd.data.preprocess import MEAN, STD
+from ssd.models.array_decode import MULTIBOX_TOPK as NMS_TOPK  # candidates entering NMS, best first; the rest dropped
 from ssd.models.losses import SSDTrainLoss
 from ssd.models.recipe import Detections, StepStats, TrainingPlan
 from ssd.models.training_graph import training_graph
 
-NMS_TOPK = 400           # candidates per image entering NMS: bounds its cost, no effect on results
 CALIBRATION_BATCH = 64   # training images used to re-estimate BatchNorm statistics
 
 

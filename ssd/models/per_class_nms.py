@@ -6,7 +6,7 @@ within each class; and returns the ``detections`` best. GluonCV's decoder instea
 best (anchor, class) pairs over all classes before NMS and keeps 100, which on a busy picture
 drops different boxes. A converted detector must match its source after NMS too: SSD300's meta.json
 says ``"postprocess": {"kind": "torchvision", ...}`` and its decoder calls :func:`per_class_detections`;
-SSDlite's decoder (``ssd.models.ssdlite.decode``) calls :func:`per_class`.
+SSDlite's decoder (``ssd.models.torchvision_decode``) calls :func:`per_class`.
 
 A floor above ``score`` (the results file's 0.005, say) is applied when candidates are picked, not
 after NMS: the result is the same (a box is only ever suppressed by a better one of its class, and
@@ -121,7 +121,8 @@ def per_class_detections(scores: np.ndarray, boxes: np.ndarray, nms: float, floo
     corners → one ``(ids, scores, boxes)`` per image, best first, as torchvision returns them.
 
     ``post`` is the model's ``postprocess`` section; ``nms`` the IoU threshold (outside (0, 1):
-    no NMS); ``floor`` raises the candidates' threshold above the model's own ``score``.
+    no NMS); ``floor`` raises the candidates' threshold above the model's own ``score``. Pure numpy:
+    the MXNet Detector and the ONNX engine (``ssd.models.array_decode``) both call it.
     """
     score, topk = float(post.get("score", SCORE)), int(post.get("topk_per_class", TOPK))
     keep_n = int(post.get("detections", DETECTIONS))

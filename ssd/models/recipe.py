@@ -121,8 +121,16 @@ class Recipe(ABC):
     def export_outputs(self, net: Any) -> Dict[str, Any]:
         """Prepare ``net`` for ``HybridBlock.export`` and describe the graph's outputs.
 
-        Returns ``{"outputs": [...], "decode": "...", "nms_in_graph": bool or None}``.
+        Returns ``{"outputs": [...], "decode": "...", "nms_in_graph": bool or None,
+        "array_decode": scheme}``, where ``scheme`` names the numpy decoder of those outputs in
+        ``ssd.models.array_decode.ARRAY_DECODERS`` (what the ONNX engine runs after the graph;
+        a graph without one cannot be run by ONNX Runtime).
         """
+
+    def array_decode(self, meta: Dict[str, Any]) -> Optional[str]:
+        """The numpy decoding scheme of this model's graph when its metadata decides it (a converted
+        detector's own post-processing, say); ``None``: the one ``export_outputs`` names."""
+        return None
 
     def knowledge(self, meta: Dict[str, Any]) -> str:
         """One line for people: what the model can find ("1 class: pikachu")."""

@@ -194,4 +194,4 @@ class TinyRecipe(Recipe):
 
     def export_outputs(self, net) -> Dict[str, Any]:
         return {"outputs": ["anchors", "cls_preds", "box_preds"], "nms_in_graph": None,
-                "decode": "MultiBoxDetection on softmax(cls_preds)"}
+                "decode": "MultiBoxDetection on softmax(cls_preds)", "array_decode": "multibox"}

@@ -21,7 +21,7 @@ def build_meta(cfg, plan, classes: List[str], splits, device: str,
         "normalize": {"mean": list(MEAN), "std": list(STD)},
         "dataset": {"path": os.path.abspath(cfg.data), "kind": splits.kind,
                     "num_train": len(splits.train), "num_val": len(splits.val) if splits.val is not None else 0,
-                    "skipped": dict(splits.skipped)},
+                    "skipped": dict(splits.skipped), "synthetic": synthetic_origin(cfg.data)},
         "training": {"args": asdict(cfg), "command": cfg.command, "device": device,
                      "arithmetic": plan.arithmetic()},
         "default": bool(cfg.default),
@@ -31,3 +31,20 @@ def build_meta(cfg, plan, classes: List[str], splits, device: str,
     }
     meta.update(plan.meta_fields())
     return meta
+
+
+def synthetic_origin(folder: str) -> Optional[Dict[str, object]]:
+    """How a synthetic set folder was drawn (generator, seed, size, counts), for a model's meta.json:
+    with it, the model's own images can be drawn again when the folder is gone (``quantize``)."""
+    import json
+
+    from ssd.data.synthetic import GENERATOR
+
+    try:
+        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):
+        return None
+    return {k: info[k] for k in ("generator", "seed", "size", "num_train", "num_val") if k in info}

@@ -21,7 +21,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ssd.models.multibox import NMS_TOPK
+from ssd.models.array_decode import MULTIBOX_TOPK as NMS_TOPK
+from ssd.models.array_decode import iou_one_to_many
 
 
 @dataclass
@@ -80,15 +81,9 @@ def candidates(anchors: np.ndarray, cls_preds: np.ndarray, box_preds: np.ndarray
 
 def overlaps(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """IoU of ``box`` with each of ``others`` in float32, with MultiBoxDetection's arithmetic
-    (``CalculateOverlap``: the same operations in the same order), so ties at the threshold agree."""
+    (``array_decode.iou_one_to_many``, which the ONNX engine's NMS uses too)."""
     a, b = box.astype(np.float32), others.astype(np.float32).reshape(-1, 4)
-    zero = np.float32(0)
-    w = np.maximum(zero, np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]))
-    h = np.maximum(zero, np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]))
-    i = w * h
-    u = ((a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])) - i
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(u <= zero, zero, i / u).astype(np.float32)
+    return iou_one_to_many(a, b, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), (a[2] - a[0]) * (a[3] - a[1]))
 
 
 def processing_order(rows: np.ndarray, topk: int = NMS_TOPK) -> np.ndarray:

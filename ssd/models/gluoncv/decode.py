@@ -3,16 +3,16 @@
 Live GluonCV nets decode and apply their own NMS (``set_nms`` when the setting changes); boxes
 come back in input pixels and are normalized here. A hybridized graph is cached regardless of
 train/predict mode, so the cache is cleared whenever the mode or the NMS setting changes.
-Exported graphs are saved without NMS so that it stays adjustable, and get the same ``box_nms``.
+Exported graphs are saved without NMS so that it stays adjustable, and get the same ``box_nms``
+(in numpy, ``ssd.models.array_decode.box_nms_detection``, when ONNX Runtime runs them).
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-NMS_TOPK = 400          # candidates entering NMS (GluonCV's default)
-POST_NMS = 100          # detections kept per image after NMS (GluonCV's default)
-SCORE_FLOOR = 0.01      # GluonCV's decoders drop class scores below this, whatever we ask
+from ssd.models.array_decode import BOX_NMS_FLOOR as SCORE_FLOOR
+from ssd.models.array_decode import BOX_NMS_KEEP as POST_NMS
+from ssd.models.array_decode import BOX_NMS_TOPK as NMS_TOPK
 
 
 def prepare_inference(net, nms: float) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
 from ssd.models.gluoncv.imagenet import imagenet_start
-from ssd.models.gluoncv.presets import gluoncv_name, spec_of, variant_of
+from ssd.models.gluoncv.presets import gluoncv_name, require_published, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
 from ssd.models.starting_point import class_reuse_map, model_folder_meta
 
@@ -114,6 +114,7 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
     elif kind == "imagenet":
         net = imagenet_start(arch, classes, load_weights, info)
     elif kind in ("voc", "coco"):
+        require_published(arch, variant)
         name = gluoncv_name(arch, variant)
         if load_weights:
             path = ensure_weights(name)

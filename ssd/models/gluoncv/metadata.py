@@ -22,7 +22,7 @@ def zoo_meta_fields(net, arch: str, input_size: int, info: Optional[Dict[str, An
            "base_size": spec.base_size, "sizes": list(spec.sizes[variant]),
            "ratios": [list(r) for r in spec.ratios], "steps": list(spec.steps),
            "pretrained": info.get("pretrained"), "published": dict(spec.published)}
-    for k in ("weights", "reused_classes", "loaded", "skipped"):
+    for k in ("weights", "source", "reused_classes", "loaded", "skipped"):
         if k in info:
             zoo[k] = info[k] if k != "skipped" else len(info[k])
     zoo.update(extra or {})

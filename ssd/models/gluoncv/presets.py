@@ -13,7 +13,14 @@ arch                       input (px)  anchors      published (GluonCV)
 ``ssd_512_mobilenet1.0``   512         6132         VOC07 mAP 75.4, COCO AP 21.7
 ``ssd_300_vgg16_atrous``   300         8732         VOC07 mAP 77.6, COCO AP 25.1
 ``ssd_512_resnet50_v1``    512         6132         VOC07 mAP 80.1, COCO AP 30.6
+``ssd_512_resnet50_v1b``   512         6132         none (ours, see below)
 =========================  ==========  ===========  ============================
+
+``ssd_512_resnet50_v1b`` is not one of GluonCV's presets: it is ``ssd_512_resnet50_v1`` (same extra
+layers, anchors and steps, ``derived_from``) on GluonCV's ``resnet50_v1b`` backbone, whose stride
+sits in the 3×3 convolution as in torchvision's ResNet-50 (v1.5). That is the layout in which
+torchvision's live ImageNet weights load exactly (``--pretrained imagenet``); GluonCV's v1 strides
+in the first 1×1, so the same weights would compute another network there.
 """
 from __future__ import annotations
 
@@ -63,6 +70,7 @@ class ZooSpec:
     min_input: int                         # smallest square input the layers accept
     pretrained: Dict[str, Published] = field(default_factory=dict)   # variant → published detector
     reference_cpu_s: Optional[float] = None  # s/image, 20 classes, on the 2-core development machine
+    derived_from: Optional[str] = None     # not a GluonCV preset: the one whose layers and anchors it copies
 
     @property
     def published(self) -> Dict[str, float]:
@@ -72,6 +80,9 @@ class ZooSpec:
 
 
 _MOBILENET_SIZES = (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492)
+_RESNET50_SIZES = {"custom": (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72),
+                   "voc": (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
+                   "coco": (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72)}
 ZOO_SPECS: Dict[str, ZooSpec] = {
     "ssd_512_mobilenet1.0": ZooSpec(
         "ssd_512_mobilenet1.0", "mobilenet1.0", 512, ("relu22_fwd", "relu26_fwd"), (512, 512, 256, 256),
@@ -86,12 +97,12 @@ ZOO_SPECS: Dict[str, ZooSpec] = {
         {"coco": Published(138.8, 25.1, 0.50), "voc": Published(106.7, 77.6, 0.41)}, 0.63),
     "ssd_512_resnet50_v1": ZooSpec(
         "ssd_512_resnet50_v1", "resnet50_v1", 512, ("stage3_activation5", "stage4_activation2"),
-        (512, 512, 256, 256),
-        {"custom": (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72),
-         "voc": (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
-         "coco": (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72)},
-        _RATIOS_6, (16, 32, 64, 128, 256, 512), 32,
+        (512, 512, 256, 256), _RESNET50_SIZES, _RATIOS_6, (16, 32, 64, 128, 256, 512), 32,
         {"coco": Published(200.8, 30.6, 0.46), "voc": Published(147.7, 80.1, 0.33)}, 0.63),
+    "ssd_512_resnet50_v1b": ZooSpec(
+        "ssd_512_resnet50_v1b", "resnet50_v1b", 512, ("layers3_relu17_fwd", "layers4_relu8_fwd"),
+        (512, 512, 256, 256), _RESNET50_SIZES, _RATIOS_6, (16, 32, 64, 128, 256, 512), 32,
+        {}, None, derived_from="ssd_512_resnet50_v1"),
 }
 ZOO_ARCHS: Tuple[str, ...] = tuple(ZOO_SPECS)
 
@@ -111,6 +122,17 @@ def variant_of(pretrained: Optional[str]) -> str:
     """Which preset's anchors a net starting from ``pretrained`` has: voc, coco or custom."""
     p = (pretrained or "").strip().lower()
     return p if p in ("voc", "coco") else "custom"
+
+
+def require_published(arch: str, variant: str) -> None:
+    """Refuse ``--pretrained voc|coco`` for a preset GluonCV published no such detector for."""
+    spec = spec_of(arch)
+    if variant in ("voc", "coco") and variant not in spec.pretrained:
+        have = f"; it published {', '.join(sorted(spec.pretrained))}" if spec.pretrained else ""
+        raise SSDError(f"--pretrained {variant}: GluonCV published no {variant.upper()} detector for {arch}{have}. "
+                       f"Start from imagenet, a model folder or a .params file"
+                       + (f", or train {spec.derived_from} with --pretrained {variant}" if spec.derived_from else "")
+                       + ".")
 
 
 def gluoncv_name(arch: str, variant: str) -> str:

@@ -16,7 +16,7 @@ from ssd.models.gluoncv.anchors import zoo_anchor_set
 from ssd.models.gluoncv.build import build_zoo_net, initialize, layout_options
 from ssd.models.gluoncv.decode import decode_exported, decode_live, torchvision_decoder
 from ssd.models.gluoncv.metadata import zoo_meta_fields
-from ssd.models.gluoncv.presets import PRETRAINED_CHOICES, ZooSpec, spec_of
+from ssd.models.gluoncv.presets import PRETRAINED_CHOICES, ZooSpec, require_published, spec_of
 from ssd.models.gluoncv.training import ZooTraining
 from ssd.models.per_class_nms import is_torchvision
 from ssd.models.recipe import Decoder, Emit, Recipe
@@ -47,6 +47,7 @@ class GluonCVRecipe(Recipe):
         p = (cfg.pretrained or "").strip()
         if p and p.lower() not in PRETRAINED_CHOICES + ("none", "scratch") and not os.path.exists(p):
             raise SSDError(f"--pretrained {p!r}: use imagenet, voc, coco or the path of a .params file")
+        require_published(cfg.arch, p.lower())
 
     def build(self, meta: Dict[str, Any]):
         variant = (meta.get("zoo") or {}).get("variant", "custom")
@@ -64,10 +65,15 @@ class GluonCVRecipe(Recipe):
             return torchvision_decoder(meta)
         return decode_exported if meta.get("format") == "symbol" else decode_live
 
+    def array_decode(self, meta: Dict[str, Any]) -> Optional[str]:
+        """Converted torchvision detectors keep torchvision's per-class NMS on ONNX Runtime too."""
+        return "torchvision" if is_torchvision(meta) else None
+
     def export_outputs(self, net) -> Dict[str, Any]:
         net.set_nms(nms_thresh=-1)  # keep NMS out of the graph: the Detector applies it, adjustable
         return {"outputs": ["ids", "scores", "boxes_px"], "nms_in_graph": False,
-                "decode": "ssd.models.gluoncv.decode.decode_exported: box_nms(topk 400, post 100) on the outputs"}
+                "decode": "ssd.models.gluoncv.decode.decode_exported: box_nms(topk 400, post 100) on the outputs",
+                "array_decode": "box_nms"}
 
 
 def new_zoo_model(arch: str, classes: Sequence[str], variant: str = "custom", input_size: Optional[int] = None,

@@ -1,7 +1,7 @@
 """``SSDliteRecipe``: torchvision's SSDlite320-MobileNetV3-Large behind the ``Recipe`` interface.
 
 Built from ``meta.json`` alone (``SSDliteSpec.from_meta``), trained by the shared multibox plan
-(``ssd.models.ssdlite.training``), decoded as torchvision decodes it (``ssd.models.ssdlite.decode``),
+(``ssd.models.ssdlite.training``), decoded as torchvision decodes it (``ssd.models.torchvision_decode``),
 exported with its anchors as a graph constant and NMS outside the graph.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from ssd.models.coco_slots import coco_classes, kept_slots
 from ssd.models.recipe import Decoder, Emit, Recipe
 from ssd.models.ssdlite.anchors import anchors_meta, ssdlite_anchor_set
 from ssd.models.ssdlite.convert import net_from_state_dict
-from ssd.models.ssdlite.decode import decoder_for
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
 from ssd.models.ssdlite.training import SSDliteTraining, start_folder
+from ssd.models.torchvision_decode import decoder as torchvision_decoder
 
 # torchvision's reference training (references/detection, SSDlite): SGD lr 0.15 for a batch of
 # 192 (24 × 8 GPUs), momentum 0.9, cosine schedule; the lr scales linearly with the batch here.
@@ -32,7 +32,7 @@ def ssdlite_meta(spec: SSDliteSpec, classes: Sequence[str]) -> Dict[str, Any]:
     """The meta.json fields that rebuild an SSDlite: classes, input size, normalization, spec, anchors."""
     return {"arch": ARCH, "classes": list(classes), "input_size": spec.input_size,
             "normalize": {"mean": list(spec.mean), "std": list(spec.std)},
-            "anchors": anchors_meta(spec), "ssdlite": spec.to_meta()}
+            "anchors": anchors_meta(spec), "ssdlite": spec.to_meta(), "postprocess": spec.postprocess()}
 
 
 def coco_detector(state: Mapping[str, np.ndarray], ctx=None) -> Tuple[SSDlite, Dict[str, Any]]:
@@ -75,8 +75,12 @@ class SSDliteRecipe(Recipe):
         return SSDliteTraining(cfg, classes, train_ds, ctxs, resuming=resuming)
 
     def decoder(self, meta: Dict[str, Any]) -> Decoder:
-        return decoder_for(SSDliteSpec.from_meta(meta))
+        """torchvision's box coder and per-class NMS, with the model's own numbers (its spec's where a
+        folder predates the ``postprocess`` section)."""
+        return torchvision_decoder({**meta, "postprocess": meta.get("postprocess")
+                                    or SSDliteSpec.from_meta(meta).postprocess()})
 
     def export_outputs(self, net) -> Dict[str, Any]:
         return {"outputs": ["anchors", "cls_preds", "box_preds"], "nms_in_graph": False,
-                "decode": "ssd.models.ssdlite.decode: torchvision's box coder, per-class top-k and NMS"}
+                "decode": "ssd.models.torchvision_decode: torchvision's box coder, per-class top-k and NMS",
+                "array_decode": "torchvision_box_coder"}

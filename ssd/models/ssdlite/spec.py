@@ -119,6 +119,13 @@ class SSDliteSpec:
     def anchors_per_cell(self) -> List[int]:
         return [2 + 2 * len(r) for r in self.aspect_ratios]
 
+    def postprocess(self) -> Dict[str, Any]:
+        """The ``postprocess`` section of meta.json: what ``ssd.models.torchvision_decode`` reads."""
+        from ssd.models.per_class_nms import torchvision_postprocess
+
+        return {**torchvision_postprocess(self.score_thresh, self.topk_candidates, self.detections_per_img),
+                "box_weights": list(self.box_weights), "box_clamp": self.box_clamp}
+
     def to_meta(self) -> Dict[str, Any]:
         """The ``ssdlite`` section of meta.json (everything but the classes, which meta holds)."""
         d = asdict(self)

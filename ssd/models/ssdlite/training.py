@@ -120,4 +120,5 @@ class SSDliteTraining(MultiBoxPlan):
 
     def meta_fields(self) -> Dict[str, Any]:
         return {"anchors": anchors_meta(self.spec), "ssdlite": self.spec.to_meta(), "start": dict(self.start),
-                "normalize": {"mean": list(self.spec.mean), "std": list(self.spec.std)}}
+                "normalize": {"mean": list(self.spec.mean), "std": list(self.spec.std)},
+                "postprocess": self.spec.postprocess()}

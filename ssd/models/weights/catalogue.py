@@ -67,6 +67,9 @@ SSDLITE320_MOBILENET_V3_LARGE_COCO = LiveFile(
     "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
     "a79551df90c79834bcd3bb3845ef9d966b5449a3a9b2833ae8404778ca5d65d2", _TWO_RECORDS)
 VGG16_FEATURES = LiveFile("vgg16_features-amdegroot-88682ab5.pth", None, _PREFIX_ONLY)
+#: ResNet-50 v1.5, ImageNet (torchvision's IMAGENET1K_V1, 102,530,333 bytes): ssd_512_resnet50_v1b's backbone
+RESNET50_IMAGENET = LiveFile(
+    "resnet50-0676ba61.pth", "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", _TWO_RECORDS)
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,9 @@ class LiveDetector:
 LIVE_DETECTORS: Dict[str, LiveDetector] = {d.name: d for d in (
     LiveDetector("ssd300_vgg16_coco", SSD300_VGG16_COCO, "ssd_300_vgg16_atrous", "SSD300-VGG16",
                  "torchvision.ssd300_vgg16", 300, 25.1, 138.8, 0.49),
-    # cpu_s: scripts/bench_ssdlite.py, fp32 oneDNN graph, forward + decode, best wall time on the
-    # shared 2-core Zen 5 development machine (docs/PERFORMANCE.md)
+    # cpu_s: scripts/bench_ssdlite.py, forward + decode on detect's default engine (ONNX Runtime, fp32;
+    # MXNet's fused fp32 graph: 0.020 s), best wall time on the shared 2-core Zen 5 machine (docs/PERFORMANCE.md)
     LiveDetector("ssdlite320_mobilenet_v3_large_coco", SSDLITE320_MOBILENET_V3_LARGE_COCO,
                  "ssdlite320_mobilenet_v3_large", "SSDlite320-MobileNetV3-Large",
-                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.022),
+                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.015),
 )}

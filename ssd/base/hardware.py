@@ -1,0 +1,88 @@
+"""What this machine is: its CPU kind and instruction set, its NVIDIA GPUs' names. No MXNet here.
+
+Why a module of its own: every output names the device that produced it, and a process that runs
+ONNX Runtime must be able to say so without paying MXNet's import (``ssd.base.device`` probes
+GPUs with MXNet and imports it).
+"""
+from __future__ import annotations
+
+import os
+from typing import List
+
+def gpu_names() -> List[str]:
+    """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
+
+    MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
+    """
+    import glob
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
+            if names:
+                return names
+        except (OSError, subprocess.SubprocessError):
+            pass
+    names = []
+    for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
+        try:
+            with open(info, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Model:"):
+                        names.append(line.split(":", 1)[1].strip())
+        except OSError:
+            continue
+    return names
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:
+    """The instruction-set flags of this CPU (Linux ``/proc/cpuinfo``); empty where unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+# (family, model range) → AMD's name for the core (the kinds seen on the development machines and
+# their neighbours; anything else is described by its flags alone)
+_AMD_CORES = ((25, range(0x00, 0x10), "Zen 3"), (25, range(0x10, 0x20), "Zen 4"), (25, range(0x20, 0x60), "Zen 3"),
+              (25, range(0x60, 0x80), "Zen 4"), (25, range(0x90, 0xB0), "Zen 4"), (26, range(0x00, 0x50), "Zen 5"))
+
+
+def _cpuinfo_field(name: str, path: str = "/proc/cpuinfo") -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_kind(path: str = "/proc/cpuinfo") -> str:
+    """"AMD EPYC (Zen 5: AVX-512 with VNNI and BF16), 2 cores" — the CPU a figure was measured on."""
+    name = _cpuinfo_field("model name", path) or "unknown CPU"
+    core = ""
+    if _cpuinfo_field("vendor_id", path) == "AuthenticAMD":
+        try:
+            family, model = int(_cpuinfo_field("cpu family", path)), int(_cpuinfo_field("model", path))
+        except ValueError:
+            family, model = -1, -1
+        core = next((c for f, models, c in _AMD_CORES if f == family and model in models), "")
+    flags = set(cpu_flags(path))
+    if "avx512f" in flags:
+        extra = [w for f, w in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16")) if f in flags]
+        isa = "AVX-512" + (" with " + " and ".join(extra) if extra else "")
+    else:
+        isa = "AVX2 only" if "avx2" in flags else "no AVX2"
+    kind = f"{core}: {isa}" if core else isa
+    return f"{name} ({kind}), {os.cpu_count() or 1} cores"

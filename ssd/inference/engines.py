@@ -1,0 +1,145 @@
+"""Which inference engine runs a model: MXNet or ONNX Runtime, chosen once, always said.
+
+``load_detector(model_dir, engine, precision)`` is the one way the CLI (``detect``, ``eval``,
+camera-trap runs) and the app open a model for detection. ``engine``:
+
+* ``mxnet`` — the network in MXNet (oneDNN-fused fp32, or its INT8 graph), on the CPU;
+* ``onnxruntime`` — the model's ONNX graph in ONNX Runtime (``ssd.inference.onnx_engine``): the
+  CUDA provider when ``onnxruntime-gpu`` runs on a GPU here (any card its CUDA 12 build supports,
+  Hopper and newer included, which no MXNet wheel can use), else the CPU provider;
+* ``auto`` — the first of ``AUTO_ORDER`` this machine and model can run: the fastest, as measured
+  (``scripts/bench_onnx.py``, docs/PERFORMANCE.md). INT8 counts only where the model's own
+  evaluation allows it (within 0.01 mAP of fp32, ``python -m ssd quantize``); an ONNX Runtime that
+  is missing or broken, or a graph that does not convert, falls through to MXNet with the reason.
+
+The chosen detector says what it is (``Detector.describe``/``engine_info``): engine, version,
+precision, device and, for ``auto``, why — stderr, the results file's ``info`` and the Home page
+show it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, List, Optional, Tuple
+
+from ssd.base.errors import ModelError, SSDError
+from ssd.inference.detector import Detector
+
+ENGINES = ("auto", "mxnet", "onnxruntime")
+# Fastest first, as measured by scripts/bench_onnx.py on the development machine (AMD EPYC Zen 5, 2 cores,
+# docs/PERFORMANCE.md): Detector call at batch 8, ms per image, ONNX Runtime INT8 15.0, ONNX Runtime
+# fp32 25.9, MXNet INT8 33.9, MXNet fp32 70.2; a 640-JPEG folder, whole process, 19–22, 19.7, 11.1 and
+# 8.2 img/s. ONNX Runtime's fp32 is exact where MXNet's INT8 is not, so it also comes first on merit.
+AUTO_ORDER: Tuple[Tuple[str, str], ...] = (("onnxruntime", "int8"), ("onnxruntime", "fp32"),
+                                           ("mxnet", "int8"), ("mxnet", "fp32"))
+
+
+def check_engine(engine: Optional[str]) -> str:
+    engine = engine or "auto"
+    if engine not in ENGINES:
+        raise SSDError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    return engine
+
+
+def load_detector(model_dir: str, engine: str = "auto", precision: Optional[str] = None, worker: bool = False,
+                  log: Callable[[str], None] = lambda s: None, ctx=None) -> Detector:
+    """A Detector of ``model_dir`` on ``engine`` at ``precision`` (``None``/"auto": the model's default).
+
+    ``ctx``: MXNet's device (the app passes the GPU that ``select_devices`` found usable); a GPU
+    there puts MXNet's fp32 ahead of ONNX Runtime on the CPU when ONNX Runtime has no GPU here.
+    """
+    from ssd.inference.onnx_engine import load_onnx
+    from ssd.inference.precision import check_precision
+
+    engine, precision = check_engine(engine), check_precision(precision)
+    if engine == "mxnet":
+        return _noted(Detector.load(model_dir, ctx=ctx, precision=precision, worker=worker), "asked for")
+    if engine == "onnxruntime":
+        return _noted(load_onnx(model_dir, precision, worker=worker, log=log), "asked for")
+    return _auto(model_dir, precision, worker, log, ctx)
+
+
+def precision_choices(model_dir: str, engine: str = "auto") -> List[str]:
+    """What a precision picker offers: auto and fp32 always, int8 when ``engine`` (any, for auto)
+    has a current INT8 graph of this model."""
+    from ssd.inference.onnx_engine import int8_graph
+    from ssd.inference.precision import int8_status
+    from ssd.store import read_meta
+
+    try:
+        meta = read_meta(model_dir)
+        usable = (engine in ("auto", "mxnet") and int8_status(model_dir, meta)[0]) or \
+            (engine in ("auto", "onnxruntime") and int8_graph(model_dir, meta)[0] is not None)
+    except (SSDError, OSError):
+        usable = False
+    return ["auto", "fp32"] + (["int8"] if usable else [])
+
+
+def _noted(det: Detector, note: str) -> Detector:
+    det.engine_note = note
+    return det
+
+
+def gpu_provider() -> bool:
+    """True when ONNX Runtime here offers its CUDA provider (``onnxruntime-gpu``) and the GPU is wanted."""
+    from ssd.inference.onnx_engine import CUDA, onnxruntime_problem
+
+    if os.environ.get("SSD_FORCE_CPU") == "1" or onnxruntime_problem():
+        return False
+    import onnxruntime as ort
+
+    return CUDA in ort.get_available_providers()
+
+
+def candidates(model_dir: str, precision: Optional[str],
+               mxnet_gpu: bool = False) -> Tuple[List[Tuple[str, str]], List[str]]:
+    """What ``auto`` may try for this model, in order, and why the others are out."""
+    from ssd.inference.onnx_engine import onnx_default_precision, onnxruntime_problem
+    from ssd.inference.precision import default_precision
+    from ssd.store import is_onnx, read_meta
+
+    meta = read_meta(model_dir)
+    problem = onnxruntime_problem()
+    if is_onnx(meta):
+        if problem:
+            raise SSDError(f"{model_dir} is an ONNX graph and {problem}")
+        return [("onnxruntime", precision or "fp32")], []
+    order = list(AUTO_ORDER)
+    if gpu_provider():     # a GPU: its fp32 first (INT8 graphs are CPU graphs)
+        order.insert(0, ("onnxruntime", "fp32-gpu"))
+    elif mxnet_gpu:        # MXNet has a usable GPU (compute capability ≤ 8.6) and ONNX Runtime none
+        order.insert(0, ("mxnet", "fp32-gpu"))
+    out, why = [], [f"onnxruntime: {problem}"] if problem else []
+    for engine, prec in order:
+        if engine == "onnxruntime" and problem:
+            continue
+        if precision and prec.split("-")[0] != precision:
+            continue
+        if precision is None and prec == "int8":
+            model_default = onnx_default_precision(model_dir, meta) if engine == "onnxruntime" \
+                else default_precision(model_dir, meta)
+            if model_default != "int8":
+                continue
+        out.append((engine, prec))
+    return out, why
+
+
+def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[[str], None], ctx=None) -> Detector:
+    from ssd.inference.onnx_engine import load_onnx
+
+    on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
+    tries, why = candidates(model_dir, precision, mxnet_gpu=on_gpu)
+    for engine, prec in tries:
+        try:
+            if engine == "onnxruntime":
+                det = load_onnx(model_dir, prec.split("-")[0], worker=worker, log=log)
+            else:
+                det = Detector.load(model_dir, ctx=ctx if prec == "fp32-gpu" else None, precision=prec.split("-")[0],
+                                    worker=worker)
+        except (ModelError, SSDError) as err:
+            if (engine, prec) == tries[-1]:
+                raise
+            why.append(f"{engine} {prec}: {err}")
+            continue
+        note = "auto: the fastest engine this machine and model offer"
+        return _noted(det, note + (" — passed over " + "; ".join(why) if why else ""))
+    raise SSDError(f"no engine can run {model_dir} at precision {precision}: " + "; ".join(why))

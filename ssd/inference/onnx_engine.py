@@ -1,0 +1,188 @@
+"""The ONNX Runtime engine: a model's ONNX graph behind the ``Detector`` interface, no MXNet at run time.
+
+Why: no published MXNet wheel runs on a GPU newer than compute capability 8.6, while ONNX
+Runtime's CUDA provider (``onnxruntime-gpu``, CUDA 12) covers those cards; on the CPU it is the
+faster engine here (scripts/bench_onnx.py), and a process that only detects skips MXNet's ~3 s
+import. ``OnnxDetector`` is a ``Detector`` whose forward is ``InferenceSession.run`` followed by
+the numpy decoder the graph's record names (``ssd.models.array_decode``), so the Detect page, the
+camera-trap pipeline and ``eval`` use it unchanged.
+
+The graph: ``model.onnx`` (fp32, made on first use and cached in the model folder,
+``ssd.inference.onnx_export``) or ``model-int8.onnx`` (``python -m ssd quantize``,
+``ssd.inference.onnx_quantize``), or the ``model.onnx`` of a folder exported with
+``--format onnx``. The device: the CUDA provider when ``onnxruntime-gpu`` is installed and it
+starts on a GPU, else the CPU provider, with the reason.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.data.preprocess import normalize_batch
+from ssd.inference.detector import Detector
+from ssd.models.array_decode import array_decoder
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def onnxruntime_problem() -> Optional[str]:
+    """Why ONNX Runtime cannot be used here (not installed, does not load), or ``None``."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        return (f"onnxruntime is not installed ({error_gist(err, 120)}); install it with "
+                "pip install -r requirements.txt")
+    except Exception as err:  # noqa: BLE001 - a broken wheel raises anything on import
+        return f"onnxruntime does not load ({type(err).__name__}: {error_gist(err, 160)})"
+    try:
+        if not callable(getattr(ort, "InferenceSession", None)):
+            return "onnxruntime is incomplete (no InferenceSession): reinstall it"
+        providers = ort.get_available_providers()
+    except Exception as err:  # noqa: BLE001 - a half-installed package fails on first use
+        return f"onnxruntime does not work ({type(err).__name__}: {error_gist(err, 160)})"
+    if CPU not in providers and CUDA not in providers:
+        return f"onnxruntime offers neither the CPU nor the CUDA provider ({', '.join(providers)})"
+    return None
+
+
+def threads() -> int:
+    """Intra-op threads: the OpenMP count ``ssd/__init__.py`` sets (every core), as MXNet gets."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def wanted_providers(prefer_gpu: bool = True) -> Tuple[List[Any], str]:
+    """Providers to ask for, and why not the GPU when only the CPU is asked for."""
+    import onnxruntime as ort
+
+    if not prefer_gpu or os.environ.get("SSD_FORCE_CPU") == "1":
+        return [CPU], "the CPU was requested"
+    if CUDA not in ort.get_available_providers():
+        return [CPU], "no GPU provider (the onnxruntime CPU build; requirements-gpu.txt installs onnxruntime-gpu)"
+    preload = getattr(ort, "preload_dlls", None)
+    if callable(preload):   # CUDA 12 / cuDNN 9 from the nvidia-* wheels, when they are installed
+        try:
+            preload()
+        except Exception:  # noqa: BLE001 - the session start says whether CUDA really works
+            pass
+    return [(CUDA, {"device_id": 0}), CPU], ""
+
+
+def open_session(path: str, prefer_gpu: bool = True) -> Tuple[Any, str, str]:
+    """``(InferenceSession, device, why not a GPU)``; ``ModelError`` when the file does not load."""
+    import onnxruntime as ort
+
+    from ssd.base.hardware import gpu_names
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3          # errors only: no per-initializer chatter on stderr
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads()
+    # no busy-waiting between operators: the folder pipeline's decode threads share these cores
+    # (a 64-frame pipeline run went 8-13 → 13-16 img/s on the 2-core machine without it)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers, why_cpu = wanted_providers(prefer_gpu)
+    try:
+        session = ort.InferenceSession(path, options, providers=providers)
+    except Exception as err:  # noqa: BLE001 - InvalidGraph, NoSuchFile, provider failures
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({error_gist(err)})") from None
+    if session.get_providers()[0] == CUDA:
+        names = gpu_names()
+        return session, f"GPU 0 ({names[0] if names else 'NVIDIA'}, CUDA provider)", ""
+    if not why_cpu:
+        why_cpu = "the CUDA provider did not start (CUDA 12 / cuDNN 9 libraries missing, or no usable GPU)"
+    return session, f"CPU ({threads()} threads)", why_cpu
+
+
+class OnnxDetector(Detector):
+    """A ``Detector`` running an ONNX graph with ONNX Runtime (same inputs, outputs and filters)."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, session, meta: Dict[str, Any], graph: Dict[str, Any], precision: str, device: str,
+                 warm: bool = True, worker: bool = False) -> None:  # no Detector.__init__: it loads MXNet
+        import threading
+
+        import onnxruntime as ort
+
+        self._setup(meta, worker, precision)
+        self.net, self.ctx, self.device = session, None, device
+        self.engine_version = ort.__version__
+        self._lock = threading.Lock()   # ONNX Runtime's run is thread-safe; the lock keeps the count exact
+        self.graph = dict(graph)
+        self._input = session.get_inputs()[0].name
+        self._array_decode = array_decoder(str(graph.get("array_decode")))
+        if warm:
+            self.predict_arrays(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+            self.forward_calls = 0
+
+    def _run(self, images: np.ndarray) -> List[np.ndarray]:
+        x = normalize_batch(images, self.mean, self.std)
+        with self._lock:
+            self.forward_calls += 1
+            return self.net.run(None, {self._input: x})
+
+    def _predict(self, images: np.ndarray, nms: float, floor: float, tap=None):
+        outs = self._run(images)
+        if tap is not None:       # evaluation's anchor metrics: this same forward's raw outputs
+            tap(list(outs))
+        return self._array_decode(outs, self.meta, floor, nms)
+
+    def _forward_raw(self, images: np.ndarray) -> List[np.ndarray]:
+        return list(self._run(images))
+
+
+def int8_graph(model_dir: str, meta: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], str]:
+    """The ONNX INT8 record when current for these weights, else ``(None, why)``."""
+    from ssd.inference.onnx_export import INT8_ONNX_RECORD, onnx_status, read_onnx_record
+
+    ok, why = onnx_status(model_dir, meta, INT8_ONNX_RECORD)
+    if not ok:
+        return None, f"{why} (make one with: python -m ssd quantize --model {model_dir})"
+    return read_onnx_record(model_dir, INT8_ONNX_RECORD), "ok"
+
+
+def onnx_default_precision(model_dir: str, meta: Dict[str, Any]) -> str:
+    """INT8 when the model's own evaluation recommended the ONNX INT8 graph and it is current."""
+    rec, _ = int8_graph(model_dir, meta)
+    return "int8" if rec and rec.get("recommended") == "int8" else "fp32"
+
+
+def load_onnx(model_dir: str, precision: Optional[str] = None, worker: bool = False,
+              prefer_gpu: bool = True, log=lambda s: None) -> OnnxDetector:
+    """A model folder on ONNX Runtime at ``precision`` (``None``: the model's default here)."""
+    from ssd.inference.onnx_export import ensure_onnx
+    from ssd.store import read_meta
+
+    problem = onnxruntime_problem()
+    if problem:
+        raise SSDError(f"the onnxruntime engine is not available: {problem}")
+    meta = read_meta(model_dir)
+    precision = precision or onnx_default_precision(model_dir, meta)
+    if precision == "int8":
+        graph, why = int8_graph(model_dir, meta)
+        if graph is None:
+            raise ModelError(f"no ONNX INT8 graph: {why}")
+    else:
+        graph = ensure_onnx(model_dir, log)
+    path = os.path.join(model_dir, os.path.basename(str(graph.get("file"))))
+    if worker:
+        from ssd.inference.worker import on_worker
+
+        return on_worker(_build, path, meta, graph, precision, prefer_gpu, True)
+    return _build(path, meta, graph, precision, prefer_gpu, False)
+
+
+def _build(path: str, meta: Dict[str, Any], graph: Dict[str, Any], precision: str, prefer_gpu: bool,
+           worker: bool) -> OnnxDetector:
+    session, device, why_cpu = open_session(path, prefer_gpu)
+    det = OnnxDetector(session, meta, graph, precision, device, worker=worker)
+    det.device_note = why_cpu
+    det.precision_note = f"{precision}, ONNX graph {os.path.basename(path)} (opset {graph.get('opset', '?')})"
+    return det

@@ -1,0 +1,194 @@
+"""Decoding raw SSD outputs in numpy: MXNet's two decoders, rewritten operation for operation.
+
+Why: an exported graph run by ONNX Runtime has no MXNet behind it, and a process that only
+detects should not pay MXNet's ~3 s import. The numbers must still be the MXNet Detector's, so
+each function here reproduces one MXNet operator's CPU code in float32, quirks included:
+
+* ``multibox_detection`` — ``contrib.MultiBoxDetection`` after a softmax (TinySSD and any
+  network with d2l's multibox heads): per anchor the best non-background class, a score floor,
+  box decoding with variances (0.1, 0.1, 0.2, 0.2) and clipping, a stable sort by score, and
+  greedy per-class NMS (IoU ≥ threshold suppresses) over the best ``nms_topk`` (400); MXNet
+  1.9.1 drops the candidates past those, whatever their score, and so does this.
+* ``box_nms_detection`` — ``contrib.box_nms`` as GluonCV's SSDs use it after their in-graph
+  decoder: candidates with id ≥ 0 and score > 0.01, the best 400, greedy per-class NMS
+  (IoU > threshold suppresses), the first 100 kept.
+
+Which one a graph needs is named by its recipe's ``export_outputs`` ("array_decode"), so the
+ONNX engine picks it without knowing the architecture. ``tests/test_onnx.py`` checks both
+against MXNet on thousands of candidates.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Sequence
+
+import numpy as np
+
+from ssd.models.recipe import Detections
+
+MULTIBOX_TOPK = 400          # MultiBoxDetection's nms_topk: candidates sorted before NMS
+MULTIBOX_VARIANCES = (0.1, 0.1, 0.2, 0.2)
+BOX_NMS_TOPK = 400           # box_nms candidates entering NMS (GluonCV's default)
+BOX_NMS_KEEP = 100           # detections kept per image after NMS (GluonCV's default)
+BOX_NMS_FLOOR = 0.01         # GluonCV's decoders drop class scores below this, whatever we ask
+
+_F = np.float32
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """float32 softmax (the max subtracted first, as MXNet does)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def iou_one_to_many(box: np.ndarray, boxes: np.ndarray, areas: np.ndarray, area: np.float32) -> np.ndarray:
+    """IoU of one corner box with many, in float32, with MXNet's arithmetic (``CalculateOverlap``: the
+    same operations in the same order), so ties at an NMS threshold fall the same way."""
+    w = np.maximum(_F(0), np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]))
+    h = np.maximum(_F(0), np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]))
+    inter = w * h
+    union = area + areas - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union <= 0, _F(0), inter / union)
+    return iou.astype(_F, copy=False)
+
+
+def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: bool,
+               areas: np.ndarray = None) -> np.ndarray:
+    """Keep-mask of greedy per-class NMS over rows already in their processing order.
+
+    A row suppresses the later rows of its class whose IoU with it is ≥ ``threshold``
+    (``strict``: > ``threshold``), unless it was suppressed itself. The IoUs of all pairs are
+    computed at once (at most a few hundred rows enter NMS), then one pass keeps and suppresses:
+    a row-by-row loop computing its IoUs cost ~10 ms per image at the results floor.
+    """
+    n = len(ids)
+    if areas is None:
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    if n < 2:
+        return np.ones(n, dtype=bool)
+    b = boxes[:, None, :]
+    w = np.maximum(_F(0), np.minimum(b[..., 2], boxes[:, 2]) - np.maximum(b[..., 0], boxes[:, 0]))
+    h = np.maximum(_F(0), np.minimum(b[..., 3], boxes[:, 3]) - np.maximum(b[..., 1], boxes[:, 1]))
+    inter = w * h
+    union = areas[:, None] + areas - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union <= 0, _F(0), inter / union)
+    thr = _F(threshold)
+    hit = ((iou > thr) if strict else (iou >= thr)) & (ids[:, None] == ids) & np.triu(np.ones((n, n), bool), 1)
+    alive = np.ones(n, dtype=bool)
+    for i in np.flatnonzero(hit.any(axis=1)):
+        if alive[i]:
+            alive &= ~hit[i]
+    return alive
+
+
+def _by_score(ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> Detections:
+    order = np.argsort(-scores, kind="stable")
+    return ids[order].astype(np.int64), scores[order].astype(np.float32), boxes[order].astype(np.float32)
+
+
+def _decode_boxes(anchors: np.ndarray, loc: np.ndarray) -> np.ndarray:
+    """MultiBoxDetection's TransformLocations with clipping, float32."""
+    vx, vy, vw, vh = (_F(v) for v in MULTIBOX_VARIANCES)
+    al, at, ar, ab = anchors[:, 0], anchors[:, 1], anchors[:, 2], anchors[:, 3]
+    aw, ah = ar - al, ab - at
+    ax, ay = (al + ar) / _F(2), (at + ab) / _F(2)
+    ox, oy = loc[:, 0] * vx * aw + ax, loc[:, 1] * vy * ah + ay
+    ow, oh = np.exp(loc[:, 2] * vw) * aw / _F(2), np.exp(loc[:, 3] * vh) * ah / _F(2)
+    out = np.stack([ox - ow, oy - oh, ox + ow, oy + oh], axis=1)
+    return np.clip(out, _F(0), _F(1)).astype(_F, copy=False)
+
+
+def multibox_detection(anchors: np.ndarray, cls_preds: np.ndarray, box_preds: np.ndarray,
+                       floor: float, nms: float) -> List[Detections]:
+    """``(1, N, 4)`` anchors, ``(B, N, C+1)`` class logits, ``(B, N*4)`` offsets → detections per image."""
+    anchors = np.asarray(anchors, dtype=_F).reshape(-1, 4)
+    probs = softmax(np.asarray(cls_preds, dtype=_F))
+    locs = np.asarray(box_preds, dtype=_F).reshape(probs.shape[0], -1, 4)
+    out = []
+    for p, loc in zip(probs, locs):
+        fg = p[:, 1:]
+        best = fg.argmax(axis=1)                 # first maximum, as the strict ">" of MXNet's loop
+        score = fg[np.arange(len(fg)), best]
+        keep = np.flatnonzero(score >= _F(floor))
+        ids, scores = best[keep], score[keep]
+        boxes = _decode_boxes(anchors[keep], loc[keep])
+        if len(keep) and 0 < nms <= 1:
+            order = np.argsort(-scores, kind="stable")[:MULTIBOX_TOPK]
+            ids, scores, boxes = ids[order], scores[order], boxes[order]
+            alive = greedy_nms(ids, boxes, nms, strict=False)
+            ids, scores, boxes = ids[alive], scores[alive], boxes[alive]
+        out.append(_by_score(ids, scores, boxes))
+    return out
+
+
+def _box_areas(boxes: np.ndarray) -> np.ndarray:
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.where((w < 0) | (h < 0), _F(0), w * h).astype(_F, copy=False)
+
+
+def box_nms_detection(ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray, width: int, height: int,
+                      floor: float, nms: float) -> List[Detections]:
+    """GluonCV graph outputs ``(B, M, 1)`` ids, ``(B, M, 1)`` scores, ``(B, M, 4)`` boxes in input
+    pixels → detections per image, boxes normalized and clipped, sorted by score."""
+    scale = np.array([width, height, width, height], dtype=_F)
+    out = []
+    for c, s, b in zip(np.asarray(ids, _F)[..., 0], np.asarray(scores, _F)[..., 0], np.asarray(boxes_px, _F)):
+        if 0 < nms < 1:
+            valid = np.flatnonzero((s > _F(BOX_NMS_FLOOR)) & (c >= 0))
+            order = valid[np.argsort(-s[valid], kind="stable")][:BOX_NMS_TOPK]
+            alive = greedy_nms(c[order], b[order], nms, strict=True, areas=_box_areas(b[order]))
+            rows = order[alive][:BOX_NMS_KEEP]
+            c, s, b = c[rows], s[rows], b[rows]
+        keep = (c >= 0) & (s >= _F(floor))
+        out.append(_by_score(c[keep], s[keep], np.clip(b[keep] / scale, 0.0, 1.0)))
+    return out
+
+
+def _multibox(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
+    anchors, cls_preds, box_preds = outputs
+    return multibox_detection(anchors, cls_preds, box_preds, floor, nms)
+
+
+def _box_nms(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
+    ids, scores, boxes = outputs
+    size = int(meta["input_size"])
+    return box_nms_detection(ids, scores, boxes, size, size, floor, nms)
+
+
+def _torchvision(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
+    """A converted torchvision detector: its graph's per-class scores and boxes for every anchor
+    (GluonCV's layout), NMS'd per class as ``gluoncv.decode.torchvision_decoder`` does."""
+    from ssd.models.per_class_nms import per_class_detections
+
+    _, scores, boxes = (np.asarray(o, dtype=_F) for o in outputs)
+    classes, batch = len(meta["classes"]), scores.shape[0]
+    anchors = scores.shape[1] // classes
+    s = scores.reshape(batch, classes, anchors).transpose(0, 2, 1)
+    b = boxes[:, :anchors] / _F(meta["input_size"])
+    return per_class_detections(s, b, nms, floor, dict(meta.get("postprocess") or {}))
+
+
+def _torchvision_box_coder(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float,
+                           nms: float) -> List[Detections]:
+    """A graph ending at the heads (SSDlite: anchors, class logits, box offsets): torchvision's box
+    coder and per-class NMS with the model's ``postprocess`` numbers (``ssd.models.torchvision_decode``)."""
+    from ssd.models.torchvision_decode import PostProcess, decode_arrays
+
+    anchors, cls_preds, box_preds = outputs
+    return decode_arrays(anchors, cls_preds, box_preds, PostProcess.from_meta(meta), nms, floor)
+
+
+# scheme name (a recipe's export_outputs()["array_decode"], or its array_decode(meta)) →
+# (graph outputs, model meta, floor, nms) → detections
+ArrayDecoder = Callable[[Sequence[np.ndarray], Dict[str, Any], float, float], List[Detections]]
+ARRAY_DECODERS: Dict[str, ArrayDecoder] = {"multibox": _multibox, "box_nms": _box_nms, "torchvision": _torchvision,
+                                           "torchvision_box_coder": _torchvision_box_coder}
+
+
+def array_decoder(scheme: str) -> ArrayDecoder:
+    """The numpy decoder of a decoding scheme; ``KeyError`` message names the known ones."""
+    try:
+        return ARRAY_DECODERS[scheme]
+    except KeyError:
+        raise KeyError(f"no numpy decoder for {scheme!r}; known: {', '.join(ARRAY_DECODERS)}") from None

@@ -1,0 +1,422 @@
+"""ONNX export and the ONNX Runtime engine: the graph converts and checks for every registered
+architecture, runs in plain onnxruntime, gives the MXNet Detector's detections; the numpy decoders
+equal MXNet's operators; the engine choice falls back with a reason; INT8; camera-trap runs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import mxnet as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssd.base.errors import ModelError, SSDError
+from ssd.cli.main import main
+from ssd.data.synthetic import render_example
+from ssd.inference import engines, onnx_engine
+from ssd.inference.engines import load_detector
+from ssd.inference.onnx_export import ONNX_RECORD, convert, ensure_onnx, onnx_status
+from ssd.models import array_decode
+from ssd.models.registry import architectures, recipe_for
+from ssd.store import ONNX_FILE, PARAMS_FILE, load_model, read_meta
+
+pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
+
+
+def _fixed_images(n: int = 12, size: int = 256) -> np.ndarray:
+    return np.stack([render_example(seed=2024, index=i, split="val", size=size)[0] for i in range(n)])
+
+
+def assert_same_detections(ref, got, box_tol: float = 1e-3, score_tol: float = 1e-4) -> int:
+    """Every detection of ``ref`` has one in ``got`` of the same class, box within ``box_tol`` and score
+    within ``score_tol``, and the counts are equal (order may differ between equal scores)."""
+    total = 0
+    for (i1, s1, b1), (i2, s2, b2) in zip(ref, got):
+        assert len(i1) == len(i2), f"{len(i1)} detections against {len(i2)}"
+        for c, s, b in zip(i1, s1, b1):
+            match = (i2 == c) & (np.abs(s2 - s) <= score_tol) & (np.abs(b2 - b).max(axis=1) <= box_tol)
+            assert match.any(), f"no match for class {c} score {s:.5f} box {b}"
+        total += len(i1)
+    return total
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_model_dir) -> str:
+    """A copy of the session's trained TinySSD (its ONNX cache lands in the copy)."""
+    path = str(tmp_path_factory.mktemp("onnx") / "tiny")
+    shutil.copytree(tiny_model_dir, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy decoders = MXNet's operators
+# ---------------------------------------------------------------------------------------------
+
+def test_numpy_multibox_detection_equals_mxnet_on_thousands_of_candidates():
+    from ssd.models.multibox import decode_outputs
+
+    rng = np.random.default_rng(0)
+    for classes in (1, 3):
+        n = 3000
+        c = rng.uniform(0, 1, (n, 2))
+        anchors = np.concatenate([c - 0.05, c + 0.05 + rng.uniform(0, 0.1, (n, 2))], 1)[None].astype(np.float32)
+        cls = rng.normal(0, 2, (2, n, classes + 1)).astype(np.float32)
+        box = rng.normal(0, 1, (2, n * 4)).astype(np.float32)
+        for floor, nms in ((0.01, 0.45), (0.3, 0.5), (0.01, 0.0)):
+            ref = decode_outputs(mx.nd.array(anchors), mx.nd.array(cls), mx.nd.array(box), floor, nms)
+            got = array_decode.multibox_detection(anchors, cls, box, floor, nms)
+            assert assert_same_detections(ref, got, 1e-5, 1e-6) > 100
+
+
+def test_numpy_box_nms_equals_mxnet_box_nms():
+    from ssd.models.gluoncv.decode import decode_exported
+
+    rng = np.random.default_rng(1)
+    m = 4000
+    ids = rng.integers(-1, 3, (2, m, 1)).astype(np.float32)
+    scores = rng.uniform(0, 1, (2, m, 1)).astype(np.float32)
+    corner = rng.uniform(0, 300, (2, m, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(1, 60, (2, m, 2))], -1).astype(np.float32)
+    x = mx.nd.zeros((2, 3, 300, 300))
+    for floor, nms in ((0.01, 0.45), (0.3, 0.6), (0.01, 0.0)):
+        ref = decode_exported(lambda _: [mx.nd.array(a) for a in (ids, scores, boxes)], x, nms, floor)
+        got = array_decode.box_nms_detection(ids, scores, boxes, 300, 300, floor, nms)
+        assert assert_same_detections(ref, got, 1e-5, 1e-6) > 50
+
+
+# ---------------------------------------------------------------------------------------------
+# export of every registered architecture
+# ---------------------------------------------------------------------------------------------
+
+def _random_net(arch: str):
+    """A random-weight network of ``arch`` at a small input its recipe accepts, and its meta."""
+    recipe = recipe_for(arch)
+    spec = getattr(recipe, "spec", None)
+    size = max(int(spec.min_input), 128) if spec is not None else recipe.native_size
+    meta = {"arch": arch, "classes": ["a", "b", "c"], "input_size": size,
+            "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    if recipe.family == "gluoncv":
+        from ssd.models.gluoncv.recipe import new_zoo_model
+
+        return new_zoo_model(arch, meta["classes"], input_size=size)
+    if recipe.family == "torchvision":   # SSDlite: its meta.json carries its post-processing numbers
+        from ssd.models.ssdlite.recipe import ssdlite_meta
+        from ssd.models.ssdlite.spec import ssdlite_spec
+
+        meta.update(ssdlite_meta(ssdlite_spec(len(meta["classes"]), size), meta["classes"]))
+    net = recipe.build(meta)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, size, size)))
+    return net, meta
+
+
+@pytest.mark.parametrize("arch", architectures())
+def test_every_architecture_exports_and_runs_in_onnxruntime(arch, tmp_path):
+    """The graph converts, passes onnx.checker, has no MultiBoxPrior, and its raw outputs equal the
+    MXNet graph's (random weights: compared before NMS, where ties would decide)."""
+    import onnx
+    import onnxruntime as ort
+
+    net, meta = _random_net(arch)
+    dest = str(tmp_path / "m.onnx")
+    graph = convert(net, meta, dest)
+    model = onnx.load(dest)
+    onnx.checker.check_model(model)
+    assert graph["opset"] >= 13 and graph["array_decode"] in array_decode.ARRAY_DECODERS
+    assert [o.name for o in model.graph.output] == graph["outputs"]
+    assert not {i.name for i in model.graph.input} & {i.name for i in model.graph.initializer}
+    size = meta["input_size"]
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, size, size)).astype(np.float32)
+    session = ort.InferenceSession(dest, providers=["CPUExecutionProvider"])
+    outs = session.run(None, {"data": x})
+    ref = net(mx.nd.array(x))
+    for a, b in zip(ref, outs):
+        a = a.asnumpy()   # random weights send some boxes to 1e4 px: float32 error scales with them
+        tol = 1e-4 * np.abs(a) + 2e-5 * np.abs(a).max() + 1e-4
+        assert b.shape[1:] == a.shape[1:] and (np.abs(a - b) <= tol).all(), (np.abs(a - b) / tol).max()
+    decoded = array_decode.array_decoder(graph["array_decode"])(outs, meta, 0.01, 0.45)
+    assert len(decoded) == 2 and all(len(ids) == len(s) == len(b) for ids, s, b in decoded)
+
+
+def test_a_converted_torchvision_detector_keeps_its_per_class_nms_on_onnxruntime(tmp_path):
+    """A detector converted from torchvision (random weights) exports with the recipe's per-class
+    scheme, and the numpy decoder equals the MXNet Detector's on the same graph outputs."""
+    import onnxruntime as ort
+
+    from ssd.models.gluoncv.from_torchvision import new_converted_net
+
+    net, meta = new_converted_net()
+    graph = convert(net, meta, str(tmp_path / "tv.onnx"))
+    assert graph["array_decode"] == "torchvision"
+    size = meta["input_size"]
+    x = np.random.default_rng(3).normal(0, 1, (1, 3, size, size)).astype(np.float32)
+    outs = ort.InferenceSession(str(tmp_path / "tv.onnx"), providers=["CPUExecutionProvider"]).run(None, {"data": x})
+    decode = recipe_for(meta["arch"]).decoder({**meta, "format": "symbol"})
+    for nms, floor in ((0.45, 0.01), (0.5, 0.005)):
+        ref = decode(lambda _: [mx.nd.array(o) for o in outs], mx.nd.array(x), nms, floor)
+        got = array_decode.array_decoder("torchvision")(outs, meta, floor, nms)
+        assert assert_same_detections(ref, got, 1e-5, 1e-6) > 0
+
+
+def test_a_recipe_without_a_numpy_decoder_is_refused_clearly(tiny, tmp_path, monkeypatch):
+    recipe = recipe_for("tiny")
+    real = recipe.export_outputs
+    monkeypatch.setattr(recipe, "export_outputs", lambda net: {k: v for k, v in real(net).items()
+                                                               if k != "array_decode"})
+    net, meta = load_model(tiny)
+    with pytest.raises(ModelError, match="numpy decoder"):
+        convert(net, meta, str(tmp_path / "x.onnx"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine on a trained model
+# ---------------------------------------------------------------------------------------------
+
+def test_onnxruntime_detections_equal_mxnet_on_a_fixed_image_set(tiny):
+    mxd = load_detector(tiny, "mxnet", "fp32")
+    ortd = load_detector(tiny, "onnxruntime", "fp32")
+    assert (mxd.engine, ortd.engine) == ("mxnet", "onnxruntime")
+    assert os.path.isfile(os.path.join(tiny, ONNX_FILE)) and os.path.isfile(os.path.join(tiny, ONNX_RECORD))
+    images = _fixed_images()
+    for nms, floor in ((0.45, 0.005), (0.3, 0.2)):
+        n = assert_same_detections(mxd.predict_arrays(images, nms, floor), ortd.predict_arrays(images, nms, floor))
+        assert n > 0
+    info = ortd.engine_info()
+    assert info["engine"] == "onnxruntime" and info["device"].startswith("CPU") and info["precision"] == "fp32"
+    assert "onnxruntime" in ortd.describe() and "CPU" in ortd.describe()
+
+
+def test_the_cache_is_made_once_and_again_when_the_weights_change(tmp_path, tiny):
+    path = str(tmp_path / "m")
+    shutil.copytree(tiny, path)
+    first = ensure_onnx(path)
+    stamp = os.stat(os.path.join(path, ONNX_FILE)).st_mtime_ns
+    assert ensure_onnx(path)["created"] == first["created"]
+    assert os.stat(os.path.join(path, ONNX_FILE)).st_mtime_ns == stamp
+    net, meta = load_model(path)
+    net.collect_params()[sorted(net.collect_params().keys())[0]].data()[:] += 0.5
+    net.save_parameters(os.path.join(path, PARAMS_FILE))
+    assert onnx_status(path, read_meta(path))[0] is False
+    ensure_onnx(path)
+    assert onnx_status(path, read_meta(path))[0] is True
+
+
+def test_missing_or_broken_onnxruntime_says_why_and_auto_falls_back(tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)           # "not installed"
+    problem = onnx_engine.onnxruntime_problem()
+    assert problem and "not installed" in problem and "requirements.txt" in problem
+    with pytest.raises(SSDError, match="onnxruntime engine is not available"):
+        load_detector(tiny, "onnxruntime")
+    det = load_detector(tiny, "auto", "fp32")
+    assert det.engine == "mxnet" and "onnxruntime is not installed" in det.describe()
+
+    class Broken:
+        def __getattr__(self, name):
+            raise RuntimeError("libonnxruntime.so: cannot open shared object file")
+    monkeypatch.setitem(sys.modules, "onnxruntime", Broken())
+    assert "does not work" in onnx_engine.onnxruntime_problem() or "incomplete" in onnx_engine.onnxruntime_problem()
+    assert load_detector(tiny, "auto", "fp32").engine == "mxnet"
+
+
+def test_a_model_folder_that_cannot_take_the_graph_falls_back_to_mxnet(tiny, tmp_path, monkeypatch):
+    from ssd.inference import onnx_export
+
+    path = str(tmp_path / "ro")
+    shutil.copytree(tiny, path, ignore=shutil.ignore_patterns("*.onnx", "onnx*.json"))
+
+    def refuse(dest, obj):
+        raise PermissionError(13, "Permission denied", dest)
+    monkeypatch.setattr(onnx_export, "atomic_write_json", refuse)
+    with pytest.raises(ModelError, match="cannot be written there"):
+        load_detector(path, "onnxruntime", "fp32")
+    det = load_detector(path, "auto", "fp32")
+    assert det.engine == "mxnet" and "cannot be written there" in det.engine_note
+
+
+def test_auto_prefers_onnxruntime_and_int8_only_where_the_evaluation_allows(tiny):
+    order, why = engines.candidates(tiny, None)
+    assert order[0] == ("onnxruntime", "fp32") and ("mxnet", "fp32") in order and not why
+    assert all(p != "int8" for _, p in order)          # this model was never quantized
+    assert engines.candidates(tiny, "int8")[0][0] == ("onnxruntime", "int8")
+    assert load_detector(tiny, "auto").engine == "onnxruntime"
+
+
+# ---------------------------------------------------------------------------------------------
+# the export command and plain onnxruntime
+# ---------------------------------------------------------------------------------------------
+
+def test_export_command_writes_a_folder_that_plain_onnxruntime_runs(tiny, tmp_path, capsys):
+    out = tmp_path / "tiny-onnx"
+    assert main(["export", "--model", tiny, "--format", "onnx", "--out", str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["format"] == "onnx" and meta["onnx"]["opset"] >= 13 and (out / ONNX_FILE).is_file()
+    assert "onnx.checker" in capsys.readouterr().out
+    script = ("import sys, numpy as np, onnxruntime as ort\n"
+              "s = ort.InferenceSession(sys.argv[1])\n"
+              "o = s.run(None, {'data': np.zeros((2, 3, 256, 256), np.float32)})\n"
+              "assert 'ssd' not in sys.modules and 'mxnet' not in sys.modules\n"
+              "print([x.shape for x in o])\n")
+    r = subprocess.run([sys.executable, "-c", script, str(out / ONNX_FILE)], capture_output=True, text=True,
+                       cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "(2, 5444, 2)" in r.stdout or "(2," in r.stdout
+    with pytest.raises(ModelError, match="--engine onnxruntime"):
+        load_model(str(out))
+    det = load_detector(str(out), "auto")
+    ref = load_detector(tiny, "mxnet", "fp32")
+    assert det.engine == "onnxruntime"
+    assert_same_detections(ref.predict_arrays(_fixed_images(4)), det.predict_arrays(_fixed_images(4)))
+
+
+def test_detect_with_onnxruntime_does_not_import_mxnet(tiny, tmp_path):
+    ensure_onnx(tiny)
+    Image.fromarray(_fixed_images(1)[0]).save(tmp_path / "a.jpg")
+    script = ("import sys; from ssd.cli.main import main\n"
+              f"rc = main(['detect', '--model', {tiny!r}, '--engine', 'onnxruntime', {str(tmp_path / 'a.jpg')!r},"
+              f" '--json', {str(tmp_path / 'r.json')!r}, '--quiet'])\n"
+              "assert rc == 0 and 'mxnet' not in sys.modules, sorted(m for m in sys.modules if 'mxnet' in m)[:3]\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "engine: onnxruntime" in r.stderr
+    info = json.loads((tmp_path / "r.json").read_text())["info"]["ssd_batch"]["inference"]
+    assert info["engine"] == "onnxruntime" and info["device"].startswith("CPU")
+
+
+# ---------------------------------------------------------------------------------------------
+# camera-trap runs: the same results, and no silent switch on resume
+# ---------------------------------------------------------------------------------------------
+
+def test_a_folder_run_gives_the_same_results_on_either_engine(tiny, tmp_path):
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "season"
+    folder.mkdir()
+    for i, im in enumerate(_fixed_images(10)):
+        Image.fromarray(im).resize((400, 300)).save(folder / f"{i:03d}.jpg")
+    docs = {}
+    for engine in ("mxnet", "onnxruntime"):
+        out = tmp_path / f"{engine}.json"
+        run_batch(RunSettings(tiny, [str(folder)], out_json=str(out), engine=engine, precision="fp32"), stream=None)
+        docs[engine] = json.loads(out.read_text())
+    assert docs["onnxruntime"]["info"]["ssd_batch"]["inference"]["engine"] == "onnxruntime"
+    for a, b in zip(docs["mxnet"]["images"], docs["onnxruntime"]["images"]):
+        assert a["file"] == b["file"] and len(a["detections"]) == len(b["detections"])
+        for d in a["detections"]:
+            assert any(e["category"] == d["category"] and abs(e["conf"] - d["conf"]) <= 0.0011
+                       and max(abs(p - q) for p, q in zip(e["bbox"], d["bbox"])) <= 2e-4 for e in b["detections"])
+
+
+class _EngineFake:
+    """A detector without a network that says which engine it is."""
+
+    input_size, classes = 32, ["animal"]
+
+    def __init__(self, engine, stop=None, after=0):
+        self.engine, self.stop, self.after, self.images = engine, stop, after, 0
+
+    def engine_info(self):
+        return {"engine": self.engine}
+
+    def describe(self):
+        return self.engine
+
+    def predict_arrays(self, images, nms=0.45, floor=0.005):
+        self.images += len(images)
+        if self.stop is not None and self.images >= self.after:
+            self.stop.set()
+        return [(np.array([0]), np.array([0.9], np.float32), np.array([[0.1, 0.1, 0.5, 0.5]], np.float32))
+                for _ in images]
+
+
+def test_resume_refuses_an_engine_change(tmp_path):
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.megadetector import ResultsError
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(folder / f"{i:02d}.jpg")
+    out = tmp_path / "r.json"
+    opts = RunSettings("models/x", [str(folder)], out_json=str(out), batch_size=2, workers=1, checkpoint_every=2)
+    stop = threading.Event()
+    assert run_batch(opts, _EngineFake("onnxruntime", stop, 4), stop=stop, stream=None).stopped
+    resumed = RunSettings(**{**opts.to_dict(), "inputs": (str(folder),), "shard": None, "resume": True})
+    with pytest.raises(ResultsError, match=r"engine: 'onnxruntime' then, 'mxnet' now.*--engine onnxruntime"):
+        run_batch(resumed, _EngineFake("mxnet"), stream=None)
+    done = run_batch(resumed, _EngineFake("onnxruntime"), stream=None)
+    assert not done.stopped and done.processed == 12
+
+
+# ---------------------------------------------------------------------------------------------
+# INT8
+# ---------------------------------------------------------------------------------------------
+
+def test_quantize_makes_an_onnx_int8_graph_from_a_regenerated_synthetic_set(tmp_path):
+    """The shipped model's training set is not on this machine: quantize draws its images again from
+    the recorded seed; the ONNX INT8 graph agrees with fp32 and its record decides the default."""
+    path = str(tmp_path / "q")
+    shutil.copytree(SHIPPED, path)
+    meta = read_meta(path)
+    assert meta["dataset"]["synthetic"]["seed"] == 0
+    meta["dataset"] = dict(meta["dataset"], path=str(tmp_path / "gone"))
+    with open(os.path.join(path, "meta.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    for name in ("model-int8.onnx", "onnx-int8.json"):
+        if os.path.exists(os.path.join(path, name)):
+            os.remove(os.path.join(path, name))
+    assert main(["quantize", "--model", path, "--engine", "onnxruntime", "--images", "4",
+                 "--eval-images", "8"]) == 0
+    rec = json.load(open(os.path.join(path, "onnx-int8.json")))
+    assert "regenerated from seed 0" in rec["calibration"]["dataset"] and rec["calibration"]["images"] == 4
+    assert not os.path.exists(tmp_path / "gone")
+    assert rec["recommended"] in ("fp32", "int8") and "map_int8" in rec["evaluation"]
+    int8 = load_detector(path, "onnxruntime", "int8")
+    fp32 = load_detector(path, "onnxruntime", "fp32")
+    assert int8.precision == "int8" and "model-int8.onnx" in int8.describe()
+    a, b = fp32.predict_arrays(_fixed_images(6)), int8.predict_arrays(_fixed_images(6))
+    tops = [(x[0][0] == y[0][0]) and np.abs(x[2][0] - y[2][0]).max() < 0.05 for x, y in zip(a, b)]
+    assert len(tops) == 6 and sum(tops) >= 5
+    ev = rec["evaluation"]
+    assert ev["map_fp32"] > 0.8 and ev["map_int8"] >= ev["map_fp32"] - 0.05
+    rec["recommended"] = "int8"
+    with open(os.path.join(path, "onnx-int8.json"), "w", encoding="utf-8") as fh:
+        json.dump(rec, fh)
+    assert engines.candidates(path, None)[0][0] == ("onnxruntime", "int8")
+    assert load_detector(path, "auto").precision == "int8"
+    rec["recommended"] = "fp32"
+    with open(os.path.join(path, "onnx-int8.json"), "w", encoding="utf-8") as fh:
+        json.dump(rec, fh)
+    assert ("onnxruntime", "int8") not in engines.candidates(path, None)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the app: the engine picker and what the pages say
+# ---------------------------------------------------------------------------------------------
+
+def test_detect_page_engine_picker_and_home_page_name_the_engine(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(os.path.join(REPO, "app.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    home = " ".join(m.value for m in at.markdown)
+    assert "**Detection**: onnxruntime" in home and "CPU" in home
+    at = at.switch_page("app_pages/detect.py").run()
+    captions = lambda: " ".join(c.value for c in at.caption)   # noqa: E731
+    assert "onnxruntime" in captions() and "auto" in captions()
+    at.selectbox(key="detect_engine").set_value("mxnet").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "mxnet 1.9.1" in captions() and len(at.image) == 6
+    at.selectbox(key="detect_engine").set_value("onnxruntime").run()
+    assert "onnxruntime" in captions() and "asked for" in captions()
+    at = at.switch_page("app_pages/camera_traps.py").run()
+    at.selectbox(key="ct_engine").set_value("onnxruntime").run()
+    assert not at.exception, [e.value for e in at.exception]
