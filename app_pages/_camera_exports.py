@@ -12,8 +12,11 @@ from typing import Any, Dict
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
+from ssd.base.text import md_escape
+from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
 
@@ -55,7 +58,8 @@ def _package_options(image_root: str):
     default = None
     if s.get("ct_dp_lat") is not None and s.get("ct_dp_lon") is not None:
         default = (float(s["ct_dp_lat"]), float(s["ct_dp_lon"]))
-    locations = read_locations(s["ct_dp_locations"]) if s.get("ct_dp_locations") else {}
+    where = s.get("ct_dp_locations")
+    locations = read_locations(check_photo_path(where, "The locations CSV", _access.roots())) if where else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
                           locations=locations, default_location=default, image_root=image_root or None)
 
@@ -83,12 +87,13 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
         from ssd.camtrap.camtrap_dp import write_camtrap_dp
 
         try:
+            check_photo_path(target, "The Camtrap DP folder", _access.roots())
             done = write_camtrap_dp(doc, target, shown, _package_options(image_root))
-            st.success(f"Camtrap DP package in {target}: {done['deployments']} deployment(s), {done['media']} media, "
+            st.success(f"Camtrap DP package in {md_escape(target)}: {done['deployments']} deployment(s), {done['media']} media, "
                        f"{done['observations']} observation(s)" + (f"; {len(done['left_out'])} file(s) without a "
                                                                      "time stamp left out" if done["left_out"] else ""))
         except (SSDError, OSError) as err:
-            st.error(str(err).replace("\n", " "))
+            st.error(md_escape(err))
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
         _prepare_downloads(doc, results_path, image_root, shown)
     ready = st.session_state.get("ct_dl_ready") or {}
@@ -100,7 +105,7 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="ct_dl_xlsx",
                            on_click="ignore")
         if ready.get("error"):
-            st.warning(ready["error"])
+            st.warning(md_escape(ready["error"]))
 
 
 def _prepare_downloads(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter) -> None:

@@ -12,9 +12,12 @@ from typing import Any, Dict, List
 
 import streamlit as st
 
+from app_pages import _access
 from ssd.base.errors import SSDError
+from ssd.base.text import md_escape
 from ssd.camtrap.browse import crop
 from ssd.camtrap.review import DECISIONS, apply_decisions, decisions_document, repeat_groups
+from ssd.workspace import check_photo_path
 
 UNDECIDED = "undecided"
 CROPS_PER_GROUP = 8
@@ -53,15 +56,16 @@ def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
         from ssd.base.atomic import atomic_write_json
 
         try:
+            check_photo_path(out, "The cleaned results file", _access.roots())
             if os.path.abspath(out) == os.path.abspath(results_path):
                 raise SSDError("the cleaned file must not replace the original results; choose another name")
             cleaned = apply_decisions(doc, decisions)
             atomic_write_json(out, cleaned)
             last = cleaned["info"]["repeat_review"][-1]["groups"]
-            st.success(f"Wrote {out}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed, "
+            st.success(f"Wrote {md_escape(out)}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed, "
                        f"{sum(g.get('detections_confirmed', 0) for g in last)} confirmed.")
         except (SSDError, OSError) as err:
-            st.error(str(err).replace("\n", " "))
+            st.error(md_escape(err))
     c2.download_button("Decisions (JSON)", json.dumps(decisions, indent=1), "repeat-decisions.json",
                        "application/json", key="ct_rv_dl", on_click="ignore", disabled=not decided,
                        help="Apply them later with `python -m ssd results repeats apply`.")

@@ -12,6 +12,7 @@ from typing import List, Optional
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access
 from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
@@ -125,8 +126,9 @@ def dataset_ui(data_root: str, folders: List[str]) -> str:
                           format_func=lambda p: "Another folder (type its path)…" if p == OTHER else os.path.basename(p),
                           help=f"Folders found in the data folder `{data_root}` (set SSD_DATA_DIR to change it).")
     if choice == OTHER:
-        return st.text_input("Dataset folder", key="train_data_path",
-                             placeholder="/path/to/dataset (train.rec + val.rec, or a COCO Camera Traps folder)")
+        typed = st.text_input("Dataset folder", key="train_data_path",
+                              placeholder="/path/to/dataset (train.rec + val.rec, or a COCO Camera Traps folder)")
+        return typed if typed and _access.allowed_path(typed, "The dataset folder") else ""   # under the photo roots
     return choice
 
 

@@ -3,26 +3,29 @@
 The run is ``python -m ssd detect FOLDER --recursive`` started by ``ssd.jobs`` (the same code as
 the CLI), so a page reload neither stops nor duplicates it; Stop checkpoints it and Resume goes on.
 The browser reads a finished run's (or any) MegaDetector results file. File and class names come
-from untrusted files: they are shown as plain text or in tables, never as Markdown.
+from untrusted files: they are shown as plain text or in tables, never as Markdown. Every folder
+typed here must lie under the photo roots, and beyond the loopback the page needs a password
+(``_access``).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import re
 
 from typing import Any, Dict, List, Tuple
 
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_exports import explorer_panel, exports_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
+from ssd.base.text import md_escape
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
@@ -30,6 +33,7 @@ from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, pict
 from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
+from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 
@@ -39,8 +43,8 @@ FRAMES_PER_ROW = 8
 
 
 def _plain(text: str) -> str:
-    """Escape Markdown in a message that quotes names from files (st.error renders Markdown)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+    """Escape Markdown (links, autolinks) in a message that quotes names from files (st.error renders it)."""
+    return md_escape(text)
 
 
 # ---- running a folder -------------------------------------------------------------------------
@@ -60,6 +64,7 @@ def _form_settings() -> RunSettings:
 def _start(runs_root: str) -> None:
     s = st.session_state
     try:
+        check_photo_path(s.get("ct_folder", ""), "The photo folder", _access.roots())
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings())
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
     except SSDError as err:
@@ -272,6 +277,7 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
             from ssd.camtrap.sorting import sort_into_folders
 
             try:
+                check_photo_path(target, "The sort folder", _access.roots())
                 counts = sort_into_folders(doc, image_root, target, shown, mode,
                                            by_episode=bool(st.session_state.get("ct_sort_episodes")))
                 st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
@@ -304,6 +310,7 @@ def browser(results_path: str, image_root: str) -> None:
 
 
 def main() -> None:
+    _access.require_access("Camera traps")
     st.title("Camera traps")
     st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
                "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
@@ -315,7 +322,10 @@ def main() -> None:
     monitor_panel(runs_root, running)
     results_path, image_root = results_source_ui(runs_root)
     if results_path:
-        browser(results_path, image_root)
+        image_root = image_root or os.path.dirname(os.path.abspath(results_path))   # as `results sort` does
+        if _access.allowed_path(results_path, "The results file") and _access.allowed_path(image_root,
+                                                                                           "The photo folder"):
+            browser(results_path, image_root)
 
 
 main()

@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._learn import measure_metrics_panel
 from app_pages._train_data import OTHER, data_section
@@ -327,6 +328,7 @@ def saved_models_section(root: str, job) -> None:
 
 
 def main() -> None:
+    _access.require_access("Train")
     st.title("Train")
     root, data_root = models_dir(), data_dir()
     job = jobs.current_job(root)

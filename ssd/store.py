@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base import faults
 from ssd.base.errors import ModelError, error_gist
 from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.base.json_file import JSONFileError, read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.models.registry import build_from_meta
 
 META_FILE = "meta.json"
@@ -150,21 +152,21 @@ def _meta_path(model_dir: str) -> str:
 
 
 def read_meta(model_dir: str) -> Dict[str, Any]:
+    """A model folder's checked metadata; ``ModelError`` for a missing, special (FIFO, device),
+    oversized, too deeply nested or malformed ``meta.json`` (``ssd.base.json_file``)."""
     if not os.path.isdir(model_dir):
         raise ModelError(f"model folder {model_dir!r} does not exist")
     path = _meta_path(model_dir)
     try:
         try:
-            fh = open(path, encoding="utf-8")
+            meta = read_json_file(path, MAX_META_BYTES)
         except FileNotFoundError:
             path = os.path.join(model_dir, META_FILE)  # the writer finished the save meanwhile
-            fh = open(path, encoding="utf-8")
-        with fh:
-            meta = json.load(fh)
+            meta = read_json_file(path, MAX_META_BYTES)
     except FileNotFoundError:
         raise ModelError(f"{model_dir}: no {META_FILE} (not a saved model folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: metadata is not valid JSON ({err})") from None
+    except JSONFileError as err:
+        raise ModelError(f"bad metadata: {err}") from None
     return validate_meta(meta, path)
 
 

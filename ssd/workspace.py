@@ -6,6 +6,10 @@ Knows nothing of Streamlit.
 
 * **Paths come from the environment** (``SSD_MODELS_DIR``, ``SSD_DATA_DIR``) at call time, so
   tests point the app at temporary folders.
+* **The app reads and writes photos only under its photo roots** (``SSD_PHOTO_ROOTS``, or a
+  setting; by default the data folder and the user's home): a folder typed into a page is a path
+  on the server, and a browser user must not make it list ``/etc`` or sort into another user's
+  folder. ``check_photo_path`` says which roots there are when it refuses one.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from ssd.base.atomic import atomic_write_bytes, atomic_write_json
+from ssd.base.errors import SSDError
+from ssd.base.safe_paths import is_inside
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES_DIR = ".samples"     # inside the data folder: rendered synthetic validation images
@@ -37,6 +43,35 @@ def models_dir() -> str:
 def data_dir() -> str:
     """Where datasets live: ``$SSD_DATA_DIR`` or the repository's ``data/`` (gitignored)."""
     return os.path.abspath(os.environ.get("SSD_DATA_DIR") or os.path.join(REPO_ROOT, "data"))
+
+
+PHOTO_ROOTS_ENV = "SSD_PHOTO_ROOTS"
+
+
+class OutsideRoots(SSDError):
+    """A folder given to a page that lies outside the folders the app may use."""
+
+
+def photo_roots(setting: Optional[Sequence[str]] = None) -> List[str]:
+    """The folders (resolved) the app's pages may read photos from and write sorted copies into:
+    ``$SSD_PHOTO_ROOTS`` (separated by ``os.pathsep``), else ``setting``, else the data folder and
+    the home folder of the user running the server."""
+    env = os.environ.get(PHOTO_ROOTS_ENV, "")
+    given = [p for p in env.split(os.pathsep) if p.strip()] or [str(p) for p in (setting or []) if str(p).strip()]
+    roots = given or [data_dir(), os.path.expanduser("~")]
+    return [os.path.realpath(os.path.expanduser(r)) for r in roots]
+
+
+def check_photo_path(path: str, what: str, roots: Optional[Sequence[str]] = None) -> str:
+    """``path`` resolved (links followed) if it lies under one of ``roots`` (``photo_roots()``),
+    else ``OutsideRoots`` naming the roots and how to change them."""
+    roots = list(roots) if roots is not None else photo_roots()
+    real = os.path.realpath(os.path.expanduser(str(path)))
+    if any(is_inside(r, real) for r in roots):
+        return real
+    raise OutsideRoots(f"{what} '{path}' is outside the folders this app may use ({', '.join(roots)}); "
+                       f"set {PHOTO_ROOTS_ENV} (folders separated by '{os.pathsep}') before starting the app, "
+                       "or photo_roots in its secrets, to allow another")
 
 
 def model_key(model_path: str) -> Tuple[str, float]:

@@ -15,7 +15,8 @@ any test module can use them:
 
 No test sees the user's ``models/`` or ``data/``: ``own_folders`` (autouse) points ``SSD_MODELS_DIR``
 and ``SSD_DATA_DIR`` at empty temporary folders before every test, so a page, a job or a command that
-looks up "the models folder" finds the test's own. Tests that check the shipped default model name
+looks up "the models folder" finds the test's own; ``SSD_PHOTO_ROOTS`` is the session's temporary
+folder, where tests keep their photos. Tests that check the shipped default model name
 ``SHIPPED_MODEL`` (that one folder) explicitly.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ def own_folders(monkeypatch, tmp_path_factory) -> None:
     (or a dataset in ``data/``) never changes what a test sees."""
     monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path_factory.mktemp("own-models")))
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path_factory.mktemp("own-data")))
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path_factory.getbasetemp()))   # tests' photos live there
 
 
 @pytest.fixture(scope="session")

@@ -273,7 +273,8 @@ def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
             fill("Longitude (all cameras)", "7.25")
             fill("Write the Camtrap DP package into this folder", str(tmp_path / "package"))
             page.get_by_role("button", name="Write Camtrap DP package").click()
-            expect(page.get_by_text("Camtrap DP package in")).to_be_visible()
+            # the success message (the field's label "…Camtrap DP package into…" would match a bare text search)
+            expect(page.locator('[data-testid="stAlert"]').filter(has_text="deployment(s)")).to_be_visible()
             _no_exception(page)
             report, _ = validate_offline(str(tmp_path / "package" / "datapackage.json"))
             assert report.valid, report.flatten(["type", "note"])
@@ -302,5 +303,47 @@ def test_home_diagram_reads_on_a_phone(server):
                     box = narrow.bounding_box()
                     assert box["width"] <= width and "anchors in all" in narrow.inner_text()
                 page.close()
+        finally:
+            browser.close()
+
+
+def test_photo_roots_and_link_like_upload_names_in_chromium(server, app_env, tmp_path):
+    """In a real browser: a folder outside the photo roots is refused with the reason and no run
+    starts; an upload named like links shows its name in the error box with no link in it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)   # expect's own 5 s default fails on a loaded 2-core machine
+            page.goto(server + "/camera_traps")
+            expect(page.get_by_text("Run a folder")).to_be_visible()
+            _settle(page)
+            for label, value in (("Folder of photos (on the machine running this app)", "/etc"),
+                                 ("Run name", "roots-probe")):
+                box = page.get_by_label(label)
+                box.fill(value)
+                box.press("Enter")
+                _settle(page)
+            page.get_by_role("button", name="Start").click()
+            alert = page.locator('[data-testid="stAlert"]').filter(has_text="outside the folders this app may use")
+            expect(alert).to_be_visible()
+            expect(alert).to_contain_text(os.environ["SSD_PHOTO_ROOTS"])
+            assert not os.path.exists(os.path.join(app_env["data"], ".camera-runs", "roots-probe"))   # no run
+            _no_exception(page)
+
+            name = "see www.evil-example.com mail@evil-example.com https://127.0.0.1:9/p.jpg"
+            page.goto(server + "/detect")
+            expect(page.get_by_text("Detections shown")).to_be_visible()
+            _settle(page)
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+                files=[{"name": name, "mimeType": "image/jpeg", "buffer": b"not an image at all" * 4}])
+            error = page.locator('[data-testid="stAlert"]').filter(has_text="is not an image")
+            expect(error).to_be_visible()
+            assert name in error.inner_text().replace("\u2060", "")                # the name, as text
+            assert error.locator("a").count() == 0, error.inner_html()             # and no link
+            _no_exception(page)
         finally:
             browser.close()

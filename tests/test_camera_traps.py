@@ -205,9 +205,10 @@ def test_sort_refuses_paths_that_escape_the_target(tmp_path):
     from ssd.camtrap.sorting import sort_into_folders
 
     (tmp_path / "x.jpg").write_bytes(b"x")
+    (tmp_path / "imgs").mkdir()
     doc = {"detection_categories": {"1": "animal"},
            "images": [{"file": "../x.jpg", "detections": [], "failure": None}]}
-    with pytest.raises(ResultsError, match="outside the target folder"):
+    with pytest.raises(ResultsError, match="outside the images folder"):
         sort_into_folders(doc, str(tmp_path / "imgs"), str(tmp_path / "out"), 0.2)
 
 

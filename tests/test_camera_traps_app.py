@@ -32,6 +32,7 @@ def env(monkeypatch, tmp_path, shipped_models_root):
     monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path))        # the photos and sort targets live here
     return tmp_path
 
 

@@ -20,6 +20,7 @@ def season(monkeypatch, tmp_path, shipped_models_root):
     monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path))       # the season, its exports and reviews live here
     write_season(tmp_path)
     return tmp_path
 

@@ -54,12 +54,12 @@ def test_the_installed_command_works_outside_the_project(tmp_path):
     ["--help"], ["detect", "--help"], ["train", "--help"],
     ["results", "summary", "{results}"], ["results", "summary", "{results}", "--json"],
     ["results", "merge", "{results}", "{other}", "-o", "{tmp}/merged.json"],
-    ["results", "sort", "{results}", "--into", "{tmp}/sorted"],
+    ["results", "sort", "{results}", "--images", "{tmp}", "--into", "{tmp}/../sorted-{name}"],   # outside the photos
     ["models"], ["models", "--root", "{shipped}"], ["data", "info", "{synth}"],
 ])
 def test_commands_that_run_no_network_import_no_mxnet(argv, tmp_path, synth_dir, shipped_models_root):
     values = {"results": _results_file(str(tmp_path)), "other": _results_file(str(tmp_path), "b.json", "cam2"),
-              "tmp": str(tmp_path), "synth": synth_dir, "shipped": shipped_models_root}
+              "tmp": str(tmp_path), "synth": synth_dir, "shipped": shipped_models_root, "name": tmp_path.name}
     r = subprocess.run([sys.executable, "-c", NO_MXNET, *[a.format(**values) for a in argv]], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

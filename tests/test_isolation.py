@@ -32,7 +32,7 @@ def test_each_test_starts_with_empty_folders_of_its_own(capsys):
 
 def _project_copy(dest: str) -> str:
     """The project's code, tests and shipped model, as a fresh clone would have them."""
-    for name in ("ssd", "app_pages", "app_assets", "tests"):
+    for name in ("ssd", "app_pages", "app_assets", "tests", ".streamlit"):   # .streamlit: listen on localhost
         shutil.copytree(os.path.join(REPO_ROOT, name), os.path.join(dest, name),
                         ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     for name in ("app.py", "pytest.ini"):

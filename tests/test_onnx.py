@@ -25,6 +25,8 @@ from ssd.models import array_decode
 from ssd.models.registry import architectures, recipe_for
 from ssd.store import ONNX_FILE, PARAMS_FILE, load_model, read_meta
 
+from exactness import nearly_same_detections
+
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
@@ -180,14 +182,24 @@ def test_a_recipe_without_a_numpy_decoder_is_refused_clearly(tiny, tmp_path, mon
 # ---------------------------------------------------------------------------------------------
 
 def test_onnxruntime_detections_equal_mxnet_on_a_fixed_image_set(tiny):
+    """The graph's raw outputs equal MXNet's; on the same raw outputs the two decoders agree exactly.
+    End to end, a candidate whose overlap sits on the NMS threshold may flip with the last float bit
+    (a barely trained model at floor 0.005 has hundreds), so there all but 1% must match."""
     mxd = load_detector(tiny, "mxnet", "fp32")
     ortd = load_detector(tiny, "onnxruntime", "fp32")
     assert (mxd.engine, ortd.engine) == ("mxnet", "onnxruntime")
     assert os.path.isfile(os.path.join(tiny, ONNX_FILE)) and os.path.isfile(os.path.join(tiny, ONNX_RECORD))
     images = _fixed_images()
+    raw_mx, raw_ort = mxd.forward_raw(images), ortd.forward_raw(images)
+    assert len(raw_mx) == len(raw_ort)
+    for a, b in zip(raw_mx, raw_ort):
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(a).max()))
     for nms, floor in ((0.45, 0.005), (0.3, 0.2)):
-        n = assert_same_detections(mxd.predict_arrays(images, nms, floor), ortd.predict_arrays(images, nms, floor))
-        assert n > 0
+        got = ortd.predict_arrays(images, nms, floor)
+        same_input = mxd._decode(lambda _: [mx.nd.array(o) for o in raw_ort], None, nms, floor)
+        assert assert_same_detections(same_input, got, 1e-5, 1e-6) > 0
+        ref = mxd.predict_arrays(images, nms, floor)
+        assert nearly_same_detections(ref, got)
     info = ortd.engine_info()
     assert info["engine"] == "onnxruntime" and info["device"].startswith("CPU") and info["precision"] == "fp32"
     assert "onnxruntime" in ortd.describe() and "CPU" in ortd.describe()
@@ -272,7 +284,8 @@ def test_export_command_writes_a_folder_that_plain_onnxruntime_runs(tiny, tmp_pa
     det = load_detector(str(out), "auto")
     ref = load_detector(tiny, "mxnet", "fp32")
     assert det.engine == "onnxruntime"
-    assert_same_detections(ref.predict_arrays(_fixed_images(4)), det.predict_arrays(_fixed_images(4)))
+    a, b = ref.predict_arrays(_fixed_images(4)), det.predict_arrays(_fixed_images(4))
+    assert nearly_same_detections(a, b)
 
 
 def test_detect_with_onnxruntime_does_not_import_mxnet(tiny, tmp_path):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 import stat
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ssd.base.errors import OutputError
 
@@ -35,6 +36,11 @@ def remove_stale_temp_files(folder: str) -> List[str]:
     """Delete the temporary files killed writers left in ``folder`` (``.NAME.XXXX.tmp`` from
     ``atomic_path``); only for folders this process owns exclusively (a run's folder under its
     lock). Returns the names removed."""
+    return _remove_files(folder, lambda name: name.startswith(".") and name.endswith(".tmp"))
+
+
+def _remove_files(folder: str, chosen: Callable[[str], object]) -> List[str]:
+    """Delete the regular files (not links) of ``folder`` whose name ``chosen`` accepts; their names."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -42,13 +48,25 @@ def remove_stale_temp_files(folder: str) -> List[str]:
         return removed
     for name in names:
         path = os.path.join(folder, name)
-        if name.startswith(".") and name.endswith(".tmp") and os.path.isfile(path) and not os.path.islink(path):
+        if chosen(name) and os.path.isfile(path) and not os.path.islink(path):
             try:
                 os.unlink(path)
                 removed.append(name)
             except OSError:
                 pass
     return removed
+
+
+def remove_stale_temps(dest: str) -> List[str]:
+    """Delete the temporary files killed writers of ``dest`` left beside it (``.NAME.XXXXXXXX.tmp``,
+    exactly the names ``temp_beside`` makes); returns the names removed.
+
+    For a run's own outputs, when the run starts: two runs writing the same file at once are an
+    error anyway (the later rename wins), and a half-written temp file is never of use.
+    """
+    folder = os.path.dirname(os.path.abspath(dest)) or "."
+    pattern = re.compile(re.escape("." + os.path.basename(dest) + ".") + r"[a-z0-9_]{8}\.tmp")
+    return _remove_files(folder, pattern.fullmatch)
 
 
 def check_output_target(dest: Optional[str]) -> None:

@@ -11,6 +11,9 @@ from typing import Any, Callable, List, Tuple
 
 _Check = Tuple[str, Callable[[Any], bool], str, bool]   # (dotted path, test, expected, required)
 
+#: Largest meta.json read: ours are a few kB (a long training history, tens); a stranger's may be anything.
+MAX_META_BYTES = 16 * 1024 * 1024
+
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)

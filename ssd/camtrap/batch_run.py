@@ -24,6 +24,7 @@ pictures.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -35,7 +36,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
-from ssd.base.atomic import atomic_path, atomic_write_json
+from ssd.base.atomic import atomic_path, atomic_write_json, remove_stale_temps
+from ssd.base.errors import OutputError
 from ssd.camtrap.categories import run_categories
 from ssd.camtrap.episodes import EpisodeFinder, with_episode
 from ssd.camtrap.folders import FileList, list_inputs, shard
@@ -45,7 +47,7 @@ from ssd.camtrap.pipeline import run_pipeline
 from ssd.camtrap.repeats import RepeatFinder
 from ssd.camtrap.results import write_results_csv
 from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
-from ssd.camtrap.run_store import RunStore, default_journal_path
+from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import video_entry
 
@@ -98,15 +100,18 @@ class _Run:
 
     @property
     def journal(self) -> Optional[str]:
-        """``--checkpoint`` as given, else beside the JSON output, else none."""
-        s = self.settings
-        return s.checkpoint or (default_journal_path(s.out_json) if s.out_json else None)
+        return journal_path(self.settings)
 
     @property
     def legacy_checkpoint(self) -> Optional[str]:
         """Where a run before the journal kept its checkpoint by default (``--resume`` converts it)."""
         s = self.settings
         return default_checkpoint_path(s.out_json) if s.out_json and not s.checkpoint else None
+
+
+def journal_path(s: RunSettings) -> Optional[str]:
+    """``--checkpoint`` as given, else beside the JSON output, else none."""
+    return s.checkpoint or (default_journal_path(s.out_json) if s.out_json else None)
 
 
 def _prepare(settings: RunSettings, det) -> _Run:
@@ -192,12 +197,35 @@ def run_batch(opts: RunSettings, detector=None, stop: Optional[threading.Event] 
 
     if stream == STDERR:
         stream = sys.stderr
+    journal = journal_path(opts)
+    if journal:
+        check_journal_target(journal)           # before anything is loaded or written
+    for out in (opts.out_json, opts.out_csv, journal):
+        if out:
+            remove_stale_temps(out)             # what a killed writer of these outputs left
+    try:
+        det = detector or load_detector(opts.model, opts.engine, opts.precision,
+                                        log=(lambda s: print(s, file=stream)) if stream is not None else (lambda s: None))
+        if stream is not None and hasattr(det, "describe"):
+            print(f"engine: {det.describe()}", file=stream, flush=True)
+        return _run(opts, det, stop, stream)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise OutputError(f"{err.strerror} while writing the run's files ({_where(opts, err)}): free some "
+                              "space, then run the same command with --resume to continue; what was "
+                              "checkpointed is kept") from None
+        raise
 
+
+def _where(opts: RunSettings, err: OSError) -> str:
+    """The folder the failed write was in (the error's file name, else the outputs')."""
+    target = err.filename or opts.out_json or opts.out_csv or opts.checkpoint or "."
+    return os.path.dirname(os.path.abspath(str(target)))
+
+
+def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Optional[TextIO]) -> BatchResult:
+    """``run_batch`` once the journal target is checked and the detector loaded."""
     t_start = time.time()
-    det = detector or load_detector(opts.model, opts.engine, opts.precision,
-                                    log=(lambda s: print(s, file=stream)) if stream is not None else (lambda s: None))
-    if stream is not None and hasattr(det, "describe"):
-        print(f"engine: {det.describe()}", file=stream, flush=True)
     run = _prepare(opts, det)
     ckpt = run.journal
     files = list_inputs(list(opts.inputs), opts.recursive, opts.absolute_paths,
@@ -245,6 +273,12 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
     progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
     progress.failures = len(failures)
     progress.report(force=True)
+    for i in [i for i in todo if i in files.failures]:      # folders that could not be listed
+        store.add(i, compact(image_entry(files.names[i], None, files.failures[i])))
+        progress.done += 1
+        progress.failures += 1
+        failures.append(files.failures[i])
+    todo = [i for i in todo if i not in files.failures]
     since_ckpt, stopped = 0, False
     gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
                        opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every)

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from ssd.base.text import name_on_disk
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import Threshold, as_posix, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
@@ -100,7 +101,7 @@ def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str
     With a root, relative and absolute names alike must stay inside it (a results file from
     elsewhere must not make the app show arbitrary files); without one, only absolute names open.
     """
-    file = entry["file"]
+    file = name_on_disk(entry["file"])          # a name that is not UTF-8 is written escaped
     if not image_root:
         return file if os.path.isabs(file) else None
     root = os.path.realpath(image_root)

@@ -5,15 +5,19 @@ Why: a camera-trap season is nested folders (site/camera/date). The walk must be
 accounted for: a non-image is listed (and reported as a failure later), never skipped silently.
 Hidden files (``.DS_Store``, editor droppings) and hidden folders are left out and counted.
 With one folder given, each file's name in the results is relative to it: Timelapse opens the
-results file from that folder.
+results file from that folder. A subfolder that cannot be listed (no permission, a path longer
+than PATH_MAX) does not stop the run: it is listed as ``name/`` with the reason, a failure
+entry like an unreadable photo. Names that are not UTF-8 are written with ``\\xHH`` escapes
+(``ssd.base.text.escape_name``), the same in the results, the CSV and the journal.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ssd.base.errors import SSDError
+from ssd.base.text import escape_name
 from ssd.camtrap.megadetector import as_posix, sort_key
 
 
@@ -29,18 +33,27 @@ class FileList:
     names: List[str] = field(default_factory=list)
     base: Optional[str] = None           # the folder names are relative to (None: as given / absolute)
     hidden_skipped: int = 0
+    failures: Dict[int, str] = field(default_factory=dict)   # index → why it was not listed (a folder)
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
-def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], int]:
-    """Files of ``folder`` (relative, ``/``-separated), sorted by path components."""
+def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], int, Dict[str, str]]:
+    """Files of ``folder`` (relative, ``/``-separated), sorted by path components; the hidden
+    ones counted; subfolders that could not be listed (``"sub/"`` → the reason), sorted among them."""
     found: List[str] = []
     hidden = 0
+    unlisted: Dict[str, str] = {}
+
+    def note(err: OSError) -> None:
+        rel = as_posix(os.path.relpath(err.filename or folder, folder)) + "/"
+        unlisted[rel] = f"'{escape_name(rel)}' could not be listed: {err.strerror or err}; its photos are not in this run"
+
     try:
         if recursive:
-            for root, dirs, files in os.walk(folder, onerror=_raise):
+            os.listdir(folder)                  # the folder given itself must be readable
+            for root, dirs, files in os.walk(folder, onerror=note):
                 hidden += sum(d.startswith(".") for d in dirs)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for f in files:
@@ -57,13 +70,10 @@ def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], i
                 elif os.path.isfile(full) and os.path.abspath(full) not in exclude:
                     found.append(f)
     except OSError as err:
-        raise FolderError(f"'{folder}' cannot be listed: {err.strerror or err}") from None
+        raise FolderError(f"'{escape_name(folder)}' cannot be listed: {err.strerror or err}") from None
+    found.extend(unlisted)
     found.sort(key=sort_key)
-    return found, hidden
-
-
-def _raise(err: OSError) -> None:
-    raise err
+    return found, hidden, unlisted
 
 
 def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: bool = False,
@@ -85,17 +95,19 @@ def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: 
         out.base = os.path.abspath(inputs[0])
     for given in inputs:
         if os.path.isdir(given):
-            rels, hidden = _walk(given, recursive, skip)
+            rels, hidden, unlisted = _walk(given, recursive, skip)
             out.hidden_skipped += hidden
             for rel in rels:
                 full = os.path.abspath(os.path.join(given, rel))
+                if rel in unlisted:
+                    out.failures[len(out.paths)] = unlisted[rel]
                 out.paths.append(full)
-                out.names.append(rel if single_folder else as_posix(full if absolute_paths
-                                                                      else os.path.join(given, rel)))
+                out.names.append(escape_name(rel if single_folder else as_posix(full if absolute_paths
+                                                                                 else os.path.join(given, rel))))
         else:
             # a missing file stays in the list: it becomes a failure entry, like any unreadable file
             out.paths.append(os.path.abspath(given))
-            out.names.append(as_posix(os.path.abspath(given) if absolute_paths else given))
+            out.names.append(escape_name(as_posix(os.path.abspath(given) if absolute_paths else given)))
     return out
 
 
@@ -104,7 +116,8 @@ def shard(files: FileList, index: int, count: int) -> FileList:
     if count < 1 or not 1 <= index <= count:
         raise FolderError(f"--shard {index}/{count}: give I/N with 1 ≤ I ≤ N")
     pick = range(index - 1, len(files), count)
-    return FileList([files.paths[i] for i in pick], [files.names[i] for i in pick], files.base, files.hidden_skipped)
+    return FileList([files.paths[i] for i in pick], [files.names[i] for i in pick], files.base, files.hidden_skipped,
+                    {k: files.failures[i] for k, i in enumerate(pick) if i in files.failures})
 
 
 def parse_shard(text: str):

@@ -17,14 +17,14 @@ Why these rules, each checked by MegaDetector's own validator
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ssd.base.errors import SSDError
+from ssd.base.json_file import JSONFileError, read_json_file
+from ssd.camtrap.results_check import ResultsError, check_results
 from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import MAX_DETECTIONS, RESULTS_FLOOR, TYPICAL_THRESHOLD
 
@@ -32,10 +32,6 @@ MEGADETECTOR_FORMAT_VERSION = "1.6"
 CONF_DIGITS = 3
 COORD_DIGITS = 4
 MEGADETECTOR_CLASSES = ("animal", "person", "vehicle")
-
-
-class ResultsError(SSDError):
-    """A results file that cannot be read, merged or used as asked."""
 
 
 def category_map(classes: Sequence[str]) -> Dict[str, str]:
@@ -102,25 +98,20 @@ def results_document(images: List[Dict[str, Any]], classes: Sequence[str], model
     return {"info": info, "detection_categories": category_map(classes), "images": images}
 
 
+#: A season of a million images with a few boxes each is under 1 GB of results.
+MAX_RESULTS_BYTES = 2 * 1024 ** 3
+
+
 def read_results(path: str) -> Dict[str, Any]:
-    """Load a results file, checking the shape this code relies on (``ResultsError`` otherwise)."""
+    """Load a results file and check every field the format defines (``ResultsError`` naming the
+    entry otherwise; ``results_check``): a regular file, at most ``MAX_RESULTS_BYTES``."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = read_json_file(path, MAX_RESULTS_BYTES, max_depth=None)   # check_results bounds the depth
     except FileNotFoundError:
         raise ResultsError(f"'{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ResultsError(f"'{path}' is not a readable JSON results file ({err})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
-            or not isinstance(doc.get("detection_categories"), dict):
-        raise ResultsError(f"'{path}' is not a MegaDetector batch results file "
-                           "(it needs 'images' and 'detection_categories')")
-    for i, im in enumerate(doc["images"]):
-        if not isinstance(im, dict) or not isinstance(im.get("file"), str):
-            raise ResultsError(f"'{path}': images[{i}] has no 'file'")
-        if im.get("detections") is not None and not isinstance(im["detections"], list):
-            raise ResultsError(f"'{path}': images[{i}] ('{im['file']}') has invalid 'detections'")
-    return doc
+    except JSONFileError as err:
+        raise ResultsError(f"not a readable JSON results file: {err}") from None
+    return check_results(doc, f"'{path}'")
 
 
 def typical_threshold(doc: Dict[str, Any]) -> float:

@@ -11,9 +11,29 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
 from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
+
+
+def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
+    """Shards of one folder name their images relative to it (or all absolutely, with
+    ``--absolute-paths``): a name with ``..``, or an absolute one among relative ones, is refused."""
+    absolute = {p: all(im["file"].replace("\\", "/").startswith("/") for im in d["images"]) for p, d in zip(paths, docs)}
+    all_absolute = all(absolute.values())
+    for p, d in zip(paths, docs):
+        for im in d["images"]:
+            name = im["file"]
+            try:
+                if all_absolute:
+                    name_parts(name.lstrip("/"))
+                else:
+                    name_parts(name)
+            except PathRefused as why:
+                raise ResultsError(f"'{p}': image {name!r} {why}, outside the folder the shards share; "
+                                   "merge results whose names are relative to one folder "
+                                   "(or all absolute)") from None
 
 
 def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
@@ -30,6 +50,7 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
             raise ResultsError(f"'{p}' comes from detector {(d.get('info') or {}).get('detector')!r}, "
                                f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
                                "only results of the same model merge")
+    _check_names(paths, docs)
     seen: Dict[str, str] = {}
     images: List[Dict[str, Any]] = []
     for p, d in zip(paths, docs):

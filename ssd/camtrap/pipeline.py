@@ -61,7 +61,6 @@ def decode_for_network(index: int, path: str, name: str, size: int,
                        frame_every: float = DEFAULT_FRAME_EVERY) -> Decoded:
     """Decode ``path`` (JPEG draft scale when possible; a video's sampled frames) at the network square."""
     from ssd.base.errors import ImageError
-    from ssd.data.exif import exif_datetime
     from ssd.data.images import load_image, resize_for_network
 
     try:
@@ -75,7 +74,7 @@ def decode_for_network(index: int, path: str, name: str, size: int,
     except Exception as err:  # noqa: BLE001 - one odd file must never stop a season's run
         return Decoded(index, failure=f"'{name}' could not be read ({type(err).__name__}: {err})",
                        frame_numbers=[] if is_video(name) else None)
-    return Decoded(index, pixels, li.original_size, exif_datetime(path))
+    return Decoded(index, pixels, li.original_size, li.datetime)   # the time stamp from the same open
 
 
 def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: float, floor: float,

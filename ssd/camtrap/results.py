@@ -11,6 +11,8 @@ import csv
 import io
 from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ssd.base.cells import safe_cell
+from ssd.base.text import terminal_safe
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import image_entry, results_document
 from ssd.inference.thresholds import RESULTS_FLOOR
@@ -31,7 +33,8 @@ def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name
 
 
 def results_csv(doc: Dict[str, Any]) -> str:
-    """One row per detection, one per image without any, one per failure; boxes in pixels."""
+    """One row per detection, one per image without any, one per failure; boxes in pixels. No cell
+    starts a spreadsheet formula (``ssd.base.cells.safe_cell``): names come from outside."""
     buf = io.StringIO()
     write_results_csv(buf, doc.get("detection_categories") or {}, doc.get("images", []))
     return buf.getvalue()
@@ -42,7 +45,7 @@ def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[
     w = csv.writer(fh, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for im in images:
-        w.writerows(_csv_rows(im, categories))
+        w.writerows([safe_cell(c) for c in row] for row in _csv_rows(im, categories))
 
 
 def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
@@ -65,7 +68,8 @@ def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
 
 
 def text_table(doc: Dict[str, Any], threshold: float) -> str:
-    """The CLI's stdout table: detections at the display threshold, one line per empty image."""
+    """The CLI's stdout table: detections at the display threshold, one line per empty image.
+    File and class names are shown with their control characters escaped (``terminal_safe``)."""
     names = doc.get("detection_categories") or {}
     rows: List[Tuple[str, str, str, str]] = [("file", "class", "score", "box (x, y, w, h) normalized")]
     for im in doc.get("images", []):
@@ -73,9 +77,10 @@ def text_table(doc: Dict[str, Any], threshold: float) -> str:
             continue
         shown = [d for d in im["detections"] if d["conf"] >= threshold]
         if not shown:
-            rows.append((im["file"], "-", "-", "no detection above threshold"))
+            rows.append((terminal_safe(im["file"]), "-", "-", "no detection above threshold"))
         for d in shown:
-            rows.append((im["file"], names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
+            rows.append((terminal_safe(im["file"]), terminal_safe(names.get(d["category"], d["category"])),
+                         f"{d['conf']:.3f}",
                          "(" + ", ".join(f"{v:.3f}" for v in d["bbox"]) + ")"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows)

@@ -29,7 +29,6 @@ converts it into a journal once.
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import tempfile
@@ -37,7 +36,7 @@ from array import array
 from json.decoder import scanstring
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from ssd.base.atomic import atomic_path, replace_with, temp_beside
+from ssd.base.atomic import atomic_path, remove_stale_temps, replace_with, temp_beside
 from ssd.camtrap.megadetector import ResultsError
 from ssd.camtrap.run_checkpoint import check_settings, compact, load_checkpoint
 
@@ -76,7 +75,8 @@ class RunStore:
     @classmethod
     def create(cls, path: str, settings: Dict[str, Any], names: Sequence[str]) -> "RunStore":
         """A new journal for ``path``, under a temporary name until its first ``checkpoint``."""
-        _remove_stale_temps(path)
+        check_journal_target(path)
+        remove_stale_temps(path)
         fd, tmp = temp_beside(path)
         fh = os.fdopen(fd, "w+b")
         header = _header(settings)
@@ -201,8 +201,14 @@ class RunStore:
     # ----- ending
 
     def close(self) -> None:
-        """Close the file (after ``checkpoint`` to keep it; an unpublished journal is dropped)."""
-        self._fh.close()
+        """Close the file (after ``checkpoint`` to keep it; an unpublished journal is dropped).
+
+        Never raises for the file's last write: on a full disk the buffered lines cannot be written
+        (a torn last line is cut on resume), and the temporary journal must still be removed."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
         if self._tmp is not None and os.path.exists(self._tmp):
             os.unlink(self._tmp)
             self._tmp = None
@@ -283,11 +289,20 @@ def convert_legacy(old: str, path: str, settings: Dict[str, Any]) -> None:
         os.unlink(old)
 
 
-def _remove_stale_temps(path: str) -> None:
-    """Journals of killed runs that never reached a checkpoint (``.NAME.XXXX.tmp`` beside it)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    for stale in glob.glob(os.path.join(glob.escape(folder), "." + glob.escape(os.path.basename(path)) + ".*.tmp")):
-        try:
-            os.unlink(stale)
-        except OSError:
-            pass
+def check_journal_target(path: str) -> None:
+    """``ResultsError`` when ``path`` exists and is not a journal (or an old-format checkpoint) of
+    ours: a run would replace it with its journal and delete it at the end (an image of the
+    folder given as ``--checkpoint`` was dropped from the run, then deleted)."""
+    if not os.path.lexists(path) or _is_journal(path) or _is_legacy(path):
+        return
+    raise ResultsError(f"--checkpoint '{path}' exists and is not a batch journal: refusing to replace it; "
+                       "give a new file name, or the journal of an earlier run to resume")
+
+
+def _is_legacy(path: str) -> bool:
+    """Whether ``path`` is a format-1 checkpoint (``run_checkpoint``; its first key says so)."""
+    try:
+        with open(path, "rb") as fh:
+            return b'"ssd_batch_checkpoint"' in fh.read(64)
+    except OSError:
+        return False

@@ -4,8 +4,11 @@ After a season's run, people want the empty frames apart from the animals (and f
 privacy). Each image goes to ``DIR/<classes found>/<its relative path>`` at a threshold:
 ``animal``, ``person``, ``animal_person`` (several classes, joined in category order), ``empty``
 or ``failed``. The originals are never moved: the sorted tree holds symbolic links (default),
-hard links or copies. The results file is untrusted input, so a ``file`` that would land outside
-``DIR`` (``..``) is refused, and class names are reduced to safe folder names.
+hard links or copies. The results file is untrusted input and ``DIR`` may hold what someone else
+put there, so: every original is read inside the images folder (resolved, so neither ``..``, an
+absolute name nor a link leads out), ``DIR`` may not lie inside the images folder, nothing is
+written through a symbolic link, no existing file is replaced, and every entry is checked before
+the first file is written (a refusal sorts nothing). Class names are reduced to safe folder names.
 
 With ``by_episode`` a burst stays together: every frame of an episode (``ssd.camtrap.episodes``)
 goes to the folder of the classes seen in any of its frames, so the empty frames of a visit sit
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from typing import Any, Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from ssd.base.safe_paths import PathRefused, existing_link, is_inside, open_folder, place, relative_inside, same_placement
+from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
 
@@ -64,46 +69,109 @@ def _safe(name: str) -> str:
     return cleaned or "class"
 
 
-def _inside(file: str) -> str:
-    """``file`` as a relative path that stays inside the target folder (``ResultsError`` if not)."""
-    rel = os.path.normpath(file.replace("\\", "/").lstrip("/"))
-    if os.path.splitdrive(rel)[0] or rel == "." or rel.startswith("..") or os.path.isabs(rel):
-        raise ResultsError(f"'{file}' would be written outside the target folder; refusing to sort this file")
-    return rel
+@dataclass
+class _Placement:
+    """One image of a planned sort: its resolved original and where its link or copy goes."""
+
+    folder: str
+    src: Optional[str]                   # None: the original is missing (counted, not sorted)
+    parts: List[str]                     # the destination below the target, class folder first
+    done: bool = False                   # already there from an earlier sort of the same kind
 
 
 def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
                       mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> Dict[str, int]:
     """Link or copy every image into its class folder under ``into``; returns images per folder.
 
-    ``image_root`` is the folder the results' relative paths start from (absolute paths are used
-    as they are). Missing originals are counted under ``missing`` and not linked. ``by_episode``:
-    each image goes where its episode goes (see the module's docstring).
+    ``image_root`` is the folder the results' paths start from; every original is read inside it
+    (absolute names too, by resolved path). Every entry is checked before anything is written, so
+    a refusal (``ResultsError``) sorts nothing. Missing originals are counted under ``missing``.
+    ``by_episode``: each image goes where its episode goes (see the module's docstring).
     """
     if mode not in MODES:
         raise ResultsError(f"unknown sort mode {mode!r}; one of {', '.join(MODES)}")
+    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode)
+    return _carry_out(plan, os.path.realpath(into), mode)
+
+
+def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
+              mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> List[_Placement]:
+    """Where each image goes, checked: originals inside ``image_root``, a target outside it, no link
+    on the way, no file already there (``ResultsError`` naming the first problem; nothing written)."""
+    if not image_root or not os.path.isdir(image_root):
+        raise ResultsError(f"the images folder {image_root!r} is not a folder: give the folder the results' "
+                           "paths start from (nothing was sorted)")
+    root, target = os.path.realpath(image_root), os.path.realpath(into)
+    if is_inside(root, target):
+        raise ResultsError(f"'{into}' is inside the images folder '{image_root}': sort into a folder outside "
+                           "it, so that no original can be touched (nothing was sorted)")
     names = doc.get("detection_categories") or {}
-    counts: Dict[str, int] = {}
-    into_abs = os.path.abspath(into)
     folders = episode_folders(doc, threshold, hide_suspect) if by_episode else None
+    plan: List[_Placement] = []
+    seen: Dict[Tuple[str, ...], str] = {}
     for k, entry in enumerate(doc.get("images", [])):
-        folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect)
         file = entry["file"]
-        src = file if os.path.isabs(file) or not image_root else os.path.join(image_root, file)
-        dest = os.path.join(into_abs, folder, _inside(file))
-        if not os.path.isfile(src):
-            counts["missing"] = counts.get("missing", 0) + 1
-            continue
-        if os.path.abspath(src) == os.path.abspath(dest):
-            raise ResultsError(f"'{into}' is the images' own folder; sort into a new folder")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if os.path.lexists(dest):
-            os.unlink(dest)                      # a re-sort at another threshold replaces old links
-        if mode == "symlink":
-            os.symlink(os.path.abspath(src), dest)
-        elif mode == "hardlink":
-            os.link(src, dest)
-        else:
-            shutil.copy2(src, dest)
-        counts[folder] = counts.get(folder, 0) + 1
+        try:
+            rel = relative_inside(root, file)
+            if not os.path.isfile(os.path.join(root, *rel)) and name_on_disk(file) != file:
+                rel = relative_inside(root, name_on_disk(file))     # a name that is not UTF-8, escaped
+        except PathRefused as why:
+            raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
+                               "refusing to sort this file (nothing was sorted)") from None
+        src = os.path.realpath(os.path.join(root, *rel))
+        folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect)
+        p = _Placement(folder, src if os.path.isfile(src) else None, [], False)
+        p.parts = [p.folder] + rel
+        if p.src is not None:
+            _check_destination(p, target, into, mode, seen.setdefault(tuple(p.parts), file), file)
+        plan.append(p)
+    return plan
+
+
+def _check_destination(p: _Placement, target: str, into: str, mode: str, first: str, file: str) -> None:
+    """``ResultsError`` when ``p``'s destination goes through a link, exists (unless already the same
+    link), or is taken by another entry of the same file."""
+    if first != file:
+        raise ResultsError(f"'{file}' and '{first}' would both be sorted to {'/'.join(p.parts)} "
+                           "(nothing was sorted)")
+    link = existing_link(target, p.parts[:-1])
+    if link:
+        raise ResultsError(f"'{link}' is a symbolic link or not a folder: sort never writes through links; "
+                           f"sort into a new folder (nothing was sorted)")
+    dest = os.path.join(target, *p.parts)
+    if os.path.lexists(dest):
+        if not same_placement(p.src, dest, mode):
+            raise ResultsError(f"'{os.path.join(into, *p.parts)}' already exists: sort never replaces a file; "
+                               "sort into a new folder (nothing was sorted)")
+        p.done = True
+
+
+def _carry_out(plan: List[_Placement], target: str, mode: str) -> Dict[str, int]:
+    """Make the links or copies a checked plan lists (new files only, never through a link)."""
+    counts: Dict[str, int] = {}
+    os.makedirs(target, exist_ok=True)
+    base = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for k, p in enumerate(plan):
+            if p.src is None:
+                counts["missing"] = counts.get("missing", 0) + 1
+                continue
+            if not p.done:
+                _place_one(p, base, mode, k, len(plan))
+            counts[p.folder] = counts.get(p.folder, 0) + 1
+    finally:
+        os.close(base)
     return counts
+
+
+def _place_one(p: _Placement, base: int, mode: str, k: int, total: int) -> None:
+    try:
+        fd = open_folder(base, p.parts[:-1])
+        try:
+            place(p.src, fd, p.parts[-1], mode)
+        finally:
+            os.close(fd)
+    except (OSError, PathRefused) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ResultsError(f"sorting stopped at {'/'.join(p.parts)} ({why}) after {k} of {total} "
+                           "images; what was sorted stays") from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
 
@@ -44,10 +45,11 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
 
 
 def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
-    """The summary as lines for a terminal: images and episodes side by side."""
+    """The summary as lines for a terminal: images and episodes side by side (class names, from the
+    file, with control characters escaped)."""
     shown = ShownFilter.at(threshold)
     e = s.get("episodes") or {}
-    per = "".join(f", {k} {v:g}" for k, v in shown.per_class)
+    per = "".join(f", {terminal_safe(k)} {v:g}" for k, v in shown.per_class)
     lines = [f"threshold {shown.threshold:g}{per}",
              "                    images  episodes",
              f"all               {s['images']:>8}  {e.get('episodes', 0):>8}",
@@ -60,6 +62,6 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
         lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), not counted below")
     lines.append("class               images  episodes  detections")
     for name in s["per_class_images"]:
-        lines.append(f"{name:<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "
+        lines.append(f"{terminal_safe(name):<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "
                      f"{s['per_class_detections'].get(name, 0):>10}")
     return "\n".join(lines)

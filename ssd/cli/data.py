@@ -9,6 +9,7 @@ import time
 
 from ssd.base.atomic import atomic_path
 from ssd.base.argtypes import nonnegative_int, positive_int
+from ssd.base.text import terminal_safe
 from ssd.data.dataset import open_dataset
 from ssd.data.fetchers import (BANANA_BASE_URL, BANANA_ZIP, ENA24_BASE_URL, PIKACHU_BASE_URL, fetch_banana,
                                fetch_ena24, fetch_pikachu)
@@ -109,7 +110,7 @@ def _info(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(summary, indent=2))
     else:
-        print(format_summary(summary))
+        print(terminal_safe(format_summary(summary), keep_newlines=True))   # file names from the dataset
     if args.plot:
         fig = plot_box_stats(splits)
         fmt = os.path.splitext(args.plot)[1].lstrip(".").lower() or "png"

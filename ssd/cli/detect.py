@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from ssd.base.signals import stop_requests
+from ssd.base.text import terminal_safe
 
 #: What ``detect`` exits with (its ``--help`` prints them; the README and docs/CAMERA_TRAPS.md too).
 EXIT_COMPLETED, EXIT_STOPPED = 0, 130     # 2: an SSDError, as for every command (ssd.cli.main)
@@ -47,11 +48,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     with stop_requests(second_interrupts=True) as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:
-        print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {res.checkpoint}: "
+        print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {terminal_safe(res.checkpoint)}: "
               "run the same command with --resume to continue", file=sys.stderr)
         return EXIT_STOPPED
     for message in res.failure_messages:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {terminal_safe(message)}", file=sys.stderr)
     if not args.quiet:
         print(text_table(res.document, args.threshold))
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ssd.base.errors import SSDError
+from ssd.base.text import terminal_safe
 from ssd.base.argtypes import nms_threshold, positive_int
 from ssd.inference.engines import ENGINES
 from ssd.inference.thresholds import DEFAULT_NMS
@@ -41,10 +42,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if ds is None or len(ds) == 0:
         raise SSDError(f"{args.data} has no {args.split} split to evaluate")
     if [c for c in splits.classes] != det.classes:
-        print(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
-              "class ids are compared as they are", file=sys.stderr)
+        print(terminal_safe(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
+                            "class ids are compared as they are"), file=sys.stderr)
     res = evaluate(det, ds, nms=args.nms, limit=args.limit)
-    print(res.table())
+    print(terminal_safe(res.table(), keep_newlines=True))                    # class names from the model
     if args.json:
         from ssd.base.atomic import atomic_write_json
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,

@@ -2,7 +2,9 @@
 
 Each command lives in its own module of this package and registers its sub-parser; the
 commands call the same library functions as the app. User errors (``SSDError``) print one
-line on stderr and exit with status 2; nothing a person can cause should end in a traceback.
+line on stderr and exit with status 2; nothing a person can cause should end in a traceback (a
+full disk or a refused permission is an ``OSError``: one line too). Messages quote names from
+outside, so they are printed with control characters escaped (``terminal_safe``).
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import sys
 from typing import List, Optional
 
 from ssd.base.errors import SSDError
-from ssd.cli import data, detect, evaluate, export, launch, models, quantize, results, train
+from ssd.base.text import terminal_safe
+from ssd.cli import data, detect, evaluate, export, launch, models, password, quantize, results, train
 
-COMMANDS = (data, train, detect, evaluate, export, models, results, quantize, launch)
+COMMANDS = (data, train, detect, evaluate, export, models, results, quantize, launch, password)
 
 
 def program_name() -> str:
@@ -40,7 +43,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SSDError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {terminal_safe(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {terminal_safe(f'{err.strerror or err}{where}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

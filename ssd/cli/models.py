@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ssd.base.text import terminal_safe
+
 
 def register(sub) -> None:
     m = sub.add_parser("models", help="list saved models; `models pull NAME` installs a pretrained detector",
@@ -40,9 +42,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     ok, broken = list_models(args.root or models_dir())
     for m in ok:
-        print(m.label)
+        print(terminal_safe(m.label))
     for b in broken:
-        print(f"skipped {b.name}: {b.error}", file=sys.stderr)
+        print(f"skipped {terminal_safe(b.name)}: {terminal_safe(b.error)}", file=sys.stderr)
     if not ok:
         print("no usable model found; `python -m ssd models pull --list` shows ready-made detectors",
               file=sys.stderr)
@@ -81,9 +83,9 @@ def _installed(path: str, verb: str) -> None:
     from ssd.store import model_knowledge, read_meta
 
     meta = read_meta(path)
-    print(f"{verb}: {path} — {model_knowledge(meta)}")
+    print(terminal_safe(f"{verb}: {path} — {model_knowledge(meta)}"))     # the metadata is a stranger's
     src = meta.get("source") or {}
     if src.get("kind") == "torchvision" and not src.get("published_file"):
-        print(f"note: this file is not torchvision's published {src.get('file')} (SHA-256 {src.get('sha256')}); "
-              "it was converted as that architecture", file=sys.stderr)
+        print(terminal_safe(f"note: this file is not torchvision's published {src.get('file')} (SHA-256 "
+                            f"{src.get('sha256')}); it was converted as that architecture"), file=sys.stderr)
     print(f"try it: python -m ssd detect --model {path} IMAGE [--categories megadetector]")

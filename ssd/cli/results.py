@@ -7,6 +7,7 @@ import os
 import sys
 
 from ssd.base.argtypes import seconds
+from ssd.base.text import terminal_safe
 from ssd.cli.shown import shown_args as _shown_args, shown_filter
 
 
@@ -43,12 +44,13 @@ def register(sub) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from ssd.base.atomic import atomic_write_json
+    from ssd.base.atomic import atomic_write_text
     from ssd.camtrap.merging import merge_results
 
     doc = merge_results(args.inputs)
-    atomic_write_json(args.out, doc)
-    print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {args.out}", file=sys.stderr)
+    atomic_write_text(args.out, json.dumps(doc, indent=2, allow_nan=False) + "\n")   # JSON: never NaN
+    print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {terminal_safe(args.out)}",
+          file=sys.stderr)
     return 0
 
 

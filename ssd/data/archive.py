@@ -16,6 +16,7 @@ import zlib
 from typing import List, Tuple
 
 from ssd.base.errors import DownloadError
+from ssd.base.safe_paths import existing_link
 from ssd.data.download import CHUNK
 
 Plan = List[Tuple[zipfile.ZipInfo, List[str]]]   # each member and its path components
@@ -36,7 +37,8 @@ def safe_extract(zip_path: str, dest_dir: str, *, strip_top: bool = False) -> Li
     """Extract ``zip_path`` into ``dest_dir`` refusing any member that would land outside it.
 
     The whole archive is checked before anything is written (a hostile zip is refused, not
-    half-extracted); absolute paths, ``..`` components and symlinks are rejected. Files are
+    half-extracted); absolute paths, ``..`` components and symlinks are rejected, and so is an extraction that
+    would write through a symbolic link already in ``dest_dir``. Files are
     written into a staging folder inside ``dest_dir`` and then moved into place one by one with
     ``os.replace``, so an interrupted extraction never leaves a half-written file under its
     final name. ``strip_top`` drops a single folder that wraps every member (``images/x.jpg``
@@ -51,6 +53,7 @@ def safe_extract(zip_path: str, dest_dir: str, *, strip_top: bool = False) -> Li
                             "the command again to download it afresh") from None
     with zf:
         plan = _plan(zf, zip_path, dest_dir, strip_top)
+        _check_no_links(plan, zip_path, dest_dir)
         _check_room(plan, zip_path, dest_dir)
         staging = tempfile.mkdtemp(prefix=".extract-", dir=dest_dir)
         try:
@@ -88,6 +91,21 @@ def _plan(zf: zipfile.ZipFile, zip_path: str, dest_dir: str, strip_top: bool) ->
     return plan
 
 
+def _check_no_links(plan: Plan, zip_path: str, dest_dir: str) -> None:
+    """Refuse an extraction that would write through a symbolic link already in ``dest_dir`` (a
+    folder ``top -> /elsewhere``, or a link where a file would go): a link is never followed."""
+    for info, parts in plan:
+        folders = parts if info.is_dir() else parts[:-1]
+        link = existing_link(dest_dir, folders)
+        final = os.path.join(dest_dir, *parts)
+        if not link and not info.is_dir() and os.path.islink(final):
+            link = final
+        if link:
+            raise DownloadError(f"extracting {info.filename!r} from {zip_path} would go through {link}, "
+                                "a symbolic link (or not a folder): refusing to write through links; "
+                                "remove it or extract into a new folder")
+
+
 def _check_room(plan: Plan, zip_path: str, dest_dir: str) -> None:
     """Make ``dest_dir`` and refuse an extraction the disk cannot hold, before writing a byte."""
     needed = sum(i.file_size for i, _ in plan if not i.is_dir())
@@ -121,7 +139,10 @@ def _write_staged(zf: zipfile.ZipFile, plan: Plan, staging: str, zip_path: str) 
 def _move_into_place(written: List[str], staging: str, dest_dir: str, zip_path: str) -> None:
     """Each staged file to its final name with ``os.replace``: never half a file under that name."""
     for rel in written:
-        final = os.path.join(dest_dir, *rel.split("/"))
+        parts = rel.split("/")
+        final = os.path.join(dest_dir, *parts)
+        if existing_link(dest_dir, parts[:-1]) or os.path.islink(final):   # planted since the check
+            raise DownloadError(f"cannot extract {rel} from {zip_path}: a symbolic link is in the way")
         if os.path.isdir(final):
             raise DownloadError(f"cannot extract {rel} from {zip_path}: {final} is a folder")
         os.makedirs(os.path.dirname(final), exist_ok=True)

@@ -49,12 +49,20 @@ def read_json(json_path: str) -> Dict[str, Any]:
     return data
 
 
+#: Fields that are ids: they key dictionaries, so they must be a number or text (a list would not hash).
+ID_FIELDS = frozenset(("id", "image_id", "category_id"))
+
+
 def require(json_path: str, section: str, i: int, entry: Any, keys: Iterable[str]) -> None:
+    """``entry`` is an object with each of ``keys``; ids among them are whole numbers or text."""
     if not isinstance(entry, dict):
         raise DatasetError(f"{json_path}: {section}[{i}] is a {type(entry).__name__}, expected an object")
     for k in keys:
         if k not in entry or entry[k] is None:
             raise DatasetError(f"{json_path}: {section}[{i}] has no '{k}' (entry: {short(entry)})")
+        if k in ID_FIELDS and (isinstance(entry[k], bool) or not isinstance(entry[k], (int, str))):
+            raise DatasetError(f"{json_path}: {section}[{i}] has '{k}' {short(entry[k])}, expected a whole "
+                               "number or text")
 
 
 def short(obj: Any, limit: int = 120) -> str:

@@ -20,8 +20,16 @@ def exif_datetime(path: str) -> Optional[str]:
     """``DateTimeOriginal`` (else ``DateTime``) of ``path`` when present and well formed, else None."""
     try:
         with Image.open(path) as im:
-            exif = im.getexif()
-            value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+            return datetime_of(im)
+    except Exception:  # noqa: BLE001 - an unreadable file simply has no time stamp
+        return None
+
+
+def datetime_of(im: Image.Image) -> Optional[str]:
+    """The time stamp of an image already open (``load_image`` reads it with the pixels: one open)."""
+    try:
+        exif = im.getexif()
+        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
     except Exception:  # noqa: BLE001 - a missing or damaged EXIF block is simply "no time stamp"
         return None
     if isinstance(value, bytes):

@@ -35,6 +35,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssd.base.errors import ImageError
 from ssd.data.decoding import strict_decoding
+from ssd.data.exif import datetime_of
+from ssd.data.jpeg_metadata import capped
 from ssd.data.image_formats import FORMATS_TEXT, JPEG_FORMATS, available_formats, damage, header_size, looks_like
 from ssd.data.image_source import Source, display_name, open_source
 
@@ -70,6 +72,7 @@ class LoadedImage:
     original_size: Tuple[int, int]
     name: str
     decode_scale: float = 1.0
+    datetime: Optional[str] = None      # EXIF DateTimeOriginal, read from the same open (``ssd.data.exif``)
 
 
 def load_image(source: Source, name: Optional[str] = None, *, draft_to: Optional[int] = None,
@@ -96,7 +99,11 @@ def load_image(source: Source, name: Optional[str] = None, *, draft_to: Optional
 
 def _decode(fh: IO[bytes], head: bytes, label: str, draft_to: Optional[int],
             max_pixels: int) -> LoadedImage:
-    """Header checks, then the full strict decode, then rotation and RGB: one ``LoadedImage``."""
+    """Header checks, then the full strict decode, then rotation and RGB: one ``LoadedImage``.
+
+    A JPEG whose metadata exceeds ``jpeg_metadata.MAX_METADATA_BYTES`` is decoded without the excess."""
+    if head.startswith(b"\xff\xd8"):
+        fh, _ = capped(fh)
     im = _open_header(fh, head, label)
     try:
         width, height = im.size
@@ -110,10 +117,11 @@ def _decode(fh: IO[bytes], head: bytes, label: str, draft_to: Optional[int],
         harm = damage(fh, im.format)
         if harm:
             raise ImageError(f"'{label}' is damaged: {harm}; copy or download it again")
+        when = datetime_of(im)
         rgb, original_size = _upright_rgb(im, label, (width, height))
         decode_scale = rgb.width / float(original_size[0])
         return LoadedImage(image=rgb, original_size=original_size, name=label,
-                           decode_scale=decode_scale)
+                           decode_scale=decode_scale, datetime=when)
     finally:
         im.close()
 

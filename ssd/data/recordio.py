@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -164,14 +164,24 @@ def _check_generated_set(path: str, n_train: int, n_val: int) -> None:
         return
     if not isinstance(info, dict) or info.get("generator") != "ssd.synth":
         return
-    again = (f"regenerate it with: python -m ssd data synth --out {path} --num-train {info.get('num_train')} "
-             f"--num-val {info.get('num_val')} --seed {info.get('seed')}")
+    again = f"regenerate it with: {_synth_command(path, info)}"
     if info.get("complete") is not True:
         raise DatasetError(f"{path} has no completion marker (\"complete\": true in dataset.json): it was "
                            f"made by an interrupted or older `data synth`; {again}")
     if (n_train, n_val) != (info.get("num_train"), info.get("num_val")):
         raise DatasetError(f"{path} holds {n_train} train / {n_val} val images where dataset.json announces "
                            f"{info.get('num_train')} / {info.get('num_val')}: the set is incomplete; {again}")
+
+
+def _synth_command(path: str, info: Dict[str, Any]) -> str:
+    """The ``data synth`` command that makes the set again, with the numbers dataset.json gives only
+    where they are whole numbers in range (a damaged file's ``1e400`` or ``null`` is left to the default)."""
+    flags = []
+    for key, flag, least in (("num_train", "--num-train", 1), ("num_val", "--num-val", 0), ("seed", "--seed", 0)):
+        value = info.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= least:
+            flags.append(f"{flag} {value}")
+    return " ".join([f"python -m ssd data synth --out {path}"] + flags)
 
 
 def open_recordio(path: str, **kwargs) -> DatasetSplits:

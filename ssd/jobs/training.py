@@ -189,12 +189,15 @@ def folder_taken(run_dir: str) -> bool:
 
 def resume_config(run_dir: str):
     """The ``TrainConfig`` a run was started with, set to resume (from its meta.json)."""
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
     from ssd.store import META_FILE
     from ssd.training.config import TrainConfig
 
     try:
-        with open(os.path.join(run_dir, META_FILE), encoding="utf-8") as fh:
-            args = json.load(fh)["training"]["args"]
+        args = read_json_file(os.path.join(run_dir, META_FILE), MAX_META_BYTES)["training"]["args"]
+        if not isinstance(args, dict):
+            raise TypeError("training.args is not an object")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise SSDError(f"{run_dir}: cannot read the run's training arguments ({err})") from None
     known = {f.name for f in fields(TrainConfig)}

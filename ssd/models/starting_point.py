@@ -8,7 +8,6 @@ own way (GluonCV's ``reset_class``, SSDlite's slot copy).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any, Dict, Optional, Sequence
@@ -55,9 +54,11 @@ def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
     meta_path = os.path.join(path, FOLDER_META)
     if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, FOLDER_PARAMS))):
         return None
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
     try:
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
+        meta = read_json_file(meta_path, MAX_META_BYTES)
     except (OSError, ValueError) as err:
         raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):

@@ -39,10 +39,21 @@ class PostProcess:
     def from_meta(cls, meta: Dict[str, Any]) -> "PostProcess":
         post = meta.get("postprocess") or {}
         if post.get("kind") != KIND or "box_weights" not in post:
-            raise ModelError("meta.json has no torchvision box-coder post-processing section (postprocess: "
-                             f"kind {post.get('kind')!r}); re-save the model with this version")
+            post = _from_saved_spec(meta)
         return cls(int(meta["input_size"]), tuple(float(w) for w in post["box_weights"]), float(post["box_clamp"]),
                    int(post["topk_per_class"]), int(post["detections"]))
+
+
+def _from_saved_spec(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """The same numbers from the ``ssdlite`` section (the spec's fields) of an SSDlite folder saved
+    before meta.json had a ``postprocess`` section, so old folders decode alike on both engines."""
+    spec = meta.get("ssdlite")
+    need = ("box_weights", "box_clamp", "topk_candidates", "detections_per_img")
+    if not isinstance(spec, dict) or any(k not in spec for k in need):
+        raise ModelError("meta.json has no torchvision box-coder post-processing section (postprocess: kind "
+                         f"{(meta.get('postprocess') or {}).get('kind')!r}); re-save the model with this version")
+    return {"kind": KIND, "box_weights": spec["box_weights"], "box_clamp": spec["box_clamp"],
+            "topk_per_class": spec["topk_candidates"], "detections": spec["detections_per_img"]}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 from ssd.base import device as devices
 from ssd.base.atomic import remove_stale_temp_files
 from ssd.base.signals import stop_requests
+from ssd.base.text import terminal_safe
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
 from ssd.data.decoded import prepare_split
@@ -362,7 +363,7 @@ def _finish(cfg: TrainConfig, meta: Dict[str, Any], record: RunRecord, status: s
 
 
 def _print(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(terminal_safe(msg, keep_newlines=True), file=sys.stderr, flush=True)   # paths and names from outside
 
 
 def _bar(total: int, desc: str):

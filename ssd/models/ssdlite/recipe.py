@@ -75,10 +75,8 @@ class SSDliteRecipe(Recipe):
         return SSDliteTraining(cfg, classes, train_ds, ctxs, resuming=resuming)
 
     def decoder(self, meta: Dict[str, Any]) -> Decoder:
-        """torchvision's box coder and per-class NMS, with the model's own numbers (its spec's where a
-        folder predates the ``postprocess`` section)."""
-        return torchvision_decoder({**meta, "postprocess": meta.get("postprocess")
-                                    or SSDliteSpec.from_meta(meta).postprocess()})
+        """torchvision's box coder and per-class NMS, with the model's own numbers."""
+        return torchvision_decoder(meta)
 
     def export_outputs(self, net) -> Dict[str, Any]:
         return {"outputs": ["anchors", "cls_preds", "box_preds"], "nms_in_graph": False,

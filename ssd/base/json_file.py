@@ -1,0 +1,87 @@
+"""Reading a JSON file from outside: a regular file only, a size cap, a nesting cap, one clear error.
+
+Why: ``meta.json`` of a shared model, a results file or a dataset's description come from
+strangers. ``open`` on a FIFO blocks for ever; ``json.load`` of ``[[[[…]]]]`` 200,000 deep raises
+``RecursionError`` (not ``ValueError``), and a value nested a few hundred deep parses but makes
+later code (``json.dumps``, recursive walks) fail far from the file. Here the file is opened
+non-blocking and checked with ``fstat`` on the descriptor itself, read up to ``max_bytes``, and
+its nesting measured, so every bad file ends as one ``JSONFileError`` naming it and the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Any, Optional
+
+#: Deeper than any file of ours (a results file is 6 levels deep, meta.json 5).
+MAX_DEPTH = 64
+
+
+class JSONFileError(ValueError):
+    """A JSON file that cannot be used; the message names the file and says why."""
+
+
+def read_json_file(path: str, max_bytes: int, max_depth: Optional[int] = MAX_DEPTH) -> Any:
+    """The parsed content of ``path``; ``FileNotFoundError`` when it is absent, else ``JSONFileError``.
+
+    ``max_depth``: the deepest nesting accepted (None: only what the parser itself survives, for
+    callers that walk every value with a depth check of their own).
+    """
+    raw = _read_regular(path, max_bytes)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise JSONFileError(f"{path} is not UTF-8 text (bad byte at {err.start})") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JSONFileError(f"{path} is nested too deeply to be a file of ours") from None
+    except ValueError as err:
+        raise JSONFileError(f"{path} is not valid JSON ({err})") from None
+    if max_depth is not None and depth_over(value, max_depth):
+        raise JSONFileError(f"{path} is nested more than {max_depth} levels deep")
+    return value
+
+
+def _read_regular(path: str, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise JSONFileError(f"{path} cannot be opened ({err.strerror or err})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+            raise JSONFileError(f"{path} is {kind}, not a JSON file; refused without reading it")
+        if st.st_size > max_bytes:
+            raise JSONFileError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} this file may have")
+        os.set_blocking(fd, True)
+        try:
+            raw = fh.read(max_bytes + 1)
+        except OSError as err:
+            raise JSONFileError(f"{path} cannot be read ({err.strerror or err})") from None
+    if len(raw) > max_bytes:
+        raise JSONFileError(f"{path} is more than the {max_bytes:,} bytes this file may have")
+    return raw
+
+
+def depth_over(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if d > limit:
+            return True
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return False

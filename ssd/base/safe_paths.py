@@ -1,0 +1,144 @@
+"""Paths from outside, kept in their place: read only inside a folder, write only new files, never
+through a link.
+
+Why: names in a results file, a zip archive or a dataset come from strangers, and the folders we
+write into may already hold links planted by someone else. ``os.path.join`` plus ``open`` follows
+``..``, absolute names and symbolic links wherever they lead; the functions here resolve a name
+against its folder and check the *resolved* path, and create folders and files relative to an
+open folder descriptor with ``O_NOFOLLOW``/``O_EXCL``, so a link swapped in between a check and
+a write cannot redirect the write, and an existing file is never replaced.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from typing import List, Sequence
+
+
+class PathRefused(ValueError):
+    """A name that would lead outside its folder, or a write that would go through a link."""
+
+
+def is_inside(root: str, path: str) -> bool:
+    """Whether ``path`` is ``root`` or lies under it, both taken as resolved (real) paths."""
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def name_parts(name: str) -> List[str]:
+    """The components of a relative ``/``-separated name; ``PathRefused`` for an absolute one or ``..``.
+
+    ``..foo.jpg`` is an ordinary name: only a component that *is* ``..`` climbs out.
+    """
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":" and norm[0].isalpha()):
+        raise PathRefused("is an absolute path")
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathRefused("climbs out of its folder with '..'")
+    if not parts:
+        raise PathRefused("names no file")
+    return parts
+
+
+def relative_inside(root: str, name: str) -> List[str]:
+    """``name`` (relative to ``root``, or absolute under it) as components whose *resolved* path
+    stays inside ``root``: a symbolic link that leads out counts as outside."""
+    real_root = os.path.realpath(root)
+    norm = name.replace("\\", "/")
+    if norm.startswith("/"):
+        absolute = os.path.realpath(norm)
+        if not is_inside(real_root, absolute) or absolute == real_root:
+            raise PathRefused("lies outside the folder")
+        norm = os.path.relpath(absolute, real_root)
+    parts = name_parts(norm)
+    if not is_inside(real_root, os.path.join(real_root, *parts)):
+        raise PathRefused("leads out of the folder through a symbolic link")
+    return parts
+
+
+def existing_link(base: str, folders: Sequence[str]) -> str:
+    """The first of the folders ``base/folders[0]/folders[1]/…`` that exists as a symbolic link or
+    as something other than a folder; ``""`` when there is none. For checks before any write."""
+    path = base
+    for part in folders:
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return ""
+        if not stat.S_ISDIR(mode):
+            return path
+    return ""
+
+
+def open_folder(base_fd: int, parts: Sequence[str]) -> int:
+    """A descriptor of the folder ``parts`` below ``base_fd``, made where missing; never through a link
+    (``PathRefused`` naming the component that is one)."""
+    fd = os.dup(base_fd)
+    try:
+        for part in parts:
+            try:
+                os.mkdir(part, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as err:
+                if err.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise PathRefused(f"'{part}' is a symbolic link or not a folder") from None
+                raise
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def place(src: str, folder_fd: int, name: str, mode: str) -> None:
+    """A new ``name`` in ``folder_fd`` for the regular file ``src``: a symbolic link to it, a hard
+    link or a copy. ``FileExistsError`` if ``name`` exists (nothing is ever replaced)."""
+    if mode == "symlink":
+        os.symlink(src, name, dir_fd=folder_fd)
+    elif mode == "hardlink":
+        os.link(src, name, dst_dir_fd=folder_fd)
+    else:
+        _copy_new(src, folder_fd, name)
+
+
+def _copy_new(src: str, folder_fd: int, name: str) -> None:
+    """Copy ``src`` into a file created exclusively (a half copy is removed on failure)."""
+    rfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(rfd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PathRefused("is not a regular file")
+        os.set_blocking(rfd, True)
+        wfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=folder_fd)
+        try:
+            with os.fdopen(os.dup(rfd), "rb") as fin, os.fdopen(os.dup(wfd), "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            os.fchmod(wfd, stat.S_IMODE(st.st_mode))
+            os.utime(wfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except BaseException:
+            os.unlink(name, dir_fd=folder_fd)
+            raise
+        finally:
+            os.close(wfd)
+    finally:
+        os.close(rfd)
+
+
+def same_placement(src: str, dest: str, mode: str) -> bool:
+    """Whether ``dest`` is already what ``place`` would make for ``src`` (a re-run of a sort)."""
+    try:
+        if mode == "symlink":
+            return os.path.islink(dest) and os.readlink(dest) == src
+        if mode == "hardlink":
+            return not os.path.islink(dest) and os.path.samefile(dest, src)
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,174 @@
+"""Checking a MegaDetector results file on load: every field the format defines has its type.
+
+Why: a results file is exchanged between tools and people, so it is untrusted input. Without this,
+``"conf": "high"`` or ``"detections": ["x"]`` reached the code that sorts, counts or merges and
+ended in a ``TypeError`` traceback; ``NaN`` confidences were counted and written back out (not
+JSON); a 100,000-deep value crashed the parser. ``check_results`` walks the document once and
+refuses it with a ``ResultsError`` that names the file, the entry and the field. ``results
+summary|sort|merge``, ``--previous-results`` and the Camera traps page all read through it
+(``megadetector.read_results``).
+
+The rules follow MegaDetector's own validator (``validate_batch_results``) where it has one
+(string category ids, a failure only with null detections, every detection's category listed);
+numbers must be finite, confidences and thresholds within 0–1, boxes four numbers. Fields of
+other tools are kept, checked only for nesting depth and finite numbers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List
+
+from ssd.base.errors import SSDError
+
+#: Nesting below the level of a field this code knows (a classifier's extra fields, say).
+MAX_EXTRA_DEPTH = 16
+
+_INFO_NUMBERS = ("typical_detection_threshold", "conservative_detection_threshold")
+
+
+class ResultsError(SSDError):
+    """A results file that cannot be read, merged or used as asked (``megadetector`` re-exports it)."""
+
+
+def check_results(doc: Any, where: str) -> Dict[str, Any]:
+    """``doc`` if it is a well-formed results document, else ``ResultsError`` naming the field."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
+            or not isinstance(doc.get("detection_categories"), dict):
+        raise ResultsError(f"{where} is not a MegaDetector batch results file "
+                                "(it needs 'images' and 'detection_categories')")
+    _check_info(doc.get("info"), where)
+    cats = _names(doc["detection_categories"], "detection_categories", where)
+    if doc.get("classification_categories") is not None:
+        _names(doc["classification_categories"], "classification_categories", where)
+    for key, value in doc.items():
+        if key not in ("info", "images", "detection_categories", "classification_categories"):
+            _extra(value, key, where)
+    for i, im in enumerate(doc["images"]):
+        _check_image(im, i, cats, where)
+    return doc
+
+
+def _fail(where: str, field: str, value: Any, expected: str) -> ResultsError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:80] + "…"
+    return ResultsError(f"{where}: {field} is {shown}, expected {expected}")
+
+
+def _number(value: Any, lo: float = -math.inf, hi: float = math.inf) -> bool:
+    """A JSON number (not a boolean), finite, within [lo, hi]."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and lo <= value <= hi)
+
+
+def _check_info(info: Any, where: str) -> None:
+    if info is None:
+        return
+    if not isinstance(info, dict):
+        raise _fail(where, "info", info, "an object")
+    for key in ("format_version", "detector"):
+        if info.get(key) is not None and not isinstance(info[key], (str, int, float)):
+            raise _fail(where, f"info.{key}", info[key], "text")
+    meta = info.get("detector_metadata")
+    if meta is not None:
+        if not isinstance(meta, dict):
+            raise _fail(where, "info.detector_metadata", meta, "an object")
+        for key in _INFO_NUMBERS:
+            if key in meta and not _number(meta[key], 0.0, 1.0):
+                raise _fail(where, f"info.detector_metadata.{key}", meta[key], "a number within 0–1")
+    batch = info.get("ssd_batch")
+    if batch is not None:
+        if not isinstance(batch, dict):
+            raise _fail(where, "info.ssd_batch", batch, "an object")
+        if batch.get("flag_repeats") is not None and not (_number(batch["flag_repeats"], 0) and
+                                                          float(batch["flag_repeats"]).is_integer()):
+            raise _fail(where, "info.ssd_batch.flag_repeats", batch["flag_repeats"], "a whole number ≥ 0")
+    _extra(info, "info", where)
+
+
+def _names(cats: Any, field: str, where: str) -> Dict[str, str]:
+    if not isinstance(cats, dict):
+        raise _fail(where, field, cats, "an object of id → name")
+    for k, v in cats.items():
+        if not isinstance(v, str) or not v.strip():
+            raise _fail(where, f"{field}[{k!r}]", v, "a class name")
+    return cats
+
+
+def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
+    if not isinstance(im, dict) or not isinstance(im.get("file"), str) or not im["file"] or "\0" in im["file"]:
+        raise ResultsError(f"{where}: images[{i}] has no 'file' (a non-empty name)")
+    at = f"images[{i}] ({im['file'][:120]!r})"
+    failure, dets = im.get("failure"), im.get("detections")
+    if failure is not None and not isinstance(failure, str):
+        raise _fail(where, f"{at}.failure", failure, "text or null")
+    if dets is not None:
+        if not isinstance(dets, list):
+            raise _fail(where, f"{at}.detections", dets, "a list or null")
+        if failure is not None:
+            raise ResultsError(f"{where}: {at} has a failure and detections; a failed image has "
+                                    "\"detections\": null")
+        for j, d in enumerate(dets):
+            _check_detection(d, f"{at}.detections[{j}]", cats, where)
+    elif "detections" not in im and failure is None:
+        raise ResultsError(f"{where}: {at} has neither 'detections' nor a 'failure'")
+    for key in ("width", "height"):
+        if im.get(key) is not None and not (_number(im[key], 0) and float(im[key]).is_integer()):
+            raise _fail(where, f"{at}.{key}", im[key], "a whole number of pixels")
+    if im.get("max_detection_conf") is not None and not _number(im["max_detection_conf"], 0.0, 1.0):
+        raise _fail(where, f"{at}.max_detection_conf", im["max_detection_conf"], "a number within 0–1")
+    if im.get("datetime") is not None and not isinstance(im["datetime"], str):
+        raise _fail(where, f"{at}.datetime", im["datetime"], "text")
+    for key, value in im.items():
+        if key not in _IMAGE_KEYS:
+            _extra(value, f"{at}.{key}", where)
+
+
+_IMAGE_KEYS = frozenset(("file", "failure", "detections", "width", "height", "max_detection_conf", "datetime"))
+_DETECTION_KEYS = frozenset(("category", "conf", "bbox", "suspect"))
+
+
+def _check_detection(d: Any, at: str, cats: Dict[str, str], where: str) -> None:
+    if type(d) is dict and d.keys() <= _DETECTION_KEYS and _plain_detection(d, cats):
+        return                                  # the common case, checked in one expression
+    if not isinstance(d, dict):
+        raise _fail(where, at, d, "a detection object (category, conf, bbox)")
+    if not isinstance(d.get("category"), str) or d["category"] not in cats:
+        raise _fail(where, f"{at}.category", d.get("category"),
+                    f"one of the detection_categories ids {', '.join(map(repr, cats))}")
+    if not _number(d.get("conf"), 0.0, 1.0):
+        raise _fail(where, f"{at}.conf", d.get("conf"), "a number within 0–1")
+    box = d.get("bbox")
+    if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
+        raise _fail(where, f"{at}.bbox", box, "[x, y, width, height], four numbers")
+    if d.get("suspect") is not None and not isinstance(d["suspect"], bool):
+        raise _fail(where, f"{at}.suspect", d["suspect"], "true or false")
+    for key, value in d.items():
+        if key not in _DETECTION_KEYS:
+            _extra(value, f"{at}.{key}", where)
+
+
+def _plain_detection(d: Dict[str, Any], cats: Dict[str, str]) -> bool:
+    """A detection as this code writes it: float conf within 0–1, four finite float coordinates."""
+    conf, box = d.get("conf"), d.get("bbox")
+    return (type(conf) is float and 0.0 <= conf <= 1.0 and type(box) is list and len(box) == 4
+            and all(type(v) is float and math.isfinite(v) for v in box) and d.get("category") in cats
+            and type(d.get("category")) is str and type(d.get("suspect", False)) is bool)
+
+
+def _extra(value: Any, at: str, where: str) -> None:
+    """A field this code does not read: kept, but not nested deeper than ``MAX_EXTRA_DEPTH`` and
+    without NaN or infinite numbers (which no JSON reader accepts when it is written back)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(where, at, value, "a finite number")
+    if not isinstance(value, (dict, list)):
+        return
+    stack: List[tuple] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_EXTRA_DEPTH:
+            raise ResultsError(f"{where}: {at} is nested more than {MAX_EXTRA_DEPTH} levels deep")
+        for c in (v.values() if isinstance(v, dict) else v):
+            if isinstance(c, (dict, list)):
+                stack.append((c, depth + 1))
+            elif isinstance(c, float) and not math.isfinite(c):
+                raise _fail(where, at, c, "finite numbers only")

@@ -1,0 +1,32 @@
+"""``python -m ssd password``: the secrets lines that let the Camera traps and Train pages open on a
+server reachable from other machines (only the hash is printed, never the password)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("password", help="print the hashed password to put in .streamlit/secrets.toml",
+                       description="Ask for a password twice and print the [auth] lines for "
+                                   ".streamlit/secrets.toml: PBKDF2-SHA256 with a random salt. The app asks "
+                                   "for it on the Camera traps and Train pages when it listens beyond 127.0.0.1.")
+    p.set_defaults(func=cmd_password)
+
+
+def cmd_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from ssd.base.access import hash_password
+    from ssd.base.errors import SSDError
+
+    first = getpass.getpass("password: ")
+    if len(first) < 8:
+        raise SSDError("use a password of at least 8 characters")
+    if getpass.getpass("again: ") != first:
+        raise SSDError("the two passwords differ; nothing was printed")
+    print("# .streamlit/secrets.toml (keep it out of version control), then restart the app")
+    print("[auth]")
+    print(f'password_hash = "{hash_password(first)}"')
+    print("hashed with PBKDF2-SHA256; the password itself is stored nowhere", file=sys.stderr)
+    return 0
