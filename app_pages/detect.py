@@ -25,7 +25,7 @@ from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
 from ssd.camtrap.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
 from ssd.camtrap.results import megadetector_json, results_csv
-from ssd.store import is_pretrained_detector, model_knowledge
+from ssd.models.knowledge import is_pretrained_detector, model_knowledge
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
 Items = List[Tuple[str, bytes]]

@@ -92,7 +92,7 @@ def detection_line(default_path: Optional[str]) -> str:
 def real_world_offer(ok) -> None:
     """Real detectors the user can download, live sources first (shown until one is installed)."""
     from app_pages._pretrained import offer_markdown
-    from ssd.store import is_pretrained_detector
+    from ssd.models.knowledge import is_pretrained_detector
 
     if any(is_pretrained_detector(m.meta) for m in ok):
         return

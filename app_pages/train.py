@@ -23,7 +23,7 @@ from ssd.base.text import md_escape
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
-from ssd.store import is_pretrained_detector
+from ssd.models.knowledge import is_pretrained_detector
 from ssd.workspace import data_dir, models_dir
 from ssd.training.config import TrainConfig, prepared, start_from
 

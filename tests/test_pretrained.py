@@ -66,7 +66,8 @@ def _cache_files():
 def test_pull_installs_a_model_that_lists_and_detects_like_the_net_in_memory(store, weights, tmp_path, capsys):
     from ssd.cli.main import main
     from ssd.inference.detector import Detector
-    from ssd.store import list_models, model_knowledge, read_meta
+    from ssd.store import list_models, read_meta
+    from ssd.models.knowledge import model_knowledge
     from ssd.data.synthetic import render_example
 
     root = str(tmp_path / "models")

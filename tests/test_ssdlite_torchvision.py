@@ -83,7 +83,8 @@ def test_onnxruntime_engine_gives_torchvisions_raw_outputs_and_mxnets_detections
 
 def test_converted_folder_records_its_source_numbers_and_size(ssdlite_reference, ssdlite_model_dir):
     from ssd.models.weights import read_state_dict
-    from ssd.store import load_model, model_knowledge, read_meta
+    from ssd.models.knowledge import model_knowledge
+    from ssd.store import load_model, read_meta
 
     meta = read_meta(ssdlite_model_dir)
     assert meta["arch"] == ARCH and meta["classes"] == [TORCHVISION_COCO_SLOTS[s] for s in kept_slots()[1:]]

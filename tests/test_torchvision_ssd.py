@@ -53,7 +53,8 @@ def test_final_detections_match_torchvision(ssd300_reference, ssd300_model_dir):
 
 
 def test_converted_folder_records_source_and_normalization(ssd300_model_dir):
-    from ssd.store import model_knowledge, read_meta
+    from ssd.store import read_meta
+    from ssd.models.knowledge import model_knowledge
 
     meta = read_meta(ssd300_model_dir)
     assert meta["arch"] == "ssd_300_vgg16_atrous" and len(meta["classes"]) == 80

@@ -80,7 +80,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _installed(path: str, verb: str) -> None:
-    from ssd.store import model_knowledge, read_meta
+    from ssd.store import read_meta
+    from ssd.models.knowledge import model_knowledge
 
     meta = read_meta(path)
     print(terminal_safe(f"{verb}: {path} — {model_knowledge(meta)}"))     # the metadata is a stranger's
