@@ -114,4 +114,9 @@ class LiveDetector:
 LIVE_DETECTORS: Dict[str, LiveDetector] = {d.name: d for d in (
     LiveDetector("ssd300_vgg16_coco", SSD300_VGG16_COCO, "ssd_300_vgg16_atrous", "SSD300-VGG16",
                  "torchvision.ssd300_vgg16", 300, 25.1, 138.8, 0.49),
+    # cpu_s: scripts/bench_ssdlite.py, forward + decode on detect's default engine (ONNX Runtime, fp32;
+    # MXNet's fused fp32 graph: 0.020 s), best wall time on the shared 2-core Zen 5 machine (docs/PERFORMANCE.md)
+    LiveDetector("ssdlite320_mobilenet_v3_large_coco", SSDLITE320_MOBILENET_V3_LARGE_COCO,
+                 "ssdlite320_mobilenet_v3_large", "SSDlite320-MobileNetV3-Large",
+                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.015),
 )}
