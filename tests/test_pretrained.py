@@ -168,7 +168,7 @@ def test_unknown_names_and_the_list(capsys, tmp_path):
     assert len(lines) == 6 and {l.split()[0] for l in lines} == {
         f"{a}_{v}" for a in ("ssd_512_mobilenet1.0", "ssd_300_vgg16_atrous", "ssd_512_resnet50_v1")
         for v in ("coco", "voc")}
-    assert all(" MB " in l and "s/image" in l for l in lines)
+    assert all(" MB " in l and " ms/image " in l for l in lines)
     assert any("80 COCO classes" in l and "COCO AP 30.6" in l for l in lines)
 
 

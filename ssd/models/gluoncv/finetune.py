@@ -13,17 +13,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
 from ssd.models.gluoncv.imagenet import imagenet_start
-from ssd.models.gluoncv.presets import gluoncv_name, require_published, spec_of, variant_of
+from ssd.models.gluoncv.presets import dataset_classes, gluoncv_name, require_published, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
 from ssd.models.starting_point import class_reuse_map, model_folder_meta
-
-
-def _source_classes(variant: str) -> List[str]:
-    if variant == "voc":
-        from gluoncv.data import VOCDetection
-        return list(VOCDetection.CLASSES)
-    from gluoncv.data import COCODetection
-    return list(COCODetection.CLASSES)
 
 
 def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] = lambda k: False) -> Dict[str, Any]:
@@ -118,7 +110,7 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
         name = gluoncv_name(arch, variant)
         if load_weights:
             path = ensure_weights(name)
-            old = _source_classes(variant)
+            old = dataset_classes(variant)
             net = load_zoo_detector(arch, old, variant, path, f"GluonCV weights do not load into {name}",
                                     "; delete the file so that it is fetched again")
             info.update(weights=path, reused_classes=rehead(net, classes, old))
