@@ -86,8 +86,8 @@ def model_row_ui() -> None:
     a1.text_input("Model name (folder in models/)", key="train_name")
     a2.selectbox("Architecture", architectures(), key="train_arch")
     a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0, key="train_input",
-                 help="auto: 256 for TinySSD, the native size (300 or 512) for GluonCV zoo models. "
-                      "TinySSD needs a multiple of 8.")
+                 help="auto: the architecture's native size: 256 for TinySSD, 300 or 512 for GluonCV "
+                      "zoo models, 320 for SSDlite. TinySSD needs a multiple of 8.")
     a4.selectbox("Device", ["auto", "cpu", "gpu"], key="train_device",
                  help="auto: every GPU that really runs MXNet kernels, else the CPU.")
 
@@ -99,7 +99,8 @@ def schedule_row_ui() -> None:
     b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
     b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="train_lr",
                     help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
-                         "0.001 × batch / 32 for GluonCV zoo models (their reference schedule).")
+                         "0.001 × batch / 32 for GluonCV zoo models, 0.15 × batch / 192 for SSDlite "
+                         "(their reference schedules).")
     b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
 
 

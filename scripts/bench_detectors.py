@@ -3,10 +3,12 @@
 
 Run: ``OMP_NUM_THREADS=<cores> .venv/bin/python scripts/bench_detectors.py [--rounds 3] [--repeat 8]``.
 
-Contenders (COCO's 80 classes, native input size, batch 1): torchvision's SSD300-VGG16 as converted
-(torchvision's per-class post-processing), and GluonCV's ssd_512_mobilenet1.0, ssd_300_vgg16_atrous
-and ssd_512_resnet50_v1. Each is a model folder made here with random weights (speed does not depend
-on the weights; nothing is downloaded) and loaded the way the app and the CLI load it:
+Contenders (COCO's 80 classes, native input size, batch 1): torchvision's SSD300-VGG16 and
+SSDlite320-MobileNetV3-Large as converted (torchvision's per-class post-processing), and GluonCV's
+ssd_512_mobilenet1.0, ssd_300_vgg16_atrous and ssd_512_resnet50_v1. Each is a model folder made here
+with random weights (nothing is downloaded; the forward's speed does not depend on the weights, the
+per-class decoding's follows the number of scores above the floor: SSDlite's class head is set as
+``bench_ssdlite.random_coco_ssdlite`` says) and loaded the way the app and the CLI load it:
 ``Detector.load(precision="fp32")`` (the oneDNN-fused graph) and an INT8 graph made by the same
 ``build_int8`` as ``python -m ssd quantize`` (calibrated on 8 synthetic pictures). One timing is
 ``Detector.predict_arrays`` on one picture at the network size: normalization, forward, decoding
@@ -25,6 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 GLUONCV = ("ssd_512_mobilenet1.0", "ssd_300_vgg16_atrous", "ssd_512_resnet50_v1")
 
@@ -52,9 +55,12 @@ def make_folders(root: str):
     from ssd.models.pretrained import dataset_classes
     from ssd.store import save_model
 
+    from bench_ssdlite import random_coco_ssdlite
+
     out = {}
     net, meta = new_converted_net()
     out["ssd300_vgg16 (torchvision, converted)"] = (net, meta)
+    out["ssdlite320_mobilenet_v3_large (torchvision, converted)"] = random_coco_ssdlite()
     for arch in GLUONCV:
         out[f"{arch} (GluonCV)"] = new_zoo_model(arch, dataset_classes("coco"), "coco")
     folders = {}

@@ -9,6 +9,9 @@ any test module can use them:
 * ``models_root``    – the models folder holding ``tiny_model_dir`` (what ``SSD_MODELS_DIR`` points at)
 * ``app_env``        – points ``SSD_MODELS_DIR`` / ``SSD_DATA_DIR`` at the two folders above
 * ``shipped_models_root`` – a models folder holding a copy of the shipped default model, and nothing else
+* ``ssd300_reference`` / ``ssdlite_reference`` – torchvision's own SSDs with random weights, their
+  checkpoint and outputs (skipped where /usr/bin/python3 has no torchvision)
+* ``ssd300_model_dir`` / ``ssdlite_model_dir`` – those checkpoints converted by ``models import``
 
 No test sees the user's ``models/`` or ``data/``: ``own_folders`` (autouse) points ``SSD_MODELS_DIR``
 and ``SSD_DATA_DIR`` at empty temporary folders before every test, so a page, a job or a command that
@@ -113,23 +116,40 @@ def closed_port() -> int:
     return port
 
 
-@pytest.fixture(scope="session")
-def ssd300_reference(tmp_path_factory) -> str:
-    """torchvision's ssd300_vgg16 with deterministic random weights: ``checkpoint.pth`` and
-    ``reference.npz`` (tests/torchvision_reference.py, run by /usr/bin/python3)."""
+def _torchvision_reference(model: str, tmp_path_factory) -> str:
+    """torchvision's ``model`` with deterministic random weights: ``checkpoint.pth`` and
+    ``reference.npz`` (tests/torchvision_reference.py, run by /usr/bin/python3); skips without it."""
     from exactness import make_reference, reference_unavailable
 
     why = reference_unavailable()
     if why:
         pytest.skip(f"torchvision reference unavailable: {why}")
-    return make_reference("ssd300_vgg16", str(tmp_path_factory.mktemp("tv-ssd300")))
+    return make_reference(model, str(tmp_path_factory.mktemp(f"tv-{model}")))
+
+
+def _imported(reference: str, name: str, tmp_path_factory) -> str:
+    """That checkpoint converted into a model folder (``models import … --as NAME``)."""
+    from ssd.store import import_model
+
+    root = tmp_path_factory.mktemp(f"tv-models-{name}")
+    return import_model(os.path.join(reference, "checkpoint.pth"), name, str(root / name))
+
+
+@pytest.fixture(scope="session")
+def ssd300_reference(tmp_path_factory) -> str:
+    return _torchvision_reference("ssd300_vgg16", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def ssd300_model_dir(ssd300_reference, tmp_path_factory) -> str:
-    """That checkpoint converted into a model folder (``models import … --as ssd300_vgg16_coco``)."""
-    from ssd.store import import_model
+    return _imported(ssd300_reference, "ssd300_vgg16_coco", tmp_path_factory)
 
-    root = tmp_path_factory.mktemp("tv-models")
-    return import_model(os.path.join(ssd300_reference, "checkpoint.pth"), "ssd300_vgg16_coco",
-                        str(root / "ssd300_vgg16_coco"))
+
+@pytest.fixture(scope="session")
+def ssdlite_reference(tmp_path_factory) -> str:
+    return _torchvision_reference("ssdlite320_mobilenet_v3_large", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def ssdlite_model_dir(ssdlite_reference, tmp_path_factory) -> str:
+    return _imported(ssdlite_reference, "ssdlite320_mobilenet_v3_large_coco", tmp_path_factory)

@@ -5,13 +5,14 @@
 ``checkpoint.pth`` and ``reference.npz``. ``reference_unavailable()`` is the skip reason where that
 Python lacks torchvision. The assertions take our outputs in our conventions: raw class logits for
 the kept class slots and box offsets per anchor; final detections as ``(ids, scores, boxes)`` with
-boxes normalized to the input side.
+boxes normalized to the input side, matched one to one whatever their order among equal scores.
+``nearly_same_detections`` compares two engines end to end, allowing NMS-threshold flips.
 """
 from __future__ import annotations
 
 import os
 import subprocess
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,21 +69,58 @@ def assert_raw_close(cls_logits: np.ndarray, box_offsets: np.ndarray, ref: Dict[
     return err
 
 
+def unmatched(a: Tuple[np.ndarray, np.ndarray, np.ndarray], b: Tuple[np.ndarray, np.ndarray, np.ndarray],
+              box_tol: float, score_tol: float) -> List[int]:
+    """Indices of ``a``'s detections ``(classes, scores, boxes)`` with no partner in ``b`` of the same
+    class, box within ``box_tol`` and score within ``score_tol``; each partner is used once.
+
+    Two implementations of one network agree to ~1e-5, so detections whose scores tie to that
+    precision may come out in either order: a comparison by position would fail a correct port."""
+    (ca, sa, ba), (cb, sb, bb) = a, b
+    free = np.ones(len(cb), dtype=bool)
+    missing = []
+    for i in range(len(ca)):
+        ok = free & (cb == ca[i]) & (np.abs(sb - sa[i]) <= score_tol) & (np.abs(bb - ba[i]).max(axis=1) <= box_tol)
+        hits = np.flatnonzero(ok)
+        if len(hits):
+            free[hits[np.argmin(np.abs(sb[hits] - sa[i]))]] = False
+        else:
+            missing.append(i)
+    return missing
+
+
 def assert_detections_match(ours: List, ref: Dict[str, np.ndarray], size: int, kept_slots: Sequence[int]) -> Dict[str, float]:
-    """Same classes in the same order, scores within ``SCORE_ATOL``, boxes within ``BOX_ATOL`` of the side.
+    """The same detections: one to one, same class, score within ``SCORE_ATOL``, box within
+    ``BOX_ATOL`` of the side, in any order among equal scores (see ``unmatched``).
 
     ``ours[i]`` = ``(ids, scores, boxes normalized)``; our class id c is torchvision's slot
-    ``kept_slots[c + 1]`` (slot 0 is the background). Returns the max errors.
+    ``kept_slots[c + 1]`` (slot 0 is the background). Returns the max errors of the matched pairs
+    taken in order (0 where the orders agree).
     """
     slot_to_ours = {s: i - 1 for i, s in enumerate(kept_slots)}
     worst = {"score": 0.0, "box": 0.0, "detections": 0}
     for i, (ids, scores, boxes) in enumerate(ours):
-        labels = np.array([slot_to_ours[int(l)] for l in ref[f"labels_{i}"]])
+        labels = np.array([slot_to_ours[int(l)] for l in ref[f"labels_{i}"]], dtype=np.int64)
+        want = (labels, ref[f"scores_{i}"], ref[f"boxes_{i}"] / size)
         assert len(ids) == len(labels), f"image {i}: {len(ids)} detections, torchvision {len(labels)}"
-        assert (ids == labels).all(), f"image {i}: classes differ at {np.where(ids != labels)[0][:5]}"
-        ds = float(np.abs(scores - ref[f"scores_{i}"]).max()) if len(ids) else 0.0
-        db = float(np.abs(boxes - ref[f"boxes_{i}"] / size).max()) if len(ids) else 0.0
-        assert ds <= SCORE_ATOL and db <= BOX_ATOL, (i, ds, db)
-        worst = {"score": max(worst["score"], ds), "box": max(worst["box"], db),
-                 "detections": worst["detections"] + len(ids)}
+        missing = unmatched(want, (ids, scores, boxes), BOX_ATOL, SCORE_ATOL)
+        assert not missing, f"image {i}: torchvision's detections {missing[:5]} have no match in ours"
+        assert (np.diff(scores) <= 0).all(), f"image {i}: not sorted by score"
+        same = ids == labels
+        if same.any():
+            worst["score"] = max(worst["score"], float(np.abs(scores - want[1])[same].max()))
+            worst["box"] = max(worst["box"], float(np.abs(boxes - want[2])[same].max()))
+        worst["detections"] += len(ids)
     return worst
+
+
+def nearly_same_detections(ref, got, box_tol: float = 1e-3, score_tol: float = 1e-4) -> bool:
+    """All but 1% (at least 2) of each side's detections have one on the other side of the same class,
+    box and score: what float noise can flip at the NMS threshold, both ways (two engines, or two
+    frameworks, compared end to end; their raw outputs are compared strictly)."""
+    def lost(a, b):
+        return sum(not ((i2 == c) & (np.abs(s2 - s) <= score_tol) & (np.abs(b2 - bx).max(axis=1) <= box_tol)).any()
+                   for (i1, s1, b1), (i2, s2, b2) in zip(a, b) for c, s, bx in zip(i1, s1, b1))
+    total = sum(len(d[0]) for d in ref)
+    allowed = max(2, total // 100)
+    return total > 0 and lost(ref, got) <= allowed and lost(got, ref) <= allowed

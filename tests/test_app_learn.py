@@ -37,6 +37,10 @@ def test_learn_anchors_shows_8732_for_ssd300_and_5444_for_tiny(app_env):
     assert _metric(at, "Anchors in all") == "5444"
     at.slider(key="learn_ms_size4").set_value(0.3).run()
     _ok(at)
+    at.selectbox(key="learn_ms_arch").set_value("ssdlite320_mobilenet_v3_large").run()
+    _ok(at)
+    assert _metric(at, "Anchors in all") == "3234"          # at its native 320 px: 20²·6 + … + 1²·6
+    assert any("20²·6 + 10²·6" in c.value for c in at.caption)
 
 
 def test_learn_losses_roles_match_the_library(app_env):

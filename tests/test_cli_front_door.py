@@ -55,7 +55,7 @@ def test_the_installed_command_works_outside_the_project(tmp_path):
     ["results", "summary", "{results}"], ["results", "summary", "{results}", "--json"],
     ["results", "merge", "{results}", "{other}", "-o", "{tmp}/merged.json"],
     ["results", "sort", "{results}", "--images", "{tmp}", "--into", "{tmp}/../sorted-{name}"],   # outside the photos
-    ["models"], ["models", "--root", "{shipped}"], ["data", "info", "{synth}"],
+    ["models"], ["models", "--root", "{shipped}"], ["data", "info", "{synth}"], ["models", "pull", "--list"],
 ])
 def test_commands_that_run_no_network_import_no_mxnet(argv, tmp_path, synth_dir, shipped_models_root):
     values = {"results": _results_file(str(tmp_path)), "other": _results_file(str(tmp_path), "b.json", "cam2"),
@@ -64,6 +64,19 @@ def test_commands_that_run_no_network_import_no_mxnet(argv, tmp_path, synth_dir,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.splitlines()[-1] == "LOADED:", r.stderr[-500:]
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(tmp_path):
+    """``ssd models pull --list | head -1``: the reader closes the pipe; no "error: Broken pipe", status 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)                       # gone before the command writes its first line
+    try:
+        r = subprocess.run([SSD, "models", "pull", "--list"], cwd=tmp_path, stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141, r.stderr
+    assert r.stderr == "", r.stderr
 
 
 def test_detect_exits_0_with_failures_recorded_and_writes_the_one_typical_threshold(tiny_model_dir, tmp_path):

@@ -139,6 +139,8 @@ def test_listing_puts_live_sources_first_and_names_each_source(capsys):
     assert main(["models", "pull", "--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()[1:]
     assert lines[0].startswith("ssd300_vgg16_coco") and "torchvision (download.pytorch.org)" in lines[0]
+    assert lines[1].startswith("ssdlite320_mobilenet_v3_large_coco") and "COCO AP 21.3" in lines[1]
+    assert "torchvision (download.pytorch.org)" in lines[1]
     assert all("GluonCV model store (unreachable since February 2024)" in l for l in lines
                if l.startswith("ssd_"))
 

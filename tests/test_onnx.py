@@ -25,6 +25,8 @@ from ssd.models import array_decode
 from ssd.models.registry import architectures, recipe_for
 from ssd.store import ONNX_FILE, PARAMS_FILE, load_model, read_meta
 
+from exactness import nearly_same_detections
+
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
@@ -106,6 +108,11 @@ def _random_net(arch: str):
         from ssd.models.gluoncv.recipe import new_zoo_model
 
         return new_zoo_model(arch, meta["classes"], input_size=size)
+    if recipe.family == "torchvision":   # SSDlite: its meta.json carries its post-processing numbers
+        from ssd.models.ssdlite.recipe import ssdlite_meta
+        from ssd.models.ssdlite.spec import ssdlite_spec
+
+        meta.update(ssdlite_meta(ssdlite_spec(len(meta["classes"]), size), meta["classes"]))
     net = recipe.build(meta)
     net.initialize(mx.init.Xavier())
     net(mx.nd.zeros((1, 3, size, size)))
@@ -173,17 +180,6 @@ def test_a_recipe_without_a_numpy_decoder_is_refused_clearly(tiny, tmp_path, mon
 # ---------------------------------------------------------------------------------------------
 # the engine on a trained model
 # ---------------------------------------------------------------------------------------------
-
-def nearly_same_detections(ref, got, box_tol: float = 1e-3, score_tol: float = 1e-4) -> bool:
-    """All but 1% (at least 2) of each side's detections have one on the other side of the same class,
-    box and score: what float noise can flip at the NMS threshold, both ways."""
-    def unmatched(a, b):
-        return sum(not ((i2 == c) & (np.abs(s2 - s) <= score_tol) & (np.abs(b2 - bx).max(axis=1) <= box_tol)).any()
-                   for (i1, s1, b1), (i2, s2, b2) in zip(a, b) for c, s, bx in zip(i1, s1, b1))
-    total = sum(len(d[0]) for d in ref)
-    allowed = max(2, total // 100)
-    return total > 0 and unmatched(ref, got) <= allowed and unmatched(got, ref) <= allowed
-
 
 def test_onnxruntime_detections_equal_mxnet_on_a_fixed_image_set(tiny):
     """The graph's raw outputs equal MXNet's; on the same raw outputs the two decoders agree exactly.

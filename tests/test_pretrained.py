@@ -168,7 +168,7 @@ def test_unknown_names_and_the_list(capsys, tmp_path):
     assert len(lines) == 6 and {l.split()[0] for l in lines} == {
         f"{a}_{v}" for a in ("ssd_512_mobilenet1.0", "ssd_300_vgg16_atrous", "ssd_512_resnet50_v1")
         for v in ("coco", "voc")}
-    assert all(" MB " in l and "s/image" in l for l in lines)
+    assert all(" MB " in l and " ms/image " in l for l in lines)
     assert any("80 COCO classes" in l and "COCO AP 30.6" in l for l in lines)
 
 
@@ -295,7 +295,8 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root
         c.value for c in at.sidebar.text)
     assert not [t for t in at.sidebar.toggle if t.label == "MegaDetector categories"]   # a Pikachu model: no switch
     buttons = {b.key: b for b in at.button if (b.key or "").startswith("pull::")}
-    assert len(buttons) == 7 and list(buttons)[0] == "pull::ssd300_vgg16_coco"     # the live source first
+    assert len(buttons) == 8 and list(buttons)[:2] == ["pull::ssd300_vgg16_coco",          # the live sources first
+                                                        "pull::ssdlite320_mobilenet_v3_large_coco"]
     at = buttons[f"pull::{NAME}"].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert sorted(os.listdir(root)) == sorted(["tiny-test", NAME])
@@ -342,7 +343,7 @@ def test_detect_page_with_no_model_at_all_offers_the_detectors(tmp_path, data_ro
     assert offer.index("ssd300_vgg16_coco") < offer.index("ssd_512_mobilenet1.0_coco")  # the live one first
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 7
+    assert len([b for b in at.button if (b.key or "").startswith("pull::")]) == 8
     assert "models pull ssd300_vgg16_coco" in at.warning[0].value and "models pull --list" in at.warning[0].value
 
 

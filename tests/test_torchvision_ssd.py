@@ -26,7 +26,7 @@ def _raw_outputs(net, meta, images):
 
 
 def test_raw_outputs_and_anchors_match_torchvision(ssd300_reference, ssd300_model_dir):
-    from ssd.models.gluoncv.from_torchvision import kept_slots
+    from ssd.models.coco_slots import kept_slots
     from ssd.store import load_model
 
     ref = load_reference(ssd300_reference)
@@ -41,7 +41,7 @@ def test_raw_outputs_and_anchors_match_torchvision(ssd300_reference, ssd300_mode
 def test_final_detections_match_torchvision(ssd300_reference, ssd300_model_dir):
     """Through the Detector (live net, then the fused fp32 graph the CLI uses), after NMS."""
     from ssd.inference.detector import Detector
-    from ssd.models.gluoncv.from_torchvision import kept_slots
+    from ssd.models.coco_slots import kept_slots
     from ssd.store import load_model
 
     ref = load_reference(ssd300_reference)

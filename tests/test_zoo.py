@@ -18,6 +18,7 @@ import pytest
 from mxnet import autograd
 
 from ssd.models.gluoncv import anchors as gcv_anchors, build as gcv_build, decode as gcv_decode
+from ssd.models.starting_point import class_reuse_map
 from ssd.models.gluoncv import finetune as gcv_finetune, presets as gcv_presets, recipe as gcv_recipe
 from ssd.models.gluoncv import training as gcv_training, weights as gcv_weights
 from store_server import ModelStoreServer, store_zip
@@ -125,10 +126,10 @@ def test_class_reuse_map_for_camera_trap_names():
 
     ena = ["Bird", "Eastern Gray Squirrel", "Domestic Cat", "Dog", "Horse", "American Black Bear", "Human",
            "Vehicle", "White_Tailed_Deer"]
-    m = gcv_finetune.class_reuse_map(ena, COCODetection.CLASSES)
+    m = class_reuse_map(ena, COCODetection.CLASSES)
     assert m == {"Bird": "bird", "Domestic Cat": "cat", "Dog": "dog", "Horse": "horse",
                  "American Black Bear": "bear", "Human": "person"}
-    assert gcv_finetune.class_reuse_map(["pikachu"], VOCDetection.CLASSES) == {}
+    assert class_reuse_map(["pikachu"], VOCDetection.CLASSES) == {}
 
 
 def _voc_weights_file(arch="ssd_512_mobilenet1.0"):

@@ -115,3 +115,16 @@ def test_native_anchor_counts_and_info_match_a_forward_pass():
         gcv_anchors.zoo_anchor_info({"arch": "ssd_300_vgg16_atrous", "classes": ["x"]}, 128)
 
 
+
+
+def test_the_class_lists_are_gluoncvs_own():
+    """The pretrained detectors' class names are constants (listing them imports no GluonCV); they must be
+    exactly GluonCV's dataset lists, in order, or a pulled head's outputs would be named wrongly."""
+    from gluoncv.data import COCODetection, VOCDetection
+
+    from ssd.models.gluoncv.presets import dataset_classes
+
+    assert dataset_classes("coco") == list(COCODetection.CLASSES)
+    assert dataset_classes("voc") == list(VOCDetection.CLASSES)
+    with pytest.raises(SSDError, match="voc or coco"):
+        dataset_classes("imagenet")

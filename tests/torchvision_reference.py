@@ -13,12 +13,16 @@ layout of torchvision's published files), and writes ``DIR/reference.npz``: the 
 each image's final detections (``boxes_I``, ``scores_I``, ``labels_I``) from the model's own
 forward pass.
 
-Random weights are shaped like a trained checkpoint's in three ways, all stated in the npz:
+Random weights are shaped like a trained checkpoint's in these ways, all stated in the npz:
 BatchNorm statistics and affine parameters are randomized (zero mean / unit variance would hide a
-wrong mapping), the heads' last convolutions are scaled by ``HEAD_GAINS`` where their initial
-scores would be near-uniform, and the class slots that COCO leaves unused (ids 12, 26, 29, 30, 45, 66, 68, 69, 71,
-83 — named "N/A" by torchvision) get a bias of ``NA_BIAS``: a trained detector never sees them as
-targets, so they keep a vanishing share of the softmax; our conversions drop them.
+wrong mapping); where a model's own initialization would let activations fade through its depth
+(SSDlite's normal(0, 0.03) everywhere: every anchor then scores the same, and the comparison would
+be of ties), its convolutions are redrawn at ``CONV_GAINS`` / √fan-in; the heads' last convolutions
+are scaled by ``HEAD_GAINS`` where their initial scores would be near-uniform, and the background
+slot gets ``BACKGROUND_BIAS`` (most anchors are background, as after training); the class slots
+that COCO leaves unused (ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83 — named "N/A" by torchvision)
+get a bias of ``NA_BIAS``: a trained detector never sees them as targets, so they keep a vanishing
+share of the softmax; our conversions drop them.
 """
 from __future__ import annotations
 
@@ -32,9 +36,13 @@ from torchvision.models import detection
 
 NA_BIAS = -30.0
 SIZES = {"ssd300_vgg16": 300, "ssdlite320_mobilenet_v3_large": 320}
-#: (class head, box head) gains on the heads' last convolutions: SSDlite's heads start at std 0.03,
-#: whose near-uniform scores (all ≈ 1/81, just above the 0.01 floor) would compare ties, not detections.
-HEAD_GAINS = {"ssd300_vgg16": (1.0, 1.0), "ssdlite320_mobilenet_v3_large": (60.0, 10.0)}
+#: every convolution redrawn at this gain / √fan-in (None: the model's own initialization). SSDlite's
+#: normal(0, 0.03) leaves activations too faint for the picture to matter: all anchors would tie.
+CONV_GAINS = {"ssd300_vgg16": None, "ssdlite320_mobilenet_v3_large": 1.2}
+#: (class head, box head) gains on the heads' last convolutions, and the background slot's bias:
+#: scores that differ from anchor to anchor, a few confident, most anchors background.
+HEAD_GAINS = {"ssd300_vgg16": (1.0, 1.0), "ssdlite320_mobilenet_v3_large": (1.5, 1.5)}
+BACKGROUND_BIAS = {"ssd300_vgg16": 0.0, "ssdlite320_mobilenet_v3_large": 8.0}
 
 
 def images(count: int, size: int, seed: int) -> np.ndarray:
@@ -65,8 +73,19 @@ def _last_convs(head) -> list:
             for conv in head.module_list]
 
 
-def randomize(model: torch.nn.Module, seed: int, gains=(1.0, 1.0)) -> None:
+def _redraw_convolutions(model: torch.nn.Module, gen: torch.Generator, gain: float) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            m.weight.data.copy_(torch.randn(m.weight.shape, generator=gen) * gain / fan_in ** 0.5)
+            if m.bias is not None:
+                m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+
+
+def randomize(model: torch.nn.Module, seed: int, gains=(1.0, 1.0), conv_gain=None, background=0.0) -> None:
     gen = torch.Generator().manual_seed(seed + 1)
+    if conv_gain is not None:
+        _redraw_convolutions(model, gen, conv_gain)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
@@ -79,13 +98,14 @@ def randomize(model: torch.nn.Module, seed: int, gains=(1.0, 1.0)) -> None:
             last.bias.data *= gain
     slots = na_slots()
     for last in _last_convs(model.head.classification_head):
+        last.bias.data.view(-1, 91)[:, 0] += background
         last.bias.data.view(-1, 91)[:, slots] = NA_BIAS
 
 
 def run(model_name: str, out: str, seed: int, count: int) -> None:
     torch.manual_seed(seed)
     model = getattr(detection, model_name)(weights=None, weights_backbone=None).eval()
-    randomize(model, seed, HEAD_GAINS[model_name])
+    randomize(model, seed, HEAD_GAINS[model_name], CONV_GAINS[model_name], BACKGROUND_BIAS[model_name])
     os.makedirs(out, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(out, "checkpoint.pth"))
     size = SIZES[model_name]
@@ -104,6 +124,8 @@ def run(model_name: str, out: str, seed: int, count: int) -> None:
               "bbox_regression": head["bbox_regression"].numpy(), "anchors": anchors[0].numpy(),
               "na_slots": np.array(na_slots()), "na_bias": np.float32(NA_BIAS),
               "head_gains": np.array(HEAD_GAINS[model_name], np.float32),
+              "conv_gain": np.float32(CONV_GAINS[model_name] or 0.0),
+              "background_bias": np.float32(BACKGROUND_BIAS[model_name]),
               "versions": np.array([torch.__version__, torchvision.__version__])}
     for i, (d, w) in enumerate(zip(dets, whole)):
         assert torch.equal(d["boxes"], w["boxes"]), "step-by-step and whole forward differ"

@@ -35,13 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stdout_gone() -> bool:
+    """True when the process's standard output is a pipe whose reader has closed it (POLLERR)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from ssd.base.engine import configure, kind_of_command
     configure(kind_of_command(args.command))  # before any command imports MXNet
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()   # inside the try: a reader that went away (``| head``) is seen here
+        return status
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush is quiet too
+        return 141   # 128 + SIGPIPE, what a shell reports for a command whose reader left
     except SSDError as err:
         print(f"error: {terminal_safe(err)}", file=sys.stderr)
         return 2

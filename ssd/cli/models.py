@@ -52,7 +52,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from ssd.models.pretrained import pretrained_detectors
+    from ssd.models.pretrained import listing_line, pretrained_detectors
     from ssd.store import pull_model
     from ssd.workspace import models_dir
 
@@ -61,7 +61,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             print("which detector? name one of these (python -m ssd models pull NAME):", file=sys.stderr)
         print("Pretrained SSDs, live sources first; speed: batch 1, native size, 2-core AMD EPYC CPU")
         for d in pretrained_detectors():
-            print(d.summary())
+            print(listing_line(d))
         return 0 if args.list else 2
     result = pull_model(args.name, args.root or models_dir())
     _installed(result.path, "already installed" if result.already else "installed")

@@ -7,7 +7,8 @@
   to ~1e-5.
 * **int8**: ``python -m ssd quantize`` quantizes that graph with MXNet's
   ``quantize_net_v2`` (naive min/max calibration on a few of the model's own training images,
-  ``Concat`` and ``Flatten`` kept in fp32 so the anchors stay exact) and writes
+  ``Concat`` and ``Flatten`` kept in fp32 so the anchors stay exact, ``elemwise_mul`` too: MXNet's
+  quantized multiply takes signed int8 only and fails on SSDlite's hardswish) and writes
   ``int8-symbol.json`` + ``int8-0000.params`` and the calibration record ``int8.json`` (written
   last) into the model folder. Loading reads those files: it never re-calibrates.
 
@@ -38,7 +39,7 @@ INT8_PARAMS = f"{INT8_PREFIX}-0000.params"
 INT8_RECORD = "int8.json"
 MAP_TOLERANCE = 0.01             # INT8 may lose at most this much mAP to be the default
 CALIB_IMAGES = 8                 # enough for naive min/max calibration (MXNet's quantization recipe)
-EXCLUDED_OPERATORS = ["Concat", "Flatten"]   # quantized, the anchor Concat is off by up to 0.005
+EXCLUDED_OPERATORS = ["Concat", "Flatten", "elemwise_mul"]   # see the docstring
 
 
 @dataclass

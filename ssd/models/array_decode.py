@@ -145,24 +145,6 @@ def box_nms_detection(ids: np.ndarray, scores: np.ndarray, boxes_px: np.ndarray,
     return out
 
 
-def nms_each_class(rows: np.ndarray, nms: float) -> np.ndarray:
-    """``per_class_nms``'s step in numpy: ``(C, k, 6)`` rows per class → NMS within each class
-    (``box_nms`` with ``force_suppress``, valid score > 0, IoU > threshold suppresses), then every
-    survivor, best first."""
-    if 0 < nms < 1:
-        out = np.full_like(rows, -1)
-        for c, r in enumerate(rows):
-            valid = np.flatnonzero((r[:, 1] > 0) & (r[:, 0] >= 0))
-            order = valid[np.argsort(-r[valid, 1], kind="stable")]
-            alive = greedy_nms(np.zeros(len(order)), r[order, 2:6], nms, strict=True, areas=_box_areas(r[order, 2:6]))
-            kept = r[order[alive]]
-            out[c, :len(kept)] = kept
-        rows = out
-    flat = rows.reshape(-1, 6)
-    flat = flat[flat[:, 0] >= 0]
-    return flat[np.argsort(-flat[:, 1], kind="stable")]
-
-
 def _multibox(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float, nms: float) -> List[Detections]:
     anchors, cls_preds, box_preds = outputs
     return multibox_detection(anchors, cls_preds, box_preds, floor, nms)
@@ -184,13 +166,24 @@ def _torchvision(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: flo
     anchors = scores.shape[1] // classes
     s = scores.reshape(batch, classes, anchors).transpose(0, 2, 1)
     b = boxes[:, :anchors] / _F(meta["input_size"])
-    return per_class_detections(s, b, nms, floor, dict(meta.get("postprocess") or {}), nms_rows=nms_each_class)
+    return per_class_detections(s, b, nms, floor, dict(meta.get("postprocess") or {}))
+
+
+def _torchvision_box_coder(outputs: Sequence[np.ndarray], meta: Dict[str, Any], floor: float,
+                           nms: float) -> List[Detections]:
+    """A graph ending at the heads (SSDlite: anchors, class logits, box offsets): torchvision's box
+    coder and per-class NMS with the model's ``postprocess`` numbers (``ssd.models.torchvision_decode``)."""
+    from ssd.models.torchvision_decode import PostProcess, decode_arrays
+
+    anchors, cls_preds, box_preds = outputs
+    return decode_arrays(anchors, cls_preds, box_preds, PostProcess.from_meta(meta), nms, floor)
 
 
 # scheme name (a recipe's export_outputs()["array_decode"], or its array_decode(meta)) →
 # (graph outputs, model meta, floor, nms) → detections
 ArrayDecoder = Callable[[Sequence[np.ndarray], Dict[str, Any], float, float], List[Detections]]
-ARRAY_DECODERS: Dict[str, ArrayDecoder] = {"multibox": _multibox, "box_nms": _box_nms, "torchvision": _torchvision}
+ARRAY_DECODERS: Dict[str, ArrayDecoder] = {"multibox": _multibox, "box_nms": _box_nms, "torchvision": _torchvision,
+                                           "torchvision_box_coder": _torchvision_box_coder}
 
 
 def array_decoder(scheme: str) -> ArrayDecoder:

@@ -35,9 +35,16 @@ def _ssd300_vgg16() -> Converter:
     return convert_ssd300_vgg16
 
 
+def _ssdlite320_mobilenet_v3_large() -> Converter:
+    from ssd.models.ssdlite.recipe import coco_detector
+
+    return coco_detector
+
+
 #: ``LiveDetector.converter`` → a function returning the converter (imported only when used).
 CONVERTERS: Dict[str, Callable[[], Converter]] = {
     "torchvision.ssd300_vgg16": _ssd300_vgg16,
+    "torchvision.ssdlite320_mobilenet_v3_large": _ssdlite320_mobilenet_v3_large,
 }
 
 

@@ -8,12 +8,13 @@ with these outputs (TinySSD, or a toy net in the tests) reuses ``MultiBoxPlan`` 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ssd.data.augment import AugmentConfig
 from ssd.data.batches import BatchLoader
+from ssd.data.preprocess import MEAN, STD
 from ssd.models.array_decode import MULTIBOX_TOPK as NMS_TOPK  # candidates entering NMS, best first; the rest dropped
 from ssd.models.losses import SSDTrainLoss
 from ssd.models.recipe import Detections, StepStats, TrainingPlan
@@ -56,24 +57,33 @@ def train_loss(cfg) -> SSDTrainLoss:
 class MultiBoxPlan(TrainingPlan):
     """Training half for multibox-head networks: our augmentation, ``BatchLoader``, ``SSDTrainLoss``.
 
-    ``make_net()`` returns the uninitialized network; it is Xavier-initialized on ``ctxs`` and
-    hybridized. Batches come from a producer thread; the loss graph computes targets, losses and
-    the metrics in one call, so a step synchronizes with the host only to read five numbers.
+    ``make_net()`` returns the uninitialized network; ``initialize(net, ctxs)`` gives it its
+    starting weights on ``ctxs`` (Xavier by default; a recipe may load a pretrained detector), and
+    it is hybridized. Images are normalized with ``normalize`` (mean, std), the statistics the
+    network expects. Batches come from a producer thread; the loss graph computes targets, losses
+    and the metrics in one call, so a step synchronizes with the host only to read five numbers.
     """
 
     def __init__(self, cfg, train_ds, ctxs: Sequence[Any], make_net: Callable[[], Any],
-                 anchors_meta: Callable[[Any], Dict[str, Any]]) -> None:
+                 anchors_meta: Callable[[Any], Dict[str, Any]],
+                 initialize: Optional[Callable[[Any, List[Any]], None]] = None,
+                 normalize: Tuple[Sequence[float], Sequence[float]] = (MEAN, STD)) -> None:
         import mxnet as mx
 
         self.cfg, self.ctxs, self.train_ds = cfg, list(ctxs), train_ds
+        self.mean, self.std = tuple(normalize[0]), tuple(normalize[1])
         self.net = make_net()
-        self.net.initialize(init=mx.init.Xavier(), ctx=self.ctxs)
+        if initialize is None:
+            self.net.initialize(init=mx.init.Xavier(), ctx=self.ctxs)
+        else:
+            initialize(self.net, self.ctxs)
         self.net.hybridize(static_alloc=True)
         self.graph = training_graph(self.net, cfg.input_size, self.ctxs, cfg.precision,
                                     distributed=cfg.kvstore.startswith("dist"))
         self.loss = train_loss(cfg)
         self.loader = BatchLoader(train_ds, cfg.batch_size, cfg.input_size,
-                                  AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed)
+                                  AugmentConfig() if cfg.augment else None, shuffle=True, seed=cfg.seed,
+                                  mean=self.mean, std=self.std)
         n = len(self.loader)
         self.iters = n if cfg.max_iters_per_epoch is None else min(n, cfg.max_iters_per_epoch)
         self._anchors_meta = anchors_meta
@@ -107,7 +117,7 @@ class MultiBoxPlan(TrainingPlan):
         import mxnet as mx
 
         calib = BatchLoader(self.train_ds, min(CALIBRATION_BATCH, len(self.train_ds)), self.cfg.input_size, None,
-                            shuffle=True, seed=self.cfg.seed + 7919)
+                            shuffle=True, seed=self.cfg.seed + 7919, mean=self.mean, std=self.std)
         xb, _ = next(iter(calib.epoch(epoch)))
         # one copy per device: saving the parameters averages them across devices
         return [mx.nd.array(xb, ctx=c) for c in self.ctxs]

@@ -2,7 +2,8 @@
 
 Everything else asks ``recipe_for(meta["arch"])`` and calls the ``Recipe`` interface. TinySSD
 is one entry; every GluonCV preset in ``ssd.models.gluoncv.presets.ZOO_SPECS`` is one entry;
-``register`` adds more (a toy architecture in the tests, say).
+torchvision's SSDlite320-MobileNetV3-Large (``ssd.models.ssdlite``) is one entry; ``register``
+adds more (a toy architecture in the tests, say).
 """
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ _LOCK = threading.Lock()
 
 
 def _builtin() -> Dict[str, Recipe]:
-    """TinySSD and the GluonCV presets, imported on first use (they import MXNet)."""
+    """TinySSD, the GluonCV presets and SSDlite, imported on first use (they import MXNet)."""
     if not _RECIPES:
         with _LOCK:
             if not _RECIPES:
                 from ssd.models.gluoncv.presets import ZOO_SPECS
                 from ssd.models.gluoncv.recipe import GluonCVRecipe
+                from ssd.models.ssdlite.recipe import SSDliteRecipe
                 from ssd.models.tiny import TinyRecipe
 
-                recipes = [TinyRecipe()] + [GluonCVRecipe(spec) for spec in ZOO_SPECS.values()]
+                recipes = ([TinyRecipe()] + [GluonCVRecipe(spec) for spec in ZOO_SPECS.values()]
+                           + [SSDliteRecipe()])
                 _RECIPES.update({r.name: r for r in recipes})
     return _RECIPES
 

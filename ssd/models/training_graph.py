@@ -165,6 +165,13 @@ def training_graph(net, input_size: int, contexts: Sequence[Any], requested: str
         fp32 = _bind(fused_sym, params)
     except Exception as err:  # noqa: BLE001 - any network that cannot be traced trains as written
         return TrainingGraph(net, "fp32", f"the network could not be traced ({error_gist(err)})")
+    if fused:
+        try:
+            _check_backward(fp32, params, input_size, contexts[0])
+        except Exception as err:  # noqa: BLE001 - oneDNN lacks a fused kernel for some layer's layout
+            fused_sym, fused = sym, 0
+            fp32 = _bind(sym, params)
+            reason += f"; BatchNorm+ReLU left unfused (oneDNN: {error_gist(err)})"
     if precision != "bf16":
         return TrainingGraph(fp32, "fp32", reason, fused)
     try:
@@ -207,6 +214,28 @@ def _bind(sym, params):
         block = mx.gluon.SymbolBlock(sym, mx.sym.var("data", dtype="float32"), params=params)
     block.hybridize(static_alloc=True)
     return block
+
+
+def _check_backward(block, params, input_size: int, ctx) -> None:
+    """One forward and backward pass of ``block`` in train mode on a batch of 2; raises what oneDNN
+    raises. Why: its fused BatchNorm+ReLU has no backward kernel for some layouts (measured: after
+    SSDlite's 64-channel stride-2 depthwise convolution), and the failure shows only in the step.
+    The running statistics the pass moves are put back; the gradients it writes are overwritten by
+    the first step."""
+    import mxnet as mx
+    from mxnet import autograd
+
+    stats = {name: [d.copy() for d in p.list_data()] for name, p in params.items() if p.grad_req == "null"}
+    x = mx.nd.zeros((2, 3, input_size, input_size), ctx=ctx)
+    try:
+        with autograd.record():
+            total = sum(o.sum() for o in _as_list(block(x)))
+        total.backward()
+        mx.nd.waitall()
+    finally:
+        for name, copies in stats.items():
+            for dst, src in zip(params[name].list_data(), copies):
+                src.copyto(dst)
 
 
 def _check_close(candidate, reference, input_size: int, ctx) -> None:

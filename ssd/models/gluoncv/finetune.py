@@ -8,53 +8,14 @@ classes whose names match, e.g. COCO's bird/cat/dog/horse/bear for ENA24), or a 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
 from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
 from ssd.models.gluoncv.imagenet import imagenet_start
-from ssd.models.gluoncv.presets import gluoncv_name, require_published, spec_of, variant_of
+from ssd.models.gluoncv.presets import dataset_classes, gluoncv_name, require_published, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
-
-
-_SYNONYMS = {"human": "person", "people": "person", "man": "person", "woman": "person",
-             "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "tvmonitor": "tv"}
-
-
-def _norm_name(name: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(name)).strip().lower()
-
-
-def class_reuse_map(new_classes: Sequence[str], old_classes: Sequence[str]) -> Dict[str, str]:
-    """``{new: old}`` for classes the pretrained detector already knows.
-
-    A name matches when equal ignoring case, spaces/underscores; else when its last word is an
-    old class (``Domestic Cat`` → ``cat``, ``American Black Bear`` → ``bear``); else through a
-    few synonyms (``Human`` → ``person``). Two new classes may start from the same old one.
-    """
-    old = {_norm_name(o): o for o in old_classes}
-    out: Dict[str, str] = {}
-    for n in new_classes:
-        k = _norm_name(n)
-        hit = old.get(k)
-        if hit is None and " " in k:
-            hit = old.get(k.split(" ")[-1])
-        if hit is None:
-            syn = _SYNONYMS.get(k) or _SYNONYMS.get(k.split(" ")[-1] if k else "")
-            if syn:
-                hit = old.get(syn)
-        if hit is not None:
-            out[n] = hit
-    return out
-
-
-def _source_classes(variant: str) -> List[str]:
-    if variant == "voc":
-        from gluoncv.data import VOCDetection
-        return list(VOCDetection.CLASSES)
-    from gluoncv.data import COCODetection
-    return list(COCODetection.CLASSES)
+from ssd.models.starting_point import class_reuse_map, model_folder_meta
 
 
 def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] = lambda k: False) -> Dict[str, Any]:
@@ -90,27 +51,6 @@ def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] =
         raise ModelError(f"{path}: none of its parameters fit this network ({len(saved)} in the file, "
                          f"{len(params)} in the network); is it a model of another architecture?")
     return {"loaded": loaded, "skipped": skipped, "total": len(params)}
-
-
-def _zoo_model_folder(path: str, arch: str) -> Optional[Dict[str, Any]]:
-    """The meta.json of a model folder of this zoo architecture (a pulled detector, or one we trained),
-    else None. Another architecture's folder is refused: its weights cannot start this one."""
-    meta_path = os.path.join(path, "meta.json")
-    if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, "model.params"))):
-        return None
-    from ssd.base.json_file import read_json_file
-    from ssd.base.meta_schema import MAX_META_BYTES
-
-    try:
-        meta = read_json_file(meta_path, MAX_META_BYTES)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
-        raise ModelError(f"--pretrained {path}: {meta_path} has no class list")
-    if meta.get("arch") != arch:
-        raise ModelError(f"--pretrained {path} is a {meta.get('arch')!r} model; it cannot start a {arch} "
-                         f"(train with --model {meta.get('arch')}, or choose another starting point)")
-    return meta
 
 
 def _from_model_folder(arch: str, classes: Sequence[str], path: str, meta: Dict[str, Any], load_weights: bool,
@@ -170,14 +110,14 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
         name = gluoncv_name(arch, variant)
         if load_weights:
             path = ensure_weights(name)
-            old = _source_classes(variant)
+            old = dataset_classes(variant)
             net = load_zoo_detector(arch, old, variant, path, f"GluonCV weights do not load into {name}",
                                     "; delete the file so that it is fetched again")
             info.update(weights=path, reused_classes=rehead(net, classes, old))
         else:
             net = build_zoo_net(arch, classes, variant)
-    elif _zoo_model_folder(p, arch) is not None:
-        net = _from_model_folder(arch, classes, p, _zoo_model_folder(p, arch), load_weights, info)
+    elif model_folder_meta(p, arch) is not None:
+        net = _from_model_folder(arch, classes, p, model_folder_meta(p, arch), load_weights, info)
     else:
         path = p
         if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.params")):

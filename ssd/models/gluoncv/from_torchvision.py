@@ -26,19 +26,14 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from ssd.base.errors import ModelError
+from ssd.models.coco_slots import TORCHVISION_COCO_SLOTS, kept_slots
 
 ARCH = "ssd_300_vgg16_atrous"
 INPUT_SIZE = 300
 MEAN = (0.48235, 0.45882, 0.40784)      # torchvision's SSD300 transform (×255 by its std of 1/255)
 STD = (1.0 / 255.0,) * 3
 BOX_CLIP = math.log(1000.0 / 16)        # torchvision's BoxCoder.bbox_xform_clip
-COCO_SLOTS = 91
-UNUSED_COCO_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)   # torchvision's "N/A" slots
-
-
-def kept_slots() -> List[int]:
-    """torchvision's class slots that we keep: background (0) and the 80 COCO ids in order."""
-    return [i for i in range(COCO_SLOTS) if i not in UNUSED_COCO_IDS]
+COCO_SLOTS = len(TORCHVISION_COCO_SLOTS)                   # 91: background + COCO ids 1…90
 
 
 def _conv_pairs(state: Dict[str, np.ndarray]) -> List[Tuple[str, str]]:

@@ -25,7 +25,7 @@ in the first 1×1, so the same weights would compute another network there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from ssd.base.errors import SSDError
 
@@ -34,6 +34,20 @@ _RATIOS_6 = ((1.0, 2.0, 0.5),) + ((1.0, 2.0, 0.5, 3.0, 1.0 / 3),) * 3 + ((1.0, 2
 VARIANTS = ("custom", "voc", "coco")
 PRETRAINED_CHOICES = ("imagenet", "voc", "coco")
 METRICS = {"voc": "VOC07 mAP", "coco": "COCO AP"}   # what GluonCV's tables report per training set
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+
+
+def dataset_classes(variant: str) -> List[str]:
+    """COCO's 80 or VOC's 20 class names in the order GluonCV's datasets (and its heads) use; constants,
+    so listing or describing a detector imports neither MXNet nor GluonCV (a test holds them equal)."""
+    from ssd.models.coco_slots import coco_classes
+
+    if variant == "voc":
+        return list(VOC_CLASSES)
+    if variant == "coco":
+        return coco_classes()
+    raise SSDError(f"no pretrained class list for variant {variant!r}; use voc or coco")
 
 
 @dataclass(frozen=True)

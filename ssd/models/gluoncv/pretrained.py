@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ssd.base.errors import ModelError
-from ssd.models.gluoncv.presets import METRICS, ZOO_SPECS, gluoncv_name, spec_of
+from ssd.models.gluoncv.presets import METRICS, ZOO_SPECS, dataset_classes, gluoncv_name, spec_of
 
 LICENSE = "Apache-2.0"
 LICENSE_NOTE = "GluonCV model zoo weights, Apache License 2.0 (https://github.com/dmlc/gluon-cv)"
@@ -62,12 +62,6 @@ class PretrainedDetector:
     def source(self) -> str:
         return STORE_SOURCE
 
-    def summary(self) -> str:
-        """One line for a listing: name, classes, size, accuracy, speed, source."""
-        return (f"{self.name:34s} {len(self.classes()):3d} {self.dataset + ' classes':13s} {self.input_size}px  "
-                f"{self.params_mb:6.1f} MB  {self.metric} {self.published:4.1f}  ~{self.cpu_s:.2f} s/image  "
-                f"{self.source}")
-
     def model_card(self) -> str:
         """A one-line model card stored in meta.json."""
         return (f"GluonCV {self.name}: SSD ({spec_of(self.arch).base_network} backbone, {self.input_size} px input) "
@@ -80,17 +74,6 @@ def _catalogue() -> Dict[str, PretrainedDetector]:
     return {gluoncv_name(spec.arch, variant): PretrainedDetector(spec.arch, variant, p.params_mb, METRICS[variant],
                                                                   p.value, p.cpu_s)
             for spec in ZOO_SPECS.values() for variant, p in spec.pretrained.items()}
-
-
-def dataset_classes(variant: str) -> List[str]:
-    """COCO's 80 or VOC's 20 class names, as GluonCV's datasets order them."""
-    if variant == "voc":
-        from gluoncv.data import VOCDetection
-        return list(VOCDetection.CLASSES)
-    if variant == "coco":
-        from gluoncv.data import COCODetection
-        return list(COCODetection.CLASSES)
-    raise ModelError(f"no pretrained class list for variant {variant!r}; use voc or coco")
 
 
 def pretrained_detectors() -> List[PretrainedDetector]:

@@ -94,16 +94,11 @@ class LiveDetector:
         return f"{self.file.source} ({self.file.where})"
 
     def classes(self) -> List[str]:
-        """COCO's 80 names in the order of COCO's ids (GluonCV's list; torchvision's less its "N/A" slots)."""
-        from gluoncv.data import COCODetection
+        """COCO's 80 names in the order of COCO's ids (torchvision's slots less its "N/A" ones, which is
+        also GluonCV's list): a constant, so listing the catalogue imports neither MXNet nor GluonCV."""
+        from ssd.models.coco_slots import coco_classes
 
-        return list(COCODetection.CLASSES)
-
-    def summary(self) -> str:
-        """One line for a listing: name, classes, size, accuracy, speed, source."""
-        return (f"{self.name:34s} {len(self.classes()):3d} {self.dataset + ' classes':13s} {self.input_size}px  "
-                f"{self.params_mb:6.1f} MB  {self.metric} {self.published:4.1f}  ~{self.cpu_s:.2f} s/image  "
-                f"{self.source}")
+        return coco_classes()
 
     def model_card(self) -> str:
         return (f"torchvision's {self.title} ({self.file.file}), trained on COCO (80 classes), COCO box AP "
@@ -114,4 +109,9 @@ class LiveDetector:
 LIVE_DETECTORS: Dict[str, LiveDetector] = {d.name: d for d in (
     LiveDetector("ssd300_vgg16_coco", SSD300_VGG16_COCO, "ssd_300_vgg16_atrous", "SSD300-VGG16",
                  "torchvision.ssd300_vgg16", 300, 25.1, 138.8, 0.49),
+    # cpu_s: scripts/bench_ssdlite.py, forward + decode on detect's default engine (ONNX Runtime, fp32;
+    # MXNet's fused fp32 graph: 0.020 s), best wall time on the shared 2-core Zen 5 machine (docs/PERFORMANCE.md)
+    LiveDetector("ssdlite320_mobilenet_v3_large_coco", SSDLITE320_MOBILENET_V3_LARGE_COCO,
+                 "ssdlite320_mobilenet_v3_large", "SSDlite320-MobileNetV3-Large",
+                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.015),
 )}

@@ -1,0 +1,69 @@
+"""What every architecture's fine-tuning shares: which old classes start which new ones, and
+reading a model folder given as ``--pretrained``.
+
+A detector trained on COCO already knows bird, cat, dog, horse and bear; fine-tuning it to
+camera-trap classes (``Domestic Cat``, ``American Black Bear``) should start those classes from
+the weights that know them. ``class_reuse_map`` says which; each recipe copies the weights its
+own way (GluonCV's ``reset_class``, SSDlite's slot copy).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, Optional, Sequence
+
+from ssd.base.errors import ModelError
+
+_SYNONYMS = {"human": "person", "people": "person", "man": "person", "woman": "person",
+             "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "tvmonitor": "tv"}
+FOLDER_PARAMS = "model.params"
+FOLDER_META = "meta.json"
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name)).strip().lower()
+
+
+def class_reuse_map(new_classes: Sequence[str], old_classes: Sequence[str]) -> Dict[str, str]:
+    """``{new: old}`` for classes the pretrained detector already knows.
+
+    A name matches when equal ignoring case, spaces/underscores; else when its last word is an
+    old class (``Domestic Cat`` → ``cat``, ``American Black Bear`` → ``bear``); else through a
+    few synonyms (``Human`` → ``person``). Two new classes may start from the same old one.
+    """
+    old = {_norm_name(o): o for o in old_classes}
+    out: Dict[str, str] = {}
+    for n in new_classes:
+        k = _norm_name(n)
+        hit = old.get(k)
+        if hit is None and " " in k:
+            hit = old.get(k.split(" ")[-1])
+        if hit is None:
+            syn = _SYNONYMS.get(k) or _SYNONYMS.get(k.split(" ")[-1] if k else "")
+            if syn:
+                hit = old.get(syn)
+        if hit is not None:
+            out[n] = hit
+    return out
+
+
+def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
+    """The meta.json of a model folder of architecture ``arch`` (a pulled detector, or one we
+    trained), else None when ``path`` is no model folder. A folder of another architecture is
+    refused: its weights cannot start this one."""
+    meta_path = os.path.join(path, FOLDER_META)
+    if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, FOLDER_PARAMS))):
+        return None
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
+    try:
+        meta = read_json_file(meta_path, MAX_META_BYTES)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
+        raise ModelError(f"--pretrained {path}: {meta_path} has no class list")
+    if meta.get("arch") != arch:
+        raise ModelError(f"--pretrained {path} is a {meta.get('arch')!r} model; it cannot start a {arch} "
+                         f"(train with --model {meta.get('arch')}, or choose another starting point)")
+    return meta
