@@ -15,6 +15,10 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from ssd.base.memory import freeze_after_imports, limit_malloc_arenas, release_free_memory  # noqa: E402
+
+limit_malloc_arenas(2)    # each rerun is a new thread: without this, each could keep its own arena resident
+
 # The icon ships with the app: a ":material/…:" page icon makes the browser fetch it from a font CDN.
 PAGE_ICON = os.path.join(_ROOT, "app_assets", "icon.png")
 st.set_page_config(page_title="SSD Studio", page_icon=PAGE_ICON, layout="wide")
@@ -33,3 +37,10 @@ pg = st.navigation({"": [
     st.Page("app_pages/learn_eval.py", title="Evaluation on one image", icon=":material/fact_check:"),
 ]})
 pg.run()
+freeze_after_imports()    # the libraries out of the garbage collector's full passes (130-240 ms each)
+release_free_memory()     # what this run freed (decoded uploads, figures) leaves the process
+
+if os.environ.get("SSD_MEMORY_REPORT"):      # scripts/bench_memory.py: the bounded caches' sizes after each run
+    from app_pages._shared import cache_report
+
+    cache_report(os.environ["SSD_MEMORY_REPORT"])

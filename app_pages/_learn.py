@@ -11,12 +11,22 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.workspace import Sample, data_dir, dataset_choices, demo_sample_index, model_key
+from ssd.workspace import SCENES, Sample, data_dir, dataset_choices, demo_sample_index, model_key, sample_scenes
 
 
 def samples() -> List[Sample]:
     """The synthetic validation samples the Anchors page uses (with their ground truth)."""
     return sh.samples(8, 0, data_dir())
+
+
+@st.cache_resource(show_spinner="Composing synthetic scenes…")
+def _scenes(root: str) -> List[Sample]:
+    return sample_scenes(16, 0, root)
+
+
+def scenes() -> List[Sample]:
+    """Sixteen scenes of four synthetic samples each (the Evaluation page's default images)."""
+    return _scenes(data_dir())
 
 
 def sample_picker(key: str, container=st) -> Sample:
@@ -56,7 +66,7 @@ def _heads(path: str, stamp: float, sample_name: str, png: bytes):
     from ssd.viz.heads import multibox_heads
 
     # the Learn pages show MXNet's operators, as the tutorials run them
-    return multibox_heads(sh.detector(path, stamp, None, "mxnet"), np.asarray(_decode(png)))
+    return multibox_heads(sh.get_detector(path, None, "mxnet"), np.asarray(_decode(png)))
 
 
 def _decode(png: bytes):
@@ -86,11 +96,11 @@ def trace(path: str, sample: Sample, nms: float, floor: float):
 
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
 def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
-    """The validation split (train when there is none) of a folder, or the synthetic samples."""
+    """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""
     from ssd.data.dataset import InMemoryDataset, open_dataset
 
-    if folder is None:
-        pool = sh.samples(32, 0, data_dir())
+    if folder is None or folder == SCENES:
+        pool = sh.samples(32, 0, data_dir()) if folder is None else scenes()
         return InMemoryDataset([s.array() for s in pool], [s.label for s in pool], list(classes), "synthetic")
     splits = open_dataset(folder)
     return splits.val if splits.val is not None and len(splits.val) else splits.train
@@ -101,7 +111,7 @@ def split_detections(path: str, stamp: float, folder: Optional[str], folder_stam
                      nms: float, floor: float):
     from ssd.viz.image_eval import split_detections as detect_split
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
 
 
@@ -110,7 +120,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
                      nms: float, floor: float, iou: float):
     from ssd.inference.evaluation import evaluate
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
                     iou_thresh=iou, limit=limit)
 
@@ -119,7 +129,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
 def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: float, limit: int):
     from ssd.viz.tutorial_metrics import measure_train_metrics
 
-    det = sh.detector(path, stamp)
+    det = sh.get_detector(path)
     return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
 
 

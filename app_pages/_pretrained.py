@@ -11,6 +11,7 @@ import time
 import streamlit as st
 
 from ssd.base.errors import SSDError
+from ssd.base.text import md_escape
 from ssd.models.pretrained import LiveDetector, pretrained_detectors
 from ssd.store import pull_model
 
@@ -69,12 +70,12 @@ def pretrained_panel(root: str, select_key: str, expanded: bool = True) -> None:
 
 
 def _row(root: str, d, select_key: str) -> None:
-    c1, c2, c3, c4, c5 = st.columns([3, 2, 1, 1, 1], vertical_alignment="center")
-    c1.text(d.name)
-    c2.text(f"{len(d.classes())} {d.dataset} classes · {d.metric} {d.published}")
-    c3.text(f"{d.params_mb:.0f} MB")
-    c4.text(f"~{d.cpu_s:.2f} s/image")
-    if c5.button("Download", key=f"pull::{d.name}"):
+    """One detector: two columns, not five, so the button keeps room for its whole label, and on a
+    phone the detector reads as its name, its facts and its button."""
+    c1, c2 = st.columns([5, 2], vertical_alignment="center")
+    c1.markdown(f"**{md_escape(d.name)}**  \n{len(d.classes())} {md_escape(d.dataset)} classes · "
+                f"{md_escape(d.metric)} {md_escape(d.published)} · {d.params_mb:.0f} MB · ~{d.cpu_s:.2f} s/image")
+    if c2.button("Download", key=f"pull::{d.name}", icon=":material/download:", width="stretch"):
         _pull(root, d.name, select_key)
 
 

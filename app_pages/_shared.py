@@ -4,10 +4,11 @@ Only caching and small layout helpers live here; every computation is in ``ssd``
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import streamlit as st
 
+from ssd.base.lru import BytesLRU
 from ssd.base.text import md_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
@@ -32,20 +33,34 @@ def training_precision():
     return resolve_precision("auto", devices().contexts)
 
 
+SERVER_MAX_BATCH = 1    # images per forward in the app: the graph keeps memory for each batch size it ran
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def detector(path: str, stamp: float, precision: Optional[str] = None, engine: str = "auto"):
     """A loaded, warmed Detector per model folder, meta/params mtime, precision and engine.
 
     ``stamp`` is part of the key so a model retrained in place is reloaded. The Detector
-    serializes its forward calls with its own lock, so sessions can share it.
+    serializes its forward calls with its own lock, so sessions can share it. Its forwards run
+    on one inference thread per server, at most ``SERVER_MAX_BATCH`` images each.
     """
     from ssd.inference.engines import load_detector
 
-    return load_detector(path, engine, precision, worker=True,   # one inference thread per server
-                         ctx=devices().contexts[0] if engine != "onnxruntime" else None)
+    det = load_detector(path, engine, precision, worker=True,   # one inference thread per server
+                        ctx=devices().contexts[0] if engine != "onnxruntime" else None)
+    det.max_batch = SERVER_MAX_BATCH
+    return det
 
 
 def get_detector(path: str, precision: Optional[str] = None, engine: str = "auto"):
+    """The server's Detector for a model folder: "auto" and ``None`` are one Detector, and on MXNet so
+    are "auto" and the precision it picks (two loaded graphs of one model were half the memory a
+    walk of the pages left behind)."""
+    from ssd.inference.precision import check_precision, effective_precision
+
+    precision = check_precision(precision)
+    if engine == "mxnet":
+        precision = effective_precision(path, precision, devices().contexts[0])
     return detector(*model_key(path), precision, engine)
 
 
@@ -78,7 +93,8 @@ def model_anchors(path: str, meta) -> "AnchorSet":
 
 @st.cache_resource
 def detection_cache() -> DetectionCache:
-    """Raw detections per (model, image bytes, NMS), shared by every session of this server."""
+    """Raw detections and display pictures per (model, image bytes, NMS), shared by every session of
+    this server; bounded in bytes and entries (DetectionCache's defaults)."""
     return DetectionCache()
 
 
@@ -126,13 +142,57 @@ def no_model_help() -> None:
         "`python -m ssd models pull ssd300_vgg16_coco` (`python -m ssd models pull --list` shows them all).")
 
 
-def figure(fig, **kwargs) -> None:
-    """Show a matplotlib Figure (built without pyplot) and let it go; rendered under the figure
-    lock, since matplotlib's text layout is not thread-safe across sessions."""
-    from ssd.base.figure_lock import FIGURE_LOCK
+FIGURE_DPI = 144       # 6-inch figures come out 864 px wide: sharp in a column, a quarter of st.pyplot's pixels
 
-    with FIGURE_LOCK:
-        st.pyplot(fig, clear_figure=False, **kwargs)
+
+FIGURE_CACHE_BYTES, FIGURE_CACHE_ENTRIES = 48 * 1024 * 1024, 128
+
+
+@st.cache_resource
+def _figure_cache() -> BytesLRU:
+    """Rendered figures (PNG bytes) of this server, by what they show; bounded in bytes and count."""
+    return BytesLRU(FIGURE_CACHE_BYTES, FIGURE_CACHE_ENTRIES)
+
+
+def cached_figure(key: tuple, build: Callable[[], Any]) -> None:
+    """Show the figure ``build()`` makes, built and rendered only the first time ``key`` is seen.
+
+    ``key`` must name everything the figure depends on; a rerun that changed something else (another
+    panel's slider) then shows the same PNG without drawing it again."""
+    from ssd.viz.plots import figure_png
+
+    cache = _figure_cache()
+    png = cache.get(key)
+    if png is None:
+        png = figure_png(build(), dpi=FIGURE_DPI)
+        cache.put(key, png, len(png))
+    st.image(png, width="stretch")
+
+
+def cache_report(path: str) -> None:
+    """Write the server's bounded caches' sizes to ``path`` (JSON), for scripts/bench_memory.py."""
+    from ssd.base.atomic import atomic_write_json
+
+    atomic_write_json(path, {"detections and pictures": detection_cache().stats(), "figures": _figure_cache().stats()})
+
+
+def figure(fig) -> None:
+    """Show a matplotlib Figure (built without pyplot, laid out by its builder) and let it go.
+
+    Rendered once at ``FIGURE_DPI`` under the figure lock (matplotlib's text layout is not
+    thread-safe across sessions). Not st.pyplot: its 200 dpi and "tight" bounding box (a second
+    full draw) made a figure cost about five times as much to render and send."""
+    from ssd.viz.plots import figure_png
+
+    st.image(figure_png(fig, dpi=FIGURE_DPI), width="stretch")
+
+
+def figure_columns(figs: Sequence) -> None:
+    """Figures side by side on a wide screen, one under another on a phone (Streamlit stacks
+    columns below 640 px), each keeping a readable size instead of shrinking together."""
+    for col, fig in zip(st.columns(len(figs)), figs):
+        with col:
+            figure(fig)
 
 
 def responsive_figure(fig, lines: Sequence[str], name: str, narrow_px: int = 640) -> None:
@@ -159,6 +219,55 @@ def responsive_figure(fig, lines: Sequence[str], name: str, narrow_px: int = 640
 </style>
 <img class="{name}-wide" alt="{html.escape(lines[0] if lines else name)}" src="data:image/png;base64,{png}">
 <div class="{name}-narrow">{text}</div>""")
+
+
+def style(*css: str) -> None:
+    """Page CSS, all in one element (each element is one more message on every rerun)."""
+    st.html("<style>" + "\n".join(css) + "</style>")
+
+
+def sticky_css(key: str) -> str:
+    """Keeps the container ``key`` at the top of the screen (under Streamlit's header) while the
+    rest of its block scrolls by; opaque, in the theme's background. Streamlit may wrap the
+    container in a layout div: the sticky box must be the outermost one."""
+    dark = getattr(getattr(st.context, "theme", None), "type", None) == "dark"
+    return (f'[data-testid="stLayoutWrapper"]:has(> .st-key-{key}), .st-key-{key} {{ position: sticky; '
+            f'top: 3.75rem; z-index: 99; padding: 0.25rem 0; background-color: {"#0e1117" if dark else "#ffffff"}; }}')
+
+
+def overlay_css(picture_prefix: str) -> str:
+    """Lays the boxes (``picture_with_boxes``) over the picture at the top of each ``picture_prefix*``
+    container (Streamlit gives a keyed container the class ``st-key-KEY``), and hides the picture's
+    full-screen button (full screen would show it without its boxes)."""
+    scope = f'[class*="st-key-{picture_prefix}"]'
+    return (f'{scope} {{ position: relative; }}\n'
+            f'{scope} [data-testid="stElementContainer"]:has(img.ssd-boxes) {{ position: absolute; top: 0; '
+            f'left: 0; width: 100%; pointer-events: none; }}\n'
+            f'{scope} [data-testid="stElementToolbar"] {{ display: none; }}')
+
+
+def picture_with_boxes(jpeg: bytes, svg: str, key: str, caption: str) -> None:
+    """A picture and an SVG of boxes over it, in the container ``key`` (``overlay_css`` places them).
+
+    Why two elements: the picture is the same bytes on every rerun, so Streamlit serves the same
+    URL and the browser keeps the image; a slider move changes only the SVG, a few hundred bytes.
+    The SVG goes in as an image (st.html keeps HTML only), so nothing in it can run or fetch.
+    """
+    import base64
+
+    with st.container(key=key):
+        st.image(jpeg, caption=caption, width="stretch", output_format="JPEG")
+        st.html(f'<img class="ssd-boxes" alt="" style="display:block;width:100%" '
+                f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode("ascii")}">')
+
+
+ROW_PX = 35        # st.dataframe's row (and header) height
+
+
+def table_height(rows: int, most: int = 10) -> int:
+    """A dataframe's height in pixels that fits ``rows`` rows (at most ``most``, then it scrolls) and
+    its header exactly: no blank or half row at the bottom."""
+    return (min(rows, most) + 1) * ROW_PX + 2
 
 
 def image_bytes_name(uploaded) -> Tuple[str, bytes]:

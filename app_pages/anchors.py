@@ -20,15 +20,35 @@ from ssd.models.anchor_set import (AnchorSet, anchor_coverage, anchor_set, cell_
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS, load_image
 from ssd.viz.plots import cell_anchors_figure, coverage_figure, positives_figure
-from ssd.workspace import data_dir, dataset_choices, dataset_labels, demo_sample_index, gt_boxes_of
+from ssd.workspace import data_dir, dataset_choices, dataset_labels, demo_sample_index, gt_boxes_of, model_key
 from ssd.models.targets import positive_anchors
+from ssd.inference.batch import image_digest
 from ssd.inference.worker import on_worker
 
 Cell = Tuple[int, int, int]     # (feature map, row, column)
+Key = tuple                     # names a set of anchors or an image, for the caches below
 
 
-def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict]:
-    """A saved model's anchors and meta; stops the page if they cannot be computed."""
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _custom_anchors(input_size: int, sizes_text: str, ratios_text: str) -> AnchorSet:
+    """TinySSD anchors for typed sizes and ratios (MXNet's MultiBoxPrior, on the inference thread)."""
+    return on_worker(anchor_set, tiny_anchor_config(input_size, parse_groups(sizes_text), parse_groups(ratios_text)),
+                     input_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _positives(anchors_key: Key, image_key: Key, thr: float, _aset: AnchorSet, _label: np.ndarray) -> np.ndarray:
+    """MultiBoxTarget's positive anchors for an image's box (one MXNet call; cached by what it depends on)."""
+    return on_worker(positive_anchors, _aset, _label, thr)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _coverage(anchors_key: Key, source: str, thr: float, _aset: AnchorSet, _gts) -> Tuple[float, np.ndarray]:
+    return anchor_coverage(_aset, _gts, thr)
+
+
+def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, Key]:
+    """A saved model's anchors, meta and cache key; stops the page if they cannot be computed."""
     path = sh.model_picker("Model", ok, default_path, key="anchors_model")
     meta = next(m.meta for m in ok if m.path == path)
     try:
@@ -39,11 +59,11 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict]:
     st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
     st.caption("Choose *Custom* to edit TinySSD anchors.")
-    return aset, meta
+    return aset, meta, ("model",) + tuple(model_key(path))
 
 
-def custom_anchors_ui() -> AnchorSet:
-    """TinySSD with the sizes and ratios typed in; stops the page if they cannot be used."""
+def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
+    """TinySSD with the sizes and ratios typed in, and their cache key; stops the page if they cannot be used."""
     st.caption("TinySSD with your own anchor sizes and ratios.")
     input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, key="anchors_input"))
     sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
@@ -52,15 +72,15 @@ def custom_anchors_ui() -> AnchorSet:
     ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
                                 format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
     try:
-        sizes, ratios = parse_groups(sizes_text), parse_groups(ratios_text)
-        return on_worker(anchor_set, tiny_anchor_config(input_size, sizes, ratios), input_size)  # MXNet op
+        return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:
         st.error(f"This anchor configuration cannot be used: {err}")
         st.stop()
 
 
-def anchors_ui() -> Tuple[AnchorSet, Optional[dict]]:
-    """The sidebar: a saved model's anchors or custom TinySSD ones; ``(anchors, the model's meta or None)``."""
+def anchors_ui() -> Tuple[AnchorSet, Optional[dict], Key]:
+    """The sidebar: a saved model's anchors or custom TinySSD ones; ``(anchors, the model's meta or None,
+    their cache key)``."""
     _, ok, _, default_path = sh.list_models()
     with st.sidebar:
         st.header("Anchor configuration")
@@ -68,7 +88,8 @@ def anchors_ui() -> Tuple[AnchorSet, Optional[dict]]:
         source = st.radio("Anchors of", sources, key="anchors_source", horizontal=True)
         if source == "Selected model":
             return model_anchors_ui(ok, default_path)
-        return custom_anchors_ui(), None
+        aset, key = custom_anchors_ui()
+        return aset, None, key
 
 
 def counts_panel(aset: AnchorSet) -> None:
@@ -83,8 +104,8 @@ def counts_panel(aset: AnchorSet) -> None:
                    "A map's cell is its stride in input pixels.")
 
 
-def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """``(image, its label or None)``: a synthetic sample with its box, or an upload without one."""
+def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray], Key]:
+    """``(image, its label or None, its cache key)``: a synthetic sample with its box, or an upload without one."""
     samples = sh.samples(8, 0, data_dir())
     pick_col, upload_col = st.columns([1, 2])
     names = [s.name for s in samples]
@@ -93,12 +114,13 @@ def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray]]:
     upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
                                       key="anchors_upload")
     if upload is not None:
+        data = upload.getvalue()
         try:
-            return np.asarray(load_image(upload.getvalue(), upload.name, draft_to=1024).image), None
+            return np.asarray(load_image(data, upload.name, draft_to=1024).image), None, ("upload", image_digest(data))
         except SSDError as err:
             st.error(str(err))
     sample = samples[names.index(sample_name)]
-    return sample.array(), sample.label
+    return sample.array(), sample.label, ("sample", sample.name)
 
 
 def _jump_to(best: Cell) -> None:
@@ -132,7 +154,7 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
 
 
 def cell_panel(aset: AnchorSet, image: np.ndarray, gt_boxes: Optional[np.ndarray], cell: Cell,
-               show_centres: bool) -> None:
+               show_centres: bool, keys: Tuple[Key, Key]) -> None:
     """One cell's anchors drawn on the image, with their sizes and IoU with the box."""
     scale, row, col = cell
     fh, fw = aset.feature_maps[scale]
@@ -140,7 +162,8 @@ def cell_panel(aset: AnchorSet, image: np.ndarray, gt_boxes: Optional[np.ndarray
     ious = [r["IoU"] for r in rows] if gt_boxes is not None and len(gt_boxes) else None
     f1, f2 = st.columns([3, 2])
     with f1:
-        sh.figure(cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
+        sh.cached_figure(("cell",) + keys + (cell, show_centres),
+                         lambda: cell_anchors_figure(image, aset, scale, row, col, show_centres, gt_boxes, ious))
     with f2:
         st.metric("Anchors in this cell", len(rows))
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -152,27 +175,27 @@ def cell_panel(aset: AnchorSet, image: np.ndarray, gt_boxes: Optional[np.ndarray
 
 
 def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.ndarray],
-                   gt_boxes: Optional[np.ndarray]) -> None:
+                   gt_boxes: Optional[np.ndarray], keys: Tuple[Key, Key]) -> None:
     """The anchors MultiBoxTarget makes positive for the box, at an IoU threshold."""
     st.subheader("Matching: which anchors learn this box")
     if gt_boxes is None or not len(gt_boxes):
         st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
         return
     thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05, key="anchors_thr")
-    positives = on_worker(positive_anchors, aset, gt_label, thr)   # MXNet's MultiBoxTarget, on the one thread
+    positives = _positives(*keys, thr, aset, gt_label)
     g1, g2 = st.columns([3, 2])
     with g1:
-        sh.figure(positives_figure(image, aset, positives, gt_boxes))
+        sh.cached_figure(("positives",) + keys + (thr,), lambda: positives_figure(image, aset, positives, gt_boxes))
     with g2:
         st.metric("Positive anchors", len(positives))
-        st.dataframe(pd.DataFrame(positive_rows(aset, positives, gt_boxes)), hide_index=True,
-                     width="stretch", height=300)
+        rows = positive_rows(aset, positives, gt_boxes)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=sh.table_height(len(rows)))
         st.caption("MXNet's MultiBoxTarget (the training target assignment): an anchor is positive when its IoU "
                    "with a box reaches the threshold, and each box also claims its single best anchor. All other "
                    "anchors learn 'background'.")
 
 
-def coverage_panel(aset: AnchorSet, meta: Optional[dict]) -> None:
+def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> None:
     """The share of a dataset's boxes some anchor overlaps well, and the spread of their best IoU."""
     st.subheader("Coverage of a validation set")
     choices = dataset_choices(meta)
@@ -184,13 +207,14 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict]) -> None:
         else:
             labels, split = dataset_labels(choices[which])
         gts = gt_boxes_of(labels)
-        share, best_ious = anchor_coverage(aset, gts, cov_thr)
+        share, best_ious = _coverage(anchors_key, str(choices[which]), cov_thr, aset, gts)
         k1, k2 = st.columns([1, 2])
         k1.metric("Boxes covered", f"{share:.0%}", help=f"{len(gts)} boxes of the {split} split")
         k1.caption("A box no anchor overlaps well is only matched through the best-anchor rule and is hard to "
                    "learn: adjust sizes and ratios (Custom) until most boxes are covered.")
         with k2:
-            sh.figure(coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
+            sh.cached_figure(("coverage", anchors_key, str(choices[which]), cov_thr),
+                             lambda: coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
     except SSDError as err:
         st.error(str(err))
 
@@ -200,15 +224,15 @@ def main() -> None:
     st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes "
                 "and m aspect ratios). "
                 "Training matches ground-truth boxes to anchors; detection shifts and scores them.")
-    aset, meta = anchors_ui()
+    aset, meta, anchors_key = anchors_ui()
     counts_panel(aset)
     st.subheader("Anchors of one cell")
-    image, gt_label = image_ui()
+    image, gt_label, image_key = image_ui()
     gt_boxes = gt_boxes_of([gt_label]) if gt_label is not None else None
     cell, show_centres = cell_ui(aset, gt_boxes)
-    cell_panel(aset, image, gt_boxes, cell, show_centres)
-    matching_panel(aset, image, gt_label, gt_boxes)
-    coverage_panel(aset, meta)
+    cell_panel(aset, image, gt_boxes, cell, show_centres, (anchors_key, image_key))
+    matching_panel(aset, image, gt_label, gt_boxes, (anchors_key, image_key))
+    coverage_panel(aset, meta, anchors_key)
 
 
 main()

@@ -32,7 +32,8 @@ Items = List[Tuple[str, bytes]]
 
 
 class Settings(NamedTuple):
-    """What the sidebar chose: the model (loaded) and how its detections are shown."""
+    """What the person chose: the model (loaded, from the sidebar) and how its detections are shown
+    (the view controls above the results)."""
 
     model_path: str
     detector: Any
@@ -41,6 +42,16 @@ class Settings(NamedTuple):
     threshold: float
     nms: float
     classes: List[str]
+    max_detections: int
+
+
+class ModelChoice(NamedTuple):
+    """The sidebar's part of the settings: set once, not moved while looking at the result."""
+
+    model_path: str
+    detector: Any
+    megadetector: bool
+    labels: List[str]
     max_detections: int
 
 
@@ -73,11 +84,13 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
+    st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
+               + (f" ({det.engine_note})" if det.engine_note else ""))
     return model_path, det
 
 
-def settings_ui(ok, broken, default_path: str) -> Settings:
-    """The sidebar: model, MegaDetector categories, confidence, NMS, classes, count limit."""
+def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
+    """The sidebar: model, engine, precision, MegaDetector categories, count limit."""
     with st.sidebar:
         st.header("Settings")
         model_path, det = model_ui(ok, default_path)
@@ -85,19 +98,26 @@ def settings_ui(ok, broken, default_path: str) -> Settings:
             "MegaDetector categories", False, key="detect_megadetector",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
                  "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        labels = MEGADETECTOR_CLASSES if megadetector else det.classes
-        threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
-                              help="Boxes scoring below this are hidden. Moving it does not run the network again.")
-        nms = st.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
-                        help="Of two boxes of the same class overlapping more than this, only the better stays. "
-                             "Changing it runs the network again (once per image and value).")
-        st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
-                   + (f" ({det.engine_note})" if det.engine_note else ""))
-        classes = st.multiselect("Classes", labels, default=labels,
-                                 key=f"detect_classes::{model_path}::{megadetector}")
         max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
         sh.show_broken(broken)
-    return Settings(model_path, det, megadetector, list(labels), threshold, nms, classes, int(max_det))
+    labels = MEGADETECTOR_CLASSES if megadetector else det.classes
+    return ModelChoice(model_path, det, megadetector, list(labels), int(max_det))
+
+
+def view_ui(m: ModelChoice) -> Settings:
+    """Confidence, NMS and classes, above the results: the controls a person moves while looking at
+    the boxes. The confidence slider stays at the top of the screen while the results scroll (on a
+    phone too), so it is never more than a glance away from the pictures."""
+    with st.container(key="detect_view"):
+        threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
+                              help="Boxes scoring below this are hidden. Moving it does not run the network again.")
+    c1, c2 = st.columns([2, 3])
+    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
+                    help="Of two boxes of the same class overlapping more than this, only the better stays. "
+                         "Changing it runs the network again (once per image and value).")
+    classes = c2.multiselect("Classes", m.labels, default=m.labels,
+                             key=f"detect_classes::{m.model_path}::{m.megadetector}")
+    return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
 
 
 def images_ui() -> Items:
@@ -150,14 +170,16 @@ def metrics_panel(results: Sequence[DetectedImage], rendered: Sequence[RenderedI
 
 
 def images_tab(rendered: Sequence[RenderedImage]) -> None:
+    """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG)."""
     cols = st.columns(2 if len(rendered) > 1 else 1)
     for i, r in enumerate(rendered):
         w, h = r.item.raw.image_size
         note = "cached" if not r.item.ran_network else "new"
-        cols[i % len(cols)].image(
-            r.picture, output_format="JPEG" if max(w, h) > 600 else "PNG",
-            caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
-                    f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
+        with cols[i % len(cols)]:
+            sh.picture_with_boxes(
+                r.item.display, r.svg, f"detect_pic_{i}",
+                caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                        f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 
 def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None:
@@ -178,14 +200,16 @@ def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None
 
 def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
                  rendered: Sequence[RenderedImage]) -> None:
-    """Annotated image(s), and every detection as MegaDetector JSON and CSV."""
-    export = megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,
-                               inference=s.detector.engine_info())
+    """Annotated image(s), and every detection as MegaDetector JSON and CSV, each made when clicked."""
     e1, e2, e3 = st.columns(3)
     originals = {name: data for name, data in items}
 
     def make_annotated() -> bytes:
         return annotated_download(rendered, originals)
+
+    def export() -> dict:
+        return megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,
+                                 inference=s.detector.engine_info())
 
     if len(rendered) == 1:
         e1.download_button("Annotated image (PNG)", make_annotated, annotated_name(rendered[0].item.name),
@@ -193,10 +217,9 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
     else:
         e1.download_button(f"Annotated images (ZIP of {len(rendered)} PNG)", make_annotated, "detections.zip",
                            "application/zip", key="dl_zip", on_click="ignore")
-    e2.download_button("Detections (MegaDetector JSON)",
-                       json.dumps(export, indent=1),
+    e2.download_button("Detections (MegaDetector JSON)", lambda: json.dumps(export(), indent=1),
                        "detections.json", "application/json", key="dl_json", on_click="ignore")
-    e3.download_button("Detections (CSV)", results_csv(export), "detections.csv", "text/csv",
+    e3.download_button("Detections (CSV)", lambda: results_csv(export()), "detections.csv", "text/csv",
                        key="dl_csv", on_click="ignore")
     st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
                "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read. "
@@ -206,29 +229,44 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
 
 def results_panel(s: Settings, items: Items, results: Sequence[DetectedImage],
                   rendered: Sequence[RenderedImage], render_ms: float) -> None:
-    """The metrics, then the Images, Table and Download tabs."""
+    """The metrics, then the Images, Table and Download tabs; only the open tab is built (a slider
+    move with the pictures open sends the pictures' boxes, not a table or an export)."""
     counts = class_counts(rendered, s.labels)
     metrics_panel(results, rendered, counts, render_ms)
-    tab_images, tab_table, tab_export = st.tabs(["Images", "Table", "Download"])
-    with tab_images:
-        images_tab(rendered)
-    with tab_table:
-        table_tab(rendered, counts)
-    with tab_export:
-        download_tab(s, items, results, rendered)
+    tab_images, tab_table, tab_export = st.tabs(["Images", "Table", "Download"], key="detect_tab",
+                                                on_change="rerun")
+    if tab_images.open:
+        with tab_images:
+            images_tab(rendered)
+    if tab_table.open:
+        with tab_table:
+            table_tab(rendered, counts)
+    if tab_export.open:
+        with tab_export:
+            download_tab(s, items, results, rendered)
 
 
-def main() -> None:
-    st.title("Detect")
-    ok, broken, default_path = models_ui()
-    settings = settings_ui(ok, broken, default_path)
-    items = images_ui()
+@st.fragment
+def results_view(m: ModelChoice, items: Items) -> None:
+    """The view controls and everything they change. A fragment: moving a control reruns only this
+    (not the sidebar, the model list or the uploads), and the network runs only for images not yet
+    detected at this NMS setting."""
+    sh.style(sh.sticky_css("detect_view"), sh.overlay_css("detect_pic_"))
+    settings = view_ui(m)
     results, rendered, render_ms = detect(settings, items)
     errors_panel(results)
     if rendered:
         results_panel(settings, items, results, rendered, render_ms)
     elif results:
         st.warning("None of the files could be used; see the messages above.")
+
+
+def main() -> None:
+    st.title("Detect")
+    ok, broken, default_path = models_ui()
+    model = model_settings_ui(ok, broken, default_path)
+    items = images_ui()
+    results_view(model, items)
 
 
 main()

@@ -17,15 +17,17 @@ from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
 from ssd.models.anchor_set import AnchorSet, anchor_set
 from ssd.models.tiny import tiny_anchor_config
 from ssd.store import library_versions
-from ssd.viz.plots import demo_detection_figure, ssd_diagram_figure, ssd_diagram_lines
+from ssd.viz.plots import demo_pictures, ssd_diagram_figure, ssd_diagram_lines
 from ssd.workspace import data_dir, demo_sample_order, model_key
 
 
 def links_panel() -> None:
-    c1, c2, c3 = st.columns(3)
-    c1.page_link("app_pages/detect.py", label="**Detect** objects in your images", icon=":material/image_search:")
-    c2.page_link("app_pages/train.py", label="**Train** a model on a dataset", icon=":material/model_training:")
-    c3.page_link("app_pages/anchors.py", label="**Anchors**: see what the network matches", icon=":material/anchor:")
+    """Where to start, one link a line: a line never cuts a label short, at any width."""
+    st.page_link("app_pages/detect.py", label="**Detect** objects in your images", icon=":material/image_search:")
+    st.page_link("app_pages/camera_traps.py", label="**Camera traps**: process a whole season's folder",
+                 icon=":material/photo_camera:")
+    st.page_link("app_pages/train.py", label="**Train** a model on a dataset", icon=":material/model_training:")
+    st.page_link("app_pages/anchors.py", label="**Anchors**: see what the network matches", icon=":material/anchor:")
 
 
 def diagram_anchors(default_path: Optional[str], meta: Optional[dict]) -> AnchorSet:
@@ -37,15 +39,14 @@ def diagram_anchors(default_path: Optional[str], meta: Optional[dict]) -> Anchor
 
 
 def diagram_panel(default_path: Optional[str], meta: Optional[dict]) -> None:
-    """The default model's network drawn (as text on a phone), and the five steps it takes."""
+    """The default model's network drawn (as text on a phone: once, the figure or its text, never both),
+    and the five steps it takes."""
     st.subheader("How SSD sees an image")
     cfg = diagram_anchors(default_path, meta)
     input_size = cfg.input_size
     n_classes = len((meta or {}).get("classes", ["pikachu"]))
     sh.responsive_figure(ssd_diagram_figure(cfg, input_size, n_classes), ssd_diagram_lines(cfg, input_size, n_classes),
                          "ssd-diagram")
-    with st.expander("The diagram as text (easier to read on a phone)"):
-        st.text("\n".join(ssd_diagram_lines(cfg, input_size, n_classes)))
     st.markdown(
         f"""
 1. **Backbone.** Convolution blocks turn the {input_size}×{input_size} image into feature maps, halving
@@ -74,7 +75,8 @@ def demo_panel(default_path: Optional[str]) -> None:
         shown = [r.raw.filter(SHOWN_THRESHOLD, max_detections=5) if r.ok else None for r in results]
         st.caption(f"The default model **{os.path.basename(default_path)}** on three synthetic samples "
                    f"(confidence ≥ {SHOWN_THRESHOLD:g}):")
-        sh.figure(demo_detection_figure(samples, shown))
+        for col, picture in zip(st.columns(3), demo_pictures(samples, shown)):
+            col.image(picture, output_format="JPEG", width="stretch")
     except Exception as err:  # shown, not raised: the environment panel below still helps
         st.error(f"The default model could not run: {err}")
 

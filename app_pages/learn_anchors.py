@@ -16,7 +16,7 @@ from ssd.base.errors import SSDError
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.multiscale import D2L_MAPS, D2L_RATIOS, D2L_SIZES, count_formula, layer_table, multiscale_anchors
 from ssd.models.registry import anchors_for_meta, architectures, recipe_for
-from ssd.viz.learn import multiscale_figure
+from ssd.viz.learn import multiscale_figures
 
 
 @st.cache_resource(show_spinner="Computing the architecture's anchors…", max_entries=16)
@@ -42,7 +42,7 @@ def d2l_panel() -> None:
     except (ValueError, SSDError) as err:
         st.error(f"These anchors cannot be made: {err}")
         st.stop()
-    sh.figure(multiscale_figure(sample.array(), scales))
+    sh.figure_columns(multiscale_figures(sample.array(), scales))
     st.caption("Red dots: cell centres. Each cell carries one anchor per ratio (one size here); a size is a fraction "
                "of the image side. The d2l chapter uses sizes 0.15, 0.4 and 0.8.")
 

@@ -14,9 +14,9 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
 from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
-from ssd.viz.image_eval import SplitDetections, image_eval, operating_point
+from ssd.viz.image_eval import SplitDetections, image_eval, operating_point, start_image
 from ssd.viz.learn import image_eval_figure, pr_operating_figure
-from ssd.workspace import dataset_choices, folder_stamp, model_key
+from ssd.workspace import SCENES, dataset_choices, folder_stamp, model_key
 
 
 def source_ui() -> Tuple[str, Optional[str], int]:
@@ -27,7 +27,7 @@ def source_ui() -> Tuple[str, Optional[str], int]:
         path, meta = _learn.model_choice("learn_eval_model")
     if path is None:
         st.stop()
-    choices = dataset_choices(meta)
+    choices = dataset_choices(meta, scenes=True)
     which = c2.selectbox("Images from", list(choices), key="learn_eval_source")
     limit = int(c2.number_input("Images of the split to evaluate", 4, 500, 32, 4, key="learn_eval_limit"))
     return path, choices[which], limit
@@ -39,6 +39,16 @@ def thresholds_ui() -> Tuple[float, float, Any]:
     confidence = s1.slider("Confidence", 0.01, 0.99, 0.5, 0.01, key="learn_eval_conf")
     iou = s2.slider("IoU threshold", 0.1, 0.9, 0.5, 0.05, key="learn_eval_iou")
     return confidence, iou, s3
+
+
+def image_ui(col, split: SplitDetections, source: tuple, confidence: float, iou: float) -> int:
+    """The image picker, opening (for each model and split) on an image that shows as many of TP, FP
+    and FN as the split has (``start_image``) rather than on whichever came first."""
+    opened = st.session_state.get("learn_eval_opened")
+    if opened != source or not 1 <= st.session_state.get("learn_eval_index", 0) <= len(split.detections):
+        st.session_state["learn_eval_index"] = start_image(split, confidence, iou) + 1
+        st.session_state["learn_eval_opened"] = source
+    return int(col.number_input("Image", 1, len(split.detections), key="learn_eval_index")) - 1
 
 
 def split_detections(path: str, folder: Optional[str], stamp: float, limit: int) -> SplitDetections:
@@ -100,9 +110,9 @@ def main() -> None:
                 "detection claims is a **false negative**. This is the VOC rule the mAP below uses.")
     path, folder, limit = source_ui()
     confidence, iou, image_col = thresholds_ui()
-    stamp = folder_stamp(folder) if folder else 0.0
+    stamp = folder_stamp(folder) if folder and folder != SCENES else 0.0
     split = split_detections(path, folder, stamp, limit)
-    index = int(image_col.number_input("Image", 1, len(split.detections), 1, key="learn_eval_index")) - 1
+    index = image_ui(image_col, split, (path, folder, limit), confidence, iou)
     image_panel(split, folder, stamp, index, confidence, iou)
     split_panel(path, folder, stamp, limit, split, confidence, iou)
 

@@ -75,7 +75,7 @@ def step_panel(trace: NMSTrace, sample: Sample, classes: List[str], class_id: Op
         if cur.suppressed:
             st.dataframe(pd.DataFrame([{"suppressed box score": round(float(trace.scores[j]), 3),
                                         "IoU with kept": round(iou, 3)} for j, iou in cur.suppressed]),
-                         hide_index=True, width="stretch", height=260)
+                         hide_index=True, width="stretch", height=sh.table_height(len(cur.suppressed)))
         st.caption("Green thick: the box kept at this step. Green thin: kept earlier. Red dashed: suppressed now, "
                    "with its IoU. Grey: candidates still waiting.")
 

@@ -236,9 +236,9 @@ def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     for col, (label, value) in zip(st.columns(len(figures)), figures.items()):
         col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
     if status.history:
-        from ssd.viz.plots import training_curves_figure
+        from ssd.viz.plots import training_curve_figures
 
-        sh.figure(training_curves_figure(status.history))
+        sh.figure_columns(training_curve_figures(status.history))
         sh.training_metrics_explained(status.history)
     with st.expander("Log"):
         st.code(jobs.train_log_tail(run_dir, 30) or "(empty)")
@@ -292,12 +292,12 @@ def model_facts_panel(root: str, path: str, meta: dict, job) -> None:
 
 def model_curves_panel(path: str, meta: dict) -> None:
     """A saved model's training curves, its named metrics, its PR curves and meta.json."""
-    from ssd.viz.plots import training_curves_figure
+    from ssd.viz.plots import training_curve_figures
 
     hist = (meta.get("metrics") or {}).get("history") or []
     best = (meta.get("metrics") or {}).get("best") or {}
     if hist:
-        sh.figure(training_curves_figure(hist))
+        sh.figure_columns(training_curve_figures(hist))
         sh.training_metrics_explained(hist)
         measure_metrics_panel(path, meta, hist)
     pr = (meta.get("metrics") or {}).get("pr_curves") or {}
@@ -317,11 +317,8 @@ def saved_models_section(root: str, job) -> None:
     if ok:
         path = sh.model_picker("Model", ok, default_path, key="train_inspect")
         meta = next(m.meta for m in ok if m.path == path)
-        i1, i2 = st.columns([2, 3])
-        with i1:
-            model_facts_panel(root, path, meta, job)
-        with i2:
-            model_curves_panel(path, meta)
+        model_facts_panel(root, path, meta, job)
+        model_curves_panel(path, meta)       # full width: its three curves side by side, stacked on a phone
     else:
         st.caption("No saved model yet.")
     sh.show_broken(broken)

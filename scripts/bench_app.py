@@ -1,8 +1,10 @@
 """Benchmark the app's hot paths; prints figures (not a test).
 
-1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + drawing
-   on the cached previews (``ssd.inference.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
-   Also reported: the same plus the JPEG encoding ``st.image`` does, and the first (network) pass.
+1. Re-rendering a batch of detected images after a slider move: ``RawDetections.filter`` + the
+   boxes as SVG (``ssd.inference.batch.render_batch``), no network. Target: <= 150 ms for 10 images.
+   Also reported: drawing the boxes into the pixels and encoding a JPEG instead (what the page did
+   before it laid SVG over an unchanging picture), and the first (network) pass. The browser's side
+   of a slider move is ``scripts/bench_slider.py``.
 2. Resident memory (VmRSS / VmHWM) of a running ``streamlit run app.py`` with the default model
    loaded: the server is started on a free localhost port and the Detect page is opened in
    Debian's /usr/bin/chromium (Playwright), which loads the model and detects on the samples.
@@ -15,17 +17,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _pct(values, p):
@@ -62,8 +60,8 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
         t1 = time.perf_counter()
         rendered = render_batch(again, thr, None, 100)
         t2 = time.perf_counter()
-        for r in rendered:                                                # what st.image does with a PIL image
-            r.picture.save(io.BytesIO(), format="JPEG", quality=90)
+        for r in rendered:                                                # boxes in the pixels, as before
+            r.picture().save(io.BytesIO(), format="JPEG", quality=90)
         t3 = time.perf_counter()
         render_ms.append((t2 - t1) * 1000)
         with_cache_ms.append((t2 - t0) * 1000)
@@ -74,88 +72,42 @@ def bench_render(model_dir: str, n: int, size, repeat: int) -> None:
     print(f"batch: {n} JPEG images of {size[0]}x{size[1]} px, {repeat} slider moves (thresholds 0.2-0.8), "
           f"{min(shown)}-{max(shown)} boxes shown")
     print(f"first pass (decode + network + NMS, batched): {first:.0f} ms total, {first / n:.1f} ms/image")
-    print(f"slider move, filter + draw (render_batch):      median {statistics.median(render_ms):.1f} ms, "
+    print(f"slider move, filter + SVG (render_batch):       median {statistics.median(render_ms):.1f} ms, "
           f"p95 {_pct(render_ms, 95):.1f} ms   [target <= 150 ms]")
     print(f"  + cache lookup (hash of the uploads' bytes):  median {statistics.median(with_cache_ms):.1f} ms, "
           f"p95 {_pct(with_cache_ms, 95):.1f} ms")
-    print(f"  + JPEG encoding as st.image does:            median {statistics.median(encode_ms):.1f} ms, "
+    print(f"  + boxes drawn into pixels + JPEG (before):   median {statistics.median(encode_ms):.1f} ms, "
           f"p95 {_pct(encode_ms, 95):.1f} ms")
     print(f"network forward calls during slider moves: {det.forward_calls - calls}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_kb(pid: int):
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                k, v = line.split(":", 1)
-                out[k] = int(v.split()[0])
-    return out
-
-
 def bench_rss(models_dir: str, data_dir: str) -> None:
-    port = _free_port()
+    """The server's memory after Home, Detect and Anchors (the whole walk: ``scripts/bench_memory.py``)."""
+    from scripts.chromium_app import CHROMIUM, app_server, launch
+
     env = dict(os.environ, SSD_MODELS_DIR=models_dir, SSD_DATA_DIR=data_dir)
-    log = tempfile.NamedTemporaryFile(prefix="bench_streamlit_", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", os.path.join(REPO, "app.py"),
-                             "--server.port", str(port), "--server.headless", "true",
-                             "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"streamlit did not start; see {log.name}")
-                time.sleep(0.3)
-        idle = _rss_kb(proc.pid)
-        print(f"streamlit server pid {proc.pid}: idle after start VmRSS {idle['VmRSS'] / 1024:.0f} MiB")
+    with app_server(env) as server:
+        print(f"streamlit server pid {server.pid}: idle after start VmRSS {server.rss_mib()['VmRSS']:.0f} MiB")
         if not os.path.exists(CHROMIUM):
             print(f"{CHROMIUM} is absent: cannot open a page to load the model (apt-get install chromium)")
             return
         from playwright.sync_api import sync_playwright
 
+        seen = {}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--headless", "--no-sandbox", "--disable-gpu",
-                                              "--disable-background-networking", "--disable-component-update",
-                                              "--no-first-run"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(url)
-            page.get_by_text("Environment").first.wait_for()
-            page.wait_for_timeout(1500)
-            home = _rss_kb(proc.pid)
-            page.goto(url + "/detect")
-            page.get_by_text("Detections shown").first.wait_for()
-            page.wait_for_timeout(1500)
-            detect = _rss_kb(proc.pid)
-            page.goto(url + "/anchors")
-            page.get_by_text("Anchors in this cell").first.wait_for()
-            page.wait_for_timeout(1500)
-            anchors = _rss_kb(proc.pid)
+            for path, landmark, name in (("", "Environment", "Home (model loaded, 3 samples detected)"),
+                                         ("/detect", "Detections shown", "Detect (6 samples detected)"),
+                                         ("/anchors", "Anchors in this cell", "Anchors")):
+                page.goto(server.url + path)
+                page.get_by_text(landmark).first.wait_for()
+                page.wait_for_timeout(1500)
+                seen[name] = server.rss_mib()
             browser.close()
-        print(f"after Home (model loaded, 3 samples detected): VmRSS {home['VmRSS'] / 1024:.0f} MiB")
-        print(f"after Detect (6 samples detected):              VmRSS {detect['VmRSS'] / 1024:.0f} MiB")
-        print(f"after Anchors:                                  VmRSS {anchors['VmRSS'] / 1024:.0f} MiB, "
-              f"peak (VmHWM) {anchors['VmHWM'] / 1024:.0f} MiB")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    for name, rss in seen.items():
+        print(f"after {name:40s} VmRSS {rss['VmRSS']:.0f} MiB, peak (VmHWM) {rss['VmHWM']:.0f} MiB")
 
 
 def main() -> int:

@@ -157,6 +157,33 @@ def sample_images(n: int = 6, seed: int = 0, root: Optional[str] = None) -> List
     return out
 
 
+SCENES = "synthetic scenes"   # dataset_choices' value for the scenes, where a folder path would be
+
+
+def sample_scenes(n: int = 8, seed: int = 0, root: Optional[str] = None, grid: int = 2) -> List[Sample]:
+    """``n`` scenes of ``grid``×``grid`` synthetic samples each (several characters, at 1/``grid`` of
+    their size): where one detector both finds, misses and invents characters in one picture, so a
+    page can show true positives, false positives and false negatives side by side."""
+    pool = sample_images(n * grid * grid, seed, root)
+    scenes = []
+    for k in range(int(n)):
+        tiles = pool[k * grid * grid:(k + 1) * grid * grid]
+        side = tiles[0].image().width
+        canvas = Image.new("RGB", (side * grid, side * grid))
+        labels = []
+        for t, tile in enumerate(tiles):
+            col, row = t % grid, t // grid
+            canvas.paste(tile.image(), (col * side, row * side))
+            lab = tile.label[tile.label[:, 0] >= 0].copy()
+            lab[:, [1, 3]] = (lab[:, [1, 3]] + col) / grid
+            lab[:, [2, 4]] = (lab[:, [2, 4]] + row) / grid
+            labels.append(lab)
+        buf = io.BytesIO()
+        canvas.save(buf, format="PNG")
+        scenes.append(Sample(f"pikachu_scene_{k:03d}.png", buf.getvalue(), np.concatenate(labels).astype(np.float32)))
+    return scenes
+
+
 def sample_labels(n: int = 64, seed: int = 0) -> List[np.ndarray]:
     """Ground truth of the first ``n`` synthetic validation images (for anchor coverage)."""
     return [s.label for s in sample_images(n, seed)]
@@ -234,9 +261,10 @@ def gt_boxes_of(labels: Iterable[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, 4), np.float32)
 
 
-def dataset_choices(meta: Optional[dict]) -> dict:
-    """Label → dataset folder (``None``: the synthetic samples), the model's own dataset first."""
-    choices = {}
+def dataset_choices(meta: Optional[dict], scenes: bool = False) -> dict:
+    """Label → dataset folder (``None``: the synthetic samples; ``SCENES``: ``sample_scenes``), the
+    model's own dataset first; with ``scenes``, the synthetic scenes before everything."""
+    choices = {"synthetic Pikachu scenes (four characters each)": SCENES} if scenes else {}
     ds_path = ((meta or {}).get("dataset") or {}).get("path")
     if ds_path and os.path.isdir(ds_path):
         choices[f"the model's dataset ({os.path.basename(ds_path)})"] = ds_path

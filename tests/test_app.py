@@ -56,6 +56,9 @@ def test_home_renders_with_environment(app_env):
     assert "MXNet" in text and "Device" in text
     assert "tiny-test" in text                      # the fixture model is listed
     assert at.title[0].value == "SSD Studio"
+    assert not at.expander                          # the diagram's text is shown on a phone instead of it, not twice
+    links = [e.proto.label for e in at.get("page_link")]
+    assert [l.split("**")[1] for l in links] == ["Detect", "Camera traps", "Train", "Anchors"]
 
 
 def test_detect_shows_samples_without_upload(app_env):
@@ -68,6 +71,8 @@ def test_detect_shows_samples_without_upload(app_env):
 
 def test_detect_upload_and_slider_without_network(app_env):
     at = _page("app_pages/detect.py")
+    assert len(at.dataframe) == 0                  # only the open tab (Images) is built
+    at.session_state["detect_tab"] = "Table"
     at.file_uploader(key="detect_upload").set_value([("photo.png", _png(3, (640, 480)), "image/png")])
     at.slider(key="detect_threshold").set_value(0.02).run()
     _ok(at)
@@ -94,12 +99,15 @@ def test_detect_upload_and_slider_without_network(app_env):
     _ok(at)
     assert at.session_state["detect_stats"]["forward_calls"] == stats["forward_calls"]
     # downloads: one annotated PNG (a single image), MegaDetector JSON and CSV
+    at.session_state["detect_tab"] = "Download"
+    at.run()
     labels = [b.label for b in at.download_button]
     assert any("PNG" in l for l in labels) and any("JSON" in l for l in labels) and any("CSV" in l for l in labels)
 
 
 def test_detect_bad_files_show_errors_and_others_still_run(app_env):
     at = _page("app_pages/detect.py")
+    at.session_state["detect_tab"] = "Table"
     at.file_uploader(key="detect_upload").set_value([
         ("broken.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "image/jpeg"),
         ("empty.png", b"", "image/png"),
@@ -131,6 +139,12 @@ def test_anchors_counts(app_env):
     at.radio(key="anchors_source").set_value("Custom").run()
     at.text_input(key="anchors_ratios").set_value("1, 2, 0.5, 3").run()
     _ok(at)
+    from app_pages._shared import _figure_cache
+
+    cached = len(_figure_cache())
+    at.slider(key="anchors_cov_thr").set_value(0.6).run()   # only the coverage figure depends on it
+    _ok(at)
+    assert len(_figure_cache()) == cached + 1
     assert _metric(at, "Anchors in this cell") == "5"
     assert _metric(at, "Total anchors") == str((32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 1) * 5)
     at.text_input(key="anchors_ratios").set_value("1, two").run()
@@ -190,7 +204,8 @@ def test_batch_cache_render_and_export(tiny_model_dir):
 
     from ssd.inference.batch import DetectionCache, detect_images, detection_rows, render_batch, results_for_export
     from ssd.inference.detector import Detector
-    from ssd.viz.drawing import PREVIEW_SIDE, annotated_png
+    from ssd.viz.drawing import annotated_png
+    from ssd.viz.overlay import DISPLAY_SIDE
     from ssd.camtrap.results import megadetector_json
 
     det = Detector.load(tiny_model_dir)
@@ -200,13 +215,14 @@ def test_batch_cache_render_and_export(tiny_model_dir):
     first = detect_images(det, items, 0.45, cache, key="k")
     assert [r.ok for r in first] == [True, False] and "bad.jpg" in first[1].error
     assert first[0].raw.image_size == (2000, 1500)
-    assert max(first[0].preview.size) == PREVIEW_SIDE
+    assert max(first[0].display_size) == DISPLAY_SIDE and first[0].display[:2] == b"\xff\xd8"   # a JPEG
     calls = det.forward_calls
     again = detect_images(det, items, 0.45, cache, key="k")
     assert det.forward_calls == calls and not again[0].ran_network
     rendered = render_batch(again, 0.0, None, 5)
     assert len(rendered) == 1 and len(rendered[0].shown) == 5
-    assert rendered[0].picture.size == first[0].preview.size
+    assert rendered[0].picture().size == first[0].display_size
+    assert rendered[0].svg.count('stroke=') == 5          # one outline per shown box
     rows = detection_rows(rendered)
     assert len(rows) == 5 and max(r["xmax"] for r in rows) <= 2000
     md = megadetector_json(results_for_export(again), det.classes, "tiny", 0.3)

@@ -88,6 +88,34 @@ def test_learn_eval_counts_add_up(app_env):
     assert any("AP" in d.value.columns for d in at.dataframe)
 
 
+def test_learn_eval_opens_on_the_image_that_shows_most_outcomes(app_env):
+    """The default images are scenes of four characters; the page opens on the first that shows the
+    most of TP, FP and FN (computed here by the library for the same model and split)."""
+    from ssd.data.dataset import InMemoryDataset
+    from ssd.inference.engines import load_detector
+    from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
+    from ssd.viz.image_eval import image_eval, split_detections, start_image
+    from ssd.workspace import sample_scenes
+
+    at = _page("app_pages/learn_eval.py")
+    assert at.selectbox(key="learn_eval_source").value.startswith("synthetic Pikachu scenes")
+    det = load_detector(app_env["model"])                        # the engine the page picks ("auto")
+    scenes = sample_scenes(16, 0, app_env["data"])
+    ds = InMemoryDataset([s.array() for s in scenes], [s.label for s in scenes], det.classes, "synthetic")
+    split = split_detections(det, ds, 32, DEFAULT_NMS, EVAL_FLOOR)
+    start = start_image(split, 0.5, 0.5)
+    assert at.number_input(key="learn_eval_index").value == start + 1
+    m = image_eval(split, start, 0.5, 0.5).match
+    assert [int(_metric(at, k)) for k in ("TP", "FP", "FN")] == [m.tp, m.fp, m.fn]
+    kinds = [sum(int(v > 0) for v in (e.tp, e.fp, e.fn))
+             for e in (image_eval(split, i, 0.5, 0.5).match for i in range(len(split.detections)))]
+    assert kinds.index(max(kinds)) == start                          # the first with the most kinds
+    at.number_input(key="learn_eval_index").set_value(1).run()          # the person's choice then stays
+    at.slider(key="learn_eval_conf").set_value(0.3).run()
+    _ok(at)
+    assert at.number_input(key="learn_eval_index").value == 1
+
+
 def test_train_page_names_both_class_errors(app_env, shipped_models_root, monkeypatch):
     at = _page("app_pages/train.py")
     d2l, mined = _metric(at, "class err"), _metric(at, "mined class err")

@@ -1,80 +1,32 @@
 """End to end in a real browser: ``streamlit run app.py`` on a free localhost port, driven by
 Playwright with Debian's /usr/bin/chromium (no browser is downloaded). Opens every page, uploads
 an image on Detect, moves the confidence slider, and saves a screenshot of each page under the
-test's tmp_path (and under ``$SSD_SCREENSHOT_DIR`` when set, to keep them)."""
+test's tmp_path (and under ``$SSD_SCREENSHOT_DIR`` when set, to keep them). The phone and desktop
+layouts are ``tests/test_browser_layout.py``."""
 from __future__ import annotations
 
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from ssd.inference.detector import Detector
 
-from conftest import REPO_ROOT
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, settle
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} is absent (install Debian's chromium: apt-get install chromium)")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(app_env, tmp_path):
-    port = _free_port()
-    log_path = tmp_path / "streamlit.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", os.path.join(REPO_ROOT, "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True)
-    url = f"http://localhost:{port}"
-    deadline = time.time() + 90
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not start:\n" + log_path.read_text(errors="replace"))
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv:
+        yield srv.url
 
 
 def _settle(page, timeout_ms: int = 90_000) -> None:
-    """Wait until the script run has finished (the 'Running…' status widget is gone)."""
-    page.wait_for_timeout(400)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms)
-    page.wait_for_timeout(300)
+    settle(page, timeout_ms)
 
 
 def _no_exception(page) -> None:
@@ -282,29 +234,6 @@ def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
         finally:
             browser.close()
     _keep(tmp_path / "camera_review.png")
-
-
-def test_home_diagram_reads_on_a_phone(server):
-    """At 390 px the SSD diagram is its text (wrapping), not a shrunken figure."""
-    from playwright.sync_api import expect, sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            for width, wide_shown in ((390, False), (1280, True)):
-                page = browser.new_page(viewport={"width": width, "height": 1400})
-                page.set_default_timeout(90_000)
-                page.goto(server)
-                expect(page.get_by_text("How SSD sees an image")).to_be_visible(timeout=90_000)
-                wide, narrow = page.locator(".ssd-diagram-wide"), page.locator(".ssd-diagram-narrow")
-                expect(wide).to_have_count(1, timeout=90_000)
-                assert wide.is_visible() is wide_shown and narrow.is_visible() is (not wide_shown)
-                if not wide_shown:   # the text fits the screen: it wraps instead of overflowing
-                    box = narrow.bounding_box()
-                    assert box["width"] <= width and "anchors in all" in narrow.inner_text()
-                page.close()
-        finally:
-            browser.close()
 
 
 def test_photo_roots_and_link_like_upload_names_in_chromium(server, app_env, tmp_path):

@@ -1,13 +1,44 @@
 """GPU selection never crashes: no GPU, or a GPU MXNet cannot use, falls back to the CPU with a reason."""
 import mxnet as mx
+import pytest
 
 from ssd.base import device
 
 
-def test_no_gpu_means_cpu_with_a_reason():
+def test_no_gpu_means_cpu_with_a_reason(monkeypatch):
+    monkeypatch.setattr(mx.context, "num_gpus", lambda: 0)
+    monkeypatch.setattr(device, "gpu_names", lambda: [])
+    monkeypatch.setattr(device, "mxnet_has_cuda", lambda: False)
     info = device.select_devices()
     assert info.kind == "cpu" and info.contexts == [mx.cpu()]
-    assert "no GPU visible" in info.reason and info.reason in info.summary()
+    assert info.reason == "no NVIDIA GPU on this machine (and this MXNet build is CPU-only)"
+    assert info.reason in info.summary()
+
+
+def test_the_reason_says_which_case_it_is(monkeypatch):
+    """A CPU-only MXNet beside a GPU it could use, beside one no MXNet build can use, and a CUDA
+    build that finds no GPU: three different sentences, each naming what to do or why not."""
+    monkeypatch.setattr(mx.context, "num_gpus", lambda: 0)
+    monkeypatch.setattr(device, "mxnet_has_cuda", lambda: False)
+    monkeypatch.setattr(device, "gpu_names", lambda: ["NVIDIA RTX A4000"])
+    monkeypatch.setattr(device, "gpu_compute_capabilities", lambda: ["8.6"])
+    usable = device.select_devices().reason
+    assert usable.startswith("this MXNet build is CPU-only, and the machine has NVIDIA RTX A4000")
+    assert "requirements-gpu.txt" in usable and "cannot use it" not in usable
+    monkeypatch.setattr(device, "gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
+    monkeypatch.setattr(device, "gpu_compute_capabilities", lambda: ["9.0"])
+    hopper = device.select_devices().reason
+    assert "NVIDIA H100" in hopper and "compute capability 5.0-8.6 only and this GPU has 9.0" in hopper
+    monkeypatch.setattr(device, "mxnet_has_cuda", lambda: True)
+    monkeypatch.setattr(device, "gpu_names", lambda: [])
+    assert device.select_devices().reason == "this MXNet has CUDA but sees no GPU: no NVIDIA GPU or driver on this machine"
+
+
+def test_this_machine_is_described_truthfully():
+    """Here: the CPU build of MXNet (requirements.txt), so the reason names it."""
+    if device.mxnet_has_cuda() or device.gpu_names():
+        pytest.skip("a GPU machine or a CUDA build of MXNet: the cases above cover it")
+    assert device.select_devices().reason == "no NVIDIA GPU on this machine (and this MXNet build is CPU-only)"
 
 
 def test_a_gpu_that_cannot_run_kernels_falls_back(monkeypatch):

@@ -307,7 +307,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root
     toggle = next(t for t in at.sidebar.toggle if t.label == "MegaDetector categories")
     at = toggle.set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert set(at.sidebar.multiselect[0].options) == {"animal", "person", "vehicle"}
+    assert set(at.multiselect(key=f"detect_classes::{root / NAME}::True").options) == {"animal", "person", "vehicle"}
     assert at.session_state["detect_stats"]["new_forward_calls"] == 0  # mapping reuses the cached candidates
 
     at = at.switch_page("app_pages/train.py").run()                 # and fine-tuning can start from it

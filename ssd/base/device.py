@@ -13,7 +13,8 @@ from typing import List
 import mxnet as mx
 
 from ssd.base.errors import error_gist
-from ssd.base.hardware import cpu_flags, gpu_names  # noqa: F401 (re-exported: read without MXNet there)
+# re-exported: the same facts are read without MXNet there
+from ssd.base.hardware import cpu_flags, gpu_compute_capabilities, gpu_names  # noqa: F401
 
 
 @dataclass
@@ -35,6 +36,41 @@ def _probe_gpu(i: int) -> None:
     y = mx.nd.Convolution(x, w, no_bias=True, kernel=(3, 3), num_filter=4)
     y.wait_to_read()
     float(y.sum().asscalar())
+
+
+def mxnet_has_cuda() -> bool:
+    """Whether this MXNet was built with CUDA (``mxnet-cu112``) rather than for the CPU only (``mxnet``)."""
+    try:
+        return bool(mx.runtime.Features().is_enabled("CUDA"))
+    except Exception:  # noqa: BLE001 - a build without the feature list: say CPU-only, the common case
+        return False
+
+
+MXNET_CAPABILITY = (5.0, 8.6)   # compute capabilities mxnet-cu112 has kernels for
+
+
+def _capability_note(caps: List[str]) -> str:
+    """Why MXNet could not use these GPUs even with its CUDA build, or "" when it could."""
+    beyond = [c for c in caps if not MXNET_CAPABILITY[0] <= float(c) <= MXNET_CAPABILITY[1]]
+    if not beyond:
+        return ""
+    return (f"; MXNet's CUDA build runs on compute capability {MXNET_CAPABILITY[0]}-{MXNET_CAPABILITY[1]} "
+            f"only and this GPU has {', '.join(sorted(set(beyond)))}, so it cannot use it either")
+
+
+def no_gpu_reason() -> str:
+    """Why MXNet sees no GPU, naming which case it is: a CPU-only MXNet build (with or without an
+    NVIDIA GPU in the machine), or a CUDA build that finds no NVIDIA GPU or driver."""
+    names, cuda = gpu_names(), mxnet_has_cuda()
+    found = ", ".join(names)
+    if cuda:
+        return ("this MXNet has CUDA but sees no GPU: "
+                + (f"{found} is listed by the driver, yet not visible to this process (CUDA_VISIBLE_DEVICES?)"
+                   if names else "no NVIDIA GPU or driver on this machine"))
+    if names:
+        return (f"this MXNet build is CPU-only, and the machine has {found}: install requirements-gpu.txt "
+                f"(mxnet-cu112) to use it" + _capability_note(gpu_compute_capabilities()))
+    return "no NVIDIA GPU on this machine (and this MXNet build is CPU-only)"
 
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # CPU flags of native bfloat16 arithmetic
@@ -62,8 +98,7 @@ def select_devices(prefer_gpu: bool = True) -> DeviceInfo:
         n = 0
         cpu.gpu_errors.append(error_gist(err))
     if n == 0:
-        cpu.reason = ("no GPU visible to MXNet (this mxnet build is CPU-only, or no NVIDIA GPU; "
-                      "install requirements-gpu.txt on a machine with one)")
+        cpu.reason = no_gpu_reason()
         return cpu
     usable, errors = [], []
     for i in range(n):

@@ -7,7 +7,24 @@ GPUs with MXNet and imports it).
 from __future__ import annotations
 
 import os
+import re
 from typing import List
+
+
+def _nvidia_smi(field: str) -> List[str]:
+    """One ``nvidia-smi --query-gpu`` field per GPU; empty without the tool, a driver or an answer."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [l.strip() for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else []
+
 
 def gpu_names() -> List[str]:
     """Marketing names of the NVIDIA GPUs ("NVIDIA A100-SXM4-40GB"), best effort, never raises.
@@ -15,19 +32,10 @@ def gpu_names() -> List[str]:
     MXNet 1.9 exposes no device name, so ask the driver: nvidia-smi, else /proc.
     """
     import glob
-    import shutil
-    import subprocess
 
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
-            names = [l.strip() for l in out.stdout.splitlines() if l.strip()]
-            if names:
-                return names
-        except (OSError, subprocess.SubprocessError):
-            pass
-    names = []
+    names = _nvidia_smi("name")
+    if names:
+        return names
     for info in sorted(glob.glob("/proc/driver/nvidia/gpus/*/information")):
         try:
             with open(info, encoding="utf-8") as fh:
@@ -37,6 +45,11 @@ def gpu_names() -> List[str]:
         except OSError:
             continue
     return names
+
+
+def gpu_compute_capabilities() -> List[str]:
+    """Compute capability of each NVIDIA GPU ("8.6", "9.0"), as the driver reports it; may be empty."""
+    return [c for c in _nvidia_smi("compute_cap") if re.fullmatch(r"\d+\.\d+", c)]
 
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> List[str]:

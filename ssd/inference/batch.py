@@ -4,35 +4,39 @@ Why it exists: a person tunes a confidence threshold, NMS or class filter on a b
 uploads, and each change must answer in milliseconds. Knows nothing of Streamlit.
 
 * **One network pass per (model, image bytes, NMS).** ``detect_images`` looks each image up in a
-  ``DetectionCache`` (LRU, bounded in bytes, thread-safe: a Streamlit server shares it between
-  sessions) and runs the network only for the misses, batched. A confidence slider or class
+  ``DetectionCache`` (LRU, bounded in bytes and entries, thread-safe: a Streamlit server shares it
+  between sessions) and runs the network only for the misses, batched. A confidence slider or class
   filter then goes through ``RawDetections.filter`` alone (``render_batch``).
+* **One picture per image.** Each image is kept as a JPEG at display size (``display``, encoded
+  once); what a slider move changes is the SVG of its boxes (``RenderedImage.svg``), so a page can
+  leave the picture alone. The cache holds these few hundred kilobytes per image, not decoded pixels.
 """
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from ssd.viz.drawing import PREVIEW_SIDE, make_preview, render_detections
+from ssd.viz.drawing import draw_detections
+from ssd.viz.overlay import DISPLAY_SIDE, detections_svg, display_jpeg
 from ssd.base.errors import SSDError
+from ssd.base.lru import BytesLRU
 
 
 @dataclass
 class DetectedImage:
-    """One input's outcome: raw detections (unfiltered) and a preview, or an error message."""
+    """One input's outcome: raw detections (unfiltered) and its picture at display size, or an error."""
 
     name: str
     digest: str
     raw: Any = None                      # RawDetections or None
     error: Optional[str] = None
-    preview: Optional[Image.Image] = None
-    preview_scale: float = 1.0
+    display: Optional[bytes] = None      # JPEG, longest side <= DISPLAY_SIDE
+    display_size: Tuple[int, int] = (0, 0)
+    display_scale: float = 1.0           # display pixels per original pixel
     ran_network: bool = False            # True when this call ran the network for it
     nbytes: int = 0
 
@@ -51,39 +55,26 @@ def image_digest(data: bytes) -> str:
 
 
 class DetectionCache:
-    """LRU of ``DetectedImage`` keyed by (model key, image digest, NMS), bounded in bytes."""
+    """LRU of ``DetectedImage`` keyed by (model key, image digest, NMS), bounded in bytes and entries."""
 
-    def __init__(self, max_bytes: int = 384 * 1024 * 1024, max_entries: int = 512) -> None:
-        self.max_bytes, self.max_entries = int(max_bytes), int(max_entries)
-        self._items: "OrderedDict[Tuple, DetectedImage]" = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+    def __init__(self, max_bytes: int = 96 * 1024 * 1024, max_entries: int = 512) -> None:
+        self._lru: BytesLRU[DetectedImage] = BytesLRU(max_bytes, max_entries)
+        self.max_bytes, self.max_entries = self._lru.max_bytes, self._lru.max_entries
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def get(self, key: Tuple) -> Optional[DetectedImage]:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+        return self._lru.get(key)
 
     def put(self, key: Tuple, item: DetectedImage) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = item
-            self._bytes += item.nbytes
-            while self._items and (self._bytes > self.max_bytes or len(self._items) > self.max_entries):
-                _, ev = self._items.popitem(last=False)
-                self._bytes -= ev.nbytes
+        self._lru.put(key, item, item.nbytes)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
+        self._lru.clear()
+
+    def stats(self) -> Dict[str, int]:
+        return self._lru.stats()
 
 
 def _copy(item: DetectedImage, **changes: Any) -> DetectedImage:
@@ -93,7 +84,7 @@ def _copy(item: DetectedImage, **changes: Any) -> DetectedImage:
 
 
 def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cache: Optional[DetectionCache] = None,
-                  key: Any = "", batch_size: int = 8, preview_side: int = PREVIEW_SIDE) -> List[DetectedImage]:
+                  key: Any = "", batch_size: int = 8, display_side: int = DISPLAY_SIDE) -> List[DetectedImage]:
     """Detect on ``(name, bytes)`` items, reusing ``cache``; one bad file never stops the others.
 
     Every candidate above the detector's floor is kept (``raw``), so any display threshold,
@@ -114,7 +105,7 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
             continue
         t0 = time.perf_counter()
         try:
-            li = load_image(data, name, draft_to=max(int(detector.input_size), preview_side))
+            li = load_image(data, name, draft_to=max(int(detector.input_size), display_side))
         except SSDError as err:
             out[i] = DetectedImage(name, digest, error=str(err))
         except Exception as err:  # noqa: BLE001 - an upload must never crash the page
@@ -131,9 +122,9 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
             # the image was decoded here, not in detect_many: count its own decode in its time
             raw.timings_ms["load"] = decode_ms
             raw.timings_ms["total"] = sum(v for k, v in raw.timings_ms.items() if k != "total")
-            preview, scale = make_preview(li.image, li.original_size, preview_side)
-            item = DetectedImage(li.name, digest, raw=raw, preview=preview, preview_scale=scale,
-                                 ran_network=True, nbytes=preview.width * preview.height * 3 + 64 * len(raw) + 1024)
+            jpeg, size, scale = display_jpeg(li.image, li.original_size, display_side)
+            item = DetectedImage(li.name, digest, raw=raw, display=jpeg, display_size=size, display_scale=scale,
+                                 ran_network=True, nbytes=len(jpeg) + 64 * len(raw) + 1024)
             if cache is not None:
                 cache.put(ck, item)
             out[i] = item
@@ -144,18 +135,24 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
 class RenderedImage:
     item: DetectedImage
     shown: Any                       # filtered RawDetections
-    picture: Image.Image             # preview with boxes
+    svg: str                         # the shown boxes over item.display
+
+    def picture(self) -> Image.Image:
+        """The display picture with the boxes drawn into its pixels (a still image, e.g. for a report)."""
+        import io
+
+        return draw_detections(Image.open(io.BytesIO(self.item.display)), self.shown, scale=self.item.display_scale)
 
 
 def render_batch(results: Sequence[DetectedImage], threshold: float, classes: Optional[Iterable[str]] = None,
                  max_detections: Optional[int] = None) -> List[RenderedImage]:
-    """Filter every successful result and draw it: the whole cost of a slider move."""
+    """Filter every successful result and draw its boxes as SVG: the whole cost of a slider move."""
     out = []
     for r in results:
         if not r.ok:
             continue
         shown = r.raw.filter(threshold, classes=classes, max_detections=max_detections)
-        out.append(RenderedImage(r, shown, render_detections(r.preview, r.preview_scale, shown)))
+        out.append(RenderedImage(r, shown, detections_svg(shown, r.display_scale, r.display_size)))
     return out
 
 

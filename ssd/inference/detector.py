@@ -122,6 +122,9 @@ class Detector:
         self.mean = tuple(norm.get("mean", MEAN))
         self.std = tuple(norm.get("std", STD))
         self.forward_calls = 0   # counted so tests and the app can prove a slider costs no forward
+        # Forwards of at most this many images (None: any). Why: the graph keeps memory for the largest
+        # batch it has run (about 17 MiB an image for TinySSD at 256 px), so a server caps it.
+        self.max_batch: Optional[int] = None
         self.precision = precision
         self.precision_note = precision
         self.engine_note = ""    # why this engine (a fallback's reason), set by ssd.inference.engines
@@ -167,8 +170,12 @@ class Detector:
         """uint8 ``(B, S, S, 3)`` at the network size → ``[(ids, scores, boxes normalized)]``.
 
         ``tap`` (evaluation's anchor metrics) is handed the network's raw outputs of this same
-        forward, before decoding: no second forward is run for them.
+        forward, before decoding: no second forward is run for them. A batch over ``max_batch``
+        runs as several forwards (not with a ``tap``, which sees one forward: its caller batches).
         """
+        if self.max_batch and len(images) > self.max_batch and tap is None:
+            return [r for start in range(0, len(images), self.max_batch)
+                    for r in self.predict_arrays(images[start:start + self.max_batch], nms, floor, tap)]
         if self.worker:
             from ssd.inference.worker import on_worker
 

@@ -66,6 +66,7 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     skipped = 0
     size = detector.input_size
     tally = AnchorTally()
+    batch_size = min(batch_size, getattr(detector, "max_batch", None) or batch_size)   # one forward per batch
     for start, stop in batch_spans(n, batch_size, adaptive=progress is not None):
         items = []
         for i in range(start, stop):

@@ -161,16 +161,25 @@ def load_int8(model_dir: str, meta: Dict[str, Any], ctx=None) -> PreparedNet:
                        f"int8, calibrated on {rec.get('calibration', {}).get('images', '?')} images")
 
 
-def prepare(model_dir: str, precision: Optional[str] = None, ctx=None) -> Tuple[PreparedNet, Dict[str, Any]]:
-    """Load ``model_dir`` at ``precision`` (``None``: the model's default)."""
+def effective_precision(model_dir: str, precision: Optional[str] = None, ctx=None,
+                        meta: Optional[Dict[str, Any]] = None) -> str:
+    """What ``precision`` (``None`` or "auto": the model's default) means for this model and device:
+    "fp32" or "int8". A server keys its loaded models by it, so "auto" and the precision it picks
+    share one loaded graph."""
     precision = check_precision(precision)
-    meta = read_meta(model_dir)
     on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
     if precision == "int8" and on_gpu:
         raise ModelError("INT8 graphs run on the CPU only (MXNet's quantized operators are oneDNN's); "
                          "use --precision fp32 on a GPU")
     if precision is None:
-        precision = "fp32" if on_gpu else default_precision(model_dir, meta)
+        precision = "fp32" if on_gpu else default_precision(model_dir, meta if meta is not None else read_meta(model_dir))
+    return precision
+
+
+def prepare(model_dir: str, precision: Optional[str] = None, ctx=None) -> Tuple[PreparedNet, Dict[str, Any]]:
+    """Load ``model_dir`` at ``precision`` (``None``: the model's default)."""
+    meta = read_meta(model_dir)
+    precision = effective_precision(model_dir, precision, ctx, meta)
     if precision == "int8":
         return load_int8(model_dir, meta, ctx), meta
     net, meta = load_model(model_dir, ctx=ctx)

@@ -3,11 +3,10 @@
 Why it exists: the Detect page, the home page's demo and the downloads draw boxes the same way,
 so colours and label placement live in one place. Knows nothing of Streamlit.
 
-* **Draw on a preview, in original coordinates.** Detection boxes are in the original image's
-  pixels. The app keeps a preview (at most ``PREVIEW_SIDE`` px) of each decoded image and draws
-  boxes scaled by ``preview_scale``, so a slider move costs a copy and a few rectangles instead
-  of decoding a 24-megapixel photo again. Full-resolution annotation (``annotated_png``) is only
-  made when a person downloads it.
+* **Boxes in original coordinates, drawn at any scale.** Detection boxes are in the original
+  image's pixels; ``draw_detections`` maps them onto any copy (a thumbnail, the full photo). The
+  Detect page does not draw into pixels at all on a slider move (``ssd.viz.overlay``);
+  full-resolution annotation (``annotated_png``) is only made when a person downloads it.
 """
 from __future__ import annotations
 
@@ -18,9 +17,6 @@ from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFont
-
-PREVIEW_SIDE = 1024          # longest side of the cached preview of an uploaded image
-DISPLAY_MIN_SIDE = 512       # small images (the 256 px samples) are enlarged to this for display
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,13 +41,13 @@ def class_colour_hex(class_id: int) -> str:
     return "#%02x%02x%02x" % class_colour(class_id)
 
 
-def _text_colour(bg: Tuple[int, int, int]) -> Tuple[int, int, int]:
+def text_colour_on(bg: Tuple[int, int, int]) -> Tuple[int, int, int]:
     r, g, b = bg
     return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
 
 
 @lru_cache(maxsize=64)
-def _font(size: int):
+def label_font(size: int):
     try:
         return ImageFont.load_default(size=max(8, int(size)))
     except (TypeError, OSError, ImportError):  # Pillow without FreeType
@@ -77,7 +73,7 @@ def draw_detections(image: Image.Image, det, scale: float = 1.0, line_width: Opt
     w, h = img.size
     side = max(w, h)
     lw = line_width or max(2, int(round(side / 320)))
-    font = _font(font_size or max(11, int(round(side / 42))))
+    font = label_font(font_size or max(11, int(round(side / 42))))
     draw = ImageDraw.Draw(img)
     for i in range(len(det) - 1, -1, -1):
         cid = int(det.class_ids[i])
@@ -94,39 +90,8 @@ def draw_detections(image: Image.Image, det, scale: float = 1.0, line_width: Opt
         ty = y0 - th - 2 * pad if y0 - th - 2 * pad >= 0 else y0 + lw   # above the box, else inside
         tx = min(x0, max(0.0, w - tw - 2 * pad))
         draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=colour)
-        draw.text((tx + pad - l, ty + pad - t), text, fill=_text_colour(colour), font=font)
+        draw.text((tx + pad - l, ty + pad - t), text, fill=text_colour_on(colour), font=font)
     return img
-
-
-def display_scale(size: Tuple[int, int], max_side: int = PREVIEW_SIDE, min_side: int = DISPLAY_MIN_SIDE) -> float:
-    """Factor that brings an image's longest side within ``[min_side, max_side]``."""
-    side = max(size)
-    if side > max_side:
-        return max_side / side
-    if side < min_side:
-        return min(min_side / side, 4.0)
-    return 1.0
-
-
-def make_preview(image: Image.Image, original_size: Tuple[int, int], max_side: int = PREVIEW_SIDE
-                 ) -> Tuple[Image.Image, float]:
-    """A copy of ``image`` at most ``max_side`` px, and its scale relative to ``original_size``."""
-    s = min(1.0, max_side / max(image.size))
-    img = image if s >= 1.0 else image.resize((max(1, round(image.width * s)), max(1, round(image.height * s))),
-                                               Image.BILINEAR)
-    if img is image:
-        img = image.copy()
-    return img, img.width / float(original_size[0])
-
-
-def render_detections(preview: Image.Image, preview_scale: float, det, min_side: int = DISPLAY_MIN_SIDE
-                      ) -> Image.Image:
-    """What the Detect page shows: the preview (small ones enlarged) with ``det`` drawn on it."""
-    up = display_scale(preview.size, max_side=max(preview.size), min_side=min_side)
-    img = preview
-    if up > 1.0:
-        img = preview.resize((round(preview.width * up), round(preview.height * up)), Image.BILINEAR)
-    return draw_detections(img, det, scale=preview_scale * up)
 
 
 def annotated_png(image: Image.Image, det) -> bytes:

@@ -176,3 +176,23 @@ def counts_table(match: ImageMatch, class_ids: Sequence[int], classes: Sequence[
         rows.append({"class": name, "TP": tp, "FP": int(mine.sum()) - tp,
                      "FN": int(gt.sum() - match.gt_found[gt].sum()), "objects": int(gt.sum())})
     return rows
+
+
+def start_image(split: SplitDetections, confidence: float, iou_thresh: float = 0.5) -> int:
+    """The image a person should first see: the first that shows the most of TP, FP and FN at these
+    thresholds (all three where the split has such an image).
+
+    Why: opening on a clean hit (or a plain miss) shows one of the three outcomes the page explains.
+    """
+    def kinds(i: int) -> int:
+        m = image_eval(split, i, confidence, iou_thresh).match
+        return int(m.tp > 0) + int(m.fp > 0) + int(m.fn > 0)
+
+    best, best_kinds = 0, -1
+    for i in range(len(split.detections)):
+        k = kinds(i)
+        if k > best_kinds:
+            best, best_kinds = i, k
+        if k == 3:
+            break
+    return best

@@ -6,13 +6,15 @@ are matplotlib ``Figure`` objects built without pyplot, as in ``ssd.viz.plots``.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ssd.base.figure_lock import under_figure_lock
 from ssd.models.anchor_set import AnchorSet
+from ssd.viz.labels import BoxLabel, place_labels
 from ssd.viz.plots import _ANCHOR_COLOURS, _rect
 
 
@@ -30,27 +32,32 @@ def _px(image: np.ndarray) -> np.ndarray:
     return np.array([w, h, w, h], dtype=np.float64)
 
 
-def multiscale_figure(image: np.ndarray, scales: Sequence, figsize=(12.0, 4.2)) -> Figure:
-    """d2l's multiscale figure: every anchor of each small feature map (``ScaleAnchors``) over ``image``."""
+@under_figure_lock
+def multiscale_figures(image: np.ndarray, scales: Sequence, figsize=(4.2, 4.6)) -> List[Figure]:
+    """d2l's multiscale figure, one panel per feature map (``ScaleAnchors``): every anchor of the map
+    over ``image``, with the map's cell centres. Separate figures, so a page can put them side by
+    side on a wide screen and one under another on a phone, each at a readable size."""
+    return [_multiscale_panel(image, sc, figsize) for sc in scales]
+
+
+def _multiscale_panel(image: np.ndarray, sc, figsize) -> Figure:
     fig = Figure(figsize=figsize)
+    ax = fig.add_subplot(111)
+    _image_ax(ax, image)
     scale_xy = _px(image)
-    for i, sc in enumerate(scales):
-        ax = fig.add_subplot(1, len(scales), i + 1)
-        _image_ax(ax, image)
-        for k in range(sc.per_cell):
-            for b in sc.boxes[:, :, k].reshape(-1, 4):
-                _rect(ax, b * scale_xy, _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=1.5)
-        n = sc.cells
-        centres = (np.arange(n) + 0.5) / n
-        cx, cy = np.meshgrid(centres * image.shape[1], centres * image.shape[0])
-        ax.scatter(cx.ravel(), cy.ravel(), s=12, c="red", zorder=3)
-        ax.set_title(f"{n}×{n} map, size {', '.join(f'{s:g}' for s in sc.sizes)}: "
-                     f"{sc.per_cell}/cell, {sc.total()} anchors", fontsize=9)
-    handles = [Line2D([0], [0], color=_ANCHOR_COLOURS[k], lw=2, label=f"ratio {r:g}")
-               for k, r in enumerate(scales[0].ratios)] if scales and len(scales[0].sizes) == 1 else []
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+    for k in range(sc.per_cell):
+        for b in sc.boxes[:, :, k].reshape(-1, 4):
+            _rect(ax, b * scale_xy, _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=1.5, outline="white")
+    centres = (np.arange(sc.cells) + 0.5) / sc.cells
+    cx, cy = np.meshgrid(centres * image.shape[1], centres * image.shape[0])
+    ax.scatter(cx.ravel(), cy.ravel(), s=12, c="red", edgecolors="white", linewidths=0.5, zorder=3)
+    ax.set_title(f"{sc.cells}×{sc.cells} map, size {', '.join(f'{s:g}' for s in sc.sizes)}: "
+                 f"{sc.per_cell}/cell, {sc.total()} anchors", fontsize=10)
+    if len(sc.sizes) == 1:       # one size: each colour is one ratio
+        handles = [Line2D([0], [0], color=_ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=2, label=f"ratio {r:g}")
+                   for k, r in enumerate(sc.ratios)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if len(sc.sizes) == 1 else 0, 1, 1))
     return fig
 
 
@@ -73,6 +80,7 @@ def loss_curves(sigma: float, gamma: float) -> Tuple[np.ndarray, Dict[str, np.nd
     return x, box, p, cls
 
 
+@under_figure_lock
 def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: np.ndarray,
                        cls_curves: Mapping[str, np.ndarray], figsize=(11.0, 3.8)) -> Figure:
     """Box losses against the offset error and class losses against p(true class), as d2l plots them."""
@@ -94,6 +102,7 @@ def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: n
     return fig
 
 
+@under_figure_lock
 def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np.ndarray] = None,
                         figsize=(6.5, 6.5)) -> Figure:
     """Positive anchors (green), mined negatives (red) and the ignored rest (grey centre dots).
@@ -126,10 +135,14 @@ def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np
     return fig
 
 
+@under_figure_lock
 def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str], class_id: Optional[int] = None,
                     figsize=(6.5, 6.5)) -> Figure:
     """NMS at ``step`` (index into the class's steps): boxes kept before it (green, thin), the box it
-    keeps (green, thick), the boxes it suppresses (red dashed, with IoU), the rest still waiting (grey)."""
+    keeps (green, thick), the boxes it suppresses (red dashed, with IoU), the rest still waiting (grey).
+
+    Each IoU label sits at its own box, highest IoU first; one with no room near its box is left
+    out (the page's table lists them all)."""
     steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot(111)
@@ -143,41 +156,48 @@ def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str],
     cur = steps[step]
     done = {s.kept for s in steps[:step]} | {j for s in steps[:step] for j, _ in s.suppressed}
     gone_now = {j for j, _ in cur.suppressed}
-    same = [i for i in range(len(trace.scores)) if class_id is None or trace.class_ids[i] == class_id]
-    for i in same:
-        if i not in done and i != cur.kept and i not in gone_now:
+    for i in range(len(trace.scores)):
+        if (class_id is None or trace.class_ids[i] == class_id) and i not in done | gone_now | {cur.kept}:
             _rect(ax, trace.boxes[i] * scale_xy, "#999999", lw=0.6)
     for s in steps[:step]:
         _rect(ax, trace.boxes[s.kept] * scale_xy, "lime", lw=1.2)
-    for j, iou in cur.suppressed[:30]:
-        _rect(ax, trace.boxes[j] * scale_xy, "tab:red", lw=1.2, ls="--", label=f"IoU {iou:.2f}", fontsize=7,
-              corner="bottom-right")
     k = cur.kept
-    _rect(ax, trace.boxes[k] * scale_xy, "lime", lw=3.0, text_colour="black",
-          label=f"kept: {classes[int(trace.class_ids[k])]} {trace.scores[k]:.2f}")
+    labels = [BoxLabel(trace.boxes[k] * scale_xy, f"kept: {classes[int(trace.class_ids[k])]} {trace.scores[k]:.2f}",
+                       "lime", "black")]
+    for j, iou in sorted(cur.suppressed[:30], key=lambda s: -s[1]):
+        _rect(ax, trace.boxes[j] * scale_xy, "tab:red", lw=1.2, ls="--")
+        labels.append(BoxLabel(trace.boxes[j] * scale_xy, f"IoU {iou:.2f}", "tab:red", fontsize=7))
+    _rect(ax, trace.boxes[k] * scale_xy, "lime", lw=3.0, outline="black")
     ax.set_title(f"step {step + 1}/{len(steps)}: keeps 1, suppresses {len(cur.suppressed)} "
                  f"(IoU ≥ {trace.nms_threshold:g})", fontsize=10)
     fig.tight_layout()
+    place_labels(ax, labels, rings=2)
     return fig
 
 
+@under_figure_lock
 def image_eval_figure(image: np.ndarray, det_boxes: np.ndarray, det_labels: Sequence[str], match,
                       gt_boxes: np.ndarray, figsize=(6.5, 6.5)) -> Figure:
     """Ground truth (white dashed; orange when missed: FN) and detections (green TP, red FP); pixels."""
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot(111)
     _image_ax(ax, image)
+    labels = []
     for g, found in zip(np.asarray(gt_boxes).reshape(-1, 4), match.gt_found):
-        _rect(ax, g, "white" if found else "tab:orange", lw=2.0, ls="--",
-              label=None if found else "FN (missed)", text_colour="black", corner="bottom-left")
+        _rect(ax, g, "white" if found else "tab:orange", lw=2.0, ls="--", outline="black")
+        if not found:
+            labels.append(BoxLabel(g, "FN (missed)", "tab:orange", "black"))
     for b, label, tp, iou in zip(np.asarray(det_boxes).reshape(-1, 4), det_labels, match.det_tp, match.det_iou):
-        _rect(ax, b, "lime" if tp else "tab:red", lw=2.0, text_colour="black" if tp else "white",
-              label=f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", fontsize=7)
+        _rect(ax, b, "lime" if tp else "tab:red", lw=2.0, outline="black" if tp else "white")
+        labels.append(BoxLabel(b, f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", "lime" if tp else "tab:red",
+                               "black" if tp else "white", fontsize=7))
     ax.set_title(f"TP {match.tp} · FP {match.fp} · FN {match.fn}  ({len(match.gt_found)} objects)", fontsize=10)
     fig.tight_layout()
+    place_labels(ax, labels)
     return fig
 
 
+@under_figure_lock
 def pr_operating_figure(result, points: Dict[str, Dict[str, float]], confidence: float,
                         figsize=(6.5, 4.5)) -> Figure:
     """The split's PR curve per class (``EvalResult``) with the operating point at ``confidence``."""

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
@@ -20,6 +21,7 @@ from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
 from ssd.models.metric_names import named_history
 from ssd.viz.drawing import draw_detections
+from ssd.viz.labels import BoxLabel, halo, place_labels
 
 
 
@@ -48,33 +50,63 @@ def pr_curve_figure(result) -> Figure:
     return fig
 
 
-@under_figure_lock
-def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
-    """Losses, class error / bbox MAE and validation mAP per epoch."""
-    fig = Figure(figsize=(10, 3.2))
-    axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
-    ep = [h["epoch"] for h in history]
+def _losses_ax(ax, history, ep) -> None:
     for key in ("loss", "cls_loss", "box_loss"):
-        axes[0].plot(ep, [h.get(key) for h in history], marker=".", label=key)
-    axes[0].set_title("losses")
-    axes[0].legend(fontsize="small")
+        ax.plot(ep, [h.get(key) for h in history], marker=".", label=key)
+    ax.set_title("losses")
+    ax.legend(fontsize="small")
+
+
+def _errors_ax(ax, history, ep) -> None:
     named = named_history(history)
     for key, label in (("class_err", "class err"), ("bbox_mae", "bbox MAE"), ("mined_class_err", "mined class err")):
         values = [h.get(key) for h in named]
         if any(v is not None for v in values):
-            axes[1].plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
-    axes[1].set_yscale("log")
-    axes[1].set_title("class err / bbox MAE (d2l) · mined")
-    axes[1].legend(fontsize="small")
+            ax.plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
+    ax.set_yscale("log")
+    ax.set_title("class err / bbox MAE (d2l) · mined")
+    ax.legend(fontsize="small")
+
+
+def _map_ax(ax, history, ep) -> None:
     maps = [h.get("val_map") for h in history]
     if any(m is not None for m in maps):
-        axes[2].plot(ep, maps, marker="o", color="tab:green")
-        axes[2].set_ylim(0, 1.02)
-    axes[2].set_title("validation mAP (VOC07)")
-    for ax in axes:
+        ax.plot(ep, maps, marker="o", color="tab:green")
+        ax.set_ylim(0, 1.02)
+    ax.set_title("validation mAP (VOC07)")
+
+
+_CURVE_PANELS = (_losses_ax, _errors_ax, _map_ax)
+
+
+@under_figure_lock
+def training_curves_figure(history: Sequence[Dict[str, Any]]) -> Figure:
+    """Losses, class error / bbox MAE and validation mAP per epoch, in one row (a report's figure)."""
+    fig = Figure(figsize=(10, 3.2))
+    ep = [h["epoch"] for h in history]
+    for i, panel in enumerate(_CURVE_PANELS):
+        ax = fig.add_subplot(1, 3, i + 1)
+        panel(ax, history, ep)
         ax.set_xlabel("epoch")
     fig.tight_layout()
     return fig
+
+
+@under_figure_lock
+def training_curve_figures(history: Sequence[Dict[str, Any]], figsize=(4.0, 3.2)) -> List[Figure]:
+    """The same three panels as separate figures: side by side on a wide screen, stacked on a phone
+    (each at a readable size, where one wide figure would shrink to a third of a phone's width)."""
+    ep = [h["epoch"] for h in history]
+    figs = []
+    for panel in _CURVE_PANELS:
+        fig = Figure(figsize=figsize)
+        ax = fig.add_subplot(111)
+        panel(ax, history, ep)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))      # epochs are whole numbers
+        fig.tight_layout()
+        figs.append(fig)
+    return figs
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,19 +122,14 @@ def _image_axes(fig, image: np.ndarray):
     return ax
 
 
-_CORNERS = ("top-left", "bottom-right", "top-right", "bottom-left")
-
-
-def _rect(ax, box_px, colour, lw=2.0, ls="-", label=None, text_colour="white", fontsize=8, corner="top-left"):
-    """A box outline; its label sits just outside one corner (alternate corners keep labels apart)."""
+def _rect(ax, box_px, colour, lw=2.0, ls="-", outline: Optional[str] = None) -> None:
+    """A box outline; ``outline`` (a colour) draws a thin halo around it so it shows on any
+    background (a blue anchor on blue stripes). Labels go through ``ssd.viz.labels.place_labels``."""
     x0, y0, x1, y1 = box_px
-    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=lw, linestyle=ls))
-    if label:
-        top = corner.startswith("top")
-        left = corner.endswith("left")
-        ax.text(x0 if left else x1, y0 if top else y1, label, va="bottom" if top else "top",
-                ha="left" if left else "right", fontsize=fontsize, color=text_colour,
-                bbox=dict(facecolor=colour, edgecolor="none", pad=1.5, alpha=0.9), clip_on=True)
+    patch = Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=lw, linestyle=ls)
+    if outline:
+        patch.set_path_effects(halo(lw, outline))
+    ax.add_patch(patch)
 
 
 _ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
@@ -117,13 +144,13 @@ def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: 
 
     Anchors are normalized to the square network input, so on a non-square image they are
     stretched exactly as the network stretches the image. ``gt_boxes`` (normalized) are drawn
-    dashed; ``ious`` (one per anchor) are added to the labels.
+    dashed; ``ious`` (one per anchor) are added to the labels. Every outline has a white halo and
+    the labels are placed clear of each other and of the frame (``place_labels``).
     """
     h, w = image.shape[:2]
     scale_xy = np.array([w, h, w, h], dtype=np.float64)
     anchors = as_anchor_set(anchors)
     boxes = anchors.cell(scale, row, col) * scale_xy
-    labels = anchors.cell_labels[scale]
     fig = Figure(figsize=figsize)
     ax = _image_axes(fig, image)
     fh, fw = anchors.feature_maps[scale]
@@ -131,22 +158,22 @@ def cell_anchors_figure(image: np.ndarray, anchors: AnchorSet, scale: int, row: 
         c = cell_centres((fh, fw)) * np.array([w, h])
         ax.scatter(c[:, 0], c[:, 1], s=max(2, 600 / max(fh * fw, 1)), c="white", edgecolors="black",
                    linewidths=0.3, zorder=3)
-    if gt_boxes is not None:
-        for g in np.asarray(gt_boxes).reshape(-1, 4):
-            _rect(ax, g * scale_xy, "white", lw=2.0, ls="--", label="ground truth", text_colour="black",
-                  corner="bottom-left")
-    for k, (b, label) in enumerate(zip(boxes, labels)):
-        text = label + (f", IoU {ious[k]:.2f}" if ious is not None else "")
-        _rect(ax, b, _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)], lw=2.0, label=text,
-              corner=_CORNERS[k % len(_CORNERS)])
-    cx, cy = (col + 0.5) / fw * w, (row + 0.5) / fh * h
-    ax.plot([cx], [cy], marker="o", color="red", markersize=5, zorder=4)
+    labels = []
+    for k, (b, label) in enumerate(zip(boxes, anchors.cell_labels[scale])):
+        colour = _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)]
+        _rect(ax, b, colour, lw=2.0, outline="white")
+        labels.append(BoxLabel(b, label + (f", IoU {ious[k]:.2f}" if ious is not None else ""), colour))
+    for g in (np.asarray(gt_boxes).reshape(-1, 4) if gt_boxes is not None else []):
+        _rect(ax, g * scale_xy, "white", lw=2.0, ls="--", outline="black")
+        labels.append(BoxLabel(g * scale_xy, "ground truth", "white", "black"))
+    ax.plot([(col + 0.5) / fw * w], [(row + 0.5) / fh * h], marker="o", color="red", markersize=5, zorder=4)
     lo = np.minimum(boxes[:, :2].min(axis=0), 0)
     hi = np.maximum(boxes[:, 2:].max(axis=0), [w, h])
     ax.set_xlim(lo[0] - 2, hi[0] + 2)
     ax.set_ylim(hi[1] + 2, lo[1] - 2)
     ax.set_title(f"feature map {scale} ({fh}×{fw}), cell ({row}, {col}): {len(boxes)} anchors", fontsize=10)
     fig.tight_layout()
+    place_labels(ax, labels)
     return fig
 
 
@@ -161,13 +188,13 @@ def positives_figure(image: np.ndarray, anchors: AnchorSet, positives: Sequence[
     ax = _image_axes(fig, image)
     if gt_boxes is not None:
         for g in np.asarray(gt_boxes).reshape(-1, 4):
-            _rect(ax, g * scale_xy, "white", lw=2.5, ls="--")
+            _rect(ax, g * scale_xy, "white", lw=2.5, ls="--", outline="black")
     used = {}
     for idx in positives:
         s, _, _, _ = anchor_index(aset, int(idx))
         colour = _ANCHOR_COLOURS[s % len(_ANCHOR_COLOURS)]
         used[s] = used.get(s, 0) + 1
-        _rect(ax, aset.anchors[int(idx)] * scale_xy, colour, lw=1.5)
+        _rect(ax, aset.anchors[int(idx)] * scale_xy, colour, lw=1.5, outline="white")
     handles = [Line2D([0], [0], color=_ANCHOR_COLOURS[s % len(_ANCHOR_COLOURS)], lw=2,
                       label=f"map {s} ({aset.feature_maps[s][0]}×{aset.feature_maps[s][1]}): {n}")
                for s, n in sorted(used.items())]
@@ -277,18 +304,15 @@ def _diagram_feature_maps(ax, config) -> None:
         _diagram_arrow(ax, 68, y, 74, 20 + (y - 21) * 0.25)
 
 
-@under_figure_lock
-def demo_detection_figure(samples: Sequence[_Picture], detections: Sequence[Any], figsize=(11.0, 3.0)):
-    """A row of sample images with detections drawn (home page's 'what it does')."""
-    fig = Figure(figsize=figsize)
-    n = max(1, len(samples))
-    for i, (s, det) in enumerate(zip(samples, detections)):
-        ax = fig.add_subplot(1, n, i + 1)
-        ax.imshow(np.asarray(draw_detections(s.image().resize((512, 512), Image.BILINEAR), det, scale=2.0,
-                                             line_width=3, font_size=22)))
-        ax.axis("off")
-    fig.tight_layout(pad=0.3)
-    return fig
+def demo_pictures(samples: Sequence[_Picture], detections: Sequence[Any], side: int = 512) -> List[Image.Image]:
+    """Sample images with their detections drawn, each ``side`` px (the home page's 'what it does'):
+    separate pictures, so a page can set them in a row on a wide screen and stack them on a phone."""
+    out = []
+    for s, det in zip(samples, detections):
+        img = s.image()
+        out.append(draw_detections(img.resize((side, side), Image.BILINEAR), det, scale=side / img.width,
+                                   line_width=3, font_size=22))
+    return out
 
 
 @under_figure_lock

@@ -1,0 +1,68 @@
+"""Keep a long-lived server lean and steady: resident memory near what it really holds, and no
+garbage-collector pauses in the middle of a slider move.
+
+Why it exists: Streamlit runs every rerun in a new thread and glibc gives threads their own malloc
+arenas (up to 8 per core); memory freed in an arena stays resident. Over a walk of every page the
+app's process held about 100 MiB more than with two arenas (``scripts/bench_memory.py``; elsewhere
+than glibc those two calls do nothing). And once MXNet, pandas and matplotlib are imported the
+process holds millions of objects: each full collection of Python's cyclic garbage collector took
+130-240 ms, about one per slider move, most of a move's round trip (``scripts/bench_slider.py``).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+import sys
+from typing import Optional
+
+_M_ARENA_MAX = -8          # mallopt parameter number, from glibc's malloc.h
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Optional[ctypes.CDLL]:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.mallopt  # noqa: B018 - glibc only
+        libc.malloc_trim  # noqa: B018
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """At most ``arenas`` malloc arenas for threads started from now on; ``False`` where unsupported.
+
+    Call early in a server (before its worker threads allocate): arenas already made stay.
+    """
+    libc = _libc()
+    return bool(libc and libc.mallopt(_M_ARENA_MAX, int(arenas)) == 1)
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (``malloc_trim``); ``True`` when some were."""
+    libc = _libc()
+    return bool(libc and libc.malloc_trim(0) == 1)
+
+
+_modules_when_frozen = 0
+
+
+def freeze_after_imports(new_modules: int = 100) -> bool:
+    """Once ``new_modules`` more modules are imported than at the last call that froze, collect the
+    garbage and move every object still alive into the collector's permanent generation
+    (``gc.freeze``): later full collections then walk only what was made since, not the libraries.
+
+    Why after imports and not after every run: a frozen object that later becomes cyclic garbage is
+    never freed, so only the long-lived bulk (modules, their functions and classes) is frozen, a few
+    times per process. Objects freed by reference counting are freed as before.
+    """
+    global _modules_when_frozen
+    if len(sys.modules) - _modules_when_frozen < new_modules:
+        return False
+    gc.collect()
+    gc.freeze()
+    _modules_when_frozen = len(sys.modules)
+    return True
