@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""CPU latency per image of the real-world detectors, side by side in one run, fp32 and INT8.
+"""CPU latency per image of the real-world detectors, side by side in one run, fp32 and INT8, on MXNet
+and on ONNX Runtime.
 
 Run: ``OMP_NUM_THREADS=<cores> .venv/bin/python scripts/bench_detectors.py [--rounds 3] [--repeat 8]``.
 
@@ -70,19 +71,29 @@ def make_folders(root: str):
     return folders
 
 
+PRECISIONS = ("fp32", "int8", "ort fp32", "ort int8")
+
+
 def detectors(folder: str, calib):
-    """{"fp32": Detector, "int8": Detector} of a model folder."""
+    """{"fp32", "int8": MXNet Detectors, "ort fp32", "ort int8": ONNX Runtime's} of a model folder (the
+    ONNX INT8 graph made by ``quantize``'s own ``quantize_onnx``, same calibration pictures)."""
+    from ssd.inference.onnx_engine import load_onnx
+    from ssd.inference.onnx_quantize import quantize_onnx
+
     from ssd.inference.detector import Detector
     from ssd.inference.precision import graph_decoder
     from ssd.inference.quantize import build_int8
     from ssd.store import load_model
+    import numpy as np
 
     fp32 = Detector.load(folder, precision="fp32")
     net, meta = load_model(folder)
     size = int(meta["input_size"])
     qnet = build_int8(net, meta, calib[:, :size, :size])
     int8 = Detector(qnet, meta, hybridize=False, decoder=graph_decoder(meta))
-    return {"fp32": fp32, "int8": int8}
+    quantize_onnx(folder, np.ascontiguousarray(calib[:, :size, :size]), {"source": "bench_detectors"})
+    return {"fp32": fp32, "int8": int8, "ort fp32": load_onnx(folder, "fp32", prefer_gpu=False),
+            "ort int8": load_onnx(folder, "int8", prefer_gpu=False)}
 
 
 def calibration(size: int = 512, n: int = 8):
@@ -116,7 +127,7 @@ def main(argv=None) -> int:
     calib = calibration()
     with tempfile.TemporaryDirectory() as root:
         dets = {name: detectors(folder, calib) for name, folder in make_folders(root).items()}
-        best = {(n, pr): float("inf") for n in dets for pr in ("fp32", "int8")}
+        best = {(n, pr): float("inf") for n in dets for pr in PRECISIONS}
         for r in range(args.rounds):
             for (name, precision) in best:
                 det = dets[name][precision]
@@ -124,12 +135,12 @@ def main(argv=None) -> int:
                 det.predict_arrays(img)
                 best[(name, precision)] = min(best[(name, precision)], time_one(det, img, args.repeat))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    print(f"{'detector':42s} {'fp32 ms':>8s} {'int8 ms':>8s}  int8/fp32")
+    print(f"{'detector':55s} " + " ".join(f"{p + ' ms':>12s}" for p in PRECISIONS))
     rows = []
     for name in dets:
-        f, q = best[(name, "fp32")] * 1000, best[(name, "int8")] * 1000
-        rows.append({"detector": name, "fp32_ms": round(f, 1), "int8_ms": round(q, 1)})
-        print(f"{name:42s} {f:8.1f} {q:8.1f}  {q / f:5.2f}")
+        ms = {p: best[(name, p)] * 1000 for p in PRECISIONS}
+        rows.append({"detector": name, **{f"{p.replace(' ', '_')}_ms": round(v, 1) for p, v in ms.items()}})
+        print(f"{name:55s} " + " ".join(f"{ms[p]:12.1f}" for p in PRECISIONS))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"cpu": cpu_kind(), "rounds": args.rounds, "repeat": args.repeat, "rows": rows}, fh, indent=1)

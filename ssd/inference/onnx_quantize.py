@@ -42,6 +42,19 @@ def _optimized(src: str, dest: str) -> None:
     ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
 
 
+def decoder_nodes(path: str) -> List[str]:
+    """The graph's box and class decoders (GluonCV's ``*decoder*`` blocks), kept in float.
+
+    They are a few element-wise operations after the last convolution, where INT8 gains nothing and
+    loses the scores' resolution; and ONNX Runtime's quantizer cannot rewrite their ``Where`` over a
+    quantized ``Mul`` (it leaves a dangling tensor and refuses the model), so without this GluonCV
+    SSDs and detectors converted onto them got no ONNX INT8 graph at all.
+    """
+    import onnx
+
+    return [n.name for n in onnx.load(path, load_external_data=False).graph.node if "decoder" in n.name.lower()]
+
+
 def build_onnx_int8(fp32_path: str, dest: str, inputs: np.ndarray, input_name: str) -> float:
     """Quantize the graph at ``fp32_path`` into ``dest`` (atomically), calibrated on ``inputs``
     (normalized float32 NCHW); returns the seconds it took."""
@@ -68,7 +81,7 @@ def build_onnx_int8(fp32_path: str, dest: str, inputs: np.ndarray, input_name: s
         with atomic_path(dest) as tmp:
             quantize_static(optimized, tmp, _Images(), quant_format=QuantFormat.QOperator, per_channel=False,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=decoder_nodes(optimized))
     except (SSDError, KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:  # noqa: BLE001 - an operator the quantizer cannot handle, a missing package
