@@ -56,6 +56,7 @@ def test_the_installed_command_works_outside_the_project(tmp_path):
     ["results", "merge", "{results}", "{other}", "-o", "{tmp}/merged.json"],
     ["results", "sort", "{results}", "--images", "{tmp}", "--into", "{tmp}/../sorted-{name}"],   # outside the photos
     ["models"], ["models", "--root", "{shipped}"], ["data", "info", "{synth}"], ["models", "pull", "--list"],
+    ["data", "synth", "--out", "{tmp}/synth", "--num-train", "3", "--num-val", "2", "--size", "64"],
 ])
 def test_commands_that_run_no_network_import_no_mxnet(argv, tmp_path, synth_dir, shipped_models_root):
     values = {"results": _results_file(str(tmp_path)), "other": _results_file(str(tmp_path), "b.json", "cam2"),

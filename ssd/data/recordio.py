@@ -22,8 +22,8 @@ Why the reader is written in Python instead of going through ``mx.recordio``:
   safe to use from several threads (the Streamlit server) and to pickle into DataLoader
   worker processes. Reading does not import MXNet at all.
 
-Writing goes through MXNet's own ``MXIndexedRecordIO`` and ``pack_img`` so the files are
-byte-for-byte what MXNet tools produce; the tests check that MXNet and GluonCV read them.
+Writing (``recordio_write``) gives byte-for-byte what MXNet's ``MXIndexedRecordIO`` and ``pack_img``
+write, without importing MXNet; the tests compare the files and check that MXNet and GluonCV read them.
 
 Images with no object: ``ImageDetIter`` and GluonCV both refuse a label without at least one
 object row, so the writer stores such an image with one padding row of ``-1`` (the standard
