@@ -59,7 +59,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if args.list or not args.name:
         if not args.list:
             print("which detector? name one of these (python -m ssd models pull NAME):", file=sys.stderr)
-        print("Pretrained SSDs, live sources first; speed: batch 1, native size, 2-core AMD EPYC CPU")
+        print("Pretrained SSDs, live sources first; CPU time an image: batch 1, native size, 2-core AMD EPYC, "
+              "torchvision's on ONNX Runtime (detect's default), GluonCV's on MXNet")
         for d in pretrained_detectors():
             print(listing_line(d))
         return 0 if args.list else 2

@@ -84,8 +84,8 @@ class LiveDetector:
     input_size: int
     published: float                # COCO box AP 0.5:0.95 as torchvision publishes it
     params_mb: float                # the converted model.params
-    cpu_s: float                    # s/image, batch 1, 2-core AMD EPYC: GluonCV's VGG figure × the ratio
-                                    # scripts/bench_detectors.py measured side by side
+    cpu_s: float                    # s/image, batch 1, on detect's default engine (ONNX Runtime fp32), 2-core
+                                    # AMD EPYC: scripts/bench_detectors.py (docs/PERFORMANCE.md)
     metric: str = "COCO AP"
     dataset: str = "COCO"
 
@@ -108,10 +108,9 @@ class LiveDetector:
 
 LIVE_DETECTORS: Dict[str, LiveDetector] = {d.name: d for d in (
     LiveDetector("ssd300_vgg16_coco", SSD300_VGG16_COCO, "ssd_300_vgg16_atrous", "SSD300-VGG16",
-                 "torchvision.ssd300_vgg16", 300, 25.1, 138.8, 0.49),
-    # cpu_s: scripts/bench_ssdlite.py, forward + decode on detect's default engine (ONNX Runtime, fp32;
-    # MXNet's fused fp32 graph: 0.020 s), best wall time on the shared 2-core Zen 5 machine (docs/PERFORMANCE.md)
+                 "torchvision.ssd300_vgg16", 300, 25.1, 138.8, 0.18),
+    # cpu_s: forward + decode, quiet 2-core Zen 5 (MXNet's fused fp32 graph: SSD300 0.22 s, SSDlite 0.027 s)
     LiveDetector("ssdlite320_mobilenet_v3_large_coco", SSDLITE320_MOBILENET_V3_LARGE_COCO,
                  "ssdlite320_mobilenet_v3_large", "SSDlite320-MobileNetV3-Large",
-                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.015),
+                 "torchvision.ssdlite320_mobilenet_v3_large", 320, 21.3, 13.4, 0.007),
 )}
