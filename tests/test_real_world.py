@@ -128,7 +128,8 @@ def test_detect_page_uses_the_converted_model(converted, data_root, monkeypatch)
     assert not [b for b in at.button if (b.key or "").startswith("pull::")]   # a real detector is installed
     at = next(t for t in at.sidebar.toggle if t.label == "MegaDetector categories").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert set(at.sidebar.multiselect[0].options) == {"animal", "person", "vehicle"}
+    classes = next(m for m in at.multiselect if m.label == "Classes")     # beside the results, not in the sidebar
+    assert set(classes.options) == {"animal", "person", "vehicle"}
 
 
 def _matched(ref, other, threshold: float) -> float:

@@ -578,9 +578,15 @@ def test_home_page_offers_the_ssd_diagram_as_text_that_wraps_on_a_phone(app_env)
     from ssd.models.registry import anchors_for_meta
     from ssd.store import read_meta
 
+    import html
+    import re
+
     at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
-    text = "\n".join(t.value for t in at.text)
+    # one st.html holds the figure and its text; CSS shows the text instead of the figure below 640 px
+    block = next(h.proto.body for h in at.get("html") if "ssd-diagram-narrow" in h.proto.body)
+    assert "@media (max-width: 640px)" in block
+    text = html.unescape(re.search(r'<div class="ssd-diagram-narrow">(.*?)</div>', block, re.S).group(1))
     aset = anchors_for_meta(read_meta(app_env["model"]))
     for i, (h, w) in enumerate(aset.feature_maps):
         assert f"{h}×{w} · {aset.anchors_per_cell(i)} anchors/cell" in text
