@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from exactness import backbone_reference_or_skip
 from store_server import ModelStoreServer
 from ssd.base.errors import DownloadError, ModelError, SSDError
 from ssd.models.ssdlite.imagenet import backbone_arrays, imagenet_key, load_imagenet_backbone
@@ -28,25 +29,17 @@ FILE = "mobilenet_v3_large-8738ca79.pth"
 BACKBONE_PARAMS = 262        # 62 convolutions (weights; 8 SE pairs with biases) + 46 BatchNorms × 4
 
 
-def _reference(tmp_path_factory, constant: bool) -> str:
-    from exactness import make_backbone_reference, reference_unavailable
-
-    why = reference_unavailable()
-    if why:
-        pytest.skip(f"torchvision reference unavailable: {why}")
-    return make_backbone_reference("mobilenet_v3_large", str(tmp_path_factory.mktemp("tv-mnv3")), constant=constant)
-
-
 @pytest.fixture(scope="module")
 def mobilenet_reference(tmp_path_factory) -> str:
     """torchvision's mobilenet_v3_large, random weights and BatchNorms: checkpoint + SSDlite's two backbone maps."""
-    return _reference(tmp_path_factory, constant=False)
+    return backbone_reference_or_skip("mobilenet_v3_large", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def tiny_mobilenet(tmp_path_factory) -> bytes:
     """A few-kB torch.save file with mobilenet_v3_large-8738ca79.pth's keys and shapes, one value per tensor."""
-    return open(os.path.join(_reference(tmp_path_factory, constant=True), "checkpoint.pth"), "rb").read()
+    folder = backbone_reference_or_skip("mobilenet_v3_large", tmp_path_factory, constant=True)
+    return open(os.path.join(folder, "checkpoint.pth"), "rb").read()
 
 
 @pytest.fixture(scope="module")
