@@ -121,12 +121,13 @@ def options_ui(pulled: Dict[str, object]) -> None:
         q4.checkbox("Quantize to INT8 after training", False, key="train_quantize",
                     help="Then writes an INT8 graph beside the model, calibrated on its own training images; "
                          "Detect uses it when the model's evaluation shows it as accurate and faster.")
-        st.selectbox("Start from (GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
+        st.selectbox("Start from (voc/coco: GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
                      key="train_pretrained",
                      help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "
                           "with its own architecture, re-headed to your classes. "
                           "imagenet: a live ImageNet backbone where one fits exactly (torchvision's VGG16 for "
-                          "ssd_300_vgg16_atrous, its ResNet-50 for ssd_512_resnet50_v1b). voc/coco: GluonCV's "
+                          "ssd_300_vgg16_atrous, its ResNet-50 for ssd_512_resnet50_v1b, its MobileNetV3-Large "
+                          "for SSDlite). voc/coco: GluonCV's "
                           "detectors, from files already in ~/.mxnet/models (its store has been unreachable since "
                           "2024). Settings left at TinySSD's defaults take GluonCV's reference values.")
 

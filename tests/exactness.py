@@ -52,6 +52,16 @@ def make_backbone_reference(model: str, out_dir: str, constant: bool = False, se
     return out_dir
 
 
+def backbone_reference_or_skip(model: str, tmp_path_factory, constant: bool = False) -> str:
+    """``make_backbone_reference`` in a fresh pytest folder, or the test skipped with the reason it cannot run."""
+    import pytest
+
+    why = reference_unavailable()
+    if why:
+        pytest.skip(f"torchvision reference unavailable: {why}")
+    return make_backbone_reference(model, str(tmp_path_factory.mktemp(f"tv-{model}")), constant=constant)
+
+
 def load_reference(out_dir: str) -> Dict[str, np.ndarray]:
     with np.load(os.path.join(out_dir, "reference.npz")) as ref:
         return {k: ref[k] for k in ref.files}

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+from exactness import backbone_reference_or_skip
 from store_server import ModelStoreServer
 from ssd.base.errors import ModelError, SSDError
 
@@ -20,25 +21,17 @@ ARCH = "ssd_512_resnet50_v1b"
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot decide type")
 
 
-def _reference(tmp_path_factory, constant: bool) -> str:
-    from exactness import make_backbone_reference, reference_unavailable
-
-    why = reference_unavailable()
-    if why:
-        pytest.skip(f"torchvision reference unavailable: {why}")
-    return make_backbone_reference("resnet50", str(tmp_path_factory.mktemp("tv-resnet50")), constant=constant)
-
-
 @pytest.fixture(scope="module")
 def resnet50_reference(tmp_path_factory) -> str:
     """torchvision's resnet50, random weights, calibrated-then-perturbed BatchNorm: checkpoint + layer3/layer4."""
-    return _reference(tmp_path_factory, constant=False)
+    return backbone_reference_or_skip("resnet50", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def tiny_resnet50(tmp_path_factory) -> bytes:
     """A few-kB torch.save file with resnet50-0676ba61.pth's keys and shapes, one value per tensor."""
-    return open(os.path.join(_reference(tmp_path_factory, constant=True), "checkpoint.pth"), "rb").read()
+    folder = backbone_reference_or_skip("resnet50", tmp_path_factory, constant=True)
+    return open(os.path.join(folder, "checkpoint.pth"), "rb").read()
 
 
 @pytest.fixture

@@ -244,5 +244,5 @@ def test_trains_a_step_from_a_coco_folder_and_the_result_detects(coco_pair, tmp_
 def test_pretrained_must_be_an_ssdlite_folder(tmp_path, synth_dir):
     from ssd.training.config import TrainConfig, prepared
 
-    with pytest.raises(SSDError, match="reduced tail"):
-        prepared(TrainConfig(data=synth_dir, out=str(tmp_path / "m"), arch=ARCH, pretrained="imagenet"))
+    with pytest.raises(SSDError, match="a saved ssdlite320_mobilenet_v3_large model folder"):
+        prepared(TrainConfig(data=synth_dir, out=str(tmp_path / "m"), arch=ARCH, pretrained="coco"))

@@ -5,6 +5,7 @@ subprocess with Debian's ``python3-torchvision`` (torch stays out of our venv)::
 
     /usr/bin/python3 tests/torchvision_backbone_reference.py --model resnet50 --out DIR [--seed 0]
     /usr/bin/python3 tests/torchvision_backbone_reference.py --model resnet50 --out DIR --constant
+    /usr/bin/python3 tests/torchvision_backbone_reference.py --model mobilenet_v3_large --out DIR
 
 Default: ``torchvision.models.resnet50(weights=None)`` with deterministic random weights and
 non-trivial BatchNorm statistics (first set from the test images' own batch statistics, as a
@@ -14,6 +15,13 @@ or an affine parameter mapped to the wrong layer changes the outputs), saved wit
 ``resnet50-0676ba61.pth``, ``fc`` included), and ``DIR/reference.npz``: the normalized input
 images ``x`` (B, 3, H, W; H ≠ W so that a transposition shows) and the eval-mode outputs of
 ``layer3`` and ``layer4``, the two maps an SSD-512 takes from ResNet-50.
+
+``mobilenet_v3_large``: ``torchvision.models.mobilenet_v3_large(weights=None)`` (the full tail, the keys
+and shapes of ``mobilenet_v3_large-8738ca79.pth``), calibrated and perturbed the same way, the
+squeeze-excitation biases randomized too; the reference maps are those of torchvision's own SSDlite
+feature extractor (``ssdlite._mobilenet_extractor``, as ``ssdlite320_mobilenet_v3_large`` builds it
+around an ImageNet backbone): ``c4`` (stage 0: up to the C4 block's expansion) and ``last`` (stage 1:
+up to the backbone's last convolution).
 
 ``--constant``: the same keys and shapes, each tensor one value broadcast (a stride-0 view of a
 one-element storage, so the file is a few kB): value ``(i + 1) / 1000`` for the i-th key in the
@@ -59,6 +67,9 @@ def calibrate(model: torch.nn.Module, x: torch.Tensor, seed: int) -> None:
         m.momentum = None
     with torch.no_grad():
         model.train()(x)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None:      # squeeze-excitation's 1×1s
+            m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
     for m in bns:
         m.running_mean.add_(torch.randn(m.running_mean.shape, generator=gen) * 0.05)
         m.running_var.mul_(torch.rand(m.running_var.shape, generator=gen) * 0.4 + 0.8)
@@ -88,19 +99,38 @@ def run(model_name: str, out: str, seed: int, constant: bool) -> None:
     x = inputs(seed)
     calibrate(model, x, seed)
     torch.save(model.state_dict(), os.path.join(out, "checkpoint.pth"))
+    maps = mobilenet_maps(model, x) if model_name == "mobilenet_v3_large" else resnet_maps(model, x)
+    np.savez(os.path.join(out, "reference.npz"), x=x.numpy(), **maps,
+             versions=np.array([torch.__version__, torchvision.__version__]))
+
+
+def mobilenet_maps(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """The two maps torchvision's SSDlite takes from an ImageNet MobileNetV3-Large, by its own extractor."""
+    from functools import partial
+
+    from torchvision.models.detection import ssdlite
+
+    extractor = ssdlite._mobilenet_extractor(model, 6, partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.03))
+    with torch.no_grad():
+        c4 = extractor.features[0](x)
+        last = extractor.features[1](c4)
+        assert torch.equal(last, model.features(x)), "the extractor's stages differ from the backbone"
+    return {"c4": c4.numpy(), "last": last.numpy()}
+
+
+def resnet_maps(model: torch.nn.Module, x: torch.Tensor) -> dict:
     with torch.no_grad():
         h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
         layer3 = model.layer3(model.layer2(model.layer1(h)))
         layer4 = model.layer4(layer3)
         logits = model(x)
         assert torch.equal(model.fc(torch.flatten(model.avgpool(layer4), 1)), logits), "step-by-step differs"
-    np.savez(os.path.join(out, "reference.npz"), x=x.numpy(), layer3=layer3.numpy(), layer4=layer4.numpy(),
-             versions=np.array([torch.__version__, torchvision.__version__]))
+    return {"layer3": layer3.numpy(), "layer4": layer4.numpy()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=["resnet50"], required=True)
+    p.add_argument("--model", choices=["resnet50", "mobilenet_v3_large"], required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--constant", action="store_true", help="a few-kB file of the same keys and shapes")

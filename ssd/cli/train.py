@@ -50,7 +50,8 @@ def register(sub) -> None:
     t.add_argument("--limit-val", type=positive_int, help="use only the first N validation images")
     t.add_argument("--max-iters", type=positive_int, dest="max_iters_per_epoch", help="cap iterations per epoch")
     t.add_argument("--kvstore", default="device", help="gluon.Trainer kvstore (device, local, dist_sync…)")
-    t.add_argument("--pretrained", help="zoo models: imagenet, voc, coco or a .params file")
+    t.add_argument("--pretrained", help="imagenet (a live ImageNet backbone, where one fits: SSD300, "
+                   "ssd_512_resnet50_v1b, SSDlite), voc or coco (GluonCV zoo models), a .params file, or a saved model folder")
     t.add_argument("--default", action="store_true", help="mark the model as the app's default")
     t.add_argument("--quantize", action="store_true",
                    help="then quantize to INT8 on the same data (as python -m ssd quantize)")

@@ -81,11 +81,13 @@ def convert_state_dict(state: Mapping[str, np.ndarray], spec: SSDliteSpec,
     used = {torchvision_key(n) for n in wanted}
     unused = sorted(k for k in state if k not in used and not k.endswith(IGNORED_SUFFIX))
     bad = sorted(torchvision_key(n) for n, a in out.items() if not np.isfinite(a).all())
-    _raise_problems(missing, unused, misshaped, bad, len(state))
+    raise_problems(missing, unused, misshaped, bad, len(state))
     return out
 
 
-def _raise_problems(missing: List[str], unused: List[str], misshaped: List[str], bad: List[str], total: int) -> None:
+def raise_problems(missing: List[str], unused: List[str], misshaped: List[str], bad: List[str], total: int,
+                   expected: str = "torchvision's SSDlite320-MobileNetV3-Large with these classes") -> None:
+    """One ``ModelError`` naming every key of each kind of problem (nothing when there is none)."""
     parts = []
     for label, keys in (("missing", missing), ("not used by SSDlite", unused), ("of another shape", misshaped),
                         ("with non-finite values", bad)):
@@ -93,8 +95,7 @@ def _raise_problems(missing: List[str], unused: List[str], misshaped: List[str],
             more = f", … ({len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
             parts.append(f"{len(keys)} {label}: {', '.join(keys[:SHOWN])}{more}")
     if parts:
-        raise ModelError(f"the checkpoint ({total} entries) is not torchvision's SSDlite320-MobileNetV3-Large "
-                         "with these classes — " + "; ".join(parts))
+        raise ModelError(f"the checkpoint ({total} entries) is not {expected} — " + "; ".join(parts))
 
 
 def load_converted(net: SSDlite, arrays: Mapping[str, np.ndarray], ctx=None) -> SSDlite:

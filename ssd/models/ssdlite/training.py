@@ -5,8 +5,9 @@ SSDlite's outputs are the multibox contract, and torchvision trains it with what
 box targets encoded with weights 10, 10, 5, 5 (variances 0.1, 0.1, 0.2, 0.2), softmax cross
 entropy with 3:1 hard negatives and smooth L1, both divided by the positives. What is SSDlite's
 own: inputs normalized to [-1, 1], torchvision's initialization (normal, std 0.03) from scratch,
-and the start from a saved SSDlite (e.g. the converted COCO detector) with its class head
-re-made for the new classes, keeping the weights of the classes it already knew.
+the start from torchvision's ImageNet MobileNetV3-Large (full tail, ``ssd.models.ssdlite.imagenet``)
+and the start from a saved SSDlite (e.g. the converted COCO detector) with its class head re-made
+for the new classes, keeping the weights of the classes it already knew.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.models.multibox import MultiBoxPlan
 from ssd.models.ssdlite.anchors import anchors_meta
+from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
 from ssd.models.starting_point import FOLDER_PARAMS, class_reuse_map, model_folder_meta
@@ -28,17 +30,25 @@ CLASS_HEAD = "head.classification_head.module_list."
 
 
 def start_folder(pretrained: Optional[str]) -> Optional[Dict[str, Any]]:
-    """The meta.json of the SSDlite folder ``pretrained`` names, None for a start from scratch;
-    ``SSDError`` for anything else (with what to do instead)."""
+    """The meta.json of the SSDlite folder ``pretrained`` names, None for a start from scratch or
+    from ImageNet; ``SSDError`` for anything else (with what to do instead)."""
     p = (pretrained or "").strip()
-    if p.lower() in SCRATCH:
+    if p.lower() in SCRATCH or is_imagenet(p):
         return None
     meta = model_folder_meta(p, ARCH)
     if meta is None:
-        raise SSDError(f"--pretrained {p!r}: {ARCH} starts from scratch or from a saved {ARCH} model folder "
-                       "(such as the converted COCO detector). ImageNet's MobileNetV3 weights do not fit: "
-                       "torchvision's SSDlite uses the reduced tail, which those weights lack")
+        raise SSDError(f"--pretrained {p!r}: {ARCH} starts from scratch, from imagenet (torchvision's "
+                       f"MobileNetV3-Large ImageNet weights) or from a saved {ARCH} model folder (such as the "
+                       "converted COCO detector: python -m ssd models pull ssdlite320_mobilenet_v3_large_coco)")
     return meta
+
+
+def reduced_tail(pretrained: Optional[str], folder: Optional[Dict[str, Any]]) -> bool:
+    """Whether the network to train has the reduced tail: not from ImageNet (torchvision's ImageNet
+    weights have the full tail, and its builder then keeps it), as the folder's when from a folder."""
+    if folder is not None:
+        return SSDliteSpec.from_meta(folder).reduced_tail
+    return not is_imagenet(pretrained)
 
 
 def slot_sources(classes: Sequence[str], old: Sequence[str]) -> List[int]:
@@ -94,10 +104,10 @@ class SSDliteTraining(MultiBoxPlan):
     """``MultiBoxPlan`` with SSDlite's network, normalization, initialization and starting point."""
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, resuming: bool = False) -> None:
-        self.spec = ssdlite_spec(len(classes), cfg.input_size)
+        self._folder = start_folder(cfg.pretrained)
+        self.spec = ssdlite_spec(len(classes), cfg.input_size, reduced_tail=reduced_tail(cfg.pretrained, self._folder))
         self.classes = list(classes)
         self.start: Dict[str, Any] = {"pretrained": None}
-        self._folder = start_folder(cfg.pretrained)
         self._load = not resuming
         super().__init__(cfg, train_ds, ctxs, lambda: SSDlite(self.spec), lambda net: anchors_meta(self.spec),
                          initialize=self._initialize, normalize=(self.spec.mean, self.spec.std))
@@ -106,6 +116,9 @@ class SSDliteTraining(MultiBoxPlan):
         import mxnet as mx
 
         net.initialize(init=mx.init.Normal(INIT_STD), ctx=ctxs)
+        if is_imagenet(self.cfg.pretrained):
+            self.start = load_imagenet_backbone(net) if self._load else imagenet_origin()
+            return
         if self._folder is None:
             return
         path = os.path.abspath(self.cfg.pretrained)

@@ -70,6 +70,9 @@ VGG16_FEATURES = LiveFile("vgg16_features-amdegroot-88682ab5.pth", None, _PREFIX
 #: ResNet-50 v1.5, ImageNet (torchvision's IMAGENET1K_V1, 102,530,333 bytes): ssd_512_resnet50_v1b's backbone
 RESNET50_IMAGENET = LiveFile(
     "resnet50-0676ba61.pth", "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", _TWO_RECORDS)
+#: MobileNetV3-Large, ImageNet (torchvision's IMAGENET1K_V1, 22,139,423 bytes, full tail): SSDlite's backbone
+MOBILENET_V3_LARGE_IMAGENET = LiveFile(
+    "mobilenet_v3_large-8738ca79.pth", "8738ca797c879b547d18bbd15da5736ff2557b2036a9af72225393ca61759a04", _TWO_RECORDS)
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,18 @@ def verified(path: str, entry: LiveFile) -> bool:
     return digest == entry.sha256 if entry.sha256 else digest.startswith(entry.sha256_prefix)
 
 
+def _is_detector(entry: LiveFile) -> bool:
+    """The file of a pullable detector (``models import`` converts those), not a backbone's."""
+    from ssd.models.weights.catalogue import LIVE_DETECTORS
+
+    return any(d.file == entry for d in LIVE_DETECTORS.values())
+
+
 def _by_hand(entry: LiveFile, dest: str) -> str:
     check = f"SHA-256 {entry.sha256}" if entry.sha256 else f"SHA-256 starting {entry.sha256_prefix}"
+    alternative = ", or import a copy with: python -m ssd models import FILE --as NAME" if _is_detector(entry) else ""
     return (f"To install it by hand, download {entry.url} on a machine with internet access and save it as "
-            f"{dest} ({check}), or import a copy with: python -m ssd models import FILE --as NAME")
+            f"{dest} ({check}){alternative}")
 
 
 def fetch_live(entry: LiveFile, progress: Optional[Progress] = None, download: bool = True) -> str:
@@ -60,6 +68,8 @@ def fetch_live(entry: LiveFile, progress: Optional[Progress] = None, download: b
         unverified = dest + ".unverified"
         fetch(entry.url, unverified, progress=progress)
     except DownloadError as err:
+        if not _is_detector(entry):     # a backbone: saving it where the message says is the way
+            raise
         raise DownloadError(f"{err} A copy made elsewhere can also be converted with: python -m ssd models "
                             f"import {entry.file} --as NAME (NAME from python -m ssd models pull --list)") from None
     if not verified(unverified, entry):
