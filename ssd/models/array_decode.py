@@ -34,8 +34,27 @@ BOX_NMS_FLOOR = 0.01         # GluonCV's decoders drop class scores below this, 
 _F = np.float32
 
 
+SMALL_SOFTMAX = 7            # up to this many columns, softmax goes column by column (below)
+
+
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """float32 softmax (the max subtracted first, as MXNet does)."""
+    """float32 softmax (the max subtracted first, as MXNet does).
+
+    With a few classes on the last axis (TinySSD has two columns), numpy's reductions along that
+    short axis cost more than the rest of the decoder (0.3 ms per 5,444 anchors here); a running
+    maximum and sum over the columns, as whole-array operations, give the same numbers (the sum
+    adds left to right, as numpy does for fewer than eight terms) several times faster.
+    """
+    if axis in (-1, x.ndim - 1) and 1 < x.shape[-1] <= SMALL_SOFTMAX:
+        cols = [x[..., k] for k in range(x.shape[-1])]
+        top = cols[0]
+        for c in cols[1:]:
+            top = np.maximum(top, c)
+        e = np.exp(x - top[..., None])
+        total = e[..., 0].copy()
+        for k in range(1, x.shape[-1]):
+            total += e[..., k]
+        return e / total[..., None]
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
@@ -58,8 +77,8 @@ def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: boo
 
     A row suppresses the later rows of its class whose IoU with it is ≥ ``threshold``
     (``strict``: > ``threshold``), unless it was suppressed itself. The IoUs of all pairs are
-    computed at once (at most a few hundred rows enter NMS), then one pass keeps and suppresses:
-    a row-by-row loop computing its IoUs cost ~10 ms per image at the results floor.
+    computed at once (at most a few hundred rows enter NMS), then one pass keeps and suppresses
+    (``suppress``): a row-by-row loop computing its IoUs cost ~10 ms per image at the results floor.
     """
     n = len(ids)
     if areas is None:
@@ -74,12 +93,29 @@ def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: boo
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union <= 0, _F(0), inter / union)
     thr = _F(threshold)
-    hit = ((iou > thr) if strict else (iou >= thr)) & (ids[:, None] == ids) & np.triu(np.ones((n, n), bool), 1)
-    alive = np.ones(n, dtype=bool)
-    for i in np.flatnonzero(hit.any(axis=1)):
-        if alive[i]:
-            alive &= ~hit[i]
-    return alive
+    hit = (iou > thr) if strict else (iou >= thr)
+    if (ids != ids[0]).any():      # several classes: only a row's own class is suppressed
+        hit &= ids[:, None] == ids
+    return suppress(np.triu(hit, 1))
+
+
+def suppress(hit: np.ndarray) -> np.ndarray:
+    """The greedy pass: ``hit[i, j]`` (j > i) says row i suppresses row j if i is alive itself.
+
+    Each row is a bit set (a Python int), so a step is one integer ``&`` instead of a numpy call
+    on a boolean row: at the results floor a few hundred rows take ~0.1 ms instead of ~0.6 ms.
+    """
+    n = len(hit)
+    rows = np.flatnonzero(hit.any(axis=1))
+    if not len(rows):
+        return np.ones(n, dtype=bool)
+    packed = np.packbits(hit[rows], axis=1, bitorder="little")
+    alive = (1 << n) - 1
+    for i, bits in zip(rows.tolist(), packed):
+        if alive >> i & 1:
+            alive &= ~int.from_bytes(bits.tobytes(), "little")
+    octets = np.frombuffer(alive.to_bytes(packed.shape[1], "little"), dtype=np.uint8)
+    return np.unpackbits(octets, count=n, bitorder="little").astype(bool)
 
 
 def _by_score(ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray) -> Detections:
