@@ -18,6 +18,13 @@ them). Every figure is a ratio against the naive loop measured in the same run:
    contenders in rotation, ``--rounds`` rounds, best wall time of each.
 3. **accuracy**: VOC07 mAP of the four engine × precision pairs on ``--val`` freshly generated
    synthetic images (a seed the model never saw).
+4. **budget**: the CPU milliseconds each stage of a folder run costs per image on one thread
+   (``OMP_NUM_THREADS=1``, CPU time, on the folder's first 64 images): reading and JPEG decoding
+   at libjpeg's reduced scale, resizing to the network's square, each engine's batch-8 forward,
+   decoding + NMS at the results floor, the results entry. Their sum bounds any scheduling: the
+   machine's cores divided by it is the most images per second a run can reach, printed beside
+   the ratio to the naive loop that bound allows. The folder figure also gives each contender's
+   CPU seconds, so how many cores it kept busy.
 
 Name the machine with the figures: the script prints the CPU kind read from /proc/cpuinfo.
 """
@@ -81,6 +88,50 @@ def section_accuracy(model: str, val_dir: str) -> dict:
         {"val_images": len(val)}
 
 
+def _cpu_ms(fn, images: int, rounds: int = 3) -> float:
+    """Least CPU milliseconds per image of ``fn()`` (which handles ``images`` images) over ``rounds``."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.process_time()
+        fn()
+        best = min(best, (time.process_time() - t) * 1000 / images)
+    return best
+
+
+def section_budget(model: str, folder: str, count: int) -> dict:
+    """CPU ms per image of each stage of a folder run, one thread (the caller sets OMP_NUM_THREADS=1)."""
+    import glob
+
+    import numpy as np
+
+    from ssd.camtrap.megadetector import image_entry
+    from ssd.data.images import load_image, resize_for_network
+    from ssd.inference.detector import RawDetections
+    from ssd.inference.engines import load_detector
+    from ssd.inference.thresholds import DEFAULT_NMS, RESULTS_FLOOR
+
+    files = sorted(glob.glob(os.path.join(folder, "*.jpg")))[:count]
+    dets = {f"{e}_{p}": load_detector(model, e, p) for e, p in PAIRS}
+    size = int(dets["onnxruntime_int8"].input_size)
+    loaded = [load_image(f, os.path.basename(f), draft_to=size) for f in files]
+    out = {"images": len(files), "decoded_at": list(loaded[0].image.size), "threads": os.environ.get("OMP_NUM_THREADS")}
+    out["decode_ms"] = _cpu_ms(lambda: [load_image(f, os.path.basename(f), draft_to=size) for f in files], len(files))
+    out["resize_ms"] = _cpu_ms(lambda: [resize_for_network(li.image, size) for li in loaded], len(files))
+    pixels = np.stack([resize_for_network(li.image, size) for li in loaded])
+    batches = [pixels[i:i + 8] for i in range(0, len(pixels), 8)]
+    for k, d in dets.items():
+        out[f"{k}_forward_ms"] = _cpu_ms(lambda d=d: [d._forward_raw(b) for b in batches], len(files))
+    ort = dets["onnxruntime_int8"]
+    raws = [ort._forward_raw(b) for b in batches]
+    decode = ort._array_decode
+    out["nms_ms"] = _cpu_ms(lambda: [decode(r, ort.meta, RESULTS_FLOOR, DEFAULT_NMS) for r in raws], len(files))
+    found = [RawDetections(i, s, b * np.float32(1000), (1920, 1080), ort.classes)
+             for r in raws for i, s, b in decode(r, ort.meta, RESULTS_FLOOR, DEFAULT_NMS)]
+    out["entry_ms"] = _cpu_ms(lambda: [image_entry("f.jpg", raw) for raw in found], len(files))
+    return out
+
+
 def _detect_argv(model: str, folder: str, engine: str, precision: str) -> list:
     return [sys.executable, "-m", "ssd", "detect", "--model", model, "--engine", engine, "--precision", precision,
             "--quiet", folder]
@@ -93,21 +144,33 @@ def section_folder(model: str, folder: str, rounds: int) -> dict:
     runs = {"naive": [sys.executable, "-c", NAIVE_LOOP, REPO, model, folder]}
     runs.update({f"{e}_{p}": _detect_argv(model, folder, e, p) for e, p in PAIRS})
     runs["auto"] = _detect_argv(model, folder, "auto", "auto")
-    times = {k: [] for k in runs}
+    times, cpu = {k: [] for k in runs}, {k: [] for k in runs}
     for _ in range(rounds):
         for k, argv in runs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _children_cpu_s()
             subprocess.run(argv, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[k].append(round(time.perf_counter() - t, 2))
-    out = {"images": n, "rounds_s": times}
+            cpu[k].append(round(_children_cpu_s() - c, 2))
+    out = {"images": n, "rounds_s": times, "rounds_cpu_s": cpu}
     for k, ts in times.items():
-        out[f"{k}_img_s"] = n / min(ts)
-        out[f"{k}_ratio"] = min(times["naive"]) / min(ts)
+        best = ts.index(min(ts))
+        out[f"{k}_img_s"] = n / ts[best]
+        out[f"{k}_ratio"] = min(times["naive"]) / ts[best]
+        out[f"{k}_cores"] = cpu[k][best] / ts[best]
     return out
 
 
-def _section(name: str, *args) -> dict:
+def _children_cpu_s() -> float:
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _section(name: str, *args, threads: str = "") -> dict:
     env = dict(os.environ, MXNET_ENGINE_TYPE="NaiveEngine")
+    if threads:
+        env["OMP_NUM_THREADS"] = threads
     res = subprocess.run([sys.executable, __file__, "--section", name, *map(str, args)], env=env, check=True,
                          capture_output=True, text=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -136,15 +199,35 @@ def table(r: dict) -> str:
         k = f"{e}_{p}_detector"
         lines.append(f"| Detector call batch 1 / batch 8 per image, {e} {p} | {f[k + '_b1_ms']:.1f} / "
                      f"{f[k + '_b8_ms']:.1f} ms | |")
-    lines.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, the naive loop | "
-                 f"{fo['naive_img_s']:.1f} img/s | 1.00× |")
+    lines.append(f"| folder of {fo['images']} 1920×1080 JPEGs, whole process, the naive loop "
+                 f"({fo['naive_cores']:.2f} cores busy) | {fo['naive_img_s']:.1f} img/s | 1.00× |")
     for k in [f"{e}_{p}" for e, p in PAIRS] + ["auto"]:
-        lines.append(f"| same, `detect` {k.replace('_', ' ')} | {fo[k + '_img_s']:.1f} img/s | {fo[k + '_ratio']:.2f}× |")
+        lines.append(f"| same, `detect` {k.replace('_', ' ')} ({fo[k + '_cores']:.2f} cores busy) | "
+                     f"{fo[k + '_img_s']:.1f} img/s | {fo[k + '_ratio']:.2f}× |")
+    if "budget" in r:
+        lines += budget_lines(r["budget"], r["cores"], fo["naive_img_s"])
     if "accuracy" in r:
         a = r["accuracy"]
         lines.append(f"| VOC07 mAP on {a['val_images']} fresh images | " +
                      ", ".join(f"{e} {p} {a[f'map_{e}_{p}']:.4f}" for e, p in PAIRS) + " | |")
     return "\n".join(lines)
+
+
+def budget_lines(b: dict, cores: int, naive_img_s: float) -> list:
+    """The one-thread CPU cost of each stage, and the ceiling their sum sets on ``cores`` cores."""
+    w, h = b["decoded_at"]
+    lines = [f"| CPU per image, one thread: read + JPEG decode (at {w}×{h}) | {b['decode_ms']:.2f} ms | |",
+             f"| CPU per image, one thread: resize to the network's square | {b['resize_ms']:.2f} ms | |"]
+    lines += [f"| CPU per image, one thread: {e} {p} forward, batch 8 | {b[f'{e}_{p}_forward_ms']:.2f} ms | |"
+              for e, p in PAIRS]
+    lines += [f"| CPU per image, one thread: decoding + NMS at the results floor | {b['nms_ms']:.2f} ms | |",
+              f"| CPU per image, one thread: the results entry | {b['entry_ms']:.2f} ms | |"]
+    for p in ("fp32", "int8"):
+        total = b["decode_ms"] + b["resize_ms"] + b[f"onnxruntime_{p}_forward_ms"] + b["nms_ms"] + b["entry_ms"]
+        ceiling = cores * 1000 / total
+        lines.append(f"| ceiling of a folder run on {cores} cores, onnxruntime {p} ({total:.1f} CPU ms per image) | "
+                     f"{ceiling:.0f} img/s | {ceiling / naive_img_s:.2f}× |")
+    return lines
 
 
 def main() -> int:
@@ -158,7 +241,7 @@ def main() -> int:
     ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.section:
-        fn = {"forward": section_forward, "accuracy": section_accuracy}[a.section]
+        fn = {"forward": section_forward, "accuracy": section_accuracy, "budget": section_budget}[a.section]
         print(json.dumps(fn(a.args[0], *[int(v) if v.isdigit() else v for v in a.args[1:]])))
         return 0
     from ssd.base.hardware import cpu_kind
@@ -176,6 +259,8 @@ def main() -> int:
         folder = os.path.join(work, "frames")
         _make_folder(folder, a.folder)
         res["folder"] = section_folder(model, folder, a.rounds)
+        res["budget"] = _section("budget", model, folder, 64, threads="1")
+        res["cores"] = os.cpu_count()
         res["load_after"] = os.getloadavg()   # other work on the machine: ratios hold better than times
     finally:
         shutil.rmtree(work, ignore_errors=True)

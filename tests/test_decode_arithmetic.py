@@ -57,6 +57,12 @@ def test_greedy_nms_keeps_what_the_textbook_loop_keeps(strict):
             got = greedy_nms(ids, boxes, threshold, strict)
             differing += not np.array_equal(got, want)
             suppressed += int((~want).sum())
+    for n in (129, 300):              # more rows than one block of the IoU matrix
+        ids = rng.integers(0, 2, n).astype(np.float32)
+        boxes = _grid_boxes(rng, n)
+        want = _nms_reference(ids, boxes, 0.5, strict)
+        differing += not np.array_equal(greedy_nms(ids, boxes, 0.5, strict), want)
+        suppressed += int((~want).sum())
     assert differing == 0
     assert suppressed > 1000          # the inputs did make NMS work
 

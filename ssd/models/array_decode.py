@@ -71,13 +71,17 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray, areas: np.ndarray, area:
     return iou.astype(_F, copy=False)
 
 
+NMS_BLOCK = 128             # rows of the IoU matrix computed at once: its temporaries stay in cache
+
+
 def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: bool,
                areas: np.ndarray = None) -> np.ndarray:
     """Keep-mask of greedy per-class NMS over rows already in their processing order.
 
     A row suppresses the later rows of its class whose IoU with it is ≥ ``threshold``
-    (``strict``: > ``threshold``), unless it was suppressed itself. The IoUs of all pairs are
-    computed at once (at most a few hundred rows enter NMS), then one pass keeps and suppresses
+    (``strict``: > ``threshold``), unless it was suppressed itself. The IoUs of all later pairs
+    are computed first, in blocks of ``NMS_BLOCK`` rows (400 rows at once made 640 kB temporaries
+    that left the cache: 2.1 ms, blocked 0.4 ms), then one pass keeps and suppresses
     (``suppress``): a row-by-row loop computing its IoUs cost ~10 ms per image at the results floor.
     """
     n = len(ids)
@@ -85,18 +89,37 @@ def greedy_nms(ids: np.ndarray, boxes: np.ndarray, threshold: float, strict: boo
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     if n < 2:
         return np.ones(n, dtype=bool)
-    b = boxes[:, None, :]
-    w = np.maximum(_F(0), np.minimum(b[..., 2], boxes[:, 2]) - np.maximum(b[..., 0], boxes[:, 0]))
-    h = np.maximum(_F(0), np.minimum(b[..., 3], boxes[:, 3]) - np.maximum(b[..., 1], boxes[:, 1]))
-    inter = w * h
-    union = areas[:, None] + areas - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union <= 0, _F(0), inter / union)
-    thr = _F(threshold)
-    hit = (iou > thr) if strict else (iou >= thr)
-    if (ids != ids[0]).any():      # several classes: only a row's own class is suppressed
-        hit &= ids[:, None] == ids
+    corners = [np.ascontiguousarray(boxes[:, k], dtype=_F) for k in range(4)]
+    areas = np.asarray(areas, dtype=_F)
+    several = bool((ids != ids[0]).any())     # several classes: only a row's own class is suppressed
+    hit = np.zeros((n, n), dtype=bool)
+    for top in range(0, n, NMS_BLOCK):
+        rows, cols = slice(top, min(n, top + NMS_BLOCK)), slice(top, n)
+        hit[rows, cols] = _over_threshold(corners, areas, rows, cols, _F(threshold), strict)
+        if several:
+            hit[rows, cols] &= np.equal.outer(ids[rows], ids[cols])
     return suppress(np.triu(hit, 1))
+
+
+def _over_threshold(corners: List[np.ndarray], areas: np.ndarray, rows: slice, cols: slice, thr: np.float32,
+                    strict: bool) -> np.ndarray:
+    """IoU of each row box with each column box against ``thr``, in float32 with MXNet's
+    arithmetic (``CalculateOverlap``: the same operations in the same order), so ties at an NMS
+    threshold fall the same way."""
+    x1, y1, x2, y2 = corners
+    w = np.minimum.outer(x2[rows], x2[cols])
+    w -= np.maximum.outer(x1[rows], x1[cols])
+    np.maximum(w, _F(0), out=w)
+    h = np.minimum.outer(y2[rows], y2[cols])
+    h -= np.maximum.outer(y1[rows], y1[cols])
+    np.maximum(h, _F(0), out=h)
+    w *= h                                           # the intersections
+    union = np.add.outer(areas[rows], areas[cols])
+    union -= w
+    iou = np.zeros_like(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(w, union, out=iou, where=~(union <= 0))
+    return (iou > thr) if strict else (iou >= thr)
 
 
 def suppress(hit: np.ndarray) -> np.ndarray:

@@ -81,7 +81,7 @@ def candidates(anchors: np.ndarray, cls_preds: np.ndarray, box_preds: np.ndarray
 
 def overlaps(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """IoU of ``box`` with each of ``others`` in float32, with MultiBoxDetection's arithmetic
-    (``array_decode.iou_one_to_many``, which the ONNX engine's NMS uses too)."""
+    (``array_decode.iou_one_to_many``: the operations the ONNX engine's NMS does on whole blocks)."""
     a, b = box.astype(np.float32), others.astype(np.float32).reshape(-1, 4)
     return iou_one_to_many(a, b, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), (a[2] - a[0]) * (a[3] - a[1]))
 
