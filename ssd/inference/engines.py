@@ -25,10 +25,12 @@ from ssd.base.errors import ModelError, SSDError
 from ssd.inference.detector import Detector
 
 ENGINES = ("auto", "mxnet", "onnxruntime")
-# Fastest first, as measured by scripts/bench_onnx.py on the development machine (AMD EPYC Zen 5, 2 cores,
-# docs/PERFORMANCE.md): Detector call at batch 8, ms per image, ONNX Runtime INT8 15.0, ONNX Runtime
-# fp32 25.9, MXNet INT8 33.9, MXNet fp32 70.2; a 640-JPEG folder, whole process, 19–22, 19.7, 11.1 and
-# 8.2 img/s. ONNX Runtime's fp32 is exact where MXNet's INT8 is not, so it also comes first on merit.
+# Fastest first where it counts, a folder run as a whole process (scripts/bench_onnx.py on the development
+# machine, AMD EPYC Zen 5, 2 cores, quiet, docs/PERFORMANCE.md): 640 JPEGs at 138.5 img/s on ONNX Runtime
+# INT8, 98.0 fp32, MXNet INT8 98.0, MXNet fp32 77.3 (loaded: 19–22, 19.7, 11.1, 8.2). MXNet's forwards
+# alone are faster quiet (Detector call at batch 8: 2.0 ms INT8 against ONNX Runtime's 3.3), but
+# `import mxnet` costs every process seconds. ONNX Runtime's fp32 is exact where MXNet's INT8 is not,
+# so it also comes before it on merit.
 AUTO_ORDER: Tuple[Tuple[str, str], ...] = (("onnxruntime", "int8"), ("onnxruntime", "fp32"),
                                            ("mxnet", "int8"), ("mxnet", "fp32"))
 
