@@ -66,7 +66,7 @@ def wanted_providers(prefer_gpu: bool = True) -> Tuple[List[Any], str]:
     if CUDA not in ort.get_available_providers():
         return [CPU], "no GPU provider (the onnxruntime CPU build; requirements-gpu.txt installs onnxruntime-gpu)"
     preload = getattr(ort, "preload_dlls", None)
-    if callable(preload):   # CUDA 12 / cuDNN 9 from the nvidia-* wheels, when they are installed
+    if callable(preload):   # the CUDA and cuDNN of its build from the nvidia-* wheels, when installed
         try:
             preload()
         except Exception:  # noqa: BLE001 - the session start says whether CUDA really works
@@ -96,8 +96,21 @@ def open_session(path: str, prefer_gpu: bool = True) -> Tuple[Any, str, str]:
         names = gpu_names()
         return session, f"GPU 0 ({names[0] if names else 'NVIDIA'}, CUDA provider)", ""
     if not why_cpu:
-        why_cpu = "the CUDA provider did not start (CUDA 12 / cuDNN 9 libraries missing, or no usable GPU)"
+        why_cpu = (f"the CUDA provider did not start (the {cuda_libraries()} libraries this onnxruntime-gpu "
+                   "build needs are missing, or no usable GPU)")
     return session, f"CPU ({threads()} threads)", why_cpu
+
+
+def cuda_libraries() -> str:
+    """What the installed GPU build loads, e.g. "CUDA 13.0 and cuDNN 9" (its build record names the CUDA;
+    every onnxruntime-gpu since 1.19 is built on cuDNN 9), so a person knows which libraries to install."""
+    try:
+        from onnxruntime.capi import build_and_package_info as build
+
+        cuda = getattr(build, "cuda_version", "")
+    except ImportError:
+        cuda = ""
+    return f"CUDA {cuda} and cuDNN 9" if cuda else "CUDA and cuDNN 9"
 
 
 class OnnxDetector(Detector):
