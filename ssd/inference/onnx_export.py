@@ -84,8 +84,7 @@ def fold_size_only_ops(sym, params: Dict[str, Any], size: int):
         args = {k: params[k] for k in out.list_arguments() if k in params}
         args[INPUT_NAME] = mx.nd.zeros((1, 3, size, size))
         aux = {k: params[k] for k in out.list_auxiliary_states()}
-        value = out.bind(mx.cpu(), args, aux_states=aux).forward()[0].copy()  # the executor says which
-        # subgraph backend it activates on stderr: MXNET_SUBGRAPH_BACKEND=NONE would quiet it
+        value = out.bind(mx.cpu(), args, aux_states=aux).forward()[0].copy()   # quietly: ssd/__init__.py
         name = node["name"] + "_constant"
         params[name] = value
         node.clear()
