@@ -22,11 +22,12 @@ import hashlib
 import os
 import re
 import sys
-from typing import Any, Callable, Optional
-
-import requests
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ssd.base.errors import DownloadError
+
+if TYPE_CHECKING:
+    import requests
 
 Progress = Callable[[int, Optional[int]], None]
 
@@ -65,8 +66,10 @@ def _fail(url: str, dest: str, sha1: Optional[str], what: str, part: Optional[st
     return DownloadError(f"Download of {url} failed: {what}.{kept} {by_hand(url, dest, sha1)}")
 
 
-def _describe_request_error(err: requests.RequestException, url: str, timeout: float) -> str:
+def _describe_request_error(err: "requests.RequestException", url: str, timeout: float) -> str:
     """Turn a requests exception into a phrase a person understands (offline? DNS? refused?)."""
+    import requests
+
     host = requests.utils.urlparse(url).netloc or url
     text = str(err)
     low = text.lower()
@@ -215,6 +218,8 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
 def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Optional[Progress],
               timeout: float, chunk_size: int, resume: bool, algo: str = "sha1") -> str:
     """One HTTP request that fills ``part``; returns the ``algo`` digest of the whole part file."""
+    import requests   # here, not at the top: every command that builds the CLI imports this module
+
     offset = os.path.getsize(part) if resume and os.path.isfile(part) else 0
     headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT}
     if offset > 0:
