@@ -20,6 +20,7 @@
 #
 # onnxruntime-gpu goes into its own folder (.gpu-site, first on PYTHONPATH): it shadows a CPU
 # `onnxruntime` of the system without touching it; the packages the machine already has are used.
+# A Python without pip gets the wheels of --wheels unpacked there instead.
 # Exit status: 0 when the GPU tests passed, 1 when one failed, 2 for bad arguments, 3 when the
 # install failed, 4 when the tests skipped (no card listed, say).
 set -uo pipefail
@@ -86,7 +87,38 @@ if [ -n "$WHEELS" ]; then
   done
   SRC=(--no-index --find-links "$WHEELS")
 fi
-pip_into_site() { PYTHONPATH="" "$PY" -m pip install --quiet --disable-pip-version-check --upgrade --target "$SITE" "$@"; }
+# Without pip (some system Pythons have none), the wheels of --wheels are unpacked instead: each one
+# built for this Python whose top-level packages are not importable yet (a wheel is a zip archive).
+UNPACK='
+import importlib.util, os, sys, sysconfig, zipfile
+site, folder = sys.argv[1], sys.argv[2]
+tags = {"py3", "py2.py3", "cp%d%d" % sys.version_info[:2]}
+plat = sysconfig.get_platform().replace("-", "_")
+for name in sorted(os.listdir(folder)):
+    if not name.endswith(".whl"):
+        continue
+    parts = name[:-4].split("-")
+    abi3 = parts[-2] == "abi3" and parts[-3].startswith("cp") and int(parts[-3][2:]) <= int("%d%d" % sys.version_info[:2])
+    if not (parts[-3] in tags or abi3) or not (parts[-1] == "any" or parts[-1].endswith(plat.split("_", 1)[-1])):
+        continue
+    forced = name.startswith("onnxruntime_gpu-")      # it replaces the CPU build the system may have
+    with zipfile.ZipFile(os.path.join(folder, name)) as whl:
+        tops = {n.split("/")[0] for n in whl.namelist() if not n.split("/")[0].endswith((".dist-info", ".data"))}
+        tops = {t[:-3] if t.endswith(".py") else t for t in tops}
+        tops = {t for t in tops if t.isidentifier()}          # not numpy.libs and such: no modules
+        if forced or any(importlib.util.find_spec(t) is None for t in tops):
+            whl.extractall(site)
+            print("unpacked", name)
+'
+pip_into_site() {
+  if "$PY" -m pip --version >/dev/null 2>&1; then
+    PYTHONPATH="" "$PY" -m pip install --quiet --disable-pip-version-check --upgrade --target "$SITE" "$@"
+  elif [ -n "$WHEELS" ]; then
+    mkdir -p "$SITE" && "$PY" -c "$UNPACK" "$SITE" "$WHEELS"
+  else
+    say "this Python has no pip: give the wheels with --wheels DIR"; return 1
+  fi
+}
 has_cuda() { "$PY" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" 2>/dev/null; }
 if has_cuda; then
   say "onnxruntime-gpu already here: $("$PY" -c 'import onnxruntime as o; print(o.__version__, o.__file__)')"
