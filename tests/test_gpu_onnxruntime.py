@@ -3,7 +3,7 @@
 These tests need what CI machines do not have, and skip saying which part is missing:
 
 * ``onnxruntime-gpu`` (ONNX Runtime offering its CUDA provider),
-* an NVIDIA card that ``nvidia-smi`` lists,
+* an NVIDIA card that the driver lists (``nvidia-smi``, else ``/proc/driver/nvidia``),
 * ``SSD_GPU_MODEL``: a model folder with its fp32 ONNX graph (``python -m ssd export --model M
   --format onnx --out DIR``). MXNet is not needed: nothing here imports it.
 
@@ -26,16 +26,6 @@ BOX_TOL, SCORE_TOL = 1e-3, 1e-4
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _card_listed() -> bool:
-    if shutil.which("nvidia-smi") is None:
-        return False
-    try:
-        res = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return res.returncode == 0 and "GPU" in res.stdout
-
-
 @pytest.fixture(scope="module")
 def gpu_model(tmp_path_factory) -> str:
     """A copy of ``SSD_GPU_MODEL`` (the tests never write into the original), or a skip naming what is missing."""
@@ -48,8 +38,10 @@ def gpu_model(tmp_path_factory) -> str:
 
     if CUDA not in ort.get_available_providers():
         pytest.skip("no GPU test: ONNX Runtime here is the CPU build (scripts/gpu_check.sh installs onnxruntime-gpu)")
-    if not _card_listed():
-        pytest.skip("no GPU test: nvidia-smi lists no card")
+    from ssd.base.hardware import gpu_names      # what the engine names the card with: nvidia-smi, else /proc
+
+    if not gpu_names():
+        pytest.skip("no GPU test: the driver lists no card (nvidia-smi, /proc/driver/nvidia)")
     source = os.environ.get("SSD_GPU_MODEL")
     if not source or not os.path.isfile(os.path.join(source, "model.onnx")):
         pytest.skip("no GPU test: set SSD_GPU_MODEL to a folder made by `python -m ssd export --format onnx`")
