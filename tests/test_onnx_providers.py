@@ -78,3 +78,21 @@ def test_forcing_the_cpu_asks_for_the_cpu_alone(tiny, gpu_build, monkeypatch):
     det = load_detector(tiny, "onnxruntime", "fp32")
     assert gpu_build["asked"][-1] == [CPU]
     assert det.device.startswith("CPU (") and det.device_note == "the CPU was requested"
+
+
+def test_auto_with_a_gpu_build_that_does_not_start_takes_the_cpus_fastest(tmp_path, gpu_build):
+    """onnxruntime-gpu on a machine without a working CUDA: the GPU's place in the order is void, so
+    auto goes on to the CPU's fastest (the shipped model's INT8 graph), not to fp32 on the CPU."""
+    from conftest import SHIPPED_MODEL
+
+    model = str(tmp_path / "shipped")
+    shutil.copytree(SHIPPED_MODEL, model)
+    gpu_build["started"] = False
+    det = load_detector(model, "auto")
+    assert (det.engine, det.precision, det.device[:4]) == ("onnxruntime", "int8", "CPU ")
+    assert gpu_build["asked"][0][0] == (CUDA, {"device_id": 0})      # the GPU was tried first
+    assert gpu_build["asked"][-1] == [CPU]                            # INT8 asked of the CPU alone
+    assert "CUDA provider did not start" in det.device_note
+    assert "passed over onnxruntime fp32 on the GPU" in det.engine_note
+    gpu_build["started"] = True                                       # a card that works keeps fp32 on it
+    assert load_detector(model, "auto").device.startswith("GPU 0")

@@ -130,10 +130,11 @@ def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[
 
     on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
     tries, why = candidates(model_dir, precision, mxnet_gpu=on_gpu)
+    no_gpu = ""      # why ONNX Runtime's CUDA provider did not start, once it was tried
     for engine, prec in tries:
         try:
             if engine == "onnxruntime":
-                det = load_onnx(model_dir, prec.split("-")[0], worker=worker, log=log)
+                det = load_onnx(model_dir, prec.split("-")[0], worker=worker, log=log, prefer_gpu=not no_gpu)
             else:
                 det = Detector.load(model_dir, ctx=ctx if prec == "fp32-gpu" else None, precision=prec.split("-")[0],
                                     worker=worker)
@@ -142,6 +143,15 @@ def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[
                 raise
             why.append(f"{engine} {prec}: {err}")
             continue
+        if engine == "onnxruntime" and prec.endswith("-gpu") and not det.device.startswith("GPU") \
+                and (engine, prec) != tries[-1]:
+            # onnxruntime-gpu installed but CUDA did not start (no card, missing libraries): the GPU's
+            # place in the order is void, and the CPU's fastest (INT8 where allowed) comes next
+            no_gpu = det.device_note or "the CUDA provider did not start"
+            why.append(f"onnxruntime fp32 on the GPU: {no_gpu}")
+            continue
+        if no_gpu and det.engine == "onnxruntime":
+            det.device_note = no_gpu
         note = "auto: the fastest engine this machine and model offer"
         return _noted(det, note + (" — passed over " + "; ".join(why) if why else ""))
     raise SSDError(f"no engine can run {model_dir} at precision {precision}: " + "; ".join(why))
