@@ -28,7 +28,32 @@ from typing import Any, Dict, Optional
 
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.models.registry import recipe_for
-from ssd.store import FORMAT, INPUT_NAME, META_FILE, PREFIX, SYMBOL_FILE, SYMBOL_PARAMS, is_exported, load_model, save_model
+from ssd.store import (FORMAT, INPUT_NAME, META_FILE, ONNX_FILE, PARAMS_FILE, PREFIX, SYMBOL_FILE, SYMBOL_PARAMS,
+                       is_exported, load_model, read_meta, save_model)
+
+def check_export_target(model_dir: str, out_dir: str, fmt: str) -> None:
+    """Refuse an ``--out`` that is the model itself (by any path) or holds another model.
+
+    Why: an export replaces ``meta.json`` and its graph files in ``out_dir``; over another model
+    (a trained one, an export of a different model, a folder of someone's own ``model.onnx``) that
+    model would be lost. Only an earlier export of this same model in this same format is replaced.
+    """
+    if os.path.realpath(out_dir) == os.path.realpath(model_dir):
+        raise SSDError("--out must be a different folder from --model")
+    ours = (META_FILE, PARAMS_FILE, ONNX_FILE, SYMBOL_FILE, SYMBOL_PARAMS)
+    present = [n for n in ours if os.path.lexists(os.path.join(out_dir, n))]
+    if not present:
+        return
+    try:
+        old = read_meta(out_dir)
+    except SSDError:
+        old = {}
+    same = (old.get("format") == fmt and PARAMS_FILE not in present
+            and os.path.realpath(str(old.get("exported_from", ""))) == os.path.realpath(model_dir))
+    if not same:
+        raise SSDError(f"{out_dir} already holds {', '.join(present)} (another model, or files of your own); "
+                       "nothing was written: choose an empty or new --out folder")
+
 
 def export_model(model_dir: str, out_dir: Optional[str] = None, ctx=None) -> Dict[str, Any]:
     """Export ``model_dir`` into ``out_dir`` (default ``<model_dir>-export``); returns its meta.
@@ -39,8 +64,7 @@ def export_model(model_dir: str, out_dir: Optional[str] = None, ctx=None) -> Dic
     import mxnet as mx
 
     out_dir = out_dir or os.path.normpath(model_dir) + "-export"
-    if os.path.abspath(out_dir) == os.path.abspath(model_dir):
-        raise SSDError("--out must be a different folder from --model")
+    check_export_target(model_dir, out_dir, FORMAT)
     net, meta = load_model(model_dir, ctx=ctx)
     if is_exported(meta):
         raise SSDError(f"{model_dir} is already an exported graph; export the model it came from "

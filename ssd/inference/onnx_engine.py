@@ -33,9 +33,13 @@ def onnxruntime_problem() -> Optional[str]:
     """Why ONNX Runtime cannot be used here (not installed, does not load), or ``None``."""
     try:
         import onnxruntime as ort
-    except ImportError as err:
+    except ModuleNotFoundError as err:
+        if err.name != "onnxruntime":    # installed, but a module it needs is not: a broken install
+            return f"onnxruntime does not load (ModuleNotFoundError: {error_gist(err, 160)})"
         return (f"onnxruntime is not installed ({error_gist(err, 120)}); install it with "
                 "pip install -r requirements.txt")
+    except ImportError as err:   # installed, but its native library does not load
+        return f"onnxruntime does not load (ImportError: {error_gist(err, 160)})"
     except Exception as err:  # noqa: BLE001 - a broken wheel raises anything on import
         return f"onnxruntime does not load ({type(err).__name__}: {error_gist(err, 160)})"
     try:
@@ -171,7 +175,7 @@ def load_onnx(model_dir: str, precision: Optional[str] = None, worker: bool = Fa
               prefer_gpu: bool = True, log=lambda s: None) -> OnnxDetector:
     """A model folder on ONNX Runtime at ``precision`` (``None``: the model's default here)."""
     from ssd.inference.onnx_export import ensure_onnx
-    from ssd.store import read_meta
+    from ssd.store import is_onnx, read_meta
 
     problem = onnxruntime_problem()
     if problem:
@@ -184,6 +188,18 @@ def load_onnx(model_dir: str, precision: Optional[str] = None, worker: bool = Fa
             raise ModelError(f"no ONNX INT8 graph: {why}")
     else:
         graph = ensure_onnx(model_dir, log)
+    try:
+        return _open(model_dir, meta, graph, precision, prefer_gpu, worker)
+    except ModelError as err:
+        if precision == "int8" or is_onnx(meta):    # the model itself, or made by quantize: say so
+            raise
+        # our own cache (model.onnx made from model.params) that does not load or fit: make it again
+        log(f"{err}; converting again")
+        return _open(model_dir, meta, ensure_onnx(model_dir, log, force=True), precision, prefer_gpu, worker)
+
+
+def _open(model_dir: str, meta: Dict[str, Any], graph: Dict[str, Any], precision: str, prefer_gpu: bool,
+          worker: bool) -> OnnxDetector:
     path = os.path.join(model_dir, os.path.basename(str(graph.get("file"))))
     if worker:
         from ssd.inference.worker import on_worker
@@ -192,9 +208,40 @@ def load_onnx(model_dir: str, precision: Optional[str] = None, worker: bool = Fa
     return _build(path, meta, graph, precision, prefer_gpu, False)
 
 
+def check_graph(session, meta: Dict[str, Any], graph: Dict[str, Any], path: str) -> None:
+    """``ModelError`` unless the graph fits the ``meta.json`` it is run with: its input size, class
+    count and decoder. Why: a model folder is untrusted; a ``model.onnx`` of another model or size
+    would crash mid-run or, worse, give detections under the wrong class names."""
+    import json
+
+    size, classes = int(meta["input_size"]), len(meta["classes"])
+    inp = session.get_inputs()[0]
+    shape = list(inp.shape)
+    if len(shape) != 4 or any(isinstance(d, int) and d != want for d, want in zip(shape[1:], (3, size, size))):
+        raise ModelError(f"{path}: the graph takes {inp.name} of shape {shape}, but meta.json says "
+                         f"(batch, 3, {size}, {size}): it is not this model's graph (export the model again)")
+    try:
+        about = json.loads(session.get_modelmeta().custom_metadata_map.get("ssd") or "{}")
+    except ValueError:
+        about = {}
+    about = about if isinstance(about, dict) else {}
+    found = [(what, theirs, ours) for what, theirs, ours in
+             (("classes", len(about.get("classes") or []) or None, classes),
+              ("decoder", about.get("array_decode"), graph.get("array_decode")))
+             if theirs is not None and theirs != ours]
+    cls = next((o for o in session.get_outputs() if o.name == "cls_preds"), None)
+    if cls is not None and len(cls.shape) == 3 and isinstance(cls.shape[2], int) and cls.shape[2] != classes + 1:
+        found.append(("classes", cls.shape[2] - 1, classes))
+    if found:
+        what, theirs, ours = found[0]
+        raise ModelError(f"{path}: the graph's {what} ({theirs}) are not meta.json's ({ours}): it is not this "
+                         "model's graph (export the model again)")
+
+
 def _build(path: str, meta: Dict[str, Any], graph: Dict[str, Any], precision: str, prefer_gpu: bool,
            worker: bool) -> OnnxDetector:
     session, device, why_cpu = open_session(path, prefer_gpu)
+    check_graph(session, meta, graph, path)
     det = OnnxDetector(session, meta, graph, precision, device, worker=worker)
     det.device_note = why_cpu
     det.precision_note = f"{precision}, ONNX graph {os.path.basename(path)} (opset {graph.get('opset', '?')})"

@@ -182,7 +182,10 @@ def read_onnx_record(model_dir: str, name: str = ONNX_RECORD) -> Optional[Dict[s
             rec = json.load(fh)
     except (OSError, ValueError):
         return None
-    return rec if isinstance(rec, dict) else None
+    if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
+        return None
+    # the record names a file of this folder: one that reaches elsewhere ("../x.onnx") is not ours
+    return rec if rec["file"] == os.path.basename(rec["file"]) and rec["file"] not in ("", ".", "..") else None
 
 
 def onnx_status(model_dir: str, meta: Dict[str, Any], record: str = ONNX_RECORD) -> Tuple[bool, str]:
@@ -201,14 +204,15 @@ def onnx_status(model_dir: str, meta: Dict[str, Any], record: str = ONNX_RECORD)
     return True, "ok"
 
 
-def ensure_onnx(model_dir: str, log=lambda s: None) -> Dict[str, Any]:
-    """The record of the model's fp32 ONNX graph, converting it first when absent or stale."""
+def ensure_onnx(model_dir: str, log=lambda s: None, force: bool = False) -> Dict[str, Any]:
+    """The record of the model's fp32 ONNX graph, converting it first when absent or stale (or ``force``:
+    the cached file does not load)."""
     from ssd.inference.precision import params_digest
 
     meta = read_meta(model_dir)
     if is_onnx(meta):
         return dict(meta.get("onnx") or {}, file=ONNX_FILE)
-    if onnx_status(model_dir, meta)[0]:
+    if not force and onnx_status(model_dir, meta)[0]:
         return read_onnx_record(model_dir) or {}
     log(f"converting {model_dir} to ONNX (once; cached as {ONNX_FILE})")
     record_path = os.path.join(model_dir, ONNX_RECORD)
@@ -230,8 +234,9 @@ def ensure_onnx(model_dir: str, log=lambda s: None) -> Dict[str, Any]:
 
 def export_onnx_folder(model_dir: str, out_dir: str) -> Dict[str, Any]:
     """``DIR/model.onnx`` + ``DIR/meta.json`` (``"format": "onnx"``, the graph under ``"onnx"``)."""
-    if os.path.abspath(out_dir) == os.path.abspath(model_dir):
-        raise SSDError("--out must be a different folder from --model")
+    from ssd.inference.export import check_export_target
+
+    check_export_target(model_dir, out_dir, ONNX_FORMAT)
     net, meta = load_model(model_dir)
     os.makedirs(out_dir, exist_ok=True)
     old_meta = os.path.join(out_dir, META_FILE)
