@@ -118,6 +118,10 @@ def test_quantize_makes_the_int8_graph_of_an_exported_onnx_folder(exported, synt
     assert "only ONNX Runtime's INT8 graph" in capsys.readouterr().err
     det = load_detector(path, "onnxruntime", "int8")
     assert det.precision == "int8" and "model-int8.onnx" in det.describe()
+    assert load_detector(path, "auto").precision == "fp32"           # not evaluated: stays exact
+    record = os.path.join(path, "onnx-int8.json")
+    json.dump(dict(json.load(open(record)), recommended="int8"), open(record, "w"))
+    assert load_detector(path, "auto").precision == "int8"           # as auto does for any model folder
     assert main(["quantize", "--model", path, "--data", synth_dir, "--engine", "mxnet"]) == 2
     assert "--engine onnxruntime" in capsys.readouterr().err
 

@@ -104,7 +104,7 @@ def candidates(model_dir: str, precision: Optional[str],
     if is_onnx(meta):
         if problem:
             raise SSDError(f"{model_dir} is an ONNX graph and {problem}")
-        return [("onnxruntime", precision or "fp32")], []
+        return [("onnxruntime", precision or onnx_default_precision(model_dir, meta))], []
     order = list(AUTO_ORDER)
     if gpu_provider():     # a GPU: its fp32 first (INT8 graphs are CPU graphs)
         order.insert(0, ("onnxruntime", "fp32-gpu"))
