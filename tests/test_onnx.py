@@ -229,6 +229,21 @@ def test_onnxruntime_detections_equal_mxnet_on_a_fixed_image_set(tiny):
     assert "onnxruntime" in ortd.describe() and "CPU" in ortd.describe()
 
 
+def test_a_conversion_killed_midway_leaves_nothing_in_the_model_folder(tmp_path):
+    """The first ``--engine onnxruntime`` run converts the model; killed while MXNet's export is
+    staged (seconds, megabytes: hundreds for an SSD300), it used to leave a ``.onnx-*`` folder in
+    the model folder for ever, one per kill."""
+    path = str(tmp_path / "m")
+    shutil.copytree(SHIPPED, path)
+    before = set(os.listdir(path))
+    code = ("import os; from ssd.inference import onnx_export as e\n"
+            "e._to_onnx = lambda *a, **k: os._exit(137)\n"       # the kill, once MXNet's files are staged
+            f"e.ensure_onnx({path!r})")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 137, r.stderr
+    assert set(os.listdir(path)) == before, sorted(set(os.listdir(path)) - before)
+
+
 def test_the_cache_is_made_once_and_again_when_the_weights_change(tmp_path, tiny):
     path = str(tmp_path / "m")
     shutil.copytree(tiny, path)
