@@ -488,6 +488,18 @@ def test_previous_results_of_another_engine_or_precision_are_refused(tmp_path):
 # INT8
 # ---------------------------------------------------------------------------------------------
 
+def test_an_exported_onnx_folder_quantizes_as_its_int8_error_says(tmp_path, capsys):
+    """``--precision int8`` on an ONNX folder says "make one with: python -m ssd quantize --model DIR";
+    that command must then work (it failed on the MXNet weights such a folder does not have)."""
+    out = str(tmp_path / "onnx")
+    assert main(["export", "--model", SHIPPED, "--format", "onnx", "--out", out]) == 0
+    with pytest.raises(ModelError, match=f"python -m ssd quantize --model {out}\\)"):
+        load_detector(out, "onnxruntime", "int8")
+    capsys.readouterr()
+    assert main(["quantize", "--model", out, "--images", "4", "--eval-images", "8"]) == 0, capsys.readouterr().err
+    assert load_detector(out, "onnxruntime", "int8").engine_info()["precision"] == "int8"
+
+
 def test_quantize_makes_an_onnx_int8_graph_from_a_regenerated_synthetic_set(tmp_path):
     """The shipped model's training set is not on this machine: quantize draws its images again from
     the recorded seed; the ONNX INT8 graph agrees with fp32 and its record decides the default."""

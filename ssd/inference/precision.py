@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.models.registry import recipe_for
-from ssd.store import INPUT_NAME, PARAMS_FILE, is_exported, load_model, params_file, read_meta
+from ssd.store import INPUT_NAME, PARAMS_FILE, is_exported, is_onnx, load_model, params_file, read_meta
 
 PRECISIONS = ("fp32", "int8")
 INT8_PREFIX = "int8"
@@ -99,7 +99,7 @@ def fuse_fp32(net, meta: Dict[str, Any], ctx=None) -> PreparedNet:
 
 def params_digest(model_dir: str, meta: Dict[str, Any]) -> str:
     """sha1 of the source parameters: an INT8 graph belongs to exactly these weights."""
-    name = params_file(meta) if is_exported(meta) else PARAMS_FILE
+    name = params_file(meta) if is_exported(meta) or is_onnx(meta) else PARAMS_FILE
     h = hashlib.sha1()
     with open(os.path.join(model_dir, name), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
