@@ -286,6 +286,12 @@ def test_a_linked_camera_folder_is_walked_and_a_link_loop_ends(tmp_path):
                   "cam2/img00002.jpg"]
     assert [files.names[i] for i in files.failures] == ["cam1/back-up/"]
     assert "loop" in files.failures[next(iter(files.failures))]
+    os.symlink(season / "cam1", card / "to-cam1")                # a loop through two links, neither
+    os.symlink(card, season / "cam1" / "to-card")                # leading to a folder above itself
+    files = list_inputs([str(season)], recursive=True)
+    assert sorted(files.names[i] for i in files.failures) == [
+        "cam1/back-up/", "cam1/to-card/to-cam1/", "cam2/to-cam1/back-up/", "cam2/to-cam1/to-card/"]
+    assert len(files.names) == 4 + 2 + 3 + 3 + 2
 
 
 def test_a_carriage_return_in_a_name_keeps_every_csv_row_whole(tmp_path):

@@ -87,11 +87,14 @@ def _loop(folder: str, root: str, name: str, unlisted: Dict[str, str]) -> bool:
     full = os.path.join(root, name)
     if not os.path.islink(full):
         return False
-    target, here = os.path.realpath(full), os.path.realpath(root)
-    if here != target and not here.startswith(target.rstrip(os.sep) + os.sep):
+    rel = os.path.relpath(root, folder)
+    parts = [] if rel == os.curdir else rel.split(os.sep)
+    # the folders this one lies in as walked (through links), not as its real path says
+    above = {os.path.realpath(os.path.join(folder, *parts[:k])) for k in range(len(parts) + 1)}
+    if os.path.realpath(full) not in above:
         return False
-    rel = as_posix(os.path.relpath(full, folder)) + "/"
-    unlisted[rel] = f"'{escape_name(rel)}' links back to a folder it is in (a loop): its photos are walked once, there"
+    name = as_posix(os.path.relpath(full, folder)) + "/"
+    unlisted[name] = f"'{escape_name(name)}' links back to a folder it is in (a loop): its photos are walked once, there"
     return True
 
 
