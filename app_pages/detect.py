@@ -69,8 +69,8 @@ def models_ui() -> Tuple[list, list, str]:
 
 
 def model_ui(ok, default_path: str) -> Tuple[str, Any]:
-    """Model, engine and precision: ``(model path, its loaded Detector)``; stops the page, saying
-    why in the sidebar and above the uploads (which stay), if it cannot load."""
+    """Model, engine and precision: ``(model path, its loaded Detector)``, or why it cannot load
+    (then ``model_settings_ui`` stops the page, the uploads kept)."""
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
     engine = sh.engine_select("detect_engine", choices=engine_choices(model_path))
     precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
@@ -79,10 +79,9 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
                                   "has made it.")
     try:
         det = sh.get_detector(model_path, precision, engine)
-    except SSDError as err:
-        st.error(md_escape(str(err)))
-        return model_path, md_escape(f"Engine {engine}, precision {precision} cannot run this model: {err} "
-                                     "Choose another engine or precision in the sidebar.")
+    except SSDError as err:     # said once, above the uploads (visible on a phone, where the sidebar is shut)
+        return model_path, md_escape(f"Engine {engine}, precision {precision} cannot run this model: "
+                                     f"{str(err).rstrip('.')}. Choose another engine or precision in the sidebar.")
     st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
