@@ -141,7 +141,8 @@ def test_an_engine_that_cannot_run_is_refused_in_one_line_and_the_upload_stays(a
     assert _uploaded(at) == ["photo.png"]                                 # refused, the upload kept
     at.selectbox(key="detect_engine").set_value("auto")
     _run(at)
-    assert _uploaded(at) == ["photo.png"] and not at.error and at.slider(key="detect_threshold").value == 0.47
+    assert _uploaded(at) == ["photo.png"] and not at.error and not at.warning
+    assert at.slider(key="detect_threshold").value == 0.47                # the view settings kept too
     assert _detections(at).equals(before) and at.session_state["detect_stats"]["new_forward_calls"] == 0
 
 
