@@ -167,6 +167,23 @@ def test_a_folder_exported_to_onnx_runs_on_onnxruntime_alone(app_env, tmp_path, 
     assert np.abs(got["score"].values - ref["score"].values).max() <= 1e-4
 
 
+def test_the_camera_traps_page_offers_onnxruntime_alone_for_an_exported_folder(app_env, tmp_path, monkeypatch):
+    from ssd.cli.main import main
+
+    source = _own_models(tmp_path, monkeypatch, app_env["model"], "source")
+    exported = str(tmp_path / "models" / "exported")
+    assert main(["export", "--model", source, "--format", "onnx", "--out", exported]) == 0
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at = at.switch_page("app_pages/camera_traps.py").run()
+    at.selectbox(key="ct_model").set_value(source)
+    at.selectbox(key="ct_engine").set_value("mxnet").run()
+    assert at.selectbox(key="ct_engine").options == ["auto", "mxnet", "onnxruntime"]
+    at.selectbox(key="ct_model").set_value(exported).run()       # the engine picker was on mxnet
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="ct_engine").options == ["onnxruntime"]
+    assert at.selectbox(key="ct_engine").value == "onnxruntime"
+
+
 def test_the_pages_say_why_detection_is_not_on_a_gpu(app_env, tmp_path, monkeypatch):
     """No GPU here: the Home page says so for the default model; with onnxruntime-gpu whose CUDA does
     not start, the Detect page says why the asked-for ONNX Runtime runs on the CPU."""
