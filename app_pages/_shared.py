@@ -53,14 +53,12 @@ def detector(path: str, stamp: float, precision: Optional[str] = None, engine: s
 
 
 def get_detector(path: str, precision: Optional[str] = None, engine: str = "auto"):
-    """The server's Detector for a model folder: "auto" and ``None`` are one Detector, and on MXNet so
-    are "auto" and the precision it picks (two loaded graphs of one model were half the memory a
-    walk of the pages left behind)."""
-    from ssd.inference.precision import check_precision, effective_precision
+    """The server's Detector for a model folder: "auto" and ``None`` are one Detector, and so are
+    "auto" and the precision it picks (two loaded graphs of one model were half the memory a walk
+    of the pages left behind)."""
+    from ssd.inference.engines import resolved_precision
 
-    precision = check_precision(precision)
-    if engine == "mxnet":
-        precision = effective_precision(path, precision, devices().contexts[0])
+    precision = resolved_precision(path, engine, precision, ctx=devices().contexts[0])
     return detector(*model_key(path), precision, engine)
 
 
@@ -70,11 +68,23 @@ ENGINE_HELP = ("auto: the fastest engine this machine runs for this model (ONNX 
                "capability 5.0–8.6.")
 
 
-def engine_select(key: str, container=st) -> str:
-    """The inference engine picker (Detect and Camera traps pages share its choices and help)."""
+def keep_widget_values(*prefixes: str) -> None:
+    """Keep the values of widgets this run does not show (keys starting with one of ``prefixes``):
+    Streamlit forgets a widget's value after a run that did not draw it."""
+    for key in list(st.session_state):
+        if isinstance(key, str) and key.startswith(prefixes):
+            st.session_state[key] = st.session_state[key]
+
+
+def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = None) -> str:
+    """The inference engine picker (Detect and Camera traps pages share its choices and help);
+    ``choices``: the engines the chosen model allows (``engine_choices``), all by default."""
     from ssd.inference.engines import ENGINES
 
-    return container.selectbox("Engine", ENGINES, key=key, help=ENGINE_HELP)
+    choices = list(choices or ENGINES)
+    if key in st.session_state and st.session_state[key] not in choices:
+        del st.session_state[key]          # e.g. mxnet, then a folder exported as ONNX was picked
+    return container.selectbox("Engine", choices, key=key, help=ENGINE_HELP)
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)

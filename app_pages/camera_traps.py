@@ -34,6 +34,7 @@ from ssd.camtrap.megadetector import read_results, typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
+from ssd.inference.engines import engine_choices
 from ssd.inference.filtering import ShownFilter
 from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 
@@ -94,8 +95,8 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c1.text_input("Folder of photos (on the machine running this app)", key="ct_folder",
                   placeholder="/data/season-2024")
     with c2:
-        sh.model_picker("Model", ok, default_path, key="ct_model")
-        sh.engine_select("ct_engine")
+        model = sh.model_picker("Model", ok, default_path, key="ct_model")
+        sh.engine_select("ct_engine", choices=engine_choices(model))
     c3, c4, c5, c6 = st.columns(4)
     c3.text_input("Run name", value="season", key="ct_name")
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05, key="ct_threshold",

@@ -19,7 +19,7 @@ from ssd.base.text import md_escape
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
-from ssd.inference.engines import precision_choices
+from ssd.inference.engines import engine_choices, precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
 from ssd.data.images import SUPPORTED_EXTENSIONS
@@ -69,31 +69,40 @@ def models_ui() -> Tuple[list, list, str]:
 
 
 def model_ui(ok, default_path: str) -> Tuple[str, Any]:
-    """Model, engine and precision: ``(model path, its loaded Detector)``; stops the page if it cannot load."""
+    """Model, engine and precision: ``(model path, its loaded Detector)``, or why it cannot load
+    (then ``model_settings_ui`` stops the page, the uploads kept)."""
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
-    engine = sh.engine_select("detect_engine")
+    engine = sh.engine_select("detect_engine", choices=engine_choices(model_path))
     precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
     try:
         det = sh.get_detector(model_path, precision, engine)
-    except SSDError as err:
-        st.error(str(err))
-        st.stop()
+    except SSDError as err:     # said once, above the uploads (visible on a phone, where the sidebar is shut)
+        return model_path, md_escape(f"Engine {engine}, precision {precision} cannot run this model: "
+                                     f"{str(err).rstrip('.')}. Choose another engine or precision in the sidebar.")
     st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
-    st.caption(f"Running: {det.precision_note}; engine {det.engine} {det.engine_version} on {det.device}"
-               + (f" ({det.engine_note})" if det.engine_note else ""))
+    st.caption(md_escape(f"Running: {det.describe()}"))
     return model_path, det
 
 
 def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
-    """The sidebar: model, engine, precision, MegaDetector categories, count limit."""
+    """The sidebar: model, engine, precision, MegaDetector categories, count limit; a model that
+    does not load stops the page here (after the uploads, so they are kept), saying why."""
     with st.sidebar:
         st.header("Settings")
         model_path, det = model_ui(ok, default_path)
+        if isinstance(det, str):
+            sh.show_broken(broken)
+    if isinstance(det, str):
+        st.error(det, icon=":material/error:")
+        sh.keep_widget_values("detect_threshold", "detect_nms", "detect_max", "detect_megadetector",
+                              "detect_classes::")   # not shown this run: kept for the next
+        st.stop()
+    with st.sidebar:
         megadetector = supports_megadetector(det.classes) and st.toggle(
             "MegaDetector categories", False, key="detect_megadetector",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
@@ -264,8 +273,8 @@ def results_view(m: ModelChoice, items: Items) -> None:
 def main() -> None:
     st.title("Detect")
     ok, broken, default_path = models_ui()
+    items = images_ui()     # before the model: a model or engine that cannot run must not drop the uploads
     model = model_settings_ui(ok, broken, default_path)
-    items = images_ui()
     results_view(model, items)
 
 

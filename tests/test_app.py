@@ -98,6 +98,22 @@ def test_detect_upload_and_slider_without_network(app_env):
     at.multiselect[0].set_value([]).run()
     _ok(at)
     assert at.session_state["detect_stats"]["forward_calls"] == stats["forward_calls"]
+    # the engine picker: each engine's detector is the server's cached one, and a slider move runs
+    # no network on any of them (switching back to an engine runs none either: its results are cached)
+    from app_pages import _shared as sh
+
+    at.selectbox(key="detect_engine").set_value("mxnet").run()
+    _ok(at)
+    dets = [sh.get_detector(app_env["model"], "auto", e) for e in ("auto", "mxnet")]
+    assert dets[1].engine == "mxnet" and at.session_state["detect_stats"]["new_forward_calls"] == 1
+    calls = [d.forward_calls for d in dets]
+    for engine in ("mxnet", "auto", "mxnet"):
+        at.selectbox(key="detect_engine").set_value(engine).run()
+        at.slider(key="detect_threshold").set_value(0.03).run()
+        _ok(at)
+        assert at.session_state["detect_stats"]["new_forward_calls"] == 0
+    assert [d.forward_calls for d in dets] == calls
+    assert [sh.get_detector(app_env["model"], "auto", e) for e in ("auto", "mxnet")] == dets    # not reloaded
     # downloads: one annotated PNG (a single image), MegaDetector JSON and CSV
     at.session_state["detect_tab"] = "Download"
     at.run()

@@ -229,6 +229,21 @@ def test_onnxruntime_detections_equal_mxnet_on_a_fixed_image_set(tiny):
     assert "onnxruntime" in ortd.describe() and "CPU" in ortd.describe()
 
 
+def test_a_conversion_killed_midway_leaves_nothing_in_the_model_folder(tmp_path):
+    """The first ``--engine onnxruntime`` run converts the model; killed while MXNet's export is
+    staged (seconds, megabytes: hundreds for an SSD300), it used to leave a ``.onnx-*`` folder in
+    the model folder for ever, one per kill."""
+    path = str(tmp_path / "m")
+    shutil.copytree(SHIPPED, path)
+    before = set(os.listdir(path))
+    code = ("import os; from ssd.inference import onnx_export as e\n"
+            "e._to_onnx = lambda *a, **k: os._exit(137)\n"       # the kill, once MXNet's files are staged
+            f"e.ensure_onnx({path!r})")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 137, r.stderr
+    assert set(os.listdir(path)) == before, sorted(set(os.listdir(path)) - before)
+
+
 def test_the_cache_is_made_once_and_again_when_the_weights_change(tmp_path, tiny):
     path = str(tmp_path / "m")
     shutil.copytree(tiny, path)
@@ -356,11 +371,11 @@ class _EngineFake:
 
     input_size, classes = 32, ["animal"]
 
-    def __init__(self, engine, stop=None, after=0):
-        self.engine, self.stop, self.after, self.images = engine, stop, after, 0
+    def __init__(self, engine, stop=None, after=0, precision="fp32"):
+        self.engine, self.stop, self.after, self.images, self.precision = engine, stop, after, 0, precision
 
     def engine_info(self):
-        return {"engine": self.engine}
+        return {"engine": self.engine, "precision": self.precision}
 
     def describe(self):
         return self.engine
@@ -393,9 +408,97 @@ def test_resume_refuses_an_engine_change(tmp_path):
     assert not done.stopped and done.processed == 12
 
 
+def test_resume_refuses_a_precision_change(tmp_path):
+    """INT8 and fp32 scores differ by more than the engines' tolerance: a run begun in INT8 and
+    resumed in fp32 would mix them under one ``precision`` in the results."""
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.megadetector import ResultsError
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(folder / f"{i:02d}.jpg")
+    opts = RunSettings("models/x", [str(folder)], out_json=str(tmp_path / "r.json"), batch_size=2, workers=1,
+                       checkpoint_every=2)
+    stop = threading.Event()
+    assert run_batch(opts, _EngineFake("onnxruntime", stop, 4, "int8"), stop=stop, stream=None).stopped
+    resumed = RunSettings(**{**opts.to_dict(), "inputs": (str(folder),), "shard": None, "resume": True})
+    with pytest.raises(ResultsError, match=r"precision: 'int8' then, 'fp32' now.*--precision int8"):
+        run_batch(resumed, _EngineFake("onnxruntime", precision="fp32"), stream=None)
+    done = run_batch(resumed, _EngineFake("onnxruntime", precision="int8"), stream=None)
+    assert done.document["info"]["ssd_batch"]["inference"]["precision"] == "int8" and done.processed == 8
+
+
+def _shard_doc(path, files, **batch):
+    inference = {"engine": batch.pop("engine", "onnxruntime"), "precision": batch.pop("precision", "fp32"),
+                 "device": batch.pop("device", "CPU")}
+    doc = {"info": {"format_version": "1.5", "detector": "ssd-studio:m",
+                    "ssd_batch": {"floor": 0.005, "nms": 0.45, "episode_gap": 120.0, **batch,
+                                  "inference": inference}},
+           "detection_categories": {"1": "animal"},
+           "images": [{"file": f, "detections": [], "failure": None} for f in files]}
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_merge_refuses_shards_whose_scores_were_made_differently(tmp_path):
+    """The merged file names one engine and precision, and one floor and NMS, for every image: shards
+    run on another engine or precision, or with another floor or NMS, are refused by name; shards
+    on different devices merge (their scores agree) and the devices are all named."""
+    from ssd.camtrap.megadetector import ResultsError
+    from ssd.camtrap.merging import merge_results
+
+    a = _shard_doc(tmp_path / "a.json", ["a.jpg"], engine="onnxruntime", precision="int8")
+    for i, (key, change) in enumerate([("engine", {"engine": "mxnet"}), ("precision", {"precision": "fp32"}),
+                                       ("nms", {"nms": 0.6}), ("floor", {"floor": 0.1})]):
+        b = _shard_doc(tmp_path / f"b{i}.json", ["b.jpg"], **{"precision": "int8", **change})
+        with pytest.raises(ResultsError, match=f"{key} .*b{i}.json.*the same"):
+            merge_results([a, b])
+    b = _shard_doc(tmp_path / "gpu.json", ["b.jpg"], precision="int8", device="CUDA (NVIDIA H100)")
+    merged = merge_results([a, b])
+    assert merged["info"]["ssd_batch"]["inference"]["device"] == "CPU; CUDA (NVIDIA H100)"
+    assert [im["file"] for im in merged["images"]] == ["a.jpg", "b.jpg"]
+
+
+def test_previous_results_of_another_engine_or_precision_are_refused(tmp_path):
+    """``--previous-results`` entries become this run's: made on another engine or precision they
+    would be written under this run's ``inference``, so they are refused by name."""
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.megadetector import ResultsError
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(folder / f"{i:02d}.jpg")
+    old = json.loads(open(_shard_doc(tmp_path / "old.json", ["00.jpg"], engine="mxnet")).read())
+    old["info"]["detector"], old["detection_categories"] = "ssd-studio:x", {"1": "animal"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    opts = RunSettings("models/x", [str(folder)], out_json=str(tmp_path / "r.json"),
+                       previous_results=str(tmp_path / "old.json"))
+    with pytest.raises(ResultsError, match=r"old.json' was made with engine 'mxnet', this run's is "
+                                           r"'onnxruntime'.*--engine mxnet"):
+        run_batch(opts, _EngineFake("onnxruntime"), stream=None)
+    done = run_batch(opts, _EngineFake("mxnet"), stream=None)
+    assert done.processed == 3 and not os.path.exists(tmp_path / "r.checkpoint.jsonl")
+
+
 # ---------------------------------------------------------------------------------------------
 # INT8
 # ---------------------------------------------------------------------------------------------
+
+def test_an_exported_onnx_folder_quantizes_as_its_int8_error_says(tmp_path, capsys):
+    """``--precision int8`` on an ONNX folder says "make one with: python -m ssd quantize --model DIR";
+    that command must then work (it failed on the MXNet weights such a folder does not have)."""
+    out = str(tmp_path / "onnx")
+    assert main(["export", "--model", SHIPPED, "--format", "onnx", "--out", out]) == 0
+    with pytest.raises(ModelError, match=f"python -m ssd quantize --model {out}\\)"):
+        load_detector(out, "onnxruntime", "int8")
+    capsys.readouterr()
+    assert main(["quantize", "--model", out, "--images", "4", "--eval-images", "8"]) == 0, capsys.readouterr().err
+    assert load_detector(out, "onnxruntime", "int8").engine_info()["precision"] == "int8"
+
 
 def test_quantize_makes_an_onnx_int8_graph_from_a_regenerated_synthetic_set(tmp_path):
     """The shipped model's training set is not on this machine: quantize draws its images again from

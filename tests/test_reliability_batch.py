@@ -266,3 +266,64 @@ def test_temp_files_a_killed_run_left_beside_its_outputs_are_removed(tmp_path, d
                        out_csv=str(tmp_path / "k600.csv"))
     run_batch(opts, detector, stream=None)
     assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".tmp")) == [".other.csv.ab12cd_9.tmp"]
+
+
+# ------------------------------------------------------------------ linked folders and names with CR
+
+def test_a_linked_camera_folder_is_walked_and_a_link_loop_ends(tmp_path):
+    """A card's folder linked into the season (common on a shared drive) is part of the run, as in
+    MegaDetector's walk; a link back to a folder above is followed once, never round and round."""
+    from ssd.camtrap.folders import list_inputs
+
+    season, card = tmp_path / "season", tmp_path / "card-07"
+    _photos(season / "cam1", 2)
+    _photos(card, 3)
+    os.symlink(card, season / "cam2")
+    os.symlink(season, season / "cam1" / "back-up")             # a loop
+    files = list_inputs([str(season)], recursive=True)
+    ok = [n for i, n in enumerate(files.names) if i not in files.failures]
+    assert ok == ["cam1/img00000.jpg", "cam1/img00001.jpg", "cam2/img00000.jpg", "cam2/img00001.jpg",
+                  "cam2/img00002.jpg"]
+    assert [files.names[i] for i in files.failures] == ["cam1/back-up/"]
+    assert "loop" in files.failures[next(iter(files.failures))]
+    os.symlink(season / "cam1", card / "to-cam1")                # a loop through two links, neither
+    os.symlink(card, season / "cam1" / "to-card")                # leading to a folder above itself
+    files = list_inputs([str(season)], recursive=True)
+    assert sorted(files.names[i] for i in files.failures) == [
+        "cam1/back-up/", "cam1/to-card/to-cam1/", "cam2/to-cam1/back-up/", "cam2/to-cam1/to-card/"]
+    assert len(files.names) == 4 + 2 + 3 + 3 + 2
+
+
+def test_a_carriage_return_in_a_name_keeps_every_csv_row_whole(tmp_path):
+    """A name with a CR (a file copied from an old Mac card) is one cell, not a broken row, in the
+    detections CSV and in Camtrap DP's tables."""
+    from ssd.camtrap.camtrap_dp import write_table
+    from ssd.camtrap.results import results_csv
+
+    name = "cam1/odd\rname.jpg"
+    doc = {"detection_categories": {"1": "animal"}, "images": [
+        {"file": name, "width": 10, "height": 10, "failure": None,
+         "detections": [{"category": "1", "conf": 0.5, "bbox": [0.1, 0.1, 0.2, 0.2]}]},
+        {"file": "cam1/b.jpg", "width": 10, "height": 10, "failure": None, "detections": []}]}
+    rows = list(csv.reader(io.StringIO(results_csv(doc), newline="")))
+    assert [r[0] for r in rows[1:]] == [name, "cam1/b.jpg"] and len({len(r) for r in rows}) == 1
+    buf = io.StringIO(newline="")
+    write_table(buf, "media", [{"mediaID": name, "filePath": name}, {"mediaID": "b", "filePath": "b"}])
+    rows = list(csv.reader(io.StringIO(buf.getvalue(), newline="")))
+    assert [r[0] for r in rows[1:]] == [name, "b"] and len({len(r) for r in rows}) == 1
+
+
+def test_the_workbook_takes_a_name_with_control_characters(tmp_path):
+    """XLSX (XML) cannot hold most control characters: such a name is written escaped, as the
+    terminal shows it, instead of stopping the export with a traceback."""
+    from openpyxl import load_workbook
+
+    from ssd.camtrap.spreadsheet import write_xlsx
+
+    doc = {"info": {"detector": "x"}, "detection_categories": {"1": "animal"}, "images": [
+        {"file": ESCAPES, "width": 10, "height": 10, "failure": None,
+         "detections": [{"category": "1", "conf": 0.5, "bbox": [0.1, 0.1, 0.2, 0.2]}]},
+        {"file": "b\x00.jpg", "failure": "bad\x07 file", "detections": None}]}
+    write_xlsx(doc, str(tmp_path / "r.xlsx"), 0.2)
+    rows = list(load_workbook(tmp_path / "r.xlsx")["images"].iter_rows(values_only=True))
+    assert [r[0] for r in rows[1:]] == ["\\x1b]0;PWNED\\x07\\x1b[2Jx.jpg", "b\\x00.jpg"]

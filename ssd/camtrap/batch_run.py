@@ -124,8 +124,8 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
     """The run's entry store: the journal (resumed, or new), else a temporary one; previous
     results' entries not done yet are appended to it (read first: a bad file changes nothing)."""
     opts, ckpt = run.settings, run.journal
-    settings = opts.journal_settings(run.classes, files.base, run.engine)
-    previous = _previous_entries(opts.previous_results, run.classes)
+    settings = opts.journal_settings(run.classes, files.base, run.engine, run.inference.get("precision"))
+    previous = _previous_entries(opts.previous_results, run)
     if ckpt and opts.resume:
         store = RunStore.resume(ckpt, settings, files.names, run.legacy_checkpoint)
     elif ckpt:
@@ -140,16 +140,26 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
     return store
 
 
-def _previous_entries(path: Optional[str], classes: List[str]) -> Dict[str, Dict[str, Any]]:
-    """Entries of an earlier results file, by file name; refused when its categories differ."""
+def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any]]:
+    """Entries of an earlier results file, by file name; refused when its categories differ, or
+    its scores were made otherwise (engine, precision, floor, NMS): this run's ``info`` names them."""
     if not path:
         return {}
     from ssd.camtrap.megadetector import category_map
+    from ssd.camtrap.merging import scoring, scoring_difference
 
     doc = read_results(path)
-    if doc["detection_categories"] != category_map(classes):
+    if doc["detection_categories"] != category_map(run.classes):
         raise ResultsError(f"--previous-results '{path}' has categories {doc['detection_categories']}, "
-                           f"this model has {category_map(classes)}: use results of the same model")
+                           f"this model has {category_map(run.classes)}: use results of the same model")
+    s = run.settings
+    differ = scoring_difference(scoring(doc), {"floor": s.floor, "nms": s.nms, "frame_every": s.frame_every,
+                                               **{k: run.inference.get(k) for k in ("engine", "precision")}})
+    if differ:
+        key, old, new = differ
+        raise ResultsError(f"--previous-results '{path}' was made with {key} {old!r}, this run's is {new!r}: "
+                           "its entries would be written as this run's; run with the same settings "
+                           f"(--{key.replace('_', '-')} {old})")
     return {im["file"]: im for im in doc["images"]}
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
-from ssd.base.cells import safe_cell
+from ssd.base.cells import CsvWriter, safe_cell
 from ssd.camtrap.episodes import camera_of, episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
 from ssd.inference.filtering import ShownFilter
@@ -298,7 +298,7 @@ def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
 def write_table(fh, table: str, rows: List[Dict[str, Any]]) -> None:
     """One Camtrap DP table as CSV: the schema's columns, empty cells for the ones not known."""
     cols = columns(table)
-    w = csv.writer(fh, lineterminator="\n")
+    w = CsvWriter(fh)
     w.writerow(cols)
     for row in rows:
         w.writerow([safe_cell(_cell(row.get(c))) for c in cols])

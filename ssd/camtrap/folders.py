@@ -4,6 +4,8 @@ Why: a camera-trap season is nested folders (site/camera/date). The walk must be
 (sorted, so shards and resumed runs agree on the list) and every file in the folder must be
 accounted for: a non-image is listed (and reported as a failure later), never skipped silently.
 Hidden files (``.DS_Store``, editor droppings) and hidden folders are left out and counted.
+Linked folders are walked like others; a link back to a folder it lies in (a loop) is listed
+with that reason, not walked again.
 With one folder given, each file's name in the results is relative to it: Timelapse opens the
 results file from that folder. A subfolder that cannot be listed (no permission, a path longer
 than PATH_MAX) does not stop the run: it is listed as ``name/`` with the reason, a failure
@@ -53,9 +55,9 @@ def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], i
     try:
         if recursive:
             os.listdir(folder)                  # the folder given itself must be readable
-            for root, dirs, files in os.walk(folder, onerror=note):
+            for root, dirs, files in os.walk(folder, onerror=note, followlinks=True):
                 hidden += sum(d.startswith(".") for d in dirs)
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _loop(folder, root, d, unlisted))
                 for f in files:
                     full = os.path.join(root, f)
                     if f.startswith("."):
@@ -74,6 +76,26 @@ def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], i
     found.extend(unlisted)
     found.sort(key=sort_key)
     return found, hidden, unlisted
+
+
+def _loop(folder: str, root: str, name: str, unlisted: Dict[str, str]) -> bool:
+    """Whether ``root/name`` is a link back to a folder it lies in (noted in ``unlisted`` if so).
+
+    Why links are followed at all: a card's folder linked into the season is part of it (as in
+    MegaDetector's walk); skipping it would leave its photos out without a word.
+    """
+    full = os.path.join(root, name)
+    if not os.path.islink(full):
+        return False
+    rel = os.path.relpath(root, folder)
+    parts = [] if rel == os.curdir else rel.split(os.sep)
+    # the folders this one lies in as walked (through links), not as its real path says
+    above = {os.path.realpath(os.path.join(folder, *parts[:k])) for k in range(len(parts) + 1)}
+    if os.path.realpath(full) not in above:
+        return False
+    name = as_posix(os.path.relpath(full, folder)) + "/"
+    unlisted[name] = f"'{escape_name(name)}' links back to a folder it is in (a loop): its photos are walked once, there"
+    return True
 
 
 def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: bool = False,

@@ -1,7 +1,7 @@
 """Joining shards: N machines each ran ``--shard I/N``; one results file comes out.
 
-Refused, with the reason: files of different models or categories (their scores mean different
-things) and files that both contain an image (an overlap means the shards were not a partition,
+Refused, with the reason: files of different models or categories, engines, precisions, floors
+or NMS thresholds (their scores mean different things, and the merged file names one of each) and files that both contain an image (an overlap means the shards were not a partition,
 and silently keeping one of two answers would hide it). Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
@@ -9,7 +9,7 @@ episodes (a burst's frames fall into different shards).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
@@ -36,6 +36,50 @@ def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
                                    "(or all absolute)") from None
 
 
+#: What makes the scores of two shards comparable: ``info.ssd_batch``'s and its ``inference``'s.
+SCORING_SETTINGS = ("floor", "nms", "frame_every")
+SCORING_INFERENCE = ("engine", "precision")
+
+
+def scoring(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """How a results file's scores were made (None where it does not say, as older files)."""
+    batch = (doc.get("info") or {}).get("ssd_batch") or {}
+    inference = batch.get("inference") or {}
+    return {**{k: batch.get(k) for k in SCORING_SETTINGS}, **{k: inference.get(k) for k in SCORING_INFERENCE}}
+
+
+def scoring_difference(a: Dict[str, Any], b: Dict[str, Any]) -> Optional[Tuple[str, Any, Any]]:
+    """The first of ``scoring``'s values that both record and that differ: (key, a's, b's)."""
+    for key, value in b.items():
+        if value is not None and a.get(key) is not None and value != a[key]:
+            return key, a[key], value
+    return None
+
+
+def _check_scoring(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
+    """The merged file names one engine, precision, floor and NMS for every image: shards made
+    otherwise are refused (a value a file does not record, as older ones, is not compared).
+    Devices may differ (ONNX Runtime's scores agree on CPU and GPU): they are named together."""
+    first = scoring(docs[0])
+    for p, d in zip(paths[1:], docs[1:]):
+        differ = scoring_difference(first, scoring(d))
+        if differ:
+            key, old, new = differ
+            raise ResultsError(f"{key} differs: {old!r} in '{paths[0]}', {new!r} in '{p}': only "
+                               "shards run with the same engine, precision, floor and NMS merge; run that "
+                               "shard again with the others' settings")
+
+
+def _devices(docs: Sequence[Dict[str, Any]]) -> str:
+    """Each device the shards ran on, once, in order: ``"CPU; CUDA (…)"``."""
+    seen: List[str] = []
+    for d in docs:
+        device = (((d.get("info") or {}).get("ssd_batch") or {}).get("inference") or {}).get("device")
+        if device and device not in seen:
+            seen.append(device)
+    return "; ".join(seen)
+
+
 def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
     """One document from several results files of the same detector (``ResultsError`` if not)."""
     if len(paths) < 2:
@@ -51,6 +95,7 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
                                f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
                                "only results of the same model merge")
     _check_names(paths, docs)
+    _check_scoring(paths, docs)
     seen: Dict[str, str] = {}
     images: List[Dict[str, Any]] = []
     for p, d in zip(paths, docs):
@@ -71,5 +116,8 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
         assign_episodes(images, float(batch["episode_gap"]))     # a burst may have been split between shards
     if "shard" in batch:
         batch["shard"] = None
+        info["ssd_batch"] = batch
+    if batch.get("inference") and len(docs) > 1 and _devices(docs):
+        batch["inference"] = dict(batch["inference"], device=_devices(docs))
         info["ssd_batch"] = batch
     return {"info": info, "detection_categories": dict(first["detection_categories"]), "images": images}

@@ -7,11 +7,10 @@ what a slider shows), and in the CSV one row per detection plus one per image wi
 """
 from __future__ import annotations
 
-import csv
 import io
 from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ssd.base.cells import safe_cell
+from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import terminal_safe
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import image_entry, results_document
@@ -42,7 +41,7 @@ def results_csv(doc: Dict[str, Any]) -> str:
 
 def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[Dict[str, Any]]) -> None:
     """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk)."""
-    w = csv.writer(fh, lineterminator="\n")
+    w = CsvWriter(fh)
     w.writerow(CSV_COLUMNS)
     for im in images:
         w.writerows([safe_cell(c) for c in row] for row in _csv_rows(im, categories))

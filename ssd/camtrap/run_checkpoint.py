@@ -53,16 +53,21 @@ def compact(entry: Dict[str, Any]) -> str:
 
 # settings added since journals were first written, with the value every older journal had
 LATER_SETTINGS = {"engine": "mxnet"}
+# settings added since, whose value in older journals is not known: not compared for those
+UNRECORDED_BEFORE = ("precision",)
 
 
 def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
     """``ResultsError`` naming each setting that differs between a checkpoint and this run."""
-    old = {**{k: v for k, v in LATER_SETTINGS.items() if k in new}, **old}
+    old = {**{k: v for k, v in LATER_SETTINGS.items() if k in new},
+           **{k: new[k] for k in UNRECORDED_BEFORE if k in new}, **old}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if differ:
         detail = "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in differ)
         hint = (f" (the run began on {old['engine']}: resume with --engine {old['engine']}, which must work here)"
-                if "engine" in differ else "")
+                if "engine" in differ else
+                f" (the run began in {old['precision']}: resume with --precision {old['precision']})"
+                if "precision" in differ and old.get("precision") else "")
         raise ResultsError(f"checkpoint '{path}' was made with other settings ({detail}){hint}; "
                            "run with the same options, or delete it to start over")
 

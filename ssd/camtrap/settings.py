@@ -185,11 +185,13 @@ class RunSettings:
             raise SettingsError(f"cannot read the run's settings {path}: {err}") from None
         return cls.from_dict(data, os.path.basename(path))
 
-    def journal_settings(self, classes: List[str], base: Optional[str], engine: str = "mxnet") -> Dict[str, Any]:
+    def journal_settings(self, classes: List[str], base: Optional[str], engine: str = "mxnet",
+                         precision: Optional[str] = None) -> Dict[str, Any]:
         """What decides the entries: a journal made with other values cannot be resumed. ``engine``
-        is the one that runs (``auto`` resolved): a resumed run may not switch engines silently."""
+        and ``precision`` are the ones that run (``auto`` resolved): a resumed run may not switch
+        engines, nor INT8 and fp32 (their scores differ), silently."""
         return {"model": os.path.abspath(self.model), "classes": list(classes), "nms": float(self.nms),
-                "engine": engine,
+                "engine": engine, **({"precision": precision} if precision else {}),
                 "floor": float(self.floor), "max_detections": int(self.max_detections),
                 "shard": list(self.shard) if self.shard else None,
                 "base": base, "absolute_paths": bool(self.absolute_paths),

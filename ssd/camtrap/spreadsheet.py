@@ -14,7 +14,7 @@ import time
 from typing import IO, Any, Dict, Iterable, List, Union
 
 from ssd.base.atomic import atomic_path
-from ssd.base.cells import safe_cell
+from ssd.base.cells import xlsx_cell
 from ssd.camtrap.episodes import episode_ids, file_gap
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.camtrap.summary import summarize
@@ -99,5 +99,5 @@ def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Thr
         for row in head:
             ws.append(row)
         for row in rows:
-            ws.append([safe_cell(v) for v in row])
+            ws.append([xlsx_cell(v) for v in row])
     wb.save(target)

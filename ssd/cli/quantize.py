@@ -22,12 +22,16 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_quantize)
 
 
-def engines_for(choice: str) -> List[str]:
-    """The engines ``--engine`` names; ``auto`` leaves ONNX Runtime out (saying why) when it is unusable."""
+def engines_for(choice: str, model_dir: str = "") -> List[str]:
+    """The engines ``--engine`` names; ``auto`` leaves ONNX Runtime out (saying why) when it is
+    unusable, and MXNet out for a folder exported to ONNX (it has no MXNet weights)."""
     from ssd.inference.onnx_engine import onnxruntime_problem
+    from ssd.store import is_onnx, read_meta
 
     if choice != "auto":
         return [choice]
+    if model_dir and is_onnx(read_meta(model_dir)):
+        return ["onnxruntime"]
     problem = onnxruntime_problem()
     if problem:
         print(f"note: no ONNX Runtime INT8 graph: {problem}", file=sys.stderr)
@@ -54,8 +58,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     if args.images < 1:
         raise SSDError("--images must be at least 1")
-    records = quantize_engines(args.model, engines_for(args.engine), data=args.data, images=args.images,
-                               eval_images=max(0, args.eval_images), log=lambda s: print(s, file=sys.stderr))
+    records = quantize_engines(args.model, engines_for(args.engine, args.model), data=args.data,
+                               images=args.images, eval_images=max(0, args.eval_images),
+                               log=lambda s: print(s, file=sys.stderr))
     files = {"mxnet": f"{INT8_SYMBOL}, {INT8_PARAMS}, {INT8_RECORD}",
              "onnxruntime": f"{INT8_ONNX_FILE}, {INT8_ONNX_RECORD}"}
     print(f"wrote {'; '.join(files[e] for e in records)} in {args.model}")

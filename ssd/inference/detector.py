@@ -133,6 +133,8 @@ class Detector:
     def describe(self) -> str:
         """Engine, precision and device in one line: what every output says produced it."""
         line = f"{self.engine} {self.engine_version}, {self.precision_note}, on {self.device}"
+        if self.device_note and not self.device.startswith("GPU"):
+            line += f", not a GPU: {self.device_note}"
         return line + (f" ({self.engine_note})" if self.engine_note else "")
 
     def engine_info(self) -> Dict[str, str]:

@@ -60,6 +60,17 @@ def load_detector(model_dir: str, engine: str = "auto", precision: Optional[str]
     return _auto(model_dir, precision, worker, log, ctx)
 
 
+def engine_choices(model_dir: Optional[str]) -> Tuple[str, ...]:
+    """What an engine picker offers for a model folder: every engine, or ONNX Runtime alone for a
+    folder exported as ONNX (it holds no MXNet network)."""
+    from ssd.store import is_onnx, read_meta
+
+    try:
+        return ("onnxruntime",) if model_dir and is_onnx(read_meta(model_dir)) else ENGINES
+    except (SSDError, OSError):
+        return ENGINES      # the load that follows says what is wrong with the folder
+
+
 def precision_choices(model_dir: str, engine: str = "auto") -> List[str]:
     """What a precision picker offers: auto and fp32 always, int8 when ``engine`` (any, for auto)
     has a current INT8 graph of this model."""
@@ -74,6 +85,32 @@ def precision_choices(model_dir: str, engine: str = "auto") -> List[str]:
     except (SSDError, OSError):
         usable = False
     return ["auto", "fp32"] + (["int8"] if usable else [])
+
+
+def resolved_precision(model_dir: str, engine: str = "auto", precision: Optional[str] = None,
+                       ctx=None) -> Optional[str]:
+    """The precision ``load_detector(model_dir, engine, precision, ctx=ctx)`` runs at, where that is
+    known without loading (``None`` where "auto" on ``auto`` stays open).
+
+    Why: a server keys its loaded detectors by it, so "auto" and the precision it picks are one
+    loaded graph; keyed by the words instead, a walk through the Detect page's pickers loaded the
+    same graph again under each name and pushed the others out of the server's cache (reloaded on
+    every switch back)."""
+    from ssd.inference.onnx_engine import onnx_default_precision
+    from ssd.inference.precision import check_precision, effective_precision
+    from ssd.store import is_onnx, read_meta
+
+    engine, precision = check_engine(engine), check_precision(precision)
+    if precision is not None:
+        return precision
+    meta = read_meta(model_dir)
+    if engine == "mxnet":
+        return effective_precision(model_dir, None, ctx, meta)
+    if engine == "onnxruntime" or is_onnx(meta):
+        return onnx_default_precision(model_dir, meta)
+    on_gpu = ctx is not None and getattr(ctx, "device_type", "cpu") == "gpu"
+    tries = candidates(model_dir, None, mxnet_gpu=on_gpu)[0]
+    return next((p for p in ("fp32", "int8") if candidates(model_dir, p, mxnet_gpu=on_gpu)[0] == tries), None)
 
 
 def _noted(det: Detector, note: str) -> Detector:

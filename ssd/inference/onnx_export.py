@@ -144,7 +144,9 @@ def convert(net, meta: Dict[str, Any], dest: str) -> Dict[str, Any]:
     if not described.get("array_decode"):
         raise ModelError(f"architecture {meta['arch']!r} names no numpy decoder for its graph "
                          "(the recipe's export_outputs 'array_decode'); it cannot run on ONNX Runtime")
-    staging = tempfile.mkdtemp(prefix=".onnx-", dir=os.path.dirname(os.path.abspath(dest)))
+    # MXNet's export is staged in the system's temporary folder, not beside ``dest``: a run killed
+    # there left megabytes in the model folder for ever (only ``atomic_path`` writes beside it)
+    staging = tempfile.mkdtemp(prefix="ssd-onnx-")
     try:
         sym, params = _mxnet_graph(net, size, staging)
         sym, params = fold_size_only_ops(sym, params, size)

@@ -98,13 +98,28 @@ def fuse_fp32(net, meta: Dict[str, Any], ctx=None) -> PreparedNet:
 
 
 def params_digest(model_dir: str, meta: Dict[str, Any]) -> str:
-    """sha1 of the source parameters: an INT8 graph belongs to exactly these weights."""
-    name = params_file(meta) if is_exported(meta) or is_onnx(meta) else PARAMS_FILE   # an ONNX folder: model.onnx
-    h = hashlib.sha1()
-    with open(os.path.join(model_dir, name), "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha1 of the source parameters: an INT8 graph belongs to exactly these weights.
+
+    Remembered per file identity (device, inode, size, modification time): the Detect page asks on
+    every rerun which precisions a model offers, and hashing a real-world model's 100+ MB each time
+    cost about a second a slider move. Weights are replaced atomically (a new inode), so a retrained
+    model is hashed again."""
+    name = params_file(meta) if is_exported(meta) or is_onnx(meta) else PARAMS_FILE
+    path = os.path.join(model_dir, name)
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha1()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        if len(_DIGESTS) >= 64:
+            _DIGESTS.clear()
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+_DIGESTS: Dict[tuple, str] = {}     # params_digest's memory, bounded
 
 
 def read_record(model_dir: str) -> Optional[Dict[str, Any]]:

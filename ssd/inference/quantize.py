@@ -28,7 +28,7 @@ from ssd.inference.evaluation import evaluate
 from ssd.inference.precision import (CALIB_IMAGES, EXCLUDED_OPERATORS, INT8_PARAMS, INT8_PREFIX, INT8_RECORD,
                                      INT8_SYMBOL, PreparedNet, example_input, as_graph, fuse_fp32, graph_decoder,
                                      params_digest, recommend)
-from ssd.store import INPUT_NAME, is_onnx, load_model, read_meta
+from ssd.store import INPUT_NAME, load_model, read_meta
 
 
 def synthetic_origin(meta: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -147,12 +147,6 @@ def quantize_engines(model_dir: str, engines: Sequence[str] = ENGINES, data: Opt
                      log: Callable[[str], None] = lambda s: None) -> Dict[str, Dict[str, Any]]:
     """INT8 graphs of ``model_dir`` for each engine, calibrated on the same images; records by engine."""
     meta = read_meta(model_dir)
-    if is_onnx(meta) and "mxnet" in engines:    # an exported ONNX folder has no MXNet weights to quantize
-        if list(engines) == ["mxnet"]:
-            raise ModelError(f"{model_dir} holds an ONNX graph and no MXNet weights: quantize it with "
-                             "--engine onnxruntime")
-        log(f"{model_dir} holds an ONNX graph: only ONNX Runtime's INT8 graph is made")
-        engines = [e for e in engines if e != "mxnet"]
     out: Dict[str, Dict[str, Any]] = {}
     with own_dataset(meta, data, images, eval_images) as (path, splits):
         calib, split = calibration_images(splits, int(meta["input_size"]), images)
