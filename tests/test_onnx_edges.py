@@ -1,6 +1,6 @@
 """ONNX model folders from outside: a graph that is not the model meta.json describes, a corrupt cache,
 a record naming a file elsewhere, an export aimed at a folder holding another model, an exported folder
-given to ``quantize``, an onnxruntime whose native library does not load. Each gets a clear one-line
+run by ``auto`` after ``quantize``, an onnxruntime whose native library does not load. Each gets a clear one-line
 error (or is repaired, when the file is our own cache) and nothing the user had is lost."""
 from __future__ import annotations
 
@@ -139,20 +139,3 @@ def test_an_onnxruntime_whose_library_does_not_load_is_not_called_missing(tiny_r
     det = load_detector(tiny_random, "auto", "fp32")
     assert det.engine == "mxnet" and "does not load" in det.engine_note
 
-
-def test_the_detect_page_runs_an_exported_onnx_folder(exported, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    root = tmp_path / "models"
-    shutil.copytree(exported, root / "tiny-onnx")
-    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
-    monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    at = AppTest.from_file(os.path.join(os.path.dirname(os.path.dirname(__file__)), "app.py"),
-                           default_timeout=180).run()
-    assert not at.exception, [e.value for e in at.exception]
-    at = at.switch_page("app_pages/detect.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    captions = " ".join(c.value for c in at.caption)
-    assert "engine onnxruntime" in captions and len(at.image) == 6 and not at.error, captions
-    at.selectbox(key="detect_engine").set_value("mxnet").run()
-    assert not at.exception and "MXNet cannot load" in " ".join(e.value for e in at.error)
