@@ -31,6 +31,7 @@ from ssd.models.registry import recipe_for
 from ssd.store import (FORMAT, INPUT_NAME, META_FILE, ONNX_FILE, PARAMS_FILE, PREFIX, SYMBOL_FILE, SYMBOL_PARAMS,
                        is_exported, load_model, read_meta, save_model)
 
+
 def check_export_target(model_dir: str, out_dir: str, fmt: str) -> None:
     """Refuse an ``--out`` that is the model itself (by any path) or holds another model.
 

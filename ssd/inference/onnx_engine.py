@@ -226,7 +226,7 @@ def check_graph(session, meta: Dict[str, Any], graph: Dict[str, Any], path: str)
         about = {}
     about = about if isinstance(about, dict) else {}
     found = [(what, theirs, ours) for what, theirs, ours in
-             (("classes", len(about.get("classes") or []) or None, classes),
+             (("classes", len(about["classes"]) if isinstance(about.get("classes"), list) else None, classes),
               ("decoder", about.get("array_decode"), graph.get("array_decode")))
              if theirs is not None and theirs != ours]
     cls = next((o for o in session.get_outputs() if o.name == "cls_preds"), None)
