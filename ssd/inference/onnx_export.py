@@ -54,6 +54,8 @@ def graph_description(net, meta: Dict[str, Any]) -> Dict[str, Any]:
     else:
         described = dict(recipe.export_outputs(net))
     scheme = recipe.array_decode(meta)
+    if scheme and scheme != described.get("array_decode"):     # e.g. a converted torchvision SSD300
+        described["decode"] = f"ssd.models.array_decode, scheme {scheme!r}, on the outputs"
     return {**described, "array_decode": scheme} if scheme else described
 
 
