@@ -145,3 +145,20 @@ def test_image_eval_keeps_what_reaches_the_confidence():
     assert ev.counts(split.classes) == counts_table(want, ids[:2], split.classes)
     low = image_eval(split, 0, 0.1, 0.5)
     assert (low.match.tp, low.match.fp) == (1, 2)                # the lower duplicate is a false positive
+
+
+def test_resume_from_the_app_finds_the_data_of_a_run_started_with_a_relative_path(tmp_path, monkeypatch):
+    """``train --data syn`` from another folder: the app (its own working folder) resumed on ``syn``
+    relative to itself, so on no data, or other data."""
+    import json
+
+    from ssd import jobs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    data = tmp_path / "elsewhere" / "syn"
+    (run / "meta.json").write_text(json.dumps({"dataset": {"path": str(data)},
+                                               "training": {"args": {"data": "syn", "out": "run", "epochs": 3}}}))
+    monkeypatch.chdir(tmp_path)
+    cfg = jobs.resume_config(str(run))
+    assert cfg.data == str(data) and cfg.resume and cfg.epochs == 3 and cfg.out == str(run)

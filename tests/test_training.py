@@ -117,6 +117,11 @@ def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
         train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "x"), epochs=0), install_signal_handlers=False)
     with pytest.raises(SSDError, match="does not exist"):
         train(TrainConfig(data=str(tmp_path / "nope"), out=str(tmp_path / "x")), install_signal_handlers=False)
+    for absurd, what in (({"momentum": 5.0}, "momentum"), ({"wd": 1e308}, "weight decay"),
+                         ({"lr": 1e300}, "learning rate"), ({"input_size": 100000}, "input size")):
+        with pytest.raises(SSDError, match=what):
+            train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "x"), **absurd), install_signal_handlers=False)
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_run_that_cannot_start_leaves_no_output_folder(data, tmp_path):
@@ -179,3 +184,38 @@ def test_explicit_options_win_over_architecture_defaults():
     zoo_cfg = TrainConfig(data="", out="", arch="ssd_512_mobilenet1.0", lr=0.2, input_size=256)
     resolve_defaults(zoo_cfg)
     assert zoo_cfg.lr == 0.2 and zoo_cfg.input_size == 256 and zoo_cfg.lr_schedule == "step"
+
+
+def test_a_resume_that_changes_what_is_trained_is_refused_and_touches_nothing(data, tmp_path):
+    """Resuming at another input size (or on other data, with another batch size) used to train on
+    silently and publish the old best weights under the new input size; now it is one clear error."""
+    out = tmp_path / "r"
+    train(_cfg(data, out, epochs=1, input_size=64), install_signal_handlers=False)
+    before = {p: (out / p).read_bytes() for p in ("meta.json", "model.params", "events.jsonl",
+                                                  "checkpoints/checkpoint.json")}
+    other = tmp_path / "other"
+    generate(str(other), num_train=32, num_val=8, seed=9)
+    for change, what in (({"input_size": 96}, "input_size"), ({"data": str(other)}, "data"),
+                         ({"batch_size": 8}, "batch_size")):
+        kw = {"epochs": 2, "input_size": 64, "resume": True, **change}
+        with pytest.raises(SSDError, match=f"cannot resume.*{what}"):
+            train(_cfg(kw.pop("data", data), out, **kw), install_signal_handlers=False)
+    assert {p: (out / p).read_bytes() for p in before} == before
+    res = train(_cfg(data, out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
+    assert [h["epoch"] for h in res.history] == [1, 2] and read_meta(str(out))["input_size"] == 64
+
+
+def test_a_new_run_never_overwrites_a_saved_model(data, tmp_path):
+    """A model folder without checkpoints (shipped, converted, or copied) used to be overwritten by
+    ``train --out`` into it; and a refused run wrote an error into the good run's event log."""
+    out = tmp_path / "m"
+    train(_cfg(data, out, epochs=1, input_size=64), install_signal_handlers=False)
+    for with_checkpoint in (True, False):
+        if not with_checkpoint:
+            import shutil
+
+            shutil.rmtree(out / "checkpoints")
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        with pytest.raises(SSDError, match="already holds"):
+            train(_cfg(data, out, epochs=1, input_size=64, lr=0.5), install_signal_handlers=False)
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

@@ -195,13 +195,17 @@ def resume_config(run_dir: str):
     from ssd.training.config import TrainConfig
 
     try:
-        args = read_json_file(os.path.join(run_dir, META_FILE), MAX_META_BYTES)["training"]["args"]
+        meta = read_json_file(os.path.join(run_dir, META_FILE), MAX_META_BYTES)
+        args = meta["training"]["args"]
         if not isinstance(args, dict):
             raise TypeError("training.args is not an object")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise SSDError(f"{run_dir}: cannot read the run's training arguments ({err})") from None
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in args.items() if k in known})
+    recorded = (meta.get("dataset") or {}).get("path")
+    if isinstance(cfg.data, str) and not os.path.isabs(cfg.data) and isinstance(recorded, str):
+        cfg.data = recorded      # relative to where the run was started, not to the app's folder
     cfg.resume = True
     cfg.out = run_dir
     return cfg

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 from ssd.base import faults
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
-from ssd.store import save_params
+from ssd.store import ONNX_FILE, PARAMS_FILE, SYMBOL_FILE, save_params
 from ssd.training.optimizer_state import load_optimizer_state, save_optimizer_state
 
 CHECKPOINT_DIR = "checkpoints"
@@ -49,15 +49,24 @@ class Checkpoint:
             raise SSDError(f"{self.json}: not a checkpoint this version writes (no epoch/history)")
         return state
 
-    def state_for(self, resume: bool, run_dir: str) -> Optional[Dict[str, Any]]:
-        """The state to resume from, or None for a new run; refuses to overwrite a run silently."""
+    def state_for(self, resume: bool, run_dir: str,
+                  fixed: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+        """The state to resume from, or None for a new run; refuses to overwrite a run or a saved
+        model silently, and to resume with ``fixed`` settings (``TrainConfig.fixed_settings``) other
+        than the checkpoint's: that would continue another run from this one's weights."""
         if resume:
             if not self.exists():
                 raise SSDError(f"--resume: no checkpoint in {self.dir}; start without --resume")
-            return self.state()
+            state = self.state()
+            _check_same_settings(state.get("settings"), fixed, run_dir)
+            return state
         if self.exists():
             raise SSDError(f"{run_dir} already holds a training run; pass --resume to continue it "
                            "or choose another --out")
+        weights = [f for f in (PARAMS_FILE, ONNX_FILE, SYMBOL_FILE) if os.path.exists(os.path.join(run_dir, f))]
+        if weights:
+            raise SSDError(f"{run_dir} already holds a saved model ({weights[0]}); choose another --out "
+                           "(nothing was changed)")
         return None
 
     def best_params(self, state: Dict[str, Any]) -> Optional[str]:
@@ -122,3 +131,16 @@ class Checkpoint:
                     os.unlink(os.path.join(self.dir, name))
                 except OSError:
                     pass
+
+
+def _check_same_settings(saved: Any, now: Optional[Dict[str, Any]], run_dir: str) -> None:
+    """``SSDError`` naming every fixed setting a resume would change (checkpoints written before
+    settings were recorded carry none: nothing to compare)."""
+    if not isinstance(saved, dict) or now is None:
+        return
+    now = json.loads(json.dumps(now))            # tuples as the JSON's lists
+    changed = [f"{k}={now[k]!r} (the run has {saved[k]!r})" for k in sorted(now) if k in saved and saved[k] != now[k]]
+    if changed:
+        raise SSDError(f"cannot resume {run_dir} with other settings: {'; '.join(changed)}. Resume with the "
+                       "run's own settings (only --epochs, the device and the arithmetic may change), or "
+                       "train into another --out")

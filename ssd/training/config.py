@@ -7,9 +7,10 @@ used are printed and stored with the model.
 """
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.errors import SSDError
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
@@ -21,6 +22,15 @@ from ssd.models.training_graph import PRECISIONS
 DEFAULTED_FIELDS = ("lr", "momentum", "lr_schedule", "input_size", "hard_negative_ratio", "loss_norm", "box_loss")
 # What the multibox loss takes when an architecture leaves these open (GluonCV recipes do).
 _LOSS_FALLBACK = {"loss_norm": "positives", "box_loss": "smooth_l1"}
+# Bounds past which an option is a typo, not a choice: MXNet's optimizer cannot even parse a weight
+# decay of 1e308 (a traceback), momentum ≥ 1 diverges, and a 100000-pixel input asks for 60 G floats.
+MAX_LR = 10.0
+MAX_INPUT_SIZE = 2048
+# What decides the weights a run computes: a resume that changed any of them would continue another
+# run from this one's checkpoint (the epochs, device, arithmetic and caching may change).
+FIXED_ON_RESUME = ("data", "arch", "input_size", "sizes", "ratios", "cls_loss", "box_loss", "hard_negative_ratio",
+                   "loss_norm", "batch_size", "lr", "wd", "momentum", "lr_schedule", "warmup_iters", "augment",
+                   "seed", "val_fraction", "limit_train", "limit_val", "max_iters_per_epoch")
 
 
 @dataclass
@@ -68,15 +78,25 @@ class TrainConfig:
             raise SSDError("epochs must be at least 1")
         if self.batch_size < 1:
             raise SSDError("batch size must be at least 1")
-        if self.lr <= 0:
-            raise SSDError("learning rate must be positive")
+        if not 0 < self.lr <= MAX_LR:
+            raise SSDError(f"learning rate must be within (0, {MAX_LR}], got {self.lr}")
+        if not 0 <= self.wd < 1:
+            raise SSDError(f"weight decay must be within [0, 1), got {self.wd}")
+        if not 0 <= self.momentum < 1:
+            raise SSDError(f"momentum must be within [0, 1), got {self.momentum}")
         if self.precision not in PRECISIONS:
             raise SSDError(f"unknown training precision {self.precision!r} ({', '.join(PRECISIONS)})")
         if self.lr_schedule not in ("constant", "cosine", "step"):
             raise SSDError(f"unknown lr schedule {self.lr_schedule!r} (constant, cosine, step)")
         recipe_for(self.arch).check_config(self)
-        if self.input_size < 64:
-            raise SSDError("input size must be at least 64")
+        if not 64 <= self.input_size <= MAX_INPUT_SIZE:
+            raise SSDError(f"input size must be within 64–{MAX_INPUT_SIZE}, got {self.input_size}")
+
+    def fixed_settings(self) -> Dict[str, Any]:
+        """What a resume must not change (``FIXED_ON_RESUME``), with the data folder made absolute."""
+        fixed = {k: getattr(self, k) for k in FIXED_ON_RESUME}
+        fixed["data"] = os.path.realpath(self.data)
+        return fixed
 
 
 def start_from(cfg: TrainConfig, start: str, detector: Optional[Tuple[str, str]] = None) -> None:

@@ -91,6 +91,8 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     leaves no output folder behind (a mistyped ``--data`` used to leave one holding only an error).
     """
     recipe, defaults_used = prepared(cfg)
+    # before anything is written: a refused run leaves the folder (and its event log) as it was
+    resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings())
     member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
     try:
         splits = _open_splits(cfg)
@@ -109,7 +111,7 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     with stop_requests(install_signal_handlers) as flag:
         try:
             return _run(cfg, recipe, defaults_used, splits, log, emit,
-                        lambda: flag.is_set() or (stop is not None and stop()), member)
+                        lambda: flag.is_set() or (stop is not None and stop()), member, resume_state)
         except Exception as err:
             emit("error", message=_error_text(err))
             raise
@@ -142,7 +144,7 @@ def _error_text(err: BaseException) -> str:
 
 
 def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventLog, emit, should_stop,
-         member: Membership) -> TrainResult:
+         member: Membership, resume_state: Optional[Dict[str, Any]]) -> TrainResult:
     """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish.
 
     In a distributed run every worker runs this on its own shard; only rank 0 (``member.writes``)
@@ -151,7 +153,6 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
     import mxnet as mx
 
     ckpt = Checkpoint(cfg.out)
-    resume_state = ckpt.state_for(cfg.resume, cfg.out)
     if resume_state is None and member.writes and os.path.exists(log.path):
         os.unlink(log.path)  # a previous run that never checkpointed: start its log afresh
     mx.random.seed(cfg.seed)
@@ -339,7 +340,8 @@ def _save_epoch(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, meta: Dict[st
     """Checkpoint the epoch (the commit point), then publish the model from it."""
     state = ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
                                           "best": record.best, "pr_curves": record.best_pr, "classes": classes,
-                                          "arch": cfg.arch}, best=improved, previous=previous)
+                                          "arch": cfg.arch, "settings": cfg.fixed_settings()},
+                     best=improved, previous=previous)
     _publish(cfg, ckpt, state if improved else None, {**meta, "metrics": record.metrics()})
     return state
 
