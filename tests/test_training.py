@@ -219,3 +219,17 @@ def test_a_new_run_never_overwrites_a_saved_model(data, tmp_path):
         with pytest.raises(SSDError, match="already holds"):
             train(_cfg(data, out, epochs=1, input_size=64, lr=0.5), install_signal_handlers=False)
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_images_the_decode_once_cache_could_not_decode_are_reported(tmp_path):
+    """A truncated JPEG in a camera-trap set was dropped by the cache without a word (only the
+    uncached path warned): the run must say how many images it left out, and why."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from cct_fixture import make_ena24_like
+
+    ena = make_ena24_like(str(tmp_path / "ena"), n_images=30, size=(160, 120))
+    out = tmp_path / "m"
+    train(TrainConfig(data=ena["root"], out=str(out), epochs=1, batch_size=8, input_size=64, augment=False,
+                      max_iters_per_epoch=1), install_signal_handlers=False)
+    warnings = [e["message"] for e in read_events(str(out)) if e["type"] == "warning"]
+    assert any("1 image(s)" in w and "corrupt image" in w for w in warnings), warnings

@@ -160,6 +160,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
     shard, train_ds, val_ds, dist_info = _decode_splits(cfg, splits, member)
     device = _select_device(cfg, emit)
     _announce(cfg, splits, len(train_ds), device, resume_state, dist_info, defaults_used, member, emit)
+    _report_decode_skips({"training": train_ds, "validation": val_ds}, emit)
     plan = recipe.training_plan(cfg, splits.classes, train_ds, device.contexts, emit,
                                 resuming=resume_state is not None)
     _report_arithmetic(cfg, plan.arithmetic(), emit, member.writes)
@@ -255,6 +256,19 @@ def _epoch_record(meter: EpochMeter, trainer, plan, member: Membership, emit) ->
         emit("warning", message=f"{plan.skipped_images()} training image(s) could not be decoded and "
                                 "were skipped")
     return rec
+
+
+def _report_decode_skips(decoded: Dict[str, Any], emit) -> None:
+    """Warn about images the decode-once cache left out (a truncated JPEG passes the dataset's header
+    check and fails only at full decode), with the reasons; the cache drops them without a word."""
+    for split, ds in decoded.items():
+        skipped = getattr(ds, "skipped", None)
+        if isinstance(skipped, dict) and sum(skipped.values()):
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
+            msg = (f"{sum(skipped.values())} image(s) of the {split} split could not be decoded and were "
+                   f"left out ({reasons})")
+            emit("warning", message=msg)
+            _print(msg)
 
 
 def _select_device(cfg: TrainConfig, emit):
