@@ -233,3 +233,25 @@ def test_images_the_decode_once_cache_could_not_decode_are_reported(tmp_path):
                       max_iters_per_epoch=1), install_signal_handlers=False)
     warnings = [e["message"] for e in read_events(str(out)) if e["type"] == "warning"]
     assert any("1 image(s)" in w and "corrupt image" in w for w in warnings), warnings
+
+
+def test_ctrl_c_stops_training_with_the_stopped_exit_status(tmp_path):
+    """A stopped run exited 0 like a finished one, so ``train && …`` chains and job schedulers took a
+    Ctrl-C or a time limit's SIGTERM for a completed run; ``detect`` already exits 130 when stopped."""
+    data = tmp_path / "d"
+    generate(str(data), num_train=200, num_val=0, seed=2, size=64)
+    out = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "ssd", "train", "--data", str(data), "--out", str(out),
+                             "--epochs", "5", "--batch-size", "2", "--input-size", "64", "--no-augment"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.time() + 120
+        while not any(e["type"] == "progress" for e in read_events(str(out))):
+            assert time.time() < deadline and proc.poll() is None, "training never reported progress"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and stdout.startswith("stopped")

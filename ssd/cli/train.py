@@ -79,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dist = res.extra.get("distributed") or {}
     if dist.get("rank", 0) != 0:   # a worker of `python -m ssd launch`; rank 0 reports the model
         print(f"{res.status}: worker rank {dist['rank']} of {dist['workers']} (rank 0 writes {res.model_dir})")
-        return 0
+        return _exit_status(res.status)
     msg = f"{res.status}: model in {res.model_dir}"
     if best.get("val_map") is not None:
         msg += f" (best epoch {best['epoch']}, val mAP {best['val_map']:.4f})"
@@ -92,4 +92,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 log=lambda line: print(line, flush=True))
         print("INT8 graph written for " + ", ".join(f"{engine} (default precision there: {rec['recommended']})"
                                                     for engine, rec in recs.items()))
-    return 0
+    return _exit_status(res.status)
+
+
+def _exit_status(status: str) -> int:
+    """0 for a finished run, 130 for a stopped one (Ctrl-C, SIGTERM: ``--resume`` goes on), as ``detect``:
+    a script or a job scheduler must not take a stopped run for a completed one."""
+    return 130 if status == "stopped" else 0
