@@ -88,3 +88,19 @@ def test_train_page_shows_a_run_started_outside_the_app(app_env, tmp_path):
         import shutil
 
         shutil.rmtree(os.path.join(app_env["models"], "zz-cli-run"), ignore_errors=True)
+
+
+def test_a_lock_being_written_is_not_taken_for_a_stale_one(tmp_path):
+    """``launch`` creates the lock (O_EXCL), starts the process, then writes its pid. A poll from any
+    tab in between read the empty lock as damaged and deleted it: the job ran unlocked and a second
+    Start launched a second job. A fresh unreadable lock means "starting"; only an old one is stale."""
+    import os
+
+    lock = tmp_path / jobs.training.LOCK_FILE
+    lock.write_text("")
+    assert jobs.current_job(str(tmp_path)) is None and lock.exists()
+    with pytest.raises(JobError, match="starting right now"):
+        jobs.start_job(str(tmp_path), TrainConfig(data=str(tmp_path), out=str(tmp_path / "second")))
+    old = time.time() - 600
+    os.utime(lock, (old, old))                     # a launcher killed mid-write long ago
+    assert jobs.current_job(str(tmp_path)) is None and not lock.exists()

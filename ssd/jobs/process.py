@@ -24,6 +24,7 @@ from ssd.base.errors import JobError
 from ssd.base.processes import pid_alive
 from ssd.workspace import REPO_ROOT
 
+STARTING_S = 60.0   # a lock still without its pid this long after creation was left by a killed launcher
 _CHILDREN: Dict[int, subprocess.Popen] = {}   # reaped on poll so finished jobs leave no zombie
 
 
@@ -53,12 +54,23 @@ def current(path: str) -> Optional[JobInfo]:
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
-        remove_file(path)
+        # ``launch`` writes the pid only after the process started: a fresh unreadable lock is a job
+        # starting now (deleting it let that job run unlocked and a second one start); an old one is stale
+        if _age_s(path) > STARTING_S:
+            remove_file(path)
         return None
     if alive(info.pid):
         return info
     remove_file(path)
     return None
+
+
+def _age_s(path: str) -> float:
+    """Seconds since ``path`` was last written (infinite when it is gone)."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return float("inf")
 
 
 def remove_file(path: str) -> None:
