@@ -179,6 +179,24 @@ def cached_figure(key: tuple, build: Callable[[], Any]) -> None:
     st.image(png, width="stretch")
 
 
+def cached_figure_columns(key: tuple, build: Callable[[], Sequence]) -> None:
+    """``figure_columns`` for figures built together (``build()`` returns them all), drawn and
+    rendered only the first time ``key`` is seen: the Train page reruns every 2 s while a job trains,
+    on the cores the job trains on, and its curves change once an epoch."""
+    from ssd.viz.plots import figure_png
+
+    cache = _figure_cache()
+    count = cache.get(key + ("count",))
+    pngs = [cache.get(key + (i,)) for i in range(int(count))] if count else []
+    if not pngs or any(png is None for png in pngs):
+        pngs = [figure_png(fig, dpi=FIGURE_DPI) for fig in build()]
+        for i, png in enumerate(pngs):
+            cache.put(key + (i,), png, len(png))
+        cache.put(key + ("count",), str(len(pngs)).encode(), 1)
+    for col, png in zip(st.columns(len(pngs)), pngs):
+        col.image(png, width="stretch")
+
+
 def cache_report(path: str) -> None:
     """Write the server's bounded caches' sizes to ``path`` (JSON), for scripts/bench_memory.py."""
     from ssd.base.atomic import atomic_write_json

@@ -231,6 +231,14 @@ def run_state_panel(root: str, run_dir: str, status: jobs.RunStatus, current) ->
         outcome_panel(root, run_dir, status)
 
 
+def _curves_key(history) -> tuple:
+    """What the training curves show: the history itself (a digest of it)."""
+    import hashlib
+    import json
+
+    return ("training curves", hashlib.sha256(json.dumps(history, sort_keys=True, default=str).encode()).hexdigest())
+
+
 def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     """Epochs, loss, speed and best mAP; the training curves and the log."""
     figures = jobs.run_figures(status)
@@ -239,7 +247,7 @@ def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     if status.history:
         from ssd.viz.plots import training_curve_figures
 
-        sh.figure_columns(training_curve_figures(status.history))
+        sh.cached_figure_columns(_curves_key(status.history), lambda: training_curve_figures(status.history))
         sh.training_metrics_explained(status.history)
     with st.expander("Log"):
         st.code(jobs.train_log_tail(run_dir, 30) or "(empty)")
@@ -298,7 +306,7 @@ def model_curves_panel(path: str, meta: dict) -> None:
     hist = (meta.get("metrics") or {}).get("history") or []
     best = (meta.get("metrics") or {}).get("best") or {}
     if hist:
-        sh.figure_columns(training_curve_figures(hist))
+        sh.cached_figure_columns(_curves_key(hist), lambda: training_curve_figures(hist))
         sh.training_metrics_explained(hist)
         measure_metrics_panel(path, meta, hist)
     pr = (meta.get("metrics") or {}).get("pr_curves") or {}
@@ -306,7 +314,8 @@ def model_curves_panel(path: str, meta: dict) -> None:
         from ssd.inference.evaluation import EvalResult
         from ssd.viz.plots import pr_curve_figure
 
-        sh.figure(pr_curve_figure(EvalResult(best.get("val_map", 0.0), best["val_ap"], 0, 0, pr)))
+        sh.cached_figure(("pr curves",) + _curves_key([best, pr])[1:],
+                         lambda: pr_curve_figure(EvalResult(best.get("val_map", 0.0), best["val_ap"], 0, 0, pr)))
     with st.expander("Full metadata (meta.json)"):
         st.json(meta, expanded=False)
 

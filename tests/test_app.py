@@ -290,3 +290,22 @@ def test_no_v1_pages_folder_next_to_app():
     file, helpers included, as a page). The UI lives in app_pages/ and app.py's st.navigation."""
     assert not os.path.exists(os.path.join(REPO_ROOT, "pages"))
     assert os.path.isfile(os.path.join(REPO_ROOT, "app_pages", "detect.py"))
+
+
+def test_train_page_does_not_redraw_unchanged_training_curves(app_env, monkeypatch):
+    """Every rerun of Train (any widget, and the 2 s poll while a job runs, on the cores the job
+    trains on) drew and rendered the run's and the saved model's curves again (~0.2 s each time)."""
+    import ssd.viz.plots as plots
+
+    calls = []
+    real = plots.training_curve_figures
+    monkeypatch.setattr(plots, "training_curve_figures", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = _page("app_pages/train.py")
+    _ok(at)
+    drawn = len(calls)
+    assert drawn >= 1, "the curves are shown"
+    at.number_input(key="train_epochs").set_value(3)
+    at.run()
+    at.run()
+    _ok(at)
+    assert len(calls) == drawn, "curves drawn again for an unchanged history"
