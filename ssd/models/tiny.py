@@ -172,6 +172,11 @@ class TinyRecipe(Recipe):
     def check_config(self, cfg) -> None:
         if cfg.input_size < 64 or cfg.input_size % 8:
             raise SSDError("input size must be a multiple of 8 and at least 64")
+        if cfg.sizes is not None or cfg.ratios is not None:   # else the network's own, known good
+            try:   # a mistyped --sizes/--ratios was a ValueError traceback once the data was decoded
+                tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios)
+            except ValueError as err:
+                raise SSDError(f"anchors (--sizes/--ratios): {err}") from None
 
     def build(self, meta: Dict[str, Any]) -> TinySSD:
         anchors = meta.get("anchors") or {}
