@@ -118,7 +118,7 @@ def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray], Key]:
         try:
             return np.asarray(load_image(data, upload.name, draft_to=1024).image), None, ("upload", image_digest(data))
         except SSDError as err:
-            st.error(str(err))
+            st.error(md_escape(err))        # the message names the upload: its name is text, not Markdown
     sample = samples[names.index(sample_name)]
     return sample.array(), sample.label, ("sample", sample.name)
 

@@ -290,3 +290,14 @@ def test_no_v1_pages_folder_next_to_app():
     file, helpers included, as a page). The UI lives in app_pages/ and app.py's st.navigation."""
     assert not os.path.exists(os.path.join(REPO_ROOT, "pages"))
     assert os.path.isfile(os.path.join(REPO_ROOT, "app_pages", "detect.py"))
+
+
+def test_anchors_page_shows_an_unreadable_upload_name_as_text_not_markdown(app_env):
+    at = _page("app_pages/anchors.py")
+    name = "[win](http://evil.example) **now**.png"
+    at.file_uploader(key="anchors_upload").set_value([(name, b"not an image", "image/png")]).run()
+    _ok(at)
+    shown = next(e.value for e in at.error if "not an image" in e.value)
+    assert "](http" not in shown and "**" not in shown.replace("\\*", "")   # escaped: no link, no bold
+    assert "\\[win\\]" in shown
+    assert _metric(at, "Total anchors") == "5444"                          # the page goes on with a sample
