@@ -94,6 +94,18 @@ def trace(path: str, sample: Sample, nms: float, floor: float):
     return _trace(*model_key(path), sample.name, sample.data, float(nms), float(floor))
 
 
+@st.cache_resource(show_spinner="Running the Detector…", max_entries=32)
+def _detected(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
+    h = _heads(path, stamp, sample_name, png)
+    return sh.get_detector(path, None, "mxnet").predict_arrays(h.image[None], nms=nms, floor=floor)[0]
+
+
+def detected(path: str, sample: Sample, nms: float, floor: float):
+    """The MXNet Detector's own output on the sample's network input (cached: stepping through NMS
+    only redraws, it must not run the network again)."""
+    return _detected(*model_key(path), sample.name, sample.data, float(nms), float(floor))
+
+
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
 def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
     """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""

@@ -83,8 +83,7 @@ def step_panel(trace: NMSTrace, sample: Sample, classes: List[str], class_id: Op
 def detector_check_panel(path: str, sample: Sample, trace: NMSTrace, nms: float, floor: float) -> None:
     """Whether the kept boxes are exactly what the Detector returns for the same image and settings."""
     final = trace.final()
-    network_input = _learn.heads(path, sample).image[None]
-    ref = sh.get_detector(path, None, "mxnet").predict_arrays(network_input, nms=nms, floor=floor)[0]  # MXNet
+    ref = _learn.detected(path, sample, nms, floor)  # MXNet's Detector, cached on what it depends on
     same = same_detections(final, ref)
     (st.success if same else st.error)(
         f"The kept boxes ({len(final[0])}) are {'exactly' if same else 'NOT'} what the Detector returns for this "

@@ -130,3 +130,21 @@ def test_train_page_names_both_class_errors(app_env, shipped_models_root, monkey
     _ok(at)
     measured = float(_metric(at, "class err (measured)"))
     assert 0 <= measured < float(_metric(at, "mined class err (measured)"))
+
+
+def test_learn_nms_stepping_runs_no_network(app_env, monkeypatch):
+    """Moving the Step slider only redraws: the Detector check is not run again for each step."""
+    from ssd.inference.detector import Detector
+
+    at = _page("app_pages/learn_nms.py")
+    at.slider(key="learn_nms_floor").set_value(0.01).run()
+    _ok(at)
+    kept = int(_metric(at, "Kept after NMS"))
+    assert kept > 1
+    calls = []
+    real = Detector.predict_arrays
+    monkeypatch.setattr(Detector, "predict_arrays", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    at.slider(key="learn_nms_step::None").set_value(kept).run()
+    _ok(at)
+    assert at.success and "exactly" in at.success[0].value
+    assert calls == []
