@@ -44,7 +44,8 @@ def d2l_panel() -> None:
         st.stop()
     sh.figure_columns(multiscale_figures(sample.array(), scales))
     st.caption("Red dots: cell centres. Each cell carries one anchor per ratio (one size here); a size is a fraction "
-               "of the image side. The d2l chapter uses sizes 0.15, 0.4 and 0.8.")
+               "of the image side. Dive into Deep Learning's \"Multiscale Object Detection\" section uses sizes "
+               "0.15, 0.4 and 0.8.")
 
 
 def network_ui() -> Tuple[str, int]:

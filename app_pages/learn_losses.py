@@ -25,7 +25,8 @@ def shapes_panel() -> None:
     sh.figure(loss_shapes_figure(*loss_curves(sigma, gamma)))
     st.caption("Smooth L1 is quadratic for |x| < 1/σ² and L1 beyond: gentle near the target, robust to outliers. "
                "Focal loss multiplies cross-entropy by (1 − p)^γ, so well-classified anchors (p near 1) stop "
-               "dominating; γ = 0 is cross-entropy. (d2l plots focal loss without its α weight; training uses α = 0.25.)")
+               "dominating; γ = 0 is cross-entropy. (Dive into Deep Learning's \"Single Shot Multibox Detection\" "
+               "plots focal loss without its α weight; training uses α = 0.25.)")
 
 
 def mining_ui() -> Tuple[str, Sample, float, float]:

@@ -148,3 +148,12 @@ def test_learn_nms_stepping_runs_no_network(app_env, monkeypatch):
     _ok(at)
     assert at.success and "exactly" in at.success[0].value
     assert calls == []
+
+
+def test_learn_anchors_refuses_impossible_ratios_in_one_line(app_env):
+    at = _page("app_pages/learn_anchors.py")
+    assert any("Multiscale Object Detection" in c.value for c in at.caption)     # the book's section, by title
+    for text, said in (("nan", "not a finite number"), ("1, 0", "positive")):
+        at.text_input(key="learn_ms_ratios").set_value(text).run()
+        _ok(at)
+        assert any(said in e.value for e in at.error)
