@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.workspace import SCENES, Sample, data_dir, dataset_choices, demo_sample_index, model_key, sample_scenes
 
 
@@ -164,7 +165,7 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
         try:
             m = _measured(*model_key(path), folder, folder_stamp(folder) if folder else 0.0, 32)
         except Exception as err:  # noqa: BLE001 - a GluonCV model or an unreadable dataset: say so, keep the page
-            st.info(f"Cannot measure: {err}")
+            st.info(f"Cannot measure: {md_escape(err)}")
             return
         cols = st.columns(3)
         for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),

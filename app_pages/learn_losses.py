@@ -11,6 +11,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.models.mining import anchor_roles
 from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figure
@@ -50,7 +51,7 @@ def mining_panel() -> None:
     try:
         heads = _learn.heads(path, sample)
     except SSDError as err:
-        st.info(str(err))
+        st.info(md_escape(err))
         st.stop()
     roles = anchor_roles(heads.anchors, sample.label, heads.cls_preds, ratio, overlap)
     g1, g2 = st.columns([3, 2])

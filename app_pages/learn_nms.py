@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.viz.learn import nms_step_figure
 from ssd.viz.nms_steps import NMSTrace, same_detections
@@ -32,7 +33,7 @@ def trace_of(path: str, sample: Sample, nms: float, floor: float) -> NMSTrace:
     try:
         return _learn.trace(path, sample, nms, floor)
     except SSDError as err:
-        st.info(str(err))
+        st.info(md_escape(err))
         st.stop()
 
 
