@@ -36,7 +36,7 @@ def explorer_panel(results_path: str, shown: ShownFilter) -> None:
     try:
         sweep = _sweep(results_path, os.path.getmtime(results_path), shown)
     except (SSDError, OSError) as err:
-        st.error(str(err))
+        st.error(md_escape(err))
         return
     from ssd.viz.sweep_plot import sweep_figure
 

@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.workspace import SCENES, Sample, data_dir, dataset_choices, demo_sample_index, model_key, sample_scenes
 
 
@@ -94,6 +95,18 @@ def trace(path: str, sample: Sample, nms: float, floor: float):
     return _trace(*model_key(path), sample.name, sample.data, float(nms), float(floor))
 
 
+@st.cache_resource(show_spinner="Running the Detector…", max_entries=32)
+def _detected(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
+    h = _heads(path, stamp, sample_name, png)
+    return sh.get_detector(path, None, "mxnet").predict_arrays(h.image[None], nms=nms, floor=floor)[0]
+
+
+def detected(path: str, sample: Sample, nms: float, floor: float):
+    """The MXNet Detector's own output on the sample's network input (cached: stepping through NMS
+    only redraws, it must not run the network again)."""
+    return _detected(*model_key(path), sample.name, sample.data, float(nms), float(floor))
+
+
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
 def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
     """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""
@@ -152,7 +165,7 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
         try:
             m = _measured(*model_key(path), folder, folder_stamp(folder) if folder else 0.0, 32)
         except Exception as err:  # noqa: BLE001 - a GluonCV model or an unreadable dataset: say so, keep the page
-            st.info(f"Cannot measure: {err}")
+            st.info(f"Cannot measure: {md_escape(err)}")
             return
         cols = st.columns(3)
         for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),

@@ -41,7 +41,7 @@ def _pull(root: str, name: str, select_key: str) -> None:
         result = pull_model(name, root, progress=update)
     except SSDError as err:
         bar.empty()
-        st.error(str(err), icon=":material/cloud_off:")
+        st.error(md_escape(err), icon=":material/cloud_off:")
         return
     bar.progress(1.0, text=f"{name} installed")
     st.session_state[select_key] = result.path

@@ -54,7 +54,7 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, 
     try:
         aset = sh.model_anchors(path, meta)
     except Exception as err:  # noqa: BLE001 - an odd saved model must not break the page
-        st.error(f"The anchors of this model cannot be computed: {err}")
+        st.error(f"The anchors of this model cannot be computed: {md_escape(err)}")
         st.stop()
     st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
@@ -74,7 +74,7 @@ def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
     try:
         return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:
-        st.error(f"This anchor configuration cannot be used: {err}")
+        st.error(f"This anchor configuration cannot be used: {md_escape(err)}")
         st.stop()
 
 
@@ -118,7 +118,7 @@ def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray], Key]:
         try:
             return np.asarray(load_image(data, upload.name, draft_to=1024).image), None, ("upload", image_digest(data))
         except SSDError as err:
-            st.error(str(err))
+            st.error(md_escape(err))        # the message names the upload: its name is text, not Markdown
     sample = samples[names.index(sample_name)]
     return sample.array(), sample.label, ("sample", sample.name)
 
@@ -216,7 +216,7 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
             sh.cached_figure(("coverage", anchors_key, str(choices[which]), cov_thr),
                              lambda: coverage_figure(best_ious, cov_thr, f"{which}: {len(gts)} boxes ({split})"))
     except SSDError as err:
-        st.error(str(err))
+        st.error(md_escape(err))
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def demo_panel(default_path: Optional[str]) -> None:
         for col, picture in zip(st.columns(3), demo_pictures(samples, shown)):
             col.image(picture, output_format="JPEG", width="stretch")
     except Exception as err:  # shown, not raised: the environment panel below still helps
-        st.error(f"The default model could not run: {err}")
+        st.error(f"The default model could not run: {md_escape(err)}")
 
 
 def detection_line(default_path: Optional[str]) -> str:

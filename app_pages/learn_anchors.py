@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.multiscale import D2L_MAPS, D2L_RATIOS, D2L_SIZES, count_formula, layer_table, multiscale_anchors
@@ -40,11 +41,12 @@ def d2l_panel() -> None:
         ratios = parse_groups(ratios_text)[0]
         scales = multiscale_anchors(D2L_MAPS, [[s] for s in sizes], ratios)
     except (ValueError, SSDError) as err:
-        st.error(f"These anchors cannot be made: {err}")
+        st.error(f"These anchors cannot be made: {md_escape(err)}")
         st.stop()
     sh.figure_columns(multiscale_figures(sample.array(), scales))
     st.caption("Red dots: cell centres. Each cell carries one anchor per ratio (one size here); a size is a fraction "
-               "of the image side. The d2l chapter uses sizes 0.15, 0.4 and 0.8.")
+               "of the image side. Dive into Deep Learning's \"Multiscale Object Detection\" section uses sizes "
+               "0.15, 0.4 and 0.8.")
 
 
 def network_ui() -> Tuple[str, int]:
@@ -65,7 +67,7 @@ def network_panel() -> None:
     try:
         aset = _anchors(arch, size)
     except (SSDError, ValueError) as err:
-        st.error(f"{arch} cannot take a {size}×{size} input: {err}")
+        st.error(f"{arch} cannot take a {size}×{size} input: {md_escape(err)}")
         st.stop()
     t1, t2 = st.columns([1, 2])
     t1.metric("Anchors in all", aset.total())

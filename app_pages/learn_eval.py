@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.viz.image_eval import SplitDetections, image_eval, operating_point, start_image
@@ -56,7 +57,7 @@ def split_detections(path: str, folder: Optional[str], stamp: float, limit: int)
     try:
         split = _learn.split_detections(*model_key(path), folder, stamp, limit, DEFAULT_NMS, EVAL_FLOOR)
     except SSDError as err:
-        st.error(str(err))
+        st.error(md_escape(err))
         st.stop()
     if not split.detections:
         st.warning("This split has no image that could be read.")

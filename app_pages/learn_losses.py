@@ -11,6 +11,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.models.mining import anchor_roles
 from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figure
@@ -25,7 +26,8 @@ def shapes_panel() -> None:
     sh.figure(loss_shapes_figure(*loss_curves(sigma, gamma)))
     st.caption("Smooth L1 is quadratic for |x| < 1/σ² and L1 beyond: gentle near the target, robust to outliers. "
                "Focal loss multiplies cross-entropy by (1 − p)^γ, so well-classified anchors (p near 1) stop "
-               "dominating; γ = 0 is cross-entropy. (d2l plots focal loss without its α weight; training uses α = 0.25.)")
+               "dominating; γ = 0 is cross-entropy. (Dive into Deep Learning's \"Single Shot Multibox Detection\" "
+               "plots focal loss without its α weight; training uses α = 0.25.)")
 
 
 def mining_ui() -> Tuple[str, Sample, float, float]:
@@ -49,7 +51,7 @@ def mining_panel() -> None:
     try:
         heads = _learn.heads(path, sample)
     except SSDError as err:
-        st.info(str(err))
+        st.info(md_escape(err))
         st.stop()
     roles = anchor_roles(heads.anchors, sample.label, heads.cls_preds, ratio, overlap)
     g1, g2 = st.columns([3, 2])

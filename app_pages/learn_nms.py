@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
+from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
 from ssd.viz.learn import nms_step_figure
 from ssd.viz.nms_steps import NMSTrace, same_detections
@@ -32,7 +33,7 @@ def trace_of(path: str, sample: Sample, nms: float, floor: float) -> NMSTrace:
     try:
         return _learn.trace(path, sample, nms, floor)
     except SSDError as err:
-        st.info(str(err))
+        st.info(md_escape(err))
         st.stop()
 
 
@@ -83,8 +84,7 @@ def step_panel(trace: NMSTrace, sample: Sample, classes: List[str], class_id: Op
 def detector_check_panel(path: str, sample: Sample, trace: NMSTrace, nms: float, floor: float) -> None:
     """Whether the kept boxes are exactly what the Detector returns for the same image and settings."""
     final = trace.final()
-    network_input = _learn.heads(path, sample).image[None]
-    ref = sh.get_detector(path, None, "mxnet").predict_arrays(network_input, nms=nms, floor=floor)[0]  # MXNet
+    ref = _learn.detected(path, sample, nms, floor)  # MXNet's Detector, cached on what it depends on
     same = same_detections(final, ref)
     (st.success if same else st.error)(
         f"The kept boxes ({len(final[0])}) are {'exactly' if same else 'NOT'} what the Detector returns for this "

@@ -309,3 +309,14 @@ def test_train_page_does_not_redraw_unchanged_training_curves(app_env, monkeypat
     at.run()
     _ok(at)
     assert len(calls) == drawn, "curves drawn again for an unchanged history"
+
+
+def test_anchors_page_shows_an_unreadable_upload_name_as_text_not_markdown(app_env):
+    at = _page("app_pages/anchors.py")
+    name = "[win](http://evil.example) **now**.png"
+    at.file_uploader(key="anchors_upload").set_value([(name, b"not an image", "image/png")]).run()
+    _ok(at)
+    shown = next(e.value for e in at.error if "not an image" in e.value)
+    assert "](http" not in shown and "**" not in shown.replace("\\*", "")   # escaped: no link, no bold
+    assert "\\[win\\]" in shown
+    assert _metric(at, "Total anchors") == "5444"                          # the page goes on with a sample

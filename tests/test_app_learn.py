@@ -130,3 +130,30 @@ def test_train_page_names_both_class_errors(app_env, shipped_models_root, monkey
     _ok(at)
     measured = float(_metric(at, "class err (measured)"))
     assert 0 <= measured < float(_metric(at, "mined class err (measured)"))
+
+
+def test_learn_nms_stepping_runs_no_network(app_env, monkeypatch):
+    """Moving the Step slider only redraws: the Detector check is not run again for each step."""
+    from ssd.inference.detector import Detector
+
+    at = _page("app_pages/learn_nms.py")
+    at.slider(key="learn_nms_floor").set_value(0.01).run()
+    _ok(at)
+    kept = int(_metric(at, "Kept after NMS"))
+    assert kept > 1
+    calls = []
+    real = Detector.predict_arrays
+    monkeypatch.setattr(Detector, "predict_arrays", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    at.slider(key="learn_nms_step::None").set_value(kept).run()
+    _ok(at)
+    assert at.success and "exactly" in at.success[0].value
+    assert calls == []
+
+
+def test_learn_anchors_refuses_impossible_ratios_in_one_line(app_env):
+    at = _page("app_pages/learn_anchors.py")
+    assert any("Multiscale Object Detection" in c.value for c in at.caption)     # the book's section, by title
+    for text, said in (("nan", "not a finite number"), ("1, 0", "positive")):
+        at.text_input(key="learn_ms_ratios").set_value(text).run()
+        _ok(at)
+        assert any(said in e.value for e in at.error)

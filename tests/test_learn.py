@@ -120,3 +120,43 @@ def test_one_image_evaluation_counts_and_agrees_with_voc_metric(tiny_model_dir, 
     point = operating_point(split, 0.01)["pikachu"]
     assert point["tp"] == sum(flags) and point["objects"] == metric._n_pos[0]
     assert point["recall"] == pytest.approx(sum(flags) / metric._n_pos[0])
+
+
+@pytest.mark.parametrize("text", ["nan; 0.3", "0.2, inf", "-inf"])
+def test_anchor_groups_refuse_values_that_are_not_finite(text):
+    """'nan' and 'inf' parse as floats but MultiBoxPrior refuses them with an MXNetError."""
+    from ssd.models.anchors import parse_groups
+
+    with pytest.raises(ValueError, match="not a finite number"):
+        parse_groups(text)
+
+
+@pytest.mark.parametrize("sizes,ratios", [([[0.15], [0.4], [0.8]], [0.0]), ([[0.15], [0.4], [0.8]], [1, -1]),
+                                          ([[0.15], [0.0], [0.8]], [1])])
+def test_multiscale_anchors_refuse_sizes_and_ratios_that_are_not_positive(sizes, ratios):
+    """A ratio 0 makes MultiBoxPrior divide by zero (infinite boxes): refused as the Anchors page does."""
+    from ssd.models.multiscale import multiscale_anchors
+
+    with pytest.raises(ValueError, match="positive"):
+        multiscale_anchors((4, 2, 1), sizes, ratios)
+
+
+def test_d2l_worked_examples_come_out_as_the_book_prints_them():
+    """d2l's Anchor Boxes section: the dog/cat labeling of 5 anchors and the NMS of 4 candidates."""
+    from ssd.models.mining import anchor_roles
+    from ssd.models.targets import positive_anchors
+    from ssd.viz.nms_steps import nms_trace
+
+    gt = np.array([[0, 0.1, 0.08, 0.52, 0.92], [1, 0.55, 0.2, 0.9, 0.88]])
+    anchors = np.array([[0, 0.1, 0.2, 0.3], [0.15, 0.2, 0.4, 0.4], [0.63, 0.05, 0.88, 0.98],
+                        [0.66, 0.45, 0.8, 0.8], [0.57, 0.3, 0.92, 0.9]])
+    np.testing.assert_array_equal(anchor_roles(anchors, gt, np.zeros((5, 3)), ratio=0).cls_target, [0, 1, 2, 0, 2])
+    np.testing.assert_array_equal(positive_anchors(anchors, gt), [1, 2, 4])
+    boxes = np.array([[0.1, 0.08, 0.52, 0.92], [0.08, 0.2, 0.56, 0.95], [0.15, 0.3, 0.62, 0.91],
+                      [0.55, 0.2, 0.9, 0.88]])
+    probs = np.array([[0] * 4, [0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.9]]).T
+    with np.errstate(divide="ignore"):
+        ids, scores, kept = nms_trace(boxes, np.log(probs), np.zeros(16), 0.5, 0.01).final()
+    np.testing.assert_array_equal(ids, [0, 1])
+    np.testing.assert_allclose(scores, [0.9, 0.9], atol=1e-6)
+    np.testing.assert_allclose(kept, boxes[[0, 3]], atol=1e-6)

@@ -12,6 +12,7 @@ importing this module stays cheap.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -115,9 +116,12 @@ def parse_groups(text: str) -> List[List[float]]:
             if not v.strip():
                 continue
             try:
-                vals.append(float(v))
+                value = float(v)
             except ValueError:
                 raise ValueError(f"{v.strip()!r} is not a number (write groups like '0.2, 0.272; 0.37, 0.447')") from None
+            if not math.isfinite(value):       # float() takes 'nan' and 'inf'; MultiBoxPrior refuses them
+                raise ValueError(f"{v.strip()!r} is not a finite number")
+            vals.append(value)
         groups.append(vals)
     if not groups:
         raise ValueError("no values given")

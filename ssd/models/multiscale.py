@@ -46,6 +46,8 @@ def multiscale_anchors(maps: Sequence[int] = D2L_MAPS, sizes: Sequence[Sequence[
         sizes = [[s] for s in D2L_SIZES]
     if len(sizes) != len(maps):
         raise ValueError(f"{len(maps)} feature maps but {len(sizes)} size groups")
+    if any(not v > 0 for v in [*ratios, *(s for group in sizes for s in group)]):
+        raise ValueError("sizes and ratios must be positive")   # a ratio 0 gives MultiBoxPrior infinite boxes
     out = []
     for n, group in zip(maps, sizes):
         if int(n) < 1:
