@@ -120,7 +120,7 @@ def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
     for absurd, what in (({"momentum": 5.0}, "momentum"), ({"wd": 1e308}, "weight decay"),
                          ({"lr": 1e300}, "learning rate"), ({"input_size": 100000}, "input size"),
                          ({"sizes": [[0.2, 0.3], [0.4]]}, "anchors.*2 scales but ratios has 5"),
-                         ({"ratios": [[0.0, -1.0]]}, "positive"), ({"sizes": [[0.5, 0.9]], "ratios": [[1.0]]}, "two scales")):
+                         ({"ratios": [[0.0, -1.0]]}, "positive"), ({"ratios": [[float("nan"), 1.0]]}, "finite"), ({"sizes": [[0.5, 0.9]], "ratios": [[1.0]]}, "two scales")):
         with pytest.raises(SSDError, match=what):
             train(TrainConfig(data=str(tmp_path), out=str(tmp_path / "x"), **absurd), install_signal_handlers=False)
     assert not (tmp_path / "x").exists()

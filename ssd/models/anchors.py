@@ -36,6 +36,8 @@ class AnchorConfig:
         for i, (s, r) in enumerate(zip(self.sizes, self.ratios)):
             if not s or not r:
                 raise ValueError(f"scale {i}: sizes and ratios must each have at least one value")
+            if any(not math.isfinite(v) for v in list(s) + list(r)):   # MultiBoxPrior: a traceback
+                raise ValueError(f"scale {i}: sizes and ratios must be finite numbers")
             if any(v <= 0 for v in list(s) + list(r)):
                 raise ValueError(f"scale {i}: sizes and ratios must be positive")
 
