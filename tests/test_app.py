@@ -296,7 +296,9 @@ def test_train_page_does_not_redraw_unchanged_training_curves(app_env, monkeypat
     """Every rerun of Train (any widget, and the 2 s poll while a job runs, on the cores the job
     trains on) drew and rendered the run's and the saved model's curves again (~0.2 s each time)."""
     import ssd.viz.plots as plots
+    from app_pages import _shared
 
+    _shared._figure_cache.clear()          # earlier tests of this server may have drawn these curves
     calls = []
     real = plots.training_curve_figures
     monkeypatch.setattr(plots, "training_curve_figures", lambda *a, **k: calls.append(1) or real(*a, **k))
