@@ -16,6 +16,7 @@ from app_pages import _access
 from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
+from ssd.base.text import md_escape
 from ssd.workspace import dataset_folders, folder_stamp
 
 OTHER = "__other__"     # the dataset choice "Another folder (type its path)…"
@@ -79,7 +80,7 @@ def _generate(data_root: str, name: str, n_train: int, n_val: int, seed: int) ->
                    f"`{target}` in {time.perf_counter() - t0:.1f} s.")
         return dataset_folders(data_root)
     except (SSDError, OSError) as err:
-        st.error(f"Could not generate the dataset: {err}")
+        st.error(f"Could not generate the dataset: {md_escape(err)}")
         return None
 
 
@@ -113,7 +114,7 @@ def download_panel(data_root: str) -> None:
                 jobs.start_data_job(data_root, dl_kind, target, ["--metadata-only"] if meta_only else [])
                 st.session_state["dl_last"] = target
             except (SSDError, OSError) as err:
-                st.error(str(err))
+                st.error(md_escape(err))
         _download_status()
 
 
@@ -140,9 +141,9 @@ def dataset_summary_panel(data_path: str) -> bool:
     try:
         described, summary = dataset_summary(os.path.abspath(data_path), folder_stamp(data_path))
     except SSDError as err:
-        st.error(str(err))
+        st.error(md_escape(err))
         return False
-    st.success(described, icon=":material/check_circle:")
+    st.success(md_escape(described), icon=":material/check_circle:")
     with st.expander("Dataset summary"):
         s1, s2 = st.columns(2)
         splits = [s for s in ("train", "val") if s in summary["images"]]
