@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from ssd.base.errors import SSDError
+from ssd.base.errors import SSDError, error_gist
 from ssd.base.text import md_escape
 from ssd.models.pretrained import LiveDetector, pretrained_detectors
 from ssd.store import pull_model
@@ -42,6 +42,10 @@ def _pull(root: str, name: str, select_key: str) -> None:
     except SSDError as err:
         bar.empty()
         st.error(md_escape(err), icon=":material/cloud_off:")
+        return
+    except OSError as err:      # the models folder cannot take it (full disk, no permission)
+        bar.empty()
+        st.error(md_escape(f"{name} could not be installed in {root}: {error_gist(err)}"), icon=":material/error:")
         return
     bar.progress(1.0, text=f"{name} installed")
     st.session_state[select_key] = result.path

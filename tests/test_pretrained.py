@@ -388,3 +388,23 @@ def test_two_pulls_of_one_detector_at_once_both_succeed(store, tmp_path, monkeyp
     assert result.already and result.path == os.path.join(root, NAME)
     assert [m.name for m in list_models(root)[0]] == [NAME]
     assert sorted(os.listdir(root)) == [NAME]                  # no staging folder left
+
+
+def test_a_pull_the_models_folder_cannot_take_is_one_line_on_the_page(tmp_path, data_root, monkeypatch):
+    """A full disk or an unwritable models folder (an ``OSError``, not ours) is said in one line."""
+    from streamlit.testing.v1 import AppTest
+
+    import app_pages._pretrained as panel
+    from conftest import REPO_ROOT
+
+    def full_disk(name, root, progress=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(panel, "pull_model", full_disk)
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    at = next(b for b in at.button if (b.key or "").startswith("pull::")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("could not be installed" in e.value and "No space left" in e.value for e in at.error)
