@@ -211,10 +211,9 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
                  rendered: Sequence[RenderedImage]) -> None:
     """Annotated image(s), and every detection as MegaDetector JSON and CSV, each made when clicked."""
     e1, e2, e3 = st.columns(3)
-    originals = {name: data for name, data in items}
 
     def make_annotated() -> bytes:
-        return annotated_download(rendered, originals)
+        return annotated_download(rendered, items)
 
     def export() -> dict:
         return megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,
