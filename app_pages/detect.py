@@ -179,7 +179,8 @@ def metrics_panel(results: Sequence[DetectedImage], rendered: Sequence[RenderedI
 
 
 def images_tab(rendered: Sequence[RenderedImage]) -> None:
-    """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG)."""
+    """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG);
+    the caption is Markdown, so the upload's name is escaped."""
     cols = st.columns(2 if len(rendered) > 1 else 1)
     for i, r in enumerate(rendered):
         w, h = r.item.raw.image_size
@@ -187,7 +188,7 @@ def images_tab(rendered: Sequence[RenderedImage]) -> None:
         with cols[i % len(cols)]:
             sh.picture_with_boxes(
                 r.item.display, r.svg, f"detect_pic_{i}",
-                caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 
