@@ -349,6 +349,10 @@ def remove_stale_installs(root: str, name: str, max_age_s: float = STALE_INSTALL
     return removed
 
 
+def _pulled(dest: str) -> bool:
+    return os.path.isfile(os.path.join(dest, META_FILE)) and os.path.isfile(os.path.join(dest, PARAMS_FILE))
+
+
 def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> PullResult:
     """Install the pretrained detector ``name`` as ``root/name`` (``python -m ssd models pull``): the
     weights are fetched (resumable, hash checked) into their source's cache and, from a live source,
@@ -357,10 +361,15 @@ def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> Pull
 
     entry = pretrained_detector(name)
     dest = os.path.join(root, entry.name)
-    if os.path.isfile(os.path.join(dest, META_FILE)) and os.path.isfile(os.path.join(dest, PARAMS_FILE)):
+    if _pulled(dest):
         return PullResult(dest, already=True)
     with prepared(entry.name, progress=progress) as (params, meta):
-        return PullResult(install_model(root, entry.name, meta, params), already=False)
+        try:
+            return PullResult(install_model(root, entry.name, meta, params), already=False)
+        except (ModelError, OSError):
+            if _pulled(dest):   # another pull of the same detector finished first: that is success
+                return PullResult(dest, already=True)
+            raise
 
 
 def import_model(path: str, name: str, out: str) -> str:

@@ -418,3 +418,4 @@ def test_register_cli(server: FileServer, tmp_path: Path, monkeypatch: pytest.Mo
                               "--base-url", server.url])
     assert args.func(args) == 0
     assert "no checksums" in capsys.readouterr().err
+

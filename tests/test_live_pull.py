@@ -154,3 +154,13 @@ def test_gluoncv_store_failure_names_the_live_detectors(monkeypatch, tmp_path):
         ensure_weights("ssd_512_mobilenet1.0_coco")
     msg = str(info.value)
     assert "unreachable since February 2024" in msg and "python -m ssd models pull ssd300_vgg16_coco" in msg
+
+
+def test_listing_with_a_folder_where_meta_json_should_be_names_it_and_goes_on(tmp_path, capsys):
+    """One broken folder (its meta.json a folder) is skipped with its reason; the listing does not crash."""
+    from ssd.cli.main import main
+
+    (tmp_path / "broken" / "meta.json").mkdir(parents=True)
+    assert main(["models", "--root", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped broken:" in err and "meta.json is a folder" in err

@@ -363,3 +363,28 @@ def test_an_install_killed_between_staging_and_rename_is_cleaned_up_by_the_next_
     dest = install_model(str(root), "det", read_meta(tiny_model_dir), os.path.join(tiny_model_dir, PARAMS_FILE))
     assert os.path.isfile(os.path.join(dest, PARAMS_FILE))
     assert not old.exists() and young.exists()
+
+
+def test_two_pulls_of_one_detector_at_once_both_succeed(store, tmp_path, monkeypatch):
+    """The other pull (another terminal, the app) installs the folder while this one converts: this
+    one reports it installed, instead of telling the user to delete the good model."""
+    from contextlib import contextmanager
+
+    from ssd.models import pretrained
+    from ssd.store import list_models, pull_model
+
+    root = str(tmp_path / "models")
+    original = pretrained.prepared
+
+    @contextmanager
+    def racing(name, progress=None):
+        with original(name, progress) as pair:
+            monkeypatch.setattr(pretrained, "prepared", original)
+            assert not pull_model(NAME, root).already          # the other pull wins the race
+            yield pair
+
+    monkeypatch.setattr(pretrained, "prepared", racing)
+    result = pull_model(NAME, root)
+    assert result.already and result.path == os.path.join(root, NAME)
+    assert [m.name for m in list_models(root)[0]] == [NAME]
+    assert sorted(os.listdir(root)) == [NAME]                  # no staging folder left

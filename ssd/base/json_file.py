@@ -52,12 +52,13 @@ def _read_regular(path: str, max_bytes: int) -> bytes:
         raise
     except OSError as err:
         raise JSONFileError(f"{path} cannot be opened ({err.strerror or err})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):   # checked before ``fdopen``, which itself refuses a folder
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+        raise JSONFileError(f"{path} is {kind}, not a JSON file; refused without reading it")
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
-                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
-            raise JSONFileError(f"{path} is {kind}, not a JSON file; refused without reading it")
         if st.st_size > max_bytes:
             raise JSONFileError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} this file may have")
         os.set_blocking(fd, True)

@@ -22,7 +22,8 @@ import hashlib
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from ssd.base.errors import DownloadError
 
@@ -85,6 +86,8 @@ def _describe_request_error(err: "requests.RequestException", url: str, timeout:
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return f"the connection to {host} broke during the transfer"
     if isinstance(err, requests.exceptions.ConnectionError):
+        if "read timed out" in low:   # a stall mid-body: requests wraps it as a ConnectionError
+            return f"{host} stopped sending data for {timeout:g} s"
         if any(s in low for s in ("name or service not known", "nodename nor servname",
                                   "temporary failure in name resolution", "getaddrinfo failed",
                                   "nameresolutionerror", "no address associated")):
@@ -173,21 +176,73 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
     algo, label, want = ("sha256", "SHA-256", sha256) if sha256 else ("sha1", "SHA-1", sha1)
     want = want.lower().strip() if want else None
     sha1 = f"{label} must be {want}" if want else None   # what the messages say about the hash
-    if os.path.isfile(dest):
-        if want is None:
-            return dest
-        try:
-            if file_digest(dest, algo) == want:
-                return dest
-        except OSError as err:
-            raise _fail(url, dest, sha1, f"the existing {dest} could not be read ({err})") from None
-        # Wrong content under the final name (edited, or a different version): fetch again;
-        # the atomic replace at the end swaps it only once the new copy is verified.
-    part = dest + ".part"
+    if _already_there(url, dest, sha1, want, algo):
+        return dest
     try:
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     except OSError as err:
         raise _fail(url, dest, sha1, f"the folder for {dest} could not be created ({err})") from None
+    with _exclusive(dest):   # a second download of the same file waits, then finds it done
+        if _already_there(url, dest, sha1, want, algo):
+            return dest
+        _fetch_locked(url, dest, want, label, algo, sha1, progress, resume, timeout, chunk_size)
+    return dest
+
+
+def _already_there(url: str, dest: str, sha1: Optional[str], want: Optional[str], algo: str) -> bool:
+    """True when ``dest`` is complete: it exists and (when a hash is known) has that hash. Wrong
+    content under the final name (edited, another version) is fetched again; the atomic replace
+    swaps it only once the new copy is verified."""
+    if not os.path.isfile(dest):
+        return False
+    if want is None:
+        return True
+    try:
+        return file_digest(dest, algo) == want
+    except OSError as err:
+        raise _fail(url, dest, sha1, f"the existing {dest} could not be read ({err})") from None
+
+
+@contextmanager
+def _exclusive(dest: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``dest + '.lock'`` while ``dest`` is fetched.
+
+    Why: two pulls of the same model (two terminals, the app and the CLI) would otherwise write
+    one ``.part`` file at once; one appends to what the other is writing, or finds it moved away.
+    The lock file is removed afterwards; a waiter that got the lock on a removed file tries again.
+    Where ``fcntl`` is missing (Windows), no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    lock = dest + ".lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:   # a read-only folder: writing the part file will say so, clearly
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)   # the holder removed this lock file as we waited: take the new one
+    try:
+        yield
+    finally:
+        remove_quietly(lock)
+        os.close(fd)
+
+
+def _fetch_locked(url: str, dest: str, want: Optional[str], label: str, algo: str, sha1: Optional[str],
+                  progress: Optional[Progress], resume: bool, timeout: float, chunk_size: int) -> None:
+    """The transfer itself (resumed, restarted when the server refuses the range), checked and moved in."""
+    part = dest + ".part"
     if not resume and os.path.exists(part):
         remove_quietly(part)
     close: Callable[[], None] = lambda: None
@@ -212,7 +267,6 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
         os.replace(part, dest)
     except OSError as err:
         raise _fail(url, dest, sha1, f"the finished file could not be moved into place ({err})") from None
-    return dest
 
 
 def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Optional[Progress],
