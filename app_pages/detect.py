@@ -179,7 +179,8 @@ def metrics_panel(results: Sequence[DetectedImage], rendered: Sequence[RenderedI
 
 
 def images_tab(rendered: Sequence[RenderedImage]) -> None:
-    """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG)."""
+    """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG);
+    the caption is Markdown, so the upload's name is escaped."""
     cols = st.columns(2 if len(rendered) > 1 else 1)
     for i, r in enumerate(rendered):
         w, h = r.item.raw.image_size
@@ -187,7 +188,7 @@ def images_tab(rendered: Sequence[RenderedImage]) -> None:
         with cols[i % len(cols)]:
             sh.picture_with_boxes(
                 r.item.display, r.svg, f"detect_pic_{i}",
-                caption=f"{r.item.name} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 
@@ -211,10 +212,9 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
                  rendered: Sequence[RenderedImage]) -> None:
     """Annotated image(s), and every detection as MegaDetector JSON and CSV, each made when clicked."""
     e1, e2, e3 = st.columns(3)
-    originals = {name: data for name, data in items}
 
     def make_annotated() -> bytes:
-        return annotated_download(rendered, originals)
+        return annotated_download(rendered, items)
 
     def export() -> dict:
         return megadetector_json(results_for_export(results), s.labels, os.path.basename(s.model_path), s.threshold,

@@ -322,3 +322,13 @@ def test_anchors_page_shows_an_unreadable_upload_name_as_text_not_markdown(app_e
     assert "](http" not in shown and "**" not in shown.replace("\\*", "")   # escaped: no link, no bold
     assert "\\[win\\]" in shown
     assert _metric(at, "Total anchors") == "5444"                          # the page goes on with a sample
+
+
+def test_detect_picture_caption_shows_an_upload_name_as_text_not_markdown(app_env):
+    at = _page("app_pages/detect.py")
+    name = "[win](http://evil.example) **now**.png"
+    at.file_uploader(key="detect_upload").set_value([(name, _png(5), "image/png")]).run()
+    _ok(at)
+    caption = at.image[0].proto.imgs[0].caption
+    assert "](http" not in caption and "**" not in caption.replace("\\*", "")   # escaped: no link, no bold
+    assert "\\[win\\]" in caption

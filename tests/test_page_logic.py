@@ -31,10 +31,9 @@ def test_detect_page_helpers(tiny_model_dir):
     rendered = render_batch(results, 0.0, None, 3)
     times = [r.item.raw.timings_ms["total"] for r in rendered]
     assert mean_detection_ms(rendered) == sum(times) / 2 > 0 and mean_detection_ms([]) == 0.0
-    originals = dict(items)
-    one = Image.open(io.BytesIO(annotated_download(rendered[:1], originals)))
+    one = Image.open(io.BytesIO(annotated_download(rendered[:1], items)))
     assert one.format == "PNG" and one.size == (800, 600)                 # the original's resolution
-    with zipfile.ZipFile(io.BytesIO(annotated_download(rendered, originals))) as zf:
+    with zipfile.ZipFile(io.BytesIO(annotated_download(rendered, items))) as zf:
         assert zf.namelist() == ["a_detections.png", "b_detections.png"]
         assert Image.open(zf.open("b_detections.png")).size == (320, 240)
 
@@ -162,3 +161,16 @@ def test_resume_from_the_app_finds_the_data_of_a_run_started_with_a_relative_pat
     monkeypatch.chdir(tmp_path)
     cfg = jobs.resume_config(str(run))
     assert cfg.data == str(data) and cfg.resume and cfg.epochs == 3 and cfg.out == str(run)
+
+
+def test_two_uploads_of_one_name_each_get_their_own_annotated_picture(tiny_model_dir):
+    """Two phones' IMG_0001.jpg in one batch: each annotated PNG is drawn on its own photo, not
+    both on the last one uploaded under that name."""
+    from ssd.inference.batch import annotated_download, detect_images, render_batch
+    from ssd.inference.detector import Detector
+
+    items = [("IMG_0001.png", _png((800, 600))), ("IMG_0001.png", _png((320, 240)))]
+    rendered = render_batch(detect_images(Detector.load(tiny_model_dir), items, 0.45), 0.0, None, 3)
+    with zipfile.ZipFile(io.BytesIO(annotated_download(rendered, items))) as zf:
+        assert zf.namelist() == ["IMG_0001_detections.png", "IMG_0001_detections_1.png"]
+        assert [Image.open(zf.open(n)).size for n in zf.namelist()] == [(800, 600), (320, 240)]

@@ -40,7 +40,7 @@ from ssd.base.atomic import atomic_path, atomic_write_json, remove_stale_temps
 from ssd.base.errors import OutputError
 from ssd.camtrap.categories import run_categories
 from ssd.camtrap.episodes import EpisodeFinder, with_episode
-from ssd.camtrap.folders import FileList, list_inputs, shard
+from ssd.camtrap.folders import FileList, list_inputs, refuse_input_overwrite, shard
 from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
                                         results_document)
 from ssd.camtrap.pipeline import run_pipeline
@@ -208,6 +208,7 @@ def run_batch(opts: RunSettings, detector=None, stop: Optional[threading.Event] 
     if stream == STDERR:
         stream = sys.stderr
     journal = journal_path(opts)
+    refuse_input_overwrite(opts.inputs, (opts.out_json, opts.out_csv, journal))
     if journal:
         check_journal_target(journal)           # before anything is loaded or written
     for out in (opts.out_json, opts.out_csv, journal):

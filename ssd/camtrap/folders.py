@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ssd.base.errors import SSDError
+from ssd.base.errors import OutputError, SSDError
 from ssd.base.text import escape_name
 from ssd.camtrap.megadetector import as_posix, sort_key
 
@@ -131,6 +131,23 @@ def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: 
             out.paths.append(os.path.abspath(given))
             out.names.append(escape_name(as_posix(os.path.abspath(given) if absolute_paths else given)))
     return out
+
+
+def refuse_input_overwrite(inputs: Sequence[str], outputs: Sequence[Optional[str]]) -> None:
+    """Refuse (``OutputError``) an output that would replace a photo: one of the files given, or an
+    existing image or video. ``--json photo.jpg`` is a slip of the keyboard; writing the results
+    there would destroy the original, which no run may do."""
+    from ssd.camtrap.video import VIDEO_EXTENSIONS
+    from ssd.data.images import SUPPORTED_EXTENSIONS
+
+    media = {"." + e for e in SUPPORTED_EXTENSIONS} | {".gif"} | set(VIDEO_EXTENSIONS)
+    given = [p for p in inputs if os.path.isfile(p)]
+    for dest in outputs:
+        if not dest or not os.path.isfile(dest):
+            continue
+        if any(os.path.samefile(dest, p) for p in given) or os.path.splitext(dest)[1].lower() in media:
+            raise OutputError(f"refusing to write results over '{escape_name(dest)}': it is an image or video "
+                              "(one of the inputs?); give the output a name of its own, such as results.json")
 
 
 def shard(files: FileList, index: int, count: int) -> FileList:

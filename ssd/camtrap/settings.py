@@ -64,9 +64,9 @@ class RunSettings:
         type=positive_int, metavar="N"))
     nms: float = field(default=DEFAULT_NMS, metadata=_flag("--nms", "NMS IoU threshold", type=nms_threshold))
     out_json: Optional[str] = field(default=None, metadata=_flag(
-        "--json", "write MegaDetector-format JSON here", metavar="OUT"))
+        "--json", "write MegaDetector-format JSON here (-: to stdout, instead of the table)", metavar="OUT"))
     out_csv: Optional[str] = field(default=None, metadata=_flag(
-        "--csv", "write CSV here (a row per detection, per empty image, per failure)", metavar="OUT"))
+        "--csv", "write CSV here (a row per detection, per empty image, per failure; -: to stdout)", metavar="OUT"))
     batch_size: int = field(default=8, metadata=_flag("--batch-size", None, type=positive_int))
     workers: int = field(default=2, metadata=_flag("--workers", "decode threads", type=positive_int))
     recursive: bool = field(default=False, metadata=_flag("--recursive", "walk subfolders of the folders given"))

@@ -11,8 +11,12 @@ results. Only a run that did not complete exits non-zero (``EXIT_CODES``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+from typing import Optional, Tuple
 
+from ssd.base.errors import OutputError
 from ssd.base.signals import stop_requests
 from ssd.base.text import terminal_safe
 
@@ -40,10 +44,11 @@ def register(sub) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.camtrap.batch_run import run_batch
-    from ssd.camtrap.results import text_table
+    from ssd.camtrap.results import results_csv, text_table
     from ssd.camtrap.settings import RunSettings
 
     opts = RunSettings.from_args(args)
+    opts, to_stdout = _stdout_outputs(opts)
     check_output_targets(opts.out_json, opts.out_csv)
     with stop_requests(second_interrupts=True) as stop:
         res = run_batch(opts, stop=stop)
@@ -53,9 +58,24 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return EXIT_STOPPED
     for message in res.failure_messages:
         print(f"error: {terminal_safe(message)}", file=sys.stderr)
-    if not args.quiet:
+    if to_stdout == "json":
+        print(json.dumps(res.document, indent=1, ensure_ascii=False))
+    elif to_stdout == "csv":
+        print(results_csv(res.document), end="")
+    elif not args.quiet:
         print(text_table(res.document, args.threshold))
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
     suspects = f", {res.suspects} repeated detection(s) flagged suspect" if res.suspects else ""
     print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{hidden}{suspects}", file=sys.stderr)
     return EXIT_COMPLETED
+
+
+def _stdout_outputs(opts) -> Tuple[object, Optional[str]]:
+    """``--json -`` or ``--csv -``: that output goes to stdout (alone: no table), as a pipe expects,
+    instead of a file named ``-``; returns the settings without it and ``"json"``/``"csv"``/None."""
+    dash = [name for name, dest in (("json", opts.out_json), ("csv", opts.out_csv)) if dest == "-"]
+    if len(dash) > 1:
+        raise OutputError("--json - and --csv - both ask for stdout: send one of them to a file")
+    if not dash:
+        return opts, None
+    return dataclasses.replace(opts, **{f"out_{dash[0]}": None}), dash[0]

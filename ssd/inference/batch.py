@@ -184,14 +184,19 @@ def mean_detection_ms(rendered: Sequence[RenderedImage]) -> float:
     return sum(times) / len(times) if times else 0.0
 
 
-def annotated_download(rendered: Sequence[RenderedImage], originals: Dict[str, bytes]) -> bytes:
+def annotated_download(rendered: Sequence[RenderedImage], items: Sequence[Tuple[str, bytes]]) -> bytes:
     """The shown detections drawn on the full-resolution originals: one PNG for one image, else a
-    ZIP of PNGs. Decoded only when called (a download), never on a slider move."""
+    ZIP of PNGs. Decoded only when called (a download), never on a slider move.
+
+    ``items`` are the ``(name, bytes)`` that were detected; each picture is found by its bytes'
+    digest, not its name: two uploads may share a name (two cameras' ``IMG_0001.JPG``)."""
     from ssd.data.images import load_image
     from ssd.viz.drawing import annotated_png, annotated_zip
 
+    originals = {image_digest(data): data for _, data in items}
+
     def full(r: RenderedImage) -> Image.Image:
-        return load_image(originals[r.item.name], r.item.name).image
+        return load_image(originals[r.item.digest], r.item.name).image
 
     if len(rendered) == 1:
         return annotated_png(full(rendered[0]), rendered[0].shown)
