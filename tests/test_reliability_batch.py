@@ -72,7 +72,8 @@ def test_a_checkpoint_path_that_is_not_a_journal_is_refused_and_left_alone(tmp_p
     rc = main(["detect", "--model", MODEL, str(photos), "--checkpoint", str(target),
                "--json", str(tmp_path / "out.json"), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 2 and "not a batch journal" in err and target.name in err
+    why = "it is an image or video" if which.startswith("an image") else "not a batch journal"
+    assert rc == 2 and why in err and target.name in err
     assert target.read_bytes() == before and not (tmp_path / "out.json").exists()
     assert not glob.glob(str(target.parent / ".*.tmp"))
 
