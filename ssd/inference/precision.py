@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.base.lru import BytesLRU
 from ssd.models.registry import recipe_for
 from ssd.store import INPUT_NAME, PARAMS_FILE, is_exported, is_onnx, load_model, params_file, read_meta
 
@@ -108,18 +109,18 @@ def params_digest(model_dir: str, meta: Dict[str, Any]) -> str:
     path = os.path.join(model_dir, name)
     st = os.stat(path)
     key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
+    digest = _DIGESTS.get(key)
+    if digest is None:
         h = hashlib.sha1()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-        if len(_DIGESTS) >= 64:
-            _DIGESTS.clear()
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+        digest = h.hexdigest()
+        _DIGESTS.put(key, digest, len(digest))
+    return digest
 
 
-_DIGESTS: Dict[tuple, str] = {}     # params_digest's memory, bounded
+_DIGESTS: BytesLRU[str] = BytesLRU(max_bytes=1 << 20, max_entries=64)     # params_digest's memory
 
 
 def read_record(model_dir: str) -> Optional[Dict[str, Any]]:
