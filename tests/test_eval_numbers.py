@@ -1,0 +1,64 @@
+"""Evaluation's numbers against cases worked out by hand, and against a model whose classes differ.
+
+A fake detector returns fixed boxes per image (recognised by its grey level), so the VOC07 11-point AP
+of each class can be computed on paper and compared with what ``evaluate`` reports.
+"""
+import numpy as np
+import pytest
+
+from ssd.data.dataset import InMemoryDataset
+from ssd.inference.evaluation import evaluate
+
+
+class BoxesByGrey:
+    """``predict_arrays`` that answers each image with the boxes listed for its grey level."""
+
+    input_size = 32
+
+    def __init__(self, classes, answers):
+        self.classes = list(classes)
+        self.answers = answers          # grey level -> [(class id, score, [x1, y1, x2, y2] normalized), ...]
+
+    def predict_arrays(self, images, nms=0.45, floor=0.01, tap=None):
+        out = []
+        for im in images:
+            rows = self.answers[int(round(float(im.mean())))]
+            ids = np.array([r[0] for r in rows], np.float32).reshape(-1)
+            scores = np.array([r[1] for r in rows], np.float32).reshape(-1)
+            boxes = np.array([r[2] for r in rows], np.float32).reshape(-1, 4)
+            out.append((ids, scores, boxes))
+        return out
+
+
+def _image(grey, w, h):
+    return np.full((h, w, 3), grey, np.uint8)
+
+
+def _two_images(classes):
+    """Image A (100×80, grey 50): a cat and a dog; image B (60×120, grey 200): a cat."""
+    labels = [np.array([[0, 0.1, 0.1, 0.5, 0.5], [1, 0.6, 0.6, 0.9, 0.9]], np.float32),
+              np.array([[0, 0.2, 0.2, 0.6, 0.6]], np.float32)]
+    return InMemoryDataset([_image(50, 100, 80), _image(200, 60, 120)], labels, classes)
+
+
+def test_map_matches_a_case_worked_by_hand():
+    # cat: a hit at 0.9 and a false box at 0.8 in A, nothing in B -> recall 1/2 at precision 1 then 1/2:
+    #   11-point AP = (points 0, .1, .2, .3, .4, .5 at precision 1) / 11 = 6/11
+    # dog: its one box found -> AP 1;  mAP = (6/11 + 1) / 2 = 17/22
+    det = BoxesByGrey(["cat", "dog"], {
+        50: [(0, 0.9, [0.1, 0.1, 0.5, 0.5]), (0, 0.8, [0.7, 0.0, 0.9, 0.2]), (1, 0.6, [0.6, 0.6, 0.9, 0.9])],
+        200: []})
+    res = evaluate(det, _two_images(["cat", "dog"]))
+    assert res.per_class_ap == pytest.approx({"cat": 6 / 11, "dog": 1.0})
+    assert res.map == pytest.approx(17 / 22)
+    assert (res.num_images, res.num_boxes) == (2, 3)
+
+
+def test_half_overlap_decides_hit_or_miss():
+    # B's cat predicted shifted right by 0.12 of the image: IoU = 0.112 / 0.208 = 0.54 -> a hit (AP 6/11:
+    # recall 1/2 at precision 1); shifted by 0.14: IoU = 0.104 / 0.216 = 0.48 -> a miss (AP 0)
+    for shift, ap in ((0.12, 6 / 11), (0.14, 0.0)):
+        det = BoxesByGrey(["cat", "dog"], {50: [], 200: [(0, 0.7, [0.2 + shift, 0.2, 0.6 + shift, 0.6])]})
+        res = evaluate(det, _two_images(["cat", "dog"]))
+        assert res.per_class_ap["cat"] == pytest.approx(ap)
+        assert res.per_class_ap["dog"] == 0.0 and res.map == pytest.approx(ap / 2)
