@@ -26,6 +26,7 @@ JPEGs are decoded once, not every epoch.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -175,27 +176,60 @@ def class_mapping(obj: Union[DatasetSplits, DetectionDataset]) -> List[Dict[str,
 
 
 _PEEK = 64 * 1024
+_KEYS = (b'"images"', b'"annotations"', b'"categories"')
+_SCAN_CHUNK = 4 << 20
 
 
 def _looks_like_cct(json_path: str) -> bool:
-    """Cheap check: the three top-level keys appear in the first or last 64 KB.
+    """Cheap check: the three top-level keys appear in the file (and it is not a cut-off copy).
 
-    A CCT file is often megabytes and ``categories`` may come last, so read both ends
-    instead of parsing. MegaDetector output (``detection_categories``) does not match,
-    because the quoted key must be exactly ``"categories"``.
+    A CCT file is often megabytes, so both 64 KB ends are read first; only when they show
+    some keys but not all (COCO writers put ``annotations`` between ``images`` and
+    ``categories``, far from both ends) is the whole file scanned, once per version of it.
+    A file cut short after its ``images`` and ``annotations`` also counts, so that loading
+    reports the truncated download instead of "not a dataset". MegaDetector output
+    (``detection_categories``, no ``annotations``) does not match: the quoted key must be exact.
     """
     try:
-        size = os.path.getsize(json_path)
+        st = os.stat(json_path)
+    except OSError:
+        return False
+    return _looks_like_cct_version(json_path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _looks_like_cct_version(json_path: str, size: int, mtime_ns: int) -> bool:
+    try:
         with open(json_path, "rb") as fh:
             head = fh.read(_PEEK)
             tail = b""
             if size > _PEEK:
                 fh.seek(max(size - _PEEK, _PEEK))
                 tail = fh.read(_PEEK)
+            found = {k for k in _KEYS if k in head or k in tail}
+            if found and len(found) < len(_KEYS) and size > 2 * _PEEK:
+                found |= _keys_in(fh, set(_KEYS) - found)
     except OSError:
         return False
-    text = head + tail
-    return all(k in text for k in (b'"images"', b'"annotations"', b'"categories"'))
+    if len(found) == len(_KEYS):
+        return True
+    cut_short = not (tail or head).rstrip().endswith(b"}")
+    return cut_short and {b'"images"', b'"annotations"'} <= found
+
+
+def _keys_in(fh: Any, keys: set) -> set:
+    """Which of ``keys`` occur anywhere in the open file (read in chunks that overlap by a key's length)."""
+    fh.seek(0)
+    found: set = set()
+    carry = b""
+    while keys - found:
+        chunk = fh.read(_SCAN_CHUNK)
+        if not chunk:
+            break
+        buf = carry + chunk
+        found |= {k for k in keys if k in buf}
+        carry = buf[-32:]
+    return found
 
 
 def _json_candidates(folder: str) -> List[str]:

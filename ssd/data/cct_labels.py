@@ -145,9 +145,19 @@ def kept_classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
         if cid not in used:
             _bump(skipped, SKIP_CATEGORY_PREFIX + cat_names[cid])
     index_of = {cid: i for i, cid in enumerate(kept_ids)}
-    classes = [cat_names[cid] for cid in kept_ids]
-    mapping = [{"index": i, "id": cid, "name": cat_names[cid]} for i, cid in enumerate(kept_ids)]
+    classes = _distinct_names([cat_names[cid] for cid in kept_ids], kept_ids)
+    mapping = [{"index": i, "id": cid, "name": classes[i]} for i, cid in enumerate(kept_ids)]
     return classes, index_of, mapping
+
+
+def _distinct_names(names: List[str], ids: List[Any]) -> List[str]:
+    """Class names with a repeated name told apart by its category id ("deer (id 2)").
+
+    Why: counts, per-class AP and model metadata are keyed by name; two categories both called
+    "deer" (merged sets) would otherwise share one row and one count.
+    """
+    repeated = {n for n in names if names.count(n) > 1}
+    return [f"{n} (id {cid})" if n in repeated else n for n, cid in zip(names, ids)]
 
 
 def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int]) -> List[CCTImage]:
