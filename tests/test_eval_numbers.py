@@ -62,3 +62,30 @@ def test_half_overlap_decides_hit_or_miss():
         res = evaluate(det, _two_images(["cat", "dog"]))
         assert res.per_class_ap["cat"] == pytest.approx(ap)
         assert res.per_class_ap["dog"] == 0.0 and res.map == pytest.approx(ap / 2)
+
+
+def test_classes_are_matched_by_name_when_the_model_lists_them_otherwise():
+    # the model was trained with ["dog", "cat"]; the set calls them ["cat", "dog"]; every box is found
+    det = BoxesByGrey(["dog", "cat"], {
+        50: [(1, 0.9, [0.1, 0.1, 0.5, 0.5]), (0, 0.8, [0.6, 0.6, 0.9, 0.9])], 200: [(1, 0.7, [0.2, 0.2, 0.6, 0.6])]})
+    res = evaluate(det, _two_images(["cat", "dog"]))
+    assert res.per_class_ap == pytest.approx({"dog": 1.0, "cat": 1.0}) and res.map == pytest.approx(1.0)
+    assert res.num_boxes == 3 and res.unscored_boxes == 0
+
+
+def test_boxes_of_classes_the_model_lacks_are_left_out_and_said():
+    # the set's "dog" is not a class of the model: its box can be neither found nor missed
+    det = BoxesByGrey(["cat"], {50: [(0, 0.9, [0.1, 0.1, 0.5, 0.5])], 200: [(0, 0.7, [0.2, 0.2, 0.6, 0.6])]})
+    res = evaluate(det, _two_images(["cat", "dog"]))
+    assert res.per_class_ap == pytest.approx({"cat": 1.0})
+    assert res.map == pytest.approx(1.0)                    # the mean of the APs the table shows
+    assert (res.num_boxes, res.unscored_boxes) == (2, 1)
+    assert "1 box of classes the model lacks left out" in res.table()
+
+
+def test_without_a_shared_name_ids_are_compared_and_extra_ids_left_out():
+    # a renamed set ("pika" for the model's "pikachu"): index 0 is compared with index 0; index 1 has no match
+    det = BoxesByGrey(["pikachu"], {50: [(0, 0.9, [0.1, 0.1, 0.5, 0.5])], 200: []})
+    res = evaluate(det, _two_images(["pika", "other"]))
+    assert res.per_class_ap == pytest.approx({"pikachu": 6 / 11}) and res.map == pytest.approx(6 / 11)
+    assert (res.num_boxes, res.unscored_boxes) == (2, 1)

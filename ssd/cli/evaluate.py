@@ -43,13 +43,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise SSDError(f"{args.data} has no {args.split} split to evaluate")
     if [c for c in splits.classes] != det.classes:
         print(terminal_safe(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
-                            "class ids are compared as they are"), file=sys.stderr)
+                            "classes are matched by name (by index when no name is shared); boxes of classes "
+                            "the model lacks are left out"), file=sys.stderr)
     res = evaluate(det, ds, nms=args.nms, limit=args.limit)
     print(terminal_safe(res.table(), keep_newlines=True))                    # class names from the model
     if args.json:
         from ssd.base.atomic import atomic_write_json
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
                                       "num_images": res.num_images, "num_boxes": res.num_boxes,
+                                      "unscored_boxes": res.unscored_boxes,
                                       "micro_f1": res.micro_f1, "accuracy": res.accuracy,
                                       "anchor_counts": res.anchor_counts, "info": {"inference": det.engine_info()}})
     if args.plot:
