@@ -1,0 +1,27 @@
+"""The Train page's dataset summary shows what a COCO Camera Traps file names as text, never as Markdown."""
+from __future__ import annotations
+
+import os
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+from test_cct_messy import _images, _write
+
+APP = os.path.join(REPO_ROOT, "app.py")
+
+
+def test_skip_reasons_from_the_dataset_are_not_markdown(monkeypatch, tmp_path):
+    # "lynx" has no box, so its name reaches the "skipped" line; it carries a link and bold markup
+    name = "**lynx** [click](http://evil.example)"
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(4)]
+    _write(tmp_path / "data" / "cams", _images(4), anns, [{"id": 1, "name": "deer"}, {"id": 2, "name": name}])
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/train.py").run()
+    at.selectbox(key="train_dataset").set_value(str(tmp_path / "data" / "cams")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [w.value for w in at.warning if "Skipped or adjusted" in w.value]
+    assert len(shown) == 1 and "lynx" in shown[0]
+    assert "**lynx**" not in shown[0] and "](http" not in shown[0]
