@@ -60,3 +60,50 @@ def test_cut_json_says_so(tmp_path):
     path.write_text(text[: len(text) * 2 // 3])                     # the download stopped part way
     with pytest.raises(DatasetError, match="not valid JSON.*may be truncated"):
         open_dataset(str(tmp_path / "cut"))
+
+
+def test_ids_written_as_text_in_one_section_still_join(tmp_path):
+    # a CSV-to-JSON conversion wrote the annotations' ids as text: "3" is image 3, "1" category 1
+    anns = [{"id": i, "image_id": str(i), "category_id": "1", "bbox": [1, 1, 10, 10]} for i in range(6)]
+    _write(tmp_path / "set", _images(6), anns, [{"id": 1, "name": "deer"}])
+    summary = summarize(open_dataset(str(tmp_path / "set")))
+    assert summary["boxes"]["total"] == 6 and summary["images_without_boxes"]["total"] == 0
+    assert summary["skipped"] == {}
+
+
+def test_one_file_listed_under_two_ids_is_one_image(tmp_path):
+    # image 1 is listed again as image 9 (two sets merged), with the other half of its boxes;
+    # and as "1" (the same id written as text): the file must not be an image twice (once without boxes)
+    images = _images(4) + [{"id": 9, "file_name": "cam/1.jpg", "width": 64, "height": 48},
+                           {"id": "1", "file_name": "cam/1.jpg", "width": 64, "height": 48}]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(4)]
+    anns.append({"id": 9, "image_id": 9, "category_id": 1, "bbox": [30, 20, 10, 10]})
+    _write(tmp_path / "set", images, anns, [{"id": 1, "name": "deer"}], files=[f"cam/{i}.jpg" for i in range(4)])
+    splits = open_dataset(str(tmp_path / "set"))
+    records = list(splits.train.records) + list(splits.val.records)
+    assert sorted(r.file_name for r in records) == [f"cam/{i}.jpg" for i in range(4)]
+    [one] = [r for r in records if r.file_name == "cam/1.jpg"]
+    assert len(one.label) == 2                                       # both entries' boxes, on one image
+    assert sum(splits.skipped.values()) == 2 and len(splits.skipped) == 2
+
+
+def test_extension_case_differing_from_the_json_is_found(tmp_path):
+    # the JSON says .jpg, the card holds .JPG (and one .Jpg): the same files on a case-blind disk
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(4)]
+    files = ["cam/0.JPG", "cam/1.JPG", "cam/2.Jpg", "cam/3.jpg"]
+    _write(tmp_path / "set", _images(4), anns, [{"id": 1, "name": "deer"}], files=files)
+    splits = open_dataset(str(tmp_path / "set"))
+    assert len(splits.train) + len(splits.val) == 4 and splits.skipped == {}
+    assert sorted(os.path.basename(r.path) for r in splits.train.records + splits.val.records) == \
+        ["0.JPG", "1.JPG", "2.Jpg", "3.jpg"]
+
+
+def test_case_fallback_does_not_follow_a_link_out_of_the_folder(tmp_path):
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(3)]
+    _write(tmp_path / "set", _images(3), anns, [{"id": 1, "name": "deer"}], files=["cam/1.jpg", "cam/2.jpg"])
+    Image.new("RGB", (64, 48)).save(tmp_path / "secret.jpg")
+    os.symlink(tmp_path / "secret.jpg", tmp_path / "set" / "cam" / "0.JPG")
+    splits = open_dataset(str(tmp_path / "set"))
+    paths = [r.path for r in splits.train.records + (splits.val.records if splits.val else ())]
+    assert len(paths) == 2 and not any("0.JPG" in p for p in paths)
+    assert splits.skipped.get("image file missing") == 1

@@ -136,8 +136,8 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     cat_names = category_names(json_path, data["categories"])
     images = checked_images(json_path, data["images"])
     image_root = _image_root(json_path, images, image_root)
-    usable, order, dropped_ids = usable_images(images, image_root, check_images, skipped)
-    boxes = clean_boxes(json_path, data["annotations"], usable, order, dropped_ids, cat_names, skipped)
+    usable, order, image_of = usable_images(images, image_root, check_images, skipped)
+    boxes = clean_boxes(json_path, data["annotations"], usable, order, image_of, cat_names, skipped)
     classes, index_of, mapping = kept_classes(cat_names, boxes, skipped)
     if not order:
         raise DatasetError(

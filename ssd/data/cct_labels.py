@@ -22,7 +22,7 @@ from ssd.data.decoding import PIL_ERRORS
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
                                    SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
-                                   SKIP_UNKNOWN_IMAGE)
+                                   SKIP_UNKNOWN_IMAGE, NOTE_SAME_FILE)
 
 _NAMED_ESCAPES = 5   # how many refused names the skip reason quotes
 
@@ -60,36 +60,45 @@ def usable_images(images: List[Dict[str, Any]], image_root: str, check_images: b
                    skipped: Dict[str, int]):
     """Images present (always: a stat is cheap), readable (``check_images``) and inside the folder.
 
-    Returns ``(usable by id, their order, dropped ids)``; what is dropped is counted in ``skipped``.
+    Returns ``(usable by id, their order, image_of)``: ``image_of`` maps each listed id, as text
+    (``1`` and ``"1"`` are one image: conversions write ids either way), to the usable image it
+    names, or None for one dropped. A file listed again under another id is one image, and the
+    later id's boxes join it. What is dropped or merged is counted in ``skipped``.
     """
     usable: Dict[Any, Dict[str, Any]] = {}     # image id -> {path, file_name, width, height, seq_id}
     order: List[Any] = []
-    dropped_ids = set()
+    image_of: Dict[str, Any] = {}
+    by_path: Dict[str, Any] = {}
     escapes: List[str] = []
+    dir_cache: Dict[str, Dict[str, List[str]]] = {}
     for im in images:
         iid = im["id"]
-        if iid in usable or iid in dropped_ids:
+        if str(iid) in image_of:
             _bump(skipped, SKIP_DUPLICATE_IMAGE)
             continue
+        image_of[str(iid)] = None
         if not _stays_inside(image_root, im["file_name"]):
             escapes.append(im["file_name"])
-            dropped_ids.add(iid)
             continue
-        entry = _usable_entry(im, image_root, check_images, skipped)
+        entry = _usable_entry(im, image_root, check_images, skipped, dir_cache)
         if entry is None:
-            dropped_ids.add(iid)
+            continue
+        first = by_path.setdefault(os.path.normcase(os.path.normpath(entry["path"])), iid)
+        image_of[str(iid)] = first
+        if first != iid:
+            _bump(skipped, NOTE_SAME_FILE)
             continue
         usable[iid] = entry
         order.append(iid)
     if escapes:
         _bump(skipped, _escape_reason(escapes), len(escapes))
-    return usable, order, dropped_ids
+    return usable, order, image_of
 
 
-def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
-                  skipped: Dict[str, int]) -> Optional[Dict[str, Any]]:
+def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool, skipped: Dict[str, int],
+                  dir_cache: Dict[str, Dict[str, List[str]]]) -> Optional[Dict[str, Any]]:
     """One image's path, size and sequence, or None (missing or unreadable, counted)."""
-    path = _resolve(image_root, im["file_name"])
+    path = _resolve(image_root, im["file_name"], dir_cache)
     if path is None:
         _bump(skipped, SKIP_MISSING)
         return None
@@ -112,19 +121,23 @@ def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
 
 
 def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[Any, Dict[str, Any]],
-           order: List[Any], dropped_ids: set, cat_names: Dict[Any, str],
+           order: List[Any], image_of: Dict[str, Any], cat_names: Dict[Any, str],
            skipped: Dict[str, int]) -> Dict[Any, List[Tuple[Any, float, float, float, float]]]:
-    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids."""
+    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids.
+
+    Ids are matched as text when they do not match as they are (``"1"`` is category 1)."""
     boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
+    cat_of = {str(c): c for c in cat_names}
     for i, ann in enumerate(annotations):
         require(json_path, "annotations", i, ann, ("image_id", "category_id"))
-        iid, cid = ann["image_id"], ann["category_id"]
-        if iid in dropped_ids:
-            continue  # its image was already counted as missing/corrupt
-        if iid not in usable:
+        cid = ann["category_id"] if ann["category_id"] in cat_names else cat_of.get(str(ann["category_id"]))
+        if str(ann["image_id"]) not in image_of:
             _bump(skipped, SKIP_UNKNOWN_IMAGE)
             continue
-        if cid not in cat_names:
+        iid = image_of[str(ann["image_id"])]
+        if iid is None:
+            continue  # its image was already counted as missing/corrupt/refused
+        if cid is None:
             _bump(skipped, SKIP_UNKNOWN_CATEGORY)
             continue
         bbox = ann.get("bbox")
@@ -196,16 +209,33 @@ def _stays_inside(image_root: str, file_name: str) -> bool:
     return real == root or real.startswith(root + os.sep)
 
 
-def _resolve(image_root: str, file_name: str) -> Optional[str]:
-    """Path of a listed file if it exists; tolerates Windows separators written into the JSON."""
+def _resolve(image_root: str, file_name: str, dir_cache: Dict[str, Dict[str, List[str]]]) -> Optional[str]:
+    """Path of a listed file if it exists; tolerates Windows separators written into the JSON, and
+    a name whose case differs from the file's (``IMG_1.jpg`` for ``IMG_1.JPG``: a JSON written on
+    a case-blind disk) when exactly one file of the folder matches."""
     path = os.path.join(image_root, file_name)
     if os.path.isfile(path):
         return path
-    if "\\" in file_name:
-        alt = os.path.join(image_root, *file_name.split("\\"))
-        if os.path.isfile(alt):
-            return alt
-    return None
+    alt = os.path.join(image_root, *file_name.split("\\")) if "\\" in file_name else path
+    if alt != path and os.path.isfile(alt):
+        return alt
+    folder, name = os.path.split(alt)
+    if folder not in dir_cache:
+        dir_cache[folder] = _names_by_case(folder)
+    same = dir_cache[folder].get(name.lower(), [])
+    return os.path.join(folder, same[0]) if len(same) == 1 else None
+
+
+def _names_by_case(folder: str) -> Dict[str, List[str]]:
+    """The files of ``folder`` by lower-cased name (empty when it cannot be listed)."""
+    names: Dict[str, List[str]] = {}
+    try:
+        entries = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]  # no link out
+    except OSError:
+        return names
+    for n in entries:
+        names.setdefault(n.lower(), []).append(n)
+    return names
 
 
 def _clean_box(bbox: Any, width: int, height: int,
