@@ -107,3 +107,24 @@ def test_case_fallback_does_not_follow_a_link_out_of_the_folder(tmp_path):
     paths = [r.path for r in splits.train.records + (splits.val.records if splits.val else ())]
     assert len(paths) == 2 and not any("0.JPG" in p for p in paths)
     assert splits.skipped.get("image file missing") == 1
+
+
+def test_no_class_is_seen_only_by_validation():
+    # rare classes of one or two sequences: each must keep some training boxes, or the model never
+    # learns it and its AP is 0 whatever the training does
+    import numpy as np
+
+    from ssd.data.cct_labels import CCTImage
+    from ssd.data.cct_split import split_indices
+
+    for seed in range(60):
+        rng = np.random.RandomState(seed)
+        records = []
+        for i in range(rng.randint(8, 40)):
+            c = rng.choice(6, p=[.5, .2, .1, .1, .05, .05])
+            seq = None if rng.rand() < .5 else f"s{i // 3}"
+            records.append(CCTImage(i, f"{i}.jpg", "", 10, 10, seq, np.array([[c, 0, 0, 1, 1]], np.float32)))
+        train, val = split_indices(records, 6, 0.2, seed)
+        seen = {int(records[i].label[0, 0]) for i in train}
+        assert {int(records[i].label[0, 0]) for i in val} <= seen, seed
+        assert val and sorted(train + val) == list(range(len(records)))
