@@ -1,4 +1,4 @@
-"""The Train page's dataset summary shows what a COCO Camera Traps file names as text, never as Markdown."""
+"""Names that come with a dataset (skip reasons, category names) show as text on the pages, never as Markdown."""
 from __future__ import annotations
 
 import os
