@@ -128,3 +128,33 @@ def test_no_class_is_seen_only_by_validation():
         seen = {int(records[i].label[0, 0]) for i in train}
         assert {int(records[i].label[0, 0]) for i in val} <= seen, seed
         assert val and sorted(train + val) == list(range(len(records)))
+
+
+def test_a_folder_of_two_json_files_opens_by_naming_one(tmp_path, capsys):
+    # COCO-style sets ship train.json and val.json side by side: the folder is ambiguous, the file is not
+    from ssd.cli.main import main
+
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(6)]
+    _write(tmp_path / "set", _images(6), anns, [{"id": 1, "name": "deer"}])
+    os.rename(tmp_path / "set" / "data.json", tmp_path / "set" / "train.json")
+    _write(tmp_path / "set", _images(3), anns[:3], [{"id": 1, "name": "deer"}])
+    os.rename(tmp_path / "set" / "data.json", tmp_path / "set" / "val.json")
+    with pytest.raises(DatasetError, match=r"several .*give the \.json file itself"):
+        open_dataset(str(tmp_path / "set"))
+    splits = open_dataset(str(tmp_path / "set" / "val.json"))
+    assert len(splits.train) + len(splits.val) == 3
+    assert main(["data", "info", "--json", str(tmp_path / "set" / "train.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"]["total"] == 6
+
+
+def test_a_set_named_by_its_json_file_gets_its_own_decode_cache(tmp_path):
+    # training decodes camera-trap photos once into a cache beside the set: beside the named file,
+    # one per file (train.json and val.json in one folder must not share it)
+    from ssd.data.decoded import prepare_split
+
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(6)]
+    json_path = _write(tmp_path / "set", _images(6), anns, [{"id": 1, "name": "deer"}])
+    splits = open_dataset(str(json_path))
+    ds = prepare_split(splits.train, 32, splits.kind, str(json_path), "train", None)
+    assert len(ds) == len(splits.train) and ds[0][0].shape == (32, 32, 3)
+    assert [n for n in os.listdir(tmp_path / "set") if "cache" in n] == [".ssd_cache-data"]

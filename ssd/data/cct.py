@@ -253,8 +253,8 @@ def find_cct_json(folder: str) -> str:
     if len(clear) == 1:
         return clear[0]
     raise DatasetError(f"{folder} holds several COCO Camera Traps files "
-                       f"({', '.join(os.path.basename(p) for p in matches)}); keep one there, or load a "
-                       "specific one with ssd.data.cct.load_cct(json_path)")
+                       f"({', '.join(os.path.basename(p) for p in matches)}); give the .json file itself "
+                       f"instead of the folder (e.g. {matches[0]})")
 
 
 def detect(path: str) -> bool:
@@ -273,4 +273,9 @@ def open_cct(path: str, **kw: Any) -> CCTSplits:
     return load_cct(json_path, kw.pop("image_root", None), **kw)
 
 
-register_format(KIND, detect, open_cct)
+def open_cct_file(json_path: str, **kw: Any) -> CCTSplits:
+    """``open_dataset`` entry point for a named ``.json`` (a folder holding train.json and val.json)."""
+    return load_cct(json_path, kw.pop("image_root", None), **kw)
+
+
+register_format(KIND, detect, open_cct, ".json", open_cct_file)
