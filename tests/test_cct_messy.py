@@ -158,3 +158,16 @@ def test_a_set_named_by_its_json_file_gets_its_own_decode_cache(tmp_path):
     ds = prepare_split(splits.train, 32, splits.kind, str(json_path), "train", None)
     assert len(ds) == len(splits.train) and ds[0][0].shape == (32, 32, 3)
     assert [n for n in os.listdir(tmp_path / "set") if "cache" in n] == [".ssd_cache-data"]
+
+
+def test_accented_names_match_whatever_unicode_form_the_disk_uses(tmp_path):
+    # the JSON spells "Kühe" precomposed (NFC); a Mac wrote the folder and files decomposed (NFD)
+    import unicodedata
+
+    nfc = [f"Kühe/{i}é.jpg" for i in range(3)]
+    images = [{"id": i, "file_name": n, "width": 64, "height": 48} for i, n in enumerate(nfc)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(3)]
+    _write(tmp_path / "set", images, anns, [{"id": 1, "name": "cow"}],
+           files=[unicodedata.normalize("NFD", n) for n in nfc])
+    splits = open_dataset(str(tmp_path / "set"))
+    assert len(splits.train) + len(splits.val) == 3 and splits.skipped == {}

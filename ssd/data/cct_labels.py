@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -211,30 +212,39 @@ def _stays_inside(image_root: str, file_name: str) -> bool:
 
 def _resolve(image_root: str, file_name: str, dir_cache: Dict[str, Dict[str, List[str]]]) -> Optional[str]:
     """Path of a listed file if it exists; tolerates Windows separators written into the JSON, and
-    a name whose case differs from the file's (``IMG_1.jpg`` for ``IMG_1.JPG``: a JSON written on
-    a case-blind disk) when exactly one file of the folder matches."""
+    names whose case or Unicode form differs from the disk's (``IMG_1.jpg`` for ``IMG_1.JPG``, a
+    precomposed "ü" for a Mac's decomposed one) when exactly one entry of the folder matches."""
     path = os.path.join(image_root, file_name)
     if os.path.isfile(path):
         return path
-    alt = os.path.join(image_root, *file_name.split("\\")) if "\\" in file_name else path
-    if alt != path and os.path.isfile(alt):
-        return alt
-    folder, name = os.path.split(alt)
-    if folder not in dir_cache:
-        dir_cache[folder] = _names_by_case(folder)
-    same = dir_cache[folder].get(name.lower(), [])
-    return os.path.join(folder, same[0]) if len(same) == 1 else None
+    found = image_root
+    for part in [p for p in file_name.replace("\\", "/").split("/") if p]:
+        if os.path.lexists(os.path.join(found, part)):
+            found = os.path.join(found, part)
+            continue
+        if found not in dir_cache:
+            dir_cache[found] = _names_by_key(found)
+        same = dir_cache[found].get(_name_key(part), [])
+        if len(same) != 1:
+            return None
+        found = os.path.join(found, same[0])
+    return found if os.path.isfile(found) else None
 
 
-def _names_by_case(folder: str) -> Dict[str, List[str]]:
-    """The files of ``folder`` by lower-cased name (empty when it cannot be listed)."""
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _names_by_key(folder: str) -> Dict[str, List[str]]:
+    """The files and folders of ``folder`` (links left out: none may lead out) by ``_name_key``."""
     names: Dict[str, List[str]] = {}
     try:
-        entries = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]  # no link out
+        entries = [e.name for e in os.scandir(folder)
+                   if e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False)]
     except OSError:
         return names
     for n in entries:
-        names.setdefault(n.lower(), []).append(n)
+        names.setdefault(_name_key(n), []).append(n)
     return names
 
 
