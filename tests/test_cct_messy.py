@@ -171,3 +171,11 @@ def test_accented_names_match_whatever_unicode_form_the_disk_uses(tmp_path):
            files=[unicodedata.normalize("NFD", n) for n in nfc])
     splits = open_dataset(str(tmp_path / "set"))
     assert len(splits.train) + len(splits.val) == 3 and splits.skipped == {}
+
+
+def test_boxes_written_as_fractions_of_the_image_are_refused_with_the_reason(tmp_path):
+    # COCO Camera Traps boxes are pixels; a converter wrote fractions, which would train on 1-pixel boxes
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [0.1 * (i % 5), 0.2, 0.3, 0.25]} for i in range(6)]
+    _write(tmp_path / "set", _images(6), anns, [{"id": 1, "name": "deer"}])
+    with pytest.raises(DatasetError, match=r"fractions.*pixels"):
+        open_dataset(str(tmp_path / "set"))

@@ -35,7 +35,8 @@ import numpy as np
 
 from ssd.base.errors import DatasetError
 from ssd.data.cct_json import category_names, checked_images, read_json
-from ssd.data.cct_labels import CCTImage, clean_boxes, kept_classes, labelled_records, usable_images
+from ssd.data.cct_labels import (CCTImage, clean_boxes, kept_classes, labelled_records, refuse_fractions,
+                                 usable_images)
 from ssd.data.cct_split import split_indices
 from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, DetectionDataset, Sample, register_format
 from ssd.data.decoding import decode_rgb
@@ -138,6 +139,7 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     image_root = _image_root(json_path, images, image_root)
     usable, order, image_of = usable_images(images, image_root, check_images, skipped)
     boxes = clean_boxes(json_path, data["annotations"], usable, order, image_of, cat_names, skipped)
+    refuse_fractions(json_path, boxes, usable)
     classes, index_of, mapping = kept_classes(cat_names, boxes, skipped)
     if not order:
         raise DatasetError(

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
 from ssd.data.decoding import PIL_ERRORS
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
@@ -149,6 +150,20 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
         if box is not None:
             boxes[iid].append((cid,) + box)
     return boxes
+
+
+def refuse_fractions(json_path: str, boxes: Dict[Any, List[Box]], usable: Dict[Any, Dict[str, Any]]) -> None:
+    """Refuse a file whose every box lies within 1×1 pixel of its image's corner: fractions of the image.
+
+    Why: COCO Camera Traps boxes are pixels; a converter that writes fractions (as YOLO does) would
+    otherwise train a detector on boxes of one pixel, with nothing said.
+    """
+    corners = [max(b[3], b[4]) for bl in boxes.values() for b in bl]
+    big_images = all(min(u["width"], u["height"]) > 16 for iid, u in usable.items() if boxes.get(iid))
+    if len(corners) >= 3 and max(corners) <= 1.0 and big_images:
+        raise DatasetError(f"{json_path}: every box lies within the first pixel of its image; the boxes look "
+                           "written as fractions of the image, but COCO Camera Traps 'bbox' is "
+                           "[x, y, width, height] in pixels (multiply by the image's width and height)")
 
 
 def kept_classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
