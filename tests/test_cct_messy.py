@@ -179,3 +179,20 @@ def test_boxes_written_as_fractions_of_the_image_are_refused_with_the_reason(tmp
     _write(tmp_path / "set", _images(6), anns, [{"id": 1, "name": "deer"}])
     with pytest.raises(DatasetError, match=r"fractions.*pixels"):
         open_dataset(str(tmp_path / "set"))
+
+
+def test_a_folder_link_out_of_the_set_is_refused(tmp_path):
+    # "cam2" is a link to a folder elsewhere; "cam/ok.jpg" is a link to a file of the set (allowed)
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 10, 10]} for i in range(3)]
+    _write(tmp_path / "set", _images(3), anns, [{"id": 1, "name": "deer"}])
+    (tmp_path / "elsewhere").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "elsewhere" / "9.jpg")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "set" / "cam2")
+    os.symlink(tmp_path / "set" / "cam" / "0.jpg", tmp_path / "set" / "cam" / "ok.jpg")
+    data = json.loads((tmp_path / "set" / "data.json").read_text())
+    data["images"] += [{"id": 9, "file_name": "cam2/9.jpg"}, {"id": 10, "file_name": "cam/ok.jpg"}]
+    (tmp_path / "set" / "data.json").write_text(json.dumps(data))
+    splits = open_dataset(str(tmp_path / "set"))
+    names = [r.file_name for r in splits.train.records + (splits.val.records if splits.val else ())]
+    assert "cam2/9.jpg" not in names and "cam/ok.jpg" in names
+    assert any(k.startswith("file_name outside the image folder") and "cam2/9.jpg" in k for k in splits.skipped)

@@ -72,14 +72,14 @@ def usable_images(images: List[Dict[str, Any]], image_root: str, check_images: b
     image_of: Dict[str, Any] = {}
     by_path: Dict[str, Any] = {}
     escapes: List[str] = []
-    dir_cache: Dict[str, Dict[str, List[str]]] = {}
+    dir_cache: Dict[str, Any] = {}
     for im in images:
         iid = im["id"]
         if str(iid) in image_of:
             _bump(skipped, SKIP_DUPLICATE_IMAGE)
             continue
         image_of[str(iid)] = None
-        if not _stays_inside(image_root, im["file_name"]):
+        if not _stays_inside(image_root, im["file_name"], dir_cache):
             escapes.append(im["file_name"])
             continue
         entry = _usable_entry(im, image_root, check_images, skipped, dir_cache)
@@ -98,7 +98,7 @@ def usable_images(images: List[Dict[str, Any]], image_root: str, check_images: b
 
 
 def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool, skipped: Dict[str, int],
-                  dir_cache: Dict[str, Dict[str, List[str]]]) -> Optional[Dict[str, Any]]:
+                  dir_cache: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """One image's path, size and sequence, or None (missing or unreadable, counted)."""
     path = _resolve(image_root, im["file_name"], dir_cache)
     if path is None:
@@ -209,41 +209,78 @@ def _escape_reason(names: Sequence[str]) -> str:
     return f"{SKIP_OUTSIDE_FOLDER}: {quoted}{more}"
 
 
-def _stays_inside(image_root: str, file_name: str) -> bool:
+def _stays_inside(image_root: str, file_name: str, dir_cache: Optional[Dict[str, Any]] = None) -> bool:
     """False for an absolute path, a ``..`` escape or a symlink leading out of ``image_root``.
 
     Why: the JSON comes with the dataset, from anyone; ``../../etc/passwd`` must not be read.
+    Each folder's real path is resolved once (``dir_cache``), then a file costs one ``lstat``:
+    resolving every component of every name was most of the time a season took to load.
     """
     if "\0" in file_name or os.path.isabs(file_name) or file_name.startswith(("\\", "/")) \
             or re.match(r"^[A-Za-z]:", file_name):
         return False
-    parts = file_name.replace("\\", "/").split("/")
+    parts = [p for p in file_name.replace("\\", "/").split("/") if p]
     if ".." in parts:
         return False
-    root = os.path.realpath(image_root)
-    real = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
+    cache = {} if dir_cache is None else dir_cache
+    root = _realpath(image_root, cache)
+    if not parts:
+        return True
+    folder = _realpath(os.path.join(root, *parts[:-1]), cache)
+    real = os.path.join(folder, parts[-1])
+    if os.path.islink(real):
+        real = os.path.realpath(real)
     return real == root or real.startswith(root + os.sep)
 
 
-def _resolve(image_root: str, file_name: str, dir_cache: Dict[str, Dict[str, List[str]]]) -> Optional[str]:
+def _realpath(folder: str, cache: Dict[str, Any]) -> str:
+    if "real:" + folder not in cache:
+        cache["real:" + folder] = os.path.realpath(folder)
+    return cache["real:" + folder]
+
+
+def _resolve(image_root: str, file_name: str, dir_cache: Dict[str, Any]) -> Optional[str]:
     """Path of a listed file if it exists; tolerates Windows separators written into the JSON, and
     names whose case or Unicode form differs from the disk's (``IMG_1.jpg`` for ``IMG_1.JPG``, a
-    precomposed "ü" for a Mac's decomposed one) when exactly one entry of the folder matches."""
+    precomposed "ü" for a Mac's decomposed one) when exactly one entry of the folder matches.
+
+    ``dir_cache`` keeps each folder's resolution and listing, so a season of listed-but-missing
+    files costs one stat each, not one per path component.
+    """
     path = os.path.join(image_root, file_name)
     if os.path.isfile(path):
         return path
-    found = image_root
-    for part in [p for p in file_name.replace("\\", "/").split("/") if p]:
-        if os.path.lexists(os.path.join(found, part)):
-            found = os.path.join(found, part)
-            continue
-        if found not in dir_cache:
-            dir_cache[found] = _names_by_key(found)
-        same = dir_cache[found].get(_name_key(part), [])
-        if len(same) != 1:
-            return None
-        found = os.path.join(found, same[0])
-    return found if os.path.isfile(found) else None
+    *dirs, name = [p for p in file_name.replace("\\", "/").split("/") if p] or [""]
+    folder = _resolve_folder(image_root, tuple(dirs), dir_cache)
+    if folder is None:
+        return None
+    exact = os.path.join(folder, name)
+    if exact != path and os.path.isfile(exact):
+        return exact
+    same = _listing(folder, dir_cache).get(_name_key(name), [])
+    found = os.path.join(folder, same[0]) if len(same) == 1 else None
+    return found if found is not None and os.path.isfile(found) else None
+
+
+def _resolve_folder(image_root: str, dirs: Tuple[str, ...], dir_cache: Dict[str, Any]) -> Optional[str]:
+    """The folder ``dirs`` names under ``image_root`` (exactly, or by ``_name_key``), or None; cached."""
+    key = "dir:" + "/".join(dirs)
+    if key not in dir_cache:
+        parent = image_root if not dirs else _resolve_folder(image_root, dirs[:-1], dir_cache)
+        found = None
+        if parent is not None and dirs:
+            found = os.path.join(parent, dirs[-1])
+            if not os.path.isdir(found):
+                same = _listing(parent, dir_cache).get(_name_key(dirs[-1]), [])
+                found = os.path.join(parent, same[0]) if len(same) == 1 else None
+        dir_cache[key] = found if dirs else image_root
+    return dir_cache[key]
+
+
+def _listing(folder: str, dir_cache: Dict[str, Any]) -> Dict[str, List[str]]:
+    if "ls:" + folder not in dir_cache:
+        dir_cache["ls:" + folder] = _names_by_key(folder)
+    return dir_cache["ls:" + folder]
 
 
 def _name_key(name: str) -> str:
