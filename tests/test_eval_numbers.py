@@ -89,3 +89,26 @@ def test_without_a_shared_name_ids_are_compared_and_extra_ids_left_out():
     res = evaluate(det, _two_images(["pika", "other"]))
     assert res.per_class_ap == pytest.approx({"pikachu": 6 / 11}) and res.map == pytest.approx(6 / 11)
     assert (res.num_boxes, res.unscored_boxes) == (2, 1)
+
+
+def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_model_dir):
+    # a model trained on a camera-trap set with --val-fraction 0.5 --seed 3: eval must score the same
+    # held-out half, not the default fifth drawn with seed 0 (which mixes in training images)
+    import json
+    import shutil
+
+    from ssd.cli.main import main
+    from ssd.data.dataset import open_dataset
+    from test_cct_messy import _images, _write
+
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 30, 30]} for i in range(20)]
+    _write(tmp_path / "set", _images(20), anns, [{"id": 1, "name": "pikachu"}])
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    meta = json.loads((model / "meta.json").read_text())
+    meta["training"]["args"].update(seed=3, val_fraction=0.5)
+    (model / "meta.json").write_text(json.dumps(meta))
+    held_out = open_dataset(str(tmp_path / "set"), seed=3, val_fraction=0.5).val
+    assert main(["eval", "--model", str(model), "--data", str(tmp_path / "set"), "--engine", "mxnet",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["num_images"] == len(held_out) == 10

@@ -32,12 +32,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.data.dataset import open_dataset
     from ssd.inference.engines import load_detector
-    from ssd.inference.evaluation import evaluate
+    from ssd.inference.evaluation import evaluate, held_out_split
 
     check_output_targets(args.json, args.plot)
     det = load_detector(args.model, args.engine, args.precision, log=lambda s: print(s, file=sys.stderr))
     print(f"engine: {det.describe()}", file=sys.stderr)
-    splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
+    splits = open_dataset(args.data, **held_out_split(det.meta))
     ds = splits.val if args.split == "val" else splits.train
     if ds is None or len(ds) == 0:
         raise SSDError(f"{args.data} has no {args.split} split to evaluate")

@@ -138,6 +138,19 @@ def _model_labels(label: np.ndarray, to_model: Optional[np.ndarray], n_model: in
     return out, int((~keep).sum())
 
 
+def held_out_split(meta: Dict) -> Dict[str, float]:
+    """``open_dataset`` keywords that draw the validation split the model was trained against.
+
+    Why: a COCO Camera Traps set has no validation split of its own; it is drawn from the seed and
+    the share the training used, and scoring any other draw mixes training images into "val".
+    """
+    args = ((meta or {}).get("training") or {}).get("args") or {}
+    out: Dict[str, float] = {"seed": args.get("seed", 0) or 0}
+    if args.get("val_fraction") is not None:
+        out["val_fraction"] = float(args["val_fraction"])
+    return out
+
+
 def batch_spans(n: int, batch_size: int, adaptive: bool = False,
                 quick_s: float = PROGRESS_BATCH_S) -> Iterator[Tuple[int, int]]:
     """``(start, stop)`` of each batch over ``n`` items.
