@@ -257,3 +257,24 @@ def test_ctrl_c_stops_training_with_the_stopped_exit_status(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and stdout.startswith("stopped")
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused_and_changes_nothing(data, tmp_path, capsys):
+    """``--resume --epochs 1`` after 2 epochs used to record 1 as the run's length (the saved record
+    then said fewer epochs than were trained); --epochs is the total to reach, so it is refused."""
+    from ssd.cli.main import main
+
+    out = tmp_path / "r"
+    train(_cfg(data, out, epochs=2, input_size=64), install_signal_handlers=False)
+    before = {p: (out / p).read_bytes() for p in ("meta.json", "model.params", "events.jsonl",
+                                                  "checkpoints/checkpoint.json")}
+    args = ["train", "--data", data, "--out", str(out), "--batch-size", "16", "--no-augment", "--seed", "1",
+            "--input-size", "64", "--resume", "--epochs", "1"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "2 epochs" in err and "--epochs is the total" in err
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert main(args[:-1] + ["2"]) == 0   # as many as done: nothing left to train, accepted
+

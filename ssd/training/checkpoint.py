@@ -49,16 +49,20 @@ class Checkpoint:
             raise SSDError(f"{self.json}: not a checkpoint this version writes (no epoch/history)")
         return state
 
-    def state_for(self, resume: bool, run_dir: str,
-                  fixed: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    def state_for(self, resume: bool, run_dir: str, fixed: Optional[Dict[str, Any]] = None,
+                  epochs: Optional[int] = None) -> Optional[Dict[str, Any]]:
         """The state to resume from, or None for a new run; refuses to overwrite a run or a saved
         model silently, and to resume with ``fixed`` settings (``TrainConfig.fixed_settings``) other
-        than the checkpoint's: that would continue another run from this one's weights."""
+        than the checkpoint's: that would continue another run from this one's weights; or with
+        fewer ``epochs`` (the total to reach) than are done: the record would say fewer than ran."""
         if resume:
             if not self.exists():
                 raise SSDError(f"--resume: no checkpoint in {self.dir}; start without --resume")
             state = self.state()
             _check_same_settings(state.get("settings"), fixed, run_dir)
+            if epochs is not None and epochs < state["epoch"]:
+                raise SSDError(f"cannot resume {run_dir} with --epochs {epochs}: {state['epoch']} epochs are "
+                               f"already done, and --epochs is the total to reach (give {state['epoch']} or more)")
             return state
         if self.exists():
             raise SSDError(f"{run_dir} already holds a training run; pass --resume to continue it "

@@ -92,7 +92,7 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     """
     recipe, defaults_used = prepared(cfg)
     # before anything is written: a refused run leaves the folder (and its event log) as it was
-    resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings())
+    resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings(), cfg.epochs)
     member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
     try:
         splits = _open_splits(cfg)
