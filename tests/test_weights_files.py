@@ -119,3 +119,41 @@ def test_safetensors_with_a_range_outside_the_file_is_refused(tmp_path):
     path = _safetensors(tmp_path / "bad.safetensors", {"w": np.ones(3, np.float32)}, bad_range=True)
     with pytest.raises(ModelError, match="byte range"):
         read_state_dict(path)
+
+
+def _text(t: str) -> bytes:
+    raw = t.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+# {"w": a float32 tensor of 4 values in storage "0"}, pickled as torch.save does (written by hand: no torch)
+_FOUR_FLOATS = (b"\x80\x02ccollections\nOrderedDict\n)R" + _text("w") + b"ctorch._utils\n_rebuild_tensor_v2\n(("
+                + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu")
+                + b"K\x04tQK\x00K\x04\x85K\x01\x85\x89tRs.")
+
+
+def test_a_pth_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    """A storage that claims 4 floats but inflates to 64 MB (64 kB on disk), or to 4 MB: a zip bomb's
+    way to fill the memory of whoever imports it. Refused from the sizes in the zip's directory."""
+    def pth(name, payload):
+        with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("archive/data.pkl", _FOUR_FLOATS)
+            zf.writestr("archive/data/0", payload)
+        return str(tmp_path / name)
+
+    assert np.array_equal(read_state_dict(pth("good.pth", b"\0" * 16))["w"], np.zeros(4, np.float32))
+    bomb = pth("bomb.pth", b"\0" * (64 << 20))
+    assert os.path.getsize(bomb) < 1 << 20
+    with pytest.raises(ModelError, match="expand to 67 MB, [0-9]+ times the file .a zip bomb"):
+        read_state_dict(bomb)
+    with pytest.raises(ModelError, match="data/0 expands to 4194304 bytes, more than its 4 values need"):
+        read_state_dict(pth("small-bomb.pth", b"\0" * (4 << 20)))
+
+
+def test_a_safetensors_shape_whose_size_overflows_is_refused(tmp_path):
+    """2**32 × 2**32 values wrap to 0 in 64-bit arithmetic: an empty byte range must not pass for it."""
+    head = json.dumps({"w": {"dtype": "F32", "shape": [2 ** 32, 2 ** 32], "data_offsets": [0, 0]}}).encode()
+    path = tmp_path / "overflow.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(ModelError, match="'w' has a byte range that does not fit"):
+        read_state_dict(str(path))

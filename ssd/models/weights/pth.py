@@ -26,6 +26,10 @@ import numpy as np
 
 from ssd.base.errors import ModelError
 
+#: How much larger than the file itself its entries may inflate. torch.save stores them uncompressed
+#: (1×) and re-zipped weights shrink little; a zip bomb inflates a thousandfold.
+MAX_INFLATION = 8
+
 _STORAGE_DTYPES = {
     "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
@@ -99,9 +103,14 @@ class _Unpickler(pickle.Unpickler):
         if not key.isalnum():
             raise ModelError(f"{self.path}: bad storage name {key!r}")
         try:
-            raw = self.zf.read(f"{self.root}/data/{key}")
+            info = self.zf.getinfo(f"{self.root}/data/{key}")
         except KeyError:
             raise ModelError(f"{self.path}: storage data/{key} is missing from the archive") from None
+        width = 2 if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype).itemsize
+        if info.file_size > numel * width:     # checked before reading: the zip's directory says it
+            raise ModelError(f"{self.path}: storage data/{key} expands to {info.file_size} bytes, more than "
+                             f"its {numel} values need (a damaged or hostile file)")
+        raw = self.zf.read(info)
         if isinstance(dtype, str) and dtype == "bfloat16":
             bits = np.frombuffer(raw, dtype="<u2", count=numel)
             return (bits.astype(np.uint32) << 16).view(np.float32)
@@ -119,6 +128,17 @@ def _root_of(zf: zipfile.ZipFile, path: str) -> str:
     return pickles[0].split("/")[0]
 
 
+def _check_inflation(zf: zipfile.ZipFile, path: str) -> None:
+    """``ModelError`` for a zip whose entries inflate far beyond the file (a zip bomb), before any is read."""
+    import os
+
+    total = sum(info.file_size for info in zf.infolist())
+    allowed = MAX_INFLATION * max(os.path.getsize(path), 1 << 20)
+    if total > allowed:
+        raise ModelError(f"{path}: its entries expand to {total / 1e6:.0f} MB, {total / os.path.getsize(path):.0f} "
+                         "times the file (a zip bomb, not a checkpoint); refused")
+
+
 def read_pth(path: str) -> Dict[str, Any]:
     """The object a ``torch.save`` zip holds (a state dict: name → numpy array), safely.
 
@@ -133,8 +153,9 @@ def read_pth(path: str) -> Dict[str, Any]:
     except OSError as err:
         raise ModelError(f"{path}: cannot be read ({err})") from None
     with zf:
+        _check_inflation(zf, path)
         root = _root_of(zf, path)
-        byteorder = zf.read(f"{root}/byteorder").decode().strip() if f"{root}/byteorder" in zf.namelist() else "little"
+        byteorder = zf.read(f"{root}/byteorder").decode("ascii", "replace").strip() if f"{root}/byteorder" in zf.namelist() else "little"
         if byteorder != "little":
             raise ModelError(f"{path}: written on a big-endian machine; not supported")
         unpickler = _Unpickler(zf.read(f"{root}/data.pkl"), zf, root, path)

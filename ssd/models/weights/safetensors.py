@@ -6,6 +6,7 @@ each tensor's dtype, shape and byte range. Every range is checked against the fi
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from typing import Dict
@@ -52,7 +53,7 @@ def _tensor(buf: bytes, name: str, info, path: str) -> np.ndarray:
         raise ModelError(f"{path}: bad header entry for {name!r}") from None
     if dtype not in _DTYPES:
         raise ModelError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)     # Python integers: numpy's int64 product wraps round to a small number
     width = 2 if dtype == "BF16" else np.dtype(_DTYPES[dtype]).itemsize
     if not (0 <= begin <= end <= len(buf)) or end - begin != count * width or min(shape, default=0) < 0:
         raise ModelError(f"{path}: tensor {name!r} has a byte range that does not fit its shape or the file")
