@@ -188,3 +188,42 @@ def test_a_regenerate_hint_never_repeats_nonsense_numbers(tmp_path, field, value
     for bad in ("inf", "-1", "None", "'x'", " x "):
         assert f"--num-train {bad.strip()}" not in hint and f"--seed {bad.strip()}" not in hint \
             and f"--num-val {bad.strip()}" not in hint
+
+
+# ------------------------------------------------------------------ meta.json: provenance of the wrong type
+
+@pytest.fixture
+def odd_source_models(tmp_path):
+    """The shipped model, and copies whose meta.json gives ``source`` (or its ``published``) as text."""
+    from conftest import SHIPPED_MODEL
+
+    root = tmp_path / "models"
+    keep = shutil.ignore_patterns("int8*", "*.onnx", "onnx-int8.json")
+    shutil.copytree(SHIPPED_MODEL, root / "good", ignore=keep)
+    meta = json.loads((root / "good" / "meta.json").read_text())
+    for name, source in (("text-source", "torchvision"),
+                         ("text-published", {"kind": "torchvision", "published": "COCO AP 25.1"})):
+        shutil.copytree(SHIPPED_MODEL, root / name, ignore=keep)
+        (root / name / "meta.json").write_text(json.dumps(dict(meta, source=source, default=False)))
+    return root
+
+
+def test_a_meta_json_with_source_of_the_wrong_type_is_a_broken_folder_not_a_crash(odd_source_models, monkeypatch,
+                                                                                   data_root, capsys):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+
+    assert main(["models", "--root", str(odd_source_models)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped text-source" in err and "'source' must be an object" in err
+    assert "skipped text-published" in err and "'source.published' must be an object" in err
+    monkeypatch.setenv("SSD_MODELS_DIR", str(odd_source_models))
+    monkeypatch.setenv("SSD_DATA_DIR", data_root)
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    for page in (None, "app_pages/detect.py", "app_pages/camera_traps.py"):
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at.switch_page("app_pages/home.py").run()
+    assert "must be an object" in " ".join(m.value for m in at.markdown)

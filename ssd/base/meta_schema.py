@@ -49,6 +49,8 @@ _CHECKS: List[_Check] = [
     ("versions", lambda v: isinstance(v, dict), "an object", False),
     ("export", lambda v: isinstance(v, dict), "an object", False),
     ("zoo", lambda v: isinstance(v, dict), "an object", False),
+    ("source", lambda v: isinstance(v, dict), "an object", False),
+    ("source.published", lambda v: isinstance(v, dict), "an object", False),
     ("class_mapping", lambda v: v is None or isinstance(v, list), "a list or null", False),
     ("metrics", lambda v: isinstance(v, dict), "an object", False),
     ("metrics.best", lambda v: isinstance(v, dict), "an object", False),
