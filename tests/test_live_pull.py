@@ -164,3 +164,39 @@ def test_listing_with_a_folder_where_meta_json_should_be_names_it_and_goes_on(tm
     assert main(["models", "--root", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "skipped broken:" in err and "meta.json is a folder" in err
+
+
+def test_import_of_a_checkpoint_whose_heads_have_another_shape_is_a_clear_error(tmp_path):
+    """torchvision's layout (every key there) but class heads whose channels are no multiple of the 91
+    class slots, or a bias of another length: ModelError naming the key, not numpy's ValueError."""
+    import numpy as np
+
+    from ssd.models.gluoncv.from_torchvision import new_converted_net
+    from ssd.store import import_model
+
+    net, _ = new_converted_net()
+    params = net._collect_params_with_prefix()
+    convs = [k for k in params if k.startswith("features.") and k.endswith(".weight")]
+    tensors = {}
+    for i, k in enumerate(convs):
+        tensors[f"backbone.c{i}.weight"] = np.zeros((1, 1, 1, 1), np.float32)
+        tensors[f"backbone.c{i}.bias"] = np.zeros(1, np.float32)
+    tensors["backbone.scale_weight"] = np.ones(512, np.float32)
+    for i in range(6):
+        for kind, channels in (("classification_head", 5), ("regression_head", 16)):
+            tensors[f"head.{kind}.module_list.{i}.weight"] = np.zeros((channels, 1, 1, 1), np.float32)
+            tensors[f"head.{kind}.module_list.{i}.bias"] = np.zeros(channels, np.float32)
+    for name, channels, bias in (("odd-heads", 5, 5), ("odd-bias", 91 * 4, 7)):
+        tensors["head.classification_head.module_list.0.weight"] = np.zeros((channels, 1, 1, 1), np.float32)
+        tensors["head.classification_head.module_list.0.bias"] = np.zeros(bias, np.float32)
+        path = tmp_path / f"{name}.safetensors"
+        header, blobs, offset = {}, [], 0
+        for key, arr in tensors.items():
+            header[key] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+            blobs.append(arr.tobytes())
+            offset += arr.nbytes
+        head = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+        with pytest.raises(ModelError, match="head.classification_head.module_list.0.*not torchvision's ssd300_vgg16"):
+            import_model(str(path), NAME, str(tmp_path / "models" / name))
+    assert _tree(str(tmp_path / "models")) in (None, [])

@@ -51,9 +51,12 @@ def _need(state: Dict[str, np.ndarray], key: str) -> np.ndarray:
 
 def _head(state: Dict[str, np.ndarray], kind: str, i: int, per_anchor: int, keep=None):
     w, b = _need(state, f"head.{kind}.module_list.{i}.weight"), _need(state, f"head.{kind}.module_list.{i}.bias")
+    anchors = w.shape[0] // per_anchor if w.ndim == 4 else 0
+    if not anchors or w.shape[0] != anchors * per_anchor or b.shape != (w.shape[0],):
+        raise ModelError(f"head.{kind}.module_list.{i}: weight {tuple(w.shape)} and bias {tuple(b.shape)} are not "
+                         f"{per_anchor} outputs per anchor: not torchvision's ssd300_vgg16")
     if keep is None:
         return w, b
-    anchors = w.shape[0] // per_anchor
     w = w.reshape(anchors, per_anchor, *w.shape[1:])[:, keep].reshape(-1, *w.shape[1:])
     b = b.reshape(anchors, per_anchor)[:, keep].reshape(-1)
     return w, b
