@@ -363,6 +363,10 @@ def pull_model(name: str, root: str = DEFAULT_MODELS_DIR, progress=None) -> Pull
     dest = os.path.join(root, entry.name)
     if _pulled(dest):
         return PullResult(dest, already=True)
+    if os.path.lexists(dest):   # said before a download of minutes: install_model would refuse it after
+        lacking = " and ".join(f for f in (META_FILE, PARAMS_FILE) if not os.path.isfile(os.path.join(dest, f)))
+        raise ModelError(f"{dest} exists but holds no {lacking or 'model'} (a copy cut short, or another folder of "
+                         "that name): move it away or delete it, then pull again")
     with prepared(entry.name, progress=progress) as (params, meta):
         try:
             return PullResult(install_model(root, entry.name, meta, params), already=False)

@@ -200,3 +200,24 @@ def test_import_of_a_checkpoint_whose_heads_have_another_shape_is_a_clear_error(
         with pytest.raises(ModelError, match="head.classification_head.module_list.0.*not torchvision's ssd300_vgg16"):
             import_model(str(path), NAME, str(tmp_path / "models" / name))
     assert _tree(str(tmp_path / "models")) in (None, [])
+
+
+def test_pulling_over_a_half_pulled_folder_says_so_before_downloading(monkeypatch, tmp_path):
+    """models/NAME holds a meta.json but no weights (a copy cut short, a folder made by hand): the
+    pull names the folder and what to do at once, rather than download 139 MB and then suggest
+    another name, which ``models pull`` cannot take."""
+    from ssd.store import pull_model
+
+    srv = ModelStoreServer({})
+    monkeypatch.setenv("SSD_TORCHVISION_MIRROR", srv.url + "models/")
+    monkeypatch.setenv("SSD_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    half = tmp_path / "models" / NAME
+    half.mkdir(parents=True)
+    (half / "meta.json").write_text('{"arch": "mine"}')
+    try:
+        with pytest.raises(ModelError, match=f"{NAME} exists but holds no model.params.*move it away or delete it"):
+            pull_model(NAME, str(tmp_path / "models"))
+    finally:
+        srv.close()
+    assert srv.hits == [] and (half / "meta.json").read_text() == '{"arch": "mine"}'
