@@ -105,3 +105,17 @@ def test_detect_exits_0_with_failures_recorded_and_writes_the_one_typical_thresh
     assert len([line for line in r.stderr.splitlines() if line.startswith("error: ")]) == 1, r.stderr
     h = subprocess.run([sys.executable, "-m", "ssd", "detect", "--help"], capture_output=True, text=True, timeout=120)
     assert EXIT_CODES in h.stdout and all(f"\n  {c} " in h.stdout for c in ("0", "2", "130", "1"))
+
+
+def test_models_with_a_mistyped_root_names_the_folder_that_is_not_there(tmp_path, capsys):
+    """``--root modles``: "no usable model found" alone sends the user to pull into the wrong place."""
+    from ssd.cli.main import main
+
+    typo = tmp_path / "modles"
+    assert main(["models", "--root", str(typo)]) == 0
+    err = capsys.readouterr().err
+    assert f"{typo} does not exist" in err and "no usable model found" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["models", "--root", str(tmp_path / "empty")]) == 0
+    err = capsys.readouterr().err
+    assert f"no usable model found in {tmp_path / 'empty'}" in err and "does not exist" not in err

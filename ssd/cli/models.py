@@ -40,14 +40,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     from ssd.store import list_models
     from ssd.workspace import models_dir
 
-    ok, broken = list_models(args.root or models_dir())
+    import os
+
+    root = args.root or models_dir()
+    ok, broken = list_models(root)
     for m in ok:
         print(terminal_safe(m.label))
     for b in broken:
         print(f"skipped {terminal_safe(b.name)}: {terminal_safe(b.error)}", file=sys.stderr)
-    if not ok:
-        print("no usable model found; `python -m ssd models pull --list` shows ready-made detectors",
-              file=sys.stderr)
+    if not ok:      # the folder named: a mistyped --root must not read as an empty models folder
+        where = f": {root} does not exist" if not os.path.isdir(root) else f" in {root}"
+        print(terminal_safe(f"no usable model found{where}; `python -m ssd models pull --list` shows "
+                            "ready-made detectors"), file=sys.stderr)
     return 0
 
 
