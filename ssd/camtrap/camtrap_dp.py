@@ -53,6 +53,12 @@ SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "expe
 _HUMAN = {"person", "people", "human", "humans"}
 _VEHICLE = {"vehicle", "vehicles", "car", "truck", "bus", "motorcycle", "motorbike", "bicycle", "train", "boat",
             "airplane", "aeroplane"}
+#: The media types of what a run reads, fixed: ``mimetypes`` consults the machine's own table, and
+#: where that lacks ``.mkv``, ``.flv`` or ``.webp`` (Python's built-in one does) the file was called a JPEG.
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
+               ".webp": "image/webp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
+               ".mp4": "video/mp4", ".avi": "video/x-msvideo", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+               ".mpeg": "video/mpeg", ".mpg": "video/mpeg", ".flv": "video/x-flv"}
 
 
 @dataclass
@@ -117,6 +123,12 @@ def observation_type(class_name: str) -> str:
     return "human" if name in _HUMAN else "vehicle" if name in _VEHICLE else "animal"
 
 
+def media_type(path: str) -> str:
+    """``fileMediatype``: from ``MEDIA_TYPES`` by extension, else the system's guess, else a JPEG."""
+    ext = os.path.splitext(path)[1].lower()
+    return MEDIA_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "image/jpeg"
+
+
 def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]) -> Tuple[Optional[str], str]:
     """(ISO time stamp with offset, comment): EXIF time, else the file's modification time, else None."""
     t = parse_time(entry.get("datetime"))
@@ -161,7 +173,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
         stamps[k] = (stamp, path)
         dep = deployment_of(im["file"])
         tables.times.setdefault(dep, []).append(stamp)
-        kind = mimetypes.guess_type(path)[0] or "image/jpeg"
+        kind = media_type(path)
         tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
                              "timestamp": stamp, "filePath": path, "filePublic": "false",
                              "fileName": os.path.basename(path), "fileMediatype": kind,

@@ -1,0 +1,107 @@
+"""What a camera-trap run hands to the next tools, as a researcher uses it: each test failed before its fix.
+
+Sorting again into the same folder, a Camtrap DP package's media types and dates, a hard-link sort
+onto another disk: each case lost or misstated something a consumer (a person counting folders, a
+data platform reading the package) relies on.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+
+from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
+from ssd.cli.main import main
+
+CATS = {"1": "animal"}
+
+
+def _doc(*entries):
+    return {"info": {"format_version": "1.6", "detector": "ssd-studio:x",
+                     "detector_metadata": {"typical_detection_threshold": 0.2,
+                                           "conservative_detection_threshold": 0.08}},
+            "detection_categories": dict(CATS), "images": list(entries)}
+
+
+def _seen(file, conf, when="2024:05:01 10:00:00"):
+    dets = [{"category": "1", "conf": conf, "bbox": [0.1, 0.1, 0.5, 0.5]}]
+    return {"file": file, "failure": None, "width": 4, "height": 4, "max_detection_conf": conf,
+            "datetime": when, "detections": dets}
+
+
+def _write(path, doc):
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def _sorted_files(root):
+    """Every file or link under ``root``, as ``class/relative/path``."""
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files)
+
+
+def test_sorting_again_at_another_threshold_never_leaves_an_image_in_two_class_folders(tmp_path, capsys):
+    """Re-sorting into the same folder at a stricter threshold put the image into ``empty`` and left
+    its link in ``animal``: the image was in both, and the counts printed missed the stale one."""
+    photos, out = tmp_path / "photos", tmp_path / "sorted"
+    (photos / "cam 1").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (photos / "cam 1" / name).write_bytes(name.encode())
+    results = _write(tmp_path / "r.json", _doc(_seen("cam 1/a.jpg", 0.3), _seen("cam 1/b.jpg", 0.9)))
+    args = ["results", "sort", results, "--images", str(photos), "--into", str(out)]
+    assert main(args + ["--threshold", "0.2"]) == 0
+    assert _sorted_files(out) == ["animal/cam 1/a.jpg", "animal/cam 1/b.jpg"]
+    capsys.readouterr()
+    assert main(args + ["--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "cam 1/a.jpg" in err and "animal" in err and "new folder" in err
+    assert _sorted_files(out) == ["animal/cam 1/a.jpg", "animal/cam 1/b.jpg"]      # refused: nothing written
+    assert main(args + ["--threshold", "0.2"]) == 0                                 # the same sort again: as is
+    assert sorted(os.listdir(photos / "cam 1")) == ["a.jpg", "b.jpg"]
+
+
+def test_a_hard_link_sort_onto_another_disk_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """``--mode hardlink`` into a folder on another file system stopped at the first image with
+    "Invalid cross-device link", after making folders; it is now refused up front, saying what to use."""
+    photos, out = tmp_path / "photos", tmp_path / "sorted"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"a")
+    results = _write(tmp_path / "r.json", _doc(_seen("a.jpg", 0.9)))
+    real_stat = os.stat
+
+    def other_disk(path, *a, **k):                  # the target's nearest existing folder is on another device
+        st = real_stat(path, *a, **k)
+        if os.path.abspath(str(path)) == str(tmp_path):
+            return os.stat_result((st.st_mode, st.st_ino, st.st_dev + 1) + tuple(st)[3:])
+        return st
+
+    monkeypatch.setattr(os, "stat", other_disk)
+    rc = main(["results", "sort", results, "--images", str(photos), "--into", str(out), "--mode", "hardlink"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "another disk" in err and "--mode copy" in err
+    assert not out.exists()
+
+
+def _package(doc, tmp_path):
+    opts = PackageOptions(default_location=(52.0, 5.0), image_root=str(tmp_path))
+    return camtrap_tables(doc, 0.2, opts)
+
+
+def test_camtrap_dp_media_types_do_not_depend_on_the_machines_mime_table(tmp_path, monkeypatch):
+    """A ``.mkv`` or ``.webp`` was written as ``image/jpeg`` where the system's MIME table lacks them
+    (Python's own table has neither): a data platform then shows a video as a broken photo."""
+    monkeypatch.setattr(mimetypes, "guess_type", lambda *a, **k: (None, None))
+    names = ["cam/clip.mkv", "cam/clip.flv", "cam/p.webp", "cam/P.JPG", "cam/c.MP4", "cam/t.tif"]
+    _, rows, _ = _package(_doc(*(_seen(n, 0.9) for n in names)), tmp_path)
+    types = {r["filePath"]: r["fileMediatype"] for r in rows["media"]}
+    assert types == {"cam/clip.mkv": "video/x-matroska", "cam/clip.flv": "video/x-flv", "cam/p.webp": "image/webp",
+                     "cam/P.JPG": "image/jpeg", "cam/c.MP4": "video/mp4", "cam/t.tif": "image/tiff"}
+
+
+def test_every_file_kind_a_run_reads_has_its_media_type():
+    """A new image or video extension taught to the run must get its type too (else: the system's guess)."""
+    from ssd.camtrap.camtrap_dp import MEDIA_TYPES
+    from ssd.camtrap.video import VIDEO_EXTENSIONS
+    from ssd.data.images import SUPPORTED_EXTENSIONS
+
+    for ext in [f".{e}" for e in SUPPORTED_EXTENSIONS] + [".gif"] + list(VIDEO_EXTENSIONS):
+        assert MEDIA_TYPES[ext].split("/")[0] == ("video" if ext in VIDEO_EXTENSIONS else "image"), ext
