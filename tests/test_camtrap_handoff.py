@@ -105,3 +105,21 @@ def test_every_file_kind_a_run_reads_has_its_media_type():
 
     for ext in [f".{e}" for e in SUPPORTED_EXTENSIONS] + [".gif"] + list(VIDEO_EXTENSIONS):
         assert MEDIA_TYPES[ext].split("/")[0] == ("video" if ext in VIDEO_EXTENSIONS else "image"), ext
+
+
+def test_a_camtrap_dp_package_without_any_media_is_refused_not_dated_1970(tmp_path, capsys):
+    """Exporting with the wrong images folder (files without EXIF time are then not found, so they
+    have no date) wrote a "valid" package of nothing, dated 1970-01-01 at latitude 0, longitude 0."""
+    photos, out = tmp_path / "photos", tmp_path / "dp"
+    (photos / "cam").mkdir(parents=True)
+    (photos / "cam" / "a.jpg").write_bytes(b"a")
+    results = _write(tmp_path / "r.json", _doc(_seen("cam/a.jpg", 0.9, when=None)))
+    args = ["results", "export", results, "--format", "camtrap-dp", "--out", str(out),
+            "--latitude", "52", "--longitude", "5"]
+    assert main(args + ["--images", str(tmp_path / "elsewhere")]) == 2
+    err = capsys.readouterr().err
+    assert "no media" in err and "images folder" in err and "elsewhere" in err
+    assert not (out / "datapackage.json").exists()
+    assert main(args + ["--images", str(photos)]) == 0                  # the right folder: the file's date
+    media = (out / "media.csv").read_text(encoding="utf-8").splitlines()
+    assert len(media) == 2 and media[1].startswith("cam/a.jpg,cam,")
