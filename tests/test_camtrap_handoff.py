@@ -6,32 +6,18 @@ data platform reading the package) relies on.
 """
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 
 from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
 from ssd.cli.main import main
-
-CATS = {"1": "animal"}
-
-
-def _doc(*entries):
-    return {"info": {"format_version": "1.6", "detector": "ssd-studio:x",
-                     "detector_metadata": {"typical_detection_threshold": 0.2,
-                                           "conservative_detection_threshold": 0.08}},
-            "detection_categories": dict(CATS), "images": list(entries)}
+from test_reliability_sort import _doc, _write
 
 
 def _seen(file, conf, when="2024:05:01 10:00:00"):
     dets = [{"category": "1", "conf": conf, "bbox": [0.1, 0.1, 0.5, 0.5]}]
     return {"file": file, "failure": None, "width": 4, "height": 4, "max_detection_conf": conf,
             "datetime": when, "detections": dets}
-
-
-def _write(path, doc):
-    path.write_text(json.dumps(doc))
-    return str(path)
 
 
 def _sorted_files(root):

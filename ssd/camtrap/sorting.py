@@ -7,8 +7,10 @@ or ``failed``. The originals are never moved: the sorted tree holds symbolic lin
 hard links or copies. The results file is untrusted input and ``DIR`` may hold what someone else
 put there, so: every original is read inside the images folder (resolved, so neither ``..``, an
 absolute name nor a link leads out), ``DIR`` may not lie inside the images folder, nothing is
-written through a symbolic link, no existing file is replaced, and every entry is checked before
-the first file is written (a refusal sorts nothing). Class names are reduced to safe folder names.
+written through a symbolic link, no existing file is replaced, an image an earlier sort (at another
+threshold) put into another class folder is refused rather than left in two, hard links are only
+tried on the images' own disk, and every entry is checked before the first file is written (a
+refusal sorts nothing). Class names are reduced to safe folder names.
 
 With ``by_episode`` a burst stays together: every frame of an episode (``ssd.camtrap.episodes``)
 goes to the folder of the classes seen in any of its frames, so the empty frames of a visit sit
