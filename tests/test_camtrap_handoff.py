@@ -109,3 +109,22 @@ def test_a_camtrap_dp_package_without_any_media_is_refused_not_dated_1970(tmp_pa
     assert main(args + ["--images", str(photos)]) == 0                  # the right folder: the file's date
     media = (out / "media.csv").read_text(encoding="utf-8").splitlines()
     assert len(media) == 2 and media[1].startswith("cam/a.jpg,cam,")
+
+
+def test_the_csv_says_which_frame_of_a_video_each_detection_is_in():
+    """The CSV dropped the frame number MegaDetector's format keeps per video detection: a reader
+    of the CSV could not find the animal in the clip."""
+    import csv
+    import io
+
+    from ssd.camtrap.results import results_csv
+
+    clip = {"file": "cam/clip.mp4", "failure": None, "width": 320, "height": 240, "max_detection_conf": 0.9,
+            "frame_rate": 25.0, "frames_processed": [0, 25, 50],
+            "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.5], "frame_number": 25}]}
+    broken = {"file": "cam/cut.mp4", "failure": "could not be opened as a video", "detections": None,
+              "frame_rate": -1.0, "frames_processed": []}
+    rows = list(csv.DictReader(io.StringIO(results_csv(_doc(clip, broken, _seen("cam/a.jpg", 0.5))))))
+    assert [(r["file"], r["frame"], r["error"]) for r in rows] == [
+        ("cam/clip.mp4", "25", ""), ("cam/cut.mp4", "", "could not be opened as a video"), ("cam/a.jpg", "", "")]
+    assert rows[0]["xmin"] == "32.0" and rows[0]["score"] == "0.900"
