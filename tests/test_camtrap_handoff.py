@@ -128,3 +128,16 @@ def test_the_csv_says_which_frame_of_a_video_each_detection_is_in():
     assert [(r["file"], r["frame"], r["error"]) for r in rows] == [
         ("cam/clip.mp4", "25", ""), ("cam/cut.mp4", "", "could not be opened as a video"), ("cam/a.jpg", "", "")]
     assert rows[0]["xmin"] == "32.0" and rows[0]["score"] == "0.900"
+
+
+def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replaced(tmp_path, capsys):
+    """A typo in the locations file (``siteA/cam 1`` for ``site A/cam 1``) gave that camera the
+    default position without a word: the package put it at the wrong place."""
+    (tmp_path / "loc.csv").write_text("deploymentID,latitude,longitude\nsiteA/cam 1,10,20\nsite B,11,21\n")
+    results = _write(tmp_path / "r.json", _doc(_seen("site A/cam 1/a.jpg", 0.9), _seen("site B/b.jpg", 0.9)))
+    rc = main(["results", "export", results, "--format", "camtrap-dp", "--out", str(tmp_path / "dp"),
+               "--locations", str(tmp_path / "loc.csv"), "--latitude", "52", "--longitude", "5"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "no camera folder of these results: 'siteA/cam 1'; the camera folders are" in err
+    deployments = (tmp_path / "dp" / "deployments.csv").read_text(encoding="utf-8")
+    assert "site A/cam 1,site A/cam 1,site A/cam 1,52.0,5.0" in deployments and "site B,site B,site B,11.0,21.0" in deployments

@@ -292,7 +292,9 @@ def _no_media(skipped: int, image_root: Optional[str]) -> str:
 
 def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, opts: PackageOptions,
                      hide_suspect: bool = True) -> Dict[str, Any]:
-    """Write the package into ``out_dir`` (each file atomically); returns counts and what was left out."""
+    """Write the package into ``out_dir`` (each file atomically); returns counts, what was left out,
+    and the ``locations`` rows that name no camera folder (a typo there would otherwise pass
+    silently wherever a default position fills in)."""
     descriptor, rows, skipped = camtrap_tables(doc, threshold, opts, hide_suspect)
     os.makedirs(out_dir, exist_ok=True)
     for table in TABLES:
@@ -300,8 +302,10 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
                 open(tmp, "w", encoding="utf-8", newline="") as fh:
             write_table(fh, table, rows[table])
     atomic_write_json(os.path.join(out_dir, "datapackage.json"), descriptor)
+    folders = [d["deploymentID"] for d in rows["deployments"]]
     return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
-            "observations": len(rows["observations"]), "left_out": skipped}
+            "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
+            "unmatched_locations": sorted(set(opts.locations) - set(folders))}
 
 
 def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,
