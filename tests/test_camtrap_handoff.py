@@ -138,6 +138,7 @@ def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replac
     rc = main(["results", "export", results, "--format", "camtrap-dp", "--out", str(tmp_path / "dp"),
                "--locations", str(tmp_path / "loc.csv"), "--latitude", "52", "--longitude", "5"])
     err = capsys.readouterr().err
-    assert rc == 0 and "no camera folder of these results: 'siteA/cam 1'; the camera folders are" in err
+    assert rc == 0 and "no camera folder of these results: 'siteA/cam 1'; if one is a typo" in err
     deployments = (tmp_path / "dp" / "deployments.csv").read_text(encoding="utf-8")
     assert "site A/cam 1,site A/cam 1,site A/cam 1,52.0,5.0" in deployments and "site B,site B,site B,11.0,21.0" in deployments
+
