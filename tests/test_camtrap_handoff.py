@@ -141,4 +141,3 @@ def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replac
     assert rc == 0 and "no camera folder of these results: 'siteA/cam 1'; if one is a typo" in err
     deployments = (tmp_path / "dp" / "deployments.csv").read_text(encoding="utf-8")
     assert "site A/cam 1,site A/cam 1,site A/cam 1,52.0,5.0" in deployments and "site B,site B,site B,11.0,21.0" in deployments
-
