@@ -6,6 +6,7 @@ data platform reading the package) relies on.
 """
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 
@@ -141,3 +142,23 @@ def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replac
     assert rc == 0 and "no camera folder of these results: 'siteA/cam 1'; if one is a typo" in err
     deployments = (tmp_path / "dp" / "deployments.csv").read_text(encoding="utf-8")
     assert "site A/cam 1,site A/cam 1,site A/cam 1,52.0,5.0" in deployments and "site B,site B,site B,11.0,21.0" in deployments
+
+
+def test_shards_cut_at_different_numbers_of_detections_per_image_do_not_merge(shipped_models_root, tmp_path, capsys):
+    """``--max-detections`` was neither written to the results nor compared by ``results merge``: a
+    shard cut at 5 boxes per image merged with one cut at 100, and the merged file said neither."""
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(photos / f"{i}.jpg")
+    base = ["detect", "--model", os.path.join(shipped_models_root, "tiny-pikachu"), str(photos), "--quiet"]
+    assert main(base + ["--shard", "1/2", "--json", str(tmp_path / "s1.json"), "--max-detections", "5"]) == 0
+    assert main(base + ["--shard", "2/2", "--json", str(tmp_path / "s2.json")]) == 0
+    assert json.loads((tmp_path / "s1.json").read_text())["info"]["ssd_batch"]["max_detections"] == 5
+    capsys.readouterr()
+    merged = tmp_path / "all.json"
+    assert main(["results", "merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(merged)]) == 2
+    assert "max_detections differs: 5" in capsys.readouterr().err and not merged.exists()

@@ -325,7 +325,8 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
     where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
     opts = run.settings
-    extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
+    extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "max_detections": opts.max_detections,
+                           "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
                            "frame_every": opts.frame_every, "inference": run.inference}}
     head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
