@@ -145,8 +145,9 @@ def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replac
 
 
 def test_shards_cut_at_different_numbers_of_detections_per_image_do_not_merge(shipped_models_root, tmp_path, capsys):
-    """``--max-detections`` was neither written to the results nor compared by ``results merge``: a
-    shard cut at 5 boxes per image merged with one cut at 100, and the merged file said neither."""
+    """``--max-detections`` was neither written to the results nor compared by ``results merge`` or
+    ``--previous-results``: a shard cut at 5 boxes per image merged with one cut at 100, and the
+    merged file said neither."""
     import numpy as np
     from PIL import Image
 
@@ -162,3 +163,6 @@ def test_shards_cut_at_different_numbers_of_detections_per_image_do_not_merge(sh
     merged = tmp_path / "all.json"
     assert main(["results", "merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(merged)]) == 2
     assert "max_detections differs: 5" in capsys.readouterr().err and not merged.exists()
+    again = base + ["--json", str(merged), "--previous-results", str(tmp_path / "s1.json")]
+    assert main(again) == 2                                # its entries would pass as this run's
+    assert "--max-detections 5" in capsys.readouterr().err and not merged.exists()
