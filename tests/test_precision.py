@@ -232,6 +232,31 @@ def test_engine_choice_per_command():
     assert "already imported" in rep["note"] and rep["kind"] == "inference"
 
 
+WAIT_POLICY = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from ssd.base.engine import configure
+rep = configure(sys.argv[2])
+import mxnet  # noqa: F401  (OpenMP loads here and reads the policy)
+print(os.environ.get("OMP_WAIT_POLICY", "-"), rep["omp_wait"])
+"""
+
+
+@pytest.mark.parametrize("kind, preset, expected", [("inference", None, "PASSIVE PASSIVE"),
+                                                    ("training", None, "- OpenMP's default"),
+                                                    ("inference", "ACTIVE", "ACTIVE ACTIVE")])
+def test_inference_lets_openmp_threads_sleep_unless_the_user_chose(kind, preset, expected):
+    """Inference processes share their cores with decode threads: OpenMP must not spin there;
+    training keeps OpenMP's default, and a policy the user set is never replaced."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "MXNET_ENGINE_TYPE")}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    res = subprocess.run([sys.executable, "-c", WAIT_POLICY, REPO, kind], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == expected
+
+
 def test_detect_page_offers_int8_once_quantized_and_runs_it(quantized, tmp_path, monkeypatch, data_root):
     from streamlit.testing.v1 import AppTest
 

@@ -257,3 +257,49 @@ def test_ctrl_c_stops_training_with_the_stopped_exit_status(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and stdout.startswith("stopped")
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused_and_changes_nothing(data, tmp_path, capsys):
+    """``--resume --epochs 1`` after 2 epochs used to record 1 as the run's length (the saved record
+    then said fewer epochs than were trained); --epochs is the total to reach, so it is refused."""
+    from ssd.cli.main import main
+
+    out = tmp_path / "r"
+    train(_cfg(data, out, epochs=2, input_size=64), install_signal_handlers=False)
+    before = {p: (out / p).read_bytes() for p in ("meta.json", "model.params", "events.jsonl",
+                                                  "checkpoints/checkpoint.json")}
+    args = ["train", "--data", data, "--out", str(out), "--batch-size", "16", "--no-augment", "--seed", "1",
+            "--input-size", "64", "--resume", "--epochs", "1"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "2 epochs" in err and "--epochs is the total" in err
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert main(args[:-1] + ["2"]) == 0   # as many as done: nothing left to train, accepted
+
+
+def test_resume_on_a_regenerated_dataset_of_the_same_name_is_refused(tmp_path):
+    """``data synth`` again into the same folder (another seed and count) between a run and its
+    resume used to go unnoticed: the folder's path, the only thing compared, was the same."""
+    folder = tmp_path / "synth"
+    generate(str(folder), num_train=16, num_val=4, seed=5)
+    out = tmp_path / "r"
+    train(_cfg(str(folder), out, epochs=1, input_size=64), install_signal_handlers=False)
+    ck_path = out / "checkpoints" / "checkpoint.json"
+    assert json.loads(ck_path.read_text())["dataset"]      # the dataset's identity is recorded
+    generate(str(folder), num_train=20, num_val=4, seed=9)
+    before = {p: (out / p).read_bytes() for p in ("meta.json", "model.params", "checkpoints/checkpoint.json")}
+    with pytest.raises(SSDError) as info:
+        train(_cfg(str(folder), out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
+    msg = str(info.value)
+    assert "cannot resume" in msg and "\n" not in msg
+    assert "seed 5 → 9" in msg and "num_train 16 → 20" in msg
+    assert {p: (out / p).read_bytes() for p in before} == before
+    # A checkpoint written before datasets were fingerprinted has nothing to compare: it resumes.
+    state = json.loads(ck_path.read_text())
+    del state["dataset"]
+    ck_path.write_text(json.dumps(state))
+    res = train(_cfg(str(folder), out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert json.loads(ck_path.read_text())["dataset"]      # and records it from now on

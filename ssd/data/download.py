@@ -8,6 +8,13 @@ Why it is built this way:
 * **Resume with ``Range: bytes=N-``**: ENA24's images zip is 3.6 GB; a dropped connection at
   90 % must not restart from zero. A server that ignores ``Range`` answers 200 with the whole
   file, and we then start the part file over instead of appending a second copy to it.
+* **``If-Range`` with the validator the part began with**: the ETag (or Last-Modified) of the
+  response that started a part file is kept beside it (``.part.validator``, written atomically).
+  A resume sends it, so a file that changed on the server between tries comes back whole (200)
+  and the part starts over, instead of the new file's tail being spliced onto the old bytes.
+* **A whole part answered 416** (a kill between the last byte and the rename) is finished in
+  place when its size is the one the server reports and its checksum (or, without one, the
+  validator) matches; anything else starts over.
 * **SHA-1 when known**: the Pikachu and banana hashes come from the MXNet/d2l loaders. A mismatch
   deletes the part file (resuming a corrupt prefix would never converge) and names both hashes.
 * **Every failure is a** :class:`~ssd.base.errors.DownloadError` that says what failed *and* where to
@@ -26,6 +33,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from ssd.base.errors import DownloadError
+from ssd.data.part_file import (VALIDATOR_SUFFIX, drop_part, if_range, record_validators,
+                                recorded_validators, remove_quietly)
 
 if TYPE_CHECKING:
     import requests
@@ -164,7 +173,8 @@ def download(url: str, dest: str, *, sha1: Optional[str] = None, progress: Optio
     * Skips the transfer when ``dest`` exists and matches ``sha1`` (or exists and no ``sha1`` is
       given: a file under its final name is complete by construction).
     * Streams into ``dest + '.part'``; with ``resume`` an existing part file is continued with
-      an HTTP ``Range`` request (appended on 206, started over on 200).
+      an HTTP ``Range`` request, ``If-Range`` the validator it began with (appended on 206,
+      started over on 200; a whole part answered 416 is finished when its checksum matches).
     * Verifies ``sha1`` (or ``sha256``, which wins), then moves the part file in with ``os.replace``.
     * ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives; by default a
       tqdm bar is shown when stderr is a terminal.
@@ -244,21 +254,21 @@ def _fetch_locked(url: str, dest: str, want: Optional[str], label: str, algo: st
     """The transfer itself (resumed, restarted when the server refuses the range), checked and moved in."""
     part = dest + ".part"
     if not resume and os.path.exists(part):
-        remove_quietly(part)
+        drop_part(part)
     close: Callable[[], None] = lambda: None
     if progress is None:
         progress, close = _tqdm_progress(os.path.basename(dest))
     try:
         try:
-            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, resume, algo)
+            digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, resume, algo, want)
         except _Restart:
-            remove_quietly(part)
+            drop_part(part)
             digest = _transfer(url, dest, part, sha1, progress, timeout, chunk_size, False, algo)
     finally:
         close()
 
     if want is not None and digest != want:
-        remove_quietly(part)
+        drop_part(part)
         raise DownloadError(
             f"Download of {url} failed its checksum: expected {label} {want}, got {digest}. The "
             "corrupt copy was deleted; run again, and if it keeps failing the file on the server "
@@ -267,31 +277,31 @@ def _fetch_locked(url: str, dest: str, want: Optional[str], label: str, algo: st
         os.replace(part, dest)
     except OSError as err:
         raise _fail(url, dest, sha1, f"the finished file could not be moved into place ({err})") from None
+    remove_quietly(part + VALIDATOR_SUFFIX)
 
 
 def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Optional[Progress],
-              timeout: float, chunk_size: int, resume: bool, algo: str = "sha1") -> str:
+              timeout: float, chunk_size: int, resume: bool, algo: str = "sha1", want: Optional[str] = None) -> str:
     """One HTTP request that fills ``part``; returns the ``algo`` digest of the whole part file."""
     import requests   # here, not at the top: every command that builds the CLI imports this module
 
     offset = os.path.getsize(part) if resume and os.path.isfile(part) else 0
     headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT}
+    recorded = recorded_validators(part) if offset > 0 else {}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
+        if if_range(recorded):
+            headers["If-Range"] = if_range(recorded)
     hasher = hashlib.new(algo)
     done = 0
     total: Optional[int] = None
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
             status = resp.status_code
-            if offset > 0 and status == 416:
-                raise _Restart()  # our part file is as long as (or longer than) the file
+            if offset > 0 and status == 416:   # our part file is as long as (or longer than) the file
+                return _whole_part(part, offset, resp.headers, algo, want, "If-Range" in headers, progress)
             if status == 206 and offset > 0:
-                match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
-                if not match or int(match.group(1)) != offset:
-                    raise _Restart()  # a range we did not ask for: do not stitch it on
-                total = int(match.group(3)) if match.group(3) != "*" else None
-                mode = "ab"
+                total, mode = _appended_total(resp.headers, offset, recorded), "ab"
                 try:
                     with open(part, "rb") as fh:
                         for block in iter(lambda: fh.read(CHUNK), b""):
@@ -309,6 +319,8 @@ def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Opt
                 progress(done, total)
             try:
                 with open(part, mode) as fh:
+                    if mode == "wb":   # after the truncation: a kill never pairs old bytes with new validators
+                        record_validators(part, resp.headers)
                     for chunk in resp.iter_content(chunk_size=chunk_size):
                         if not chunk:
                             continue
@@ -331,9 +343,29 @@ def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Opt
     return hasher.hexdigest()
 
 
-def remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+def _appended_total(headers: Any, offset: int, recorded: dict) -> Optional[int]:
+    """The file's size from a 206 answer to a resume; ``_Restart`` for a range we did not ask for,
+    or one of another file (its ETag is not the one the part began with): never stitch it on."""
+    match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", headers.get("Content-Range", ""))
+    if not match or int(match.group(1)) != offset \
+            or ("etag" in recorded and headers.get("ETag", recorded["etag"]) != recorded["etag"]):
+        raise _Restart()
+    return int(match.group(3)) if match.group(3) != "*" else None
 
+
+def _whole_part(part: str, size: int, headers: Any, algo: str, want: Optional[str], validated: bool,
+                progress: Optional[Progress]) -> str:
+    """The digest of a part file the server says is complete (416, ``bytes */N`` with N its size).
+
+    Why trusted: its checksum matches, or without one, ``If-Range`` was sent and the server still
+    answered 416 (a changed file would have come back whole, 200). Else ``_Restart``.
+    """
+    match = re.fullmatch(r"bytes\s+\*/(\d+)", headers.get("Content-Range", "").strip())
+    if not match or int(match.group(1)) != size or (want is None and not validated):
+        raise _Restart()
+    digest = file_digest(part, algo)
+    if want is not None and digest != want:
+        raise _Restart()
+    if progress is not None:
+        progress(size, size)
+    return digest

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 from ssd.base import faults
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.data.identity import identity_changes
 from ssd.store import ONNX_FILE, PARAMS_FILE, SYMBOL_FILE, save_params
 from ssd.training.optimizer_state import load_optimizer_state, save_optimizer_state
 
@@ -49,16 +50,20 @@ class Checkpoint:
             raise SSDError(f"{self.json}: not a checkpoint this version writes (no epoch/history)")
         return state
 
-    def state_for(self, resume: bool, run_dir: str,
-                  fixed: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    def state_for(self, resume: bool, run_dir: str, fixed: Optional[Dict[str, Any]] = None,
+                  epochs: Optional[int] = None) -> Optional[Dict[str, Any]]:
         """The state to resume from, or None for a new run; refuses to overwrite a run or a saved
         model silently, and to resume with ``fixed`` settings (``TrainConfig.fixed_settings``) other
-        than the checkpoint's: that would continue another run from this one's weights."""
+        than the checkpoint's: that would continue another run from this one's weights; or with
+        fewer ``epochs`` (the total to reach) than are done: the record would say fewer than ran."""
         if resume:
             if not self.exists():
                 raise SSDError(f"--resume: no checkpoint in {self.dir}; start without --resume")
             state = self.state()
             _check_same_settings(state.get("settings"), fixed, run_dir)
+            if epochs is not None and epochs < state["epoch"]:
+                raise SSDError(f"cannot resume {run_dir} with --epochs {epochs}: {state['epoch']} epochs are "
+                               f"already done, and --epochs is the total to reach (give {state['epoch']} or more)")
             return state
         if self.exists():
             raise SSDError(f"{run_dir} already holds a training run; pass --resume to continue it "
@@ -144,3 +149,13 @@ def _check_same_settings(saved: Any, now: Optional[Dict[str, Any]], run_dir: str
         raise SSDError(f"cannot resume {run_dir} with other settings: {'; '.join(changed)}. Resume with the "
                        "run's own settings (only --epochs, the device and the arithmetic may change), or "
                        "train into another --out")
+
+
+def refuse_other_dataset(state: Optional[Dict[str, Any]], identity: Dict[str, Any], run_dir: str, data: str) -> None:
+    """``SSDError`` saying what changed when the dataset a resume would train on is not the one the
+    checkpoint ``state`` records (the same folder regenerated, say); nothing to compare in a new run
+    or in checkpoints written before datasets were fingerprinted."""
+    changes = identity_changes((state or {}).get("dataset"), identity)
+    if changes:
+        raise SSDError(f"cannot resume {run_dir}: the dataset in {data} is not the one the run was trained on "
+                       f"({'; '.join(changes)}). Resume on the run's own dataset, or train into another --out")

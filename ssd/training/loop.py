@@ -28,13 +28,14 @@ from ssd.base.signals import stop_requests
 from ssd.base.text import terminal_safe
 from ssd.base.errors import DatasetError, SSDError
 from ssd.data.dataset import open_dataset
+from ssd.data.identity import dataset_identity
 from ssd.data.decoded import prepare_split
 from ssd.data.shard import first_images
 from ssd.inference.detector import Detector
 from ssd.inference.evaluation import evaluate
 from ssd.store import PARAMS_FILE, finish_interrupted_save, save_model, write_meta
 from ssd.training.batchnorm import recalibrate_batchnorm
-from ssd.training.checkpoint import Checkpoint
+from ssd.training.checkpoint import Checkpoint, refuse_other_dataset
 from ssd.training import distributed
 from ssd.training.config import TrainConfig, prepared
 from ssd.training.distributed import Membership
@@ -63,12 +64,13 @@ class RunRecord:
     history: List[Dict[str, Any]] = field(default_factory=list)
     best: Dict[str, Any] = field(default_factory=dict)
     best_pr: Dict[str, Any] = field(default_factory=dict)
+    dataset: Dict[str, Any] = field(default_factory=dict)    # the identity of the data trained on
 
     @classmethod
-    def from_checkpoint(cls, state: Optional[Dict[str, Any]]) -> "RunRecord":
+    def from_checkpoint(cls, state: Optional[Dict[str, Any]], dataset: Dict[str, Any]) -> "RunRecord":
         if not state:
-            return cls()
-        return cls(state["history"], state.get("best", {}), state.get("pr_curves", {}))
+            return cls(dataset=dataset)
+        return cls(state["history"], state.get("best", {}), state.get("pr_curves", {}), dataset)
 
     def add(self, rec: Dict[str, Any], pr_curves: Dict[str, Any]) -> bool:
         """Append an epoch; True when it is the best so far (by val mAP; the last without validation)."""
@@ -92,13 +94,15 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     """
     recipe, defaults_used = prepared(cfg)
     # before anything is written: a refused run leaves the folder (and its event log) as it was
-    resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings())
+    resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings(), cfg.epochs)
     member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
     try:
         splits = _open_splits(cfg)
     except Exception as err:
         _refused(cfg, member, err, on_event)
         raise
+    identity = dataset_identity(splits)
+    refuse_other_dataset(resume_state, identity, cfg.out, cfg.data)   # before anything is written, too
     if member.writes:
         os.makedirs(cfg.out, exist_ok=True)
     log = EventLog(cfg.out) if member.writes else WorkerLog()
@@ -111,7 +115,7 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     with stop_requests(install_signal_handlers) as flag:
         try:
             return _run(cfg, recipe, defaults_used, splits, log, emit,
-                        lambda: flag.is_set() or (stop is not None and stop()), member, resume_state)
+                        lambda: flag.is_set() or (stop is not None and stop()), member, resume_state, identity)
         except Exception as err:
             emit("error", message=_error_text(err))
             raise
@@ -144,7 +148,7 @@ def _error_text(err: BaseException) -> str:
 
 
 def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventLog, emit, should_stop,
-         member: Membership, resume_state: Optional[Dict[str, Any]]) -> TrainResult:
+         member: Membership, resume_state: Optional[Dict[str, Any]], identity: Dict[str, Any]) -> TrainResult:
     """The algorithm: prepare, then epochs of steps, validation and checkpoints, then finish.
 
     In a distributed run every worker runs this on its own shard; only rank 0 (``member.writes``)
@@ -169,7 +173,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
                       class_mapping=getattr(splits, "class_mapping", None))
     if dist_info:
         meta["training"] = {**meta.get("training", {}), "distributed": dist_info}
-    record = RunRecord.from_checkpoint(resume_state)
+    record = RunRecord.from_checkpoint(resume_state, identity)
     start_epoch = _start_or_resume(cfg, ckpt, plan, trainer, device.contexts, resume_state, splits.classes,
                                    member, {**meta, "metrics": record.metrics()})
     last_state = resume_state
@@ -354,7 +358,8 @@ def _save_epoch(cfg: TrainConfig, ckpt: Checkpoint, plan, trainer, meta: Dict[st
     """Checkpoint the epoch (the commit point), then publish the model from it."""
     state = ckpt.save(plan.net, trainer, {"epoch": record.history[-1]["epoch"], "history": record.history,
                                           "best": record.best, "pr_curves": record.best_pr, "classes": classes,
-                                          "arch": cfg.arch, "settings": cfg.fixed_settings()},
+                                          "arch": cfg.arch, "settings": cfg.fixed_settings(),
+                                          "dataset": record.dataset},
                      best=improved, previous=previous)
     _publish(cfg, ckpt, state if improved else None, {**meta, "metrics": record.metrics()})
     return state

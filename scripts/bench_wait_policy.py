@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""OpenMP's waiting in MXNet inference: passive (what ``detect``/``eval`` set) against spinning, in one run.
+
+Run: ``.venv/bin/python scripts/bench_wait_policy.py [--folder 640] [--val 400] [--rounds 4] [--json OUT]``.
+
+Why: MXNet's OpenMP threads spin after each parallel region unless ``OMP_WAIT_POLICY=PASSIVE``;
+a folder run's decode threads need those cores. ``ssd.base.engine`` sets the passive policy for
+the inference commands; this script runs each command whole-process both ways, alternating
+(A B A B …), so drift on the machine falls on both: **passive** is the code as it is,
+**spinning** the same code with the inference kind's policy table emptied (OpenMP's default).
+Rows: ``detect --engine mxnet`` on ``--folder`` generated 1920×1080 JPEGs at fp32 and INT8,
+``detect`` on one of them (start-up dominated), and ``eval`` on ``--val`` synthetic images.
+The median of the pairs' ratios is printed beside each median time, with the CPU kind and load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
+from bench_precision import _make_folder  # noqa: E402
+
+SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
+SPINNING = ("import sys; sys.path.insert(0, sys.argv[1]); from ssd.base import engine; "
+            "engine.WAIT_POLICY_FOR_KIND.clear(); from ssd.cli.main import main; sys.exit(main(sys.argv[2:]))")
+
+
+def _argv(policy: str, args: list) -> list:
+    if policy == "passive":
+        return [sys.executable, "-m", "ssd"] + args
+    return [sys.executable, "-c", SPINNING, REPO] + args
+
+
+def _cpu_s() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def compare(args: list, rounds: int) -> dict:
+    """Wall and CPU seconds of ``python -m ssd ARGS`` under each policy, alternating, ``rounds`` pairs."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MXNET_ENGINE_TYPE")}
+    out = {p: {"wall": [], "cpu": []} for p in ("passive", "spinning")}
+    for r in range(rounds):
+        order = ("passive", "spinning") if r % 2 == 0 else ("spinning", "passive")
+        for p in order:
+            t, c = time.perf_counter(), _cpu_s()
+            subprocess.run(_argv(p, args), check=True, cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out[p]["wall"].append(round(time.perf_counter() - t, 2))
+            out[p]["cpu"].append(round(_cpu_s() - c, 2))
+    ratios = [a / b for a, b in zip(out["passive"]["wall"], out["spinning"]["wall"])]
+    out["wall_ratio_median"] = statistics.median(ratios)
+    return out
+
+
+def table(res: dict) -> str:
+    lines = [f"CPU: {res['cpu']}; load {res['load_before']} before, {res['load_after']} after",
+             "", "| whole process | passive: wall s / CPU s | spinning: wall s / CPU s | passive ÷ spinning (wall) |",
+             "| --- | ---: | ---: | ---: |"]
+    for name, r in res["rows"].items():
+        cells = [f"{statistics.median(r[p]['wall']):.2f} / {statistics.median(r[p]['cpu']):.2f}"
+                 for p in ("passive", "spinning")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {r['wall_ratio_median']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folder", type=int, default=640, help="1920×1080 JPEGs for the folder rows")
+    ap.add_argument("--val", type=int, default=400, help="synthetic images for the eval row")
+    ap.add_argument("--rounds", type=int, default=4, help="pairs of runs per row")
+    ap.add_argument("--json", help="write all figures here")
+    a = ap.parse_args()
+    from ssd.base.hardware import cpu_kind
+    from ssd.data.synthetic import generate
+
+    work = tempfile.mkdtemp(prefix="bench-wait-")
+    try:
+        folder, one, val = (os.path.join(work, n) for n in ("frames", "one", "val"))
+        _make_folder(folder, a.folder)
+        os.makedirs(one)
+        shutil.copy(os.path.join(folder, sorted(os.listdir(folder))[0]), one)
+        generate(val, num_train=1, num_val=a.val, seed=2026)
+        res = {"cpu": cpu_kind(), "cores": os.cpu_count(), "load_before": [round(v, 1) for v in os.getloadavg()]}
+        model = ["--model", SHIPPED, "--engine", "mxnet"]
+        jobs = {f"`detect` {a.folder} JPEGs, INT8": ["detect"] + model + ["--precision", "int8", "--quiet", folder,
+                                                                          "--json", os.path.join(work, "a.json")],
+                f"`detect` {a.folder} JPEGs, fp32": ["detect"] + model + ["--precision", "fp32", "--quiet", folder,
+                                                                          "--json", os.path.join(work, "b.json")],
+                "`detect` one JPEG, INT8": ["detect"] + model + ["--precision", "int8", "--quiet", one,
+                                                                  "--json", os.path.join(work, "c.json")],
+                f"`eval` {a.val} images, INT8": ["eval"] + model + ["--precision", "int8", "--data", val]}
+        res["rows"] = {name: compare(args, a.rounds) for name, args in jobs.items()}
+        res["load_after"] = [round(v, 1) for v in os.getloadavg()]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(res))
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
