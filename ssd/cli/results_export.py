@@ -80,9 +80,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
           f"{done['observations']} observation(s)", file=sys.stderr)
     if done["unmatched_locations"]:
+        unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
         print(f"warning: {len(done['unmatched_locations'])} row(s) of {args.locations} name no camera folder of these "
-              f"results: {', '.join(map(repr, done['unmatched_locations'][:10]))}; if one is a typo, its folder got the "
-              "default position; the camera folders are "
+              f"results: {unmatched}; if one is a typo, its folder got the default position; the camera folders are "
               f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
