@@ -166,3 +166,30 @@ def test_shards_cut_at_different_numbers_of_detections_per_image_do_not_merge(sh
     again = base + ["--json", str(merged), "--previous-results", str(tmp_path / "s1.json")]
     assert main(again) == 2                                # its entries would pass as this run's
     assert "--max-detections 5" in capsys.readouterr().err and not merged.exists()
+
+
+def test_a_second_run_over_a_timelapse_folder_leaves_its_results_and_databases_out(tmp_path, capsys,
+                                                                                   shipped_models_root):
+    """Timelapse keeps its .tdb/.ddb and the results file in the season's root folder: a second
+    run over it listed them (and any earlier run's CSV) as failed images, counted in the summary
+    and linked into the sort's ``failed/``. They are counted and left out; a file named on the
+    command line is still tried, and a stray non-photo of another kind is still a failure."""
+    from PIL import Image
+
+    from ssd.camtrap.folders import list_inputs
+
+    season = tmp_path / "season"
+    (season / "cam1").mkdir(parents=True)
+    Image.new("RGB", (64, 48), (90, 120, 60)).save(season / "cam1" / "a.jpg")
+    for companion in ("results.json", "TimelapseData.ddb", "Template.tdb", "cam1/old.CSV", "counts.xlsx"):
+        (season / companion).write_bytes(b"not a photo")
+    (season / "cam1" / "notes.txt").write_text("field notes")
+    files = list_inputs([str(season)], recursive=True)
+    assert files.names == ["cam1/a.jpg", "cam1/notes.txt"] and files.companions_skipped == 5
+    assert list_inputs([str(season / "results.json")]).names == [str(season / "results.json")]
+    out = tmp_path / "again.json"
+    model = os.path.join(shipped_models_root, "tiny-pikachu")
+    assert main(["detect", "--model", model, str(season), "--recursive", "--json", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "5 results or database file(s) skipped" in err
+    assert [im["file"] for im in json.loads(out.read_text())["images"]] == ["cam1/a.jpg", "cam1/notes.txt"]

@@ -69,6 +69,7 @@ class BatchResult:
     suspects: int = 0
     failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
+    companions_skipped: int = 0     # results files, spreadsheets, Timelapse databases beside the photos
 
     def __post_init__(self) -> None:
         if self.results is not None and not isinstance(self.results, str):
@@ -259,7 +260,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         store.close()
         progress.report("stopped", force=True)
         return BatchResult(None, {}, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped,
-                           failure_messages=failures)
+                           failure_messages=failures, companions_skipped=files.companions_skipped)
     try:
         store.checkpoint()                      # a kill while the results are written loses nothing
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
@@ -274,7 +275,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         os.unlink(legacy)
     progress.report("done", force=True)
     return BatchResult(results, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start})
+                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped)
 
 
 def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
