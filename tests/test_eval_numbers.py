@@ -112,3 +112,15 @@ def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_mod
     assert main(["eval", "--model", str(model), "--data", str(tmp_path / "set"), "--engine", "mxnet",
                  "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["num_images"] == len(held_out) == 10
+
+
+def test_class_names_match_whatever_their_case_or_spacing():
+    # one camera-trap set writes "Cat " and "DOG" where the model says "cat" and "dog"
+    from ssd.inference.evaluation import class_index_map
+
+    det = BoxesByGrey(["dog", "cat"], {
+        50: [(1, 0.9, [0.1, 0.1, 0.5, 0.5]), (0, 0.8, [0.6, 0.6, 0.9, 0.9])], 200: [(1, 0.7, [0.2, 0.2, 0.6, 0.6])]})
+    res = evaluate(det, _two_images(["Cat ", "DOG"]))
+    assert res.map == pytest.approx(1.0) and res.unscored_boxes == 0
+    # an exact name still wins over a folded one
+    assert class_index_map(["Deer", "deer"], ["deer", "Deer"]).tolist() == [1, 0]
