@@ -157,3 +157,25 @@ def test_learn_anchors_refuses_impossible_ratios_in_one_line(app_env):
         at.text_input(key="learn_ms_ratios").set_value(text).run()
         _ok(at)
         assert any(said in e.value for e in at.error)
+
+
+def test_learn_nms_shows_a_class_name_from_model_metadata_as_text(tmp_path, monkeypatch):
+    """A shared model's meta.json names its classes: the step's sentence and figure show the name as
+    it is (no link, no bold, no mathtext), and the page does not break on it."""
+    import json
+    import shutil
+
+    from conftest import SHIPPED_MODEL
+    from ssd.base.text import md_escape
+
+    name = r"*pika* [click](http://evil.example) $\oops$"
+    model = tmp_path / "models" / "shared"
+    model.mkdir(parents=True)
+    shutil.copy(os.path.join(SHIPPED_MODEL, "model.params"), model)
+    meta = json.loads(open(os.path.join(SHIPPED_MODEL, "meta.json")).read())
+    (model / "meta.json").write_text(json.dumps(dict(meta, classes=[name])))
+    monkeypatch.setenv("SSD_MODELS_DIR", str(model.parent))
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/learn_nms.py")
+    step = next(m.value for m in at.markdown if m.value.startswith("**Step 1 of"))
+    assert md_escape(name) in step and "](http" not in step

@@ -42,16 +42,18 @@ def test_anchor_boxes_labelling_prints_these_offsets_masks_and_classes():
                                               mx.nd.zeros((1, 5, 3)))
     np.testing.assert_array_equal(classes.asnumpy()[0], [0, 1, 2, 0, 2])
     np.testing.assert_array_equal(mask.asnumpy()[0], [0] * 4 + [1] * 8 + [0] * 4 + [1] * 4)
-    printed = [0, 0, 0, 0, 1.40, 10.0, 2.59, 7.18, -1.20, 0.269, 1.68, -1.57, 0, 0, 0, 0, -0.571, -1.00, 4.17e-06, 0.626]
+    printed = [0, 0, 0, 0, 1.40, 10.0, 2.59, 7.18, -1.20, 0.269, 1.68, -1.57,
+               0, 0, 0, 0, -0.571, -1.00, 4.17e-06, 0.626]
     np.testing.assert_allclose(offsets.asnumpy()[0], printed, rtol=0.005, atol=1e-5)
 
 
-def test_single_shot_multibox_detection_anchor_sizes_split_0_2_to_1_05_and_take_geometric_means():
-    """0.2, 0.37, 0.54, … (0.2 to 1.05 in five equal parts), then √(0.2·0.37) = 0.272, √(0.37·0.54) = 0.447, …"""
+def test_single_shot_multibox_detection_sizes_split_0_2_to_1_05_and_take_geometric_means():
+    """0.2, 0.37, 0.54, … (0.2 to 1.05 in five equal parts), then √(0.2·0.37) = 0.272,
+    √(0.37·0.54) = 0.447, …"""
     smaller = [0.2 + 0.17 * i for i in range(5)]
     np.testing.assert_allclose([s[0] for s in TINY_SIZES], smaller, atol=1e-9)
-    np.testing.assert_allclose([s[1] for s in TINY_SIZES], [math.sqrt(a * b) for a, b in zip(smaller, smaller[1:] + [1.05])],
-                               atol=0.0006)
+    means = [math.sqrt(a * b) for a, b in zip(smaller, smaller[1:] + [1.05])]
+    np.testing.assert_allclose([s[1] for s in TINY_SIZES], means, atol=0.0006)
     assert all(r == [1.0, 2.0, 0.5] for r in TINY_RATIOS)
 
 
