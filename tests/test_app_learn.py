@@ -179,3 +179,14 @@ def test_learn_nms_shows_a_class_name_from_model_metadata_as_text(tmp_path, monk
     at = _page("app_pages/learn_nms.py")
     step = next(m.value for m in at.markdown if m.value.startswith("**Step 1 of"))
     assert md_escape(name) in step and "](http" not in step
+
+
+def test_learn_anchors_says_so_when_ratios_come_in_several_groups():
+    """'1; 2' drew the ratio-1 anchors alone, silently: the maps share one group of ratios."""
+    at = _page("app_pages/learn_anchors.py")
+    at.text_input(key="learn_ms_ratios").set_value("1; 2").run()
+    _ok(at)
+    assert any("one group" in e.value for e in at.error)
+    at.text_input(key="learn_ms_ratios").set_value("1, 2").run()
+    _ok(at)
+    assert not at.error
