@@ -83,6 +83,20 @@ def heads(path: str, sample: Sample):
     return _heads(*model_key(path), sample.name, sample.data)
 
 
+@st.cache_resource(show_spinner="Assigning the anchors…", max_entries=32)
+def _roles(path: str, stamp: float, sample_name: str, png: bytes, ratio: float, overlap: float, _label: np.ndarray):
+    from ssd.models.mining import anchor_roles
+
+    h = _heads(path, stamp, sample_name, png)
+    return anchor_roles(h.anchors, _label, h.cls_preds, ratio, overlap)
+
+
+def roles(path: str, sample: Sample, ratio: float, overlap: float):
+    """Each anchor's role in the class loss on the sample (cached: moving the loss curves' σ or γ
+    must not assign the anchors again)."""
+    return _roles(*model_key(path), sample.name, sample.data, float(ratio), float(overlap), sample.label)
+
+
 @st.cache_resource(show_spinner="Tracing NMS…", max_entries=32)
 def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
     from ssd.viz.nms_steps import nms_trace

@@ -190,3 +190,25 @@ def test_learn_anchors_says_so_when_ratios_come_in_several_groups():
     at.text_input(key="learn_ms_ratios").set_value("1, 2").run()
     _ok(at)
     assert not at.error
+
+
+def test_learn_losses_moving_sigma_or_gamma_leaves_the_anchor_roles_alone(shipped_models_root, monkeypatch):
+    """σ and γ only shape the loss curves: the anchor roles (a MultiBoxTarget call) and their figure
+    (thousands of anchors at a low IoU, seconds to draw) must not be made again for them."""
+    import ssd.models.mining as mining
+    import ssd.viz.learn as learn
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/learn_losses.py")
+    at.slider(key="learn_loss_overlap").set_value(0.3).run()
+    _ok(at)
+    positives = _metric(at, "Positive anchors")
+    calls = []
+    for module, name in ((mining, "anchor_roles"), (learn, "anchor_roles_figure")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    at.slider(key="learn_loss_sigma").set_value(1.0).run()
+    at.slider(key="learn_loss_gamma").set_value(0.5).run()
+    _ok(at)
+    assert calls == [] and _metric(at, "Positive anchors") == positives
