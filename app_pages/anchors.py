@@ -191,7 +191,7 @@ def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.nda
         rows = positive_rows(aset, positives, gt_boxes)
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=sh.table_height(len(rows)))
         st.caption("MXNet's MultiBoxTarget (the training target assignment): an anchor is positive when its IoU "
-                   "with a box reaches the threshold, and each box also claims its single best anchor. All other "
+                   "with a box exceeds the threshold, and each box also claims its single best anchor. All other "
                    "anchors learn 'background'.")
 
 

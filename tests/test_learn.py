@@ -174,3 +174,14 @@ def test_multiscale_ratios_refuse_a_group_per_map():
 
     with pytest.raises(ValueError, match="one group"):
         parse_ratios("1; 2, 0.5")
+
+
+def test_an_anchor_exactly_at_the_iou_threshold_is_not_positive():
+    """MXNet's MultiBoxTarget wants an IoU above the threshold (Dive into Deep Learning's own code takes
+    'at least'): the rule the Anchors page states (test_tutorial_numbers.py reads it there)."""
+    from ssd.models.targets import positive_anchors
+
+    gt = np.array([[0, 0, 0, 0.5, 1.0]])
+    anchors = np.array([[0, 0, 0.5, 1.0], [0, 0, 0.25, 1.0], [0.5, 0.5, 1, 1]])      # IoU 1, exactly 0.5, 0
+    np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.5), [0])          # 0 only as the box's best
+    np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.49), [0, 1])
