@@ -221,8 +221,10 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
 
 def main() -> None:
     st.title("Anchors")
-    st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes "
-                "and m aspect ratios). "
+    st.markdown("Every cell of every feature map carries a few anchor boxes: *n + m − 1* for n sizes and m aspect "
+                "ratios, as MXNet's `MultiBoxPrior` makes them in Dive into Deep Learning's \"Single Shot Multibox "
+                "Detection\" (TinySSD, the *Custom* anchors) and the MXNet Gluon tutorial \"Object Detection Using "
+                "Convolutional Neural Networks\". "
                 "Training matches ground-truth boxes to anchors; detection shifts and scores them.")
     aset, meta, anchors_key = anchors_ui()
     counts_panel(aset)

@@ -109,5 +109,8 @@ def test_anchors_page_with_the_gluon_tutorials_40_by_40_example():
     table = at.dataframe[1].value
     assert list(table["w px"]) == [160.0, 80.0, 32.0, round(160 * math.sqrt(2), 1), round(160 / math.sqrt(2), 1)]
     assert list(table["anchor"])[0] == "s=0.5, r=1"
+    intro = at.markdown[0].value                                   # the tutorials, by their titles
+    assert '"Single Shot Multibox Detection"' in intro
+    assert '"Object Detection Using Convolutional Neural Networks"' in intro
     rule = next(c.value for c in at.caption if "MultiBoxTarget" in c.value)
     assert "IoU with a box exceeds the threshold" in rule       # MXNet's '>', not d2l's '>=' (test_learn.py)
