@@ -162,8 +162,6 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
     """For a history without the d2l book's class err (saved before it existed): measure it now, on demand."""
-    import os
-
     from ssd.models.metric_names import named_record
     from ssd.workspace import folder_stamp
 
@@ -173,7 +171,8 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
     label = next(iter(choices))
     folder = choices[label]
     key = f"train_measure::{path}"
-    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {label})", key=key) \
+    shown = md_escape(label)            # names a dataset folder: text, not Markdown (a button label renders it)
+    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {shown})", key=key) \
             or st.session_state.get(key + "::done"):
         st.session_state[key + "::done"] = True
         try:
@@ -185,5 +184,5 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
         for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),
                                          ("mined class err", "mined_class_err"))):
             col.metric(f"{name} (measured)", f"{m[k]:.2e}")
-        st.caption(f"The model's outputs on {m['images']} images of {os.path.basename(label)}, through the "
+        st.caption(f"The model's outputs on {m['images']} images of {shown}, through the "
                    "training loss graph with 3:1 hard negative mining (no training step, no augmentation).")

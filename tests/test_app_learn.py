@@ -212,3 +212,23 @@ def test_learn_losses_moving_sigma_or_gamma_leaves_the_anchor_roles_alone(shippe
     at.slider(key="learn_loss_gamma").set_value(0.5).run()
     _ok(at)
     assert calls == [] and _metric(at, "Positive anchors") == positives
+
+
+def test_train_page_measure_button_shows_a_dataset_folder_name_as_text(shipped_models_root, tmp_path, monkeypatch):
+    """The button and caption that measure an old model's class err name a dataset folder: a name is
+    text, never a link or an image fetched from a stranger's host."""
+    from ssd.base.text import md_escape
+    from ssd.data.synthetic import generate
+
+    name = "![img](evil.png) [look](page.html) **now**"
+    generate(str(tmp_path / name), num_train=4, num_val=4, seed=0)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/train.py")
+    button = next(b for b in at.button if b.label.startswith("Measure class err"))
+    assert md_escape(name) in button.label and "](page" not in button.label
+    button.click().run()
+    _ok(at)
+    caption = next(c.value for c in at.caption if "through the training loss graph" in c.value)
+    assert md_escape(name) in caption and "](page" not in caption
