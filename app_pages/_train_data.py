@@ -154,8 +154,8 @@ def dataset_summary_panel(data_path: str) -> bool:
         s2.dataframe(pd.DataFrame([{"class": c, **summary["boxes_per_class"][c]} for c in summary["classes"]]),
                      hide_index=True, width="stretch")
         if summary.get("skipped"):
-            st.warning("Skipped or adjusted by the loader: " +
-                       ", ".join(f"{k}: {v}" for k, v in summary["skipped"].items()))
+            st.warning("Skipped or adjusted by the loader: " +    # reasons quote category and file names
+                       md_escape(", ".join(f"{k}: {v}" for k, v in summary["skipped"].items())))
         if st.checkbox("Show box sizes and aspect ratios", key="train_boxstats"):
             sh.figure(box_stats_figure(os.path.abspath(data_path), folder_stamp(data_path)))
     return True

@@ -71,8 +71,8 @@ def step_panel(trace: NMSTrace, sample: Sample, classes: List[str], class_id: Op
         sh.figure(nms_step_figure(sample.array(), trace, step, classes, class_id))
     with f2:
         cur = steps[step]
-        name = md_escape(classes[int(trace.class_ids[cur.kept])])      # from the model's meta.json: text
-        st.markdown(f"**Step {step + 1} of {len(steps)}**: keeps a **{name}** box "
+        kept_class = md_escape(classes[int(trace.class_ids[cur.kept])])     # a name from the training set
+        st.markdown(f"**Step {step + 1} of {len(steps)}**: keeps a **{kept_class}** box "
                     f"scoring {trace.scores[cur.kept]:.3f} and suppresses {len(cur.suppressed)}.")
         if cur.suppressed:
             st.dataframe(pd.DataFrame([{"suppressed box score": round(float(trace.scores[j]), 3),

@@ -125,7 +125,8 @@ def register_info(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser("info", help="summarize a dataset folder: images, boxes per class, skipped items",
                               description="Print images per split, boxes per class, images without boxes, "
                                           "what the loader skipped, and box size / aspect-ratio statistics.")
-    p.add_argument("dir", help="dataset folder (RecordIO, COCO Camera Traps, ...)")
+    p.add_argument("dir", help="dataset folder (RecordIO, COCO Camera Traps, ...), or a COCO Camera Traps "
+                               ".json file where its folder holds several")
     p.add_argument("--plot", metavar="OUT.png", default=None,
                    help="also save a plot of box sizes and aspect ratios (for choosing anchors)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")

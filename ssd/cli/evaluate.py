@@ -32,24 +32,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.data.dataset import open_dataset
     from ssd.inference.engines import load_detector
-    from ssd.inference.evaluation import evaluate
+    from ssd.inference.evaluation import evaluate, held_out_split
 
     check_output_targets(args.json, args.plot)
     det = load_detector(args.model, args.engine, args.precision, log=lambda s: print(s, file=sys.stderr))
     print(f"engine: {det.describe()}", file=sys.stderr)
-    splits = open_dataset(args.data, seed=det.meta.get("training", {}).get("args", {}).get("seed", 0))
+    splits = open_dataset(args.data, **held_out_split(det.meta))
     ds = splits.val if args.split == "val" else splits.train
     if ds is None or len(ds) == 0:
         raise SSDError(f"{args.data} has no {args.split} split to evaluate")
     if [c for c in splits.classes] != det.classes:
         print(terminal_safe(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
-                            "class ids are compared as they are"), file=sys.stderr)
+                            "classes are matched by name (by index when no name is shared); boxes of classes "
+                            "the model lacks are left out"), file=sys.stderr)
     res = evaluate(det, ds, nms=args.nms, limit=args.limit)
     print(terminal_safe(res.table(), keep_newlines=True))                    # class names from the model
     if args.json:
         from ssd.base.atomic import atomic_write_json
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
                                       "num_images": res.num_images, "num_boxes": res.num_boxes,
+                                      "unscored_boxes": res.unscored_boxes,
                                       "micro_f1": res.micro_f1, "accuracy": res.accuracy,
                                       "anchor_counts": res.anchor_counts, "info": {"inference": det.engine_info()}})
     if args.plot:

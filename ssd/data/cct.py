@@ -26,6 +26,7 @@ JPEGs are decoded once, not every epoch.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -34,7 +35,8 @@ import numpy as np
 
 from ssd.base.errors import DatasetError
 from ssd.data.cct_json import category_names, checked_images, read_json
-from ssd.data.cct_labels import CCTImage, clean_boxes, kept_classes, labelled_records, usable_images
+from ssd.data.cct_labels import (CCTImage, clean_boxes, kept_classes, labelled_records, refuse_fractions,
+                                 usable_images)
 from ssd.data.cct_split import split_indices
 from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, DetectionDataset, Sample, register_format
 from ssd.data.decoding import decode_rgb
@@ -135,8 +137,9 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     cat_names = category_names(json_path, data["categories"])
     images = checked_images(json_path, data["images"])
     image_root = _image_root(json_path, images, image_root)
-    usable, order, dropped_ids = usable_images(images, image_root, check_images, skipped)
-    boxes = clean_boxes(json_path, data["annotations"], usable, order, dropped_ids, cat_names, skipped)
+    usable, order, image_of = usable_images(images, image_root, check_images, skipped)
+    boxes = clean_boxes(json_path, data["annotations"], usable, order, image_of, cat_names, skipped)
+    refuse_fractions(json_path, boxes, usable)
     classes, index_of, mapping = kept_classes(cat_names, boxes, skipped)
     if not order:
         raise DatasetError(
@@ -175,27 +178,60 @@ def class_mapping(obj: Union[DatasetSplits, DetectionDataset]) -> List[Dict[str,
 
 
 _PEEK = 64 * 1024
+_KEYS = (b'"images"', b'"annotations"', b'"categories"')
+_SCAN_CHUNK = 4 << 20
 
 
 def _looks_like_cct(json_path: str) -> bool:
-    """Cheap check: the three top-level keys appear in the first or last 64 KB.
+    """Cheap check: the three top-level keys appear in the file (and it is not a cut-off copy).
 
-    A CCT file is often megabytes and ``categories`` may come last, so read both ends
-    instead of parsing. MegaDetector output (``detection_categories``) does not match,
-    because the quoted key must be exactly ``"categories"``.
+    A CCT file is often megabytes, so both 64 KB ends are read first; only when they show
+    some keys but not all (COCO writers put ``annotations`` between ``images`` and
+    ``categories``, far from both ends) is the whole file scanned, once per version of it.
+    A file cut short after its ``images`` and ``annotations`` also counts, so that loading
+    reports the truncated download instead of "not a dataset". MegaDetector output
+    (``detection_categories``, no ``annotations``) does not match: the quoted key must be exact.
     """
     try:
-        size = os.path.getsize(json_path)
+        st = os.stat(json_path)
+    except OSError:
+        return False
+    return _looks_like_cct_version(json_path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _looks_like_cct_version(json_path: str, size: int, mtime_ns: int) -> bool:
+    try:
         with open(json_path, "rb") as fh:
             head = fh.read(_PEEK)
             tail = b""
             if size > _PEEK:
                 fh.seek(max(size - _PEEK, _PEEK))
                 tail = fh.read(_PEEK)
+            found = {k for k in _KEYS if k in head or k in tail}
+            if found and len(found) < len(_KEYS) and size > 2 * _PEEK:
+                found |= _keys_in(fh, set(_KEYS) - found)
     except OSError:
         return False
-    text = head + tail
-    return all(k in text for k in (b'"images"', b'"annotations"', b'"categories"'))
+    if len(found) == len(_KEYS):
+        return True
+    cut_short = not (tail or head).rstrip().endswith(b"}")
+    return cut_short and {b'"images"', b'"annotations"'} <= found
+
+
+def _keys_in(fh: Any, keys: set) -> set:
+    """Which of ``keys`` occur anywhere in the open file (read in chunks that overlap by a key's length)."""
+    fh.seek(0)
+    found: set = set()
+    carry = b""
+    while keys - found:
+        chunk = fh.read(_SCAN_CHUNK)
+        if not chunk:
+            break
+        buf = carry + chunk
+        found |= {k for k in keys if k in buf}
+        carry = buf[-32:]
+    return found
 
 
 def _json_candidates(folder: str) -> List[str]:
@@ -219,8 +255,8 @@ def find_cct_json(folder: str) -> str:
     if len(clear) == 1:
         return clear[0]
     raise DatasetError(f"{folder} holds several COCO Camera Traps files "
-                       f"({', '.join(os.path.basename(p) for p in matches)}); keep one there, or load a "
-                       "specific one with ssd.data.cct.load_cct(json_path)")
+                       f"({', '.join(os.path.basename(p) for p in matches)}); give the .json file itself "
+                       f"instead of the folder (e.g. {matches[0]})")
 
 
 def detect(path: str) -> bool:
@@ -239,4 +275,9 @@ def open_cct(path: str, **kw: Any) -> CCTSplits:
     return load_cct(json_path, kw.pop("image_root", None), **kw)
 
 
-register_format(KIND, detect, open_cct)
+def open_cct_file(json_path: str, **kw: Any) -> CCTSplits:
+    """``open_dataset`` entry point for a named ``.json`` (a folder holding train.json and val.json)."""
+    return load_cct(json_path, kw.pop("image_root", None), **kw)
+
+
+register_format(KIND, detect, open_cct, ".json", open_cct_file)

@@ -11,18 +11,20 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
+from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
 from ssd.data.decoding import PIL_ERRORS
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
                                    SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
-                                   SKIP_UNKNOWN_IMAGE)
+                                   SKIP_UNKNOWN_IMAGE, NOTE_SAME_FILE)
 
 _NAMED_ESCAPES = 5   # how many refused names the skip reason quotes
 
@@ -60,36 +62,45 @@ def usable_images(images: List[Dict[str, Any]], image_root: str, check_images: b
                    skipped: Dict[str, int]):
     """Images present (always: a stat is cheap), readable (``check_images``) and inside the folder.
 
-    Returns ``(usable by id, their order, dropped ids)``; what is dropped is counted in ``skipped``.
+    Returns ``(usable by id, their order, image_of)``: ``image_of`` maps each listed id, as text
+    (``1`` and ``"1"`` are one image: conversions write ids either way), to the usable image it
+    names, or None for one dropped. A file listed again under another id is one image, and the
+    later id's boxes join it. What is dropped or merged is counted in ``skipped``.
     """
     usable: Dict[Any, Dict[str, Any]] = {}     # image id -> {path, file_name, width, height, seq_id}
     order: List[Any] = []
-    dropped_ids = set()
+    image_of: Dict[str, Any] = {}
+    by_path: Dict[str, Any] = {}
     escapes: List[str] = []
+    dir_cache: Dict[str, Any] = {}
     for im in images:
         iid = im["id"]
-        if iid in usable or iid in dropped_ids:
+        if str(iid) in image_of:
             _bump(skipped, SKIP_DUPLICATE_IMAGE)
             continue
-        if not _stays_inside(image_root, im["file_name"]):
+        image_of[str(iid)] = None
+        if not _stays_inside(image_root, im["file_name"], dir_cache):
             escapes.append(im["file_name"])
-            dropped_ids.add(iid)
             continue
-        entry = _usable_entry(im, image_root, check_images, skipped)
+        entry = _usable_entry(im, image_root, check_images, skipped, dir_cache)
         if entry is None:
-            dropped_ids.add(iid)
+            continue
+        first = by_path.setdefault(os.path.normcase(os.path.normpath(entry["path"])), iid)
+        image_of[str(iid)] = first
+        if first != iid:
+            _bump(skipped, NOTE_SAME_FILE)
             continue
         usable[iid] = entry
         order.append(iid)
     if escapes:
         _bump(skipped, _escape_reason(escapes), len(escapes))
-    return usable, order, dropped_ids
+    return usable, order, image_of
 
 
-def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
-                  skipped: Dict[str, int]) -> Optional[Dict[str, Any]]:
+def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool, skipped: Dict[str, int],
+                  dir_cache: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """One image's path, size and sequence, or None (missing or unreadable, counted)."""
-    path = _resolve(image_root, im["file_name"])
+    path = _resolve(image_root, im["file_name"], dir_cache)
     if path is None:
         _bump(skipped, SKIP_MISSING)
         return None
@@ -112,19 +123,23 @@ def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool,
 
 
 def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[Any, Dict[str, Any]],
-           order: List[Any], dropped_ids: set, cat_names: Dict[Any, str],
+           order: List[Any], image_of: Dict[str, Any], cat_names: Dict[Any, str],
            skipped: Dict[str, int]) -> Dict[Any, List[Tuple[Any, float, float, float, float]]]:
-    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids."""
+    """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids.
+
+    Ids are matched as text when they do not match as they are (``"1"`` is category 1)."""
     boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
+    cat_of = {str(c): c for c in cat_names}
     for i, ann in enumerate(annotations):
         require(json_path, "annotations", i, ann, ("image_id", "category_id"))
-        iid, cid = ann["image_id"], ann["category_id"]
-        if iid in dropped_ids:
-            continue  # its image was already counted as missing/corrupt
-        if iid not in usable:
+        cid = ann["category_id"] if ann["category_id"] in cat_names else cat_of.get(str(ann["category_id"]))
+        if str(ann["image_id"]) not in image_of:
             _bump(skipped, SKIP_UNKNOWN_IMAGE)
             continue
-        if cid not in cat_names:
+        iid = image_of[str(ann["image_id"])]
+        if iid is None:
+            continue  # its image was already counted as missing/corrupt/refused
+        if cid is None:
             _bump(skipped, SKIP_UNKNOWN_CATEGORY)
             continue
         bbox = ann.get("bbox")
@@ -137,6 +152,20 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
     return boxes
 
 
+def refuse_fractions(json_path: str, boxes: Dict[Any, List[Box]], usable: Dict[Any, Dict[str, Any]]) -> None:
+    """Refuse a file whose every box lies within 1×1 pixel of its image's corner: fractions of the image.
+
+    Why: COCO Camera Traps boxes are pixels; a converter that writes fractions (as YOLO does) would
+    otherwise train a detector on boxes of one pixel, with nothing said.
+    """
+    corners = [max(b[3], b[4]) for bl in boxes.values() for b in bl]
+    big_images = all(min(u["width"], u["height"]) > 16 for iid, u in usable.items() if boxes.get(iid))
+    if len(corners) >= 3 and max(corners) <= 1.0 and big_images:
+        raise DatasetError(f"{json_path}: every box lies within the first pixel of its image; the boxes look "
+                           "written as fractions of the image, but COCO Camera Traps 'bbox' is "
+                           "[x, y, width, height] in pixels (multiply by the image's width and height)")
+
+
 def kept_classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
     """Categories with at least one usable box, ordered by original id: ``(names, index_of, mapping)``."""
     used = {b[0] for bl in boxes.values() for b in bl}
@@ -145,9 +174,19 @@ def kept_classes(cat_names: Dict[Any, str], boxes, skipped: Dict[str, int]):
         if cid not in used:
             _bump(skipped, SKIP_CATEGORY_PREFIX + cat_names[cid])
     index_of = {cid: i for i, cid in enumerate(kept_ids)}
-    classes = [cat_names[cid] for cid in kept_ids]
-    mapping = [{"index": i, "id": cid, "name": cat_names[cid]} for i, cid in enumerate(kept_ids)]
+    classes = _distinct_names([cat_names[cid] for cid in kept_ids], kept_ids)
+    mapping = [{"index": i, "id": cid, "name": classes[i]} for i, cid in enumerate(kept_ids)]
     return classes, index_of, mapping
+
+
+def _distinct_names(names: List[str], ids: List[Any]) -> List[str]:
+    """Class names with a repeated name told apart by its category id ("deer (id 2)").
+
+    Why: counts, per-class AP and model metadata are keyed by name; two categories both called
+    "deer" (merged sets) would otherwise share one row and one count.
+    """
+    repeated = {n for n in names if names.count(n) > 1}
+    return [f"{n} (id {cid})" if n in repeated else n for n, cid in zip(names, ids)]
 
 
 def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int]) -> List[CCTImage]:
@@ -170,32 +209,95 @@ def _escape_reason(names: Sequence[str]) -> str:
     return f"{SKIP_OUTSIDE_FOLDER}: {quoted}{more}"
 
 
-def _stays_inside(image_root: str, file_name: str) -> bool:
+def _stays_inside(image_root: str, file_name: str, dir_cache: Optional[Dict[str, Any]] = None) -> bool:
     """False for an absolute path, a ``..`` escape or a symlink leading out of ``image_root``.
 
     Why: the JSON comes with the dataset, from anyone; ``../../etc/passwd`` must not be read.
+    Each folder's real path is resolved once (``dir_cache``), then a file costs one ``lstat``:
+    resolving every component of every name was most of the time a season took to load.
     """
     if "\0" in file_name or os.path.isabs(file_name) or file_name.startswith(("\\", "/")) \
             or re.match(r"^[A-Za-z]:", file_name):
         return False
-    parts = file_name.replace("\\", "/").split("/")
+    parts = [p for p in file_name.replace("\\", "/").split("/") if p]
     if ".." in parts:
         return False
-    root = os.path.realpath(image_root)
-    real = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
+    cache = {} if dir_cache is None else dir_cache
+    root = _realpath(image_root, cache)
+    if not parts:
+        return True
+    folder = _realpath(os.path.join(root, *parts[:-1]), cache)
+    real = os.path.join(folder, parts[-1])
+    if os.path.islink(real):
+        real = os.path.realpath(real)
     return real == root or real.startswith(root + os.sep)
 
 
-def _resolve(image_root: str, file_name: str) -> Optional[str]:
-    """Path of a listed file if it exists; tolerates Windows separators written into the JSON."""
+def _realpath(folder: str, cache: Dict[str, Any]) -> str:
+    if "real:" + folder not in cache:
+        cache["real:" + folder] = os.path.realpath(folder)
+    return cache["real:" + folder]
+
+
+def _resolve(image_root: str, file_name: str, dir_cache: Dict[str, Any]) -> Optional[str]:
+    """Path of a listed file if it exists; tolerates Windows separators written into the JSON, and
+    names whose case or Unicode form differs from the disk's (``IMG_1.jpg`` for ``IMG_1.JPG``, a
+    precomposed "ü" for a Mac's decomposed one) when exactly one entry of the folder matches.
+
+    ``dir_cache`` keeps each folder's resolution and listing, so a season of listed-but-missing
+    files costs one stat each, not one per path component.
+    """
     path = os.path.join(image_root, file_name)
     if os.path.isfile(path):
         return path
-    if "\\" in file_name:
-        alt = os.path.join(image_root, *file_name.split("\\"))
-        if os.path.isfile(alt):
-            return alt
-    return None
+    *dirs, name = [p for p in file_name.replace("\\", "/").split("/") if p] or [""]
+    folder = _resolve_folder(image_root, tuple(dirs), dir_cache)
+    if folder is None:
+        return None
+    exact = os.path.join(folder, name)
+    if exact != path and os.path.isfile(exact):
+        return exact
+    same = _listing(folder, dir_cache).get(_name_key(name), [])
+    found = os.path.join(folder, same[0]) if len(same) == 1 else None
+    return found if found is not None and os.path.isfile(found) else None
+
+
+def _resolve_folder(image_root: str, dirs: Tuple[str, ...], dir_cache: Dict[str, Any]) -> Optional[str]:
+    """The folder ``dirs`` names under ``image_root`` (exactly, or by ``_name_key``), or None; cached."""
+    key = "dir:" + "/".join(dirs)
+    if key not in dir_cache:
+        parent = image_root if not dirs else _resolve_folder(image_root, dirs[:-1], dir_cache)
+        found = None
+        if parent is not None and dirs:
+            found = os.path.join(parent, dirs[-1])
+            if not os.path.isdir(found):
+                same = _listing(parent, dir_cache).get(_name_key(dirs[-1]), [])
+                found = os.path.join(parent, same[0]) if len(same) == 1 else None
+        dir_cache[key] = found if dirs else image_root
+    return dir_cache[key]
+
+
+def _listing(folder: str, dir_cache: Dict[str, Any]) -> Dict[str, List[str]]:
+    if "ls:" + folder not in dir_cache:
+        dir_cache["ls:" + folder] = _names_by_key(folder)
+    return dir_cache["ls:" + folder]
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _names_by_key(folder: str) -> Dict[str, List[str]]:
+    """The files and folders of ``folder`` (links left out: none may lead out) by ``_name_key``."""
+    names: Dict[str, List[str]] = {}
+    try:
+        entries = [e.name for e in os.scandir(folder)
+                   if e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return names
+    for n in entries:
+        names.setdefault(_name_key(n), []).append(n)
+    return names
 
 
 def _clean_box(bbox: Any, width: int, height: int,

@@ -101,8 +101,15 @@ class DatasetSplits:
 _OPENERS: List[Tuple[str, Callable[[str], bool], Callable[..., DatasetSplits]]] = []
 
 
-def register_format(kind: str, detect: Callable[[str], bool], opener: Callable[..., DatasetSplits]) -> None:
+# file extension -> opener(file, **kw): a format whose folder may hold several sets names one by its file.
+_FILE_OPENERS: Dict[str, Callable[..., DatasetSplits]] = {}
+
+
+def register_format(kind: str, detect: Callable[[str], bool], opener: Callable[..., DatasetSplits],
+                    file_ext: Optional[str] = None, file_opener: Optional[Callable[..., DatasetSplits]] = None) -> None:
     _OPENERS.append((kind, detect, opener))
+    if file_ext and file_opener:
+        _FILE_OPENERS[file_ext] = file_opener
 
 
 def open_dataset(path: str, **kwargs) -> DatasetSplits:
@@ -110,12 +117,15 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
     if not path or not os.path.exists(path):
         raise DatasetError(f"dataset folder {path!r} does not exist "
                            "(make one with: python -m ssd data synth --out DIR)")
+    _load_builtin_formats()
     if not os.path.isdir(path):
-        raise DatasetError(f"{path!r} is a file; give the dataset's folder")
+        opener = _FILE_OPENERS.get(os.path.splitext(path)[1].lower())
+        if opener is None:
+            raise DatasetError(f"{path!r} is a file; give the dataset's folder (or its COCO Camera Traps .json)")
+        return opener(path, **kwargs)
     from ssd.data.staging import refuse_incomplete
 
     refuse_incomplete(path)
-    _load_builtin_formats()
     for kind, detect, opener in _OPENERS:
         if detect(path):
             return opener(path, **kwargs)

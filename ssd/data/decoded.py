@@ -27,8 +27,17 @@ def prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: O
     if kind == "coco-camera-traps":
         if not cache:
             return ds
-        return cached_dataset(ds, size, os.path.join(data_root, ".ssd_cache"), split)
+        return cached_dataset(ds, size, _cache_root(data_root), split)
     return InMemoryDataset.from_dataset(ds)
+
+
+def _cache_root(data_root: str) -> str:
+    """``<folder>/.ssd_cache``; for a set named by its JSON file, ``.ssd_cache-<stem>`` beside it
+    (a folder holding train.json and val.json keeps one cache per file)."""
+    if os.path.isdir(data_root):
+        return os.path.join(data_root, ".ssd_cache")
+    folder, name = os.path.split(os.path.abspath(data_root))
+    return os.path.join(folder, f".ssd_cache-{os.path.splitext(name)[0]}")
 
 
 class _Subset:

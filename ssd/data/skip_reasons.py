@@ -16,6 +16,7 @@ NOTE_CLIPPED = "box clipped"   # the box is kept (clipped to the image); counted
 SKIP_UNKNOWN_IMAGE = "annotation for unknown image"
 SKIP_UNKNOWN_CATEGORY = "annotation with unknown category"
 SKIP_DUPLICATE_IMAGE = "duplicate image id"
+NOTE_SAME_FILE = "file listed under two image ids (merged)"   # its boxes join the first listing
 NOTE_SIZE_MISMATCH = "image size differs from JSON"
 SKIP_CATEGORY_PREFIX = "category without boxes: "
 SKIP_OUTSIDE_FOLDER = "file_name outside the image folder (refused)"

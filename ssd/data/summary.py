@@ -129,7 +129,8 @@ def format_summary(summary: Dict[str, Any]) -> str:
     ids = {m["name"]: m["id"] for m in summary.get("class_mapping", [])}
     crow = []
     for i, c in enumerate(summary["classes"]):
-        label = f"{i:>2} {c}" + (f" (id {ids[c]})" if c in ids and ids[c] != i else "")
+        suffix = f" (id {ids[c]})" if c in ids and ids[c] != i else ""
+        label = f"{i:>2} {c}" + ("" if c.endswith(suffix) else suffix)
         crow.append([label, *[summary["boxes_per_class"][c].get(s, 0) for s in splits],
                      summary["boxes_per_class"][c]["total"]])
     lines += _table(["class", *splits, "total"], crow)

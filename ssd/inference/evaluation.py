@@ -33,6 +33,7 @@ class EvalResult:
     micro_f1: Optional[float] = None  # over anchors, as the ENA24 tutorial (None: the net hides its anchors)
     accuracy: Optional[float] = None
     anchor_counts: Dict[str, int] = field(default_factory=dict)
+    unscored_boxes: int = 0          # ground-truth boxes of classes the model lacks (left out of every number)
 
     def table(self) -> str:
         width = max([len("class")] + [len(c) for c in self.per_class_ap])
@@ -40,7 +41,9 @@ class EvalResult:
         for c, ap in self.per_class_ap.items():
             lines.append(f"{c:<{width}}  {'  n/a' if ap != ap else f'{ap:.4f}'}")
         lines.append(f"{'mAP':<{width}}  {self.map:.4f}   ({self.num_images} images, {self.num_boxes} boxes"
-                     + (f"; {self.skipped} undecodable image(s) skipped" if self.skipped else "") + ")")
+                     + (f"; {self.skipped} undecodable image(s) skipped" if self.skipped else "")
+                     + (f"; {self.unscored_boxes} box{'es' if self.unscored_boxes != 1 else ''} of classes the "
+                        "model lacks left out" if self.unscored_boxes else "") + ")")
         if self.micro_f1 is not None:
             c = self.anchor_counts
             lines.append(f"micro-F1 {self.micro_f1:.4f}, accuracy {self.accuracy:.4f} over {c.get('anchors', 0)} anchors "
@@ -63,7 +66,8 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     metric = VOC07MApMetric(iou_thresh=iou_thresh, class_names=classes)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     num_boxes = 0
-    skipped = 0
+    skipped = unscored = 0
+    to_model = class_index_map(getattr(dataset, "classes", None) or [], classes)
     size = detector.input_size
     tally = AnchorTally()
     batch_size = min(batch_size, getattr(detector, "max_batch", None) or batch_size)   # one forward per batch
@@ -71,18 +75,21 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
         items = []
         for i in range(start, stop):
             try:
-                items.append(dataset[i])
+                img, lab = dataset[i]
             except ImageError:
                 skipped += 1
+                continue
+            gt, left_out = _model_labels(lab, to_model, len(classes))
+            unscored += left_out
+            items.append((img, gt))
         if not items:
             continue
         batch = np.stack([resize(img, size) for img, _ in items])
         preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
-        tally.score([lab[lab[:, 0] >= 0] for _, lab in items])
-        for (img, lab), (ids, scores, boxes) in zip(items, preds):
+        tally.score([gt for _, gt in items])
+        for (img, gt), (ids, scores, boxes) in zip(items, preds):
             h, w = img.shape[:2]
             scale = np.array([w, h, w, h], dtype=np.float32)
-            gt = lab[lab[:, 0] >= 0]
             num_boxes += len(gt)
             gt_boxes = gt[:, 1:5] * scale if len(gt) else np.zeros((0, 4), np.float32)
             metric.update(pred_bboxes=[(boxes * scale)[None]], pred_labels=[ids[None].astype(np.float32)],
@@ -100,7 +107,48 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     anchors = tally.available and tally.counts.anchors > 0
     return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - skipped, num_boxes,
                       curves, skipped, tally.counts.micro_f1 if anchors else None,
-                      tally.counts.accuracy if anchors else None, tally.counts.as_dict() if anchors else {})
+                      tally.counts.accuracy if anchors else None, tally.counts.as_dict() if anchors else {},
+                      unscored)
+
+
+def class_index_map(data_classes: List[str], model_classes: List[str]) -> Optional[np.ndarray]:
+    """Dataset class index -> model class index (-1: the model lacks it); None: compare indices as they are.
+
+    Why: a model trained on one camera-trap set and evaluated on another lists the same species in
+    another order; comparing indices would score the set's "Dog" boxes against "Woodchuck" detections.
+    Names decide when the two lists share any; a set whose classes were all renamed keeps its indices.
+    """
+    if not data_classes or list(data_classes) == list(model_classes):
+        return None
+    position = {name: i for i, name in enumerate(model_classes)}
+    if not any(name in position for name in data_classes):
+        return None
+    return np.array([position.get(name, -1) for name in data_classes], dtype=np.int64)
+
+
+def _model_labels(label: np.ndarray, to_model: Optional[np.ndarray], n_model: int) -> Tuple[np.ndarray, int]:
+    """The real boxes of ``label`` with the model's class indices, and how many had no model class."""
+    gt = label[label[:, 0] >= 0]
+    cls = gt[:, 0].astype(np.int64)
+    if to_model is not None:
+        cls = np.where(cls < len(to_model), to_model[np.minimum(cls, len(to_model) - 1)], -1)
+    keep = (cls >= 0) & (cls < n_model)
+    out = gt[keep].copy()
+    out[:, 0] = cls[keep]
+    return out, int((~keep).sum())
+
+
+def held_out_split(meta: Dict) -> Dict[str, float]:
+    """``open_dataset`` keywords that draw the validation split the model was trained against.
+
+    Why: a COCO Camera Traps set has no validation split of its own; it is drawn from the seed and
+    the share the training used, and scoring any other draw mixes training images into "val".
+    """
+    args = ((meta or {}).get("training") or {}).get("args") or {}
+    out: Dict[str, float] = {"seed": args.get("seed", 0) or 0}
+    if args.get("val_fraction") is not None:
+        out["val_fraction"] = float(args["val_fraction"])
+    return out
 
 
 def batch_spans(n: int, batch_size: int, adaptive: bool = False,

@@ -24,7 +24,7 @@ from ssd.base.errors import DatasetError, ModelError, SSDError, error_gist
 from ssd.data.preprocess import MEAN, STD, normalize_batch, resize
 from ssd.data.synthetic import GENERATOR
 from ssd.inference.detector import Detector
-from ssd.inference.evaluation import evaluate
+from ssd.inference.evaluation import evaluate, held_out_split
 from ssd.inference.precision import (CALIB_IMAGES, EXCLUDED_OPERATORS, INT8_PARAMS, INT8_PREFIX, INT8_RECORD,
                                      INT8_SYMBOL, PreparedNet, example_input, as_graph, fuse_fp32, graph_decoder,
                                      params_digest, recommend)
@@ -50,12 +50,12 @@ def own_dataset(meta: Dict[str, Any], data: Optional[str], train: int, val: int)
 
     path = data or (meta.get("dataset") or {}).get("path")
     syn = synthetic_origin(meta)
-    seed = ((meta.get("training") or {}).get("args") or {}).get("seed", 0)
+    split = held_out_split(meta)
     if not path and syn is None:
         raise SSDError("the model does not record its dataset; give one with --data DIR")
     if path and (data or os.path.exists(path) or syn is None):
         try:
-            yield path, open_dataset(path, seed=seed)
+            yield path, open_dataset(path, **split)
             return
         except DatasetError as err:
             raise DatasetError(f"{err} — the model's calibration images come from its dataset; "
@@ -65,7 +65,7 @@ def own_dataset(meta: Dict[str, Any], data: Optional[str], train: int, val: int)
         folder = os.path.join(tmp, "synthetic")
         generate(folder, num_train=max(1, train), num_val=max(0, val), seed=int(syn["seed"]),
                  size=int(syn.get("size", 256)))
-        yield f"the synthetic set regenerated from seed {syn['seed']} ({path} is gone)", open_dataset(folder, seed=seed)
+        yield f"the synthetic set regenerated from seed {syn['seed']} ({path} is gone)", open_dataset(folder, **split)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
