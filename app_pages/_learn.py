@@ -83,6 +83,20 @@ def heads(path: str, sample: Sample):
     return _heads(*model_key(path), sample.name, sample.data)
 
 
+@st.cache_resource(show_spinner="Assigning the anchors…", max_entries=32)
+def _roles(path: str, stamp: float, sample_name: str, png: bytes, ratio: float, overlap: float, _label: np.ndarray):
+    from ssd.models.mining import anchor_roles
+
+    h = _heads(path, stamp, sample_name, png)
+    return anchor_roles(h.anchors, _label, h.cls_preds, ratio, overlap)
+
+
+def roles(path: str, sample: Sample, ratio: float, overlap: float):
+    """Each anchor's role in the class loss on the sample (cached: moving the loss curves' σ or γ
+    must not assign the anchors again)."""
+    return _roles(*model_key(path), sample.name, sample.data, float(ratio), float(overlap), sample.label)
+
+
 @st.cache_resource(show_spinner="Tracing NMS…", max_entries=32)
 def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
     from ssd.viz.nms_steps import nms_trace
@@ -148,8 +162,6 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
     """For a history without the d2l book's class err (saved before it existed): measure it now, on demand."""
-    import os
-
     from ssd.models.metric_names import named_record
     from ssd.workspace import folder_stamp
 
@@ -159,7 +171,8 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
     label = next(iter(choices))
     folder = choices[label]
     key = f"train_measure::{path}"
-    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {label})", key=key) \
+    shown = md_escape(label)            # names a dataset folder: text, not Markdown (a button label renders it)
+    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {shown})", key=key) \
             or st.session_state.get(key + "::done"):
         st.session_state[key + "::done"] = True
         try:
@@ -171,5 +184,5 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
         for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),
                                          ("mined class err", "mined_class_err"))):
             col.metric(f"{name} (measured)", f"{m[k]:.2e}")
-        st.caption(f"The model's outputs on {m['images']} images of {os.path.basename(label)}, through the "
+        st.caption(f"The model's outputs on {m['images']} images of {shown}, through the "
                    "training loss graph with 3:1 hard negative mining (no training step, no augmentation).")
