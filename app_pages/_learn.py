@@ -121,15 +121,26 @@ def detected(path: str, sample: Sample, nms: float, floor: float):
     return _detected(*model_key(path), sample.name, sample.data, float(nms), float(floor))
 
 
+def held_out(meta: dict) -> Tuple[Tuple[str, float], ...]:
+    """The model's own validation draw (``held_out_split``) as a cache key: a COCO Camera Traps set
+    opened with the default seed and share showed training images as "validation" to a model
+    trained with others, as ``eval`` did before it asked the model."""
+    from ssd.inference.evaluation import held_out_split
+
+    return tuple(sorted(held_out_split(meta).items()))
+
+
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
-def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
-    """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""
+def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...],
+             draw: Tuple[Tuple[str, float], ...] = ()):
+    """The validation split (train when there is none) of a folder, drawn as ``draw`` says
+    (``held_out``), or the synthetic samples or scenes."""
     from ssd.data.dataset import InMemoryDataset, open_dataset
 
     if folder is None or folder == SCENES:
         pool = sh.samples(32, 0, data_dir()) if folder is None else scenes()
         return InMemoryDataset([s.array() for s in pool], [s.label for s in pool], list(classes), "synthetic")
-    splits = open_dataset(folder)
+    splits = open_dataset(folder, **dict(draw))
     return splits.val if splits.val is not None and len(splits.val) else splits.train
 
 
@@ -139,7 +150,7 @@ def split_detections(path: str, stamp: float, folder: Optional[str], folder_stam
     from ssd.viz.image_eval import split_detections as detect_split
 
     det = sh.get_detector(path)
-    return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
+    return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), limit, nms, floor)
 
 
 @st.cache_resource(show_spinner="Evaluating the split (VOC07)…", max_entries=8)
@@ -148,7 +159,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
     from ssd.inference.evaluation import evaluate
 
     det = sh.get_detector(path)
-    return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
+    return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), nms=nms, floor=floor,
                     iou_thresh=iou, limit=limit)
 
 
@@ -157,7 +168,7 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
     from ssd.viz.tutorial_metrics import measure_train_metrics
 
     det = sh.get_detector(path)
-    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
+    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), limit)
 
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
