@@ -104,7 +104,7 @@ def test_panels_come_as_separate_figures_a_page_can_stack(sample):
     history = [{"epoch": e, "loss": 1.0 / e, "cls_loss": 0.5 / e, "box_loss": 0.5 / e, "class_err": 0.1 / e,
                 "bbox_mae": 0.01 / e, "val_map": 0.3 * e} for e in (1, 2, 3)]
     curves = training_curve_figures(history)
-    assert [f.axes[0].get_title() for f in curves] == ["losses", "class err / bbox MAE (d2l) · mined",
+    assert [f.axes[0].get_title() for f in curves] == ["losses", "class err / bbox MAE (as in \"Single Shot Multibox Detection\") · mined",
                                                        "validation mAP (VOC07)"]
 
 

@@ -65,7 +65,7 @@ def _errors_ax(ax, history, ep) -> None:
         if any(v is not None for v in values):
             ax.plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     ax.set_yscale("log")
-    ax.set_title("class err / bbox MAE (d2l) · mined")
+    ax.set_title("class err / bbox MAE (as in \"Single Shot Multibox Detection\") · mined", fontsize="small")
     if ax.get_legend_handles_labels()[0]:     # a run's first events may carry none of them yet
         ax.legend(fontsize="small")
 
