@@ -92,6 +92,11 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
             st.success(f"Camtrap DP package in {md_escape(target)}: {done['deployments']} deployment(s), {done['media']} media, "
                        f"{done['observations']} observation(s)" + (f"; {len(done['left_out'])} file(s) without a "
                                                                      "time stamp left out" if done["left_out"] else ""))
+            if done["unmatched_locations"]:
+                unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
+                st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "
+                                     "one is a typo, its folder got the default position; the folders are "
+                                     f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
         except (SSDError, OSError) as err:
             st.error(md_escape(err))
     if c2.button("Prepare downloads", key="ct_dp_prepare"):

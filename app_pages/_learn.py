@@ -83,6 +83,20 @@ def heads(path: str, sample: Sample):
     return _heads(*model_key(path), sample.name, sample.data)
 
 
+@st.cache_resource(show_spinner="Assigning the anchors…", max_entries=32)
+def _roles(path: str, stamp: float, sample_name: str, png: bytes, ratio: float, overlap: float, _label: np.ndarray):
+    from ssd.models.mining import anchor_roles
+
+    h = _heads(path, stamp, sample_name, png)
+    return anchor_roles(h.anchors, _label, h.cls_preds, ratio, overlap)
+
+
+def roles(path: str, sample: Sample, ratio: float, overlap: float):
+    """Each anchor's role in the class loss on the sample (cached: moving the loss curves' σ or γ
+    must not assign the anchors again)."""
+    return _roles(*model_key(path), sample.name, sample.data, float(ratio), float(overlap), sample.label)
+
+
 @st.cache_resource(show_spinner="Tracing NMS…", max_entries=32)
 def _trace(path: str, stamp: float, sample_name: str, png: bytes, nms: float, floor: float):
     from ssd.viz.nms_steps import nms_trace
@@ -107,15 +121,26 @@ def detected(path: str, sample: Sample, nms: float, floor: float):
     return _detected(*model_key(path), sample.name, sample.data, float(nms), float(floor))
 
 
+def held_out(meta: dict) -> Tuple[Tuple[str, float], ...]:
+    """The model's own validation draw (``held_out_split``) as a cache key: a COCO Camera Traps set
+    opened with the default seed and share showed training images as "validation" to a model
+    trained with others, as ``eval`` did before it asked the model."""
+    from ssd.inference.evaluation import held_out_split
+
+    return tuple(sorted(held_out_split(meta).items()))
+
+
 @st.cache_resource(show_spinner="Opening the dataset…", max_entries=4)
-def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...]):
-    """The validation split (train when there is none) of a folder, or the synthetic samples or scenes."""
+def split_of(folder: Optional[str], stamp: float, classes: Tuple[str, ...],
+             draw: Tuple[Tuple[str, float], ...] = ()):
+    """The validation split (train when there is none) of a folder, drawn as ``draw`` says
+    (``held_out``), or the synthetic samples or scenes."""
     from ssd.data.dataset import InMemoryDataset, open_dataset
 
     if folder is None or folder == SCENES:
         pool = sh.samples(32, 0, data_dir()) if folder is None else scenes()
         return InMemoryDataset([s.array() for s in pool], [s.label for s in pool], list(classes), "synthetic")
-    splits = open_dataset(folder)
+    splits = open_dataset(folder, **dict(draw))
     return splits.val if splits.val is not None and len(splits.val) else splits.train
 
 
@@ -125,7 +150,7 @@ def split_detections(path: str, stamp: float, folder: Optional[str], folder_stam
     from ssd.viz.image_eval import split_detections as detect_split
 
     det = sh.get_detector(path)
-    return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes)), limit, nms, floor)
+    return detect_split(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), limit, nms, floor)
 
 
 @st.cache_resource(show_spinner="Evaluating the split (VOC07)…", max_entries=8)
@@ -134,7 +159,7 @@ def split_evaluation(path: str, stamp: float, folder: Optional[str], folder_stam
     from ssd.inference.evaluation import evaluate
 
     det = sh.get_detector(path)
-    return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes)), nms=nms, floor=floor,
+    return evaluate(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), nms=nms, floor=floor,
                     iou_thresh=iou, limit=limit)
 
 
@@ -143,13 +168,11 @@ def _measured(path: str, stamp: float, folder: Optional[str], folder_stamp: floa
     from ssd.viz.tutorial_metrics import measure_train_metrics
 
     det = sh.get_detector(path)
-    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes)), limit)
+    return measure_train_metrics(det, split_of(folder, folder_stamp, tuple(det.classes), held_out(det.meta)), limit)
 
 
 def measure_metrics_panel(path: str, meta: dict, history) -> None:
     """For a history without the d2l book's class err (saved before it existed): measure it now, on demand."""
-    import os
-
     from ssd.models.metric_names import named_record
     from ssd.workspace import folder_stamp
 
@@ -159,7 +182,8 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
     label = next(iter(choices))
     folder = choices[label]
     key = f"train_measure::{path}"
-    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {label})", key=key) \
+    shown = md_escape(label)            # names a dataset folder: text, not Markdown (a button label renders it)
+    if st.button(f"Measure class err, bbox MAE and mined class err now (32 images of {shown})", key=key) \
             or st.session_state.get(key + "::done"):
         st.session_state[key + "::done"] = True
         try:
@@ -171,5 +195,5 @@ def measure_metrics_panel(path: str, meta: dict, history) -> None:
         for col, (name, k) in zip(cols, (("class err", "class_err"), ("bbox MAE", "bbox_mae"),
                                          ("mined class err", "mined_class_err"))):
             col.metric(f"{name} (measured)", f"{m[k]:.2e}")
-        st.caption(f"The model's outputs on {m['images']} images of {os.path.basename(label)}, through the "
+        st.caption(f"The model's outputs on {m['images']} images of {shown}, through the "
                    "training loss graph with 3:1 hard negative mining (no training step, no augmentation).")

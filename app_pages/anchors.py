@@ -191,7 +191,7 @@ def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.nda
         rows = positive_rows(aset, positives, gt_boxes)
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=sh.table_height(len(rows)))
         st.caption("MXNet's MultiBoxTarget (the training target assignment): an anchor is positive when its IoU "
-                   "with a box reaches the threshold, and each box also claims its single best anchor. All other "
+                   "with a box exceeds the threshold, and each box also claims its single best anchor. All other "
                    "anchors learn 'background'.")
 
 
@@ -221,8 +221,10 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
 
 def main() -> None:
     st.title("Anchors")
-    st.markdown("Every cell of every feature map carries a few anchor boxes (TinySSD: *n + m − 1* for n sizes "
-                "and m aspect ratios). "
+    st.markdown("Every cell of every feature map carries a few anchor boxes: *n + m − 1* for n sizes and m aspect "
+                "ratios, as MXNet's `MultiBoxPrior` makes them in Dive into Deep Learning's \"Single Shot Multibox "
+                "Detection\" (TinySSD, the *Custom* anchors) and the MXNet Gluon tutorial \"Object Detection Using "
+                "Convolutional Neural Networks\". "
                 "Training matches ground-truth boxes to anchors; detection shifts and scores them.")
     aset, meta, anchors_key = anchors_ui()
     counts_panel(aset)

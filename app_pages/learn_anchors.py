@@ -14,8 +14,9 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
-from ssd.models.anchors import format_groups, parse_groups
-from ssd.models.multiscale import D2L_MAPS, D2L_RATIOS, D2L_SIZES, count_formula, layer_table, multiscale_anchors
+from ssd.models.anchors import format_groups
+from ssd.models.multiscale import (D2L_MAPS, D2L_RATIOS, D2L_SIZES, count_formula, layer_table, multiscale_anchors,
+                                   parse_ratios)
 from ssd.models.registry import anchors_for_meta, architectures, recipe_for
 from ssd.viz.learn import multiscale_figures
 
@@ -38,7 +39,7 @@ def d2l_panel() -> None:
     sample = _learn.sample_picker("learn_ms_sample")
     sizes, ratios_text = d2l_ui()
     try:
-        ratios = parse_groups(ratios_text)[0]
+        ratios = parse_ratios(ratios_text)
         scales = multiscale_anchors(D2L_MAPS, [[s] for s in sizes], ratios)
     except (ValueError, SSDError) as err:
         st.error(f"These anchors cannot be made: {md_escape(err)}")

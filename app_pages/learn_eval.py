@@ -65,10 +65,10 @@ def split_detections(path: str, folder: Optional[str], stamp: float, limit: int)
     return split
 
 
-def image_panel(split: SplitDetections, folder: Optional[str], stamp: float, index: int,
+def image_panel(path: str, split: SplitDetections, folder: Optional[str], stamp: float, index: int,
                 confidence: float, iou: float) -> None:
     """One image with its TP / FP / FN drawn and counted."""
-    ds = _learn.split_of(folder, stamp, tuple(split.classes))
+    ds = _learn.split_of(folder, stamp, tuple(split.classes), _learn.held_out(sh.get_detector(path).meta))
     image = ds[split.indices[index]][0]
     ev = image_eval(split, index, confidence, iou)
     f1, f2 = st.columns([3, 2])
@@ -114,7 +114,7 @@ def main() -> None:
     stamp = folder_stamp(folder) if folder and folder != SCENES else 0.0
     split = split_detections(path, folder, stamp, limit)
     index = image_ui(image_col, split, (path, folder, limit), confidence, iou)
-    image_panel(split, folder, stamp, index, confidence, iou)
+    image_panel(path, split, folder, stamp, index, confidence, iou)
     split_panel(path, folder, stamp, limit, split, confidence, iou)
 
 

@@ -13,9 +13,8 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
-from ssd.models.mining import anchor_roles
 from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figure
-from ssd.workspace import Sample, gt_boxes_of
+from ssd.workspace import Sample, gt_boxes_of, model_key
 
 
 def shapes_panel() -> None:
@@ -53,10 +52,11 @@ def mining_panel() -> None:
     except SSDError as err:
         st.info(md_escape(err))
         st.stop()
-    roles = anchor_roles(heads.anchors, sample.label, heads.cls_preds, ratio, overlap)
+    roles = _learn.roles(path, sample, ratio, overlap)
     g1, g2 = st.columns([3, 2])
-    with g1:
-        sh.figure(anchor_roles_figure(sample.array(), heads.anchors, roles, gt_boxes_of([sample.label])))
+    with g1:     # drawn once per model, image, ratio and IoU: thousands of anchors at a low IoU
+        sh.cached_figure(("roles",) + tuple(model_key(path)) + (sample.name, ratio, overlap),
+                         lambda: anchor_roles_figure(sample.array(), heads.anchors, roles, gt_boxes_of([sample.label])))
     with g2:
         st.metric("Positive anchors", len(roles.positives))
         st.metric("Mined negatives (kept)", len(roles.negatives))

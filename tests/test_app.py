@@ -332,3 +332,16 @@ def test_detect_picture_caption_shows_an_upload_name_as_text_not_markdown(app_en
     caption = at.image[0].proto.imgs[0].caption
     assert "](http" not in caption and "**" not in caption.replace("\\*", "")   # escaped: no link, no bold
     assert "\\[win\\]" in caption
+
+
+def test_anchors_page_shows_a_dataset_folder_name_as_text_in_the_coverage_figure(tmp_path, monkeypatch):
+    """A folder named with a '$' pair was parsed as mathtext in the coverage figure's title: a traceback."""
+    from ssd.data.synthetic import generate
+
+    name = r"traps $\oops$ 2024"
+    generate(str(tmp_path / name), num_train=4, num_val=4, seed=0)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path))
+    at = _page("app_pages/anchors.py")
+    at.selectbox(key="anchors_cov_source").set_value(name).run()
+    _ok(at)
+    assert _metric(at, "Boxes covered").endswith("%")

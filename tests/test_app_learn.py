@@ -157,3 +157,80 @@ def test_learn_anchors_refuses_impossible_ratios_in_one_line(app_env):
         at.text_input(key="learn_ms_ratios").set_value(text).run()
         _ok(at)
         assert any(said in e.value for e in at.error)
+
+
+def test_learn_nms_draws_a_class_name_with_dollars_as_text(tmp_path, monkeypatch):
+    """A class name (a shared model's meta.json) with a '$' pair: the step figure parsed it as mathtext
+    and the page showed a traceback. It is drawn, and written in the step's sentence, as typed (the
+    Markdown side is test_dataset_names_in_pages.py's)."""
+    import json
+    import shutil
+
+    from conftest import SHIPPED_MODEL
+    from ssd.base.text import md_escape
+
+    name = r"pika $\oops$"
+    model = tmp_path / "models" / "shared"
+    model.mkdir(parents=True)
+    shutil.copy(os.path.join(SHIPPED_MODEL, "model.params"), model)
+    meta = json.loads(open(os.path.join(SHIPPED_MODEL, "meta.json")).read())
+    (model / "meta.json").write_text(json.dumps(dict(meta, classes=[name])))
+    monkeypatch.setenv("SSD_MODELS_DIR", str(model.parent))
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/learn_nms.py")
+    _ok(at)
+    step = next(m.value for m in at.markdown if m.value.startswith("**Step 1 of"))
+    assert md_escape(name) in step
+
+
+def test_learn_anchors_says_so_when_ratios_come_in_several_groups():
+    """'1; 2' drew the ratio-1 anchors alone, silently: the maps share one group of ratios."""
+    at = _page("app_pages/learn_anchors.py")
+    at.text_input(key="learn_ms_ratios").set_value("1; 2").run()
+    _ok(at)
+    assert any("one group" in e.value for e in at.error)
+    at.text_input(key="learn_ms_ratios").set_value("1, 2").run()
+    _ok(at)
+    assert not at.error
+
+
+def test_learn_losses_moving_sigma_or_gamma_leaves_the_anchor_roles_alone(shipped_models_root, monkeypatch):
+    """σ and γ only shape the loss curves: the anchor roles (a MultiBoxTarget call) and their figure
+    (thousands of anchors at a low IoU, seconds to draw) must not be made again for them."""
+    import ssd.models.mining as mining
+    import ssd.viz.learn as learn
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/learn_losses.py")
+    at.slider(key="learn_loss_overlap").set_value(0.3).run()
+    _ok(at)
+    positives = _metric(at, "Positive anchors")
+    calls = []
+    for module, name in ((mining, "anchor_roles"), (learn, "anchor_roles_figure")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    at.slider(key="learn_loss_sigma").set_value(1.0).run()
+    at.slider(key="learn_loss_gamma").set_value(0.5).run()
+    _ok(at)
+    assert calls == [] and _metric(at, "Positive anchors") == positives
+
+
+def test_train_page_measure_button_shows_a_dataset_folder_name_as_text(shipped_models_root, tmp_path, monkeypatch):
+    """The button and caption that measure an old model's class err name a dataset folder: a name is
+    text, never a link or an image fetched from a stranger's host."""
+    from ssd.base.text import md_escape
+    from ssd.data.synthetic import generate
+
+    name = "![img](evil.png) [look](page.html) **now**"
+    generate(str(tmp_path / name), num_train=4, num_val=4, seed=0)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = _page("app_pages/train.py")
+    button = next(b for b in at.button if b.label.startswith("Measure class err"))
+    assert md_escape(name) in button.label and "](page" not in button.label
+    button.click().run()
+    _ok(at)
+    caption = next(c.value for c in at.caption if "through the training loss graph" in c.value)
+    assert md_escape(name) in caption and "](page" not in caption

@@ -134,3 +134,17 @@ def test_exports_from_the_page_write_a_valid_camtrap_dp_package_and_a_workbook(s
 
     assert sorted(zipfile.ZipFile(io.BytesIO(ready["zip"])).namelist()) == [
         "datapackage.json", "deployments.csv", "media.csv", "observations.csv"]
+
+
+def test_the_page_warns_of_a_locations_row_that_names_no_camera_folder(season):
+    """A typo in the locations CSV (``cam 1`` for ``cam1``) let cam1 take the default position silently."""
+    (season / "loc.csv").write_text("deploymentID,latitude,longitude\ncam 1,10,20\ncam2,11,21\n")
+    at = _open(season)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_locations").set_value(str(season / "loc.csv")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    warned = [w.value for w in at.warning if "no camera folder" in w.value]
+    assert len(warned) == 1 and "'cam 1'" in warned[0] and "'cam2'" not in warned[0].split(";")[0], warned

@@ -112,3 +112,40 @@ def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_mod
     assert main(["eval", "--model", str(model), "--data", str(tmp_path / "set"), "--engine", "mxnet",
                  "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["num_images"] == len(held_out) == 10
+
+
+def test_class_names_match_whatever_their_case_or_spacing():
+    # one camera-trap set writes "Cat " and "DOG" where the model says "cat" and "dog"
+    from ssd.inference.evaluation import class_index_map
+
+    det = BoxesByGrey(["dog", "cat"], {
+        50: [(1, 0.9, [0.1, 0.1, 0.5, 0.5]), (0, 0.8, [0.6, 0.6, 0.9, 0.9])], 200: [(1, 0.7, [0.2, 0.2, 0.6, 0.6])]})
+    res = evaluate(det, _two_images(["Cat ", "DOG"]))
+    assert res.map == pytest.approx(1.0) and res.unscored_boxes == 0
+    # an exact name still wins over a folded one
+    assert class_index_map(["Deer", "deer"], ["deer", "Deer"]).tolist() == [1, 0]
+
+
+def test_learn_pages_evaluate_the_models_own_held_out_images(tmp_path, tiny_model_dir, monkeypatch):
+    # the Learn · Evaluation page drew the default fifth with seed 0 whatever the model was trained on
+    import json
+    import shutil
+
+    from app_pages import _learn
+    from ssd.data.dataset import open_dataset
+    from ssd.workspace import model_key
+    from test_cct_messy import _images, _write
+
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 30, 30]} for i in range(20)]
+    _write(tmp_path / "set", _images(20), anns, [{"id": 1, "name": "pikachu"}])
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    meta = json.loads((model / "meta.json").read_text())
+    meta["training"]["args"].update(seed=3, val_fraction=0.5)
+    (model / "meta.json").write_text(json.dumps(meta))
+    held_out = open_dataset(str(tmp_path / "set"), seed=3, val_fraction=0.5).val
+    res = _learn.split_evaluation(*model_key(str(model)), str(tmp_path / "set"), 0.0, 500, 0.45, 0.01, 0.5)
+    assert res.num_images == len(held_out) == 10
+    split = _learn.split_detections(*model_key(str(model)), str(tmp_path / "set"), 0.0, 500, 0.45, 0.01)
+    assert sorted(split.indices) == list(range(len(held_out)))

@@ -104,7 +104,7 @@ def test_panels_come_as_separate_figures_a_page_can_stack(sample):
     history = [{"epoch": e, "loss": 1.0 / e, "cls_loss": 0.5 / e, "box_loss": 0.5 / e, "class_err": 0.1 / e,
                 "bbox_mae": 0.01 / e, "val_map": 0.3 * e} for e in (1, 2, 3)]
     curves = training_curve_figures(history)
-    assert [f.axes[0].get_title() for f in curves] == ["losses", "class err / bbox MAE (d2l) · mined",
+    assert [f.axes[0].get_title() for f in curves] == ["losses", "class err / bbox MAE (as in \"Single Shot Multibox Detection\") · mined",
                                                        "validation mAP (VOC07)"]
 
 
@@ -132,3 +132,39 @@ def test_the_evaluation_opens_on_an_image_showing_tp_fp_and_fn():
     assert (m.tp, m.fp, m.fn) == (1, 1, 1)
     assert start_image(split, 0.5) == 2
     assert start_image(split, 0.95) == 0          # nothing shown: every image is a miss, the first it is
+
+
+OUTSIDE = r"cost $\oops$ here"          # a class or folder name: a '$' pair makes matplotlib parse mathtext
+
+
+def test_names_from_outside_are_drawn_as_they_are_never_as_mathtext(sample):
+    """A class name (a model's meta.json) or a dataset folder's name with a '$' pair was parsed as
+    mathtext: an unknown command raised at draw time, a traceback on the NMS, Evaluation and Anchors
+    pages (and the Camera traps page's threshold sweep). Every such figure must draw the name literally."""
+    from ssd.inference.evaluation import EvalResult
+    from ssd.viz.image_eval import SplitDetections, image_eval
+    from ssd.viz.learn import image_eval_figure, nms_step_figure, pr_operating_figure
+    from ssd.viz.nms_steps import NMSStep, NMSTrace
+    from ssd.viz.plots import coverage_figure, figure_png, pr_curve_figure
+    from ssd.viz.sweep_plot import sweep_figure
+
+    trace = NMSTrace(boxes=np.array([[0.3, 0.3, 0.7, 0.7]]), scores=np.array([0.9]), class_ids=np.zeros(1, int),
+                     steps=[NMSStep(0)], nms_threshold=0.45, num_candidates=1, num_entering=1, floor=0.05)
+    split = SplitDetections([(np.array([0]), np.array([0.9]), np.array([[10., 10, 50, 50]]))],
+                            [(np.array([0]), np.array([[10., 10, 50, 50]]))], [OUTSIDE], [0])
+    ev = image_eval(split, 0, 0.5)
+    result = EvalResult(0.5, {OUTSIDE: 0.5}, 1, 1, {OUTSIDE: {"recall": [0.0, 1.0], "precision": [1.0, 0.5]}})
+    figs = [nms_step_figure(sample.array(), trace, 0, [OUTSIDE]),
+            image_eval_figure(sample.array(), ev.boxes, ev.labels, ev.match, ev.gt_boxes),
+            pr_operating_figure(result, {OUTSIDE: {"precision": 1.0, "recall": 1.0, "detections": 1}}, 0.5),
+            pr_curve_figure(result), coverage_figure(np.array([0.4, 0.7]), 0.5, f"{OUTSIDE}: 2 boxes (val)"),
+            sweep_figure({"thresholds": [0.1, 0.2], "per_class_images": {OUTSIDE: [2, 1]},
+                          "per_class_episodes": {OUTSIDE: [1, 1]}, "images_changed": [1, 0],
+                          "episodes_changed": [0, 0], "current": 0.2})]
+    for fig in figs:
+        assert figure_png(fig)                                   # drawn: no ValueError from mathtext
+        ax = fig.axes[0]
+        texts = [t for t in ax.texts + [ax.title] + (ax.get_legend().get_texts() if ax.get_legend() else [])
+                 if "oops" in t.get_text()]
+        drawn = [t._preprocess_math(t.get_text()) for t in texts]                 # (what is drawn, as math?)
+        assert drawn and all(OUTSIDE in shown and not math for shown, math in drawn)

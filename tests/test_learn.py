@@ -160,3 +160,28 @@ def test_d2l_worked_examples_come_out_as_the_book_prints_them():
     np.testing.assert_array_equal(ids, [0, 1])
     np.testing.assert_allclose(scores, [0.9, 0.9], atol=1e-6)
     np.testing.assert_allclose(kept, boxes[[0, 3]], atol=1e-6)
+
+
+@pytest.mark.parametrize("text, ratios", [("1, 2, 0.5", [1.0, 2.0, 0.5]), ("3", [3.0]), ("1 2;", [1.0, 2.0])])
+def test_multiscale_ratios_are_one_group_shared_by_every_map(text, ratios):
+    from ssd.models.multiscale import parse_ratios
+
+    assert parse_ratios(text) == ratios
+
+
+def test_multiscale_ratios_refuse_a_group_per_map():
+    from ssd.models.multiscale import parse_ratios
+
+    with pytest.raises(ValueError, match="one group"):
+        parse_ratios("1; 2, 0.5")
+
+
+def test_an_anchor_exactly_at_the_iou_threshold_is_not_positive():
+    """MXNet's MultiBoxTarget wants an IoU above the threshold (Dive into Deep Learning's own code takes
+    'at least'): the rule the Anchors page states (test_tutorial_numbers.py reads it there)."""
+    from ssd.models.targets import positive_anchors
+
+    gt = np.array([[0, 0, 0, 0.5, 1.0]])
+    anchors = np.array([[0, 0, 0.5, 1.0], [0, 0, 0.25, 1.0], [0.5, 0.5, 1, 1]])      # IoU 1, exactly 0.5, 0
+    np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.5), [0])          # 0 only as the box's best
+    np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.49), [0, 1])

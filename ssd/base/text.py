@@ -28,6 +28,12 @@ def md_escape(text: object) -> str:
     return _SPECIAL.sub(r"\\\1", flat)
 
 
+def mpl_escape(text: object) -> str:
+    """``text`` for a matplotlib legend, drawn as it is: a pair of ``$`` would start mathtext, and a
+    class name such as ``$\\x$`` (an unknown command) raised at draw time, a traceback on the page."""
+    return str(text).replace("$", r"\$")
+
+
 # ---- file names and terminals ------------------------------------------------------------------
 #
 # Why: a file name is bytes on POSIX. Python hands undecodable bytes over as lone surrogates

@@ -69,6 +69,7 @@ class BatchResult:
     suspects: int = 0
     failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
+    companions_skipped: int = 0     # results files, spreadsheets, Timelapse databases beside the photos
 
     def __post_init__(self) -> None:
         if self.results is not None and not isinstance(self.results, str):
@@ -142,7 +143,8 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
 
 def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any]]:
     """Entries of an earlier results file, by file name; refused when its categories differ, or
-    its scores were made otherwise (engine, precision, floor, NMS): this run's ``info`` names them."""
+    its scores were made otherwise (engine, precision, floor, NMS, detections kept per image): this
+    run's ``info`` names them."""
     if not path:
         return {}
     from ssd.camtrap.megadetector import category_map
@@ -153,7 +155,8 @@ def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any
         raise ResultsError(f"--previous-results '{path}' has categories {doc['detection_categories']}, "
                            f"this model has {category_map(run.classes)}: use results of the same model")
     s = run.settings
-    differ = scoring_difference(scoring(doc), {"floor": s.floor, "nms": s.nms, "frame_every": s.frame_every,
+    differ = scoring_difference(scoring(doc), {"floor": s.floor, "nms": s.nms, "max_detections": s.max_detections,
+                                               "frame_every": s.frame_every,
                                                **{k: run.inference.get(k) for k in ("engine", "precision")}})
     if differ:
         key, old, new = differ
@@ -257,7 +260,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         store.close()
         progress.report("stopped", force=True)
         return BatchResult(None, {}, len(files), progress.done, progress.failures, True, ckpt, files.hidden_skipped,
-                           failure_messages=failures)
+                           failure_messages=failures, companions_skipped=files.companions_skipped)
     try:
         store.checkpoint()                      # a kill while the results are written loses nothing
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
@@ -272,7 +275,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         os.unlink(legacy)
     progress.report("done", force=True)
     return BatchResult(results, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start})
+                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped)
 
 
 def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
@@ -325,7 +328,8 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
     where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
     opts = run.settings
-    extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "flag_repeats": opts.flag_repeats,
+    extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "max_detections": opts.max_detections,
+                           "flag_repeats": opts.flag_repeats,
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
                            "frame_every": opts.frame_every, "inference": run.inference}}
     head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)

@@ -53,6 +53,12 @@ SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "expe
 _HUMAN = {"person", "people", "human", "humans"}
 _VEHICLE = {"vehicle", "vehicles", "car", "truck", "bus", "motorcycle", "motorbike", "bicycle", "train", "boat",
             "airplane", "aeroplane"}
+#: The media types of what a run reads, fixed: ``mimetypes`` consults the machine's own table, and
+#: where that lacks ``.mkv``, ``.flv`` or ``.webp`` (Python's built-in one does) the file was called a JPEG.
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
+               ".webp": "image/webp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
+               ".mp4": "video/mp4", ".avi": "video/x-msvideo", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+               ".mpeg": "video/mpeg", ".mpg": "video/mpeg", ".flv": "video/x-flv"}
 
 
 @dataclass
@@ -117,6 +123,12 @@ def observation_type(class_name: str) -> str:
     return "human" if name in _HUMAN else "vehicle" if name in _VEHICLE else "animal"
 
 
+def media_type(path: str) -> str:
+    """``fileMediatype``: from ``MEDIA_TYPES`` by extension, else the system's guess, else a JPEG."""
+    ext = os.path.splitext(path)[1].lower()
+    return MEDIA_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "image/jpeg"
+
+
 def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]) -> Tuple[Optional[str], str]:
     """(ISO time stamp with offset, comment): EXIF time, else the file's modification time, else None."""
     t = parse_time(entry.get("datetime"))
@@ -161,7 +173,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
         stamps[k] = (stamp, path)
         dep = deployment_of(im["file"])
         tables.times.setdefault(dep, []).append(stamp)
-        kind = mimetypes.guess_type(path)[0] or "image/jpeg"
+        kind = media_type(path)
         tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
                              "timestamp": stamp, "filePath": path, "filePublic": "false",
                              "fileName": os.path.basename(path), "fileMediatype": kind,
@@ -261,15 +273,28 @@ def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
         raise ResultsError(f"sampling design {opts.sampling_design!r}: one of {', '.join(SAMPLING_DESIGNS)}")
     shown = ShownFilter.at(threshold, hide_suspect)
     tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
+    if not tables.media:
+        raise ResultsError(_no_media(len(tables.skipped), opts.image_root))
     _observations(doc, tables, kept, shown)
     deployments = _deployments(tables, opts)
     rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
     return _descriptor(doc, tables, deployments, opts, shown), rows, tables.skipped
 
 
+def _no_media(skipped: int, image_root: Optional[str]) -> str:
+    """Why a package would hold no media (refused: an empty package would claim 1970 at 0°, 0°)."""
+    if not skipped:
+        return "no media to export: every file in these results failed to be read (nothing was written)"
+    return (f"no media to export: none of the {skipped} file(s) has an EXIF time, and none was found in the images "
+            f"folder '{image_root}' to date it by, or their paths lie outside it; is that the folder the results' "
+            "paths start from? (nothing was written)")
+
+
 def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, opts: PackageOptions,
                      hide_suspect: bool = True) -> Dict[str, Any]:
-    """Write the package into ``out_dir`` (each file atomically); returns counts and what was left out."""
+    """Write the package into ``out_dir`` (each file atomically); returns counts, what was left out,
+    and the ``locations`` rows that name no camera folder (a typo there would otherwise pass
+    silently wherever a default position fills in)."""
     descriptor, rows, skipped = camtrap_tables(doc, threshold, opts, hide_suspect)
     os.makedirs(out_dir, exist_ok=True)
     for table in TABLES:
@@ -277,8 +302,10 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
                 open(tmp, "w", encoding="utf-8", newline="") as fh:
             write_table(fh, table, rows[table])
     atomic_write_json(os.path.join(out_dir, "datapackage.json"), descriptor)
+    folders = [d["deploymentID"] for d in rows["deployments"]]
     return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
-            "observations": len(rows["observations"]), "left_out": skipped}
+            "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
+            "unmatched_locations": sorted(set(opts.locations) - set(folders))}
 
 
 def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,

@@ -3,7 +3,10 @@
 Why: a camera-trap season is nested folders (site/camera/date). The walk must be deterministic
 (sorted, so shards and resumed runs agree on the list) and every file in the folder must be
 accounted for: a non-image is listed (and reported as a failure later), never skipped silently.
-Hidden files (``.DS_Store``, editor droppings) and hidden folders are left out and counted.
+Hidden files (``.DS_Store``, editor droppings) and hidden folders are left out and counted, and so
+are the results and databases that sit beside a season's photos (``COMPANION_EXTENSIONS``: an
+earlier run's JSON/CSV, Timelapse's ``.tdb``/``.ddb``): a second run over a Timelapse root folder
+listed them as failed images, in the results, the summary and the sort's ``failed/`` folder.
 Linked folders are walked like others; a link back to a folder it lies in (a loop) is listed
 with that reason, not walked again.
 With one folder given, each file's name in the results is relative to it: Timelapse opens the
@@ -23,6 +26,14 @@ from ssd.base.text import escape_name
 from ssd.camtrap.megadetector import as_posix, sort_key
 
 
+COMPANION_EXTENSIONS = frozenset({".json", ".csv", ".tsv", ".xlsx", ".xls", ".tdb", ".ddb"})
+
+
+def is_companion(name: str) -> bool:
+    """A results file, spreadsheet or Timelapse database beside the photos (never an image or video)."""
+    return os.path.splitext(name)[1].lower() in COMPANION_EXTENSIONS
+
+
 class FolderError(SSDError):
     """A path given to a batch run that does not exist or cannot be listed."""
 
@@ -36,16 +47,18 @@ class FileList:
     base: Optional[str] = None           # the folder names are relative to (None: as given / absolute)
     hidden_skipped: int = 0
     failures: Dict[int, str] = field(default_factory=dict)   # index → why it was not listed (a folder)
+    companions_skipped: int = 0          # results files, spreadsheets, Timelapse databases in the folders
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
-def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], int, Dict[str, str]]:
-    """Files of ``folder`` (relative, ``/``-separated), sorted by path components; the hidden
-    ones counted; subfolders that could not be listed (``"sub/"`` → the reason), sorted among them."""
+def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], Tuple[int, int], Dict[str, str]]:
+    """Files of ``folder`` (relative, ``/``-separated), sorted by path components; the hidden ones
+    and the companions (results, databases) counted, ``(hidden, companions)``; subfolders that could
+    not be listed (``"sub/"`` → the reason), sorted among them."""
     found: List[str] = []
-    hidden = 0
+    hidden = companions = 0
     unlisted: Dict[str, str] = {}
 
     def note(err: OSError) -> None:
@@ -62,6 +75,8 @@ def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], i
                     full = os.path.join(root, f)
                     if f.startswith("."):
                         hidden += 1
+                    elif is_companion(f):
+                        companions += 1
                     elif os.path.abspath(full) not in exclude:
                         found.append(as_posix(os.path.relpath(full, folder)))
         else:
@@ -69,13 +84,15 @@ def _walk(folder: str, recursive: bool, exclude: Set[str]) -> Tuple[List[str], i
                 full = os.path.join(folder, f)
                 if f.startswith("."):
                     hidden += 1
+                elif is_companion(f):
+                    companions += int(os.path.isfile(full))
                 elif os.path.isfile(full) and os.path.abspath(full) not in exclude:
                     found.append(f)
     except OSError as err:
         raise FolderError(f"'{escape_name(folder)}' cannot be listed: {err.strerror or err}") from None
     found.extend(unlisted)
     found.sort(key=sort_key)
-    return found, hidden, unlisted
+    return found, (hidden, companions), unlisted
 
 
 def _loop(folder: str, root: str, name: str, unlisted: Dict[str, str]) -> bool:
@@ -117,8 +134,9 @@ def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: 
         out.base = os.path.abspath(inputs[0])
     for given in inputs:
         if os.path.isdir(given):
-            rels, hidden, unlisted = _walk(given, recursive, skip)
+            rels, (hidden, companions), unlisted = _walk(given, recursive, skip)
             out.hidden_skipped += hidden
+            out.companions_skipped += companions
             for rel in rels:
                 full = os.path.abspath(os.path.join(given, rel))
                 if rel in unlisted:
@@ -156,7 +174,8 @@ def shard(files: FileList, index: int, count: int) -> FileList:
         raise FolderError(f"--shard {index}/{count}: give I/N with 1 ≤ I ≤ N")
     pick = range(index - 1, len(files), count)
     return FileList([files.paths[i] for i in pick], [files.names[i] for i in pick], files.base, files.hidden_skipped,
-                    {k: files.failures[i] for k, i in enumerate(pick) if i in files.failures})
+                    {k: files.failures[i] for k, i in enumerate(pick) if i in files.failures},
+                    files.companions_skipped)
 
 
 def parse_shard(text: str):

@@ -1,8 +1,9 @@
 """Joining shards: N machines each ran ``--shard I/N``; one results file comes out.
 
-Refused, with the reason: files of different models or categories, engines, precisions, floors
-or NMS thresholds (their scores mean different things, and the merged file names one of each) and files that both contain an image (an overlap means the shards were not a partition,
-and silently keeping one of two answers would hide it). Images come out in the walk order
+Refused, with the reason: files of different models or categories, engines, precisions, floors,
+NMS thresholds or numbers of detections kept per image (their scores mean different things, and
+the merged file names one of each) and files that both contain an image (an overlap means the
+shards were not a partition, and silently keeping one of two answers would hide it). Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
 episodes (a burst's frames fall into different shards).
@@ -37,7 +38,7 @@ def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
 
 
 #: What makes the scores of two shards comparable: ``info.ssd_batch``'s and its ``inference``'s.
-SCORING_SETTINGS = ("floor", "nms", "frame_every")
+SCORING_SETTINGS = ("floor", "nms", "max_detections", "frame_every")
 SCORING_INFERENCE = ("engine", "precision")
 
 
@@ -57,8 +58,8 @@ def scoring_difference(a: Dict[str, Any], b: Dict[str, Any]) -> Optional[Tuple[s
 
 
 def _check_scoring(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
-    """The merged file names one engine, precision, floor and NMS for every image: shards made
-    otherwise are refused (a value a file does not record, as older ones, is not compared).
+    """The merged file names one engine, precision, floor, NMS and cut per image for every image:
+    shards made otherwise are refused (a value a file does not record, as older ones, is not compared).
     Devices may differ (ONNX Runtime's scores agree on CPU and GPU): they are named together."""
     first = scoring(docs[0])
     for p, d in zip(paths[1:], docs[1:]):
@@ -66,8 +67,8 @@ def _check_scoring(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None
         if differ:
             key, old, new = differ
             raise ResultsError(f"{key} differs: {old!r} in '{paths[0]}', {new!r} in '{p}': only "
-                               "shards run with the same engine, precision, floor and NMS merge; run that "
-                               "shard again with the others' settings")
+                               "shards run with the same engine, precision, floor, NMS and --max-detections merge; "
+                               "run that shard again with the others' settings")
 
 
 def _devices(docs: Sequence[Dict[str, Any]]) -> str:

@@ -3,7 +3,8 @@
 The CLI (files and folders), the camera-trap batch runs and the Detect page's downloads all
 write through these functions, so they follow one set of rules (``ssd.camtrap.megadetector``):
 every image once, failures with ``"detections": null``, every detection down to the floor (not
-what a slider shows), and in the CSV one row per detection plus one per image with none.
+what a slider shows), and in the CSV one row per detection (with its video frame) plus one per
+image with none.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from ssd.inference.thresholds import RESULTS_FLOOR
 
 Row = Tuple[str, Optional[RawDetections], Optional[str]]
 
+#: ``frame``: a video's frame the detection was seen in (MegaDetector's ``frame_number``); last, so the
+#: columns before it keep their places for readers that count them.
 CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height",
-               "datetime", "suspect", "error"]
+               "datetime", "suspect", "error", "frame"]
 
 
 def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
@@ -51,18 +54,19 @@ def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
     """The rows of one entry."""
     file = im["file"]
     if im.get("detections") is None:
-        return [[file] + [""] * (len(CSV_COLUMNS) - 2) + [im.get("failure") or "unknown failure"]]
+        return [[file] + [""] * (len(CSV_COLUMNS) - 3) + [im.get("failure") or "unknown failure", ""]]
     width, height = im.get("width"), im.get("height")
     when = im.get("datetime") or ""
     if not im["detections"]:
-        return [[file, "", "", "", "", "", "", width or "", height or "", when, "", ""]]
+        return [[file, "", "", "", "", "", "", width or "", height or "", when, "", "", ""]]
     rows = []
     for d in im["detections"]:
         x, y, bw, bh = d["bbox"]
         sx, sy = (width or 1), (height or 1)
         rows.append([file, names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
                      f"{x * sx:.1f}", f"{y * sy:.1f}", f"{(x + bw) * sx:.1f}", f"{(y + bh) * sy:.1f}",
-                     width or "", height or "", when, "yes" if d.get("suspect") else "", ""])
+                     width or "", height or "", when, "yes" if d.get("suspect") else "", "",
+                     d.get("frame_number", "")])
     return rows
 
 

@@ -7,8 +7,10 @@ or ``failed``. The originals are never moved: the sorted tree holds symbolic lin
 hard links or copies. The results file is untrusted input and ``DIR`` may hold what someone else
 put there, so: every original is read inside the images folder (resolved, so neither ``..``, an
 absolute name nor a link leads out), ``DIR`` may not lie inside the images folder, nothing is
-written through a symbolic link, no existing file is replaced, and every entry is checked before
-the first file is written (a refusal sorts nothing). Class names are reduced to safe folder names.
+written through a symbolic link, no existing file is replaced, an image an earlier sort (at another
+threshold) put into another class folder is refused rather than left in two, hard links are only
+tried on the images' own disk, and every entry is checked before the first file is written (a
+refusal sorts nothing). Class names are reduced to safe folder names.
 
 With ``by_episode`` a burst stays together: every frame of an episode (``ssd.camtrap.episodes``)
 goes to the folder of the classes seen in any of its frames, so the empty frames of a visit sit
@@ -105,10 +107,13 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
     if is_inside(root, target):
         raise ResultsError(f"'{into}' is inside the images folder '{image_root}': sort into a folder outside "
                            "it, so that no original can be touched (nothing was sorted)")
+    if mode == "hardlink":
+        _check_same_disk(root, target, into)
     names = doc.get("detection_categories") or {}
     folders = episode_folders(doc, threshold, hide_suspect) if by_episode else None
     plan: List[_Placement] = []
     seen: Dict[Tuple[str, ...], str] = {}
+    earlier = _class_folders(target)
     for k, entry in enumerate(doc.get("images", [])):
         file = entry["file"]
         try:
@@ -124,8 +129,39 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
         p.parts = [p.folder] + rel
         if p.src is not None:
             _check_destination(p, target, into, mode, seen.setdefault(tuple(p.parts), file), file)
+            _check_not_sorted_elsewhere(p, target, into, earlier, file)
         plan.append(p)
     return plan
+
+
+def _check_same_disk(root: str, target: str, into: str) -> None:
+    """``ResultsError`` when hard links cannot be made: the target (or the folder it will be made
+    in) lies on another file system than the images, where the first link would fail mid-sort."""
+    existing = target
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if os.stat(existing).st_dev != os.stat(root).st_dev:
+        raise ResultsError(f"'{into}' is on another disk than the images: hard links cannot cross disks; use "
+                           "--mode copy or --mode symlink, or sort into a folder on the images' disk "
+                           "(nothing was sorted)")
+
+
+def _class_folders(target: str) -> List[str]:
+    """The class folders an earlier sort made in ``target`` (none when it does not exist yet)."""
+    try:
+        return sorted(e.name for e in os.scandir(target) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def _check_not_sorted_elsewhere(p: _Placement, target: str, into: str, earlier: List[str], file: str) -> None:
+    """``ResultsError`` when an earlier sort (at another threshold, say) put this image into another
+    class folder: sorting on would leave it in two folders, and a count of either would be wrong."""
+    for other in earlier:
+        if other != p.folder and os.path.lexists(os.path.join(target, other, *p.parts[1:])):
+            raise ResultsError(f"'{file}' is already in '{os.path.join(into, other)}' from an earlier sort, and "
+                               f"now belongs in '{p.folder}': sort into a new folder, or delete '{into}' (it holds "
+                               "only links or copies) and sort again (nothing was sorted)")
 
 
 def _check_destination(p: _Placement, target: str, into: str, mode: str, first: str, file: str) -> None:

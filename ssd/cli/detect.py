@@ -65,6 +65,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(text_table(res.document, args.threshold))
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
+    if res.companions_skipped:
+        hidden += f", {res.companions_skipped} results or database file(s) skipped (JSON, CSV, XLSX, Timelapse)"
     suspects = f", {res.suspects} repeated detection(s) flagged suspect" if res.suspects else ""
     print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{hidden}{suspects}", file=sys.stderr)
     return EXIT_COMPLETED

@@ -79,6 +79,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     done = write_camtrap_dp(doc, args.out, shown, package_options(args, root))
     print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
           f"{done['observations']} observation(s)", file=sys.stderr)
+    if done["unmatched_locations"]:
+        unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
+        print(f"warning: {len(done['unmatched_locations'])} row(s) of {args.locations} name no camera folder of these "
+              f"results: {unmatched}; if one is a typo, its folder got the default position; the camera folders are "
+              f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
               f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}", file=sys.stderr)

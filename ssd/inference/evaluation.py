@@ -116,14 +116,23 @@ def class_index_map(data_classes: List[str], model_classes: List[str]) -> Option
 
     Why: a model trained on one camera-trap set and evaluated on another lists the same species in
     another order; comparing indices would score the set's "Dog" boxes against "Woodchuck" detections.
-    Names decide when the two lists share any; a set whose classes were all renamed keeps its indices.
+    Names decide when the two lists share any, compared without case or surrounding spaces (one set's
+    "Deer" is another's "deer"); a set whose classes were all renamed keeps its indices.
     """
     if not data_classes or list(data_classes) == list(model_classes):
         return None
-    position = {name: i for i, name in enumerate(model_classes)}
-    if not any(name in position for name in data_classes):
+    exact = {name: i for i, name in enumerate(model_classes)}
+    folded: Dict[str, int] = {}
+    for i, name in enumerate(model_classes):
+        folded.setdefault(_class_key(name), i)
+    index = [exact.get(name, folded.get(_class_key(name), -1)) for name in data_classes]
+    if all(i < 0 for i in index):
         return None
-    return np.array([position.get(name, -1) for name in data_classes], dtype=np.int64)
+    return np.array(index, dtype=np.int64)
+
+
+def _class_key(name: str) -> str:
+    return " ".join(str(name).split()).casefold()
 
 
 def _model_labels(label: np.ndarray, to_model: Optional[np.ndarray], n_model: int) -> Tuple[np.ndarray, int]:

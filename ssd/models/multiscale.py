@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from ssd.models.anchor_set import AnchorSet
-from ssd.models.anchors import multibox_prior
+from ssd.models.anchors import multibox_prior, parse_groups
 
 # d2l 14.5 (multiscale object detection): map size → anchor size, ratios 1, 2, 0.5
 D2L_MAPS: Sequence[int] = (4, 2, 1)
@@ -55,6 +55,15 @@ def multiscale_anchors(maps: Sequence[int] = D2L_MAPS, sizes: Sequence[Sequence[
         boxes = multibox_prior((int(n), int(n)), list(group), list(ratios))
         out.append(ScaleAnchors(int(n), [float(s) for s in group], [float(r) for r in ratios], boxes))
     return out
+
+
+def parse_ratios(text: str) -> List[float]:
+    """The one group of aspect ratios every map shares ('1, 2, 0.5'). Several groups ('1; 2') are
+    refused, not cut to the first: the figure would silently leave the others out."""
+    groups = parse_groups(text)
+    if len(groups) > 1:
+        raise ValueError("give one group of ratios (no ';'): every map uses the same ratios")
+    return groups[0]
 
 
 def layer_table(aset: AnchorSet) -> List[Dict[str, Any]]:

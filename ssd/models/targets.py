@@ -1,6 +1,6 @@
 """Training targets: which anchor learns which box, via MXNet's ``MultiBoxTarget``.
 
-An anchor is positive when its IoU with a ground-truth box reaches ``overlap_threshold``
+An anchor is positive when its IoU with a ground-truth box exceeds ``overlap_threshold`` (strictly)
 (each box also claims its single best anchor, so no box goes unmatched). Positives get the
 box's class (+1: index 0 is background) and encoded offsets; the rest are background.
 With ``negative_mining_ratio > 0`` only the hardest negatives (highest predicted
@@ -43,7 +43,7 @@ def positive_anchors(config, gt_label: np.ndarray, overlap_threshold: float = 0.
     ``config``: an ``AnchorConfig``, an ``AnchorSet`` or an ``(N, 4)`` array of anchors.
     Runs the same MXNet ``MultiBoxTarget`` as training (``multibox_targets``) with
     zero class predictions and no hard negative mining: an anchor is positive when its IoU with
-    a box reaches ``overlap_threshold``, and every box also claims its best anchor.
+    a box exceeds ``overlap_threshold``, and every box also claims its best anchor.
     """
     import mxnet as mx
 

@@ -71,7 +71,8 @@ def place_labels(ax, labels: Sequence[BoxLabel], rings: int = 4) -> List[Optiona
     for lab in labels:
         pad = 1.5 * fig.dpi / 72
         text = ax.text(0, 0, lab.text, fontsize=lab.fontsize, color=lab.text_colour, ha="left", va="bottom",
-                       bbox=dict(facecolor=lab.colour, edgecolor="none", pad=1.5, alpha=0.9), zorder=6)
+                       bbox=dict(facecolor=lab.colour, edgecolor="none", pad=1.5, alpha=0.9), zorder=6,
+                       parse_math=False)       # class names come from a model's metadata: '$' is a '$' 
         ext = text.get_window_extent(renderer)
         w, h = ext.width + 2 * pad, ext.height + 2 * pad
         (ax0, ay0), (ax1, ay1) = to_display([lab.box[:2], lab.box[2:]])

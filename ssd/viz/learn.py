@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ssd.base.figure_lock import under_figure_lock
+from ssd.base.text import mpl_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.viz.labels import BoxLabel, place_labels
 from ssd.viz.plots import _ANCHOR_COLOURS, _rect
@@ -206,7 +207,7 @@ def pr_operating_figure(result, points: Dict[str, Dict[str, float]], confidence:
     for k, (name, curve) in enumerate(result.pr_curves.items()):
         colour = _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)]
         ap = result.per_class_ap.get(name, float("nan"))
-        ax.plot(curve["recall"], curve["precision"], color=colour, label=f"{name} (AP {ap:.3f})")
+        ax.plot(curve["recall"], curve["precision"], color=colour, label=f"{mpl_escape(name)} (AP {ap:.3f})")
         pt = points.get(name)
         if pt and pt["detections"]:
             ax.plot([pt["recall"]], [pt["precision"]], marker="o", markersize=9, color=colour,

@@ -17,6 +17,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
 from ssd.base.figure_lock import under_figure_lock
+from ssd.base.text import mpl_escape
 from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
 from ssd.models.metric_names import named_history
@@ -38,7 +39,7 @@ def pr_curve_figure(result) -> Figure:
     ax = fig.add_subplot(111)
     for name, curve in result.pr_curves.items():
         ap = result.per_class_ap.get(name, float("nan"))
-        ax.plot(curve["recall"], curve["precision"], label=f"{name} (AP {ap:.3f})")
+        ax.plot(curve["recall"], curve["precision"], label=f"{mpl_escape(name)} (AP {ap:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.01)
@@ -64,7 +65,7 @@ def _errors_ax(ax, history, ep) -> None:
         if any(v is not None for v in values):
             ax.plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     ax.set_yscale("log")
-    ax.set_title("class err / bbox MAE (d2l) · mined")
+    ax.set_title("class err / bbox MAE (as in \"Single Shot Multibox Detection\") · mined", fontsize="small")
     if ax.get_legend_handles_labels()[0]:     # a run's first events may carry none of them yet
         ax.legend(fontsize="small")
 
@@ -225,7 +226,7 @@ def coverage_figure(best_ious: np.ndarray, threshold: float = 0.5, title: str = 
     ax.set_xlim(0, 1)
     ax.set_xlabel("best anchor IoU of each ground-truth box")
     ax.set_ylabel("boxes")
-    ax.set_title(title or "anchor coverage", fontsize=10)
+    ax.set_title(title or "anchor coverage", fontsize=10, parse_math=False)   # it names a dataset folder
     fig.tight_layout()
     return fig
 

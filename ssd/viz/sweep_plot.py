@@ -11,6 +11,7 @@ from typing import Any, Dict
 from matplotlib.figure import Figure
 
 from ssd.base.figure_lock import under_figure_lock
+from ssd.base.text import mpl_escape
 
 
 @under_figure_lock
@@ -20,8 +21,9 @@ def sweep_figure(sweep: Dict[str, Any]) -> Figure:
     fig = Figure(figsize=(10, 3.4))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for k, name in enumerate(sweep["per_class_images"]):
-        line, = left.plot(ts, sweep["per_class_images"][name], marker=".", label=f"{name}: images")
-        left.plot(ts, sweep["per_class_episodes"][name], ls="--", color=line.get_color(), label=f"{name}: episodes")
+        line, = left.plot(ts, sweep["per_class_images"][name], marker=".", label=f"{mpl_escape(name)}: images")
+        left.plot(ts, sweep["per_class_episodes"][name], ls="--", color=line.get_color(),
+                  label=f"{mpl_escape(name)}: episodes")
     left.set_xlabel("threshold")
     left.set_ylabel("with detections")
     left.set_title("Images and episodes with detections")
