@@ -11,6 +11,8 @@ the inference commands; this script runs each command whole-process both ways, a
 Rows: ``detect --engine mxnet`` on ``--folder`` generated 1920×1080 JPEGs at fp32 and INT8,
 ``detect`` on one of them (start-up dominated), and ``eval`` on ``--val`` synthetic images.
 The median of the pairs' ratios is printed beside each median time, with the CPU kind and load.
+Then a lone Detector call in a tight loop (batch 1 and batch 8, median of 60 and 10, in a process
+of each policy), which is what passive waiting slows: each call wakes the threads.
 """
 from __future__ import annotations
 
@@ -33,6 +35,44 @@ from bench_precision import _make_folder  # noqa: E402
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 SPINNING = ("import sys; sys.path.insert(0, sys.argv[1]); from ssd.base import engine; "
             "engine.WAIT_POLICY_FOR_KIND.clear(); from ssd.cli.main import main; sys.exit(main(sys.argv[2:]))")
+
+
+FORWARD = r"""
+import json, os, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from ssd.base import engine
+if sys.argv[2] == "spinning":
+    engine.WAIT_POLICY_FOR_KIND.clear()
+engine.configure("inference")
+from ssd.inference.engines import load_detector
+out = {}
+for prec in ("fp32", "int8"):
+    det = load_detector(sys.argv[3], "mxnet", prec)
+    for batch, runs in ((1, 60), (8, 10)):
+        x = np.zeros((batch, det.input_size, det.input_size, 3), np.uint8)
+        for _ in range(5):
+            det.predict_arrays(x)
+        ts = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            det.predict_arrays(x)
+            ts.append((time.perf_counter() - t) * 1000 / batch)
+        out[f"{prec} batch {batch}"] = statistics.median(ts)
+print(json.dumps(out))
+"""
+
+
+def forward_ms(rounds: int) -> dict:
+    """Per-image ms of a lone Detector call under each policy (median over ``rounds`` processes each)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MXNET_ENGINE_TYPE")}
+    runs = {p: [] for p in ("passive", "spinning")}
+    for r in range(rounds):
+        for p in (("passive", "spinning") if r % 2 == 0 else ("spinning", "passive")):
+            res = subprocess.run([sys.executable, "-c", FORWARD, REPO, p, SHIPPED], check=True, env=env,
+                                 capture_output=True, text=True)
+            runs[p].append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return {p: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for p, rs in runs.items()}
 
 
 def _argv(policy: str, args: list) -> list:
@@ -73,6 +113,11 @@ def table(res: dict) -> str:
         cells = [f"{statistics.median(r[p]['wall']):.2f} / {statistics.median(r[p]['cpu']):.2f}"
                  for p in ("passive", "spinning")]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {r['wall_ratio_median']:.2f} |")
+    lines += ["", "| a lone Detector call, ms per image | passive | spinning | passive ÷ spinning |",
+              "| --- | ---: | ---: | ---: |"]
+    for k, v in res["forward"]["passive"].items():
+        spin = res["forward"]["spinning"][k]
+        lines.append(f"| {k} | {v:.2f} | {spin:.2f} | {v / spin:.2f} |")
     return "\n".join(lines)
 
 
@@ -103,6 +148,7 @@ def main() -> int:
                                                                   "--json", os.path.join(work, "c.json")],
                 f"`eval` {a.val} images, INT8": ["eval"] + model + ["--precision", "int8", "--data", val]}
         res["rows"] = {name: compare(args, a.rounds) for name, args in jobs.items()}
+        res["forward"] = forward_ms(a.rounds)
         res["load_after"] = [round(v, 1) for v in os.getloadavg()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
