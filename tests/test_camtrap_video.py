@@ -112,3 +112,47 @@ def test_a_killed_video_run_resumes_video_by_video(tmp_path):
     assert r.returncode == 0, r.stderr
     resumed, once = json.loads(out.read_text()), json.loads((tmp_path / "once.json").read_text())
     assert _strip_times(resumed) == _strip_times(once)
+
+
+def test_a_clip_longer_than_the_frame_cap_is_sampled_to_its_end(tmp_path, monkeypatch):
+    """The cap on frames held bounds memory; it must not leave the end of a long clip unseen."""
+    from ssd.camtrap import video
+
+    monkeypatch.setattr(video, "MAX_FRAMES", 10)
+    path = tmp_path / "long walk.avi"
+    write_video(path, frames=60, fps=2.0, size=(32, 24), fourcc="MJPG")    # 30 s; one frame a second: 30 > 10
+    v = video.sample_frames(str(path), path.name, 16, every_s=1.0)
+    assert len(v.numbers) <= 10 and len(v.pixels) == len(v.numbers)
+    step = v.numbers[1] - v.numbers[0]
+    assert step >= 2 and all(b - a == step for a, b in zip(v.numbers, v.numbers[1:]))   # evenly spaced
+    assert v.numbers[-1] > 60 - step - 1                                  # the last seconds were looked at
+
+
+def test_the_pipeline_holds_only_a_few_videos_at_once(tmp_path, monkeypatch):
+    """Each video may bring up to MAX_FRAMES frames: a decode window counted in files must not be
+    filled with videos (16 long clips at 256² held 3 GB), whatever the batch size."""
+    from ssd.camtrap import pipeline
+    from ssd.camtrap.video import VideoFrames
+
+    started = []
+
+    def fake_sample(path, name, size, every_s):
+        started.append(name)
+        return VideoFrames(list(range(0, 40, 5)), np.zeros((8, size, size, 3), np.uint8), 5.0, (size, size))
+
+    class Detector:
+        input_size, classes = 8, ["animal"]
+
+        def predict_arrays(self, images, nms=0.45, floor=0.005):
+            return [(np.zeros(1, np.float32), np.full(1, 0.5, np.float32), np.zeros((1, 4), np.float32))
+                    for _ in images]
+
+    monkeypatch.setattr(pipeline, "sample_frames", fake_sample)
+    names = [f"clip{i:02d}.mp4" for i in range(20)] + ["photo.jpg"]
+    held, done = [], 0
+    for out in pipeline.run_pipeline(Detector(), [str(tmp_path / n) for n in names], names, 0.45, 0.005,
+                                     batch_size=8, workers=2):
+        done += 1
+        held.append(len(started) - done)
+        assert out.is_video == names[out.index].endswith(".mp4")
+    assert done == 21 and len(started) == 20 and max(held) <= 2, held

@@ -5,7 +5,8 @@ decode and resize in full but ~10 ms with libjpeg's scaled decoding (Pillow's ``
 ``load_image(draft_to=...)``), and Pillow releases the GIL while decoding, as MXNet does during a
 forward. So decoding runs in a small thread pool a bounded window ahead of the network, which
 takes batches of ``batch_size`` ready images. Only the window's decoded images (each already
-resized to the network's square) are held, so memory stays flat however big the folder is.
+resized to the network's square) are held, so memory stays flat however big the folder is; as a
+video may bring hundreds of frames, at most ``workers`` videos are in the window at once.
 
 A video (``ssd.camtrap.video``) is one input whose worker returns its sampled frames; they join
 the batches like photos, and its outcome carries every frame's detections (the run keeps the
@@ -96,7 +97,7 @@ def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: floa
     nxt = 0
     try:
         while nxt < len(paths) or pending or ready:
-            while nxt < len(paths) and len(pending) < window:
+            while nxt < len(paths) and len(pending) < window and not _video_waits(names, nxt, len(pending), workers):
                 pending.append(pool.submit(decode_for_network, nxt, paths[nxt], names[nxt], size, frame_every))
                 nxt += 1
             while pending and (pending[0].done() or _frames(ready) < batch_size):
@@ -114,6 +115,15 @@ def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: floa
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=True)
+
+
+def _video_waits(names: Sequence[str], nxt: int, pending: int, workers: int) -> bool:
+    """Whether input ``nxt`` is a video that must wait for the network: a video brings up to
+    ``MAX_FRAMES`` frames, so no more than ``workers`` are decoded ahead (a window of files all
+    long clips held 16 × 190 MB). The ``pending`` inputs are the ones just before ``nxt``."""
+    if not is_video(names[nxt]):
+        return False
+    return sum(is_video(n) for n in names[nxt - pending:nxt]) >= max(1, int(workers))
 
 
 def _frames(ready: List[Decoded]) -> int:

@@ -12,7 +12,9 @@ Decoding uses OpenCV (``opencv-python``, whose wheels carry FFmpeg): frames are 
 ``grab`` and only the sampled ones are decoded into pixels (``retrieve``), as MegaDetector does.
 Every ``int(every_s * fps)``-th frame is taken (at least every frame), starting with frame 0; at
 most ``MAX_FRAMES`` are held per video (about 190 MB at 256²), which covers 16 minutes at one
-frame a second; ``frames_processed`` says exactly which frames were looked at.
+frame a second. A longer clip is sampled more sparsely, so that its last minutes are looked at too
+(stopping at the cap instead lost them without a word); ``frames_processed`` says exactly which
+frames were looked at.
 """
 from __future__ import annotations
 
@@ -44,9 +46,12 @@ class VideoFrames:
     size: Tuple[int, int] = (0, 0)                # (width, height)
 
 
-def frame_step(every_s: float, fps: float) -> int:
-    """Frames between two sampled ones: ``int(every_s * fps)``, at least 1 (MegaDetector's rule)."""
-    return max(1, int(float(every_s) * float(fps)))
+def frame_step(every_s: float, fps: float, count: float = 0) -> int:
+    """Frames between two sampled ones: ``int(every_s * fps)``, at least 1 (MegaDetector's rule), and
+    wide enough that ``MAX_FRAMES`` span a clip of ``count`` frames (0 or less: length unknown)."""
+    step = max(1, int(float(every_s) * float(fps)))
+    count = float(count) if math.isfinite(float(count)) else 0.0
+    return max(step, math.ceil(count / MAX_FRAMES)) if count > 0 else step
 
 
 def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY) -> VideoFrames:
@@ -60,7 +65,7 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
-        step = frame_step(every_s, fps)
+        step = frame_step(every_s, fps, cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         out = VideoFrames(fps=round(fps, 3))
         frames: List[np.ndarray] = []
         n = 0
