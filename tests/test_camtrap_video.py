@@ -156,3 +156,37 @@ def test_the_pipeline_holds_only_a_few_videos_at_once(tmp_path, monkeypatch):
         held.append(len(started) - done)
         assert out.is_video == names[out.index].endswith(".mp4")
     assert done == 21 and len(started) == 20 and max(held) <= 2, held
+
+
+def _rotate_mp4(path, out):
+    """``path`` (an MP4 from OpenCV's writer) with a phone's "rotate 90°" display matrix in its track header."""
+    import struct
+
+    b = bytearray(path.read_bytes())
+    at = b.find(b"tkhd") + 4 + 4 + 20 + 8 + 8       # version/flags, times, ids, duration, reserved, layer…volume
+    b[at:at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    out.write_bytes(bytes(b))
+
+
+def test_a_portrait_phone_clip_is_read_upright_as_players_show_it(tmp_path):
+    """Phones store portrait clips landscape with a rotation in the metadata; every player shows them
+    upright, so the network, the sizes, the boxes and the browser's frame must use the upright picture."""
+    import cv2
+
+    from ssd.camtrap.video import read_frame, sample_frames
+
+    flat = tmp_path / "flat.mp4"
+    w = cv2.VideoWriter(str(flat), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (96, 64))
+    for _ in range(6):
+        f = np.zeros((64, 96, 3), np.uint8)
+        f[:, :20] = 255                              # a white band down the stored picture's left side
+        w.write(f)
+    w.release()
+    clip = tmp_path / "Handy Fuchs.mp4"
+    _rotate_mp4(flat, clip)
+    v = sample_frames(str(clip), clip.name, 32)
+    assert v.size == (64, 96)                        # upright: portrait
+    rows = v.pixels[0, :, :, 0].astype(float)
+    assert np.ptp(rows.mean(axis=1)) > 100 and np.ptp(rows.mean(axis=0)) < 30   # the band now runs across
+    shown = read_frame(str(clip), 5)
+    assert shown is not None and shown.size == (64, 96)

@@ -54,11 +54,25 @@ def frame_step(every_s: float, fps: float, count: float = 0) -> int:
     return max(step, math.ceil(count / MAX_FRAMES)) if count > 0 else step
 
 
+def _open(path: str):
+    """An OpenCV capture that turns frames upright by the clip's rotation metadata, as players do.
+
+    Why: phones store portrait clips landscape with a rotation in the track header; OpenCV's wheels
+    leave that off, so the network saw the animal sideways and sizes and boxes did not match the
+    picture every viewer shows (photos are turned by their EXIF orientation the same way)."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if cap.isOpened():
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
 def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY) -> VideoFrames:
     """Frames 0, k, 2k… of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
     import cv2
 
-    cap = cv2.VideoCapture(path)
+    cap = _open(path)
     try:
         if not cap.isOpened():
             raise ValueError(f"'{name}' could not be opened as a video")
@@ -92,7 +106,7 @@ def read_frame(path: str, number: int):
     import cv2
     from PIL import Image
 
-    cap = cv2.VideoCapture(path)
+    cap = _open(path)
     try:
         if not cap.isOpened():
             return None
