@@ -190,3 +190,49 @@ def test_a_portrait_phone_clip_is_read_upright_as_players_show_it(tmp_path):
     assert np.ptp(rows.mean(axis=1)) > 100 and np.ptp(rows.mean(axis=0)) < 30   # the band now runs across
     shown = read_frame(str(clip), 5)
     assert shown is not None and shown.size == (64, 96)
+
+
+def _variable_rate_mp4(path):
+    """20 frames, each as bright as its number × 12: ten 0.2 s apart, then ten 0.8 s apart (10 s; 2 fps
+    on average), made by rewriting the time-to-sample table of an MP4 from OpenCV's writer."""
+    import struct
+
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (64, 48))
+    for i in range(20):
+        w.write(np.full((48, 64, 3), i * 12, np.uint8))
+    w.release()
+    b = bytearray(path.read_bytes())
+
+    def at(name):
+        return b.find(name) - 4
+
+    s = at(b"stts")
+    size, tick = struct.unpack(">I", b[s:s + 4])[0], struct.unpack(">I", b[s + 20:s + 24])[0]
+    table = struct.pack(">I", 24 + 8) + b"stts" + bytes(4) + struct.pack(">IIIII", 2, 10, tick, 10, 4 * tick)
+    for name in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+        o = at(name)
+        b[o:o + 4] = struct.pack(">I", struct.unpack(">I", b[o:o + 4])[0] + len(table) - size)
+    b[s:s + size] = table
+    o = at(b"mdhd")
+    scale = 50 * tick / struct.unpack(">I", b[o + 24:o + 28])[0]          # the new length over the old
+    b[o + 24:o + 28] = struct.pack(">I", 50 * tick)
+    for name, off in ((b"mvhd", 24), (b"tkhd", 28), (b"elst", 16)):
+        o = at(name)
+        b[o + off:o + off + 4] = struct.pack(">I", round(struct.unpack(">I", b[o + off:o + off + 4])[0] * scale))
+    path.write_bytes(bytes(b))
+
+
+def test_a_variable_frame_rate_clip_is_sampled_every_second_of_its_time(tmp_path):
+    """Counting frames at the average rate (2 fps here) looked 6 times in the first 2 s and missed
+    whole seconds after; the frames' time stamps give one look a second all through."""
+    from ssd.camtrap.video import sample_frames
+
+    clip = tmp_path / "phone.mp4"
+    _variable_rate_mp4(clip)
+    v = sample_frames(str(clip), clip.name, 16, every_s=1.0)
+    times = [0.2 * n if n <= 10 else 2.0 + 0.8 * (n - 10) for n in v.numbers]
+    assert v.fps == 2.0 and np.allclose(v.pixels[:, 0, 0, 0], [12 * n for n in v.numbers], atol=6)
+    assert sum(t <= 2.0 for t in times) == 3                       # 0, 1 and 2 s
+    assert all(min(abs(t - k) for t in times) <= 0.4 + 1e-6 for k in range(10))   # a frame nearest each second

@@ -10,7 +10,10 @@ boxes.
 
 Decoding uses OpenCV (``opencv-python``, whose wheels carry FFmpeg): frames are read in order with
 ``grab`` and only the sampled ones are decoded into pixels (``retrieve``), as MegaDetector does.
-Every ``int(every_s * fps)``-th frame is taken (at least every frame), starting with frame 0; at
+Every ``int(every_s * fps)``-th frame is taken (at least every frame), starting with frame 0. The
+spacing is kept in seconds by the frames' time stamps: in a clip of variable frame rate (phones,
+cameras that slow down at night) counting frames at the average rate looked too often where the
+rate was high and left gaps of seconds where it was low; at a constant rate both are the same. At
 most ``MAX_FRAMES`` are held per video (about 190 MB at 256²), which covers 16 minutes at one
 frame a second. A longer clip is sampled more sparsely, so that its last minutes are looked at too
 (stopping at the cap instead lost them without a word); ``frames_processed`` says exactly which
@@ -69,7 +72,7 @@ def _open(path: str):
 
 
 def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY) -> VideoFrames:
-    """Frames 0, k, 2k… of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
+    """Frames 0, k, 2k… (by time) of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
     import cv2
 
     cap = _open(path)
@@ -79,26 +82,48 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
-        step = frame_step(every_s, fps, cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         out = VideoFrames(fps=round(fps, 3))
-        frames: List[np.ndarray] = []
-        n = 0
-        while len(frames) < MAX_FRAMES and cap.grab():
-            if n % step == 0:
-                ok, bgr = cap.retrieve()
-                if ok and bgr is not None:
-                    if not frames:
-                        out.size = (int(bgr.shape[1]), int(bgr.shape[0]))
-                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    frames.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
-                    out.numbers.append(n)
-            n += 1
+        step = frame_step(every_s, fps, cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        frames = _sampled(cap, out, size, fps, step / fps)
     finally:
         cap.release()
     if not frames:
         raise ValueError(f"'{name}' has no frame that could be decoded")
     out.pixels = np.stack(frames)
     return out
+
+
+def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> List[np.ndarray]:
+    """Decode the frame nearest each multiple of ``every_s`` seconds (the first within half its gap to
+    the frame before), noting numbers and size in ``out``; grabbed frames are never kept."""
+    import cv2
+
+    frames: List[np.ndarray] = []
+    due, at, n = 0.0, -1.0 / fps, 0
+    while len(frames) < MAX_FRAMES and cap.grab():
+        before, at = at, _frame_time(cap, fps, at)
+        slack = 0.5 * (at - before)
+        if at >= due - slack:
+            ok, bgr = cap.retrieve()
+            if ok and bgr is not None:
+                if not frames:
+                    out.size = (int(bgr.shape[1]), int(bgr.shape[0]))
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                frames.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
+                out.numbers.append(n)
+            while due - slack <= at:
+                due += every_s
+        n += 1
+    return frames
+
+
+def _frame_time(cap, fps: float, previous: float) -> float:
+    """Seconds of the frame just grabbed: its time stamp, or one frame after ``previous`` where the
+    stamp is missing or does not move on (some AVIs carry none)."""
+    import cv2
+
+    t = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+    return t if math.isfinite(t) and t > previous else previous + 1.0 / fps
 
 
 def read_frame(path: str, number: int):
