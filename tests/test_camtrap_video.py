@@ -236,3 +236,26 @@ def test_a_variable_frame_rate_clip_is_sampled_every_second_of_its_time(tmp_path
     assert v.fps == 2.0 and np.allclose(v.pixels[:, 0, 0, 0], [12 * n for n in v.numbers], atol=6)
     assert sum(t <= 2.0 for t in times) == 3                       # 0, 1 and 2 s
     assert all(min(abs(t - k) for t in times) <= 0.4 + 1e-6 for k in range(10))   # a frame nearest each second
+
+
+def test_a_clip_of_unknown_length_is_thinned_not_cut_at_the_frame_cap(tmp_path, monkeypatch):
+    """A stream that does not say how many frames it has (a raw MJPEG stream here; MPEG files
+    guess short) cannot be spaced out ahead: the frames held are thinned as it goes instead."""
+    import io
+
+    from PIL import Image
+
+    from ssd.camtrap import video
+
+    buf = io.BytesIO()
+    for i in range(60):                                   # 60 JPEGs back to back: FFmpeg reads 25 fps
+        Image.fromarray(np.full((24, 32, 3), i * 4, np.uint8)).save(buf, "JPEG")
+    clip = tmp_path / "trailcam.avi"
+    clip.write_bytes(buf.getvalue())
+    monkeypatch.setattr(video, "MAX_FRAMES", 10)
+    v = video.sample_frames(str(clip), clip.name, 8, every_s=0.04)        # every frame wanted: 60 > 10
+    assert len(v.numbers) <= 10 and len(v.pixels) == len(v.numbers)
+    assert v.numbers[-1] >= 50                                            # the end was looked at
+    gaps = {b - a for a, b in zip(v.numbers, v.numbers[1:])}
+    assert max(gaps) <= 2 * min(gaps)                                     # still about evenly spaced
+    assert np.allclose(v.pixels[:, 0, 0, 0], [4 * n for n in v.numbers], atol=4)   # each frame is its number

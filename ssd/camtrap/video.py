@@ -16,7 +16,8 @@ cameras that slow down at night) counting frames at the average rate looked too 
 rate was high and left gaps of seconds where it was low; at a constant rate both are the same. At
 most ``MAX_FRAMES`` are held per video (about 190 MB at 256²), which covers 16 minutes at one
 frame a second. A longer clip is sampled more sparsely, so that its last minutes are looked at too
-(stopping at the cap instead lost them without a word); ``frames_processed`` says exactly which
+(stopping at the cap instead lost them without a word): spaced out ahead by the frame count in its
+header, or thinned as it goes where the header does not say or says too few; ``frames_processed`` says exactly which
 frames were looked at.
 """
 from __future__ import annotations
@@ -95,15 +96,17 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
 
 def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> List[np.ndarray]:
     """Decode the frame nearest each multiple of ``every_s`` seconds (the first within half its gap to
-    the frame before), noting numbers and size in ``out``; grabbed frames are never kept."""
+    the frame before), noting numbers and size in ``out``; grabbed frames are never kept. Past
+    ``MAX_FRAMES`` (a clip longer than its header said) every other frame held is let go and the
+    spacing doubled, so memory stays bounded and the clip is still looked at to its end."""
     import cv2
 
     frames: List[np.ndarray] = []
-    due, at, n = 0.0, -1.0 / fps, 0
-    while len(frames) < MAX_FRAMES and cap.grab():
+    k, at, n = 0, -1.0 / fps, 0                   # k: the multiple of every_s looked for next
+    while cap.grab():
         before, at = at, _frame_time(cap, fps, at)
         slack = 0.5 * (at - before)
-        if at >= due - slack:
+        if at >= k * every_s - slack:
             ok, bgr = cap.retrieve()
             if ok and bgr is not None:
                 if not frames:
@@ -111,8 +114,11 @@ def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> Li
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 frames.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
                 out.numbers.append(n)
-            while due - slack <= at:
-                due += every_s
+            while k * every_s - slack <= at:
+                k += 1
+            if len(frames) > MAX_FRAMES:
+                del frames[1::2], out.numbers[1::2]
+                every_s, k = 2 * every_s, (k + 1) // 2
         n += 1
     return frames
 
