@@ -111,8 +111,8 @@ def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> Li
             if ok and bgr is not None:
                 if not frames:
                     out.size = (int(bgr.shape[1]), int(bgr.shape[0]))
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                frames.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
+                small = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)   # then the channel swap:
+                frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))                  # no full-size copy
                 out.numbers.append(n)
             while k * every_s - slack <= at:
                 k += 1
