@@ -259,3 +259,21 @@ def test_a_clip_of_unknown_length_is_thinned_not_cut_at_the_frame_cap(tmp_path, 
     gaps = {b - a for a, b in zip(v.numbers, v.numbers[1:])}
     assert max(gaps) <= 2 * min(gaps)                                     # still about evenly spaced
     assert np.allclose(v.pixels[:, 0, 0, 0], [4 * n for n in v.numbers], atol=4)   # each frame is its number
+
+
+def test_damaged_clips_give_our_messages_not_ffmpegs_log_lines(tmp_path):
+    """A clip cut off mid-recording (camera out of power) printed FFmpeg's internal log lines
+    ("[mov,mp4,… @ 0x…] moov atom not found") among the run's progress, even with --quiet."""
+    good = tmp_path / "good.mp4"
+    write_video(good, frames=20)
+    data = good.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:len(data) // 2])
+    write_video(tmp_path / "cut.avi", frames=20, fourcc="MJPG")
+    avi = (tmp_path / "cut.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(avi[:len(avi) // 2 + 7])          # stops inside a frame
+    good.unlink()
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", MODEL, str(tmp_path), "--quiet",
+                        "--json", str(tmp_path / "out.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "@ 0x" not in r.stderr and "moov" not in r.stderr, r.stderr
+    by = {im["file"]: im for im in json.loads((tmp_path / "out.json").read_text())["images"]}
+    assert "cut off" in by["cut.mp4"]["failure"] and by["cut.avi"]["frames_processed"][0] == 0

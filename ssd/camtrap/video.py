@@ -63,7 +63,10 @@ def _open(path: str):
 
     Why: phones store portrait clips landscape with a rotation in the track header; OpenCV's wheels
     leave that off, so the network saw the animal sideways and sizes and boxes did not match the
-    picture every viewer shows (photos are turned by their EXIF orientation the same way)."""
+    picture every viewer shows (photos are turned by their EXIF orientation the same way). FFmpeg's
+    own log lines are silenced (set before the first capture; ``OPENCV_FFMPEG_LOGLEVEL`` overrides):
+    they went to stderr amid the progress, and the entry's ``failure`` says what went wrong."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     cap = cv2.VideoCapture(path)
@@ -79,7 +82,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
     cap = _open(path)
     try:
         if not cap.isOpened():
-            raise ValueError(f"'{name}' could not be opened as a video")
+            raise ValueError(f"'{name}' could not be opened as a video (not a video, or a damaged one: "
+                             "e.g. a recording cut off before the camera finished the file)")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
