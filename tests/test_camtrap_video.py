@@ -277,3 +277,29 @@ def test_damaged_clips_give_our_messages_not_ffmpegs_log_lines(tmp_path):
     assert r.returncode == 0 and "@ 0x" not in r.stderr and "moov" not in r.stderr, r.stderr
     by = {im["file"]: im for im in json.loads((tmp_path / "out.json").read_text())["images"]}
     assert "cut off" in by["cut.mp4"]["failure"] and by["cut.avi"]["frames_processed"][0] == 0
+
+
+def test_a_class_seen_only_outside_the_best_frame_is_kept_with_its_frame():
+    """A deer at 0.9 in one frame and a person at 0.8 in another: only the deer's frame was kept,
+    so the person was lost to the summary, the sort and the exports. Now each class the best frame
+    lacks brings its top detection from its own frame (as MegaDetector's conversion keeps each
+    class's top detection), and the browser still draws only the shown frame's boxes."""
+    from ssd.camtrap.browse import entry_detections
+    from ssd.camtrap.video import video_entry
+    from ssd.inference.detector import RawDetections
+
+    classes = ["deer", "person"]
+
+    def raw(*dets):
+        return RawDetections(np.array([c for c, _ in dets], np.int64), np.array([s for _, s in dets], np.float32),
+                             np.array([[10, 10, 40, 40]] * len(dets), np.float32).reshape(-1, 4), (100, 100), classes)
+
+    frames = [(0, raw((0, 0.3))), (30, raw((0, 0.9), (0, 0.6))), (60, raw((1, 0.8), (0, 0.5))), (90, raw((1, 0.4)))]
+    entry = video_entry("clip.mp4", frames, 30.0, None, 0.005, 100)
+    got = [(d["category"], d["conf"], d["frame_number"]) for d in entry["detections"]]
+    assert got == [("1", 0.9, 30), ("2", 0.8, 60), ("1", 0.6, 30)]
+    assert entry["max_detection_conf"] == 0.9
+    shown = entry_detections(entry, {"1": "deer", "2": "person"}, 0.0, True, (100, 100))
+    assert sorted(shown.scores.tolist()) == pytest.approx([0.6, 0.9])          # frame 30's boxes only
+    # the cap on detections per entry still holds
+    assert len(video_entry("clip.mp4", frames, 30.0, None, 0.005, 2)["detections"]) == 2

@@ -119,6 +119,11 @@ def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: Th
     order = list(names)
     classes = [names[k] for k in order] + [f"{names[k]} (suspect)" for k in order]
     dets = shown_detections(entry, threshold, hide_suspect, names)
+    if "frames_processed" in entry:       # a video: only the boxes seen in the frame shown
+        from ssd.camtrap.video import shown_frame
+
+        frame = shown_frame(entry)
+        dets = [d for d in dets if d.get("frame_number", frame) == frame]
     w, h = size
     boxes = np.array([[d["bbox"][0] * w, d["bbox"][1] * h, (d["bbox"][0] + d["bbox"][2]) * w,
                        (d["bbox"][1] + d["bbox"][3]) * h] for d in dets], dtype=np.float32).reshape(-1, 4)
@@ -128,9 +133,10 @@ def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: Th
     return RawDetections(ids, scores, boxes, (w, h), classes or ["object"], entry["file"])
 
 
-def open_picture(entry: Dict[str, Any], image_root: Optional[str], side: int = 320) -> Optional[Image.Image]:
-    """The entry's image (a video's best frame: the one its detections come from) at about
-    ``side`` pixels; None when it cannot be opened or lies outside ``image_root``."""
+def open_picture(entry: Dict[str, Any], image_root: Optional[str], side: int = 320,
+                 frame: Optional[int] = None) -> Optional[Image.Image]:
+    """The entry's image (a video's best frame, or ``frame``) at about ``side`` pixels; None when
+    it cannot be opened or lies outside ``image_root``."""
     from ssd.base.errors import ImageError
     from ssd.camtrap.video import is_video, read_frame, shown_frame
     from ssd.data.images import load_image
@@ -139,7 +145,7 @@ def open_picture(entry: Dict[str, Any], image_root: Optional[str], side: int = 3
     if path is None or not os.path.isfile(path):
         return None
     if is_video(entry["file"]):
-        img = read_frame(path, shown_frame(entry))
+        img = read_frame(path, shown_frame(entry) if frame is None else int(frame))
         if img is None:
             return None
     else:
@@ -166,7 +172,8 @@ def crop(entry: Dict[str, Any], detection: Dict[str, Any], image_root: Optional[
          side: int = 160) -> Optional[Image.Image]:
     """The region of one detection (with a margin of half its size) at about ``side`` pixels, for
     the repeat review's grid; None when the image cannot be opened."""
-    img = open_picture(entry, image_root, 4 * side)
+    number = detection.get("frame_number")
+    img = open_picture(entry, image_root, 4 * side, number if isinstance(number, int) else None)
     if img is None:
         return None
     w, h = img.size

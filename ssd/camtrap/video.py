@@ -6,7 +6,8 @@ Why: many traps record clips instead of (or besides) bursts of photos. MegaDetec
 detection; Timelapse reads that. Here the sampled frames go through the same batched network as
 photos, and the video's detections are those of its best frame (the one whose top detection
 scores highest; the first such frame on a tie), so the browser can show that one frame with its
-boxes.
+boxes, plus the top detection of each class that frame lacks, from its own frame (as MegaDetector
+keeps each class's top detection): a class seen only in another frame is never lost.
 
 Decoding uses OpenCV (``opencv-python``, whose wheels carry FFmpeg): frames are read in order with
 ``grab`` and only the sampled ones are decoded into pixels (``retrieve``), as MegaDetector does.
@@ -180,10 +181,38 @@ def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: flo
         entry = image_entry(file, None, failure or "no frame could be decoded")
         entry.update(frame_rate=FAILED_FRAME_RATE, frames_processed=[])
         return entry
-    number, raw = frames[best_frame(frames)]
+    best = best_frame(frames)
+    number, raw = frames[best]
     entry = image_entry(file, raw, None, floor, None, max_detections)
     for d in entry["detections"]:
         d["frame_number"] = int(number)
+    others = _other_classes(file, frames, best, {d["category"] for d in entry["detections"]}, floor)
+    if others:
+        merged = entry["detections"] + others
+        merged.sort(key=lambda d: -d["conf"])     # stable: the best frame's detections stay first on a tie
+        entry["detections"] = merged[:max_detections]
     entry["frame_rate"] = float(fps)
     entry["frames_processed"] = [int(n) for n, _ in frames]
     return entry
+
+
+def _other_classes(file: str, frames: Sequence[Tuple[int, Any]], best: int, seen: set,
+                   floor: float) -> List[Dict[str, Any]]:
+    """The top detection of each class that the best frame lacks, from the frame where it scores
+    highest, with that ``frame_number``.
+
+    Why: a clip with a deer in one frame and a person in another kept only the deer's frame, so the
+    person was lost to the summary, the sort and the exports (MegaDetector's own conversion of frames
+    to a video keeps each class's top detection, each with its frame). The best frame's detections
+    are all kept besides, so the browser still shows one frame with every box seen in it.
+    """
+    from ssd.camtrap.megadetector import image_entry
+
+    top: Dict[str, Dict[str, Any]] = {}
+    for i, (number, raw) in enumerate(frames):
+        if i == best:
+            continue
+        for d in image_entry(file, raw, None, floor)["detections"]:
+            if d["category"] not in seen and d["conf"] > top.get(d["category"], {}).get("conf", -1.0):
+                top[d["category"]] = dict(d, frame_number=int(number))
+    return list(top.values())
