@@ -65,3 +65,27 @@ def test_one_entry_is_filtered_as_the_arrays_are():
         idx = shown.indices([d["conf"] for d in dets], [names.get(d["category"], d["category"]) for d in dets],
                             [bool(d.get("suspect")) for d in dets])
         assert shown.entry_detections({"detections": dets}, names) == [dets[i] for i in np.asarray(idx)]
+
+
+def test_sort_opens_each_destination_folder_once(tmp_path, monkeypatch):
+    """Consecutive images of a class share a folder: it is opened once, not once per image."""
+    from ssd.camtrap import sorting
+    from ssd.camtrap.megadetector import results_document
+
+    images = []
+    for cam in ("cam1", "cam2"):
+        for i in range(30):
+            (tmp_path / "photos" / cam).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "photos" / cam / f"{i:03d}.jpg").write_bytes(b"x")
+            dets = [{"category": "1", "conf": 0.9, "bbox": [0, 0, 0.1, 0.1]}] if i % 2 else []
+            images.append({"file": f"{cam}/{i:03d}.jpg", "width": 8, "height": 8, "detections": dets,
+                           "max_detection_conf": 0.9 if dets else 0.0, "failure": None})
+    doc = results_document(images, ["animal", "person", "vehicle"], "m", 0.2)
+    calls = []
+    real = sorting.open_folder
+    monkeypatch.setattr(sorting, "open_folder", lambda base, parts: calls.append(tuple(parts)) or real(base, parts))
+    counts = sorting.sort_into_folders(doc, str(tmp_path / "photos"), str(tmp_path / "sorted"), 0.2)
+    assert counts == {"animal": 30, "empty": 30}
+    assert sorted(calls) == [("animal", "cam1"), ("animal", "cam2"), ("empty", "cam1"), ("empty", "cam2")]
+    assert len(list((tmp_path / "sorted" / "animal" / "cam2").iterdir())) == 15
+    assert (tmp_path / "sorted" / "empty" / "cam1" / "000.jpg").resolve() == tmp_path / "photos" / "cam1" / "000.jpg"
