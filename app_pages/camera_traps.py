@@ -200,8 +200,8 @@ def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
     for k, (cid, name) in enumerate(names.items()):
-        out[name] = float(cols[k % len(cols)].number_input(name, 0.0, 1.0, float(threshold), 0.05,
-                                                           key=f"ct_thr_{cid}"))
+        label = md_escape(name)         # a widget label is Markdown; the name comes from the results file
+        out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05, key=f"ct_thr_{cid}"))
     return {n: v for n, v in out.items() if v != threshold}
 
 

@@ -86,3 +86,24 @@ def test_camera_traps_page_escapes_control_characters_in_file_folder_and_class_n
     at.radio(key="ct_view").set_value("episodes").run()                                   # one row per burst
     _ok(at)
     assert [s for s in _shown(at) if CONTROL.search(s)] == []
+
+
+def test_camera_traps_per_class_thresholds_show_a_class_name_as_text(tmp_path, monkeypatch, shipped_models_root):
+    """A widget label is Markdown (bold, links, images fetched from a stranger's host): the class names
+    from a results file label the per-class thresholds, escaped like every other name."""
+    from ssd.base.text import md_escape
+
+    _season(tmp_path)
+    doc = json.loads((tmp_path / "season.json").read_text())
+    marked = "**lynx** ![x](http://evil.example/p.png)\x07"
+    doc["detection_categories"] = {"1": marked}
+    (tmp_path / "season.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    at.text_input(key="ct_results_path").set_value(str(tmp_path / "season.json"))
+    at.text_input(key="ct_image_root").set_value(str(tmp_path / "photos")).run()
+    at.checkbox(key="ct_per_class").check().run()
+    _ok(at)
+    assert [n.label for n in at.number_input if n.key.startswith("ct_thr_")] == [md_escape(marked)]
