@@ -201,7 +201,8 @@ def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     out = {}
     for k, (cid, name) in enumerate(names.items()):
         label = md_escape(name)         # a widget label is Markdown; the name comes from the results file
-        out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05, key=f"ct_thr_{cid}"))
+        out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05,
+                                                           key=f"ct_thr_{cid}"))
     return {n: v for n, v in out.items() if v != threshold}
 
 
