@@ -44,7 +44,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 import ssd  # noqa: E402,F401  (sets OMP_NUM_THREADS before any section imports MXNet)
-from bench_precision import NAIVE_LOOP, _interleaved_ms, _make_folder  # noqa: E402
+from bench_precision import NAIVE_LOOP, _interleaved_ms, _make_folder, emit  # noqa: E402
 
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 PAIRS = (("mxnet", "fp32"), ("mxnet", "int8"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
@@ -264,11 +264,7 @@ def main() -> int:
         res["load_after"] = os.getloadavg()   # other work on the machine: ratios hold better than times
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(table(res))
-    if a.json:
-        with open(a.json, "w", encoding="utf-8") as fh:
-            json.dump(res, fh, indent=2)
-    return 0
+    return emit(table(res), res, a.json)
 
 
 if __name__ == "__main__":

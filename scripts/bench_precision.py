@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from typing import Optional
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,6 +177,15 @@ def _section(name: str, engine: str, *args) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def emit(text: str, res: dict, json_path: Optional[str]) -> int:
+    """Print a benchmark's table and keep all its figures as JSON where asked (every script's end)."""
+    print(text)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
 def _make_folder(folder: str, n: int) -> None:
     """1920×1080 camera-like JPEGs: a synthetic scene stretched, with sensor noise (decodes like a photo)."""
     import numpy as np
@@ -241,11 +251,7 @@ def main() -> int:
         if "zoo" in only:
             print("zoo …", file=sys.stderr)
             res["zoo"] = _section("zoo", "NaiveEngine", tmp, synth, max(5, a.runs // 5))
-    print(table(res))
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=2)
-    return 0
+    return emit(table(res), res, a.json)
 
 
 def table(r: dict) -> str:

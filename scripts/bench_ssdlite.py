@@ -38,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import ssd  # noqa: E402,F401  (sets OMP_NUM_THREADS before any section imports MXNet)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from bench_precision import _make_folder  # noqa: E402
+from bench_precision import _make_folder, emit  # noqa: E402
 
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 HEAD_GAIN = 8.0              # the class head's weights × this: class scores that differ by anchor
@@ -256,11 +256,7 @@ def main() -> int:
                 old = res.get("folder", got)
                 res["folder"] = {k: (max(v, old[k]) if k.endswith("img_s") else min(v, old[k]) if k.endswith("cpu_ms")
                                      else v) for k, v in got.items()}
-    print(table(res))
-    if a.json:
-        with open(a.json, "w", encoding="utf-8") as fh:
-            json.dump(res, fh, indent=2)
-    return 0
+    return emit(table(res), res, a.json)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
-from bench_precision import _make_folder  # noqa: E402
+from bench_precision import _make_folder, emit  # noqa: E402
 
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 SPINNING = ("import sys; sys.path.insert(0, sys.argv[1]); from ssd.base import engine; "
@@ -152,11 +152,7 @@ def main() -> int:
         res["load_after"] = [round(v, 1) for v in os.getloadavg()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(table(res))
-    if a.json:
-        with open(a.json, "w", encoding="utf-8") as fh:
-            json.dump(res, fh, indent=2)
-    return 0
+    return emit(table(res), res, a.json)
 
 
 if __name__ == "__main__":

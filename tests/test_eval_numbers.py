@@ -91,13 +91,12 @@ def test_without_a_shared_name_ids_are_compared_and_extra_ids_left_out():
     assert (res.num_boxes, res.unscored_boxes) == (2, 1)
 
 
-def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_model_dir):
-    # a model trained on a camera-trap set with --val-fraction 0.5 --seed 3: eval must score the same
-    # held-out half, not the default fifth drawn with seed 0 (which mixes in training images)
+def _model_trained_on_half_a_camera_trap_set(tmp_path, tiny_model_dir):
+    """A copy of the tiny model whose record says it trained on ``tmp_path/set`` (20 camera-trap
+    images) with --seed 3 --val-fraction 0.5, and that set's held-out split."""
     import json
     import shutil
 
-    from ssd.cli.main import main
     from ssd.data.dataset import open_dataset
     from test_cct_messy import _images, _write
 
@@ -108,7 +107,17 @@ def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_mod
     meta = json.loads((model / "meta.json").read_text())
     meta["training"]["args"].update(seed=3, val_fraction=0.5)
     (model / "meta.json").write_text(json.dumps(meta))
-    held_out = open_dataset(str(tmp_path / "set"), seed=3, val_fraction=0.5).val
+    return model, open_dataset(str(tmp_path / "set"), seed=3, val_fraction=0.5).val
+
+
+def test_eval_holds_out_the_images_the_model_was_validated_on(tmp_path, tiny_model_dir):
+    # a model trained on a camera-trap set with --val-fraction 0.5 --seed 3: eval must score the same
+    # held-out half, not the default fifth drawn with seed 0 (which mixes in training images)
+    import json
+
+    from ssd.cli.main import main
+
+    model, held_out = _model_trained_on_half_a_camera_trap_set(tmp_path, tiny_model_dir)
     assert main(["eval", "--model", str(model), "--data", str(tmp_path / "set"), "--engine", "mxnet",
                  "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["num_images"] == len(held_out) == 10
@@ -128,23 +137,11 @@ def test_class_names_match_whatever_their_case_or_spacing():
 
 def test_learn_pages_evaluate_the_models_own_held_out_images(tmp_path, tiny_model_dir, monkeypatch):
     # the Learn · Evaluation page drew the default fifth with seed 0 whatever the model was trained on
-    import json
-    import shutil
-
     from app_pages import _learn
-    from ssd.data.dataset import open_dataset
     from ssd.workspace import model_key
-    from test_cct_messy import _images, _write
 
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 30, 30]} for i in range(20)]
-    _write(tmp_path / "set", _images(20), anns, [{"id": 1, "name": "pikachu"}])
-    model = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model)
-    meta = json.loads((model / "meta.json").read_text())
-    meta["training"]["args"].update(seed=3, val_fraction=0.5)
-    (model / "meta.json").write_text(json.dumps(meta))
-    held_out = open_dataset(str(tmp_path / "set"), seed=3, val_fraction=0.5).val
+    model, held_out = _model_trained_on_half_a_camera_trap_set(tmp_path, tiny_model_dir)
     res = _learn.split_evaluation(*model_key(str(model)), str(tmp_path / "set"), 0.0, 500, 0.45, 0.01, 0.5)
     assert res.num_images == len(held_out) == 10
     split = _learn.split_detections(*model_key(str(model)), str(tmp_path / "set"), 0.0, 500, 0.45, 0.01)
