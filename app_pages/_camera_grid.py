@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 import pandas as pd
 import streamlit as st
 
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.browse import (PAGE_SIZE, detection_rows, failure_rows, name_and_folder, page_count, page_of,
                                 picture, split_failures)
 from ssd.inference.filtering import ShownFilter
@@ -71,7 +71,7 @@ def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     large = next((e for e in entries if e["file"] == st.session_state.get("ct_large")), None)
     if large is None:
         return
-    st.text(large["file"])
+    st.text(plain_text(large["file"]))
     pic = picture(large, names, image_root, shown, side=1280)
     if pic is not None:
         st.image(pic)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app_pages import _access
 from ssd.base.errors import SSDError
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.browse import crop
 from ssd.camtrap.review import DECISIONS, apply_decisions, decisions_document, repeat_groups
 from ssd.workspace import check_photo_path
@@ -27,8 +27,8 @@ GROUPS_SHOWN = 12
 def _group_ui(doc: Dict[str, Any], k: int, group, image_root: str) -> None:
     """One group: where it is, a row of crops, and the decision radio."""
     files = group.files(doc)
-    st.text(f"{group.folder or '.'} · place {group.id.rsplit('@', 1)[-1]} · {len(group.members)} detection(s) "
-            f"in {len(files)} image(s) · box {[round(v, 3) for v in group.box]}")
+    st.text(plain_text(f"{group.folder or '.'} · place {group.id.rsplit('@', 1)[-1]} · {len(group.members)} "
+                       f"detection(s) in {len(files)} image(s) · box {[round(v, 3) for v in group.box]}"))
     cols = st.columns(CROPS_PER_GROUP)
     for c, (i, j) in zip(cols, group.members[:CROPS_PER_GROUP]):
         entry = doc["images"][i]

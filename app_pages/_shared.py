@@ -9,7 +9,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import streamlit as st
 
 from ssd.base.lru import BytesLRU
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
 from ssd.inference.batch import DetectionCache
@@ -133,7 +133,8 @@ def model_picker(label: str, ok, default_path: Optional[str], key: str, containe
     index = paths.index(default_path) if default_path in paths else 0
     if key in st.session_state and st.session_state[key] not in paths:
         del st.session_state[key]          # the model was deleted or renamed
-    return container.selectbox(label, paths, index=index, format_func=lambda p: labels.get(p, p), key=key)
+    return container.selectbox(label, paths, index=index, format_func=lambda p: plain_text(labels.get(p, p)),
+                               key=key)
 
 
 def show_broken(broken, container=st) -> None:

@@ -16,7 +16,7 @@ from app_pages import _access
 from app_pages import _shared as sh
 from ssd import jobs
 from ssd.base.errors import SSDError
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.workspace import dataset_folders, folder_stamp
 
 OTHER = "__other__"     # the dataset choice "Another folder (type its path)…"
@@ -124,7 +124,8 @@ def dataset_ui(data_root: str, folders: List[str]) -> str:
     if st.session_state.get("train_dataset") not in options:
         st.session_state.pop("train_dataset", None)
     choice = st.selectbox("Dataset", options, key="train_dataset",
-                          format_func=lambda p: "Another folder (type its path)…" if p == OTHER else os.path.basename(p),
+                          format_func=lambda p: ("Another folder (type its path)…" if p == OTHER
+                                                 else plain_text(os.path.basename(p))),
                           help=f"Folders found in the data folder `{data_root}` (set SSD_DATA_DIR to change it).")
     if choice == OTHER:
         typed = st.text_input("Dataset folder", key="train_data_path",

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, tiny_anchor_config
 from ssd.models.anchor_set import (AnchorSet, anchor_coverage, anchor_set, cell_anchor_rows, positive_rows,
@@ -199,7 +199,7 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
     """The share of a dataset's boxes some anchor overlaps well, and the spread of their best IoU."""
     st.subheader("Coverage of a validation set")
     choices = dataset_choices(meta)
-    which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source")
+    which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source", format_func=plain_text)
     cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
     try:
         if choices[which] is None:

@@ -25,7 +25,7 @@ from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
@@ -124,7 +124,7 @@ def _shown_run(runs_root: str, current) -> str:
 def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
     """Progress with Stop while running; Resume after a stop; the outcome when done; the log."""
     status = jobs.batch_status(run_dir, running=running)
-    st.text(f"Run {os.path.basename(run_dir)}: {status['state']}")
+    st.text(plain_text(f"Run {os.path.basename(run_dir)}: {status['state']}"))
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
     if running:
         eta = jobs.format_duration(status.get("eta_s"))
@@ -166,7 +166,9 @@ def monitor_panel(runs_root: str, running: bool) -> None:
 # ---- browsing results ---------------------------------------------------------------------------
 
 def _run_label(results_path: str) -> str:
-    return results_path if results_path == OTHER_RESULTS else os.path.basename(os.path.dirname(results_path))
+    if results_path == OTHER_RESULTS:
+        return results_path
+    return plain_text(os.path.basename(os.path.dirname(results_path)))
 
 
 def results_source_ui(runs_root: str) -> Tuple[str, str]:
@@ -198,7 +200,8 @@ def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
     for k, (cid, name) in enumerate(names.items()):
-        out[name] = float(cols[k % len(cols)].number_input(name, 0.0, 1.0, float(threshold), 0.05,
+        label = md_escape(name)         # a widget label is Markdown; the name comes from the results file
+        out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05,
                                                            key=f"ct_thr_{cid}"))
     return {n: v for n, v in out.items() if v != threshold}
 
@@ -209,7 +212,8 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
     names = doc["detection_categories"]
     f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1, 1])
     threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
-    classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes")
+    classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes",
+                             format_func=plain_text)
     state = f3.selectbox("Show", STATES, key="ct_state")
     hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect",
                                help="Hide detections flagged as repeated at the same place (rocks, branches).")
@@ -252,7 +256,8 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
     for eid, members in page_of(groups, page, EPISODES_PER_PAGE):
         first = doc["images"][members[0]]
         classes = ", ".join(episode_classes(doc, members, shown)) or "empty"
-        st.text(f"{eid} · {len(members)} frame(s) · {first.get('datetime') or 'no time stamp'} · {classes}")
+        when = first.get("datetime") or "no time stamp"
+        st.text(plain_text(f"{eid} · {len(members)} frame(s) · {when} · {classes}"))
         cols = st.columns(FRAMES_PER_ROW)
         for c, k in zip(cols, members[:FRAMES_PER_ROW]):
             pic = picture(doc["images"][k], doc["detection_categories"], image_root, shown, side=200)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from app_pages._pretrained import pretrained_panel
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
@@ -82,7 +82,7 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     except SSDError as err:     # said once, above the uploads (visible on a phone, where the sidebar is shut)
         return model_path, md_escape(f"Engine {engine}, precision {precision} cannot run this model: "
                                      f"{str(err).rstrip('.')}. Choose another engine or precision in the sidebar.")
-    st.text(f"Knows {model_knowledge(det.meta)}",  # plain text: class names come from the model folder
+    st.text(plain_text(f"Knows {model_knowledge(det.meta)}"),  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
     st.caption(md_escape(f"Running: {det.describe()}"))
@@ -124,7 +124,7 @@ def view_ui(m: ModelChoice) -> Settings:
     nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
-    classes = c2.multiselect("Classes", m.labels, default=m.labels,
+    classes = c2.multiselect("Classes", m.labels, default=m.labels, format_func=plain_text,
                              key=f"detect_classes::{m.model_path}::{m.megadetector}")
     return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
 

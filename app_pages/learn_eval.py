@@ -12,7 +12,7 @@ import streamlit as st
 
 from app_pages import _learn
 from app_pages import _shared as sh
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.base.errors import SSDError
 from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.viz.image_eval import SplitDetections, image_eval, operating_point, start_image
@@ -29,7 +29,7 @@ def source_ui() -> Tuple[str, Optional[str], int]:
     if path is None:
         st.stop()
     choices = dataset_choices(meta, scenes=True)
-    which = c2.selectbox("Images from", list(choices), key="learn_eval_source")
+    which = c2.selectbox("Images from", list(choices), key="learn_eval_source", format_func=plain_text)
     limit = int(c2.number_input("Images of the split to evaluate", 4, 500, 32, 4, key="learn_eval_limit"))
     return path, choices[which], limit
 

@@ -85,3 +85,19 @@ def test_measured_metrics_of_a_saved_model_match_argmax_over_all_anchors(tiny_mo
         total += len(target)
     assert m["images"] == 4 and m["class_err"] == pytest.approx(wrong / total, abs=1e-9)
     assert m["class_err"] < m["mined_class_err"]
+
+
+def test_train_page_names_the_tutorial_of_class_err_and_bbox_mae_by_its_title(shipped_models_root, monkeypatch):
+    """The notes under a saved model's metrics say whose definitions these are: the chapter by its title
+    (Dive into Deep Learning's "Single Shot Multibox Detection"), not a nickname a newcomer cannot look up."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [c.value for c in at.caption if "**class err**" in c.value]
+    helps = [m.help for m in at.metric if m.label in ("class err", "bbox MAE")]
+    assert notes and len(helps) == 2
+    for text in notes + helps:
+        assert "d2l" not in text and "Dive into Deep Learning" in text and "Single Shot Multibox Detection" in text

@@ -23,8 +23,9 @@ WORD_JOINER = "\u2060"
 
 def md_escape(text: object) -> str:
     """``text`` with every Markdown-active character backslash-escaped, autolink literals broken by a
-    word joiner, and line breaks flattened."""
-    flat = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, " ".join(str(text).split("\n")).replace("\r", " "))
+    word joiner, line breaks flattened and other control characters shown as ``plain_text`` shows them."""
+    flat = " ".join(str(text).split("\n")).replace("\r", " ")
+    flat = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, terminal_safe(flat))
     return _SPECIAL.sub(r"\\\1", flat)
 
 
@@ -77,3 +78,10 @@ def terminal_safe(text: object, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return "\n".join(_NOT_FOR_TERMINALS.sub(_terminal_escape, line) for line in s.split("\n"))
     return _NOT_FOR_TERMINALS.sub(_terminal_escape, s)
+
+
+def plain_text(text: object) -> str:
+    """``text`` for a widget that shows it as it is (``st.text``, a selectbox's or multiselect's option
+    labels): a browser shows ESC, BEL or CR from a file or folder name as nothing, a box or a line break,
+    so each control character gets the visible escape the command line prints (``terminal_safe``)."""
+    return terminal_safe(text)

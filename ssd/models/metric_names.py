@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+# Named by its title, for the people who read the page (and can look it up).
+CHAPTER = 'Dive into Deep Learning\'s "Single Shot Multibox Detection"'
+
 # The Train page prints these under each name: one line each, what is measured.
 METRIC_NOTES: Dict[str, str] = {
-    "class err": "the d2l book's class error: arg-max class over every anchor vs its target (background "
-                 "for unmatched anchors), as d2l's cls_eval; mostly easy background, so small.",
-    "bbox MAE": "the d2l book's box error: mean |predicted − target offset| over all anchors' 4 offsets, "
-                "zero outside positive anchors, as d2l's bbox_eval.",
+    "class err": f"class error as {CHAPTER} measures it (its cls_eval): arg-max class over every anchor vs "
+                 "its target (background for unmatched anchors); mostly easy background, so small.",
+    "bbox MAE": f"box error as {CHAPTER} measures it (its bbox_eval): mean |predicted − target offset| over "
+                "all anchors' 4 offsets, zero outside positive anchors.",
     "mined class err": "class error over only the anchors the hard-negative-mined loss counts "
                        "(positives + the hardest negatives, 3 per positive): the hard cases, so much larger.",
 }
