@@ -89,3 +89,28 @@ def test_sort_opens_each_destination_folder_once(tmp_path, monkeypatch):
     assert sorted(calls) == [("animal", "cam1"), ("animal", "cam2"), ("empty", "cam1"), ("empty", "cam2")]
     assert len(list((tmp_path / "sorted" / "animal" / "cam2").iterdir())) == 15
     assert (tmp_path / "sorted" / "empty" / "cam1" / "000.jpg").resolve() == tmp_path / "photos" / "cam1" / "000.jpg"
+
+
+def test_merge_streams_one_entry_a_line(tmp_path, capsys):
+    """``results merge`` writes as a batch run does (one compact entry per line, never the whole
+    document as one indented string), and what it writes reads back as the merged results."""
+    import json
+
+    from ssd.camtrap.megadetector import read_results, results_document
+    from ssd.cli.main import main
+
+    paths = []
+    for k in range(2):
+        images = [{"file": f"cam{k}/{i:03d}.jpg", "width": 8, "height": 8,
+                   "detections": [{"category": "1", "conf": 0.5, "bbox": [0.1, 0.2, 0.3, 0.4]}],
+                   "max_detection_conf": 0.5, "failure": None} for i in range(5)]
+        paths.append(tmp_path / f"s{k}.json")
+        paths[-1].write_text(json.dumps(results_document(images, ["animal", "person", "vehicle"], "m", 0.2)))
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", *map(str, paths), "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    entries = [ln for ln in lines if ln.lstrip().startswith('{"file"')]
+    assert len(entries) == 10 and all(json.loads(ln.rstrip(",")) for ln in entries)
+    merged = read_results(str(out))
+    assert [im["file"] for im in merged["images"]] == [f"cam{k}/{i:03d}.jpg" for k in range(2) for i in range(5)]
+    assert "10 image(s) from 2 file(s)" in capsys.readouterr().err

@@ -44,12 +44,16 @@ def register(sub) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from ssd.base.atomic import atomic_write_text
     from ssd.camtrap.merging import merge_results
+    from ssd.camtrap.run_checkpoint import write_json_with_images
 
     doc = merge_results(args.inputs)
-    atomic_write_text(args.out, json.dumps(doc, indent=2, allow_nan=False) + "\n")   # JSON: never NaN
-    print(f"{len(doc['images'])} image(s) from {len(args.inputs)} file(s) written to {terminal_safe(args.out)}",
+    images = doc.pop("images")
+    # streamed, one compact entry a line as a batch run writes them: the whole text of a season's
+    # results as one string (indented) was twice the memory of the merged entries themselves
+    write_json_with_images(args.out, doc, (json.dumps(im, separators=(",", ":"), allow_nan=False)  # never NaN
+                                           for im in images))
+    print(f"{len(images)} image(s) from {len(args.inputs)} file(s) written to {terminal_safe(args.out)}",
           file=sys.stderr)
     return 0
 
