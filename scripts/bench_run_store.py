@@ -65,7 +65,7 @@ def wchar() -> int:
 
 def run_journal(folder: str, files: List[str], every: int, detections: int) -> Dict[str, float]:
     """This code: append, flush + fsync every ``every``, stream the results from the journal."""
-    from ssd.camtrap.batch_run import _final_texts
+    from ssd.camtrap.batch_run import _episodes, _final_texts
     from ssd.camtrap.run_checkpoint import compact, write_json_with_images
     from ssd.camtrap.run_store import RunStore
 
@@ -80,7 +80,9 @@ def run_journal(folder: str, files: List[str], every: int, detections: int) -> D
             last = time.perf_counter() - t
     store.checkpoint()
     t = time.perf_counter()
-    write_json_with_images(os.path.join(folder, "season.json"), {"info": {}}, _final_texts(store, {}, False))
+    episodes = _episodes(store, 120.0)          # as the run does before writing its results
+    write_json_with_images(os.path.join(folder, "season.json"), {"info": {}},
+                           _final_texts(store, {}, False, episodes))
     out = {"last_checkpoint_s": last, "results_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     store.close()
     t = time.perf_counter()
