@@ -22,10 +22,9 @@ from ssd.inference.filtering import ShownFilter
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _sweep(path: str, stamp: float, shown: ShownFilter) -> Dict[str, Any]:
-    from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.sweep import threshold_sweep
 
-    return threshold_sweep(read_results(path), shown)
+    return threshold_sweep(sh.results_doc(path), shown)
 
 
 def explorer_panel(results_path: str, shown: ShownFilter) -> None:

@@ -87,6 +87,28 @@ def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = Non
     return container.selectbox("Engine", choices, key=key, help=ENGINE_HELP)
 
 
+@st.cache_resource(show_spinner="Reading the results…", max_entries=2)
+def _results(path: str, stamp: Tuple[int, int]) -> dict:
+    from ssd.camtrap.megadetector import read_results
+
+    return read_results(path)
+
+
+def results_doc(path: str) -> dict:
+    """A results file read and checked once per version on disk (its mtime and size), not on every
+    rerun: a season's file (200,000 entries) took seconds to parse and check, and a slider move
+    reran that. Shared by reruns and sessions, so the pages only read it: every change (a repeat
+    review) is made on a copy and written to a file of its own."""
+    import os
+
+    try:
+        st_ = os.stat(path)
+        stamp = (st_.st_mtime_ns, st_.st_size)
+    except OSError:
+        stamp = (0, -1)                  # read_results says why it cannot be read
+    return _results(path, stamp)
+
+
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)
 def _model_anchors(path: str, stamp: float, meta_json: str):
     import json

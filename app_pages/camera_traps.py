@@ -30,7 +30,7 @@ from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
-from ssd.camtrap.megadetector import read_results, typical_threshold
+from ssd.camtrap.megadetector import typical_threshold
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
@@ -271,9 +271,10 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
     """The results as JSON and CSV, and sorting the photos into folders by what was seen."""
     st.subheader("Download and sort")
     d1, d2 = st.columns(2)
-    d1.download_button("Results (MegaDetector JSON)", json.dumps(doc, indent=1), "results.json", "application/json",
-                       key="ct_dl_json", on_click="ignore")
-    d2.download_button("Results (CSV)", results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
+    # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
+    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(doc, indent=1), "results.json",
+                       "application/json", key="ct_dl_json", on_click="ignore")
+    d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
                        on_click="ignore")
     with st.form("ct_sort"):
         target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
@@ -295,7 +296,7 @@ def browser(results_path: str, image_root: str) -> None:
     """Filters, totals, the thumbnail grid (or episode rows), the large view, the threshold explorer,
     downloads and exports, and the repeat review of one results file."""
     try:
-        doc = read_results(results_path)
+        doc = sh.results_doc(results_path)
     except SSDError as err:
         st.error(_plain(err))
         return

@@ -148,3 +148,26 @@ def test_the_page_warns_of_a_locations_row_that_names_no_camera_folder(season):
     _ok(at)
     warned = [w.value for w in at.warning if "no camera folder" in w.value]
     assert len(warned) == 1 and "'cam 1'" in warned[0] and "'cam2'" not in warned[0].split(";")[0], warned
+
+
+def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(season, monkeypatch):
+    """A season's results file is read (parsed and checked) once per version on disk; the JSON and
+    CSV downloads are made when clicked. A slider move reran both, seconds at 200,000 entries."""
+    import ssd.camtrap.megadetector as md
+    import ssd.camtrap.results as results
+
+    reads, csvs = [], []
+    real_read, real_csv = md.read_results, results.results_csv
+    monkeypatch.setattr(md, "read_results", lambda path: reads.append(path) or real_read(path))
+    monkeypatch.setattr(results, "results_csv", lambda doc: csvs.append(1) or real_csv(doc))
+    at = _open(season)
+    at.slider(key="ct_conf").set_value(0.85).run()
+    _ok(at)
+    assert _metrics(at)["With detections"] == "1"          # the new threshold counted (cam1/0.jpg at 0.9)
+    at.checkbox(key="ct_hide_suspect").set_value(False).run()
+    _ok(at)
+    assert reads.count(str(season / "season.json")) == 1 and csvs == []
+    os.utime(season / "season.json", ns=(1, 1))             # a new version on disk is read again
+    at.slider(key="ct_conf").set_value(0.5).run()
+    _ok(at)
+    assert reads.count(str(season / "season.json")) == 2
