@@ -1,0 +1,121 @@
+"""A season's results at scale: what happens after the run, on a MegaDetector file of N entries.
+
+Writes a results file of ``--images`` entries in site/camera/date folders (no photos: the
+network's time is measured elsewhere), split into two shards too, then times, each command in a
+process of its own (wall seconds and peak RSS, ``resource.getrusage`` of the child):
+``results summary``, ``results merge`` of the two shards, ``results export --format camtrap-dp``,
+and the Camera traps page in AppTest (first render of the file, then a move of the confidence
+slider: the file must not be read again). ``--baseline ROOT`` runs the same commands with another
+checkout's code, alternating, for side-by-side figures on a shared machine.
+
+    .venv/bin/python scripts/bench_season_results.py --images 200000 [--baseline /tmp/main-copy] [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PAGE = """
+import os, sys, time
+from streamlit.testing.v1 import AppTest
+results = sys.argv[1]
+at = AppTest.from_file("app.py", default_timeout=900).run()
+at.switch_page("app_pages/camera_traps.py").run()
+at.text_input(key="ct_results_path").set_value(results)
+t = time.perf_counter()
+at.text_input(key="ct_image_root").set_value(os.path.dirname(results)).run()
+first = time.perf_counter() - t
+t = time.perf_counter()
+at.slider(key="ct_conf").set_value(0.5).run()
+print(f"first render {first:.1f} s, slider move {time.perf_counter() - t:.1f} s", file=sys.stderr)
+"""
+
+
+def season(n: int, seed: int = 0) -> Dict:
+    """A results document: 20 sites x 10 cameras x 30 days, 0-3 boxes, one failure in 997."""
+    sys.path.insert(0, ROOT)
+    from ssd.camtrap.megadetector import results_document, sort_key
+
+    rnd = random.Random(seed)
+    names = sorted((f"site{i % 20:02d}/cam{(i // 20) % 10:02d}/2024-06-{(i // 200) % 30 + 1:02d}/IMG_{i:07d}.JPG"
+                    for i in range(n)), key=sort_key)
+    images = []
+    for i, f in enumerate(names):
+        if i % 997 == 0:
+            images.append({"file": f, "failure": "cannot read", "detections": None})
+            continue
+        dets = sorted(({"category": str(rnd.randint(1, 3)), "conf": round(rnd.random(), 3),
+                        "bbox": [round(rnd.random() * 0.6, 4) for _ in range(2)] + [0.2, 0.2]}
+                       for _ in range(rnd.choice([0, 0, 1, 2, 3]))), key=lambda d: -d["conf"])
+        images.append({"file": f, "width": 1920, "height": 1080,
+                       "datetime": f"2024:06:{(i // 200) % 28 + 1:02d} {(i // 60) % 24:02d}:{i % 60:02d}:00",
+                       "detections": dets, "max_detection_conf": max((d["conf"] for d in dets), default=0.0),
+                       "failure": None})
+    return results_document(images, ["animal", "person", "vehicle"], "bench", 0.2)
+
+
+def timed(code_root: str, args: List[str], folder: str) -> Dict[str, object]:
+    """One command with ``code_root``'s package, in its own process: wall seconds and its own peak RSS."""
+    env = dict(os.environ, PYTHONPATH=code_root, SSD_DATA_DIR=os.path.join(folder, "data"),
+               SSD_MODELS_DIR=os.path.join(code_root, "models"), SSD_PHOTO_ROOTS=folder, SSD_FORCE_CPU="1")
+    with tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([sys.executable, *args], cwd=code_root, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read()
+    if p.returncode:
+        raise SystemExit(f"{args[:4]} failed:\n{text[-2000:]}")
+    note = [ln for ln in text.splitlines() if ln.startswith("first render")]
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "note": note[0] if note else ""}
+
+
+def commands(folder: str) -> Dict[str, List[str]]:
+    r = os.path.join(folder, "season.json")
+    return {"summary": ["-m", "ssd", "results", "summary", r],
+            "merge": ["-m", "ssd", "results", "merge", os.path.join(folder, "s0.json"), os.path.join(folder, "s1.json"),
+                      "-o", os.path.join(folder, "merged.json")],
+            "camtrap-dp": ["-m", "ssd", "results", "export", r, "--format", "camtrap-dp", "--out",
+                           os.path.join(folder, "dp"), "--latitude", "1", "--longitude", "2"],
+            "page": ["-c", PAGE, r]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=100_000)
+    ap.add_argument("--baseline", metavar="ROOT", help="another checkout, timed alternately with this one")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--only", nargs="*", help="some of: summary merge camtrap-dp page")
+    args = ap.parse_args()
+    roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
+        doc = season(args.images)
+        with open(os.path.join(folder, "season.json"), "w") as fh:
+            json.dump(doc, fh, indent=1)
+        for k in range(2):
+            with open(os.path.join(folder, f"s{k}.json"), "w") as fh:
+                json.dump({**doc, "images": doc["images"][k::2]}, fh)
+        print(f"{args.images} entries ({os.path.getsize(os.path.join(folder, 'season.json')) / 1e6:.0f} MB)")
+        for name, cmd in commands(folder).items():
+            if args.only and name not in args.only:
+                continue
+            for rnd in range(args.rounds):
+                for label, root in roots.items():
+                    subprocess.run(["rm", "-rf", os.path.join(folder, "dp")], check=True)
+                    r = timed(root, cmd, folder)
+                    print(f"{name:<11} {label:<9} round {rnd + 1}: {r['wall_s']:6.1f} s {r['peak_mib']:6.0f} MiB  {r['note']}")
+
+
+if __name__ == "__main__":
+    main()
