@@ -144,3 +144,26 @@ def test_the_run_settings_carry_the_camera_depth_to_a_background_job_and_back():
     assert "--camera-depth" not in RunSettings("m", ("photos",)).to_argv()
     with pytest.raises(SettingsError):
         RunSettings.from_dict(dict(s.to_dict(), camera_depth=-1))
+
+
+def test_the_camera_traps_page_runs_with_the_camera_folder_chosen(monkeypatch, tmp_path, shipped_models_root, season):
+    from streamlit.testing.v1 import AppTest
+
+    from ssd import jobs
+    from test_camera_traps_app import APP, _Browser, _start_run
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(season.parent))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    box = at.selectbox(key="ct_camera_depth")
+    assert box.value is None and "automatic" in box.format_func(box.value)
+    box.set_value(1)
+    browser = _Browser()
+    browser.look(at)
+    _start_run(at, browser, str(season), "by-site")
+    doc = json.loads(open(os.path.join(jobs.camera_runs_dir(), "by-site", jobs.BATCH_RESULTS)).read())
+    assert doc["info"]["ssd_batch"]["camera_depth"] == 1
+    assert {im["episode"].split("#")[0] for im in doc["images"]} == {"siteA", "siteB"}
