@@ -56,6 +56,9 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
              f"with detections   {s['with_detections']:>8}  {e.get('with_detections', 0):>8}",
              f"empty             {s['empty']:>8}  {e.get('empty', 0):>8}",
              f"failed            {s['failed']:>8}  {e.get('failed', 0):>8}"]
+    if "camera_rule" in e:
+        lines.append(f"episodes: frames at most {e['gap']:g} s apart in one of {e['cameras']} camera folder(s) "
+                     f"({e['camera_rule']})")
     if e.get("untimed"):
         lines.append(f"{e['untimed']} image(s) without a time stamp: each is an episode of its own")
     if s["suspect_detections"]:
