@@ -1,0 +1,72 @@
+"""Results files written by MegaDetector's own tools (on Windows, without time stamps) read by ours.
+
+A season's results often come from MegaDetector itself: its batch runs write no ``datetime``
+unless asked (``--include_image_timestamp``), and older versions on Windows wrote ``\\`` between
+folders. Our exports and the Camera traps page must find those images as sorting already does.
+"""
+from __future__ import annotations
+
+import csv
+import json
+
+from PIL import Image
+
+from ssd.cli.main import main
+
+
+def _photo(path, when):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.new("RGB", (64, 48), (90, 120, 60))
+    exif = im.getexif()
+    exif[0x0132] = when                       # DateTime, as many camera traps write it
+    im.save(path, exif=exif)
+
+
+def _md_file(tmp_path, names):
+    """A MegaDetector v4-era results file: no datetime, no width/height, ``max_detection_conf``."""
+    doc = {"info": {"format_version": "1.0", "detector": "megadetector_v4.1",
+                    "detection_completion_time": "2020-01-01 10:00:00"},
+           "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+           "images": [{"file": n, "max_detection_conf": 0.9,
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4]}]}
+                      for n in names]}
+    path = tmp_path / "md.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _export(tmp_path, results, images):
+    out = tmp_path / "dp"
+    rc = main(["results", "export", str(results), "--format", "camtrap-dp", "--out", str(out),
+               "--images", str(images), "--latitude", "1", "--longitude", "2"])
+    assert rc == 0
+    with open(out / "media.csv", newline="") as fh:
+        return {r["filePath"]: r for r in csv.DictReader(fh)}
+
+
+def test_camtrap_dp_dates_a_megadetector_files_photos_by_their_exif_time_not_the_copy_time(tmp_path):
+    images = tmp_path / "season"
+    _photo(images / "camA" / "img0.jpg", "2024:05:01 10:00:00")
+    media = _export(tmp_path, _md_file(tmp_path, ["camA/img0.jpg"]), images)
+    assert media["camA/img0.jpg"]["timestamp"].startswith("2024-05-01T10:00:00")
+    assert "modification" not in media["camA/img0.jpg"]["mediaComments"]
+
+
+def test_camtrap_dp_finds_the_photos_of_a_results_file_written_with_backslashes(tmp_path):
+    images = tmp_path / "season"
+    _photo(images / "camA" / "img0.jpg", "2024:05:01 10:00:00")
+    _photo(images / "camB" / "img1.jpg", "2024:05:02 11:00:00")
+    media = _export(tmp_path, _md_file(tmp_path, ["camA\\img0.jpg", "camB\\img1.jpg"]), images)
+    assert sorted(media) == ["camA/img0.jpg", "camB/img1.jpg"]
+    assert media["camB/img1.jpg"]["deploymentID"] == "camB"
+    assert media["camB/img1.jpg"]["timestamp"].startswith("2024-05-02T11:00:00")
+
+
+def test_the_camera_traps_page_shows_images_named_with_backslashes(tmp_path):
+    from ssd.camtrap.browse import image_path, name_and_folder
+
+    images = tmp_path / "season"
+    _photo(images / "camA" / "img0.jpg", "2024:05:01 10:00:00")
+    assert image_path({"file": "camA\\img0.jpg"}, str(images)) == str((images / "camA" / "img0.jpg").resolve())
+    assert name_and_folder("camA\\img0.jpg") == ("img0.jpg", "camA")
+    assert image_path({"file": "..\\season2\\x.jpg"}, str(images)) is None
