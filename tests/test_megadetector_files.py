@@ -70,3 +70,29 @@ def test_the_camera_traps_page_shows_images_named_with_backslashes(tmp_path):
     assert image_path({"file": "camA\\img0.jpg"}, str(images)) == str((images / "camA" / "img0.jpg").resolve())
     assert name_and_folder("camA\\img0.jpg") == ("img0.jpg", "camA")
     assert image_path({"file": "..\\season2\\x.jpg"}, str(images)) is None
+
+
+def _shard(tmp_path, name, files):
+    doc = json.loads(_md_file(tmp_path, files).read_text())
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_megadetectors_absolute_windows_names_merge_as_absolute_names(tmp_path, capsys):
+    """MegaDetector writes absolute names unless asked otherwise: on Windows a drive letter or a
+    network share. Two such runs were refused as "an absolute path ... (or all absolute)"."""
+    for prefix in ("D:\\season\\", "\\\\server\\share\\season\\"):
+        a = _shard(tmp_path, "a.json", [prefix + "camB\\img0.jpg", prefix + "camA\\img1.jpg"])
+        b = _shard(tmp_path, "b.json", [prefix + "camA\\img0.jpg"])
+        out = tmp_path / "all.json"
+        assert main(["results", "merge", str(a), str(b), "-o", str(out)]) == 0, capsys.readouterr().err
+        files = [im["file"] for im in json.loads(out.read_text())["images"]]
+        assert files == [prefix + "camA\\img0.jpg", prefix + "camA\\img1.jpg", prefix + "camB\\img0.jpg"]
+
+
+def test_a_windows_name_climbing_out_with_dotdot_still_does_not_merge(tmp_path, capsys):
+    a = _shard(tmp_path, "a.json", ["D:\\season\\..\\..\\other\\img0.jpg"])
+    b = _shard(tmp_path, "b.json", ["D:\\season\\camA\\img0.jpg"])
+    assert main(["results", "merge", str(a), str(b), "-o", str(tmp_path / "all.json")]) != 0
+    assert "'..'" in capsys.readouterr().err

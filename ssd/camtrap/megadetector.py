@@ -174,6 +174,7 @@ def check_class_names(per_class: Dict[str, float], categories: Dict[str, str]) -
 
 
 def sort_key(file: str) -> tuple:
-    """The order of a recursive folder walk: by path components, so merged shards sort like one run."""
-    return tuple(as_posix(file).split("/"))
+    """The order of a recursive folder walk: by path components, so merged shards sort like one run
+    (``\\`` too: files written on Windows)."""
+    return tuple(str(file).replace("\\", "/").split("/"))
 
