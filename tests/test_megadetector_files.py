@@ -96,3 +96,40 @@ def test_a_windows_name_climbing_out_with_dotdot_still_does_not_merge(tmp_path, 
     b = _shard(tmp_path, "b.json", ["D:\\season\\camA\\img0.jpg"])
     assert main(["results", "merge", str(a), str(b), "-o", str(tmp_path / "all.json")]) != 0
     assert "'..'" in capsys.readouterr().err
+
+
+class _Detector:
+    """A network-free detector with MegaDetector's three classes."""
+
+    input_size, classes = 32, ["animal", "person", "vehicle"]
+
+    def engine_info(self):
+        return {"engine": "onnxruntime", "precision": "fp32"}
+
+    def describe(self):
+        return "fake"
+
+    def predict_arrays(self, images, nms=0.45, floor=0.005):
+        import numpy as np
+
+        return [(np.array([0]), np.array([0.4], np.float32), np.array([[1, 1, 10, 10]], np.float32)) for _ in images]
+
+
+def test_megadetectors_own_results_are_not_adopted_as_previous_results_of_our_run(tmp_path):
+    """``--previous-results`` entries are written as this run's, under our detector's name: a
+    MegaDetector file with the same three categories was taken in silently, its boxes then passing
+    as our model's (in Timelapse, in a merge, in a Camtrap DP ``classifiedBy``)."""
+    import pytest
+
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.megadetector import ResultsError
+    from ssd.camtrap.settings import RunSettings
+
+    images = tmp_path / "season"
+    _photo(images / "img0.jpg", "2024:05:01 10:00:00")
+    _photo(images / "img1.jpg", "2024:05:01 10:00:05")
+    previous = _md_file(tmp_path, ["img0.jpg"])
+    opts = RunSettings("models/x", [str(images)], out_json=str(tmp_path / "r.json"), previous_results=str(previous))
+    with pytest.raises(ResultsError, match="megadetector_v4.1.*ssd-studio:x"):
+        run_batch(opts, _Detector(), stream=None)
+    assert not (tmp_path / "r.json").exists()
