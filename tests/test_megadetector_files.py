@@ -133,3 +133,15 @@ def test_megadetectors_own_results_are_not_adopted_as_previous_results_of_our_ru
     with pytest.raises(ResultsError, match="megadetector_v4.1.*ssd-studio:x"):
         run_batch(opts, _Detector(), stream=None)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_file_with_categories_as_a_list_is_refused_by_what_is_wrong(tmp_path, capsys):
+    """MegaDetector's CSV-to-JSON conversion writes ``detection_categories`` as a list of
+    ``{"id", "name"}``: the refusal said the file had no 'detection_categories' at all."""
+    doc = json.loads(_md_file(tmp_path, ["a.jpg"]).read_text())
+    doc["detection_categories"] = [{"id": 1, "name": "animal"}]
+    path = tmp_path / "from_csv.json"
+    path.write_text(json.dumps(doc))
+    assert main(["results", "summary", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "detection_categories is [{'id': 1, 'name': 'animal'}], expected an object of id → name" in err
