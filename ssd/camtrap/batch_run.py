@@ -142,19 +142,29 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
     return store
 
 
+def _model_name(s: RunSettings) -> str:
+    """The model's name in ``info.detector``: its folder's."""
+    return os.path.basename(os.path.normpath(s.model))
+
+
 def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any]]:
     """Entries of an earlier results file, by file name; refused when its categories differ, or
     its scores were made otherwise (engine, precision, floor, NMS, detections kept per image): this
     run's ``info`` names them."""
     if not path:
         return {}
-    from ssd.camtrap.megadetector import category_map
+    from ssd.camtrap.megadetector import category_map, detector_name
     from ssd.camtrap.merging import scoring, scoring_difference
 
     doc = read_results(path)
     if doc["detection_categories"] != category_map(run.classes):
         raise ResultsError(f"--previous-results '{path}' has categories {doc['detection_categories']}, "
                            f"this model has {category_map(run.classes)}: use results of the same model")
+    ours = detector_name(_model_name(run.settings))
+    theirs = (doc.get("info") or {}).get("detector")
+    if theirs != ours:
+        raise ResultsError(f"--previous-results '{path}' comes from detector {theirs!r}, this run is {ours!r}: its "
+                           "entries would be written as this model's; use results of the same model")
     s = run.settings
     differ = scoring_difference(scoring(doc), {"floor": s.floor, "nms": s.nms, "max_detections": s.max_detections,
                                                "frame_every": s.frame_every,
@@ -335,7 +345,7 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
                            "camera_depth": opts.camera_rule.recorded(),
                            "frame_every": opts.frame_every, "inference": run.inference}}
-    head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
+    head = results_document([], run.classes, _model_name(opts), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]
     if opts.out_json:

@@ -32,6 +32,8 @@ class ResultsError(SSDError):
 
 def check_results(doc: Any, where: str) -> Dict[str, Any]:
     """``doc`` if it is a well-formed results document, else ``ResultsError`` naming the field."""
+    if isinstance(doc, dict) and isinstance(doc.get("images"), list) and "detection_categories" in doc:
+        _names(doc["detection_categories"], "detection_categories", where)    # says what is wrong with it
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("detection_categories"), dict):
         raise ResultsError(f"{where} is not a MegaDetector batch results file "
