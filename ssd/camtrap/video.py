@@ -23,6 +23,7 @@ frames were looked at.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpeg", ".mpg", ".flv")
 DEFAULT_FRAME_EVERY = 1.0          # seconds between the frames looked at
 MAX_FRAMES = 1000
 FAILED_FRAME_RATE = -1.0           # MegaDetector's frame rate for a video that could not be read
+SEEK_BACK_FRAMES = 4               # how far before a frame's stamp to seek (average-rate frames)
+STAMP_TOLERANCE_MS = 0.01          # two frames' stamps closer than this are the same frame
 
 
 def is_video(name: str) -> bool:
@@ -138,19 +141,96 @@ def _frame_time(cap, fps: float, previous: float) -> float:
 
 
 def read_frame(path: str, number: int):
-    """Frame ``number`` of a video as a PIL image (for the browser), or None when it cannot be read."""
+    """Frame ``number`` of a video, counted as a sequential decode counts (``sample_frames``, so a
+    detection's ``frame_number``), as a PIL image for the browser; None when it cannot be read.
+
+    Why not ``CAP_PROP_POS_FRAMES``: OpenCV turns the number into a time by the AVERAGE frame rate,
+    so in a clip of variable rate it showed (and cropped) another picture than the one detected.
+    Instead the frame's own time stamp is looked up (``frame_times``: the packets read without
+    decoding), the capture seeks a little before it and decodes forward to that exact stamp. Where
+    the stamps cannot be trusted (missing, repeated) frames are decoded from the start and counted.
+    """
     import cv2
     from PIL import Image
+
+    number = int(number)
+    if number < 0:
+        return None
+    times = frame_times(path)
+    bgr = _frame_by_time(path, times[number]) if times is not None and number < len(times) else None
+    if bgr is None and (times is None or number < len(times)):
+        bgr = _frame_by_count(path, number)
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if bgr is not None else None
+
+
+def frame_times(path: str) -> Optional[Tuple[float, ...]]:
+    """Every frame's time stamp (ms) in display order, from the packets alone (OpenCV's raw mode:
+    no decoding, so a minute of video takes milliseconds); None when they are missing or repeat.
+    Kept per file version (path, size, modification time): the browser asks for frame after frame."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _frame_times(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_times(path: str, size: int, mtime_ns: int) -> Optional[Tuple[float, ...]]:
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened() or not cap.set(cv2.CAP_PROP_FORMAT, -1):
+            return None
+        stamps = []
+        while cap.grab():
+            stamps.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
+    finally:
+        cap.release()
+    stamps.sort()                                 # packets come in decoding order (B-frames)
+    ok = stamps and all(math.isfinite(t) for t in stamps) and all(b > a for a, b in zip(stamps, stamps[1:]))
+    return tuple(stamps) if ok else None
+
+
+def _frame_by_time(path: str, ms: float):
+    """The decoded frame stamped ``ms``: a seek to somewhat before it (OpenCV lands on a frame near
+    there by the average rate), then frames decoded forward; None when the seek overshot."""
+    import cv2
 
     cap = _open(path)
     try:
         if not cap.isOpened():
             return None
-        cap.set(cv2.CAP_PROP_POS_FRAMES, int(number))
-        ok, bgr = cap.read()
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        back = SEEK_BACK_FRAMES * 1000.0 / fps if math.isfinite(fps) and fps > 0 else ms
+        if ms - back > 0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, ms - back)
+        while cap.grab():
+            t = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            if abs(t - ms) < STAMP_TOLERANCE_MS:
+                ok, bgr = cap.retrieve()
+                return bgr if ok else None
+            if t > ms:
+                return None
     finally:
         cap.release()
-    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if ok and bgr is not None else None
+    return None
+
+
+def _frame_by_count(path: str, number: int):
+    """Frame ``number`` by decoding from the start (``grab`` only, pixels for that frame alone)."""
+    cap = _open(path)
+    try:
+        if not cap.isOpened():
+            return None
+        for _ in range(number + 1):
+            if not cap.grab():
+                return None
+        ok, bgr = cap.retrieve()
+    finally:
+        cap.release()
+    return bgr if ok else None
 
 
 def shown_frame(entry: Dict[str, Any]) -> int:
