@@ -37,6 +37,7 @@ DEFAULT_FRAME_EVERY = 1.0          # seconds between the frames looked at
 MAX_FRAMES = 1000
 FAILED_FRAME_RATE = -1.0           # MegaDetector's frame rate for a video that could not be read
 SEEK_BACK_FRAMES = 4               # how far before a frame's stamp to seek (average-rate frames)
+SHORT_TOLERANCE_FRAMES = 2         # frames a header may overstate without a warning (``cut_short``)
 STAMP_TOLERANCE_MS = 0.01          # two frames' stamps closer than this are the same frame
 
 
@@ -52,6 +53,8 @@ class VideoFrames:
     pixels: Optional[np.ndarray] = None           # (n, S, S, 3) uint8
     fps: float = 0.0
     size: Tuple[int, int] = (0, 0)                # (width, height)
+    decoded: int = 0                              # frames the clip gave, sampled or not
+    cut_short: Optional[str] = None               # why it ended before its header said (None: it did not)
 
 
 def frame_step(every_s: float, fps: float, count: float = 0) -> int:
@@ -92,8 +95,10 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         if not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
         out = VideoFrames(fps=round(fps, 3))
-        step = frame_step(every_s, fps, cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        stated = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        step = frame_step(every_s, fps, stated)
         frames = _sampled(cap, out, size, fps, step / fps)
+        out.cut_short = cut_short(out.decoded, stated, fps)
     finally:
         cap.release()
     if not frames:
@@ -128,7 +133,26 @@ def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> Li
                 del frames[1::2], out.numbers[1::2]
                 every_s, k = 2 * every_s, (k + 1) // 2
         n += 1
+    out.decoded = n
     return frames
+
+
+def cut_short(decoded: int, stated: float, fps: float) -> Optional[str]:
+    """A warning when decoding stopped well before the frame count in the clip's header (a file cut
+    off while its header, written first, survived), else None.
+
+    Why a tolerance (``SHORT_TOLERANCE_FRAMES``, or 1% of the count when larger): only some
+    containers store a frame count; elsewhere FFmpeg works it out from the duration × average
+    rate, which rounds and counts the last frame's display time, and encoders may drop a last
+    frame. A header one or two frames over is therefore normal, and warning on it would bury the
+    clips really cut short, which lack far more.
+    """
+    if not math.isfinite(stated) or stated <= 0 or decoded <= 0:
+        return None
+    if stated - decoded <= max(SHORT_TOLERANCE_FRAMES, 0.01 * stated):
+        return None
+    return (f"cut short: decoding stopped after {decoded} of the {int(stated)} frames its header lists "
+            f"(about {decoded / fps:.1f} s of {stated / fps:.1f} s); the detections are from the frames read")
 
 
 def _frame_time(cap, fps: float, previous: float) -> float:
@@ -253,8 +277,14 @@ def best_frame(frames: Sequence[Tuple[int, Any]]) -> int:
 
 
 def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: float, failure: Optional[str],
-                floor: float, max_detections: int) -> Dict[str, Any]:
-    """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``."""
+                floor: float, max_detections: int, warning: Optional[str] = None) -> Dict[str, Any]:
+    """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``.
+
+    ``warning`` (a clip cut short) goes into a field of its own, ``"warning"``: the format's
+    ``failure`` demands ``"detections": null`` (MegaDetector's validator rejects both), which would
+    throw away what the frames read did show, and MegaDetector itself records frames it could not
+    read by leaving them out of ``frames_processed``, silently. Fields beyond the format's are
+    allowed by its validator and passed over by Timelapse, while scripts and this app read it."""
     from ssd.camtrap.megadetector import image_entry
 
     if not frames:
@@ -273,6 +303,8 @@ def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: flo
         entry["detections"] = merged[:max_detections]
     entry["frame_rate"] = float(fps)
     entry["frames_processed"] = [int(n) for n, _ in frames]
+    if warning:
+        entry["warning"] = str(warning)
     return entry
 
 
