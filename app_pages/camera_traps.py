@@ -26,6 +26,7 @@ from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
+from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
@@ -58,6 +59,7 @@ def _form_settings() -> RunSettings:
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                        flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
                        episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
+                       camera_depth=s.get("ct_camera_depth", DEFAULT_CAMERA_DEPTH),
                        frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)),
                        engine=s.get("ct_engine", "auto"))
 
@@ -102,11 +104,15 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05, key="ct_threshold",
                     help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
     c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
-                    help="A box at the same place in many images of one camera folder (a rock, a branch).")
+                    help="A box at the same place in many images of one camera (a rock, a branch).")
     c6.checkbox("Include subfolders", value=True, key="ct_recursive")
-    c7, c8, _ = st.columns([1, 1, 2])
+    c7, c8, c9 = st.columns([1, 1, 2])
     c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0, key="ct_episode_gap",
-                    help="Photos of one camera folder at most this far apart form one episode (a burst).")
+                    help="Photos of one camera at most this far apart form one episode (a burst).")
+    c9.selectbox("Camera folder", CAMERA_DEPTH_CHOICES, format_func=describe_depth, key="ct_camera_depth",
+                 help="Which folder is one camera, for episodes, repeats and Camtrap DP deployments. Automatic: "
+                      "site/cam/2024-05-01/100RECNX is camera site/cam (date and card folders removed). "
+                      "N: the first N folder levels below the photo folder, whatever they are called.")
     c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5, key="ct_frame_every",
                     help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)

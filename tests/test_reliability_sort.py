@@ -85,7 +85,7 @@ def test_sort_never_replaces_a_file_already_in_the_target(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "//etc/passwd", "../outside.jpg", "sub/../../outside.jpg",
-                                  "link/secret.jpg"])
+                                  "link/secret.jpg", "leak.jpg"])
 def test_sort_reads_only_inside_the_images_folder(tmp_path, capsys, name):
     photos, out = tmp_path / "photos", tmp_path / "out"
     photos.mkdir()
@@ -94,6 +94,7 @@ def test_sort_reads_only_inside_the_images_folder(tmp_path, capsys, name):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "secret.jpg").write_bytes(b"secret")
     os.symlink(tmp_path / "elsewhere", photos / "link")          # a link inside that leads out
+    os.symlink(tmp_path / "outside.jpg", photos / "leak.jpg")    # a file that is such a link
     results = _write(tmp_path / "r.json", _doc(_empty("ok.jpg"), _empty(name)))
     rc = main(["results", "sort", results, "--images", str(photos), "--into", str(out), "--mode", "copy"])
     err = capsys.readouterr().err
@@ -158,3 +159,23 @@ def test_a_name_that_is_not_utf8_sorts_from_its_escaped_form(tmp_path):
     counts = sort_into_folders(_doc(_empty("bad\\xff.jpg")), str(photos), str(tmp_path / "out"), 0.2)
     assert counts == {"empty": 1}
     assert os.listdir(os.fsencode(tmp_path / "out" / "empty")) == [b"bad\xff.jpg"]
+
+
+def test_the_resolver_answers_each_name_as_a_full_resolution_would(tmp_path):
+    """Folders are resolved once per plan: a second name in a refused folder is refused too, a link
+    to a file inside is followed to that file, and an ordinary name resolves below the real root."""
+    from ssd.base.safe_paths import InsideResolver, PathRefused
+
+    photos = tmp_path / "photos"
+    (photos / "cam").mkdir(parents=True)
+    (photos / "cam" / "a.jpg").write_bytes(b"a")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", photos / "out")
+    os.symlink(photos / "cam" / "a.jpg", photos / "cam" / "alias.jpg")
+    os.symlink(photos, tmp_path / "root-link")
+    resolver = InsideResolver(str(tmp_path / "root-link"))
+    for name in ("out/x.jpg", "out/y.jpg"):
+        with pytest.raises(PathRefused):
+            resolver.resolve(name)
+    assert resolver.resolve("cam/a.jpg") == (["cam", "a.jpg"], str(photos / "cam" / "a.jpg"))
+    assert resolver.resolve("cam/alias.jpg") == (["cam", "alias.jpg"], str(photos / "cam" / "a.jpg"))

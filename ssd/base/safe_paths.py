@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 import stat
-from typing import List, Sequence
+from typing import Dict, List, Sequence, Tuple, Union
 
 
 class PathRefused(ValueError):
@@ -47,16 +47,62 @@ def relative_inside(root: str, name: str) -> List[str]:
     """``name`` (relative to ``root``, or absolute under it) as components whose *resolved* path
     stays inside ``root``: a symbolic link that leads out counts as outside."""
     real_root = os.path.realpath(root)
+    parts = relative_name(real_root, name)
+    if not is_inside(real_root, os.path.join(real_root, *parts)):
+        raise PathRefused("leads out of the folder through a symbolic link")
+    return parts
+
+
+class InsideResolver:
+    """``relative_inside`` for many names under one folder, each folder resolved once.
+
+    Why: ``os.path.realpath`` walks every component of a path with an ``lstat``; resolving the root,
+    then each name in full, cost about 20 system calls per image, a quarter of a 200,000-image sort.
+    A season's names share few folders, so each folder's real path is computed once and only the
+    file itself is looked at (resolved in full when it is a symbolic link). The checks are the same:
+    a name leading out, by ``..``, an absolute path or a link anywhere on its way, is refused.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self._folders: Dict[Tuple[str, ...], Union[str, PathRefused]] = {}
+
+    def resolve(self, name: str) -> Tuple[List[str], str]:
+        """``name``'s components below the root and its resolved path; ``PathRefused`` as ``relative_inside``."""
+        parts = relative_name(self.root, name)
+        folder = self._folder(tuple(parts[:-1]))
+        path = os.path.join(folder, parts[-1])
+        if os.path.islink(path):
+            path = os.path.realpath(path)
+            if not self._inside(path):
+                raise PathRefused("leads out of the folder through a symbolic link")
+        return parts, path
+
+    def _folder(self, parts: Tuple[str, ...]) -> str:
+        found = self._folders.get(parts)
+        if found is None:
+            real = os.path.realpath(os.path.join(self.root, *parts))
+            found = real if self._inside(real) else PathRefused("leads out of the folder through a symbolic link")
+            self._folders[parts] = found
+        if isinstance(found, PathRefused):
+            raise found
+        return found
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self._prefix)
+
+
+def relative_name(real_root: str, name: str) -> List[str]:
+    """``name``'s components below the resolved ``real_root``, an absolute name taken relative to it
+    when it lies under it (``PathRefused`` otherwise, or for ``..``); links are not checked here."""
     norm = name.replace("\\", "/")
     if norm.startswith("/"):
         absolute = os.path.realpath(norm)
         if not is_inside(real_root, absolute) or absolute == real_root:
             raise PathRefused("lies outside the folder")
         norm = os.path.relpath(absolute, real_root)
-    parts = name_parts(norm)
-    if not is_inside(real_root, os.path.join(real_root, *parts)):
-        raise PathRefused("leads out of the folder through a symbolic link")
-    return parts
+    return name_parts(norm)
 
 
 def existing_link(base: str, folders: Sequence[str]) -> str:

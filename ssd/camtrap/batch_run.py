@@ -38,6 +38,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 
 from ssd.base.atomic import atomic_path, atomic_write_json, remove_stale_temps
 from ssd.base.errors import OutputError
+from ssd.camtrap.cameras import CameraRule
 from ssd.camtrap.categories import run_categories
 from ssd.camtrap.episodes import EpisodeFinder, with_episode
 from ssd.camtrap.folders import FileList, list_inputs, refuse_input_overwrite, shard
@@ -264,8 +265,9 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
                            failure_messages=failures, companions_skipped=files.companions_skipped)
     try:
         store.checkpoint()                      # a kill while the results are written loses nothing
-        marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold) if opts.flag_repeats else ({}, 0)
-        episodes = _episodes(store, opts.episode_gap)
+        rule = opts.camera_rule
+        marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold, rule) if opts.flag_repeats else ({}, 0)
+        episodes = _episodes(store, opts.episode_gap, rule)
         cut = count_cut_short(store.texts())
         head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes), cut)
     except BaseException:
@@ -341,6 +343,7 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "max_detections": opts.max_detections,
                            "flag_repeats": opts.flag_repeats, "cut_short": int(cut_short),
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
+                           "camera_depth": opts.camera_rule.recorded(),
                            "frame_every": opts.frame_every, "inference": run.inference}}
     head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
     head.pop("images")
@@ -358,12 +361,13 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
     return head, results
 
 
-def _repeats(store: RunStore, min_images: int, min_conf: float) -> Tuple[Dict[int, Set[int]], int]:
+def _repeats(store: RunStore, min_images: int, min_conf: float,
+             rule: CameraRule) -> Tuple[Dict[int, Set[int]], int]:
     """Repeated boxes over the whole list, read from the store: entry number → detection indices.
 
     Holds only the detections ≥ ``min_conf`` (``repeats.RepeatFinder``), never the entries.
     """
-    finder = RepeatFinder(min_conf)
+    finder = RepeatFinder(min_conf, camera=rule)
     for k, t in enumerate(store.texts()):
         if '"detections":[{' in t:
             finder.add(k, json.loads(t))
@@ -371,9 +375,9 @@ def _repeats(store: RunStore, min_images: int, min_conf: float) -> Tuple[Dict[in
     return marks, sum(len(m) for m in marks.values())
 
 
-def _episodes(store: RunStore, gap: float) -> List[str]:
+def _episodes(store: RunStore, gap: float, rule: CameraRule) -> List[str]:
     """Each entry's episode id (``episodes.EpisodeFinder``: 16 bytes per entry held, not the entries)."""
-    finder = EpisodeFinder()
+    finder = EpisodeFinder(rule)
     for t in store.texts():
         entry = json.loads(t)
         finder.add(entry["file"], entry.get("datetime"))

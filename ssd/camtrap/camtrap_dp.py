@@ -3,8 +3,9 @@
 A package is a folder: ``datapackage.json`` (who, what, where, when; the profile and table-schema
 URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
 
-* **deployments.csv**: one deployment per camera folder (``siteA/cam1``), from its first to its
-  last media time stamp. Camtrap DP requires each deployment's latitude and longitude; the results
+* **deployments.csv**: one deployment per camera folder (``siteA/cam1``; ``cameras``: day folders
+  and card-overflow folders below it belong to it, or the first N folder levels with
+  ``--camera-depth``, as the results record), from its first to its last media time stamp. Camtrap DP requires each deployment's latitude and longitude; the results
   do not know them, so they come from ``locations`` (a CSV per folder) or one default position,
   and a deployment without any is refused with its name (never invented).
 * **media.csv**: every file that was processed (failures left out), its path relative to the
@@ -18,7 +19,7 @@ URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
   become ``observationType`` ``human`` or ``vehicle`` when they say so, else ``animal``; the class
   name itself is kept in ``observationTags`` (``class:red fox``).
 
-The model, the thresholds and the episode gap are recorded in ``datapackage.json`` (``ssdStudio``).
+The model, the thresholds, the episode gap and the camera rule are recorded in ``datapackage.json`` (``ssdStudio``).
 Every text cell goes through ``safe_cell`` (no formula when a table is opened in a spreadsheet).
 Column order follows the vendored table schemas (``schemas/camtrap-dp-1.0.2``: Camtrap DP 1.0's
 current patch release; its README says why not the ``1.0`` tag's profile, whose broken JSON pointer
@@ -39,7 +40,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.cells import CsvWriter, safe_cell
-from ssd.camtrap.episodes import camera_of, episode_ids, file_gap, parse_time
+from ssd.camtrap.cameras import CameraRule, file_camera_rule
+from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
 from ssd.inference.filtering import ShownFilter
 
@@ -112,9 +114,13 @@ def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
     return out
 
 
-def deployment_of(file: str) -> str:
-    """The deployment (camera folder) of a file; ``.`` for files at the top of the images folder."""
-    return camera_of(file) or "."
+def deployment_of(file: str, rule: Optional[CameraRule] = None) -> str:
+    """The deployment (camera folder, ``rule`` default automatic) of a file; ``.`` for files whose
+    camera is the images folder itself."""
+    return (rule or _AUTOMATIC).camera_of(file) or "."
+
+
+_AUTOMATIC = CameraRule()
 
 
 def observation_type(class_name: str) -> str:
@@ -162,6 +168,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
                 tz: dt.timezone) -> Tuple[_Tables, Dict[int, Tuple[str, str]]]:
     """media.csv rows, and each kept entry's (time stamp, mediaID) by position."""
     tables, stamps = _Tables(), {}
+    rule = file_camera_rule(doc)
     for k, im in enumerate(doc.get("images", [])):
         if im.get("failure") is not None or im.get("detections") is None:
             continue
@@ -171,7 +178,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
             tables.skipped.append(im["file"])
             continue
         stamps[k] = (stamp, path)
-        dep = deployment_of(im["file"])
+        dep = deployment_of(im["file"], rule)
         tables.times.setdefault(dep, []).append(stamp)
         kind = media_type(path)
         tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
@@ -191,10 +198,11 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         lo, hi = bounds.get(episodes[k], (stamp, stamp))
         bounds[episodes[k]] = (min(lo, stamp), max(hi, stamp))
     model = str((doc.get("info") or {}).get("detector") or "detector")
+    rule = file_camera_rule(doc)
     for k, (stamp, media_id) in kept.items():
         im = doc["images"][k]
         start, end = bounds[episodes[k]]
-        base = {"deploymentID": deployment_of(im["file"]), "mediaID": media_id, "eventID": episodes[k],
+        base = {"deploymentID": deployment_of(im["file"], rule), "mediaID": media_id, "eventID": episodes[k],
                 "eventStart": start, "eventEnd": end, "observationLevel": "media"}
         dets = shown_detections(im, shown, names=names)
         if not dets:
@@ -261,6 +269,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
         "ssdStudio": {"detector": info.get("detector"), "detection_categories": doc.get("detection_categories"),
                       "threshold": shown.threshold, "class_thresholds": dict(shown.per_class),
                       "hide_suspect": shown.hide_suspect, "episode_gap": file_gap(doc),
+                      "camera_depth": file_camera_rule(doc).recorded(),
                       "detection_completion_time": info.get("detection_completion_time"),
                       "media_left_out": len(tables.skipped)},
     }

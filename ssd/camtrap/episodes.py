@@ -7,23 +7,24 @@ empty frames of a burst away from the animal they belong to. Timelapse groups su
 its episode id (``"episode": "siteA/cam1#3"``), so counts, sorting and the browser can work per
 visit.
 
-The rule (Timelapse's): within one folder (a camera), images sorted by their EXIF time belong to
+The rule (Timelapse's): within one camera (``cameras.CameraRule``: a folder without its date and
+card-overflow folders, or the first N folder levels), images sorted by their EXIF time belong to
 the same episode while each is at most ``gap`` seconds after the one before it (default 120 s,
 Timelapse's 2 minutes). An image without a time stamp (or that could not be read) stands alone,
-an episode of one, and is counted as such (``untimed``). Ids number a folder's episodes 1, 2, …
+an episode of one, and is counted as such (``untimed``). Ids number a camera's episodes 1, 2, …
 in time order, the untimed ones after the timed ones in file order: they depend only on that
-folder's files, so adding another camera's card does not renumber this one's.
+camera's files, so adding another camera's card does not renumber this one's.
 """
 from __future__ import annotations
 
 import calendar
 import json
-import posixpath
 import re
 import time
 from array import array
 from typing import Any, Dict, Iterable, List, Optional
 
+from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
 
@@ -70,25 +71,21 @@ def _plain_time(text: str) -> Optional[float]:
     return float(calendar.timegm((y, mo, d, hh, mm, ss, 0, 0, 0)))
 
 
-def camera_of(file: str) -> str:
-    """The folder an image is in: the unit episodes (and repeats) are computed over."""
-    return posixpath.dirname(str(file).replace("\\", "/"))
-
-
 class EpisodeFinder:
     """Episodes of a run's entries, fed one entry at a time (they stay on disk, in the journal).
 
-    Holds one folder number and one time per entry (16 bytes), never the entries.
+    Holds one camera number and one time per entry (16 bytes), never the entries.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rule: Optional[CameraRule] = None) -> None:
+        self._camera = (rule or CameraRule()).camera_of
         self._folders: Dict[str, int] = {}
         self._folder = array("q")
         self._time = array("d")
 
     def add(self, file: str, datetime: Any) -> None:
         """The next entry's file and time stamp (None or unreadable: it stands alone)."""
-        f = camera_of(file)
+        f = self._camera(file)
         self._folder.append(self._folders.setdefault(f, len(self._folders)))
         t = parse_time(datetime)
         self._time.append(float("nan") if t is None else t)
@@ -119,9 +116,10 @@ def _episode_id(folder: str, n: int) -> str:
     return f"{folder or '.'}#{n}"
 
 
-def assign_episodes(images: List[Dict[str, Any]], gap: float = DEFAULT_EPISODE_GAP) -> None:
-    """Set every entry's ``episode`` (in place), from its folder and ``datetime``."""
-    finder = EpisodeFinder()
+def assign_episodes(images: List[Dict[str, Any]], gap: float = DEFAULT_EPISODE_GAP,
+                    rule: Optional[CameraRule] = None) -> None:
+    """Set every entry's ``episode`` (in place), from its camera folder and ``datetime``."""
+    finder = EpisodeFinder(rule)
     for im in images:
         finder.add(im["file"], im.get("datetime"))
     for im, eid in zip(images, finder.ids(gap)):
@@ -135,13 +133,27 @@ def file_gap(doc: Dict[str, Any]) -> float:
         else DEFAULT_EPISODE_GAP
 
 
+def regroup_episodes(doc: Dict[str, Any], gap: Optional[float] = None, rule: Optional[CameraRule] = None) -> None:
+    """Episodes made again (in place) with another gap and/or camera rule, recorded in the
+    document's ``info.ssd_batch`` so that what reads it next (counts, deployments, the package's
+    metadata) uses them too; nothing asked for: the file's episodes stay as they are."""
+    if gap is None and rule is None:
+        return
+    gap = file_gap(doc) if gap is None else gap
+    rule = file_camera_rule(doc) if rule is None else rule
+    info = doc.setdefault("info", {})
+    info["ssd_batch"] = dict(info.get("ssd_batch") or {}, episode_gap=gap, camera_depth=rule.recorded())
+    assign_episodes(doc.get("images", []), gap, rule)
+
+
 def episode_ids(doc: Dict[str, Any], gap: Optional[float] = None) -> List[str]:
     """One id per entry: the file's own ``episode`` fields, or computed (with ``gap``, else the
-    file's gap) when a gap is asked for or some entry has none (MegaDetector's own files)."""
+    file's gap, and the file's camera rule) when a gap is asked for or some entry has none
+    (MegaDetector's own files)."""
     images = doc.get("images", [])
     if gap is None and all(isinstance(im.get("episode"), str) for im in images):
         return [im["episode"] for im in images]
-    finder = EpisodeFinder()
+    finder = EpisodeFinder(file_camera_rule(doc))
     for im in images:
         finder.add(im["file"], im.get("datetime"))
     return finder.ids(file_gap(doc) if gap is None else gap)

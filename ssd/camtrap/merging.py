@@ -2,7 +2,8 @@
 
 Refused, with the reason: files of different models or categories, engines, precisions, floors,
 NMS thresholds or numbers of detections kept per image (their scores mean different things, and
-the merged file names one of each) and files that both contain an image (an overlap means the
+the merged file names one of each) or camera rules (``--camera-depth``: episodes and repeats are
+made again over the whole set, by one rule) and files that both contain an image (an overlap means the
 shards were not a partition, and silently keeping one of two answers would hide it). Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
@@ -14,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
+from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
 
@@ -57,17 +59,24 @@ def scoring_difference(a: Dict[str, Any], b: Dict[str, Any]) -> Optional[Tuple[s
     return None
 
 
+def _merged_settings(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``scoring`` and the camera rule: what one merged file can name only once."""
+    return {**scoring(doc), "camera_depth": ((doc.get("info") or {}).get("ssd_batch") or {}).get("camera_depth")}
+
+
 def _check_scoring(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
-    """The merged file names one engine, precision, floor, NMS and cut per image for every image:
-    shards made otherwise are refused (a value a file does not record, as older ones, is not compared).
-    Devices may differ (ONNX Runtime's scores agree on CPU and GPU): they are named together."""
-    first = scoring(docs[0])
+    """The merged file names one engine, precision, floor, NMS, cut per image and camera rule for
+    every image: shards made otherwise are refused (a value a file does not record, as older ones,
+    is not compared). Devices may differ (ONNX Runtime's scores agree on CPU and GPU): they are
+    named together."""
+    first = _merged_settings(docs[0])
     for p, d in zip(paths[1:], docs[1:]):
-        differ = scoring_difference(first, scoring(d))
+        differ = scoring_difference(first, _merged_settings(d))
         if differ:
             key, old, new = differ
             raise ResultsError(f"{key} differs: {old!r} in '{paths[0]}', {new!r} in '{p}': only "
-                               "shards run with the same engine, precision, floor, NMS and --max-detections merge; "
+                               "shards run with the same engine, precision, floor, NMS, --max-detections and "
+                               "--camera-depth merge; "
                                "run that shard again with the others' settings")
 
 
@@ -110,11 +119,12 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
     info = dict(first.get("info") or {})
     batch = dict(info.get("ssd_batch") or {})
     k = int(batch.get("flag_repeats") or 0)
+    rule = file_camera_rule(first)
     if k:
         threshold = typical_threshold(first)
-        flag_repeats(images, k, threshold)
+        flag_repeats(images, k, threshold, camera=rule)
     if batch.get("episode_gap"):
-        assign_episodes(images, float(batch["episode_gap"]))     # a burst may have been split between shards
+        assign_episodes(images, float(batch["episode_gap"]), rule)     # a burst may have been split between shards
     if "shard" in batch:
         batch["shard"] = None
         info["ssd_batch"] = batch

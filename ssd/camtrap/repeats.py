@@ -8,11 +8,12 @@ box at the same place (IoU ≥ 0.85) appears in at least ``min_images`` images o
 """
 from __future__ import annotations
 
-import posixpath
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
+
+from ssd.camtrap.cameras import CameraRule
 
 DEFAULT_IOU = 0.85
 
@@ -27,14 +28,14 @@ def iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def flag_repeats(images: List[Dict[str, Any]], min_images: int, min_conf: float,
-                 iou: float = DEFAULT_IOU) -> int:
+                 iou: float = DEFAULT_IOU, camera: Optional[CameraRule] = None) -> int:
     """Mark repeated boxes ``suspect`` in place (clearing old marks); returns how many were marked.
 
     Only detections ≥ ``min_conf`` take part (the floor's noise would match everything). Greedy
-    clustering per folder: each box joins the first cluster whose first box it overlaps by ≥
+    clustering per camera (``camera``, default automatic): each box joins the first cluster whose first box it overlaps by ≥
     ``iou``; a cluster seen in ≥ ``min_images`` distinct images is a repeat.
     """
-    finder = RepeatFinder(min_conf, iou)
+    finder = RepeatFinder(min_conf, iou, camera)
     for k, im in enumerate(images):
         for d in im.get("detections") or []:
             d.pop("suspect", None)
@@ -68,8 +69,9 @@ class RepeatFinder:
     0, 1, 2... in that order.
     """
 
-    def __init__(self, min_conf: float, iou: float = DEFAULT_IOU) -> None:
+    def __init__(self, min_conf: float, iou: float = DEFAULT_IOU, camera: Optional[CameraRule] = None) -> None:
         self.min_conf, self.iou = min_conf, iou
+        self._camera = (camera or CameraRule()).camera_of
         self._folders: Dict[str, List[_Cluster]] = defaultdict(list)
 
     def add(self, number: int, image: Dict[str, Any]) -> None:
@@ -81,7 +83,7 @@ class RepeatFinder:
         for j, d in enumerate(dets):
             if d.get("conf", 0.0) >= self.min_conf:
                 if clusters is None:
-                    clusters = self._folders[posixpath.dirname(image["file"])]
+                    clusters = self._folders[self._camera(image["file"])]
                 self._join(clusters, d["bbox"], number * _STRIDE + j, image["file"])
 
     def _join(self, clusters: List[_Cluster], box: Sequence[float], member: int, file: str) -> None:

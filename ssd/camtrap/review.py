@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ssd.camtrap.episodes import camera_of
+from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.megadetector import ResultsError
 from ssd.camtrap.repeats import DEFAULT_IOU, iou_xywh
 
@@ -48,6 +48,7 @@ def repeat_groups(doc: Dict[str, Any], iou: float = DEFAULT_IOU) -> List[RepeatG
     """The suspect detections, clustered per folder (each joins the first group whose first box it
     overlaps by ≥ ``iou``); largest groups first within a folder, folders in name order."""
     by_folder: Dict[str, List[RepeatGroup]] = {}
+    camera_of = file_camera_rule(doc).camera_of
     for i, im in enumerate(doc.get("images", [])):
         for j, d in enumerate(im.get("detections") or []):
             if not d.get("suspect"):
@@ -100,6 +101,7 @@ def apply_decisions(doc: Dict[str, Any], decisions: Any, when: Optional[str] = N
     iou, groups = _checked_groups(decisions)
     images = [dict(im) for im in doc.get("images", [])]
     record = []
+    camera_of = file_camera_rule(doc).camera_of
     for g in groups:
         touched = 0
         for im in images:

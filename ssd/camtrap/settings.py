@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base.argtypes import nms_threshold, nonnegative_int, positive_int, probability, seconds
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.camtrap.cameras import CAMERA_DEPTH_HELP, DEFAULT_CAMERA_DEPTH, CameraRule, camera_depth
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.folders import FolderError, parse_shard
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
@@ -93,6 +94,9 @@ class RunSettings:
     episode_gap: float = field(default=DEFAULT_EPISODE_GAP, metadata=_flag(
         "--episode-gap", "images of one camera folder at most this many seconds apart form one episode (a burst; "
         f"default {DEFAULT_EPISODE_GAP:g}, Timelapse's 2 minutes)", type=seconds, metavar="SECONDS"))
+    camera_depth: Optional[int] = field(default=DEFAULT_CAMERA_DEPTH, metadata=_flag(
+        "--camera-depth", CAMERA_DEPTH_HELP + "; recorded in the results for later tools",
+        type=camera_depth, metavar="auto|N"))
     frame_every: float = field(default=DEFAULT_FRAME_EVERY, metadata=_flag(
         "--frame-every", f"videos (.mp4 .avi .mov .mkv): look at one frame every S seconds (default {DEFAULT_FRAME_EVERY:g})",
         type=seconds, metavar="S"))
@@ -107,6 +111,11 @@ class RunSettings:
         object.__setattr__(self, "inputs", tuple(str(p) for p in self.inputs))
         if self.shard is not None:
             object.__setattr__(self, "shard", (int(self.shard[0]), int(self.shard[1])))
+
+    @property
+    def camera_rule(self) -> CameraRule:
+        """Which folder is the camera (``cameras``): episodes and repeats are made per camera."""
+        return CameraRule(self.camera_depth)
 
     # ---- the command line -------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ssd.base.safe_paths import PathRefused, existing_link, is_inside, open_folder, place, relative_inside, same_placement
+from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_inside, open_folder, place,
+                                 same_placement)
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
 from ssd.inference.filtering import ShownFilter
@@ -113,25 +114,60 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
     folders = episode_folders(doc, threshold, hide_suspect) if by_episode else None
     plan: List[_Placement] = []
     seen: Dict[Tuple[str, ...], str] = {}
-    earlier = _class_folders(target)
+    checks = _TargetChecks(target, into, _class_folders(target))
+    resolver = InsideResolver(root)
     for k, entry in enumerate(doc.get("images", [])):
         file = entry["file"]
-        try:
-            rel = relative_inside(root, file)
-            if not os.path.isfile(os.path.join(root, *rel)) and name_on_disk(file) != file:
-                rel = relative_inside(root, name_on_disk(file))     # a name that is not UTF-8, escaped
-        except PathRefused as why:
-            raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
-                               "refusing to sort this file (nothing was sorted)") from None
-        src = os.path.realpath(os.path.join(root, *rel))
+        rel, src = _original(resolver, file, image_root)
         folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect)
-        p = _Placement(folder, src if os.path.isfile(src) else None, [], False)
-        p.parts = [p.folder] + rel
+        p = _Placement(folder, src, [folder] + rel, False)
         if p.src is not None:
-            _check_destination(p, target, into, mode, seen.setdefault(tuple(p.parts), file), file)
-            _check_not_sorted_elsewhere(p, target, into, earlier, file)
+            _check_destination(p, checks, mode, seen.setdefault(tuple(p.parts), file), file)
+            _check_not_sorted_elsewhere(p, checks, file)
         plan.append(p)
     return plan
+
+
+def _original(resolver: InsideResolver, file: str, image_root: str) -> Tuple[List[str], Optional[str]]:
+    """``file``'s components below the images folder and its resolved path (None: missing);
+    ``ResultsError`` when it lies outside. A name that is not UTF-8 is tried in its escaped form."""
+    try:
+        rel, src = resolver.resolve(file)
+        found = os.path.isfile(src)
+        if not found and name_on_disk(file) != file:
+            rel, src = resolver.resolve(name_on_disk(file))
+            found = os.path.isfile(src)
+    except PathRefused as why:
+        raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
+                           "refusing to sort this file (nothing was sorted)") from None
+    return rel, (src if found else None)
+
+
+class _TargetChecks:
+    """What is already in the target folder, looked up once per destination folder.
+
+    Why: a season's images share few folders; checking each image's folders for links again (an
+    ``lstat`` per component) dominated planning a sort. Nothing is written while a plan is made,
+    so a folder's answer stays true for the whole plan.
+    """
+
+    def __init__(self, target: str, into: str, earlier: List[str]) -> None:
+        self.target, self.into, self.earlier = target, into, earlier
+        self._links: Dict[Tuple[str, ...], str] = {}
+        self._folders: Dict[Tuple[str, ...], bool] = {}
+
+    def link_on_way(self, folders: List[str]) -> str:
+        """``existing_link`` below the target, cached per folder."""
+        key = tuple(folders)
+        if key not in self._links:
+            self._links[key] = existing_link(self.target, folders)
+        return self._links[key]
+
+    def folder_exists(self, folders: List[str]) -> bool:
+        key = tuple(folders)
+        if key not in self._folders:
+            self._folders[key] = os.path.isdir(os.path.join(self.target, *folders))
+        return self._folders[key]
 
 
 def _check_same_disk(root: str, target: str, into: str) -> None:
@@ -154,31 +190,35 @@ def _class_folders(target: str) -> List[str]:
         return []
 
 
-def _check_not_sorted_elsewhere(p: _Placement, target: str, into: str, earlier: List[str], file: str) -> None:
+def _check_not_sorted_elsewhere(p: _Placement, checks: _TargetChecks, file: str) -> None:
     """``ResultsError`` when an earlier sort (at another threshold, say) put this image into another
     class folder: sorting on would leave it in two folders, and a count of either would be wrong."""
-    for other in earlier:
-        if other != p.folder and os.path.lexists(os.path.join(target, other, *p.parts[1:])):
-            raise ResultsError(f"'{file}' is already in '{os.path.join(into, other)}' from an earlier sort, and "
-                               f"now belongs in '{p.folder}': sort into a new folder, or delete '{into}' (it holds "
-                               "only links or copies) and sort again (nothing was sorted)")
+    for other in checks.earlier:
+        if other == p.folder or not checks.folder_exists([other] + p.parts[1:-1]):
+            continue
+        if os.path.lexists(os.path.join(checks.target, other, *p.parts[1:])):
+            raise ResultsError(f"'{file}' is already in '{os.path.join(checks.into, other)}' from an earlier sort, "
+                               f"and now belongs in '{p.folder}': sort into a new folder, or delete '{checks.into}' "
+                               "(it holds only links or copies) and sort again (nothing was sorted)")
 
 
-def _check_destination(p: _Placement, target: str, into: str, mode: str, first: str, file: str) -> None:
+def _check_destination(p: _Placement, checks: _TargetChecks, mode: str, first: str, file: str) -> None:
     """``ResultsError`` when ``p``'s destination goes through a link, exists (unless already the same
     link), or is taken by another entry of the same file."""
     if first != file:
         raise ResultsError(f"'{file}' and '{first}' would both be sorted to {'/'.join(p.parts)} "
                            "(nothing was sorted)")
-    link = existing_link(target, p.parts[:-1])
+    link = checks.link_on_way(p.parts[:-1])
     if link:
         raise ResultsError(f"'{link}' is a symbolic link or not a folder: sort never writes through links; "
                            f"sort into a new folder (nothing was sorted)")
-    dest = os.path.join(target, *p.parts)
+    if not checks.folder_exists(p.parts[:-1]):
+        return                           # a new folder: nothing in it yet
+    dest = os.path.join(checks.target, *p.parts)
     if os.path.lexists(dest):
         if not same_placement(p.src, dest, mode):
-            raise ResultsError(f"'{os.path.join(into, *p.parts)}' already exists: sort never replaces a file; "
-                               "sort into a new folder (nothing was sorted)")
+            raise ResultsError(f"'{os.path.join(checks.into, *p.parts)}' already exists: sort never replaces a "
+                               "file; sort into a new folder (nothing was sorted)")
         p.done = True
 
 

@@ -15,6 +15,7 @@ from typing import IO, Any, Dict, Iterable, List, Union
 
 from ssd.base.atomic import atomic_path
 from ssd.base.cells import xlsx_cell
+from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.camtrap.summary import summarize
@@ -66,6 +67,7 @@ def _rows_info(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
         yield [f"threshold for {name}", value]
     yield ["suspect repeats hidden", shown.hide_suspect]
     yield ["episode gap (s)", file_gap(doc)]
+    yield ["camera folder", file_camera_rule(doc).describe()]
     yield ["exported", time.strftime("%Y-%m-%d %H:%M:%S")]
 
 

@@ -24,6 +24,7 @@ def register(sub) -> None:
     _shown_args(s)
     s.add_argument("--episode-gap", type=seconds, default=None, metavar="SECONDS",
                    help="regroup episodes with this gap (default: the file's episodes, else 120 s)")
+    camera_depth_arg(s)
     s.add_argument("--sweep", action="store_true",
                    help="images and episodes with detections at thresholds 0.05-0.95, and how many change state")
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -36,11 +37,21 @@ def register(sub) -> None:
     o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink")
     o.add_argument("--by-episode", action="store_true",
                    help="keep bursts together: every frame of an episode goes where its detections go")
+    camera_depth_arg(o)
     o.set_defaults(func=cmd_sort)
     from ssd.cli.results_export import register_export, register_repeats
 
-    register_export(rs, _shown_args)
+    register_export(rs, _shown_args, camera_depth_arg)
     register_repeats(rs)
+
+
+def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
+    """``--camera-depth`` of the commands that group by camera: regroup by another rule than the file's."""
+    from ssd.camtrap.cameras import CAMERA_DEPTH_HELP, camera_rule_arg
+
+    parser.add_argument("--camera-depth", type=camera_rule_arg, default=None, metavar="auto|N",
+                        help=CAMERA_DEPTH_HELP.replace("auto (default)", "auto") +
+                        " (default: the rule the results record, else auto)")
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -59,15 +70,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from ssd.camtrap.episodes import assign_episodes
+    from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.summary import summarize, summary_text
     from ssd.camtrap.sweep import sweep_text, threshold_sweep
 
     doc = read_results(args.results)
     shown = shown_filter(doc, args)
-    if args.episode_gap is not None:
-        assign_episodes(doc["images"], args.episode_gap)
+    regroup_episodes(doc, args.episode_gap, args.camera_depth)
     if args.sweep:
         s = threshold_sweep(doc, shown)
         print(json.dumps(s, indent=1) if args.json else sweep_text(s))
@@ -78,10 +88,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
+    from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.sorting import sort_into_folders
 
     doc = read_results(args.results)
+    regroup_episodes(doc, None, args.camera_depth)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
                                hide_suspect=not args.show_suspect, by_episode=args.by_episode)

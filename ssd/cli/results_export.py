@@ -10,7 +10,8 @@ from typing import Callable
 FORMATS = ("camtrap-dp", "xlsx")
 
 
-def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
+                    camera_depth_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
 
     x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms) or an XLSX workbook")
@@ -20,8 +21,9 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None]) -
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
                    "used for time stamps of files without EXIF time")
+    camera_depth_arg(x)
     x.add_argument("--locations", metavar="LOCATIONS.csv",
-                   help="camtrap-dp: deploymentID (the camera folder), latitude, longitude per row")
+                   help="camtrap-dp: deploymentID (the camera folder, see --camera-depth), latitude, longitude per row")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
     x.add_argument("--longitude", type=float)
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
@@ -62,10 +64,12 @@ def package_options(args: argparse.Namespace, root: str):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.megadetector import read_results
     from ssd.cli.shown import shown_filter
 
     doc = read_results(args.results)
+    regroup_episodes(doc, None, args.camera_depth)
     shown = shown_filter(doc, args)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     if args.format == "xlsx":
