@@ -120,3 +120,18 @@ def test_the_camera_traps_page_lists_and_warns_of_clips_cut_short():
         {"file": "b.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0], "detections": []}]}
     assert "cut short" in STATES
     assert [e["file"] for e in filter_entries(doc, 0.5, state="cut short")] == ["a.mp4"]
+
+
+def test_merged_shards_count_the_clips_cut_short_of_all_shards(tmp_path):
+    from ssd.camtrap.merging import merge_results
+
+    paths = []
+    for k in range(2):
+        images = [{"file": f"s{k}/{i}.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0],
+                   "detections": [], **({"warning": "cut short: …"} if i < k + 1 else {})} for i in range(3)]
+        doc = {"info": {"format_version": "1.6", "ssd_batch": {"cut_short": k + 1, "shard": [k + 1, 2]}},
+               "detection_categories": {"1": "animal"}, "images": images}
+        paths.append(str(tmp_path / f"s{k}.json"))
+        with open(paths[-1], "w") as fh:
+            json.dump(doc, fh)
+    assert merge_results(paths)["info"]["ssd_batch"]["cut_short"] == 3
