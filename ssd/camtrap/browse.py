@@ -17,10 +17,10 @@ from PIL import Image
 
 from ssd.base.text import name_on_disk
 from ssd.inference.detector import RawDetections
-from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, image_state, is_cut_short, shown_detections
 from ssd.inference.filtering import ShownFilter
 
-STATES = ("all", "with detections", "empty", "failed", "suspect")
+STATES = ("all", "with detections", "empty", "failed", "suspect", "cut short")
 PAGE_SIZE = 24
 
 
@@ -30,7 +30,8 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
 
     ``threshold``: a number or a ``ShownFilter`` (per-class thresholds).
     ``classes``: keep images with a shown detection of one of these names (None: any).
-    ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``.
+    ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``;
+    ``cut short`` the videos that ended before their header said (``video.cut_short``).
     """
     names = doc.get("detection_categories") or {}
     shown = ShownFilter.at(threshold, hide_suspect)
@@ -45,6 +46,8 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
         elif state == "with detections" and st != "detections":
             continue
         elif state in ("empty", "failed") and st != state:
+            continue
+        elif state == "cut short" and not is_cut_short(im):
             continue
         if of_class is not None and not of_class.entry_detections(im, names):
             continue

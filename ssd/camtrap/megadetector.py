@@ -163,6 +163,11 @@ def image_state(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool 
     return "detections" if shown_detections(entry, threshold, hide_suspect, names) else "empty"
 
 
+def is_cut_short(entry: Dict[str, Any]) -> bool:
+    """Whether an entry is a video that was read, but ended before its header said (its ``warning``)."""
+    return isinstance(entry.get("warning"), str) and entry.get("failure") is None
+
+
 def shown_detections(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
                      names: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     """An entry's detections at or above ``threshold`` (suspect repeats left out when asked)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
-from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
+from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
@@ -125,6 +125,9 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
         assign_episodes(images, float(batch["episode_gap"]), rule)     # a burst may have been split between shards
     if "shard" in batch:
         batch["shard"] = None
+        info["ssd_batch"] = batch
+    if "cut_short" in batch:                 # the merged file's count, not the first shard's
+        batch["cut_short"] = sum(is_cut_short(im) for im in images)
         info["ssd_batch"] = batch
     if batch.get("inference") and len(docs) > 1 and _devices(docs):
         batch["inference"] = dict(batch["inference"], device=_devices(docs))

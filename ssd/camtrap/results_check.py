@@ -118,14 +118,16 @@ def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
             raise _fail(where, f"{at}.{key}", im[key], "a whole number of pixels")
     if im.get("max_detection_conf") is not None and not _number(im["max_detection_conf"], 0.0, 1.0):
         raise _fail(where, f"{at}.max_detection_conf", im["max_detection_conf"], "a number within 0–1")
-    if im.get("datetime") is not None and not isinstance(im["datetime"], str):
-        raise _fail(where, f"{at}.datetime", im["datetime"], "text")
+    for key in ("datetime", "warning"):
+        if im.get(key) is not None and not isinstance(im[key], str):
+            raise _fail(where, f"{at}.{key}", im[key], "text")
     for key, value in im.items():
         if key not in _IMAGE_KEYS:
             _extra(value, f"{at}.{key}", where)
 
 
-_IMAGE_KEYS = frozenset(("file", "failure", "detections", "width", "height", "max_detection_conf", "datetime"))
+_IMAGE_KEYS = frozenset(("file", "failure", "detections", "width", "height", "max_detection_conf", "datetime",
+                         "warning"))
 _DETECTION_KEYS = frozenset(("category", "conf", "bbox", "suspect"))
 
 
