@@ -135,3 +135,32 @@ def test_merged_shards_count_the_clips_cut_short_of_all_shards(tmp_path):
         with open(paths[-1], "w") as fh:
             json.dump(doc, fh)
     assert merge_results(paths)["info"]["ssd_batch"]["cut_short"] == 3
+
+
+def test_the_exports_carry_a_cut_short_clips_warning(tmp_path):
+    """A researcher's next tools see the warning too: the CSV's ``warning`` column (its ``error``
+    column means failure), the spreadsheet's image sheet and Camtrap DP's ``mediaComments``."""
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
+    from ssd.camtrap.results import results_csv
+    from ssd.camtrap.spreadsheet import xlsx_bytes
+
+    warning = "cut short: decoding stopped after 6 of the 20 frames its header lists"
+    doc = {"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"}, "images": [
+        {"file": "cam/a.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0, 5],
+         "datetime": "2024:05:01 10:00:00", "warning": warning,
+         "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "frame_number": 5}]},
+        {"file": "cam/b.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0],
+         "datetime": "2024:05:01 12:00:00", "detections": []}]}
+    rows = list(csv.DictReader(io.StringIO(results_csv(doc))))
+    assert [(r["file"], r["warning"], r["error"]) for r in rows] == [("cam/a.mp4", warning, ""), ("cam/b.mp4", "", "")]
+    sheet = load_workbook(io.BytesIO(xlsx_bytes(doc, 0.5))).worksheets[0]
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    col = values[0].index("warning")
+    assert [v[col] or "" for v in values[1:]] == [warning, ""]
+    _, tables, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0)))
+    assert [m["mediaComments"] for m in tables["media"]] == [warning, ""]

@@ -145,3 +145,17 @@ def test_a_file_with_categories_as_a_list_is_refused_by_what_is_wrong(tmp_path, 
     assert main(["results", "summary", str(path)]) != 0
     err = capsys.readouterr().err
     assert "detection_categories is [{'id': 1, 'name': 'animal'}], expected an object of id → name" in err
+
+
+def test_camtrap_dp_events_of_a_megadetector_file_come_from_the_photos_exif_times(tmp_path):
+    """Two frames 5 s apart are one event, a third an hour later another: the events use the same
+    EXIF times as the media rows (they were one event per photo when the results held no times)."""
+    images = tmp_path / "season"
+    for k, when in enumerate(["2024:05:01 10:00:00", "2024:05:01 10:00:05", "2024:05:01 11:00:00"]):
+        _photo(images / "camA" / f"img{k}.jpg", when)
+    _export(tmp_path, _md_file(tmp_path, [f"camA/img{k}.jpg" for k in range(3)]), images)
+    with open(tmp_path / "dp" / "observations.csv", newline="") as fh:
+        rows = {r["mediaID"]: r for r in csv.DictReader(fh)}
+    events = [rows[f"camA/img{k}.jpg"]["eventID"] for k in range(3)]
+    assert events[0] == events[1] != events[2]
+    assert rows["camA/img0.jpg"]["eventEnd"].startswith("2024-05-01T10:00:05")

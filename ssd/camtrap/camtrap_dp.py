@@ -182,6 +182,7 @@ class _Tables:
     observations: List[Dict[str, Any]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     times: Dict[str, List[str]] = field(default_factory=dict)     # deployment → media time stamps
+    read_times: Dict[int, str] = field(default_factory=dict)      # entry → EXIF time read from the image
 
 
 def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
@@ -198,13 +199,15 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
             tables.skipped.append(im["file"])
             continue
         stamps[k] = (stamp, path)
+        if not comment and parse_time(im.get("datetime")) is None:
+            tables.read_times[k] = stamp
         dep = deployment_of(im["file"], rule)
         tables.times.setdefault(dep, []).append(stamp)
         kind = media_type(path)
         tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
                              "timestamp": stamp, "filePath": path, "filePublic": "false",
                              "fileName": os.path.basename(path), "fileMediatype": kind,
-                             "mediaComments": comment})
+                             "mediaComments": "; ".join(c for c in (comment, _warning(im)) if c)})
     return tables, stamps
 
 
@@ -212,7 +215,7 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
                   shown: ShownFilter) -> None:
     """observations.csv rows: one per shown detection, one ``blank`` per media file without any."""
     names = doc.get("detection_categories") or {}
-    episodes = episode_ids(doc)
+    episodes = episode_ids(_with_times(doc, tables.read_times))
     bounds: Dict[str, Tuple[str, str]] = {}
     for k, (stamp, _) in kept.items():
         lo, hi = bounds.get(episodes[k], (stamp, stamp))
@@ -230,6 +233,25 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         for j, d in enumerate(dets):
             tables.observations.append({**base, **_detection_fields(d, names, model),
                                         "observationID": f"{media_id}:{j + 1}"})
+
+
+def _warning(entry: Dict[str, Any]) -> str:
+    """What was wrong with a file that still gave detections (a video cut short), as text."""
+    warning = entry.get("warning")
+    return warning.strip() if isinstance(warning, str) else ""
+
+
+def _with_times(doc: Dict[str, Any], times: Dict[int, str]) -> Dict[str, Any]:
+    """``doc`` with the EXIF times read from the images themselves as the entries' ``datetime``.
+
+    Why: MegaDetector writes no times unless asked; its photos' media rows carry the EXIF time read
+    here, and their events (``eventID``, start, end) must come from the same times, not one event
+    per photo. Times from a file's modification (a copy's time) are not used for events.
+    """
+    if not times:
+        return doc
+    images = [dict(im, datetime=times[k]) if k in times else im for k, im in enumerate(doc.get("images", []))]
+    return dict(doc, images=images)
 
 
 def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str) -> Dict[str, Any]:

@@ -19,10 +19,11 @@ from ssd.inference.thresholds import RESULTS_FLOOR
 
 Row = Tuple[str, Optional[RawDetections], Optional[str]]
 
-#: ``frame``: a video's frame the detection was seen in (MegaDetector's ``frame_number``); last, so the
-#: columns before it keep their places for readers that count them.
+#: ``frame``: a video's frame the detection was seen in (MegaDetector's ``frame_number``); ``warning``:
+#: what was wrong with a file that still gave detections (a video cut short; ``error`` is a failure).
+#: Each new column goes last, so the columns before it keep their places for readers that count them.
 CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height",
-               "datetime", "suspect", "error", "frame"]
+               "datetime", "suspect", "error", "frame", "warning"]
 
 
 def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
@@ -54,11 +55,11 @@ def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
     """The rows of one entry."""
     file = im["file"]
     if im.get("detections") is None:
-        return [[file] + [""] * (len(CSV_COLUMNS) - 3) + [im.get("failure") or "unknown failure", ""]]
+        return [[file] + [""] * (len(CSV_COLUMNS) - 4) + [im.get("failure") or "unknown failure", "", ""]]
     width, height = im.get("width"), im.get("height")
-    when = im.get("datetime") or ""
+    when, warning = im.get("datetime") or "", im.get("warning") or ""
     if not im["detections"]:
-        return [[file, "", "", "", "", "", "", width or "", height or "", when, "", "", ""]]
+        return [[file, "", "", "", "", "", "", width or "", height or "", when, "", "", "", warning]]
     rows = []
     for d in im["detections"]:
         x, y, bw, bh = d["bbox"]
@@ -66,7 +67,7 @@ def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:
         rows.append([file, names.get(d["category"], d["category"]), f"{d['conf']:.3f}",
                      f"{x * sx:.1f}", f"{y * sy:.1f}", f"{(x + bw) * sx:.1f}", f"{(y + bh) * sy:.1f}",
                      width or "", height or "", when, "yes" if d.get("suspect") else "", "",
-                     d.get("frame_number", "")])
+                     d.get("frame_number", ""), warning])
     return rows
 
 

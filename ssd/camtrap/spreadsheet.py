@@ -22,7 +22,7 @@ from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 
 IMAGE_COLUMNS = ["file", "episode", "datetime", "state", "classes", "max_conf", "width", "height",
-                 "frames_processed", "failure"]
+                 "frames_processed", "failure", "warning"]
 DETECTION_COLUMNS = ["file", "episode", "class", "conf", "x", "y", "width", "height", "suspect", "frame_number"]
 
 
@@ -34,7 +34,8 @@ def _rows_images(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -
         frames = im.get("frames_processed")
         yield [im["file"], ep, im.get("datetime") or "", image_state(im, shown, names=names), ", ".join(classes),
                max((d["conf"] for d in dets), default=None), im.get("width"), im.get("height"),
-               len(frames) if isinstance(frames, list) else None, im.get("failure") or ""]
+               len(frames) if isinstance(frames, list) else None, im.get("failure") or "",
+               im.get("warning") or ""]
 
 
 def _rows_detections(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -> Iterable[List[Any]]:
