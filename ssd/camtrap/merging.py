@@ -108,10 +108,11 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
     images: List[Dict[str, Any]] = []
     for p, d in zip(paths, docs):
         for im in d["images"]:
-            if im["file"] in seen:
-                raise ResultsError(f"'{im['file']}' is in both '{seen[im['file']]}' and '{p}': the shards "
+            key = im["file"].replace("\\", "/")        # one image, whether written on Windows or not
+            if key in seen:
+                raise ResultsError(f"'{im['file']}' is in both '{seen[key]}' and '{p}': the shards "
                                    "overlap; merge results of disjoint shards only")
-            seen[im["file"]] = p
+            seen[key] = p
             images.append(im)
     images.sort(key=lambda im: sort_key(im["file"]))
     info = dict(first.get("info") or {})
