@@ -1,0 +1,67 @@
+"""A season split over several machines: shards merged on one, a journal resumed on another.
+
+Each test failed before its fix: ``results merge`` joined 2/4 with 3/5, or three of four shards,
+into a file that looked like one whole run; a journal copied to a machine where the season and
+the model sit at other paths was refused.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ssd.camtrap.batch_run import run_batch
+from ssd.camtrap.megadetector import ResultsError
+from ssd.camtrap.merging import merge_results
+from ssd.cli.main import main
+from test_reliability_results import _doc, _img
+from test_run_store import MODEL, FakeDetector, _opts, _season, _stop_after, _strip
+
+
+def _shard_file(tmp_path, name, files, shard):
+    """A shard's results file as a batch run writes it (``info.ssd_batch.shard`` = [I, N])."""
+    doc = _doc([_img(f) for f in files])
+    doc["info"]["ssd_batch"] = {"floor": 0.01, "nms": 0.45, "max_detections": 100, "shard": shard,
+                                "inference": {"engine": "onnx", "precision": "fp32", "device": "CPU"}}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_shards_of_different_counts_do_not_merge(tmp_path):
+    a = _shard_file(tmp_path, "a", ["x.jpg"], [2, 4])
+    b = _shard_file(tmp_path, "b", ["y.jpg"], [3, 5])
+    with pytest.raises(ResultsError, match="2/4.*3/5"):
+        merge_results([a, b])
+
+
+def test_one_shard_given_twice_is_refused_by_its_number(tmp_path):
+    a = _shard_file(tmp_path, "a", ["x.jpg"], [1, 2])
+    b = _shard_file(tmp_path, "b", ["y.jpg"], [1, 2])         # the same shard, run again elsewhere
+    with pytest.raises(ResultsError, match="shard 1/2 is in both"):
+        merge_results([a, b])
+
+
+def test_a_missing_shard_is_named_and_merges_only_when_allowed(tmp_path, capsys):
+    paths = [_shard_file(tmp_path, f"s{i}", [f"cam{i}/x.jpg"], [i, 4]) for i in (1, 2, 4)]
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", *paths, "-o", str(out)]) == 2
+    assert "3/4" in capsys.readouterr().err and not out.exists()
+    assert main(["results", "merge", *paths, "-o", str(out), "--allow-missing"]) == 0
+    assert "3/4" in capsys.readouterr().err                   # still said, as a warning
+    batch = json.loads(out.read_text())["info"]["ssd_batch"]
+    assert batch["shard"] is None and batch["shards_merged"] == [[1, 4], [2, 4], [4, 4]]
+    assert batch["shards_missing"] == [[3, 4]]
+    # the missing shard arrives later: the partial file and it make the whole season
+    last = _shard_file(tmp_path, "s3", ["cam3/x.jpg"], [3, 4])
+    whole = merge_results([str(out), last])
+    assert len(whole["images"]) == 4 and "shards_merged" not in whole["info"]["ssd_batch"]
+    assert "shards_missing" not in whole["info"]["ssd_batch"]
+
+
+def test_every_shard_merges_as_before(tmp_path):
+    paths = [_shard_file(tmp_path, f"s{i}", [f"cam{i}/x.jpg"], [i, 3]) for i in (3, 1, 2)]
+    merged = merge_results(paths)
+    assert [im["file"] for im in merged["images"]] == ["cam1/x.jpg", "cam2/x.jpg", "cam3/x.jpg"]
+    assert merged["info"]["ssd_batch"]["shard"] is None and "shards_merged" not in merged["info"]["ssd_batch"]
