@@ -6,6 +6,7 @@ the model sit at other paths was refused.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -65,3 +66,54 @@ def test_every_shard_merges_as_before(tmp_path):
     merged = merge_results(paths)
     assert [im["file"] for im in merged["images"]] == ["cam1/x.jpg", "cam2/x.jpg", "cam3/x.jpg"]
     assert merged["info"]["ssd_batch"]["shard"] is None and "shards_merged" not in merged["info"]["ssd_batch"]
+
+
+
+def _run(model, season, out, det, stop=None, **kw):
+    """``detect --shard 1/2`` of ``season`` with ``model`` (by path), as ``test_run_store`` runs it."""
+    opts = dataclasses.replace(_opts(season, out, shard=(1, 2), **kw), model=str(model))
+    return run_batch(opts, det, stop=stop, stream=None)
+
+
+@pytest.fixture
+def machine_a(tmp_path):
+    """Machine A ran shard 1/2 and was stopped after 8 pictures: its season, model and journal."""
+    season = _season(tmp_path / "mnt" / "a" / "season", 30)
+    model = tmp_path / "home" / "a" / "models" / "tiny-pikachu"
+    shutil.copytree(MODEL, model)
+    stop, check = _stop_after(8)
+    res = _run(model, season, tmp_path / "A" / "s1.json", FakeDetector(check), stop)
+    assert res.stopped
+    return season, model, res.checkpoint
+
+
+def _copied_to_b(tmp_path, machine_a, season_name="season"):
+    """Machine B: the season under another mount, the model in another folder, the journal copied."""
+    season, model, journal = machine_a
+    b_season, b_model = tmp_path / "data" / season_name, tmp_path / "B" / "models" / "tiny-pikachu"
+    shutil.copytree(season, b_season)
+    shutil.copytree(model, b_model)
+    (tmp_path / "B" / "out").mkdir()
+    shutil.copy(journal, tmp_path / "B" / "out" / "s1.checkpoint.jsonl")
+    return str(b_season), b_model, tmp_path / "B" / "out" / "s1.json"
+
+
+def test_a_journal_copied_to_another_machine_resumes_where_paths_differ(tmp_path, machine_a):
+    season, model, out = _copied_to_b(tmp_path, machine_a)
+    det = FakeDetector()
+    res = _run(model, season, out, det, resume=True)
+    whole = FakeDetector()
+    once = _run(model, season, tmp_path / "once.json", whole)
+    assert not res.stopped and 0 < det.images <= whole.images - 6      # A's pictures were not run again
+    assert _strip(json.loads(out.read_text()))["images"] == _strip(once.document)["images"]
+
+
+def test_a_copied_journal_still_refuses_another_season_or_other_weights(tmp_path, machine_a):
+    season, model, out = _copied_to_b(tmp_path, machine_a, "season-2020")
+    with pytest.raises(ResultsError, match="other settings.*base"):
+        _run(model, season, out, FakeDetector(), resume=True)
+    with open(model / "model.params", "ab") as fh:      # retrained: same folder name, other weights
+        fh.write(b"\0")
+    shutil.move(season, str(tmp_path / "data" / "season"))
+    with pytest.raises(ResultsError, match="other settings.*weights"):
+        _run(model, str(tmp_path / "data" / "season"), out, FakeDetector(), resume=True)

@@ -121,8 +121,8 @@ def check_shards(paths: Sequence[str], docs: Sequence[Dict[str, Any]], allow_mis
                 raise ResultsError(f"'{first_path}' holds shard {first[0][0]}/{first[0][1]}, '{p}' shard {i}/{n}: "
                                    "only shards of one split (the same N in --shard I/N) merge")
             if i in seen:
-                raise ResultsError(f"shard {i}/{n} is in both '{seen[i]}' and '{p}': give each shard's "
-                                   "results once")
+                raise ResultsError(f"the shards overlap: shard {i}/{n} is in both '{seen[i]}' and '{p}'; "
+                                   "give each shard's results once")
             seen[i] = p
     count = first[0][1]
     missing = [(i, count) for i in range(1, count + 1) if i not in seen]
