@@ -117,3 +117,24 @@ def test_a_copied_journal_still_refuses_another_season_or_other_weights(tmp_path
     shutil.move(season, str(tmp_path / "data" / "season"))
     with pytest.raises(ResultsError, match="other settings.*weights"):
         _run(model, str(tmp_path / "data" / "season"), out, FakeDetector(), resume=True)
+
+
+def test_a_hosts_file_saved_by_notepad_reads_its_first_host(tmp_path):
+    """A byte-order mark made the first host '\\ufeffnode1': ssh then could not resolve it."""
+    from ssd.training.cluster import read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_bytes("node1\r\nnode2:2222\r\n".encode("utf-8-sig"))
+    assert read_hosts(str(f)) == [("node1", "22"), ("node2", "2222")]
+
+
+@pytest.mark.parametrize("line", ["-oProxyCommand=/tmp/evil", "node1:99999", "node1:0"])
+def test_a_host_line_that_ssh_would_take_as_an_option_or_a_bad_port_is_refused(tmp_path, line):
+    """'-oProxyCommand=…' reached ssh's command line as an option (it ran a local program instead
+    of connecting); port 99999 reached ssh, which failed late with "Bad port"."""
+    from ssd.training.cluster import LaunchError, read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_text(f"node0\n{line}\n")
+    with pytest.raises(LaunchError, match="host line"):
+        read_hosts(str(f))
