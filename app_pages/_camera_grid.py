@@ -72,6 +72,8 @@ def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     if large is None:
         return
     st.text(plain_text(large["file"]))
+    if isinstance(large.get("warning"), str):
+        st.warning(plain_text(large["warning"]))
     pic = picture(large, names, image_root, shown, side=1280)
     if pic is not None:
         st.image(pic)

@@ -241,6 +241,10 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
     m5.metric("Episodes", e["episodes"], help=f"Bursts: frames of one camera folder taken close together. "
                                               f"{e['untimed']} image(s) without a time stamp stand alone.")
     m6.metric("Episodes with detections", e["with_detections"])
+    if s["cut_short"]:
+        st.warning(f"{s['cut_short']} video(s) ended before their header said (cut short): their detections "
+                   "are from the frames read, and an animal in the part lost cannot be seen. "
+                   "Show \"cut short\" lists them.")
     st.dataframe(pd.DataFrame({"class": list(s["per_class_images"]), "images": list(s["per_class_images"].values()),
                                "episodes": [e["per_class"].get(c, 0) for c in s["per_class_images"]],
                                "detections": [s["per_class_detections"].get(c, 0) for c in s["per_class_images"]]}),

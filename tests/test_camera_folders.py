@@ -167,3 +167,30 @@ def test_the_camera_traps_page_runs_with_the_camera_folder_chosen(monkeypatch, t
     doc = json.loads(open(os.path.join(jobs.camera_runs_dir(), "by-site", jobs.BATCH_RESULTS)).read())
     assert doc["info"]["ssd_batch"]["camera_depth"] == 1
     assert {im["episode"].split("#")[0] for im in doc["images"]} == {"siteA", "siteB"}
+
+
+def _old_file(tmp_path, *, recorded):
+    """A results file as an earlier version wrote it: episode ids made per immediate folder (the day
+    folders of one camera apart), a burst across midnight split in two; ``recorded`` adds the rule."""
+    batch = {"episode_gap": 120.0}
+    if recorded:
+        batch["camera_depth"] = "auto"
+    images = [{"file": f"site/cam/{day}/IMG_{k}.JPG", "datetime": stamp, "episode": f"site/cam/{day}#1",
+               "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2]}]}
+              for k, (day, stamp) in enumerate([("2024-05-01", "2024:05:01 23:59:50"),
+                                                ("2024-05-02", "2024:05:02 00:00:05")])]
+    path = tmp_path / f"old-{recorded}.json"
+    path.write_text(json.dumps({"info": {"format_version": "1.5", "ssd_batch": batch},
+                                "detection_categories": {"1": "animal"}, "images": images}))
+    return str(path)
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_summary_counts_episodes_by_the_camera_rule_and_says_which(tmp_path, capsys, recorded):
+    """A file that records no rule was grouped per day folder: its episodes are made again by the
+    automatic rule (as its deployments are); one that records a rule keeps its own ids."""
+    assert main(["results", "summary", _old_file(tmp_path, recorded=recorded), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("all"))
+    assert row.split()[1:] == (["2", "2"] if recorded else ["2", "1"])
+    assert "at most 120 s apart in one of 1 camera folder(s) (automatic" in out

@@ -274,3 +274,25 @@ def test_the_grid_names_files_lists_failures_apart_and_the_large_view_follows_th
     at.slider(key="ct_conf").set_value(0.15).run()
     rows = next(d.value for d in at.dataframe if "conf" in d.value.columns)
     assert list(rows["conf"]) == [0.9, 0.169]
+
+
+def test_the_page_warns_of_videos_cut_short_and_lists_them(env):
+    """A clip that ended before its header said keeps its detections; the page must say so, not
+    count it as an ordinary video."""
+    from ssd.base.atomic import atomic_write_json
+
+    images = [{"file": f"cam/{i}.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0], "detections": [],
+               **({"warning": "cut short: decoding stopped after 6 of the 20 frames its header lists"} if i else {})}
+              for i in range(3)]
+    atomic_write_json(str(env / "v.json"), {"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"},
+                                            "images": images})
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    at.text_input(key="ct_results_path").set_value(str(env / "v.json"))
+    at.text_input(key="ct_image_root").set_value(str(env)).run()
+    _ok(at)
+    assert any("2 video(s) ended before their header said" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
+    at.selectbox(key="ct_state").set_value("cut short").run()
+    _ok(at)
+    assert "2 image(s) match" in " ".join(c.value for c in at.caption), [c.value for c in at.caption]

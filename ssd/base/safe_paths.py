@@ -32,15 +32,31 @@ def name_parts(name: str) -> List[str]:
 
     ``..foo.jpg`` is an ordinary name: only a component that *is* ``..`` climbs out.
     """
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":" and norm[0].isalpha()):
+    if is_absolute_name(name):
         raise PathRefused("is an absolute path")
+    norm = name.replace("\\", "/")
     parts = [p for p in norm.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise PathRefused("climbs out of its folder with '..'")
     if not parts:
         raise PathRefused("names no file")
     return parts
+
+
+def is_absolute_name(name: str) -> bool:
+    """Absolute on any system that writes results: ``/x``, ``D:\\x`` or ``D:/x``, ``\\\\server\\share\\x``."""
+    norm = name.replace("\\", "/")
+    return norm.startswith("/") or (len(norm) > 1 and norm[1] == ":" and norm[0].isalpha())
+
+
+def absolute_name_parts(name: str) -> List[str]:
+    """The components of an absolute name (``is_absolute_name``) below its root (``/``, a drive
+    letter or ``//``): ``PathRefused`` for ``..``, as ``name_parts``. Only for comparing names; a
+    Windows name's components are not a path on this machine."""
+    norm = name.replace("\\", "/")
+    if len(norm) > 1 and norm[1] == ":" and norm[0].isalpha():
+        norm = norm[2:]
+    return name_parts(norm.lstrip("/"))
 
 
 def relative_inside(root: str, name: str) -> List[str]:

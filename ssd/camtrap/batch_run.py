@@ -34,7 +34,7 @@ import time
 import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Set, TextIO, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
 from ssd.base.atomic import atomic_path, atomic_write_json, remove_stale_temps
 from ssd.base.errors import OutputError
@@ -71,6 +71,7 @@ class BatchResult:
     failure_messages: List[str] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     companions_skipped: int = 0     # results files, spreadsheets, Timelapse databases beside the photos
+    cut_short: int = 0              # videos that ended before their header said (entries with a "warning")
 
     def __post_init__(self) -> None:
         if self.results is not None and not isinstance(self.results, str):
@@ -143,19 +144,29 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
     return store
 
 
+def _model_name(s: RunSettings) -> str:
+    """The model's name in ``info.detector``: its folder's."""
+    return os.path.basename(os.path.normpath(s.model))
+
+
 def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any]]:
     """Entries of an earlier results file, by file name; refused when its categories differ, or
     its scores were made otherwise (engine, precision, floor, NMS, detections kept per image): this
     run's ``info`` names them."""
     if not path:
         return {}
-    from ssd.camtrap.megadetector import category_map
+    from ssd.camtrap.megadetector import category_map, detector_name
     from ssd.camtrap.merging import scoring, scoring_difference
 
     doc = read_results(path)
     if doc["detection_categories"] != category_map(run.classes):
         raise ResultsError(f"--previous-results '{path}' has categories {doc['detection_categories']}, "
                            f"this model has {category_map(run.classes)}: use results of the same model")
+    ours = detector_name(_model_name(run.settings))
+    theirs = (doc.get("info") or {}).get("detector")
+    if theirs != ours:
+        raise ResultsError(f"--previous-results '{path}' comes from detector {theirs!r}, this run is {ours!r}: its "
+                           "entries would be written as this model's; use results of the same model")
     s = run.settings
     differ = scoring_difference(scoring(doc), {"floor": s.floor, "nms": s.nms, "max_detections": s.max_detections,
                                                "frame_every": s.frame_every,
@@ -268,7 +279,8 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         rule = opts.camera_rule
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold, rule) if opts.flag_repeats else ({}, 0)
         episodes = _episodes(store, opts.episode_gap, rule)
-        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes))
+        cut = count_cut_short(store.texts())
+        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes), cut)
     except BaseException:
         store.close()
         raise
@@ -278,7 +290,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         os.unlink(legacy)
     progress.report("done", force=True)
     return BatchResult(results, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped)
+                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped, cut)
 
 
 def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
@@ -323,20 +335,28 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
 def _entry(opts: RunSettings, name: str, out) -> Dict[str, Any]:
     """A pipeline outcome as a results entry: a photo's, or a video's (its best frame's detections)."""
     if out.is_video:
-        return video_entry(name, out.frames, out.fps, out.failure, opts.floor, opts.max_detections)
+        return video_entry(name, out.frames, out.fps, out.failure, opts.floor, opts.max_detections, out.warning)
     return image_entry(name, out.raw, out.failure, opts.floor, out.datetime, opts.max_detections)
 
 
-def _write_results(run: _Run, texts: Callable[[], Iterator[str]]) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
+def count_cut_short(texts: Iterable[str]) -> int:
+    """Entries (compact JSON texts, as the journal holds them) of videos cut short: a text search,
+    as a key in a file name is escaped (``\\"``) and never matches."""
+    return sum('"warning":' in t for t in texts)
+
+
+def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
+                   cut_short: int = 0) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
-    where it was written (a temporary file when there is no ``out_json``, for ``document``)."""
+    where it was written (a temporary file when there is no ``out_json``, for ``document``).
+    ``info.ssd_batch.cut_short`` counts the videos cut short, so a reader sees it without a scan."""
     opts = run.settings
     extra = {"ssd_batch": {"floor": opts.floor, "nms": opts.nms, "max_detections": opts.max_detections,
-                           "flag_repeats": opts.flag_repeats,
+                           "flag_repeats": opts.flag_repeats, "cut_short": int(cut_short),
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
                            "camera_depth": opts.camera_rule.recorded(),
                            "frame_every": opts.frame_every, "inference": run.inference}}
-    head = results_document([], run.classes, os.path.basename(os.path.normpath(opts.model)), opts.threshold, extra)
+    head = results_document([], run.classes, _model_name(opts), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]
     if opts.out_json:

@@ -17,10 +17,10 @@ from PIL import Image
 
 from ssd.base.text import name_on_disk
 from ssd.inference.detector import RawDetections
-from ssd.camtrap.megadetector import Threshold, as_posix, image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, image_state, is_cut_short, shown_detections
 from ssd.inference.filtering import ShownFilter
 
-STATES = ("all", "with detections", "empty", "failed", "suspect")
+STATES = ("all", "with detections", "empty", "failed", "suspect", "cut short")
 PAGE_SIZE = 24
 
 
@@ -30,7 +30,8 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
 
     ``threshold``: a number or a ``ShownFilter`` (per-class thresholds).
     ``classes``: keep images with a shown detection of one of these names (None: any).
-    ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``.
+    ``state``: one of ``STATES``; ``suspect`` keeps images with a flagged repeat ≥ ``threshold``;
+    ``cut short`` the videos that ended before their header said (``video.cut_short``).
     """
     names = doc.get("detection_categories") or {}
     shown = ShownFilter.at(threshold, hide_suspect)
@@ -45,6 +46,8 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
         elif state == "with detections" and st != "detections":
             continue
         elif state in ("empty", "failed") and st != state:
+            continue
+        elif state == "cut short" and not is_cut_short(im):
             continue
         if of_class is not None and not of_class.entry_detections(im, names):
             continue
@@ -67,7 +70,7 @@ def name_and_folder(file: str) -> Tuple[str, str]:
     """A results entry's file name and the folder it is in (``""`` at the top): a grid labels a
     thumbnail with the name and tells the folder on hover (``site/cam3/`` repeated on every
     button hid the names)."""
-    folder, _, name = as_posix(file).rpartition("/")
+    folder, _, name = file.replace("\\", "/").rpartition("/")     # "\\": written on Windows
     return name, folder
 
 
@@ -100,8 +103,15 @@ def image_path(entry: Dict[str, Any], image_root: Optional[str]) -> Optional[str
 
     With a root, relative and absolute names alike must stay inside it (a results file from
     elsewhere must not make the app show arbitrary files); without one, only absolute names open.
+    ``\\`` is a folder separator first (results written on Windows), then, when no such file
+    exists, part of the name (a Linux name may hold one).
     """
     file = name_on_disk(entry["file"])          # a name that is not UTF-8 is written escaped
+    paths = [_inside(f, image_root) for f in dict.fromkeys((file.replace("\\", "/"), file))]
+    return next((p for p in paths if p and os.path.isfile(p)), paths[0])
+
+
+def _inside(file: str, image_root: Optional[str]) -> Optional[str]:
     if not image_root:
         return file if os.path.isabs(file) else None
     root = os.path.realpath(image_root)

@@ -10,7 +10,8 @@ URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
   and a deployment without any is refused with its name (never invented).
 * **media.csv**: every file that was processed (failures left out), its path relative to the
   images folder, media type and time stamp: the EXIF time in the camera's UTC offset (given;
-  camera clocks keep none), else the file's modification time when the file can be found (noted
+  camera clocks keep none), from the results or else from the image itself (MegaDetector writes
+  none unless asked), else the file's modification time when the file can be found (noted
   in ``mediaComments``), else the file is left out and counted.
 * **observations.csv**: one media-level observation per detection shown at the thresholds
   (per-class thresholds count; suspect repeats are left out when hidden), with its box, score,
@@ -40,9 +41,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.cells import CsvWriter, safe_cell
+from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
+from ssd.data.exif import exif_datetime
 from ssd.inference.filtering import ShownFilter
 
 VERSION = "1.0.2"        # the current patch release of Camtrap DP 1.0 (schemas/camtrap-dp-1.0.2/README.md says why)
@@ -136,15 +139,32 @@ def media_type(path: str) -> str:
 
 
 def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]) -> Tuple[Optional[str], str]:
-    """(ISO time stamp with offset, comment): EXIF time, else the file's modification time, else None."""
+    """(ISO time stamp with offset, comment): the results' EXIF time, else the image's own (MegaDetector
+    writes none unless asked: its files' photos were dated by their copy time), else the file's
+    modification time, else None."""
     t = parse_time(entry.get("datetime"))
+    path = None
+    if t is None:
+        path = _local_file(entry["file"], image_root)
+        t = parse_time(exif_datetime(path)) if path and os.path.isfile(path) else None
     if t is not None:
         return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), ""
-    path = entry["file"] if os.path.isabs(entry["file"]) or not image_root else os.path.join(image_root, entry["file"])
-    if os.path.isfile(path):
+    if path and os.path.isfile(path):
         when = dt.datetime.fromtimestamp(int(os.path.getmtime(path)), tz)
         return when.isoformat(), "timestamp from file modification time"
     return None, ""
+
+
+def _local_file(file: str, image_root: Optional[str]) -> Optional[str]:
+    """Where a results name is on this machine: ``\\`` read as a folder separator (as sorting does; files
+    written on Windows have them), relative names inside ``image_root`` only (None for ``..``)."""
+    norm = file.replace("\\", "/")
+    if os.path.isabs(norm) or not image_root:
+        return norm
+    try:
+        return os.path.join(image_root, *name_parts(norm))
+    except PathRefused:
+        return None
 
 
 def _media_path(file: str, image_root: Optional[str]) -> Optional[str]:

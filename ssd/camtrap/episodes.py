@@ -126,6 +126,11 @@ def assign_episodes(images: List[Dict[str, Any]], gap: float = DEFAULT_EPISODE_G
         im["episode"] = eid
 
 
+def records_camera_rule(doc: Dict[str, Any]) -> bool:
+    """Whether a results file says which camera rule its episodes were made with."""
+    return "camera_depth" in (((doc.get("info") or {}).get("ssd_batch")) or {})
+
+
 def file_gap(doc: Dict[str, Any]) -> float:
     """The gap a results file's episodes were made with (``info.ssd_batch.episode_gap``), else the default."""
     gap = ((doc.get("info") or {}).get("ssd_batch") or {}).get("episode_gap")
@@ -148,10 +153,12 @@ def regroup_episodes(doc: Dict[str, Any], gap: Optional[float] = None, rule: Opt
 
 def episode_ids(doc: Dict[str, Any], gap: Optional[float] = None) -> List[str]:
     """One id per entry: the file's own ``episode`` fields, or computed (with ``gap``, else the
-    file's gap, and the file's camera rule) when a gap is asked for or some entry has none
-    (MegaDetector's own files)."""
+    file's gap, and the file's camera rule) when a gap is asked for, some entry has none
+    (MegaDetector's own files), or the file records no camera rule (written before there was
+    one: its ids were made per immediate folder, a day folder apart from its camera's other days,
+    while its deployments and repeats now follow the automatic rule)."""
     images = doc.get("images", [])
-    if gap is None and all(isinstance(im.get("episode"), str) for im in images):
+    if gap is None and records_camera_rule(doc) and all(isinstance(im.get("episode"), str) for im in images):
         return [im["episode"] for im in images]
     finder = EpisodeFinder(file_camera_rule(doc))
     for im in images:
@@ -195,6 +202,9 @@ def episode_counts(doc: Dict[str, Any], threshold: Threshold, gap: Optional[floa
     out: Dict[str, Any] = {"episodes": 0, "with_detections": 0, "empty": 0, "failed": 0, "untimed": 0,
                            "per_class": {n: 0 for n in names.values()}}
     images = doc.get("images", [])
+    rule = file_camera_rule(doc)
+    out.update(gap=file_gap(doc) if gap is None else gap, camera_rule=rule.describe(),
+               cameras=len({rule.camera_of(im["file"]) for im in images}))
     for members in episode_groups(doc, gap).values():
         out["episodes"] += 1
         state = episode_state(doc, members, shown)

@@ -108,11 +108,16 @@ def as_posix(path: str) -> str:
     return str(path).replace(os.sep, "/") if os.sep != "/" else str(path)
 
 
+def detector_name(model_name: str) -> str:
+    """``info.detector`` of our results: which model made them (merges and reruns compare it)."""
+    return f"ssd-studio:{model_name}"
+
+
 def results_document(images: List[Dict[str, Any]], classes: Sequence[str], model_name: str,
                      threshold: float, extra_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The whole file: ``info`` (version, detector, thresholds), categories and images."""
     info: Dict[str, Any] = {
-        "format_version": MEGADETECTOR_FORMAT_VERSION, "detector": f"ssd-studio:{model_name}",
+        "format_version": MEGADETECTOR_FORMAT_VERSION, "detector": detector_name(model_name),
         "detection_completion_time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "detector_metadata": {"typical_detection_threshold": float(threshold),
                               "conservative_detection_threshold": conservative_threshold(threshold)}}
@@ -158,6 +163,11 @@ def image_state(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool 
     return "detections" if shown_detections(entry, threshold, hide_suspect, names) else "empty"
 
 
+def is_cut_short(entry: Dict[str, Any]) -> bool:
+    """Whether an entry is a video that was read, but ended before its header said (its ``warning``)."""
+    return isinstance(entry.get("warning"), str) and entry.get("failure") is None
+
+
 def shown_detections(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
                      names: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     """An entry's detections at or above ``threshold`` (suspect repeats left out when asked)."""
@@ -174,6 +184,7 @@ def check_class_names(per_class: Dict[str, float], categories: Dict[str, str]) -
 
 
 def sort_key(file: str) -> tuple:
-    """The order of a recursive folder walk: by path components, so merged shards sort like one run."""
-    return tuple(as_posix(file).split("/"))
+    """The order of a recursive folder walk: by path components, so merged shards sort like one run
+    (``\\`` too: files written on Windows)."""
+    return tuple(str(file).replace("\\", "/").split("/"))
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ssd.base.safe_paths import PathRefused, name_parts
-from ssd.camtrap.megadetector import ResultsError, read_results, sort_key, typical_threshold
+from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
+from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
@@ -24,17 +24,15 @@ from ssd.camtrap.repeats import flag_repeats
 
 def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
     """Shards of one folder name their images relative to it (or all absolutely, with
-    ``--absolute-paths``): a name with ``..``, or an absolute one among relative ones, is refused."""
-    absolute = {p: all(im["file"].replace("\\", "/").startswith("/") for im in d["images"]) for p, d in zip(paths, docs)}
+    ``--absolute-paths``, as MegaDetector does by default, on Windows with a drive letter or a
+    ``\\\\server\\share``): a name with ``..``, or an absolute one among relative ones, is refused."""
+    absolute = {p: all(is_absolute_name(im["file"]) for im in d["images"]) for p, d in zip(paths, docs)}
     all_absolute = all(absolute.values())
     for p, d in zip(paths, docs):
         for im in d["images"]:
             name = im["file"]
             try:
-                if all_absolute:
-                    name_parts(name.lstrip("/"))
-                else:
-                    name_parts(name)
+                (absolute_name_parts if all_absolute else name_parts)(name)
             except PathRefused as why:
                 raise ResultsError(f"'{p}': image {name!r} {why}, outside the folder the shards share; "
                                    "merge results whose names are relative to one folder "
@@ -179,6 +177,9 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
         if missing:
             batch["shards_merged"] = sorted([i, n] for d in docs for i, n in (_shards(d) or []))
             batch["shards_missing"] = [list(s) for s in missing]
+        info["ssd_batch"] = batch
+    if "cut_short" in batch:                 # the merged file's count, not the first shard's
+        batch["cut_short"] = sum(is_cut_short(im) for im in images)
         info["ssd_batch"] = batch
     if batch.get("inference") and len(docs) > 1 and _devices(docs):
         batch["inference"] = dict(batch["inference"], device=_devices(docs))

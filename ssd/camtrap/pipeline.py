@@ -36,6 +36,7 @@ class Decoded:
     failure: Optional[str] = None
     frame_numbers: Optional[List[int]] = None  # a video's sampled frames (None: a photo)
     fps: float = 0.0
+    warning: Optional[str] = None              # a video cut short (``video.cut_short``)
 
     @property
     def count(self) -> int:
@@ -52,6 +53,7 @@ class Outcome:
     failure: Optional[str] = None
     frames: Optional[List[Tuple[int, RawDetections]]] = None   # a video: (frame number, detections) each
     fps: float = 0.0
+    warning: Optional[str] = None
 
     @property
     def is_video(self) -> bool:
@@ -67,7 +69,8 @@ def decode_for_network(index: int, path: str, name: str, size: int,
     try:
         if is_video(name):
             v = sample_frames(path, name, size, frame_every)
-            return Decoded(index, v.pixels, v.size, frame_numbers=v.numbers, fps=v.fps)
+            return Decoded(index, v.pixels, v.size, frame_numbers=v.numbers, fps=v.fps,
+                           warning=v.cut_short)
         li = load_image(path, name, draft_to=size)
         pixels = resize_for_network(li.image, size)[None]
     except (ImageError, ValueError) as err:
@@ -153,4 +156,5 @@ def _flush(detector, ready: List[Decoded], nms: float, floor: float,
         if d.frame_numbers is None:
             yield Outcome(d.index, raws[0], d.datetime)
         else:
-            yield Outcome(d.index, datetime=d.datetime, frames=list(zip(d.frame_numbers, raws)), fps=d.fps)
+            yield Outcome(d.index, datetime=d.datetime, frames=list(zip(d.frame_numbers, raws)), fps=d.fps,
+                          warning=d.warning)

@@ -32,6 +32,8 @@ class ResultsError(SSDError):
 
 def check_results(doc: Any, where: str) -> Dict[str, Any]:
     """``doc`` if it is a well-formed results document, else ``ResultsError`` naming the field."""
+    if isinstance(doc, dict) and isinstance(doc.get("images"), list) and "detection_categories" in doc:
+        _names(doc["detection_categories"], "detection_categories", where)    # says what is wrong with it
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
             or not isinstance(doc.get("detection_categories"), dict):
         raise ResultsError(f"{where} is not a MegaDetector batch results file "
@@ -116,14 +118,16 @@ def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
             raise _fail(where, f"{at}.{key}", im[key], "a whole number of pixels")
     if im.get("max_detection_conf") is not None and not _number(im["max_detection_conf"], 0.0, 1.0):
         raise _fail(where, f"{at}.max_detection_conf", im["max_detection_conf"], "a number within 0–1")
-    if im.get("datetime") is not None and not isinstance(im["datetime"], str):
-        raise _fail(where, f"{at}.datetime", im["datetime"], "text")
+    for key in ("datetime", "warning"):
+        if im.get(key) is not None and not isinstance(im[key], str):
+            raise _fail(where, f"{at}.{key}", im[key], "text")
     for key, value in im.items():
         if key not in _IMAGE_KEYS:
             _extra(value, f"{at}.{key}", where)
 
 
-_IMAGE_KEYS = frozenset(("file", "failure", "detections", "width", "height", "max_detection_conf", "datetime"))
+_IMAGE_KEYS = frozenset(("file", "failure", "detections", "width", "height", "max_detection_conf", "datetime",
+                         "warning"))
 _DETECTION_KEYS = frozenset(("category", "conf", "bbox", "suspect"))
 
 

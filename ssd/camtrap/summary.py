@@ -8,12 +8,15 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ssd.base.text import terminal_safe
-from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.camtrap.megadetector import Threshold, image_state, is_cut_short, shown_detections
 from ssd.inference.filtering import ShownFilter
 
 
 def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> Dict[str, Any]:
     """Counts at ``threshold``: images, with detections, empty, failed, suspect; per class; episodes.
+
+    ``cut_short`` counts the videos that ended before their header said (``video.cut_short``):
+    counted among the images read (their detections stand), and apart, as they may miss an animal.
 
     ``threshold`` is a number or a ``ShownFilter`` (per-class thresholds).
     ``per_class_images`` counts images with at least one detection of the class,
@@ -25,12 +28,14 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
     names = doc.get("detection_categories") or {}
     shown = ShownFilter.at(threshold, hide_suspect)
     out: Dict[str, Any] = {"images": 0, "with_detections": 0, "empty": 0, "failed": 0, "suspect_detections": 0,
+                           "cut_short": 0,
                            "per_class_images": {n: 0 for n in names.values()},
                            "per_class_detections": {n: 0 for n in names.values()}}
     for im in doc.get("images", []):
         out["images"] += 1
         state = image_state(im, shown, names=names)
         out[{"failed": "failed", "empty": "empty", "detections": "with_detections"}[state]] += 1
+        out["cut_short"] += is_cut_short(im)
         out["suspect_detections"] += sum(1 for d in im.get("detections") or [] if d.get("suspect")
                                          and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), "")))
         seen = set()
@@ -56,8 +61,14 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
              f"with detections   {s['with_detections']:>8}  {e.get('with_detections', 0):>8}",
              f"empty             {s['empty']:>8}  {e.get('empty', 0):>8}",
              f"failed            {s['failed']:>8}  {e.get('failed', 0):>8}"]
+    if "camera_rule" in e:
+        lines.append(f"episodes: frames at most {e['gap']:g} s apart in one of {e['cameras']} camera folder(s) "
+                     f"({e['camera_rule']})")
     if e.get("untimed"):
         lines.append(f"{e['untimed']} image(s) without a time stamp: each is an episode of its own")
+    if s.get("cut_short"):
+        lines.append(f"cut short         {s['cut_short']} video(s) ended before their header said: "
+                     "detections from the frames read")
     if s["suspect_detections"]:
         lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), not counted below")
     lines.append("class               images  episodes  detections")

@@ -23,6 +23,7 @@ frames were looked at.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpeg", ".mpg", ".flv")
 DEFAULT_FRAME_EVERY = 1.0          # seconds between the frames looked at
 MAX_FRAMES = 1000
 FAILED_FRAME_RATE = -1.0           # MegaDetector's frame rate for a video that could not be read
+SEEK_BACK_FRAMES = 4               # how far before a frame's stamp to seek (average-rate frames)
+SHORT_TOLERANCE_FRAMES = 2         # frames a header may overstate without a warning (``cut_short``)
+STAMP_TOLERANCE_MS = 0.01          # two frames' stamps closer than this are the same frame
 
 
 def is_video(name: str) -> bool:
@@ -49,6 +53,8 @@ class VideoFrames:
     pixels: Optional[np.ndarray] = None           # (n, S, S, 3) uint8
     fps: float = 0.0
     size: Tuple[int, int] = (0, 0)                # (width, height)
+    decoded: int = 0                              # frames the clip gave, sampled or not
+    cut_short: Optional[str] = None               # why it ended before its header said (None: it did not)
 
 
 def frame_step(every_s: float, fps: float, count: float = 0) -> int:
@@ -89,8 +95,10 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         if not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"'{name}' has no frame rate (a damaged or unsupported video)")
         out = VideoFrames(fps=round(fps, 3))
-        step = frame_step(every_s, fps, cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        stated = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        step = frame_step(every_s, fps, stated)
         frames = _sampled(cap, out, size, fps, step / fps)
+        out.cut_short = cut_short(out.decoded, stated, fps)
     finally:
         cap.release()
     if not frames:
@@ -125,7 +133,26 @@ def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> Li
                 del frames[1::2], out.numbers[1::2]
                 every_s, k = 2 * every_s, (k + 1) // 2
         n += 1
+    out.decoded = n
     return frames
+
+
+def cut_short(decoded: int, stated: float, fps: float) -> Optional[str]:
+    """A warning when decoding stopped well before the frame count in the clip's header (a file cut
+    off while its header, written first, survived), else None.
+
+    Why a tolerance (``SHORT_TOLERANCE_FRAMES``, or 1% of the count when larger): only some
+    containers store a frame count; elsewhere FFmpeg works it out from the duration × average
+    rate, which rounds and counts the last frame's display time, and encoders may drop a last
+    frame. A header one or two frames over is therefore normal, and warning on it would bury the
+    clips really cut short, which lack far more.
+    """
+    if not math.isfinite(stated) or stated <= 0 or decoded <= 0:
+        return None
+    if stated - decoded <= max(SHORT_TOLERANCE_FRAMES, 0.01 * stated):
+        return None
+    return (f"cut short: decoding stopped after {decoded} of the {int(stated)} frames its header lists "
+            f"(about {decoded / fps:.1f} s of {stated / fps:.1f} s); the detections are from the frames read")
 
 
 def _frame_time(cap, fps: float, previous: float) -> float:
@@ -138,19 +165,96 @@ def _frame_time(cap, fps: float, previous: float) -> float:
 
 
 def read_frame(path: str, number: int):
-    """Frame ``number`` of a video as a PIL image (for the browser), or None when it cannot be read."""
+    """Frame ``number`` of a video, counted as a sequential decode counts (``sample_frames``, so a
+    detection's ``frame_number``), as a PIL image for the browser; None when it cannot be read.
+
+    Why not ``CAP_PROP_POS_FRAMES``: OpenCV turns the number into a time by the AVERAGE frame rate,
+    so in a clip of variable rate it showed (and cropped) another picture than the one detected.
+    Instead the frame's own time stamp is looked up (``frame_times``: the packets read without
+    decoding), the capture seeks a little before it and decodes forward to that exact stamp. Where
+    the stamps cannot be trusted (missing, repeated) frames are decoded from the start and counted.
+    """
     import cv2
     from PIL import Image
+
+    number = int(number)
+    if number < 0:
+        return None
+    times = frame_times(path)
+    bgr = _frame_by_time(path, times[number]) if times is not None and number < len(times) else None
+    if bgr is None and (times is None or number < len(times)):
+        bgr = _frame_by_count(path, number)
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if bgr is not None else None
+
+
+def frame_times(path: str) -> Optional[Tuple[float, ...]]:
+    """Every frame's time stamp (ms) in display order, from the packets alone (OpenCV's raw mode:
+    no decoding: about 0.05 s for a minute of 720p); None when they are missing or repeat.
+    Kept per file version (path, size, modification time): the browser asks for frame after frame."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _frame_times(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame_times(path: str, size: int, mtime_ns: int) -> Optional[Tuple[float, ...]]:
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened() or not cap.set(cv2.CAP_PROP_FORMAT, -1):
+            return None
+        stamps = []
+        while cap.grab():
+            stamps.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
+    finally:
+        cap.release()
+    stamps.sort()                                 # packets come in decoding order (B-frames)
+    ok = stamps and all(math.isfinite(t) for t in stamps) and all(b > a for a, b in zip(stamps, stamps[1:]))
+    return tuple(stamps) if ok else None
+
+
+def _frame_by_time(path: str, ms: float):
+    """The decoded frame stamped ``ms``: a seek to somewhat before it (OpenCV lands on a frame near
+    there by the average rate), then frames decoded forward; None when the seek overshot."""
+    import cv2
 
     cap = _open(path)
     try:
         if not cap.isOpened():
             return None
-        cap.set(cv2.CAP_PROP_POS_FRAMES, int(number))
-        ok, bgr = cap.read()
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        back = SEEK_BACK_FRAMES * 1000.0 / fps if math.isfinite(fps) and fps > 0 else ms
+        if ms - back > 0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, ms - back)
+        while cap.grab():
+            t = float(cap.get(cv2.CAP_PROP_POS_MSEC))
+            if abs(t - ms) < STAMP_TOLERANCE_MS:
+                ok, bgr = cap.retrieve()
+                return bgr if ok else None
+            if t > ms:
+                return None
     finally:
         cap.release()
-    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if ok and bgr is not None else None
+    return None
+
+
+def _frame_by_count(path: str, number: int):
+    """Frame ``number`` by decoding from the start (``grab`` only, pixels for that frame alone)."""
+    cap = _open(path)
+    try:
+        if not cap.isOpened():
+            return None
+        for _ in range(number + 1):
+            if not cap.grab():
+                return None
+        ok, bgr = cap.retrieve()
+    finally:
+        cap.release()
+    return bgr if ok else None
 
 
 def shown_frame(entry: Dict[str, Any]) -> int:
@@ -173,8 +277,14 @@ def best_frame(frames: Sequence[Tuple[int, Any]]) -> int:
 
 
 def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: float, failure: Optional[str],
-                floor: float, max_detections: int) -> Dict[str, Any]:
-    """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``."""
+                floor: float, max_detections: int, warning: Optional[str] = None) -> Dict[str, Any]:
+    """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``.
+
+    ``warning`` (a clip cut short) goes into a field of its own, ``"warning"``: the format's
+    ``failure`` demands ``"detections": null`` (MegaDetector's validator rejects both), which would
+    throw away what the frames read did show, and MegaDetector itself records frames it could not
+    read by leaving them out of ``frames_processed``, silently. Fields beyond the format's are
+    allowed by its validator and passed over by Timelapse, while scripts and this app read it."""
     from ssd.camtrap.megadetector import image_entry
 
     if not frames:
@@ -193,6 +303,8 @@ def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: flo
         entry["detections"] = merged[:max_detections]
     entry["frame_rate"] = float(fps)
     entry["frames_processed"] = [int(n) for n, _ in frames]
+    if warning:
+        entry["warning"] = str(warning)
     return entry
 
 

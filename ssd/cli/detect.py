@@ -68,7 +68,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if res.companions_skipped:
         hidden += f", {res.companions_skipped} results or database file(s) skipped (JSON, CSV, XLSX, Timelapse)"
     suspects = f", {res.suspects} repeated detection(s) flagged suspect" if res.suspects else ""
-    print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{hidden}{suspects}", file=sys.stderr)
+    cut = f", {res.cut_short} video(s) cut short (\"warning\" in their entries)" if res.cut_short else ""
+    print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{cut}{hidden}{suspects}",
+          file=sys.stderr)
     return EXIT_COMPLETED
 
 
