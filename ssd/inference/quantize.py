@@ -21,6 +21,7 @@ import numpy as np
 
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import DatasetError, ModelError, SSDError, error_gist
+from ssd.base.hardware import cpu_kind
 from ssd.data.preprocess import MEAN, STD, normalize_batch, resize
 from ssd.data.synthetic import GENERATOR
 from ssd.inference.detector import Detector
@@ -197,7 +198,7 @@ def quantize_model(model_dir: str, data: Optional[str] = None, images: int = CAL
     }
     from ssd.base.engine import report
 
-    evaluation: Dict[str, Any] = {"forward_ms_batch1": {}, "engine": report()}
+    evaluation: Dict[str, Any] = {"forward_ms_batch1": {}, "engine": report(), "cpu": cpu_kind()}
     for prep in (fp32, int8):
         evaluation["forward_ms_batch1"][prep.precision] = round(forward_ms(prep, meta), 2)
     val = splits.val if splits.val is not None and len(splits.val) else None
