@@ -122,3 +122,23 @@ def test_a_pil_image_with_a_damaged_exif_block_is_still_detected(shipped_detecto
     img.info["exif"] = b"Exif\x00\x00MM\x00*garbage"
     raw = shipped_detector.detect(img, floor=0.0)
     assert raw.image_size == (64, 48)
+
+
+# ------------------------------------------------------------------ when it was taken
+
+@pytest.mark.parametrize("original", ["0000:00:00 00:00:00", "    :  :     :  :  ", "garbage"])
+def test_a_garbage_date_time_original_falls_back_to_date_time(tmp_path: Path, original: str) -> None:
+    """Cameras that never had their clock set write zeros or blanks in DateTimeOriginal while DateTime
+    holds the time: the photo lost its time stamp (episodes, Camtrap DP) though the file had one."""
+    from ssd.data.exif import exif_datetime
+
+    exif = Image.Exif()
+    exif[0x0132] = "2024:05:01 06:30:00"                    # DateTime
+    exif.get_ifd(0x8769)[36867] = original                  # DateTimeOriginal
+    path = tmp_path / "IMG_0001.JPG"
+    path.write_bytes(_jpeg(_noise(32, 24), exif=exif.tobytes()))
+    assert load_image(str(path)).datetime == "2024:05:01 06:30:00"
+    assert exif_datetime(str(path)) == "2024:05:01 06:30:00"
+    exif[0x0132] = "garbage too"
+    path.write_bytes(_jpeg(_noise(32, 24), exif=exif.tobytes()))
+    assert load_image(str(path)).datetime is None
