@@ -98,6 +98,13 @@ def test_a_windows_name_climbing_out_with_dotdot_still_does_not_merge(tmp_path, 
     assert "'..'" in capsys.readouterr().err
 
 
+def test_one_image_named_with_either_separator_in_two_shards_is_an_overlap(tmp_path, capsys):
+    a = _shard(tmp_path, "a.json", ["camA\\img0.jpg"])            # written on Windows
+    b = _shard(tmp_path, "b.json", ["camA/img0.jpg", "camA/img1.jpg"])
+    assert main(["results", "merge", str(a), str(b), "-o", str(tmp_path / "all.json")]) != 0
+    assert "overlap" in capsys.readouterr().err and not (tmp_path / "all.json").exists()
+
+
 class _Detector:
     """A network-free detector with MegaDetector's three classes."""
 

@@ -49,7 +49,7 @@ from ssd.camtrap.repeats import RepeatFinder
 from ssd.camtrap.results import write_results_csv
 from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
 from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
-from ssd.camtrap.settings import RunSettings
+from ssd.camtrap.settings import RunSettings, model_weights
 from ssd.camtrap.video import video_entry
 
 PROGRESS_EVERY_S = 2.0
@@ -127,7 +127,8 @@ def _open_store(run: _Run, files: FileList) -> RunStore:
     """The run's entry store: the journal (resumed, or new), else a temporary one; previous
     results' entries not done yet are appended to it (read first: a bad file changes nothing)."""
     opts, ckpt = run.settings, run.journal
-    settings = opts.journal_settings(run.classes, files.base, run.engine, run.inference.get("precision"))
+    settings = opts.journal_settings(run.classes, files.base, run.engine, run.inference.get("precision"),
+                                     model_weights(opts.model) if ckpt else None)
     previous = _previous_entries(opts.previous_results, run)
     if ckpt and opts.resume:
         store = RunStore.resume(ckpt, settings, files.names, run.legacy_checkpoint)

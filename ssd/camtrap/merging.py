@@ -3,7 +3,9 @@
 Refused, with the reason: files of different models or categories, engines, precisions, floors,
 NMS thresholds or numbers of detections kept per image (their scores mean different things, and
 the merged file names one of each) or camera rules (``--camera-depth``: episodes and repeats are
-made again over the whole set, by one rule) and files that both contain an image (an overlap means the
+made again over the whole set, by one rule), shards of different splits (2/4 beside 3/5), a shard
+given twice, a missing shard (unless asked for: the file then records ``shards_merged`` and
+``shards_missing``, and merges again with the rest) and files that both contain an image (an overlap means the
 shards were not a partition, and silently keeping one of two answers would hide it). Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
@@ -88,8 +90,50 @@ def _devices(docs: Sequence[Dict[str, Any]]) -> str:
     return "; ".join(seen)
 
 
-def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
-    """One document from several results files of the same detector (``ResultsError`` if not)."""
+Shard = Tuple[int, int]
+
+
+def _shards(doc: Dict[str, Any]) -> Optional[List[Shard]]:
+    """The ``(I, N)`` shards a file holds: its ``shard``, or a partial merge's ``shards_merged``
+    (``None`` when it records neither: a whole run, or an older file)."""
+    batch = (doc.get("info") or {}).get("ssd_batch") or {}
+    try:
+        if batch.get("shards_merged"):
+            return [(int(i), int(n)) for i, n in batch["shards_merged"]]
+        return [(int(batch["shard"][0]), int(batch["shard"][1]))] if batch.get("shard") else None
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ResultsError(f"info.ssd_batch.shard is {batch.get('shard')!r}: expected [I, N]") from None
+
+
+def check_shards(paths: Sequence[str], docs: Sequence[Dict[str, Any]], allow_missing: bool = False) -> List[Shard]:
+    """The shards missing from a set that is one season's ``--shard I/N`` runs: every file's N
+    must agree and each I come once (2/4 beside 3/5, or shard 1/2 run twice, is not a partition);
+    a missing I is refused unless ``allow_missing``. Nothing is checked when a file records no shard."""
+    held = [(p, _shards(d)) for p, d in zip(paths, docs)]
+    if any(s is None for _, s in held):
+        return []
+    (first_path, first), seen = held[0], {}
+    for p, shards in held:
+        for i, n in shards:
+            if n != first[0][1]:
+                raise ResultsError(f"'{first_path}' holds shard {first[0][0]}/{first[0][1]}, '{p}' shard {i}/{n}: "
+                                   "only shards of one split (the same N in --shard I/N) merge")
+            if i in seen:
+                raise ResultsError(f"the shards overlap: shard {i}/{n} is in both '{seen[i]}' and '{p}'; "
+                                   "give each shard's results once")
+            seen[i] = p
+    count = first[0][1]
+    missing = [(i, count) for i in range(1, count + 1) if i not in seen]
+    if missing and not allow_missing:
+        raise ResultsError(f"shard(s) {', '.join(f'{i}/{n}' for i, n in missing)} missing: the merged file would "
+                           "lack their images; give every shard's results, or --allow-missing to merge "
+                           "these (the file then records which shards it lacks)")
+    return missing
+
+
+def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str, Any]:
+    """One document from several results files of the same detector (``ResultsError`` if not);
+    every shard of a ``--shard I/N`` split must be there, unless ``allow_missing``."""
     if len(paths) < 2:
         raise ResultsError("give at least two results files to merge")
     docs = [read_results(p) for p in paths]
@@ -104,14 +148,16 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
                                "only results of the same model merge")
     _check_names(paths, docs)
     _check_scoring(paths, docs)
+    missing = check_shards(paths, docs, allow_missing)
     seen: Dict[str, str] = {}
     images: List[Dict[str, Any]] = []
     for p, d in zip(paths, docs):
         for im in d["images"]:
-            if im["file"] in seen:
-                raise ResultsError(f"'{im['file']}' is in both '{seen[im['file']]}' and '{p}': the shards "
+            key = im["file"].replace("\\", "/")        # one image, whether written on Windows or not
+            if key in seen:
+                raise ResultsError(f"'{im['file']}' is in both '{seen[key]}' and '{p}': the shards "
                                    "overlap; merge results of disjoint shards only")
-            seen[im["file"]] = p
+            seen[key] = p
             images.append(im)
     images.sort(key=lambda im: sort_key(im["file"]))
     info = dict(first.get("info") or {})
@@ -125,6 +171,13 @@ def merge_results(paths: Sequence[str]) -> Dict[str, Any]:
         assign_episodes(images, float(batch["episode_gap"]), rule)     # a burst may have been split between shards
     if "shard" in batch:
         batch["shard"] = None
+        info["ssd_batch"] = batch
+    if "shards_merged" in batch or missing:     # a partial merge says so, and merges again with what it lacks
+        batch.pop("shards_merged", None)
+        batch.pop("shards_missing", None)
+        if missing:
+            batch["shards_merged"] = sorted([i, n] for d in docs for i, n in (_shards(d) or []))
+            batch["shards_missing"] = [list(s) for s in missing]
         info["ssd_batch"] = batch
     if "cut_short" in batch:                 # the merged file's count, not the first shard's
         batch["cut_short"] = sum(is_cut_short(im) for im in images)

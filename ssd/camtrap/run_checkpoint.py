@@ -54,11 +54,26 @@ def compact(entry: Dict[str, Any]) -> str:
 # settings added since journals were first written, with the value every older journal had
 LATER_SETTINGS = {"engine": "mxnet"}
 # settings added since, whose value in older journals is not known: not compared for those
-UNRECORDED_BEFORE = ("precision",)
+UNRECORDED_BEFORE = ("precision", "weights")
+
+
+def _placed(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """``settings`` with the machine's paths reduced to folder names: a journal copied to another
+    machine, where the season is mounted elsewhere (``/mnt/a/season`` → ``/data/season``) and the
+    model sits in another folder, resumes there. The entries' names are relative to the season's
+    folder, so only its name must agree; the model is known by its folder name and its weights'
+    digest (``weights``). With ``--absolute-paths`` the names hold the full path: it must agree."""
+    out = dict(settings)
+    if isinstance(out.get("model"), str):
+        out["model"] = os.path.basename(os.path.normpath(out["model"]))
+    if isinstance(out.get("base"), str) and not out.get("absolute_paths"):
+        out["base"] = os.path.basename(os.path.normpath(out["base"]))
+    return out
 
 
 def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
     """``ResultsError`` naming each setting that differs between a checkpoint and this run."""
+    old, new = _placed(old), _placed(new)
     old = {**{k: v for k, v in LATER_SETTINGS.items() if k in new},
            **{k: new[k] for k in UNRECORDED_BEFORE if k in new}, **old}
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

@@ -195,17 +195,31 @@ class RunSettings:
         return cls.from_dict(data, os.path.basename(path))
 
     def journal_settings(self, classes: List[str], base: Optional[str], engine: str = "mxnet",
-                         precision: Optional[str] = None) -> Dict[str, Any]:
+                         precision: Optional[str] = None, weights: Optional[str] = None) -> Dict[str, Any]:
         """What decides the entries: a journal made with other values cannot be resumed. ``engine``
         and ``precision`` are the ones that run (``auto`` resolved): a resumed run may not switch
-        engines, nor INT8 and fp32 (their scores differ), silently."""
+        engines, nor INT8 and fp32 (their scores differ), silently. ``weights``: the digest of the
+        model's weights, which identifies it on another machine (``run_checkpoint.check_settings``)."""
         return {"model": os.path.abspath(self.model), "classes": list(classes), "nms": float(self.nms),
                 "engine": engine, **({"precision": precision} if precision else {}),
+                **({"weights": weights} if weights else {}),
                 "floor": float(self.floor), "max_detections": int(self.max_detections),
                 "shard": list(self.shard) if self.shard else None,
                 "base": base, "absolute_paths": bool(self.absolute_paths),
                 # only when not the default: journals from before videos were read resume as they are
                 **({"frame_every": float(self.frame_every)} if self.frame_every != DEFAULT_FRAME_EVERY else {})}
+
+
+def model_weights(model_dir: str) -> Optional[str]:
+    """The digest of the model's weights (its identity in the journal), ``None`` where it has none
+    to read: such a journal is compared by the model's folder name alone."""
+    from ssd.inference.precision import params_digest
+    from ssd.store import read_meta
+
+    try:
+        return params_digest(model_dir, read_meta(model_dir))
+    except (OSError, ValueError, KeyError, SSDError):
+        return None
 
 
 def _checked(f: dataclasses.Field, value: Any, where: str) -> Any:

@@ -18,6 +18,8 @@ def register(sub) -> None:
     m = rs.add_parser("merge", help="join shards' results into one file")
     m.add_argument("inputs", nargs="+", metavar="RESULTS.json")
     m.add_argument("-o", "--out", required=True, metavar="ALL.json")
+    m.add_argument("--allow-missing", action="store_true",
+                   help="merge even when shards of the --shard I/N split are missing (the file records which)")
     m.set_defaults(func=cmd_merge)
     s = rs.add_parser("summary", help="images and episodes: empty, failed, per class, at a threshold")
     s.add_argument("results", metavar="RESULTS.json")
@@ -58,7 +60,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from ssd.camtrap.merging import merge_results
     from ssd.camtrap.run_checkpoint import write_json_with_images
 
-    doc = merge_results(args.inputs)
+    doc = merge_results(args.inputs, allow_missing=args.allow_missing)
+    lacking = (doc["info"].get("ssd_batch") or {}).get("shards_missing")
+    if lacking:
+        print("warning: shard(s) " + ", ".join(f"{i}/{n}" for i, n in lacking) + " missing: their images are not "
+              "in the merged file", file=sys.stderr)
     images = doc.pop("images")
     # streamed, one compact entry a line as a batch run writes them: the whole text of a season's
     # results as one string (indented) was twice the memory of the merged entries themselves

@@ -73,10 +73,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 def read_hosts(path: str) -> List[tuple]:
     """``(host, ssh port)`` per line of an MXNet/MPI-style hosts file (``host[:port] [slots=N]``)."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:      # a byte-order mark (Notepad) is not part of a host
             lines = fh.read().splitlines()
-    except OSError as err:
-        raise LaunchError(f"cannot read the hosts file {path}: {err.strerror}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise LaunchError(f"cannot read the hosts file {path}: {getattr(err, 'strerror', None) or err}") from None
     hosts = []
     for raw in lines:
         line = raw.split("#", 1)[0].split("slots=", 1)[0].strip()
@@ -85,8 +85,10 @@ def read_hosts(path: str) -> List[tuple]:
         host, _, port = line.partition(":")
         if not port:
             port = "22"
-        if not port.isdigit() or not host or any(c.isspace() or c in "'\";`$" for c in host):
-            raise LaunchError(f"{path}: cannot read host line {raw!r} (expected host or host:port)")
+        # a host ssh would read as an option ("-oProxyCommand=…" runs a program here) is not a host
+        if not port.isdigit() or not 0 < int(port) < 65536 or not host or host.startswith("-") \
+                or any(c.isspace() or c in "'\";`$" for c in host):
+            raise LaunchError(f"{path}: cannot read host line {raw!r} (expected host or host:port, port 1-65535)")
         hosts.append((host, port))
     if not hosts:
         raise LaunchError(f"{path} lists no hosts")

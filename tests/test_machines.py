@@ -1,0 +1,140 @@
+"""A season split over several machines: shards merged on one, a journal resumed on another.
+
+Each test failed before its fix: ``results merge`` joined 2/4 with 3/5, or three of four shards,
+into a file that looked like one whole run; a journal copied to a machine where the season and
+the model sit at other paths was refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+
+from ssd.camtrap.batch_run import run_batch
+from ssd.camtrap.megadetector import ResultsError
+from ssd.camtrap.merging import merge_results
+from ssd.cli.main import main
+from test_reliability_results import _doc, _img
+from test_run_store import MODEL, FakeDetector, _opts, _season, _stop_after, _strip
+
+
+def _shard_file(tmp_path, name, files, shard):
+    """A shard's results file as a batch run writes it (``info.ssd_batch.shard`` = [I, N])."""
+    doc = _doc([_img(f) for f in files])
+    doc["info"]["ssd_batch"] = {"floor": 0.01, "nms": 0.45, "max_detections": 100, "shard": shard,
+                                "inference": {"engine": "onnx", "precision": "fp32", "device": "CPU"}}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_shards_of_different_counts_do_not_merge(tmp_path):
+    a = _shard_file(tmp_path, "a", ["x.jpg"], [2, 4])
+    b = _shard_file(tmp_path, "b", ["y.jpg"], [3, 5])
+    with pytest.raises(ResultsError, match="2/4.*3/5"):
+        merge_results([a, b])
+
+
+def test_one_shard_given_twice_is_refused_by_its_number(tmp_path):
+    a = _shard_file(tmp_path, "a", ["x.jpg"], [1, 2])
+    b = _shard_file(tmp_path, "b", ["y.jpg"], [1, 2])         # the same shard, run again elsewhere
+    with pytest.raises(ResultsError, match="shard 1/2 is in both"):
+        merge_results([a, b])
+
+
+def test_a_missing_shard_is_named_and_merges_only_when_allowed(tmp_path, capsys):
+    paths = [_shard_file(tmp_path, f"s{i}", [f"cam{i}/x.jpg"], [i, 4]) for i in (1, 2, 4)]
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", *paths, "-o", str(out)]) == 2
+    assert "3/4" in capsys.readouterr().err and not out.exists()
+    assert main(["results", "merge", *paths, "-o", str(out), "--allow-missing"]) == 0
+    assert "3/4" in capsys.readouterr().err                   # still said, as a warning
+    batch = json.loads(out.read_text())["info"]["ssd_batch"]
+    assert batch["shard"] is None and batch["shards_merged"] == [[1, 4], [2, 4], [4, 4]]
+    assert batch["shards_missing"] == [[3, 4]]
+    # the missing shard arrives later: the partial file and it make the whole season
+    last = _shard_file(tmp_path, "s3", ["cam3/x.jpg"], [3, 4])
+    whole = merge_results([str(out), last])
+    assert len(whole["images"]) == 4 and "shards_merged" not in whole["info"]["ssd_batch"]
+    assert "shards_missing" not in whole["info"]["ssd_batch"]
+
+
+def test_every_shard_merges_as_before(tmp_path):
+    paths = [_shard_file(tmp_path, f"s{i}", [f"cam{i}/x.jpg"], [i, 3]) for i in (3, 1, 2)]
+    merged = merge_results(paths)
+    assert [im["file"] for im in merged["images"]] == ["cam1/x.jpg", "cam2/x.jpg", "cam3/x.jpg"]
+    assert merged["info"]["ssd_batch"]["shard"] is None and "shards_merged" not in merged["info"]["ssd_batch"]
+
+
+
+def _run(model, season, out, det, stop=None, **kw):
+    """``detect --shard 1/2`` of ``season`` with ``model`` (by path), as ``test_run_store`` runs it."""
+    opts = dataclasses.replace(_opts(season, out, shard=(1, 2), **kw), model=str(model))
+    return run_batch(opts, det, stop=stop, stream=None)
+
+
+@pytest.fixture
+def machine_a(tmp_path):
+    """Machine A ran shard 1/2 and was stopped after 8 pictures: its season, model and journal."""
+    season = _season(tmp_path / "mnt" / "a" / "season", 30)
+    model = tmp_path / "home" / "a" / "models" / "tiny-pikachu"
+    shutil.copytree(MODEL, model)
+    stop, check = _stop_after(8)
+    res = _run(model, season, tmp_path / "A" / "s1.json", FakeDetector(check), stop)
+    assert res.stopped
+    return season, model, res.checkpoint
+
+
+def _copied_to_b(tmp_path, machine_a, season_name="season"):
+    """Machine B: the season under another mount, the model in another folder, the journal copied."""
+    season, model, journal = machine_a
+    b_season, b_model = tmp_path / "data" / season_name, tmp_path / "B" / "models" / "tiny-pikachu"
+    shutil.copytree(season, b_season)
+    shutil.copytree(model, b_model)
+    (tmp_path / "B" / "out").mkdir()
+    shutil.copy(journal, tmp_path / "B" / "out" / "s1.checkpoint.jsonl")
+    return str(b_season), b_model, tmp_path / "B" / "out" / "s1.json"
+
+
+def test_a_journal_copied_to_another_machine_resumes_where_paths_differ(tmp_path, machine_a):
+    season, model, out = _copied_to_b(tmp_path, machine_a)
+    det = FakeDetector()
+    res = _run(model, season, out, det, resume=True)
+    whole = FakeDetector()
+    once = _run(model, season, tmp_path / "once.json", whole)
+    assert not res.stopped and 0 < det.images <= whole.images - 6      # A's pictures were not run again
+    assert _strip(json.loads(out.read_text()))["images"] == _strip(once.document)["images"]
+
+
+def test_a_copied_journal_still_refuses_another_season_or_other_weights(tmp_path, machine_a):
+    season, model, out = _copied_to_b(tmp_path, machine_a, "season-2020")
+    with pytest.raises(ResultsError, match="other settings.*base"):
+        _run(model, season, out, FakeDetector(), resume=True)
+    with open(model / "model.params", "ab") as fh:      # retrained: same folder name, other weights
+        fh.write(b"\0")
+    shutil.move(season, str(tmp_path / "data" / "season"))
+    with pytest.raises(ResultsError, match="other settings.*weights"):
+        _run(model, str(tmp_path / "data" / "season"), out, FakeDetector(), resume=True)
+
+
+def test_a_hosts_file_saved_by_notepad_reads_its_first_host(tmp_path):
+    """A byte-order mark made the first host '\\ufeffnode1': ssh then could not resolve it."""
+    from ssd.training.cluster import read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_bytes("node1\r\nnode2:2222\r\n".encode("utf-8-sig"))
+    assert read_hosts(str(f)) == [("node1", "22"), ("node2", "2222")]
+
+
+@pytest.mark.parametrize("line", ["-oProxyCommand=/tmp/evil", "node1:99999", "node1:0"])
+def test_a_host_line_that_ssh_would_take_as_an_option_or_a_bad_port_is_refused(tmp_path, line):
+    """'-oProxyCommand=…' reached ssh's command line as an option (it ran a local program instead
+    of connecting); port 99999 reached ssh, which failed late with "Bad port"."""
+    from ssd.training.cluster import LaunchError, read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_text(f"node0\n{line}\n")
+    with pytest.raises(LaunchError, match="host line"):
+        read_hosts(str(f))
