@@ -26,12 +26,20 @@ def exif_datetime(path: str) -> Optional[str]:
 
 
 def datetime_of(im: Image.Image) -> Optional[str]:
-    """The time stamp of an image already open (``load_image`` reads it with the pixels: one open)."""
+    """The time stamp of an image already open (``load_image`` reads it with the pixels: one open).
+
+    ``DateTimeOriginal`` first, then ``DateTime`` when the first is missing *or not a time*: cameras
+    whose clock was never set write zeros or blanks in one and the time in the other."""
     try:
         exif = im.getexif()
-        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        values = (exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL), exif.get(_DATETIME))
     except Exception:  # noqa: BLE001 - a missing or damaged EXIF block is simply "no time stamp"
         return None
+    return next((v for v in map(_well_formed, values) if v is not None), None)
+
+
+def _well_formed(value) -> Optional[str]:
+    """``value`` as ``"YYYY:MM:DD HH:MM:SS"`` when it is one, else None."""
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     if not isinstance(value, str):

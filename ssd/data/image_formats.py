@@ -45,15 +45,20 @@ def damage(fh: IO[bytes], fmt: Optional[str]) -> Optional[str]:
     Why: Pillow decodes a PNG cut after its image data, and a JPEG whose scan holds a restart
     marker it never declared (a byte error libjpeg only prints a warning about), without
     complaint, so such files used to pass silently.
+
+    Only the picture itself is looked at: bytes after a PNG's end chunk or after the JPEG's end
+    (a phone's Motion Photo clip, an MPO camera's second picture with restart markers of its own,
+    a maker's trailer) are not the picture's and must not make a whole photo "damaged".
     """
     fh.seek(0)
     data = fh.read()
-    if fmt == "PNG" and not data.endswith(_PNG_END):
+    if fmt == "PNG" and data.rfind(_PNG_END) < 0:
         return "the PNG has no end chunk (IEND): the file was cut short"
     if fmt in JPEG_FORMATS:
         sos = data.find(b"\xff\xda")
         if sos >= 0 and data.find(b"\xff\xdd", 0, sos) < 0:   # no restart interval declared
-            bad = _JPEG_RESTART.search(data, sos + 2)
+            end = data.find(b"\xff\xd9", sos + 2)          # the first picture's end (EOI)
+            bad = _JPEG_RESTART.search(data, sos + 2, end if end >= 0 else len(data))
             if bad is not None:
                 return f"the JPEG's compressed data is damaged (stray restart marker at byte {bad.start()})"
     return None

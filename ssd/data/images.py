@@ -60,6 +60,9 @@ MAX_BYTES: int = 200 * 1024 * 1024
 #: corrupt header or a strip, not something a detector can say anything about).
 MAX_ASPECT: float = 50.0
 
+_ORIENTATION = 0x0112         # the EXIF tag; 5–8 are the orientations that swap width and height
+_SWAPPING = (5, 6, 7, 8)
+
 #: File name extensions offered by upload widgets (``st.file_uploader(type=...)``).
 SUPPORTED_EXTENSIONS: Tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
 
@@ -102,6 +105,18 @@ def load_image(source: Source, name: Optional[str] = None, *, draft_to: Optional
     fh, head = open_source(source, label, max_bytes)
     with fh:
         return _decode(fh, head, label, draft_to, max_pixels)
+
+
+def from_pil(im: Image.Image, name: Optional[str] = None) -> LoadedImage:
+    """A PIL image a caller opened, made what :func:`load_image` makes of its file.
+
+    Why: ``detect(Image.open(p))`` must see what ``detect(p)`` sees; a bare ``convert("RGB")``
+    turned transparency black and clipped 16-bit pictures to white. The caller's image is not
+    changed (rotation and conversion work on copies)."""
+    label = name or getattr(im, "filename", "") or "image"
+    _load_strictly(im, label, im.width, im.height)
+    rgb, original_size = _upright_rgb(im, label, im.size)
+    return LoadedImage(image=rgb, original_size=original_size, name=label, datetime=datetime_of(im))
 
 
 def _decode(fh: IO[bytes], head: bytes, label: str, draft_to: Optional[int],
@@ -176,15 +191,16 @@ def _load_strictly(im: Image.Image, label: str, width: int, height: int) -> None
 def _upright_rgb(decoded: Image.Image, label: str,
                  full_size: Tuple[int, int]) -> Tuple[Image.Image, Tuple[int, int]]:
     """The EXIF-rotated 8-bit RGB picture and its full-resolution ``(width, height)`` after rotation."""
-    decoded_size = decoded.size
     try:
+        # Whether the sides swap is read from the tag, not from the sizes: a draft decode can be
+        # square (1002×1001 at 1/8 is 126×126) where the full picture is not.
+        swapped = decoded.getexif().get(_ORIENTATION, 1) in _SWAPPING
         rotated = ImageOps.exif_transpose(decoded)
     except Exception:
         # A damaged EXIF block must not make a readable photo unusable: keep it unrotated.
-        rotated = decoded.copy()
+        swapped, rotated = False, decoded.copy()
     if rotated is None:  # pragma: no cover - only with in_place=True
         rotated = decoded
-    swapped = rotated.size != decoded_size
     original_size = (full_size[1], full_size[0]) if swapped else full_size
     try:
         rgb = to_rgb(rotated)

@@ -223,7 +223,7 @@ class Detector:
     def detect_many(self, images: Sequence, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
                     names: Optional[Sequence[str]] = None) -> List[RawDetections]:
         """Batched detection; boxes come back in each original image's pixels."""
-        from ssd.data.images import LoadedImage, load_image, resize_for_network
+        from ssd.data.images import LoadedImage, from_pil, load_image, resize_for_network
 
         t0 = time.perf_counter()
         loaded: List[LoadedImage] = []
@@ -232,9 +232,7 @@ class Detector:
             if isinstance(im, LoadedImage):
                 loaded.append(im)
             elif hasattr(im, "mode") and hasattr(im, "size") and hasattr(im, "convert"):  # PIL image
-                from PIL import ImageOps
-                im = ImageOps.exif_transpose(im).convert("RGB")
-                loaded.append(LoadedImage(im, im.size, nm or getattr(im, "filename", "") or "image", 1.0))
+                loaded.append(from_pil(im, nm))
             else:
                 loaded.append(load_image(im, nm, draft_to=self.input_size))
         t1 = time.perf_counter()

@@ -34,12 +34,10 @@ def network_image(detector, image) -> np.ndarray:
     """
     if isinstance(image, np.ndarray):
         return resize(image, detector.input_size)
-    from ssd.data.images import load_image, resize_for_network
+    from ssd.data.images import from_pil, load_image, resize_for_network
 
     if hasattr(image, "mode") and hasattr(image, "convert"):  # PIL image
-        from PIL import ImageOps
-
-        return resize_for_network(ImageOps.exif_transpose(image).convert("RGB"), detector.input_size)
+        return resize_for_network(from_pil(image).image, detector.input_size)
     return resize_for_network(load_image(image, draft_to=detector.input_size).image, detector.input_size)
 
 
