@@ -13,6 +13,7 @@ import os
 import pytest
 
 from ssd.cli.main import main
+from test_camtrap_page import season  # noqa: F401  (the fixture)
 from test_megadetector_files import _Detector, _md_file, _photo
 
 
@@ -150,3 +151,24 @@ def test_a_merged_file_completes_when_its_last_shard_did(tmp_path, capsys):
     out = tmp_path / "all.json"
     assert main(["results", "merge", *map(str, paths), "-o", str(out)]) == 0, capsys.readouterr().err
     assert json.loads(out.read_text())["info"]["detection_completion_time"] == "2024-05-03 18:30:00"
+
+
+def test_the_camera_traps_page_shows_windows_named_photos_below_its_path_prefix(season):
+    """Without the prefix the page says which folder to give; with it every frame is found."""
+    from test_camtrap_page import APP, _ok
+    from streamlit.testing.v1 import AppTest
+
+    doc = json.loads((season / "season.json").read_text())
+    for im in doc["images"]:
+        im["file"] = "D:\\season\\" + im["file"].replace("/", "\\")
+    (season / "season.json").write_text(json.dumps(doc))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json"))
+    at.text_input(key="ct_image_root").set_value(str(season / "photos")).run()
+    assert any("path prefix" in w.value and "these names share" in w.value for w in at.warning)
+    shown_without = len(at.image)
+    at.text_input(key="ct_path_prefix").set_value("d:\\SEASON\\").run()
+    _ok(at)
+    assert not at.warning
+    assert len(at.image) == 8 + 4 and shown_without < 8       # every frame once, and the review's four crops

@@ -72,7 +72,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ssd.cli.shown import shown_filter
 
     root = args.images or os.path.dirname(os.path.abspath(args.results))
-    doc = with_path_prefix(read_results(args.results), args, root)
+    doc = read_results(args.results)
+    if args.path_prefix is not None or args.format == "camtrap-dp":    # a workbook lists the names as written
+        doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, None, args.camera_depth)
     shown = shown_filter(doc, args)
     if args.format == "xlsx":

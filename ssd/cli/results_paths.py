@@ -7,12 +7,9 @@ import json
 import sys
 from typing import Any, Dict
 
-PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. 'D:\\season' "
-                    "or /mnt/a/season): names below it are read below --images; a name outside it is refused. "
-                    "Windows prefixes match in any case")
-
-
 def path_prefix_arg(parser: argparse.ArgumentParser) -> None:
+    from ssd.camtrap.rebase import PATH_PREFIX_HELP
+
     parser.add_argument("--path-prefix", metavar="PREFIX", default=None, help=PATH_PREFIX_HELP)
 
 
