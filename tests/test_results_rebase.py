@@ -66,15 +66,15 @@ def test_windows_absolute_names_export_with_a_path_prefix(tmp_path, capsys):
     assert media["camB/img1.jpg"]["timestamp"].startswith("2024-05-02T11:00:00")     # the photo was found
 
 
-@pytest.mark.parametrize("command", ["sort", "export"])
+@pytest.mark.parametrize("command", ["sort", "export", "summary"])
 def test_a_name_outside_the_prefix_is_refused_and_nothing_is_written(tmp_path, capsys, command):
     images = _season(tmp_path)
     results = _md_file(tmp_path, ["D:\\season\\camA\\img0.jpg", "D:\\season2\\camB\\img1.jpg"])
     out = tmp_path / "out"
-    extra = (["--into", str(out)] if command == "sort" else
-             ["--format", "camtrap-dp", "--out", str(out), "--latitude", "1", "--longitude", "2"])
-    assert main(["results", command, str(results), "--images", str(images), "--path-prefix", "D:\\season",
-                 *extra]) != 0
+    extra = {"sort": ["--images", str(images), "--into", str(out)], "summary": [],
+             "export": ["--images", str(images), "--format", "camtrap-dp", "--out", str(out), "--latitude", "1",
+                        "--longitude", "2"]}[command]
+    assert main(["results", command, str(results), "--path-prefix", "D:\\season", *extra]) != 0
     err = capsys.readouterr().err
     assert "D:\\\\season2\\\\camB\\\\img1.jpg" in err and "not under the path prefix 'D:\\season'" in err
     assert not out.exists()

@@ -32,9 +32,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.camtrap.results_check import ResultsError
 
-PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. 'D:\\season' "
-                    "or /mnt/a/season): names below it are read below --images; a name outside it is refused. "
-                    "Windows prefixes (a drive letter, \\\\server\\share) match in any case")
+PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
+                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (below --images); "
+                    "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
+                    "match in any case")
 
 Split = Tuple[str, List[str], bool]      # (root: "", "/", "//" or "D:"; folders and name; written on Windows)
 
@@ -160,17 +161,17 @@ def refuse_windows_names(doc: Dict[str, Any], images: Optional[str]) -> None:
     """``ResultsError`` when the names are Windows absolute names (a drive letter, a network share):
     they can name no file here without a path prefix. The message names the folder they share."""
     names = [im["file"] for im in doc.get("images", [])]
-    foreign = next((n for n in names if (n[1:2] == ":" and n[:1].isalpha())
-                    or n[:2] in ("\\\\", "//", "\\/", "/\\")), None)     # string tests: the page reruns this
+    # string tests (the page reruns this); "//x" is a POSIX name too: only a backslashed share counts
+    foreign = next((n for n in names if (n[1:2] == ":" and n[:1].isalpha()) or n.startswith("\\\\")), None)
     if foreign is None:
         return
     shared = common_folder(names)
     hint = f" (these names share '{shared}')" if shared else ""
-    raise ResultsError(f"{foreign!r} was written on Windows and names no file on this machine: give the folder "
-                       f"the names begin with there as the path prefix (--path-prefix){hint}, and the folder it is here as "
-                       f"the images folder (--images){f' (now {images!r})' if images else ''}; or write a file with names "
-                       "relative to it: python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json "
-                       "(nothing was written)")
+    now = f" (now {images!r})" if images else ""
+    raise ResultsError(f"{foreign!r} was written on Windows and names no file on this machine: give the folder the "
+                       f"names begin with there as the path prefix (--path-prefix){hint}, and the folder it is here "
+                       f"as the images folder (--images){now}; or write a file with names relative to it: "
+                       "python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json (nothing was written)")
 
 
 def output_path_checked(results: str, out: str) -> None:
