@@ -172,3 +172,22 @@ def test_the_camera_traps_page_shows_windows_named_photos_below_its_path_prefix(
     _ok(at)
     assert not at.warning
     assert len(at.image) == 8 + 4 and shown_without < 8       # every frame once, and the review's four crops
+
+
+def test_the_export_reads_no_photo_outside_the_images_folder(tmp_path, capsys, monkeypatch):
+    """An absolute name elsewhere on this machine is left out, not opened for its EXIF time."""
+    import ssd.camtrap.camtrap_dp as dp
+
+    opened = []
+    real = dp.exif_datetime
+    monkeypatch.setattr(dp, "exif_datetime", lambda path: opened.append(path) or real(path))
+    images = _season(tmp_path)
+    _photo(tmp_path / "private" / "img9.jpg", "2024:05:09 09:00:00")
+    results = _md_file(tmp_path, [str(images / "camA" / "img0.jpg"), str(tmp_path / "private" / "img9.jpg")])
+    out = tmp_path / "dp"
+    assert main(["results", "export", str(results), "--format", "camtrap-dp", "--out", str(out), "--images",
+                 str(images), "--latitude", "1", "--longitude", "2"]) == 0
+    with open(out / "media.csv", newline="") as fh:
+        assert [r["filePath"] for r in csv.DictReader(fh)] == ["camA/img0.jpg"]
+    assert "1 file(s) left out" in capsys.readouterr().err
+    assert opened and not any("private" in p for p in opened)
