@@ -1,0 +1,132 @@
+"""What a file's pixels mean, read the same on every path: formats offered, bit depth, 16-bit
+transparency and colour profiles.
+
+Every path (a single file, a folder run at draft scale, a PIL image, the training decoders) goes
+through the one conversion in ``ssd.data.pixels``; these tests read each picture through all of them.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from icc_fixture import adobe_rgb, broken, cmyk
+from ssd.data.images import from_pil, load_image, resize_for_network
+
+
+def _paths(path: Path, size: int = 32):
+    """The RGB picture of ``path`` as each reader gives it (full size, or the network square)."""
+    from ssd.camtrap.pipeline import decode_for_network
+    from ssd.data.cache import _decode_resized
+    from ssd.data.decoding import decode_rgb
+
+    full = np.asarray(load_image(str(path)).image)
+    with Image.open(path) as im:
+        pil = np.asarray(from_pil(im).image)
+    square = {"network": resize_for_network(load_image(str(path), draft_to=size).image, size),
+              "folder run": decode_for_network(0, str(path), path.name, size).pixels[0],
+              "training cache": _decode_resized(str(path), size)}
+    return {"file": full, "PIL image": pil, "training": decode_rgb(str(path))}, square
+
+
+def _agree(path: Path, expected: np.ndarray, atol: int = 0) -> None:
+    full, square = _paths(path)
+    for where, got in full.items():
+        assert got.shape == expected.shape and np.abs(got.astype(int) - expected).max() <= atol, where
+    small = resize_for_network(Image.fromarray(expected), 32)
+    for where, got in square.items():
+        assert np.abs(got.astype(int) - small).max() <= max(atol, 1), where
+
+
+# ------------------------------------------------------------------ formats offered
+
+def test_uploads_offer_every_format_a_folder_run_reads() -> None:
+    """The Detect page refused .gif uploads while folder runs read GIFs and the error named GIF."""
+    from ssd.camtrap.camtrap_dp import MEDIA_TYPES
+    from ssd.data import image_formats, images
+
+    assert images.SUPPORTED_EXTENSIONS is image_formats.SUPPORTED_EXTENSIONS
+    assert "gif" in images.SUPPORTED_EXTENSIONS
+    for ext in images.SUPPORTED_EXTENSIONS:
+        assert MEDIA_TYPES["." + ext].startswith("image/")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (10, 200, 30)).save(buf, "GIF")
+    assert load_image(buf.getvalue(), "still.gif").image.size == (8, 6)
+
+
+# ------------------------------------------------------------------ 16-bit
+
+def _dark_16bit() -> np.ndarray:
+    return (np.arange(48 * 64).reshape(48, 64) % 200).astype(np.uint16)   # all ≤ 200 of 65535
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_a_dark_16_bit_picture_stays_dark(tmp_path: Path, fmt: str) -> None:
+    """Values ≤ 255 in a 16-bit file are nearly black, not an 8-bit picture: they were shown bright."""
+    path = tmp_path / f"dark.{fmt.lower()}"
+    Image.fromarray(_dark_16bit()).save(path, fmt)
+    expected = np.repeat(np.rint(_dark_16bit() / 257.0).astype(np.uint8)[..., None], 3, axis=2)
+    assert expected.max() <= 1
+    _agree(path, expected)
+
+
+def test_a_16_bit_grey_png_with_a_transparent_value_is_composited_onto_white(tmp_path: Path) -> None:
+    """tRNS in a 16-bit grey PNG names one value as transparent; it was shown as that grey."""
+    grey8 = (np.arange(48 * 64).reshape(48, 64) % 250).astype(np.uint8)
+    deep = tmp_path / "deep.png"
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(deep, transparency=7 * 257)
+    expected = np.repeat(np.where(grey8 == 7, 255, grey8).astype(np.uint8)[..., None], 3, axis=2)
+    _agree(deep, expected)
+    shallow = tmp_path / "shallow.png"                           # the 8-bit file says the same
+    Image.fromarray(grey8).save(shallow, transparency=7)
+    assert np.array_equal(np.asarray(load_image(str(shallow)).image), expected)
+
+
+# ------------------------------------------------------------------ colour profiles
+
+def _with_profile(tmp_path: Path, img: Image.Image, profile: bytes, name: str) -> Path:
+    path = tmp_path / name
+    img.save(path, "JPEG", quality=95, icc_profile=profile)
+    return path
+
+
+def _srgb_of(path: Path, profile: bytes) -> np.ndarray:
+    from PIL import ImageCms
+
+    with Image.open(path) as im:
+        im.load()
+        src = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        return np.asarray(ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"))
+
+
+def test_an_adobe_rgb_photo_is_shown_in_srgb(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    path = _with_profile(tmp_path, img, adobe_rgb(), "adobe.jpg")
+    expected = _srgb_of(path, adobe_rgb())
+    with Image.open(path) as im:
+        assert np.abs(expected.astype(int) - np.asarray(im.convert("RGB"))).max() > 10   # the profile matters
+    _agree(path, expected, atol=1)
+    assert "icc_profile" not in load_image(str(path)).image.info   # converted: savers must not re-tag it
+
+
+def test_a_cmyk_jpeg_with_a_profile_is_converted_by_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    img = Image.fromarray(rng.integers(0, 256, (48, 64, 4), dtype=np.uint8), "CMYK")
+    path = _with_profile(tmp_path, img, cmyk(), "print.jpg")
+    expected = _srgb_of(path, cmyk())
+    with Image.open(path) as im:
+        assert im.mode == "CMYK"
+        assert np.abs(expected.astype(int) - np.asarray(im.convert("RGB"))).max() > 10
+    _agree(path, expected, atol=1)
+
+
+def test_a_broken_profile_is_ignored_as_before(tmp_path: Path) -> None:
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    path = _with_profile(tmp_path, img, broken(), "odd.jpg")
+    with Image.open(path) as im:
+        expected = np.asarray(im.convert("RGB"))
+    _agree(path, expected)
