@@ -1,5 +1,5 @@
 """What a file's pixels mean, read the same on every path: formats offered, bit depth, 16-bit
-transparency and colour profiles.
+transparency, colour profiles, and the dash form of EXIF time stamps.
 
 Every path (a single file, a folder run at draft scale, a PIL image, the training decoders) goes
 through the one conversion in ``ssd.data.pixels``; these tests read each picture through all of them.
@@ -130,3 +130,20 @@ def test_a_broken_profile_is_ignored_as_before(tmp_path: Path) -> None:
     with Image.open(path) as im:
         expected = np.asarray(im.convert("RGB"))
     _agree(path, expected)
+
+
+# ------------------------------------------------------------------ time stamps
+
+@pytest.mark.parametrize("written", ["2024-05-01 10:00:00", "2024-05-01T10:00:00", "2024:05:01 10:00:00"])
+def test_the_dash_form_of_a_date_time_is_read_where_the_colon_form_is(tmp_path: Path, written: str) -> None:
+    """Some camera-trap makers and exiftool edits write ``2024-05-01 10:00:00``: such photos had no time."""
+    from ssd.camtrap.episodes import parse_time
+    from ssd.data.exif import exif_datetime
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = written
+    path = tmp_path / "IMG_0001.JPG"
+    Image.new("RGB", (32, 24)).save(path, "JPEG", exif=exif.tobytes())
+    assert load_image(str(path)).datetime == "2024:05:01 10:00:00"      # MegaDetector's form, always
+    assert exif_datetime(str(path)) == "2024:05:01 10:00:00"
+    assert parse_time(written) == parse_time("2024:05:01 10:00:00") is not None
