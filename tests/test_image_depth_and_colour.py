@@ -85,6 +85,31 @@ def test_a_16_bit_grey_png_with_a_transparent_value_is_composited_onto_white(tmp
     assert np.array_equal(np.asarray(load_image(str(shallow)).image), expected)
 
 
+def test_a_16_bit_rgb_png_with_a_transparent_colour_is_composited_onto_white(tmp_path: Path) -> None:
+    """Pillow reduces a 16-bit RGB PNG's pixels to 8 bits but not its tRNS colour: nothing matched."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    px = np.zeros((2, 4, 3), dtype=">u2")
+    px[0], px[1] = (100 * 257, 50 * 257, 20 * 257), (7 * 257, 9 * 257, 11 * 257)
+    raw = b"".join(b"\0" + px[r].tobytes() for r in range(2))
+    path = tmp_path / "deep-rgb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0))
+                     + chunk(b"tRNS", struct.pack(">HHH", 7 * 257, 9 * 257, 11 * 257))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    expected = np.zeros((2, 4, 3), dtype=np.uint8)
+    expected[0], expected[1] = (100, 50, 20), (255, 255, 255)
+    full, _ = _paths(path, 4)
+    for where, got in full.items():
+        assert np.array_equal(got, expected), where
+    shallow = tmp_path / "rgb.png"                          # an 8-bit RGB tRNS colour: the same
+    Image.fromarray(np.asarray(Image.open(path).convert("RGB"))).save(shallow, transparency=(7, 9, 11))
+    assert np.array_equal(np.asarray(load_image(str(shallow)).image), expected)
+
+
 # ------------------------------------------------------------------ colour profiles
 
 def _with_profile(tmp_path: Path, img: Image.Image, profile: bytes, name: str) -> Path:

@@ -40,11 +40,11 @@ def to_rgb(im: Image.Image, like: Optional[Image.Image] = None) -> Image.Image:
     """``im`` as 8-bit sRGB, the way a person's viewer shows it.
 
     ``like`` is the image as decoded from its file when ``im`` is a rotated copy (a copy keeps the
-    pixels but not the file's header: its TIFF tags). An RGB image without a profile is returned
-    as is."""
+    pixels but not the file's header: its TIFF tags). An RGB image without a profile or a
+    transparent colour is returned as is."""
     like = im if like is None else like
     profile = im.info.get("icc_profile") or like.info.get("icc_profile")
-    if im.mode == "RGB" and not profile:
+    if im.mode == "RGB" and not profile and "transparency" not in im.info:
         return im
     eight = _eight_bit(im, like)
     if profile:
@@ -66,10 +66,24 @@ def _eight_bit(im: Image.Image, like: Image.Image) -> Image.Image:
             grey[arr == clear] = 255              # a fully transparent pixel on white is white
         return Image.fromarray(grey, mode="L")
     if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
-        return im.convert("RGBA")
+        return _with_eight_bit_key(im).convert("RGBA")
     if mode in ("RGB", "L", "CMYK"):
         return im
     return im.convert("RGB")
+
+
+def _with_eight_bit_key(im: Image.Image) -> Image.Image:
+    """``im`` with its transparent colour in the pixels' 8 bits.
+
+    Pillow reads a 16-bit RGB PNG as 8-bit RGB (each sample's high byte) but keeps its ``tRNS``
+    colour in 16 bits, so no pixel matched it and the transparent colour was shown. A key above 255
+    can only be 16-bit: it is compared by its high bytes, as the pixels were reduced."""
+    key = im.info.get("transparency")
+    if im.mode != "RGB" or not isinstance(key, tuple) or max(key) <= 255:
+        return im
+    im = im.copy()
+    im.info["transparency"] = tuple(int(v) >> 8 for v in key)
+    return im
 
 
 def declared_bits(im: Image.Image) -> Optional[int]:
