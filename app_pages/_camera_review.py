@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import streamlit as st
 
@@ -24,14 +24,15 @@ CROPS_PER_GROUP = 8
 GROUPS_SHOWN = 12
 
 
-def _group_ui(doc: Dict[str, Any], k: int, group, image_root: str) -> None:
-    """One group: where it is, a row of crops, and the decision radio."""
+def _group_ui(doc: Dict[str, Any], k: int, group, image_root: str, pictures: Dict[str, Any]) -> None:
+    """One group: where it is, a row of crops (``pictures``' entries: the same, named as on this
+    machine), and the decision radio."""
     files = group.files(doc)
     st.text(plain_text(f"{group.folder or '.'} · place {group.id.rsplit('@', 1)[-1]} · {len(group.members)} "
                        f"detection(s) in {len(files)} image(s) · box {[round(v, 3) for v in group.box]}"))
     cols = st.columns(CROPS_PER_GROUP)
     for c, (i, j) in zip(cols, group.members[:CROPS_PER_GROUP]):
-        entry = doc["images"][i]
+        entry = pictures["images"][i]
         pic = crop(entry, entry["detections"][j], image_root, side=120)
         if pic is not None:
             c.image(pic, caption=f"{entry['detections'][j]['conf']:.2f}")
@@ -71,8 +72,11 @@ def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
                        help="Apply them later with `python -m ssd results repeats apply`.")
 
 
-def review_panel(doc: Dict[str, Any], results_path: str, image_root: str) -> None:
-    """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged."""
+def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
+                 pictures: Optional[Dict[str, Any]] = None) -> None:
+    """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged. The decisions
+    name ``doc``'s files as written (``repeats apply`` reads that file); ``pictures``, the same entries
+    with names below a path prefix, finds the crops."""
     st.subheader("Repeat review")
     groups = repeat_groups(doc)
     if not groups:
@@ -84,7 +88,7 @@ def review_panel(doc: Dict[str, Any], results_path: str, image_root: str) -> Non
                "the decisions recorded in its info).")
     for k, group in enumerate(groups[:GROUPS_SHOWN]):
         with st.container(border=True):
-            _group_ui(doc, k, group, image_root)
+            _group_ui(doc, k, group, image_root, pictures or doc)
     if len(groups) > GROUPS_SHOWN:
         st.caption(f"{len(groups) - GROUPS_SHOWN} smaller group(s) not shown; review the largest first.")
     _write_ui(doc, groups[:GROUPS_SHOWN], results_path)

@@ -94,11 +94,19 @@ def _results(path: str, stamp: Tuple[int, int]) -> dict:
     return read_results(path)
 
 
-def results_doc(path: str) -> dict:
+@st.cache_resource(show_spinner="Reading the names below the path prefix…", max_entries=2)
+def _rebased(path: str, stamp: Tuple[int, int], path_prefix: str) -> dict:
+    from ssd.camtrap.rebase import rebase_results
+
+    return rebase_results(_results(path, stamp), path_prefix)
+
+
+def results_doc(path: str, path_prefix: str = "") -> dict:
     """A results file read and checked once per version on disk (its mtime and size), not on every
     rerun: a season's file (200,000 entries) took seconds to parse and check, and a slider move
     reran that. Shared by reruns and sessions, so the pages only read it: every change (a repeat
-    review) is made on a copy and written to a file of its own."""
+    review) is made on a copy and written to a file of its own. ``path_prefix``: the names below it,
+    relative (``ssd.camtrap.rebase``), for results written on another machine."""
     import os
 
     try:
@@ -106,7 +114,7 @@ def results_doc(path: str) -> dict:
         stamp = (st_.st_mtime_ns, st_.st_size)
     except OSError:
         stamp = (0, -1)                  # read_results says why it cannot be read
-    return _results(path, stamp)
+    return _rebased(path, stamp, path_prefix) if path_prefix else _results(path, stamp)
 
 
 @st.cache_resource(show_spinner="Computing the model's anchors…", max_entries=16)

@@ -32,6 +32,7 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import typical_threshold
+from ssd.camtrap.rebase import PATH_PREFIX_HELP, refuse_windows_names
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
@@ -177,8 +178,9 @@ def _run_label(results_path: str) -> str:
     return plain_text(os.path.basename(os.path.dirname(results_path)))
 
 
-def results_source_ui(runs_root: str) -> Tuple[str, str]:
-    """``(results path, folder its paths start from)``: a finished run of this page, or any file.
+def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
+    """``(results path, folder its paths start from, path prefix)``: a finished run of this page, or
+    any file (its names, if written on another machine, read below the folder from the prefix on).
 
     The choice is set in the session state, never dropped: a dropped key leaves the browser's box
     showing its old choice, which it sends back with the next filter change (the wrong run)."""
@@ -191,11 +193,13 @@ def results_source_ui(runs_root: str) -> Tuple[str, str]:
         ss["ct_results"] = pick
     pick = st.selectbox("Results", [*finished, OTHER_RESULTS], key="ct_results", format_func=_run_label)
     if pick == OTHER_RESULTS:
-        b1, b2 = st.columns(2)
-        return b1.text_input("Results JSON (path)", key="ct_results_path"), b2.text_input(
-            "Folder its paths start from", key="ct_image_root")
+        b1, b2, b3 = st.columns(3)
+        return (b1.text_input("Results JSON (path)", key="ct_results_path"),
+                b2.text_input("Folder its paths start from", key="ct_image_root"),
+                b3.text_input("Path prefix in the results", key="ct_path_prefix", help=PATH_PREFIX_HELP.replace(
+                    "--images", "the folder its paths start from")))
     saved = jobs.batch_settings(os.path.dirname(pick))
-    return pick, saved.inputs[0] if saved is not None and saved.inputs else ""
+    return pick, saved.inputs[0] if saved is not None and saved.inputs else "", ""
 
 
 def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
@@ -302,14 +306,20 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
                 st.error(_plain(err))
 
 
-def browser(results_path: str, image_root: str) -> None:
+def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     """Filters, totals, the thumbnail grid (or episode rows), the large view, the threshold explorer,
-    downloads and exports, and the repeat review of one results file."""
+    downloads and exports, and the repeat review of one results file (of its names as written: the
+    decisions are applied to the file itself)."""
     try:
-        doc = sh.results_doc(results_path)
+        doc = sh.results_doc(results_path, path_prefix.strip())
     except SSDError as err:
         st.error(_plain(err))
         return
+    try:
+        if not path_prefix.strip():
+            refuse_windows_names(doc, image_root)
+    except SSDError as err:                 # counts and downloads still work; the pictures cannot be found
+        st.warning(_plain(err))
     shown, state = filters_ui(doc)
     classes = None if shown.classes is None else sorted(shown.classes)
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
@@ -323,7 +333,7 @@ def browser(results_path: str, image_root: str) -> None:
     explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown)
-    review_panel(doc, results_path, image_root)
+    review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
 
 
 def main() -> None:
@@ -337,12 +347,12 @@ def main() -> None:
     st.session_state["ct_polling"] = running
     run_form_ui(runs_root, running)
     monitor_panel(runs_root, running)
-    results_path, image_root = results_source_ui(runs_root)
+    results_path, image_root, path_prefix = results_source_ui(runs_root)
     if results_path:
         image_root = image_root or os.path.dirname(os.path.abspath(results_path))   # as `results sort` does
         if _access.allowed_path(results_path, "The results file") and _access.allowed_path(image_root,
                                                                                            "The photo folder"):
-            browser(results_path, image_root)
+            browser(results_path, image_root, path_prefix)
 
 
 main()

@@ -70,7 +70,7 @@ def main() -> None:
         print(f"{'frame':>6} {'pos_frames':>11} {'cold':>8} {'warm':>8} {'from_start':>11}  (seconds)")
         for number in (n // 10, n // 2, n - 1):
             def cold():
-                video._frame_times.cache_clear()
+                video.frame_times.cache_clear()
                 video.read_frame(path, number)
 
             old = best(lambda: pos_frames(path, number))

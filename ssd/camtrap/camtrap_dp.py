@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.cells import CsvWriter, safe_cell
-from ssd.base.safe_paths import PathRefused, name_parts
+from ssd.base.safe_paths import PathRefused, relative_inside
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
@@ -157,12 +157,13 @@ def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]
 
 def _local_file(file: str, image_root: Optional[str]) -> Optional[str]:
     """Where a results name is on this machine: ``\\`` read as a folder separator (as sorting does; files
-    written on Windows have them), relative names inside ``image_root`` only (None for ``..``)."""
+    written on Windows have them); with ``image_root``, relative and absolute names alike inside it
+    only, links resolved (None otherwise: a results file must not make the export read other files)."""
     norm = file.replace("\\", "/")
-    if os.path.isabs(norm) or not image_root:
+    if not image_root:
         return norm
     try:
-        return os.path.join(image_root, *name_parts(norm))
+        return os.path.join(os.path.realpath(image_root), *relative_inside(image_root, norm))
     except PathRefused:
         return None
 

@@ -6,7 +6,9 @@ the merged file names one of each) or camera rules (``--camera-depth``: episodes
 made again over the whole set, by one rule), shards of different splits (2/4 beside 3/5), a shard
 given twice, a missing shard (unless asked for: the file then records ``shards_merged`` and
 ``shards_missing``, and merges again with the rest) and files that both contain an image (an overlap means the
-shards were not a partition, and silently keeping one of two answers would hide it). Images come out in the walk order
+shards were not a partition, and silently keeping one of two answers would hide it), and
+``--absolute-paths`` shards run with their photos at different folders (``_check_roots``). The merged
+file's completion time is its last shard's. Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
 episodes (a burst's frames fall into different shards).
@@ -37,6 +39,43 @@ def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
                 raise ResultsError(f"'{p}': image {name!r} {why}, outside the folder the shards share; "
                                    "merge results whose names are relative to one folder "
                                    "(or all absolute)") from None
+
+
+def _check_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
+    """``--absolute-paths`` shards name their images under the folder each run was given
+    (``info.ssd_batch.images_root``): shards run at ``/mnt/a/season`` and ``/data/season`` would
+    merge into one file listing both roots, which no later step can resolve. Such shards are refused,
+    naming both roots, until one is rebased onto the other. Files that record no root (older ones,
+    MegaDetector's) and shards with relative names are not compared."""
+    first: Optional[Tuple[str, str]] = None
+    for p, d in zip(paths, docs):
+        batch = (d.get("info") or {}).get("ssd_batch") or {}
+        root = batch.get("images_root")
+        if not batch.get("absolute_paths") or not isinstance(root, str):
+            continue
+        if first is None:
+            first = (p, root)
+        elif root != first[1]:
+            raise ResultsError(f"'{first[0]}' was run with its photos at '{first[1]}', '{p}' at '{root}': their "
+                               "absolute names would list one season under two folders; rebase one onto the "
+                               f"other first: python -m ssd results rebase '{p}' --from '{root}' --to '{first[1]}' "
+                               "-o REBASED.json, then merge that file")
+
+
+def latest_completion(docs: Sequence[Dict[str, Any]]) -> Optional[str]:
+    """The latest ``detection_completion_time`` of the files (the merged run ended with its last
+    shard), as written; times that do not read as ``YYYY-MM-DD HH:MM:SS`` (ISO) are passed over,
+    and the first file's is kept when none does."""
+    import datetime as dt
+
+    times = [(d.get("info") or {}).get("detection_completion_time") for d in docs]
+    read = []
+    for t in times:
+        try:
+            read.append((dt.datetime.fromisoformat(str(t).strip()).replace(tzinfo=None), t))
+        except ValueError:
+            continue
+    return max(read)[1] if read else times[0]
 
 
 #: What makes the scores of two shards comparable: ``info.ssd_batch``'s and its ``inference``'s.
@@ -147,6 +186,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
                                f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
                                "only results of the same model merge")
     _check_names(paths, docs)
+    _check_roots(paths, docs)
     _check_scoring(paths, docs)
     missing = check_shards(paths, docs, allow_missing)
     seen: Dict[str, str] = {}
@@ -161,6 +201,8 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
             images.append(im)
     images.sort(key=lambda im: sort_key(im["file"]))
     info = dict(first.get("info") or {})
+    if info.get("detection_completion_time") is not None or latest_completion(docs) is not None:
+        info["detection_completion_time"] = latest_completion(docs)
     batch = dict(info.get("ssd_batch") or {})
     k = int(batch.get("flag_repeats") or 0)
     rule = file_camera_rule(first)

@@ -117,6 +117,14 @@ class RunSettings:
         """Which folder is the camera (``cameras``): episodes and repeats are made per camera."""
         return CameraRule(self.camera_depth)
 
+    def images_root(self) -> Dict[str, Any]:
+        """What the results record of where the photos were (``info.ssd_batch``): the one folder given
+        (None for several inputs) and whether the names are absolute. A merge of ``--absolute-paths``
+        shards compares it: names under two roots would list one season twice over."""
+        one = len(self.inputs) == 1 and os.path.isdir(self.inputs[0])
+        return {"images_root": os.path.abspath(self.inputs[0]) if one else None,
+                "absolute_paths": bool(self.absolute_paths)}
+
     # ---- the command line -------------------------------------------------------------------
 
     @classmethod

@@ -29,6 +29,7 @@ from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_
                                  same_placement)
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
+from ssd.camtrap.rebase import refuse_windows_names
 from ssd.inference.filtering import ShownFilter
 
 MODES = ("symlink", "hardlink", "copy")
@@ -104,6 +105,7 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
     if not image_root or not os.path.isdir(image_root):
         raise ResultsError(f"the images folder {image_root!r} is not a folder: give the folder the results' "
                            "paths start from (nothing was sorted)")
+    refuse_windows_names(doc, image_root)
     root, target = os.path.realpath(image_root), os.path.realpath(into)
     if is_inside(root, target):
         raise ResultsError(f"'{into}' is inside the images folder '{image_root}': sort into a folder outside "
@@ -138,7 +140,9 @@ def _original(resolver: InsideResolver, file: str, image_root: str) -> Tuple[Lis
             rel, src = resolver.resolve(name_on_disk(file))
             found = os.path.isfile(src)
     except PathRefused as why:
-        raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'; "
+        hint = (" (results written on another machine: give the folder the names begin with there as the "
+                "path prefix, --path-prefix)" if file.startswith("/") else "")
+        raise ResultsError(f"'{file}' {why}: it lies outside the images folder '{image_root}'{hint}; "
                            "refusing to sort this file (nothing was sorted)") from None
     return rel, (src if found else None)
 

@@ -23,13 +23,14 @@ frames were looked at.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ssd.base.file_cache import per_file_version
 
 # MegaDetector's validator treats these as videos (and wants video fields on them), so all are read as such.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpeg", ".mpg", ".flv")
@@ -187,19 +188,11 @@ def read_frame(path: str, number: int):
     return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) if bgr is not None else None
 
 
-def frame_times(path: str) -> Optional[Tuple[float, ...]]:
+@per_file_version(maxsize=64, missing=None)
+def frame_times(path: str, size: int) -> Optional[Tuple[float, ...]]:
     """Every frame's time stamp (ms) in display order, from the packets alone (OpenCV's raw mode:
     no decoding: about 0.05 s for a minute of 720p); None when they are missing or repeat.
-    Kept per file version (path, size, modification time): the browser asks for frame after frame."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return _frame_times(path, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _frame_times(path: str, size: int, mtime_ns: int) -> Optional[Tuple[float, ...]]:
+    Kept per file version: the browser asks for frame after frame."""
     import cv2
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

@@ -1,4 +1,4 @@
-"""``python -m ssd results merge|summary|sort|export|repeats``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|rebase|repeats``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import sys
 
 from ssd.base.argtypes import seconds
 from ssd.base.text import terminal_safe
+from ssd.cli.results_paths import path_prefix_arg, register_rebase, with_path_prefix
 from ssd.cli.shown import shown_args as _shown_args, shown_filter
 
 
@@ -27,6 +28,7 @@ def register(sub) -> None:
     s.add_argument("--episode-gap", type=seconds, default=None, metavar="SECONDS",
                    help="regroup episodes with this gap (default: the file's episodes, else 120 s)")
     camera_depth_arg(s)
+    path_prefix_arg(s)
     s.add_argument("--sweep", action="store_true",
                    help="images and episodes with detections at thresholds 0.05-0.95, and how many change state")
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -40,10 +42,12 @@ def register(sub) -> None:
     o.add_argument("--by-episode", action="store_true",
                    help="keep bursts together: every frame of an episode goes where its detections go")
     camera_depth_arg(o)
+    path_prefix_arg(o)
     o.set_defaults(func=cmd_sort)
     from ssd.cli.results_export import register_export, register_repeats
 
     register_export(rs, _shown_args, camera_depth_arg)
+    register_rebase(rs)
     register_repeats(rs)
 
 
@@ -82,6 +86,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from ssd.camtrap.sweep import sweep_text, threshold_sweep
 
     doc = read_results(args.results)
+    if args.path_prefix is not None:        # names only: summary reads no image, so Windows names may stay
+        doc = with_path_prefix(doc, args, "")
     shown = shown_filter(doc, args)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
     if args.sweep:
@@ -98,9 +104,9 @@ def cmd_sort(args: argparse.Namespace) -> int:
     from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.sorting import sort_into_folders
 
-    doc = read_results(args.results)
-    regroup_episodes(doc, None, args.camera_depth)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
+    doc = with_path_prefix(read_results(args.results), args, root)
+    regroup_episodes(doc, None, args.camera_depth)
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
                                hide_suspect=not args.show_suspect, by_episode=args.by_episode)
     for folder, n in sorted(counts.items()):

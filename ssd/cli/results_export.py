@@ -13,6 +13,7 @@ FORMATS = ("camtrap-dp", "xlsx")
 def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                     camera_depth_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
+    from ssd.cli.results_paths import path_prefix_arg
 
     x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms) or an XLSX workbook")
     x.add_argument("results", metavar="RESULTS.json")
@@ -22,6 +23,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
                    "used for time stamps of files without EXIF time")
     camera_depth_arg(x)
+    path_prefix_arg(x)
     x.add_argument("--locations", metavar="LOCATIONS.csv",
                    help="camtrap-dp: deploymentID (the camera folder, see --camera-depth), latitude, longitude per row")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
@@ -66,12 +68,15 @@ def package_options(args: argparse.Namespace, root: str):
 def cmd_export(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.megadetector import read_results
+    from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
+    root = args.images or os.path.dirname(os.path.abspath(args.results))
     doc = read_results(args.results)
+    if args.path_prefix is not None or args.format == "camtrap-dp":    # a workbook lists the names as written
+        doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, None, args.camera_depth)
     shown = shown_filter(doc, args)
-    root = args.images or os.path.dirname(os.path.abspath(args.results))
     if args.format == "xlsx":
         from ssd.camtrap.spreadsheet import write_xlsx
 

@@ -26,7 +26,6 @@ JPEGs are decoded once, not every epoch.
 """
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -34,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ssd.base.errors import DatasetError
+from ssd.base.file_cache import per_file_version
 from ssd.data.cct_json import category_names, checked_images, read_json
 from ssd.data.cct_labels import (CCTImage, clean_boxes, kept_classes, labelled_records, refuse_fractions,
                                  usable_images)
@@ -192,15 +192,11 @@ def _looks_like_cct(json_path: str) -> bool:
     reports the truncated download instead of "not a dataset". MegaDetector output
     (``detection_categories``, no ``annotations``) does not match: the quoted key must be exact.
     """
-    try:
-        st = os.stat(json_path)
-    except OSError:
-        return False
-    return _looks_like_cct_version(json_path, st.st_size, st.st_mtime_ns)
+    return _looks_like_cct_version(json_path)
 
 
-@functools.lru_cache(maxsize=256)
-def _looks_like_cct_version(json_path: str, size: int, mtime_ns: int) -> bool:
+@per_file_version(maxsize=256, missing=False)
+def _looks_like_cct_version(json_path: str, size: int) -> bool:
     try:
         with open(json_path, "rb") as fh:
             head = fh.read(_PEEK)

@@ -1,0 +1,186 @@
+"""Results whose names were written on another machine: the names that begin with a path prefix,
+taken below another folder.
+
+MegaDetector writes absolute names by default (``D:\\season\\camA\\img0.jpg``,
+``\\\\server\\share\\season\\…``), and so do our runs with ``--absolute-paths``; the photos are then
+sorted, exported or browsed on a machine where the season is at ``/mnt/season``. MegaDetector's
+postprocessing rewrites such a file with a query and a replacement string; Timelapse reads names
+relative to the folder its database sits in. Here a *path prefix* says "the names that begin with
+this folder are under the images folder": ``results sort|export|summary --path-prefix 'D:\\season'``
+read the names below it in memory, and ``results rebase`` writes a new file with them rewritten
+(``--from A --to B``, or ``--relative-to A``). Both use ``rebase_results``.
+
+Rules, the same for every caller:
+
+- The prefix matches whole folders: ``D:\\season`` covers ``D:\\season\\camA\\x.jpg``, never
+  ``D:\\season2\\x.jpg``. ``\\`` and ``/`` are both separators; a trailing one is ignored.
+- A Windows prefix (a drive letter or ``\\\\server\\share``) matches without regard to case, as
+  Windows' own file systems do (``d:\\Season`` is ``D:\\season``); any other is matched exactly.
+  Only the prefix is compared so; the rest of each name is kept as written.
+- Every name must lie under the prefix, and what follows it may not climb out with ``..``: a name
+  outside is refused, naming it, before anything is written. Callers that read files then still
+  resolve each name inside the images folder (``ssd.base.safe_paths``: no link leading out).
+- With no prefix, nothing is guessed: the common folder of a file's names is not necessarily the
+  images folder (a file for one camera's folder would map its photos one level too high, and a
+  sort would file them as missing). The refusal names the common folder to give instead.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ssd.base.safe_paths import PathRefused, name_parts
+from ssd.camtrap.results_check import ResultsError
+
+PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
+                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (below --images); "
+                    "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
+                    "match in any case")
+
+Split = Tuple[str, List[str], bool]      # (root: "", "/", "//" or "D:"; folders and name; written on Windows)
+
+
+def split_name(name: str) -> Split:
+    """A name's root, components (``.`` and empty ones dropped, ``..`` kept for the caller to refuse)
+    and whether it is a Windows absolute name (drive letter or network share)."""
+    norm = name.replace("\\", "/")
+    if len(norm) > 1 and norm[1] == ":" and norm[0].isalpha():
+        root, rest, windows = norm[0].upper() + ":", norm[2:], True
+    elif norm.startswith("//"):
+        root, rest, windows = "//", norm[2:], True
+    else:
+        root, rest, windows = ("/" if norm.startswith("/") else ""), norm, False
+    return root, [p for p in rest.split("/") if p not in ("", ".")], windows
+
+
+class PathPrefix:
+    """A folder the names of a results file begin with (see the module's docstring for the rules)."""
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix or not prefix.strip():
+            raise ResultsError("the path prefix is empty: give the folder the names begin with")
+        self.text = prefix
+        self.root, parts, self.windows = split_name(prefix)
+        if ".." in parts:
+            raise ResultsError(f"the path prefix '{prefix}' holds '..': give the folder itself")
+        self._parts = [self._fold(p) for p in parts]
+
+    def _fold(self, part: str) -> str:
+        return part.casefold() if self.windows else part
+
+    def rest(self, name: str) -> Optional[List[str]]:
+        """``name``'s components after the prefix (empty for the prefix itself); None when not under it."""
+        root, parts, _ = split_name(name)
+        n = len(self._parts)
+        if root != self.root or len(parts) < n or [self._fold(p) for p in parts[:n]] != self._parts:
+            return None
+        return parts[n:]
+
+    def below(self, name: str) -> List[str]:
+        """``name``'s components below the prefix; ``ResultsError`` when it is not under it or climbs out."""
+        rest = self.rest(name)
+        if not rest:
+            raise ResultsError(f"{name!r} is not under the path prefix '{self.text}': every name must begin "
+                               "with it (give the folder all the names share; nothing was written)")
+        try:
+            return name_parts("/".join(rest))
+        except PathRefused as why:
+            raise ResultsError(f"{name!r} {why} below the path prefix '{self.text}' (nothing was written)") from None
+
+
+def joined(to: Optional[str], parts: List[str]) -> str:
+    """``parts`` below ``to`` in its own style (``\\`` after a Windows folder written with them),
+    or as a relative ``/``-separated name when ``to`` is None."""
+    if to is None:
+        return "/".join(parts)
+    windows_style = "\\" in to or (split_name(to)[2] and "/" not in to)
+    sep = "\\" if windows_style else "/"
+    return to.rstrip("/\\") + sep + sep.join(parts)
+
+
+def rebase_results(doc: Dict[str, Any], prefix: str, to: Optional[str] = None) -> Dict[str, Any]:
+    """A new document whose names begin with ``to`` instead of ``prefix`` (relative when ``to`` is
+    None); ``doc`` is left as it is. Every name is checked first (``ResultsError``: outside the
+    prefix, ``..``, or two names that would become one). ``info.rebased`` records the step, and the
+    run's recorded images folder (``info.ssd_batch.images_root``) follows the names."""
+    if to is not None and not to.strip():
+        raise ResultsError("the new prefix is empty: give a folder, or make the names relative to the prefix")
+    where = PathPrefix(prefix)
+    images, seen = [], {}
+    for im in doc.get("images", []):
+        name = joined(to, where.below(im["file"]))
+        if name in seen:
+            raise ResultsError(f"{seen[name]!r} and {im['file']!r} would both become {name!r} (nothing was written)")
+        seen[name] = im["file"]
+        images.append(dict(im, file=name))
+    info = dict(doc.get("info") or {})
+    info["rebased"] = list(info.get("rebased") or []) + [{"from": prefix, "to": to}]
+    batch = info.get("ssd_batch")
+    if isinstance(batch, dict):
+        info["ssd_batch"] = _rebased_batch(batch, where, to)
+    return dict(doc, info=info, images=images)
+
+
+def _rebased_batch(batch: Dict[str, Any], where: PathPrefix, to: Optional[str]) -> Dict[str, Any]:
+    """``info.ssd_batch`` with the images folder moved as the names were: relative names are
+    relative to the prefix's folder; an absolute one under ``to`` (kept when it was elsewhere)."""
+    out = dict(batch)
+    if to is None:
+        out.update(images_root=where.text, absolute_paths=False)
+        return out
+    rest = where.rest(batch["images_root"]) if isinstance(batch.get("images_root"), str) else None
+    if rest is not None and ".." not in rest:
+        out["images_root"] = joined(to, rest) if rest else to
+    return out
+
+
+def common_folder(names: Iterable[str]) -> Optional[str]:
+    """The deepest folder every absolute name lies in, written as the first name is (``None``: names
+    on different roots, a relative one, or none). Only for messages: it is never used unasked."""
+    shared: Optional[List[Any]] = None   # root, folders in common, written on Windows, the first name
+    for name in names:
+        root, parts, windows = split_name(name)
+        if not root or (shared is not None and root != shared[0]):
+            return None
+        if shared is None:
+            shared = [root, parts[:-1], windows, name]
+            continue
+        fold = str.casefold if windows else str
+        k = 0
+        while k < min(len(shared[1]), len(parts) - 1) and fold(shared[1][k]) == fold(parts[k]):
+            k += 1
+        shared[1] = shared[1][:k]
+    if shared is None:
+        return None
+    root, folders, _, first = shared
+    sep = "\\" if "\\" in first else "/"
+    return root.replace("/", sep) + (sep if root.endswith(":") else "") + sep.join(folders)
+
+
+def refuse_windows_names(doc: Dict[str, Any], images: Optional[str]) -> None:
+    """``ResultsError`` when the names are Windows absolute names (a drive letter, a network share):
+    they can name no file here without a path prefix. The message names the folder they share."""
+    names = [im["file"] for im in doc.get("images", [])]
+    # string tests (the page reruns this); "//x" is a POSIX name too: only a backslashed share counts
+    foreign = next((n for n in names if (n[1:2] == ":" and n[:1].isalpha()) or n.startswith("\\\\")), None)
+    if foreign is None:
+        return
+    shared = common_folder(names)
+    hint = f" (these names share '{shared}')" if shared else ""
+    now = f" (now {images!r})" if images else ""
+    raise ResultsError(f"{foreign!r} was written on Windows and names no file on this machine: give the folder the "
+                       f"names begin with there as the path prefix (--path-prefix){hint}, and the folder it is here "
+                       f"as the images folder (--images){now}; or write a file with names relative to it: "
+                       "python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json (nothing was written)")
+
+
+def output_path_checked(results: str, out: str) -> None:
+    """``ResultsError`` when ``out`` is the results file itself (a rebase never replaces its input)."""
+    same = os.path.abspath(out) == os.path.abspath(results)
+    try:
+        same = same or os.path.samefile(out, results)
+    except OSError:
+        pass
+    if same:
+        raise ResultsError(f"'{out}' is the results file itself: the rebased file must not replace the original; "
+                           "give another -o")
