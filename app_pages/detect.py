@@ -22,7 +22,7 @@ from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
 from ssd.inference.engines import engine_choices, precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
-from ssd.data.images import SUPPORTED_EXTENSIONS
+from ssd.data.images import FORMATS_TEXT, SUPPORTED_EXTENSIONS
 from ssd.camtrap.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
 from ssd.camtrap.results import megadetector_json, results_csv
 from ssd.models.knowledge import is_pretrained_detector, model_knowledge
@@ -132,7 +132,7 @@ def view_ui(m: ModelChoice) -> Settings:
 def images_ui() -> Items:
     """``(name, bytes)`` of the uploads, or six synthetic samples until there is one."""
     uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
-                               key="detect_upload", help="JPEG, PNG, BMP, WebP or TIFF; several at once are fine.")
+                               key="detect_upload", help=f"{FORMATS_TEXT} (a GIF's first frame); several at once are fine.")
     if uploads:
         return [(u.name, u.getvalue()) for u in uploads]
     pool = sh.samples(12, 0, data_dir())

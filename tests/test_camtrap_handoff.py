@@ -90,7 +90,7 @@ def test_every_file_kind_a_run_reads_has_its_media_type():
     from ssd.camtrap.video import VIDEO_EXTENSIONS
     from ssd.data.images import SUPPORTED_EXTENSIONS
 
-    for ext in [f".{e}" for e in SUPPORTED_EXTENSIONS] + [".gif"] + list(VIDEO_EXTENSIONS):
+    for ext in [f".{e}" for e in SUPPORTED_EXTENSIONS] + list(VIDEO_EXTENSIONS):
         assert MEDIA_TYPES[ext].split("/")[0] == ("video" if ext in VIDEO_EXTENSIONS else "image"), ext
 
 

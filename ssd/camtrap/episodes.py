@@ -17,58 +17,16 @@ camera's files, so adding another camera's card does not renumber this one's.
 """
 from __future__ import annotations
 
-import calendar
 import json
-import re
-import time
 from array import array
 from typing import Any, Dict, Iterable, List, Optional
 
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.data.exif import _FORMATS, parse_time  # noqa: F401 - results code reads time stamps from here
 from ssd.inference.filtering import ShownFilter
 
 DEFAULT_EPISODE_GAP = 120.0          # seconds; Timelapse's default (it allows 1 s to 30 min)
-_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
-# the usual shape of those formats (two-digit fields, ASCII digits): read without ``strptime``
-_PLAIN = re.compile(r"(\d{4}):(\d\d):(\d\d) (\d\d):(\d\d):(\d\d)|(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)",
-                    re.ASCII)
-
-
-def parse_time(text: Any) -> Optional[float]:
-    """Seconds of an EXIF-style ``"YYYY:MM:DD HH:MM:SS"`` (or ISO) time stamp; None if there is none.
-
-    Camera clocks have no time zone: the value is only compared with other frames of the same camera.
-    """
-    if not isinstance(text, str):
-        return None
-    text = text.strip()[:19]
-    plain = _plain_time(text)
-    if plain is not None:
-        return plain
-    for fmt in _FORMATS:
-        try:
-            return float(calendar.timegm(time.strptime(text, fmt)))
-        except ValueError:
-            continue
-    return None
-
-
-def _plain_time(text: str) -> Optional[float]:
-    """``parse_time`` of a well-formed stamp in one of ``_FORMATS``, else None (``strptime`` decides).
-
-    Why: ``time.strptime`` costs ~12 µs; episodes parse every entry's stamp, which made it most of
-    ``results summary`` on a season (200,000 entries: 2.5 s of stamps). Only what ``strptime``
-    would accept with the same value is read here (fields in range, the day in its month).
-    """
-    m = _PLAIN.fullmatch(text)
-    if m is None:
-        return None
-    y, mo, d, hh, mm, ss = (int(v) for v in (m.groups()[:6] if m.group(1) else m.groups()[6:]))
-    if not (y >= 1 and 1 <= mo <= 12 and hh <= 23 and mm <= 59 and ss <= 61) \
-            or not 1 <= d <= calendar.monthrange(y, mo)[1]:
-        return None
-    return float(calendar.timegm((y, mo, d, hh, mm, ss, 0, 0, 0)))
 
 
 class EpisodeFinder:

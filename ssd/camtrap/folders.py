@@ -158,7 +158,7 @@ def refuse_input_overwrite(inputs: Sequence[str], outputs: Sequence[Optional[str
     from ssd.camtrap.video import VIDEO_EXTENSIONS
     from ssd.data.images import SUPPORTED_EXTENSIONS
 
-    media = {"." + e for e in SUPPORTED_EXTENSIONS} | {".gif"} | set(VIDEO_EXTENSIONS)
+    media = {"." + e for e in SUPPORTED_EXTENSIONS} | set(VIDEO_EXTENSIONS)
     given = [p for p in inputs if os.path.isfile(p)]
     for dest in outputs:
         if not dest or not os.path.isfile(dest):

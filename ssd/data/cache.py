@@ -187,11 +187,13 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     """
     from PIL import Image
 
+    from ssd.data.pixels import to_rgb
+
     with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         im.load()
-        rgb = im.convert("RGB")
+        rgb = to_rgb(im)       # as detection sees it: depth, transparency, colour profile
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)

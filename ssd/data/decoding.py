@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from ssd.base.errors import ImageError
+from ssd.data.pixels import to_rgb
 
 #: What Pillow raises on a file that is not a readable image. ``DecompressionBombError`` is not an
 #: ``OSError``; some plugins raise ``SyntaxError``/``ValueError``/``EOFError``/``struct.error`` on garbage.
@@ -56,7 +57,7 @@ def decode_rgb(path: str) -> np.ndarray:
     try:
         with strict_decoding(), Image.open(path) as im:
             im.load()
-            rgb = im.convert("RGB")
+            rgb = to_rgb(im)       # as detection sees it: depth, transparency, colour profile
         return np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError as err:
         raise ImageError(f"image {path} is missing ({err.strerror})") from err

@@ -17,11 +17,14 @@ from typing import IO, Optional, Tuple
 from PIL import Image
 
 # Pillow format ids handed to ``Image.open(formats=...)``. MPO is how Pillow names the JPEGs
-# many cameras write (a JPEG with a second, preview picture appended); GIF is accepted (first
-# frame) though not advertised in SUPPORTED_EXTENSIONS.
+# many cameras write (a JPEG with a second, preview picture appended); a GIF is read as its first frame.
 PIL_FORMATS: Tuple[str, ...] = ("JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF", "GIF")
 JPEG_FORMATS = ("JPEG", "MPO")
 FORMATS_TEXT = "JPEG, PNG, BMP, WebP, TIFF or GIF"
+
+#: File name extensions of those formats: what upload widgets offer (``st.file_uploader(type=...)``)
+#: and what a run counts as a photo, one list so the Detect page and folder runs cannot drift apart.
+SUPPORTED_EXTENSIONS: Tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif")
 
 
 def available_formats() -> Tuple[str, ...]:

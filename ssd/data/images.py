@@ -20,8 +20,9 @@ Why each step is here:
   (see :func:`ssd.data.decoding.strict_decoding`) and restore whatever the process had afterwards.
 * **EXIF orientation is applied** because phones store portrait photos as rotated landscape
   pixels plus an orientation tag; boxes must be drawn on the image the person sees.
-* **Every pixel mode becomes 8-bit RGB**: the network was trained on RGB uint8; alpha is
-  composited onto white (what a viewer shows), 16-bit and float data are rescaled, not clipped.
+* **Every pixel mode becomes 8-bit sRGB** (``ssd.data.pixels``, shared with the training
+  decoders): the network was trained on RGB uint8; alpha is composited onto white (what a viewer
+  shows), 16-bit data is rescaled by its declared depth, embedded colour profiles are applied.
 * **JPEG draft decoding** (``draft_to``) lets libjpeg downscale by 1/2, 1/4 or 1/8 during the DCT,
   which turns a 1920×1080 camera-trap photo into a ~10 ms decode when the network only wants 256².
 """
@@ -38,8 +39,11 @@ from ssd.base.errors import ImageError
 from ssd.data.decoding import strict_decoding
 from ssd.data.exif import datetime_of
 from ssd.data.jpeg_metadata import capped
-from ssd.data.image_formats import FORMATS_TEXT, JPEG_FORMATS, available_formats, damage, header_size, looks_like
+from ssd.data.image_formats import (FORMATS_TEXT, JPEG_FORMATS, available_formats, damage, header_size,
+                                    looks_like)
+from ssd.data.image_formats import SUPPORTED_EXTENSIONS  # noqa: F401 - pages and runs import it from here
 from ssd.data.image_source import Source, display_name, open_source
+from ssd.data.pixels import to_rgb
 
 #: Largest image (in pixels, after the header is read) that we agree to decode: 100 megapixels.
 #: A 100 MP RGB image already needs 300 MB once decoded; anything larger from an upload is far
@@ -63,8 +67,6 @@ MAX_ASPECT: float = 50.0
 _ORIENTATION = 0x0112         # the EXIF tag; 5–8 are the orientations that swap width and height
 _SWAPPING = (5, 6, 7, 8)
 
-#: File name extensions offered by upload widgets (``st.file_uploader(type=...)``).
-SUPPORTED_EXTENSIONS: Tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
 
 
 @dataclass
@@ -203,7 +205,7 @@ def _upright_rgb(decoded: Image.Image, label: str,
         rotated = decoded
     original_size = (full_size[1], full_size[0]) if swapped else full_size
     try:
-        rgb = to_rgb(rotated)
+        rgb = to_rgb(rotated, like=decoded)
     except ImageError:
         raise
     except MemoryError:
@@ -235,55 +237,6 @@ def _check_dimensions(width: int, height: int, label: str, max_pixels: int) -> N
     if aspect > MAX_ASPECT:
         raise ImageError(f"'{label}' has absurd dimensions {width}×{height} (aspect ratio "
                          f"{aspect:.0f}:1, limit {MAX_ASPECT:.0f}:1)")
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB the way a person would expect the image to look.
-
-    Transparency is composited onto white (what browsers and viewers show; black would create
-    dark blobs where a PNG is transparent). 16-bit, 32-bit integer and float images are rescaled
-    into 0–255 by :func:`_to_uint8` instead of being clipped, which would turn most 16-bit photos
-    white.
-    """
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode in ("P", "L", "RGB", "1") and "transparency" in im.info)
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode.startswith("I") or mode == "F":
-        return Image.fromarray(_to_uint8(np.asarray(im)), mode="L").convert("RGB")
-    return im.convert("RGB")
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Map one-channel integer/float pixel data to uint8.
-
-    Data already in 0–255 is kept as is; unsigned 16-bit-range integers are divided by 257 (so
-    65535 → 255, preserving what the file means); floats within 0–1 are scaled by 255; anything
-    else (negative values, 32-bit ranges, HDR floats) is stretched min–max so the picture stays
-    visible. NaN and infinities become 0.
-    """
-    a = np.asarray(arr, dtype=np.float64)
-    a = np.where(np.isfinite(a), a, 0.0)
-    if a.size == 0:
-        return np.zeros(a.shape, dtype=np.uint8)
-    lo, hi = float(a.min()), float(a.max())
-    is_float = np.issubdtype(np.asarray(arr).dtype, np.floating)
-    if is_float and lo >= 0.0 and hi <= 1.0:
-        out = a * 255.0
-    elif lo >= 0.0 and hi <= 255.0:
-        out = a
-    elif not is_float and lo >= 0.0 and hi <= 65535.0:
-        out = a / 257.0
-    elif hi > lo:
-        out = (a - lo) * (255.0 / (hi - lo))
-    else:
-        out = np.zeros_like(a)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def resize_for_network(img: Image.Image, size: int) -> np.ndarray:
