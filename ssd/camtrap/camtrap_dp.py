@@ -138,21 +138,22 @@ def media_type(path: str) -> str:
     return MEDIA_TYPES.get(ext) or mimetypes.guess_type(path)[0] or "image/jpeg"
 
 
-def _timestamp(entry: Dict[str, Any], tz: dt.timezone, image_root: Optional[str]) -> Tuple[Optional[str], str]:
-    """(ISO time stamp with offset, comment): the results' EXIF time, else the image's own (MegaDetector
-    writes none unless asked: its files' photos were dated by their copy time), else the file's
-    modification time, else None."""
+def _timestamp(entry: Dict[str, Any], tz: dt.timezone,
+               image_root: Optional[str]) -> Tuple[Optional[str], str, bool]:
+    """(ISO time stamp with offset, comment, whether it is the EXIF time read from the image now): the
+    results' EXIF time, else the image's own (MegaDetector writes none unless asked: its files' photos
+    were dated by their copy time), else the file's modification time, else None."""
     t = parse_time(entry.get("datetime"))
-    path = None
-    if t is None:
-        path = _local_file(entry["file"], image_root)
-        t = parse_time(exif_datetime(path)) if path and os.path.isfile(path) else None
     if t is not None:
-        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), ""
+        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), "", False
+    path = _local_file(entry["file"], image_root)
+    t = parse_time(exif_datetime(path)) if path and os.path.isfile(path) else None
+    if t is not None:
+        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), "", True
     if path and os.path.isfile(path):
         when = dt.datetime.fromtimestamp(int(os.path.getmtime(path)), tz)
-        return when.isoformat(), "timestamp from file modification time"
-    return None, ""
+        return when.isoformat(), "timestamp from file modification time", False
+    return None, "", False
 
 
 def _local_file(file: str, image_root: Optional[str]) -> Optional[str]:
@@ -194,13 +195,13 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
     for k, im in enumerate(doc.get("images", [])):
         if im.get("failure") is not None or im.get("detections") is None:
             continue
-        stamp, comment = _timestamp(im, tz, opts.image_root)
+        stamp, comment, read = _timestamp(im, tz, opts.image_root)
         path = _media_path(im["file"], opts.image_root)
         if stamp is None or path is None:
             tables.skipped.append(im["file"])
             continue
         stamps[k] = (stamp, path)
-        if not comment and parse_time(im.get("datetime")) is None:
+        if read:
             tables.read_times[k] = stamp
         dep = deployment_of(im["file"], rule)
         tables.times.setdefault(dep, []).append(stamp)
