@@ -119,3 +119,26 @@ def test_models_with_a_mistyped_root_names_the_folder_that_is_not_there(tmp_path
     assert main(["models", "--root", str(tmp_path / "empty")]) == 0
     err = capsys.readouterr().err
     assert f"no usable model found in {tmp_path / 'empty'}" in err and "does not exist" not in err
+
+
+def _help(capsys, monkeypatch, *argv: str) -> str:
+    from ssd.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "400")              # one line per option: phrases are not wrapped apart
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def test_the_help_says_what_the_docs_say(capsys, monkeypatch):
+    """``--help`` is the reference a user checks the README against: today's rules, no contradictions."""
+    top = next(line for line in _help(capsys, monkeypatch).splitlines() if line.strip().startswith("results"))
+    assert all(word in top for word in ("merge", "summar", "sort", "export", "rebase")), top
+    detect = {line.split()[0]: line for line in _help(capsys, monkeypatch, "detect").splitlines()
+              if line.strip().startswith("--")}
+    assert "camera" in detect["--flag-repeats"] and "folder as suspect" not in detect["--flag-repeats"]
+    assert "1 ≤ I ≤ N" in detect["--shard"]            # which number the first machine takes
+    train = {line.split()[0]: line for line in _help(capsys, monkeypatch, "train").splitlines()
+             if line.strip().startswith("--")}
+    assert "(default: None)" not in "".join(train.values())      # "--lr … default: 0.01 …" said None beside it
+    assert "(default: True)" not in train["--no-cache"] and "(default: 20)" in train["--epochs"]

@@ -191,3 +191,24 @@ def test_the_export_reads_no_photo_outside_the_images_folder(tmp_path, capsys, m
         assert [r["filePath"] for r in csv.DictReader(fh)] == ["camA/img0.jpg"]
     assert "1 file(s) left out" in capsys.readouterr().err
     assert opened and not any("private" in p for p in opened)
+
+
+def test_an_export_without_images_names_the_folder_the_run_recorded(tmp_path, capsys):
+    """The README's order: ``detect /data/season --json season.json`` in another folder, then
+    ``results export season.json``: photos are looked for beside the results file, not found, and
+    left out; the message says which folder the run was over and which flag takes it."""
+    images = _season(tmp_path)
+    results = _md_file(tmp_path, ["camA/img0.jpg", "camB/img1.jpg"])
+    doc = json.loads(results.read_text())
+    doc["info"]["ssd_batch"] = {"images_root": str(images), "absolute_paths": False}
+    results.write_text(json.dumps(doc))
+    common = ["results", "export", str(results), "--format", "camtrap-dp", "--latitude", "1", "--longitude", "2"]
+    assert main([*common, "--out", str(tmp_path / "dp")]) == 2           # none found: nothing written
+    err = capsys.readouterr().err
+    assert "no media to export" in err and f"--images {images}" in err, err
+    _photo(tmp_path / "camA" / "img0.jpg", "2024:05:01 10:00:00")      # one name happens to exist beside it
+    assert main([*common, "--out", str(tmp_path / "dp")]) == 0
+    err = capsys.readouterr().err
+    assert "1 file(s) left out" in err and f"--images {images}" in err, err
+    assert main([*common, "--out", str(tmp_path / "dp2"), "--images", str(images)]) == 0
+    assert "left out" not in capsys.readouterr().err

@@ -45,6 +45,7 @@ from ssd.base.safe_paths import PathRefused, relative_inside
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
+from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.data.exif import exif_datetime
 from ssd.inference.filtering import ShownFilter
 
@@ -327,20 +328,20 @@ def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
     shown = ShownFilter.at(threshold, hide_suspect)
     tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
     if not tables.media:
-        raise ResultsError(_no_media(len(tables.skipped), opts.image_root))
+        raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root)))
     _observations(doc, tables, kept, shown)
     deployments = _deployments(tables, opts)
     rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
     return _descriptor(doc, tables, deployments, opts, shown), rows, tables.skipped
 
 
-def _no_media(skipped: int, image_root: Optional[str]) -> str:
+def _no_media(skipped: int, image_root: Optional[str], hint: str = "") -> str:
     """Why a package would hold no media (refused: an empty package would claim 1970 at 0°, 0°)."""
     if not skipped:
         return "no media to export: every file in these results failed to be read (nothing was written)"
     return (f"no media to export: none of the {skipped} file(s) has an EXIF time, and none was found in the images "
             f"folder '{image_root}' to date it by, or their paths lie outside it; is that the folder the results' "
-            "paths start from? (nothing was written)")
+            f"paths start from?{hint} (nothing was written)")
 
 
 def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, opts: PackageOptions,

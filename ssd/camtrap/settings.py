@@ -82,9 +82,10 @@ class RunSettings:
     previous_results: Optional[str] = field(default=None, metadata=_flag(
         "--previous-results", "process only images not in this results file", metavar="OLD.json"))
     shard: Optional[Tuple[int, int]] = field(default=None, metadata=_flag(
-        "--shard", "process the I-th of N deterministic shares of the list", metavar="I/N", type=shard_arg))
+        "--shard", "process the I-th of N deterministic shares of the sorted list (1 ≤ I ≤ N: every N-th file "
+        "from the I-th on); results merge joins them", metavar="I/N", type=shard_arg))
     flag_repeats: int = field(default=0, metadata=_flag(
-        "--flag-repeats", "flag a box seen at the same place in ≥ K images of one folder as suspect",
+        "--flag-repeats", "flag a box seen at the same place in ≥ K images of one camera (see --camera-depth) as suspect",
         type=nonnegative_int, metavar="K"))
     progress_file: Optional[str] = field(default=None, metadata=_flag("--progress-file", argparse.SUPPRESS,
                                                                       metavar="FILE"))

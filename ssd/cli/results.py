@@ -13,7 +13,8 @@ from ssd.cli.shown import shown_args as _shown_args, shown_filter
 
 
 def register(sub) -> None:
-    r = sub.add_parser("results", help="merge, summarize or sort MegaDetector-format results")
+    r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX) or rebase "
+                       "MegaDetector-format results; apply a repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
     m = rs.add_parser("merge", help="join shards' results into one file")

@@ -68,6 +68,7 @@ def package_options(args: argparse.Namespace, root: str):
 def cmd_export(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.rebase import recorded_folder_hint
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
@@ -95,7 +96,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
-              f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}", file=sys.stderr)
+              f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}"
+              f"{recorded_folder_hint(doc, root)}", file=sys.stderr)
     return 0
 
 

@@ -10,9 +10,21 @@ from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, posi
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 
 
+class _DefaultsWhereSet(argparse.HelpFormatter):
+    """Shows an option's default only where it has one: an unset option (None) takes the
+    architecture's default, which its help names, and argparse's "(default: None)" beside "default:
+    0.01 for tiny" read as a contradiction; switches' True/False say nothing a user can act on."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if (not action.option_strings or default is None or isinstance(default, bool)
+                or default is argparse.SUPPRESS or "%(default)" in (action.help or "")):
+            return action.help
+        return f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
+
+
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train a model into models/NAME",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train a model into models/NAME", formatter_class=_DefaultsWhereSet)
     t.add_argument("--data", required=True, help="dataset folder (RecordIO Pikachu-style or COCO Camera Traps)")
     # the names are not listed here: the registry imports MXNet, and every command builds this parser
     # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
@@ -20,24 +32,26 @@ def register(sub) -> None:
                    help="architecture: tiny (TinySSD) or a GluonCV SSD such as ssd_512_mobilenet1.0; "
                         "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
-    t.add_argument("--epochs", type=positive_int, default=20)
-    t.add_argument("--batch-size", type=positive_int, default=32)
+    t.add_argument("--epochs", type=positive_int, default=20, help="epochs in all (with --resume: the total to reach)")
+    t.add_argument("--batch-size", type=positive_int, default=32, help="images per step (per worker under launch)")
     t.add_argument("--lr", type=positive_float, help="default: 0.01 for tiny, 0.001×batch/32 for zoo models")
-    t.add_argument("--wd", type=nonnegative_float, default=5e-4)
+    t.add_argument("--wd", type=nonnegative_float, default=5e-4, help="weight decay")
     t.add_argument("--momentum", type=nonnegative_float, help="default: 0.9")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="default: cosine (tiny), step (zoo)")
     t.add_argument("--input-size", type=positive_int, help="default: 256 (tiny), the native size (zoo)")
     t.add_argument("--sizes", type=_parse_floats, help="anchor sizes per scale, e.g. '0.2,0.272;0.37,0.447;…'")
     t.add_argument("--ratios", type=_parse_floats, help="anchor ratios per scale (one group = all scales)")
-    t.add_argument("--cls-loss", choices=["ce", "focal"], default="ce")
+    t.add_argument("--cls-loss", choices=["ce", "focal"], default="ce", help="class loss: cross-entropy or focal")
     t.add_argument("--box-loss", choices=["l1", "smooth_l1"], help="default: smooth_l1")
     t.add_argument("--hard-negative-ratio", type=nonnegative_float, help="negatives kept per positive; 0 = off (default: 3, the SSD paper)")
     t.add_argument("--loss-norm", choices=["d2l", "positives"],
                    help="positives (default): SSD paper, divide by positive anchors; d2l: mean over anchors")
     t.add_argument("--no-augment", dest="augment", action="store_false")
-    t.add_argument("--seed", type=nonnegative_int, default=0)
+    t.add_argument("--seed", type=nonnegative_int, default=0, 
+                   help="random seed: initialization, shuffling, augmentation, and the validation split a dataset lacks")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    t.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    t.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto: every usable GPU, else the CPU (the reason is printed)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="training arithmetic. auto: bfloat16 convolutions with float32 master weights on a "
                         "CPU with native bfloat16 (AVX512_BF16/AMX), else float32. The saved model is float32 "
