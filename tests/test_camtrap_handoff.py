@@ -144,6 +144,18 @@ def test_a_locations_row_naming_no_camera_folder_is_reported_not_silently_replac
     assert "site A/cam 1,site A/cam 1,site A/cam 1,52.0,5.0" in deployments and "site B,site B,site B,11.0,21.0" in deployments
 
 
+def test_a_locations_row_of_a_camera_whose_media_were_all_left_out_is_no_typo(tmp_path, capsys):
+    """A camera whose files could not be dated (or lie elsewhere) has no deployment in the package,
+    but its locations row names a camera of the results: it was reported as a typo."""
+    (tmp_path / "loc.csv").write_text("deploymentID,latitude,longitude\nsite A,10,20\nsite B,11,21\n")
+    undated = dict(_seen("site B/b.jpg", 0.9), datetime=None)
+    results = _write(tmp_path / "r.json", _doc(_seen("site A/a.jpg", 0.9), undated))
+    rc = main(["results", "export", results, "--format", "camtrap-dp", "--out", str(tmp_path / "dp"),
+               "--images", str(tmp_path), "--locations", str(tmp_path / "loc.csv")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "left out" in err and "name no camera folder" not in err
+
+
 def test_shards_cut_at_different_numbers_of_detections_per_image_do_not_merge(shipped_models_root, tmp_path, capsys):
     """``--max-detections`` was neither written to the results nor compared by ``results merge`` or
     ``--previous-results``: a shard cut at 5 boxes per image merged with one cut at 100, and the

@@ -357,9 +357,11 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
             write_table(fh, table, rows[table])
     atomic_write_json(os.path.join(out_dir, "datapackage.json"), descriptor)
     folders = [d["deploymentID"] for d in rows["deployments"]]
+    rule = file_camera_rule(doc)             # every camera of the results, also one whose media were left out
+    cameras = {deployment_of(im["file"], rule) for im in doc.get("images", [])}
     return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
             "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
-            "unmatched_locations": sorted(set(opts.locations) - set(folders))}
+            "unmatched_locations": sorted(set(opts.locations) - cameras)}
 
 
 def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,

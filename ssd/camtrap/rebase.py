@@ -34,7 +34,7 @@ from ssd.base.text import terminal_safe
 from ssd.camtrap.results_check import ResultsError
 
 PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
-                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (below --images); "
+                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (to --images, where the command takes one); "
                     "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
                     "match in any case")
 
