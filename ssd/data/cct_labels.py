@@ -20,7 +20,7 @@ from PIL import Image
 
 from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
-from ssd.data.decoding import PIL_ERRORS
+from ssd.data.decoding import PIL_ERRORS, upright_size
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
                                    SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
@@ -45,14 +45,14 @@ class CCTImage:
 
 
 def read_header(path: str, verify: bool) -> Tuple[int, int]:
-    """Read (width, height) from the header without decoding pixels; ``verify`` adds PIL's check.
+    """Read upright (width, height) from the header without decoding pixels; ``verify`` adds PIL's check.
 
     Raises one of ``PIL_ERRORS`` when the file is not a readable image.
     """
     if os.path.getsize(path) == 0:
         raise OSError("file is empty")
     with Image.open(path) as im:
-        size = im.size
+        size = upright_size(im)     # boxes are drawn on the EXIF-turned picture
         if verify:
             im.verify()
     return int(size[0]), int(size[1])
