@@ -52,9 +52,14 @@ def read_header(path: str, verify: bool) -> Tuple[int, int]:
     if os.path.getsize(path) == 0:
         raise OSError("file is empty")
     with Image.open(path) as im:
-        size = upright_size(im)     # boxes are drawn on the EXIF-turned picture
+        # Boxes are drawn on the EXIF-turned picture. A JPEG's EXIF is read with its header; other
+        # formats read it from later chunks, after which verify() refuses: they are opened twice.
+        size = upright_size(im) if im.format == "JPEG" or not verify else None
         if verify:
             im.verify()
+    if size is None:
+        with Image.open(path) as im:
+            size = upright_size(im)
     return int(size[0]), int(size[1])
 
 
