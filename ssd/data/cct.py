@@ -100,7 +100,8 @@ def guess_image_root(json_path: str, file_names: Sequence[str] = ()) -> str:
     """Where the images of ``json_path`` live: the JSON's folder, or its ``images/`` subfolder.
 
     Archives unpack either way (ENA24's zip holds an ``images/`` folder next to which people
-    put the JSON; COCO and CVAT put it in ``annotations/`` beside ``images/``), so probe a few listed file names in each candidate and take the one where
+    put the JSON; COCO and CVAT put it in ``annotations/`` beside ``images/``), so probe a few
+    listed file names in each candidate and take the one where
     most exist; with no evidence, prefer an existing ``images/`` folder.
     """
     base = os.path.dirname(os.path.abspath(json_path))

@@ -22,7 +22,7 @@ from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
 from ssd.data.decoding import PIL_ERRORS, upright_size
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
-                                   SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
+                                   SKIP_CORRUPT, SKIP_CROWD, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
                                    SKIP_UNKNOWN_IMAGE, NOTE_SAME_FILE)
 
@@ -146,6 +146,9 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
             continue  # its image was already counted as missing/corrupt/refused
         if cid is None:
             _bump(skipped, SKIP_UNKNOWN_CATEGORY)
+            continue
+        if ann.get("iscrowd") in (1, True, "1"):
+            _bump(skipped, SKIP_CROWD)   # COCO's own training and scoring leave crowd regions out
             continue
         bbox = ann.get("bbox")
         if bbox is None:
