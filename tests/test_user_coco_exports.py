@@ -98,3 +98,38 @@ def test_crowd_regions_are_not_trained_as_objects(tmp_path):
     splits = open_dataset(str(tmp_path), val_fraction=0)
     assert splits.train.labels()[0].shape == (1, 5)
     assert sum(v for k, v in splits.skipped.items() if "crowd" in k) == 1
+
+
+def _roboflow_split(folder: str, classes_by_image, categories) -> None:
+    """One split of a Roboflow "COCO" download: photos and _annotations.coco.json in one folder."""
+    images, anns = [], []
+    for i, cid in enumerate(classes_by_image):
+        name = f"img{i}_jpg.rf.{i:04x}.jpg"
+        _photo(os.path.join(folder, name), 64, 48)
+        images.append({"id": i, "license": 1, "file_name": name, "height": 48, "width": 64})
+        anns.append({"id": i, "image_id": i, "category_id": cid, "bbox": [1.5, 2.5, 20.25, 10], "area": 202.5,
+                     "segmentation": [], "iscrowd": 0})
+    _coco(os.path.join(folder, "_annotations.coco.json"), images, anns, categories)
+
+
+def test_roboflow_download_uses_its_own_train_and_valid_splits(tmp_path):
+    """Roboflow's COCO download: train/, valid/ (and test/) each with _annotations.coco.json.
+
+    The folder opens as one set whose validation is valid/, with one class list for both splits; a
+    class boxed only in valid/ is kept (evaluation must show it) and said to have no training box.
+    """
+    cats = [{"id": 0, "name": "animals", "supercategory": "none"},
+            {"id": 1, "name": "Red Fox", "supercategory": "animals"},
+            {"id": 2, "name": "deer", "supercategory": "animals"},
+            {"id": 3, "name": "badger", "supercategory": "animals"}]
+    _roboflow_split(str(tmp_path / "train"), [1, 2, 1, 2, 1], cats)
+    _roboflow_split(str(tmp_path / "valid"), [2, 3], cats)
+    _roboflow_split(str(tmp_path / "test"), [1], cats)
+    splits = open_dataset(str(tmp_path), val_fraction=0.5)
+    assert (len(splits.train), len(splits.val)) == (5, 2)
+    assert splits.classes == ["Red Fox", "deer", "badger"]
+    assert [int(lab[0, 0]) for lab in splits.train.labels()] == [0, 1, 0, 1, 0]
+    assert [int(lab[0, 0]) for lab in splits.val.labels()] == [1, 2]
+    assert splits.train.classes == splits.val.classes == splits.classes
+    assert any("badger" in reason for reason in splits.skipped)
+    assert [m["id"] for m in splits.class_mapping] == [1, 2, 3]
