@@ -52,8 +52,9 @@ def strict_decoding() -> Iterator[None]:
                 ImageFile.LOAD_TRUNCATED_IMAGES = _strict_saved
 
 
-_ORIENTATION = 0x0112          # the EXIF tag; 5–8 turn the picture a quarter, swapping its sides
-_SWAPPING = (5, 6, 7, 8)
+# The EXIF orientation tag (Detect reads it too: ssd.data.images); 5–8 turn the picture a quarter, swapping its sides.
+EXIF_ORIENTATION = 0x0112
+SIDE_SWAPPING = (5, 6, 7, 8)
 
 
 def upright_rgb(im: Image.Image) -> Image.Image:
@@ -73,7 +74,7 @@ def upright_rgb(im: Image.Image) -> Image.Image:
 def upright_size(im: Image.Image) -> Tuple[int, int]:
     """``(width, height)`` of an opened picture once turned upright, read from its header only."""
     try:
-        swapped = im.getexif().get(_ORIENTATION, 1) in _SWAPPING
+        swapped = im.getexif().get(EXIF_ORIENTATION, 1) in SIDE_SWAPPING
     except Exception:  # noqa: BLE001 - as upright_rgb: a damaged EXIF block means no turn
         swapped = False
     w, h = im.size
