@@ -132,7 +132,8 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
     listing = ", ".join(sorted(os.listdir(path))[:10]) or "nothing"
     raise DatasetError(
         f"{path!r} is not a dataset this app knows: expected train.rec (+ val.rec) in RecordIO detection "
-        f"format, or a COCO Camera Traps JSON with its images; found {listing}")
+        f"format, a COCO (or COCO Camera Traps) JSON with its images, here or in annotations/, or train/ and "
+        f"valid/ folders each with one (Roboflow's COCO download); found {listing}")
 
 
 def detect_format(path: str) -> Optional[str]:
@@ -162,7 +163,7 @@ def _load_builtin_formats() -> None:
     _BUILTINS_LOADED = True
     import importlib
 
-    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.banana"):
+    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:
