@@ -13,7 +13,7 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
-from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figure
+from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figures
 from ssd.workspace import Sample, gt_boxes_of, model_key
 
 
@@ -23,7 +23,7 @@ def shapes_panel() -> None:
     sigma = c1.slider("σ of smooth L1 (training uses 1)", 0.2, 10.0, 3.0, 0.1,
                       persist_state="session", key="learn_loss_sigma")
     gamma = c2.slider("γ of focal loss", 0.0, 5.0, 2.0, 0.5, persist_state="session", key="learn_loss_gamma")
-    sh.figure(loss_shapes_figure(*loss_curves(sigma, gamma)))
+    sh.figure_columns(loss_shapes_figures(*loss_curves(sigma, gamma)))
     st.caption("Smooth L1 is quadratic for |x| < 1/σ² and L1 beyond: gentle near the target, robust to outliers. "
                "Focal loss multiplies cross-entropy by (1 − p)^γ, so well-classified anchors (p near 1) stop "
                "dominating; γ = 0 is cross-entropy. (Dive into Deep Learning's \"Single Shot Multibox Detection\" "
