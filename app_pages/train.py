@@ -210,6 +210,8 @@ def running_panel(root: str, name: str, status: jobs.RunStatus, current) -> None
 def outcome_panel(root: str, run_dir: str, status: jobs.RunStatus) -> None:
     """A run that is not running: how it ended, Resume and Delete where they apply."""
     kind, words = RUN_OUTCOMES[status.state]
+    if status.state == "stopped" and not jobs.can_resume(run_dir):
+        words = "stopped before its first epoch ended: nothing was kept"
     getattr(st, kind)(f"Run **{os.path.basename(run_dir)}** {words}."
                       + (f" {md_escape(status.message)}" if status.message else ""))
     if status.state in ("stopped", "interrupted") and jobs.can_resume(run_dir):
