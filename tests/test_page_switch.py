@@ -42,3 +42,25 @@ def test_a_parameter_survives_a_visit_to_another_page(app_env, page, label, valu
     at = at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert _widget(at, label).value == value
+
+
+def test_a_kept_step_beyond_the_next_images_steps_starts_it_at_step_one(app_env):
+    """A kept value must still fit the widget: the last NMS step of an image with many kept boxes,
+    then an image with fewer, raised "value greater than max_value" instead of showing step 1."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/learn_nms.py").run()
+    _widget(at, "NMS threshold (IoU)").set_value(0.95).run()
+    images = _widget(at, "Image (synthetic, with its ground truth)").options
+    kept = {}
+    for name in images:
+        _widget(at, "Image (synthetic, with its ground truth)").set_value(name).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        steps = [s for s in at.slider if s.label == "Step"]
+        kept[name] = steps[0].max if steps else 1
+    many, few = max(kept, key=kept.get), min((n for n in kept if kept[n] > 1), key=kept.get, default=None)
+    assert few is not None and kept[many] > kept[few], kept
+    _widget(at, "Image (synthetic, with its ground truth)").set_value(many).run()
+    _widget(at, "Step").set_value(kept[many]).run()
+    _widget(at, "Image (synthetic, with its ground truth)").set_value(few).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _widget(at, "Step").value == 1
