@@ -16,7 +16,7 @@ from ssd.base.figure_lock import under_figure_lock
 from ssd.base.text import mpl_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.viz.labels import BoxLabel, place_labels
-from ssd.viz.plots import _ANCHOR_COLOURS, _rect
+from ssd.viz.plots import _ANCHOR_COLOURS, _rect, _rects
 
 
 def _image_ax(ax, image: np.ndarray) -> None:
@@ -124,10 +124,8 @@ def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np
     if len(roles.ignored):
         c = (boxes[roles.ignored, :2] + boxes[roles.ignored, 2:]) / 2 * scale_xy[:2]
         ax.scatter(c[:, 0], c[:, 1], s=1.5, c="#bbbbbb", alpha=0.5, zorder=2)
-    for i in roles.negatives:
-        _rect(ax, boxes[i] * scale_xy, "tab:red", lw=1.2)
-    for i in roles.positives:
-        _rect(ax, boxes[i] * scale_xy, "lime", lw=2.0)
+    _rects(ax, boxes[np.asarray(roles.negatives, dtype=int)] * scale_xy, "tab:red", lw=1.2)
+    _rects(ax, boxes[np.asarray(roles.positives, dtype=int)] * scale_xy, "lime", lw=2.0)
     if gt_boxes is not None:
         for g in np.asarray(gt_boxes).reshape(-1, 4):
             _rect(ax, g * scale_xy, "white", lw=2.0, ls="--")
