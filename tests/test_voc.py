@@ -108,6 +108,15 @@ def test_labelimg_xml_beside_photos_and_in_a_separate_folder(tmp_path):
         assert img.shape == (20, 40, 3) and label.shape == (1, 5)
 
 
+def test_the_train_page_lists_a_voc_folder(tmp_path):
+    from ssd.workspace import dataset_folders
+
+    _devkit(str(tmp_path / "voc"), ["1"], _alternating, {"default": ["1"]})
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "other.xml").write_text("<config><x>1</x></config>")
+    assert dataset_folders(str(tmp_path)) == [str(tmp_path / "voc")]
+
+
 def test_one_based_boxes_become_zero_based_as_gluoncv_reads_them(tmp_path):
     _jpeg(str(tmp_path / "a.jpg"), 40, 20)
     _xml(str(tmp_path / "a.xml"), "a.jpg", [("cat", 1, 1, 10, 10)])
