@@ -346,6 +346,7 @@ def _id_sort_key(cid: Any) -> Tuple[int, Any]:
 
 
 id_sort_key = _id_sort_key   # the order class indices follow, for loaders that join several files
+clean_box = _clean_box       # the box rules, for loaders of other formats (Pascal VOC) to share
 
 
 def _positive_int(v: Any) -> Optional[int]:
