@@ -270,11 +270,21 @@ def list_models(root: str = DEFAULT_MODELS_DIR) -> Tuple[List[ModelInfo], List[B
             if is_exported(meta) or is_onnx(meta):  # exported folders hold model-0000.params / model.onnx
                 params_name = params_file(meta)
             if not os.path.isfile(os.path.join(path, params_name)):
-                raise ModelError(f"{path}: no {params_name} yet")
+                raise ModelError(_no_weights(path, params_name, meta))
             ok.append(ModelInfo(name, path, meta))
         except ModelError as err:
             broken.append(BrokenModel(name, path, str(err)))
     return ok, broken
+
+
+def _no_weights(path: str, params_name: str, meta: Dict[str, Any]) -> str:
+    """Why a folder with metadata has no weights. Training publishes them at the end of every epoch,
+    so a trained folder without them is one whose run has not finished a first epoch: still going,
+    or stopped before (nothing was kept, and it was listed as a bare "no model.params yet")."""
+    if is_exported(meta) or is_onnx(meta):
+        return f"{path}: no {params_name} (the exported model is incomplete; export it again)"
+    return (f"{path}: no {params_name} yet: its training has not finished a first epoch (still running, or "
+            "stopped before one ended, which keeps nothing: train into it again, or delete the folder)")
 
 
 def default_model(root: str = DEFAULT_MODELS_DIR) -> Optional[ModelInfo]:

@@ -57,3 +57,17 @@ def test_a_run_stopped_after_an_epoch_keeps_it_and_offers_resume(tmp_path, monke
     said = " ".join(m.value for m in at.info if "stopped-early" in m.value)
     assert "its last epoch is kept" in said, said
     assert [b for b in at.button if b.label == "Resume"]
+
+
+def test_a_folder_whose_training_kept_nothing_says_so_in_the_model_lists(tmp_path):
+    """A run stopped before its first epoch leaves metadata but no weights: the pickers' list of
+    unusable folders says why and what to do, not a bare "no model.params yet"."""
+    from ssd.store import list_models
+
+    folder = tmp_path / "models" / "half"
+    folder.mkdir(parents=True)
+    with open(os.path.join(REPO_ROOT, "models", "tiny-pikachu", "meta.json")) as fh:
+        (folder / "meta.json").write_text(json.dumps(json.load(fh)))
+    ok, broken = list_models(str(tmp_path / "models"))
+    assert not ok and [b.name for b in broken] == ["half"]
+    assert "has not finished a first epoch" in broken[0].error and "train into it again" in broken[0].error
