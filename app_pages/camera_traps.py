@@ -43,6 +43,9 @@ from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 OTHER_RESULTS = "another results file…"
 EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
+# the results browser's widgets (filters, pages, exports, review decisions), drawn only with a results file
+BROWSER_KEYS = ("ct_conf", "ct_classes", "ct_state", "ct_hide_suspect", "ct_view", "ct_per_class", "ct_thr_",
+                "ct_page", "ct_ep_page", "ct_explore", "ct_sort_", "ct_dp_", "ct_rv_")
 
 
 def _plain(text: str) -> str:
@@ -206,6 +209,7 @@ def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
     if not st.checkbox("A threshold per class", key="ct_per_class",
                        help="As MegaDetector's \"separate into folders\": each class its own confidence."):
+        sh.keep_camera_values("ct_thr_")        # hidden, not forgotten: ticked again, they are back
         return {}
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
@@ -220,7 +224,7 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
     """Confidence (per class if asked), classes, which images, hide suspect, images or episodes:
     ``(the shown filter, the image state)``."""
     names = doc["detection_categories"]
-    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1, 1])
+    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1.5, 1])     # "Hide suspect" whole at 1280 px
     threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
     classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes",
                              format_func=plain_text)
@@ -237,7 +241,7 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
     """Images and episodes with detections, empty and failed, and a row per class."""
     s = summarize(doc, shown)
     e = s["episodes"]
-    m1, m2, m3, m4, m5, m6 = st.columns(6)
+    m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
     m2.metric("With detections", s["with_detections"])
     m3.metric("Empty", s["empty"])
@@ -353,6 +357,8 @@ def main() -> None:
         if _access.allowed_path(results_path, "The results file") and _access.allowed_path(image_root,
                                                                                            "The photo folder"):
             browser(results_path, image_root, path_prefix)
+            return
+    sh.keep_camera_values(*BROWSER_KEYS)    # no results shown this run (a file being chosen): kept for it
 
 
 main()

@@ -171,3 +171,44 @@ def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(
     at.slider(key="ct_conf").set_value(0.5).run()
     _ok(at)
     assert reads.count(str(season / "season.json")) == 2
+
+
+def test_settings_outlive_a_visit_to_another_page(season):
+    """A researcher who looks at the Home page and comes back finds the run form, the results file,
+    the filters and the per-class thresholds as left (Streamlit forgets a widget not drawn in a run)."""
+    at = _open(season)
+    at.text_input(key="ct_folder").set_value(str(season / "photos"))
+    at.number_input(key="ct_repeats").set_value(4)
+    at.text_input(key="ct_path_prefix").set_value("")
+    at.slider(key="ct_conf").set_value(0.5)
+    at.checkbox(key="ct_hide_suspect").uncheck()
+    at.checkbox(key="ct_per_class").check().run()
+    at.number_input(key="ct_thr_2").set_value(0.2).run()
+    at.checkbox(key="ct_per_class").uncheck().run()                 # the thresholds hidden, not forgotten
+    at.checkbox(key="ct_per_class").check().run()
+    assert at.number_input(key="ct_thr_2").value == 0.2
+    before = _metrics(at)
+    at.switch_page("app_pages/home.py").run()
+    _ok(at)
+    at.switch_page("app_pages/camera_traps.py").run()
+    _ok(at)
+    assert not at.warning, [w.value for w in at.warning]     # no "set through the Session State API" warning
+    assert at.text_input(key="ct_folder").value == str(season / "photos")
+    assert at.number_input(key="ct_repeats").value == 4
+    assert at.text_input(key="ct_results_path").value == str(season / "season.json")
+    assert at.slider(key="ct_conf").value == 0.5 and at.checkbox(key="ct_hide_suspect").value is False
+    assert at.number_input(key="ct_thr_2").value == 0.2
+    assert _metrics(at) == before
+
+
+def test_filters_outlive_choosing_another_results_file(season):
+    """Clearing the results path (to type another) draws no filters in that run: they are kept, and
+    the run that does so raises nothing (the run form's widgets, drawn in it, are not touched)."""
+    at = _open(season)
+    at.slider(key="ct_conf").set_value(0.6).run()
+    at.text_input(key="ct_results_path").set_value("").run()
+    _ok(at)
+    assert not at.metric
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
+    _ok(at)
+    assert at.slider(key="ct_conf").value == 0.6
