@@ -70,7 +70,8 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
         lines.append(f"cut short         {s['cut_short']} video(s) ended before their header said: "
                      "detections from the frames read")
     if s["suspect_detections"]:
-        lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), not counted below")
+        counted = "not counted below" if shown.hide_suspect else "counted below (--show-suspect)"
+        lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), {counted}")
     lines.append("class               images  episodes  detections")
     for name in s["per_class_images"]:
         lines.append(f"{terminal_safe(name):<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "
