@@ -336,7 +336,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         large_view(doc, entries, image_root, shown)
     explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)
-    exports_panel(doc, results_path, image_root, shown)
+    exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
     review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
 
 

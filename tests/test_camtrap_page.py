@@ -212,3 +212,27 @@ def test_filters_outlive_choosing_another_results_file(season):
     at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
     _ok(at)
     assert at.slider(key="ct_conf").value == 0.6
+
+
+def _offered(at) -> set:
+    """The keys of the download buttons the page shows."""
+    return {b.key for b in at.get("download_button")}
+
+
+def test_prepared_downloads_are_withdrawn_when_what_they_hold_changes(season):
+    """The Camtrap DP zip holds the cameras' position, clock offset and title, and the folder the
+    photos are in: prepared, then the latitude changed, it was still offered with the old one (a
+    package whose deployments disagree with the form). Now it must be prepared again."""
+    at = _open(season)
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25).run()
+    next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
+    _ok(at)
+    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    at.number_input(key="ct_dp_lat").set_value(10.0).run()
+    _ok(at)
+    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
+    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    at.text_input(key="ct_image_root").set_value(str(season)).run()    # another photo folder: media paths differ
+    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
