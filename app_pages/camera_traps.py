@@ -237,9 +237,21 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
                           per_class=per_class), state
 
 
-def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
+def _season_wide(name: str, key: tuple, compute):
+    """``compute()``, or its value from this session's last run when ``key`` (results file, its
+    version on disk, prefix, filters) is the same: a page turn or a photo opened large reruns the
+    page, and recounting a season of 100,000 entries took seconds each time."""
+    held = st.session_state.get(name)
+    if held is not None and held[0] == key:
+        return held[1]
+    value = compute()
+    st.session_state[name] = (key, value)
+    return value
+
+
+def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
     """Images and episodes with detections, empty and failed, and a row per class."""
-    s = summarize(doc, shown)
+    s = _season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown))
     e = s["episodes"]
     m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
@@ -327,8 +339,14 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     shown, state = filters_ui(doc)
     classes = None if shown.classes is None else sorted(shown.classes)
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
-    totals_panel(doc, shown)
-    entries = filter_entries(doc, shown, classes, state)
+    try:
+        stat = os.stat(results_path)
+        key = (results_path, stat.st_mtime_ns, stat.st_size, path_prefix.strip())
+    except OSError:                     # gone since it was read: nothing is reused
+        key = (results_path, object())
+    totals_panel(doc, shown, key)
+    entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
+                           lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
     (episode_rows_panel if episodes else grid_panel)(doc, entries, image_root, shown)
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line

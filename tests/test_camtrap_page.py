@@ -236,3 +236,34 @@ def test_prepared_downloads_are_withdrawn_when_what_they_hold_changes(season):
     assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
     at.text_input(key="ct_image_root").set_value(str(season)).run()    # another photo folder: media paths differ
     assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+
+
+def test_a_page_turn_or_a_photo_opened_large_does_not_recount_the_season(season, monkeypatch):
+    """The totals and the filtered list are counted over every entry (seconds at 100,000): a change
+    that alters neither (the grid's page, a photo opened large) reuses them; a new threshold does not."""
+    import ssd.camtrap.browse as browse
+    import ssd.camtrap.summary as summary
+
+    counts = {"summarize": 0, "filter_entries": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapped)
+
+    counting(summary, "summarize")
+    counting(browse, "filter_entries")
+    at = _open(season)
+    before = dict(counts)
+    next(b for b in at.button if b.key.startswith("ct_open_")).click().run()
+    _ok(at)
+    assert any(t.value == "cam1/0.jpg" for t in at.text)           # the large view is shown
+    at.number_input(key="ct_page").set_value(1).run()
+    assert counts == before
+    at.slider(key="ct_conf").set_value(0.85).run()
+    _ok(at)
+    assert counts["summarize"] == before["summarize"] + 1 and counts["filter_entries"] == before["filter_entries"] + 1
+    assert _metrics(at)["With detections"] == "1"
