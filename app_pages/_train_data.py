@@ -129,7 +129,7 @@ def dataset_ui(data_root: str, folders: List[str]) -> str:
                           help=f"Folders found in the data folder `{data_root}` (set SSD_DATA_DIR to change it).")
     if choice == OTHER:
         typed = st.text_input("Dataset folder", key="train_data_path",
-                              placeholder="/path/to/dataset (train.rec + val.rec, or a COCO Camera Traps folder)")
+                              placeholder="/path/to/dataset (train.rec + val.rec, a COCO folder, or Pascal VOC XMLs)")
         return typed if typed and _access.allowed_path(typed, "The dataset folder") else ""   # under the photo roots
     return choice
 

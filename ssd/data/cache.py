@@ -35,10 +35,10 @@ import numpy as np
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import DatasetError, ImageError
 from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
-from ssd.data.decoding import PIL_ERRORS, strict_decoding
+from ssd.data.decoding import PIL_ERRORS, strict_decoding, upright_rgb
 from ssd.data.skip_reasons import SKIP_CORRUPT, SKIP_MISSING
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 Progress = Callable[[int, int], None]   # progress(done, total)
 
@@ -187,13 +187,11 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    from ssd.data.pixels import to_rgb
-
     with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         im.load()
-        rgb = to_rgb(im)       # as detection sees it: depth, transparency, colour profile
+        rgb = upright_rgb(im)  # as detection sees it: turned, depth, transparency, colour profile
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)

@@ -100,12 +100,16 @@ def guess_image_root(json_path: str, file_names: Sequence[str] = ()) -> str:
     """Where the images of ``json_path`` live: the JSON's folder, or its ``images/`` subfolder.
 
     Archives unpack either way (ENA24's zip holds an ``images/`` folder next to which people
-    put the JSON), so probe a few listed file names in each candidate and take the one where
+    put the JSON; COCO and CVAT put it in ``annotations/`` beside ``images/``), so probe a few
+    listed file names in each candidate and take the one where
     most exist; with no evidence, prefer an existing ``images/`` folder.
     """
     base = os.path.dirname(os.path.abspath(json_path))
     stem = os.path.splitext(os.path.basename(json_path))[0]
-    candidates = [base, os.path.join(base, "images"), os.path.join(base, stem)]
+    parent = os.path.dirname(base)
+    # COCO's own layout and CVAT's export keep the JSON in annotations/ beside the image folder.
+    candidates = [base, os.path.join(base, "images"), os.path.join(base, stem), parent,
+                  os.path.join(parent, "images"), os.path.join(parent, stem.replace("instances_", "", 1))]
     candidates = [c for i, c in enumerate(candidates) if os.path.isdir(c) and c not in candidates[:i]]
     probe = [f for f in file_names[:50] if isinstance(f, str)]
     best, best_hits = None, 0
@@ -238,9 +242,18 @@ def _json_candidates(folder: str) -> List[str]:
     return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
 
 
+def _cct_files(folder: str) -> List[str]:
+    """The CCT-looking JSON files of ``folder``, else of its ``annotations/`` (COCO's and CVAT's layout)."""
+    for place in (folder, os.path.join(folder, "annotations")):
+        matches = [p for p in _json_candidates(place) if _looks_like_cct(p)]
+        if matches:
+            return matches
+    return []
+
+
 def find_cct_json(folder: str) -> str:
     """The CCT JSON of ``folder``: the only one, or the clearly named one among several."""
-    matches = [p for p in _json_candidates(folder) if _looks_like_cct(p)]
+    matches = _cct_files(folder)
     if not matches:
         raise DatasetError(f"no COCO Camera Traps .json (with 'images', 'annotations', 'categories') in {folder}")
     if len(matches) == 1:
@@ -259,7 +272,7 @@ def detect(path: str) -> bool:
     """True when ``path`` is a folder holding a COCO Camera Traps JSON (checked cheaply)."""
     if not os.path.isdir(path):
         return False
-    return any(_looks_like_cct(p) for p in _json_candidates(path))
+    return bool(_cct_files(path))
 
 
 def open_cct(path: str, **kw: Any) -> CCTSplits:

@@ -20,9 +20,9 @@ from PIL import Image
 
 from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
-from ssd.data.decoding import PIL_ERRORS
+from ssd.data.decoding import PIL_ERRORS, upright_size
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
-                                   SKIP_CORRUPT, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
+                                   SKIP_CORRUPT, SKIP_CROWD, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
                                    SKIP_UNKNOWN_IMAGE, NOTE_SAME_FILE)
 
@@ -45,16 +45,21 @@ class CCTImage:
 
 
 def read_header(path: str, verify: bool) -> Tuple[int, int]:
-    """Read (width, height) from the header without decoding pixels; ``verify`` adds PIL's check.
+    """Read upright (width, height) from the header without decoding pixels; ``verify`` adds PIL's check.
 
     Raises one of ``PIL_ERRORS`` when the file is not a readable image.
     """
     if os.path.getsize(path) == 0:
         raise OSError("file is empty")
     with Image.open(path) as im:
-        size = im.size
+        # Boxes are drawn on the EXIF-turned picture. A JPEG's EXIF is read with its header; other
+        # formats read it from later chunks, after which verify() refuses: they are opened twice.
+        size = upright_size(im) if im.format == "JPEG" or not verify else None
         if verify:
             im.verify()
+    if size is None:
+        with Image.open(path) as im:
+            size = upright_size(im)
     return int(size[0]), int(size[1])
 
 
@@ -141,6 +146,9 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
             continue  # its image was already counted as missing/corrupt/refused
         if cid is None:
             _bump(skipped, SKIP_UNKNOWN_CATEGORY)
+            continue
+        if ann.get("iscrowd") in (1, True, "1"):
+            _bump(skipped, SKIP_CROWD)   # COCO's own training and scoring leave crowd regions out
             continue
         bbox = ann.get("bbox")
         if bbox is None:
@@ -335,6 +343,10 @@ def _id_sort_key(cid: Any) -> Tuple[int, Any]:
         return (0, int(str(cid)))
     except ValueError:
         return (1, str(cid))
+
+
+id_sort_key = _id_sort_key   # the order class indices follow, for loaders that join several files
+clean_box = _clean_box       # the box rules, for loaders of other formats (Pascal VOC) to share
 
 
 def _positive_int(v: Any) -> Optional[int]:

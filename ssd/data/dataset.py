@@ -6,7 +6,7 @@ with corners normalized to ``[0, 1]`` — MXNet's ``MultiBoxTarget`` convention.
 0 (an image with no object); padding with ``-1`` rows happens at batching time, not here.
 
 ``open_dataset(path)`` recognises a folder's layout and returns its splits; formats register
-themselves in ``_OPENERS`` so new ones (COCO Camera Traps, banana CSV) slot in without
+themselves in ``_OPENERS`` so new ones (COCO Camera Traps, banana CSV, Pascal VOC) slot in without
 touching callers.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class DatasetSplits:
     train: DetectionDataset
     val: Optional[DetectionDataset]
     classes: List[str]
-    kind: str                       # "recordio", "coco-camera-traps", "banana"...
+    kind: str                       # "recordio", "coco-camera-traps", "banana", "pascal-voc"...
     root: str
     skipped: Dict[str, int] = field(default_factory=dict)   # reason -> count
 
@@ -132,7 +132,9 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
     listing = ", ".join(sorted(os.listdir(path))[:10]) or "nothing"
     raise DatasetError(
         f"{path!r} is not a dataset this app knows: expected train.rec (+ val.rec) in RecordIO detection "
-        f"format, or a COCO Camera Traps JSON with its images; found {listing}")
+        f"format, a COCO (or COCO Camera Traps) JSON with its images, here or in annotations/, train/ and "
+        f"valid/ folders each with one (Roboflow's COCO download), or Pascal VOC XMLs (Annotations/ beside "
+        f"JPEGImages/, or LabelImg's .xml files beside the photos or in labels/); found {listing}")
 
 
 def detect_format(path: str) -> Optional[str]:
@@ -162,7 +164,7 @@ def _load_builtin_formats() -> None:
     _BUILTINS_LOADED = True
     import importlib
 
-    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.banana"):
+    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana", "ssd.data.voc"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

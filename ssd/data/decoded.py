@@ -10,7 +10,12 @@ import os
 from typing import Optional
 
 from ssd.data.cache import cached_dataset
+from ssd.data.cct import KIND as COCO_KIND
 from ssd.data.dataset import InMemoryDataset
+from ssd.data.voc import KIND as VOC_KIND
+
+#: Datasets of photos on disk, decoded once into the on-disk cache (the others fit in memory).
+PHOTO_KINDS = (COCO_KIND, VOC_KIND)
 
 
 def prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: Optional[int],
@@ -24,11 +29,22 @@ def prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: O
         return None
     if limit is not None and limit < len(ds):
         ds = _Subset(ds, limit)
-    if kind == "coco-camera-traps":
+    if kind in PHOTO_KINDS:
         if not cache:
             return ds
-        return cached_dataset(ds, size, _cache_root(data_root), split)
-    return InMemoryDataset.from_dataset(ds)
+        return _keep_difficult(cached_dataset(ds, size, _cache_root(data_root), split), ds)
+    return _keep_difficult(InMemoryDataset.from_dataset(ds), ds)
+
+
+def _keep_difficult(prepared, source):
+    """``prepared`` with the source's ``difficult_masks`` (Pascal VOC) for the items it kept.
+
+    Why: validation during training scores the prepared split, and VOC07 mAP ignores difficult boxes."""
+    masks = getattr(source, "difficult_masks", None)
+    if masks is not None:
+        kept = getattr(prepared, "indices", None)
+        prepared.difficult_masks = [masks[i] for i in (kept if kept is not None else range(len(prepared)))]
+    return prepared
 
 
 def _cache_root(data_root: str) -> str:
@@ -44,6 +60,8 @@ class _Subset:
     def __init__(self, ds, n: int) -> None:
         self.ds, self.n = ds, n
         self.classes, self.name = ds.classes, getattr(ds, "name", "")
+        if getattr(ds, "difficult_masks", None) is not None:
+            self.difficult_masks = ds.difficult_masks[:n]
 
     def __len__(self) -> int:
         return self.n

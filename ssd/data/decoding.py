@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator, Tuple
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from ssd.base.errors import ImageError
 from ssd.data.pixels import to_rgb
@@ -52,12 +52,41 @@ def strict_decoding() -> Iterator[None]:
                 ImageFile.LOAD_TRUNCATED_IMAGES = _strict_saved
 
 
+# The EXIF orientation tag (Detect reads it too: ssd.data.images); 5–8 turn the picture a quarter, swapping its sides.
+EXIF_ORIENTATION = 0x0112
+SIDE_SWAPPING = (5, 6, 7, 8)
+
+
+def upright_rgb(im: Image.Image) -> Image.Image:
+    """A decoded picture turned as its EXIF orientation says, as 8-bit RGB: what detection sees.
+
+    Why: phones store portrait photos sideways with an orientation tag, and labelling tools
+    (LabelImg, CVAT, Label Studio) draw boxes on the turned picture; training on the stored pixels
+    would pair each box with the wrong part of the photo. A damaged EXIF block leaves it unturned.
+    """
+    try:
+        turned = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not make a readable photo unusable
+        turned = im
+    return to_rgb(turned if turned is not None else im, like=im)
+
+
+def upright_size(im: Image.Image) -> Tuple[int, int]:
+    """``(width, height)`` of an opened picture once turned upright, read from its header only."""
+    try:
+        swapped = im.getexif().get(EXIF_ORIENTATION, 1) in SIDE_SWAPPING
+    except Exception:  # noqa: BLE001 - as upright_rgb: a damaged EXIF block means no turn
+        swapped = False
+    w, h = im.size
+    return (h, w) if swapped else (w, h)
+
+
 def decode_rgb(path: str) -> np.ndarray:
     """Fully decode ``path`` to an (H, W, 3) uint8 RGB array, or raise ``ImageError``."""
     try:
         with strict_decoding(), Image.open(path) as im:
             im.load()
-            rgb = to_rgb(im)       # as detection sees it: depth, transparency, colour profile
+            rgb = upright_rgb(im)
         return np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError as err:
         raise ImageError(f"image {path} is missing ({err.strerror})") from err

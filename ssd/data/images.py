@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssd.base.errors import ImageError
-from ssd.data.decoding import strict_decoding
+from ssd.data.decoding import EXIF_ORIENTATION, SIDE_SWAPPING, strict_decoding
 from ssd.data.exif import datetime_of
 from ssd.data.jpeg_metadata import capped
 from ssd.data.image_formats import (FORMATS_TEXT, JPEG_FORMATS, available_formats, damage, header_size,
@@ -64,8 +64,6 @@ MAX_BYTES: int = 200 * 1024 * 1024
 #: corrupt header or a strip, not something a detector can say anything about).
 MAX_ASPECT: float = 50.0
 
-_ORIENTATION = 0x0112         # the EXIF tag; 5–8 are the orientations that swap width and height
-_SWAPPING = (5, 6, 7, 8)
 
 
 
@@ -196,7 +194,7 @@ def _upright_rgb(decoded: Image.Image, label: str,
     try:
         # Whether the sides swap is read from the tag, not from the sizes: a draft decode can be
         # square (1002×1001 at 1/8 is 126×126) where the full picture is not.
-        swapped = decoded.getexif().get(_ORIENTATION, 1) in _SWAPPING
+        swapped = decoded.getexif().get(EXIF_ORIENTATION, 1) in SIDE_SWAPPING
         rotated = ImageOps.exif_transpose(decoded)
     except Exception:
         # A damaged EXIF block must not make a readable photo unusable: keep it unrotated.

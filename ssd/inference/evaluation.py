@@ -4,6 +4,9 @@ ENA24 tutorial's micro-F1 and accuracy over anchors (``ssd.inference.anchor_metr
 Evaluation keeps every candidate above a low floor (0.01, as the SSD paper's evaluation),
 because AP integrates over all thresholds; a display threshold would truncate the curve. The
 anchor metrics come from the same forward (the detector hands its raw outputs to a tap).
+
+A dataset with ``difficult_masks`` (Pascal VOC) has its difficult boxes ignored as VOC07 does: a
+detection on one is neither a true nor a false positive, and one left undetected is no miss.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class EvalResult:
     accuracy: Optional[float] = None
     anchor_counts: Dict[str, int] = field(default_factory=dict)
     unscored_boxes: int = 0          # ground-truth boxes of classes the model lacks (left out of every number)
+    difficult_boxes: int = 0         # Pascal VOC "difficult" boxes: neither a hit nor a miss (VOC07)
 
     def table(self) -> str:
         width = max([len("class")] + [len(c) for c in self.per_class_ap])
@@ -43,7 +47,9 @@ class EvalResult:
         lines.append(f"{'mAP':<{width}}  {self.map:.4f}   ({self.num_images} images, {self.num_boxes} boxes"
                      + (f"; {self.skipped} undecodable image(s) skipped" if self.skipped else "")
                      + (f"; {self.unscored_boxes} box{'es' if self.unscored_boxes != 1 else ''} of classes the "
-                        "model lacks left out" if self.unscored_boxes else "") + ")")
+                        "model lacks left out" if self.unscored_boxes else "")
+                     + (f"; {self.difficult_boxes} difficult box{'es' if self.difficult_boxes != 1 else ''} "
+                        "ignored, as VOC07 does" if self.difficult_boxes else "") + ")")
         if self.micro_f1 is not None:
             c = self.anchor_counts
             lines.append(f"micro-F1 {self.micro_f1:.4f}, accuracy {self.accuracy:.4f} over {c.get('anchors', 0)} anchors "
@@ -66,7 +72,8 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     metric = VOC07MApMetric(iou_thresh=iou_thresh, class_names=classes)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     num_boxes = 0
-    skipped = unscored = 0
+    skipped = unscored = difficult = 0
+    masks = getattr(dataset, "difficult_masks", None)
     to_model = class_index_map(getattr(dataset, "classes", None) or [], classes)
     size = detector.input_size
     tally = AnchorTally()
@@ -79,22 +86,23 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
             except ImageError:
                 skipped += 1
                 continue
-            gt, left_out = _model_labels(lab, to_model, len(classes))
+            gt, left_out, hard = _model_labels(lab, to_model, len(classes), None if masks is None else masks[i])
             unscored += left_out
-            items.append((img, gt))
+            items.append((img, gt, hard))
         if not items:
             continue
-        batch = np.stack([resize(img, size) for img, _ in items])
+        batch = np.stack([resize(img, size) for img, _, _ in items])
         preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
-        tally.score([gt for _, gt in items])
-        for (img, gt), (ids, scores, boxes) in zip(items, preds):
+        tally.score([gt for _, gt, _ in items])
+        for (img, gt, hard), (ids, scores, boxes) in zip(items, preds):
             h, w = img.shape[:2]
             scale = np.array([w, h, w, h], dtype=np.float32)
-            num_boxes += len(gt)
+            num_boxes += len(gt) - int(hard.sum())
+            difficult += int(hard.sum())
             gt_boxes = gt[:, 1:5] * scale if len(gt) else np.zeros((0, 4), np.float32)
             metric.update(pred_bboxes=[(boxes * scale)[None]], pred_labels=[ids[None].astype(np.float32)],
                           pred_scores=[scores[None]], gt_bboxes=[gt_boxes[None]],
-                          gt_labels=[gt[:, 0][None]], gt_difficults=None)
+                          gt_labels=[gt[:, 0][None]], gt_difficults=[hard[None].astype(np.float32)])
         if progress is not None:
             progress(stop, n)
     names, values = metric.get()
@@ -108,7 +116,7 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - skipped, num_boxes,
                       curves, skipped, tally.counts.micro_f1 if anchors else None,
                       tally.counts.accuracy if anchors else None, tally.counts.as_dict() if anchors else {},
-                      unscored)
+                      unscored, difficult)
 
 
 def class_index_map(data_classes: List[str], model_classes: List[str]) -> Optional[np.ndarray]:
@@ -135,16 +143,20 @@ def _class_key(name: str) -> str:
     return " ".join(str(name).split()).casefold()
 
 
-def _model_labels(label: np.ndarray, to_model: Optional[np.ndarray], n_model: int) -> Tuple[np.ndarray, int]:
-    """The real boxes of ``label`` with the model's class indices, and how many had no model class."""
-    gt = label[label[:, 0] >= 0]
+def _model_labels(label: np.ndarray, to_model: Optional[np.ndarray], n_model: int,
+                  difficult: Optional[np.ndarray] = None) -> Tuple[np.ndarray, int, np.ndarray]:
+    """The real boxes of ``label`` with the model's class indices, how many had no model class, and which
+    of the boxes kept are difficult (``difficult``: one flag per row of ``label``; None: none are)."""
+    real = label[:, 0] >= 0
+    hard = np.zeros(len(label), bool) if difficult is None or len(difficult) != len(label) else difficult
+    gt, hard = label[real], hard[real]
     cls = gt[:, 0].astype(np.int64)
     if to_model is not None:
         cls = np.where(cls < len(to_model), to_model[np.minimum(cls, len(to_model) - 1)], -1)
     keep = (cls >= 0) & (cls < n_model)
     out = gt[keep].copy()
     out[:, 0] = cls[keep]
-    return out, int((~keep).sum())
+    return out, int((~keep).sum()), np.asarray(hard[keep], dtype=bool)
 
 
 def held_out_split(meta: Dict) -> Dict[str, float]:
