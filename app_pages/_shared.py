@@ -83,10 +83,23 @@ CAMERA_BUTTONS = ("ct_start", "ct_stop", "ct_resume", "ct_open_", "ct_dl_", "ct_
                   "ct_rv_dl", "ct_rv_write")
 
 
+_CAMERA_RESTORE = "_ct_restore"
+
+
 def keep_camera_values(*prefixes: str) -> None:
     """Keep the Camera traps settings (run form, results file, filters, review decisions) through a
     run that does not draw them: another page, or the page before a results file is chosen."""
     keep_widget_values(*(prefixes or ("ct_",)), skip=CAMERA_BUTTONS)
+    st.session_state[_CAMERA_RESTORE] = True
+
+
+def restore_camera_values() -> None:
+    """At the top of the Camera traps page, before any widget: after ``keep_camera_values``, set the
+    kept values once more in this run. Streamlit sends a widget's value to the browser only in the
+    run that sets it; without this the browser showed the defaults (Hide suspect ticked, the first
+    results file) while the page counted with the kept values."""
+    if st.session_state.pop(_CAMERA_RESTORE, False):
+        keep_widget_values("ct_", skip=CAMERA_BUTTONS)
 
 
 def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = None) -> str:

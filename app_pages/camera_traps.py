@@ -360,6 +360,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
 
 def main() -> None:
     _access.require_access("Camera traps")
+    sh.restore_camera_values()
     st.title("Camera traps")
     st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
                "download and sort the results. The results file is in MegaDetector's format, which Timelapse "

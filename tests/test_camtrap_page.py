@@ -193,6 +193,14 @@ def test_settings_outlive_a_visit_to_another_page(season):
     at.switch_page("app_pages/camera_traps.py").run()
     _ok(at)
     assert not at.warning, [w.value for w in at.warning]     # no "set through the Session State API" warning
+    # what the browser is sent: the kept values, not the defaults (else it shows Hide suspect ticked
+    # while the totals are counted without it)
+    sent = {k: (w.proto.set_value, w.proto.value) for k, w in (
+        ("ct_hide_suspect", at.checkbox(key="ct_hide_suspect")), ("ct_folder", at.text_input(key="ct_folder")),
+        ("ct_results_path", at.text_input(key="ct_results_path")))}
+    assert sent == {"ct_hide_suspect": (True, False), "ct_folder": (True, str(season / "photos")),
+                    "ct_results_path": (True, str(season / "season.json"))}
+    assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.5]
     assert at.text_input(key="ct_folder").value == str(season / "photos")
     assert at.number_input(key="ct_repeats").value == 4
     assert at.text_input(key="ct_results_path").value == str(season / "season.json")
@@ -212,6 +220,7 @@ def test_filters_outlive_choosing_another_results_file(season):
     at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
     _ok(at)
     assert at.slider(key="ct_conf").value == 0.6
+    assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.6]
 
 
 def _offered(at) -> set:
