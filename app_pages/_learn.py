@@ -35,7 +35,7 @@ def sample_picker(key: str, container=st) -> Sample:
     pool = samples()
     names = [s.name for s in pool]
     name = container.selectbox("Image (synthetic, with its ground truth)", names,
-                               index=demo_sample_index(pool), key=key)
+                               index=demo_sample_index(pool), persist_state="session", key=key)
     return pool[names.index(name)]
 
 

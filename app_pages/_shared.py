@@ -110,7 +110,7 @@ def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = Non
     choices = list(choices or ENGINES)
     if key in st.session_state and st.session_state[key] not in choices:
         del st.session_state[key]          # e.g. mxnet, then a folder exported as ONNX was picked
-    return container.selectbox("Engine", choices, key=key, help=ENGINE_HELP)
+    return container.selectbox("Engine", choices, persist_state="session", key=key, help=ENGINE_HELP)
 
 
 @st.cache_resource(show_spinner="Reading the results…", max_entries=2)
@@ -190,7 +190,7 @@ def model_picker(label: str, ok, default_path: Optional[str], key: str, containe
     if key in st.session_state and st.session_state[key] not in paths:
         del st.session_state[key]          # the model was deleted or renamed
     return container.selectbox(label, paths, index=index, format_func=lambda p: plain_text(labels.get(p, p)),
-                               key=key)
+                               persist_state="session", key=key)
 
 
 def show_broken(broken, container=st) -> None:

@@ -48,10 +48,11 @@ def synth_panel(data_root: str, folders: List[str]) -> List[str]:
     with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per image)", expanded=not folders):
         with st.form("synth_form", border=False):
             g1, g2, g3, g4 = st.columns(4)
-            synth_name = g1.text_input("Folder name", SYNTH_NAME, key="synth_name")
-            n_train = g2.number_input("Training images", 1, 100_000, 1000, 100, key="synth_train")
-            n_val = g3.number_input("Validation images", 0, 20_000, 100, 50, key="synth_val")
-            synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, key="synth_seed")
+            synth_name = g1.text_input("Folder name", SYNTH_NAME, persist_state="session", key="synth_name")
+            n_train = g2.number_input("Training images", 1, 100_000, 1000, 100,
+                                      persist_state="session", key="synth_train")
+            n_val = g3.number_input("Validation images", 0, 20_000, 100, 50, persist_state="session", key="synth_val")
+            synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, persist_state="session", key="synth_seed")
             make = st.form_submit_button("Generate")
         made = _generate(data_root, synth_name, int(n_train), int(n_val), int(synth_seed)) if make else None
     return folders if made is None else made
@@ -106,8 +107,10 @@ def download_panel(data_root: str) -> None:
 
     with st.expander("Download a real dataset (needs the internet; checksums verified, resumable)"):
         k1, k2 = st.columns([2, 2])
-        dl_kind = k1.selectbox("Dataset", jobs.DATA_KINDS, format_func=DATA_LABELS.get, key="dl_kind")
-        meta_only = dl_kind == "ena24" and k2.checkbox("Metadata only (no images)", key="dl_meta_only")
+        dl_kind = k1.selectbox("Dataset", jobs.DATA_KINDS, format_func=DATA_LABELS.get,
+                               persist_state="session", key="dl_kind")
+        meta_only = dl_kind == "ena24" and k2.checkbox("Metadata only (no images)",
+                                                       persist_state="session", key="dl_meta_only")
         if st.button("Download", key="dl_start", disabled=jobs.current_data_job(data_root) is not None):
             target = os.path.join(data_root, dl_kind)
             try:
@@ -123,12 +126,12 @@ def dataset_ui(data_root: str, folders: List[str]) -> str:
     options = folders + [OTHER]
     if st.session_state.get("train_dataset") not in options:
         st.session_state.pop("train_dataset", None)
-    choice = st.selectbox("Dataset", options, key="train_dataset",
+    choice = st.selectbox("Dataset", options, persist_state="session", key="train_dataset",
                           format_func=lambda p: ("Another folder (type its path)…" if p == OTHER
                                                  else plain_text(os.path.basename(p))),
                           help=f"Folders found in the data folder `{data_root}` (set SSD_DATA_DIR to change it).")
     if choice == OTHER:
-        typed = st.text_input("Dataset folder", key="train_data_path",
+        typed = st.text_input("Dataset folder", persist_state="session", key="train_data_path",
                               placeholder="/path/to/dataset (train.rec + val.rec, a COCO folder, or Pascal VOC XMLs)")
         return typed if typed and _access.allowed_path(typed, "The dataset folder") else ""   # under the photo roots
     return choice
@@ -157,7 +160,7 @@ def dataset_summary_panel(data_path: str) -> bool:
         if summary.get("skipped"):
             st.warning("Skipped or adjusted by the loader: " +    # reasons quote category and file names
                        md_escape(", ".join(f"{k}: {v}" for k, v in summary["skipped"].items())))
-        if st.checkbox("Show box sizes and aspect ratios", key="train_boxstats"):
+        if st.checkbox("Show box sizes and aspect ratios", persist_state="session", key="train_boxstats"):
             sh.figure(box_stats_figure(os.path.abspath(data_path), folder_stamp(data_path)))
     return True
 

@@ -65,12 +65,12 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, 
 def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
     """TinySSD with the sizes and ratios typed in, and their cache key; stops the page if they cannot be used."""
     st.caption("TinySSD with your own anchor sizes and ratios.")
-    input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, key="anchors_input"))
+    input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, persist_state="session", key="anchors_input"))
     sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
-                               format_groups(TINY_SIZES), key="anchors_sizes",
+                               format_groups(TINY_SIZES), persist_state="session", key="anchors_sizes",
                                help="Fractions of the image side; one group per feature map.")
     ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                format_groups(TINY_RATIOS[:1]), key="anchors_ratios")
+                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios")
     try:
         return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:
@@ -85,7 +85,7 @@ def anchors_ui() -> Tuple[AnchorSet, Optional[dict], Key]:
     with st.sidebar:
         st.header("Anchor configuration")
         sources = (["Selected model"] if ok else []) + ["Custom"]
-        source = st.radio("Anchors of", sources, key="anchors_source", horizontal=True)
+        source = st.radio("Anchors of", sources, persist_state="session", key="anchors_source", horizontal=True)
         if source == "Selected model":
             return model_anchors_ui(ok, default_path)
         aset, key = custom_anchors_ui()
@@ -110,7 +110,7 @@ def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray], Key]:
     pick_col, upload_col = st.columns([1, 2])
     names = [s.name for s in samples]
     sample_name = pick_col.selectbox("Sample image (synthetic, with its ground-truth box)", names,
-                                     index=demo_sample_index(samples), key="anchors_sample")
+                                     index=demo_sample_index(samples), persist_state="session", key="anchors_sample")
     upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
                                       key="anchors_upload")
     if upload is not None:
@@ -136,7 +136,7 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
     scale_ids = list(range(aset.num_scales))
     if st.session_state.get("anchors_scale") not in scale_ids:
         st.session_state["anchors_scale"] = best[0]
-    scale = c1.selectbox("Feature map", scale_ids, key="anchors_scale",
+    scale = c1.selectbox("Feature map", scale_ids, persist_state="session", key="anchors_scale",
                          format_func=lambda i: f"{i}: {aset.feature_maps[i][0]}×{aset.feature_maps[i][1]} "
                                                f"({aset.anchors_per_cell(i)} anchors per cell)")
     fh, fw = aset.feature_maps[scale]
@@ -145,9 +145,9 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
     for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
         if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
             st.session_state[k] = dflt          # a new map, or one smaller than the cell shown before
-    row = int(c2.number_input("Row", 0, fh - 1, key=row_key))
-    col = int(c3.number_input("Column", 0, fw - 1, key=col_key))
-    show_centres = c4.checkbox("All cell centres", key="anchors_centres")
+    row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key))
+    col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key))
+    show_centres = c4.checkbox("All cell centres", persist_state="session", key="anchors_centres")
     if gt_boxes is not None:
         c4.button("Best cell for the box", on_click=_jump_to, args=(best,), key="anchors_best")
     return (scale, row, col), show_centres
@@ -181,7 +181,8 @@ def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.nda
     if gt_boxes is None or not len(gt_boxes):
         st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
         return
-    thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05, key="anchors_thr")
+    thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05,
+                    persist_state="session", key="anchors_thr")
     positives = _positives(*keys, thr, aset, gt_label)
     g1, g2 = st.columns([3, 2])
     with g1:
@@ -199,8 +200,10 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
     """The share of a dataset's boxes some anchor overlaps well, and the spread of their best IoU."""
     st.subheader("Coverage of a validation set")
     choices = dataset_choices(meta)
-    which = st.selectbox("Boxes from", list(choices), key="anchors_cov_source", format_func=plain_text)
-    cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05, key="anchors_cov_thr")
+    which = st.selectbox("Boxes from", list(choices),
+                         persist_state="session", key="anchors_cov_source", format_func=plain_text)
+    cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05,
+                        persist_state="session", key="anchors_cov_thr")
     try:
         if choices[which] is None:
             labels, split = [s.label for s in sh.samples(32, 0, data_dir())], "val"

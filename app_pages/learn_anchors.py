@@ -29,9 +29,11 @@ def _anchors(arch: str, size: int):
 def d2l_ui() -> Tuple[List[float], str]:
     """One anchor size per map (4×4, 2×2, 1×1) and the aspect ratios, as text."""
     c1, c2, c3, c4 = st.columns(4)
-    sizes = [c.slider(f"Anchor size on the {n}×{n} map", 0.05, 1.0, float(s), 0.05, key=f"learn_ms_size{n}")
+    sizes = [c.slider(f"Anchor size on the {n}×{n} map", 0.05, 1.0, float(s), 0.05,
+                      persist_state="session", key=f"learn_ms_size{n}")
              for c, n, s in zip((c1, c2, c3), D2L_MAPS, D2L_SIZES)]
-    return sizes, c4.text_input("Aspect ratios", format_groups([D2L_RATIOS]), key="learn_ms_ratios")
+    return sizes, c4.text_input("Aspect ratios", format_groups([D2L_RATIOS]),
+                                persist_state="session", key="learn_ms_ratios")
 
 
 def d2l_panel() -> None:
@@ -55,9 +57,10 @@ def network_ui() -> Tuple[str, int]:
     names = list(architectures())
     a1, a2 = st.columns([2, 1])
     arch = a1.selectbox("Architecture", names, index=names.index("ssd_300_vgg16_atrous")
-                        if "ssd_300_vgg16_atrous" in names else 0, key="learn_ms_arch")
+                        if "ssd_300_vgg16_atrous" in names else 0, persist_state="session", key="learn_ms_arch")
     default_size = recipe_for(arch).native_size
-    size = int(a2.number_input("Input size (px)", 64, 1024, default_size, 8, key=f"learn_ms_input::{arch}"))
+    size = int(a2.number_input("Input size (px)", 64, 1024, default_size, 8,
+                               persist_state="session", key=f"learn_ms_input::{arch}"))
     return arch, size
 
 

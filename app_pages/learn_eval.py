@@ -29,16 +29,18 @@ def source_ui() -> Tuple[str, Optional[str], int]:
     if path is None:
         st.stop()
     choices = dataset_choices(meta, scenes=True)
-    which = c2.selectbox("Images from", list(choices), key="learn_eval_source", format_func=plain_text)
-    limit = int(c2.number_input("Images of the split to evaluate", 4, 500, 32, 4, key="learn_eval_limit"))
+    which = c2.selectbox("Images from", list(choices),
+                         persist_state="session", key="learn_eval_source", format_func=plain_text)
+    limit = int(c2.number_input("Images of the split to evaluate", 4, 500, 32, 4,
+                                persist_state="session", key="learn_eval_limit"))
     return path, choices[which], limit
 
 
 def thresholds_ui() -> Tuple[float, float, Any]:
     """``(confidence, IoU threshold, the column the image picker goes in)``."""
     s1, s2, s3 = st.columns(3)
-    confidence = s1.slider("Confidence", 0.01, 0.99, 0.5, 0.01, key="learn_eval_conf")
-    iou = s2.slider("IoU threshold", 0.1, 0.9, 0.5, 0.05, key="learn_eval_iou")
+    confidence = s1.slider("Confidence", 0.01, 0.99, 0.5, 0.01, persist_state="session", key="learn_eval_conf")
+    iou = s2.slider("IoU threshold", 0.1, 0.9, 0.5, 0.05, persist_state="session", key="learn_eval_iou")
     return confidence, iou, s3
 
 
@@ -49,7 +51,7 @@ def image_ui(col, split: SplitDetections, source: tuple, confidence: float, iou:
     if opened != source or not 1 <= st.session_state.get("learn_eval_index", 0) <= len(split.detections):
         st.session_state["learn_eval_index"] = start_image(split, confidence, iou) + 1
         st.session_state["learn_eval_opened"] = source
-    return int(col.number_input("Image", 1, len(split.detections), key="learn_eval_index")) - 1
+    return int(col.number_input("Image", 1, len(split.detections), persist_state="session", key="learn_eval_index")) - 1
 
 
 def split_detections(path: str, folder: Optional[str], stamp: float, limit: int) -> SplitDetections:

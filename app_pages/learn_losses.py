@@ -13,16 +13,17 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
-from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figure
+from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figures
 from ssd.workspace import Sample, gt_boxes_of, model_key
 
 
 def shapes_panel() -> None:
     """Smooth L1 and focal loss for d2l's parameters and the person's own σ and γ."""
     c1, c2 = st.columns(2)
-    sigma = c1.slider("σ of smooth L1 (training uses 1)", 0.2, 10.0, 3.0, 0.1, key="learn_loss_sigma")
-    gamma = c2.slider("γ of focal loss", 0.0, 5.0, 2.0, 0.5, key="learn_loss_gamma")
-    sh.figure(loss_shapes_figure(*loss_curves(sigma, gamma)))
+    sigma = c1.slider("σ of smooth L1 (training uses 1)", 0.2, 10.0, 3.0, 0.1,
+                      persist_state="session", key="learn_loss_sigma")
+    gamma = c2.slider("γ of focal loss", 0.0, 5.0, 2.0, 0.5, persist_state="session", key="learn_loss_gamma")
+    sh.figure_columns(loss_shapes_figures(*loss_curves(sigma, gamma)))
     st.caption("Smooth L1 is quadratic for |x| < 1/σ² and L1 beyond: gentle near the target, robust to outliers. "
                "Focal loss multiplies cross-entropy by (1 − p)^γ, so well-classified anchors (p near 1) stop "
                "dominating; γ = 0 is cross-entropy. (Dive into Deep Learning's \"Single Shot Multibox Detection\" "
@@ -33,9 +34,9 @@ def mining_ui() -> Tuple[str, Sample, float, float]:
     """Model, image, negatives kept per positive, IoU for a positive; stops the page without a model."""
     m1, m2, m3, m4 = st.columns([2, 2, 1, 1])
     path, _, sample = _learn.model_and_sample(m1, m2, "learn_loss")
-    ratio = m3.slider("Negatives per positive", 0.0, 10.0, 3.0, 1.0, key="learn_loss_ratio",
+    ratio = m3.slider("Negatives per positive", 0.0, 10.0, 3.0, 1.0, persist_state="session", key="learn_loss_ratio",
                       help="0 turns mining off: every negative counts.")
-    overlap = m4.slider("IoU for a positive", 0.1, 0.9, 0.5, 0.05, key="learn_loss_overlap")
+    overlap = m4.slider("IoU for a positive", 0.1, 0.9, 0.5, 0.05, persist_state="session", key="learn_loss_overlap")
     return path, sample, ratio, overlap
 
 

@@ -23,8 +23,9 @@ def settings_ui() -> Tuple[str, dict, Sample, float, float]:
     """``(model path, its meta, image, score floor, NMS threshold)``; stops the page without a model."""
     path, meta, sample = _learn.model_and_sample(*st.columns(2), "learn_nms")
     s1, s2 = st.columns(2)
-    floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01, key="learn_nms_floor")
-    nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, key="learn_nms_iou")
+    floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01,
+                      persist_state="session", key="learn_nms_floor")
+    nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, persist_state="session", key="learn_nms_iou")
     return path, meta, sample, floor, nms
 
 
@@ -53,13 +54,18 @@ def step_ui(trace: NMSTrace, classes: List[str]) -> Tuple[Optional[int], int]:
     present = sorted({int(c) for c in trace.class_ids})
     class_id = None
     if len(classes) > 1:
+        if st.session_state.get("learn_nms_class") not in present:
+            st.session_state.pop("learn_nms_class", None)       # a class this image has no box of
         pick = st.selectbox("Class (NMS runs per class)", present, format_func=lambda c: classes[c],
-                            key="learn_nms_class")
+                            persist_state="session", key="learn_nms_class")
         class_id = int(pick)
     steps = trace.steps if class_id is None else trace.steps_of_class(class_id)
     step = 0
     if len(steps) > 1:
-        step = st.slider("Step", 1, len(steps), 1, key=f"learn_nms_step::{class_id}") - 1
+        key = f"learn_nms_step::{class_id}"
+        if not isinstance(st.session_state.get(key), int) or not 1 <= st.session_state[key] <= len(steps):
+            st.session_state[key] = 1           # a new image or class, with fewer steps than the one shown before
+        step = st.slider("Step", 1, len(steps), persist_state="session", key=key) - 1
     return class_id, step
 
 

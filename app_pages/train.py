@@ -83,46 +83,51 @@ def _start(root: str, pulled: Dict[str, object]) -> None:
 def model_row_ui() -> None:
     """Name, architecture, input size, device."""
     a1, a2, a3, a4 = st.columns(4)
-    a1.text_input("Model name (folder in models/)", key="train_name")
-    a2.selectbox("Architecture", architectures(), key="train_arch")
-    a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0, key="train_input",
+    a1.text_input("Model name (folder in models/)", persist_state="session", key="train_name")
+    a2.selectbox("Architecture", architectures(), persist_state="session", key="train_arch")
+    a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0,
+                 persist_state="session", key="train_input",
                  help="auto: the architecture's native size: 256 for TinySSD, 300 or 512 for GluonCV "
                       "zoo models, 320 for SSDlite. TinySSD needs a multiple of 8.")
-    a4.selectbox("Device", ["auto", "cpu", "gpu"], key="train_device",
+    a4.selectbox("Device", ["auto", "cpu", "gpu"], persist_state="session", key="train_device",
                  help="auto: every GPU that really runs MXNet kernels, else the CPU.")
 
 
 def schedule_row_ui() -> None:
     """Epochs, batch size, learning rate, seed."""
     b1, b2, b3, b4 = st.columns(4)
-    b1.number_input("Epochs", 1, 1000, 20, key="train_epochs")
-    b2.number_input("Batch size", 1, 1024, 32, key="train_batch")
-    b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f", key="train_lr",
+    b1.number_input("Epochs", 1, 1000, 20, persist_state="session", key="train_epochs")
+    b2.number_input("Batch size", 1, 1024, 32, persist_state="session", key="train_batch")
+    b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f",
+                    persist_state="session", key="train_lr",
                     help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
                          "0.001 × batch / 32 for GluonCV zoo models, 0.15 × batch / 192 for SSDlite "
                          "(their reference schedules).")
-    b4.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    b4.number_input("Seed", 0, 2**31 - 1, 0, persist_state="session", key="train_seed")
 
 
 def options_ui(pulled: Dict[str, object]) -> None:
     """Quick-run limits, augmentation, arithmetic, default, INT8, and the starting weights."""
     with st.expander("Quick-run limits and options"):
         q1, q2, q3, q4 = st.columns(4)
-        q1.number_input("Use only N training images (0 = all)", 0, 10_000_000, 0, key="train_limit")
-        q2.number_input("Use only N validation images (0 = all)", 0, 10_000_000, 0, key="train_limit_val")
-        q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0, key="train_max_iters")
-        q4.checkbox("Augmentation", True, key="train_augment")
+        q1.number_input("Use only N training images (0 = all)", 0, 10_000_000, 0,
+                        persist_state="session", key="train_limit")
+        q2.number_input("Use only N validation images (0 = all)", 0, 10_000_000, 0,
+                        persist_state="session", key="train_limit_val")
+        q3.number_input("Max iterations per epoch (0 = all)", 0, 10_000_000, 0,
+                        persist_state="session", key="train_max_iters")
+        q4.checkbox("Augmentation", True, persist_state="session", key="train_augment")
         auto_precision, auto_why = sh.training_precision()
-        q3.selectbox("Training arithmetic", ["auto", "fp32", "bf16"], key="train_precision",
+        q3.selectbox("Training arithmetic", ["auto", "fp32", "bf16"], key="train_precision", persist_state="session",
                      help=f"auto here: {auto_precision} ({auto_why}). bf16 runs "
                           "the convolutions in bfloat16 with float32 master weights: about 1.5× faster on a CPU "
                           "with native bfloat16. The saved model is float32 either way.")
-        q4.checkbox("Make it the app's default model", False, key="train_default")
-        q4.checkbox("Quantize to INT8 after training", False, key="train_quantize",
+        q4.checkbox("Make it the app's default model", False, persist_state="session", key="train_default")
+        q4.checkbox("Quantize to INT8 after training", False, persist_state="session", key="train_quantize",
                     help="Then writes an INT8 graph beside the model, calibrated on its own training images; "
                          "Detect uses it when the model's evaluation shows it as accurate and faster.")
         st.selectbox("Start from (voc/coco: GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
-                     key="train_pretrained",
+                     persist_state="session", key="train_pretrained",
                      help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "
                           "with its own architecture, re-headed to your classes. "
                           "imagenet: a live ImageNet backbone where one fits exactly (torchvision's VGG16 for "
@@ -205,6 +210,8 @@ def running_panel(root: str, name: str, status: jobs.RunStatus, current) -> None
 def outcome_panel(root: str, run_dir: str, status: jobs.RunStatus) -> None:
     """A run that is not running: how it ended, Resume and Delete where they apply."""
     kind, words = RUN_OUTCOMES[status.state]
+    if status.state == "stopped" and not jobs.can_resume(run_dir):
+        words = "stopped before its first epoch ended: nothing was kept"
     getattr(st, kind)(f"Run **{os.path.basename(run_dir)}** {words}."
                       + (f" {md_escape(status.message)}" if status.message else ""))
     if status.state in ("stopped", "interrupted") and jobs.can_resume(run_dir):

@@ -14,6 +14,7 @@ import statistics
 
 import pytest
 
+from app_pages._shared import FIGURE_DPI
 from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, slider_round_trips
 from test_browser import _keep, _no_exception, _settle
 
@@ -86,6 +87,25 @@ def _multiscale(page, width: int) -> None:
         assert b[0]["y"] < b[1]["y"] < b[2]["y"] and min(x["width"] for x in b) >= 0.8 * width
 
 
+def _losses(page, width: int) -> None:
+    """The box-loss and class-loss plots: side by side on a desktop, one under another on a phone, each
+    shown at a readable scale (at least 60 screen pixels per figure inch: the figures' 8-10 pt labels and
+    legends stay 7 px or more). Both in one 11-inch-wide figure, a 390 px phone drew them at 32 px an inch."""
+    heading = _box(page.get_by_text("What the class loss sees on one image").first)
+    images = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    curves = [images.nth(i) for i in range(images.count()) if _box(images.nth(i))["y"] < heading["y"]]
+    assert len(curves) == 2, len(curves)
+    b = [_box(c) for c in curves]
+    per_inch = [box["width"] / c.evaluate("i => i.naturalWidth") * FIGURE_DPI for box, c in zip(b, curves)]
+    assert min(per_inch) >= 60, per_inch
+    if width > 640:
+        assert abs(b[0]["y"] - b[1]["y"]) < 2 and b[0]["x"] < b[1]["x"]
+    else:
+        assert b[0]["y"] + b[0]["height"] <= b[1]["y"]
+
+
 def _nms(page) -> None:
     """The suppressed boxes' table is exactly as tall as its rows (no blank row at its end)."""
     text = page.locator('[data-testid="stMain"] p').filter(has_text=re.compile(r"Step 1 of \d+")).first.inner_text()
@@ -143,6 +163,9 @@ def test_phone_and_desktop_layouts(layout_server, tmp_path):
                 visit("/learn_anchors", "Anchors in all")
                 _multiscale(page, width)
                 _shot(page, shots, tmp_path, f"{device}_multiscale_anchors")
+                visit("/learn_losses", "What the class loss sees on one image")
+                _losses(page, width)
+                _shot(page, shots, tmp_path, f"{device}_losses")
                 visit("/learn_nms", "Kept after NMS")
                 _nms(page)
                 page.locator('[data-testid="stMain"] [data-testid="stImage"]').first.scroll_into_view_if_needed()
@@ -161,7 +184,7 @@ def test_phone_and_desktop_layouts(layout_server, tmp_path):
           f"(counts {round_trip['counts']})")
     assert median < 1000          # a loose bound for a shared machine; scripts/bench_slider.py measures it
     _keep(*shots)
-    assert len(shots) == 14 and all(s.stat().st_size > 5_000 for s in shots)
+    assert len(shots) == 16 and all(s.stat().st_size > 5_000 for s in shots)
 
 
 # Every element of the main area whose text ends in an ellipsis because it is wider than its box.

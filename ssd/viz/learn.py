@@ -16,7 +16,7 @@ from ssd.base.figure_lock import under_figure_lock
 from ssd.base.text import mpl_escape
 from ssd.models.anchor_set import AnchorSet
 from ssd.viz.labels import BoxLabel, place_labels
-from ssd.viz.plots import _ANCHOR_COLOURS, _rect
+from ssd.viz.plots import _ANCHOR_COLOURS, _rect, _rects
 
 
 def _image_ax(ax, image: np.ndarray) -> None:
@@ -64,7 +64,7 @@ def _multiscale_panel(image: np.ndarray, sc, figsize) -> Figure:
 
 def loss_curves(sigma: float, gamma: float) -> Tuple[np.ndarray, Dict[str, np.ndarray], np.ndarray,
                                                       Dict[str, np.ndarray]]:
-    """``(x, box curves, p, class curves)`` for ``loss_shapes_figure``: smooth L1 for d2l's σ (10, 1,
+    """``(x, box curves, p, class curves)`` for ``loss_shapes_figures``: smooth L1 for d2l's σ (10, 1,
     0.5) and L1 against the offset error, focal loss for its γ (0, 1, 5) and cross-entropy against
     p(true class), each the training code's own loss; the person's own σ and γ join them, marked ◀.
     """
@@ -82,23 +82,30 @@ def loss_curves(sigma: float, gamma: float) -> Tuple[np.ndarray, Dict[str, np.nd
 
 
 @under_figure_lock
-def loss_shapes_figure(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: np.ndarray,
-                       cls_curves: Mapping[str, np.ndarray], figsize=(11.0, 3.8)) -> Figure:
-    """Box losses against the offset error and class losses against p(true class), as d2l plots them."""
+def loss_shapes_figures(x: np.ndarray, box_curves: Mapping[str, np.ndarray], p: np.ndarray,
+                        cls_curves: Mapping[str, np.ndarray], figsize=(5.5, 3.8)) -> Tuple[Figure, Figure]:
+    """Box losses against the offset error, and class losses against p(true class), as d2l plots them.
+
+    Two figures, not one of two panels: side by side they make the same picture on a wide screen,
+    and on a phone each can take the screen's width (one 11-inch figure shrank its labels to ~4 px)."""
+    box_fig = _curves_figure(x, box_curves, "L1", figsize, "box loss: smooth L1 for several σ, and L1",
+                             "offset error x (prediction − target)")
+    cls_fig = _curves_figure(p, cls_curves, "cross", figsize, "class loss: focal for several γ, and cross-entropy",
+                             "p: probability given to the true class")
+    return box_fig, cls_fig
+
+
+def _curves_figure(x: np.ndarray, curves: Mapping[str, np.ndarray], dashed: str, figsize, title: str,
+                   xlabel: str) -> Figure:
+    """One loss panel: a curve per entry, the reference curve (label starting ``dashed``) dashed."""
     fig = Figure(figsize=figsize)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for label, y in box_curves.items():
-        ax1.plot(x, y, label=label, ls="--" if label.startswith("L1") else "-")
-    ax1.set_xlabel("offset error x (prediction − target)")
-    ax1.set_ylabel("loss")
-    ax1.set_title("box loss: smooth L1 for several σ, and L1")
-    ax1.legend(fontsize=8)
-    for label, y in cls_curves.items():
-        ax2.plot(p, y, label=label, ls="--" if label.startswith("cross") else "-")
-    ax2.set_xlabel("p: probability given to the true class")
-    ax2.set_ylabel("loss")
-    ax2.set_title("class loss: focal for several γ, and cross-entropy")
-    ax2.legend(fontsize=8)
+    ax = fig.add_subplot(111)
+    for label, y in curves.items():
+        ax.plot(x, y, label=label, ls="--" if label.startswith(dashed) else "-")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -117,10 +124,8 @@ def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np
     if len(roles.ignored):
         c = (boxes[roles.ignored, :2] + boxes[roles.ignored, 2:]) / 2 * scale_xy[:2]
         ax.scatter(c[:, 0], c[:, 1], s=1.5, c="#bbbbbb", alpha=0.5, zorder=2)
-    for i in roles.negatives:
-        _rect(ax, boxes[i] * scale_xy, "tab:red", lw=1.2)
-    for i in roles.positives:
-        _rect(ax, boxes[i] * scale_xy, "lime", lw=2.0)
+    _rects(ax, boxes[np.asarray(roles.negatives, dtype=int)] * scale_xy, "tab:red", lw=1.2)
+    _rects(ax, boxes[np.asarray(roles.positives, dtype=int)] * scale_xy, "lime", lw=2.0)
     if gt_boxes is not None:
         for g in np.asarray(gt_boxes).reshape(-1, 4):
             _rect(ax, g * scale_xy, "white", lw=2.0, ls="--")

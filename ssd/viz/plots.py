@@ -134,6 +134,20 @@ def _rect(ax, box_px, colour, lw=2.0, ls="-", outline: Optional[str] = None) -> 
     ax.add_patch(patch)
 
 
+def _rects(ax, boxes_px: np.ndarray, colour, lw=1.2) -> None:
+    """Many box outlines as one collection: thousands of ``_rect`` patches (an image's mined
+    negatives with mining off) took seconds to build and draw; one artist takes milliseconds.
+    zorder 1, as a patch's: boxes drawn later (the ground truth) stay on top."""
+    from matplotlib.collections import PolyCollection
+
+    b = np.asarray(boxes_px, dtype=float).reshape(-1, 4)
+    if not len(b):
+        return
+    verts = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [2, 3]], b[:, [0, 3]]], axis=1)
+    ax.add_collection(PolyCollection(verts, facecolors="none", edgecolors=colour, linewidths=lw, zorder=1),
+                      autolim=False)
+
+
 _ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
                    "tab:olive", "tab:cyan", "black"]
 

@@ -1,0 +1,66 @@
+"""A student sets a parameter, looks at another page and comes back: the parameter is still theirs.
+
+Streamlit forgets a widget's value as soon as a run does not draw it, so without
+``persist_state="session"`` every page switch put the Train page's options, the Learn pages' sliders and
+the Anchors page's threshold back to their defaults.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+
+APP = os.path.join(REPO_ROOT, "app.py")
+
+
+def _widget(at: AppTest, label: str):
+    found = [w for kind in ("slider", "number_input", "text_input", "selectbox", "checkbox", "radio")
+             for w in at.get(kind) if getattr(w, "label", None) == label]
+    assert found, f"no widget labelled {label!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize("page, label, value", [
+    ("app_pages/train.py", "Show box sizes and aspect ratios", True),
+    ("app_pages/anchors.py", "Overlap threshold (IoU) for a positive anchor", 0.7),
+    ("app_pages/learn_anchors.py", "Anchor size on the 4×4 map", 0.3),
+    ("app_pages/learn_anchors.py", "Aspect ratios", "1, 3"),
+    ("app_pages/learn_losses.py", "σ of smooth L1 (training uses 1)", 5.0),
+    ("app_pages/learn_losses.py", "Negatives per positive", 1.0),
+    ("app_pages/learn_nms.py", "NMS threshold (IoU)", 0.6),
+    ("app_pages/learn_eval.py", "IoU threshold", 0.7),
+])
+def test_a_parameter_survives_a_visit_to_another_page(app_env, page, label, value):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page(page).run()
+    _widget(at, label).set_value(value).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at = at.switch_page("app_pages/home.py").run()
+    at = at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _widget(at, label).value == value
+
+
+def test_a_kept_step_beyond_the_next_images_steps_starts_it_at_step_one(app_env):
+    """A kept value must still fit the widget: the last NMS step of an image with many kept boxes,
+    then an image with fewer, raised "value greater than max_value" instead of showing step 1."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/learn_nms.py").run()
+    _widget(at, "NMS threshold (IoU)").set_value(0.95).run()
+    images = _widget(at, "Image (synthetic, with its ground truth)").options
+    kept = {}
+    for name in images:
+        _widget(at, "Image (synthetic, with its ground truth)").set_value(name).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        steps = [s for s in at.slider if s.label == "Step"]
+        kept[name] = steps[0].max if steps else 1
+    many, few = max(kept, key=kept.get), min((n for n in kept if kept[n] > 1), key=kept.get, default=None)
+    assert few is not None and kept[many] > kept[few], kept
+    _widget(at, "Image (synthetic, with its ground truth)").set_value(many).run()
+    _widget(at, "Step").set_value(kept[many]).run()
+    _widget(at, "Image (synthetic, with its ground truth)").set_value(few).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _widget(at, "Step").value == 1
