@@ -74,7 +74,17 @@ def _export_form() -> None:
     f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title")
 
 
-def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter) -> None:
+FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
+
+
+def _ready_key(results_path: str, path_prefix: str, image_root: str, shown: ShownFilter) -> tuple:
+    """What the prepared downloads were made from: when any of it changes they are withdrawn, not
+    offered with the old positions, names or thresholds."""
+    return (results_path, path_prefix, image_root, shown, tuple(st.session_state.get(k) for k in FORM_KEYS))
+
+
+def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
+                  path_prefix: str = "") -> None:
     """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds."""
     st.subheader("Export: Camtrap DP and Excel")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
@@ -98,10 +108,11 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                                      f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
         except (SSDError, OSError) as err:
             st.error(md_escape(err))
+    key = _ready_key(results_path, path_prefix, image_root, shown)
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
-        _prepare_downloads(doc, results_path, image_root, shown)
+        _prepare_downloads(doc, key, image_root, shown)
     ready = st.session_state.get("ct_dl_ready") or {}
-    if ready.get("key") == (results_path, shown):
+    if ready.get("key") == key:
         if ready.get("zip"):
             c3.download_button("Camtrap DP (zip)", ready["zip"], "camtrap-dp.zip", "application/zip",
                                key="ct_dl_dp", on_click="ignore")
@@ -112,12 +123,12 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
             st.warning(md_escape(ready["error"]))
 
 
-def _prepare_downloads(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter) -> None:
-    """Build the workbook and the package once (not on every rerun); kept until the filter changes."""
+def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter) -> None:
+    """Build the workbook and the package once (not on every rerun); kept until ``key`` changes."""
     from ssd.camtrap.camtrap_dp import camtrap_dp_zip
     from ssd.camtrap.spreadsheet import xlsx_bytes
 
-    ready: Dict[str, Any] = {"key": (results_path, shown), "xlsx": xlsx_bytes(doc, shown)}
+    ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown)}
     try:
         ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))
     except (SSDError, OSError) as err:

@@ -43,6 +43,9 @@ from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 OTHER_RESULTS = "another results file…"
 EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
+# the results browser's widgets (filters, pages, exports, review decisions), drawn only with a results file
+BROWSER_KEYS = ("ct_conf", "ct_classes", "ct_state", "ct_hide_suspect", "ct_view", "ct_per_class", "ct_thr_",
+                "ct_page", "ct_ep_page", "ct_explore", "ct_sort_", "ct_dp_", "ct_rv_")
 
 
 def _plain(text: str) -> str:
@@ -206,6 +209,7 @@ def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
     if not st.checkbox("A threshold per class", key="ct_per_class",
                        help="As MegaDetector's \"separate into folders\": each class its own confidence."):
+        sh.keep_camera_values("ct_thr_")        # hidden, not forgotten: ticked again, they are back
         return {}
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
@@ -220,7 +224,7 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
     """Confidence (per class if asked), classes, which images, hide suspect, images or episodes:
     ``(the shown filter, the image state)``."""
     names = doc["detection_categories"]
-    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1, 1])
+    f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1.5, 1])     # "Hide suspect" whole at 1280 px
     threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
     classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes",
                              format_func=plain_text)
@@ -233,11 +237,23 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
                           per_class=per_class), state
 
 
-def totals_panel(doc: Dict[str, Any], shown: ShownFilter) -> None:
+def _season_wide(name: str, key: tuple, compute):
+    """``compute()``, or its value from this session's last run when ``key`` (results file, its
+    version on disk, prefix, filters) is the same: a page turn or a photo opened large reruns the
+    page, and recounting a season of 100,000 entries took seconds each time."""
+    held = st.session_state.get(name)
+    if held is not None and held[0] == key:
+        return held[1]
+    value = compute()
+    st.session_state[name] = (key, value)
+    return value
+
+
+def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
     """Images and episodes with detections, empty and failed, and a row per class."""
-    s = summarize(doc, shown)
+    s = _season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown))
     e = s["episodes"]
-    m1, m2, m3, m4, m5, m6 = st.columns(6)
+    m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
     m2.metric("With detections", s["with_detections"])
     m3.metric("Empty", s["empty"])
@@ -323,8 +339,14 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     shown, state = filters_ui(doc)
     classes = None if shown.classes is None else sorted(shown.classes)
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
-    totals_panel(doc, shown)
-    entries = filter_entries(doc, shown, classes, state)
+    try:
+        stat = os.stat(results_path)
+        key = (results_path, stat.st_mtime_ns, stat.st_size, path_prefix.strip())
+    except OSError:                     # gone since it was read: nothing is reused
+        key = (results_path, object())
+    totals_panel(doc, shown, key)
+    entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
+                           lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
     (episode_rows_panel if episodes else grid_panel)(doc, entries, image_root, shown)
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
@@ -332,12 +354,13 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         large_view(doc, entries, image_root, shown)
     explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)
-    exports_panel(doc, results_path, image_root, shown)
+    exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
     review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
 
 
 def main() -> None:
     _access.require_access("Camera traps")
+    sh.restore_camera_values()
     st.title("Camera traps")
     st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
                "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
@@ -353,6 +376,8 @@ def main() -> None:
         if _access.allowed_path(results_path, "The results file") and _access.allowed_path(image_root,
                                                                                            "The photo folder"):
             browser(results_path, image_root, path_prefix)
+            return
+    sh.keep_camera_values(*BROWSER_KEYS)    # no results shown this run (a file being chosen): kept for it
 
 
 main()

@@ -185,3 +185,41 @@ def test_phone_and_desktop_layouts(layout_server, tmp_path):
     assert median < 1000          # a loose bound for a shared machine; scripts/bench_slider.py measures it
     _keep(*shots)
     assert len(shots) == 16 and all(s.stat().st_size > 5_000 for s in shots)
+
+
+# Every element of the main area whose text ends in an ellipsis because it is wider than its box.
+_ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMain] *')].filter(e =>
+  getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
+
+
+def test_camera_traps_labels_whole_on_a_laptop(layout_server, tmp_path):
+    """A season's results at 1280×800 (a laptop, sidebar open): no filter label nor total cut short
+    ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…")."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_camtrap_page import write_season
+
+    write_season(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)
+            page.goto(layout_server + "/camera_traps")
+            expect(page.get_by_text("Run a folder")).to_be_visible()
+            _settle(page)
+            for label, value in (("Results JSON (path)", tmp_path / "season.json"),
+                                 ("Folder its paths start from", tmp_path / "photos")):
+                box = page.get_by_label(label, exact=True)
+                box.fill(str(value))
+                box.press("Enter")
+                _settle(page)
+            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Episodes with detections")).to_be_visible()
+            _no_exception(page)
+            assert page.evaluate(_ELLIPSIZED) == []
+            shots = []
+            _shot(page, shots, tmp_path, "laptop_camera_traps")
+            _keep(*shots)
+        finally:
+            browser.close()

@@ -266,3 +266,19 @@ def test_suspect_repeats_are_drawn_as_such_when_shown():
     shown = entry_detections(entry, {"1": "animal"}, 0.2, False, (100, 50))
     assert [shown.classes[int(c)] for c in shown.class_ids] == ["animal (suspect)", "animal"]
     assert shown.boxes[0].tolist() == pytest.approx([10, 5, 30, 15])
+
+
+def test_summary_text_says_whether_suspect_repeats_are_counted():
+    """``results summary --show-suspect`` counts the repeats in the class rows: the line about them
+    must not say "not counted below" then (it did, beside rows that counted them)."""
+    from ssd.camtrap.summary import summarize, summary_text
+    from ssd.inference.filtering import ShownFilter
+
+    doc = {"detection_categories": {"1": "animal"},
+           "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2],
+                                                        "suspect": True}]}]}
+    hidden, shown = ShownFilter.of(0.2), ShownFilter.of(0.2, hide_suspect=False)
+    assert "1 detection(s), not counted below" in summary_text(summarize(doc, hidden), hidden)
+    text = summary_text(summarize(doc, shown), shown)
+    assert "not counted" not in text and "1 detection(s), counted below" in text
+    assert text.splitlines()[-1].split() == ["animal", "1", "1", "1"]

@@ -171,3 +171,108 @@ def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(
     at.slider(key="ct_conf").set_value(0.5).run()
     _ok(at)
     assert reads.count(str(season / "season.json")) == 2
+
+
+def test_settings_outlive_a_visit_to_another_page(season):
+    """A researcher who looks at the Home page and comes back finds the run form, the results file,
+    the filters and the per-class thresholds as left (Streamlit forgets a widget not drawn in a run)."""
+    at = _open(season)
+    at.text_input(key="ct_folder").set_value(str(season / "photos"))
+    at.number_input(key="ct_repeats").set_value(4)
+    at.text_input(key="ct_path_prefix").set_value("")
+    at.slider(key="ct_conf").set_value(0.5)
+    at.checkbox(key="ct_hide_suspect").uncheck()
+    at.checkbox(key="ct_per_class").check().run()
+    at.number_input(key="ct_thr_2").set_value(0.2).run()
+    at.checkbox(key="ct_per_class").uncheck().run()                 # the thresholds hidden, not forgotten
+    at.checkbox(key="ct_per_class").check().run()
+    assert at.number_input(key="ct_thr_2").value == 0.2
+    before = _metrics(at)
+    at.switch_page("app_pages/home.py").run()
+    _ok(at)
+    at.switch_page("app_pages/camera_traps.py").run()
+    _ok(at)
+    assert not at.warning, [w.value for w in at.warning]     # no "set through the Session State API" warning
+    # what the browser is sent: the kept values, not the defaults (else it shows Hide suspect ticked
+    # while the totals are counted without it)
+    sent = {k: (w.proto.set_value, w.proto.value) for k, w in (
+        ("ct_hide_suspect", at.checkbox(key="ct_hide_suspect")), ("ct_folder", at.text_input(key="ct_folder")),
+        ("ct_results_path", at.text_input(key="ct_results_path")))}
+    assert sent == {"ct_hide_suspect": (True, False), "ct_folder": (True, str(season / "photos")),
+                    "ct_results_path": (True, str(season / "season.json"))}
+    assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.5]
+    assert at.text_input(key="ct_folder").value == str(season / "photos")
+    assert at.number_input(key="ct_repeats").value == 4
+    assert at.text_input(key="ct_results_path").value == str(season / "season.json")
+    assert at.slider(key="ct_conf").value == 0.5 and at.checkbox(key="ct_hide_suspect").value is False
+    assert at.number_input(key="ct_thr_2").value == 0.2
+    assert _metrics(at) == before
+
+
+def test_filters_outlive_choosing_another_results_file(season):
+    """Clearing the results path (to type another) draws no filters in that run: they are kept, and
+    the run that does so raises nothing (the run form's widgets, drawn in it, are not touched)."""
+    at = _open(season)
+    at.slider(key="ct_conf").set_value(0.6).run()
+    at.text_input(key="ct_results_path").set_value("").run()
+    _ok(at)
+    assert not at.metric
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
+    _ok(at)
+    assert at.slider(key="ct_conf").value == 0.6
+    assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.6]
+
+
+def _offered(at) -> set:
+    """The keys of the download buttons the page shows."""
+    return {b.key for b in at.get("download_button")}
+
+
+def test_prepared_downloads_are_withdrawn_when_what_they_hold_changes(season):
+    """The Camtrap DP zip holds the cameras' position, clock offset and title, and the folder the
+    photos are in: prepared, then the latitude changed, it was still offered with the old one (a
+    package whose deployments disagree with the form). Now it must be prepared again."""
+    at = _open(season)
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25).run()
+    next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
+    _ok(at)
+    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    at.number_input(key="ct_dp_lat").set_value(10.0).run()
+    _ok(at)
+    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
+    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    at.text_input(key="ct_image_root").set_value(str(season)).run()    # another photo folder: media paths differ
+    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+
+
+def test_a_page_turn_or_a_photo_opened_large_does_not_recount_the_season(season, monkeypatch):
+    """The totals and the filtered list are counted over every entry (seconds at 100,000): a change
+    that alters neither (the grid's page, a photo opened large) reuses them; a new threshold does not."""
+    import ssd.camtrap.browse as browse
+    import ssd.camtrap.summary as summary
+
+    counts = {"summarize": 0, "filter_entries": 0}
+
+    def counting(module, name):
+        real = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapped)
+
+    counting(summary, "summarize")
+    counting(browse, "filter_entries")
+    at = _open(season)
+    before = dict(counts)
+    next(b for b in at.button if b.key.startswith("ct_open_")).click().run()
+    _ok(at)
+    assert any(t.value == "cam1/0.jpg" for t in at.text)           # the large view is shown
+    at.number_input(key="ct_page").set_value(1).run()
+    assert counts == before
+    at.slider(key="ct_conf").set_value(0.85).run()
+    _ok(at)
+    assert counts["summarize"] == before["summarize"] + 1 and counts["filter_entries"] == before["filter_entries"] + 1
+    assert _metrics(at)["With detections"] == "1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ssd.base.text import terminal_safe
-from ssd.camtrap.megadetector import Threshold, image_state, is_cut_short, shown_detections
+from ssd.camtrap.megadetector import Threshold, is_cut_short, shown_detections
 from ssd.inference.filtering import ShownFilter
 
 
@@ -33,13 +33,14 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
                            "per_class_detections": {n: 0 for n in names.values()}}
     for im in doc.get("images", []):
         out["images"] += 1
-        state = image_state(im, shown, names=names)
-        out[{"failed": "failed", "empty": "empty", "detections": "with_detections"}[state]] += 1
+        failed = im.get("failure") is not None or im.get("detections") is None     # as image_state says
+        dets = [] if failed else shown_detections(im, shown, names=names)             # once per entry
+        out["failed" if failed else "with_detections" if dets else "empty"] += 1
         out["cut_short"] += is_cut_short(im)
         out["suspect_detections"] += sum(1 for d in im.get("detections") or [] if d.get("suspect")
                                          and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), "")))
         seen = set()
-        for d in shown_detections(im, shown, names=names):
+        for d in dets:
             name = names.get(d["category"], d["category"])
             out["per_class_detections"][name] = out["per_class_detections"].get(name, 0) + 1
             seen.add(name)
@@ -70,7 +71,8 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
         lines.append(f"cut short         {s['cut_short']} video(s) ended before their header said: "
                      "detections from the frames read")
     if s["suspect_detections"]:
-        lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), not counted below")
+        counted = "not counted below" if shown.hide_suspect else "counted below (--show-suspect)"
+        lines.append(f"suspect repeats   {s['suspect_detections']} detection(s), {counted}")
     lines.append("class               images  episodes  detections")
     for name in s["per_class_images"]:
         lines.append(f"{terminal_safe(name):<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "

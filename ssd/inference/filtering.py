@@ -78,13 +78,19 @@ class ShownFilter:
     def entry_detections(self, entry: Dict[str, Any],
                          names: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
         """A MegaDetector entry's detections shown (``names``: category id → class name)."""
-        dets = [d for d in entry.get("detections") or [] if isinstance(d, dict)]
+        dets = entry.get("detections")
         if not dets:
             return []
         names = names or {}
-        shown = []
+        shown: List[Dict[str, Any]] = []
         limit = None if self.max_detections is None else max(0, int(self.max_detections))
+        floor = min([self.threshold, *(v for _, v in self.per_class)])
         for d in dets:
+            if not isinstance(d, dict):
+                continue
+            conf = d.get("conf")
+            if conf.__class__ is float and conf < floor:
+                continue        # most of an entry's detections (kept down to 0.005): no class shows them
             if limit is not None and len(shown) >= limit:
                 break
             cat = str(d.get("category"))
