@@ -333,7 +333,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         return
     try:
         if not path_prefix.strip():
-            refuse_windows_names(doc, image_root)
+            refuse_windows_names(doc, image_root, ("'Path prefix in the results'", "'Folder its paths start from'"))
     except SSDError as err:                 # counts and downloads still work; the pictures cannot be found
         st.warning(_plain(err))
     shown, state = filters_ui(doc)

@@ -167,6 +167,8 @@ def test_the_camera_traps_page_shows_windows_named_photos_below_its_path_prefix(
     at.text_input(key="ct_results_path").set_value(str(season / "season.json"))
     at.text_input(key="ct_image_root").set_value(str(season / "photos")).run()
     assert any("path prefix" in w.value and "these names share" in w.value for w in at.warning)
+    warning = next(w.value for w in at.warning if "path prefix" in w.value)
+    assert "Path prefix in the results" in warning and "--path-prefix" not in warning   # the page's own words
     shown_without = len(at.image)
     at.text_input(key="ct_path_prefix").set_value("d:\\SEASON\\").run()
     _ok(at)

@@ -170,9 +170,14 @@ def common_folder(names: Iterable[str]) -> Optional[str]:
     return root.replace("/", sep) + (sep if root.endswith(":") else "") + sep.join(folders)
 
 
-def refuse_windows_names(doc: Dict[str, Any], images: Optional[str]) -> None:
+#: How the command line names the two settings a refusal asks for; the page passes its fields' labels.
+CLI_TERMS = ("--path-prefix", "--images")
+
+
+def refuse_windows_names(doc: Dict[str, Any], images: Optional[str], terms: Tuple[str, str] = CLI_TERMS) -> None:
     """``ResultsError`` when the names are Windows absolute names (a drive letter, a network share):
-    they can name no file here without a path prefix. The message names the folder they share."""
+    they can name no file here without a path prefix. The message names the folder they share, and
+    the settings by ``terms`` (prefix, images folder) as the user sees them."""
     names = [im["file"] for im in doc.get("images", [])]
     # string tests (the page reruns this); "//x" is a POSIX name too: only a backslashed share counts
     foreign = next((n for n in names if (n[1:2] == ":" and n[:1].isalpha()) or n.startswith("\\\\")), None)
@@ -180,10 +185,10 @@ def refuse_windows_names(doc: Dict[str, Any], images: Optional[str]) -> None:
         return
     shared = common_folder(names)
     hint = f" (these names share '{shared}')" if shared else ""
-    now = f" (now {images!r})" if images else ""
-    raise ResultsError(f"{foreign!r} was written on Windows and names no file on this machine: give the folder the "
-                       f"names begin with there as the path prefix (--path-prefix){hint}, and the folder it is here "
-                       f"as the images folder (--images){now}; or write a file with names relative to it: "
+    now = f" (now '{images}')" if images else ""
+    raise ResultsError(f"'{foreign}' was written on Windows and names no file on this machine: give the folder the "
+                       f"names begin with there as the path prefix ({terms[0]}){hint}, and the folder it is here "
+                       f"as the images folder ({terms[1]}){now}; or write a file with names relative to it: "
                        "python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json (nothing was written)")
 
 
