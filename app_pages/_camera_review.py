@@ -63,8 +63,9 @@ def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
             cleaned = apply_decisions(doc, decisions)
             atomic_write_json(out, cleaned)
             last = cleaned["info"]["repeat_review"][-1]["groups"]
-            st.success(f"Wrote {md_escape(out)}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed, "
-                       f"{sum(g.get('detections_confirmed', 0) for g in last)} confirmed.")
+            st.success(f"Wrote {md_escape(out)}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed "
+                       "(every box at a false positive's place in that camera, whatever its score, not only the "
+                       f"suspects listed), {sum(g.get('detections_confirmed', 0) for g in last)} confirmed.")
         except (SSDError, OSError) as err:
             st.error(md_escape(err))
     c2.download_button("Decisions (JSON)", json.dumps(decisions, indent=1), "repeat-decisions.json",
