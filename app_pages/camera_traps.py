@@ -249,9 +249,17 @@ def _season_wide(name: str, key: tuple, compute):
     return value
 
 
+def _episode_layout(doc: Dict[str, Any], key: tuple):
+    """The file's episodes, grouped once per version of it: a threshold move changes none of them."""
+    from ssd.camtrap.episodes import episode_layout
+
+    return _season_wide("ct_memo_layout", key, lambda: episode_layout(doc))
+
+
 def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
     """Images and episodes with detections, empty and failed, and a row per class."""
-    s = _season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown))
+    layout = _episode_layout(doc, key)
+    s = _season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown, layout=layout))
     e = s["episodes"]
     m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
@@ -272,12 +280,13 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
 
 
 def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str,
-                       shown: ShownFilter) -> None:
+                       shown: ShownFilter, key: tuple) -> None:
     """One row per episode (a burst): its frames side by side, a page of episodes at a time."""
-    from ssd.camtrap.episodes import episode_classes, episode_groups
+    from ssd.camtrap.episodes import episode_classes
 
     wanted = {id(e) for e in entries}
-    groups = [(eid, m) for eid, m in episode_groups(doc).items() if any(id(doc["images"][k]) in wanted for k in m)]
+    groups = [(eid, m) for eid, m in _episode_layout(doc, key).groups.items()
+              if any(id(doc["images"][k]) in wanted for k in m)]
     pages = page_count(len(groups), EPISODES_PER_PAGE)
     if st.session_state.get("ct_ep_page", 1) > pages:
         st.session_state["ct_ep_page"] = pages
@@ -348,7 +357,10 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
-    (episode_rows_panel if episodes else grid_panel)(doc, entries, image_root, shown)
+    if episodes:
+        episode_rows_panel(doc, entries, image_root, shown, key)
+    else:
+        grid_panel(doc, entries, image_root, shown)
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 from array import array
-from typing import Any, Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set
 
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
@@ -141,7 +142,12 @@ def episode_groups(doc: Dict[str, Any], gap: Optional[float] = None) -> Dict[str
 def episode_classes(doc: Dict[str, Any], members: Iterable[int], shown: ShownFilter) -> List[str]:
     """The classes shown in any frame of an episode, in category order."""
     names = doc.get("detection_categories") or {}
-    found = {d["category"] for k in members for d in shown_detections(doc["images"][k], shown, names=names)}
+    return _class_names(names, {d["category"] for k in members
+                                for d in shown_detections(doc["images"][k], shown, names=names)})
+
+
+def _class_names(names: Dict[str, str], found: Set[Any]) -> List[str]:
+    """Class names of the category ids ``found``, in category order (ids the file does not list last)."""
     return [names[c] for c in names if c in found] + sorted(str(c) for c in found if c not in names)
 
 
@@ -152,24 +158,68 @@ def episode_state(doc: Dict[str, Any], members: List[int], shown: ShownFilter) -
     return "detections" if "detections" in states else ("failed" if states == {"failed"} else "empty")
 
 
-def episode_counts(doc: Dict[str, Any], threshold: Threshold, gap: Optional[float] = None) -> Dict[str, Any]:
-    """Episodes in all, with detections, empty, failed, untimed (single images without a time
-    stamp, each its own episode) and per class (episodes with that class in any frame)."""
-    shown = ShownFilter.at(threshold)
-    names = doc.get("detection_categories") or {}
-    out: Dict[str, Any] = {"episodes": 0, "with_detections": 0, "empty": 0, "failed": 0, "untimed": 0,
-                           "per_class": {n: 0 for n in names.values()}}
+@dataclass(frozen=True)
+class EpisodeLayout:
+    """What a results file's episodes are, whatever the threshold: their members (``episode_groups``),
+    how many are untimed single images, the camera folders, the gap and rule they were made with.
+
+    Why apart from the counts: grouping 100,000 entries (time stamps parsed, members sorted,
+    camera folders found) took longer than counting them, and a threshold move changes none of it;
+    the page keeps one layout per version of the file.
+    """
+
+    groups: Dict[str, List[int]]
+    untimed: int
+    cameras: int
+    gap: float
+    camera_rule: str
+
+
+def episode_layout(doc: Dict[str, Any], gap: Optional[float] = None) -> EpisodeLayout:
+    """The episodes of ``doc`` (with ``gap``, else the file's own), grouped once."""
     images = doc.get("images", [])
     rule = file_camera_rule(doc)
-    out.update(gap=file_gap(doc) if gap is None else gap, camera_rule=rule.describe(),
-               cameras=len({rule.camera_of(im["file"]) for im in images}))
-    for members in episode_groups(doc, gap).values():
-        out["episodes"] += 1
-        state = episode_state(doc, members, shown)
-        out[{"failed": "failed", "empty": "empty", "detections": "with_detections"}[state]] += 1
-        if len(members) == 1 and parse_time(images[members[0]].get("datetime")) is None:
-            out["untimed"] += 1
-        for name in episode_classes(doc, members, shown):
+    groups = episode_groups(doc, gap)
+    untimed = sum(1 for m in groups.values() if len(m) == 1 and parse_time(images[m[0]].get("datetime")) is None)
+    return EpisodeLayout(groups, untimed, len({rule.camera_of(im["file"]) for im in images}),
+                         file_gap(doc) if gap is None else gap, rule.describe())
+
+
+def shown_categories(doc: Dict[str, Any], shown: ShownFilter) -> List[Optional[FrozenSet[str]]]:
+    """Per entry, the category ids it shows at ``shown`` (None: it failed, as ``image_state`` says)."""
+    names = doc.get("detection_categories") or {}
+    return [None if im.get("failure") is not None or im.get("detections") is None
+            else frozenset(d["category"] for d in shown_detections(im, shown, names=names))
+            for im in doc.get("images", [])]
+
+
+def episode_counts(doc: Dict[str, Any], threshold: Threshold, gap: Optional[float] = None,
+                   layout: Optional[EpisodeLayout] = None,
+                   shown_cats: Optional[Sequence[Optional[FrozenSet[str]]]] = None) -> Dict[str, Any]:
+    """Episodes in all, with detections, empty, failed, untimed (single images without a time
+    stamp, each its own episode) and per class (episodes with that class in any frame).
+
+    ``layout`` (``episode_layout`` of this file and ``gap``) and ``shown_cats`` (``shown_categories``
+    at this threshold) may come from the caller, which has them already: ``summarize`` filters each
+    entry once for images and episodes, the page groups once per version of the file. The counts are
+    those of ``episode_state`` and ``episode_classes`` per episode (a test holds them to it).
+    """
+    names = doc.get("detection_categories") or {}
+    layout = episode_layout(doc, gap) if layout is None else layout
+    cats = shown_categories(doc, ShownFilter.at(threshold)) if shown_cats is None else shown_cats
+    out: Dict[str, Any] = {"episodes": len(layout.groups), "with_detections": 0, "empty": 0, "failed": 0,
+                           "untimed": layout.untimed, "per_class": {n: 0 for n in names.values()},
+                           "gap": layout.gap, "camera_rule": layout.camera_rule, "cameras": layout.cameras}
+    for members in layout.groups.values():
+        found: Set[str] = set()
+        failed = True
+        for k in members:
+            c = cats[k]
+            if c is not None:
+                failed = False
+                found.update(c)
+        out["with_detections" if found else "failed" if failed else "empty"] += 1
+        for name in _class_names(names, found):
             out["per_class"][name] = out["per_class"].get(name, 0) + 1
     return out
 

@@ -5,14 +5,18 @@ app's results browser shows; the CLI's ``results summary`` prints the same numbe
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional
 
 from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import Threshold, is_cut_short, shown_detections
 from ssd.inference.filtering import ShownFilter
 
+if TYPE_CHECKING:
+    from ssd.camtrap.episodes import EpisodeLayout
 
-def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> Dict[str, Any]:
+
+def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
+              layout: Optional["EpisodeLayout"] = None) -> Dict[str, Any]:
     """Counts at ``threshold``: images, with detections, empty, failed, suspect; per class; episodes.
 
     ``cut_short`` counts the videos that ended before their header said (``video.cut_short``):
@@ -21,7 +25,9 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
     ``threshold`` is a number or a ``ShownFilter`` (per-class thresholds).
     ``per_class_images`` counts images with at least one detection of the class,
     ``per_class_detections`` the detections themselves (suspect repeats left out when hidden).
-    ``episodes`` (``episodes.episode_counts``) counts bursts the same way.
+    ``episodes`` (``episodes.episode_counts``) counts bursts the same way, from the same filtering
+    of each entry (one pass for both); ``layout`` (``episodes.episode_layout``, which does not depend
+    on the threshold) spares grouping the entries again when the caller keeps it.
     """
     from ssd.camtrap.episodes import episode_counts
 
@@ -31,6 +37,7 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
                            "cut_short": 0,
                            "per_class_images": {n: 0 for n in names.values()},
                            "per_class_detections": {n: 0 for n in names.values()}}
+    shown_cats: List[Optional[FrozenSet[str]]] = []        # per entry, for the episode counts
     for im in doc.get("images", []):
         out["images"] += 1
         failed = im.get("failure") is not None or im.get("detections") is None     # as image_state says
@@ -39,14 +46,14 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
         out["cut_short"] += is_cut_short(im)
         out["suspect_detections"] += sum(1 for d in im.get("detections") or [] if d.get("suspect")
                                          and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), "")))
-        seen = set()
+        cats = frozenset(d["category"] for d in dets)
+        shown_cats.append(None if failed else cats)
         for d in dets:
             name = names.get(d["category"], d["category"])
             out["per_class_detections"][name] = out["per_class_detections"].get(name, 0) + 1
-            seen.add(name)
-        for name in seen:
+        for name in {names.get(c, c) for c in cats}:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
-    out["episodes"] = episode_counts(doc, shown)
+    out["episodes"] = episode_counts(doc, shown, layout=layout, shown_cats=shown_cats)
     return out
 
 
