@@ -16,7 +16,7 @@ from app_pages import _access
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.browse import crop
-from ssd.camtrap.review import DECISIONS, apply_decisions, decisions_document, repeat_groups
+from ssd.camtrap.review import DECISIONS, RepeatGroup, apply_decisions, decisions_document, repeat_groups
 from ssd.workspace import check_photo_path
 
 UNDECIDED = "undecided"
@@ -74,12 +74,13 @@ def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
 
 
 def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
-                 pictures: Optional[Dict[str, Any]] = None) -> None:
+                 pictures: Optional[Dict[str, Any]] = None, groups: Optional[List[RepeatGroup]] = None) -> None:
     """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged. The decisions
     name ``doc``'s files as written (``repeats apply`` reads that file); ``pictures``, the same entries
-    with names below a path prefix, finds the crops."""
+    with names below a path prefix, finds the crops; ``groups``, ``repeat_groups(doc)`` when the page
+    keeps it (it looks at every detection of the season: a second per rerun at 100,000 entries)."""
     st.subheader("Repeat review")
-    groups = repeat_groups(doc)
+    groups = repeat_groups(doc) if groups is None else groups
     if not groups:
         st.caption("No detection is flagged as a repeat in these results. Flag them when running a folder "
                    "(\"Flag repeats in ≥ K images\") to review them here.")

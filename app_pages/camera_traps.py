@@ -33,6 +33,7 @@ from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import typical_threshold
 from ssd.camtrap.rebase import PATH_PREFIX_HELP, refuse_windows_names
+from ssd.camtrap.review import repeat_groups
 from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
@@ -367,7 +368,9 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     explorer_panel(results_path, shown)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
-    review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
+    reviewed = sh.results_doc(results_path) if path_prefix.strip() else doc
+    review_panel(reviewed, results_path, image_root, doc,
+                 groups=_season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)))
 
 
 def main() -> None:

@@ -106,6 +106,15 @@ def commands(folder: str) -> Dict[str, List[str]]:
             "page": ["-c", PAGE, r]}
 
 
+def _write_season(folder: str, doc: Dict, detections: Optional[int]) -> None:
+    """season.json (many boxes: compact, as indented it is over 1 GB) and its two shards s0, s1."""
+    with open(os.path.join(folder, "season.json"), "w") as fh:
+        json.dump(doc, fh, **({"indent": 1} if detections is None else {"separators": (",", ":")}))
+    for k in range(2):
+        with open(os.path.join(folder, f"s{k}.json"), "w") as fh:
+            json.dump({**doc, "images": doc["images"][k::2]}, fh)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=100_000)
@@ -114,20 +123,20 @@ def main() -> None:
                     help="boxes per entry, mostly low-scored, as a detector writes down to 0.005 (default: 0-3)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--keep", metavar="PATH", help="also copy the season's results file there (for profiling)")
+    ap.add_argument("--results", metavar="PATH", help="time this results file (e.g. one --keep wrote) instead of "
+                                                      "making one; no shards: not with merge")
     ap.add_argument("--only", nargs="*", help="some of: summary merge camtrap-dp page")
     args = ap.parse_args()
     roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
-        doc = season(args.images, detections=args.detections)
-        with open(os.path.join(folder, "season.json"), "w") as fh:      # many boxes: compact, as 1 GB indented
-            json.dump(doc, fh, **({"indent": 1} if args.detections is None else {"separators": (",", ":")}))
-        for k in range(2):
-            with open(os.path.join(folder, f"s{k}.json"), "w") as fh:
-                json.dump({**doc, "images": doc["images"][k::2]}, fh)
-        del doc                                                           # the children need the memory
+        if args.results:
+            os.symlink(os.path.abspath(args.results), os.path.join(folder, "season.json"))
+        else:
+            _write_season(folder, season(args.images, detections=args.detections), args.detections)
         if args.keep:
             subprocess.run(["cp", os.path.join(folder, "season.json"), args.keep], check=True)
-        print(f"{args.images} entries ({os.path.getsize(os.path.join(folder, 'season.json')) / 1e6:.0f} MB)")
+        what = args.results or f"{args.images} entries"
+        print(f"{what} ({os.path.getsize(os.path.join(folder, 'season.json')) / 1e6:.0f} MB)")
         for name, cmd in commands(folder).items():
             if args.only and name not in args.only:
                 continue
