@@ -9,6 +9,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import streamlit as st
 
 from ssd.base.lru import BytesLRU
+from ssd.base.memory import freeze_loaded_data
 from ssd.base.text import md_escape, plain_text
 from ssd.models.anchor_set import AnchorSet
 from ssd.models.registry import anchors_for_meta
@@ -117,14 +118,18 @@ def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = Non
 def _results(path: str, stamp: Tuple[int, int]) -> dict:
     from ssd.camtrap.megadetector import read_results
 
-    return read_results(path)
+    doc = read_results(path)
+    freeze_loaded_data()           # out of the collector's full passes (seconds each at 100,000 entries)
+    return doc
 
 
 @st.cache_resource(show_spinner="Reading the names below the path prefix…", max_entries=2)
 def _rebased(path: str, stamp: Tuple[int, int], path_prefix: str) -> dict:
     from ssd.camtrap.rebase import rebase_results
 
-    return rebase_results(_results(path, stamp), path_prefix)
+    doc = rebase_results(_results(path, stamp), path_prefix)
+    freeze_loaded_data()
+    return doc
 
 
 def results_doc(path: str, path_prefix: str = "") -> dict:
