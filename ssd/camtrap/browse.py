@@ -38,14 +38,13 @@ def filter_entries(doc: Dict[str, Any], threshold: Threshold, classes: Optional[
     of_class = None if classes is None else dataclasses.replace(shown, classes=frozenset(classes))
     out = []
     for im in doc.get("images", []):
-        st = image_state(im, shown, names=names)
         if state == "suspect":
             if not any(d.get("suspect") and d.get("conf", 0) >= shown.threshold_of(names.get(d.get("category"), ""))
                        for d in im.get("detections") or []):
                 continue
-        elif state == "with detections" and st != "detections":
+        elif state == "with detections" and image_state(im, shown, names=names) != "detections":
             continue
-        elif state in ("empty", "failed") and st != state:
+        elif state in ("empty", "failed") and image_state(im, shown, names=names) != state:
             continue
         elif state == "cut short" and not is_cut_short(im):
             continue
