@@ -74,6 +74,7 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
     engine = sh.engine_select("detect_engine", choices=engine_choices(model_path))
     precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
+                             persist_state="session",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
@@ -99,15 +100,14 @@ def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
             sh.show_broken(broken)
     if isinstance(det, str):
         st.error(det, icon=":material/error:")
-        sh.keep_widget_values("detect_threshold", "detect_nms", "detect_max", "detect_megadetector",
-                              "detect_classes::")   # not shown this run: kept for the next
-        st.stop()
+        st.stop()       # the view's settings, not drawn this run, are kept (persist_state) for the next
     with st.sidebar:
         megadetector = supports_megadetector(det.classes) and st.toggle(
-            "MegaDetector categories", False, key="detect_megadetector",
+            "MegaDetector categories", False, key="detect_megadetector", persist_state="session",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
                  "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
+        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max",
+                                  persist_state="session")
         sh.show_broken(broken)
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
     return ModelChoice(model_path, det, megadetector, list(labels), int(max_det))
@@ -119,13 +119,14 @@ def view_ui(m: ModelChoice) -> Settings:
     phone too), so it is never more than a glance away from the pictures."""
     with st.container(key="detect_view"):
         threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
+                              persist_state="session",
                               help="Boxes scoring below this are hidden. Moving it does not run the network again.")
     c1, c2 = st.columns([2, 3])
-    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
+    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms", persist_state="session",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
     classes = c2.multiselect("Classes", m.labels, default=m.labels, format_func=plain_text,
-                             key=f"detect_classes::{m.model_path}::{m.megadetector}")
+                             key=f"detect_classes::{m.model_path}::{m.megadetector}", persist_state="session")
     return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
 
 

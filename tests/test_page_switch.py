@@ -64,3 +64,38 @@ def test_a_kept_step_beyond_the_next_images_steps_starts_it_at_step_one(app_env)
     _widget(at, "Image (synthetic, with its ground truth)").set_value(few).run()
     assert not at.exception, [e.value for e in at.exception]
     assert _widget(at, "Step").value == 1
+
+
+def test_detect_settings_survive_a_visit_to_home_and_camera_traps(app_env):
+    """A person sets Detect's view and sidebar, looks at Home and Camera traps, and comes back: every
+    setting is as left, and sent to the browser as such (not shown at the default while the boxes are
+    filtered with the kept value)."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = at.multiselect[0].options
+    assert len(labels) >= 1
+    at.slider(key="detect_threshold").set_value(0.3)
+    at.slider(key="detect_nms").set_value(0.7)
+    at.number_input(key="detect_max").set_value(7)
+    at.selectbox(key="detect_engine").set_value("mxnet").run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = labels[:-1]                # one class fewer than the default (all of them)
+    at.multiselect[0].set_value(chosen).run()
+    kept = {"detect_threshold": 0.3, "detect_nms": 0.7, "detect_max": 7, "detect_engine": "mxnet",
+            "detect_precision": at.selectbox(key="detect_precision").value}
+    shown = at.session_state["detect_stats"]["shown"]
+    for page in ("app_pages/home.py", "app_pages/camera_traps.py", "app_pages/detect.py"):
+        at = at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    assert not at.warning, [w.value for w in at.warning]     # no "set through the Session State API" warning
+    widgets = {"detect_threshold": at.slider(key="detect_threshold"), "detect_nms": at.slider(key="detect_nms"),
+               "detect_max": at.number_input(key="detect_max"), "detect_engine": at.selectbox(key="detect_engine"),
+               "detect_precision": at.selectbox(key="detect_precision")}
+    assert {k: w.value for k, w in widgets.items()} == kept
+    assert at.multiselect[0].value == chosen
+    assert at.session_state["detect_stats"]["shown"] == shown
+    # the browser is told the kept values (only what differs from a widget's default needs sending)
+    for key in ("detect_threshold", "detect_nms", "detect_max", "detect_engine"):
+        assert widgets[key].proto.set_value, key
+    assert at.multiselect[0].proto.set_value
