@@ -30,7 +30,8 @@ def _sweep(path: str, stamp: float, shown: ShownFilter) -> Dict[str, Any]:
 def explorer_panel(results_path: str, shown: ShownFilter) -> None:
     """What thresholds 0.05–0.95 would do: per-class images and episodes, and flips against now."""
     st.subheader("Threshold explorer")
-    if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season", key="ct_explore"):
+    if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season",
+                     key="ct_explore", persist_state="session"):
         return
     try:
         sweep = _sweep(results_path, os.path.getmtime(results_path), shown)
@@ -66,12 +67,15 @@ def _package_options(image_root: str):
 def _export_form() -> None:
     """Where the cameras were, their clocks' offset, the title: what Camtrap DP needs beyond the results."""
     e1, e2, e3 = st.columns(3)
-    e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f", key="ct_dp_lat")
-    e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f", key="ct_dp_lon")
-    e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc")
+    e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f",
+                    key="ct_dp_lat", persist_state="session")
+    e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f",
+                    key="ct_dp_lon", persist_state="session")
+    e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc", persist_state="session")
     f1, f2 = st.columns(2)
-    f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)", key="ct_dp_locations")
-    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title")
+    f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)",
+                  key="ct_dp_locations", persist_state="session")
+    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
 FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
@@ -90,7 +94,7 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
                "platforms ingest; it needs each camera's position.")
     _export_form()
-    target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out")
+    target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out", persist_state="session")
     c1, c2, c3 = st.columns(3)
     if c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target):
         from ssd.camtrap.camtrap_dp import write_camtrap_dp
