@@ -99,3 +99,35 @@ def test_detect_settings_survive_a_visit_to_home_and_camera_traps(app_env):
     for key in ("detect_threshold", "detect_nms", "detect_max", "detect_engine"):
         assert widgets[key].proto.set_value, key
     assert at.multiselect[0].proto.set_value
+
+
+# Value widgets Streamlit can keep; a keyed one not passing persist_state is reset by a page switch.
+_VALUE_WIDGETS = {"text_input", "number_input", "slider", "select_slider", "selectbox", "multiselect", "checkbox",
+                  "toggle", "radio", "text_area", "date_input", "time_input", "color_picker", "pills",
+                  "segmented_control", "feedback"}
+# Deliberately forgotten: a password is not kept in the session once the form is sent.
+_NOT_KEPT = {"access_password"}
+
+
+def test_every_keyed_setting_is_kept_by_persist_state():
+    """One mechanism on every page: each keyed value widget in app_pages/ passes persist_state (a page
+    that copied its values by hand, or forgot to, lost them on a page switch or drew the defaults)."""
+    import ast
+    import glob
+
+    missing = []
+    for path in sorted(glob.glob(os.path.join(REPO_ROOT, "app_pages", "*.py"))):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in _VALUE_WIDGETS):
+                continue
+            kw = {k.arg: k.value for k in node.keywords}
+            key = kw.get("key")
+            if key is None or (isinstance(key, ast.Constant) and key.value in _NOT_KEPT):
+                continue
+            if "persist_state" not in kw:
+                missing.append(f"{os.path.basename(path)}:{node.lineno} {node.func.attr}")
+    assert missing == [], missing
+    assert len(glob.glob(os.path.join(REPO_ROOT, "app_pages", "*.py"))) > 5        # the scan saw the pages
