@@ -130,12 +130,52 @@ def view_ui(m: ModelChoice) -> Settings:
     return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
 
 
+# The last uploads, for a return to the page: Streamlit empties a file uploader that a run did not draw
+# (it has no persist_state), so a look at another page lost the person's images. Kept up to a size.
+KEPT_UPLOADS = "detect_kept_uploads"
+KEEP_UPLOADS_BYTES = 200 * 2**20
+
+
+def _uploads_changed() -> None:
+    """The person changed the uploader: emptied by hand, it means "back to the samples", not "the
+    images from before" (a return to the page empties it without calling this)."""
+    if not st.session_state.get("detect_upload"):
+        st.session_state.pop(KEPT_UPLOADS, None)
+
+
+def _keep_uploads(items: Items) -> None:
+    if sum(len(data) for _, data in items) <= KEEP_UPLOADS_BYTES:
+        st.session_state[KEPT_UPLOADS] = items
+    else:
+        st.session_state.pop(KEPT_UPLOADS, None)
+
+
+def kept_uploads_ui() -> Items:
+    """The images uploaded before the person left the page, with a way to forget them; none if none."""
+    kept = st.session_state.get(KEPT_UPLOADS) or []
+    if kept:
+        c1, c2 = st.columns([4, 1])
+        c1.info(f"Your {len(kept)} image(s) from before you left this page. Dropping new images replaces them.",
+                icon=":material/history:")
+        if c2.button("Forget them", key="detect_forget_uploads"):
+            st.session_state.pop(KEPT_UPLOADS, None)
+            return []
+    return list(kept)
+
+
 def images_ui() -> Items:
-    """``(name, bytes)`` of the uploads, or six synthetic samples until there is one."""
+    """``(name, bytes)`` of the uploads (those of before a visit to another page when the uploader
+    came back empty), or six synthetic samples until there is one."""
     uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
-                               key="detect_upload", help=f"{FORMATS_TEXT} (a GIF's first frame); several at once are fine.")
+                               key="detect_upload", on_change=_uploads_changed,
+                               help=f"{FORMATS_TEXT} (a GIF's first frame); several at once are fine.")
     if uploads:
-        return [(u.name, u.getvalue()) for u in uploads]
+        items = [(u.name, u.getvalue()) for u in uploads]
+        _keep_uploads(items)
+        return items
+    kept = kept_uploads_ui()
+    if kept:
+        return kept
     pool = sh.samples(12, 0, data_dir())
     st.info("No upload yet, so here are six images from the synthetic Pikachu validation set. "
             "Drop your own images above.", icon=":material/photo_library:")

@@ -131,3 +131,40 @@ def test_every_keyed_setting_is_kept_by_persist_state():
                 missing.append(f"{os.path.basename(path)}:{node.lineno} {node.func.attr}")
     assert missing == [], missing
     assert len(glob.glob(os.path.join(REPO_ROOT, "app_pages", "*.py"))) > 5        # the scan saw the pages
+
+
+def _upload_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    from ssd.data.synthetic import render_example
+
+    buf = io.BytesIO()
+    Image.fromarray(render_example(0, 3, "val")[0]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_detect_uploads_come_back_after_a_visit_to_another_page(app_env):
+    """Streamlit empties a file uploader on a page switch (it cannot keep one); the page keeps the
+    images itself, says so, and forgets them when asked or when the person empties the uploader."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    images = lambda: next(m.value for m in at.metric if m.label == "Images")     # noqa: E731
+    assert images() == "6 of 6"                                                  # the samples
+    png = _upload_png()
+    at.file_uploader(key="detect_upload").set_value([("a.png", png, "image/png"), ("b.png", png, "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert images() == "2 of 2"
+    at = at.switch_page("app_pages/home.py").run()
+    at = at.switch_page("app_pages/detect.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.file_uploader(key="detect_upload").value      # what Streamlit does…
+    assert images() == "2 of 2"                                  # …and what the person sees
+    assert any("from before you left this page" in i.value for i in at.info)
+    at.button(key="detect_forget_uploads").click().run()
+    assert images() == "6 of 6"
+    # emptied by hand in the uploader: the samples, not the images of before
+    at.file_uploader(key="detect_upload").set_value([("a.png", png, "image/png")]).run()
+    at.file_uploader(key="detect_upload").set_value([]).run()
+    assert images() == "6 of 6"
