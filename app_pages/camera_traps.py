@@ -20,14 +20,15 @@ import streamlit as st
 
 from app_pages import _access
 from app_pages import _shared as sh
+from app_pages._camera_episodes import episode_controls
 from app_pages._camera_exports import explorer_panel, exports_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
-from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth
-from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
+from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth, file_camera_rule
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP, file_gap
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
@@ -45,7 +46,7 @@ EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
 # the results browser's widgets (filters, pages, exports, review decisions), drawn only with a results file
 BROWSER_KEYS = ("ct_conf", "ct_classes", "ct_state", "ct_hide_suspect", "ct_view", "ct_per_class", "ct_thr_",
-                "ct_page", "ct_ep_page", "ct_explore", "ct_sort_", "ct_dp_", "ct_rv_")
+                "ct_page", "ct_ep_page", "ct_explore", "ct_sort_", "ct_dp_", "ct_rv_", "ct_rg_")
 
 
 def _plain(text: str) -> str:
@@ -341,9 +342,12 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
     try:
         stat = os.stat(results_path)
-        key = (results_path, stat.st_mtime_ns, stat.st_size, path_prefix.strip())
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        key = (results_path, *stamp, path_prefix.strip())
     except OSError:                     # gone since it was read: nothing is reused
-        key = (results_path, object())
+        stamp, key = (0, -1), (results_path, object())
+    file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
+    key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
     entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
@@ -352,10 +356,11 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)
-    explorer_panel(results_path, shown)
+    explorer_panel(results_path, shown, doc)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
-    review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
+    # the review writes a file of the file's own entries: its episodes and repeats as recorded
+    review_panel(sh.results_doc(results_path) if path_prefix.strip() else file_doc, results_path, image_root, file_doc)
 
 
 def main() -> None:
