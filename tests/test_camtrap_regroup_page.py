@@ -148,3 +148,19 @@ def test_a_slider_move_after_a_regroup_does_not_regroup_again(season, monkeypatc
     assert len(calls) == 1
     m = _metrics(at)                # at 0.85 only cam1/0.jpg (0.9): the one burst of cam1 at 3600 s
     assert (m["Episodes"], m["With detections"], m["Episodes with detections"]) == ("3", "1", "1")
+
+
+def test_results_export_and_sort_take_an_episode_gap_too(season):
+    """The page's exports have the CLI's equal: ``results export|sort --episode-gap``, file unchanged."""
+    from openpyxl import load_workbook
+
+    path = str(season / "season.json")
+    before = (season / "season.json").read_bytes()
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(season / "r.xlsx"),
+                 "--episode-gap", "3600"]) == 0
+    info = {row[0]: row[1] for row in load_workbook(season / "r.xlsx")["info"].iter_rows(values_only=True)}
+    assert info["episode gap (s)"] == 3600.0
+    assert main(["results", "sort", path, "--images", str(season / "photos"), "--into", str(season / "s"),
+                 "--by-episode", "--episode-gap", "3600"]) == 0
+    assert len(list((season / "s" / "animal").rglob("*.jpg"))) == 6
+    assert (season / "season.json").read_bytes() == before
