@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import streamlit as st
 
 from app_pages import _shared as sh
-from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, CameraRule, describe_depth, file_camera_rule
+from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, CameraRule, depth_of, describe_depth, file_camera_rule
 from ssd.camtrap.episodes import file_gap, regrouped
 
 MIN_GAP, MAX_GAP = 1.0, 86400.0        # Timelapse offers 1 s to 30 min; a day groups visits per day
@@ -33,7 +33,7 @@ def _defaults(doc: Dict[str, Any], source: tuple) -> None:
     if ss.get(FOR_KEY) != source:
         ss[FOR_KEY] = source
         ss[GAP_KEY] = min(MAX_GAP, max(MIN_GAP, file_gap(doc)))
-        ss[DEPTH_KEY] = file_camera_rule(doc).depth
+        ss[DEPTH_KEY] = file_camera_rule(doc).recorded()
 
 
 def episode_controls(doc: Dict[str, Any], results_path: str, path_prefix: str,
@@ -43,16 +43,16 @@ def episode_controls(doc: Dict[str, Any], results_path: str, path_prefix: str,
     recorded_gap, recorded = file_gap(doc), file_camera_rule(doc)
     _defaults(doc, (results_path, path_prefix, recorded_gap, recorded.depth))
     choices = list(CAMERA_DEPTH_CHOICES)
-    for depth in (recorded.depth, st.session_state.get(DEPTH_KEY)):
-        if depth not in choices:            # a depth the file records beyond the usual ones
-            choices.append(depth)
+    for choice in (recorded.recorded(), st.session_state.get(DEPTH_KEY)):
+        if choice not in choices:           # a depth the file records beyond the usual ones
+            choices.append(choice)
     g1, g2, g3 = st.columns([1, 2, 2])
     gap = float(g1.number_input("Episode gap (s)", MIN_GAP, MAX_GAP, step=10.0, key=GAP_KEY,
                                 help="Frames of one camera at most this far apart form one episode. The file is "
                                      "not changed: counts, episode rows, sorting and exports use this grouping."))
-    depth = g2.selectbox("Camera folder", choices, format_func=describe_depth, key=DEPTH_KEY,
+    depth = depth_of(g2.selectbox("Camera folder", choices, format_func=describe_depth, key=DEPTH_KEY,
                          help="Which folder is one camera, for episodes and Camtrap DP deployments. Automatic: "
-                              "site/cam/2024-05-01/100RECNX is camera site/cam.")
+                              "site/cam/2024-05-01/100RECNX is camera site/cam."))
     if gap == recorded_gap and CameraRule(depth) == recorded:
         g3.caption(f"As the file records: a gap of {recorded_gap:g} s, camera folder {recorded.describe()}.")
         return doc

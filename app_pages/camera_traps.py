@@ -27,7 +27,7 @@ from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
-from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth, file_camera_rule
+from ssd.camtrap.cameras import AUTO, CAMERA_DEPTH_CHOICES, depth_of, describe_depth, file_camera_rule
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP, file_gap
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
@@ -64,7 +64,7 @@ def _form_settings() -> RunSettings:
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                        flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
                        episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
-                       camera_depth=s.get("ct_camera_depth", DEFAULT_CAMERA_DEPTH),
+                       camera_depth=depth_of(s.get("ct_camera_depth", AUTO)),
                        frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)),
                        engine=s.get("ct_engine", "auto"))
 

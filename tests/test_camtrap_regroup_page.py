@@ -77,7 +77,7 @@ def _cli_episodes(path: str, *flags: str, capsys) -> int:
 
 def test_the_controls_default_to_what_the_file_records(season):
     at = _open(str(season / "season.json"), str(season / "photos"))
-    assert at.number_input(key="ct_rg_gap").value == 120.0 and at.selectbox(key="ct_rg_depth").value is None
+    assert at.number_input(key="ct_rg_gap").value == 120.0 and at.selectbox(key="ct_rg_depth").value == "auto"
     at.text_input(key="ct_results_path").set_value(write_days(season))
     at.text_input(key="ct_image_root").set_value(str(season / "days")).run()
     _ok(at)
@@ -126,7 +126,7 @@ def test_a_camera_folder_change_merges_day_folders_into_one_camera(season, capsy
     assert _metrics(at)["Episodes"] == "3"                  # each day its own camera: the night split in two
     _, package, deployments = _prepared(at)
     assert package["camera_depth"] == 2 and len(deployments) == 3
-    at.selectbox(key="ct_rg_depth").set_value(None).run()   # automatic: day folders belong to their camera
+    at.selectbox(key="ct_rg_depth").set_value("auto").run()   # automatic: day folders belong to their camera
     _ok(at)
     assert _metrics(at)["Episodes"] == str(_cli_episodes(path, "--camera-depth", "auto", capsys=capsys)) == "2"
     info, package, deployments = _prepared(at)
