@@ -20,14 +20,15 @@ import streamlit as st
 
 from app_pages import _access
 from app_pages import _shared as sh
+from app_pages._camera_episodes import episode_controls
 from app_pages._camera_exports import explorer_panel, exports_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
-from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth
-from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
+from ssd.camtrap.cameras import AUTO, CAMERA_DEPTH_CHOICES, depth_of, describe_depth, file_camera_rule
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP, file_gap
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
@@ -60,7 +61,7 @@ def _form_settings() -> RunSettings:
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                        flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
                        episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
-                       camera_depth=s.get("ct_camera_depth", DEFAULT_CAMERA_DEPTH),
+                       camera_depth=depth_of(s.get("ct_camera_depth", AUTO)),
                        frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)),
                        engine=s.get("ct_engine", "auto"))
 
@@ -348,9 +349,12 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
     try:
         stat = os.stat(results_path)
-        key = (results_path, stat.st_mtime_ns, stat.st_size, path_prefix.strip())
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        key = (results_path, *stamp, path_prefix.strip())
     except OSError:                     # gone since it was read: nothing is reused
-        key = (results_path, object())
+        stamp, key = (0, -1), (results_path, object())
+    file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
+    key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
     entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
@@ -359,10 +363,11 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)
-    explorer_panel(results_path, shown)
+    explorer_panel(results_path, shown, doc)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
-    review_panel(sh.results_doc(results_path) if path_prefix.strip() else doc, results_path, image_root, doc)
+    # the review writes a file of the file's own entries: its episodes and repeats as recorded
+    review_panel(sh.results_doc(results_path) if path_prefix.strip() else file_doc, results_path, image_root, file_doc)
 
 
 def main() -> None:
