@@ -36,10 +36,6 @@ pg = st.navigation({"": [
     st.Page("app_pages/learn_nms.py", title="NMS step by step", icon=":material/filter_alt:"),
     st.Page("app_pages/learn_eval.py", title="Evaluation on one image", icon=":material/fact_check:"),
 ]})
-if pg.url_path != "camera_traps":      # its settings are still there when the researcher comes back
-    from app_pages._shared import keep_camera_values
-
-    keep_camera_values()
 pg.run()
 freeze_after_imports()    # the libraries out of the garbage collector's full passes (130-240 ms each)
 release_free_memory()     # what this run freed (decoded uploads, figures) leaves the process

@@ -16,24 +16,33 @@ from app_pages import _access
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape
+from ssd.camtrap.cameras import file_camera_rule
+from ssd.camtrap.episodes import file_gap
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _sweep(path: str, stamp: float, shown: ShownFilter) -> Dict[str, Any]:
+def _sweep(path: str, stamp: float, shown: ShownFilter, grouping: tuple, _doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``_doc`` (not hashed): the file's entries as shown, grouped by ``grouping`` (gap, camera rule)."""
     from ssd.camtrap.sweep import threshold_sweep
 
-    return threshold_sweep(sh.results_doc(path), shown)
+    return threshold_sweep(_doc, shown)
 
 
-def explorer_panel(results_path: str, shown: ShownFilter) -> None:
+def _grouping(doc: Dict[str, Any]) -> tuple:
+    """The episode gap and camera rule ``doc``'s episodes are made with (the file's, or the page's choice)."""
+    return file_gap(doc), file_camera_rule(doc).recorded()
+
+
+def explorer_panel(results_path: str, shown: ShownFilter, doc: Dict[str, Any]) -> None:
     """What thresholds 0.05–0.95 would do: per-class images and episodes, and flips against now."""
     st.subheader("Threshold explorer")
-    if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season", key="ct_explore"):
+    if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season",
+                     key="ct_explore", persist_state="session"):
         return
     try:
-        sweep = _sweep(results_path, os.path.getmtime(results_path), shown)
+        sweep = _sweep(results_path, os.path.getmtime(results_path), shown, _grouping(doc), doc)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
         return
@@ -66,21 +75,26 @@ def _package_options(image_root: str):
 def _export_form() -> None:
     """Where the cameras were, their clocks' offset, the title: what Camtrap DP needs beyond the results."""
     e1, e2, e3 = st.columns(3)
-    e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f", key="ct_dp_lat")
-    e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f", key="ct_dp_lon")
-    e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc")
+    e1.number_input("Latitude (all cameras)", -90.0, 90.0, value=None, format="%.5f",
+                    key="ct_dp_lat", persist_state="session")
+    e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f",
+                    key="ct_dp_lon", persist_state="session")
+    e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc", persist_state="session")
     f1, f2 = st.columns(2)
-    f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)", key="ct_dp_locations")
-    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title")
+    f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)",
+                  key="ct_dp_locations", persist_state="session")
+    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
 FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
 
 
-def _ready_key(results_path: str, path_prefix: str, image_root: str, shown: ShownFilter) -> tuple:
+def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_root: str,
+               shown: ShownFilter) -> tuple:
     """What the prepared downloads were made from: when any of it changes they are withdrawn, not
-    offered with the old positions, names or thresholds."""
-    return (results_path, path_prefix, image_root, shown, tuple(st.session_state.get(k) for k in FORM_KEYS))
+    offered with the old positions, names, thresholds or episodes."""
+    return (results_path, path_prefix, image_root, shown, _grouping(doc),
+            tuple(st.session_state.get(k) for k in FORM_KEYS))
 
 
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
@@ -90,7 +104,7 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
                "platforms ingest; it needs each camera's position.")
     _export_form()
-    target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out")
+    target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out", persist_state="session")
     c1, c2, c3 = st.columns(3)
     if c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target):
         from ssd.camtrap.camtrap_dp import write_camtrap_dp
@@ -108,7 +122,7 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                                      f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
         except (SSDError, OSError) as err:
             st.error(md_escape(err))
-    key = _ready_key(results_path, path_prefix, image_root, shown)
+    key = _ready_key(doc, results_path, path_prefix, image_root, shown)
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
         _prepare_downloads(doc, key, image_root, shown)
     ready = st.session_state.get("ct_dl_ready") or {}

@@ -43,7 +43,7 @@ def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     pages = page_count(len(readable))
     if st.session_state.get("ct_page", 1) > pages:
         st.session_state["ct_page"] = pages           # the filters left fewer pages than the one shown
-    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page"))
+    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_page", persist_state="session"))
     st.caption(f"page {page} of {pages}, {len(readable)} image(s) match the filters"
                + (f"; {len(failed)} could not be read (listed below)" if failed else ""))
     grid = st.columns(COLUMNS)

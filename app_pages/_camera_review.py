@@ -38,7 +38,7 @@ def _group_ui(doc: Dict[str, Any], k: int, group, image_root: str, pictures: Dic
             c.image(pic, caption=f"{entry['detections'][j]['conf']:.2f}")
         else:
             c.text("(not found)")
-    st.radio("Decision", [UNDECIDED, *DECISIONS], key=f"ct_rv_{k}", horizontal=True,
+    st.radio("Decision", [UNDECIDED, *DECISIONS], key=f"ct_rv_{k}", persist_state="session", horizontal=True,
              format_func=lambda d: {"real": "these are real", "false positive": "false positive"}.get(d, d))
 
 
@@ -50,7 +50,7 @@ def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
     """Where the cleaned file goes, the button that writes it, and the decisions as a download."""
     decided = {k: v for k, v in _decisions(groups).items() if v != UNDECIDED}
     default = os.path.splitext(results_path)[0] + ".reviewed.json" if results_path else "reviewed.json"
-    out = st.text_input("Cleaned results file", value=default, key="ct_rv_out")
+    out = st.text_input("Cleaned results file", value=default, key="ct_rv_out", persist_state="session")
     decisions = decisions_document(doc, groups, decided, results=os.path.abspath(results_path) if results_path else None)
     c1, c2 = st.columns(2)
     if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided):

@@ -69,40 +69,6 @@ ENGINE_HELP = ("auto: the fastest engine this machine runs for this model (ONNX 
                "capability 5.0–8.6.")
 
 
-def keep_widget_values(*prefixes: str, skip: Sequence[str] = ()) -> None:
-    """Keep the values of widgets this run does not show (keys starting with one of ``prefixes``, but
-    not with one of ``skip``: buttons, whose value Streamlit refuses to have set): Streamlit forgets a
-    widget's value after a run that did not draw it. Call it only in a run that does not draw them
-    (else Streamlit warns that the value was set through the Session State API)."""
-    for key in list(st.session_state):
-        if isinstance(key, str) and key.startswith(prefixes) and not key.startswith(tuple(skip)):
-            st.session_state[key] = st.session_state[key]
-
-
-# The Camera traps page's widgets are keyed ``ct_…``; these are its buttons (never kept).
-CAMERA_BUTTONS = ("ct_start", "ct_stop", "ct_resume", "ct_open_", "ct_dl_", "ct_dp_prepare", "ct_dp_write",
-                  "ct_rv_dl", "ct_rv_write")
-
-
-_CAMERA_RESTORE = "_ct_restore"
-
-
-def keep_camera_values(*prefixes: str) -> None:
-    """Keep the Camera traps settings (run form, results file, filters, review decisions) through a
-    run that does not draw them: another page, or the page before a results file is chosen."""
-    keep_widget_values(*(prefixes or ("ct_",)), skip=CAMERA_BUTTONS)
-    st.session_state[_CAMERA_RESTORE] = True
-
-
-def restore_camera_values() -> None:
-    """At the top of the Camera traps page, before any widget: after ``keep_camera_values``, set the
-    kept values once more in this run. Streamlit sends a widget's value to the browser only in the
-    run that sets it; without this the browser showed the defaults (Hide suspect ticked, the first
-    results file) while the page counted with the kept values."""
-    if st.session_state.pop(_CAMERA_RESTORE, False):
-        keep_widget_values("ct_", skip=CAMERA_BUTTONS)
-
-
 def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = None) -> str:
     """The inference engine picker (Detect and Camera traps pages share its choices and help);
     ``choices``: the engines the chosen model allows (``engine_choices``), all by default."""
@@ -130,6 +96,18 @@ def _rebased(path: str, stamp: Tuple[int, int], path_prefix: str) -> dict:
     doc = rebase_results(_results(path, stamp), path_prefix)
     freeze_loaded_data()
     return doc
+
+
+def season_wide(name: str, key: tuple, compute):
+    """``compute()``, or its value from this session's last run when ``key`` (results file, its
+    version on disk, prefix, filters) is the same: a page turn or a photo opened large reruns the
+    page, and recounting a season of 100,000 entries took seconds each time."""
+    held = st.session_state.get(name)
+    if held is not None and held[0] == key:
+        return held[1]
+    value = compute()
+    st.session_state[name] = (key, value)
+    return value
 
 
 def results_doc(path: str, path_prefix: str = "") -> dict:

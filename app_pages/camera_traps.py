@@ -20,14 +20,15 @@ import streamlit as st
 
 from app_pages import _access
 from app_pages import _shared as sh
+from app_pages._camera_episodes import episode_controls
 from app_pages._camera_exports import explorer_panel, exports_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.base.text import md_escape, plain_text
-from ssd.camtrap.cameras import CAMERA_DEPTH_CHOICES, DEFAULT_CAMERA_DEPTH, describe_depth
-from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
+from ssd.camtrap.cameras import AUTO, CAMERA_DEPTH_CHOICES, depth_of, describe_depth, file_camera_rule
+from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP, file_gap
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
@@ -44,9 +45,6 @@ from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 OTHER_RESULTS = "another results file…"
 EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
-# the results browser's widgets (filters, pages, exports, review decisions), drawn only with a results file
-BROWSER_KEYS = ("ct_conf", "ct_classes", "ct_state", "ct_hide_suspect", "ct_view", "ct_per_class", "ct_thr_",
-                "ct_page", "ct_ep_page", "ct_explore", "ct_sort_", "ct_dp_", "ct_rv_")
 
 
 def _plain(text: str) -> str:
@@ -64,7 +62,7 @@ def _form_settings() -> RunSettings:
                        threshold=float(s.get("ct_threshold", TYPICAL_THRESHOLD)),
                        flag_repeats=int(s.get("ct_repeats", 0)), checkpoint_every=jobs.PAGE_CHECKPOINT_EVERY,
                        episode_gap=float(s.get("ct_episode_gap", DEFAULT_EPISODE_GAP)),
-                       camera_depth=s.get("ct_camera_depth", DEFAULT_CAMERA_DEPTH),
+                       camera_depth=depth_of(s.get("ct_camera_depth", AUTO)),
                        frame_every=float(s.get("ct_frame_every", DEFAULT_FRAME_EVERY)),
                        engine=s.get("ct_engine", "auto"))
 
@@ -99,26 +97,30 @@ def run_form_ui(runs_root: str, running: bool) -> None:
         sh.no_model_help()
         return
     c1, c2 = st.columns(2)
-    c1.text_input("Folder of photos (on the machine running this app)", key="ct_folder",
+    c1.text_input("Folder of photos (on the machine running this app)", key="ct_folder", persist_state="session",
                   placeholder="/data/season-2024")
     with c2:
         model = sh.model_picker("Model", ok, default_path, key="ct_model")
         sh.engine_select("ct_engine", choices=engine_choices(model))
     c3, c4, c5, c6 = st.columns(4)
-    c3.text_input("Run name", value="season", key="ct_name")
-    c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05, key="ct_threshold",
+    c3.text_input("Run name", value="season", key="ct_name", persist_state="session")
+    c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05,
+                    key="ct_threshold", persist_state="session",
                     help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
-    c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats",
+    c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats", persist_state="session",
                     help="A box at the same place in many images of one camera (a rock, a branch).")
-    c6.checkbox("Include subfolders", value=True, key="ct_recursive")
+    c6.checkbox("Include subfolders", value=True, key="ct_recursive", persist_state="session")
     c7, c8, c9 = st.columns([1, 1, 2])
-    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0, key="ct_episode_gap",
+    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0,
+                    key="ct_episode_gap", persist_state="session",
                     help="Photos of one camera at most this far apart form one episode (a burst).")
-    c9.selectbox("Camera folder", CAMERA_DEPTH_CHOICES, format_func=describe_depth, key="ct_camera_depth",
+    c9.selectbox("Camera folder", CAMERA_DEPTH_CHOICES, format_func=describe_depth,
+                 key="ct_camera_depth", persist_state="session",
                  help="Which folder is one camera, for episodes, repeats and Camtrap DP deployments. Automatic: "
                       "site/cam/2024-05-01/100RECNX is camera site/cam (date and card folders removed). "
                       "N: the first N folder levels below the photo folder, whatever they are called.")
-    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5, key="ct_frame_every",
+    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
+                    key="ct_frame_every", persist_state="session",
                     help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
 
@@ -195,12 +197,14 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
     ss["ct_finished_seen"] = finished
     if ss.get("ct_results") != pick:
         ss["ct_results"] = pick
-    pick = st.selectbox("Results", [*finished, OTHER_RESULTS], key="ct_results", format_func=_run_label)
+    pick = st.selectbox("Results", [*finished, OTHER_RESULTS],
+                        key="ct_results", persist_state="session", format_func=_run_label)
     if pick == OTHER_RESULTS:
         b1, b2, b3 = st.columns(3)
-        return (b1.text_input("Results JSON (path)", key="ct_results_path"),
-                b2.text_input("Folder its paths start from", key="ct_image_root"),
-                b3.text_input("Path prefix in the results", key="ct_path_prefix", help=PATH_PREFIX_HELP.replace(
+        return (b1.text_input("Results JSON (path)", key="ct_results_path", persist_state="session"),
+                b2.text_input("Folder its paths start from", key="ct_image_root", persist_state="session"),
+                b3.text_input("Path prefix in the results",
+                              key="ct_path_prefix", persist_state="session", help=PATH_PREFIX_HELP.replace(
                     "--images", "the folder its paths start from")))
     saved = jobs.batch_settings(os.path.dirname(pick))
     return pick, saved.inputs[0] if saved is not None and saved.inputs else "", ""
@@ -208,16 +212,15 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
 
 def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
-    if not st.checkbox("A threshold per class", key="ct_per_class",
+    if not st.checkbox("A threshold per class", key="ct_per_class", persist_state="session",
                        help="As MegaDetector's \"separate into folders\": each class its own confidence."):
-        sh.keep_camera_values("ct_thr_")        # hidden, not forgotten: ticked again, they are back
         return {}
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
     for k, (cid, name) in enumerate(names.items()):
         label = md_escape(name)         # a widget label is Markdown; the name comes from the results file
         out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05,
-                                                           key=f"ct_thr_{cid}"))
+                                                           key=f"ct_thr_{cid}", persist_state="session"))
     return {n: v for n, v in out.items() if v != threshold}
 
 
@@ -226,41 +229,32 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
     ``(the shown filter, the image state)``."""
     names = doc["detection_categories"]
     f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1.5, 1])     # "Hide suspect" whole at 1280 px
-    threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01, key="ct_conf")
-    classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()), key="ct_classes",
+    threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01,
+                          key="ct_conf", persist_state="session")
+    classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()),
+                             key="ct_classes", persist_state="session",
                              format_func=plain_text)
-    state = f3.selectbox("Show", STATES, key="ct_state")
-    hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect",
+    state = f3.selectbox("Show", STATES, key="ct_state", persist_state="session")
+    hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect", persist_state="session",
                                help="Hide detections flagged as repeated at the same place (rocks, branches).")
-    f5.radio("Rows", ["images", "episodes"], key="ct_view", help="Episodes: the frames of one burst as one row.")
+    f5.radio("Rows", ["images", "episodes"],
+             key="ct_view", persist_state="session", help="Episodes: the frames of one burst as one row.")
     per_class = per_class_ui(names, threshold)
     return ShownFilter.of(threshold, None if len(classes) == len(names) else classes, hide_suspect,
                           per_class=per_class), state
-
-
-def _season_wide(name: str, key: tuple, compute):
-    """``compute()``, or its value from this session's last run when ``key`` (results file, its
-    version on disk, prefix, filters) is the same: a page turn or a photo opened large reruns the
-    page, and recounting a season of 100,000 entries took seconds each time."""
-    held = st.session_state.get(name)
-    if held is not None and held[0] == key:
-        return held[1]
-    value = compute()
-    st.session_state[name] = (key, value)
-    return value
 
 
 def _episode_layout(doc: Dict[str, Any], key: tuple):
     """The file's episodes, grouped once per version of it: a threshold move changes none of them."""
     from ssd.camtrap.episodes import episode_layout
 
-    return _season_wide("ct_memo_layout", key, lambda: episode_layout(doc))
+    return sh.season_wide("ct_memo_layout", key, lambda: episode_layout(doc))
 
 
 def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
     """Images and episodes with detections, empty and failed, and a row per class."""
     layout = _episode_layout(doc, key)
-    s = _season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown, layout=layout))
+    s = sh.season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown, layout=layout))
     e = s["episodes"]
     m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
@@ -291,7 +285,7 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
     pages = page_count(len(groups), EPISODES_PER_PAGE)
     if st.session_state.get("ct_ep_page", 1) > pages:
         st.session_state["ct_ep_page"] = pages
-    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_ep_page"))
+    page = int(st.number_input("Page", min_value=1, max_value=pages, step=1, key="ct_ep_page", persist_state="session"))
     st.caption(f"page {page} of {pages}, {len(groups)} episode(s) with an image matching the filters")
     for eid, members in page_of(groups, page, EPISODES_PER_PAGE):
         first = doc["images"][members[0]]
@@ -317,9 +311,11 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
     d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
                        on_click="ignore")
     with st.form("ct_sort"):
-        target = st.text_input("Sort into this folder (links to the originals; nothing is moved)", key="ct_sort_into")
-        mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode")
-        st.checkbox("Keep bursts together (a whole episode goes where its animal goes)", key="ct_sort_episodes")
+        target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",
+                               key="ct_sort_into", persist_state="session")
+        mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
+        st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
+                    key="ct_sort_episodes", persist_state="session")
         if st.form_submit_button("Sort into folders") and target:
             from ssd.camtrap.sorting import sort_into_folders
 
@@ -351,11 +347,14 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
     try:
         stat = os.stat(results_path)
-        key = (results_path, stat.st_mtime_ns, stat.st_size, path_prefix.strip())
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        key = (results_path, *stamp, path_prefix.strip())
     except OSError:                     # gone since it was read: nothing is reused
-        key = (results_path, object())
+        stamp, key = (0, -1), (results_path, object())
+    file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
+    key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
-    entries = _season_wide("ct_memo_entries", (key, shown, classes, state),
+    entries = sh.season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
     if episodes:
@@ -365,17 +364,17 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)
-    explorer_panel(results_path, shown)
+    explorer_panel(results_path, shown, doc)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
-    reviewed = sh.results_doc(results_path) if path_prefix.strip() else doc
-    review_panel(reviewed, results_path, image_root, doc,
-                 groups=_season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)))
+    # the review writes a file of the file's own entries: its episodes and repeats as recorded
+    reviewed = sh.results_doc(results_path) if path_prefix.strip() else file_doc
+    review_panel(reviewed, results_path, image_root, file_doc,
+                 groups=sh.season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)))
 
 
 def main() -> None:
     _access.require_access("Camera traps")
-    sh.restore_camera_values()
     st.title("Camera traps")
     st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
                "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
@@ -391,8 +390,6 @@ def main() -> None:
         if _access.allowed_path(results_path, "The results file") and _access.allowed_path(image_root,
                                                                                            "The photo folder"):
             browser(results_path, image_root, path_prefix)
-            return
-    sh.keep_camera_values(*BROWSER_KEYS)    # no results shown this run (a file being chosen): kept for it
 
 
 main()

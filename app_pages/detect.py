@@ -74,6 +74,7 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
     engine = sh.engine_select("detect_engine", choices=engine_choices(model_path))
     precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
+                             persist_state="session",
                              help="auto: INT8 when the model's own evaluation showed it as accurate (within "
                                   "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
                                   "has made it.")
@@ -99,15 +100,14 @@ def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
             sh.show_broken(broken)
     if isinstance(det, str):
         st.error(det, icon=":material/error:")
-        sh.keep_widget_values("detect_threshold", "detect_nms", "detect_max", "detect_megadetector",
-                              "detect_classes::")   # not shown this run: kept for the next
-        st.stop()
+        st.stop()       # the view's settings, not drawn this run, are kept (persist_state) for the next
     with st.sidebar:
         megadetector = supports_megadetector(det.classes) and st.toggle(
-            "MegaDetector categories", False, key="detect_megadetector",
+            "MegaDetector categories", False, key="detect_megadetector", persist_state="session",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
                  "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max")
+        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max",
+                                  persist_state="session")
         sh.show_broken(broken)
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
     return ModelChoice(model_path, det, megadetector, list(labels), int(max_det))
@@ -119,22 +119,63 @@ def view_ui(m: ModelChoice) -> Settings:
     phone too), so it is never more than a glance away from the pictures."""
     with st.container(key="detect_view"):
         threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
+                              persist_state="session",
                               help="Boxes scoring below this are hidden. Moving it does not run the network again.")
     c1, c2 = st.columns([2, 3])
-    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms",
+    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms", persist_state="session",
                     help="Of two boxes of the same class overlapping more than this, only the better stays. "
                          "Changing it runs the network again (once per image and value).")
     classes = c2.multiselect("Classes", m.labels, default=m.labels, format_func=plain_text,
-                             key=f"detect_classes::{m.model_path}::{m.megadetector}")
+                             key=f"detect_classes::{m.model_path}::{m.megadetector}", persist_state="session")
     return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
 
 
+# The last uploads, for a return to the page: Streamlit empties a file uploader that a run did not draw
+# (it has no persist_state), so a look at another page lost the person's images. Kept up to a size.
+KEPT_UPLOADS = "detect_kept_uploads"
+KEEP_UPLOADS_BYTES = 200 * 2**20
+
+
+def _uploads_changed() -> None:
+    """The person changed the uploader: emptied by hand, it means "back to the samples", not "the
+    images from before" (a return to the page empties it without calling this)."""
+    if not st.session_state.get("detect_upload"):
+        st.session_state.pop(KEPT_UPLOADS, None)
+
+
+def _keep_uploads(items: Items) -> None:
+    if sum(len(data) for _, data in items) <= KEEP_UPLOADS_BYTES:
+        st.session_state[KEPT_UPLOADS] = items
+    else:
+        st.session_state.pop(KEPT_UPLOADS, None)
+
+
+def kept_uploads_ui() -> Items:
+    """The images uploaded before the person left the page, with a way to forget them; none if none."""
+    kept = st.session_state.get(KEPT_UPLOADS) or []
+    if kept:
+        c1, c2 = st.columns([4, 1])
+        c1.info(f"Your {len(kept)} image(s) from before you left this page. Dropping new images replaces them.",
+                icon=":material/history:")
+        if c2.button("Forget them", key="detect_forget_uploads"):
+            st.session_state.pop(KEPT_UPLOADS, None)
+            return []
+    return list(kept)
+
+
 def images_ui() -> Items:
-    """``(name, bytes)`` of the uploads, or six synthetic samples until there is one."""
+    """``(name, bytes)`` of the uploads (those of before a visit to another page when the uploader
+    came back empty), or six synthetic samples until there is one."""
     uploads = st.file_uploader("Images", type=list(SUPPORTED_EXTENSIONS), accept_multiple_files=True,
-                               key="detect_upload", help=f"{FORMATS_TEXT} (a GIF's first frame); several at once are fine.")
+                               key="detect_upload", on_change=_uploads_changed,
+                               help=f"{FORMATS_TEXT} (a GIF's first frame); several at once are fine.")
     if uploads:
-        return [(u.name, u.getvalue()) for u in uploads]
+        items = [(u.name, u.getvalue()) for u in uploads]
+        _keep_uploads(items)
+        return items
+    kept = kept_uploads_ui()
+    if kept:
+        return kept
     pool = sh.samples(12, 0, data_dir())
     st.info("No upload yet, so here are six images from the synthetic Pikachu validation set. "
             "Drop your own images above.", icon=":material/photo_library:")

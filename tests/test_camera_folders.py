@@ -159,7 +159,7 @@ def test_the_camera_traps_page_runs_with_the_camera_folder_chosen(monkeypatch, t
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app_pages/camera_traps.py").run()
     box = at.selectbox(key="ct_camera_depth")
-    assert box.value is None and "automatic" in box.format_func(box.value)
+    assert box.value == "auto" and "automatic" in box.format_func(box.value)     # shown, not "Choose an option"
     box.set_value(1)
     browser = _Browser()
     browser.look(at)

@@ -184,6 +184,10 @@ def test_settings_outlive_a_visit_to_another_page(season):
     at.checkbox(key="ct_hide_suspect").uncheck()
     at.checkbox(key="ct_per_class").check().run()
     at.number_input(key="ct_thr_2").set_value(0.2).run()
+    at.text_input(key="ct_dp_title").set_value("Season one").run()          # the Camtrap DP form
+    at.number_input(key="ct_rg_gap").set_value(150.0).run()                # the results' episodes regrouped
+    at.selectbox(key="ct_sort_mode").set_value("copy")                     # a form's widget: kept once submitted
+    next(b for b in at.button if b.label == "Sort into folders").click().run()      # no folder: sorts nothing
     at.checkbox(key="ct_per_class").uncheck().run()                 # the thresholds hidden, not forgotten
     at.checkbox(key="ct_per_class").check().run()
     assert at.number_input(key="ct_thr_2").value == 0.2
@@ -206,6 +210,9 @@ def test_settings_outlive_a_visit_to_another_page(season):
     assert at.text_input(key="ct_results_path").value == str(season / "season.json")
     assert at.slider(key="ct_conf").value == 0.5 and at.checkbox(key="ct_hide_suspect").value is False
     assert at.number_input(key="ct_thr_2").value == 0.2
+    assert at.text_input(key="ct_dp_title").value == "Season one" and at.selectbox(key="ct_sort_mode").value == "copy"
+    assert at.selectbox(key="ct_sort_mode").proto.set_value
+    assert at.number_input(key="ct_rg_gap").value == 150.0
     assert _metrics(at) == before
 
 

@@ -117,13 +117,20 @@ class CameraRule:
         return f"{self.depth}: the first {self.depth} folder level{'s' if self.depth > 1 else ''}"
 
 
-#: What the Camera traps page offers: automatic, then depths (most seasons are 1–3 levels deep).
-CAMERA_DEPTH_CHOICES = (None, 1, 2, 3, 4, 5, 0)
+#: What the Camera traps page offers: automatic, then depths (most seasons are 1–3 levels deep). The
+#: values a file records (``CameraRule.recorded``), "auto" rather than None: a select box shows a
+#: None value as no choice made ("Choose an option"), not as "automatic".
+CAMERA_DEPTH_CHOICES = (AUTO, 1, 2, 3, 4, 5, 0)
 
 
-def describe_depth(depth: Optional[int]) -> str:
-    """``CameraRule(depth).describe()``: a choice's label."""
-    return CameraRule(depth).describe()
+def depth_of(choice: Union[str, int, None]) -> Optional[int]:
+    """A choice's depth: ``"auto"`` (or None) is the automatic rule (None)."""
+    return None if choice is None or choice == AUTO else int(choice)
+
+
+def describe_depth(choice: Union[str, int, None]) -> str:
+    """``CameraRule(depth_of(choice)).describe()``: a choice's label."""
+    return CameraRule(depth_of(choice)).describe()
 
 
 def rule_from_record(value: Any) -> CameraRule:

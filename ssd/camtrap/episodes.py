@@ -110,6 +110,18 @@ def regroup_episodes(doc: Dict[str, Any], gap: Optional[float] = None, rule: Opt
     assign_episodes(doc.get("images", []), gap, rule)
 
 
+def regrouped(doc: Dict[str, Any], gap: Optional[float] = None, rule: Optional[CameraRule] = None) -> Dict[str, Any]:
+    """``regroup_episodes`` on a copy: the page regroups a file it shares between reruns and
+    sessions (read once per version on disk), which must never change. The copy holds new entry
+    dicts (their ``episode`` is set) and a new ``info``; the detections are shared, only read.
+    Asked for what the file records already: ``doc`` itself, nothing copied or recomputed."""
+    if (gap is None or gap == file_gap(doc)) and (rule is None or rule == file_camera_rule(doc)):
+        return doc
+    out = dict(doc, info=dict(doc.get("info") or {}), images=[dict(im) for im in doc.get("images", [])])
+    regroup_episodes(out, gap, rule)
+    return out
+
+
 def episode_ids(doc: Dict[str, Any], gap: Optional[float] = None) -> List[str]:
     """One id per entry: the file's own ``episode`` fields, or computed (with ``gap``, else the
     file's gap, and the file's camera rule) when a gap is asked for, some entry has none

@@ -26,9 +26,7 @@ def register(sub) -> None:
     s = rs.add_parser("summary", help="images and episodes: empty, failed, per class, at a threshold")
     s.add_argument("results", metavar="RESULTS.json")
     _shown_args(s)
-    s.add_argument("--episode-gap", type=seconds, default=None, metavar="SECONDS",
-                   help="regroup episodes with this gap (default: the file's episodes, else 120 s)")
-    camera_depth_arg(s)
+    episode_args(s)
     path_prefix_arg(s)
     s.add_argument("--sweep", action="store_true",
                    help="images and episodes with detections at thresholds 0.05-0.95, and how many change state")
@@ -42,12 +40,12 @@ def register(sub) -> None:
     o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink")
     o.add_argument("--by-episode", action="store_true",
                    help="keep bursts together: every frame of an episode goes where its detections go")
-    camera_depth_arg(o)
+    episode_args(o)
     path_prefix_arg(o)
     o.set_defaults(func=cmd_sort)
     from ssd.cli.results_export import register_export, register_repeats
 
-    register_export(rs, _shown_args, camera_depth_arg)
+    register_export(rs, _shown_args, episode_args)
     register_rebase(rs)
     register_repeats(rs)
 
@@ -59,6 +57,14 @@ def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-depth", type=camera_rule_arg, default=None, metavar="auto|N",
                         help=CAMERA_DEPTH_HELP.replace("auto (default)", "auto") +
                         " (default: the rule the results record, else auto)")
+
+
+def episode_args(parser: argparse.ArgumentParser) -> None:
+    """``--episode-gap`` and ``--camera-depth``: the commands that count, sort or export by episode
+    regroup them as asked (``regroup_episodes``; the page's "Episode gap" and "Camera folder")."""
+    parser.add_argument("--episode-gap", type=seconds, default=None, metavar="SECONDS",
+                        help="regroup episodes with this gap (default: the file's episodes, else 120 s)")
+    camera_depth_arg(parser)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -107,7 +113,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     doc = with_path_prefix(read_results(args.results), args, root)
-    regroup_episodes(doc, None, args.camera_depth)
+    regroup_episodes(doc, args.episode_gap, args.camera_depth)
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
                                hide_suspect=not args.show_suspect, by_episode=args.by_episode)
     for folder, n in sorted(counts.items()):

@@ -11,7 +11,7 @@ FORMATS = ("camtrap-dp", "xlsx")
 
 
 def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
-                    camera_depth_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+                    episode_args: Callable[[argparse.ArgumentParser], None]) -> None:
     from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
     from ssd.cli.results_paths import path_prefix_arg
 
@@ -22,7 +22,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
                    "used for time stamps of files without EXIF time")
-    camera_depth_arg(x)
+    episode_args(x)
     path_prefix_arg(x)
     x.add_argument("--locations", metavar="LOCATIONS.csv",
                    help="camtrap-dp: deploymentID (the camera folder, see --camera-depth), latitude, longitude per row")
@@ -76,7 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     doc = read_results(args.results)
     if args.path_prefix is not None or args.format == "camtrap-dp":    # a workbook lists the names as written
         doc = with_path_prefix(doc, args, root)
-    regroup_episodes(doc, None, args.camera_depth)
+    regroup_episodes(doc, args.episode_gap, args.camera_depth)
     shown = shown_filter(doc, args)
     if args.format == "xlsx":
         from ssd.camtrap.spreadsheet import write_xlsx
