@@ -192,7 +192,17 @@ _ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMain] *')].
   getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
 
 
-def test_camera_traps_labels_whole_on_a_laptop(layout_server, tmp_path):
+@pytest.fixture
+def own_data_server(app_env, monkeypatch, tmp_path):
+    """The app with a data folder of its own: a camera-trap run another test finished in the shared
+    one would be offered first, and the results path field would not be drawn."""
+    (tmp_path / "own-data").mkdir()
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "own-data"))
+    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv:
+        yield srv.url
+
+
+def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
     """A season's results at 1280×800 (a laptop, sidebar open): no filter label nor total cut short
     ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…")."""
     from playwright.sync_api import expect, sync_playwright
@@ -206,7 +216,7 @@ def test_camera_traps_labels_whole_on_a_laptop(layout_server, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.set_default_timeout(90_000)
             expect.set_options(timeout=90_000)
-            page.goto(layout_server + "/camera_traps")
+            page.goto(own_data_server + "/camera_traps")
             expect(page.get_by_text("Run a folder")).to_be_visible()
             _settle(page)
             for label, value in (("Results JSON (path)", tmp_path / "season.json"),
