@@ -52,6 +52,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, {"map": res.map, "per_class_ap": res.per_class_ap,
                                       "num_images": res.num_images, "num_boxes": res.num_boxes,
                                       "unscored_boxes": res.unscored_boxes, "difficult_boxes": res.difficult_boxes,
+                                      "crowd_regions": res.crowd_regions,
                                       "micro_f1": res.micro_f1, "accuracy": res.accuracy,
                                       "anchor_counts": res.anchor_counts, "info": {"inference": det.engine_info()}})
     if args.plot:

@@ -90,12 +90,13 @@ def _remapped(ds: CCTDataset, old: List[Dict[str, Any]], new: List[Dict[str, Any
     """``ds`` with class indices of ``old`` turned into those of ``new`` (matched by original id)."""
     index_of = {m["id"]: m["index"] for m in new}
     table = np.asarray([index_of[m["id"]] for m in old] or [0], dtype=np.float32)
-    records = []
-    for r in ds.records:
-        label = r.label.copy()
-        if len(label):
-            label[:, 0] = table[label[:, 0].astype(np.int64)]
-        records.append(dataclasses.replace(r, label=label))
+    def remap(rows: np.ndarray) -> np.ndarray:
+        rows = rows.copy()
+        if len(rows):
+            rows[:, 0] = table[rows[:, 0].astype(np.int64)]
+        return rows
+
+    records = [dataclasses.replace(r, label=remap(r.label), crowd=remap(r.crowd)) for r in ds.records]
     return CCTDataset(records, [m["name"] for m in new], name, ds.json_path, new)
 
 
