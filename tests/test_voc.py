@@ -71,6 +71,7 @@ def test_devkit_train_and_val_files_decide_the_split(tmp_path):
     assert splits.kind == "pascal-voc" and detect_format(str(tmp_path)) == "pascal-voc"
     assert splits.classes == ["cat", "dog"]                     # sorted, as VOC's own class list
     assert (_ids(splits.train), _ids(splits.val)) == (ids[:4], ids[4:])   # test.txt without XMLs is passed over
+    assert splits.test is None
 
 
 def test_devkit_with_annotated_test_set_validates_on_test(tmp_path):
@@ -79,6 +80,7 @@ def test_devkit_with_annotated_test_set_validates_on_test(tmp_path):
             {"train": ids[:2], "val": ids[2:4], "trainval": ids[:4], "test": ids[4:]})
     splits = open_dataset(str(tmp_path))
     assert (_ids(splits.train), _ids(splits.val)) == (ids[:4], ids[4:])
+    assert splits.test is splits.val                                # what eval --split test scores
 
 
 def test_cvat_voc_export_draws_the_split_like_coco(tmp_path):

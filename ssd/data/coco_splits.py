@@ -5,7 +5,9 @@ Roboflow's COCO download is laid out this way (``train/_annotations.coco.json`` 
 images, so they are used as given instead of drawing a split from ``train/``. Each folder is read by
 the COCO Camera Traps loader; the two class lists are then made one, by original category id, so
 index 3 means the same class in both splits. A class boxed only in validation is kept (evaluation
-must show it, at AP 0) and counted, since training never sees it. ``test/`` is left for the person.
+must show it, at AP 0) and counted, since training never sees it. ``test/`` is held out from both and
+opened as the test split (``eval --split test``) with its own class list: evaluation matches its class
+names to the model's, so a class boxed only in ``test/`` is reported as one the model lacks.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ssd.data.skip_reasons import SKIP_CATEGORY_PREFIX
 
 _TRAIN = ("train",)
 _VAL = ("valid", "val", "validation")
+_TEST = ("test",)
 NOTE_VAL_ONLY = "class with boxes only in validation (never trained): "
 
 
@@ -53,7 +56,18 @@ def open_coco_splits(path: str, **kw: Any) -> CCTSplits:
     parts = [_remapped(s.train, s.class_mapping, mapping, f"{stem}/{split}")
              for s, split in ((train, "train"), (val, "val"))]
     return CCTSplits(train=parts[0], val=parts[1], classes=classes, kind=KIND, root=os.path.abspath(path),
-                     skipped=skipped, class_mapping=mapping, json_path=train.json_path, image_root=train.image_root)
+                     skipped=skipped, class_mapping=mapping, json_path=train.json_path, image_root=train.image_root,
+                     test=_test_split(path, stem, kw))
+
+
+def _test_split(path: str, stem: str, kw: Dict[str, Any]) -> Optional[CCTDataset]:
+    """``test/`` as one split, or None without one. Why it is read now: a broken test folder is said
+    when the set opens, not found out after training; the cost is one more JSON and its headers."""
+    test_dir = next((os.path.join(path, n) for n in _TEST if is_coco_folder(os.path.join(path, n))), None)
+    if test_dir is None:
+        return None
+    test = open_cct(test_dir, val_fraction=0.0, **kw).train
+    return CCTDataset(test.records, test.classes, f"{stem}/test", test.json_path, test.class_mapping)
 
 
 def _joint_mapping(*mappings: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

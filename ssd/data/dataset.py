@@ -89,10 +89,22 @@ class DatasetSplits:
     kind: str                       # "recordio", "coco-camera-traps", "banana", "pascal-voc"...
     root: str
     skipped: Dict[str, int] = field(default_factory=dict)   # reason -> count
+    #: The set's own annotated test split, held out from training (Roboflow's ``test/``; VOC's annotated
+    #: ``test.txt``, which is also its validation split); None when the set has none. ``eval --split test``.
+    test: Optional[DetectionDataset] = None
+
+    def split(self, name: str) -> Optional[DetectionDataset]:
+        """The split called ``name`` ("train", "val" or "test"), or None when the set has none."""
+        return {"train": self.train, "val": self.val, "test": self.test}.get(name)
+
+    def split_names(self) -> List[str]:
+        """The names of the splits that hold images, in the order train, val, test."""
+        return [n for n in ("train", "val", "test") if self.split(n) is not None and len(self.split(n))]
 
     def describe(self) -> str:
         n_val = len(self.val) if self.val is not None else 0
-        return (f"{self.kind} dataset at {self.root}: {len(self.train)} train / {n_val} val images, "
+        n_test = f" / {len(self.test)} test" if self.test is not None else ""
+        return (f"{self.kind} dataset at {self.root}: {len(self.train)} train / {n_val} val{n_test} images, "
                 f"{len(self.classes)} class(es): {', '.join(self.classes[:8])}"
                 + (" …" if len(self.classes) > 8 else ""))
 

@@ -35,7 +35,7 @@ from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, register_forma
 from ssd.data.skip_reasons import (NOTE_DIFFICULT, NOTE_SIZE_MISMATCH, NOTE_SIZE_MISMATCH_XML, NOTE_TRUNCATED,
                                    SKIP_LISTED_NO_XML, SKIP_MALFORMED_BOX, SKIP_NO_NAME, SKIP_NOT_IN_SPLIT,
                                    SKIP_XML_NOT_VOC, SKIP_XML_REFUSED, SKIP_XML_UNREADABLE)
-from ssd.data.voc_layout import find_xml_folder, guess_image_root, split_ids, xml_files
+from ssd.data.voc_layout import TEST_VALIDATES, find_xml_folder, guess_image_root, split_ids, xml_files
 from ssd.data.voc_xml import NotVOC, VOCAnnotation, XMLRefused, read_annotation
 
 KIND = "pascal-voc"
@@ -96,8 +96,10 @@ def open_voc(path: str, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int
     parts = [VOCDataset([records[i] for i in idx], classes, f"{stem}/{split}",
                         [xml_of[records[i].image_id] for i in idx], [masks[i] for i in idx])
              for idx, split in ((train_idx, "train"), (val_idx, "val"))]
-    return DatasetSplits(train=parts[0], val=parts[1] if val_idx else None, classes=list(classes), kind=KIND,
-                         root=root, skipped=skipped)
+    val = parts[1] if val_idx else None
+    test = val if chosen is not None and chosen[2] == TEST_VALIDATES else None    # VOC07: test validates
+    return DatasetSplits(train=parts[0], val=val, classes=list(classes), kind=KIND, root=root, skipped=skipped,
+                         test=test)
 
 
 def _parse_all(paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:

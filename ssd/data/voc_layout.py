@@ -19,6 +19,8 @@ XML_FOLDERS = ("annotations", "labels", "xml", "xmls")
 #: Subfolders that hold the pictures (``JPEGImages`` is VOC's and CVAT's; compared without case).
 IMAGE_FOLDERS = ("jpegimages", "images", "imgs", "pictures", "photos")
 SPLIT_FOLDER = os.path.join("ImageSets", "Main")
+#: ``split_ids``'s "how" when an annotated test set validates (it is then the set's test split too).
+TEST_VALIDATES = "ImageSets/Main: trainval trains, test validates"
 _PEEK = 2048
 _PROBE_FILES = 5     # XMLs looked into before a folder is judged not to hold VOC annotations
 _PROBE_NAMES = 50    # file names tried in each candidate image folder
@@ -117,7 +119,7 @@ def split_ids(path: str, available: Set[str]) -> Optional[Tuple[Set[str], Set[st
     if test and len(test & available) * 2 >= len(test):
         train = lists.get("trainval") or (lists.get("train", set()) | lists.get("val", set()))
         if train:
-            return train - test, test, "ImageSets/Main: trainval trains, test validates"
+            return train - test, test, TEST_VALIDATES
     val = lists.get("val")
     if val:
         train = lists.get("train") or (lists.get("trainval", set()) - val)
