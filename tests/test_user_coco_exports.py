@@ -148,5 +148,10 @@ def test_roboflow_test_folder_is_the_test_split_with_its_own_class_names(tmp_pat
     assert (len(splits.train), len(splits.val), len(splits.test)) == (3, 1, 2)
     assert splits.test.classes == ["deer", "otter"] and splits.classes == ["fox", "deer"]
     assert splits.test.name.endswith("/test") and "1 test" not in splits.describe() and "2 test" in splits.describe()
+    from ssd.data.summary import summarize
+
+    summary = summarize(splits)                                       # data info
+    assert summary["images"]["test"] == 2 and summary["boxes_per_class"]["deer"]["test"] == 1
+    assert summary["boxes_with_unknown_class"] == 1                  # the otter, named by test/ alone
     shutil.rmtree(tmp_path / "test")
     assert open_dataset(str(tmp_path)).test is None
