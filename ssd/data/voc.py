@@ -81,11 +81,11 @@ def open_voc(path: str, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int
     if xml_folder is None:
         raise DatasetError(f"no Pascal VOC annotation XMLs in {root} or its Annotations/ folder")
     skipped: Dict[str, int] = {}
-    parsed = _parse_all(xml_files(xml_folder), skipped)
+    parsed = _parse_all(xml_folder, xml_files(xml_folder, walk=xml_folder != root), skipped)
     chosen = split_ids(root, {iid for iid, _, _ in parsed})
     if chosen is not None:
         parsed = _listed_only(parsed, chosen[0] | chosen[1], skipped)
-    image_root = guess_image_root(root, xml_folder, [a.filename for _, _, a in parsed])
+    image_root = guess_image_root(root, xml_folder, [_beside(iid, a.filename) for iid, _, a in parsed])
     records, classes, masks, xml_of = _records(parsed, image_root, check_images, skipped)
     if not records:
         raise DatasetError(f"no usable images in {root}: {len(parsed)} annotation XML(s), none with a readable "
@@ -102,12 +102,16 @@ def open_voc(path: str, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int
                          test=test)
 
 
-def _parse_all(paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:
-    """Each readable VOC XML as ``(id, path, annotation)``; the others counted by why."""
+def _parse_all(folder: str, paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:
+    """Each readable VOC XML as ``(id, path, annotation)``; the others counted by why.
+
+    The id is the XML's name inside ``folder`` less ``.xml`` (``cam1/0001`` for ``Annotations/cam1/0001.xml``):
+    what the split files list, and unique where two subfolders hold the same file name."""
     out: List[Parsed] = []
     for p in paths:
+        iid = os.path.splitext(os.path.relpath(p, folder))[0].replace(os.sep, "/")
         try:
-            out.append((os.path.splitext(os.path.basename(p))[0], p, read_annotation(p)))
+            out.append((iid, p, read_annotation(p)))
         except XMLRefused:
             _bump(skipped, SKIP_XML_REFUSED)
         except NotVOC:
@@ -152,18 +156,26 @@ def _records(parsed: List[Parsed], image_root: str, check_images: bool, skipped:
 def _file_name(ann: VOCAnnotation, iid: str, image_root: str) -> str:
     """The picture an XML describes: its ``<filename>``, else (empty, or not there) ``<id>.jpg`` or another
     picture named like the XML, as GluonCV finds ``JPEGImages/<id>.jpg``. A ``<filename>`` that leaves the
-    folder is kept as written, so the loader refuses and counts it instead of quietly using another file."""
+    folder is kept as written, so the loader refuses and counts it instead of quietly using another file. An XML
+    in a subfolder (``Annotations/cam1/``) describes a picture in the same subfolder of the pictures' folder."""
     if ann.filename:
         try:
             name_parts(ann.filename)
         except PathRefused:
             return ann.filename
-        if os.path.isfile(os.path.join(image_root, ann.filename)):
-            return ann.filename
+        for name in dict.fromkeys((ann.filename, _beside(iid, ann.filename))):
+            if os.path.isfile(os.path.join(image_root, name)):
+                return name
     for ext in _IMAGE_EXTS:
         if os.path.isfile(os.path.join(image_root, iid + ext)):
             return iid + ext
-    return ann.filename or iid + ".jpg"
+    return _beside(iid, ann.filename) if ann.filename else iid + ".jpg"
+
+
+def _beside(iid: str, filename: str) -> str:
+    """``filename`` in the subfolder the XML ``iid`` is in (``cam1/0001`` and ``0001.jpg`` give ``cam1/0001.jpg``)."""
+    sub = iid.rpartition("/")[0]
+    return f"{sub}/{filename}" if sub and filename else filename
 
 
 def _boxes(ann: VOCAnnotation, width: int, height: int, skipped: Dict[str, int]):

@@ -12,7 +12,7 @@ The split files decide the split when they name one (``split_ids``); otherwise t
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 #: Subfolders that hold the XMLs when the dataset folder itself does not (compared without case).
 XML_FOLDERS = ("annotations", "labels", "xml", "xmls")
@@ -30,32 +30,43 @@ def find_xml_folder(path: str) -> Optional[str]:
     """The folder of ``path``'s VOC annotation XMLs, or None.
 
     ``Annotations/`` first (VOC, CVAT), then ``path`` itself (LabelImg beside the pictures), then a
-    ``labels/``-like subfolder (LabelImg's separate save folder)."""
+    ``labels/``-like subfolder (LabelImg's separate save folder). An annotation folder may keep its
+    XMLs in subfolders (``Annotations/cam1/x.xml``); ``path`` itself is judged by its own files, since
+    its subfolders may be other sets."""
     subs = _subfolders(path)
     first = [subs[n] for n in XML_FOLDERS[:1] if n in subs]
     rest = [subs[n] for n in XML_FOLDERS[1:] if n in subs]
     for folder in first + [path] + rest:
-        if holds_voc_xml(folder):
+        if holds_voc_xml(folder, walk=folder != path):
             return folder
     return None
 
 
-def holds_voc_xml(folder: str) -> bool:
-    """Whether one of the first XML files of ``folder`` starts a VOC ``<annotation>`` (read cheaply)."""
+def holds_voc_xml(folder: str, walk: bool = False) -> bool:
+    """Whether one of the first XML files of ``folder`` (with ``walk``, of its subfolders too) starts a
+    VOC ``<annotation>`` (read cheaply: a few files, a few kilobytes each)."""
     seen = 0
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if not entry.name.lower().endswith(".xml") or not entry.is_file():
-                    continue
-                if _looks_like_voc(entry.path):
-                    return True
-                seen += 1
-                if seen >= _PROBE_FILES:
-                    return False
-    except OSError:
-        return False
+    for path in _walk_xml(folder, walk):
+        if _looks_like_voc(path):
+            return True
+        seen += 1
+        if seen >= _PROBE_FILES:
+            return False
     return False
+
+
+def _walk_xml(folder: str, walk: bool) -> Iterator[str]:
+    """The ``.xml`` files of ``folder``, then (with ``walk``) of its subfolders, each folder's in name order.
+
+    Hidden entries are passed over, and a linked subfolder is not entered (``os.walk`` does not follow
+    links): what is read stays inside the set's folder."""
+    for here, dirs, files in os.walk(folder, onerror=None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if walk else []
+        for name in sorted(files):
+            if name.lower().endswith(".xml") and not name.startswith("."):
+                full = os.path.join(here, name)
+                if os.path.isfile(full):
+                    yield full
 
 
 def _looks_like_voc(path: str) -> bool:
@@ -67,12 +78,10 @@ def _looks_like_voc(path: str) -> bool:
     return b"<annotation" in head
 
 
-def xml_files(folder: str) -> List[str]:
-    """The ``.xml`` files directly in ``folder``, sorted (stable image order whatever the disk's)."""
-    with os.scandir(folder) as it:
-        names = [e.name for e in it if e.name.lower().endswith(".xml") and not e.name.startswith(".")
-                 and e.is_file()]
-    return [os.path.join(folder, n) for n in sorted(names)]
+def xml_files(folder: str, walk: bool = False) -> List[str]:
+    """The ``.xml`` files of ``folder`` (with ``walk``, of its subfolders too), sorted by their name inside
+    it (a stable image order whatever the disk's)."""
+    return sorted(_walk_xml(folder, walk), key=lambda p: os.path.relpath(p, folder).replace(os.sep, "/"))
 
 
 def guess_image_root(path: str, xml_folder: str, file_names: Sequence[str]) -> str:
