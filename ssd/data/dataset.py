@@ -146,7 +146,8 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
         f"{path!r} is not a dataset this app knows: expected train.rec (+ val.rec) in RecordIO detection "
         f"format, a COCO (or COCO Camera Traps) JSON with its images, here or in annotations/, train/ and "
         f"valid/ folders each with one (Roboflow's COCO download), or Pascal VOC XMLs (Annotations/ beside "
-        f"JPEGImages/, or LabelImg's .xml files beside the photos or in labels/); found {listing}")
+        f"JPEGImages/, a VOCdevkit holding VOC2007 and VOC2012, or LabelImg's .xml files beside the photos "
+        f"or in labels/); found {listing}")
 
 
 def detect_format(path: str) -> Optional[str]:
@@ -176,7 +177,8 @@ def _load_builtin_formats() -> None:
     _BUILTINS_LOADED = True
     import importlib
 
-    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana", "ssd.data.voc"):
+    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana", "ssd.data.voc",
+                "ssd.data.voc_devkit"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

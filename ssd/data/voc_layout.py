@@ -123,7 +123,7 @@ def split_ids(path: str, available: Set[str]) -> Optional[Tuple[Set[str], Set[st
     test images come without annotations, so its ``test.txt`` is passed over. With only
     ``trainval.txt`` or CVAT's ``default.txt`` there is no validation split to take: the loader draws one.
     """
-    lists = _split_lists(os.path.join(path, SPLIT_FOLDER))
+    lists = split_lists(os.path.join(path, SPLIT_FOLDER))
     test = lists.get("test")
     if test and len(test & available) * 2 >= len(test):
         train = lists.get("trainval") or (lists.get("train", set()) | lists.get("val", set()))
@@ -137,7 +137,7 @@ def split_ids(path: str, available: Set[str]) -> Optional[Tuple[Set[str], Set[st
     return None
 
 
-def _split_lists(folder: str) -> Dict[str, Set[str]]:
+def split_lists(folder: str) -> Dict[str, Set[str]]:
     """``{"train": ids, ...}`` of the split files present; an id is each line's first word."""
     out: Dict[str, Set[str]] = {}
     for name in ("train", "val", "trainval", "test"):
