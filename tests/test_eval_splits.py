@@ -47,3 +47,20 @@ def test_asking_for_a_test_split_a_set_lacks_names_the_splits_it_has(tmp_path, t
     assert main(["eval", "--model", tiny_model_dir, "--data", str(tmp_path / "set"), "--split", "test",
                  "--engine", "mxnet"]) == 2
     assert "has no test split to evaluate (it has: train, val)" in capsys.readouterr().err
+
+
+def test_a_broken_test_folder_never_blocks_training_and_eval_says_why(tmp_path, tiny_model_dir, capsys):
+    from ssd.data.dataset import open_dataset
+
+    for split, n in (("train", 3), ("valid", 2), ("test", 2)):
+        _roboflow_split(str(tmp_path / "set" / split), n)
+    for name in os.listdir(tmp_path / "set" / "test"):
+        if name.endswith(".jpg"):
+            os.remove(tmp_path / "set" / "test" / name)            # the photos were not downloaded
+    splits = open_dataset(str(tmp_path / "set"))
+    assert (len(splits.train), len(splits.val), splits.test) == (3, 2, None)
+    assert any(reason.startswith("test/ left out") for reason in splits.skipped)
+    assert main(["eval", "--model", tiny_model_dir, "--data", str(tmp_path / "set"), "--split", "test",
+                 "--engine", "mxnet"]) == 2
+    err = capsys.readouterr().err
+    assert "has no test split" in err and "no usable images" in err

@@ -42,8 +42,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     splits = open_dataset(args.data, **held_out_split(det.meta))
     ds = splits.split(args.split)
     if ds is None or len(ds) == 0:
+        why = [reason for reason in splits.skipped if reason.startswith(f"{args.split}/ left out")]
         raise SSDError(f"{args.data} has no {args.split} split to evaluate "
-                       f"(it has: {', '.join(splits.split_names()) or 'none'})")
+                       f"(it has: {', '.join(splits.split_names()) or 'none'})" + "".join(f"; {w}" for w in why))
     if [c for c in splits.classes] != det.classes:
         print(terminal_safe(f"note: dataset classes {splits.classes} differ from the model's {det.classes}; "
                             "classes are matched by name (by index when no name is shared); boxes of classes "

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ssd.base.errors import DatasetError
 from ssd.data.cct import KIND, CCTDataset, CCTSplits, detect as is_coco_folder, open_cct
 from ssd.data.cct_labels import id_sort_key
 from ssd.data.dataset import register_format
@@ -26,6 +27,7 @@ _TRAIN = ("train",)
 _VAL = ("valid", "val", "validation")
 _TEST = ("test",)
 NOTE_VAL_ONLY = "class with boxes only in validation (never trained): "
+NOTE_TEST_LEFT_OUT = "test/ left out (it could not be read): "
 
 
 def _split_folders(path: str) -> Optional[Tuple[str, str]]:
@@ -57,16 +59,21 @@ def open_coco_splits(path: str, **kw: Any) -> CCTSplits:
              for s, split in ((train, "train"), (val, "val"))]
     return CCTSplits(train=parts[0], val=parts[1], classes=classes, kind=KIND, root=os.path.abspath(path),
                      skipped=skipped, class_mapping=mapping, json_path=train.json_path, image_root=train.image_root,
-                     test=_test_split(path, stem, kw))
+                     test=_test_split(path, stem, kw, skipped))
 
 
-def _test_split(path: str, stem: str, kw: Dict[str, Any]) -> Optional[CCTDataset]:
+def _test_split(path: str, stem: str, kw: Dict[str, Any], skipped: Dict[str, int]) -> Optional[CCTDataset]:
     """``test/`` as one split, or None without one. Why it is read now: a broken test folder is said
-    when the set opens, not found out after training; the cost is one more JSON and its headers."""
+    when the set opens (``data info``), not found out after training; but it is no reason to refuse
+    training, so it is left out and counted with the loader's reason (``eval --split test`` shows it)."""
     test_dir = next((os.path.join(path, n) for n in _TEST if is_coco_folder(os.path.join(path, n))), None)
     if test_dir is None:
         return None
-    test = open_cct(test_dir, val_fraction=0.0, **kw).train
+    try:
+        test = open_cct(test_dir, val_fraction=0.0, **kw).train
+    except DatasetError as err:
+        skipped[NOTE_TEST_LEFT_OUT + str(err)[:300]] = 1
+        return None
     return CCTDataset(test.records, test.classes, f"{stem}/test", test.json_path, test.class_mapping)
 
 
