@@ -14,16 +14,18 @@ from ssd.inference.thresholds import DEFAULT_NMS
 def register(sub) -> None:
     e = sub.add_parser("eval", help="VOC07 mAP and per-class AP on a dataset split, with the ENA24 tutorial's "
                        "micro-F1 and accuracy over anchors")
-    e.add_argument("--model", required=True)
-    e.add_argument("--data", required=True)
+    e.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
+    e.add_argument("--data", required=True, help="dataset folder, as for train --data")
     e.add_argument("--split", choices=["val", "train", "test"], default="val",
                    help="val (default), train, or test: the set's own held-out test split (Roboflow's test/, "
                         "VOC2007's test.txt)")
-    e.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS)
+    e.add_argument("--nms", type=nms_threshold, default=DEFAULT_NMS,
+                   help=f"NMS IoU threshold (default {DEFAULT_NMS:g})")
     e.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
-                   help="int8 needs `python -m ssd quantize` first; auto: the model's evaluated default")
+                   help="int8 needs `python -m ssd quantize` first; auto (default): the model's evaluated choice")
     e.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="inference engine (auto: the fastest this machine runs; onnxruntime uses a GPU when it can)")
+                   help="inference engine (auto, the default: the fastest this machine runs; onnxruntime uses a GPU "
+                        "when it can)")
     e.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
     e.add_argument("--json", metavar="OUT", help="write the result as JSON")
     e.add_argument("--plot", metavar="OUT.png", help="save precision-recall curves")

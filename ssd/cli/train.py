@@ -6,25 +6,13 @@ import os
 import sys
 from typing import List
 
-from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ssd.base.argtypes import (DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
+                               positive_int)
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 
 
-class _DefaultsWhereSet(argparse.HelpFormatter):
-    """Shows an option's default only where it has one: an unset option (None) takes the
-    architecture's default, which its help names, and argparse's "(default: None)" beside "default:
-    0.01 for tiny" read as a contradiction; switches' True/False say nothing a user can act on."""
-
-    def _get_help_string(self, action):
-        default = action.default
-        if (not action.option_strings or default is None or isinstance(default, bool)
-                or default is argparse.SUPPRESS or "%(default)" in (action.help or "")):
-            return action.help
-        return f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
-
-
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train a model into models/NAME", formatter_class=_DefaultsWhereSet)
+    t = sub.add_parser("train", help="train a model into a model folder (--out)", formatter_class=DefaultsWhereSet)
     t.add_argument("--data", required=True,
                    help="dataset folder: RecordIO (Pikachu-style), COCO / COCO Camera Traps JSON with its images, "
                         "train/ + valid/ COCO folders (Roboflow), or Pascal VOC XMLs (VOC2007/2012, a VOCdevkit "
@@ -49,7 +37,8 @@ def register(sub) -> None:
     t.add_argument("--hard-negative-ratio", type=nonnegative_float, help="negatives kept per positive; 0 = off (default: 3, the SSD paper)")
     t.add_argument("--loss-norm", choices=["d2l", "positives"],
                    help="positives (default): SSD paper, divide by positive anchors; d2l: mean over anchors")
-    t.add_argument("--no-augment", dest="augment", action="store_false")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train on the images as they are: no random crops, flips or colour jitter")
     t.add_argument("--seed", type=nonnegative_int, default=0, 
                    help="random seed: initialization, shuffling, augmentation, and the validation split a dataset lacks")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
