@@ -72,8 +72,10 @@ def episode_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from ssd.camtrap.merging import merge_results
+    from ssd.camtrap.results_check import refuse_replacing
     from ssd.camtrap.run_checkpoint import write_json_with_images
 
+    refuse_replacing(args.out, args.inputs, "merged file")
     doc = merge_results(args.inputs, allow_missing=args.allow_missing)
     lacking = (doc["info"].get("ssd_batch") or {}).get("shards_missing")
     if lacking:

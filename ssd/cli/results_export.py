@@ -110,6 +110,7 @@ def cmd_repeats_apply(args: argparse.Namespace) -> int:
     from ssd.base.atomic import atomic_write_json
     from ssd.base.errors import SSDError
     from ssd.camtrap.megadetector import ResultsError, read_results
+    from ssd.camtrap.results_check import refuse_replacing
     from ssd.camtrap.review import apply_decisions
 
     try:
@@ -121,8 +122,7 @@ def cmd_repeats_apply(args: argparse.Namespace) -> int:
     if not isinstance(results, str) or not results:
         raise SSDError("give --results RESULTS.json (the decisions file does not name one)")
     out = args.out or os.path.splitext(results)[0] + ".reviewed.json"
-    if os.path.abspath(out) == os.path.abspath(results):
-        raise SSDError("the cleaned file must not replace the original results; give another --out")
+    refuse_replacing(out, [results], "cleaned file")
     cleaned = apply_decisions(read_results(results), decisions)
     atomic_write_json(out, cleaned)
     last = cleaned["info"]["repeat_review"][-1]["groups"]
