@@ -189,3 +189,18 @@ def test_every_option_says_what_it_does_and_its_default():
                 unstated.append(f"{name} ({action.default!r})")
     assert silent == [] and unstated == [] and none_said == [] and undescribed == [], \
         f"no help: {silent}; default unsaid: {unstated}; '(default: None)': {none_said}; no description: {undescribed}"
+
+
+def test_password_reads_a_piped_password_and_an_empty_pipe_is_one_error_line(tmp_path):
+    """``echo … | ssd password`` (a script, a secrets manager) has no terminal to ask twice: it read the first
+    line, then ended in a traceback at the second prompt. From a pipe it now takes the one line given."""
+    from ssd.base.access import check_password
+
+    r = subprocess.run([SSD, "password"], input="correct horse battery\n", cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("password_hash = "))
+    assert check_password("correct horse battery", line.split('"')[1]) and "Traceback" not in r.stderr
+    r = subprocess.run([SSD, "password"], input="", cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    assert [x for x in r.stderr.splitlines() if x.startswith("error: ")], r.stderr
