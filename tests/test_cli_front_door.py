@@ -142,6 +142,8 @@ def test_the_help_says_what_the_docs_say(capsys, monkeypatch):
              if line.strip().startswith("--")}
     assert "(default: None)" not in "".join(train.values())      # "--lr … default: 0.01 …" said None beside it
     assert "(default: True)" not in train["--no-cache"] and "(default: 20)" in train["--epochs"]
+    from ssd.models.registry import architectures
+    assert [a for a in architectures() if a not in train["--model"]] == []     # SSDlite was left unnamed
 
 
 def _parsers(parser=None, path: str = ""):

@@ -20,7 +20,8 @@ def register(sub) -> None:
     # the names are not listed here: the registry imports MXNet, and every command builds this parser
     # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
     t.add_argument("--model", default="tiny", dest="arch",
-                   help="architecture: tiny (TinySSD) or a GluonCV SSD such as ssd_512_mobilenet1.0; "
+                   help="architecture: tiny (TinySSD), a GluonCV SSD (ssd_512_mobilenet1.0, ssd_300_vgg16_atrous, "
+                        "ssd_512_resnet50_v1, ssd_512_resnet50_v1b) or torchvision's ssdlite320_mobilenet_v3_large; "
                         "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
     t.add_argument("--epochs", type=positive_int, default=20, help="epochs in all (with --resume: the total to reach)")
@@ -57,7 +58,8 @@ def register(sub) -> None:
     t.add_argument("--max-iters", type=positive_int, dest="max_iters_per_epoch", help="cap iterations per epoch")
     t.add_argument("--kvstore", default="device", help="gluon.Trainer kvstore (device, local, dist_sync…)")
     t.add_argument("--pretrained", help="imagenet (a live ImageNet backbone, where one fits: SSD300, "
-                   "ssd_512_resnet50_v1b, SSDlite), voc or coco (GluonCV zoo models), a .params file, or a saved model folder")
+                   "ssd_512_resnet50_v1b, SSDlite), voc or coco (a pretrained detector re-headed to your classes), a .params "
+                   "file, or a saved model folder (models pull's, say)")
     t.add_argument("--default", action="store_true", help="mark the model as the app's default")
     t.add_argument("--quantize", action="store_true",
                    help="then quantize to INT8 on the same data (as python -m ssd quantize)")
