@@ -35,7 +35,7 @@ def _detect_page() -> AppTest:
 
 
 def _run(at: AppTest) -> AppTest:
-    at.session_state["detect_tab"] = "Table"       # AppTest does not send the tabs' state back
+    at.session_state["detect_tab"] = "Table"       # the view with the detections table
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
