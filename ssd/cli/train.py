@@ -27,8 +27,8 @@ def register(sub) -> None:
     t = sub.add_parser("train", help="train a model into models/NAME", formatter_class=_DefaultsWhereSet)
     t.add_argument("--data", required=True,
                    help="dataset folder: RecordIO (Pikachu-style), COCO / COCO Camera Traps JSON with its images, "
-                        "train/ + valid/ COCO folders (Roboflow), or Pascal VOC XMLs (VOC2007/2012, CVAT's "
-                        "PASCAL VOC 1.1 export, LabelImg)")
+                        "train/ + valid/ COCO folders (Roboflow), or Pascal VOC XMLs (VOC2007/2012, a VOCdevkit "
+                        "holding both, CVAT's PASCAL VOC 1.1 export, LabelImg)")
     # the names are not listed here: the registry imports MXNet, and every command builds this parser
     # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
     t.add_argument("--model", default="tiny", dest="arch",
