@@ -157,3 +157,26 @@ def test_a_safetensors_shape_whose_size_overflows_is_refused(tmp_path):
     path.write_bytes(struct.pack("<Q", len(head)) + head)
     with pytest.raises(ModelError, match="'w' has a byte range that does not fit"):
         read_state_dict(str(path))
+
+
+@pytest.mark.parametrize("entry", [
+    {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]},       # offsets as text
+    {"dtype": "F32", "shape": [1], "data_offsets": [0.0, 4.0]},       # offsets as floats
+    {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]},         # a dtype that is a list
+    {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 8]},        # three offsets
+    "w",                                                              # not an object at all
+])
+def test_a_safetensors_header_entry_of_the_wrong_type_is_one_clear_error(tmp_path, entry):
+    head = json.dumps({"w": entry}).encode()
+    path = tmp_path / "typed.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head + b"\0" * 4)
+    with pytest.raises(ModelError, match="bad header entry for 'w'"):
+        read_state_dict(str(path))
+
+
+def test_a_safetensors_header_nested_too_deeply_is_one_clear_error(tmp_path):
+    head = b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(ModelError, match="header is not JSON"):
+        read_state_dict(str(path))
