@@ -16,6 +16,7 @@ other tools are kept, checked only for nesting depth and finite numbers.
 from __future__ import annotations
 
 import math
+from itertools import chain, repeat
 from typing import Any, Dict, List
 
 from ssd.base.errors import SSDError
@@ -45,8 +46,12 @@ def check_results(doc: Any, where: str) -> Dict[str, Any]:
     for key, value in doc.items():
         if key not in ("info", "images", "detection_categories", "classification_categories"):
             _extra(value, key, where)
-    for i, im in enumerate(doc["images"]):
-        _check_image(im, i, cats, where)
+    images = doc["images"]
+    for start in range(0, len(images), _CHUNK):
+        chunk = images[start:start + _CHUNK]
+        plain = _plain_detections(chunk, cats)
+        for i, im in enumerate(chunk, start):
+            _check_image(im, i, cats, where, detections_checked=plain)
     return doc
 
 
@@ -96,7 +101,8 @@ def _names(cats: Any, field: str, where: str) -> Dict[str, str]:
     return cats
 
 
-def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
+def _check_image(im: Any, i: int, cats: Dict[str, str], where: str, detections_checked: bool = False) -> None:
+    """``detections_checked``: ``_plain_detections`` found every detection plain; the rest is checked."""
     if not isinstance(im, dict) or not isinstance(im.get("file"), str) or not im["file"] or "\0" in im["file"]:
         raise ResultsError(f"{where}: images[{i}] has no 'file' (a non-empty name)")
     at = f"images[{i}] ({im['file'][:120]!r})"
@@ -109,7 +115,7 @@ def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
         if failure is not None:
             raise ResultsError(f"{where}: {at} has a failure and detections; a failed image has "
                                     "\"detections\": null")
-        for j, d in enumerate(dets):
+        for j, d in enumerate(() if detections_checked else dets):
             _check_detection(d, f"{at}.detections[{j}]", cats, where)
     elif "detections" not in im and failure is None:
         raise ResultsError(f"{where}: {at} has neither 'detections' nor a 'failure'")
@@ -155,8 +161,54 @@ def _plain_detection(d: Dict[str, Any], cats: Dict[str, str]) -> bool:
     """A detection as this code writes it: float conf within 0–1, four finite float coordinates."""
     conf, box = d.get("conf"), d.get("bbox")
     return (type(conf) is float and 0.0 <= conf <= 1.0 and type(box) is list and len(box) == 4
-            and all(type(v) is float and math.isfinite(v) for v in box) and d.get("category") in cats
-            and type(d.get("category")) is str and type(d.get("suspect", False)) is bool)
+            and all(type(v) is float and math.isfinite(v) for v in box) and type(d.get("category")) is str
+            and d.get("category") in cats and type(d.get("suspect", False)) is bool)   # a str: a list is unhashable
+
+
+#: Entries whose detections ``_plain_detections`` asks about together: small enough that its
+#: passes over them find them still in the processor's cache (1,024 were 25% slower).
+_CHUNK = 64
+
+
+def _values(dets: List[Dict[str, Any]], key: str) -> List[Any]:
+    """``d.get(key)`` of every detection, in a C loop (``operator.methodcaller`` was 2.5x slower)."""
+    return list(map(dict.get, dets, repeat(key)))
+
+
+def _plain_detections(images: List[Any], cats: Dict[str, str]) -> bool:
+    """Whether every detection of ``images`` passes ``_plain_detection``, asked of all at once.
+
+    Why: box by box, the check was 3 s of a season's 6 s read (4.2 million boxes, 0.7 µs each);
+    here the same conditions are asked in C loops over the chunk (the set of types, min, max, and
+    a sum, which is finite only when every number is). ``False`` sends the entries to the walk
+    box by box, which names the first fault, or accepts what is only unusual (a whole-number
+    confidence, a null ``suspect``, another tool's field), so what is refused, and how, is as before.
+    """
+    if set(map(type, images)) != {dict}:
+        return False
+    lists = list(filter(None, map(dict.get, images, repeat("detections"))))
+    if not set(map(type, lists)) <= {list}:
+        return False
+    dets = list(chain.from_iterable(lists))
+    if not dets:
+        return True
+    if set(map(type, dets)) != {dict}:
+        return False
+    names, suspects = _values(dets, "category"), _values(dets, "suspect")
+    if set(map(type, names)) != {str} or not set(names).issubset(cats) \
+            or not set(map(type, suspects)) <= {bool, type(None)}:
+        return False
+    # category, conf and bbox are there (not None: their types are checked below), suspect where not
+    # None; no other key when the lengths add up to that (a null suspect, being counted, goes the slow way)
+    if sum(map(len, dets)) != 3 * len(dets) + len(dets) - suspects.count(None):
+        return False
+    confs, boxes = _values(dets, "conf"), _values(dets, "bbox")
+    if set(map(type, confs)) != {float} or not (math.isfinite(sum(confs)) and min(confs) >= 0.0 and max(confs) <= 1.0):
+        return False
+    if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
+        return False
+    coords = list(chain.from_iterable(boxes))
+    return set(map(type, coords)) == {float} and math.isfinite(sum(coords))
 
 
 def _extra(value: Any, at: str, where: str) -> None:
