@@ -119,7 +119,11 @@ def test_random_changes_are_judged_as_box_by_box(monkeypatch):
         doc = copy.deepcopy(base)
         for _ in range(rnd.randint(1, 3)):
             i, j = rnd.choice(places)
-            _set(doc, i, j, rnd.choice(["conf", "bbox", "category", "suspect", "extra"]), rnd.choice(values))
+            if rnd.random() < 0.7:
+                _set(doc, i, j, rnd.choice(["conf", "bbox", "category", "suspect", "extra"]), rnd.choice(values))
+            else:
+                key, value, _ = rnd.choice(ENTRY_CHANGES)
+                doc["images"][i][key] = value
         fast, slow = _both(doc, monkeypatch)
         assert fast == slow
         refused += fast is not None
@@ -131,5 +135,50 @@ def test_a_file_as_this_code_writes_it_is_judged_all_at_once():
     cats = doc["detection_categories"]
     assert all(results_check._plain_detections(doc["images"][s:s + 64], cats) for s in range(0, 500, 64))
     assert check_results(doc, "x") is doc
+    assert results_check._plain_entries(doc["images"][6:42])          # no failure among them
     assert not results_check._plain_detections([{"file": "a", "detections": [{"category": "1", "conf": math.nan,
                                                                               "bbox": [0.0] * 4}]}], cats)
+
+
+ENTRY_CHANGES = [  # (key, value, accepted)
+    ("file", "", False), ("file", "a\0b.jpg", False), ("file", 7, False), ("file", None, False),
+    ("failure", 5, False), ("failure", "boom", False), ("failure", None, True),
+    ("detections", None, True), ("width", "wide", False), ("width", -1, False), ("width", 1920.0, True),
+    ("width", 1.5, False), ("width", True, False), ("width", 10 ** 400, False), ("width", 2 ** 60, True),
+    ("width", None, True), ("width", 0, True), ("height", float("nan"), False),
+    ("max_detection_conf", False, False), ("max_detection_conf", 0, True), ("max_detection_conf", 0.0, True),
+    ("max_detection_conf", float("nan"), False), ("max_detection_conf", 1.5, False),
+    ("max_detection_conf", 1, True), ("max_detection_conf", "0.5", False), ("max_detection_conf", -0.0, True),
+    ("datetime", 5, False), ("datetime", "2024:06:01 10:00:00", True), ("warning", ["x"], False),
+    ("warning", "cut short", True), ("classifications", [["4", 0.9]], True),
+    ("classifications", [float("inf")], False), ("note", json.loads("[" * 20 + "]" * 20), False),
+]
+
+
+@pytest.mark.parametrize("key, value, accepted", ENTRY_CHANGES, ids=[f"{k}={v!r}"[:40] for k, v, _ in ENTRY_CHANGES])
+def test_a_changed_entry_is_judged_as_one_by_one(monkeypatch, key, value, accepted):
+    doc = _doc()
+    doc["images"][140][key] = value
+    fast, slow = _both(doc, monkeypatch)
+    assert fast == slow
+    assert (fast is None) == accepted, fast
+    if not accepted:
+        assert "images[140]" in fast
+
+
+def test_failed_entries_and_entries_without_detections_are_judged_as_one_by_one(monkeypatch):
+    doc = _doc()
+    doc["images"][10] = {"file": "c/10.jpg", "failure": "boom", "detections": None}
+    doc["images"][11] = {"file": "c/11.jpg", "detections": None}
+    assert _both(doc, monkeypatch) == (None, None)
+    del doc["images"][11]["detections"]
+    fast, slow = _both(doc, monkeypatch)
+    assert fast == slow == "'r.json': images[11] ('c/11.jpg') has neither 'detections' nor a 'failure'"
+
+
+def test_a_number_beyond_any_float_is_refused_not_a_traceback(monkeypatch):
+    doc = _doc()
+    i = next(k for k, im in enumerate(doc["images"]) if im["detections"])
+    _set(doc, i, 0, "conf", 10 ** 400)
+    fast, slow = _both(doc, monkeypatch)
+    assert fast == slow and fast.endswith("conf is " + repr(10 ** 400)[:80] + "…, expected a number within 0–1")

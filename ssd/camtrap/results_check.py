@@ -50,6 +50,8 @@ def check_results(doc: Any, where: str) -> Dict[str, Any]:
     for start in range(0, len(images), _CHUNK):
         chunk = images[start:start + _CHUNK]
         plain = _plain_detections(chunk, cats)
+        if plain and _plain_entries(chunk):
+            continue                    # the common case: every field of the chunk checked at once
         for i, im in enumerate(chunk, start):
             _check_image(im, i, cats, where, detections_checked=plain)
     return doc
@@ -63,8 +65,11 @@ def _fail(where: str, field: str, value: Any, expected: str) -> ResultsError:
 
 def _number(value: Any, lo: float = -math.inf, hi: float = math.inf) -> bool:
     """A JSON number (not a boolean), finite, within [lo, hi]."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and lo <= value <= hi)
+    try:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and lo <= value <= hi)
+    except OverflowError:                # a whole number beyond any float: 1e400 written without a point
+        return False
 
 
 def _check_info(info: Any, where: str) -> None:
@@ -209,6 +214,32 @@ def _plain_detections(images: List[Any], cats: Dict[str, str]) -> bool:
         return False
     coords = list(chain.from_iterable(boxes))
     return set(map(type, coords)) == {float} and math.isfinite(sum(coords))
+
+
+def _plain_entries(images: List[Dict[str, Any]]) -> bool:
+    """Whether every entry of ``images`` (objects, as ``_plain_detections`` found) passes
+    ``_check_image`` but for its detections, asked of all at once as there: 2.4 µs an entry
+    one by one, seconds in a season of a million files with a box or two each.
+
+    A failure with its null detections, or null detections without a failure, sends the chunk
+    to the walk, as does any number that is not plain (a float width, say).
+    """
+    files = _values(images, "file")
+    if set(map(type, files)) != {str} or not all(files) or "\0" in "".join(files) \
+            or not set(chain.from_iterable(images)) <= _IMAGE_KEYS:
+        return False
+    pairs = set(zip(map(type, _values(images, "failure")), map(type, _values(images, "detections"))))
+    if pairs != {(type(None), list)}:
+        return False
+    sizes = _values(images, "width") + _values(images, "height")
+    best = _values(images, "max_detection_conf")
+    texts = _values(images, "datetime") + _values(images, "warning")
+    if not (set(map(type, sizes)) <= {int, type(None)} and set(map(type, best)) <= {float, type(None)}):
+        return False
+    sizes, best = list(filter(None, sizes)), list(filter(None, best))      # less None, 0 and 0.0
+    return (min(sizes, default=0) >= 0 and max(sizes, default=0) < 2 ** 53 and math.isfinite(sum(best))
+            and min(best, default=0.0) >= 0.0 and max(best, default=0.0) <= 1.0
+            and set(map(type, texts)) <= {str, type(None)})
 
 
 def _extra(value: Any, at: str, where: str) -> None:
