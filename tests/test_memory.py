@@ -87,17 +87,21 @@ def test_overlapping_pauses_in_two_threads_end_with_the_last():
     assert gc.isenabled()
 
 
-def test_a_large_json_file_held_is_frozen_and_reads_as_without(tmp_path):
+def test_a_large_json_file_held_is_frozen_and_reads_as_without(tmp_path, monkeypatch):
     import json
 
+    from ssd.base import json_file
     from ssd.base.json_file import read_json_file
 
     doc = {"images": [{"file": f"{k}.jpg", "detections": [{"conf": 0.5, "bbox": [0.1, 0.2, 0.3, 0.4]}]}
                       for k in range(5_000)]}
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
+    before = gc.get_freeze_count()
+    assert read_json_file(str(path), 10**8, hold=True) == doc
+    assert gc.get_freeze_count() == before                      # small: nothing frozen for it
+    monkeypatch.setattr(json_file, "FREEZE_CHARS", 1000)       # as if the file were large
     try:
-        before = gc.get_freeze_count()
         held = read_json_file(str(path), 10**8, hold=True)
         assert held == doc == read_json_file(str(path), 10**8)
         assert gc.get_freeze_count() >= before + 3 * 5_000        # out of every later collection
