@@ -12,6 +12,10 @@ The rules follow MegaDetector's own validator (``validate_batch_results``) where
 (string category ids, a failure only with null detections, every detection's category listed);
 numbers must be finite, confidences and thresholds within 0–1, boxes four numbers. Fields of
 other tools are kept, checked only for nesting depth and finite numbers.
+
+A season holds millions of boxes, so the entries are asked about 64 at a time, in C loops
+(``_plain_detections``, ``_plain_entries``); a chunk with anything unusual is walked field by
+field, which names the first fault: the rules and messages are the walk's.
 """
 from __future__ import annotations
 
