@@ -2,7 +2,7 @@
 the confidence slider, class filter and count limit only filter cached results.
 
 Read from the bottom: ``main()`` lays out the sidebar settings, the images, then the results
-(metrics, and the Images / Table / Download tabs); each group is one function.
+(metrics, and the Images / Table / Download views); each group is one function.
 """
 from __future__ import annotations
 
@@ -219,7 +219,7 @@ def metrics_panel(results: Sequence[DetectedImage], rendered: Sequence[RenderedI
               help=f"{new} image(s) went through the network now; the rest came from the cache.")
 
 
-def images_tab(rendered: Sequence[RenderedImage]) -> None:
+def images_view(rendered: Sequence[RenderedImage]) -> None:
     """Each picture (the same file on every slider move, so the browser keeps it) under its boxes (SVG);
     the caption is Markdown, so the upload's name is escaped."""
     cols = st.columns(2 if len(rendered) > 1 else 1)
@@ -233,7 +233,7 @@ def images_tab(rendered: Sequence[RenderedImage]) -> None:
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 
-def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None:
+def table_view(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None:
     """Every shown detection, and the count per class over the batch."""
     rows = detection_rows(rendered)
     c1, c2 = st.columns([3, 1])
@@ -249,7 +249,7 @@ def table_tab(rendered: Sequence[RenderedImage], counts: Dict[str, int]) -> None
                      hide_index=True, width="stretch")
 
 
-def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
+def download_view(s: Settings, items: Items, results: Sequence[DetectedImage],
                  rendered: Sequence[RenderedImage]) -> None:
     """Annotated image(s), and every detection as MegaDetector JSON and CSV, each made when clicked."""
     e1, e2, e3 = st.columns(3)
@@ -277,23 +277,25 @@ def download_tab(s: Settings, items: Items, results: Sequence[DetectedImage],
                "what the slider shows, so other tools can choose their own threshold.")
 
 
+VIEWS = ("Images", "Table", "Download")
+
+
 def results_panel(s: Settings, items: Items, results: Sequence[DetectedImage],
                   rendered: Sequence[RenderedImage], render_ms: float) -> None:
-    """The metrics, then the Images, Table and Download tabs; only the open tab is built (a slider
-    move with the pictures open sends the pictures' boxes, not a table or an export)."""
+    """The metrics, then the Images, Table or Download view; only the chosen view is built (a slider
+    move with the pictures open sends the pictures' boxes, not a table or an export). A segmented
+    control, not ``st.tabs``: tabs keep no state across a page switch (no persist_state), so a person
+    who opened the Table came back to the Images."""
     counts = class_counts(rendered, s.labels)
     metrics_panel(results, rendered, counts, render_ms)
-    tab_images, tab_table, tab_export = st.tabs(["Images", "Table", "Download"], key="detect_tab",
-                                                on_change="rerun")
-    if tab_images.open:
-        with tab_images:
-            images_tab(rendered)
-    if tab_table.open:
-        with tab_table:
-            table_tab(rendered, counts)
-    if tab_export.open:
-        with tab_export:
-            download_tab(s, items, results, rendered)
+    view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="detect_tab",
+                                persist_state="session", label_visibility="collapsed")
+    if view == "Table":
+        table_view(rendered, counts)
+    elif view == "Download":
+        download_view(s, items, results, rendered)
+    else:
+        images_view(rendered)
 
 
 @st.fragment

@@ -35,7 +35,7 @@ def _detect_page() -> AppTest:
 
 
 def _run(at: AppTest) -> AppTest:
-    at.session_state["detect_tab"] = "Table"       # AppTest does not send the tabs' state back
+    at.session_state["detect_tab"] = "Table"       # the view with the detections table
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -99,6 +99,9 @@ def test_engines_agree_load_once_and_the_slider_runs_no_network(app_env, tmp_pat
     assert sum(d.forward_calls for _, _, d in loads) == forwards, "a display change ran the network"
     # one loaded graph per engine and what it runs: auto and "auto" precision are the fp32 they pick
     assert len(loads) == loaded <= 3, [(e, p) for e, p, _ in loads]
+    # and "auto" (ONNX Runtime here) and "onnxruntime" share one session of the graph, not two
+    on_ort = {e: d for e, _, d in loads if d.engine == "onnxruntime"}
+    assert set(on_ort) == {"auto", "onnxruntime"} and on_ort["auto"].net is on_ort["onnxruntime"].net
     assert _uploaded(at) == ["photo.png"]
 
 

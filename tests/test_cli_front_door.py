@@ -142,3 +142,67 @@ def test_the_help_says_what_the_docs_say(capsys, monkeypatch):
              if line.strip().startswith("--")}
     assert "(default: None)" not in "".join(train.values())      # "--lr … default: 0.01 …" said None beside it
     assert "(default: True)" not in train["--no-cache"] and "(default: 20)" in train["--epochs"]
+    from ssd.models.registry import architectures
+    assert [a for a in architectures() if a not in train["--model"]] == []     # SSDlite was left unnamed
+
+
+def _parsers(parser=None, path: str = ""):
+    """Every (sub)command's parser with its path (``results sort``), commands before their actions."""
+    import argparse
+
+    from ssd.cli.main import build_parser
+
+    parser = parser or build_parser()
+    yield path.strip(), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _parsers(child, f"{path} {name}")
+
+
+def _stated_help(parser, action) -> str:
+    """An option's help as ``--help`` prints it (``%(default)s`` filled in, the formatter's own default added)."""
+    return parser._get_formatter()._expand_help(action) if action.help else ""
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """A user reads ``--help`` to choose a value: a bare ``--nms NMS`` or a default left unsaid sends them to the
+    source; "(default: None)" beside "guessed when omitted" says something else than the code does."""
+    import argparse
+
+    silent, unstated, none_said, undescribed = [], [], [], []
+    for path, parser in _parsers():
+        leaf = not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+        if path and leaf and not parser.description:
+            undescribed.append(path)
+        for action in parser._actions:
+            skipped = isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))
+            if skipped or action.help == argparse.SUPPRESS:
+                continue
+            name = f"{path} {action.option_strings[-1] if action.option_strings else action.metavar or action.dest}"
+            text = _stated_help(parser, action)
+            if not text:
+                silent.append(name)
+            if "(default: None)" in text:
+                none_said.append(name)
+            flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            if action.option_strings and not flag and action.default not in (None, argparse.SUPPRESS) \
+                    and "default" not in text:
+                unstated.append(f"{name} ({action.default!r})")
+    assert silent == [] and unstated == [] and none_said == [] and undescribed == [], \
+        f"no help: {silent}; default unsaid: {unstated}; '(default: None)': {none_said}; no description: {undescribed}"
+
+
+def test_password_reads_a_piped_password_and_an_empty_pipe_is_one_error_line(tmp_path):
+    """``echo … | ssd password`` (a script, a secrets manager) has no terminal to ask twice: it read the first
+    line, then ended in a traceback at the second prompt. From a pipe it now takes the one line given."""
+    from ssd.base.access import check_password
+
+    r = subprocess.run([SSD, "password"], input="correct horse battery\n", cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("password_hash = "))
+    assert check_password("correct horse battery", line.split('"')[1]) and "Traceback" not in r.stderr
+    r = subprocess.run([SSD, "password"], input="", cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    assert [x for x in r.stderr.splitlines() if x.startswith("error: ")], r.stderr

@@ -85,21 +85,28 @@ def test_a_16_bit_grey_png_with_a_transparent_value_is_composited_onto_white(tmp
     assert np.array_equal(np.asarray(load_image(str(shallow)).image), expected)
 
 
-def test_a_16_bit_rgb_png_with_a_transparent_colour_is_composited_onto_white(tmp_path: Path) -> None:
-    """Pillow reduces a 16-bit RGB PNG's pixels to 8 bits but not its tRNS colour: nothing matched."""
+def _rgb_png(path: Path, depth: int, px: np.ndarray, key: tuple) -> Path:
+    """An RGB PNG written chunk by chunk (Pillow writes no 16-bit RGB): ``px`` rows, ``key`` its tRNS colour."""
     import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    px = np.zeros((2, 4, 3), dtype=">u2")
-    px[0], px[1] = (100 * 257, 50 * 257, 20 * 257), (7 * 257, 9 * 257, 11 * 257)
-    raw = b"".join(b"\0" + px[r].tobytes() for r in range(2))
-    path = tmp_path / "deep-rgb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0))
-                     + chunk(b"tRNS", struct.pack(">HHH", 7 * 257, 9 * 257, 11 * 257))
+    px = px.astype(">u2" if depth == 16 else "u1")
+    raw = b"".join(b"\0" + row.tobytes() for row in px)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", px.shape[1], px.shape[0], depth, 2, 0, 0, 0))
+                     + chunk(b"tRNS", struct.pack(">HHH", *key))
                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_16_bit_rgb_png_with_a_transparent_colour_is_composited_onto_white(tmp_path: Path) -> None:
+    """Pillow reduces a 16-bit RGB PNG's pixels to 8 bits but not its tRNS colour: nothing matched."""
+    px = np.zeros((2, 4, 3), dtype=np.uint16)
+    px[0], px[1] = (100 * 257, 50 * 257, 20 * 257), (7 * 257, 9 * 257, 11 * 257)
+    path = _rgb_png(tmp_path / "deep-rgb.png", 16, px, (7 * 257, 9 * 257, 11 * 257))
     expected = np.zeros((2, 4, 3), dtype=np.uint8)
     expected[0], expected[1] = (100, 50, 20), (255, 255, 255)
     full, _ = _paths(path, 4)
@@ -108,6 +115,20 @@ def test_a_16_bit_rgb_png_with_a_transparent_colour_is_composited_onto_white(tmp
     shallow = tmp_path / "rgb.png"                          # an 8-bit RGB tRNS colour: the same
     Image.fromarray(np.asarray(Image.open(path).convert("RGB"))).save(shallow, transparency=(7, 9, 11))
     assert np.array_equal(np.asarray(load_image(str(shallow)).image), expected)
+
+
+def test_a_16_bit_rgb_pngs_dark_transparent_colour_is_read_in_16_bits(tmp_path: Path) -> None:
+    """A 16-bit file's tRNS colour is in 16 bits even when every channel is ≤ 255: (0, 0, 100) is a
+    near-black, whose 8-bit pixels are (0, 0, 0). It was taken as 8-bit, so the blue (0, 0, 100)
+    pixels turned white and the transparent ones stayed black."""
+    px = np.zeros((2, 4, 3), dtype=np.uint16)
+    px[0], px[1] = (0, 0, 100 * 257), (0, 0, 100)          # row 0 blue, row 1 the transparent colour
+    path = _rgb_png(tmp_path / "dark-key.png", 16, px, (0, 0, 100))
+    expected = np.zeros((2, 4, 3), dtype=np.uint8)
+    expected[0], expected[1] = (0, 0, 100), (255, 255, 255)
+    _agree(path, expected)                                  # every reader, full size and network square
+    shallow = _rgb_png(tmp_path / "eight.png", 8, np.array([[(0, 0, 100), (0, 0, 0)]]), (0, 0, 100))
+    assert np.asarray(load_image(str(shallow)).image).tolist() == [[[255, 255, 255], [0, 0, 0]]]   # 8-bit: as declared
 
 
 # ------------------------------------------------------------------ colour profiles

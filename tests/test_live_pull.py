@@ -108,6 +108,8 @@ def test_offline_pull_says_what_to_do(monkeypatch, tmp_path):
     msg = str(info.value)
     assert "ssd300_vgg16_coco-b556d3b4.pth" in msg and "b556d3b43ab6c3f6" in msg
     assert not os.path.exists(tmp_path / "models")
+    # the command to convert a copy made by hand, ready to paste: the detector is known, no NAME to look up
+    assert "models import ssd300_vgg16_coco-b556d3b4.pth --as ssd300_vgg16_coco" in msg and "NAME" not in msg
 
 
 def test_a_file_already_in_torchs_cache_is_used(served, mirror, tmp_path):

@@ -7,6 +7,7 @@ the model sit at other paths was refused.
 from __future__ import annotations
 
 import dataclasses
+import os
 import json
 import shutil
 
@@ -138,3 +139,17 @@ def test_a_host_line_that_ssh_would_take_as_an_option_or_a_bad_port_is_refused(t
     f.write_text(f"node0\n{line}\n")
     with pytest.raises(LaunchError, match="host line"):
         read_hosts(str(f))
+
+
+def test_merge_never_writes_over_one_of_its_shards(tmp_path, capsys):
+    """``results merge season.json s3.json -o season.json`` (the late shard joined in place) would replace a
+    results file by its merge: refused by name, as ``rebase`` and ``repeats apply`` refuse, the file unchanged."""
+    paths = [_shard_file(tmp_path, f"s{i}", [f"cam{i}/x.jpg"], [i, 2]) for i in (1, 2)]
+    before = open(paths[0], encoding="utf-8").read()
+    assert main(["results", "merge", *paths, "-o", paths[0]]) == 2
+    err = capsys.readouterr().err
+    assert paths[0] in err and "another -o" in err
+    assert open(paths[0], encoding="utf-8").read() == before
+    os.symlink(paths[1], tmp_path / "alias.json")                     # the same file by another name
+    assert main(["results", "merge", *paths, "-o", str(tmp_path / "alias.json")]) == 2
+    assert main(["results", "merge", *paths, "-o", str(tmp_path / "all.json")]) == 0

@@ -582,3 +582,18 @@ def test_detect_page_engine_picker_and_home_page_name_the_engine(app_env):
     at = at.switch_page("app_pages/camera_traps.py").run()
     at.selectbox(key="ct_engine").set_value("onnxruntime").run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_auto_and_onnxruntime_share_one_session_of_one_graph(tiny):
+    """The Detect page keeps a detector per engine choice: "auto" (which picks ONNX Runtime here) and
+    "onnxruntime" held two sessions of the same graph, 14 MB each for the shipped model. One session
+    serves both, each detector still saying why it runs; another file or a changed one is its own."""
+    auto = load_detector(tiny, "auto", "fp32", worker=True)
+    asked = load_detector(tiny, "onnxruntime", "fp32", worker=True)
+    assert (auto.engine, asked.engine) == ("onnxruntime", "onnxruntime")
+    assert auto is not asked and auto.net is asked.net
+    assert auto.engine_note.startswith("auto:") and asked.engine_note == "asked for"
+    x = _fixed_images(2, auto.input_size)
+    assert_same_detections(auto.predict_arrays(x), asked.predict_arrays(x))
+    os.utime(os.path.join(tiny, ONNX_FILE))                          # the file changed on disk: opened again
+    assert load_detector(tiny, "onnxruntime", "fp32").net is not asked.net

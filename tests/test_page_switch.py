@@ -168,3 +168,25 @@ def test_detect_uploads_come_back_after_a_visit_to_another_page(app_env):
     at.file_uploader(key="detect_upload").set_value([("a.png", png, "image/png")]).run()
     at.file_uploader(key="detect_upload").set_value([]).run()
     assert images() == "6 of 6"
+
+
+def test_the_detect_view_chosen_survives_a_visit_to_another_page(app_env):
+    """Images / Table / Download: the view a person opened is the one they come back to (tabs keep no
+    state across a page switch, so it was Images again, the table or the downloads one click away)."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe) == 0                          # Images first: no table built
+    at.session_state["detect_tab"] = "Table"
+    at.run()
+    assert len(at.dataframe) == 2                          # the detections and the per-class counts
+    for page in ("app_pages/home.py", "app_pages/detect.py"):
+        at = at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    assert len(at.dataframe) == 2 and not at.image, "the Images view came back instead of the Table"
+    view = at.segmented_control(key="detect_tab")
+    assert view.value == "Table" and view.proto.set_value   # and the browser is told so
+    view.set_value("Download").run()
+    at = at.switch_page("app_pages/home.py").run()
+    at = at.switch_page("app_pages/detect.py").run()
+    assert [b.label for b in at.download_button if "CSV" in b.label] and len(at.dataframe) == 0

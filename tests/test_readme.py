@@ -15,3 +15,51 @@ def test_readme_names_the_tutorials_by_their_titles():
     nicknames = [m.group(0) for m in re.finditer(r"[^\n]{0,30}\bd2l\b(?! banana)(?!\s+--)[^\n]{0,30}", text)
                  if "--loss-norm d2l" not in m.group(0)]
     assert nicknames == []
+
+
+DOCS = ["README.md", "docs/CAMERA_TRAPS.md", "docs/DATASETS.md", "docs/ONNX.md", "docs/SCALING.md",
+        "docs/RELIABILITY.md", "docs/WEIGHTS.md", "docs/GPU.md", "docs/PERFORMANCE.md"]
+COMMAND = re.compile(r"python -m ssd ((?:[^`\n#|])*)")
+
+
+def _options(parser) -> tuple:
+    """A parser's option strings and its sub-commands' parsers by name."""
+    import argparse
+
+    subs = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            subs = dict(action.choices)
+    return {s for a in parser._actions for s in a.option_strings}, subs
+
+
+def _unknown_flags(words: list, parser) -> list:
+    """The ``--flags`` of one quoted command line its (sub-)command does not have; after ``launch … --``
+    the words are a ``train`` command of their own."""
+    options, subs = _options(parser)
+    wrong = []
+    for i, word in enumerate(words):
+        if word in subs and not any(w.startswith("-") for w in words[:i]):
+            return wrong + _unknown_flags(words[i + 1:], subs[word])
+        if word == "--":
+            from ssd.cli.main import build_parser
+            return wrong + _unknown_flags(words[i + 1:], build_parser())
+        if word.startswith("--") and word.split("=")[0] not in options:
+            wrong.append(word)
+    return wrong
+
+
+def test_every_flag_the_docs_quote_exists_on_that_command():
+    """A reader copies ``python -m ssd …`` lines from the README and docs/: a flag renamed in the code but
+    not in the text fails with "unrecognized arguments" on the first try."""
+    from ssd.cli.main import build_parser
+
+    wrong, seen = [], 0
+    for name in DOCS:
+        text = open(os.path.join(REPO_ROOT, name), encoding="utf-8").read().replace("\\\n", " ")
+        for m in COMMAND.finditer(text):
+            seen += 1
+            words = m.group(1).split()
+            wrong += [f"{name}: {flag} in `python -m ssd {m.group(1).strip()}`"
+                      for flag in _unknown_flags(words, build_parser())]
+    assert seen > 40 and wrong == [], wrong

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -133,3 +134,24 @@ def test_roboflow_download_uses_its_own_train_and_valid_splits(tmp_path):
     assert splits.train.classes == splits.val.classes == splits.classes
     assert any("badger" in reason for reason in splits.skipped)
     assert [m["id"] for m in splits.class_mapping] == [1, 2, 3]
+
+
+def test_roboflow_test_folder_is_the_test_split_with_its_own_class_names(tmp_path):
+    """``test/`` is held out from training and validation, and opened as the set's test split (for
+    ``eval --split test``); its boxes keep their names, which evaluation matches to the model's."""
+    cats = [{"id": 0, "name": "animals"}, {"id": 1, "name": "fox"}, {"id": 2, "name": "deer"},
+            {"id": 3, "name": "otter"}]
+    _roboflow_split(str(tmp_path / "train"), [1, 2, 1], cats)
+    _roboflow_split(str(tmp_path / "valid"), [2], cats)
+    _roboflow_split(str(tmp_path / "test"), [2, 3], cats)
+    splits = open_dataset(str(tmp_path))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (3, 1, 2)
+    assert splits.test.classes == ["deer", "otter"] and splits.classes == ["fox", "deer"]
+    assert splits.test.name.endswith("/test") and "1 test" not in splits.describe() and "2 test" in splits.describe()
+    from ssd.data.summary import summarize
+
+    summary = summarize(splits)                                       # data info
+    assert summary["images"]["test"] == 2 and summary["boxes_per_class"]["deer"]["test"] == 1
+    assert summary["boxes_with_unknown_class"] == 1                  # the otter, named by test/ alone
+    shutil.rmtree(tmp_path / "test")
+    assert open_dataset(str(tmp_path)).test is None

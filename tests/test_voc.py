@@ -71,6 +71,7 @@ def test_devkit_train_and_val_files_decide_the_split(tmp_path):
     assert splits.kind == "pascal-voc" and detect_format(str(tmp_path)) == "pascal-voc"
     assert splits.classes == ["cat", "dog"]                     # sorted, as VOC's own class list
     assert (_ids(splits.train), _ids(splits.val)) == (ids[:4], ids[4:])   # test.txt without XMLs is passed over
+    assert splits.test is None
 
 
 def test_devkit_with_annotated_test_set_validates_on_test(tmp_path):
@@ -79,6 +80,7 @@ def test_devkit_with_annotated_test_set_validates_on_test(tmp_path):
             {"train": ids[:2], "val": ids[2:4], "trainval": ids[:4], "test": ids[4:]})
     splits = open_dataset(str(tmp_path))
     assert (_ids(splits.train), _ids(splits.val)) == (ids[:4], ids[4:])
+    assert splits.test is splits.val                                # what eval --split test scores
 
 
 def test_cvat_voc_export_draws_the_split_like_coco(tmp_path):
@@ -245,3 +247,37 @@ def test_train_one_epoch_and_eval_a_voc_folder_through_the_cli(tmp_path):
     res = json.loads((tmp_path / "e.json").read_text())
     assert (res["num_images"], res["num_boxes"], res["difficult_boxes"]) == (2, 1, 1)
     assert list(res["per_class_ap"]) == ["cat"]
+
+
+def test_annotation_subfolders_are_walked_with_their_picture_subfolders(tmp_path):
+    """Annotations/<sub>/x.xml describes JPEGImages/<sub>/x.jpg (the XML names only x.jpg); ids keep the subfolder."""
+    root = tmp_path / "voc"
+    for sub, n in (("cam1", "0001"), ("cam1", "0002"), ("cam2/day1", "0001")):
+        _jpeg(str(root / "JPEGImages" / sub / f"IMG_{n}.JPG"))
+        _xml(str(root / "Annotations" / sub / f"{n}.xml"), f"IMG_{n}.JPG", [("fox", 2, 2, 20, 15)])
+    _xml(str(root / "Annotations" / ".hidden" / "0003.xml"), "0003.jpg", [("fox", 2, 2, 20, 15)])
+    assert detect_format(str(root)) == "pascal-voc"
+    splits = open_dataset(str(root), val_fraction=0)
+    assert _ids(splits.train) == ["cam1/0001", "cam1/0002", "cam2/day1/0001"]
+    assert sorted(r.file_name for r in splits.train.records) == ["cam1/IMG_0001.JPG", "cam1/IMG_0002.JPG",
+                                                                   "cam2/day1/IMG_0001.JPG"]
+    assert not splits.skipped
+    os.makedirs(root / "ImageSets" / "Main")
+    (root / "ImageSets" / "Main" / "train.txt").write_text("cam1/0001\ncam2/day1/0001\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("cam1/0002\n")
+    splits = open_dataset(str(root))
+    assert (_ids(splits.train), _ids(splits.val)) == (["cam1/0001", "cam2/day1/0001"], ["cam1/0002"])
+
+
+def test_annotation_subfolders_never_lead_out_of_the_set(tmp_path):
+    root, outside = tmp_path / "voc", tmp_path / "elsewhere"
+    _jpeg(str(root / "JPEGImages" / "a" / "1.jpg"))
+    _xml(str(root / "Annotations" / "a" / "1.xml"), "1.jpg", [("fox", 2, 2, 20, 15)])
+    _xml(str(root / "Annotations" / "a" / "2.xml"), "../../../elsewhere/2.jpg", [("fox", 2, 2, 20, 15)])
+    _jpeg(str(outside / "2.jpg"))
+    _xml(str(outside / "Annotations" / "3.xml"), "3.jpg", [("fox", 2, 2, 20, 15)])
+    _jpeg(str(outside / "JPEGImages" / "3.jpg"))
+    os.symlink(outside / "Annotations", root / "Annotations" / "linked")     # a linked folder is not walked
+    splits = open_dataset(str(root), val_fraction=0)
+    assert _ids(splits.train) == ["a/1"]
+    assert sum(v for k, v in splits.skipped.items() if k.startswith(why.SKIP_OUTSIDE_FOLDER)) == 1

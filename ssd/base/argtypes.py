@@ -99,3 +99,16 @@ def class_thresholds(text: str) -> Dict[str, float]:
 def seconds(text: str) -> float:
     """A duration in seconds > 0 (episode gaps, video frame spacing)."""
     return positive_float(text)
+
+
+class DefaultsWhereSet(argparse.HelpFormatter):
+    """Shows an option's default only where it has one: an unset option (None) takes the
+    architecture's default, which its help names, and argparse's "(default: None)" beside "default:
+    0.01 for tiny" read as a contradiction; switches' True/False say nothing a user can act on."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if (not action.option_strings or default is None or isinstance(default, bool)
+                or default is argparse.SUPPRESS or "%(default)" in (action.help or "")):
+            return action.help
+        return f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"

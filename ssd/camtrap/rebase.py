@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.base.text import terminal_safe
-from ssd.camtrap.results_check import ResultsError
+from ssd.camtrap.results_check import ResultsError, refuse_replacing
 
 PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
                     "'D:\\season' or /mnt/a/season): names below it are read as relative to it (to --images, where the command takes one); "
@@ -194,11 +194,4 @@ def refuse_windows_names(doc: Dict[str, Any], images: Optional[str], terms: Tupl
 
 def output_path_checked(results: str, out: str) -> None:
     """``ResultsError`` when ``out`` is the results file itself (a rebase never replaces its input)."""
-    same = os.path.abspath(out) == os.path.abspath(results)
-    try:
-        same = same or os.path.samefile(out, results)
-    except OSError:
-        pass
-    if same:
-        raise ResultsError(f"'{out}' is the results file itself: the rebased file must not replace the original; "
-                           "give another -o")
+    refuse_replacing(out, [results], "rebased file")

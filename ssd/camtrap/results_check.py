@@ -20,6 +20,7 @@ field, which names the first fault: the rules and messages are the walk's.
 from __future__ import annotations
 
 import math
+import os
 from itertools import chain, repeat
 from typing import Any, Dict, List
 
@@ -263,3 +264,23 @@ def _extra(value: Any, at: str, where: str) -> None:
                 stack.append((c, depth + 1))
             elif isinstance(c, float) and not math.isfinite(c):
                 raise _fail(where, at, c, "finite numbers only")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two names are one file (the same path, or a link to it)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_replacing(out: str, inputs: List[str], made: str) -> None:
+    """``ResultsError`` when ``out`` is one of the results files a command reads: a file a command
+    derives (a merge, a rebase) never replaces an original, whose loss a user cannot undo."""
+    for results in inputs:
+        if _same_file(out, results):
+            raise ResultsError(f"'{out}' is the results file '{results}' itself: the {made} must not replace "
+                               "the original; give another -o")
+

@@ -56,20 +56,23 @@ class RunSettings:
     inputs: Tuple[str, ...] = field(default=(), metadata={"positional": "images",
                                                           "help": "image files and/or folders"})
     threshold: float = field(default=TYPICAL_THRESHOLD, metadata=_flag(
-        "--threshold", "score shown in the table; written as the typical threshold in the JSON", type=probability))
+        "--threshold", f"score shown in the table; written as the typical threshold in the JSON (default "
+        f"{TYPICAL_THRESHOLD:g})", type=probability))
     floor: float = field(default=RESULTS_FLOOR, metadata=_flag(
         "--floor", f"lowest score written to the JSON/CSV, so tools can re-threshold (default {RESULTS_FLOOR:g})",
         type=probability))
     max_detections: int = field(default=MAX_DETECTIONS, metadata=_flag(
         "--max-detections", f"most detections written per image, highest scores first (default {MAX_DETECTIONS})",
         type=positive_int, metavar="N"))
-    nms: float = field(default=DEFAULT_NMS, metadata=_flag("--nms", "NMS IoU threshold", type=nms_threshold))
+    nms: float = field(default=DEFAULT_NMS, metadata=_flag("--nms", f"NMS IoU threshold (default {DEFAULT_NMS:g})",
+                                                                  type=nms_threshold))
     out_json: Optional[str] = field(default=None, metadata=_flag(
         "--json", "write MegaDetector-format JSON here (-: to stdout, instead of the table)", metavar="OUT"))
     out_csv: Optional[str] = field(default=None, metadata=_flag(
         "--csv", "write CSV here (a row per detection, per empty image, per failure; -: to stdout)", metavar="OUT"))
-    batch_size: int = field(default=8, metadata=_flag("--batch-size", None, type=positive_int))
-    workers: int = field(default=2, metadata=_flag("--workers", "decode threads", type=positive_int))
+    batch_size: int = field(default=8, metadata=_flag("--batch-size", "images per forward pass (default 8)",
+                                                                  type=positive_int))
+    workers: int = field(default=2, metadata=_flag("--workers", "decode threads (default 2)", type=positive_int))
     recursive: bool = field(default=False, metadata=_flag("--recursive", "walk subfolders of the folders given"))
     absolute_paths: bool = field(default=False, metadata=_flag(
         "--absolute-paths", "write absolute paths (default with one folder: paths relative to it)"))
@@ -77,7 +80,7 @@ class RunSettings:
         "--checkpoint", "the run's append-only journal (default: OUT.checkpoint.jsonl beside the --json output)",
         metavar="FILE"))
     checkpoint_every: int = field(default=500, metadata=_flag(
-        "--checkpoint-every", "images between checkpoints", type=positive_int, metavar="N"))
+        "--checkpoint-every", "images between the journal's fsyncs (default 500)", type=positive_int, metavar="N"))
     resume: bool = field(default=False, metadata=_flag("--resume", "skip the images the checkpoint has done"))
     previous_results: Optional[str] = field(default=None, metadata=_flag(
         "--previous-results", "process only images not in this results file", metavar="OLD.json"))
@@ -85,13 +88,15 @@ class RunSettings:
         "--shard", "process the I-th of N deterministic shares of the sorted list (1 ≤ I ≤ N: every N-th file "
         "from the I-th on); results merge joins them", metavar="I/N", type=shard_arg))
     flag_repeats: int = field(default=0, metadata=_flag(
-        "--flag-repeats", "flag a box seen at the same place in ≥ K images of one camera (see --camera-depth) as suspect",
+        "--flag-repeats", "flag a box seen at the same place in ≥ K images of one camera (see --camera-depth) as "
+        "suspect (default 0: off)",
         type=nonnegative_int, metavar="K"))
     progress_file: Optional[str] = field(default=None, metadata=_flag("--progress-file", argparse.SUPPRESS,
                                                                       metavar="FILE"))
     categories: str = field(default="none", metadata=_flag(
         "--categories", "megadetector: map a COCO/VOC model's classes to animal/person/vehicle (ids 1/2/3), "
-        "merging overlapping boxes across the classes of one category; others are dropped", choices=CATEGORIES))
+        "merging overlapping boxes across the classes of one category; others are dropped (default none: the model's "
+        "own classes)", choices=CATEGORIES))
     episode_gap: float = field(default=DEFAULT_EPISODE_GAP, metadata=_flag(
         "--episode-gap", "images of one camera folder at most this many seconds apart form one episode (a burst; "
         f"default {DEFAULT_EPISODE_GAP:g}, Timelapse's 2 minutes)", type=seconds, metavar="SECONDS"))
@@ -102,10 +107,11 @@ class RunSettings:
         "--frame-every", f"videos (.mp4 .avi .mov .mkv): look at one frame every S seconds (default {DEFAULT_FRAME_EVERY:g})",
         type=seconds, metavar="S"))
     precision: str = field(default="auto", metadata=_flag(
-        "--precision", "int8 needs `python -m ssd quantize` first; auto: the model's evaluated default",
+        "--precision", "int8 needs `python -m ssd quantize` first; auto (default): the model's evaluated choice",
         choices=PRECISIONS))
     engine: str = field(default="auto", metadata=_flag(
-        "--engine", "inference engine: auto (the fastest this machine runs), mxnet, or onnxruntime (a GPU when "
+        "--engine", "inference engine: auto (default: the fastest this machine runs), mxnet, or onnxruntime "
+        "(a GPU when "
         "onnxruntime-gpu can use one); a resumed run must keep the engine it began with", choices=ENGINES))
 
     def __post_init__(self) -> None:

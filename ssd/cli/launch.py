@@ -12,6 +12,7 @@ import shlex
 import sys
 from typing import List
 
+from ssd.base.argtypes import DefaultsWhereSet
 from ssd.base.errors import SSDError
 
 LAUNCH_COMMAND_ENV = "SSD_LAUNCH_COMMAND"   # the launch line, stored in the model's meta.json
@@ -19,7 +20,7 @@ LAUNCH_COMMAND_ENV = "SSD_LAUNCH_COMMAND"   # the launch line, stored in the mod
 
 def register(sub) -> None:
     p = sub.add_parser("launch", help="distributed training: scheduler, servers and workers (parameter server)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=DefaultsWhereSet,
                        description="Run `train` on N workers that share MXNet's parameter server (kvstore "
                                    "dist_sync). Everything after `--` is the train command.")
     p.add_argument("--workers", "-n", type=int, required=True, help="number of workers")
@@ -27,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--hosts", "-H", help="hosts file (host[:ssh-port] per line): start the nodes over ssh")
     p.add_argument("--host-ip",
                    help="with --hosts: this machine's address the other hosts can reach; guessed when omitted")
-    p.add_argument("--python", default=sys.executable, help="the Python (with ssd installed) to run on every host")
+    p.add_argument("--python", default=sys.executable,
+                   help="the Python (with ssd installed) to run on every host (default: this one, %(default)s)")
     p.add_argument("--timeout", type=float, help="stop the whole run after this many seconds")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- train --data … --out …")
     p.set_defaults(func=cmd_launch)

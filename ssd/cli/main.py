@@ -32,7 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         command.register(sub)
+    _describe(p)
     return p
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give each sub-command without a description its one-line help as one: ``ssd detect --help``
+    then says what the command does before listing its options, as the command list does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                child = action.choices[choice.dest]
+                if child.description is None and choice.help:
+                    child.description = choice.help[:1].upper() + choice.help[1:] + "."
+                _describe(child)
 
 
 def _stdout_gone() -> bool:

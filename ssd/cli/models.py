@@ -8,13 +8,17 @@ import sys
 from ssd.base.text import terminal_safe
 
 
+#: Where models are found: the project's folder, not the current one (``ssd.workspace.models_dir``).
+ROOT_HELP = "models folder (default: $SSD_MODELS_DIR, else the project's models/, wherever you run it from)"
+
+
 def register(sub) -> None:
     m = sub.add_parser("models", help="list saved models; `models pull NAME` installs a pretrained detector",
                        description="List saved models (and broken folders, with reasons). "
                                    "`models pull --list` shows the pretrained detectors and their sources; "
                                    "`models pull NAME` installs one as models/NAME; `models import FILE --as NAME` "
                                    "converts a copy of its weights made by hand.")
-    m.add_argument("--root", default=None, help="models folder (default: $SSD_MODELS_DIR, else models/)")
+    m.add_argument("--root", default=None, help=ROOT_HELP)
     m.set_defaults(func=cmd_models)
     actions = m.add_subparsers(dest="models_action", metavar="ACTION")
     p = actions.add_parser("pull", help="install a pretrained detector (COCO or VOC) as models/NAME",
@@ -23,7 +27,7 @@ def register(sub) -> None:
                                        "and install it as a model folder.")
     p.add_argument("name", nargs="?", metavar="NAME", help="e.g. ssd300_vgg16_coco")
     p.add_argument("--list", action="store_true", help="print the detectors that can be pulled, with their source")
-    p.add_argument("--root", default=argparse.SUPPRESS, help="models folder (default: $SSD_MODELS_DIR, else models/)")
+    p.add_argument("--root", default=argparse.SUPPRESS, help=ROOT_HELP)
     p.set_defaults(func=cmd_pull)
     i = actions.add_parser("import", help="convert a weights file copied by hand into a model folder",
                            description="Convert FILE (torchvision .pth, .safetensors, or GluonCV .params) into a "
@@ -32,7 +36,7 @@ def register(sub) -> None:
     i.add_argument("--as", dest="as_name", required=True, metavar="NAME",
                    help="which detector it is: an entry of `models pull --list`")
     i.add_argument("--out", default=None, metavar="DIR",
-                   help="the new model folder (default: NAME in $SSD_MODELS_DIR, else in models/)")
+                   help="the new model folder (default: NAME in $SSD_MODELS_DIR, else in the project's models/)")
     i.set_defaults(func=cmd_import)
 
 

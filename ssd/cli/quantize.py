@@ -14,11 +14,13 @@ def register(sub) -> None:
     q.add_argument("--model", required=True, help="model folder, e.g. models/tiny-pikachu")
     q.add_argument("--data", help="dataset folder to calibrate and evaluate on (default: the model's own; a "
                    "synthetic set that is gone is drawn again from its recorded seed)")
-    q.add_argument("--images", type=int, default=CALIB_IMAGES, help="calibration images (training split)")
+    q.add_argument("--images", type=int, default=CALIB_IMAGES,
+                   help=f"calibration images from the training split (default {CALIB_IMAGES})")
     q.add_argument("--eval-images", type=int, default=100,
-                   help="validation images for the fp32 vs int8 comparison that picks the default (0: skip)")
+                   help="validation images for the fp32 vs int8 comparison that picks the model's precision "
+                        "(default 100; 0: skip)")
     q.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="whose INT8 graph to make (auto: every engine installed here)")
+                   help="whose INT8 graph to make (auto, the default: every engine installed here)")
     q.set_defaults(func=cmd_quantize)
 
 

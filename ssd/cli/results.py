@@ -9,7 +9,7 @@ import sys
 from ssd.base.argtypes import seconds
 from ssd.base.text import terminal_safe
 from ssd.cli.results_paths import path_prefix_arg, register_rebase, with_path_prefix
-from ssd.cli.shown import shown_args as _shown_args, shown_filter
+from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter
 
 
 def register(sub) -> None:
@@ -18,13 +18,13 @@ def register(sub) -> None:
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
     m = rs.add_parser("merge", help="join shards' results into one file")
-    m.add_argument("inputs", nargs="+", metavar="RESULTS.json")
-    m.add_argument("-o", "--out", required=True, metavar="ALL.json")
+    m.add_argument("inputs", nargs="+", metavar="RESULTS.json", help="the shards' results files (--shard I/N runs)")
+    m.add_argument("-o", "--out", required=True, metavar="ALL.json", help="the merged file (never one of the inputs)")
     m.add_argument("--allow-missing", action="store_true",
                    help="merge even when shards of the --shard I/N split are missing (the file records which)")
     m.set_defaults(func=cmd_merge)
     s = rs.add_parser("summary", help="images and episodes: empty, failed, per class, at a threshold")
-    s.add_argument("results", metavar="RESULTS.json")
+    s.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
     _shown_args(s)
     episode_args(s)
     path_prefix_arg(s)
@@ -33,11 +33,14 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
     s.set_defaults(func=cmd_summary)
     o = rs.add_parser("sort", help="link or copy images into animal/person/vehicle/empty folders")
-    o.add_argument("results", metavar="RESULTS.json")
-    o.add_argument("--into", required=True, metavar="DIR")
+    o.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
+    o.add_argument("--into", required=True, metavar="DIR",
+                   help="new folder of class folders (animal/, person/, empty/, failed/, …); the photos stay "
+                        "where they are")
     o.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
     _shown_args(o, "let repeats count as detections")
-    o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink")
+    o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink",
+                   help="how each photo gets into its folder (default: symlink); never a move")
     o.add_argument("--by-episode", action="store_true",
                    help="keep bursts together: every frame of an episode goes where its detections go")
     episode_args(o)
@@ -69,8 +72,10 @@ def episode_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from ssd.camtrap.merging import merge_results
+    from ssd.camtrap.results_check import refuse_replacing
     from ssd.camtrap.run_checkpoint import write_json_with_images
 
+    refuse_replacing(args.out, args.inputs, "merged file")
     doc = merge_results(args.inputs, allow_missing=args.allow_missing)
     lacking = (doc["info"].get("ssd_batch") or {}).get("shards_missing")
     if lacking:

@@ -14,10 +14,12 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                     episode_args: Callable[[argparse.ArgumentParser], None]) -> None:
     from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
     from ssd.cli.results_paths import path_prefix_arg
+    from ssd.cli.shown import RESULTS_HELP
 
     x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms) or an XLSX workbook")
-    x.add_argument("results", metavar="RESULTS.json")
-    x.add_argument("--format", choices=FORMATS, required=True)
+    x.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
+    x.add_argument("--format", choices=FORMATS, required=True,
+                   help="camtrap-dp: a Camtrap DP 1.0 package (GBIF, Agouti); xlsx: one workbook")
     x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx", help="camtrap-dp: a folder; xlsx: a file")
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
@@ -27,12 +29,15 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--locations", metavar="LOCATIONS.csv",
                    help="camtrap-dp: deploymentID (the camera folder, see --camera-depth), latitude, longitude per row")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
-    x.add_argument("--longitude", type=float)
+    x.add_argument("--longitude", type=float, help="camtrap-dp: with --latitude")
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
                    help="camtrap-dp: the cameras' clock offset from UTC (EXIF times carry none; default +00:00)")
-    x.add_argument("--title", default="Camera-trap detections", help="camtrap-dp: the project's title")
-    x.add_argument("--contributor", default="SSD Studio export", help="camtrap-dp: who made the package")
-    x.add_argument("--sampling-design", choices=SAMPLING_DESIGNS, default="opportunistic")
+    x.add_argument("--title", default="Camera-trap detections",
+                   help="camtrap-dp: the project's title (default: %(default)s)")
+    x.add_argument("--contributor", default="SSD Studio export",
+                   help="camtrap-dp: who made the package (default: %(default)s)")
+    x.add_argument("--sampling-design", choices=SAMPLING_DESIGNS, default="opportunistic",
+                   help="camtrap-dp: how the camera sites were chosen (default: %(default)s)")
     x.set_defaults(func=cmd_export)
 
 
@@ -41,7 +46,7 @@ def register_repeats(rs) -> None:
     rr = r.add_subparsers(dest="repeats_command", metavar="ACTION")
     rr.required = True
     a = rr.add_parser("apply", help="remove the false positives a review decided on; write a cleaned results file")
-    a.add_argument("decisions", metavar="DECISIONS.json")
+    a.add_argument("decisions", metavar="DECISIONS.json", help="the decisions a repeat review downloaded")
     a.add_argument("--results", metavar="RESULTS.json", help="default: the results file the decisions name")
     a.add_argument("-o", "--out", metavar="CLEANED.json", help="default: RESULTS.reviewed.json beside the results")
     a.set_defaults(func=cmd_repeats_apply)
@@ -105,6 +110,7 @@ def cmd_repeats_apply(args: argparse.Namespace) -> int:
     from ssd.base.atomic import atomic_write_json
     from ssd.base.errors import SSDError
     from ssd.camtrap.megadetector import ResultsError, read_results
+    from ssd.camtrap.results_check import refuse_replacing
     from ssd.camtrap.review import apply_decisions
 
     try:
@@ -116,8 +122,7 @@ def cmd_repeats_apply(args: argparse.Namespace) -> int:
     if not isinstance(results, str) or not results:
         raise SSDError("give --results RESULTS.json (the decisions file does not name one)")
     out = args.out or os.path.splitext(results)[0] + ".reviewed.json"
-    if os.path.abspath(out) == os.path.abspath(results):
-        raise SSDError("the cleaned file must not replace the original results; give another --out")
+    refuse_replacing(out, [results], "cleaned file")
     cleaned = apply_decisions(read_results(results), decisions)
     atomic_write_json(out, cleaned)
     last = cleaned["info"]["repeat_review"][-1]["groups"]

@@ -7,6 +7,9 @@ import json
 import sys
 from typing import Any, Dict
 
+from ssd.cli.shown import RESULTS_HELP
+
+
 def path_prefix_arg(parser: argparse.ArgumentParser) -> None:
     from ssd.camtrap.rebase import PATH_PREFIX_HELP
 
@@ -27,7 +30,7 @@ def with_path_prefix(doc: Dict[str, Any], args: argparse.Namespace, images: str)
 def register_rebase(rs) -> None:
     b = rs.add_parser("rebase", help="write a new results file whose names begin with another folder "
                       "(or are relative to one): for photos moved to another machine or disk")
-    b.add_argument("results", metavar="RESULTS.json")
+    b.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
     where = b.add_mutually_exclusive_group(required=True)
     where.add_argument("--from", dest="from_prefix", metavar="PREFIX",
                        help="the folder the names begin with now (give --to as well)")

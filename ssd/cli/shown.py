@@ -9,10 +9,14 @@ import argparse
 
 from ssd.base.argtypes import class_thresholds, probability
 
+#: The positional every ``results`` action reads, said once.
+RESULTS_HELP = "a results file in MegaDetector's batch format (detect --json, or MegaDetector's own)"
+
 
 def shown_args(p: argparse.ArgumentParser, suspect_help: str = "count detections flagged as repeats") -> None:
     """--threshold, --thresholds and --show-suspect: what counts as a detection (one set of flags)."""
-    p.add_argument("--threshold", type=probability, default=None, help="default: the file's typical threshold")
+    p.add_argument("--threshold", type=probability, default=None,
+                   help="score at which a detection counts (default: the file's typical threshold)")
     p.add_argument("--thresholds", type=class_thresholds, default=None, metavar="CLASS=T,...",
                    help="a threshold of their own for some classes, e.g. animal=0.2,person=0.5 (others: --threshold)")
     p.add_argument("--show-suspect", action="store_true", help=suspect_help)

@@ -6,33 +6,22 @@ import os
 import sys
 from typing import List
 
-from ssd.base.argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ssd.base.argtypes import (DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
+                               positive_int)
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 
 
-class _DefaultsWhereSet(argparse.HelpFormatter):
-    """Shows an option's default only where it has one: an unset option (None) takes the
-    architecture's default, which its help names, and argparse's "(default: None)" beside "default:
-    0.01 for tiny" read as a contradiction; switches' True/False say nothing a user can act on."""
-
-    def _get_help_string(self, action):
-        default = action.default
-        if (not action.option_strings or default is None or isinstance(default, bool)
-                or default is argparse.SUPPRESS or "%(default)" in (action.help or "")):
-            return action.help
-        return f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
-
-
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train a model into models/NAME", formatter_class=_DefaultsWhereSet)
+    t = sub.add_parser("train", help="train a model into a model folder (--out)", formatter_class=DefaultsWhereSet)
     t.add_argument("--data", required=True,
                    help="dataset folder: RecordIO (Pikachu-style), COCO / COCO Camera Traps JSON with its images, "
-                        "train/ + valid/ COCO folders (Roboflow), or Pascal VOC XMLs (VOC2007/2012, CVAT's "
-                        "PASCAL VOC 1.1 export, LabelImg)")
+                        "train/ + valid/ COCO folders (Roboflow), or Pascal VOC XMLs (VOC2007/2012, a VOCdevkit "
+                        "holding both, CVAT's PASCAL VOC 1.1 export, LabelImg)")
     # the names are not listed here: the registry imports MXNet, and every command builds this parser
     # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
     t.add_argument("--model", default="tiny", dest="arch",
-                   help="architecture: tiny (TinySSD) or a GluonCV SSD such as ssd_512_mobilenet1.0; "
+                   help="architecture: tiny (TinySSD), a GluonCV SSD (ssd_512_mobilenet1.0, ssd_300_vgg16_atrous, "
+                        "ssd_512_resnet50_v1, ssd_512_resnet50_v1b) or torchvision's ssdlite320_mobilenet_v3_large; "
                         "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
     t.add_argument("--epochs", type=positive_int, default=20, help="epochs in all (with --resume: the total to reach)")
@@ -49,7 +38,8 @@ def register(sub) -> None:
     t.add_argument("--hard-negative-ratio", type=nonnegative_float, help="negatives kept per positive; 0 = off (default: 3, the SSD paper)")
     t.add_argument("--loss-norm", choices=["d2l", "positives"],
                    help="positives (default): SSD paper, divide by positive anchors; d2l: mean over anchors")
-    t.add_argument("--no-augment", dest="augment", action="store_false")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train on the images as they are: no random crops, flips or colour jitter")
     t.add_argument("--seed", type=nonnegative_int, default=0, 
                    help="random seed: initialization, shuffling, augmentation, and the validation split a dataset lacks")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
@@ -68,7 +58,8 @@ def register(sub) -> None:
     t.add_argument("--max-iters", type=positive_int, dest="max_iters_per_epoch", help="cap iterations per epoch")
     t.add_argument("--kvstore", default="device", help="gluon.Trainer kvstore (device, local, dist_sync…)")
     t.add_argument("--pretrained", help="imagenet (a live ImageNet backbone, where one fits: SSD300, "
-                   "ssd_512_resnet50_v1b, SSDlite), voc or coco (GluonCV zoo models), a .params file, or a saved model folder")
+                   "ssd_512_resnet50_v1b, SSDlite), voc or coco (a pretrained detector re-headed to your classes), a .params "
+                   "file, or a saved model folder (models pull's, say)")
     t.add_argument("--default", action="store_true", help="mark the model as the app's default")
     t.add_argument("--quantize", action="store_true",
                    help="then quantize to INT8 on the same data (as python -m ssd quantize)")

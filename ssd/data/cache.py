@@ -36,6 +36,7 @@ from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import DatasetError, ImageError
 from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
 from ssd.data.decoding import PIL_ERRORS, strict_decoding, upright_rgb
+from ssd.data.pixels import load_declared
 from ssd.data.skip_reasons import SKIP_CORRUPT, SKIP_MISSING
 
 CACHE_VERSION = 2
@@ -190,7 +191,7 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
-        im.load()
+        load_declared(im)   # a 16-bit PNG's depth, which load() forgets
         rgb = upright_rgb(im)  # as detection sees it: turned, depth, transparency, colour profile
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.BILINEAR)

@@ -88,6 +88,11 @@ class CCTDataset(DetectionDataset):
         # Copies: an augmentation that edits boxes in place must not corrupt the dataset.
         return [r.label.copy() for r in self.records]
 
+    @property
+    def crowd_regions(self) -> List[np.ndarray]:
+        """Each item's COCO crowd regions (``label``-like rows): evaluation ignores detections in them."""
+        return [r.crowd for r in self.records]
+
     def image_path(self, idx: int) -> str:
         return self.records[idx].path
 
@@ -142,7 +147,8 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
     images = checked_images(json_path, data["images"])
     image_root = _image_root(json_path, images, image_root)
     usable, order, image_of = usable_images(images, image_root, check_images, skipped)
-    boxes = clean_boxes(json_path, data["annotations"], usable, order, image_of, cat_names, skipped)
+    crowd: Dict[Any, list] = {}
+    boxes = clean_boxes(json_path, data["annotations"], usable, order, image_of, cat_names, skipped, crowd)
     refuse_fractions(json_path, boxes, usable)
     classes, index_of, mapping = kept_classes(cat_names, boxes, skipped)
     if not order:
@@ -150,7 +156,7 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
             f"no usable images in {json_path}: {len(images)} listed, none readable under {image_root} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items())) or 'nothing found'}); "
             "check that the image archive is extracted there or pass image_root")
-    records = labelled_records(order, usable, boxes, index_of)
+    records = labelled_records(order, usable, boxes, index_of, crowd)
     train_idx, val_idx = split_indices(records, len(classes), val_fraction, seed)
     stem = os.path.splitext(os.path.basename(json_path))[0]
     train = CCTDataset([records[i] for i in train_idx], classes, f"{stem}/train", json_path, mapping)

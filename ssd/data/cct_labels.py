@@ -12,7 +12,7 @@ import math
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,6 +42,8 @@ class CCTImage:
     height: int
     seq_id: Optional[str]
     label: np.ndarray          # float32 (K, 5) [class_index, xmin, ymin, xmax, ymax], normalized
+    # COCO crowd regions (iscrowd: 1), as ``label`` rows: never trained on, ignored by evaluation
+    crowd: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
 
 
 def read_header(path: str, verify: bool) -> Tuple[int, int]:
@@ -129,10 +131,11 @@ def _usable_entry(im: Dict[str, Any], image_root: str, check_images: bool, skipp
 
 def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[Any, Dict[str, Any]],
            order: List[Any], image_of: Dict[str, Any], cat_names: Dict[Any, str],
-           skipped: Dict[str, int]) -> Dict[Any, List[Tuple[Any, float, float, float, float]]]:
+           skipped: Dict[str, int], crowd: Optional[Dict[Any, List[Box]]] = None) -> Dict[Any, List[Box]]:
     """Annotations → boxes in pixels, clipped, keyed by image id, still with original category ids.
 
-    Ids are matched as text when they do not match as they are (``"1"`` is category 1)."""
+    Ids are matched as text when they do not match as they are (``"1"`` is category 1). Crowd regions
+    are never boxes to learn; with ``crowd`` given they are kept there, for evaluation to ignore."""
     boxes: Dict[Any, List[Tuple[Any, float, float, float, float]]] = {iid: [] for iid in order}
     cat_of = {str(c): c for c in cat_names}
     for i, ann in enumerate(annotations):
@@ -148,7 +151,8 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
             _bump(skipped, SKIP_UNKNOWN_CATEGORY)
             continue
         if ann.get("iscrowd") in (1, True, "1"):
-            _bump(skipped, SKIP_CROWD)   # COCO's own training and scoring leave crowd regions out
+            _bump(skipped, SKIP_CROWD)   # COCO's own training leaves crowd regions out; its scoring ignores them
+            _keep_crowd(crowd, iid, cid, ann.get("bbox"), usable[iid])
             continue
         bbox = ann.get("bbox")
         if bbox is None:
@@ -158,6 +162,15 @@ def clean_boxes(json_path: str, annotations: List[Dict[str, Any]], usable: Dict[
         if box is not None:
             boxes[iid].append((cid,) + box)
     return boxes
+
+
+def _keep_crowd(crowd: Optional[Dict[Any, List[Box]]], iid: Any, cid: Any, bbox: Any, image: Dict[str, Any]) -> None:
+    """Add a crowd region to ``crowd`` (clipped like a box; its own clipping is not counted as a box's)."""
+    if crowd is None or bbox is None:
+        return
+    box = _clean_box(bbox, image["width"], image["height"], {})
+    if box is not None:
+        crowd.setdefault(iid, []).append((cid,) + box)
 
 
 def refuse_fractions(json_path: str, boxes: Dict[Any, List[Box]], usable: Dict[Any, Dict[str, Any]]) -> None:
@@ -197,17 +210,22 @@ def _distinct_names(names: List[str], ids: List[Any]) -> List[str]:
     return [f"{n} (id {cid})" if n in repeated else n for n, cid in zip(names, ids)]
 
 
-def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int]) -> List[CCTImage]:
-    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label."""
+def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int],
+                     crowd: Optional[Dict[Any, List[Box]]] = None) -> List[CCTImage]:
+    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label (and crowd regions of kept classes)."""
     records: List[CCTImage] = []
     for iid in order:
         u = usable[iid]
-        w, h = float(u["width"]), float(u["height"])
-        rows = [[index_of[cid], x1 / w, y1 / h, x2 / w, y2 / h] for cid, x1, y1, x2, y2 in boxes[iid]]
-        label = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
-        records.append(CCTImage(iid, u["file_name"], u["path"], int(u["width"]), int(u["height"]),
-                                u["seq_id"], label))
+        records.append(CCTImage(iid, u["file_name"], u["path"], int(u["width"]), int(u["height"]), u["seq_id"],
+                                _rows(boxes[iid], u, index_of), _rows((crowd or {}).get(iid, []), u, index_of)))
     return records
+
+
+def _rows(boxes: List[Box], image: Dict[str, Any], index_of: Dict[Any, int]) -> np.ndarray:
+    """Pixel boxes of kept classes as a normalized float32 ``(K, 5)`` label."""
+    w, h = float(image["width"]), float(image["height"])
+    rows = [[index_of[cid], x1 / w, y1 / h, x2 / w, y2 / h] for cid, x1, y1, x2, y2 in boxes if cid in index_of]
+    return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
 
 
 def _escape_reason(names: Sequence[str]) -> str:

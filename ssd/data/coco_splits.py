@@ -5,7 +5,9 @@ Roboflow's COCO download is laid out this way (``train/_annotations.coco.json`` 
 images, so they are used as given instead of drawing a split from ``train/``. Each folder is read by
 the COCO Camera Traps loader; the two class lists are then made one, by original category id, so
 index 3 means the same class in both splits. A class boxed only in validation is kept (evaluation
-must show it, at AP 0) and counted, since training never sees it. ``test/`` is left for the person.
+must show it, at AP 0) and counted, since training never sees it. ``test/`` is held out from both and
+opened as the test split (``eval --split test``) with its own class list: evaluation matches its class
+names to the model's, so a class boxed only in ``test/`` is reported as one the model lacks.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ssd.base.errors import DatasetError
 from ssd.data.cct import KIND, CCTDataset, CCTSplits, detect as is_coco_folder, open_cct
 from ssd.data.cct_labels import id_sort_key
 from ssd.data.dataset import register_format
@@ -22,7 +25,9 @@ from ssd.data.skip_reasons import SKIP_CATEGORY_PREFIX
 
 _TRAIN = ("train",)
 _VAL = ("valid", "val", "validation")
+_TEST = ("test",)
 NOTE_VAL_ONLY = "class with boxes only in validation (never trained): "
+NOTE_TEST_LEFT_OUT = "test/ left out (it could not be read): "
 
 
 def _split_folders(path: str) -> Optional[Tuple[str, str]]:
@@ -53,7 +58,23 @@ def open_coco_splits(path: str, **kw: Any) -> CCTSplits:
     parts = [_remapped(s.train, s.class_mapping, mapping, f"{stem}/{split}")
              for s, split in ((train, "train"), (val, "val"))]
     return CCTSplits(train=parts[0], val=parts[1], classes=classes, kind=KIND, root=os.path.abspath(path),
-                     skipped=skipped, class_mapping=mapping, json_path=train.json_path, image_root=train.image_root)
+                     skipped=skipped, class_mapping=mapping, json_path=train.json_path, image_root=train.image_root,
+                     test=_test_split(path, stem, kw, skipped))
+
+
+def _test_split(path: str, stem: str, kw: Dict[str, Any], skipped: Dict[str, int]) -> Optional[CCTDataset]:
+    """``test/`` as one split, or None without one. Why it is read now: a broken test folder is said
+    when the set opens (``data info``), not found out after training; but it is no reason to refuse
+    training, so it is left out and counted with the loader's reason (``eval --split test`` shows it)."""
+    test_dir = next((os.path.join(path, n) for n in _TEST if is_coco_folder(os.path.join(path, n))), None)
+    if test_dir is None:
+        return None
+    try:
+        test = open_cct(test_dir, val_fraction=0.0, **kw).train
+    except DatasetError as err:
+        skipped[NOTE_TEST_LEFT_OUT + str(err)[:300]] = 1
+        return None
+    return CCTDataset(test.records, test.classes, f"{stem}/test", test.json_path, test.class_mapping)
 
 
 def _joint_mapping(*mappings: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -90,12 +111,13 @@ def _remapped(ds: CCTDataset, old: List[Dict[str, Any]], new: List[Dict[str, Any
     """``ds`` with class indices of ``old`` turned into those of ``new`` (matched by original id)."""
     index_of = {m["id"]: m["index"] for m in new}
     table = np.asarray([index_of[m["id"]] for m in old] or [0], dtype=np.float32)
-    records = []
-    for r in ds.records:
-        label = r.label.copy()
-        if len(label):
-            label[:, 0] = table[label[:, 0].astype(np.int64)]
-        records.append(dataclasses.replace(r, label=label))
+    def remap(rows: np.ndarray) -> np.ndarray:
+        rows = rows.copy()
+        if len(rows):
+            rows[:, 0] = table[rows[:, 0].astype(np.int64)]
+        return rows
+
+    records = [dataclasses.replace(r, label=remap(r.label), crowd=remap(r.crowd)) for r in ds.records]
     return CCTDataset(records, [m["name"] for m in new], name, ds.json_path, new)
 
 

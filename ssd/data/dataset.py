@@ -89,10 +89,22 @@ class DatasetSplits:
     kind: str                       # "recordio", "coco-camera-traps", "banana", "pascal-voc"...
     root: str
     skipped: Dict[str, int] = field(default_factory=dict)   # reason -> count
+    #: The set's own annotated test split, held out from training (Roboflow's ``test/``; VOC's annotated
+    #: ``test.txt``, which is also its validation split); None when the set has none. ``eval --split test``.
+    test: Optional[DetectionDataset] = None
+
+    def split(self, name: str) -> Optional[DetectionDataset]:
+        """The split called ``name`` ("train", "val" or "test"), or None when the set has none."""
+        return {"train": self.train, "val": self.val, "test": self.test}.get(name)
+
+    def split_names(self) -> List[str]:
+        """The names of the splits that hold images, in the order train, val, test."""
+        return [n for n in ("train", "val", "test") if self.split(n) is not None and len(self.split(n))]
 
     def describe(self) -> str:
         n_val = len(self.val) if self.val is not None else 0
-        return (f"{self.kind} dataset at {self.root}: {len(self.train)} train / {n_val} val images, "
+        n_test = f" / {len(self.test)} test" if self.test is not None else ""
+        return (f"{self.kind} dataset at {self.root}: {len(self.train)} train / {n_val} val{n_test} images, "
                 f"{len(self.classes)} class(es): {', '.join(self.classes[:8])}"
                 + (" …" if len(self.classes) > 8 else ""))
 
@@ -134,7 +146,8 @@ def open_dataset(path: str, **kwargs) -> DatasetSplits:
         f"{path!r} is not a dataset this app knows: expected train.rec (+ val.rec) in RecordIO detection "
         f"format, a COCO (or COCO Camera Traps) JSON with its images, here or in annotations/, train/ and "
         f"valid/ folders each with one (Roboflow's COCO download), or Pascal VOC XMLs (Annotations/ beside "
-        f"JPEGImages/, or LabelImg's .xml files beside the photos or in labels/); found {listing}")
+        f"JPEGImages/, a VOCdevkit holding VOC2007 and VOC2012, or LabelImg's .xml files beside the photos "
+        f"or in labels/); found {listing}")
 
 
 def detect_format(path: str) -> Optional[str]:
@@ -164,7 +177,8 @@ def _load_builtin_formats() -> None:
     _BUILTINS_LOADED = True
     import importlib
 
-    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana", "ssd.data.voc"):
+    for mod in ("ssd.data.recordio", "ssd.data.cct", "ssd.data.coco_splits", "ssd.data.banana", "ssd.data.voc",
+                "ssd.data.voc_devkit"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -32,18 +32,24 @@ def prepare_split(ds, size: int, kind: str, data_root: str, split: str, limit: O
     if kind in PHOTO_KINDS:
         if not cache:
             return ds
-        return _keep_difficult(cached_dataset(ds, size, _cache_root(data_root), split), ds)
-    return _keep_difficult(InMemoryDataset.from_dataset(ds), ds)
+        return _keep_ignored(cached_dataset(ds, size, _cache_root(data_root), split), ds)
+    return _keep_ignored(InMemoryDataset.from_dataset(ds), ds)
 
 
-def _keep_difficult(prepared, source):
-    """``prepared`` with the source's ``difficult_masks`` (Pascal VOC) for the items it kept.
+#: Per-item lists evaluation reads beside the labels: what it ignores (Pascal VOC, COCO).
+IGNORED = ("difficult_masks", "crowd_regions")
 
-    Why: validation during training scores the prepared split, and VOC07 mAP ignores difficult boxes."""
-    masks = getattr(source, "difficult_masks", None)
-    if masks is not None:
-        kept = getattr(prepared, "indices", None)
-        prepared.difficult_masks = [masks[i] for i in (kept if kept is not None else range(len(prepared)))]
+
+def _keep_ignored(prepared, source):
+    """``prepared`` with the source's ``difficult_masks`` and ``crowd_regions`` for the items it kept.
+
+    Why: validation during training scores the prepared split, and VOC07 mAP ignores difficult boxes,
+    COCO's scoring crowd regions."""
+    kept = getattr(prepared, "indices", None)
+    for name in IGNORED:
+        per_item = getattr(source, name, None)
+        if per_item is not None:
+            setattr(prepared, name, [per_item[i] for i in (kept if kept is not None else range(len(prepared)))])
     return prepared
 
 
@@ -60,8 +66,9 @@ class _Subset:
     def __init__(self, ds, n: int) -> None:
         self.ds, self.n = ds, n
         self.classes, self.name = ds.classes, getattr(ds, "name", "")
-        if getattr(ds, "difficult_masks", None) is not None:
-            self.difficult_masks = ds.difficult_masks[:n]
+        for name in IGNORED:
+            if getattr(ds, name, None) is not None:
+                setattr(self, name, getattr(ds, name)[:n])
 
     def __len__(self) -> int:
         return self.n

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from ssd.base.errors import ImageError
-from ssd.data.pixels import to_rgb
+from ssd.data.pixels import load_declared, to_rgb
 
 #: What Pillow raises on a file that is not a readable image. ``DecompressionBombError`` is not an
 #: ``OSError``; some plugins raise ``SyntaxError``/``ValueError``/``EOFError``/``struct.error`` on garbage.
@@ -85,7 +85,7 @@ def decode_rgb(path: str) -> np.ndarray:
     """Fully decode ``path`` to an (H, W, 3) uint8 RGB array, or raise ``ImageError``."""
     try:
         with strict_decoding(), Image.open(path) as im:
-            im.load()
+            load_declared(im)
             rgb = upright_rgb(im)
         return np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError as err:

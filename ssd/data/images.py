@@ -43,7 +43,7 @@ from ssd.data.image_formats import (FORMATS_TEXT, JPEG_FORMATS, available_format
                                     looks_like)
 from ssd.data.image_formats import SUPPORTED_EXTENSIONS  # noqa: F401 - pages and runs import it from here
 from ssd.data.image_source import Source, display_name, open_source
-from ssd.data.pixels import to_rgb
+from ssd.data.pixels import load_declared, to_rgb
 
 #: Largest image (in pixels, after the header is read) that we agree to decode: 100 megapixels.
 #: A 100 MP RGB image already needs 300 MB once decoded; anything larger from an upload is far
@@ -175,7 +175,7 @@ def _load_strictly(im: Image.Image, label: str, width: int, height: int) -> None
     """The full decode: truncation and corrupt data surface here, not later in the network code."""
     try:
         with strict_decoding():
-            im.load()
+            load_declared(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"'{label}' ({width}×{height}) was refused as a possible "
                          "decompression bomb") from None

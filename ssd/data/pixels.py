@@ -8,7 +8,9 @@ from its values:
   sample) is divided by 257 however dark it is; a near-black 16-bit picture whose values happen to
   be ≤ 255 was shown bright when depth was guessed from the values.
 * **Transparency onto white** (what browsers and viewers show), for alpha channels, palette and
-  grey/RGB ``tRNS`` entries, and a 16-bit grey ``tRNS`` value alike.
+  grey/RGB ``tRNS`` entries, and a 16-bit grey ``tRNS`` value alike. A 16-bit RGB PNG's ``tRNS``
+  colour is read in 16 bits by the depth its header declares, which Pillow forgets on ``load()``:
+  readers open files with ``load_declared`` to keep it.
 * **Embedded ICC profiles to sRGB** (Pillow's ImageCms, littlecms), so an Adobe RGB photo or a
   CMYK JPEG looks as it does in a viewer. Files without a profile pay one dictionary lookup; a
   transform is built once per distinct profile, and an sRGB profile (what many phones embed) is
@@ -34,6 +36,28 @@ except Exception:  # noqa: BLE001 - ImportError, or a littlecms that cannot buil
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _TIFF_BITS = 258          # BitsPerSample
 _TIFF_FORMAT = 339        # SampleFormat (1 unsigned, 2 signed, 3 float)
+_RGB_BITS = "ssd_rgb_bits"    # im.info: bits per RGB sample the file declared (noted by load_declared)
+
+
+def load_declared(im: Image.Image) -> None:
+    """``im.load()``, noting first the bits per sample an RGB PNG declares.
+
+    Why: Pillow reads a 16-bit RGB PNG as 8-bit RGB and, once loaded, keeps no trace of its depth
+    (the decoder's raw mode goes with its tiles), while its ``tRNS`` colour stays in 16 bits. A key
+    whose channels are all ≤ 255 looks 8-bit but is not: only the header can say."""
+    bits = _tile_rgb_bits(im)
+    if bits is not None:
+        im.info[_RGB_BITS] = bits
+    im.load()
+
+
+def _tile_rgb_bits(im: Image.Image) -> Optional[int]:
+    """16 or 8 for an RGB picture not yet loaded, read from its decoder's raw mode; else None."""
+    if im.mode != "RGB" or not getattr(im, "tile", None):
+        return None
+    raw = im.tile[0][3]
+    raw = raw[0] if isinstance(raw, tuple) and raw else raw
+    return 16 if isinstance(raw, str) and raw.startswith("RGB;16") else 8
 
 
 def to_rgb(im: Image.Image, like: Optional[Image.Image] = None) -> Image.Image:
@@ -66,20 +90,25 @@ def _eight_bit(im: Image.Image, like: Image.Image) -> Image.Image:
             grey[arr == clear] = 255              # a fully transparent pixel on white is white
         return Image.fromarray(grey, mode="L")
     if mode in _ALPHA_MODES or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
-        return _with_eight_bit_key(im).convert("RGBA")
+        return _with_eight_bit_key(im, like).convert("RGBA")
     if mode in ("RGB", "L", "CMYK"):
         return im
     return im.convert("RGB")
 
 
-def _with_eight_bit_key(im: Image.Image) -> Image.Image:
+def _with_eight_bit_key(im: Image.Image, like: Image.Image) -> Image.Image:
     """``im`` with its transparent colour in the pixels' 8 bits.
 
     Pillow reads a 16-bit RGB PNG as 8-bit RGB (each sample's high byte) but keeps its ``tRNS``
-    colour in 16 bits, so no pixel matched it and the transparent colour was shown. A key above 255
-    can only be 16-bit: it is compared by its high bytes, as the pixels were reduced."""
+    colour in 16 bits, so no pixel matched it and the transparent colour was shown. The depth the
+    file declares decides (``load_declared``, or the tiles of a picture not yet loaded); without
+    one, a key above 255 can only be 16-bit. A 16-bit key is compared by its high bytes, as the
+    pixels were reduced (so a colour within 1/256 of it is taken as transparent too)."""
     key = im.info.get("transparency")
-    if im.mode != "RGB" or not isinstance(key, tuple) or max(key) <= 255:
+    if im.mode != "RGB" or not isinstance(key, tuple):
+        return im
+    bits = like.info.get(_RGB_BITS, im.info.get(_RGB_BITS)) or _tile_rgb_bits(like)
+    if bits == 8 or (bits is None and max(key) <= 255):
         return im
     im = im.copy()
     im.info["transparency"] = tuple(int(v) >> 8 for v in key)

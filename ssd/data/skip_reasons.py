@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SKIP_MISSING = "image file missing"
 SKIP_CORRUPT = "corrupt image"
-SKIP_CROWD = "crowd region (iscrowd: many objects, not one box)"
+SKIP_CROWD = "crowd region (iscrowd: not trained on; detections in it ignored by evaluation)"
 SKIP_NO_BBOX = "annotation without bbox (image-level label)"
 SKIP_BAD_BOX = "box with non-positive size"
 SKIP_MALFORMED_BOX = "malformed bbox"

@@ -26,11 +26,23 @@ def _split_items(splits: DatasetSplits) -> List[Tuple[str, DetectionDataset]]:
     items = [("train", splits.train)]
     if splits.val is not None:
         items.append(("val", splits.val))
+    if splits.test is not None and splits.test is not splits.val:
+        items.append(("test", splits.test))
     return items
 
 
-def _labels(ds: DetectionDataset) -> List[np.ndarray]:
-    return [np.asarray(l, dtype=np.float32).reshape(-1, 5) for l in ds.labels()]
+def _labels(ds: DetectionDataset, classes: List[str]) -> List[np.ndarray]:
+    """``ds``'s labels with the set's class indices; a split with a class list of its own (Roboflow's
+    ``test/``) is translated by name, and a class the set lacks becomes -1 (counted as unknown)."""
+    labs = [np.asarray(l, dtype=np.float32).reshape(-1, 5) for l in ds.labels()]
+    own = list(getattr(ds, "classes", None) or classes)
+    if own == list(classes):
+        return labs
+    index = {c: i for i, c in enumerate(classes)}
+    table = np.array([index.get(c, -1) for c in own] or [-1], np.float32)
+    for lab in labs:
+        lab[:, 0] = table[np.clip(lab[:, 0].astype(int), 0, len(table) - 1)]
+    return labs
 
 
 def _stats(values: np.ndarray) -> Dict[str, float]:
@@ -47,7 +59,7 @@ def box_arrays(splits: DatasetSplits) -> Dict[str, Dict[str, np.ndarray]]:
     """Per split: normalized ``width``, ``height`` and ``cls`` of every box (for stats and plots)."""
     out: Dict[str, Dict[str, np.ndarray]] = {}
     for name, ds in _split_items(splits):
-        labs = _labels(ds)
+        labs = _labels(ds, splits.classes)
         allb = np.concatenate(labs, axis=0) if labs else np.zeros((0, 5), np.float32)
         out[name] = {"width": allb[:, 3] - allb[:, 1], "height": allb[:, 4] - allb[:, 2],
                      "cls": allb[:, 0].astype(int)}
@@ -72,7 +84,7 @@ def summarize(splits: DatasetSplits) -> Dict[str, Any]:
     widths, heights = [], []
     unknown = 0
     for name, ds in _split_items(splits):
-        labs = _labels(ds)
+        labs = _labels(ds, classes)
         images[name] = len(labs)
         boxes[name] = int(sum(l.shape[0] for l in labs))
         empty[name] = int(sum(l.shape[0] == 0 for l in labs))

@@ -35,7 +35,7 @@ from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, register_forma
 from ssd.data.skip_reasons import (NOTE_DIFFICULT, NOTE_SIZE_MISMATCH, NOTE_SIZE_MISMATCH_XML, NOTE_TRUNCATED,
                                    SKIP_LISTED_NO_XML, SKIP_MALFORMED_BOX, SKIP_NO_NAME, SKIP_NOT_IN_SPLIT,
                                    SKIP_XML_NOT_VOC, SKIP_XML_REFUSED, SKIP_XML_UNREADABLE)
-from ssd.data.voc_layout import find_xml_folder, guess_image_root, split_ids, xml_files
+from ssd.data.voc_layout import TEST_VALIDATES, find_xml_folder, guess_image_root, split_ids, xml_files
 from ssd.data.voc_xml import NotVOC, VOCAnnotation, XMLRefused, read_annotation
 
 KIND = "pascal-voc"
@@ -81,31 +81,47 @@ def open_voc(path: str, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int
     if xml_folder is None:
         raise DatasetError(f"no Pascal VOC annotation XMLs in {root} or its Annotations/ folder")
     skipped: Dict[str, int] = {}
-    parsed = _parse_all(xml_files(xml_folder), skipped)
+    parsed = parse_all(xml_folder, xml_files(xml_folder, walk=xml_folder != root), skipped)
     chosen = split_ids(root, {iid for iid, _, _ in parsed})
     if chosen is not None:
-        parsed = _listed_only(parsed, chosen[0] | chosen[1], skipped)
-    image_root = guess_image_root(root, xml_folder, [a.filename for _, _, a in parsed])
-    records, classes, masks, xml_of = _records(parsed, image_root, check_images, skipped)
+        parsed = listed_only(parsed, chosen[0] | chosen[1], skipped)
+    image_root = guess_image_root(root, xml_folder, [beside(iid, a.filename) for iid, _, a in parsed])
+    names = [file_name(a, iid, image_root) for iid, _, a in parsed]
+    records, classes, masks, xml_of = voc_records(parsed, names, image_root, check_images, skipped)
     if not records:
         raise DatasetError(f"no usable images in {root}: {len(parsed)} annotation XML(s), none with a readable "
-                           f"image under {image_root} ({_reasons(skipped)})")
+                           f"image under {image_root} ({reasons(skipped)})")
     train_idx, val_idx = _split(records, len(classes), chosen, val_fraction, seed)
-    _note_val_only(records, classes, train_idx, val_idx, skipped)
+    note_val_only(records, classes, train_idx, val_idx, skipped)
+    return voc_splits(root, (records, classes, masks, xml_of), train_idx, val_idx, skipped,
+                      test_validates=chosen is not None and chosen[2] == TEST_VALIDATES)
+
+
+def voc_splits(root: str, read: Tuple[List[CCTImage], List[str], List[np.ndarray], Dict[Any, str]],
+               train_idx: List[int], val_idx: List[int], skipped: Dict[str, int],
+               test_validates: bool) -> DatasetSplits:
+    """The ``DatasetSplits`` of ``voc_records``'s output; with ``test_validates`` (VOC07's protocol) the
+    validation split is the set's test split too (what ``eval --split test`` scores)."""
+    records, classes, masks, xml_of = read
     stem = os.path.basename(root)
     parts = [VOCDataset([records[i] for i in idx], classes, f"{stem}/{split}",
                         [xml_of[records[i].image_id] for i in idx], [masks[i] for i in idx])
-             for idx, split in ((train_idx, "train"), (val_idx, "val"))]
-    return DatasetSplits(train=parts[0], val=parts[1] if val_idx else None, classes=list(classes), kind=KIND,
-                         root=root, skipped=skipped)
+             for idx, split in ((train_idx, "train"), (val_idx, "test" if test_validates else "val"))]
+    val = parts[1] if val_idx else None
+    return DatasetSplits(train=parts[0], val=val, classes=list(classes), kind=KIND, root=root, skipped=skipped,
+                         test=val if test_validates else None)
 
 
-def _parse_all(paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:
-    """Each readable VOC XML as ``(id, path, annotation)``; the others counted by why."""
+def parse_all(folder: str, paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:
+    """Each readable VOC XML as ``(id, path, annotation)``; the others counted by why.
+
+    The id is the XML's name inside ``folder`` less ``.xml`` (``cam1/0001`` for ``Annotations/cam1/0001.xml``):
+    what the split files list, and unique where two subfolders hold the same file name."""
     out: List[Parsed] = []
     for p in paths:
+        iid = os.path.splitext(os.path.relpath(p, folder))[0].replace(os.sep, "/")
         try:
-            out.append((os.path.splitext(os.path.basename(p))[0], p, read_annotation(p)))
+            out.append((iid, p, read_annotation(p)))
         except XMLRefused:
             _bump(skipped, SKIP_XML_REFUSED)
         except NotVOC:
@@ -115,7 +131,7 @@ def _parse_all(paths: List[str], skipped: Dict[str, int]) -> List[Parsed]:
     return out
 
 
-def _listed_only(parsed: List[Parsed], listed: Set[str], skipped: Dict[str, int]) -> List[Parsed]:
+def listed_only(parsed: List[Parsed], listed: Set[str], skipped: Dict[str, int]) -> List[Parsed]:
     """The annotations the split files name; the rest, and names without an XML, counted."""
     kept = [p for p in parsed if p[0] in listed]
     if len(kept) < len(parsed):
@@ -126,12 +142,14 @@ def _listed_only(parsed: List[Parsed], listed: Set[str], skipped: Dict[str, int]
     return kept
 
 
-def _records(parsed: List[Parsed], image_root: str, check_images: bool, skipped: Dict[str, int]):
+def voc_records(parsed: List[Parsed], names: List[str], image_root: str, check_images: bool,
+                skipped: Dict[str, int]):
     """``(records, classes, difficult masks, xml path by id)`` for the images that are usable.
 
-    The XMLs become COCO-style image entries so ``usable_images`` applies the COCO loader's checks."""
-    entries = [{"id": iid, "file_name": _file_name(a, iid, image_root), "width": a.width, "height": a.height}
-               for iid, _, a in parsed]
+    ``names[i]`` is the picture of ``parsed[i]`` inside ``image_root``. The XMLs become COCO-style image
+    entries so ``usable_images`` applies the COCO loader's checks (a name leaving the folder is refused)."""
+    entries = [{"id": iid, "file_name": name, "width": a.width, "height": a.height}
+               for (iid, _, a), name in zip(parsed, names)]
     usable, order, _ = usable_images(entries, image_root, check_images, skipped)
     if NOTE_SIZE_MISMATCH in skipped:
         skipped[NOTE_SIZE_MISMATCH_XML] = skipped.pop(NOTE_SIZE_MISMATCH)
@@ -147,21 +165,29 @@ def _records(parsed: List[Parsed], image_root: str, check_images: bool, skipped:
     return records, classes, masks, {iid: p for iid, p, _ in parsed}
 
 
-def _file_name(ann: VOCAnnotation, iid: str, image_root: str) -> str:
+def file_name(ann: VOCAnnotation, iid: str, image_root: str) -> str:
     """The picture an XML describes: its ``<filename>``, else (empty, or not there) ``<id>.jpg`` or another
     picture named like the XML, as GluonCV finds ``JPEGImages/<id>.jpg``. A ``<filename>`` that leaves the
-    folder is kept as written, so the loader refuses and counts it instead of quietly using another file."""
+    folder is kept as written, so the loader refuses and counts it instead of quietly using another file. An XML
+    in a subfolder (``Annotations/cam1/``) describes a picture in the same subfolder of the pictures' folder."""
     if ann.filename:
         try:
             name_parts(ann.filename)
         except PathRefused:
             return ann.filename
-        if os.path.isfile(os.path.join(image_root, ann.filename)):
-            return ann.filename
+        for name in dict.fromkeys((ann.filename, beside(iid, ann.filename))):
+            if os.path.isfile(os.path.join(image_root, name)):
+                return name
     for ext in _IMAGE_EXTS:
         if os.path.isfile(os.path.join(image_root, iid + ext)):
             return iid + ext
-    return ann.filename or iid + ".jpg"
+    return beside(iid, ann.filename) if ann.filename else iid + ".jpg"
+
+
+def beside(iid: str, filename: str) -> str:
+    """``filename`` in the subfolder the XML ``iid`` is in (``cam1/0001`` and ``0001.jpg`` give ``cam1/0001.jpg``)."""
+    sub = iid.rpartition("/")[0]
+    return f"{sub}/{filename}" if sub and filename else filename
 
 
 def _boxes(ann: VOCAnnotation, width: int, height: int, skipped: Dict[str, int]):
@@ -197,7 +223,7 @@ def _split(records: List[CCTImage], n_classes: int, chosen: Optional[Tuple[Set[s
     return split_indices(records, n_classes, val_fraction, seed)
 
 
-def _note_val_only(records: List[CCTImage], classes: List[str], train_idx: List[int], val_idx: List[int],
+def note_val_only(records: List[CCTImage], classes: List[str], train_idx: List[int], val_idx: List[int],
                    skipped: Dict[str, int]) -> None:
     """Count the classes boxed only in validation (split files can do that): evaluation shows them at AP 0."""
     def seen(idx: List[int]) -> Set[int]:
@@ -207,7 +233,7 @@ def _note_val_only(records: List[CCTImage], classes: List[str], train_idx: List[
         _bump(skipped, NOTE_VAL_ONLY + classes[c])
 
 
-def _reasons(skipped: Dict[str, int]) -> str:
+def reasons(skipped: Dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "nothing found"
 
 

@@ -12,13 +12,15 @@ The split files decide the split when they name one (``split_ids``); otherwise t
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 #: Subfolders that hold the XMLs when the dataset folder itself does not (compared without case).
 XML_FOLDERS = ("annotations", "labels", "xml", "xmls")
 #: Subfolders that hold the pictures (``JPEGImages`` is VOC's and CVAT's; compared without case).
 IMAGE_FOLDERS = ("jpegimages", "images", "imgs", "pictures", "photos")
 SPLIT_FOLDER = os.path.join("ImageSets", "Main")
+#: ``split_ids``'s "how" when an annotated test set validates (it is then the set's test split too).
+TEST_VALIDATES = "ImageSets/Main: trainval trains, test validates"
 _PEEK = 2048
 _PROBE_FILES = 5     # XMLs looked into before a folder is judged not to hold VOC annotations
 _PROBE_NAMES = 50    # file names tried in each candidate image folder
@@ -28,32 +30,43 @@ def find_xml_folder(path: str) -> Optional[str]:
     """The folder of ``path``'s VOC annotation XMLs, or None.
 
     ``Annotations/`` first (VOC, CVAT), then ``path`` itself (LabelImg beside the pictures), then a
-    ``labels/``-like subfolder (LabelImg's separate save folder)."""
+    ``labels/``-like subfolder (LabelImg's separate save folder). An annotation folder may keep its
+    XMLs in subfolders (``Annotations/cam1/x.xml``); ``path`` itself is judged by its own files, since
+    its subfolders may be other sets."""
     subs = _subfolders(path)
     first = [subs[n] for n in XML_FOLDERS[:1] if n in subs]
     rest = [subs[n] for n in XML_FOLDERS[1:] if n in subs]
     for folder in first + [path] + rest:
-        if holds_voc_xml(folder):
+        if holds_voc_xml(folder, walk=folder != path):
             return folder
     return None
 
 
-def holds_voc_xml(folder: str) -> bool:
-    """Whether one of the first XML files of ``folder`` starts a VOC ``<annotation>`` (read cheaply)."""
+def holds_voc_xml(folder: str, walk: bool = False) -> bool:
+    """Whether one of the first XML files of ``folder`` (with ``walk``, of its subfolders too) starts a
+    VOC ``<annotation>`` (read cheaply: a few files, a few kilobytes each)."""
     seen = 0
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                if not entry.name.lower().endswith(".xml") or not entry.is_file():
-                    continue
-                if _looks_like_voc(entry.path):
-                    return True
-                seen += 1
-                if seen >= _PROBE_FILES:
-                    return False
-    except OSError:
-        return False
+    for path in _walk_xml(folder, walk):
+        if _looks_like_voc(path):
+            return True
+        seen += 1
+        if seen >= _PROBE_FILES:
+            return False
     return False
+
+
+def _walk_xml(folder: str, walk: bool) -> Iterator[str]:
+    """The ``.xml`` files of ``folder``, then (with ``walk``) of its subfolders, each folder's in name order.
+
+    Hidden entries are passed over, and a linked subfolder is not entered (``os.walk`` does not follow
+    links): what is read stays inside the set's folder."""
+    for here, dirs, files in os.walk(folder, onerror=None, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if walk else []
+        for name in sorted(files):
+            if name.lower().endswith(".xml") and not name.startswith("."):
+                full = os.path.join(here, name)
+                if os.path.isfile(full):
+                    yield full
 
 
 def _looks_like_voc(path: str) -> bool:
@@ -65,12 +78,10 @@ def _looks_like_voc(path: str) -> bool:
     return b"<annotation" in head
 
 
-def xml_files(folder: str) -> List[str]:
-    """The ``.xml`` files directly in ``folder``, sorted (stable image order whatever the disk's)."""
-    with os.scandir(folder) as it:
-        names = [e.name for e in it if e.name.lower().endswith(".xml") and not e.name.startswith(".")
-                 and e.is_file()]
-    return [os.path.join(folder, n) for n in sorted(names)]
+def xml_files(folder: str, walk: bool = False) -> List[str]:
+    """The ``.xml`` files of ``folder`` (with ``walk``, of its subfolders too), sorted by their name inside
+    it (a stable image order whatever the disk's)."""
+    return sorted(_walk_xml(folder, walk), key=lambda p: os.path.relpath(p, folder).replace(os.sep, "/"))
 
 
 def guess_image_root(path: str, xml_folder: str, file_names: Sequence[str]) -> str:
@@ -112,12 +123,12 @@ def split_ids(path: str, available: Set[str]) -> Optional[Tuple[Set[str], Set[st
     test images come without annotations, so its ``test.txt`` is passed over. With only
     ``trainval.txt`` or CVAT's ``default.txt`` there is no validation split to take: the loader draws one.
     """
-    lists = _split_lists(os.path.join(path, SPLIT_FOLDER))
+    lists = split_lists(os.path.join(path, SPLIT_FOLDER))
     test = lists.get("test")
     if test and len(test & available) * 2 >= len(test):
         train = lists.get("trainval") or (lists.get("train", set()) | lists.get("val", set()))
         if train:
-            return train - test, test, "ImageSets/Main: trainval trains, test validates"
+            return train - test, test, TEST_VALIDATES
     val = lists.get("val")
     if val:
         train = lists.get("train") or (lists.get("trainval", set()) - val)
@@ -126,7 +137,7 @@ def split_ids(path: str, available: Set[str]) -> Optional[Tuple[Set[str], Set[st
     return None
 
 
-def _split_lists(folder: str) -> Dict[str, Set[str]]:
+def split_lists(folder: str) -> Dict[str, Set[str]]:
     """``{"train": ids, ...}`` of the split files present; an id is each line's first word."""
     out: Dict[str, Set[str]] = {}
     for name in ("train", "val", "trainval", "test"):

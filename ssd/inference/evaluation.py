@@ -7,12 +7,19 @@ anchor metrics come from the same forward (the detector hands its raw outputs to
 
 A dataset with ``difficult_masks`` (Pascal VOC) has its difficult boxes ignored as VOC07 does: a
 detection on one is neither a true nor a false positive, and one left undetected is no miss.
+
+A dataset with ``crowd_regions`` (COCO's ``iscrowd: 1``) has them ignored as COCO's own evaluation
+(pycocotools) does: a region is never a positive to find, and a detection that the VOC07 matching
+leaves false but that lies in a region of its class (intersection over the detection's own area at
+least the IoU threshold) is ignored instead. Both end in the same place, the metric's "ignored"
+match (-1), so the curve and AP treat a difficult box and a crowd region alike; only the rule that
+picks the detection differs, because a crowd region is many objects and a detection finds only one.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -38,6 +45,7 @@ class EvalResult:
     anchor_counts: Dict[str, int] = field(default_factory=dict)
     unscored_boxes: int = 0          # ground-truth boxes of classes the model lacks (left out of every number)
     difficult_boxes: int = 0         # Pascal VOC "difficult" boxes: neither a hit nor a miss (VOC07)
+    crowd_regions: int = 0           # COCO crowd regions: detections in them ignored (pycocotools)
 
     def table(self) -> str:
         width = max([len("class")] + [len(c) for c in self.per_class_ap])
@@ -49,7 +57,9 @@ class EvalResult:
                      + (f"; {self.unscored_boxes} box{'es' if self.unscored_boxes != 1 else ''} of classes the "
                         "model lacks left out" if self.unscored_boxes else "")
                      + (f"; {self.difficult_boxes} difficult box{'es' if self.difficult_boxes != 1 else ''} "
-                        "ignored, as VOC07 does" if self.difficult_boxes else "") + ")")
+                        "ignored, as VOC07 does" if self.difficult_boxes else "")
+                     + (f"; {self.crowd_regions} crowd region{'s' if self.crowd_regions != 1 else ''}: detections "
+                        "in them ignored, as COCO does" if self.crowd_regions else "") + ")")
         if self.micro_f1 is not None:
             c = self.anchor_counts
             lines.append(f"micro-F1 {self.micro_f1:.4f}, accuracy {self.accuracy:.4f} over {c.get('anchors', 0)} anchors "
@@ -57,6 +67,15 @@ class EvalResult:
         else:
             lines.append("micro-F1 / accuracy: n/a (this network decodes inside its graph and hides its anchors)")
         return "\n".join(lines)
+
+
+class _Truth(NamedTuple):
+    """One decoded image and what it is scored against, in the model's class indices."""
+
+    img: np.ndarray
+    gt: np.ndarray          # (K, 5) real boxes, normalized
+    hard: np.ndarray        # (K,) difficult flags
+    crowd: np.ndarray       # (C, 5) crowd regions, normalized
 
 
 def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, floor: float = EVAL_FLOOR,
@@ -71,38 +90,18 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     classes = list(detector.classes)
     metric = VOC07MApMetric(iou_thresh=iou_thresh, class_names=classes)
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    num_boxes = 0
-    skipped = unscored = difficult = 0
-    masks = getattr(dataset, "difficult_masks", None)
+    counts = {"boxes": 0, "skipped": 0, "unscored": 0, "difficult": 0, "crowd": 0}
     to_model = class_index_map(getattr(dataset, "classes", None) or [], classes)
-    size = detector.input_size
     tally = AnchorTally()
     batch_size = min(batch_size, getattr(detector, "max_batch", None) or batch_size)   # one forward per batch
     for start, stop in batch_spans(n, batch_size, adaptive=progress is not None):
-        items = []
-        for i in range(start, stop):
-            try:
-                img, lab = dataset[i]
-            except ImageError:
-                skipped += 1
-                continue
-            gt, left_out, hard = _model_labels(lab, to_model, len(classes), None if masks is None else masks[i])
-            unscored += left_out
-            items.append((img, gt, hard))
-        if not items:
-            continue
-        batch = np.stack([resize(img, size) for img, _, _ in items])
-        preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
-        tally.score([gt for _, gt, _ in items])
-        for (img, gt, hard), (ids, scores, boxes) in zip(items, preds):
-            h, w = img.shape[:2]
-            scale = np.array([w, h, w, h], dtype=np.float32)
-            num_boxes += len(gt) - int(hard.sum())
-            difficult += int(hard.sum())
-            gt_boxes = gt[:, 1:5] * scale if len(gt) else np.zeros((0, 4), np.float32)
-            metric.update(pred_bboxes=[(boxes * scale)[None]], pred_labels=[ids[None].astype(np.float32)],
-                          pred_scores=[scores[None]], gt_bboxes=[gt_boxes[None]],
-                          gt_labels=[gt[:, 0][None]], gt_difficults=[hard[None].astype(np.float32)])
+        items = _truths(dataset, range(start, stop), to_model, len(classes), counts)
+        if items:
+            batch = np.stack([resize(t.img, detector.input_size) for t in items])
+            preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
+            tally.score([t.gt for t in items])
+            for truth, pred in zip(items, preds):
+                _score_image(metric, truth, pred, iou_thresh, counts)
         if progress is not None:
             progress(stop, n)
     names, values = metric.get()
@@ -113,10 +112,84 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
         if prec is not None:
             curves[nm] = {"precision": prec, "recall": rec}
     anchors = tally.available and tally.counts.anchors > 0
-    return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - skipped, num_boxes,
-                      curves, skipped, tally.counts.micro_f1 if anchors else None,
+    return EvalResult(float(values[-1]) if values[-1] == values[-1] else 0.0, per_class, n - counts["skipped"],
+                      counts["boxes"], curves, counts["skipped"], tally.counts.micro_f1 if anchors else None,
                       tally.counts.accuracy if anchors else None, tally.counts.as_dict() if anchors else {},
-                      unscored, difficult)
+                      counts["unscored"], counts["difficult"], counts["crowd"])
+
+
+def _truths(dataset, indices: range, to_model: Optional[np.ndarray], n_model: int,
+            counts: Dict[str, int]) -> List[_Truth]:
+    """The decodable images of ``indices`` with their boxes, difficult flags and crowd regions."""
+    masks = getattr(dataset, "difficult_masks", None)
+    regions = getattr(dataset, "crowd_regions", None)
+    out = []
+    for i in indices:
+        try:
+            img, lab = dataset[i]
+        except ImageError:
+            counts["skipped"] += 1
+            continue
+        gt, left_out, hard = _model_labels(lab, to_model, n_model, None if masks is None else masks[i])
+        counts["unscored"] += left_out
+        crowd = np.zeros((0, 5), np.float32)
+        if regions is not None and len(regions[i]):
+            crowd = _model_labels(np.asarray(regions[i], np.float32).reshape(-1, 5), to_model, n_model)[0]
+        out.append(_Truth(img, gt, hard, crowd))
+    return out
+
+
+def _score_image(metric, truth: _Truth, pred: Tuple[np.ndarray, np.ndarray, np.ndarray], iou_thresh: float,
+                 counts: Dict[str, int]) -> None:
+    """Add one image's detections to ``metric`` (in pixels: VOC07 matches integer-pixel boxes)."""
+    ids, scores, boxes = pred
+    h, w = truth.img.shape[:2]
+    scale = np.array([w, h, w, h], dtype=np.float32)
+    gt, hard = truth.gt, truth.hard
+    counts["boxes"] += len(gt) - int(hard.sum())
+    counts["difficult"] += int(hard.sum())
+    counts["crowd"] += len(truth.crowd)
+    gt_boxes = gt[:, 1:5] * scale if len(gt) else np.zeros((0, 4), np.float32)
+    metric.update(pred_bboxes=[(boxes * scale)[None]], pred_labels=[ids[None].astype(np.float32)],
+                  pred_scores=[scores[None]], gt_bboxes=[gt_boxes[None]],
+                  gt_labels=[gt[:, 0][None]], gt_difficults=[hard[None].astype(np.float32)])
+    if len(truth.crowd):
+        crowd = np.concatenate([truth.crowd[:, :1], truth.crowd[:, 1:5] * scale], axis=1)
+        _ignore_in_crowd(metric, ids, scores, boxes * scale, crowd, iou_thresh)
+
+
+def _ignore_in_crowd(metric, ids: np.ndarray, scores: np.ndarray, boxes: np.ndarray, crowd: np.ndarray,
+                     iou_thresh: float) -> None:
+    """Turn this image's false positives that lie in a crowd region of their class into ignored (-1).
+
+    Why after ``metric.update``: its own matching has then decided which detections found a real box
+    (pycocotools too matches real boxes first); the matches it just appended for class ``l`` are this
+    image's detections of ``l`` in its order (score, descending), which is recomputed here the same way."""
+    valid = np.asarray(ids).reshape(-1) >= 0
+    labels = np.asarray(ids).reshape(-1)[valid].astype(int)
+    scores, boxes = np.asarray(scores, np.float32).reshape(-1)[valid], boxes[valid]
+    for label in np.unique(crowd[:, 0].astype(int)):
+        mine = labels == label
+        if not mine.any():
+            continue
+        order = scores[mine].argsort()[::-1]
+        inside = crowd_cover(boxes[mine][order], crowd[crowd[:, 0].astype(int) == label, 1:5]) >= iou_thresh
+        matches = metric._match[label]
+        first = len(matches) - len(order)
+        for k in np.flatnonzero(inside):
+            if matches[first + k] == 0:
+                matches[first + k] = -1
+
+
+def crowd_cover(dets: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Per detection, the largest share of its own area inside one of ``regions`` (COCO's crowd "IoU")."""
+    x1 = np.maximum(dets[:, None, 0], regions[None, :, 0])
+    y1 = np.maximum(dets[:, None, 1], regions[None, :, 1])
+    x2 = np.minimum(dets[:, None, 2], regions[None, :, 2])
+    y2 = np.minimum(dets[:, None, 3], regions[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = np.maximum((dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1]), 1e-9)
+    return (inter / area[:, None]).max(axis=1) if len(regions) else np.zeros(len(dets))
 
 
 def class_index_map(data_classes: List[str], model_classes: List[str]) -> Optional[np.ndarray]:

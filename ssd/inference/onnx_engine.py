@@ -16,6 +16,8 @@ starts on a GPU, else the CPU provider, with the reason.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -78,8 +80,45 @@ def wanted_providers(prefer_gpu: bool = True) -> Tuple[List[Any], str]:
     return [(CUDA, {"device_id": 0}), CPU], ""
 
 
-def open_session(path: str, prefer_gpu: bool = True) -> Tuple[Any, str, str]:
-    """``(InferenceSession, device, why not a GPU)``; ``ModelError`` when the file does not load."""
+class _Opened:
+    """One session and where it runs; what ``_SESSIONS`` holds weakly and each detector strongly."""
+
+    def __init__(self, session: Any, device: str, why_cpu: str) -> None:
+        self.session, self.device, self.why_cpu = session, device, why_cpu
+
+
+# Sessions open now, by file version, providers asked and threads: shared by the detectors of one
+# graph. Why: a server keeps a detector per engine choice, and "auto" (ONNX Runtime here) and
+# "onnxruntime" each opened the same graph (two sessions, 14 MB each for the shipped model). Weak:
+# a session goes when the last detector using it does.
+_SESSIONS: "weakref.WeakValueDictionary[tuple, _Opened]" = weakref.WeakValueDictionary()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def shared_session(path: str, prefer_gpu: bool = True) -> _Opened:
+    """The open session of this version of ``path`` (inode, size, mtime) on the providers
+    ``prefer_gpu`` asks for, or a new one (``open_session``); a file rewritten in place is opened again."""
+    import onnxruntime as ort
+
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({err.strerror})") from None
+    providers, why_cpu = wanted_providers(prefer_gpu)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, repr(providers), threads(),
+           ort.InferenceSession)      # another ONNX Runtime (tests stand one in) opens its own
+    with _SESSIONS_LOCK:
+        opened = _SESSIONS.get(key)
+        if opened is None:
+            opened = _Opened(*open_session(path, prefer_gpu, (providers, why_cpu)))
+            _SESSIONS[key] = opened
+        return opened
+
+
+def open_session(path: str, prefer_gpu: bool = True,
+                 wanted: Optional[Tuple[List[Any], str]] = None) -> Tuple[Any, str, str]:
+    """``(InferenceSession, device, why not a GPU)``; ``ModelError`` when the file does not load.
+    ``wanted``: ``wanted_providers(prefer_gpu)`` when the caller has it already."""
     import onnxruntime as ort
 
     from ssd.base.hardware import gpu_names
@@ -91,7 +130,7 @@ def open_session(path: str, prefer_gpu: bool = True) -> Tuple[Any, str, str]:
     # no busy-waiting between operators: the folder pipeline's decode threads share these cores
     # (a 64-frame pipeline run went 8-13 → 13-16 img/s on the 2-core machine without it)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers, why_cpu = wanted_providers(prefer_gpu)
+    providers, why_cpu = wanted or wanted_providers(prefer_gpu)
     try:
         session = ort.InferenceSession(path, options, providers=providers)
     except Exception as err:  # noqa: BLE001 - InvalidGraph, NoSuchFile, provider failures
@@ -240,9 +279,10 @@ def check_graph(session, meta: Dict[str, Any], graph: Dict[str, Any], path: str)
 
 def _build(path: str, meta: Dict[str, Any], graph: Dict[str, Any], precision: str, prefer_gpu: bool,
            worker: bool) -> OnnxDetector:
-    session, device, why_cpu = open_session(path, prefer_gpu)
-    check_graph(session, meta, graph, path)
-    det = OnnxDetector(session, meta, graph, precision, device, worker=worker)
-    det.device_note = why_cpu
+    opened = shared_session(path, prefer_gpu)
+    check_graph(opened.session, meta, graph, path)
+    det = OnnxDetector(opened.session, meta, graph, precision, opened.device, worker=worker)
+    det.shared_session = opened          # keeps it open (and in _SESSIONS) while this detector lives
+    det.device_note = opened.why_cpu
     det.precision_note = f"{precision}, ONNX graph {os.path.basename(path)} (opset {graph.get('opset', '?')})"
     return det

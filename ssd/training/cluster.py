@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Sequence, TextIO
 
+from ssd.base.processes import start_child
 from ssd.training.distributed import DistributedError
 
 TAIL_LINES = 12          # output lines kept per process for the error message
@@ -105,28 +106,6 @@ def dmlc_tracker():
     return dmlc_tracker
 
 
-def _death_signal_setter():
-    """A function for the child (before exec) that asks Linux to SIGKILL it if the launcher dies.
-
-    libc is loaded here, in the launcher, so the child between fork and exec only calls into it
-    (loading a library there could deadlock on a lock another launcher thread held). The signal
-    comes when the launcher's thread that started the child ends: ``Cluster`` is meant for a
-    command's main thread. None where unsupported.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def set_death_signal() -> None:
-        prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    return set_death_signal
-
-
 class Cluster:
     """A scheduler, ``servers`` servers and ``workers`` workers running ``worker_argv``; see module doc."""
 
@@ -145,7 +124,6 @@ class Cluster:
         self.nodes: List[Node] = []
         self._lock = threading.Lock()
         self._stopped = False
-        self._death_signal = _death_signal_setter()
         self.root = ("127.0.0.1" if self.hosts is None
                      else host_ip or dmlc_tracker().tracker.get_host_ip("auto"))
         self.port = free_port("127.0.0.1" if self.hosts is None else "")
@@ -185,9 +163,9 @@ class Cluster:
     # ------------------------------------------------------------------ processes
     def _spawn(self, role: str, index: int, argv: List[str], env: Dict[str, str], host: str) -> Node:
         try:
-            proc = subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True,   # its own group
-                                    preexec_fn=self._death_signal)
+            # its own group, and it dies with the launcher (start_child: without forking the launcher)
+            proc = start_child(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
         except OSError as err:
             raise LaunchError(f"cannot start the {role} ({argv[0]}): {err.strerror}") from None
         node = Node(role, index, proc, host)

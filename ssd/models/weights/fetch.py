@@ -38,16 +38,22 @@ def verified(path: str, entry: LiveFile) -> bool:
     return digest == entry.sha256 if entry.sha256 else digest.startswith(entry.sha256_prefix)
 
 
-def _is_detector(entry: LiveFile) -> bool:
-    """The file of a pullable detector (``models import`` converts those), not a backbone's."""
+def _detector_name(entry: LiveFile) -> Optional[str]:
+    """The pull name of the detector whose file this is (``models import`` converts those), None for
+    a backbone's: the messages then give the import command ready to paste."""
     from ssd.models.weights.catalogue import LIVE_DETECTORS
 
-    return any(d.file == entry for d in LIVE_DETECTORS.values())
+    return next((name for name, d in LIVE_DETECTORS.items() if d.file == entry), None)
+
+
+def _import_command(entry: LiveFile, name: str) -> str:
+    return f"python -m ssd models import {entry.file} --as {name}"
 
 
 def _by_hand(entry: LiveFile, dest: str) -> str:
     check = f"SHA-256 {entry.sha256}" if entry.sha256 else f"SHA-256 starting {entry.sha256_prefix}"
-    alternative = ", or import a copy with: python -m ssd models import FILE --as NAME" if _is_detector(entry) else ""
+    name = _detector_name(entry)
+    alternative = f", or import a copy with: {_import_command(entry, name)}" if name else ""
     return (f"To install it by hand, download {entry.url} on a machine with internet access and save it as "
             f"{dest} ({check}){alternative}")
 
@@ -68,10 +74,11 @@ def fetch_live(entry: LiveFile, progress: Optional[Progress] = None, download: b
         unverified = dest + ".unverified"
         fetch(entry.url, unverified, progress=progress)
     except DownloadError as err:
-        if not _is_detector(entry):     # a backbone: saving it where the message says is the way
+        name = _detector_name(entry)
+        if name is None:                # a backbone: saving it where the message says is the way
             raise
-        raise DownloadError(f"{err} A copy made elsewhere can also be converted with: python -m ssd models "
-                            f"import {entry.file} --as NAME (NAME from python -m ssd models pull --list)") from None
+        raise DownloadError(f"{err} A copy made elsewhere can also be converted with: "
+                            f"{_import_command(entry, name)}") from None
     if not verified(unverified, entry):
         os.remove(unverified)
         raise DownloadError(f"{entry.url} sent a file whose SHA-256 does not start with {entry.sha256_prefix} "
