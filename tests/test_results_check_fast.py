@@ -102,7 +102,8 @@ def test_an_entry_that_is_no_object_is_refused_as_before(monkeypatch, entry):
 
 def test_the_first_fault_is_named_when_a_file_has_several(monkeypatch):
     doc = _doc()
-    _set(doc, 100, 0, "conf", 2.0) if doc["images"][100]["detections"] else None
+    later = next(k for k, im in enumerate(doc["images"]) if k > 100 and im["detections"])
+    _set(doc, later, 0, "conf", 2.0)
     doc["images"][90]["width"] = "wide"
     doc["images"][90]["detections"] = [{"category": "1", "conf": "high", "bbox": [0.0, 0.0, 1.0, 1.0]}]
     fast, slow = _both(doc, monkeypatch)
