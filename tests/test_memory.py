@@ -41,3 +41,70 @@ def test_a_loaded_document_leaves_the_full_collections_and_is_still_freed():
         assert gc.get_freeze_count() <= frozen - 3 * 20_000
     finally:
         gc.unfreeze()
+
+
+def test_the_collector_is_paused_for_the_block_and_then_as_it_was():
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with memory.collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()                                     # a caller that had it off keeps it off
+        with memory.collector_paused():
+            pass
+        assert not gc.isenabled()
+        gc.enable()
+        try:
+            with memory.collector_paused():
+                raise KeyError("x")
+        except KeyError:
+            pass
+        assert gc.isenabled()                            # back on after an error in the block
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_overlapping_pauses_in_two_threads_end_with_the_last():
+    import threading
+
+    entered, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with memory.collector_paused():
+            entered.set()
+            leave.wait(10)
+
+    gc.enable()
+    t = threading.Thread(target=other)
+    t.start()
+    entered.wait(10)
+    with memory.collector_paused():
+        pass
+    assert not gc.isenabled()                            # the other thread's block is still running
+    leave.set()
+    t.join()
+    assert gc.isenabled()
+
+
+def test_a_large_json_file_held_is_frozen_and_reads_as_without(tmp_path, monkeypatch):
+    import json
+
+    from ssd.base import json_file
+    from ssd.base.json_file import read_json_file
+
+    doc = {"images": [{"file": f"{k}.jpg", "detections": [{"conf": 0.5, "bbox": [0.1, 0.2, 0.3, 0.4]}]}
+                      for k in range(5_000)]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    before = gc.get_freeze_count()
+    assert read_json_file(str(path), 10**8, hold=True) == doc
+    assert gc.get_freeze_count() == before                      # small: nothing frozen for it
+    monkeypatch.setattr(json_file, "FREEZE_CHARS", 1000)       # as if the file were large
+    try:
+        held = read_json_file(str(path), 10**8, hold=True)
+        assert held == doc == read_json_file(str(path), 10**8)
+        assert gc.get_freeze_count() >= before + 3 * 5_000        # out of every later collection
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()

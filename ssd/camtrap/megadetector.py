@@ -133,7 +133,7 @@ def read_results(path: str) -> Dict[str, Any]:
     """Load a results file and check every field the format defines (``ResultsError`` naming the
     entry otherwise; ``results_check``): a regular file, at most ``MAX_RESULTS_BYTES``."""
     try:
-        doc = read_json_file(path, MAX_RESULTS_BYTES, max_depth=None)   # check_results bounds the depth
+        doc = read_json_file(path, MAX_RESULTS_BYTES, max_depth=None, hold=True)   # check_results bounds the depth
     except FileNotFoundError:
         raise ResultsError(f"'{path}' does not exist") from None
     except JSONFileError as err:

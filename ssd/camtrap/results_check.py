@@ -12,11 +12,16 @@ The rules follow MegaDetector's own validator (``validate_batch_results``) where
 (string category ids, a failure only with null detections, every detection's category listed);
 numbers must be finite, confidences and thresholds within 0–1, boxes four numbers. Fields of
 other tools are kept, checked only for nesting depth and finite numbers.
+
+A season holds millions of boxes, so the entries are asked about 64 at a time, in C loops
+(``_plain_detections``, ``_plain_entries``); a chunk with anything unusual is walked field by
+field, which names the first fault: the rules and messages are the walk's.
 """
 from __future__ import annotations
 
 import math
 import os
+from itertools import chain, repeat
 from typing import Any, Dict, List
 
 from ssd.base.errors import SSDError
@@ -46,8 +51,14 @@ def check_results(doc: Any, where: str) -> Dict[str, Any]:
     for key, value in doc.items():
         if key not in ("info", "images", "detection_categories", "classification_categories"):
             _extra(value, key, where)
-    for i, im in enumerate(doc["images"]):
-        _check_image(im, i, cats, where)
+    images = doc["images"]
+    for start in range(0, len(images), _CHUNK):
+        chunk = images[start:start + _CHUNK]
+        plain = _plain_detections(chunk, cats)
+        if plain and _plain_entries(chunk):
+            continue                    # the common case: every field of the chunk checked at once
+        for i, im in enumerate(chunk, start):
+            _check_image(im, i, cats, where, detections_checked=plain)
     return doc
 
 
@@ -59,8 +70,11 @@ def _fail(where: str, field: str, value: Any, expected: str) -> ResultsError:
 
 def _number(value: Any, lo: float = -math.inf, hi: float = math.inf) -> bool:
     """A JSON number (not a boolean), finite, within [lo, hi]."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and lo <= value <= hi)
+    try:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and lo <= value <= hi)
+    except OverflowError:                # a whole number beyond any float: 1e400 written without a point
+        return False
 
 
 def _check_info(info: Any, where: str) -> None:
@@ -97,7 +111,8 @@ def _names(cats: Any, field: str, where: str) -> Dict[str, str]:
     return cats
 
 
-def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
+def _check_image(im: Any, i: int, cats: Dict[str, str], where: str, detections_checked: bool = False) -> None:
+    """``detections_checked``: ``_plain_detections`` found every detection plain; the rest is checked."""
     if not isinstance(im, dict) or not isinstance(im.get("file"), str) or not im["file"] or "\0" in im["file"]:
         raise ResultsError(f"{where}: images[{i}] has no 'file' (a non-empty name)")
     at = f"images[{i}] ({im['file'][:120]!r})"
@@ -110,7 +125,7 @@ def _check_image(im: Any, i: int, cats: Dict[str, str], where: str) -> None:
         if failure is not None:
             raise ResultsError(f"{where}: {at} has a failure and detections; a failed image has "
                                     "\"detections\": null")
-        for j, d in enumerate(dets):
+        for j, d in enumerate(() if detections_checked else dets):
             _check_detection(d, f"{at}.detections[{j}]", cats, where)
     elif "detections" not in im and failure is None:
         raise ResultsError(f"{where}: {at} has neither 'detections' nor a 'failure'")
@@ -156,8 +171,80 @@ def _plain_detection(d: Dict[str, Any], cats: Dict[str, str]) -> bool:
     """A detection as this code writes it: float conf within 0–1, four finite float coordinates."""
     conf, box = d.get("conf"), d.get("bbox")
     return (type(conf) is float and 0.0 <= conf <= 1.0 and type(box) is list and len(box) == 4
-            and all(type(v) is float and math.isfinite(v) for v in box) and d.get("category") in cats
-            and type(d.get("category")) is str and type(d.get("suspect", False)) is bool)
+            and all(type(v) is float and math.isfinite(v) for v in box) and type(d.get("category")) is str
+            and d.get("category") in cats and type(d.get("suspect", False)) is bool)   # a str: a list is unhashable
+
+
+#: Entries whose detections ``_plain_detections`` asks about together: small enough that its
+#: passes over them find them still in the processor's cache (1,024 were 25% slower).
+_CHUNK = 64
+
+
+def _values(objects: List[Dict[str, Any]], key: str) -> List[Any]:
+    """``o.get(key)`` of every entry or detection, in a C loop (``operator.methodcaller`` was 2.5x slower)."""
+    return list(map(dict.get, objects, repeat(key)))
+
+
+def _plain_detections(images: List[Any], cats: Dict[str, str]) -> bool:
+    """Whether every detection of ``images`` passes ``_plain_detection``, asked of all at once.
+
+    Why: box by box, the check was 3 s of a season's 6 s read (4.2 million boxes, 0.7 µs each);
+    here the same conditions are asked in C loops over the chunk (the set of types, min, max, and
+    a sum, which is finite only when every number is). ``False`` sends the entries to the walk
+    box by box, which names the first fault, or accepts what is only unusual (a whole-number
+    confidence, a null ``suspect``, another tool's field), so what is refused, and how, is as before.
+    """
+    if set(map(type, images)) != {dict}:
+        return False
+    lists = list(filter(None, map(dict.get, images, repeat("detections"))))
+    if not set(map(type, lists)) <= {list}:
+        return False
+    dets = list(chain.from_iterable(lists))
+    if not dets:
+        return True
+    if set(map(type, dets)) != {dict}:
+        return False
+    names, suspects = _values(dets, "category"), _values(dets, "suspect")
+    if set(map(type, names)) != {str} or not set(names).issubset(cats) \
+            or not set(map(type, suspects)) <= {bool, type(None)}:
+        return False
+    # category, conf and bbox are there (not None: their types are checked below), suspect where not
+    # None; no other key when the lengths add up to that (a null suspect, being counted, goes the slow way)
+    if sum(map(len, dets)) != 3 * len(dets) + len(dets) - suspects.count(None):
+        return False
+    confs, boxes = _values(dets, "conf"), _values(dets, "bbox")
+    if set(map(type, confs)) != {float} or not (math.isfinite(sum(confs)) and min(confs) >= 0.0 and max(confs) <= 1.0):
+        return False
+    if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
+        return False
+    coords = list(chain.from_iterable(boxes))
+    return set(map(type, coords)) == {float} and math.isfinite(sum(coords))
+
+
+def _plain_entries(images: List[Dict[str, Any]]) -> bool:
+    """Whether every entry of ``images`` (objects, as ``_plain_detections`` found) passes
+    ``_check_image`` but for its detections, asked of all at once as there: 2.4 µs an entry
+    one by one, seconds in a season of a million files with a box or two each.
+
+    A failure with its null detections, or null detections without a failure, sends the chunk
+    to the walk, as does any number that is not plain (a float width, say).
+    """
+    files = _values(images, "file")
+    if set(map(type, files)) != {str} or not all(files) or "\0" in "".join(files) \
+            or not set(chain.from_iterable(images)) <= _IMAGE_KEYS:
+        return False
+    pairs = set(zip(map(type, _values(images, "failure")), map(type, _values(images, "detections"))))
+    if pairs != {(type(None), list)}:
+        return False
+    sizes = _values(images, "width") + _values(images, "height")
+    best = _values(images, "max_detection_conf")
+    texts = _values(images, "datetime") + _values(images, "warning")
+    if not (set(map(type, sizes)) <= {int, type(None)} and set(map(type, best)) <= {float, type(None)}):
+        return False
+    sizes, best = list(filter(None, sizes)), list(filter(None, best))      # less None, 0 and 0.0
+    return (min(sizes, default=0) >= 0 and max(sizes, default=0) < 2 ** 53 and math.isfinite(sum(best))
+            and min(best, default=0.0) >= 0.0 and max(best, default=0.0) <= 1.0
+            and set(map(type, texts)) <= {str, type(None)})
 
 
 def _extra(value: Any, at: str, where: str) -> None:
