@@ -71,8 +71,9 @@ def _start(runs_root: str) -> None:
     s = st.session_state
     try:
         check_photo_path(s.get("ct_folder", ""), "The photo folder", _access.roots())
-        jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings())
+        jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings(), replace=bool(s.get("ct_replace")))
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
+        s["ct_replace"] = False            # one replace per tick, not a standing order
     except SSDError as err:
         s["ct_flash"] = str(err)
 
@@ -122,7 +123,10 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
                     key="ct_frame_every", persist_state="session",
                     help="How often a video is looked at (.mp4 .avi .mov .mkv).")
-    st.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
+    b1, b2 = st.columns([1, 4], vertical_alignment="center")
+    b1.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
+    b2.checkbox("Replace the run of this name", key="ct_replace",
+                help="A run name already used keeps its results: Start is refused unless this is ticked.")
 
 
 def _shown_run(runs_root: str, current) -> str:

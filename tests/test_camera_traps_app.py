@@ -296,3 +296,29 @@ def test_the_page_warns_of_videos_cut_short_and_lists_them(env):
     at.selectbox(key="ct_state").set_value("cut short").run()
     _ok(at)
     assert "2 image(s) match" in " ".join(c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_start_refuses_to_wipe_a_run_of_the_same_name_until_replace_is_ticked(env):
+    """A second Start under a finished run's name kept nothing of it (its results deleted, no word):
+    now it is refused, the results untouched, until the user ticks "Replace"."""
+    from ssd import jobs
+
+    folder = _folder(env / "photos", 4)
+    browser = _Browser()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    browser.look(at)
+    _start_run(at, browser, folder, "season")
+    results = os.path.join(jobs.camera_runs_dir(), "season", jobs.BATCH_RESULTS)
+    before = open(results, "rb").read()
+    browser.look(at)
+    browser.send(at)
+    next(b for b in at.button if b.label == "Start").click().run()
+    _ok(at)
+    assert any("already exists" in e.value and "season" in e.value for e in at.error), [e.value for e in at.error]
+    assert jobs.current_batch_job(jobs.camera_runs_dir()) is None
+    assert open(results, "rb").read() == before
+    at.checkbox(key="ct_replace").check()
+    _start_run(at, browser, folder, "season")
+    assert any("Finished: 5 images" in s.value for s in at.success)
+    assert at.checkbox(key="ct_replace").value is False          # one replace per tick, not a standing order

@@ -7,6 +7,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from ssd.base.errors import JobError
+from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
 from ssd.jobs.process import JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate, valid_model_name
 
@@ -15,6 +16,7 @@ BATCH_LOG_FILE = "detect.log"
 BATCH_RESULTS = "results.json"
 BATCH_CSV = "results.csv"
 BATCH_PROGRESS = "progress.json"
+BATCH_JOURNAL = default_journal_path(BATCH_RESULTS)      # the run's checkpoint, beside its results
 BATCH_SETTINGS = "run.json"
 
 
@@ -48,11 +50,12 @@ def batch_argv(settings: RunSettings, resume: bool = False) -> List[str]:
 
 
 def start_batch_job(runs_root: str, name: str, settings: Optional[RunSettings] = None,
-                    resume: bool = False) -> JobInfo:
+                    resume: bool = False, replace: bool = False) -> JobInfo:
     """Start (or, with ``resume``, continue) the batch run ``runs_root/name`` in the background.
 
     ``settings``: made by the page from its form; saved in the run's ``run.json`` (with the run
-    folder's outputs) so a reloaded page can resume it without asking again.
+    folder's outputs) so a reloaded page can resume it without asking again. A new start under the
+    name of a run with results or a checkpoint deletes them: refused unless ``replace``.
     """
     problem = valid_model_name(name)
     if problem:
@@ -68,14 +71,26 @@ def start_batch_job(runs_root: str, name: str, settings: Optional[RunSettings] =
     if running is not None:
         raise JobError(f"a camera-trap run is already going: {running.name} (pid {running.pid}); "
                        "stop it or wait for it to finish")
+    if not resume and not replace:
+        _refuse_to_replace(run_dir, name)
     settings = in_run_folder(settings, run_dir)
     os.makedirs(run_dir, exist_ok=True)
     settings.save(os.path.join(run_dir, BATCH_SETTINGS))
     if not resume:
-        for f in (BATCH_PROGRESS, BATCH_RESULTS):
+        for f in (BATCH_PROGRESS, BATCH_RESULTS, BATCH_CSV, BATCH_JOURNAL):
             remove_file(os.path.join(run_dir, f))
     return launch(os.path.join(runs_root, BATCH_LOCK_FILE), batch_argv(settings, resume), run_dir,
                   BATCH_LOG_FILE, "camera-trap run")
+
+
+def _refuse_to_replace(run_dir: str, name: str) -> None:
+    """``JobError`` when ``run_dir`` holds a run's results or checkpoint: hours of work, not wiped unasked."""
+    if not any(os.path.isfile(os.path.join(run_dir, f)) for f in (BATCH_RESULTS, BATCH_JOURNAL, BATCH_PROGRESS)):
+        return
+    status = batch_status(run_dir)
+    raise JobError(f"a run named {name!r} already exists ({status['state']}, {status.get('done', 0)}/"
+                   f"{status.get('total', 0)} images): choose another run name, or replace it "
+                   "(its results and checkpoint are deleted)")
 
 
 def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
