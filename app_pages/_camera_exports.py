@@ -1,4 +1,4 @@
-"""The Camera traps page's threshold explorer and its Camtrap DP / XLSX exports.
+"""The Camera traps page's threshold explorer, its downloads and sorting, and its Camtrap DP / XLSX exports.
 
 Only widgets here: the sweep, the workbook and the package are library calls
 (``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``). The sweep is
@@ -6,6 +6,7 @@ cached per results file and filter, so moving another widget does not recount th
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict
 
@@ -18,6 +19,7 @@ from ssd.base.errors import SSDError
 from ssd.base.text import md_escape
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import file_gap
+from ssd.camtrap.results import results_csv
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
@@ -56,6 +58,41 @@ def explorer_panel(results_path: str, shown: ShownFilter, doc: Dict[str, Any]) -
                                "images changed": sweep["images_changed"],
                                "episodes": sweep["episodes_with_detections"],
                                "episodes changed": sweep["episodes_changed"]}), hide_index=True)
+
+
+def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) -> None:
+    """The results as JSON and CSV, and sorting the photos into folders by what was seen."""
+    st.subheader("Download and sort")
+    d1, d2 = st.columns(2)
+    # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
+    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(doc, indent=1), "results.json",
+                       "application/json", key="ct_dl_json", on_click="ignore")
+    d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
+                       on_click="ignore")
+    with st.form("ct_sort"):
+        target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",
+                               key="ct_sort_into", persist_state="session")
+        mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
+        st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
+                    key="ct_sort_episodes", persist_state="session")
+        if st.form_submit_button("Sort into folders"):
+            _sort(doc, image_root, target, shown, mode)
+
+
+def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter, mode: str) -> None:
+    """Sort, and show how many images went to each folder; say so when no folder was given."""
+    from ssd.camtrap.sorting import sort_into_folders
+
+    if not target.strip():
+        st.error("Type the folder to sort into first (it is made if it does not exist).")
+        return
+    try:
+        check_photo_path(target, "The sort folder", _access.roots())
+        counts = sort_into_folders(doc, image_root, target, shown, mode,
+                                   by_episode=bool(st.session_state.get("ct_sort_episodes")))
+        st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
+    except (SSDError, OSError) as err:
+        st.error(md_escape(err))
 
 
 def _package_options(image_root: str):

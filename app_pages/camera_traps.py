@@ -10,7 +10,6 @@ typed here must lie under the photo roots, and beyond the loopback the page need
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from typing import Any, Dict, List, Tuple
@@ -21,7 +20,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
-from app_pages._camera_exports import explorer_panel, exports_panel
+from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
@@ -35,7 +34,6 @@ from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, pict
 from ssd.camtrap.megadetector import typical_threshold
 from ssd.camtrap.rebase import PATH_PREFIX_HELP, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
-from ssd.camtrap.results import results_csv
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
 from ssd.inference.engines import engine_choices
@@ -303,33 +301,6 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
                 c.image(pic)
             else:
                 c.caption("(could not be read)" if doc["images"][k].get("failure") else "(image not found)")
-
-
-def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) -> None:
-    """The results as JSON and CSV, and sorting the photos into folders by what was seen."""
-    st.subheader("Download and sort")
-    d1, d2 = st.columns(2)
-    # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
-    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(doc, indent=1), "results.json",
-                       "application/json", key="ct_dl_json", on_click="ignore")
-    d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
-                       on_click="ignore")
-    with st.form("ct_sort"):
-        target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",
-                               key="ct_sort_into", persist_state="session")
-        mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
-        st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
-                    key="ct_sort_episodes", persist_state="session")
-        if st.form_submit_button("Sort into folders") and target:
-            from ssd.camtrap.sorting import sort_into_folders
-
-            try:
-                check_photo_path(target, "The sort folder", _access.roots())
-                counts = sort_into_folders(doc, image_root, target, shown, mode,
-                                           by_episode=bool(st.session_state.get("ct_sort_episodes")))
-                st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
-            except (SSDError, OSError) as err:
-                st.error(_plain(err))
 
 
 def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:

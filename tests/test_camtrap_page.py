@@ -283,3 +283,11 @@ def test_a_page_turn_or_a_photo_opened_large_does_not_recount_the_season(season,
     _ok(at)
     assert counts["summarize"] == before["summarize"] + 1 and counts["filter_entries"] == before["filter_entries"] + 1
     assert _metrics(at)["With detections"] == "1"
+
+
+def test_sort_with_no_folder_says_so_instead_of_doing_nothing(season):
+    """"Sort into folders" with the folder box empty did nothing and said nothing: now it asks for one."""
+    at = _open(season)
+    next(b for b in at.button if b.label == "Sort into folders").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("folder to sort into" in e.value for e in at.error), [e.value for e in at.error]
