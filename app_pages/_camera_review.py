@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import streamlit as st
 
@@ -46,39 +46,52 @@ def _decisions(groups: List) -> Dict[str, str]:
     return {g.id: st.session_state.get(f"ct_rv_{k}", UNDECIDED) for k, g in enumerate(groups)}
 
 
-def _write_ui(doc: Dict[str, Any], groups: List, results_path: str) -> None:
-    """Where the cleaned file goes, the button that writes it, and the decisions as a download."""
+def _write_ui(doc: Dict[str, Any], groups: List, results_path: str, open_results: Optional[Callable] = None) -> None:
+    """Where the cleaned file goes, the button that writes it, and the decisions as a download;
+    once written, a button that opens the cleaned file (the page still shows the file reviewed)."""
     decided = {k: v for k, v in _decisions(groups).items() if v != UNDECIDED}
     default = os.path.splitext(results_path)[0] + ".reviewed.json" if results_path else "reviewed.json"
     out = st.text_input("Cleaned results file", value=default, key="ct_rv_out", persist_state="session")
     decisions = decisions_document(doc, groups, decided, results=os.path.abspath(results_path) if results_path else None)
     c1, c2 = st.columns(2)
-    if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided):
-        from ssd.base.atomic import atomic_write_json
-
-        try:
-            check_photo_path(out, "The cleaned results file", _access.roots())
-            if os.path.abspath(out) == os.path.abspath(results_path):
-                raise SSDError("the cleaned file must not replace the original results; choose another name")
-            cleaned = apply_decisions(doc, decisions)
-            atomic_write_json(out, cleaned)
-            last = cleaned["info"]["repeat_review"][-1]["groups"]
-            st.success(f"Wrote {md_escape(out)}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed "
-                       "(every box at a false positive's place in that camera, whatever its score, not only the "
-                       f"suspects listed), {sum(g.get('detections_confirmed', 0) for g in last)} confirmed.")
-        except (SSDError, OSError) as err:
-            st.error(md_escape(err))
+    if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided) and _write(doc, decisions, out,
+                                                                                             results_path):
+        if open_results is not None:
+            st.button("Open the cleaned results", key="ct_rv_open", on_click=open_results, args=(out,))
     c2.download_button("Decisions (JSON)", json.dumps(decisions, indent=1), "repeat-decisions.json",
                        "application/json", key="ct_rv_dl", on_click="ignore", disabled=not decided,
                        help="Apply them later with `python -m ssd results repeats apply`.")
 
 
+def _write(doc: Dict[str, Any], decisions: Dict[str, Any], out: str, results_path: str) -> bool:
+    """Write the cleaned file (never over the results reviewed) and say what it removed; False on a refusal."""
+    from ssd.base.atomic import atomic_write_json
+
+    try:
+        check_photo_path(out, "The cleaned results file", _access.roots())
+        if os.path.abspath(out) == os.path.abspath(results_path):
+            raise SSDError("the cleaned file must not replace the original results; choose another name")
+        cleaned = apply_decisions(doc, decisions)
+        atomic_write_json(out, cleaned)
+    except (SSDError, OSError) as err:
+        st.error(md_escape(err))
+        return False
+    last = cleaned["info"]["repeat_review"][-1]["groups"]
+    st.success(f"Wrote {md_escape(out)}: {sum(g.get('detections_removed', 0) for g in last)} detection(s) removed "
+               "(every box at a false positive's place in that camera, whatever its score, not only the suspects "
+               f"listed), {sum(g.get('detections_confirmed', 0) for g in last)} confirmed. The page still shows the "
+               "results before this review: open the cleaned file to browse, sort and export it.")
+    return True
+
+
 def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
-                 pictures: Optional[Dict[str, Any]] = None, groups: Optional[List[RepeatGroup]] = None) -> None:
+                 pictures: Optional[Dict[str, Any]] = None, groups: Optional[List[RepeatGroup]] = None,
+                 open_results: Optional[Callable[[str], None]] = None) -> None:
     """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged. The decisions
     name ``doc``'s files as written (``repeats apply`` reads that file); ``pictures``, the same entries
     with names below a path prefix, finds the crops; ``groups``, ``repeat_groups(doc)`` when the page
-    keeps it (it looks at every detection of the season: a second per rerun at 100,000 entries)."""
+    keeps it (it looks at every detection of the season: a second per rerun at 100,000 entries);
+    ``open_results(path)``, the page's way to show the cleaned file once written."""
     st.subheader("Repeat review")
     groups = repeat_groups(doc) if groups is None else groups
     if not groups:
@@ -93,4 +106,4 @@ def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
             _group_ui(doc, k, group, image_root, pictures or doc)
     if len(groups) > GROUPS_SHOWN:
         st.caption(f"{len(groups) - GROUPS_SHOWN} smaller group(s) not shown; review the largest first.")
-    _write_ui(doc, groups[:GROUPS_SHOWN], results_path)
+    _write_ui(doc, groups[:GROUPS_SHOWN], results_path, open_results)

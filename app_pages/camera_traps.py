@@ -212,6 +212,12 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
     return pick, saved.inputs[0] if saved is not None and saved.inputs else "", ""
 
 
+def _open_results_file(path: str, image_root: str, path_prefix: str) -> None:
+    """Show ``path`` (a cleaned file just written) as "another results file", its photos where they were."""
+    st.session_state.update(ct_results=OTHER_RESULTS, ct_results_path=path, ct_image_root=image_root,
+                            ct_path_prefix=path_prefix)
+
+
 def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
     """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
     if not st.checkbox("A threshold per class", key="ct_per_class", persist_state="session",
@@ -345,7 +351,8 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
     reviewed = sh.results_doc(results_path) if path_prefix.strip() else file_doc
     review_panel(reviewed, results_path, image_root, file_doc,
-                 groups=sh.season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)))
+                 groups=sh.season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)),
+                 open_results=lambda out: _open_results_file(out, image_root, path_prefix.strip()))
 
 
 def main() -> None:

@@ -291,3 +291,21 @@ def test_sort_with_no_folder_says_so_instead_of_doing_nothing(season):
     next(b for b in at.button if b.label == "Sort into folders").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("folder to sort into" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_cleaned_file_just_written_opens_from_the_review(season):
+    """After "Write cleaned results" the page went on showing the file before review (and exported it),
+    with no word of it: it now says so, and "Open the cleaned results" shows the cleaned file."""
+    at = _open(season)
+    at.checkbox(key="ct_hide_suspect").uncheck()                    # the rock's boxes counted while it is there
+    at.radio(key="ct_rv_0").set_value("false positive").run()
+    at.text_input(key="ct_rv_out").set_value(str(season / "clean.json")).run()
+    next(b for b in at.button if b.key == "ct_rv_write").click().run()
+    assert any("still shows the results before this review" in s.value for s in at.success)
+    before = _metrics(at)["With detections"]
+    next(b for b in at.button if b.key == "ct_rv_open").click().run()
+    _ok(at)
+    assert at.text_input(key="ct_results_path").value == str(season / "clean.json")
+    assert at.text_input(key="ct_image_root").value == str(season / "photos")
+    assert int(_metrics(at)["With detections"]) < int(before)       # the rock's frames are empty now
+    assert len(at.image) > 0                                          # its photos are found
