@@ -1,0 +1,69 @@
+"""The season walk at scale: the order the results, shards and resumed runs agree on, whatever the
+names, and folders nested deeper than Python's recursion limit.
+
+Why these: the walk lists each folder once, sorted, depth first (``folders._walk``) instead of
+sorting the whole season's names at the end; that must give exactly the order of ``sort_key``.
+"""
+import os
+
+from ssd.camtrap.folders import list_inputs, shard
+from ssd.camtrap.megadetector import sort_key
+
+# names whose order as one string differs from their order by path components
+TRICKY = ["a/x.jpg", "a.b.jpg", "a-b/y.jpg", "a b.jpg", "A/z.jpg", "b/c/d/e.jpg", "b/c.jpg", "b/cc/r.jpg",
+          "b/c/f.JPG", "b0.jpg", "b/c-/g.jpg", "\u00e9/h.jpg", "e/i.jpg", "IMG_0010.JPG", "IMG_0009.JPG"]
+
+
+def test_the_walk_lists_files_in_path_component_order(tmp_path):
+    for rel in TRICKY:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    files = list_inputs([str(tmp_path)], recursive=True)
+    assert files.names == sorted(TRICKY, key=sort_key)
+    assert files.names[:3] == ["A/z.jpg", "IMG_0009.JPG", "IMG_0010.JPG"]
+    assert files.names.index("b/c/f.JPG") < files.names.index("b/c-/g.jpg") < files.names.index("b/c.jpg")
+    assert files.paths == [os.path.join(str(tmp_path), n) for n in files.names]
+    assert shard(files, 2, 3).names == files.names[1::3]
+
+
+def _chain(top, depth: int) -> None:
+    """``top/d/d/…/d/deep.jpg``, ``depth`` folders, made one level at a time (relative to its parent)."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def _remove_chain(top) -> None:
+    """Remove what ``_chain`` made, bottom up: pytest's own clean-up (``shutil.rmtree``) recurses
+    per level and would fail on it, in every later session that shares the temporary folder."""
+    fds = [os.open(top, os.O_RDONLY)]
+    while "d" in os.listdir(fds[-1]):
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    os.unlink("deep.jpg", dir_fd=fds[-1])
+    for k in range(len(fds) - 1, 0, -1):
+        os.close(fds[k])
+        os.rmdir("d", dir_fd=fds[k - 1])
+    os.close(fds[0])
+
+
+def test_folders_nested_deeper_than_the_recursion_limit_are_walked(tmp_path):
+    """A walk that recursed per level (``os.walk`` does on Python 3.11) stopped with RecursionError."""
+    import sys
+
+    depth = sys.getrecursionlimit() + 50
+    _chain(tmp_path, depth)
+    try:
+        (tmp_path / "top.jpg").write_bytes(b"")
+        files = list_inputs([str(tmp_path)], recursive=True)
+        assert files.names == ["d/" * depth + "deep.jpg", "top.jpg"] and not files.failures
+    finally:
+        _remove_chain(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["top.jpg"]
