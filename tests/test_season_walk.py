@@ -67,3 +67,60 @@ def test_folders_nested_deeper_than_the_recursion_limit_are_walked(tmp_path):
     finally:
         _remove_chain(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["top.jpg"]
+
+
+# ------------------------------------------------------------------ progress over a long run
+
+class _Clock:
+    """``time.time`` for the progress reporter, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Log:
+    """A log file: what a run's stderr is under ``nohup``, SLURM or a scheduler (not a terminal)."""
+
+    def __init__(self, tty: bool) -> None:
+        self.lines, self.tty = [], tty
+
+    def write(self, text: str) -> None:
+        self.lines.extend(t for t in text.splitlines() if t)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def _ten_hours(monkeypatch, tty: bool):
+    """A season of 10^6 images at 27.8 images/s, reported after every image as ``_process`` does."""
+    from ssd.camtrap import progress as reporter
+
+    clock = _Clock()
+    monkeypatch.setattr(reporter.time, "time", clock)
+    log = _Log(tty)
+    progress = reporter.Progress(1_000_000, 0, log, None)
+    for _ in range(36_000):                 # ten hours, reported every second (28 images each)
+        clock.now += 1.0
+        progress.done += 28
+        progress.report()
+    return log.lines
+
+
+def test_a_long_run_logs_a_line_a_minute_with_a_readable_eta(monkeypatch):
+    lines = _ten_hours(monkeypatch, tty=False)
+    assert 550 <= len(lines) <= 610              # one a minute, not one every 2 s (18,000 lines)
+    assert lines[0].startswith("running: 1680/1000000 images") and "ETA 9:54:1" in lines[0]
+    assert "ETA 0:00:00" in lines[-1] or "ETA 0:0" in lines[-1]
+    assert all(" s," not in line for line in lines)   # never "ETA 35693 s"
+
+
+def test_a_terminal_still_sees_progress_every_two_seconds(monkeypatch):
+    lines = _ten_hours(monkeypatch, tty=True)
+    assert 17_000 <= len(lines) <= 18_001
+    assert "ETA 9:55:" in lines[0]
