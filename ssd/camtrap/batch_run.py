@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import weakref
+from array import array
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple, Union
@@ -267,7 +268,7 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
     """Run the files not done through the network, appending entries and checkpointing."""
     opts = run.settings
     failures = [store.prior_failures[i] for i in sorted(store.prior_failures)]
-    todo = [i for i in range(len(files)) if not store.is_done(i)]
+    todo = array("l", (i for i in range(len(files)) if not store.is_done(i)))   # not 10^6 int objects
     progress = Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
     progress.failures = len(failures)
     progress.report(force=True)
@@ -276,9 +277,9 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
         progress.done += 1
         progress.failures += 1
         failures.append(files.failures[i])
-    todo = [i for i in todo if i not in files.failures]
+    todo = array("l", (i for i in todo if i not in files.failures))
     since_ckpt, stopped = 0, False
-    gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
+    gen = run_pipeline(det, files.paths.take(todo), [files.names[i] for i in todo], opts.nms,
                        opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every)
     try:
         for out in gen:

@@ -18,8 +18,10 @@ entry like an unreadable photo. Names that are not UTF-8 are written with ``\\xH
 from __future__ import annotations
 
 import os
+from array import array
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ssd.base.errors import OutputError, SSDError
 from ssd.base.text import escape_name
@@ -38,11 +40,51 @@ class FolderError(SSDError):
     """A path given to a batch run that does not exist or cannot be listed."""
 
 
+class Paths(SequenceABC):
+    """Absolute paths kept as their folder's prefix and the name below it, joined when read.
+
+    Why: a season of 10^6 files would otherwise hold every path twice, relative (the names
+    written, ``FileList.names``, which share these strings) and absolute (120 MB more at 10^6).
+    """
+
+    def __init__(self) -> None:
+        self._prefixes: List[str] = []
+        self._which = array("l")        # index into ``_prefixes``, one per path
+        self._rels: List[str] = []
+
+    def add(self, prefix: str, rel: str) -> None:
+        """Append the path ``prefix + rel`` (``prefix`` ends with a separator, or is empty)."""
+        if not self._prefixes or self._prefixes[-1] != prefix:
+            self._prefixes.append(prefix)
+        self._which.append(len(self._prefixes) - 1)
+        self._rels.append(rel)
+
+    def take(self, pick: Iterable[int]) -> "Paths":
+        """The paths at the indices ``pick``, in that order (a shard, the files not done yet)."""
+        out = Paths()
+        out._prefixes = self._prefixes
+        for i in pick:
+            out._which.append(self._which[i])
+            out._rels.append(self._rels[i])
+        return out
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return self._prefixes[self._which[i]] + self._rels[i]
+
+    def __len__(self) -> int:
+        return len(self._rels)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SequenceABC) and list(self) == list(other)
+
+
 @dataclass
 class FileList:
     """The run's inputs: absolute paths, the names written to the results, and what was left out."""
 
-    paths: List[str] = field(default_factory=list)
+    paths: Paths = field(default_factory=Paths)
     names: List[str] = field(default_factory=list)
     base: Optional[str] = None           # the folder names are relative to (None: as given / absolute)
     hidden_skipped: int = 0
@@ -181,16 +223,16 @@ def list_inputs(inputs: Sequence[str], recursive: bool = False, absolute_paths: 
             out.companions_skipped += companions
             prefix = os.path.join(os.path.abspath(given), "")
             for rel in rels:
-                full = prefix + rel
+                below = rel
                 if rel in unlisted:                     # a folder: "sub/", its path without the "/"
                     out.failures[len(out.paths)] = unlisted[rel]
-                    full = full[:-1]
-                out.paths.append(full)
-                out.names.append(escape_name(rel if single_folder else as_posix(full if absolute_paths
+                    below = rel[:-1]
+                out.paths.add(prefix, below)
+                out.names.append(escape_name(rel if single_folder else as_posix(prefix + below if absolute_paths
                                                                                  else os.path.join(given, rel))))
         else:
             # a missing file stays in the list: it becomes a failure entry, like any unreadable file
-            out.paths.append(os.path.abspath(given))
+            out.paths.add("", os.path.abspath(given))
             out.names.append(escape_name(as_posix(os.path.abspath(given) if absolute_paths else given)))
     return out
 
@@ -217,7 +259,7 @@ def shard(files: FileList, index: int, count: int) -> FileList:
     if count < 1 or not 1 <= index <= count:
         raise FolderError(f"--shard {index}/{count}: give I/N with 1 ≤ I ≤ N")
     pick = range(index - 1, len(files), count)
-    return FileList([files.paths[i] for i in pick], [files.names[i] for i in pick], files.base, files.hidden_skipped,
+    return FileList(files.paths.take(pick), [files.names[i] for i in pick], files.base, files.hidden_skipped,
                     {k: files.failures[i] for k, i in enumerate(pick) if i in files.failures},
                     files.companions_skipped)
 
