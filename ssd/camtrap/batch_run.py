@@ -49,7 +49,8 @@ from ssd.camtrap.pipeline import run_pipeline
 from ssd.camtrap.progress import Progress
 from ssd.camtrap.repeats import RepeatFinder
 from ssd.camtrap.results import write_results_csv
-from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
+from ssd.camtrap.run_checkpoint import (compact, default_checkpoint_path, read_images_json, write_images_json,
+                                         write_json_with_images)
 from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
 from ssd.camtrap.settings import RunSettings, model_weights
 from ssd.camtrap.video import video_entry
@@ -87,6 +88,18 @@ class BatchResult:
                 return json.load(fh)
         self.results.seek(0)
         return json.load(self.results)
+
+    def entries(self) -> Iterator[Dict[str, Any]]:
+        """The results' entries one at a time, read from the file written (what the CLI's table
+        and ``--csv -`` print: a season's document would take gigabytes as dicts)."""
+        if self.results is None:
+            return
+        if isinstance(self.results, str):
+            with open(self.results, encoding="utf-8") as fh:
+                yield from read_images_json(fh)
+            return
+        self.results.seek(0)
+        yield from read_images_json(self.results)
 
 
 @dataclass

@@ -44,7 +44,7 @@ def register(sub) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.camtrap.batch_run import run_batch
-    from ssd.camtrap.results import results_csv, text_table
+    from ssd.camtrap.results import write_results_csv, write_text_table
     from ssd.camtrap.settings import RunSettings
 
     opts = RunSettings.from_args(args)
@@ -61,9 +61,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if to_stdout == "json":
         print(json.dumps(res.document, indent=1, ensure_ascii=False))
     elif to_stdout == "csv":
-        print(results_csv(res.document), end="")
+        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries())
     elif not args.quiet:
-        print(text_table(res.document, args.threshold))
+        write_text_table(sys.stdout, res.head["detection_categories"], res.entries, args.threshold)
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
     if res.companions_skipped:
         hidden += f", {res.companions_skipped} results or database file(s) skipped (JSON, CSV, XLSX, Timelapse)"
