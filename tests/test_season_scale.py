@@ -181,7 +181,7 @@ def test_the_table_after_a_run_is_streamed_from_the_results_file(tmp_path):
 
 
 def test_detect_prints_its_table_and_csv_without_parsing_the_document(tmp_path, capsys, monkeypatch):
-    """``detect`` without ``--quiet`` (as the README's season command runs) and ``--csv -``."""
+    """``detect`` without ``--quiet`` (as the README's season command runs), ``--csv -`` and ``--json -``."""
     import json
 
     from PIL import Image
@@ -204,3 +204,6 @@ def test_detect_prints_its_table_and_csv_without_parsing_the_document(tmp_path, 
     assert table == text_table(doc, 0.01) + "\n" and table.count("\n") >= 5
     assert main([*args, "--csv", "-"]) == 0
     assert capsys.readouterr().out == results_csv(doc)
+    assert main([*args, "--json", "-"]) == 0
+    piped = json.loads(capsys.readouterr().out)
+    assert piped["images"] == doc["images"] and piped["detection_categories"] == doc["detection_categories"]
