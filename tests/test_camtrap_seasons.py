@@ -278,3 +278,15 @@ def test_unknown_episode_gap_and_thresholds_are_refused_by_argparse(capsys):
     with pytest.raises(ResultsError):
         from ssd.camtrap.camtrap_dp import check_offset
         check_offset("2 hours")
+
+
+def test_a_decisions_file_nested_300000_deep_or_a_fifo_is_one_clear_error(tmp_path, capsys):
+    """``[[[[…`` crashed ``repeats apply`` with a RecursionError traceback; a FIFO named as the
+    decisions file hung it (SIGTERM did not end the blocked open)."""
+    (tmp_path / "r.json").write_text(json.dumps(_repeats_doc()))
+    (tmp_path / "deep.json").write_text("[" * 300_000 + "]" * 300_000)
+    code, _, err = _cli(capsys, "results", "repeats", "apply", tmp_path / "deep.json", "--results", tmp_path / "r.json")
+    assert code == 2 and "not a readable decisions file" in err and "nested" in err
+    os.mkfifo(tmp_path / "fifo.json")
+    code, _, err = _cli(capsys, "results", "repeats", "apply", tmp_path / "fifo.json", "--results", tmp_path / "r.json")
+    assert code == 2 and "FIFO" in err

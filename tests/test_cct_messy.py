@@ -196,3 +196,18 @@ def test_a_folder_link_out_of_the_set_is_refused(tmp_path):
     names = [r.file_name for r in splits.train.records + (splits.val.records if splits.val else ())]
     assert "cam2/9.jpg" not in names and "cam/ok.jpg" in names
     assert any(k.startswith("file_name outside the image folder") and "cam2/9.jpg" in k for k in splits.skipped)
+
+
+def test_a_json_nested_300000_deep_or_a_fifo_is_one_clear_error(tmp_path):
+    """A stranger's COCO file of ``[[[[…`` crashed the loader with RecursionError (a traceback in
+    ``data info`` and on the Train page); a FIFO named like one would block for ever."""
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "cct.json").write_text('{"images": ' + "[" * 300_000 + "]" * 300_000 + ', "annotations": [], '
+                                   '"categories": []}')
+    with pytest.raises(DatasetError, match="nested"):
+        open_dataset(str(deep / "cct.json"))
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="FIFO"):
+        open_dataset(str(fifo))

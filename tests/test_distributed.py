@@ -271,3 +271,28 @@ def test_dist_kvstore_without_the_launcher_is_a_clear_error(small_set, tmp_path,
     with pytest.raises(DistributedError, match="python -m ssd launch"):
         train(cfg, install_signal_handlers=False)
     assert not os.path.exists(cfg.out)
+
+
+def test_a_host_with_control_characters_is_not_a_host(tmp_path):
+    from ssd.training.cluster import LaunchError, read_hosts
+
+    f = tmp_path / "hosts"
+    f.write_text("node\x1b[1ma\n")
+    with pytest.raises(LaunchError, match="cannot read host line"):
+        read_hosts(str(f))
+
+
+def test_what_a_node_prints_is_echoed_with_its_control_characters_escaped():
+    """Over ssh a worker's output includes whatever the remote host prints (a login banner, a shell
+    profile): an escape sequence there would retitle or clear the person's terminal."""
+    import io
+    from types import SimpleNamespace
+
+    from ssd.training.cluster import Cluster, Node
+
+    echo = io.StringIO()
+    proc = SimpleNamespace(stdout=io.BytesIO(b"epoch 1 \x1b]0;owned\x07\x1b[2J done\r\n"))
+    node = Node("worker", 0, proc)
+    Cluster._pump(SimpleNamespace(echo=echo), node)
+    assert echo.getvalue() == "[worker 0] epoch 1 \\x1b]0;owned\\x07\\x1b[2J done\n"
+    assert "\x1b" not in node.tail[-1]

@@ -139,3 +139,21 @@ def test_an_onnxruntime_whose_library_does_not_load_is_not_called_missing(tiny_r
     det = load_detector(tiny_random, "auto", "fp32")
     assert det.engine == "mxnet" and "does not load" in det.engine_note
 
+
+
+def test_a_graph_record_that_is_a_fifo_or_nested_300000_deep_is_not_trusted(tmp_path):
+    """A shared model folder's ``onnx-int8.json`` as a FIFO hung every command that looked at the
+    model (even SIGTERM did not end the blocked ``open``); ``[[[[…`` crashed it with RecursionError.
+    Either is read as no record at all, like any other unreadable one."""
+    from ssd.inference.onnx_export import INT8_ONNX_RECORD
+    from ssd.inference.precision import INT8_RECORD, read_record
+
+    for name, reader in ((ONNX_RECORD, read_onnx_record), (INT8_ONNX_RECORD, read_onnx_record),
+                         (INT8_RECORD, read_record)):
+        deep, fifo = tmp_path / f"deep-{name}", tmp_path / f"fifo-{name}"
+        deep.mkdir()
+        fifo.mkdir()
+        (deep / name).write_text("[" * 300_000 + "]" * 300_000)
+        os.mkfifo(fifo / name)
+        assert reader(str(deep), name) is None if reader is read_onnx_record else reader(str(deep)) is None
+        assert reader(str(fifo), name) is None if reader is read_onnx_record else reader(str(fifo)) is None

@@ -94,3 +94,19 @@ def test_cli_info(ena, tmp_path, capsys):
     args = parser.parse_args(["data", "info", ena["root"], "--json"])
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["images"]["total"] == ena["n_usable"]
+
+
+def test_format_summary_keeps_one_row_per_hostile_name():
+    """A class or dropped category named with a line break or a terminal escape (from a stranger's
+    JSON) stays on its own row, shown escaped, and the columns still line up."""
+    labels = [np.array([[0, .1, .1, .5, .5]], np.float32)]
+    ds = InMemoryDataset([np.zeros((8, 8, 3), np.uint8)], labels, ["\x1b[2Jcat"])
+    sp = DatasetSplits(train=ds, val=None, classes=["\x1b[2Jcat"], kind="test", root="/x",
+                       skipped={"category without boxes: dog\n<b>evil</b>": 1})
+    lines = summary.format_summary(summary.summarize(sp)).split("\n")
+    assert not any("\x1b" in line for line in lines)
+    reason = [line for line in lines if "category without boxes" in line]
+    assert len(reason) == 1 and reason[0].endswith(" 1") and "dog\\n<b>evil</b>" in reason[0]
+    row = next(line for line in lines if "cat" in line and "\\x1b[2J" in line)
+    header = next(line for line in lines if line.startswith("class"))
+    assert len(row) == len(header), "the escaped name is what the column is sized to"

@@ -157,3 +157,58 @@ def test_a_safetensors_shape_whose_size_overflows_is_refused(tmp_path):
     path.write_bytes(struct.pack("<Q", len(head)) + head)
     with pytest.raises(ModelError, match="'w' has a byte range that does not fit"):
         read_state_dict(str(path))
+
+
+@pytest.mark.parametrize("entry", [
+    {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]},       # offsets as text
+    {"dtype": "F32", "shape": [1], "data_offsets": [0.0, 4.0]},       # offsets as floats
+    {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]},         # a dtype that is a list
+    {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 8]},        # three offsets
+    "w",                                                              # not an object at all
+])
+def test_a_safetensors_header_entry_of_the_wrong_type_is_one_clear_error(tmp_path, entry):
+    head = json.dumps({"w": entry}).encode()
+    path = tmp_path / "typed.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head + b"\0" * 4)
+    with pytest.raises(ModelError, match="bad header entry for 'w'"):
+        read_state_dict(str(path))
+
+
+def test_a_safetensors_header_nested_too_deeply_is_one_clear_error(tmp_path):
+    head = b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(ModelError, match="header is not JSON"):
+        read_state_dict(str(path))
+
+
+def _pth_zip(path, pickled: bytes, storage: bytes) -> str:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", pickled)
+        zf.writestr("archive/data/0", storage)
+    return str(path)
+
+
+def test_a_pth_tensor_larger_than_its_storage_is_refused(tmp_path):
+    """Stride 0 repeats one value: 4 floats on disk "expanded" to 5000 × 5000 (100 MB in memory), or
+    to terabytes. Weights are never such a view; refused before anything is allocated."""
+    expanded = _FOUR_FLOATS.replace(b"K\x04\x85K\x01\x85", b"M\x88\x13M\x88\x13\x86K\x00K\x00\x86")
+    assert expanded != _FOUR_FLOATS
+    with pytest.raises(ModelError, match="more values than the file holds"):
+        read_state_dict(_pth_zip(tmp_path / "expanded.pth", expanded, b"\0" * 16))
+
+
+def test_a_pth_storage_used_by_many_tensors_cannot_multiply_memory(tmp_path):
+    """One 1 MB storage named by 40 tensors (a few bytes of pickle each) would be 40 MB of copies, and
+    a million of them terabytes: what the file's tensors add up to is held to what the file could hold."""
+    n = 1 << 18                                                  # 1 MB of float32
+    count = n.to_bytes(4, "little")
+    storage = b"(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu") + b"J" + count + b"tQq\x01"
+    tensor = b"K\x00J" + count + b"\x85K\x01\x85\x89tRs"
+    pickled = (b"\x80\x02ccollections\nOrderedDict\n)R" + _text("w0") + b"ctorch._utils\n_rebuild_tensor_v2\nq\x02("
+               + storage + tensor
+               + b"".join(_text(f"w{i}") + b"h\x02(h\x01" + tensor for i in range(1, 40)) + b".")
+    with pytest.raises(ModelError, match="more values than the file holds"):
+        read_state_dict(_pth_zip(tmp_path / "many.pth", pickled, b"\0" * (4 * n)))
+    one = pickled.split(_text("w1"))[0] + b"."                  # the same file with one tensor reads
+    assert read_state_dict(_pth_zip(tmp_path / "one.pth", one, b"\0" * (4 * n)))["w0"].shape == (n,)

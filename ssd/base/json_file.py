@@ -38,7 +38,7 @@ def read_json_file(path: str, max_bytes: int, max_depth: Optional[int] = MAX_DEP
     after when large (``FREEZE_CHARS``; ``memory.collector_paused``): 3x faster to read, and no
     later collection walks it.
     """
-    raw = _read_regular(path, max_bytes)
+    raw = read_regular(path, max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -56,7 +56,7 @@ def read_json_file(path: str, max_bytes: int, max_depth: Optional[int] = MAX_DEP
     return value
 
 
-def _read_regular(path: str, max_bytes: int) -> bytes:
+def read_regular(path: str, max_bytes: int) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (never blocks on a FIFO)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))

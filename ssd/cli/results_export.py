@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Callable
@@ -109,13 +108,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_repeats_apply(args: argparse.Namespace) -> int:
     from ssd.base.atomic import atomic_write_json
     from ssd.base.errors import SSDError
-    from ssd.camtrap.megadetector import ResultsError, read_results
+    from ssd.base.json_file import read_json_file
+    from ssd.camtrap.megadetector import MAX_RESULTS_BYTES, ResultsError, read_results
     from ssd.camtrap.results_check import refuse_replacing
     from ssd.camtrap.review import apply_decisions
 
-    try:
-        with open(args.decisions, encoding="utf-8") as fh:
-            decisions = json.load(fh)
+    try:    # read_json_file: a FIFO is refused unread, [[[[… is an error, not a RecursionError
+        decisions = read_json_file(args.decisions, MAX_RESULTS_BYTES)
     except (OSError, ValueError) as err:
         raise ResultsError(f"'{args.decisions}' is not a readable decisions file ({err})") from None
     results = args.results or (decisions.get("results") if isinstance(decisions, dict) else None)

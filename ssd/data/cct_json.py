@@ -12,6 +12,10 @@ import os
 from typing import Any, Dict, Iterable, List
 
 from ssd.base.errors import DatasetError
+from ssd.base.json_file import JSONFileError, read_regular
+
+#: Largest dataset JSON read: LILA's biggest COCO Camera Traps files are a few hundred MB.
+MAX_DATASET_JSON_BYTES = 4 << 30
 
 
 def read_json(json_path: str) -> Dict[str, Any]:
@@ -20,14 +24,15 @@ def read_json(json_path: str) -> Dict[str, Any]:
     if os.path.isdir(json_path):
         raise DatasetError(f"{json_path} is a folder; give the COCO Camera Traps .json file inside it")
     try:
-        with open(json_path, "rb") as fh:
-            raw = fh.read()
-    except OSError as err:
-        raise DatasetError(f"cannot read COCO Camera Traps file {json_path}: {err.strerror or err}") from err
+        raw = read_regular(json_path, MAX_DATASET_JSON_BYTES)     # a FIFO or a device is refused unread
+    except JSONFileError as err:
+        raise DatasetError(f"cannot read COCO Camera Traps file: {err}") from None
     if not raw.strip():
         raise DatasetError(f"COCO Camera Traps file {json_path} is empty")
     try:
         data = json.loads(raw.decode("utf-8-sig"))
+    except RecursionError:      # [[[[… 300,000 deep: the parser's own recursion, not a ValueError
+        raise DatasetError(f"{json_path} is nested too deeply to be a COCO Camera Traps file") from None
     except UnicodeDecodeError as err:
         raise DatasetError(f"{json_path} is not a text JSON file (bad UTF-8 at byte {err.start})") from err
     except json.JSONDecodeError as err:

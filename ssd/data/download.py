@@ -280,6 +280,16 @@ def _fetch_locked(url: str, dest: str, want: Optional[str], label: str, algo: st
     remove_quietly(part + VALIDATOR_SUFFIX)
 
 
+def _hash_part(part: str, hasher: Any, url: str, dest: str, sha1: Optional[str]) -> None:
+    """Feed the bytes already in ``part`` to ``hasher``: an appended download is checked whole."""
+    try:
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                hasher.update(block)
+    except OSError as err:
+        raise _fail(url, dest, sha1, f"the partial file {part} could not be read ({err})") from None
+
+
 def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Optional[Progress],
               timeout: float, chunk_size: int, resume: bool, algo: str = "sha1", want: Optional[str] = None) -> str:
     """One HTTP request that fills ``part``; returns the ``algo`` digest of the whole part file."""
@@ -302,12 +312,7 @@ def _transfer(url: str, dest: str, part: str, sha1: Optional[str], progress: Opt
                 return _whole_part(part, offset, resp.headers, algo, want, "If-Range" in headers, progress)
             if status == 206 and offset > 0:
                 total, mode = _appended_total(resp.headers, offset, recorded), "ab"
-                try:
-                    with open(part, "rb") as fh:
-                        for block in iter(lambda: fh.read(CHUNK), b""):
-                            hasher.update(block)
-                except OSError as err:
-                    raise _fail(url, dest, sha1, f"the partial file {part} could not be read ({err})") from None
+                _hash_part(part, hasher, url, dest, sha1)
                 done = offset
             elif status == 200 or (status == 206 and offset == 0):
                 mode = "wb"  # full body: start over even if we asked for a range

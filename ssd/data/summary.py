@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from ssd.base.figure_lock import under_figure_lock
+from ssd.base.text import terminal_safe
 from ssd.data.dataset import DatasetSplits, DetectionDataset
 
 _PERCENTILES = (5, 25, 50, 75, 95)
@@ -165,7 +166,9 @@ def format_summary(summary: Dict[str, Any]) -> str:
 
 
 def _table(head: Sequence[Any], rows: Sequence[Sequence[Any]]) -> List[str]:
-    cells = [[str(c) for c in head]] + [[str(c) for c in r] for r in rows]
+    """Aligned rows; each cell escaped (``terminal_safe``) before it is measured: a class name from a
+    stranger's JSON with a line break or an escape sequence stays in its row and column."""
+    cells = [[terminal_safe(c) for c in head]] + [[terminal_safe(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
 
     def fmt(r: Sequence[str]) -> str:

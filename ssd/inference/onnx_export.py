@@ -181,12 +181,10 @@ def opset_of(path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 def read_onnx_record(model_dir: str, name: str = ONNX_RECORD) -> Optional[Dict[str, Any]]:
     """A graph record (``onnx.json`` …), or ``None`` when absent or unreadable."""
-    try:
-        with open(os.path.join(model_dir, name), encoding="utf-8") as fh:
-            rec = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
+    from ssd.inference.precision import read_folder_record
+
+    rec = read_folder_record(model_dir, name)
+    if rec is None or not isinstance(rec.get("file"), str):
         return None
     # the record names a file of this folder: one that reaches elsewhere ("../x.onnx") is not ours
     return rec if rec["file"] == os.path.basename(rec["file"]) and rec["file"] not in ("", ".", "..") else None

@@ -21,7 +21,6 @@ parameters changed since (the model was retrained) is stale: loading INT8 then s
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -125,11 +124,21 @@ _DIGESTS: BytesLRU[str] = BytesLRU(max_bytes=1 << 20, max_entries=64)     # para
 
 def read_record(model_dir: str) -> Optional[Dict[str, Any]]:
     """The calibration record, or ``None`` when the model was never quantized (or it is unreadable)."""
-    path = os.path.join(model_dir, INT8_RECORD)
+    return read_folder_record(model_dir, INT8_RECORD)
+
+
+def read_folder_record(model_dir: str, name: str) -> Optional[Dict[str, Any]]:
+    """A JSON object the model folder keeps beside its weights, or ``None`` when absent or unusable.
+
+    Why ``read_json_file``: the folder may be a stranger's, and a FIFO under the record's name blocked
+    every command that looked at the model (even past SIGTERM), a ``[[[[…`` one crashed it.
+    """
+    from ssd.base.json_file import JSONFileError, read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            rec = json.load(fh)
-    except (OSError, ValueError):
+        rec = read_json_file(os.path.join(model_dir, name), MAX_META_BYTES)
+    except (OSError, JSONFileError):
         return None
     return rec if isinstance(rec, dict) else None
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Sequence, TextIO
 
 from ssd.base.processes import start_child
+from ssd.base.text import terminal_safe
 from ssd.training.distributed import DistributedError
 
 TAIL_LINES = 12          # output lines kept per process for the error message
@@ -88,7 +89,7 @@ def read_hosts(path: str) -> List[tuple]:
             port = "22"
         # a host ssh would read as an option ("-oProxyCommand=…" runs a program here) is not a host
         if not port.isdigit() or not 0 < int(port) < 65536 or not host or host.startswith("-") \
-                or any(c.isspace() or c in "'\";`$" for c in host):
+                or not host.isprintable() or any(c.isspace() or c in "'\";`$" for c in host):
             raise LaunchError(f"{path}: cannot read host line {raw!r} (expected host or host:port, port 1-65535)")
         hosts.append((host, port))
     if not hosts:
@@ -177,7 +178,8 @@ class Cluster:
     def _pump(self, node: Node) -> None:
         """Keep each output line of a node (its tail) and echo the workers' lines with a prefix."""
         for raw in iter(node.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            # escaped: over ssh the output holds whatever the remote host prints (banners, profiles)
+            line = terminal_safe(raw.decode("utf-8", "replace").rstrip("\r\n"))
             node.tail.append(line)
             if self.echo is not None and (node.role == "worker" or "error" in line.lower()):
                 self.echo.write(f"[{node.name}] {line}\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -101,9 +102,19 @@ def annotated_png(image: Image.Image, det) -> bytes:
     return buf.getvalue()
 
 
+_NOT_IN_FILE_NAMES = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+
+
 def annotated_name(name: str) -> str:
-    stem = os.path.splitext(os.path.basename(name))[0] or "image"
-    return f"{stem}_detections.png"
+    """The download name for an upload's annotated image: its stem only, safe on any system.
+
+    Why: the name is whatever the browser (or a script posing as one) sent. Windows unzippers split
+    on ``\\`` and read ``C:`` as a drive, so ``..\\..\\Startup\\x.jpg`` in our ZIP could land
+    outside the folder it is unpacked into; control and direction characters disguise a name.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = _NOT_IN_FILE_NAMES.sub("_", os.path.splitext(base)[0]).lstrip(".")
+    return f"{stem or 'image'}_detections.png"
 
 
 def annotated_zip(items: Sequence[Tuple[str, Image.Image, Any]]) -> bytes:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import collections
 import io
+import math
+import os
 import pickle
 import zipfile
 from typing import Any, Dict, Tuple
@@ -69,7 +71,7 @@ def _rebuild_parameter(data: np.ndarray, requires_grad: bool = False, hooks: Any
 
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    # ("torch._utils", "_rebuild_tensor_v2"): _Unpickler._rebuild, which keeps count of what tensors expand to
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
 
@@ -81,8 +83,21 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self.zf, self.root, self.path = zf, root, path
         self.storages: Dict[str, _Storage] = {}
+        self.budget = allowed_bytes(path)
+
+    def _rebuild(self, storage: _Storage, offset: int, size: Tuple[int, ...], *rest: Any) -> np.ndarray:
+        """``_rebuild_tensor_v2`` within what the file may expand to. Why: a stride of 0, or one storage
+        named by a million tensors, turns a few bytes of pickle into terabytes of copies."""
+        wanted = math.prod(int(s) for s in size) * storage.array.itemsize if isinstance(size, tuple) else 0
+        self.budget -= max(wanted, 0)
+        if self.budget < 0:
+            raise ModelError(f"{self.path}: its tensors hold more values than the file holds (views that "
+                             "repeat their storage: a hostile file, not a checkpoint); refused")
+        return _rebuild_tensor_v2(storage, offset, size, *rest)
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -128,13 +143,15 @@ def _root_of(zf: zipfile.ZipFile, path: str) -> str:
     return pickles[0].split("/")[0]
 
 
+def allowed_bytes(path: str) -> int:
+    """The most a checkpoint may expand to in memory: ``MAX_INFLATION`` times its file (at least 1 MB)."""
+    return MAX_INFLATION * max(os.path.getsize(path), 1 << 20)
+
+
 def _check_inflation(zf: zipfile.ZipFile, path: str) -> None:
     """``ModelError`` for a zip whose entries inflate far beyond the file (a zip bomb), before any is read."""
-    import os
-
     total = sum(info.file_size for info in zf.infolist())
-    allowed = MAX_INFLATION * max(os.path.getsize(path), 1 << 20)
-    if total > allowed:
+    if total > allowed_bytes(path):
         raise ModelError(f"{path}: its entries expand to {total / 1e6:.0f} MB, {total / os.path.getsize(path):.0f} "
                          "times the file (a zip bomb, not a checkpoint); refused")
 

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import struct
-from typing import Dict
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -39,6 +39,8 @@ def _header(fh, path: str, size: int) -> Dict:
         raise ModelError(f"{path}: not a safetensors file (header length {n})")
     try:
         header = json.loads(fh.read(n).decode("utf-8"))
+    except RecursionError:       # [[[[… 100,000 deep: the parser's own recursion, not a ValueError
+        raise ModelError(f"{path}: the safetensors header is not JSON (nested too deeply)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelError(f"{path}: the safetensors header is not JSON ({err})") from None
     if not isinstance(header, dict):
@@ -46,10 +48,23 @@ def _header(fh, path: str, size: int) -> Dict:
     return header
 
 
-def _tensor(buf: bytes, name: str, info, path: str) -> np.ndarray:
+def _entry(info: Any) -> Tuple[str, List[int], int, int]:
+    """``(dtype, shape, begin, end)`` of a header entry; ``ValueError`` unless each has the type the
+    format gives it (a stranger's header may hold text, floats or lists anywhere)."""
+    if not isinstance(info, dict):
+        raise ValueError("not an object")
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    numbers = [*(shape if isinstance(shape, list) else [None]), *(offsets if isinstance(offsets, list) else [])]
+    if not isinstance(dtype, str) or not isinstance(offsets, list) or len(offsets) != 2 \
+            or not all(type(v) is int for v in numbers):
+        raise ValueError("wrong types")
+    return dtype, list(shape), offsets[0], offsets[1]
+
+
+def _tensor(buf: bytes, name: str, info: Any, path: str) -> np.ndarray:
     try:
-        dtype, shape, (begin, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
-    except (KeyError, TypeError, ValueError):
+        dtype, shape, begin, end = _entry(info)
+    except ValueError:
         raise ModelError(f"{path}: bad header entry for {name!r}") from None
     if dtype not in _DTYPES:
         raise ModelError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
