@@ -25,7 +25,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tupl
 
 from ssd.base.errors import OutputError, SSDError
 from ssd.base.text import escape_name
-from ssd.camtrap.megadetector import as_posix, sort_key
+from ssd.camtrap.megadetector import as_posix
 
 
 COMPANION_EXTENSIONS = frozenset({".json", ".csv", ".tsv", ".xlsx", ".xls", ".tdb", ".ddb"})
