@@ -12,7 +12,9 @@ the pattern without changing what is shown (checked in Chromium by the browser t
 """
 from __future__ import annotations
 
+import math
 import re
+from typing import Optional
 
 # Every ASCII punctuation character CommonMark or Streamlit gives a meaning to ([links](), ![images](),
 # *emphasis*, `code`, <html>, $math$, :emoji:/:material/icons:, :red[colour], ~~strike~~, tables |).
@@ -85,3 +87,14 @@ def plain_text(text: object) -> str:
     labels): a browser shows ESC, BEL or CR from a file or folder name as nothing, a box or a line break,
     so each control character gets the visible escape the command line prints (``terminal_safe``)."""
     return terminal_safe(text)
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """``1:02:03``, ``4:05``; "–" when unknown. Why not seconds: an ETA of ``35712 s`` must be
+    worked out by whoever reads a ten-hour run's log; training, the app and the CLI say it alike."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    s = int(round(max(0.0, seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

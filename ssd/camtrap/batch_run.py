@@ -32,11 +32,12 @@ import tempfile
 import threading
 import time
 import weakref
+from array import array
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, TextIO, Tuple, Union
 
-from ssd.base.atomic import atomic_path, atomic_write_json, remove_stale_temps
+from ssd.base.atomic import atomic_path, remove_stale_temps
 from ssd.base.errors import OutputError
 from ssd.camtrap.cameras import CameraRule
 from ssd.camtrap.categories import run_categories
@@ -45,15 +46,14 @@ from ssd.camtrap.folders import FileList, list_inputs, refuse_input_overwrite, s
 from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
                                         results_document)
 from ssd.camtrap.pipeline import run_pipeline
+from ssd.camtrap.progress import Progress
 from ssd.camtrap.repeats import RepeatFinder
 from ssd.camtrap.results import write_results_csv
-from ssd.camtrap.run_checkpoint import compact, default_checkpoint_path, write_images_json, write_json_with_images
+from ssd.camtrap.run_checkpoint import (compact, default_checkpoint_path, read_images_json, write_images_json,
+                                         write_json_with_images)
 from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
 from ssd.camtrap.settings import RunSettings, model_weights
 from ssd.camtrap.video import video_entry
-
-PROGRESS_EVERY_S = 2.0
-
 
 @dataclass
 class BatchResult:
@@ -88,6 +88,18 @@ class BatchResult:
                 return json.load(fh)
         self.results.seek(0)
         return json.load(self.results)
+
+    def entries(self) -> Iterator[Dict[str, Any]]:
+        """The results' entries one at a time, read from the file written (what the CLI's table
+        and ``--csv -`` print: a season's document would take gigabytes as dicts)."""
+        if self.results is None:
+            return
+        if isinstance(self.results, str):
+            with open(self.results, encoding="utf-8") as fh:
+                yield from read_images_json(fh)
+            return
+        self.results.seek(0)
+        yield from read_images_json(self.results)
 
 
 @dataclass
@@ -179,35 +191,6 @@ def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any
     return {im["file"]: im for im in doc["images"]}
 
 
-class _Progress:
-    """done/total, images/s, ETA and failures on stderr (and in a status file for the app)."""
-
-    def __init__(self, total: int, done: int, stream: Optional[TextIO], status_file: Optional[str]) -> None:
-        self.total, self.start_done, self.done, self.failures = total, done, done, 0
-        self.stream, self.status_file = stream, status_file
-        self.t0 = self.last = time.time()
-
-    def rate(self) -> float:
-        dt = time.time() - self.t0
-        return (self.done - self.start_done) / dt if dt > 0 else 0.0
-
-    def report(self, state: str = "running", force: bool = False) -> None:
-        now = time.time()
-        if not force and now - self.last < PROGRESS_EVERY_S:
-            return
-        self.last = now
-        rate = self.rate()
-        eta = (self.total - self.done) / rate if rate > 0 else None
-        if self.stream is not None:
-            eta_txt = f"{eta:.0f} s" if eta is not None else "?"
-            print(f"{state}: {self.done}/{self.total} images, {rate:.1f} images/s, ETA {eta_txt}, "
-                  f"{self.failures} failed", file=self.stream, flush=True)
-        if self.status_file:
-            atomic_write_json(self.status_file, {"state": state, "done": self.done, "total": self.total,
-                                                 "rate": rate, "eta_s": eta, "failures": self.failures,
-                                                 "time": now, "pid": os.getpid()})
-
-
 STDERR = "stderr"   # run_batch's default stream: the sys.stderr of the call, not of the import
 
 
@@ -294,12 +277,12 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
 
 
 def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
-             stream: Optional[TextIO]) -> Tuple[_Progress, List[str], bool]:
+             stream: Optional[TextIO]) -> Tuple[Progress, List[str], bool]:
     """Run the files not done through the network, appending entries and checkpointing."""
     opts = run.settings
     failures = [store.prior_failures[i] for i in sorted(store.prior_failures)]
-    todo = [i for i in range(len(files)) if not store.is_done(i)]
-    progress = _Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
+    todo = array("l", (i for i in range(len(files)) if not store.is_done(i)))   # not 10^6 int objects
+    progress = Progress(len(files), len(files) - len(todo), stream, opts.progress_file)
     progress.failures = len(failures)
     progress.report(force=True)
     for i in [i for i in todo if i in files.failures]:      # folders that could not be listed
@@ -307,9 +290,9 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
         progress.done += 1
         progress.failures += 1
         failures.append(files.failures[i])
-    todo = [i for i in todo if i not in files.failures]
+    todo = array("l", (i for i in todo if i not in files.failures))
     since_ckpt, stopped = 0, False
-    gen = run_pipeline(det, [files.paths[i] for i in todo], [files.names[i] for i in todo], opts.nms,
+    gen = run_pipeline(det, files.paths.take(todo), [files.names[i] for i in todo], opts.nms,
                        opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every)
     try:
         for out in gen:

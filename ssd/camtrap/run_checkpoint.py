@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any, Dict, Iterable, List, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Union
 
 from ssd.base.atomic import atomic_path
 from ssd.camtrap.megadetector import ResultsError
@@ -44,6 +44,19 @@ def write_images_json(fh: IO[str], head: Dict[str, Any], images: Iterable[Union[
     for i, im in enumerate(images):
         fh.write(("\n  " if i == 0 else ",\n  ") + (im if isinstance(im, str) else compact(im)))
     fh.write("\n ]\n}\n")
+
+
+def read_images_json(fh: IO[str]) -> Iterator[Dict[str, Any]]:
+    """The ``images`` entries of a file ``write_images_json`` wrote, one line at a time: what a run
+    prints or copies afterwards without parsing a season's document (gigabytes at 10^6 photos)."""
+    for line in fh:
+        if line.startswith(' "images": ['):
+            break
+    for line in fh:
+        text = line.strip()
+        if not text.startswith("{"):
+            return
+        yield json.loads(text[:-1] if text.endswith(",") else text)
 
 
 def compact(entry: Dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import shutil
 import sys
 from typing import Optional, Tuple
 
@@ -44,7 +44,7 @@ def register(sub) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.camtrap.batch_run import run_batch
-    from ssd.camtrap.results import results_csv, text_table
+    from ssd.camtrap.results import write_results_csv, write_text_table
     from ssd.camtrap.settings import RunSettings
 
     opts = RunSettings.from_args(args)
@@ -59,11 +59,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for message in res.failure_messages:
         print(f"error: {terminal_safe(message)}", file=sys.stderr)
     if to_stdout == "json":
-        print(json.dumps(res.document, indent=1, ensure_ascii=False))
+        _copy_results(res)
     elif to_stdout == "csv":
-        print(results_csv(res.document), end="")
+        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries())
     elif not args.quiet:
-        print(text_table(res.document, args.threshold))
+        write_text_table(sys.stdout, res.head["detection_categories"], res.entries, args.threshold)
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
     if res.companions_skipped:
         hidden += f", {res.companions_skipped} results or database file(s) skipped (JSON, CSV, XLSX, Timelapse)"
@@ -72,6 +72,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
     print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{cut}{hidden}{suspects}",
           file=sys.stderr)
     return EXIT_COMPLETED
+
+
+def _copy_results(res) -> None:
+    """``--json -``: the results file as the run wrote it, copied to stdout (one entry per line,
+    valid JSON for jq or a pipe); parsing a season's document to print it took gigabytes."""
+    if isinstance(res.results, str):
+        with open(res.results, encoding="utf-8") as fh:
+            shutil.copyfileobj(fh, sys.stdout)
+        return
+    res.results.seek(0)
+    shutil.copyfileobj(res.results, sys.stdout)
 
 
 def _stdout_outputs(opts) -> Tuple[object, Optional[str]]:

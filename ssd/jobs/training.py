@@ -4,7 +4,6 @@ out what these helpers return."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -12,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from ssd.base.errors import JobError, SSDError
 from ssd.base.processes import pid_alive
+from ssd.base.text import format_duration  # noqa: F401 - the pages read it from jobs
 from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, read_log_tail, terminate
 from ssd.training.events import EVENTS_FILE, read_events
 from ssd.workspace import models_dir
@@ -246,15 +246,6 @@ def anchor_metrics_text(record: Dict[str, Any]) -> str:
     """``0.880 / 0.9985``: an epoch's validation micro-F1 and accuracy, or "–" when it has none."""
     f1, acc = record.get("val_micro_f1"), record.get("val_accuracy")
     return f"{f1:.3f} / {acc:.4f}" if isinstance(f1, (int, float)) and isinstance(acc, (int, float)) else "–"
-
-
-def format_duration(seconds: Optional[float]) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    s = int(round(max(0.0, seconds)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
