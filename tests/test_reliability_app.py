@@ -2,6 +2,7 @@
 listens beyond 127.0.0.1, upload names never Markdown. Each test failed before its fix."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -192,6 +193,7 @@ def test_the_password_command_prints_a_hash_the_check_accepts(monkeypatch, capsy
 
     answers = iter(["s3cret pass", "s3cret pass"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("sys.stdin", type("Terminal", (io.StringIO,), {"isatty": lambda self: True})(""))
     assert main(["password"]) == 0
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("password_hash"))

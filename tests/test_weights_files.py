@@ -190,24 +190,28 @@ def _pth_zip(path, pickled: bytes, storage: bytes) -> str:
 
 
 def test_a_pth_tensor_larger_than_its_storage_is_refused(tmp_path):
-    """Stride 0 repeats one value: 4 floats on disk "expanded" to 5000 × 5000 (100 MB in memory), or
-    to terabytes. Weights are never such a view; refused before anything is allocated."""
-    expanded = _FOUR_FLOATS.replace(b"K\x04\x85K\x01\x85", b"M\x88\x13M\x88\x13\x86K\x00K\x00\x86")
+    """Stride 0 repeats one value: 4 floats on disk "expanded" to 50000 × 50000 (10 GB in memory), or
+    to terabytes. Refused before anything is allocated; a constant tensor within the floor reads."""
+    expanded = _FOUR_FLOATS.replace(b"K\x04\x85K\x01\x85", b"M\x50\xc3M\x50\xc3\x86K\x00K\x00\x86")
     assert expanded != _FOUR_FLOATS
     with pytest.raises(ModelError, match="more values than the file holds"):
         read_state_dict(_pth_zip(tmp_path / "expanded.pth", expanded, b"\0" * 16))
+    constant = _FOUR_FLOATS.replace(b"K\x04\x85K\x01\x85", b"M\xe8\x03M\xe8\x03\x86K\x00K\x00\x86")
+    got = read_state_dict(_pth_zip(tmp_path / "constant.pth", constant, b"\0" * 16))
+    assert [a.shape for a in got.values()] == [(1000, 1000)] and all(a.flags.c_contiguous for a in got.values())
 
 
 def test_a_pth_storage_used_by_many_tensors_cannot_multiply_memory(tmp_path):
-    """One 1 MB storage named by 40 tensors (a few bytes of pickle each) would be 40 MB of copies, and
-    a million of them terabytes: what the file's tensors add up to is held to what the file could hold."""
+    """One 1 MB storage named by 600 tensors (a few bytes of pickle each) would be 600 MB of copies,
+    and a million of them terabytes: what the file's tensors add up to is held to what the file could
+    hold (at least ``MIN_EXPANDED_BYTES``), counted before any copy is made."""
     n = 1 << 18                                                  # 1 MB of float32
     count = n.to_bytes(4, "little")
     storage = b"(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu") + b"J" + count + b"tQq\x01"
     tensor = b"K\x00J" + count + b"\x85K\x01\x85\x89tRs"
     pickled = (b"\x80\x02ccollections\nOrderedDict\n)R" + _text("w0") + b"ctorch._utils\n_rebuild_tensor_v2\nq\x02("
                + storage + tensor
-               + b"".join(_text(f"w{i}") + b"h\x02(h\x01" + tensor for i in range(1, 40)) + b".")
+               + b"".join(_text(f"w{i}") + b"h\x02(h\x01" + tensor for i in range(1, 600)) + b".")
     with pytest.raises(ModelError, match="more values than the file holds"):
         read_state_dict(_pth_zip(tmp_path / "many.pth", pickled, b"\0" * (4 * n)))
     one = pickled.split(_text("w1"))[0] + b"."                  # the same file with one tensor reads

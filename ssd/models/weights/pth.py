@@ -31,6 +31,10 @@ from ssd.base.errors import ModelError
 #: How much larger than the file itself its entries may inflate. torch.save stores them uncompressed
 #: (1×) and re-zipped weights shrink little; a zip bomb inflates a thousandfold.
 MAX_INFLATION = 8
+#: What a file's tensors may always expand to, however small the file: torch.save keeps an
+#: ``expand``-ed tensor as one value with stride 0, so a constant-valued ResNet-50 (100 MB of
+#: values) is a file of a few kB. Larger than the largest network this project imports (136 MB).
+MIN_EXPANDED_BYTES = 512 << 20
 
 _STORAGE_DTYPES = {
     "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
@@ -48,7 +52,8 @@ class _Storage:
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...],
                        requires_grad: bool = False, hooks: Any = None, metadata: Any = None) -> np.ndarray:
-    """torch's tensor rebuild, in numpy: a strided view of the storage, copied to a plain array."""
+    """torch's tensor rebuild, in numpy: a read-only strided view of the storage (``read_pth``
+    copies the views that are not contiguous once the whole file is known to fit)."""
     flat = storage.array
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     if not size:
@@ -60,9 +65,8 @@ def _rebuild_tensor_v2(storage: _Storage, offset: int, size: Tuple[int, ...], st
         raise ModelError(f"a tensor of shape {size} reaches past its storage of {flat.size} values "
                          "(a damaged or hostile file)")
     item = flat.itemsize
-    view = np.lib.stride_tricks.as_strided(flat[int(offset):], shape=size,
+    return np.lib.stride_tricks.as_strided(flat[int(offset):], shape=size,
                                            strides=tuple(st * item for st in stride), writeable=False)
-    return np.ascontiguousarray(view)
 
 
 def _rebuild_parameter(data: np.ndarray, requires_grad: bool = False, hooks: Any = None) -> np.ndarray:
@@ -83,7 +87,7 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self.zf, self.root, self.path = zf, root, path
         self.storages: Dict[str, _Storage] = {}
-        self.budget = allowed_bytes(path)
+        self.budget = tensor_budget(path)
 
     def _rebuild(self, storage: _Storage, offset: int, size: Tuple[int, ...], *rest: Any) -> np.ndarray:
         """``_rebuild_tensor_v2`` within what the file may expand to. Why: a stride of 0, or one storage
@@ -144,8 +148,30 @@ def _root_of(zf: zipfile.ZipFile, path: str) -> str:
 
 
 def allowed_bytes(path: str) -> int:
-    """The most a checkpoint may expand to in memory: ``MAX_INFLATION`` times its file (at least 1 MB)."""
+    """The most a checkpoint's zip entries may inflate to: ``MAX_INFLATION`` times its file (at least 1 MB)."""
     return MAX_INFLATION * max(os.path.getsize(path), 1 << 20)
+
+
+def tensor_budget(path: str) -> int:
+    """The most a checkpoint's tensors may add up to: what its entries may inflate to, at least
+    ``MIN_EXPANDED_BYTES`` (constant tensors are legitimately far larger than their file)."""
+    return max(allowed_bytes(path), MIN_EXPANDED_BYTES)
+
+
+def _materialized(obj: Any) -> Any:
+    """``obj`` with every strided view copied to a plain array. Why after the whole pickle: the
+    copies are what cost memory, and a hostile file is refused by its total before any is made."""
+    if isinstance(obj, np.ndarray):
+        return obj if obj.flags.c_contiguous else obj.copy(order="C")
+    if isinstance(obj, dict):
+        for key in list(obj):
+            obj[key] = _materialized(obj[key])
+        return obj
+    if isinstance(obj, list):
+        return [_materialized(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_materialized(v) for v in obj)
+    return obj
 
 
 def _check_inflation(zf: zipfile.ZipFile, path: str) -> None:
@@ -177,7 +203,7 @@ def read_pth(path: str) -> Dict[str, Any]:
             raise ModelError(f"{path}: written on a big-endian machine; not supported")
         unpickler = _Unpickler(zf.read(f"{root}/data.pkl"), zf, root, path)
         try:
-            return unpickler.load()
+            return _materialized(unpickler.load())
         except ModelError:
             raise
         except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError) as err:
