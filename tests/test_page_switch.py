@@ -105,8 +105,9 @@ def test_detect_settings_survive_a_visit_to_home_and_camera_traps(app_env):
 _VALUE_WIDGETS = {"text_input", "number_input", "slider", "select_slider", "selectbox", "multiselect", "checkbox",
                   "toggle", "radio", "text_area", "date_input", "time_input", "color_picker", "pills",
                   "segmented_control", "feedback"}
-# Deliberately forgotten: a password is not kept in the session once the form is sent.
-_NOT_KEPT = {"access_password"}
+# Deliberately forgotten: a password is not kept in the session once the form is sent, and the
+# consent to replace a run's results is given for one Start only (cleared after it).
+_NOT_KEPT = {"access_password", "ct_replace"}
 
 
 def test_every_keyed_setting_is_kept_by_persist_state():
