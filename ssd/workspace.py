@@ -14,7 +14,6 @@ Knows nothing of Streamlit.
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -24,6 +23,8 @@ from PIL import Image
 
 from ssd.base.atomic import atomic_write_bytes, atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.base.json_file import read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.base.safe_paths import is_inside
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,8 +121,7 @@ def sample_images(n: int = 6, seed: int = 0, root: Optional[str] = None) -> List
     labels_path = os.path.join(folder, "labels.json")
     labels: Dict[str, Any] = {}
     try:
-        with open(labels_path, encoding="utf-8") as fh:
-            labels = json.load(fh)
+        labels = read_json_file(labels_path, MAX_META_BYTES)
     except (OSError, ValueError):
         labels = {}
     out: List[Sample] = []

@@ -19,6 +19,10 @@ from ssd.base.memory import collector_paused
 #: Deeper than any file of ours (a results file is 6 levels deep, meta.json 5).
 MAX_DEPTH = 64
 
+#: Our own state files (a training checkpoint's history, a run's settings and progress, a cache's
+#: labels, a dataset's description): far above any we write, far below a file that would fill memory.
+MAX_STATE_BYTES = 256 * 2 ** 20
+
 #: A held document (``read_json_file``'s ``hold``) of at least this many characters is frozen after
 #: parsing: below it the collector's passes over it are too short to matter, and each freeze keeps
 #: for good whatever cyclic garbage the process has at that moment (a test run reads hundreds).
@@ -58,8 +62,29 @@ def read_json_file(path: str, max_bytes: int, max_depth: Optional[int] = MAX_DEP
 
 def read_regular(path: str, max_bytes: int) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` (never blocks on a FIFO)."""
+    fd = open_regular(path)
+    st = os.fstat(fd)
+    with os.fdopen(fd, "rb") as fh:
+        if st.st_size > max_bytes:
+            raise JSONFileError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} this file may have")
+        try:
+            raw = fh.read(max_bytes + 1)
+        except OSError as err:
+            raise JSONFileError(f"{path} cannot be read ({err.strerror or err})") from None
+    if len(raw) > max_bytes:
+        raise JSONFileError(f"{path} is more than the {max_bytes:,} bytes this file may have")
+    return raw
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY) -> int:
+    """A blocking descriptor on ``path`` if it is a regular file; ``FileNotFoundError`` when absent,
+    ``JSONFileError`` for anything else (a FIFO, a device, a folder: refused without waiting on it).
+
+    Why non-blocking first: ``open`` of a FIFO waits for a writer for ever (SIGTERM included),
+    so the kind is checked with ``fstat`` on the descriptor itself before anything reads it.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise
     except OSError as err:
@@ -70,17 +95,8 @@ def read_regular(path: str, max_bytes: int) -> bytes:
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
             "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
         raise JSONFileError(f"{path} is {kind}, not a JSON file; refused without reading it")
-    with os.fdopen(fd, "rb") as fh:
-        if st.st_size > max_bytes:
-            raise JSONFileError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} this file may have")
-        os.set_blocking(fd, True)
-        try:
-            raw = fh.read(max_bytes + 1)
-        except OSError as err:
-            raise JSONFileError(f"{path} cannot be read ({err.strerror or err})") from None
-    if len(raw) > max_bytes:
-        raise JSONFileError(f"{path} is more than the {max_bytes:,} bytes this file may have")
-    return raw
+    os.set_blocking(fd, True)
+    return fd
 
 
 def depth_over(value: Any, limit: int) -> bool:

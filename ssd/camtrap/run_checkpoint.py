@@ -13,7 +13,8 @@ import os
 from typing import IO, Any, Dict, Iterable, Iterator, List, Union
 
 from ssd.base.atomic import atomic_path
-from ssd.camtrap.megadetector import ResultsError
+from ssd.base.json_file import read_json_file
+from ssd.camtrap.megadetector import MAX_RESULTS_BYTES, ResultsError
 
 CHECKPOINT_VERSION = 1
 
@@ -103,8 +104,7 @@ def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
 def load_checkpoint(path: str, settings: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The done entries of a format-1 checkpoint made with the same ``settings`` (``ResultsError`` if not)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = read_json_file(path, MAX_RESULTS_BYTES, hold=True)   # every finished entry of a season
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as err:

@@ -37,6 +37,7 @@ from json.decoder import scanstring
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from ssd.base.atomic import atomic_path, remove_stale_temps, replace_with, temp_beside
+from ssd.base.json_file import open_regular
 from ssd.camtrap.megadetector import ResultsError
 from ssd.camtrap.run_checkpoint import check_settings, compact, load_checkpoint
 
@@ -141,7 +142,7 @@ class RunStore:
 
     def _note_failure(self, i: int, line: bytes) -> None:
         if _FAILED in line:
-            self.prior_failures[i] = json.loads(line).get("failure") or ""
+            self.prior_failures[i] = _failure_message(line)
         else:
             self.prior_failures.pop(i, None)
 
@@ -227,11 +228,24 @@ def _header(settings: Dict[str, Any]) -> bytes:
 
 def _is_journal(path: str) -> bool:
     """Whether ``path`` is a journal (by its first bytes; a format-1 checkpoint starts ``{\\n``)."""
+    return _first_bytes(path, len(_HEADER_PREFIX)) == _HEADER_PREFIX
+
+
+def _first_bytes(path: str, n: int) -> bytes:
+    """The first ``n`` bytes of ``path`` when it is a regular file, else ``b""``.
+
+    Why ``open_regular``: ``--checkpoint`` names any path; a FIFO there hung ``--resume`` for
+    ever (SIGTERM too). Not a journal, it is then refused by ``check_journal_target``.
+    """
     try:
-        with open(path, "rb") as fh:
-            return fh.read(len(_HEADER_PREFIX)) == _HEADER_PREFIX
-    except OSError:
-        return False
+        fd = open_regular(path)
+    except (OSError, ValueError):
+        return b""
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            return fh.read(n)
+        except OSError:
+            return b""
 
 
 def _read_header(fh: IO[bytes], path: str, settings: Dict[str, Any]) -> int:
@@ -239,7 +253,7 @@ def _read_header(fh: IO[bytes], path: str, settings: Dict[str, Any]) -> int:
     line = fh.readline()
     try:
         head = json.loads(line) if line.endswith(b"\n") else None
-    except ValueError:
+    except (ValueError, RecursionError):          # [[[[… nested past the parser's depth
         head = None
     if not isinstance(head, dict) or head.get("ssd_batch_journal") != JOURNAL_VERSION:
         raise ResultsError(f"'{path}' is not a batch checkpoint of this version; delete it to start over")
@@ -262,9 +276,19 @@ def _entry_name(line: bytes) -> Optional[str]:
             name, end = scanstring(text, len(_ENTRY_PREFIX))
             return name if text[end] in ",}" else None
         entry = json.loads(text)
-    except (UnicodeDecodeError, ValueError, IndexError):
+    except (UnicodeDecodeError, ValueError, IndexError, RecursionError):
         return None
     return entry.get("file") if isinstance(entry, dict) and isinstance(entry.get("file"), str) else None
+
+
+def _failure_message(line: bytes) -> str:
+    """The ``failure`` of a failed entry's line ("" when it cannot say: an entry written by this
+    code is parsed here for the first time, and a damaged one must not stop the resume)."""
+    try:
+        found = json.loads(line).get("failure")
+    except (ValueError, RecursionError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def _first_positions(names: Sequence[str]) -> Dict[str, int]:
@@ -301,8 +325,4 @@ def check_journal_target(path: str) -> None:
 
 def _is_legacy(path: str) -> bool:
     """Whether ``path`` is a format-1 checkpoint (``run_checkpoint``; its first key says so)."""
-    try:
-        with open(path, "rb") as fh:
-            return b'"ssd_batch_checkpoint"' in fh.read(64)
-    except OSError:
-        return False
+    return b'"ssd_batch_checkpoint"' in _first_bytes(path, 64)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
@@ -20,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base.argtypes import nms_threshold, nonnegative_int, positive_int, probability, seconds
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.cameras import CAMERA_DEPTH_HELP, DEFAULT_CAMERA_DEPTH, CameraRule, camera_depth
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP
 from ssd.camtrap.folders import FolderError, parse_shard
@@ -203,8 +203,7 @@ class RunSettings:
     @classmethod
     def load(cls, path: str) -> "RunSettings":
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = read_json_file(path, MAX_STATE_BYTES)
         except (OSError, ValueError) as err:
             raise SettingsError(f"cannot read the run's settings {path}: {err}") from None
         return cls.from_dict(data, os.path.basename(path))

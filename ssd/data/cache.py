@@ -34,6 +34,7 @@ import numpy as np
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import DatasetError, ImageError
+from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
 from ssd.data.decoding import PIL_ERRORS, strict_decoding, upright_rgb
 from ssd.data.pixels import load_declared
@@ -221,8 +222,7 @@ def _open_existing(cache_dir: str, key: str, size: int) -> Optional[CachedDatase
     if not (os.path.isfile(npy) and os.path.isfile(meta_path)):
         return None
     try:
-        with open(meta_path, "r", encoding="utf-8") as fh:
-            meta = json.load(fh)
+        meta = read_json_file(meta_path, MAX_STATE_BYTES)
         if meta.get("version") != CACHE_VERSION or meta.get("key") != key or meta.get("size") != size:
             return None
         arr = np.load(npy, mmap_mode="r")

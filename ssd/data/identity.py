@@ -9,10 +9,11 @@ the gigabytes of ``.rec`` files or images) are the fingerprint; the plain fields
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List
 
+from ssd.base.json_file import read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.data.dataset import DatasetSplits
 from ssd.data.download import file_digest
 
@@ -59,8 +60,7 @@ def _describing_files(splits: DatasetSplits) -> Dict[str, str]:
 def _described(path: str) -> Dict[str, Any]:
     """The plain (number, text, yes/no) fields of ``dataset.json``; {} when there is none."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            info = json.load(fh)
+        info = read_json_file(path, MAX_META_BYTES)
     except (OSError, ValueError):
         return {}
     if not isinstance(info, dict):

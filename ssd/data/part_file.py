@@ -6,11 +6,12 @@ it (atomically), sent back as ``If-Range`` on resume, and removed with the part.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Optional
 
 from ssd.base.atomic import atomic_write_json
+from ssd.base.json_file import read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 
 #: Beside ``dest + '.part'``: the validators of the response that started the part file.
 VALIDATOR_SUFFIX = ".validator"
@@ -29,8 +30,7 @@ def record_validators(part: str, headers: Any) -> None:
 def recorded_validators(part: str) -> dict:
     """What ``record_validators`` kept for ``part`` ({} when nothing, or nothing readable, was)."""
     try:
-        with open(part + VALIDATOR_SUFFIX, encoding="utf-8") as fh:
-            found = json.load(fh)
+        found = read_json_file(part + VALIDATOR_SUFFIX, MAX_META_BYTES)
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}

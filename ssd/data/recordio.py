@@ -36,13 +36,14 @@ the label ``ssd.data.recordio_labels``, writing ``ssd.data.recordio_write``.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ssd.base.errors import DatasetError
+from ssd.base.json_file import read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.data.dataset import DatasetSplits, DetectionDataset, Sample, register_format
 from ssd.data.recordio_frames import FrameReader, default_idx_path, read_idx
 from ssd.data.recordio_labels import default_class_names, label_from_payload
@@ -138,8 +139,7 @@ def _classes_from_json(path: str) -> Optional[List[str]]:
     if not os.path.isfile(meta):
         return None
     try:
-        with open(meta, "r", encoding="utf-8") as fh:
-            info = json.load(fh)
+        info = read_json_file(meta, MAX_META_BYTES)
     except (OSError, ValueError) as err:
         raise DatasetError(f"{meta} is not valid JSON ({err}); fix or delete it") from None
     classes = info.get("classes") if isinstance(info, dict) else None
@@ -158,8 +158,7 @@ def _check_generated_set(path: str, n_train: int, n_val: int) -> None:
     """
     meta = os.path.join(path, "dataset.json")
     try:
-        with open(meta, "r", encoding="utf-8") as fh:
-            info = json.load(fh)
+        info = read_json_file(meta, MAX_META_BYTES)
     except (OSError, ValueError):
         return
     if not isinstance(info, dict) or info.get("generator") != "ssd.synth":

@@ -47,14 +47,14 @@ def in_progress(folder: str) -> Iterator[str]:
 
 def _is_replaceable(folder: str, generator: str) -> bool:
     """An empty folder, or one an earlier run of the same generator made (safe to swap out)."""
-    import json
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
 
     names = [n for n in os.listdir(folder) if n != PARTIAL]
     if not names:
         return True
     try:
-        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
-            info = json.load(fh)
+        info = read_json_file(os.path.join(folder, "dataset.json"), MAX_META_BYTES)
     except (OSError, ValueError):
         return False
     return isinstance(info, dict) and info.get("generator") == generator

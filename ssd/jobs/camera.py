@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 from ssd.base.errors import JobError
+from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
 from ssd.jobs.process import JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate, valid_model_name
@@ -114,8 +114,7 @@ def batch_log_tail(run_dir: str, lines: int = 20) -> str:
 def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
     """The run's last progress report; ``state`` is ``running``, ``done``, ``stopped`` or ``interrupted``."""
     try:
-        with open(os.path.join(run_dir, BATCH_PROGRESS), encoding="utf-8") as fh:
-            st = json.load(fh)
+        st = read_json_file(os.path.join(run_dir, BATCH_PROGRESS), MAX_STATE_BYTES)
     except (OSError, ValueError):
         st = {"state": "running" if running else "new", "done": 0, "total": 0}
     if running:

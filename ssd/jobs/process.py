@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 from ssd.base.errors import JobError
+from ssd.base.json_file import JSONFileError, read_json_file
+from ssd.base.meta_schema import MAX_META_BYTES
 from ssd.base.processes import pid_alive
 from ssd.workspace import REPO_ROOT
 
@@ -49,11 +51,10 @@ def alive(pid: int) -> bool:
 
 def current(path: str) -> Optional[JobInfo]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            info = JobInfo(**json.load(fh))
+        info = JobInfo(**read_json_file(path, MAX_META_BYTES))
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+    except (JSONFileError, TypeError):
         # ``launch`` writes the pid only after the process started: a fresh unreadable lock is a job
         # starting now (deleting it let that job run unlocked and a second one start); an old one is stale
         if _age_s(path) > STARTING_S:

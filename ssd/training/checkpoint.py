@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 from ssd.base import faults
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.data.identity import identity_changes
 from ssd.store import ONNX_FILE, PARAMS_FILE, SYMBOL_FILE, save_params
 from ssd.training.optimizer_state import load_optimizer_state, save_optimizer_state
@@ -36,13 +37,14 @@ class Checkpoint:
         self.legacy_states = os.path.join(self.dir, "checkpoint.states")   # pickle: never loaded
 
     def exists(self) -> bool:
-        return os.path.isfile(self.json)
+        """Whether anything is there: a FIFO or a folder under the name is a damaged checkpoint to
+        report (``state``), not an empty run to train into."""
+        return os.path.lexists(self.json)
 
     def state(self) -> Dict[str, Any]:
         """What ``checkpoint.json`` records: epoch, history, best, pr_curves, classes, arch."""
         try:
-            with open(self.json, encoding="utf-8") as fh:
-                state = json.load(fh)
+            state = read_json_file(self.json, MAX_STATE_BYTES)   # a run folder may be copied or planted
         except (OSError, ValueError) as err:
             raise SSDError(f"{self.json} is unreadable ({err}); the checkpoint is damaged") from None
         if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) \

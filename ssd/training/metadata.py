@@ -36,13 +36,12 @@ def build_meta(cfg, plan, classes: List[str], splits, device: str,
 def synthetic_origin(folder: str) -> Optional[Dict[str, object]]:
     """How a synthetic set folder was drawn (generator, seed, size, counts), for a model's meta.json:
     with it, the model's own images can be drawn again when the folder is gone (``quantize``)."""
-    import json
-
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
     from ssd.data.synthetic import GENERATOR
 
     try:
-        with open(os.path.join(folder, "dataset.json"), encoding="utf-8") as fh:
-            info = json.load(fh)
+        info = read_json_file(os.path.join(folder, "dataset.json"), MAX_META_BYTES)
     except (OSError, ValueError):
         return None
     if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):

@@ -8,12 +8,12 @@ is rebuilt from the configuration and catches up from ``num_update``.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
+from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 
 FORMAT = "ssd-optimizer-state/1"
 
@@ -79,8 +79,7 @@ def load_optimizer_state(trainer, arrays_path: str, json_path: str) -> None:
     import mxnet as mx
 
     try:
-        with open(json_path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = read_json_file(json_path, MAX_STATE_BYTES)
     except (OSError, ValueError) as err:
         raise SSDError(f"{json_path}: optimizer state is unreadable ({err}); the checkpoint is damaged") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
