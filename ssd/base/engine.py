@@ -29,12 +29,21 @@ Why these choices (measured on the 2-core development machine, see README "Speed
 * **app** (Streamlit): the default threaded engine. The server runs every session in its own
   thread and pages touch MXNet outside the ``Detector`` lock (anchors, previews); the threaded
   engine is the one MXNet documents as safe for that.
+
+MXNet's C++ logs ``MXNet start using engine: NaiveEngine`` when it creates an engine the
+variable names; ``start_engine_quietly`` creates it right after the first ``import mxnet``
+with only that line kept off stderr (the commands' ``engine:`` line says what runs).
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import sys
-from typing import Dict, Optional
+import tempfile
+from contextlib import contextmanager
+from importlib.machinery import ModuleSpec
+from typing import Any, Dict, Iterator, Optional
 
 NAIVE = "NaiveEngine"
 THREADED = "ThreadedEnginePerDevice"     # MXNet's default
@@ -72,6 +81,7 @@ def configure(kind: str) -> Dict[str, str]:
     else:
         os.environ["MXNET_ENGINE_TYPE"] = ENGINE_FOR_KIND[kind]
         _applied["note"] = f"chosen for {kind}"
+        _start_engine_after_import()
     return report()
 
 
@@ -86,3 +96,86 @@ def report() -> Dict[str, str]:
             "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
             "omp_wait": os.environ.get("OMP_WAIT_POLICY", "OpenMP's default"),
             "kind": _applied.get("kind", "unset"), "note": _applied.get("note", "MXNet defaults")}
+
+
+#: What MXNet's C++ writes on stderr when it creates an engine named by ``MXNET_ENGINE_TYPE``.
+BANNER = b"MXNet start using engine: "
+KNOWN_ENGINES = (NAIVE, THREADED, "ThreadedEngine")   # another name aborts the process: never captured
+
+_engine_started: Dict[str, bool] = {}
+
+
+def start_engine_quietly() -> None:
+    """Create MXNet's engine now, once, without its start banner on the user's terminal.
+
+    Why: with ``MXNET_ENGINE_TYPE`` set (``NaiveEngine`` for ``detect``/``eval``/``quantize``),
+    MXNet logs ``[hh:mm:ss] ../src/engine/engine.cc:54: MXNet start using engine: NaiveEngine``
+    from C++ when its first call creates the engine (not at import); the command's own
+    ``engine:`` line already says what runs. Run by ``_ThenStartEngine`` right after the
+    process's first ``import mxnet``, wherever that is (MXNet is imported lazily in many modules),
+    before anything can call an operator. Without the variable MXNet logs nothing.
+    """
+    if _engine_started or os.environ.get("MXNET_ENGINE_TYPE") not in KNOWN_ENGINES:
+        return
+    _engine_started["done"] = True
+    import mxnet as mx
+
+    with _stderr_without(BANNER):
+        mx.nd.waitall()                 # the engine's first use creates it
+
+
+@contextmanager
+def _stderr_without(marker: bytes) -> Iterator[None]:
+    """Send file descriptor 2 (C++ and Python alike) to a temporary file for the block, then
+    write back every line but those holding ``marker`` (also when the block fails). A file,
+    not a pipe: a pipe nobody reads blocks its writer once full."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = b"".join(line for line in tmp.read().splitlines(keepends=True) if marker not in line)
+            if kept:
+                os.write(2, kept)
+
+
+def _start_engine_after_import() -> None:
+    """Have the first ``import mxnet`` of this process end with ``start_engine_quietly``."""
+    if not any(isinstance(f, _ThenStartEngine) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ThenStartEngine())
+
+
+class _ThenStartEngine(importlib.abc.MetaPathFinder):
+    """Finds ``mxnet`` with the ordinary finders and wraps its loader; then steps aside."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Optional[ModuleSpec]:
+        if name != "mxnet":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _LoaderThenStart(spec.loader)
+        return spec
+
+
+class _LoaderThenStart(importlib.abc.Loader):
+    """MXNet's own loader, followed by ``start_engine_quietly`` once the package is loaded."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def __getattr__(self, name: str) -> Any:      # resources, file names: MXNet's loader answers
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        start_engine_quietly()
