@@ -68,9 +68,11 @@ def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
     input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, persist_state="session", key="anchors_input"))
     sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
                                format_groups(TINY_SIZES), persist_state="session", key="anchors_sizes",
-                               help="Fractions of the image side; one group per feature map.")
+                               help="Fractions of the image side; one group per feature map. The tutorials' "
+                                    "list notation works too: [[0.2, 0.272], [0.37, 0.447], …].")
     ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios")
+                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios",
+                                help="As the sizes: '1, 2, 0.5', or the book's [[1, 2, 0.5]] * 5.")
     try:
         return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:

@@ -114,3 +114,18 @@ def test_anchors_page_with_the_gluon_tutorials_40_by_40_example():
     assert '"Object Detection Using Convolutional Neural Networks"' in intro
     rule = next(c.value for c in at.caption if "MultiBoxTarget" in c.value)
     assert "IoU with a box exceeds the threshold" in rule       # MXNet's '>', not d2l's '>=' (test_learn.py)
+
+
+def test_anchors_page_takes_the_books_sizes_and_ratios_as_its_code_writes_them():
+    """Pasted from "Single Shot Multibox Detection" (``sizes = [[0.2, 0.272], …]``, ``ratios = [[1, 2,
+    0.5]] * 5``): the book's 5444 anchors, four per cell, not an error."""
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    at.radio(key="anchors_source").set_value("Custom").run()
+    at.text_input(key="anchors_sizes").set_value(
+        "[[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]")
+    at.text_input(key="anchors_ratios").set_value("[[1, 2, 0.5]] * 5").run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Total anchors"] == "5444" and metrics["Anchors in this cell"] == "4"
+    assert list(at.dataframe[0].value["sizes"]) == [f"{a}, {b}" for a, b in TINY_SIZES]
