@@ -209,3 +209,13 @@ def test_anchor_groups_refuse_lists_they_cannot_read_plainly(text):
 
     with pytest.raises(ValueError):
         parse_groups(text)
+
+
+def test_one_size_group_says_each_group_is_one_feature_map():
+    """The Gluon tutorial's single MultiBoxPrior call (sizes .5, .25, .1) typed as TinySSD's sizes: the
+    refusal says how to write one group per feature map, not only that two scales are needed."""
+    from ssd.models.anchors import parse_groups
+    from ssd.models.tiny import tiny_anchor_config
+
+    with pytest.raises(ValueError, match=r"one group per feature map.*';'"):
+        tiny_anchor_config(256, parse_groups("[.5, .25, .1]"), parse_groups("1, 2, .5"))

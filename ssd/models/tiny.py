@@ -69,7 +69,8 @@ class TinySSD(nn.HybridBlock):
             ratios = ratios * len(sizes)
         self.anchor_config = AnchorConfig(sizes=sizes, ratios=ratios)
         if self.anchor_config.num_scales < 2:
-            raise ValueError("TinySSD needs at least two scales")
+            raise ValueError("TinySSD needs at least two scales: give one group per feature map, separated by "
+                             "';' ('0.2, 0.272; 0.37, 0.447' makes two maps)")
         self.num_classes = int(num_classes)
         self.input_size = int(input_size)
         self.anchor_config.feature_maps = self.feature_map_shapes()
