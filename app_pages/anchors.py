@@ -14,7 +14,7 @@ import streamlit as st
 from app_pages import _shared as sh
 from ssd.base.text import md_escape, plain_text
 from ssd.models.anchors import format_groups, parse_groups
-from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, tiny_anchor_config
+from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, book_anchors_note, tiny_anchor_config
 from ssd.models.anchor_set import (AnchorSet, anchor_coverage, anchor_set, cell_anchor_rows, positive_rows,
                                    start_cell)
 from ssd.base.errors import SSDError
@@ -58,7 +58,8 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, 
         st.stop()
     st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
-    st.caption("Choose *Custom* to edit TinySSD anchors.")
+    # the note holds numbers only (read as floats from meta.json), so it is Markdown as it stands
+    st.caption(book_anchors_note(meta) or "Choose *Custom* to edit TinySSD anchors.")
     return aset, meta, ("model",) + tuple(model_key(path))
 
 

@@ -129,3 +129,21 @@ def test_anchors_page_takes_the_books_sizes_and_ratios_as_its_code_writes_them()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Total anchors"] == "5444" and metrics["Anchors in this cell"] == "4"
     assert list(at.dataframe[0].value["sizes"]) == [f"{a}, {b}" for a, b in TINY_SIZES]
+
+
+def test_anchors_page_says_when_a_models_sizes_are_not_the_books(shipped_models_root, monkeypatch, tmp_path):
+    """The shipped model's first map has sizes 0.1, 0.16, where the book's TinySSD has 0.2, 0.272: the
+    page opening on it says so (and how to see the book's), and says nothing for the book's own sizes."""
+    from ssd.models.tiny import book_anchors_note
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    note = next(c.value for c in at.sidebar.caption if "Single Shot Multibox Detection" in c.value)
+    assert "0.1, 0.16" in note and "0.2, 0.272" in note and "Custom" in note
+    book = {"arch": "tiny", "anchors": {"sizes": TINY_SIZES, "ratios": TINY_RATIOS}}
+    assert book_anchors_note(book) is None and book_anchors_note({"arch": "tiny"}) is None
+    assert book_anchors_note({"arch": "ssd_300_vgg16_atrous"}) is None
+    assert book_anchors_note({"arch": "tiny", "anchors": {"sizes": [["x"]]}}) is None     # an odd meta.json
