@@ -32,6 +32,8 @@ AUTO = "auto"
 RUN_OUTCOMES = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                 "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                 "new": ("info", "has not started")}
+# Five in one row cut "0.875 / 0.9988" to "0.875 / …" on a laptop with the sidebar open.
+METRICS_PER_ROW = 3
 RUN_FIGURE_HELP = {"Val micro-F1 / accuracy": "Over anchors, as the ENA24 tutorial defines them (last validated "
                                               "epoch); see `python -m ssd eval`."}
 
@@ -248,9 +250,10 @@ def _curves_key(history) -> tuple:
 
 def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     """Epochs, loss, speed and best mAP; the training curves and the log."""
-    figures = jobs.run_figures(status)
-    for col, (label, value) in zip(st.columns(len(figures)), figures.items()):
-        col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
+    figures = list(jobs.run_figures(status).items())
+    for start in range(0, len(figures), METRICS_PER_ROW):
+        for col, (label, value) in zip(st.columns(METRICS_PER_ROW), figures[start:start + METRICS_PER_ROW]):
+            col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
     if status.history:
         from ssd.viz.plots import training_curve_figures
 
