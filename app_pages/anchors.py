@@ -26,6 +26,8 @@ from ssd.inference.batch import image_digest
 from ssd.inference.worker import on_worker
 
 Cell = Tuple[int, int, int]     # (feature map, row, column)
+FROM_0 = ("Counted from 0, as the tutorials' arrays are: the MXNet Gluon tutorial's \"row 21, column 21\" "
+          "(its boxes[20, 20]) is row 20, column 20 here.")
 Key = tuple                     # names a set of anchors or an image, for the caches below
 
 
@@ -148,8 +150,8 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
     for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
         if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
             st.session_state[k] = dflt          # a new map, or one smaller than the cell shown before
-    row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key))
-    col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key))
+    row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key, help=FROM_0))
+    col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key, help=FROM_0))
     show_centres = c4.checkbox("All cell centres", persist_state="session", key="anchors_centres")
     if gt_boxes is not None:
         c4.button("Best cell for the box", on_click=_jump_to, args=(best,), key="anchors_best")

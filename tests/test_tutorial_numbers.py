@@ -147,3 +147,13 @@ def test_anchors_page_says_when_a_models_sizes_are_not_the_books(shipped_models_
     assert book_anchors_note(book) is None and book_anchors_note({"arch": "tiny"}) is None
     assert book_anchors_note({"arch": "ssd_300_vgg16_atrous"}) is None
     assert book_anchors_note({"arch": "tiny", "anchors": {"sizes": [["x"]]}}) is None     # an odd meta.json
+
+
+def test_anchors_page_says_rows_and_columns_count_from_0():
+    """The Gluon tutorial calls boxes[20, 20] "row 21, column 21": the Row and Column inputs say they
+    count from 0, so a student typing 21 does not look at the next cell and find other numbers."""
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    scale = at.selectbox(key="anchors_scale").value
+    for key in (f"anchors_row::{scale}", f"anchors_col::{scale}"):
+        assert "from 0" in (at.number_input(key=key).help or "")
