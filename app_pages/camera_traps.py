@@ -88,9 +88,20 @@ def _stop(runs_root: str) -> None:
     st.session_state["ct_stopping"] = True
 
 
+def _offer_defaults(runs_root: str) -> None:
+    """A new session's folder and run name: the last run's folder and a name no run has (from the runs
+    folder: a fixed "season" drew "already exists" on the next Start). Typed values are kept."""
+    s = st.session_state
+    if "ct_folder" not in s or "ct_name" not in s:
+        folder, name = jobs.form_defaults(runs_root)
+        s.setdefault("ct_folder", folder)
+        s.setdefault("ct_name", name)
+
+
 def run_form_ui(runs_root: str, running: bool) -> None:
     """Folder, model, run name, typical threshold, repeats, subfolders, and Start."""
     st.subheader("Run a folder")
+    _offer_defaults(runs_root)
     root, ok, broken, default_path = sh.list_models()
     if not ok:
         sh.no_model_help()
@@ -102,7 +113,7 @@ def run_form_ui(runs_root: str, running: bool) -> None:
         model = sh.model_picker("Model", ok, default_path, key="ct_model")
         sh.engine_select("ct_engine", choices=engine_choices(model))
     c3, c4, c5, c6 = st.columns(4)
-    c3.text_input("Run name", value="season", key="ct_name", persist_state="session")
+    c3.text_input("Run name", key="ct_name", persist_state="session")
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05,
                     key="ct_threshold", persist_state="session",
                     help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
@@ -181,9 +192,7 @@ def monitor_panel(runs_root: str, running: bool) -> None:
 # ---- browsing results ---------------------------------------------------------------------------
 
 def _run_label(results_path: str) -> str:
-    if results_path == OTHER_RESULTS:
-        return results_path
-    return plain_text(os.path.basename(os.path.dirname(results_path)))
+    return results_path if results_path == OTHER_RESULTS else plain_text(jobs.results_label(results_path))
 
 
 def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
@@ -194,12 +203,13 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
     showing its old choice, which it sends back with the next filter change (the wrong run)."""
     st.subheader("Results")
     ss = st.session_state
-    finished = jobs.finished_results(runs_root)
-    pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS)
+    finished, listed = jobs.finished_results(runs_root), jobs.run_results_files(runs_root)
+    pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS,
+                                listed)
     ss["ct_finished_seen"] = finished
     if ss.get("ct_results") != pick:
         ss["ct_results"] = pick
-    pick = st.selectbox("Results", [*finished, OTHER_RESULTS],
+    pick = st.selectbox("Results", [*listed, OTHER_RESULTS],
                         key="ct_results", persist_state="session", format_func=_run_label)
     if pick == OTHER_RESULTS:
         b1, b2, b3 = st.columns(3)
