@@ -117,21 +117,23 @@ def run_form_ui(runs_root: str, running: bool) -> None:
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05,
                     key="ct_threshold", persist_state="session",
                     help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
-    c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats", persist_state="session",
-                    help="A box at the same place in many images of one camera (a rock, a branch).")
-    c6.checkbox("Include subfolders", value=True, key="ct_recursive", persist_state="session")
-    c7, c8, c9 = st.columns([1, 1, 2])
-    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0,
+    c5.number_input("Flag repeats in ≥ K images", 0, 1000, 0, 1, key="ct_repeats", persist_state="session",
+                    help="A box at the same place in K or more images of one camera (a rock, a branch) is flagged "
+                         "as suspect. 0 = off.")
+    c6.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0,
                     key="ct_episode_gap", persist_state="session",
                     help="Photos of one camera at most this far apart form one episode (a burst).")
+    # the camera rule's longest choice whole at 1280 px (sidebar open); the folder settings together
+    c7, c8, c9 = st.columns([1.45, 1.75, 4.6], vertical_alignment="bottom")
+    c7.checkbox("Include subfolders", value=True, key="ct_recursive", persist_state="session")
+    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
+                    key="ct_frame_every", persist_state="session",
+                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     c9.selectbox("Camera folder", CAMERA_DEPTH_CHOICES, format_func=describe_depth,
                  key="ct_camera_depth", persist_state="session",
                  help="Which folder is one camera, for episodes, repeats and Camtrap DP deployments. Automatic: "
                       "site/cam/2024-05-01/100RECNX is camera site/cam (date and card folders removed). "
                       "N: the first N folder levels below the photo folder, whatever they are called.")
-    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
-                    key="ct_frame_every", persist_state="session",
-                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     b1, b2 = st.columns([1, 4], vertical_alignment="center")
     b1.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
     b2.checkbox("Replace the run of this name", key="ct_replace",
