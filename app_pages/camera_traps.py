@@ -198,8 +198,8 @@ def _run_label(results_path: str) -> str:
 
 
 def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
-    """``(results path, folder its paths start from, path prefix)``: a finished run of this page, or
-    any file (its names, if written on another machine, read below the folder from the prefix on).
+    """``(results path, folder its paths start from, path prefix)``: a results file of this page's
+    runs (a run's own, or a cleaned file a repeat review wrote beside it), or any file (its names, if written on another machine, read below the folder from the prefix on).
 
     The choice is set in the session state, never dropped: a dropped key leaves the browser's box
     showing its old choice, which it sends back with the next filter change (the wrong run)."""

@@ -5,23 +5,9 @@ import json
 import os
 import time
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO_ROOT
-from test_camtrap_page import write_season
-
-APP = os.path.join(REPO_ROOT, "app.py")
-
-
-@pytest.fixture
-def season(monkeypatch, tmp_path, shipped_models_root):
-    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
-    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path))
-    write_season(tmp_path)
-    return tmp_path
+from test_camtrap_page import APP, season  # noqa: F401  (the page's season fixture)
 
 
 def _finished_run(name: str, photos: str, results: str = "") -> str:
