@@ -72,6 +72,7 @@ def _start(runs_root: str) -> None:
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings(), replace=bool(s.get("ct_replace")))
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
         s["ct_replace"] = False            # one replace per tick, not a standing order
+        s["ct_name"] = jobs.form_defaults(runs_root)[1]     # the next card's Start is not refused for this name
     except SSDError as err:
         s["ct_flash"] = str(err)
 
