@@ -192,6 +192,22 @@ _ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMain] *')].
   getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
 
 
+# Every widget label of the main area that wraps (taller than two font sizes: one line is about 1.7).
+_WRAPPED_LABELS = """() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stWidgetLabel]')].filter(l =>
+  l.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(l).fontSize)).map(l => l.innerText)"""
+_CLIPPED_VALUES = """els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.value || e.innerText)"""
+
+
+def _run_form_whole(page) -> None:
+    """The run form at a laptop's width: the Camera folder choice read whole (it was "automatic: the
+    photo's folder without date and card-overflow fol"), every value whole (an episode gap "120.0"
+    once its column was narrowed), and no label on two lines ("Flag repeats…")."""
+    camera = page.locator('[data-testid="stSelectbox"]').filter(has_text="Camera folder")
+    assert camera.count() == 1 and "automatic" in camera.locator("input").input_value()
+    assert page.locator('[data-testid="stMain"] input').evaluate_all(_CLIPPED_VALUES) == []   # "120.0" too
+    assert page.evaluate(_WRAPPED_LABELS) == []
+
+
 @pytest.fixture
 def own_data_server(app_env, monkeypatch, tmp_path):
     """The app with a data folder of its own: a camera-trap run another test finished in the shared
@@ -204,7 +220,8 @@ def own_data_server(app_env, monkeypatch, tmp_path):
 
 def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
     """A season's results at 1280×800 (a laptop, sidebar open): no filter label nor total cut short
-    ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…")."""
+    ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…"), and the
+    run form whole (``_run_form_whole``)."""
     from playwright.sync_api import expect, sync_playwright
 
     from test_camtrap_page import write_season
@@ -219,6 +236,7 @@ def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
             page.goto(own_data_server + "/camera_traps")
             expect(page.get_by_text("Run a folder")).to_be_visible()
             _settle(page)
+            _run_form_whole(page)
             for label, value in (("Results JSON (path)", tmp_path / "season.json"),
                                  ("Folder its paths start from", tmp_path / "photos")):
                 box = page.get_by_label(label, exact=True)

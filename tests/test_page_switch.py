@@ -106,8 +106,9 @@ _VALUE_WIDGETS = {"text_input", "number_input", "slider", "select_slider", "sele
                   "toggle", "radio", "text_area", "date_input", "time_input", "color_picker", "pills",
                   "segmented_control", "feedback"}
 # Deliberately forgotten: a password is not kept in the session once the form is sent, and the
-# consent to replace a run's results is given for one Start only (cleared after it).
-_NOT_KEPT = {"access_password", "ct_replace"}
+# consent to replace a run's results, or the files of a Camtrap DP folder, is given for one Start or
+# one write only (cleared after it).
+_NOT_KEPT = {"access_password", "ct_replace", "ct_dp_replace"}
 
 
 def test_every_keyed_setting_is_kept_by_persist_state():
