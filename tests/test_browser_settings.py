@@ -23,7 +23,8 @@ def test_train_settings_survive_a_visit_to_the_anchors_page(monkeypatch, tmp_pat
     monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    typed = {"Epochs": "1", "Batch size": "8", "Model name (folder in models/)": "my-first-ssd"}
+    typed = {"Training images": "40", "Validation images": "8",       # the synthetic set to make
+             "Epochs": "1", "Batch size": "8", "Model name (folder in models/)": "my-first-ssd"}
     with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
