@@ -192,6 +192,7 @@ def test_an_anchor_exactly_at_the_iou_threshold_is_not_positive():
      [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]),
     ("[[1, 2, 0.5]] * 5", [[1.0, 2.0, 0.5]] * 5),                                      # its ratios
     ("[.5, .25, .1]", [[0.5, 0.25, 0.1]]),                                             # the Gluon tutorial's sizes
+    ("ratios = [[1, 2, 0.5]] * 2", [[1.0, 2.0, 0.5]] * 2),                              # the whole line copied
     ("0.2, 0.272; 0.37, 0.447", [[0.2, 0.272], [0.37, 0.447]]),                        # our own notation
 ])
 def test_anchor_groups_read_the_lists_the_tutorials_print(text, groups):

@@ -110,6 +110,7 @@ def all_anchors(config: AnchorConfig) -> np.ndarray:
 
 # "[[1, 2, 0.5]] * 5": a list of groups repeated, as Dive into Deep Learning writes its ratios
 _REPEATED = re.compile(r"^\s*(\[.*\])\s*\*\s*(\d+)\s*$", re.S)
+_ASSIGNED = re.compile(r"^\s*[A-Za-z_]\w*\s*=\s*(?=\[)")      # "sizes = [[…]]": the whole line copied
 MAX_GROUPS = 64
 
 
@@ -117,6 +118,7 @@ def _from_list_notation(text: str) -> str:
     """Python's list notation as the tutorials print it ('[[0.2, 0.272], [0.37, 0.447]]', '[1, 2, .5]',
     '[[1, 2, 0.5]] * 5') → our ';'-separated groups, so a student can paste the book's values. Read
     as text, never evaluated; any other text is returned as it is."""
+    text = _ASSIGNED.sub("", text)
     match, times = _REPEATED.match(text), 1
     if match:
         text, times = match.group(1), int(match.group(2))
