@@ -69,13 +69,14 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
                        "application/json", key="ct_dl_json", on_click="ignore")
     d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
                        on_click="ignore")
-    with st.form("ct_sort"):
+    # not an st.form: a form's values stay in the browser until its submit, so a look at another page lost them
+    with st.container(border=True):
         target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",
                                key="ct_sort_into", persist_state="session")
         mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
         st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
                     key="ct_sort_episodes", persist_state="session")
-        if st.form_submit_button("Sort into folders"):
+        if st.button("Sort into folders", key="ct_sort_go"):
             _sort(doc, image_root, target, shown, mode)
 
 
