@@ -69,13 +69,14 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) ->
                        "application/json", key="ct_dl_json", on_click="ignore")
     d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
                        on_click="ignore")
-    with st.form("ct_sort"):
+    # not an st.form: a form's values stay in the browser until its submit, so a look at another page lost them
+    with st.container(border=True):
         target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",
                                key="ct_sort_into", persist_state="session")
         mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
         st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
                     key="ct_sort_episodes", persist_state="session")
-        if st.form_submit_button("Sort into folders"):
+        if st.button("Sort into folders", key="ct_sort_go"):
             _sort(doc, image_root, target, shown, mode)
 
 
@@ -123,6 +124,40 @@ def _export_form() -> None:
     f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
+def _write_package(doc: Dict[str, Any], target: str, image_root: str, shown: ShownFilter) -> None:
+    """Write the package (a button's callback); its outcome is shown by ``_package_written``. The
+    replace tick is cleared whatever came of it: consent to replace holds for one click."""
+    from ssd.camtrap.camtrap_dp import write_camtrap_dp
+
+    s = st.session_state
+    try:
+        check_photo_path(target, "The Camtrap DP folder", _access.roots())
+        done = write_camtrap_dp(doc, target, shown, _package_options(image_root),
+                                replace=bool(s.get("ct_dp_replace")))
+        s["ct_dp_written"] = {"target": target, **done}
+    except (SSDError, OSError) as err:
+        s["ct_dp_written"] = {"error": str(err)}
+    s["ct_dp_replace"] = False
+
+
+def _package_written() -> None:
+    """What the last write did (once): counts and left-out files, a locations typo, or the refusal."""
+    done = st.session_state.pop("ct_dp_written", None)
+    if not done:
+        return
+    if "error" in done:
+        st.error(md_escape(done["error"]))
+        return
+    st.success(f"Camtrap DP package in {md_escape(done['target'])}: {done['deployments']} deployment(s), "
+               f"{done['media']} media, {done['observations']} observation(s)"
+               + (f"; {len(done['left_out'])} file(s) without a time stamp left out" if done["left_out"] else ""))
+    if done["unmatched_locations"]:
+        unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
+        st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "
+                             "one is a typo, its folder got the default position; the folders are "
+                             f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
+
+
 FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
 
 
@@ -142,23 +177,14 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                "platforms ingest; it needs each camera's position.")
     _export_form()
     target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out", persist_state="session")
+    st.checkbox("Replace the package's files in a folder holding other files", key="ct_dp_replace",
+                help="Without it, only a new or empty folder, or one holding a package written here before, "
+                     "is written into: datapackage.json, deployments.csv, media.csv and observations.csv would "
+                     "replace files of those names.")
     c1, c2, c3 = st.columns(3)
-    if c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target):
-        from ssd.camtrap.camtrap_dp import write_camtrap_dp
-
-        try:
-            check_photo_path(target, "The Camtrap DP folder", _access.roots())
-            done = write_camtrap_dp(doc, target, shown, _package_options(image_root))
-            st.success(f"Camtrap DP package in {md_escape(target)}: {done['deployments']} deployment(s), {done['media']} media, "
-                       f"{done['observations']} observation(s)" + (f"; {len(done['left_out'])} file(s) without a "
-                                                                     "time stamp left out" if done["left_out"] else ""))
-            if done["unmatched_locations"]:
-                unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
-                st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "
-                                     "one is a typo, its folder got the default position; the folders are "
-                                     f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
-        except (SSDError, OSError) as err:
-            st.error(md_escape(err))
+    c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target,
+              on_click=_write_package, args=(doc, target, image_root, shown))
+    _package_written()
     key = _ready_key(doc, results_path, path_prefix, image_root, shown)
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
         _prepare_downloads(doc, key, image_root, shown)

@@ -46,14 +46,14 @@ def box_stats_figure(path: str, stamp: float):
 def synth_panel(data_root: str, folders: List[str]) -> List[str]:
     """Generate the synthetic Pikachu dataset; returns the dataset folders (new one included)."""
     with st.expander("Make a synthetic Pikachu dataset (offline, about 10 ms per image)", expanded=not folders):
-        with st.form("synth_form", border=False):
-            g1, g2, g3, g4 = st.columns(4)
-            synth_name = g1.text_input("Folder name", SYNTH_NAME, persist_state="session", key="synth_name")
-            n_train = g2.number_input("Training images", 1, 100_000, 1000, 100,
-                                      persist_state="session", key="synth_train")
-            n_val = g3.number_input("Validation images", 0, 20_000, 100, 50, persist_state="session", key="synth_val")
-            synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, persist_state="session", key="synth_seed")
-            make = st.form_submit_button("Generate")
+        # not an st.form: its values would stay in the browser until Generate, lost by a page switch
+        g1, g2, g3, g4 = st.columns(4)
+        synth_name = g1.text_input("Folder name", SYNTH_NAME, persist_state="session", key="synth_name")
+        n_train = g2.number_input("Training images", 1, 100_000, 1000, 100,
+                                  persist_state="session", key="synth_train")
+        n_val = g3.number_input("Validation images", 0, 20_000, 100, 50, persist_state="session", key="synth_val")
+        synth_seed = g4.number_input("Seed", 0, 2**31 - 1, 0, persist_state="session", key="synth_seed")
+        make = st.button("Generate", key="synth_generate")
         made = _generate(data_root, synth_name, int(n_train), int(n_val), int(synth_seed)) if make else None
     return folders if made is None else made
 

@@ -14,7 +14,7 @@ import streamlit as st
 from app_pages import _shared as sh
 from ssd.base.text import md_escape, plain_text
 from ssd.models.anchors import format_groups, parse_groups
-from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, tiny_anchor_config
+from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, book_anchors_note, tiny_anchor_config
 from ssd.models.anchor_set import (AnchorSet, anchor_coverage, anchor_set, cell_anchor_rows, positive_rows,
                                    start_cell)
 from ssd.base.errors import SSDError
@@ -26,6 +26,8 @@ from ssd.inference.batch import image_digest
 from ssd.inference.worker import on_worker
 
 Cell = Tuple[int, int, int]     # (feature map, row, column)
+FROM_0 = ("Counted from 0, as the tutorials' arrays are: the MXNet Gluon tutorial's \"row 21, column 21\" "
+          "(its boxes[20, 20]) is row 20, column 20 here.")
 Key = tuple                     # names a set of anchors or an image, for the caches below
 
 
@@ -58,7 +60,8 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, 
         st.stop()
     st.caption(f"**{md_escape(meta.get('arch'))}** at {aset.input_size}×{aset.input_size}"
                + (" — GluonCV model-zoo anchors" if aset.kind == "gluoncv" else ""))
-    st.caption("Choose *Custom* to edit TinySSD anchors.")
+    # the note holds numbers only (read as floats from meta.json), so it is Markdown as it stands
+    st.caption(book_anchors_note(meta) or "Choose *Custom* to edit TinySSD anchors.")
     return aset, meta, ("model",) + tuple(model_key(path))
 
 
@@ -68,9 +71,11 @@ def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
     input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, persist_state="session", key="anchors_input"))
     sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
                                format_groups(TINY_SIZES), persist_state="session", key="anchors_sizes",
-                               help="Fractions of the image side; one group per feature map.")
+                               help="Fractions of the image side; one group per feature map. The tutorials' "
+                                    "list notation works too: [[0.2, 0.272], [0.37, 0.447], …].")
     ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios")
+                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios",
+                                help="As the sizes: '1, 2, 0.5', or the book's [[1, 2, 0.5]] * 5.")
     try:
         return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:
@@ -145,8 +150,8 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
     for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
         if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
             st.session_state[k] = dflt          # a new map, or one smaller than the cell shown before
-    row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key))
-    col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key))
+    row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key, help=FROM_0))
+    col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key, help=FROM_0))
     show_centres = c4.checkbox("All cell centres", persist_state="session", key="anchors_centres")
     if gt_boxes is not None:
         c4.button("Best cell for the box", on_click=_jump_to, args=(best,), key="anchors_best")

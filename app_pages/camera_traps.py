@@ -72,6 +72,7 @@ def _start(runs_root: str) -> None:
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings(), replace=bool(s.get("ct_replace")))
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
         s["ct_replace"] = False            # one replace per tick, not a standing order
+        s["ct_name"] = jobs.form_defaults(runs_root)[1]     # the next card's Start is not refused for this name
     except SSDError as err:
         s["ct_flash"] = str(err)
 
@@ -88,9 +89,20 @@ def _stop(runs_root: str) -> None:
     st.session_state["ct_stopping"] = True
 
 
+def _offer_defaults(runs_root: str) -> None:
+    """A new session's folder and run name: the last run's folder and a name no run has (from the runs
+    folder: a fixed "season" drew "already exists" on the next Start). Typed values are kept."""
+    s = st.session_state
+    if "ct_folder" not in s or "ct_name" not in s:
+        folder, name = jobs.form_defaults(runs_root)
+        s.setdefault("ct_folder", folder)
+        s.setdefault("ct_name", name)
+
+
 def run_form_ui(runs_root: str, running: bool) -> None:
     """Folder, model, run name, typical threshold, repeats, subfolders, and Start."""
     st.subheader("Run a folder")
+    _offer_defaults(runs_root)
     root, ok, broken, default_path = sh.list_models()
     if not ok:
         sh.no_model_help()
@@ -102,25 +114,27 @@ def run_form_ui(runs_root: str, running: bool) -> None:
         model = sh.model_picker("Model", ok, default_path, key="ct_model")
         sh.engine_select("ct_engine", choices=engine_choices(model))
     c3, c4, c5, c6 = st.columns(4)
-    c3.text_input("Run name", value="season", key="ct_name", persist_state="session")
+    c3.text_input("Run name", key="ct_name", persist_state="session")
     c4.number_input("Typical threshold", 0.01, 1.0, TYPICAL_THRESHOLD, 0.05,
                     key="ct_threshold", persist_state="session",
                     help=f"Written into the results for Timelapse; every detection ≥ {RESULTS_FLOOR:g} is kept.")
-    c5.number_input("Flag repeats in ≥ K images (0 = off)", 0, 1000, 0, 1, key="ct_repeats", persist_state="session",
-                    help="A box at the same place in many images of one camera (a rock, a branch).")
-    c6.checkbox("Include subfolders", value=True, key="ct_recursive", persist_state="session")
-    c7, c8, c9 = st.columns([1, 1, 2])
-    c7.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0,
+    c5.number_input("Flag repeats in ≥ K images", 0, 1000, 0, 1, key="ct_repeats", persist_state="session",
+                    help="A box at the same place in K or more images of one camera (a rock, a branch) is flagged "
+                         "as suspect. 0 = off.")
+    c6.number_input("Episode gap (s)", 1.0, 1800.0, DEFAULT_EPISODE_GAP, 10.0,
                     key="ct_episode_gap", persist_state="session",
                     help="Photos of one camera at most this far apart form one episode (a burst).")
+    # the camera rule's longest choice whole at 1280 px (sidebar open); the folder settings together
+    c7, c8, c9 = st.columns([1.45, 1.75, 4.6], vertical_alignment="bottom")
+    c7.checkbox("Include subfolders", value=True, key="ct_recursive", persist_state="session")
+    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
+                    key="ct_frame_every", persist_state="session",
+                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     c9.selectbox("Camera folder", CAMERA_DEPTH_CHOICES, format_func=describe_depth,
                  key="ct_camera_depth", persist_state="session",
                  help="Which folder is one camera, for episodes, repeats and Camtrap DP deployments. Automatic: "
                       "site/cam/2024-05-01/100RECNX is camera site/cam (date and card folders removed). "
                       "N: the first N folder levels below the photo folder, whatever they are called.")
-    c8.number_input("Videos: a frame every (s)", 0.1, 60.0, DEFAULT_FRAME_EVERY, 0.5,
-                    key="ct_frame_every", persist_state="session",
-                    help="How often a video is looked at (.mp4 .avi .mov .mkv).")
     b1, b2 = st.columns([1, 4], vertical_alignment="center")
     b1.button("Start", on_click=_start, args=(runs_root,), key="ct_start", type="primary", disabled=running)
     b2.checkbox("Replace the run of this name", key="ct_replace",
@@ -181,25 +195,24 @@ def monitor_panel(runs_root: str, running: bool) -> None:
 # ---- browsing results ---------------------------------------------------------------------------
 
 def _run_label(results_path: str) -> str:
-    if results_path == OTHER_RESULTS:
-        return results_path
-    return plain_text(os.path.basename(os.path.dirname(results_path)))
+    return results_path if results_path == OTHER_RESULTS else plain_text(jobs.results_label(results_path))
 
 
 def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
-    """``(results path, folder its paths start from, path prefix)``: a finished run of this page, or
-    any file (its names, if written on another machine, read below the folder from the prefix on).
+    """``(results path, folder its paths start from, path prefix)``: a results file of this page's
+    runs (a run's own, or a cleaned file a repeat review wrote beside it), or any file (its names, if written on another machine, read below the folder from the prefix on).
 
     The choice is set in the session state, never dropped: a dropped key leaves the browser's box
     showing its old choice, which it sends back with the next filter change (the wrong run)."""
     st.subheader("Results")
     ss = st.session_state
-    finished = jobs.finished_results(runs_root)
-    pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS)
+    finished, listed = jobs.finished_results(runs_root), jobs.run_results_files(runs_root)
+    pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS,
+                                listed)
     ss["ct_finished_seen"] = finished
     if ss.get("ct_results") != pick:
         ss["ct_results"] = pick
-    pick = st.selectbox("Results", [*finished, OTHER_RESULTS],
+    pick = st.selectbox("Results", [*listed, OTHER_RESULTS],
                         key="ct_results", persist_state="session", format_func=_run_label)
     if pick == OTHER_RESULTS:
         b1, b2, b3 = st.columns(3)

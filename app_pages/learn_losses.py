@@ -13,6 +13,7 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
+from ssd.models.losses import FOCAL_ALPHA
 from ssd.viz.learn import anchor_roles_figure, loss_curves, loss_shapes_figures
 from ssd.workspace import Sample, gt_boxes_of, model_key
 
@@ -26,8 +27,9 @@ def shapes_panel() -> None:
     sh.figure_columns(loss_shapes_figures(*loss_curves(sigma, gamma)))
     st.caption("Smooth L1 is quadratic for |x| < 1/σ² and L1 beyond: gentle near the target, robust to outliers. "
                "Focal loss multiplies cross-entropy by (1 − p)^γ, so well-classified anchors (p near 1) stop "
-               "dominating; γ = 0 is cross-entropy. (Dive into Deep Learning's \"Single Shot Multibox Detection\" "
-               "plots focal loss without its α weight; training uses α = 0.25.)")
+               "dominating; γ = 0 is cross-entropy. Training uses cross-entropy unless started with "
+               f"`python -m ssd train --cls-loss focal`, whose focal loss is also weighted by α = {FOCAL_ALPHA:g} "
+               "(Dive into Deep Learning's \"Single Shot Multibox Detection\" plots it without α).")
 
 
 def mining_ui() -> Tuple[str, Sample, float, float]:

@@ -32,6 +32,8 @@ AUTO = "auto"
 RUN_OUTCOMES = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                 "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
                 "new": ("info", "has not started")}
+# Five in one row cut "0.875 / 0.9988" to "0.875 / …" on a laptop with the sidebar open.
+METRICS_PER_ROW = 3
 RUN_FIGURE_HELP = {"Val micro-F1 / accuracy": "Over anchors, as the ENA24 tutorial defines them (last validated "
                                               "epoch); see `python -m ssd eval`."}
 
@@ -57,7 +59,7 @@ def _form_config(out: str, pulled: Dict[str, object]) -> TrainConfig:
 
 
 def _start(root: str, pulled: Dict[str, object]) -> None:
-    """Form callback (runs before the script, so the page it then draws already sees the job)."""
+    """Start's callback (runs before the script, so the page it then draws already sees the job)."""
     ss = st.session_state
     name = (ss.get("train_name") or "").strip()
     problem = jobs.valid_model_name(name)
@@ -138,18 +140,20 @@ def options_ui(pulled: Dict[str, object]) -> None:
 
 
 def settings_section(root: str, job, dataset_ok: bool) -> None:
-    """2 · Model and settings: the form whose Start button launches the job (``_start``)."""
+    """2 · Model and settings: the settings and the Start button that launches the job (``_start``)."""
     st.header("2 · Model and settings")
     st.caption(f"Device (auto): **{sh.devices().summary()}**")
     st.session_state.setdefault("train_name", f"ssd-{time.strftime('%Y%m%d-%H%M%S')}")
     pulled = {f"{m.name} (pulled detector, sets the architecture)": m for m in sh.list_models()[1]
               if is_pretrained_detector(m.meta)}
-    with st.form("train_form"):
+    # not an st.form: a form's values stay in the browser until its submit, so a look at another page
+    # before Start threw the typed settings away (persist_state keeps only what reached the server)
+    with st.container(border=True, key="train_form"):
         model_row_ui()
         schedule_row_ui()
         options_ui(pulled)
-        st.form_submit_button("Start training", type="primary", on_click=_start, args=(root, pulled),
-                              disabled=job is not None or not dataset_ok)
+        st.button("Start training", type="primary", on_click=_start, args=(root, pulled), key="train_start",
+                  disabled=job is not None or not dataset_ok)
         if job is not None:
             st.caption(f"A job is running ({job.name}); one at a time per models folder.")
     msg = st.session_state.pop("train_start_error", None)
@@ -248,9 +252,10 @@ def _curves_key(history) -> tuple:
 
 def run_metrics_panel(run_dir: str, status: jobs.RunStatus) -> None:
     """Epochs, loss, speed and best mAP; the training curves and the log."""
-    figures = jobs.run_figures(status)
-    for col, (label, value) in zip(st.columns(len(figures)), figures.items()):
-        col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
+    figures = list(jobs.run_figures(status).items())
+    for start in range(0, len(figures), METRICS_PER_ROW):
+        for col, (label, value) in zip(st.columns(METRICS_PER_ROW), figures[start:start + METRICS_PER_ROW]):
+            col.metric(label, value, help=RUN_FIGURE_HELP.get(label))
     if status.history:
         from ssd.viz.plots import training_curve_figures
 

@@ -234,3 +234,17 @@ def test_train_page_measure_button_shows_a_dataset_folder_name_as_text(shipped_m
     _ok(at)
     caption = next(c.value for c in at.caption if "through the training loss graph" in c.value)
     assert md_escape(name) in caption and "](page" not in caption
+
+
+def test_learn_losses_names_the_class_loss_training_uses(app_env):
+    """The note under the loss curves says what training computes by default (cross-entropy: focal
+    loss, with its α, only when asked for), not that training weights focal loss by α."""
+    from ssd.models.losses import FOCAL_ALPHA
+    from ssd.training.config import TrainConfig
+
+    at = _page("app_pages/learn_losses.py")
+    note = next(c.value for c in at.caption if "Focal loss multiplies" in c.value)
+    default = TrainConfig.__dataclass_fields__["cls_loss"].default
+    assert default == "ce"
+    assert "Training uses cross-entropy" in note and "--cls-loss focal" in note
+    assert f"α = {FOCAL_ALPHA:g}" in note and "training uses α" not in note

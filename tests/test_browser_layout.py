@@ -192,6 +192,22 @@ _ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMain] *')].
   getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
 
 
+# Every widget label of the main area that wraps (taller than two font sizes: one line is about 1.7).
+_WRAPPED_LABELS = """() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stWidgetLabel]')].filter(l =>
+  l.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(l).fontSize)).map(l => l.innerText)"""
+_CLIPPED_VALUES = """els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.value || e.innerText)"""
+
+
+def _run_form_whole(page) -> None:
+    """The run form at a laptop's width: the Camera folder choice read whole (it was "automatic: the
+    photo's folder without date and card-overflow fol"), every value whole (an episode gap "120.0"
+    once its column was narrowed), and no label on two lines ("Flag repeats…")."""
+    camera = page.locator('[data-testid="stSelectbox"]').filter(has_text="Camera folder")
+    assert camera.count() == 1 and "automatic" in camera.locator("input").input_value()
+    assert page.locator('[data-testid="stMain"] input').evaluate_all(_CLIPPED_VALUES) == []   # "120.0" too
+    assert page.evaluate(_WRAPPED_LABELS) == []
+
+
 @pytest.fixture
 def own_data_server(app_env, monkeypatch, tmp_path):
     """The app with a data folder of its own: a camera-trap run another test finished in the shared
@@ -204,7 +220,8 @@ def own_data_server(app_env, monkeypatch, tmp_path):
 
 def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
     """A season's results at 1280×800 (a laptop, sidebar open): no filter label nor total cut short
-    ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…")."""
+    ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…"), and the
+    run form whole (``_run_form_whole``)."""
     from playwright.sync_api import expect, sync_playwright
 
     from test_camtrap_page import write_season
@@ -219,6 +236,7 @@ def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
             page.goto(own_data_server + "/camera_traps")
             expect(page.get_by_text("Run a folder")).to_be_visible()
             _settle(page)
+            _run_form_whole(page)
             for label, value in (("Results JSON (path)", tmp_path / "season.json"),
                                  ("Folder its paths start from", tmp_path / "photos")):
                 box = page.get_by_label(label, exact=True)
@@ -231,5 +249,33 @@ def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
             shots = []
             _shot(page, shots, tmp_path, "laptop_camera_traps")
             _keep(*shots)
+        finally:
+            browser.close()
+
+
+# Every metric label or value, on the main area, cut short by an ellipsis.
+_METRICS_ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stMetric] *')].filter(e =>
+  getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
+
+
+def test_train_run_numbers_whole_on_a_laptop(app_env, tiny_model_dir, monkeypatch, tmp_path):
+    """A finished run's numbers at 1280×800 (sidebar open): five metrics in one row cut the validation
+    micro-F1 / accuracy to "0.002 / …" and its label to "Val micro-F1 / accur…"."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny-test")
+    monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
+    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(90_000)
+            page.goto(srv.url + "/train")
+            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Val micro-F1")
+            expect(metric).to_be_visible(timeout=90_000)
+            _settle(page)
+            _no_exception(page)
+            assert re.search(r"\d\.\d{3} / \d\.\d{4}", metric.inner_text())
+            assert page.evaluate(_METRICS_ELLIPSIZED) == []
         finally:
             browser.close()

@@ -311,8 +311,10 @@ def test_start_refuses_to_wipe_a_run_of_the_same_name_until_replace_is_ticked(en
     _start_run(at, browser, folder, "season")
     results = os.path.join(jobs.camera_runs_dir(), "season", jobs.BATCH_RESULTS)
     before = open(results, "rb").read()
+    assert at.text_input(key="ct_name").value == "photos"       # the next Start is offered a name not taken
     browser.look(at)
     browser.send(at)
+    at.text_input(key="ct_name").set_value("season")
     next(b for b in at.button if b.label == "Start").click().run()
     _ok(at)
     assert any("already exists" in e.value and "season" in e.value for e in at.error), [e.value for e in at.error]

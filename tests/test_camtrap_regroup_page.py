@@ -112,7 +112,7 @@ def test_sort_by_episode_follows_the_gap_shown(season):
     at.number_input(key="ct_rg_gap").set_value(3600.0).run()
     at.text_input(key="ct_sort_into").set_value(str(season / "sorted"))
     at.checkbox(key="ct_sort_episodes").check()
-    at.button(key="FormSubmitter:ct_sort-Sort into folders").click().run()
+    at.button(key="ct_sort_go").click().run()
     _ok(at)
     # one burst: cam1's empty frames go where its animal goes
     assert len(list((season / "sorted" / "animal").rglob("*.jpg"))) == 6

@@ -185,3 +185,38 @@ def test_an_anchor_exactly_at_the_iou_threshold_is_not_positive():
     anchors = np.array([[0, 0, 0.5, 1.0], [0, 0, 0.25, 1.0], [0.5, 0.5, 1, 1]])      # IoU 1, exactly 0.5, 0
     np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.5), [0])          # 0 only as the box's best
     np.testing.assert_array_equal(positive_anchors(anchors, gt, 0.49), [0, 1])
+
+
+@pytest.mark.parametrize("text,groups", [
+    ("[[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]",   # Dive into Deep Learning's sizes
+     [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]),
+    ("[[1, 2, 0.5]] * 5", [[1.0, 2.0, 0.5]] * 5),                                      # its ratios
+    ("[.5, .25, .1]", [[0.5, 0.25, 0.1]]),                                             # the Gluon tutorial's sizes
+    ("ratios = [[1, 2, 0.5]] * 2", [[1.0, 2.0, 0.5]] * 2),                              # the whole line copied
+    ("0.2, 0.272; 0.37, 0.447", [[0.2, 0.272], [0.37, 0.447]]),                        # our own notation
+])
+def test_anchor_groups_read_the_lists_the_tutorials_print(text, groups):
+    """A student pastes the sizes and ratios as the book's code writes them, and gets those anchors."""
+    from ssd.models.anchors import parse_groups
+    from ssd.models.multiscale import parse_ratios
+
+    assert parse_groups(text) == groups
+    assert parse_ratios("[1, 2, .5]") == [1.0, 2.0, 0.5]
+
+
+@pytest.mark.parametrize("text", ["[[0.2, 0.3]] * 0", "[0.2, 0.3] * 2", "[[0.2, [0.3]]", "[[0.2]] * 1000"])
+def test_anchor_groups_refuse_lists_they_cannot_read_plainly(text):
+    from ssd.models.anchors import parse_groups
+
+    with pytest.raises(ValueError):
+        parse_groups(text)
+
+
+def test_one_size_group_says_each_group_is_one_feature_map():
+    """The Gluon tutorial's single MultiBoxPrior call (sizes .5, .25, .1) typed as TinySSD's sizes: the
+    refusal says how to write one group per feature map, not only that two scales are needed."""
+    from ssd.models.anchors import parse_groups
+    from ssd.models.tiny import tiny_anchor_config
+
+    with pytest.raises(ValueError, match=r"one group per feature map.*';'"):
+        tiny_anchor_config(256, parse_groups("[.5, .25, .1]"), parse_groups("1, 2, .5"))

@@ -106,8 +106,9 @@ _VALUE_WIDGETS = {"text_input", "number_input", "slider", "select_slider", "sele
                   "toggle", "radio", "text_area", "date_input", "time_input", "color_picker", "pills",
                   "segmented_control", "feedback"}
 # Deliberately forgotten: a password is not kept in the session once the form is sent, and the
-# consent to replace a run's results is given for one Start only (cleared after it).
-_NOT_KEPT = {"access_password", "ct_replace"}
+# consent to replace a run's results, or the files of a Camtrap DP folder, is given for one Start or
+# one write only (cleared after it).
+_NOT_KEPT = {"access_password", "ct_replace", "ct_dp_replace"}
 
 
 def test_every_keyed_setting_is_kept_by_persist_state():
@@ -191,3 +192,19 @@ def test_the_detect_view_chosen_survives_a_visit_to_another_page(app_env):
     at = at.switch_page("app_pages/home.py").run()
     at = at.switch_page("app_pages/detect.py").run()
     assert [b.label for b in at.download_button if "CSV" in b.label] and len(at.dataframe) == 0
+
+
+def test_no_setting_sits_in_a_form_but_the_password():
+    """A form's values stay in the browser until its submit button is pressed, so a look at another
+    page threw away what was typed into it, persist_state or not (AppTest sends every value at once
+    and cannot see it). Only the password form may forget: it is meant to."""
+    import ast
+    import glob
+
+    found = []
+    for path in sorted(glob.glob(os.path.join(REPO_ROOT, "app_pages", "*.py"))) + [APP]:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        found += [f"{os.path.basename(path)}:{node.lineno}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "form"]
+    assert [f for f in found if not f.startswith("_access.py:")] == [], found

@@ -71,3 +71,17 @@ def test_a_folder_whose_training_kept_nothing_says_so_in_the_model_lists(tmp_pat
     ok, broken = list_models(str(tmp_path / "models"))
     assert not ok and [b.name for b in broken] == ["half"]
     assert "has not finished a first epoch" in broken[0].error and "train into it again" in broken[0].error
+
+
+def test_generate_makes_the_synthetic_set_it_was_given_and_selects_it(tmp_path, monkeypatch):
+    """The Generate button (a plain button since the settings left their form) draws the set with the
+    sizes typed, and the dataset picker offers it at once."""
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path / "data"))
+    at = _train_page(tmp_path / "models", monkeypatch)
+    at.text_input(key="synth_name").set_value("tiny-set")
+    at.number_input(key="synth_train").set_value(6)
+    at.number_input(key="synth_val").set_value(2)
+    at.button(key="synth_generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert at.selectbox(key="train_dataset").value == str(tmp_path / "data" / "tiny-set")
+    assert any("6 train / 2 val" in s.value for s in at.success)

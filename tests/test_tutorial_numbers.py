@@ -114,3 +114,46 @@ def test_anchors_page_with_the_gluon_tutorials_40_by_40_example():
     assert '"Object Detection Using Convolutional Neural Networks"' in intro
     rule = next(c.value for c in at.caption if "MultiBoxTarget" in c.value)
     assert "IoU with a box exceeds the threshold" in rule       # MXNet's '>', not d2l's '>=' (test_learn.py)
+
+
+def test_anchors_page_takes_the_books_sizes_and_ratios_as_its_code_writes_them():
+    """Pasted from "Single Shot Multibox Detection" (``sizes = [[0.2, 0.272], …]``, ``ratios = [[1, 2,
+    0.5]] * 5``): the book's 5444 anchors, four per cell, not an error."""
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    at.radio(key="anchors_source").set_value("Custom").run()
+    at.text_input(key="anchors_sizes").set_value(
+        "[[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]")
+    at.text_input(key="anchors_ratios").set_value("[[1, 2, 0.5]] * 5").run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Total anchors"] == "5444" and metrics["Anchors in this cell"] == "4"
+    assert list(at.dataframe[0].value["sizes"]) == [f"{a}, {b}" for a, b in TINY_SIZES]
+
+
+def test_anchors_page_says_when_a_models_sizes_are_not_the_books(shipped_models_root, monkeypatch, tmp_path):
+    """The shipped model's first map has sizes 0.1, 0.16, where the book's TinySSD has 0.2, 0.272: the
+    page opening on it says so (and how to see the book's), and says nothing for the book's own sizes."""
+    from ssd.models.tiny import book_anchors_note
+
+    monkeypatch.setenv("SSD_MODELS_DIR", shipped_models_root)
+    monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    note = next(c.value for c in at.sidebar.caption if "Single Shot Multibox Detection" in c.value)
+    assert "0.1, 0.16" in note and "0.2, 0.272" in note and "Custom" in note
+    book = {"arch": "tiny", "anchors": {"sizes": TINY_SIZES, "ratios": TINY_RATIOS}}
+    assert book_anchors_note(book) is None and book_anchors_note({"arch": "tiny"}) is None
+    assert book_anchors_note({"arch": "ssd_300_vgg16_atrous"}) is None
+    assert book_anchors_note({"arch": "tiny", "anchors": {"sizes": [["x"]]}}) is None     # an odd meta.json
+
+
+def test_anchors_page_says_rows_and_columns_count_from_0():
+    """The Gluon tutorial calls boxes[20, 20] "row 21, column 21": the Row and Column inputs say they
+    count from 0, so a student typing 21 does not look at the next cell and find other numbers."""
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=180).run()
+    at = at.switch_page("app_pages/anchors.py").run()
+    scale = at.selectbox(key="anchors_scale").value
+    for key in (f"anchors_row::{scale}", f"anchors_col::{scale}"):
+        assert "from 0" in (at.number_input(key=key).help or "")

@@ -45,6 +45,7 @@ from ssd.base.safe_paths import PathRefused, relative_inside
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
+from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.data.exif import exif_datetime
 from ssd.inference.filtering import ShownFilter
@@ -52,7 +53,6 @@ from ssd.inference.filtering import ShownFilter
 VERSION = "1.0.2"        # the current patch release of Camtrap DP 1.0 (schemas/camtrap-dp-1.0.2/README.md says why)
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
 PROFILE_URL = f"{BASE_URL}/camtrap-dp-profile.json"
-TABLES = ("deployments", "media", "observations")
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", f"camtrap-dp-{VERSION}")
 SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted",
                     "opportunistic")
@@ -311,7 +311,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
         "resources": [{"name": t, "path": f"{t}.csv", "profile": "tabular-data-resource", "format": "csv",
                        "mediatype": "text/csv", "encoding": "utf-8", "schema": f"{BASE_URL}/{t}-table-schema.json"}
                       for t in TABLES],
-        "ssdStudio": {"detector": info.get("detector"), "detection_categories": doc.get("detection_categories"),
+        OUR_BLOCK: {"detector": info.get("detector"), "detection_categories": doc.get("detection_categories"),
                       "threshold": shown.threshold, "class_thresholds": dict(shown.per_class),
                       "hide_suspect": shown.hide_suspect, "episode_gap": file_gap(doc),
                       "camera_depth": file_camera_rule(doc).recorded(),
@@ -345,17 +345,19 @@ def _no_media(skipped: int, image_root: Optional[str], hint: str = "") -> str:
 
 
 def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, opts: PackageOptions,
-                     hide_suspect: bool = True) -> Dict[str, Any]:
+                     hide_suspect: bool = True, replace: bool = False) -> Dict[str, Any]:
     """Write the package into ``out_dir`` (each file atomically); returns counts, what was left out,
     and the ``locations`` rows that name no camera folder (a typo there would otherwise pass
-    silently wherever a default position fills in)."""
+    silently wherever a default position fills in). A folder holding files not of a package of
+    ours is refused unless ``replace`` (``check_package_folder``): a user's files are never lost unasked."""
+    check_package_folder(out_dir, replace)
     descriptor, rows, skipped = camtrap_tables(doc, threshold, opts, hide_suspect)
     os.makedirs(out_dir, exist_ok=True)
     for table in TABLES:
         with atomic_path(os.path.join(out_dir, f"{table}.csv")) as tmp, \
                 open(tmp, "w", encoding="utf-8", newline="") as fh:
             write_table(fh, table, rows[table])
-    atomic_write_json(os.path.join(out_dir, "datapackage.json"), descriptor)
+    atomic_write_json(os.path.join(out_dir, DESCRIPTOR), descriptor)
     folders = [d["deploymentID"] for d in rows["deployments"]]
     rule = file_camera_rule(doc)             # every camera of the results, also one whose media were left out
     cameras = {deployment_of(im["file"], rule) for im in doc.get("images", [])}
@@ -374,7 +376,7 @@ def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
             text = io.StringIO(newline="")
             write_table(text, table, rows[table])
             zf.writestr(f"{table}.csv", text.getvalue())
-        zf.writestr("datapackage.json", json.dumps(descriptor, indent=1))
+        zf.writestr(DESCRIPTOR, json.dumps(descriptor, indent=1))
     return buf.getvalue()
 
 

@@ -37,6 +37,9 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                    help="camtrap-dp: who made the package (default: %(default)s)")
     x.add_argument("--sampling-design", choices=SAMPLING_DESIGNS, default="opportunistic",
                    help="camtrap-dp: how the camera sites were chosen (default: %(default)s)")
+    x.add_argument("--replace", action="store_true",
+                   help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
+                        "tables of those names (without it, only a new or empty folder or one of our packages)")
     x.set_defaults(func=cmd_export)
 
 
@@ -90,7 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
 
-    done = write_camtrap_dp(doc, args.out, shown, package_options(args, root))
+    done = write_camtrap_dp(doc, args.out, shown, package_options(args, root), replace=args.replace)
     print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
           f"{done['observations']} observation(s)", file=sys.stderr)
     if done["unmatched_locations"]:

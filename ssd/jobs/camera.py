@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
-from ssd.jobs.process import JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate, valid_model_name
+from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate,
+                              valid_model_name)
 
 BATCH_LOCK_FILE = ".camera.lock"
 BATCH_LOG_FILE = "detect.log"
@@ -18,6 +19,10 @@ BATCH_CSV = "results.csv"
 BATCH_PROGRESS = "progress.json"
 BATCH_JOURNAL = default_journal_path(BATCH_RESULTS)      # the run's checkpoint, beside its results
 BATCH_SETTINGS = "run.json"
+#: A run folder's own bookkeeping, never offered as results to browse.
+_RUN_BOOKKEEPING = frozenset({BATCH_SETTINGS, BATCH_PROGRESS, BATCH_JOURNAL})
+#: The run name offered when no run's folder gives a better one.
+DEFAULT_RUN_NAME = "season"
 
 
 def camera_runs_dir() -> str:
@@ -143,17 +148,66 @@ def finished_results(runs_root: str) -> Dict[str, float]:
     return {path: stamp for stamp, path in sorted(found, reverse=True)}
 
 
-def results_to_show(finished: Dict[str, float], seen: Dict[str, float], current: Optional[str], other: str) -> str:
+def run_results_files(runs_root: str) -> Dict[str, float]:
+    """Every results file in the runs' folders, the newest first: a run's ``results.json``, and the
+    cleaned file a repeat review wrote beside it (or a merge or rebase saved there), so the page
+    reopens any of them without its path being typed. Dot files (half-written) are left out."""
+    found = []
+    for run_dir in batch_runs(runs_root):
+        try:
+            names = os.listdir(run_dir)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(run_dir, name)
+            if name.endswith(".json") and not name.startswith(".") and name not in _RUN_BOOKKEEPING \
+                    and os.path.isfile(path):
+                found.append((os.stat(path).st_mtime, path))
+    return {path: stamp for stamp, path in sorted(found, reverse=True)}
+
+
+def results_label(path: str) -> str:
+    """How a run's results file is named in a list: the run's own results by the run's name, any
+    other by the run's name and its file name, a repeat review's cleaned file said to be one."""
+    run, name = os.path.basename(os.path.dirname(path)), os.path.basename(path)
+    if name == BATCH_RESULTS:
+        return run
+    return f"{run} · {name}" + (" (cleaned by a repeat review)" if name.endswith(".reviewed.json") else "")
+
+
+def form_defaults(runs_root: str) -> Tuple[str, str]:
+    """``(photo folder, run name)`` a new session's run form offers: the newest run's folder, and a
+    name no run has yet (the folder's, else ``season``), numbered on (``-2``, ``-3``…) if taken.
+    Made from the runs folder, not kept by the browser, so any new tab or browser offers them, and
+    its Start is not refused for a name an earlier run already has."""
+    folder = ""
+    for run_dir in batch_runs(runs_root):
+        saved = batch_settings(run_dir)
+        if saved is not None and saved.inputs and os.path.isdir(saved.inputs[0]):
+            folder = saved.inputs[0]
+            break
+    base = os.path.basename(os.path.normpath(folder))[:60] if folder else ""
+    if valid_model_name(base):
+        base = DEFAULT_RUN_NAME
+    name, n = base, 2
+    while os.path.lexists(os.path.join(runs_root, name)):
+        name, n = f"{base}-{n}", n + 1
+    return folder, name
+
+
+def results_to_show(finished: Dict[str, float], seen: Dict[str, float], current: Optional[str], other: str,
+                    listed: Optional[Dict[str, float]] = None) -> str:
     """Which results the Camera traps page shows; ``other`` is its "another results file" choice.
 
     A run that finished since the page last looked (``seen``: ``finished`` then) is shown, the
     newest such first: the page names that run as finished, so its results are the ones a user
     expects. Otherwise the user's own pick stays while it is still there (a filter change must
-    never switch runs), else the newest finished run, else ``other``.
+    never switch runs), else the newest finished run, else ``other``. ``listed``: every file the
+    page lists (default ``finished``), any of which the user may have picked.
     """
     fresh = [path for path, stamp in finished.items() if seen.get(path) != stamp]
     if fresh:
         return fresh[0]
-    if current == other or current in finished:
+    if current == other or current in (finished if listed is None else listed):
         return current
     return next(iter(finished), other)

@@ -13,6 +13,7 @@ importing this module stays cheap.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -107,10 +108,43 @@ def all_anchors(config: AnchorConfig) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
+# "[[1, 2, 0.5]] * 5": a list of groups repeated, as Dive into Deep Learning writes its ratios
+_REPEATED = re.compile(r"^\s*(\[.*\])\s*\*\s*(\d+)\s*$", re.S)
+_ASSIGNED = re.compile(r"^\s*[A-Za-z_]\w*\s*=\s*(?=\[)")      # "sizes = [[…]]": the whole line copied
+MAX_GROUPS = 64
+
+
+def _from_list_notation(text: str) -> str:
+    """Python's list notation as the tutorials print it ('[[0.2, 0.272], [0.37, 0.447]]', '[1, 2, .5]',
+    '[[1, 2, 0.5]] * 5') → our ';'-separated groups, so a student can paste the book's values. Read
+    as text, never evaluated; any other text is returned as it is."""
+    text = _ASSIGNED.sub("", text)
+    match, times = _REPEATED.match(text), 1
+    if match:
+        text, times = match.group(1), int(match.group(2))
+    body = text.strip()
+    if not body.startswith("["):
+        return text
+    if body.startswith("[[") and body.endswith("]]"):
+        groups = [g.strip(" ,\n\t") for g in body[1:-1].split("]")]
+        if any(g and not g.startswith("[") for g in groups) or any("[" in g[1:] for g in groups):
+            raise ValueError(f"{body!r} is not a list of lists of numbers")
+        groups = [g[1:] for g in groups if g]
+    elif body.endswith("]") and "[" not in body[1:-1] and "]" not in body[1:-1] and not match:
+        groups = [body[1:-1]]
+    else:
+        raise ValueError(f"{body!r} is not a list of numbers, nor a list of lists of numbers "
+                         "(repeat a list of lists with '* N')")
+    if not 1 <= times or len(groups) * times > MAX_GROUPS:
+        raise ValueError(f"'* {times}' makes {len(groups) * times} groups; give 1 to {MAX_GROUPS}")
+    return "; ".join(groups * times)
+
+
 def parse_groups(text: str) -> List[List[float]]:
-    """'0.2, 0.272; 0.37, 0.447' → [[0.2, 0.272], [0.37, 0.447]]; ``ValueError`` with the culprit."""
+    """'0.2, 0.272; 0.37, 0.447' → [[0.2, 0.272], [0.37, 0.447]], also written as the tutorials' code
+    writes it ('[[0.2, 0.272], [0.37, 0.447]]'); ``ValueError`` with the culprit."""
     groups = []
-    for grp in str(text).split(";"):
+    for grp in _from_list_notation(str(text)).split(";"):
         if not grp.strip():
             continue
         vals = []

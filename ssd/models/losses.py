@@ -25,9 +25,11 @@ from ssd.models.targets import VARIANCES, multibox_targets
 CLASS_LOSSES = ("ce", "focal")
 BOX_LOSSES = ("l1", "smooth_l1")
 NORMALIZATIONS = ("d2l", "positives")
+# Focal loss's weight of the positive class (Lin et al.'s value), used when training asks for focal loss.
+FOCAL_ALPHA = 0.25
 
 
-def class_loss(F, cls_preds, cls_target, kind: str = "ce", alpha: float = 0.25, gamma: float = 2.0):
+def class_loss(F, cls_preds, cls_target, kind: str = "ce", alpha: float = FOCAL_ALPHA, gamma: float = 2.0):
     """Per-anchor class loss ``(B, N)`` and the mask of anchors that count (target >= 0).
 
     Focal loss (Lin et al.; the MXNet Gluon tutorial "Object Detection Using Convolutional
@@ -70,7 +72,7 @@ class SSDTrainLoss(HybridBlock):
     """
 
     def __init__(self, cls_kind: str = "ce", box_kind: str = "l1", negative_mining_ratio: float = -1.0,
-                 box_weight: float = 1.0, overlap_threshold: float = 0.5, focal_alpha: float = 0.25,
+                 box_weight: float = 1.0, overlap_threshold: float = 0.5, focal_alpha: float = FOCAL_ALPHA,
                  focal_gamma: float = 2.0, normalization: str = "d2l", **kwargs) -> None:
         super().__init__(**kwargs)
         if normalization not in NORMALIZATIONS:

@@ -14,7 +14,7 @@ from mxnet.gluon import nn
 
 from ssd.base.errors import SSDError
 from ssd.models.anchor_set import AnchorSet, anchor_set
-from ssd.models.anchors import AnchorConfig
+from ssd.models.anchors import AnchorConfig, format_groups
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
 
@@ -69,7 +69,8 @@ class TinySSD(nn.HybridBlock):
             ratios = ratios * len(sizes)
         self.anchor_config = AnchorConfig(sizes=sizes, ratios=ratios)
         if self.anchor_config.num_scales < 2:
-            raise ValueError("TinySSD needs at least two scales")
+            raise ValueError("TinySSD needs at least two scales: give one group per feature map, separated by "
+                             "';' ('0.2, 0.272; 0.37, 0.447' makes two maps)")
         self.num_classes = int(num_classes)
         self.input_size = int(input_size)
         self.anchor_config.feature_maps = self.feature_map_shapes()
@@ -140,6 +141,35 @@ def tiny_anchor_config(input_size: int = 256, sizes: Optional[Sequence[Sequence[
     cfg = TinySSD(1, int(input_size), sizes=sizes, ratios=ratios).anchor_config
     return AnchorConfig(sizes=[list(s) for s in cfg.sizes], ratios=[list(r) for r in cfg.ratios],
                         feature_maps=list(cfg.feature_maps))
+
+
+def _groups(value: Any) -> Optional[List[List[float]]]:
+    """Groups of numbers from a model's meta.json (untrusted), or None when they are not that."""
+    try:
+        return [[float(v) for v in g] for g in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def book_anchors_note(meta: Dict[str, Any]) -> Optional[str]:
+    """For a TinySSD model whose anchors are not Dive into Deep Learning's: which sizes (and ratios)
+    it has instead, so a student comparing the Anchors page with the book knows why its numbers
+    differ. None for the book's own anchors, another architecture, or anchors that cannot be read."""
+    anchors = meta.get("anchors") if meta.get("arch") == "tiny" else None
+    if not isinstance(anchors, dict) or anchors.get("sizes") is None:
+        return None                 # no sizes saved: the network's own, the book's
+    sizes, ratios = _groups(anchors["sizes"]), _groups(anchors.get("ratios") or TINY_RATIOS)
+    if sizes is None or ratios is None:
+        return None
+    if len(ratios) == 1:
+        ratios = ratios * len(sizes)
+    differ = [f"sizes {format_groups(sizes)} (the book's: {format_groups(TINY_SIZES)})"] if sizes != TINY_SIZES else []
+    if ratios != TINY_RATIOS:
+        differ.append(f"ratios {format_groups(ratios)} (the book's: {format_groups(TINY_RATIOS[:1])} on every map)")
+    if not differ:
+        return None
+    return ("Not the TinySSD anchors of Dive into Deep Learning's \"Single Shot Multibox Detection\": this model "
+            f"has {' and '.join(differ)}. Choose *Custom* to see the book's.")
 
 
 def anchors_meta(net: TinySSD) -> Dict[str, Any]:

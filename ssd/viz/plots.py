@@ -65,7 +65,9 @@ def _errors_ax(ax, history, ep) -> None:
         if any(v is not None for v in values):
             ax.plot(ep, [np.nan if v is None else v for v in values], marker=".", label=label)
     ax.set_yscale("log")
-    ax.set_title("class err / bbox MAE (as in \"Single Shot Multibox Detection\") · mined", fontsize="small")
+    # two lines: on one, the title ran past a 4-inch panel's edge and was cut off
+    ax.set_title("class err · bbox MAE · mined class err\n(class err, bbox MAE: as in \"Single Shot Multibox "
+                 "Detection\")", fontsize="small")
     if ax.get_legend_handles_labels()[0]:     # a run's first events may carry none of them yet
         ax.legend(fontsize="small")
 
