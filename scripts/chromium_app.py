@@ -90,6 +90,23 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
+@contextlib.contextmanager
+def laptop_page(url: str, width: int = 1280, height: int = 800, timeout_ms: int = 90_000) -> Iterator:
+    """A page of Debian's Chromium at ``width``×``height`` (a laptop by default) opened on ``url``,
+    the browser closed however the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 def settle(page, timeout_ms: int = 90_000) -> None:
     """Wait until the script run has finished (the 'Running…' status widget is gone)."""
     page.wait_for_timeout(400)

@@ -15,7 +15,7 @@ import statistics
 import pytest
 
 from app_pages._shared import FIGURE_DPI
-from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, slider_round_trips
+from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, laptop_page, slider_round_trips
 from test_browser import _keep, _no_exception, _settle
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -261,21 +261,14 @@ _METRICS_ELLIPSIZED = """() => [...document.querySelectorAll('[data-testid=stMai
 def test_train_run_numbers_whole_on_a_laptop(app_env, tiny_model_dir, monkeypatch, tmp_path):
     """A finished run's numbers at 1280×800 (sidebar open): five metrics in one row cut the validation
     micro-F1 / accuracy to "0.002 / …" and its label to "Val micro-F1 / accur…"."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny-test")
     monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
-    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(90_000)
-            page.goto(srv.url + "/train")
-            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Val micro-F1")
-            expect(metric).to_be_visible(timeout=90_000)
-            _settle(page)
-            _no_exception(page)
-            assert re.search(r"\d\.\d{3} / \d\.\d{4}", metric.inner_text())
-            assert page.evaluate(_METRICS_ELLIPSIZED) == []
-        finally:
-            browser.close()
+    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, laptop_page(srv.url + "/train") as page:
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Val micro-F1")
+        expect(metric).to_be_visible(timeout=90_000)
+        _settle(page)
+        _no_exception(page)
+        assert re.search(r"\d\.\d{3} / \d\.\d{4}", metric.inner_text())
+        assert page.evaluate(_METRICS_ELLIPSIZED) == []

@@ -9,15 +9,13 @@ import os
 
 import pytest
 
-from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, settle
+from scripts.chromium_app import CHROMIUM, app_server, laptop_page, settle
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} is absent (install Debian's chromium: apt-get install chromium)")
 
 
 def test_train_settings_survive_a_visit_to_the_anchors_page(monkeypatch, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     for name in ("models", "data"):
         (tmp_path / name).mkdir()
     monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path / "models"))
@@ -25,24 +23,17 @@ def test_train_settings_survive_a_visit_to_the_anchors_page(monkeypatch, tmp_pat
     monkeypatch.setenv("SSD_FORCE_CPU", "1")
     typed = {"Training images": "40", "Validation images": "8",       # the synthetic set to make
              "Epochs": "1", "Batch size": "8", "Model name (folder in models/)": "my-first-ssd"}
-    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(90_000)
-            page.goto(srv.url + "/train")
+    with app_server(log_path=str(tmp_path / "streamlit.log")) as srv, laptop_page(srv.url + "/train") as page:
+        settle(page, 90_000)
+        for label, value in typed.items():
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Tab")
             settle(page, 90_000)
-            for label, value in typed.items():
-                box = page.get_by_label(label, exact=True)
-                box.fill(value)
-                box.press("Tab")
-                settle(page, 90_000)
-            page.get_by_role("link", name="Anchors").first.click()
-            settle(page, 90_000)
-            page.get_by_role("link", name="Train").first.click()
-            settle(page, 90_000)
-            page.get_by_label("Epochs", exact=True).wait_for()
-            assert {label: page.get_by_label(label, exact=True).input_value() for label in typed} == typed
-            assert page.locator('[data-testid="stException"]').count() == 0
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Anchors").first.click()
+        settle(page, 90_000)
+        page.get_by_role("link", name="Train").first.click()
+        settle(page, 90_000)
+        page.get_by_label("Epochs", exact=True).wait_for()
+        assert {label: page.get_by_label(label, exact=True).input_value() for label in typed} == typed
+        assert page.locator('[data-testid="stException"]').count() == 0
