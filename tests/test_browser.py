@@ -13,7 +13,7 @@ import pytest
 
 from ssd.inference.detector import Detector
 
-from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, settle
+from scripts.chromium_app import CHROMIUM, CHROMIUM_ARGS, app_server, laptop_page, settle
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} is absent (install Debian's chromium: apt-get install chromium)")
@@ -186,53 +186,46 @@ def test_camera_trap_review_and_export_in_chromium(server, tmp_path):
     """A loaded season in a browser: one repeat review written to a cleaned file, one Camtrap DP export."""
     import json
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from camtrap_dp_offline import validate_offline
     from test_camtrap_page import write_season
 
     write_season(tmp_path)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.set_default_timeout(90_000)
-            expect.set_options(timeout=90_000)
-            page.goto(server + "/camera_traps")
+    with laptop_page(server + "/camera_traps", width=1400, height=1600) as page:
+        expect.set_options(timeout=90_000)
+        _settle(page)
+
+        def fill(label: str, value: str) -> None:
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
             _settle(page)
 
-            def fill(label: str, value: str) -> None:
-                box = page.get_by_label(label, exact=True)
-                box.fill(value)
-                box.press("Enter")
-                _settle(page)
-
-            if page.get_by_label("Results JSON (path)", exact=True).count() == 0:     # a finished run is shown
-                page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Results", exact=True)).click()
-                page.get_by_role("option", name="another results file…").click()
-                _settle(page)
-            fill("Results JSON (path)", str(tmp_path / "season.json"))
-            fill("Folder its paths start from", str(tmp_path / "photos"))
-            expect(page.get_by_text("cam1 · place 1 · 4 detection(s) in 4 image(s)")).to_be_visible()
-            page.get_by_text("false positive", exact=True).click()
+        if page.get_by_label("Results JSON (path)", exact=True).count() == 0:     # a finished run is shown
+            page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Results", exact=True)).click()
+            page.get_by_role("option", name="another results file…").click()
             _settle(page)
-            fill("Cleaned results file", str(tmp_path / "clean.json"))
-            page.get_by_role("button", name="Write cleaned results").click()
-            expect(page.get_by_text("4 detection(s) removed")).to_be_visible()
-            clean = json.loads((tmp_path / "clean.json").read_text())
-            assert sum(len(im["detections"]) for im in clean["images"]) == 2
-            fill("Latitude (all cameras)", "46.5")
-            fill("Longitude (all cameras)", "7.25")
-            fill("Write the Camtrap DP package into this folder", str(tmp_path / "package"))
-            page.get_by_role("button", name="Write Camtrap DP package").click()
-            # the success message (the field's label "…Camtrap DP package into…" would match a bare text search)
-            expect(page.locator('[data-testid="stAlert"]').filter(has_text="deployment(s)")).to_be_visible()
-            _no_exception(page)
-            report, _ = validate_offline(str(tmp_path / "package" / "datapackage.json"))
-            assert report.valid, report.flatten(["type", "note"])
-            page.screenshot(path=str(tmp_path / "camera_review.png"), full_page=True)
-        finally:
-            browser.close()
+        fill("Results JSON (path)", str(tmp_path / "season.json"))
+        fill("Folder its paths start from", str(tmp_path / "photos"))
+        expect(page.get_by_text("cam1 · place 1 · 4 detection(s) in 4 image(s)")).to_be_visible()
+        page.get_by_text("false positive", exact=True).click()
+        _settle(page)
+        fill("Cleaned results file", str(tmp_path / "clean.json"))
+        page.get_by_role("button", name="Write cleaned results").click()
+        expect(page.get_by_text("4 detection(s) removed")).to_be_visible()
+        clean = json.loads((tmp_path / "clean.json").read_text())
+        assert sum(len(im["detections"]) for im in clean["images"]) == 2
+        fill("Latitude (all cameras)", "46.5")
+        fill("Longitude (all cameras)", "7.25")
+        fill("Write the Camtrap DP package into this folder", str(tmp_path / "package"))
+        page.get_by_role("button", name="Write Camtrap DP package").click()
+        # the success message (the field's label "…Camtrap DP package into…" would match a bare text search)
+        expect(page.locator('[data-testid="stAlert"]').filter(has_text="deployment(s)")).to_be_visible()
+        _no_exception(page)
+        report, _ = validate_offline(str(tmp_path / "package" / "datapackage.json"))
+        assert report.valid, report.flatten(["type", "note"])
+        page.screenshot(path=str(tmp_path / "camera_review.png"), full_page=True)
     _keep(tmp_path / "camera_review.png")
 
 

@@ -222,35 +222,28 @@ def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
     """A season's results at 1280×800 (a laptop, sidebar open): no filter label nor total cut short
     ("Hide suspect" and "Episodes with detections" were "Hide …" and "Episodes with det…"), and the
     run form whole (``_run_form_whole``)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from test_camtrap_page import write_season
 
     write_season(tmp_path)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(90_000)
-            expect.set_options(timeout=90_000)
-            page.goto(own_data_server + "/camera_traps")
-            expect(page.get_by_text("Run a folder")).to_be_visible()
+    with laptop_page(own_data_server + "/camera_traps") as page:
+        expect.set_options(timeout=90_000)
+        expect(page.get_by_text("Run a folder")).to_be_visible()
+        _settle(page)
+        _run_form_whole(page)
+        for label, value in (("Results JSON (path)", tmp_path / "season.json"),
+                             ("Folder its paths start from", tmp_path / "photos")):
+            box = page.get_by_label(label, exact=True)
+            box.fill(str(value))
+            box.press("Enter")
             _settle(page)
-            _run_form_whole(page)
-            for label, value in (("Results JSON (path)", tmp_path / "season.json"),
-                                 ("Folder its paths start from", tmp_path / "photos")):
-                box = page.get_by_label(label, exact=True)
-                box.fill(str(value))
-                box.press("Enter")
-                _settle(page)
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Episodes with detections")).to_be_visible()
-            _no_exception(page)
-            assert page.evaluate(_ELLIPSIZED) == []
-            shots = []
-            _shot(page, shots, tmp_path, "laptop_camera_traps")
-            _keep(*shots)
-        finally:
-            browser.close()
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="Episodes with detections")).to_be_visible()
+        _no_exception(page)
+        assert page.evaluate(_ELLIPSIZED) == []
+        shots = []
+        _shot(page, shots, tmp_path, "laptop_camera_traps")
+        _keep(*shots)
 
 
 # Every metric label or value, on the main area, cut short by an ellipsis.
