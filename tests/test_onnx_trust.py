@@ -9,13 +9,15 @@ import shutil
 
 import mxnet as mx
 import numpy as np
+import onnx
 import pytest
 
 from ssd.base.errors import ModelError
+from ssd.cli.main import main
 from ssd.inference import onnx_export
 from ssd.inference.engines import load_detector
 from ssd.inference.onnx_export import ensure_onnx, export_onnx_folder
-from ssd.inference.onnx_trust import known_export
+from ssd.inference.onnx_trust import MAX_ONNX_BYTES, check_onnx_file, known_export
 from ssd.models.registry import recipe_for
 from ssd.store import ONNX_FILE, save_model
 
@@ -45,7 +47,7 @@ def two_models(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def own_verdicts(monkeypatch, tmp_path):
-    monkeypatch.setenv("SSD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SSD_CACHE_DIR", str(tmp_path / "cache"))   # each test its own verdicts
 
 
 def _swapped(two_models, tmp_path) -> str:
@@ -102,3 +104,65 @@ def test_a_genuine_cache_is_checked_once_and_never_by_the_folders_own_word(two_m
     said = []
     load_detector(path, "onnxruntime", "fp32", log=said.append)
     assert not said and known_export(key)     # the same graph: kept, not converted again
+
+
+def _edited(src: str, dest: str, edit) -> str:
+    model = onnx.load(src, load_external_data=False)
+    edit(model)
+    onnx.save(model, dest)
+    return dest
+
+
+def _external(model, location="../../secret.bin"):
+    init = next(i for i in model.graph.initializer if i.name.endswith("conv0_weight"))
+    init.ClearField("raw_data")
+    init.data_location = onnx.TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "1728")):
+        e = init.external_data.add()
+        e.key, e.value = k, v
+
+
+def _custom_op(model):
+    model.graph.node[0].domain = "evil.ops"
+
+
+def _loop(model):
+    body = onnx.helper.make_graph([], "body", [], [])
+    model.graph.node.append(onnx.helper.make_node("Loop", ["", ""], ["never"], body=body))
+
+
+def _huge(model):
+    big = model.graph.initializer.add()
+    big.name, big.data_type = "big", onnx.TensorProto.FLOAT
+    big.dims.extend([1 << 20, 1 << 20])         # 4 TiB declared, no data
+
+
+@pytest.mark.parametrize("edit,said", [(_external, "keeps its data in another file"),
+                                       (lambda m: _external(m, "/etc/passwd"), "keeps its data in another file"),
+                                       (_custom_op, "custom domain 'evil.ops'"), (_loop, "control-flow subgraph"),
+                                       (_huge, "more than the file holds")])
+def test_an_exported_graph_from_outside_is_refused_in_one_line_before_onnxruntime(
+        two_models, tmp_path, capsys, edit, said):
+    ours, _ = two_models
+    out = str(tmp_path / "exported")
+    export_onnx_folder(ours, out)
+    _edited(os.path.join(out, ONNX_FILE), os.path.join(out, ONNX_FILE), edit)
+    image = str(tmp_path / "img.png")
+    from PIL import Image
+    Image.new("RGB", (64, 64)).save(image)
+    assert main(["detect", "--model", out, "--engine", "onnxruntime", image]) != 0
+    err = capsys.readouterr().err
+    assert said in err and "not opened" in err and "Traceback" not in err and "ONNXRuntimeError" not in err
+
+
+def test_files_that_are_not_graphs_or_are_too_big_are_refused_without_reading_them(tmp_path):
+    junk, cut, big = (str(tmp_path / n) for n in ("junk.onnx", "cut.onnx", "big.onnx"))
+    open(junk, "wb").write(b"\x08\x07not a protobuf at all" * 10)
+    open(cut, "wb").write(b"\x3a\xff\xff\xff\x0f" + b"\0" * 100)     # a field that claims 4 GB, then ends
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_ONNX_BYTES + 1)                             # sparse: no disk used
+    for path, said in ((junk, "not an ONNX graph"), (cut, "not an ONNX graph"), (big, "more than any model"),
+                       (str(tmp_path), "not a regular file")):
+        with pytest.raises(ModelError, match=said) as err:
+            check_onnx_file(path)
+        assert "\n" not in str(err.value)
