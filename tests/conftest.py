@@ -35,6 +35,15 @@ TINY_TRAIN, TINY_VAL = 64, 16
 SHIPPED_MODEL = os.path.join(REPO_ROOT, "models", "tiny-pikachu")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """Verdicts (ONNX, INT8) of the session's own, for module fixtures too: a model a module fixture
+    quantizes is remembered where its tests look, never in the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SSD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "own-cache"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def own_folders(monkeypatch, tmp_path_factory) -> None:
     """Empty models and data folders of the test's own: a model the user trained in ``models/``

@@ -157,9 +157,26 @@ def candidates(model_dir: str, precision: Optional[str],
             model_default = onnx_default_precision(model_dir, meta) if engine == "onnxruntime" \
                 else default_precision(model_dir, meta)
             if model_default != "int8":
+                refused = refused_int8(model_dir, meta, engine)
+                if refused:
+                    why.append(f"{engine} int8: {refused}")
                 continue
         out.append((engine, prec))
     return out, why
+
+
+def refused_int8(model_dir: str, meta, engine: str) -> Optional[str]:
+    """Why the INT8 graph that ``engine``'s record recommends is not used (not proven the weights'
+    quantization, made from other weights…), or ``None``: said in ``auto``'s note, never silent."""
+    from ssd.inference.onnx_engine import int8_graph
+    from ssd.inference.onnx_export import INT8_ONNX_RECORD, read_onnx_record
+    from ssd.inference.precision import int8_status, read_record
+
+    if engine == "onnxruntime":
+        rec = read_onnx_record(model_dir, INT8_ONNX_RECORD)
+        return int8_graph(model_dir, meta)[1] if rec and rec.get("recommended") == "int8" else None
+    rec = read_record(model_dir)
+    return int8_status(model_dir, meta)[1] if rec and rec.get("recommended") == "int8" else None
 
 
 def _auto(model_dir: str, precision: Optional[str], worker: bool, log: Callable[[str], None], ctx=None) -> Detector:

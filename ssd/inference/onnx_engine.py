@@ -197,12 +197,18 @@ class OnnxDetector(Detector):
 
 
 def int8_graph(model_dir: str, meta: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], str]:
-    """The ONNX INT8 record when current for these weights, else ``(None, why)``."""
+    """The ONNX INT8 record when current for these weights and its graph is proven their quantization
+    (``ssd.inference.int8_trust``: the record alone is a claim), else ``(None, why)``."""
+    from ssd.inference.int8_match import onnx_int8_mismatch
+    from ssd.inference.int8_trust import int8_verdict, refusal
     from ssd.inference.onnx_export import INT8_ONNX_RECORD, onnx_status, read_onnx_record
 
     ok, why = onnx_status(model_dir, meta, INT8_ONNX_RECORD)
     if not ok:
         return None, f"{why} (make one with: python -m ssd quantize --model {model_dir})"
+    trusted, why = int8_verdict(model_dir, "onnxruntime", onnx_int8_mismatch)
+    if not trusted:
+        return None, refusal(model_dir, "onnxruntime", why)
     return read_onnx_record(model_dir, INT8_ONNX_RECORD), "ok"
 
 

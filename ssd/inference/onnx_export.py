@@ -32,14 +32,14 @@ from typing import Any, Dict, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import ModelError, SSDError, error_gist
-from ssd.inference.onnx_trust import known_export, remember_export, same_graph, verdict_key
+from ssd.inference.onnx_trust import INT8_ONNX_FILE, known_export, remember_export, same_graph, verdict_key
 from ssd.models.registry import recipe_for
 from ssd.store import (INPUT_NAME, META_FILE, ONNX_FILE, ONNX_FORMAT, PARAMS_FILE, is_exported, is_onnx,
                        load_model, read_meta, save_model)
 
 ONNX_RECORD = "onnx.json"
-INT8_ONNX_FILE = "model-int8.onnx"      # ssd.inference.onnx_quantize writes these two
-INT8_ONNX_RECORD = "onnx-int8.json"
+INT8_ONNX_RECORD = "onnx-int8.json"     # with INT8_ONNX_FILE, what ssd.inference.onnx_quantize writes
+__all__ = ["INT8_ONNX_FILE"]   # named here too: where callers look for the graph files
 SIZE_ONLY_OPS = ("_contrib_MultiBoxPrior",)   # no ONNX operator; the value depends on the input size only
 BATCH_DIM = "batch"
 OPSET = 17          # ONNX Runtime 1.14+ (and onnxruntime-gpu 1.26) run it

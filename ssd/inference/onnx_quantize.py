@@ -36,25 +36,12 @@ from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.data.preprocess import MEAN, STD, normalize_batch
 
+from ssd.inference.int8_match import fold_batchnorm
 from ssd.inference.onnx_export import INT8_ONNX_FILE, INT8_ONNX_RECORD
 
 
 #: How the INT8 graph is made, as its record says (7-bit weights: see the module's docstring).
 QUANTIZATION = "QOperator, uint8 activations, int8 weights in 7 bits (reduce_range), per tensor, BatchNorm folded first"
-
-
-def _optimized(src: str, dest: str) -> None:
-    """ONNX Runtime's basic, hardware-independent rewrites (BatchNorm into Conv) written to ``dest``."""
-    import onnxruntime as ort
-
-    from ssd.inference.onnx_trust import check_onnx_file
-
-    check_onnx_file(src)        # an exported folder's graph is from outside: checked before ONNX Runtime
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.optimized_model_filepath = dest
-    ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
 
 
 def decoder_nodes(path: str) -> List[str]:
@@ -92,7 +79,7 @@ def build_onnx_int8(fp32_path: str, dest: str, inputs: np.ndarray, input_name: s
     staging = tempfile.mkdtemp(prefix=".onnx-int8-", dir=os.path.dirname(os.path.abspath(dest)))
     try:
         optimized = os.path.join(staging, "optimized.onnx")
-        _optimized(fp32_path, optimized)
+        fold_batchnorm(fp32_path, optimized)
         with atomic_path(dest) as tmp:
             quantize_static(optimized, tmp, _Images(), quant_format=QuantFormat.QOperator, per_channel=False,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
@@ -143,6 +130,9 @@ def quantize_onnx(model_dir: str, calib: np.ndarray, calibration: Dict[str, Any]
     inputs = normalize_batch(calib, norm.get("mean", MEAN), norm.get("std", STD))
     build_s = build_onnx_int8(os.path.join(model_dir, graph["file"]), os.path.join(model_dir, INT8_ONNX_FILE),
                               inputs, graph.get("input", "data"))
+    from ssd.inference.int8_trust import remember_made_here
+
+    remember_made_here(model_dir, "onnxruntime")    # our quantizer's graph of these weights, made here
     record: Dict[str, Any] = {
         **{k: v for k, v in graph.items() if k not in ("file", "precision", "convert_s", "created")},
         "file": INT8_ONNX_FILE, "precision": "int8", "source_params_sha1": params_digest(model_dir, meta),

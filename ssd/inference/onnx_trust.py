@@ -33,6 +33,7 @@ MAX_ONNX_BYTES = 512 << 20
 #: (its quantizer writes ``com.microsoft.QLinearConcat``). Nothing that needs a custom-op library.
 ALLOWED_DOMAINS = ("", "ai.onnx", "com.microsoft")
 SUBGRAPH_OPS = ("If", "Loop", "Scan")
+INT8_ONNX_FILE = "model-int8.onnx"      # ssd.inference.onnx_quantize writes it
 _ELEMENT_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 

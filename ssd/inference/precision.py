@@ -155,7 +155,10 @@ def int8_status(model_dir: str, meta: Optional[Dict[str, Any]] = None) -> Tuple[
     if rec.get("source_params_sha1") != params_digest(model_dir, meta):
         return False, (f"{model_dir}: the INT8 graph was made from other weights (the model was retrained "
                        f"since); re-run: python -m ssd quantize --model {model_dir}")
-    return True, "ok"
+    from ssd.inference.int8_trust import int8_verdict, refusal
+
+    trusted, why = int8_verdict(model_dir, "mxnet")     # made here, or the shipped model's files
+    return (True, "ok") if trusted else (False, refusal(model_dir, "mxnet", why))
 
 
 def default_precision(model_dir: str, meta: Optional[Dict[str, Any]] = None) -> str:

@@ -1,0 +1,241 @@
+"""Is an ONNX INT8 graph the quantization of an fp32 graph? Wiring, operators and weights compared.
+
+``python -m ssd quantize`` makes ``model-int8.onnx`` from the fp32 conversion of ``model.params``
+with ONNX Runtime's basic rewrites applied (BatchNorm folded into the convolutions) and then
+``quantize_static`` in operator format. ``mismatch(fp32, int8)`` undoes that on paper:
+
+* the INT8 graph's ``QuantizeLinear``/``DequantizeLinear`` nodes are looked through, each
+  ``QLinear*`` operator is read as its float operator (same attributes), and a ``Relu`` of the
+  fp32 graph that the quantizer folded away must have left its trace: the producer's output zero
+  point is 0, so the quantized output clamps at 0 exactly as the ``Relu`` did;
+* the two graphs are walked together from the input: every fp32 node must have one INT8
+  counterpart fed by the counterparts of its inputs, every INT8 node must be used, and the graph
+  outputs must be the counterparts' outputs;
+* every constant (weights, biases, shapes, the anchors) must equal the fp32 one: float and integer
+  constants exactly, quantized ones dequantized within half a quantization step (per tensor or per
+  channel), and a quantized weight's step no coarser than 7 bits of its own fp32 range (a huge
+  step would make any weight "within half a step").
+
+What cannot be re-derived: the activations' scales come from calibration images. They are the part
+of the quantization that the recorded evaluation (mAP) measured; ``ssd.inference.int8_trust``
+says why that record is then accepted.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ssd.base.errors import SSDError, error_gist
+from ssd.inference.onnx_trust import INT8_ONNX_FILE, check_onnx_file
+
+#: QLinear operator -> (float operator, positions of its (tensor, scale, zero point) inputs, position of
+#: an int32 bias (scale: product of the first two inputs' scales) or None, positions of output scale/zp).
+QLINEAR: Dict[str, Tuple[str, Tuple[int, ...], Optional[int], Tuple[int, int]]] = {
+    "QLinearConv": ("Conv", (0, 3), 8, (6, 7)),
+    "QLinearMatMul": ("MatMul", (0, 3), None, (6, 7)),
+    "QLinearAdd": ("Add", (0, 3), None, (6, 7)),
+    "QLinearMul": ("Mul", (0, 3), None, (6, 7)),
+    "QGemm": ("Gemm", (0, 3), 6, (7, 8)),
+    "QLinearSigmoid": ("Sigmoid", (0,), None, (3, 4)),
+    "QLinearLeakyRelu": ("LeakyRelu", (0,), None, (3, 4)),
+    "QLinearAveragePool": ("AveragePool", (0,), None, (3, 4)),
+    "QLinearGlobalAveragePool": ("GlobalAveragePool", (0,), None, (3, 4)),
+    "QLinearSoftmax": ("Softmax", (0,), None, (3, 4)),
+}
+LOOKED_THROUGH = ("QuantizeLinear", "DequantizeLinear")
+WEIGHT_LEVELS = 63          # 7-bit signed weights (reduce_range): the coarsest step quantize makes
+
+
+def fold_batchnorm(src: str, dest: str) -> None:
+    """ONNX Runtime's basic, hardware-independent rewrites (BatchNorm into Conv) of ``src`` written to
+    ``dest``: the fp32 graph quantize quantizes, and so the one an INT8 graph is compared with."""
+    import onnxruntime as ort
+
+    check_onnx_file(src)        # an exported folder's graph is from outside: checked before ONNX Runtime
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = dest
+    ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_int8_mismatch(model_dir: str) -> Optional[str]:
+    """``None`` when the folder's ``model-int8.onnx`` is the quantization of its weights (a fresh fp32
+    conversion of ``model.params``; for a folder exported as ONNX, its ``model.onnx``); else why not.
+    Costs one conversion (MXNet's import included) and one BatchNorm folding: ~2 s for the shipped model."""
+    import onnx
+
+    from ssd.inference.onnx_export import convert
+    from ssd.store import ONNX_FILE, is_onnx, load_model, read_meta
+
+    staging = tempfile.mkdtemp(prefix="ssd-int8-check-")
+    try:
+        int8 = check_onnx_file(os.path.join(model_dir, INT8_ONNX_FILE))
+        fresh, folded = os.path.join(staging, "fp32.onnx"), os.path.join(staging, "folded.onnx")
+        if is_onnx(read_meta(model_dir)):
+            fresh = os.path.join(model_dir, ONNX_FILE)
+        else:
+            net, meta = load_model(model_dir)
+            convert(net, meta, fresh)
+        fold_batchnorm(fresh, folded)
+        return mismatch(onnx.load(folded), int8)
+    except (SSDError, OSError) as err:
+        return error_gist(err, 200)
+    except Exception as err:  # noqa: BLE001 - a graph the comparison cannot read is not proven
+        return f"it cannot be compared with the weights ({type(err).__name__}: {error_gist(err, 160)})"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Int8:
+    """The INT8 graph read as float: per node, its float operator and inputs (tensor names, or
+    constants with their tolerance), and each quantized tensor's zero point."""
+
+    def __init__(self, model) -> None:
+        from onnx import numpy_helper
+
+        self.consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        self.alias: Dict[str, str] = {}
+        self.zero_point: Dict[str, Any] = {}
+        self.nodes: List[Tuple[str, Tuple[bytes, ...], List[Any], List[str]]] = []
+        for node in model.graph.node:
+            if node.op_type in LOOKED_THROUGH:
+                self.alias[node.output[0]] = self.name(node.input[0])
+                if len(node.input) > 2 and node.input[2] in self.consts:
+                    self.zero_point.setdefault(self.name(node.input[0]), self.consts[node.input[2]])
+                continue
+            self.nodes.append(self._read(node))
+        self.outputs = {o.name: self.name(o.name) for o in model.graph.output}
+
+    def name(self, tensor: str) -> str:
+        while tensor in self.alias:
+            tensor = self.alias[tensor]
+        return tensor
+
+    def _read(self, node):
+        attrs = _attrs(node)
+        if node.op_type == "QLinearConcat":
+            triples = range(2, len(node.input), 3)
+            self._note_zero_point(node.output[0], node.input[1])
+            return "Concat", attrs, [self._input(node, i) for i in triples], list(node.output)
+        if node.op_type not in QLINEAR:
+            return node.op_type, attrs, [self._plain(n) for n in node.input], list(node.output)
+        op, triples, bias, (_, out_zp) = QLINEAR[node.op_type]
+        inputs = [self._input(node, i) for i in triples]
+        if bias is not None and len(node.input) > bias and node.input[bias]:
+            step = self.consts.get(node.input[1], np.nan) * self.consts.get(node.input[4], np.nan)
+            inputs.append(("const", self.consts[node.input[bias]] * step, step / 2, False))
+        self._note_zero_point(node.output[0], node.input[out_zp])
+        return op, attrs, inputs, list(node.output)
+
+    def _note_zero_point(self, tensor: str, zp_name: str) -> None:
+        if zp_name in self.consts:
+            self.zero_point[tensor] = self.consts[zp_name]
+
+    def _input(self, node, i: int):
+        tensor, scale, zp = node.input[i], node.input[i + 1], node.input[i + 2]
+        if tensor in self.consts:
+            s, z = self.consts[scale], self.consts[zp]
+            shape = (-1,) + (1,) * (self.consts[tensor].ndim - 1) if np.ndim(s) else ()
+            s, z = np.reshape(s, shape), np.reshape(z, shape)
+            value = (self.consts[tensor].astype(np.float64) - z) * s
+            return "const", value, s / 2, True
+        return self._plain(tensor)
+
+    def _plain(self, tensor: str):
+        if tensor in self.consts:
+            return "const", self.consts[tensor], None, False
+        return "tensor", self.name(tensor)
+
+
+def _attrs(node) -> Tuple[bytes, ...]:
+    return tuple(a.SerializeToString() for a in sorted(node.attribute, key=lambda a: a.name))
+
+
+def _const_mismatch(ours: np.ndarray, theirs) -> Optional[str]:
+    _, value, tol, is_weight = theirs
+    if np.shape(value) != ours.shape:
+        return f"a constant of shape {list(np.shape(value))} where the weights have {list(ours.shape)}"
+    if tol is None:       # a float or integer constant: the very same
+        if value.dtype != ours.dtype or not np.array_equal(value, ours):
+            return "a constant that differs from the weights' own"
+        return None
+    ours64 = ours.astype(np.float64)
+    half = np.broadcast_to(np.asarray(tol, np.float64), ours.shape)
+    if not np.all(np.isfinite(half)) or np.any(np.abs(value - ours64) > half * (1 + 1e-5) + 1e-12):
+        return "a quantized weight further than half a step from the weights' own"
+    if is_weight:
+        per_channel = np.size(tol) > 1 and ours.ndim > 1
+        axes = tuple(range(1, ours.ndim)) if per_channel else None
+        coarsest = np.max(np.abs(ours64), axis=axes, keepdims=per_channel) / WEIGHT_LEVELS
+        if np.any(2 * np.asarray(tol, np.float64) > np.maximum(coarsest, 1e-30) * (1 + 1e-3)):
+            return "a quantization step coarser than 7 bits of the weights' range"
+    return None
+
+
+def mismatch(fp32_model, int8_model) -> Optional[str]:
+    """``None`` when ``int8_model`` is the quantization of ``fp32_model`` (BatchNorm already folded
+    there, as quantize does); else the first difference, in a few words."""
+    from onnx import numpy_helper
+
+    q = _Int8(int8_model)
+    consts = {i.name: numpy_helper.to_array(i) for i in fp32_model.graph.initializer}
+    seen: Dict[str, str] = {i.name: q.name(i.name) for i in fp32_model.graph.input}
+    unused = list(range(len(q.nodes)))
+    for node in fp32_model.graph.node:
+        if node.op_type in ("Relu",) and not _has_relu_on(q, unused, seen.get(node.input[0])):
+            src = seen.get(node.input[0])
+            zp = q.zero_point.get(src) if src else None
+            if zp is None or np.any(np.asarray(zp) != 0) or np.asarray(zp).dtype != np.uint8:
+                return f"a Relu ({node.name or node.output[0]!r}) with no trace in the INT8 graph"
+            seen[node.output[0]] = src
+            continue
+        why = _match_node(node, q, consts, seen, unused)
+        if why:
+            return why
+    if unused:
+        return f"{len(unused)} operator(s) of the INT8 graph that the weights' graph lacks ({q.nodes[unused[0]][0]})"
+    for out in fp32_model.graph.output:
+        if out.name in consts:
+            theirs = q.consts.get(out.name)
+            if theirs is None or _const_mismatch(consts[out.name], ("const", theirs, None, False)):
+                return f"output {out.name!r} is another constant"
+        elif q.outputs.get(out.name) != seen.get(out.name):
+            return f"output {out.name!r} is wired elsewhere"
+    return None
+
+
+def _has_relu_on(q: _Int8, unused: List[int], tensor: Optional[str]) -> bool:
+    return any(q.nodes[i][0] == "Relu" and q.nodes[i][2][:1] == [("tensor", tensor)] for i in unused)
+
+
+def _match_node(node, q: _Int8, consts: Dict[str, np.ndarray], seen: Dict[str, str],
+                unused: List[int]) -> Optional[str]:
+    ours = []
+    for name in node.input:
+        if name in consts:
+            ours.append(("const", consts[name]))
+        elif name in seen:
+            ours.append(("tensor", seen[name]))
+        else:
+            return f"{node.op_type} {node.name or node.output[0]!r} reads a tensor the INT8 graph never made"
+    attrs, why = _attrs(node), f"no INT8 counterpart of {node.op_type} {node.name or node.output[0]!r}"
+    for i in unused:
+        op, their_attrs, theirs, outs = q.nodes[i]
+        if op != node.op_type or their_attrs != attrs or len(theirs) != len(ours) or len(outs) != len(node.output):
+            continue
+        if any(a[0] != b[0] or (a[0] == "tensor" and a[1] != b[1]) for a, b in zip(ours, theirs)):
+            continue
+        problem = next((p for a, b in zip(ours, theirs) if a[0] == "const" for p in [_const_mismatch(a[1], b)] if p),
+                       None)
+        if problem:
+            why = f"{node.op_type} {node.name or node.output[0]!r}: {problem}"
+            continue
+        unused.remove(i)
+        seen.update(zip(node.output, outs))
+        return None
+    return why

@@ -1,0 +1,143 @@
+"""INT8 graphs from a model folder, held to the folder's weights before they run under its name.
+
+A folder's INT8 files and their records (``model-int8.onnx`` + ``onnx-int8.json`` for ONNX Runtime,
+``int8-symbol.json`` + ``int8-0000.params`` + ``int8.json`` for MXNet) are claims anyone can write:
+the record's weights hash says nothing about the graph beside it, so a folder could run another
+network under this model's name, and its ``recommended: int8`` made ``auto`` pick it. The rule:
+
+* **ONNX Runtime INT8** is used when its graph is proven to be the quantization of the folder's
+  ``model.params`` (``int8_match``: the fresh fp32 conversion, BatchNorm folded as quantize folds
+  it, against the INT8 graph: same operators, attributes and wiring, every weight within half a
+  quantization step). Proven, the record's evaluation (mAP of both precisions, hence
+  ``recommended``) is accepted: the weights are provably the model's to within half a step, and
+  what remains, the activations' ranges from calibration, is exactly what that evaluation measured.
+* **MXNet INT8** graphs are oneDNN-fused and cannot be compared with the weights this way: they are
+  used only when made on this machine (``python -m ssd quantize`` remembers them) or when they are
+  the shipped model's own files.
+* **The shipped model** (``ssd.models.shipped_int8``): files whose sha256 match the library's
+  manifest need no check (a test proves the manifest's ONNX INT8 graph against its weights), so
+  the default model's first detection stays fast and MXNet-free.
+
+Verdicts are kept outside the folder (``onnx_trust.verdict_dir``), keyed by the files' content:
+one check per folder version, then a hash. A folder's files never vouch for themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+from ssd.base.atomic import atomic_write_json
+from ssd.base.errors import SSDError
+from ssd.base.lru import BytesLRU
+from ssd.inference.onnx_trust import INT8_ONNX_FILE, verdict_dir
+from ssd.models.shipped_int8 import SHIPPED
+from ssd.store import META_FILE, ONNX_FILE, PARAMS_FILE, is_onnx, read_meta
+
+#: The files each engine's INT8 verdict rests on (a folder exported as ONNX: its model.onnx is the weights).
+KINDS = {"onnxruntime": (INT8_ONNX_FILE, PARAMS_FILE, META_FILE),
+         "onnx-folder": (INT8_ONNX_FILE, ONNX_FILE, META_FILE),
+         "mxnet": ("int8-symbol.json", "int8-0000.params", "int8.json", PARAMS_FILE, META_FILE)}
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of ``path``, remembered per file version (a slider move on the Detect page asks again)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        _DIGESTS.put(key, digest, len(digest))
+    return digest
+
+
+_DIGESTS: BytesLRU[str] = BytesLRU(max_bytes=1 << 20, max_entries=256)
+
+
+def digests(model_dir: str, kind: str) -> Optional[Dict[str, str]]:
+    """The sha256 of each file an INT8 verdict of ``kind`` rests on, or ``None`` when one is missing."""
+    try:
+        return {name: file_sha256(os.path.join(model_dir, name)) for name in KINDS[kind]}
+    except OSError:
+        return None
+
+
+def is_shipped(found: Optional[Dict[str, str]], kind: str) -> bool:
+    return found is not None and any(entry.get(kind) == found for entry in SHIPPED.values())
+
+
+def _verdict_path(kind: str, found: Dict[str, str]) -> str:
+    key = hashlib.sha256(json.dumps([kind, found], sort_keys=True).encode()).hexdigest()
+    return os.path.join(verdict_dir(), f"int8-{key}.json")
+
+
+def _read_verdict(path: str) -> Optional[Tuple[bool, str]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rec = json.load(fh)
+        return bool(rec["ok"]), str(rec["why"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember(kind: str, found: Dict[str, str], ok: bool, why: str, model_dir: str) -> None:
+    """Best effort: no cache folder, no record (the check runs again next time)."""
+    try:
+        os.makedirs(verdict_dir(), exist_ok=True)
+        atomic_write_json(_verdict_path(kind, found), {"ok": ok, "why": why, "model_dir": os.path.abspath(model_dir)})
+    except OSError:
+        pass
+
+
+def _kind(model_dir: str, engine: str) -> str:
+    if engine == "onnxruntime" and not os.path.exists(os.path.join(model_dir, PARAMS_FILE)):
+        try:
+            return "onnx-folder" if is_onnx(read_meta(model_dir)) else engine
+        except (SSDError, OSError):   # an unreadable meta.json: the load that follows says so
+            return engine
+    return engine
+
+
+def remember_made_here(model_dir: str, kind: str) -> None:
+    """``python -m ssd quantize`` made these INT8 files from these weights on this machine."""
+    kind = _kind(model_dir, kind)
+    found = digests(model_dir, kind)
+    if found is not None:
+        _remember(kind, found, True, "quantized on this machine", model_dir)
+
+
+def int8_verdict(model_dir: str, kind: str,
+                 prove: Optional[Callable[[str], Optional[str]]] = None) -> Tuple[bool, str]:
+    """(trusted, why not): may the folder's INT8 graph for ``kind`` (an engine) run under this model's name?
+
+    ``prove(model_dir)``: the full check (``int8_match.onnx_int8_mismatch``: ``None`` or why not), run
+    once per folder version when neither the manifest nor a remembered verdict decides."""
+    kind = _kind(model_dir, kind)
+    found = digests(model_dir, kind)
+    if found is None:
+        return False, f"{model_dir} lacks one of {', '.join(KINDS[kind])}"
+    if is_shipped(found, kind):
+        return True, "the shipped model's own files"
+    known = _read_verdict(_verdict_path(kind, found))
+    if known is not None:
+        return known
+    if prove is None:
+        return False, ("it was not made on this machine and is not the shipped model's, and an "
+                       "MXNet INT8 graph cannot be compared with the weights")
+    why = prove(model_dir)
+    verdict = (why is None, why or "proven the quantization of the weights")
+    _remember(kind, found, *verdict, model_dir)
+    return verdict
+
+
+def refusal(model_dir: str, kind: str, why: str) -> str:
+    """The one-line reason an INT8 graph is not used, with what to do."""
+    what = "MXNet INT8 graph" if kind == "mxnet" else INT8_ONNX_FILE
+    return (f"{model_dir}: its {what} is not used: {why}; rebuild it from the weights with: "
+            f"python -m ssd quantize --model {model_dir}")
+
