@@ -5,9 +5,10 @@ with ONNX Runtime's basic rewrites applied (BatchNorm folded into the convolutio
 ``quantize_static`` in operator format. ``mismatch(fp32, int8)`` undoes that on paper:
 
 * the INT8 graph's ``QuantizeLinear``/``DequantizeLinear`` nodes are looked through, each
-  ``QLinear*`` operator is read as its float operator (same attributes), and a ``Relu`` of the
-  fp32 graph that the quantizer folded away must have left its trace: the producer's output zero
-  point is 0, so the quantized output clamps at 0 exactly as the ``Relu`` did;
+  ``QLinear*`` operator is read as its float operator (same attributes), and a ``Relu`` or ``Clip``
+  of the fp32 graph that the quantizer folded away must have left its trace in the producer's
+  output range: zero point 0, so the quantized output clamps at 0 as the ``Relu`` did (and, for
+  ``Clip``, 255 steps no wider than its maximum);
 * the two graphs are walked together from the input: every fp32 node must have one INT8
   counterpart fed by the counterparts of its inputs, every INT8 node must be used, and the graph
   outputs must be the counterparts' outputs;
@@ -47,6 +48,7 @@ QLINEAR: Dict[str, Tuple[str, Tuple[int, ...], Optional[int], Tuple[int, int]]] 
     "QLinearSoftmax": ("Softmax", (0,), None, (3, 4)),
 }
 LOOKED_THROUGH = ("QuantizeLinear", "DequantizeLinear")
+FOLDED = ("Relu", "Clip")  # activations the quantizer may fold into their input's quantization range
 WEIGHT_LEVELS = 63          # 7-bit signed weights (reduce_range): the coarsest step quantize makes
 
 
@@ -100,13 +102,14 @@ class _Int8:
 
         self.consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         self.alias: Dict[str, str] = {}
-        self.zero_point: Dict[str, Any] = {}
+        self.ranges: Dict[str, Tuple[Any, Any]] = {}    # quantized tensor -> (scale, zero point)
         self.nodes: List[Tuple[str, Tuple[bytes, ...], List[Any], List[str]]] = []
         for node in model.graph.node:
             if node.op_type in LOOKED_THROUGH:
                 self.alias[node.output[0]] = self.name(node.input[0])
-                if len(node.input) > 2 and node.input[2] in self.consts:
-                    self.zero_point.setdefault(self.name(node.input[0]), self.consts[node.input[2]])
+                if len(node.input) > 2 and node.input[2] in self.consts and node.input[1] in self.consts:
+                    self.ranges.setdefault(self.name(node.input[0]),
+                                           (self.consts[node.input[1]], self.consts[node.input[2]]))
                 continue
             self.nodes.append(self._read(node))
         self.outputs = {o.name: self.name(o.name) for o in model.graph.output}
@@ -120,21 +123,21 @@ class _Int8:
         attrs = _attrs(node)
         if node.op_type == "QLinearConcat":
             triples = range(2, len(node.input), 3)
-            self._note_zero_point(node.output[0], node.input[1])
+            self._note_range(node.output[0], node.input[0], node.input[1])
             return "Concat", attrs, [self._input(node, i) for i in triples], list(node.output)
         if node.op_type not in QLINEAR:
             return node.op_type, attrs, [self._plain(n) for n in node.input], list(node.output)
-        op, triples, bias, (_, out_zp) = QLINEAR[node.op_type]
+        op, triples, bias, (out_scale, out_zp) = QLINEAR[node.op_type]
         inputs = [self._input(node, i) for i in triples]
         if bias is not None and len(node.input) > bias and node.input[bias]:
             step = self.consts.get(node.input[1], np.nan) * self.consts.get(node.input[4], np.nan)
             inputs.append(("const", self.consts[node.input[bias]] * step, step / 2, False))
-        self._note_zero_point(node.output[0], node.input[out_zp])
+        self._note_range(node.output[0], node.input[out_scale], node.input[out_zp])
         return op, attrs, inputs, list(node.output)
 
-    def _note_zero_point(self, tensor: str, zp_name: str) -> None:
-        if zp_name in self.consts:
-            self.zero_point[tensor] = self.consts[zp_name]
+    def _note_range(self, tensor: str, scale: str, zp: str) -> None:
+        if scale in self.consts and zp in self.consts:
+            self.ranges[tensor] = (self.consts[scale], self.consts[zp])
 
     def _input(self, node, i: int):
         tensor, scale, zp = node.input[i], node.input[i + 1], node.input[i + 2]
@@ -153,7 +156,17 @@ class _Int8:
 
 
 def _attrs(node) -> Tuple[bytes, ...]:
-    return tuple(a.SerializeToString() for a in sorted(node.attribute, key=lambda a: a.name))
+    """The node's attributes, but what ONNX Runtime's QLinear operators add that the float operator has
+    implicitly: ``channels_last=0`` (pooling's default layout), ``opset`` (softmax's, the graph's own)."""
+    extra = node.op_type.startswith("QLinear")
+    out = []
+    for a in sorted(node.attribute, key=lambda a: a.name):
+        if extra and ((a.name == "channels_last" and a.i == 0) or a.name == "opset"):
+            continue
+        a = type(a).FromString(a.SerializeToString())
+        a.t.name = ""           # a tensor attribute's name (ConstantOfShape's value) is no part of it
+        out.append(a.SerializeToString())
+    return tuple(out)
 
 
 def _const_mismatch(ours: np.ndarray, theirs) -> Optional[str]:
@@ -172,7 +185,8 @@ def _const_mismatch(ours: np.ndarray, theirs) -> Optional[str]:
         per_channel = np.size(tol) > 1 and ours.ndim > 1
         axes = tuple(range(1, ours.ndim)) if per_channel else None
         coarsest = np.max(np.abs(ours64), axis=axes, keepdims=per_channel) / WEIGHT_LEVELS
-        if np.any(2 * np.asarray(tol, np.float64) > np.maximum(coarsest, 1e-30) * (1 + 1e-3)):
+        coarsest = np.where(coarsest > 0, coarsest, np.inf)     # all zeros: dequantized exactly, any step
+        if np.any(2 * np.asarray(tol, np.float64) > coarsest * (1 + 1e-3)):
             return "a quantization step coarser than 7 bits of the weights' range"
     return None
 
@@ -187,14 +201,10 @@ def mismatch(fp32_model, int8_model) -> Optional[str]:
     seen: Dict[str, str] = {i.name: q.name(i.name) for i in fp32_model.graph.input}
     unused = list(range(len(q.nodes)))
     for node in fp32_model.graph.node:
-        if node.op_type in ("Relu",) and not _has_relu_on(q, unused, seen.get(node.input[0])):
-            src = seen.get(node.input[0])
-            zp = q.zero_point.get(src) if src else None
-            if zp is None or np.any(np.asarray(zp) != 0) or np.asarray(zp).dtype != np.uint8:
-                return f"a Relu ({node.name or node.output[0]!r}) with no trace in the INT8 graph"
-            seen[node.output[0]] = src
-            continue
-        why = _match_node(node, q, consts, seen, unused)
+        if node.op_type in FOLDED and not _kept(q, unused, node.op_type, seen.get(node.input[0])):
+            why = _folded(node, q, consts, seen)
+        else:
+            why = _match_node(node, q, consts, seen, unused)
         if why:
             return why
     if unused:
@@ -209,8 +219,30 @@ def mismatch(fp32_model, int8_model) -> Optional[str]:
     return None
 
 
-def _has_relu_on(q: _Int8, unused: List[int], tensor: Optional[str]) -> bool:
-    return any(q.nodes[i][0] == "Relu" and q.nodes[i][2][:1] == [("tensor", tensor)] for i in unused)
+def _kept(q: _Int8, unused: List[int], op: str, tensor: Optional[str]) -> bool:
+    return any(q.nodes[i][0] == op and q.nodes[i][2][:1] == [("tensor", tensor)] for i in unused)
+
+
+def _folded(node, q: _Int8, consts: Dict[str, np.ndarray], seen: Dict[str, str]) -> Optional[str]:
+    """A ``Relu`` or ``Clip`` the quantizer folded into its input's range: that range must clamp as the
+    operator did (zero point 0 in uint8: nothing below 0; for ``Clip``, nothing above its maximum)."""
+    src = seen.get(node.input[0])
+    scale, zp = q.ranges.get(src, (None, None)) if src else (None, None)
+    lo, hi = (0.0, np.inf) if node.op_type == "Relu" else _clip_bounds(node, consts)
+    fits = zp is not None and np.asarray(zp).dtype == np.uint8 and not np.any(np.asarray(zp) != 0) and lo == 0.0
+    if fits and np.isfinite(hi):
+        fits = float(np.max(scale)) * 255 <= hi * (1 + 1e-3) + 1e-6
+    if not fits:
+        return f"a {node.op_type} ({node.name or node.output[0]!r}) with no trace in the INT8 graph"
+    seen[node.output[0]] = src
+    return None
+
+
+def _clip_bounds(node, consts: Dict[str, np.ndarray]) -> Tuple[float, float]:
+    bounds = [float(consts[n]) if n in consts else None for n in list(node.input[1:3])]
+    bounds += [None] * (2 - len(bounds))
+    lo, hi = bounds
+    return (-np.inf if lo is None else lo), (np.inf if hi is None else hi)
 
 
 def _match_node(node, q: _Int8, consts: Dict[str, np.ndarray], seen: Dict[str, str],
