@@ -154,3 +154,29 @@ def test_mxnet_int8_from_elsewhere_is_neither_the_default_nor_run(tmp_path):
         Detector.load(foreign, precision="int8")
     det = load_detector(foreign, "mxnet")
     assert det.precision == "fp32"
+
+
+def test_an_ssdlite_quantized_by_our_quantizer_is_proven(tmp_path):
+    """SSDlite's ReLU6 (a Clip the quantizer folds into the range before it) and its squeeze-excitation
+    pooling (ONNX Runtime's QLinearGlobalAveragePool) are read as what they compute."""
+    arch = "ssdlite320_mobilenet_v3_large"
+    recipe = recipe_for(arch)
+    meta = {"arch": arch, "classes": ["a", "b"], "input_size": recipe.native_size,
+            "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}}
+    mx.random.seed(3)
+    net = recipe.build(meta)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, meta["input_size"], meta["input_size"])))
+    path = str(tmp_path / "lite")
+    save_model(path, net, dict(meta, name="lite"))
+    ensure_onnx(path)
+    calib = np.random.RandomState(0).randn(2, 3, meta["input_size"], meta["input_size"]).astype(np.float32)
+    build_onnx_int8(os.path.join(path, "model.onnx"), os.path.join(path, INT8_ONNX_FILE), calib, "data")
+    assert onnx_int8_mismatch(path) is None
+    folded = str(tmp_path / "folded.onnx")
+    fold_batchnorm(os.path.join(path, "model.onnx"), folded)
+    fp32, int8 = onnx.load(folded), onnx.load(os.path.join(path, INT8_ONNX_FILE))
+    clip_input = next(n.input[0] for n in fp32.graph.node if n.op_type == "Clip")
+    zp = next(t for t in int8.graph.initializer if t.name == clip_input + "_zero_point")
+    zp.CopyFrom(numpy_helper.from_array(np.array(9, np.uint8), zp.name))     # the clamp at 0 is gone
+    assert "Clip" in mismatch(fp32, int8)
