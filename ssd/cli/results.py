@@ -1,4 +1,4 @@
-"""``python -m ssd results merge|summary|sort|export|rebase|repeats``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,9 @@ def register(sub) -> None:
     register_export(rs, _shown_args, episode_args)
     register_rebase(rs)
     register_repeats(rs)
+    from ssd.cli.results_split import register_split
+
+    register_split(rs, camera_depth_arg)
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
