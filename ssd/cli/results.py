@@ -122,8 +122,14 @@ def cmd_sort(args: argparse.Namespace) -> int:
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     doc = with_path_prefix(read_results(args.results), args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
+    missing: list = []
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
-                               hide_suspect=not args.show_suspect, by_episode=args.by_episode)
+                               hide_suspect=not args.show_suspect, by_episode=args.by_episode, missing=missing)
     for folder, n in sorted(counts.items()):
         print(f"{folder:<20} {n}")
+    if missing:
+        from ssd.camtrap.rebase import recorded_folder_hint
+
+        print(f"warning: {len(missing)} of {len(doc['images'])} image(s) not found under {terminal_safe(root)} "
+              f"(not sorted), e.g. {terminal_safe(missing[0])!r}{recorded_folder_hint(doc, root)}", file=sys.stderr)
     return 0
