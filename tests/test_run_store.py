@@ -324,3 +324,15 @@ def test_an_oversized_header_is_refused_too(tmp_path, monkeypatch):
     monkeypatch.setattr(run_store, "MAX_LINE_BYTES", 64 * 1024)
     with pytest.raises(ResultsError, match=r"line 1: longer than"):
         RunStore.resume(str(path), {"k": 1}, ["a.jpg"])
+
+
+def test_settings_refusal_stays_short_for_a_damaged_header():
+    """A header with huge values or thousands of odd keys is named in a readable message: each value
+    clipped, the number of further differences counted, not a 200 KB error line."""
+    from ssd.camtrap.run_checkpoint import check_settings
+    old = {"floor": 0.1, "model": "m", "base": "x" * 100_000, **{f"junk{i}": i for i in range(5000)}}
+    with pytest.raises(ResultsError) as err:
+        check_settings("journal.jsonl", old, {"floor": 0.2, "model": "m", "base": "season"})
+    text = str(err.value)
+    assert len(text) < 2000, len(text)
+    assert "floor: 0.1 then, 0.2 now" in text and "more settings differ" in text
