@@ -76,16 +76,19 @@ def start_batch_job(runs_root: str, name: str, settings: Optional[RunSettings] =
     if running is not None:
         raise JobError(f"a camera-trap run is already going: {running.name} (pid {running.pid}); "
                        "stop it or wait for it to finish")
-    if not resume and not replace:
-        _refuse_to_replace(run_dir, name)
     settings = in_run_folder(settings, run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    settings.save(os.path.join(run_dir, BATCH_SETTINGS))
-    if not resume:
-        for f in (BATCH_PROGRESS, BATCH_RESULTS, BATCH_CSV, BATCH_JOURNAL):
-            remove_file(os.path.join(run_dir, f))
+
+    def prepare() -> None:          # under the runs folder's lock: no other tab's Start is half-way
+        if not resume and not replace:
+            _refuse_to_replace(run_dir, name)
+        os.makedirs(run_dir, exist_ok=True)
+        settings.save(os.path.join(run_dir, BATCH_SETTINGS))
+        if not resume:
+            for f in (BATCH_PROGRESS, BATCH_RESULTS, BATCH_CSV, BATCH_JOURNAL):
+                remove_file(os.path.join(run_dir, f))
+
     return launch(os.path.join(runs_root, BATCH_LOCK_FILE), batch_argv(settings, resume), run_dir,
-                  BATCH_LOG_FILE, "camera-trap run")
+                  BATCH_LOG_FILE, "camera-trap run", prepare)
 
 
 def _refuse_to_replace(run_dir: str, name: str) -> None:
