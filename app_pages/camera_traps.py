@@ -84,8 +84,8 @@ def _resume(runs_root: str, run_dir: str) -> None:
         st.session_state["ct_flash"] = str(err)
 
 
-def _stop(runs_root: str) -> None:
-    jobs.stop_batch_job(runs_root)
+def _stop(runs_root: str, pid: int) -> None:
+    jobs.stop_batch_job(runs_root, pid=pid)     # the run this tab showed, not one started since
     st.session_state["ct_stopping"] = True
 
 
@@ -150,8 +150,9 @@ def _shown_run(runs_root: str, current) -> str:
     return run_dir
 
 
-def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
-    """Progress with Stop while running; Resume after a stop; the outcome when done; the log."""
+def _run_state_panel(runs_root: str, run_dir: str, current) -> None:
+    """Progress with Stop while ``current`` (the job) runs; Resume after a stop; the outcome when done; the log."""
+    running = current is not None
     status = jobs.batch_status(run_dir, running=running)
     st.text(plain_text(f"Run {os.path.basename(run_dir)}: {status['state']}"))
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
@@ -160,7 +161,7 @@ def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
         st.progress(done / total if total else 0.0,
                     text=f"{done}/{total} images, {status.get('rate', 0):.1f} images/s, ETA {eta}, "
                          f"{status.get('failures', 0)} failed" if total else "starting (loading the model)…")
-        st.button("Stop", on_click=_stop, args=(runs_root,), key="ct_stop",
+        st.button("Stop", on_click=_stop, args=(runs_root, current.pid), key="ct_stop",
                   disabled=bool(st.session_state.get("ct_stopping")),
                   help="Writes a checkpoint and stops; Resume continues where it stopped.")
     elif status["state"] in ("stopped", "interrupted"):
@@ -187,7 +188,7 @@ def monitor_panel(runs_root: str, running: bool) -> None:
         if not run_dir:
             st.caption("No run yet.")
             return
-        _run_state_panel(runs_root, run_dir, current is not None)
+        _run_state_panel(runs_root, run_dir, current)
 
     monitor()
 

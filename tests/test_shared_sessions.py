@@ -2,6 +2,11 @@
 must never land on another session's run, job or file."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ssd import jobs
@@ -40,3 +45,63 @@ def test_a_start_racing_another_sessions_start_leaves_that_run_alone(tmp_path):
     with pytest.raises(JobError, match="starting right now"):
         jobs.start_batch_job(str(runs_root), "other", _settings(tmp_path, "model-b"))
     assert not (runs_root / "other").exists()      # no half-made run left in the list or the names
+
+
+@pytest.fixture
+def sleeper():
+    """A process in a session of its own, as a job is (``killpg`` reaches it); killed afterwards."""
+    procs = []
+
+    def start() -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def _lock(path, pid: int, out: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"pid": pid, "name": os.path.basename(out), "out": out, "argv": [],
+                                "started": 0.0}))
+
+
+@pytest.mark.parametrize("kind", ["camera", "training"])
+def test_stop_stops_the_job_the_page_showed_not_whichever_runs_now(tmp_path, sleeper, kind):
+    """Tab B showed A's run X with its Stop button; X ended and A started Y before B's click reached
+    the server. Stop sent SIGTERM to whatever job held the lock then: Y, a run B never saw."""
+    stop, lock_name = ((jobs.stop_batch_job, jobs.BATCH_LOCK_FILE) if kind == "camera"
+                       else (jobs.stop_job, jobs.LOCK_FILE))
+    shown, now = sleeper(), sleeper()
+    shown.kill()
+    shown.wait()
+    _lock(tmp_path / lock_name, now.pid, str(tmp_path / "y"))
+    assert stop(str(tmp_path), pid=shown.pid) is False
+    assert now.poll() is None                          # Y runs on
+    assert stop(str(tmp_path), pid=now.pid, timeout=10) is True
+    assert now.wait(timeout=10) != 0
+
+
+@pytest.mark.parametrize("page", ["camera_traps", "train"])
+def test_each_pages_stop_button_names_the_run_it_showed(app_env, sleeper, page):
+    """The page wiring: tab B's Stop, drawn for run X, clicked after X ended and Y took the lock."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+
+    root, lock_name, key = ((jobs.camera_runs_dir(), jobs.BATCH_LOCK_FILE, "ct_stop") if page == "camera_traps"
+                            else (app_env["models"], jobs.LOCK_FILE, "train_stop"))
+    os.makedirs(os.path.join(root, "x"))
+    shown, now = sleeper(), sleeper()
+    _lock(os.path.join(root, lock_name), shown.pid, os.path.join(root, "x"))
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=60).run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    stop = at.button(key=key)
+    shown.kill()
+    shown.wait()
+    _lock(os.path.join(root, lock_name), now.pid, os.path.join(root, "y"))
+    stop.click().run()
+    assert now.poll() is None

@@ -9,7 +9,7 @@ from ssd.base.errors import JobError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
-from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate,
+from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, stop,
                               valid_model_name)
 
 BATCH_LOCK_FILE = ".camera.lock"
@@ -101,9 +101,10 @@ def _refuse_to_replace(run_dir: str, name: str) -> None:
                    "(its results and checkpoint are deleted)")
 
 
-def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
-    """SIGTERM the running batch: it writes its checkpoint and exits, ready to resume."""
-    return terminate(current_batch_job(runs_root), timeout)
+def stop_batch_job(runs_root: str, timeout: float = 0.0, pid: Optional[int] = None) -> bool:
+    """SIGTERM the running batch (with ``pid``: only if it is that one): it writes its checkpoint
+    and exits, ready to resume."""
+    return stop(os.path.join(runs_root, BATCH_LOCK_FILE), timeout, pid)
 
 
 def batch_settings(run_dir: str) -> Optional[RunSettings]:

@@ -130,6 +130,15 @@ def terminate(job: Optional[JobInfo], timeout: float) -> bool:
     return True
 
 
+def stop(lock: str, timeout: float, pid: Optional[int]) -> bool:
+    """``terminate`` the job holding ``lock``; with ``pid``, only if it is still that job: a tab's
+    Stop names the job it showed, and another tab may have started the next one since."""
+    job = current(lock)
+    if pid is not None and (job is None or job.pid != pid):
+        return False
+    return terminate(job, timeout)
+
+
 def read_log_tail(run_dir: str, lines: int, log_name: str) -> str:
     """The last ``lines`` lines of a job's log (its last 8 KiB at most: logs grow for hours)."""
     try:
