@@ -85,6 +85,25 @@ def test_stop_stops_the_job_the_page_showed_not_whichever_runs_now(tmp_path, sle
     assert now.wait(timeout=10) != 0
 
 
+def test_a_cached_unreadable_upload_is_named_as_this_session_named_it():
+    """The detection cache is shared by every session: B's upload of the bytes A uploaded as
+    'alice-site-7.jpg' (unreadable) said "'alice-site-7.jpg' could not be read" in B's tab."""
+    from ssd.inference.batch import DetectionCache, detect_images
+
+    class NoNetwork:
+        input_size = 64
+
+        def detect_many(self, *a, **k):
+            raise AssertionError("an unreadable file never reaches the network")
+
+    cache, data = DetectionCache(), b"not an image at all"
+    first = detect_images(NoNetwork(), [("alice-site-7.jpg", data)], 0.45, cache)
+    assert "alice-site-7.jpg" in first[0].error
+    second = detect_images(NoNetwork(), [("bob.jpg", data)], 0.45, cache)
+    assert second[0].name == "bob.jpg" and second[0].error
+    assert "alice" not in second[0].error and "bob.jpg" in second[0].error
+
+
 @pytest.mark.parametrize("page", ["camera_traps", "train"])
 def test_each_pages_stop_button_names_the_run_it_showed(app_env, sleeper, page):
     """The page wiring: tab B's Stop, drawn for run X, clicked after X ended and Y took the lock."""
