@@ -71,6 +71,7 @@ def _start(runs_root: str) -> None:
         check_photo_path(s.get("ct_folder", ""), "The photo folder", _access.roots())
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings(), replace=bool(s.get("ct_replace")))
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
+        s["ct_mine"] = [*s.get("ct_mine", ()), s["ct_run"]]     # its results are shown once it finishes
         s["ct_replace"] = False            # one replace per tick, not a standing order
         s["ct_name"] = jobs.form_defaults(runs_root)[1]     # the next card's Start is not refused for this name
     except SSDError as err:
@@ -80,6 +81,7 @@ def _start(runs_root: str) -> None:
 def _resume(runs_root: str, run_dir: str) -> None:
     try:
         jobs.start_batch_job(runs_root, os.path.basename(run_dir), resume=True)
+        st.session_state["ct_mine"] = [*st.session_state.get("ct_mine", ()), run_dir]
     except SSDError as err:
         st.session_state["ct_flash"] = str(err)
 
@@ -209,7 +211,7 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
     ss = st.session_state
     finished, listed = jobs.finished_results(runs_root), jobs.run_results_files(runs_root)
     pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS,
-                                listed)
+                                listed, mine=set(ss.get("ct_mine", ())))   # not another person's run
     ss["ct_finished_seen"] = finished
     if ss.get("ct_results") != pick:
         ss["ct_results"] = pick

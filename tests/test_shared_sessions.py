@@ -124,3 +124,44 @@ def test_each_pages_stop_button_names_the_run_it_showed(app_env, sleeper, page):
     _lock(os.path.join(root, lock_name), now.pid, os.path.join(root, "y"))
     stop.click().run()
     assert now.poll() is None
+
+
+def test_another_persons_finished_run_does_not_take_over_the_results_shown():
+    """B browses (and reviews) run P; A's run Q finishes. B's next click switched B's page to Q's
+    results (and dropped B's review): "a run finished since the page last looked" counted any run,
+    not the runs this session started. Q is listed for B; only A's page follows it."""
+    from ssd.jobs import results_to_show
+
+    p, q = "/r/p/results.json", "/r/q/results.json"
+    before, after = {p: 1.0}, {q: 2.0, p: 1.0}
+    assert results_to_show(after, before, p, "other", mine={"/r/q"}) == q            # A started Q
+    assert results_to_show(after, before, p, "other", mine=set()) == p              # B did not
+    assert results_to_show(after, before, "other", "other", mine=set()) == "other"
+    assert results_to_show(after, {}, None, "other", mine=set()) == q               # a new tab: the newest
+
+
+def _finished_run(tmp_path, runs_root: str, name: str) -> str:
+    run_dir = os.path.join(runs_root, name)
+    os.makedirs(run_dir)
+    jobs.in_run_folder(_settings(tmp_path, "m"), run_dir).save(os.path.join(run_dir, jobs.BATCH_SETTINGS))
+    path = os.path.join(run_dir, jobs.BATCH_RESULTS)
+    with open(path, "w") as fh:
+        json.dump({"info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"}, "images": []}, fh)
+    return path
+
+
+def test_the_camera_page_keeps_showing_what_this_tab_browses_when_another_run_ends(app_env, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO_ROOT
+
+    runs_root = jobs.camera_runs_dir()
+    p = _finished_run(tmp_path, runs_root, "p")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=60).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    assert at.selectbox(key="ct_results").value == p
+    q = _finished_run(tmp_path, runs_root, "q")            # another tab's run finished meanwhile
+    os.utime(q, (os.path.getmtime(p) + 5,) * 2)
+    at.run()
+    assert at.selectbox(key="ct_results").value == p
+    assert "q" in at.selectbox(key="ct_results").options        # listed, not shown

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
@@ -200,16 +200,19 @@ def form_defaults(runs_root: str) -> Tuple[str, str]:
 
 
 def results_to_show(finished: Dict[str, float], seen: Dict[str, float], current: Optional[str], other: str,
-                    listed: Optional[Dict[str, float]] = None) -> str:
+                    listed: Optional[Dict[str, float]] = None, mine: Optional[Collection[str]] = None) -> str:
     """Which results the Camera traps page shows; ``other`` is its "another results file" choice.
 
     A run that finished since the page last looked (``seen``: ``finished`` then) is shown, the
     newest such first: the page names that run as finished, so its results are the ones a user
     expects. Otherwise the user's own pick stays while it is still there (a filter change must
     never switch runs), else the newest finished run, else ``other``. ``listed``: every file the
-    page lists (default ``finished``), any of which the user may have picked.
+    page lists (default ``finished``), any of which the user may have picked. ``mine``: the run
+    folders this session started (None: any run): another person's run finishing on the same
+    server must not pull this page away from the results its user is looking at.
     """
-    fresh = [path for path, stamp in finished.items() if seen.get(path) != stamp]
+    fresh = [path for path, stamp in finished.items()
+             if seen.get(path) != stamp and (mine is None or os.path.dirname(path) in mine)]
     if fresh:
         return fresh[0]
     if current == other or current in (finished if listed is None else listed):
