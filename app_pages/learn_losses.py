@@ -36,7 +36,8 @@ def mining_ui() -> Tuple[str, Sample, float, float]:
     """Model, image, negatives kept per positive, IoU for a positive; stops the page without a model."""
     m1, m2, m3, m4 = st.columns([2, 2, 1, 1])
     path, _, sample = _learn.model_and_sample(m1, m2, "learn_loss")
-    ratio = m3.slider("Negatives per positive", 0.0, 10.0, 3.0, 1.0, persist_state="session", key="learn_loss_ratio",
+    ratio = m3.slider("Negatives per positive", 0.0, 10.0, 3.0, 1.0, format="%.0f", persist_state="session",
+                      key="learn_loss_ratio",
                       help="0 turns mining off: every negative counts.")
     overlap = m4.slider("IoU for a positive", 0.1, 0.9, 0.5, 0.05, persist_state="session", key="learn_loss_overlap")
     return path, sample, ratio, overlap

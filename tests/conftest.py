@@ -42,6 +42,7 @@ def own_folders(monkeypatch, tmp_path_factory) -> None:
     monkeypatch.setenv("SSD_MODELS_DIR", str(tmp_path_factory.mktemp("own-models")))
     monkeypatch.setenv("SSD_DATA_DIR", str(tmp_path_factory.mktemp("own-data")))
     monkeypatch.setenv("SSD_PHOTO_ROOTS", str(tmp_path_factory.getbasetemp()))   # tests' photos live there
+    monkeypatch.setenv("SSD_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "own-cache"))   # ONNX verdicts
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,7 @@ def test_learn_losses_roles_match_the_library(app_env):
     roles = anchor_roles(heads.anchors, sample.label, heads.cls_preds, 3.0, 0.5)
     assert int(_metric(at, "Positive anchors")) == len(roles.positives) > 0
     assert int(_metric(at, "Mined negatives (kept)")) == 3 * len(roles.positives)
+    assert at.slider(key="learn_loss_ratio").proto.format % 3.0 == "3"   # a count, not "3.00"
     at.slider(key="learn_loss_ratio").set_value(0.0).run()
     _ok(at)
     assert _metric(at, "Ignored anchors") == "0"

@@ -104,3 +104,47 @@ def test_roboflow_splits_keep_crowd_regions_with_the_joint_class_indices(tmp_pat
     _coco_folder(str(tmp_path / "valid"))
     splits = open_dataset(str(tmp_path))
     assert splits.val.crowd_regions[0].tolist()[0] == pytest.approx([0, 0.5, 0.5, 1.0, 1.0])
+
+
+def _crowd_only_folder(root, person_box=False):
+    """A cat box on each of two images, and on the first a crowd region of "person", a category
+    with no ordinary box (unless ``person_box``: then the second image has one)."""
+    os.makedirs(root, exist_ok=True)
+    for n in range(2):
+        Image.fromarray(np.full((100, 100, 3), 90, np.uint8)).save(os.path.join(root, f"{n}.jpg"))
+    anns = [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [10, 10, 30, 30], "iscrowd": 0},
+            {"id": 2, "image_id": 0, "category_id": 2, "bbox": [50, 50, 50, 50], "iscrowd": 1},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "iscrowd": 0}]
+    if person_box:
+        anns.append({"id": 4, "image_id": 1, "category_id": 2, "bbox": [60, 60, 20, 20], "iscrowd": 0})
+    with open(os.path.join(root, "coco.json"), "w") as fh:
+        json.dump({"images": [{"id": n, "file_name": f"{n}.jpg", "width": 100, "height": 100} for n in range(2)],
+                   "annotations": anns, "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "person"}]}, fh)
+
+
+def test_a_category_with_only_crowd_regions_keeps_them_and_has_no_ap_as_in_pycocotools(tmp_path):
+    """pycocotools: "person" has no positives (AP -1, out of the mean) and a person detection inside
+    its crowd region is ignored. The loader used to drop the category and its regions with it."""
+    _crowd_only_folder(str(tmp_path))
+    ds = open_dataset(str(tmp_path), val_fraction=0).train
+    assert ds.classes == ["cat"]                                   # nothing to train on for "person"
+    assert ds.crowd_classes == ["cat", "person"]
+    assert ds.crowd_regions[0].tolist() == [pytest.approx([1, 0.5, 0.5, 1.0, 1.0])]
+    person_in_crowd = (1, 0.95, [0.6, 0.6, 0.7, 0.7])
+    res = evaluate(_Fixed([HIT, person_in_crowd], classes=("cat", "person")), ds)
+    assert res.crowd_regions == 1
+    assert res.per_class_ap["cat"] == pytest.approx(1.0) and res.per_class_ap["person"] != res.per_class_ap["person"]
+    assert res.map == pytest.approx(1.0)                           # the mean leaves "person" out
+    prepared = prepare_split(ds, 32, "coco-camera-traps", str(tmp_path), "train", None)
+    assert prepared.crowd_classes == ["cat", "person"]
+    assert evaluate(_Fixed([HIT, person_in_crowd], classes=("cat", "person")), prepared).crowd_regions == 1
+    assert evaluate(_Fixed([HIT], classes=("cat",)), ds).crowd_regions == 0   # a model without "person"
+
+
+def test_roboflow_validation_keeps_crowd_regions_of_a_class_boxed_only_in_training(tmp_path):
+    _crowd_only_folder(str(tmp_path / "train"), person_box=True)
+    _crowd_only_folder(str(tmp_path / "valid"))
+    splits = open_dataset(str(tmp_path))
+    assert splits.classes == ["cat", "person"]
+    assert splits.val.crowd_regions[0].tolist() == [pytest.approx([1, 0.5, 0.5, 1.0, 1.0])]
+    assert splits.val.crowd_classes == ["cat", "person"]

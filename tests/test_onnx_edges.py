@@ -157,3 +157,19 @@ def test_a_graph_record_that_is_a_fifo_or_nested_300000_deep_is_not_trusted(tmp_
         os.mkfifo(fifo / name)
         assert reader(str(deep), name) is None if reader is read_onnx_record else reader(str(deep)) is None
         assert reader(str(fifo), name) is None if reader is read_onnx_record else reader(str(fifo)) is None
+
+
+def test_export_over_a_file_is_refused_before_anything_is_loaded(tiny_random, tmp_path, capsys, monkeypatch):
+    from ssd.inference import export, onnx_export
+
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before --out was checked")
+    monkeypatch.setattr(onnx_export, "load_model", no_load)
+    monkeypatch.setattr(export, "load_model", no_load)
+    for fmt in ("onnx", "symbol"):
+        assert main(["export", "--model", tiny_random, "--format", fmt, "--out", str(target)]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert target.read_text() == "mine"

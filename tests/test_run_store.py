@@ -284,3 +284,55 @@ def test_a_new_journal_replaces_the_old_one_only_at_its_first_checkpoint(tmp_pat
     assert new.published and open(path, "rb").read() != kept
     new.close()
     assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
+
+
+def test_an_oversized_line_is_refused_by_number_without_being_read_whole(tmp_path, monkeypatch):
+    """A line longer than any entry can be (no newline for megabytes) is refused naming the file
+    and line, reading at most the cap: a journal holding a 10 GB line no longer fills memory."""
+    import ssd.camtrap.run_store as run_store
+
+    names = ["a.jpg", "b.jpg"]
+    path = str(tmp_path / "j.jsonl")
+    store = RunStore.create(path, {"k": 1}, names)
+    store.add(0, _entry("a.jpg"))
+    store.checkpoint()
+    store.close()
+    start = os.path.getsize(path)
+    with open(path, "ab") as fh:
+        fh.write(b'{"file":"b.jpg","detections":[' + b"1," * 2_000_000 + b"1]}\n")   # 4 MB, line 3
+    kept = os.path.getsize(path)
+    monkeypatch.setattr(run_store, "MAX_LINE_BYTES", 64 * 1024)
+    tracemalloc.start()
+    with pytest.raises(ResultsError, match=r"j\.jsonl.* line 3: longer than 65536 bytes"):
+        RunStore.resume(path, {"k": 1}, names)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000, peak                  # the cap and some change, not the 4 MB line
+    assert os.path.getsize(path) == kept           # refused, not cut: the file is left as it was
+    with open(path, "r+b") as fh:                   # the line's first 1000 bytes: a torn tail
+        fh.truncate(start + 1000)
+    store = RunStore.resume(path, {"k": 1}, names)  # under the cap and torn: dropped and redone
+    assert [store.is_done(i) for i in range(2)] == [True, False]
+    store.close()
+
+
+def test_an_oversized_header_is_refused_too(tmp_path, monkeypatch):
+    import ssd.camtrap.run_store as run_store
+
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b'{"ssd_batch_journal":1,"settings":{"k":"' + b"x" * 200_000 + b'"}}\n')
+    monkeypatch.setattr(run_store, "MAX_LINE_BYTES", 64 * 1024)
+    with pytest.raises(ResultsError, match=r"line 1: longer than"):
+        RunStore.resume(str(path), {"k": 1}, ["a.jpg"])
+
+
+def test_settings_refusal_stays_short_for_a_damaged_header():
+    """A header with huge values or thousands of odd keys is named in a readable message: each value
+    clipped, the number of further differences counted, not a 200 KB error line."""
+    from ssd.camtrap.run_checkpoint import check_settings
+    old = {"floor": 0.1, "model": "m", "base": "x" * 100_000, **{f"junk{i}": i for i in range(5000)}}
+    with pytest.raises(ResultsError) as err:
+        check_settings("journal.jsonl", old, {"floor": 0.2, "model": "m", "base": "season"})
+    text = str(err.value)
+    assert len(text) < 2000, len(text)
+    assert "floor: 0.1 then, 0.2 now" in text and "more settings differ" in text

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any, Dict, Iterable, Iterator, List, Union
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Union
 
 from ssd.base.atomic import atomic_path
 from ssd.base.json_file import read_json_file
+from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import MAX_RESULTS_BYTES, ResultsError
 
 CHECKPOINT_VERSION = 1
@@ -85,14 +86,28 @@ def _placed(settings: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+SHOWN_SETTINGS = 8          # differences named in a refusal; a damaged header could hold thousands
+SHOWN_VALUE_CHARS = 80      # each value's repr clipped so: a header's value can be megabytes
+
+
+def _clip(value: Any, form: Callable[[Any], str] = repr) -> str:
+    """``form(value)`` with control characters escaped, clipped to ``SHOWN_VALUE_CHARS`` with an ellipsis."""
+    text = terminal_safe(form(value))
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 1] + "…"
+
+
 def check_settings(path: str, old: Dict[str, Any], new: Dict[str, Any]) -> None:
     """``ResultsError`` naming each setting that differs between a checkpoint and this run."""
     old, new = _placed(old), _placed(new)
     old = {**{k: v for k, v in LATER_SETTINGS.items() if k in new},
            **{k: new[k] for k in UNRECORDED_BEFORE if k in new}, **old}
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    # this run's own settings first: keys only the file has are a damaged or foreign header
+    differ = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)), key=lambda k: (k not in new, k))
     if differ:
-        detail = "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in differ)
+        detail = "; ".join(f"{_clip(k, str)}: {_clip(old.get(k))} then, {_clip(new.get(k))} now"
+                           for k in differ[:SHOWN_SETTINGS])
+        if len(differ) > SHOWN_SETTINGS:
+            detail += f"; {len(differ) - SHOWN_SETTINGS} more settings differ"
         hint = (f" (the run began on {old['engine']}: resume with --engine {old['engine']}, which must work here)"
                 if "engine" in differ else
                 f" (the run began in {old['precision']}: resume with --precision {old['precision']})"

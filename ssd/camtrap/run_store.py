@@ -23,12 +23,15 @@ Crash rules:
   the middle of a write) or malformed (NUL bytes, not an entry), and the file is truncated there;
   what followed is simply redone.
 * A file on several lines (redone after a crash) counts once: the last line wins.
+* A line longer than ``MAX_LINE_BYTES`` (no entry is) is refused, naming the file and line,
+  after reading at most that much of it: a damaged journal never fills memory.
 
 ``--resume`` also takes a checkpoint of the older one-document format (``run_checkpoint``) and
 converts it into a journal once.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -45,6 +48,17 @@ JOURNAL_VERSION = 1
 _HEADER_PREFIX = b'{"ssd_batch_journal":'
 _ENTRY_PREFIX = b'{"file":"'
 _FAILED = b'"detections":null'
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest line a journal may hold (16 MiB); longer ones are refused, read only this far.
+
+Why this much: a detection is about 90 bytes of compact JSON (with a video's ``frame_number``);
+an SSD keeps at most one per anchor (24,564 for SSD512), far fewer than the ~180,000 that fit.
+A path of PATH_MAX (4,096 bytes) escaped as ``\\uXXXX`` takes 24 KB, a video's
+``frames_processed`` (at most ``video.MAX_FRAMES`` numbers) a few KB, the header's settings
+less. A default entry (100 detections) is about 10 KB: the cap is over a thousand times that,
+and still a bounded amount to read before refusing a line that has no newline for gigabytes.
+"""
 
 
 def default_journal_path(out_json: str) -> str:
@@ -113,7 +127,8 @@ class RunStore:
         first = _first_positions(self.names)
         pos = self._end
         self._fh.seek(pos)
-        for line in self._fh:
+        for number in itertools.count(2):       # line 1 is the header
+            line = _read_line(self._fh, self.path, number)
             name = _entry_name(line)
             if name is None:
                 break
@@ -250,7 +265,7 @@ def _first_bytes(path: str, n: int) -> bytes:
 
 def _read_header(fh: IO[bytes], path: str, settings: Dict[str, Any]) -> int:
     """Check the header line's version and settings; returns its length."""
-    line = fh.readline()
+    line = _read_line(fh, path, 1)
     try:
         head = json.loads(line) if line.endswith(b"\n") else None
     except (ValueError, RecursionError):          # [[[[… nested past the parser's depth
@@ -259,6 +274,16 @@ def _read_header(fh: IO[bytes], path: str, settings: Dict[str, Any]) -> int:
         raise ResultsError(f"'{path}' is not a batch checkpoint of this version; delete it to start over")
     check_settings(path, head.get("settings") or {}, settings)
     return len(line)
+
+
+def _read_line(fh: IO[bytes], path: Optional[str], number: int) -> bytes:
+    """The next line (b"" at the end; a torn last line without its newline), reading at most
+    ``MAX_LINE_BYTES`` + 1 bytes: ``ResultsError`` for a longer one."""
+    line = fh.readline(MAX_LINE_BYTES + 1)
+    if len(line) > MAX_LINE_BYTES:
+        raise ResultsError(f"'{path}' line {number}: longer than {MAX_LINE_BYTES} bytes, which no entry is; "
+                           "the journal is damaged: move it away to start over")
+    return line
 
 
 def _entry_name(line: bytes) -> Optional[str]:

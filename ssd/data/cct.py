@@ -35,7 +35,7 @@ import numpy as np
 from ssd.base.errors import DatasetError
 from ssd.base.file_cache import per_file_version
 from ssd.data.cct_json import category_names, checked_images, read_json
-from ssd.data.cct_labels import (CCTImage, clean_boxes, kept_classes, labelled_records, refuse_fractions,
+from ssd.data.cct_labels import (CCTImage, clean_boxes, crowd_mapping, kept_classes, labelled_records, refuse_fractions,
                                  usable_images)
 from ssd.data.cct_split import split_indices
 from ssd.data.dataset import DEFAULT_VAL_FRACTION, DatasetSplits, DetectionDataset, Sample, register_format
@@ -70,12 +70,15 @@ class CCTDataset(DetectionDataset):
     """
 
     def __init__(self, records: Sequence[CCTImage], classes: Sequence[str], name: str,
-                 json_path: str = "", class_mapping: Optional[List[Dict[str, Any]]] = None) -> None:
+                 json_path: str = "", class_mapping: Optional[List[Dict[str, Any]]] = None,
+                 crowd_mapping: Optional[List[Dict[str, Any]]] = None) -> None:
         self.records: Tuple[CCTImage, ...] = tuple(records)
         self.classes = list(classes)
         self.name = name
         self.json_path = json_path
         self.class_mapping = list(class_mapping or [])
+        # the crowd regions' classes: class_mapping, then categories with regions but no box
+        self.crowd_mapping = list(crowd_mapping or self.class_mapping)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -92,6 +95,12 @@ class CCTDataset(DetectionDataset):
     def crowd_regions(self) -> List[np.ndarray]:
         """Each item's COCO crowd regions (``label``-like rows): evaluation ignores detections in them."""
         return [r.crowd for r in self.records]
+
+    @property
+    def crowd_classes(self) -> List[str]:
+        """The names the crowd regions' class indices point to: ``classes``, then the categories that
+        have crowd regions but no box (no class to train; evaluation ignores detections in them)."""
+        return self.classes + [m["name"] for m in self.crowd_mapping[len(self.classes):]]
 
     def image_path(self, idx: int) -> str:
         return self.records[idx].path
@@ -156,11 +165,12 @@ def load_cct(json_path: str, image_root: Optional[str] = None, *, val_fraction: 
             f"no usable images in {json_path}: {len(images)} listed, none readable under {image_root} "
             f"({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items())) or 'nothing found'}); "
             "check that the image archive is extracted there or pass image_root")
-    records = labelled_records(order, usable, boxes, index_of, crowd)
+    crowd_of = crowd_mapping(cat_names, mapping, crowd)
+    records = labelled_records(order, usable, boxes, index_of, crowd, {m["id"]: m["index"] for m in crowd_of})
     train_idx, val_idx = split_indices(records, len(classes), val_fraction, seed)
     stem = os.path.splitext(os.path.basename(json_path))[0]
-    train = CCTDataset([records[i] for i in train_idx], classes, f"{stem}/train", json_path, mapping)
-    val = (CCTDataset([records[i] for i in val_idx], classes, f"{stem}/val", json_path, mapping)
+    train = CCTDataset([records[i] for i in train_idx], classes, f"{stem}/train", json_path, mapping, crowd_of)
+    val = (CCTDataset([records[i] for i in val_idx], classes, f"{stem}/val", json_path, mapping, crowd_of)
            if val_idx else None)
     return CCTSplits(train=train, val=val, classes=classes, kind=KIND, root=os.path.dirname(json_path),
                      skipped=skipped, class_mapping=mapping, json_path=json_path, image_root=image_root)

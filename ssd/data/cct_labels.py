@@ -210,14 +210,30 @@ def _distinct_names(names: List[str], ids: List[Any]) -> List[str]:
     return [f"{n} (id {cid})" if n in repeated else n for n, cid in zip(names, ids)]
 
 
+def crowd_mapping(cat_names: Dict[Any, str], mapping: List[Dict[str, Any]],
+                  crowd: Dict[Any, List[Box]]) -> List[Dict[str, Any]]:
+    """``mapping`` followed by the categories that have crowd regions but no box, numbered after it.
+
+    Why: such a category is no class to train, yet COCO's evaluation (pycocotools) keeps it: it has
+    no positives (AP -1, left out of the mean) and a detection of it inside its region is ignored.
+    Dropping it with its regions made a model's detections there false positives instead."""
+    listed = {m["id"] for m in mapping}
+    extra = sorted({b[0] for regions in crowd.values() for b in regions if b[0] not in listed and b[0] in cat_names},
+                   key=_id_sort_key)
+    return list(mapping) + [{"index": len(mapping) + j, "id": cid, "name": cat_names[cid]} for j, cid in enumerate(extra)]
+
+
 def labelled_records(order: List[Any], usable: Dict[Any, Dict[str, Any]], boxes, index_of: Dict[Any, int],
-                     crowd: Optional[Dict[Any, List[Box]]] = None) -> List[CCTImage]:
-    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label (and crowd regions of kept classes)."""
+                     crowd: Optional[Dict[Any, List[Box]]] = None,
+                     crowd_index_of: Optional[Dict[Any, int]] = None) -> List[CCTImage]:
+    """One ``CCTImage`` per usable image with its normalized ``(K, 5)`` label, and its crowd regions
+    (``crowd_index_of``: their category → index, from ``crowd_mapping``; default ``index_of``)."""
     records: List[CCTImage] = []
     for iid in order:
         u = usable[iid]
+        regions = _rows((crowd or {}).get(iid, []), u, index_of if crowd_index_of is None else crowd_index_of)
         records.append(CCTImage(iid, u["file_name"], u["path"], int(u["width"]), int(u["height"]), u["seq_id"],
-                                _rows(boxes[iid], u, index_of), _rows((crowd or {}).get(iid, []), u, index_of)))
+                                _rows(boxes[iid], u, index_of), regions))
     return records
 
 

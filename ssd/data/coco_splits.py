@@ -74,7 +74,8 @@ def _test_split(path: str, stem: str, kw: Dict[str, Any], skipped: Dict[str, int
     except DatasetError as err:
         skipped[NOTE_TEST_LEFT_OUT + str(err)[:300]] = 1
         return None
-    return CCTDataset(test.records, test.classes, f"{stem}/test", test.json_path, test.class_mapping)
+    return CCTDataset(test.records, test.classes, f"{stem}/test", test.json_path, test.class_mapping,
+                      test.crowd_mapping)
 
 
 def _joint_mapping(*mappings: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -109,16 +110,25 @@ def _joint_skipped(train: Dict[str, int], val: Dict[str, int], mapping: List[Dic
 
 def _remapped(ds: CCTDataset, old: List[Dict[str, Any]], new: List[Dict[str, Any]], name: str) -> CCTDataset:
     """``ds`` with class indices of ``old`` turned into those of ``new`` (matched by original id)."""
-    index_of = {m["id"]: m["index"] for m in new}
-    table = np.asarray([index_of[m["id"]] for m in old] or [0], dtype=np.float32)
-    def remap(rows: np.ndarray) -> np.ndarray:
-        rows = rows.copy()
-        if len(rows):
-            rows[:, 0] = table[rows[:, 0].astype(np.int64)]
-        return rows
+    joint = {m["id"] for m in new}
+    crowd_new = new + [dict(c, index=len(new) + j)     # a category with regions but no box in either split
+                       for j, c in enumerate(c for c in ds.crowd_mapping if c["id"] not in joint)]
+    label, crowd = _index_table(old, new), _index_table(ds.crowd_mapping, crowd_new)
+    records = [dataclasses.replace(r, label=_remap(r.label, label), crowd=_remap(r.crowd, crowd)) for r in ds.records]
+    return CCTDataset(records, [m["name"] for m in new], name, ds.json_path, new, crowd_new)
 
-    records = [dataclasses.replace(r, label=remap(r.label), crowd=remap(r.crowd)) for r in ds.records]
-    return CCTDataset(records, [m["name"] for m in new], name, ds.json_path, new)
+
+def _index_table(old: List[Dict[str, Any]], new: List[Dict[str, Any]]) -> np.ndarray:
+    """Old class index → new one (matched by original id)."""
+    index_of = {m["id"]: m["index"] for m in new}
+    return np.asarray([index_of[m["id"]] for m in old] or [0], dtype=np.float32)
+
+
+def _remap(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    rows = rows.copy()
+    if len(rows):
+        rows[:, 0] = table[rows[:, 0].astype(np.int64)]
+    return rows
 
 
 register_format(KIND, detect, open_coco_splits)

@@ -46,6 +46,8 @@ def _keep_ignored(prepared, source):
     Why: validation during training scores the prepared split, and VOC07 mAP ignores difficult boxes,
     COCO's scoring crowd regions."""
     kept = getattr(prepared, "indices", None)
+    if getattr(source, "crowd_classes", None) is not None:
+        prepared.crowd_classes = list(source.crowd_classes)   # what the regions' class indices name
     for name in IGNORED:
         per_item = getattr(source, name, None)
         if per_item is not None:
@@ -66,6 +68,8 @@ class _Subset:
     def __init__(self, ds, n: int) -> None:
         self.ds, self.n = ds, n
         self.classes, self.name = ds.classes, getattr(ds, "name", "")
+        if getattr(ds, "crowd_classes", None) is not None:
+            self.crowd_classes = ds.crowd_classes
         for name in IGNORED:
             if getattr(ds, name, None) is not None:
                 setattr(self, name, getattr(ds, name)[:n])

@@ -92,10 +92,11 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
     n = len(dataset) if limit is None else min(limit, len(dataset))
     counts = {"boxes": 0, "skipped": 0, "unscored": 0, "difficult": 0, "crowd": 0}
     to_model = class_index_map(getattr(dataset, "classes", None) or [], classes)
+    crowd_to_model = _crowd_index_map(dataset, classes, to_model)
     tally = AnchorTally()
     batch_size = min(batch_size, getattr(detector, "max_batch", None) or batch_size)   # one forward per batch
     for start, stop in batch_spans(n, batch_size, adaptive=progress is not None):
-        items = _truths(dataset, range(start, stop), to_model, len(classes), counts)
+        items = _truths(dataset, range(start, stop), (to_model, crowd_to_model), len(classes), counts)
         if items:
             batch = np.stack([resize(t.img, detector.input_size) for t in items])
             preds = detector.predict_arrays(batch, nms=nms, floor=floor, tap=tally.tap)
@@ -118,9 +119,11 @@ def evaluate(detector, dataset, batch_size: int = 16, nms: float = DEFAULT_NMS, 
                       counts["unscored"], counts["difficult"], counts["crowd"])
 
 
-def _truths(dataset, indices: range, to_model: Optional[np.ndarray], n_model: int,
+def _truths(dataset, indices: range, maps: Tuple[Optional[np.ndarray], Optional[np.ndarray]], n_model: int,
             counts: Dict[str, int]) -> List[_Truth]:
-    """The decodable images of ``indices`` with their boxes, difficult flags and crowd regions."""
+    """The decodable images of ``indices`` with their boxes, difficult flags and crowd regions
+    (``maps``: the boxes' and the regions' class index maps to the model's, ``class_index_map``)."""
+    to_model, crowd_to_model = maps
     masks = getattr(dataset, "difficult_masks", None)
     regions = getattr(dataset, "crowd_regions", None)
     out = []
@@ -134,7 +137,7 @@ def _truths(dataset, indices: range, to_model: Optional[np.ndarray], n_model: in
         counts["unscored"] += left_out
         crowd = np.zeros((0, 5), np.float32)
         if regions is not None and len(regions[i]):
-            crowd = _model_labels(np.asarray(regions[i], np.float32).reshape(-1, 5), to_model, n_model)[0]
+            crowd = _model_labels(np.asarray(regions[i], np.float32).reshape(-1, 5), crowd_to_model, n_model)[0]
         out.append(_Truth(img, gt, hard, crowd))
     return out
 
@@ -210,6 +213,22 @@ def class_index_map(data_classes: List[str], model_classes: List[str]) -> Option
     if all(i < 0 for i in index):
         return None
     return np.array(index, dtype=np.int64)
+
+
+def _crowd_index_map(dataset, model_classes: List[str], to_model: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The crowd regions' class index map: as the boxes', plus the categories that have regions but no
+    box (``crowd_classes`` lists them after ``classes``), matched to the model's classes by name.
+
+    Why: pycocotools keeps such a category (no positives: AP -1, out of the mean) and ignores its
+    detections inside the regions; a model that has the class must not be charged for them. When the
+    boxes are compared by index (no name shared), those categories have no index to compare: left out."""
+    data = list(getattr(dataset, "classes", None) or [])
+    extended = list(getattr(dataset, "crowd_classes", None) or data)
+    if len(extended) <= len(data):
+        return to_model
+    if to_model is None and data != list(model_classes):
+        return np.array(list(range(len(data))) + [-1] * (len(extended) - len(data)), dtype=np.int64)
+    return class_index_map(extended, model_classes)
 
 
 def _class_key(name: str) -> str:

@@ -41,6 +41,8 @@ def check_export_target(model_dir: str, out_dir: str, fmt: str) -> None:
     """
     if os.path.realpath(out_dir) == os.path.realpath(model_dir):
         raise SSDError("--out must be a different folder from --model")
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        raise SSDError(f"--out {out_dir} is a file, not a folder; nothing was written: choose a new folder")
     ours = (META_FILE, PARAMS_FILE, ONNX_FILE, SYMBOL_FILE, SYMBOL_PARAMS)
     present = [n for n in ours if os.path.lexists(os.path.join(out_dir, n))]
     if not present:

@@ -25,6 +25,7 @@ import numpy as np
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.data.preprocess import normalize_batch
 from ssd.inference.detector import Detector
+from ssd.inference.onnx_trust import check_onnx_file
 from ssd.models.array_decode import array_decoder
 
 CUDA = "CUDAExecutionProvider"
@@ -131,6 +132,7 @@ def open_session(path: str, prefer_gpu: bool = True,
     # (a 64-frame pipeline run went 8-13 → 13-16 img/s on the 2-core machine without it)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers, why_cpu = wanted or wanted_providers(prefer_gpu)
+    check_onnx_file(path)       # a file from outside: no external data, control flow, custom ops or giant size
     try:
         session = ort.InferenceSession(path, options, providers=providers)
     except Exception as err:  # noqa: BLE001 - InvalidGraph, NoSuchFile, provider failures

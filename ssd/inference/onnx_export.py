@@ -32,9 +32,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.inference.onnx_trust import known_export, remember_export, same_graph, verdict_key
 from ssd.models.registry import recipe_for
-from ssd.store import (INPUT_NAME, META_FILE, ONNX_FILE, ONNX_FORMAT, is_exported, is_onnx, load_model,
-                       read_meta, save_model)
+from ssd.store import (INPUT_NAME, META_FILE, ONNX_FILE, ONNX_FORMAT, PARAMS_FILE, is_exported, is_onnx,
+                       load_model, read_meta, save_model)
 
 ONNX_RECORD = "onnx.json"
 INT8_ONNX_FILE = "model-int8.onnx"      # ssd.inference.onnx_quantize writes these two
@@ -214,8 +215,13 @@ def ensure_onnx(model_dir: str, log=lambda s: None, force: bool = False) -> Dict
     meta = read_meta(model_dir)
     if is_onnx(meta):
         return dict(meta.get("onnx") or {}, file=ONNX_FILE)
+    why = "the ONNX graph cannot be written there"
     if not force and onnx_status(model_dir, meta)[0]:
-        return read_onnx_record(model_dir) or {}
+        if cache_is_export(model_dir, meta):
+            return read_onnx_record(model_dir) or {}
+        why = f"its {ONNX_FILE} is not the conversion of its {PARAMS_FILE}, and a new one cannot be written there"
+        log(f"{model_dir}: {ONNX_FILE} is not the conversion of {PARAMS_FILE} (another network's graph, or "
+            "edited); converting again")
     log(f"converting {model_dir} to ONNX (once; cached as {ONNX_FILE})")
     record_path = os.path.join(model_dir, ONNX_RECORD)
     t0 = time.perf_counter()
@@ -228,10 +234,44 @@ def ensure_onnx(model_dir: str, log=lambda s: None, force: bool = False) -> Dict
                   "source_params_sha1": params_digest(model_dir, meta),
                   "convert_s": round(time.perf_counter() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_json(record_path, record)
+        remember_export(_cache_key(model_dir, read_meta(model_dir)), model_dir)
     except OSError as err:   # a read-only model folder: the caller (auto) falls back to MXNet
-        raise ModelError(f"{model_dir}: the ONNX graph cannot be written there ({error_gist(err)}); export it "
+        raise ModelError(f"{model_dir}: {why} ({error_gist(err)}); export it "
                          f"elsewhere with python -m ssd export --format onnx") from None
     return record
+
+
+def _cache_key(model_dir: str, meta: Dict[str, Any]) -> str:
+    from ssd.inference.precision import params_digest
+
+    return verdict_key(os.path.join(model_dir, ONNX_FILE), params_digest(model_dir, meta), meta)
+
+
+def cache_is_export(model_dir: str, meta: Dict[str, Any]) -> bool:
+    """Is the folder's ``model.onnx`` the conversion of its ``model.params`` (``onnx_trust``)?
+
+    Why: ``onnx.json``'s weights hash is a claim anyone can write, so a folder could pair its weights
+    with another network's graph and Detect would show that network's results under this model's name.
+    A mismatch is our cache gone wrong, not the user's file: ``ensure_onnx`` converts again (or, in a
+    read-only folder, refuses the ONNX engine with the reason, and ``auto`` runs MXNet on the weights).
+    Costs one conversion per folder version (3 s for the shipped model, mostly MXNet's import), then a hash.
+    """
+    key = _cache_key(model_dir, meta)
+    if known_export(key):
+        return True
+    staging = tempfile.mkdtemp(prefix="ssd-onnx-check-")
+    try:
+        net, meta = load_model(model_dir)
+        fresh = os.path.join(staging, ONNX_FILE)
+        convert(net, meta, fresh)
+        same = same_graph(os.path.join(model_dir, ONNX_FILE), fresh)
+    except ModelError:        # a cached file that fails the file checks is not ours either
+        same = False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if same:
+        remember_export(key, model_dir)
+    return same
 
 
 def export_onnx_folder(model_dir: str, out_dir: str) -> Dict[str, Any]:

@@ -47,6 +47,9 @@ def _optimized(src: str, dest: str) -> None:
     """ONNX Runtime's basic, hardware-independent rewrites (BatchNorm into Conv) written to ``dest``."""
     import onnxruntime as ort
 
+    from ssd.inference.onnx_trust import check_onnx_file
+
+    check_onnx_file(src)        # an exported folder's graph is from outside: checked before ONNX Runtime
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

@@ -7,6 +7,7 @@ from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
+from ssd.camtrap.results_files import is_results_file
 from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
 from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, stop,
@@ -155,7 +156,9 @@ def finished_results(runs_root: str) -> Dict[str, float]:
 def run_results_files(runs_root: str) -> Dict[str, float]:
     """Every results file in the runs' folders, the newest first: a run's ``results.json``, and the
     cleaned file a repeat review wrote beside it (or a merge or rebase saved there), so the page
-    reopens any of them without its path being typed. Dot files (half-written) are left out."""
+    reopens any of them without its path being typed. Dot files (half-written) are left out, and so
+    is any other JSON: only files that start as MegaDetector results (``is_results_file``, a few
+    kilobytes read once per file version) are listed."""
     found = []
     for run_dir in batch_runs(runs_root):
         try:
@@ -165,7 +168,7 @@ def run_results_files(runs_root: str) -> Dict[str, float]:
         for name in names:
             path = os.path.join(run_dir, name)
             if name.endswith(".json") and not name.startswith(".") and name not in _RUN_BOOKKEEPING \
-                    and os.path.isfile(path):
+                    and os.path.isfile(path) and is_results_file(path):
                 found.append((os.stat(path).st_mtime, path))
     return {path: stamp for stamp, path in sorted(found, reverse=True)}
 
