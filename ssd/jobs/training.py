@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from ssd.base.errors import JobError, SSDError
 from ssd.base.processes import pid_alive
 from ssd.base.text import format_duration  # noqa: F401 - the pages read it from jobs
-from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, read_log_tail, terminate
+from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, read_log_tail, stop
 from ssd.training.events import EVENTS_FILE, read_events
 from ssd.workspace import models_dir
 
@@ -73,9 +73,10 @@ def start_job(models_root: str, cfg) -> JobInfo:
     return launch(os.path.join(models_root, LOCK_FILE), config_to_argv(cfg), cfg.out, LOG_FILE, "training job")
 
 
-def stop_job(models_root: str, timeout: float = 0.0) -> bool:
-    """Ask the running job to stop (SIGTERM to its group); optionally wait up to ``timeout`` s."""
-    return terminate(current_job(models_root), timeout)
+def stop_job(models_root: str, timeout: float = 0.0, pid: Optional[int] = None) -> bool:
+    """Ask the running job (with ``pid``: only if it is that one) to stop (SIGTERM to its group);
+    optionally wait up to ``timeout`` s."""
+    return stop(os.path.join(models_root, LOCK_FILE), timeout, pid)
 
 
 def run_status(run_dir: str, running: bool = False, started: Optional[float] = None) -> RunStatus:
