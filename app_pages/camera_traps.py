@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 from typing import Any, Dict, List, Tuple
 
@@ -347,7 +348,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         stamp = (stat.st_mtime_ns, stat.st_size)
         key = (results_path, *stamp, path_prefix.strip())
     except OSError:                     # gone since it was read: nothing is reused
-        stamp, key = (0, -1), (results_path, object())
+        stamp, key = (0, -1), (results_path, "gone", time.time())
     file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
     key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
@@ -361,7 +362,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)
-    explorer_panel(results_path, shown, doc)
+    explorer_panel(key, shown, doc)
     downloads_panel(doc, image_root, shown)
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
