@@ -25,6 +25,7 @@ from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
 from ssd.models.knowledge import is_pretrained_detector
 from ssd.workspace import data_dir, models_dir
+from ssd.training import defaults
 from ssd.training.config import TrainConfig, prepared, start_from
 
 AUTO = "auto"
@@ -98,8 +99,8 @@ def model_row_ui() -> None:
 def schedule_row_ui() -> None:
     """Epochs, batch size, learning rate, seed."""
     b1, b2, b3, b4 = st.columns(4)
-    b1.number_input("Epochs", 1, 1000, 20, persist_state="session", key="train_epochs")
-    b2.number_input("Batch size", 1, 1024, 32, persist_state="session", key="train_batch")
+    b1.number_input("Epochs", 1, 1000, defaults.EPOCHS, persist_state="session", key="train_epochs")
+    b2.number_input("Batch size", 1, 1024, defaults.BATCH_SIZE, persist_state="session", key="train_batch")
     b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f",
                     persist_state="session", key="train_lr",
                     help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
