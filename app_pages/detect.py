@@ -18,7 +18,7 @@ from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape, plain_text
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
-from ssd.inference.thresholds import DEFAULT_NMS, RESULTS_FLOOR, SHOWN_THRESHOLD
+from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, SHOWN_THRESHOLD
 from ssd.inference.engines import engine_choices, precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
@@ -106,7 +106,7 @@ def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
             "MegaDetector categories", False, key="detect_megadetector", persist_state="session",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
                  "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max",
+        max_det = st.number_input("Max detections per image", 1, 1000, MAX_DETECTIONS, 1, key="detect_max",
                                   persist_state="session")
         sh.show_broken(broken)
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
