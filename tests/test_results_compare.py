@@ -124,3 +124,19 @@ def test_csv_never_replaces_an_input(tmp_path, capsys):
     before = (tmp_path / "a.json").read_text()
     assert main(["results", "compare", a, b, "--csv", a]) == 2
     assert (tmp_path / "a.json").read_text() == before
+
+
+def test_one_file_at_two_thresholds(tmp_path, capsys):
+    a, _ = _pair(tmp_path)
+    c = _compare_json(capsys, a, a, "--threshold", "0.05", "--threshold-b", "0.75")
+    assert (c["a"]["threshold"], c["b"]["threshold"]) == (0.05, 0.75)
+    assert {r["file"]: (r["state_a"], r["state_b"]) for r in c["changed"]} == {
+        "cam1/2.jpg": ("animal", "empty"), "cam1/3.jpg": ("animal+person", "animal"), "cam1/5.jpg": ("vehicle", "empty")}
+
+
+def test_runs_over_different_folders_warn(tmp_path, capsys):
+    a = _write(tmp_path / "a.json", [_entry("siteA/1.jpg")])
+    b = _write(tmp_path / "b.json", [_entry("1.jpg")])
+    assert main(["results", "compare", a, b]) == 0
+    captured = capsys.readouterr()
+    assert "no image is in both" in captured.err and "only in A 1" in captured.out
