@@ -26,8 +26,9 @@ from ssd.inference.filtering import ShownFilter
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _sweep(path: str, stamp: float, shown: ShownFilter, grouping: tuple, _doc: Dict[str, Any]) -> Dict[str, Any]:
-    """``_doc`` (not hashed): the file's entries as shown, grouped by ``grouping`` (gap, camera rule)."""
+def _sweep(key: tuple, shown: ShownFilter, _doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``_doc`` (not hashed): the file's entries as shown; ``key`` names them: the file's version, the
+    path prefix (it moves the camera folders of a fixed-depth rule), the episode gap and camera rule."""
     from ssd.camtrap.sweep import threshold_sweep
 
     return threshold_sweep(_doc, shown)
@@ -38,15 +39,15 @@ def _grouping(doc: Dict[str, Any]) -> tuple:
     return file_gap(doc), file_camera_rule(doc).recorded()
 
 
-def explorer_panel(results_path: str, shown: ShownFilter, doc: Dict[str, Any]) -> None:
+def explorer_panel(key: tuple, shown: ShownFilter, doc: Dict[str, Any]) -> None:
     """What thresholds 0.05–0.95 would do: per-class images and episodes, and flips against now."""
     st.subheader("Threshold explorer")
     if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season",
                      key="ct_explore", persist_state="session"):
         return
     try:
-        sweep = _sweep(results_path, os.path.getmtime(results_path), shown, _grouping(doc), doc)
-    except (SSDError, OSError) as err:
+        sweep = _sweep(key, shown, doc)
+    except SSDError as err:
         st.error(md_escape(err))
         return
     from ssd.viz.sweep_plot import sweep_figure

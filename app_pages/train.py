@@ -183,8 +183,8 @@ def _delete(root: str, run_dir: str) -> None:
         st.session_state["train_flash"] = str(err)
 
 
-def _stop(root: str) -> None:
-    jobs.stop_job(root)
+def _stop(root: str, pid: int) -> None:
+    jobs.stop_job(root, pid=pid)        # the run this tab showed, not one another tab started since
     st.session_state["train_stopping"] = True
 
 
@@ -207,7 +207,7 @@ def running_panel(root: str, name: str, status: jobs.RunStatus, current) -> None
         st.progress(jobs.progress_fraction(p), text=jobs.progress_text(p))
     else:
         st.progress(0.0, text="starting (loading MXNet and the dataset)…")
-    st.button("Stop", on_click=_stop, args=(root,), key="train_stop", disabled=bool(stopping),
+    st.button("Stop", on_click=_stop, args=(root, current.pid), key="train_stop", disabled=bool(stopping),
               help="Ends after the current iteration; the last finished epoch is kept and can be resumed.")
 
 
