@@ -21,7 +21,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
-from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel
+from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel, split_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
@@ -364,6 +364,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         large_view(doc, entries, image_root, shown)
     explorer_panel(key, shown, doc)
     downloads_panel(doc, image_root, shown)
+    split_panel(file_doc, file_camera_rule(doc))        # the file's entries, by the page's camera folder
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
     reviewed = sh.results_doc(results_path) if path_prefix.strip() else file_doc

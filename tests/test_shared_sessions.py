@@ -165,3 +165,24 @@ def test_the_camera_page_keeps_showing_what_this_tab_browses_when_another_run_en
     at.run()
     assert at.selectbox(key="ct_results").value == p
     assert "q" in at.selectbox(key="ct_results").options        # listed, not shown
+
+
+def test_delete_refuses_a_run_whose_resume_is_starting_in_another_tab(tmp_path):
+    """A lock without its pid yet is a job starting (its Resume, from another tab, may be this very
+    run): Delete waits for it instead of removing the folder under the starting job."""
+    from ssd import jobs
+    from ssd.base.errors import JobError
+    from ssd.jobs.training import LOCK_FILE
+    from ssd.training.events import EVENTS_FILE
+
+    root = tmp_path / "models"
+    run = root / "run1"
+    run.mkdir(parents=True)
+    (run / EVENTS_FILE).write_text("")
+    (root / LOCK_FILE).write_text("")              # launch() holds it; the pid comes once the process runs
+    with pytest.raises(JobError, match="starting"):
+        jobs.delete_run(str(root), str(run))
+    assert run.is_dir()
+    os.unlink(root / LOCK_FILE)
+    jobs.delete_run(str(root), str(run))            # nothing starting: deleted, and the lock not left behind
+    assert not run.exists() and not (root / LOCK_FILE).exists()

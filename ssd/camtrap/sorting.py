@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_inside, open_folder, place,
                                  same_placement)
 from ssd.base.text import name_on_disk, terminal_safe
-from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
+from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, in_category_order, shown_detections
 from ssd.camtrap.rebase import recorded_folder_hint, refuse_windows_names
 from ssd.inference.filtering import ShownFilter
 
@@ -46,11 +46,8 @@ def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshol
 
 def class_folder(found: Iterable[str], names: Dict[str, str]) -> str:
     """``animal_person``: the class names found, in category order, as one safe folder name."""
-    found = set(found)
-    if not found:
-        return "empty"
-    order = list(names.values())
-    return "_".join(_safe(c) for c in sorted(found, key=lambda c: (order.index(c) if c in order else len(order), c)))
+    ordered = in_category_order(found, list(names.values()))
+    return "_".join(_safe(c) for c in ordered) if ordered else "empty"
 
 
 def episode_folders(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> List[str]:

@@ -17,6 +17,7 @@ them so) and may not climb out with ``..``: everything is checked before any fil
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
@@ -107,3 +108,19 @@ def planned_files(parts: Dict[str, Dict[str, Any]], out: str) -> List[Tuple[str,
         raise ResultsError(f"'{existing}' exists already: split into a new or empty folder, or move it away "
                            "(nothing was written)")
     return plan
+
+
+def write_split(parts: Dict[str, Dict[str, Any]], out: str) -> List[Tuple[str, int]]:
+    """Write each part under ``out`` (made if missing), one compact entry a line as a batch run writes
+    them; ``[(path, images)]``. Every path is checked first (``planned_files``): nothing is replaced."""
+    from ssd.camtrap.run_checkpoint import write_json_with_images
+
+    plan = planned_files(parts, out)
+    os.makedirs(out, exist_ok=True)
+    written: List[Tuple[str, int]] = []
+    for path, part in plan:
+        images = part["images"]
+        head = {k: v for k, v in part.items() if k != "images"}
+        write_json_with_images(path, head, (json.dumps(im, separators=(",", ":"), allow_nan=False) for im in images))
+        written.append((path, len(images)))
+    return written

@@ -1,4 +1,4 @@
-"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split|compare``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +13,8 @@ from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter
 
 
 def register(sub) -> None:
-    r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX) or rebase "
-                       "MegaDetector-format results; apply a repeat review")
+    r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX), rebase, split or "
+                       "compare MegaDetector-format results; apply a repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
     m = rs.add_parser("merge", help="join shards' results into one file")
@@ -54,6 +54,9 @@ def register(sub) -> None:
     from ssd.cli.results_split import register_split
 
     register_split(rs, camera_depth_arg)
+    from ssd.cli.results_compare import register_compare
+
+    register_compare(rs)
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:

@@ -3,8 +3,6 @@ for Timelapse opened at that folder (arguments only; ``ssd.camtrap.splitting`` d
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import Callable
 
@@ -28,16 +26,12 @@ def cmd_split(args: argparse.Namespace) -> int:
     from ssd.base.text import terminal_safe
     from ssd.camtrap.cameras import file_camera_rule
     from ssd.camtrap.megadetector import read_results
-    from ssd.camtrap.run_checkpoint import write_json_with_images
-    from ssd.camtrap.splitting import planned_files, split_results
+    from ssd.camtrap.splitting import split_results, write_split
 
     doc = with_path_prefix(read_results(args.results), args, None)
     rule = args.camera_depth if args.camera_depth is not None else file_camera_rule(doc)
-    plan = planned_files(split_results(doc, rule), args.out)
-    os.makedirs(args.out, exist_ok=True)
-    for path, part in plan:
-        images = part.pop("images")
-        write_json_with_images(path, part, (json.dumps(im, separators=(",", ":"), allow_nan=False) for im in images))
-        print(f"{len(images):>8} image(s)  {terminal_safe(path)}", file=sys.stderr)
-    print(f"{len(plan)} file(s) in {terminal_safe(args.out)} ({rule.describe()})", file=sys.stderr)
+    written = write_split(split_results(doc, rule), args.out)
+    for path, n in written:
+        print(f"{n:>8} image(s)  {terminal_safe(path)}", file=sys.stderr)
+    print(f"{len(written)} file(s) in {terminal_safe(args.out)} ({rule.describe()})", file=sys.stderr)
     return 0

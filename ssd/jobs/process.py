@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import JSONFileError, read_json_file
@@ -80,6 +81,35 @@ def remove_file(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+@contextmanager
+def nothing_starts(lock: str, what: str) -> Iterator[Optional[JobInfo]]:
+    """While the ``with`` body runs, no job of ``lock``'s kind can start; yields the job running now.
+
+    Why: deleting a run folder after a "not running" check raced a Resume of that run from another
+    tab (its lock is taken before its pid is written). A live job's lock already keeps every other
+    start out; without one the lock is taken here, empty, so a Start meanwhile is told to wait.
+    ``JobError`` while a job is starting (its lock holds no pid yet).
+    """
+    for _ in range(2):                     # a stale lock is removed by ``current``: then try once more
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            running = current(lock)
+            if running is not None:
+                yield running
+                return
+            if os.path.exists(lock):
+                raise JobError(f"a {what} is starting right now; try again in a moment") from None
+            continue
+        try:
+            yield None
+        finally:
+            os.close(fd)
+            remove_file(lock)
+        return
+    raise JobError(f"a {what} is starting right now; try again in a moment")
 
 
 def launch(lock: str, argv: List[str], out: str, log_name: str, what: str,
