@@ -1,7 +1,8 @@
-"""The Camera traps page's threshold explorer, its downloads and sorting, and its Camtrap DP / XLSX exports.
+"""The Camera traps page's threshold explorer, its downloads, sorting and split per camera, and its Camtrap DP /
+XLSX exports.
 
 Only widgets here: the sweep, the workbook and the package are library calls
-(``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``). The sweep is
+(``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``, ``ssd.camtrap.splitting``). The sweep is
 cached per results file and filter, so moving another widget does not recount the season.
 """
 from __future__ import annotations
@@ -25,8 +26,9 @@ from ssd.inference.filtering import ShownFilter
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _sweep(path: str, stamp: float, shown: ShownFilter, grouping: tuple, _doc: Dict[str, Any]) -> Dict[str, Any]:
-    """``_doc`` (not hashed): the file's entries as shown, grouped by ``grouping`` (gap, camera rule)."""
+def _sweep(key: tuple, shown: ShownFilter, _doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``_doc`` (not hashed): the file's entries as shown; ``key`` names them: the file's version, the
+    path prefix (it moves the camera folders of a fixed-depth rule), the episode gap and camera rule."""
     from ssd.camtrap.sweep import threshold_sweep
 
     return threshold_sweep(_doc, shown)
@@ -37,15 +39,15 @@ def _grouping(doc: Dict[str, Any]) -> tuple:
     return file_gap(doc), file_camera_rule(doc).recorded()
 
 
-def explorer_panel(results_path: str, shown: ShownFilter, doc: Dict[str, Any]) -> None:
+def explorer_panel(key: tuple, shown: ShownFilter, doc: Dict[str, Any]) -> None:
     """What thresholds 0.05–0.95 would do: per-class images and episodes, and flips against now."""
     st.subheader("Threshold explorer")
     if not st.toggle("Show what thresholds 0.05–0.95 do to the whole season",
                      key="ct_explore", persist_state="session"):
         return
     try:
-        sweep = _sweep(results_path, os.path.getmtime(results_path), shown, _grouping(doc), doc)
-    except (SSDError, OSError) as err:
+        sweep = _sweep(key, shown, doc)
+    except SSDError as err:
         st.error(md_escape(err))
         return
     from ssd.viz.sweep_plot import sweep_figure
@@ -94,6 +96,36 @@ def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter,
         st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
+
+
+def split_panel(doc: Dict[str, Any], rule: Any) -> None:
+    """One results file per camera folder (``results split``), names relative to it: for Timelapse
+    opened at a camera's folder. ``doc`` is the file's own document, ``rule`` the page's camera folder."""
+    with st.container(border=True):
+        st.markdown(f"**One results file per camera** (camera folder: {md_escape(rule.describe())}), its names "
+                    "relative to that folder, for Timelapse opened there. A file already in the folder is never "
+                    "replaced.")
+        target = st.text_input("Write the files into this folder", key="ct_split_out", persist_state="session")
+        if st.button("Split per camera", key="ct_split_go"):
+            _split(doc, rule, target)
+
+
+def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
+    """Write the parts and show each file with its number of images; the refusal (nothing written) otherwise."""
+    from ssd.camtrap.splitting import split_results, write_split
+
+    if not target.strip():
+        st.error("Type the folder to write the files into first (it is made if it does not exist).")
+        return
+    try:
+        check_photo_path(target, "The split folder", _access.roots())
+        written = write_split(split_results(doc, rule), target)
+    except (SSDError, OSError) as err:
+        st.error(md_escape(err))
+        return
+    st.success(md_escape(f"{len(written)} file(s) written in {target}"))
+    st.dataframe(pd.DataFrame({"file": [os.path.basename(p) for p, _ in written],
+                               "images": [n for _, n in written]}), hide_index=True)
 
 
 def _package_options(image_root: str):

@@ -84,6 +84,18 @@ def _write(doc: Dict[str, Any], decisions: Dict[str, Any], out: str, results_pat
     return True
 
 
+def _forget_other_reviews(results_path: str, groups: List[RepeatGroup]) -> None:
+    """Decisions are kept by the group's place in the list (``ct_rv_K``): when another results file
+    (or another version's groups) is shown, they belong to groups no longer there, and kept they
+    pre-marked the new file's groups unseen. Cleared then."""
+    ss = st.session_state
+    source = (os.path.abspath(results_path) if results_path else "", tuple(g.id for g in groups))
+    if ss.get("ct_rv_for") != source:
+        for key in [k for k in ss if isinstance(k, str) and k.startswith("ct_rv_") and k[6:].isdigit()]:
+            del ss[key]
+        ss["ct_rv_for"] = source
+
+
 def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
                  pictures: Optional[Dict[str, Any]] = None, groups: Optional[List[RepeatGroup]] = None,
                  open_results: Optional[Callable[[str], None]] = None) -> None:
@@ -101,6 +113,7 @@ def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
     st.caption(f"{len(groups)} group(s) of suspect boxes: the same place in many images of one camera. Mark each "
                "group as real or as a false positive, then write a cleaned results file (false positives removed, "
                "the decisions recorded in its info).")
+    _forget_other_reviews(results_path, groups[:GROUPS_SHOWN])
     for k, group in enumerate(groups[:GROUPS_SHOWN]):
         with st.container(border=True):
             _group_ui(doc, k, group, image_root, pictures or doc)

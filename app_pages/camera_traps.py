@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 from typing import Any, Dict, List, Tuple
 
@@ -20,7 +21,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
-from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel
+from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel, split_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
@@ -71,6 +72,7 @@ def _start(runs_root: str) -> None:
         check_photo_path(s.get("ct_folder", ""), "The photo folder", _access.roots())
         jobs.start_batch_job(runs_root, s.get("ct_name", ""), _form_settings(), replace=bool(s.get("ct_replace")))
         s["ct_run"] = os.path.join(runs_root, s.get("ct_name", ""))
+        s["ct_mine"] = [*s.get("ct_mine", ()), s["ct_run"]]     # its results are shown once it finishes
         s["ct_replace"] = False            # one replace per tick, not a standing order
         s["ct_name"] = jobs.form_defaults(runs_root)[1]     # the next card's Start is not refused for this name
     except SSDError as err:
@@ -80,12 +82,13 @@ def _start(runs_root: str) -> None:
 def _resume(runs_root: str, run_dir: str) -> None:
     try:
         jobs.start_batch_job(runs_root, os.path.basename(run_dir), resume=True)
+        st.session_state["ct_mine"] = [*st.session_state.get("ct_mine", ()), run_dir]
     except SSDError as err:
         st.session_state["ct_flash"] = str(err)
 
 
-def _stop(runs_root: str) -> None:
-    jobs.stop_batch_job(runs_root)
+def _stop(runs_root: str, pid: int) -> None:
+    jobs.stop_batch_job(runs_root, pid=pid)     # the run this tab showed, not one started since
     st.session_state["ct_stopping"] = True
 
 
@@ -150,8 +153,9 @@ def _shown_run(runs_root: str, current) -> str:
     return run_dir
 
 
-def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
-    """Progress with Stop while running; Resume after a stop; the outcome when done; the log."""
+def _run_state_panel(runs_root: str, run_dir: str, current) -> None:
+    """Progress with Stop while ``current`` (the job) runs; Resume after a stop; the outcome when done; the log."""
+    running = current is not None
     status = jobs.batch_status(run_dir, running=running)
     st.text(plain_text(f"Run {os.path.basename(run_dir)}: {status['state']}"))
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
@@ -160,7 +164,7 @@ def _run_state_panel(runs_root: str, run_dir: str, running: bool) -> None:
         st.progress(done / total if total else 0.0,
                     text=f"{done}/{total} images, {status.get('rate', 0):.1f} images/s, ETA {eta}, "
                          f"{status.get('failures', 0)} failed" if total else "starting (loading the model)…")
-        st.button("Stop", on_click=_stop, args=(runs_root,), key="ct_stop",
+        st.button("Stop", on_click=_stop, args=(runs_root, current.pid), key="ct_stop",
                   disabled=bool(st.session_state.get("ct_stopping")),
                   help="Writes a checkpoint and stops; Resume continues where it stopped.")
     elif status["state"] in ("stopped", "interrupted"):
@@ -187,7 +191,7 @@ def monitor_panel(runs_root: str, running: bool) -> None:
         if not run_dir:
             st.caption("No run yet.")
             return
-        _run_state_panel(runs_root, run_dir, current is not None)
+        _run_state_panel(runs_root, run_dir, current)
 
     monitor()
 
@@ -208,7 +212,7 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
     ss = st.session_state
     finished, listed = jobs.finished_results(runs_root), jobs.run_results_files(runs_root)
     pick = jobs.results_to_show(finished, ss.get("ct_finished_seen") or {}, ss.get("ct_results"), OTHER_RESULTS,
-                                listed)
+                                listed, mine=set(ss.get("ct_mine", ())))   # not another person's run
     ss["ct_finished_seen"] = finished
     if ss.get("ct_results") != pick:
         ss["ct_results"] = pick
@@ -344,7 +348,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         stamp = (stat.st_mtime_ns, stat.st_size)
         key = (results_path, *stamp, path_prefix.strip())
     except OSError:                     # gone since it was read: nothing is reused
-        stamp, key = (0, -1), (results_path, object())
+        stamp, key = (0, -1), (results_path, "gone", time.time())
     file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
     key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
@@ -358,8 +362,9 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
         large_view(doc, entries, image_root, shown)
-    explorer_panel(results_path, shown, doc)
+    explorer_panel(key, shown, doc)
     downloads_panel(doc, image_root, shown)
+    split_panel(file_doc, file_camera_rule(doc))        # the file's entries, by the page's camera folder
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
     reviewed = sh.results_doc(results_path) if path_prefix.strip() else file_doc

@@ -18,7 +18,7 @@ from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape, plain_text
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
-from ssd.inference.thresholds import DEFAULT_NMS, SHOWN_THRESHOLD
+from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, SHOWN_THRESHOLD
 from ssd.inference.engines import engine_choices, precision_choices
 from ssd.viz.drawing import annotated_name
 from ssd.base.errors import SSDError
@@ -106,7 +106,7 @@ def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
             "MegaDetector categories", False, key="detect_megadetector", persist_state="session",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
                  "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        max_det = st.number_input("Max detections per image", 1, 1000, 100, 1, key="detect_max",
+        max_det = st.number_input("Max detections per image", 1, 1000, MAX_DETECTIONS, 1, key="detect_max",
                                   persist_state="session")
         sh.show_broken(broken)
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
@@ -273,7 +273,7 @@ def download_view(s: Settings, items: Items, results: Sequence[DetectedImage],
                        key="dl_csv", on_click="ignore")
     st.caption("Annotated images are drawn at full resolution when you download them; the JSON follows the "
                "MegaDetector batch format (boxes normalized x, y, width, height) that camera-trap tools read. "
-               "The JSON and CSV hold every image and every detection down to a score of 0.005, not only "
+               f"The JSON and CSV hold every image and every detection down to a score of {RESULTS_FLOOR:g}, not only "
                "what the slider shows, so other tools can choose their own threshold.")
 
 

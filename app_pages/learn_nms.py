@@ -14,6 +14,7 @@ from app_pages import _learn
 from app_pages import _shared as sh
 from ssd.base.text import md_escape
 from ssd.base.errors import SSDError
+from ssd.inference.thresholds import DEFAULT_NMS
 from ssd.viz.learn import nms_step_figure
 from ssd.viz.nms_steps import NMSTrace, same_detections
 from ssd.workspace import Sample
@@ -25,7 +26,7 @@ def settings_ui() -> Tuple[str, dict, Sample, float, float]:
     s1, s2 = st.columns(2)
     floor = s1.slider("Floor: candidates need at least this score", 0.01, 0.9, 0.05, 0.01,
                       persist_state="session", key="learn_nms_floor")
-    nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, 0.45, 0.05, persist_state="session", key="learn_nms_iou")
+    nms = s2.slider("NMS threshold (IoU)", 0.05, 0.95, DEFAULT_NMS, 0.05, persist_state="session", key="learn_nms_iou")
     return path, meta, sample, floor, nms
 
 

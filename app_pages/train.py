@@ -25,6 +25,7 @@ from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
 from ssd.models.knowledge import is_pretrained_detector
 from ssd.workspace import data_dir, models_dir
+from ssd.training import defaults
 from ssd.training.config import TrainConfig, prepared, start_from
 
 AUTO = "auto"
@@ -98,8 +99,8 @@ def model_row_ui() -> None:
 def schedule_row_ui() -> None:
     """Epochs, batch size, learning rate, seed."""
     b1, b2, b3, b4 = st.columns(4)
-    b1.number_input("Epochs", 1, 1000, 20, persist_state="session", key="train_epochs")
-    b2.number_input("Batch size", 1, 1024, 32, persist_state="session", key="train_batch")
+    b1.number_input("Epochs", 1, 1000, defaults.EPOCHS, persist_state="session", key="train_epochs")
+    b2.number_input("Batch size", 1, 1024, defaults.BATCH_SIZE, persist_state="session", key="train_batch")
     b3.number_input("Learning rate (0 = auto)", 0.0, 10.0, 0.0, 0.001, format="%.4f",
                     persist_state="session", key="train_lr",
                     help=f"auto: {recipe_for('tiny').defaults(32)['lr']} with momentum 0.9 for TinySSD (SSD-paper loss), "
@@ -183,8 +184,8 @@ def _delete(root: str, run_dir: str) -> None:
         st.session_state["train_flash"] = str(err)
 
 
-def _stop(root: str) -> None:
-    jobs.stop_job(root)
+def _stop(root: str, pid: int) -> None:
+    jobs.stop_job(root, pid=pid)        # the run this tab showed, not one another tab started since
     st.session_state["train_stopping"] = True
 
 
@@ -207,7 +208,7 @@ def running_panel(root: str, name: str, status: jobs.RunStatus, current) -> None
         st.progress(jobs.progress_fraction(p), text=jobs.progress_text(p))
     else:
         st.progress(0.0, text="starting (loading MXNet and the dataset)…")
-    st.button("Stop", on_click=_stop, args=(root,), key="train_stop", disabled=bool(stopping),
+    st.button("Stop", on_click=_stop, args=(root, current.pid), key="train_stop", disabled=bool(stopping),
               help="Ends after the current iteration; the last finished epoch is kept and can be resumed.")
 
 

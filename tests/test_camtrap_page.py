@@ -309,3 +309,18 @@ def test_the_cleaned_file_just_written_opens_from_the_review(season):
     assert at.text_input(key="ct_image_root").value == str(season / "photos")
     assert int(_metrics(at)["With detections"]) < int(before)       # the rock's frames are empty now
     assert len(at.image) > 0                                          # its photos are found
+
+
+def test_review_decisions_stay_with_the_results_file_they_were_made_on(season):
+    """Decisions were kept by the group's place in the list: marking season.json's first group a
+    false positive, then opening another season's results, showed that season's first group marked
+    too, and "Write cleaned results" removed its boxes though nobody had looked at them."""
+    (season / "other.json").write_text((season / "season.json").read_text())
+    at = _open(season)
+    at.radio(key="ct_rv_0").set_value("false positive").run()
+    at.text_input(key="ct_results_path").set_value(str(season / "other.json")).run()
+    _ok(at)
+    assert at.radio(key="ct_rv_0").value == "undecided"
+    assert next(b for b in at.button if b.key == "ct_rv_write").disabled
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
+    assert at.radio(key="ct_rv_0").value == "undecided"     # a new file, a new review: nothing carried back

@@ -179,3 +179,33 @@ def test_the_resolver_answers_each_name_as_a_full_resolution_would(tmp_path):
             resolver.resolve(name)
     assert resolver.resolve("cam/a.jpg") == (["cam", "a.jpg"], str(photos / "cam" / "a.jpg"))
     assert resolver.resolve("cam/alias.jpg") == (["cam", "alias.jpg"], str(photos / "cam" / "a.jpg"))
+
+
+def test_results_saved_away_from_the_photos_are_refused_naming_the_recorded_folder(tmp_path, capsys):
+    """``detect /data/season --json ~/season.json`` then ``results sort ~/season.json --into …`` looked
+    for the photos beside the results: every image "missing", exit 0, an empty target folder."""
+    photos = tmp_path / "season"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"a")
+    doc = _doc(_empty("a.jpg"))
+    doc["info"]["ssd_batch"] = {"images_root": str(photos), "absolute_paths": False}
+    (tmp_path / "home").mkdir()
+    results = _write(tmp_path / "home" / "season.json", doc)
+    into = tmp_path / "sorted"
+    assert main(["results", "sort", results, "--into", str(into)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 1 image(s)" in err and f"--images {photos}" in err and "nothing was sorted" in err
+    assert not into.exists()
+    assert main(["results", "sort", results, "--images", str(photos), "--into", str(into)]) == 0
+    assert os.path.islink(into / "empty" / "a.jpg")
+
+
+def test_some_originals_missing_are_counted_and_named_on_stderr(tmp_path, capsys):
+    photos = tmp_path / "imgs"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"a")
+    results = _write(tmp_path / "r.json", _doc(_empty("a.jpg"), _empty("gone.jpg")))
+    assert main(["results", "sort", results, "--images", str(photos), "--into", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "missing" in captured.out
+    assert "1 of 2 image(s) not found" in captured.err and "gone.jpg" in captured.err

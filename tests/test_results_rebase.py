@@ -214,3 +214,34 @@ def test_an_export_without_images_names_the_folder_the_run_recorded(tmp_path, ca
     assert "1 file(s) left out" in err and f"--images {images}" in err, err
     assert main([*common, "--out", str(tmp_path / "dp2"), "--images", str(images)]) == 0
     assert "left out" not in capsys.readouterr().err
+
+
+def test_the_threshold_explorer_follows_the_path_prefix(season):
+    """The sweep is cached per path prefix too: with a fixed camera folder depth the prefix moves which
+    folder is a camera, so a sweep cached without it showed the other prefix's episodes."""
+    from test_camtrap_page import APP, _ok
+    from streamlit.testing.v1 import AppTest
+
+    doc = json.loads((season / "season.json").read_text())
+    for im in doc["images"]:
+        im["file"] = "D:\\season\\" + im["file"].replace("/", "\\")
+        im.setdefault("datetime", doc["images"][0]["datetime"])      # cam2 at cam1's first burst
+    (season / "season.json").write_text(json.dumps(doc))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app_pages/camera_traps.py").run()
+    at.text_input(key="ct_results_path").set_value(str(season / "season.json"))
+    at.text_input(key="ct_image_root").set_value(str(season / "photos"))
+    at.text_input(key="ct_path_prefix").set_value("d:\\SEASON\\").run()
+    at.selectbox(key="ct_rg_depth").set_value(1).run()
+    at.toggle(key="ct_explore").set_value(True).run()
+    _ok(at)
+
+    def episodes():
+        sweep = next(d.value for d in at.dataframe if "images changed" in d.value.columns)
+        return list(sweep["episodes"])
+
+    with_prefix = episodes()
+    at.text_input(key="ct_path_prefix").set_value("").run()
+    at.selectbox(key="ct_rg_depth").set_value(1).run()
+    _ok(at)
+    assert episodes() != with_prefix        # one 'camera' D: now: cam2's frames join cam1's burst

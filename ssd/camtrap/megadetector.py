@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -158,9 +158,20 @@ def image_state(entry: Dict[str, Any], threshold: Threshold, hide_suspect: bool 
     ``hide_suspect`` then counts); ``names`` (category id → class name) lets per-class
     thresholds find their classes.
     """
-    if entry.get("failure") is not None or entry.get("detections") is None:
+    if is_failed(entry):
         return "failed"
     return "detections" if shown_detections(entry, threshold, hide_suspect, names) else "empty"
+
+
+def is_failed(entry: Dict[str, Any]) -> bool:
+    """Whether an entry is a file that could not be processed (a ``failure``, or no detections list)."""
+    return entry.get("failure") is not None or entry.get("detections") is None
+
+
+def in_category_order(found: Iterable[str], order: Sequence[str]) -> List[str]:
+    """Class names in the order the file declares its categories (names it does not declare last, by name):
+    ``animal`` before ``person`` wherever both appear (sort folders, compare states)."""
+    return sorted(set(found), key=lambda c: (order.index(c) if c in order else len(order), c))
 
 
 def is_cut_short(entry: Dict[str, Any]) -> bool:

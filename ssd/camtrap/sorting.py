@@ -27,9 +27,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_inside, open_folder, place,
                                  same_placement)
-from ssd.base.text import name_on_disk
-from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, shown_detections
-from ssd.camtrap.rebase import refuse_windows_names
+from ssd.base.text import name_on_disk, terminal_safe
+from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, in_category_order, shown_detections
+from ssd.camtrap.rebase import recorded_folder_hint, refuse_windows_names
 from ssd.inference.filtering import ShownFilter
 
 MODES = ("symlink", "hardlink", "copy")
@@ -46,11 +46,8 @@ def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshol
 
 def class_folder(found: Iterable[str], names: Dict[str, str]) -> str:
     """``animal_person``: the class names found, in category order, as one safe folder name."""
-    found = set(found)
-    if not found:
-        return "empty"
-    order = list(names.values())
-    return "_".join(_safe(c) for c in sorted(found, key=lambda c: (order.index(c) if c in order else len(order), c)))
+    ordered = in_category_order(found, list(names.values()))
+    return "_".join(_safe(c) for c in ordered) if ordered else "empty"
 
 
 def episode_folders(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> List[str]:
@@ -84,17 +81,28 @@ class _Placement:
 
 
 def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
-                      mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> Dict[str, int]:
+                      mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False,
+                      missing: Optional[List[str]] = None) -> Dict[str, int]:
     """Link or copy every image into its class folder under ``into``; returns images per folder.
 
     ``image_root`` is the folder the results' paths start from; every original is read inside it
     (absolute names too, by resolved path). Every entry is checked before anything is written, so
     a refusal (``ResultsError``) sorts nothing. Missing originals are counted under ``missing``.
     ``by_episode``: each image goes where its episode goes (see the module's docstring).
+    ``missing``, when given, gets the names of the originals not found. None found at all is a
+    refusal, not an empty sort: the images folder is the wrong one (results saved away from the
+    photos are looked up beside the file), and the message names the folder the run recorded.
     """
     if mode not in MODES:
         raise ResultsError(f"unknown sort mode {mode!r}; one of {', '.join(MODES)}")
     plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode)
+    lost = ["/".join(p.parts[1:]) for p in plan if p.src is None]
+    if plan and len(lost) == len(plan):
+        raise ResultsError(f"none of the {len(plan)} image(s) of the results is in the images folder '{image_root}' "
+                           f"(e.g. '{terminal_safe(lost[0])}'){recorded_folder_hint(doc, image_root)} "
+                           "(nothing was sorted)")
+    if missing is not None:
+        missing.extend(lost)
     return _carry_out(plan, os.path.realpath(into), mode)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional
 
 from ssd.base.text import terminal_safe
-from ssd.camtrap.megadetector import Threshold, is_cut_short, shown_detections
+from ssd.camtrap.megadetector import Threshold, is_cut_short, is_failed, shown_detections
 from ssd.inference.filtering import ShownFilter
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
     shown_cats: List[Optional[FrozenSet[str]]] = []        # per entry, for the episode counts
     for im in doc.get("images", []):
         out["images"] += 1
-        failed = im.get("failure") is not None or im.get("detections") is None     # as image_state says
+        failed = is_failed(im)
         dets = [] if failed else shown_detections(im, shown, names=names)             # once per entry
         out["failed" if failed else "with_detections" if dets else "empty"] += 1
         out["cut_short"] += is_cut_short(im)

@@ -1,4 +1,4 @@
-"""``python -m ssd results merge|summary|sort|export|rebase|repeats``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split|compare``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +13,8 @@ from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter
 
 
 def register(sub) -> None:
-    r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX) or rebase "
-                       "MegaDetector-format results; apply a repeat review")
+    r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX), rebase, split or "
+                       "compare MegaDetector-format results; apply a repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
     m = rs.add_parser("merge", help="join shards' results into one file")
@@ -51,6 +51,12 @@ def register(sub) -> None:
     register_export(rs, _shown_args, episode_args)
     register_rebase(rs)
     register_repeats(rs)
+    from ssd.cli.results_split import register_split
+
+    register_split(rs, camera_depth_arg)
+    from ssd.cli.results_compare import register_compare
+
+    register_compare(rs)
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +125,14 @@ def cmd_sort(args: argparse.Namespace) -> int:
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     doc = with_path_prefix(read_results(args.results), args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
+    missing: list = []
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
-                               hide_suspect=not args.show_suspect, by_episode=args.by_episode)
+                               hide_suspect=not args.show_suspect, by_episode=args.by_episode, missing=missing)
     for folder, n in sorted(counts.items()):
         print(f"{folder:<20} {n}")
+    if missing:
+        from ssd.camtrap.rebase import recorded_folder_hint
+
+        print(f"warning: {len(missing)} of {len(doc['images'])} image(s) not found under {terminal_safe(root)} "
+              f"(not sorted), e.g. {terminal_safe(missing[0])!r}{recorded_folder_hint(doc, root)}", file=sys.stderr)
     return 0

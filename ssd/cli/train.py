@@ -9,6 +9,7 @@ from typing import List
 from ssd.base.argtypes import (DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
                                positive_int)
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
+from ssd.training import defaults
 
 
 def register(sub) -> None:
@@ -24,13 +25,14 @@ def register(sub) -> None:
                         "ssd_512_resnet50_v1, ssd_512_resnet50_v1b) or torchvision's ssdlite320_mobilenet_v3_large; "
                         "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
-    t.add_argument("--epochs", type=positive_int, default=20, help="epochs in all (with --resume: the total to reach)")
-    t.add_argument("--batch-size", type=positive_int, default=32, help="images per step (per worker under launch)")
-    t.add_argument("--lr", type=positive_float, help="default: 0.01 for tiny, 0.001×batch/32 for zoo models")
-    t.add_argument("--wd", type=nonnegative_float, default=5e-4, help="weight decay")
+    t.add_argument("--epochs", type=positive_int, default=defaults.EPOCHS, help="epochs in all (with --resume: the total to reach)")
+    t.add_argument("--batch-size", type=positive_int, default=defaults.BATCH_SIZE, help="images per step (per worker under launch)")
+    t.add_argument("--lr", type=positive_float, help="default: 0.01 for tiny, 0.001×batch/32 for GluonCV SSDs, "
+                        "0.15×batch/192 for SSDlite")
+    t.add_argument("--wd", type=nonnegative_float, default=defaults.WEIGHT_DECAY, help="weight decay")
     t.add_argument("--momentum", type=nonnegative_float, help="default: 0.9")
-    t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="default: cosine (tiny), step (zoo)")
-    t.add_argument("--input-size", type=positive_int, help="default: 256 (tiny), the native size (zoo)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="default: cosine (tiny, SSDlite), step (GluonCV SSDs)")
+    t.add_argument("--input-size", type=positive_int, help="default: 256 (tiny), the native size (others)")
     t.add_argument("--sizes", type=_parse_floats, help="anchor sizes per scale, e.g. '0.2,0.272;0.37,0.447;…'")
     t.add_argument("--ratios", type=_parse_floats, help="anchor ratios per scale (one group = all scales)")
     t.add_argument("--cls-loss", choices=["ce", "focal"], default="ce", help="class loss: cross-entropy or focal")

@@ -100,6 +100,8 @@ def detect_images(detector, items: Sequence[Tuple[str, bytes]], nms: float, cach
         digest = image_digest(data)
         ck = (key, digest, round(float(nms), 4))
         hit = cache.get(ck) if cache is not None else None
+        if hit is not None and hit.error and hit.name != name:
+            hit = None        # its message names the file as another upload (maybe another session's) named it
         if hit is not None:
             out[i] = _copy(hit, name=name, ran_network=False)
             continue

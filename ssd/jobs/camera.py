@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.results_files import is_results_file
 from ssd.camtrap.run_store import default_journal_path
 from ssd.camtrap.settings import RunSettings, SettingsError
-from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, terminate,
+from ssd.jobs.process import (JobInfo, current, folders_holding, launch, read_log_tail, remove_file, stop,
                               valid_model_name)
 
 BATCH_LOCK_FILE = ".camera.lock"
@@ -77,16 +77,19 @@ def start_batch_job(runs_root: str, name: str, settings: Optional[RunSettings] =
     if running is not None:
         raise JobError(f"a camera-trap run is already going: {running.name} (pid {running.pid}); "
                        "stop it or wait for it to finish")
-    if not resume and not replace:
-        _refuse_to_replace(run_dir, name)
     settings = in_run_folder(settings, run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    settings.save(os.path.join(run_dir, BATCH_SETTINGS))
-    if not resume:
-        for f in (BATCH_PROGRESS, BATCH_RESULTS, BATCH_CSV, BATCH_JOURNAL):
-            remove_file(os.path.join(run_dir, f))
+
+    def prepare() -> None:          # under the runs folder's lock: no other tab's Start is half-way
+        if not resume and not replace:
+            _refuse_to_replace(run_dir, name)
+        os.makedirs(run_dir, exist_ok=True)
+        settings.save(os.path.join(run_dir, BATCH_SETTINGS))
+        if not resume:
+            for f in (BATCH_PROGRESS, BATCH_RESULTS, BATCH_CSV, BATCH_JOURNAL):
+                remove_file(os.path.join(run_dir, f))
+
     return launch(os.path.join(runs_root, BATCH_LOCK_FILE), batch_argv(settings, resume), run_dir,
-                  BATCH_LOG_FILE, "camera-trap run")
+                  BATCH_LOG_FILE, "camera-trap run", prepare)
 
 
 def _refuse_to_replace(run_dir: str, name: str) -> None:
@@ -99,9 +102,10 @@ def _refuse_to_replace(run_dir: str, name: str) -> None:
                    "(its results and checkpoint are deleted)")
 
 
-def stop_batch_job(runs_root: str, timeout: float = 0.0) -> bool:
-    """SIGTERM the running batch: it writes its checkpoint and exits, ready to resume."""
-    return terminate(current_batch_job(runs_root), timeout)
+def stop_batch_job(runs_root: str, timeout: float = 0.0, pid: Optional[int] = None) -> bool:
+    """SIGTERM the running batch (with ``pid``: only if it is that one): it writes its checkpoint
+    and exits, ready to resume."""
+    return stop(os.path.join(runs_root, BATCH_LOCK_FILE), timeout, pid)
 
 
 def batch_settings(run_dir: str) -> Optional[RunSettings]:
@@ -199,16 +203,19 @@ def form_defaults(runs_root: str) -> Tuple[str, str]:
 
 
 def results_to_show(finished: Dict[str, float], seen: Dict[str, float], current: Optional[str], other: str,
-                    listed: Optional[Dict[str, float]] = None) -> str:
+                    listed: Optional[Dict[str, float]] = None, mine: Optional[Collection[str]] = None) -> str:
     """Which results the Camera traps page shows; ``other`` is its "another results file" choice.
 
     A run that finished since the page last looked (``seen``: ``finished`` then) is shown, the
     newest such first: the page names that run as finished, so its results are the ones a user
     expects. Otherwise the user's own pick stays while it is still there (a filter change must
     never switch runs), else the newest finished run, else ``other``. ``listed``: every file the
-    page lists (default ``finished``), any of which the user may have picked.
+    page lists (default ``finished``), any of which the user may have picked. ``mine``: the run
+    folders this session started (None: any run): another person's run finishing on the same
+    server must not pull this page away from the results its user is looking at.
     """
-    fresh = [path for path, stamp in finished.items() if seen.get(path) != stamp]
+    fresh = [path for path, stamp in finished.items()
+             if seen.get(path) != stamp and (mine is None or os.path.dirname(path) in mine)]
     if fresh:
         return fresh[0]
     if current == other or current in (finished if listed is None else listed):

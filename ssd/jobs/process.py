@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from ssd.base.errors import JobError
 from ssd.base.json_file import JSONFileError, read_json_file
@@ -82,14 +83,51 @@ def remove_file(path: str) -> None:
         pass
 
 
-def launch(lock: str, argv: List[str], out: str, log_name: str, what: str) -> JobInfo:
-    """Start ``python -m ssd ARGV`` in its own session, logging to ``out/log_name``, under ``lock``."""
-    os.makedirs(out, exist_ok=True)
+@contextmanager
+def nothing_starts(lock: str, what: str) -> Iterator[Optional[JobInfo]]:
+    """While the ``with`` body runs, no job of ``lock``'s kind can start; yields the job running now.
+
+    Why: deleting a run folder after a "not running" check raced a Resume of that run from another
+    tab (its lock is taken before its pid is written). A live job's lock already keeps every other
+    start out; without one the lock is taken here, empty, so a Start meanwhile is told to wait.
+    ``JobError`` while a job is starting (its lock holds no pid yet).
+    """
+    for _ in range(2):                     # a stale lock is removed by ``current``: then try once more
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            running = current(lock)
+            if running is not None:
+                yield running
+                return
+            if os.path.exists(lock):
+                raise JobError(f"a {what} is starting right now; try again in a moment") from None
+            continue
+        try:
+            yield None
+        finally:
+            os.close(fd)
+            remove_file(lock)
+        return
+    raise JobError(f"a {what} is starting right now; try again in a moment")
+
+
+def launch(lock: str, argv: List[str], out: str, log_name: str, what: str,
+           prepare: Optional[Callable[[], None]] = None) -> JobInfo:
+    """Start ``python -m ssd ARGV`` in its own session, logging to ``out/log_name``, under ``lock``.
+
+    ``prepare``: what the job's folder needs first (checks, settings, removing an old run's files),
+    run only once the lock is ours: two tabs' Starts at one moment both passed a "nothing runs"
+    check, and the one refused at the lock had already written over the other's run folder.
+    """
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         raise JobError(f"another {what} is starting right now; try again in a moment") from None
     try:
+        if prepare is not None:
+            prepare()
+        os.makedirs(out, exist_ok=True)
         log = open(os.path.join(out, log_name), "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
@@ -120,6 +158,15 @@ def terminate(job: Optional[JobInfo], timeout: float) -> bool:
     while timeout and time.time() < deadline and alive(job.pid):
         time.sleep(0.1)
     return True
+
+
+def stop(lock: str, timeout: float, pid: Optional[int]) -> bool:
+    """``terminate`` the job holding ``lock``; with ``pid``, only if it is still that job: a tab's
+    Stop names the job it showed, and another tab may have started the next one since."""
+    job = current(lock)
+    if pid is not None and (job is None or job.pid != pid):
+        return False
+    return terminate(job, timeout)
 
 
 def read_log_tail(run_dir: str, lines: int, log_name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from ssd.base.errors import JobError, SSDError
 from ssd.base.processes import pid_alive
 from ssd.base.text import format_duration  # noqa: F401 - the pages read it from jobs
-from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, read_log_tail, terminate
+from ssd.jobs.process import JobInfo, alive, current, folders_holding, launch, nothing_starts, read_log_tail, stop
 from ssd.training.events import EVENTS_FILE, read_events
 from ssd.workspace import models_dir
 
@@ -73,9 +73,10 @@ def start_job(models_root: str, cfg) -> JobInfo:
     return launch(os.path.join(models_root, LOCK_FILE), config_to_argv(cfg), cfg.out, LOG_FILE, "training job")
 
 
-def stop_job(models_root: str, timeout: float = 0.0) -> bool:
-    """Ask the running job to stop (SIGTERM to its group); optionally wait up to ``timeout`` s."""
-    return terminate(current_job(models_root), timeout)
+def stop_job(models_root: str, timeout: float = 0.0, pid: Optional[int] = None) -> bool:
+    """Ask the running job (with ``pid``: only if it is that one) to stop (SIGTERM to its group);
+    optionally wait up to ``timeout`` s."""
+    return stop(os.path.join(models_root, LOCK_FILE), timeout, pid)
 
 
 def run_status(run_dir: str, running: bool = False, started: Optional[float] = None) -> RunStatus:
@@ -157,7 +158,7 @@ def delete_run(models_root: str, run_dir: str) -> None:
 
     Why: a run that failed before its first epoch leaves a folder the Train page lists and nothing
     could remove. ``JobError`` when the folder is outside the models folder, is not a training run,
-    or belongs to the job running now.
+    belongs to the job running now, or a job is starting (it may be this run's Resume).
     """
     import shutil
 
@@ -167,10 +168,10 @@ def delete_run(models_root: str, run_dir: str) -> None:
         raise JobError(f"{run_dir} is not a run folder of {models_root}; nothing was deleted")
     if not os.path.isfile(os.path.join(path, EVENTS_FILE)):
         raise JobError(f"{run_dir} holds no training run (no {EVENTS_FILE}); nothing was deleted")
-    running = current_job(models_root)
-    if running is not None and os.path.realpath(running.out) == path:
-        raise JobError(f"{run_dir} is being trained right now (pid {running.pid}); stop it first")
-    shutil.rmtree(path)
+    with nothing_starts(os.path.join(models_root, LOCK_FILE), "training job") as running:
+        if running is not None and os.path.realpath(running.out) == path:
+            raise JobError(f"{run_dir} is being trained right now (pid {running.pid}); stop it first")
+        shutil.rmtree(path)
 
 
 def can_resume(run_dir: str) -> bool:

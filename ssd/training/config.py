@@ -17,6 +17,7 @@ from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.recipe import Recipe
 from ssd.models.registry import recipe_for
 from ssd.models.training_graph import PRECISIONS
+from ssd.training import defaults
 
 # Options whose default depends on the architecture (None until resolve_defaults fills them).
 DEFAULTED_FIELDS = ("lr", "momentum", "lr_schedule", "input_size", "hard_negative_ratio", "loss_norm", "box_loss")
@@ -38,12 +39,12 @@ class TrainConfig:
     data: str
     out: str
     arch: str = "tiny"
-    epochs: int = 20
-    batch_size: int = 32
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
     # None = the architecture's default (its recipe's ``defaults``); an explicit value always
     # wins. resolve_defaults() fills them before training.
     lr: Optional[float] = None
-    wd: float = 5e-4
+    wd: float = defaults.WEIGHT_DECAY
     momentum: Optional[float] = None
     lr_schedule: Optional[str] = None    # constant | cosine | step
     warmup_iters: int = 50

@@ -1,0 +1,194 @@
+"""Two runs over one season side by side: ``python -m ssd results compare A.json B.json``.
+
+Why: a researcher choosing between two detectors, two engines, two thresholds or a re-run after a
+model update asks what MegaDetector's ``compare_batch_results`` answers: which images each run
+holds, what each image is at the threshold in A and in B, how many went from one state to another
+(empty → animal is a miss found, animal → empty a miss made), which ones, and what failed.
+
+An image's state is ``failed``, ``empty`` or the classes shown (``animal``, ``animal+person``, in
+category order), by the rule every results command uses (``megadetector.image_state``,
+``shown_detections``: thresholds, per-class thresholds, suspect repeats). Categories are matched
+by name (MegaDetector's "1" animal beside another tool's "7" animal): files whose class names
+differ are refused, as a transition between classes one side cannot report means nothing. Names
+are compared as ``results merge`` compares them (``/`` or ``\\``); relative names beside absolute
+ones are refused with the way out (``results rebase``), as is ``..`` or an image listed twice.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from ssd.base.cells import CsvWriter, safe_cell
+from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
+from ssd.base.text import terminal_safe
+from ssd.camtrap.megadetector import ResultsError, in_category_order, is_failed, shown_detections
+from ssd.inference.filtering import ShownFilter
+
+#: The columns of the changed images' CSV.
+CSV_COLUMNS = ["file", "state_a", "state_b", "max_score_a", "max_score_b"]
+#: How many changed images the terminal table lists (the CSV and the JSON list all).
+SHOWN_CHANGES = 20
+
+
+def entry_state(entry: Dict[str, Any], shown: ShownFilter, names: Dict[str, str], order: List[str]) -> str:
+    """``failed``, ``empty`` or the class names shown joined by ``+`` in ``order`` (category order)."""
+    if is_failed(entry):
+        return "failed"
+    found = {names.get(d["category"], d["category"]) for d in shown_detections(entry, shown, names=names)}
+    return "+".join(in_category_order(found, order)) if found else "empty"
+
+
+def max_score(entry: Dict[str, Any]) -> Optional[float]:
+    """The best score of an entry's detections (all of them, not only the shown: how near it came)."""
+    dets = entry.get("detections")
+    if dets is None:
+        return None
+    return max((float(d.get("conf", 0.0)) for d in dets), default=0.0)
+
+
+def check_categories(a: Dict[str, Any], b: Dict[str, Any], label_a: str, label_b: str) -> List[str]:
+    """The class names both files declare, in A's order; ``ResultsError`` when their names differ."""
+    names_a = list(dict.fromkeys(a["detection_categories"].values()))
+    names_b = list(dict.fromkeys(b["detection_categories"].values()))
+    if set(names_a) != set(names_b):
+        show = lambda names: ", ".join(repr(terminal_safe(n)) for n in names)   # noqa: E731
+        raise ResultsError(f"{label_a} has the classes {show(names_a)}, {label_b} has {show(names_b)}: categories "
+                           "are matched by name, so only results of the same classes can be compared")
+    return names_a
+
+
+def _absolute(doc: Dict[str, Any], label: str) -> bool:
+    """Whether a file's names are all absolute (``False``: all relative); ``ResultsError`` for a mix."""
+    flags = {is_absolute_name(im["file"]) for im in doc["images"]}
+    if len(flags) > 1:
+        raise ResultsError(f"{label} holds both absolute and relative names: make them all relative to the "
+                           "season's folder first (python -m ssd results rebase FILE --relative-to FOLDER -o NEW.json)")
+    return flags == {True}
+
+
+def keyed_entries(doc: Dict[str, Any], label: str, absolute: bool) -> Dict[str, Dict[str, Any]]:
+    """The entries by name as ``results merge`` compares them (``\\`` as ``/``); ``ResultsError`` for
+    ``..`` or a name listed twice."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for im in doc["images"]:
+        try:
+            (absolute_name_parts if absolute else name_parts)(im["file"])
+        except PathRefused as why:
+            raise ResultsError(f"{label}: image {terminal_safe(im['file'])!r} {why}") from None
+        key = im["file"].replace("\\", "/")
+        if key in out:
+            raise ResultsError(f"{label} lists {terminal_safe(key)!r} twice: results compare needs one entry an image")
+        out[key] = im
+    return out
+
+
+def matched_names(a: Dict[str, Any], b: Dict[str, Any], label_a: str,
+                  label_b: str) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]:
+    """Both files' entries by name; ``ResultsError`` when one names its images absolutely and the
+    other relative to a folder (no name could match: the way out is ``results rebase``)."""
+    abs_a, abs_b = _absolute(a, label_a), _absolute(b, label_b)
+    if a["images"] and b["images"] and abs_a != abs_b:
+        absolute, relative = (label_a, label_b) if abs_a else (label_b, label_a)
+        raise ResultsError(f"{absolute} names its images absolutely, {relative} relative to a folder: no name can "
+                           f"match. Make {absolute}'s names relative first: python -m ssd results rebase FILE "
+                           "--relative-to FOLDER -o NEW.json, with FOLDER the season's folder")
+    return keyed_entries(a, label_a, abs_a), keyed_entries(b, label_b, abs_b)
+
+
+def _state_order(states: List[str], order: List[str]) -> List[str]:
+    """``empty``, then the classes (single classes first, in category order), then ``failed``."""
+    def key(s: str) -> Tuple[int, int, List[int]]:
+        if s in ("empty", "failed"):
+            return (0 if s == "empty" else 2, 0, [])
+        parts = s.split("+")
+        return (1, len(parts), [order.index(p) if p in order else len(order) for p in parts])
+    return sorted(set(states), key=key)
+
+
+def compare_results(a: Dict[str, Any], b: Dict[str, Any], shown_a: ShownFilter, shown_b: ShownFilter,
+                    labels: Tuple[str, str] = ("A", "B")) -> Dict[str, Any]:
+    """Membership, per-image states at each side's filter, the transition table (A state → B state →
+    count), the changed images (in A's order) and the failures of each side."""
+    order = check_categories(a, b, *labels)
+    ea, eb = matched_names(a, b, *labels)
+    names_a, names_b = a["detection_categories"], b["detection_categories"]
+    pairs: Dict[Tuple[str, str], int] = {}
+    changed: List[Dict[str, Any]] = []
+    for key, im in ea.items():
+        other = eb.get(key)
+        if other is None:
+            continue
+        sa, sb = entry_state(im, shown_a, names_a, order), entry_state(other, shown_b, names_b, order)
+        pairs[(sa, sb)] = pairs.get((sa, sb), 0) + 1
+        if sa != sb:
+            changed.append({"file": key, "state_a": sa, "state_b": sb,
+                            "max_score_a": max_score(im), "max_score_b": max_score(other)})
+    states = _state_order([s for pair in pairs for s in pair], order)
+    both = sum(pairs.values())
+    return {"images_a": len(ea), "images_b": len(eb), "in_both": both,
+            "only_in_a": len(ea) - both, "only_in_b": len(eb) - both,
+            "examples_only_in_a": [k for k in ea if k not in eb][:3],
+            "examples_only_in_b": [k for k in eb if k not in ea][:3],
+            "failed": {"a": _failures(ea.values()), "b": _failures(eb.values())},
+            "states": states,
+            "transitions": {sa: {sb: pairs.get((sa, sb), 0) for sb in states} for sa in states},
+            "changed": changed}
+
+
+def _failures(entries: Any) -> int:
+    return sum(1 for im in entries if is_failed(im))
+
+
+def write_changed_csv(fh: Any, changed: List[Dict[str, Any]]) -> None:
+    """The changed images as CSV rows; no cell starts a formula (names and classes come from outside)."""
+    w = CsvWriter(fh)
+    w.writerow(CSV_COLUMNS)
+    w.writerows([safe_cell(row[c]) if row[c] is not None else "" for c in CSV_COLUMNS] for row in changed)
+
+
+def side_line(label: str, path: str, doc: Dict[str, Any], shown: ShownFilter) -> str:
+    """``A  a.json: 6 image(s), md_v5a.0.0.pt, threshold 0.2, person 0.5``: what one side is."""
+    per = "".join(f", {terminal_safe(k)} {v:g}" for k, v in shown.per_class)
+    detector = terminal_safe((doc.get("info") or {}).get("detector") or "detector not recorded")
+    return f"{label}  {terminal_safe(path)}: {len(doc['images'])} image(s), {detector}, threshold {shown.threshold:g}{per}"
+
+
+def compare_text(c: Dict[str, Any], heads: List[str]) -> str:
+    """The comparison as lines for a terminal: sides, membership, failures, the transition table (A's
+    states down, B's across) and the first changed images (names and classes with escapes)."""
+    lines = list(heads)
+    lines.append(f"in both {c['in_both']}, only in A {c['only_in_a']}{_examples(c['examples_only_in_a'])}, "
+                 f"only in B {c['only_in_b']}{_examples(c['examples_only_in_b'])}")
+    lines.append(f"failed: A {c['failed']['a']}, B {c['failed']['b']}")
+    lines.extend(_table(c))
+    lines.append(f"changed state: {len(c['changed'])} of {c['in_both']} image(s) in both")
+    for row in c["changed"][:SHOWN_CHANGES]:
+        lines.append(f"  {terminal_safe(row['file'])}  {terminal_safe(row['state_a'])} -> {terminal_safe(row['state_b'])}"
+                     f"  (max score {_score(row['max_score_a'])} -> {_score(row['max_score_b'])})")
+    if len(c["changed"]) > SHOWN_CHANGES:
+        lines.append(f"  … {len(c['changed']) - SHOWN_CHANGES} more: --csv FILE lists them all")
+    return "\n".join(lines)
+
+
+def _table(c: Dict[str, Any]) -> List[str]:
+    """The transition table with totals: A's states down, B's across, each column as wide as its name."""
+    if not c["states"]:
+        return []
+    t = c["transitions"]
+    heads = [terminal_safe(s) for s in c["states"]] + ["all"]
+    rows = [[t[sa][sb] for sb in c["states"]] for sa in c["states"]]
+    rows = [r + [sum(r)] for r in rows]
+    rows.append([sum(col) for col in zip(*rows)])
+    first = max(len(h) for h in heads + ["A \\ B"]) + 2
+    widths = [max(len(h), len(str(rows[-1][-1]))) + 2 for h in heads]
+    out = ["A \\ B".ljust(first) + "".join(h.rjust(w) for h, w in zip(heads, widths))]
+    for head, row in zip(heads, rows):
+        out.append(head.ljust(first) + "".join(str(n).rjust(w) for n, w in zip(row, widths)))
+    return out
+
+
+def _examples(names: List[str]) -> str:
+    return f" (e.g. {terminal_safe(names[0])!r})" if names else ""
+
+
+def _score(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3g}"

@@ -1,0 +1,60 @@
+"""``python -m ssd results compare A.json B.json``: two runs over one season side by side (arguments
+only; ``ssd.camtrap.comparing`` does the work)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ssd.base.argtypes import probability
+from ssd.cli.shown import RESULTS_HELP, shown_args, shown_filter
+
+
+def register_compare(rs) -> None:
+    p = rs.add_parser("compare", help="two runs over one season: images in both, each image's state in A and B, "
+                      "the transitions (empty -> animal, …) and the images that changed")
+    p.add_argument("a", metavar="A.json", help=RESULTS_HELP)
+    p.add_argument("b", metavar="B.json", help="the results to compare with (another detector, engine or run)")
+    shown_args(p)
+    p.add_argument("--threshold-b", type=probability, default=None, metavar="T",
+                   help="B's own threshold (default: --threshold, else B's typical threshold); give one file "
+                        "twice to compare two thresholds")
+    p.add_argument("--csv", metavar="OUT.csv", help="write the images that changed state: file, state in A and B, "
+                   "max score in A and B")
+    p.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON ('-': print it instead of the table)")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ssd.base.atomic import atomic_path, atomic_write_json, check_output_targets
+    from ssd.base.text import terminal_safe
+    from ssd.camtrap.comparing import compare_results, compare_text, side_line, write_changed_csv
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.results_check import refuse_replacing
+
+    outs = [o for o in (args.csv, args.json) if o not in (None, "-")]
+    for out in outs:
+        refuse_replacing(out, [args.a, args.b], "comparison")
+    check_output_targets(*outs)
+    a, b = read_results(args.a), read_results(args.b)
+    shown_a = shown_filter(a, args)
+    shown_b = shown_filter(b, argparse.Namespace(**dict(vars(args), threshold=args.threshold_b))
+                           if args.threshold_b is not None else args)
+    c = compare_results(a, b, shown_a, shown_b)
+    if args.csv:
+        with atomic_path(args.csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            write_changed_csv(fh, c["changed"])
+        print(f"{len(c['changed'])} changed image(s) written to {terminal_safe(args.csv)}", file=sys.stderr)
+    if c["in_both"] == 0 and c["images_a"] and c["images_b"]:
+        print("warning: no image is in both files: were they run over different folders? python -m ssd results "
+              "rebase makes one file's names match the other's", file=sys.stderr)
+    if args.json is None:
+        print(compare_text(c, [side_line("A", args.a, a, shown_a), side_line("B", args.b, b, shown_b)]))
+        return 0
+    c = dict(c, a={"file": args.a, "threshold": shown_a.threshold, "per_class": dict(shown_a.per_class)},
+             b={"file": args.b, "threshold": shown_b.threshold, "per_class": dict(shown_b.per_class)})
+    if args.json == "-":
+        print(json.dumps(c, indent=1))
+    else:
+        atomic_write_json(args.json, c)
+    return 0
