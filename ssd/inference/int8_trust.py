@@ -30,7 +30,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import SSDError
-from ssd.base.lru import BytesLRU
+from ssd.base.file_digest import file_digest
 from ssd.inference.onnx_trust import INT8_ONNX_FILE, verdict_dir
 from ssd.models.shipped_int8 import SHIPPED
 from ssd.store import META_FILE, ONNX_FILE, PARAMS_FILE, is_onnx, read_meta
@@ -41,28 +41,10 @@ KINDS = {"onnxruntime": (INT8_ONNX_FILE, PARAMS_FILE, META_FILE),
          "mxnet": ("int8-symbol.json", "int8-0000.params", "int8.json", PARAMS_FILE, META_FILE)}
 
 
-def file_sha256(path: str) -> str:
-    """sha256 of ``path``, remembered per file version (a slider move on the Detect page asks again)."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
-        _DIGESTS.put(key, digest, len(digest))
-    return digest
-
-
-_DIGESTS: BytesLRU[str] = BytesLRU(max_bytes=1 << 20, max_entries=256)
-
-
 def digests(model_dir: str, kind: str) -> Optional[Dict[str, str]]:
     """The sha256 of each file an INT8 verdict of ``kind`` rests on, or ``None`` when one is missing."""
     try:
-        return {name: file_sha256(os.path.join(model_dir, name)) for name in KINDS[kind]}
+        return {name: file_digest(os.path.join(model_dir, name)) for name in KINDS[kind]}
     except OSError:
         return None
 

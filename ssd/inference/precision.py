@@ -20,7 +20,6 @@ parameters changed since (the model was retrained) is stale: loading INT8 then s
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 from ssd.base.errors import ModelError, SSDError, error_gist
-from ssd.base.lru import BytesLRU
+from ssd.base.file_digest import file_digest
 from ssd.models.registry import recipe_for
 from ssd.store import INPUT_NAME, PARAMS_FILE, is_exported, is_onnx, load_model, params_file, read_meta
 
@@ -98,28 +97,10 @@ def fuse_fp32(net, meta: Dict[str, Any], ctx=None) -> PreparedNet:
 
 
 def params_digest(model_dir: str, meta: Dict[str, Any]) -> str:
-    """sha1 of the source parameters: an INT8 graph belongs to exactly these weights.
-
-    Remembered per file identity (device, inode, size, modification time): the Detect page asks on
-    every rerun which precisions a model offers, and hashing a real-world model's 100+ MB each time
-    cost about a second a slider move. Weights are replaced atomically (a new inode), so a retrained
-    model is hashed again."""
+    """sha1 of the source parameters: an INT8 graph belongs to exactly these weights (remembered per
+    file version: ``ssd.base.file_digest``)."""
     name = params_file(meta) if is_exported(meta) or is_onnx(meta) else PARAMS_FILE
-    path = os.path.join(model_dir, name)
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(key)
-    if digest is None:
-        h = hashlib.sha1()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
-        _DIGESTS.put(key, digest, len(digest))
-    return digest
-
-
-_DIGESTS: BytesLRU[str] = BytesLRU(max_bytes=1 << 20, max_entries=64)     # params_digest's memory
+    return file_digest(os.path.join(model_dir, name), "sha1")
 
 
 def read_record(model_dir: str) -> Optional[Dict[str, Any]]:
