@@ -9,7 +9,8 @@ camera-trap runs) and the app open a model for detection. ``engine``:
   Hopper and newer included, which no MXNet wheel can use), else the CPU provider;
 * ``auto`` — the first of ``AUTO_ORDER`` this machine and model can run: the fastest, as measured
   (``scripts/bench_onnx.py``, docs/PERFORMANCE.md). INT8 counts only where the model's own
-  evaluation allows it (within 0.01 mAP of fp32, ``python -m ssd quantize``); an ONNX Runtime that
+  evaluation allows it (within 0.01 mAP of fp32, ``python -m ssd quantize``) and the INT8 graph is
+  known to be the weights' (``ssd.inference.int8_trust``; else passed over, saying why); an ONNX Runtime that
   is missing or broken, or a graph that does not convert, falls through to MXNet with the reason.
 
 The chosen detector says what it is (``Detector.describe``/``engine_info``): engine, version,
