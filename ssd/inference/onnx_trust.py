@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import ModelError, error_gist
+from ssd.base.user_cache import user_cache_dir
 
 #: The largest ONNX file opened. The biggest network here (SSD300 on VGG16, ~27 M parameters)
 #: converts to ~110 MB; 4x that leaves room for larger inputs' anchor constants.
@@ -98,8 +99,7 @@ def _location(tensor) -> str:
 def verdict_dir() -> str:
     """Where verdicts are kept: ``$SSD_CACHE_DIR/onnx-verified`` (default ``~/.cache/ssd-studio``) —
     the user's own, never the model folder's."""
-    root = os.environ.get("SSD_CACHE_DIR") or os.path.join("~", ".cache", "ssd-studio")
-    return os.path.join(os.path.expanduser(root), "onnx-verified")
+    return os.path.join(user_cache_dir(), "onnx-verified")
 
 
 def _sha256(path: str) -> str:

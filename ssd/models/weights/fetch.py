@@ -1,6 +1,6 @@
 """Fetching a live source's file: resumable, with progress, checked against its SHA-256.
 
-Files land in ``$SSD_WEIGHTS_DIR`` (default ``~/.cache/ssd-studio/weights``) under their own
+Files land in ``$SSD_WEIGHTS_DIR`` (default ``weights`` in the user's cache, ``~/.cache/ssd-studio``) under their own
 names; a copy already in torch's cache (``$TORCH_HOME/hub/checkpoints``, default
 ``~/.cache/torch/hub/checkpoints``) with the right hash is used as it is. A file whose hash does
 not match is never given its final name.
@@ -11,15 +11,17 @@ import os
 from typing import Callable, Optional
 
 from ssd.base.errors import DownloadError
+from ssd.base.user_cache import user_cache_dir
 from ssd.models.weights.catalogue import LiveFile
 
 Progress = Callable[[int, Optional[int]], None]
 
 
 def weights_dir() -> str:
-    """Where downloaded weights are kept (and resumed): ``$SSD_WEIGHTS_DIR`` or ``~/.cache/ssd-studio/weights``."""
+    """Where downloaded weights are kept (and resumed): ``$SSD_WEIGHTS_DIR``, else ``weights`` in
+    ``user_cache_dir()`` (``$SSD_CACHE_DIR`` or ``~/.cache/ssd-studio``)."""
     env = os.environ.get("SSD_WEIGHTS_DIR")
-    return os.path.expanduser(env) if env else os.path.expanduser(os.path.join("~", ".cache", "ssd-studio", "weights"))
+    return os.path.expanduser(env) if env else os.path.join(user_cache_dir(), "weights")
 
 
 def torch_cache_dir() -> str:
