@@ -17,9 +17,9 @@ with ONNX Runtime's basic rewrites applied (BatchNorm folded into the convolutio
   channel), and a quantized weight's step no coarser than 7 bits of its own fp32 range (a huge
   step would make any weight "within half a step").
 
-What cannot be re-derived: the activations' scales come from calibration images. They are the part
-of the quantization that the recorded evaluation (mAP) measured; ``ssd.inference.int8_trust``
-says why that record is then accepted.
+What cannot be re-derived: the activations' scales come from calibration images. ``onnx_int8_mismatch``
+therefore also runs both graphs on a few fixed images (``ssd.inference.int8_behaviour``): their outputs
+must agree within what honest quantization measures.
 """
 from __future__ import annotations
 
