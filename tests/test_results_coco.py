@@ -70,6 +70,7 @@ def test_written_file_has_what_cvat_and_label_studio_import(season, capsys):
     for ann in coco["annotations"]:
         assert set(ann) >= {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "score"}
         assert ann["iscrowd"] == 0 and isinstance(ann["id"], int)
+        assert ann["segmentation"] == []            # CVAT (Datumaro) requires the field; [] means a box
         assert ann["area"] == pytest.approx(ann["bbox"][2] * ann["bbox"][3], abs=0.01)
     a = names["a.jpg"]["id"]
     first = [ann for ann in coco["annotations"] if ann["image_id"] == a and ann["category_id"] == 1]

@@ -11,7 +11,9 @@ and Label Studio's COCO import require:
   training data. Failed files and videos (COCO holds still images) are left out and counted.
 * ``annotations``: one per detection shown at the thresholds, the normalized ``[x, y, w, h]``
   turned into pixels and clipped to the image, with ``area``, ``iscrowd`` 0 and the detector's
-  ``score`` as an extra field (the tools ignore it or show it).
+  ``score`` as an extra field (the tools ignore it or show it), and an empty ``segmentation``: CVAT's
+  importer (Datumaro) refuses an annotation without one and reads ``[]`` as "a box"; Label Studio's
+  current converter skips an empty one (its old ``label-studio-converter`` stumbled on it).
 * ``categories``: the results' ``detection_categories`` with their ids (numbers, as the tools want
   them; ids that are not numbers are numbered 1..N in the file's order).
 
@@ -109,7 +111,7 @@ def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str,
             box = pixel_box(d["bbox"], *size)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[d["category"]],
                                 "bbox": box, "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
-                                "score": d["conf"]})
+                                "segmentation": [], "score": d["conf"]})
     counts.images, counts.annotations = len(images), len(annotations)
     info = doc.get("info") or {}
     coco = {"info": {"description": "Detections for correction in a labelling tool",
