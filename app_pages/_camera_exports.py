@@ -204,9 +204,10 @@ def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_r
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
                   path_prefix: str = "") -> None:
     """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds."""
-    st.subheader("Export: Camtrap DP and Excel")
+    st.subheader("Export: Camtrap DP, Excel and COCO")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
-               "platforms ingest; it needs each camera's position.")
+               "platforms ingest; it needs each camera's position. COCO holds every photo with its boxes, to "
+               "correct in CVAT or Label Studio and train on (put it in the photo folder or annotations/ beside it).")
     _export_form()
     target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out", persist_state="session")
     st.checkbox("Replace the package's files in a folder holding other files", key="ct_dp_replace",
@@ -228,6 +229,9 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
         c3.download_button("Results (XLSX)", ready["xlsx"], "results.xlsx",
                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="ct_dl_xlsx",
                            on_click="ignore")
+        if ready.get("coco"):
+            c3.download_button("Boxes to correct (COCO)", ready["coco"], "coco.json", "application/json",
+                               key="ct_dl_coco", on_click="ignore")
         if ready.get("error"):
             st.warning(md_escape(ready["error"]))
 
@@ -235,11 +239,22 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
 def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter) -> None:
     """Build the workbook and the package once (not on every rerun); kept until ``key`` changes."""
     from ssd.camtrap.camtrap_dp import camtrap_dp_zip
+    from ssd.camtrap.coco_export import coco_bytes
     from ssd.camtrap.spreadsheet import xlsx_bytes
 
     ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown)}
+    errors = []
     try:
         ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))
     except (SSDError, OSError) as err:
-        ready["error"] = f"Camtrap DP: {err}"
+        errors.append(f"Camtrap DP: {err}")
+    try:
+        ready["coco"], counts = coco_bytes(doc, shown, image_root)
+        if counts.failed or counts.videos or counts.no_size:
+            errors.append(f"COCO: {len(counts.failed)} failed file(s), {len(counts.videos)} video(s) and "
+                          f"{len(counts.no_size)} image(s) of unknown size left out")
+    except (SSDError, OSError) as err:
+        errors.append(f"COCO: {err}")
+    if errors:
+        ready["error"] = "; ".join(errors)
     st.session_state["ct_dl_ready"] = ready

@@ -230,6 +230,9 @@ def test_filters_outlive_choosing_another_results_file(season):
     assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.6]
 
 
+DOWNLOADS = {"ct_dl_dp", "ct_dl_xlsx", "ct_dl_coco"}
+
+
 def _offered(at) -> set:
     """The keys of the download buttons the page shows."""
     return {b.key for b in at.get("download_button")}
@@ -244,14 +247,14 @@ def test_prepared_downloads_are_withdrawn_when_what_they_hold_changes(season):
     at.number_input(key="ct_dp_lon").set_value(7.25).run()
     next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
     _ok(at)
-    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    assert DOWNLOADS <= _offered(at)
     at.number_input(key="ct_dp_lat").set_value(10.0).run()
     _ok(at)
-    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    assert not DOWNLOADS & _offered(at)
     next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
-    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    assert DOWNLOADS <= _offered(at)
     at.text_input(key="ct_image_root").set_value(str(season)).run()    # another photo folder: media paths differ
-    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    assert not DOWNLOADS & _offered(at)
 
 
 def test_a_page_turn_or_a_photo_opened_large_does_not_recount_the_season(season, monkeypatch):
