@@ -21,7 +21,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
-from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel, split_panel
+from app_pages._camera_exports import PAGE_TERMS, downloads_panel, explorer_panel, exports_panel, split_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
@@ -337,7 +337,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         return
     try:
         if not path_prefix.strip():
-            refuse_windows_names(doc, image_root, ("'Path prefix in the results'", "'Folder its paths start from'"))
+            refuse_windows_names(doc, image_root, PAGE_TERMS)
     except SSDError as err:                 # counts and downloads still work; the pictures cannot be found
         st.warning(_plain(err))
     shown, state = filters_ui(doc)
