@@ -143,7 +143,8 @@ def _package_options(image_root: str):
     where = s.get("ct_dp_locations")
     locations = read_locations(check_photo_path(where, "The locations CSV", _access.roots())) if where else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
-                          locations=locations, default_location=default, image_root=image_root or None)
+                          locations=locations, default_location=default, image_root=image_root or None,
+                          images_term=PAGE_TERMS[1])
 
 
 def _export_form() -> None:

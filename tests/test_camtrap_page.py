@@ -341,3 +341,23 @@ def test_sort_finding_no_photos_names_the_recorded_folder_in_the_pages_own_words
     assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
     assert not any("--images" in e for e in errors), errors
     assert not (season / "sorted").exists() or not any((season / "sorted").iterdir())
+
+
+def test_a_package_with_no_photos_found_names_the_recorded_folder_in_the_pages_own_words(season):
+    """The same for Camtrap DP: no time stamp in the results and no photo in the folder given is a
+    refusal naming the folder the run recorded, as the page's field, not ``--images``."""
+    doc = json.loads((season / "season.json").read_text())
+    doc["info"]["ssd_batch"]["images_root"] = str(season / "photos")
+    for im in doc["images"]:
+        im.pop("datetime", None)
+    (season / "season.json").write_text(json.dumps(doc))
+    (season / "elsewhere").mkdir()
+    at = _open(season)
+    at.text_input(key="ct_image_root").set_value(str(season / "elsewhere"))
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
+    assert not any("--images" in e for e in errors), errors
