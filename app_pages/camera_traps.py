@@ -33,7 +33,7 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import typical_threshold
-from ssd.camtrap.rebase import PATH_PREFIX_HELP, refuse_windows_names
+from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
@@ -223,8 +223,7 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
         return (b1.text_input("Results JSON (path)", key="ct_results_path", persist_state="session"),
                 b2.text_input("Folder its paths start from", key="ct_image_root", persist_state="session"),
                 b3.text_input("Path prefix in the results",
-                              key="ct_path_prefix", persist_state="session", help=PATH_PREFIX_HELP.replace(
-                    "--images", "the folder its paths start from")))
+                              key="ct_path_prefix", persist_state="session", help=path_prefix_help(f"the folder in {PAGE_TERMS[1]}")))
     saved = jobs.batch_settings(os.path.dirname(pick))
     return pick, saved.inputs[0] if saved is not None and saved.inputs else "", ""
 

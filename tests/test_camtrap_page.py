@@ -361,3 +361,12 @@ def test_a_package_with_no_photos_found_names_the_recorded_folder_in_the_pages_o
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
     assert not any("--images" in e for e in errors), errors
+
+
+def test_the_path_prefix_help_speaks_of_the_pages_field_not_the_command(season):
+    """Its help was the command line's with one flag swapped: "… (to the folder its paths start from,
+    where the command takes one)" — no command on the page."""
+    at = _open(season)
+    words = at.text_input(key="ct_path_prefix").help
+    assert "'Folder its paths start from'" in words, words
+    assert "command" not in words and "--" not in words, words

@@ -33,10 +33,18 @@ from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.base.text import terminal_safe
 from ssd.camtrap.results_check import ResultsError, refuse_replacing
 
-PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
-                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (to --images, where the command takes one); "
-                    "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
-                    "match in any case")
+
+def path_prefix_help(images: str = "--images, where the command takes one") -> str:
+    """What the path prefix is; ``images``: the images folder setting as the reader knows it (the
+    command's flag, or the page's field)."""
+    return ("the folder the results' names begin with on the machine that wrote them (e.g. "
+            f"'D:\\season' or /mnt/a/season): names below it are read as relative to it (to {images}); "
+            "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
+            "match in any case")
+
+
+PATH_PREFIX_HELP = path_prefix_help()
+
 
 def recorded_folder_hint(doc: Dict[str, Any], searched: Optional[str], images_term: str = "--images") -> str:
     """A clause for "file not found" messages when the run recorded another photo folder
