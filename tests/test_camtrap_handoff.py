@@ -205,3 +205,22 @@ def test_a_second_run_over_a_timelapse_folder_leaves_its_results_and_databases_o
     err = capsys.readouterr().err
     assert "1 failed" in err and "5 results or database file(s) skipped" in err
     assert [im["file"] for im in json.loads(out.read_text())["images"]] == ["cam1/a.jpg", "cam1/notes.txt"]
+
+
+def test_a_locations_file_without_the_needed_columns_is_refused_by_its_header(tmp_path, capsys):
+    """``camera,lat,lon`` was blamed on line 2 ("needs a deploymentID") and ``…,lat,lon`` on "latitude
+    and longitude must be numbers": the header was wrong, not the row. ``camera`` names the folder, as
+    summary and sort call it."""
+    results = _write(tmp_path / "r.json", _doc(_seen("siteA/a.jpg", 0.9)))
+    for header, ok in (("camera,latitude,longitude", True), ("site,latitude,longitude", False),
+                       ("deploymentID,lat,lon", False)):
+        (tmp_path / "loc.csv").write_text(f"{header}\nsiteA,10,20\n")
+        out = tmp_path / f"dp-{header.replace(',', '-')}"
+        rc = main(["results", "export", results, "--format", "camtrap-dp", "--out", str(out),
+                   "--images", str(tmp_path), "--locations", str(tmp_path / "loc.csv")])
+        err = capsys.readouterr().err
+        if ok:
+            assert rc == 0 and "siteA,siteA,siteA,10.0,20.0" in (out / "deployments.csv").read_text(encoding="utf-8")
+        else:
+            assert rc == 2 and "line 2" not in err and not out.exists()
+            assert f"header is '{header}'" in err and "deploymentID (or camera), latitude, longitude" in err

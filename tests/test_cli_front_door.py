@@ -36,6 +36,9 @@ def _results_file(folder, name: str = "season.json", camera: str = "cam1") -> st
     path = os.path.join(folder, name)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(doc, fh)
+    os.makedirs(os.path.join(folder, camera), exist_ok=True)
+    for im in doc["images"]:                       # the photos it names, for sort to find (their bytes unread)
+        open(os.path.join(folder, im["file"]), "wb").close()
     return path
 
 

@@ -123,3 +123,14 @@ def test_every_builtin_recipe_describes_its_anchors_without_training():
     assert tiny.total() == 5444
     vgg = registry.anchors_for_meta({"arch": "ssd_300_vgg16_atrous", "classes": ["a"], "input_size": 300})
     assert vgg.total() == 8732 and vgg.per_cell == [4, 6, 6, 6, 4, 4]
+
+
+@pytest.mark.parametrize("start", ["coco", "imagenet", "models/ssdlite320_mobilenet_v3_large_coco", "/no/such/folder"])
+def test_tiny_refuses_a_starting_point_it_would_ignore(start, tmp_path):
+    """TinySSD has no pretrained weights and loads none from a folder: ``--pretrained`` given to it
+    was silently dropped (a from-scratch model the user took for a fine-tuned one)."""
+    cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m"), arch="tiny", pretrained=start)
+    with pytest.raises(SSDError, match=r"--pretrained .*tiny.*from scratch.*ssdlite320_mobilenet_v3_large"):
+        prepared(cfg)
+    for scratch in (None, "", "none", "scratch"):
+        prepared(TrainConfig(data=str(tmp_path), out=str(tmp_path / "m"), arch="tiny", pretrained=scratch))

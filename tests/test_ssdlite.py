@@ -221,7 +221,7 @@ def test_fine_tuning_starts_known_classes_from_their_coco_weights(coco_pair):
     assert not np.allclose(got[:, 2], old[:, 2])
 
 
-def test_trains_a_step_from_a_coco_folder_and_the_result_detects(coco_pair, tmp_path, synth_dir):
+def test_trains_a_step_from_a_coco_folder_and_the_result_detects(coco_pair, tmp_path, synth_dir, capsys):
     from ssd.store import read_meta
     from ssd.training.config import TrainConfig
     from ssd.training.loop import train
@@ -234,6 +234,9 @@ def test_trains_a_step_from_a_coco_folder_and_the_result_detects(coco_pair, tmp_
     res = train(cfg, install_signal_handlers=False)
     meta = read_meta(out)
     assert res.status == "done" and np.isfinite(res.history[0]["loss"])
+    # the console says what the start gave (it was silent: the reuse was only in meta.json)
+    assert (f"starting from {os.path.abspath(start)}: no class reused by name; new: pikachu"
+            in capsys.readouterr().err)
     assert meta["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3} and meta["ssdlite"]["input_size"] == 128
     assert meta["start"]["pretrained"] == os.path.abspath(start) and meta["start"]["loaded"] > 400
     assert meta["anchors"]["total"] == sum(h * w * 6 for h, w in meta["anchors"]["feature_maps"])
@@ -246,3 +249,14 @@ def test_pretrained_must_be_an_ssdlite_folder(tmp_path, synth_dir):
 
     with pytest.raises(SSDError, match="a saved ssdlite320_mobilenet_v3_large model folder"):
         prepared(TrainConfig(data=synth_dir, out=str(tmp_path / "m"), arch=ARCH, pretrained="coco"))
+
+
+def test_the_start_line_names_each_class_reused_and_each_new_one():
+    from ssd.training.metadata import start_note
+
+    meta = {"start": {"pretrained": "/m/coco", "reused_classes": {"Domestic Cat": "cat", "bear": "bear"}}}
+    assert start_note(meta, ["Domestic Cat", "fox", "bear"]) == (
+        "starting from /m/coco: classes reused by name: Domestic Cat (from cat), bear; new: fox")
+    zoo = {"zoo": {"pretrained": "coco", "reused_classes": {}}}
+    assert start_note(zoo, ["deer"]) == "starting from coco: no class reused by name; new: deer"
+    assert start_note({"start": {"pretrained": None}}, ["deer"]) is None

@@ -28,7 +28,6 @@ current validators cannot resolve).
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -44,6 +43,7 @@ from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.safe_paths import PathRefused, relative_inside
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
+from ssd.camtrap.locations import read_locations  # noqa: F401 - the pages and the CLI import it from here
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
@@ -96,27 +96,6 @@ def check_offset(text: str) -> dt.timezone:
         raise ResultsError(f"UTC offset {text!r}: give it as +HH:MM or -HH:MM (e.g. +02:00), or Z")
     sign = 1 if m.group(1) == "+" else -1
     return dt.timezone(sign * dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
-
-
-def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
-    """A locations CSV (``deploymentID`` or ``folder``, ``latitude``, ``longitude``) → folder → position."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ResultsError(f"locations file '{path}' cannot be read ({err})") from None
-    out: Dict[str, Tuple[float, float]] = {}
-    for k, row in enumerate(rows, start=2):
-        key = (row.get("deploymentID") or row.get("folder") or "").strip()
-        try:
-            lat, lon = float(row.get("latitude", "")), float(row.get("longitude", ""))
-        except ValueError:
-            raise ResultsError(f"{path}, line {k}: latitude and longitude must be numbers") from None
-        if not key or not -90 <= lat <= 90 or not -180 <= lon <= 180:
-            raise ResultsError(f"{path}, line {k}: needs a deploymentID (the camera folder), latitude within "
-                               "±90 and longitude within ±180")
-        out[key] = (lat, lon)
-    return out
 
 
 def deployment_of(file: str, rule: Optional[CameraRule] = None) -> str:

@@ -26,7 +26,8 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     episode_args(x)
     path_prefix_arg(x)
     x.add_argument("--locations", metavar="LOCATIONS.csv",
-                   help="camtrap-dp: deploymentID (the camera folder, see --camera-depth), latitude, longitude per row")
+                   help="camtrap-dp: a CSV whose header names deploymentID (or camera: the camera folder, see "
+                        "--camera-depth), latitude, longitude; a row per camera")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
     x.add_argument("--longitude", type=float, help="camtrap-dp: with --latitude")
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",

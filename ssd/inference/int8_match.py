@@ -17,9 +17,9 @@ with ONNX Runtime's basic rewrites applied (BatchNorm folded into the convolutio
   channel), and a quantized weight's step no coarser than 7 bits of its own fp32 range (a huge
   step would make any weight "within half a step").
 
-What cannot be re-derived: the activations' scales come from calibration images. They are the part
-of the quantization that the recorded evaluation (mAP) measured; ``ssd.inference.int8_trust``
-says why that record is then accepted.
+What cannot be re-derived: the activations' scales come from calibration images. ``onnx_int8_mismatch``
+therefore also runs both graphs on a few fixed images (``ssd.inference.int8_behaviour``): their outputs
+must agree within what honest quantization measures.
 """
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def onnx_int8_mismatch(model_dir: str) -> Optional[str]:
     Costs one conversion (MXNet's import included) and one BatchNorm folding: ~2 s for the shipped model."""
     import onnx
 
+    from ssd.inference.int8_behaviour import behaviour_mismatch
     from ssd.inference.onnx_export import convert
     from ssd.store import ONNX_FILE, is_onnx, load_model, read_meta
 
@@ -84,7 +85,8 @@ def onnx_int8_mismatch(model_dir: str) -> Optional[str]:
             net, meta = load_model(model_dir)
             convert(net, meta, fresh)
         fold_batchnorm(fresh, folded)
-        return mismatch(onnx.load(folded), int8)
+        fp32 = onnx.load(folded)
+        return mismatch(fp32, int8) or behaviour_mismatch(fp32, int8, read_meta(model_dir))
     except (SSDError, OSError) as err:
         return error_gist(err, 200)
     except Exception as err:  # noqa: BLE001 - a graph the comparison cannot read is not proven

@@ -8,9 +8,9 @@ network under this model's name, and its ``recommended: int8`` made ``auto`` pic
 * **ONNX Runtime INT8** is used when its graph is proven to be the quantization of the folder's
   ``model.params`` (``int8_match``: the fresh fp32 conversion, BatchNorm folded as quantize folds
   it, against the INT8 graph: same operators, attributes and wiring, every weight within half a
-  quantization step). Proven, the record's evaluation (mAP of both precisions, hence
-  ``recommended``) is accepted: the weights are provably the model's to within half a step, and
-  what remains, the activations' ranges from calibration, is exactly what that evaluation measured.
+  quantization step) and whose outputs agree with the fp32 graph's on a few fixed images
+  (``int8_behaviour``: the activations' ranges from calibration, which the weights cannot prove).
+  Proven, the record's evaluation (mAP of both precisions, hence ``recommended``) is accepted.
 * **MXNet INT8** graphs are oneDNN-fused and cannot be compared with the weights this way: they are
   used only when made on this machine (``python -m ssd quantize`` remembers them) or when they are
   the shipped model's own files.

@@ -17,6 +17,7 @@ from ssd.base.errors import ModelError
 _SYNONYMS = {"human": "person", "people": "person", "man": "person", "woman": "person",
              "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "tvmonitor": "tv"}
 FOLDER_PARAMS = "model.params"
+SCRATCH = ("", "none", "scratch")      # --pretrained values that mean no starting point
 FOLDER_META = "meta.json"
 
 

@@ -17,6 +17,7 @@ from ssd.models.anchor_set import AnchorSet, anchor_set
 from ssd.models.anchors import AnchorConfig, format_groups
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
+from ssd.models.starting_point import SCRATCH
 
 # The book's anchors: five scales, sizes spread from 0.2 to 1.05 of the image side with the
 # geometric mean of neighbours as each scale's second size; ratios 1, 2 and 0.5 everywhere.
@@ -202,6 +203,11 @@ class TinyRecipe(Recipe):
     def check_config(self, cfg) -> None:
         if cfg.input_size < 64 or cfg.input_size % 8:
             raise SSDError("input size must be a multiple of 8 and at least 64")
+        if (cfg.pretrained or "").strip().lower() not in SCRATCH:   # it loads none: refuse, never drop it
+            raise SSDError(f"--pretrained {cfg.pretrained}: tiny (TinySSD) trains from scratch and has no "
+                           "starting point to load; to fine-tune a detector, train --model "
+                           "ssdlite320_mobilenet_v3_large (or a GluonCV SSD) with --pretrained, or continue a "
+                           "tiny run with --resume")
         if cfg.sizes is not None or cfg.ratios is not None:   # else the network's own, known good
             try:   # a mistyped --sizes/--ratios was a ValueError traceback once the data was decoded
                 tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios)

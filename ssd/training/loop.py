@@ -40,7 +40,7 @@ from ssd.training import distributed
 from ssd.training.config import TrainConfig, prepared
 from ssd.training.distributed import Membership
 from ssd.training.events import EventLog, WorkerLog
-from ssd.training.metadata import build_meta
+from ssd.training.metadata import build_meta, start_note
 from ssd.training.metrics import EpochMeter, epoch_line
 from ssd.models.training_graph import arithmetic_text
 from ssd.training.optimizer import make_trainer
@@ -173,6 +173,8 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
                       class_mapping=getattr(splits, "class_mapping", None))
     if dist_info:
         meta["training"] = {**meta.get("training", {}), "distributed": dist_info}
+    if member.writes and resume_state is None and start_note(meta, splits.classes):
+        _print(start_note(meta, splits.classes))
     record = RunRecord.from_checkpoint(resume_state, identity)
     start_epoch = _start_or_resume(cfg, ckpt, plan, trainer, device.contexts, resume_state, splits.classes,
                                    member, {**meta, "metrics": record.metrics()})

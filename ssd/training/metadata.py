@@ -47,3 +47,18 @@ def synthetic_origin(folder: str) -> Optional[Dict[str, object]]:
     if not isinstance(info, dict) or info.get("generator") != GENERATOR or not isinstance(info.get("seed"), int):
         return None
     return {k: info[k] for k in ("generator", "seed", "size", "num_train", "num_val") if k in info}
+
+
+def start_note(meta: Dict[str, Any], classes: List[str]) -> Optional[str]:
+    """The console's line on a fine-tuning start: which classes kept a detector's weights by name and
+    which start untrained. Without it the reuse was seen only in meta.json, and a species list that
+    matches none of COCO's names looked like a fine-tune of every class."""
+    start = meta.get("start") or meta.get("zoo") or {}
+    reused = start.get("reused_classes")
+    if not start.get("pretrained") or not isinstance(reused, dict):
+        return None                    # from scratch, or a backbone only: no class had weights to keep
+    kept = [c if reused[c] == c else f"{c} (from {reused[c]})" for c in classes if c in reused]
+    fresh = [c for c in classes if c not in reused]
+    line = f"starting from {start['pretrained']}: " + (f"classes reused by name: {', '.join(kept)}" if kept
+                                                       else "no class reused by name")
+    return line + (f"; new: {', '.join(fresh)}" if fresh else "")

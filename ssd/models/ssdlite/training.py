@@ -22,10 +22,9 @@ from ssd.models.ssdlite.anchors import anchors_meta
 from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
-from ssd.models.starting_point import FOLDER_PARAMS, class_reuse_map, model_folder_meta
+from ssd.models.starting_point import FOLDER_PARAMS, SCRATCH, class_reuse_map, model_folder_meta
 
 INIT_STD = 0.03              # torchvision's ``_normal_init`` for every SSDlite convolution
-SCRATCH = ("", "none", "scratch")
 CLASS_HEAD = "head.classification_head.module_list."
 
 
