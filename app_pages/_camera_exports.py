@@ -24,6 +24,10 @@ from ssd.camtrap.results import results_csv
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
+#: The path prefix and images folder as this page names them, for the library's refusals that ask for them
+#: (the command line's flags otherwise).
+PAGE_TERMS = ("'Path prefix in the results'", "'Folder its paths start from'")
+
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _sweep(key: tuple, shown: ShownFilter, _doc: Dict[str, Any]) -> Dict[str, Any]:
@@ -92,7 +96,7 @@ def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter,
     try:
         check_photo_path(target, "The sort folder", _access.roots())
         counts = sort_into_folders(doc, image_root, target, shown, mode,
-                                   by_episode=bool(st.session_state.get("ct_sort_episodes")))
+                                   by_episode=bool(st.session_state.get("ct_sort_episodes")), terms=PAGE_TERMS)
         st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
@@ -139,7 +143,8 @@ def _package_options(image_root: str):
     where = s.get("ct_dp_locations")
     locations = read_locations(check_photo_path(where, "The locations CSV", _access.roots())) if where else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
-                          locations=locations, default_location=default, image_root=image_root or None)
+                          locations=locations, default_location=default, image_root=image_root or None,
+                          images_term=PAGE_TERMS[1])
 
 
 def _export_form() -> None:
