@@ -106,7 +106,7 @@ def split_panel(doc: Dict[str, Any], rule: Any) -> None:
     """One results file per camera folder (``results split``), names relative to it: for Timelapse
     opened at a camera's folder. ``doc`` is the file's own document, ``rule`` the page's camera folder."""
     with st.container(border=True):
-        st.markdown(f"**One results file per camera** (camera folder: {md_escape(rule.describe())}), its names "
+        st.markdown(f"**One results file per camera** (camera folder as chosen above, {md_escape(rule.describe())}), its names "
                     "relative to that folder, for Timelapse opened there. A file already in the folder is never "
                     "replaced.")
         target = st.text_input("Write the files into this folder", key="ct_split_out", persist_state="session")
