@@ -123,7 +123,7 @@ def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
         return
     try:
         check_photo_path(target, "The split folder", _access.roots())
-        written = write_split(split_results(doc, rule), target)
+        written = write_split(split_results(doc, rule, PAGE_TERMS[0]), target)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
         return
@@ -254,7 +254,7 @@ def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: 
     except (SSDError, OSError) as err:
         errors.append(f"Camtrap DP: {err}")
     try:
-        ready["coco"], counts = coco_bytes(doc, shown, image_root)
+        ready["coco"], counts = coco_bytes(doc, shown, image_root, terms=PAGE_TERMS)
         if counts.failed or counts.videos or counts.no_size:
             errors.append(f"COCO: {len(counts.failed)} failed file(s), {len(counts.videos)} video(s) and "
                           f"{len(counts.no_size)} image(s) of unknown size left out")

@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base.atomic import atomic_write_text
 from ssd.base.safe_paths import PathRefused, relative_inside, relative_name
 from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
+from ssd.camtrap.rebase import CLI_TERMS
 from ssd.camtrap.video import is_video
 from ssd.inference.filtering import ShownFilter
 
@@ -55,13 +56,14 @@ def category_ids(categories: Dict[str, str]) -> Dict[str, int]:
     return {k: i for i, k in enumerate(keys, start=1)}
 
 
-def coco_name(file: str, real_root: str) -> str:
-    """``file`` relative to the images folder, ``/``-separated; ``ResultsError`` when it leads outside."""
+def coco_name(file: str, real_root: str, terms: Tuple[str, str] = CLI_TERMS) -> str:
+    """``file`` relative to the images folder, ``/``-separated; ``ResultsError`` when it leads outside,
+    naming the settings by ``terms`` (path prefix, images folder: flags, or the page's fields)."""
     try:
         return "/".join(relative_name(real_root, file.replace("\\", "/")))
     except PathRefused as err:
         raise ResultsError(f"'{file}' {err}: it lies outside the images folder {real_root}, so a labelling tool "
-                           "would not find it there (give --images, or --path-prefix for names written on "
+                           f"would not find it there (give {terms[1]}, or {terms[0]} for names written on "
                            "another machine)") from None
 
 
@@ -85,8 +87,8 @@ def pixel_box(bbox: List[float], width: int, height: int) -> List[float]:
     return [round(v, BOX_DIGITS) for v in (x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1))]
 
 
-def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str,
-                  hide_suspect: bool = True) -> Tuple[Dict[str, Any], CocoCounts]:
+def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+                  terms: Tuple[str, str] = CLI_TERMS) -> Tuple[Dict[str, Any], CocoCounts]:
     """The COCO document of a results file at the thresholds, and what it kept and left out."""
     shown = ShownFilter.at(threshold, hide_suspect)
     names = doc.get("detection_categories") or {}
@@ -100,7 +102,7 @@ def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str,
         if is_video(file) or is_failed(entry):
             (counts.videos if is_video(file) else counts.failed).append(file)
             continue
-        name = coco_name(file, real_root)
+        name = coco_name(file, real_root, terms)
         size = _size(entry, name, real_root)
         if size is None:
             counts.no_size.append(file)
@@ -121,10 +123,10 @@ def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str,
     return coco, counts
 
 
-def coco_bytes(doc: Dict[str, Any], threshold: Threshold, image_root: str,
-               hide_suspect: bool = True) -> Tuple[bytes, CocoCounts]:
+def coco_bytes(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+               terms: Tuple[str, str] = CLI_TERMS) -> Tuple[bytes, CocoCounts]:
     """The COCO file as bytes (the page's download button), and its counts."""
-    coco, counts = coco_document(doc, threshold, image_root, hide_suspect)
+    coco, counts = coco_document(doc, threshold, image_root, hide_suspect, terms)
     return json.dumps(coco, separators=(",", ":"), allow_nan=False).encode("utf-8"), counts
 
 
