@@ -17,7 +17,7 @@ from ssd.cli.main import main
 
 CATS = {"1": "deer", "2": "red fox", "3": "person", "4": "badger"}
 TAXA = ("class,scientificName,taxonID,taxonRank,vernacularNames.eng,vernacularNames.nld\n"
-        "deer,Capreolus capreolus,https://www.checklistbank.org/dataset/COL2023/taxon/3JZ6R,species,roe deer,ree\n"
+        "deer,Capreolus capreolus,https://example.org/taxon/capreolus-capreolus,species,roe deer,ree\n"
         "Red Fox,Vulpes vulpes,,species,red fox,vos\n"
         "person,Homo sapiens,,,,\n"
         "foxx,Vulpes lagopus,,,,\n")
@@ -58,7 +58,7 @@ def test_a_species_package_names_each_taxon_and_validates_against_the_profile(tm
                    "class:person": ("human", "Homo sapiens"), "class:badger": ("animal", ""), "": ("blank", "")}
     taxonomic = json.loads((out / "datapackage.json").read_text())["taxonomic"]
     assert taxonomic == [
-        {"scientificName": "Capreolus capreolus", "taxonID": "https://www.checklistbank.org/dataset/COL2023/taxon/3JZ6R",
+        {"scientificName": "Capreolus capreolus", "taxonID": "https://example.org/taxon/capreolus-capreolus",
          "taxonRank": "species", "vernacularNames": {"eng": "roe deer", "nld": "ree"}},
         {"scientificName": "Homo sapiens"},
         {"scientificName": "Vulpes vulpes", "taxonRank": "species", "vernacularNames": {"eng": "red fox", "nld": "vos"}}]
