@@ -81,6 +81,7 @@ class PackageOptions:
     image_root: Optional[str] = None
     sampling_design: str = "opportunistic"
     taxa: Taxa = field(default_factory=dict)        # class → scientific name (``read_taxa``); none: classes as tags only
+    images_term: str = "--images"        # how a refusal names the image_root setting (a flag, or the page's field)
 
 
 def columns(table: str) -> List[str]:
@@ -311,7 +312,7 @@ def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
     shown = ShownFilter.at(threshold, hide_suspect)
     tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
     if not tables.media:
-        raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root)))
+        raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root, opts.images_term)))
     _observations(doc, tables, kept, shown, opts.taxa)
     deployments = _deployments(tables, opts)
     rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
