@@ -135,6 +135,7 @@ def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
 def _package_options(image_root: str):
     """Camtrap DP's facts the results lack, from the form (positions, clock offset, title)."""
     from ssd.camtrap.camtrap_dp import PackageOptions, read_locations
+    from ssd.camtrap.taxa import read_taxa
 
     s = st.session_state
     default = None
@@ -142,9 +143,11 @@ def _package_options(image_root: str):
         default = (float(s["ct_dp_lat"]), float(s["ct_dp_lon"]))
     where = s.get("ct_dp_locations")
     locations = read_locations(check_photo_path(where, "The locations CSV", _access.roots())) if where else {}
+    taxa_csv = s.get("ct_dp_taxa")
+    taxa = read_taxa(check_photo_path(taxa_csv, "The taxa CSV", _access.roots())) if taxa_csv else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
                           locations=locations, default_location=default, image_root=image_root or None,
-                          images_term=PAGE_TERMS[1])
+                          images_term=PAGE_TERMS[1], taxa=taxa)
 
 
 def _export_form() -> None:
@@ -155,10 +158,13 @@ def _export_form() -> None:
     e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f",
                     key="ct_dp_lon", persist_state="session")
     e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc", persist_state="session")
-    f1, f2 = st.columns(2)
+    f1, f2, f3 = st.columns(3)
     f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)",
                   key="ct_dp_locations", persist_state="session")
-    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
+    f2.text_input("Taxa CSV: each class's scientific name (class,scientificName; optional)", key="ct_dp_taxa",
+                  persist_state="session", help="For a species model: GBIF and Agouti use an observation only "
+                  "through its scientific name. Optional columns: taxonID, taxonRank, vernacularNames.eng.")
+    f3.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
 def _write_package(doc: Dict[str, Any], target: str, image_root: str, shown: ShownFilter) -> None:
@@ -193,9 +199,13 @@ def _package_written() -> None:
         st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "
                              "one is a typo, its folder got the default position; the folders are "
                              f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
+    from ssd.camtrap.taxa import taxa_warnings
+
+    for line in taxa_warnings(done, "the taxa CSV"):
+        st.warning(md_escape(line[0].upper() + line[1:]))
 
 
-FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
+FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_taxa", "ct_dp_title")
 
 
 def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_root: str,

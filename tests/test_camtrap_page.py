@@ -150,6 +150,25 @@ def test_the_page_warns_of_a_locations_row_that_names_no_camera_folder(season):
     assert len(warned) == 1 and "'cam 1'" in warned[0] and "'cam2'" not in warned[0].split(";")[0], warned
 
 
+def test_the_page_exports_scientific_names_from_a_taxa_csv_and_warns_of_a_typo(season):
+    """A species model's classes reached Camtrap DP only as tags: GBIF could use no observation."""
+    (season / "taxa.csv").write_text("class,scientificName,taxonRank\nAnimal,Cervus elaphus,species\n"
+                                     "persn,Homo sapiens,species\n")
+    at = _open(season)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package"))
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_taxa").set_value(str(season / "taxa.csv")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    desc = json.loads((season / "package" / "datapackage.json").read_text())
+    assert desc["taxonomic"] == [{"scientificName": "Cervus elaphus", "taxonRank": "species"}]
+    obs = (season / "package" / "observations.csv").read_text()
+    assert ",animal,,Cervus elaphus," in obs and "Homo sapiens" not in obs
+    warned = [w.value for w in at.warning if "persn" in w.value]
+    assert len(warned) == 1 and "no class of these results" in warned[0], [w.value for w in at.warning]
+
+
 def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(season, monkeypatch):
     """A season's results file is read (parsed and checked) once per version on disk; the JSON and
     CSV downloads are made when clicked. A slider move reran both, seconds at 200,000 entries."""

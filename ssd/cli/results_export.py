@@ -31,6 +31,9 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--locations", metavar="LOCATIONS.csv",
                    help="camtrap-dp: a CSV whose header names deploymentID (or camera: the camera folder, see "
                         "--camera-depth), latitude, longitude; a row per camera")
+    x.add_argument("--taxa", metavar="TAXA.csv",
+                   help="camtrap-dp: the scientific name of each class of a species model, which GBIF needs: a CSV "
+                        "whose header names class, scientificName (optional taxonID, taxonRank, vernacularNames.eng)")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
     x.add_argument("--longitude", type=float, help="camtrap-dp: with --latitude")
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
@@ -63,6 +66,7 @@ def package_options(args: argparse.Namespace, root: str):
     """``PackageOptions`` from the export flags (positions checked)."""
     from ssd.base.errors import SSDError
     from ssd.camtrap.camtrap_dp import PackageOptions, check_offset, read_locations
+    from ssd.camtrap.taxa import read_taxa
 
     if (args.latitude is None) != (args.longitude is None):
         raise SSDError("give --latitude and --longitude together")
@@ -74,7 +78,8 @@ def package_options(args: argparse.Namespace, root: str):
     check_offset(args.utc_offset)
     return PackageOptions(title=args.title, contributor=args.contributor, utc_offset=args.utc_offset,
                           locations=read_locations(args.locations) if args.locations else {},
-                          default_location=default, image_root=root, sampling_design=args.sampling_design)
+                          default_location=default, image_root=root, sampling_design=args.sampling_design,
+                          taxa=read_taxa(args.taxa) if args.taxa else {})
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -101,6 +106,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "coco":
         return export_coco(doc, args, root, shown)
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
+    from ssd.camtrap.taxa import taxa_warnings
 
     done = write_camtrap_dp(doc, args.out, shown, package_options(args, root), replace=args.replace)
     print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
@@ -110,6 +116,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: {len(done['unmatched_locations'])} row(s) of {args.locations} name no camera folder of these "
               f"results: {unmatched}; if one is a typo, its folder got the default position; the camera folders are "
               f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
+    for line in taxa_warnings(done, args.taxa):
+        print(f"warning: {line}", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
               f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}"
