@@ -114,3 +114,17 @@ def test_a_huge_or_unknown_language_taxa_file_is_refused(tmp_path):
     path.write_text("class,scientificName,vernacularNames.en\ndeer,Capreolus capreolus,roe deer\n", encoding="utf-8")
     with pytest.raises(ResultsError, match="three letters"):
         read_taxa(str(path))
+
+
+def test_european_excel_files_read_decimal_commas_and_windows_1252(tmp_path):
+    """Excel in most of Europe saves ';' between cells, ',' as the decimal mark and, unless told
+    "CSV UTF-8", Windows-1252 text: positions and accented names are read as meant."""
+    from ssd.camtrap.locations import read_locations
+
+    loc = tmp_path / "cameras.csv"
+    loc.write_bytes("deploymentID;latitude;longitude\r\ncam1;52,3702;4,8952\r\ncam2;-1,5;36\r\n".encode("cp1252"))
+    assert read_locations(str(loc)) == {"cam1": (52.3702, 4.8952), "cam2": (-1.5, 36.0)}
+    taxa = tmp_path / "taxa.csv"
+    taxa.write_bytes("class;scientificName;vernacularNames.fra\r\ndeer;Capreolus capreolus;Chevreuil européen\r\n"
+                     .encode("cp1252"))
+    assert read_taxa(str(taxa))["deer"].entry()["vernacularNames"] == {"fra": "Chevreuil européen"}

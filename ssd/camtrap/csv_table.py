@@ -27,10 +27,22 @@ def _delimiter(first_line: str) -> str:
 Rows = List[Tuple[int, Dict[str, str]]]
 
 
+def _text(path: str, max_bytes: int) -> str:
+    """The file as text: UTF-8 (a byte-order mark dropped), else Windows-1252, what Excel's plain
+    "CSV" writes on Western European and American Windows (an accented name in it is not UTF-8)."""
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252")
+
+
 def read_csv_table(path: str, what: str, max_bytes: int = MAX_TABLE_BYTES) -> Tuple[List[str], Rows]:
     """(header names, ``(line number, row as a dict keyed by those names)`` per row, blank lines
     left out); ``ResultsError`` naming ``what`` and ``path``
-    for a file that is missing, not a regular file, over ``max_bytes``, not UTF-8, or not CSV."""
+    for a file that is missing, not a regular file, over ``max_bytes``, not text (UTF-8 or Windows-1252),
+    or not CSV."""
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -38,8 +50,7 @@ def read_csv_table(path: str, what: str, max_bytes: int = MAX_TABLE_BYTES) -> Tu
         if info.st_size > max_bytes:
             raise ResultsError(f"{what} '{path}' is {info.st_size / 1e6:.1f} MB: more than the "
                                f"{max_bytes / 1e6:.0f} MB such a table could need (refused unread)")
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            text = fh.read(max_bytes + 1)
+        text = _text(path, max_bytes)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text.split("\n", 1)[0]))
         header = [str(n).strip() for n in next(reader, [])]
         rows = [(reader.line_num, dict(zip(header, row))) for row in reader if any(c.strip() for c in row)]

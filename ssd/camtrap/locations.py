@@ -27,6 +27,15 @@ def _key_column(path: str, header: Optional[List[str]]) -> str:
     return key
 
 
+def decimal(text: object) -> float:
+    """A number as a spreadsheet writes it: ``52.37``, or ``52,37`` where the comma is the decimal mark
+    (Excel in most of Europe); ``ValueError`` for anything else (a thousands separator is not a position's)."""
+    value = str(text or "").strip()
+    if value.count(",") == 1 and "." not in value:
+        value = value.replace(",", ".")
+    return float(value)
+
+
 def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
     """A locations CSV → camera folder → ``(latitude, longitude)``."""
     header, rows = read_csv_table(path, "locations file")
@@ -35,7 +44,7 @@ def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
     for k, row in rows:
         key = (row.get(key_column) or "").strip()
         try:
-            lat, lon = float(row.get("latitude") or ""), float(row.get("longitude") or "")
+            lat, lon = decimal(row.get("latitude")), decimal(row.get("longitude"))
         except ValueError:
             raise ResultsError(f"{path}, line {k}: latitude and longitude must be numbers") from None
         if not key or not -90 <= lat <= 90 or not -180 <= lon <= 180:
