@@ -54,8 +54,8 @@ def _form_config(out: str, pulled: Dict[str, object]) -> TrainConfig:
                       limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
     start = ss.get("train_pretrained", "scratch")
-    pick = pulled.get(start)   # a ready-made detector from `models pull`: its own architecture
-    start_from(cfg, start, (pick.path, pick.meta["arch"]) if pick is not None else None)
+    pick = pulled.get(start)   # a saved model folder: its own architecture, as `train --pretrained FOLDER`
+    start_from(cfg, start, pick.path if pick is not None else None)
     return cfg
 
 
