@@ -82,3 +82,31 @@ def test_a_folder_of_an_architecture_that_cannot_start_from_one_is_refused_by_na
     with pytest.raises(SSDError, match=r"is a tiny model, and tiny cannot start from a saved model folder \(.*"
                                        + LITE):
         settle_architecture(None, tiny)
+
+
+def test_every_model_folder_a_run_can_start_from_is_offered_with_its_classes_and_origin(tmp_path, monkeypatch):
+    from ssd.training import config
+
+    mine = _folder(tmp_path / "ena24-ssdlite", LITE, classes=("deer", "fox", "bear"))
+    meta_path = os.path.join(mine, "meta.json")
+    meta = json.load(open(meta_path))
+    meta["dataset"] = {"path": "/data/ena24", "num_train": 120}
+    json.dump(meta, open(meta_path, "w"))
+    pulled = _folder(tmp_path / "voc", "ssd_512_mobilenet1.0", classes=[f"c{i}" for i in range(20)],
+                     source={"kind": "gluoncv-model-zoo", "dataset": "Pascal VOC", "name": "ssd_512_mobilenet1.0_voc"})
+    assert config.start_label(mine) == f"ena24-ssdlite · {LITE} · 3 classes, trained on 120 images of ena24"
+    assert config.start_label(pulled) == "voc · ssd_512_mobilenet1.0 · 20 Pascal VOC classes, pulled from GluonCV"
+    assert config.start_label(str(tmp_path)) is None                          # no model folder
+    os.makedirs(tmp_path / "bad")
+    open(tmp_path / "bad" / "meta.json", "w").write("{")
+    assert config.start_label(str(tmp_path / "bad")) is None                  # unreadable: not offered
+
+    reads = []
+    real = config.read_folder_meta
+    monkeypatch.setattr(config, "read_folder_meta", lambda p: reads.append(p) or real(p))
+    for _ in range(3):
+        config.start_label(mine)
+    assert reads == []                                     # cached per version of its meta.json
+    meta["classes"].append("lynx")
+    json.dump(meta, open(meta_path, "w"))
+    assert "4 classes" in config.start_label(mine) and reads == [mine]      # a new version is read again

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.errors import SSDError
+from ssd.base.file_cache import per_file_version
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.recipe import Recipe
 from ssd.models.registry import architectures, recipe_for
-from ssd.models.starting_point import SCRATCH, read_folder_meta
+from ssd.models.knowledge import provenance
+from ssd.models.starting_point import FOLDER_META, SCRATCH, read_folder_meta
 from ssd.models.training_graph import PRECISIONS
 from ssd.training import defaults
 
@@ -140,6 +142,25 @@ def settle_architecture(arch: Optional[str], pretrained: Optional[str]) -> Tuple
 def folder_architectures() -> List[str]:
     """The architectures whose runs can start from a saved model folder of their own."""
     return [name for name in architectures() if recipe_for(name).starts_from_folder]
+
+
+def start_label(folder: str) -> Optional[str]:
+    """The Train page's option for the model ``folder`` as a starting point (name, architecture,
+    classes, origin), or None when no run can start from it (the rule ``settle_architecture``
+    applies to ``--pretrained FOLDER``). Read once per version of its meta.json: pages ask on every rerun."""
+    return _start_label(os.path.join(folder, FOLDER_META))
+
+
+@per_file_version(maxsize=256, missing=None)
+def _start_label(meta_path: str, size: int) -> Optional[str]:
+    folder = os.path.dirname(meta_path)
+    try:
+        meta = read_folder_meta(folder)
+        if meta is None or not recipe_for(meta["arch"]).starts_from_folder:
+            return None
+    except SSDError:     # unreadable, or an architecture this app does not know: not offered
+        return None
+    return f"{os.path.basename(folder)} · {meta['arch']} · {provenance(meta)}"
 
 
 def resolve_defaults(cfg: TrainConfig) -> List[str]:
