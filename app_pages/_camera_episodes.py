@@ -49,7 +49,7 @@ def episode_controls(doc: Dict[str, Any], results_path: str, path_prefix: str,
     for choice in (recorded.recorded(), st.session_state.get(DEPTH_KEY)):
         if choice not in choices:           # a depth the file records beyond the usual ones
             choices.append(choice)
-    g1, g2, g3 = st.columns([1, 2, 2])
+    g1, g2 = st.columns([1, 2.4])       # the longest camera rule whole at 1280 px, sidebar open
     gap = float(g1.number_input("Episode gap (s)", MIN_GAP, MAX_GAP, step=10.0, key=GAP_KEY, persist_state="session",
                                 help="Frames of one camera at most this far apart form one episode. The file is "
                                      "not changed: counts, episode rows, sorting and exports use this grouping."))
@@ -58,8 +58,8 @@ def episode_controls(doc: Dict[str, Any], results_path: str, path_prefix: str,
                          help="Which folder is one camera, for episodes and Camtrap DP deployments. Automatic: "
                               "site/cam/2024-05-01/100RECNX is camera site/cam."))
     if gap == recorded_gap and CameraRule(depth) == recorded:
-        g3.caption(f"As the file records: a gap of {recorded_gap:g} s, camera folder {recorded.describe()}.")
+        st.caption(f"As the file records: a gap of {recorded_gap:g} s, camera folder {recorded.describe()}.")
         return doc
-    g3.caption(f"Regrouped for this view and its downloads; the file records a gap of {recorded_gap:g} s, "
+    st.caption(f"Regrouped for this view and its downloads; the file records a gap of {recorded_gap:g} s, "
                f"camera folder {recorded.describe()}, and is not changed.")
     return _regrouped(results_path, stamp, path_prefix, gap, depth)

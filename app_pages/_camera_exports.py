@@ -24,6 +24,10 @@ from ssd.camtrap.results import results_csv
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
+#: The path prefix and images folder as this page names them, for the library's refusals that ask for them
+#: (the command line's flags otherwise).
+PAGE_TERMS = ("'Path prefix in the results'", "'Folder its paths start from'")
+
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _sweep(key: tuple, shown: ShownFilter, _doc: Dict[str, Any]) -> Dict[str, Any]:
@@ -92,7 +96,7 @@ def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter,
     try:
         check_photo_path(target, "The sort folder", _access.roots())
         counts = sort_into_folders(doc, image_root, target, shown, mode,
-                                   by_episode=bool(st.session_state.get("ct_sort_episodes")))
+                                   by_episode=bool(st.session_state.get("ct_sort_episodes")), terms=PAGE_TERMS)
         st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
@@ -102,7 +106,7 @@ def split_panel(doc: Dict[str, Any], rule: Any) -> None:
     """One results file per camera folder (``results split``), names relative to it: for Timelapse
     opened at a camera's folder. ``doc`` is the file's own document, ``rule`` the page's camera folder."""
     with st.container(border=True):
-        st.markdown(f"**One results file per camera** (camera folder: {md_escape(rule.describe())}), its names "
+        st.markdown(f"**One results file per camera** (camera folder as chosen above, {md_escape(rule.describe())}), its names "
                     "relative to that folder, for Timelapse opened there. A file already in the folder is never "
                     "replaced.")
         target = st.text_input("Write the files into this folder", key="ct_split_out", persist_state="session")
@@ -119,7 +123,7 @@ def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
         return
     try:
         check_photo_path(target, "The split folder", _access.roots())
-        written = write_split(split_results(doc, rule), target)
+        written = write_split(split_results(doc, rule, PAGE_TERMS[0]), target)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
         return
@@ -131,6 +135,7 @@ def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
 def _package_options(image_root: str):
     """Camtrap DP's facts the results lack, from the form (positions, clock offset, title)."""
     from ssd.camtrap.camtrap_dp import PackageOptions, read_locations
+    from ssd.camtrap.taxa import read_taxa
 
     s = st.session_state
     default = None
@@ -138,8 +143,11 @@ def _package_options(image_root: str):
         default = (float(s["ct_dp_lat"]), float(s["ct_dp_lon"]))
     where = s.get("ct_dp_locations")
     locations = read_locations(check_photo_path(where, "The locations CSV", _access.roots())) if where else {}
+    taxa_csv = s.get("ct_dp_taxa")
+    taxa = read_taxa(check_photo_path(taxa_csv, "The taxa CSV", _access.roots())) if taxa_csv else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
-                          locations=locations, default_location=default, image_root=image_root or None)
+                          locations=locations, default_location=default, image_root=image_root or None,
+                          images_term=PAGE_TERMS[1], taxa=taxa)
 
 
 def _export_form() -> None:
@@ -150,10 +158,13 @@ def _export_form() -> None:
     e2.number_input("Longitude (all cameras)", -180.0, 180.0, value=None, format="%.5f",
                     key="ct_dp_lon", persist_state="session")
     e3.text_input("Camera clocks' UTC offset", value="+00:00", key="ct_dp_utc", persist_state="session")
-    f1, f2 = st.columns(2)
+    f1, f2, f3 = st.columns(3)
     f1.text_input("Locations CSV per camera folder (deploymentID,latitude,longitude; optional)",
                   key="ct_dp_locations", persist_state="session")
-    f2.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
+    f2.text_input("Taxa CSV: each class's scientific name (class,scientificName; optional)", key="ct_dp_taxa",
+                  persist_state="session", help="For a species model: GBIF and Agouti use an observation only "
+                  "through its scientific name. Optional columns: taxonID, taxonRank, vernacularNames.eng.")
+    f3.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
 def _write_package(doc: Dict[str, Any], target: str, image_root: str, shown: ShownFilter) -> None:
@@ -188,9 +199,13 @@ def _package_written() -> None:
         st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "
                              "one is a typo, its folder got the default position; the folders are "
                              f"{', '.join(map(repr, done['deployment_ids'][:10]))}"))
+    from ssd.camtrap.taxa import taxa_warnings
+
+    for line in taxa_warnings(done, "the taxa CSV"):
+        st.warning(md_escape(line[0].upper() + line[1:]))
 
 
-FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_title")
+FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_taxa", "ct_dp_title")
 
 
 def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_root: str,
@@ -204,9 +219,10 @@ def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_r
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
                   path_prefix: str = "") -> None:
     """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds."""
-    st.subheader("Export: Camtrap DP and Excel")
+    st.subheader("Export: Camtrap DP, Excel and COCO")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
-               "platforms ingest; it needs each camera's position.")
+               "platforms ingest; it needs each camera's position. COCO holds every photo with its boxes, to "
+               "correct in CVAT or Label Studio and train on (put it in the photo folder or annotations/ beside it).")
     _export_form()
     target = st.text_input("Write the Camtrap DP package into this folder", key="ct_dp_out", persist_state="session")
     st.checkbox("Replace the package's files in a folder holding other files", key="ct_dp_replace",
@@ -228,6 +244,9 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
         c3.download_button("Results (XLSX)", ready["xlsx"], "results.xlsx",
                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="ct_dl_xlsx",
                            on_click="ignore")
+        if ready.get("coco"):
+            c3.download_button("Boxes to correct (COCO)", ready["coco"], "coco.json", "application/json",
+                               key="ct_dl_coco", on_click="ignore")
         if ready.get("error"):
             st.warning(md_escape(ready["error"]))
 
@@ -235,11 +254,22 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
 def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter) -> None:
     """Build the workbook and the package once (not on every rerun); kept until ``key`` changes."""
     from ssd.camtrap.camtrap_dp import camtrap_dp_zip
+    from ssd.camtrap.coco_export import coco_bytes
     from ssd.camtrap.spreadsheet import xlsx_bytes
 
     ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown)}
+    errors = []
     try:
         ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))
     except (SSDError, OSError) as err:
-        ready["error"] = f"Camtrap DP: {err}"
+        errors.append(f"Camtrap DP: {err}")
+    try:
+        ready["coco"], counts = coco_bytes(doc, shown, image_root, terms=PAGE_TERMS)
+        if counts.failed or counts.videos or counts.no_size:
+            errors.append(f"COCO: {len(counts.failed)} failed file(s), {len(counts.videos)} video(s) and "
+                          f"{len(counts.no_size)} image(s) of unknown size left out")
+    except (SSDError, OSError) as err:
+        errors.append(f"COCO: {err}")
+    if errors:
+        ready["error"] = "; ".join(errors)
     st.session_state["ct_dl_ready"] = ready

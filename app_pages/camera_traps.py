@@ -21,7 +21,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
-from app_pages._camera_exports import downloads_panel, explorer_panel, exports_panel, split_panel
+from app_pages._camera_exports import PAGE_TERMS, downloads_panel, explorer_panel, exports_panel, split_panel
 from app_pages._camera_grid import failures_panel, grid_panel, large_view
 from app_pages._camera_review import review_panel
 from ssd import jobs
@@ -33,7 +33,7 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
 from ssd.camtrap.megadetector import typical_threshold
-from ssd.camtrap.rebase import PATH_PREFIX_HELP, refuse_windows_names
+from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
 from ssd.camtrap.summary import summarize
 from ssd.workspace import check_photo_path
@@ -223,8 +223,7 @@ def results_source_ui(runs_root: str) -> Tuple[str, str, str]:
         return (b1.text_input("Results JSON (path)", key="ct_results_path", persist_state="session"),
                 b2.text_input("Folder its paths start from", key="ct_image_root", persist_state="session"),
                 b3.text_input("Path prefix in the results",
-                              key="ct_path_prefix", persist_state="session", help=PATH_PREFIX_HELP.replace(
-                    "--images", "the folder its paths start from")))
+                              key="ct_path_prefix", persist_state="session", help=path_prefix_help(f"the folder in {PAGE_TERMS[1]}")))
     saved = jobs.batch_settings(os.path.dirname(pick))
     return pick, saved.inputs[0] if saved is not None and saved.inputs else "", ""
 
@@ -337,7 +336,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
         return
     try:
         if not path_prefix.strip():
-            refuse_windows_names(doc, image_root, ("'Path prefix in the results'", "'Folder its paths start from'"))
+            refuse_windows_names(doc, image_root, PAGE_TERMS)
     except SSDError as err:                 # counts and downloads still work; the pictures cannot be found
         st.warning(_plain(err))
     shown, state = filters_ui(doc)

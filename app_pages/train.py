@@ -171,16 +171,16 @@ def _resume(root: str, run_dir: str) -> None:
         info = jobs.start_job(root, jobs.resume_config(run_dir))
         st.session_state["train_run"] = info.out
     except (SSDError, OSError) as err:
-        st.session_state["train_flash"] = str(err)
+        st.session_state["train_flash"] = ("error", str(err))
 
 
 def _delete(root: str, run_dir: str) -> None:
     try:
         jobs.delete_run(root, run_dir)
         st.session_state.pop("train_run", None)
-        st.session_state["train_flash"] = f"Deleted {os.path.basename(run_dir)}."
+        st.session_state["train_flash"] = ("success", f"Deleted {os.path.basename(run_dir)}.")
     except (SSDError, OSError) as err:
-        st.session_state["train_flash"] = str(err)
+        st.session_state["train_flash"] = ("error", str(err))
 
 
 def _stop(root: str, pid: int) -> None:
@@ -281,8 +281,9 @@ def run_section(root: str, job) -> None:
             if not running:
                 st.session_state.pop("train_stopping", None)
             st.rerun()
-        if st.session_state.get("train_flash"):
-            st.error(st.session_state.pop("train_flash"))
+        if st.session_state.get("train_flash"):     # (kind, words): a delete that worked is no error
+            kind, words = st.session_state.pop("train_flash")
+            getattr(st, kind)(md_escape(words))
         run_dir = _shown_run(root, current)
         if not run_dir:
             st.caption("No training run yet. Start one above.")

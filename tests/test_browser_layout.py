@@ -241,6 +241,9 @@ def test_camera_traps_labels_whole_on_a_laptop(own_data_server, tmp_path):
         expect(page.locator('[data-testid="stMetric"]').filter(has_text="Episodes with detections")).to_be_visible()
         _no_exception(page)
         assert page.evaluate(_ELLIPSIZED) == []
+        # the results view's Camera folder too (it read "automatic: the photo's folder without date anc")
+        choices = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has_text="Camera folder")
+        assert choices.count() == 2 and choices.locator("input").evaluate_all(_CLIPPED_VALUES) == []
         shots = []
         _shot(page, shots, tmp_path, "laptop_camera_traps")
         _keep(*shots)

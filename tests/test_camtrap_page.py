@@ -150,6 +150,25 @@ def test_the_page_warns_of_a_locations_row_that_names_no_camera_folder(season):
     assert len(warned) == 1 and "'cam 1'" in warned[0] and "'cam2'" not in warned[0].split(";")[0], warned
 
 
+def test_the_page_exports_scientific_names_from_a_taxa_csv_and_warns_of_a_typo(season):
+    """A species model's classes reached Camtrap DP only as tags: GBIF could use no observation."""
+    (season / "taxa.csv").write_text("class,scientificName,taxonRank\nAnimal,Cervus elaphus,species\n"
+                                     "persn,Homo sapiens,species\n")
+    at = _open(season)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package"))
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_taxa").set_value(str(season / "taxa.csv")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _ok(at)
+    desc = json.loads((season / "package" / "datapackage.json").read_text())
+    assert desc["taxonomic"] == [{"scientificName": "Cervus elaphus", "taxonRank": "species"}]
+    obs = (season / "package" / "observations.csv").read_text()
+    assert ",animal,,Cervus elaphus," in obs and "Homo sapiens" not in obs
+    warned = [w.value for w in at.warning if "persn" in w.value]
+    assert len(warned) == 1 and "no class of these results" in warned[0], [w.value for w in at.warning]
+
+
 def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(season, monkeypatch):
     """A season's results file is read (parsed and checked) once per version on disk; the JSON and
     CSV downloads are made when clicked. A slider move reran both, seconds at 200,000 entries."""
@@ -230,6 +249,9 @@ def test_filters_outlive_choosing_another_results_file(season):
     assert at.slider(key="ct_conf").proto.set_value and list(at.slider(key="ct_conf").proto.value) == [0.6]
 
 
+DOWNLOADS = {"ct_dl_dp", "ct_dl_xlsx", "ct_dl_coco"}
+
+
 def _offered(at) -> set:
     """The keys of the download buttons the page shows."""
     return {b.key for b in at.get("download_button")}
@@ -244,14 +266,14 @@ def test_prepared_downloads_are_withdrawn_when_what_they_hold_changes(season):
     at.number_input(key="ct_dp_lon").set_value(7.25).run()
     next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
     _ok(at)
-    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    assert DOWNLOADS <= _offered(at)
     at.number_input(key="ct_dp_lat").set_value(10.0).run()
     _ok(at)
-    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    assert not DOWNLOADS & _offered(at)
     next(b for b in at.button if b.key == "ct_dp_prepare").click().run()
-    assert {"ct_dl_dp", "ct_dl_xlsx"} <= _offered(at)
+    assert DOWNLOADS <= _offered(at)
     at.text_input(key="ct_image_root").set_value(str(season)).run()    # another photo folder: media paths differ
-    assert not {"ct_dl_dp", "ct_dl_xlsx"} & _offered(at)
+    assert not DOWNLOADS & _offered(at)
 
 
 def test_a_page_turn_or_a_photo_opened_large_does_not_recount_the_season(season, monkeypatch):
@@ -324,3 +346,49 @@ def test_review_decisions_stay_with_the_results_file_they_were_made_on(season):
     assert next(b for b in at.button if b.key == "ct_rv_write").disabled
     at.text_input(key="ct_results_path").set_value(str(season / "season.json")).run()
     assert at.radio(key="ct_rv_0").value == "undecided"     # a new file, a new review: nothing carried back
+
+
+def test_sort_finding_no_photos_names_the_recorded_folder_in_the_pages_own_words(season):
+    """The refusal when none of the photos is in the folder given named the folder the run recorded,
+    but as a command-line flag (``--images …``) the page has no field for: it names the page's field."""
+    doc = json.loads((season / "season.json").read_text())
+    doc["info"]["ssd_batch"]["images_root"] = str(season / "photos")
+    (season / "season.json").write_text(json.dumps(doc))
+    (season / "elsewhere").mkdir()
+    at = _open(season)
+    at.text_input(key="ct_image_root").set_value(str(season / "elsewhere")).run()
+    at.text_input(key="ct_sort_into").set_value(str(season / "sorted")).run()
+    next(b for b in at.button if b.key == "ct_sort_go").click().run()
+    errors = [e.value.replace("\\", "") for e in at.error]         # the page escapes Markdown
+    assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
+    assert not any("--images" in e for e in errors), errors
+    assert not (season / "sorted").exists() or not any((season / "sorted").iterdir())
+
+
+def test_a_package_with_no_photos_found_names_the_recorded_folder_in_the_pages_own_words(season):
+    """The same for Camtrap DP: no time stamp in the results and no photo in the folder given is a
+    refusal naming the folder the run recorded, as the page's field, not ``--images``."""
+    doc = json.loads((season / "season.json").read_text())
+    doc["info"]["ssd_batch"]["images_root"] = str(season / "photos")
+    for im in doc["images"]:
+        im.pop("datetime", None)
+    (season / "season.json").write_text(json.dumps(doc))
+    (season / "elsewhere").mkdir()
+    at = _open(season)
+    at.text_input(key="ct_image_root").set_value(str(season / "elsewhere"))
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
+    assert not any("--images" in e for e in errors), errors
+
+
+def test_the_path_prefix_help_speaks_of_the_pages_field_not_the_command(season):
+    """Its help was the command line's with one flag swapped: "… (to the folder its paths start from,
+    where the command takes one)" — no command on the page."""
+    at = _open(season)
+    words = at.text_input(key="ct_path_prefix").help
+    assert "'Folder its paths start from'" in words, words
+    assert "command" not in words and "--" not in words, words

@@ -33,3 +33,16 @@ def test_split_with_no_folder_says_so(season):  # noqa: F811
     at = _open(season)
     next(b for b in at.button if b.key == "ct_split_go").click().run()
     assert any("folder to write the files into" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_split_of_absolute_names_names_the_pages_own_field(season):  # noqa: F811
+    """Absolute names need a path prefix to split below: the page names its field, not a flag."""
+    doc = json.loads((season / "season.json").read_text())
+    for im in doc["images"]:
+        im["file"] = str(season / "photos" / im["file"])
+    (season / "season.json").write_text(json.dumps(doc))
+    at = _open(season)
+    _split(at, season / "per-camera")
+    refusal = next(e.value for e in at.error if "absolute name" in e.value)
+    assert "Path prefix in the results" in refusal and "--path-prefix" not in refusal
+    assert not (season / "per-camera").exists() or not any((season / "per-camera").iterdir())

@@ -74,7 +74,7 @@ def test_train_page_helpers(tmp_path):
 def test_run_figures_reads_training_not_validation_progress():
     from ssd.jobs import RunStatus, run_figures
 
-    assert run_figures(RunStatus("new")) == {"Epochs done": "0/?", "Loss": "–", "Samples/s": "–",
+    assert run_figures(RunStatus("new")) == {"Epochs done": "0", "Loss": "–", "Samples/s": "–",
                                              "Best val mAP": "–", "Val micro-F1 / accuracy": "–"}
     history = [{"epoch": 1, "loss": 2.5, "samples_per_s": 40.0, "val_map": 0.25},
                {"epoch": 2, "loss": 1.25, "samples_per_s": 50.0, "val_map": 0.5},

@@ -523,6 +523,9 @@ def test_a_failed_run_can_be_deleted_from_the_train_page(tmp_path, monkeypatch, 
     at.button(key="train_delete").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not (root / "failed").exists()
+    # a delete that worked says so as a success, not in the red box of a failure
+    assert not at.error, [e.value for e in at.error]
+    assert any("Deleted failed" in m.value for m in at.success), [m.value for m in at.success]
 
 
 # ------------------------------------------------------------------ the Train page says what it does

@@ -18,7 +18,8 @@ URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
   model (``classifiedBy``) and episode (``eventID``, ``eventStart``/``eventEnd``: the burst it
   belongs to); a media file with no detection shown gets one ``blank`` observation. Class names
   become ``observationType`` ``human`` or ``vehicle`` when they say so, else ``animal``; the class
-  name itself is kept in ``observationTags`` (``class:red fox``).
+  name itself is kept in ``observationTags`` (``class:red fox``). With a taxa CSV (``taxa``), a class
+  given a scientific name gets it (``animal``; ``human`` for Homo sapiens), and ``taxonomic`` lists them.
 
 The model, the thresholds, the episode gap and the camera rule are recorded in ``datapackage.json`` (``ssdStudio``).
 Every text cell goes through ``safe_cell`` (no formula when a table is opened in a spreadsheet).
@@ -47,6 +48,7 @@ from ssd.camtrap.locations import read_locations  # noqa: F401 - the pages and t
 from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
+from ssd.camtrap.taxa import Taxa, by_class, taxa_report, taxon_fields, taxonomic
 from ssd.data.exif import exif_datetime
 from ssd.inference.filtering import ShownFilter
 
@@ -78,6 +80,8 @@ class PackageOptions:
     default_location: Optional[Tuple[float, float]] = None
     image_root: Optional[str] = None
     sampling_design: str = "opportunistic"
+    taxa: Taxa = field(default_factory=dict)        # class → scientific name (``read_taxa``); none: classes as tags only
+    images_term: str = "--images"        # how a refusal names the image_root setting (a flag, or the page's field)
 
 
 def columns(table: str) -> List[str]:
@@ -194,7 +198,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
 
 
 def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[str, str]],
-                  shown: ShownFilter) -> None:
+                  shown: ShownFilter, taxa: Taxa) -> None:
     """observations.csv rows: one per shown detection, one ``blank`` per media file without any."""
     names = doc.get("detection_categories") or {}
     episodes = episode_ids(_with_times(doc, tables.read_times))
@@ -203,7 +207,7 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         lo, hi = bounds.get(episodes[k], (stamp, stamp))
         bounds[episodes[k]] = (min(lo, stamp), max(hi, stamp))
     model = str((doc.get("info") or {}).get("detector") or "detector")
-    rule = file_camera_rule(doc)
+    rule, index = file_camera_rule(doc), by_class(taxa)
     for k, (stamp, media_id) in kept.items():
         im = doc["images"][k]
         start, end = bounds[episodes[k]]
@@ -213,7 +217,7 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         if not dets:
             tables.observations.append({**base, "observationID": f"{media_id}:blank", "observationType": "blank"})
         for j, d in enumerate(dets):
-            tables.observations.append({**base, **_detection_fields(d, names, model),
+            tables.observations.append({**base, **_detection_fields(d, names, model, index),
                                         "observationID": f"{media_id}:{j + 1}"})
 
 
@@ -236,12 +240,13 @@ def _with_times(doc: Dict[str, Any], times: Dict[int, str]) -> Dict[str, Any]:
     return dict(doc, images=images)
 
 
-def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str) -> Dict[str, Any]:
+def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str, index: Dict[str, Any]) -> Dict[str, Any]:
     name = names.get(str(d.get("category")), str(d.get("category")))
     x, y, w, h = (float(v) for v in d["bbox"])
     out = {"observationType": observation_type(name), "count": 1, "classificationMethod": "machine",
            "classifiedBy": model, "classificationProbability": round(float(d["conf"]), 3),
-           "observationTags": f"class:{name}" + ("|suspect:true" if d.get("suspect") else "")}
+           "observationTags": f"class:{name}" + ("|suspect:true" if d.get("suspect") else ""),
+           **taxon_fields(name, index)}
     if w > 0 and h > 0:
         out.update(bboxX=round(min(max(x, 0.0), 1.0), 4), bboxY=round(min(max(y, 0.0), 1.0), 4),
                    bboxWidth=round(min(w, 1.0), 4), bboxHeight=round(min(h, 1.0), 4))
@@ -286,7 +291,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
         "spatial": spatial,
         "temporal": {"start": stamps[0][:10] if stamps else "1970-01-01",
                      "end": stamps[-1][:10] if stamps else "1970-01-01"},
-        "taxonomic": [],
+        "taxonomic": taxonomic(tables.observations, opts.taxa),
         "resources": [{"name": t, "path": f"{t}.csv", "profile": "tabular-data-resource", "format": "csv",
                        "mediatype": "text/csv", "encoding": "utf-8", "schema": f"{BASE_URL}/{t}-table-schema.json"}
                       for t in TABLES],
@@ -307,8 +312,8 @@ def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
     shown = ShownFilter.at(threshold, hide_suspect)
     tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
     if not tables.media:
-        raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root)))
-    _observations(doc, tables, kept, shown)
+        raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root, opts.images_term)))
+    _observations(doc, tables, kept, shown, opts.taxa)
     deployments = _deployments(tables, opts)
     rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
     return _descriptor(doc, tables, deployments, opts, shown), rows, tables.skipped
@@ -342,7 +347,8 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
     cameras = {deployment_of(im["file"], rule) for im in doc.get("images", [])}
     return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
             "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
-            "unmatched_locations": sorted(set(opts.locations) - cameras)}
+            "unmatched_locations": sorted(set(opts.locations) - cameras),
+            **taxa_report(doc.get("detection_categories") or {}, rows["observations"], opts.taxa)}
 
 
 def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,

@@ -7,9 +7,9 @@ has: blamed on line 2 it sent people looking for a wrong row.
 """
 from __future__ import annotations
 
-import csv
 from typing import Dict, List, Optional, Tuple
 
+from ssd.camtrap.csv_table import read_csv_table
 from ssd.camtrap.megadetector import ResultsError
 
 KEY_COLUMNS = ("deploymentID", "camera", "folder")
@@ -29,15 +29,10 @@ def _key_column(path: str, header: Optional[List[str]]) -> str:
 
 def read_locations(path: str) -> Dict[str, Tuple[float, float]]:
     """A locations CSV → camera folder → ``(latitude, longitude)``."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            key_column = _key_column(path, reader.fieldnames)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ResultsError(f"locations file '{path}' cannot be read ({err})") from None
+    header, rows = read_csv_table(path, "locations file")
+    key_column = _key_column(path, header)
     out: Dict[str, Tuple[float, float]] = {}
-    for k, row in enumerate(rows, start=2):
+    for k, row in rows:
         key = (row.get(key_column) or "").strip()
         try:
             lat, lon = float(row.get("latitude") or ""), float(row.get("longitude") or "")

@@ -33,21 +33,32 @@ from ssd.base.safe_paths import PathRefused, name_parts
 from ssd.base.text import terminal_safe
 from ssd.camtrap.results_check import ResultsError, refuse_replacing
 
-PATH_PREFIX_HELP = ("the folder the results' names begin with on the machine that wrote them (e.g. "
-                    "'D:\\season' or /mnt/a/season): names below it are read as relative to it (to --images, where the command takes one); "
-                    "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
-                    "match in any case")
 
-def recorded_folder_hint(doc: Dict[str, Any], searched: Optional[str]) -> str:
+def path_prefix_help(images: str = "--images, where the command takes one") -> str:
+    """What the path prefix is; ``images``: the images folder setting as the reader knows it (the
+    command's flag, or the page's field)."""
+    return ("the folder the results' names begin with on the machine that wrote them (e.g. "
+            f"'D:\\season' or /mnt/a/season): names below it are read as relative to it (to {images}); "
+            "a name outside it is refused. Windows prefixes (a drive letter, \\\\server\\share) "
+            "match in any case")
+
+
+PATH_PREFIX_HELP = path_prefix_help()
+
+
+def recorded_folder_hint(doc: Dict[str, Any], searched: Optional[str], images_term: str = "--images") -> str:
     """A clause for "file not found" messages when the run recorded another photo folder
     (``info.ssd_batch.images_root``) than the one searched: results saved away from the photos
-    (``detect /data/season --json season.json`` in the home folder) are looked up beside the file."""
+    (``detect /data/season --json season.json`` in the home folder) are looked up beside the file.
+    ``images_term``: the setting that takes it as the user sees it (a flag, or the page's field)."""
     recorded = ((doc.get("info") or {}).get("ssd_batch") or {}).get("images_root")
     if not isinstance(recorded, str) or not searched or not os.path.isdir(recorded):
         return ""
     if os.path.realpath(recorded) == os.path.realpath(searched):
         return ""
-    return f"; the run was over {terminal_safe(recorded)}: give it as the images folder (--images {terminal_safe(recorded)})"
+    if images_term.startswith("--"):
+        return f"; the run was over {terminal_safe(recorded)}: give it as the images folder ({images_term} {terminal_safe(recorded)})"
+    return f"; the run was over {terminal_safe(recorded)}: type it in {images_term}"
 
 
 Split = Tuple[str, List[str], bool]      # (root: "", "/", "//" or "D:"; folders and name; written on Windows)

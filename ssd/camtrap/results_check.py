@@ -276,11 +276,11 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def refuse_replacing(out: str, inputs: List[str], made: str) -> None:
+def refuse_replacing(out: str, inputs: List[str], made: str, flag: str = "-o") -> None:
     """``ResultsError`` when ``out`` is one of the results files a command reads: a file a command
     derives (a merge, a rebase) never replaces an original, whose loss a user cannot undo."""
     for results in inputs:
         if _same_file(out, results):
             raise ResultsError(f"'{out}' is the results file '{results}' itself: the {made} must not replace "
-                               "the original; give another -o")
+                               f"the original; give another {flag}")
 

@@ -29,7 +29,7 @@ from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_
                                  same_placement)
 from ssd.base.text import name_on_disk, terminal_safe
 from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, in_category_order, shown_detections
-from ssd.camtrap.rebase import recorded_folder_hint, refuse_windows_names
+from ssd.camtrap.rebase import CLI_TERMS, recorded_folder_hint, refuse_windows_names
 from ssd.inference.filtering import ShownFilter
 
 MODES = ("symlink", "hardlink", "copy")
@@ -82,7 +82,7 @@ class _Placement:
 
 def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
                       mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False,
-                      missing: Optional[List[str]] = None) -> Dict[str, int]:
+                      missing: Optional[List[str]] = None, terms: Tuple[str, str] = CLI_TERMS) -> Dict[str, int]:
     """Link or copy every image into its class folder under ``into``; returns images per folder.
 
     ``image_root`` is the folder the results' paths start from; every original is read inside it
@@ -92,14 +92,16 @@ def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str,
     ``missing``, when given, gets the names of the originals not found. None found at all is a
     refusal, not an empty sort: the images folder is the wrong one (results saved away from the
     photos are looked up beside the file), and the message names the folder the run recorded.
+    ``terms``: the path prefix and images folder settings as the caller names them (flags, or the
+    page's fields), for the refusals that ask for them.
     """
     if mode not in MODES:
         raise ResultsError(f"unknown sort mode {mode!r}; one of {', '.join(MODES)}")
-    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode)
+    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode, terms)
     lost = ["/".join(p.parts[1:]) for p in plan if p.src is None]
     if plan and len(lost) == len(plan):
         raise ResultsError(f"none of the {len(plan)} image(s) of the results is in the images folder '{image_root}' "
-                           f"(e.g. '{terminal_safe(lost[0])}'){recorded_folder_hint(doc, image_root)} "
+                           f"(e.g. '{terminal_safe(lost[0])}'){recorded_folder_hint(doc, image_root, terms[1])} "
                            "(nothing was sorted)")
     if missing is not None:
         missing.extend(lost)
@@ -107,13 +109,14 @@ def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str,
 
 
 def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
-              mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False) -> List[_Placement]:
+              mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False,
+              terms: Tuple[str, str] = CLI_TERMS) -> List[_Placement]:
     """Where each image goes, checked: originals inside ``image_root``, a target outside it, no link
     on the way, no file already there (``ResultsError`` naming the first problem; nothing written)."""
     if not image_root or not os.path.isdir(image_root):
         raise ResultsError(f"the images folder {image_root!r} is not a folder: give the folder the results' "
                            "paths start from (nothing was sorted)")
-    refuse_windows_names(doc, image_root)
+    refuse_windows_names(doc, image_root, terms)
     root, target = os.path.realpath(image_root), os.path.realpath(into)
     if is_inside(root, target):
         raise ResultsError(f"'{into}' is inside the images folder '{image_root}': sort into a folder outside "

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.safe_paths import PathRefused, is_absolute_name, name_parts
 from ssd.camtrap.cameras import CameraRule
-from ssd.camtrap.rebase import joined
+from ssd.camtrap.rebase import CLI_TERMS, joined
 from ssd.camtrap.results_check import ResultsError
 
 #: The file name of the part holding the photos directly in the top folder.
@@ -40,12 +40,12 @@ def part_file_name(folder: str) -> str:
     return _UNSAFE.sub("_", folder.replace("/", "_")) + ".json"
 
 
-def _entry_parts(file: Any) -> List[str]:
+def _entry_parts(file: Any, prefix_term: str = CLI_TERMS[0]) -> List[str]:
     """A relative name's components; ``ResultsError`` for an absolute one or one climbing out."""
     if not isinstance(file, str):
         raise ResultsError(f"an entry's file name is {file!r}, not text (nothing was written)")
     if is_absolute_name(file):
-        raise ResultsError(f"{file!r} is an absolute name: give the folder the names begin with as --path-prefix "
+        raise ResultsError(f"{file!r} is an absolute name: give the folder the names begin with as {prefix_term} "
                            "to split below it (nothing was written)")
     try:
         return name_parts(file)
@@ -70,13 +70,15 @@ def _part_info(info: Dict[str, Any], folder: str, rule: CameraRule) -> Dict[str,
     return out
 
 
-def split_results(doc: Dict[str, Any], rule: CameraRule) -> Dict[str, Dict[str, Any]]:
+def split_results(doc: Dict[str, Any], rule: CameraRule,
+                  prefix_term: str = CLI_TERMS[0]) -> Dict[str, Dict[str, Any]]:
     """A results document per folder (the camera folder by ``rule``), keyed by the folder, in order
     of first appearance; names relative to it. ``doc`` is left as it is. ``ResultsError`` (nothing
-    made) for an absolute name, ``..``, or two folders whose files would share a name."""
+    made) for an absolute name (the setting to give named by ``prefix_term``: a flag or the page's
+    field), ``..``, or two folders whose files would share a name."""
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for im in doc.get("images", []):
-        parts = _entry_parts(im.get("file") if isinstance(im, dict) else im)
+        parts = _entry_parts(im.get("file") if isinstance(im, dict) else im, prefix_term)
         folder = rule.camera_of("/".join(parts))
         levels = len(folder.split("/")) if folder else 0
         groups.setdefault(folder, []).append(dict(im, file="/".join(parts[levels:])))

@@ -1,4 +1,4 @@
-"""``python -m ssd results export`` (Camtrap DP, XLSX) and ``results repeats apply`` (arguments only)."""
+"""``python -m ssd results export`` (Camtrap DP, XLSX, COCO) and ``results repeats apply`` (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable
 
-FORMATS = ("camtrap-dp", "xlsx")
+FORMATS = ("camtrap-dp", "xlsx", "coco")
 
 
 def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
@@ -15,11 +15,14 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     from ssd.cli.results_paths import path_prefix_arg
     from ssd.cli.shown import RESULTS_HELP
 
-    x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms) or an XLSX workbook")
+    x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms), an XLSX workbook "
+                      "or a COCO file (boxes to correct in CVAT or Label Studio, then train on)")
     x.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
     x.add_argument("--format", choices=FORMATS, required=True,
-                   help="camtrap-dp: a Camtrap DP 1.0 package (GBIF, Agouti); xlsx: one workbook")
-    x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx", help="camtrap-dp: a folder; xlsx: a file")
+                   help="camtrap-dp: a Camtrap DP 1.0 package (GBIF, Agouti); xlsx: one workbook; coco: a COCO "
+                        "JSON of every image and its boxes (put it in the images folder or annotations/ beside it)")
+    x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx|FILE.json",
+                   help="camtrap-dp: a folder; xlsx, coco: a file")
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
                    "used for time stamps of files without EXIF time")
@@ -28,6 +31,9 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--locations", metavar="LOCATIONS.csv",
                    help="camtrap-dp: a CSV whose header names deploymentID (or camera: the camera folder, see "
                         "--camera-depth), latitude, longitude; a row per camera")
+    x.add_argument("--taxa", metavar="TAXA.csv",
+                   help="camtrap-dp: the scientific name of each class of a species model, which GBIF needs: a CSV "
+                        "whose header names class, scientificName (optional taxonID, taxonRank, vernacularNames.eng)")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
     x.add_argument("--longitude", type=float, help="camtrap-dp: with --latitude")
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
@@ -40,7 +46,8 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                    help="camtrap-dp: how the camera sites were chosen (default: %(default)s)")
     x.add_argument("--replace", action="store_true",
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
-                        "tables of those names (without it, only a new or empty folder or one of our packages)")
+                        "tables of those names (without it, only a new or empty folder or one of our packages); "
+                        "coco: replace an existing file")
     x.set_defaults(func=cmd_export)
 
 
@@ -59,6 +66,7 @@ def package_options(args: argparse.Namespace, root: str):
     """``PackageOptions`` from the export flags (positions checked)."""
     from ssd.base.errors import SSDError
     from ssd.camtrap.camtrap_dp import PackageOptions, check_offset, read_locations
+    from ssd.camtrap.taxa import read_taxa
 
     if (args.latitude is None) != (args.longitude is None):
         raise SSDError("give --latitude and --longitude together")
@@ -70,7 +78,8 @@ def package_options(args: argparse.Namespace, root: str):
     check_offset(args.utc_offset)
     return PackageOptions(title=args.title, contributor=args.contributor, utc_offset=args.utc_offset,
                           locations=read_locations(args.locations) if args.locations else {},
-                          default_location=default, image_root=root, sampling_design=args.sampling_design)
+                          default_location=default, image_root=root, sampling_design=args.sampling_design,
+                          taxa=read_taxa(args.taxa) if args.taxa else {})
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -80,9 +89,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
+    if args.format == "coco":
+        refuse_coco_target(args)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     doc = read_results(args.results)
-    if args.path_prefix is not None or args.format == "camtrap-dp":    # a workbook lists the names as written
+    if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
         doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
     shown = shown_filter(doc, args)
@@ -92,7 +103,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         write_xlsx(doc, args.out, shown)
         print(f"{len(doc['images'])} image(s) written to {args.out}", file=sys.stderr)
         return 0
+    if args.format == "coco":
+        return export_coco(doc, args, root, shown)
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
+    from ssd.camtrap.taxa import taxa_warnings
 
     done = write_camtrap_dp(doc, args.out, shown, package_options(args, root), replace=args.replace)
     print(f"Camtrap DP package in {args.out}: {done['deployments']} deployment(s), {done['media']} media, "
@@ -102,10 +116,43 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: {len(done['unmatched_locations'])} row(s) of {args.locations} name no camera folder of these "
               f"results: {unmatched}; if one is a typo, its folder got the default position; the camera folders are "
               f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
+    for line in taxa_warnings(done, args.taxa):
+        print(f"warning: {line}", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
               f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}"
               f"{recorded_folder_hint(doc, root)}", file=sys.stderr)
+    return 0
+
+
+def refuse_coco_target(args: argparse.Namespace) -> None:
+    """Before any work: the COCO file never replaces the results, nor another file without --replace."""
+    from ssd.base.errors import SSDError
+    from ssd.camtrap.results_check import refuse_replacing
+
+    refuse_replacing(args.out, [args.results], "COCO file", "--out")
+    if os.path.isdir(args.out):
+        raise SSDError(f"'{args.out}' is a folder; give the COCO file's name (e.g. {args.out}/annotations.json)")
+    if os.path.lexists(args.out) and not args.replace:
+        raise SSDError(f"'{args.out}' exists; give --replace to write over it, or another --out")
+
+
+def export_coco(doc, args: argparse.Namespace, root: str, shown) -> int:
+    """``--format coco``: the file, then what was kept and left out, on stderr."""
+    from ssd.base.text import terminal_safe
+    from ssd.camtrap.coco_export import write_coco
+    from ssd.camtrap.rebase import recorded_folder_hint
+
+    done = write_coco(doc, args.out, shown, root)
+    print(f"COCO file {terminal_safe(args.out)}: {done.images} image(s), {done.annotations} box(es)",
+          file=sys.stderr)
+    if done.failed:
+        print(f"{len(done.failed)} failed file(s) left out", file=sys.stderr)
+    if done.videos:
+        print(f"{len(done.videos)} video(s) left out: COCO holds still images", file=sys.stderr)
+    if done.no_size:
+        print(f"{len(done.no_size)} image(s) left out: no size in the results and not readable under {root}, e.g. "
+              f"{terminal_safe(done.no_size[0])}{recorded_folder_hint(doc, root)}", file=sys.stderr)
     return 0
 
 

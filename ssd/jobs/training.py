@@ -234,9 +234,9 @@ def run_figures(status: RunStatus) -> Dict[str, str]:
     p = status.progress
     last = status.history[-1] if status.history else {}
     now = (p if p and "loss" in p else None) or last
-    planned = (p or {}).get("epochs") or (status.start or {}).get("config", {}).get("epochs", "?")
+    planned = (p or {}).get("epochs") or (status.start or {}).get("config", {}).get("epochs")
     maps = [h["val_map"] for h in status.history if isinstance(h.get("val_map"), (int, float))]
-    return {"Epochs done": f"{len(status.history)}/{planned}",
+    return {"Epochs done": f"{len(status.history)}/{planned}" if planned else str(len(status.history)),
             "Loss": f"{now.get('loss', float('nan')):.4f}" if now else "–",
             "Samples/s": f"{now.get('samples_per_s', 0):.1f}" if now else "–",
             "Best val mAP": f"{max(maps):.4f}" if maps else "–",

@@ -1,0 +1,138 @@
+"""A season's detections as a COCO file (``--format coco``): pre-annotations for a labelling tool.
+
+The loop MegaDetector users close with ``md_to_labelme`` or CVAT / Label Studio pre-annotations:
+detect a season, correct the boxes in the tool, train on them. The file is COCO's ``instances``
+layout in the COCO Camera Traps flavour ``ssd.data.cct`` reads, with the fields CVAT's "COCO 1.0"
+and Label Studio's COCO import require:
+
+* ``images``: every image the results processed (id, ``file_name`` relative to the images folder,
+  width and height from the results, else from the image's header, upright as the tools show it).
+  Images with no detection at the thresholds stay, without annotations: empty frames are
+  training data. Failed files and videos (COCO holds still images) are left out and counted.
+* ``annotations``: one per detection shown at the thresholds, the normalized ``[x, y, w, h]``
+  turned into pixels and clipped to the image, with ``area``, ``iscrowd`` 0 and the detector's
+  ``score`` as an extra field (the tools ignore it or show it), and an empty ``segmentation``: CVAT's
+  importer (Datumaro) refuses an annotation without one and reads ``[]`` as "a box"; Label Studio's
+  current converter skips an empty one (its old ``label-studio-converter`` stumbled on it).
+* ``categories``: the results' ``detection_categories`` with their ids (numbers, as the tools want
+  them; ids that are not numbers are numbered 1..N in the file's order).
+
+A name that leads outside the images folder (``..``, an absolute path elsewhere) refuses the
+export: a labelling tool would look for it in the wrong place, or read a file it should not.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ssd.base.atomic import atomic_write_text
+from ssd.base.safe_paths import PathRefused, relative_inside, relative_name
+from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
+from ssd.camtrap.rebase import CLI_TERMS
+from ssd.camtrap.video import is_video
+from ssd.inference.filtering import ShownFilter
+
+BOX_DIGITS = 2          # hundredths of a pixel: below what any tool draws, and a compact file
+
+
+@dataclass
+class CocoCounts:
+    """What the export kept and left out (the command says it on stderr, the page under the button)."""
+
+    images: int = 0
+    annotations: int = 0
+    failed: List[str] = field(default_factory=list)
+    videos: List[str] = field(default_factory=list)
+    no_size: List[str] = field(default_factory=list)     # no size in the results and no readable file
+
+
+def category_ids(categories: Dict[str, str]) -> Dict[str, int]:
+    """Results category id → COCO category id: the same number where the ids are numbers."""
+    keys = list(categories)
+    if all(k.isdigit() for k in keys) and len({int(k) for k in keys}) == len(keys):
+        return {k: int(k) for k in keys}
+    return {k: i for i, k in enumerate(keys, start=1)}
+
+
+def coco_name(file: str, real_root: str, terms: Tuple[str, str] = CLI_TERMS) -> str:
+    """``file`` relative to the images folder, ``/``-separated; ``ResultsError`` when it leads outside,
+    naming the settings by ``terms`` (path prefix, images folder: flags, or the page's fields)."""
+    try:
+        return "/".join(relative_name(real_root, file.replace("\\", "/")))
+    except PathRefused as err:
+        raise ResultsError(f"'{file}' {err}: it lies outside the images folder {real_root}, so a labelling tool "
+                           f"would not find it there (give {terms[1]}, or {terms[0]} for names written on "
+                           "another machine)") from None
+
+
+def _size(entry: Dict[str, Any], name: str, real_root: str) -> Optional[Tuple[int, int]]:
+    w, h = entry.get("width"), entry.get("height")
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        return w, h
+    from ssd.data.cct_labels import read_header
+    from ssd.data.decoding import PIL_ERRORS
+
+    try:
+        return read_header(os.path.join(real_root, *relative_inside(real_root, name)), verify=False)
+    except (OSError, PathRefused, *PIL_ERRORS):
+        return None
+
+
+def pixel_box(bbox: List[float], width: int, height: int) -> List[float]:
+    """MegaDetector's normalized ``[x, y, w, h]`` as COCO's pixel ``[x, y, w, h]``, clipped to the image."""
+    x1, y1 = max(0.0, bbox[0] * width), max(0.0, bbox[1] * height)
+    x2, y2 = min(float(width), (bbox[0] + bbox[2]) * width), min(float(height), (bbox[1] + bbox[3]) * height)
+    return [round(v, BOX_DIGITS) for v in (x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1))]
+
+
+def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+                  terms: Tuple[str, str] = CLI_TERMS) -> Tuple[Dict[str, Any], CocoCounts]:
+    """The COCO document of a results file at the thresholds, and what it kept and left out."""
+    shown = ShownFilter.at(threshold, hide_suspect)
+    names = doc.get("detection_categories") or {}
+    ids = category_ids(names)
+    real_root = os.path.realpath(image_root)
+    counts = CocoCounts()
+    images: List[Dict[str, Any]] = []
+    annotations: List[Dict[str, Any]] = []
+    for entry in doc.get("images", []):
+        file = str(entry.get("file", ""))
+        if is_video(file) or is_failed(entry):
+            (counts.videos if is_video(file) else counts.failed).append(file)
+            continue
+        name = coco_name(file, real_root, terms)
+        size = _size(entry, name, real_root)
+        if size is None:
+            counts.no_size.append(file)
+            continue
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": name, "width": size[0], "height": size[1]})
+        for d in shown_detections(entry, shown, names=names):
+            box = pixel_box(d["bbox"], *size)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[d["category"]],
+                                "bbox": box, "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
+                                "segmentation": [], "score": d["conf"]})
+    counts.images, counts.annotations = len(images), len(annotations)
+    info = doc.get("info") or {}
+    coco = {"info": {"description": "Detections for correction in a labelling tool",
+                     "contributor": str(info.get("detector") or ""), "version": "1.0"},
+            "licenses": [], "images": images, "annotations": annotations,
+            "categories": [{"id": ids[k], "name": str(v), "supercategory": ""} for k, v in names.items()]}
+    return coco, counts
+
+
+def coco_bytes(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+               terms: Tuple[str, str] = CLI_TERMS) -> Tuple[bytes, CocoCounts]:
+    """The COCO file as bytes (the page's download button), and its counts."""
+    coco, counts = coco_document(doc, threshold, image_root, hide_suspect, terms)
+    return json.dumps(coco, separators=(",", ":"), allow_nan=False).encode("utf-8"), counts
+
+
+def write_coco(doc: Dict[str, Any], out: str, threshold: Threshold, image_root: str,
+               hide_suspect: bool = True) -> CocoCounts:
+    """The COCO file at ``out``, written under a temporary name and renamed (nothing when refused)."""
+    data, counts = coco_bytes(doc, threshold, image_root, hide_suspect)
+    atomic_write_text(out, data.decode("utf-8"))
+    return counts
