@@ -19,14 +19,13 @@ from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._learn import measure_metrics_panel
 from app_pages._train_data import OTHER, data_section
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd import jobs
 from ssd.base.errors import SSDError
 from ssd.models.registry import architectures, recipe_for
-from ssd.models.knowledge import is_pretrained_detector
 from ssd.workspace import data_dir, models_dir
 from ssd.training import defaults
-from ssd.training.config import TrainConfig, prepared, start_from
+from ssd.training.config import TrainConfig, prepared, start_from, start_label
 
 AUTO = "auto"
 # How a finished run's state reads: (st message kind, words after "Run NAME").
@@ -41,7 +40,7 @@ RUN_FIGURE_HELP = {"Val micro-F1 / accuracy": "Over anchors, as the ENA24 tutori
 
 # ------------------------------------------------------------------------------------ 2 · Settings
 
-def _form_config(out: str, pulled: Dict[str, object]) -> TrainConfig:
+def _form_config(out: str, folders: Dict[str, object]) -> TrainConfig:
     """The run the form describes: the same ``TrainConfig`` the CLI makes from its flags."""
     ss = st.session_state
     data = ss.get("train_data_path", "") if ss.get("train_dataset") == OTHER else ss.get("train_dataset")
@@ -54,12 +53,12 @@ def _form_config(out: str, pulled: Dict[str, object]) -> TrainConfig:
                       limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
     start = ss.get("train_pretrained", "scratch")
-    pick = pulled.get(start)   # a ready-made detector from `models pull`: its own architecture
-    start_from(cfg, start, (pick.path, pick.meta["arch"]) if pick is not None else None)
+    pick = folders.get(start)   # a saved model folder: its own architecture, as `train --pretrained FOLDER`
+    start_from(cfg, start, pick.path if pick is not None else None)
     return cfg
 
 
-def _start(root: str, pulled: Dict[str, object]) -> None:
+def _start(root: str, folders: Dict[str, object]) -> None:
     """Start's callback (runs before the script, so the page it then draws already sees the job)."""
     ss = st.session_state
     name = (ss.get("train_name") or "").strip()
@@ -71,7 +70,7 @@ def _start(root: str, pulled: Dict[str, object]) -> None:
     if jobs.folder_taken(out):
         ss["train_start_error"] = f"`{out}` already holds a model or a run: choose another name, or resume it below."
         return
-    cfg = _form_config(out, pulled)
+    cfg = _form_config(out, folders)
     try:
         prepared(dataclasses.replace(cfg))  # check early; the job itself resolves and records the defaults
         info = jobs.start_job(root, cfg)
@@ -109,7 +108,7 @@ def schedule_row_ui() -> None:
     b4.number_input("Seed", 0, 2**31 - 1, 0, persist_state="session", key="train_seed")
 
 
-def options_ui(pulled: Dict[str, object]) -> None:
+def options_ui(folders: Dict[str, object]) -> None:
     """Quick-run limits, augmentation, arithmetic, default, INT8, and the starting weights."""
     with st.expander("Quick-run limits and options"):
         q1, q2, q3, q4 = st.columns(4)
@@ -129,10 +128,11 @@ def options_ui(pulled: Dict[str, object]) -> None:
         q4.checkbox("Quantize to INT8 after training", False, persist_state="session", key="train_quantize",
                     help="Then writes an INT8 graph beside the model, calibrated on its own training images; "
                          "Detect uses it when the model's evaluation shows it as accurate and faster.")
-        st.selectbox("Start from (voc/coco: GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *pulled],
-                     persist_state="session", key="train_pretrained",
-                     help="A detector from the Detect page's download panel (or `python -m ssd models pull`) starts "
-                          "with its own architecture, re-headed to your classes. "
+        st.selectbox("Start from (voc/coco: GluonCV zoo architectures only)", ["scratch", "imagenet", "voc", "coco", *folders],
+                     persist_state="session", key="train_pretrained", format_func=plain_text,
+                     help="A model folder (a detector from the Detect page's download panel or `python -m ssd "
+                          "models pull`, or one trained here) starts with its own architecture, re-headed to "
+                          "your classes (those it knows by name keep their weights). "
                           "imagenet: a live ImageNet backbone where one fits exactly (torchvision's VGG16 for "
                           "ssd_300_vgg16_atrous, its ResNet-50 for ssd_512_resnet50_v1b, its MobileNetV3-Large "
                           "for SSDlite). voc/coco: GluonCV's "
@@ -145,15 +145,14 @@ def settings_section(root: str, job, dataset_ok: bool) -> None:
     st.header("2 · Model and settings")
     st.caption(f"Device (auto): **{sh.devices().summary()}**")
     st.session_state.setdefault("train_name", f"ssd-{time.strftime('%Y%m%d-%H%M%S')}")
-    pulled = {f"{m.name} (pulled detector, sets the architecture)": m for m in sh.list_models()[1]
-              if is_pretrained_detector(m.meta)}
+    folders = {label: m for m in sh.list_models()[1] if (label := start_label(m.path))}
     # not an st.form: a form's values stay in the browser until its submit, so a look at another page
     # before Start threw the typed settings away (persist_state keeps only what reached the server)
     with st.container(border=True, key="train_form"):
         model_row_ui()
         schedule_row_ui()
-        options_ui(pulled)
-        st.button("Start training", type="primary", on_click=_start, args=(root, pulled), key="train_start",
+        options_ui(folders)
+        st.button("Start training", type="primary", on_click=_start, args=(root, folders), key="train_start",
                   disabled=job is not None or not dataset_ok)
         if job is not None:
             st.caption(f"A job is running ({job.name}); one at a time per models folder.")

@@ -57,14 +57,18 @@ def test_train_page_helpers(tmp_path):
     (half / "checkpoint.json").write_text("{}")
     assert jobs.can_resume(str(tmp_path / "half")) and jobs.folder_taken(str(tmp_path / "half"))
 
+    voc = tmp_path / "voc-ssd"                               # a saved model folder
+    voc.mkdir()
+    (voc / "meta.json").write_text(json.dumps({"arch": "ssd_300_vgg16_atrous", "classes": ["cat"]}))
+    (voc / "model.params").write_bytes(b"")
     cfg = TrainConfig(data="d", out="o", arch="ssd_300_vgg16_atrous")
-    start_from(cfg, "coco", ("models/x", "ssd_512_resnet50_v1"))
+    start_from(cfg, "coco", str(voc))
     assert (cfg.pretrained, cfg.arch) == ("coco", "ssd_300_vgg16_atrous")   # a named starting point wins
     cfg = TrainConfig(data="d", out="o")
     start_from(cfg, "coco")
     assert cfg.pretrained is None and cfg.arch == "tiny"                    # TinySSD has no pretrained weights
-    start_from(cfg, "voc-ssd (pulled detector, sets the architecture)", ("models/voc-ssd", "ssd_300_vgg16_atrous"))
-    assert (cfg.pretrained, cfg.arch) == ("models/voc-ssd", "ssd_300_vgg16_atrous")
+    start_from(cfg, "voc-ssd (ssd_300_vgg16_atrous, 1 class)", str(voc))   # the folder's meta.json decides
+    assert (cfg.pretrained, cfg.arch) == (str(voc), "ssd_300_vgg16_atrous")
 
 
 def test_run_figures_reads_training_not_validation_progress():

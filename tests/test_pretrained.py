@@ -313,8 +313,9 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root
     at = at.switch_page("app_pages/train.py").run()                 # and fine-tuning can start from it
     assert not at.exception, [e.value for e in at.exception]
     start = at.selectbox(key="train_pretrained")
-    label = f"{NAME} (pulled detector, sets the architecture)"
+    label = f"{NAME} · {ARCH} · 20 Pascal VOC classes, pulled from GluonCV"
     assert label in start.options
+    assert not [o for o in start.options if o.startswith("tiny-test")]   # TinySSD cannot start from a folder
     from ssd import jobs
 
     started = []

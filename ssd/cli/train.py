@@ -8,6 +8,7 @@ from typing import List
 
 from ssd.base.argtypes import (DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
                                positive_int)
+from ssd.base.text import terminal_safe
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.training import defaults
 
@@ -20,8 +21,9 @@ def register(sub) -> None:
                         "holding both, CVAT's PASCAL VOC 1.1 export, LabelImg)")
     # the names are not listed here: the registry imports MXNet, and every command builds this parser
     # (ONNX Runtime runs of detect need no MXNet); an unknown name is answered with the known ones
-    t.add_argument("--model", default="tiny", dest="arch",
-                   help="architecture: tiny (TinySSD), a GluonCV SSD (ssd_512_mobilenet1.0, ssd_300_vgg16_atrous, "
+    t.add_argument("--model", dest="arch",
+                   help="default: the architecture of a --pretrained model folder, else tiny. "
+                        "architecture: tiny (TinySSD), a GluonCV SSD (ssd_512_mobilenet1.0, ssd_300_vgg16_atrous, "
                         "ssd_512_resnet50_v1, ssd_512_resnet50_v1b) or torchvision's ssdlite320_mobilenet_v3_large; "
                         "an unknown name is answered with the list")
     t.add_argument("--out", required=True, help="model folder to write, e.g. models/my-model")
@@ -77,10 +79,13 @@ def _parse_floats(text: str) -> List[List[float]]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ssd.training.config import TrainConfig, command_line
+    from ssd.training.config import TrainConfig, command_line, settle_architecture
     from ssd.training.loop import train
 
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
+    fields["arch"], note = settle_architecture(args.arch, args.pretrained)   # as the Train page's start_from
+    if note:
+        print(terminal_safe(note), file=sys.stderr, flush=True)
     fields["command"] = (os.environ.get("SSD_LAUNCH_COMMAND")   # a worker of `python -m ssd launch`
                          or (command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""))
     cfg = TrainConfig(**fields)

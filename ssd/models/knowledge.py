@@ -42,3 +42,14 @@ def model_knowledge(meta: Dict[str, Any]) -> str:
 def is_pretrained_detector(meta: Dict[str, Any]) -> bool:
     """True for a folder installed by ``pull_model`` (a ready-made real-world detector)."""
     return (meta.get("source") or {}).get("kind") in PRETRAINED_KINDS
+
+
+def provenance(meta: Dict[str, Any]) -> str:
+    """How many classes a model knows and where it came from, short enough for a picker's option:
+    ``20 Pascal VOC classes, pulled from GluonCV``, ``3 classes, trained on 120 images of ena24``."""
+    n = len(meta.get("classes") or [])
+    src = meta.get("source") or {}
+    if src.get("kind") in PRETRAINED_KINDS:
+        who = "GluonCV" if src["kind"] == "gluoncv-model-zoo" else "torchvision"
+        return f"{n} {src.get('dataset', '')} classes, pulled from {who}".replace("  ", " ")
+    return f"{n} class{'es' if n != 1 else ''}" + _trained_on(meta)

@@ -92,6 +92,7 @@ class Recipe(ABC):
     family: str = ""                     # "tiny", "gluoncv": a label for people, never a switch
     native_size: int = 256               # input size it is designed for
     pretrained_choices: Tuple[str, ...] = ()   # starting points ``--pretrained`` accepts by name
+    starts_from_folder: bool = False     # ``--pretrained FOLDER``: a saved model of its own starts a run
 
     @abstractmethod
     def defaults(self, batch_size: int) -> Dict[str, Any]:

@@ -48,10 +48,9 @@ def class_reuse_map(new_classes: Sequence[str], old_classes: Sequence[str]) -> D
     return out
 
 
-def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
-    """The meta.json of a model folder of architecture ``arch`` (a pulled detector, or one we
-    trained), else None when ``path`` is no model folder. A folder of another architecture is
-    refused: its weights cannot start this one."""
+def read_folder_meta(path: str) -> Optional[Dict[str, Any]]:
+    """The meta.json of the model folder ``path`` (one holding meta.json and model.params), else None
+    when ``path`` is no model folder; ``ModelError`` when its meta.json is unreadable or lists no classes."""
     meta_path = os.path.join(path, FOLDER_META)
     if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, FOLDER_PARAMS))):
         return None
@@ -64,7 +63,17 @@ def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
         raise ModelError(f"--pretrained {path}: {meta_path} is not readable JSON ({err})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
         raise ModelError(f"--pretrained {path}: {meta_path} has no class list")
-    if meta.get("arch") != arch:
-        raise ModelError(f"--pretrained {path} is a {meta.get('arch')!r} model; it cannot start a {arch} "
-                         f"(train with --model {meta.get('arch')}, or choose another starting point)")
+    if not isinstance(meta.get("arch"), str):
+        raise ModelError(f"--pretrained {path}: {meta_path} names no architecture")
+    return meta
+
+
+def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
+    """The meta.json of a model folder of architecture ``arch`` (a pulled detector, or one we
+    trained), else None when ``path`` is no model folder. A folder of another architecture is
+    refused: its weights cannot start this one."""
+    meta = read_folder_meta(path)
+    if meta is not None and meta["arch"] != arch:
+        raise ModelError(f"--pretrained {path} is a {meta['arch']!r} model; it cannot start a {arch} "
+                         f"(train with --model {meta['arch']}, or choose another starting point)")
     return meta

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.errors import SSDError
+from ssd.base.file_cache import per_file_version
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.models.recipe import Recipe
-from ssd.models.registry import recipe_for
+from ssd.models.registry import architectures, recipe_for
+from ssd.models.knowledge import provenance
+from ssd.models.starting_point import FOLDER_META, SCRATCH, read_folder_meta
 from ssd.models.training_graph import PRECISIONS
 from ssd.training import defaults
 
+DEFAULT_ARCH = "tiny"                # what a run trains when neither --model nor a starting folder says
 # Options whose default depends on the architecture (None until resolve_defaults fills them).
 DEFAULTED_FIELDS = ("lr", "momentum", "lr_schedule", "input_size", "hard_negative_ratio", "loss_norm", "box_loss")
 # What the multibox loss takes when an architecture leaves these open (GluonCV recipes do).
@@ -38,7 +42,7 @@ FIXED_ON_RESUME = ("data", "arch", "input_size", "sizes", "ratios", "cls_loss", 
 class TrainConfig:
     data: str
     out: str
-    arch: str = "tiny"
+    arch: str = DEFAULT_ARCH
     epochs: int = defaults.EPOCHS
     batch_size: int = defaults.BATCH_SIZE
     # None = the architecture's default (its recipe's ``defaults``); an explicit value always
@@ -100,16 +104,63 @@ class TrainConfig:
         return fixed
 
 
-def start_from(cfg: TrainConfig, start: str, detector: Optional[Tuple[str, str]] = None) -> None:
+def start_from(cfg: TrainConfig, start: str, folder: Optional[str] = None) -> None:
     """Set where ``cfg`` starts: ``start`` when it names one of the architecture's pretrained
-    starting points (``imagenet``, ``voc``, ``coco`` for GluonCV SSDs); else ``detector``, the
-    ``(folder, architecture)`` of a saved detector, whose weights and architecture it takes
-    (re-headed to the dataset's classes); else from scratch, as it was.
+    starting points (``imagenet``, ``voc``, ``coco`` for GluonCV SSDs); else the saved model
+    ``folder``, whose weights and architecture it takes (re-headed to the dataset's classes, as
+    ``train --pretrained FOLDER`` without ``--model``); else from scratch, as it was.
     """
     if start in recipe_for(cfg.arch).pretrained_choices:
         cfg.pretrained = start
-    elif detector is not None:
-        cfg.pretrained, cfg.arch = detector
+    elif folder is not None:
+        cfg.arch, _ = settle_architecture(None, folder)
+        cfg.pretrained = folder
+
+
+def settle_architecture(arch: Optional[str], pretrained: Optional[str]) -> Tuple[str, str]:
+    """``(architecture, note)`` of a run asked for ``arch`` (None: not given) starting from ``pretrained``.
+
+    A saved model folder as the start decides the architecture when none is given (the note says
+    so); a given one that differs is refused here, before any data is read. Otherwise the given
+    architecture, or TinySSD's (``DEFAULT_ARCH``). ``SSDError`` for a folder that no architecture
+    here can start from (or whose meta.json is unreadable).
+    """
+    meta = read_folder_meta(pretrained) if pretrained and pretrained.strip().lower() not in SCRATCH else None
+    if meta is None:
+        return arch or DEFAULT_ARCH, ""
+    found = meta["arch"]
+    if arch is not None and arch != found:
+        raise SSDError(f"--pretrained {pretrained} is a {found!r} model and --model asks for {arch!r}: a "
+                       f"folder's weights start only its own architecture (leave --model out to train "
+                       f"{found}, or choose another starting point)")
+    if not recipe_for(found).starts_from_folder:
+        raise SSDError(f"--pretrained {pretrained} is a {found} model, and {found} cannot start from a "
+                       f"saved model folder ({', '.join(folder_architectures())} can)")
+    return found, "" if arch else f"architecture {found}, from {pretrained}'s meta.json"
+
+
+def folder_architectures() -> List[str]:
+    """The architectures whose runs can start from a saved model folder of their own."""
+    return [name for name in architectures() if recipe_for(name).starts_from_folder]
+
+
+def start_label(folder: str) -> Optional[str]:
+    """The Train page's option for the model ``folder`` as a starting point (name, architecture,
+    classes, origin), or None when no run can start from it (the rule ``settle_architecture``
+    applies to ``--pretrained FOLDER``). Read once per version of its meta.json: pages ask on every rerun."""
+    return _start_label(os.path.join(folder, FOLDER_META))
+
+
+@per_file_version(maxsize=256, missing=None)
+def _start_label(meta_path: str, size: int) -> Optional[str]:
+    folder = os.path.dirname(meta_path)
+    try:
+        meta = read_folder_meta(folder)
+        if meta is None or not recipe_for(meta["arch"]).starts_from_folder:
+            return None
+    except SSDError:     # unreadable, or an architecture this app does not know: not offered
+        return None
+    return f"{os.path.basename(folder)} · {meta['arch']} · {provenance(meta)}"
 
 
 def resolve_defaults(cfg: TrainConfig) -> List[str]:

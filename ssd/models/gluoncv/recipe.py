@@ -27,6 +27,7 @@ class GluonCVRecipe(Recipe):
 
     family = "gluoncv"
     pretrained_choices = PRETRAINED_CHOICES
+    starts_from_folder = True
 
     def __init__(self, spec: ZooSpec) -> None:
         self.spec = spec

@@ -52,6 +52,7 @@ class SSDliteRecipe(Recipe):
     family = "torchvision"
     native_size = 320
     pretrained_choices = ("imagenet",)     # torchvision's MobileNetV3-Large (ssd.models.ssdlite.imagenet)
+    starts_from_folder = True
 
     def defaults(self, batch_size: int) -> Dict[str, Any]:
         return {"lr": REFERENCE_LR * batch_size / REFERENCE_BATCH, "momentum": 0.9, "lr_schedule": "cosine",
