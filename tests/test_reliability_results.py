@@ -128,3 +128,21 @@ def test_absolute_names_merge_when_every_shard_has_them(tmp_path):
     assert main(["results", "merge", str(a), str(b), "-o", str(tmp_path / "all.json")]) == 0
     b.write_text(json.dumps(_doc([_img("cam2/y.jpg")])))
     assert main(["results", "merge", str(a), str(b), "-o", str(tmp_path / "mixed.json")]) == 2
+
+
+def test_detect_says_when_it_will_replace_an_earlier_results_file(tmp_path, capsys):
+    """As MegaDetector's batch run warns: an earlier season's results (maybe another model's) named
+    again by --json are replaced when the run finishes; the note comes first, so Ctrl-C keeps them."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (64, 48), (90, 120, 40)).save(photos / "a.jpg")
+    out, csv = tmp_path / "season.json", tmp_path / "season.csv"
+    argv = ["detect", "--model", MODEL, str(photos), "--json", str(out), "--csv", str(csv), "--quiet"]
+    assert main(argv) == 0
+    assert "replace" not in capsys.readouterr().err          # nothing there before
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"{out} exists" in err and f"{csv} exists" in err and "replaces" in err
+    assert err.index("exists") < err.index("image(s) processed")

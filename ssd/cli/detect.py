@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 from typing import Optional, Tuple
@@ -50,6 +51,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     opts = RunSettings.from_args(args)
     opts, to_stdout = _stdout_outputs(opts)
     check_output_targets(opts.out_json, opts.out_csv)
+    _note_replaced(opts)
     with stop_requests(second_interrupts=True) as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:
@@ -72,6 +74,18 @@ def cmd_detect(args: argparse.Namespace) -> int:
     print(f"{res.total - res.failures} image(s) processed, {res.failures} failed{cut}{hidden}{suspects}",
           file=sys.stderr)
     return EXIT_COMPLETED
+
+
+def _note_replaced(opts) -> None:
+    """Say which existing results files this run replaces when it finishes (MegaDetector's batch
+    run warns too): an earlier season's file, perhaps another model's, named again by mistake is
+    still whole until then, so a Ctrl-C now keeps it. A resumed run finishes its own file: no note."""
+    if opts.resume:
+        return
+    for dest in (opts.out_json, opts.out_csv):
+        if dest and os.path.isfile(dest):
+            print(f"note: {terminal_safe(dest)} exists: this run replaces it when it finishes (until then it is "
+                  "left as it is)", file=sys.stderr)
 
 
 def _copy_results(res) -> None:
