@@ -90,9 +90,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         taken = adopt_run_settings(fields, getattr(args, GIVEN, ()), args.out)
         if taken:
             _say(f"the run's own settings (from its checkpoint): {', '.join(taken)}")
-    fields["arch"], note = settle_architecture(fields["arch"], fields["pretrained"])   # as the Train page's start_from
-    if note:
-        _say(note)
+    if not (args.resume and fields["arch"]):   # a resume's start is a record: its folder may be gone or changed
+        fields["arch"], note = settle_architecture(fields["arch"], fields["pretrained"])   # as the Train page's
+        if note:                                                                           # start_from
+            _say(note)
     fields["command"] = (os.environ.get("SSD_LAUNCH_COMMAND")   # a worker of `python -m ssd launch`
                          or (command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""))
     cfg = TrainConfig(**fields)

@@ -99,3 +99,29 @@ def copy_class_slots(new: np.ndarray, old: np.ndarray, anchors: int, sources: Se
         if s >= 0:
             out[:, j] = src[:, s]
     return out.reshape(new.shape)
+
+
+def run_record(run_dir: str) -> Dict[str, Any]:
+    """The meta.json the run in ``run_dir`` wrote when it started, {} when there is none readable.
+
+    On a resume the starting point is this record, never a folder to read again: the checkpoint
+    brings every weight, and the folder may since have been moved, deleted or changed."""
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
+    try:
+        meta = read_json_file(os.path.join(run_dir, FOLDER_META), MAX_META_BYTES)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def recorded_start(run_dir: str, pretrained: Optional[str], fallback: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The ``start`` record of the run in ``run_dir`` that a resume keeps; for a run written before it
+    was recorded, ``fallback`` or where ``pretrained`` points (None for scratch)."""
+    start = run_record(run_dir).get("start")
+    if isinstance(start, dict) and "pretrained" in start:
+        return dict(start)
+    p = (pretrained or "").strip()
+    return dict(fallback) if fallback is not None else {"pretrained": None if p.lower() in SCRATCH
+                                                        else os.path.abspath(p)}

@@ -18,6 +18,7 @@ from ssd.models.anchor_set import AnchorSet, anchor_set
 from ssd.models.anchors import AnchorConfig, format_groups
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
+from ssd.models.starting_point import recorded_start
 from ssd.models.tiny_start import check_same_shapes, start_from_folder, tiny_folder
 
 # The book's anchors: five scales, sizes spread from 0.2 to 1.05 of the image side with the
@@ -195,9 +196,12 @@ class TinyTraining(MultiBoxPlan):
     """``MultiBoxPlan`` for TinySSD: Xavier, or a TinySSD model folder's weights (``ssd.models.tiny_start``)."""
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, build, resuming: bool) -> None:
-        self._folder = tiny_folder(cfg.pretrained)
-        self.classes, self._build, self._load = list(classes), build, not resuming
+        # resuming: the checkpoint brings the weights, and the start is the run's record (its folder may be gone)
+        self._folder = None if resuming else tiny_folder(cfg.pretrained)
+        self.classes, self._build = list(classes), build
         self.start: Dict[str, Any] = {"pretrained": None}
+        if resuming:
+            self.start = recorded_start(cfg.out, cfg.pretrained)
         super().__init__(cfg, train_ds, ctxs,
                          lambda: TinySSD(len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios),
                          anchors_meta, initialize=self._initialize)
@@ -206,12 +210,9 @@ class TinyTraining(MultiBoxPlan):
         import mxnet as mx
 
         net.initialize(init=mx.init.Xavier(), ctx=ctxs)     # what a fresh run's (and a new class's) weights are
-        if self._folder is None:
-            return
-        path = self.cfg.pretrained.strip()
-        self.start = {"pretrained": os.path.abspath(path)}
-        if self._load:                                      # resuming: the checkpoint brings the weights
-            self.start = start_from_folder(net, ctxs[0], path, self._folder, self.classes, self._build)
+        if self._folder is not None:
+            self.start = start_from_folder(net, ctxs[0], self.cfg.pretrained.strip(), self._folder, self.classes,
+                                           self._build)
 
     def meta_fields(self) -> Dict[str, Any]:
         return {**super().meta_fields(), "start": dict(self.start)}
@@ -236,6 +237,8 @@ class TinyRecipe(Recipe):
                 tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios)
             except ValueError as err:
                 raise SSDError(f"anchors (--sizes/--ratios): {err}") from None
+        if cfg.resume:          # the start is the run's record: the checkpoint brings the weights
+            return
         folder = tiny_folder(cfg.pretrained)       # a start it cannot load is refused, never dropped
         if folder is not None:
             check_same_shapes(cfg, cfg.pretrained, folder, tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios))

@@ -103,8 +103,9 @@ class TrainConfig:
         fixed = {k: getattr(self, k) for k in FIXED_ON_RESUME}
         fixed["data"] = os.path.realpath(self.data)
         start = (self.pretrained or "").strip()
-        fixed["pretrained"] = (None if start.lower() in SCRATCH
-                               else os.path.realpath(start) if os.path.exists(start) else start)
+        named = start in recipe_for(self.arch).pretrained_choices and not os.path.exists(start)
+        # a path made absolute even once gone: a resume names its start as recorded, however typed
+        fixed["pretrained"] = None if start.lower() in SCRATCH else start if named else os.path.realpath(start)
         return fixed
 
 

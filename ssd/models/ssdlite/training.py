@@ -20,7 +20,8 @@ from ssd.models.ssdlite.anchors import anchors_meta
 from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
-from ssd.models.starting_point import FOLDER_PARAMS, SCRATCH, copy_class_slots, model_folder_meta, slot_sources
+from ssd.models.starting_point import (FOLDER_PARAMS, SCRATCH, copy_class_slots, model_folder_meta, recorded_start,
+                                       run_record, slot_sources)
 
 INIT_STD = 0.03              # torchvision's ``_normal_init`` for every SSDlite convolution
 CLASS_HEAD = "head.classification_head.module_list."
@@ -80,15 +81,28 @@ def load_folder_net(path: str, meta: Dict[str, Any]) -> SSDlite:
     return net
 
 
+def _recorded_spec(run_dir: str) -> Optional[Dict[str, Any]]:
+    """The run's own meta.json when it records its SSDlite network (what a resume rebuilds), else None."""
+    run = run_record(run_dir)
+    return (run if run.get("arch") == ARCH and isinstance(run.get("ssdlite"), dict)
+            and isinstance(run.get("classes"), list) else None)
+
+
 class SSDliteTraining(MultiBoxPlan):
     """``MultiBoxPlan`` with SSDlite's network, normalization, initialization and starting point."""
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, resuming: bool = False) -> None:
-        self._folder = start_folder(cfg.pretrained)
-        self.spec = ssdlite_spec(len(classes), cfg.input_size, reduced_tail=reduced_tail(cfg.pretrained, self._folder))
+        # resuming: the checkpoint brings the weights; the start and the tail are the run's own record
+        # (its starting folder may be gone or changed), never read from the folder again
+        self._load = not resuming
+        self._folder = start_folder(cfg.pretrained) if self._load else None
+        tail = reduced_tail(cfg.pretrained, self._folder if self._load else _recorded_spec(cfg.out))
+        self.spec = ssdlite_spec(len(classes), cfg.input_size, reduced_tail=tail)
         self.classes = list(classes)
         self.start: Dict[str, Any] = {"pretrained": None}
-        self._load = not resuming
+        if resuming:
+            self.start = recorded_start(cfg.out, cfg.pretrained,
+                                        imagenet_origin() if is_imagenet(cfg.pretrained) else None)
         super().__init__(cfg, train_ds, ctxs, lambda: SSDlite(self.spec), lambda net: anchors_meta(self.spec),
                          initialize=self._initialize, normalize=(self.spec.mean, self.spec.std))
 
@@ -96,15 +110,15 @@ class SSDliteTraining(MultiBoxPlan):
         import mxnet as mx
 
         net.initialize(init=mx.init.Normal(INIT_STD), ctx=ctxs)
+        if not self._load:
+            return                      # resuming: the checkpoint brings the weights
         if is_imagenet(self.cfg.pretrained):
-            self.start = load_imagenet_backbone(net) if self._load else imagenet_origin()
+            self.start = load_imagenet_backbone(net)
             return
         if self._folder is None:
             return
         path = os.path.abspath(self.cfg.pretrained)
         self.start = {"pretrained": path}
-        if not self._load:
-            return                      # resuming: the checkpoint brings the weights
         sources = slot_sources(self.classes, [str(c) for c in self._folder["classes"]])
         copied = transfer(net, load_folder_net(path, self._folder), sources)
         self.start.update(weights=os.path.join(path, FOLDER_PARAMS), loaded=copied,
