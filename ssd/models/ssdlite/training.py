@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.models.multibox import MultiBoxPlan
 from ssd.models.ssdlite.anchors import anchors_meta
 from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
-from ssd.models.starting_point import FOLDER_PARAMS, SCRATCH, class_reuse_map, model_folder_meta
+from ssd.models.starting_point import FOLDER_PARAMS, SCRATCH, copy_class_slots, model_folder_meta, slot_sources
 
 INIT_STD = 0.03              # torchvision's ``_normal_init`` for every SSDlite convolution
 CLASS_HEAD = "head.classification_head.module_list."
@@ -50,23 +48,6 @@ def reduced_tail(pretrained: Optional[str], folder: Optional[Dict[str, Any]]) ->
     return not is_imagenet(pretrained)
 
 
-def slot_sources(classes: Sequence[str], old: Sequence[str]) -> List[int]:
-    """For background and each new class, the old class slot whose weights it starts from (-1: none)."""
-    reuse = class_reuse_map(classes, old)
-    index = {c: i for i, c in enumerate(old)}
-    return [0] + [index[reuse[c]] + 1 if c in reuse else -1 for c in classes]
-
-
-def _copy_class_head(new: np.ndarray, old: np.ndarray, anchors: int, sources: Sequence[int]) -> np.ndarray:
-    """``new`` with each anchor's slot j taken from ``old``'s slot ``sources[j]`` where there is one."""
-    out = new.reshape((anchors, -1) + new.shape[1:]).copy()
-    src = old.reshape((anchors, -1) + old.shape[1:])
-    for j, s in enumerate(sources):
-        if s >= 0:
-            out[:, j] = src[:, s]
-    return out.reshape(new.shape)
-
-
 def transfer(net: SSDlite, old_net: SSDlite, sources: Sequence[int]) -> int:
     """Copy ``old_net``'s weights into the initialized ``net``; returns how many parameters came over."""
     import mxnet as mx
@@ -79,7 +60,7 @@ def transfer(net: SSDlite, old_net: SSDlite, sources: Sequence[int]) -> int:
         value = old[name].data().asnumpy()
         parts = name[len(CLASS_HEAD):].split(".") if name.startswith(CLASS_HEAD) else []
         if len(parts) == 3 and parts[1] == "1":
-            value = _copy_class_head(p.data().asnumpy(), value, net.spec.anchors_per_cell()[int(parts[0])], sources)
+            value = copy_class_slots(p.data().asnumpy(), value, net.spec.anchors_per_cell()[int(parts[0])], sources)
         if value.shape != p.shape:
             continue
         p.set_data(mx.nd.array(value, dtype="float32"))
