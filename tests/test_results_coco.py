@@ -117,3 +117,14 @@ def test_refuses_replacing_and_names_outside_the_images_folder(season, tmp_path,
         assert _export(results, tmp_path / "new.json", images) == 2
         assert "outside the images folder" in capsys.readouterr().err
         assert not (tmp_path / "new.json").exists()
+
+
+def test_an_image_listed_twice_is_refused_even_by_another_spelling(season, tmp_path, capsys):
+    """One photo, two entries (an absolute and a relative name): COCO would hold two images of one
+    file, and a results file of 10^6 repeats read each one's header again."""
+    results, images = season
+    doc = json.loads(results.read_text())
+    doc["images"].append(dict(doc["images"][0], file=str(images / "a.jpg")))
+    results.write_text(json.dumps(doc))
+    assert _export(results, tmp_path / "coco.json", images) == 2
+    assert "listed twice" in capsys.readouterr().err and not (tmp_path / "coco.json").exists()
