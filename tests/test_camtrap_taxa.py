@@ -128,3 +128,14 @@ def test_european_excel_files_read_decimal_commas_and_windows_1252(tmp_path):
     taxa.write_bytes("class;scientificName;vernacularNames.fra\r\ndeer;Capreolus capreolus;Chevreuil européen\r\n"
                      .encode("cp1252"))
     assert read_taxa(str(taxa))["deer"].entry()["vernacularNames"] == {"fra": "Chevreuil européen"}
+
+
+@pytest.mark.parametrize("value", ["1_0", "\u0665\u0662", "1e1", "inf", "nan", "0x10", "1,2,3", "52.3,7"])
+def test_a_position_is_a_plain_decimal(tmp_path, value):
+    """Python's float() takes 1_0, Arabic-Indic digits, 1e1, inf: none is how a position is typed."""
+    from ssd.camtrap.locations import read_locations
+
+    loc = tmp_path / "cameras.csv"
+    loc.write_text(f'deploymentID;latitude;longitude\ncam1;{value};4\n', encoding="utf-8")
+    with pytest.raises(ResultsError, match="must be numbers"):
+        read_locations(str(loc))

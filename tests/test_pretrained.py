@@ -315,7 +315,7 @@ def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root
     start = at.selectbox(key="train_pretrained")
     label = f"{NAME} · {ARCH} · 20 Pascal VOC classes, pulled from GluonCV"
     assert label in start.options
-    assert not [o for o in start.options if o.startswith("tiny-test")]   # TinySSD cannot start from a folder
+    assert [o for o in start.options if o.startswith("tiny-test · tiny · 1 class")]   # a TinySSD starts a TinySSD
     from ssd import jobs
 
     started = []

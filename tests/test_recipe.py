@@ -127,8 +127,9 @@ def test_every_builtin_recipe_describes_its_anchors_without_training():
 
 @pytest.mark.parametrize("start", ["coco", "imagenet", "models/ssdlite320_mobilenet_v3_large_coco", "/no/such/folder"])
 def test_tiny_refuses_a_starting_point_it_would_ignore(start, tmp_path):
-    """TinySSD has no pretrained weights and loads none from a folder: ``--pretrained`` given to it
-    was silently dropped (a from-scratch model the user took for a fine-tuned one)."""
+    """TinySSD has no pretrained weights by name, and starts only from a TinySSD model folder:
+    ``--pretrained`` given to it was silently dropped (a from-scratch model the user took for a
+    fine-tuned one)."""
     cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path / "m"), arch="tiny", pretrained=start)
     with pytest.raises(SSDError, match=r"--pretrained .*tiny.*from scratch.*ssdlite320_mobilenet_v3_large"):
         prepared(cfg)

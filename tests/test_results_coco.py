@@ -148,3 +148,14 @@ def test_a_season_is_written_row_by_row_not_held_as_one_document(tmp_path):
     assert [a["id"] for a in coco["annotations"]] == list(range(1, 9001))
     assert coco["images"][5] == {"id": 6, "file_name": "cam5/IMG_00005.JPG", "width": 1920, "height": 1080}
     assert out.read_bytes() == coco_bytes(doc, 0.2, str(tmp_path))[0]
+
+
+def test_an_image_listed_twice_is_refused_even_by_another_spelling(season, tmp_path, capsys):
+    """One photo, two entries (an absolute and a relative name): COCO would hold two images of one
+    file, and a results file of 10^6 repeats read each one's header again."""
+    results, images = season
+    doc = json.loads(results.read_text())
+    doc["images"].append(dict(doc["images"][0], file=str(images / "a.jpg")))
+    results.write_text(json.dumps(doc))
+    assert _export(results, tmp_path / "coco.json", images) == 2
+    assert "listed twice" in capsys.readouterr().err and not (tmp_path / "coco.json").exists()

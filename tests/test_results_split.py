@@ -110,3 +110,25 @@ def test_names_climbing_out_are_refused(tmp_path, capsys):
     out = tmp_path / "split"
     assert main(["results", "split", str(_results(tmp_path, ["cam1/../../etc/x.jpg"])), "--out", str(out)]) == 2
     assert ".." in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("names", [["CamA/a.jpg", "cama/b.jpg"], ["Ch\u00e9/a.jpg", "Che\u0301/b.jpg"]])
+def test_folders_one_file_name_on_macos_or_windows_are_refused(tmp_path, capsys, names):
+    """Case and Unicode normalization aside (macOS, Windows: Timelapse's home), the two parts are one
+    file: the second replaced the first there (was: written as two files only where names keep case)."""
+    out = tmp_path / "split"
+    assert main(["results", "split", str(_results(tmp_path, names)), "--out", str(out)]) == 2
+    assert "would both be written" in capsys.readouterr().err and not out.exists()
+
+
+def test_folder_names_no_file_system_takes_are_written_under_names_that_fit(tmp_path, capsys):
+    """A part's file name over 255 bytes failed midway (ENAMETOOLONG, earlier parts left written);
+    ``CON``, ``nul`` are devices on Windows, where the parts are opened."""
+    long_a, long_b = "a" * 200 + "/" + "b" * 200, "a" * 200 + "/" + "c" * 200
+    names = ["cam1/x.jpg", long_a + "/x.jpg", long_b + "/x.jpg", "CON/x.jpg", "nul.d/x.jpg"]
+    out = tmp_path / "split"
+    assert main(["results", "split", str(_results(tmp_path, names)), "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 5 and all(len(f.encode()) <= 255 for f in files)
+    assert not any(f.split(".")[0].upper() in ("CON", "NUL") for f in files)
+    assert sorted(_read(out / f)["images"][0]["file"] for f in files) == ["x.jpg"] * 5

@@ -72,12 +72,11 @@ def test_named_starts_and_params_files_keep_the_given_or_default_architecture(st
     assert settle_architecture(arch, start) == (expected, "")
 
 
-def test_a_folder_of_an_architecture_that_cannot_start_from_one_is_refused_by_name(tmp_path):
+def test_a_folder_of_an_architecture_that_cannot_start_from_one_is_refused_by_name(tmp_path, monkeypatch):
     from ssd.models.registry import recipe_for
     from ssd.training.config import settle_architecture
 
-    if recipe_for("tiny").starts_from_folder:
-        pytest.skip("TinySSD starts from its own folders")
+    monkeypatch.setattr(type(recipe_for("tiny")), "starts_from_folder", False)   # every one here can now
     tiny = _folder(tmp_path / "tiny", "tiny")
     with pytest.raises(SSDError, match=r"is a tiny model, and tiny cannot start from a saved model folder \(.*"
                                        + LITE):
@@ -110,3 +109,21 @@ def test_every_model_folder_a_run_can_start_from_is_offered_with_its_classes_and
     meta["classes"].append("lynx")
     json.dump(meta, open(meta_path, "w"))
     assert "4 classes" in config.start_label(mine) and reads == [mine]      # a new version is read again
+
+
+@pytest.mark.parametrize("extra", [{"source": "torchvision"}, {"dataset": "ena24"}, {"source": ["x"]},
+                                   {"dataset": {"path": ["/d/ena24"], "num_train": {"x": 1}}},
+                                   {"source": {"kind": "gluoncv-model-zoo", "published": {"metric": "AP"}}},
+                                   {"source": {"kind": "torchvision", "dataset": ["COCO"]}}])
+def test_a_meta_json_of_odd_shapes_is_labelled_not_a_traceback(tmp_path, extra):
+    """meta.json is outside data: a ``source`` or ``dataset`` that is text or a list (hand-edited, another
+    tool's) must not take the Train page down (was: AttributeError 'str' object has no attribute 'get')."""
+    from ssd.models.knowledge import model_knowledge
+    from ssd.training import config
+
+    folder = _folder(tmp_path / "odd", LITE)
+    meta = dict(json.load(open(os.path.join(folder, "meta.json"))), **extra)
+    json.dump(meta, open(os.path.join(folder, "meta.json"), "w"))
+    label = config.start_label(folder)
+    assert label is not None and label.startswith(f"odd · {LITE} · 2 ")
+    assert model_knowledge(meta).startswith("2 ")

@@ -7,6 +7,7 @@ got 0" and exit with status 2 before any work starts.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from typing import Callable, Dict
 
@@ -112,3 +113,25 @@ class DefaultsWhereSet(argparse.HelpFormatter):
                 or default is argparse.SUPPRESS or "%(default)" in (action.help or "")):
             return action.help
         return f"{action.help} (default: %(default)s)" if action.help else "default: %(default)s"
+
+
+GIVEN = "given_options"   # the namespace attribute ``record_given`` fills
+
+
+def record_given(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` note on its namespace (``GIVEN``, a set of dests) every option typed.
+
+    Why: to argparse an option left out and one typed with its default value are the same, and
+    ``train --resume`` must take the run's own value for the first and compare the second."""
+    for action in parser._actions:
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            action.__class__ = _noting(type(action))
+
+
+@functools.lru_cache(maxsize=None)
+def _noting(cls: type) -> type:
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: N807 - argparse's
+        setattr(namespace, GIVEN, set(getattr(namespace, GIVEN, ())) | {self.dest})
+        cls.__call__(self, parser, namespace, values, option_string)
+
+    return type(f"Noting{cls.__name__}", (cls,), {"__call__": __call__})

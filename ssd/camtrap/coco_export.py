@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path
 from ssd.base.safe_paths import PathRefused, relative_inside, relative_name
+from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
 from ssd.camtrap.rebase import CLI_TERMS
 from ssd.camtrap.video import is_video
@@ -126,12 +127,17 @@ def coco_rows(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_s
     counts = CocoCounts()
     images: List[str] = []
     annotations: List[str] = []
+    seen: set = set()
     for entry in doc.get("images", []):
         file = str(entry.get("file", ""))
         if is_video(file) or is_failed(entry):
             (counts.videos if is_video(file) else counts.failed).append(file)
             continue
         name = coco_name(file, real_root, terms)
+        if name in seen:           # a labelling tool would get two images of one file, each read again
+            raise ResultsError(f"{terminal_safe(file)!r} is listed twice in the results: one entry an image "
+                               "(results merge joins shards without repeats; nothing was written)")
+        seen.add(name)
         size = _size(entry, name, real_root)
         if size is None:
             counts.no_size.append(file)

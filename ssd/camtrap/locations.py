@@ -7,6 +7,8 @@ has: blamed on line 2 it sent people looking for a wrong row.
 """
 from __future__ import annotations
 
+import re
+
 from typing import Dict, List, Optional, Tuple
 
 from ssd.camtrap.csv_table import read_csv_table
@@ -27,13 +29,17 @@ def _key_column(path: str, header: Optional[List[str]]) -> str:
     return key
 
 
+_DECIMAL = re.compile(r"[-+]?[0-9]+(?:[.,][0-9]+)?|[-+]?[.,][0-9]+", re.ASCII)
+
+
 def decimal(text: object) -> float:
     """A number as a spreadsheet writes it: ``52.37``, or ``52,37`` where the comma is the decimal mark
-    (Excel in most of Europe); ``ValueError`` for anything else (a thousands separator is not a position's)."""
+    (Excel in most of Europe); ``ValueError`` for anything else. Stricter than ``float``, which also
+    takes ``1_0``, other scripts' digits, ``inf``, ``nan`` and exponents: none is a position."""
     value = str(text or "").strip()
-    if value.count(",") == 1 and "." not in value:
-        value = value.replace(",", ".")
-    return float(value)
+    if not _DECIMAL.fullmatch(value):
+        raise ValueError(value)
+    return float(value.replace(",", "."))
 
 
 def read_locations(path: str) -> Dict[str, Tuple[float, float]]:

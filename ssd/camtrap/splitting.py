@@ -17,9 +17,11 @@ them so) and may not climb out with ``..``: everything is checked before any fil
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import unicodedata
 from typing import Any, Dict, List, Optional, Tuple
 
 from ssd.base.safe_paths import PathRefused, is_absolute_name, name_parts
@@ -30,14 +32,33 @@ from ssd.camtrap.results_check import ResultsError
 #: The file name of the part holding the photos directly in the top folder.
 TOP_PART = "top-folder.json"
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f\\/:*?"<>|]')      # not in a file name on Windows or here
+#: Device names on Windows, whatever follows their first dot (``CON.json`` opens the console there).
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{d}{n}" for d in ("COM", "LPT") for n in range(1, 10))}
+#: A part's file name at most (file systems take 255 bytes), room left for ``.json``.
+MAX_STEM_BYTES = 200
 
 
 def part_file_name(folder: str) -> str:
     """The file a folder's part is written to: its path with ``/`` as ``_`` (MegaDetector's naming),
-    characters no file system takes as ``_``."""
+    characters no file system takes as ``_``, a Windows device name (``CON``) after a ``_``, and a name
+    too long for a file system cut short with a hash of the whole (parts are opened on Windows, where
+    Timelapse runs, and a season's folders can be named at any length)."""
     if not folder:
         return TOP_PART
-    return _UNSAFE.sub("_", folder.replace("/", "_")) + ".json"
+    stem = _UNSAFE.sub("_", folder.replace("/", "_"))
+    if stem.split(".")[0].upper() in _WINDOWS_DEVICES:
+        stem = "_" + stem
+    whole = stem.encode("utf-8", "surrogateescape")
+    if len(whole) > MAX_STEM_BYTES:
+        cut = whole[:MAX_STEM_BYTES - 11].decode("utf-8", "ignore")
+        stem = f"{cut}-{hashlib.sha1(whole).hexdigest()[:10]}"
+    return stem + ".json"
+
+
+def _same_file(name: str) -> str:
+    """What two names must differ in to be two files on macOS and Windows: case and Unicode
+    normalization aside (``CamA``/``cama``, a composed ``é`` and ``e`` + accent are one file there)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _entry_parts(file: Any, prefix_term: str = CLI_TERMS[0]) -> List[str]:
@@ -89,14 +110,15 @@ def split_results(doc: Dict[str, Any], rule: CameraRule,
 
 
 def _refuse_shared_names(folders: List[str]) -> None:
-    """``ResultsError`` when two folders map to one file name (``site_A/cam`` and ``site/A_cam``)."""
+    """``ResultsError`` when two folders map to one file name (``site_A/cam`` and ``site/A_cam``), here
+    or on macOS and Windows (``CamA`` and ``cama``)."""
     seen: Dict[str, str] = {}
     for folder in folders:
         name = part_file_name(folder)
-        if name in seen:
-            raise ResultsError(f"the folders {seen[name]!r} and {folder!r} would both be written to {name!r}: "
-                               "split at another --camera-depth (nothing was written)")
-        seen[name] = folder
+        if _same_file(name) in seen:
+            raise ResultsError(f"the folders {seen[_same_file(name)]!r} and {folder!r} would both be written to "
+                               f"{name!r}: split at another --camera-depth (nothing was written)")
+        seen[_same_file(name)] = folder
 
 
 def planned_files(parts: Dict[str, Dict[str, Any]], out: str) -> List[Tuple[str, Dict[str, Any]]]:

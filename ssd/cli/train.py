@@ -6,8 +6,8 @@ import os
 import sys
 from typing import List
 
-from ssd.base.argtypes import (DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
-                               positive_int)
+from ssd.base.argtypes import (GIVEN, DefaultsWhereSet, fraction, nonnegative_float, nonnegative_int, positive_float,
+                               positive_int, record_given)
 from ssd.base.text import terminal_safe
 from ssd.data.dataset import DEFAULT_VAL_FRACTION
 from ssd.training import defaults
@@ -68,6 +68,7 @@ def register(sub) -> None:
     t.add_argument("--quantize", action="store_true",
                    help="then quantize to INT8 on the same data (as python -m ssd quantize)")
     t.set_defaults(func=cmd_train)
+    record_given(t)     # train --resume takes the run's own value of every option left out
 
 
 def _parse_floats(text: str) -> List[List[float]]:
@@ -83,9 +84,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ssd.training.loop import train
 
     fields = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
-    fields["arch"], note = settle_architecture(args.arch, args.pretrained)   # as the Train page's start_from
-    if note:
-        print(terminal_safe(note), file=sys.stderr, flush=True)
+    if args.resume:
+        from ssd.training.resume import adopt_run_settings
+
+        taken = adopt_run_settings(fields, getattr(args, GIVEN, ()), args.out)
+        if taken:
+            _say(f"the run's own settings (from its checkpoint): {', '.join(taken)}")
+    if not (args.resume and fields["arch"]):   # a resume's start is a record: its folder may be gone or changed
+        fields["arch"], note = settle_architecture(fields["arch"], fields["pretrained"])   # as the Train page's
+        if note:                                                                           # start_from
+            _say(note)
     fields["command"] = (os.environ.get("SSD_LAUNCH_COMMAND")   # a worker of `python -m ssd launch`
                          or (command_line(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""))
     cfg = TrainConfig(**fields)
@@ -108,6 +116,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("INT8 graph written for " + ", ".join(f"{engine} (default precision there: {rec['recommended']})"
                                                     for engine, rec in recs.items()))
     return _exit_status(res.status)
+
+
+def _say(line: str) -> None:
+    print(terminal_safe(line), file=sys.stderr, flush=True)   # names from outside: control characters escaped
 
 
 def _exit_status(status: str) -> int:

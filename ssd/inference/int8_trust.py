@@ -28,10 +28,9 @@ import json
 import os
 from typing import Callable, Dict, Optional, Tuple
 
-from ssd.base.atomic import atomic_write_json
 from ssd.base.errors import SSDError
 from ssd.base.file_digest import file_digest
-from ssd.inference.onnx_trust import INT8_ONNX_FILE, verdict_dir
+from ssd.inference.onnx_trust import INT8_ONNX_FILE, read_verdict, verdict_dir, write_verdict
 from ssd.models.shipped_int8 import SHIPPED
 from ssd.store import META_FILE, ONNX_FILE, PARAMS_FILE, is_onnx, read_meta
 
@@ -58,22 +57,19 @@ def _verdict_path(kind: str, found: Dict[str, str]) -> str:
     return os.path.join(verdict_dir(), f"int8-{key}.json")
 
 
-def _read_verdict(path: str) -> Optional[Tuple[bool, str]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            rec = json.load(fh)
-        return bool(rec["ok"]), str(rec["why"])
-    except (OSError, ValueError, KeyError, TypeError):
+def _read_verdict(kind: str, found: Dict[str, str]) -> Optional[Tuple[bool, str]]:
+    """The remembered verdict on these files (``read_verdict``: this user's own record), when it names
+    them: a pass renamed to another folder's key proves nothing."""
+    rec = read_verdict(_verdict_path(kind, found))
+    if rec is None or rec.get("kind") != kind or rec.get("files") != found or not isinstance(rec.get("ok"), bool):
         return None
+    return rec["ok"], str(rec.get("why"))[:500]
 
 
 def _remember(kind: str, found: Dict[str, str], ok: bool, why: str, model_dir: str) -> None:
     """Best effort: no cache folder, no record (the check runs again next time)."""
-    try:
-        os.makedirs(verdict_dir(), exist_ok=True)
-        atomic_write_json(_verdict_path(kind, found), {"ok": ok, "why": why, "model_dir": os.path.abspath(model_dir)})
-    except OSError:
-        pass
+    write_verdict(_verdict_path(kind, found), {"ok": ok, "why": why, "kind": kind, "files": found,
+                                               "model_dir": os.path.abspath(model_dir)})
 
 
 def _kind(model_dir: str, engine: str) -> str:
@@ -105,7 +101,7 @@ def int8_verdict(model_dir: str, kind: str,
         return False, f"{model_dir} lacks one of {', '.join(KINDS[kind])}"
     if is_shipped(found, kind):
         return True, "the shipped model's own files"
-    known = _read_verdict(_verdict_path(kind, found))
+    known = _read_verdict(kind, found)
     if known is not None:
         return known
     if prove is None:

@@ -21,10 +21,10 @@ import hashlib
 import json
 import os
 import stat
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_write_json
-from ssd.base.errors import ModelError, error_gist
+from ssd.base.errors import ModelError, OutputError, error_gist
 from ssd.base.user_cache import user_cache_dir
 
 #: The largest ONNX file opened. The biggest network here (SSD300 on VGG16, ~27 M parameters)
@@ -35,6 +35,8 @@ MAX_ONNX_BYTES = 512 << 20
 ALLOWED_DOMAINS = ("", "ai.onnx", "com.microsoft")
 SUBGRAPH_OPS = ("If", "Loop", "Scan")
 INT8_ONNX_FILE = "model-int8.onnx"      # ssd.inference.onnx_quantize writes it
+#: The largest verdict record read: ours are a few hundred bytes.
+MAX_VERDICT_BYTES = 64 << 10
 _ELEMENT_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 
@@ -116,17 +118,49 @@ def verdict_key(graph_path: str, params_sha1: str, meta: Dict[str, Any]) -> str:
     return hashlib.sha256(f"{_sha256(graph_path)}|{params_sha1}|{about}".encode()).hexdigest()
 
 
+def _own(st: os.stat_result) -> bool:
+    """Written by this user and by nobody else since: owned by us, not writable by everyone."""
+    return st.st_uid == os.geteuid() and not st.st_mode & stat.S_IWOTH
+
+
+def read_verdict(path: str) -> Optional[Dict[str, Any]]:
+    """The verdict record at ``path`` when this user wrote it, else ``None`` (then the check runs again).
+
+    A verdict lets a graph run unchecked, so the file is believed only when it is a regular file
+    (not a link), within ``MAX_VERDICT_BYTES``, owned by this user and not writable by everyone, in a
+    folder not writable by everyone (a shared or ``/tmp`` cache: anyone could plant a pass there)."""
+    try:
+        folder, st = os.stat(os.path.dirname(path)), os.lstat(path)
+        if not (_own(folder) and stat.S_ISREG(st.st_mode) and _own(st) and st.st_size <= MAX_VERDICT_BYTES):
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            rec = json.loads(fh.read(MAX_VERDICT_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def write_verdict(path: str, record: Dict[str, Any]) -> None:
+    """Best effort: no cache folder, or a link or folder where the record goes (``OutputError``), no
+    record (the check runs again next time)."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write_json(path, record)
+    except (OSError, OutputError):
+        pass
+
+
 def known_export(key: str) -> bool:
-    return os.path.isfile(os.path.join(verdict_dir(), key + ".json"))
+    """Was the graph of ``key`` proven the weights' export here? The record must name ``key`` itself:
+    a pass renamed to another graph's key proves nothing."""
+    rec = read_verdict(os.path.join(verdict_dir(), key + ".json"))
+    return rec is not None and rec.get("key") == key
 
 
 def remember_export(key: str, model_dir: str) -> None:
     """Record that the graph of ``key`` is the weights' export (best effort: no cache folder, no record)."""
-    try:
-        os.makedirs(verdict_dir(), exist_ok=True)
-        atomic_write_json(os.path.join(verdict_dir(), key + ".json"), {"model_dir": os.path.abspath(model_dir)})
-    except OSError:
-        pass
+    write_verdict(os.path.join(verdict_dir(), key + ".json"), {"key": key, "model_dir": os.path.abspath(model_dir)})
 
 
 def canonical(model) -> Tuple[Any, ...]:

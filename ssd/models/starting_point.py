@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from ssd.base.errors import ModelError
 
@@ -77,3 +79,49 @@ def model_folder_meta(path: str, arch: str) -> Optional[Dict[str, Any]]:
         raise ModelError(f"--pretrained {path} is a {meta['arch']!r} model; it cannot start a {arch} "
                          f"(train with --model {meta['arch']}, or choose another starting point)")
     return meta
+
+
+def slot_sources(classes: Sequence[str], old: Sequence[str]) -> List[int]:
+    """For background and each new class, the old class slot whose weights it starts from (-1: none)."""
+    reuse = class_reuse_map(classes, old)
+    index = {c: i for i, c in enumerate(old)}
+    return [0] + [index[reuse[c]] + 1 if c in reuse else -1 for c in classes]
+
+
+def copy_class_slots(new: np.ndarray, old: np.ndarray, anchors: int, sources: Sequence[int]) -> np.ndarray:
+    """``new`` with each anchor's slot j taken from ``old``'s slot ``sources[j]`` where there is one.
+
+    A class predictor's rows (weights, or biases) are laid out anchor by anchor, each anchor's
+    slots together (background first): a reused class is copied for every anchor."""
+    out = new.reshape((anchors, -1) + new.shape[1:]).copy()
+    src = old.reshape((anchors, -1) + old.shape[1:])
+    for j, s in enumerate(sources):
+        if s >= 0:
+            out[:, j] = src[:, s]
+    return out.reshape(new.shape)
+
+
+def run_record(run_dir: str) -> Dict[str, Any]:
+    """The meta.json the run in ``run_dir`` wrote when it started, {} when there is none readable.
+
+    On a resume the starting point is this record, never a folder to read again: the checkpoint
+    brings every weight, and the folder may since have been moved, deleted or changed."""
+    from ssd.base.json_file import read_json_file
+    from ssd.base.meta_schema import MAX_META_BYTES
+
+    try:
+        meta = read_json_file(os.path.join(run_dir, FOLDER_META), MAX_META_BYTES)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def recorded_start(run_dir: str, pretrained: Optional[str], fallback: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The ``start`` record of the run in ``run_dir`` that a resume keeps; for a run written before it
+    was recorded, ``fallback`` or where ``pretrained`` points (None for scratch)."""
+    start = run_record(run_dir).get("start")
+    if isinstance(start, dict) and "pretrained" in start:
+        return dict(start)
+    p = (pretrained or "").strip()
+    return dict(fallback) if fallback is not None else {"pretrained": None if p.lower() in SCRATCH
+                                                        else os.path.abspath(p)}

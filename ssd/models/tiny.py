@@ -8,6 +8,7 @@ Training and decoding are the generic multibox ones (``ssd.models.multibox``).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mxnet.gluon import nn
@@ -17,7 +18,8 @@ from ssd.models.anchor_set import AnchorSet, anchor_set
 from ssd.models.anchors import AnchorConfig, format_groups
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
-from ssd.models.starting_point import SCRATCH
+from ssd.models.starting_point import recorded_start
+from ssd.models.tiny_start import check_same_shapes, start_from_folder, tiny_folder
 
 # The book's anchors: five scales, sizes spread from 0.2 to 1.05 of the image side with the
 # geometric mean of neighbours as each scale's second size; ratios 1, 2 and 0.5 everywhere.
@@ -190,12 +192,39 @@ TINY_DEFAULTS: Dict[str, Any] = {"lr": 0.01, "momentum": 0.9, "lr_schedule": "co
                                  "hard_negative_ratio": 3.0, "loss_norm": "positives", "box_loss": "smooth_l1"}
 
 
+class TinyTraining(MultiBoxPlan):
+    """``MultiBoxPlan`` for TinySSD: Xavier, or a TinySSD model folder's weights (``ssd.models.tiny_start``)."""
+
+    def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, build, resuming: bool) -> None:
+        # resuming: the checkpoint brings the weights, and the start is the run's record (its folder may be gone)
+        self._folder = None if resuming else tiny_folder(cfg.pretrained)
+        self.classes, self._build = list(classes), build
+        self.start: Dict[str, Any] = {"pretrained": None}
+        if resuming:
+            self.start = recorded_start(cfg.out, cfg.pretrained)
+        super().__init__(cfg, train_ds, ctxs,
+                         lambda: TinySSD(len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios),
+                         anchors_meta, initialize=self._initialize)
+
+    def _initialize(self, net: TinySSD, ctxs: List[Any]) -> None:
+        import mxnet as mx
+
+        net.initialize(init=mx.init.Xavier(), ctx=ctxs)     # what a fresh run's (and a new class's) weights are
+        if self._folder is not None:
+            self.start = start_from_folder(net, ctxs[0], self.cfg.pretrained.strip(), self._folder, self.classes,
+                                           self._build)
+
+    def meta_fields(self) -> Dict[str, Any]:
+        return {**super().meta_fields(), "start": dict(self.start)}
+
+
 class TinyRecipe(Recipe):
     """d2l's TinySSD: our augmentation and loss, anchors from ``MultiBoxPrior`` in the graph."""
 
     name = "tiny"
     family = "tiny"
     native_size = 256
+    starts_from_folder = True            # a TinySSD model folder: its weights, re-headed to the run's classes
 
     def defaults(self, batch_size: int) -> Dict[str, Any]:
         return dict(TINY_DEFAULTS)
@@ -203,16 +232,16 @@ class TinyRecipe(Recipe):
     def check_config(self, cfg) -> None:
         if cfg.input_size < 64 or cfg.input_size % 8:
             raise SSDError("input size must be a multiple of 8 and at least 64")
-        if (cfg.pretrained or "").strip().lower() not in SCRATCH:   # it loads none: refuse, never drop it
-            raise SSDError(f"--pretrained {cfg.pretrained}: tiny (TinySSD) trains from scratch and has no "
-                           "starting point to load; to fine-tune a detector, train --model "
-                           "ssdlite320_mobilenet_v3_large (or a GluonCV SSD) with --pretrained, or continue a "
-                           "tiny run with --resume")
         if cfg.sizes is not None or cfg.ratios is not None:   # else the network's own, known good
             try:   # a mistyped --sizes/--ratios was a ValueError traceback once the data was decoded
                 tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios)
             except ValueError as err:
                 raise SSDError(f"anchors (--sizes/--ratios): {err}") from None
+        if cfg.resume:          # the start is the run's record: the checkpoint brings the weights
+            return
+        folder = tiny_folder(cfg.pretrained)       # a start it cannot load is refused, never dropped
+        if folder is not None:
+            check_same_shapes(cfg, cfg.pretrained, folder, tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios))
 
     def build(self, meta: Dict[str, Any]) -> TinySSD:
         anchors = meta.get("anchors") or {}
@@ -226,9 +255,7 @@ class TinyRecipe(Recipe):
 
     def training_plan(self, cfg, classes: Sequence[str], train_ds, ctxs, emit: Emit,
                       resuming: bool = False) -> MultiBoxPlan:
-        return MultiBoxPlan(cfg, train_ds, ctxs,
-                            lambda: TinySSD(len(classes), cfg.input_size, sizes=cfg.sizes, ratios=cfg.ratios),
-                            anchors_meta)
+        return TinyTraining(cfg, classes, train_ds, ctxs, self.build, resuming)
 
     def decoder(self, meta: Dict[str, Any]) -> Decoder:
         return decode_multibox

@@ -98,9 +98,14 @@ class TrainConfig:
             raise SSDError(f"input size must be within 64–{MAX_INPUT_SIZE}, got {self.input_size}")
 
     def fixed_settings(self) -> Dict[str, Any]:
-        """What a resume must not change (``FIXED_ON_RESUME``), with the data folder made absolute."""
+        """What a resume must not change (``FIXED_ON_RESUME``), with the data folder made absolute, and
+        where the weights started (``--pretrained``; a path made absolute, scratch as None)."""
         fixed = {k: getattr(self, k) for k in FIXED_ON_RESUME}
         fixed["data"] = os.path.realpath(self.data)
+        start = (self.pretrained or "").strip()
+        named = start in recipe_for(self.arch).pretrained_choices and not os.path.exists(start)
+        # a path made absolute even once gone: a resume names its start as recorded, however typed
+        fixed["pretrained"] = None if start.lower() in SCRATCH else start if named else os.path.realpath(start)
         return fixed
 
 

@@ -15,7 +15,7 @@ from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_o
 from ssd.models.gluoncv.imagenet import imagenet_start
 from ssd.models.gluoncv.presets import dataset_classes, gluoncv_name, require_published, spec_of, variant_of
 from ssd.models.gluoncv.weights import ensure_weights
-from ssd.models.starting_point import class_reuse_map, model_folder_meta
+from ssd.models.starting_point import class_reuse_map, model_folder_meta, run_record
 
 
 def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] = lambda k: False) -> Dict[str, Any]:
@@ -130,4 +130,27 @@ def create_for_training(arch: str, classes: Sequence[str], pretrained: Optional[
             info.update(weights=os.path.abspath(path),
                         **load_matching_params(net, path, skip=lambda k: k.startswith("anchor_generators.")))
     anchors = initialize(net, ctxs, input_size)
+    return net, anchors.as_in_context(mx.cpu()), info
+
+
+def resumed_for_training(arch: str, classes: Sequence[str], pretrained: Optional[str], run_dir: str, ctxs=None,
+                         input_size: Optional[int] = None):
+    """``create_for_training``'s ``(net, anchors, info)`` for a resume of the run whose meta.json is
+    in ``run_dir``: the network as it recorded it (variant, anchor layout, normalization) and its start as a
+    record. No weights and no starting folder are read (the checkpoint brings the weights; the folder
+    may be gone or changed); a run without that record is built as ``create_for_training`` would."""
+    import mxnet as mx
+
+    run = run_record(run_dir)
+    zoo = run.get("zoo")
+    if run.get("arch") != arch or not isinstance(zoo, dict) or not isinstance(zoo.get("variant"), str):
+        return create_for_training(arch, classes, pretrained, ctxs, input_size, load_weights=False)
+    layout = layout_options(zoo)
+    info: Dict[str, Any] = {k: zoo[k] for k in ("pretrained", "weights", "source", "reused_classes", "loaded",
+                                                "skipped") if k in zoo}
+    info.update(variant=zoo["variant"], layout={k: v for k, v in layout.items() if v})
+    if isinstance(run.get("normalize"), dict):
+        info["normalize"] = run["normalize"]
+    net = build_zoo_net(arch, classes, zoo["variant"], **layout)
+    anchors = initialize(net, list(ctxs or [mx.cpu()]), input_size)
     return net, anchors.as_in_context(mx.cpu()), info

@@ -24,7 +24,7 @@ def zoo_meta_fields(net, arch: str, input_size: int, info: Optional[Dict[str, An
            "pretrained": info.get("pretrained"), "published": dict(spec.published)}
     for k in ("weights", "source", "reused_classes", "loaded", "skipped"):
         if k in info:
-            zoo[k] = info[k] if k != "skipped" else len(info[k])
+            zoo[k] = len(info[k]) if k == "skipped" and isinstance(info[k], list) else info[k]   # a count when resumed
     zoo.update(extra or {})
     anchors = {"kind": "gluoncv", "per_scale": [l["count"] for l in layers],
                "total": int(sum(l["count"] for l in layers)),

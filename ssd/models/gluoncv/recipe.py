@@ -46,7 +46,8 @@ class GluonCVRecipe(Recipe):
             raise SSDError(f"{cfg.arch} needs an input of at least {self.spec.min_input} px "
                            f"(native {self.spec.base_size}); got {cfg.input_size}")
         p = (cfg.pretrained or "").strip()
-        if p and p.lower() not in PRETRAINED_CHOICES + ("none", "scratch") and not os.path.exists(p):
+        # resuming: the start is the run's record (the checkpoint brings the weights; a folder may be gone)
+        if p and p.lower() not in PRETRAINED_CHOICES + ("none", "scratch") and not os.path.exists(p) and not cfg.resume:
             raise SSDError(f"--pretrained {p!r}: use imagenet, voc, coco or the path of a .params file")
         require_published(cfg.arch, p.lower())
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Sequence
 import numpy as np
 
 from ssd.data.preprocess import MEAN, STD
-from ssd.models.gluoncv.finetune import create_for_training
+from ssd.models.gluoncv.finetune import create_for_training, resumed_for_training
 from ssd.models.gluoncv.metadata import zoo_meta_fields
 from ssd.models.recipe import StepStats, TrainingPlan
 from ssd.models.training_graph import training_graph
@@ -107,8 +107,12 @@ class ZooTraining(TrainingPlan):
         if cfg.cls_loss != "ce" or cfg.sizes or cfg.ratios:
             emit("warning", message=f"{cfg.arch} uses GluonCV's SSDMultiBoxLoss and its preset anchors; "
                                     "--cls-loss/--box-loss/--sizes/--ratios apply to TinySSD only")
-        self.net, anchors, self.info = create_for_training(cfg.arch, classes, cfg.pretrained, self.ctxs,
-                                                           cfg.input_size, load_weights=not resuming)
+        if resuming:     # the checkpoint brings the weights; the start is the run's record (its folder may be gone)
+            self.net, anchors, self.info = resumed_for_training(cfg.arch, classes, cfg.pretrained, cfg.out, self.ctxs,
+                                                                cfg.input_size)
+        else:
+            self.net, anchors, self.info = create_for_training(cfg.arch, classes, cfg.pretrained, self.ctxs,
+                                                               cfg.input_size)
         self.num_anchors = int(anchors.shape[1])
         norm = self.info.get("normalize") or {}
         self.normalize = {"mean": list(norm.get("mean", MEAN)), "std": list(norm.get("std", STD))}

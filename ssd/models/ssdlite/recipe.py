@@ -62,7 +62,8 @@ class SSDliteRecipe(Recipe):
     def check_config(self, cfg) -> None:
         if cfg.input_size < MIN_INPUT:
             raise SSDError(f"{ARCH} needs an input of at least {MIN_INPUT} px (native {self.native_size})")
-        start_folder(cfg.pretrained)
+        if not cfg.resume:      # resuming: the start is the run's record, the checkpoint brings the weights
+            start_folder(cfg.pretrained)
 
     def build(self, meta: Dict[str, Any]) -> SSDlite:
         return SSDlite(SSDliteSpec.from_meta(meta))

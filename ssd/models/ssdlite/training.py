@@ -14,15 +14,14 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.models.multibox import MultiBoxPlan
 from ssd.models.ssdlite.anchors import anchors_meta
 from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
 from ssd.models.ssdlite.network import SSDlite
 from ssd.models.ssdlite.spec import ARCH, SSDliteSpec, ssdlite_spec
-from ssd.models.starting_point import FOLDER_PARAMS, SCRATCH, class_reuse_map, model_folder_meta
+from ssd.models.starting_point import (FOLDER_PARAMS, SCRATCH, copy_class_slots, model_folder_meta, recorded_start,
+                                       run_record, slot_sources)
 
 INIT_STD = 0.03              # torchvision's ``_normal_init`` for every SSDlite convolution
 CLASS_HEAD = "head.classification_head.module_list."
@@ -50,23 +49,6 @@ def reduced_tail(pretrained: Optional[str], folder: Optional[Dict[str, Any]]) ->
     return not is_imagenet(pretrained)
 
 
-def slot_sources(classes: Sequence[str], old: Sequence[str]) -> List[int]:
-    """For background and each new class, the old class slot whose weights it starts from (-1: none)."""
-    reuse = class_reuse_map(classes, old)
-    index = {c: i for i, c in enumerate(old)}
-    return [0] + [index[reuse[c]] + 1 if c in reuse else -1 for c in classes]
-
-
-def _copy_class_head(new: np.ndarray, old: np.ndarray, anchors: int, sources: Sequence[int]) -> np.ndarray:
-    """``new`` with each anchor's slot j taken from ``old``'s slot ``sources[j]`` where there is one."""
-    out = new.reshape((anchors, -1) + new.shape[1:]).copy()
-    src = old.reshape((anchors, -1) + old.shape[1:])
-    for j, s in enumerate(sources):
-        if s >= 0:
-            out[:, j] = src[:, s]
-    return out.reshape(new.shape)
-
-
 def transfer(net: SSDlite, old_net: SSDlite, sources: Sequence[int]) -> int:
     """Copy ``old_net``'s weights into the initialized ``net``; returns how many parameters came over."""
     import mxnet as mx
@@ -79,7 +61,7 @@ def transfer(net: SSDlite, old_net: SSDlite, sources: Sequence[int]) -> int:
         value = old[name].data().asnumpy()
         parts = name[len(CLASS_HEAD):].split(".") if name.startswith(CLASS_HEAD) else []
         if len(parts) == 3 and parts[1] == "1":
-            value = _copy_class_head(p.data().asnumpy(), value, net.spec.anchors_per_cell()[int(parts[0])], sources)
+            value = copy_class_slots(p.data().asnumpy(), value, net.spec.anchors_per_cell()[int(parts[0])], sources)
         if value.shape != p.shape:
             continue
         p.set_data(mx.nd.array(value, dtype="float32"))
@@ -99,15 +81,28 @@ def load_folder_net(path: str, meta: Dict[str, Any]) -> SSDlite:
     return net
 
 
+def _recorded_spec(run_dir: str) -> Optional[Dict[str, Any]]:
+    """The run's own meta.json when it records its SSDlite network (what a resume rebuilds), else None."""
+    run = run_record(run_dir)
+    return (run if run.get("arch") == ARCH and isinstance(run.get("ssdlite"), dict)
+            and isinstance(run.get("classes"), list) else None)
+
+
 class SSDliteTraining(MultiBoxPlan):
     """``MultiBoxPlan`` with SSDlite's network, normalization, initialization and starting point."""
 
     def __init__(self, cfg, classes: Sequence[str], train_ds, ctxs, resuming: bool = False) -> None:
-        self._folder = start_folder(cfg.pretrained)
-        self.spec = ssdlite_spec(len(classes), cfg.input_size, reduced_tail=reduced_tail(cfg.pretrained, self._folder))
+        # resuming: the checkpoint brings the weights; the start and the tail are the run's own record
+        # (its starting folder may be gone or changed), never read from the folder again
+        self._load = not resuming
+        self._folder = start_folder(cfg.pretrained) if self._load else None
+        tail = reduced_tail(cfg.pretrained, self._folder if self._load else _recorded_spec(cfg.out))
+        self.spec = ssdlite_spec(len(classes), cfg.input_size, reduced_tail=tail)
         self.classes = list(classes)
         self.start: Dict[str, Any] = {"pretrained": None}
-        self._load = not resuming
+        if resuming:
+            self.start = recorded_start(cfg.out, cfg.pretrained,
+                                        imagenet_origin() if is_imagenet(cfg.pretrained) else None)
         super().__init__(cfg, train_ds, ctxs, lambda: SSDlite(self.spec), lambda net: anchors_meta(self.spec),
                          initialize=self._initialize, normalize=(self.spec.mean, self.spec.std))
 
@@ -115,15 +110,15 @@ class SSDliteTraining(MultiBoxPlan):
         import mxnet as mx
 
         net.initialize(init=mx.init.Normal(INIT_STD), ctx=ctxs)
+        if not self._load:
+            return                      # resuming: the checkpoint brings the weights
         if is_imagenet(self.cfg.pretrained):
-            self.start = load_imagenet_backbone(net) if self._load else imagenet_origin()
+            self.start = load_imagenet_backbone(net)
             return
         if self._folder is None:
             return
         path = os.path.abspath(self.cfg.pretrained)
         self.start = {"pretrained": path}
-        if not self._load:
-            return                      # resuming: the checkpoint brings the weights
         sources = slot_sources(self.classes, [str(c) for c in self._folder["classes"]])
         copied = transfer(net, load_folder_net(path, self._folder), sources)
         self.start.update(weights=os.path.join(path, FOLDER_PARAMS), loaded=copied,
