@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ssd.viz.colour_vision import readable_text_on
+
 
 # --------------------------------------------------------------------------------------------
 # colours and fonts
@@ -43,8 +45,9 @@ def class_colour_hex(class_id: int) -> str:
 
 
 def text_colour_on(bg: Tuple[int, int, int]) -> Tuple[int, int, int]:
-    r, g, b = bg
-    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    """The label's text colour on a tag of ``bg``: black or white by WCAG contrast (at least 4.5:1 on
+    every PALETTE colour; a fixed luma cut-off left white text on light green and cyan at 2-3.4:1)."""
+    return readable_text_on(bg)
 
 
 @lru_cache(maxsize=64)

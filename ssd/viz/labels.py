@@ -13,6 +13,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import matplotlib.patheffects as path_effects
 
+from ssd.viz.colour_vision import readable_text_on
+
 Rect = Tuple[float, float, float, float]        # display pixels: x0, y0, x1, y1 (y up)
 
 
@@ -23,8 +25,13 @@ class BoxLabel:
     box: Sequence[float]
     text: str
     colour: str
-    text_colour: str = "white"
+    text_colour: Optional[str] = None       # None: black or white, whichever is readable on ``colour``
     fontsize: float = 8
+
+    def ink(self):
+        """The text's colour: ``text_colour``, or black or white by WCAG contrast with the tag (white on
+        orange or light green was below 3:1)."""
+        return self.text_colour if self.text_colour is not None else tuple(v / 255 for v in readable_text_on(self.colour))
 
 
 def halo(linewidth: float, colour: str = "white") -> list:
@@ -70,7 +77,7 @@ def place_labels(ax, labels: Sequence[BoxLabel], rings: int = 4) -> List[Optiona
     out: List[Optional[Rect]] = []
     for lab in labels:
         pad = 1.5 * fig.dpi / 72
-        text = ax.text(0, 0, lab.text, fontsize=lab.fontsize, color=lab.text_colour, ha="left", va="bottom",
+        text = ax.text(0, 0, lab.text, fontsize=lab.fontsize, color=lab.ink(), ha="left", va="bottom",
                        bbox=dict(facecolor=lab.colour, edgecolor="none", pad=1.5, alpha=0.9), zorder=6,
                        parse_math=False)       # class names come from a model's metadata: '$' is a '$' 
         ext = text.get_window_extent(renderer)

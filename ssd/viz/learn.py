@@ -169,7 +169,7 @@ def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str],
         _rect(ax, trace.boxes[s.kept] * scale_xy, "lime", lw=1.2)
     k = cur.kept
     labels = [BoxLabel(trace.boxes[k] * scale_xy, f"kept: {classes[int(trace.class_ids[k])]} {trace.scores[k]:.2f}",
-                       "lime", "black")]
+                       "lime")]
     for j, iou in sorted(cur.suppressed[:30], key=lambda s: -s[1]):
         _rect(ax, trace.boxes[j] * scale_xy, "tab:red", lw=1.2, ls="--")
         labels.append(BoxLabel(trace.boxes[j] * scale_xy, f"IoU {iou:.2f}", "tab:red", fontsize=7))
@@ -192,11 +192,11 @@ def image_eval_figure(image: np.ndarray, det_boxes: np.ndarray, det_labels: Sequ
     for g, found in zip(np.asarray(gt_boxes).reshape(-1, 4), match.gt_found):
         _rect(ax, g, "white" if found else "tab:orange", lw=2.0, ls="--", outline="black")
         if not found:
-            labels.append(BoxLabel(g, "FN (missed)", "tab:orange", "black"))
+            labels.append(BoxLabel(g, "FN (missed)", "tab:orange"))
     for b, label, tp, iou in zip(np.asarray(det_boxes).reshape(-1, 4), det_labels, match.det_tp, match.det_iou):
         _rect(ax, b, "lime" if tp else "tab:red", lw=2.0, outline="black" if tp else "white")
         labels.append(BoxLabel(b, f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", "lime" if tp else "tab:red",
-                               "black" if tp else "white", fontsize=7))
+                               fontsize=7))
     ax.set_title(f"TP {match.tp} · FP {match.fp} · FN {match.fn}  ({len(match.gt_found)} objects)", fontsize=10)
     fig.tight_layout()
     place_labels(ax, labels)

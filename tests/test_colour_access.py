@@ -1,0 +1,46 @@
+"""Accessibility of the colours the app draws: label text contrast (WCAG) and colours that must be
+told apart staying apart under simulated colour-vision deficiencies (Machado et al. 2009, ΔE00)."""
+import numpy as np
+import pytest
+
+from ssd.viz.colour_vision import (MIN_CONTRAST, contrast_ratio, delta_e2000, lab, readable_text_on,
+                                   simulate)
+from ssd.viz.drawing import PALETTE, text_colour_on
+
+
+@pytest.mark.parametrize("colour", PALETTE)
+def test_box_label_text_contrast(colour):
+    assert contrast_ratio(colour, text_colour_on(colour)) >= MIN_CONTRAST
+
+
+def test_contrast_ratio_matches_wcag():
+    assert contrast_ratio((0, 0, 0), (255, 255, 255)) == pytest.approx(21.0)
+    assert contrast_ratio("white", "white") == pytest.approx(1.0)
+    assert contrast_ratio((118, 118, 118), (255, 255, 255)) == pytest.approx(4.54, abs=0.01)   # WCAG's grey
+
+
+def test_readable_text_picks_the_better_of_black_and_white():
+    assert readable_text_on((255, 255, 0)) == (0, 0, 0)
+    assert readable_text_on((0, 0, 128)) == (255, 255, 255)
+
+
+def test_delta_e2000_reference_pairs():
+    """Sharma, Wu & Dalal (2005) test data, pairs 1, 3 and 7."""
+    assert delta_e2000(np.array([50, 2.6772, -79.7751]), np.array([50, 0, -82.7485])) == pytest.approx(2.0425, abs=1e-4)
+    assert delta_e2000(np.array([50, 2.8361, -74.0200]), np.array([50, 0, -82.7485])) == pytest.approx(3.4412, abs=1e-4)
+    assert delta_e2000(np.array([50, 0, 0]), np.array([50, -1, 2])) == pytest.approx(2.3669, abs=1e-4)
+
+
+def test_simulation_merges_red_and_green_for_red_green_dichromats():
+    """The model works: pure red and green, far apart in normal vision, come close for a deuteranope."""
+    normal = delta_e2000(lab(simulate((255, 0, 0), "normal")), lab(simulate((0, 128, 0), "normal")))
+    deutan = delta_e2000(lab(simulate((255, 0, 0), "deuteranopia")), lab(simulate((0, 128, 0), "deuteranopia")))
+    assert deutan < normal / 2
+    assert np.allclose(simulate((128, 128, 128), "protanopia"), simulate((128, 128, 128), "normal"), atol=0.01)
+
+
+@pytest.mark.parametrize("tag", ["lime", "tab:red", "tab:orange", "tab:blue", "tab:cyan", "magenta", "white"])
+def test_figure_label_text_contrast(tag):
+    from ssd.viz.labels import BoxLabel
+
+    assert contrast_ratio(tag, BoxLabel((0, 0, 1, 1), "x", tag).ink()) >= MIN_CONTRAST
