@@ -44,3 +44,34 @@ def test_figure_label_text_contrast(tag):
     from ssd.viz.labels import BoxLabel
 
     assert contrast_ratio(tag, BoxLabel((0, 0, 1, 1), "x", tag).ink()) >= MIN_CONTRAST
+
+
+def _worst(colours):
+    from ssd.viz.colour_vision import worst_distance
+
+    return worst_distance(colours)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_first_classes_stay_apart_in_every_simulated_vision(n):
+    """A two-class model's classes, and MegaDetector's animal / person / vehicle (ids 0, 1, 2)."""
+    from ssd.viz.colour_vision import MIN_DELTA_E
+
+    worst, vision, i, j = _worst(PALETTE[:n])
+    assert worst >= MIN_DELTA_E, f"classes {i} and {j} are ΔE00 {worst:.1f} apart with {vision}"
+
+
+def test_first_seven_classes_distinguishable_in_every_simulated_vision():
+    """Up to seven classes stay clearly apart (the class name on the tag is the second cue)."""
+    assert _worst(PALETTE[:7])[0] >= 10
+
+
+@pytest.mark.parametrize("background", [(85, 95, 55), (115, 95, 70), (128, 128, 128), (40, 40, 40)])
+def test_first_classes_stand_out_on_camera_trap_backgrounds(background):
+    """Vegetation green, soil brown, infrared grey, night: box outlines of classes 0-2 must show.
+    A lower bar than between classes (12, about five just-noticeable differences): the worst case is
+    vermillion on vegetation for a protanope (13.7); the tag's text names the class regardless."""
+    from ssd.viz.colour_vision import VISIONS, seen_distance
+
+    for colour in PALETTE[:3]:
+        assert min(seen_distance(colour, background, v) for v in VISIONS) >= 12

@@ -26,12 +26,17 @@ from ssd.viz.colour_vision import readable_text_on
 # colours and fonts
 # --------------------------------------------------------------------------------------------
 
-# Distinct, saturated colours (Tableau 10 + a second set); class i always gets PALETTE[i % n].
+# Class i always gets PALETTE[i % n]. The first seven are Okabe & Ito's colour-blind-safe set (no
+# black: it vanishes on night photos), ordered so that the classes most often seen together (a
+# two-class model; MegaDetector's animal, person, vehicle) stay at least ΔE00 20 apart with normal
+# vision and simulated deuteranopia, protanopia and tritanopia (tests/test_colour_access.py; the
+# Tableau order before gave orange and green, ΔE00 1.3 for a protanope). Then Tableau-like colours.
+# The class name on each box's tag is the cue that does not depend on colour at all.
 PALETTE: List[Tuple[int, int, int]] = [
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    (0, 82, 204), (255, 196, 0), (0, 150, 100), (204, 0, 102), (102, 51, 0),
-    (0, 204, 255), (153, 0, 255), (255, 80, 80), (80, 200, 80), (0, 0, 0),
+    (86, 180, 233), (213, 94, 0), (240, 228, 66), (0, 158, 115), (0, 114, 178), (204, 121, 167),
+    (230, 159, 0),
+    (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34),
+    (23, 190, 207), (44, 160, 44), (0, 82, 204), (204, 0, 102), (102, 51, 0), (153, 0, 255), (0, 0, 0),
 ]
 
 

@@ -21,7 +21,7 @@ from ssd.base.text import mpl_escape
 from ssd.models.anchor_set import AnchorSet, anchor_index, as_anchor_set
 from ssd.models.anchors import cell_centres
 from ssd.models.metric_names import named_history
-from ssd.viz.drawing import draw_detections
+from ssd.viz.drawing import class_colour_hex, draw_detections
 from ssd.viz.labels import BoxLabel, halo, place_labels
 
 
@@ -150,8 +150,9 @@ def _rects(ax, boxes_px: np.ndarray, colour, lw=1.2) -> None:
                       autolim=False)
 
 
-_ANCHOR_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
-                   "tab:olive", "tab:cyan", "black"]
+# The class colours of the Detect page (their first seven colour-blind safe): anchors of one cell
+# (one colour per size or ratio, named on their tags) and PR curves per class.
+_ANCHOR_COLOURS = [class_colour_hex(i) for i in range(10)]
 
 
 @under_figure_lock
