@@ -75,3 +75,41 @@ def test_first_classes_stand_out_on_camera_trap_backgrounds(background):
 
     for colour in PALETTE[:3]:
         assert min(seen_distance(colour, background, v) for v in VISIONS) >= 12
+
+
+@pytest.mark.parametrize("group", [("positive", "mined negative", "ignored"), ("kept", "suppressed", "waiting"),
+                                   ("TP", "FP", "FN"), ("FN", "found")])
+def test_learn_roles_told_apart_without_full_colour_vision(group):
+    """Each pair of roles that must be told apart: ΔE00 >= 20 in every simulated vision, or another line style."""
+    from ssd.viz.colour_vision import MIN_DELTA_E, VISIONS, seen_distance
+    from ssd.viz.learn import ROLE_STYLES
+
+    for i, a in enumerate(group):
+        for b in group[i + 1:]:
+            (ca, la), (cb, lb) = ROLE_STYLES[a], ROLE_STYLES[b]
+            apart = min(seen_distance(ca, cb, v) for v in VISIONS)
+            assert apart >= MIN_DELTA_E or la != lb, f"{a} / {b}: ΔE00 {apart:.1f}, both {la}"
+
+
+def test_evaluation_figure_draws_tp_fp_fn_in_different_line_styles():
+    from types import SimpleNamespace
+
+    from ssd.viz.learn import image_eval_figure
+
+    match = SimpleNamespace(gt_found=[True, False], det_tp=[True, False], det_iou=[0.9, 0.1], tp=1, fp=1, fn=1)
+    boxes = np.array([[5, 5, 30, 30], [40, 40, 60, 60]], dtype=float)
+    fig = image_eval_figure(np.zeros((64, 64, 3), np.uint8), boxes, ["a", "a"], match, boxes + 1)
+    styles = {p.get_linestyle() for p in fig.axes[0].patches}
+    assert len(styles) >= 3          # solid TP, dotted FP, dashed ground truth / FN
+
+
+def test_pr_curves_differ_in_line_style_as_well_as_colour():
+    from types import SimpleNamespace
+
+    from ssd.viz.learn import pr_operating_figure
+
+    curve = {"recall": [0, 0.5, 1], "precision": [1, 0.8, 0.5]}
+    result = SimpleNamespace(pr_curves={"animal": curve, "person": curve, "vehicle": curve},
+                             per_class_ap={}, map=0.5)
+    lines = pr_operating_figure(result, {}, 0.5).axes[0].get_lines()
+    assert len({ln.get_linestyle() for ln in lines}) == 3

@@ -19,6 +19,17 @@ from ssd.viz.labels import BoxLabel, place_labels
 from ssd.viz.plots import _ANCHOR_COLOURS, _rect, _rects
 
 
+# How each role is drawn: (colour, line style). Colours that must be told apart stay ΔE00 >= 20 apart
+# under simulated colour-blindness, or differ in line style too (tests/test_colour_access.py):
+# FP is dotted and ground truth dashed, so TP / FP / FN do not rest on colour alone.
+ROLE_STYLES: Dict[str, Tuple[str, str]] = {
+    "positive": ("lime", "-"), "mined negative": ("tab:red", "-"), "ignored": ("#bbbbbb", "none"),
+    "kept": ("lime", "-"), "suppressed": ("tab:red", "--"), "waiting": ("#999999", "-"),
+    "TP": ("lime", "-"), "FP": ("tab:red", ":"), "FN": ("magenta", "--"), "found": ("white", "--"),
+}
+PR_LINE_STYLES = ["-", "--", "-.", ":"]      # one per class, after its colour: a second cue in the legend
+
+
 def _image_ax(ax, image: np.ndarray) -> None:
     ax.imshow(image)
     ax.set_xticks([])
@@ -123,15 +134,17 @@ def anchor_roles_figure(image: np.ndarray, anchors, roles, gt_boxes: Optional[np
     boxes = anchors.anchors if isinstance(anchors, AnchorSet) else np.asarray(anchors).reshape(-1, 4)
     if len(roles.ignored):
         c = (boxes[roles.ignored, :2] + boxes[roles.ignored, 2:]) / 2 * scale_xy[:2]
-        ax.scatter(c[:, 0], c[:, 1], s=1.5, c="#bbbbbb", alpha=0.5, zorder=2)
-    _rects(ax, boxes[np.asarray(roles.negatives, dtype=int)] * scale_xy, "tab:red", lw=1.2)
-    _rects(ax, boxes[np.asarray(roles.positives, dtype=int)] * scale_xy, "lime", lw=2.0)
+        ax.scatter(c[:, 0], c[:, 1], s=1.5, c=ROLE_STYLES["ignored"][0], alpha=0.5, zorder=2)
+    _rects(ax, boxes[np.asarray(roles.negatives, dtype=int)] * scale_xy, ROLE_STYLES["mined negative"][0], lw=1.2)
+    _rects(ax, boxes[np.asarray(roles.positives, dtype=int)] * scale_xy, ROLE_STYLES["positive"][0], lw=2.0)
     if gt_boxes is not None:
         for g in np.asarray(gt_boxes).reshape(-1, 4):
             _rect(ax, g * scale_xy, "white", lw=2.0, ls="--")
-    handles = [Line2D([0], [0], color="lime", lw=2, label=f"positive: {len(roles.positives)}"),
-               Line2D([0], [0], color="tab:red", lw=2, label=f"mined negative: {len(roles.negatives)}"),
-               Line2D([0], [0], color="#bbbbbb", marker="o", lw=0, label=f"ignored: {len(roles.ignored)}"),
+    handles = [Line2D([0], [0], color=ROLE_STYLES["positive"][0], lw=2, label=f"positive: {len(roles.positives)}"),
+               Line2D([0], [0], color=ROLE_STYLES["mined negative"][0], lw=2,
+                      label=f"mined negative: {len(roles.negatives)}"),
+               Line2D([0], [0], color=ROLE_STYLES["ignored"][0], marker="o", lw=0,
+                      label=f"ignored: {len(roles.ignored)}"),
                Line2D([0], [0], color="white", lw=2, ls="--", label="ground truth")]
     leg = ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
     leg.get_frame().set_facecolor("#dddddd")
@@ -164,14 +177,14 @@ def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str],
     gone_now = {j for j, _ in cur.suppressed}
     for i in range(len(trace.scores)):
         if (class_id is None or trace.class_ids[i] == class_id) and i not in done | gone_now | {cur.kept}:
-            _rect(ax, trace.boxes[i] * scale_xy, "#999999", lw=0.6)
+            _rect(ax, trace.boxes[i] * scale_xy, ROLE_STYLES["waiting"][0], lw=0.6)
     for s in steps[:step]:
         _rect(ax, trace.boxes[s.kept] * scale_xy, "lime", lw=1.2)
     k = cur.kept
     labels = [BoxLabel(trace.boxes[k] * scale_xy, f"kept: {classes[int(trace.class_ids[k])]} {trace.scores[k]:.2f}",
                        "lime")]
     for j, iou in sorted(cur.suppressed[:30], key=lambda s: -s[1]):
-        _rect(ax, trace.boxes[j] * scale_xy, "tab:red", lw=1.2, ls="--")
+        _rect(ax, trace.boxes[j] * scale_xy, ROLE_STYLES["suppressed"][0], lw=1.2, ls=ROLE_STYLES["suppressed"][1])
         labels.append(BoxLabel(trace.boxes[j] * scale_xy, f"IoU {iou:.2f}", "tab:red", fontsize=7))
     _rect(ax, trace.boxes[k] * scale_xy, "lime", lw=3.0, outline="black")
     ax.set_title(f"step {step + 1}/{len(steps)}: keeps 1, suppresses {len(cur.suppressed)} "
@@ -184,19 +197,21 @@ def nms_step_figure(image: np.ndarray, trace, step: int, classes: Sequence[str],
 @under_figure_lock
 def image_eval_figure(image: np.ndarray, det_boxes: np.ndarray, det_labels: Sequence[str], match,
                       gt_boxes: np.ndarray, figsize=(6.5, 6.5)) -> Figure:
-    """Ground truth (white dashed; orange when missed: FN) and detections (green TP, red FP); pixels."""
+    """Ground truth (white dashed; magenta when missed: FN) and detections (green TP solid, red FP
+    dotted); pixels."""
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot(111)
     _image_ax(ax, image)
     labels = []
     for g, found in zip(np.asarray(gt_boxes).reshape(-1, 4), match.gt_found):
-        _rect(ax, g, "white" if found else "tab:orange", lw=2.0, ls="--", outline="black")
+        colour, ls = ROLE_STYLES["found" if found else "FN"]
+        _rect(ax, g, colour, lw=2.0, ls=ls, outline="black")
         if not found:
-            labels.append(BoxLabel(g, "FN (missed)", "tab:orange"))
+            labels.append(BoxLabel(g, "FN (missed)", colour))
     for b, label, tp, iou in zip(np.asarray(det_boxes).reshape(-1, 4), det_labels, match.det_tp, match.det_iou):
-        _rect(ax, b, "lime" if tp else "tab:red", lw=2.0, outline="black" if tp else "white")
-        labels.append(BoxLabel(b, f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", "lime" if tp else "tab:red",
-                               fontsize=7))
+        colour, ls = ROLE_STYLES["TP" if tp else "FP"]
+        _rect(ax, b, colour, lw=2.0, ls=ls, outline="black" if tp else "white")
+        labels.append(BoxLabel(b, f"{'TP' if tp else 'FP'} {label} IoU {iou:.2f}", colour, fontsize=7))
     ax.set_title(f"TP {match.tp} · FP {match.fp} · FN {match.fn}  ({len(match.gt_found)} objects)", fontsize=10)
     fig.tight_layout()
     place_labels(ax, labels)
@@ -212,7 +227,8 @@ def pr_operating_figure(result, points: Dict[str, Dict[str, float]], confidence:
     for k, (name, curve) in enumerate(result.pr_curves.items()):
         colour = _ANCHOR_COLOURS[k % len(_ANCHOR_COLOURS)]
         ap = result.per_class_ap.get(name, float("nan"))
-        ax.plot(curve["recall"], curve["precision"], color=colour, label=f"{mpl_escape(name)} (AP {ap:.3f})")
+        ax.plot(curve["recall"], curve["precision"], color=colour, ls=PR_LINE_STYLES[k % len(PR_LINE_STYLES)],
+                label=f"{mpl_escape(name)} (AP {ap:.3f})")
         pt = points.get(name)
         if pt and pt["detections"]:
             ax.plot([pt["recall"]], [pt["precision"]], marker="o", markersize=9, color=colour,
