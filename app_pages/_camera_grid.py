@@ -15,7 +15,7 @@ import streamlit as st
 
 from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.browse import (PAGE_SIZE, detection_rows, failure_rows, name_and_folder, page_count, page_of,
-                                picture, split_failures)
+                                picture, picture_caption, split_failures)
 from ssd.inference.filtering import ShownFilter
 
 COLUMNS = 6
@@ -51,7 +51,7 @@ def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
         with grid[i % COLUMNS]:
             pic = picture(entry, doc["detection_categories"], image_root, shown, side=240)
             if pic is not None:
-                st.image(pic)
+                st.image(pic, caption=md_escape(plain_text(picture_caption(entry, doc["detection_categories"], shown))))
             else:
                 st.caption("(image not found)")
             _open_button(entry, (page - 1) * PAGE_SIZE + i)
@@ -77,7 +77,7 @@ def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
         st.warning(plain_text(large["warning"]))
     pic = picture(large, names, image_root, shown, side=1280)
     if pic is not None:
-        st.image(pic)
+        st.image(pic, caption=md_escape(plain_text(picture_caption(large, names, shown))))
     rows = detection_rows(large, names, shown)
     hidden = len(large.get("detections") or []) - len(rows)
     st.caption(f"{len(rows)} detection(s) at the filters above"

@@ -31,7 +31,7 @@ from ssd.camtrap.cameras import AUTO, CAMERA_DEPTH_CHOICES, depth_of, describe_d
 from ssd.camtrap.episodes import DEFAULT_EPISODE_GAP, file_gap
 from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
-from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture
+from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture, picture_caption
 from ssd.camtrap.megadetector import typical_threshold
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
@@ -320,7 +320,8 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
         for c, k in zip(cols, members[:FRAMES_PER_ROW]):
             pic = picture(doc["images"][k], doc["detection_categories"], image_root, shown, side=200)
             if pic is not None:
-                c.image(pic)
+                words = picture_caption(doc["images"][k], doc["detection_categories"], shown)
+                c.image(pic, caption=md_escape(plain_text(words)))
             else:
                 c.caption("(could not be read)" if doc["images"][k].get("failure") else "(image not found)")
 

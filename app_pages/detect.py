@@ -20,7 +20,7 @@ from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_downloa
                                  detection_rows, mean_detection_ms, render_batch, results_for_export, timed)
 from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, RESULTS_FLOOR, SHOWN_THRESHOLD
 from ssd.inference.engines import engine_choices, precision_choices
-from ssd.viz.drawing import annotated_name
+from ssd.viz.drawing import annotated_name, boxes_summary
 from ssd.base.errors import SSDError
 from ssd.data.images import FORMATS_TEXT, SUPPORTED_EXTENSIONS
 from ssd.camtrap.categories import MEGADETECTOR_CLASSES, categorize_results, supports_megadetector
@@ -229,7 +229,8 @@ def images_view(rendered: Sequence[RenderedImage]) -> None:
         with cols[i % len(cols)]:
             sh.picture_with_boxes(
                 r.item.display, r.svg, f"detect_pic_{i}",
-                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) — "
+                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) "
+                        f"({md_escape(boxes_summary(r.shown))}) — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 

@@ -113,3 +113,12 @@ def test_pr_curves_differ_in_line_style_as_well_as_colour():
                              per_class_ap={}, map=0.5)
     lines = pr_operating_figure(result, {}, 0.5).axes[0].get_lines()
     assert len({ln.get_linestyle() for ln in lines}) == 3
+
+
+def test_boxes_summary_counts_boxes_per_class():
+    from ssd.viz.drawing import boxes_summary
+
+    det = type("D", (), {"class_ids": np.array([0, 1, 0, 5]), "classes": ["animal", "person"],
+                         "__len__": lambda self: 4})()
+    assert boxes_summary(det) == "2 animal, 1 person, 1 5"
+    assert boxes_summary(None) == "no boxes"

@@ -191,3 +191,12 @@ def crop(entry: Dict[str, Any], detection: Dict[str, Any], image_root: Optional[
     region = img.crop(tuple(int(round(v)) for v in box)) if box[2] - box[0] >= 1 and box[3] - box[1] >= 1 else img
     region.thumbnail((side, side))
     return region
+
+
+def picture_caption(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold,
+                    hide_suspect: bool = True) -> str:
+    """What ``picture`` draws, in words ("2 animal, 1 person"): its caption, so the boxes are not
+    told by colour and sight alone."""
+    from ssd.viz.drawing import boxes_summary
+
+    return boxes_summary(entry_detections(entry, names, threshold, hide_suspect, (1, 1)))

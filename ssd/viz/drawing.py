@@ -140,3 +140,16 @@ def annotated_zip(items: Sequence[Tuple[str, Image.Image, Any]]) -> bytes:
                 used[arc] = 0
             zf.writestr(arc, annotated_png(image, det))
     return buf.getvalue()
+
+
+def boxes_summary(det) -> str:
+    """What a picture's boxes show, in words ("2 animal, 1 person"; "no boxes"): the text equivalent
+    of an image of detections, for its caption (people who cannot see the picture or its colours)."""
+    if det is None or len(det) == 0:
+        return "no boxes"
+    counts: Dict[str, int] = {}
+    for cid in det.class_ids:
+        cid = int(cid)
+        name = det.classes[cid] if 0 <= cid < len(det.classes) else str(cid)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
