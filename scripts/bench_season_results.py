@@ -7,7 +7,8 @@ process of its own (wall seconds and peak RSS, ``resource.getrusage`` of the chi
 and the Camera traps page in AppTest (first render of the file, then a move of the confidence
 slider: the file must not be read again; where the page has "Episode gap", a regroup at 300 s and
 a slider move after it, which must not be slower than the one before). ``--baseline ROOT`` runs the same commands with another
-checkout's code, alternating, for side-by-side figures on a shared machine.
+checkout's code, alternating, for side-by-side figures on a shared machine. ``results compare``,
+``results split`` and ``results export --format coco``: scripts/bench_season_tools.py, on the same files.
 
     .venv/bin/python scripts/bench_season_results.py --images 200000 [--baseline /tmp/main-copy] [--rounds 2]
         [--detections 84] [--only summary page] [--keep season.json]

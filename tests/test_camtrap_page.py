@@ -136,15 +136,22 @@ def test_exports_from_the_page_write_a_valid_camtrap_dp_package_and_a_workbook(s
         "datapackage.json", "deployments.csv", "media.csv", "observations.csv"]
 
 
+def _write_package(at, out, **fields):
+    """Give the Camtrap DP export a default position, the ``text_input`` values of ``fields`` (by key
+    suffix: ``locations``, ``taxa``, …) and ``out``; press "Write"."""
+    at.number_input(key="ct_dp_lat").set_value(46.5)
+    at.number_input(key="ct_dp_lon").set_value(7.25)
+    for key, value in fields.items():
+        at.text_input(key=key).set_value(str(value))
+    at.text_input(key="ct_dp_out").set_value(str(out)).run()
+    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+
+
 def test_the_page_warns_of_a_locations_row_that_names_no_camera_folder(season):
     """A typo in the locations CSV (``cam 1`` for ``cam1``) let cam1 take the default position silently."""
     (season / "loc.csv").write_text("deploymentID,latitude,longitude\ncam 1,10,20\ncam2,11,21\n")
     at = _open(season)
-    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
-    at.number_input(key="ct_dp_lat").set_value(46.5)
-    at.number_input(key="ct_dp_lon").set_value(7.25)
-    at.text_input(key="ct_dp_locations").set_value(str(season / "loc.csv")).run()
-    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _write_package(at, season / "package", ct_dp_locations=season / "loc.csv")
     _ok(at)
     warned = [w.value for w in at.warning if "no camera folder" in w.value]
     assert len(warned) == 1 and "'cam 1'" in warned[0] and "'cam2'" not in warned[0].split(";")[0], warned
@@ -155,11 +162,7 @@ def test_the_page_exports_scientific_names_from_a_taxa_csv_and_warns_of_a_typo(s
     (season / "taxa.csv").write_text("class,scientificName,taxonRank\nAnimal,Cervus elaphus,species\n"
                                      "persn,Homo sapiens,species\n")
     at = _open(season)
-    at.text_input(key="ct_dp_out").set_value(str(season / "package"))
-    at.number_input(key="ct_dp_lat").set_value(46.5)
-    at.number_input(key="ct_dp_lon").set_value(7.25)
-    at.text_input(key="ct_dp_taxa").set_value(str(season / "taxa.csv")).run()
-    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _write_package(at, season / "package", ct_dp_taxa=season / "taxa.csv")
     _ok(at)
     desc = json.loads((season / "package" / "datapackage.json").read_text())
     assert desc["taxonomic"] == [{"scientificName": "Cervus elaphus", "taxonRank": "species"}]
@@ -375,11 +378,7 @@ def test_a_package_with_no_photos_found_names_the_recorded_folder_in_the_pages_o
     (season / "season.json").write_text(json.dumps(doc))
     (season / "elsewhere").mkdir()
     at = _open(season)
-    at.text_input(key="ct_image_root").set_value(str(season / "elsewhere"))
-    at.number_input(key="ct_dp_lat").set_value(46.5)
-    at.number_input(key="ct_dp_lon").set_value(7.25)
-    at.text_input(key="ct_dp_out").set_value(str(season / "package")).run()
-    next(b for b in at.button if b.key == "ct_dp_write").click().run()
+    _write_package(at, season / "package", ct_image_root=season / "elsewhere")
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any(str(season / "photos") in e and "'Folder its paths start from'" in e for e in errors), errors
     assert not any("--images" in e for e in errors), errors

@@ -119,6 +119,37 @@ def test_refuses_replacing_and_names_outside_the_images_folder(season, tmp_path,
         assert not (tmp_path / "new.json").exists()
 
 
+def test_a_season_is_written_row_by_row_not_held_as_one_document(tmp_path):
+    """At a million images the whole document as dicts, then as text, then as bytes cost a GB more than
+    reading the results; the file is written from one compact string a row: the memory the export
+    takes beyond its input stays near the file's own size (it was over 6x), and the file is the same
+    as the page's download."""
+    import tracemalloc
+
+    from ssd.camtrap.coco_export import coco_bytes, write_coco
+
+    rng = np.random.default_rng(0)
+    entries = [{"file": f"cam{i % 7}/IMG_{i:05d}.JPG", "width": 1920, "height": 1080, "failure": None,
+                "detections": [_det(str(1 + k % 2), round(float(rng.uniform(0.3, 1)), 3),
+                                    [round(float(v), 4) for v in rng.uniform(0, 0.5, 4)]) for k in range(3)]}
+               for i in range(3000)]
+    doc = {"info": {"detector": "test"}, "detection_categories": {"1": "animal", "2": "person"}, "images": entries}
+    out = tmp_path / "coco.json"
+    tracemalloc.start()
+    try:
+        counts = write_coco(doc, str(out), 0.2, str(tmp_path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (counts.images, counts.annotations) == (3000, 9000)
+    size = out.stat().st_size
+    assert peak < 3 * size, (peak, size)
+    coco = json.loads(out.read_text())
+    assert [a["id"] for a in coco["annotations"]] == list(range(1, 9001))
+    assert coco["images"][5] == {"id": 6, "file_name": "cam5/IMG_00005.JPG", "width": 1920, "height": 1080}
+    assert out.read_bytes() == coco_bytes(doc, 0.2, str(tmp_path))[0]
+
+
 def test_an_image_listed_twice_is_refused_even_by_another_spelling(season, tmp_path, capsys):
     """One photo, two entries (an absolute and a relative name): COCO would hold two images of one
     file, and a results file of 10^6 repeats read each one's header again."""

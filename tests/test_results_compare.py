@@ -140,3 +140,20 @@ def test_runs_over_different_folders_warn(tmp_path, capsys):
     assert main(["results", "compare", a, b]) == 0
     captured = capsys.readouterr()
     assert "no image is in both" in captured.err and "only in A 1" in captured.out
+
+
+def test_json_file_lists_changed_images_one_row_a_line(tmp_path, capsys):
+    """A season's comparison lists hundreds of thousands of changed images: the file holds the counts
+    indented and one compact row a line (indented, each row took 7 lines and the slow encoder), the
+    same document the terminal's ``--json -`` prints; an empty comparison is valid JSON too."""
+    a, b = _pair(tmp_path)
+    printed = _compare_json(capsys, a, b)
+    out = tmp_path / "c.json"
+    assert main(["results", "compare", a, b, "--json", str(out)]) == 0
+    text = out.read_text()
+    assert json.loads(text) == printed
+    rows = [ln for ln in text.splitlines() if ln.startswith('  {"file":')]
+    assert len(rows) == len(printed["changed"]) == 4
+    assert json.loads(rows[0].rstrip(",")) == printed["changed"][0]
+    same = _compare_json(capsys, a, a)
+    assert same["changed"] == [] and same["in_both"] == 6

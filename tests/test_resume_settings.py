@@ -8,25 +8,10 @@ import os
 
 import pytest
 
-from ssd.base.errors import SSDError
 from ssd.training.defaults import EPOCHS
+from train_capture import caught  # noqa: F401  (the fixture)
 
 LITE = "ssdlite320_mobilenet_v3_large"
-
-
-@pytest.fixture
-def caught(monkeypatch):
-    """The ``TrainConfig`` the train command hands to the training loop (none is run)."""
-    import ssd.training.loop as loop
-
-    seen = []
-
-    def fake_train(cfg):
-        seen.append(cfg)
-        raise SSDError("stop here")
-
-    monkeypatch.setattr(loop, "train", fake_train)
-    return seen
 
 
 def _run_record(out, arch: str, settings: dict, meta_args=None) -> str:

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from ssd.base.errors import SSDError
+from train_capture import caught  # noqa: F401  (the fixture)
 
 LITE = "ssdlite320_mobilenet_v3_large"
 
@@ -23,21 +24,6 @@ def _folder(path, arch: str, classes=("deer", "fox"), source=None) -> str:
         json.dump(meta, f)
     open(os.path.join(path, "model.params"), "wb").close()
     return str(path)
-
-
-@pytest.fixture
-def caught(monkeypatch):
-    """The ``TrainConfig`` the train command hands to the training loop (none is run)."""
-    import ssd.training.loop as loop
-
-    seen = []
-
-    def fake_train(cfg):
-        seen.append(cfg)
-        raise SSDError("stop here")
-
-    monkeypatch.setattr(loop, "train", fake_train)
-    return seen
 
 
 def test_cli_takes_the_architecture_of_a_pretrained_folder(tmp_path, caught, capsys):

@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ssd.base.atomic import atomic_write_text
+from ssd.base.atomic import atomic_path
 from ssd.base.safe_paths import PathRefused, relative_inside, relative_name
 from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
@@ -88,16 +88,45 @@ def pixel_box(bbox: List[float], width: int, height: int) -> List[float]:
     return [round(v, BOX_DIGITS) for v in (x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1))]
 
 
-def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
-                  terms: Tuple[str, str] = CLI_TERMS) -> Tuple[Dict[str, Any], CocoCounts]:
-    """The COCO document of a results file at the thresholds, and what it kept and left out."""
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass
+class CocoRows:
+    """A COCO file as compact JSON rows: its images and annotations one string each (a season's
+    million images: a string each, not a dict of eight keys; written row by row, never one string),
+    the head and categories as plain values."""
+
+    head: Dict[str, Any]
+    images: List[str]
+    annotations: List[str]
+    categories: List[Dict[str, Any]]
+
+    def chunks(self) -> Iterator[str]:
+        """The file's text in pieces: ``json.loads("".join(chunks()))`` is the COCO document."""
+        yield _compact(self.head)[:-1] + ',"images":['
+        yield from _joined(self.images)
+        yield '],"annotations":['
+        yield from _joined(self.annotations)
+        yield '],"categories":' + _compact(self.categories) + "}"
+
+
+def _joined(rows: List[str]) -> Iterator[str]:
+    for i, row in enumerate(rows):
+        yield row if i == 0 else "," + row
+
+
+def coco_rows(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+              terms: Tuple[str, str] = CLI_TERMS) -> Tuple[CocoRows, CocoCounts]:
+    """The COCO file of a results file at the thresholds, and what it kept and left out."""
     shown = ShownFilter.at(threshold, hide_suspect)
     names = doc.get("detection_categories") or {}
     ids = category_ids(names)
     real_root = os.path.realpath(image_root)
     counts = CocoCounts()
-    images: List[Dict[str, Any]] = []
-    annotations: List[Dict[str, Any]] = []
+    images: List[str] = []
+    annotations: List[str] = []
     seen: set = set()
     for entry in doc.get("images", []):
         file = str(entry.get("file", ""))
@@ -114,31 +143,40 @@ def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hi
             counts.no_size.append(file)
             continue
         image_id = len(images) + 1
-        images.append({"id": image_id, "file_name": name, "width": size[0], "height": size[1]})
+        images.append(_compact({"id": image_id, "file_name": name, "width": size[0], "height": size[1]}))
         for d in shown_detections(entry, shown, names=names):
             box = pixel_box(d["bbox"], *size)
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[d["category"]],
-                                "bbox": box, "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
-                                "segmentation": [], "score": d["conf"]})
+            annotations.append(_compact({"id": len(annotations) + 1, "image_id": image_id,
+                                         "category_id": ids[d["category"]], "bbox": box,
+                                         "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
+                                         "segmentation": [], "score": d["conf"]}))
     counts.images, counts.annotations = len(images), len(annotations)
     info = doc.get("info") or {}
-    coco = {"info": {"description": "Detections for correction in a labelling tool",
-                     "contributor": str(info.get("detector") or ""), "version": "1.0"},
-            "licenses": [], "images": images, "annotations": annotations,
-            "categories": [{"id": ids[k], "name": str(v), "supercategory": ""} for k, v in names.items()]}
-    return coco, counts
+    head = {"info": {"description": "Detections for correction in a labelling tool",
+                     "contributor": str(info.get("detector") or ""), "version": "1.0"}, "licenses": []}
+    categories = [{"id": ids[k], "name": str(v), "supercategory": ""} for k, v in names.items()]
+    return CocoRows(head, images, annotations, categories), counts
+
+
+def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
+                  terms: Tuple[str, str] = CLI_TERMS) -> Tuple[Dict[str, Any], CocoCounts]:
+    """The COCO document as values (for a caller that edits it; the file is written from rows)."""
+    data, counts = coco_bytes(doc, threshold, image_root, hide_suspect, terms)
+    return json.loads(data), counts
 
 
 def coco_bytes(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
                terms: Tuple[str, str] = CLI_TERMS) -> Tuple[bytes, CocoCounts]:
     """The COCO file as bytes (the page's download button), and its counts."""
-    coco, counts = coco_document(doc, threshold, image_root, hide_suspect, terms)
-    return json.dumps(coco, separators=(",", ":"), allow_nan=False).encode("utf-8"), counts
+    rows, counts = coco_rows(doc, threshold, image_root, hide_suspect, terms)
+    return "".join(rows.chunks()).encode("utf-8"), counts
 
 
 def write_coco(doc: Dict[str, Any], out: str, threshold: Threshold, image_root: str,
                hide_suspect: bool = True) -> CocoCounts:
-    """The COCO file at ``out``, written under a temporary name and renamed (nothing when refused)."""
-    data, counts = coco_bytes(doc, threshold, image_root, hide_suspect)
-    atomic_write_text(out, data.decode("utf-8"))
+    """The COCO file at ``out``, written row by row under a temporary name and renamed (nothing when
+    refused: every name is checked before the file is begun)."""
+    rows, counts = coco_rows(doc, threshold, image_root, hide_suspect)
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(rows.chunks())
     return counts

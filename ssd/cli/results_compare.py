@@ -3,7 +3,6 @@ only; ``ssd.camtrap.comparing`` does the work)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ssd.base.argtypes import probability
@@ -26,9 +25,10 @@ def register_compare(rs) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ssd.base.atomic import atomic_path, atomic_write_json, check_output_targets
+    from ssd.base.atomic import atomic_path, check_output_targets
     from ssd.base.text import terminal_safe
-    from ssd.camtrap.comparing import compare_results, compare_text, side_line, write_changed_csv
+    from ssd.camtrap.comparing import (comparison_json_chunks, compare_results, compare_text, side_line,
+                                       write_changed_csv)
     from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.results_check import refuse_replacing
 
@@ -54,7 +54,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     c = dict(c, a={"file": args.a, "threshold": shown_a.threshold, "per_class": dict(shown_a.per_class)},
              b={"file": args.b, "threshold": shown_b.threshold, "per_class": dict(shown_b.per_class)})
     if args.json == "-":
-        print(json.dumps(c, indent=1))
+        sys.stdout.writelines(comparison_json_chunks(c))
     else:
-        atomic_write_json(args.json, c)
+        with atomic_path(args.json) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(comparison_json_chunks(c))
     return 0
