@@ -45,9 +45,9 @@ def config_to_argv(cfg) -> List[str]:
         if f.name not in ("data", "out") and value == getattr(default, f.name):
             continue
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        if f.name == "augment":
+        if f.name in ("augment", "cache"):             # on by default: the flag turns it off
             if not value:
-                argv.append("--no-augment")
+                argv.append(f"--no-{f.name}")
         elif isinstance(value, bool):
             if value:
                 argv.append(flag)

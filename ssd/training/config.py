@@ -51,7 +51,7 @@ class TrainConfig:
     wd: float = defaults.WEIGHT_DECAY
     momentum: Optional[float] = None
     lr_schedule: Optional[str] = None    # constant | cosine | step
-    warmup_iters: int = 50
+    warmup_iters: int = defaults.WARMUP_ITERS
     input_size: Optional[int] = None
     sizes: Optional[List[List[float]]] = None
     ratios: Optional[List[List[float]]] = None
