@@ -34,7 +34,7 @@ def test_heic_opens_from_a_path_and_from_upload_bytes() -> None:
     for source in (HEIC, HEIC.read_bytes()):
         loaded = load_image(source, name="IMG_0001.HEIC")
         assert loaded.image.mode == "RGB" and loaded.original_size == (224, 160)
-        assert loaded.datetime == "2024-05-17 06:42:10"       # the phone's EXIF time is read too
+        assert loaded.datetime == "2024:05:17 06:42:10"       # the phone's EXIF time is read too
     # the picture, not grey: close to the PNG it was encoded from
     img, _ = render_example(seed=9, index=0, split="val")
     source = _pixels(Image.fromarray(img).resize((224, 160)))
@@ -74,9 +74,8 @@ def test_broken_heic_says_heic_and_what_to_do() -> None:
 
 
 def test_without_the_plugin_heic_gets_the_convert_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(image_formats, "available_formats",
-                        lambda: tuple(f for f in image_formats.PIL_FORMATS if f not in ("HEIF",)))
-    monkeypatch.setattr("ssd.data.images.available_formats", image_formats.available_formats)
+    image_formats.register_plugins()
+    monkeypatch.delitem(Image.OPEN, "HEIF")      # as if pi-heif were not installed
     with pytest.raises(ImageError, match=r"HEIC/HEIF photo \(iPhone format\); convert it to JPEG"):
         load_image(HEIC)
 
@@ -87,7 +86,6 @@ def test_extensions_and_folder_walk(tmp_path: Path) -> None:
     shutil.copy(HEIC, tmp_path / "IMG_0001.HEIC")
     shutil.copy(HEIC, tmp_path / "b.heif")
     Image.new("RGB", (32, 32)).save(tmp_path / "c.avif")
-    (tmp_path / "notes.txt").write_text("x")
     assert sorted(list_inputs([str(tmp_path)]).names) == ["IMG_0001.HEIC", "b.heif", "c.avif"]
     assert media_type("a/IMG_1.HEIC") == "image/heic" and media_type("x.avif") == "image/avif"
 
@@ -105,3 +103,17 @@ def test_detections_on_heic_equal_those_on_its_decoded_pixels(tiny_model_dir) ->
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-6)
     np.testing.assert_allclose(a.boxes, b.boxes, rtol=0, atol=1e-4)
+
+
+def test_detect_page_takes_a_heic_upload(app_env) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(os.path.join(os.path.dirname(DATA), os.pardir, "app.py"), default_timeout=120).run()
+    at = at.switch_page("app_pages/detect.py").run()
+    at.session_state["detect_tab"] = "Table"
+    at.file_uploader(key="detect_upload").set_value([("IMG_0001.HEIC", ROTATED.read_bytes(), "image/heic")])
+    at.slider(key="detect_threshold").set_value(0.0).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    rows = next(d.value for d in at.dataframe if "score" in d.value.columns)
+    assert set(rows["image"]) == {"IMG_0001.HEIC"}
+    assert rows["xmax"].max() <= 224 and rows["ymax"].max() <= 160      # the upright picture's pixels
