@@ -19,15 +19,15 @@ from app_pages import _access
 from app_pages import _shared as sh
 from app_pages._learn import measure_metrics_panel
 from app_pages._train_data import OTHER, data_section
+from app_pages._train_start import AUTO, in_page_terms, model_row_ui, start_folder
 from ssd.base.text import md_escape, plain_text
 from ssd import jobs
 from ssd.base.errors import SSDError
-from ssd.models.registry import architectures, recipe_for
+from ssd.models.registry import recipe_for
 from ssd.workspace import data_dir, models_dir
 from ssd.training import defaults
 from ssd.training.config import TrainConfig, prepared, start_from, start_label
 
-AUTO = "auto"
 # How a finished run's state reads: (st message kind, words after "Run NAME").
 RUN_OUTCOMES = {"done": ("success", "finished"), "stopped": ("info", "stopped (its last epoch is kept)"),
                 "error": ("error", "failed"), "interrupted": ("warning", "ended without finishing (killed?)"),
@@ -44,17 +44,16 @@ def _form_config(out: str, folders: Dict[str, object]) -> TrainConfig:
     """The run the form describes: the same ``TrainConfig`` the CLI makes from its flags."""
     ss = st.session_state
     data = ss.get("train_data_path", "") if ss.get("train_dataset") == OTHER else ss.get("train_dataset")
-    cfg = TrainConfig(data=os.path.abspath(data or ""), out=out, arch=ss["train_arch"], epochs=int(ss["train_epochs"]),
+    cfg = TrainConfig(data=os.path.abspath(data or ""), out=out, arch=ss.get("train_arch", "tiny"), epochs=int(ss["train_epochs"]),
                       batch_size=int(ss["train_batch"]), lr=float(ss["train_lr"]) or None,
-                      input_size=None if ss["train_input"] == AUTO else int(ss["train_input"]),
+                      input_size=None if ss.get("train_input", AUTO) == AUTO else int(ss["train_input"]),
                       seed=int(ss["train_seed"]), device=ss["train_device"], augment=bool(ss["train_augment"]),
                       precision=ss.get("train_precision", "auto"),
                       default=bool(ss["train_default"]), quantize=bool(ss.get("train_quantize", False)),
                       limit_train=int(ss["train_limit"]) or None,
                       limit_val=int(ss["train_limit_val"]) or None, max_iters_per_epoch=int(ss["train_max_iters"]) or None)
-    start = ss.get("train_pretrained", "scratch")
-    pick = folders.get(start)   # a saved model folder: its own architecture, as `train --pretrained FOLDER`
-    start_from(cfg, start, pick.path if pick is not None else None)
+    pick = start_folder(folders)   # a saved model folder: its architecture and shapes, as `train --pretrained FOLDER`
+    start_from(cfg, ss.get("train_pretrained", "scratch"), pick.path if pick is not None else None)
     return cfg
 
 
@@ -75,24 +74,11 @@ def _start(root: str, folders: Dict[str, object]) -> None:
         prepared(dataclasses.replace(cfg))  # check early; the job itself resolves and records the defaults
         info = jobs.start_job(root, cfg)
     except (SSDError, OSError) as err:
-        ss["train_start_error"] = str(err)
+        ss["train_start_error"] = in_page_terms(str(err))
         return
     ss["train_run"] = info.out
     ss["train_name"] = f"ssd-{time.strftime('%Y%m%d-%H%M%S')}"
     ss["train_started"] = f"Training {info.name} started (pid {info.pid})."
-
-
-def model_row_ui() -> None:
-    """Name, architecture, input size, device."""
-    a1, a2, a3, a4 = st.columns(4)
-    a1.text_input("Model name (folder in models/)", persist_state="session", key="train_name")
-    a2.selectbox("Architecture", architectures(), persist_state="session", key="train_arch")
-    a3.selectbox("Input size", [AUTO, 128, 192, 256, 300, 320, 384, 512], index=0,
-                 persist_state="session", key="train_input",
-                 help="auto: the architecture's native size: 256 for TinySSD, 300 or 512 for GluonCV "
-                      "zoo models, 320 for SSDlite. TinySSD needs a multiple of 8.")
-    a4.selectbox("Device", ["auto", "cpu", "gpu"], persist_state="session", key="train_device",
-                 help="auto: every GPU that really runs MXNet kernels, else the CPU.")
 
 
 def schedule_row_ui() -> None:
@@ -149,7 +135,7 @@ def settings_section(root: str, job, dataset_ok: bool) -> None:
     # not an st.form: a form's values stay in the browser until its submit, so a look at another page
     # before Start threw the typed settings away (persist_state keeps only what reached the server)
     with st.container(border=True, key="train_form"):
-        model_row_ui()
+        model_row_ui(folders)
         schedule_row_ui()
         options_ui(folders)
         st.button("Start training", type="primary", on_click=_start, args=(root, folders), key="train_start",
@@ -171,7 +157,7 @@ def _resume(root: str, run_dir: str) -> None:
         info = jobs.start_job(root, jobs.resume_config(run_dir))
         st.session_state["train_run"] = info.out
     except (SSDError, OSError) as err:
-        st.session_state["train_flash"] = ("error", str(err))
+        st.session_state["train_flash"] = ("error", in_page_terms(str(err)))
 
 
 def _delete(root: str, run_dir: str) -> None:

@@ -34,6 +34,9 @@ def register(sub) -> None:
     t.add_argument("--wd", type=nonnegative_float, default=defaults.WEIGHT_DECAY, help="weight decay")
     t.add_argument("--momentum", type=nonnegative_float, help="default: 0.9")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="default: cosine (tiny, SSDlite), step (GluonCV SSDs)")
+    t.add_argument("--warmup-iters", type=nonnegative_int, default=defaults.WARMUP_ITERS,
+                   help=f"iterations the learning rate climbs from a tenth to its value, at most a quarter of the "
+                        f"run; 0 = none (default {defaults.WARMUP_ITERS})")
     t.add_argument("--input-size", type=positive_int, help="default: 256 (tiny), the native size (others)")
     t.add_argument("--sizes", type=_parse_floats, help="anchor sizes per scale, e.g. '0.2,0.272;0.37,0.447;…'")
     t.add_argument("--ratios", type=_parse_floats, help="anchor ratios per scale (one group = all scales)")

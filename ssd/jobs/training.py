@@ -45,9 +45,9 @@ def config_to_argv(cfg) -> List[str]:
         if f.name not in ("data", "out") and value == getattr(default, f.name):
             continue
         flag = flags.get(f.name, "--" + f.name.replace("_", "-"))
-        if f.name == "augment":
+        if f.name in ("augment", "cache"):             # on by default: the flag turns it off
             if not value:
-                argv.append("--no-augment")
+                argv.append(f"--no-{f.name}")
         elif isinstance(value, bool):
             if value:
                 argv.append(flag)
@@ -249,6 +249,18 @@ def anchor_metrics_text(record: Dict[str, Any]) -> str:
     return f"{f1:.3f} / {acc:.4f}" if isinstance(f1, (int, float)) and isinstance(acc, (int, float)) else "–"
 
 
+def started_from(meta: Dict[str, Any]) -> str:
+    """Where a model's weights started, as its meta.json records it (kept when a resume no longer finds
+    the folder): a model folder or pretrained weights, with the classes that kept their weights by name."""
+    start = meta.get("start") or meta.get("zoo") or {}
+    where = start.get("pretrained") if isinstance(start, dict) else None
+    if not where or str(where).lower() in ("none", "scratch"):
+        return "scratch"
+    reused = start.get("reused_classes")
+    kept = f" (classes reused by name: {', '.join(map(str, reused))})" if isinstance(reused, dict) and reused else ""
+    return f"{where}{kept}"
+
+
 def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
     """Key facts of a saved model as (field, value) rows."""
     from ssd.models.training_graph import arithmetic_text   # here: it loads MXNet, the rest of jobs does not
@@ -272,6 +284,7 @@ def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:
             best.get("val_map"), (int, float)) else str(best.get("epoch", "–"))),
         ("dataset", f"{ds.get('kind', '?')} at {ds.get('path', '?')} ({ds.get('num_train', '?')} train / "
                     f"{ds.get('num_val', '?')} val)"),
+        ("started from", started_from(meta)),
         ("trained on", str(tr.get("device", "?"))),
         ("training arithmetic", arithmetic_text(tr.get("arithmetic"))),
         ("saved", str(meta.get("finished") or meta.get("saved") or "?")),

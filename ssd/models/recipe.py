@@ -101,6 +101,12 @@ class Recipe(ABC):
     def check_config(self, cfg: Any) -> None:
         """Raise ``SSDError`` for options this network cannot take."""
 
+    def start_shapes(self, meta: Dict[str, Any]) -> Dict[str, Any]:
+        """``TrainConfig`` settings a run starting from a saved folder of this architecture (its
+        ``meta``) must take from it: those its weights were learned for. None by default (the
+        layers take any input size)."""
+        return {}
+
     @abstractmethod
     def build(self, meta: Dict[str, Any]) -> Any:
         """An uninitialized network of a saved model, from its metadata."""

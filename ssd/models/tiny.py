@@ -19,7 +19,7 @@ from ssd.models.anchors import AnchorConfig, format_groups
 from ssd.models.multibox import MultiBoxPlan, decode_multibox
 from ssd.models.recipe import Decoder, Emit, Recipe
 from ssd.models.starting_point import recorded_start
-from ssd.models.tiny_start import check_same_shapes, start_from_folder, tiny_folder
+from ssd.models.tiny_start import check_same_shapes, folder_shapes, start_from_folder, tiny_folder
 
 # The book's anchors: five scales, sizes spread from 0.2 to 1.05 of the image side with the
 # geometric mean of neighbours as each scale's second size; ratios 1, 2 and 0.5 everywhere.
@@ -242,6 +242,10 @@ class TinyRecipe(Recipe):
         folder = tiny_folder(cfg.pretrained)       # a start it cannot load is refused, never dropped
         if folder is not None:
             check_same_shapes(cfg, cfg.pretrained, folder, tiny_anchor_config(cfg.input_size, cfg.sizes, cfg.ratios))
+
+    def start_shapes(self, meta: Dict[str, Any]) -> Dict[str, Any]:
+        """The folder's input size and anchors: its feature maps and anchors per cell (``check_same_shapes``)."""
+        return folder_shapes(meta)
 
     def build(self, meta: Dict[str, Any]) -> TinySSD:
         anchors = meta.get("anchors") or {}

@@ -51,6 +51,16 @@ def check_same_shapes(cfg, path: str, meta: Dict[str, Any], anchors: Any) -> Non
                        "own anchors (give its --sizes and --ratios)")
 
 
+def folder_shapes(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings (``input_size``, ``sizes``, ``ratios``) a run starting from the TinySSD folder of
+    ``meta`` takes so that ``check_same_shapes`` holds; only those the folder records."""
+    saved = meta.get("anchors") if isinstance(meta.get("anchors"), dict) else {}
+    shapes = {k: _groups(saved.get(k)) for k in ("sizes", "ratios")}
+    size = meta.get("input_size")
+    shapes["input_size"] = size if isinstance(size, int) and not isinstance(size, bool) else None
+    return {k: v for k, v in shapes.items() if v is not None}
+
+
 def _groups(value: Any) -> Optional[List[List[float]]]:
     try:
         return [[float(v) for v in g] for g in value]

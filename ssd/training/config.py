@@ -51,7 +51,7 @@ class TrainConfig:
     wd: float = defaults.WEIGHT_DECAY
     momentum: Optional[float] = None
     lr_schedule: Optional[str] = None    # constant | cosine | step
-    warmup_iters: int = 50
+    warmup_iters: int = defaults.WARMUP_ITERS
     input_size: Optional[int] = None
     sizes: Optional[List[List[float]]] = None
     ratios: Optional[List[List[float]]] = None
@@ -113,13 +113,26 @@ def start_from(cfg: TrainConfig, start: str, folder: Optional[str] = None) -> No
     """Set where ``cfg`` starts: ``start`` when it names one of the architecture's pretrained
     starting points (``imagenet``, ``voc``, ``coco`` for GluonCV SSDs); else the saved model
     ``folder``, whose weights and architecture it takes (re-headed to the dataset's classes, as
-    ``train --pretrained FOLDER`` without ``--model``); else from scratch, as it was.
+    ``train --pretrained FOLDER`` without ``--model``), and the settings its weights need
+    (``Recipe.start_shapes``: a TinySSD's input size and anchors); else from scratch, as it was.
     """
     if start in recipe_for(cfg.arch).pretrained_choices:
         cfg.pretrained = start
     elif folder is not None:
         cfg.arch, _ = settle_architecture(None, folder)
         cfg.pretrained = folder
+        for name, value in start_shapes(folder).items():
+            setattr(cfg, name, value)
+
+
+def start_shapes(folder: str) -> Dict[str, Any]:
+    """What a run starting from the model ``folder`` must take from it (``Recipe.start_shapes``:
+    a TinySSD's input size and anchors); {} for a folder no run starts from."""
+    try:
+        meta = read_folder_meta(folder)
+        return recipe_for(meta["arch"]).start_shapes(meta) if meta is not None else {}
+    except SSDError:        # unreadable, or an architecture this app does not know: settle_architecture says so
+        return {}
 
 
 def settle_architecture(arch: Optional[str], pretrained: Optional[str]) -> Tuple[str, str]:

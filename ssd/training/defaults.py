@@ -10,3 +10,4 @@ from __future__ import annotations
 EPOCHS = 20
 BATCH_SIZE = 32
 WEIGHT_DECAY = 5e-4
+WARMUP_ITERS = 50    # iterations the learning rate climbs from a tenth to its value (at most a quarter of the run)
