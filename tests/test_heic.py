@@ -117,3 +117,20 @@ def test_detect_page_takes_a_heic_upload(app_env) -> None:
     rows = next(d.value for d in at.dataframe if "score" in d.value.columns)
     assert set(rows["image"]) == {"IMG_0001.HEIC"}
     assert rows["xmax"].max() <= 224 and rows["ymax"].max() <= 160      # the upright picture's pixels
+
+
+def test_detect_command_writes_megadetector_json_and_csv_for_a_heic(tiny_model_dir, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    shutil.copy(ROTATED, tmp_path / "IMG_0003.HEIC")
+    out = tmp_path / "md.json"
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", tiny_model_dir, str(tmp_path / "IMG_0003.HEIC"),
+                        "--threshold", "0.0", "--json", str(out), "--csv", str(tmp_path / "d.csv"), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads(out.read_text())["images"]
+    assert entry["file"].endswith("IMG_0003.HEIC") and not entry.get("failure"), entry
+    assert (entry["width"], entry["height"]) == (224, 160)          # the upright picture's size
+    assert "IMG_0003.HEIC" in (tmp_path / "d.csv").read_text()
