@@ -339,5 +339,6 @@ def test_resize_for_network() -> None:
 
 
 def test_supported_extensions() -> None:
-    assert images.SUPPORTED_EXTENSIONS == ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif")
+    assert images.SUPPORTED_EXTENSIONS == ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif",
+                                          "heic", "heif", "hif", "avif")
     assert images.MAX_PIXELS == 100_000_000

@@ -65,6 +65,7 @@ _VEHICLE = {"vehicle", "vehicles", "car", "truck", "bus", "motorcycle", "motorbi
 #: where that lacks ``.mkv``, ``.flv`` or ``.webp`` (Python's built-in one does) the file was called a JPEG.
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
                ".webp": "image/webp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
+               ".heic": "image/heic", ".heif": "image/heif", ".hif": "image/heif", ".avif": "image/avif",
                ".mp4": "video/mp4", ".avi": "video/x-msvideo", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
                ".mpeg": "video/mpeg", ".mpg": "video/mpeg", ".flv": "video/x-flv"}
 

@@ -37,6 +37,7 @@ from ssd.base.errors import DatasetError, ImageError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.data.dataset import DetectionDataset, InMemoryDataset, Sample
 from ssd.data.decoding import PIL_ERRORS, strict_decoding, upright_rgb
+from ssd.data.image_formats import open_image
 from ssd.data.pixels import load_declared
 from ssd.data.skip_reasons import SKIP_CORRUPT, SKIP_MISSING
 
@@ -189,7 +190,7 @@ def _decode_resized(path: str, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    with strict_decoding(), Image.open(path) as im:  # a truncated JPEG must fail, not decode grey
+    with strict_decoding(), open_image(path) as im:  # a truncated JPEG must fail, not decode grey
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         load_declared(im)   # a 16-bit PNG's depth, which load() forgets

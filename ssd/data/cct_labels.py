@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
 from ssd.base.errors import DatasetError
 from ssd.data.cct_json import require
 from ssd.data.decoding import PIL_ERRORS, upright_size
+from ssd.data.image_formats import open_image
 from ssd.data.skip_reasons import (NOTE_CLIPPED, NOTE_SIZE_MISMATCH, SKIP_BAD_BOX, SKIP_CATEGORY_PREFIX,
                                    SKIP_CORRUPT, SKIP_CROWD, SKIP_DUPLICATE_IMAGE, SKIP_MALFORMED_BOX, SKIP_MISSING,
                                    SKIP_NO_BBOX, SKIP_OUTSIDE, SKIP_OUTSIDE_FOLDER, SKIP_UNKNOWN_CATEGORY,
@@ -53,14 +53,14 @@ def read_header(path: str, verify: bool) -> Tuple[int, int]:
     """
     if os.path.getsize(path) == 0:
         raise OSError("file is empty")
-    with Image.open(path) as im:
+    with open_image(path) as im:
         # Boxes are drawn on the EXIF-turned picture. A JPEG's EXIF is read with its header; other
         # formats read it from later chunks, after which verify() refuses: they are opened twice.
         size = upright_size(im) if im.format == "JPEG" or not verify else None
         if verify:
             im.verify()
     if size is None:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             size = upright_size(im)
     return int(size[0]), int(size[1])
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from ssd.base.errors import ImageError
+from ssd.data.image_formats import open_image
 from ssd.data.pixels import load_declared, to_rgb
 
 #: What Pillow raises on a file that is not a readable image. ``DecompressionBombError`` is not an
@@ -84,7 +85,7 @@ def upright_size(im: Image.Image) -> Tuple[int, int]:
 def decode_rgb(path: str) -> np.ndarray:
     """Fully decode ``path`` to an (H, W, 3) uint8 RGB array, or raise ``ImageError``."""
     try:
-        with strict_decoding(), Image.open(path) as im:
+        with strict_decoding(), open_image(path) as im:
             load_declared(im)
             rgb = upright_rgb(im)
         return np.asarray(rgb, dtype=np.uint8)

@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from PIL import Image
 
+from ssd.data.image_formats import open_image
+
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 36867
 _DATETIME = 306
@@ -29,7 +31,7 @@ _PLAIN = re.compile(r"(\d{4}):(\d\d):(\d\d) (\d\d):(\d\d):(\d\d)|(\d{4})-(\d\d)-
 def exif_datetime(path: str) -> Optional[str]:
     """``DateTimeOriginal`` (else ``DateTime``) of ``path`` when present and well formed, else None."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return datetime_of(im)
     except Exception:  # noqa: BLE001 - an unreadable file simply has no time stamp
         return None

@@ -1,7 +1,11 @@
 """What an image file is: the formats we open, what a refused file really is, and hidden damage.
 
-* **Only the formats we need** (JPEG/MPO, PNG, BMP, WebP, TIFF, GIF) are offered to Pillow's
-  identifier, so exotic decoders (EPS runs Ghostscript, for one) are never reached from an upload.
+* **Only the formats we need** (JPEG/MPO, PNG, BMP, WebP, TIFF, GIF, HEIC/HEIF, AVIF) are offered to
+  Pillow's identifier, so exotic decoders (EPS runs Ghostscript, for one) are never reached from an upload.
+* **HEIC/HEIF** (iPhones' default, some newer cameras' ``.HIF``) comes from pi-heif, registered with
+  Pillow on the first open (:func:`open_image`), so commands that open no picture never pay its import.
+  libheif applies the file's rotation (``irot``) itself and pi-heif then reports EXIF orientation 1,
+  so our EXIF turn does not rotate a phone photo twice. AVIF is Pillow's own.
 * When Pillow refuses a file, its magic bytes say what it is instead (a PDF, an HTML error page,
   an iPhone HEIC photo), so the message tells the person what to do.
 * Some damage Pillow decodes without complaint (a PNG cut after its image data, a stray JPEG
@@ -12,29 +16,62 @@ from __future__ import annotations
 import os
 import re
 import struct
+import threading
 from typing import IO, Optional, Tuple
 
 from PIL import Image
 
 # Pillow format ids handed to ``Image.open(formats=...)``. MPO is how Pillow names the JPEGs
 # many cameras write (a JPEG with a second, preview picture appended); a GIF is read as its first frame.
-PIL_FORMATS: Tuple[str, ...] = ("JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF", "GIF")
+# HEIF is tried before AVIF: Pillow's AVIF identifier also accepts the generic "mif1" brand of HEIC files.
+PIL_FORMATS: Tuple[str, ...] = ("JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF", "GIF", "HEIF", "AVIF")
 JPEG_FORMATS = ("JPEG", "MPO")
-FORMATS_TEXT = "JPEG, PNG, BMP, WebP, TIFF or GIF"
+FORMATS_TEXT = "JPEG, PNG, BMP, WebP, TIFF, GIF, HEIC/HEIF or AVIF"
 
 #: File name extensions of those formats: what upload widgets offer (``st.file_uploader(type=...)``)
 #: and what a run counts as a photo, one list so the Detect page and folder runs cannot drift apart.
-SUPPORTED_EXTENSIONS: Tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif")
+SUPPORTED_EXTENSIONS: Tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif",
+                                         "heic", "heif", "hif", "avif")
+
+_plugins_lock = threading.Lock()
+_plugins_ready = False
+
+
+def register_plugins() -> None:
+    """Register Pillow's own plugins and pi-heif's HEIC/HEIF opener, once per process.
+
+    Why lazily: importing pi-heif loads libheif (~25 ms); ``python -m ssd --help`` and commands that
+    never open a picture should not pay it. Without pi-heif, HEIC files get the "convert it" message."""
+    global _plugins_ready
+    if _plugins_ready:
+        return
+    with _plugins_lock:
+        if _plugins_ready:
+            return
+        Image.init()
+        try:
+            from pi_heif import register_heif_opener
+            register_heif_opener()
+        except Exception:  # noqa: BLE001 - missing or unloadable: HEIC is then refused with advice
+            pass
+        _plugins_ready = True
+
+
+def open_image(path: str) -> Image.Image:
+    """``Image.open(path)`` with every plugin of ours registered: the library's way to open a file."""
+    register_plugins()
+    return Image.open(path)
 
 
 def available_formats() -> Tuple[str, ...]:
     """Our formats that this Pillow build can open.
 
     ``Image.open(formats=...)`` raises ``KeyError`` for a format whose plugin is not registered
-    yet (Pillow registers MPO, WebP and TIFF lazily) or not built (WebP without libwebp), so make
-    sure every plugin is registered and keep only the ones present.
+    yet (Pillow registers MPO, WebP and TIFF lazily, pi-heif on :func:`register_plugins`) or not
+    built (WebP without libwebp, AVIF without libavif), so register every plugin and keep only the
+    ones present.
     """
-    Image.init()
+    register_plugins()
     return tuple(f for f in PIL_FORMATS if f in Image.OPEN)
 
 
@@ -103,8 +140,14 @@ def looks_like(head: bytes, label: str) -> str:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+            if "HEIF" in available_formats():
+                return ("a HEIC/HEIF photo that could not be decoded (damaged, or cut short); "
+                        "convert it to JPEG first")
             return "a HEIC/HEIF photo (iPhone format); convert it to JPEG first"
         if brand in (b"avif", b"avis"):
+            if "AVIF" in available_formats():
+                return ("an AVIF image that could not be decoded (damaged, or cut short); "
+                        "convert it to JPEG or PNG first")
             return "an AVIF image; convert it to JPEG or PNG first"
         return "an MP4/MOV video"
     if head[:4] == b"RIFF":

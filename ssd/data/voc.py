@@ -39,7 +39,8 @@ from ssd.data.voc_layout import TEST_VALIDATES, find_xml_folder, guess_image_roo
 from ssd.data.voc_xml import NotVOC, VOCAnnotation, XMLRefused, read_annotation
 
 KIND = "pascal-voc"
-_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+# The XML names no picture: its id with these tried in turn (JPEG first, as VOC ships; then a phone's HEIC).
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".heic", ".HEIC", ".heif", ".avif")
 
 Parsed = Tuple[str, str, VOCAnnotation]   # image id (the XML's stem), XML path, its content
 
