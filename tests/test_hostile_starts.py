@@ -39,3 +39,24 @@ def test_a_start_folder_with_odd_meta_is_refused_in_one_line(tmp_path, caught, c
     assert main(argv) == 2 and not caught
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_start_folder_of_nan_weights_is_refused_not_trained_from(tmp_path, synth_dir, capsys):
+    """Was: the run trained from NaN weights to 'loss nan' and exited 0, saving a NaN model."""
+    import mxnet as mx
+
+    from ssd.cli.main import main
+
+    tiny = ["--input-size", "64", "--batch-size", "4", "--max-iters", "1", "--device", "cpu", "--epochs", "1"]
+    a, b = str(tmp_path / "A"), str(tmp_path / "B")
+    assert main(["train", "--data", synth_dir, "--out", a] + tiny) == 0
+    params = os.path.join(a, "model.params")
+    weights = mx.nd.load(params)
+    name = sorted(weights)[0]
+    weights[name] = weights[name] * float("nan")
+    mx.nd.save(params, weights)
+    capsys.readouterr()
+    assert main(["train", "--data", synth_dir, "--out", b, "--pretrained", a] + tiny) == 2
+    err = capsys.readouterr().err
+    assert "not finite" in err and "Traceback" not in err
+    assert not os.path.exists(os.path.join(b, "model.params"))
