@@ -20,6 +20,7 @@ from ssd.base.errors import ModelError, error_gist
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.json_file import JSONFileError, read_json_file
 from ssd.base.meta_schema import MAX_META_BYTES
+from ssd.base.params_file import import_graph, load_into
 from ssd.models.registry import build_from_meta
 
 META_FILE = "meta.json"
@@ -187,7 +188,6 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
 def load_symbol_model(model_dir: str, meta: Optional[Dict[str, Any]] = None, ctx=None):
     """``(SymbolBlock, meta)`` of an exported folder; ``ModelError`` on any failure."""
     import mxnet as mx
-    from mxnet import gluon
 
     meta = meta or read_meta(model_dir)
     sym_name, params_name = symbol_files(meta)
@@ -199,7 +199,9 @@ def load_symbol_model(model_dir: str, meta: Optional[Dict[str, Any]] = None, ctx
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = gluon.SymbolBlock.imports(sym, [input_name], params, ctx=ctx or mx.cpu())
+            net = import_graph(sym, [input_name], params, ctx or mx.cpu())
+    except ModelError:
+        raise
     except Exception as err:
         raise ModelError(f"{model_dir}: the exported graph does not load ({error_gist(err)})") from None
     return net, meta
@@ -223,7 +225,9 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Any, Dict[str, Any]]:
     except Exception as err:
         raise ModelError(f"{model_dir}: cannot build architecture {meta.get('arch')!r}: {err}") from None
     try:
-        net.load_parameters(params, ctx=ctx or mx.cpu())
+        load_into(net, params, ctx=ctx or mx.cpu())
+    except ModelError:
+        raise
     except Exception as err:  # MXNetError, AssertionError on shape/name mismatch, truncated file
         raise ModelError(f"{params}: parameters do not load into {meta['arch']!r} "
                          f"({error_gist(err)})") from None

@@ -150,3 +150,27 @@ def check_params_file(path: str) -> None:
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such parameter file")
     read_params_header(path)
+
+
+# The only ways the library hands a .params file to MXNet: each checks the header first.
+
+def load_arrays(path: str):
+    """``mx.nd.load(path)`` of a checked file (dict or list of NDArrays)."""
+    import mxnet as mx
+
+    check_params_file(path)
+    return mx.nd.load(path)
+
+
+def load_into(net, path: str, **kwargs) -> None:
+    """``net.load_parameters(path, **kwargs)`` of a checked file."""
+    check_params_file(path)
+    net.load_parameters(path, **kwargs)
+
+
+def import_graph(symbol_file: str, inputs, path: str, ctx):
+    """``gluon.SymbolBlock.imports(symbol_file, inputs, path, ctx)`` with ``path`` checked first."""
+    from mxnet import gluon
+
+    check_params_file(path)
+    return gluon.SymbolBlock.imports(symbol_file, inputs, path, ctx=ctx)

@@ -32,6 +32,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.base.params_file import load_arrays
 from ssd.inference.onnx_trust import INT8_ONNX_FILE, known_export, remember_export, same_graph, verdict_key
 from ssd.models.registry import recipe_for
 from ssd.store import (INPUT_NAME, META_FILE, ONNX_FILE, ONNX_FORMAT, PARAMS_FILE, is_exported, is_onnx,
@@ -70,7 +71,7 @@ def _mxnet_graph(net, size: int, staging: str):
         net(mx.nd.zeros((1, 3, size, size), dtype="float32"))
         net.export(os.path.join(staging, "graph"), epoch=0)
         sym = mx.sym.load(os.path.join(staging, "graph-symbol.json"))
-        saved = mx.nd.load(os.path.join(staging, "graph-0000.params"))
+        saved = load_arrays(os.path.join(staging, "graph-0000.params"))
     return sym, {k.split(":", 1)[-1]: v for k, v in saved.items()}
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ssd.base.errors import ModelError, SSDError, error_gist
 from ssd.base.file_digest import file_digest
+from ssd.base.params_file import import_graph
 from ssd.models.registry import recipe_for
 from ssd.store import INPUT_NAME, PARAMS_FILE, is_exported, is_onnx, load_model, params_file, read_meta
 
@@ -152,7 +153,6 @@ def default_precision(model_dir: str, meta: Optional[Dict[str, Any]] = None) -> 
 def load_int8(model_dir: str, meta: Dict[str, Any], ctx=None) -> PreparedNet:
     """The stored INT8 graph (no calibration happens here); ``ModelError`` if absent or stale."""
     import mxnet as mx
-    from mxnet import gluon
 
     ok, why = int8_status(model_dir, meta)
     if not ok:
@@ -160,8 +160,10 @@ def load_int8(model_dir: str, meta: Dict[str, Any], ctx=None) -> PreparedNet:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = gluon.SymbolBlock.imports(os.path.join(model_dir, INT8_SYMBOL), [INPUT_NAME],
-                                            os.path.join(model_dir, INT8_PARAMS), ctx=ctx or mx.cpu())
+            net = import_graph(os.path.join(model_dir, INT8_SYMBOL), [INPUT_NAME],
+                               os.path.join(model_dir, INT8_PARAMS), ctx or mx.cpu())
+    except ModelError:
+        raise
     except Exception as err:
         raise ModelError(f"{model_dir}: the INT8 graph does not load ({error_gist(err)}); re-run quantize") from None
     net.hybridize(static_alloc=True, static_shape=True)

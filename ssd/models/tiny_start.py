@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.base.params_file import load_into
 from ssd.models.starting_point import (FOLDER_PARAMS, SCRATCH, copy_class_slots, model_folder_meta,
                                        slot_sources)
 
@@ -79,7 +80,9 @@ def start_from_folder(net, ctx, path: str, meta: Dict[str, Any], classes: Sequen
     old_net = load(meta)
     params = os.path.join(path, FOLDER_PARAMS)
     try:
-        old_net.load_parameters(params, ctx=mx.cpu())     # MXNet's array file: no pickle
+        load_into(old_net, params, ctx=mx.cpu())     # MXNet's array file: no pickle
+    except ModelError:
+        raise
     except Exception as err:
         raise ModelError(f"--pretrained {path}: its weights do not load into {ARCH} ({error_gist(err)})") from None
     old_classes = [str(c) for c in meta["classes"]]

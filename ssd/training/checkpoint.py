@@ -16,8 +16,9 @@ from typing import Any, Dict, Optional, Sequence
 
 from ssd.base import faults
 from ssd.base.atomic import atomic_path, atomic_write_json
-from ssd.base.errors import SSDError
+from ssd.base.errors import ModelError, SSDError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
+from ssd.base.params_file import load_into
 from ssd.data.identity import identity_changes
 from ssd.store import ONNX_FILE, PARAMS_FILE, SYMBOL_FILE, save_params
 from ssd.training.optimizer_state import load_optimizer_state, save_optimizer_state
@@ -100,7 +101,9 @@ class Checkpoint:
                                "start the run again in a new folder")
             raise SSDError(f"cannot resume: {self.dir} lacks optimizer.json/optimizer.params")
         try:
-            net.load_parameters(self.params, ctx=list(ctxs))
+            load_into(net, self.params, ctx=list(ctxs))
+        except ModelError as err:
+            raise SSDError(f"cannot resume: {err}") from None
         except Exception as err:  # truncated or foreign file
             raise SSDError(f"cannot resume: {self.params} does not load ({type(err).__name__})") from None
         load_optimizer_state(trainer, self.opt_arrays, self.opt_json)

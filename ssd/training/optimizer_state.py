@@ -12,8 +12,9 @@ import os
 from typing import Any, Dict, List
 
 from ssd.base.atomic import atomic_path, atomic_write_json
-from ssd.base.errors import SSDError
+from ssd.base.errors import ModelError, SSDError
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
+from ssd.base.params_file import load_arrays
 
 FORMAT = "ssd-optimizer-state/1"
 
@@ -85,7 +86,9 @@ def load_optimizer_state(trainer, arrays_path: str, json_path: str) -> None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SSDError(f"{json_path}: not an optimizer state this version writes ({FORMAT})")
     try:
-        arrays = mx.nd.load(arrays_path) if os.path.getsize(arrays_path) else {}
+        arrays = load_arrays(arrays_path) if os.path.getsize(arrays_path) else {}
+    except ModelError as err:
+        raise SSDError(f"{err}; the checkpoint is damaged") from None
     except Exception as err:  # MXNetError on a damaged or foreign file
         raise SSDError(f"{arrays_path}: optimizer state arrays do not load ({err.__class__.__name__}); "
                        "the checkpoint is damaged") from None

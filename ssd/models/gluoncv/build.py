@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
+from ssd.base.params_file import load_into
 from ssd.models.gluoncv.presets import VARIANTS, spec_of
 
 
@@ -106,7 +107,9 @@ def load_zoo_detector(arch: str, classes: Sequence[str], variant: str, params_pa
     net = build_zoo_net(arch, classes, variant, **layout)
     try:
         with _quiet():
-            net.load_parameters(params_path, ctx=mx.cpu())
+            load_into(net, params_path, ctx=mx.cpu())
+    except ModelError:
+        raise
     except Exception as err:
         from ssd.base.errors import error_gist
         raise ModelError(f"{params_path}: {what} ({error_gist(err)}){advice}") from None

@@ -11,6 +11,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError
+from ssd.base.params_file import load_arrays
 from ssd.models.gluoncv.build import _quiet, build_zoo_net, initialize, layout_options, load_zoo_detector
 from ssd.models.gluoncv.imagenet import imagenet_start
 from ssd.models.gluoncv.presets import dataset_classes, gluoncv_name, require_published, spec_of, variant_of
@@ -27,7 +28,9 @@ def load_matching_params(net, path: str, ctx=None, skip: Callable[[str], bool] =
     import mxnet as mx
 
     try:
-        saved = mx.nd.load(path)
+        saved = load_arrays(path)
+    except ModelError:
+        raise
     except Exception as err:
         from ssd.base.errors import error_gist
         raise ModelError(f"{path}: not an MXNet parameter file ({error_gist(err)})") from None

@@ -15,6 +15,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from ssd.base.errors import ModelError, SSDError, error_gist
+from ssd.base.params_file import load_into
 from ssd.models.multibox import MultiBoxPlan
 from ssd.models.ssdlite.anchors import anchors_meta
 from ssd.models.ssdlite.imagenet import imagenet_origin, is_imagenet, load_imagenet_backbone
@@ -75,7 +76,9 @@ def load_folder_net(path: str, meta: Dict[str, Any]) -> SSDlite:
 
     net = SSDlite(SSDliteSpec.from_meta(meta))
     try:
-        net.load_parameters(os.path.join(path, FOLDER_PARAMS), ctx=mx.cpu())
+        load_into(net, os.path.join(path, FOLDER_PARAMS), ctx=mx.cpu())
+    except ModelError:
+        raise
     except Exception as err:
         raise ModelError(f"--pretrained {path}: its weights do not load into {ARCH} ({error_gist(err)})") from None
     return net
