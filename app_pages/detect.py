@@ -86,7 +86,7 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     st.text(plain_text(f"Knows {model_knowledge(det.meta)}"),  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
-    st.caption(md_escape(f"Running: {det.describe()}"))
+    st.caption(md_escape(det.summary()), help=md_escape(f"Running: {det.describe()}"))
     return model_path, det
 
 
