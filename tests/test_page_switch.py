@@ -107,8 +107,9 @@ _VALUE_WIDGETS = {"text_input", "number_input", "slider", "select_slider", "sele
                   "segmented_control", "feedback"}
 # Deliberately forgotten: a password is not kept in the session once the form is sent, and the
 # consent to replace a run's results, or the files of a Camtrap DP folder, is given for one Start or
-# one write only (cleared after it).
-_NOT_KEPT = {"access_password", "ct_replace", "ct_dp_replace"}
+# one write only (cleared after it). The Train page's locked architecture and input size show the
+# chosen start folder's own (one option, disabled): nothing a person set, so nothing to keep.
+_NOT_KEPT = {"access_password", "ct_replace", "ct_dp_replace", "train_arch_of_start", "train_input_of_start"}
 
 
 def test_every_keyed_setting_is_kept_by_persist_state():

@@ -146,3 +146,22 @@ def test_detect_says_when_it_will_replace_an_earlier_results_file(tmp_path, caps
     err = capsys.readouterr().err
     assert f"{out} exists" in err and f"{csv} exists" in err and "replaces" in err
     assert err.index("exists") < err.index("image(s) processed")
+
+
+def test_a_photo_with_damaged_exif_prints_no_raw_pillow_warning(tmp_path):
+    """Pillow warns 'Corrupt EXIF data' with its own source line: a second, raw message on the terminal
+    for every such photo of a season. The photo is read (its EXIF time is simply absent)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = b"Exif\x00\x00" + b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x05" + b"\xff" * 20
+    Image.new("RGB", (64, 48), (90, 120, 40)).save(photos / "a.jpg", exif=exif)
+    r = subprocess.run([sys.executable, "-m", "ssd", "detect", "--model", MODEL, str(photos), "--json",
+                        str(tmp_path / "r.json"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stderr and "EXIF" not in r.stderr, r.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["images"][0]["failure"] is None

@@ -56,6 +56,9 @@ MAX_PIXELS: int = 100_000_000
 # message beside ours. Silenced for that category only (a process-wide filter: ``catch_warnings``
 # is not thread-safe, and decoding runs in threads); Pillow's 2x limit still raises.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Likewise Pillow's "Corrupt EXIF data…" / "Possibly corrupt EXIF …" (camera firmware writes such
+# tags): the photo is read, its EXIF time is simply absent; one raw line per photo was printed.
+warnings.filterwarnings("ignore", message=r"(Possibly c|C)orrupt EXIF", category=UserWarning)
 
 #: Largest file (in bytes) that we agree to read: 200 MB. Uploads and files are read whole.
 MAX_BYTES: int = 200 * 1024 * 1024

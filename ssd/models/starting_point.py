@@ -21,6 +21,7 @@ _SYNONYMS = {"human": "person", "people": "person", "man": "person", "woman": "p
 FOLDER_PARAMS = "model.params"
 SCRATCH = ("", "none", "scratch")      # --pretrained values that mean no starting point
 FOLDER_META = "meta.json"
+_START_FIELDS = ("arch", "classes", "input_size", "anchors")   # meta.json fields a start reads
 
 
 def _norm_name(name: str) -> str:
@@ -57,7 +58,7 @@ def read_folder_meta(path: str) -> Optional[Dict[str, Any]]:
     if not (os.path.isdir(path) and os.path.isfile(meta_path) and os.path.isfile(os.path.join(path, FOLDER_PARAMS))):
         return None
     from ssd.base.json_file import read_json_file
-    from ssd.base.meta_schema import MAX_META_BYTES
+    from ssd.base.meta_schema import MAX_META_BYTES, meta_problems
 
     try:
         meta = read_json_file(meta_path, MAX_META_BYTES)
@@ -67,6 +68,11 @@ def read_folder_meta(path: str) -> Optional[Dict[str, Any]]:
         raise ModelError(f"--pretrained {path}: {meta_path} has no class list")
     if not isinstance(meta.get("arch"), str):
         raise ModelError(f"--pretrained {path}: {meta_path} names no architecture")
+    # What a start reads of the folder (its classes, input size, anchors), checked once by the schema:
+    # an empty class list or a "64" input size used to fail deep in training, or loop on advice.
+    problems = meta_problems({k: meta[k] for k in _START_FIELDS if k in meta})
+    if problems:
+        raise ModelError(f"--pretrained {path}: {meta_path}: {'; '.join(problems)}")
     return meta
 
 

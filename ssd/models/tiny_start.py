@@ -85,6 +85,7 @@ def start_from_folder(net, ctx, path: str, meta: Dict[str, Any], classes: Sequen
     old_classes = [str(c) for c in meta["classes"]]
     sources = slot_sources(classes, old_classes)
     old = old_net._collect_params_with_prefix()
+    _check_finite(path, old)
     copied = 0
     for name, p in net._collect_params_with_prefix().items():
         value = old[name].data().asnumpy()
@@ -95,3 +96,14 @@ def start_from_folder(net, ctx, path: str, meta: Dict[str, Any], classes: Sequen
         copied += 1
     return {"pretrained": os.path.abspath(path), "weights": os.path.abspath(params), "loaded": copied,
             "reused_classes": {c: old_classes[s - 1] for c, s in zip(classes, sources[1:]) if s > 0}}
+
+
+def _check_finite(path: str, params: Dict[str, Any]) -> None:
+    """``ModelError`` when a weight of the folder is NaN or infinite: a run started from it would train
+    to 'loss nan' and save a model that detects nothing."""
+    import numpy as np
+
+    for name, p in params.items():
+        if not np.isfinite(p.data().asnumpy()).all():
+            raise ModelError(f"--pretrained {path}: its weights are not finite (NaN or infinity in {name}); "
+                             "start from another folder or from scratch")
