@@ -229,8 +229,7 @@ def images_view(rendered: Sequence[RenderedImage]) -> None:
         with cols[i % len(cols)]:
             sh.picture_with_boxes(
                 r.item.display, r.svg, f"detect_pic_{i}",
-                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) "
-                        f"({md_escape(boxes_summary(r.shown))}) — "
+                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {md_escape(boxes_summary(r.shown))} — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 
