@@ -86,7 +86,7 @@ def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     st.text(plain_text(f"Knows {model_knowledge(det.meta)}"),  # plain text: class names come from the model folder
             help="What this model can find. A detector only knows the classes it was trained on: anything "
                  "else in a photo is either missed or called one of them.")
-    st.caption(md_escape(f"Running: {det.describe()}"))
+    st.caption(md_escape(det.summary()), help=md_escape(f"Running: {det.describe()}"))
     return model_path, det
 
 
@@ -229,8 +229,7 @@ def images_view(rendered: Sequence[RenderedImage]) -> None:
         with cols[i % len(cols)]:
             sh.picture_with_boxes(
                 r.item.display, r.svg, f"detect_pic_{i}",
-                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {len(r.shown)} detection(s) "
-                        f"({md_escape(boxes_summary(r.shown))}) — "
+                caption=f"{md_escape(r.item.name)} — {w}×{h}px — {md_escape(boxes_summary(r.shown))} — "
                         f"{r.item.raw.timings_ms.get('total', 0):.0f} ms ({note})")
 
 

@@ -41,9 +41,15 @@ def _run(at: AppTest) -> AppTest:
     return at
 
 
+def _engine_captions(at: AppTest):
+    """The Detect page's engine caption: ``(short line, its help: the full "Running: …" line)``."""
+    return [(c.value.replace("\\", ""), c.proto.help.replace("\\", "")) for c in at.caption
+            if c.proto.help.startswith("Running")]
+
+
 def _running(at: AppTest) -> str:
-    """The Detect page's "Running: …" line (Markdown escapes taken out)."""
-    return " ".join(c.value.replace("\\", "") for c in at.caption if c.value.startswith("Running"))
+    """The Detect page's full "Running: …" line (its engine caption's help; Markdown escapes taken out)."""
+    return " ".join(full for _, full in _engine_captions(at))
 
 
 def _uploaded(at: AppTest):
@@ -81,6 +87,10 @@ def test_engines_agree_load_once_and_the_slider_runs_no_network(app_env, tmp_pat
         tables[engine] = _sorted(_detections(at))
         assert f"Running: {'onnxruntime' if engine == 'auto' else engine}" in _running(at)
         assert "fp32" in _running(at) and "on CPU" in _running(at)
+        # the line on the page is short and plain: engine · precision · device, no version or reasons
+        [(short, _)] = _engine_captions(at)
+        assert short.startswith("ONNX Runtime · FP32 · CPU (" if engine != "mxnet" else "MXNet · FP32 · CPU"), short
+        assert len(short) <= 40 and "auto" not in short and "," not in short, short
     ref, got = tables["mxnet"], tables["onnxruntime"]
     assert len(ref) == len(got) > 0 and list(ref["class"]) == list(got["class"])
     assert np.abs(ref["score"].values - got["score"].values).max() <= 1e-4

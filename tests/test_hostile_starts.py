@@ -24,11 +24,14 @@ def _folder(path, **changes) -> str:
 
 
 @pytest.mark.parametrize("changes,said", [
-    ({"classes": []}, "'classes' must be a non-empty list of names"),            # was: ValueError traceback
-    ({"classes": [{"a": 1}, None]}, "'classes' must be a non-empty list of names"),  # was: weights' shapes
+    ({"classes": []}, "'classes' must be a non-empty list of distinct names"),            # was: ValueError traceback
+    ({"classes": [{"a": 1}, None]}, "'classes' must be a non-empty list of distinct names"),  # was: weights' shapes
     ({"input_size": "64"}, "'input_size' must be an integer"),   # was: 'trained at 64 px, give --input-size 64'
     ({"input_size": 10 ** 9}, "'input_size' must be an integer"),
     ({"anchors": "x"}, "'anchors' must be an object"),                 # was: AttributeError traceback
+    ({"classes": [f"c{i}" for i in range(100_000)]}, "'classes' must be"),  # was: a weights-shape puzzle
+    ({"classes": ["deer", "deer"]}, "'classes' must be"),               # which deer would results name?
+    ({"classes": ["x" * 5000]}, "'classes' must be"),
 ])
 def test_a_start_folder_with_odd_meta_is_refused_in_one_line(tmp_path, caught, capsys, changes, said):
     from ssd.cli.main import main

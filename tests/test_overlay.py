@@ -38,7 +38,8 @@ def test_detections_svg_scales_boxes_escapes_names_and_draws_best_last():
     svg = detections_svg(det, 0.5, (200, 150))
     assert svg.startswith("<svg") and 'viewBox="0 0 200 150"' in svg
     outlines = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none"', svg)
-    assert [tuple(map(float, o)) for o in outlines] == [(0, 0, 20, 20), (50, 25, 100, 100)]   # low score first
+    # low score first; each box twice: its halo, then its outline over it
+    assert [tuple(map(float, o)) for o in outlines] == [(0, 0, 20, 20)] * 2 + [(50, 25, 100, 100)] * 2
     assert "<b" not in svg and "&lt;b onload=&quot;x&quot;&gt;dog&lt;/b&gt; 0.30" in svg
     assert "cat 0.90" in svg
     empty = detections_svg(_Det(np.zeros((0, 4)), [], [], ["cat"]), 1.0, (10, 10))
@@ -53,3 +54,36 @@ def test_labels_stay_inside_the_picture():
     tag = re.search(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="#', svg)
     x, y, w, h = map(float, tag.groups())
     assert x >= 0 and y >= 0 and x + w <= 200.01 and y + h <= 100
+
+
+VEGETATION = (96, 112, 58)      # a green-brown photo, where vermillion is weak for a protanope
+
+
+def test_drawn_boxes_have_a_halo_of_their_label_text_colour():
+    from ssd.viz.drawing import class_colour, draw_detections, text_colour_on
+
+    img = Image.new("RGB", (200, 200), VEGETATION)
+    for cid in (1, 4):                   # vermillion (black text), blue (white text)
+        colour, halo = class_colour(cid), text_colour_on(class_colour(cid))
+        det = _Det([[50, 60, 150, 160]], [0.9], [cid], ["a", "b", "c", "d", "e"])
+        px = draw_detections(img, det, line_width=2).load()
+        # left and right edges, at mid-height: background | halo | box outline (2 px) | halo | background
+        assert [px[x, 110] for x in range(48, 54)] == [VEGETATION, halo, colour, colour, halo, VEGETATION], cid
+        assert [px[x, 110] for x in range(147, 153)] == [VEGETATION, halo, colour, colour, halo, VEGETATION], cid
+        # the bottom edge likewise
+        assert [px[100, y] for y in range(157, 163)] == [VEGETATION, halo, colour, colour, halo, VEGETATION], cid
+
+
+def test_svg_boxes_have_a_halo_stroke_under_the_outline():
+    from ssd.viz.drawing import class_colour, class_colour_hex, text_colour_on
+    from ssd.viz.overlay import LINE_PX, detections_svg
+
+    det = _Det([[100, 50, 300, 250], [0, 0, 40, 40]], [0.9, 0.3], [1, 4], ["a", "b", "c", "d", "e"])
+    svg = detections_svg(det, 0.5, (200, 150))
+    outlines = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none" '
+                          r'stroke="(#[0-9a-f]{6})" stroke-width="(\d+)"', svg)
+    for cid, box in ((4, ("0.0", "0.0", "20.0", "20.0")), (1, ("50.0", "25.0", "100.0", "100.0"))):
+        halo = "#%02x%02x%02x" % text_colour_on(class_colour(cid))
+        mine = [o for o in outlines if o[:4] == box]
+        # the halo (the label's text colour, 1 px either side of the outline) first, the outline over it
+        assert mine == [(*box, halo, str(LINE_PX + 2)), (*box, class_colour_hex(cid), str(LINE_PX))], mine

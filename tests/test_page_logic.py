@@ -59,7 +59,7 @@ def test_train_page_helpers(tmp_path):
 
     voc = tmp_path / "voc-ssd"                               # a saved model folder
     voc.mkdir()
-    (voc / "meta.json").write_text(json.dumps({"arch": "ssd_300_vgg16_atrous", "classes": ["cat"]}))
+    (voc / "meta.json").write_text(json.dumps({"arch": "ssd_300_vgg16_atrous", "classes": ["cat"], "input_size": 300}))
     (voc / "model.params").write_bytes(b"")
     cfg = TrainConfig(data="d", out="o", arch="ssd_300_vgg16_atrous")
     start_from(cfg, "coco", str(voc))
@@ -178,3 +178,16 @@ def test_two_uploads_of_one_name_each_get_their_own_annotated_picture(tiny_model
     with zipfile.ZipFile(io.BytesIO(annotated_download(rendered, items))) as zf:
         assert zf.namelist() == ["IMG_0001_detections.png", "IMG_0001_detections_1.png"]
         assert [Image.open(zf.open(n)).size for n in zf.namelist()] == [(800, 600), (320, 240)]
+
+
+def test_started_from_says_when_the_start_folder_is_gone(tmp_path):
+    from ssd.jobs.training import started_from
+
+    there = tmp_path / "A"
+    there.mkdir()
+    meta = {"start": {"pretrained": str(there), "reused_classes": {"deer": "deer"}}}
+    assert started_from(meta) == f"{there} (classes reused by name: deer)"
+    there.rmdir()
+    assert started_from(meta).startswith(f"{there} (no longer there")
+    assert started_from({"start": {"pretrained": "imagenet"}}) == "imagenet"
+    assert started_from({}) == "scratch"

@@ -278,7 +278,8 @@ def test_detect_page_offers_int8_once_quantized_and_runs_it(quantized, tmp_path,
     for p in ("fp32", "int8"):
         at.selectbox(key="detect_precision").set_value(p).run()
         assert not at.exception, [e.value for e in at.exception]
-        assert any(c.value.startswith("Running") and f", {p}, " in c.value for c in at.caption)   # engine, precision, …
+        # engine · precision · device on the page, the full "Running: …" line in its help
+        assert any(f" · {p.upper()} · " in c.value and f", {p}, " in c.proto.help for c in at.caption)
         # results are cached per precision: a precision not run yet goes through the network
         assert at.session_state["detect_stats"]["network_images"] == (0 if p in seen else 6)
         assert at.session_state["detect_stats"]["shown"] > 0

@@ -23,8 +23,19 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
+#: Most classes a model may name, and the longest name: LVIS has 1,203 and iNaturalist 10,000; a stranger's
+#: million-name list only ended in a puzzle about weight shapes.
+MAX_CLASSES, MAX_CLASS_NAME = 10_000, 200
+
+
 def _str_list(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, str) and x for x in v)
+
+
+def _class_names(v: Any) -> bool:
+    """Distinct names (results and class reuse go by name), within ``MAX_CLASSES`` and ``MAX_CLASS_NAME``."""
+    return (_str_list(v) and len(v) <= MAX_CLASSES and len(set(v)) == len(v)
+            and all(len(x) <= MAX_CLASS_NAME for x in v))
 
 
 def _three_numbers(v: Any) -> bool:
@@ -33,7 +44,8 @@ def _three_numbers(v: Any) -> bool:
 
 _CHECKS: List[_Check] = [
     ("arch", lambda v: isinstance(v, str) and bool(v), "a non-empty string", True),
-    ("classes", _str_list, "a non-empty list of names", True),
+    ("classes", _class_names, f"a non-empty list of distinct names (at most {MAX_CLASSES:,}, each up to "
+                              f"{MAX_CLASS_NAME} characters)", True),
     ("input_size", lambda v: _is_int(v) and 16 <= v <= 4096, "an integer within 16..4096", True),
     ("name", lambda v: isinstance(v, str), "a string", False),
     ("status", lambda v: isinstance(v, str), "a string", False),

@@ -22,6 +22,7 @@ from ssd.inference.thresholds import DEFAULT_NMS, EVAL_FLOOR
 from ssd.models.registry import recipe_for
 
 _NAIVE_LOCK = threading.Lock()  # shared by every Detector under MXNet's NaiveEngine
+ENGINE_NAMES = {"mxnet": "MXNet", "onnxruntime": "ONNX Runtime"}   # engines as a page names them
 
 
 @dataclass
@@ -136,6 +137,13 @@ class Detector:
         if self.device_note and not self.device.startswith("GPU"):
             line += f", not a GPU: {self.device_note}"
         return line + (f" ({self.engine_note})" if self.engine_note else "")
+
+    def summary(self) -> str:
+        """Engine · precision · device in plain words ("ONNX Runtime · INT8 · CPU (2 threads)"): a page's
+        one-line caption, where ``describe``'s version, graph and reasons were too long to read at a
+        glance (the page keeps that full line behind the caption's help)."""
+        engine = ENGINE_NAMES.get(self.engine, self.engine)
+        return f"{engine} · {str(self.precision).upper()} · {self.device}"
 
     def engine_info(self) -> Dict[str, str]:
         """The same as fields, for results files (``info``) and run records."""

@@ -258,7 +258,9 @@ def started_from(meta: Dict[str, Any]) -> str:
         return "scratch"
     reused = start.get("reused_classes")
     kept = f" (classes reused by name: {', '.join(map(str, reused))})" if isinstance(reused, dict) and reused else ""
-    return f"{where}{kept}"
+    gone = " (no longer there: the run's own weights do not need it)" if (
+        os.path.isabs(str(where)) and not os.path.exists(str(where))) else ""
+    return f"{where}{gone}{kept}"
 
 
 def model_overview(meta: Dict[str, Any]) -> List[Dict[str, str]]:

@@ -14,7 +14,7 @@ from typing import Tuple
 
 from PIL import Image
 
-from ssd.viz.drawing import class_colour, class_colour_hex, label_font, text_colour_on
+from ssd.viz.drawing import HALO_PX, class_colour, class_colour_hex, label_font, text_colour_on
 
 DISPLAY_SIDE = 1024            # longest side of the picture a page shows (sharp on a phone's 3x screen)
 DISPLAY_QUALITY = 85           # JPEG quality: invisible loss at display size, a tenth of a PNG's bytes
@@ -51,6 +51,17 @@ def _label(x0: float, y0: float, text: str, cid: int, size: Tuple[int, int], fon
             f'textLength="{tw:.1f}" lengthAdjust="spacingAndGlyphs">{html.escape(text)}</text>')
 
 
+def _outline(x0: float, y0: float, x1: float, y1: float, cid: int) -> str:
+    """A box's outline over its halo: a stroke ``HALO_PX`` wider each side in the label's text colour
+    (strokes are centred on the path, in screen pixels: the halo shows 1 px outside and inside)."""
+    geometry = f'x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="none"'
+    halo = "#%02x%02x%02x" % text_colour_on(class_colour(cid))
+    return (f'<rect {geometry} stroke="{halo}" stroke-width="{LINE_PX + 2 * HALO_PX}" '
+            f'vector-effect="non-scaling-stroke"/>'
+            f'<rect {geometry} stroke="{class_colour_hex(cid)}" stroke-width="{LINE_PX}" '
+            f'vector-effect="non-scaling-stroke"/>')
+
+
 def detections_svg(det, scale: float, size: Tuple[int, int]) -> str:
     """An ``<svg>`` of ``size`` (the display picture's pixels) with ``det``'s boxes and labels.
 
@@ -66,8 +77,7 @@ def detections_svg(det, scale: float, size: Tuple[int, int]) -> str:
         x0, x1 = max(0.0, min(x0, w)), max(0.0, min(x1, w))
         y0, y1 = max(0.0, min(y0, h)), max(0.0, min(y1, h))
         name = det.classes[cid] if 0 <= cid < len(det.classes) else str(cid)
-        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="none" '
-                     f'stroke="{class_colour_hex(cid)}" stroke-width="{LINE_PX}" vector-effect="non-scaling-stroke"/>')
+        parts.append(_outline(x0, y0, x1, y1, cid))
         parts.append(_label(x0, y0, f"{name} {float(det.scores[i]):.2f}", cid, size, font_px))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
             f'preserveAspectRatio="none" role="img" aria-label="{len(det)} detection(s)" '
