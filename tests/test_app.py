@@ -238,7 +238,7 @@ def test_batch_cache_render_and_export(tiny_model_dir):
     rendered = render_batch(again, 0.0, None, 5)
     assert len(rendered) == 1 and len(rendered[0].shown) == 5
     assert rendered[0].picture().size == first[0].display_size
-    assert rendered[0].svg.count('stroke=') == 5          # one outline per shown box
+    assert rendered[0].svg.count('stroke=') == 2 * 5      # per shown box: its halo and its outline
     rows = detection_rows(rendered)
     assert len(rows) == 5 and max(r["xmax"] for r in rows) <= 2000
     md = megadetector_json(results_for_export(again), det.classes, "tiny", 0.3)

@@ -572,7 +572,8 @@ def test_detect_page_engine_picker_and_home_page_name_the_engine(app_env):
     home = " ".join(m.value for m in at.markdown)
     assert "**Detection**: onnxruntime" in home and "CPU" in home
     at = at.switch_page("app_pages/detect.py").run()
-    captions = lambda: " ".join(c.value for c in at.caption)   # noqa: E731
+    # the short caption and its help (the full "Running: …" line)
+    captions = lambda: " ".join(c.value + " " + c.proto.help for c in at.caption).replace("\\", "")  # noqa: E731
     assert "onnxruntime" in captions() and "auto" in captions()
     at.selectbox(key="detect_engine").set_value("mxnet").run()
     assert not at.exception, [e.value for e in at.exception]

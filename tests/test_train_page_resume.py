@@ -68,4 +68,5 @@ def test_resume_on_the_page_continues_a_run_whose_start_folder_is_gone(tmp_path,
     at.selectbox(key="train_inspect").set_value(b)
     at = at.run()
     facts = " ".join(m.value for m in at.markdown if "**architecture**" in m.value)
-    assert "**started from**: " + md_escape(f"{a} (classes reused by name: pikachu)") in facts, facts
+    assert "**started from**: " + md_escape(f"{a} (no longer there") in facts, facts
+    assert md_escape("(classes reused by name: pikachu)") in facts, facts
