@@ -106,6 +106,20 @@ def tiny_model_dir(models_root, synth_dir) -> str:
     return out
 
 
+def open_app_page(monkeypatch, models: str, data: str, page: str):
+    """The app (AppTest, on the CPU) over the ``models`` and ``data`` folders, switched to ``page``
+    (``app_pages/train.py``), with no exception raised on the way."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSD_MODELS_DIR", str(models))
+    monkeypatch.setenv("SSD_DATA_DIR", str(data))
+    monkeypatch.setenv("SSD_FORCE_CPU", "1")
+    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
+    at = at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 @pytest.fixture
 def app_env(monkeypatch, models_root, tiny_model_dir, data_root):
     monkeypatch.setenv("SSD_MODELS_DIR", models_root)

@@ -279,18 +279,11 @@ def _untrained_pikachu_model(path: str) -> None:
 
 
 def test_detect_page_pulls_a_detector_and_selects_it(store, synth_dir, data_root, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import REPO_ROOT
+    from conftest import open_app_page
 
     root = tmp_path / "models"
     _untrained_pikachu_model(str(root / "tiny-test"))
-    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
-    monkeypatch.setenv("SSD_DATA_DIR", data_root)
-    monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
-    at = at.switch_page("app_pages/detect.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app_page(monkeypatch, root, data_root, "app_pages/detect.py")
     assert "1 class: pikachu, trained on 64 images of synthetic-pikachu (synthetic images)" in " ".join(
         c.value for c in at.sidebar.text)
     assert not [t for t in at.sidebar.toggle if t.label == "MegaDetector categories"]   # a Pikachu model: no switch

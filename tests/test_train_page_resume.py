@@ -7,9 +7,7 @@ import os
 import shutil
 import time
 
-from streamlit.testing.v1 import AppTest
-
-from conftest import REPO_ROOT
+from conftest import open_app_page
 
 
 def _meta(folder: str) -> dict:
@@ -42,12 +40,7 @@ def test_resume_on_the_page_continues_a_run_whose_start_folder_is_gone(tmp_path,
     start = _meta(b)["start"]
     assert start["pretrained"] == os.path.abspath(a)
     shutil.rmtree(a)
-    monkeypatch.setenv("SSD_MODELS_DIR", str(root))
-    monkeypatch.setenv("SSD_DATA_DIR", data_root)
-    monkeypatch.setenv("SSD_FORCE_CPU", "1")
-    at = AppTest.from_file(os.path.join(REPO_ROOT, "app.py"), default_timeout=120).run()
-    at = at.switch_page("app_pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app_page(monkeypatch, root, data_root, "app_pages/train.py")
     assert [m.value for m in at.info if "**B** stopped" in m.value]
     at = next(x for x in at.button if x.label == "Resume").click().run()
     assert not at.exception, [e.value for e in at.exception]
