@@ -91,10 +91,15 @@ def cpu_kind(path: str = "/proc/cpuinfo") -> str:
         except ValueError:
             family, model = -1, -1
         core = next((c for f, models, c in _AMD_CORES if f == family and model in models), "")
+    elif _cpuinfo_field("vendor_id", path) == "GenuineIntel":
+        # a virtual machine often names no model ("Intel(R) Xeon(R) Processor"): family and model say which
+        core = "family {} model {}".format(_cpuinfo_field("cpu family", path) or "?", _cpuinfo_field("model", path) or "?")
     flags = set(cpu_flags(path))
     if "avx512f" in flags:
-        extra = [w for f, w in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16")) if f in flags]
-        isa = "AVX-512" + (" with " + " and ".join(extra) if extra else "")
+        # AMX (Intel Sapphire Rapids and later) has its own INT8 and bfloat16 matrix units: figures differ with it
+        extra = [w for f, w in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("amx_int8", "AMX")) if f in flags]
+        isa = "AVX-512" + (" with " + ", ".join(extra[:-1]) + " and " + extra[-1] if len(extra) > 1
+                           else " with " + extra[0] if extra else "")
     else:
         isa = "AVX2 only" if "avx2" in flags else "no AVX2"
     kind = f"{core}: {isa}" if core else isa
