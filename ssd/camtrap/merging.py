@@ -42,6 +42,23 @@ def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
                                    "(or all absolute)") from None
 
 
+def _check_finished(paths: Sequence[str]) -> None:
+    """A journal beside a results file (``s2.checkpoint.jsonl`` for ``s2.json``) is a run of that
+    shard that has not finished, stopped or still going (a finished run deletes it): its results are
+    absent, or an older run's that it will replace. Either way the merged file would lack or
+    misstate that shard; the reason is said rather than "does not exist"."""
+    import os
+
+    from ssd.camtrap.run_store import default_journal_path
+
+    for p in paths:
+        journal = default_journal_path(p)
+        if os.path.lexists(journal):
+            raise ResultsError(f"the run writing '{p}' has not finished: its journal '{journal}' is there "
+                               "(a run stopped or still going); finish it (the same detect command with "
+                               "--resume, on any machine), then merge")
+
+
 def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
     """The detector's name is its folder's: two machines' ``models/tiny-pikachu``, one retrained,
     name the same detector. Files that record the weights' digest (``info.ssd_batch.model_weights``)
@@ -194,6 +211,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     every shard of a ``--shard I/N`` split must be there, unless ``allow_missing``."""
     if len(paths) < 2:
         raise ResultsError("give at least two results files to merge")
+    _check_finished(paths)
     docs = [read_results(p) for p in paths]
     first = docs[0]
     for p, d in zip(paths[1:], docs[1:]):
