@@ -296,3 +296,21 @@ def test_what_a_node_prints_is_echoed_with_its_control_characters_escaped():
     Cluster._pump(SimpleNamespace(echo=echo), node)
     assert echo.getvalue() == "[worker 0] epoch 1 \\x1b]0;owned\\x07\\x1b[2J done\n"
     assert "\x1b" not in node.tail[-1]
+
+
+def test_a_failed_run_prints_the_workers_last_lines_one_per_line(monkeypatch, capsys):
+    """The launcher's error names the failed worker and shows its last output lines: printed with
+    literal ``\\n`` escapes it was one unreadable line. The lines stay escaped (``_pump``)."""
+    from ssd.cli.main import main
+    from ssd.training import cluster
+
+    def failing(run, timeout=None):
+        raise cluster.LaunchError("worker 1 (pid 7, 127.0.0.1) was killed by SIGKILL; stopped the run. "
+                                  "Its last output:\n    epoch 1 \\x1b[2J\n    epoch 2")
+
+    monkeypatch.setattr(cluster, "run", failing)
+    rc = main(["launch", "--workers", "2", "--", "train", "--data", "d", "--out", "m"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "\\n" not in err
+    assert "Its last output:\n    epoch 1 \\x1b[2J\n    epoch 2\n" in err

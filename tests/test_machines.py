@@ -153,3 +153,37 @@ def test_merge_never_writes_over_one_of_its_shards(tmp_path, capsys):
     os.symlink(paths[1], tmp_path / "alias.json")                     # the same file by another name
     assert main(["results", "merge", *paths, "-o", str(tmp_path / "alias.json")]) == 2
     assert main(["results", "merge", *paths, "-o", str(tmp_path / "all.json")]) == 0
+
+
+def test_shards_of_two_models_of_one_name_do_not_merge(tmp_path):
+    """Two machines each had a ``models/tiny-pikachu``, one retrained: the results name the same
+    detector, and were merged into one file as if one model had scored the season."""
+    season = _season(tmp_path / "season", 12)
+    models = []
+    for machine in ("a", "b"):
+        models.append(tmp_path / machine / "models" / "tiny-pikachu")
+        shutil.copytree(MODEL, models[-1])
+    with open(models[1] / "model.params", "ab") as fh:       # retrained: other weights
+        fh.write(b"\0")
+    paths = []
+    for i, model in ((1, models[0]), (2, models[1]), (2, models[0])):
+        opts = dataclasses.replace(_opts(season, tmp_path / f"s{i}-{model.parent.parent.name}.json", shard=(i, 2)),
+                                   model=str(model))
+        paths.append(run_batch(opts, FakeDetector(), stream=None).results)
+    with pytest.raises(ResultsError, match="other weights"):
+        merge_results(paths[:2])
+    assert len(merge_results([paths[0], paths[2]])["images"]) == 13       # one model's shards merge (and notes.txt)
+
+
+def test_a_shard_whose_run_has_not_finished_is_named_with_its_journal(tmp_path, machine_a):
+    """Machine A's shard 1/2 was stopped (its journal is there, its results not yet, or an older
+    run's): merge said only "'s1.json' does not exist", or merged the older file while the run
+    that replaces it had not finished."""
+    _season_path, _model, journal = machine_a
+    s1 = os.path.join(os.path.dirname(journal), "s1.json")
+    s2 = _shard_file(tmp_path, "s2", ["cam1/0001.jpg"], [2, 2])
+    with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl.*--resume"):
+        merge_results([s1, s2])
+    shutil.copy(_shard_file(tmp_path, "older", ["cam0/0000.jpg"], [1, 2]), s1)   # an earlier run's results
+    with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl"):
+        merge_results([s1, s2])

@@ -264,9 +264,10 @@ def test_resume_repairs_a_torn_or_damaged_tail_and_the_last_line_wins(tmp_path):
     store = RunStore.resume(path, {"k": 1}, names)
     assert list(store.texts()) == [_entry("a.jpg"), newer_b, _entry("c.jpg"), _entry("d.jpg")]
     assert open(path, "rb").read().endswith(b"\n")
+    store.close()                                              # one run at a time holds a journal
     with pytest.raises(ResultsError, match="other settings"):
         RunStore.resume(path, {"k": 2}, names)
-    store.discard()
+    RunStore.resume(path, {"k": 1}, names).discard()
     assert not os.path.exists(path)
 
 
@@ -336,3 +337,29 @@ def test_settings_refusal_stays_short_for_a_damaged_header():
     text = str(err.value)
     assert len(text) < 2000, len(text)
     assert "floor: 0.1 then, 0.2 now" in text and "more settings differ" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock: POSIX")
+def test_a_journal_another_run_is_writing_is_refused_and_left_alone(tmp_path):
+    """Two runs given the same --json (two shards, one output) shared one journal: the second
+    deleted the first's unpublished journal, which then failed with 'No such file or directory'
+    on a temporary name. The second is now refused, naming the journal, and the first goes on."""
+    from ssd.camtrap.run_store import check_journal_target
+
+    names = ["a.jpg", "b.jpg"]
+    path = str(tmp_path / "s.checkpoint.jsonl")
+    first = RunStore.create(path, {"k": 1}, names)
+    first.add(0, _entry("a.jpg"))
+    for start in (lambda: RunStore.create(path, {"k": 1}, names), lambda: RunStore.resume(path, {"k": 1}, names),
+                  lambda: check_journal_target(path)):
+        with pytest.raises(ResultsError, match="another run is writing"):
+            start()
+    first.checkpoint()                      # its temporary journal is still there to publish
+    assert first.published
+    for start in (lambda: RunStore.create(path, {"k": 1}, names), lambda: RunStore.resume(path, {"k": 1}, names)):
+        with pytest.raises(ResultsError, match="another run is writing"):
+            start()
+    first.close()
+    again = RunStore.resume(path, {"k": 1}, names)      # once that run has ended, its journal resumes
+    assert again.is_done(0) and not again.is_done(1)
+    again.close()

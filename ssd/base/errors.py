@@ -8,6 +8,10 @@ next to the file they concern. Anything else escaping is a bug.
 class SSDError(Exception):
     """Base class: the message is complete and user-facing."""
 
+    #: Whether the message is several lines by design (each already escaped where it quotes
+    #: outside text): the CLI then prints its line breaks, not ``\\n`` escapes.
+    multiline = False
+
 
 class ImageError(SSDError):
     """An image could not be used (not an image, truncated, empty, too large...)."""

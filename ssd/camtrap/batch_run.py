@@ -338,7 +338,9 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
                            "flag_repeats": opts.flag_repeats, "cut_short": int(cut_short),
                            "shard": list(opts.shard) if opts.shard else None, "episode_gap": opts.episode_gap,
                            "camera_depth": opts.camera_rule.recorded(),
-                           "frame_every": opts.frame_every, "inference": run.inference, **opts.images_root()}}
+                           "frame_every": opts.frame_every, "inference": run.inference, **opts.images_root(),
+                           # which weights (sha1), not only the folder's name: shards merge only from one model
+                           **({"model_weights": weights} if (weights := model_weights(opts.model)) else {})}}
     head = results_document([], run.classes, _model_name(opts), opts.threshold, extra)
     head.pop("images")
     results: Union[str, IO[str]]

@@ -1,6 +1,7 @@
 """Joining shards: N machines each ran ``--shard I/N``; one results file comes out.
 
-Refused, with the reason: files of different models or categories, engines, precisions, floors,
+Refused, with the reason: files of different models (by name, or by the weights' digest where
+recorded) or categories, engines, precisions, floors,
 NMS thresholds or numbers of detections kept per image (their scores mean different things, and
 the merged file names one of each) or camera rules (``--camera-depth``: episodes and repeats are
 made again over the whole set, by one rule), shards of different splits (2/4 beside 3/5), a shard
@@ -39,6 +40,41 @@ def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
                 raise ResultsError(f"'{p}': image {name!r} {why}, outside the folder the shards share; "
                                    "merge results whose names are relative to one folder "
                                    "(or all absolute)") from None
+
+
+def _check_finished(paths: Sequence[str]) -> None:
+    """A journal beside a results file (``s2.checkpoint.jsonl`` for ``s2.json``) is a run of that
+    shard that has not finished, stopped or still going (a finished run deletes it): its results are
+    absent, or an older run's that it will replace. Either way the merged file would lack or
+    misstate that shard; the reason is said rather than "does not exist"."""
+    import os
+
+    from ssd.camtrap.run_store import default_journal_path
+
+    for p in paths:
+        journal = default_journal_path(p)
+        if os.path.lexists(journal):
+            raise ResultsError(f"the run writing '{p}' has not finished: its journal '{journal}' is there "
+                               "(a run stopped or still going); finish it (the same detect command with "
+                               "--resume, on any machine), then merge")
+
+
+def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
+    """The detector's name is its folder's: two machines' ``models/tiny-pikachu``, one retrained,
+    name the same detector. Files that record the weights' digest (``info.ssd_batch.model_weights``)
+    are compared by it; files that do not (older ones, MegaDetector's) are not."""
+    first: Optional[Tuple[str, str]] = None
+    for p, d in zip(paths, docs):
+        digest = ((d.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
+        if not isinstance(digest, str):
+            continue
+        if first is None:
+            first = (p, digest)
+        elif digest != first[1]:
+            raise ResultsError(f"'{p}' and '{first[0]}' were made by other weights of model "
+                               f"{(d.get('info') or {}).get('detector')!r} (a retrained model of the same folder "
+                               "name): only results of the same model merge; run that shard again with the "
+                               "others' model")
 
 
 def _check_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
@@ -175,6 +211,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     every shard of a ``--shard I/N`` split must be there, unless ``allow_missing``."""
     if len(paths) < 2:
         raise ResultsError("give at least two results files to merge")
+    _check_finished(paths)
     docs = [read_results(p) for p in paths]
     first = docs[0]
     for p, d in zip(paths[1:], docs[1:]):
@@ -185,6 +222,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
             raise ResultsError(f"'{p}' comes from detector {(d.get('info') or {}).get('detector')!r}, "
                                f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
                                "only results of the same model merge")
+    _check_weights(paths, docs)
     _check_names(paths, docs)
     _check_roots(paths, docs)
     _check_scoring(paths, docs)

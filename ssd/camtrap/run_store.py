@@ -94,6 +94,7 @@ class RunStore:
         remove_stale_temps(path)
         fd, tmp = temp_beside(path)
         fh = os.fdopen(fd, "w+b")
+        _hold(fh, path)
         header = _header(settings)
         fh.write(header)
         return cls(names, fh, path, tmp, len(header))
@@ -115,6 +116,7 @@ class RunStore:
             convert_legacy(old, path, settings)
         fh = open(path, "r+b")
         try:
+            _hold(fh, path)
             store = cls(names, fh, path, None, _read_header(fh, path, settings))
             store._scan()
         except BaseException:
@@ -342,10 +344,51 @@ def check_journal_target(path: str) -> None:
     """``ResultsError`` when ``path`` exists and is not a journal (or an old-format checkpoint) of
     ours: a run would replace it with its journal and delete it at the end (an image of the
     folder given as ``--checkpoint`` was dropped from the run, then deleted)."""
+    _refuse_busy(path)
     if not os.path.lexists(path) or _is_journal(path) or _is_legacy(path):
         return
     raise ResultsError(f"--checkpoint '{path}' exists and is not a batch journal: refusing to replace it; "
                        "give a new file name, or the journal of an earlier run to resume")
+
+
+def _busy_message(path: str) -> str:
+    return (f"another run is writing the journal '{path}' (a detect with the same --json or --checkpoint, "
+            "still running): give each run, each --shard, its own --json; or wait for that run to end")
+
+
+def _hold(fh: IO[bytes], path: str) -> None:
+    """Lock the journal ``fh`` for as long as this run has it open (the lock goes with the file
+    through its rename on publishing). Why: a second run of the same output deleted the first's
+    unpublished journal, or appended to the same one. Where locks are unsupported, nothing."""
+    try:
+        import fcntl
+    except ImportError:         # Windows: no flock
+        return
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ResultsError(_busy_message(path)) from None
+    except OSError:             # a filesystem without locks (some network mounts): not checked
+        pass
+
+
+def _refuse_busy(path: str) -> None:
+    """``ResultsError`` when a live run holds the journal at ``path`` or its unpublished one."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    prefix = "." + os.path.basename(path) + "."
+    try:
+        temps = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        temps = []
+    for candidate in [path, *temps]:
+        if not os.path.isfile(candidate) or os.path.islink(candidate):
+            continue
+        try:
+            probe = open(candidate, "rb")
+        except OSError:
+            continue
+        with probe:
+            _hold(probe, path)          # released as it closes
 
 
 def _is_legacy(path: str) -> bool:

@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush is quiet too
         return 141   # 128 + SIGPIPE, what a shell reports for a command whose reader left
     except SSDError as err:
-        print(f"error: {terminal_safe(err)}", file=sys.stderr)
+        print(f"error: {terminal_safe(err, keep_newlines=err.multiline)}", file=sys.stderr)
         return 2
     except OSError as err:
         where = f" ({err.filename})" if err.filename else ""

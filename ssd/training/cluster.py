@@ -47,7 +47,10 @@ NODE_CODE = "import mxnet"   # with DMLC_ROLE=scheduler/server, importing MXNet 
 
 
 class LaunchError(DistributedError):
-    """The distributed run failed: which process, how, and its last output."""
+    """The distributed run failed: which process, how, and its last output (one line each,
+    escaped by ``Cluster._pump``)."""
+
+    multiline = True
 
 
 @dataclass
