@@ -19,7 +19,7 @@ with ONNX Runtime's basic rewrites applied (BatchNorm folded into the convolutio
 
 What cannot be re-derived: the activations' scales come from calibration images. ``onnx_int8_mismatch``
 therefore also runs both graphs on a few fixed images (``ssd.inference.int8_behaviour``): their outputs
-must agree within what honest quantization measures.
+must agree, as a whole and head by head (each feature map's slice), within what honest quantization measures.
 """
 from __future__ import annotations
 
