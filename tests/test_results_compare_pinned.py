@@ -200,10 +200,16 @@ def outputs(folder: str, capsys: Any) -> Dict[str, Dict[str, Any]]:
     return got
 
 
-def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("read_chars", [None, 5])
+def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch, read_chars):
+    """``read_chars=5``: files read 5 characters at a time, so values (numbers too) are cut at every
+    place a buffer can end, and entries are read again with more."""
     monkeypatch.chdir(tmp_path)
+    if read_chars is not None:
+        from ssd.camtrap import results_stream
+        monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
     got = outputs(str(tmp_path), capsys)
-    if os.environ.get("SSD_REPIN"):
+    if os.environ.get("SSD_REPIN") and read_chars is None:
         with open(PINNED, "w", encoding="utf-8") as fh:
             json.dump(got, fh, indent=1, ensure_ascii=False)
             fh.write("\n")
