@@ -199,6 +199,8 @@ def compare_results(a: Union[Side, Dict[str, Any]], b: Union[Side, Dict[str, Any
     read at ``shown_a``, ``shown_b`` (``read_side``), or parsed documents."""
     a = a if isinstance(a, Side) else side_of(a, shown_a)
     b = b if isinstance(b, Side) else side_of(b, shown_b)
+    if (a.shown, b.shown) != (shown_a, shown_b):
+        raise ValueError("a Side's states are those of the filter it was read at: read it at this one")
     order = check_categories(a.head, b.head, *labels)
     ea, eb = matched_names(a, b, *labels)
     kinds_a, kinds_b = a.states(order), b.states(order)
