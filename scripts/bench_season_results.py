@@ -90,22 +90,32 @@ def _background_box(rnd: random.Random) -> Dict:
             "bbox": [round(rnd.random() * 0.8, 4) for _ in range(2)] + [0.1, 0.1]}
 
 
+# Started between this process and the command timed: Linux counts in a process's peak RSS the memory
+# of the process it was forked from (``exec`` records the old address space's high-water mark), so a
+# command started straight from this script, which has just made a season of hundreds of MB,
+# reported at least this script's size (413 MiB for a compare that peaks at 62 MiB). This small
+# process starts the command itself and reports the command's own peak.
+_SPAWN = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, s, u = os.wait4(p.pid, 0); "
+          "sys.stderr.write(f'\\nPEAK_KB {u.ru_maxrss}\\n'); sys.exit(os.waitstatus_to_exitcode(s))")
+
+
 def timed(code_root: str, args: List[str], folder: str) -> Dict[str, object]:
     """One command with ``code_root``'s package, in its own process: wall seconds and its own peak RSS."""
     env = dict(os.environ, PYTHONPATH=code_root, SSD_DATA_DIR=os.path.join(folder, "data"),
                SSD_MODELS_DIR=os.path.join(code_root, "models"), SSD_PHOTO_ROOTS=folder, SSD_FORCE_CPU="1")
     with tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
-        p = subprocess.Popen([sys.executable, *args], cwd=code_root, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(p.pid, 0)
+        p = subprocess.Popen([sys.executable, "-c", _SPAWN, sys.executable, *args], cwd=code_root, env=env,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        p.wait()
         wall = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read()
     if p.returncode:
         raise SystemExit(f"{args[:4]} failed:\n{text[-2000:]}")
     note = [ln for ln in text.splitlines() if ln.startswith("first render")]
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, "note": note[0] if note else ""}
+    peak_kb = [int(ln.split()[1]) for ln in text.splitlines() if ln.startswith("PEAK_KB ")][-1]
+    return {"wall_s": wall, "peak_mib": peak_kb / 1024, "note": note[0] if note else ""}
 
 
 def commands(folder: str) -> Dict[str, List[str]]:

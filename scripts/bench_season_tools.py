@@ -6,12 +6,14 @@ Each command runs in a process of its own (wall seconds and that process's peak 
 machine's load moves every figure, the ratio to the summary less so. The file is made by
 ``bench_season_results.season`` (site/camera/date folders, 0-3 boxes, or ``--detections N`` boxes
 an entry down to the results floor) or given with ``--results``; ``compare`` compares the file with
-itself at two thresholds (0.2 and 0.5: every entry in both, thousands of changed images), so it
-holds two parsed copies: about twice the summary's memory. ``--baseline ROOT`` times another
-checkout's code alternately with this one.
+itself at two thresholds (0.2 and 0.5: every entry in both, thousands of changed images): the code
+that held both documents parsed peaked at about twice the summary's memory; it now reads each file
+a chunk of entries at a time. ``--baseline ROOT`` times another checkout's code alternately with
+this one; ``--md-order`` writes the file as MegaDetector does (``images`` first, indented), which
+compare reads twice (once for the categories that follow the images).
 
     .venv/bin/python scripts/bench_season_tools.py --images 50000 --detections 84 [--only compare split]
-        [--results season.json] [--baseline /tmp/main-copy] [--rounds 2]
+        [--results season.json] [--baseline /tmp/main-copy] [--rounds 2] [--md-order]
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def main() -> None:
     ap.add_argument("--results", metavar="PATH", help="time this results file instead of making one")
     ap.add_argument("--baseline", metavar="ROOT", help="another checkout, timed alternately with this one")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--md-order", action="store_true", help="write the file as MegaDetector does: images first, indented")
     ap.add_argument("--only", nargs="*", choices=NAMES, help="some of the commands (the summary always runs)")
     args = ap.parse_args()
     roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
@@ -61,8 +64,14 @@ def main() -> None:
         if args.results:
             _link_or_copy(args.results, path)
         else:
+            doc = season(args.images, detections=args.detections)
             with open(path, "w") as fh:
-                json.dump(season(args.images, detections=args.detections), fh, separators=(",", ":"))
+                if args.md_order:           # MegaDetector's own order and indentation
+                    json.dump({"images": doc["images"], "detection_categories": doc["detection_categories"],
+                               "info": doc["info"]}, fh, indent=1)
+                else:
+                    json.dump(doc, fh, separators=(",", ":"))
+            del doc
         print(f"{args.results or f'{args.images} entries'} ({os.path.getsize(path) / 1e6:.0f} MB)")
         for name, cmd in commands(folder).items():
             if args.only and name != "summary" and name not in args.only:

@@ -108,3 +108,31 @@ def test_a_large_json_file_held_is_frozen_and_reads_as_without(tmp_path, monkeyp
         assert gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+def test_reading_a_small_json_file_asks_for_memory_in_proportion_to_it(tmp_path):
+    """``read_regular`` read ``max_bytes + 1``: Python allocates a read's whole size before the file
+    answers, so every results file, however small, asked for 2 GiB (``MAX_RESULTS_BYTES``), and every
+    state file for 256 MiB: under a virtual-memory limit (``ulimit -v`` on a shared server) reading a
+    100-byte results file ended in MemoryError. A file that grows while read is still capped."""
+    import tracemalloc
+
+    from ssd.base.json_file import JSONFileError, read_regular
+
+    path = tmp_path / "small.json"
+    path.write_bytes(b'{"images": []}')
+    tracemalloc.start()
+    try:
+        assert read_regular(str(path), 2 * 1024 ** 3) == b'{"images": []}'
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, f"{peak / 2 ** 20:.0f} MiB asked to read 14 bytes"
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 5000)
+    try:
+        read_regular(str(big), 4999)
+    except JSONFileError as err:
+        assert "4,999" in str(err)
+    else:
+        raise AssertionError("a file over the cap was read")

@@ -68,7 +68,14 @@ def read_regular(path: str, max_bytes: int) -> bytes:
         if st.st_size > max_bytes:
             raise JSONFileError(f"{path} is {st.st_size:,} bytes, more than the {max_bytes:,} this file may have")
         try:
-            raw = fh.read(max_bytes + 1)
+            # the size the file has, plus one byte to see it grew: Python allocates a read's whole
+            # size first, so read(max_bytes + 1) asked for 2 GiB to read any results file
+            raw = fh.read(min(st.st_size, max_bytes) + 1)
+            while st.st_size < len(raw) <= max_bytes:          # grew while read: the rest, still capped
+                piece = fh.read(min(2 ** 20, max_bytes + 1 - len(raw)))
+                if not piece:
+                    break
+                raw += piece
         except OSError as err:
             raise JSONFileError(f"{path} cannot be read ({err.strerror or err})") from None
     if len(raw) > max_bytes:

@@ -52,14 +52,20 @@ def check_results(doc: Any, where: str) -> Dict[str, Any]:
         if key not in ("info", "images", "detection_categories", "classification_categories"):
             _extra(value, key, where)
     images = doc["images"]
-    for start in range(0, len(images), _CHUNK):
-        chunk = images[start:start + _CHUNK]
-        plain = _plain_detections(chunk, cats)
-        if plain and _plain_entries(chunk):
-            continue                    # the common case: every field of the chunk checked at once
-        for i, im in enumerate(chunk, start):
-            _check_image(im, i, cats, where, detections_checked=plain)
+    for start in range(0, len(images), CHUNK):
+        check_entries(images[start:start + CHUNK], start, cats, where)
     return doc
+
+
+def check_entries(chunk: List[Any], start: int, cats: Dict[str, str], where: str) -> None:
+    """``ResultsError`` naming the first faulty entry of ``chunk`` (``images[start:]``, at most
+    ``CHUNK`` of them), checked against the document's ``detection_categories`` ``cats``: what
+    ``check_results`` asks of every entry, for a reader that parses a file a chunk at a time."""
+    plain = _plain_detections(chunk, cats)
+    if plain and _plain_entries(chunk):
+        return                          # the common case: every field of the chunk checked at once
+    for i, im in enumerate(chunk, start):
+        _check_image(im, i, cats, where, detections_checked=plain)
 
 
 def _fail(where: str, field: str, value: Any, expected: str) -> ResultsError:
@@ -177,7 +183,7 @@ def _plain_detection(d: Dict[str, Any], cats: Dict[str, str]) -> bool:
 
 #: Entries whose detections ``_plain_detections`` asks about together: small enough that its
 #: passes over them find them still in the processor's cache (1,024 were 25% slower).
-_CHUNK = 64
+CHUNK = 64
 
 
 def _values(objects: List[Dict[str, Any]], key: str) -> List[Any]:

@@ -27,19 +27,20 @@ def register_compare(rs) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ssd.base.atomic import atomic_path, check_output_targets
     from ssd.base.text import terminal_safe
-    from ssd.camtrap.comparing import (comparison_json_chunks, compare_results, compare_text, side_line,
+    from ssd.camtrap.comparing import (comparison_json_chunks, compare_results, compare_text, read_side, side_line,
                                        write_changed_csv)
-    from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.results_check import refuse_replacing
 
     outs = [o for o in (args.csv, args.json) if o not in (None, "-")]
     for out in outs:
         refuse_replacing(out, [args.a, args.b], "comparison")
     check_output_targets(*outs)
-    a, b = read_results(args.a), read_results(args.b)
-    shown_a = shown_filter(a, args)
-    shown_b = shown_filter(b, argparse.Namespace(**dict(vars(args), threshold=args.threshold_b))
-                           if args.threshold_b is not None else args)
+    args_b = (argparse.Namespace(**dict(vars(args), threshold=args.threshold_b))
+              if args.threshold_b is not None else args)
+    # each file read as it goes, keeping a few numbers per image (two seasons parsed were ~8.5 GB)
+    a = read_side(args.a, lambda head: shown_filter(head, args, check=False))
+    b = read_side(args.b, lambda head: shown_filter(head, args_b, check=False))
+    shown_a, shown_b = shown_filter(a.head, args), shown_filter(b.head, args_b)
     c = compare_results(a, b, shown_a, shown_b)
     if args.csv:
         with atomic_path(args.csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:

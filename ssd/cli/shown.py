@@ -29,13 +29,16 @@ def _threshold(doc, given):
     return typical_threshold(doc)
 
 
-def shown_filter(doc, args: argparse.Namespace):
-    """The ``ShownFilter`` the flags describe (per-class names checked against the file's classes)."""
+def shown_filter(doc, args: argparse.Namespace, check: bool = True):
+    """The ``ShownFilter`` the flags describe (per-class names checked against the file's classes;
+    ``check=False``: not yet, for a reader that needs the filter before it has read both files and
+    checks them after, so that a refusal of the files comes first, as it always has)."""
     from ssd.camtrap.megadetector import check_class_names
     from ssd.inference.filtering import ShownFilter
 
     per_class = args.thresholds or {}
-    check_class_names(per_class, doc["detection_categories"])
+    if check:
+        check_class_names(per_class, doc["detection_categories"])
     return ShownFilter.of(_threshold(doc, args.threshold), hide_suspect=not args.show_suspect, per_class=per_class)
 
 

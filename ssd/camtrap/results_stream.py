@@ -1,0 +1,189 @@
+"""Reading a results file a chunk of entries at a time, checked as ``read_results`` checks it.
+
+Why: ``read_results`` parses the whole document, and a detector writes every box down to the
+results floor (0.005, as MegaDetector does): ~84 boxes an image, ~40 KB of Python objects each,
+4.3 GiB for a season of 100,000 images. A command that keeps a few numbers per image
+(``results compare``) needs neither the document nor its text: here the file is read 1 MiB at a
+time, each entry parsed by the same decoder as ``json.loads``, checked ``CHUNK`` at a time by the
+same rules (``results_check.check_entries``), handed on and let go.
+
+Whatever is not a plain results document (not UTF-8, not JSON, a top-level key twice, the file
+growing past the cap, any fault a check finds) is handed to ``read_results``, which refuses it
+with the same message as before or, for a file that is only unusual, reads it whole: the answer
+and every refusal are ``read_results``'s own.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ssd.base.json_file import open_regular
+from ssd.base.memory import collector_paused
+from ssd.camtrap.megadetector import MAX_RESULTS_BYTES, read_results
+from ssd.camtrap.results_check import CHUNK, ResultsError, check_entries, check_results
+
+#: Characters read at a time: a few hundred entries of 84 boxes, a few thousand of 0-3.
+READ_CHARS = 2 ** 20
+
+#: What receives the checked entries: called with each chunk (at most ``CHUNK``), in file order.
+Sink = Callable[[List[Dict[str, Any]]], None]
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()          # json.loads's own: NaN and Infinity as it takes them
+
+
+class _Unusual(Exception):
+    """Not a plain results document: ``read_results`` decides."""
+
+
+class _Text:
+    """A text file read ``READ_CHARS`` at a time, a position in what is held, values parsed at it."""
+
+    def __init__(self, fh: io.TextIOBase) -> None:
+        self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
+
+    def more(self, want: int = READ_CHARS) -> bool:
+        if self.eof:
+            return False
+        piece = self.fh.read(max(want, READ_CHARS))
+        self.read_chars += len(piece)
+        if self.read_chars > MAX_RESULTS_BYTES:
+            raise _Unusual                              # grew past the cap while read: read_results says so
+        if not piece:
+            self.eof = True
+            return False
+        self.buf, self.pos = self.buf[self.pos:] + piece, 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end)."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or not self.more():
+                return self.buf[self.pos:self.pos + 1]
+
+    def take(self, char: str) -> None:
+        if self.peek() != char:
+            raise _Unusual
+        self.pos += 1
+
+    def value(self) -> Any:
+        """The JSON value at the position; a value that may run on past what is held is read again
+        with more (a number cut at the buffer's end parses, as a shorter number)."""
+        self.peek()
+        want = READ_CHARS // 2               # doubled before each read: READ_CHARS first
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            except (ValueError, RecursionError):
+                if self.eof:
+                    raise _Unusual from None
+            want *= 2                                   # a long entry: its text grows, never re-read in small steps
+            self.more(want)
+
+
+def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
+          known: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
+    """One pass over the file: its head (every top-level key but ``images``), the sink its entries
+    went to (``take(head)`` with ``known``, the head a first pass found, else the head so far when
+    it holds the categories; None: skipped) and whether a key came after the images (the head they
+    were read with was not the whole)."""
+    fd = open_regular(path)
+    with io.open(fd, "r", encoding="utf-8-sig", newline="") as fh:
+        if os.fstat(fh.fileno()).st_size > MAX_RESULTS_BYTES:
+            raise _Unusual
+        text = _Text(fh)
+        head: Dict[str, Any] = {}
+        sink: Optional[Sink] = None
+        images_seen = after_images = False
+        text.take("{")
+        while True:
+            key = text.value()
+            if not isinstance(key, str) or key in head or (key == "images" and images_seen):
+                raise _Unusual
+            text.take(":")
+            if key == "images":
+                images_seen = True
+                base = head if known is None else known
+                cats = base.get("detection_categories")
+                if isinstance(cats, dict):
+                    try:                # a fault of these keys is one of the whole head's too
+                        check_results({**base, "images": []}, f"'{path}'")
+                    except ResultsError:
+                        raise _Unusual from None
+                    sink = take(dict(base))
+                _entries(text, sink, cats if sink is not None else {}, path)
+            else:
+                head[key] = text.value()
+                after_images = after_images or images_seen
+            if text.peek() == ",":
+                text.pos += 1
+                continue
+            text.take("}")
+            if text.peek() != "" or not images_seen:
+                raise _Unusual
+            return head, sink, after_images
+
+
+def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str) -> None:
+    """The ``images`` list, ``CHUNK`` entries at a time checked and handed to ``sink`` (None: skipped)."""
+    text.take("[")
+    if text.peek() == "]":
+        text.pos += 1
+        return
+    chunk: List[Any] = []
+    start = 0
+    while True:
+        chunk.append(text.value())
+        if len(chunk) == CHUNK:
+            _hand(chunk, start, cats, path, sink)
+            start, chunk = start + CHUNK, []
+        if text.peek() == ",":
+            text.pos += 1
+            continue
+        text.take("]")
+        _hand(chunk, start, cats, path, sink)
+        return
+
+
+def _hand(chunk: List[Any], start: int, cats: Dict[str, str], path: str, sink: Optional[Sink]) -> None:
+    if sink is None or not chunk:
+        return
+    try:
+        check_entries(chunk, start, cats, f"'{path}'")
+    except ResultsError:
+        raise _Unusual from None        # read_results names it, after the head's faults as before
+    sink(chunk)
+
+
+def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> Dict[str, Any]:
+    """The head of the results file ``path`` (the document less ``images``); its entries, checked,
+    go to ``take(head)`` a chunk at a time, in order. Refused as ``read_results`` refuses it.
+
+    ``take`` is called once the head is known; where keys follow the images, or the categories come
+    after them (MegaDetector's own order), the entries are read in a second pass and ``take`` is
+    called again: whatever the first sink gathered is to be dropped.
+    """
+    try:
+        with collector_paused():        # parsed entries hold no cycles; nothing for the collector
+            head, sink, after = _scan(path, take)
+            if sink is None or after:
+                head, sink, after = _scan(path, take, known=head)
+            if sink is None:
+                raise _Unusual
+            check_results({**head, "images": []}, f"'{path}'")
+        return head
+    except (_Unusual, ResultsError, OSError, UnicodeDecodeError, ValueError):
+        pass
+    doc = read_results(path)            # refuses with its own message, or reads an unusual file whole
+    images = doc.pop("images")
+    sink = take(doc)
+    for start in range(0, len(images), CHUNK):
+        sink(images[start:start + CHUNK])
+    return doc
