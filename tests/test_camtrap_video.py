@@ -257,3 +257,29 @@ def test_a_class_seen_only_outside_the_best_frame_is_kept_with_its_frame():
     assert sorted(shown.scores.tolist()) == pytest.approx([0.6, 0.9])          # frame 30's boxes only
     # the cap on detections per entry still holds
     assert len(video_entry("clip.mp4", frames, 30.0, None, 0.005, 2)["detections"]) == 2
+
+
+def test_a_video_counts_its_sampled_frames_towards_the_journal_checkpoint(tmp_path, monkeypatch):
+    """--checkpoint-every counts images; a video brings many frames of work, so it counts each one.
+    Counting it as one image let a kill -9 lose up to 500 videos' worth of frames (hours of clips)."""
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.run_store import RunStore
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for i in range(3):
+        write_video(folder / f"v{i}.mp4", frames=8, fps=4.0, size=(64, 48), seed=i)   # 8 frames sampled each
+    done_at = []
+    real = RunStore.checkpoint
+
+    def spy(self):
+        done_at.append(sum(1 for off in self._offsets if off >= 0))
+        real(self)
+
+    monkeypatch.setattr(RunStore, "checkpoint", spy)
+    opts = RunSettings(MODEL, [str(folder)], out_json=str(tmp_path / "run.json"), checkpoint_every=8,
+                       batch_size=8, workers=1, frame_every=0.25)
+    res = run_batch(opts, stream=None)
+    assert res.total == 3 and not res.stopped
+    assert done_at[:2] == [1, 2]          # after each video's 8 frames, not only at the end
