@@ -283,3 +283,24 @@ def test_a_video_counts_its_sampled_frames_towards_the_journal_checkpoint(tmp_pa
     res = run_batch(opts, stream=None)
     assert res.total == 3 and not res.stopped
     assert done_at[:2] == [1, 2]          # after each video's 8 frames, not only at the end
+
+
+def test_camtrap_dp_export_says_how_many_failed_files_it_left_out(tmp_path, capsys):
+    """A clip that could not be read has no place in media.csv; the export said nothing of it, so a
+    season's unreadable videos went missing from the published package without a word."""
+    from PIL import Image
+
+    from ssd.cli.main import main
+
+    (tmp_path / "cam1").mkdir()
+    Image.new("RGB", (64, 48), (90, 120, 60)).save(tmp_path / "cam1" / "a.jpg")
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [{"file": "cam1/a.jpg", "width": 64, "height": 48, "failure": None, "detections": []},
+                      {"file": "cam1/cut.MP4", "failure": "could not be opened", "frame_rate": -1.0,
+                       "frames_processed": [], "detections": None}]}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    code = main(["results", "export", str(tmp_path / "r.json"), "--format", "camtrap-dp", "--out",
+                 str(tmp_path / "dp"), "--images", str(tmp_path), "--latitude", "1", "--longitude", "2"])
+    err = capsys.readouterr().err
+    assert code == 0 and "1 media" in err, err
+    assert "1 failed file(s) left out" in err, err
