@@ -178,3 +178,16 @@ def test_the_exports_carry_a_cut_short_clips_warning(tmp_path):
     assert [v[col] or "" for v in values[1:]] == [warning, ""]
     _, tables, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0)))
     assert [m["mediaComments"] for m in tables["media"]] == [warning, ""]
+
+
+def test_a_zero_byte_clip_is_said_to_be_empty(tmp_path):
+    """Cameras leave 0-byte clips behind (card full, battery gone as recording began): the failure
+    says so, as it does for a 0-byte photo, instead of guessing at a damaged or foreign file."""
+    import pytest
+
+    from ssd.camtrap.video import sample_frames
+
+    clip = tmp_path / "EMPTY0001.MP4"
+    clip.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"'EMPTY0001.MP4' is empty \(0 bytes\)"):
+        sample_frames(str(clip), clip.name, 16)

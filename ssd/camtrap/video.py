@@ -88,6 +88,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
     """Frames 0, k, 2k… (by time) of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
     import cv2
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:     # as a 0-byte photo is told (card full, power lost)
+        raise ValueError(f"'{name}' is empty (0 bytes)")
     cap = _open(path)
     try:
         if not cap.isOpened():
