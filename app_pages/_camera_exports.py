@@ -193,7 +193,8 @@ def _package_written() -> None:
         return
     st.success(f"Camtrap DP package in {md_escape(done['target'])}: {done['deployments']} deployment(s), "
                f"{done['media']} media, {done['observations']} observation(s)"
-               + (f"; {len(done['left_out'])} file(s) without a time stamp left out" if done["left_out"] else ""))
+               + (f"; {len(done['left_out'])} file(s) without a time stamp left out" if done["left_out"] else "")
+               + (f"; {done['failed']} failed file(s) left out" if done.get("failed") else ""))
     if done["unmatched_locations"]:
         unmatched = ", ".join(map(repr, done["unmatched_locations"][:10]))
         st.warning(md_escape(f"The locations CSV names {unmatched}, no camera folder of these results: if "

@@ -257,3 +257,50 @@ def test_a_class_seen_only_outside_the_best_frame_is_kept_with_its_frame():
     assert sorted(shown.scores.tolist()) == pytest.approx([0.6, 0.9])          # frame 30's boxes only
     # the cap on detections per entry still holds
     assert len(video_entry("clip.mp4", frames, 30.0, None, 0.005, 2)["detections"]) == 2
+
+
+def test_a_video_counts_its_sampled_frames_towards_the_journal_checkpoint(tmp_path, monkeypatch):
+    """--checkpoint-every counts images; a video brings many frames of work, so it counts each one.
+    Counting it as one image let a kill -9 lose up to 500 videos' worth of frames (hours of clips)."""
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.run_store import RunStore
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for i in range(3):
+        write_video(folder / f"v{i}.mp4", frames=8, fps=4.0, size=(64, 48), seed=i)   # 8 frames sampled each
+    done_at = []
+    real = RunStore.checkpoint
+
+    def spy(self):
+        done_at.append(sum(1 for off in self._offsets if off >= 0))
+        real(self)
+
+    monkeypatch.setattr(RunStore, "checkpoint", spy)
+    opts = RunSettings(MODEL, [str(folder)], out_json=str(tmp_path / "run.json"), checkpoint_every=8,
+                       batch_size=8, workers=1, frame_every=0.25)
+    res = run_batch(opts, stream=None)
+    assert res.total == 3 and not res.stopped
+    assert done_at[:2] == [1, 2]          # after each video's 8 frames, not only at the end
+
+
+def test_camtrap_dp_export_says_how_many_failed_files_it_left_out(tmp_path, capsys):
+    """A clip that could not be read has no place in media.csv; the export said nothing of it, so a
+    season's unreadable videos went missing from the published package without a word."""
+    from PIL import Image
+
+    from ssd.cli.main import main
+
+    (tmp_path / "cam1").mkdir()
+    Image.new("RGB", (64, 48), (90, 120, 60)).save(tmp_path / "cam1" / "a.jpg")
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [{"file": "cam1/a.jpg", "width": 64, "height": 48, "failure": None, "detections": []},
+                      {"file": "cam1/cut.MP4", "failure": "could not be opened", "frame_rate": -1.0,
+                       "frames_processed": [], "detections": None}]}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    code = main(["results", "export", str(tmp_path / "r.json"), "--format", "camtrap-dp", "--out",
+                 str(tmp_path / "dp"), "--images", str(tmp_path), "--latitude", "1", "--longitude", "2"])
+    err = capsys.readouterr().err
+    assert code == 0 and "1 media" in err, err
+    assert "1 failed file(s) left out" in err, err

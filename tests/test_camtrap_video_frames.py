@@ -75,6 +75,20 @@ def test_a_header_overstating_by_a_frame_or_two_is_no_warning(tmp_path):
     assert sample_frames(str(clip), clip.name, 16, every_s=0.2).cut_short
 
 
+def test_a_header_overstating_the_length_past_the_frame_cap_does_not_thin_the_clip_read(tmp_path):
+    """The header's frame count spaces the samples of a clip longer than the cap; where it overstates
+    (a damaged or pre-written header) the clip actually read must still get a look every S seconds,
+    not frame 0 alone (the animal in the next seconds was never looked at)."""
+    from ssd.camtrap.video import sample_frames
+
+    clip = tmp_path / "header says hours.avi"
+    write_video(clip, frames=40, fps=4.0, size=(32, 24), fourcc="MJPG")    # 10 s
+    set_avi_frame_count(clip, 40000)                                          # header: 10,000 s
+    v = sample_frames(str(clip), clip.name, 16, every_s=1.0)
+    assert v.numbers == [0, 4, 8, 12, 16, 20, 24, 28, 32, 36] and len(v.pixels) == 10
+    assert v.cut_short and "40 of the 40000" in v.cut_short
+
+
 def test_a_cut_short_clip_is_counted_by_the_run_and_its_results(tmp_path):
     """The run called a clip that stopped half-way a success; only ``frames_processed`` told. Now
     its entry keeps its detections (a failure would need ``"detections": null``, losing them) and
@@ -164,3 +178,16 @@ def test_the_exports_carry_a_cut_short_clips_warning(tmp_path):
     assert [v[col] or "" for v in values[1:]] == [warning, ""]
     _, tables, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0)))
     assert [m["mediaComments"] for m in tables["media"]] == [warning, ""]
+
+
+def test_a_zero_byte_clip_is_said_to_be_empty(tmp_path):
+    """Cameras leave 0-byte clips behind (card full, battery gone as recording began): the failure
+    says so, as it does for a 0-byte photo, instead of guessing at a damaged or foreign file."""
+    import pytest
+
+    from ssd.camtrap.video import sample_frames
+
+    clip = tmp_path / "EMPTY0001.MP4"
+    clip.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"'EMPTY0001.MP4' is empty \(0 bytes\)"):
+        sample_frames(str(clip), clip.name, 16)

@@ -159,3 +159,17 @@ def test_an_image_listed_twice_is_refused_even_by_another_spelling(season, tmp_p
     results.write_text(json.dumps(doc))
     assert _export(results, tmp_path / "coco.json", images) == 2
     assert "listed twice" in capsys.readouterr().err and not (tmp_path / "coco.json").exists()
+
+
+def test_a_video_that_failed_is_counted_as_a_failure_not_as_a_video_left_out(tmp_path):
+    """"N video(s) left out: COCO holds still images" told of videos with boxes to correct elsewhere;
+    a clip that could not be read has none and belongs with the failures."""
+    from ssd.camtrap.coco_export import coco_rows
+
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [{"file": "clip.mp4", "failure": None, "frame_rate": 5.0, "frames_processed": [0],
+                       "detections": [_det("1", 0.9, [0.1, 0.1, 0.2, 0.2], frame_number=0)]},
+                      {"file": "cut.MP4", "failure": "could not be opened", "frame_rate": -1.0,
+                       "frames_processed": [], "detections": None}]}
+    _, counts = coco_rows(doc, 0.2, str(tmp_path))
+    assert counts.videos == ["clip.mp4"] and counts.failed == ["cut.MP4"]

@@ -9,7 +9,8 @@ run. Its steps, and why:
    (``run_store``; an old-format checkpoint is converted once), and the entries of
    ``--previous-results`` (a season grows card by card), appended to the journal.
 3. ``pipeline.run_pipeline`` decodes in threads while the network runs batches.
-4. Each finished entry is appended to the journal; every ``checkpoint_every`` images, and when
+4. Each finished entry is appended to the journal; every ``checkpoint_every`` images (a video
+   counts its sampled frames: one clip can be a thousand images' work), and when
    asked to stop (Ctrl-C / SIGTERM set ``stop``), the journal is flushed and fsynced: a cost in
    the entries since the last checkpoint, not in the run's length. A resumed run ends with the
    same file as an uninterrupted one (timestamps aside), since entries are final when appended
@@ -302,7 +303,7 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
             if out.failure is not None:
                 progress.failures += 1
                 failures.append(out.failure)
-            since_ckpt += 1
+            since_ckpt += max(1, len(out.frames or ()))     # a video: its frames' work, lost on a kill -9
             if store.path and since_ckpt >= max(1, opts.checkpoint_every):
                 store.checkpoint()
                 since_ckpt = 0

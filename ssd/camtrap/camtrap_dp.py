@@ -45,7 +45,7 @@ from ssd.base.safe_paths import PathRefused, relative_inside
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.locations import read_locations  # noqa: F401 - the pages and the CLI import it from here
-from ssd.camtrap.megadetector import ResultsError, Threshold, shown_detections
+from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.camtrap.taxa import Taxa, by_class, taxa_report, taxon_fields, taxonomic
@@ -348,6 +348,7 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
     cameras = {deployment_of(im["file"], rule) for im in doc.get("images", [])}
     return {"deployments": len(rows["deployments"]), "media": len(rows["media"]),
             "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
+            "failed": sum(1 for im in doc.get("images", []) if is_failed(im)),   # never in media.csv: said
             "unmatched_locations": sorted(set(opts.locations) - cameras),
             **taxa_report(doc.get("detection_categories") or {}, rows["observations"], opts.taxa)}
 

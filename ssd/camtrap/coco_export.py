@@ -131,7 +131,7 @@ def coco_rows(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_s
     for entry in doc.get("images", []):
         file = str(entry.get("file", ""))
         if is_video(file) or is_failed(entry):
-            (counts.videos if is_video(file) else counts.failed).append(file)
+            (counts.failed if is_failed(entry) else counts.videos).append(file)   # a failed clip: a failure
             continue
         name = coco_name(file, real_root, terms)
         if name in seen:           # a labelling tool would get two images of one file, each read again

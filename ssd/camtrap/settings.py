@@ -80,7 +80,8 @@ class RunSettings:
         "--checkpoint", "the run's append-only journal (default: OUT.checkpoint.jsonl beside the --json output)",
         metavar="FILE"))
     checkpoint_every: int = field(default=500, metadata=_flag(
-        "--checkpoint-every", "images between the journal's fsyncs (default 500)", type=positive_int, metavar="N"))
+        "--checkpoint-every", "images between the journal's fsyncs (a video counts its sampled frames; default 500)",
+        type=positive_int, metavar="N"))
     resume: bool = field(default=False, metadata=_flag("--resume", "skip the images the checkpoint has done"))
     previous_results: Optional[str] = field(default=None, metadata=_flag(
         "--previous-results", "process only images not in this results file", metavar="OLD.json"))

@@ -18,8 +18,9 @@ rate was high and left gaps of seconds where it was low; at a constant rate both
 most ``MAX_FRAMES`` are held per video (about 190 MB at 256²), which covers 16 minutes at one
 frame a second. A longer clip is sampled more sparsely, so that its last minutes are looked at too
 (stopping at the cap instead lost them without a word): spaced out ahead by the frame count in its
-header, or thinned as it goes where the header does not say or says too few; ``frames_processed`` says exactly which
-frames were looked at.
+header (read a second time, spaced for the frames decoded, where the header said far more than
+the clip held), or thinned as it goes where the header does not say or says too few;
+``frames_processed`` says exactly which frames were looked at.
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
     """Frames 0, k, 2k… (by time) of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
     import cv2
 
+    if os.path.isfile(path) and os.path.getsize(path) == 0:     # as a 0-byte photo is told (card full, power lost)
+        raise ValueError(f"'{name}' is empty (0 bytes)")
     cap = _open(path)
     try:
         if not cap.isOpened():
@@ -100,6 +103,14 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         step = frame_step(every_s, fps, stated)
         frames = _sampled(cap, out, size, fps, step / fps)
         out.cut_short = cut_short(out.decoded, stated, fps)
+        if out.cut_short and step > frame_step(every_s, fps, out.decoded):
+            # the header's length spread the samples over frames that are not there (a clip of
+            # 10 s said to last hours got frame 0 alone): read again, spaced for what was decoded
+            cap.release()
+            cap = _open(path)
+            warning, decoded, out = out.cut_short, out.decoded, VideoFrames(fps=out.fps)
+            frames = _sampled(cap, out, size, fps, frame_step(every_s, fps, decoded) / fps)
+            out.cut_short = warning
     finally:
         cap.release()
     if not frames:

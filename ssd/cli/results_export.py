@@ -118,6 +118,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{', '.join(repr(d) for d in done['deployment_ids'][:10])}", file=sys.stderr)
     for line in taxa_warnings(done, args.taxa):
         print(f"warning: {line}", file=sys.stderr)
+    if done["failed"]:
+        print(f"{done['failed']} failed file(s) left out (no detections to publish)", file=sys.stderr)
     if done["left_out"]:
         print(f"{len(done['left_out'])} file(s) left out: no time stamp (no EXIF time, file not found under "
               f"{root}) or a path outside the images folder, e.g. {done['left_out'][0]}"
