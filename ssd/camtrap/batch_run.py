@@ -319,7 +319,8 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
 def _entry(opts: RunSettings, name: str, out) -> Dict[str, Any]:
     """A pipeline outcome as a results entry: a photo's, or a video's (its best frame's detections)."""
     if out.is_video:
-        return video_entry(name, out.frames, out.fps, out.failure, opts.floor, opts.max_detections, out.warning)
+        return video_entry(name, out.frames, out.fps, out.failure, opts.floor, opts.max_detections, out.warning,
+                           out.datetime, out.datetime_source)
     return image_entry(name, out.raw, out.failure, opts.floor, out.datetime, opts.max_detections)
 
 

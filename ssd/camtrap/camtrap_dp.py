@@ -11,7 +11,8 @@ URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
 * **media.csv**: every file that was processed (failures left out), its path relative to the
   images folder, media type and time stamp: the EXIF time in the camera's UTC offset (given;
   camera clocks keep none), from the results or else from the image itself (MegaDetector writes
-  none unless asked), else the file's modification time when the file can be found (noted
+  none unless asked; a video's from its container, ``video_time``, noted in ``mediaComments``),
+  else the file's modification time when the file can be found (noted
   in ``mediaComments``), else the file is left out and counted.
 * **observations.csv**: one media-level observation per detection shown at the thresholds
   (per-class thresholds count; suspect repeats are left out when hidden), with its box, score,
@@ -49,7 +50,9 @@ from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_d
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.camtrap.taxa import Taxa, by_class, taxa_report, taxon_fields, taxonomic
+from ssd.camtrap.video import is_video
 from ssd.data.exif import exif_datetime
+from ssd.data.video_time import recorded_time
 from ssd.inference.filtering import ShownFilter
 
 VERSION = "1.0.2"        # the current patch release of Camtrap DP 1.0 (schemas/camtrap-dp-1.0.2/README.md says why)
@@ -130,15 +133,29 @@ def _timestamp(entry: Dict[str, Any], tz: dt.timezone,
     were dated by their copy time), else the file's modification time, else None."""
     t = parse_time(entry.get("datetime"))
     if t is not None:
-        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), "", False
+        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), _source(entry.get("datetime_source")), False
     path = _local_file(entry["file"], image_root)
-    t = parse_time(exif_datetime(path)) if path and os.path.isfile(path) else None
+    when, source = _file_time(path) if path and os.path.isfile(path) else (None, None)
+    t = parse_time(when)
     if t is not None:
-        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), "", True
+        return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), _source(source), True
     if path and os.path.isfile(path):
         when = dt.datetime.fromtimestamp(int(os.path.getmtime(path)), tz)
         return when.isoformat(), "timestamp from file modification time", False
     return None, "", False
+
+
+def _file_time(path: str) -> Tuple[Optional[str], Optional[str]]:
+    """(time stamp, source) a file carries: a video's from its container (``video_time``: the
+    recording time, as a photo's EXIF is; none for a clip whose container has none), else EXIF."""
+    if is_video(path):
+        return recorded_time(path) or (None, None)
+    return exif_datetime(path), None
+
+
+def _source(source: Any) -> str:
+    """``mediaComments`` for a time that is not a photo's EXIF (a video container's field)."""
+    return f"timestamp recorded in the video ({source})" if isinstance(source, str) and source else ""
 
 
 def _local_file(file: str, image_root: Optional[str]) -> Optional[str]:

@@ -22,6 +22,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY, is_video, sample_frames
+from ssd.data.video_time import recorded_time
 from ssd.inference.detector import RawDetections
 
 
@@ -37,6 +38,7 @@ class Decoded:
     frame_numbers: Optional[List[int]] = None  # a video's sampled frames (None: a photo)
     fps: float = 0.0
     warning: Optional[str] = None              # a video cut short (``video.cut_short``)
+    datetime_source: Optional[str] = None      # a video's: where its time came from (``video_time``)
 
     @property
     def count(self) -> int:
@@ -54,6 +56,7 @@ class Outcome:
     frames: Optional[List[Tuple[int, RawDetections]]] = None   # a video: (frame number, detections) each
     fps: float = 0.0
     warning: Optional[str] = None
+    datetime_source: Optional[str] = None
 
     @property
     def is_video(self) -> bool:
@@ -69,8 +72,9 @@ def decode_for_network(index: int, path: str, name: str, size: int,
     try:
         if is_video(name):
             v = sample_frames(path, name, size, frame_every)
-            return Decoded(index, v.pixels, v.size, frame_numbers=v.numbers, fps=v.fps,
-                           warning=v.cut_short)
+            when, source = recorded_time(path) or (None, None)      # the container's, as a photo's EXIF
+            return Decoded(index, v.pixels, v.size, when, frame_numbers=v.numbers, fps=v.fps,
+                           warning=v.cut_short, datetime_source=source)
         li = load_image(path, name, draft_to=size)
         pixels = resize_for_network(li.image, size)[None]
     except (ImageError, ValueError) as err:
@@ -157,4 +161,4 @@ def _flush(detector, ready: List[Decoded], nms: float, floor: float,
             yield Outcome(d.index, raws[0], d.datetime)
         else:
             yield Outcome(d.index, datetime=d.datetime, frames=list(zip(d.frame_numbers, raws)), fps=d.fps,
-                          warning=d.warning)
+                          warning=d.warning, datetime_source=d.datetime_source)

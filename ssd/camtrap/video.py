@@ -281,8 +281,14 @@ def best_frame(frames: Sequence[Tuple[int, Any]]) -> int:
 
 
 def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: float, failure: Optional[str],
-                floor: float, max_detections: int, warning: Optional[str] = None) -> Dict[str, Any]:
+                floor: float, max_detections: int, warning: Optional[str] = None,
+                datetime: Optional[str] = None, datetime_source: Optional[str] = None) -> Dict[str, Any]:
     """One video's results entry (format 1.6): the best frame's detections, each with its ``frame_number``.
+
+    ``datetime`` is the recording time the container carries (``ssd.data.video_time``), in a photo's
+    EXIF form, so episodes and exports treat clips and photos alike; ``datetime_source`` (``mvhd``,
+    ``IDIT``…) says which field gave it, as a video has several of differing trust. A clip without
+    one gets neither: its modification time (often a copy's) is not written as its recording time.
 
     ``warning`` (a clip cut short) goes into a field of its own, ``"warning"``: the format's
     ``failure`` demands ``"detections": null`` (MegaDetector's validator rejects both), which would
@@ -297,7 +303,9 @@ def video_entry(file: str, frames: Optional[Sequence[Tuple[int, Any]]], fps: flo
         return entry
     best = best_frame(frames)
     number, raw = frames[best]
-    entry = image_entry(file, raw, None, floor, None, max_detections)
+    entry = image_entry(file, raw, None, floor, datetime, max_detections)
+    if datetime and datetime_source:
+        entry["datetime_source"] = str(datetime_source)
     for d in entry["detections"]:
         d["frame_number"] = int(number)
     others = _other_classes(file, frames, best, {d["category"] for d in entry["detections"]}, floor)

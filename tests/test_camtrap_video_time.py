@@ -1,0 +1,192 @@
+"""When a video was recorded: the time its container carries (MP4/MOV ``mvhd``, QuickTime's
+creation date or ``©day``, AVI's ``IDIT``), not the file's modification time, which copying a card
+to a disk changes. Clips are made by OpenCV's writer and their headers rewritten here."""
+import calendar
+import json
+import os
+import struct
+import time
+
+import pytest
+
+from video_clips import write_video
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = os.path.join(REPO, "models", "tiny-pikachu")
+MP4_EPOCH = 2082844800                     # 1904-01-01 to 1970-01-01, in seconds
+COPIED = calendar.timegm((2025, 3, 3, 9, 0, 0, 0, 0, 0))     # when the card was copied (the mtime)
+
+
+def _utc(*fields):
+    return calendar.timegm(fields + (0, 0, 0))
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def set_mvhd_time(path, unix_seconds):
+    """Write ``unix_seconds`` as the movie header's creation time (version 0: 32 bits since 1904)."""
+    b = bytearray(path.read_bytes())
+    o = b.find(b"mvhd") + 4
+    assert b[o] == 0
+    b[o + 4:o + 8] = struct.pack(">I", (unix_seconds + MP4_EPOCH) if unix_seconds else 0)
+    path.write_bytes(bytes(b))
+    os.utime(path, (COPIED, COPIED))
+
+
+def add_to_moov(path, box):
+    """Append ``box`` inside ``moov`` (which OpenCV's writer puts last), growing moov's size."""
+    b = bytearray(path.read_bytes())
+    o = b.find(b"moov") - 4
+    size = struct.unpack(">I", b[o:o + 4])[0]
+    assert o + size == len(b), "moov is not the last box"
+    b[o:o + 4] = struct.pack(">I", size + len(box))
+    path.write_bytes(bytes(b) + box)
+    os.utime(path, (COPIED, COPIED))
+
+
+def quicktime_creationdate(text: str) -> bytes:
+    keys = _box(b"keys", bytes(4) + struct.pack(">I", 2)
+                + _box(b"mdta", b"com.apple.quicktime.make") + _box(b"mdta", b"com.apple.quicktime.creationdate"))
+    value = lambda s: _box(b"data", struct.pack(">II", 1, 0) + s.encode())   # noqa: E731
+    ilst = _box(b"ilst", _box(struct.pack(">I", 1), value("Apple")) + _box(struct.pack(">I", 2), value(text)))
+    return _box(b"meta", _box(b"hdlr", bytes(8) + b"mdta" + bytes(12)) + keys + ilst)
+
+
+def add_idit(path, text: bytes):
+    """An ``IDIT`` chunk at the end of the AVI's ``hdrl`` list, as trail cameras write it."""
+    b = bytearray(path.read_bytes())
+    h = b.find(b"hdrl") - 8
+    assert b[h:h + 4] == b"LIST"
+    chunk = b"IDIT" + struct.pack("<I", len(text)) + text + (b"\0" if len(text) % 2 else b"")
+    end = h + 8 + struct.unpack("<I", b[h + 4:h + 8])[0]
+    b[h + 4:h + 8] = struct.pack("<I", struct.unpack("<I", b[h + 4:h + 8])[0] + len(chunk))
+    b[4:8] = struct.pack("<I", struct.unpack("<I", b[4:8])[0] + len(chunk))
+    b[end:end] = chunk
+    path.write_bytes(bytes(b))
+    os.utime(path, (COPIED, COPIED))
+
+
+def test_an_mp4s_movie_header_gives_its_recording_time_not_the_copy_time(tmp_path):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "walk.mp4"
+    write_video(path)
+    set_mvhd_time(path, _utc(2024, 1, 1, 12, 0, 0))
+    assert recorded_time(str(path)) == ("2024:01:01 12:00:00", "mvhd")
+
+
+@pytest.mark.parametrize("when", [-MP4_EPOCH, 0, _utc(1950, 1, 1, 0, 0, 0), _utc(2039, 1, 1, 0, 0, 0)])
+def test_a_zero_or_absurd_movie_header_time_is_unknown(tmp_path, when):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "walk.mp4"
+    write_video(path)
+    b = bytearray(path.read_bytes())
+    o = b.find(b"mvhd") + 8
+    b[o:o + 4] = struct.pack(">I", when + MP4_EPOCH)      # 0: never set; 1970: Unix seconds
+    path.write_bytes(bytes(b))
+    assert recorded_time(str(path)) is None
+
+
+def test_quicktimes_creation_date_is_the_cameras_wall_clock_and_comes_first(tmp_path):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "phone.mov"
+    write_video(path)
+    set_mvhd_time(path, _utc(2024, 6, 1, 6, 30, 0))           # UTC, as phones write it
+    add_to_moov(path, quicktime_creationdate("2024-06-01T08:30:00+0200"))
+    assert recorded_time(str(path)) == ("2024:06:01 08:30:00", "QuickTime creationdate")
+
+
+def test_quicktime_user_data_day_is_read(tmp_path):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "cam.mov"
+    write_video(path)
+    set_mvhd_time(path, 0)
+    text = b"2023-11-05T21:14:09+0100"
+    add_to_moov(path, _box(b"udta", _box(b"\xa9day", struct.pack(">HH", len(text), 0) + text)))
+    assert recorded_time(str(path)) == ("2023:11:05 21:14:09", "\u00a9day")
+
+
+@pytest.mark.parametrize("text, expected", [(b"MON JAN 01 12:00:00 2024\n\0", "2024:01:01 12:00:00"),
+                                            (b"2024:02:29 23:59:58\0", "2024:02:29 23:59:58"),
+                                            (b"Tue Mar  5 07:08:09 2024", "2024:03:05 07:08:09")])
+def test_an_avis_idit_chunk_gives_its_recording_time(tmp_path, text, expected):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "trail.AVI"
+    write_video(path, fourcc="MJPG")
+    add_idit(path, text)
+    assert recorded_time(str(path)) == (expected, "IDIT")
+    import cv2                                 # the clip still plays
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened() and cap.grab()
+    cap.release()
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"not a video at all",
+    struct.pack(">I", 0xFFFFFFFF) + b"moov" + b"\0" * 20,                     # declares 4 GB, holds 28 bytes
+    struct.pack(">I", 1) + b"moov" + struct.pack(">Q", 2 ** 63) + _box(b"mvhd", b"\0" * 4),  # 64-bit size
+    _box(b"moov", _box(b"meta", _box(b"keys", bytes(4) + struct.pack(">I", 2 ** 31)))),    # a billion keys
+    struct.pack(">I", 16) + b"moov" + struct.pack(">I", 4) + b"mvhd" + b"\0" * 100,        # a box smaller than its header
+    b"RIFF" + struct.pack("<I", 2 ** 31) + b"AVI " + b"LIST" + struct.pack("<I", 2 ** 31) + b"hdrl"
+    + b"IDIT" + struct.pack("<I", 2 ** 31) + b"2024",
+])
+def test_damaged_or_hostile_headers_are_simply_unknown(tmp_path, data):
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(data)
+    t0 = time.perf_counter()
+    assert recorded_time(str(path)) is None
+    assert time.perf_counter() - t0 < 1.0
+    assert recorded_time(str(tmp_path / "missing.mp4")) is None
+
+
+def test_a_runs_video_entry_carries_its_recording_time_and_where_it_came_from(tmp_path):
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.settings import RunSettings
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    write_video(folder / "a.mp4", frames=4, fps=4.0, size=(64, 48))
+    set_mvhd_time(folder / "a.mp4", _utc(2024, 1, 1, 12, 0, 0))
+    write_video(folder / "b.mp4", frames=4, fps=4.0, size=(64, 48))
+    set_mvhd_time(folder / "b.mp4", _utc(2024, 1, 1, 12, 1, 0))      # a minute later: the same episode
+    write_video(folder / "c.mp4", frames=4, fps=4.0, size=(64, 48))
+    set_mvhd_time(folder / "c.mp4", 0)                                 # unknown: stands alone
+    res = run_batch(RunSettings(MODEL, [str(folder)], out_json=str(tmp_path / "r.json"), frame_every=0.25,
+                                workers=1), stream=None)
+    by = {im["file"]: im for im in res.document["images"]}
+    assert by["a.mp4"]["datetime"] == "2024:01:01 12:00:00" and by["a.mp4"]["datetime_source"] == "mvhd"
+    assert by["b.mp4"]["episode"] == by["a.mp4"]["episode"]
+    assert "datetime" not in by["c.mp4"] and "datetime_source" not in by["c.mp4"]
+    assert by["c.mp4"]["episode"] != by["a.mp4"]["episode"]
+
+
+def test_camtrap_dp_times_a_video_by_its_container_as_photos_by_their_exif(tmp_path):
+    """Results without times (MegaDetector's): the export reads each file's own time, a video's
+    from its container, and falls back to the modification time only where there is none."""
+    from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
+
+    (tmp_path / "cam1").mkdir()
+    for name, when in (("a.mp4", _utc(2024, 1, 1, 12, 0, 0)), ("b.mp4", 0)):
+        write_video(tmp_path / "cam1" / name, frames=4, fps=4.0, size=(64, 48))
+        set_mvhd_time(tmp_path / "cam1" / name, when)
+    entry = {"width": 64, "height": 48, "failure": None, "detections": [], "frame_rate": 4.0,
+             "frames_processed": [0, 1, 2, 3]}
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [dict(entry, file="cam1/a.mp4"), dict(entry, file="cam1/b.mp4")]}
+    _, rows, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0), image_root=str(tmp_path)))
+    media = {r["fileName"]: r for r in rows["media"]}
+    assert media["a.mp4"]["timestamp"] == "2024-01-01T12:00:00+00:00"
+    assert "mvhd" in media["a.mp4"]["mediaComments"]
+    assert media["b.mp4"]["timestamp"] == "2025-03-03T09:00:00+00:00"
+    assert "modification time" in media["b.mp4"]["mediaComments"]
+
