@@ -190,3 +190,25 @@ def test_camtrap_dp_times_a_video_by_its_container_as_photos_by_their_exif(tmp_p
     assert media["b.mp4"]["timestamp"] == "2025-03-03T09:00:00+00:00"
     assert "modification time" in media["b.mp4"]["mediaComments"]
 
+
+def test_camtrap_dp_a_lone_videos_event_spans_the_clip():
+    """A video alone in its episode had eventEnd equal to eventStart, as a photo has: the event is
+    the clip, so it ends where the clip's frames end (last frame looked at over the frame rate)."""
+    from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
+
+    video = {"file": "cam1/a.mp4", "width": 64, "height": 48, "failure": None, "detections": [],
+             "datetime": "2024:01:01 12:00:00", "frame_rate": 4.0, "frames_processed": list(range(0, 40, 4))}
+    photo = {"file": "cam2/p.jpg", "width": 64, "height": 48, "failure": None, "detections": [],
+             "datetime": "2024:01:01 12:00:00"}
+    late = dict(video, file="cam3/b.mp4", frames_processed=[0, 4, 8])                # 2.25 s
+    early = dict(video, file="cam3/a.mp4", datetime="2024:01:01 11:59:59", frames_processed=list(range(0, 400, 4)))
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [video, photo, early, late]}
+    _, rows, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0)))
+    obs = {r["mediaID"]: r for r in rows["observations"]}
+    assert obs["cam1/a.mp4"]["eventStart"] == "2024-01-01T12:00:00+00:00"
+    assert obs["cam1/a.mp4"]["eventEnd"] == "2024-01-01T12:00:10+00:00"      # frames 0..39 at 4 fps
+    assert obs["cam2/p.jpg"]["eventEnd"] == obs["cam2/p.jpg"]["eventStart"]
+    # an episode of two clips ends where the longer one ends, not where the later one starts
+    assert obs["cam3/b.mp4"]["eventID"] == obs["cam3/a.mp4"]["eventID"]
+    assert obs["cam3/b.mp4"]["eventEnd"] == "2024-01-01T12:01:39+00:00"

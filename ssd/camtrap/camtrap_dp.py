@@ -17,7 +17,7 @@ URLs of Camtrap DP 1.0) and three CSV tables. From a results file:
 * **observations.csv**: one media-level observation per detection shown at the thresholds
   (per-class thresholds count; suspect repeats are left out when hidden), with its box, score,
   model (``classifiedBy``) and episode (``eventID``, ``eventStart``/``eventEnd``: the burst it
-  belongs to); a media file with no detection shown gets one ``blank`` observation. Class names
+  belongs to, to the end of its last video's frames); a media file with no detection shown gets one ``blank`` observation. Class names
   become ``observationType`` ``human`` or ``vehicle`` when they say so, else ``animal``; the class
   name itself is kept in ``observationTags`` (``class:red fox``). With a taxa CSV (``taxa``), a class
   given a scientific name gets it (``animal``; ``human`` for Homo sapiens), and ``taxonomic`` lists them.
@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import mimetypes
 import os
 import re
@@ -64,6 +65,7 @@ SAMPLING_DESIGNS = ("simpleRandom", "systematicRandom", "clusteredRandom", "expe
 _HUMAN = {"person", "people", "human", "humans"}
 _VEHICLE = {"vehicle", "vehicles", "car", "truck", "bus", "motorcycle", "motorbike", "bicycle", "train", "boat",
             "airplane", "aeroplane"}
+MAX_CLIP_S = 7 * 86400        # a longer clip (by its frames and rate) is a damaged header: its event is not stretched
 #: The media types of what a run reads, fixed: ``mimetypes`` consults the machine's own table, and
 #: where that lacks ``.mkv``, ``.flv`` or ``.webp`` (Python's built-in one does) the file was called a JPEG.
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
@@ -222,8 +224,9 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
     episodes = episode_ids(_with_times(doc, tables.read_times))
     bounds: Dict[str, Tuple[str, str]] = {}
     for k, (stamp, _) in kept.items():
-        lo, hi = bounds.get(episodes[k], (stamp, stamp))
-        bounds[episodes[k]] = (min(lo, stamp), max(hi, stamp))
+        end = _media_end(stamp, doc["images"][k])
+        lo, hi = bounds.get(episodes[k], (stamp, end))
+        bounds[episodes[k]] = (min(lo, stamp), max(hi, end))
     model = str((doc.get("info") or {}).get("detector") or "detector")
     rule, index = file_camera_rule(doc), by_class(taxa)
     for k, (stamp, media_id) in kept.items():
@@ -237,6 +240,25 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         for j, d in enumerate(dets):
             tables.observations.append({**base, **_detection_fields(d, names, model, index),
                                         "observationID": f"{media_id}:{j + 1}"})
+
+
+def _media_end(stamp: str, entry: Dict[str, Any]) -> str:
+    """When a media file's moment ends: a photo's at its stamp; a video's where its frames end
+    (its last frame looked at, plus one, over its frame rate: within one sampling step of the
+    clip's end, from what every video entry holds), rounded up to a whole second.
+
+    Why: a clip alone in its episode got ``eventEnd`` equal to ``eventStart``, an event of no length,
+    while the animal was filmed for the whole clip."""
+    fps, frames = entry.get("frame_rate"), entry.get("frames_processed")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0 and isinstance(frames, list) and frames):
+        return stamp
+    last = max((n for n in frames if isinstance(n, int) and n >= 0), default=None)
+    if last is None:
+        return stamp
+    seconds = math.ceil((last + 1) / float(fps) - 1e-9)
+    if seconds <= 0 or seconds > MAX_CLIP_S:
+        return stamp
+    return (dt.datetime.fromisoformat(stamp) + dt.timedelta(seconds=seconds)).isoformat()
 
 
 def _warning(entry: Dict[str, Any]) -> str:
