@@ -294,7 +294,8 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
     todo = array("l", (i for i in todo if i not in files.failures))
     since_ckpt, stopped = 0, False
     gen = run_pipeline(det, files.paths.take(todo), [files.names[i] for i in todo], opts.nms,
-                       opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every)
+                       opts.floor, opts.batch_size, opts.workers, run.transform, opts.frame_every,
+                       progress.clip)
     try:
         for out in gen:
             i = todo[out.index]

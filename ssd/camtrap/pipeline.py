@@ -21,7 +21,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssd.camtrap.video import DEFAULT_FRAME_EVERY, is_video, sample_frames
+from ssd.camtrap.video import DEFAULT_FRAME_EVERY, FrameProgress, is_video, sample_frames
 from ssd.data.video_time import recorded_time
 from ssd.inference.detector import RawDetections
 
@@ -64,14 +64,15 @@ class Outcome:
 
 
 def decode_for_network(index: int, path: str, name: str, size: int,
-                       frame_every: float = DEFAULT_FRAME_EVERY) -> Decoded:
+                       frame_every: float = DEFAULT_FRAME_EVERY,
+                       on_frames: Optional[Callable[[str], FrameProgress]] = None) -> Decoded:
     """Decode ``path`` (JPEG draft scale when possible; a video's sampled frames) at the network square."""
     from ssd.base.errors import ImageError
     from ssd.data.images import load_image, resize_for_network
 
     try:
         if is_video(name):
-            v = sample_frames(path, name, size, frame_every)
+            v = sample_frames(path, name, size, frame_every, on_frames(name) if on_frames else None)
             when, source = recorded_time(path) or (None, None)      # the container's, as a photo's EXIF
             return Decoded(index, v.pixels, v.size, when, frame_numbers=v.numbers, fps=v.fps,
                            warning=v.cut_short, datetime_source=source)
@@ -88,12 +89,14 @@ def decode_for_network(index: int, path: str, name: str, size: int,
 def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: float, floor: float,
                  batch_size: int = 8, workers: int = 2,
                  transform: Optional[Callable[[RawDetections], RawDetections]] = None,
-                 frame_every: float = DEFAULT_FRAME_EVERY) -> Iterator[Outcome]:
+                 frame_every: float = DEFAULT_FRAME_EVERY,
+                 on_frames: Optional[Callable[[str], FrameProgress]] = None) -> Iterator[Outcome]:
     """Yield an ``Outcome`` per input, in input order, overlapping decoding with forwards.
 
     ``transform`` maps each image's ``RawDetections`` (e.g. onto MegaDetector's classes) before
     it is yielded. Stopping early (closing the generator) cancels the decodes not yet started.
-    Videos are sampled every ``frame_every`` seconds; their frames count towards ``batch_size``.
+    Videos are sampled every ``frame_every`` seconds; their frames count towards ``batch_size``;
+    ``on_frames(name)`` gives the callback a video's decoding reports its frames to (worker threads).
     """
     size = int(detector.input_size)
     batch_size = max(1, int(batch_size))
@@ -105,7 +108,8 @@ def run_pipeline(detector, paths: Sequence[str], names: Sequence[str], nms: floa
     try:
         while nxt < len(paths) or pending or ready:
             while nxt < len(paths) and len(pending) < window and not _video_waits(names, nxt, len(pending), workers):
-                pending.append(pool.submit(decode_for_network, nxt, paths[nxt], names[nxt], size, frame_every))
+                pending.append(pool.submit(decode_for_network, nxt, paths[nxt], names[nxt], size, frame_every,
+                                           on_frames))
                 nxt += 1
             while pending and (pending[0].done() or _frames(ready) < batch_size):
                 dec = pending.popleft().result()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -84,8 +84,15 @@ def _open(path: str):
     return cap
 
 
-def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY) -> VideoFrames:
-    """Frames 0, k, 2k… (by time) of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem."""
+FrameProgress = Callable[[int, int], None]     # (frames looked at so far, frames to look at; 0: not known)
+
+
+def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAME_EVERY,
+                  on_frame: Optional[FrameProgress] = None) -> VideoFrames:
+    """Frames 0, k, 2k… (by time) of the video at ``path`` resized to ``size``²; ``ValueError`` naming the problem.
+
+    ``on_frame`` is told after each frame looked at (a long clip decodes for minutes: the run's
+    progress moves within it); the total is the header's frame count over the step."""
     import cv2
 
     if os.path.isfile(path) and os.path.getsize(path) == 0:     # as a 0-byte photo is told (card full, power lost)
@@ -101,7 +108,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
         out = VideoFrames(fps=round(fps, 3))
         stated = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         step = frame_step(every_s, fps, stated)
-        frames = _sampled(cap, out, size, fps, step / fps)
+        planned = math.ceil(stated / step) if math.isfinite(stated) and stated > 0 else 0
+        frames = _sampled(cap, out, size, fps, step / fps, on_frame, planned)
         out.cut_short = cut_short(out.decoded, stated, fps)
         if out.cut_short and step > frame_step(every_s, fps, out.decoded):
             # the header's length spread the samples over frames that are not there (a clip of
@@ -109,7 +117,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
             cap.release()
             cap = _open(path)
             warning, decoded, out = out.cut_short, out.decoded, VideoFrames(fps=out.fps)
-            frames = _sampled(cap, out, size, fps, frame_step(every_s, fps, decoded) / fps)
+            step = frame_step(every_s, fps, decoded)
+            frames = _sampled(cap, out, size, fps, step / fps, on_frame, math.ceil(decoded / step))
             out.cut_short = warning
     finally:
         cap.release()
@@ -119,7 +128,8 @@ def sample_frames(path: str, name: str, size: int, every_s: float = DEFAULT_FRAM
     return out
 
 
-def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> List[np.ndarray]:
+def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float,
+             on_frame: Optional[FrameProgress] = None, planned: int = 0) -> List[np.ndarray]:
     """Decode the frame nearest each multiple of ``every_s`` seconds (the first within half its gap to
     the frame before), noting numbers and size in ``out``; grabbed frames are never kept. Past
     ``MAX_FRAMES`` (a clip longer than its header said) every other frame held is let go and the
@@ -139,6 +149,8 @@ def _sampled(cap, out: VideoFrames, size: int, fps: float, every_s: float) -> Li
                 small = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)   # then the channel swap:
                 frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))                  # no full-size copy
                 out.numbers.append(n)
+                if on_frame is not None:
+                    on_frame(len(frames), max(planned, len(frames)))
             while k * every_s - slack <= at:
                 k += 1
             if len(frames) > MAX_FRAMES:

@@ -42,6 +42,10 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_detect)
 
 
+STOP_NOTICE = ("stopping after the current file (a long video may take a while); the run can then be "
+               "continued with --resume. Press Ctrl-C again to stop at once (the current file is redone)")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.camtrap.batch_run import run_batch
@@ -52,7 +56,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     opts, to_stdout = _stdout_outputs(opts)
     check_output_targets(opts.out_json, opts.out_csv)
     _note_replaced(opts)
-    with stop_requests(second_interrupts=True) as stop:
+    with stop_requests(second_interrupts=True, notice=STOP_NOTICE) as stop:
         res = run_batch(opts, stop=stop)
     if res.stopped:
         print(f"stopped after {res.processed}/{res.total} images; the checkpoint is {terminal_safe(res.checkpoint)}: "
