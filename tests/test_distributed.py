@@ -183,7 +183,8 @@ def test_a_killed_worker_stops_the_run_with_an_error(small_set, tmp_path, monkey
     finally:
         run.stop()
     msg = str(err.value)
-    assert f"worker 1 (pid {victim.proc.pid}" in msg and "SIGKILL" in msg
+    assert victim.rank is not None, "a training worker has reported its rank"
+    assert f"worker {victim.rank + 1} of 2 (pid {victim.proc.pid}, 127.0.0.1) was killed by SIGKILL" in msg
     assert all(n.proc.returncode is not None for n in run.nodes)
     assert _our_processes(run.port) == [], "no orphan process may remain"
 
@@ -291,10 +292,10 @@ def test_what_a_node_prints_is_echoed_with_its_control_characters_escaped():
     from ssd.training.cluster import Cluster, Node
 
     echo = io.StringIO()
-    proc = SimpleNamespace(stdout=io.BytesIO(b"epoch 1 \x1b]0;owned\x07\x1b[2J done\r\n"))
+    proc = SimpleNamespace(stdout=io.BytesIO(b"epoch 1 \x1b]0;owned\x07\x1b[2J done\r\n"), pid=1)
     node = Node("worker", 0, proc)
     Cluster._pump(SimpleNamespace(echo=echo), node)
-    assert echo.getvalue() == "[worker 0] epoch 1 \\x1b]0;owned\\x07\\x1b[2J done\n"
+    assert echo.getvalue() == "[worker, pid 1] epoch 1 \\x1b]0;owned\\x07\\x1b[2J done\n"
     assert "\x1b" not in node.tail[-1]
 
 
@@ -305,7 +306,7 @@ def test_a_failed_run_prints_the_workers_last_lines_one_per_line(monkeypatch, ca
     from ssd.training import cluster
 
     def failing(run, timeout=None):
-        raise cluster.LaunchError("worker 1 (pid 7, 127.0.0.1) was killed by SIGKILL; stopped the run. "
+        raise cluster.LaunchError("worker 2 of 2 (pid 7, 127.0.0.1) was killed by SIGKILL; stopped the run. "
                                   "Its last output:\n    epoch 1 \\x1b[2J\n    epoch 2")
 
     monkeypatch.setattr(cluster, "run", failing)
@@ -314,3 +315,51 @@ def test_a_failed_run_prints_the_workers_last_lines_one_per_line(monkeypatch, ca
     assert rc == 2
     assert "\\n" not in err
     assert "Its last output:\n    epoch 1 \\x1b[2J\n    epoch 2\n" in err
+
+
+def _pumped(output: bytes, pid: int = 4321):
+    import io
+    from types import SimpleNamespace
+
+    from ssd.training.cluster import Cluster, Node
+
+    echo = io.StringIO()
+    node = Node("worker", 0, SimpleNamespace(stdout=io.BytesIO(output), pid=pid))
+    Cluster._pump(SimpleNamespace(echo=echo), node)
+    return node, echo.getvalue().splitlines()
+
+
+def test_a_workers_prefix_uses_the_rank_it_reports_not_its_start_order():
+    """The launcher started this worker first, but the parameter server made it rank 1: its own
+    lines say "worker 2 of 2", so from then on the launcher's prefix says so too (with the pid the
+    launcher knows it by), never "worker 0"."""
+    from ssd.training.distributed import Membership, joined_line
+
+    joined = joined_line(Membership(rank=1, workers=2)).encode()
+    node, lines = _pumped(b"mxnet warming up\n" + joined + b"\ntraining on cpu, worker 2 of 2 (8 images)\n")
+    assert lines[0] == "[worker, pid 4321] mxnet warming up"
+    assert lines[1].startswith("[worker 2 of 2, pid 4321] worker 2 of 2 ")
+    assert lines[2] == "[worker 2 of 2, pid 4321] training on cpu, worker 2 of 2 (8 images)"
+    assert node.name == "worker 2 of 2"
+    assert not any("worker 0" in line or "worker 1" in line for line in lines)
+
+
+def test_a_failed_worker_is_named_by_its_pid_and_its_reported_rank():
+    from types import SimpleNamespace
+
+    from ssd.training.cluster import Cluster
+    from ssd.training.distributed import Membership, joined_line
+
+    node, _ = _pumped(joined_line(Membership(rank=0, workers=2)).encode() + b"\nepoch 1\n", pid=77)
+    node.proc.returncode = -9
+    msg = str(Cluster._failure(SimpleNamespace(workers=2, servers=1), node))
+    assert msg.startswith("worker 1 of 2 (pid 77, 127.0.0.1) was killed by SIGKILL"), msg
+    silent, _ = _pumped(b"Traceback: no module named mxnet\n", pid=78)
+    silent.proc.returncode = 1
+    msg = str(Cluster._failure(SimpleNamespace(workers=2, servers=1), silent))
+    assert msg.startswith("a worker (pid 78, 127.0.0.1; it had not reported its rank yet) exited with status 1")
+
+
+def test_a_banner_line_that_looks_like_a_rank_is_not_taken_for_one():
+    node, _ = _pumped(b"welcome: worker 2 of 2 joined the parameter server\n")
+    assert node.rank is None

@@ -14,6 +14,8 @@ MXNet's ``tools/launch.py`` (``dmlc_tracker.ssh``) does, and watches them:
 * the first worker that fails (non-zero exit or a signal) ends the run: the others are blocked
   in a gradient exchange that will never complete, so they are terminated, then killed, and
   ``LaunchError`` names the worker, its exit status and its last output lines;
+* a worker is named by its rank, as it names itself ("worker 2 of 2"), once it has printed
+  ``distributed.joined_line``; before that by its pid alone;
 * SIGINT/SIGTERM to the launcher do the same (the last complete epoch stays resumable);
 * an optional overall timeout bounds the run.
 
@@ -37,7 +39,7 @@ from typing import Deque, Dict, List, Optional, Sequence, TextIO
 
 from ssd.base.processes import start_child
 from ssd.base.text import terminal_safe
-from ssd.training.distributed import DistributedError
+from ssd.training.distributed import DistributedError, reported_rank, worker_label
 
 TAIL_LINES = 12          # output lines kept per process for the error message
 GRACE_S = 5.0            # SIGTERM → SIGKILL
@@ -62,10 +64,27 @@ class Node:
     proc: subprocess.Popen
     host: str = "127.0.0.1"
     tail: Deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
+    rank: Optional[int] = None     # a worker's, once it has printed it (``distributed.joined_line``)
+    workers: int = 0
 
     @property
     def name(self) -> str:
+        """A worker is named by the rank the parameter server gave it, as its own lines name it; the
+        order the launcher started it in is another numbering, so it is never shown."""
+        if self.role == "worker":
+            return "worker" if self.rank is None else worker_label(self.rank, self.workers)
         return self.role if self.role == "scheduler" else f"{self.role} {self.index}"
+
+    @property
+    def prefix(self) -> str:
+        """What the launcher puts before each echoed line: the name and the pid an error would name."""
+        return f"[{self.name}, pid {self.proc.pid}]" if self.role == "worker" else f"[{self.name}]"
+
+    def described(self) -> str:
+        """Name, pid and host, for an error message."""
+        if self.role == "worker" and self.rank is None:
+            return f"a worker (pid {self.proc.pid}, {self.host}; it had not reported its rank yet)"
+        return f"{self.name} (pid {self.proc.pid}, {self.host})"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -173,7 +192,7 @@ class Cluster:
         except OSError as err:
             raise LaunchError(f"cannot start the {role} ({argv[0]}): {err.strerror}") from None
         node = Node(role, index, proc, host)
-        threading.Thread(target=self._pump, args=(node,), daemon=True, name=f"ssd-{node.name}").start()
+        threading.Thread(target=self._pump, args=(node,), daemon=True, name=f"ssd-{role}-{index}").start()
         with self._lock:
             self.nodes.append(node)
         return node
@@ -184,8 +203,10 @@ class Cluster:
             # escaped: over ssh the output holds whatever the remote host prints (banners, profiles)
             line = terminal_safe(raw.decode("utf-8", "replace").rstrip("\r\n"))
             node.tail.append(line)
+            if node.role == "worker" and node.rank is None:
+                node.rank, node.workers = reported_rank(line) or (None, 0)
             if self.echo is not None and (node.role == "worker" or "error" in line.lower()):
-                self.echo.write(f"[{node.name}] {line}\n")
+                self.echo.write(f"{node.prefix} {line}\n")
                 self.echo.flush()
         node.proc.stdout.close()
 
@@ -236,7 +257,7 @@ class Cluster:
                else f"exited with status {rc}")
         time.sleep(0.3)  # let its output pump read the last lines
         tail = "\n".join(f"    {line}" for line in list(node.tail)[-TAIL_LINES:]) or "    (no output)"
-        return LaunchError(f"{node.name} (pid {node.proc.pid}, {node.host}) {how}; stopped the run "
+        return LaunchError(f"{node.described()} {how}; stopped the run "
                            f"({self.workers} workers, {self.servers} servers). Its last output:\n{tail}")
 
     def _await_servers(self) -> None:

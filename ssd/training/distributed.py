@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.errors import SSDError
@@ -66,11 +67,39 @@ class Membership:
         """Linear scaling: the learning rate for the global batch of ``workers × B`` images."""
         return float(self.workers)
 
+    @property
+    def label(self) -> str:
+        """How this worker names itself ("worker 2 of 2", from rank 1): the launcher prefixes its lines
+        with the same words once it has read ``joined_line``, so a log has one numbering."""
+        return worker_label(self.rank, self.workers)
+
     def summary(self, batch_size: int, lr: float, shard_size: int, dropped: int) -> Dict[str, Any]:
         """What the start event and meta.json record about the run's layout."""
         return {"workers": self.workers, "rank": self.rank, "batch_per_worker": batch_size,
                 "global_batch": batch_size * self.workers, "lr": lr * self.lr_scale, "lr_configured": lr,
                 "shard_size": shard_size, "dropped_images": dropped}
+
+
+def worker_label(rank: int, workers: int) -> str:
+    """A worker's name in every line a person reads: its rank counted from 1."""
+    return f"worker {rank + 1} of {workers}"
+
+
+_JOINED = re.compile(r"worker (\d+) of (\d+) joined the parameter server \(pid \d+\)")
+
+
+def joined_line(member: Membership) -> str:
+    """The line a worker prints as soon as the parameter server has given it its rank; the launcher
+    reads it back (``reported_rank``) to name the worker the same way."""
+    return f"{member.label} joined the parameter server (pid {os.getpid()})"
+
+
+def reported_rank(line: str) -> Optional[Tuple[int, int]]:
+    """``(rank, workers)`` when ``line`` is exactly a ``joined_line``, else None."""
+    m = _JOINED.fullmatch(line)
+    if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        return None
+    return int(m.group(1)) - 1, int(m.group(2))
 
 
 def join(kvstore: str) -> Membership:

@@ -96,6 +96,8 @@ def train(cfg: TrainConfig, on_event: Optional[Callable[[Dict[str, Any]], None]]
     # before anything is written: a refused run leaves the folder (and its event log) as it was
     resume_state = Checkpoint(cfg.out).state_for(cfg.resume, cfg.out, cfg.fixed_settings(), cfg.epochs)
     member = distributed.join(cfg.kvstore)   # blocks until every worker of a distributed run is up
+    if member.distributed:
+        _print(distributed.joined_line(member))   # the launcher names this worker by it from now on
     try:
         splits = _open_splits(cfg)
     except Exception as err:
@@ -230,7 +232,7 @@ def _announce(cfg: TrainConfig, splits, num_train_here: int, device, resume_stat
          num_train=len(splits.train), num_val=len(splits.val) if splits.val is not None else 0,
          resumed_from=resume_state["epoch"] if resume_state else None, pid=os.getpid(), host=socket.gethostname(),
          **({"distributed": dist_info} if dist_info else {}))
-    _print(f"training on {device.summary()}" + (f", worker {member.rank + 1} of {member.workers} "
+    _print(f"training on {device.summary()}" + (f", {member.label} "
                                                  f"({num_train_here} images)" if member.distributed else ""))
     if defaults_used and member.writes:
         _print(f"{cfg.arch} defaults: {', '.join(defaults_used)}")
