@@ -163,7 +163,8 @@ def _export_form() -> None:
                   key="ct_dp_locations", persist_state="session")
     f2.text_input("Taxa CSV: each class's scientific name (class,scientificName; optional)", key="ct_dp_taxa",
                   persist_state="session", help="For a species model: GBIF and Agouti use an observation only "
-                  "through its scientific name. Optional columns: taxonID, taxonRank, vernacularNames.eng.")
+                  "through its scientific name. Optional columns: taxonID, taxonRank, kingdom, phylum, "
+                  "taxonClass (e.g. Mammalia), order, family, genus, vernacularNames.eng.")
     f3.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 

@@ -139,3 +139,30 @@ def test_a_position_is_a_plain_decimal(tmp_path, value):
     loc.write_text(f'deploymentID;latitude;longitude\ncam1;{value};4\n', encoding="utf-8")
     with pytest.raises(ResultsError, match="must be numbers"):
         read_locations(str(loc))
+
+
+def test_the_higher_ranks_taxonomic_class_included_reach_the_package_and_it_validates(tmp_path):
+    """The CSV's ``class`` column is the model's class, so the taxonomic class (Mammalia) has its own
+    header, ``taxonClass``, and is written as the profile's ``class`` beside kingdom … genus."""
+    from camtrap_dp_offline import validate_offline
+
+    taxa = ("class,scientificName,taxonRank,kingdom,phylum,taxonClass,order,family,genus\n"
+            "deer,Capreolus capreolus,species,Animalia,Chordata,Mammalia,Artiodactyla,Cervidae,Capreolus\n"
+            "red fox,Vulpes vulpes,species,,,Mammalia,,,\n")
+    argv = _season(tmp_path, taxa)
+    assert main(argv + ["--taxa", str(tmp_path / "taxa.csv")]) == 0
+    report, _ = validate_offline(str(tmp_path / "dp" / "datapackage.json"))
+    assert report.valid, report.flatten(["type", "note"])
+    taxonomic = json.loads((tmp_path / "dp" / "datapackage.json").read_text())["taxonomic"]
+    assert taxonomic == [
+        {"scientificName": "Capreolus capreolus", "taxonRank": "species", "kingdom": "Animalia",
+         "phylum": "Chordata", "class": "Mammalia", "order": "Artiodactyla", "family": "Cervidae",
+         "genus": "Capreolus"},
+        {"scientificName": "Vulpes vulpes", "taxonRank": "species", "class": "Mammalia"}]
+    assert {o["observationTags"] for o in _observations(tmp_path / "dp")} >= {"class:deer", "class:red fox"}
+
+
+def test_the_taxonomic_class_header_may_be_written_taxon_class(tmp_path):
+    (tmp_path / "t.csv").write_text("class,scientificName,taxon_class\ndeer,Capreolus capreolus,Mammalia\n")
+    assert read_taxa(str(tmp_path / "t.csv"))["deer"].entry() == {"scientificName": "Capreolus capreolus",
+                                                                   "class": "Mammalia"}

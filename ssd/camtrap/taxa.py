@@ -4,7 +4,8 @@
 GBIF and Agouti use an observation only through its scientific name; a model's class ``deer`` says
 nothing they can match. The CSV has a row per class: ``class`` (as in the results'
 ``detection_categories``), ``scientificName``, and optionally ``taxonID`` (a GBIF, ITIS or Catalogue
-of Life URI), ``taxonRank``, ``kingdom`` … ``genus``, and vernacular names: ``vernacularNames.eng``,
+of Life URI), ``taxonRank``, the higher ranks ``kingdom``, ``phylum``, ``taxonClass``, ``order``, ``family``, ``genus``
+(``taxonClass`` is the profile's ``class``: that header is already the model's class), and vernacular names: ``vernacularNames.eng``,
 ``vernacularNames.nld`` … (three-letter ISO 639-3 codes, as Camtrap DP asks), or ``vernacularName``
 for English. Class names match case aside. A row with an empty scientificName leaves its class
 without one on purpose.
@@ -24,8 +25,10 @@ from ssd.camtrap.megadetector import ResultsError
 
 NEEDED = "class, scientificName"
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species", "subspecies")
-HIGHER = ("kingdom", "phylum", "order", "family", "genus")    # the profile's ``class`` is our class column
+TAXON_CLASS = "taxonClass"     # the header of the profile's ``class``: the CSV's ``class`` is the model's class
+HIGHER = ("kingdom", "phylum", TAXON_CLASS, "order", "family", "genus")   # the profile's higher ranks, as headers
 OPTIONAL = ("taxonID", "taxonRank", *HIGHER)
+PROFILE_KEY = {TAXON_CLASS: "class"}                    # a header whose ``taxonomic`` key differs from it
 MAX_CELL = 200
 HUMAN = "homo sapiens"
 _VERNACULAR = re.compile(r"vernacularnames?(?:[._: ]([a-z]+))?", re.IGNORECASE)
@@ -60,10 +63,15 @@ def class_key(name: Any) -> str:
     return str(name).strip().casefold()
 
 
+def _header_key(name: str) -> str:
+    """How a header is matched: case, ``_``, ``-`` and spaces aside (``taxon_class`` is ``taxonClass``)."""
+    return re.sub(r"[_\- ]", "", name).casefold()
+
+
 def _columns(path: str, header: List[str]) -> Dict[str, str]:
     """Our field (``class``, ``scientificName``, ``taxonID`` …, ``vernacularNames.eng``) → the header's
     name for it; ``ResultsError`` showing the header when it lacks class or scientificName."""
-    known = {c.casefold(): c for c in ("class", "scientificName", *OPTIONAL)}
+    known = {_header_key(c): c for c in ("class", "scientificName", *OPTIONAL)}
     cols: Dict[str, str] = {}
     for name in header:
         m = _VERNACULAR.fullmatch(name)
@@ -73,13 +81,13 @@ def _columns(path: str, header: List[str]) -> Dict[str, str]:
                 raise ResultsError(f"taxa file '{path}': column '{name[:50]}': vernacular name languages are "
                                    "three letters (ISO 639-3: vernacularNames.eng, .nld, .fra, .deu)")
             cols[f"vernacularNames.{lang}"] = name
-        elif name.casefold() in known:
-            cols[known[name.casefold()]] = name
+        elif _header_key(name) in known:
+            cols[known[_header_key(name)]] = name
     if "class" not in cols or "scientificName" not in cols:
         shown = ",".join(header)[:200]
         raise ResultsError(f"taxa file '{path}': its header is '{shown}'; the first line must name the columns "
                            f"{NEEDED} (one row per class of the model; optional taxonID, taxonRank, "
-                           "vernacularNames.eng)")
+                           f"{', '.join(HIGHER)}, vernacularNames.eng)")
     return cols
 
 
@@ -101,7 +109,7 @@ def _taxon(path: str, line: int, row: Dict[str, str], cols: Dict[str, str]) -> O
     """A row's taxon (None for an empty scientificName); a taxonRank outside Camtrap DP's list is refused."""
     name = _cell(path, line, row, cols["scientificName"])
     extra = [(f, _cell(path, line, row, cols.get(f))) for f in OPTIONAL]
-    extra = [(f, v.lower() if f == "taxonRank" else v) for f, v in extra if v]
+    extra = [(PROFILE_KEY.get(f, f), v.lower() if f == "taxonRank" else v) for f, v in extra if v]
     rank = dict(extra).get("taxonRank")
     if rank and rank not in RANKS:
         raise ResultsError(f"{path}, line {line}: taxonRank '{rank}' is not one of {', '.join(RANKS)}")

@@ -33,7 +33,8 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                         "--camera-depth), latitude, longitude; a row per camera")
     x.add_argument("--taxa", metavar="TAXA.csv",
                    help="camtrap-dp: the scientific name of each class of a species model, which GBIF needs: a CSV "
-                        "whose header names class, scientificName (optional taxonID, taxonRank, vernacularNames.eng)")
+                        "whose header names class, scientificName (optional taxonID, taxonRank, kingdom, phylum, "
+                        "taxonClass, order, family, genus, vernacularNames.eng)")
     x.add_argument("--latitude", type=float, help="camtrap-dp: one position for every deployment not in --locations")
     x.add_argument("--longitude", type=float, help="camtrap-dp: with --latitude")
     x.add_argument("--utc-offset", default="+00:00", metavar="+HH:MM",
