@@ -162,12 +162,17 @@ def test_a_runs_video_entry_carries_its_recording_time_and_where_it_came_from(tm
     write_video(folder / "c.mp4", frames=4, fps=4.0, size=(64, 48))
     set_mvhd_time(folder / "c.mp4", 0)                                 # unknown: stands alone
     res = run_batch(RunSettings(MODEL, [str(folder)], out_json=str(tmp_path / "r.json"), frame_every=0.25,
-                                workers=1), stream=None)
+                                workers=1, out_csv=str(tmp_path / "r.csv")), stream=None)
     by = {im["file"]: im for im in res.document["images"]}
     assert by["a.mp4"]["datetime"] == "2024:01:01 12:00:00" and by["a.mp4"]["datetime_source"] == "mvhd"
     assert by["b.mp4"]["episode"] == by["a.mp4"]["episode"]
     assert "datetime" not in by["c.mp4"] and "datetime_source" not in by["c.mp4"]
     assert by["c.mp4"]["episode"] != by["a.mp4"]["episode"]
+    import csv
+
+    with open(tmp_path / "r.csv", encoding="utf-8", newline="") as fh:
+        sources = {r["file"]: r["datetime_source"] for r in csv.DictReader(fh)}
+    assert sources == {"a.mp4": "mvhd", "b.mp4": "mvhd", "c.mp4": ""}
 
 
 def test_camtrap_dp_times_a_video_by_its_container_as_photos_by_their_exif(tmp_path):
@@ -212,3 +217,55 @@ def test_camtrap_dp_a_lone_videos_event_spans_the_clip():
     # an episode of two clips ends where the longer one ends, not where the later one starts
     assert obs["cam3/b.mp4"]["eventID"] == obs["cam3/a.mp4"]["eventID"]
     assert obs["cam3/b.mp4"]["eventEnd"] == "2024-01-01T12:01:39+00:00"
+
+
+def _timed_doc(source="mvhd"):
+    clip = {"file": "cam1/a.mp4", "width": 64, "height": 48, "failure": None, "datetime": "2024:01:01 12:00:00",
+            "frame_rate": 4.0, "frames_processed": [0, 4],
+            "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "frame_number": 4}]}
+    if source is not None:
+        clip["datetime_source"] = source
+    photo = {"file": "cam1/b.jpg", "width": 64, "height": 48, "failure": None, "datetime": "2024:01:01 12:05:00",
+             "detections": []}
+    return {"info": {"format_version": "1.4", "detector": "test"}, "detection_categories": {"1": "animal"},
+            "images": [clip, photo, {"file": "cam1/c.jpg", "failure": "cannot decode", "detections": None}]}
+
+
+def test_the_csv_says_where_a_videos_time_came_from_and_no_cell_is_a_formula():
+    import csv
+    import io
+
+    from ssd.camtrap.results import results_csv
+
+    rows = list(csv.DictReader(io.StringIO(results_csv(_timed_doc()))))
+    assert [(r["file"], r["datetime"], r["datetime_source"]) for r in rows] == [
+        ("cam1/a.mp4", "2024:01:01 12:00:00", "mvhd"), ("cam1/b.jpg", "2024:01:01 12:05:00", ""),
+        ("cam1/c.jpg", "", "")]
+    assert rows[2]["error"] == "cannot decode"
+    hostile = list(csv.DictReader(io.StringIO(results_csv(_timed_doc("=HYPERLINK(\"x\")")))))
+    assert hostile[0]["datetime_source"] == "'=HYPERLINK(\"x\")"
+
+
+def test_a_results_file_without_time_sources_gives_todays_csv_byte_for_byte():
+    from ssd.camtrap.results import results_csv
+
+    assert results_csv(_timed_doc(None)) == (
+        "file,class,score,xmin,ymin,xmax,ymax,image_width,image_height,datetime,suspect,error,frame,warning\n"
+        "cam1/a.mp4,animal,0.900,6.4,4.8,19.2,14.4,64,48,2024:01:01 12:00:00,,,4,\n"
+        "cam1/b.jpg,,,,,,,64,48,2024:01:01 12:05:00,,,,\n"
+        "cam1/c.jpg,,,,,,,,,,,cannot decode,,\n")
+
+
+@pytest.mark.parametrize("source", ["mvhd", None])
+def test_the_workbooks_images_sheet_has_the_time_source_only_where_the_results_do(tmp_path, source):
+    from openpyxl import load_workbook
+
+    from ssd.camtrap.spreadsheet import write_xlsx
+
+    write_xlsx(_timed_doc(source), str(tmp_path / "r.xlsx"), 0.5)
+    rows = list(load_workbook(tmp_path / "r.xlsx")["images"].values)
+    if source is None:
+        assert "datetime_source" not in rows[0]
+        return
+    col = rows[0].index("datetime_source")
+    assert [r[col] for r in rows[1:]] == ["mvhd", None, None]

@@ -49,7 +49,7 @@ from ssd.camtrap.megadetector import (ResultsError, image_entry, read_results,
 from ssd.camtrap.pipeline import run_pipeline
 from ssd.camtrap.progress import Progress
 from ssd.camtrap.repeats import RepeatFinder
-from ssd.camtrap.results import write_results_csv
+from ssd.camtrap.results import texts_have_time_source, write_results_csv
 from ssd.camtrap.run_checkpoint import (compact, default_checkpoint_path, read_images_json, write_images_json,
                                          write_json_with_images)
 from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
@@ -73,6 +73,7 @@ class BatchResult:
     timings: Dict[str, float] = field(default_factory=dict)
     companions_skipped: int = 0     # results files, spreadsheets, Timelapse databases beside the photos
     cut_short: int = 0              # videos that ended before their header said (entries with a "warning")
+    time_source: bool = False       # some entry says where its time came from: the CSV has that column
 
     def __post_init__(self) -> None:
         if self.results is not None and not isinstance(self.results, str):
@@ -263,8 +264,9 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         rule = opts.camera_rule
         marks, suspects = _repeats(store, opts.flag_repeats, opts.threshold, rule) if opts.flag_repeats else ({}, 0)
         episodes = _episodes(store, opts.episode_gap, rule)
-        cut = count_cut_short(store.texts())
-        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes), cut)
+        cut, timed = count_cut_short(store.texts()), texts_have_time_source(store.texts())
+        head, results = _write_results(run, lambda: _final_texts(store, marks, opts.flag_repeats > 0, episodes), cut,
+                                       timed)
     except BaseException:
         store.close()
         raise
@@ -274,7 +276,7 @@ def _run(opts: RunSettings, det, stop: Optional[threading.Event], stream: Option
         os.unlink(legacy)
     progress.report("done", force=True)
     return BatchResult(results, head, len(files), progress.done, progress.failures, False, ckpt, files.hidden_skipped,
-                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped, cut)
+                       suspects, failures, {"seconds": time.time() - t_start}, files.companions_skipped, cut, timed)
 
 
 def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[threading.Event],
@@ -331,8 +333,8 @@ def count_cut_short(texts: Iterable[str]) -> int:
     return sum('"warning":' in t for t in texts)
 
 
-def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
-                   cut_short: int = 0) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
+def _write_results(run: _Run, texts: Callable[[], Iterator[str]], cut_short: int = 0,
+                   time_source: bool = False) -> Tuple[Dict[str, Any], Union[str, IO[str]]]:
     """Write the JSON (and CSV) atomically, streaming the entries; returns the document's head and
     where it was written (a temporary file when there is no ``out_json``, for ``document``).
     ``info.ssd_batch.cut_short`` counts the videos cut short, so a reader sees it without a scan."""
@@ -356,7 +358,7 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]],
         results.flush()
     if opts.out_csv:
         with atomic_path(opts.out_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            write_results_csv(fh, head["detection_categories"], (json.loads(t) for t in texts()))
+            write_results_csv(fh, head["detection_categories"], (json.loads(t) for t in texts()), time_source)
     return head, results
 
 

@@ -24,6 +24,20 @@ Row = Tuple[str, Optional[RawDetections], Optional[str]]
 #: Each new column goes last, so the columns before it keep their places for readers that count them.
 CSV_COLUMNS = ["file", "class", "score", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height",
                "datetime", "suspect", "error", "frame", "warning"]
+#: Where a video's ``datetime`` came from (``mvhd``, ``creationdate``, … : ``ssd.data.video_time``).
+#: Last, and only in a file whose results carry it: a file without it stays as it always was.
+TIME_SOURCE = "datetime_source"
+
+
+def has_time_source(images: Iterable[Dict[str, Any]]) -> bool:
+    """Whether any entry says where its time came from (then the CSV gets a ``TIME_SOURCE`` column)."""
+    return any(im.get(TIME_SOURCE) for im in images)
+
+
+def texts_have_time_source(texts: Iterable[str]) -> bool:
+    """``has_time_source`` over compact JSON texts (the run journal's), by a text search: a key in a
+    file name is escaped (``\\"``) and never matches."""
+    return any(f'"{TIME_SOURCE}":' in t for t in texts)
 
 
 def megadetector_json(results: Sequence[Row], classes: Sequence[str], model_name: str, threshold: float,
@@ -39,16 +53,20 @@ def results_csv(doc: Dict[str, Any]) -> str:
     """One row per detection, one per image without any, one per failure; boxes in pixels. No cell
     starts a spreadsheet formula (``ssd.base.cells.safe_cell``): names come from outside."""
     buf = io.StringIO()
-    write_results_csv(buf, doc.get("detection_categories") or {}, doc.get("images", []))
+    images = doc.get("images", [])
+    write_results_csv(buf, doc.get("detection_categories") or {}, images, has_time_source(images))
     return buf.getvalue()
 
 
-def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[Dict[str, Any]]) -> None:
-    """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk)."""
+def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[Dict[str, Any]],
+                      time_source: bool = False) -> None:
+    """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk);
+    ``time_source`` (``has_time_source``, known before the first row) adds the ``TIME_SOURCE`` column."""
     w = CsvWriter(fh)
-    w.writerow(CSV_COLUMNS)
+    w.writerow(CSV_COLUMNS + [TIME_SOURCE] if time_source else CSV_COLUMNS)
     for im in images:
-        w.writerows([safe_cell(c) for c in row] for row in _csv_rows(im, categories))
+        tail = [im.get(TIME_SOURCE) or ""] if time_source else []
+        w.writerows([safe_cell(c) for c in row + tail] for row in _csv_rows(im, categories))
 
 
 def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:

@@ -1,7 +1,7 @@
 """A season's results as an Excel workbook (``--format xlsx``): what AddaxAI users open first.
 
 Sheets: ``images`` (one row per file: episode, time, state at the thresholds, classes shown, best
-score, size, video frames, failure), ``detections`` (one row per detection shown: class, score,
+score, size, video frames, failure; where a video's time came from, when the results say), ``detections`` (one row per detection shown: class, score,
 normalized box, suspect flag, video frame), ``summary`` (the counts ``results summary`` prints,
 images and episodes) and ``info`` (detector, thresholds, episode gap, when). Every text cell goes
 through ``safe_cell``: names from a camera card never become formulas. Written with openpyxl in
@@ -18,6 +18,7 @@ from ssd.base.cells import xlsx_cell
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
+from ssd.camtrap.results import TIME_SOURCE, has_time_source
 from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 
@@ -26,7 +27,8 @@ IMAGE_COLUMNS = ["file", "episode", "datetime", "state", "classes", "max_conf", 
 DETECTION_COLUMNS = ["file", "episode", "class", "conf", "x", "y", "width", "height", "suspect", "frame_number"]
 
 
-def _rows_images(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -> Iterable[List[Any]]:
+def _rows_images(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str],
+                 time_source: bool) -> Iterable[List[Any]]:
     names = doc.get("detection_categories") or {}
     for im, ep in zip(doc.get("images", []), episodes):
         dets = shown_detections(im, shown, names=names)
@@ -35,7 +37,7 @@ def _rows_images(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -
         yield [im["file"], ep, im.get("datetime") or "", image_state(im, shown, names=names), ", ".join(classes),
                max((d["conf"] for d in dets), default=None), im.get("width"), im.get("height"),
                len(frames) if isinstance(frames, list) else None, im.get("failure") or "",
-               im.get("warning") or ""]
+               im.get("warning") or ""] + ([im.get(TIME_SOURCE) or ""] if time_source else [])
 
 
 def _rows_detections(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -> Iterable[List[Any]]:
@@ -92,8 +94,10 @@ def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Thr
 
     shown = ShownFilter.at(threshold, hide_suspect)
     episodes = episode_ids(doc)
+    timed = has_time_source(doc.get("images", []))
     wb = Workbook(write_only=True)
-    sheets = (("images", [IMAGE_COLUMNS], _rows_images(doc, shown, episodes)),
+    sheets = (("images", [IMAGE_COLUMNS + [TIME_SOURCE] if timed else IMAGE_COLUMNS],
+               _rows_images(doc, shown, episodes, timed)),
               ("detections", [DETECTION_COLUMNS], _rows_detections(doc, shown, episodes)),
               ("summary", [], _rows_summary(doc, shown)),
               ("info", [], _rows_info(doc, shown)))

@@ -67,7 +67,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if to_stdout == "json":
         _copy_results(res)
     elif to_stdout == "csv":
-        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries())
+        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries(), res.time_source)
     elif not args.quiet:
         write_text_table(sys.stdout, res.head["detection_categories"], res.entries, args.threshold)
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
