@@ -269,3 +269,28 @@ def test_the_workbooks_images_sheet_has_the_time_source_only_where_the_results_d
         return
     col = rows[0].index("datetime_source")
     assert [r[col] for r in rows[1:]] == ["mvhd", None, None]
+
+
+def test_camtrap_dp_a_deployment_ends_where_its_last_clip_ends():
+    """deploymentEnd was the last media's start: a deployment whose last file is a clip ended before
+    it had finished filming. It now ends as events do, where the latest-ending clip ends (here the
+    earlier, longer clip), and the package's temporal coverage reaches that day."""
+    from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_tables
+
+    clip = {"width": 64, "height": 48, "failure": None, "detections": [], "frame_rate": 4.0}
+    long_clip = dict(clip, file="cam3/a.mp4", datetime="2024:01:01 11:59:59", frames_processed=list(range(0, 400, 4)))
+    short_clip = dict(clip, file="cam3/b.mp4", datetime="2024:01:01 12:00:00", frames_processed=[0, 4, 8])
+    photo = {"file": "cam2/p.jpg", "width": 64, "height": 48, "failure": None, "detections": [],
+             "datetime": "2024:01:01 12:00:00"}
+    midnight = dict(clip, file="cam4/m.mp4", datetime="2024:01:01 23:59:58", frames_processed=list(range(0, 40, 4)))
+    doc = {"info": {"format_version": "1.6", "detector": "test"}, "detection_categories": {"1": "animal"},
+           "images": [long_clip, short_clip, photo, midnight]}
+    package, rows, _ = camtrap_tables(doc, 0.5, PackageOptions(default_location=(1.0, 2.0)))
+    deps = {d["deploymentID"]: d for d in rows["deployments"]}
+    assert deps["cam3"]["deploymentStart"] == "2024-01-01T11:59:59+00:00"
+    assert deps["cam3"]["deploymentEnd"] == "2024-01-01T12:01:39+00:00"      # not 12:00:00, the last start
+    assert deps["cam2"]["deploymentEnd"] == deps["cam2"]["deploymentStart"] == "2024-01-01T12:00:00+00:00"
+    assert deps["cam4"]["deploymentEnd"] == "2024-01-02T00:00:08+00:00"
+    assert package["temporal"] == {"start": "2024-01-01", "end": "2024-01-02"}
+    ends = {o["mediaID"]: o["eventEnd"] for o in rows["observations"]}
+    assert deps["cam3"]["deploymentEnd"] == max(ends["cam3/a.mp4"], ends["cam3/b.mp4"])

@@ -188,6 +188,7 @@ class _Tables:
     observations: List[Dict[str, Any]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     times: Dict[str, List[str]] = field(default_factory=dict)     # deployment → media time stamps
+    ends: Dict[str, List[str]] = field(default_factory=dict)      # deployment → media ends (``_media_end``)
     read_times: Dict[int, str] = field(default_factory=dict)      # entry → EXIF time read from the image
 
 
@@ -209,6 +210,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
             tables.read_times[k] = stamp
         dep = deployment_of(im["file"], rule)
         tables.times.setdefault(dep, []).append(stamp)
+        tables.ends.setdefault(dep, []).append(_media_end(stamp, im))
         kind = media_type(path)
         tables.media.append({"mediaID": path, "deploymentID": dep, "captureMethod": "activityDetection",
                              "timestamp": stamp, "filePath": path, "filePublic": "false",
@@ -294,7 +296,10 @@ def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str, inde
 
 
 def _deployments(tables: _Tables, opts: PackageOptions) -> List[Dict[str, Any]]:
-    """deployments.csv rows; ``ResultsError`` naming the deployments that have no position."""
+    """deployments.csv rows; ``ResultsError`` naming the deployments that have no position.
+
+    A deployment ends where its latest media ends (``_media_end``, the rule events use): ending at
+    the last file's start cut off the clip a camera was still filming."""
     missing = [d for d in tables.times if d not in opts.locations and opts.default_location is None]
     if missing:
         raise ResultsError("Camtrap DP needs each deployment's latitude and longitude; none given for "
@@ -305,7 +310,7 @@ def _deployments(tables: _Tables, opts: PackageOptions) -> List[Dict[str, Any]]:
     for dep, stamps in sorted(tables.times.items()):
         lat, lon = opts.locations.get(dep, opts.default_location)
         rows.append({"deploymentID": dep, "locationID": dep, "locationName": dep, "latitude": lat, "longitude": lon,
-                     "deploymentStart": min(stamps), "deploymentEnd": max(stamps)})
+                     "deploymentStart": min(stamps), "deploymentEnd": max(tables.ends[dep])})
     return rows
 
 
@@ -315,6 +320,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
     lats = [d["latitude"] for d in deployments] or [0.0]
     lons = [d["longitude"] for d in deployments] or [0.0]
     stamps = sorted(s for v in tables.times.values() for s in v)
+    ends = sorted(s for v in tables.ends.values() for s in v)
     spatial = ({"type": "Point", "coordinates": [lons[0], lats[0]]} if len(set(zip(lats, lons))) <= 1 else
                {"type": "Polygon", "coordinates": [[[min(lons), min(lats)], [max(lons), min(lats)],
                                                      [max(lons), max(lats)], [min(lons), max(lats)],
@@ -330,7 +336,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
                     "captureMethod": ["activityDetection"], "individualAnimals": False, "observationLevel": ["media"]},
         "spatial": spatial,
         "temporal": {"start": stamps[0][:10] if stamps else "1970-01-01",
-                     "end": stamps[-1][:10] if stamps else "1970-01-01"},
+                     "end": ends[-1][:10] if ends else "1970-01-01"},
         "taxonomic": taxonomic(tables.observations, opts.taxa),
         "resources": [{"name": t, "path": f"{t}.csv", "profile": "tabular-data-resource", "format": "csv",
                        "mediatype": "text/csv", "encoding": "utf-8", "schema": f"{BASE_URL}/{t}-table-schema.json"}
