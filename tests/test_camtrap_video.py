@@ -122,7 +122,7 @@ def test_the_pipeline_holds_only_a_few_videos_at_once(tmp_path, monkeypatch):
 
     started = []
 
-    def fake_sample(path, name, size, every_s):
+    def fake_sample(path, name, size, every_s, on_frames=None):
         started.append(name)
         return VideoFrames(list(range(0, 40, 5)), np.zeros((8, size, size, 3), np.uint8), 5.0, (size, size))
 
