@@ -64,7 +64,8 @@ def read_for_summary(path: str, shown_for: Callable[[Dict[str, Any]], ShownFilte
     entry only ``summary_entry`` of it. Refused as ``read_results`` refuses it.
 
     Why: the file holds every box down to the results floor, ~84 an image; parsed whole, a season
-    of 100,000 images needed ~4.3 GB to print a dozen numbers (``results_stream``).
+    of 100,000 images needed ~4.3 GB to print a dozen numbers (``results_stream``). ``results
+    sort`` reads the same of each entry (``sorting.folder_for``, ``episode_folders``).
     """
     from ssd.camtrap.results_stream import read_results_kept
 
