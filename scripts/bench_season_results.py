@@ -3,7 +3,7 @@
 Writes a results file of ``--images`` entries in site/camera/date folders (no photos: the
 network's time is measured elsewhere), split into two shards too, then times, each command in a
 process of its own (wall seconds and peak RSS, ``resource.getrusage`` of the child):
-``results summary``, ``results merge`` of the two shards, ``results export --format camtrap-dp``,
+``results summary`` (and ``--sweep``), ``results merge`` of the two shards, ``results export --format camtrap-dp``,
 and the Camera traps page in AppTest (first render of the file, then a move of the confidence
 slider: the file must not be read again; where the page has "Episode gap", a regroup at 300 s and
 a slider move after it, which must not be slower than the one before). ``--baseline ROOT`` runs the same commands with another
@@ -121,6 +121,7 @@ def timed(code_root: str, args: List[str], folder: str) -> Dict[str, object]:
 def commands(folder: str) -> Dict[str, List[str]]:
     r = os.path.join(folder, "season.json")
     return {"summary": ["-m", "ssd", "results", "summary", r],
+            "sweep": ["-m", "ssd", "results", "summary", r, "--sweep"],
             "merge": ["-m", "ssd", "results", "merge", os.path.join(folder, "s0.json"), os.path.join(folder, "s1.json"),
                       "-o", os.path.join(folder, "merged.json")],
             "camtrap-dp": ["-m", "ssd", "results", "export", r, "--format", "camtrap-dp", "--out",
@@ -154,7 +155,7 @@ def main() -> None:
     ap.add_argument("--keep", metavar="PATH", help="also copy the season's results file there (for profiling)")
     ap.add_argument("--results", metavar="PATH", help="time this results file (e.g. one --keep wrote) instead of "
                                                       "making one; no shards: not with merge")
-    ap.add_argument("--only", nargs="*", help="some of: summary merge camtrap-dp page")
+    ap.add_argument("--only", nargs="*", help="some of: summary sweep merge camtrap-dp page")
     args = ap.parse_args()
     roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:

@@ -1,5 +1,6 @@
-"""The results tools at season scale: ``results compare``, ``results split`` and ``results export
---format coco`` on a MegaDetector file of N entries, against ``results summary`` on the same file.
+"""The results tools at season scale: ``results compare``, ``results sort`` (symbolic links to
+empty photos), ``results split`` and ``results export --format coco`` on a MegaDetector file of N
+entries, against ``results summary`` on the same file.
 
 Each command runs in a process of its own (wall seconds and that process's peak RSS,
 ``bench_season_results.timed``), the summary first as the baseline of the same run: a shared
@@ -28,7 +29,7 @@ from typing import Dict, List
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_season_results import ROOT, _link_or_copy, season, timed  # noqa: E402
 
-NAMES = ("summary", "compare", "split", "coco")
+NAMES = ("summary", "compare", "sort", "split", "coco")
 
 
 def commands(folder: str) -> Dict[str, List[str]]:
@@ -38,6 +39,7 @@ def commands(folder: str) -> Dict[str, List[str]]:
     return {"summary": ["-m", "ssd", "results", "summary", r],
             "compare": ["-m", "ssd", "results", "compare", r, r, "--threshold", "0.2", "--threshold-b", "0.5",
                         "--csv", out + ".csv", "--json", out + ".json"],
+            "sort": ["-m", "ssd", "results", "sort", r, "--images", os.path.join(folder, "photos"), "--into", out],
             "split": ["-m", "ssd", "results", "split", r, "--out", out],
             "coco": ["-m", "ssd", "results", "export", r, "--format", "coco", "--out", out + ".json",
                      "--images", folder]}
@@ -71,6 +73,11 @@ def main() -> None:
                                "info": doc["info"]}, fh, indent=1)
                 else:
                     json.dump(doc, fh, separators=(",", ":"))
+            if not args.only or "sort" in args.only:           # empty photos to link to
+                for im in doc["images"]:
+                    photo = os.path.join(folder, "photos", im["file"])
+                    os.makedirs(os.path.dirname(photo), exist_ok=True)
+                    open(photo, "wb").close()
             del doc
         print(f"{args.results or f'{args.images} entries'} ({os.path.getsize(path) / 1e6:.0f} MB)")
         for name, cmd in commands(folder).items():

@@ -187,3 +187,31 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
     for start in range(0, len(images), CHUNK):
         sink(images[start:start + CHUNK])
     return doc
+
+
+#: What keeps an entry: called with each checked entry, returns what a command holds of it.
+Keep = Callable[[Dict[str, Any]], Any]
+
+
+def read_results_kept(path: str, keep_for: Callable[[Dict[str, Any]], Keep]) -> Dict[str, Any]:
+    """The results file ``path`` as a document whose ``images`` hold ``keep(entry)`` of each entry,
+    in file order (``keep = keep_for(head)``, the head known): read and refused as
+    ``read_results_streamed`` reads it, each parsed entry let go once kept.
+
+    Why: a command that reads the document's fields but only a few of each entry's (``results
+    summary``: names, flags, the detections a threshold can show) keeps its code and answers, and
+    holds per image what it reads, not ~84 boxes.
+    """
+    kept: List[Any] = []
+
+    def take(head: Dict[str, Any]) -> Sink:
+        keep = keep_for(head)
+        kept.clear()                    # a second pass: what the first kept is dropped
+
+        def sink(entries: List[Dict[str, Any]]) -> None:
+            kept.extend(map(keep, entries))
+        return sink
+
+    head = read_results_streamed(path, take)
+    head["images"] = kept
+    return head

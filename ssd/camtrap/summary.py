@@ -5,7 +5,7 @@ app's results browser shows; the CLI's ``results summary`` prints the same numbe
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional
 
 from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import Threshold, is_cut_short, is_failed, shown_detections
@@ -54,6 +54,65 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
         for name in {names.get(c, c) for c in cats}:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
     out["episodes"] = episode_counts(doc, shown, layout=layout, shown_cats=shown_cats)
+    return out
+
+
+def read_for_summary(path: str, shown_for: Callable[[Dict[str, Any]], ShownFilter],
+                     sweep: bool = False) -> Dict[str, Any]:
+    """The results file ``path`` as ``summarize`` (or, ``sweep``, ``sweep.threshold_sweep``) reads
+    it at ``shown_for(head)``, and the episode code with it: every field of the head, and per
+    entry only ``summary_entry`` of it. Refused as ``read_results`` refuses it.
+
+    Why: the file holds every box down to the results floor, ~84 an image; parsed whole, a season
+    of 100,000 images needed ~4.3 GB to print a dozen numbers (``results_stream``). ``results
+    sort`` reads the same of each entry (``sorting.folder_for``, ``episode_folders``).
+    """
+    from ssd.camtrap.results_stream import read_results_kept
+
+    def keep_for(head: Dict[str, Any]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+        shown, shared = shown_for(head), {}
+        return lambda entry: summary_entry(entry, shown, sweep, shared)
+    return read_results_kept(path, keep_for)
+
+
+#: How many distinct boxless detections ``summary_entry`` shares at most (a file's confidences
+#: are mostly rounded, to 3 decimals by MegaDetector: a few thousand (category, score) pairs).
+SHARED_DETECTIONS = 2 ** 16
+
+
+def summary_entry(entry: Dict[str, Any], shown: ShownFilter, sweep: bool = False,
+                  shared: Optional[Dict[Any, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """What the counts at ``shown`` read of a checked entry: its name, time stamp and episode (the
+    episodes), failure and warning (failed, cut short), and of its detections only those that can
+    count, each without its box: those scoring at least ``shown``'s lowest threshold (shown or
+    counted as suspect; the rest no class shows) or, for the sweep, each category's best (suspect
+    ones left out when ``shown`` hides them), which is all ``threshold_sweep`` looks at.
+
+    ``shared`` (one per file) holds one boxless detection per (category, score, suspect), read
+    only by the counts: a low threshold shows dozens of boxes an image, each then 8 bytes."""
+    out = {k: entry[k] for k in ("file", "datetime", "episode", "failure", "warning") if k in entry}
+    dets = entry.get("detections")
+    if dets is None:
+        out["detections"] = None
+        return out
+    if sweep:
+        best: Dict[str, float] = {}
+        for d in dets:
+            if shown.hide_suspect and d.get("suspect"):
+                continue
+            cat, conf = str(d.get("category")), float(d.get("conf", 0.0))
+            if conf > best.get(cat, -1.0):
+                best[cat] = conf
+        kept = [{"category": c, "conf": v} for c, v in best.items()]
+    else:
+        floor = shown.lowest()
+        kept = [{k: d[k] for k in ("category", "conf", "suspect") if k in d}
+                for d in dets if d.get("conf", 0) >= floor]
+    if shared is not None:
+        for i, d in enumerate(kept):
+            key = (d["category"], d["conf"].__class__, d["conf"], "suspect" in d, d.get("suspect"))
+            kept[i] = shared.get(key, d) if len(shared) >= SHARED_DETECTIONS else shared.setdefault(key, d)
+    out["detections"] = kept
     return out
 
 

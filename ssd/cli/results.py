@@ -99,11 +99,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
-    from ssd.camtrap.megadetector import read_results
-    from ssd.camtrap.summary import summarize, summary_text
+    from ssd.camtrap.summary import read_for_summary, summarize, summary_text
     from ssd.camtrap.sweep import sweep_text, threshold_sweep
 
-    doc = read_results(args.results)
+    # per image only what the counts read (not its ~84 boxes); the flags' class names are checked
+    # below, after the file's own refusals and the prefix's, as they always were
+    doc = read_for_summary(args.results, lambda head: shown_filter(head, args, check=False), sweep=args.sweep)
     if args.path_prefix is not None:        # names only: summary reads no image, so Windows names may stay
         doc = with_path_prefix(doc, args, "")
     shown = shown_filter(doc, args)
@@ -119,11 +120,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
-    from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.sorting import sort_into_folders
+    from ssd.camtrap.summary import read_for_summary
 
     root = args.images or os.path.dirname(os.path.abspath(args.results))
-    doc = with_path_prefix(read_results(args.results), args, root)
+    # per image only what placing it reads (the summary's entry: name, time, episode, failure, the
+    # detections a threshold can show), not its ~84 boxes; the class names checked after, as before
+    doc = read_for_summary(args.results, lambda head: shown_filter(head, args, check=False))
+    doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
     missing: list = []
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
