@@ -2,7 +2,8 @@
 
 Why a process and not a thread: a Streamlit rerun, a page switch or a browser refresh must
 neither stop nor duplicate a run, and MXNet would starve the server's threads. The job is the
-very CLI command a user could type, so the app and the CLI share one code path.
+very CLI command a user could type, so the app and the CLI share one code path. It runs at a
+lower CPU priority (``ssd.base.priority.JOB_NICE``) so the server's own work stays responsive.
 
 One job of a kind at a time per folder, enforced by a lock file (created with O_EXCL, holding
 the pid). A lock whose process is gone (or a zombie) is stale and removed. Stopping sends SIGTERM
@@ -24,6 +25,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 from ssd.base.errors import JobError
 from ssd.base.json_file import JSONFileError, read_json_file
 from ssd.base.meta_schema import MAX_META_BYTES
+from ssd.base.priority import job_environment
 from ssd.base.processes import pid_alive
 from ssd.workspace import REPO_ROOT
 
@@ -129,7 +131,7 @@ def launch(lock: str, argv: List[str], out: str, log_name: str, what: str,
             prepare()
         os.makedirs(out, exist_ok=True)
         log = open(os.path.join(out, log_name), "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = job_environment(dict(os.environ, PYTHONUNBUFFERED="1"))   # runs below the server's priority
         env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         proc = subprocess.Popen([sys.executable, "-m", "ssd"] + argv, cwd=REPO_ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
