@@ -10,6 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT
+from ssd.inference.thresholds import DEFAULT_NMS, MAX_DETECTIONS, SHOWN_THRESHOLD
+from ssd.store import default_model
 
 APP = os.path.join(REPO_ROOT, "app.py")
 ANCHORS, DETECT = "app_pages/anchors.py", "app_pages/detect.py"
@@ -120,3 +122,39 @@ def test_a_changed_setting_is_not_overwritten_by_the_link_it_was_opened_with(emp
     at.run()
     assert at.slider(key="anchors_thr").value == pytest.approx(0.7)
     assert at.query_params.get("iou") == "0.7"
+
+
+def test_detect_page_opens_on_the_settings_of_its_link(two_models):
+    at = _open(DETECT, {"model": "second", "conf": "0.35", "nms": "0.3", "max": "50", "view": "table"})
+    _no_error_shown(at)
+    assert os.path.basename(at.selectbox(key="detect_model").value) == "second"
+    assert at.slider(key="detect_threshold").value == pytest.approx(0.35)
+    assert at.slider(key="detect_nms").value == pytest.approx(0.3)
+    assert at.number_input(key="detect_max").value == 50
+    assert at.segmented_control(key="detect_tab").value == "Table"
+
+
+@pytest.mark.parametrize("bad", HOSTILE + ["../tiny-pikachu", "no-such-model", "tiny-pikachu/../second"])
+def test_detect_page_ignores_a_link_value_its_widgets_would_not_allow(two_models, bad):
+    params = {name: bad for name in ("model", "engine", "precision", "md", "max", "conf", "nms", "view")}
+    at = _open(DETECT, params)
+    _no_error_shown(at)
+    assert at.selectbox(key="detect_model").value == default_model(str(two_models)).path
+    assert at.slider(key="detect_threshold").value == pytest.approx(SHOWN_THRESHOLD)
+    assert at.slider(key="detect_nms").value == pytest.approx(DEFAULT_NMS)
+    assert at.number_input(key="detect_max").value == MAX_DETECTIONS
+    assert at.segmented_control(key="detect_tab").value == "Images"
+
+
+def test_detect_page_writes_its_settings_into_the_address_by_model_name_not_path(two_models):
+    at = _open(DETECT, {})
+    default_model = at.selectbox(key="detect_model").value
+    assert dict(at.query_params) == {}
+    other = next(os.path.join(str(two_models), name) for name in ("second", "tiny-pikachu")
+                 if os.path.join(str(two_models), name) != default_model)
+    at.slider(key="detect_threshold").set_value(0.4).run()
+    at.selectbox(key="detect_model").set_value(other).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params.get("conf") == "0.4"
+    assert at.query_params.get("model") == os.path.basename(other)
+    assert all(os.sep not in v for v in at.query_params.values())
