@@ -4,10 +4,12 @@ Only caching and small layout helpers live here; every computation is in ``ssd``
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import streamlit as st
 
+from app_pages import _url
 from ssd.base.lru import BytesLRU
 from ssd.base.memory import freeze_loaded_data
 from ssd.base.text import md_escape, plain_text
@@ -69,15 +71,20 @@ ENGINE_HELP = ("auto: the fastest engine this machine runs for this model (ONNX 
                "capability 5.0–8.6.")
 
 
-def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = None) -> str:
+def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = None, url: Optional[str] = None) -> str:
     """The inference engine picker (Detect and Camera traps pages share its choices and help);
-    ``choices``: the engines the chosen model allows (``engine_choices``), all by default."""
+    ``choices``: the engines the chosen model allows (``engine_choices``), all by default;
+    ``url``: the query parameter that keeps it in the address."""
     from ssd.inference.engines import ENGINES
 
     choices = list(choices or ENGINES)
     if key in st.session_state and st.session_state[key] not in choices:
         del st.session_state[key]          # e.g. mxnet, then a folder exported as ONNX was picked
-    return container.selectbox("Engine", choices, persist_state="session", key=key, help=ENGINE_HELP)
+
+    def select() -> str:
+        return container.selectbox("Engine", choices, persist_state="session", key=key, help=ENGINE_HELP)
+
+    return select() if url is None else _url.synced(url, key, _url.choice(choices), choices[0], select)
 
 
 @st.cache_resource(show_spinner="Reading the results…", max_entries=2)
@@ -163,8 +170,10 @@ def list_models():
     return root, ok, broken, (default.path if default else None)
 
 
-def model_picker(label: str, ok, default_path: Optional[str], key: str, container=st) -> Optional[str]:
-    """A selectbox over model folders (paths), the default pre-selected."""
+def model_picker(label: str, ok, default_path: Optional[str], key: str, container=st,
+                 url: Optional[str] = None) -> Optional[str]:
+    """A selectbox over model folders (paths), the default pre-selected; ``url``: the name of the
+    query parameter that keeps the choice in the address, as the folder's name (never its path)."""
     if not ok:
         return None
     paths = [m.path for m in ok]
@@ -172,8 +181,14 @@ def model_picker(label: str, ok, default_path: Optional[str], key: str, containe
     index = paths.index(default_path) if default_path in paths else 0
     if key in st.session_state and st.session_state[key] not in paths:
         del st.session_state[key]          # the model was deleted or renamed
-    return container.selectbox(label, paths, index=index, format_func=lambda p: plain_text(labels.get(p, p)),
-                               persist_state="session", key=key)
+
+    def picker() -> str:
+        return container.selectbox(label, paths, index=index, format_func=lambda p: plain_text(labels.get(p, p)),
+                                   persist_state="session", key=key)
+
+    if url is None:
+        return picker()
+    return _url.synced(url, key, _url.choice(paths, os.path.basename), paths[index], picker, os.path.basename)
 
 
 def show_broken(broken, container=st) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from app_pages import _url
 from ssd.base.text import md_escape, plain_text
 from ssd.models.anchors import format_groups, parse_groups
 from ssd.models.tiny import TINY_RATIOS, TINY_SIZES, book_anchors_note, tiny_anchor_config
@@ -29,6 +30,22 @@ Cell = Tuple[int, int, int]     # (feature map, row, column)
 FROM_0 = ("Counted from 0, as the tutorials' arrays are: the MXNet Gluon tutorial's \"row 21, column 21\" "
           "(its boxes[20, 20]) is row 20, column 20 here.")
 Key = tuple                     # names a set of anchors or an image, for the caches below
+DEFAULT_INPUT, DEFAULT_SIZES, DEFAULT_RATIOS = 256, format_groups(TINY_SIZES), format_groups(TINY_RATIOS[:1])
+DEFAULT_IOU = 0.5               # the matching and coverage thresholds' start (MultiBoxTarget's own default)
+SOURCE_NAMES = {"Selected model": "model", "Custom": "custom"}     # in the address
+
+
+def _groups_from_link(which: str) -> _url.Parse:
+    """Sizes or ratios from a link: numbers TinySSD can take (rewritten as the page writes them,
+    so nothing else of the link's text reaches the page), or None."""
+    def parse(text: str) -> Optional[str]:
+        groups = parse_groups(text)
+        try:
+            tiny_anchor_config(DEFAULT_INPUT, **{which: groups})
+        except (ValueError, SSDError):
+            return None
+        return format_groups(groups)
+    return parse
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -51,7 +68,7 @@ def _coverage(anchors_key: Key, source: str, thr: float, _aset: AnchorSet, _gts)
 
 def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, Key]:
     """A saved model's anchors, meta and cache key; stops the page if they cannot be computed."""
-    path = sh.model_picker("Model", ok, default_path, key="anchors_model")
+    path = sh.model_picker("Model", ok, default_path, key="anchors_model", url="model")
     meta = next(m.meta for m in ok if m.path == path)
     try:
         aset = sh.model_anchors(path, meta)
@@ -68,14 +85,15 @@ def model_anchors_ui(ok, default_path: Optional[str]) -> Tuple[AnchorSet, dict, 
 def custom_anchors_ui() -> Tuple[AnchorSet, Key]:
     """TinySSD with the sizes and ratios typed in, and their cache key; stops the page if they cannot be used."""
     st.caption("TinySSD with your own anchor sizes and ratios.")
-    input_size = int(st.number_input("Input size (px)", 64, 1024, 256, 8, persist_state="session", key="anchors_input"))
-    sizes_text = st.text_input("Sizes per feature map (groups separated by ';')",
-                               format_groups(TINY_SIZES), persist_state="session", key="anchors_sizes",
-                               help="Fractions of the image side; one group per feature map. The tutorials' "
-                                    "list notation works too: [[0.2, 0.272], [0.37, 0.447], …].")
-    ratios_text = st.text_input("Aspect ratios (one group for all maps, or one per map)",
-                                format_groups(TINY_RATIOS[:1]), persist_state="session", key="anchors_ratios",
-                                help="As the sizes: '1, 2, 0.5', or the book's [[1, 2, 0.5]] * 5.")
+    input_size = int(_url.synced("size", "anchors_input", _url.integer(64, 1024, 8), DEFAULT_INPUT, lambda: st.number_input(
+        "Input size (px)", 64, 1024, DEFAULT_INPUT, 8, persist_state="session", key="anchors_input")))
+    sizes_text = _url.synced("sizes", "anchors_sizes", _groups_from_link("sizes"), DEFAULT_SIZES, lambda: st.text_input(
+        "Sizes per feature map (groups separated by ';')", DEFAULT_SIZES, persist_state="session", key="anchors_sizes",
+        help="Fractions of the image side; one group per feature map. The tutorials' "
+             "list notation works too: [[0.2, 0.272], [0.37, 0.447], …]."))
+    ratios_text = _url.synced("ratios", "anchors_ratios", _groups_from_link("ratios"), DEFAULT_RATIOS, lambda: st.text_input(
+        "Aspect ratios (one group for all maps, or one per map)", DEFAULT_RATIOS, persist_state="session",
+        key="anchors_ratios", help="As the sizes: '1, 2, 0.5', or the book's [[1, 2, 0.5]] * 5."))
     try:
         return _custom_anchors(input_size, sizes_text, ratios_text), ("custom", input_size, sizes_text, ratios_text)
     except (ValueError, SSDError) as err:
@@ -90,7 +108,9 @@ def anchors_ui() -> Tuple[AnchorSet, Optional[dict], Key]:
     with st.sidebar:
         st.header("Anchor configuration")
         sources = (["Selected model"] if ok else []) + ["Custom"]
-        source = st.radio("Anchors of", sources, persist_state="session", key="anchors_source", horizontal=True)
+        source = _url.synced("src", "anchors_source", _url.choice(sources, SOURCE_NAMES.get), sources[0],
+                             lambda: st.radio("Anchors of", sources, persist_state="session", key="anchors_source",
+                                              horizontal=True), SOURCE_NAMES.get)
         if source == "Selected model":
             return model_anchors_ui(ok, default_path)
         aset, key = custom_anchors_ui()
@@ -114,8 +134,10 @@ def image_ui() -> Tuple[np.ndarray, Optional[np.ndarray], Key]:
     samples = sh.samples(8, 0, data_dir())
     pick_col, upload_col = st.columns([1, 2])
     names = [s.name for s in samples]
-    sample_name = pick_col.selectbox("Sample image (synthetic, with its ground-truth box)", names,
-                                     index=demo_sample_index(samples), persist_state="session", key="anchors_sample")
+    first = demo_sample_index(samples)
+    sample_name = _url.synced("sample", "anchors_sample", _url.choice(names), names[first], lambda: pick_col.selectbox(
+        "Sample image (synthetic, with its ground-truth box)", names, index=first, persist_state="session",
+        key="anchors_sample"))
     upload = upload_col.file_uploader("…or your own image (no ground truth)", type=list(SUPPORTED_EXTENSIONS),
                                       key="anchors_upload")
     if upload is not None:
@@ -139,20 +161,26 @@ def cell_ui(aset: AnchorSet, gt_boxes: Optional[np.ndarray]) -> Tuple[Cell, bool
     best = start_cell(aset, gt_boxes)
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     scale_ids = list(range(aset.num_scales))
+    _url.from_link("map", "anchors_scale", _url.choice(scale_ids))
     if st.session_state.get("anchors_scale") not in scale_ids:
         st.session_state["anchors_scale"] = best[0]
     scale = c1.selectbox("Feature map", scale_ids, persist_state="session", key="anchors_scale",
                          format_func=lambda i: f"{i}: {aset.feature_maps[i][0]}×{aset.feature_maps[i][1]} "
                                                f"({aset.anchors_per_cell(i)} anchors per cell)")
+    _url.to_link("map", scale, best[0])
     fh, fw = aset.feature_maps[scale]
     default_rc = (best[1], best[2]) if best[0] == scale else (fh // 2, fw // 2)
     row_key, col_key = f"anchors_row::{scale}", f"anchors_col::{scale}"
-    for k, lim, dflt in ((row_key, fh - 1, default_rc[0]), (col_key, fw - 1, default_rc[1])):
+    for name, k, lim, dflt in (("row", row_key, fh - 1, default_rc[0]), ("col", col_key, fw - 1, default_rc[1])):
+        _url.from_link(name, k, _url.integer(0, lim))
         if not isinstance(st.session_state.get(k), int) or not 0 <= st.session_state[k] <= lim:
             st.session_state[k] = dflt          # a new map, or one smaller than the cell shown before
     row = int(c2.number_input("Row", 0, fh - 1, persist_state="session", key=row_key, help=FROM_0))
     col = int(c3.number_input("Column", 0, fw - 1, persist_state="session", key=col_key, help=FROM_0))
-    show_centres = c4.checkbox("All cell centres", persist_state="session", key="anchors_centres")
+    _url.to_link("row", row, default_rc[0])
+    _url.to_link("col", col, default_rc[1])
+    show_centres = _url.synced("centres", "anchors_centres", _url.flag, False, lambda: c4.checkbox(
+        "All cell centres", persist_state="session", key="anchors_centres"))
     if gt_boxes is not None:
         c4.button("Best cell for the box", on_click=_jump_to, args=(best,), key="anchors_best")
     return (scale, row, col), show_centres
@@ -186,8 +214,9 @@ def matching_panel(aset: AnchorSet, image: np.ndarray, gt_label: Optional[np.nda
     if gt_boxes is None or not len(gt_boxes):
         st.info("Pick a synthetic sample to see matching: uploads have no ground-truth box.")
         return
-    thr = st.slider("Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, 0.5, 0.05,
-                    persist_state="session", key="anchors_thr")
+    thr = _url.synced("iou", "anchors_thr", _url.number(0.1, 0.9, 0.05), DEFAULT_IOU, lambda: st.slider(
+        "Overlap threshold (IoU) for a positive anchor", 0.1, 0.9, DEFAULT_IOU, 0.05, persist_state="session",
+        key="anchors_thr"))
     positives = _positives(*keys, thr, aset, gt_label)
     g1, g2 = st.columns([3, 2])
     with g1:
@@ -205,10 +234,12 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
     """The share of a dataset's boxes some anchor overlaps well, and the spread of their best IoU."""
     st.subheader("Coverage of a validation set")
     choices = dataset_choices(meta)
-    which = st.selectbox("Boxes from", list(choices),
-                         persist_state="session", key="anchors_cov_source", format_func=plain_text)
-    cov_thr = st.slider("IoU a box's best anchor should reach", 0.1, 0.9, 0.5, 0.05,
-                        persist_state="session", key="anchors_cov_thr")
+    names = list(choices)
+    which = _url.synced("cover", "anchors_cov_source", _url.choice(names), names[0], lambda: st.selectbox(
+        "Boxes from", names, persist_state="session", key="anchors_cov_source", format_func=plain_text))
+    cov_thr = _url.synced("cover_iou", "anchors_cov_thr", _url.number(0.1, 0.9, 0.05), DEFAULT_IOU, lambda: st.slider(
+        "IoU a box's best anchor should reach", 0.1, 0.9, DEFAULT_IOU, 0.05, persist_state="session",
+        key="anchors_cov_thr"))
     try:
         if choices[which] is None:
             labels, split = [s.label for s in sh.samples(32, 0, data_dir())], "val"
@@ -228,6 +259,7 @@ def coverage_panel(aset: AnchorSet, meta: Optional[dict], anchors_key: Key) -> N
 
 
 def main() -> None:
+    _url.page_opened("anchors")
     st.title("Anchors")
     st.markdown("Every cell of every feature map carries a few anchor boxes: *n + m − 1* for n sizes and m aspect "
                 "ratios, as MXNet's `MultiBoxPrior` makes them in Dive into Deep Learning's \"Single Shot Multibox "

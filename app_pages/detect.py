@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
+from app_pages import _url
 from app_pages._pretrained import pretrained_panel
 from ssd.base.text import md_escape, plain_text
 from ssd.inference.batch import (DetectedImage, RenderedImage, annotated_download, class_counts, detect_images,
@@ -71,13 +72,13 @@ def models_ui() -> Tuple[list, list, str]:
 def model_ui(ok, default_path: str) -> Tuple[str, Any]:
     """Model, engine and precision: ``(model path, its loaded Detector)``, or why it cannot load
     (then ``model_settings_ui`` stops the page, the uploads kept)."""
-    model_path = sh.model_picker("Model", ok, default_path, key="detect_model")
-    engine = sh.engine_select("detect_engine", choices=engine_choices(model_path))
-    precision = st.selectbox("Precision", precision_choices(model_path, engine), key="detect_precision",
-                             persist_state="session",
-                             help="auto: INT8 when the model's own evaluation showed it as accurate (within "
-                                  "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` "
-                                  "has made it.")
+    model_path = sh.model_picker("Model", ok, default_path, key="detect_model", url="model")
+    engine = sh.engine_select("detect_engine", choices=engine_choices(model_path), url="engine")
+    precisions = precision_choices(model_path, engine)
+    precision = _url.synced("precision", "detect_precision", _url.choice(precisions), precisions[0], lambda: st.selectbox(
+        "Precision", precisions, key="detect_precision", persist_state="session",
+        help="auto: INT8 when the model's own evaluation showed it as accurate (within "
+             "0.01 mAP) and faster, else fp32. INT8 appears once `python -m ssd quantize` has made it."))
     try:
         det = sh.get_detector(model_path, precision, engine)
     except SSDError as err:     # said once, above the uploads (visible on a phone, where the sidebar is shut)
@@ -102,12 +103,13 @@ def model_settings_ui(ok, broken, default_path: str) -> ModelChoice:
         st.error(det, icon=":material/error:")
         st.stop()       # the view's settings, not drawn this run, are kept (persist_state) for the next
     with st.sidebar:
-        megadetector = supports_megadetector(det.classes) and st.toggle(
+        megadetector = supports_megadetector(det.classes) and _url.synced("md", "detect_megadetector", _url.flag,
+                                                                          False, lambda: st.toggle(
             "MegaDetector categories", False, key="detect_megadetector", persist_state="session",
             help="Map the classes to animal / person / vehicle (others dropped), merging overlapping boxes of one "
-                 "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects.")
-        max_det = st.number_input("Max detections per image", 1, 1000, MAX_DETECTIONS, 1, key="detect_max",
-                                  persist_state="session")
+                 "category; the JSON then uses MegaDetector's ids 1 / 2 / 3, as Timelapse expects."))
+        max_det = _url.synced("max", "detect_max", _url.integer(1, 1000), MAX_DETECTIONS, lambda: st.number_input(
+            "Max detections per image", 1, 1000, MAX_DETECTIONS, 1, key="detect_max", persist_state="session"))
         sh.show_broken(broken)
     labels = MEGADETECTOR_CLASSES if megadetector else det.classes
     return ModelChoice(model_path, det, megadetector, list(labels), int(max_det))
@@ -118,13 +120,15 @@ def view_ui(m: ModelChoice) -> Settings:
     the boxes. The confidence slider stays at the top of the screen while the results scroll (on a
     phone too), so it is never more than a glance away from the pictures."""
     with st.container(key="detect_view"):
-        threshold = st.slider("Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold",
-                              persist_state="session",
-                              help="Boxes scoring below this are hidden. Moving it does not run the network again.")
+        threshold = _url.synced("conf", "detect_threshold", _url.number(0.01, 1.0, 0.01), SHOWN_THRESHOLD,
+                                lambda: st.slider(
+            "Confidence threshold", 0.01, 1.0, SHOWN_THRESHOLD, 0.01, key="detect_threshold", persist_state="session",
+            help="Boxes scoring below this are hidden. Moving it does not run the network again."))
     c1, c2 = st.columns([2, 3])
-    nms = c1.slider("NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms", persist_state="session",
-                    help="Of two boxes of the same class overlapping more than this, only the better stays. "
-                         "Changing it runs the network again (once per image and value).")
+    nms = _url.synced("nms", "detect_nms", _url.number(0.05, 0.95, 0.05), DEFAULT_NMS, lambda: c1.slider(
+        "NMS IoU threshold", 0.05, 0.95, DEFAULT_NMS, 0.05, key="detect_nms", persist_state="session",
+        help="Of two boxes of the same class overlapping more than this, only the better stays. "
+             "Changing it runs the network again (once per image and value)."))
     classes = c2.multiselect("Classes", m.labels, default=m.labels, format_func=plain_text,
                              key=f"detect_classes::{m.model_path}::{m.megadetector}", persist_state="session")
     return Settings(m.model_path, m.detector, m.megadetector, m.labels, threshold, nms, classes, m.max_detections)
@@ -288,8 +292,9 @@ def results_panel(s: Settings, items: Items, results: Sequence[DetectedImage],
     who opened the Table came back to the Images."""
     counts = class_counts(rendered, s.labels)
     metrics_panel(results, rendered, counts, render_ms)
-    view = st.segmented_control("View", VIEWS, default=VIEWS[0], required=True, key="detect_tab",
-                                persist_state="session", label_visibility="collapsed")
+    view = _url.synced("view", "detect_tab", _url.choice(VIEWS, str.lower), VIEWS[0], lambda: st.segmented_control(
+        "View", VIEWS, default=VIEWS[0], required=True, key="detect_tab", persist_state="session",
+        label_visibility="collapsed"), str.lower)
     if view == "Table":
         table_view(rendered, counts)
     elif view == "Download":
@@ -314,6 +319,7 @@ def results_view(m: ModelChoice, items: Items) -> None:
 
 
 def main() -> None:
+    _url.page_opened("detect")
     st.title("Detect")
     ok, broken, default_path = models_ui()
     items = images_ui()     # before the model: a model or engine that cannot run must not drop the uploads
