@@ -180,6 +180,7 @@ def test_the_detect_view_chosen_survives_a_visit_to_another_page(app_env):
     at = at.switch_page("app_pages/detect.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.dataframe) == 0                          # Images first: no table built
+    at.slider(key="detect_threshold").set_value(0.01)      # the tiny test model's boxes, however weak
     at.session_state["detect_tab"] = "Table"
     at.run()
     assert len(at.dataframe) == 2                          # the detections and the per-class counts
