@@ -132,3 +132,31 @@ def test_folder_names_no_file_system_takes_are_written_under_names_that_fit(tmp_
     assert len(files) == 5 and all(len(f.encode()) <= 255 for f in files)
     assert not any(f.split(".")[0].upper() in ("CON", "NUL") for f in files)
     assert sorted(_read(out / f)["images"][0]["file"] for f in files) == ["x.jpg"] * 5
+
+
+@pytest.mark.parametrize("change", ["name", "info", "more"])
+def test_a_file_changed_between_its_readings_is_refused_and_nothing_is_written(tmp_path, capsys, monkeypatch, change):
+    """The split reads the file twice (the names and parts first, then each entry into its part):
+    a file rewritten in between (a run still writing it) is refused, no part or temporary file left."""
+    from ssd.camtrap import results_stream
+
+    path = _results(tmp_path)
+    first = results_stream.read_results_kept
+
+    def then_changed(*args, **kwargs):
+        doc = first(*args, **kwargs)
+        now = json.loads(path.read_text())
+        if change == "name":
+            now["images"][2]["file"] = "siteA/cam2/IMG_0009.JPG"
+        elif change == "info":
+            now["info"]["detector"] = "other"
+        else:
+            now["images"].append(dict(now["images"][0], file="siteA/cam1/more.jpg"))
+        path.write_text(json.dumps(now))
+        return doc
+
+    monkeypatch.setattr(results_stream, "read_results_kept", then_changed)
+    out = tmp_path / "split"
+    assert main(["results", "split", str(path), "--out", str(out)]) == 2
+    assert "changed while it was split" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

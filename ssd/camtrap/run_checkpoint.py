@@ -42,10 +42,25 @@ def write_json_with_images(path: str, head: Dict[str, Any], images: Iterable[Uni
 
 def write_images_json(fh: IO[str], head: Dict[str, Any], images: Iterable[Union[str, Dict[str, Any]]]) -> None:
     """``head`` plus an ``images`` list, one compact entry per line, to an open text file."""
-    fh.write(json.dumps(head, indent=1)[:-1].rstrip() + (",\n" if head else "\n") + ' "images": [')
+    fh.write(images_json_head(head))
     for i, im in enumerate(images):
-        fh.write(("\n  " if i == 0 else ",\n  ") + (im if isinstance(im, str) else compact(im)))
-    fh.write("\n ]\n}\n")
+        fh.write(images_json_entry(i, im if isinstance(im, str) else compact(im)))
+    fh.write(IMAGES_JSON_END)
+
+
+def images_json_head(head: Dict[str, Any]) -> str:
+    """What ``write_images_json`` writes before the entries: for writers that add entries to several
+    files as they read them (``results split``)."""
+    return json.dumps(head, indent=1)[:-1].rstrip() + (",\n" if head else "\n") + ' "images": ['
+
+
+def images_json_entry(index: int, text: str) -> str:
+    """An entry's compact text as ``write_images_json`` writes the ``index``-th (from 0)."""
+    return ("\n  " if index == 0 else ",\n  ") + text
+
+
+#: What ``write_images_json`` writes after the entries.
+IMAGES_JSON_END = "\n ]\n}\n"
 
 
 def read_images_json(fh: IO[str]) -> Iterator[Dict[str, Any]]:

@@ -18,12 +18,15 @@ them so) and may not climb out with ``..``: everything is checked before any fil
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import unicodedata
-from typing import Any, Dict, List, Optional, Tuple
+from contextlib import ExitStack
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
+from ssd.base.atomic import replace_with
 from ssd.base.safe_paths import PathRefused, is_absolute_name, name_parts
 from ssd.camtrap.cameras import CameraRule
 from ssd.camtrap.rebase import CLI_TERMS, joined
@@ -97,16 +100,39 @@ def split_results(doc: Dict[str, Any], rule: CameraRule,
     of first appearance; names relative to it. ``doc`` is left as it is. ``ResultsError`` (nothing
     made) for an absolute name (the setting to give named by ``prefix_term``: a flag or the page's
     field), ``..``, or two folders whose files would share a name."""
-    groups: Dict[str, List[Dict[str, Any]]] = {}
-    for im in doc.get("images", []):
-        parts = _entry_parts(im.get("file") if isinstance(im, dict) else im, prefix_term)
+    images = doc.get("images", [])
+    folders, part_of, names = split_plan([im.get("file") if isinstance(im, dict) else im for im in images],
+                                         rule, prefix_term)
+    groups: Dict[str, List[Dict[str, Any]]] = {folder: [] for folder in folders}
+    for im, k, name in zip(images, part_of, names):
+        groups[folders[k]].append(dict(im, file=name))
+    return {folder: dict(part_head(doc, folder, rule), images=images) for folder, images in groups.items()}
+
+
+def split_plan(files: List[Any], rule: CameraRule,
+               prefix_term: str = CLI_TERMS[0]) -> Tuple[List[str], List[int], List[str]]:
+    """Where each of ``files`` goes: the folders (by ``rule``, in order of first appearance), and per
+    file the index of its folder and its name relative to it. ``ResultsError`` as ``split_results``
+    refuses (the names in order, then folders that would share a file)."""
+    index: Dict[str, int] = {}
+    part_of: List[int] = []
+    names: List[str] = []
+    for file in files:
+        parts = _entry_parts(file, prefix_term)
         folder = rule.camera_of("/".join(parts))
         levels = len(folder.split("/")) if folder else 0
-        groups.setdefault(folder, []).append(dict(im, file="/".join(parts[levels:])))
-    _refuse_shared_names(list(groups))
-    info = dict(doc.get("info") or {})
-    return {folder: dict(doc, info=_part_info(info, folder, rule), images=images)
-            for folder, images in groups.items()}
+        part_of.append(index.setdefault(folder, len(index)))
+        names.append("/".join(parts[levels:]))
+    folders = list(index)
+    _refuse_shared_names(folders)
+    return folders, part_of, names
+
+
+def part_head(doc: Dict[str, Any], folder: str, rule: CameraRule) -> Dict[str, Any]:
+    """A part's document less its ``images``: the run's, with ``info`` for that part (``_part_info``)."""
+    head = dict(doc, info=_part_info(dict(doc.get("info") or {}), folder, rule))
+    head.pop("images", None)
+    return head
 
 
 def _refuse_shared_names(folders: List[str]) -> None:
@@ -148,3 +174,111 @@ def write_split(parts: Dict[str, Dict[str, Any]], out: str) -> List[Tuple[str, i
         write_json_with_images(path, head, (json.dumps(im, separators=(",", ":"), allow_nan=False) for im in images))
         written.append((path, len(images)))
     return written
+
+
+#: Part files written at once (each an open file): below the 256 a process may hold on macOS. A
+#: season split into more parts is read once more for each further group.
+OPEN_AT_ONCE = 128
+
+
+def split_results_file(path: str, out: str, names_for: Callable[[Dict[str, Any]], Dict[str, Any]],
+                       rule_for: Callable[[Dict[str, Any]], CameraRule],
+                       prefix_term: str = CLI_TERMS[0]) -> Tuple[List[Tuple[str, int]], CameraRule]:
+    """``write_split(split_results(...))`` of the results file ``path``, reading it as it goes:
+    ``[(path, images)]`` and the rule it was split by. ``names_for`` makes the names of the file
+    (read as a document whose entries hold only their ``file``) the ones to split, or refuses them
+    (``--path-prefix``); ``rule_for`` gives the rule from that document.
+
+    Why: the file holds every box down to the results floor, ~84 an image; parsed whole, a season
+    of 100,000 images needed ~4.3 GB to be cut into per-camera files. Here a first reading checks
+    the file and the names and plans the parts (per image its name and part); then each entry, as
+    it is read again, is written into its part's temporary file, compact as ``write_split`` writes
+    it; the parts are put in place once all are written. The same refusals, in the same order.
+    """
+    from ssd.camtrap.results_stream import read_results_kept
+
+    read = read_results_kept(path, lambda head: _file_only)
+    files = [im["file"] for im in read["images"]]
+    doc = names_for(read)
+    rule = rule_for(doc)
+    folders, part_of, names = split_plan([im["file"] for im in doc["images"]], rule, prefix_term)
+    read.pop("images", None)
+    doc.pop("images", None)                    # the prefix made a new document, or it is the one read
+    heads = {folder: part_head(doc, folder, rule) for folder in folders}
+    plan = planned_files(heads, out)
+    os.makedirs(out, exist_ok=True)
+    temps: List[str] = []
+    try:
+        counts = [0] * len(plan)
+        for first in range(0, len(plan), OPEN_AT_ONCE):
+            group = plan[first:first + OPEN_AT_ONCE]
+            temps += _write_parts(path, read, group, first, files, part_of, names, counts)
+        for tmp, (dest, _) in zip(temps, plan):
+            replace_with(tmp, dest)
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return [(dest, n) for (dest, _), n in zip(plan, counts)], rule
+
+
+def _file_only(entry: Dict[str, Any]) -> Dict[str, Any]:
+    return {"file": entry["file"]}
+
+
+def _write_parts(path: str, head: Dict[str, Any], group: List[Tuple[str, Dict[str, Any]]], first: int,
+                 files: List[str], part_of: List[int], names: List[str], counts: List[int]) -> List[str]:
+    """Read ``path`` once more and write the entries of the parts ``group`` (the ``first``-th part on)
+    into a temporary file beside each; their paths. ``ResultsError`` when the file is not the one
+    planned from (``head``, the names in order): it changed between the readings."""
+    from ssd.base.atomic import temp_beside
+    from ssd.camtrap.results_stream import read_results_streamed
+    from ssd.camtrap.run_checkpoint import IMAGES_JSON_END, images_json_entry, images_json_head
+
+    with ExitStack() as stack:
+        temps: List[str] = []
+        handles: List[IO[str]] = []
+        for dest, part in group:
+            fd, tmp = temp_beside(dest)
+            temps.append(tmp)
+            stack.callback(lambda t=tmp: os.path.exists(t) and os.unlink(t))
+            handles.append(stack.enter_context(io.open(fd, "w", encoding="utf-8")))
+        seen = [0]
+
+        def take(_: Dict[str, Any]) -> Callable[[List[Dict[str, Any]]], None]:
+            seen[0] = 0                                 # read again from the start: written again
+            for k, fh in enumerate(handles):
+                fh.seek(0)
+                fh.truncate()
+                fh.write(images_json_head(group[k][1]))
+                counts[first + k] = 0
+
+            def sink(entries: List[Dict[str, Any]]) -> None:
+                for entry in entries:
+                    i = seen[0]
+                    if i >= len(files) or entry["file"] != files[i]:
+                        raise _changed(path)
+                    seen[0] += 1
+                    k = part_of[i] - first
+                    if 0 <= k < len(handles):
+                        handles[k].write(images_json_entry(counts[first + k], json.dumps(
+                            dict(entry, file=names[i]), separators=(",", ":"), allow_nan=False)))
+                        counts[first + k] += 1
+            return sink
+
+        again = read_results_streamed(path, take)
+        again.pop("images", None)
+        if seen[0] != len(files) or json.dumps(again) != json.dumps(head):
+            raise _changed(path)
+        for fh in handles:
+            fh.write(IMAGES_JSON_END)
+            fh.flush()
+            os.fsync(fh.fileno())
+        stack.pop_all()                                 # kept: the caller puts them in place
+        for fh in handles:
+            fh.close()
+        return temps
+
+
+def _changed(path: str) -> ResultsError:
+    return ResultsError(f"'{path}' changed while it was split: split it again (nothing was written)")

@@ -25,12 +25,13 @@ def register_split(rs, camera_depth_arg: Callable[[argparse.ArgumentParser], Non
 def cmd_split(args: argparse.Namespace) -> int:
     from ssd.base.text import terminal_safe
     from ssd.camtrap.cameras import file_camera_rule
-    from ssd.camtrap.megadetector import read_results
-    from ssd.camtrap.splitting import split_results, write_split
+    from ssd.camtrap.splitting import split_results_file
 
-    doc = with_path_prefix(read_results(args.results), args, None)
-    rule = args.camera_depth if args.camera_depth is not None else file_camera_rule(doc)
-    written = write_split(split_results(doc, rule), args.out)
+    # read as it goes: per image its name and part, each entry copied into its part, not the
+    # document parsed (~84 boxes an image); the same refusals, in the same order
+    written, rule = split_results_file(
+        args.results, args.out, lambda doc: with_path_prefix(doc, args, None),
+        lambda doc: args.camera_depth if args.camera_depth is not None else file_camera_rule(doc))
     for path, n in written:
         print(f"{n:>8} image(s)  {terminal_safe(path)}", file=sys.stderr)
     print(f"{len(written)} file(s) in {terminal_safe(args.out)} ({rule.describe()})", file=sys.stderr)
