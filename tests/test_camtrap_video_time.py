@@ -149,6 +149,36 @@ def test_damaged_or_hostile_headers_are_simply_unknown(tmp_path, data):
     assert recorded_time(str(tmp_path / "missing.mp4")) is None
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_fifo_device_or_folder_named_like_a_video_is_unknown_without_waiting(tmp_path, kind):
+    """``open`` of a FIFO waits for a writer for ever: a season folder holding one (or a link to one,
+    or to ``/dev/zero``) must not hang the run or the export."""
+    import signal
+
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "clip.mp4"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.symlink("/dev/zero", path)
+    else:
+        path.mkdir()
+
+    class Hung(Exception):             # not an OSError, which recorded_time would take for "unknown"
+        pass
+
+    def hung(*_):
+        raise Hung("recorded_time waited on it")
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        assert recorded_time(str(path)) is None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
 def test_a_runs_video_entry_carries_its_recording_time_and_where_it_came_from(tmp_path):
     from ssd.camtrap.batch_run import run_batch
     from ssd.camtrap.settings import RunSettings

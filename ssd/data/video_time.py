@@ -13,7 +13,8 @@ split from the photos of the same visit. Containers carry the recording time:
 * AVI: the ``IDIT`` chunk many trail cameras write (``MON JAN 01 12:00:00 2024`` or
   ``2024:01:01 12:00:00``).
 
-The file is untrusted: boxes and chunks are walked by seeking, each read is at most
+The file is untrusted: only a regular file is opened (a FIFO named ``.mp4`` would block ``open``
+for ever); boxes and chunks are walked by seeking, each read is at most
 ``MAX_READ`` bytes whatever a header declares, and the walk stops after ``MAX_BOXES`` headers or
 ``MAX_DEPTH`` levels; anything odd means "no recording time" (None), never an error. No
 dependency beyond the standard library.
@@ -26,6 +27,7 @@ import struct
 import time
 from typing import BinaryIO, Iterator, Optional, Tuple
 
+from ssd.base.json_file import open_regular
 from ssd.data.exif import parse_time
 
 MP4_EPOCH = 2082844800          # seconds from 1904-01-01 (MP4's zero) to 1970-01-01
@@ -47,7 +49,7 @@ def recorded_time(path: str) -> Optional[Tuple[str, str]]:
     """(``"YYYY:MM:DD HH:MM:SS"``, source) of the video at ``path`` (source: ``mvhd``,
     ``QuickTime creationdate``, ``©day`` or ``IDIT``), or None when it carries none we trust."""
     try:
-        with open(path, "rb") as fh:
+        with open(open_regular(path), "rb") as fh:         # a FIFO is refused, not waited on
             head = fh.read(12)
             if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
                 return _avi_time(fh)
