@@ -45,7 +45,9 @@ class _Text:
     def __init__(self, fh: io.TextIOBase) -> None:
         self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
 
-    def more(self, want: int = READ_CHARS) -> bool:
+    def more(self, want: int = 0) -> bool:
+        """Read at least ``READ_CHARS`` more (looked up at each call, so a test's small value is
+        the size read, and values are cut at every place), or ``want`` where more."""
         if self.eof:
             return False
         piece = self.fh.read(max(want, READ_CHARS))
