@@ -96,3 +96,26 @@ def test_utf16_is_refused_as_the_whole_file_reader_refuses_it(tmp_path):
     path = tmp_path / "results.json"
     path.write_text(_doc([_entry(0)]), encoding="utf-16")
     assert _streamed(str(path)) == _whole(str(path)) and _whole(str(path))[0] == "refused"
+
+
+def test_a_file_replaced_between_the_two_passes_is_read_as_it_now_is(tmp_path, monkeypatch):
+    """MegaDetector writes the categories after the images, so the entries are read in a second
+    pass with the head the first found. A detector re-run replacing the file in between (swapped
+    class ids) must not give the new entries under the old file's names."""
+    path = tmp_path / "results.json"
+    old = '{"images": [' + _entry(0) + '], "detection_categories": {"1": "animal", "2": "person"}}'
+    new = '{"images": [' + _entry(0) + '], "detection_categories": {"1": "person", "2": "animal"}}'
+    path.write_text(old, encoding="utf-8")
+    scan, heads = results_stream._scan, []
+
+    def scan_then_replace(*args, **kwargs):
+        found = scan(*args, **kwargs)
+        path.write_text(new, encoding="utf-8")
+        return found
+    monkeypatch.setattr(results_stream, "_scan", scan_then_replace)
+
+    def take(head):
+        heads.append(head)
+        return lambda entries: None
+    returned = results_stream.read_results_streamed(str(path), take)
+    assert heads[-1]["detection_categories"] == returned["detection_categories"] == {"1": "person", "2": "animal"}
