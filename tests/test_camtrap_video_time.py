@@ -149,6 +149,51 @@ def test_damaged_or_hostile_headers_are_simply_unknown(tmp_path, data):
     assert recorded_time(str(tmp_path / "missing.mp4")) is None
 
 
+@pytest.mark.parametrize("text", [b"0001-01-01T00:00:00", b"1970-01-01 00:00:00", b"1850:01:01 00:00:00",
+                                  b"2099:01:01 00:00:00", b"9999-12-31 23:59:59"])
+def test_an_absurd_date_text_is_unknown_as_an_absurd_movie_header_time_is(tmp_path, text):
+    """A ``©day`` / creation date / ``IDIT`` outside the years the movie header's time may have
+    (a clock never set, Unix zero, a typo) is no recording time either: not a plausible-looking lie."""
+    from ssd.data.video_time import recorded_time
+
+    day = _box(b"\xa9day", struct.pack(">HH", len(text), 0) + text)
+    (tmp_path / "cam.mov").write_bytes(_box(b"moov", _box(b"udta", day)))
+    assert recorded_time(str(tmp_path / "cam.mov")) is None
+    idit = b"IDIT" + struct.pack("<I", len(text)) + text + b"\0" * (len(text) % 2)
+    (tmp_path / "trail.avi").write_bytes(b"RIFF" + struct.pack("<I", 4 + len(idit)) + b"AVI " + idit)
+    assert recorded_time(str(tmp_path / "trail.avi")) is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_fifo_device_or_folder_named_like_a_video_is_unknown_without_waiting(tmp_path, kind):
+    """``open`` of a FIFO waits for a writer for ever: a season folder holding one (or a link to one,
+    or to ``/dev/zero``) must not hang the run or the export."""
+    import signal
+
+    from ssd.data.video_time import recorded_time
+
+    path = tmp_path / "clip.mp4"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.symlink("/dev/zero", path)
+    else:
+        path.mkdir()
+
+    class Hung(Exception):             # not an OSError, which recorded_time would take for "unknown"
+        pass
+
+    def hung(*_):
+        raise Hung("recorded_time waited on it")
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        assert recorded_time(str(path)) is None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+
+
 def test_a_runs_video_entry_carries_its_recording_time_and_where_it_came_from(tmp_path):
     from ssd.camtrap.batch_run import run_batch
     from ssd.camtrap.settings import RunSettings

@@ -8,9 +8,9 @@ time, each entry parsed by the same decoder as ``json.loads``, checked ``CHUNK``
 same rules (``results_check.check_entries``), handed on and let go.
 
 Whatever is not a plain results document (not UTF-8, not JSON, a top-level key twice, the file
-growing past the cap, any fault a check finds) is handed to ``read_results``, which refuses it
-with the same message as before or, for a file that is only unusual, reads it whole: the answer
-and every refusal are ``read_results``'s own.
+growing past the cap or changed between two passes, any fault a check finds) is handed to
+``read_results``, which refuses it with the same message as before or, for a file that is only
+unusual, reads it whole: the answer and every refusal are ``read_results``'s own.
 """
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ class _Text:
     def __init__(self, fh: io.TextIOBase) -> None:
         self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
 
-    def more(self, want: int = READ_CHARS) -> bool:
+    def more(self, want: int = 0) -> bool:
+        """Read at least ``READ_CHARS`` more (looked up at each call, so a test's small value is
+        the size read, and values are cut at every place), or ``want`` where more."""
         if self.eof:
             return False
         piece = self.fh.read(max(want, READ_CHARS))
@@ -174,7 +176,10 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
             head, sink, after = _scan(path, take)
             if sink is None or after:
-                head, sink, after = _scan(path, take, known=head)
+                first = head
+                head, sink, after = _scan(path, take, known=first)
+                if head != first:       # the file changed between the passes: its entries met another head
+                    raise _Unusual
             if sink is None:
                 raise _Unusual
             check_results({**head, "images": []}, f"'{path}'")

@@ -13,7 +13,9 @@ split from the photos of the same visit. Containers carry the recording time:
 * AVI: the ``IDIT`` chunk many trail cameras write (``MON JAN 01 12:00:00 2024`` or
   ``2024:01:01 12:00:00``).
 
-The file is untrusted: boxes and chunks are walked by seeking, each read is at most
+Every time, text or number, outside those years is unknown: a clock never set, or garbage, gives
+no plausible-looking lie. The file is untrusted: only a regular file is opened (a FIFO named
+``.mp4`` would block ``open`` for ever); boxes and chunks are walked by seeking, each read is at most
 ``MAX_READ`` bytes whatever a header declares, and the walk stops after ``MAX_BOXES`` headers or
 ``MAX_DEPTH`` levels; anything odd means "no recording time" (None), never an error. No
 dependency beyond the standard library.
@@ -26,6 +28,7 @@ import struct
 import time
 from typing import BinaryIO, Iterator, Optional, Tuple
 
+from ssd.base.json_file import open_regular
 from ssd.data.exif import parse_time
 
 MP4_EPOCH = 2082844800          # seconds from 1904-01-01 (MP4's zero) to 1970-01-01
@@ -47,7 +50,7 @@ def recorded_time(path: str) -> Optional[Tuple[str, str]]:
     """(``"YYYY:MM:DD HH:MM:SS"``, source) of the video at ``path`` (source: ``mvhd``,
     ``QuickTime creationdate``, ``©day`` or ``IDIT``), or None when it carries none we trust."""
     try:
-        with open(path, "rb") as fh:
+        with open(open_regular(path), "rb") as fh:         # a FIFO is refused, not waited on
             head = fh.read(12)
             if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
                 return _avi_time(fh)
@@ -136,9 +139,14 @@ def _mvhd_time(b: bytes) -> Optional[str]:
         seconds = struct.unpack(">Q", b[4:12])[0]
     else:
         return None
-    unix = seconds - MP4_EPOCH
+    return None if seconds == 0 else _plausible(seconds - MP4_EPOCH)
+
+
+def _plausible(unix: float) -> Optional[str]:
+    """``unix`` as ``"YYYY:MM:DD HH:MM:SS"`` if it lies in ``EARLIEST_YEAR``.. a year from now, else
+    None: whatever field it came from, a clock never set or garbage is no recording time."""
     earliest = calendar.timegm((EARLIEST_YEAR, 1, 1, 0, 0, 0, 0, 0, 0))
-    if seconds == 0 or not earliest <= unix <= time.time() + 366 * 86400:
+    if not earliest <= unix <= time.time() + 366 * 86400:
         return None
     return time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(unix))
 
@@ -215,11 +223,12 @@ def _idit(fh: BinaryIO, start: int, end: int, budget: _Budget, depth: int) -> Op
 
 def _stamp(raw: bytes) -> Optional[str]:
     """A container's date text as ``"YYYY:MM:DD HH:MM:SS"`` (its wall clock; a zone suffix is
-    dropped, as a photo's EXIF time has none), else None: ISO / EXIF forms or C's ``ctime`` form."""
+    dropped, as a photo's EXIF time has none), else None: ISO / EXIF forms or C's ``ctime`` form,
+    in the years an ``mvhd`` time may have."""
     text = raw.decode("latin-1").strip().strip("\x00").strip()
     m = _CTIME.match(text)
     if m:
         month = _MONTHS.get(m.group(1).lower())
         text = f"{m.group(6)}:{month or 0:02d}:{int(m.group(2)):02d} {int(m.group(3)):02d}:{m.group(4)}:{m.group(5)}"
     seconds = parse_time(text[:19])
-    return None if seconds is None else time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(seconds))
+    return None if seconds is None else _plausible(seconds)
