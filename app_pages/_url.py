@@ -11,6 +11,11 @@ The address is untrusted input: a value is used only when its parser says the wi
 (in range, on the step, one of the options), otherwise the default stands, silently. Only small
 plain settings go there (numbers, choices, names the app lists), never uploads or paths: a shared
 link shows what it holds.
+
+A page whose widgets appear only once something is open (the Camera traps filters, after a results
+file is chosen: a path, which a reload forgets and the address never holds) names those settings
+in ``page_opened(..., later=)``: the link's values for them are kept from the first run and used
+when their widget is first drawn, even in a later run.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ Parse = Callable[[str], Any]      # URL text → a value the widget allows, or N
 MAX_TEXT = 200                    # longer URL values are not read at all
 READ = "_url_read"                # session_state: the widget keys whose link value was already read
 OPENED, READING = "_url_opened", "_url_reading"   # the pages opened in this session; is this run a first?
+HELD, PAGE = "_url_held", "_url_page"   # {page: {name: the link's text}} waiting for their widget; the page running
 
 
 def _text(value: Any) -> str:
@@ -35,23 +41,33 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def page_opened(page: str) -> None:
+def page_opened(page: str, later: Callable[[str], bool] = lambda name: False) -> None:
     """At the top of a page: the link is read in the page's first run of the session only. Later
     runs keep what the person changed; a widget first drawn later (another feature map's row)
-    opens on its own default, not on a value the address held for another one."""
-    opened = st.session_state.setdefault(OPENED, set())
-    st.session_state[READING] = page not in opened
+    opens on its own default, not on a value the address held for another one. ``later(name)``:
+    a setting whose widget may first be drawn in a later run (one widget per name); its link value
+    is kept until then."""
+    ss = st.session_state
+    opened = ss.setdefault(OPENED, set())
+    ss[READING] = page not in opened
+    ss[PAGE] = page
+    if ss[READING]:
+        ss.setdefault(HELD, {})[page] = {name: st.query_params.get(name) for name in st.query_params.keys()
+                                         if len(name) <= MAX_TEXT and later(name)}
     opened.add(page)
 
 
 def from_link(name: str, key: str, parse: Parse) -> None:
     """Before the widget ``key`` is drawn: the value the address gives ``name``, if the widget
-    allows it; only in the page's first run, once per widget."""
-    read = st.session_state.setdefault(READ, set())
-    if key in read or not st.session_state.get(READING):
+    allows it; only in the page's first run (or, for a ``later`` name, when first drawn), once per widget."""
+    ss = st.session_state
+    read = ss.setdefault(READ, set())
+    held = ss.get(HELD, {}).get(ss.get(PAGE), {})
+    if key in read or not (ss.get(READING) or name in held):
         return
     read.add(key)
-    raw = st.query_params.get(name)
+    raw = st.query_params.get(name) if ss.get(READING) else held.get(name)
+    held.pop(name, None)
     if raw is None or len(raw) > MAX_TEXT or not raw.isprintable():
         return
     try:
@@ -59,7 +75,7 @@ def from_link(name: str, key: str, parse: Parse) -> None:
     except (ValueError, TypeError, ArithmeticError):    # a parser's own refusal; the default stands
         value = None
     if value is not None:
-        st.session_state[key] = value
+        ss[key] = value
 
 
 def to_link(name: str, value: Any, default: Any, show: Callable[[Any], str] = _text) -> None:

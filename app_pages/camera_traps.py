@@ -13,12 +13,12 @@ import dataclasses
 import os
 import time
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
 import streamlit as st
 
-from app_pages import _access
+from app_pages import _access, _url
 from app_pages import _shared as sh
 from app_pages._camera_episodes import episode_controls
 from app_pages._camera_exports import PAGE_TERMS, downloads_panel, explorer_panel, exports_panel, split_panel
@@ -44,6 +44,11 @@ from ssd.inference.thresholds import RESULTS_FLOOR, TYPICAL_THRESHOLD
 OTHER_RESULTS = "another results file…"
 EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
+# the review settings a link keeps (``_url``); never the results file, the photo folder or a prefix:
+# paths on the machine serving the app, which a shared link would show
+REVIEW_SETTINGS = ("conf", "show", "rows", "hide_suspect", "per_class")
+CLASS_CONF = "conf_"        # + a class id of at most 6 digits: that class's own confidence
+VIEWS = ("images", "episodes")
 
 
 def _plain(text: str) -> str:
@@ -234,35 +239,61 @@ def _open_results_file(path: str, image_root: str, path_prefix: str) -> None:
                             ct_path_prefix=path_prefix)
 
 
+def _class_conf(cid: str) -> Optional[str]:
+    """The address's name for a class's own confidence; None (not kept) for an id that is not a short
+    number: class ids come from an untrusted file."""
+    return CLASS_CONF + cid if cid.isascii() and cid.isdigit() and len(cid) <= 6 else None
+
+
+def _review_setting(name: str) -> bool:
+    """A name the page's link may hold for the filters, drawn once a results file is open."""
+    return name in REVIEW_SETTINGS or (name.startswith(CLASS_CONF) and _class_conf(name[len(CLASS_CONF):]) == name)
+
+
+def _slug(state: str) -> str:
+    return state.replace(" ", "-")      # "with-detections" in the address, not "with+detections"
+
+
 def per_class_ui(names: Dict[str, str], threshold: float) -> Dict[str, float]:
-    """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none."""
-    if not st.checkbox("A threshold per class", key="ct_per_class", persist_state="session",
-                       help="As MegaDetector's \"separate into folders\": each class its own confidence."):
+    """A threshold per class (people at 0.5, animals at 0.2…), when asked for; else none. A class's
+    own value is in the address while it differs from the main one."""
+    if not _url.synced("per_class", "ct_per_class", _url.flag, False, lambda: st.checkbox(
+            "A threshold per class", key="ct_per_class", persist_state="session",
+            help="As MegaDetector's \"separate into folders\": each class its own confidence.")):
         return {}
     cols = st.columns(min(4, max(1, len(names))))
     out = {}
     for k, (cid, name) in enumerate(names.items()):
         label = md_escape(name)         # a widget label is Markdown; the name comes from the results file
-        out[name] = float(cols[k % len(cols)].number_input(label, 0.0, 1.0, float(threshold), 0.05,
-                                                           key=f"ct_thr_{cid}", persist_state="session"))
+        col, key = cols[k % len(cols)], f"ct_thr_{cid}"
+
+        def draw() -> float:
+            return float(col.number_input(label, 0.0, 1.0, float(threshold), 0.05, key=key, persist_state="session"))
+
+        link = _class_conf(cid)
+        out[name] = draw() if link is None else _url.synced(link, key, _url.number(0.0, 1.0, 0.01), threshold, draw)
     return {n: v for n, v in out.items() if v != threshold}
 
 
 def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
     """Confidence (per class if asked), classes, which images, hide suspect, images or episodes:
-    ``(the shown filter, the image state)``."""
+    ``(the shown filter, the image state)``. All but the classes (names from the file) are kept in
+    the address."""
     names = doc["detection_categories"]
     f1, f2, f3, f4, f5 = st.columns([2, 2, 2, 1.5, 1])     # "Hide suspect" whole at 1280 px
-    threshold = f1.slider("Confidence", 0.0, 1.0, min(1.0, typical_threshold(doc)), 0.01,
-                          key="ct_conf", persist_state="session")
+    typical = min(1.0, typical_threshold(doc))
+    threshold = _url.synced("conf", "ct_conf", _url.number(0.0, 1.0, 0.01), typical, lambda: f1.slider(
+        "Confidence", 0.0, 1.0, typical, 0.01, key="ct_conf", persist_state="session"))
     classes = f2.multiselect("Classes", list(names.values()), default=list(names.values()),
                              key="ct_classes", persist_state="session",
                              format_func=plain_text)
-    state = f3.selectbox("Show", STATES, key="ct_state", persist_state="session")
-    hide_suspect = f4.checkbox("Hide suspect", value=True, key="ct_hide_suspect", persist_state="session",
-                               help="Hide detections flagged as repeated at the same place (rocks, branches).")
-    f5.radio("Rows", ["images", "episodes"],
-             key="ct_view", persist_state="session", help="Episodes: the frames of one burst as one row.")
+    state = _url.synced("show", "ct_state", _url.choice(STATES, _slug), STATES[0], lambda: f3.selectbox(
+        "Show", STATES, key="ct_state", persist_state="session"), show=_slug)
+    hide_suspect = _url.synced("hide_suspect", "ct_hide_suspect", _url.flag, True, lambda: f4.checkbox(
+        "Hide suspect", value=True, key="ct_hide_suspect", persist_state="session",
+        help="Hide detections flagged as repeated at the same place (rocks, branches)."))
+    _url.synced("rows", "ct_view", _url.choice(VIEWS), VIEWS[0], lambda: f5.radio(
+        "Rows", VIEWS, key="ct_view", persist_state="session", help="Episodes: the frames of one burst as one row."))
     per_class = per_class_ui(names, threshold)
     return ShownFilter.of(threshold, None if len(classes) == len(names) else classes, hide_suspect,
                           per_class=per_class), state
@@ -375,6 +406,7 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
 
 def main() -> None:
     _access.require_access("Camera traps")
+    _url.page_opened("camera_traps", later=_review_setting)
     st.title("Camera traps")
     st.caption("Run a model over a whole folder of camera-trap photos (subfolders included), then browse, filter, "
                "download and sort the results. The results file is in MegaDetector's format, which Timelapse "
