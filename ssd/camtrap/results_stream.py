@@ -104,7 +104,7 @@ class _Text:
         """The JSON value at the position; a value that may run on past what is held is read again
         with more (a number cut at the buffer's end parses, as a shorter number)."""
         self.peek()
-        want = READ_CHARS // 2               # doubled before each read: READ_CHARS first
+        want = max(1, READ_CHARS // 2)       # doubled before each read: READ_CHARS first (0 never grew)
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
