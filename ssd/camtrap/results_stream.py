@@ -207,20 +207,24 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
 
     ``take`` is called once the head is known; where keys follow the images, or the categories come
     after them (MegaDetector's own order), the entries are read in a second pass and ``take`` is
-    called again: whatever the first sink gathered is to be dropped.
+    called again: whatever the first sink gathered is to be dropped. An error raised by ``take`` or
+    a sink is raised as it is (not taken for a fault of the file, read again whole).
     """
+    guarded = _guarded(take)
     try:
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
-            head, sink, after = _scan(path, take)
+            head, sink, after = _scan(path, guarded)
             if sink is None or after:
                 first = head
-                head, sink, after = _scan(path, take, known=first)
+                head, sink, after = _scan(path, guarded, known=first)
                 if head != first:       # the file changed between the passes: its entries met another head
                     raise _Unusual
             if sink is None:
                 raise _Unusual
             check_results({**head, "images": []}, f"'{path}'")
         return head
+    except _Callers as caller:          # the caller's own sink failed: not the file's fault
+        raise caller.error from None
     except (_Unusual, ResultsError, OSError, UnicodeDecodeError, ValueError):
         pass
     doc = read_results(path)            # refuses with its own message, or reads an unusual file whole
