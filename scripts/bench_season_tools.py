@@ -9,12 +9,12 @@ machine's load moves every figure, the ratio to the summary less so. The file is
 an entry down to the results floor) or given with ``--results``; ``compare`` compares the file with
 itself at two thresholds (0.2 and 0.5: every entry in both, thousands of changed images): the code
 that held both documents parsed peaked at about twice the summary's memory; it now reads each file
-a chunk of entries at a time. ``--baseline ROOT`` times another checkout's code alternately with
+a chunk of entries at a time. ``--baseline ROOT...`` times other checkouts' code alternately with
 this one; ``--md-order`` writes the file as MegaDetector does (``images`` first, indented), which
 compare reads twice (once for the categories that follow the images).
 
     .venv/bin/python scripts/bench_season_tools.py --images 50000 --detections 84 [--only compare split]
-        [--results season.json] [--baseline /tmp/main-copy] [--rounds 2] [--md-order]
+        [--results season.json] [--baseline /tmp/main-copy /tmp/old] [--rounds 2] [--md-order]
 """
 from __future__ import annotations
 
@@ -55,12 +55,13 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=100_000)
     ap.add_argument("--detections", type=int, metavar="N", help="boxes per entry (default: 0-3)")
     ap.add_argument("--results", metavar="PATH", help="time this results file instead of making one")
-    ap.add_argument("--baseline", metavar="ROOT", help="another checkout, timed alternately with this one")
+    ap.add_argument("--baseline", metavar="ROOT", nargs="+",
+                    help="other checkouts, timed alternately with this one (labelled by folder name)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--md-order", action="store_true", help="write the file as MegaDetector does: images first, indented")
     ap.add_argument("--only", nargs="*", choices=NAMES, help="some of the commands (the summary always runs)")
     args = ap.parse_args()
-    roots = {"this": ROOT, **({"baseline": os.path.abspath(args.baseline)} if args.baseline else {})}
+    roots = {"this": ROOT, **{os.path.basename(os.path.abspath(b)): os.path.abspath(b) for b in args.baseline or ()}}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
         path = os.path.join(folder, "season.json")
         if args.results:
@@ -87,7 +88,7 @@ def main() -> None:
                 for label, root in roots.items():
                     _clean(folder)
                     r = timed(root, cmd, folder)
-                    print(f"{name:<8} {label:<9} round {rnd + 1}: {r['wall_s']:6.1f} s {r['peak_mib']:6.0f} MiB",
+                    print(f"{name:<8} {label:<12} round {rnd + 1}: {r['wall_s']:6.1f} s {r['peak_mib']:6.0f} MiB",
                           flush=True)
 
 

@@ -119,3 +119,43 @@ def test_a_file_replaced_between_the_two_passes_is_read_as_it_now_is(tmp_path, m
         return lambda entries: None
     returned = results_stream.read_results_streamed(str(path), take)
     assert heads[-1]["detection_categories"] == returned["detection_categories"] == {"1": "person", "2": "animal"}
+
+
+def test_a_long_value_read_one_character_at_a_time_is_read_in_growing_pieces(monkeypatch):
+    """At READ_CHARS = 1 a value longer than what is held is read again with twice as much each
+    time, not one character more (a 5,000-character entry re-parsed 5,000 times)."""
+    import io
+
+    monkeypatch.setattr(results_stream, "READ_CHARS", 1)
+    reads: List[int] = []
+
+    class Counted(io.StringIO):
+        def read(self, size: Any = -1) -> str:
+            reads.append(size)
+            return super().read(size)
+
+    text = results_stream._Text(Counted(json.dumps({"file": "x" * 5000}) + " "))
+    assert text.value() == {"file": "x" * 5000}
+    assert len(reads) < 40
+
+
+@pytest.mark.parametrize("error", [ValueError("the caller's own"), OSError(28, "No space left on device"),
+                                   ResultsError("changed while it was split")])
+def test_an_error_of_the_callers_sink_is_raised_not_taken_for_the_files(tmp_path, error):
+    """A sink that fails (a disk full, a file found changed) fails the read: the file is not read
+    again whole as if it were unusual, and the sink is not handed the entries a second time."""
+    path = tmp_path / "r.json"
+    path.write_text(_doc([_entry(i) for i in range(3)]))
+    takes: List[Dict[str, Any]] = []
+
+    def take(head: Dict[str, Any]):
+        takes.append(head)
+
+        def sink(chunk: List[Dict[str, Any]]) -> None:
+            if len(takes) == 1:
+                raise error
+        return sink
+
+    with pytest.raises(type(error), match=str(error.args[-1])):
+        results_stream.read_results_streamed(str(path), take)
+    assert len(takes) == 1

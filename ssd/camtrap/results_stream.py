@@ -39,11 +39,39 @@ class _Unusual(Exception):
     """Not a plain results document: ``read_results`` decides."""
 
 
+class _Callers(Exception):
+    """An error of the caller's own ``take`` or sink, carried out past the reader's own faults."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _guarded(take: Callable[[Dict[str, Any]], Callable[[Any], None]]
+             ) -> Callable[[Dict[str, Any]], Callable[[Any], None]]:
+    """``take`` and the sinks it gives, any error of theirs raised as ``_Callers``: a sink that
+    refuses (disk full, a file changed) is not a fault of the file to read again whole."""
+    def guarded_take(head: Dict[str, Any]) -> Callable[[Any], None]:
+        try:
+            sink = take(head)
+        except Exception as error:
+            raise _Callers(error) from error
+
+        def guarded_sink(chunk: Any) -> None:
+            try:
+                sink(chunk)
+            except Exception as error:
+                raise _Callers(error) from error
+        return guarded_sink
+    return guarded_take
+
+
 class _Text:
     """A text file read ``READ_CHARS`` at a time, a position in what is held, values parsed at it."""
 
     def __init__(self, fh: io.TextIOBase) -> None:
         self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
+        self.start = 0                  # where the last value read began in ``buf``
 
     def more(self, want: int = 0) -> bool:
         """Read at least ``READ_CHARS`` more (looked up at each call, so a test's small value is
@@ -76,12 +104,12 @@ class _Text:
         """The JSON value at the position; a value that may run on past what is held is read again
         with more (a number cut at the buffer's end parses, as a shorter number)."""
         self.peek()
-        want = READ_CHARS // 2               # doubled before each read: READ_CHARS first
+        want = max(1, READ_CHARS // 2)       # doubled before each read: READ_CHARS first (0 never grew)
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
                 if end < len(self.buf) or self.eof:
-                    self.pos = end
+                    self.start, self.pos = self.pos, end
                     return value
             except (ValueError, RecursionError):
                 if self.eof:
@@ -91,11 +119,11 @@ class _Text:
 
 
 def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
-          known: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
+          known: Optional[Dict[str, Any]] = None, raw: bool = False) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
     """One pass over the file: its head (every top-level key but ``images``), the sink its entries
     went to (``take(head)`` with ``known``, the head a first pass found, else the head so far when
     it holds the categories; None: skipped) and whether a key came after the images (the head they
-    were read with was not the whole)."""
+    were read with was not the whole). ``raw``: the sink gets each entry with its text, unchecked."""
     fd = open_regular(path)
     with io.open(fd, "r", encoding="utf-8-sig", newline="") as fh:
         if os.fstat(fh.fileno()).st_size > MAX_RESULTS_BYTES:
@@ -120,7 +148,7 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
                     except ResultsError:
                         raise _Unusual from None
                     sink = take(dict(base))
-                _entries(text, sink, cats if sink is not None else {}, path)
+                _entries(text, sink, cats if sink is not None else {}, path, raw)
             else:
                 head[key] = text.value()
                 after_images = after_images or images_seen
@@ -133,8 +161,9 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
             return head, sink, after_images
 
 
-def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str) -> None:
-    """The ``images`` list, ``CHUNK`` entries at a time checked and handed to ``sink`` (None: skipped)."""
+def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, raw: bool = False) -> None:
+    """The ``images`` list, ``CHUNK`` entries at a time checked and handed to ``sink`` (None: skipped);
+    ``raw``: each as (entry, its text in the file), not checked."""
     text.take("[")
     if text.peek() == "]":
         text.pos += 1
@@ -142,15 +171,23 @@ def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str)
     chunk: List[Any] = []
     start = 0
     while True:
-        chunk.append(text.value())
+        value = text.value()
+        chunk.append((value, text.buf[text.start:text.pos]) if raw else value)
         if len(chunk) == CHUNK:
-            _hand(chunk, start, cats, path, sink)
+            if raw:
+                sink(chunk)             # type: ignore[misc]  # a second reading: the first checked them
+            else:
+                _hand(chunk, start, cats, path, sink)
             start, chunk = start + CHUNK, []
         if text.peek() == ",":
             text.pos += 1
             continue
         text.take("]")
-        _hand(chunk, start, cats, path, sink)
+        if raw:
+            if chunk:
+                sink(chunk)             # type: ignore[misc]
+        else:
+            _hand(chunk, start, cats, path, sink)
         return
 
 
@@ -170,20 +207,24 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
 
     ``take`` is called once the head is known; where keys follow the images, or the categories come
     after them (MegaDetector's own order), the entries are read in a second pass and ``take`` is
-    called again: whatever the first sink gathered is to be dropped.
+    called again: whatever the first sink gathered is to be dropped. An error raised by ``take`` or
+    a sink is raised as it is (not taken for a fault of the file, read again whole).
     """
+    guarded = _guarded(take)
     try:
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
-            head, sink, after = _scan(path, take)
+            head, sink, after = _scan(path, guarded)
             if sink is None or after:
                 first = head
-                head, sink, after = _scan(path, take, known=first)
+                head, sink, after = _scan(path, guarded, known=first)
                 if head != first:       # the file changed between the passes: its entries met another head
                     raise _Unusual
             if sink is None:
                 raise _Unusual
             check_results({**head, "images": []}, f"'{path}'")
         return head
+    except _Callers as caller:          # the caller's own sink failed: not the file's fault
+        raise caller.error from None
     except (_Unusual, ResultsError, OSError, UnicodeDecodeError, ValueError):
         pass
     doc = read_results(path)            # refuses with its own message, or reads an unusual file whole
@@ -192,6 +233,33 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
     for start in range(0, len(images), CHUNK):
         sink(images[start:start + CHUNK])
     return doc
+
+
+#: What receives entries read again with their text: called with each chunk of (entry, its JSON text as
+#: it stands in the file), in file order.
+TextSink = Callable[[List[Tuple[Any, str]]], None]
+
+
+def read_entries_again(path: str, head: Dict[str, Any], take: Callable[[], TextSink]) -> bool:
+    """Read ``path`` again, after ``read_results_streamed`` read it with the head ``head``: its
+    entries, each with its text as it stands in the file, go to ``take()`` a chunk at a time, in
+    order, *not checked again*. True when so read; False where the file is not one this reads
+    (unusual, or its head now differs from ``head``): the caller reads it as it read it first. An
+    error of the sink's own is not caught.
+
+    Why: a command that copies entries (``results split``) checked them in its first reading and
+    needs their text, not a second check of each or a re-serialisation where the text is already
+    what it would write. A file changed between the readings is the caller's to detect (its names,
+    its count, its size and time of change).
+    """
+    try:
+        with collector_paused():
+            again, sink, _ = _scan(path, _guarded(lambda _head: take()), known=head, raw=True)
+    except _Callers as caller:
+        raise caller.error from None
+    except (_Unusual, OSError, UnicodeDecodeError):
+        return False
+    return sink is not None and json.dumps(again) == json.dumps(head)
 
 
 #: What keeps an entry: called with each checked entry, returns what a command holds of it.
