@@ -141,7 +141,7 @@ def test_a_file_changed_between_its_readings_is_refused_and_nothing_is_written(t
     from ssd.camtrap import results_stream
 
     path = _results(tmp_path)
-    first = results_stream.read_results_kept
+    first = results_stream.read_results_kept_where
 
     def then_changed(*args, **kwargs):
         doc = first(*args, **kwargs)
@@ -155,7 +155,7 @@ def test_a_file_changed_between_its_readings_is_refused_and_nothing_is_written(t
         path.write_text(json.dumps(now))
         return doc
 
-    monkeypatch.setattr(results_stream, "read_results_kept", then_changed)
+    monkeypatch.setattr(results_stream, "read_results_kept_where", then_changed)
     out = tmp_path / "split"
     assert main(["results", "split", str(path), "--out", str(out)]) == 2
     assert "changed while it was split" in capsys.readouterr().err

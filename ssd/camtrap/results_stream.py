@@ -18,7 +18,7 @@ import io
 import json
 import os
 import re
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ssd.base.json_file import open_regular
 from ssd.base.memory import collector_paused
@@ -27,6 +27,10 @@ from ssd.camtrap.results_check import CHUNK, ResultsError, check_entries, check_
 
 #: Characters read at a time: a few hundred entries of 84 boxes, a few thousand of 0-3.
 READ_CHARS = 2 ** 20
+
+#: Where an entry stands in the file: its text, and its first and one-past-last character counted
+#: in the file's text (after a UTF-8 byte order mark), as ``read_spans`` takes them.
+Where = Tuple[str, int, int]
 
 #: What receives the checked entries: called with each chunk (at most ``CHUNK``), in file order.
 Sink = Callable[[List[Dict[str, Any]]], None]
@@ -72,6 +76,7 @@ class _Text:
     def __init__(self, fh: io.TextIOBase) -> None:
         self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
         self.start = 0                  # where the last value read began in ``buf``
+        self.base = 0                   # where ``buf`` begins in the file's text (characters)
 
     def more(self, want: int = 0) -> bool:
         """Read at least ``READ_CHARS`` more (looked up at each call, so a test's small value is
@@ -85,6 +90,7 @@ class _Text:
         if not piece:
             self.eof = True
             return False
+        self.base += self.pos
         self.buf, self.pos = self.buf[self.pos:] + piece, 0
         return True
 
@@ -119,11 +125,11 @@ class _Text:
 
 
 def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
-          known: Optional[Dict[str, Any]] = None, raw: bool = False) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
+          known: Optional[Dict[str, Any]] = None, spans: bool = False) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
     """One pass over the file: its head (every top-level key but ``images``), the sink its entries
     went to (``take(head)`` with ``known``, the head a first pass found, else the head so far when
     it holds the categories; None: skipped) and whether a key came after the images (the head they
-    were read with was not the whole). ``raw``: the sink gets each entry with its text, unchecked."""
+    were read with was not the whole). ``spans``: the sink gets each entry with its ``Where``."""
     fd = open_regular(path)
     with io.open(fd, "r", encoding="utf-8-sig", newline="") as fh:
         if os.fstat(fh.fileno()).st_size > MAX_RESULTS_BYTES:
@@ -148,7 +154,7 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
                     except ResultsError:
                         raise _Unusual from None
                     sink = take(dict(base))
-                _entries(text, sink, cats if sink is not None else {}, path, raw)
+                _entries(text, sink, cats if sink is not None else {}, path, spans)
             else:
                 head[key] = text.value()
                 after_images = after_images or images_seen
@@ -161,44 +167,42 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
             return head, sink, after_images
 
 
-def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, raw: bool = False) -> None:
+def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, spans: bool = False) -> None:
     """The ``images`` list, ``CHUNK`` entries at a time checked and handed to ``sink`` (None: skipped);
-    ``raw``: each as (entry, its text in the file), not checked."""
+    ``spans``: each as (entry, its ``Where``)."""
     text.take("[")
     if text.peek() == "]":
         text.pos += 1
         return
     chunk: List[Any] = []
+    wheres: Optional[List[Where]] = [] if spans and sink is not None else None
     start = 0
     while True:
         value = text.value()
-        chunk.append((value, text.buf[text.start:text.pos]) if raw else value)
+        chunk.append(value)
+        if wheres is not None:
+            wheres.append((text.buf[text.start:text.pos], text.base + text.start, text.base + text.pos))
         if len(chunk) == CHUNK:
-            if raw:
-                sink(chunk)             # type: ignore[misc]  # a second reading: the first checked them
-            else:
-                _hand(chunk, start, cats, path, sink)
+            _hand(chunk, start, cats, path, sink, wheres)
             start, chunk = start + CHUNK, []
+            wheres = [] if wheres is not None else None
         if text.peek() == ",":
             text.pos += 1
             continue
         text.take("]")
-        if raw:
-            if chunk:
-                sink(chunk)             # type: ignore[misc]
-        else:
-            _hand(chunk, start, cats, path, sink)
+        _hand(chunk, start, cats, path, sink, wheres)
         return
 
 
-def _hand(chunk: List[Any], start: int, cats: Dict[str, str], path: str, sink: Optional[Sink]) -> None:
+def _hand(chunk: List[Any], start: int, cats: Dict[str, str], path: str, sink: Optional[Sink],
+          wheres: Optional[List[Where]] = None) -> None:
     if sink is None or not chunk:
         return
     try:
         check_entries(chunk, start, cats, f"'{path}'")
     except ResultsError:
         raise _Unusual from None        # read_results names it, after the head's faults as before
-    sink(chunk)
+    sink(chunk if wheres is None else list(zip(chunk, wheres)))
 
 
 def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> Dict[str, Any]:
@@ -210,13 +214,19 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
     called again: whatever the first sink gathered is to be dropped. An error raised by ``take`` or
     a sink is raised as it is (not taken for a fault of the file, read again whole).
     """
+    return _streamed(path, take)
+
+
+def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = False) -> Dict[str, Any]:
+    """``read_results_streamed``; ``spans``: each entry handed as (entry, its ``Where``), None for
+    its ``Where`` where the file was read whole by ``read_results``."""
     guarded = _guarded(take)
     try:
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
-            head, sink, after = _scan(path, guarded)
+            head, sink, after = _scan(path, guarded, spans=spans)
             if sink is None or after:
                 first = head
-                head, sink, after = _scan(path, guarded, known=first)
+                head, sink, after = _scan(path, guarded, known=first, spans=spans)
                 if head != first:       # the file changed between the passes: its entries met another head
                     raise _Unusual
             if sink is None:
@@ -231,35 +241,9 @@ def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> 
     images = doc.pop("images")
     sink = take(doc)
     for start in range(0, len(images), CHUNK):
-        sink(images[start:start + CHUNK])
+        part = images[start:start + CHUNK]
+        sink([(entry, None) for entry in part] if spans else part)
     return doc
-
-
-#: What receives entries read again with their text: called with each chunk of (entry, its JSON text as
-#: it stands in the file), in file order.
-TextSink = Callable[[List[Tuple[Any, str]]], None]
-
-
-def read_entries_again(path: str, head: Dict[str, Any], take: Callable[[], TextSink]) -> bool:
-    """Read ``path`` again, after ``read_results_streamed`` read it with the head ``head``: its
-    entries, each with its text as it stands in the file, go to ``take()`` a chunk at a time, in
-    order, *not checked again*. True when so read; False where the file is not one this reads
-    (unusual, or its head now differs from ``head``): the caller reads it as it read it first. An
-    error of the sink's own is not caught.
-
-    Why: a command that copies entries (``results split``) checked them in its first reading and
-    needs their text, not a second check of each or a re-serialisation where the text is already
-    what it would write. A file changed between the readings is the caller's to detect (its names,
-    its count, its size and time of change).
-    """
-    try:
-        with collector_paused():
-            again, sink, _ = _scan(path, _guarded(lambda _head: take()), known=head, raw=True)
-    except _Callers as caller:
-        raise caller.error from None
-    except (_Unusual, OSError, UnicodeDecodeError):
-        return False
-    return sink is not None and json.dumps(again) == json.dumps(head)
 
 
 #: What keeps an entry: called with each checked entry, returns what a command holds of it.
@@ -288,3 +272,79 @@ def read_results_kept(path: str, keep_for: Callable[[Dict[str, Any]], Keep]) -> 
     head = read_results_streamed(path, take)
     head["images"] = kept
     return head
+
+
+#: What keeps an entry with its ``Where`` (None where the file was read whole by ``read_results``).
+KeepWhere = Callable[[Dict[str, Any], Optional[Where]], Any]
+
+
+def read_results_kept_where(path: str, keep_for: Callable[[Dict[str, Any]], KeepWhere]) -> Dict[str, Any]:
+    """``read_results_kept``, ``keep(entry, where)`` given each entry's ``Where`` as well.
+
+    Why: a command that copies entries (``results split``) reads the file twice; noting where each
+    entry stands in the first reading lets the second take its text (``read_spans``) without parsing
+    it again. A second pass of the first reading calls ``keep_for`` again: what the first kept is
+    to be dropped.
+    """
+    kept: List[Any] = []
+
+    def take(head: Dict[str, Any]) -> Sink:
+        keep = keep_for(head)
+        kept.clear()
+
+        def sink(entries: List[Any]) -> None:
+            kept.extend(keep(entry, where) for entry, where in entries)
+        return sink
+
+    head = _streamed(path, take, spans=True)
+    head["images"] = kept
+    return head
+
+
+class TextChanged(Exception):
+    """The file's text no longer holds the spans asked for (shorter, not UTF-8, unreadable)."""
+
+
+def read_spans(path: str, spans: Iterable[Tuple[int, int]]) -> Iterator[Tuple[str, Optional[str]]]:
+    """The file ``path`` read again in order, as (the text since the last span, the span's text) for
+    each of ``spans`` (character offsets as ``Where`` gives them, in file order), then (the rest of
+    the file, None). ``TextChanged`` where it cannot be: the file changed (the caller checks that
+    the text is still what it was: it is not parsed here).
+
+    Why: the second reading of ``results split`` needs each entry's text, not the entry parsed a
+    second time; what lies between the spans lets the caller check the head and the count again.
+    """
+    try:
+        fd = open_regular(path)
+        with io.open(fd, "r", encoding="utf-8-sig", newline="") as fh:
+            buf, base, at, read = "", 0, 0, 0          # ``buf`` holds the text from ``base``; ``at``: handed up to
+            for start, end in spans:
+                if start < at or end < start:
+                    raise TextChanged
+                if base + len(buf) < end:
+                    pieces = [buf[at - base:]]
+                    have = base + len(buf)
+                    while have < end:
+                        piece = fh.read(max(READ_CHARS, end - have))
+                        if not piece:
+                            raise TextChanged
+                        pieces.append(piece)
+                        have += len(piece)
+                        read += len(piece)
+                        if read > MAX_RESULTS_BYTES:
+                            raise TextChanged
+                    buf, base = "".join(pieces), at
+                yield buf[at - base:start - base], buf[start - base:end - base]
+                at = end
+            rest = [buf[at - base:]]
+            while True:
+                piece = fh.read(READ_CHARS)
+                if not piece:
+                    break
+                rest.append(piece)
+                read += len(piece)
+                if read > MAX_RESULTS_BYTES:
+                    raise TextChanged
+            yield "".join(rest), None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise TextChanged from error

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import unicodedata
+from array import array
 from contextlib import ExitStack
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
@@ -191,14 +192,13 @@ def split_results_file(path: str, out: str, names_for: Callable[[Dict[str, Any]]
 
     Why: the file holds every box down to the results floor, ~84 an image; parsed whole, a season
     of 100,000 images needed ~4.3 GB to be cut into per-camera files. Here a first reading checks
-    the file and the names and plans the parts (per image its name and part); then each entry, as
-    it is read again, is written into its part's temporary file, compact as ``write_split`` writes
-    it; the parts are put in place once all are written. The same refusals, in the same order.
+    the file and the names, notes where each entry's text stands, and plans the parts (per image
+    its name and part); then each entry's text is read again from there, not parsed where it can be
+    copied, and written into its part's temporary file, compact as ``write_split`` writes it; the
+    parts are put in place once all are written. The same refusals, in the same order.
     """
-    from ssd.camtrap.results_stream import read_results_kept
-
     identity = _identity(path)
-    read = read_results_kept(path, lambda head: _file_only)
+    read, spans = _first_reading(path)
     files = [im["file"] for im in read["images"]]
     doc = names_for(read)
     rule = rule_for(doc)
@@ -213,7 +213,7 @@ def split_results_file(path: str, out: str, names_for: Callable[[Dict[str, Any]]
         counts = [0] * len(plan)
         for first in range(0, len(plan), OPEN_AT_ONCE):
             group = plan[first:first + OPEN_AT_ONCE]
-            temps += _write_parts(path, read, group, first, files, part_of, names, counts, identity)
+            temps += _write_parts(path, read, group, first, files, part_of, names, counts, identity, spans)
         for tmp, (dest, _) in zip(temps, plan):
             replace_with(tmp, dest)
     finally:
@@ -232,20 +232,52 @@ def _identity(path: str) -> Tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _file_only(entry: Dict[str, Any]) -> Dict[str, Any]:
-    return {"file": entry["file"]}
+class _Spans:
+    """Per entry, in file order, where its text stands (``results_stream.Where``'s offsets) and
+    whether that text is the bytes ``json.dumps`` would write (``_verbatim``): arrays, not a tuple
+    an entry, to hold a season of a million images in ~17 MB."""
+
+    def __init__(self) -> None:
+        self.starts, self.ends, self.verbatim = array("q"), array("q"), bytearray()
+        self.whole = True               # False: the file was read whole, no entry's text known
+
+
+def _first_reading(path: str) -> Tuple[Dict[str, Any], Optional[_Spans]]:
+    """The file read as a document whose entries hold only their ``file``, and where each entry's
+    text stands (None where it was read whole by ``read_results``: an unusual file)."""
+    from ssd.camtrap.results_stream import Where, read_results_kept_where
+
+    spans = [_Spans()]
+
+    def keep_for(_head: Dict[str, Any]) -> Callable[[Dict[str, Any], Optional[Where]], Dict[str, Any]]:
+        found = spans[0] = _Spans()                    # a second pass: what the first noted is dropped
+
+        def keep(entry: Dict[str, Any], where: Optional[Where]) -> Dict[str, Any]:
+            if where is None:
+                found.whole = False
+            else:
+                text, start, end = where
+                found.starts.append(start)
+                found.ends.append(end)
+                found.verbatim.append(_verbatim(entry, text))
+            return {"file": entry["file"]}
+        return keep
+
+    read = read_results_kept_where(path, keep_for)
+    return read, (spans[0] if spans[0].whole else None)
 
 
 def _write_parts(path: str, head: Dict[str, Any], group: List[Tuple[str, Dict[str, Any]]], first: int,
                  files: List[str], part_of: List[int], names: List[str], counts: List[int],
-                 identity: Tuple[int, ...]) -> List[str]:
+                 identity: Tuple[int, ...], spans: Optional[_Spans]) -> List[str]:
     """Read ``path`` once more and write the entries of the parts ``group`` (the ``first``-th part on)
     into a temporary file beside each; their paths. ``ResultsError`` when the file is not the one
     planned from (``head``, the names in order, ``identity`` as ``_identity`` gave it before the first
     reading): it changed between the readings. The entries are not checked again: the first
-    reading checked them, and a file that changed is refused."""
+    reading checked them, and a file that changed is refused. With ``spans`` (the first reading's),
+    each entry's text is taken from where it stood, parsed only where it is re-serialised."""
     from ssd.base.atomic import temp_beside
-    from ssd.camtrap.results_stream import read_entries_again, read_results_streamed
+    from ssd.camtrap.results_stream import read_results_streamed
     from ssd.camtrap.run_checkpoint import IMAGES_JSON_END, images_json_entry, images_json_head
 
     with ExitStack() as stack:
@@ -266,21 +298,6 @@ def _write_parts(path: str, head: Dict[str, Any], group: List[Tuple[str, Dict[st
                 fh.write(images_json_head(group[k][1]))
                 counts[first + k] = 0
 
-        def take_text() -> Callable[[List[Tuple[Any, str]]], None]:
-            start_again()
-
-            def sink(entries: List[Tuple[Any, str]]) -> None:
-                for entry, text in entries:
-                    i = seen[0]
-                    if i >= len(files) or type(entry) is not dict or entry.get("file") != files[i]:
-                        raise _changed(path)
-                    seen[0] += 1
-                    k = part_of[i] - first
-                    if 0 <= k < len(handles):
-                        handles[k].write(images_json_entry(counts[first + k], _as_written(entry, text, names[i])))
-                        counts[first + k] += 1
-            return sink
-
         def take(_: Dict[str, Any]) -> Callable[[List[Dict[str, Any]]], None]:
             start_again()
 
@@ -297,8 +314,10 @@ def _write_parts(path: str, head: Dict[str, Any], group: List[Tuple[str, Dict[st
                         counts[first + k] += 1
             return sink
 
-        if read_entries_again(path, head, take_text):    # the text of each entry, not checked again
-            if seen[0] != len(files) or _identity(path) != identity:
+        if spans is not None:                           # the text of each entry, not parsed again
+            start_again()
+            _copy_spans(path, head, spans, first, files, part_of, names, counts, handles)
+            if _identity(path) != identity:
                 raise _changed(path)
         else:                                           # an unusual file: read as the first reading read it
             again = read_results_streamed(path, take)
@@ -315,7 +334,61 @@ def _write_parts(path: str, head: Dict[str, Any], group: List[Tuple[str, Dict[st
         return temps
 
 
-#: An entry's text mapped for ``_as_written``'s checks: digits and the decimal point as ``d``, an
+def _copy_spans(path: str, head: Dict[str, Any], spans: _Spans, first: int, files: List[str],
+                part_of: List[int], names: List[str], counts: List[int], handles: List[IO[str]]) -> None:
+    """The second reading by the first's ``spans``: each entry of a part in ``handles`` (the
+    ``first``-th on) written into it, its text copied (``_verbatim`` ones, their ``file`` renamed)
+    or parsed and re-serialised. ``ResultsError`` where the file is no longer the one read first:
+    a copied entry's text not beginning with its name, a parsed one not an entry of that name, or
+    the text between the entries (the head, with each entry as ``0``) not the head read first
+    with as many entries (a file changed within its size and time of change)."""
+    from ssd.camtrap.results_stream import TextChanged, read_spans
+    from ssd.camtrap.run_checkpoint import images_json_entry
+
+    rest = io.StringIO()                                # the document, each entry as 0
+    i = 0
+    try:
+        for between, text in read_spans(path, zip(spans.starts, spans.ends)):
+            rest.write(between)
+            if text is None:
+                break
+            rest.write("0")
+            k = part_of[i] - first
+            if spans.verbatim[i]:
+                prefix = '{"file":' + json.dumps(files[i])
+                if not text.startswith(prefix):
+                    raise _changed(path)
+                written = '{"file":' + json.dumps(names[i]) + text[len(prefix):] if 0 <= k < len(handles) else ""
+            elif 0 <= k < len(handles):
+                entry = _entry_of(text)
+                if entry is None or entry.get("file") != files[i]:
+                    raise _changed(path)
+                written = json.dumps(dict(entry, file=names[i]), separators=(",", ":"), allow_nan=False)
+            if 0 <= k < len(handles):
+                handles[k].write(images_json_entry(counts[first + k], written))
+                counts[first + k] += 1
+            i += 1
+    except TextChanged:
+        raise _changed(path) from None
+    try:
+        again = json.loads(rest.getvalue())
+    except (ValueError, RecursionError):
+        raise _changed(path) from None
+    if (type(again) is not dict or again.pop("images", None) != [0] * len(files)
+            or json.dumps(again) != json.dumps(head)):
+        raise _changed(path)
+
+
+def _entry_of(text: str) -> Optional[Dict[str, Any]]:
+    """The entry ``text`` holds, parsed as ``json.loads`` parses it; None where it is not one."""
+    try:
+        entry = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return entry if type(entry) is dict else None
+
+
+#: An entry's text mapped for ``_verbatim``'s checks: digits and the decimal point as ``d``, an
 #: exponent's letter as ``e``, structure as ``#``, what ``json.dumps`` would escape or drop as ``!``.
 _SHAPES = str.maketrans({**{chr(c): "x" for c in range(128)}, **{c: "d" for c in "0123456789."},
                          "e": "e", "E": "e", " ": " ", **{c: "#" for c in ",:[]{}"},
@@ -325,7 +398,15 @@ _TRAILING_ZERO = re.compile(r"\.\d+0[,\]}]")            # 0.50: json.dumps write
 
 def _as_written(entry: Dict[str, Any], text: str, name: str) -> str:
     """``json.dumps(dict(entry, file=name), separators=(",", ":"), allow_nan=False)``, made from the
-    entry's own ``text`` where that is sure to be the same bytes, else by ``json.dumps``.
+    entry's own ``text`` where that is sure to be the same bytes (``_verbatim``), else by ``json.dumps``."""
+    if _verbatim(entry, text):
+        return '{"file":' + json.dumps(name) + text[len('{"file":' + json.dumps(entry.get("file"))):]
+    return json.dumps(dict(entry, file=name), separators=(",", ":"), allow_nan=False)
+
+
+def _verbatim(entry: Dict[str, Any], text: str) -> bool:
+    """Whether ``text``, the parsed ``entry``'s own, is the bytes ``json.dumps(entry, separators=(",",
+    ":"), allow_nan=False)`` would write, its ``file`` first (so renaming it changes only that).
 
     Why: re-serialising ~84 boxes an entry took a quarter of a split's time, and a file a batch
     run wrote holds each entry exactly as ``json.dumps`` writes it. The text is taken only when
@@ -344,10 +425,9 @@ def _as_written(entry: Dict[str, Any], text: str, name: str) -> str:
             and "NaN" not in text and "Infinity" not in text and ".0000" not in text
             and "-0," not in text and "-0]" not in text and "-0}" not in text):
         shapes = text.translate(_SHAPES)
-        if ("!" not in shapes and "de" not in shapes and "# " not in shapes and " #" not in shapes
-                and "d" * 16 not in shapes and not _TRAILING_ZERO.search(text)):
-            return '{"file":' + json.dumps(name) + text[len(prefix):]
-    return json.dumps(dict(entry, file=name), separators=(",", ":"), allow_nan=False)
+        return ("!" not in shapes and "de" not in shapes and "# " not in shapes and " #" not in shapes
+                and "d" * 16 not in shapes and not _TRAILING_ZERO.search(text))
+    return False
 
 
 def _changed(path: str) -> ResultsError:
