@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ssd.base.atomic import atomic_path
 from ssd.base.safe_paths import PathRefused, relative_inside, relative_name
@@ -117,45 +117,63 @@ def _joined(rows: List[str]) -> Iterator[str]:
         yield row if i == 0 else "," + row
 
 
+class CocoBuilder:
+    """The rows of a COCO file made an entry at a time (``add``), then the file (``rows``): the
+    results' entries need not all be held (``read_coco_rows``), only what the file will hold."""
+
+    def __init__(self, categories: Dict[str, str], threshold: Threshold, image_root: str,
+                 hide_suspect: bool = True, terms: Tuple[str, str] = CLI_TERMS) -> None:
+        self.shown = ShownFilter.at(threshold, hide_suspect)
+        self.names, self.ids = categories, category_ids(categories)
+        self.real_root, self.terms = os.path.realpath(image_root), terms
+        self.counts = CocoCounts()
+        self.images: List[str] = []
+        self.annotations: List[str] = []
+        self.seen: set = set()
+
+    def add(self, entry: Dict[str, Any], file: Optional[str] = None) -> None:
+        """One checked entry (named ``file`` where given: a renamed one); ``ResultsError`` for a name
+        outside the images folder or listed before."""
+        file = str(entry.get("file", "")) if file is None else file
+        counts = self.counts
+        if is_video(file) or is_failed(entry):
+            (counts.failed if is_failed(entry) else counts.videos).append(file)   # a failed clip: a failure
+            return
+        name = coco_name(file, self.real_root, self.terms)
+        if name in self.seen:      # a labelling tool would get two images of one file, each read again
+            raise ResultsError(f"{terminal_safe(file)!r} is listed twice in the results: one entry an image "
+                               "(results merge joins shards without repeats; nothing was written)")
+        self.seen.add(name)
+        size = _size(entry, name, self.real_root)
+        if size is None:
+            counts.no_size.append(file)
+            return
+        image_id = len(self.images) + 1
+        self.images.append(_compact({"id": image_id, "file_name": name, "width": size[0], "height": size[1]}))
+        for d in shown_detections(entry, self.shown, names=self.names):
+            box = pixel_box(d["bbox"], *size)
+            self.annotations.append(_compact({"id": len(self.annotations) + 1, "image_id": image_id,
+                                              "category_id": self.ids[d["category"]], "bbox": box,
+                                              "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
+                                              "segmentation": [], "score": d["conf"]}))
+
+    def rows(self, info: Dict[str, Any]) -> Tuple[CocoRows, CocoCounts]:
+        """The COCO file of the entries added (``info``: the results' ``info``), and its counts."""
+        counts = self.counts
+        counts.images, counts.annotations = len(self.images), len(self.annotations)
+        head = {"info": {"description": "Detections for correction in a labelling tool",
+                         "contributor": str(info.get("detector") or ""), "version": "1.0"}, "licenses": []}
+        categories = [{"id": self.ids[k], "name": str(v), "supercategory": ""} for k, v in self.names.items()]
+        return CocoRows(head, self.images, self.annotations, categories), counts
+
+
 def coco_rows(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
               terms: Tuple[str, str] = CLI_TERMS) -> Tuple[CocoRows, CocoCounts]:
     """The COCO file of a results file at the thresholds, and what it kept and left out."""
-    shown = ShownFilter.at(threshold, hide_suspect)
-    names = doc.get("detection_categories") or {}
-    ids = category_ids(names)
-    real_root = os.path.realpath(image_root)
-    counts = CocoCounts()
-    images: List[str] = []
-    annotations: List[str] = []
-    seen: set = set()
+    made = CocoBuilder(doc.get("detection_categories") or {}, threshold, image_root, hide_suspect, terms)
     for entry in doc.get("images", []):
-        file = str(entry.get("file", ""))
-        if is_video(file) or is_failed(entry):
-            (counts.failed if is_failed(entry) else counts.videos).append(file)   # a failed clip: a failure
-            continue
-        name = coco_name(file, real_root, terms)
-        if name in seen:           # a labelling tool would get two images of one file, each read again
-            raise ResultsError(f"{terminal_safe(file)!r} is listed twice in the results: one entry an image "
-                               "(results merge joins shards without repeats; nothing was written)")
-        seen.add(name)
-        size = _size(entry, name, real_root)
-        if size is None:
-            counts.no_size.append(file)
-            continue
-        image_id = len(images) + 1
-        images.append(_compact({"id": image_id, "file_name": name, "width": size[0], "height": size[1]}))
-        for d in shown_detections(entry, shown, names=names):
-            box = pixel_box(d["bbox"], *size)
-            annotations.append(_compact({"id": len(annotations) + 1, "image_id": image_id,
-                                         "category_id": ids[d["category"]], "bbox": box,
-                                         "area": round(box[2] * box[3], BOX_DIGITS), "iscrowd": 0,
-                                         "segmentation": [], "score": d["conf"]}))
-    counts.images, counts.annotations = len(images), len(annotations)
-    info = doc.get("info") or {}
-    head = {"info": {"description": "Detections for correction in a labelling tool",
-                     "contributor": str(info.get("detector") or ""), "version": "1.0"}, "licenses": []}
-    categories = [{"id": ids[k], "name": str(v), "supercategory": ""} for k, v in names.items()]
-    return CocoRows(head, images, annotations, categories), counts
+        made.add(entry)
+    return made.rows(doc.get("info") or {})
 
 
 def coco_document(doc: Dict[str, Any], threshold: Threshold, image_root: str, hide_suspect: bool = True,
@@ -177,6 +195,75 @@ def write_coco(doc: Dict[str, Any], out: str, threshold: Threshold, image_root: 
     """The COCO file at ``out``, written row by row under a temporary name and renamed (nothing when
     refused: every name is checked before the file is begun)."""
     rows, counts = coco_rows(doc, threshold, image_root, hide_suspect)
+    write_coco_rows(rows, out)
+    return counts
+
+
+def write_coco_rows(rows: CocoRows, out: str) -> None:
+    """``rows`` as the COCO file ``out``, written under a temporary name and renamed."""
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.writelines(rows.chunks())
-    return counts
+
+
+def read_coco_rows(path: str, shown_for: Callable[[Dict[str, Any]], ShownFilter], image_root: str,
+                   prefix: Optional[str] = None, check: Callable[[Dict[str, Any]], None] = lambda head: None,
+                   terms: Tuple[str, str] = CLI_TERMS) -> Tuple[Dict[str, Any], CocoRows, CocoCounts]:
+    """The results file ``path`` read as it goes (``results_stream``) into a COCO file at
+    ``shown_for(head)``: its head (names below ``prefix`` made relative, as ``rebase_results``
+    records it), the file's rows and its counts.
+
+    Why: parsed whole, a season of ~84 boxes an image needed gigabytes to write the few boxes a
+    threshold shows; here each entry is let go once its rows are made. The refusals are those of
+    the whole-file code, in its order: the file's own; then a name the prefix refuses (or, without
+    one, a Windows name); then ``check(head)`` (the flags against the file's classes); then a name
+    outside the images folder or listed twice. A refusal found while reading is kept until the
+    file is read, so that a fault of the file later on comes first.
+    """
+    from ssd.camtrap.rebase import Renamer, WindowsNames
+    from ssd.camtrap.results_stream import read_results_streamed
+
+    state: Dict[str, Any] = {}
+
+    def take(head: Dict[str, Any]) -> Callable[[List[Dict[str, Any]]], None]:
+        state.clear()                           # a second pass: what the first made is dropped
+        state["windows"] = WindowsNames()
+        try:
+            state["renamer"] = Renamer(prefix) if prefix is not None else None
+        except ResultsError as error:
+            state["renamed"] = error
+        state["made"] = CocoBuilder(head.get("detection_categories") or {}, shown_for(head), image_root,
+                                    terms=terms)
+
+        def sink(entries: List[Dict[str, Any]]) -> None:
+            for entry in entries:
+                file = entry["file"]
+                if "renamed" in state:
+                    return
+                if state["renamer"] is None:
+                    state["windows"].add(file)
+                else:
+                    try:
+                        file = state["renamer"].name(file)
+                    except ResultsError as error:
+                        state["renamed"] = error
+                        return
+                if "made_error" in state:
+                    continue
+                try:
+                    state["made"].add(entry, file)
+                except ResultsError as error:
+                    state["made_error"] = error
+        return sink
+
+    head = read_results_streamed(path, take)
+    if "renamed" in state:
+        raise state["renamed"]
+    if state["renamer"] is None:
+        state["windows"].refuse(image_root, terms)
+    else:
+        head = state["renamer"].head(head)
+    check(head)
+    if "made_error" in state:
+        raise state["made_error"]
+    rows, counts = state["made"].rows(head.get("info") or {})
+    return head, rows, counts

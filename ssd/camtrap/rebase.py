@@ -129,20 +129,35 @@ def rebase_results(doc: Dict[str, Any], prefix: str, to: Optional[str] = None) -
     run's recorded images folder (``info.ssd_batch.images_root``) follows the names."""
     if to is not None and not to.strip():
         raise ResultsError("the new prefix is empty: give a folder, or make the names relative to the prefix")
-    where = PathPrefix(prefix)
-    images, seen = [], {}
-    for im in doc.get("images", []):
-        name = joined(to, where.below(im["file"]))
-        if name in seen:
-            raise ResultsError(f"{seen[name]!r} and {im['file']!r} would both become {name!r} (nothing was written)")
-        seen[name] = im["file"]
-        images.append(dict(im, file=name))
-    info = dict(doc.get("info") or {})
-    info["rebased"] = list(info.get("rebased") or []) + [{"from": prefix, "to": to}]
-    batch = info.get("ssd_batch")
-    if isinstance(batch, dict):
-        info["ssd_batch"] = _rebased_batch(batch, where, to)
-    return dict(doc, info=info, images=images)
+    names = Renamer(prefix, to)
+    images = [dict(im, file=names.name(im["file"])) for im in doc.get("images", [])]
+    return dict(names.head(doc), images=images)
+
+
+class Renamer:
+    """``rebase_results`` a name at a time, for a reader that never holds the document: each name
+    checked as it comes (``ResultsError`` as ``rebase_results`` refuses it), the head made apart."""
+
+    def __init__(self, prefix: str, to: Optional[str] = None) -> None:
+        self.prefix, self.to, self.where = prefix, to, PathPrefix(prefix)
+        self.seen: Dict[str, str] = {}
+
+    def name(self, file: str) -> str:
+        """``file``'s new name; ``ResultsError`` outside the prefix, climbing out, or a name given before."""
+        name = joined(self.to, self.where.below(file))
+        if name in self.seen:
+            raise ResultsError(f"{self.seen[name]!r} and {file!r} would both become {name!r} (nothing was written)")
+        self.seen[name] = file
+        return name
+
+    def head(self, doc: Dict[str, Any]) -> Dict[str, Any]:
+        """``doc`` (its ``images`` left as they are) with ``info`` recording the step (``rebase_results``)."""
+        info = dict(doc.get("info") or {})
+        info["rebased"] = list(info.get("rebased") or []) + [{"from": self.prefix, "to": self.to}]
+        batch = info.get("ssd_batch")
+        if isinstance(batch, dict):
+            info["ssd_batch"] = _rebased_batch(batch, self.where, self.to)
+        return dict(doc, info=info)
 
 
 def _rebased_batch(batch: Dict[str, Any], where: PathPrefix, to: Optional[str]) -> Dict[str, Any]:
@@ -161,24 +176,42 @@ def _rebased_batch(batch: Dict[str, Any], where: PathPrefix, to: Optional[str]) 
 def common_folder(names: Iterable[str]) -> Optional[str]:
     """The deepest folder every absolute name lies in, written as the first name is (``None``: names
     on different roots, a relative one, or none). Only for messages: it is never used unasked."""
-    shared: Optional[List[Any]] = None   # root, folders in common, written on Windows, the first name
+    common = CommonFolder()
     for name in names:
+        common.add(name)
+    return common.folder()
+
+
+class CommonFolder:
+    """``common_folder`` of the names given one at a time (``add``), none held."""
+
+    def __init__(self) -> None:
+        self.shared: Optional[List[Any]] = None   # root, folders in common, written on Windows, the first name
+        self.apart = False                        # different roots, or a relative name
+
+    def add(self, name: str) -> None:
+        if self.apart:
+            return
         root, parts, windows = split_name(name)
+        shared = self.shared
         if not root or (shared is not None and root != shared[0]):
-            return None
+            self.apart = True
+            return
         if shared is None:
-            shared = [root, parts[:-1], windows, name]
-            continue
+            self.shared = [root, parts[:-1], windows, name]
+            return
         fold = str.casefold if windows else str
         k = 0
         while k < min(len(shared[1]), len(parts) - 1) and fold(shared[1][k]) == fold(parts[k]):
             k += 1
         shared[1] = shared[1][:k]
-    if shared is None:
-        return None
-    root, folders, _, first = shared
-    sep = "\\" if "\\" in first else "/"
-    return root.replace("/", sep) + (sep if root.endswith(":") else "") + sep.join(folders)
+
+    def folder(self) -> Optional[str]:
+        if self.shared is None or self.apart:
+            return None
+        root, folders, _, first = self.shared
+        sep = "\\" if "\\" in first else "/"
+        return root.replace("/", sep) + (sep if root.endswith(":") else "") + sep.join(folders)
 
 
 #: How the command line names the two settings a refusal asks for; the page passes its fields' labels.
@@ -189,18 +222,37 @@ def refuse_windows_names(doc: Dict[str, Any], images: Optional[str], terms: Tupl
     """``ResultsError`` when the names are Windows absolute names (a drive letter, a network share):
     they can name no file here without a path prefix. The message names the folder they share, and
     the settings by ``terms`` (prefix, images folder) as the user sees them."""
-    names = [im["file"] for im in doc.get("images", [])]
-    # string tests (the page reruns this); "//x" is a POSIX name too: only a backslashed share counts
-    foreign = next((n for n in names if (n[1:2] == ":" and n[:1].isalpha()) or n.startswith("\\\\")), None)
-    if foreign is None:
-        return
-    shared = common_folder(names)
-    hint = f" (these names share '{shared}')" if shared else ""
-    now = f" (now '{images}')" if images else ""
-    raise ResultsError(f"'{foreign}' was written on Windows and names no file on this machine: give the folder the "
-                       f"names begin with there as the path prefix ({terms[0]}){hint}, and the folder it is here "
-                       f"as the images folder ({terms[1]}){now}; or write a file with names relative to it: "
-                       "python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json (nothing was written)")
+    names = WindowsNames()
+    for im in doc.get("images", []):
+        names.add(im["file"])
+    names.refuse(images, terms)
+
+
+class WindowsNames:
+    """``refuse_windows_names`` of the names given one at a time (``add``), then ``refuse``."""
+
+    def __init__(self) -> None:
+        self.foreign: Optional[str] = None
+        self.common = CommonFolder()
+
+    def add(self, name: str) -> None:
+        # string tests (the page reruns this); "//x" is a POSIX name too: only a backslashed share counts
+        if self.foreign is None and ((name[1:2] == ":" and name[:1].isalpha()) or name.startswith("\\\\")):
+            self.foreign = name
+        self.common.add(name)
+
+    def refuse(self, images: Optional[str], terms: Tuple[str, str] = CLI_TERMS) -> None:
+        """``ResultsError`` as ``refuse_windows_names`` gives it, where a name given was a Windows one."""
+        if self.foreign is None:
+            return
+        foreign, shared = self.foreign, self.common.folder()
+        hint = f" (these names share '{shared}')" if shared else ""
+        now = f" (now '{images}')" if images else ""
+        raise ResultsError(f"'{foreign}' was written on Windows and names no file on this machine: give the folder "
+                           f"the names begin with there as the path prefix ({terms[0]}){hint}, and the folder it is "
+                           f"here as the images folder ({terms[1]}){now}; or write a file with names relative to it: "
+                           "python -m ssd results rebase RESULTS.json --relative-to PREFIX -o NEW.json "
+                           "(nothing was written)")
 
 
 def output_path_checked(results: str, out: str) -> None:

@@ -90,9 +90,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
+    root = args.images or os.path.dirname(os.path.abspath(args.results))
     if args.format == "coco":
         refuse_coco_target(args)
-    root = args.images or os.path.dirname(os.path.abspath(args.results))
+        return export_coco(args, root)
     doc = read_results(args.results)
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
         doc = with_path_prefix(doc, args, root)
@@ -104,8 +105,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         write_xlsx(doc, args.out, shown)
         print(f"{len(doc['images'])} image(s) written to {args.out}", file=sys.stderr)
         return 0
-    if args.format == "coco":
-        return export_coco(doc, args, root, shown)
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
     from ssd.camtrap.taxa import taxa_warnings
 
@@ -140,13 +139,22 @@ def refuse_coco_target(args: argparse.Namespace) -> None:
         raise SSDError(f"'{args.out}' exists; give --replace to write over it, or another --out")
 
 
-def export_coco(doc, args: argparse.Namespace, root: str, shown) -> int:
-    """``--format coco``: the file, then what was kept and left out, on stderr."""
+def export_coco(args: argparse.Namespace, root: str) -> int:
+    """``--format coco``: the file, read as it goes (``coco_export.read_coco_rows``), then what was
+    kept and left out, on stderr."""
     from ssd.base.text import terminal_safe
-    from ssd.camtrap.coco_export import write_coco
+    from ssd.camtrap.coco_export import read_coco_rows, write_coco_rows
+    from ssd.camtrap.episodes import regroup_episodes
     from ssd.camtrap.rebase import recorded_folder_hint
+    from ssd.cli.shown import shown_filter
 
-    done = write_coco(doc, args.out, shown, root)
+    def check(head) -> None:                    # as the whole-file export: episodes regrouped, then the classes
+        regroup_episodes(dict(head, images=[]), args.episode_gap, args.camera_depth)
+        shown_filter(head, args)
+
+    doc, rows, done = read_coco_rows(args.results, lambda head: shown_filter(head, args, check=False), root,
+                                     args.path_prefix, check)
+    write_coco_rows(rows, args.out)
     print(f"COCO file {terminal_safe(args.out)}: {done.images} image(s), {done.annotations} box(es)",
           file=sys.stderr)
     if done.failed:
