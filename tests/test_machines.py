@@ -187,3 +187,22 @@ def test_a_shard_whose_run_has_not_finished_is_named_with_its_journal(tmp_path, 
     shutil.copy(_shard_file(tmp_path, "older", ["cam0/0000.jpg"], [1, 2]), s1)   # an earlier run's results
     with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl"):
         merge_results([s1, s2])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock: POSIX")
+def test_a_shard_whose_run_is_still_going_before_its_first_checkpoint_is_not_merged(tmp_path):
+    """A run of shard 1/2 writes its journal under a temporary name until its first checkpoint
+    (--checkpoint-every images): merge saw no ``s1.checkpoint.jsonl`` and joined the older
+    ``s1.json`` that the live run was about to replace. The run's lock on that journal now counts."""
+    from ssd.camtrap.run_store import RunStore, default_journal_path
+
+    s1 = _shard_file(tmp_path, "s1", ["cam0/0000.jpg"], [1, 2])          # an earlier run's results
+    s2 = _shard_file(tmp_path, "s2", ["cam1/0001.jpg"], [2, 2])
+    live = RunStore.create(default_journal_path(s1), {"k": 1}, ["cam0/0000.jpg"])   # not yet published
+    try:
+        assert not os.path.lexists(default_journal_path(s1))
+        with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl"):
+            merge_results([s1, s2])
+    finally:
+        live.close()
+    assert len(merge_results([s1, s2])["images"]) == 2       # once that run has ended (here: stopped unpublished)

@@ -49,7 +49,7 @@ def _check_finished(paths: Sequence[str]) -> None:
     misstate that shard; the reason is said rather than "does not exist"."""
     import os
 
-    from ssd.camtrap.run_store import default_journal_path
+    from ssd.camtrap.run_store import default_journal_path, journal_in_use
 
     for p in paths:
         journal = default_journal_path(p)
@@ -57,6 +57,9 @@ def _check_finished(paths: Sequence[str]) -> None:
             raise ResultsError(f"the run writing '{p}' has not finished: its journal '{journal}' is there "
                                "(a run stopped or still going); finish it (the same detect command with "
                                "--resume, on any machine), then merge")
+        if journal_in_use(journal):         # a young run's journal is still under a temporary name
+            raise ResultsError(f"the run writing '{p}' has not finished: a run is still writing its journal "
+                               f"'{journal}'; wait for it to end, then merge")
 
 
 def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
