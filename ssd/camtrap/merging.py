@@ -62,14 +62,20 @@ def _check_finished(paths: Sequence[str]) -> None:
                                f"'{journal}'; wait for it to end, then merge")
 
 
+def _weights(doc: Dict[str, Any]) -> Optional[str]:
+    """The weights' digest a results file records (``info.ssd_batch.model_weights``), else None."""
+    digest = ((doc.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
+    return digest if isinstance(digest, str) else None
+
+
 def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
     """The detector's name is its folder's: two machines' ``models/tiny-pikachu``, one retrained,
     name the same detector. Files that record the weights' digest (``info.ssd_batch.model_weights``)
     are compared by it; files that do not (older ones, MegaDetector's) are not."""
     first: Optional[Tuple[str, str]] = None
     for p, d in zip(paths, docs):
-        digest = ((d.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
-        if not isinstance(digest, str):
+        digest = _weights(d)
+        if digest is None:
             continue
         if first is None:
             first = (p, digest)
@@ -261,6 +267,9 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
         if missing:
             batch["shards_merged"] = sorted([i, n] for d in docs for i, n in (_shards(d) or []))
             batch["shards_missing"] = [list(s) for s in missing]
+        info["ssd_batch"] = batch
+    if "model_weights" in batch and len({str(_weights(d)) for d in docs}) > 1:
+        batch.pop("model_weights")           # a shard records none (_check_weights let it by): unknown
         info["ssd_batch"] = batch
     if "cut_short" in batch:                 # the merged file's count, not the first shard's
         batch["cut_short"] = sum(is_cut_short(im) for im in images)
