@@ -187,3 +187,43 @@ def test_a_shard_whose_run_has_not_finished_is_named_with_its_journal(tmp_path, 
     shutil.copy(_shard_file(tmp_path, "older", ["cam0/0000.jpg"], [1, 2]), s1)   # an earlier run's results
     with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl"):
         merge_results([s1, s2])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock: POSIX")
+def test_a_shard_whose_run_is_still_going_before_its_first_checkpoint_is_not_merged(tmp_path):
+    """A run of shard 1/2 writes its journal under a temporary name until its first checkpoint
+    (--checkpoint-every images): merge saw no ``s1.checkpoint.jsonl`` and joined the older
+    ``s1.json`` that the live run was about to replace. The run's lock on that journal now counts."""
+    from ssd.camtrap.run_store import RunStore, default_journal_path
+
+    s1 = _shard_file(tmp_path, "s1", ["cam0/0000.jpg"], [1, 2])          # an earlier run's results
+    s2 = _shard_file(tmp_path, "s2", ["cam1/0001.jpg"], [2, 2])
+    live = RunStore.create(default_journal_path(s1), {"k": 1}, ["cam0/0000.jpg"])   # not yet published
+    try:
+        assert not os.path.lexists(default_journal_path(s1))
+        with pytest.raises(ResultsError, match="not finished.*s1.checkpoint.jsonl"):
+            merge_results([s1, s2])
+    finally:
+        live.close()
+    assert len(merge_results([s1, s2])["images"]) == 2       # once that run has ended (here: stopped unpublished)
+
+
+def test_a_merge_claims_the_weights_only_where_every_shard_records_them(tmp_path):
+    """A shard that records no weights' digest (an older run's, MegaDetector's) merges with one that
+    does, but the merged file copied the first shard's ``model_weights``: with the recording shard
+    first it claimed every entry came from those weights, with it second it claimed none; a later
+    merge was then refused or let through by the order of the files."""
+    a = _shard_file(tmp_path, "a", ["cam0/0000.jpg"], [1, 2])
+    b = _shard_file(tmp_path, "b", ["cam1/0001.jpg"], [2, 2])
+    doc = json.loads(open(a, encoding="utf-8").read())
+    doc["info"]["ssd_batch"]["model_weights"] = "f" * 40
+    with open(a, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    for order in ([a, b], [b, a]):
+        assert "model_weights" not in merge_results(order)["info"]["ssd_batch"]
+    c = _shard_file(tmp_path, "c", ["cam2/0002.jpg"], [2, 2])
+    doc["info"]["ssd_batch"]["shard"] = [2, 2]
+    doc["images"] = [_img("cam2/0002.jpg")]
+    with open(c, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    assert merge_results([a, c])["info"]["ssd_batch"]["model_weights"] == "f" * 40     # all record the same

@@ -49,7 +49,7 @@ def _check_finished(paths: Sequence[str]) -> None:
     misstate that shard; the reason is said rather than "does not exist"."""
     import os
 
-    from ssd.camtrap.run_store import default_journal_path
+    from ssd.camtrap.run_store import default_journal_path, journal_in_use
 
     for p in paths:
         journal = default_journal_path(p)
@@ -57,6 +57,15 @@ def _check_finished(paths: Sequence[str]) -> None:
             raise ResultsError(f"the run writing '{p}' has not finished: its journal '{journal}' is there "
                                "(a run stopped or still going); finish it (the same detect command with "
                                "--resume, on any machine), then merge")
+        if journal_in_use(journal):         # a young run's journal is still under a temporary name
+            raise ResultsError(f"the run writing '{p}' has not finished: a run is still writing its journal "
+                               f"'{journal}'; wait for it to end, then merge")
+
+
+def _weights(doc: Dict[str, Any]) -> Optional[str]:
+    """The weights' digest a results file records (``info.ssd_batch.model_weights``), else None."""
+    digest = ((doc.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
+    return digest if isinstance(digest, str) else None
 
 
 def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
@@ -65,8 +74,8 @@ def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None
     are compared by it; files that do not (older ones, MegaDetector's) are not."""
     first: Optional[Tuple[str, str]] = None
     for p, d in zip(paths, docs):
-        digest = ((d.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
-        if not isinstance(digest, str):
+        digest = _weights(d)
+        if digest is None:
             continue
         if first is None:
             first = (p, digest)
@@ -258,6 +267,9 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
         if missing:
             batch["shards_merged"] = sorted([i, n] for d in docs for i, n in (_shards(d) or []))
             batch["shards_missing"] = [list(s) for s in missing]
+        info["ssd_batch"] = batch
+    if "model_weights" in batch and len({str(_weights(d)) for d in docs}) > 1:
+        batch.pop("model_weights")           # a shard records none (_check_weights let it by): unknown
         info["ssd_batch"] = batch
     if "cut_short" in batch:                 # the merged file's count, not the first shard's
         batch["cut_short"] = sum(is_cut_short(im) for im in images)

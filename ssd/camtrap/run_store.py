@@ -372,6 +372,17 @@ def _hold(fh: IO[bytes], path: str) -> None:
         pass
 
 
+def journal_in_use(path: str) -> bool:
+    """Whether a live run holds the journal at ``path`` or its unpublished one (a run's journal is
+    a temporary file until its first checkpoint, so ``path`` may not exist yet). Why: ``results
+    merge`` must not join the older results file such a run is about to replace."""
+    try:
+        _refuse_busy(path)
+    except ResultsError:
+        return True
+    return False
+
+
 def _refuse_busy(path: str) -> None:
     """``ResultsError`` when a live run holds the journal at ``path`` or its unpublished one."""
     folder = os.path.dirname(os.path.abspath(path)) or "."
