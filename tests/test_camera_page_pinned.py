@@ -20,6 +20,7 @@ from ssd.camtrap.browse import STATES, detection_rows, filter_entries, page_of, 
 from ssd.camtrap.cameras import CameraRule
 from ssd.camtrap.episodes import episode_classes, episode_layout, regrouped
 from ssd.camtrap.megadetector import read_results
+from ssd.camtrap.review import repeat_groups
 from ssd.camtrap.summary import summarize
 from ssd.camtrap.sweep import threshold_sweep
 from ssd.inference.filtering import ShownFilter
@@ -72,7 +73,8 @@ def page_outputs(doc: Dict[str, Any], full: Callable[[List[Dict[str, Any]]], Lis
     ``full(entries)``: the entries a page shows (pictures, captions, tables) with their boxes."""
     names = doc["detection_categories"]
     layout = episode_layout(doc)
-    out: Dict[str, Any] = {"layout": _plain(layout), "files": [im["file"] for im in doc["images"]]}
+    out: Dict[str, Any] = {"layout": _plain(layout), "files": [im["file"] for im in doc["images"]],
+                           "repeat groups": _plain(repeat_groups(doc))}
     for fname, shown in FILTERS.items():
         out[f"{fname}: counts"] = _plain(summarize(doc, shown, layout=layout))
         out[f"{fname}: sweep"] = _plain(threshold_sweep(doc, shown))

@@ -6,7 +6,8 @@ season of 100,000 images with ~84 boxes each (every box down to the results floo
 counts, filters, episodes and the threshold sweep read of each detection only its class, score,
 suspect flag and video frame, and only the 24 images of a page (or the one shown large) need their
 boxes. Each record keeps every field of its entry but the detections, and each detection without
-its box, equal ones shared (``compact_entry``); ``in_full`` reads the entries shown back from the
+its box (a suspect repeat's kept: the repeat review groups them by place), equal ones shared
+(``compact_entry``); ``in_full`` reads the entries shown back from the
 file (``results_index``), with the record's own fields (a name below a path prefix, a regrouped
 episode) over the file's.
 """
@@ -29,7 +30,9 @@ def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]]) -> D
     out = []
     for d in dets:
         kept = {k: d[k] for k in DETECTION_FIELDS if k in d}
-        key = tuple((k, v.__class__, v) for k, v in kept.items())      # 1 and 1.0 and True kept apart
+        if d.get("suspect") and "bbox" in d:
+            kept["bbox"] = d["bbox"]        # the repeat review groups and crops the suspects by their box
+        key = tuple((k, v.__class__, tuple(v) if k == "bbox" else v) for k, v in kept.items())  # 1, 1.0, True apart
         out.append(shared.setdefault(key, kept))
     return {**entry, "detections": out}
 
