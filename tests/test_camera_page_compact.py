@@ -44,3 +44,19 @@ def test_opening_holds_memory_in_proportion_to_images_not_boxes(tmp_path):
     assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB for {IMAGES} images"
     last = in_full(doc, index, doc["images"][-1:])[0]
     assert len(last["detections"]) == 84 and len(last["detections"][0]["bbox"]) == 4
+
+
+def test_the_whole_document_for_downloads_and_exports_is_the_file_parsed(tmp_path):
+    """The JSON and CSV downloads, the exports, a split and a cleaned file are made of ``whole_doc``:
+    every entry as ``read_results`` parses it, and regrouped as the parsed file regroups."""
+    from ssd.camtrap.cameras import CameraRule
+    from ssd.camtrap.episodes import regrouped
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.page_results import whole_doc
+    from tests.test_camera_page_pinned import fixtures
+
+    for path in fixtures(tmp_path).values():
+        doc, index = open_compact(path)
+        parsed = read_results(path)
+        assert whole_doc(doc, index) == parsed
+        assert whole_doc(regrouped(doc, 30.0, CameraRule(1)), index) == regrouped(parsed, 30.0, CameraRule(1))

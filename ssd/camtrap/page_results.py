@@ -67,3 +67,9 @@ def in_full(doc: Dict[str, Any], index: Optional[EntryIndex], entries: Sequence[
         whole = index.entry(at[id(e)])
         out.append({**whole, **{k: v for k, v in e.items() if k != "detections"}})
     return out
+
+
+def whole_doc(doc: Dict[str, Any], index: Optional[EntryIndex]) -> Dict[str, Any]:
+    """``doc`` with every entry whole (``in_full``): for what writes or hands on the boxes (the JSON
+    and CSV downloads, the exports, a split, a cleaned file), made when asked and let go after."""
+    return doc if index is None else {**doc, "images": in_full(doc, index, doc["images"])}
