@@ -5,9 +5,10 @@ page opens the same files in a server a lab shares, and holds what it opened for
 This times, in a process of its own (its own peak RSS, as ``bench_season_results.timed``), the
 library calls the page makes, in its order (``app_pages/camera_traps.py``'s ``browser``):
 
-* open: ``read_results`` + ``freeze_loaded_data`` (``_shared._results``, held per file version);
+* open: ``_shared._results``, held per file version: ``page_results.open_compact`` (compact records
+  and an index; a checkout without it: ``read_results``, the file parsed whole) + ``freeze_loaded_data``;
 * the counts (``summarize`` with the ``episode_layout``), the images shown (``filter_entries``), a
-  page of them (``page_of`` + ``picture_caption``: the captions the grid draws, no photos) and the
+  page of them (``page_of``, ``in_full`` + ``picture_caption``: the captions the grid draws, no photos) and the
   threshold explorer (``threshold_sweep``);
 * then a confidence slider move (0.5), a state filter ("empty") and the next page of images.
 
@@ -59,12 +60,17 @@ def view(doc, shown, state, page, layout):
     s = summarize(doc, shown, layout=layout)
     entries = filter_entries(doc, shown, None, state)
     readable = split_failures(entries)[0]
-    words = [picture_caption(e, doc["detection_categories"], shown) for e in page_of(readable, page)]
+    words = [picture_caption(e, doc["detection_categories"], shown) for e in in_full(doc, index, page_of(readable, page))]
     return s, len(entries), words
 
 
+try:                                    # a checkout whose page holds compact records
+    from ssd.camtrap.page_results import in_full, open_compact
+except ImportError:                     # one whose page holds the file parsed whole
+    in_full, open_compact = (lambda doc, index, entries: list(entries)), (lambda path: (read_results(path), None))
+
 print(f"  {'start':<28} {'':>8}   RSS {rss()[0]:6.0f} MiB", file=sys.stderr)
-doc = step("open (read + freeze)", lambda: (read_results(sys.argv[1]), freeze_loaded_data())[0])
+doc, index = step("open (read + freeze)", lambda: (open_compact(sys.argv[1]), freeze_loaded_data())[0])
 layout = step("episode layout", lambda: episode_layout(doc))
 shown = ShownFilter.of(min(1.0, typical_threshold(doc)), None, True)
 step("first view (counts, page 1)", lambda: view(doc, shown, "all", 1, layout))
