@@ -67,15 +67,17 @@ def test_a_file_read_whole_has_no_index(tmp_path):
     assert doc["images"] == [im["file"] for im in read_results(str(path))["images"]]
 
 
-@pytest.mark.parametrize("change", ["rewritten", "same size and time", "removed"])
+@pytest.mark.parametrize("change", ["rewritten", "same size and time", "removed", "a folder now"])
 def test_a_changed_file_is_refused_not_read(tmp_path, change):
     path = tmp_path / "r.json"
     _write(path, _doc(_images()))
     _, index = read_results_indexed(str(path), _names)
     assert index.entry(3)["file"] == "site B/日本.jpg"
     st = os.stat(path)
-    if change == "removed":
+    if change in ("removed", "a folder now"):
         path.unlink()
+        if change == "a folder now":
+            path.mkdir()
     else:
         text = path.read_text(encoding="utf-8")
         path.write_text(text.replace('"conf": 0.39', '"conf": 0.93'), encoding="utf-8")     # same length

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ssd.base.json_file import open_regular
+from ssd.base.json_file import JSONFileError, open_regular
 from ssd.camtrap.results_check import ResultsError, check_entries
 from ssd.camtrap.results_stream import Keep, Spans, read_results_kept
 
@@ -48,7 +48,7 @@ class EntryIndex:
         changed = ResultsChanged(f"'{self.path}' changed since it was opened; open it again")
         try:
             fd = open_regular(self.path)
-        except OSError:
+        except (OSError, JSONFileError):        # gone, or no longer a regular file (a folder, a FIFO)
             raise changed from None
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
