@@ -28,12 +28,21 @@ def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]]) -> D
     if not dets:
         return entry
     out = []
+    append = out.append
     for d in dets:
+        if len(d) == 3 and "bbox" in d:     # the common one (category, conf, bbox): a third of the time
+            cat, conf = d.get("category"), d.get("conf")
+            key = (cat, conf.__class__, conf)                     # 1, 1.0 and True kept apart
+            kept = shared.get(key)
+            if kept is None:
+                kept = shared[key] = {k: d[k] for k in DETECTION_FIELDS if k in d}
+            append(kept)
+            continue
         kept = {k: d[k] for k in DETECTION_FIELDS if k in d}
         if d.get("suspect") and "bbox" in d:
             kept["bbox"] = d["bbox"]        # the repeat review groups and crops the suspects by their box
-        key = tuple((k, v.__class__, tuple(v) if k == "bbox" else v) for k, v in kept.items())  # 1, 1.0, True apart
-        out.append(shared.setdefault(key, kept))
+        key = tuple((k, v.__class__, tuple(v) if k == "bbox" else v) for k, v in kept.items())
+        append(shared.setdefault(key, kept))
     return {**entry, "detections": out}
 
 
