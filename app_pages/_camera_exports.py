@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 import pandas as pd
 import streamlit as st
@@ -66,14 +66,17 @@ def explorer_panel(key: tuple, shown: ShownFilter, doc: Dict[str, Any]) -> None:
                                "episodes changed": sweep["episodes_changed"]}), hide_index=True)
 
 
-def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter) -> None:
-    """The results as JSON and CSV, and sorting the photos into folders by what was seen."""
+def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter,
+                    whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
+    """The results as JSON and CSV, and sorting the photos into folders by what was seen. ``whole()``:
+    ``doc`` with every box (the page holds compact records); sorting reads no box."""
+    whole = whole or (lambda: doc)
     st.subheader("Download and sort")
     d1, d2 = st.columns(2)
     # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
-    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(doc, indent=1), "results.json",
+    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(whole(), indent=1), "results.json",
                        "application/json", key="ct_dl_json", on_click="ignore")
-    d2.download_button("Results (CSV)", lambda: results_csv(doc), "results.csv", "text/csv", key="ct_dl_csv",
+    d2.download_button("Results (CSV)", lambda: results_csv(whole()), "results.csv", "text/csv", key="ct_dl_csv",
                        on_click="ignore")
     # not an st.form: a form's values stay in the browser until its submit, so a look at another page lost them
     with st.container(border=True):
@@ -102,16 +105,17 @@ def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter,
         st.error(md_escape(err))
 
 
-def split_panel(doc: Dict[str, Any], rule: Any) -> None:
+def split_panel(doc: Dict[str, Any], rule: Any, whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
     """One results file per camera folder (``results split``), names relative to it: for Timelapse
-    opened at a camera's folder. ``doc`` is the file's own document, ``rule`` the page's camera folder."""
+    opened at a camera's folder. ``doc`` is the file's own document, ``rule`` the page's camera folder,
+    ``whole()`` ``doc`` with every box (made when the button is clicked)."""
     with st.container(border=True):
         st.markdown(f"**One results file per camera** (camera folder as chosen above, {md_escape(rule.describe())}), its names "
                     "relative to that folder, for Timelapse opened there. A file already in the folder is never "
                     "replaced.")
         target = st.text_input("Write the files into this folder", key="ct_split_out", persist_state="session")
         if st.button("Split per camera", key="ct_split_go"):
-            _split(doc, rule, target)
+            _split((whole or (lambda: doc))(), rule, target)
 
 
 def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
@@ -168,15 +172,16 @@ def _export_form() -> None:
     f3.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
-def _write_package(doc: Dict[str, Any], target: str, image_root: str, shown: ShownFilter) -> None:
-    """Write the package (a button's callback); its outcome is shown by ``_package_written``. The
-    replace tick is cleared whatever came of it: consent to replace holds for one click."""
+def _write_package(whole: Callable[[], Dict[str, Any]], target: str, image_root: str, shown: ShownFilter) -> None:
+    """Write the package (a button's callback) of ``whole()``, the document with every box; its
+    outcome is shown by ``_package_written``. The replace tick is cleared whatever came of it:
+    consent to replace holds for one click."""
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
 
     s = st.session_state
     try:
         check_photo_path(target, "The Camtrap DP folder", _access.roots())
-        done = write_camtrap_dp(doc, target, shown, _package_options(image_root),
+        done = write_camtrap_dp(whole(), target, shown, _package_options(image_root),
                                 replace=bool(s.get("ct_dp_replace")))
         s["ct_dp_written"] = {"target": target, **done}
     except (SSDError, OSError) as err:
@@ -219,8 +224,10 @@ def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_r
 
 
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
-                  path_prefix: str = "") -> None:
-    """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds."""
+                  path_prefix: str = "", whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
+    """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds,
+    of ``whole()`` (``doc`` with every box, made when a button is clicked)."""
+    whole = whole or (lambda: doc)
     st.subheader("Export: Camtrap DP, Excel and COCO")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
                "platforms ingest; it needs each camera's position. COCO holds every photo with its boxes, to "
@@ -233,11 +240,11 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                      "replace files of those names.")
     c1, c2, c3 = st.columns(3)
     c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target,
-              on_click=_write_package, args=(doc, target, image_root, shown))
+              on_click=_write_package, args=(whole, target, image_root, shown))
     _package_written()
     key = _ready_key(doc, results_path, path_prefix, image_root, shown)
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
-        _prepare_downloads(doc, key, image_root, shown)
+        _prepare_downloads(whole(), key, image_root, shown)
     ready = st.session_state.get("ct_dl_ready") or {}
     if ready.get("key") == key:
         if ready.get("zip"):

@@ -8,7 +8,7 @@ button labels and their help, and tables and ``st.text`` show them as plain text
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pandas as pd
 import streamlit as st
@@ -37,8 +37,10 @@ def _open_button(entry: Dict[str, Any], index: int) -> None:
         st.session_state["ct_large"] = entry["file"]
 
 
-def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
-    """One page of thumbnails of the images that were read; a click on a name shows that image large."""
+def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter,
+               full: Callable = list) -> None:
+    """One page of thumbnails of the images that were read; a click on a name shows that image large.
+    ``full(entries)``: those entries whole (the page holds compact records; the boxes are read back)."""
     readable, failed = split_failures(entries)
     pages = page_count(len(readable))
     if st.session_state.get("ct_page", 1) > pages:
@@ -47,7 +49,7 @@ def grid_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: s
     st.caption(f"page {page} of {pages}, {len(readable)} image(s) match the filters"
                + (f"; {len(failed)} could not be read (listed below)" if failed else ""))
     grid = st.columns(COLUMNS)
-    for i, entry in enumerate(page_of(readable, page)):
+    for i, entry in enumerate(full(page_of(readable, page))):
         with grid[i % COLUMNS]:
             pic = picture(entry, doc["detection_categories"], image_root, shown, side=240)
             if pic is not None:
@@ -65,13 +67,16 @@ def failures_panel(entries: List[Dict[str, Any]]) -> None:
         st.dataframe(pd.DataFrame(failure_rows(failed)), hide_index=True)
 
 
-def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter) -> None:
-    """The image picked in the grid, large, with the detections drawn on it as a table."""
+def large_view(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str, shown: ShownFilter,
+               full: Callable = list) -> None:
+    """The image picked in the grid, large, with the detections drawn on it as a table (``full``:
+    as ``grid_panel``'s)."""
     names = doc["detection_categories"]
     wanted = st.session_state.get("ct_large")     # asked once: per entry it was 0.9 s of a rerun at 50,000
     large = None if wanted is None else next((e for e in entries if e["file"] == wanted), None)
     if large is None:
         return
+    large = full([large])[0]
     st.text(plain_text(large["file"]))
     if isinstance(large.get("warning"), str):
         st.warning(plain_text(large["warning"]))

@@ -46,16 +46,18 @@ def _decisions(groups: List) -> Dict[str, str]:
     return {g.id: st.session_state.get(f"ct_rv_{k}", UNDECIDED) for k, g in enumerate(groups)}
 
 
-def _write_ui(doc: Dict[str, Any], groups: List, results_path: str, open_results: Optional[Callable] = None) -> None:
+def _write_ui(doc: Dict[str, Any], groups: List, results_path: str, open_results: Optional[Callable] = None,
+              whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
     """Where the cleaned file goes, the button that writes it, and the decisions as a download;
-    once written, a button that opens the cleaned file (the page still shows the file reviewed)."""
+    once written, a button that opens the cleaned file (the page still shows the file reviewed).
+    ``whole()``: ``doc`` with every box, which the cleaned file is written from."""
     decided = {k: v for k, v in _decisions(groups).items() if v != UNDECIDED}
     default = os.path.splitext(results_path)[0] + ".reviewed.json" if results_path else "reviewed.json"
     out = st.text_input("Cleaned results file", value=default, key="ct_rv_out", persist_state="session")
     decisions = decisions_document(doc, groups, decided, results=os.path.abspath(results_path) if results_path else None)
     c1, c2 = st.columns(2)
-    if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided) and _write(doc, decisions, out,
-                                                                                             results_path):
+    if c1.button("Write cleaned results", key="ct_rv_write", disabled=not decided) and _write(
+            (whole or (lambda: doc))(), decisions, out, results_path):
         if open_results is not None:
             st.button("Open the cleaned results", key="ct_rv_open", on_click=open_results, args=(out,))
     c2.download_button("Decisions (JSON)", json.dumps(decisions, indent=1), "repeat-decisions.json",
@@ -98,12 +100,14 @@ def _forget_other_reviews(results_path: str, groups: List[RepeatGroup]) -> None:
 
 def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
                  pictures: Optional[Dict[str, Any]] = None, groups: Optional[List[RepeatGroup]] = None,
-                 open_results: Optional[Callable[[str], None]] = None) -> None:
+                 open_results: Optional[Callable[[str], None]] = None,
+                 whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
     """Suspect repeats by group, decisions, cleaned file; a hint when nothing is flagged. The decisions
     name ``doc``'s files as written (``repeats apply`` reads that file); ``pictures``, the same entries
     with names below a path prefix, finds the crops; ``groups``, ``repeat_groups(doc)`` when the page
     keeps it (it looks at every detection of the season: a second per rerun at 100,000 entries);
-    ``open_results(path)``, the page's way to show the cleaned file once written."""
+    ``open_results(path)``, the page's way to show the cleaned file once written; ``whole()``, ``doc``
+    with every box (the page holds compact records that keep only the suspects' boxes)."""
     st.subheader("Repeat review")
     groups = repeat_groups(doc) if groups is None else groups
     if not groups:
@@ -119,4 +123,4 @@ def review_panel(doc: Dict[str, Any], results_path: str, image_root: str,
             _group_ui(doc, k, group, image_root, pictures or doc)
     if len(groups) > GROUPS_SHOWN:
         st.caption(f"{len(groups) - GROUPS_SHOWN} smaller group(s) not shown; review the largest first.")
-    _write_ui(doc, groups[:GROUPS_SHOWN], results_path, open_results)
+    _write_ui(doc, groups[:GROUPS_SHOWN], results_path, open_results, whole)

@@ -88,21 +88,24 @@ def engine_select(key: str, container=st, choices: Optional[Sequence[str]] = Non
 
 
 @st.cache_resource(show_spinner="Reading the results…", max_entries=2)
-def _results(path: str, stamp: Tuple[int, int]) -> dict:
-    from ssd.camtrap.megadetector import read_results
+def _results(path: str, stamp: Tuple[int, int]) -> tuple:
+    """``(compact records, index)``: the boxes of the images shown are read back when shown
+    (``ssd.camtrap.page_results``); parsed whole, a season of 100,000 x 84 boxes held ~4 GB."""
+    from ssd.camtrap.page_results import open_compact
 
-    doc = read_results(path)
+    opened = open_compact(path)
     freeze_loaded_data()           # out of the collector's full passes (seconds each at 100,000 entries)
-    return doc
+    return opened
 
 
 @st.cache_resource(show_spinner="Reading the names below the path prefix…", max_entries=2)
-def _rebased(path: str, stamp: Tuple[int, int], path_prefix: str) -> dict:
+def _rebased(path: str, stamp: Tuple[int, int], path_prefix: str) -> tuple:
     from ssd.camtrap.rebase import rebase_results
 
-    doc = rebase_results(_results(path, stamp), path_prefix)
+    doc, index = _results(path, stamp)
+    doc = rebase_results(doc, path_prefix)          # entry for entry, in order: the index still fits
     freeze_loaded_data()
-    return doc
+    return doc, index
 
 
 def season_wide(name: str, key: tuple, compute):
@@ -118,11 +121,18 @@ def season_wide(name: str, key: tuple, compute):
 
 
 def results_doc(path: str, path_prefix: str = "") -> dict:
-    """A results file read and checked once per version on disk (its mtime and size), not on every
+    """``results_file``'s document: a compact record per image (no boxes but a suspect's)."""
+    return results_file(path, path_prefix)[0]
+
+
+def results_file(path: str, path_prefix: str = "") -> tuple:
+    """``(document, index)``: a results file read and checked once per version on disk (its mtime and size), not on every
     rerun: a season's file (200,000 entries) took seconds to parse and check, and a slider move
     reran that. Shared by reruns and sessions, so the pages only read it: every change (a repeat
     review) is made on a copy and written to a file of its own. ``path_prefix``: the names below it,
-    relative (``ssd.camtrap.rebase``), for results written on another machine."""
+    relative (``ssd.camtrap.rebase``), for results written on another machine. The document's
+    entries are compact records (``ssd.camtrap.page_results``): ``in_full(doc, index, entries)``
+    reads the boxes of those shown, ``whole_doc(doc, index)`` all of them for a download or export."""
     import os
 
     try:

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import time
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 import streamlit as st
@@ -33,6 +33,8 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture, picture_caption
 from ssd.camtrap.megadetector import typical_threshold
+from ssd.camtrap.page_results import in_full, whole_doc
+from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
 from ssd.camtrap.summary import summarize
@@ -329,8 +331,18 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
                  hide_index=True)
 
 
+def _full(doc: Dict[str, Any], index) -> Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]]:
+    """The entries of ``doc`` a panel draws, whole: their boxes read back from the file."""
+    return lambda entries: in_full(doc, index, entries)
+
+
+def _whole(doc: Dict[str, Any], index) -> Callable[[], Dict[str, Any]]:
+    """``doc`` with every box, made when a download, export, split or cleaned file asks for it."""
+    return lambda: whole_doc(doc, index)
+
+
 def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str,
-                       shown: ShownFilter, key: tuple) -> None:
+                       shown: ShownFilter, key: tuple, full: Callable = list) -> None:
     """One row per episode (a burst): its frames side by side, a page of episodes at a time."""
     from ssd.camtrap.episodes import episode_classes
 
@@ -348,13 +360,13 @@ def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image
         when = first.get("datetime") or "no time stamp"
         st.text(plain_text(f"{eid} · {len(members)} frame(s) · {when} · {classes}"))
         cols = st.columns(FRAMES_PER_ROW)
-        for c, k in zip(cols, members[:FRAMES_PER_ROW]):
-            pic = picture(doc["images"][k], doc["detection_categories"], image_root, shown, side=200)
+        for c, entry in zip(cols, full([doc["images"][k] for k in members[:FRAMES_PER_ROW]])):
+            pic = picture(entry, doc["detection_categories"], image_root, shown, side=200)
             if pic is not None:
-                words = picture_caption(doc["images"][k], doc["detection_categories"], shown)
+                words = picture_caption(entry, doc["detection_categories"], shown)
                 c.image(pic, caption=md_escape(plain_text(words)))
             else:
-                c.caption("(could not be read)" if doc["images"][k].get("failure") else "(image not found)")
+                c.caption("(could not be read)" if entry.get("failure") else "(image not found)")
 
 
 def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
@@ -362,10 +374,18 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     downloads and exports, and the repeat review of one results file (of its names as written: the
     decisions are applied to the file itself)."""
     try:
-        doc = sh.results_doc(results_path, path_prefix.strip())
+        doc, index = sh.results_file(results_path, path_prefix.strip())
     except SSDError as err:
         st.error(_plain(err))
         return
+    try:
+        _browse(doc, index, results_path, image_root, path_prefix)
+    except ResultsChanged as err:       # rewritten since it was opened: the next rerun reads it again
+        st.warning(_plain(err))
+
+
+def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path_prefix: str) -> None:
+    """``browser`` on the file opened: ``doc``'s compact records, ``index`` to read boxes back."""
     try:
         if not path_prefix.strip():
             refuse_windows_names(doc, image_root, PAGE_TERMS)
@@ -381,27 +401,30 @@ def browser(results_path: str, image_root: str, path_prefix: str = "") -> None:
     except OSError:                     # gone since it was read: nothing is reused
         stamp, key = (0, -1), (results_path, "gone", time.time())
     file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
+    full = _full(doc, index)            # a regrouped copy is entry for entry the file's: the index fits
     key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
     totals_panel(doc, shown, key)
     entries = sh.season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
     if episodes:
-        episode_rows_panel(doc, entries, image_root, shown, key)
+        episode_rows_panel(doc, entries, image_root, shown, key, full)
     else:
-        grid_panel(doc, entries, image_root, shown)
+        grid_panel(doc, entries, image_root, shown, full)
     failures_panel(entries)          # apart: a failure's reason in a grid cell put the columns out of line
     if not episodes:
-        large_view(doc, entries, image_root, shown)
+        large_view(doc, entries, image_root, shown, full)
     explorer_panel(key, shown, doc)
-    downloads_panel(doc, image_root, shown)
-    split_panel(file_doc, file_camera_rule(doc))        # the file's entries, by the page's camera folder
-    exports_panel(doc, results_path, image_root, shown, path_prefix.strip())
+    downloads_panel(doc, image_root, shown, _whole(doc, index))
+    # the file's entries, by the page's camera folder
+    split_panel(file_doc, file_camera_rule(doc), _whole(file_doc, index))
+    exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _whole(doc, index))
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
-    reviewed = sh.results_doc(results_path) if path_prefix.strip() else file_doc
+    reviewed, reviewed_index = sh.results_file(results_path) if path_prefix.strip() else (file_doc, index)
     review_panel(reviewed, results_path, image_root, file_doc,
                  groups=sh.season_wide("ct_memo_repeats", key, lambda: repeat_groups(reviewed)),
-                 open_results=lambda out: _open_results_file(out, image_root, path_prefix.strip()))
+                 open_results=lambda out: _open_results_file(out, image_root, path_prefix.strip()),
+                 whole=_whole(reviewed, reviewed_index))
 
 
 def main() -> None:

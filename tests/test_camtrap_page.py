@@ -175,12 +175,12 @@ def test_the_page_exports_scientific_names_from_a_taxa_csv_and_warns_of_a_typo(s
 def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(season, monkeypatch):
     """A season's results file is read (parsed and checked) once per version on disk; the JSON and
     CSV downloads are made when clicked. A slider move reran both, seconds at 200,000 entries."""
-    import ssd.camtrap.megadetector as md
+    import ssd.camtrap.page_results as page_results
     import ssd.camtrap.results as results
 
     reads, csvs = [], []
-    real_read, real_csv = md.read_results, results.results_csv
-    monkeypatch.setattr(md, "read_results", lambda path: reads.append(path) or real_read(path))
+    real_read, real_csv = page_results.open_compact, results.results_csv
+    monkeypatch.setattr(page_results, "open_compact", lambda path: reads.append(path) or real_read(path))
     monkeypatch.setattr(results, "results_csv", lambda doc: csvs.append(1) or real_csv(doc))
     at = _open(season)
     at.slider(key="ct_conf").set_value(0.85).run()
@@ -391,3 +391,17 @@ def test_the_path_prefix_help_speaks_of_the_pages_field_not_the_command(season):
     words = at.text_input(key="ct_path_prefix").help
     assert "'Folder its paths start from'" in words, words
     assert "command" not in words and "--" not in words, words
+
+
+def test_a_file_rewritten_in_place_is_not_shown_with_another_versions_boxes(season):
+    """The page holds a compact record per image and reads the boxes of the images it shows back
+    from the file: a file rewritten since (here with its size and time put back, so the version
+    looks the same) is refused with a warning, never drawn with the new file's boxes."""
+    at = _open(season)
+    path = season / "season.json"
+    st = os.stat(path)
+    path.write_text(path.read_text().replace('"conf": 0.9,', '"conf": 0.7,'))      # same length
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    at.slider(key="ct_conf").set_value(0.2).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("changed since it was opened" in w.value for w in at.warning), [w.value for w in at.warning]

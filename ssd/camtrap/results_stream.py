@@ -14,10 +14,13 @@ unusual, reads it whole: the answer and every refusal are ``read_results``'s own
 """
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
 import re
+import zlib
+from array import array
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ssd.base.json_file import open_regular
@@ -73,10 +76,13 @@ def _guarded(take: Callable[[Dict[str, Any]], Callable[[Any], None]]
 class _Text:
     """A text file read ``READ_CHARS`` at a time, a position in what is held, values parsed at it."""
 
-    def __init__(self, fh: io.TextIOBase) -> None:
+    def __init__(self, fh: io.TextIOBase, first_byte: int = 0) -> None:
         self.fh, self.buf, self.pos, self.eof, self.read_chars = fh, "", 0, False, 0
         self.start = 0                  # where the last value read began in ``buf``
         self.base = 0                   # where ``buf`` begins in the file's text (characters)
+        # where buf[0] is in the file, in bytes, and a cursor (characters, bytes) into buf: an
+        # entry's byte offset (``Spans``), each character encoded once however the text is cut
+        self.base_byte, self.cur_char, self.cur_byte = first_byte, 0, 0
 
     def more(self, want: int = 0) -> bool:
         """Read at least ``READ_CHARS`` more (looked up at each call, so a test's small value is
@@ -91,8 +97,17 @@ class _Text:
             self.eof = True
             return False
         self.base += self.pos
+        self.byte_at(self.pos)                  # what is let go, counted in bytes
+        self.base_byte, self.cur_char, self.cur_byte = self.base_byte + self.cur_byte, 0, 0
         self.buf, self.pos = self.buf[self.pos:] + piece, 0
         return True
+
+    def byte_at(self, char: int) -> int:
+        """The file's byte offset of ``buf[char]``; ``char`` never before the last one asked."""
+        piece = self.buf[self.cur_char:char]
+        self.cur_byte += len(piece) if piece.isascii() else len(piece.encode("utf-8"))
+        self.cur_char = char
+        return self.base_byte + self.cur_byte
 
     def peek(self) -> str:
         """The next character that is not white space ('' at the end)."""
@@ -124,17 +139,43 @@ class _Text:
             self.more(want)
 
 
+class Spans:
+    """Where each entry handed on lies in the file: its first byte, its length in bytes and the
+    CRC-32 of those bytes, 24 bytes an entry (``ssd.camtrap.results_index`` reads one back).
+    ``whole`` is set when the file was not read as it goes (``read_results`` read it whole):
+    then there are no spans."""
+
+    def __init__(self) -> None:
+        self.starts, self.lengths, self.crcs = array("q"), array("q"), array("L")
+        self.whole = False
+
+    def clear(self) -> None:
+        self.__init__()
+
+    def add(self, text: "_Text") -> None:
+        """The value just read, ``text.buf[text.start:text.pos]``."""
+        raw = text.buf[text.start:text.pos].encode("utf-8")
+        self.starts.append(text.byte_at(text.start))
+        self.lengths.append(len(raw))
+        self.crcs.append(zlib.crc32(raw))
+        text.cur_char, text.cur_byte = text.pos, text.cur_byte + len(raw)
+
+
 def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
-          known: Optional[Dict[str, Any]] = None, spans: bool = False) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
+          known: Optional[Dict[str, Any]] = None, spans: bool = False,
+          index: Optional[Spans] = None) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
     """One pass over the file: its head (every top-level key but ``images``), the sink its entries
     went to (``take(head)`` with ``known``, the head a first pass found, else the head so far when
     it holds the categories; None: skipped) and whether a key came after the images (the head they
-    were read with was not the whole). ``spans``: the sink gets each entry with its ``Where``."""
+    were read with was not the whole). ``spans``: the sink gets each entry with its ``Where``.
+    ``index``: where each entry handed on lies, in bytes (emptied first)."""
     fd = open_regular(path)
+    bom = os.read(fd, len(codecs.BOM_UTF8)) == codecs.BOM_UTF8      # utf-8-sig drops it: 3 bytes before
+    os.lseek(fd, 0, os.SEEK_SET)
     with io.open(fd, "r", encoding="utf-8-sig", newline="") as fh:
         if os.fstat(fh.fileno()).st_size > MAX_RESULTS_BYTES:
             raise _Unusual
-        text = _Text(fh)
+        text = _Text(fh, len(codecs.BOM_UTF8) if bom else 0)
         head: Dict[str, Any] = {}
         sink: Optional[Sink] = None
         images_seen = after_images = False
@@ -154,7 +195,10 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
                     except ResultsError:
                         raise _Unusual from None
                     sink = take(dict(base))
-                _entries(text, sink, cats if sink is not None else {}, path, spans)
+                if index is not None:
+                    index.clear()
+                _entries(text, sink, cats if sink is not None else {}, path, spans,
+                         index if sink is not None else None)
             else:
                 head[key] = text.value()
                 after_images = after_images or images_seen
@@ -167,9 +211,10 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
             return head, sink, after_images
 
 
-def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, spans: bool = False) -> None:
+def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, spans: bool = False,
+             index: Optional[Spans] = None) -> None:
     """The ``images`` list, ``CHUNK`` entries at a time checked and handed to ``sink`` (None: skipped);
-    ``spans``: each as (entry, its ``Where``)."""
+    ``spans``: each as (entry, its ``Where``); each entry's place in bytes recorded in ``index``."""
     text.take("[")
     if text.peek() == "]":
         text.pos += 1
@@ -182,6 +227,8 @@ def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str,
         chunk.append(value)
         if wheres is not None:
             wheres.append((text.buf[text.start:text.pos], text.base + text.start, text.base + text.pos))
+        if index is not None:
+            index.add(text)
         if len(chunk) == CHUNK:
             _hand(chunk, start, cats, path, sink, wheres)
             start, chunk = start + CHUNK, []
@@ -205,28 +252,31 @@ def _hand(chunk: List[Any], start: int, cats: Dict[str, str], path: str, sink: O
     sink(chunk if wheres is None else list(zip(chunk, wheres)))
 
 
-def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink]) -> Dict[str, Any]:
+def read_results_streamed(path: str, take: Callable[[Dict[str, Any]], Sink],
+                          index: Optional[Spans] = None) -> Dict[str, Any]:
     """The head of the results file ``path`` (the document less ``images``); its entries, checked,
     go to ``take(head)`` a chunk at a time, in order. Refused as ``read_results`` refuses it.
 
     ``take`` is called once the head is known; where keys follow the images, or the categories come
     after them (MegaDetector's own order), the entries are read in a second pass and ``take`` is
     called again: whatever the first sink gathered is to be dropped. An error raised by ``take`` or
-    a sink is raised as it is (not taken for a fault of the file, read again whole).
+    a sink is raised as it is (not taken for a fault of the file, read again whole). ``index``:
+    where each entry handed on lies in the file (``Spans.whole`` where the file was read whole instead).
     """
-    return _streamed(path, take)
+    return _streamed(path, take, index=index)
 
 
-def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = False) -> Dict[str, Any]:
+def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = False,
+              index: Optional[Spans] = None) -> Dict[str, Any]:
     """``read_results_streamed``; ``spans``: each entry handed as (entry, its ``Where``), None for
     its ``Where`` where the file was read whole by ``read_results``."""
     guarded = _guarded(take)
     try:
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
-            head, sink, after = _scan(path, guarded, spans=spans)
+            head, sink, after = _scan(path, guarded, spans=spans, index=index)
             if sink is None or after:
                 first = head
-                head, sink, after = _scan(path, guarded, known=first, spans=spans)
+                head, sink, after = _scan(path, guarded, known=first, spans=spans, index=index)
                 if head != first:       # the file changed between the passes: its entries met another head
                     raise _Unusual
             if sink is None:
@@ -238,6 +288,9 @@ def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = F
     except (_Unusual, ResultsError, OSError, UnicodeDecodeError, ValueError):
         pass
     doc = read_results(path)            # refuses with its own message, or reads an unusual file whole
+    if index is not None:
+        index.clear()
+        index.whole = True
     images = doc.pop("images")
     sink = take(doc)
     for start in range(0, len(images), CHUNK):
@@ -250,14 +303,15 @@ def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = F
 Keep = Callable[[Dict[str, Any]], Any]
 
 
-def read_results_kept(path: str, keep_for: Callable[[Dict[str, Any]], Keep]) -> Dict[str, Any]:
+def read_results_kept(path: str, keep_for: Callable[[Dict[str, Any]], Keep],
+                      index: Optional[Spans] = None) -> Dict[str, Any]:
     """The results file ``path`` as a document whose ``images`` hold ``keep(entry)`` of each entry,
     in file order (``keep = keep_for(head)``, the head known): read and refused as
     ``read_results_streamed`` reads it, each parsed entry let go once kept.
 
     Why: a command that reads the document's fields but only a few of each entry's (``results
     summary``: names, flags, the detections a threshold can show) keeps its code and answers, and
-    holds per image what it reads, not ~84 boxes.
+    holds per image what it reads, not ~84 boxes. ``index``: as ``read_results_streamed``'s.
     """
     kept: List[Any] = []
 
@@ -269,7 +323,7 @@ def read_results_kept(path: str, keep_for: Callable[[Dict[str, Any]], Keep]) -> 
             kept.extend(map(keep, entries))
         return sink
 
-    head = read_results_streamed(path, take)
+    head = read_results_streamed(path, take, index)
     head["images"] = kept
     return head
 

@@ -1,0 +1,84 @@
+"""A results file as the Camera traps page holds it: a compact record per image, the boxes of
+only the images shown read back from the file.
+
+Why: the page keeps an open file for every session of a server a lab shares. Parsed whole, a
+season of 100,000 images with ~84 boxes each (every box down to the results floor) is ~4 GB;
+counts, filters, episodes and the threshold sweep read of each detection only its class, score,
+suspect flag and video frame, and only the 24 images of a page (or the one shown large) need their
+boxes. Each record keeps every field of its entry but the detections, and each detection without
+its box (a suspect repeat's kept: the repeat review groups them by place), equal ones shared
+(``compact_entry``); ``in_full`` reads the entries shown back from the
+file (``results_index``), with the record's own fields (a name below a path prefix, a regrouped
+episode) over the file's.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ssd.camtrap.results_index import EntryIndex, read_results_indexed
+
+#: What a boxless detection keeps: all the counts, filters and captions read of it but the box.
+DETECTION_FIELDS = ("category", "conf", "suspect", "frame_number")
+
+
+def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]]) -> Dict[str, Any]:
+    """``entry`` with each detection reduced to ``DETECTION_FIELDS``, one dict per distinct detection
+    in ``shared`` (one per file: a score, class and flag recur across thousands of images)."""
+    dets = entry.get("detections")
+    if not dets:
+        return entry
+    out = []
+    append = out.append
+    for d in dets:
+        if len(d) == 3 and "bbox" in d:     # the common one (category, conf, bbox): a third of the time
+            cat, conf = d.get("category"), d.get("conf")
+            key = (cat, conf.__class__, conf)                     # 1, 1.0 and True kept apart
+            kept = shared.get(key)
+            if kept is None:
+                kept = shared[key] = {k: d[k] for k in DETECTION_FIELDS if k in d}
+            append(kept)
+            continue
+        kept = {k: d[k] for k in DETECTION_FIELDS if k in d}
+        if d.get("suspect") and "bbox" in d:
+            kept["bbox"] = d["bbox"]        # the repeat review groups and crops the suspects by their box
+        key = tuple((k, v.__class__, tuple(v) if k == "bbox" else v) for k, v in kept.items())
+        append(shared.setdefault(key, kept))
+    return {**entry, "detections": out}
+
+
+def open_compact(path: str) -> Tuple[Dict[str, Any], Optional[EntryIndex]]:
+    """The results file ``path`` read as it goes (checked and refused as ``read_results``), its
+    ``images`` compact records in file order, and the index to read entries back (None for a file
+    read whole: its records are then the entries themselves)."""
+    shared: Dict[Any, Dict[str, Any]] = {}
+
+    def keep_for(head: Dict[str, Any]):
+        shared.clear()
+        return lambda entry: compact_entry(entry, shared)
+
+    doc, index = read_results_indexed(path, keep_for)
+    if index is None:                   # an unusual file read whole: its entries kept, boxes included
+        from ssd.camtrap.megadetector import read_results
+
+        return read_results(path), None
+    return doc, index
+
+
+def in_full(doc: Dict[str, Any], index: Optional[EntryIndex], entries: Sequence[Dict[str, Any]]
+            ) -> List[Dict[str, Any]]:
+    """``entries`` (records of ``doc["images"]``: the file's, or a copy entry for entry in the same
+    order, as ``rebase_results`` and ``regrouped`` make) as whole entries, boxes included, read back from the file; ``ResultsChanged`` when it changed."""
+    if index is None:
+        return list(entries)
+    at = {id(im): k for k, im in enumerate(doc["images"])}
+    out = []
+    for e in entries:
+        whole = index.entry(at[id(e)])
+        out.append({**whole, **{k: v for k, v in e.items() if k != "detections"}})
+    return out
+
+
+def whole_doc(doc: Dict[str, Any], index: Optional[EntryIndex]) -> Dict[str, Any]:
+    """``doc`` with every entry whole (``in_full``): for what writes or hands on the boxes (the JSON
+    and CSV downloads, the exports, a split, a cleaned file), made when asked and let go after."""
+    return doc if index is None else {**doc, "images": in_full(doc, index, doc["images"])}

@@ -1,0 +1,62 @@
+"""The Camera traps page's file held as compact records (``ssd.camtrap.page_results``): memory in
+proportion to images, not boxes, and the very outputs pinned from the code that held the file
+parsed whole (``tests/test_camera_page_pinned.py``): images shown, counts, episodes, sweep, and the
+boxes, captions and tables of the images a page shows, read back from the file."""
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+import ssd.camtrap.results_stream as results_stream
+from ssd.camtrap.page_results import in_full, open_compact
+from tests.test_camera_page_pinned import assert_pinned, outputs
+from tests.test_results_compare_memory import IMAGES, _season
+
+FIXED_BYTES = 12 * 2 ** 20          # reading buffers and one chunk of entries parsed
+PER_IMAGE_BYTES = 2048              # a record, a list of 84 shared boxless detections, 24 bytes of index
+
+
+def _compact(path: str):
+    doc, index = open_compact(path)
+    assert index is not None
+    return doc, lambda shown_doc: (lambda entries: in_full(shown_doc, index, entries))
+
+
+@pytest.mark.parametrize("read_chars", [7, 2 ** 20])
+def test_outputs_are_those_pinned(tmp_path, monkeypatch, read_chars):
+    monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
+    assert_pinned(outputs(tmp_path, _compact))
+
+
+def test_opening_holds_memory_in_proportion_to_images_not_boxes(tmp_path):
+    path = tmp_path / "a.json"
+    _season(path, 0)                    # 2,000 images of 84 boxes (the whole file parsed: ~77 MiB)
+    tracemalloc.start()
+    try:
+        doc, index = open_compact(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(doc["images"]) == len(index) == IMAGES
+    assert all(len(im["detections"]) == 84 and "bbox" not in im["detections"][0] for im in doc["images"])
+    bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES
+    assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB for {IMAGES} images"
+    last = in_full(doc, index, doc["images"][-1:])[0]
+    assert len(last["detections"]) == 84 and len(last["detections"][0]["bbox"]) == 4
+
+
+def test_the_whole_document_for_downloads_and_exports_is_the_file_parsed(tmp_path):
+    """The JSON and CSV downloads, the exports, a split and a cleaned file are made of ``whole_doc``:
+    every entry as ``read_results`` parses it, and regrouped as the parsed file regroups."""
+    from ssd.camtrap.cameras import CameraRule
+    from ssd.camtrap.episodes import regrouped
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.page_results import whole_doc
+    from tests.test_camera_page_pinned import fixtures
+
+    for path in fixtures(tmp_path).values():
+        doc, index = open_compact(path)
+        parsed = read_results(path)
+        assert whole_doc(doc, index) == parsed
+        assert whole_doc(regrouped(doc, 30.0, CameraRule(1)), index) == regrouped(parsed, 30.0, CameraRule(1))
