@@ -260,3 +260,21 @@ def test_parts_whose_roots_cannot_be_reconciled_are_refused_naming_both(tmp_path
     (tmp_path / "rootless.json").write_text(json.dumps(rootless))
     with pytest.raises(ResultsError, match="/data/season.*no images folder|no images folder.*/data/season"):
         merge_results([ours["CAM01"], str(tmp_path / "rootless.json")])
+
+
+def test_a_stop_after_the_last_file_finishes_the_run(tmp_path):
+    """Ctrl-C, SIGTERM or the app's Stop arriving while the last picture was scored left no results
+    file and a journal to --resume, though nothing was left to do: the run now ends as a completed one."""
+    folder = _season(tmp_path / "season", 9)
+    out = tmp_path / "season.json"
+    stop, check = _stop_after(9)                   # set as the last picture (the last file) is scored
+    res = run_batch(_opts(folder, out, batch_size=1), FakeDetector(check), stop=stop, stream=None)
+    assert stop.is_set()
+    assert not res.stopped and res.processed == res.total == 10
+    assert len(json.loads(out.read_text())["images"]) == 10
+    assert not (tmp_path / "season.checkpoint.jsonl").exists()
+    # a stop with files left still stops, and keeps the journal for --resume
+    out2 = tmp_path / "again.json"
+    stop, check = _stop_after(4)
+    res = run_batch(_opts(folder, out2, batch_size=2), FakeDetector(check), stop=stop, stream=None)
+    assert res.stopped and not out2.exists() and (tmp_path / "again.checkpoint.jsonl").exists()
