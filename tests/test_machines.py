@@ -227,3 +227,54 @@ def test_a_merge_claims_the_weights_only_where_every_shard_records_them(tmp_path
     with open(c, "w", encoding="utf-8") as fh:
         json.dump(doc, fh)
     assert merge_results([a, c])["info"]["ssd_batch"]["model_weights"] == "f" * 40     # all record the same
+
+
+def _split_season(tmp_path, name, root, files):
+    """``results split`` of a season's file whose run recorded its photos at ``root``: the parts' paths by folder."""
+    doc = _doc([_img(f) for f in files])
+    doc["info"]["ssd_batch"] = {"floor": 0.01, "images_root": root, "absolute_paths": False}
+    whole = tmp_path / f"{name}.json"
+    whole.write_text(json.dumps(doc))
+    out = tmp_path / f"{name}-parts"
+    assert main(["results", "split", str(whole), "--out", str(out)]) == 0
+    return {p.stem: str(p) for p in out.iterdir()}
+
+
+def test_parts_of_one_split_merge_back_into_the_season(tmp_path):
+    """Each part names its images relative to its camera's folder (its recorded images folder moved
+    down): merged, CAM02's files were read as CAM01's, and a name both hold was called a shard overlap."""
+    parts = _split_season(tmp_path, "season", "/data/season",
+                          ["CAM01/a.jpg", "CAM01/b.jpg", "CAM02/a.jpg", "CAM02/c.jpg"])
+    merged = merge_results([parts["CAM02"], parts["CAM01"]])
+    assert [im["file"] for im in merged["images"]] == ["CAM01/a.jpg", "CAM01/b.jpg", "CAM02/a.jpg", "CAM02/c.jpg"]
+    assert merged["info"]["ssd_batch"]["images_root"] == "/data/season"
+    assert "split_from" not in merged["info"]
+
+
+def test_parts_whose_roots_cannot_be_reconciled_are_refused_naming_both(tmp_path):
+    ours = _split_season(tmp_path, "ours", "/data/season", ["CAM01/a.jpg", "CAM02/b.jpg"])
+    theirs = _split_season(tmp_path, "theirs", "/mnt/other", ["CAM03/a.jpg", "CAM04/b.jpg"])
+    with pytest.raises(ResultsError, match="/data/season.*/mnt/other"):
+        merge_results([ours["CAM01"], theirs["CAM03"]])
+    rootless = _doc([_img("x.jpg")])                  # relative names, no folder recorded
+    (tmp_path / "rootless.json").write_text(json.dumps(rootless))
+    with pytest.raises(ResultsError, match="/data/season.*no images folder|no images folder.*/data/season"):
+        merge_results([ours["CAM01"], str(tmp_path / "rootless.json")])
+
+
+def test_a_stop_after_the_last_file_finishes_the_run(tmp_path):
+    """Ctrl-C, SIGTERM or the app's Stop arriving while the last picture was scored left no results
+    file and a journal to --resume, though nothing was left to do: the run now ends as a completed one."""
+    folder = _season(tmp_path / "season", 9)
+    out = tmp_path / "season.json"
+    stop, check = _stop_after(9)                   # set as the last picture (the last file) is scored
+    res = run_batch(_opts(folder, out, batch_size=1), FakeDetector(check), stop=stop, stream=None)
+    assert stop.is_set()
+    assert not res.stopped and res.processed == res.total == 10
+    assert len(json.loads(out.read_text())["images"]) == 10
+    assert not (tmp_path / "season.checkpoint.jsonl").exists()
+    # a stop with files left still stops, and keeps the journal for --resume
+    out2 = tmp_path / "again.json"
+    stop, check = _stop_after(4)
+    res = run_batch(_opts(folder, out2, batch_size=2), FakeDetector(check), stop=stop, stream=None)
+    assert res.stopped and not out2.exists() and (tmp_path / "again.checkpoint.jsonl").exists()

@@ -150,6 +150,7 @@ def test_json_file_lists_changed_images_one_row_a_line(tmp_path, capsys):
     printed = _compare_json(capsys, a, b)
     out = tmp_path / "c.json"
     assert main(["results", "compare", a, b, "--json", str(out)]) == 0
+    capsys.readouterr()                                   # the table, printed as with --csv
     text = out.read_text()
     assert json.loads(text) == printed
     rows = [ln for ln in text.splitlines() if ln.startswith('  {"file":')]
@@ -157,3 +158,16 @@ def test_json_file_lists_changed_images_one_row_a_line(tmp_path, capsys):
     assert json.loads(rows[0].rstrip(",")) == printed["changed"][0]
     same = _compare_json(capsys, a, a)
     assert same["changed"] == [] and same["in_both"] == 6
+
+
+def test_a_json_file_is_written_beside_the_table_as_a_csv_file_is(tmp_path, capsys):
+    """``--json FILE`` printed nothing at all; ``--csv FILE`` (and every results command writing a
+    file) shows its usual output and says what it wrote. Only ``--json -`` prints the JSON instead."""
+    a, b = _pair(tmp_path)
+    assert main(["results", "compare", a, b]) == 0
+    table = capsys.readouterr().out
+    out = tmp_path / "c.json"
+    assert main(["results", "compare", a, b, "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == table and "changed state: 4 of 5" in table
+    assert str(out) in captured.err and json.loads(out.read_text())["in_both"] == 5

@@ -245,3 +245,26 @@ def test_the_threshold_explorer_follows_the_path_prefix(season):
     at.selectbox(key="ct_rg_depth").set_value(1).run()
     _ok(at)
     assert episodes() != with_prefix        # one 'camera' D: now: cam2's frames join cam1's burst
+
+
+def test_a_rebase_to_an_absolute_folder_records_absolute_names_and_their_folder(tmp_path, capsys):
+    """``--from site_A --to /data/season/site_A`` made the names absolute but left the file saying
+    ``absolute_paths: false`` under the old images folder, which MegaDetector's tools then believe."""
+    from test_reliability_results import _doc, _img
+
+    doc = _doc([_img("site_A/a.jpg"), _img("site_A/cam1/b.jpg")])
+    doc["info"]["ssd_batch"] = {"images_root": "/mnt/card", "absolute_paths": False}
+    results = tmp_path / "season.json"
+    results.write_text(json.dumps(doc))
+    out = tmp_path / "abs.json"
+    assert main(["results", "rebase", str(results), "--from", "site_A", "--to", "/data/season/site_A",
+                 "-o", str(out)]) == 0, capsys.readouterr().err
+    rebased = json.loads(out.read_text())
+    assert [im["file"] for im in rebased["images"]] == ["/data/season/site_A/a.jpg", "/data/season/site_A/cam1/b.jpg"]
+    assert rebased["info"]["ssd_batch"] == {"images_root": "/data/season/site_A", "absolute_paths": True}
+    # and back: absolute names made relative by --to a relative folder say so, with no folder they are below
+    back = tmp_path / "back.json"
+    assert main(["results", "rebase", str(out), "--from", "/data/season", "--to", "season",
+                 "-o", str(back)]) == 0, capsys.readouterr().err
+    batch = json.loads(back.read_text())["info"]["ssd_batch"]
+    assert batch["absolute_paths"] is False and "images_root" not in batch

@@ -12,7 +12,8 @@ run. Its steps, and why:
 4. Each finished entry is appended to the journal; every ``checkpoint_every`` images (a video
    counts its sampled frames: one clip can be a thousand images' work), and when
    asked to stop (Ctrl-C / SIGTERM set ``stop``), the journal is flushed and fsynced: a cost in
-   the entries since the last checkpoint, not in the run's length. A resumed run ends with the
+   the entries since the last checkpoint, not in the run's length. A stop arriving once every
+   file is done ends the run as a completed one (step 5), not as a stopped one. A resumed run ends with the
    same file as an uninterrupted one (timestamps aside), since entries are final when appended
    and the results are written in the file list's order.
 5. Repeated boxes are flagged over the whole list, the results written atomically by streaming
@@ -316,6 +317,10 @@ def _process(run: _Run, det, files: FileList, store: RunStore, stop: Optional[th
                 break
     finally:
         gen.close()
+    if stopped and progress.done >= len(files):
+        # a stop after the last file: writing the results is the same work as the normal end, and
+        # a stopped run would leave no results and a journal to --resume with nothing to do
+        stopped = False
     return progress, failures, stopped
 
 

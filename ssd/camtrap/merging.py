@@ -8,7 +8,10 @@ made again over the whole set, by one rule), shards of different splits (2/4 bes
 given twice, a missing shard (unless asked for: the file then records ``shards_merged`` and
 ``shards_missing``, and merges again with the rest) and files that both contain an image (an overlap means the
 shards were not a partition, and silently keeping one of two answers would hide it), and
-``--absolute-paths`` shards run with their photos at different folders (``_check_roots``). The merged
+``--absolute-paths`` shards run with their photos at different folders (``_check_roots``). Parts of a
+``results split`` (``info.split_from``) name their images relative to their own folder: they are put
+back under the folder they were split from (``_unsplit``), and refused where that folder and another
+file's cannot be the same (``_check_split_roots``). The merged
 file's completion time is its last shard's. Images come out in the walk order
 (``megadetector.sort_key``), so merged shards equal one run over the folder; repeated boxes are
 flagged again over the whole set, since a camera's images were split between shards, and so are
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
+from ssd.camtrap.rebase import split_name
 from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import assign_episodes
@@ -105,6 +109,71 @@ def _check_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
                                "absolute names would list one season under two folders; rebase one onto the "
                                f"other first: python -m ssd results rebase '{p}' --from '{root}' --to '{first[1]}' "
                                "-o REBASED.json, then merge that file")
+
+
+def _split_folder(doc: Dict[str, Any]) -> Optional[str]:
+    """The folder a ``results split`` part holds (``info.split_from.folder``; ``""``: the top folder's
+    photos), None for a file that is no part."""
+    split = (doc.get("info") or {}).get("split_from")
+    folder = split.get("folder") if isinstance(split, dict) else None
+    return folder if isinstance(folder, str) else None
+
+
+def _images_root(doc: Dict[str, Any]) -> Optional[str]:
+    """The images folder a file records (``info.ssd_batch.images_root``), None where it records none."""
+    root = ((doc.get("info") or {}).get("ssd_batch") or {}).get("images_root")
+    return root if isinstance(root, str) else None
+
+
+def _unsplit(path: str, doc: Dict[str, Any]) -> Dict[str, Any]:
+    """A ``results split`` part as it stood in the file it was split from: each name below the part's
+    folder again, the recorded images folder moved back up (``splitting._part_info`` moved it down by
+    that folder) and ``split_from`` dropped. A file that is no part is returned as it is.
+
+    Why: a part's names are relative to its own folder (for Timelapse opened there); merged as they
+    were, two cameras' ``a.jpg`` were one image and the merged file named the first part's folder as
+    the whole season's."""
+    folder = _split_folder(doc)
+    if folder is None:
+        return doc
+    try:
+        parts = name_parts(folder) if folder else []
+    except PathRefused as why:
+        raise ResultsError(f"'{path}': its split_from folder {folder!r} {why}") from None
+    info = dict(doc.get("info") or {})
+    info.pop("split_from", None)
+    root = _images_root(doc)
+    if root is not None and parts:
+        ends = [sep + sep.join(parts) for sep in "/\\"]
+        end = next((e for e in ends if root.rstrip("/\\").endswith(e)), None)
+        if end is None:
+            raise ResultsError(f"'{path}' is the part for folder '{folder}' of a split, but records its photos at "
+                               f"'{root}', not in such a folder: its names cannot be put back under the season's "
+                               "folder; merge the files it was split from instead")
+        season = root.rstrip("/\\")[:-len(end)] or split_name(root)[0] or end[0]
+        info["ssd_batch"] = dict(info["ssd_batch"], images_root=season)
+    prefix = "/".join(parts) + "/" if parts else ""
+    images = [dict(im, file=prefix + im["file"].replace("\\", "/")) for im in doc["images"]]
+    return dict(doc, info=info, images=images)
+
+
+def _check_split_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]], was_part: Sequence[bool]) -> None:
+    """Where a split's part is merged (``was_part``), every file, put back under the folder it was
+    split from (``_unsplit``), must record the same images folder, or all none: parts of two
+    seasons' splits (``/data/season`` beside ``/mnt/other``), or a part beside a file whose relative
+    names have no recorded folder, would be listed as one season's photos. Refused, naming both."""
+    if not any(was_part):
+        return
+    first = (paths[0], _images_root(docs[0]))
+    for p, d in zip(paths[1:], docs[1:]):
+        root = _images_root(d)
+        if root == first[1]:
+            continue
+        said = [f"its photos at '{r}'" if r is not None else "no images folder (names relative to a folder it "
+                "does not name)" for r in (first[1], root)]
+        raise ResultsError(f"'{first[0]}' records {said[0]}, '{p}' records {said[1]}: their names are relative "
+                           "to folders that cannot be told to be the same, and would be merged as one season's; "
+                           "merge the parts of one split (or the files they were split from)")
 
 
 def latest_completion(docs: Sequence[Dict[str, Any]]) -> Optional[str]:
@@ -221,7 +290,8 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     if len(paths) < 2:
         raise ResultsError("give at least two results files to merge")
     _check_finished(paths)
-    docs = [read_results(p) for p in paths]
+    read = [read_results(p) for p in paths]
+    docs = [_unsplit(p, d) for p, d in zip(paths, read)]
     first = docs[0]
     for p, d in zip(paths[1:], docs[1:]):
         if d["detection_categories"] != first["detection_categories"]:
@@ -234,6 +304,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     _check_weights(paths, docs)
     _check_names(paths, docs)
     _check_roots(paths, docs)
+    _check_split_roots(paths, docs, [_split_folder(d) is not None for d in read])
     _check_scoring(paths, docs)
     missing = check_shards(paths, docs, allow_missing)
     seen: Dict[str, str] = {}
@@ -242,8 +313,8 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
         for im in d["images"]:
             key = im["file"].replace("\\", "/")        # one image, whether written on Windows or not
             if key in seen:
-                raise ResultsError(f"'{im['file']}' is in both '{seen[key]}' and '{p}': the shards "
-                                   "overlap; merge results of disjoint shards only")
+                raise ResultsError(f"'{im['file']}' is in both '{seen[key]}' and '{p}': the files "
+                                   "overlap; merge results of disjoint shards (or parts) only")
             seen[key] = p
             images.append(im)
     images.sort(key=lambda im: sort_key(im["file"]))

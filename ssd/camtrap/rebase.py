@@ -161,11 +161,25 @@ class Renamer:
 
 
 def _rebased_batch(batch: Dict[str, Any], where: PathPrefix, to: Optional[str]) -> Dict[str, Any]:
-    """``info.ssd_batch`` with the images folder moved as the names were: relative names are
-    relative to the prefix's folder; an absolute one under ``to`` (kept when it was elsewhere)."""
+    """``info.ssd_batch`` agreeing with the rewritten names, as MegaDetector's tools read it:
+    ``absolute_paths`` says whether they are absolute now, and the images folder moves as they did.
+    Relative names are relative to the prefix's folder (``to`` None). Names made absolute from
+    relative ones are all under ``to``, which is their folder now (the old one named where the
+    relative names were read from). Absolute names made relative to an unknown folder (``to``
+    relative) record none. Otherwise an images folder under the prefix moves under ``to`` (kept
+    when it was elsewhere)."""
     out = dict(batch)
     if to is None:
         out.update(images_root=where.text, absolute_paths=False)
+        return out
+    absolute = bool(split_name(to)[0])
+    if "absolute_paths" in out or absolute:
+        out["absolute_paths"] = absolute
+    if absolute and not where.root:
+        out["images_root"] = to
+        return out
+    if not absolute and where.root:
+        out.pop("images_root", None)
         return out
     rest = where.rest(batch["images_root"]) if isinstance(batch.get("images_root"), str) else None
     if rest is not None and ".." not in rest:

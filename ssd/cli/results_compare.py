@@ -20,7 +20,7 @@ def register_compare(rs) -> None:
                         "twice to compare two thresholds")
     p.add_argument("--csv", metavar="OUT.csv", help="write the images that changed state: file, state in A and B, "
                    "max score in A and B")
-    p.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON ('-': print it instead of the table)")
+    p.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON, the table still printed ('-': print the JSON instead of the table)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -49,14 +49,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if c["in_both"] == 0 and c["images_a"] and c["images_b"]:
         print("warning: no image is in both files: were they run over different folders? python -m ssd results "
               "rebase makes one file's names match the other's", file=sys.stderr)
-    if args.json is None:
-        print(compare_text(c, [side_line("A", args.a, a, shown_a), side_line("B", args.b, b, shown_b)]))
-        return 0
-    c = dict(c, a={"file": args.a, "threshold": shown_a.threshold, "per_class": dict(shown_a.per_class)},
-             b={"file": args.b, "threshold": shown_b.threshold, "per_class": dict(shown_b.per_class)})
-    if args.json == "-":
-        sys.stdout.writelines(comparison_json_chunks(c))
-    else:
+    if args.json is not None:
+        doc = dict(c, a={"file": args.a, "threshold": shown_a.threshold, "per_class": dict(shown_a.per_class)},
+                   b={"file": args.b, "threshold": shown_b.threshold, "per_class": dict(shown_b.per_class)})
+        if args.json == "-":                # the JSON instead of the table, as summary --json prints it
+            sys.stdout.writelines(comparison_json_chunks(doc))
+            return 0
         with atomic_path(args.json) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(comparison_json_chunks(c))
+            fh.writelines(comparison_json_chunks(doc))
+        print(f"comparison written to {terminal_safe(args.json)}", file=sys.stderr)
+    # a file written (--csv, --json FILE) is said and the table still shown, as the other commands do
+    print(compare_text(c, [side_line("A", args.a, a, shown_a), side_line("B", args.b, b, shown_b)]))
     return 0
