@@ -94,7 +94,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "coco":
         refuse_coco_target(args)
         return export_coco(args, root)
-    doc = read_results(args.results)
+    if args.format == "camtrap-dp":         # read as it goes: each entry's boxes below the threshold let go
+        from ssd.camtrap.results_stream import read_results_above
+
+        doc = read_results_above(args.results, lambda head: shown_filter(head, args, check=False).lowest())
+    else:
+        doc = read_results(args.results)
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
         doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
