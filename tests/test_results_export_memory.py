@@ -70,3 +70,20 @@ def test_camtrap_dp_peak_memory_is_in_proportion_to_images_not_boxes(tmp_path, c
     bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES + PER_SHOWN_BOX_BYTES * shown
     assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB, {shown} boxes shown"
 
+
+@pytest.mark.parametrize("extra", [[], ["--threshold", "0.1", "--show-suspect"],
+                                   ["--thresholds", "person=0.05", "--episode-gap", "30"]])
+def test_xlsx_peak_memory_is_in_proportion_to_images_not_boxes(tmp_path, capsys, extra):
+    from openpyxl import load_workbook
+
+    path = tmp_path / "a.json"
+    _season(path)
+    out = tmp_path / "season.xlsx"
+    peak = _peak(["results", "export", str(path), "--format", "xlsx", "--out", str(out), *extra])
+    capsys.readouterr()
+    book = load_workbook(out, read_only=True)
+    assert sum(1 for _ in book["images"].iter_rows()) == IMAGES + 1
+    shown = sum(1 for _ in book["detections"].iter_rows()) - 1
+    assert shown
+    bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES + PER_SHOWN_BOX_BYTES * shown
+    assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB, {shown} boxes shown"
