@@ -87,3 +87,29 @@ def test_xlsx_peak_memory_is_in_proportion_to_images_not_boxes(tmp_path, capsys,
     assert shown
     bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES + PER_SHOWN_BOX_BYTES * shown
     assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB, {shown} boxes shown"
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "camtrap-dp"])
+@pytest.mark.parametrize("case", ["a bad entry late, a bad class flag", "a bad class flag, no position"])
+def test_refusals_come_in_the_whole_file_readers_order(tmp_path, capsys, fmt, case):
+    """Read as it goes, a fault of the file far down still comes before the flags' (its message is
+    ``read_results``'s), and the flags' before the package's own (no position for a camera)."""
+    from ssd.camtrap.megadetector import read_results
+
+    path = tmp_path / "a.json"
+    rows = [f'{{"file":"cam/{i}.jpg","datetime":"2024:05:01 10:00:{i % 60:02d}","detections":[]}}'
+            for i in range(300)]
+    if case.startswith("a bad entry"):
+        rows.append('{"file":"cam/z.jpg","detections":[{"category":"9","conf":0.5,"bbox":[0,0,1,1]}]}')
+    path.write_text('{"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"}, "images": [\n'
+                    + ",\n".join(rows) + "]}")
+    out = tmp_path / ("o.xlsx" if fmt == "xlsx" else "pkg")
+    rc = main(["results", "export", str(path), "--format", fmt, "--out", str(out), "--thresholds", "pikachu=0.5"])
+    err = capsys.readouterr().err
+    assert rc != 0 and not out.exists()
+    if case.startswith("a bad entry"):
+        with pytest.raises(Exception) as whole:
+            read_results(str(path))
+        assert str(whole.value) in err and "pikachu" not in err
+    else:
+        assert "pikachu" in err
