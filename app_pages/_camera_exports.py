@@ -173,7 +173,7 @@ def _export_form() -> None:
 
 
 def _write_package(whole: Callable[[], Dict[str, Any]], target: str, image_root: str, shown: ShownFilter) -> None:
-    """Write the package (a button's callback) of ``whole()``, the document with every box; its
+    """Write the package (a button's callback) of ``whole()``, the document with the boxes shown; its
     outcome is shown by ``_package_written``. The replace tick is cleared whatever came of it:
     consent to replace holds for one click."""
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
@@ -226,7 +226,7 @@ def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_r
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
                   path_prefix: str = "", whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
     """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds,
-    of ``whole()`` (``doc`` with every box, made when a button is clicked)."""
+    of ``whole()`` (``doc`` with the boxes the thresholds show, read back when a button is clicked)."""
     whole = whole or (lambda: doc)
     st.subheader("Export: Camtrap DP, Excel and COCO")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "

@@ -33,7 +33,7 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture, picture_caption
 from ssd.camtrap.megadetector import typical_threshold
-from ssd.camtrap.page_results import in_full, whole_doc
+from ssd.camtrap.page_results import in_full, shown_doc, whole_doc
 from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
@@ -341,6 +341,11 @@ def _whole(doc: Dict[str, Any], index) -> Callable[[], Dict[str, Any]]:
     return lambda: whole_doc(doc, index)
 
 
+def _shown_whole(doc: Dict[str, Any], index, shown: ShownFilter) -> Callable[[], Dict[str, Any]]:
+    """``doc`` with the boxes the thresholds show (or count), what the exports write: not every box."""
+    return lambda: shown_doc(doc, index, shown.lowest())
+
+
 def episode_rows_panel(doc: Dict[str, Any], entries: List[Dict[str, Any]], image_root: str,
                        shown: ShownFilter, key: tuple, full: Callable = list) -> None:
     """One row per episode (a burst): its frames side by side, a page of episodes at a time."""
@@ -418,7 +423,7 @@ def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path
     downloads_panel(doc, image_root, shown, _whole(doc, index))
     # the file's entries, by the page's camera folder
     split_panel(file_doc, file_camera_rule(doc), _whole(file_doc, index))
-    exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _whole(doc, index))
+    exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _shown_whole(doc, index, shown))
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
     reviewed, reviewed_index = sh.results_file(results_path) if path_prefix.strip() else (file_doc, index)
     review_panel(reviewed, results_path, image_root, file_doc,

@@ -1,6 +1,6 @@
 """The results tools at season scale: ``results compare``, ``results sort`` (symbolic links to
-empty photos), ``results split`` and ``results export --format coco`` on a MegaDetector file of N
-entries, against ``results summary`` on the same file.
+empty photos), ``results split`` and ``results export`` (``--format coco``, ``xlsx``, ``camtrap-dp``)
+on a MegaDetector file of N entries, against ``results summary`` on the same file.
 
 Each command runs in a process of its own (wall seconds and that process's peak RSS,
 ``bench_season_results.timed``), the summary first as the baseline of the same run: a shared
@@ -29,7 +29,7 @@ from typing import Dict, List
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_season_results import ROOT, _link_or_copy, season, timed  # noqa: E402
 
-NAMES = ("summary", "compare", "sort", "split", "coco")
+NAMES = ("summary", "compare", "sort", "split", "coco", "xlsx", "camtrap-dp")
 
 
 def commands(folder: str) -> Dict[str, List[str]]:
@@ -42,11 +42,14 @@ def commands(folder: str) -> Dict[str, List[str]]:
             "sort": ["-m", "ssd", "results", "sort", r, "--images", os.path.join(folder, "photos"), "--into", out],
             "split": ["-m", "ssd", "results", "split", r, "--out", out],
             "coco": ["-m", "ssd", "results", "export", r, "--format", "coco", "--out", out + ".json",
-                     "--images", folder]}
+                     "--images", folder],
+            "xlsx": ["-m", "ssd", "results", "export", r, "--format", "xlsx", "--out", out + ".xlsx"],
+            "camtrap-dp": ["-m", "ssd", "results", "export", r, "--format", "camtrap-dp", "--out", out,
+                           "--latitude", "52.1", "--longitude", "4.3"]}
 
 
 def _clean(folder: str) -> None:
-    for path in ("out", "out.csv", "out.json"):
+    for path in ("out", "out.csv", "out.json", "out.xlsx"):
         subprocess.run(["rm", "-rf", os.path.join(folder, path)], check=True)
 
 

@@ -60,3 +60,68 @@ def test_the_whole_document_for_downloads_and_exports_is_the_file_parsed(tmp_pat
         parsed = read_results(path)
         assert whole_doc(doc, index) == parsed
         assert whole_doc(regrouped(doc, 30.0, CameraRule(1)), index) == regrouped(parsed, 30.0, CameraRule(1))
+
+
+def _exports(doc, shown, root):
+    """What the page's export buttons make of ``doc``: the COCO file, the workbook's cells (less the
+    moment of the export) and the Camtrap DP zip's tables, or each one's refusal."""
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    from ssd.base.errors import SSDError
+    from ssd.camtrap.camtrap_dp import PackageOptions, camtrap_dp_zip
+    from ssd.camtrap.coco_export import coco_bytes
+    from ssd.camtrap.spreadsheet import xlsx_bytes
+
+    out = {}
+    for name, make in (("coco", lambda: coco_bytes(doc, shown, root)[0]),
+                       ("xlsx", lambda: [[list(r) for r in ws.iter_rows(values_only=True) if r[0] != "exported"]
+                                         for ws in load_workbook(io.BytesIO(xlsx_bytes(doc, shown))).worksheets]),
+                       ("zip", lambda: {n: z.read(n) for z in [zipfile.ZipFile(io.BytesIO(camtrap_dp_zip(
+                           doc, shown, PackageOptions(default_location=(52.1, 4.3), image_root=root))))]
+                           for n in z.namelist() if n.endswith(".csv")})):
+        try:
+            out[name] = make()
+        except SSDError as err:
+            out[name] = f"refused: {err}"
+    return out
+
+
+def test_the_exports_of_the_shown_document_are_those_of_the_whole(tmp_path):
+    """``shown_doc`` (each entry read back with its boxes at the threshold only) makes the very files
+    ``whole_doc`` made, at the thresholds a page can set."""
+    from ssd.camtrap.page_results import shown_doc, whole_doc
+    from ssd.inference.filtering import ShownFilter
+    from tests.test_camera_page_pinned import fixtures
+
+    filters = [ShownFilter.of(0.2), ShownFilter.of(0.05, hide_suspect=False),
+               ShownFilter.of(0.5, per_class={"person": 0.1})]
+    for path in fixtures(tmp_path).values():
+        doc, index = open_compact(path)
+        for shown in filters:
+            assert _exports(shown_doc(doc, index, shown.lowest()), shown, str(tmp_path)) == \
+                _exports(whole_doc(doc, index), shown, str(tmp_path)), (path, shown)
+
+
+def test_the_shown_document_holds_memory_in_proportion_to_images_not_boxes(tmp_path):
+    """The page's exports (Camtrap DP, XLSX, COCO) read the season back with only the boxes shown:
+    ``whole_doc`` held all 84 an image (~77 MiB here)."""
+    from ssd.camtrap.page_results import shown_doc
+    from ssd.inference.filtering import ShownFilter
+
+    path = tmp_path / "a.json"
+    _season(path, 0)
+    doc, index = open_compact(str(path))
+    shown = ShownFilter.of(0.2)
+    tracemalloc.start()
+    try:
+        made = shown_doc(doc, index, shown.lowest())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    boxes = sum(len(im["detections"]) for im in made["images"])
+    assert len(made["images"]) == IMAGES and 0 < boxes < IMAGES * 84
+    bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES + 300 * boxes
+    assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB for {IMAGES} images"

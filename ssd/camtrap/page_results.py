@@ -82,3 +82,22 @@ def whole_doc(doc: Dict[str, Any], index: Optional[EntryIndex]) -> Dict[str, Any
     """``doc`` with every entry whole (``in_full``): for what writes or hands on the boxes (the JSON
     and CSV downloads, the exports, a split, a cleaned file), made when asked and let go after."""
     return doc if index is None else {**doc, "images": in_full(doc, index, doc["images"])}
+
+
+def shown_doc(doc: Dict[str, Any], index: Optional[EntryIndex], floor: float) -> Dict[str, Any]:
+    """``doc`` with every entry read back from the file as ``whole_doc`` reads it, each keeping only its
+    detections at or above ``floor`` (``results_stream.above_floor``): what the exports at a threshold
+    whose lowest value is ``floor`` write (Camtrap DP, XLSX, COCO), the same bytes.
+
+    Why: ``whole_doc`` holds every box of the season at once, ~84 an image down to the results floor
+    (~4 GB at 100,000 images) to write the few a threshold shows; here each entry's other boxes are
+    let go as it is read, as ``results export`` lets them go (``read_results_above``)."""
+    from ssd.camtrap.results_stream import above_floor
+
+    if index is None:
+        return doc
+    images = []
+    for k, e in enumerate(doc["images"]):
+        whole = above_floor(index.entry(k), floor)
+        images.append({**whole, **{key: v for key, v in e.items() if key != "detections"}})
+    return {**doc, "images": images}

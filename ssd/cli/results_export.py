@@ -85,8 +85,8 @@ def package_options(args: argparse.Namespace, root: str):
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
-    from ssd.camtrap.megadetector import read_results
     from ssd.camtrap.rebase import recorded_folder_hint
+    from ssd.camtrap.results_stream import read_results_above
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
@@ -94,7 +94,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "coco":
         refuse_coco_target(args)
         return export_coco(args, root)
-    doc = read_results(args.results)
+    # read as it goes: each entry's boxes below the threshold let go (the tables write none of them)
+    doc = read_results_above(args.results, lambda head: shown_filter(head, args, check=False).lowest())
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
         doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
