@@ -282,3 +282,25 @@ def test_summary_text_says_whether_suspect_repeats_are_counted():
     text = summary_text(summarize(doc, shown), shown)
     assert "not counted" not in text and "1 detection(s), counted below" in text
     assert text.splitlines()[-1].split() == ["animal", "1", "1", "1"]
+
+
+def test_summary_of_one_shard_says_its_counts_cover_only_that_shard(tmp_path, capsys):
+    """A ``--shard 1/2`` run's file summarized alone counts only its files (a burst split between
+    shards counts twice): the text, ``--json`` and the page must say so; a merged file (shard
+    ``None``) and a file with a malformed shard say nothing."""
+    from ssd.cli.main import main
+
+    def summary(shard, *flags):
+        doc = {"info": {"format_version": "1.6", "detector": "ssd-studio:test", "ssd_batch": {"shard": shard}},
+               "detection_categories": {"1": "animal"},
+               "images": [{"file": "a.jpg", "detections": [], "failure": None}]}
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(doc))
+        assert main(["results", "summary", str(path), *flags]) == 0
+        return capsys.readouterr().out
+
+    text = summary([1, 2])
+    assert "shard 1 of 2: counts cover only its files; merge the shards (`results merge`) for the season" in text
+    assert json.loads(summary([1, 2], "--json"))["shard"] == [1, 2]
+    for shard in (None, "x", [3, 2], [True, 2]):
+        assert "shard" not in summary(shard) and "shard" not in json.loads(summary(shard, "--json"))

@@ -405,3 +405,15 @@ def test_a_file_rewritten_in_place_is_not_shown_with_another_versions_boxes(seas
     at.slider(key="ct_conf").set_value(0.2).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("changed since it was opened" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_a_shards_file_says_its_totals_cover_only_that_shard(season):
+    """One ``--shard 1/2`` run's file opened alone: the totals say they cover only its files."""
+    doc = json.loads((season / "season.json").read_text())
+    at = _open(season)
+    assert not [c for c in at.caption if "shard" in c.value]
+    doc["info"]["ssd_batch"]["shard"] = [1, 2]
+    (season / "shard.json").write_text(json.dumps(doc))
+    at.text_input(key="ct_results_path").set_value(str(season / "shard.json")).run()
+    _ok(at)
+    assert [c for c in at.caption if c.value.startswith("shard 1 of 2: counts cover only its files")]

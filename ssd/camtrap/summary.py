@@ -5,7 +5,7 @@ app's results browser shows; the CLI's ``results summary`` prints the same numbe
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import Threshold, is_cut_short, is_failed, shown_detections
@@ -54,7 +54,31 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
         for name in {names.get(c, c) for c in cats}:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
     out["episodes"] = episode_counts(doc, shown, layout=layout, shown_cats=shown_cats)
+    shard = shard_of(doc)
+    if shard:                   # only then: the counts of other files stay as they were, key for key
+        out["shard"] = list(shard)
     return out
+
+
+def shard_of(doc: Dict[str, Any]) -> Optional[Tuple[int, int]]:
+    """``(I, N)`` when ``doc`` is one ``--shard I/N`` run's file (``info.ssd_batch.shard``), else
+    ``None`` (a merged file records ``None``; a value that is not two whole numbers 1 ≤ I ≤ N is
+    passed over: the summary makes no claim it cannot read).
+
+    Why: a shard's counts cover only its files, and a burst split between shards is an episode in
+    each; read alone, they look like the season's."""
+    batch = (doc.get("info") or {}).get("ssd_batch")
+    shard = batch.get("shard") if isinstance(batch, dict) else None
+    if (isinstance(shard, list) and len(shard) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in shard) and 1 <= shard[0] <= shard[1]):
+        return shard[0], shard[1]
+    return None
+
+
+def shard_note(shard: Tuple[int, int]) -> str:
+    """The one line the summary, ``results summary`` and the page give a shard's file."""
+    return (f"shard {shard[0]} of {shard[1]}: counts cover only its files; "
+            "merge the shards (`results merge`) for the season")
 
 
 def read_for_summary(path: str, shown_for: Callable[[Dict[str, Any]], ShownFilter],
@@ -122,7 +146,8 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
     shown = ShownFilter.at(threshold)
     e = s.get("episodes") or {}
     per = "".join(f", {terminal_safe(k)} {v:g}" for k, v in shown.per_class)
-    lines = [f"threshold {shown.threshold:g}{per}",
+    lines = [shard_note(s["shard"])] if s.get("shard") else []
+    lines += [f"threshold {shown.threshold:g}{per}",
              "                    images  episodes",
              f"all               {s['images']:>8}  {e.get('episodes', 0):>8}",
              f"with detections   {s['with_detections']:>8}  {e.get('with_detections', 0):>8}",
