@@ -167,10 +167,8 @@ def _run_state_panel(runs_root: str, run_dir: str, current) -> None:
     st.text(plain_text(f"Run {os.path.basename(run_dir)}: {status['state']}"))
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
     if running:
-        eta = jobs.format_duration(status.get("eta_s"))
-        st.progress(done / total if total else 0.0,
-                    text=f"{done}/{total} images, {status.get('rate', 0):.1f} images/s, ETA {eta}, "
-                         f"{status.get('failures', 0)} failed" if total else "starting (loading the model)…")
+        st.progress(jobs.batch_progress_fraction(status),
+                    text=jobs.batch_progress_text(status, md_escape) if total else "starting (loading the model)…")
         st.button("Stop", on_click=_stop, args=(runs_root, current.pid), key="ct_stop",
                   disabled=bool(st.session_state.get("ct_stopping")),
                   help="Writes a checkpoint and stops; Resume continues where it stopped.")

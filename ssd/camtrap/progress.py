@@ -67,9 +67,11 @@ class Progress:
                   f"ETA {format_duration(eta)}, {self.failures} failed", file=self.stream, flush=True)
         if status:
             self.last_status = now
-            atomic_write_json(self.status_file, {"state": state, "done": self.done, "total": self.total,
-                                                 "rate": rate, "eta_s": eta, "failures": self.failures,
-                                                 "time": now, "pid": os.getpid()})
+            report = {"state": state, "done": self.done, "total": self.total, "rate": rate, "eta_s": eta,
+                      "failures": self.failures, "time": now, "pid": os.getpid()}
+            if within:                          # the app's bar names the clip too (jobs.batch_progress_text)
+                report["clip"] = {"file": clip[0], "frames_done": clip[1], "frames_total": clip[2]}
+            atomic_write_json(self.status_file, report)
 
 
 def _is_terminal(stream: Optional[TextIO]) -> bool:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Collection, Dict, List, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from ssd.base.errors import JobError
+from ssd.base.text import format_duration, terminal_safe
 from ssd.base.json_file import MAX_STATE_BYTES, read_json_file
 from ssd.camtrap.results_files import is_results_file
 from ssd.camtrap.run_store import default_journal_path
@@ -134,6 +135,39 @@ def batch_status(run_dir: str, running: bool = False) -> Dict[str, Any]:
     if os.path.isfile(os.path.join(run_dir, BATCH_RESULTS)) and not running:
         st["state"] = "done"
     return st
+
+
+def _clip_of(status: Dict[str, Any]) -> Optional[Tuple[str, int, int]]:
+    """``(file, frames looked at, frames to look at (0: unknown))`` of the clip the run is in, when
+    its status says so in the form ``progress.Progress`` writes; else ``None``."""
+    clip = status.get("clip")
+    if not isinstance(clip, dict):
+        return None
+    name, done, total = clip.get("file"), clip.get("frames_done"), clip.get("frames_total")
+    if isinstance(name, str) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (done, total)):
+        return name, done, total
+    return None
+
+
+def batch_progress_text(status: Dict[str, Any], show_name: Callable[[str], str] = terminal_safe) -> str:
+    """The run panel's progress text: images done, and the frames of the clip being looked at (a long
+    clip decodes for minutes while the image count stays put), as the run's log line says it;
+    ``show_name`` escapes the clip's name for where it is shown (the page: Markdown)."""
+    done, total = int(status.get("done") or 0), int(status.get("total") or 0)
+    clip = _clip_of(status)
+    within = f" ({show_name(clip[0])}: {clip[1]}/{clip[2] or '?'} frames)" if clip else ""
+    return (f"{done}/{total} images{within}, {status.get('rate', 0):.1f} images/s, "
+            f"ETA {format_duration(status.get('eta_s'))}, {status.get('failures', 0)} failed")
+
+
+def batch_progress_fraction(status: Dict[str, Any]) -> float:
+    """The run's share done for a progress bar, moving within a clip by its frames."""
+    done, total = int(status.get("done") or 0), int(status.get("total") or 0)
+    if not total:
+        return 0.0
+    clip = _clip_of(status)
+    part = min(1.0, clip[1] / clip[2]) if clip and clip[2] else 0.0
+    return min(1.0, (done + part) / total)
 
 
 def batch_runs(runs_root: str) -> List[str]:
