@@ -266,7 +266,7 @@ def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: 
     from ssd.camtrap.coco_export import coco_bytes
     from ssd.camtrap.spreadsheet import xlsx_bytes
 
-    ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown)}
+    ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown, image_root=image_root)}
     errors = []
     try:
         ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))

@@ -224,3 +224,32 @@ def test_a_locations_file_without_the_needed_columns_is_refused_by_its_header(tm
         else:
             assert rc == 2 and "line 2" not in err and not out.exists()
             assert f"header is '{header}'" in err and "deploymentID (or camera), latitude, longitude" in err
+
+
+def test_the_workbook_reads_photo_times_from_the_images_folder_as_the_package_does(tmp_path, capsys):
+    """MegaDetector writes no times unless asked: Camtrap DP read each photo's EXIF time from
+    ``--images``, the XLSX export of the same file left the time column empty and made each photo
+    an episode of its own. Both now read the times the same way; times in the results stay first."""
+    from openpyxl import load_workbook
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    (photos / "cam").mkdir(parents=True)
+    for name, when in (("a.jpg", "2024:05:01 10:00:00"), ("b.jpg", "2024:05:01 10:00:20")):
+        exif = Image.Exif()
+        exif[306] = when
+        Image.new("RGB", (8, 8)).save(photos / "cam" / name, exif=exif)
+    results = _write(tmp_path / "r.json", _doc(_seen("cam/a.jpg", 0.9, when=None), _seen("cam/b.jpg", 0.8, when=None),
+                                               _seen("cam/c.jpg", 0.7, when="2024:05:02 08:00:00")))
+    out = tmp_path / "r.xlsx"
+    assert main(["results", "export", results, "--format", "xlsx", "--out", str(out), "--images", str(photos)]) == 0
+    rows = list(load_workbook(out)["images"].iter_rows(values_only=True))
+    head = rows[0]
+    got = {r[head.index("file")]: (r[head.index("datetime")], r[head.index("episode")]) for r in rows[1:]}
+    assert got["cam/a.jpg"][0] == "2024:05:01 10:00:00" and got["cam/b.jpg"][0] == "2024:05:01 10:00:20"
+    assert got["cam/c.jpg"][0] == "2024:05:02 08:00:00"
+    assert got["cam/a.jpg"][1] == got["cam/b.jpg"][1] != got["cam/c.jpg"][1]     # one burst, from the read times
+    assert main(["results", "export", results, "--format", "xlsx", "--out", str(out),
+                 "--images", str(tmp_path / "elsewhere")]) == 0
+    rows = list(load_workbook(out)["images"].iter_rows(values_only=True))
+    assert [r[head.index("datetime")] for r in rows[1:]] == [None, None, "2024:05:02 08:00:00"]

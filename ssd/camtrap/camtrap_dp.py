@@ -50,6 +50,7 @@ from ssd.camtrap.locations import read_locations  # noqa: F401 - the pages and t
 from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_detections
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
+from ssd.camtrap.results import TIME_SOURCE
 from ssd.camtrap.taxa import Taxa, by_class, taxa_report, taxon_fields, taxonomic
 from ssd.camtrap.video import is_video
 from ssd.data.exif import exif_datetime
@@ -136,8 +137,7 @@ def _timestamp(entry: Dict[str, Any], tz: dt.timezone,
     t = parse_time(entry.get("datetime"))
     if t is not None:
         return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), _source(entry.get("datetime_source")), False
-    path = _local_file(entry["file"], image_root)
-    when, source = _file_time(path) if path and os.path.isfile(path) else (None, None)
+    path, when, source = _read_time(entry["file"], image_root)
     t = parse_time(when)
     if t is not None:
         return dt.datetime.utcfromtimestamp(t).replace(tzinfo=tz).isoformat(), _source(source), True
@@ -145,6 +145,34 @@ def _timestamp(entry: Dict[str, Any], tz: dt.timezone,
         when = dt.datetime.fromtimestamp(int(os.path.getmtime(path)), tz)
         return when.isoformat(), "timestamp from file modification time", False
     return None, "", False
+
+
+def with_file_times(doc: Dict[str, Any], image_root: Optional[str]) -> Dict[str, Any]:
+    """``doc`` with each entry that gave detections but has no time in the results dated by what its
+    file under ``image_root`` carries (a photo's EXIF, a video's container), read as the package reads
+    it (``_read_time``); never by a modification time (a copy's time), never outside
+    ``image_root``. The entries are copies; ``doc`` is not changed.
+
+    Why: MegaDetector writes no times unless asked. The package read them from the photos, the
+    workbook (``spreadsheet``) of the same results left its time column empty and made each photo an
+    episode of its own: now both read them here."""
+    if not image_root:                          # no folder to read inside: nothing is read
+        return doc
+    images = []
+    for im in doc.get("images", []):
+        if im.get("failure") is None and im.get("detections") is not None and parse_time(im.get("datetime")) is None:
+            _, when, source = _read_time(im["file"], image_root)
+            if parse_time(when) is not None:
+                im = dict(im, datetime=when, **({TIME_SOURCE: source} if source else {}))
+        images.append(im)
+    return dict(doc, images=images)
+
+
+def _read_time(file: str, image_root: Optional[str]) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """(where the results name ``file`` is here, the time stamp its file carries, that time's source),
+    the last two None when the file is not found inside ``image_root`` (``_local_file``)."""
+    path = _local_file(file, image_root)
+    return (path, *_file_time(path)) if path and os.path.isfile(path) else (path, None, None)
 
 
 def _file_time(path: str) -> Tuple[Optional[str], Optional[str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import time
-from typing import IO, Any, Dict, Iterable, List, Union
+from typing import IO, Any, Dict, Iterable, List, Optional, Union
 
 from ssd.base.atomic import atomic_path
 from ssd.base.cells import xlsx_cell
@@ -74,24 +74,31 @@ def _rows_info(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
     yield ["exported", time.strftime("%Y-%m-%d %H:%M:%S")]
 
 
-def write_xlsx(doc: Dict[str, Any], path: str, threshold: Threshold, hide_suspect: bool = True) -> None:
+def write_xlsx(doc: Dict[str, Any], path: str, threshold: Threshold, hide_suspect: bool = True,
+               image_root: Optional[str] = None) -> None:
     """The workbook at ``path`` (written under a temporary name, then renamed)."""
     with atomic_path(path) as tmp:
-        save_xlsx(doc, tmp, threshold, hide_suspect)
+        save_xlsx(doc, tmp, threshold, hide_suspect, image_root)
 
 
-def xlsx_bytes(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True) -> bytes:
+def xlsx_bytes(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
+               image_root: Optional[str] = None) -> bytes:
     """The workbook as bytes (the page's download button)."""
     buf = io.BytesIO()
-    save_xlsx(doc, buf, threshold, hide_suspect)
+    save_xlsx(doc, buf, threshold, hide_suspect, image_root)
     return buf.getvalue()
 
 
 def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Threshold,
-              hide_suspect: bool = True) -> None:
-    """Build the workbook and save it to a path or an open binary file."""
+              hide_suspect: bool = True, image_root: Optional[str] = None) -> None:
+    """Build the workbook and save it to a path or an open binary file. Entries without a time in
+    the results are dated by their files under ``image_root`` as the Camtrap DP package dates them
+    (``camtrap_dp.with_file_times``), and their episodes grouped by those times."""
     from openpyxl import Workbook
 
+    from ssd.camtrap.camtrap_dp import with_file_times
+
+    doc = with_file_times(doc, image_root)
     shown = ShownFilter.at(threshold, hide_suspect)
     episodes = episode_ids(doc)
     timed = has_time_source(doc.get("images", []))

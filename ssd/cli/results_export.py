@@ -25,7 +25,8 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                    help="camtrap-dp: a folder; xlsx, coco: a file")
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
-                   "used for time stamps of files without EXIF time")
+                   "camtrap-dp, xlsx: files without a time in the results are dated by their EXIF (a video's "
+                   "recorded time) read there")
     episode_args(x)
     path_prefix_arg(x)
     x.add_argument("--locations", metavar="LOCATIONS.csv",
@@ -103,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "xlsx":
         from ssd.camtrap.spreadsheet import write_xlsx
 
-        write_xlsx(doc, args.out, shown)
+        write_xlsx(doc, args.out, shown, image_root=root)
         print(f"{len(doc['images'])} image(s) written to {args.out}", file=sys.stderr)
         return 0
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
