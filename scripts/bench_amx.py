@@ -38,22 +38,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 BATCH = 8
 
 
 def _cpu_interleaved(fns: dict, runs: int, images: int = BATCH, warmup: int = 3) -> dict:
     """Median CPU ms per image of each function, in rotation (a shared machine's load hits all alike)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(runs):
-        for k, fn in fns.items():
-            t = time.process_time()
-            fn()
-            times[k].append((time.process_time() - t) * 1000 / images)
-    return {k: round(statistics.median(v), 3) for k, v in times.items()}
+    from bench_precision import _interleaved_ms
+
+    ms = _interleaved_ms(fns, runs, warmup, clock=time.process_time, per=images)
+    return {k: round(v, 3) for k, v in ms.items()}
 
 
 def _session(path: str, level: str = "ORT_ENABLE_ALL", profile: str = "", inter: int = 1):

@@ -38,18 +38,19 @@ import ssd  # noqa: E402,F401  (sets OMP_NUM_THREADS before any section imports 
 SHIPPED = os.path.join(REPO, "models", "tiny-pikachu")
 
 
-def _interleaved_ms(fns: dict, runs: int, warmup: int = 5) -> dict:
-    """Median ms of each function, timed in rotation so that a change in the machine's load
-    (other processes on a shared machine) hits every contender alike."""
+def _interleaved_ms(fns: dict, runs: int, warmup: int = 5, clock=time.perf_counter, per: int = 1) -> dict:
+    """Median ms of each function (divided by ``per``: images a call), timed in rotation so that a
+    change in the machine's load (other processes on a shared machine) hits every contender alike.
+    ``clock``: wall time by default, ``time.process_time`` for CPU time."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(runs):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[k].append((time.perf_counter() - t) * 1000)
+            times[k].append((clock() - t) * 1000 / per)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 import pytest
 
 from ssd.cli.main import main
+from tests.pinned import held_to_pin, reading_in_pieces
 
 PINNED = os.path.join(os.path.dirname(__file__), "data", "results_compare_pinned.json")
 MD = {"1": "animal", "2": "person", "3": "vehicle"}
@@ -205,19 +206,9 @@ def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch, read_chars):
     """``read_chars=5``: files read 5 characters at a time, so values (numbers too) are cut at every
     place a buffer can end, and entries are read again with more."""
     monkeypatch.chdir(tmp_path)
-    if read_chars is not None:
-        from ssd.camtrap import results_stream
-        monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
+    reading_in_pieces(monkeypatch, read_chars)
     got = outputs(str(tmp_path), capsys)
-    if os.environ.get("SSD_REPIN") and read_chars is None:
-        with open(PINNED, "w", encoding="utf-8") as fh:
-            json.dump(got, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-    with open(PINNED, encoding="utf-8") as fh:
-        pinned = json.load(fh)
-    assert set(got) == set(pinned)
-    for name in RUNS:
-        assert got[name] == pinned[name], name
+    held_to_pin(got, PINNED, may_repin=read_chars is None)
 
 
 def test_pinned_runs_cover_what_they_claim():

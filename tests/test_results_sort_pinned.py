@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 from ssd.cli.main import main
+from tests.pinned import held_to_pin, reading_in_pieces
 from tests.test_results_compare_pinned import _det, _doc, _ok
 from tests.test_results_summary_pinned import _episodes_doc, _summary_files
 
@@ -132,19 +133,9 @@ def outputs(folder: str, capsys: Any) -> Dict[str, Dict[str, Any]]:
 @pytest.mark.parametrize("read_chars", [None, 7])
 def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch, read_chars):
     monkeypatch.chdir(tmp_path)
-    if read_chars is not None:
-        from ssd.camtrap import results_stream
-        monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
+    reading_in_pieces(monkeypatch, read_chars)
     got = outputs(str(tmp_path), capsys)
-    if os.environ.get("SSD_REPIN") and read_chars is None:
-        with open(PINNED, "w", encoding="utf-8") as fh:
-            json.dump(got, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-    with open(PINNED, encoding="utf-8") as fh:
-        pinned = json.load(fh)
-    assert set(got) == set(pinned)
-    for name in RUNS:
-        assert got[name] == pinned[name], name
+    held_to_pin(got, PINNED, may_repin=read_chars is None)
 
 
 def test_pinned_runs_cover_what_they_claim():

@@ -20,8 +20,9 @@ from typing import Any, Dict, List
 import pytest
 
 from ssd.cli.main import main
+from tests.pinned import held_to_pin, reading_in_pieces
 from tests.test_results_compare_pinned import _det, _doc, _fail, _ok
-from tests.test_results_summary_pinned import _episodes_doc, _summary_files
+from tests.test_results_summary_pinned import FILE_REFUSALS, _episodes_doc, _summary_files
 
 PINNED = os.path.join(os.path.dirname(__file__), "data", "results_split_pinned.json")
 
@@ -105,19 +106,7 @@ RUNS: Dict[str, List[str]] = {
     "refused_part_exists": ["ep.json", "--out", "taken"],
     "refused_out_is_file": ["ep.json", "--out", "a_file"],
     "refused_depth": ["ep.json", "--camera-depth", "-1"],
-    "refused_deep": ["deep.json"],
-    "refused_hostile": ["hostile.json"],
-    "refused_hostile_late": ["hostile_late.json"],
-    "refused_info_first": ["bad_info_and_entry.json"],
-    "refused_unknown_category": ["unknown_cat.json"],
-    "refused_not_json": ["not_json.json"],
-    "refused_trailing": ["trailing.json"],
-    "refused_list": ["list.json"],
-    "refused_no_images": ["no_images.json"],
-    "refused_nan": ["nan.json"],
-    "refused_latin1": ["latin1.json"],
-    "refused_missing": ["nowhere.json"],
-    "refused_folder": ["folder.json"],
+    **FILE_REFUSALS,
 }
 
 
@@ -158,22 +147,12 @@ def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch, read_chars, ope
     """``read_chars=7``: files read 7 characters at a time, values cut at every place a buffer can
     end; ``open_at_once``: parts written a few at a time, the file read again for each few."""
     monkeypatch.chdir(tmp_path)
-    if read_chars is not None:
-        from ssd.camtrap import results_stream
-        monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
+    reading_in_pieces(monkeypatch, read_chars)
     if open_at_once is not None:
         from ssd.camtrap import splitting
         monkeypatch.setattr(splitting, "OPEN_AT_ONCE", open_at_once)
     got = outputs(str(tmp_path), capsys)
-    if os.environ.get("SSD_REPIN") and read_chars is None and open_at_once is None:
-        with open(PINNED, "w", encoding="utf-8") as fh:
-            json.dump(got, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-    with open(PINNED, encoding="utf-8") as fh:
-        pinned = json.load(fh)
-    assert set(got) == set(pinned)
-    for name in RUNS:
-        assert got[name] == pinned[name], name
+    held_to_pin(got, PINNED, may_repin=read_chars is None and open_at_once is None)
 
 
 def test_pinned_runs_cover_what_they_claim():

@@ -18,6 +18,7 @@ from typing import Any, Dict, List
 import pytest
 
 from ssd.cli.main import main
+from tests.pinned import held_to_pin, reading_in_pieces
 from tests.test_results_compare_pinned import MD, _det, _doc, _fail, _files, _ok
 
 PINNED = os.path.join(os.path.dirname(__file__), "data", "results_summary_pinned.json")
@@ -73,6 +74,23 @@ def _summary_files(folder: str) -> None:
 
 
 #: name → the command line after ``results summary`` (files relative to the folder of inputs).
+#: The file refusals every command that reads these files pins (the file's own faults, one each).
+FILE_REFUSALS: Dict[str, List[str]] = {
+    "refused_deep": ["deep.json"],
+    "refused_hostile": ["hostile.json"],
+    "refused_hostile_late": ["hostile_late.json"],
+    "refused_info_first": ["bad_info_and_entry.json"],
+    "refused_unknown_category": ["unknown_cat.json"],
+    "refused_not_json": ["not_json.json"],
+    "refused_trailing": ["trailing.json"],
+    "refused_list": ["list.json"],
+    "refused_no_images": ["no_images.json"],
+    "refused_nan": ["nan.json"],
+    "refused_latin1": ["latin1.json"],
+    "refused_missing": ["nowhere.json"],
+    "refused_folder": ["folder.json"],
+}
+
 RUNS: Dict[str, List[str]] = {
     "a": ["a.json"],
     "a_json": ["a.json", "--json"],
@@ -118,19 +136,7 @@ RUNS: Dict[str, List[str]] = {
     "refused_prefix_outside": ["abs_ep.json", "--path-prefix", "/elsewhere"],
     "refused_prefix_relative": ["a.json", "--path-prefix", "/data/season"],
     "refused_prefix_twice": ["abs_twice.json", "--path-prefix", "/data"],
-    "refused_deep": ["deep.json"],
-    "refused_hostile": ["hostile.json"],
-    "refused_hostile_late": ["hostile_late.json"],
-    "refused_info_first": ["bad_info_and_entry.json"],
-    "refused_unknown_category": ["unknown_cat.json"],
-    "refused_not_json": ["not_json.json"],
-    "refused_trailing": ["trailing.json"],
-    "refused_list": ["list.json"],
-    "refused_no_images": ["no_images.json"],
-    "refused_nan": ["nan.json"],
-    "refused_latin1": ["latin1.json"],
-    "refused_missing": ["nowhere.json"],
-    "refused_folder": ["folder.json"],
+    **FILE_REFUSALS,
     "refused_class": ["a.json", "--thresholds", "pikachu=0.5"],
     "refused_class_sweep": ["ep.json", "--thresholds", "pikachu=0.5", "--sweep"],
     "refused_class_and_file": ["hostile.json", "--thresholds", "pikachu=0.5"],
@@ -154,19 +160,9 @@ def test_outputs_are_those_pinned(tmp_path, capsys, monkeypatch, read_chars):
     """``read_chars=7``: files read 7 characters at a time, so values are cut at every place a
     buffer can end (the reader's own concern, held here for this command too)."""
     monkeypatch.chdir(tmp_path)
-    if read_chars is not None:
-        from ssd.camtrap import results_stream
-        monkeypatch.setattr(results_stream, "READ_CHARS", read_chars)
+    reading_in_pieces(monkeypatch, read_chars)
     got = outputs(str(tmp_path), capsys)
-    if os.environ.get("SSD_REPIN") and read_chars is None:
-        with open(PINNED, "w", encoding="utf-8") as fh:
-            json.dump(got, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-    with open(PINNED, encoding="utf-8") as fh:
-        pinned = json.load(fh)
-    assert set(got) == set(pinned)
-    for name in RUNS:
-        assert got[name] == pinned[name], name
+    held_to_pin(got, PINNED, may_repin=read_chars is None)
 
 
 def test_pinned_runs_cover_what_they_claim():
