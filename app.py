@@ -15,7 +15,10 @@ _ROOT = os.path.dirname(os.path.abspath(__file__))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from ssd.base.engine import configure_once  # noqa: E402
 from ssd.base.memory import freeze_after_imports, limit_malloc_arenas, release_free_memory  # noqa: E402
+
+configure_once("app")     # before any page imports MXNet: its engine, and oneDNN's AMX where Linux grants it
 
 limit_malloc_arenas(2)    # each rerun is a new thread: without this, each could keep its own arena resident
 

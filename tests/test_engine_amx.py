@@ -104,3 +104,27 @@ def test_int8_forward_with_amx_runs_and_matches_avx512(tmp_path):
             assert "avx512_core_amx_int8" in res.stdout       # oneDNN ran AMX kernels
     a, b = np.load(outs["configure"]), np.load(outs["capped"])
     assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+
+
+APP_RUN = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from streamlit.testing.v1 import AppTest
+AppTest.from_file(os.path.join(sys.argv[1], "app.py"), default_timeout=180).run()
+AppTest.from_file(os.path.join(sys.argv[1], "app.py"), default_timeout=180).run()   # a rerun: MXNet loaded
+from ssd.base.engine import report
+rep = report()
+print(os.environ.get("ONEDNN_MAX_CPU_ISA", "-"), "|", rep["kind"], "|", rep["note"])
+"""
+
+
+def test_the_app_process_configures_its_engine_once_and_allows_amx(tmp_path):
+    """The app's Detect page runs MXNet in the server's process: it gets AMX like ``detect`` does, and a
+    rerun (MXNet long loaded) leaves the first run's settings and note as they were."""
+    res = subprocess.run([sys.executable, "-c", APP_RUN, REPO_ROOT], capture_output=True, text=True, timeout=300,
+                         env=_env(SSD_MODELS_DIR=str(tmp_path / "models"), SSD_DATA_DIR=str(tmp_path / "data"),
+                                  SSD_CACHE_DIR=str(tmp_path / "cache")), cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    isa, kind, note = (part.strip() for part in res.stdout.strip().splitlines()[-1].split("|"))
+    assert kind == "app" and "already imported" not in note
+    assert isa == ("AVX512_CORE_AMX" if _has_amx() else "-")

@@ -26,7 +26,7 @@ Why these choices (measured on the 2-core development machine, see README "Speed
   5.7 s, fp32 11.4 → 8.9 s, CPU time 12.2 → 9.1 s) and, with another job busy on the machine,
   twice as fast; ``eval`` gained too (``scripts/bench_wait_policy.py``). Training keeps spinning
   (one large step after another, nothing else to run on its cores).
-* **oneDNN may use AMX in inference** where the CPU has it (Intel Xeon 4th generation on) and Linux
+* **oneDNN may use AMX in inference and in the app** (whose Detect page runs MXNet in the server) where the CPU has it (Intel Xeon 4th generation on) and Linux
   grants the process AMX's tile state. The oneDNN inside MXNet 1.9.1 stops at AVX-512 BF16 unless
   ``ONEDNN_MAX_CPU_ISA`` (``DNNL_MAX_CPU_ISA``) allows AMX, and never asks Linux for the tile state
   (``arch_prctl(ARCH_REQ_XCOMP_PERM)``, Linux 5.16+), so allowed alone its AMX kernels die of SIGILL:
@@ -35,7 +35,8 @@ Why these choices (measured on the 2-core development machine, see README "Speed
   unchanged (AMX has no fp32 arithmetic). ``scripts/bench_amx.py``, docs/PERFORMANCE.md.
 * **app** (Streamlit): the default threaded engine. The server runs every session in its own
   thread and pages touch MXNet outside the ``Detector`` lock (anchors, previews); the threaded
-  engine is the one MXNet documents as safe for that.
+  engine is the one MXNet documents as safe for that. ``app.py`` calls ``configure_once("app")`` before
+  any page can import MXNet.
 
 MXNet's C++ logs ``MXNet start using engine: NaiveEngine`` when it creates an engine the
 variable names; ``start_engine_quietly`` creates it right after the first ``import mxnet``
@@ -58,7 +59,7 @@ THREADED = "ThreadedEnginePerDevice"     # MXNet's default
 ENGINE_FOR_KIND: Dict[str, str] = {"inference": NAIVE, "training": THREADED, "app": THREADED}
 WAIT_POLICY_FOR_KIND: Dict[str, str] = {"inference": "PASSIVE"}   # OpenMP's default (spinning) elsewhere
 #: oneDNN's instruction-set cap by process kind, raised only where AMX is granted (``_allow_amx``).
-ONEDNN_ISA_FOR_KIND: Dict[str, str] = {"inference": "AVX512_CORE_AMX"}
+ONEDNN_ISA_FOR_KIND: Dict[str, str] = {"inference": "AVX512_CORE_AMX", "app": "AVX512_CORE_AMX"}
 ONEDNN_ISA_VARS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")   # oneDNN 2.x reads either name
 COMMAND_KIND: Dict[str, str] = {"detect": "inference", "eval": "inference", "quantize": "inference",
                                 "train": "training"}
@@ -95,6 +96,12 @@ def configure(kind: str) -> Dict[str, str]:
         _applied["note"] = f"chosen for {kind}"
         _start_engine_after_import()
     return report()
+
+
+def configure_once(kind: str) -> Dict[str, str]:
+    """``configure`` on the first call only: Streamlit runs ``app.py`` again on every rerun, long after MXNet
+    was loaded, and a second ``configure`` would only overwrite the first one's note with "already imported"."""
+    return report() if _applied.get("kind") == kind else configure(kind)
 
 
 def is_naive() -> bool:
