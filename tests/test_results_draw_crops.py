@@ -208,3 +208,22 @@ def test_help_names_the_flags(action, capsys):
     with pytest.raises(SystemExit):
         main(["results", action, "--help"])
     assert "--path-prefix" in capsys.readouterr().out
+
+
+def test_out_above_the_images_folder_may_not_land_on_a_photo(tmp_path, capsys):
+    # --out is the images folder's parent: the copy of "photos/one.jpg" would be photos/one.jpg itself
+    images, results = _season(tmp_path, _entry("one.jpg", ("1", 0.9, BOX)), _entry("photos/one.jpg"))
+    _photo(images / "one.jpg")
+    _photo(images / "photos/one.jpg")
+    before = (images / "one.jpg").read_bytes()
+    assert main(["results", "draw", results, "--out", str(tmp_path), "--images", str(images)]) == 2
+    assert "original" in capsys.readouterr().err
+    assert (images / "one.jpg").read_bytes() == before and not (tmp_path / "index.html").exists()
+
+
+def test_a_crop_is_named_by_its_box_place_at_any_threshold(tmp_path):
+    images, results = _season(tmp_path, _entry("a.jpg", ("2", 0.05, BOX), ("1", 0.9, BOX)))
+    _photo(images / "a.jpg")
+    out = tmp_path / "crops"
+    assert main(["results", "crops", results, "--out", str(out), "--images", str(images), "--threshold", "0.5"]) == 0
+    assert sorted(os.listdir(out)) == ["a.jpg_crop001.jpg", "crops.csv"]

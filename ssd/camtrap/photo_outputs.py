@@ -124,7 +124,7 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
         tally.left_out += len(photos) - len(keep)
         photos = [photos[k] for k in keep]
-    if is_inside(root, target):
+    if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
         _refuse_landing_on_originals(photos, target, outputs_of, out)
     return photos
 
@@ -147,7 +147,8 @@ def _resolved(resolver: InsideResolver, entry: Dict[str, Any], tally: Tally) -> 
 
 def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
                                  outputs_of: Callable[[Photo], Iterable[List[str]]], out: str) -> None:
-    """``ResultsError`` when ``out`` lies in the images folder and an output would be a photo's own path."""
+    """``ResultsError`` when an output would be a photo's own path (``out`` in the images folder, or
+    above it: the copy of ``photos/x.jpg`` in the images folder's parent is ``photos/x.jpg``)."""
     sources = {os.path.normcase(p.path) for p in photos}
     for p in photos:
         for parts in outputs_of(p):
