@@ -32,6 +32,10 @@ CSV_HEADER = ("crop", "image", "class", "score", "x_min", "y_min", "x_max", "y_m
 
 Box = Tuple[int, int, int, int]
 
+#: Where a kept detection stood in its entry's list, for a reader that let the boxes below the
+#: threshold go (``placed_above``): a crop's name is its box's place in the whole list.
+PLACE = "_place"
+
 
 def crop_name(parts: List[str], index: int) -> List[str]:
     """A crop's place below the output folder: its photo's folder, ``NAME_cropNNN.jpg`` (``index``:
@@ -63,11 +67,23 @@ def _clip(v: int, top: int) -> int:
     return max(0, min(int(v), top))
 
 
+def placed_above(entry: Dict[str, Any], floor: float) -> Dict[str, Any]:
+    """``entry`` with only its detections at or above ``floor``, each noting its place (``PLACE``).
+
+    Why: a season's entries hold ~84 boxes each down to the results floor; a crop run holds the
+    few a threshold can show, yet names each crop by its box's place in the whole list."""
+    dets = entry.get("detections")
+    if not dets:
+        return entry
+    return {**entry, "detections": [dict(d, **{PLACE: k}) for k, d in enumerate(dets) if isinstance(d, dict) and
+                                    not (d.get("conf").__class__ is float and d["conf"] < floor)]}
+
+
 def _shown_boxes(photo: Photo, names: Dict[str, str], shown: ShownFilter) -> List[Tuple[int, Dict[str, Any]]]:
     """The entry's shown detections with their place in the entry's list."""
     dets = photo.entry.get("detections") or []
     keep = {id(d) for d in shown.entry_detections(photo.entry, names)}
-    return [(k, d) for k, d in enumerate(dets) if id(d) in keep]
+    return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep]
 
 
 def _crops_of(photo: Photo, names: Dict[str, str], shown: ShownFilter, size: Tuple[int, int], min_size: int

@@ -56,24 +56,18 @@ def register_draw_crops(rs, shown_args: Callable[[argparse.ArgumentParser], None
     c.set_defaults(func=cmd_crops)
 
 
-def _read(args: argparse.Namespace) -> Dict[str, Any]:
-    """The results with their names below ``--path-prefix`` made relative, and of each entry only the
-    detections the threshold can show (the others as None: a box keeps its place, and its crop's
-    name, at any threshold); read as it goes, as ``results export`` reads."""
+def _read(args: argparse.Namespace, keep_above: Callable[[Dict[str, Any], float], Dict[str, Any]]
+          ) -> Dict[str, Any]:
+    """The results with their names below ``--path-prefix`` made relative; of each entry,
+    ``keep_above(entry, floor)``: the detections the thresholds can show. Read as it goes, as
+    ``results export`` reads (a season's ~84 boxes an image never held)."""
     from ssd.camtrap.results_stream import read_results_kept
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
-    def keep_for(head: Dict[str, Any]):
+    def keep_for(head: Dict[str, Any]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
         floor = shown_filter(head, args, check=False).lowest()
-
-        def keep(entry: Dict[str, Any]) -> Dict[str, Any]:
-            dets = entry.get("detections")
-            if not dets:
-                return entry
-            return {**entry, "detections": [d if not (isinstance(d, dict) and d.get("conf").__class__ is float
-                                                       and d["conf"] < floor) else None for d in dets]}
-        return keep
+        return lambda entry: keep_above(entry, floor)
 
     doc = read_results_kept(args.results, keep_for)
     return with_path_prefix(doc, args, _root(args))
@@ -103,8 +97,9 @@ def _report(tally, what: str, doc: Dict[str, Any], root: str) -> None:
 def cmd_draw(args: argparse.Namespace) -> int:
     from ssd.base.text import terminal_safe
     from ssd.camtrap.drawing_copies import draw_copies
+    from ssd.camtrap.results_stream import above_floor
 
-    doc = _read(args)
+    doc = _read(args, above_floor)
     tally = draw_copies(doc, _root(args), args.out, _shown(doc, args), args.sample, args.seed, args.width)
     _report(tally, f"drawn copies in {terminal_safe(args.out)} (index.html)", doc, _root(args))
     return 0
@@ -112,9 +107,9 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_crops(args: argparse.Namespace) -> int:
     from ssd.base.text import terminal_safe
-    from ssd.camtrap.crops import write_crops
+    from ssd.camtrap.crops import placed_above, write_crops
 
-    doc = _read(args)
+    doc = _read(args, placed_above)
     tally = write_crops(doc, _root(args), args.out, _shown(doc, args), args.margin, args.square, args.min_size)
     _report(tally, f"crops in {terminal_safe(args.out)} (crops.csv)", doc, _root(args))
     return 0
