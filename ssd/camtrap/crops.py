@@ -17,8 +17,8 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
-from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, Photo, Tally, choose_photos, in_batches, make_folders,
-                                       upright_size)
+from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
+                                       make_folders, upright_size)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -47,7 +47,8 @@ def pixel_box(bbox: Sequence[float], size: Tuple[int, int]) -> Box:
     """A normalized ``[x, y, w, h]`` box as whole pixels ``(x0, y0, x1, y1)`` inside ``size``."""
     w, h = size
     x, y, bw, bh = (float(v) for v in bbox)
-    return (_clip(round(x * w), w), _clip(round(y * h), h), _clip(round((x + bw) * w), w), _clip(round((y + bh) * h), h))
+    return (_clip(round(x * w), w), _clip(round(y * h), h),
+            _clip(round((x + bw) * w), w), _clip(round((y + bh) * h), h))
 
 
 def crop_region(box: Box, size: Tuple[int, int], margin: float = DEFAULT_MARGIN, square: bool = False) -> Box:
@@ -115,7 +116,7 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
 
 def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
                 margin: float = DEFAULT_MARGIN, square: bool = False, min_size: int = DEFAULT_MIN_SIZE,
-                workers: int = DEFAULT_WORKERS) -> Tally:
+                workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Tally:
     """Cut every shown detection of the photos in ``doc`` into a JPEG under ``out``, and write
     ``out/crops.csv``; the tally counts crops (written, skipped) and photos (problems)."""
     tally = Tally()
@@ -137,7 +138,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     with atomic_path(os.path.join(target, CSV_NAME)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = CsvWriter(fh)
         writer.writerow(CSV_HEADER)
-        for photo, outcome in in_batches(photos, work, before, workers):
+        for photo, outcome in in_batches(photos, work, before, workers, progress):
             if isinstance(outcome, Exception):
                 tally.unreadable.append(photo.entry["file"])
                 continue

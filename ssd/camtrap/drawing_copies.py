@@ -18,8 +18,8 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
-from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, Photo, Tally, choose_photos, in_batches,
-                                       make_folders)
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
+                                       in_batches, make_folders)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -59,7 +59,7 @@ def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: O
 
 def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
                 sample: Optional[int] = None, seed: int = DEFAULT_SEED, width: Optional[int] = DEFAULT_WIDTH,
-                workers: int = DEFAULT_WORKERS) -> Tally:
+                workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Tally:
     """Write a drawn copy of each chosen photo under ``out`` and ``out/index.html``; what was done.
 
     ``shown``: what counts as a detection (threshold, per-class thresholds, suspects, and
@@ -86,7 +86,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     def before(batch: Sequence[Photo]) -> None:
         make_folders(target, (tuple(copy_parts(p.parts)[:-1]) for p in batch), made)
 
-    for photo, outcome in in_batches(photos, work, before, workers):
+    for photo, outcome in in_batches(photos, work, before, workers, progress):
         if isinstance(outcome, Exception):
             tally.unreadable.append(photo.entry["file"])
             continue

@@ -176,22 +176,31 @@ def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> 
         made.add(parts)
 
 
+#: Told ``(photos done, photos to do, unreadable so far)`` as a run goes: a season's run takes hours.
+OnProgress = Optional[Callable[[int, int, int], None]]
+
+
 def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Callable[[Sequence[Photo]], None],
-               workers: int = DEFAULT_WORKERS) -> Iterator[Tuple[Photo, Any]]:
+               workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Iterator[Tuple[Photo, Any]]:
     """``(photo, work(photo))`` in order, ``workers`` photos at a time; ``before(batch)`` runs in this
-    thread first (making folders). ``ImageError`` and ``OSError`` of one photo come back as its
-    outcome, never stopping the run."""
+    thread first (making folders); ``progress`` is told after each batch. ``ImageError`` and
+    ``OSError`` of one photo come back as its outcome, never stopping the run."""
     def guarded(photo: Photo) -> Any:
         try:
             return work(photo)
         except (ImageError, OSError) as err:
             return err
 
+    unreadable = 0
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
         for start in range(0, len(photos), _BATCH):
             batch = photos[start:start + _BATCH]
             before(batch)
-            yield from zip(batch, pool.map(guarded, batch))
+            for photo, outcome in zip(batch, pool.map(guarded, batch)):
+                unreadable += isinstance(outcome, Exception)
+                yield photo, outcome
+            if progress is not None:
+                progress(start + len(batch), len(photos), unreadable)
 
 
 def upright_size(path: str) -> Tuple[int, int]:

@@ -94,13 +94,28 @@ def _report(tally, what: str, doc: Dict[str, Any], root: str) -> None:
         print(line, file=sys.stderr)
 
 
+def _progress():
+    """The batch run's progress line on stderr (done/total, photos/s, ETA, unreadable), at its pace."""
+    from ssd.camtrap.progress import Progress
+
+    line: List[Any] = []
+
+    def told(done: int, total: int, unreadable: int) -> None:
+        if not line:
+            line.append(Progress(total, 0, sys.stderr, None))
+        line[0].done, line[0].failures = done, unreadable
+        line[0].report()                # at its pace; the summary follows the last photo
+    return told
+
+
 def cmd_draw(args: argparse.Namespace) -> int:
     from ssd.base.text import terminal_safe
     from ssd.camtrap.drawing_copies import draw_copies
     from ssd.camtrap.results_stream import above_floor
 
     doc = _read(args, above_floor)
-    tally = draw_copies(doc, _root(args), args.out, _shown(doc, args), args.sample, args.seed, args.width)
+    tally = draw_copies(doc, _root(args), args.out, _shown(doc, args), args.sample, args.seed, args.width,
+                        progress=_progress())
     _report(tally, f"drawn copies in {terminal_safe(args.out)} (index.html)", doc, _root(args))
     return 0
 
@@ -110,6 +125,7 @@ def cmd_crops(args: argparse.Namespace) -> int:
     from ssd.camtrap.crops import placed_above, write_crops
 
     doc = _read(args, placed_above)
-    tally = write_crops(doc, _root(args), args.out, _shown(doc, args), args.margin, args.square, args.min_size)
+    tally = write_crops(doc, _root(args), args.out, _shown(doc, args), args.margin, args.square, args.min_size,
+                        progress=_progress())
     _report(tally, f"crops in {terminal_safe(args.out)} (crops.csv)", doc, _root(args))
     return 0
