@@ -227,3 +227,27 @@ def test_a_crop_is_named_by_its_box_place_at_any_threshold(tmp_path):
     out = tmp_path / "crops"
     assert main(["results", "crops", results, "--out", str(out), "--images", str(images), "--threshold", "0.5"]) == 0
     assert sorted(os.listdir(out)) == ["a.jpg_crop001.jpg", "crops.csv"]
+
+
+def test_the_page_job_runs_the_command_with_the_page_thresholds(tmp_path):
+    import time
+
+    from ssd.inference.filtering import ShownFilter
+    from ssd.jobs.photos import current_photo_job, photo_job_argv, photo_job_log, start_photo_job
+
+    shown = ShownFilter.of(0.5, hide_suspect=False, per_class={"person": 0.2})
+    assert photo_job_argv("crops", "r.json", "o", "i", shown, "D:\\\\s", ["person"]) == [
+        "results", "crops", "r.json", "--out", "o", "--images", "i", "--threshold", "0.5",
+        "--thresholds", "person=0.2", "--show-suspect", "--classes", "person", "--path-prefix", "D:\\\\s"]
+    images, results = _season(tmp_path, _entry("a.jpg", ("1", 0.9, BOX)))
+    _photo(images / "a.jpg")
+    with pytest.raises(Exception, match="images folder"):
+        start_photo_job("draw", results, str(images), str(images), shown)
+    assert sorted(os.listdir(images)) == ["a.jpg"]
+    out = tmp_path / "drawn"
+    start_photo_job("draw", results, str(out), str(images), shown)
+    deadline = time.time() + 120
+    while current_photo_job(str(out), "draw") is not None and time.time() < deadline:
+        time.sleep(0.2)
+    assert (out / "a.jpg").is_file() and (out / "index.html").is_file(), photo_job_log(str(out), "draw")
+    assert "1 written" in photo_job_log(str(out), "draw")
