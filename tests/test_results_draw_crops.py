@@ -251,3 +251,35 @@ def test_the_page_job_runs_the_command_with_the_page_thresholds(tmp_path):
         time.sleep(0.2)
     assert (out / "a.jpg").is_file() and (out / "index.html").is_file(), photo_job_log(str(out), "draw")
     assert "1 written" in photo_job_log(str(out), "draw")
+
+
+def test_atomic_writes_from_threads_keep_the_umask(tmp_path, monkeypatch):
+    # the pool writes from threads; temp_beside read the umask by setting it to 0 and back: a second
+    # thread reading it in between took 0 for the umask (a world-writable file) and put 0 back for good
+    import threading
+
+    from ssd.base import atomic
+
+    real = os.umask
+    inner: list = []
+
+    def umask(mask):
+        old = real(mask)
+        if mask == 0 and not inner:               # the first thread is between its two calls
+            t = threading.Thread(target=atomic.atomic_write_bytes, args=(str(tmp_path / "b"), b"b"))
+            inner.append(t)
+            t.start()
+            t.join(0.5)                           # with a lock it waits for the first one: let it
+        return old
+
+    before = real(0o022)
+    try:
+        monkeypatch.setattr(atomic.os, "umask", umask)
+        atomic.atomic_write_bytes(str(tmp_path / "a"), b"a")
+        inner[0].join(5)
+        monkeypatch.undo()
+        assert real(0o022) == 0o022
+        assert os.stat(tmp_path / "b").st_mode & 0o777 == 0o644
+        assert os.stat(tmp_path / "a").st_mode & 0o777 == 0o644
+    finally:
+        real(before)
