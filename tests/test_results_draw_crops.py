@@ -283,3 +283,19 @@ def test_atomic_writes_from_threads_keep_the_umask(tmp_path, monkeypatch):
         assert os.stat(tmp_path / "a").st_mode & 0o777 == 0o644
     finally:
         real(before)
+
+
+def test_gallery_shows_at_most_its_cap_per_group_and_counts_all(tmp_path, monkeypatch):
+    # a season's million photos on one page is a page no browser opens: a cap per group, all counted
+    from ssd.camtrap import drawing_copies
+
+    monkeypatch.setattr(drawing_copies, "GALLERY_PER_GROUP", 2)
+    names = [f"p{i}.jpg" for i in range(5)]
+    images, results = _season(tmp_path, *[_entry(n, ("1", 0.9, BOX)) for n in names])
+    for n in names:
+        _photo(images / n, size=(20, 10))
+    out = tmp_path / "drawn"
+    assert main(["results", "draw", results, "--out", str(out), "--images", str(images)]) == 0
+    page = (out / "index.html").read_text()
+    assert page.count("<figure>") == 2 and "animal (5)" in page and "3 more" in page
+    assert len(os.listdir(out)) == 6

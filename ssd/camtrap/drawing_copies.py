@@ -28,6 +28,10 @@ DEFAULT_WIDTH = 1000
 #: The thumbnails' width on the gallery page (the copy itself is shown, scaled by the browser).
 THUMB_PX = 240
 
+#: Thumbnails per group on the gallery page, as MegaDetector's preview samples: a page of a season's
+#: million photos opens in no browser (and its list would be held until written). All are counted.
+GALLERY_PER_GROUP = 1000
+
 _KEPT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
 
@@ -75,6 +79,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
     groups: Dict[str, List[Tuple[str, str]]] = {}
+    counts: Dict[str, int] = {}
 
     def work(photo: Photo) -> bool:
         dest = os.path.join(target, *copy_parts(photo.parts))
@@ -92,16 +97,19 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             continue
         tally.written += outcome is True
         tally.skipped += outcome is False
-        groups.setdefault(folder_for(photo.entry, names, shown, shown.hide_suspect), []).append(
-            ("/".join(copy_parts(photo.parts)), photo.entry["file"]))
+        group = folder_for(photo.entry, names, shown, shown.hide_suspect)
+        counts[group] = counts.get(group, 0) + 1
+        if counts[group] <= GALLERY_PER_GROUP:
+            groups.setdefault(group, []).append(("/".join(copy_parts(photo.parts)), photo.entry["file"]))
     with atomic_path(os.path.join(target, "index.html")) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(gallery_html(groups, list(names.values()), tally))
+        fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 
 
-def gallery_html(groups: Dict[str, List[Tuple[str, str]]], order: Sequence[str], tally: Tally) -> str:
+def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int], order: Sequence[str],
+                 tally: Tally) -> str:
     """A self-contained page: a section per group (``animal``, ``animal_person``, …, ``empty`` last),
-    each a grid of linked thumbnails. Links are relative and percent-encoded; every name is escaped
+    each a grid of linked thumbnails (the first ``GALLERY_PER_GROUP``; ``counts``: all the group's). Links are relative and percent-encoded; every name is escaped
     (a results file may name a photo ``<script>…``)."""
     def rank(group: str) -> Tuple[int, int, str]:
         first = group.split("_")[0]
@@ -113,15 +121,17 @@ def gallery_html(groups: Dict[str, List[Tuple[str, str]]], order: Sequence[str],
              "overflow-wrap:anywhere}</style></head><body><h1>Detections</h1>",
              "<p>" + html.escape(" · ".join(tally.lines("Copies")), quote=True) + "</p>", "<ul>"]
     ranked = sorted(groups, key=rank)
-    parts += [f"<li><a href='#{_anchor(g)}'>{html.escape(g)}</a> ({len(groups[g])})</li>" for g in ranked]
+    parts += [f"<li><a href='#{_anchor(g)}'>{html.escape(g)}</a> ({counts[g]})</li>" for g in ranked]
     parts.append("</ul>")
     for g in ranked:
-        parts.append(f"<h2 id='{_anchor(g)}'>{html.escape(g)} ({len(groups[g])})</h2>")
+        parts.append(f"<h2 id='{_anchor(g)}'>{html.escape(g)} ({counts[g]})</h2>")
         for link, name in groups[g]:
             href = html.escape(urllib.parse.quote(link), quote=True)
             label = html.escape(name, quote=True)
             parts.append(f"<figure><a href='{href}'><img loading='lazy' src='{href}' alt='{label}'></a>"
                          f"<figcaption>{label}</figcaption></figure>")
+        if counts[g] > len(groups[g]):
+            parts.append(f"<p>{counts[g] - len(groups[g])} more in the folder (or draw a --sample).</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
