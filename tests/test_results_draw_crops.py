@@ -116,7 +116,7 @@ def test_threshold_and_classes_filter_and_count(tmp_path, capsys):
                  "--classes", "deer"]) == 2
 
 
-def test_crop_sizes_are_the_box_with_its_margin(tmp_path):
+def test_crop_sizes_are_the_box_with_its_margin(tmp_path, capsys):
     images, results = _season(tmp_path, _entry("a.jpg", ("1", 0.9, BOX)))
     _photo(images / "a.jpg")
     for flags, size in (([], (50, 25)), (["--margin", "0.2"], (70, 35)), (["--square"], (50, 50)),
@@ -125,8 +125,10 @@ def test_crop_sizes_are_the_box_with_its_margin(tmp_path):
         assert main(["results", "crops", results, "--out", str(out), "--images", str(images), *flags]) == 0
         assert Image.open(out / "a.jpg_crop000.jpg").size == size, flags
     out = tmp_path / "small"
+    capsys.readouterr()
     assert main(["results", "crops", results, "--out", str(out), "--images", str(images), "--min-size", "60"]) == 0
     assert os.listdir(out) == ["crops.csv"]
+    assert "1 box(es) smaller than --min-size" in capsys.readouterr().err
 
 
 def test_crops_csv_guards_a_formula_file_name(tmp_path):

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
@@ -87,23 +88,41 @@ def _shown_boxes(photo: Photo, names: Dict[str, str], shown: ShownFilter) -> Lis
     return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep]
 
 
+Crop = Tuple[List[str], Dict[str, Any], Box]        # (its parts below the output folder, detection, pixel box)
+
+
 def _crops_of(photo: Photo, names: Dict[str, str], shown: ShownFilter, size: Tuple[int, int], min_size: int
-              ) -> Iterator[Tuple[List[str], Dict[str, Any], Box]]:
-    """(crop's parts, detection, its pixel box) for each shown box at least ``min_size`` wide and high."""
+              ) -> Tuple[List[Crop], int]:
+    """The photo's shown boxes at least ``min_size`` wide and high, and how many were smaller."""
+    crops, small = [], 0
     for k, d in _shown_boxes(photo, names, shown):
         box = pixel_box(d["bbox"], size)
         if box[2] - box[0] >= max(1, min_size) and box[3] - box[1] >= max(1, min_size):
-            yield crop_name(photo.parts, k), d, box
+            crops.append((crop_name(photo.parts, k), d, box))
+        else:
+            small += 1
+    return crops, small
+
+
+@dataclass
+class PhotoCrops:
+    """What cutting one photo's crops did: crops written and already there, every crop (for its
+    CSV row), and boxes too small to cut."""
+
+    written: int
+    skipped: int
+    crops: List[Crop]
+    small: int
 
 
 def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilter, margin: float, square: bool,
-              min_size: int) -> Tuple[int, int, List[Tuple[List[str], Dict[str, Any], Box]]]:
-    """Write the photo's crops not yet under ``target``; (written, skipped, every crop's row data).
-    The photo is decoded only when one of its crops is missing. ``ImageError`` when it cannot be."""
+              min_size: int) -> PhotoCrops:
+    """Write the photo's crops not yet under ``target``. The photo is decoded only when one of its
+    crops is missing. ``ImageError`` when it cannot be."""
     from ssd.data.images import load_image
 
     size = upright_size(photo.path)
-    crops = list(_crops_of(photo, names, shown, size, min_size))
+    crops, small = _crops_of(photo, names, shown, size, min_size)
     todo = [c for c in crops if not os.path.lexists(os.path.join(target, *c[0]))]
     if todo:
         img = load_image(photo.path, photo.entry["file"]).image
@@ -111,7 +130,7 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
             atomic_write_bytes(os.path.join(target, *parts), buf.getvalue())
-    return len(todo), len(crops) - len(todo), crops
+    return PhotoCrops(len(todo), len(crops) - len(todo), crops, small)
 
 
 def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
@@ -127,7 +146,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     os.makedirs(target, exist_ok=True)
     made: set = set()
 
-    def work(photo: Photo) -> Tuple[int, int, List[Tuple[List[str], Dict[str, Any], Box]]]:
+    def work(photo: Photo) -> PhotoCrops:
         return cut_crops(photo, target, names, shown, margin, square, min_size)
 
     def before(batch: Sequence[Photo]) -> None:
@@ -142,10 +161,10 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             if isinstance(outcome, Exception):
                 tally.unreadable.append(photo.entry["file"])
                 continue
-            written, skipped, crops = outcome
-            tally.written += written
-            tally.skipped += skipped
-            for parts, d, box in crops:
+            tally.written += outcome.written
+            tally.skipped += outcome.skipped
+            tally.small += outcome.small
+            for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
                 writer.writerow([safe_cell(c) for c in
                                  ["/".join(parts), photo.entry["file"], names.get(cat, cat), float(d["conf"]), *box]])

@@ -47,6 +47,7 @@ class Tally:
     unreadable: List[str] = field(default_factory=list)
     outside: List[str] = field(default_factory=list)
     left_out: int = 0                     # by --classes, or not in the --sample
+    small: int = 0                        # boxes below --min-size (crops)
 
     def lines(self, what: str) -> List[str]:
         """The summary a person reads: what was written, then each kind of problem with an example."""
@@ -62,6 +63,8 @@ class Tally:
             out.append(f"{self.videos} video(s) skipped (only photos are drawn or cropped)")
         if self.failed:
             out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
+        if self.small:
+            out.append(f"{self.small} box(es) smaller than --min-size left out")
         if self.left_out:
             out.append(f"{self.left_out} photo(s) left out by --classes or --sample")
         return out
