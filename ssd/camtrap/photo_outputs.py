@@ -84,12 +84,11 @@ def with_classes(shown: ShownFilter, classes: Optional[Sequence[str]], categorie
     (a typo would otherwise quietly give nothing)."""
     import dataclasses
 
+    from ssd.camtrap.megadetector import check_class_names
+
     if not classes:
         return shown
-    unknown = sorted(set(classes) - set(categories.values()))
-    if unknown:
-        raise ResultsError(f"no class {', '.join(map(repr, unknown))} in these results; their classes are "
-                           f"{', '.join(map(repr, categories.values()))}")
+    check_class_names(dict.fromkeys(classes, 0.0), categories)     # the per-class thresholds' own check
     return dataclasses.replace(shown, classes=frozenset(classes))
 
 
