@@ -24,8 +24,9 @@ from ssd.camtrap.megadetector import ResultsError, is_failed
 from ssd.camtrap.video import is_video
 from ssd.inference.filtering import ShownFilter
 
-#: Photos decoded at once: JPEG decoding and encoding release the GIL, so a few threads use a few
-#: cores; more only add memory (each holds a full-size photo). Measured: docs/CAMERA_TRAPS.md.
+#: Photos decoded at once: Pillow lets go of the GIL while it decodes, resizes and encodes, so a few
+#: threads can use a few cores; more only add memory (each holds a full-size photo). Not yet shown
+#: faster: the one machine measured (docs/CAMERA_TRAPS.md) had its 2 cores taken by other work.
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 #: ``--seed``'s default: the same ``--sample`` each time unless another is asked for.
