@@ -2,7 +2,8 @@
 XLSX exports.
 
 Only widgets here: the sweep, the workbook and the package are library calls
-(``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``, ``ssd.camtrap.splitting``). The sweep is
+(``ssd.camtrap.sweep``, ``ssd.camtrap.spreadsheet``, ``ssd.camtrap.camtrap_dp``, ``ssd.camtrap.splitting``); drawn
+copies and crops are ``results draw|crops`` run as a background job (``ssd.jobs.photos``). The sweep is
 cached per results file and filter, so moving another widget does not recount the season.
 """
 from __future__ import annotations
@@ -258,6 +259,57 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                                key="ct_dl_coco", on_click="ignore")
         if ready.get("error"):
             st.warning(md_escape(ready["error"]))
+    photos_panel(doc, results_path, image_root, shown, path_prefix)
+
+
+#: The page's two photo jobs: (action, button label, what the folder gets).
+PHOTO_ACTIONS = (("draw", "Draw the boxes on copies", "copies with boxes and index.html"),
+                 ("crops", "Crop each detection", "one JPEG per box and crops.csv"))
+
+
+def photos_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
+                 path_prefix: str = "") -> None:
+    """Copies of the photos with their boxes drawn, or one crop per detection, at the page's
+    thresholds, written into a folder by ``results draw|crops`` run as a background job (hours for a
+    season: never in a rerun). A second click into the same folder finishes a stopped run."""
+    with st.container(border=True):
+        st.markdown("**Photos with their boxes, or one crop per box** (to check a run, or to train a species "
+                    "classifier), at the thresholds above, in a folder of their own; the originals are only read. "
+                    "Click again to finish a stopped run: what is there is skipped.")
+        target = st.text_input("Write into this folder", key="ct_photos_out", persist_state="session")
+        names = list((doc.get("detection_categories") or {}).values())
+        classes = st.multiselect("Only these classes (none: all)", names, key="ct_photos_classes",
+                                 persist_state="session")
+        for col, (action, label, _) in zip(st.columns(len(PHOTO_ACTIONS)), PHOTO_ACTIONS):
+            if col.button(label, key=f"ct_{action}_go", disabled=not target.strip()):
+                _start_photos(action, results_path, target, image_root, shown, path_prefix, classes)
+        _photos_status(target)
+
+
+def _start_photos(action: str, results_path: str, target: str, image_root: str, shown: ShownFilter,
+                  path_prefix: str, classes: list) -> None:
+    from ssd.jobs.photos import start_photo_job
+
+    try:
+        check_photo_path(target, "The output folder", _access.roots())
+        start_photo_job(action, results_path, target, image_root, shown, path_prefix, classes)
+    except (SSDError, OSError) as err:
+        st.error(md_escape(err))
+
+
+def _photos_status(target: str) -> None:
+    """Each job's state in ``target``: running (its progress line) or done (its summary)."""
+    from ssd.jobs.photos import current_photo_job, photo_job_log
+
+    if not target.strip() or not os.path.isdir(target):
+        return
+    for action, _, what in PHOTO_ACTIONS:
+        log = photo_job_log(target, action)
+        if not log:
+            continue
+        running = current_photo_job(target, action) is not None
+        st.caption(md_escape(f"{what}: {'running (interact with the page to refresh)' if running else 'last run'}"))
+        st.code(log, language=None)
 
 
 def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter) -> None:

@@ -9,11 +9,16 @@ import json
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
 import stat
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ssd.base.errors import OutputError
+
+#: Python can read the umask only by setting it: two threads reading it at once (``results draw``
+#: writes from a pool) saw 0 and left 0 set for good. Reading it under this lock keeps it whole.
+_UMASK_LOCK = threading.Lock()
 
 
 def _refuse_special(dest: str) -> None:
@@ -121,8 +126,9 @@ def temp_beside(dest: str) -> Tuple[int, str]:
     os.makedirs(folder, exist_ok=True)
     _refuse_special(dest)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
+    with _UMASK_LOCK:
+        umask = os.umask(0)
+        os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
     return fd, tmp
 

@@ -1,4 +1,4 @@
-"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split|compare``: after a batch run (arguments only)."""
+"""``python -m ssd results merge|summary|sort|export|rebase|repeats|split|compare|draw|crops``: after a batch run (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,8 @@ from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter
 
 def register(sub) -> None:
     r = sub.add_parser("results", help="merge, summarize, sort, export (Camtrap DP, XLSX), rebase, split or "
-                       "compare MegaDetector-format results; apply a repeat review")
+                       "compare MegaDetector-format results; draw their boxes on copies, crop them; apply a "
+                       "repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
     m = rs.add_parser("merge", help="join shards' results into one file")
@@ -57,6 +58,9 @@ def register(sub) -> None:
     from ssd.cli.results_compare import register_compare
 
     register_compare(rs)
+    from ssd.cli.results_images import register_draw_crops
+
+    register_draw_crops(rs, _shown_args)
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,140 @@
+"""Copies of a season's photos with their boxes drawn, and a gallery page: ``results draw``.
+
+Why: before trusting a run, people look at a sample of its photos with the boxes on them
+(MegaDetector's ``visualize_detector_output`` and its postprocessing preview). Each photo is
+decoded as detection decoded it (``load_image``: EXIF-upright, so the normalized boxes land where
+the detector put them) and drawn by the Detect page's own code (``draw_detections``, through
+``browse.entry_detections``: class colours, name and score, suspect repeats apart). The copies keep
+the photos' folders under the output folder; ``index.html`` shows them grouped as ``results sort``
+groups them (``animal``, ``animal_person``, ``empty``), with relative links, every name escaped.
+The rules for reading and writing are ``photo_outputs``'s.
+"""
+from __future__ import annotations
+
+import html
+import io
+import os
+import urllib.parse
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
+                                       in_batches, make_folders)
+from ssd.inference.filtering import ShownFilter
+
+#: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
+DEFAULT_WIDTH = 1000
+
+#: The thumbnails' width on the gallery page (the copy itself is shown, scaled by the browser).
+THUMB_PX = 240
+
+#: Thumbnails per group on the gallery page, as MegaDetector's preview samples: a page of a season's
+#: million photos opens in no browser (and its list would be held until written). All are counted.
+GALLERY_PER_GROUP = 1000
+
+_KEPT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+def copy_parts(parts: List[str]) -> List[str]:
+    """Where a photo's copy goes below the output folder: its own path, ``.jpg`` added to a name
+    whose format is not kept (a TIFF's copy is a JPEG)."""
+    ext = os.path.splitext(parts[-1])[1].lower()
+    return parts if ext in _KEPT_FORMATS else parts[:-1] + [parts[-1] + ".jpg"]
+
+
+def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int]) -> bytes:
+    """The photo, ``width`` pixels wide at most (None or 0: as it is), with its shown boxes, encoded
+    in the copy's format. ``ImageError`` for a photo that cannot be decoded."""
+    from PIL import Image
+
+    from ssd.camtrap.browse import entry_detections
+    from ssd.data.images import load_image
+    from ssd.viz.drawing import draw_detections
+
+    img = load_image(photo.path, photo.entry["file"], draft_to=width or None).image
+    if width and img.width > width:
+        img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+    drawn = draw_detections(img, entry_detections(photo.entry, names, shown, shown.hide_suspect, img.size))
+    fmt = _KEPT_FORMATS.get(os.path.splitext(copy_parts(photo.parts)[-1])[1].lower(), "JPEG")
+    buf = io.BytesIO()
+    drawn.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
+                sample: Optional[int] = None, seed: int = DEFAULT_SEED, width: Optional[int] = DEFAULT_WIDTH,
+                workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Tally:
+    """Write a drawn copy of each chosen photo under ``out`` and ``out/index.html``; what was done.
+
+    ``shown``: what counts as a detection (threshold, per-class thresholds, suspects, and
+    ``classes``: only photos showing one of them). ``sample``: that many photos at random
+    (``seed``). A copy already there is skipped (a stopped run is resumed); the page lists it too.
+    """
+    from ssd.camtrap.sorting import folder_for
+
+    tally = Tally()
+    names = doc.get("detection_categories") or {}
+    photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [copy_parts(p.parts), ["index.html"]],
+                           sample, seed)
+    target, made = os.path.realpath(out), set()
+    os.makedirs(target, exist_ok=True)
+    groups: Dict[str, List[Tuple[str, str]]] = {}
+    counts: Dict[str, int] = {}
+
+    def work(photo: Photo) -> bool:
+        dest = os.path.join(target, *copy_parts(photo.parts))
+        if os.path.lexists(dest):
+            return False
+        atomic_write_bytes(dest, drawn_copy(photo, names, shown, width))
+        return True
+
+    def before(batch: Sequence[Photo]) -> None:
+        make_folders(target, (tuple(copy_parts(p.parts)[:-1]) for p in batch), made)
+
+    for photo, outcome in in_batches(photos, work, before, workers, progress):
+        if isinstance(outcome, Exception):
+            tally.unreadable.append(photo.entry["file"])
+            continue
+        tally.written += outcome is True
+        tally.skipped += outcome is False
+        group = folder_for(photo.entry, names, shown, shown.hide_suspect)
+        counts[group] = counts.get(group, 0) + 1
+        if counts[group] <= GALLERY_PER_GROUP:
+            groups.setdefault(group, []).append(("/".join(copy_parts(photo.parts)), photo.entry["file"]))
+    with atomic_path(os.path.join(target, "index.html")) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(gallery_html(groups, counts, list(names.values()), tally))
+    return tally
+
+
+def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int], order: Sequence[str],
+                 tally: Tally) -> str:
+    """A self-contained page: a section per group (``animal``, ``animal_person``, …, ``empty`` last),
+    each a grid of linked thumbnails (the first ``GALLERY_PER_GROUP``; ``counts``: all the group's). Links are relative and percent-encoded; every name is escaped
+    (a results file may name a photo ``<script>…``)."""
+    def rank(group: str) -> Tuple[int, int, str]:
+        first = group.split("_")[0]
+        return (group == "empty", order.index(first) if first in order else len(order), group)
+
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Detections</title><style>"
+             "body{font-family:sans-serif;margin:1em}figure{display:inline-block;margin:4px;width:"
+             f"{THUMB_PX}px;vertical-align:top}}img{{width:{THUMB_PX}px}}figcaption{{font-size:80%;"
+             "overflow-wrap:anywhere}</style></head><body><h1>Detections</h1>",
+             "<p>" + html.escape(" · ".join(tally.lines("Copies")), quote=True) + "</p>", "<ul>"]
+    ranked = sorted(groups, key=rank)
+    parts += [f"<li><a href='#{_anchor(g)}'>{html.escape(g)}</a> ({counts[g]})</li>" for g in ranked]
+    parts.append("</ul>")
+    for g in ranked:
+        parts.append(f"<h2 id='{_anchor(g)}'>{html.escape(g)} ({counts[g]})</h2>")
+        for link, name in groups[g]:
+            href = html.escape(urllib.parse.quote(link), quote=True)
+            label = html.escape(name, quote=True)
+            parts.append(f"<figure><a href='{href}'><img loading='lazy' src='{href}' alt='{label}'></a>"
+                         f"<figcaption>{label}</figcaption></figure>")
+        if counts[g] > len(groups[g]):
+            parts.append(f"<p>{counts[g] - len(groups[g])} more in the folder (or draw a --sample).</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _anchor(group: str) -> str:
+    return "g-" + urllib.parse.quote(group, safe="")

@@ -1,0 +1,222 @@
+"""What ``results draw`` and ``results crops`` share: which photos, where their outputs go, and a tally.
+
+Why one place: both read a season's photos named by an untrusted results file and write new files
+under a folder of the user's; the rules are the same for both. Every photo is read inside the
+images folder (``InsideResolver``: neither ``..``, an absolute name elsewhere nor a link leads
+out; such a name is counted and named, never read). The output folder is never the images folder,
+and no output may land on a photo of the results (refused before anything is written). Each output
+is written atomically (``atomic_write_bytes``) and a file already there is left as it is and
+counted as skipped, so a run stopped half way is resumed by running it again. A missing or
+unreadable photo, a failed entry and a video are counted and the run goes on.
+"""
+from __future__ import annotations
+
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from ssd.base.errors import ImageError
+from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside
+from ssd.base.text import name_on_disk
+from ssd.camtrap.megadetector import ResultsError, is_failed
+from ssd.camtrap.video import is_video
+from ssd.inference.filtering import ShownFilter
+
+#: Photos decoded at once: Pillow lets go of the GIL while it decodes, resizes and encodes, so a few
+#: threads can use a few cores; more only add memory (each holds a full-size photo). Not yet shown
+#: faster: the one machine measured (docs/CAMERA_TRAPS.md) had its 2 cores taken by other work.
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+#: ``--seed``'s default: the same ``--sample`` each time unless another is asked for.
+DEFAULT_SEED = 0
+
+#: Photos handed to the pool at a time: bounds the outcomes held, not the speed.
+_BATCH = 64
+
+
+@dataclass
+class Tally:
+    """What a run did, for its summary: counts, and the names behind the problems."""
+
+    written: int = 0
+    skipped: int = 0                      # already there from an earlier run
+    videos: int = 0
+    failed: int = 0                       # entries the detector could not read
+    missing: List[str] = field(default_factory=list)
+    unreadable: List[str] = field(default_factory=list)
+    outside: List[str] = field(default_factory=list)
+    left_out: int = 0                     # by --classes, or not in the --sample
+    small: int = 0                        # boxes below --min-size (crops)
+
+    def lines(self, what: str) -> List[str]:
+        """The summary a person reads: what was written, then each kind of problem with an example."""
+        from ssd.base.text import terminal_safe
+
+        out = [f"{what}: {self.written} written, {self.skipped} skipped (already there)"]
+        for names, why in ((self.outside, "outside the images folder (not read)"), (self.missing, "missing"),
+                           (self.unreadable, "unreadable")):
+            if names:
+                more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
+                out.append(f"{len(names)} {why}: " + ", ".join(repr(terminal_safe(n)) for n in names[:3]) + more)
+        if self.videos:
+            out.append(f"{self.videos} video(s) skipped (only photos are drawn or cropped)")
+        if self.failed:
+            out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
+        if self.small:
+            out.append(f"{self.small} box(es) smaller than --min-size left out")
+        if self.left_out:
+            out.append(f"{self.left_out} photo(s) left out by --classes or --sample")
+        return out
+
+
+@dataclass
+class Photo:
+    """One photo to work on: its entry, its resolved path and its components below the images folder."""
+
+    entry: Dict[str, Any]
+    path: str
+    parts: List[str]
+
+
+def with_classes(shown: ShownFilter, classes: Optional[Sequence[str]], categories: Dict[str, str]) -> ShownFilter:
+    """``shown`` limited to ``classes`` (None: all); ``ResultsError`` for a class the results lack
+    (a typo would otherwise quietly give nothing)."""
+    import dataclasses
+
+    from ssd.camtrap.megadetector import check_class_names
+
+    if not classes:
+        return shown
+    check_class_names(dict.fromkeys(classes, 0.0), categories)     # the per-class thresholds' own check
+    return dataclasses.replace(shown, classes=frozenset(classes))
+
+
+def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter, tally: Tally,
+                  outputs_of: Callable[[Photo], Iterable[List[str]]], sample: Optional[int] = None,
+                  seed: int = DEFAULT_SEED) -> List[Photo]:
+    """The photos to work on, in file order, each read inside ``image_root``; the rest counted in ``tally``.
+
+    ``shown.classes`` keeps the photos showing one of them; ``sample`` then takes that many at
+    random (``seed``: the same ones each time). ``outputs_of(photo)`` names the files a photo's
+    output may be written to (components below ``out``): ``ResultsError`` before anything is
+    written when ``out`` is the images folder or one of those would land on a photo of the results.
+    """
+    if not image_root or not os.path.isdir(image_root):
+        raise ResultsError(f"the images folder {image_root!r} is not a folder: give the folder the results' "
+                           "paths start from (--images)")
+    root, target = os.path.realpath(image_root), os.path.realpath(out)
+    if target == root:
+        raise ResultsError(f"--out '{out}' is the images folder: write into another folder, so that no original "
+                           "can be touched (nothing was written)")
+    names = doc.get("detection_categories") or {}
+    resolver, photos = InsideResolver(root), []
+    for entry in doc.get("images", []):
+        if is_video(entry["file"]) or "frames_processed" in entry:
+            tally.videos += 1
+        elif is_failed(entry):
+            tally.failed += 1
+        elif shown.classes is not None and not shown.entry_detections(entry, names):
+            tally.left_out += 1
+        else:
+            photo = _resolved(resolver, entry, tally)
+            if photo is not None:
+                photos.append(photo)
+    if sample is not None and sample < len(photos):
+        keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
+        tally.left_out += len(photos) - len(keep)
+        photos = [photos[k] for k in keep]
+    if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
+        _refuse_landing_on_originals(photos, target, outputs_of, out)
+    return photos
+
+
+def _resolved(resolver: InsideResolver, entry: Dict[str, Any], tally: Tally) -> Optional[Photo]:
+    """The entry's photo inside the images folder; None (counted in ``tally``) when it lies outside
+    or is missing. A name that is not UTF-8 is tried in its escaped form, as ``results sort`` does."""
+    file = entry["file"]
+    try:
+        for name in dict.fromkeys((file, name_on_disk(file))):
+            parts, path = resolver.resolve(name)
+            if os.path.isfile(path):
+                return Photo(entry, path, parts)
+    except PathRefused:
+        tally.outside.append(file)
+        return None
+    tally.missing.append(file)
+    return None
+
+
+def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
+                                 outputs_of: Callable[[Photo], Iterable[List[str]]], out: str) -> None:
+    """``ResultsError`` when an output would be a photo's own path (``out`` in the images folder, or
+    above it: the copy of ``photos/x.jpg`` in the images folder's parent is ``photos/x.jpg``)."""
+    sources = {os.path.normcase(p.path) for p in photos}
+    for p in photos:
+        for parts in outputs_of(p):
+            dest = os.path.realpath(os.path.join(target, *parts))
+            if os.path.normcase(dest) in sources:
+                raise ResultsError(f"--out '{out}' would write over the original '{p.entry['file']}': write into "
+                                   "a folder outside the images folder (nothing was written)")
+
+
+def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> None:
+    """Create the output folders (in the caller's thread), each checked to stay inside ``target``.
+
+    Why here: ``atomic.temp_beside`` sets the umask to 0 for a moment, so a folder made by another
+    thread at that moment would be world-writable; made here, before the pool writes, none is.
+    A link planted on the way that leads out of ``target`` is refused (``ResultsError``).
+    """
+    for parts in folders:
+        if parts in made:
+            continue
+        path = os.path.join(target, *parts)
+        os.makedirs(path, exist_ok=True)
+        if not is_inside(target, path):
+            raise ResultsError(f"'{path}' leads out of the output folder through a symbolic link: write into a "
+                               "new folder (stopped)")
+        made.add(parts)
+
+
+#: Told ``(photos done, photos to do, unreadable so far)`` as a run goes: a season's run takes hours.
+OnProgress = Optional[Callable[[int, int, int], None]]
+
+
+def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Callable[[Sequence[Photo]], None],
+               workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Iterator[Tuple[Photo, Any]]:
+    """``(photo, work(photo))`` in order, ``workers`` photos at a time; ``before(batch)`` runs in this
+    thread first (making folders); ``progress`` is told after each batch. ``ImageError`` and
+    ``OSError`` of one photo come back as its outcome, never stopping the run."""
+    def guarded(photo: Photo) -> Any:
+        try:
+            return work(photo)
+        except (ImageError, OSError) as err:
+            return err
+
+    unreadable = 0
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        for start in range(0, len(photos), _BATCH):
+            batch = photos[start:start + _BATCH]
+            before(batch)
+            for photo, outcome in zip(batch, pool.map(guarded, batch)):
+                unreadable += isinstance(outcome, Exception)
+                yield photo, outcome
+            if progress is not None:
+                progress(start + len(batch), len(photos), unreadable)
+
+
+def upright_size(path: str) -> Tuple[int, int]:
+    """A photo's ``(width, height)`` as detection saw it (EXIF-rotated), from its header alone.
+
+    Why: a resumed crop run writes the CSV rows of crops already there without decoding the photo."""
+    from PIL import Image
+
+    from ssd.data.decoding import SIDE_SWAPPING
+
+    with Image.open(path) as im:
+        try:
+            swapped = im.getexif().get(274, 1) in SIDE_SWAPPING
+        except Exception:
+            swapped = False
+        return (im.height, im.width) if swapped else im.size
