@@ -124,3 +124,9 @@ def test_parts_of_some_shards_splits_name_the_missing_shard(tmp_path, capsys):
     batch = _load(str(out))["info"]["ssd_batch"]
     assert batch["shard"] is None and batch["shards_merged"] == [[1, 3], [2, 3]]
     assert batch["shards_missing"] == [[3, 3]]
+
+
+def test_a_part_given_twice_is_named_as_given_twice_not_as_missing_parts(tmp_path):
+    parts = _split(tmp_path, _season(tmp_path, "season"))
+    with pytest.raises(ResultsError, match="is in both"):
+        merge_results([parts["siteA"], parts["siteA"], parts["siteB"]])

@@ -183,10 +183,10 @@ def _check_split_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]], was
 
 def _split_key(path: str, doc: Dict[str, Any]) -> str:
     """Which file ``doc`` (as read) comes from: a part's split (``split_from.split``), else its own path.
-    Parts written before splits recorded themselves are each their own, as before."""
+    Parts written before splits recorded themselves (or naming no folder) are each their own, as before."""
     split = (doc.get("info") or {}).get("split_from")
     key = split.get("split") if isinstance(split, dict) else None
-    return f"split {key}" if isinstance(key, str) else f"file {path}"
+    return f"split {key}" if isinstance(key, str) and _split_folder(doc) is not None else f"file {path}"
 
 
 def _sources(paths: Sequence[str], read: Sequence[Dict[str, Any]]) -> Dict[str, List[int]]:
@@ -202,13 +202,20 @@ def _parts_missing(paths: Sequence[str], read: Sequence[Dict[str, Any]], sources
                    allow_missing: bool) -> int:
     """How many parts the splits given lack (``split_from.parts`` each recorded); refused unless
     ``allow_missing``: the merged file would lack their cameras and look whole. A part given twice
-    is left to the overlap of its names."""
+    is refused as such (rather than as the parts it then seems to lack)."""
     missing = 0
     for key, held in sources.items():
         if not key.startswith("split "):
             continue
         count = read[held[0]]["info"]["split_from"].get("parts")
-        given = len({read[k]["info"]["split_from"].get("folder") for k in held})
+        folders: Dict[Any, str] = {}
+        for k in held:
+            folder = read[k]["info"]["split_from"].get("folder")
+            if folder in folders:
+                raise ResultsError(f"the part for folder '{folder}' is in both '{folders[folder]}' and '{paths[k]}'; "
+                                   "give each part once")
+            folders[folder] = paths[k]
+        given = len(folders)
         if isinstance(count, int) and given < count:
             if not allow_missing:
                 raise ResultsError(f"'{paths[held[0]]}' is one of a split's parts; {given} of its {count} parts "

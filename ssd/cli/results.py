@@ -17,8 +17,9 @@ def register(sub) -> None:
                        "compare MegaDetector-format results; apply a repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
-    m = rs.add_parser("merge", help="join shards' results into one file")
-    m.add_argument("inputs", nargs="+", metavar="RESULTS.json", help="the shards' results files (--shard I/N runs)")
+    m = rs.add_parser("merge", help="join shards' results, or the parts of a results split, into one file")
+    m.add_argument("inputs", nargs="+", metavar="RESULTS.json",
+                   help="the shards' results files (--shard I/N runs), or the files results split wrote")
     m.add_argument("-o", "--out", required=True, metavar="ALL.json", help="the merged file (never one of the inputs)")
     m.add_argument("--allow-missing", action="store_true",
                    help="merge even when shards of the --shard I/N split, or parts of a results split, are missing "
