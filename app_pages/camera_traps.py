@@ -37,7 +37,7 @@ from ssd.camtrap.page_results import in_full, shown_doc, whole_doc
 from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
-from ssd.camtrap.summary import shard_note, summarize
+from ssd.camtrap.summary import coverage_notes, summarize
 from ssd.workspace import check_photo_path
 from ssd.inference.engines import engine_choices
 from ssd.inference.filtering import ShownFilter
@@ -319,8 +319,8 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
     m5.metric("Episodes", e["episodes"], help=f"Bursts: frames of one camera folder taken close together. "
                                               f"{e['untimed']} image(s) without a time stamp stand alone.")
     m6.metric("Episodes with detections", e["with_detections"])
-    if s.get("shard"):
-        st.caption(shard_note(s["shard"]))
+    for note in coverage_notes(s):
+        st.caption(note)
     if s["cut_short"]:
         st.warning(f"{s['cut_short']} video(s) ended before their header said (cut short): their detections "
                    "are from the frames read, and an animal in the part lost cannot be seen. "

@@ -417,3 +417,17 @@ def test_a_shards_file_says_its_totals_cover_only_that_shard(season):
     at.text_input(key="ct_results_path").set_value(str(season / "shard.json")).run()
     _ok(at)
     assert [c for c in at.caption if c.value.startswith("shard 1 of 2: counts cover only its files")]
+
+
+def test_a_merge_lacking_shards_or_parts_says_so_above_its_totals(season):
+    """A merge made with --allow-missing: the totals, as ``results summary``'s, say what it lacks."""
+    doc = json.loads((season / "season.json").read_text())
+    doc["info"]["ssd_batch"].update(shard=None, shards_merged=[[1, 3], [2, 3]], shards_missing=[[3, 3]],
+                                    parts_missing=2)
+    (season / "partial.json").write_text(json.dumps(doc))
+    at = _open(season)
+    at.text_input(key="ct_results_path").set_value(str(season / "partial.json")).run()
+    _ok(at)
+    captions = [c.value for c in at.caption]
+    assert [c for c in captions if c.startswith("merged without shard(s) 3/3: counts lack their images")]
+    assert "merged without 2 part(s) of a split: counts lack their cameras' images" in captions

@@ -93,3 +93,29 @@ def test_each_odd_text_gives_json_dumps_bytes(text):
             splitting._as_written(entry, text, "x/ü.jpg")
         return
     assert splitting._as_written(entry, text, "x/ü.jpg") == want
+
+
+def _indented(text: str) -> str:
+    """``text`` laid out as MegaDetector writes its files (``json.dump(..., indent=1)``): white space
+    after each comma, colon and bracket outside strings, the strings as they were."""
+    pieces = text.split('"')
+    for k in range(0, len(pieces), 2):
+        for mark, spaced in ((",", ",\n   "), (":", ": "), ("[", "[\n    "), ("]", "\n   ]"), ("{", "{\n   ")):
+            pieces[k] = pieces[k].replace(mark, spaced)
+    return '"'.join(pieces)
+
+
+#: Indented texts (every entry re-serialised), with strings that hold white space, a colon, an escaped quote.
+INDENTED_ODD = [_indented(t.replace("%d", "1")) for t in ODD if "\\" not in t] + [
+    _indented('{"file":"s/c1/1.jpg","detections":null,"failure":"two  spaces, a : colon"}'),
+    '{\n "file": "s/c1/1.jpg",\n "detections": null,\n "failure": "a \\" , quote"\n}',
+    '{\n "file": "s/c1/1.jpg",\n "detections": null,\n "warning": "tab\\tin"\n}',
+]
+
+
+@pytest.mark.parametrize("texts", [[_indented(PLAIN % k) for k in range(5)]]
+                         + [[_indented(PLAIN % 0), t] for t in INDENTED_ODD],
+                         ids=["indented"] + [f"indented_odd{k}" for k in range(len(INDENTED_ODD))])
+def test_indented_parts_are_the_bytes_the_in_memory_split_wrote(tmp_path, texts):
+    test_parts_are_the_bytes_the_in_memory_split_wrote(tmp_path, texts)
+

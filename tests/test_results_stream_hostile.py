@@ -100,8 +100,10 @@ def test_utf16_is_refused_as_the_whole_file_reader_refuses_it(tmp_path):
 
 def test_a_file_replaced_between_the_two_passes_is_read_as_it_now_is(tmp_path, monkeypatch):
     """MegaDetector writes the categories after the images, so the entries are read in a second
-    pass with the head the first found. A detector re-run replacing the file in between (swapped
-    class ids) must not give the new entries under the old file's names."""
+    pass with the head the first found (here no guess of them from the file's end, as where they
+    lie further from it). A detector re-run replacing the file in between (swapped class ids) must
+    not give the new entries under the old file's names."""
+    monkeypatch.setattr(results_stream, "_tail_keys", lambda path: None)
     path = tmp_path / "results.json"
     old = '{"images": [' + _entry(0) + '], "detection_categories": {"1": "animal", "2": "person"}}'
     new = '{"images": [' + _entry(0) + '], "detection_categories": {"1": "person", "2": "animal"}}'
@@ -119,6 +121,38 @@ def test_a_file_replaced_between_the_two_passes_is_read_as_it_now_is(tmp_path, m
         return lambda entries: None
     returned = results_stream.read_results_streamed(str(path), take)
     assert heads[-1]["detection_categories"] == returned["detection_categories"] == {"1": "person", "2": "animal"}
+
+
+def test_categories_after_the_images_are_found_at_the_end_and_the_entries_read_once(tmp_path, monkeypatch):
+    """MegaDetector's order (categories and info after the images) read each entry twice: once
+    to find the categories, once to check against them. They are now taken from the file's end,
+    and the entries read once, with the head the whole file then shows."""
+    path = tmp_path / "results.json"
+    path.write_text('{"images": [' + ", ".join(_entry(i) for i in range(3)) + '],\n "detection_categories": '
+                    '{"1": "animal", "2": "person"},\n "info": {"format_version": "1.4"}\n}\n', encoding="utf-8")
+    passes, heads = [], []
+    scan = results_stream._scan
+    monkeypatch.setattr(results_stream, "_scan", lambda *a, **kw: (passes.append(1), scan(*a, **kw))[1])
+
+    def take(head):
+        heads.append(head)
+        return lambda entries: None
+    returned = results_stream.read_results_streamed(str(path), take)
+    assert len(passes) == 1 and heads == [returned]
+    assert list(returned) == ["detection_categories", "info"]
+    assert _streamed(str(path)) == _whole(str(path))
+
+
+@pytest.mark.parametrize("tail", [
+    ', "detection_categories": {"1": "animal"}}',                          # not the head the file holds
+    '], "x": "\\"detection_categories\\": {\\"1\\": \\"animal\\"}}", "detection_categories": {"2": "person"}}',
+    ', "detection_categories": {"1": "animal"}, "detection_categories": {"1": "animal"}}',
+])
+def test_a_wrong_guess_at_the_end_is_read_again_as_before(tmp_path, tail):
+    """Whatever the end of the file seems to hold, the answer is the whole-file reader's."""
+    path = tmp_path / "results.json"
+    path.write_text('{"images": [' + _entry(0) + ']' + tail, encoding="utf-8")
+    assert _streamed(str(path)) == _whole(str(path))
 
 
 def test_a_long_value_read_one_character_at_a_time_is_read_in_growing_pieces(monkeypatch):

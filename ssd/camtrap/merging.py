@@ -128,7 +128,10 @@ def _images_root(doc: Dict[str, Any]) -> Optional[str]:
 def _unsplit(path: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     """A ``results split`` part as it stood in the file it was split from: each name below the part's
     folder again, the recorded images folder moved back up (``splitting._part_info`` moved it down by
-    that folder) and ``split_from`` dropped. A file that is no part is returned as it is.
+    that folder), the camera depth the file recorded put back (``split_from.season_camera_depth``;
+    the part's own, moved down, is 0 for a depth of 1 and of 2 alike: merged by it, episodes and
+    repeats were made over the whole season as one camera) and ``split_from`` dropped. A file that
+    is no part is returned as it is.
 
     Why: a part's names are relative to its own folder (for Timelapse opened there); merged as they
     were, two cameras' ``a.jpg`` were one image and the merged file named the first part's folder as
@@ -141,7 +144,9 @@ def _unsplit(path: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     except PathRefused as why:
         raise ResultsError(f"'{path}': its split_from folder {folder!r} {why}") from None
     info = dict(doc.get("info") or {})
-    info.pop("split_from", None)
+    split = info.pop("split_from")
+    if "season_camera_depth" in split and isinstance(info.get("ssd_batch"), dict):
+        info["ssd_batch"] = dict(info["ssd_batch"], camera_depth=split["season_camera_depth"])
     root = _images_root(doc)
     if root is not None and parts:
         ends = [sep + sep.join(parts) for sep in "/\\"]
@@ -174,6 +179,64 @@ def _check_split_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]], was
         raise ResultsError(f"'{first[0]}' records {said[0]}, '{p}' records {said[1]}: their names are relative "
                            "to folders that cannot be told to be the same, and would be merged as one season's; "
                            "merge the parts of one split (or the files they were split from)")
+
+
+def _split_key(path: str, doc: Dict[str, Any]) -> str:
+    """Which file ``doc`` (as read) comes from: a part's split (``split_from.split``), else its own path.
+    Parts written before splits recorded themselves (or naming no folder) are each their own, as before."""
+    split = (doc.get("info") or {}).get("split_from")
+    key = split.get("split") if isinstance(split, dict) else None
+    return f"split {key}" if isinstance(key, str) and _split_folder(doc) is not None else f"file {path}"
+
+
+def _sources(paths: Sequence[str], read: Sequence[Dict[str, Any]]) -> Dict[str, List[int]]:
+    """The files merged, by ``_split_key``: each split's parts together (its file, in pieces), each
+    other file alone; the indices of their inputs, in order of first appearance."""
+    sources: Dict[str, List[int]] = {}
+    for k, (p, d) in enumerate(zip(paths, read)):
+        sources.setdefault(_split_key(p, d), []).append(k)
+    return sources
+
+
+def _parts_missing(paths: Sequence[str], read: Sequence[Dict[str, Any]], sources: Dict[str, List[int]],
+                   allow_missing: bool) -> int:
+    """How many parts the splits given lack (``split_from.parts`` each recorded); refused unless
+    ``allow_missing``: the merged file would lack their cameras and look whole. A part given twice
+    is refused as such (rather than as the parts it then seems to lack)."""
+    missing = 0
+    for key, held in sources.items():
+        if not key.startswith("split "):
+            continue
+        count = read[held[0]]["info"]["split_from"].get("parts")
+        folders: Dict[Any, str] = {}
+        for k in held:
+            folder = read[k]["info"]["split_from"].get("folder")
+            if folder in folders:
+                raise ResultsError(f"the part for folder '{folder}' is in both '{folders[folder]}' and '{paths[k]}'; "
+                                   "give each part once")
+            folders[folder] = paths[k]
+        given = len(folders)
+        if isinstance(count, int) and given < count:
+            if not allow_missing:
+                raise ResultsError(f"'{paths[held[0]]}' is one of a split's parts; {given} of its {count} parts "
+                                   "are given: the merged file would lack the others' cameras; give every part "
+                                   "(the files results split wrote), or --allow-missing to merge these (the file "
+                                   "then records how many it lacks)")
+            missing += count - given
+    return missing
+
+
+def _check_one_split(paths: Sequence[str], docs: Sequence[Dict[str, Any]], sources: Dict[str, List[int]]) -> None:
+    """Parts of two splits merge only as the parts of shards' splits (``check_shards`` then sees
+    each shard once): two seasons' files, or one file split by two rules, may hold disjoint cameras
+    whose parts would make a file no run made, under one season's name."""
+    splits = [held[0] for key, held in sources.items() if key.startswith("split ")]
+    if len(splits) < 2 or all(_shards(docs[k]) for k in splits):
+        return
+    a, b = splits[0], splits[1]
+    raise ResultsError(f"'{paths[a]}' and '{paths[b]}' are parts of different splits (of other files, or of one "
+                       "file split by other rules): merge the parts of one split (the files one results split "
+                       "wrote), or of each shard's split")
 
 
 def latest_completion(docs: Sequence[Dict[str, Any]]) -> Optional[str]:
@@ -287,10 +350,13 @@ def check_shards(paths: Sequence[str], docs: Sequence[Dict[str, Any]], allow_mis
 def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str, Any]:
     """One document from several results files of the same detector (``ResultsError`` if not);
     every shard of a ``--shard I/N`` split must be there, unless ``allow_missing``."""
-    if len(paths) < 2:
+    if not paths:
         raise ResultsError("give at least two results files to merge")
     _check_finished(paths)
     read = [read_results(p) for p in paths]
+    sources = _sources(paths, read)
+    if len(paths) < 2 and _split_folder(read[0]) is None:       # one part alone is its split's file
+        raise ResultsError("give at least two results files to merge")
     docs = [_unsplit(p, d) for p, d in zip(paths, read)]
     first = docs[0]
     for p, d in zip(paths[1:], docs[1:]):
@@ -306,7 +372,10 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     _check_roots(paths, docs)
     _check_split_roots(paths, docs, [_split_folder(d) is not None for d in read])
     _check_scoring(paths, docs)
-    missing = check_shards(paths, docs, allow_missing)
+    _check_one_split(paths, docs, sources)
+    parts_missing = _parts_missing(paths, read, sources, allow_missing)
+    whole = [held[0] for held in sources.values()]          # each shard once, however many its parts
+    missing = check_shards([paths[k] for k in whole], [docs[k] for k in whole], allow_missing) if len(whole) > 1 else []
     seen: Dict[str, str] = {}
     images: List[Dict[str, Any]] = []
     for p, d in zip(paths, docs):
@@ -329,10 +398,13 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
         flag_repeats(images, k, threshold, camera=rule)
     if batch.get("episode_gap"):
         assign_episodes(images, float(batch["episode_gap"]), rule)     # a burst may have been split between shards
-    if "shard" in batch:
+    if "shard" in batch and len(whole) > 1:     # one split's parts make its file: a shard stays one
         batch["shard"] = None
         info["ssd_batch"] = batch
-    if "shards_merged" in batch or missing:     # a partial merge says so, and merges again with what it lacks
+    if parts_missing:
+        batch["parts_missing"] = parts_missing
+        info["ssd_batch"] = batch
+    if ("shards_merged" in batch or missing) and len(whole) > 1:   # a partial merge says so, and merges again
         batch.pop("shards_merged", None)
         batch.pop("shards_missing", None)
         if missing:

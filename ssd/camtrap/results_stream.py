@@ -163,12 +163,14 @@ class Spans:
 
 def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
           known: Optional[Dict[str, Any]] = None, spans: bool = False,
-          index: Optional[Spans] = None) -> Tuple[Dict[str, Any], Optional[Sink], bool]:
+          index: Optional[Spans] = None, tail: Optional[Callable[[str], Optional[Dict[str, Any]]]] = None
+          ) -> Tuple[Dict[str, Any], Optional[Sink], Dict[str, Any]]:
     """One pass over the file: its head (every top-level key but ``images``), the sink its entries
     went to (``take(head)`` with ``known``, the head a first pass found, else the head so far when
-    it holds the categories; None: skipped) and whether a key came after the images (the head they
-    were read with was not the whole). ``spans``: the sink gets each entry with its ``Where``.
-    ``index``: where each entry handed on lies, in bytes (emptied first)."""
+    it holds the categories, or with the keys ``tail(path)`` (``_tail_keys``) finds after the
+    images, when it does not; None: skipped) and the head the sink was made with (the entries were read with
+    the file's head only where it is the head returned). ``spans``: the sink gets each entry with
+    its ``Where``. ``index``: where each entry handed on lies, in bytes (emptied first)."""
     fd = open_regular(path)
     bom = os.read(fd, len(codecs.BOM_UTF8)) == codecs.BOM_UTF8      # utf-8-sig drops it: 3 bytes before
     os.lseek(fd, 0, os.SEEK_SET)
@@ -178,7 +180,8 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
         text = _Text(fh, len(codecs.BOM_UTF8) if bom else 0)
         head: Dict[str, Any] = {}
         sink: Optional[Sink] = None
-        images_seen = after_images = False
+        used: Dict[str, Any] = {}
+        images_seen = False
         text.take("{")
         while True:
             key = text.value()
@@ -188,27 +191,80 @@ def _scan(path: str, take: Callable[[Dict[str, Any]], Sink],
             if key == "images":
                 images_seen = True
                 base = head if known is None else known
+                guess = tail(path) if known is None and tail and "detection_categories" not in head else None
+                if guess:
+                    base = {**head, **guess}        # MegaDetector's order: checked once the head is read
                 cats = base.get("detection_categories")
                 if isinstance(cats, dict):
                     try:                # a fault of these keys is one of the whole head's too
                         check_results({**base, "images": []}, f"'{path}'")
                     except ResultsError:
                         raise _Unusual from None
-                    sink = take(dict(base))
+                    sink, used = take(dict(base)), dict(base)
                 if index is not None:
                     index.clear()
                 _entries(text, sink, cats if sink is not None else {}, path, spans,
                          index if sink is not None else None)
             else:
                 head[key] = text.value()
-                after_images = after_images or images_seen
             if text.peek() == ",":
                 text.pos += 1
                 continue
             text.take("}")
             if text.peek() != "" or not images_seen:
                 raise _Unusual
-            return head, sink, after_images
+            return head, sink, used
+
+
+#: The end of a file searched for the keys after its images (``_tail_keys``): MegaDetector's
+#: categories and info are a few KB.
+TAIL_BYTES = 2 ** 16
+
+
+def _tail_keys(path: str) -> Optional[Dict[str, Any]]:
+    """The top-level keys after the images, as the file's last ``TAIL_BYTES`` hold them from its
+    last ``"detection_categories"`` that parses as keys to the end; None where none does.
+
+    Why: MegaDetector writes its categories after the images, and the entries are checked against
+    them: found only at the end of a first pass, each entry was parsed twice (a third of a summary's
+    time on such a file). A guess, not trusted: ``_streamed`` reads the entries once with it and
+    again, as before, unless the head then read is the one guessed."""
+    try:
+        fd = open_regular(path)
+        with io.open(fd, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - TAIL_BYTES))
+            text = fh.read().decode("utf-8", "ignore")
+    except (OSError, ValueError):       # not a regular file (JSONFileError): the pass says why
+        return None
+    at = text.rfind('"detection_categories"')
+    while at >= 0:
+        keys = _keys_to_end(text, at)
+        if keys is not None:
+            return keys
+        at = text.rfind('"detection_categories"', 0, at)
+    return None
+
+
+def _keys_to_end(text: str, at: int) -> Optional[Dict[str, Any]]:
+    """``"key": value, ...}`` from ``text[at:]`` to its end (white space after the brace), each key
+    once; None where ``text[at:]`` is not that."""
+    keys: Dict[str, Any] = {}
+    try:
+        while True:
+            key, at = _DECODER.raw_decode(text, at)
+            at = _WS.match(text, at).end()
+            if not isinstance(key, str) or key in keys or text[at:at + 1] != ":":
+                return None
+            keys[key], at = _DECODER.raw_decode(text, _WS.match(text, at + 1).end())
+            at = _WS.match(text, at).end()
+            if text[at:at + 1] == "}":
+                return keys if _WS.match(text, at + 1).end() == len(text) else None
+            if text[at:at + 1] != ",":
+                return None
+            at = _WS.match(text, at + 1).end()
+    except (ValueError, RecursionError):
+        return None
 
 
 def _entries(text: _Text, sink: Optional[Sink], cats: Dict[str, str], path: str, spans: bool = False,
@@ -273,10 +329,10 @@ def _streamed(path: str, take: Callable[[Dict[str, Any]], Sink], spans: bool = F
     guarded = _guarded(take)
     try:
         with collector_paused():        # parsed entries hold no cycles; nothing for the collector
-            head, sink, after = _scan(path, guarded, spans=spans, index=index)
-            if sink is None or after:
+            head, sink, used = _scan(path, guarded, spans=spans, index=index, tail=_tail_keys)
+            if sink is None or list(used.items()) != list(head.items()):    # read with part of the head
                 first = head
-                head, sink, after = _scan(path, guarded, known=first, spans=spans, index=index)
+                head, sink, used = _scan(path, guarded, known=first, spans=spans, index=index)
                 if head != first:       # the file changed between the passes: its entries met another head
                     raise _Unusual
             if sink is None:

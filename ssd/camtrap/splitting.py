@@ -78,11 +78,32 @@ def _entry_parts(file: Any, prefix_term: str = CLI_TERMS[0]) -> List[str]:
         raise ResultsError(f"{file!r} {why} (nothing was written)") from None
 
 
-def _part_info(info: Dict[str, Any], folder: str, rule: CameraRule) -> Dict[str, Any]:
-    """The run's ``info`` for one part: where it was split from, and the recorded images folder and
-    camera depth moved down to the part's folder (a depth counts levels below the images folder)."""
-    out = dict(info, split_from={"folder": folder, "camera_depth": rule.recorded()})
+def split_identity(head: Dict[str, Any], files: List[str], rule: CameraRule) -> str:
+    """What the parts of one split share, and the parts of another split do not: a digest of the
+    file's document less its entries, its names in order and the rule it is split by.
+
+    Why: merge puts parts back together only when they are one split's (``merging``); two seasons'
+    files, or one file split by two rules, may hold disjoint cameras that would merge silently into
+    a file no run made. Made from what the file holds, the same split gives the same parts."""
+    digest = hashlib.sha256(json.dumps([head, rule.recorded()], sort_keys=True, default=repr).encode())
+    for file in files:
+        digest.update(b"\0" + str(file).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:SPLIT_ID_HEX]
+
+
+#: Hex digits of ``split_identity`` kept: 64 bits, no two seasons' splits alike by chance.
+SPLIT_ID_HEX = 16
+
+
+def _part_info(info: Dict[str, Any], folder: str, rule: CameraRule, split: Dict[str, Any]) -> Dict[str, Any]:
+    """The run's ``info`` for one part: where it was split from (``split``: the split's identity and
+    count of parts; the camera depth the file recorded, which the part's cannot say once moved
+    down), and the recorded images folder and camera depth moved down to the part's folder (a
+    depth counts levels below the images folder). ``merging._unsplit`` undoes each."""
+    out = dict(info, split_from={"folder": folder, "camera_depth": rule.recorded(), **split})
     batch = info.get("ssd_batch")
+    if isinstance(batch, dict) and "camera_depth" in batch:
+        out["split_from"]["season_camera_depth"] = batch["camera_depth"]
     if isinstance(batch, dict) and folder:
         batch = dict(batch)
         levels = folder.count("/") + 1
@@ -102,12 +123,13 @@ def split_results(doc: Dict[str, Any], rule: CameraRule,
     made) for an absolute name (the setting to give named by ``prefix_term``: a flag or the page's
     field), ``..``, or two folders whose files would share a name."""
     images = doc.get("images", [])
-    folders, part_of, names = split_plan([im.get("file") if isinstance(im, dict) else im for im in images],
-                                         rule, prefix_term)
+    files = [im.get("file") if isinstance(im, dict) else im for im in images]
+    folders, part_of, names = split_plan(files, rule, prefix_term)
     groups: Dict[str, List[Dict[str, Any]]] = {folder: [] for folder in folders}
     for im, k, name in zip(images, part_of, names):
         groups[folders[k]].append(dict(im, file=name))
-    return {folder: dict(part_head(doc, folder, rule), images=images) for folder, images in groups.items()}
+    split = _split_record(doc, files, rule, folders)
+    return {folder: dict(part_head(doc, folder, rule, split), images=images) for folder, images in groups.items()}
 
 
 def split_plan(files: List[Any], rule: CameraRule,
@@ -129,11 +151,19 @@ def split_plan(files: List[Any], rule: CameraRule,
     return folders, part_of, names
 
 
-def part_head(doc: Dict[str, Any], folder: str, rule: CameraRule) -> Dict[str, Any]:
-    """A part's document less its ``images``: the run's, with ``info`` for that part (``_part_info``)."""
-    head = dict(doc, info=_part_info(dict(doc.get("info") or {}), folder, rule))
+def part_head(doc: Dict[str, Any], folder: str, rule: CameraRule, split: Dict[str, Any]) -> Dict[str, Any]:
+    """A part's document less its ``images``: the run's, with ``info`` for that part (``_part_info``;
+    ``split`` as ``_split_record`` gives it)."""
+    head = dict(doc, info=_part_info(dict(doc.get("info") or {}), folder, rule, split))
     head.pop("images", None)
     return head
+
+
+def _split_record(doc: Dict[str, Any], files: List[Any], rule: CameraRule, folders: List[str]) -> Dict[str, Any]:
+    """What each part of this split records of it (``info.split_from``): its identity and its count
+    of parts, by which merge tells a missing part and another split's."""
+    head = {k: v for k, v in doc.items() if k != "images"}
+    return {"split": split_identity(head, files, rule), "parts": len(folders)}
 
 
 def _refuse_shared_names(folders: List[str]) -> None:
@@ -203,9 +233,10 @@ def split_results_file(path: str, out: str, names_for: Callable[[Dict[str, Any]]
     doc = names_for(read)
     rule = rule_for(doc)
     folders, part_of, names = split_plan([im["file"] for im in doc["images"]], rule, prefix_term)
+    split = _split_record(doc, [im["file"] for im in doc["images"]], rule, folders)
     read.pop("images", None)
     doc.pop("images", None)                    # the prefix made a new document, or it is the one read
-    heads = {folder: part_head(doc, folder, rule) for folder in folders}
+    heads = {folder: part_head(doc, folder, rule, split) for folder in folders}
     plan = planned_files(heads, out)
     os.makedirs(out, exist_ok=True)
     temps: List[str] = []

@@ -54,10 +54,46 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
         for name in {names.get(c, c) for c in cats}:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
     out["episodes"] = episode_counts(doc, shown, layout=layout, shown_cats=shown_cats)
-    shard = shard_of(doc)
-    if shard:                   # only then: the counts of other files stay as they were, key for key
-        out["shard"] = list(shard)
+    out.update(coverage(doc))   # only where it applies: other files' counts stay as they were, key for key
     return out
+
+
+def coverage(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """What of the season a file lacks, as the counts report it (the summary's and the sweep's):
+    ``shard`` ``[I, N]`` for one shard's file, ``shards_missing`` and ``parts_missing`` for a merge
+    made with ``--allow-missing`` (``merging``); none of them for a whole file, or a value that
+    cannot be read (the counts make no claim they cannot read)."""
+    out: Dict[str, Any] = {}
+    shard = shard_of(doc)
+    if shard:
+        out["shard"] = list(shard)
+    batch = (doc.get("info") or {}).get("ssd_batch")
+    batch = batch if isinstance(batch, dict) else {}
+    lacking = batch.get("shards_missing")
+    if (isinstance(lacking, list) and lacking
+            and all(isinstance(s, list) and len(s) == 2 and all(_whole(v) for v in s) for s in lacking)):
+        out["shards_missing"] = [list(s) for s in lacking]
+    parts = batch.get("parts_missing")
+    if _whole(parts) and parts > 0:
+        out["parts_missing"] = parts
+    return out
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def coverage_notes(counts: Dict[str, Any]) -> List[str]:
+    """One line for each of ``coverage``'s keys in ``counts``: what ``results summary``, its
+    ``--sweep`` and the page say above counts that are not the season's."""
+    notes = [shard_note(counts["shard"])] if counts.get("shard") else []
+    if counts.get("shards_missing"):
+        notes.append("merged without shard(s) " + ", ".join(f"{i}/{n}" for i, n in counts["shards_missing"])
+                     + ": counts lack their images; merge them in (`results merge`) for the season")
+    if counts.get("parts_missing"):
+        notes.append(f"merged without {counts['parts_missing']} part(s) of a split: counts lack their cameras' "
+                     "images")
+    return notes
 
 
 def shard_of(doc: Dict[str, Any]) -> Optional[Tuple[int, int]]:
@@ -146,7 +182,7 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
     shown = ShownFilter.at(threshold)
     e = s.get("episodes") or {}
     per = "".join(f", {terminal_safe(k)} {v:g}" for k, v in shown.per_class)
-    lines = [shard_note(s["shard"])] if s.get("shard") else []
+    lines = coverage_notes(s)
     lines += [f"threshold {shown.threshold:g}{per}",
              "                    images  episodes",
              f"all               {s['images']:>8}  {e.get('episodes', 0):>8}",

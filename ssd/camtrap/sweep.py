@@ -20,6 +20,7 @@ import numpy as np
 
 from ssd.camtrap.episodes import episode_groups
 from ssd.camtrap.megadetector import Threshold
+from ssd.camtrap.summary import coverage, coverage_notes
 from ssd.inference.filtering import ShownFilter
 
 SWEEP_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))     # 0.05, 0.10, … 0.95
@@ -63,7 +64,8 @@ def _current(maxima: np.ndarray, doc: Dict[str, Any], shown: ShownFilter) -> np.
 
 def threshold_sweep(doc: Dict[str, Any], current: Threshold, thresholds: Optional[List[float]] = None,
                     hide_suspect: bool = True) -> Dict[str, Any]:
-    """Counts per threshold (see the module docstring); lists aligned with ``thresholds``."""
+    """Counts per threshold (see the module docstring); lists aligned with ``thresholds``, and
+    ``summary.coverage``'s keys where the file is not the whole season (the summary's, said the same)."""
     shown = ShownFilter.at(current, hide_suspect)
     ts = list(thresholds or SWEEP_THRESHOLDS)
     names = list((doc.get("detection_categories") or {}).values())
@@ -78,6 +80,7 @@ def threshold_sweep(doc: Dict[str, Any], current: Threshold, thresholds: Optiona
         out[f"{unit}_with_detections"] = [int((m >= t).any(axis=1).sum()) for t in ts]
         out[f"{unit}_changed"] = [int(((m >= t).any(axis=1) != now).sum()) for t in ts]
         out[f"per_class_{unit}"] = {n: [int((m[:, j] >= t).sum()) for t in ts] for j, n in enumerate(names)}
+    out.update(coverage(doc))
     return out
 
 
@@ -91,7 +94,8 @@ def sweep_text(s: Dict[str, Any]) -> str:
                      str(s["episodes_with_detections"][k]), str(s["episodes_changed"][k])]
                     + [f"{s['per_class_images'][n][k]}/{s['per_class_episodes'][n][k]}" for n in names])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [f"images and episodes with detections per threshold; 'changed' counts those whose state "
+    lines = coverage_notes(s)
+    lines += [f"images and episodes with detections per threshold; 'changed' counts those whose state "
              f"(empty / detections) differs from now (threshold {s['current']:g}"
              + (", " + ", ".join(f"{k}={v:g}" for k, v in s["per_class_current"].items()) if s["per_class_current"]
                 else "") + f"): {s['images_with_detections_now']} of {s['images_counted']} images, "

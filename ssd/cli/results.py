@@ -18,11 +18,13 @@ def register(sub) -> None:
                        "repeat review")
     rs = r.add_subparsers(dest="results_command", metavar="ACTION")
     rs.required = True
-    m = rs.add_parser("merge", help="join shards' results into one file")
-    m.add_argument("inputs", nargs="+", metavar="RESULTS.json", help="the shards' results files (--shard I/N runs)")
+    m = rs.add_parser("merge", help="join shards' results, or the parts of a results split, into one file")
+    m.add_argument("inputs", nargs="+", metavar="RESULTS.json",
+                   help="the shards' results files (--shard I/N runs), or the files results split wrote")
     m.add_argument("-o", "--out", required=True, metavar="ALL.json", help="the merged file (never one of the inputs)")
     m.add_argument("--allow-missing", action="store_true",
-                   help="merge even when shards of the --shard I/N split are missing (the file records which)")
+                   help="merge even when shards of the --shard I/N split, or parts of a results split, are missing "
+                        "(the file records which shards, and how many parts)")
     m.set_defaults(func=cmd_merge)
     s = rs.add_parser("summary", help="images and episodes: empty, failed, per class, at a threshold")
     s.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
@@ -91,6 +93,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if lacking:
         print("warning: shard(s) " + ", ".join(f"{i}/{n}" for i, n in lacking) + " missing: their images are not "
               "in the merged file", file=sys.stderr)
+    parts_missing = (doc["info"].get("ssd_batch") or {}).get("parts_missing")
+    if parts_missing:
+        print(f"warning: {parts_missing} part(s) of a split missing: their cameras' images are not in the merged "
+              "file", file=sys.stderr)
     images = doc.pop("images")
     # streamed, one compact entry a line as a batch run writes them: the whole text of a season's
     # results as one string (indented) was twice the memory of the merged entries themselves
