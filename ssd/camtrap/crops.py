@@ -6,8 +6,10 @@ the photo decoded as detection decoded it (``load_image``: EXIF-upright, full si
 normalized box covers what the detector saw. A crop keeps its photo's folder and is named after it
 and the detection's place in the entry (``IMG_1.JPG_crop002.jpg``), the same at any threshold, so
 runs at other thresholds into one folder agree. ``crops.csv`` lists every crop (new or already
-there) with its photo, class, score and box in pixels, each cell guarded against formulas. The
-rules for reading and writing are ``photo_outputs``'s.
+there) with its photo, class, score and box in pixels, each cell guarded against formulas. A
+video's boxes are cut from the frame each was found in (``frame``: its number; empty for a photo),
+named by their place in the entry as a photo's are. The rules for reading and writing are
+``photo_outputs``'s.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
-                                       make_folders, upright_size)
+                                       make_folders, on_picture, open_picture, upright_size)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -29,7 +31,8 @@ DEFAULT_MARGIN = 0.0
 DEFAULT_MIN_SIZE = 0
 
 CSV_NAME = "crops.csv"
-CSV_HEADER = ("crop", "image", "class", "score", "x_min", "y_min", "x_max", "y_max")
+#: ``frame`` last, so that readers of the columns before it by position still read them.
+CSV_HEADER = ("crop", "image", "class", "score", "x_min", "y_min", "x_max", "y_max", "frame")
 
 Box = Tuple[int, int, int, int]
 
@@ -82,10 +85,11 @@ def placed_above(entry: Dict[str, Any], floor: float) -> Dict[str, Any]:
 
 
 def _shown_boxes(photo: Photo, names: Dict[str, str], shown: ShownFilter) -> List[Tuple[int, Dict[str, Any]]]:
-    """The entry's shown detections with their place in the entry's list."""
+    """The entry's shown detections on the photo's picture (a video's: its frame's) with their
+    place in the entry's list."""
     dets = photo.entry.get("detections") or []
     keep = {id(d) for d in shown.entry_detections(photo.entry, names)}
-    return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep]
+    return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep and on_picture(photo, d)]
 
 
 Crop = Tuple[List[str], Dict[str, Any], Box]        # (its parts below the output folder, detection, pixel box)
@@ -117,15 +121,15 @@ class PhotoCrops:
 
 def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilter, margin: float, square: bool,
               min_size: int) -> PhotoCrops:
-    """Write the photo's crops not yet under ``target``. The photo is decoded only when one of its
-    crops is missing. ``ImageError`` when it cannot be."""
-    from ssd.data.images import load_image
-
-    size = upright_size(photo.path)
+    """Write the photo's crops not yet under ``target``. A photo is decoded only when one of its
+    crops is missing; a video's frame always (its upright size is the decoded frame's: the
+    container's rotation is applied in decoding). ``ImageError`` when it cannot be."""
+    img = open_picture(photo) if photo.frame is not None else None
+    size = img.size if img is not None else upright_size(photo.path)
     crops, small = _crops_of(photo, names, shown, size, min_size)
     todo = [c for c in crops if not os.path.lexists(os.path.join(target, *c[0]))]
     if todo:
-        img = load_image(photo.path, photo.entry["file"]).image
+        img = img if img is not None else open_picture(photo)
         for parts, _, box in todo:
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
@@ -159,13 +163,14 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
             if isinstance(outcome, Exception):
-                tally.unreadable.append(photo.entry["file"])
+                tally.note_unreadable(photo.entry["file"])
                 continue
             tally.written += outcome.written
             tally.skipped += outcome.skipped
             tally.small += outcome.small
             for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
-                writer.writerow([safe_cell(c) for c in
-                                 ["/".join(parts), photo.entry["file"], names.get(cat, cat), float(d["conf"]), *box]])
+                frame = "" if photo.frame is None else photo.frame
+                writer.writerow([safe_cell(c) for c in ["/".join(parts), photo.entry["file"], names.get(cat, cat),
+                                                        float(d["conf"]), *box, frame]])
     return tally
