@@ -363,3 +363,40 @@ def test_a_video_that_cannot_be_read_is_named_once_as_unreadable(tmp_path, capsy
         err = capsys.readouterr().err
         assert "1 unreadable: 'bad.mp4'" in err and "0 written" in err
         assert not [n for n in os.listdir(out) if "bad.mp4" in n]
+
+
+def test_a_rerun_removes_only_the_temporary_files_a_killed_run_left(tmp_path, capsys):
+    # atomic writes make .NAME.XXXXXXXX.tmp beside NAME; a killed run leaves them: a rerun removes
+    # those of its own outputs, and nothing else (other names, links, folders, the images folder)
+    images, results = _season(tmp_path, _entry("d/one.jpg", ("1", 0.9, BOX)))
+    _photo(images / "d/one.jpg")
+    stale = {"draw": [".index.html.k2x_9abc.tmp", "d/.one.jpg.abcd1234.tmp", "e/.x.png.zzzzzzzz.tmp"],
+             "crops": [".crops.csv.a1b2c3d4.tmp", "d/.one.jpg_crop000.jpg.qwertyui.tmp"]}
+    kept = [".one.jpg.tmp", ".one.jpg.ABCD1234.tmp", ".one.jpg.abc.tmp", "d/.notes.txt.abcd1234.tmp",
+            "one.jpg.abcd1234.tmp", ".one.jpg.abcd1234.tmp.bak"]
+    for action, other in (("draw", "crops"), ("crops", "draw")):
+        out = tmp_path / action
+        for name in stale[action] + stale[other] + kept:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_bytes(b"half")
+        (out / "f").mkdir()
+        os.symlink(images / "d/one.jpg", out / "f/.link.jpg.abcd1234.tmp")
+        (out / "f/.dir.jpg.abcd1234.tmp").mkdir()
+        capsys.readouterr()
+        assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 0
+        assert f"{len(stale[action])} unfinished" in capsys.readouterr().err
+        for name in stale[action]:
+            assert not (out / name).exists(), name
+        for name in stale[other] + kept + ["f/.link.jpg.abcd1234.tmp", "f/.dir.jpg.abcd1234.tmp"]:
+            assert os.path.lexists(out / name), name
+    assert (images / "d/one.jpg").is_file()
+
+
+def test_a_rerun_into_the_images_folders_parent_leaves_the_images_folder_alone(tmp_path):
+    images, results = _season(tmp_path, _entry("one.jpg", ("1", 0.9, BOX)))
+    _photo(images / "one.jpg")
+    (images / ".one.jpg.abcd1234.tmp").write_bytes(b"not ours")
+    (tmp_path / ".one.jpg.abcd1234.tmp").write_bytes(b"half")
+    assert main(["results", "draw", results, "--out", str(tmp_path), "--images", str(images)]) == 0
+    assert not (tmp_path / ".one.jpg.abcd1234.tmp").exists()
+    assert (images / ".one.jpg.abcd1234.tmp").read_bytes() == b"not ours"

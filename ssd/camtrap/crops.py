@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
-                                       make_folders, on_picture, open_picture, upright_size)
+                                       make_folders, on_picture, open_picture, remove_stale_temps_under,
+                                       upright_size)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -39,6 +41,15 @@ Box = Tuple[int, int, int, int]
 #: Where a kept detection stood in its entry's list, for a reader that let the boxes below the
 #: threshold go (``placed_above``): a crop's name is its box's place in the whole list.
 PLACE = "_place"
+
+
+#: Every name ``crop_name`` gives.
+_CROP_NAME = re.compile(r".+_crop[0-9]{3,}\.jpg", re.DOTALL)
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``crops`` may have written a file of this name: a crop or ``crops.csv``."""
+    return name == CSV_NAME or _CROP_NAME.fullmatch(name) is not None
 
 
 def crop_name(parts: List[str], index: int) -> List[str]:
@@ -148,6 +159,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
     os.makedirs(target, exist_ok=True)
+    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     made: set = set()
 
     def work(photo: Photo) -> PhotoCrops:

@@ -21,7 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
-                                       in_batches, make_folders, open_picture, picture_entry)
+                                       in_batches, make_folders, open_picture, picture_entry,
+                                       remove_stale_temps_under)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -35,6 +36,8 @@ THUMB_PX = 240
 GALLERY_PER_GROUP = 1000
 
 _KEPT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+GALLERY_NAME = "index.html"
 
 
 def copy_parts(parts: List[str]) -> List[str]:
@@ -50,6 +53,18 @@ def output_parts(photo: Photo) -> List[str]:
     if photo.frame is None:
         return copy_parts(photo.parts)
     return photo.parts[:-1] + [f"{photo.parts[-1]}_frame{photo.frame:06d}.jpg"]
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``draw`` may have written a file of this name: a copy (every copy is a JPEG or PNG,
+    ``copy_parts``) or the gallery page; never a crop's name, since the page runs ``crops`` into
+    the same folder, maybe at the same time (the temporary file of a copy of a photo named like a
+    crop is left: harmless)."""
+    from ssd.camtrap import crops
+
+    if crops.is_output_name(name):
+        return False
+    return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
 
 
 def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int]) -> bytes:
@@ -83,10 +98,11 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
 
     tally = Tally()
     names = doc.get("detection_categories") or {}
-    photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), ["index.html"]],
+    photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), [GALLERY_NAME]],
                            sample, seed)
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
+    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     groups: Dict[str, List[Tuple[str, str]]] = {}
     counts: Dict[str, int] = {}
 
@@ -110,7 +126,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         counts[group] = counts.get(group, 0) + 1
         if counts[group] <= GALLERY_PER_GROUP:
             groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
-    with atomic_path(os.path.join(target, "index.html")) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 

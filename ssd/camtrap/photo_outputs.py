@@ -54,6 +54,7 @@ class Tally:
     unreadable: List[str] = field(default_factory=list)
     outside: List[str] = field(default_factory=list)
     left_out: int = 0                     # by --classes, or not in the --sample
+    stale: int = 0                        # temporary files of a killed run, removed
     small: int = 0                        # boxes below --min-size (crops)
 
     def note_unreadable(self, name: str) -> None:
@@ -71,6 +72,8 @@ class Tally:
             if names:
                 more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
                 out.append(f"{len(names)} {why}: " + ", ".join(repr(terminal_safe(n)) for n in names[:3]) + more)
+        if self.stale:
+            out.append(f"{self.stale} unfinished temporary file(s) of a stopped run removed")
         if self.quiet_videos:
             out.append(f"{self.quiet_videos} video(s) without a box at these thresholds (no frame written)")
         if self.failed:
@@ -218,6 +221,31 @@ def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
             if os.path.normcase(dest) in sources:
                 raise ResultsError(f"--out '{out}' would write over the original '{p.entry['file']}': write into "
                                    "a folder outside the images folder (nothing was written)")
+
+
+def remove_stale_temps_under(out: str, image_root: str, ours: Callable[[str], bool]) -> int:
+    """Delete the temporary files a killed run left under ``out``: regular files named exactly as
+    the atomic writes name them (``atomic.temp_target``) for an output ``ours`` accepts; how many.
+
+    Why: a run killed while writing leaves ``.NAME.XXXXXXXX.tmp`` beside NAME, which a rerun
+    never reuses. Nothing else is touched: not another name, a link, a folder, another command's
+    outputs, nor anything in the images folder (walked past when ``out`` lies above it). Links to
+    folders are not followed. Call it after the refusals: it is the run's first change.
+    """
+    from ssd.base.atomic import temp_target
+
+    root, removed = os.path.realpath(image_root), 0
+    for folder, dirs, files in os.walk(os.path.realpath(out)):
+        dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) != root]
+        for name in files:
+            target, path = temp_target(name), os.path.join(folder, name)
+            if target is not None and ours(target) and not os.path.islink(path) and os.path.isfile(path):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
 
 
 def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> None:
