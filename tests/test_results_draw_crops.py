@@ -400,3 +400,18 @@ def test_a_rerun_into_the_images_folders_parent_leaves_the_images_folder_alone(t
     assert main(["results", "draw", results, "--out", str(tmp_path), "--images", str(images)]) == 0
     assert not (tmp_path / ".one.jpg.abcd1234.tmp").exists()
     assert (images / ".one.jpg.abcd1234.tmp").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("action", ["draw", "crops"])
+def test_a_photo_listed_twice_is_refused_before_anything_is_written(tmp_path, capsys, action):
+    # as results sort and the COCO export refuse it: two entries of one photo would give one output
+    # and a second silently "skipped (already there)", or two rows of one crop
+    images, results = _season(tmp_path, _entry("d/a.jpg", ("1", 0.9, BOX)), _entry("b.jpg"),
+                              _entry("d/./a.jpg", ("2", 0.8, BOX)))
+    _photo(images / "d/a.jpg")
+    _photo(images / "b.jpg")
+    out = tmp_path / "out"
+    assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 2
+    err = capsys.readouterr().err
+    assert "listed twice" in err and "'d/a.jpg'" in err and "nothing was written" in err
+    assert not out.exists() or not os.listdir(out)

@@ -166,7 +166,7 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         raise ResultsError(f"--out '{out}' is the images folder: write into another folder, so that no original "
                            "can be touched (nothing was written)")
     names = doc.get("detection_categories") or {}
-    resolver, photos = InsideResolver(root), []
+    resolver, photos, seen = InsideResolver(root), [], {}
     for entry in doc.get("images", []):
         if is_failed(entry):
             tally.failed += 1
@@ -175,6 +175,7 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         else:
             photo = _resolved(resolver, entry, tally)
             if photo is not None:
+                _refuse_listed_twice(photo, seen)
                 photos += _frames(photo, shown, names, tally) if is_video_entry(entry) else [photo]
     if sample is not None and sample < len(photos):
         keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
@@ -183,6 +184,20 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
     if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
         _refuse_landing_on_originals(photos, target, outputs_of, out)
     return photos
+
+
+def _refuse_listed_twice(photo: Photo, seen: Dict[Tuple[str, ...], Dict[str, Any]]) -> None:
+    """``ResultsError`` when another entry named the same file (``seen``: parts → that entry), as
+    ``results sort`` and the COCO export refuse it: one output with a second entry counted as
+    "already there", or a crop's row twice in crops.csv, would hide which entry was meant."""
+    first = seen.setdefault(tuple(photo.parts), photo.entry)
+    if first is not photo.entry:
+        from ssd.base.text import terminal_safe
+
+        name, other = first["file"], photo.entry["file"]
+        also = "" if name == other else f" (also as {terminal_safe(other)!r})"
+        raise ResultsError(f"{terminal_safe(name)!r} is listed twice in the results{also}: one entry an image "
+                           "(results merge joins shards without repeats; nothing was written)")
 
 
 def _frames(video: Photo, shown: ShownFilter, names: Dict[str, str], tally: Tally) -> List[Photo]:
