@@ -415,3 +415,14 @@ def test_a_photo_listed_twice_is_refused_before_anything_is_written(tmp_path, ca
     err = capsys.readouterr().err
     assert "listed twice" in err and "'d/a.jpg'" in err and "nothing was written" in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_a_video_box_without_a_frame_number_is_drawn_on_the_frame_the_browser_shows(tmp_path):
+    # an older or hand-made file: no frame_number, frames_processed not a list of numbers
+    entry = _video_entry("clip.mp4")
+    entry.update(frames_processed={"x": 1}, detections=[{"category": "1", "conf": 0.9, "bbox": BOX}])
+    images, results = _season(tmp_path, entry)
+    _clip(images / "clip.mp4")
+    out = tmp_path / "drawn"
+    assert main(["results", "draw", results, "--out", str(out), "--images", str(images)]) == 0
+    assert sorted(os.listdir(out)) == ["clip.mp4_frame000000.jpg", "index.html"]

@@ -105,7 +105,7 @@ def frame_of(entry: Dict[str, Any], detection: Dict[str, Any]) -> int:
     """The frame a video's detection was found in: its ``frame_number``, else the frame the browser
     shows for the entry (``shown_frame``), so the two agree on where an unnumbered box belongs."""
     number = detection.get("frame_number")
-    return number if isinstance(number, int) and not isinstance(number, bool) else shown_frame(entry)
+    return int(number) if isinstance(number, int) else shown_frame(entry)
 
 
 def on_picture(photo: Photo, detection: Dict[str, Any]) -> bool:
