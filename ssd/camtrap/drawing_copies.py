@@ -20,6 +20,7 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
                                        in_batches, make_folders, open_picture, picture_entry,
                                        remove_stale_temps_under)
@@ -60,9 +61,7 @@ def is_output_name(name: str) -> bool:
     ``copy_parts``) or the gallery page; never a crop's name, since the page runs ``crops`` into
     the same folder, maybe at the same time (the temporary file of a copy of a photo named like a
     crop is left: harmless)."""
-    from ssd.camtrap import crops
-
-    if crops.is_output_name(name):
+    if is_crop_name(name):
         return False
     return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
 
