@@ -297,18 +297,40 @@ def _start_photos(action: str, results_path: str, target: str, image_root: str, 
         st.error(md_escape(err))
 
 
+#: Seconds between two looks at a running job's log, as the detection run's monitor looks.
+JOB_POLL_S = 2.0
+
+
 def _photos_status(target: str) -> None:
-    """Each job's state in ``target``: running (its progress line) or done (its summary)."""
-    from ssd.jobs.photos import current_photo_job, photo_job_log
+    """Each job's state in ``target``, in a fragment rerun every ``JOB_POLL_S`` while a job runs
+    (its progress moves by itself) and never after; when a job starts or ends the whole page
+    reruns, so the polling starts or stops with it (``monitor_panel``'s way)."""
+    from ssd.jobs.photos import photo_jobs_running
 
     if not target.strip() or not os.path.isdir(target):
         return
+    running = photo_jobs_running(target)
+    st.session_state["ct_photos_polling"] = running
+
+    @st.fragment(run_every=JOB_POLL_S if running else None)
+    def photo_jobs() -> None:
+        if photo_jobs_running(target) != st.session_state.get("ct_photos_polling"):
+            st.rerun()
+        _photo_logs(target)
+
+    photo_jobs()
+
+
+def _photo_logs(target: str) -> None:
+    """Each job's log in ``target``: running (its progress line) or done (its summary)."""
+    from ssd.jobs.photos import current_photo_job, photo_job_log
+
     for action, _, what in PHOTO_ACTIONS:
         log = photo_job_log(target, action)
         if not log:
             continue
         running = current_photo_job(target, action) is not None
-        st.caption(md_escape(f"{what}: {'running (interact with the page to refresh)' if running else 'last run'}"))
+        st.caption(md_escape(f"{what}: {'running' if running else 'last run'}"))
         st.code(log, language=None)
 
 

@@ -158,9 +158,8 @@ def test_a_name_leaving_the_images_folder_is_counted_not_read(tmp_path, capsys):
         assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 0
         err = capsys.readouterr().err
         assert "1 outside the images folder" in err and "secret.jpg" in err
-        assert "1 missing" in err and "gone.jpg" in err
+        assert "2 missing" in err and "gone.jpg" in err and "clip.mp4" in err     # a clip is looked for too
         assert "1 unreadable" in err and "bad.jpg" in err
-        assert "1 video" in err
         assert not (tmp_path / "secret.jpg_crop000.jpg").exists() and not (out / "secret.jpg").exists()
 
 
@@ -301,3 +300,129 @@ def test_gallery_shows_at_most_its_cap_per_group_and_counts_all(tmp_path, monkey
     page = (out / "index.html").read_text()
     assert page.count("<figure>") == 2 and "animal (5)" in page and "3 more" in page
     assert len(os.listdir(out)) == 6
+
+
+def _clip(path, frames=8, size=(96, 64)):
+    """A clip whose frame ``i`` is a flat grey of ``20 + 25 * i``: a frame's pixels say which it is."""
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, size)
+    assert w.isOpened()
+    for i in range(frames):
+        w.write(np.full((size[1], size[0], 3), 20 + 25 * i, np.uint8))
+    w.release()
+
+
+def _video_entry(file, *dets):
+    """A MegaDetector 1.6 video entry: ``dets`` are (category, conf, bbox, frame_number)."""
+    return {"file": file, "failure": None, "frame_rate": 5.0, "frames_processed": list(range(0, 8, 2)),
+            "max_detection_conf": max([d[1] for d in dets], default=0.0),
+            "detections": [{"category": c, "conf": s, "bbox": list(b), "frame_number": f} for c, s, b, f in dets]}
+
+
+def test_a_video_is_drawn_and_cropped_frame_by_frame(tmp_path, capsys):
+    # frames 2 and 6 carry a box above the threshold, frame 4 only one below it
+    images, results = _season(tmp_path, _entry("one.jpg", ("1", 0.9, BOX)),
+                              _video_entry("cam/clip.mp4", ("1", 0.9, BOX, 6), ("2", 0.8, BOX, 2),
+                                           ("1", 0.05, BOX, 4)))
+    _photo(images / "one.jpg")
+    _clip(images / "cam/clip.mp4")
+    drawn = tmp_path / "drawn"
+    assert main(["results", "draw", results, "--out", str(drawn), "--images", str(images), "--width", "0"]) == 0
+    assert "3 written" in capsys.readouterr().err          # the photo and two frames
+    assert sorted(os.listdir(drawn / "cam")) == ["clip.mp4_frame000002.jpg", "clip.mp4_frame000006.jpg"]
+    for frame in (2, 6):
+        copy = Image.open(drawn / f"cam/clip.mp4_frame{frame:06d}.jpg").convert("RGB")
+        assert copy.size == (96, 64)
+        grey = 20 + 25 * frame
+        assert _near(copy.getpixel((5, 60)), (grey,) * 3, 12)          # outside the box: that frame
+        assert not _near(copy.getpixel((24, 24)), (grey,) * 3, 12)     # the box's left edge, drawn
+    page = (drawn / "index.html").read_text()
+    assert "clip.mp4_frame000006.jpg" in page and "frame 6" in page
+    crops = tmp_path / "crops"
+    assert main(["results", "crops", results, "--out", str(crops), "--images", str(images)]) == 0
+    assert sorted(os.listdir(crops / "cam")) == ["clip.mp4_crop000.jpg", "clip.mp4_crop001.jpg"]
+    crop = Image.open(crops / "cam/clip.mp4_crop000.jpg").convert("RGB")
+    assert crop.size == (24, 16) and _near(crop.getpixel((12, 8)), (20 + 25 * 6,) * 3, 12)
+    with open(crops / "crops.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["crop"], r["frame"]) for r in rows] == [        # a video's frames in order
+        ("one.jpg_crop000.jpg", ""), ("cam/clip.mp4_crop001.jpg", "2"), ("cam/clip.mp4_crop000.jpg", "6")]
+
+
+def test_a_video_that_cannot_be_read_is_named_once_as_unreadable(tmp_path, capsys):
+    images, results = _season(tmp_path, _video_entry("bad.mp4", ("1", 0.9, BOX, 0), ("1", 0.9, BOX, 2)))
+    images.mkdir()
+    (images / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
+    for action in ("draw", "crops"):
+        out = tmp_path / action
+        capsys.readouterr()
+        assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 0
+        err = capsys.readouterr().err
+        assert "1 unreadable: 'bad.mp4'" in err and "0 written" in err
+        assert not [n for n in os.listdir(out) if "bad.mp4" in n]
+
+
+def test_a_rerun_removes_only_the_temporary_files_a_killed_run_left(tmp_path, capsys):
+    # atomic writes make .NAME.XXXXXXXX.tmp beside NAME; a killed run leaves them: a rerun removes
+    # those of its own outputs, and nothing else (other names, links, folders, the images folder)
+    images, results = _season(tmp_path, _entry("d/one.jpg", ("1", 0.9, BOX)))
+    _photo(images / "d/one.jpg")
+    stale = {"draw": [".index.html.k2x_9abc.tmp", "d/.one.jpg.abcd1234.tmp", "e/.x.png.zzzzzzzz.tmp"],
+             "crops": [".crops.csv.a1b2c3d4.tmp", "d/.one.jpg_crop000.jpg.qwertyui.tmp"]}
+    kept = [".one.jpg.tmp", ".one.jpg.ABCD1234.tmp", ".one.jpg.abc.tmp", "d/.notes.txt.abcd1234.tmp",
+            "one.jpg.abcd1234.tmp", ".one.jpg.abcd1234.tmp.bak"]
+    for action, other in (("draw", "crops"), ("crops", "draw")):
+        out = tmp_path / action
+        for name in stale[action] + stale[other] + kept:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_bytes(b"half")
+        (out / "f").mkdir()
+        os.symlink(images / "d/one.jpg", out / "f/.link.jpg.abcd1234.tmp")
+        (out / "f/.dir.jpg.abcd1234.tmp").mkdir()
+        capsys.readouterr()
+        assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 0
+        assert f"{len(stale[action])} unfinished" in capsys.readouterr().err
+        for name in stale[action]:
+            assert not (out / name).exists(), name
+        for name in stale[other] + kept + ["f/.link.jpg.abcd1234.tmp", "f/.dir.jpg.abcd1234.tmp"]:
+            assert os.path.lexists(out / name), name
+    assert (images / "d/one.jpg").is_file()
+
+
+def test_a_rerun_into_the_images_folders_parent_leaves_the_images_folder_alone(tmp_path):
+    images, results = _season(tmp_path, _entry("one.jpg", ("1", 0.9, BOX)))
+    _photo(images / "one.jpg")
+    (images / ".one.jpg.abcd1234.tmp").write_bytes(b"not ours")
+    (tmp_path / ".one.jpg.abcd1234.tmp").write_bytes(b"half")
+    assert main(["results", "draw", results, "--out", str(tmp_path), "--images", str(images)]) == 0
+    assert not (tmp_path / ".one.jpg.abcd1234.tmp").exists()
+    assert (images / ".one.jpg.abcd1234.tmp").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("action", ["draw", "crops"])
+def test_a_photo_listed_twice_is_refused_before_anything_is_written(tmp_path, capsys, action):
+    # as results sort and the COCO export refuse it: two entries of one photo would give one output
+    # and a second silently "skipped (already there)", or two rows of one crop
+    images, results = _season(tmp_path, _entry("d/a.jpg", ("1", 0.9, BOX)), _entry("b.jpg"),
+                              _entry("d/./a.jpg", ("2", 0.8, BOX)))
+    _photo(images / "d/a.jpg")
+    _photo(images / "b.jpg")
+    out = tmp_path / "out"
+    assert main(["results", action, results, "--out", str(out), "--images", str(images)]) == 2
+    err = capsys.readouterr().err
+    assert "listed twice" in err and "'d/a.jpg'" in err and "nothing was written" in err
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_a_video_box_without_a_frame_number_is_drawn_on_the_frame_the_browser_shows(tmp_path):
+    # an older or hand-made file: no frame_number, frames_processed not a list of numbers
+    entry = _video_entry("clip.mp4")
+    entry.update(frames_processed={"x": 1}, detections=[{"category": "1", "conf": 0.9, "bbox": BOX}])
+    images, results = _season(tmp_path, entry)
+    _clip(images / "clip.mp4")
+    out = tmp_path / "drawn"
+    assert main(["results", "draw", results, "--out", str(out), "--images", str(images)]) == 0
+    assert sorted(os.listdir(out)) == ["clip.mp4_frame000000.jpg", "index.html"]

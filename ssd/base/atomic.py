@@ -16,6 +16,9 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ssd.base.errors import OutputError
 
+#: The names ``temp_beside`` gives: ``.NAME.``, ``mkstemp``'s eight characters (a-z, 0-9, ``_``), ``.tmp``.
+_TEMP_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+
 #: Python can read the umask only by setting it: two threads reading it at once (``results draw``
 #: writes from a pool) saw 0 and left 0 set for good. Reading it under this lock keeps it whole.
 _UMASK_LOCK = threading.Lock()
@@ -60,6 +63,16 @@ def _remove_files(folder: str, chosen: Callable[[str], object]) -> List[str]:
             except OSError:
                 pass
     return removed
+
+
+def temp_target(name: str) -> Optional[str]:
+    """The name of the file whose temporary file ``name`` is, when it is named exactly as
+    ``temp_beside`` names them (``.NAME.XXXXXXXX.tmp``); else None.
+
+    Why: a writer that cleans up after a killed run must know its own temporary files from a
+    person's files that merely look alike."""
+    match = _TEMP_NAME.fullmatch(name)
+    return match.group(1) if match else None
 
 
 def remove_stale_temps(dest: str) -> List[str]:

@@ -6,20 +6,24 @@ the photo decoded as detection decoded it (``load_image``: EXIF-upright, full si
 normalized box covers what the detector saw. A crop keeps its photo's folder and is named after it
 and the detection's place in the entry (``IMG_1.JPG_crop002.jpg``), the same at any threshold, so
 runs at other thresholds into one folder agree. ``crops.csv`` lists every crop (new or already
-there) with its photo, class, score and box in pixels, each cell guarded against formulas. The
-rules for reading and writing are ``photo_outputs``'s.
+there) with its photo, class, score and box in pixels, each cell guarded against formulas. A
+video's boxes are cut from the frame each was found in (``frame``: its number; empty for a photo),
+named by their place in the entry as a photo's are. The rules for reading and writing are
+``photo_outputs``'s.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
-                                       make_folders, upright_size)
+                                       make_folders, on_picture, open_picture, remove_stale_temps_under,
+                                       upright_size)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -29,13 +33,23 @@ DEFAULT_MARGIN = 0.0
 DEFAULT_MIN_SIZE = 0
 
 CSV_NAME = "crops.csv"
-CSV_HEADER = ("crop", "image", "class", "score", "x_min", "y_min", "x_max", "y_max")
+#: ``frame`` last, so that readers of the columns before it by position still read them.
+CSV_HEADER = ("crop", "image", "class", "score", "x_min", "y_min", "x_max", "y_max", "frame")
 
 Box = Tuple[int, int, int, int]
 
 #: Where a kept detection stood in its entry's list, for a reader that let the boxes below the
 #: threshold go (``placed_above``): a crop's name is its box's place in the whole list.
 PLACE = "_place"
+
+
+#: Every name ``crop_name`` gives.
+_CROP_NAME = re.compile(r".+_crop[0-9]{3,}\.jpg", re.DOTALL)
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``crops`` may have written a file of this name: a crop or ``crops.csv``."""
+    return name == CSV_NAME or _CROP_NAME.fullmatch(name) is not None
 
 
 def crop_name(parts: List[str], index: int) -> List[str]:
@@ -82,10 +96,11 @@ def placed_above(entry: Dict[str, Any], floor: float) -> Dict[str, Any]:
 
 
 def _shown_boxes(photo: Photo, names: Dict[str, str], shown: ShownFilter) -> List[Tuple[int, Dict[str, Any]]]:
-    """The entry's shown detections with their place in the entry's list."""
+    """The entry's shown detections on the photo's picture (a video's: its frame's) with their
+    place in the entry's list."""
     dets = photo.entry.get("detections") or []
     keep = {id(d) for d in shown.entry_detections(photo.entry, names)}
-    return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep]
+    return [(d.get(PLACE, k), d) for k, d in enumerate(dets) if id(d) in keep and on_picture(photo, d)]
 
 
 Crop = Tuple[List[str], Dict[str, Any], Box]        # (its parts below the output folder, detection, pixel box)
@@ -117,15 +132,15 @@ class PhotoCrops:
 
 def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilter, margin: float, square: bool,
               min_size: int) -> PhotoCrops:
-    """Write the photo's crops not yet under ``target``. The photo is decoded only when one of its
-    crops is missing. ``ImageError`` when it cannot be."""
-    from ssd.data.images import load_image
-
-    size = upright_size(photo.path)
+    """Write the photo's crops not yet under ``target``. A photo is decoded only when one of its
+    crops is missing; a video's frame always (its upright size is the decoded frame's: the
+    container's rotation is applied in decoding). ``ImageError`` when it cannot be."""
+    img = open_picture(photo) if photo.frame is not None else None
+    size = img.size if img is not None else upright_size(photo.path)
     crops, small = _crops_of(photo, names, shown, size, min_size)
     todo = [c for c in crops if not os.path.lexists(os.path.join(target, *c[0]))]
     if todo:
-        img = load_image(photo.path, photo.entry["file"]).image
+        img = img if img is not None else open_picture(photo)
         for parts, _, box in todo:
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
@@ -144,6 +159,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
     os.makedirs(target, exist_ok=True)
+    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     made: set = set()
 
     def work(photo: Photo) -> PhotoCrops:
@@ -159,13 +175,14 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
             if isinstance(outcome, Exception):
-                tally.unreadable.append(photo.entry["file"])
+                tally.note_unreadable(photo.entry["file"])
                 continue
             tally.written += outcome.written
             tally.skipped += outcome.skipped
             tally.small += outcome.small
             for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
-                writer.writerow([safe_cell(c) for c in
-                                 ["/".join(parts), photo.entry["file"], names.get(cat, cat), float(d["conf"]), *box]])
+                frame = "" if photo.frame is None else photo.frame
+                writer.writerow([safe_cell(c) for c in ["/".join(parts), photo.entry["file"], names.get(cat, cat),
+                                                        float(d["conf"]), *box, frame]])
     return tally

@@ -7,7 +7,9 @@ the detector put them) and drawn by the Detect page's own code (``draw_detection
 ``browse.entry_detections``: class colours, name and score, suspect repeats apart). The copies keep
 the photos' folders under the output folder; ``index.html`` shows them grouped as ``results sort``
 groups them (``animal``, ``animal_person``, ``empty``), with relative links, every name escaped.
-The rules for reading and writing are ``photo_outputs``'s.
+A video's frames with a box are drawn one copy each, ``CLIP.mp4_frameNNNNNN.jpg`` beside where the
+clip's copy would be, each with that frame's boxes. The rules for reading and writing are
+``photo_outputs``'s.
 """
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
-                                       in_batches, make_folders)
+                                       in_batches, make_folders, open_picture, picture_entry,
+                                       remove_stale_temps_under)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -34,6 +38,8 @@ GALLERY_PER_GROUP = 1000
 
 _KEPT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
+GALLERY_NAME = "index.html"
+
 
 def copy_parts(parts: List[str]) -> List[str]:
     """Where a photo's copy goes below the output folder: its own path, ``.jpg`` added to a name
@@ -42,20 +48,37 @@ def copy_parts(parts: List[str]) -> List[str]:
     return parts if ext in _KEPT_FORMATS else parts[:-1] + [parts[-1] + ".jpg"]
 
 
+def output_parts(photo: Photo) -> List[str]:
+    """Where a picture's copy goes: a photo's as ``copy_parts``; a video frame's is a JPEG named
+    after the clip and the frame (``clip.mp4_frame000012.jpg``), beside where the clip would be."""
+    if photo.frame is None:
+        return copy_parts(photo.parts)
+    return photo.parts[:-1] + [f"{photo.parts[-1]}_frame{photo.frame:06d}.jpg"]
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``draw`` may have written a file of this name: a copy (every copy is a JPEG or PNG,
+    ``copy_parts``) or the gallery page; never a crop's name, since the page runs ``crops`` into
+    the same folder, maybe at the same time (the temporary file of a copy of a photo named like a
+    crop is left: harmless)."""
+    if is_crop_name(name):
+        return False
+    return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
+
+
 def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int]) -> bytes:
-    """The photo, ``width`` pixels wide at most (None or 0: as it is), with its shown boxes, encoded
-    in the copy's format. ``ImageError`` for a photo that cannot be decoded."""
+    """The picture, ``width`` pixels wide at most (None or 0: as it is), with its shown boxes (a
+    frame's: its own), encoded in the copy's format. ``ImageError`` for one that cannot be decoded."""
     from PIL import Image
 
     from ssd.camtrap.browse import entry_detections
-    from ssd.data.images import load_image
     from ssd.viz.drawing import draw_detections
 
-    img = load_image(photo.path, photo.entry["file"], draft_to=width or None).image
+    img = open_picture(photo, draft_to=width or None)
     if width and img.width > width:
         img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
-    drawn = draw_detections(img, entry_detections(photo.entry, names, shown, shown.hide_suspect, img.size))
-    fmt = _KEPT_FORMATS.get(os.path.splitext(copy_parts(photo.parts)[-1])[1].lower(), "JPEG")
+    drawn = draw_detections(img, entry_detections(picture_entry(photo), names, shown, shown.hide_suspect, img.size))
+    fmt = _KEPT_FORMATS.get(os.path.splitext(output_parts(photo)[-1])[1].lower(), "JPEG")
     buf = io.BytesIO()
     drawn.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return buf.getvalue()
@@ -74,34 +97,35 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
 
     tally = Tally()
     names = doc.get("detection_categories") or {}
-    photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [copy_parts(p.parts), ["index.html"]],
+    photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), [GALLERY_NAME]],
                            sample, seed)
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
+    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     groups: Dict[str, List[Tuple[str, str]]] = {}
     counts: Dict[str, int] = {}
 
     def work(photo: Photo) -> bool:
-        dest = os.path.join(target, *copy_parts(photo.parts))
+        dest = os.path.join(target, *output_parts(photo))
         if os.path.lexists(dest):
             return False
         atomic_write_bytes(dest, drawn_copy(photo, names, shown, width))
         return True
 
     def before(batch: Sequence[Photo]) -> None:
-        make_folders(target, (tuple(copy_parts(p.parts)[:-1]) for p in batch), made)
+        make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
 
     for photo, outcome in in_batches(photos, work, before, workers, progress):
         if isinstance(outcome, Exception):
-            tally.unreadable.append(photo.entry["file"])
+            tally.note_unreadable(photo.entry["file"])
             continue
         tally.written += outcome is True
         tally.skipped += outcome is False
         group = folder_for(photo.entry, names, shown, shown.hide_suspect)
         counts[group] = counts.get(group, 0) + 1
         if counts[group] <= GALLERY_PER_GROUP:
-            groups.setdefault(group, []).append(("/".join(copy_parts(photo.parts)), photo.entry["file"]))
-    with atomic_path(os.path.join(target, "index.html")) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
+    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 
@@ -134,6 +158,11 @@ def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int
             parts.append(f"<p>{counts[g] - len(groups[g])} more in the folder (or draw a --sample).</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _caption(photo: Photo) -> str:
+    """A thumbnail's caption: the file's name, and for a video the frame shown."""
+    return photo.entry["file"] if photo.frame is None else f"{photo.entry['file']} (frame {photo.frame})"
 
 
 def _anchor(group: str) -> str:

@@ -7,7 +7,13 @@ out; such a name is counted and named, never read). The output folder is never t
 and no output may land on a photo of the results (refused before anything is written). Each output
 is written atomically (``atomic_write_bytes``) and a file already there is left as it is and
 counted as skipped, so a run stopped half way is resumed by running it again. A missing or
-unreadable photo, a failed entry and a video are counted and the run goes on.
+unreadable photo and a failed entry are counted and the run goes on.
+
+A video (MegaDetector's video entries: ``frames_processed``, a ``frame_number`` on each detection)
+is worked on frame by frame: each frame that carries a shown box is one item, read by the
+browser's own reader (``video.read_frame``: the frame counted as detection counted it, upright
+as detection saw it), so its boxes land on the picture they were found in. A video the reader
+cannot open is unreadable, named once.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from ssd.base.errors import ImageError
 from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, is_failed
-from ssd.camtrap.video import is_video
+from ssd.camtrap.video import is_video, shown_frame
 from ssd.inference.filtering import ShownFilter
 
 #: Photos decoded at once: Pillow lets go of the GIL while it decodes, resizes and encodes, so a few
@@ -42,13 +48,19 @@ class Tally:
 
     written: int = 0
     skipped: int = 0                      # already there from an earlier run
-    videos: int = 0
+    quiet_videos: int = 0                 # videos with no box shown: no frame to write
     failed: int = 0                       # entries the detector could not read
     missing: List[str] = field(default_factory=list)
     unreadable: List[str] = field(default_factory=list)
     outside: List[str] = field(default_factory=list)
     left_out: int = 0                     # by --classes, or not in the --sample
+    stale: int = 0                        # temporary files of a killed run, removed
     small: int = 0                        # boxes below --min-size (crops)
+
+    def note_unreadable(self, name: str) -> None:
+        """Name an unreadable file once: the frames of a video come one after another."""
+        if not self.unreadable or self.unreadable[-1] != name:
+            self.unreadable.append(name)
 
     def lines(self, what: str) -> List[str]:
         """The summary a person reads: what was written, then each kind of problem with an example."""
@@ -60,8 +72,10 @@ class Tally:
             if names:
                 more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
                 out.append(f"{len(names)} {why}: " + ", ".join(repr(terminal_safe(n)) for n in names[:3]) + more)
-        if self.videos:
-            out.append(f"{self.videos} video(s) skipped (only photos are drawn or cropped)")
+        if self.stale:
+            out.append(f"{self.stale} unfinished temporary file(s) of a stopped run removed")
+        if self.quiet_videos:
+            out.append(f"{self.quiet_videos} video(s) without a box at these thresholds (no frame written)")
         if self.failed:
             out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
         if self.small:
@@ -73,11 +87,52 @@ class Tally:
 
 @dataclass
 class Photo:
-    """One photo to work on: its entry, its resolved path and its components below the images folder."""
+    """One picture to work on: its entry, its resolved path and its components below the images
+    folder; for a video, the number of the frame (``frame``), else None."""
 
     entry: Dict[str, Any]
     path: str
     parts: List[str]
+    frame: Optional[int] = None
+
+
+def is_video_entry(entry: Dict[str, Any]) -> bool:
+    """A video's entry: named as one, or carrying the video fields (a clip of another extension)."""
+    return is_video(entry["file"]) or "frames_processed" in entry
+
+
+def frame_of(entry: Dict[str, Any], detection: Dict[str, Any]) -> int:
+    """The frame a video's detection was found in: its ``frame_number``, else the frame the browser
+    shows for the entry (``shown_frame``), so the two agree on where an unnumbered box belongs."""
+    number = detection.get("frame_number")
+    return int(number) if isinstance(number, int) else shown_frame(entry)
+
+
+def on_picture(photo: Photo, detection: Dict[str, Any]) -> bool:
+    """Whether ``detection`` belongs on ``photo``'s picture: always for a photo, for a frame its own."""
+    return photo.frame is None or frame_of(photo.entry, detection) == photo.frame
+
+
+def picture_entry(photo: Photo) -> Dict[str, Any]:
+    """``photo``'s entry with only the detections of its picture (a video's: of its frame)."""
+    if photo.frame is None:
+        return photo.entry
+    return {**photo.entry, "detections": [d for d in photo.entry.get("detections") or []
+                                          if isinstance(d, dict) and on_picture(photo, d)]}
+
+
+def open_picture(photo: Photo, draft_to: Optional[int] = None):
+    """The photo as detection decoded it (``load_image``: EXIF-upright), or the video's frame
+    (``read_frame``); ``ImageError`` when it cannot be read (a damaged file, a codec missing)."""
+    from ssd.camtrap.video import read_frame
+    from ssd.data.images import load_image
+
+    if photo.frame is None:
+        return load_image(photo.path, photo.entry["file"], draft_to=draft_to).image
+    img = read_frame(photo.path, photo.frame)
+    if img is None:
+        raise ImageError(f"frame {photo.frame} of '{photo.entry['file']}' could not be read")
+    return img
 
 
 def with_classes(shown: ShownFilter, classes: Optional[Sequence[str]], categories: Dict[str, str]) -> ShownFilter:
@@ -111,18 +166,17 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         raise ResultsError(f"--out '{out}' is the images folder: write into another folder, so that no original "
                            "can be touched (nothing was written)")
     names = doc.get("detection_categories") or {}
-    resolver, photos = InsideResolver(root), []
+    resolver, photos, seen = InsideResolver(root), [], {}
     for entry in doc.get("images", []):
-        if is_video(entry["file"]) or "frames_processed" in entry:
-            tally.videos += 1
-        elif is_failed(entry):
+        if is_failed(entry):
             tally.failed += 1
         elif shown.classes is not None and not shown.entry_detections(entry, names):
             tally.left_out += 1
         else:
             photo = _resolved(resolver, entry, tally)
             if photo is not None:
-                photos.append(photo)
+                _refuse_listed_twice(photo, seen)
+                photos += _frames(photo, shown, names, tally) if is_video_entry(entry) else [photo]
     if sample is not None and sample < len(photos):
         keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
         tally.left_out += len(photos) - len(keep)
@@ -130,6 +184,29 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
     if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
         _refuse_landing_on_originals(photos, target, outputs_of, out)
     return photos
+
+
+def _refuse_listed_twice(photo: Photo, seen: Dict[Tuple[str, ...], Dict[str, Any]]) -> None:
+    """``ResultsError`` when another entry named the same file (``seen``: parts → that entry), as
+    ``results sort`` and the COCO export refuse it: one output with a second entry counted as
+    "already there", or a crop's row twice in crops.csv, would hide which entry was meant."""
+    first = seen.setdefault(tuple(photo.parts), photo.entry)
+    if first is not photo.entry:
+        from ssd.base.text import terminal_safe
+
+        name, other = first["file"], photo.entry["file"]
+        also = "" if name == other else f" (also as {terminal_safe(other)!r})"
+        raise ResultsError(f"{terminal_safe(name)!r} is listed twice in the results{also}: one entry an image "
+                           "(results merge joins shards without repeats; nothing was written)")
+
+
+def _frames(video: Photo, shown: ShownFilter, names: Dict[str, str], tally: Tally) -> List[Photo]:
+    """One item per frame of ``video`` that carries a shown box, in frame order; none (counted) when
+    no box is shown: a clip's thousand frames without one are not worth a copy each."""
+    frames = sorted({frame_of(video.entry, d) for d in shown.entry_detections(video.entry, names)})
+    if not frames:
+        tally.quiet_videos += 1
+    return [Photo(video.entry, video.path, video.parts, n) for n in frames]
 
 
 def _resolved(resolver: InsideResolver, entry: Dict[str, Any], tally: Tally) -> Optional[Photo]:
@@ -159,6 +236,31 @@ def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
             if os.path.normcase(dest) in sources:
                 raise ResultsError(f"--out '{out}' would write over the original '{p.entry['file']}': write into "
                                    "a folder outside the images folder (nothing was written)")
+
+
+def remove_stale_temps_under(out: str, image_root: str, ours: Callable[[str], bool]) -> int:
+    """Delete the temporary files a killed run left under ``out``: regular files named exactly as
+    the atomic writes name them (``atomic.temp_target``) for an output ``ours`` accepts; how many.
+
+    Why: a run killed while writing leaves ``.NAME.XXXXXXXX.tmp`` beside NAME, which a rerun
+    never reuses. Nothing else is touched: not another name, a link, a folder, another command's
+    outputs, nor anything in the images folder (walked past when ``out`` lies above it). Links to
+    folders are not followed. Call it after the refusals: it is the run's first change.
+    """
+    from ssd.base.atomic import temp_target
+
+    root, removed = os.path.realpath(image_root), 0
+    for folder, dirs, files in os.walk(os.path.realpath(out)):
+        dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) != root]
+        for name in files:
+            target, path = temp_target(name), os.path.join(folder, name)
+            if target is not None and ours(target) and not os.path.islink(path) and os.path.isfile(path):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
 
 
 def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> None:

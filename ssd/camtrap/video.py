@@ -274,12 +274,16 @@ def _frame_by_count(path: str, number: int):
 
 
 def shown_frame(entry: Dict[str, Any]) -> int:
-    """The frame a video entry's detections come from (its first processed frame when it has none)."""
+    """The frame a video entry's detections come from (its first processed frame when it has none).
+
+    ``frames_processed`` is another tool's field, checked for nesting only: anything but a list
+    of numbers means frame 0 (a dict there raised ``KeyError`` in the page and ``results draw``)."""
     for d in entry.get("detections") or []:
-        if isinstance(d.get("frame_number"), int):
-            return d["frame_number"]
-    frames = entry.get("frames_processed") or [0]
-    return int(frames[0]) if isinstance(frames[0], int) else 0
+        if isinstance(d, dict) and isinstance(d.get("frame_number"), int):
+            return int(d["frame_number"])
+    frames = entry.get("frames_processed")
+    first = frames[0] if isinstance(frames, list) and frames else 0
+    return int(first) if isinstance(first, int) else 0
 
 
 def best_frame(frames: Sequence[Tuple[int, Any]]) -> int:

@@ -46,6 +46,11 @@ def current_photo_job(out: str, action: str) -> Optional[JobInfo]:
     return current(_lock(out, action))
 
 
+def photo_jobs_running(out: str) -> bool:
+    """Whether a draw or crops job writes into ``out`` now: while one does, the page follows its log."""
+    return any(current_photo_job(out, action) is not None for action in ACTIONS)
+
+
 def start_photo_job(action: str, results: str, out: str, images: str, shown: ShownFilter, path_prefix: str = "",
                     classes: Optional[Sequence[str]] = None) -> JobInfo:
     """Launch ``python -m ssd results ACTION …`` into ``out`` in the background.
