@@ -436,14 +436,14 @@ def test_a_merge_lacking_shards_or_parts_says_so_above_its_totals(season):
 
 
 def test_the_json_and_csv_downloads_are_written_from_the_file_an_entry_at_a_time(season, monkeypatch):
-    """Clicked, the JSON download is the file's entries read back one at a time (``whole_json_bytes``)
-    and the CSV the command's (``results_csv_bytes``, from the file on disk): ``json.dumps`` and
-    ``results_csv`` of ``whole_doc`` held every box of a season as Python objects (GBs at 10^6 images)."""
-    import json
-
+    """Clicked, the JSON download is the file itself (its bytes, as opened), or with the episodes
+    regrouped its entries read back one at a time (``whole_json_bytes``); the CSV is the command's
+    (``results_csv_bytes``, from the file on disk): ``json.dumps`` and ``results_csv`` of
+    ``whole_doc`` held every box of a season as Python objects (GBs at 10^6 images)."""
     from streamlit.delta_generator import DeltaGenerator
 
     from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.episodes import regrouped
     from ssd.camtrap.page_results import open_compact, whole_json_bytes
     from ssd.camtrap.results import results_csv
     from ssd.camtrap.results_index import EntryIndex
@@ -458,7 +458,11 @@ def test_the_json_and_csv_downloads_are_written_from_the_file_an_entry_at_a_time
     monkeypatch.setattr(DeltaGenerator, "download_button", recording)
     _open(season)
     path = str(season / "season.json")
-    assert made["Results (MegaDetector JSON)"]() == whole_json_bytes(*open_compact(path))
-    assert json.loads(made["Results (MegaDetector JSON)"]()) == read_results(path)
+    assert made["Results (MegaDetector JSON)"]() == (season / "season.json").read_bytes()      # the file as opened
+    at = _open(season)
+    at.number_input(key="ct_rg_gap").set_value(30.0).run()
+    _ok(at)
+    doc, index = open_compact(path)
+    assert made["Results (MegaDetector JSON)"]() == whole_json_bytes(regrouped(doc, 30.0), index)
     monkeypatch.setattr(EntryIndex, "entry", lambda *a: pytest.fail("the CSV read the season back through the page"))
     assert made["Results (CSV)"]() == results_csv(read_results(path)).encode("utf-8")
