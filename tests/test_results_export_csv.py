@@ -168,3 +168,17 @@ def test_the_library_call_the_page_makes_is_the_same_csv_as_bytes(tmp_path):
 
     path = _write(tmp_path / "r.json", _doc(_entries()))
     assert results_csv_bytes(path) == _expected(path).encode("utf-8")
+
+
+def test_a_name_that_is_not_utf8_is_written_as_detect_names_it_not_a_traceback(tmp_path, capsys):
+    """Another tool's file may hold a file system's undecodable byte as a lone surrogate (``\\udcff``),
+    which UTF-8 cannot encode: written ``\\xff`` as detect writes such a name; any other lone
+    surrogate as its escape."""
+    doc = _doc([{"file": "cam1/a\udcff.jpg", "detections": []},
+                {"file": "cam1/b.jpg", "detections": None, "failure": "odd \ud800 text"}])
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc), encoding="ascii")
+    rc = main(["results", "export", str(path), "--format", "csv", "--out", str(tmp_path / "x.csv")])
+    assert rc == 0, capsys.readouterr().err
+    rows = (tmp_path / "x.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("cam1/a\\xff.jpg,") and rows[2].endswith(",odd \\ud800 text,,")

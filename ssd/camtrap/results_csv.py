@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Dict, List, Optional
 
 from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter
+from ssd.base.text import ESCAPED
 from ssd.camtrap.results import TIME_SOURCE, csv_head, write_csv_entries
 from ssd.camtrap.results_check import ResultsError
 
@@ -108,15 +109,16 @@ def _count(counts: CsvCounts, entries: List[Dict[str, Any]], rows: int) -> None:
 
 def write_results_csv_file(path: str, out: str, prefix: Optional[str] = None) -> CsvCounts:
     """The CSV at ``out``, written under a temporary name and renamed: nothing there when refused.
-    Opened as ``detect --csv`` opens its file (UTF-8, the writer's own line ends)."""
-    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    Opened as ``detect --csv`` opens its file (UTF-8, the writer's own line ends); a name UTF-8
+    cannot hold (another tool's lone surrogate) written as detect names it (``ESCAPED``)."""
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="", errors=ESCAPED) as fh:
         return write_results_csv_of(path, fh, prefix)
 
 
 def copy_results_csv(path: str, out: IO[str], prefix: Optional[str] = None) -> CsvCounts:
     """The CSV copied to ``out`` (stdout) once whole: a pipe cannot be rewound for a second pass,
     and a refusal leaves it empty rather than cut off."""
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as fh:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="", errors=ESCAPED) as fh:
         counts = write_results_csv_of(path, fh, prefix)
         fh.seek(0)
         shutil.copyfileobj(fh, out)
@@ -127,7 +129,7 @@ def results_csv_bytes(path: str, prefix: Optional[str] = None) -> bytes:
     """The CSV as bytes (the page's download): made in a temporary file and read back once, so
     memory holds the CSV's bytes, not the season's entries."""
     with tempfile.TemporaryFile("w+b") as raw:
-        fh = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        fh = io.TextIOWrapper(raw, encoding="utf-8", newline="", errors=ESCAPED)
         write_results_csv_of(path, fh, prefix)
         fh.flush()
         raw.seek(0)
