@@ -33,7 +33,7 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture, picture_caption
 from ssd.camtrap.megadetector import typical_threshold
-from ssd.camtrap.page_results import in_full, shown_doc, whole_doc, results_json_bytes
+from ssd.camtrap.page_results import in_full, results_json_bytes, shown_doc, whole_doc
 from ssd.camtrap.results_csv import results_csv_bytes
 from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
