@@ -8,7 +8,6 @@ cached per results file and filter, so moving another widget does not recount th
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Dict, Optional
 
@@ -21,7 +20,6 @@ from ssd.base.errors import SSDError
 from ssd.base.text import md_escape
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import file_gap
-from ssd.camtrap.results import results_csv
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
@@ -67,18 +65,16 @@ def explorer_panel(key: tuple, shown: ShownFilter, doc: Dict[str, Any]) -> None:
                                "episodes changed": sweep["episodes_changed"]}), hide_index=True)
 
 
-def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter,
-                    whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
-    """The results as JSON and CSV, and sorting the photos into folders by what was seen. ``whole()``:
-    ``doc`` with every box (the page holds compact records); sorting reads no box."""
-    whole = whole or (lambda: doc)
+def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter, json_bytes: Callable[[], bytes],
+                    csv_bytes: Callable[[], bytes]) -> None:
+    """The results as JSON and CSV (``json_bytes()``, ``csv_bytes()``: library calls that write them
+    from the file an entry at a time), and sorting the photos into folders by what was seen."""
     st.subheader("Download and sort")
     d1, d2 = st.columns(2)
     # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
-    d1.download_button("Results (MegaDetector JSON)", lambda: json.dumps(whole(), indent=1), "results.json",
-                       "application/json", key="ct_dl_json", on_click="ignore")
-    d2.download_button("Results (CSV)", lambda: results_csv(whole()), "results.csv", "text/csv", key="ct_dl_csv",
-                       on_click="ignore")
+    d1.download_button("Results (MegaDetector JSON)", json_bytes, "results.json", "application/json",
+                       key="ct_dl_json", on_click="ignore")
+    d2.download_button("Results (CSV)", csv_bytes, "results.csv", "text/csv", key="ct_dl_csv", on_click="ignore")
     # not an st.form: a form's values stay in the browser until its submit, so a look at another page lost them
     with st.container(border=True):
         target = st.text_input("Sort into this folder (links to the originals; nothing is moved)",

@@ -33,7 +33,8 @@ from ssd.camtrap.settings import RunSettings
 from ssd.camtrap.video import DEFAULT_FRAME_EVERY
 from ssd.camtrap.browse import STATES, filter_entries, page_count, page_of, picture, picture_caption
 from ssd.camtrap.megadetector import typical_threshold
-from ssd.camtrap.page_results import in_full, shown_doc, whole_doc
+from ssd.camtrap.page_results import in_full, results_json_bytes, shown_doc, whole_doc
+from ssd.camtrap.results_csv import results_csv_bytes
 from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
@@ -420,7 +421,9 @@ def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path
     if not episodes:
         large_view(doc, entries, image_root, shown, full)
     explorer_panel(key, shown, doc)
-    downloads_panel(doc, image_root, shown, _whole(doc, index))
+    as_opened = doc is file_doc and not path_prefix.strip()       # neither rebased nor regrouped
+    downloads_panel(doc, image_root, shown, lambda: results_json_bytes(doc, index, as_opened),
+                    lambda: results_csv_bytes(results_path, path_prefix.strip() or None))
     # the file's entries, by the page's camera folder
     split_panel(file_doc, file_camera_rule(doc), _whole(file_doc, index))
     exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _shown_whole(doc, index, shown))

@@ -125,3 +125,74 @@ def test_the_shown_document_holds_memory_in_proportion_to_images_not_boxes(tmp_p
     assert len(made["images"]) == IMAGES and 0 < boxes < IMAGES * 84
     bound = FIXED_BYTES + PER_IMAGE_BYTES * IMAGES + 300 * boxes
     assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB for {IMAGES} images"
+
+
+def test_the_json_download_is_the_whole_document_written_an_entry_at_a_time(tmp_path):
+    """The page's JSON download is ``whole_doc`` (its names below a path prefix, its episodes as
+    regrouped), written an entry at a time: the same document, parsed back."""
+    import json
+
+    from ssd.camtrap.cameras import CameraRule
+    from ssd.camtrap.episodes import regrouped
+    from ssd.camtrap.page_results import whole_doc, whole_json_bytes
+    from tests.test_camera_page_pinned import fixtures
+
+    for path in fixtures(tmp_path).values():
+        doc, index = open_compact(path)
+        for shown in (doc, regrouped(doc, 30.0, CameraRule(1))):
+            assert json.loads(whole_json_bytes(shown, index)) == whole_doc(shown, index), path
+
+
+def test_the_csv_download_is_the_csv_of_the_whole_document(tmp_path):
+    """The page's CSV download comes from the file on disk (``results_csv``, the command's code):
+    the CSV the whole document made."""
+    from ssd.camtrap.page_results import whole_doc
+    from ssd.camtrap.results import results_csv
+    from ssd.camtrap.results_csv import results_csv_bytes
+    from tests.test_camera_page_pinned import fixtures
+
+    for path in fixtures(tmp_path).values():
+        doc, index = open_compact(path)
+        assert results_csv_bytes(path) == results_csv(whole_doc(doc, index)).encode("utf-8"), path
+
+
+def test_the_json_download_holds_its_bytes_not_the_season(tmp_path):
+    """``json.dumps(whole_doc(...))`` held every box of the season at once (~150 MiB here)."""
+    from ssd.camtrap.page_results import whole_json_bytes
+
+    path = tmp_path / "a.json"
+    _season(path, 0)
+    doc, index = open_compact(str(path))
+    tracemalloc.start()
+    try:
+        data = whole_json_bytes(doc, index)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.count(b'"bbox"') == IMAGES * 84
+    bound = FIXED_BYTES + 1.1 * len(data)
+    assert peak < bound, f"peak {peak / 2 ** 20:.0f} MiB over {bound / 2 ** 20:.0f} MiB for {len(data)} bytes"
+
+
+def test_the_json_download_of_the_file_as_opened_is_its_bytes_and_a_changed_file_refused(tmp_path):
+    """Without a path prefix or regrouped episodes the download is the file itself: its bytes, not
+    parsed and written again (~8 s at 20,000 images of 84 boxes), checked to be the version opened."""
+    import os
+
+    from ssd.camtrap.cameras import CameraRule
+    from ssd.camtrap.episodes import regrouped
+    from ssd.camtrap.page_results import results_json_bytes, whole_json_bytes
+    from ssd.camtrap.results_index import ResultsChanged
+
+    path = tmp_path / "a.json"
+    _season(path, 0)
+    doc, index = open_compact(str(path))
+    assert results_json_bytes(doc, index, as_opened=True) == path.read_bytes()
+    other = regrouped(doc, 30.0, CameraRule(1))
+    assert results_json_bytes(other, index, as_opened=False) == whole_json_bytes(other, index)
+    text = path.read_bytes()
+    stat = os.stat(path)
+    path.write_bytes(text.replace(b"IMG_000007", b"IMG_000008", 1))      # same size, time put back
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ResultsChanged):
+        results_json_bytes(doc, index, as_opened=True)

@@ -176,12 +176,14 @@ def test_a_display_change_neither_rereads_the_results_nor_remakes_the_downloads(
     """A season's results file is read (parsed and checked) once per version on disk; the JSON and
     CSV downloads are made when clicked. A slider move reran both, seconds at 200,000 entries."""
     import ssd.camtrap.page_results as page_results
-    import ssd.camtrap.results as results
+    import ssd.camtrap.results_csv as results_csv
+    import ssd.camtrap.run_checkpoint as run_checkpoint
 
     reads, csvs = [], []
-    real_read, real_csv = page_results.open_compact, results.results_csv
+    real_read = page_results.open_compact
     monkeypatch.setattr(page_results, "open_compact", lambda path: reads.append(path) or real_read(path))
-    monkeypatch.setattr(results, "results_csv", lambda doc: csvs.append(1) or real_csv(doc))
+    monkeypatch.setattr(results_csv, "write_results_csv_of", lambda *a: csvs.append(1))
+    monkeypatch.setattr(run_checkpoint, "write_images_json", lambda *a: csvs.append(1))
     at = _open(season)
     at.slider(key="ct_conf").set_value(0.85).run()
     _ok(at)
@@ -431,3 +433,36 @@ def test_a_merge_lacking_shards_or_parts_says_so_above_its_totals(season):
     captions = [c.value for c in at.caption]
     assert [c for c in captions if c.startswith("merged without shard(s) 3/3: counts lack their images")]
     assert "merged without 2 part(s) of a split: counts lack their cameras' images" in captions
+
+
+def test_the_json_and_csv_downloads_are_written_from_the_file_an_entry_at_a_time(season, monkeypatch):
+    """Clicked, the JSON download is the file itself (its bytes, as opened), or with the episodes
+    regrouped its entries read back one at a time (``whole_json_bytes``); the CSV is the command's
+    (``results_csv_bytes``, from the file on disk): ``json.dumps`` and ``results_csv`` of
+    ``whole_doc`` held every box of a season as Python objects (GBs at 10^6 images)."""
+    from streamlit.delta_generator import DeltaGenerator
+
+    from ssd.camtrap.megadetector import read_results
+    from ssd.camtrap.episodes import regrouped
+    from ssd.camtrap.page_results import open_compact, whole_json_bytes
+    from ssd.camtrap.results import results_csv
+    from ssd.camtrap.results_index import EntryIndex
+
+    made = {}
+    real = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        made[label] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    _open(season)
+    path = str(season / "season.json")
+    assert made["Results (MegaDetector JSON)"]() == (season / "season.json").read_bytes()      # the file as opened
+    at = _open(season)
+    at.number_input(key="ct_rg_gap").set_value(30.0).run()
+    _ok(at)
+    doc, index = open_compact(path)
+    assert made["Results (MegaDetector JSON)"]() == whole_json_bytes(regrouped(doc, 30.0), index)
+    monkeypatch.setattr(EntryIndex, "entry", lambda *a: pytest.fail("the CSV read the season back through the page"))
+    assert made["Results (CSV)"]() == results_csv(read_results(path)).encode("utf-8")

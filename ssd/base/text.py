@@ -12,9 +12,10 @@ the pattern without changing what is shown (checked in Chromium by the browser t
 """
 from __future__ import annotations
 
+import codecs
 import math
 import re
-from typing import Optional
+from typing import Optional, Tuple
 
 # Every ASCII punctuation character CommonMark or Streamlit gives a meaning to ([links](), ![images](),
 # *emphasis*, `code`, <html>, $math$, :emoji:/:material/icons:, :red[colour], ~~strike~~, tables |).
@@ -57,6 +58,22 @@ def escape_name(name: str) -> str:
     if name.isascii() or not any("\udc80" <= c <= "\udcff" for c in name):
         return name
     return "".join(f"\\x{ord(c) - 0xdc00:02x}" if "\udc80" <= c <= "\udcff" else c for c in name)
+
+
+def _escape_unencodable(err: UnicodeError) -> Tuple[str, int]:
+    """The ``ESCAPED`` codec error handler: each lone surrogate UTF-8 cannot encode written as
+    ``escape_name`` writes an undecodable byte (``\\xff``), any other as its escape (``\\ud800``)."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    bad = err.object[err.start:err.end]
+    return "".join(f"\\x{ord(c) - 0xdc00:02x}" if "\udc80" <= c <= "\udcff" else f"\\u{ord(c):04x}"
+                   for c in bad), err.end
+
+
+#: ``errors=`` for a text file written from another tool's names (a results file's): what UTF-8
+#: cannot hold is escaped, not a crash; free for text that encodes (no check per value).
+ESCAPED = "ssd-escaped"
+codecs.register_error(ESCAPED, _escape_unencodable)
 
 
 def name_on_disk(name: str) -> str:

@@ -63,10 +63,26 @@ def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[
     """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk);
     ``time_source`` (``has_time_source``, known before the first row) adds the ``TIME_SOURCE`` column."""
     w = CsvWriter(fh)
-    w.writerow(CSV_COLUMNS + [TIME_SOURCE] if time_source else CSV_COLUMNS)
+    w.writerow(csv_head(time_source))
+    write_csv_entries(w, categories, images, time_source)
+
+
+def csv_head(time_source: bool) -> List[str]:
+    """The CSV's header row: ``CSV_COLUMNS``, then ``TIME_SOURCE`` where the results carry it."""
+    return CSV_COLUMNS + [TIME_SOURCE] if time_source else CSV_COLUMNS
+
+
+def write_csv_entries(w: CsvWriter, categories: Dict[str, str], images: Iterable[Dict[str, Any]],
+                      time_source: bool) -> int:
+    """The rows of ``images`` after the header (a reader of a file a chunk at a time writes them as
+    they come); returns how many rows were written."""
+    rows = 0
     for im in images:
         tail = [im.get(TIME_SOURCE) or ""] if time_source else []
-        w.writerows([safe_cell(c) for c in row + tail] for row in _csv_rows(im, categories))
+        cells = _csv_rows(im, categories)
+        w.writerows([safe_cell(c) for c in row + tail] for row in cells)
+        rows += len(cells)
+    return rows
 
 
 def _csv_rows(im: Dict[str, Any], names: Dict[str, str]) -> List[List[Any]]:

@@ -18,7 +18,7 @@ import json
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 from ssd.base.json_file import JSONFileError, open_regular
 from ssd.camtrap.results_check import ResultsError, check_entries
@@ -42,25 +42,45 @@ class EntryIndex:
     def __len__(self) -> int:
         return len(self.spans.starts)
 
-    def entry(self, k: int) -> Dict[str, Any]:
-        """Entry ``k`` (0-based, file order) read back and checked; ``ResultsChanged`` when the
-        file on disk is no longer the version indexed."""
-        changed = ResultsChanged(f"'{self.path}' changed since it was opened; open it again")
+    def _changed(self) -> ResultsChanged:
+        return ResultsChanged(f"'{self.path}' changed since it was opened; open it again")
+
+    def _open(self) -> BinaryIO:
+        """The file, opened; ``ResultsChanged`` when it is no longer the version indexed (by size and time)."""
         try:
             fd = open_regular(self.path)
         except (OSError, JSONFileError):        # gone, or no longer a regular file (a folder, a FIFO)
-            raise changed from None
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
-                raise changed
+            raise self._changed() from None
+        fh = os.fdopen(fd, "rb")
+        st = os.fstat(fh.fileno())
+        if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+            fh.close()
+            raise self._changed()
+        return fh
+
+    def entry(self, k: int) -> Dict[str, Any]:
+        """Entry ``k`` (0-based, file order) read back and checked; ``ResultsChanged`` when the
+        file on disk is no longer the version indexed."""
+        with self._open() as fh:
             fh.seek(self.spans.starts[k])
             raw = fh.read(self.spans.lengths[k])
         if len(raw) != self.spans.lengths[k] or zlib.crc32(raw) != self.spans.crcs[k]:
-            raise changed
+            raise self._changed()
         entry = json.loads(raw.decode("utf-8"))
         check_entries([entry], k, self.categories, f"'{self.path}'")
         return entry
+
+    def file_bytes(self) -> bytes:
+        """The whole file's bytes, each entry's CRC checked as ``entry`` checks it: the version
+        indexed, for a caller that hands the file on as it is (the page's JSON download), with
+        nothing parsed. ``ResultsChanged`` otherwise."""
+        with self._open() as fh:
+            data = fh.read(self.size + 1)
+        view = memoryview(data)
+        if len(data) != self.size or any(zlib.crc32(view[start:start + length]) != crc for start, length, crc
+                                         in zip(self.spans.starts, self.spans.lengths, self.spans.crcs)):
+            raise self._changed()
+        return data
 
 
 def read_results_indexed(path: str, keep_for: Callable[[Dict[str, Any]], Keep]

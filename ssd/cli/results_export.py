@@ -1,4 +1,4 @@
-"""``python -m ssd results export`` (Camtrap DP, XLSX, COCO) and ``results repeats apply`` (arguments only)."""
+"""``python -m ssd results export`` (Camtrap DP, XLSX, COCO, CSV) and ``results repeats apply`` (arguments only)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable
 
-FORMATS = ("camtrap-dp", "xlsx", "coco")
+FORMATS = ("camtrap-dp", "xlsx", "coco", "csv")
 
 
 def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
@@ -15,14 +15,17 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     from ssd.cli.results_paths import path_prefix_arg
     from ssd.cli.shown import RESULTS_HELP
 
-    x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms), an XLSX workbook "
-                      "or a COCO file (boxes to correct in CVAT or Label Studio, then train on)")
+    x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms), an XLSX workbook, "
+                      "a COCO file (boxes to correct in CVAT or Label Studio, then train on) or the CSV detect --csv "
+                      "writes")
     x.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
     x.add_argument("--format", choices=FORMATS, required=True,
                    help="camtrap-dp: a Camtrap DP 1.0 package (GBIF, Agouti); xlsx: one workbook; coco: a COCO "
-                        "JSON of every image and its boxes (put it in the images folder or annotations/ beside it)")
-    x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx|FILE.json",
-                   help="camtrap-dp: a folder; xlsx, coco: a file")
+                        "JSON of every image and its boxes (put it in the images folder or annotations/ beside it); "
+                        "csv: detect --csv's table, every detection down to the file's floor with its score (filter "
+                        "it in a spreadsheet or script; the threshold flags do not apply)")
+    x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx|FILE.json|FILE.csv",
+                   help="camtrap-dp: a folder; xlsx, coco, csv: a file (csv: - for stdout)")
     shown_args(x)
     x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
                    "camtrap-dp, xlsx: files without a time in the results are dated by their EXIF (a video's "
@@ -49,7 +52,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--replace", action="store_true",
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
                         "tables of those names (without it, only a new or empty folder or one of our packages); "
-                        "coco: replace an existing file")
+                        "coco, csv: replace an existing file")
     x.set_defaults(func=cmd_export)
 
 
@@ -93,8 +96,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     if args.format == "coco":
-        refuse_coco_target(args)
+        refuse_file_target(args, "COCO file", "annotations.json")
         return export_coco(args, root)
+    if args.format == "csv":
+        return export_csv(args)
     # read as it goes: each entry's boxes below the threshold let go (the tables write none of them)
     doc = read_results_above(args.results, lambda head: shown_filter(head, args, check=False).lowest())
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
@@ -129,14 +134,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_coco_target(args: argparse.Namespace) -> None:
-    """Before any work: the COCO file never replaces the results, nor another file without --replace."""
+def refuse_file_target(args: argparse.Namespace, what: str, example: str) -> None:
+    """Before any work: the file (``what``) never replaces the results, nor another file without --replace."""
     from ssd.base.errors import SSDError
     from ssd.camtrap.results_check import refuse_replacing
 
-    refuse_replacing(args.out, [args.results], "COCO file", "--out")
+    refuse_replacing(args.out, [args.results], what, "--out")
     if os.path.isdir(args.out):
-        raise SSDError(f"'{args.out}' is a folder; give the COCO file's name (e.g. {args.out}/annotations.json)")
+        raise SSDError(f"'{args.out}' is a folder; give the {what}'s name (e.g. {args.out}/{example})")
     if os.path.lexists(args.out) and not args.replace:
         raise SSDError(f"'{args.out}' exists; give --replace to write over it, or another --out")
 
@@ -167,6 +172,38 @@ def export_coco(args: argparse.Namespace, root: str) -> int:
         print(f"{len(done.no_size)} image(s) left out: no size in the results and not readable under {root}, e.g. "
               f"{terminal_safe(done.no_size[0])}{recorded_folder_hint(doc, root)}", file=sys.stderr)
     return 0
+
+
+def export_csv(args: argparse.Namespace) -> int:
+    """``--format csv``: detect's CSV of the file, read as it goes (``results_csv``); ``--out -``:
+    on stdout, alone. ``--images`` is not read: the CSV lists the names, as detect writes them."""
+    from ssd.base.text import terminal_safe
+    from ssd.camtrap.results_csv import copy_results_csv, write_results_csv_file
+
+    refuse_thresholds_for_csv(args)
+    if args.out == "-":
+        done = copy_results_csv(args.results, sys.stdout, args.path_prefix)
+        where = "stdout"
+    else:
+        refuse_file_target(args, "CSV file", "results.csv")
+        done = write_results_csv_file(args.results, args.out, args.path_prefix)
+        where = terminal_safe(args.out)
+    failed = f", {done.failed} failed" if done.failed else ""
+    print(f"CSV {where}: {done.images} image(s){failed}, {done.rows} row(s)", file=sys.stderr)
+    return 0
+
+
+def refuse_thresholds_for_csv(args: argparse.Namespace) -> None:
+    """The CSV holds every detection with its score, as detect's does: a threshold given would be
+    silently left out, or thin the rows a script re-thresholds; said instead."""
+    from ssd.base.errors import SSDError
+
+    given = [flag for flag, value in (("--threshold", args.threshold is not None), ("--thresholds", args.thresholds),
+                                      ("--show-suspect", args.show_suspect)) if value]
+    if given:
+        raise SSDError(f"--format csv writes every detection with its score and suspect flag (as detect --csv "
+                       f"does), to filter in a spreadsheet or script: {', '.join(given)} do(es) not apply; "
+                       "leave it out, or use --format xlsx for a table at a threshold")
 
 
 def cmd_repeats_apply(args: argparse.Namespace) -> int:
