@@ -182,3 +182,27 @@ def test_a_name_that_is_not_utf8_is_written_as_detect_names_it_not_a_traceback(t
     assert rc == 0, capsys.readouterr().err
     rows = (tmp_path / "x.csv").read_text(encoding="utf-8").splitlines()
     assert rows[1].startswith("cam1/a\\xff.jpg,") and rows[2].endswith(",odd \\ud800 text,,")
+
+
+@pytest.mark.parametrize("fmt, flags", [
+    ("csv", ["--episode-gap", "60"]), ("csv", ["--camera-depth", "1"]), ("csv", ["--images", "."]),
+    ("csv", ["--locations", "x.csv"]), ("xlsx", ["--latitude", "1", "--longitude", "2"]),
+    ("xlsx", ["--taxa", "t.csv"]), ("xlsx", ["--utc-offset", "+02:00"]), ("coco", ["--title", "T"]),
+    ("xlsx", ["--sampling-design", "targeted"]), ("csv", ["--contributor", "me"])])
+def test_a_flag_the_format_does_not_use_is_refused_not_ignored(tmp_path, capsys, fmt, flags):
+    """A flag given for nothing (a Camtrap DP position on a workbook, episodes on the CSV) would let a
+    person believe the output honours it: each is named, and nothing is written."""
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    out = tmp_path / f"x.{fmt}"
+    assert main(["results", "export", path, "--format", fmt, "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert flags[0] in err and f"--format {fmt}" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_the_flags_each_format_uses_are_accepted(tmp_path, capsys):
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(tmp_path / "x.xlsx"),
+                 "--episode-gap", "60", "--camera-depth", "1", "--images", str(tmp_path)]) == 0
+    assert main(["results", "export", path, "--format", "coco", "--out", str(tmp_path / "x.json"),
+                 "--images", str(tmp_path), "--threshold", "0.5"]) == 0

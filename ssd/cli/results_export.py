@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from typing import Callable, Dict, Tuple
 
 FORMATS = ("camtrap-dp", "xlsx", "coco", "csv")
 
@@ -53,7 +53,28 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
                         "tables of those names (without it, only a new or empty folder or one of our packages); "
                         "coco, csv: replace an existing file")
-    x.set_defaults(func=cmd_export)
+    x.set_defaults(func=cmd_export, flag_defaults={dest: x.get_default(dest) for dest in FLAG_FORMATS})
+
+
+#: The flags only some formats use. Given to another, a flag would do nothing while its user believes the
+#: output honours it (a position on a workbook, episodes on a CSV): refused by name. The thresholds on a CSV
+#: keep their own message (``refuse_thresholds_for_csv``), which says where a threshold does apply.
+FLAG_FORMATS: Dict[str, Tuple[str, ...]] = {
+    "images": ("camtrap-dp", "xlsx", "coco"),
+    "episode_gap": ("camtrap-dp", "xlsx", "coco"), "camera_depth": ("camtrap-dp", "xlsx", "coco"),   # coco: checked
+    **{dest: ("camtrap-dp",) for dest in ("locations", "taxa", "latitude", "longitude", "utc_offset", "title",
+                                          "contributor", "sampling_design")}}
+
+
+def refuse_unused_flags(args: argparse.Namespace) -> None:
+    """Before any work: the flags given (other than their defaults) that ``--format`` does not use."""
+    from ssd.base.errors import SSDError
+
+    unused = [f"--{dest.replace('_', '-')}" for dest, formats in FLAG_FORMATS.items()
+              if args.format not in formats and getattr(args, dest) != args.flag_defaults[dest]]
+    if unused:
+        raise SSDError(f"{', '.join(unused)}: not used by --format {args.format} (only by "
+                       f"{' or '.join(FLAG_FORMATS[unused[0][2:].replace('-', '_')])}); leave it out")
 
 
 def register_repeats(rs) -> None:
@@ -94,6 +115,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ssd.cli.results_paths import with_path_prefix
     from ssd.cli.shown import shown_filter
 
+    refuse_unused_flags(args)
     root = args.images or os.path.dirname(os.path.abspath(args.results))
     if args.format == "coco":
         refuse_file_target(args, "COCO file", "annotations.json")
