@@ -311,12 +311,18 @@ def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Ca
 def upright_size(path: str) -> Tuple[int, int]:
     """A photo's ``(width, height)`` as detection saw it (EXIF-rotated), from its header alone.
 
-    Why: a resumed crop run writes the CSV rows of crops already there without decoding the photo."""
+    Why: a resumed crop run writes the CSV rows of crops already there without decoding the photo.
+    ``ImageError`` for a file Pillow refuses (not an image, or a decompression bomb: its error is
+    no ``OSError``, and stopped the whole run), so the photo is counted unreadable as when decoded."""
     from PIL import Image
 
-    from ssd.data.decoding import SIDE_SWAPPING
+    from ssd.data.decoding import PIL_ERRORS, SIDE_SWAPPING
 
-    with Image.open(path) as im:
+    try:
+        im = Image.open(path)
+    except PIL_ERRORS as err:
+        raise ImageError(f"'{path}' cannot be read as an image: {err}") from None
+    with im:
         try:
             swapped = im.getexif().get(274, 1) in SIDE_SWAPPING
         except Exception:

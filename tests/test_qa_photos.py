@@ -1,0 +1,90 @@
+"""Hostile inputs for ``results draw`` and ``results crops``: what a QA pass found broken.
+
+Each test builds a tiny season in ``tmp_path`` and runs the command as a person would."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+import zlib
+
+from PIL import Image
+
+from ssd.cli.main import main
+
+CATS = {"1": "animal"}
+BOX = [0.25, 0.25, 0.5, 0.5]
+
+
+def _results(tmp_path, *files):
+    dets = [{"category": "1", "conf": 0.9, "bbox": list(BOX)}]
+    doc = {"info": {"format_version": "1.4"}, "detection_categories": dict(CATS),
+           "images": [{"file": f, "max_detection_conf": 0.9, "detections": dets} for f in files]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))        # json writes a lone surrogate as \udcff, as MegaDetector does
+    return str(path)
+
+
+def _photo(path, colour=(128, 128, 128), size=(64, 48)):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_two_photos_with_one_copy_name_are_refused_not_overwritten(tmp_path, capsys):
+    # a TIFF's copy is NAME.tif.jpg: beside a photo of that name, one copy silently replaced the other
+    # (both counted as written, the gallery showing one picture twice)
+    images = tmp_path / "photos"
+    _photo(str(images / "a.tif"), (200, 0, 0))
+    _photo(str(images / "a.tif.jpg"), (0, 0, 200))
+    results = _results(tmp_path, "a.tif", "a.tif.jpg")
+    out = tmp_path / "out"
+    assert main(["results", "draw", results, "--images", str(images), "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "a.tif" in err and "a.tif.jpg" in err and "Traceback" not in err
+    assert not (out / "a.tif.jpg").exists()         # refused before anything is written
+
+
+def test_a_name_that_is_not_utf8_is_drawn_and_listed(tmp_path, capsys):
+    # a photo whose name is not UTF-8 (bytes 0xff) is named "\udcff" in the results: the gallery page
+    # and crops.csv crashed writing it (UnicodeEncodeError), after the copies were made
+    images = tmp_path / "photos"
+    os.makedirs(images)
+    Image.new("RGB", (64, 48)).save(os.path.join(os.fsencode(str(images)), b"n\xff.jpg"), format="JPEG")
+    results = _results(tmp_path, "n\udcff.jpg")
+    out = tmp_path / "out"
+    assert main(["results", "draw", results, "--images", str(images), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "href='n%FF.jpg'" in page               # the link reaches the file's bytes
+    assert os.path.exists(os.path.join(os.fsencode(str(out)), b"n\xff.jpg"))
+    crops = tmp_path / "crops"
+    assert main(["results", "crops", results, "--images", str(images), "--out", str(crops)]) == 0
+    with open(crops / "crops.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1][1] == "n\\xff.jpg"              # as every other table names it (escape_name)
+    assert os.path.exists(os.path.join(os.fsencode(str(crops)), b"n\xff.jpg_crop000.jpg"))
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width``×``height`` (a decompression bomb as Pillow sees it)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) +
+                 chunk(b"IEND", b""))
+
+
+def test_crops_count_a_decompression_bomb_unreadable_and_go_on(tmp_path, capsys):
+    # upright_size opened the photo with Pillow directly: its DecompressionBombError (no OSError)
+    # stopped the whole crop run with a traceback and no crops.csv
+    images = tmp_path / "photos"
+    _photo(str(images / "a.jpg"))
+    _png_header_only(str(images / "bomb.png"), 20000, 10000)        # 200 MP: over Pillow's ceiling
+    results = _results(tmp_path, "bomb.png", "a.jpg")
+    out = tmp_path / "out"
+    assert main(["results", "crops", results, "--images", str(images), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 unreadable: 'bomb.png'" in err and "Traceback" not in err
+    assert (out / "a.jpg_crop000.jpg").exists() and (out / "crops.csv").exists()
