@@ -9,6 +9,7 @@ import os
 import struct
 import zlib
 
+import pytest
 from PIL import Image
 
 from ssd.cli.main import main
@@ -45,13 +46,14 @@ def test_two_photos_with_one_copy_name_are_refused_not_overwritten(tmp_path, cap
     assert not (out / "a.tif.jpg").exists()         # refused before anything is written
 
 
-def test_a_name_that_is_not_utf8_is_drawn_and_listed(tmp_path, capsys):
+@pytest.mark.parametrize("named", ["n\udcff.jpg", "n\\xff.jpg"])      # MegaDetector's form, and ours
+def test_a_name_that_is_not_utf8_is_drawn_and_listed(tmp_path, capsys, named):
     # a photo whose name is not UTF-8 (bytes 0xff) is named "\udcff" in the results: the gallery page
     # and crops.csv crashed writing it (UnicodeEncodeError), after the copies were made
     images = tmp_path / "photos"
     os.makedirs(images)
     Image.new("RGB", (64, 48)).save(os.path.join(os.fsencode(str(images)), b"n\xff.jpg"), format="JPEG")
-    results = _results(tmp_path, "n\udcff.jpg")
+    results = _results(tmp_path, named)
     out = tmp_path / "out"
     assert main(["results", "draw", results, "--images", str(images), "--out", str(out)]) == 0
     page = (out / "index.html").read_text(encoding="utf-8")

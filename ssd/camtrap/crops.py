@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
 from ssd.base.cells import CsvWriter, safe_cell
+from ssd.base.text import escape_name
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
                                        make_folders, on_picture, open_picture, remove_stale_temps_under,
                                        upright_size)
@@ -170,7 +171,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
 
     # the rows are written as the photos come (a season's crops are millions of rows), the file
     # appearing whole at the end
-    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         writer = CsvWriter(fh)
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
@@ -183,6 +184,8 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
                 frame = "" if photo.frame is None else photo.frame
-                writer.writerow([safe_cell(c) for c in ["/".join(parts), photo.entry["file"], names.get(cat, cat),
-                                                        float(d["conf"]), *box, frame]])
+                # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
+                writer.writerow([safe_cell(c) for c in [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
+                                                        escape_name(names.get(cat, cat)), float(d["conf"]), *box,
+                                                        frame]])
     return tally

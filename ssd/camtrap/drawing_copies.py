@@ -20,6 +20,7 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
                                        in_batches, make_folders, open_picture, picture_entry,
@@ -125,7 +126,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         counts[group] = counts.get(group, 0) + 1
         if counts[group] <= GALLERY_PER_GROUP:
             groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
-    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 
@@ -150,8 +151,10 @@ def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int
     for g in ranked:
         parts.append(f"<h2 id='{_anchor(g)}'>{html.escape(g)} ({counts[g]})</h2>")
         for link, name in groups[g]:
-            href = html.escape(urllib.parse.quote(link), quote=True)
-            label = html.escape(name, quote=True)
+            # a name that is not UTF-8 holds lone surrogates: the link carries its bytes (%FF), the
+            # caption its escaped form (\xff), as the results and tables name it
+            href = html.escape(urllib.parse.quote(link, errors="surrogateescape"), quote=True)
+            label = html.escape(escape_name(name), quote=True)
             parts.append(f"<figure><a href='{href}'><img loading='lazy' src='{href}' alt='{label}'></a>"
                          f"<figcaption>{label}</figcaption></figure>")
         if counts[g] > len(groups[g]):
