@@ -90,3 +90,22 @@ def test_crops_count_a_decompression_bomb_unreadable_and_go_on(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "1 unreadable: 'bomb.png'" in err and "Traceback" not in err
     assert (out / "a.jpg_crop000.jpg").exists() and (out / "crops.csv").exists()
+
+
+def test_out_inside_the_images_folder_is_refused(tmp_path, capsys):
+    # --out photos/drawn was accepted: the copies and crops then sat among the originals, and the next
+    # detection run over the season listed them as photos (every animal counted again); results sort
+    # refuses such a folder
+    images = tmp_path / "photos"
+    _photo(str(images / "cam/a.jpg"))
+    results = _results(tmp_path, "cam/a.jpg")
+    for action in ("draw", "crops"):
+        out = images / f"{action}-out"
+        assert main(["results", action, results, "--images", str(images), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "inside the images folder" in err and "Traceback" not in err
+        assert not out.exists()
+    # a link to a folder inside it is the same folder
+    os.symlink(images / "cam", tmp_path / "link")
+    assert main(["results", "draw", results, "--images", str(images), "--out", str(tmp_path / "link" / "x")]) == 2
+    assert not (images / "cam" / "x").exists()

@@ -3,8 +3,9 @@
 Why one place: both read a season's photos named by an untrusted results file and write new files
 under a folder of the user's; the rules are the same for both. Every photo is read inside the
 images folder (``InsideResolver``: neither ``..``, an absolute name elsewhere nor a link leads
-out; such a name is counted and named, never read). The output folder is never the images folder,
-and no output may land on a photo of the results (refused before anything is written). Each output
+out; such a name is counted and named, never read). The output folder is never the images folder
+nor inside it (its copies would be listed as photos by the next detection run, as ``results sort``
+refuses), and no output may land on a photo of the results (refused before anything is written). Each output
 is written atomically (``atomic_write_bytes``) and a file already there is left as it is and
 counted as skipped, so a run stopped half way is resumed by running it again. A missing or
 unreadable photo and a failed entry are counted and the run goes on.
@@ -165,6 +166,10 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
     if target == root:
         raise ResultsError(f"--out '{out}' is the images folder: write into another folder, so that no original "
                            "can be touched (nothing was written)")
+    if is_inside(root, target):
+        raise ResultsError(f"--out '{out}' is inside the images folder '{image_root}': write into a folder outside "
+                           "it, so that no original can be touched and the next detection run does not list the "
+                           "copies as photos (nothing was written)")
     names = doc.get("detection_categories") or {}
     resolver, photos, seen = InsideResolver(root), [], {}
     for entry in doc.get("images", []):
@@ -181,7 +186,7 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
         tally.left_out += len(photos) - len(keep)
         photos = [photos[k] for k in keep]
-    if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
+    if is_inside(target, root):     # apart, no output can be a photo
         _refuse_landing_on_originals(photos, target, outputs_of, out)
     return photos
 
