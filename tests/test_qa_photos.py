@@ -109,3 +109,17 @@ def test_out_inside_the_images_folder_is_refused(tmp_path, capsys):
     os.symlink(images / "cam", tmp_path / "link")
     assert main(["results", "draw", results, "--images", str(images), "--out", str(tmp_path / "link" / "x")]) == 2
     assert not (images / "cam" / "x").exists()
+
+
+def test_the_page_job_refuses_a_folder_inside_the_images_folder_before_making_it(tmp_path):
+    # the page's job made the folder and wrote its lock and log among the originals before the
+    # command refused it
+    from ssd.inference.filtering import ShownFilter
+    from ssd.jobs.photos import start_photo_job
+
+    images = tmp_path / "photos"
+    _photo(str(images / "a.jpg"))
+    results = _results(tmp_path, "a.jpg")
+    with pytest.raises(Exception, match="inside the images folder"):
+        start_photo_job("crops", results, str(images / "crops"), str(images), ShownFilter.of(0.5))
+    assert sorted(os.listdir(images)) == ["a.jpg"]
