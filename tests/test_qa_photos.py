@@ -123,3 +123,33 @@ def test_the_page_job_refuses_a_folder_inside_the_images_folder_before_making_it
     with pytest.raises(Exception, match="inside the images folder"):
         start_photo_job("crops", results, str(images / "crops"), str(images), ShownFilter.of(0.5))
     assert sorted(os.listdir(images)) == ["a.jpg"]
+
+
+def test_a_photo_named_like_a_crop_keeps_its_copy_apart_from_the_crop(tmp_path):
+    # the page runs draw and crops into one folder: the copy of a photo named "x.jpg_crop001.jpg" was
+    # written where the crop of x.jpg's second box goes, so crops skipped that crop as "already there"
+    # and crops.csv listed the full drawn photo as the crop
+    images = tmp_path / "photos"
+    _photo(str(images / "x.jpg"), size=(100, 100))
+    _photo(str(images / "x.jpg_crop001.jpg"), size=(100, 100))
+    dets = [{"category": "1", "conf": 0.9, "bbox": [0.0, 0.0, 0.2, 0.2]},
+            {"category": "1", "conf": 0.9, "bbox": [0.5, 0.5, 0.3, 0.3]}]
+    doc = {"info": {"format_version": "1.4"}, "detection_categories": dict(CATS),
+           "images": [{"file": f, "max_detection_conf": 0.9, "detections": dets}
+                      for f in ("x.jpg", "x.jpg_crop001.jpg")]}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    for action in ("draw", "crops"):
+        assert main(["results", action, str(results), "--images", str(images), "--out", str(out)]) == 0
+    with open(out / "crops.csv", encoding="utf-8", newline="") as fh:
+        rows = {r["crop"]: r for r in csv.DictReader(fh)}
+    with Image.open(out / "x.jpg_crop001.jpg") as crop:
+        assert crop.size == (30, 30)                # the box, not the drawn 100×100 copy
+    assert rows["x.jpg_crop001.jpg"]["image"] == "x.jpg"
+    page = (out / "index.html").read_text(encoding="utf-8")
+    copy = next(n for n in os.listdir(out) if n.startswith("x.jpg_crop001.jpg") and n != "x.jpg_crop001.jpg"
+                and "_crop000" not in n and "_crop001.jpg_crop" not in n)
+    with Image.open(out / copy) as im:
+        assert im.size == (100, 100)
+    assert f"href='{copy}'" in page

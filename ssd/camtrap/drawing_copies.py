@@ -44,9 +44,12 @@ GALLERY_NAME = "index.html"
 
 def copy_parts(parts: List[str]) -> List[str]:
     """Where a photo's copy goes below the output folder: its own path, ``.jpg`` added to a name
-    whose format is not kept (a TIFF's copy is a JPEG)."""
+    whose format is not kept (a TIFF's copy is a JPEG) and to a name a crop may have: the page runs
+    ``crops`` into the same folder, and the copy of ``x.jpg_crop001.jpg`` would stand where the
+    crop of ``x.jpg``'s second box goes (that crop then skipped as there, crops.csv naming the copy)."""
     ext = os.path.splitext(parts[-1])[1].lower()
-    return parts if ext in _KEPT_FORMATS else parts[:-1] + [parts[-1] + ".jpg"]
+    kept = ext in _KEPT_FORMATS and not is_crop_name(parts[-1])
+    return parts if kept else parts[:-1] + [parts[-1] + ".jpg"]
 
 
 def output_parts(photo: Photo) -> List[str]:
@@ -59,9 +62,8 @@ def output_parts(photo: Photo) -> List[str]:
 
 def is_output_name(name: str) -> bool:
     """Whether ``draw`` may have written a file of this name: a copy (every copy is a JPEG or PNG,
-    ``copy_parts``) or the gallery page; never a crop's name, since the page runs ``crops`` into
-    the same folder, maybe at the same time (the temporary file of a copy of a photo named like a
-    crop is left: harmless)."""
+    ``copy_parts``, never named as a crop) or the gallery page; never a crop's name, since the page
+    runs ``crops`` into the same folder, maybe at the same time."""
     if is_crop_name(name):
         return False
     return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
