@@ -153,3 +153,40 @@ def test_a_photo_named_like_a_crop_keeps_its_copy_apart_from_the_crop(tmp_path):
     with Image.open(out / copy) as im:
         assert im.size == (100, 100)
     assert f"href='{copy}'" in page
+
+
+def test_an_output_name_too_long_for_the_disk_is_not_called_unreadable(tmp_path, capsys):
+    # a photo with a 249-byte name reads fine, but its crop's name (and the copy's temporary file's)
+    # is over the 255 bytes a folder entry holds: it was reported as an unreadable photo
+    images = tmp_path / "photos"
+    name = "L" * 245 + ".jpg"
+    _photo(str(images / name))
+    _photo(str(images / "a.jpg"))
+    results = _results(tmp_path, name, "a.jpg")
+    for action in ("draw", "crops"):
+        out = tmp_path / action
+        assert main(["results", action, results, "--images", str(images), "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert "unreadable" not in err and "1 could not be written" in err, err
+        assert name[:20] in err and "too long" in err
+        assert (out / ("a.jpg" if action == "draw" else "a.jpg_crop000.jpg")).exists()
+
+
+def test_a_full_disk_stops_the_run_with_one_line(tmp_path, capsys, monkeypatch):
+    # a full disk made every following photo "unreadable", a season's worth, each decoded for nothing
+    import errno
+
+    import ssd.base.atomic as atomic
+
+    images = tmp_path / "photos"
+    for k in range(3):
+        _photo(str(images / f"p{k}.jpg"))
+    results = _results(tmp_path, "p0.jpg", "p1.jpg", "p2.jpg")
+
+    def full(dest, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(atomic, "atomic_write_bytes", full)
+    for action in ("draw", "crops"):
+        assert main(["results", action, results, "--images", str(images), "--out", str(tmp_path / action)]) != 0
+        err = capsys.readouterr().err
+        assert "No space left" in err and "unreadable" not in err and "Traceback" not in err

@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import escape_name
-from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
-                                       make_folders, on_picture, open_picture, remove_stale_temps_under,
-                                       upright_size)
+from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
+                                       in_batches, make_folders, on_picture, open_picture,
+                                       remove_stale_temps_under, upright_size, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -145,7 +145,7 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
         for parts, _, box in todo:
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
-            atomic_write_bytes(os.path.join(target, *parts), buf.getvalue())
+            write_output(os.path.join(target, *parts), buf.getvalue())
     return PhotoCrops(len(todo), len(crops) - len(todo), crops, small)
 
 
@@ -175,6 +175,9 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         writer = CsvWriter(fh)
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
+            if isinstance(outcome, NotWritten):
+                tally.note_unwritten(photo.entry["file"], outcome.strerror)
+                continue
             if isinstance(outcome, Exception):
                 tally.note_unreadable(photo.entry["file"])
                 continue

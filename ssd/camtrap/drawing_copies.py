@@ -19,12 +19,12 @@ import os
 import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.base.atomic import atomic_path
 from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
-from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
-                                       in_batches, make_folders, open_picture, picture_entry,
-                                       remove_stale_temps_under)
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally,
+                                       choose_photos, in_batches, make_folders, open_picture, picture_entry,
+                                       remove_stale_temps_under, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -113,13 +113,16 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         dest = os.path.join(target, *output_parts(photo))
         if os.path.lexists(dest):
             return False
-        atomic_write_bytes(dest, drawn_copy(photo, names, shown, width))
+        write_output(dest, drawn_copy(photo, names, shown, width))
         return True
 
     def before(batch: Sequence[Photo]) -> None:
         make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
 
     for photo, outcome in in_batches(photos, work, before, workers, progress):
+        if isinstance(outcome, NotWritten):
+            tally.note_unwritten(photo.entry["file"], outcome.strerror)
+            continue
         if isinstance(outcome, Exception):
             tally.note_unreadable(photo.entry["file"])
             continue

@@ -18,13 +18,15 @@ cannot open is unreadable, named once.
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ssd.base.errors import ImageError
+from ssd.base import atomic
+from ssd.base.errors import ImageError, OutputError
 from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, is_failed
@@ -53,6 +55,8 @@ class Tally:
     failed: int = 0                       # entries the detector could not read
     missing: List[str] = field(default_factory=list)
     unreadable: List[str] = field(default_factory=list)
+    unwritten: List[str] = field(default_factory=list)      # photos whose output could not be written
+    unwritten_why: str = ""                                 # the first one's reason
     outside: List[str] = field(default_factory=list)
     left_out: int = 0                     # by --classes, or not in the --sample
     stale: int = 0                        # temporary files of a killed run, removed
@@ -63,13 +67,20 @@ class Tally:
         if not self.unreadable or self.unreadable[-1] != name:
             self.unreadable.append(name)
 
+    def note_unwritten(self, name: str, why: str) -> None:
+        """Name a photo whose output could not be written (once), keeping the first reason."""
+        self.unwritten_why = self.unwritten_why or why
+        if not self.unwritten or self.unwritten[-1] != name:
+            self.unwritten.append(name)
+
     def lines(self, what: str) -> List[str]:
         """The summary a person reads: what was written, then each kind of problem with an example."""
         from ssd.base.text import terminal_safe
 
         out = [f"{what}: {self.written} written, {self.skipped} skipped (already there)"]
         for names, why in ((self.outside, "outside the images folder (not read)"), (self.missing, "missing"),
-                           (self.unreadable, "unreadable")):
+                           (self.unreadable, "unreadable"),
+                           (self.unwritten, f"could not be written ({self.unwritten_why})")):
             if names:
                 more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
                 out.append(f"{len(names)} {why}: " + ", ".join(repr(terminal_safe(n)) for n in names[:3]) + more)
@@ -286,6 +297,28 @@ def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> 
         made.add(parts)
 
 
+class NotWritten(OSError):
+    """An output that could not be written (its name too long for the disk, say), told apart from
+    a photo that could not be read: the photo is fine, and a summary calling it unreadable misled."""
+
+
+#: Write errors after which no output can be written: the run stops rather than decode a season for nothing.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def write_output(dest: str, data: bytes) -> None:
+    """``atomic_write_bytes``; ``NotWritten`` when it fails, ``OutputError`` (stopping the run, what
+    is written kept) when the disk is full or read-only."""
+    try:
+        atomic.atomic_write_bytes(dest, data)
+    except OSError as err:
+        why = err.strerror or str(err)
+        if err.errno in _DISK_ERRORS:
+            raise OutputError(f"'{dest}' could not be written: {why}; make room and run the same command again "
+                              "(what is written is kept and skipped)") from None
+        raise NotWritten(err.errno, why) from None
+
+
 #: Told ``(photos done, photos to do, unreadable so far)`` as a run goes: a season's run takes hours.
 OnProgress = Optional[Callable[[int, int, int], None]]
 
@@ -307,7 +340,7 @@ def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Ca
             batch = photos[start:start + _BATCH]
             before(batch)
             for photo, outcome in zip(batch, pool.map(guarded, batch)):
-                unreadable += isinstance(outcome, Exception)
+                unreadable += isinstance(outcome, Exception) and not isinstance(outcome, NotWritten)
                 yield photo, outcome
             if progress is not None:
                 progress(start + len(batch), len(photos), unreadable)
