@@ -190,3 +190,32 @@ def test_a_full_disk_stops_the_run_with_one_line(tmp_path, capsys, monkeypatch):
         assert main(["results", action, results, "--images", str(images), "--out", str(tmp_path / action)]) != 0
         err = capsys.readouterr().err
         assert "No space left" in err and "unreadable" not in err and "Traceback" not in err
+
+
+def _split_season(tmp_path):
+    """A season of four cameras split into its four parts (``results split``); the parts' folder."""
+    det = [{"category": "1", "conf": 0.9, "bbox": list(BOX)}]
+    doc = {"info": {"format_version": "1.4", "ssd_batch": {"images_root": str(tmp_path / "season"), "camera_depth": 2}},
+           "detection_categories": dict(CATS),
+           "images": [{"file": f"s{i}/c{j}/img.jpg", "max_detection_conf": 0.9, "detections": det}
+                      for i in (1, 2) for j in (1, 2)]}
+    season = tmp_path / "season.json"
+    season.write_text(json.dumps(doc))
+    assert main(["results", "split", str(season), "--out", str(tmp_path / "parts")]) == 0
+    return tmp_path / "parts"
+
+
+def test_merge_refuses_parts_that_disagree_on_their_count(tmp_path, capsys):
+    # the count of parts was read from the first part given alone: one part edited to say 2 (of
+    # the 4 the other records) let two parts merge, without --allow-missing, into a file that looked
+    # like the whole season and lacked two cameras
+    parts = _split_season(tmp_path)
+    first = parts / "s1_c1.json"
+    doc = json.loads(first.read_text())
+    doc["info"]["split_from"]["parts"] = 2
+    first.write_text(json.dumps(doc))
+    merged = tmp_path / "merged.json"
+    rc = main(["results", "merge", "-o", str(merged), str(first), str(parts / "s2_c2.json")])
+    err = capsys.readouterr().err
+    assert rc != 0 and not merged.exists()
+    assert "s1_c1.json" in err and "s2_c2.json" in err and "Traceback" not in err
