@@ -219,3 +219,17 @@ def test_merge_refuses_parts_that_disagree_on_their_count(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and not merged.exists()
     assert "s1_c1.json" in err and "s2_c2.json" in err and "Traceback" not in err
+
+
+def test_merge_refuses_parts_that_disagree_on_the_seasons_camera_depth(tmp_path, capsys):
+    # the merged file took the season's camera depth of whichever part came first: one part edited
+    # to record none gave a merged file with none or with 2, by the order the parts were named in
+    parts = _split_season(tmp_path)
+    edited = parts / "s2_c2.json"
+    doc = json.loads(edited.read_text())
+    doc["info"]["split_from"]["season_camera_depth"] = None
+    edited.write_text(json.dumps(doc))
+    merged = tmp_path / "merged.json"
+    rc = main(["results", "merge", "-o", str(merged), *sorted(str(p) for p in parts.glob("*.json"))])
+    err = capsys.readouterr().err
+    assert rc != 0 and not merged.exists() and "season_camera_depth" in err and "s2_c2.json" in err

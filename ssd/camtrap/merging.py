@@ -203,18 +203,23 @@ def _parts_missing(paths: Sequence[str], read: Sequence[Dict[str, Any]], sources
     """How many parts the splits given lack (``split_from.parts`` each recorded); refused unless
     ``allow_missing``: the merged file would lack their cameras and look whole. A part given twice
     is refused as such (rather than as the parts it then seems to lack), and so are parts that
-    record different counts (one edited: the first's alone could hide a missing part)."""
+    record their split differently (one edited: the first's count alone could hide a missing part)."""
     missing = 0
     for key, held in sources.items():
         if not key.startswith("split "):
             continue
-        count = read[held[0]]["info"]["split_from"].get("parts")
+        first = read[held[0]]["info"]["split_from"]
+        count = first.get("parts")
         folders: Dict[Any, str] = {}
         for k in held:
-            other = read[k]["info"]["split_from"].get("parts")
-            if other != count:      # one edited by hand: the first's count alone could hide a part missing
-                raise ResultsError(f"'{paths[held[0]]}' records {count!r} parts of its split, '{paths[k]}' "
-                                   f"{other!r}: one was edited; give the files results split wrote")
+            # one edited by hand: the first's count alone could hide a missing part, and the first's
+            # season_camera_depth alone made the merged file's
+            record = read[k]["info"]["split_from"]
+            for field in sorted(set(first) | set(record) - {"folder"}):
+                if field != "folder" and first.get(field) != record.get(field):
+                    raise ResultsError(f"'{paths[held[0]]}' records {field} {first.get(field)!r} of its split, "
+                                       f"'{paths[k]}' {record.get(field)!r}: one was edited; give the files "
+                                       "results split wrote")
             folder = read[k]["info"]["split_from"].get("folder")
             if folder in folders:
                 raise ResultsError(f"the part for folder '{folder}' is in both '{folders[folder]}' and '{paths[k]}'; "
