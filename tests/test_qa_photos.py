@@ -233,3 +233,16 @@ def test_merge_refuses_parts_that_disagree_on_the_seasons_camera_depth(tmp_path,
     rc = main(["results", "merge", "-o", str(merged), *sorted(str(p) for p in parts.glob("*.json"))])
     err = capsys.readouterr().err
     assert rc != 0 and not merged.exists() and "season_camera_depth" in err and "s2_c2.json" in err
+
+
+def test_out_above_the_images_folder_may_not_write_into_it(tmp_path, capsys):
+    # --out the images folder's parent, and a camera folder named as the images folder: the crop of
+    # photos/a.jpg went to OUT/photos/a.jpg_crop000.jpg, which is inside the images folder (no
+    # original overwritten, so it was let through), where the next detection run lists it
+    images = tmp_path / "photos"
+    _photo(str(images / "photos" / "a.jpg"))
+    results = _results(tmp_path, "photos/a.jpg")
+    for action in ("draw", "crops"):
+        assert main(["results", action, results, "--images", str(images), "--out", str(tmp_path)]) == 2
+        assert "inside the images folder" in capsys.readouterr().err
+    assert sorted(os.listdir(images)) == ["photos"] and os.listdir(images / "photos") == ["a.jpg"]

@@ -198,7 +198,7 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         tally.left_out += len(photos) - len(keep)
         photos = [photos[k] for k in keep]
     if is_inside(target, root):     # apart, no output can be a photo
-        _refuse_landing_on_originals(photos, target, outputs_of, out)
+        _refuse_landing_on_originals(photos, target, root, outputs_of, out)
     return photos
 
 
@@ -241,10 +241,11 @@ def _resolved(resolver: InsideResolver, entry: Dict[str, Any], tally: Tally) -> 
     return None
 
 
-def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
+def _refuse_landing_on_originals(photos: Sequence[Photo], target: str, root: str,
                                  outputs_of: Callable[[Photo], Iterable[List[str]]], out: str) -> None:
-    """``ResultsError`` when an output would be a photo's own path (``out`` in the images folder, or
-    above it: the copy of ``photos/x.jpg`` in the images folder's parent is ``photos/x.jpg``)."""
+    """``ResultsError`` when an output would be a photo's own path, or any path inside the images
+    folder ``root`` (``out`` above it: the copy of ``photos/x.jpg`` in the images folder's parent
+    is ``photos/x.jpg``; a new file there is listed as a photo by the next detection run)."""
     sources = {os.path.normcase(p.path) for p in photos}
     for p in photos:
         for parts in outputs_of(p):
@@ -252,6 +253,10 @@ def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
             if os.path.normcase(dest) in sources:
                 raise ResultsError(f"--out '{out}' would write over the original '{p.entry['file']}': write into "
                                    "a folder outside the images folder (nothing was written)")
+            if is_inside(root, dest):
+                raise ResultsError(f"--out '{out}' would write the output of '{p.entry['file']}' inside the images "
+                                   "folder, where the next detection run would list it as a photo: write into a "
+                                   "folder outside the images folder (nothing was written)")
 
 
 def remove_stale_temps_under(out: str, image_root: str, ours: Callable[[str], bool]) -> int:
