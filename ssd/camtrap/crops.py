@@ -171,7 +171,8 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
 
     # the rows are written as the photos come (a season's crops are millions of rows), the file
     # appearing whole at the end
-    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
+            open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         writer = CsvWriter(fh)
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
@@ -188,7 +189,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
                 cat = str(d.get("category"))
                 frame = "" if photo.frame is None else photo.frame
                 # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
-                writer.writerow([safe_cell(c) for c in [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
-                                                        escape_name(names.get(cat, cat)), float(d["conf"]), *box,
-                                                        frame]])
+                cells = [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
+                         escape_name(names.get(cat, cat)), float(d["conf"]), *box, frame]
+                writer.writerow([safe_cell(c) for c in cells])
     return tally

@@ -132,7 +132,8 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         counts[group] = counts.get(group, 0) + 1
         if counts[group] <= GALLERY_PER_GROUP:
             groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
-    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
+    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, \
+            open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 
