@@ -246,3 +246,18 @@ def test_out_above_the_images_folder_may_not_write_into_it(tmp_path, capsys):
         assert main(["results", action, results, "--images", str(images), "--out", str(tmp_path)]) == 2
         assert "inside the images folder" in capsys.readouterr().err
     assert sorted(os.listdir(images)) == ["photos"] and os.listdir(images / "photos") == ["a.jpg"]
+
+
+@pytest.mark.parametrize("name", ["/data/season/s1/c1/img.jpg", "C:\\cam\\img.jpg"])
+def test_merge_refuses_a_part_with_an_absolute_name(tmp_path, capsys, name):
+    # a part's names are relative to its camera's folder (split refuses absolute ones); one edited
+    # to an absolute name was merged as "s1/c1//data/season/s1/c1/img.jpg" ("..": refused already)
+    parts = _split_season(tmp_path)
+    edited = parts / "s1_c1.json"
+    doc = json.loads(edited.read_text())
+    doc["images"][0]["file"] = name
+    edited.write_text(json.dumps(doc))
+    merged = tmp_path / "merged.json"
+    rc = main(["results", "merge", "-o", str(merged), *sorted(str(p) for p in parts.glob("*.json"))])
+    err = capsys.readouterr().err
+    assert rc != 0 and not merged.exists() and "absolute" in err and "s1_c1.json" in err

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
+from ssd.base.text import terminal_safe
 from ssd.camtrap.rebase import split_name
 from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
 from ssd.camtrap.cameras import file_camera_rule
@@ -158,6 +159,11 @@ def _unsplit(path: str, doc: Dict[str, Any]) -> Dict[str, Any]:
         season = root.rstrip("/\\")[:-len(end)] or split_name(root)[0] or end[0]
         info["ssd_batch"] = dict(info["ssd_batch"], images_root=season)
     prefix = "/".join(parts) + "/" if parts else ""
+    for im in doc["images"]:        # split writes none: one edited in would be made relative, silently
+        if is_absolute_name(im["file"]):
+            raise ResultsError(f"'{path}' is the part for folder '{folder}' of a split, but names "
+                               f"{terminal_safe(im['file'])!r}, an absolute path: a part's names are relative to "
+                               "its folder; give the files results split wrote")
     images = [dict(im, file=prefix + im["file"].replace("\\", "/")) for im in doc["images"]]
     return dict(doc, info=info, images=images)
 
