@@ -261,3 +261,18 @@ def test_merge_refuses_a_part_with_an_absolute_name(tmp_path, capsys, name):
     rc = main(["results", "merge", "-o", str(merged), *sorted(str(p) for p in parts.glob("*.json"))])
     err = capsys.readouterr().err
     assert rc != 0 and not merged.exists() and "absolute" in err and "s1_c1.json" in err
+
+
+@pytest.mark.parametrize("action", ["draw", "crops"])
+def test_photos_whose_names_differ_only_in_case_are_refused(tmp_path, capsys, action):
+    # on a USB drive (exFAT), Windows or macOS, IMG_1.JPG's and img_1.jpg's outputs are one file: the
+    # second was counted "already there" and its picture lost; results split refuses such names too
+    images = tmp_path / "photos"
+    _photo(str(images / "cam/IMG_1.JPG"), (200, 0, 0))
+    _photo(str(images / "cam/img_1.jpg"), (0, 0, 200))
+    results = _results(tmp_path, "cam/IMG_1.JPG", "cam/img_1.jpg")
+    out = tmp_path / "out"
+    assert main(["results", action, results, "--images", str(images), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "IMG_1.JPG" in err and "img_1.jpg" in err and "case" in err
+    assert not out.exists() or not os.listdir(out)

@@ -24,7 +24,8 @@ from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import escape_name
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
                                        in_batches, make_folders, on_picture, open_picture,
-                                       remove_stale_temps_under, upright_size, write_output)
+                                       refuse_shared_outputs, remove_stale_temps_under, upright_size,
+                                       write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -159,6 +160,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     target = os.path.realpath(out)
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
+    refuse_shared_outputs(photos, lambda p: p.parts, "cropped")     # a crop's name is its photo's and a suffix
     os.makedirs(target, exist_ok=True)
     tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     made: set = set()

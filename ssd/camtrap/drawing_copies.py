@@ -24,7 +24,7 @@ from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally,
                                        choose_photos, in_batches, make_folders, open_picture, picture_entry,
-                                       remove_stale_temps_under, write_output)
+                                       refuse_shared_outputs, remove_stale_temps_under, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -102,7 +102,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     names = doc.get("detection_categories") or {}
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), [GALLERY_NAME]],
                            sample, seed)
-    _refuse_shared_copies(photos)
+    refuse_shared_outputs(photos, output_parts, "drawn")
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
     tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
@@ -136,24 +136,6 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
-
-
-def _refuse_shared_copies(photos: Sequence[Photo]) -> None:
-    """``ResultsError`` (before anything is written) when two pictures' copies have one name: a
-    TIFF's copy ``a.tif.jpg`` beside a photo ``a.tif.jpg``, a video frame's beside a photo named
-    like it. Written, the second replaced the first (or was counted as already there) and the
-    gallery showed one picture under both names."""
-    from ssd.base.text import terminal_safe
-    from ssd.camtrap.megadetector import ResultsError
-
-    first: Dict[Tuple[str, ...], str] = {}
-    for p in photos:
-        name = _caption(p)
-        other = first.setdefault(tuple(output_parts(p)), name)
-        if other != name:
-            raise ResultsError(f"{terminal_safe(other)!r} and {terminal_safe(name)!r} would both be drawn as "
-                               f"'{terminal_safe('/'.join(output_parts(p)))}' in --out: rename one of them "
-                               "(nothing was written)")
 
 
 def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int], order: Sequence[str],

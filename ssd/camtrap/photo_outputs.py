@@ -216,6 +216,28 @@ def _refuse_listed_twice(photo: Photo, seen: Dict[Tuple[str, ...], Dict[str, Any
                            "(results merge joins shards without repeats; nothing was written)")
 
 
+def refuse_shared_outputs(photos: Sequence[Photo], output_of: Callable[[Photo], List[str]], done: str) -> None:
+    """``ResultsError`` (before anything is written) when two entries' outputs would be one file:
+    ``output_of(photo)`` (components below ``out``; a video's frames, one entry, may share it) equal,
+    or equal but for case, which on Windows, macOS and most USB drives (exFAT) is one file, as
+    ``results split`` refuses. Written, the second replaced the first or was counted as already
+    there, its picture lost (a TIFF's copy ``a.tif.jpg`` beside a photo ``a.tif.jpg``;
+    ``IMG_1.JPG`` beside ``img_1.jpg``). One key a photo: a season's photos are held already."""
+    from ssd.base.text import terminal_safe
+
+    first: Dict[str, Photo] = {}
+    for p in photos:
+        name = "/".join(output_of(p))
+        other = first.setdefault(name.casefold(), p)
+        if other.entry is not p.entry:
+            same = "/".join(output_of(other)) == name
+            how = f"would both be {done} as '{terminal_safe(name)}'" if same else (
+                f"would be {done} as '{terminal_safe('/'.join(output_of(other)))}' and '{terminal_safe(name)}', "
+                "names that differ only in case: one file on Windows, macOS and most USB drives")
+            raise ResultsError(f"{terminal_safe(other.entry['file'])!r} and {terminal_safe(p.entry['file'])!r} "
+                               f"{how}: rename one of them (nothing was written)")
+
+
 def _frames(video: Photo, shown: ShownFilter, names: Dict[str, str], tally: Tally) -> List[Photo]:
     """One item per frame of ``video`` that carries a shown box, in frame order; none (counted) when
     no box is shown: a clip's thousand frames without one are not worth a copy each."""
