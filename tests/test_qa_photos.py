@@ -276,3 +276,20 @@ def test_photos_whose_names_differ_only_in_case_are_refused(tmp_path, capsys, ac
     err = capsys.readouterr().err
     assert "IMG_1.JPG" in err and "img_1.jpg" in err and "case" in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_a_link_in_out_leading_elsewhere_gets_no_folder_made_through_it(tmp_path, capsys):
+    # make_folders created the folders first and checked after: OUT/cam, a link to another folder,
+    # got cam/sub made through it (there: in the images folder) before the run was refused
+    images = tmp_path / "photos"
+    _photo(str(images / "cam/sub/a.jpg"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    results = _results(tmp_path, "cam/sub/a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(elsewhere, out / "cam")
+    for action in ("draw", "crops"):
+        assert main(["results", action, results, "--images", str(images), "--out", str(out)]) == 2
+        assert "symbolic link" in capsys.readouterr().err
+        assert os.listdir(elsewhere) == []

@@ -311,17 +311,23 @@ def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> 
 
     Why here: ``atomic.temp_beside`` sets the umask to 0 for a moment, so a folder made by another
     thread at that moment would be world-writable; made here, before the pool writes, none is.
-    A link planted on the way that leads out of ``target`` is refused (``ResultsError``).
+    A link planted on the way that leads out of ``target`` is refused (``ResultsError``), before
+    anything is made through it (checked again after: one planted meanwhile).
     """
     for parts in folders:
         if parts in made:
             continue
         path = os.path.join(target, *parts)
+        _refuse_leading_out(target, path)       # before: through a link, folders would be made at its end
         os.makedirs(path, exist_ok=True)
-        if not is_inside(target, path):
-            raise ResultsError(f"'{path}' leads out of the output folder through a symbolic link: write into a "
-                               "new folder (stopped)")
+        _refuse_leading_out(target, path)
         made.add(parts)
+
+
+def _refuse_leading_out(target: str, path: str) -> None:
+    if not is_inside(target, path):
+        raise ResultsError(f"'{path}' leads out of the output folder through a symbolic link: write into a "
+                           "new folder (stopped)")
 
 
 class NotWritten(OSError):
