@@ -293,3 +293,17 @@ def test_a_link_in_out_leading_elsewhere_gets_no_folder_made_through_it(tmp_path
         assert main(["results", action, results, "--images", str(images), "--out", str(out)]) == 2
         assert "symbolic link" in capsys.readouterr().err
         assert os.listdir(elsewhere) == []
+
+
+def test_a_killed_runs_temporary_file_of_a_name_with_a_newline_is_removed(tmp_path, capsys):
+    # temp_target's pattern stopped at a newline: the temporary file of the copy of "a\nb.jpg" (a
+    # name a camera card can hold) was never known as ours, and stayed after every rerun
+    images = tmp_path / "photos"
+    _photo(str(images / "a\nb.jpg"))
+    results = _results(tmp_path, "a\nb.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".a\nb.jpg.abcd1234.tmp").write_bytes(b"half")
+    assert main(["results", "draw", results, "--images", str(images), "--out", str(out)]) == 0
+    assert "1 unfinished" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["a\nb.jpg", "index.html"]
