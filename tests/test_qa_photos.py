@@ -307,3 +307,22 @@ def test_a_killed_runs_temporary_file_of_a_name_with_a_newline_is_removed(tmp_pa
     assert main(["results", "draw", results, "--images", str(images), "--out", str(out)]) == 0
     assert "1 unfinished" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["a\nb.jpg", "index.html"]
+
+
+def test_a_partial_merge_of_parts_merges_again_with_the_part_it_lacked(tmp_path, capsys):
+    # three of four parts merged with --allow-missing, then that file merged with the fourth part:
+    # refused without --allow-missing ("1 of its 4 parts are given"), and with it the whole season
+    # was recorded as lacking 3 parts (the summary then warned of cameras it had)
+    parts = _split_season(tmp_path)
+    partial, whole = tmp_path / "partial.json", tmp_path / "whole.json"
+    given = [str(parts / n) for n in ("s1_c1.json", "s1_c2.json", "s2_c1.json")]
+    assert main(["results", "merge", "--allow-missing", "-o", str(partial), *given]) == 0
+    assert json.loads(partial.read_text())["info"]["ssd_batch"]["parts_missing"] == 1
+    assert main(["results", "merge", "-o", str(whole), str(partial), str(parts / "s2_c2.json")]) == 0, \
+        capsys.readouterr().err
+    doc = json.loads(whole.read_text())
+    assert len(doc["images"]) == 4 and "parts_missing" not in doc["info"]["ssd_batch"]
+    # the part it holds already is refused as given twice
+    again = tmp_path / "again.json"
+    assert main(["results", "merge", "--allow-missing", "-o", str(again), str(partial), given[0]]) == 2
+    assert "s1/c1" in capsys.readouterr().err and not again.exists()
