@@ -326,3 +326,13 @@ def test_a_partial_merge_of_parts_merges_again_with_the_part_it_lacked(tmp_path,
     again = tmp_path / "again.json"
     assert main(["results", "merge", "--allow-missing", "-o", str(again), str(partial), given[0]]) == 2
     assert "s1/c1" in capsys.readouterr().err and not again.exists()
+
+
+def test_a_partial_merge_split_again_and_merged_back_still_says_what_it_lacks(tmp_path):
+    parts = _split_season(tmp_path)
+    partial, back = tmp_path / "partial.json", tmp_path / "back.json"
+    given = [str(parts / n) for n in ("s1_c1.json", "s1_c2.json", "s2_c1.json")]
+    assert main(["results", "merge", "--allow-missing", "-o", str(partial), *given]) == 0
+    assert main(["results", "split", str(partial), "--out", str(tmp_path / "again")]) == 0
+    assert main(["results", "merge", "-o", str(back), *sorted(str(p) for p in (tmp_path / "again").glob("*.json"))]) == 0
+    assert json.loads(back.read_text())["info"]["ssd_batch"]["parts_missing"] == 1

@@ -434,9 +434,10 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     if "shard" in batch and len(whole) > 1:     # one split's parts make its file: a shard stays one
         batch["shard"] = None
         info["ssd_batch"] = batch
-    if any(key.startswith("split ") for key in sources) and ("parts_missing" in batch or "parts_merged" in batch):
+    held = batch.get("parts_merged")
+    if isinstance(held, dict) and f"split {held.get('split')}" in sources:
         batch.pop("parts_missing", None)        # a partial merge's, merged again: what this one lacks is below
-        batch.pop("parts_merged", None)
+        batch.pop("parts_merged", None)         # (a note of another split, e.g. one split again, is kept)
         info["ssd_batch"] = batch
     if parts_missing:
         batch["parts_missing"] = parts_missing
