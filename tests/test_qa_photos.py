@@ -336,3 +336,22 @@ def test_a_partial_merge_split_again_and_merged_back_still_says_what_it_lacks(tm
     assert main(["results", "split", str(partial), "--out", str(tmp_path / "again")]) == 0
     assert main(["results", "merge", "-o", str(back), *sorted(str(p) for p in (tmp_path / "again").glob("*.json"))]) == 0
     assert json.loads(back.read_text())["info"]["ssd_batch"]["parts_missing"] == 1
+
+
+def test_a_box_with_a_negative_width_does_not_stop_the_drawing(tmp_path, capsys):
+    # the results reader takes [x, y, -w, -h]; Pillow's rectangle raised "x1 must be greater than or
+    # equal to x0" through draw_detections, stopping results draw (and the browser) with a traceback
+    images = tmp_path / "photos"
+    _photo(str(images / "a.jpg"))
+    _photo(str(images / "b.jpg"))
+    doc = {"info": {"format_version": "1.4"}, "detection_categories": dict(CATS),
+           "images": [{"file": "a.jpg", "max_detection_conf": 0.9,
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": [0.9, 0.9, -0.5, -0.5]}]},
+                      {"file": "b.jpg", "max_detection_conf": 0.9,
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": list(BOX)}]}]}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    assert main(["results", "draw", str(results), "--images", str(images), "--out", str(out)]) == 0
+    assert "2 written" in capsys.readouterr().err
+    assert (out / "a.jpg").is_file() and (out / "index.html").is_file()
