@@ -355,3 +355,19 @@ def test_a_box_with_a_negative_width_does_not_stop_the_drawing(tmp_path, capsys)
     assert main(["results", "draw", str(results), "--images", str(images), "--out", str(out)]) == 0
     assert "2 written" in capsys.readouterr().err
     assert (out / "a.jpg").is_file() and (out / "index.html").is_file()
+
+
+def test_crops_name_empty_boxes_apart_from_the_min_size(tmp_path, capsys):
+    # a box of no area inside the photo (zero or negative size, or wholly outside it) was reported as
+    # "smaller than --min-size" with no --min-size given
+    images = tmp_path / "photos"
+    _photo(str(images / "a.jpg"))
+    doc = {"info": {"format_version": "1.4"}, "detection_categories": dict(CATS),
+           "images": [{"file": "a.jpg", "max_detection_conf": 0.9,
+                       "detections": [{"category": "1", "conf": 0.9, "bbox": b}
+                                      for b in ([0.5, 0.5, 0, 0], [1.0, 1.0, 0.1, 0.1], list(BOX))]}]}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(doc))
+    assert main(["results", "crops", str(results), "--images", str(images), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "1 written" in err and "2 box(es) with no area in the photo left out" in err and "--min-size" not in err

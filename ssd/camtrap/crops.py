@@ -109,27 +109,33 @@ Crop = Tuple[List[str], Dict[str, Any], Box]        # (its parts below the outpu
 
 
 def _crops_of(photo: Photo, names: Dict[str, str], shown: ShownFilter, size: Tuple[int, int], min_size: int
-              ) -> Tuple[List[Crop], int]:
-    """The photo's shown boxes at least ``min_size`` wide and high, and how many were smaller."""
-    crops, small = [], 0
+              ) -> Tuple[List[Crop], int, int]:
+    """The photo's shown boxes at least ``min_size`` wide and high, how many were smaller, and how
+    many had no area in the photo (no pixel wide or high once kept inside it: told apart, since a
+    box of zero or negative size, or outside the photo, is no matter of ``--min-size``)."""
+    crops, small, empty = [], 0, 0
     for k, d in _shown_boxes(photo, names, shown):
         box = pixel_box(d["bbox"], size)
-        if box[2] - box[0] >= max(1, min_size) and box[3] - box[1] >= max(1, min_size):
+        wide, high = box[2] - box[0], box[3] - box[1]
+        if wide < 1 or high < 1:
+            empty += 1
+        elif wide >= min_size and high >= min_size:
             crops.append((crop_name(photo.parts, k), d, box))
         else:
             small += 1
-    return crops, small
+    return crops, small, empty
 
 
 @dataclass
 class PhotoCrops:
     """What cutting one photo's crops did: crops written and already there, every crop (for its
-    CSV row), and boxes too small to cut."""
+    CSV row), boxes too small to cut, and boxes with no area in the photo."""
 
     written: int
     skipped: int
     crops: List[Crop]
     small: int
+    empty: int = 0
 
 
 def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilter, margin: float, square: bool,
@@ -139,7 +145,7 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
     container's rotation is applied in decoding). ``ImageError`` when it cannot be."""
     img = open_picture(photo) if photo.frame is not None else None
     size = img.size if img is not None else upright_size(photo.path)
-    crops, small = _crops_of(photo, names, shown, size, min_size)
+    crops, small, empty = _crops_of(photo, names, shown, size, min_size)
     todo = [c for c in crops if not os.path.lexists(os.path.join(target, *c[0]))]
     if todo:
         img = img if img is not None else open_picture(photo)
@@ -147,7 +153,7 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
             write_output(os.path.join(target, *parts), buf.getvalue())
-    return PhotoCrops(len(todo), len(crops) - len(todo), crops, small)
+    return PhotoCrops(len(todo), len(crops) - len(todo), crops, small, empty)
 
 
 def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
@@ -187,6 +193,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             tally.written += outcome.written
             tally.skipped += outcome.skipped
             tally.small += outcome.small
+            tally.empty += outcome.empty
             for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
                 frame = "" if photo.frame is None else photo.frame

@@ -61,6 +61,7 @@ class Tally:
     left_out: int = 0                     # by --classes, or not in the --sample
     stale: int = 0                        # temporary files of a killed run, removed
     small: int = 0                        # boxes below --min-size (crops)
+    empty: int = 0                        # boxes with no area in the photo (crops)
 
     def note_unreadable(self, name: str) -> None:
         """Name an unreadable file once: the frames of a video come one after another."""
@@ -92,6 +93,8 @@ class Tally:
             out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
         if self.small:
             out.append(f"{self.small} box(es) smaller than --min-size left out")
+        if self.empty:
+            out.append(f"{self.empty} box(es) with no area in the photo left out")
         if self.left_out:
             out.append(f"{self.left_out} photo(s) left out by --classes or --sample")
         return out
