@@ -225,14 +225,15 @@ def refuse_shared_outputs(photos: Sequence[Photo], output_of: Callable[[Photo], 
     or equal but for case, which on Windows, macOS and most USB drives (exFAT) is one file, as
     ``results split`` refuses. Written, the second replaced the first or was counted as already
     there, its picture lost (a TIFF's copy ``a.tif.jpg`` beside a photo ``a.tif.jpg``;
-    ``IMG_1.JPG`` beside ``img_1.jpg``). One key a photo: a season's photos are held already."""
+    ``IMG_1.JPG`` beside ``img_1.jpg``). Keyed by the name's hash, checked on a hit: a season's
+    million names are not held a second time."""
     from ssd.base.text import terminal_safe
 
-    first: Dict[str, Photo] = {}
+    first: Dict[int, Photo] = {}
     for p in photos:
         name = "/".join(output_of(p))
-        other = first.setdefault(name.casefold(), p)
-        if other.entry is not p.entry:
+        other = first.setdefault(hash(name.casefold()), p)
+        if other.entry is not p.entry and "/".join(output_of(other)).casefold() == name.casefold():
             same = "/".join(output_of(other)) == name
             how = f"would both be {done} as '{terminal_safe(name)}'" if same else (
                 f"would be {done} as '{terminal_safe('/'.join(output_of(other)))}' and '{terminal_safe(name)}', "
