@@ -334,7 +334,8 @@ def test_a_partial_merge_split_again_and_merged_back_still_says_what_it_lacks(tm
     given = [str(parts / n) for n in ("s1_c1.json", "s1_c2.json", "s2_c1.json")]
     assert main(["results", "merge", "--allow-missing", "-o", str(partial), *given]) == 0
     assert main(["results", "split", str(partial), "--out", str(tmp_path / "again")]) == 0
-    assert main(["results", "merge", "-o", str(back), *sorted(str(p) for p in (tmp_path / "again").glob("*.json"))]) == 0
+    again = sorted(str(p) for p in (tmp_path / "again").glob("*.json"))
+    assert main(["results", "merge", "-o", str(back), *again]) == 0
     assert json.loads(back.read_text())["info"]["ssd_batch"]["parts_missing"] == 1
 
 
