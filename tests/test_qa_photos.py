@@ -372,3 +372,14 @@ def test_crops_name_empty_boxes_apart_from_the_min_size(tmp_path, capsys):
     assert main(["results", "crops", str(results), "--images", str(images), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "1 written" in err and "2 box(es) with no area in the photo left out" in err and "--min-size" not in err
+
+
+def test_photos_whose_names_differ_only_in_unicode_form_are_refused(tmp_path, capsys):
+    # a composed é and e + accent are one file on macOS (and after most copies): as results split
+    # refuses them, keyed as it keys its files
+    images = tmp_path / "photos"
+    _photo(str(images / "\u00e9.jpg"), (200, 0, 0))
+    _photo(str(images / "e\u0301.jpg"), (0, 0, 200))
+    results = _results(tmp_path, "\u00e9.jpg", "e\u0301.jpg")
+    assert main(["results", "draw", results, "--images", str(images), "--out", str(tmp_path / "out")]) == 2
+    assert "rename one of them" in capsys.readouterr().err

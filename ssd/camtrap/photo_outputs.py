@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from ssd.base import atomic
 from ssd.base.errors import ImageError, OutputError
-from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside
+from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside, same_file_key
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, is_failed
 from ssd.camtrap.video import is_video, shown_frame
@@ -221,23 +221,23 @@ def _refuse_listed_twice(photo: Photo, seen: Dict[Tuple[str, ...], Dict[str, Any
 
 def refuse_shared_outputs(photos: Sequence[Photo], output_of: Callable[[Photo], List[str]], done: str) -> None:
     """``ResultsError`` (before anything is written) when two entries' outputs would be one file:
-    ``output_of(photo)`` (components below ``out``; a video's frames, one entry, may share it) equal,
-    or equal but for case, which on Windows, macOS and most USB drives (exFAT) is one file, as
-    ``results split`` refuses. Written, the second replaced the first or was counted as already
-    there, its picture lost (a TIFF's copy ``a.tif.jpg`` beside a photo ``a.tif.jpg``;
-    ``IMG_1.JPG`` beside ``img_1.jpg``). Keyed by the name's hash, checked on a hit: a season's
-    million names are not held a second time."""
+    ``output_of(photo)`` (components below ``out``; a video's frames, one entry, may share it)
+    equal, or equal but for case or Unicode form (``same_file_key``), which on Windows, macOS and
+    most USB drives (exFAT) is one file, as ``results split`` refuses. Written, the second replaced
+    the first or was counted as already there, its picture lost (a TIFF's copy ``a.tif.jpg`` beside
+    a photo ``a.tif.jpg``; ``IMG_1.JPG`` beside ``img_1.jpg``). Keyed by the name's hash, checked on
+    a hit: a season's million names are not held a second time."""
     from ssd.base.text import terminal_safe
 
     first: Dict[int, Photo] = {}
     for p in photos:
         name = "/".join(output_of(p))
-        other = first.setdefault(hash(name.casefold()), p)
-        if other.entry is not p.entry and "/".join(output_of(other)).casefold() == name.casefold():
+        other = first.setdefault(hash(same_file_key(name)), p)
+        if other.entry is not p.entry and same_file_key("/".join(output_of(other))) == same_file_key(name):
             same = "/".join(output_of(other)) == name
             how = f"would both be {done} as '{terminal_safe(name)}'" if same else (
                 f"would be {done} as '{terminal_safe('/'.join(output_of(other)))}' and '{terminal_safe(name)}', "
-                "names that differ only in case: one file on Windows, macOS and most USB drives")
+                "names that differ only in case or Unicode form: one file on Windows, macOS and most USB drives")
             raise ResultsError(f"{terminal_safe(other.entry['file'])!r} and {terminal_safe(p.entry['file'])!r} "
                                f"{how}: rename one of them (nothing was written)")
 
