@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from ssd.base.errors import OutputError
 
 #: The names ``temp_beside`` gives: ``.NAME.``, ``mkstemp``'s eight characters (a-z, 0-9, ``_``), ``.tmp``.
-_TEMP_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+_TEMP_NAME = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp", re.DOTALL)      # DOTALL: a name may hold a newline
 
 #: Python can read the umask only by setting it: two threads reading it at once (``results draw``
 #: writes from a pool) saw 0 and left 0 set for good. Reading it under this lock keeps it whole.

@@ -43,6 +43,14 @@ def name_parts(name: str) -> List[str]:
     return parts
 
 
+def same_file_key(name: str) -> str:
+    """What two names must differ in to be two files on macOS and Windows: case and Unicode
+    normalization aside (``CamA``/``cama``, a composed ``é`` and ``e`` + accent are one file there)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def is_absolute_name(name: str) -> bool:
     """Absolute on any system that writes results: ``/x``, ``D:\\x`` or ``D:/x``, ``\\\\server\\share\\x``."""
     norm = name.replace("\\", "/")

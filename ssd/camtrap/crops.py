@@ -19,11 +19,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
-from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, in_batches,
-                                       make_folders, on_picture, open_picture, remove_stale_temps_under,
-                                       upright_size)
+from ssd.base.text import escape_name
+from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
+                                       in_batches, make_folders, on_picture, open_picture,
+                                       refuse_shared_outputs, remove_stale_temps_under, upright_size,
+                                       write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -107,27 +109,33 @@ Crop = Tuple[List[str], Dict[str, Any], Box]        # (its parts below the outpu
 
 
 def _crops_of(photo: Photo, names: Dict[str, str], shown: ShownFilter, size: Tuple[int, int], min_size: int
-              ) -> Tuple[List[Crop], int]:
-    """The photo's shown boxes at least ``min_size`` wide and high, and how many were smaller."""
-    crops, small = [], 0
+              ) -> Tuple[List[Crop], int, int]:
+    """The photo's shown boxes at least ``min_size`` wide and high, how many were smaller, and how
+    many had no area in the photo (no pixel wide or high once kept inside it: told apart, since a
+    box of zero or negative size, or outside the photo, is no matter of ``--min-size``)."""
+    crops, small, empty = [], 0, 0
     for k, d in _shown_boxes(photo, names, shown):
         box = pixel_box(d["bbox"], size)
-        if box[2] - box[0] >= max(1, min_size) and box[3] - box[1] >= max(1, min_size):
+        wide, high = box[2] - box[0], box[3] - box[1]
+        if wide < 1 or high < 1:
+            empty += 1
+        elif wide >= min_size and high >= min_size:
             crops.append((crop_name(photo.parts, k), d, box))
         else:
             small += 1
-    return crops, small
+    return crops, small, empty
 
 
 @dataclass
 class PhotoCrops:
     """What cutting one photo's crops did: crops written and already there, every crop (for its
-    CSV row), and boxes too small to cut."""
+    CSV row), boxes too small to cut, and boxes with no area in the photo."""
 
     written: int
     skipped: int
     crops: List[Crop]
     small: int
+    empty: int = 0
 
 
 def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilter, margin: float, square: bool,
@@ -137,15 +145,15 @@ def cut_crops(photo: Photo, target: str, names: Dict[str, str], shown: ShownFilt
     container's rotation is applied in decoding). ``ImageError`` when it cannot be."""
     img = open_picture(photo) if photo.frame is not None else None
     size = img.size if img is not None else upright_size(photo.path)
-    crops, small = _crops_of(photo, names, shown, size, min_size)
+    crops, small, empty = _crops_of(photo, names, shown, size, min_size)
     todo = [c for c in crops if not os.path.lexists(os.path.join(target, *c[0]))]
     if todo:
         img = img if img is not None else open_picture(photo)
         for parts, _, box in todo:
             buf = io.BytesIO()
             img.crop(crop_region(box, img.size, margin, square)).save(buf, format="JPEG", quality=95)
-            atomic_write_bytes(os.path.join(target, *parts), buf.getvalue())
-    return PhotoCrops(len(todo), len(crops) - len(todo), crops, small)
+            write_output(os.path.join(target, *parts), buf.getvalue())
+    return PhotoCrops(len(todo), len(crops) - len(todo), crops, small, empty)
 
 
 def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
@@ -158,6 +166,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     target = os.path.realpath(out)
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
+    refuse_shared_outputs(photos, lambda p: p.parts, "cropped")     # a crop's name is its photo's and a suffix
     os.makedirs(target, exist_ok=True)
     tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
     made: set = set()
@@ -170,19 +179,26 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
 
     # the rows are written as the photos come (a season's crops are millions of rows), the file
     # appearing whole at the end
-    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
+            open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         writer = CsvWriter(fh)
         writer.writerow(CSV_HEADER)
         for photo, outcome in in_batches(photos, work, before, workers, progress):
+            if isinstance(outcome, NotWritten):
+                tally.note_unwritten(photo.entry["file"], outcome.strerror)
+                continue
             if isinstance(outcome, Exception):
                 tally.note_unreadable(photo.entry["file"])
                 continue
             tally.written += outcome.written
             tally.skipped += outcome.skipped
             tally.small += outcome.small
+            tally.empty += outcome.empty
             for parts, d, box in outcome.crops:
                 cat = str(d.get("category"))
                 frame = "" if photo.frame is None else photo.frame
-                writer.writerow([safe_cell(c) for c in ["/".join(parts), photo.entry["file"], names.get(cat, cat),
-                                                        float(d["conf"]), *box, frame]])
+                # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
+                cells = [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
+                         escape_name(names.get(cat, cat)), float(d["conf"]), *box, frame]
+                writer.writerow([safe_cell(c) for c in cells])
     return tally

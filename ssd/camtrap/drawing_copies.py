@@ -19,11 +19,12 @@ import os
 import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ssd.base.atomic import atomic_path, atomic_write_bytes
+from ssd.base.atomic import atomic_path
+from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
-from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
-                                       in_batches, make_folders, open_picture, picture_entry,
-                                       remove_stale_temps_under)
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally,
+                                       choose_photos, in_batches, make_folders, open_picture, picture_entry,
+                                       refuse_shared_outputs, remove_stale_temps_under, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -43,9 +44,12 @@ GALLERY_NAME = "index.html"
 
 def copy_parts(parts: List[str]) -> List[str]:
     """Where a photo's copy goes below the output folder: its own path, ``.jpg`` added to a name
-    whose format is not kept (a TIFF's copy is a JPEG)."""
+    whose format is not kept (a TIFF's copy is a JPEG) and to a name a crop may have: the page runs
+    ``crops`` into the same folder, and the copy of ``x.jpg_crop001.jpg`` would stand where the
+    crop of ``x.jpg``'s second box goes (that crop then skipped as there, crops.csv naming the copy)."""
     ext = os.path.splitext(parts[-1])[1].lower()
-    return parts if ext in _KEPT_FORMATS else parts[:-1] + [parts[-1] + ".jpg"]
+    kept = ext in _KEPT_FORMATS and not is_crop_name(parts[-1])
+    return parts if kept else parts[:-1] + [parts[-1] + ".jpg"]
 
 
 def output_parts(photo: Photo) -> List[str]:
@@ -58,9 +62,8 @@ def output_parts(photo: Photo) -> List[str]:
 
 def is_output_name(name: str) -> bool:
     """Whether ``draw`` may have written a file of this name: a copy (every copy is a JPEG or PNG,
-    ``copy_parts``) or the gallery page; never a crop's name, since the page runs ``crops`` into
-    the same folder, maybe at the same time (the temporary file of a copy of a photo named like a
-    crop is left: harmless)."""
+    ``copy_parts``, never named as a crop) or the gallery page; never a crop's name, since the page
+    runs ``crops`` into the same folder, maybe at the same time."""
     if is_crop_name(name):
         return False
     return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
@@ -99,6 +102,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     names = doc.get("detection_categories") or {}
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), [GALLERY_NAME]],
                            sample, seed)
+    refuse_shared_outputs(photos, output_parts, "drawn")
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
     tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
@@ -109,13 +113,16 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         dest = os.path.join(target, *output_parts(photo))
         if os.path.lexists(dest):
             return False
-        atomic_write_bytes(dest, drawn_copy(photo, names, shown, width))
+        write_output(dest, drawn_copy(photo, names, shown, width))
         return True
 
     def before(batch: Sequence[Photo]) -> None:
         make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
 
     for photo, outcome in in_batches(photos, work, before, workers, progress):
+        if isinstance(outcome, NotWritten):
+            tally.note_unwritten(photo.entry["file"], outcome.strerror)
+            continue
         if isinstance(outcome, Exception):
             tally.note_unreadable(photo.entry["file"])
             continue
@@ -125,7 +132,8 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         counts[group] = counts.get(group, 0) + 1
         if counts[group] <= GALLERY_PER_GROUP:
             groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
-    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, \
+            open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(gallery_html(groups, counts, list(names.values()), tally))
     return tally
 
@@ -150,8 +158,10 @@ def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int
     for g in ranked:
         parts.append(f"<h2 id='{_anchor(g)}'>{html.escape(g)} ({counts[g]})</h2>")
         for link, name in groups[g]:
-            href = html.escape(urllib.parse.quote(link), quote=True)
-            label = html.escape(name, quote=True)
+            # a name that is not UTF-8 holds lone surrogates: the link carries its bytes (%FF), the
+            # caption its escaped form (\xff), as the results and tables name it
+            href = html.escape(urllib.parse.quote(link, errors="surrogateescape"), quote=True)
+            label = html.escape(escape_name(name), quote=True)
             parts.append(f"<figure><a href='{href}'><img loading='lazy' src='{href}' alt='{label}'></a>"
                          f"<figcaption>{label}</figcaption></figure>")
         if counts[g] > len(groups[g]):

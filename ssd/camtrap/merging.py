@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.safe_paths import PathRefused, absolute_name_parts, is_absolute_name, name_parts
+from ssd.base.text import terminal_safe
 from ssd.camtrap.rebase import split_name
 from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, sort_key, typical_threshold
 from ssd.camtrap.cameras import file_camera_rule
@@ -158,6 +159,11 @@ def _unsplit(path: str, doc: Dict[str, Any]) -> Dict[str, Any]:
         season = root.rstrip("/\\")[:-len(end)] or split_name(root)[0] or end[0]
         info["ssd_batch"] = dict(info["ssd_batch"], images_root=season)
     prefix = "/".join(parts) + "/" if parts else ""
+    for im in doc["images"]:        # split writes none: one edited in would be made relative, silently
+        if is_absolute_name(im["file"]):
+            raise ResultsError(f"'{path}' is the part for folder '{folder}' of a split, but names "
+                               f"{terminal_safe(im['file'])!r}, an absolute path: a part's names are relative to "
+                               "its folder; give the files results split wrote")
     images = [dict(im, file=prefix + im["file"].replace("\\", "/")) for im in doc["images"]]
     return dict(doc, info=info, images=images)
 
@@ -181,12 +187,27 @@ def _check_split_roots(paths: Sequence[str], docs: Sequence[Dict[str, Any]], was
                            "merge the parts of one split (or the files they were split from)")
 
 
+def _split_record(doc: Dict[str, Any]) -> Optional[Tuple[Dict[str, Any], List[Any]]]:
+    """What ``doc`` (as read) records of the split it comes from, less the folders, and the folders
+    it holds: a part's ``split_from`` (its one folder), or a partial merge's ``parts_merged`` (the
+    parts it was merged from, so that it merges again with those it lacked); None for other files."""
+    info = doc.get("info") or {}
+    split = info.get("split_from")
+    if isinstance(split, dict) and isinstance(split.get("split"), str) and _split_folder(doc) is not None:
+        return {k: v for k, v in split.items() if k != "folder"}, [split["folder"]]
+    batch = info.get("ssd_batch")
+    merged = batch.get("parts_merged") if isinstance(batch, dict) else None
+    if isinstance(merged, dict) and isinstance(merged.get("split"), str) and isinstance(merged.get("folders"), list):
+        return {k: v for k, v in merged.items() if k != "folders"}, list(merged["folders"])
+    return None
+
+
 def _split_key(path: str, doc: Dict[str, Any]) -> str:
-    """Which file ``doc`` (as read) comes from: a part's split (``split_from.split``), else its own path.
-    Parts written before splits recorded themselves (or naming no folder) are each their own, as before."""
-    split = (doc.get("info") or {}).get("split_from")
-    key = split.get("split") if isinstance(split, dict) else None
-    return f"split {key}" if isinstance(key, str) and _split_folder(doc) is not None else f"file {path}"
+    """Which file ``doc`` (as read) comes from: a part's split (``split_from.split``) or a partial
+    merge's (``parts_merged``), else its own path. Parts written before splits recorded themselves
+    (or naming no folder) are each their own, as before."""
+    record = _split_record(doc)
+    return f"split {record[0]['split']}" if record else f"file {path}"
 
 
 def _sources(paths: Sequence[str], read: Sequence[Dict[str, Any]]) -> Dict[str, List[int]]:
@@ -199,22 +220,33 @@ def _sources(paths: Sequence[str], read: Sequence[Dict[str, Any]]) -> Dict[str, 
 
 
 def _parts_missing(paths: Sequence[str], read: Sequence[Dict[str, Any]], sources: Dict[str, List[int]],
-                   allow_missing: bool) -> int:
-    """How many parts the splits given lack (``split_from.parts`` each recorded); refused unless
+                   allow_missing: bool) -> Tuple[int, List[Dict[str, Any]]]:
+    """How many parts the splits given lack (``split_from.parts`` each recorded), and of each such
+    split what the merged file is to record (``parts_merged``: its record and the folders given); refused unless
     ``allow_missing``: the merged file would lack their cameras and look whole. A part given twice
-    is refused as such (rather than as the parts it then seems to lack)."""
-    missing = 0
+    is refused as such (rather than as the parts it then seems to lack), and so are parts that
+    record their split differently (one edited: the first's count alone could hide a missing part)."""
+    missing, partial = 0, []
     for key, held in sources.items():
         if not key.startswith("split "):
             continue
-        count = read[held[0]]["info"]["split_from"].get("parts")
+        first = _split_record(read[held[0]])[0]
+        count = first.get("parts")
         folders: Dict[Any, str] = {}
         for k in held:
-            folder = read[k]["info"]["split_from"].get("folder")
-            if folder in folders:
-                raise ResultsError(f"the part for folder '{folder}' is in both '{folders[folder]}' and '{paths[k]}'; "
-                                   "give each part once")
-            folders[folder] = paths[k]
+            # one edited by hand: the first's count alone could hide a missing part, and the first's
+            # season_camera_depth alone made the merged file's
+            record, holds = _split_record(read[k])
+            for field in sorted(set(first) | set(record)):
+                if first.get(field) != record.get(field):
+                    raise ResultsError(f"'{paths[held[0]]}' records {field} {first.get(field)!r} of its split, "
+                                       f"'{paths[k]}' {record.get(field)!r}: one was edited; give the files "
+                                       "results split wrote")
+            for folder in holds:
+                if folder in folders:
+                    raise ResultsError(f"the part for folder '{folder}' is in both '{folders[folder]}' and "
+                                       f"'{paths[k]}'; give each part once")
+                folders[folder] = paths[k]
         given = len(folders)
         if isinstance(count, int) and given < count:
             if not allow_missing:
@@ -223,7 +255,8 @@ def _parts_missing(paths: Sequence[str], read: Sequence[Dict[str, Any]], sources
                                    "(the files results split wrote), or --allow-missing to merge these (the file "
                                    "then records how many it lacks)")
             missing += count - given
-    return missing
+            partial.append(dict(first, folders=sorted(folders, key=str)))
+    return missing, partial
 
 
 def _check_one_split(paths: Sequence[str], docs: Sequence[Dict[str, Any]], sources: Dict[str, List[int]]) -> None:
@@ -373,7 +406,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     _check_split_roots(paths, docs, [_split_folder(d) is not None for d in read])
     _check_scoring(paths, docs)
     _check_one_split(paths, docs, sources)
-    parts_missing = _parts_missing(paths, read, sources, allow_missing)
+    parts_missing, partial = _parts_missing(paths, read, sources, allow_missing)
     whole = [held[0] for held in sources.values()]          # each shard once, however many its parts
     missing = check_shards([paths[k] for k in whole], [docs[k] for k in whole], allow_missing) if len(whole) > 1 else []
     seen: Dict[str, str] = {}
@@ -401,8 +434,15 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     if "shard" in batch and len(whole) > 1:     # one split's parts make its file: a shard stays one
         batch["shard"] = None
         info["ssd_batch"] = batch
+    held = batch.get("parts_merged")
+    if isinstance(held, dict) and f"split {held.get('split')}" in sources:
+        batch.pop("parts_missing", None)        # a partial merge's, merged again: what this one lacks is below
+        batch.pop("parts_merged", None)         # (a note of another split, e.g. one split again, is kept)
+        info["ssd_batch"] = batch
     if parts_missing:
         batch["parts_missing"] = parts_missing
+        if len(partial) == 1:       # which parts it holds, so that it merges again with those it lacks
+            batch["parts_merged"] = partial[0]
         info["ssd_batch"] = batch
     if ("shards_merged" in batch or missing) and len(whole) > 1:   # a partial merge says so, and merges again
         batch.pop("shards_merged", None)

@@ -3,8 +3,9 @@
 Why one place: both read a season's photos named by an untrusted results file and write new files
 under a folder of the user's; the rules are the same for both. Every photo is read inside the
 images folder (``InsideResolver``: neither ``..``, an absolute name elsewhere nor a link leads
-out; such a name is counted and named, never read). The output folder is never the images folder,
-and no output may land on a photo of the results (refused before anything is written). Each output
+out; such a name is counted and named, never read). The output folder is never the images folder
+nor inside it (its copies would be listed as photos by the next detection run, as ``results sort``
+refuses), and no output may land on a photo of the results (refused before anything is written). Each output
 is written atomically (``atomic_write_bytes``) and a file already there is left as it is and
 counted as skipped, so a run stopped half way is resumed by running it again. A missing or
 unreadable photo and a failed entry are counted and the run goes on.
@@ -17,14 +18,16 @@ cannot open is unreadable, named once.
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ssd.base.errors import ImageError
-from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside
+from ssd.base import atomic
+from ssd.base.errors import ImageError, OutputError
+from ssd.base.safe_paths import InsideResolver, PathRefused, is_inside, same_file_key
 from ssd.base.text import name_on_disk
 from ssd.camtrap.megadetector import ResultsError, is_failed
 from ssd.camtrap.video import is_video, shown_frame
@@ -52,15 +55,24 @@ class Tally:
     failed: int = 0                       # entries the detector could not read
     missing: List[str] = field(default_factory=list)
     unreadable: List[str] = field(default_factory=list)
+    unwritten: List[str] = field(default_factory=list)      # photos whose output could not be written
+    unwritten_why: str = ""                                 # the first one's reason
     outside: List[str] = field(default_factory=list)
     left_out: int = 0                     # by --classes, or not in the --sample
     stale: int = 0                        # temporary files of a killed run, removed
     small: int = 0                        # boxes below --min-size (crops)
+    empty: int = 0                        # boxes with no area in the photo (crops)
 
     def note_unreadable(self, name: str) -> None:
         """Name an unreadable file once: the frames of a video come one after another."""
         if not self.unreadable or self.unreadable[-1] != name:
             self.unreadable.append(name)
+
+    def note_unwritten(self, name: str, why: str) -> None:
+        """Name a photo whose output could not be written (once), keeping the first reason."""
+        self.unwritten_why = self.unwritten_why or why
+        if not self.unwritten or self.unwritten[-1] != name:
+            self.unwritten.append(name)
 
     def lines(self, what: str) -> List[str]:
         """The summary a person reads: what was written, then each kind of problem with an example."""
@@ -68,7 +80,8 @@ class Tally:
 
         out = [f"{what}: {self.written} written, {self.skipped} skipped (already there)"]
         for names, why in ((self.outside, "outside the images folder (not read)"), (self.missing, "missing"),
-                           (self.unreadable, "unreadable")):
+                           (self.unreadable, "unreadable"),
+                           (self.unwritten, f"could not be written ({self.unwritten_why})")):
             if names:
                 more = f", … ({len(names) - 3} more)" if len(names) > 3 else ""
                 out.append(f"{len(names)} {why}: " + ", ".join(repr(terminal_safe(n)) for n in names[:3]) + more)
@@ -80,6 +93,8 @@ class Tally:
             out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
         if self.small:
             out.append(f"{self.small} box(es) smaller than --min-size left out")
+        if self.empty:
+            out.append(f"{self.empty} box(es) with no area in the photo left out")
         if self.left_out:
             out.append(f"{self.left_out} photo(s) left out by --classes or --sample")
         return out
@@ -165,6 +180,10 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
     if target == root:
         raise ResultsError(f"--out '{out}' is the images folder: write into another folder, so that no original "
                            "can be touched (nothing was written)")
+    if is_inside(root, target):
+        raise ResultsError(f"--out '{out}' is inside the images folder '{image_root}': write into a folder outside "
+                           "it, so that no original can be touched and the next detection run does not list the "
+                           "copies as photos (nothing was written)")
     names = doc.get("detection_categories") or {}
     resolver, photos, seen = InsideResolver(root), [], {}
     for entry in doc.get("images", []):
@@ -181,8 +200,8 @@ def choose_photos(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFi
         keep = sorted(random.Random(seed).sample(range(len(photos)), sample))
         tally.left_out += len(photos) - len(keep)
         photos = [photos[k] for k in keep]
-    if is_inside(root, target) or is_inside(target, root):     # apart, no output can be a photo
-        _refuse_landing_on_originals(photos, target, outputs_of, out)
+    if is_inside(target, root):     # apart, no output can be a photo
+        _refuse_landing_on_originals(photos, target, root, outputs_of, out)
     return photos
 
 
@@ -198,6 +217,29 @@ def _refuse_listed_twice(photo: Photo, seen: Dict[Tuple[str, ...], Dict[str, Any
         also = "" if name == other else f" (also as {terminal_safe(other)!r})"
         raise ResultsError(f"{terminal_safe(name)!r} is listed twice in the results{also}: one entry an image "
                            "(results merge joins shards without repeats; nothing was written)")
+
+
+def refuse_shared_outputs(photos: Sequence[Photo], output_of: Callable[[Photo], List[str]], done: str) -> None:
+    """``ResultsError`` (before anything is written) when two entries' outputs would be one file:
+    ``output_of(photo)`` (components below ``out``; a video's frames, one entry, may share it)
+    equal, or equal but for case or Unicode form (``same_file_key``), which on Windows, macOS and
+    most USB drives (exFAT) is one file, as ``results split`` refuses. Written, the second replaced
+    the first or was counted as already there, its picture lost (a TIFF's copy ``a.tif.jpg`` beside
+    a photo ``a.tif.jpg``; ``IMG_1.JPG`` beside ``img_1.jpg``). Keyed by the name's hash, checked on
+    a hit: a season's million names are not held a second time."""
+    from ssd.base.text import terminal_safe
+
+    first: Dict[int, Photo] = {}
+    for p in photos:
+        name = "/".join(output_of(p))
+        other = first.setdefault(hash(same_file_key(name)), p)
+        if other.entry is not p.entry and same_file_key("/".join(output_of(other))) == same_file_key(name):
+            same = "/".join(output_of(other)) == name
+            how = f"would both be {done} as '{terminal_safe(name)}'" if same else (
+                f"would be {done} as '{terminal_safe('/'.join(output_of(other)))}' and '{terminal_safe(name)}', "
+                "names that differ only in case or Unicode form: one file on Windows, macOS and most USB drives")
+            raise ResultsError(f"{terminal_safe(other.entry['file'])!r} and {terminal_safe(p.entry['file'])!r} "
+                               f"{how}: rename one of them (nothing was written)")
 
 
 def _frames(video: Photo, shown: ShownFilter, names: Dict[str, str], tally: Tally) -> List[Photo]:
@@ -225,10 +267,11 @@ def _resolved(resolver: InsideResolver, entry: Dict[str, Any], tally: Tally) -> 
     return None
 
 
-def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
+def _refuse_landing_on_originals(photos: Sequence[Photo], target: str, root: str,
                                  outputs_of: Callable[[Photo], Iterable[List[str]]], out: str) -> None:
-    """``ResultsError`` when an output would be a photo's own path (``out`` in the images folder, or
-    above it: the copy of ``photos/x.jpg`` in the images folder's parent is ``photos/x.jpg``)."""
+    """``ResultsError`` when an output would be a photo's own path, or any path inside the images
+    folder ``root`` (``out`` above it: the copy of ``photos/x.jpg`` in the images folder's parent
+    is ``photos/x.jpg``; a new file there is listed as a photo by the next detection run)."""
     sources = {os.path.normcase(p.path) for p in photos}
     for p in photos:
         for parts in outputs_of(p):
@@ -236,6 +279,10 @@ def _refuse_landing_on_originals(photos: Sequence[Photo], target: str,
             if os.path.normcase(dest) in sources:
                 raise ResultsError(f"--out '{out}' would write over the original '{p.entry['file']}': write into "
                                    "a folder outside the images folder (nothing was written)")
+            if is_inside(root, dest):
+                raise ResultsError(f"--out '{out}' would write the output of '{p.entry['file']}' inside the images "
+                                   "folder, where the next detection run would list it as a photo: write into a "
+                                   "folder outside the images folder (nothing was written)")
 
 
 def remove_stale_temps_under(out: str, image_root: str, ours: Callable[[str], bool]) -> int:
@@ -268,17 +315,45 @@ def make_folders(target: str, folders: Iterable[Tuple[str, ...]], made: set) -> 
 
     Why here: ``atomic.temp_beside`` sets the umask to 0 for a moment, so a folder made by another
     thread at that moment would be world-writable; made here, before the pool writes, none is.
-    A link planted on the way that leads out of ``target`` is refused (``ResultsError``).
+    A link planted on the way that leads out of ``target`` is refused (``ResultsError``), before
+    anything is made through it (checked again after: one planted meanwhile).
     """
     for parts in folders:
         if parts in made:
             continue
         path = os.path.join(target, *parts)
+        _refuse_leading_out(target, path)       # before: through a link, folders would be made at its end
         os.makedirs(path, exist_ok=True)
-        if not is_inside(target, path):
-            raise ResultsError(f"'{path}' leads out of the output folder through a symbolic link: write into a "
-                               "new folder (stopped)")
+        _refuse_leading_out(target, path)
         made.add(parts)
+
+
+def _refuse_leading_out(target: str, path: str) -> None:
+    if not is_inside(target, path):
+        raise ResultsError(f"'{path}' leads out of the output folder through a symbolic link: write into a "
+                           "new folder (stopped)")
+
+
+class NotWritten(OSError):
+    """An output that could not be written (its name too long for the disk, say), told apart from
+    a photo that could not be read: the photo is fine, and a summary calling it unreadable misled."""
+
+
+#: Write errors after which no output can be written: the run stops rather than decode a season for nothing.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def write_output(dest: str, data: bytes) -> None:
+    """``atomic_write_bytes``; ``NotWritten`` when it fails, ``OutputError`` (stopping the run, what
+    is written kept) when the disk is full or read-only."""
+    try:
+        atomic.atomic_write_bytes(dest, data)
+    except OSError as err:
+        why = err.strerror or str(err)
+        if err.errno in _DISK_ERRORS:
+            raise OutputError(f"'{dest}' could not be written: {why}; make room and run the same command again "
+                              "(what is written is kept and skipped)") from None
+        raise NotWritten(err.errno, why) from None
 
 
 #: Told ``(photos done, photos to do, unreadable so far)`` as a run goes: a season's run takes hours.
@@ -302,7 +377,7 @@ def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Ca
             batch = photos[start:start + _BATCH]
             before(batch)
             for photo, outcome in zip(batch, pool.map(guarded, batch)):
-                unreadable += isinstance(outcome, Exception)
+                unreadable += isinstance(outcome, Exception) and not isinstance(outcome, NotWritten)
                 yield photo, outcome
             if progress is not None:
                 progress(start + len(batch), len(photos), unreadable)
@@ -311,12 +386,18 @@ def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Ca
 def upright_size(path: str) -> Tuple[int, int]:
     """A photo's ``(width, height)`` as detection saw it (EXIF-rotated), from its header alone.
 
-    Why: a resumed crop run writes the CSV rows of crops already there without decoding the photo."""
+    Why: a resumed crop run writes the CSV rows of crops already there without decoding the photo.
+    ``ImageError`` for a file Pillow refuses (not an image, or a decompression bomb: its error is
+    no ``OSError``, and stopped the whole run), so the photo is counted unreadable as when decoded."""
     from PIL import Image
 
-    from ssd.data.decoding import SIDE_SWAPPING
+    from ssd.data.decoding import PIL_ERRORS, SIDE_SWAPPING
 
-    with Image.open(path) as im:
+    try:
+        im = Image.open(path)
+    except PIL_ERRORS as err:
+        raise ImageError(f"'{path}' cannot be read as an image: {err}") from None
+    with im:
         try:
             swapped = im.getexif().get(274, 1) in SIDE_SWAPPING
         except Exception:

@@ -22,13 +22,12 @@ import io
 import json
 import os
 import re
-import unicodedata
 from array import array
 from contextlib import ExitStack
 from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from ssd.base.atomic import replace_with
-from ssd.base.safe_paths import PathRefused, is_absolute_name, name_parts
+from ssd.base.safe_paths import PathRefused, is_absolute_name, name_parts, same_file_key
 from ssd.camtrap.cameras import CameraRule
 from ssd.camtrap.rebase import CLI_TERMS, joined
 from ssd.camtrap.results_check import ResultsError
@@ -60,9 +59,8 @@ def part_file_name(folder: str) -> str:
 
 
 def _same_file(name: str) -> str:
-    """What two names must differ in to be two files on macOS and Windows: case and Unicode
-    normalization aside (``CamA``/``cama``, a composed ``é`` and ``e`` + accent are one file there)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """``safe_paths.same_file_key``: names that are one file on macOS and Windows."""
+    return same_file_key(name)
 
 
 def _entry_parts(file: Any, prefix_term: str = CLI_TERMS[0]) -> List[str]:

@@ -23,7 +23,8 @@ def _common(p: argparse.ArgumentParser, shown_args: Callable[[argparse.ArgumentP
 
     p.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="new folder for the outputs, keeping the photos' folders (never the images folder); "
+                   help="new folder for the outputs, keeping the photos' folders (never the images folder "
+                        "nor inside it); "
                         "run again to finish a stopped run: what is there is skipped")
     p.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
     shown_args(p)

@@ -11,6 +11,7 @@ import os
 from typing import List, Optional, Sequence
 
 from ssd.base.errors import JobError
+from ssd.base.safe_paths import is_inside
 from ssd.jobs.process import JobInfo, current, launch, read_log_tail
 from ssd.inference.filtering import ShownFilter
 
@@ -55,8 +56,8 @@ def start_photo_job(action: str, results: str, out: str, images: str, shown: Sho
                     classes: Optional[Sequence[str]] = None) -> JobInfo:
     """Launch ``python -m ssd results ACTION …`` into ``out`` in the background.
 
-    ``JobError`` before anything is made when ``out`` is the images folder (the job's lock and log
-    would be written among the originals; the command refuses it too) or the same job runs there.
+    ``JobError`` before anything is made when ``out`` is the images folder or inside it (the job's
+    lock and log would be written among the originals; the command refuses it too) or the same job runs there.
     """
     if action not in ACTIONS:
         raise JobError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
@@ -65,6 +66,10 @@ def start_photo_job(action: str, results: str, out: str, images: str, shown: Sho
     if os.path.realpath(out) == os.path.realpath(images):
         raise JobError(f"'{out}' is the images folder: write into another folder, so that no original can be "
                        "touched (nothing was written)")
+    if is_inside(images, out):
+        raise JobError(f"'{out}' is inside the images folder: write into a folder outside it, so that no original "
+                       "can be touched and the next detection run does not list the copies as photos (nothing "
+                       "was written)")
     os.makedirs(out, exist_ok=True)
     running = current_photo_job(out, action)
     if running is not None:

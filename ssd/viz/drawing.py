@@ -92,8 +92,10 @@ def draw_detections(image: Image.Image, det, scale: float = 1.0, line_width: Opt
     for i in range(len(det) - 1, -1, -1):
         cid = int(det.class_ids[i])
         x0, y0, x1, y1 = (float(v) * scale for v in det.boxes[i])
-        x0, x1 = max(0.0, min(x0, w - 1)), max(0.0, min(x1, w - 1))
-        y0, y1 = max(0.0, min(y0, h - 1)), max(0.0, min(y1, h - 1))
+        # a box of negative width or height (a results file may say [x, y, -w, -h]) spans its corners:
+        # Pillow's rectangle raises on x1 < x0, which stopped the whole drawing
+        x0, x1 = sorted((max(0.0, min(x0, w - 1)), max(0.0, min(x1, w - 1))))
+        y0, y1 = sorted((max(0.0, min(y0, h - 1)), max(0.0, min(y1, h - 1))))
         colour = class_colour(cid)
         # the halo: 1 px of the label's text colour either side of the outline, so a box reads on any
         # background (vermillion on vegetation, for a protanope, was the measured weak case)
