@@ -7,9 +7,11 @@ got 0" and exit with status 2 before any work starts.
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
+import io
 import math
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterable, List
 
 
 def _number(text: str, kind: Callable[[str], float], what: str) -> float:
@@ -78,12 +80,30 @@ def fraction(text: str) -> float:
     return value
 
 
+def split_names(text: str) -> List[str]:
+    """A comma-separated list whose fields may be quoted as in CSV (``"deer, red",animal``): a species
+    model's class names may hold commas or quotes. Fields stripped, blanks dropped."""
+    try:
+        rows = list(csv.reader([str(text)], skipinitialspace=True, strict=True))
+    except csv.Error as err:
+        raise argparse.ArgumentTypeError(f"cannot read the list {text!r}: {err} (quote a name holding a comma "
+                                         'as "deer, red"; a quote inside it doubled)') from None
+    return [field.strip() for row in rows for field in row if field.strip()]
+
+
+def join_names(fields: Iterable[str]) -> str:
+    """The text ``split_names`` reads back as ``fields`` (quoted where a field holds a comma or quote):
+    how a page hands class names to a command line."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(list(fields))
+    return buf.getvalue()
+
+
 def class_thresholds(text: str) -> Dict[str, float]:
-    """``"animal=0.2,person=0.5"`` → ``{"animal": 0.2, "person": 0.5}``, each value within [0, 1]."""
+    """``"animal=0.2,person=0.5"`` → ``{"animal": 0.2, "person": 0.5}``, each value within [0, 1]; a name
+    holding a comma is quoted with its value (``"deer, red=0.3"``, ``split_names``)."""
     out: Dict[str, float] = {}
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
+    for part in split_names(text):
         name, sep, value = part.rpartition("=")
         if not sep or not name.strip():
             raise argparse.ArgumentTypeError(f"expected CLASS=THRESHOLD pairs separated by commas "

@@ -6,12 +6,13 @@ import os
 import sys
 from typing import Any, Callable, Dict, List
 
-from ssd.base.argtypes import fraction, nonnegative_int, positive_int
+from ssd.base.argtypes import fraction, nonnegative_int, positive_int, split_names
 
 
 def class_list(text: str) -> List[str]:
-    """``--classes animal,person``: the names, blanks dropped (checked against the file later)."""
-    names = [c.strip() for c in text.split(",") if c.strip()]
+    """``--classes animal,person``: the names, blanks dropped (checked against the file later); a name
+    holding a comma is quoted (``"deer, red",animal``, ``split_names``)."""
+    names = split_names(text)
     if not names:
         raise argparse.ArgumentTypeError("give one or more class names, e.g. animal,person")
     return names

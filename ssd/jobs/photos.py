@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Sequence
 
+from ssd.base.argtypes import join_names
 from ssd.base.errors import JobError
 from ssd.base.safe_paths import is_inside
 from ssd.jobs.process import JobInfo, current, launch, read_log_tail
@@ -32,11 +33,11 @@ def photo_job_argv(action: str, results: str, out: str, images: str, shown: Show
     classes and path prefix, as the command's own flags."""
     argv = ["results", action, results, "--out", out, "--images", images, "--threshold", repr(shown.threshold)]
     if shown.per_class:
-        argv += ["--thresholds", ",".join(f"{name}={value!r}" for name, value in shown.per_class)]
+        argv += ["--thresholds", join_names(f"{name}={value!r}" for name, value in shown.per_class)]
     if not shown.hide_suspect:
         argv.append("--show-suspect")
     if classes:
-        argv += ["--classes", ",".join(classes)]
+        argv += ["--classes", join_names(classes)]
     if path_prefix:
         argv += ["--path-prefix", path_prefix]
     return argv
