@@ -383,3 +383,25 @@ def test_photos_whose_names_differ_only_in_unicode_form_are_refused(tmp_path, ca
     results = _results(tmp_path, "\u00e9.jpg", "e\u0301.jpg")
     assert main(["results", "draw", results, "--images", str(images), "--out", str(tmp_path / "out")]) == 2
     assert "rename one of them" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["draw", "crops"])
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(tmp_path, capsys, action):
+    """The second run's start would remove the first's temporary files in flight (as stale ones)."""
+    from ssd.camtrap.photo_outputs import held_output
+
+    images, out = tmp_path / "photos", tmp_path / "out"
+    images.mkdir()
+    out.mkdir()
+    Image.new("RGB", (64, 48), (40, 40, 40)).save(images / "a.jpg")
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"},
+                                   "images": [{"file": "a.jpg", "detections": [
+                                       {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.5]}]}]}))
+    argv = ["results", action, str(results), "--images", str(images), "--out", str(out)]
+    with held_output(str(out), action):
+        assert main(argv) == 2
+        assert "another 'results " + action + "' is writing" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [f".results-{action}.busy"]
+    assert not (out / f".results-{action}.busy").exists()
+    assert main(argv) == 0

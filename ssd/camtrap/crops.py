@@ -23,7 +23,7 @@ from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import escape_name
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
-                                       in_batches, make_folders, on_picture, open_picture,
+                                       held_output, in_batches, make_folders, on_picture, open_picture,
                                        refuse_shared_outputs, remove_stale_temps_under, upright_size,
                                        write_output)
 from ssd.inference.filtering import ShownFilter
@@ -168,37 +168,38 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
     refuse_shared_outputs(photos, lambda p: p.parts, "cropped")     # a crop's name is its photo's and a suffix
     os.makedirs(target, exist_ok=True)
-    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
-    made: set = set()
+    with held_output(target, "crops"):
+        tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
+        made: set = set()
 
-    def work(photo: Photo) -> PhotoCrops:
-        return cut_crops(photo, target, names, shown, margin, square, min_size)
+        def work(photo: Photo) -> PhotoCrops:
+            return cut_crops(photo, target, names, shown, margin, square, min_size)
 
-    def before(batch: Sequence[Photo]) -> None:
-        make_folders(target, (tuple(p.parts[:-1]) for p in batch if _shown_boxes(p, names, shown)), made)
+        def before(batch: Sequence[Photo]) -> None:
+            make_folders(target, (tuple(p.parts[:-1]) for p in batch if _shown_boxes(p, names, shown)), made)
 
-    # the rows are written as the photos come (a season's crops are millions of rows), the file
-    # appearing whole at the end
-    with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
-            open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
-        writer = CsvWriter(fh)
-        writer.writerow(CSV_HEADER)
-        for photo, outcome in in_batches(photos, work, before, workers, progress):
-            if isinstance(outcome, NotWritten):
-                tally.note_unwritten(photo.entry["file"], outcome.strerror)
-                continue
-            if isinstance(outcome, Exception):
-                tally.note_unreadable(photo.entry["file"])
-                continue
-            tally.written += outcome.written
-            tally.skipped += outcome.skipped
-            tally.small += outcome.small
-            tally.empty += outcome.empty
-            for parts, d, box in outcome.crops:
-                cat = str(d.get("category"))
-                frame = "" if photo.frame is None else photo.frame
-                # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
-                cells = [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
-                         escape_name(names.get(cat, cat)), float(d["conf"]), *box, frame]
-                writer.writerow([safe_cell(c) for c in cells])
-    return tally
+        # the rows are written as the photos come (a season's crops are millions of rows), the file
+        # appearing whole at the end
+        with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
+                open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+            writer = CsvWriter(fh)
+            writer.writerow(CSV_HEADER)
+            for photo, outcome in in_batches(photos, work, before, workers, progress):
+                if isinstance(outcome, NotWritten):
+                    tally.note_unwritten(photo.entry["file"], outcome.strerror)
+                    continue
+                if isinstance(outcome, Exception):
+                    tally.note_unreadable(photo.entry["file"])
+                    continue
+                tally.written += outcome.written
+                tally.skipped += outcome.skipped
+                tally.small += outcome.small
+                tally.empty += outcome.empty
+                for parts, d, box in outcome.crops:
+                    cat = str(d.get("category"))
+                    frame = "" if photo.frame is None else photo.frame
+                    # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
+                    cells = [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
+                             escape_name(names.get(cat, cat)), float(d["conf"]), *box, frame]
+                    writer.writerow([safe_cell(c) for c in cells])
+        return tally

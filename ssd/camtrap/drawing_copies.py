@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ssd.base.atomic import atomic_path
 from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
-from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally,
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, held_output,
                                        choose_photos, in_batches, make_folders, open_picture, picture_entry,
                                        refuse_shared_outputs, remove_stale_temps_under, write_output)
 from ssd.inference.filtering import ShownFilter
@@ -105,44 +105,45 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     refuse_shared_outputs(photos, output_parts, "drawn")
     target, made = os.path.realpath(out), set()
     os.makedirs(target, exist_ok=True)
-    tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
-    groups: Dict[str, List[Tuple[str, str]]] = {}
-    counts: Dict[str, int] = {}
+    with held_output(target, "draw"):
+        tally.stale = remove_stale_temps_under(target, image_root, is_output_name)
+        groups: Dict[str, List[Tuple[str, str]]] = {}
+        counts: Dict[str, int] = {}
 
-    def work(photo: Photo) -> bool:
-        dest = os.path.join(target, *output_parts(photo))
-        if os.path.lexists(dest):
-            return False
-        write_output(dest, drawn_copy(photo, names, shown, width))
-        return True
+        def work(photo: Photo) -> bool:
+            dest = os.path.join(target, *output_parts(photo))
+            if os.path.lexists(dest):
+                return False
+            write_output(dest, drawn_copy(photo, names, shown, width))
+            return True
 
-    def before(batch: Sequence[Photo]) -> None:
-        make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
+        def before(batch: Sequence[Photo]) -> None:
+            make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
 
-    for photo, outcome in in_batches(photos, work, before, workers, progress):
-        if isinstance(outcome, NotWritten):
-            tally.note_unwritten(photo.entry["file"], outcome.strerror)
-            continue
-        if isinstance(outcome, Exception):
-            tally.note_unreadable(photo.entry["file"])
-            continue
-        tally.written += outcome is True
-        tally.skipped += outcome is False
-        group = folder_for(photo.entry, names, shown, shown.hide_suspect)
-        counts[group] = counts.get(group, 0) + 1
-        if counts[group] <= GALLERY_PER_GROUP:
-            groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
-    with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, \
-            open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
-        fh.write(gallery_html(groups, counts, list(names.values()), tally))
-    return tally
+        for photo, outcome in in_batches(photos, work, before, workers, progress):
+            if isinstance(outcome, NotWritten):
+                tally.note_unwritten(photo.entry["file"], outcome.strerror)
+                continue
+            if isinstance(outcome, Exception):
+                tally.note_unreadable(photo.entry["file"])
+                continue
+            tally.written += outcome is True
+            tally.skipped += outcome is False
+            group = folder_for(photo.entry, names, shown, shown.hide_suspect)
+            counts[group] = counts.get(group, 0) + 1
+            if counts[group] <= GALLERY_PER_GROUP:
+                groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
+        with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, \
+                open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(gallery_html(groups, counts, list(names.values()), tally))
+        return tally
 
 
 def gallery_html(groups: Dict[str, List[Tuple[str, str]]], counts: Dict[str, int], order: Sequence[str],
                  tally: Tally) -> str:
     """A self-contained page: a section per group (``animal``, ``animal_person``, …, ``empty`` last),
-    each a grid of linked thumbnails (the first ``GALLERY_PER_GROUP``; ``counts``: all the group's). Links are relative and percent-encoded; every name is escaped
-    (a results file may name a photo ``<script>…``)."""
+    each a grid of linked thumbnails (the first ``GALLERY_PER_GROUP``; ``counts``: all the group's). Links
+    are relative and percent-encoded; every name is escaped (a results file may name a photo ``<script>…``)."""
     def rank(group: str) -> Tuple[int, int, str]:
         first = group.split("_")[0]
         return (group == "empty", order.index(first) if first in order else len(order), group)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -283,6 +284,41 @@ def _refuse_landing_on_originals(photos: Sequence[Photo], target: str, root: str
                 raise ResultsError(f"--out '{out}' would write the output of '{p.entry['file']}' inside the images "
                                    "folder, where the next detection run would list it as a photo: write into a "
                                    "folder outside the images folder (nothing was written)")
+
+
+@contextmanager
+def held_output(target: str, action: str) -> Iterator[None]:
+    """One ``results draw`` (or ``crops``) at a time writes into ``target``: a lock file there
+    (``.results-ACTION.busy``, flock) for the run, removed at its end. Why: a second run's start removes
+    the stale temporary files of a killed one, which would be the first run's files in flight, and both
+    would write the same outputs. Where locks are unsupported (Windows, some network mounts), nothing is
+    checked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = os.path.join(target, f".results-{action}.busy")
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            locked = False
+        except OSError:             # a filesystem without locks: not checked
+            yield
+            return
+        # a lock taken on a file its holder removed meanwhile holds nothing: busy too
+        if not locked or not os.path.exists(path) or os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino:
+            raise ResultsError(f"another 'results {action}' is writing into '{target}': wait for it to end, or "
+                               "give another --out (nothing was written)")
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def remove_stale_temps_under(out: str, image_root: str, ours: Callable[[str], bool]) -> int:
