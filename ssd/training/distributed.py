@@ -52,8 +52,9 @@ from ssd.data.shard import Shard, shard_indices
 # after the start and after the last step) here.
 TRACE_ENV = "SSD_DIST_TRACE_DIR"
 ROLE_ENV = "DMLC_ROLE"
-# The kvstore key of the fingerprint exchange: the trainer's keys are 0..P-1 (its parameters).
-CHECK_KEY = 1 << 20
+# The kvstore key of the fingerprint exchange: the trainer's keys are 0..P-1 (its parameters), and
+# MXNet 1.9 picks a key's server as int(key * 9973) % servers, which overflows from key 215 327 on.
+CHECK_KEY = 100_000
 
 
 class DistributedError(SSDError):
