@@ -2,7 +2,7 @@
 
 The run tests start real processes: 1 scheduler, 1 server and 2 workers training TinySSD on 16
 synthetic 64×64 images. Workers write a trace (``$SSD_DIST_TRACE_DIR``): their shard, the images
-they read and their trainable parameters after the last step.
+they read and their trainable parameters right after the start and after the last step.
 """
 from __future__ import annotations
 
@@ -52,11 +52,137 @@ def _check_workers_agree(trace_dir: str, expected_steps: int, n_train: int = N_T
     assert sorted(t0["shard"] + t1["shard"]) == list(range(n_train))
     for t in (t0, t1):
         assert set(t["seen"]) <= set(t["shard"]) and t["seen"], "a worker read images outside its shard"
-    p0, p1 = _params(os.path.join(trace_dir, "rank0.params")), _params(os.path.join(trace_dir, "rank1.params"))
-    assert p0.keys() == p1.keys() and len(p0) > 10
-    for k in p0:
-        assert np.array_equal(p0[k], p1[k]), f"{k} differs between the workers"
-    return p0
+    for when in ("start", "end"):     # right after the start (rank 0's weights everywhere), after the last step
+        s0, s1 = (_params(os.path.join(trace_dir, f"rank{r}.{when}.params")) for r in (0, 1))
+        assert s0.keys() == s1.keys() and len(s0) > 10
+        for k in s0:
+            assert np.array_equal(s0[k], s1[k]), f"{k} differs between the workers at the {when}"
+    return _params(os.path.join(trace_dir, "rank0.end.params"))
+
+
+class _SummingServer:
+    """A parameter server's sync round for workers run as threads: every call blocks until all workers
+    made it, then each gets the sum (float32, in rank order) of what they sent."""
+
+    def __init__(self, workers: int) -> None:
+        import threading
+
+        self.slots = [None] * workers
+        self.barrier = threading.Barrier(workers, timeout=20)
+
+    def exchange(self, rank: int, value):
+        self.slots[rank] = value
+        self.barrier.wait()
+        total = None if value is None else np.sum(np.stack(self.slots), axis=0, dtype=np.float32)
+        self.barrier.wait()                   # nobody overwrites a slot before all have read the sum
+        return total
+
+
+class _FakeDistKV:
+    """What the distributed helpers use of a ``dist_sync`` kvstore: ``init`` (a barrier) and
+    ``pushpull`` (the servers' sum over the workers)."""
+
+    type = "dist_sync"
+
+    def __init__(self, server: _SummingServer, rank: int) -> None:
+        self.server, self.rank, self.num_workers, self.keys = server, rank, len(server.slots), []
+
+    def init(self, key, value) -> None:
+        self.keys.append(key)
+        self.server.exchange(self.rank, None)
+
+    def pushpull(self, key, value, out=None, priority=0) -> None:
+        self.keys.append(key)
+        (value if out is None else out)[:] = self.server.exchange(self.rank, value.asnumpy())
+
+
+def _on_two_workers(work):
+    """``work(member, params)`` on two worker threads whose small networks start different (rank 1's
+    as MXNet's initialization left it in a failed run: zeros); returns ``[(params, error), …]`` by rank."""
+    import threading
+
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    from ssd.training.distributed import Membership
+
+    server, results = _SummingServer(2), [None, None]
+
+    def worker(rank: int) -> None:
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(4, 3), nn.BatchNorm(), nn.Dense(3))
+        net.initialize(mx.init.Xavier() if rank == 0 else mx.init.Zero())
+        net(mx.nd.zeros((1, 2, 5, 5)))
+        params = list(net.collect_params().values())
+        if rank == 0:   # values an inexact sum would change: tiny, huge, negative zero
+            params[0].set_data(mx.nd.array(np.array([1e-40, -0.0, 3e38, -1.5e-7], np.float32).repeat(
+                params[0].data().size // 4 + 1)[:params[0].data().size].reshape(params[0].shape)))
+        try:
+            work(Membership(rank, 2, _FakeDistKV(server, rank)), params)
+            results[rank] = (params, None)
+        except Exception as err:  # noqa: BLE001 - the test reads it
+            results[rank] = (params, err)
+
+    threads = [threading.Thread(target=worker, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+def test_every_worker_starts_from_rank_0s_weights_exactly():
+    """MXNet 1.9's own initialization can leave a worker with other weights (its first pull answered
+    after the first gradient sum replaced the weights on the server): the explicit broadcast makes
+    every worker's parameters rank 0's, bit for bit, whatever a worker held before."""
+    from ssd.training.distributed import broadcast_from_rank0
+
+    before = {}
+
+    def work(member, params):
+        if member.rank == 0:
+            before.update({p.name: p.data().asnumpy().copy() for p in params})
+        broadcast_from_rank0(member, params)
+
+    (p0, e0), (p1, e1) = _on_two_workers(work)
+    assert e0 is None and e1 is None, (e0, e1)
+    assert len(p0) == 8     # running mean and variance too: both workers start with the same statistics
+    for a, b in zip(p0, p1):
+        assert np.array_equal(a.data().asnumpy(), before[a.name]), f"rank 0's {a.name} changed"
+        assert np.array_equal(b.data().asnumpy(), before[a.name]), f"rank 1's {b.name} is not rank 0's"
+    assert p1[0].data().asnumpy().ravel()[0] == np.float32(1e-40), "the sum must be exact"
+
+
+def test_workers_whose_weights_differ_stop_the_run_naming_the_parameter():
+    """The check at each epoch's end: every worker learns of a difference (one exchange carries all
+    workers' fingerprints), and all stop with the same error naming the first parameter that differs."""
+    from ssd.training.distributed import DistributedError, check_in_step
+
+    def agree(member, params):
+        check_in_step(member, params, "after epoch 1")
+
+    def differ(member, params):
+        if member.rank == 0:    # both start equal, then one weight of rank 0 moves by one float step
+            w = params[-2].data().asnumpy()
+            w.ravel()[3] = np.nextafter(w.ravel()[3], np.float32(1))
+            params[-2].set_data(mx_array(w))
+        check_in_step(member, params, "after epoch 3")
+
+    def mx_array(a):
+        import mxnet as mx
+
+        return mx.nd.array(a, dtype=a.dtype)
+
+    from ssd.training.distributed import broadcast_from_rank0
+
+    results = _on_two_workers(lambda m, p: (broadcast_from_rank0(m, p), agree(m, p)))
+    assert [err for _, err in results] == [None, None]
+    results = _on_two_workers(lambda m, p: (broadcast_from_rank0(m, p), differ(m, p)))
+    names = [p.name for p in results[0][0]]
+    for _, err in results:
+        assert isinstance(err, DistributedError), err
+        assert "after epoch 3" in str(err) and names[-2] in str(err) and "--resume" in str(err)
+        assert "worker 1 of 2" in str(err) and "worker 2 of 2" in str(err)
 
 
 def _fake_ssh(folder: str) -> str:

@@ -180,6 +180,7 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
     record = RunRecord.from_checkpoint(resume_state, identity)
     start_epoch = _start_or_resume(cfg, ckpt, plan, trainer, device.contexts, resume_state, splits.classes,
                                    member, {**meta, "metrics": record.metrics()})
+    distributed.start_together(member, trainer, plan.net, cfg.input_size, device.contexts[0])
     last_state = resume_state
     status = "done"
     progress = RunProgress(cfg.epochs, start_epoch, plan.iters, cfg.batch_size, len(val_ds) if val_ds else 0,
@@ -189,6 +190,8 @@ def _run(cfg: TrainConfig, recipe, defaults_used: List[str], splits, log: EventL
         if meter is None:
             status = "stopped"
             break
+        if member.distributed:   # the workers still agree, before the epoch is saved
+            distributed.check_in_step(member, trainer._params, f"after epoch {epoch + 1}")
         rec = _epoch_record(meter, trainer, plan, member, emit)
         progress.validation_starts()
         pr_curves = (_validate(plan, epoch, val_ds, meta, device.contexts, rec,
