@@ -84,7 +84,7 @@ def test_stop_request_ends_cleanly_and_keeps_the_checkpoint(data, tmp_path):
 
 def test_kill_mid_epoch_then_resume(data, tmp_path):
     out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "ssd", "train", "--data", data, "--out", str(out), "--epochs", "4",
+    cmd = [sys.executable, "-m", "ssd", "train", "--data", data, "--out", str(out), "--epochs", "3",
            "--batch-size", "8", "--no-augment", "--limit-val", "4"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -109,7 +109,7 @@ def test_kill_mid_epoch_then_resume(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "resuming after epoch 1" in r.stderr
     ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
-    assert ck["epoch"] == 4 and [h["epoch"] for h in ck["history"]] == [1, 2, 3, 4]
+    assert ck["epoch"] == 3 and [h["epoch"] for h in ck["history"]] == [1, 2, 3]
 
 
 def test_bad_config_and_missing_data_give_clear_errors(tmp_path):
