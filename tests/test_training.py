@@ -49,17 +49,17 @@ def test_tiny_training_lowers_the_loss_and_saves_a_complete_model(data, tmp_path
 
 
 def test_same_seed_gives_the_same_run(data, tmp_path):
-    a = train(_cfg(data, tmp_path / "a", epochs=1, augment=True), install_signal_handlers=False)
-    b = train(_cfg(data, tmp_path / "b", epochs=1, augment=True), install_signal_handlers=False)
+    a = train(_cfg(data, tmp_path / "a", epochs=1, augment=True, input_size=64), install_signal_handlers=False)
+    b = train(_cfg(data, tmp_path / "b", epochs=1, augment=True, input_size=64), install_signal_handlers=False)
     assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-5)
 
 
 def test_resume_continues_from_the_last_checkpoint(data, tmp_path):
     out = tmp_path / "r"
-    train(_cfg(data, out, epochs=1), install_signal_handlers=False)
+    train(_cfg(data, out, epochs=1, input_size=64), install_signal_handlers=False)
     with pytest.raises(SSDError, match="--resume"):
-        train(_cfg(data, out, epochs=2), install_signal_handlers=False)
-    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+        train(_cfg(data, out, epochs=2, input_size=64), install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
     assert [h["epoch"] for h in res.history] == [1, 2]
     ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
     assert ck["epoch"] == 2
@@ -75,10 +75,10 @@ def test_stop_request_ends_cleanly_and_keeps_the_checkpoint(data, tmp_path):
         calls["n"] += 1
         return calls["n"] > 3  # epoch 1 has 2 iterations; stop early in epoch 2
 
-    res = train(_cfg(data, out, epochs=3), stop=stop, install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=3, input_size=64), stop=stop, install_signal_handlers=False)
     assert res.status == "stopped" and len(res.history) == 1
     assert read_meta(str(out))["status"] == "stopped"
-    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
     assert [h["epoch"] for h in res.history] == [1, 2]
 
 
