@@ -30,7 +30,8 @@ def model_dir(tmp_path_factory):
     data = str(root / "synth")
     generate(data, num_train=16, num_val=8, seed=3)
     out = str(root / "models" / "mini")
-    train(TrainConfig(data=data, out=out, epochs=1, batch_size=8, augment=False), install_signal_handlers=False)
+    train(TrainConfig(data=data, out=out, epochs=1, batch_size=8, augment=False, input_size=64),
+          install_signal_handlers=False)
     return out
 
 

@@ -23,7 +23,8 @@ def ena(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("ena24"))
     info = make_ena24_like(root, n_images=30, seed=1)
     out = os.path.join(root, "models", "ena-tiny")
-    res = train(TrainConfig(data=root, out=out, epochs=1, batch_size=8, max_iters_per_epoch=2, augment=True),
+    res = train(TrainConfig(data=root, out=out, epochs=1, batch_size=8, max_iters_per_epoch=2, augment=True,
+                            input_size=64),
                 install_signal_handlers=False)
     return info, out, res
 
@@ -71,7 +72,7 @@ def test_training_without_the_cache_skips_undecodable_photos(ena, tmp_path):
 
     info, _, _ = ena
     out = str(tmp_path / "nocache")
-    res = train(TrainConfig(data=info["root"], out=out, epochs=1, batch_size=8, cache=False, seed=3),
+    res = train(TrainConfig(data=info["root"], out=out, epochs=1, batch_size=8, cache=False, seed=3, input_size=64),
                 install_signal_handlers=False)
     assert res.status == "done"
     warnings = [e["message"] for e in read_events(out) if e["type"] == "warning"]

@@ -13,7 +13,7 @@ import tracemalloc
 import pytest
 
 from ssd.cli.main import main
-from tests.test_results_compare_memory import IMAGES, _season
+from tests.test_results_export_memory import IMAGES, season  # noqa: F401 (season: a fixture)
 
 #: What the whole command may hold at its peak: a few MB of reading buffers and one chunk of
 #: entries parsed, plus per image its COCO row and name, and per box shown its row (~200 bytes).
@@ -25,9 +25,8 @@ PER_SHOWN_BOX_BYTES = 300
 
 @pytest.mark.parametrize("extra", [[], ["--threshold", "0.1", "--show-suspect"],
                                    ["--thresholds", "person=0.05", "--episode-gap", "30"]])
-def test_peak_memory_is_in_proportion_to_images_not_boxes(tmp_path, capsys, extra):
-    path = tmp_path / "a.json"
-    _season(path, 0)
+def test_peak_memory_is_in_proportion_to_images_not_boxes(tmp_path, capsys, season, extra):
+    path = season
     out = tmp_path / "coco.json"
     tracemalloc.start()
     try:

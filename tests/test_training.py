@@ -49,17 +49,17 @@ def test_tiny_training_lowers_the_loss_and_saves_a_complete_model(data, tmp_path
 
 
 def test_same_seed_gives_the_same_run(data, tmp_path):
-    a = train(_cfg(data, tmp_path / "a", epochs=1, augment=True), install_signal_handlers=False)
-    b = train(_cfg(data, tmp_path / "b", epochs=1, augment=True), install_signal_handlers=False)
+    a = train(_cfg(data, tmp_path / "a", epochs=1, augment=True, input_size=64), install_signal_handlers=False)
+    b = train(_cfg(data, tmp_path / "b", epochs=1, augment=True, input_size=64), install_signal_handlers=False)
     assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-5)
 
 
 def test_resume_continues_from_the_last_checkpoint(data, tmp_path):
     out = tmp_path / "r"
-    train(_cfg(data, out, epochs=1), install_signal_handlers=False)
+    train(_cfg(data, out, epochs=1, input_size=64), install_signal_handlers=False)
     with pytest.raises(SSDError, match="--resume"):
-        train(_cfg(data, out, epochs=2), install_signal_handlers=False)
-    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+        train(_cfg(data, out, epochs=2, input_size=64), install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
     assert [h["epoch"] for h in res.history] == [1, 2]
     ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
     assert ck["epoch"] == 2
@@ -75,16 +75,16 @@ def test_stop_request_ends_cleanly_and_keeps_the_checkpoint(data, tmp_path):
         calls["n"] += 1
         return calls["n"] > 3  # epoch 1 has 2 iterations; stop early in epoch 2
 
-    res = train(_cfg(data, out, epochs=3), stop=stop, install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=3, input_size=64), stop=stop, install_signal_handlers=False)
     assert res.status == "stopped" and len(res.history) == 1
     assert read_meta(str(out))["status"] == "stopped"
-    res = train(_cfg(data, out, epochs=2, resume=True), install_signal_handlers=False)
+    res = train(_cfg(data, out, epochs=2, input_size=64, resume=True), install_signal_handlers=False)
     assert [h["epoch"] for h in res.history] == [1, 2]
 
 
 def test_kill_mid_epoch_then_resume(data, tmp_path):
     out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "ssd", "train", "--data", data, "--out", str(out), "--epochs", "4",
+    cmd = [sys.executable, "-m", "ssd", "train", "--data", data, "--out", str(out), "--epochs", "3",
            "--batch-size", "8", "--no-augment", "--limit-val", "4"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -109,7 +109,7 @@ def test_kill_mid_epoch_then_resume(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "resuming after epoch 1" in r.stderr
     ck = json.load(open(out / "checkpoints" / "checkpoint.json"))
-    assert ck["epoch"] == 4 and [h["epoch"] for h in ck["history"]] == [1, 2, 3, 4]
+    assert ck["epoch"] == 3 and [h["epoch"] for h in ck["history"]] == [1, 2, 3]
 
 
 def test_bad_config_and_missing_data_give_clear_errors(tmp_path):

@@ -155,7 +155,7 @@ def test_a_training_run_records_its_arithmetic_and_warns_when_bf16_is_unavailabl
     monkeypatch.setattr(tg, "cpu_bfloat16", lambda: "")
     events = []
     cfg = TrainConfig(data=synth_dir, out=str(tmp_path / "m"), epochs=1, batch_size=8, device="cpu",
-                      precision="bf16", max_iters_per_epoch=2, limit_val=4)
+                      precision="bf16", max_iters_per_epoch=2, limit_val=4, input_size=64)
     train(cfg, on_event=events.append, install_signal_handlers=False)
     arith = [e for e in events if e["type"] == "arithmetic"]
     assert arith and arith[0]["precision"] == "fp32" and arith[0]["batchnorm_relu_fused"] == 12

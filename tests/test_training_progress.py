@@ -87,7 +87,7 @@ def test_the_event_stream_of_a_run(synth_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(progress, "PROGRESS_EVERY_S", 0.0)   # every iteration and image reports
     out = str(tmp_path / "run")
     train(TrainConfig(data=synth_dir, out=out, epochs=2, batch_size=8, limit_train=16, limit_val=12,
-                      max_iters_per_epoch=2, device="cpu", augment=False), install_signal_handlers=False)
+                      max_iters_per_epoch=2, device="cpu", augment=False, input_size=64), install_signal_handlers=False)
     events = read_events(out)
     steps = [e for e in events if e["type"] == "progress"]
     fractions = [e["fraction"] for e in steps]
