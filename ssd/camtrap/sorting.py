@@ -65,8 +65,15 @@ def episode_folders(doc: Dict[str, Any], threshold: Threshold, hide_suspect: boo
     return out
 
 
+#: The folders sort makes for states, not classes: a class of such a name gets ``class-NAME`` instead, or its
+#: photos would be mixed with those where nothing was seen (compared without case: one folder on most disks).
+STATE_FOLDERS = ("empty", "failed")
+
+
 def _safe(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip(".-")
+    if cleaned.lower() in STATE_FOLDERS:
+        return f"class-{cleaned}"
     return cleaned or "class"
 
 
