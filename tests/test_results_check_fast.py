@@ -183,3 +183,14 @@ def test_a_number_beyond_any_float_is_refused_not_a_traceback(monkeypatch):
     _set(doc, i, 0, "conf", 10 ** 400)
     fast, slow = _both(doc, monkeypatch)
     assert fast == slow and fast.endswith("conf is " + repr(10 ** 400)[:80] + "…, expected a number within 0–1")
+
+
+def test_a_name_with_a_nul_character_is_named_as_such(tmp_path):
+    """Not "has no 'file'": the entry has one, which no file system can hold."""
+    from ssd.camtrap.megadetector import ResultsError, read_results
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"},
+                                "images": [{"file": "a\u0000b.jpg", "detections": []}]}))
+    with pytest.raises(ResultsError, match="NUL character"):
+        read_results(str(path))

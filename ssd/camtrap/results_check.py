@@ -119,8 +119,11 @@ def _names(cats: Any, field: str, where: str) -> Dict[str, str]:
 
 def _check_image(im: Any, i: int, cats: Dict[str, str], where: str, detections_checked: bool = False) -> None:
     """``detections_checked``: ``_plain_detections`` found every detection plain; the rest is checked."""
-    if not isinstance(im, dict) or not isinstance(im.get("file"), str) or not im["file"] or "\0" in im["file"]:
+    if not isinstance(im, dict) or not isinstance(im.get("file"), str) or not im["file"]:
         raise ResultsError(f"{where}: images[{i}] has no 'file' (a non-empty name)")
+    if "\0" in im["file"]:      # no file system names a file so: a damaged or forged entry
+        raise ResultsError(f"{where}: images[{i}]'s 'file' holds a NUL character, which no file name can "
+                           f"({im['file'][:120]!r})")
     at = f"images[{i}] ({im['file'][:120]!r})"
     failure, dets = im.get("failure"), im.get("detections")
     if failure is not None and not isinstance(failure, str):
