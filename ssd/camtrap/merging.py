@@ -28,6 +28,7 @@ from ssd.camtrap.megadetector import ResultsError, is_cut_short, read_results, s
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import assign_episodes
 from ssd.camtrap.repeats import flag_repeats
+from ssd.camtrap.species import classification_head
 
 
 def _check_names(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
@@ -71,6 +72,20 @@ def _weights(doc: Dict[str, Any]) -> Optional[str]:
     """The weights' digest a results file records (``info.ssd_batch.model_weights``), else None."""
     digest = ((doc.get("info") or {}).get("ssd_batch") or {}).get("model_weights")
     return digest if isinstance(digest, str) else None
+
+
+def _check_classifier(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
+    """Files classified into species (``classification_categories``) merge only with files of the
+    same classes: the merged file names one list, and a detection's ``classifications`` are ids into
+    it (``"3"`` a red deer in one file, a roe deer in another); a classified file beside one that is
+    not would be written as if all were classified."""
+    first = classification_head(docs[0])
+    for p, d in zip(paths[1:], docs[1:]):
+        theirs = classification_head(d)
+        if theirs != first:
+            raise ResultsError(f"'{p}' has classification categories {theirs.get('classification_categories')}, "
+                               f"'{paths[0]}' has {first.get('classification_categories')} (or their descriptions "
+                               "differ): only results classified by the same classifier merge")
 
 
 def _check_weights(paths: Sequence[str], docs: Sequence[Dict[str, Any]]) -> None:
@@ -400,6 +415,7 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
             raise ResultsError(f"'{p}' comes from detector {(d.get('info') or {}).get('detector')!r}, "
                                f"'{paths[0]}' from {(first.get('info') or {}).get('detector')!r}: "
                                "only results of the same model merge")
+    _check_classifier(paths, docs)
     _check_weights(paths, docs)
     _check_names(paths, docs)
     _check_roots(paths, docs)
@@ -460,4 +476,5 @@ def merge_results(paths: Sequence[str], allow_missing: bool = False) -> Dict[str
     if batch.get("inference") and len(docs) > 1 and _devices(docs):
         batch["inference"] = dict(batch["inference"], device=_devices(docs))
         info["ssd_batch"] = batch
-    return {"info": info, "detection_categories": dict(first["detection_categories"]), "images": images}
+    return {"info": info, "detection_categories": dict(first["detection_categories"]),
+            **classification_head(first), "images": images}

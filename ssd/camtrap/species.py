@@ -1,0 +1,52 @@
+"""Species classifications in a MegaDetector results file: what a classifier (SpeciesNet, AddaxAI,
+MegaDetector's own classification pipeline) adds, read without trusting it.
+
+The format (MegaDetector's batch format 1.6): top-level ``classification_categories`` (id -> name),
+optionally ``classification_category_descriptions`` (id -> a taxonomy string; SpeciesNet writes
+``uuid;class;order;family;genus;species;common name``), and per detection ``classifications``,
+``[[id, score], ...]``, highest first by custom but not by rule (MegaDetector's own postprocessing
+sorts them again before reading the first).
+
+Why a module: the checker (``results_check``) checks the names but keeps a detection's other fields
+as a classifier wrote them; every reader here asks the same questions (which classifier keys to
+carry, what a detection's top species is) and answers a malformed entry with "none", never a
+traceback, since a file that was accepted before must still be.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Tuple
+
+#: The top-level keys a classifier adds: carried, exactly, by every command that rewrites a file.
+CLASSIFICATION_KEYS = ("classification_categories", "classification_category_descriptions")
+
+
+def classification_head(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """The classifier's top-level keys ``doc`` holds (in ``CLASSIFICATION_KEYS``' order), to write
+    beside ``detection_categories`` in a file made from it."""
+    return {k: doc[k] for k in CLASSIFICATION_KEYS if doc.get(k) is not None}
+
+
+def has_classifications(doc: Dict[str, Any]) -> bool:
+    """Whether ``doc`` names any species class (its tables then gain the species columns)."""
+    cats = doc.get("classification_categories")
+    return isinstance(cats, dict) and bool(cats)
+
+
+def top_classification(det: Any, names: Dict[str, str]) -> Optional[Tuple[str, float]]:
+    """The detection's highest-scoring classification as (class name, score); None where it has
+    none, or none that is a listed id with a finite score within 0-1 (such pairs are passed over)."""
+    pairs = det.get("classifications") if isinstance(det, dict) else None
+    if not isinstance(pairs, list):
+        return None
+    best: Optional[Tuple[str, float]] = None
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) < 2:
+            continue
+        cid, score = pair[0], pair[1]
+        if not isinstance(cid, str) or cid not in names or isinstance(score, bool) \
+                or not isinstance(score, (int, float)) or not math.isfinite(score) or not 0 <= score <= 1:
+            continue
+        if best is None or score > best[1]:
+            best = (names[cid], float(score))
+    return best

@@ -1,0 +1,148 @@
+"""Species classifications (MegaDetector + a classifier: SpeciesNet, AddaxAI, MegaDetector's own
+classification pipeline): every command that rewrites a results file keeps them, and the tables,
+the summary and Camtrap DP show them.
+
+The format: top-level ``classification_categories`` (id -> name), optionally
+``classification_category_descriptions`` (id -> a taxonomy string; SpeciesNet writes
+``uuid;class;order;family;genus;species;common name``), and per detection ``classifications``,
+``[[id, score], ...]``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Dict, List
+
+import pytest
+
+from ssd.cli.main import main
+
+CLASSES = {"3": "red deer", "7": "wild boar", "9": "=HYPERLINK(\"x\")"}
+DESCRIPTIONS = {"3": "a1b2;mammalia;artiodactyla;cervidae;cervus;elaphus;red deer",
+                "7": "c3d4;mammalia;artiodactyla;suidae;sus;scrofa;wild boar",
+                "9": "e5f6;;;;;;blank"}
+DEER = [["3", 0.92], ["7", 0.05]]
+BOAR = [["3", 0.2], ["7", 0.61]]          # not highest first: the top is found, not assumed
+
+
+def _det(conf: float, classifications: List[Any], box=(0.1, 0.2, 0.3, 0.4)) -> Dict[str, Any]:
+    return {"category": "1", "conf": conf, "bbox": list(box), "classifications": classifications}
+
+
+def classified_doc() -> Dict[str, Any]:
+    """A small file as MegaDetector + SpeciesNet writes it: two cameras, a deer, a boar, an empty photo."""
+    images = [{"file": "camA/img0.jpg", "max_detection_conf": 0.9, "detections": [_det(0.9, DEER)]},
+              {"file": "camB/img1.jpg", "max_detection_conf": 0.8,
+               "detections": [_det(0.8, BOAR), _det(0.3, [["9", 0.7]], (0.5, 0.5, 0.1, 0.1))]},
+              {"file": "camB/img2.jpg", "max_detection_conf": 0.0, "detections": []}]
+    return {"info": {"format_version": "1.6", "detector": "md_v5a.0.0.pt",
+                     "classifier": "speciesnet", "detection_completion_time": "2024-06-01 10:00:00"},
+            "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+            "classification_categories": dict(CLASSES),
+            "classification_category_descriptions": dict(DESCRIPTIONS),
+            "images": images}
+
+
+def _write(path, doc: Dict[str, Any]) -> str:
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def _load(path) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _kept(doc: Dict[str, Any], original: Dict[str, Any]) -> None:
+    """``doc`` holds ``original``'s classification keys and each detection's classifications, exactly."""
+    assert doc["classification_categories"] == original["classification_categories"]
+    assert doc["classification_category_descriptions"] == original["classification_category_descriptions"]
+    theirs = {im["file"].replace("\\", "/").rsplit("/", 2)[-2:][-1]: im for im in doc["images"]}
+    for im in original["images"]:
+        got = theirs[im["file"].rsplit("/", 1)[-1]]
+        assert [d.get("classifications") for d in got["detections"]] == \
+            [d.get("classifications") for d in im["detections"]]
+
+
+# ---- 1. never lose them ---------------------------------------------------------------------------
+
+def _halves(tmp_path, doc: Dict[str, Any]):
+    a, b = copy.deepcopy(doc), copy.deepcopy(doc)
+    a["images"], b["images"] = doc["images"][:1], doc["images"][1:]
+    return _write(tmp_path / "a.json", a), _write(tmp_path / "b.json", b)
+
+
+def test_merge_keeps_the_classifications(tmp_path, capsys):
+    doc = classified_doc()
+    a, b = _halves(tmp_path, doc)
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", "-o", str(out), a, b]) == 0, capsys.readouterr().err
+    _kept(_load(out), doc)
+
+
+def test_merge_refuses_files_whose_classification_categories_differ(tmp_path, capsys):
+    doc = classified_doc()
+    a, b = _halves(tmp_path, doc)
+    other = _load(b)
+    other["classification_categories"]["3"] = "roe deer"
+    _write(tmp_path / "b.json", other)
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", "-o", str(out), a, b]) == 2
+    err = capsys.readouterr().err
+    assert "classification categories" in err and "roe deer" in err
+    assert not out.exists()
+    del other["classification_categories"], other["classification_category_descriptions"]
+    _write(tmp_path / "b.json", other)                  # one classified, one not: refused as well
+    assert main(["results", "merge", "-o", str(out), a, b]) == 2
+    assert "classification categories" in capsys.readouterr().err
+
+
+def test_split_keeps_the_classifications_and_its_parts_merge_back(tmp_path, capsys):
+    doc = classified_doc()
+    path = _write(tmp_path / "season.json", doc)
+    parts = tmp_path / "parts"
+    assert main(["results", "split", path, "--out", str(parts)]) == 0, capsys.readouterr().err
+    files = sorted(str(p) for p in parts.iterdir())
+    for f in files:
+        part = _load(f)
+        assert part["classification_categories"] == CLASSES
+        assert part["classification_category_descriptions"] == DESCRIPTIONS
+    out = tmp_path / "all.json"
+    assert main(["results", "merge", "-o", str(out), *files]) == 0, capsys.readouterr().err
+    _kept(_load(out), doc)
+
+
+def test_rebase_keeps_the_classifications(tmp_path, capsys):
+    doc = classified_doc()
+    out = tmp_path / "new.json"
+    rel = copy.deepcopy(doc)
+    for im in rel["images"]:
+        im["file"] = "D:\\season\\" + im["file"].replace("/", "\\")
+    path = _write(tmp_path / "win.json", rel)
+    assert main(["results", "rebase", path, "--relative-to", "D:\\season", "-o", str(out)]) == 0, \
+        capsys.readouterr().err
+    _kept(_load(out), doc)
+
+
+def test_repeats_apply_keeps_the_classifications(tmp_path, capsys):
+    from ssd.camtrap.review import REAL
+
+    doc = classified_doc()
+    doc["images"][1]["detections"][1]["suspect"] = True
+    path = _write(tmp_path / "r.json", doc)
+    decisions = {"ssd_repeat_decisions": 1, "iou": 0.9, "results": path,
+                 "groups": [{"id": "camB@1", "folder": "camB", "bbox": [0.5, 0.5, 0.1, 0.1], "decision": REAL,
+                             "files": ["camB/img1.jpg"]}]}
+    _write(tmp_path / "d.json", decisions)
+    assert main(["results", "repeats", "apply", str(tmp_path / "d.json")]) == 0, capsys.readouterr().err
+    _kept(_load(tmp_path / "r.reviewed.json"), doc)
+
+
+@pytest.mark.parametrize("as_opened", [True, False])
+def test_the_pages_json_download_keeps_the_classifications(tmp_path, as_opened):
+    from ssd.camtrap.page_results import open_compact, results_json_bytes, whole_doc
+
+    doc = classified_doc()
+    opened, index = open_compact(_write(tmp_path / "r.json", doc))
+    _kept(json.loads(results_json_bytes(opened, index, as_opened)), doc)
+    _kept(whole_doc(opened, index), doc)
