@@ -146,3 +146,25 @@ def test_the_pages_json_download_keeps_the_classifications(tmp_path, as_opened):
     opened, index = open_compact(_write(tmp_path / "r.json", doc))
     _kept(json.loads(results_json_bytes(opened, index, as_opened)), doc)
     _kept(whole_doc(opened, index), doc)
+
+
+def test_detect_with_previous_results_keeps_the_classifications_of_the_entries_it_carries(tmp_path):
+    from ssd.camtrap.batch_run import run_batch
+    from ssd.camtrap.settings import RunSettings
+    from test_megadetector_files import _Detector, _photo
+
+    images = tmp_path / "season"
+    for name in ("img0.jpg", "img9.jpg"):
+        _photo(images / name, "2024:05:01 10:00:00")
+    previous = classified_doc()
+    previous["info"]["detector"] = "ssd-studio:x"        # an earlier card of this run's model, then classified
+    previous["images"] = [dict(previous["images"][0], file="img0.jpg")]
+    path = _write(tmp_path / "previous.json", previous)
+    out = tmp_path / "r.json"
+    run_batch(RunSettings("models/x", [str(images)], out_json=str(out), previous_results=path), _Detector(),
+              stream=None)
+    doc = _load(out)
+    assert doc["classification_categories"] == CLASSES
+    assert doc["classification_category_descriptions"] == DESCRIPTIONS
+    carried = {im["file"]: im for im in doc["images"]}["img0.jpg"]
+    assert [d["classifications"] for d in carried["detections"]] == [DEER]

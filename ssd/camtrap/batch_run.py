@@ -115,6 +115,9 @@ class _Run:
     transform: Optional[Callable] = None
     engine: str = "mxnet"                     # the engine that runs (``auto`` resolved): part of the journal
     inference: Dict[str, Any] = field(default_factory=dict)   # engine, version, precision, device
+    # the species classes of --previous-results (``species.classification_head``): its entries carried
+    # keep their ``classifications``, ids into these, so the file written names them as well
+    classified: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def journal(self) -> Optional[str]:
@@ -167,11 +170,13 @@ def _model_name(s: RunSettings) -> str:
 def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any]]:
     """Entries of an earlier results file, by file name; refused when its categories differ, or
     its scores were made otherwise (engine, precision, floor, NMS, detections kept per image): this
-    run's ``info`` names them."""
+    run's ``info`` names them. Its species classes, if a classifier ran on it, go to
+    ``run.classified``: without them the entries carried named classes no file listed."""
     if not path:
         return {}
     from ssd.camtrap.megadetector import category_map, detector_name
     from ssd.camtrap.merging import scoring, scoring_difference
+    from ssd.camtrap.species import classification_head
 
     doc = read_results(path)
     if doc["detection_categories"] != category_map(run.classes):
@@ -191,6 +196,7 @@ def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any
         raise ResultsError(f"--previous-results '{path}' was made with {key} {old!r}, this run's is {new!r}: "
                            "its entries would be written as this run's; run with the same settings "
                            f"(--{key.replace('_', '-')} {old})")
+    run.classified = classification_head(doc)
     return {im["file"]: im for im in doc["images"]}
 
 
@@ -353,6 +359,7 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]], cut_short: int
                            **({"model_weights": weights} if (weights := model_weights(opts.model)) else {})}}
     head = results_document([], run.classes, _model_name(opts), opts.threshold, extra)
     head.pop("images")
+    head.update(run.classified)
     results: Union[str, IO[str]]
     if opts.out_json:
         write_json_with_images(opts.out_json, head, texts())
