@@ -168,3 +168,68 @@ def test_detect_with_previous_results_keeps_the_classifications_of_the_entries_i
     assert doc["classification_category_descriptions"] == DESCRIPTIONS
     carried = {im["file"]: im for im in doc["images"]}["img0.jpg"]
     assert [d["classifications"] for d in carried["detections"]] == [DEER]
+
+
+# ---- 2. the tables show them ----------------------------------------------------------------------
+
+def _csv_rows(path) -> List[List[str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_the_csv_export_gains_the_top_species_and_its_score_as_trailing_columns(tmp_path, capsys):
+    from ssd.camtrap.results import CSV_COLUMNS
+
+    path = _write(tmp_path / "r.json", classified_doc())
+    out = tmp_path / "r.csv"
+    assert main(["results", "export", path, "--format", "csv", "--out", str(out)]) == 0, capsys.readouterr().err
+    rows = _csv_rows(out)
+    assert rows[0] == CSV_COLUMNS + ["species", "species_score"]
+    assert [r[-2:] for r in rows[1:]] == [["red deer", "0.920"], ["wild boar", "0.610"],
+                                         ["'=HYPERLINK(\"x\")", "0.700"], ["", ""]]
+    assert [r[:len(CSV_COLUMNS)] for r in rows[1:]] == [r for r in _plain_csv(tmp_path)[1:]]
+
+
+def _plain_csv(tmp_path) -> List[List[str]]:
+    """The CSV of the same file without its classifications: the columns it has always had."""
+    doc = classified_doc()
+    for key in ("classification_categories", "classification_category_descriptions"):
+        del doc[key]
+    for im in doc["images"]:
+        for d in im["detections"]:
+            del d["classifications"]
+    path = _write(tmp_path / "plain.json", doc)
+    assert main(["results", "export", path, "--format", "csv", "--out", str(tmp_path / "plain.csv")]) == 0
+    return _csv_rows(tmp_path / "plain.csv")
+
+
+def test_a_file_without_classifications_keeps_its_csv_columns(tmp_path):
+    from ssd.camtrap.results import CSV_COLUMNS
+
+    assert _plain_csv(tmp_path)[0] == CSV_COLUMNS
+
+
+def test_a_malformed_classification_is_passed_over_not_a_traceback(tmp_path, capsys):
+    doc = classified_doc()
+    doc["images"][0]["detections"][0]["classifications"] = [["3"], "x", ["99", 0.9], ["7", True], ["7", 0.4]]
+    doc["images"][1]["detections"][0]["classifications"] = {"3": 0.9}
+    path = _write(tmp_path / "r.json", doc)
+    out = tmp_path / "r.csv"
+    assert main(["results", "export", path, "--format", "csv", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert [r[-2:] for r in _csv_rows(out)[1:3]] == [["wild boar", "0.400"], ["", ""]]
+
+
+def test_the_workbook_lists_the_top_species_of_each_detection(tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    from ssd.camtrap.spreadsheet import DETECTION_COLUMNS
+
+    path = _write(tmp_path / "r.json", classified_doc())
+    out = tmp_path / "r.xlsx"
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(out), "--threshold", "0.2"]) == 0, \
+        capsys.readouterr().err
+    rows = [list(r) for r in load_workbook(out, read_only=True)["detections"].iter_rows(values_only=True)]
+    assert rows[0] == DETECTION_COLUMNS + ["species", "species_score"]
+    assert [r[-2:] for r in rows[1:]] == [["red deer", 0.92], ["wild boar", 0.61], ["'=HYPERLINK(\"x\")", 0.7]]

@@ -55,6 +55,7 @@ from ssd.camtrap.run_checkpoint import (compact, default_checkpoint_path, read_i
                                          write_json_with_images)
 from ssd.camtrap.run_store import RunStore, check_journal_target, default_journal_path
 from ssd.camtrap.settings import RunSettings, model_weights
+from ssd.camtrap.species import classification_head, species_names
 from ssd.camtrap.video import video_entry
 
 @dataclass
@@ -176,7 +177,6 @@ def _previous_entries(path: Optional[str], run: _Run) -> Dict[str, Dict[str, Any
         return {}
     from ssd.camtrap.megadetector import category_map, detector_name
     from ssd.camtrap.merging import scoring, scoring_difference
-    from ssd.camtrap.species import classification_head
 
     doc = read_results(path)
     if doc["detection_categories"] != category_map(run.classes):
@@ -370,7 +370,8 @@ def _write_results(run: _Run, texts: Callable[[], Iterator[str]], cut_short: int
         results.flush()
     if opts.out_csv:
         with atomic_path(opts.out_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            write_results_csv(fh, head["detection_categories"], (json.loads(t) for t in texts()), time_source)
+            write_results_csv(fh, head["detection_categories"], (json.loads(t) for t in texts()), time_source,
+                              species_names(head))
     return head, results
 
 

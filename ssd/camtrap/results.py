@@ -15,6 +15,7 @@ from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import terminal_safe
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import image_entry, results_document
+from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
 from ssd.inference.thresholds import RESULTS_FLOOR
 
 Row = Tuple[str, Optional[RawDetections], Optional[str]]
@@ -54,32 +55,40 @@ def results_csv(doc: Dict[str, Any]) -> str:
     starts a spreadsheet formula (``ssd.base.cells.safe_cell``): names come from outside."""
     buf = io.StringIO()
     images = doc.get("images", [])
-    write_results_csv(buf, doc.get("detection_categories") or {}, images, has_time_source(images))
+    write_results_csv(buf, doc.get("detection_categories") or {}, images, has_time_source(images),
+                      species_names(doc))
     return buf.getvalue()
 
 
 def write_results_csv(fh: IO[str], categories: Dict[str, str], images: Iterable[Dict[str, Any]],
-                      time_source: bool = False) -> None:
+                      time_source: bool = False, species: Optional[Dict[str, str]] = None) -> None:
     """``results_csv`` written to ``fh`` as the entries come (a batch run streams them from disk);
-    ``time_source`` (``has_time_source``, known before the first row) adds the ``TIME_SOURCE`` column."""
+    ``time_source`` (``has_time_source``, known before the first row) adds the ``TIME_SOURCE`` column,
+    ``species`` (``species.species_names``) the ``SPECIES_COLUMNS``."""
     w = CsvWriter(fh)
-    w.writerow(csv_head(time_source))
-    write_csv_entries(w, categories, images, time_source)
+    w.writerow(csv_head(time_source, species is not None))
+    write_csv_entries(w, categories, images, time_source, species)
 
 
-def csv_head(time_source: bool) -> List[str]:
-    """The CSV's header row: ``CSV_COLUMNS``, then ``TIME_SOURCE`` where the results carry it."""
-    return CSV_COLUMNS + [TIME_SOURCE] if time_source else CSV_COLUMNS
+def csv_head(time_source: bool, species: bool = False) -> List[str]:
+    """The CSV's header row: ``CSV_COLUMNS``, then ``TIME_SOURCE`` where the results carry it, then
+    ``SPECIES_COLUMNS`` where they are classified into species."""
+    return CSV_COLUMNS + ([TIME_SOURCE] if time_source else []) + (SPECIES_COLUMNS if species else [])
 
 
 def write_csv_entries(w: CsvWriter, categories: Dict[str, str], images: Iterable[Dict[str, Any]],
-                      time_source: bool) -> int:
+                      time_source: bool, species: Optional[Dict[str, str]] = None) -> int:
     """The rows of ``images`` after the header (a reader of a file a chunk at a time writes them as
-    they come); returns how many rows were written."""
+    they come); returns how many rows were written. ``species``: each detection's top species and
+    score last (blank on a row without a detection)."""
     rows = 0
     for im in images:
         tail = [im.get(TIME_SOURCE) or ""] if time_source else []
         cells = _csv_rows(im, categories)
+        if species is not None:
+            dets = im.get("detections") or [None]
+            cells = [row + tail + species_cells(d, species) for row, d in zip(cells, dets)]
+            tail = []
         w.writerows([safe_cell(c) for c in row + tail] for row in cells)
         rows += len(cells)
     return rows

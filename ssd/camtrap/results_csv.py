@@ -26,6 +26,7 @@ from ssd.base.cells import CsvWriter
 from ssd.base.text import ESCAPED
 from ssd.camtrap.results import TIME_SOURCE, csv_head, write_csv_entries
 from ssd.camtrap.results_check import ResultsError
+from ssd.camtrap.species import species_names
 
 
 @dataclass
@@ -72,7 +73,8 @@ def _write_pass(path: str, fh: IO[str], prefix: Optional[str], timed: bool) -> C
             state["renamer"] = Renamer(prefix) if prefix is not None else None
         except ResultsError as error:
             state["renamed"] = error
-        writer.writerow(csv_head(timed))
+        species = species_names(head)
+        writer.writerow(csv_head(timed, species is not None))
         cats = head.get("detection_categories") or {}
 
         def sink(entries: List[Dict[str, Any]]) -> None:
@@ -85,7 +87,7 @@ def _write_pass(path: str, fh: IO[str], prefix: Optional[str], timed: bool) -> C
             except ResultsError as error:
                 state["renamed"] = error
                 return
-            _count(state["counts"], entries, write_csv_entries(writer, cats, entries, timed))
+            _count(state["counts"], entries, write_csv_entries(writer, cats, entries, timed, species))
         return sink
 
     read_results_streamed(path, take)

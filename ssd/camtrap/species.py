@@ -15,7 +15,7 @@ traceback, since a file that was accepted before must still be.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 #: The top-level keys a classifier adds: carried, exactly, by every command that rewrites a file.
 CLASSIFICATION_KEYS = ("classification_categories", "classification_category_descriptions")
@@ -50,3 +50,22 @@ def top_classification(det: Any, names: Dict[str, str]) -> Optional[Tuple[str, f
         if best is None or score > best[1]:
             best = (names[cid], float(score))
     return best
+
+
+#: The columns the tables (CSV, XLSX) gain where a file is classified: last, so that the columns
+#: before them keep their places for readers that count them, and absent from files without species.
+SPECIES_COLUMNS = ["species", "species_score"]
+
+
+def species_names(doc: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """The file's species classes where it has any (its tables then gain ``SPECIES_COLUMNS``), else None."""
+    return doc["classification_categories"] if has_classifications(doc) else None
+
+
+def species_cells(det: Any, names: Dict[str, str], score_text: bool = True) -> List[Any]:
+    """A detection's ``SPECIES_COLUMNS``: its top class and score (the score as the CSV writes a
+    confidence, ``0.920``, or a number with ``score_text=False``), blank where it has none."""
+    top = top_classification(det, names)
+    if top is None:
+        return ["", ""] if score_text else ["", None]
+    return [top[0], f"{top[1]:.3f}" if score_text else top[1]]

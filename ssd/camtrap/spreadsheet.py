@@ -2,7 +2,7 @@
 
 Sheets: ``images`` (one row per file: episode, time, state at the thresholds, classes shown, best
 score, size, video frames, failure; where a video's time came from, when the results say), ``detections`` (one row per detection shown: class, score,
-normalized box, suspect flag, video frame), ``summary`` (the counts ``results summary`` prints,
+normalized box, suspect flag, video frame; its top species and score where a classifier ran), ``summary`` (the counts ``results summary`` prints,
 images and episodes) and ``info`` (detector, thresholds, episode gap, when). Every text cell goes
 through ``safe_cell``: names from a camera card never become formulas. Written with openpyxl in
 write-only mode (rows streamed, not held as cell objects) and saved atomically.
@@ -19,6 +19,7 @@ from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.camtrap.results import TIME_SOURCE, has_time_source
+from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
 from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 
@@ -40,13 +41,16 @@ def _rows_images(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str],
                im.get("warning") or ""] + ([im.get(TIME_SOURCE) or ""] if time_source else [])
 
 
-def _rows_detections(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str]) -> Iterable[List[Any]]:
+def _rows_detections(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str],
+                     species: Optional[Dict[str, str]] = None) -> Iterable[List[Any]]:
+    """A row per detection shown; ``species`` (``species.species_names``): its top species and score last."""
     names = doc.get("detection_categories") or {}
     for im, ep in zip(doc.get("images", []), episodes):
         for d in shown_detections(im, shown, names=names):
             x, y, w, h = d["bbox"]
             yield [im["file"], ep, names.get(d["category"], d["category"]), d["conf"], x, y, w, h,
-                   bool(d.get("suspect")), d.get("frame_number")]
+                   bool(d.get("suspect")), d.get("frame_number")] + \
+                ([] if species is None else species_cells(d, species, score_text=False))
 
 
 def _rows_summary(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
@@ -102,10 +106,12 @@ def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Thr
     shown = ShownFilter.at(threshold, hide_suspect)
     episodes = episode_ids(doc)
     timed = has_time_source(doc.get("images", []))
+    species = species_names(doc)
     wb = Workbook(write_only=True)
     sheets = (("images", [IMAGE_COLUMNS + [TIME_SOURCE] if timed else IMAGE_COLUMNS],
                _rows_images(doc, shown, episodes, timed)),
-              ("detections", [DETECTION_COLUMNS], _rows_detections(doc, shown, episodes)),
+              ("detections", [DETECTION_COLUMNS + (SPECIES_COLUMNS if species is not None else [])],
+               _rows_detections(doc, shown, episodes, species)),
               ("summary", [], _rows_summary(doc, shown)),
               ("info", [], _rows_info(doc, shown)))
     for title, head, rows in sheets:

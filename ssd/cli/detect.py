@@ -50,6 +50,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from ssd.base.atomic import check_output_targets
     from ssd.camtrap.batch_run import run_batch
     from ssd.camtrap.results import write_results_csv, write_text_table
+    from ssd.camtrap.species import species_names
     from ssd.camtrap.settings import RunSettings
 
     opts = RunSettings.from_args(args)
@@ -67,7 +68,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if to_stdout == "json":
         _copy_results(res)
     elif to_stdout == "csv":
-        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries(), res.time_source)
+        write_results_csv(sys.stdout, res.head["detection_categories"], res.entries(), res.time_source,
+                          species_names(res.head))
     elif not args.quiet:
         write_text_table(sys.stdout, res.head["detection_categories"], res.entries, args.threshold)
     hidden = f", {res.hidden_skipped} hidden file(s) skipped" if res.hidden_skipped else ""
