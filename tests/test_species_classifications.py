@@ -233,3 +233,44 @@ def test_the_workbook_lists_the_top_species_of_each_detection(tmp_path, capsys):
     rows = [list(r) for r in load_workbook(out, read_only=True)["detections"].iter_rows(values_only=True)]
     assert rows[0] == DETECTION_COLUMNS + ["species", "species_score"]
     assert [r[-2:] for r in rows[1:]] == [["red deer", 0.92], ["wild boar", 0.61], ["'=HYPERLINK(\"x\")", 0.7]]
+
+
+# ---- 3. the summary counts per species ------------------------------------------------------------
+
+def _summary(tmp_path, capsys, *flags: str, doc=None) -> Dict[str, Any]:
+    path = _write(tmp_path / "r.json", doc or classified_doc())
+    assert main(["results", "summary", path, "--json", *flags]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_summary_counts_images_and_detections_per_top_species_at_the_species_threshold(tmp_path, capsys):
+    s = _summary(tmp_path, capsys, "--threshold", "0.2")
+    assert s["species_threshold"] == 0.5
+    # the blank's 0.7 on a 0.3 box counts at --threshold 0.2; the boar's 0.61 passes 0.5
+    assert s["per_species_images"] == {"red deer": 1, "wild boar": 1, "=HYPERLINK(\"x\")": 1}
+    assert s["per_species_detections"] == {"red deer": 1, "wild boar": 1, "=HYPERLINK(\"x\")": 1}
+    s = _summary(tmp_path, capsys, "--threshold", "0.5", "--species-threshold", "0.65")
+    assert s["per_species_images"] == {"red deer": 1, "wild boar": 0, "=HYPERLINK(\"x\")": 0}
+    assert s["per_class_images"]["animal"] == 2          # the per-class counts are as they were
+
+
+def test_the_summary_of_a_file_without_classifications_has_no_species_counts(tmp_path, capsys):
+    doc = classified_doc()
+    del doc["classification_categories"], doc["classification_category_descriptions"]
+    s = _summary(tmp_path, capsys, doc=doc)
+    assert not [k for k in s if "species" in k]
+
+
+def test_the_summary_text_lists_the_species(tmp_path, capsys):
+    path = _write(tmp_path / "r.json", classified_doc())
+    assert main(["results", "summary", path, "--threshold", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "species (classification score ≥ 0.5)" in out
+    assert [line.split()[:3] for line in out.splitlines() if line.startswith("red deer")] == [["red", "deer", "1"]]
+
+
+def test_a_species_threshold_outside_0_to_1_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["results", "summary", "x.json", "--species-threshold", "1.5"])
+    err = capsys.readouterr().err
+    assert "--species-threshold" in err and "1.5" in err and "unrecognized" not in err

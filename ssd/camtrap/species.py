@@ -33,9 +33,24 @@ def has_classifications(doc: Dict[str, Any]) -> bool:
     return isinstance(cats, dict) and bool(cats)
 
 
+#: The classification score at which a detection counts for its top species (``results summary
+#: --species-threshold``): MegaDetector's own postprocessing leaves classifications below 0.5 alone
+#: (``ClassificationSmoothingOptions.classification_confidence_threshold`` in
+#: ``megadetector/postprocessing/classification_postprocessing.py``, also what it counts by in
+#: ``count_detections_by_classification_category``).
+SPECIES_THRESHOLD = 0.5
+
+
 def top_classification(det: Any, names: Dict[str, str]) -> Optional[Tuple[str, float]]:
     """The detection's highest-scoring classification as (class name, score); None where it has
     none, or none that is a listed id with a finite score within 0-1 (such pairs are passed over)."""
+    top = top_pair(det, names)
+    return None if top is None else (names[top[0]], top[1])
+
+
+def top_pair(det: Any, names: Dict[str, str]) -> Optional[Tuple[str, float]]:
+    """``top_classification`` as (class id, score): what a reader that keeps little of each
+    detection keeps (``summary.summary_entry``)."""
     pairs = det.get("classifications") if isinstance(det, dict) else None
     if not isinstance(pairs, list):
         return None
@@ -48,7 +63,7 @@ def top_classification(det: Any, names: Dict[str, str]) -> Optional[Tuple[str, f
                 or not isinstance(score, (int, float)) or not math.isfinite(score) or not 0 <= score <= 1:
             continue
         if best is None or score > best[1]:
-            best = (names[cid], float(score))
+            best = (cid, float(score))
     return best
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional
 
 from ssd.base.text import terminal_safe
 from ssd.camtrap.megadetector import Threshold, is_cut_short, is_failed, shown_detections
+from ssd.camtrap.species import SPECIES_THRESHOLD, species_names, top_classification, top_pair
 from ssd.inference.filtering import ShownFilter
 
 if TYPE_CHECKING:
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
-              layout: Optional["EpisodeLayout"] = None) -> Dict[str, Any]:
+              layout: Optional["EpisodeLayout"] = None, species_threshold: float = SPECIES_THRESHOLD
+              ) -> Dict[str, Any]:
     """Counts at ``threshold``: images, with detections, empty, failed, suspect; per class; episodes.
 
     ``cut_short`` counts the videos that ended before their header said (``video.cut_short``):
@@ -28,6 +30,11 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
     ``episodes`` (``episodes.episode_counts``) counts bursts the same way, from the same filtering
     of each entry (one pass for both); ``layout`` (``episodes.episode_layout``, which does not depend
     on the threshold) spares grouping the entries again when the caller keeps it.
+
+    A file classified into species (``classification_categories``) also gets ``species_threshold``,
+    ``per_species_images`` and ``per_species_detections``: each detection shown counts for its top
+    species where that classification scores at least ``species_threshold`` (``species``); other
+    files' counts stay as they were, key for key.
     """
     from ssd.camtrap.episodes import episode_counts
 
@@ -54,8 +61,31 @@ def summarize(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = Tr
         for name in {names.get(c, c) for c in cats}:
             out["per_class_images"][name] = out["per_class_images"].get(name, 0) + 1
     out["episodes"] = episode_counts(doc, shown, layout=layout, shown_cats=shown_cats)
+    out.update(species_counts(doc, shown, species_threshold))
     out.update(coverage(doc))   # only where it applies: other files' counts stay as they were, key for key
     return out
+
+
+def species_counts(doc: Dict[str, Any], shown: ShownFilter, species_threshold: float) -> Dict[str, Any]:
+    """``summarize``'s species keys (none for a file without species classes): images and detections
+    shown at ``shown`` per top species scoring at least ``species_threshold``."""
+    species = species_names(doc)
+    if species is None:
+        return {}
+    names = doc.get("detection_categories") or {}
+    images = {n: 0 for n in species.values()}
+    detections = dict(images)
+    for im in doc.get("images", []):
+        seen = set()
+        for d in [] if is_failed(im) else shown_detections(im, shown, names=names):
+            top = top_classification(d, species)
+            if top is not None and top[1] >= species_threshold:
+                detections[top[0]] += 1
+                seen.add(top[0])
+        for name in seen:
+            images[name] += 1
+    return {"species_threshold": species_threshold, "per_species_images": images,
+            "per_species_detections": detections}
 
 
 def coverage(doc: Dict[str, Any]) -> Dict[str, Any]:
@@ -130,8 +160,8 @@ def read_for_summary(path: str, shown_for: Callable[[Dict[str, Any]], ShownFilte
     from ssd.camtrap.results_stream import read_results_kept
 
     def keep_for(head: Dict[str, Any]) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
-        shown, shared = shown_for(head), {}
-        return lambda entry: summary_entry(entry, shown, sweep, shared)
+        shown, shared, species = shown_for(head), {}, species_names(head)
+        return lambda entry: summary_entry(entry, shown, sweep, shared, species)
     return read_results_kept(path, keep_for)
 
 
@@ -141,7 +171,8 @@ SHARED_DETECTIONS = 2 ** 16
 
 
 def summary_entry(entry: Dict[str, Any], shown: ShownFilter, sweep: bool = False,
-                  shared: Optional[Dict[Any, Dict[str, Any]]] = None) -> Dict[str, Any]:
+                  shared: Optional[Dict[Any, Dict[str, Any]]] = None,
+                  species: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """What the counts at ``shown`` read of a checked entry: its name, time stamp and episode (the
     episodes), failure and warning (failed, cut short), and of its detections only those that can
     count, each without its box: those scoring at least ``shown``'s lowest threshold (shown or
@@ -149,7 +180,9 @@ def summary_entry(entry: Dict[str, Any], shown: ShownFilter, sweep: bool = False
     ones left out when ``shown`` hides them), which is all ``threshold_sweep`` looks at.
 
     ``shared`` (one per file) holds one boxless detection per (category, score, suspect), read
-    only by the counts: a low threshold shows dozens of boxes an image, each then 8 bytes."""
+    only by the counts: a low threshold shows dozens of boxes an image, each then 8 bytes.
+    ``species`` (the file's species classes): each detection kept keeps its top classification alone
+    (``species.top_pair``), as ``classifications``, for the per-species counts."""
     out = {k: entry[k] for k in ("file", "datetime", "episode", "failure", "warning") if k in entry}
     dets = entry.get("detections")
     if dets is None:
@@ -166,14 +199,25 @@ def summary_entry(entry: Dict[str, Any], shown: ShownFilter, sweep: bool = False
         kept = [{"category": c, "conf": v} for c, v in best.items()]
     else:
         floor = shown.lowest()
-        kept = [{k: d[k] for k in ("category", "conf", "suspect") if k in d}
-                for d in dets if d.get("conf", 0) >= floor]
+        kept = [_kept_detection(d, species) for d in dets if d.get("conf", 0) >= floor]
     if shared is not None:
         for i, d in enumerate(kept):
-            key = (d["category"], d["conf"].__class__, d["conf"], "suspect" in d, d.get("suspect"))
+            top = d.get("classifications")
+            key = (d["category"], d["conf"].__class__, d["conf"], "suspect" in d, d.get("suspect"),
+                   tuple(top[0]) if top else None)
             kept[i] = shared.get(key, d) if len(shared) >= SHARED_DETECTIONS else shared.setdefault(key, d)
     out["detections"] = kept
     return out
+
+
+def _kept_detection(d: Dict[str, Any], species: Optional[Dict[str, str]]) -> Dict[str, Any]:
+    """What the counts read of a detection: class, score, suspect flag and, where the file has
+    species classes and it a valid classification, its top one (``[[id, score]]``)."""
+    kept = {k: d[k] for k in ("category", "conf", "suspect") if k in d}
+    top = top_pair(d, species) if species is not None else None
+    if top is not None:
+        kept["classifications"] = [list(top)]
+    return kept
 
 
 def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
@@ -204,4 +248,8 @@ def summary_text(s: Dict[str, Any], threshold: Threshold) -> str:
     for name in s["per_class_images"]:
         lines.append(f"{terminal_safe(name):<16} {s['per_class_images'][name]:>9}  {(e.get('per_class') or {}).get(name, 0):>8}  "
                      f"{s['per_class_detections'].get(name, 0):>10}")
+    if "per_species_images" in s:
+        lines.append(f"species (classification score ≥ {s['species_threshold']:g})  images  detections")
+        for name, n in s["per_species_images"].items():
+            lines.append(f"{terminal_safe(name):<26} {n:>9}  {s['per_species_detections'].get(name, 0):>10}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ def register(sub) -> None:
     s.add_argument("--sweep", action="store_true",
                    help="images and episodes with detections at thresholds 0.05-0.95, and how many change state")
     s.add_argument("--json", action="store_true", help="print the counts as JSON")
+    species_threshold_arg(s)
     s.set_defaults(func=cmd_summary)
     o = rs.add_parser("sort", help="link or copy images into animal/person/vehicle/empty folders")
     o.add_argument("results", metavar="RESULTS.json", help=RESULTS_HELP)
@@ -63,6 +64,18 @@ def register(sub) -> None:
     from ssd.cli.results_images import register_draw_crops
 
     register_draw_crops(rs, _shown_args)
+
+
+def species_threshold_arg(parser: argparse.ArgumentParser) -> None:
+    """``--species-threshold``: where a file is classified into species (SpeciesNet, AddaxAI), the
+    classification score at which a detection counts for its top species."""
+    from ssd.base.argtypes import probability
+    from ssd.camtrap.species import SPECIES_THRESHOLD
+
+    parser.add_argument("--species-threshold", type=probability, default=SPECIES_THRESHOLD, metavar="SCORE",
+                        help="files classified into species: the classification score at which a detection "
+                             f"counts for its top species (default: {SPECIES_THRESHOLD:g}, as MegaDetector's "
+                             "postprocessing)")
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +136,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         s = threshold_sweep(doc, shown)
         print(json.dumps(s, indent=1) if args.json else sweep_text(s))
         return 0
-    s = summarize(doc, shown)
+    s = summarize(doc, shown, species_threshold=args.species_threshold)
     print(json.dumps(s, indent=1) if args.json else summary_text(s, shown))
     return 0
 
