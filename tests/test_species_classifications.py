@@ -274,3 +274,53 @@ def test_a_species_threshold_outside_0_to_1_is_refused(capsys):
         main(["results", "summary", "x.json", "--species-threshold", "1.5"])
     err = capsys.readouterr().err
     assert "--species-threshold" in err and "1.5" in err and "unrecognized" not in err
+
+
+# ---- 4. Camtrap DP observations name the species ---------------------------------------------------
+
+def _package(tmp_path, capsys, *flags: str, doc=None):
+    import csv
+
+    from test_megadetector_files import _photo
+
+    for im in (doc or classified_doc())["images"]:
+        _photo(tmp_path / "season" / im["file"], "2024:05:01 10:00:00")
+    path = _write(tmp_path / "r.json", doc or classified_doc())
+    out = tmp_path / "dp"
+    assert main(["results", "export", path, "--format", "camtrap-dp", "--out", str(out), "--images",
+                 str(tmp_path / "season"), "--latitude", "52", "--longitude", "5", "--threshold", "0.2",
+                 *flags]) == 0, capsys.readouterr().err
+    with open(out / "observations.csv", encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["observationType"] != "blank"]
+    return out, rows
+
+
+def test_camtrap_dp_observations_carry_the_species_from_the_taxonomy_descriptions(tmp_path, capsys):
+    from camtrap_dp_offline import validate_offline
+
+    out, rows = _package(tmp_path, capsys)
+    report, _ = validate_offline(str(out / "datapackage.json"))
+    assert report.valid, report.flatten(["type", "note"])
+    got = [(r["scientificName"], r["classificationProbability"], r["classifiedBy"], r["classificationMethod"],
+            r["observationType"]) for r in rows]
+    assert got == [("Cervus elaphus", "0.92", "speciesnet", "machine", "animal"),
+                   ("Sus scrofa", "0.61", "speciesnet", "machine", "animal"),
+                   ("", "0.7", "speciesnet", "machine", "animal")]          # a "blank" taxonomy names no taxon
+    assert "species:red deer" in rows[0]["observationTags"] and "class:animal" in rows[0]["observationTags"]
+    taxonomic = json.loads((out / "datapackage.json").read_text())["taxonomic"]
+    assert [t["scientificName"] for t in taxonomic] == ["Cervus elaphus", "Sus scrofa"]
+
+
+def test_camtrap_dp_takes_the_taxa_file_by_species_name_before_the_descriptions(tmp_path, capsys):
+    (tmp_path / "taxa.csv").write_text("class,scientificName,vernacularNames.eng\n"
+                                       "Red Deer,Cervus elaphus hippelaphus,red deer\n")
+    doc = classified_doc()
+    del doc["classification_category_descriptions"]
+    _, rows = _package(tmp_path, capsys, "--taxa", str(tmp_path / "taxa.csv"), doc=doc)
+    assert [r["scientificName"] for r in rows] == ["Cervus elaphus hippelaphus", "", ""]
+
+
+def test_camtrap_dp_leaves_a_classification_below_the_species_threshold_to_the_detector(tmp_path, capsys):
+    _, rows = _package(tmp_path, capsys, "--species-threshold", "0.65")
+    assert [(r["scientificName"], r["classificationProbability"], r["classifiedBy"]) for r in rows] == \
+        [("Cervus elaphus", "0.92", "speciesnet"), ("", "0.8", "md_v5a.0.0.pt"), ("", "0.7", "speciesnet")]

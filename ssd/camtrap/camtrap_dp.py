@@ -51,7 +51,8 @@ from ssd.camtrap.megadetector import ResultsError, Threshold, is_failed, shown_d
 from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as TABLES, check_package_folder
 from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.camtrap.results import TIME_SOURCE
-from ssd.camtrap.taxa import Taxa, by_class, taxa_report, taxon_fields, taxonomic
+from ssd.camtrap.species import SPECIES_THRESHOLD, classifier_name, species_names, taxonomy_name, top_pair
+from ssd.camtrap.taxa import Taxa, by_class, class_key, taxa_report, taxon_fields, taxonomic
 from ssd.camtrap.video import is_video
 from ssd.data.exif import exif_datetime
 from ssd.data.video_time import recorded_time
@@ -89,6 +90,7 @@ class PackageOptions:
     sampling_design: str = "opportunistic"
     taxa: Taxa = field(default_factory=dict)        # class → scientific name (``read_taxa``); none: classes as tags only
     images_term: str = "--images"        # how a refusal names the image_root setting (a flag, or the page's field)
+    species_threshold: float = SPECIES_THRESHOLD    # a classified file: the score at which a species is observed
 
 
 def columns(table: str) -> List[str]:
@@ -248,7 +250,7 @@ def _media_rows(doc: Dict[str, Any], opts: PackageOptions,
 
 
 def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[str, str]],
-                  shown: ShownFilter, taxa: Taxa) -> None:
+                  shown: ShownFilter, taxa: Taxa, species_threshold: float = SPECIES_THRESHOLD) -> None:
     """observations.csv rows: one per shown detection, one ``blank`` per media file without any."""
     names = doc.get("detection_categories") or {}
     episodes = episode_ids(_with_times(doc, tables.read_times))
@@ -259,6 +261,7 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         bounds[episodes[k]] = (min(lo, stamp), max(hi, end))
     model = str((doc.get("info") or {}).get("detector") or "detector")
     rule, index = file_camera_rule(doc), by_class(taxa)
+    species = _Species.of(doc, species_threshold, model)
     for k, (stamp, media_id) in kept.items():
         im = doc["images"][k]
         start, end = bounds[episodes[k]]
@@ -268,7 +271,7 @@ def _observations(doc: Dict[str, Any], tables: _Tables, kept: Dict[int, Tuple[st
         if not dets:
             tables.observations.append({**base, "observationID": f"{media_id}:blank", "observationType": "blank"})
         for j, d in enumerate(dets):
-            tables.observations.append({**base, **_detection_fields(d, names, model, index),
+            tables.observations.append({**base, **_detection_fields(d, names, model, index, species),
                                         "observationID": f"{media_id}:{j + 1}"})
 
 
@@ -310,13 +313,55 @@ def _with_times(doc: Dict[str, Any], times: Dict[int, str]) -> Dict[str, Any]:
     return dict(doc, images=images)
 
 
-def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str, index: Dict[str, Any]) -> Dict[str, Any]:
+@dataclass(frozen=True)
+class _Species:
+    """A classified file's species classes, their taxonomy strings, the classifier's name and the
+    score at which its top class is observed (``species``)."""
+
+    names: Dict[str, str]
+    descriptions: Dict[str, Any]
+    classifier: str
+    threshold: float
+
+    @classmethod
+    def of(cls, doc: Dict[str, Any], threshold: float, model: str) -> Optional["_Species"]:
+        names = species_names(doc)
+        if names is None:
+            return None
+        descriptions = doc.get("classification_category_descriptions")
+        return cls(names, descriptions if isinstance(descriptions, dict) else {},
+                   classifier_name(doc) or f"species classifier on {model}", threshold)
+
+    def fields(self, d: Dict[str, Any], index: Dict[str, Any]) -> Dict[str, Any]:
+        """What the detection's top species sets of its observation (nothing below the threshold):
+        its probability and classifier, its name as a tag (``species:NAME``, after the class's), and
+        its scientific name from the taxa file by the species' name, else from its taxonomy string
+        (a taxa row left empty stays empty)."""
+        top = top_pair(d, self.names)
+        if top is None or top[1] < self.threshold:
+            return {}
+        name = self.names[top[0]]
+        out: Dict[str, Any] = {"classifiedBy": self.classifier, "classificationProbability": round(top[1], 3),
+                               "species": name}
+        if class_key(name) in index:
+            out.update(taxon_fields(name, index))
+        else:
+            scientific = taxonomy_name(self.descriptions.get(top[0]))
+            if scientific:
+                out["scientificName"] = scientific
+        return out
+
+
+def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str, index: Dict[str, Any],
+                      species: Optional[_Species] = None) -> Dict[str, Any]:
     name = names.get(str(d.get("category")), str(d.get("category")))
     x, y, w, h = (float(v) for v in d["bbox"])
     out = {"observationType": observation_type(name), "count": 1, "classificationMethod": "machine",
            "classifiedBy": model, "classificationProbability": round(float(d["conf"]), 3),
-           "observationTags": f"class:{name}" + ("|suspect:true" if d.get("suspect") else ""),
-           **taxon_fields(name, index)}
+           **taxon_fields(name, index), **(species.fields(d, index) if species is not None else {})}
+    named = out.pop("species", None)
+    out["observationTags"] = (f"class:{name}" + (f"|species:{named}" if named else "")
+                              + ("|suspect:true" if d.get("suspect") else ""))
     if w > 0 and h > 0:
         out.update(bboxX=round(min(max(x, 0.0), 1.0), 4), bboxY=round(min(max(y, 0.0), 1.0), 4),
                    bboxWidth=round(min(w, 1.0), 4), bboxHeight=round(min(h, 1.0), 4))
@@ -365,7 +410,7 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
         "spatial": spatial,
         "temporal": {"start": stamps[0][:10] if stamps else "1970-01-01",
                      "end": ends[-1][:10] if ends else "1970-01-01"},
-        "taxonomic": taxonomic(tables.observations, opts.taxa),
+        "taxonomic": _taxonomic(tables.observations, opts.taxa),
         "resources": [{"name": t, "path": f"{t}.csv", "profile": "tabular-data-resource", "format": "csv",
                        "mediatype": "text/csv", "encoding": "utf-8", "schema": f"{BASE_URL}/{t}-table-schema.json"}
                       for t in TABLES],
@@ -378,6 +423,15 @@ def _descriptor(doc: Dict[str, Any], tables: _Tables, deployments: List[Dict[str
     }
 
 
+def _taxonomic(observations: List[Dict[str, Any]], taxa: Taxa) -> List[Dict[str, Any]]:
+    """``taxa.taxonomic``, with each scientific name the observations took from a classifier's
+    taxonomy strings (none in the taxa file) listed by its name alone."""
+    listed = taxonomic(observations, taxa)
+    known = {t["scientificName"] for t in listed}
+    more = {o["scientificName"] for o in observations if o.get("scientificName")} - known
+    return sorted(listed + [{"scientificName": n} for n in more], key=lambda t: t["scientificName"])
+
+
 def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,
                    hide_suspect: bool = True) -> Tuple[Dict[str, Any], Dict[str, List[Dict[str, Any]]], List[str]]:
     """(datapackage.json, rows per table, files left out for want of a time stamp or a valid path)."""
@@ -387,7 +441,7 @@ def camtrap_tables(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
     tables, kept = _media_rows(doc, opts, check_offset(opts.utc_offset))
     if not tables.media:
         raise ResultsError(_no_media(len(tables.skipped), opts.image_root, recorded_folder_hint(doc, opts.image_root, opts.images_term)))
-    _observations(doc, tables, kept, shown, opts.taxa)
+    _observations(doc, tables, kept, shown, opts.taxa, opts.species_threshold)
     deployments = _deployments(tables, opts)
     rows = {"deployments": deployments, "media": tables.media, "observations": tables.observations}
     return _descriptor(doc, tables, deployments, opts, shown), rows, tables.skipped

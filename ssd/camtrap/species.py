@@ -84,3 +84,35 @@ def species_cells(det: Any, names: Dict[str, str], score_text: bool = True) -> L
     if top is None:
         return ["", ""] if score_text else ["", None]
     return [top[0], f"{top[1]:.3f}" if score_text else top[1]]
+
+
+#: SpeciesNet's taxonomy string: ``uuid;class;order;family;genus;species;common name``.
+TAXONOMY_FIELDS = 7
+#: The longest scientific name taken from a description (the taxa file's own cell limit).
+MAX_NAME = 200
+
+
+def taxonomy_name(description: Any) -> Optional[str]:
+    """The scientific name a SpeciesNet-style taxonomy string gives: ``Genus species`` where both
+    are there, else the lowest rank named (genus, family, order, class), capitalised as GBIF writes
+    them; None for anything else (a blank, a plain name, a control character, too long).
+
+    Why: GBIF and Agouti use a Camtrap DP observation only through its scientific name, and a
+    SpeciesNet file carries one for each class; a common name ("red deer") is not one."""
+    if not isinstance(description, str) or len(description) > MAX_NAME * 2:
+        return None
+    parts = [p.strip() for p in description.split(";")]
+    if len(parts) != TAXONOMY_FIELDS or any(not p.isprintable() for p in parts):
+        return None
+    _, cls, order, family, genus, species, _common = parts
+    if genus and species:
+        name = f"{genus.capitalize()} {species.lower()}"
+    else:
+        name = next((rank.capitalize() for rank in (genus, family, order, cls) if rank), "")
+    return name if name and len(name) <= MAX_NAME and name[0].isalpha() else None
+
+
+def classifier_name(doc: Dict[str, Any]) -> Optional[str]:
+    """Which classifier named the species (``info.classifier``, as MegaDetector's tools write it), else None."""
+    name = (doc.get("info") or {}).get("classifier")
+    return name.strip() if isinstance(name, str) and name.strip() and name.isprintable() else None

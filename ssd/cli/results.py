@@ -9,7 +9,7 @@ import sys
 from ssd.base.argtypes import seconds
 from ssd.base.text import terminal_safe
 from ssd.cli.results_paths import path_prefix_arg, register_rebase, with_path_prefix
-from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter
+from ssd.cli.shown import RESULTS_HELP, shown_args as _shown_args, shown_filter, species_threshold_arg
 
 
 def register(sub) -> None:
@@ -64,18 +64,6 @@ def register(sub) -> None:
     from ssd.cli.results_images import register_draw_crops
 
     register_draw_crops(rs, _shown_args)
-
-
-def species_threshold_arg(parser: argparse.ArgumentParser) -> None:
-    """``--species-threshold``: where a file is classified into species (SpeciesNet, AddaxAI), the
-    classification score at which a detection counts for its top species."""
-    from ssd.base.argtypes import probability
-    from ssd.camtrap.species import SPECIES_THRESHOLD
-
-    parser.add_argument("--species-threshold", type=probability, default=SPECIES_THRESHOLD, metavar="SCORE",
-                        help="files classified into species: the classification score at which a detection "
-                             f"counts for its top species (default: {SPECIES_THRESHOLD:g}, as MegaDetector's "
-                             "postprocessing)")
 
 
 def camera_depth_arg(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                     episode_args: Callable[[argparse.ArgumentParser], None]) -> None:
     from ssd.camtrap.camtrap_dp import SAMPLING_DESIGNS
     from ssd.cli.results_paths import path_prefix_arg
-    from ssd.cli.shown import RESULTS_HELP
+    from ssd.cli.shown import RESULTS_HELP, species_threshold_arg
 
     x = rs.add_parser("export", help="write results as a Camtrap DP package (GBIF and data platforms), an XLSX workbook, "
                       "a COCO file (boxes to correct in CVAT or Label Studio, then train on) or the CSV detect --csv "
@@ -53,6 +53,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
                         "tables of those names (without it, only a new or empty folder or one of our packages); "
                         "coco, csv: replace an existing file")
+    species_threshold_arg(x)
     x.set_defaults(func=cmd_export, flag_defaults={dest: x.get_default(dest) for dest in FLAG_FORMATS})
 
 
@@ -63,7 +64,7 @@ FLAG_FORMATS: Dict[str, Tuple[str, ...]] = {
     "images": ("camtrap-dp", "xlsx", "coco"),
     "episode_gap": ("camtrap-dp", "xlsx", "coco"), "camera_depth": ("camtrap-dp", "xlsx", "coco"),   # coco: checked
     **{dest: ("camtrap-dp",) for dest in ("locations", "taxa", "latitude", "longitude", "utc_offset", "title",
-                                          "contributor", "sampling_design")}}
+                                          "contributor", "sampling_design", "species_threshold")}}
 
 
 def refuse_unused_flags(args: argparse.Namespace) -> None:
@@ -105,7 +106,7 @@ def package_options(args: argparse.Namespace, root: str):
     return PackageOptions(title=args.title, contributor=args.contributor, utc_offset=args.utc_offset,
                           locations=read_locations(args.locations) if args.locations else {},
                           default_location=default, image_root=root, sampling_design=args.sampling_design,
-                          taxa=read_taxa(args.taxa) if args.taxa else {})
+                          taxa=read_taxa(args.taxa) if args.taxa else {}, species_threshold=args.species_threshold)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

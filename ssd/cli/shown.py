@@ -42,3 +42,13 @@ def shown_filter(doc, args: argparse.Namespace, check: bool = True):
     return ShownFilter.of(_threshold(doc, args.threshold), hide_suspect=not args.show_suspect, per_class=per_class)
 
 
+def species_threshold_arg(parser: argparse.ArgumentParser) -> None:
+    """``--species-threshold``: where a file is classified into species (SpeciesNet, AddaxAI), the
+    classification score at which a detection counts for its top species."""
+    from ssd.base.argtypes import probability
+    from ssd.camtrap.species import SPECIES_THRESHOLD
+
+    parser.add_argument("--species-threshold", type=probability, default=SPECIES_THRESHOLD, metavar="SCORE",
+                        help="files classified into species: the classification score at which a detection "
+                             f"counts for its top species (default: {SPECIES_THRESHOLD:g}, as MegaDetector's "
+                             "postprocessing)")
