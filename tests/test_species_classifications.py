@@ -324,3 +324,51 @@ def test_camtrap_dp_leaves_a_classification_below_the_species_threshold_to_the_d
     _, rows = _package(tmp_path, capsys, "--species-threshold", "0.65")
     assert [(r["scientificName"], r["classificationProbability"], r["classifiedBy"]) for r in rows] == \
         [("Cervus elaphus", "0.92", "speciesnet"), ("", "0.8", "md_v5a.0.0.pt"), ("", "0.7", "speciesnet")]
+
+
+# ---- 5. sort by species -----------------------------------------------------------------------------
+
+def _sorted_tree(root) -> List[str]:
+    import os
+
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def _sort_season(tmp_path, doc) -> str:
+    from test_megadetector_files import _photo
+
+    for im in doc["images"]:
+        _photo(tmp_path / "season" / im["file"], "2024:05:01 10:00:00")
+    return _write(tmp_path / "r.json", doc)
+
+
+def test_sort_by_species_puts_animals_into_species_folders_under_animal(tmp_path, capsys):
+    doc = classified_doc()
+    doc["images"].append({"file": "camC/img3.jpg", "detections": [_det(0.9, [["3", 0.3]])]})
+    doc["images"].append({"file": "camC/img4.jpg", "detections": [_det(0.9, DEER), _det(0.8, BOAR)]})
+    path = _sort_season(tmp_path, doc)
+    into = tmp_path / "sorted"
+    assert main(["results", "sort", path, "--images", str(tmp_path / "season"), "--into", str(into),
+                 "--threshold", "0.5", "--by", "species"]) == 0, capsys.readouterr().err
+    assert _sorted_tree(into) == ["animal/multiple/camC/img4.jpg", "animal/red-deer/camA/img0.jpg",
+                                  "animal/unclassified/camC/img3.jpg", "animal/wild-boar/camB/img1.jpg",
+                                  "empty/camB/img2.jpg"]
+    out = capsys.readouterr().out
+    assert "animal/red-deer" in out
+
+
+def test_sort_by_species_refuses_a_file_without_species_and_an_earlier_class_sort(tmp_path, capsys):
+    doc = classified_doc()
+    path = _sort_season(tmp_path, doc)
+    into = tmp_path / "sorted"
+    args = ["results", "sort", path, "--images", str(tmp_path / "season"), "--into", str(into), "--threshold", "0.5"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args + ["--by", "species"]) == 2          # each photo would be in two folders
+    assert "earlier sort" in capsys.readouterr().err
+    plain = copy.deepcopy(doc)
+    del plain["classification_categories"]
+    path = _write(tmp_path / "r.json", plain)
+    assert main(["results", "sort", path, "--images", str(tmp_path / "season"), "--into", str(tmp_path / "s2"),
+                 "--by", "species"]) == 2
+    assert "no species classifications" in capsys.readouterr().err

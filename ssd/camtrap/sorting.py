@@ -30,18 +30,62 @@ from ssd.base.safe_paths import (InsideResolver, PathRefused, existing_link, is_
 from ssd.base.text import name_on_disk, terminal_safe
 from ssd.camtrap.megadetector import ResultsError, Threshold, image_state, in_category_order, shown_detections
 from ssd.camtrap.rebase import CLI_TERMS, recorded_folder_hint, refuse_windows_names
+from ssd.camtrap.species import SPECIES_THRESHOLD, species_names, top_classification
 from ssd.inference.filtering import ShownFilter
 
 MODES = ("symlink", "hardlink", "copy")
 
 
-def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold, hide_suspect: bool = True) -> str:
-    """The folder an image belongs in at ``threshold`` (a number or a ``ShownFilter``)."""
+#: The class folder that ``by_species`` divides (MegaDetector's: its "separate into folders" makes
+#: species folders only for images whose only class is ``animal``), and the folders it adds beside
+#: the species': no species at the species threshold, several.
+ANIMAL, UNCLASSIFIED, MULTIPLE = "animal", "unclassified", "multiple"
+
+
+@dataclass(frozen=True)
+class BySpecies:
+    """Sorting ``animal/`` into species folders: the file's species classes and the classification
+    score at which a detection's top species counts."""
+
+    names: Dict[str, str]
+    threshold: float = SPECIES_THRESHOLD
+
+    @classmethod
+    def of(cls, doc: Dict[str, Any], threshold: float = SPECIES_THRESHOLD) -> "BySpecies":
+        """``ResultsError`` for a file without species classes: its animals have no species to sort by."""
+        names = species_names(doc)
+        if names is None:
+            raise ResultsError("these results hold no species classifications (no classification_categories): "
+                               "sort them by class (nothing was sorted)")
+        return cls(names, threshold)
+
+
+def folder_for(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold, hide_suspect: bool = True,
+               by_species: Optional[BySpecies] = None) -> str:
+    """The folder an image belongs in at ``threshold`` (a number or a ``ShownFilter``); ``by_species``:
+    an image whose only class is ``animal`` goes to ``animal/<species>`` (``species_folder``)."""
     state = image_state(entry, threshold, hide_suspect, names)
     if state != "detections":
         return state
-    found = {names.get(d["category"], d["category"]) for d in shown_detections(entry, threshold, hide_suspect, names)}
-    return class_folder(found, names)
+    shown = shown_detections(entry, threshold, hide_suspect, names)
+    folder = class_folder({names.get(d["category"], d["category"]) for d in shown}, names)
+    if by_species is None or folder != ANIMAL:
+        return folder
+    return f"{ANIMAL}/{species_folder(shown, by_species)}"
+
+
+def species_folder(shown: List[Dict[str, Any]], by_species: BySpecies) -> str:
+    """The species folder of an image's detections shown: the one top species scoring at least the
+    species threshold, as a safe folder name; ``multiple`` for several, ``unclassified`` for none
+    (as MegaDetector's "separate into folders" names them)."""
+    found = set()
+    for d in shown:
+        top = top_classification(d, by_species.names)
+        if top is not None and top[1] >= by_species.threshold:
+            found.add(top[0])
+    if not found:
+        return UNCLASSIFIED
+    return _safe(found.pop()) if len(found) == 1 else MULTIPLE
 
 
 def class_folder(found: Iterable[str], names: Dict[str, str]) -> str:
@@ -81,15 +125,21 @@ def _safe(name: str) -> str:
 class _Placement:
     """One image of a planned sort: its resolved original and where its link or copy goes."""
 
-    folder: str
+    folder: str                          # its class folder, ``animal/red-deer`` by species
     src: Optional[str]                   # None: the original is missing (counted, not sorted)
-    parts: List[str]                     # the destination below the target, class folder first
+    rel: List[str]                       # its path below the images folder
     done: bool = False                   # already there from an earlier sort of the same kind
+
+    @property
+    def parts(self) -> List[str]:
+        """The destination below the target: the class folder's parts first, then ``rel``."""
+        return self.folder.split("/") + self.rel
 
 
 def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
                       mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False,
-                      missing: Optional[List[str]] = None, terms: Tuple[str, str] = CLI_TERMS) -> Dict[str, int]:
+                      missing: Optional[List[str]] = None, terms: Tuple[str, str] = CLI_TERMS,
+                      by_species: Optional[BySpecies] = None) -> Dict[str, int]:
     """Link or copy every image into its class folder under ``into``; returns images per folder.
 
     ``image_root`` is the folder the results' paths start from; every original is read inside it
@@ -100,12 +150,16 @@ def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str,
     refusal, not an empty sort: the images folder is the wrong one (results saved away from the
     photos are looked up beside the file), and the message names the folder the run recorded.
     ``terms``: the path prefix and images folder settings as the caller names them (flags, or the
-    page's fields), for the refusals that ask for them.
+    page's fields), for the refusals that ask for them. ``by_species``: ``animal/`` divided into
+    species folders (``folder_for``); not by episode, whose frames may show different species.
     """
     if mode not in MODES:
         raise ResultsError(f"unknown sort mode {mode!r}; one of {', '.join(MODES)}")
-    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode, terms)
-    lost = ["/".join(p.parts[1:]) for p in plan if p.src is None]
+    if by_species is not None and by_episode:
+        raise ResultsError("sort by species or by episode, not both: an episode's frames may show different "
+                           "species (nothing was sorted)")
+    plan = plan_sort(doc, image_root, into, threshold, mode, hide_suspect, by_episode, terms, by_species)
+    lost = ["/".join(p.rel) for p in plan if p.src is None]
     if plan and len(lost) == len(plan):
         raise ResultsError(f"none of the {len(plan)} image(s) of the results is in the images folder '{image_root}' "
                            f"(e.g. '{terminal_safe(lost[0])}'){recorded_folder_hint(doc, image_root, terms[1])} "
@@ -117,7 +171,7 @@ def sort_into_folders(doc: Dict[str, Any], image_root: Optional[str], into: str,
 
 def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, threshold: Threshold,
               mode: str = "symlink", hide_suspect: bool = True, by_episode: bool = False,
-              terms: Tuple[str, str] = CLI_TERMS) -> List[_Placement]:
+              terms: Tuple[str, str] = CLI_TERMS, by_species: Optional[BySpecies] = None) -> List[_Placement]:
     """Where each image goes, checked: originals inside ``image_root``, a target outside it, no link
     on the way, no file already there (``ResultsError`` naming the first problem; nothing written)."""
     if not image_root or not os.path.isdir(image_root):
@@ -139,8 +193,8 @@ def plan_sort(doc: Dict[str, Any], image_root: Optional[str], into: str, thresho
     for k, entry in enumerate(doc.get("images", [])):
         file = entry["file"]
         rel, src = _original(resolver, file, image_root)
-        folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect)
-        p = _Placement(folder, src, [folder] + rel, False)
+        folder = folders[k] if folders is not None else folder_for(entry, names, threshold, hide_suspect, by_species)
+        p = _Placement(folder, src, rel, False)
         if p.src is not None:
             _check_destination(p, checks, mode, seen.setdefault(tuple(p.parts), file), file)
             _check_not_sorted_elsewhere(p, checks, file)
@@ -205,20 +259,25 @@ def _check_same_disk(root: str, target: str, into: str) -> None:
 
 
 def _class_folders(target: str) -> List[str]:
-    """The class folders an earlier sort made in ``target`` (none when it does not exist yet)."""
+    """The class folders an earlier sort made in ``target`` (none when it does not exist yet), with
+    each of ``animal``'s folders (``animal/red-deer`` of a sort by species; a sort by class's camera
+    folders are there too, and never hold an image's own path again)."""
     try:
-        return sorted(e.name for e in os.scandir(target) if e.is_dir(follow_symlinks=False))
+        tops = sorted(e.name for e in os.scandir(target) if e.is_dir(follow_symlinks=False))
+        below = sorted(f"{ANIMAL}/{e.name}" for e in os.scandir(os.path.join(target, ANIMAL))
+                       if e.is_dir(follow_symlinks=False)) if ANIMAL in tops else []
     except OSError:
         return []
+    return tops + below
 
 
 def _check_not_sorted_elsewhere(p: _Placement, checks: _TargetChecks, file: str) -> None:
     """``ResultsError`` when an earlier sort (at another threshold, say) put this image into another
     class folder: sorting on would leave it in two folders, and a count of either would be wrong."""
     for other in checks.earlier:
-        if other == p.folder or not checks.folder_exists([other] + p.parts[1:-1]):
+        if other == p.folder or not checks.folder_exists(other.split("/") + p.rel[:-1]):
             continue
-        if os.path.lexists(os.path.join(checks.target, other, *p.parts[1:])):
+        if os.path.lexists(os.path.join(checks.target, *other.split("/"), *p.rel)):
             raise ResultsError(f"'{file}' is already in '{os.path.join(checks.into, other)}' from an earlier sort, "
                                f"and now belongs in '{p.folder}': sort into a new folder, or delete '{checks.into}' "
                                "(it holds only links or copies) and sort again (nothing was sorted)")

@@ -47,6 +47,10 @@ def register(sub) -> None:
                    help="how each photo gets into its folder (default: symlink); never a move")
     o.add_argument("--by-episode", action="store_true",
                    help="keep bursts together: every frame of an episode goes where its detections go")
+    o.add_argument("--by", choices=SORT_BY, default=SORT_BY[0],
+                   help="class folders (default), or species: a classified file's animal/ divided into species "
+                        "folders (animal/red-deer, animal/multiple, animal/unclassified)")
+    species_threshold_arg(o)
     episode_args(o)
     path_prefix_arg(o)
     o.set_defaults(func=cmd_sort)
@@ -73,6 +77,10 @@ def camera_depth_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-depth", type=camera_rule_arg, default=None, metavar="auto|N",
                         help=CAMERA_DEPTH_HELP.replace("auto (default)", "auto") +
                         " (default: the rule the results record, else auto)")
+
+
+#: What ``results sort --by`` divides by: the detector's classes, or also the classifier's species.
+SORT_BY = ("class", "species")
 
 
 def episode_args(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +139,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     from ssd.camtrap.episodes import regroup_episodes
-    from ssd.camtrap.sorting import sort_into_folders
+    from ssd.camtrap.sorting import BySpecies, sort_into_folders
     from ssd.camtrap.summary import read_for_summary
 
     root = args.images or os.path.dirname(os.path.abspath(args.results))
@@ -141,8 +149,10 @@ def cmd_sort(args: argparse.Namespace) -> int:
     doc = with_path_prefix(doc, args, root)
     regroup_episodes(doc, args.episode_gap, args.camera_depth)
     missing: list = []
+    by_species = BySpecies.of(doc, args.species_threshold) if args.by == "species" else None
     counts = sort_into_folders(doc, root, args.into, shown_filter(doc, args), args.mode,
-                               hide_suspect=not args.show_suspect, by_episode=args.by_episode, missing=missing)
+                               hide_suspect=not args.show_suspect, by_episode=args.by_episode, missing=missing,
+                               by_species=by_species)
     for folder, n in sorted(counts.items()):
         print(f"{folder:<20} {n}")
     if missing:
