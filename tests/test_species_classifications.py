@@ -372,3 +372,46 @@ def test_sort_by_species_refuses_a_file_without_species_and_an_earlier_class_sor
     assert main(["results", "sort", path, "--images", str(tmp_path / "season"), "--into", str(tmp_path / "s2"),
                  "--by", "species"]) == 2
     assert "no species classifications" in capsys.readouterr().err
+
+
+def test_crops_csv_gains_the_species_of_each_crop(tmp_path, capsys):
+    from ssd.camtrap.crops import CSV_HEADER
+
+    path = _sort_season(tmp_path, classified_doc())
+    out = tmp_path / "crops"
+    assert main(["results", "crops", path, "--images", str(tmp_path / "season"), "--out", str(out),
+                 "--threshold", "0.2"]) == 0, capsys.readouterr().err
+    rows = _csv_rows(out / "crops.csv")
+    assert rows[0] == list(CSV_HEADER) + ["species", "species_score"]
+    assert sorted(r[-2:] for r in rows[1:]) == [["'=HYPERLINK(\"x\")", "0.700"], ["red deer", "0.920"],
+                                                 ["wild boar", "0.610"]]
+
+
+def test_drawn_labels_name_the_species(tmp_path):
+    from ssd.camtrap.browse import entry_detections
+    from ssd.camtrap.species import species_names
+    from ssd.inference.filtering import ShownFilter
+
+    doc = classified_doc()
+    det = entry_detections(doc["images"][1], doc["detection_categories"], ShownFilter.at(0.5), True, (100, 100),
+                           species=species_names(doc))
+    assert [det.classes[int(i)] for i in det.class_ids] == ["wild boar"]
+    plain = entry_detections(doc["images"][1], doc["detection_categories"], ShownFilter.at(0.5), True, (100, 100))
+    assert [plain.classes[int(i)] for i in plain.class_ids] == ["animal"]
+
+
+def test_results_draw_labels_the_boxes_with_their_species(tmp_path, capsys, monkeypatch):
+    import ssd.viz.drawing as drawing
+
+    labels: List[str] = []
+    real = drawing.draw_detections
+
+    def noting(img, det, *a, **k):
+        labels.extend(det.classes[int(i)] for i in det.class_ids)
+        return real(img, det, *a, **k)
+
+    monkeypatch.setattr(drawing, "draw_detections", noting)
+    path = _sort_season(tmp_path, classified_doc())
+    assert main(["results", "draw", path, "--images", str(tmp_path / "season"), "--out", str(tmp_path / "drawn"),
+                 "--threshold", "0.5"]) == 0, capsys.readouterr().err
+    assert sorted(labels) == ["red deer", "wild boar"]

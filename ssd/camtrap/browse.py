@@ -18,6 +18,7 @@ from PIL import Image
 from ssd.base.text import name_on_disk
 from ssd.inference.detector import RawDetections
 from ssd.camtrap.megadetector import Threshold, image_state, is_cut_short, shown_detections
+from ssd.camtrap.species import SPECIES_THRESHOLD, top_classification
 from ssd.inference.filtering import ShownFilter
 
 STATES = ("all", "with detections", "empty", "failed", "suspect", "cut short")
@@ -119,11 +120,13 @@ def _inside(file: str, image_root: Optional[str]) -> Optional[str]:
 
 
 def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: Threshold, hide_suspect: bool,
-                     size) -> RawDetections:
+                     size, species: Optional[Dict[str, str]] = None,
+                     species_threshold: float = SPECIES_THRESHOLD) -> RawDetections:
     """An entry's shown detections as ``RawDetections`` in ``size`` pixels, for the drawing code.
 
     Suspect repeats (when shown) get a class of their own, "<name> (suspect)", so they are drawn
-    in another colour and say what they are.
+    in another colour and say what they are. ``species`` (a classified file's species classes): a
+    detection whose top species scores at least ``species_threshold`` is labelled with it instead.
     """
     order = list(names)
     classes = [names[k] for k in order] + [f"{names[k]} (suspect)" for k in order]
@@ -138,8 +141,25 @@ def entry_detections(entry: Dict[str, Any], names: Dict[str, str], threshold: Th
                        (d["bbox"][1] + d["bbox"][3]) * h] for d in dets], dtype=np.float32).reshape(-1, 4)
     ids = np.array([(order.index(d["category"]) if d["category"] in order else 0)
                     + (len(order) if d.get("suspect") else 0) for d in dets], dtype=np.int64)
+    if species is not None:
+        ids = _species_ids(dets, ids, classes, species, species_threshold)
     scores = np.array([d["conf"] for d in dets], dtype=np.float32)
     return RawDetections(ids, scores, boxes, (w, h), classes or ["object"], entry["file"])
+
+
+def _species_ids(dets: List[Dict[str, Any]], ids: np.ndarray, classes: List[str], species: Dict[str, str],
+                 species_threshold: float) -> np.ndarray:
+    """``ids`` with each detection that is no suspect and whose top species scores at least
+    ``species_threshold`` moved to that species' class, appended to ``classes`` once."""
+    out = ids.copy()
+    for i, d in enumerate(dets):
+        top = top_classification(d, species)
+        if d.get("suspect") or top is None or top[1] < species_threshold:
+            continue
+        if top[0] not in classes:
+            classes.append(top[0])
+        out[i] = classes.index(top[0])
+    return out
 
 
 def open_picture(entry: Dict[str, Any], image_root: Optional[str], side: int = 320,

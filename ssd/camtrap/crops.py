@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import escape_name
+from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
                                        held_output, in_batches, make_folders, on_picture, open_picture,
                                        refuse_shared_outputs, remove_stale_temps_under, upright_size,
@@ -160,9 +161,11 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
                 margin: float = DEFAULT_MARGIN, square: bool = False, min_size: int = DEFAULT_MIN_SIZE,
                 workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Tally:
     """Cut every shown detection of the photos in ``doc`` into a JPEG under ``out``, and write
-    ``out/crops.csv``; the tally counts crops (written, skipped) and photos (problems)."""
+    ``out/crops.csv``; the tally counts crops (written, skipped) and photos (problems). A file
+    classified into species gives each row its top species and score (``species.SPECIES_COLUMNS``)."""
     tally = Tally()
     names = doc.get("detection_categories") or {}
+    species = species_names(doc)
     target = os.path.realpath(out)
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [
         crop_name(p.parts, k) for k, _ in _shown_boxes(p, names, shown)] + [[CSV_NAME]])
@@ -183,7 +186,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
                 open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
             writer = CsvWriter(fh)
-            writer.writerow(CSV_HEADER)
+            writer.writerow(list(CSV_HEADER) + (SPECIES_COLUMNS if species is not None else []))
             for photo, outcome in in_batches(photos, work, before, workers, progress):
                 if isinstance(outcome, NotWritten):
                     tally.note_unwritten(photo.entry["file"], outcome.strerror)
@@ -201,5 +204,8 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
                     # names that are not UTF-8 (lone surrogates) as every table writes them: ``\xff``
                     cells = [escape_name("/".join(parts)), escape_name(photo.entry["file"]),
                              escape_name(names.get(cat, cat)), float(d["conf"]), *box, frame]
+                    if species is not None:
+                        name, score = species_cells(d, species)
+                        cells += [escape_name(name), score]
                     writer.writerow([safe_cell(c) for c in cells])
         return tally

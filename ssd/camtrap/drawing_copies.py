@@ -69,9 +69,12 @@ def is_output_name(name: str) -> bool:
     return name == GALLERY_NAME or os.path.splitext(name)[1].lower() in _KEPT_FORMATS
 
 
-def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int]) -> bytes:
+def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int],
+               species: Optional[Dict[str, str]] = None) -> bytes:
     """The picture, ``width`` pixels wide at most (None or 0: as it is), with its shown boxes (a
-    frame's: its own), encoded in the copy's format. ``ImageError`` for one that cannot be decoded."""
+    frame's: its own), encoded in the copy's format; ``species`` (a classified file's species
+    classes): a box labelled with its species (``browse.entry_detections``). ``ImageError`` for one
+    that cannot be decoded."""
     from PIL import Image
 
     from ssd.camtrap.browse import entry_detections
@@ -80,7 +83,8 @@ def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: O
     img = open_picture(photo, draft_to=width or None)
     if width and img.width > width:
         img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
-    drawn = draw_detections(img, entry_detections(picture_entry(photo), names, shown, shown.hide_suspect, img.size))
+    drawn = draw_detections(img, entry_detections(picture_entry(photo), names, shown, shown.hide_suspect, img.size,
+                                                  species))
     fmt = _KEPT_FORMATS.get(os.path.splitext(output_parts(photo)[-1])[1].lower(), "JPEG")
     buf = io.BytesIO()
     drawn.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
@@ -97,9 +101,11 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
     (``seed``). A copy already there is skipped (a stopped run is resumed); the page lists it too.
     """
     from ssd.camtrap.sorting import folder_for
+    from ssd.camtrap.species import species_names
 
     tally = Tally()
     names = doc.get("detection_categories") or {}
+    species = species_names(doc)
     photos = choose_photos(doc, image_root, out, shown, tally, lambda p: [output_parts(p), [GALLERY_NAME]],
                            sample, seed)
     refuse_shared_outputs(photos, output_parts, "drawn")
@@ -114,7 +120,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             dest = os.path.join(target, *output_parts(photo))
             if os.path.lexists(dest):
                 return False
-            write_output(dest, drawn_copy(photo, names, shown, width))
+            write_output(dest, drawn_copy(photo, names, shown, width, species))
             return True
 
         def before(batch: Sequence[Photo]) -> None:
