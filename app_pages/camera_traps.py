@@ -330,6 +330,13 @@ def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
                                "episodes": [e["per_class"].get(c, 0) for c in s["per_class_images"]],
                                "detections": [s["per_class_detections"].get(c, 0) for c in s["per_class_images"]]}),
                  hide_index=True)
+    if "per_species_images" in s:           # a file classified into species (SpeciesNet, AddaxAI)
+        st.caption(f"Species: each detection shown counts for its top species where the classifier scored it at "
+                   f"least {s['species_threshold']:g}.")
+        st.dataframe(pd.DataFrame({"species": list(s["per_species_images"]),
+                                   "images": list(s["per_species_images"].values()),
+                                   "detections": [s["per_species_detections"][n] for n in s["per_species_images"]]}),
+                     hide_index=True)
 
 
 def _full(doc: Dict[str, Any], index) -> Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]]:

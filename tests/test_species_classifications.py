@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 import pytest
 
 from ssd.cli.main import main
+from test_camtrap_page import season  # noqa: F401  (the fixture)
 
 CLASSES = {"3": "red deer", "7": "wild boar", "9": "=HYPERLINK(\"x\")"}
 DESCRIPTIONS = {"3": "a1b2;mammalia;artiodactyla;cervidae;cervus;elaphus;red deer",
@@ -415,3 +416,27 @@ def test_results_draw_labels_the_boxes_with_their_species(tmp_path, capsys, monk
     assert main(["results", "draw", path, "--images", str(tmp_path / "season"), "--out", str(tmp_path / "drawn"),
                  "--threshold", "0.5"]) == 0, capsys.readouterr().err
     assert sorted(labels) == ["red deer", "wild boar"]
+
+
+def test_the_pages_compact_records_count_the_same_species_as_the_file(tmp_path):
+    from ssd.camtrap.page_results import open_compact
+    from ssd.camtrap.summary import summarize
+
+    doc = classified_doc()
+    opened, index = open_compact(_write(tmp_path / "r.json", doc))
+    assert index is not None                              # read as it goes: the records hold no boxes
+    assert summarize(opened, 0.2)["per_species_images"] == summarize(doc, 0.2)["per_species_images"] == \
+        {"red deer": 1, "wild boar": 1, "=HYPERLINK(\"x\")": 1}
+
+
+def test_the_camera_traps_page_lists_the_species_beside_the_classes(season):
+    from test_camtrap_page import _open
+
+    doc = json.loads((season / "season.json").read_text())
+    doc["classification_categories"] = {"5": "red fox", "6": "badger"}
+    doc["images"][0]["detections"][-1]["classifications"] = [["6", 0.1], ["5", 0.8]]
+    (season / "season.json").write_text(json.dumps(doc))
+    at = _open(season)
+    tables = [t.value for t in at.dataframe]
+    species = next(t for t in tables if "species" in t.columns)
+    assert species.to_dict("list") == {"species": ["red fox", "badger"], "images": [1, 0], "detections": [1, 0]}

@@ -18,14 +18,18 @@ import tempfile
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ssd.camtrap.results_index import EntryIndex, read_results_indexed
+from ssd.camtrap.species import species_names, top_pair
 
 #: What a boxless detection keeps: all the counts, filters and captions read of it but the box.
 DETECTION_FIELDS = ("category", "conf", "suspect", "frame_number")
 
 
-def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]]) -> Dict[str, Any]:
+def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]],
+                  species: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """``entry`` with each detection reduced to ``DETECTION_FIELDS``, one dict per distinct detection
-    in ``shared`` (one per file: a score, class and flag recur across thousands of images)."""
+    in ``shared`` (one per file: a score, class and flag recur across thousands of images);
+    ``species`` (a classified file's species classes): with its top classification alone, as
+    ``classifications`` (``species.top_pair``), which the per-species counts read."""
     dets = entry.get("detections")
     if not dets:
         return entry
@@ -43,7 +47,11 @@ def compact_entry(entry: Dict[str, Any], shared: Dict[Any, Dict[str, Any]]) -> D
         kept = {k: d[k] for k in DETECTION_FIELDS if k in d}
         if d.get("suspect") and "bbox" in d:
             kept["bbox"] = d["bbox"]        # the repeat review groups and crops the suspects by their box
-        key = tuple((k, v.__class__, tuple(v) if k == "bbox" else v) for k, v in kept.items())
+        top = top_pair(d, species) if species is not None else None
+        if top is not None:
+            kept["classifications"] = [list(top)]
+        key = tuple((k, v.__class__, tuple(map(tuple, v)) if k == "classifications" else
+                     tuple(v) if k == "bbox" else v) for k, v in kept.items())
         append(shared.setdefault(key, kept))
     return {**entry, "detections": out}
 
@@ -56,7 +64,8 @@ def open_compact(path: str) -> Tuple[Dict[str, Any], Optional[EntryIndex]]:
 
     def keep_for(head: Dict[str, Any]):
         shared.clear()
-        return lambda entry: compact_entry(entry, shared)
+        species = species_names(head)
+        return lambda entry: compact_entry(entry, shared, species)
 
     doc, index = read_results_indexed(path, keep_for)
     if index is None:                   # an unusual file read whole: its entries kept, boxes included
