@@ -79,6 +79,9 @@ def test_merge_keeps_the_classifications(tmp_path, capsys):
     out = tmp_path / "all.json"
     assert main(["results", "merge", "-o", str(out), a, b]) == 0, capsys.readouterr().err
     _kept(_load(out), doc)
+    from megadetector.postprocessing.validate_batch_results import validate_batch_results
+
+    assert validate_batch_results(str(out))["validation_results"]["errors"] == []
 
 
 def test_merge_refuses_files_whose_classification_categories_differ(tmp_path, capsys):
