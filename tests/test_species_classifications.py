@@ -443,3 +443,16 @@ def test_the_camera_traps_page_lists_the_species_beside_the_classes(season):
     tables = [t.value for t in at.dataframe]
     species = next(t for t in tables if "species" in t.columns)
     assert species.to_dict("list") == {"species": ["red fox", "badger"], "images": [1, 0], "detections": [1, 0]}
+
+
+def test_the_workbooks_summary_counts_the_species(tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    path = _write(tmp_path / "r.json", classified_doc())
+    out = tmp_path / "r.xlsx"
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(out), "--threshold", "0.2"]) == 0, \
+        capsys.readouterr().err
+    rows = [list(r) for r in load_workbook(out, read_only=True)["summary"].iter_rows(values_only=True)]
+    at = rows.index(["species (classification score ≥ 0.5)", "images", "detections"])
+    assert rows[at + 1:] == [["species red deer", 1, 1], ["species wild boar", 1, 1],
+                             ["species =HYPERLINK(\"x\")", 1, 1]]          # text: the name never starts the cell

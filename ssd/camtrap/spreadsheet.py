@@ -63,6 +63,10 @@ def _rows_summary(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]
     yield ["untimed (each its own episode)", "", e["untimed"]]
     for name, n in s["per_class_images"].items():
         yield [f"class {name}", n, e["per_class"].get(name, 0)]
+    if "per_species_images" in s:           # a file classified into species
+        yield [f"species (classification score ≥ {s['species_threshold']:g})", "images", "detections"]
+        for name, n in s["per_species_images"].items():
+            yield [f"species {name}", n, s["per_species_detections"][name]]
 
 
 def _rows_info(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
