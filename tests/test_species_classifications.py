@@ -456,3 +456,16 @@ def test_the_workbooks_summary_counts_the_species(tmp_path, capsys):
     at = rows.index(["species (classification score ≥ 0.5)", "images", "detections"])
     assert rows[at + 1:] == [["species red deer", 1, 1], ["species wild boar", 1, 1],
                              ["species =HYPERLINK(\"x\")", 1, 1]]          # text: the name never starts the cell
+
+
+def test_split_keeps_the_classifications_written_after_the_images(tmp_path, capsys):
+    doc = classified_doc()
+    tail_first = {"images": doc.pop("images"), **doc}          # the classes after the entries
+    path = _write(tmp_path / "season.json", tail_first)
+    parts = tmp_path / "parts"
+    assert main(["results", "split", path, "--out", str(parts)]) == 0, capsys.readouterr().err
+    for f in sorted(parts.iterdir()):
+        part = _load(f)
+        assert part["classification_categories"] == CLASSES
+        assert part["classification_category_descriptions"] == DESCRIPTIONS
+        assert all("classifications" in d for im in part["images"] for d in im["detections"])
