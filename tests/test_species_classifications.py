@@ -469,3 +469,17 @@ def test_split_keeps_the_classifications_written_after_the_images(tmp_path, caps
         assert part["classification_categories"] == CLASSES
         assert part["classification_category_descriptions"] == DESCRIPTIONS
         assert all("classifications" in d for im in part["images"] for d in im["detections"])
+
+
+def test_the_species_threshold_is_the_workbooks_and_refused_on_a_csv(tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    path = _write(tmp_path / "r.json", classified_doc())
+    out = tmp_path / "r.xlsx"
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(out), "--threshold", "0.2",
+                 "--species-threshold", "0.65"]) == 0, capsys.readouterr().err
+    rows = [list(r) for r in load_workbook(out, read_only=True)["summary"].iter_rows(values_only=True)]
+    assert ["species wild boar", 0, 0] in rows and ["species red deer", 1, 1] in rows
+    assert main(["results", "export", path, "--format", "csv", "--out", str(tmp_path / "r.csv"),
+                 "--species-threshold", "0.65"]) == 2
+    assert "--species-threshold" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()

@@ -19,7 +19,7 @@ from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap
 from ssd.camtrap.megadetector import Threshold, image_state, shown_detections
 from ssd.camtrap.results import TIME_SOURCE, has_time_source
-from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
+from ssd.camtrap.species import SPECIES_COLUMNS, SPECIES_THRESHOLD, species_cells, species_names
 from ssd.camtrap.summary import summarize
 from ssd.inference.filtering import ShownFilter
 
@@ -53,8 +53,8 @@ def _rows_detections(doc: Dict[str, Any], shown: ShownFilter, episodes: List[str
                 ([] if species is None else species_cells(d, species, score_text=False))
 
 
-def _rows_summary(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
-    s = summarize(doc, shown)
+def _rows_summary(doc: Dict[str, Any], shown: ShownFilter, species_threshold: float) -> Iterable[List[Any]]:
+    s = summarize(doc, shown, species_threshold=species_threshold)
     e = s["episodes"]
     yield ["", "images", "episodes"]
     for key, label in (("images", "all"), ("with_detections", "with detections"), ("empty", "empty"),
@@ -83,10 +83,10 @@ def _rows_info(doc: Dict[str, Any], shown: ShownFilter) -> Iterable[List[Any]]:
 
 
 def write_xlsx(doc: Dict[str, Any], path: str, threshold: Threshold, hide_suspect: bool = True,
-               image_root: Optional[str] = None) -> None:
+               image_root: Optional[str] = None, species_threshold: float = SPECIES_THRESHOLD) -> None:
     """The workbook at ``path`` (written under a temporary name, then renamed)."""
     with atomic_path(path) as tmp:
-        save_xlsx(doc, tmp, threshold, hide_suspect, image_root)
+        save_xlsx(doc, tmp, threshold, hide_suspect, image_root, species_threshold)
 
 
 def xlsx_bytes(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
@@ -98,7 +98,8 @@ def xlsx_bytes(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = T
 
 
 def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Threshold,
-              hide_suspect: bool = True, image_root: Optional[str] = None) -> None:
+              hide_suspect: bool = True, image_root: Optional[str] = None,
+              species_threshold: float = SPECIES_THRESHOLD) -> None:
     """Build the workbook and save it to a path or an open binary file. Entries without a time in
     the results are dated by their files under ``image_root`` as the Camtrap DP package dates them
     (``camtrap_dp.with_file_times``), and their episodes grouped by those times."""
@@ -116,7 +117,7 @@ def save_xlsx(doc: Dict[str, Any], target: Union[str, IO[bytes]], threshold: Thr
                _rows_images(doc, shown, episodes, timed)),
               ("detections", [DETECTION_COLUMNS + (SPECIES_COLUMNS if species is not None else [])],
                _rows_detections(doc, shown, episodes, species)),
-              ("summary", [], _rows_summary(doc, shown)),
+              ("summary", [], _rows_summary(doc, shown, species_threshold)),
               ("info", [], _rows_info(doc, shown)))
     for title, head, rows in sheets:
         ws = wb.create_sheet(title)

@@ -64,7 +64,8 @@ FLAG_FORMATS: Dict[str, Tuple[str, ...]] = {
     "images": ("camtrap-dp", "xlsx", "coco"),
     "episode_gap": ("camtrap-dp", "xlsx", "coco"), "camera_depth": ("camtrap-dp", "xlsx", "coco"),   # coco: checked
     **{dest: ("camtrap-dp",) for dest in ("locations", "taxa", "latitude", "longitude", "utc_offset", "title",
-                                          "contributor", "sampling_design", "species_threshold")}}
+                                          "contributor", "sampling_design")},
+    "species_threshold": ("camtrap-dp", "xlsx")}
 
 
 def refuse_unused_flags(args: argparse.Namespace) -> None:
@@ -132,7 +133,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "xlsx":
         from ssd.camtrap.spreadsheet import write_xlsx
 
-        write_xlsx(doc, args.out, shown, image_root=root)
+        write_xlsx(doc, args.out, shown, image_root=root, species_threshold=args.species_threshold)
         print(f"{len(doc['images'])} image(s) written to {args.out}", file=sys.stderr)
         return 0
     from ssd.camtrap.camtrap_dp import write_camtrap_dp
