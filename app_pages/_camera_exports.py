@@ -20,6 +20,7 @@ from ssd.base.errors import SSDError
 from ssd.base.text import md_escape
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import file_gap
+from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
 from ssd.workspace import check_photo_path
 from ssd.inference.filtering import ShownFilter
 
@@ -82,21 +83,27 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter, js
         mode = st.selectbox("As", ["symlink", "hardlink", "copy"], key="ct_sort_mode", persist_state="session")
         st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
                     key="ct_sort_episodes", persist_state="session")
+        if species_names(doc) is not None:
+            st.checkbox(f"Species folders under animal/ (a classification scoring at least {SPECIES_THRESHOLD:g}; "
+                        "not with bursts kept together)", key="ct_sort_species", persist_state="session")
         if st.button("Sort into folders", key="ct_sort_go"):
             _sort(doc, image_root, target, shown, mode)
 
 
 def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter, mode: str) -> None:
     """Sort, and show how many images went to each folder; say so when no folder was given."""
-    from ssd.camtrap.sorting import sort_into_folders
+    from ssd.camtrap.sorting import BySpecies, sort_into_folders
 
     if not target.strip():
         st.error("Type the folder to sort into first (it is made if it does not exist).")
         return
     try:
         check_photo_path(target, "The sort folder", _access.roots())
+        wanted = st.session_state.get("ct_sort_species") and species_names(doc) is not None   # shown only then
+        by_species = BySpecies.of(doc) if wanted else None
         counts = sort_into_folders(doc, image_root, target, shown, mode,
-                                   by_episode=bool(st.session_state.get("ct_sort_episodes")), terms=PAGE_TERMS)
+                                   by_episode=bool(st.session_state.get("ct_sort_episodes")), terms=PAGE_TERMS,
+                                   by_species=by_species)
         st.dataframe(pd.DataFrame({"folder": list(counts), "images": list(counts.values())}), hide_index=True)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))

@@ -432,17 +432,27 @@ def test_the_pages_compact_records_count_the_same_species_as_the_file(tmp_path):
         {"red deer": 1, "wild boar": 1, "=HYPERLINK(\"x\")": 1}
 
 
-def test_the_camera_traps_page_lists_the_species_beside_the_classes(season):
-    from test_camtrap_page import _open
-
+def _classified_season(season) -> None:
+    """The page's season with a fox classified on cam1/0.jpg (its one box that is no suspect)."""
     doc = json.loads((season / "season.json").read_text())
     doc["classification_categories"] = {"5": "red fox", "6": "badger"}
     doc["images"][0]["detections"][-1]["classifications"] = [["6", 0.1], ["5", 0.8]]
     (season / "season.json").write_text(json.dumps(doc))
+
+
+def test_the_camera_traps_page_lists_the_species_beside_the_classes_and_sorts_by_them(season):
+    from test_camtrap_page import _open
+
+    _classified_season(season)
     at = _open(season)
     tables = [t.value for t in at.dataframe]
     species = next(t for t in tables if "species" in t.columns)
     assert species.to_dict("list") == {"species": ["red fox", "badger"], "images": [1, 0], "detections": [1, 0]}
+    at.text_input(key="ct_sort_into").set_value(str(season / "sorted")).run()
+    at.checkbox(key="ct_sort_species").check().run()
+    next(b for b in at.button if b.key == "ct_sort_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (season / "sorted" / "animal" / "red-fox" / "cam1" / "0.jpg").is_symlink()
 
 
 def test_the_workbooks_summary_counts_the_species(tmp_path, capsys):
