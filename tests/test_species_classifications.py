@@ -493,3 +493,25 @@ def test_the_species_threshold_is_the_workbooks_and_refused_on_a_csv(tmp_path, c
     assert main(["results", "export", path, "--format", "csv", "--out", str(tmp_path / "r.csv"),
                  "--species-threshold", "0.65"]) == 2
     assert "--species-threshold" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()
+
+
+# ---- reading a classified season -------------------------------------------------------------------
+
+def test_a_classified_chunk_is_checked_at_once_not_box_by_box():
+    """Each detection's ``classifications`` sent every chunk of a classified file to the walk box by
+    box: 3x as long (1.3-1.5 s against 0.45 s at 168,000 boxes of three classifications)."""
+    from ssd.camtrap.results_check import _plain_detections
+
+    doc = classified_doc()
+    assert _plain_detections(doc["images"], doc["detection_categories"])
+
+
+@pytest.mark.parametrize("pairs, said", [([["3", float("nan")]], "finite"), ([["3", 0.5]] + [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]], "nested")])
+def test_a_faulty_classification_is_still_refused_by_name(tmp_path, pairs, said):
+    from ssd.camtrap.results_check import ResultsError, check_results
+
+    doc = classified_doc()
+    doc["images"][0]["detections"][0]["classifications"] = pairs
+    with pytest.raises(ResultsError, match=said) as refused:
+        check_results(doc, "'r.json'")
+    assert "images[0]" in str(refused.value) and "classifications" in str(refused.value)
