@@ -515,3 +515,13 @@ def test_a_faulty_classification_is_still_refused_by_name(tmp_path, pairs, said)
     with pytest.raises(ResultsError, match=said) as refused:
         check_results(doc, "'r.json'")
     assert "images[0]" in str(refused.value) and "classifications" in str(refused.value)
+
+
+def test_a_taxa_row_naming_a_species_is_no_typo_and_an_unnamed_species_is_warned(tmp_path, capsys):
+    (tmp_path / "taxa.csv").write_text("class,scientificName\nRed Deer,Cervus elaphus\n")
+    doc = classified_doc()
+    del doc["classification_category_descriptions"]
+    _package(tmp_path, capsys, "--taxa", str(tmp_path / "taxa.csv"), doc=doc)
+    err = capsys.readouterr().err
+    assert "no class of these results" not in err, err
+    assert "'wild boar' (1 observation(s))" in err and "'red deer'" not in err, err

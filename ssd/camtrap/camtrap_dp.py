@@ -52,7 +52,8 @@ from ssd.camtrap.package_folder import DESCRIPTOR, OUR_BLOCK, PACKAGE_TABLES as 
 from ssd.camtrap.rebase import recorded_folder_hint
 from ssd.camtrap.results import TIME_SOURCE
 from ssd.camtrap.species import SPECIES_THRESHOLD, classifier_name, species_names, taxonomy_name, top_pair
-from ssd.camtrap.taxa import Taxa, by_class, class_key, taxa_report, taxon_fields, taxonomic
+from ssd.camtrap.taxa import (CLASS_TAG, SPECIES_TAG, SUSPECT_TAG, Taxa, by_class, class_key, taxa_report,
+                              taxon_fields, taxonomic)
 from ssd.camtrap.video import is_video
 from ssd.data.exif import exif_datetime
 from ssd.data.video_time import recorded_time
@@ -360,8 +361,8 @@ def _detection_fields(d: Dict[str, Any], names: Dict[str, str], model: str, inde
            "classifiedBy": model, "classificationProbability": round(float(d["conf"]), 3),
            **taxon_fields(name, index), **(species.fields(d, index) if species is not None else {})}
     named = out.pop("species", None)
-    out["observationTags"] = (f"class:{name}" + (f"|species:{named}" if named else "")
-                              + ("|suspect:true" if d.get("suspect") else ""))
+    out["observationTags"] = (f"{CLASS_TAG}{name}" + (f"{SPECIES_TAG}{named}" if named else "")
+                              + (SUSPECT_TAG if d.get("suspect") else ""))
     if w > 0 and h > 0:
         out.update(bboxX=round(min(max(x, 0.0), 1.0), 4), bboxY=round(min(max(y, 0.0), 1.0), 4),
                    bboxWidth=round(min(w, 1.0), 4), bboxHeight=round(min(h, 1.0), 4))
@@ -477,7 +478,14 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
             "observations": len(rows["observations"]), "left_out": skipped, "deployment_ids": folders,
             "failed": sum(1 for im in doc.get("images", []) if is_failed(im)),   # never in media.csv: said
             "unmatched_locations": sorted(set(opts.locations) - cameras),
-            **taxa_report(doc.get("detection_categories") or {}, rows["observations"], opts.taxa)}
+            **taxa_report(_observed_names(doc), rows["observations"], opts.taxa)}
+
+
+def _observed_names(doc: Dict[str, Any]) -> Dict[str, str]:
+    """Every name an observation can be observed as: the detector's classes, then the classifier's
+    species (a taxa row naming either is no typo; an unnamed one of either is warned)."""
+    detector = (doc.get("detection_categories") or {}).values()
+    return {str(k): n for k, n in enumerate(dict.fromkeys([*detector, *(species_names(doc) or {}).values()]))}
 
 
 def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptions,

@@ -165,12 +165,27 @@ def taxa_report(names: Dict[str, str], observations: List[Dict[str, Any]], taxa:
     if not taxa:
         return {"unnamed_classes": [], "unmatched_taxa": [], "class_names": []}
     classes = {class_key(n) for n in names.values()}
-    tags = [str(o.get("observationTags") or "").split("|suspect:")[0] for o in observations
-            if o.get("observationType") == "animal" and not o.get("scientificName")]
-    counts = {n: tags.count(f"class:{n}") for n in dict.fromkeys(names.values())}
+    observed = [observed_name(o.get("observationTags")) for o in observations
+                if o.get("observationType") == "animal" and not o.get("scientificName")]
+    counts = {n: observed.count(n) for n in dict.fromkeys(names.values())}
     return {"unnamed_classes": [(n, c) for n, c in counts.items() if c],
             "unmatched_taxa": [cls for cls in taxa if class_key(cls) not in classes],
             "class_names": list(dict.fromkeys(names.values()))}
+
+
+#: How an observation's tags name its class and, where a classifier named one, its species
+#: (``camtrap_dp``: ``class:animal|species:red deer``, then ``|suspect:true`` for a suspect repeat).
+CLASS_TAG, SPECIES_TAG, SUSPECT_TAG = "class:", "|species:", "|suspect:true"
+
+
+def observed_name(tags: Any) -> str:
+    """What an observation was observed as, from its tags: its species where a classifier named
+    one, else its class ('' for a blank)."""
+    text = str(tags or "")
+    text = text[:-len(SUSPECT_TAG)] if text.endswith(SUSPECT_TAG) else text
+    if SPECIES_TAG in text:
+        return text.split(SPECIES_TAG, 1)[1]
+    return text[len(CLASS_TAG):] if text.startswith(CLASS_TAG) else text
 
 
 def taxa_warnings(done: Dict[str, Any], path: str) -> List[str]:
