@@ -525,3 +525,17 @@ def test_a_taxa_row_naming_a_species_is_no_typo_and_an_unnamed_species_is_warned
     err = capsys.readouterr().err
     assert "no class of these results" not in err, err
     assert "'wild boar' (1 observation(s))" in err and "'red deer'" not in err, err
+
+
+@pytest.mark.parametrize("where", ["species", "class"])
+def test_a_name_utf8_cannot_hold_is_escaped_in_a_camtrap_dp_package_not_a_traceback(tmp_path, capsys, where):
+    """A lone surrogate (``"\\ud800"`` in the JSON) in a species or class name stopped the Camtrap DP
+    export with a UnicodeEncodeError traceback; it is written escaped, as the CSV writes it."""
+    doc = classified_doc()
+    if where == "species":
+        doc["classification_categories"]["7"] = "wild\ud800boar"
+    else:
+        doc["detection_categories"]["1"] = "ani\ud800mal"
+    out, rows = _package(tmp_path, capsys, doc=doc)
+    assert any("\\ud800" in r["observationTags"] for r in rows)
+    assert "\\ud800" in (out / "datapackage.json").read_text(encoding="utf-8") or where == "species"

@@ -44,6 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ssd.base.atomic import atomic_path, atomic_write_json
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.safe_paths import PathRefused, relative_inside
+from ssd.base.text import ESCAPED
 from ssd.camtrap.cameras import CameraRule, file_camera_rule
 from ssd.camtrap.episodes import episode_ids, file_gap, parse_time
 from ssd.camtrap.locations import read_locations  # noqa: F401 - the pages and the CLI import it from here
@@ -467,8 +468,9 @@ def write_camtrap_dp(doc: Dict[str, Any], out_dir: str, threshold: Threshold, op
     descriptor, rows, skipped = camtrap_tables(doc, threshold, opts, hide_suspect)
     os.makedirs(out_dir, exist_ok=True)
     for table in TABLES:
+        # names UTF-8 cannot hold (a lone surrogate in a results file's class or species name) escaped
         with atomic_path(os.path.join(out_dir, f"{table}.csv")) as tmp, \
-                open(tmp, "w", encoding="utf-8", newline="") as fh:
+                open(tmp, "w", encoding="utf-8", newline="", errors=ESCAPED) as fh:
             write_table(fh, table, rows[table])
     atomic_write_json(os.path.join(out_dir, DESCRIPTOR), descriptor)
     folders = [d["deploymentID"] for d in rows["deployments"]]
@@ -497,7 +499,7 @@ def camtrap_dp_zip(doc: Dict[str, Any], threshold: Threshold, opts: PackageOptio
         for table in TABLES:
             text = io.StringIO(newline="")
             write_table(text, table, rows[table])
-            zf.writestr(f"{table}.csv", text.getvalue())
+            zf.writestr(f"{table}.csv", text.getvalue().encode("utf-8", ESCAPED))
         zf.writestr(DESCRIPTOR, json.dumps(descriptor, indent=1))
     return buf.getvalue()
 
