@@ -419,6 +419,10 @@ def test_results_draw_labels_the_boxes_with_their_species(tmp_path, capsys, monk
     assert main(["results", "draw", path, "--images", str(tmp_path / "season"), "--out", str(tmp_path / "drawn"),
                  "--threshold", "0.5"]) == 0, capsys.readouterr().err
     assert sorted(labels) == ["red deer", "wild boar"]
+    labels.clear()
+    assert main(["results", "draw", path, "--images", str(tmp_path / "season"), "--out", str(tmp_path / "drawn2"),
+                 "--threshold", "0.5", "--species-threshold", "0.65"]) == 0, capsys.readouterr().err
+    assert sorted(labels) == ["animal", "red deer"]          # the boar's 0.61 is left to the detector
 
 
 def test_the_pages_compact_records_count_the_same_species_as_the_file(tmp_path):

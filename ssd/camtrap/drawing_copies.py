@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ssd.base.atomic import atomic_path
 from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
+from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, held_output,
                                        choose_photos, in_batches, make_folders, open_picture, picture_entry,
                                        refuse_shared_outputs, remove_stale_temps_under, write_output)
@@ -70,7 +71,7 @@ def is_output_name(name: str) -> bool:
 
 
 def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: Optional[int],
-               species: Optional[Dict[str, str]] = None) -> bytes:
+               species: Optional[Dict[str, str]] = None, species_threshold: float = SPECIES_THRESHOLD) -> bytes:
     """The picture, ``width`` pixels wide at most (None or 0: as it is), with its shown boxes (a
     frame's: its own), encoded in the copy's format; ``species`` (a classified file's species
     classes): a box labelled with its species (``browse.entry_detections``). ``ImageError`` for one
@@ -84,7 +85,7 @@ def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: O
     if width and img.width > width:
         img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
     drawn = draw_detections(img, entry_detections(picture_entry(photo), names, shown, shown.hide_suspect, img.size,
-                                                  species))
+                                                  species, species_threshold))
     fmt = _KEPT_FORMATS.get(os.path.splitext(output_parts(photo)[-1])[1].lower(), "JPEG")
     buf = io.BytesIO()
     drawn.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
@@ -93,15 +94,16 @@ def drawn_copy(photo: Photo, names: Dict[str, str], shown: ShownFilter, width: O
 
 def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilter,
                 sample: Optional[int] = None, seed: int = DEFAULT_SEED, width: Optional[int] = DEFAULT_WIDTH,
-                workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Tally:
+                workers: int = DEFAULT_WORKERS, progress: OnProgress = None,
+                species_threshold: float = SPECIES_THRESHOLD) -> Tally:
     """Write a drawn copy of each chosen photo under ``out`` and ``out/index.html``; what was done.
+    A classified file's boxes are labelled with their species scoring at least ``species_threshold``.
 
     ``shown``: what counts as a detection (threshold, per-class thresholds, suspects, and
     ``classes``: only photos showing one of them). ``sample``: that many photos at random
     (``seed``). A copy already there is skipped (a stopped run is resumed); the page lists it too.
     """
     from ssd.camtrap.sorting import folder_for
-    from ssd.camtrap.species import species_names
 
     tally = Tally()
     names = doc.get("detection_categories") or {}
@@ -120,7 +122,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             dest = os.path.join(target, *output_parts(photo))
             if os.path.lexists(dest):
                 return False
-            write_output(dest, drawn_copy(photo, names, shown, width, species))
+            write_output(dest, drawn_copy(photo, names, shown, width, species, species_threshold))
             return True
 
         def before(batch: Sequence[Photo]) -> None:

@@ -38,6 +38,7 @@ def register_draw_crops(rs, shown_args: Callable[[argparse.ArgumentParser], None
     from ssd.camtrap.crops import DEFAULT_MARGIN, DEFAULT_MIN_SIZE
     from ssd.camtrap.drawing_copies import DEFAULT_WIDTH
     from ssd.camtrap.photo_outputs import DEFAULT_SEED
+    from ssd.cli.shown import species_threshold_arg
 
     d = rs.add_parser("draw", help="copies of the photos with their boxes drawn, and an index.html gallery")
     _common(d, shown_args)
@@ -46,6 +47,7 @@ def register_draw_crops(rs, shown_args: Callable[[argparse.ArgumentParser], None
                    help="which random sample (default: %(default)s, the same photos each time)")
     d.add_argument("--width", type=nonnegative_int, default=DEFAULT_WIDTH, metavar="PX",
                    help="copies at most this wide (default: %(default)s; 0: full size)")
+    species_threshold_arg(d)
     d.set_defaults(func=cmd_draw)
     c = rs.add_parser("crops", help="one JPEG per detection and crops.csv (to train a species classifier)")
     _common(c, shown_args)
@@ -117,7 +119,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
     doc = _read(args, above_floor)
     tally = draw_copies(doc, _root(args), args.out, _shown(doc, args), args.sample, args.seed, args.width,
-                        progress=_progress())
+                        progress=_progress(), species_threshold=args.species_threshold)
     _report(tally, f"drawn copies in {terminal_safe(args.out)} (index.html)", doc, _root(args))
     return 0
 
