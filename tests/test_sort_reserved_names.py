@@ -22,3 +22,13 @@ def test_classes_named_like_the_state_folders_get_folders_of_their_own():
     assert len({nothing, failed, named_empty, named_failed}) == 4
     assert named_failed.lower() != "failed"              # case-insensitive disks see one folder
     assert folder_for(_entry("3"), NAMES, shown) == "animal"
+
+
+def test_a_species_named_like_the_species_state_folders_gets_a_folder_of_its_own():
+    from ssd.camtrap.sorting import BySpecies, species_folder
+
+    by = BySpecies(names={"1": "Unclassified", "2": "multiple", "3": "red deer"}, threshold=0.5)
+    folders = [species_folder([{"category": "1", "conf": 0.9, "classifications": [[c, 0.9]]}], by)
+               for c in ("1", "2", "3")]
+    assert folders == ["class-Unclassified", "class-multiple", "red-deer"]
+    assert species_folder([{"category": "1", "conf": 0.9, "classifications": [["3", 0.1]]}], by) == "unclassified"

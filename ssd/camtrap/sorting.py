@@ -85,7 +85,7 @@ def species_folder(shown: List[Dict[str, Any]], by_species: BySpecies) -> str:
             found.add(top[0])
     if not found:
         return UNCLASSIFIED
-    return _safe(found.pop()) if len(found) == 1 else MULTIPLE
+    return _safe(found.pop(), SPECIES_STATE_FOLDERS) if len(found) == 1 else MULTIPLE
 
 
 def class_folder(found: Iterable[str], names: Dict[str, str]) -> str:
@@ -112,11 +112,12 @@ def episode_folders(doc: Dict[str, Any], threshold: Threshold, hide_suspect: boo
 #: The folders sort makes for states, not classes: a class of such a name gets ``class-NAME`` instead, or its
 #: photos would be mixed with those where nothing was seen (compared without case: one folder on most disks).
 STATE_FOLDERS = ("empty", "failed")
+SPECIES_STATE_FOLDERS = (UNCLASSIFIED, MULTIPLE)     # beside the species folders under animal/
 
 
-def _safe(name: str) -> str:
+def _safe(name: str, reserved: Tuple[str, ...] = STATE_FOLDERS) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip(".-")
-    if cleaned.lower() in STATE_FOLDERS:
+    if cleaned.lower() in reserved:
         return f"class-{cleaned}"
     return cleaned or "class"
 
