@@ -108,6 +108,20 @@ def test_threshold_flags_are_refused_the_csv_holds_every_box(tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_the_threshold_refusal_reads_as_a_sentence_for_one_flag_or_several(tmp_path, capsys):
+    """The refusal names the flags in plain grammar: "does not apply; leave it out" for one,
+    "do not apply; leave them out" for several (it read "do(es)" before)."""
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    out = str(tmp_path / "x.csv")
+    assert main(["results", "export", path, "--format", "csv", "--out", out, "--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold does not apply; leave it out" in err and "(es)" not in err
+    assert main(["results", "export", path, "--format", "csv", "--out", out, "--threshold", "0.5",
+                 "--show-suspect"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold, --show-suspect do not apply; leave them out" in err and "(es)" not in err
+
+
 def test_path_prefix_makes_the_names_relative_as_the_other_exports_do(tmp_path, capsys):
     images = _entries(3)[:3]
     for im in images:

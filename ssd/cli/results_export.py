@@ -223,9 +223,10 @@ def refuse_thresholds_for_csv(args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--threshold", args.threshold is not None), ("--thresholds", args.thresholds),
                                       ("--show-suspect", args.show_suspect)) if value]
     if given:
+        verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
         raise SSDError(f"--format csv writes every detection with its score and suspect flag (as detect --csv "
-                       f"does), to filter in a spreadsheet or script: {', '.join(given)} do(es) not apply; "
-                       "leave it out, or use --format xlsx for a table at a threshold")
+                       f"does), to filter in a spreadsheet or script: {', '.join(given)} {verb} not apply; "
+                       f"leave {pronoun} out, or use --format xlsx for a table at a threshold")
 
 
 def cmd_repeats_apply(args: argparse.Namespace) -> int:
