@@ -27,7 +27,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx|FILE.json|FILE.csv",
                    help="camtrap-dp: a folder; xlsx, coco, csv: a file (csv: - for stdout)")
     shown_args(x)
-    x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
+    x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the folder the results file is in); "
                    "camtrap-dp, xlsx: files without a time in the results are dated by their EXIF (a video's "
                    "recorded time) read there")
     episode_args(x)
