@@ -58,3 +58,11 @@ def test_an_unknown_class_hints_at_quoting_when_the_results_hold_a_comma():
     with pytest.raises(ResultsError) as err:
         check_class_names({"dear": 0.0}, {"1": "deer", "2": "animal"})
     assert "quoted" not in str(err.value)
+
+
+def test_a_class_given_two_thresholds_is_refused_not_the_last_one_taken():
+    """``animal=0.2,animal=0.5`` took 0.5 without a word: which one was meant cannot be known."""
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        class_thresholds("animal=0.2,person=0.5,animal=0.5")
+    assert "'animal'" in str(err.value) and "twice" in str(err.value), err.value
+    assert class_thresholds("animal=0.2,animal=0.2") == {"animal": 0.2}      # the same value: harmless

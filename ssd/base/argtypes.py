@@ -115,9 +115,12 @@ def class_thresholds(text: str) -> Dict[str, float]:
                                              f"(e.g. animal=0.2,person=0.5), got {part.strip()!r} "
                                              f"({QUOTED_PAIR_HINT})")
         try:
-            out[name.strip()] = probability(value.strip())
+            threshold = probability(value.strip())
         except argparse.ArgumentTypeError as err:
             raise argparse.ArgumentTypeError(f"{name.strip()}: {err}") from None
+        if out.setdefault(name.strip(), threshold) != threshold:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is given twice, {out[name.strip()]} and "
+                                             f"{threshold}: give each class one threshold")
     if not out:
         raise argparse.ArgumentTypeError("give at least one CLASS=THRESHOLD pair")
     return out
