@@ -220,3 +220,20 @@ def test_the_flags_each_format_uses_are_accepted(tmp_path, capsys):
                  "--episode-gap", "60", "--camera-depth", "1", "--images", str(tmp_path)]) == 0
     assert main(["results", "export", path, "--format", "coco", "--out", str(tmp_path / "x.json"),
                  "--images", str(tmp_path), "--threshold", "0.5"]) == 0
+
+
+def test_a_workbook_never_replaces_the_results_nor_another_file_without_replace(tmp_path, capsys):
+    """``--format xlsx --out R.json`` replaced the results file itself with a workbook, and any
+    existing file went without a word; now as the CSV and COCO files: never the results, another
+    file only with --replace."""
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    before = (tmp_path / "r.json").read_bytes()
+    assert main(["results", "export", path, "--format", "xlsx", "--out", path, "--replace"]) == 2
+    assert (tmp_path / "r.json").read_bytes() == before
+    mine = tmp_path / "mine.xlsx"
+    mine.write_bytes(b"my own notes")
+    capsys.readouterr()
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(mine)]) == 2
+    assert "--replace" in capsys.readouterr().err and mine.read_bytes() == b"my own notes"
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(mine), "--replace"]) == 0
+    assert mine.read_bytes()[:2] == b"PK"

@@ -52,7 +52,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--replace", action="store_true",
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
                         "tables of those names (without it, only a new or empty folder or one of our packages); "
-                        "coco, csv: replace an existing file")
+                        "xlsx, coco, csv: replace an existing file (never the results file)")
     x.set_defaults(func=cmd_export, flag_defaults={dest: x.get_default(dest) for dest in FLAG_FORMATS})
 
 
@@ -122,6 +122,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return export_coco(args, root)
     if args.format == "csv":
         return export_csv(args)
+    if args.format == "xlsx":
+        refuse_file_target(args, "workbook", "results.xlsx")
     # read as it goes: each entry's boxes below the threshold let go (the tables write none of them)
     doc = read_results_above(args.results, lambda head: shown_filter(head, args, check=False).lowest())
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
