@@ -36,3 +36,33 @@ def test_the_page_jobs_command_line_keeps_each_name_whole():
 def test_a_broken_quote_is_a_clear_error():
     with pytest.raises(argparse.ArgumentTypeError):
         class_thresholds('"deer=0.2')
+
+
+@pytest.mark.parametrize("text", ['"deer, red"=0.3', "deer, red=0.3"])
+def test_a_threshold_refused_for_its_quoting_shows_the_pair_quoted_whole(text):
+    """The hint read 'quote a name holding a comma as "deer, red"', which is how '"deer, red"=0.3' was
+    written and refused; a name split at its comma ('deer') got no hint at all. Both now show the pair
+    quoted with its value, the form the parser reads."""
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        class_thresholds(text)
+    assert '"deer, red=0.3"' in str(err.value), err.value
+
+
+def test_an_unknown_class_hints_at_quoting_when_the_results_hold_a_comma():
+    """``--classes 'deer, red'`` reads two names; the refusal says how to keep a name with a comma whole."""
+    from ssd.camtrap.megadetector import ResultsError, check_class_names
+
+    with pytest.raises(ResultsError) as err:
+        check_class_names({"deer": 0.0, "red": 0.0}, {"1": "deer, red", "2": "animal"})
+    assert "quoted as in CSV" in str(err.value) and '"deer, red"' in str(err.value), err.value
+    with pytest.raises(ResultsError) as err:
+        check_class_names({"dear": 0.0}, {"1": "deer", "2": "animal"})
+    assert "quoted" not in str(err.value)
+
+
+def test_a_class_given_two_thresholds_is_refused_not_the_last_one_taken():
+    """``animal=0.2,animal=0.5`` took 0.5 without a word: which one was meant cannot be known."""
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        class_thresholds("animal=0.2,person=0.5,animal=0.5")
+    assert "'animal'" in str(err.value) and "twice" in str(err.value), err.value
+    assert class_thresholds("animal=0.2,animal=0.2") == {"animal": 0.2}      # the same value: harmless

@@ -418,6 +418,23 @@ def test_output_targets_are_checked_before_the_work_and_never_replace_special_fi
     assert os.path.islink(link) and not os.path.exists(tmp_path / "elsewhere.json")
 
 
+def test_two_outputs_naming_one_file_are_refused_before_the_work(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    """``detect --json season.json --csv season.json`` wrote the results, then the CSV over them: the
+    season's results were lost without a word. Two outputs of one command must be two files."""
+    from ssd.cli.main import main
+    from ssd.inference import detector
+
+    img = tmp_path / "a.png"
+    img.write_bytes(_encoded("PNG"))
+    loaded = []
+    monkeypatch.setattr(detector.Detector, "load", classmethod(lambda cls, *a, **k: loaded.append(a) or 1 / 0))
+    same = str(tmp_path / "season.json")
+    for other in (same, str(tmp_path / "." / "season.json")):
+        assert main(["detect", "--model", tiny_model_dir, str(img), "--json", same, "--csv", other]) == 2
+        assert "one file" in capsys.readouterr().err
+    assert loaded == [] and not os.path.exists(same)
+
+
 @pytest.mark.parametrize("argv, flag, allowed", [
     (["train", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size", "≥ 1"),
     (["train", "--data", "d", "--out", "o", "--batch-size", "-4"], "--batch-size", "≥ 1"),

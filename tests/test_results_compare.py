@@ -124,6 +124,9 @@ def test_csv_never_replaces_an_input(tmp_path, capsys):
     before = (tmp_path / "a.json").read_text()
     assert main(["results", "compare", a, b, "--csv", a]) == 2
     assert (tmp_path / "a.json").read_text() == before
+    assert "give another --csv" in capsys.readouterr().err      # compare has no -o: it said "another -o"
+    assert main(["results", "compare", a, b, "--json", b]) == 2
+    assert "give another --json" in capsys.readouterr().err
 
 
 def test_one_file_at_two_thresholds(tmp_path, capsys):

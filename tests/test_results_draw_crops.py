@@ -426,3 +426,25 @@ def test_a_video_box_without_a_frame_number_is_drawn_on_the_frame_the_browser_sh
     out = tmp_path / "drawn"
     assert main(["results", "draw", results, "--out", str(out), "--images", str(images)]) == 0
     assert sorted(os.listdir(out)) == ["clip.mp4_frame000000.jpg", "index.html"]
+
+
+@pytest.mark.parametrize("action", ["draw", "crops", "sort", "export"])
+def test_help_says_images_defaults_to_the_folder_the_results_file_is_in(action, capsys, monkeypatch):
+    """"the results' folder" read as the photos' folder the run recorded; it is the results file's
+    own folder, which is why a season.json beside the photos needs no --images and one elsewhere does."""
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main(["results", action, "--help"])
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("--images"))
+    assert "default: the folder the results file is in" in line, line
+
+
+@pytest.mark.parametrize("action", ["draw", "crops"])
+def test_a_video_without_a_box_is_reported_in_words_true_of_either_command(action, tmp_path, capsys):
+    """``crops`` writes no frames: its summary said "(no frame written)" of a clip without a box, as
+    ``draw``'s does. Both now say nothing was written for it."""
+    images, results = _season(tmp_path, _video_entry("cam/clip.mp4", ("1", 0.05, BOX, 4)))
+    _clip(images / "cam/clip.mp4")
+    assert main(["results", action, results, "--out", str(tmp_path / "out"), "--images", str(images)]) == 0
+    err = capsys.readouterr().err
+    assert "1 video(s) without a box at these thresholds (nothing written for them)" in err, err

@@ -108,6 +108,20 @@ def test_threshold_flags_are_refused_the_csv_holds_every_box(tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_the_threshold_refusal_reads_as_a_sentence_for_one_flag_or_several(tmp_path, capsys):
+    """The refusal names the flags in plain grammar: "does not apply; leave it out" for one,
+    "do not apply; leave them out" for several (it read "do(es)" before)."""
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    out = str(tmp_path / "x.csv")
+    assert main(["results", "export", path, "--format", "csv", "--out", out, "--threshold", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold does not apply; leave it out" in err and "(es)" not in err
+    assert main(["results", "export", path, "--format", "csv", "--out", out, "--threshold", "0.5",
+                 "--show-suspect"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold, --show-suspect do not apply; leave them out" in err and "(es)" not in err
+
+
 def test_path_prefix_makes_the_names_relative_as_the_other_exports_do(tmp_path, capsys):
     images = _entries(3)[:3]
     for im in images:
@@ -206,3 +220,20 @@ def test_the_flags_each_format_uses_are_accepted(tmp_path, capsys):
                  "--episode-gap", "60", "--camera-depth", "1", "--images", str(tmp_path)]) == 0
     assert main(["results", "export", path, "--format", "coco", "--out", str(tmp_path / "x.json"),
                  "--images", str(tmp_path), "--threshold", "0.5"]) == 0
+
+
+def test_a_workbook_never_replaces_the_results_nor_another_file_without_replace(tmp_path, capsys):
+    """``--format xlsx --out R.json`` replaced the results file itself with a workbook, and any
+    existing file went without a word; now as the CSV and COCO files: never the results, another
+    file only with --replace."""
+    path = _write(tmp_path / "r.json", _doc(_entries()))
+    before = (tmp_path / "r.json").read_bytes()
+    assert main(["results", "export", path, "--format", "xlsx", "--out", path, "--replace"]) == 2
+    assert (tmp_path / "r.json").read_bytes() == before
+    mine = tmp_path / "mine.xlsx"
+    mine.write_bytes(b"my own notes")
+    capsys.readouterr()
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(mine)]) == 2
+    assert "--replace" in capsys.readouterr().err and mine.read_bytes() == b"my own notes"
+    assert main(["results", "export", path, "--format", "xlsx", "--out", str(mine), "--replace"]) == 0
+    assert mine.read_bytes()[:2] == b"PK"

@@ -80,14 +80,19 @@ def fraction(text: str) -> float:
     return value
 
 
-def split_names(text: str) -> List[str]:
+#: How a pair of ``--thresholds`` whose name holds a comma is written: quoted whole, value and all.
+QUOTED_PAIR_HINT = 'a name holding a comma is quoted with its value, as in CSV: "deer, red=0.3"'
+
+
+def split_names(text: str, hint: str = 'quote a name holding a comma as "deer, red"') -> List[str]:
     """A comma-separated list whose fields may be quoted as in CSV (``"deer, red",animal``): a species
-    model's class names may hold commas or quotes. Fields stripped, blanks dropped."""
+    model's class names may hold commas or quotes. Fields stripped, blanks dropped. ``hint`` ends a
+    refusal: how the caller's fields are quoted."""
     try:
         rows = list(csv.reader([str(text)], skipinitialspace=True, strict=True))
     except csv.Error as err:
-        raise argparse.ArgumentTypeError(f"cannot read the list {text!r}: {err} (quote a name holding a comma "
-                                         'as "deer, red"; a quote inside it doubled)') from None
+        raise argparse.ArgumentTypeError(f"cannot read the list {text!r}: {err} ({hint}; a quote inside it "
+                                         "doubled)") from None
     return [field.strip() for row in rows for field in row if field.strip()]
 
 
@@ -103,15 +108,19 @@ def class_thresholds(text: str) -> Dict[str, float]:
     """``"animal=0.2,person=0.5"`` → ``{"animal": 0.2, "person": 0.5}``, each value within [0, 1]; a name
     holding a comma is quoted with its value (``"deer, red=0.3"``, ``split_names``)."""
     out: Dict[str, float] = {}
-    for part in split_names(text):
+    for part in split_names(text, QUOTED_PAIR_HINT):
         name, sep, value = part.rpartition("=")
         if not sep or not name.strip():
             raise argparse.ArgumentTypeError(f"expected CLASS=THRESHOLD pairs separated by commas "
-                                             f"(e.g. animal=0.2,person=0.5), got {part.strip()!r}")
+                                             f"(e.g. animal=0.2,person=0.5), got {part.strip()!r} "
+                                             f"({QUOTED_PAIR_HINT})")
         try:
-            out[name.strip()] = probability(value.strip())
+            threshold = probability(value.strip())
         except argparse.ArgumentTypeError as err:
             raise argparse.ArgumentTypeError(f"{name.strip()}: {err}") from None
+        if out.setdefault(name.strip(), threshold) != threshold:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is given twice, {out[name.strip()]} and "
+                                             f"{threshold}: give each class one threshold")
     if not out:
         raise argparse.ArgumentTypeError("give at least one CLASS=THRESHOLD pair")
     return out

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 import stat
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ssd.base.errors import OutputError
 
@@ -105,9 +105,16 @@ def check_output_target(dest: Optional[str]) -> None:
 
 
 def check_output_targets(*dests: Optional[str]) -> None:
-    """``check_output_target`` for each output a command was asked to write."""
+    """``check_output_target`` for each output a command was asked to write, and no two of them one
+    file: the second written would replace the first (``detect``'s results under its CSV)."""
+    seen: Dict[str, str] = {}
     for dest in dests:
         check_output_target(dest)
+        if dest and dest != "-":
+            key = os.path.realpath(dest)
+            if key in seen:
+                raise OutputError(f"'{seen[key]}' and '{dest}' are one file: give each output its own name")
+            seen[key] = dest
 
 
 @contextmanager

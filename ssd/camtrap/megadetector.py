@@ -190,8 +190,13 @@ def check_class_names(per_class: Dict[str, float], categories: Dict[str, str]) -
     would otherwise silently leave that class at the general threshold)."""
     unknown = sorted(set(per_class) - set(categories.values()))
     if unknown:
+        from ssd.base.argtypes import join_names
+
+        comma = next((name for name in categories.values() if "," in name), None)
+        hint = (f" (a name holding a comma is quoted as in CSV: {join_names([comma])}, or "
+                f"{join_names([comma + '=0.3'])} with a threshold)" if comma else "")
         raise ResultsError(f"no class {', '.join(map(repr, unknown))} in these results; their classes are "
-                           f"{', '.join(map(repr, categories.values()))}")
+                           f"{', '.join(map(repr, categories.values()))}{hint}")
 
 
 def sort_key(file: str) -> tuple:

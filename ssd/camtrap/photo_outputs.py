@@ -89,7 +89,7 @@ class Tally:
         if self.stale:
             out.append(f"{self.stale} unfinished temporary file(s) of a stopped run removed")
         if self.quiet_videos:
-            out.append(f"{self.quiet_videos} video(s) without a box at these thresholds (no frame written)")
+            out.append(f"{self.quiet_videos} video(s) without a box at these thresholds (nothing written for them)")
         if self.failed:
             out.append(f"{self.failed} failed entry(ies) skipped (the detector could not read them)")
         if self.small:

@@ -41,7 +41,7 @@ def register(sub) -> None:
     o.add_argument("--into", required=True, metavar="DIR",
                    help="new folder of class folders (animal/, person/, empty/, failed/, …); the photos stay "
                         "where they are")
-    o.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
+    o.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the folder the results file is in)")
     _shown_args(o, "let repeats count as detections")
     o.add_argument("--mode", choices=("symlink", "hardlink", "copy"), default="symlink",
                    help="how each photo gets into its folder (default: symlink); never a move")

@@ -32,8 +32,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ssd.camtrap.results_check import refuse_replacing
 
     outs = [o for o in (args.csv, args.json) if o not in (None, "-")]
-    for out in outs:
-        refuse_replacing(out, [args.a, args.b], "comparison")
+    for flag, out in (("--csv", args.csv), ("--json", args.json)):
+        if out not in (None, "-"):
+            refuse_replacing(out, [args.a, args.b], "comparison", flag)
     check_output_targets(*outs)
     args_b = (argparse.Namespace(**dict(vars(args), threshold=args.threshold_b))
               if args.threshold_b is not None else args)

@@ -27,7 +27,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--out", required=True, metavar="DIR|FILE.xlsx|FILE.json|FILE.csv",
                    help="camtrap-dp: a folder; xlsx, coco, csv: a file (csv: - for stdout)")
     shown_args(x)
-    x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder); "
+    x.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the folder the results file is in); "
                    "camtrap-dp, xlsx: files without a time in the results are dated by their EXIF (a video's "
                    "recorded time) read there")
     episode_args(x)
@@ -52,7 +52,7 @@ def register_export(rs, shown_args: Callable[[argparse.ArgumentParser], None],
     x.add_argument("--replace", action="store_true",
                    help="camtrap-dp: write into a folder that holds other files, replacing its datapackage.json and "
                         "tables of those names (without it, only a new or empty folder or one of our packages); "
-                        "coco, csv: replace an existing file")
+                        "xlsx, coco, csv: replace an existing file (never the results file)")
     species_threshold_arg(x)
     x.set_defaults(func=cmd_export, flag_defaults={dest: x.get_default(dest) for dest in FLAG_FORMATS})
 
@@ -124,6 +124,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return export_coco(args, root)
     if args.format == "csv":
         return export_csv(args)
+    if args.format == "xlsx":
+        refuse_file_target(args, "workbook", "results.xlsx")
     # read as it goes: each entry's boxes below the threshold let go (the tables write none of them)
     doc = read_results_above(args.results, lambda head: shown_filter(head, args, check=False).lowest())
     if args.path_prefix is not None or args.format != "xlsx":    # a workbook lists the names as written
@@ -225,9 +227,10 @@ def refuse_thresholds_for_csv(args: argparse.Namespace) -> None:
     given = [flag for flag, value in (("--threshold", args.threshold is not None), ("--thresholds", args.thresholds),
                                       ("--show-suspect", args.show_suspect)) if value]
     if given:
+        verb, pronoun = ("does", "it") if len(given) == 1 else ("do", "them")
         raise SSDError(f"--format csv writes every detection with its score and suspect flag (as detect --csv "
-                       f"does), to filter in a spreadsheet or script: {', '.join(given)} do(es) not apply; "
-                       "leave it out, or use --format xlsx for a table at a threshold")
+                       f"does), to filter in a spreadsheet or script: {', '.join(given)} {verb} not apply; "
+                       f"leave {pronoun} out, or use --format xlsx for a table at a threshold")
 
 
 def cmd_repeats_apply(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ def _common(p: argparse.ArgumentParser, shown_args: Callable[[argparse.ArgumentP
                    help="new folder for the outputs, keeping the photos' folders (never the images folder "
                         "nor inside it); "
                         "run again to finish a stopped run: what is there is skipped")
-    p.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the results' folder)")
+    p.add_argument("--images", metavar="FOLDER", help="where relative paths start (default: the folder the results file is in)")
     shown_args(p)
     p.add_argument("--classes", type=class_list, default=None, metavar="CLASS,...",
                    help="only detections of these classes, e.g. animal,person (default: all)")
