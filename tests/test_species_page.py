@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -115,11 +116,16 @@ def test_the_pages_sort_and_workbook_use_the_species_threshold(season):
     assert not (season / "sorted" / "animal" / "red-fox").exists()
     assert os.path.lexists(season / "sorted" / "animal" / "cam1" / "0.jpg") or \
         any("0.jpg" in f for _, _, fs in os.walk(season / "sorted" / "animal") for f in fs)
+    at.number_input(key="ct_dp_lat").set_value(52.0)
+    at.number_input(key="ct_dp_lon").set_value(5.0).run()
     at.button(key="ct_dp_prepare").click().run()
     _ok(at)
     data = at.session_state["ct_dl_ready"]["xlsx"]
     cells = [c for row in load_workbook(io.BytesIO(data))["summary"].iter_rows(values_only=True) for c in row]
     assert any(isinstance(c, str) and "≥ 0.85" in c for c in cells), cells
+    with zipfile.ZipFile(io.BytesIO(at.session_state["ct_dl_ready"]["zip"])) as z:
+        observations = z.read("observations.csv").decode()
+    assert "species:" not in observations and "fox" not in observations    # the fox's 0.8 is below 0.85
     at.slider(key=KEY).set_value(0.5).run()             # the workbook made at 0.85 is withdrawn
     _ok(at)
     assert "Results (XLSX)" not in [b.proto.label for b in at.get("download_button")]
