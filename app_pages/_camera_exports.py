@@ -67,9 +67,10 @@ def explorer_panel(key: tuple, shown: ShownFilter, doc: Dict[str, Any]) -> None:
 
 
 def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter, json_bytes: Callable[[], bytes],
-                    csv_bytes: Callable[[], bytes]) -> None:
+                    csv_bytes: Callable[[], bytes], species_threshold: float = SPECIES_THRESHOLD) -> None:
     """The results as JSON and CSV (``json_bytes()``, ``csv_bytes()``: library calls that write them
-    from the file an entry at a time), and sorting the photos into folders by what was seen."""
+    from the file an entry at a time), and sorting the photos into folders by what was seen (into
+    species folders from ``species_threshold``, for a classified file)."""
     st.subheader("Download and sort")
     d1, d2 = st.columns(2)
     # made when clicked, not on every rerun (a season's JSON and CSV took seconds and hundreds of MB)
@@ -84,13 +85,14 @@ def downloads_panel(doc: Dict[str, Any], image_root: str, shown: ShownFilter, js
         st.checkbox("Keep bursts together (a whole episode goes where its animal goes)",
                     key="ct_sort_episodes", persist_state="session")
         if species_names(doc) is not None:
-            st.checkbox(f"Species folders under animal/ (a classification scoring at least {SPECIES_THRESHOLD:g}; "
+            st.checkbox(f"Species folders under animal/ (a classification scoring at least {species_threshold:g}; "
                         "not with bursts kept together)", key="ct_sort_species", persist_state="session")
         if st.button("Sort into folders", key="ct_sort_go"):
-            _sort(doc, image_root, target, shown, mode)
+            _sort(doc, image_root, target, shown, mode, species_threshold)
 
 
-def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter, mode: str) -> None:
+def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter, mode: str,
+          species_threshold: float = SPECIES_THRESHOLD) -> None:
     """Sort, and show how many images went to each folder; say so when no folder was given."""
     from ssd.camtrap.sorting import BySpecies, sort_into_folders
 
@@ -100,7 +102,7 @@ def _sort(doc: Dict[str, Any], image_root: str, target: str, shown: ShownFilter,
     try:
         check_photo_path(target, "The sort folder", _access.roots())
         wanted = st.session_state.get("ct_sort_species") and species_names(doc) is not None   # shown only then
-        by_species = BySpecies.of(doc) if wanted else None
+        by_species = BySpecies.of(doc, species_threshold) if wanted else None
         counts = sort_into_folders(doc, image_root, target, shown, mode,
                                    by_episode=bool(st.session_state.get("ct_sort_episodes")), terms=PAGE_TERMS,
                                    by_species=by_species)
@@ -140,8 +142,9 @@ def _split(doc: Dict[str, Any], rule: Any, target: str) -> None:
                                "images": [n for _, n in written]}), hide_index=True)
 
 
-def _package_options(image_root: str):
-    """Camtrap DP's facts the results lack, from the form (positions, clock offset, title)."""
+def _package_options(image_root: str, species_threshold: float = SPECIES_THRESHOLD):
+    """Camtrap DP's facts the results lack, from the form (positions, clock offset, title), and the
+    score at which a classified detection is observed as its species."""
     from ssd.camtrap.camtrap_dp import PackageOptions, read_locations
     from ssd.camtrap.taxa import read_taxa
 
@@ -155,7 +158,7 @@ def _package_options(image_root: str):
     taxa = read_taxa(check_photo_path(taxa_csv, "The taxa CSV", _access.roots())) if taxa_csv else {}
     return PackageOptions(title=s.get("ct_dp_title") or "Camera-trap detections", utc_offset=s.get("ct_dp_utc", "+00:00"),
                           locations=locations, default_location=default, image_root=image_root or None,
-                          images_term=PAGE_TERMS[1], taxa=taxa)
+                          images_term=PAGE_TERMS[1], taxa=taxa, species_threshold=species_threshold)
 
 
 def _export_form() -> None:
@@ -176,7 +179,8 @@ def _export_form() -> None:
     f3.text_input("Project title", value="Camera-trap detections", key="ct_dp_title", persist_state="session")
 
 
-def _write_package(whole: Callable[[], Dict[str, Any]], target: str, image_root: str, shown: ShownFilter) -> None:
+def _write_package(whole: Callable[[], Dict[str, Any]], target: str, image_root: str, shown: ShownFilter,
+                   species_threshold: float = SPECIES_THRESHOLD) -> None:
     """Write the package (a button's callback) of ``whole()``, the document with the boxes shown; its
     outcome is shown by ``_package_written``. The replace tick is cleared whatever came of it:
     consent to replace holds for one click."""
@@ -185,7 +189,7 @@ def _write_package(whole: Callable[[], Dict[str, Any]], target: str, image_root:
     s = st.session_state
     try:
         check_photo_path(target, "The Camtrap DP folder", _access.roots())
-        done = write_camtrap_dp(whole(), target, shown, _package_options(image_root),
+        done = write_camtrap_dp(whole(), target, shown, _package_options(image_root, species_threshold),
                                 replace=bool(s.get("ct_dp_replace")))
         s["ct_dp_written"] = {"target": target, **done}
     except (SSDError, OSError) as err:
@@ -220,17 +224,19 @@ FORM_KEYS = ("ct_dp_lat", "ct_dp_lon", "ct_dp_utc", "ct_dp_locations", "ct_dp_ta
 
 
 def _ready_key(doc: Dict[str, Any], results_path: str, path_prefix: str, image_root: str,
-               shown: ShownFilter) -> tuple:
+               shown: ShownFilter, species_threshold: float = SPECIES_THRESHOLD) -> tuple:
     """What the prepared downloads were made from: when any of it changes they are withdrawn, not
     offered with the old positions, names, thresholds or episodes."""
-    return (results_path, path_prefix, image_root, shown, _grouping(doc),
+    return (results_path, path_prefix, image_root, shown, species_threshold, _grouping(doc),
             tuple(st.session_state.get(k) for k in FORM_KEYS))
 
 
 def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
-                  path_prefix: str = "", whole: Optional[Callable[[], Dict[str, Any]]] = None) -> None:
-    """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds,
-    of ``whole()`` (``doc`` with the boxes the thresholds show, read back when a button is clicked)."""
+                  path_prefix: str = "", whole: Optional[Callable[[], Dict[str, Any]]] = None,
+                  species_threshold: float = SPECIES_THRESHOLD) -> None:
+    """Camtrap DP (written to a folder and downloadable as a zip) and XLSX, at the page's thresholds
+    (the species one too), of ``whole()`` (``doc`` with the boxes the thresholds show, read back when
+    a button is clicked)."""
     whole = whole or (lambda: doc)
     st.subheader("Export: Camtrap DP, Excel and COCO")
     st.caption("At the thresholds above (per-class ones included). Camtrap DP is the TDWG standard GBIF and data "
@@ -244,11 +250,11 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                      "replace files of those names.")
     c1, c2, c3 = st.columns(3)
     c1.button("Write Camtrap DP package", key="ct_dp_write", disabled=not target,
-              on_click=_write_package, args=(whole, target, image_root, shown))
+              on_click=_write_package, args=(whole, target, image_root, shown, species_threshold))
     _package_written()
-    key = _ready_key(doc, results_path, path_prefix, image_root, shown)
+    key = _ready_key(doc, results_path, path_prefix, image_root, shown, species_threshold)
     if c2.button("Prepare downloads", key="ct_dp_prepare"):
-        _prepare_downloads(whole(), key, image_root, shown)
+        _prepare_downloads(whole(), key, image_root, shown, species_threshold)
     ready = st.session_state.get("ct_dl_ready") or {}
     if ready.get("key") == key:
         if ready.get("zip"):
@@ -262,7 +268,8 @@ def exports_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown
                                key="ct_dl_coco", on_click="ignore")
         if ready.get("error"):
             st.warning(md_escape(ready["error"]))
-    photos_panel(doc, results_path, image_root, shown, path_prefix)
+    photos_panel(doc, results_path, image_root, shown, path_prefix,
+                 species_threshold if species_names(doc) is not None else None)
 
 
 #: The page's two photo jobs: (action, button label, what the folder gets).
@@ -271,7 +278,7 @@ PHOTO_ACTIONS = (("draw", "Draw the boxes on copies", "copies with boxes and ind
 
 
 def photos_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown: ShownFilter,
-                 path_prefix: str = "") -> None:
+                 path_prefix: str = "", species_threshold: Optional[float] = None) -> None:
     """Copies of the photos with their boxes drawn, or one crop per detection, at the page's
     thresholds, written into a folder by ``results draw|crops`` run as a background job (hours for a
     season: never in a rerun). A second click into the same folder finishes a stopped run."""
@@ -285,17 +292,18 @@ def photos_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown:
                                  persist_state="session")
         for col, (action, label, _) in zip(st.columns(len(PHOTO_ACTIONS)), PHOTO_ACTIONS):
             if col.button(label, key=f"ct_{action}_go", disabled=not target.strip()):
-                _start_photos(action, results_path, target, image_root, shown, path_prefix, classes)
+                _start_photos(action, results_path, target, image_root, shown, path_prefix, classes,
+                              species_threshold)
         _photos_status(target)
 
 
 def _start_photos(action: str, results_path: str, target: str, image_root: str, shown: ShownFilter,
-                  path_prefix: str, classes: list) -> None:
+                  path_prefix: str, classes: list, species_threshold: Optional[float] = None) -> None:
     from ssd.jobs.photos import start_photo_job
 
     try:
         check_photo_path(target, "The output folder", _access.roots())
-        start_photo_job(action, results_path, target, image_root, shown, path_prefix, classes)
+        start_photo_job(action, results_path, target, image_root, shown, path_prefix, classes, species_threshold)
     except (SSDError, OSError) as err:
         st.error(md_escape(err))
 
@@ -337,16 +345,18 @@ def _photo_logs(target: str) -> None:
         st.code(log, language=None)
 
 
-def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter) -> None:
+def _prepare_downloads(doc: Dict[str, Any], key: tuple, image_root: str, shown: ShownFilter,
+                       species_threshold: float = SPECIES_THRESHOLD) -> None:
     """Build the workbook and the package once (not on every rerun); kept until ``key`` changes."""
     from ssd.camtrap.camtrap_dp import camtrap_dp_zip
     from ssd.camtrap.coco_export import coco_bytes
     from ssd.camtrap.spreadsheet import xlsx_bytes
 
-    ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown, image_root=image_root)}
+    ready: Dict[str, Any] = {"key": key, "xlsx": xlsx_bytes(doc, shown, image_root=image_root,
+                                                           species_threshold=species_threshold)}
     errors = []
     try:
-        ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root))
+        ready["zip"] = camtrap_dp_zip(doc, shown, _package_options(image_root, species_threshold))
     except (SSDError, OSError) as err:
         errors.append(f"Camtrap DP: {err}")
     try:

@@ -38,6 +38,7 @@ from ssd.camtrap.results_csv import results_csv_bytes
 from ssd.camtrap.results_index import ResultsChanged
 from ssd.camtrap.rebase import path_prefix_help, refuse_windows_names
 from ssd.camtrap.review import repeat_groups
+from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
 from ssd.camtrap.summary import coverage_notes, summarize
 from ssd.workspace import check_photo_path
 from ssd.inference.engines import engine_choices
@@ -49,7 +50,7 @@ EPISODES_PER_PAGE = 10
 FRAMES_PER_ROW = 8
 # the review settings a link keeps (``_url``); never the results file, the photo folder or a prefix:
 # paths on the machine serving the app, which a shared link would show
-REVIEW_SETTINGS = ("conf", "show", "rows", "hide_suspect", "per_class")
+REVIEW_SETTINGS = ("conf", "show", "rows", "hide_suspect", "per_class", "species_conf")
 CLASS_CONF = "conf_"        # + a class id of at most 6 digits: that class's own confidence
 VIEWS = ("images", "episodes")
 
@@ -300,6 +301,21 @@ def filters_ui(doc: Dict[str, Any]) -> Tuple[ShownFilter, str]:
                           per_class=per_class), state
 
 
+def species_threshold_ui(doc: Dict[str, Any]) -> float:
+    """The classification score at which a detection counts for its top species (``--species-threshold``),
+    asked only of a file classified into species (SpeciesNet, AddaxAI) and kept in the address; for any
+    other file the default, which nothing then reads. Only counts move with it: the file is not read again."""
+    if species_names(doc) is None:
+        return SPECIES_THRESHOLD
+    return float(_url.synced("species_conf", "ct_species_threshold", _url.number(0.0, 1.0, 0.05), SPECIES_THRESHOLD,
+                             lambda: st.slider(
+                                 "Species threshold", 0.0, 1.0, SPECIES_THRESHOLD, 0.05, key="ct_species_threshold",
+                                 persist_state="session",
+                                 help="A detection counts for its top species where the classifier scored it at "
+                                      "least this: in the species table, the species folders, the exports and "
+                                      "the drawn copies.")))
+
+
 def _episode_layout(doc: Dict[str, Any], key: tuple):
     """The file's episodes, grouped once per version of it: a threshold move changes none of them."""
     from ssd.camtrap.episodes import episode_layout
@@ -307,10 +323,13 @@ def _episode_layout(doc: Dict[str, Any], key: tuple):
     return sh.season_wide("ct_memo_layout", key, lambda: episode_layout(doc))
 
 
-def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple) -> None:
-    """Images and episodes with detections, empty and failed, and a row per class."""
+def totals_panel(doc: Dict[str, Any], shown: ShownFilter, key: tuple,
+                 species_threshold: float = SPECIES_THRESHOLD) -> None:
+    """Images and episodes with detections, empty and failed, and a row per class (and per species,
+    counted from ``species_threshold``, for a classified file)."""
     layout = _episode_layout(doc, key)
-    s = sh.season_wide("ct_memo_totals", (key, shown), lambda: summarize(doc, shown, layout=layout))
+    s = sh.season_wide("ct_memo_totals", (key, shown, species_threshold),
+                       lambda: summarize(doc, shown, layout=layout, species_threshold=species_threshold))
     e = s["episodes"]
     m1, m2, m3, m4, m5, m6 = st.columns([1, 1, 1, 1, 1, 1.3])     # "Episodes with detections" whole
     m1.metric("Images", s["images"])
@@ -405,6 +424,7 @@ def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path
     except SSDError as err:                 # counts and downloads still work; the pictures cannot be found
         st.warning(_plain(err))
     shown, state = filters_ui(doc)
+    species_threshold = species_threshold_ui(doc)
     classes = None if shown.classes is None else sorted(shown.classes)
     shown = dataclasses.replace(shown, classes=None)        # the class filter picks images, not boxes
     try:
@@ -416,7 +436,7 @@ def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path
     file_doc, doc = doc, episode_controls(doc, results_path, path_prefix.strip(), stamp)
     full = _full(doc, index)            # a regrouped copy is entry for entry the file's: the index fits
     key = (key, file_gap(doc), file_camera_rule(doc).recorded())     # counts per grouping
-    totals_panel(doc, shown, key)
+    totals_panel(doc, shown, key, species_threshold)
     entries = sh.season_wide("ct_memo_entries", (key, shown, classes, state),
                            lambda: filter_entries(doc, shown, classes, state))
     episodes = st.session_state.get("ct_view") == "episodes"
@@ -430,10 +450,11 @@ def _browse(doc: Dict[str, Any], index, results_path: str, image_root: str, path
     explorer_panel(key, shown, doc)
     as_opened = doc is file_doc and not path_prefix.strip()       # neither rebased nor regrouped
     downloads_panel(doc, image_root, shown, lambda: results_json_bytes(doc, index, as_opened),
-                    lambda: results_csv_bytes(results_path, path_prefix.strip() or None))
+                    lambda: results_csv_bytes(results_path, path_prefix.strip() or None), species_threshold)
     # the file's entries, by the page's camera folder
     split_panel(file_doc, file_camera_rule(doc), _whole(file_doc, index))
-    exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _shown_whole(doc, index, shown))
+    exports_panel(doc, results_path, image_root, shown, path_prefix.strip(), _shown_whole(doc, index, shown),
+                  species_threshold)
     # the review writes a file of the file's own entries: its episodes and repeats as recorded
     reviewed, reviewed_index = sh.results_file(results_path) if path_prefix.strip() else (file_doc, index)
     review_panel(reviewed, results_path, image_root, file_doc,

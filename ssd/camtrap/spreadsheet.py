@@ -90,10 +90,10 @@ def write_xlsx(doc: Dict[str, Any], path: str, threshold: Threshold, hide_suspec
 
 
 def xlsx_bytes(doc: Dict[str, Any], threshold: Threshold, hide_suspect: bool = True,
-               image_root: Optional[str] = None) -> bytes:
-    """The workbook as bytes (the page's download button)."""
+               image_root: Optional[str] = None, species_threshold: float = SPECIES_THRESHOLD) -> bytes:
+    """The workbook as bytes (the page's download button), its species counted from ``species_threshold``."""
     buf = io.BytesIO()
-    save_xlsx(doc, buf, threshold, hide_suspect, image_root)
+    save_xlsx(doc, buf, threshold, hide_suspect, image_root, species_threshold)
     return buf.getvalue()
 
 

@@ -28,9 +28,11 @@ def _log(action: str) -> str:
 
 
 def photo_job_argv(action: str, results: str, out: str, images: str, shown: ShownFilter, path_prefix: str = "",
-                   classes: Optional[Sequence[str]] = None) -> List[str]:
+                   classes: Optional[Sequence[str]] = None, species_threshold: Optional[float] = None) -> List[str]:
     """The command line that does what the page shows: its thresholds (per class too), suspects,
-    classes and path prefix, as the command's own flags."""
+    classes and path prefix, as the command's own flags; ``species_threshold`` (a classified file)
+    for ``draw``, whose labels name a species from that score. ``crops`` takes none: its crops.csv
+    gives each crop's top species with its score, as the CSV and workbook rows do."""
     argv = ["results", action, results, "--out", out, "--images", images, "--threshold", repr(shown.threshold)]
     if shown.per_class:
         argv += ["--thresholds", join_names(f"{name}={value!r}" for name, value in shown.per_class)]
@@ -40,6 +42,8 @@ def photo_job_argv(action: str, results: str, out: str, images: str, shown: Show
         argv += ["--classes", join_names(classes)]
     if path_prefix:
         argv += ["--path-prefix", path_prefix]
+    if species_threshold is not None and action == "draw":
+        argv += ["--species-threshold", repr(species_threshold)]
     return argv
 
 
@@ -54,7 +58,7 @@ def photo_jobs_running(out: str) -> bool:
 
 
 def start_photo_job(action: str, results: str, out: str, images: str, shown: ShownFilter, path_prefix: str = "",
-                    classes: Optional[Sequence[str]] = None) -> JobInfo:
+                    classes: Optional[Sequence[str]] = None, species_threshold: Optional[float] = None) -> JobInfo:
     """Launch ``python -m ssd results ACTION …`` into ``out`` in the background.
 
     ``JobError`` before anything is made when ``out`` is the images folder or inside it (the job's
@@ -75,7 +79,8 @@ def start_photo_job(action: str, results: str, out: str, images: str, shown: Sho
     running = current_photo_job(out, action)
     if running is not None:
         raise JobError(f"a {action} job is already writing into '{out}' (pid {running.pid})")
-    return launch(_lock(out, action), photo_job_argv(action, results, out, images, shown, path_prefix, classes),
+    return launch(_lock(out, action), photo_job_argv(action, results, out, images, shown, path_prefix, classes,
+                                                     species_threshold),
                   out, _log(action), f"{action} job")
 
 
