@@ -23,10 +23,9 @@ from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
 from ssd.base.text import escape_name
 from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
-from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, choose_photos,
-                                       held_output, in_batches, make_folders, on_picture, open_picture,
-                                       refuse_shared_outputs, remove_stale_temps_under, upright_size,
-                                       write_output)
+from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, held_output,
+                                       in_batches, make_folders, on_picture, open_picture, refuse_shared_outputs,
+                                       remove_stale_temps_under, succeeded, upright_size, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--margin``'s default: the box itself (a classifier's own training decides how much context helps).
@@ -187,13 +186,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
                 open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
             writer = CsvWriter(fh)
             writer.writerow(list(CSV_HEADER) + (SPECIES_COLUMNS if species is not None else []))
-            for photo, outcome in in_batches(photos, work, before, workers, progress):
-                if isinstance(outcome, NotWritten):
-                    tally.note_unwritten(photo.entry["file"], outcome.strerror)
-                    continue
-                if isinstance(outcome, Exception):
-                    tally.note_unreadable(photo.entry["file"])
-                    continue
+            for photo, outcome in succeeded(in_batches(photos, work, before, workers, progress), tally):
                 tally.written += outcome.written
                 tally.skipped += outcome.skipped
                 tally.small += outcome.small

@@ -23,9 +23,9 @@ from ssd.base.atomic import atomic_path
 from ssd.base.text import escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
-from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, NotWritten, OnProgress, Photo, Tally, held_output,
-                                       choose_photos, in_batches, make_folders, open_picture, picture_entry,
-                                       refuse_shared_outputs, remove_stale_temps_under, write_output)
+from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
+                                       held_output, in_batches, make_folders, open_picture, picture_entry,
+                                       refuse_shared_outputs, remove_stale_temps_under, succeeded, write_output)
 from ssd.inference.filtering import ShownFilter
 
 #: ``--width``'s default, MegaDetector's own: enough to judge a box, a tenth of a 12 MP photo's bytes.
@@ -128,13 +128,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         def before(batch: Sequence[Photo]) -> None:
             make_folders(target, (tuple(output_parts(p)[:-1]) for p in batch), made)
 
-        for photo, outcome in in_batches(photos, work, before, workers, progress):
-            if isinstance(outcome, NotWritten):
-                tally.note_unwritten(photo.entry["file"], outcome.strerror)
-                continue
-            if isinstance(outcome, Exception):
-                tally.note_unreadable(photo.entry["file"])
-                continue
+        for photo, outcome in succeeded(in_batches(photos, work, before, workers, progress), tally):
             tally.written += outcome is True
             tally.skipped += outcome is False
             group = folder_for(photo.entry, names, shown, shown.hide_suspect)

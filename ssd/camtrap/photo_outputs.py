@@ -396,6 +396,18 @@ def write_output(dest: str, data: bytes) -> None:
 OnProgress = Optional[Callable[[int, int, int], None]]
 
 
+def succeeded(results: Iterable[Tuple[Photo, Any]], tally: Tally) -> Iterator[Tuple[Photo, Any]]:
+    """The photos whose work succeeded, with its outcome; the others noted in ``tally`` (a write that
+    failed, with its reason, or a photo that could not be read): draw and crops count them alike."""
+    for photo, outcome in results:
+        if isinstance(outcome, NotWritten):
+            tally.note_unwritten(photo.entry["file"], outcome.strerror)
+        elif isinstance(outcome, Exception):
+            tally.note_unreadable(photo.entry["file"])
+        else:
+            yield photo, outcome
+
+
 def in_batches(photos: Sequence[Photo], work: Callable[[Photo], Any], before: Callable[[Sequence[Photo]], None],
                workers: int = DEFAULT_WORKERS, progress: OnProgress = None) -> Iterator[Tuple[Photo, Any]]:
     """``(photo, work(photo))`` in order, ``workers`` photos at a time; ``before(batch)`` runs in this
