@@ -17,7 +17,7 @@ import streamlit as st
 from app_pages import _access
 from app_pages import _shared as sh
 from ssd.base.errors import SSDError
-from ssd.base.text import md_escape
+from ssd.base.text import md_escape, plain_text
 from ssd.camtrap.cameras import file_camera_rule
 from ssd.camtrap.episodes import file_gap
 from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
@@ -289,7 +289,7 @@ def photos_panel(doc: Dict[str, Any], results_path: str, image_root: str, shown:
         target = st.text_input("Write into this folder", key="ct_photos_out", persist_state="session")
         names = list((doc.get("detection_categories") or {}).values())
         classes = st.multiselect("Only these classes (none: all)", names, key="ct_photos_classes",
-                                 persist_state="session")
+                                 format_func=plain_text, persist_state="session")   # names from the file
         for col, (action, label, _) in zip(st.columns(len(PHOTO_ACTIONS)), PHOTO_ACTIONS):
             if col.button(label, key=f"ct_{action}_go", disabled=not target.strip()):
                 _start_photos(action, results_path, target, image_root, shown, path_prefix, classes,
