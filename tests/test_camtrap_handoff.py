@@ -249,7 +249,7 @@ def test_the_workbook_reads_photo_times_from_the_images_folder_as_the_package_do
     assert got["cam/a.jpg"][0] == "2024:05:01 10:00:00" and got["cam/b.jpg"][0] == "2024:05:01 10:00:20"
     assert got["cam/c.jpg"][0] == "2024:05:02 08:00:00"
     assert got["cam/a.jpg"][1] == got["cam/b.jpg"][1] != got["cam/c.jpg"][1]     # one burst, from the read times
-    assert main(["results", "export", results, "--format", "xlsx", "--out", str(out),
-                 "--images", str(tmp_path / "elsewhere")]) == 0
+    assert main(["results", "export", results, "--format", "xlsx", "--out", str(out),   # a workbook is kept
+                 "--images", str(tmp_path / "elsewhere"), "--replace"]) == 0            # unless --replace
     rows = list(load_workbook(out)["images"].iter_rows(values_only=True))
     assert [r[head.index("datetime")] for r in rows[1:]] == [None, None, "2024:05:02 08:00:00"]
