@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path
 from ssd.base.cells import CsvWriter, safe_cell
-from ssd.base.text import escape_name
+from ssd.base.text import ESCAPED, escape_name
 from ssd.camtrap.species import SPECIES_COLUMNS, species_cells, species_names
 from ssd.camtrap.photo_outputs import (DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos, held_output,
                                        in_batches, make_folders, on_picture, open_picture, refuse_shared_outputs,
@@ -183,7 +183,7 @@ def write_crops(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
         # the rows are written as the photos come (a season's crops are millions of rows), the file
         # appearing whole at the end
         with atomic_path(os.path.join(target, CSV_NAME)) as tmp, \
-                open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+                open(tmp, "w", encoding="utf-8", errors=ESCAPED, newline="") as fh:
             writer = CsvWriter(fh)
             writer.writerow(list(CSV_HEADER) + (SPECIES_COLUMNS if species is not None else []))
             for photo, outcome in succeeded(in_batches(photos, work, before, workers, progress), tally):

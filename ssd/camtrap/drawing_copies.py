@@ -20,7 +20,7 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssd.base.atomic import atomic_path
-from ssd.base.text import escape_name
+from ssd.base.text import ESCAPED, escape_name
 from ssd.camtrap.crops import is_output_name as is_crop_name
 from ssd.camtrap.species import SPECIES_THRESHOLD, species_names
 from ssd.camtrap.photo_outputs import (DEFAULT_SEED, DEFAULT_WORKERS, OnProgress, Photo, Tally, choose_photos,
@@ -136,7 +136,7 @@ def draw_copies(doc: Dict[str, Any], image_root: str, out: str, shown: ShownFilt
             if counts[group] <= GALLERY_PER_GROUP:
                 groups.setdefault(group, []).append(("/".join(output_parts(photo)), _caption(photo)))
         with atomic_path(os.path.join(target, GALLERY_NAME)) as tmp, \
-                open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
+                open(tmp, "w", encoding="utf-8", errors=ESCAPED) as fh:
             fh.write(gallery_html(groups, counts, list(names.values()), tally))
         return tally
 
